@@ -1,0 +1,131 @@
+//! Master keys (key-encryption keys) as the provider hands them over: one key per line, 64 hex
+//! characters; the first line is current, further lines are previous keys still accepted for
+//! unwrapping. Each key is known by a fingerprint (a key check value derived with HKDF), which is
+//! stored next to every wrapped data key; the key itself never is.
+
+use crate::error::{Error, Result};
+use hkdf::Hkdf;
+use rand_core::{OsRng, RngCore};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+const CHECK_VALUE_INFO: &[u8] = b"pg_encrypt_ml/v1/master-key-check-value";
+const KEK_INFO: &[u8] = b"pg_encrypt_ml/v1/key-encryption-key";
+
+pub struct MasterKey {
+    /// The AES-256 key that wraps data keys, derived from the provider's key.
+    kek: Zeroizing<[u8; 32]>,
+    fingerprint: String,
+}
+
+impl MasterKey {
+    pub fn from_bytes(raw: &[u8; 32]) -> Self {
+        let hk = Hkdf::<Sha256>::new(None, raw);
+        let mut check = [0u8; 8];
+        hk.expand(CHECK_VALUE_INFO, &mut check)
+            .expect("8 bytes is a valid HKDF length");
+        let mut kek = Zeroizing::new([0u8; 32]);
+        hk.expand(KEK_INFO, kek.as_mut())
+            .expect("32 bytes is a valid HKDF length");
+        MasterKey {
+            kek,
+            fingerprint: hex::encode(check),
+        }
+    }
+
+    /// 16 hex characters identifying this master key; reveals nothing about it.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub(crate) fn kek(&self) -> &[u8; 32] {
+        &self.kek
+    }
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MasterKey({})", self.fingerprint)
+    }
+}
+
+/// Parses provider output. Blank lines and lines starting with '#' are ignored. Errors name the
+/// line number, never its content.
+pub fn parse_master_keys(text: &str) -> Result<Vec<MasterKey>> {
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.len() != 64 {
+            return Err(Error::MasterKeyFormat(format!(
+                "line {} is not 64 hexadecimal characters (it has {})",
+                n + 1,
+                line.len()
+            )));
+        }
+        let mut raw = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(line, raw.as_mut())
+            .map_err(|_| Error::MasterKeyFormat(format!("line {} is not hexadecimal", n + 1)))?;
+        let key = MasterKey::from_bytes(&raw);
+        if keys
+            .iter()
+            .any(|k: &MasterKey| k.fingerprint == key.fingerprint)
+        {
+            continue;
+        }
+        keys.push(key);
+    }
+    if keys.is_empty() {
+        return Err(Error::MasterKeyFormat("no key found".into()));
+    }
+    Ok(keys)
+}
+
+/// A fresh random master key in provider format (64 hex characters and a newline).
+pub fn generate_master_key_hex() -> Result<Zeroizing<String>> {
+    let mut raw = Zeroizing::new([0u8; 32]);
+    OsRng
+        .try_fill_bytes(raw.as_mut())
+        .map_err(|_| Error::Random)?;
+    let mut s = Zeroizing::new(hex::encode(*raw));
+    s.push('\n');
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K1: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    const K2: &str = "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100";
+
+    #[test]
+    fn parses_current_and_previous_keys() {
+        let keys = parse_master_keys(&format!("# comment\n{K1}\n\n  {K2}  \n")).unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_ne!(keys[0].fingerprint(), keys[1].fingerprint());
+        assert_eq!(keys[0].fingerprint().len(), 16);
+        assert!(!keys[0].fingerprint().contains("0001020304"));
+    }
+
+    #[test]
+    fn rejects_bad_lines_without_echoing_them() {
+        let e = parse_master_keys("deadbeef").unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+        assert!(!e.contains("deadbeef"));
+        let bad = K1.replace('0', "z");
+        let e = parse_master_keys(&bad).unwrap_err().to_string();
+        assert!(!e.contains(&bad));
+        assert!(parse_master_keys("\n# only a comment\n").is_err());
+    }
+
+    #[test]
+    fn generated_keys_parse_and_differ() {
+        let a = generate_master_key_hex().unwrap();
+        let b = generate_master_key_hex().unwrap();
+        assert_ne!(*a, *b);
+        assert_eq!(parse_master_keys(&a).unwrap().len(), 1);
+    }
+}

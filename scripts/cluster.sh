@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# A throw-away PostgreSQL 15 cluster for the demo, tests and benchmarks, run as the `postgres`
+# OS user (Postgres refuses root). Usage: cluster.sh start|stop|status|env
+set -euo pipefail
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+DIR=${ENCML_CLUSTER_DIR:-/tmp/pg_encrypt_ml-cluster}
+PORT=${ENCML_PORT:-54415}
+DATA=$DIR/data
+SOCK=$DIR/sock
+
+as_postgres() {
+  if [ "$(id -un)" = postgres ]; then "$@"
+  elif [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"
+  else sudo -u postgres "$@"; fi
+}
+
+case "${1:-}" in
+  start)
+    if [ ! -f "$DATA/PG_VERSION" ]; then
+      mkdir -p "$DIR" "$SOCK"
+      chown postgres:postgres "$DIR" "$SOCK" 2>/dev/null || sudo chown postgres:postgres "$DIR" "$SOCK"
+      chmod 755 "$DIR" "$SOCK"
+      as_postgres "$PGBIN/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+      cat >> "$DATA/postgresql.conf" <<CONF
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$SOCK'
+max_connections = 50
+fsync = off
+shared_preload_libraries = ''
+CONF
+    fi
+    if ! as_postgres "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+      as_postgres "$PGBIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w start >/dev/null
+    fi
+    echo "cluster running: psql -h $SOCK -p $PORT -U postgres"
+    ;;
+  stop)
+    if [ -f "$DATA/PG_VERSION" ]; then
+      as_postgres "$PGBIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+    ;;
+  destroy)
+    "$0" stop
+    rm -rf "$DIR"
+    ;;
+  env)
+    echo "export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres"
+    ;;
+  *)
+    echo "usage: $0 start|stop|destroy|env" >&2; exit 2 ;;
+esac

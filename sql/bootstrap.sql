@@ -1,0 +1,87 @@
+-- pg_encrypt_ml bootstrap: the key catalog. Runs before every generated object, in schema encml.
+-- The catalog tables are readable by nobody but the extension owner; users see keys through the
+-- views below, which never show key material (not even wrapped).
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'encml_key_admin') THEN
+        CREATE ROLE encml_key_admin NOLOGIN;
+    END IF;
+END
+$$;
+COMMENT ON ROLE encml_key_admin IS
+    'pg_encrypt_ml: members may rotate, retire and destroy any key and rotate the master key';
+
+CREATE TABLE data_keys (
+    id              uuid PRIMARY KEY,
+    name            text NOT NULL CHECK (name <> ''),
+    tenant          text,
+    purpose         text NOT NULL CHECK (purpose IN ('aead', 'deterministic', 'ore', 'hmac')),
+    current_version integer NOT NULL DEFAULT 1 CHECK (current_version > 0),
+    created_by      regrole NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    rotated_at      timestamptz,
+    destroyed_at    timestamptz
+);
+CREATE UNIQUE INDEX data_keys_tenant_name ON data_keys ((coalesce(tenant, '')), name);
+COMMENT ON TABLE data_keys IS 'pg_encrypt_ml key catalog: one row per data key (material is in data_key_versions)';
+
+CREATE TABLE data_key_versions (
+    key_id                 uuid NOT NULL REFERENCES data_keys (id),
+    version                integer NOT NULL CHECK (version > 0),
+    status                 text NOT NULL CHECK (status IN ('active', 'retired', 'destroyed')),
+    -- The version's 256-bit root wrapped by the master key (AES-256-GCM, docs/formats.md);
+    -- NULL once the version is retired or destroyed.
+    wrapped_key            bytea,
+    -- Key check value of the master key that wrapped it; never the master key itself.
+    master_key_fingerprint text,
+    created_at             timestamptz NOT NULL DEFAULT now(),
+    retired_at             timestamptz,
+    PRIMARY KEY (key_id, version),
+    CHECK ((status = 'active') = (wrapped_key IS NOT NULL)),
+    CHECK ((wrapped_key IS NULL) = (master_key_fingerprint IS NULL))
+);
+COMMENT ON TABLE data_key_versions IS 'pg_encrypt_ml key catalog: wrapped material of each data-key version';
+
+CREATE TABLE master_key_rotations (
+    rotated_at             timestamptz NOT NULL DEFAULT clock_timestamp(),
+    master_key_fingerprint text NOT NULL,
+    keys_rewrapped         integer NOT NULL,
+    rotated_by             regrole NOT NULL
+);
+COMMENT ON TABLE master_key_rotations IS 'pg_encrypt_ml: history of encml.rotate_master_key()';
+
+REVOKE ALL ON data_keys, data_key_versions, master_key_rotations FROM PUBLIC;
+
+-- pg_dump/pg_restore carry the catalog: a restored database decrypts with the same master key.
+SELECT pg_catalog.pg_extension_config_dump('data_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('data_key_versions', '');
+SELECT pg_catalog.pg_extension_config_dump('master_key_rotations', '');
+
+CREATE VIEW keys AS
+SELECT k.id,
+       k.name,
+       k.tenant,
+       k.purpose,
+       k.current_version AS version,
+       CASE WHEN k.destroyed_at IS NOT NULL THEN 'destroyed' ELSE 'active' END AS status,
+       k.created_by,
+       k.created_at,
+       k.rotated_at,
+       k.destroyed_at,
+       -- A destroyed key is fully erased only once the master key that wrapped it in older
+       -- backups is gone: true until encml.rotate_master_key() runs after the destroy.
+       (k.destroyed_at IS NOT NULL AND k.destroyed_at >= coalesce(
+            (SELECT max(r.rotated_at) FROM master_key_rotations r), '-infinity'))
+           AS awaiting_master_key_rotation
+  FROM data_keys k;
+COMMENT ON VIEW keys IS
+    'pg_encrypt_ml data keys: id, name, tenant, purpose, current version and status; never key material';
+
+CREATE VIEW key_versions AS
+SELECT v.key_id, v.version, v.status, v.master_key_fingerprint, v.created_at, v.retired_at
+  FROM data_key_versions v;
+COMMENT ON VIEW key_versions IS
+    'pg_encrypt_ml data-key versions with their status and the fingerprint of the master key wrapping them';
+
+GRANT SELECT ON keys, key_versions TO PUBLIC;

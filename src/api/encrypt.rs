@@ -1,0 +1,201 @@
+//! Randomized field encryption: encrypt, decrypt, decrypt_text, reencrypt and header accessors.
+
+use crate::keys::cache::{self, KeyVersion};
+use crate::pg::errors::{raise, raise_core};
+use crate::pg::random;
+use crate::types::enc_bytea::{EncBytea, EncByteaOut};
+use crate::types::varlena::{OwnedText, OwnedVarlena};
+use encml_core::format::{HEADER_LEN, NONCE_LEN, OVERHEAD};
+use encml_core::kdf::Purpose;
+use pgrx::prelude::*;
+use pgrx::{PgSqlErrorCode, Uuid};
+
+fn require_aead(k: &KeyVersion) {
+    if k.purpose != Purpose::Aead {
+        raise(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!(
+                "key {} has purpose '{}'; enc_bytea encryption needs a key of purpose 'aead'",
+                uuid::Uuid::from_bytes(k.key_id),
+                k.purpose.label()
+            ),
+        );
+    }
+}
+
+fn key_arg(key: Option<Uuid>) -> [u8; 16] {
+    match key {
+        Some(k) => *k.as_bytes(),
+        None => raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "key must not be NULL",
+        ),
+    }
+}
+
+/// Seals `plaintext` under the current version of `key_id`, allocating the result once.
+fn seal(plaintext: &[u8], key_id: &[u8; 16], aad: Option<&str>) -> EncByteaOut {
+    let key = cache::current(key_id);
+    require_aead(&key);
+    seal_with(&key, plaintext, aad)
+}
+
+fn seal_with(key: &KeyVersion, plaintext: &[u8], aad: Option<&str>) -> EncByteaOut {
+    let mut nonce = [0u8; NONCE_LEN];
+    random::fill(&mut nonce);
+    let mut out = OwnedVarlena::zeroed(OVERHEAD.saturating_add(plaintext.len()));
+    let buf = out.payload_mut();
+    buf[HEADER_LEN + NONCE_LEN..HEADER_LEN + NONCE_LEN + plaintext.len()]
+        .copy_from_slice(plaintext);
+    key.aead
+        .seal_in_place(&nonce, aad.unwrap_or("").as_bytes(), buf);
+    EncByteaOut(out)
+}
+
+/// Opens `value` into a fresh varlena of the plaintext's length.
+fn open(value: &EncBytea<'_>, aad: Option<&str>) -> OwnedVarlena {
+    let header = value.header();
+    let key = cache::version(&header.key_id, header.key_version);
+    require_aead(&key);
+    let mut out = OwnedVarlena::zeroed(value.0.len() - OVERHEAD);
+    if let Err(e) = key
+        .aead
+        .open_into(value.0, aad.unwrap_or("").as_bytes(), out.payload_mut())
+    {
+        raise_core(e);
+    }
+    out
+}
+
+#[pg_extern(volatile, parallel_safe, name = "encrypt", requires = ["enc_bytea_type"])]
+fn encrypt_bytea(
+    data: Option<&[u8]>,
+    key: Option<Uuid>,
+    aad: default!(Option<&str>, "NULL"),
+) -> Option<EncByteaOut> {
+    let data = data?;
+    Some(seal(data, &key_arg(key), aad))
+}
+
+#[pg_extern(volatile, parallel_safe, name = "encrypt", requires = ["enc_bytea_type"])]
+fn encrypt_text(
+    data: Option<&str>,
+    key: Option<Uuid>,
+    aad: default!(Option<&str>, "NULL"),
+) -> Option<EncByteaOut> {
+    let data = data?;
+    Some(seal(data.as_bytes(), &key_arg(key), aad))
+}
+
+#[pg_extern(stable, parallel_safe, requires = ["enc_bytea_type"])]
+fn decrypt(
+    value: Option<EncBytea<'_>>,
+    aad: default!(Option<&str>, "NULL"),
+) -> Option<OwnedVarlena> {
+    Some(open(&value?, aad))
+}
+
+#[pg_extern(stable, parallel_safe, requires = ["enc_bytea_type"])]
+fn decrypt_text(
+    value: Option<EncBytea<'_>>,
+    aad: default!(Option<&str>, "NULL"),
+) -> Option<OwnedText> {
+    Some(OwnedText::verified(open(&value?, aad)))
+}
+
+/// Moves a value to the current version of its key; a value already there is returned as is.
+#[pg_extern(volatile, parallel_safe, requires = ["enc_bytea_type"])]
+fn reencrypt(
+    value: Option<EncBytea<'_>>,
+    aad: default!(Option<&str>, "NULL"),
+) -> Option<EncByteaOut> {
+    let value = value?;
+    let header = value.header();
+    let current = cache::current(&header.key_id);
+    if current.version == header.key_version {
+        return Some(EncByteaOut(OwnedVarlena::from_slice(value.0)));
+    }
+    let mut plain = open(&value, aad);
+    let out = seal_with(&current, plain.payload_mut(), aad);
+    plain.payload_mut().fill(0);
+    Some(out)
+}
+
+#[pg_extern(immutable, strict, parallel_safe, requires = ["enc_bytea_type"])]
+fn key_id(value: EncBytea<'_>) -> Uuid {
+    Uuid::from_bytes(value.header().key_id)
+}
+
+#[pg_extern(immutable, strict, parallel_safe, requires = ["enc_bytea_type"])]
+fn key_version(value: EncBytea<'_>) -> i32 {
+    value.header().key_version as i32
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+pub mod tests {
+    use pgrx::prelude::*;
+
+    fn new_key(name: &str) -> String {
+        Spi::get_one::<pgrx::Uuid>(&format!("SELECT encml.create_key('{name}')"))
+            .unwrap()
+            .unwrap()
+            .to_string()
+    }
+
+    #[pg_test]
+    fn round_trip_sizes() {
+        let k = new_key("pgtest-sizes");
+        for n in [0, 1, 64, 1 << 20] {
+            let same = Spi::get_one::<bool>(&format!(
+                "WITH p AS (SELECT decode(repeat('ab', {n}), 'hex') AS v) \
+                 SELECT encml.decrypt(encml.encrypt(v, '{k}')) = v FROM p"
+            ));
+            assert_eq!(same, Ok(Some(true)), "size {n}");
+        }
+    }
+
+    #[pg_test]
+    fn ciphertexts_are_randomized_and_carry_the_key() {
+        let k = new_key("pgtest-random");
+        let distinct = Spi::get_one::<i64>(&format!(
+            "SELECT count(DISTINCT encml.encrypt('same', '{k}')::bytea) FROM generate_series(1, 1000)"
+        ));
+        assert_eq!(distinct, Ok(Some(1000)));
+        let id =
+            Spi::get_one::<pgrx::Uuid>(&format!("SELECT encml.key_id(encml.encrypt('x', '{k}'))"));
+        assert_eq!(id.unwrap().unwrap().to_string(), k);
+    }
+
+    #[pg_test(
+        error = "decryption failed: the ciphertext was altered or truncated, or the AAD does not match"
+    )]
+    fn wrong_aad_is_refused() {
+        let k = new_key("pgtest-aad");
+        Spi::run(&format!(
+            "SELECT encml.decrypt(encml.encrypt('x', '{k}', 'row 1'), 'row 2')"
+        ))
+        .unwrap();
+    }
+
+    #[pg_test(error = "key 00000000-0000-0000-0000-000000000001 does not exist")]
+    fn unknown_key_is_refused() {
+        Spi::run("SELECT encml.encrypt('x'::text, '00000000-0000-0000-0000-000000000001')")
+            .unwrap();
+    }
+
+    #[pg_test]
+    fn null_data_gives_null_and_aad_may_be_omitted() {
+        let k = new_key("pgtest-null");
+        assert_eq!(
+            Spi::get_one::<bool>(&format!("SELECT encml.encrypt(NULL::text, '{k}') IS NULL")),
+            Ok(Some(true))
+        );
+        assert_eq!(
+            Spi::get_one::<String>(&format!(
+                "SELECT encml.decrypt_text(encml.encrypt('hi', '{k}'))"
+            )),
+            Ok(Some("hi".to_string()))
+        );
+    }
+}

@@ -1,0 +1,216 @@
+//! Key management: create, rotate, retire, destroy, and master-key rotation.
+//!
+//! Rights are checked against the calling role before any catalog work: a key is administered by
+//! the role that created it (and its members), members of `encml_key_admin`, and superusers.
+
+use crate::keys::catalog::{self, uuid_string, KeyRow};
+use crate::keys::provider;
+use crate::pg::catalog_access::{caller, has_privs_of_role_named, is_superuser, role_name};
+use crate::pg::errors::{notice, raise, raise_core, raise_full};
+use encml_core::kdf::Purpose;
+use encml_core::wrap;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
+
+pub const KEY_ADMIN_ROLE: &str = "encml_key_admin";
+
+fn is_key_admin(role: pg_sys::Oid) -> bool {
+    is_superuser(role) || has_privs_of_role_named(role, KEY_ADMIN_ROLE)
+}
+
+fn require_admin_of(role: pg_sys::Oid, id: &[u8; 16], key: &KeyRow) {
+    let owns = key.created_by != pg_sys::InvalidOid
+        && unsafe { pg_sys::has_privs_of_role(role, key.created_by) };
+    if !(owns || is_key_admin(role)) {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied to administer key {}", uuid_string(id)),
+            None,
+            Some(format!(
+                "Only the role that created the key, members of {KEY_ADMIN_ROLE}, and superusers may \
+                 rotate, retire or destroy it (current role: {}).",
+                role_name(role)
+            )),
+        );
+    }
+}
+
+/// Locks the key row and checks the caller may administer it. Refuses destroyed keys.
+fn lock_for_admin(key: Uuid) -> ([u8; 16], KeyRow) {
+    let role = caller();
+    let id = *key.as_bytes();
+    let Some((row, _)) = catalog::load(&id, None, true) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("key {} does not exist", uuid_string(&id)),
+        )
+    };
+    require_admin_of(role, &id, &row);
+    if row.destroyed_at.is_some() {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("key {} was destroyed", uuid_string(&id)),
+        );
+    }
+    (id, row)
+}
+
+fn wrap_new_version(id: &[u8; 16], version: u32) -> (Vec<u8>, String) {
+    let masters = provider::reload();
+    let current = &masters[0];
+    let data_key = wrap::generate_data_key().unwrap_or_else(|e| raise_core(e));
+    let wrapped = wrap::wrap(current, id, version, &data_key).unwrap_or_else(|e| raise_core(e));
+    (wrapped, current.fingerprint().to_string())
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn create_key(
+    name: Option<&str>,
+    purpose: default!(Option<&str>, "'aead'"),
+    tenant: default!(Option<&str>, "NULL"),
+) -> Uuid {
+    let role = caller();
+    let name = match name.map(str::trim) {
+        Some(n) if !n.is_empty() => n,
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a key needs a non-empty name",
+        ),
+    };
+    let label = purpose.unwrap_or("aead");
+    let Some(purpose) = Purpose::from_label(label) else {
+        let known: Vec<&str> = Purpose::ALL.iter().map(|p| p.label()).collect();
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown key purpose \"{label}\""),
+            None,
+            Some(format!("Known purposes: {}.", known.join(", "))),
+        )
+    };
+    if catalog::name_taken(name, tenant) {
+        raise(
+            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
+            match tenant {
+                Some(t) => format!("a key named \"{name}\" already exists for tenant \"{t}\""),
+                None => format!("a key named \"{name}\" already exists"),
+            },
+        );
+    }
+    let id = *uuid::Uuid::new_v4().as_bytes();
+    let (wrapped, fingerprint) = wrap_new_version(&id, 1);
+    catalog::insert_key(&id, name, purpose, tenant, role, &wrapped, &fingerprint);
+    Uuid::from_bytes(id)
+}
+
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn rotate_key(key: Uuid) -> i32 {
+    let (id, row) = lock_for_admin(key);
+    let version = row.current_version + 1;
+    let (wrapped, fingerprint) = wrap_new_version(&id, version);
+    catalog::add_version(&id, version, &wrapped, &fingerprint);
+    version as i32
+}
+
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn retire_key_version(key: Uuid, version: i32) {
+    let (id, row) = lock_for_admin(key);
+    if version < 1 || version as u32 > row.current_version {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("key {} has no version {version}", uuid_string(&id)),
+        );
+    }
+    if version as u32 == row.current_version {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "version {version} is the current version of key {}",
+                uuid_string(&id)
+            ),
+            None,
+            Some("Rotate the key and re-encrypt its values first.".into()),
+        );
+    }
+    catalog::retire(&id, version as u32);
+}
+
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn destroy_key(key: Uuid) -> i64 {
+    let (id, _) = lock_for_admin(key);
+    let erased = catalog::destroy(&id);
+    notice(
+        format!("key {} destroyed: {erased} key version(s) erased", uuid_string(&id)),
+        Some(
+            "Backups taken before now still hold the wrapped key. Run encml.rotate_master_key() and \
+             remove the old master key from the provider to make them unrecoverable too."
+                .into(),
+        ),
+    );
+    erased
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn rotate_master_key() -> i32 {
+    let role = caller();
+    if !is_key_admin(role) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied: rotating the master key needs superuser or {KEY_ADMIN_ROLE}"
+            ),
+        );
+    }
+    let masters = provider::reload();
+    let current = &masters[0];
+    let stale = catalog::versions_not_under(current.fingerprint());
+    for v in &stale {
+        let data_key = provider::unwrap_data_key(&v.fingerprint, &v.key_id, v.version, &v.wrapped);
+        let rewrapped =
+            wrap::wrap(current, &v.key_id, v.version, &data_key).unwrap_or_else(|e| raise_core(e));
+        catalog::set_wrapped(v, &rewrapped, current.fingerprint());
+    }
+    catalog::log_master_rotation(current.fingerprint(), stale.len() as i32, role);
+    stale.len() as i32
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+pub mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn rotate_keeps_old_versions_decryptable() {
+        let k = Spi::get_one::<pgrx::Uuid>("SELECT encml.create_key('pgtest-rotate')")
+            .unwrap()
+            .unwrap();
+        Spi::run(&format!(
+            "CREATE TEMP TABLE t AS SELECT encml.encrypt('v1', '{k}') AS c"
+        ))
+        .unwrap();
+        assert_eq!(
+            Spi::get_one::<i32>(&format!("SELECT encml.rotate_key('{k}')")),
+            Ok(Some(2))
+        );
+        Spi::run(&format!("INSERT INTO t SELECT encml.encrypt('v2', '{k}')")).unwrap();
+        assert_eq!(
+            Spi::get_one::<String>("SELECT string_agg(encml.key_version(c) || ':' || encml.decrypt_text(c), ',' ORDER BY 1) FROM t"),
+            Ok(Some("1:v1,2:v2".into()))
+        );
+        Spi::run("UPDATE t SET c = encml.reencrypt(c)").unwrap();
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM t WHERE encml.key_version(c) = 2"),
+            Ok(Some(2))
+        );
+    }
+
+    #[pg_test(error = "a key named \"dup\" already exists")]
+    fn duplicate_names_are_refused() {
+        Spi::run("SELECT encml.create_key('dup')").unwrap();
+        Spi::run("SELECT encml.create_key('dup')").unwrap();
+    }
+
+    #[pg_test(error = "unknown key purpose \"nope\"")]
+    fn unknown_purpose_is_refused() {
+        Spi::run("SELECT encml.create_key('p', 'nope')").unwrap();
+    }
+}

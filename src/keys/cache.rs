@@ -1,0 +1,150 @@
+//! Unwrapped data keys, cached per backend so that a bulk statement unwraps each key once.
+//!
+//! Entries hold ciphers whose key schedules are zeroized on drop. The cache is emptied when any
+//! backend changes key rows (the key functions send a relcache invalidation for the key table,
+//! delivered to every backend at its next transaction start, caught by the callback below), when
+//! Postgres resets all caches, and when it reaches `encml.key_cache_size` entries.
+
+use crate::keys::{catalog, provider};
+use crate::pg::errors::raise_full;
+use encml_core::aead::AeadKey;
+use encml_core::kdf::Purpose;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgSqlErrorCode};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// One usable data-key version.
+pub struct KeyVersion {
+    pub key_id: [u8; 16],
+    pub version: u32,
+    pub purpose: Purpose,
+    pub tenant: Option<String>,
+    pub aead: AeadKey,
+}
+
+#[derive(Default)]
+struct Cache {
+    /// key id -> current (encryption) version
+    current: HashMap<[u8; 16], u32>,
+    versions: HashMap<([u8; 16], u32), Rc<KeyVersion>>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+    static KEY_TABLE: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
+    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+pub fn clear() {
+    CACHE.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            // Dropping the entries zeroizes their key schedules.
+            *c = Cache::default();
+        }
+    });
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    let ours = KEY_TABLE.with(|k| k.get());
+    if relid == pg_sys::InvalidOid || relid == ours {
+        clear();
+        crate::pg::catalog_access::forget_owner();
+        if relid == pg_sys::InvalidOid {
+            KEY_TABLE.with(|k| k.set(pg_sys::InvalidOid));
+        }
+    }
+}
+
+pub fn register_invalidation_callback() {
+    if !CALLBACK_REGISTERED.with(|r| r.replace(true)) {
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(
+                Some(on_relcache_invalidation),
+                pg_sys::Datum::from(0),
+            )
+        };
+    }
+}
+
+fn remember_key_table() {
+    if KEY_TABLE.with(|k| k.get()) == pg_sys::InvalidOid {
+        let oid = catalog::key_table_oid();
+        KEY_TABLE.with(|k| k.set(oid));
+    }
+}
+
+/// The version new values are encrypted with.
+pub fn current(key_id: &[u8; 16]) -> Rc<KeyVersion> {
+    let hit = CACHE.with(|c| {
+        let c = c.borrow();
+        c.current
+            .get(key_id)
+            .and_then(|v| c.versions.get(&(*key_id, *v)).cloned())
+    });
+    hit.unwrap_or_else(|| load(key_id, None))
+}
+
+/// A specific version, for decryption.
+pub fn version(key_id: &[u8; 16], version: u32) -> Rc<KeyVersion> {
+    let hit = CACHE.with(|c| c.borrow().versions.get(&(*key_id, version)).cloned());
+    hit.unwrap_or_else(|| load(key_id, Some(version)))
+}
+
+fn load(key_id: &[u8; 16], wanted: Option<u32>) -> Rc<KeyVersion> {
+    remember_key_table();
+    let id = catalog::uuid_string(key_id);
+    let Some((key, version)) = catalog::load(key_id, wanted, false) else {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("key {id} does not exist"),
+            None,
+            None,
+        )
+    };
+    if let Some(when) = &key.destroyed_at {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("key {id} was destroyed (crypto-shredded); values encrypted under it cannot be decrypted"),
+            Some(format!("The key was destroyed at {when}.")),
+            None,
+        );
+    }
+    let number = wanted.unwrap_or(key.current_version);
+    let Some(v) = version else {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("key {id} has no version {number}"),
+            None,
+            None,
+        )
+    };
+    let (Some(wrapped), Some(fingerprint)) = (&v.wrapped, &v.fingerprint) else {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("version {number} of key {id} was {}; values encrypted under it cannot be decrypted", v.status),
+            v.retired_at.as_ref().map(|t| format!("It was {} at {t}.", v.status)),
+            Some("Re-encrypt values with encml.reencrypt() before retiring a key version.".into()),
+        )
+    };
+    let root = provider::unwrap_data_key(fingerprint, key_id, v.version, wrapped);
+    let entry = Rc::new(KeyVersion {
+        key_id: *key_id,
+        version: v.version,
+        purpose: key.purpose,
+        tenant: key.tenant.clone(),
+        aead: AeadKey::from_root(&root, *key_id, v.version),
+    });
+    let limit = crate::pg::gucs::KEY_CACHE_SIZE.get().max(1) as usize;
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.versions.len() >= limit {
+            *c = Cache::default();
+        }
+        c.versions.insert((*key_id, v.version), entry.clone());
+        c.current.insert(*key_id, key.current_version);
+    });
+    entry
+}

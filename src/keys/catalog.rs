@@ -1,0 +1,317 @@
+//! Reads and writes of the key catalog tables (`encml.data_keys`, `encml.data_key_versions`,
+//! `encml.master_key_rotations`). Every statement runs as the extension owner with a pinned
+//! search_path (see `pg::catalog_access`); callers check the calling role's rights first.
+
+use crate::pg::catalog_access::as_extension_owner;
+use crate::pg::errors::raise;
+use encml_core::kdf::Purpose;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, Uuid};
+
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub purpose: Purpose,
+    pub destroyed_at: Option<String>,
+    pub current_version: u32,
+    pub tenant: Option<String>,
+    pub created_by: pg_sys::Oid,
+}
+
+#[derive(Debug, Clone)]
+pub struct VersionRow {
+    pub version: u32,
+    pub status: String,
+    pub wrapped: Option<Vec<u8>>,
+    pub fingerprint: Option<String>,
+    pub retired_at: Option<String>,
+}
+
+pub fn uuid_string(id: &[u8; 16]) -> String {
+    uuid::Uuid::from_bytes(*id).to_string()
+}
+
+fn spi_err(e: pgrx::spi::SpiError) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("key catalog query failed: {e}"),
+    )
+}
+
+fn oid_arg<'a>(oid: pg_sys::Oid) -> DatumWithOid<'a> {
+    unsafe { DatumWithOid::new(oid, pg_sys::OIDOID) }
+}
+
+fn parse_purpose(label: &str) -> Purpose {
+    Purpose::from_label(label).unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("unknown key purpose {label:?} in the key catalog"),
+        )
+    })
+}
+
+/// The key row and, if it exists, the requested version (the current one when `version` is None).
+/// `for_update` locks the key row against concurrent rotation or destruction.
+pub fn load(
+    id: &[u8; 16],
+    version: Option<u32>,
+    for_update: bool,
+) -> Option<(KeyRow, Option<VersionRow>)> {
+    let sql = format!(
+        "SELECT k.purpose, k.destroyed_at::text, k.current_version, k.tenant, k.created_by::oid, \
+                v.version, v.status, v.wrapped_key, v.master_key_fingerprint, v.retired_at::text \
+           FROM encml.data_keys k \
+           LEFT JOIN encml.data_key_versions v \
+             ON v.key_id = k.id AND v.version = coalesce($2, k.current_version) \
+          WHERE k.id = $1 {}",
+        if for_update { "FOR UPDATE OF k" } else { "" }
+    );
+    as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            let args = [
+                Uuid::from_bytes(*id).into(),
+                version.map(|v| v as i32).into(),
+            ];
+            let table = if for_update {
+                client.update(sql.as_str(), Some(1), &args)
+            } else {
+                client.select(sql.as_str(), Some(1), &args)
+            }
+            .unwrap_or_else(|e| spi_err(e));
+            let row = table.into_iter().next()?;
+            let get_text = |i: usize| row.get::<String>(i).unwrap_or_else(|e| spi_err(e));
+            let key = KeyRow {
+                purpose: parse_purpose(&get_text(1).unwrap_or_default()),
+                destroyed_at: get_text(2),
+                current_version: row
+                    .get::<i32>(3)
+                    .unwrap_or_else(|e| spi_err(e))
+                    .unwrap_or(0) as u32,
+                tenant: get_text(4),
+                created_by: row
+                    .get::<pg_sys::Oid>(5)
+                    .unwrap_or_else(|e| spi_err(e))
+                    .unwrap_or(pg_sys::InvalidOid),
+            };
+            let version = row
+                .get::<i32>(6)
+                .unwrap_or_else(|e| spi_err(e))
+                .map(|v| VersionRow {
+                    version: v as u32,
+                    status: get_text(7).unwrap_or_default(),
+                    wrapped: row.get::<Vec<u8>>(8).unwrap_or_else(|e| spi_err(e)),
+                    fingerprint: get_text(9),
+                    retired_at: get_text(10),
+                });
+            Some((key, version))
+        })
+    })
+}
+
+pub fn name_taken(name: &str, tenant: Option<&str>) -> bool {
+    as_extension_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT FROM encml.data_keys \
+              WHERE name = $1 AND coalesce(tenant, '') = coalesce($2, ''))",
+            &[name.into(), tenant.into()],
+        )
+        .unwrap_or_else(|e| spi_err(e))
+        .unwrap_or(false)
+    })
+}
+
+pub fn insert_key(
+    id: &[u8; 16],
+    name: &str,
+    purpose: Purpose,
+    tenant: Option<&str>,
+    created_by: pg_sys::Oid,
+    wrapped: &[u8],
+    fingerprint: &str,
+) {
+    as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "INSERT INTO encml.data_keys (id, name, purpose, tenant, created_by) \
+                     VALUES ($1, $2, $3, $4, $5::regrole)",
+                    None,
+                    &[
+                        Uuid::from_bytes(*id).into(),
+                        name.into(),
+                        purpose.label().into(),
+                        tenant.into(),
+                        oid_arg(created_by),
+                    ],
+                )
+                .unwrap_or_else(|e| spi_err(e));
+            insert_version(client, id, 1, wrapped, fingerprint);
+        })
+    })
+}
+
+fn insert_version(
+    client: &mut pgrx::spi::SpiClient<'_>,
+    id: &[u8; 16],
+    version: u32,
+    wrapped: &[u8],
+    fingerprint: &str,
+) {
+    client
+        .update(
+            "INSERT INTO encml.data_key_versions (key_id, version, status, wrapped_key, master_key_fingerprint) \
+             VALUES ($1, $2, 'active', $3, $4)",
+            None,
+            &[Uuid::from_bytes(*id).into(), (version as i32).into(), wrapped.into(), fingerprint.into()],
+        )
+        .unwrap_or_else(|e| spi_err(e));
+}
+
+/// Adds `version` and makes it current. The caller holds the key row lock.
+pub fn add_version(id: &[u8; 16], version: u32, wrapped: &[u8], fingerprint: &str) {
+    as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            insert_version(client, id, version, wrapped, fingerprint);
+            client
+                .update(
+                    "UPDATE encml.data_keys SET current_version = $2, rotated_at = now() WHERE id = $1",
+                    None,
+                    &[Uuid::from_bytes(*id).into(), (version as i32).into()],
+                )
+                .unwrap_or_else(|e| spi_err(e));
+        })
+    });
+    invalidate();
+}
+
+/// Erases the wrapped material of every version of a key. Returns the number of versions erased.
+pub fn destroy(id: &[u8; 16]) -> i64 {
+    let n = as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            let erased = client
+                .update(
+                    "UPDATE encml.data_key_versions \
+                        SET wrapped_key = NULL, master_key_fingerprint = NULL, status = 'destroyed', \
+                            retired_at = coalesce(retired_at, now()) \
+                      WHERE key_id = $1 AND status <> 'destroyed'",
+                    None,
+                    &[Uuid::from_bytes(*id).into()],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .len() as i64;
+            client
+                .update(
+                    "UPDATE encml.data_keys SET destroyed_at = now() WHERE id = $1",
+                    None,
+                    &[Uuid::from_bytes(*id).into()],
+                )
+                .unwrap_or_else(|e| spi_err(e));
+            erased
+        })
+    });
+    invalidate();
+    n
+}
+
+pub fn retire(id: &[u8; 16], version: u32) {
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE encml.data_key_versions \
+                SET wrapped_key = NULL, master_key_fingerprint = NULL, status = 'retired', retired_at = now() \
+              WHERE key_id = $1 AND version = $2",
+            &[Uuid::from_bytes(*id).into(), (version as i32).into()],
+        )
+        .unwrap_or_else(|e| spi_err(e))
+    });
+    invalidate();
+}
+
+pub struct WrappedVersion {
+    pub key_id: [u8; 16],
+    pub version: u32,
+    pub wrapped: Vec<u8>,
+    pub fingerprint: String,
+}
+
+/// Every live version wrapped under a master key other than `current`, locked for update.
+pub fn versions_not_under(current: &str) -> Vec<WrappedVersion> {
+    as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "SELECT key_id, version, wrapped_key, master_key_fingerprint \
+                       FROM encml.data_key_versions \
+                      WHERE wrapped_key IS NOT NULL AND master_key_fingerprint IS DISTINCT FROM $1 \
+                      ORDER BY key_id, version FOR UPDATE",
+                    None,
+                    &[current.into()],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .into_iter()
+                .map(|row| WrappedVersion {
+                    key_id: *row
+                        .get::<Uuid>(1)
+                        .ok()
+                        .flatten()
+                        .expect("key_id is NOT NULL")
+                        .as_bytes(),
+                    version: row
+                        .get::<i32>(2)
+                        .ok()
+                        .flatten()
+                        .expect("version is NOT NULL") as u32,
+                    wrapped: row
+                        .get::<Vec<u8>>(3)
+                        .ok()
+                        .flatten()
+                        .expect("filtered on NOT NULL"),
+                    fingerprint: row.get::<String>(4).ok().flatten().unwrap_or_default(),
+                })
+                .collect()
+        })
+    })
+}
+
+pub fn set_wrapped(v: &WrappedVersion, wrapped: &[u8], fingerprint: &str) {
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "UPDATE encml.data_key_versions SET wrapped_key = $3, master_key_fingerprint = $4 \
+              WHERE key_id = $1 AND version = $2",
+            &[
+                Uuid::from_bytes(v.key_id).into(),
+                (v.version as i32).into(),
+                wrapped.into(),
+                fingerprint.into(),
+            ],
+        )
+        .unwrap_or_else(|e| spi_err(e))
+    });
+}
+
+pub fn log_master_rotation(fingerprint: &str, rewrapped: i32, by: pg_sys::Oid) {
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO encml.master_key_rotations (master_key_fingerprint, keys_rewrapped, rotated_by) \
+             VALUES ($1, $2, $3::regrole)",
+            &[fingerprint.into(), rewrapped.into(), oid_arg(by)],
+        )
+        .unwrap_or_else(|e| spi_err(e))
+    });
+    invalidate();
+}
+
+/// Tells every backend (at commit) and this one (now) that key rows changed.
+pub fn invalidate() {
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(key_table_oid()) };
+    crate::keys::cache::clear();
+}
+
+/// The oid of the key-version table, for the invalidation callback.
+pub fn key_table_oid() -> pg_sys::Oid {
+    as_extension_owner(|| {
+        Spi::get_one::<pg_sys::Oid>("SELECT 'encml.data_key_versions'::regclass::oid")
+            .unwrap_or_else(|e| spi_err(e))
+            .expect("the key table exists")
+    })
+}

@@ -1,0 +1,4 @@
+//! The tenant-key catalog: master-key provider, catalog rows, and the per-backend key cache.
+pub mod cache;
+pub mod catalog;
+pub mod provider;

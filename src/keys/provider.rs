@@ -1,0 +1,243 @@
+//! Where the master key comes from: `encml.master_key_command`, else `encml.master_key_file`,
+//! else a random key generated once in `$PGDATA/pg_encrypt_ml/master.key` (development only).
+//! The master key never enters the database; its output is held in `Zeroizing` buffers and never
+//! echoed into an error.
+
+use crate::pg::errors::{raise, raise_core, warning};
+use crate::pg::gucs;
+use encml_core::master::{generate_master_key_hex, parse_master_keys, MasterKey};
+use encml_core::wrap::{self, DataKey};
+use pgrx::PgSqlErrorCode;
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+use zeroize::Zeroizing;
+
+/// At most this much provider output is read (a few keys and comments fit easily).
+const MAX_PROVIDER_OUTPUT: u64 = 64 * 1024;
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+enum Source {
+    Command(String),
+    File(String),
+    Default(PathBuf),
+}
+
+struct Loaded {
+    source: Source,
+    keys: Rc<Vec<MasterKey>>,
+}
+
+thread_local! {
+    static LOADED: RefCell<Option<Loaded>> = const { RefCell::new(None) };
+}
+
+fn configured_source() -> Source {
+    if let Some(cmd) = gucs::string(&gucs::MASTER_KEY_COMMAND) {
+        Source::Command(cmd)
+    } else if let Some(file) = gucs::string(&gucs::MASTER_KEY_FILE) {
+        Source::File(file)
+    } else {
+        Source::Default(data_dir().join("pg_encrypt_ml").join("master.key"))
+    }
+}
+
+fn data_dir() -> PathBuf {
+    // SAFETY: DataDir is set at startup in every backend.
+    let p = unsafe { pgrx::pg_sys::DataDir };
+    if p.is_null() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "data directory is not known",
+        );
+    }
+    PathBuf::from(
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
+fn read_source(source: &Source) -> Zeroizing<Vec<u8>> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_PROVIDER_OUTPUT as usize + 1));
+    match source {
+        Source::Command(cmd) => {
+            let mut child = Command::new("/bin/sh")
+                .arg("-c")
+                .arg(cmd)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
+                        format!("could not run encml.master_key_command: {e}"),
+                    )
+                });
+            let read = child
+                .stdout
+                .take()
+                .expect("piped")
+                .take(MAX_PROVIDER_OUTPUT)
+                .read_to_end(&mut buf);
+            let status = child.wait();
+            match (read, status) {
+                (Ok(_), Ok(s)) if s.success() => {}
+                (_, Ok(s)) => raise(
+                    PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
+                    format!("encml.master_key_command failed ({s})"),
+                ),
+                (_, Err(e)) => raise(
+                    PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
+                    format!("encml.master_key_command could not be waited for: {e}"),
+                ),
+            }
+        }
+        Source::File(path) => read_file(&PathBuf::from(path), &mut buf),
+        Source::Default(path) => {
+            if !path.exists() {
+                generate_default(path);
+            }
+            read_file(path, &mut buf)
+        }
+    }
+    buf
+}
+
+fn read_file(path: &PathBuf, buf: &mut Zeroizing<Vec<u8>>) {
+    let result =
+        std::fs::File::open(path).and_then(|f| f.take(MAX_PROVIDER_OUTPUT).read_to_end(buf));
+    if let Err(e) = result {
+        raise(
+            PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
+            format!("could not read master key file \"{}\": {e}", path.display()),
+        );
+    }
+}
+
+/// Creates the default key file atomically: written to a private temporary file, then linked
+/// into place, so concurrent backends agree on one key and never read a half-written file.
+fn generate_default(path: &PathBuf) {
+    let dir = path.parent().expect("has a parent");
+    let fail = |what: &str, e: std::io::Error| -> ! {
+        raise(
+            PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
+            format!(
+                "could not create the default master key file \"{}\" ({what}): {e}",
+                path.display()
+            ),
+        )
+    };
+    if let Err(e) = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        fail("directory", e);
+    }
+    let key = generate_master_key_hex().unwrap_or_else(|e| raise_core(e));
+    let tmp = dir.join(format!("master.key.{}.tmp", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(b"# pg_encrypt_ml development master key; use encml.master_key_command in production\n")?;
+            f.write_all(key.as_bytes())?;
+            f.sync_all()
+        });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        fail("write", e);
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+            warning(
+                format!(
+                    "pg_encrypt_ml generated a random master key in \"{}\"",
+                    path.display()
+                ),
+                Some(
+                    "This default is for development: the key sits next to the data and in every \
+                     base backup. In production set encml.master_key_command (a KMS or Vault CLI) \
+                     or encml.master_key_file."
+                        .into(),
+                ),
+            );
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => fail("link", e),
+    }
+}
+
+fn load(source: Source) -> Rc<Vec<MasterKey>> {
+    let raw = read_source(&source);
+    let text = std::str::from_utf8(&raw).unwrap_or_else(|_| {
+        raise_core(encml_core::Error::MasterKeyFormat(
+            "output is not UTF-8".into(),
+        ))
+    });
+    let keys = Rc::new(parse_master_keys(text).unwrap_or_else(|e| raise_core(e)));
+    LOADED.with(|l| {
+        *l.borrow_mut() = Some(Loaded {
+            source,
+            keys: keys.clone(),
+        })
+    });
+    keys
+}
+
+/// The master keys, cached per backend until the provider settings change.
+fn cached() -> Rc<Vec<MasterKey>> {
+    let source = configured_source();
+    let hit = LOADED.with(|l| match &*l.borrow() {
+        Some(loaded) if loaded.source == source => Some(loaded.keys.clone()),
+        _ => None,
+    });
+    hit.unwrap_or_else(|| load(source))
+}
+
+/// Reads the provider again (after an operator changed it) and returns every key, current first.
+pub fn reload() -> Rc<Vec<MasterKey>> {
+    load(configured_source())
+}
+
+/// Unwraps a data key with the master key whose fingerprint is stored next to it. If the cached
+/// provider output lacks that key, the provider is read once more before giving up.
+pub fn unwrap_data_key(
+    fingerprint: &str,
+    key_id: &[u8; 16],
+    version: u32,
+    wrapped: &[u8],
+) -> DataKey {
+    let find = |keys: &Rc<Vec<MasterKey>>| keys.iter().position(|k| k.fingerprint() == fingerprint);
+    let mut keys = cached();
+    if find(&keys).is_none() {
+        keys = reload();
+    }
+    let Some(i) = find(&keys) else {
+        raise_core(encml_core::Error::UnknownMasterKey {
+            fingerprint: fingerprint.to_string(),
+        })
+    };
+    wrap::unwrap(&keys[i], key_id, version, wrapped).unwrap_or_else(|e| match e {
+        encml_core::Error::AuthenticationFailed => raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!(
+                "the wrapped data key {} version {version} does not unwrap under master key {fingerprint}",
+                uuid::Uuid::from_bytes(*key_id)
+            ),
+        ),
+        other => raise_core(other),
+    })
+}

@@ -1,0 +1,44 @@
+//! pg_encrypt_ml: the Postgres glue and SQL surface over `encml-core`.
+//!
+//! Layers (arrows point down only):
+//! - `api/`: the SQL functions a user calls; thin: parse, check rights, call down, map errors.
+//! - `types/`, `keys/`, `pg/`: varlena I/O, the key catalog, key cache, GUCs, errors.
+//! - `encml_core`: formats and cryptography, without Postgres.
+
+use pgrx::prelude::*;
+
+::pgrx::pg_module_magic!(name, version);
+
+pub mod api;
+pub mod keys;
+pub mod pg;
+pub mod types;
+
+// Tables, views and grants of the key catalog; runs before any generated function.
+pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+// COMMENTs, privileges and volatility checks for every function; runs last.
+pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    pg::gucs::register();
+    keys::cache::register_invalidation_callback();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    pub use crate::api::encrypt::tests::*;
+    pub use crate::api::keys::tests::*;
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

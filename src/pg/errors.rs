@@ -1,0 +1,95 @@
+//! Errors to SQLSTATEs, in one place. Messages name key ids and fingerprints, never key material.
+
+use encml_core::Error;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+/// Raises an ERROR; never returns.
+pub fn raise(code: PgSqlErrorCode, message: impl Into<String>) -> ! {
+    raise_full(code, message, None, None)
+}
+
+pub fn raise_full(
+    code: PgSqlErrorCode,
+    message: impl Into<String>,
+    detail: Option<String>,
+    hint: Option<String>,
+) -> ! {
+    let mut report = ErrorReport::new(code, message.into(), "pg_encrypt_ml");
+    if let Some(d) = detail {
+        report = report.set_detail(d);
+    }
+    if let Some(h) = hint {
+        report = report.set_hint(h);
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+pub fn warning(message: impl Into<String>, hint: Option<String>) {
+    let mut report = ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_WARNING,
+        message.into(),
+        "pg_encrypt_ml",
+    );
+    if let Some(h) = hint {
+        report = report.set_hint(h);
+    }
+    report.report(PgLogLevel::WARNING);
+}
+
+pub fn notice(message: impl Into<String>, hint: Option<String>) {
+    let mut report = ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+        message.into(),
+        "pg_encrypt_ml",
+    );
+    if let Some(h) = hint {
+        report = report.set_hint(h);
+    }
+    report.report(PgLogLevel::NOTICE);
+}
+
+/// The SQLSTATE for each core error.
+pub fn sqlstate(e: &Error) -> PgSqlErrorCode {
+    match e {
+        Error::Malformed(_) | Error::UnsupportedVersion { .. } | Error::UnsupportedAlgorithm(_) => {
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION
+        }
+        // 39000-class codes are for external routines; a failed tag is bad data handed to us.
+        Error::AuthenticationFailed => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+        Error::MasterKeyFormat(_) | Error::UnknownMasterKey { .. } => {
+            PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR
+        }
+        Error::Random => PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
+    }
+}
+
+pub fn raise_core(e: Error) -> ! {
+    let hint = match &e {
+        Error::UnknownMasterKey { .. } => Some(
+            "Add the master key this data key was wrapped with as a further line of the master key \
+             provider's output."
+                .to_string(),
+        ),
+        Error::AuthenticationFailed => Some(
+            "Check that the AAD passed to decrypt is the one used to encrypt the value.".to_string(),
+        ),
+        _ => None,
+    };
+    raise_full(sqlstate(&e), e.to_string(), None, hint)
+}
+
+/// Unwraps a core result or raises its ERROR.
+pub trait OrRaise<T> {
+    fn or_raise(self) -> T;
+}
+
+impl<T> OrRaise<T> for Result<T, Error> {
+    fn or_raise(self) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => raise_core(e),
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Configuration parameters (GUCs). The master-key provider settings are SIGHUP and visible to
+//! superusers only: they name where the master key comes from, which nobody else needs to know.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CString;
+
+pub static MASTER_KEY_COMMAND: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
+pub static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
+
+pub fn register() {
+    GucRegistry::define_string_guc(
+        c"encml.master_key_command",
+        c"Shell command printing the master key (64 hex characters), then any previous master keys.",
+        c"The first line is the current master key; further lines are previous keys still accepted \
+          for unwrapping. Takes precedence over encml.master_key_file.",
+        &MASTER_KEY_COMMAND,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"encml.master_key_file",
+        c"File holding the master key (64 hex characters), then any previous master keys.",
+        c"Used when encml.master_key_command is not set. When neither is set, a random key is \
+          generated in $PGDATA/pg_encrypt_ml/master.key (for development only).",
+        &MASTER_KEY_FILE,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_int_guc(
+        c"encml.key_cache_size",
+        c"Unwrapped data-key versions each backend keeps in memory.",
+        c"When the cache is full it is emptied; keys are unwrapped again on next use.",
+        &KEY_CACHE_SIZE,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+pub fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting
+        .get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .filter(|s| !s.trim().is_empty())
+}

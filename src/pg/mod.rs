@@ -1,0 +1,5 @@
+//! Postgres plumbing shared by every feature.
+pub mod catalog_access;
+pub mod errors;
+pub mod gucs;
+pub mod random;

@@ -1,0 +1,3 @@
+//! SQL types, each with hand-written varlena I/O (pgrx's derived types would store CBOR).
+pub mod enc_bytea;
+pub mod varlena;
