@@ -25,13 +25,6 @@ pub extern "C-unwind" fn _PG_init() {
     keys::cache::register_invalidation_callback();
 }
 
-#[cfg(any(test, feature = "pg_test"))]
-#[pg_schema]
-mod tests {
-    pub use crate::api::encrypt::tests::*;
-    pub use crate::api::keys::tests::*;
-}
-
 /// Required by `cargo pgrx test`.
 #[cfg(test)]
 pub mod pg_test {

@@ -2,7 +2,7 @@
 //! `encml.master_key_rotations`). Every statement runs as the extension owner with a pinned
 //! search_path (see `pg::catalog_access`); callers check the calling role's rights first.
 
-use crate::pg::catalog_access::as_extension_owner;
+use crate::pg::catalog_access::{as_extension_owner, select_one};
 use crate::pg::errors::raise;
 use encml_core::kdf::Purpose;
 use pgrx::datum::DatumWithOid;
@@ -111,12 +111,11 @@ pub fn load(
 
 pub fn name_taken(name: &str, tenant: Option<&str>) -> bool {
     as_extension_owner(|| {
-        Spi::get_one_with_args::<bool>(
+        select_one::<bool>(
             "SELECT EXISTS (SELECT FROM encml.data_keys \
               WHERE name = $1 AND coalesce(tenant, '') = coalesce($2, ''))",
             &[name.into(), tenant.into()],
         )
-        .unwrap_or_else(|e| spi_err(e))
         .unwrap_or(false)
     })
 }
@@ -310,8 +309,7 @@ pub fn invalidate() {
 /// The oid of the key-version table, for the invalidation callback.
 pub fn key_table_oid() -> pg_sys::Oid {
     as_extension_owner(|| {
-        Spi::get_one::<pg_sys::Oid>("SELECT 'encml.data_key_versions'::regclass::oid")
-            .unwrap_or_else(|e| spi_err(e))
+        select_one::<pg_sys::Oid>("SELECT 'encml.data_key_versions'::regclass::oid", &[])
             .expect("the key table exists")
     })
 }

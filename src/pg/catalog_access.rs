@@ -51,12 +51,11 @@ fn extension_owner() -> pg_sys::Oid {
     if cached != pg_sys::InvalidOid {
         return cached;
     }
-    let owner = Spi::get_one::<pg_sys::Oid>(
+    let owner = select_one::<pg_sys::Oid>(
         "SELECT extowner FROM pg_catalog.pg_extension \
          WHERE extname OPERATOR(pg_catalog.=) 'pg_encrypt_ml'",
+        &[],
     )
-    .ok()
-    .flatten()
     .unwrap_or_else(|| {
         crate::pg::errors::raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
@@ -65,6 +64,31 @@ fn extension_owner() -> pg_sys::Oid {
     });
     OWNER.with(|o| o.set(owner));
     owner
+}
+
+/// The first column of the first row of a read-only query. Reads go through `select` (not
+/// pgrx's `Spi::get_one`, which marks the transaction as writing and so fails in parallel workers).
+pub fn select_one<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid<'_>],
+) -> Option<T> {
+    Spi::connect(|client| {
+        client
+            .select(sql, Some(1), args)
+            .and_then(|t| {
+                if t.is_empty() {
+                    Ok(None)
+                } else {
+                    t.first().get::<T>(1)
+                }
+            })
+            .unwrap_or_else(|e| {
+                crate::pg::errors::raise(
+                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                    format!("key catalog query failed: {e}"),
+                )
+            })
+    })
 }
 
 struct Restore {

@@ -1,0 +1,54 @@
+# pg_encrypt_ml — the two commands a user needs:
+#   make demo   installs what is missing, builds and installs the extension, starts a throw-away
+#               cluster as the postgres OS user and runs examples/demo.sql
+#   make test   the same set-up, then every test (Rust unit tests, #[pg_test]s, pg_regress,
+#               multi-session and dump/restore scripts)
+# Also: make install (build + install, release), make bench, make stop (stop the cluster).
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+PGRX_PGDATA ?= /tmp/pg_encrypt_ml-pgrx-test
+export PG_CONFIG
+
+.PHONY: deps install install-dev demo test test-unit test-pgrx test-regress test-integration bench stop fmt
+
+deps:
+	@bash scripts/install-deps.sh
+
+install: deps
+	cargo pgrx install --release --pg-config $(PG_CONFIG)
+
+# Dev profile (dependencies optimized, see Cargo.toml): what the tests run against.
+install-dev: deps
+	cargo pgrx install --pg-config $(PG_CONFIG)
+
+demo: install
+	@bash scripts/cluster.sh start
+	@bash scripts/demo.sh
+
+test: deps test-unit test-pgrx test-regress test-integration
+	@echo "==> all tests passed"
+
+test-unit:
+	cargo test -p encml-core
+
+test-pgrx: deps
+	rm -rf $(PGRX_PGDATA)
+	cargo pgrx test pg15 --runas postgres --pgdata $(PGRX_PGDATA)
+
+test-regress: install-dev
+	@bash scripts/cluster.sh start
+	@bash scripts/regress.sh
+
+test-integration: install-dev
+	@bash scripts/cluster.sh start
+	@bash tests/integration/run.sh
+
+bench: install
+	@bash scripts/cluster.sh start
+	@bash benches/run.sh
+
+stop:
+	@bash scripts/cluster.sh stop
+
+fmt:
+	cargo fmt --all
