@@ -33,13 +33,14 @@ CREATE TABLE data_key_versions (
     -- The version's 256-bit root wrapped by the master key (AES-256-GCM, docs/formats.md);
     -- NULL once the version is retired or destroyed.
     wrapped_key            bytea,
-    -- Key check value of the master key that wrapped it; never the master key itself.
+    -- Key check value of the master key that wraps it (or wrapped it, once erased: backups taken
+    -- before the erasure are readable with that master key); never the master key itself.
     master_key_fingerprint text,
     created_at             timestamptz NOT NULL DEFAULT now(),
     retired_at             timestamptz,
     PRIMARY KEY (key_id, version),
     CHECK ((status = 'active') = (wrapped_key IS NOT NULL)),
-    CHECK ((wrapped_key IS NULL) = (master_key_fingerprint IS NULL))
+    CHECK (wrapped_key IS NULL OR master_key_fingerprint IS NOT NULL)
 );
 COMMENT ON TABLE data_key_versions IS 'pg_encrypt_ml key catalog: wrapped material of each data-key version';
 
@@ -69,10 +70,15 @@ SELECT k.id,
        k.created_at,
        k.rotated_at,
        k.destroyed_at,
-       -- A destroyed key is fully erased only once the master key that wrapped it in older
-       -- backups is gone: true until encml.rotate_master_key() runs after the destroy.
-       (k.destroyed_at IS NOT NULL AND k.destroyed_at >= coalesce(
-            (SELECT max(r.rotated_at) FROM master_key_rotations r), '-infinity'))
+       -- A destroyed key is fully erased only once the master key that wrapped it (and still
+       -- unwraps it in older backups) is replaced: true until encml.rotate_master_key() moves to
+       -- a different master key after the destroy. The old key must then leave the provider.
+       (k.destroyed_at IS NOT NULL AND NOT EXISTS (
+            SELECT FROM master_key_rotations r
+             WHERE r.rotated_at > k.destroyed_at
+               AND r.master_key_fingerprint NOT IN (
+                   SELECT v.master_key_fingerprint FROM data_key_versions v
+                    WHERE v.key_id = k.id AND v.master_key_fingerprint IS NOT NULL)))
            AS awaiting_master_key_rotation
   FROM data_keys k;
 COMMENT ON VIEW keys IS

@@ -191,7 +191,7 @@ pub fn destroy(id: &[u8; 16]) -> i64 {
             let erased = client
                 .update(
                     "UPDATE encml.data_key_versions \
-                        SET wrapped_key = NULL, master_key_fingerprint = NULL, status = 'destroyed', \
+                        SET wrapped_key = NULL, status = 'destroyed', \
                             retired_at = coalesce(retired_at, now()) \
                       WHERE key_id = $1 AND status <> 'destroyed'",
                     None,
@@ -217,7 +217,7 @@ pub fn retire(id: &[u8; 16], version: u32) {
     as_extension_owner(|| {
         Spi::run_with_args(
             "UPDATE encml.data_key_versions \
-                SET wrapped_key = NULL, master_key_fingerprint = NULL, status = 'retired', retired_at = now() \
+                SET wrapped_key = NULL, status = 'retired', retired_at = now() \
               WHERE key_id = $1 AND version = $2",
             &[Uuid::from_bytes(*id).into(), (version as i32).into()],
         )

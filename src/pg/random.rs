@@ -1,48 +1,26 @@
-//! Nonces and other per-value randomness. A ChaCha20 CSPRNG per backend process, seeded from the
-//! OS (getrandom) on first use *in that process*: the seed is tied to `MyProcPid`, so generator
-//! state created in the postmaster (when the library is preloaded) or inherited by a forked
-//! parallel worker is never used; the child reseeds before its first value.
-//! Taking 12 bytes from getrandom per value would cost a system call per row.
+//! Nonces and other per-value randomness: one `encml_core::nonce::ProcessRng` per backend,
+//! keyed by `MyProcPid`, which Postgres sets in every process right after fork. State created in
+//! the postmaster (preloaded library) or inherited by a parallel worker is reseeded before use.
 
-use rand_chacha::ChaCha20Rng;
-use rand_core::{OsRng, RngCore, SeedableRng};
+use crate::pg::errors::OrRaise;
+use encml_core::nonce::ProcessRng;
 use std::cell::RefCell;
 
-struct BackendRng {
-    pid: i32,
-    rng: ChaCha20Rng,
-}
-
 thread_local! {
-    static RNG: RefCell<Option<BackendRng>> = const { RefCell::new(None) };
+    static RNG: RefCell<ProcessRng> = const { RefCell::new(ProcessRng::new()) };
 }
 
-fn current_pid() -> i32 {
-    // SAFETY: MyProcPid is set by Postgres in every process right after fork.
+fn current_pid() -> u32 {
+    // SAFETY: a plain read of a global Postgres sets at process start.
     let pid = unsafe { pgrx::pg_sys::MyProcPid };
-    if pid == 0 {
-        std::process::id() as i32
+    if pid > 0 {
+        pid as u32
     } else {
-        pid
+        std::process::id()
     }
 }
 
 pub fn fill(buf: &mut [u8]) {
     let pid = current_pid();
-    RNG.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let stale = !matches!(&*slot, Some(r) if r.pid == pid);
-        if stale {
-            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-            if OsRng.try_fill_bytes(seed.as_mut()).is_err() {
-                drop(slot);
-                crate::pg::errors::raise_core(encml_core::Error::Random);
-            }
-            *slot = Some(BackendRng {
-                pid,
-                rng: ChaCha20Rng::from_seed(*seed),
-            });
-        }
-        slot.as_mut().expect("seeded above").rng.fill_bytes(buf);
-    });
+    RNG.with(|cell| cell.borrow_mut().fill(pid, buf)).or_raise();
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod format;
 pub mod kdf;
 pub mod master;
+pub mod nonce;
 pub mod wrap;
 
 pub use error::{Error, Result};

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# pg_dump/pg_restore carry the key catalog; the restored database decrypts with the same master
+# key, keeps key versions, and a key destroyed before the dump stays destroyed.
+source "$(dirname "$0")/lib.sh"
+SRC=encml_it_dump_src
+DST=encml_it_dump_dst
+DUMP=$(mktemp -d)/encml.dump
+trap 'rm -rf "$(dirname "$DUMP")"' EXIT
+for db in "$SRC" "$DST"; do dropdb --if-exists "$db" 2>/dev/null; done
+createdb "$SRC"
+q "$SRC" "CREATE EXTENSION pg_encrypt_ml"
+A=$(q "$SRC" "SELECT encml.create_key('dumped', 'aead', 'tenant-1')")
+B=$(q "$SRC" "SELECT encml.create_key('destroyed-before-dump')")
+q "$SRC" "CREATE TABLE t (id int PRIMARY KEY, v encml.enc_bytea)"
+q "$SRC" "INSERT INTO t SELECT i, encml.encrypt('value ' || i, '$A', i::text) FROM generate_series(1, 500) i"
+q "$SRC" "SELECT encml.rotate_key('$A')" >/dev/null
+q "$SRC" "INSERT INTO t SELECT i, encml.encrypt('value ' || i, '$A', i::text) FROM generate_series(501, 1000) i"
+q "$SRC" "INSERT INTO t VALUES (0, encml.encrypt('gone', '$B'))"
+q "$SRC" "SELECT encml.destroy_key('$B')" >/dev/null 2>&1
+before=$(q "$SRC" "SELECT md5(string_agg(id || ':' || encml.decrypt_text(v, id::text), ',' ORDER BY id)) FROM t WHERE id > 0")
+
+pg_dump -Fc -d "$SRC" -f "$DUMP"
+createdb "$DST"
+pg_restore -d "$DST" "$DUMP"
+
+assert_eq "keys restored with versions and status" "dumped|tenant-1|2|active;destroyed-before-dump|-|1|destroyed" \
+  "$(q "$DST" "SELECT string_agg(concat_ws('|', name, coalesce(tenant, '-'), version, status), ';' ORDER BY status, name) FROM encml.keys")"
+after=$(q "$DST" "SELECT md5(string_agg(id || ':' || encml.decrypt_text(v, id::text), ',' ORDER BY id)) FROM t WHERE id > 0")
+assert_eq "all 1000 values decrypt to the same plaintexts after restore" "$before" "$after"
+assert_eq "both key versions in use after restore" "1:500,2:500" \
+  "$(q "$DST" "SELECT string_agg(v || ':' || n, ',' ORDER BY v) FROM (SELECT encml.key_version(v) v, count(*) n FROM t WHERE id > 0 GROUP BY 1) s")"
+err=$(q_err "$DST" "SELECT encml.decrypt(v) FROM t WHERE id = 0")
+assert_match "a key destroyed before the dump stays destroyed" "55000.*was destroyed" "$err"
+assert_eq "the restored catalog is still closed to PUBLIC" "f" \
+  "$(q "$DST" "SELECT has_table_privilege('public', 'encml.data_key_versions', 'SELECT')")"
+assert_eq "new encryption and rotation work in the restored database" "3|ok" \
+  "$(q "$DST" "SELECT encml.rotate_key('$A') || '|' || CASE WHEN encml.decrypt_text(encml.encrypt('x', '$A')) = 'x' THEN 'ok' END")"
+dropdb "$SRC"; dropdb "$DST"

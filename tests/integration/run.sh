@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs every integration script (multi-session, provider, dump/restore, preload cases).
+set -euo pipefail
+cd "$(dirname "$0")"
+for t in master_key.sh dump_restore.sh preload.sh; do
+  echo "== integration: $t"
+  bash "./$t"
+done
