@@ -30,6 +30,9 @@ test: deps test-unit test-pgrx test-regress test-integration
 
 test-unit:
 	cargo test -p encml-core
+	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install --quiet cryptography \
+	  || apt-get install -y -qq python3-cryptography
+	python3 tests/interop/enc_bytea_client.py
 
 test-pgrx: deps
 	rm -rf $(PGRX_PGDATA)

@@ -112,7 +112,7 @@ fn rotate_key(key: Uuid) -> i32 {
 }
 
 #[pg_extern(volatile, strict, parallel_unsafe)]
-fn retire_key_version(key: Uuid, version: i32) {
+fn retire_key_version(key: Uuid, version: i32, force: default!(bool, false)) {
     let (id, row) = lock_for_admin(key);
     if version < 1 || version as u32 > row.current_version {
         raise(
@@ -130,6 +130,29 @@ fn retire_key_version(key: Uuid, version: i32) {
             None,
             Some("Rotate the key and re-encrypt its values first.".into()),
         );
+    }
+    if !force {
+        let users = catalog::columns_using(&id, version as u32);
+        if !users.is_empty() {
+            let total: i64 = users.iter().map(|(_, n)| n).sum();
+            let (first, _) = &users[0];
+            let column = first.rsplit('.').next().unwrap_or("c");
+            raise_full(
+                PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+                format!("version {version} of key {} still encrypts {total} value(s)", uuid_string(&id)),
+                Some(format!(
+                    "Used by: {}.",
+                    users.iter().map(|(c, n)| format!("{c} ({n})")).collect::<Vec<_>>().join(", ")
+                )),
+                Some(format!(
+                    "Re-encrypt them first, e.g. UPDATE {} SET {column} = encml.reencrypt({column}) \
+                     WHERE encml.key_id({column}) = '{}' AND encml.key_version({column}) = {version}; \
+                     or pass force => true to retire it anyway (those values become unreadable).",
+                    first.rsplit_once('.').map(|(t, _)| t).unwrap_or(first),
+                    uuid_string(&id)
+                )),
+            );
+        }
     }
     catalog::retire(&id, version as u32);
 }

@@ -313,3 +313,50 @@ pub fn key_table_oid() -> pg_sys::Oid {
             .expect("the key table exists")
     })
 }
+
+/// Where values under `version` of a key are still stored: every column of type enc_bytea in
+/// this database, with the number of values naming that key version in their header. Runs as
+/// the extension owner so that tables the caller cannot read are counted too (only the count
+/// leaves this function). Domains, arrays and composites holding enc_bytea are not searched.
+pub fn columns_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
+    as_extension_owner(|| {
+        let columns: Vec<(String, String)> = Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT format('%I.%I', n.nspname, c.relname), format('%I', a.attname) \
+                       FROM pg_attribute a \
+                       JOIN pg_class c ON c.oid = a.attrelid \
+                       JOIN pg_namespace n ON n.oid = c.relnamespace \
+                      WHERE a.atttypid = 'encml.enc_bytea'::regtype AND a.attnum > 0 \
+                        AND NOT a.attisdropped AND c.relkind IN ('r', 'm', 'p') \
+                        AND NOT c.relispartition AND c.relpersistence <> 't' \
+                      ORDER BY 1, 2",
+                    None,
+                    &[],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .into_iter()
+                .map(|row| {
+                    (
+                        row.get::<String>(1).ok().flatten().unwrap_or_default(),
+                        row.get::<String>(2).ok().flatten().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        });
+        columns
+            .into_iter()
+            .filter_map(|(table, column)| {
+                let n = select_one::<i64>(
+                    &format!(
+                        "SELECT count(*) FROM {table} \
+                          WHERE encml.key_id({column}) = $1 AND encml.key_version({column}) = $2"
+                    ),
+                    &[Uuid::from_bytes(*id).into(), (version as i32).into()],
+                )
+                .unwrap_or(0);
+                (n > 0).then(|| (format!("{table}.{column}"), n))
+            })
+            .collect()
+    })
+}

@@ -14,16 +14,37 @@ SELECT k.purpose, k.name FROM (
 -- Rotation: new values use the new version, old values keep decrypting.
 CREATE TABLE notes (id int PRIMARY KEY, body encml.enc_bytea);
 INSERT INTO notes SELECT i, encml.encrypt('note ' || i, :'k') FROM generate_series(1, 10) i;
+SELECT body AS old_v1 FROM notes WHERE id = 1 \gset
 SELECT encml.rotate_key(:'k') AS new_version;
 INSERT INTO notes SELECT i, encml.encrypt('note ' || i, :'k') FROM generate_series(11, 20) i;
 SELECT encml.key_version(body) AS version, count(*),
        bool_and(encml.decrypt_text(body) = 'note ' || id) AS all_decrypt
   FROM notes GROUP BY 1 ORDER BY 1;
 SELECT version, status, rotated_at IS NOT NULL AS rotated FROM encml.keys WHERE id = :'k';
+-- A rotation that is rolled back leaves no trace in this session's key cache, even when values
+-- were encrypted under the new version before the rollback (they are gone with it).
+BEGIN;
+SELECT encml.rotate_key(:'k') AS rolled_back_version;
+SELECT encml.key_version(encml.encrypt('x', :'k')) AS inside;
+ROLLBACK;
+SELECT encml.key_version(encml.encrypt('x', :'k')) AS after_rollback;
+BEGIN;
+SAVEPOINT s;
+SELECT encml.rotate_key(:'k') AS rolled_back_version;
+SELECT encml.key_version(encml.encrypt('x', :'k')) AS inside;
+ROLLBACK TO s;
+SELECT encml.key_version(encml.encrypt('x', :'k')) AS after_savepoint_rollback;
+COMMIT;
+SELECT try(format('SELECT encml.rotate_key(%L), encml.key_version(encml.encrypt(%L, %L)), 1 / 0', :'k', 'x', :'k'));
+SELECT encml.key_version(c) AS after_failed_statement, encml.decrypt_text(c) AS decrypts
+  FROM (SELECT encml.encrypt('still fine', :'k') AS c) s;
+
 
 -- Re-encrypt in batches with UPDATE; values already current are left as they are.
 UPDATE notes SET body = encml.reencrypt(body) WHERE id <= 5;
 SELECT encml.key_version(body) AS version, count(*) FROM notes GROUP BY 1 ORDER BY 1;
+-- Retiring version 1 is refused while values in this database still use it.
+SELECT replace(try(format('SELECT encml.retire_key_version(%L, 1)', :'k')), :'k', '<k>');
 UPDATE notes SET body = encml.reencrypt(body) WHERE encml.key_version(body) < 2;
 SELECT encml.key_version(body) AS version, count(*),
        bool_and(encml.decrypt_text(body) = 'note ' || id) AS all_decrypt
@@ -31,17 +52,22 @@ SELECT encml.key_version(body) AS version, count(*),
 SELECT count(*) AS unchanged FROM notes n
  WHERE encml.reencrypt(n.body)::bytea = n.body::bytea;
 
--- Retiring a version: not the current one; afterwards its values no longer decrypt.
+-- Retiring a version: not the current one; once nothing uses it, it goes, and a stray copy of
+-- one of its values no longer decrypts.
 SELECT replace(try(format('SELECT encml.retire_key_version(%L, 2)', :'k')), :'k', '<k>');
 SELECT replace(try(format('SELECT encml.retire_key_version(%L, 7)', :'k')), :'k', '<k>');
-SELECT encml.encrypt('stays on v1', :'k') AS still_v1 \gset
-SELECT encml.rotate_key(:'k') AS v3;
 SELECT encml.retire_key_version(:'k', 1);
+SELECT replace(try(format('SELECT encml.decrypt(%L)', :'old_v1')), :'k', '<k>') AS stray_v1_copy;
+SELECT encml.rotate_key(:'k') AS v3;
+-- force => true retires a version that is still in use (its values become unreadable).
+SELECT replace(try(format('SELECT encml.retire_key_version(%L, 2)', :'k')), :'k', '<k>') AS refused;
+SELECT encml.retire_key_version(:'k', 2, force => true);
+SELECT count(*) FILTER (WHERE try(format('SELECT encml.decrypt(%L)', body)) LIKE '55000%') AS unreadable FROM notes;
 SELECT replace(try(format('SELECT encml.decrypt(%L)', encml.encrypt('x', :'k'))), :'k', '<k>') AS v3_works;
 SELECT key_id = :'k' AS ours, version, status
   FROM encml.key_versions WHERE key_id = :'k' ORDER BY version;
-SELECT count(*) FILTER (WHERE encml.decrypt_text(body) = 'note ' || id) AS v2_values_decrypt FROM notes;
-SELECT replace(try(format('SELECT encml.decrypt(%L)', :'still_v1')), :'k', '<k>') AS retired_v1;
+UPDATE notes SET body = encml.encrypt('note ' || id, :'k');
+SELECT encml.key_version(body) AS version, count(*) FROM notes GROUP BY 1;
 
 -- Destroying: every version erased, the key stays listed as destroyed.
 SET client_min_messages = warning;

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# make bench: times encml.encrypt/decrypt against plaintext and pgcrypto baselines in one run on
+# the same data, and prints a markdown table with ratios (also saved to target/bench/results.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(bash scripts/cluster.sh env)"
+ROWS=${BENCH_ROWS:-200000}
+PGP_ROWS=${BENCH_PGP_ROWS:-20000}
+RUNS=${BENCH_RUNS:-5}
+mkdir -p target/bench
+dropdb --if-exists encml_bench 2>/dev/null && createdb encml_bench
+psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
+  -v rows="$ROWS" -v pgp_rows="$PGP_ROWS" -v runs="$RUNS" -f benches/bench.sql | tee target/bench/results.md
