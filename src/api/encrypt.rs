@@ -4,7 +4,7 @@ use crate::keys::cache::{self, KeyVersion};
 use crate::pg::errors::{raise, raise_core};
 use crate::pg::random;
 use crate::types::enc_bytea::{EncBytea, EncByteaOut};
-use crate::types::varlena::{OwnedText, OwnedVarlena};
+use crate::types::varlena::{OwnedText, OwnedVarlena, TextBytes};
 use encml_core::format::{HEADER_LEN, NONCE_LEN, OVERHEAD};
 use encml_core::kdf::Purpose;
 use pgrx::prelude::*;
@@ -34,33 +34,32 @@ fn key_arg(key: Option<Uuid>) -> [u8; 16] {
 }
 
 /// Seals `plaintext` under the current version of `key_id`, allocating the result once.
-fn seal(plaintext: &[u8], key_id: &[u8; 16], aad: Option<&str>) -> EncByteaOut {
+fn seal(plaintext: &[u8], key_id: &[u8; 16], aad: Option<&[u8]>) -> EncByteaOut {
     let key = cache::current(key_id);
     require_aead(&key);
     seal_with(&key, plaintext, aad)
 }
 
-fn seal_with(key: &KeyVersion, plaintext: &[u8], aad: Option<&str>) -> EncByteaOut {
+fn seal_with(key: &KeyVersion, plaintext: &[u8], aad: Option<&[u8]>) -> EncByteaOut {
     let mut nonce = [0u8; NONCE_LEN];
     random::fill(&mut nonce);
     let mut out = OwnedVarlena::zeroed(OVERHEAD.saturating_add(plaintext.len()));
     let buf = out.payload_mut();
     buf[HEADER_LEN + NONCE_LEN..HEADER_LEN + NONCE_LEN + plaintext.len()]
         .copy_from_slice(plaintext);
-    key.aead
-        .seal_in_place(&nonce, aad.unwrap_or("").as_bytes(), buf);
+    key.aead.seal_in_place(&nonce, aad.unwrap_or(&[]), buf);
     EncByteaOut(out)
 }
 
 /// Opens `value` into a fresh varlena of the plaintext's length.
-fn open(value: &EncBytea<'_>, aad: Option<&str>) -> OwnedVarlena {
+fn open(value: &EncBytea<'_>, aad: Option<&[u8]>) -> OwnedVarlena {
     let header = value.header();
     let key = cache::version(&header.key_id, header.key_version);
     require_aead(&key);
     let mut out = OwnedVarlena::zeroed(value.0.len() - OVERHEAD);
     if let Err(e) = key
         .aead
-        .open_into(value.0, aad.unwrap_or("").as_bytes(), out.payload_mut())
+        .open_into(value.0, aad.unwrap_or(&[]), out.payload_mut())
     {
         raise_core(e);
     }
@@ -71,45 +70,46 @@ fn open(value: &EncBytea<'_>, aad: Option<&str>) -> OwnedVarlena {
 fn encrypt_bytea(
     data: Option<&[u8]>,
     key: Option<Uuid>,
-    aad: default!(Option<&str>, "NULL"),
+    aad: default!(Option<TextBytes<'_>>, "NULL"),
 ) -> Option<EncByteaOut> {
     let data = data?;
-    Some(seal(data, &key_arg(key), aad))
+    Some(seal(data, &key_arg(key), aad.map(|a| a.0)))
 }
 
 #[pg_extern(volatile, parallel_safe, name = "encrypt", requires = ["enc_bytea_type"])]
 fn encrypt_text(
-    data: Option<&str>,
+    data: Option<TextBytes<'_>>,
     key: Option<Uuid>,
-    aad: default!(Option<&str>, "NULL"),
+    aad: default!(Option<TextBytes<'_>>, "NULL"),
 ) -> Option<EncByteaOut> {
     let data = data?;
-    Some(seal(data.as_bytes(), &key_arg(key), aad))
+    Some(seal(data.0, &key_arg(key), aad.map(|a| a.0)))
 }
 
 #[pg_extern(stable, parallel_safe, requires = ["enc_bytea_type"])]
 fn decrypt(
     value: Option<EncBytea<'_>>,
-    aad: default!(Option<&str>, "NULL"),
+    aad: default!(Option<TextBytes<'_>>, "NULL"),
 ) -> Option<OwnedVarlena> {
-    Some(open(&value?, aad))
+    Some(open(&value?, aad.map(|a| a.0)))
 }
 
 #[pg_extern(stable, parallel_safe, requires = ["enc_bytea_type"])]
 fn decrypt_text(
     value: Option<EncBytea<'_>>,
-    aad: default!(Option<&str>, "NULL"),
+    aad: default!(Option<TextBytes<'_>>, "NULL"),
 ) -> Option<OwnedText> {
-    Some(OwnedText::verified(open(&value?, aad)))
+    Some(OwnedText::verified(open(&value?, aad.map(|a| a.0))))
 }
 
 /// Moves a value to the current version of its key; a value already there is returned as is.
 #[pg_extern(volatile, parallel_safe, requires = ["enc_bytea_type"])]
 fn reencrypt(
     value: Option<EncBytea<'_>>,
-    aad: default!(Option<&str>, "NULL"),
+    aad: default!(Option<TextBytes<'_>>, "NULL"),
 ) -> Option<EncByteaOut> {
     let value = value?;
+    let aad = aad.map(|a| a.0);
     let header = value.header();
     let current = cache::current(&header.key_id);
     if current.version == header.key_version {

@@ -39,13 +39,20 @@ fn require_admin_of(role: pg_sys::Oid, id: &[u8; 16], key: &KeyRow) {
 fn lock_for_admin(key: Uuid) -> ([u8; 16], KeyRow) {
     let role = caller();
     let id = *key.as_bytes();
-    let Some((row, _)) = catalog::load(&id, None, true) else {
+    let missing = || -> ! {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("key {} does not exist", uuid_string(&id)),
         )
     };
+    // Check rights on an unlocked read first, so a role without them cannot hold the lock.
+    let Some((row, _)) = catalog::load(&id, None, false) else {
+        missing()
+    };
     require_admin_of(role, &id, &row);
+    let Some((row, _)) = catalog::load(&id, None, true) else {
+        missing()
+    };
     if row.destroyed_at.is_some() {
         raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

@@ -29,12 +29,17 @@ struct Cache {
     /// key id -> current (encryption) version
     current: HashMap<[u8; 16], u32>,
     versions: HashMap<([u8; 16], u32), Rc<KeyVersion>>,
+    /// Bulk statements use one key over and over: the last current version handed out for
+    /// encryption and the last version handed out for decryption skip the hash lookups.
+    last_current: Option<Rc<KeyVersion>>,
+    last_version: Option<Rc<KeyVersion>>,
 }
 
 thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
     static KEY_TABLE: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
     static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+    static STATEMENT_CHECKED: Cell<pg_sys::TimestampTz> = const { Cell::new(0) };
 }
 
 pub fn clear() {
@@ -52,9 +57,9 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
     if relid == pg_sys::InvalidOid || relid == ours {
         clear();
         crate::pg::catalog_access::forget_owner();
-        if relid == pg_sys::InvalidOid {
-            KEY_TABLE.with(|k| k.set(pg_sys::InvalidOid));
-        }
+        // Looked up again on the next miss: the table may have been dropped and created anew
+        // (DROP/CREATE EXTENSION) under another oid.
+        KEY_TABLE.with(|k| k.set(pg_sys::InvalidOid));
     }
 }
 
@@ -76,20 +81,50 @@ fn remember_key_table() {
     }
 }
 
+/// Processes pending invalidations once per statement, so that another session's rotation,
+/// retirement or destruction takes effect at this session's next statement even inside an open
+/// transaction (Postgres itself only does so at transaction start or when taking a new lock).
+fn accept_invalidations_once_per_statement() {
+    let started = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    if STATEMENT_CHECKED.with(|s| s.replace(started)) != started {
+        unsafe { pg_sys::AcceptInvalidationMessages() };
+    }
+}
+
 /// The version new values are encrypted with.
 pub fn current(key_id: &[u8; 16]) -> Rc<KeyVersion> {
+    accept_invalidations_once_per_statement();
     let hit = CACHE.with(|c| {
-        let c = c.borrow();
-        c.current
+        let mut c = c.borrow_mut();
+        if let Some(k) = c.last_current.as_ref().filter(|k| k.key_id == *key_id) {
+            return Some(k.clone());
+        }
+        let k = c
+            .current
             .get(key_id)
-            .and_then(|v| c.versions.get(&(*key_id, *v)).cloned())
+            .and_then(|v| c.versions.get(&(*key_id, *v)).cloned())?;
+        c.last_current = Some(k.clone());
+        Some(k)
     });
     hit.unwrap_or_else(|| load(key_id, None))
 }
 
 /// A specific version, for decryption.
 pub fn version(key_id: &[u8; 16], version: u32) -> Rc<KeyVersion> {
-    let hit = CACHE.with(|c| c.borrow().versions.get(&(*key_id, version)).cloned());
+    accept_invalidations_once_per_statement();
+    let hit = CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(k) = c
+            .last_version
+            .as_ref()
+            .filter(|k| k.key_id == *key_id && k.version == version)
+        {
+            return Some(k.clone());
+        }
+        let k = c.versions.get(&(*key_id, version)).cloned()?;
+        c.last_version = Some(k.clone());
+        Some(k)
+    });
     hit.unwrap_or_else(|| load(key_id, Some(version)))
 }
 
@@ -145,6 +180,8 @@ fn load(key_id: &[u8; 16], wanted: Option<u32>) -> Rc<KeyVersion> {
         }
         c.versions.insert((*key_id, v.version), entry.clone());
         c.current.insert(*key_id, key.current_version);
+        // The catalog may have shown a newer current version than the shortcut holds.
+        c.last_current = None;
     });
     entry
 }

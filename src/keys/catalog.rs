@@ -2,10 +2,11 @@
 //! `encml.master_key_rotations`). Every statement runs as the extension owner with a pinned
 //! search_path (see `pg::catalog_access`); callers check the calling role's rights first.
 
-use crate::pg::catalog_access::{as_extension_owner, select_one};
+use crate::pg::catalog_access::{arg, as_extension_owner, read_rows, select_one, Row};
 use crate::pg::errors::raise;
 use encml_core::kdf::Purpose;
 use pgrx::datum::DatumWithOid;
+use pgrx::datum::{FromDatum, IntoDatum};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, Uuid};
 
@@ -68,45 +69,59 @@ pub fn load(
         if for_update { "FOR UPDATE OF k" } else { "" }
     );
     as_extension_owner(|| {
-        Spi::connect_mut(|client| {
-            let args = [
-                Uuid::from_bytes(*id).into(),
-                version.map(|v| v as i32).into(),
-            ];
-            let table = if for_update {
-                client.update(sql.as_str(), Some(1), &args)
-            } else {
-                client.select(sql.as_str(), Some(1), &args)
-            }
-            .unwrap_or_else(|e| spi_err(e));
-            let row = table.into_iter().next()?;
-            let get_text = |i: usize| row.get::<String>(i).unwrap_or_else(|e| spi_err(e));
-            let key = KeyRow {
-                purpose: parse_purpose(&get_text(1).unwrap_or_default()),
-                destroyed_at: get_text(2),
-                current_version: row
-                    .get::<i32>(3)
-                    .unwrap_or_else(|e| spi_err(e))
-                    .unwrap_or(0) as u32,
-                tenant: get_text(4),
-                created_by: row
-                    .get::<pg_sys::Oid>(5)
-                    .unwrap_or_else(|e| spi_err(e))
-                    .unwrap_or(pg_sys::InvalidOid),
-            };
-            let version = row
-                .get::<i32>(6)
-                .unwrap_or_else(|e| spi_err(e))
-                .map(|v| VersionRow {
-                    version: v as u32,
-                    status: get_text(7).unwrap_or_default(),
-                    wrapped: row.get::<Vec<u8>>(8).unwrap_or_else(|e| spi_err(e)),
-                    fingerprint: get_text(9),
-                    retired_at: get_text(10),
-                });
-            Some((key, version))
-        })
+        if for_update {
+            // Update mode: a fresh snapshot after the lock, so a concurrent rotation that
+            // committed while we waited is seen.
+            Spi::connect_mut(|client| {
+                let args = [
+                    Uuid::from_bytes(*id).into(),
+                    version.map(|v| v as i32).into(),
+                ];
+                let table = client
+                    .update(sql.as_str(), Some(1), &args)
+                    .unwrap_or_else(|e| spi_err(e));
+                table.into_iter().next().map(|row| parse_key_row(&row))
+            })
+        } else {
+            let args = [arg(Uuid::from_bytes(*id)), arg(version.map(|v| v as i32))];
+            read_rows(&sql, &args, 1, parse_key_row).into_iter().next()
+        }
     })
+}
+
+/// Column access shared by pgrx's SPI rows and `catalog_access::Row`.
+trait Columns {
+    fn col<T: FromDatum + IntoDatum>(&self, n: usize) -> Option<T>;
+}
+
+impl Columns for Row {
+    fn col<T: FromDatum + IntoDatum>(&self, n: usize) -> Option<T> {
+        self.get::<T>(n as i32)
+    }
+}
+
+impl Columns for pgrx::spi::SpiHeapTupleData<'_> {
+    fn col<T: FromDatum + IntoDatum>(&self, n: usize) -> Option<T> {
+        self.get::<T>(n).unwrap_or_else(|e| spi_err(e))
+    }
+}
+
+fn parse_key_row(row: &impl Columns) -> (KeyRow, Option<VersionRow>) {
+    let key = KeyRow {
+        purpose: parse_purpose(&row.col::<String>(1).unwrap_or_default()),
+        destroyed_at: row.col::<String>(2),
+        current_version: row.col::<i32>(3).unwrap_or(0) as u32,
+        tenant: row.col::<String>(4),
+        created_by: row.col::<pg_sys::Oid>(5).unwrap_or(pg_sys::InvalidOid),
+    };
+    let version = row.col::<i32>(6).map(|v| VersionRow {
+        version: v as u32,
+        status: row.col::<String>(7).unwrap_or_default(),
+        wrapped: row.col::<Vec<u8>>(8),
+        fingerprint: row.col::<String>(9),
+        retired_at: row.col::<String>(10),
+    });
+    (key, version)
 }
 
 pub fn name_taken(name: &str, tenant: Option<&str>) -> bool {
@@ -114,7 +129,7 @@ pub fn name_taken(name: &str, tenant: Option<&str>) -> bool {
         select_one::<bool>(
             "SELECT EXISTS (SELECT FROM encml.data_keys \
               WHERE name = $1 AND coalesce(tenant, '') = coalesce($2, ''))",
-            &[name.into(), tenant.into()],
+            &[arg(name), arg(tenant)],
         )
         .unwrap_or(false)
     })
@@ -320,39 +335,35 @@ pub fn key_table_oid() -> pg_sys::Oid {
 /// leaves this function). Domains, arrays and composites holding enc_bytea are not searched.
 pub fn columns_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
     as_extension_owner(|| {
-        let columns: Vec<(String, String)> = Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT format('%I.%I', n.nspname, c.relname), format('%I', a.attname) \
-                       FROM pg_attribute a \
-                       JOIN pg_class c ON c.oid = a.attrelid \
-                       JOIN pg_namespace n ON n.oid = c.relnamespace \
-                      WHERE a.atttypid = 'encml.enc_bytea'::regtype AND a.attnum > 0 \
-                        AND NOT a.attisdropped AND c.relkind IN ('r', 'm', 'p') \
-                        AND NOT c.relispartition AND c.relpersistence <> 't' \
-                      ORDER BY 1, 2",
-                    None,
-                    &[],
+        // Plain tables, partitions and populated materialized views, each scanned with ONLY
+        // (so inheritance children are not counted twice and no foreign table is touched).
+        let columns = read_rows(
+            "SELECT format('%I.%I', n.nspname, c.relname), format('%I', a.attname) \
+               FROM pg_attribute a \
+               JOIN pg_class c ON c.oid = a.attrelid \
+               JOIN pg_namespace n ON n.oid = c.relnamespace \
+              WHERE a.atttypid = 'encml.enc_bytea'::regtype AND a.attnum > 0 \
+                AND NOT a.attisdropped AND c.relkind IN ('r', 'm') AND c.relispopulated \
+                AND c.relpersistence <> 't' \
+              ORDER BY 1, 2",
+            &[],
+            0,
+            |row| {
+                (
+                    row.get::<String>(1).unwrap_or_default(),
+                    row.get::<String>(2).unwrap_or_default(),
                 )
-                .unwrap_or_else(|e| spi_err(e))
-                .into_iter()
-                .map(|row| {
-                    (
-                        row.get::<String>(1).ok().flatten().unwrap_or_default(),
-                        row.get::<String>(2).ok().flatten().unwrap_or_default(),
-                    )
-                })
-                .collect()
-        });
+            },
+        );
         columns
             .into_iter()
             .filter_map(|(table, column)| {
                 let n = select_one::<i64>(
                     &format!(
-                        "SELECT count(*) FROM {table} \
+                        "SELECT count(*) FROM ONLY {table} \
                           WHERE encml.key_id({column}) = $1 AND encml.key_version({column}) = $2"
                     ),
-                    &[Uuid::from_bytes(*id).into(), (version as i32).into()],
+                    &[arg(Uuid::from_bytes(*id)), arg(version as i32)],
                 )
                 .unwrap_or(0);
                 (n > 0).then(|| (format!("{table}.{column}"), n))

@@ -66,29 +66,90 @@ fn extension_owner() -> pg_sys::Oid {
     owner
 }
 
-/// The first column of the first row of a read-only query. Reads go through `select` (not
-/// pgrx's `Spi::get_one`, which marks the transaction as writing and so fails in parallel workers).
-pub fn select_one<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
+/// One row of a read-only catalog query; values are copied out into Rust-owned types.
+pub struct Row {
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+}
+
+impl Row {
+    /// Column `n` (1-based), None for SQL NULL.
+    pub fn get<T: pgrx::datum::FromDatum>(&self, n: i32) -> Option<T> {
+        let mut isnull = false;
+        unsafe {
+            let datum = pg_sys::SPI_getbinval(self.tuple, self.desc, n, &mut isnull);
+            T::from_datum(datum, isnull)
+        }
+    }
+}
+
+/// Runs a read-only query and maps its rows. It executes with SPI's `read_only` flag, which uses
+/// the statement's snapshot and starts no new command: pgrx's `select` starts one as soon as the
+/// transaction has an xid, which Postgres refuses during a parallel operation (for example a
+/// parallel CREATE TABLE AS that decrypts in the leader).
+pub fn read_rows<R>(
     sql: &str,
-    args: &[pgrx::datum::DatumWithOid<'_>],
+    args: &[(pg_sys::Oid, Option<pg_sys::Datum>)],
+    limit: i64,
+    mut f: impl FnMut(&Row) -> R,
+) -> Vec<R> {
+    let c_sql = std::ffi::CString::new(sql).expect("catalog SQL has no NUL");
+    let mut types: Vec<pg_sys::Oid> = args.iter().map(|(t, _)| *t).collect();
+    let mut values: Vec<pg_sys::Datum> = args
+        .iter()
+        .map(|(_, v)| v.unwrap_or(pg_sys::Datum::from(0)))
+        .collect();
+    let nulls: Vec<std::ffi::c_char> = args
+        .iter()
+        .map(|(_, v)| if v.is_some() { b' ' } else { b'n' } as std::ffi::c_char)
+        .collect();
+    unsafe {
+        pg_sys::SPI_connect();
+        let rc = pg_sys::SPI_execute_with_args(
+            c_sql.as_ptr(),
+            args.len() as i32,
+            types.as_mut_ptr(),
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            true,
+            limit,
+        );
+        if rc != pg_sys::SPI_OK_SELECT as i32 {
+            pg_sys::SPI_finish();
+            crate::pg::errors::raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("key catalog query failed (SPI code {rc})"),
+            );
+        }
+        let table = pg_sys::SPI_tuptable;
+        let n = pg_sys::SPI_processed as usize;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let row = Row {
+                tuple: *(*table).vals.add(i),
+                desc: (*table).tupdesc,
+            };
+            out.push(f(&row));
+        }
+        pg_sys::SPI_finish();
+        out
+    }
+}
+
+/// A query argument for `read_rows`.
+pub fn arg<T: pgrx::datum::IntoDatum>(value: T) -> (pg_sys::Oid, Option<pg_sys::Datum>) {
+    (T::type_oid(), value.into_datum())
+}
+
+/// The first column of the first row of a read-only query.
+pub fn select_one<T: pgrx::datum::FromDatum>(
+    sql: &str,
+    args: &[(pg_sys::Oid, Option<pg_sys::Datum>)],
 ) -> Option<T> {
-    Spi::connect(|client| {
-        client
-            .select(sql, Some(1), args)
-            .and_then(|t| {
-                if t.is_empty() {
-                    Ok(None)
-                } else {
-                    t.first().get::<T>(1)
-                }
-            })
-            .unwrap_or_else(|e| {
-                crate::pg::errors::raise(
-                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                    format!("key catalog query failed: {e}"),
-                )
-            })
-    })
+    read_rows(sql, args, 1, |row| row.get::<T>(1))
+        .into_iter()
+        .next()
+        .flatten()
 }
 
 struct Restore {

@@ -2,8 +2,9 @@
 //! context and written once (encryption happens inside the final buffer).
 
 use crate::pg::errors::raise;
-use pgrx::callconv::{BoxRet, FcInfo};
+use pgrx::callconv::{Arg, ArgAbi, BoxRet, FcInfo};
 use pgrx::datum::Datum;
+use pgrx::nullable::Nullable;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 /// A palloc'd varlena under construction or ready to be returned.
@@ -13,7 +14,8 @@ pub struct OwnedVarlena(*mut pg_sys::varlena);
 const MAX_PAYLOAD: usize = 0x3FFF_FFFF - pg_sys::VARHDRSZ;
 
 impl OwnedVarlena {
-    /// Allocates a varlena with `len` payload bytes, zeroed.
+    /// Allocates a varlena with `len` payload bytes, zeroed (so no uninitialized memory is ever
+    /// seen as a Rust slice).
     pub fn zeroed(len: usize) -> Self {
         if len > MAX_PAYLOAD {
             raise(
@@ -78,5 +80,25 @@ impl OwnedText {
 unsafe impl BoxRet for OwnedText {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
         unsafe { self.0.box_into(fcinfo) }
+    }
+}
+
+/// A `text` argument as the bytes of its value in the server encoding, without pgrx's UTF-8
+/// conversion (which would fail in a database whose encoding is not UTF-8). Encryption works on
+/// bytes; nothing here needs Rust strings.
+pub struct TextBytes<'a>(pub &'a [u8]);
+
+pgrx::impl_sql_translatable!(TextBytes<'_>, "text");
+
+unsafe impl<'fcx> ArgAbi<'fcx> for TextBytes<'fcx> {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        TextBytes(unsafe { <&'fcx [u8] as ArgAbi<'fcx>>::unbox_arg_unchecked(arg) })
+    }
+
+    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+        match unsafe { <&'fcx [u8] as ArgAbi<'fcx>>::unbox_nullable_arg(arg) } {
+            Nullable::Valid(b) => Nullable::Valid(TextBytes(b)),
+            Nullable::Null => Nullable::Null,
+        }
     }
 }

@@ -89,8 +89,12 @@ pub fn generate_master_key_hex() -> Result<Zeroizing<String>> {
     OsRng
         .try_fill_bytes(raw.as_mut())
         .map_err(|_| Error::Random)?;
-    let mut s = Zeroizing::new(hex::encode(*raw));
-    s.push('\n');
+    // Encoded straight into its final zeroized buffer: no intermediate copy is left behind.
+    let mut text = Zeroizing::new([0u8; 65]);
+    hex::encode_to_slice(raw.as_ref(), &mut text[..64]).expect("64 hex digits for 32 bytes");
+    text[64] = b'\n';
+    let mut s = Zeroizing::new(String::with_capacity(65));
+    s.push_str(std::str::from_utf8(text.as_ref()).expect("hex is ASCII"));
     Ok(s)
 }
 

@@ -51,6 +51,14 @@ SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table
 SET max_parallel_workers_per_gather = 2;
 EXPLAIN (COSTS OFF) SELECT count(*) FROM wide WHERE encml.decrypt_text(v) LIKE 'row 1%';
 SELECT count(*) FROM wide WHERE encml.decrypt_text(v) LIKE 'row 1%';
+-- A parallel CREATE TABLE AS whose leader meets the key for the first time (fresh session):
+-- catalog reads must not start a new command during the parallel operation.
+\c
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) CREATE TABLE wide_plain AS SELECT encml.decrypt_text(v) AS v FROM wide;
+CREATE TABLE wide_plain AS SELECT encml.decrypt_text(v) AS v FROM wide;
+SELECT count(*) FILTER (WHERE v LIKE 'row %') AS decrypted FROM wide_plain;
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
 RESET max_parallel_workers_per_gather;
-DROP TABLE wide, secrets, secrets_copy;
+DROP TABLE wide, wide_plain, secrets, secrets_copy;

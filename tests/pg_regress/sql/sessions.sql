@@ -13,7 +13,10 @@ SELECT * FROM dblink('other', 'SELECT encml.decrypt_text(v) FROM shared') AS t(v
 -- A rotation here: the other session's next encryption uses version 2.
 SELECT encml.rotate_key(:'k');
 SELECT * FROM dblink('other', format('SELECT encml.key_version(encml.encrypt(%L, %L))', 'x', :'k')) AS t(version int);
--- A destroy here: the other session's next decryption fails, without reconnecting.
+-- A destroy here: the other session's next decryption fails, without reconnecting, even in the
+-- middle of a transaction that already used the key.
+SELECT dblink_exec('other', 'BEGIN');
+SELECT * FROM dblink('other', 'SELECT encml.decrypt_text(v) FROM shared') AS t(v text);
 SET client_min_messages = warning;
 SELECT encml.destroy_key(:'k');
 RESET client_min_messages;
@@ -21,6 +24,7 @@ SELECT replace(v, :'k', '<k>') FROM dblink('other', format(
     'SELECT try(%L)', 'SELECT encml.decrypt_text(v) FROM shared')) AS t(v text);
 SELECT replace(v, :'k', '<k>') FROM dblink('other', format(
     'SELECT try(%L)', format('SELECT encml.encrypt(%L, %L)', 'x', :'k'))) AS t(v text);
+SELECT dblink_exec('other', 'COMMIT');
 SELECT dblink_disconnect('other');
 
 -- Nonces from four concurrent backends (and parallel workers) never repeat.
