@@ -4,11 +4,12 @@ use crate::keys::cache::{self, KeyVersion};
 use crate::pg::errors::{raise, raise_core};
 use crate::pg::random;
 use crate::types::enc_bytea::{EncBytea, EncByteaOut};
-use crate::types::varlena::{OwnedText, OwnedVarlena, TextBytes};
+use crate::types::varlena::{ByteaBytes, OwnedText, OwnedVarlena, TextBytes};
+use encml_core::aead::ciphertext_body;
 use encml_core::format::{HEADER_LEN, NONCE_LEN, OVERHEAD};
 use encml_core::kdf::Purpose;
 use pgrx::prelude::*;
-use pgrx::{PgSqlErrorCode, Uuid};
+use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 
 fn require_aead(k: &KeyVersion) {
     if k.purpose != Purpose::Aead {
@@ -43,11 +44,13 @@ fn seal(plaintext: &[u8], key_id: &[u8; 16], aad: Option<&[u8]>) -> EncByteaOut 
 fn seal_with(key: &KeyVersion, plaintext: &[u8], aad: Option<&[u8]>) -> EncByteaOut {
     let mut nonce = [0u8; NONCE_LEN];
     random::fill(&mut nonce);
-    let mut out = OwnedVarlena::zeroed(OVERHEAD.saturating_add(plaintext.len()));
-    let buf = out.payload_mut();
-    buf[HEADER_LEN + NONCE_LEN..HEADER_LEN + NONCE_LEN + plaintext.len()]
-        .copy_from_slice(plaintext);
-    key.aead.seal_in_place(&nonce, aad.unwrap_or(&[]), buf);
+    let mut out = OwnedVarlena::with_bytes_at(
+        OVERHEAD.saturating_add(plaintext.len()),
+        HEADER_LEN + NONCE_LEN,
+        plaintext,
+    );
+    key.aead
+        .seal_in_place(&nonce, aad.unwrap_or(&[]), out.payload_mut());
     EncByteaOut(out)
 }
 
@@ -56,10 +59,11 @@ fn open(value: &EncBytea<'_>, aad: Option<&[u8]>) -> OwnedVarlena {
     let header = value.header();
     let key = cache::version(&header.key_id, header.key_version);
     require_aead(&key);
-    let mut out = OwnedVarlena::zeroed(value.0.len() - OVERHEAD);
+    let body = ciphertext_body(value.0).unwrap_or_else(|e| raise_core(e));
+    let mut out = OwnedVarlena::with_bytes_at(body.len(), 0, body);
     if let Err(e) = key
         .aead
-        .open_into(value.0, aad.unwrap_or(&[]), out.payload_mut())
+        .open_in_place(value.0, aad.unwrap_or(&[]), out.payload_mut())
     {
         raise_core(e);
     }
@@ -68,12 +72,14 @@ fn open(value: &EncBytea<'_>, aad: Option<&[u8]>) -> OwnedVarlena {
 
 #[pg_extern(volatile, parallel_safe, name = "encrypt", requires = ["enc_bytea_type"])]
 fn encrypt_bytea(
-    data: Option<&[u8]>,
+    data: Option<ByteaBytes<'_>>,
     key: Option<Uuid>,
     aad: default!(Option<TextBytes<'_>>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<EncByteaOut> {
+    cache::accept_invalidations_once_per_query(fcinfo);
     let data = data?;
-    Some(seal(data, &key_arg(key), aad.map(|a| a.0)))
+    Some(seal(data.0, &key_arg(key), aad.map(|a| a.0)))
 }
 
 #[pg_extern(volatile, parallel_safe, name = "encrypt", requires = ["enc_bytea_type"])]
@@ -81,7 +87,9 @@ fn encrypt_text(
     data: Option<TextBytes<'_>>,
     key: Option<Uuid>,
     aad: default!(Option<TextBytes<'_>>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<EncByteaOut> {
+    cache::accept_invalidations_once_per_query(fcinfo);
     let data = data?;
     Some(seal(data.0, &key_arg(key), aad.map(|a| a.0)))
 }
@@ -90,7 +98,9 @@ fn encrypt_text(
 fn decrypt(
     value: Option<EncBytea<'_>>,
     aad: default!(Option<TextBytes<'_>>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<OwnedVarlena> {
+    cache::accept_invalidations_once_per_query(fcinfo);
     Some(open(&value?, aad.map(|a| a.0)))
 }
 
@@ -98,7 +108,9 @@ fn decrypt(
 fn decrypt_text(
     value: Option<EncBytea<'_>>,
     aad: default!(Option<TextBytes<'_>>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<OwnedText> {
+    cache::accept_invalidations_once_per_query(fcinfo);
     Some(OwnedText::verified(open(&value?, aad.map(|a| a.0))))
 }
 
@@ -107,7 +119,9 @@ fn decrypt_text(
 fn reencrypt(
     value: Option<EncBytea<'_>>,
     aad: default!(Option<TextBytes<'_>>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<EncByteaOut> {
+    cache::accept_invalidations_once_per_query(fcinfo);
     let value = value?;
     let aad = aad.map(|a| a.0);
     let header = value.header();

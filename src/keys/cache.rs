@@ -39,7 +39,6 @@ thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
     static KEY_TABLE: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
     static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
-    static STATEMENT_CHECKED: Cell<pg_sys::TimestampTz> = const { Cell::new(0) };
 }
 
 pub fn clear() {
@@ -81,19 +80,30 @@ fn remember_key_table() {
     }
 }
 
-/// Processes pending invalidations once per statement, so that another session's rotation,
-/// retirement or destruction takes effect at this session's next statement even inside an open
-/// transaction (Postgres itself only does so at transaction start or when taking a new lock).
-fn accept_invalidations_once_per_statement() {
-    let started = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
-    if STATEMENT_CHECKED.with(|s| s.replace(started)) != started {
-        unsafe { pg_sys::AcceptInvalidationMessages() };
+/// Processes pending invalidations once per query for each call site, so that another session's
+/// rotation, retirement or destruction takes effect at this session's next statement even inside
+/// an open transaction (Postgres itself only does so at transaction start or when it takes a new
+/// lock). The call site's `fn_extra`, fresh for every executor start, marks that it was done;
+/// checking it costs no function call per row.
+pub fn accept_invalidations_once_per_query(fcinfo: pg_sys::FunctionCallInfo) {
+    unsafe {
+        let flinfo = if fcinfo.is_null() {
+            std::ptr::null_mut()
+        } else {
+            (*fcinfo).flinfo
+        };
+        if flinfo.is_null() {
+            pg_sys::AcceptInvalidationMessages();
+        } else if (*flinfo).fn_extra.is_null() {
+            pg_sys::AcceptInvalidationMessages();
+            // A marker only: nothing reads it; it lives as long as the call site.
+            (*flinfo).fn_extra = std::ptr::NonNull::<u8>::dangling().as_ptr().cast();
+        }
     }
 }
 
 /// The version new values are encrypted with.
 pub fn current(key_id: &[u8; 16]) -> Rc<KeyVersion> {
-    accept_invalidations_once_per_statement();
     let hit = CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if let Some(k) = c.last_current.as_ref().filter(|k| k.key_id == *key_id) {
@@ -111,7 +121,6 @@ pub fn current(key_id: &[u8; 16]) -> Rc<KeyVersion> {
 
 /// A specific version, for decryption.
 pub fn version(key_id: &[u8; 16], version: u32) -> Rc<KeyVersion> {
-    accept_invalidations_once_per_statement();
     let hit = CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if let Some(k) = c

@@ -8,9 +8,8 @@ use crate::pg::errors::{raise, raise_core};
 use crate::types::varlena::OwnedVarlena;
 use base64::Engine;
 use encml_core::format::Header;
-use pgrx::callconv::{Arg, ArgAbi, BoxRet, FcInfo};
+use pgrx::callconv::{BoxRet, FcInfo};
 use pgrx::datum::Datum;
-use pgrx::nullable::Nullable;
 use pgrx::pgrx_sql_entity_graph::metadata::{
     ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
 };
@@ -41,18 +40,7 @@ macro_rules! enc_bytea_sql {
 enc_bytea_sql!(EncBytea<'_>);
 enc_bytea_sql!(EncByteaOut);
 
-unsafe impl<'fcx> ArgAbi<'fcx> for EncBytea<'fcx> {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        EncBytea(unsafe { <&'fcx [u8] as ArgAbi<'fcx>>::unbox_arg_unchecked(arg) })
-    }
-
-    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-        match unsafe { <&'fcx [u8] as ArgAbi<'fcx>>::unbox_nullable_arg(arg) } {
-            Nullable::Valid(b) => Nullable::Valid(EncBytea(b)),
-            Nullable::Null => Nullable::Null,
-        }
-    }
-}
+crate::types::varlena::varlena_bytes_arg!(EncBytea, "enc_bytea");
 
 unsafe impl BoxRet for EncByteaOut {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {

@@ -2,9 +2,9 @@
 //! context and written once (encryption happens inside the final buffer).
 
 use crate::pg::errors::raise;
-use pgrx::callconv::{Arg, ArgAbi, BoxRet, FcInfo};
+use pgrx::callconv::{BoxRet, FcInfo};
 use pgrx::datum::Datum;
-use pgrx::nullable::Nullable;
+use pgrx::datum::FromDatum;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 /// A palloc'd varlena under construction or ready to be returned.
@@ -14,9 +14,15 @@ pub struct OwnedVarlena(*mut pg_sys::varlena);
 const MAX_PAYLOAD: usize = 0x3FFF_FFFF - pg_sys::VARHDRSZ;
 
 impl OwnedVarlena {
-    /// Allocates a varlena with `len` payload bytes, zeroed (so no uninitialized memory is ever
-    /// seen as a Rust slice).
-    pub fn zeroed(len: usize) -> Self {
+    /// Allocates `len` payload bytes holding `bytes` at `offset` and zeros elsewhere, writing
+    /// each byte once (no zeroing pass over the part that is copied in).
+    pub fn with_bytes_at(len: usize, offset: usize, bytes: &[u8]) -> Self {
+        assert!(
+            offset
+                .checked_add(bytes.len())
+                .is_some_and(|end| end <= len),
+            "bytes outside the value"
+        );
         if len > MAX_PAYLOAD {
             raise(
                 PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
@@ -24,16 +30,19 @@ impl OwnedVarlena {
             );
         }
         unsafe {
-            let ptr = pg_sys::palloc0(len + pg_sys::VARHDRSZ) as *mut pg_sys::varlena;
+            let ptr = pg_sys::palloc(len + pg_sys::VARHDRSZ) as *mut pg_sys::varlena;
             pgrx::set_varsize_4b(ptr, (len + pg_sys::VARHDRSZ) as i32);
+            let data = pgrx::vardata_any(ptr) as *mut u8;
+            std::ptr::write_bytes(data, 0, offset);
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), data.add(offset), bytes.len());
+            let end = offset + bytes.len();
+            std::ptr::write_bytes(data.add(end), 0, len - end);
             OwnedVarlena(ptr)
         }
     }
 
     pub fn from_slice(bytes: &[u8]) -> Self {
-        let mut v = Self::zeroed(bytes.len());
-        v.payload_mut().copy_from_slice(bytes);
-        v
+        Self::with_bytes_at(bytes.len(), 0, bytes)
     }
 
     pub fn payload_mut(&mut self) -> &mut [u8] {
@@ -83,22 +92,75 @@ unsafe impl BoxRet for OwnedText {
     }
 }
 
+/// The bytes of a varlena argument. Values stored inline and uncompressed (the common case for
+/// short columns) are read in place; only compressed or out-of-line values go through
+/// `pg_detoast_datum_packed`. pgrx's `&[u8]` conversion always makes that FFI call, which costs
+/// a setjmp per row.
+pub(crate) struct VarlenaBytes<'a>(pub(crate) &'a [u8]);
+
+impl FromDatum for VarlenaBytes<'_> {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<Self> {
+        if is_null || datum.is_null() {
+            return None;
+        }
+        unsafe {
+            let mut ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
+            let first = *(ptr as *const u8);
+            // Little-endian varlena headers: xxxxxx00 = 4-byte uncompressed, xxxxxxx1 = 1-byte
+            // (00000001 = external TOAST pointer); anything else needs detoasting.
+            let plain = first & 0x03 == 0x00 || (first & 0x01 == 0x01 && first != 0x01);
+            if !plain {
+                ptr = pg_sys::pg_detoast_datum_packed(ptr);
+            }
+            let len = pgrx::varsize_any_exhdr(ptr);
+            Some(VarlenaBytes(std::slice::from_raw_parts(
+                pgrx::vardata_any(ptr) as *const u8,
+                len,
+            )))
+        }
+    }
+}
+
+/// Implements argument unboxing and the SQL type for a wrapper around varlena bytes.
+macro_rules! varlena_bytes_arg {
+    ($ty:ident, $sql:literal) => {
+        unsafe impl<'fcx> ::pgrx::callconv::ArgAbi<'fcx> for $ty<'fcx> {
+            unsafe fn unbox_arg_unchecked(arg: ::pgrx::callconv::Arg<'_, 'fcx>) -> Self {
+                match unsafe { Self::unbox_nullable_arg(arg) } {
+                    ::pgrx::nullable::Nullable::Valid(v) => v,
+                    ::pgrx::nullable::Nullable::Null => {
+                        panic!("{} argument must not be NULL", $sql)
+                    }
+                }
+            }
+
+            unsafe fn unbox_nullable_arg(
+                arg: ::pgrx::callconv::Arg<'_, 'fcx>,
+            ) -> ::pgrx::nullable::Nullable<Self> {
+                match unsafe {
+                    arg.unbox_arg_using_from_datum::<$crate::types::varlena::VarlenaBytes<'fcx>>()
+                } {
+                    Some(b) => ::pgrx::nullable::Nullable::Valid($ty(b.0)),
+                    None => ::pgrx::nullable::Nullable::Null,
+                }
+            }
+        }
+    };
+}
+pub(crate) use varlena_bytes_arg;
+
 /// A `text` argument as the bytes of its value in the server encoding, without pgrx's UTF-8
 /// conversion (which would fail in a database whose encoding is not UTF-8). Encryption works on
 /// bytes; nothing here needs Rust strings.
 pub struct TextBytes<'a>(pub &'a [u8]);
-
 pgrx::impl_sql_translatable!(TextBytes<'_>, "text");
+varlena_bytes_arg!(TextBytes, "text");
 
-unsafe impl<'fcx> ArgAbi<'fcx> for TextBytes<'fcx> {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        TextBytes(unsafe { <&'fcx [u8] as ArgAbi<'fcx>>::unbox_arg_unchecked(arg) })
-    }
-
-    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-        match unsafe { <&'fcx [u8] as ArgAbi<'fcx>>::unbox_nullable_arg(arg) } {
-            Nullable::Valid(b) => Nullable::Valid(TextBytes(b)),
-            Nullable::Null => Nullable::Null,
-        }
-    }
-}
+/// A `bytea` argument.
+pub struct ByteaBytes<'a>(pub &'a [u8]);
+pgrx::impl_sql_translatable!(ByteaBytes<'_>, "bytea");
+varlena_bytes_arg!(ByteaBytes, "bytea");

@@ -65,15 +65,25 @@ impl AeadKey {
     /// Decrypts `value` into `out`, which must be `plaintext_len(value)` bytes. The header must
     /// name this key (the caller looked the key up by it). On failure `out` is zeroed.
     pub fn open_into(&self, value: &[u8], aad: &[u8], out: &mut [u8]) -> Result<()> {
+        let body = ciphertext_body(value)?;
+        if out.len() != body.len() {
+            return Err(Error::Malformed("output length does not match"));
+        }
+        out.copy_from_slice(body);
+        self.open_in_place(value, aad, out)
+    }
+
+    /// Like `open_into`, for a caller that already copied `ciphertext_body(value)` into `out`.
+    pub fn open_in_place(&self, value: &[u8], aad: &[u8], out: &mut [u8]) -> Result<()> {
         let header = Header::decode(value)?;
         if header != self.header {
+            out.fill(0);
             return Err(Error::AuthenticationFailed);
         }
         let body_end = value.len() - TAG_LEN;
         if out.len() != body_end - HEADER_LEN - NONCE_LEN {
             return Err(Error::Malformed("output length does not match"));
         }
-        out.copy_from_slice(&value[HEADER_LEN + NONCE_LEN..body_end]);
         let full_aad = full_aad(&value[..HEADER_LEN], aad);
         let result = self.cipher.decrypt_in_place_detached(
             Nonce::from_slice(&value[HEADER_LEN..HEADER_LEN + NONCE_LEN]),
@@ -93,6 +103,12 @@ impl AeadKey {
         self.open_into(value, aad, &mut out)?;
         Ok(out)
     }
+}
+
+/// The encrypted body of a well-formed value (between nonce and tag).
+pub fn ciphertext_body(value: &[u8]) -> Result<&[u8]> {
+    Header::decode(value)?;
+    Ok(&value[HEADER_LEN + NONCE_LEN..value.len() - TAG_LEN])
 }
 
 /// The plaintext length of a well-formed value.
