@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 eval "$(bash scripts/cluster.sh env)"
 ROWS=${BENCH_ROWS:-200000}
 PGP_ROWS=${BENCH_PGP_ROWS:-20000}
-RUNS=${BENCH_RUNS:-5}
+RUNS=${BENCH_RUNS:-11}
 mkdir -p target/bench
 dropdb --if-exists encml_bench 2>/dev/null && createdb encml_bench
 psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \

@@ -117,14 +117,39 @@ pub fn plaintext_len(value: &[u8]) -> Result<usize> {
     Ok(value.len() - OVERHEAD)
 }
 
-fn full_aad<'a>(header: &'a [u8], aad: &[u8]) -> std::borrow::Cow<'a, [u8]> {
+/// The GCM associated data: header then caller AAD. Short AADs (row ids, column names) are
+/// assembled on the stack; this runs once per value.
+enum FullAad<'a> {
+    Header(&'a [u8]),
+    Stack([u8; 192], usize),
+    Heap(Vec<u8>),
+}
+
+impl std::ops::Deref for FullAad<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FullAad::Header(h) => h,
+            FullAad::Stack(buf, len) => &buf[..*len],
+            FullAad::Heap(v) => v,
+        }
+    }
+}
+
+fn full_aad<'a>(header: &'a [u8], aad: &[u8]) -> FullAad<'a> {
+    let len = header.len() + aad.len();
     if aad.is_empty() {
-        std::borrow::Cow::Borrowed(header)
+        FullAad::Header(header)
+    } else if len <= 192 {
+        let mut buf = [0u8; 192];
+        buf[..header.len()].copy_from_slice(header);
+        buf[header.len()..len].copy_from_slice(aad);
+        FullAad::Stack(buf, len)
     } else {
-        let mut v = Vec::with_capacity(header.len() + aad.len());
+        let mut v = Vec::with_capacity(len);
         v.extend_from_slice(header);
         v.extend_from_slice(aad);
-        std::borrow::Cow::Owned(v)
+        FullAad::Heap(v)
     }
 }
 
@@ -144,6 +169,20 @@ mod tests {
             let ct = k.seal(&[n as u8; 12], &pt, b"");
             assert_eq!(ct.len(), n + OVERHEAD);
             assert_eq!(k.open(&ct, b"").unwrap(), pt);
+        }
+    }
+
+    #[test]
+    fn aad_of_every_size_round_trips_and_binds() {
+        let k = key(1);
+        // Around the stack/heap boundary of the assembled AAD (192 bytes with the header).
+        for n in [1usize, 167, 168, 169, 1000] {
+            let aad = vec![b'a'; n];
+            let ct = k.seal(&[9; 12], b"payload", &aad);
+            assert_eq!(k.open(&ct, &aad).unwrap(), b"payload", "aad length {n}");
+            let mut other = aad.clone();
+            other[n - 1] = b'b';
+            assert!(k.open(&ct, &other).is_err(), "aad length {n}");
         }
     }
 
