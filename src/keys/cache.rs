@@ -2,8 +2,9 @@
 //!
 //! Entries hold ciphers whose key schedules are zeroized on drop. The cache is emptied when any
 //! backend changes key rows (the key functions send a relcache invalidation for the key table,
-//! delivered to every backend at its next transaction start, caught by the callback below), when
-//! Postgres resets all caches, and when it reaches `encml.key_cache_size` entries.
+//! delivered to every backend at commit and accepted before the next query uses a key, caught by
+//! the callback below), when Postgres resets all caches, when a transaction or savepoint aborts,
+//! and when it reaches `encml.key_cache_size` entries.
 
 use crate::keys::{catalog, provider};
 use crate::pg::errors::raise_full;
@@ -62,14 +63,44 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
     }
 }
 
+/// A rolled-back transaction or savepoint may have rotated or created a key whose version this
+/// backend already cached; that version no longer exists, and encrypting under it would lose
+/// data. Postgres replays a failed transaction's invalidations locally only for commands that
+/// completed, so every abort empties the cache explicitly.
+#[pg_guard]
+unsafe extern "C-unwind" fn on_xact_event(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT
+        || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+    {
+        clear();
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_subxact_event(
+    event: pg_sys::SubXactEvent::Type,
+    _mine: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        clear();
+    }
+}
+
 pub fn register_invalidation_callback() {
     if !CALLBACK_REGISTERED.with(|r| r.replace(true)) {
         unsafe {
             pg_sys::CacheRegisterRelcacheCallback(
                 Some(on_relcache_invalidation),
                 pg_sys::Datum::from(0),
-            )
-        };
+            );
+            pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
+            pg_sys::RegisterSubXactCallback(Some(on_subxact_event), std::ptr::null_mut());
+        }
     }
 }
 
