@@ -32,7 +32,7 @@ test-unit:
 	cargo test -p encml-core
 	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install --quiet cryptography \
 	  || apt-get install -y -qq python3-cryptography
-	python3 tests/interop/enc_bytea_client.py
+	python3 tests/interop/reference_client.py
 
 test-pgrx: deps
 	rm -rf $(PGRX_PGDATA)

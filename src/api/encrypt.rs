@@ -7,24 +7,10 @@ use crate::types::enc_bytea::{EncBytea, EncByteaOut};
 use crate::types::varlena::{ByteaBytes, OwnedText, OwnedVarlena, TextBytes};
 use encml_core::aead::ciphertext_body;
 use encml_core::format::{HEADER_LEN, NONCE_LEN, OVERHEAD};
-use encml_core::kdf::Purpose;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 
-fn require_aead(k: &KeyVersion) {
-    if k.purpose != Purpose::Aead {
-        raise(
-            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-            format!(
-                "key {} has purpose '{}'; enc_bytea encryption needs a key of purpose 'aead'",
-                uuid::Uuid::from_bytes(k.key_id),
-                k.purpose.label()
-            ),
-        );
-    }
-}
-
-fn key_arg(key: Option<Uuid>) -> [u8; 16] {
+pub(crate) fn key_arg(key: Option<Uuid>) -> [u8; 16] {
     match key {
         Some(k) => *k.as_bytes(),
         None => raise(
@@ -36,9 +22,7 @@ fn key_arg(key: Option<Uuid>) -> [u8; 16] {
 
 /// Seals `plaintext` under the current version of `key_id`, allocating the result once.
 fn seal(plaintext: &[u8], key_id: &[u8; 16], aad: Option<&[u8]>) -> EncByteaOut {
-    let key = cache::current(key_id);
-    require_aead(&key);
-    seal_with(&key, plaintext, aad)
+    seal_with(&cache::current(key_id), plaintext, aad)
 }
 
 fn seal_with(key: &KeyVersion, plaintext: &[u8], aad: Option<&[u8]>) -> EncByteaOut {
@@ -49,7 +33,7 @@ fn seal_with(key: &KeyVersion, plaintext: &[u8], aad: Option<&[u8]>) -> EncBytea
         HEADER_LEN + NONCE_LEN,
         plaintext,
     );
-    key.aead
+    key.aead()
         .seal_in_place(&nonce, aad.unwrap_or(&[]), out.payload_mut());
     EncByteaOut(out)
 }
@@ -58,11 +42,10 @@ fn seal_with(key: &KeyVersion, plaintext: &[u8], aad: Option<&[u8]>) -> EncBytea
 fn open(value: &EncBytea<'_>, aad: Option<&[u8]>) -> OwnedVarlena {
     let header = value.header();
     let key = cache::version(&header.key_id, header.key_version);
-    require_aead(&key);
     let body = ciphertext_body(value.0).unwrap_or_else(|e| raise_core(e));
     let mut out = OwnedVarlena::with_bytes_at(body.len(), 0, body);
     if let Err(e) = key
-        .aead
+        .aead()
         .open_in_place(value.0, aad.unwrap_or(&[]), out.payload_mut())
     {
         raise_core(e);

@@ -2,3 +2,4 @@
 //! `encml_core`, and map errors. COMMENTs and privileges are in sql/finalize.sql.
 pub mod encrypt;
 pub mod keys;
+pub mod search;

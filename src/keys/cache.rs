@@ -10,19 +10,75 @@ use crate::keys::{catalog, provider};
 use crate::pg::errors::raise_full;
 use encml_core::aead::AeadKey;
 use encml_core::kdf::Purpose;
+use encml_core::siv::DetKey;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// One usable data-key version.
+/// One usable data-key version, with the cipher of its purpose (sub-keys of other purposes are
+/// never derived for it).
 pub struct KeyVersion {
     pub key_id: [u8; 16],
     pub version: u32,
     pub purpose: Purpose,
     pub tenant: Option<String>,
-    pub aead: AeadKey,
+    pub cipher: Cipher,
+}
+
+pub enum Cipher {
+    Aead(AeadKey),
+    Deterministic(DetKey),
+    /// Purposes whose ciphers live in later modules.
+    None,
+}
+
+impl Cipher {
+    fn for_purpose(purpose: Purpose, root: &[u8; 32], key_id: [u8; 16], version: u32) -> Self {
+        match purpose {
+            Purpose::Aead => Cipher::Aead(AeadKey::from_root(root, key_id, version)),
+            Purpose::Deterministic => {
+                Cipher::Deterministic(DetKey::from_root(root, key_id, version))
+            }
+            Purpose::Ore | Purpose::Hmac => Cipher::None,
+        }
+    }
+}
+
+impl KeyVersion {
+    fn wrong_purpose(&self, wanted: Purpose, what: &str) -> ! {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!(
+                "key {} has purpose '{}'; {what} needs a key of purpose '{}'",
+                catalog::uuid_string(&self.key_id),
+                self.purpose.label(),
+                wanted.label()
+            ),
+            None,
+            None,
+        )
+    }
+
+    /// The AES-GCM cipher, or an ERROR naming the key's actual purpose.
+    pub fn aead(&self) -> &AeadKey {
+        match &self.cipher {
+            Cipher::Aead(k) => k,
+            _ => self.wrong_purpose(Purpose::Aead, "enc_bytea encryption"),
+        }
+    }
+
+    /// The AES-SIV cipher, or an ERROR naming the key's actual purpose.
+    pub fn deterministic(&self) -> &DetKey {
+        match &self.cipher {
+            Cipher::Deterministic(k) => k,
+            _ => self.wrong_purpose(
+                Purpose::Deterministic,
+                "deterministic encryption (det_text)",
+            ),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -210,7 +266,7 @@ fn load(key_id: &[u8; 16], wanted: Option<u32>) -> Rc<KeyVersion> {
         version: v.version,
         purpose: key.purpose,
         tenant: key.tenant.clone(),
-        aead: AeadKey::from_root(&root, *key_id, v.version),
+        cipher: Cipher::for_purpose(key.purpose, &root, *key_id, v.version),
     });
     let limit = crate::pg::gucs::KEY_CACHE_SIZE.get().max(1) as usize;
     CACHE.with(|c| {

@@ -371,3 +371,16 @@ pub fn columns_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
             .collect()
     })
 }
+
+/// The versions of a key that can still decrypt, newest first.
+pub fn usable_versions(id: &[u8; 16]) -> Vec<u32> {
+    as_extension_owner(|| {
+        read_rows(
+            "SELECT version FROM encml.data_key_versions \
+              WHERE key_id = $1 AND status = 'active' ORDER BY version DESC",
+            &[arg(Uuid::from_bytes(*id))],
+            0,
+            |row| row.get::<i32>(1).unwrap_or(0) as u32,
+        )
+    })
+}

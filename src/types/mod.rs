@@ -1,3 +1,5 @@
 //! SQL types, each with hand-written varlena I/O (pgrx's derived types would store CBOR).
+pub mod ciphertext;
+pub mod det_text;
 pub mod enc_bytea;
 pub mod varlena;

@@ -245,7 +245,7 @@ mod tests {
     }
 
     /// A known-answer vector, checked independently with Python `cryptography`
-    /// (tests/interop/enc_bytea_client.py), so external clients can check themselves.
+    /// (tests/interop/reference_client.py), so external clients can check themselves.
     #[test]
     fn known_answer() {
         let k = AeadKey::from_root(&[0u8; 32], [0u8; 16], 1);

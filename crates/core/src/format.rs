@@ -1,21 +1,18 @@
-//! The versioned header every `enc_bytea` value starts with, and the full value layout.
+//! The versioned 24-byte header every ciphertext type starts with, and the layouts that follow it.
 //!
 //! ```text
 //! offset  size  field
-//!      0     2  magic "EM" (0x45 0x4D)
+//!      0     2  magic: "EM" enc_bytea, "ED" det_text, "EO" ore_* (one per kind, never mixed up)
 //!      2     1  format version (1)
-//!      3     1  algorithm (1 = AES-256-GCM)
+//!      3     1  algorithm (1 = AES-256-GCM, 2 = AES-SIV-CMAC-512, 3 = CLWW ORE + HMAC-SHA256)
 //!      4    16  key id (UUID, RFC 4122 byte order)
 //!     20     4  key version (unsigned, big-endian)
-//!     24    12  nonce
-//!     36     n  ciphertext (same length as the plaintext)
-//!   36+n    16  GCM tag
 //! ```
-//! The first 24 bytes (the header) are authenticated: they are the start of the GCM AAD.
+//! enc_bytea continues with a 12-byte nonce, the ciphertext and a 16-byte GCM tag; the header is
+//! the start of the GCM AAD. Other kinds: see their modules and docs/formats.md.
 
 use crate::error::{Error, Result};
 
-pub const MAGIC: [u8; 2] = *b"EM";
 pub const FORMAT_VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 24;
 pub const NONCE_LEN: usize = 12;
@@ -23,32 +20,72 @@ pub const TAG_LEN: usize = 16;
 /// Bytes an `enc_bytea` value adds to its plaintext.
 pub const OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Algorithm {
-    Aes256Gcm = 1,
+/// Which ciphertext type a value is; each has its own magic and algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Randomized AES-256-GCM (`enc_bytea`).
+    Randomized,
+    /// Deterministic AES-SIV (`det_text`).
+    Deterministic,
+    /// Order-revealing (`ore_int8`, `ore_float8`, `ore_timestamptz`).
+    OrderRevealing,
 }
 
-impl Algorithm {
-    pub fn from_byte(b: u8) -> Result<Self> {
-        match b {
-            1 => Ok(Algorithm::Aes256Gcm),
-            other => Err(Error::UnsupportedAlgorithm(other)),
+impl Kind {
+    pub fn magic(self) -> [u8; 2] {
+        match self {
+            Kind::Randomized => *b"EM",
+            Kind::Deterministic => *b"ED",
+            Kind::OrderRevealing => *b"EO",
+        }
+    }
+
+    pub fn algorithm(self) -> u8 {
+        match self {
+            Kind::Randomized => 1,
+            Kind::Deterministic => 2,
+            Kind::OrderRevealing => 3,
+        }
+    }
+
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Kind::Randomized => "enc_bytea",
+            Kind::Deterministic => "det_text",
+            Kind::OrderRevealing => "ore",
+        }
+    }
+
+    /// The smallest valid value: header plus the fixed part after it.
+    pub fn min_len(self) -> usize {
+        match self {
+            Kind::Randomized => OVERHEAD,
+            Kind::Deterministic => HEADER_LEN + TAG_LEN,
+            Kind::OrderRevealing => HEADER_LEN,
         }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
-    pub algorithm: Algorithm,
+    pub kind: Kind,
     pub key_id: [u8; 16],
     pub key_version: u32,
 }
 
 impl Header {
+    /// An enc_bytea header.
     pub fn new(key_id: [u8; 16], key_version: u32) -> Self {
         Header {
-            algorithm: Algorithm::Aes256Gcm,
+            kind: Kind::Randomized,
+            key_id,
+            key_version,
+        }
+    }
+
+    pub fn of(kind: Kind, key_id: [u8; 16], key_version: u32) -> Self {
+        Header {
+            kind,
             key_id,
             key_version,
         }
@@ -56,39 +93,49 @@ impl Header {
 
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
-        out[0..2].copy_from_slice(&MAGIC);
+        out[0..2].copy_from_slice(&self.kind.magic());
         out[2] = FORMAT_VERSION;
-        out[3] = self.algorithm as u8;
+        out[3] = self.kind.algorithm();
         out[4..20].copy_from_slice(&self.key_id);
         out[20..24].copy_from_slice(&self.key_version.to_be_bytes());
         out
     }
 
-    /// Parses the header of a complete value and checks that the value is long enough to hold
-    /// a nonce and a tag. It does not authenticate anything: until the value is opened, the
-    /// header is only a claim.
+    /// Parses the header of a complete enc_bytea value.
     pub fn decode(value: &[u8]) -> Result<Self> {
+        Self::decode_as(value, Kind::Randomized)
+    }
+
+    /// Parses the header of a complete value of `kind` and checks that the value is long enough
+    /// for that kind. It authenticates nothing: until the value is opened, the header is a claim.
+    pub fn decode_as(value: &[u8], kind: Kind) -> Result<Self> {
         if value.len() < 3 {
             return Err(Error::Malformed("shorter than its header"));
         }
-        if value[0..2] != MAGIC {
-            return Err(Error::Malformed("not an enc_bytea value (bad magic)"));
+        if value[0..2] != kind.magic() {
+            return Err(Error::Malformed(match kind {
+                Kind::Randomized => "not an enc_bytea value (bad magic)",
+                Kind::Deterministic => "not a det_text value (bad magic)",
+                Kind::OrderRevealing => "not an ORE value (bad magic)",
+            }));
         }
         if value[2] != FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
-                format: "enc_bytea",
+                format: kind.type_name(),
                 version: value[2],
             });
         }
-        if value.len() < OVERHEAD {
+        if value.len() < kind.min_len() {
             return Err(Error::Malformed("truncated"));
         }
-        let algorithm = Algorithm::from_byte(value[3])?;
+        if value[3] != kind.algorithm() {
+            return Err(Error::UnsupportedAlgorithm(value[3]));
+        }
         let mut key_id = [0u8; 16];
         key_id.copy_from_slice(&value[4..20]);
         let key_version = u32::from_be_bytes(value[20..24].try_into().expect("4 bytes"));
         Ok(Header {
-            algorithm,
+            kind,
             key_id,
             key_version,
         })
@@ -133,5 +180,19 @@ mod tests {
         let mut bad = v;
         bad[3] = 200;
         assert_eq!(Header::decode(&bad), Err(Error::UnsupportedAlgorithm(200)));
+    }
+
+    #[test]
+    fn kinds_are_not_interchangeable() {
+        let mut det = Header::of(Kind::Deterministic, [1; 16], 1)
+            .encode()
+            .to_vec();
+        det.extend_from_slice(&[0u8; 40]);
+        assert!(Header::decode_as(&det, Kind::Deterministic).is_ok());
+        assert!(matches!(Header::decode(&det), Err(Error::Malformed(_))));
+        assert!(matches!(
+            Header::decode_as(&det, Kind::OrderRevealing),
+            Err(Error::Malformed(_))
+        ));
     }
 }

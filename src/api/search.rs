@@ -1,0 +1,148 @@
+//! Searchable encryption, equality part: det_text (AES-SIV).
+
+use crate::api::encrypt::key_arg;
+use crate::keys::{cache, catalog};
+use crate::pg::errors::raise_core;
+use crate::types::det_text::{DetText, DetTextOut};
+use crate::types::varlena::{ByteaBytes, OwnedText, OwnedVarlena, TextBytes};
+use encml_core::siv::{DetKey, DET_OVERHEAD};
+use pgrx::callconv::{BoxRet, FcInfo};
+use pgrx::datum::Datum;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, Uuid};
+
+fn det_seal(key: &DetKey, plaintext: &[u8]) -> DetTextOut {
+    let mut out = OwnedVarlena::with_bytes_at(
+        DET_OVERHEAD.saturating_add(plaintext.len()),
+        DET_OVERHEAD,
+        plaintext,
+    );
+    key.seal_in_place(out.payload_mut());
+    DetTextOut(out)
+}
+
+fn det_open(value: &DetText<'_>) -> OwnedVarlena {
+    let header = value.header();
+    let key = cache::version(&header.key_id, header.key_version);
+    let mut out =
+        OwnedVarlena::with_bytes_at(value.0.len() - DET_OVERHEAD, 0, &value.0[DET_OVERHEAD..]);
+    if let Err(e) = key
+        .deterministic()
+        .open_in_place(value.0, out.payload_mut())
+    {
+        raise_core(e);
+    }
+    out
+}
+
+#[pg_extern(stable, parallel_safe, name = "det_encrypt", requires = ["det_text_type"])]
+fn det_encrypt_text(
+    value: Option<TextBytes<'_>>,
+    key: Option<Uuid>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<DetTextOut> {
+    cache::accept_invalidations_once_per_query(fcinfo);
+    let value = value?;
+    Some(det_seal(
+        cache::current(&key_arg(key)).deterministic(),
+        value.0,
+    ))
+}
+
+#[pg_extern(stable, parallel_safe, name = "det_encrypt", requires = ["det_text_type"])]
+fn det_encrypt_bytea(
+    value: Option<ByteaBytes<'_>>,
+    key: Option<Uuid>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<DetTextOut> {
+    cache::accept_invalidations_once_per_query(fcinfo);
+    let value = value?;
+    Some(det_seal(
+        cache::current(&key_arg(key)).deterministic(),
+        value.0,
+    ))
+}
+
+#[pg_extern(stable, strict, parallel_safe, requires = ["det_text_type"])]
+fn det_decrypt(value: DetText<'_>, fcinfo: pg_sys::FunctionCallInfo) -> OwnedText {
+    cache::accept_invalidations_once_per_query(fcinfo);
+    OwnedText::verified(det_open(&value))
+}
+
+#[pg_extern(stable, strict, parallel_safe, requires = ["det_text_type"])]
+fn det_decrypt_bytea(value: DetText<'_>, fcinfo: pg_sys::FunctionCallInfo) -> OwnedVarlena {
+    cache::accept_invalidations_once_per_query(fcinfo);
+    det_open(&value)
+}
+
+/// Moves a value to the current version of its key; a value already there is returned as is.
+#[pg_extern(stable, strict, parallel_safe, requires = ["det_text_type"])]
+fn det_reencrypt(value: DetText<'_>, fcinfo: pg_sys::FunctionCallInfo) -> DetTextOut {
+    cache::accept_invalidations_once_per_query(fcinfo);
+    let header = value.header();
+    let current = cache::current(&header.key_id);
+    if current.version == header.key_version {
+        return DetTextOut(OwnedVarlena::from_slice(value.0));
+    }
+    let mut plain = det_open(&value);
+    let out = det_seal(current.deterministic(), plain.payload_mut());
+    plain.payload_mut().fill(0);
+    out
+}
+
+/// A det_text[] result.
+pub struct DetTextArray(pg_sys::Datum);
+
+pgrx::impl_sql_translatable!(DetTextArray, "det_text[]");
+
+unsafe impl BoxRet for DetTextArray {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+        unsafe { fcinfo.return_raw_datum(self.0) }
+    }
+}
+
+/// The value encrypted under every usable version of the key, newest first: searching a column
+/// during a rotation is `col = ANY(encml.det_encrypt_all_versions(v, k))`.
+#[pg_extern(stable, parallel_safe, requires = ["det_text_type"])]
+fn det_encrypt_all_versions(
+    value: Option<TextBytes<'_>>,
+    key: Option<Uuid>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<DetTextArray> {
+    cache::accept_invalidations_once_per_query(fcinfo);
+    let value = value?;
+    let id = key_arg(key);
+    // Raises the usual errors for unknown, destroyed or wrong-purpose keys.
+    cache::current(&id).deterministic();
+    let mut datums: Vec<pg_sys::Datum> = catalog::usable_versions(&id)
+        .into_iter()
+        .map(|v| {
+            det_seal(cache::version(&id, v).deterministic(), value.0)
+                .0
+                .into_datum()
+        })
+        .collect();
+    unsafe {
+        let array_type = pg_sys::get_fn_expr_rettype((*fcinfo).flinfo);
+        let element_type = pg_sys::get_element_type(array_type);
+        let array = pg_sys::construct_array(
+            datums.as_mut_ptr(),
+            datums.len() as i32,
+            element_type,
+            -1,
+            false,
+            pg_sys::TYPALIGN_INT as std::ffi::c_char,
+        );
+        Some(DetTextArray(pg_sys::Datum::from(array)))
+    }
+}
+
+#[pg_extern(immutable, strict, parallel_safe, name = "key_id", requires = ["det_text_type"])]
+fn det_key_id(value: DetText<'_>) -> Uuid {
+    Uuid::from_bytes(value.header().key_id)
+}
+
+#[pg_extern(immutable, strict, parallel_safe, name = "key_version", requires = ["det_text_type"])]
+fn det_key_version(value: DetText<'_>) -> i32 {
+    value.header().key_version as i32
+}

@@ -1,0 +1,136 @@
+//! Plumbing shared by the ciphertext types (enc_bytea, det_text, ...): each is a varlena of bytes
+//! that starts with the common header (`encml_core::format`). Text form: standard base64 of the
+//! binary value, so psql, pg_dump and every driver handle it; binary send/receive carry the bytes
+//! unchanged. Input is checked for structure (magic, version, algorithm, minimum length) but not
+//! authenticated: only decryption can tell a forged value from a real one.
+
+use crate::pg::errors::raise;
+use crate::types::varlena::OwnedVarlena;
+use base64::Engine;
+use encml_core::format::{Header, Kind};
+use pgrx::{pg_sys, PgSqlErrorCode};
+use std::ffi::{CStr, CString};
+
+/// Declares the argument type `$arg<'a>(&'a [u8])` and result type `$out(OwnedVarlena)` of a
+/// ciphertext type named `$sql` in SQL, holding values of `$kind`.
+macro_rules! ciphertext_type {
+    ($arg:ident, $out:ident, $sql:literal, $kind:expr) => {
+        /// An argument of this type: the bytes of the value.
+        pub struct $arg<'a>(pub &'a [u8]);
+
+        /// A result of this type, built in place.
+        pub struct $out(pub $crate::types::varlena::OwnedVarlena);
+
+        const TYPE_IDENT: &str = ::pgrx::pgrx_resolved_type!($arg);
+
+        unsafe impl ::pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for $arg<'_> {
+            const TYPE_IDENT: &'static str = TYPE_IDENT;
+            const TYPE_ORIGIN: ::pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+                ::pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::ThisExtension;
+            const ARGUMENT_SQL: Result<
+                ::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
+                ::pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
+            > = Ok(::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal($sql));
+            const RETURN_SQL: Result<
+                ::pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
+                ::pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
+            > = Ok(::pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef::One(
+                ::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal($sql),
+            ));
+        }
+
+        unsafe impl ::pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for $out {
+            const TYPE_IDENT: &'static str = TYPE_IDENT;
+            const TYPE_ORIGIN: ::pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+                ::pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::ThisExtension;
+            const ARGUMENT_SQL: Result<
+                ::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
+                ::pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
+            > = Ok(::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal($sql));
+            const RETURN_SQL: Result<
+                ::pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
+                ::pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
+            > = Ok(::pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef::One(
+                ::pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal($sql),
+            ));
+        }
+
+        $crate::types::varlena::varlena_bytes_arg!($arg, $sql);
+
+        unsafe impl ::pgrx::callconv::BoxRet for $out {
+            unsafe fn box_into<'fcx>(
+                self,
+                fcinfo: &mut ::pgrx::callconv::FcInfo<'fcx>,
+            ) -> ::pgrx::datum::Datum<'fcx> {
+                unsafe { self.0.box_into(fcinfo) }
+            }
+        }
+
+        impl $arg<'_> {
+            /// The parsed header; raises on a malformed value.
+            pub fn header(&self) -> ::encml_core::format::Header {
+                ::encml_core::format::Header::decode_as(self.0, $kind)
+                    .unwrap_or_else(|e| $crate::pg::errors::raise_core(e))
+            }
+        }
+    };
+}
+pub(crate) use ciphertext_type;
+
+/// A checked copy of `bytes` as a value of `kind`, or an ERROR with `code`.
+pub fn validated(bytes: &[u8], kind: Kind, code: PgSqlErrorCode) -> OwnedVarlena {
+    if let Err(e) = Header::decode_as(bytes, kind) {
+        raise(
+            code,
+            format!("invalid input for type {}: {e}", kind.type_name()),
+        );
+    }
+    OwnedVarlena::from_slice(bytes)
+}
+
+/// Text input: base64.
+pub fn text_in(input: &CStr, kind: Kind) -> OwnedVarlena {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(input.to_bytes())
+        .unwrap_or_else(|_| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                format!(
+                    "invalid input syntax for type {}: expected base64",
+                    kind.type_name()
+                ),
+            )
+        });
+    validated(
+        &bytes,
+        kind,
+        PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+    )
+}
+
+/// Text output: base64, palloc'd (freed with the function's memory context).
+pub fn text_out(bytes: &[u8]) -> &'static CStr {
+    let c = CString::new(base64::engine::general_purpose::STANDARD.encode(bytes))
+        .expect("base64 has no NUL");
+    unsafe { CStr::from_ptr(pg_sys::pstrdup(c.as_ptr())) }
+}
+
+/// Binary input: the remaining bytes of the message.
+pub fn recv(buf: pgrx::Internal, kind: Kind) -> OwnedVarlena {
+    let msg = buf
+        .unwrap()
+        .expect("receive buffer")
+        .cast_mut_ptr::<pg_sys::StringInfoData>();
+    unsafe {
+        let remaining = ((*msg).len - (*msg).cursor) as usize;
+        let start = (*msg).data.add((*msg).cursor as usize) as *const u8;
+        let bytes = std::slice::from_raw_parts(start, remaining);
+        let out = validated(
+            bytes,
+            kind,
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+        );
+        (*msg).cursor = (*msg).len;
+        out
+    }
+}
