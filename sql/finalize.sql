@@ -60,3 +60,73 @@ COMMENT ON FUNCTION det_encrypt_all_versions(text, uuid) IS
     'The value under every usable version of the key, newest first: search during a rotation with col = ANY(...)';
 COMMENT ON FUNCTION key_id(det_text) IS 'The key id in a det_text header (not authenticated until decryption)';
 COMMENT ON FUNCTION key_version(det_text) IS 'The key version in a det_text header (not authenticated until decryption)';
+
+-- Order-revealing types (ore_int8, ore_float8, ore_timestamptz)
+COMMENT ON FUNCTION ore_int8_in(cstring) IS 'ore_int8 text input: base64 of the binary value, structure checked';
+COMMENT ON FUNCTION ore_int8_out(ore_int8) IS 'ore_int8 text output: base64 of the binary value';
+COMMENT ON FUNCTION ore_int8_recv(internal) IS 'ore_int8 binary input, structure checked';
+COMMENT ON FUNCTION ore_int8_send(ore_int8) IS 'ore_int8 binary output: the value''s bytes';
+COMMENT ON FUNCTION ore_int8_from_bytea(bytea) IS 'Cast bytea to ore_int8 after a structural check';
+COMMENT ON FUNCTION ore_int8_cmp(ore_int8, ore_int8) IS 'btree support: order by key id, key version, then plaintext order';
+COMMENT ON FUNCTION ore_int8_lt(ore_int8, ore_int8) IS 'Less than (plaintext order within one key version; by key and version across them)';
+COMMENT ON FUNCTION ore_int8_le(ore_int8, ore_int8) IS 'Less than or equal (plaintext order within one key version)';
+COMMENT ON FUNCTION ore_int8_eq(ore_int8, ore_int8) IS 'Equal plaintexts under the same key version';
+COMMENT ON FUNCTION ore_int8_ne(ore_int8, ore_int8) IS 'Not equal';
+COMMENT ON FUNCTION ore_int8_ge(ore_int8, ore_int8) IS 'Greater than or equal (plaintext order within one key version)';
+COMMENT ON FUNCTION ore_int8_gt(ore_int8, ore_int8) IS 'Greater than (plaintext order within one key version)';
+COMMENT ON FUNCTION ore_int8_smaller(ore_int8, ore_int8) IS 'The smaller of two values (min aggregate)';
+COMMENT ON FUNCTION ore_int8_larger(ore_int8, ore_int8) IS 'The larger of two values (max aggregate)';
+COMMENT ON FUNCTION key_id(ore_int8) IS 'The key id in a ore_int8 header (not authenticated until decryption)';
+COMMENT ON FUNCTION key_version(ore_int8) IS 'The key version in a ore_int8 header (not authenticated until decryption)';
+COMMENT ON FUNCTION ore_encrypt(bigint, uuid) IS 'Order-revealing encryption (CLWW) of a bigint under the current version of a key of purpose ore';
+COMMENT ON FUNCTION ore_decrypt(ore_int8) IS 'Decrypts a ore_int8 (verifies its HMAC first)';
+COMMENT ON FUNCTION ore_reencrypt(ore_int8) IS 'Re-encrypts a ore_int8 under the current version of its key (unchanged if already current)';
+COMMENT ON FUNCTION ore_float8_in(cstring) IS 'ore_float8 text input: base64 of the binary value, structure checked';
+COMMENT ON FUNCTION ore_float8_out(ore_float8) IS 'ore_float8 text output: base64 of the binary value';
+COMMENT ON FUNCTION ore_float8_recv(internal) IS 'ore_float8 binary input, structure checked';
+COMMENT ON FUNCTION ore_float8_send(ore_float8) IS 'ore_float8 binary output: the value''s bytes';
+COMMENT ON FUNCTION ore_float8_from_bytea(bytea) IS 'Cast bytea to ore_float8 after a structural check';
+COMMENT ON FUNCTION ore_float8_cmp(ore_float8, ore_float8) IS 'btree support: order by key id, key version, then plaintext order';
+COMMENT ON FUNCTION ore_float8_lt(ore_float8, ore_float8) IS 'Less than (plaintext order within one key version; by key and version across them)';
+COMMENT ON FUNCTION ore_float8_le(ore_float8, ore_float8) IS 'Less than or equal (plaintext order within one key version)';
+COMMENT ON FUNCTION ore_float8_eq(ore_float8, ore_float8) IS 'Equal plaintexts under the same key version';
+COMMENT ON FUNCTION ore_float8_ne(ore_float8, ore_float8) IS 'Not equal';
+COMMENT ON FUNCTION ore_float8_ge(ore_float8, ore_float8) IS 'Greater than or equal (plaintext order within one key version)';
+COMMENT ON FUNCTION ore_float8_gt(ore_float8, ore_float8) IS 'Greater than (plaintext order within one key version)';
+COMMENT ON FUNCTION ore_float8_smaller(ore_float8, ore_float8) IS 'The smaller of two values (min aggregate)';
+COMMENT ON FUNCTION ore_float8_larger(ore_float8, ore_float8) IS 'The larger of two values (max aggregate)';
+COMMENT ON FUNCTION key_id(ore_float8) IS 'The key id in a ore_float8 header (not authenticated until decryption)';
+COMMENT ON FUNCTION key_version(ore_float8) IS 'The key version in a ore_float8 header (not authenticated until decryption)';
+COMMENT ON FUNCTION ore_encrypt(double precision, uuid) IS 'Order-revealing encryption (CLWW) of a double precision under the current version of a key of purpose ore';
+COMMENT ON FUNCTION ore_decrypt(ore_float8) IS 'Decrypts a ore_float8 (verifies its HMAC first)';
+COMMENT ON FUNCTION ore_reencrypt(ore_float8) IS 'Re-encrypts a ore_float8 under the current version of its key (unchanged if already current)';
+COMMENT ON FUNCTION ore_timestamptz_in(cstring) IS 'ore_timestamptz text input: base64 of the binary value, structure checked';
+COMMENT ON FUNCTION ore_timestamptz_out(ore_timestamptz) IS 'ore_timestamptz text output: base64 of the binary value';
+COMMENT ON FUNCTION ore_timestamptz_recv(internal) IS 'ore_timestamptz binary input, structure checked';
+COMMENT ON FUNCTION ore_timestamptz_send(ore_timestamptz) IS 'ore_timestamptz binary output: the value''s bytes';
+COMMENT ON FUNCTION ore_timestamptz_from_bytea(bytea) IS 'Cast bytea to ore_timestamptz after a structural check';
+COMMENT ON FUNCTION ore_timestamptz_cmp(ore_timestamptz, ore_timestamptz) IS 'btree support: order by key id, key version, then plaintext order';
+COMMENT ON FUNCTION ore_timestamptz_lt(ore_timestamptz, ore_timestamptz) IS 'Less than (plaintext order within one key version; by key and version across them)';
+COMMENT ON FUNCTION ore_timestamptz_le(ore_timestamptz, ore_timestamptz) IS 'Less than or equal (plaintext order within one key version)';
+COMMENT ON FUNCTION ore_timestamptz_eq(ore_timestamptz, ore_timestamptz) IS 'Equal plaintexts under the same key version';
+COMMENT ON FUNCTION ore_timestamptz_ne(ore_timestamptz, ore_timestamptz) IS 'Not equal';
+COMMENT ON FUNCTION ore_timestamptz_ge(ore_timestamptz, ore_timestamptz) IS 'Greater than or equal (plaintext order within one key version)';
+COMMENT ON FUNCTION ore_timestamptz_gt(ore_timestamptz, ore_timestamptz) IS 'Greater than (plaintext order within one key version)';
+COMMENT ON FUNCTION ore_timestamptz_smaller(ore_timestamptz, ore_timestamptz) IS 'The smaller of two values (min aggregate)';
+COMMENT ON FUNCTION ore_timestamptz_larger(ore_timestamptz, ore_timestamptz) IS 'The larger of two values (max aggregate)';
+COMMENT ON FUNCTION key_id(ore_timestamptz) IS 'The key id in a ore_timestamptz header (not authenticated until decryption)';
+COMMENT ON FUNCTION key_version(ore_timestamptz) IS 'The key version in a ore_timestamptz header (not authenticated until decryption)';
+COMMENT ON FUNCTION ore_encrypt(timestamptz, uuid) IS 'Order-revealing encryption (CLWW) of a timestamptz under the current version of a key of purpose ore';
+COMMENT ON FUNCTION ore_decrypt(ore_timestamptz) IS 'Decrypts a ore_timestamptz (verifies its HMAC first)';
+COMMENT ON FUNCTION ore_reencrypt(ore_timestamptz) IS 'Re-encrypts a ore_timestamptz under the current version of its key (unchanged if already current)';
+
+-- Integer arguments: without these, ore_encrypt(50000, k) would resolve to the float8 overload
+-- (float8 is the preferred numeric type) and give an ore_float8. Inlined SQL wrappers.
+CREATE FUNCTION ore_encrypt(value integer, key uuid) RETURNS ore_int8
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS 'SELECT encml.ore_encrypt($1::bigint, $2)';
+CREATE FUNCTION ore_encrypt(value smallint, key uuid) RETURNS ore_int8
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS 'SELECT encml.ore_encrypt($1::bigint, $2)';
+COMMENT ON FUNCTION ore_encrypt(integer, uuid) IS 'Order-revealing encryption of an integer, as bigint (ore_int8)';
+COMMENT ON FUNCTION ore_encrypt(smallint, uuid) IS 'Order-revealing encryption of a smallint, as bigint (ore_int8)';

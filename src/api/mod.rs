@@ -2,4 +2,5 @@
 //! `encml_core`, and map errors. COMMENTs and privileges are in sql/finalize.sql.
 pub mod encrypt;
 pub mod keys;
+pub mod order;
 pub mod search;

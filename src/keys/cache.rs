@@ -10,6 +10,7 @@ use crate::keys::{catalog, provider};
 use crate::pg::errors::raise_full;
 use encml_core::aead::AeadKey;
 use encml_core::kdf::Purpose;
+use encml_core::ore::OreKey;
 use encml_core::siv::DetKey;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
@@ -30,6 +31,7 @@ pub struct KeyVersion {
 pub enum Cipher {
     Aead(AeadKey),
     Deterministic(DetKey),
+    OrderRevealing(OreKey),
     /// Purposes whose ciphers live in later modules.
     None,
 }
@@ -41,7 +43,8 @@ impl Cipher {
             Purpose::Deterministic => {
                 Cipher::Deterministic(DetKey::from_root(root, key_id, version))
             }
-            Purpose::Ore | Purpose::Hmac => Cipher::None,
+            Purpose::Ore => Cipher::OrderRevealing(OreKey::from_root(root, key_id, version)),
+            Purpose::Hmac => Cipher::None,
         }
     }
 }
@@ -66,6 +69,14 @@ impl KeyVersion {
         match &self.cipher {
             Cipher::Aead(k) => k,
             _ => self.wrong_purpose(Purpose::Aead, "enc_bytea encryption"),
+        }
+    }
+
+    /// The ORE keys, or an ERROR naming the key's actual purpose.
+    pub fn order_revealing(&self) -> &OreKey {
+        match &self.cipher {
+            Cipher::OrderRevealing(k) => k,
+            _ => self.wrong_purpose(Purpose::Ore, "order-revealing encryption"),
         }
     }
 

@@ -88,19 +88,21 @@ pub fn validated(bytes: &[u8], kind: Kind, code: PgSqlErrorCode) -> OwnedVarlena
     OwnedVarlena::from_slice(bytes)
 }
 
-/// Text input: base64.
-pub fn text_in(input: &CStr, kind: Kind) -> OwnedVarlena {
-    let bytes = base64::engine::general_purpose::STANDARD
+/// Text input: base64 to bytes (checked by the caller).
+pub fn text_in_bytes(input: &CStr, type_name: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
         .decode(input.to_bytes())
         .unwrap_or_else(|_| {
             raise(
                 PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
-                format!(
-                    "invalid input syntax for type {}: expected base64",
-                    kind.type_name()
-                ),
+                format!("invalid input syntax for type {type_name}: expected base64"),
             )
-        });
+        })
+}
+
+/// Text input: base64.
+pub fn text_in(input: &CStr, kind: Kind) -> OwnedVarlena {
+    let bytes = text_in_bytes(input, kind.type_name());
     validated(
         &bytes,
         kind,
@@ -115,8 +117,8 @@ pub fn text_out(bytes: &[u8]) -> &'static CStr {
     unsafe { CStr::from_ptr(pg_sys::pstrdup(c.as_ptr())) }
 }
 
-/// Binary input: the remaining bytes of the message.
-pub fn recv(buf: pgrx::Internal, kind: Kind) -> OwnedVarlena {
+/// Binary input: the remaining bytes of the message (checked by the caller).
+pub fn recv_bytes(buf: pgrx::Internal) -> Vec<u8> {
     let msg = buf
         .unwrap()
         .expect("receive buffer")
@@ -124,13 +126,18 @@ pub fn recv(buf: pgrx::Internal, kind: Kind) -> OwnedVarlena {
     unsafe {
         let remaining = ((*msg).len - (*msg).cursor) as usize;
         let start = (*msg).data.add((*msg).cursor as usize) as *const u8;
-        let bytes = std::slice::from_raw_parts(start, remaining);
-        let out = validated(
-            bytes,
-            kind,
-            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
-        );
+        let bytes = std::slice::from_raw_parts(start, remaining).to_vec();
         (*msg).cursor = (*msg).len;
-        out
+        bytes
     }
+}
+
+/// Binary input: the remaining bytes of the message.
+pub fn recv(buf: pgrx::Internal, kind: Kind) -> OwnedVarlena {
+    let bytes = recv_bytes(buf);
+    validated(
+        &bytes,
+        kind,
+        PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+    )
 }

@@ -11,6 +11,7 @@ pub mod format;
 pub mod kdf;
 pub mod master;
 pub mod nonce;
+pub mod ore;
 pub mod siv;
 pub mod wrap;
 

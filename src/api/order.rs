@@ -1,0 +1,155 @@
+//! Order-revealing encryption: ore_encrypt / ore_decrypt / ore_reencrypt for bigint, float8 and
+//! timestamptz. The types and their comparison functions are in `types::ore`.
+
+use crate::api::encrypt::key_arg;
+use crate::keys::cache;
+use crate::pg::errors::raise_core;
+use crate::types::ore::float8::{OreFloat8, OreFloat8Out};
+use crate::types::ore::int8::{OreInt8, OreInt8Out};
+use crate::types::ore::timestamptz::{OreTimestamptz, OreTimestamptzOut};
+use crate::types::varlena::OwnedVarlena;
+use encml_core::format::Header;
+use encml_core::ore::{decode_f64, decode_i64, encode_f64, encode_i64, Domain};
+use pgrx::prelude::*;
+use pgrx::{pg_sys, Uuid};
+
+fn seal(
+    domain: Domain,
+    m: u64,
+    key: Option<Uuid>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> OwnedVarlena {
+    cache::accept_invalidations_once_per_query(fcinfo);
+    let key = cache::current(&key_arg(key));
+    OwnedVarlena::from_slice(&key.order_revealing().encrypt(domain, m))
+}
+
+fn open(domain: Domain, value: &[u8], header: Header, fcinfo: pg_sys::FunctionCallInfo) -> u64 {
+    cache::accept_invalidations_once_per_query(fcinfo);
+    let key = cache::version(&header.key_id, header.key_version);
+    key.order_revealing()
+        .decrypt(domain, value)
+        .unwrap_or_else(|e| raise_core(e))
+}
+
+/// The value under the current version of its key (unchanged if already there).
+fn reseal(
+    domain: Domain,
+    value: &[u8],
+    header: Header,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> OwnedVarlena {
+    cache::accept_invalidations_once_per_query(fcinfo);
+    let current = cache::current(&header.key_id);
+    if current.version == header.key_version {
+        return OwnedVarlena::from_slice(value);
+    }
+    let m = open(domain, value, header, fcinfo);
+    OwnedVarlena::from_slice(&current.order_revealing().encrypt(domain, m))
+}
+
+#[pg_extern(stable, parallel_safe, name = "ore_encrypt", requires = ["ore_types"])]
+fn ore_encrypt_int8(
+    value: Option<i64>,
+    key: Option<Uuid>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<OreInt8Out> {
+    Some(OreInt8Out(seal(
+        Domain::Int8,
+        encode_i64(value?),
+        key,
+        fcinfo,
+    )))
+}
+
+#[pg_extern(stable, parallel_safe, name = "ore_encrypt", requires = ["ore_types"])]
+fn ore_encrypt_float8(
+    value: Option<f64>,
+    key: Option<Uuid>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<OreFloat8Out> {
+    Some(OreFloat8Out(seal(
+        Domain::Float8,
+        encode_f64(value?),
+        key,
+        fcinfo,
+    )))
+}
+
+#[pg_extern(stable, parallel_safe, name = "ore_encrypt", requires = ["ore_types"])]
+fn ore_encrypt_timestamptz(
+    value: Option<TimestampWithTimeZone>,
+    key: Option<Uuid>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<OreTimestamptzOut> {
+    let micros: pg_sys::TimestampTz = value?.into();
+    Some(OreTimestamptzOut(seal(
+        Domain::Timestamptz,
+        encode_i64(micros),
+        key,
+        fcinfo,
+    )))
+}
+
+#[pg_extern(stable, strict, parallel_safe, name = "ore_decrypt", requires = ["ore_types"])]
+fn ore_decrypt_int8(value: OreInt8<'_>, fcinfo: pg_sys::FunctionCallInfo) -> i64 {
+    decode_i64(open(Domain::Int8, value.0, value.checked_header(), fcinfo))
+}
+
+#[pg_extern(stable, strict, parallel_safe, name = "ore_decrypt", requires = ["ore_types"])]
+fn ore_decrypt_float8(value: OreFloat8<'_>, fcinfo: pg_sys::FunctionCallInfo) -> f64 {
+    decode_f64(open(
+        Domain::Float8,
+        value.0,
+        value.checked_header(),
+        fcinfo,
+    ))
+}
+
+#[pg_extern(stable, strict, parallel_safe, name = "ore_decrypt", requires = ["ore_types"])]
+fn ore_decrypt_timestamptz(
+    value: OreTimestamptz<'_>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> TimestampWithTimeZone {
+    let micros = decode_i64(open(
+        Domain::Timestamptz,
+        value.0,
+        value.checked_header(),
+        fcinfo,
+    ));
+    TimestampWithTimeZone::try_from(micros)
+        .unwrap_or_else(|_| raise_core(encml_core::Error::AuthenticationFailed))
+}
+
+#[pg_extern(stable, strict, parallel_safe, name = "ore_reencrypt", requires = ["ore_types"])]
+fn ore_reencrypt_int8(value: OreInt8<'_>, fcinfo: pg_sys::FunctionCallInfo) -> OreInt8Out {
+    OreInt8Out(reseal(
+        Domain::Int8,
+        value.0,
+        value.checked_header(),
+        fcinfo,
+    ))
+}
+
+#[pg_extern(stable, strict, parallel_safe, name = "ore_reencrypt", requires = ["ore_types"])]
+fn ore_reencrypt_float8(value: OreFloat8<'_>, fcinfo: pg_sys::FunctionCallInfo) -> OreFloat8Out {
+    OreFloat8Out(reseal(
+        Domain::Float8,
+        value.0,
+        value.checked_header(),
+        fcinfo,
+    ))
+}
+
+#[pg_extern(stable, strict, parallel_safe, name = "ore_reencrypt", requires = ["ore_types"])]
+fn ore_reencrypt_timestamptz(
+    value: OreTimestamptz<'_>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> OreTimestamptzOut {
+    OreTimestamptzOut(reseal(
+        Domain::Timestamptz,
+        value.0,
+        value.checked_header(),
+        fcinfo,
+    ))
+}

@@ -1,0 +1,224 @@
+//! `ore_int8`, `ore_float8`, `ore_timestamptz`: order-revealing ciphertexts (CLWW, see
+//! `encml_core::ore` and docs/searchable.md). The three types share one layout (a domain byte
+//! says which); only input checks differ. Their comparison functions, written once in
+//! `api::order`, are bound to each type in sql/ore.sql. I/O conventions: `types::ciphertext`.
+
+use crate::pg::errors::raise;
+use crate::types::varlena::OwnedVarlena;
+use encml_core::ore::{self, check, Domain};
+use int8::{OreInt8, OreInt8Out};
+use pgrx::prelude::*;
+use pgrx::{PgSqlErrorCode, Uuid};
+use std::cmp::Ordering;
+use std::ffi::CStr;
+
+/// A checked copy of `bytes` as an ORE value of `domain`, or an ERROR with `code`.
+pub fn validated(bytes: &[u8], domain: Domain, code: PgSqlErrorCode) -> OwnedVarlena {
+    if let Err(e) = check(bytes, domain) {
+        raise(
+            code,
+            format!("invalid input for type {}: {e}", domain.name()),
+        );
+    }
+    OwnedVarlena::from_slice(bytes)
+}
+
+/// Declares one ORE type: its argument/result types and its input functions.
+macro_rules! ore_type {
+    ($module:ident, $arg:ident, $out:ident, $sql:literal, $domain:expr, $shell_sql:literal, $shell_name:literal,
+     $in_fn:ident, $recv_fn:ident, $from_bytea_fn:ident) => {
+        pub mod $module {
+            use crate::types::ciphertext::ciphertext_type;
+            use encml_core::format::Kind;
+            use pgrx::prelude::*;
+            use pgrx::PgSqlErrorCode;
+
+            ciphertext_type!($arg, $out, $sql, Kind::OrderRevealing);
+
+            impl $arg<'_> {
+                /// The header, after checking the value is of this type's domain.
+                pub fn checked_header(&self) -> encml_core::format::Header {
+                    encml_core::ore::check(self.0, $domain)
+                        .unwrap_or_else(|e| crate::pg::errors::raise_core(e))
+                }
+            }
+
+            extension_sql!($shell_sql, name = $shell_name, creates = [Type($arg)],);
+
+            #[pg_extern(immutable, strict, parallel_safe)]
+            fn $in_fn(input: &core::ffi::CStr) -> $out {
+                let bytes = crate::types::ciphertext::text_in_bytes(input, $sql);
+                $out(super::validated(
+                    &bytes,
+                    $domain,
+                    PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                ))
+            }
+
+            #[pg_extern(immutable, strict, parallel_safe)]
+            fn $recv_fn(buf: pgrx::Internal) -> $out {
+                let bytes = crate::types::ciphertext::recv_bytes(buf);
+                $out(super::validated(
+                    &bytes,
+                    $domain,
+                    PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+                ))
+            }
+
+            #[pg_extern(immutable, strict, parallel_safe)]
+            fn $from_bytea_fn(value: crate::types::varlena::ByteaBytes<'_>) -> $out {
+                $out(super::validated(
+                    value.0,
+                    $domain,
+                    PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+                ))
+            }
+        }
+    };
+}
+
+ore_type!(
+    int8,
+    OreInt8,
+    OreInt8Out,
+    "ore_int8",
+    encml_core::ore::Domain::Int8,
+    "CREATE TYPE ore_int8;",
+    "ore_int8_shell",
+    ore_int8_in,
+    ore_int8_recv,
+    ore_int8_from_bytea
+);
+ore_type!(
+    float8,
+    OreFloat8,
+    OreFloat8Out,
+    "ore_float8",
+    encml_core::ore::Domain::Float8,
+    "CREATE TYPE ore_float8;",
+    "ore_float8_shell",
+    ore_float8_in,
+    ore_float8_recv,
+    ore_float8_from_bytea
+);
+ore_type!(
+    timestamptz,
+    OreTimestamptz,
+    OreTimestamptzOut,
+    "ore_timestamptz",
+    encml_core::ore::Domain::Timestamptz,
+    "CREATE TYPE ore_timestamptz;",
+    "ore_timestamptz_shell",
+    ore_timestamptz_in,
+    ore_timestamptz_recv,
+    ore_timestamptz_from_bytea
+);
+
+// ---- Written once, bound to ore_float8 and ore_timestamptz by C symbol in sql/ore.sql ----
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ore_int8_out(value: OreInt8<'_>) -> &'static CStr {
+    crate::types::ciphertext::text_out(value.0)
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ore_int8_send(value: OreInt8<'_>) -> OwnedVarlena {
+    OwnedVarlena::from_slice(value.0)
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ore_int8_cmp(a: OreInt8<'_>, b: OreInt8<'_>) -> i32 {
+    ore::compare(a.0, b.0) as i32
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ore_int8_lt(a: OreInt8<'_>, b: OreInt8<'_>) -> bool {
+    ore::compare(a.0, b.0) == Ordering::Less
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ore_int8_le(a: OreInt8<'_>, b: OreInt8<'_>) -> bool {
+    ore::compare(a.0, b.0) != Ordering::Greater
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ore_int8_eq(a: OreInt8<'_>, b: OreInt8<'_>) -> bool {
+    ore::compare(a.0, b.0) == Ordering::Equal
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ore_int8_ne(a: OreInt8<'_>, b: OreInt8<'_>) -> bool {
+    ore::compare(a.0, b.0) != Ordering::Equal
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ore_int8_ge(a: OreInt8<'_>, b: OreInt8<'_>) -> bool {
+    ore::compare(a.0, b.0) != Ordering::Less
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ore_int8_gt(a: OreInt8<'_>, b: OreInt8<'_>) -> bool {
+    ore::compare(a.0, b.0) == Ordering::Greater
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ore_int8_smaller(a: OreInt8<'_>, b: OreInt8<'_>) -> OreInt8Out {
+    let smaller = if ore::compare(a.0, b.0) == Ordering::Greater {
+        b.0
+    } else {
+        a.0
+    };
+    OreInt8Out(OwnedVarlena::from_slice(smaller))
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ore_int8_larger(a: OreInt8<'_>, b: OreInt8<'_>) -> OreInt8Out {
+    let larger = if ore::compare(a.0, b.0) == Ordering::Less {
+        b.0
+    } else {
+        a.0
+    };
+    OreInt8Out(OwnedVarlena::from_slice(larger))
+}
+
+#[pg_extern(immutable, strict, parallel_safe, name = "key_id")]
+fn ore_int8_key_id(value: OreInt8<'_>) -> Uuid {
+    Uuid::from_bytes(value.header().key_id)
+}
+
+#[pg_extern(immutable, strict, parallel_safe, name = "key_version")]
+fn ore_int8_key_version(value: OreInt8<'_>) -> i32 {
+    value.header().key_version as i32
+}
+
+pgrx::extension_sql_file!(
+    "../../sql/ore.sql",
+    name = "ore_types",
+    requires = [
+        "ore_int8_shell",
+        "ore_float8_shell",
+        "ore_timestamptz_shell",
+        int8::ore_int8_in,
+        int8::ore_int8_recv,
+        int8::ore_int8_from_bytea,
+        float8::ore_float8_in,
+        float8::ore_float8_recv,
+        float8::ore_float8_from_bytea,
+        timestamptz::ore_timestamptz_in,
+        timestamptz::ore_timestamptz_recv,
+        timestamptz::ore_timestamptz_from_bytea,
+        ore_int8_out,
+        ore_int8_send,
+        ore_int8_cmp,
+        ore_int8_lt,
+        ore_int8_le,
+        ore_int8_eq,
+        ore_int8_ne,
+        ore_int8_ge,
+        ore_int8_gt,
+        ore_int8_smaller,
+        ore_int8_larger,
+        ore_int8_key_id,
+        ore_int8_key_version
+    ],
+);
