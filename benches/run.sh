@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make bench: times encml.encrypt/decrypt against plaintext and pgcrypto baselines in one run on
-# the same data, and prints a markdown table with ratios (also saved to target/bench/results.md).
+# make bench: times encml.encrypt/decrypt against plaintext and pgcrypto baselines, and the
+# searchable types against plaintext twins, in one run; prints tables with ratios (also saved to
+# target/bench/results.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(bash scripts/cluster.sh env)"
@@ -11,3 +12,6 @@ mkdir -p target/bench
 dropdb --if-exists encml_bench 2>/dev/null && createdb encml_bench
 psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
   -v rows="$ROWS" -v pgp_rows="$PGP_ROWS" -v runs="$RUNS" -f benches/bench.sql | tee target/bench/results.md
+psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
+  -v srows="${BENCH_SEARCH_ROWS:-1000000}" -v lookups="${BENCH_LOOKUPS:-1000}" -v ranges="${BENCH_RANGES:-100}" \
+  -f benches/search.sql | tee -a target/bench/results.md

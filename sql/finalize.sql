@@ -74,6 +74,7 @@ COMMENT ON FUNCTION ore_int8_eq(ore_int8, ore_int8) IS 'Equal plaintexts under t
 COMMENT ON FUNCTION ore_int8_ne(ore_int8, ore_int8) IS 'Not equal';
 COMMENT ON FUNCTION ore_int8_ge(ore_int8, ore_int8) IS 'Greater than or equal (plaintext order within one key version)';
 COMMENT ON FUNCTION ore_int8_gt(ore_int8, ore_int8) IS 'Greater than (plaintext order within one key version)';
+COMMENT ON FUNCTION ore_int8_sortsupport(internal) IS 'btree sort support: compares stored values without a function call each';
 COMMENT ON FUNCTION ore_int8_smaller(ore_int8, ore_int8) IS 'The smaller of two values (min aggregate)';
 COMMENT ON FUNCTION ore_int8_larger(ore_int8, ore_int8) IS 'The larger of two values (max aggregate)';
 COMMENT ON FUNCTION key_id(ore_int8) IS 'The key id in a ore_int8 header (not authenticated until decryption)';
@@ -93,6 +94,7 @@ COMMENT ON FUNCTION ore_float8_eq(ore_float8, ore_float8) IS 'Equal plaintexts u
 COMMENT ON FUNCTION ore_float8_ne(ore_float8, ore_float8) IS 'Not equal';
 COMMENT ON FUNCTION ore_float8_ge(ore_float8, ore_float8) IS 'Greater than or equal (plaintext order within one key version)';
 COMMENT ON FUNCTION ore_float8_gt(ore_float8, ore_float8) IS 'Greater than (plaintext order within one key version)';
+COMMENT ON FUNCTION ore_float8_sortsupport(internal) IS 'btree sort support: compares stored values without a function call each';
 COMMENT ON FUNCTION ore_float8_smaller(ore_float8, ore_float8) IS 'The smaller of two values (min aggregate)';
 COMMENT ON FUNCTION ore_float8_larger(ore_float8, ore_float8) IS 'The larger of two values (max aggregate)';
 COMMENT ON FUNCTION key_id(ore_float8) IS 'The key id in a ore_float8 header (not authenticated until decryption)';
@@ -112,6 +114,7 @@ COMMENT ON FUNCTION ore_timestamptz_eq(ore_timestamptz, ore_timestamptz) IS 'Equ
 COMMENT ON FUNCTION ore_timestamptz_ne(ore_timestamptz, ore_timestamptz) IS 'Not equal';
 COMMENT ON FUNCTION ore_timestamptz_ge(ore_timestamptz, ore_timestamptz) IS 'Greater than or equal (plaintext order within one key version)';
 COMMENT ON FUNCTION ore_timestamptz_gt(ore_timestamptz, ore_timestamptz) IS 'Greater than (plaintext order within one key version)';
+COMMENT ON FUNCTION ore_timestamptz_sortsupport(internal) IS 'btree sort support: compares stored values without a function call each';
 COMMENT ON FUNCTION ore_timestamptz_smaller(ore_timestamptz, ore_timestamptz) IS 'The smaller of two values (min aggregate)';
 COMMENT ON FUNCTION ore_timestamptz_larger(ore_timestamptz, ore_timestamptz) IS 'The larger of two values (max aggregate)';
 COMMENT ON FUNCTION key_id(ore_timestamptz) IS 'The key id in a ore_timestamptz header (not authenticated until decryption)';

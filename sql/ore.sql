@@ -52,7 +52,8 @@ CREATE OPERATOR pg_catalog.> (
 CREATE OPERATOR CLASS ore_int8_ops DEFAULT FOR TYPE ore_int8 USING btree AS
     OPERATOR 1 pg_catalog.<, OPERATOR 2 pg_catalog.<=, OPERATOR 3 pg_catalog.=,
     OPERATOR 4 pg_catalog.>=, OPERATOR 5 pg_catalog.>,
-    FUNCTION 1 ore_int8_cmp(ore_int8, ore_int8);
+    FUNCTION 1 ore_int8_cmp(ore_int8, ore_int8),
+    FUNCTION 2 ore_int8_sortsupport(internal);
 CREATE AGGREGATE pg_catalog.min(ore_int8) (
     SFUNC = ore_int8_smaller, STYPE = ore_int8, COMBINEFUNC = ore_int8_smaller,
     SORTOP = OPERATOR(pg_catalog.<), PARALLEL = SAFE
@@ -95,6 +96,8 @@ CREATE FUNCTION ore_float8_smaller(ore_float8, ore_float8) RETURNS ore_float8
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ore_int8_smaller_wrapper';
 CREATE FUNCTION ore_float8_larger(ore_float8, ore_float8) RETURNS ore_float8
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ore_int8_larger_wrapper';
+CREATE FUNCTION ore_float8_sortsupport(internal) RETURNS void
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ore_int8_sortsupport_wrapper';
 CREATE FUNCTION key_id(ore_float8) RETURNS uuid
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ore_int8_key_id_wrapper';
 CREATE FUNCTION key_version(ore_float8) RETURNS integer
@@ -139,7 +142,8 @@ CREATE OPERATOR pg_catalog.> (
 CREATE OPERATOR CLASS ore_float8_ops DEFAULT FOR TYPE ore_float8 USING btree AS
     OPERATOR 1 pg_catalog.<, OPERATOR 2 pg_catalog.<=, OPERATOR 3 pg_catalog.=,
     OPERATOR 4 pg_catalog.>=, OPERATOR 5 pg_catalog.>,
-    FUNCTION 1 ore_float8_cmp(ore_float8, ore_float8);
+    FUNCTION 1 ore_float8_cmp(ore_float8, ore_float8),
+    FUNCTION 2 ore_float8_sortsupport(internal);
 CREATE AGGREGATE pg_catalog.min(ore_float8) (
     SFUNC = ore_float8_smaller, STYPE = ore_float8, COMBINEFUNC = ore_float8_smaller,
     SORTOP = OPERATOR(pg_catalog.<), PARALLEL = SAFE
@@ -182,6 +186,8 @@ CREATE FUNCTION ore_timestamptz_smaller(ore_timestamptz, ore_timestamptz) RETURN
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ore_int8_smaller_wrapper';
 CREATE FUNCTION ore_timestamptz_larger(ore_timestamptz, ore_timestamptz) RETURNS ore_timestamptz
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ore_int8_larger_wrapper';
+CREATE FUNCTION ore_timestamptz_sortsupport(internal) RETURNS void
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ore_int8_sortsupport_wrapper';
 CREATE FUNCTION key_id(ore_timestamptz) RETURNS uuid
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'ore_int8_key_id_wrapper';
 CREATE FUNCTION key_version(ore_timestamptz) RETURNS integer
@@ -226,7 +232,8 @@ CREATE OPERATOR pg_catalog.> (
 CREATE OPERATOR CLASS ore_timestamptz_ops DEFAULT FOR TYPE ore_timestamptz USING btree AS
     OPERATOR 1 pg_catalog.<, OPERATOR 2 pg_catalog.<=, OPERATOR 3 pg_catalog.=,
     OPERATOR 4 pg_catalog.>=, OPERATOR 5 pg_catalog.>,
-    FUNCTION 1 ore_timestamptz_cmp(ore_timestamptz, ore_timestamptz);
+    FUNCTION 1 ore_timestamptz_cmp(ore_timestamptz, ore_timestamptz),
+    FUNCTION 2 ore_timestamptz_sortsupport(internal);
 CREATE AGGREGATE pg_catalog.min(ore_timestamptz) (
     SFUNC = ore_timestamptz_smaller, STYPE = ore_timestamptz, COMBINEFUNC = ore_timestamptz_smaller,
     SORTOP = OPERATOR(pg_catalog.<), PARALLEL = SAFE

@@ -8,7 +8,7 @@ use crate::types::varlena::OwnedVarlena;
 use encml_core::ore::{self, check, Domain};
 use int8::{OreInt8, OreInt8Out};
 use pgrx::prelude::*;
-use pgrx::{PgSqlErrorCode, Uuid};
+use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 use std::cmp::Ordering;
 use std::ffi::CStr;
 
@@ -191,6 +191,35 @@ fn ore_int8_key_version(value: OreInt8<'_>) -> i32 {
     value.header().key_version as i32
 }
 
+/// The bytes of an ORE datum as stored: the types use STORAGE plain, so a datum is never
+/// compressed or out of line, only short (1-byte header) or plain (4-byte header).
+unsafe fn stored_bytes<'a>(datum: pg_sys::Datum) -> &'a [u8] {
+    unsafe {
+        let ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
+        let len = pgrx::varsize_any_exhdr(ptr);
+        std::slice::from_raw_parts(pgrx::vardata_any(ptr) as *const u8, len)
+    }
+}
+
+/// Sort comparator: compares datums directly, without a function-manager call per comparison
+/// (what index builds and ORDER BY sorts spend their time on). Pure Rust, no Postgres calls.
+unsafe extern "C-unwind" fn ore_fast_compare(
+    a: pg_sys::Datum,
+    b: pg_sys::Datum,
+    _: pg_sys::SortSupport,
+) -> i32 {
+    unsafe { ore::compare(stored_bytes(a), stored_bytes(b)) as i32 }
+}
+
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ore_int8_sortsupport(ssup: pgrx::Internal) {
+    let ssup = ssup
+        .unwrap()
+        .expect("sort support state")
+        .cast_mut_ptr::<pg_sys::SortSupportData>();
+    unsafe { (*ssup).comparator = Some(ore_fast_compare) };
+}
+
 pgrx::extension_sql_file!(
     "../../sql/ore.sql",
     name = "ore_types",
@@ -219,6 +248,7 @@ pgrx::extension_sql_file!(
         ore_int8_smaller,
         ore_int8_larger,
         ore_int8_key_id,
-        ore_int8_key_version
+        ore_int8_key_version,
+        ore_int8_sortsupport
     ],
 );
