@@ -153,3 +153,28 @@ fn ore_reencrypt_timestamptz(
         fcinfo,
     ))
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+pub mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn ore_order_and_round_trip() {
+        let k = Spi::get_one::<pgrx::Uuid>("SELECT encml.create_key('pgtest-ore', 'ore')")
+            .unwrap()
+            .unwrap();
+        let sorted = Spi::get_one::<bool>(&format!(
+            "SELECT array_agg(x ORDER BY c) = array_agg(x ORDER BY x) \
+               FROM (SELECT x, encml.ore_encrypt(x, '{k}') c \
+                       FROM unnest(ARRAY[-5, 3, 0, -9223372036854775808, 9223372036854775807, 42]::bigint[]) x) s"
+        ));
+        assert_eq!(sorted, Ok(Some(true)));
+        assert_eq!(
+            Spi::get_one::<i64>(&format!(
+                "SELECT encml.ore_decrypt(encml.ore_encrypt(-77::bigint, '{k}'))"
+            )),
+            Ok(Some(-77))
+        );
+    }
+}

@@ -146,3 +146,34 @@ fn det_key_id(value: DetText<'_>) -> Uuid {
 fn det_key_version(value: DetText<'_>) -> i32 {
     value.header().key_version as i32
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+pub mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn det_round_trip_and_equality() {
+        let k =
+            Spi::get_one::<pgrx::Uuid>("SELECT encml.create_key('pgtest-det', 'deterministic')")
+                .unwrap()
+                .unwrap();
+        assert_eq!(
+            Spi::get_one::<String>(&format!(
+                "SELECT encml.det_decrypt(encml.det_encrypt('x@y.z', '{k}'))"
+            )),
+            Ok(Some("x@y.z".into()))
+        );
+        assert_eq!(
+            Spi::get_one::<bool>(&format!(
+                "SELECT encml.det_encrypt('x@y.z', '{k}') = encml.det_encrypt('x@y.z', '{k}')"
+            )),
+            Ok(Some(true))
+        );
+    }
+
+    #[pg_test(error = "key must not be NULL")]
+    fn det_null_key_is_refused() {
+        Spi::run("SELECT encml.det_encrypt('x'::text, NULL)").unwrap();
+    }
+}

@@ -17,13 +17,20 @@ q "$SRC" "SELECT encml.rotate_key('$A')" >/dev/null
 q "$SRC" "INSERT INTO t SELECT i, encml.encrypt('value ' || i, '$A', i::text) FROM generate_series(501, 1000) i"
 q "$SRC" "INSERT INTO t VALUES (0, encml.encrypt('gone', '$B'))"
 q "$SRC" "SELECT encml.destroy_key('$B')" >/dev/null 2>&1
+# Searchable columns with their indexes restore too (operators and opclasses come with the
+# extension, not the dump).
+D=$(q "$SRC" "SELECT encml.create_key('det', 'deterministic')")
+O=$(q "$SRC" "SELECT encml.create_key('ore', 'ore')")
+q "$SRC" "CREATE TABLE s (id int, email encml.det_text UNIQUE, amount encml.ore_int8)"
+q "$SRC" "CREATE INDEX s_amount ON s (amount)"
+q "$SRC" "INSERT INTO s SELECT i, encml.det_encrypt('u' || i, '$D'), encml.ore_encrypt(i, '$O') FROM generate_series(1, 1000) i"
 before=$(q "$SRC" "SELECT md5(string_agg(id || ':' || encml.decrypt_text(v, id::text), ',' ORDER BY id)) FROM t WHERE id > 0")
 
 pg_dump -Fc -d "$SRC" -f "$DUMP"
 createdb "$DST"
 pg_restore -d "$DST" "$DUMP"
 
-assert_eq "keys restored with versions and status" "dumped|tenant-1|2|active;destroyed-before-dump|-|1|destroyed" \
+assert_eq "keys restored with versions and status" "det|-|1|active;dumped|tenant-1|2|active;ore|-|1|active;destroyed-before-dump|-|1|destroyed" \
   "$(q "$DST" "SELECT string_agg(concat_ws('|', name, coalesce(tenant, '-'), version, status), ';' ORDER BY status, name) FROM encml.keys")"
 after=$(q "$DST" "SELECT md5(string_agg(id || ':' || encml.decrypt_text(v, id::text), ',' ORDER BY id)) FROM t WHERE id > 0")
 assert_eq "all 1000 values decrypt to the same plaintexts after restore" "$before" "$after"
@@ -35,4 +42,8 @@ assert_eq "the restored catalog is still closed to PUBLIC" "f" \
   "$(q "$DST" "SELECT has_table_privilege('public', 'encml.data_key_versions', 'SELECT')")"
 assert_eq "new encryption and rotation work in the restored database" "3|ok" \
   "$(q "$DST" "SELECT encml.rotate_key('$A') || '|' || CASE WHEN encml.decrypt_text(encml.encrypt('x', '$A')) = 'x' THEN 'ok' END")"
+assert_eq "det_text lookup and ore_int8 range work after restore" "42|100" \
+  "$(q "$DST" "SELECT (SELECT id FROM s WHERE email = encml.det_encrypt('u42', '$D')) || '|' || (SELECT count(*) FROM s WHERE amount BETWEEN encml.ore_encrypt(101, '$O') AND encml.ore_encrypt(200, '$O'))")"
+assert_eq "the restored unique det_text index still refuses duplicates" "23505" \
+  "$(q_err "$DST" "INSERT INTO s VALUES (0, encml.det_encrypt('u7', '$D'), NULL)" | grep -o '23505')"
 dropdb "$SRC"; dropdb "$DST"
