@@ -59,6 +59,16 @@ SELECT encml.key_version(email), count(*) FROM users GROUP BY 1;
 SELECT id FROM users WHERE email = encml.det_encrypt('user4242@example.com', :'k');
 SELECT encml.det_reencrypt(email) = email AS unchanged_when_current FROM users WHERE id = 1;
 
+-- The documented way to rotate a UNIQUE column: one transaction, writers kept out; afterwards
+-- every value is on the new version and UNIQUE holds again.
+BEGIN;
+LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE;
+SELECT encml.rotate_key(:'k') AS v3;
+UPDATE users SET email = encml.det_reencrypt(email);
+COMMIT;
+SELECT encml.key_version(email), count(*) FROM users GROUP BY 1;
+SELECT try(format('INSERT INTO users VALUES (0, encml.det_encrypt(%L, %L))', 'user7@example.com', :'k'));
+
 -- bytea values, NULLs, casts and text I/O.
 SELECT encml.det_decrypt_bytea(encml.det_encrypt('\x00ff10'::bytea, :'k')) AS bytes;
 SELECT encml.det_encrypt(NULL::text, :'k') IS NULL AS null_in_null_out;
