@@ -12,6 +12,32 @@ $$;
 COMMENT ON ROLE encml_key_admin IS
     'pg_encrypt_ml: members may rotate, retire and destroy any key and rotate the master key';
 
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'encml_tenant_admin') THEN
+        CREATE ROLE encml_tenant_admin NOLOGIN;
+    END IF;
+END
+$$;
+COMMENT ON ROLE encml_tenant_admin IS
+    'pg_encrypt_ml: members may create and drop tenants and manage tenant memberships';
+
+-- Tenants and the roles that act for them (see encml.set_tenant).
+CREATE TABLE tenants (
+    name       text PRIMARY KEY CHECK (name <> ''),
+    created_by regrole NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE tenants IS 'pg_encrypt_ml tenants';
+CREATE TABLE tenant_members (
+    tenant     text NOT NULL REFERENCES tenants (name) ON DELETE CASCADE,
+    member     regrole NOT NULL,
+    granted_by regrole NOT NULL,
+    granted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, member)
+);
+COMMENT ON TABLE tenant_members IS 'pg_encrypt_ml: database roles (and, through inheritance, their members) acting for a tenant';
+
 CREATE TABLE data_keys (
     id              uuid PRIMARY KEY,
     name            text NOT NULL CHECK (name <> ''),
@@ -52,12 +78,14 @@ CREATE TABLE master_key_rotations (
 );
 COMMENT ON TABLE master_key_rotations IS 'pg_encrypt_ml: history of encml.rotate_master_key()';
 
-REVOKE ALL ON data_keys, data_key_versions, master_key_rotations FROM PUBLIC;
+REVOKE ALL ON data_keys, data_key_versions, master_key_rotations, tenants, tenant_members FROM PUBLIC;
 
 -- pg_dump/pg_restore carry the catalog: a restored database decrypts with the same master key.
 SELECT pg_catalog.pg_extension_config_dump('data_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('data_key_versions', '');
 SELECT pg_catalog.pg_extension_config_dump('master_key_rotations', '');
+SELECT pg_catalog.pg_extension_config_dump('tenants', '');
+SELECT pg_catalog.pg_extension_config_dump('tenant_members', '');
 
 CREATE VIEW keys AS
 SELECT k.id,

@@ -133,3 +133,18 @@ CREATE FUNCTION ore_encrypt(value smallint, key uuid) RETURNS ore_int8
     AS 'SELECT encml.ore_encrypt($1::bigint, $2)';
 COMMENT ON FUNCTION ore_encrypt(integer, uuid) IS 'Order-revealing encryption of an integer, as bigint (ore_int8)';
 COMMENT ON FUNCTION ore_encrypt(smallint, uuid) IS 'Order-revealing encryption of a smallint, as bigint (ore_int8)';
+
+-- Tenants and the tenant context
+COMMENT ON FUNCTION create_tenant(text) IS 'Creates a tenant (superuser or encml_tenant_admin)';
+COMMENT ON FUNCTION drop_tenant(text) IS 'Drops a tenant and its memberships (superuser or encml_tenant_admin)';
+COMMENT ON FUNCTION grant_tenant(text, regrole) IS 'Lets a role (and roles inheriting from it) act for a tenant (superuser or encml_tenant_admin)';
+COMMENT ON FUNCTION revoke_tenant(text, regrole) IS 'Takes back a role''s membership of a tenant (superuser or encml_tenant_admin)';
+COMMENT ON FUNCTION set_tenant(text, boolean) IS
+    'Sets the current tenant if the calling role acts for it (else 42501, unchanged); is_local scopes it to the transaction';
+COMMENT ON FUNCTION current_tenant() IS 'The current tenant (NULL when unset); cheap and STABLE, for RLS policies';
+COMMENT ON FUNCTION reset_tenant() IS 'Clears the current tenant';
+COMMENT ON FUNCTION my_tenants() IS 'The tenants the calling role may act for';
+REVOKE EXECUTE ON FUNCTION create_tenant(text), drop_tenant(text), grant_tenant(text, regrole),
+    revoke_tenant(text, regrole) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION create_tenant(text), drop_tenant(text), grant_tenant(text, regrole),
+    revoke_tenant(text, regrole) TO encml_tenant_admin;

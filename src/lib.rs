@@ -22,6 +22,7 @@ pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     pg::gucs::register();
+    pg::tenant::register();
     keys::cache::register_invalidation_callback();
 }
 

@@ -4,3 +4,4 @@ pub mod encrypt;
 pub mod keys;
 pub mod order;
 pub mod search;
+pub mod tenancy;

@@ -2,3 +2,4 @@
 pub mod cache;
 pub mod catalog;
 pub mod provider;
+pub mod tenants;

@@ -3,3 +3,4 @@ pub mod catalog_access;
 pub mod errors;
 pub mod gucs;
 pub mod random;
+pub mod tenant;

@@ -1,6 +1,8 @@
 -- Two and more sessions: key changes reach other backends' caches at their next statement, and
 -- nonces never repeat across concurrent backends. The other sessions are dblink connections.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS dblink;
+RESET client_min_messages;
 SELECT format('host=%s port=%s dbname=%s user=%s', current_setting('unix_socket_directories'),
               current_setting('port'), current_database(), current_user) AS conninfo \gset
 SELECT dblink_connect('other', :'conninfo');

@@ -1,0 +1,107 @@
+//! The tenant context: a setting (`encml.tenant`) that behaves like any other — transaction-
+//! and savepoint-scoped, cleared by RESET ALL and DISCARD ALL, copied into parallel workers —
+//! but that only `encml.set_tenant` may give a value. Its check hook accepts a non-empty value
+//! only while `set_tenant` (after its membership check) has raised a backend-local flag, or while
+//! Postgres copies the leader's settings into a parallel worker. So `SET`, `set_config()`,
+//! `ALTER ROLE ... SET`, `ALTER DATABASE ... SET` and connection options cannot spoof it.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+use std::cell::Cell;
+use std::ffi::{CStr, CString};
+
+pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+thread_local! {
+    static SETTING_ALLOWED: Cell<bool> = const { Cell::new(false) };
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_tenant(
+    newval: *mut *mut std::ffi::c_char,
+    _extra: *mut *mut std::ffi::c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    unsafe {
+        let clearing = newval.is_null() || (*newval).is_null() || **newval == 0;
+        if clearing || SETTING_ALLOWED.with(|a| a.get()) || pg_sys::InitializingParallelWorker {
+            return true;
+        }
+        pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
+        pg_sys::GUC_check_errmsg_string =
+            pg_sys::pstrdup(c"encml.tenant can only be set by encml.set_tenant()".as_ptr());
+        pg_sys::GUC_check_errhint_string =
+            pg_sys::pstrdup(c"Call encml.set_tenant(tenant) as a member of that tenant.".as_ptr());
+        false
+    }
+}
+
+pub fn register() {
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"encml.tenant",
+            c"The current tenant; set only by encml.set_tenant().",
+            c"Read it with encml.current_tenant(). SET, set_config() and per-role or per-database \
+              settings of it are refused.",
+            &TENANT,
+            GucContext::Userset,
+            GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE,
+            Some(check_tenant),
+            None,
+            None,
+        );
+    }
+}
+
+/// The current tenant, if any.
+pub fn current() -> Option<String> {
+    TENANT
+        .get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+}
+
+struct AllowGuard;
+
+impl Drop for AllowGuard {
+    fn drop(&mut self) {
+        SETTING_ALLOWED.with(|a| a.set(false));
+    }
+}
+
+/// Sets the tenant (the caller has checked membership). `local` scopes it to the transaction.
+pub fn set(tenant: &str, local: bool) {
+    let value = CString::new(tenant).unwrap_or_else(|_| {
+        crate::pg::errors::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "tenant names cannot contain NUL",
+        )
+    });
+    SETTING_ALLOWED.with(|a| a.set(true));
+    let _guard = AllowGuard;
+    apply(&value, local);
+}
+
+/// Clears the tenant for the session.
+pub fn reset() {
+    apply(c"", false);
+}
+
+fn apply(value: &CStr, local: bool) {
+    unsafe {
+        pg_sys::set_config_option(
+            c"encml.tenant".as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            if local {
+                pg_sys::GucAction::GUC_ACTION_LOCAL
+            } else {
+                pg_sys::GucAction::GUC_ACTION_SET
+            },
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+    }
+}

@@ -1,0 +1,88 @@
+-- The tenant context: only set_tenant, after a membership check, can set it; otherwise it
+-- behaves like a setting (transaction scope, savepoints, RESET ALL, DISCARD ALL, workers).
+CREATE ROLE encml_t_alice NOLOGIN;
+CREATE ROLE encml_t_bob NOLOGIN;
+CREATE ROLE encml_t_acme_staff NOLOGIN;
+GRANT encml_t_acme_staff TO encml_t_alice;
+GRANT USAGE ON SCHEMA encml TO encml_t_alice, encml_t_bob;
+SELECT encml.create_tenant('acme');
+SELECT encml.create_tenant('globex');
+SELECT encml.grant_tenant('acme', 'encml_t_acme_staff');
+SELECT encml.grant_tenant('globex', 'encml_t_bob');
+SELECT try($$SELECT encml.create_tenant('acme')$$);
+SELECT try($$SELECT encml.grant_tenant('initech', 'encml_t_bob')$$);
+
+SET ROLE encml_t_alice;
+SELECT encml.current_tenant() IS NULL AS unset_at_start, encml.my_tenants();
+-- Spoofing attempts: SET, set_config, a foreign tenant, an unknown one, tenant admin functions.
+SELECT try($$SET encml.tenant = 'globex'$$);
+SELECT try($$SELECT set_config('encml.tenant', 'globex', false)$$);
+SELECT try($$SELECT encml.set_tenant('globex')$$);
+SELECT try($$SELECT encml.set_tenant('no-such-tenant')$$);
+SELECT try($$SELECT encml.grant_tenant('globex', 'encml_t_alice')$$);
+SELECT encml.current_tenant() IS NULL AS still_unset;
+-- Membership through an inherited group role.
+SELECT encml.set_tenant('acme');
+SELECT encml.current_tenant();
+-- A refused switch leaves the context as it was.
+SELECT try($$SELECT encml.set_tenant('globex')$$);
+SELECT encml.current_tenant() AS unchanged;
+RESET ROLE;
+
+-- Transaction and savepoint scope, is_local, RESET ALL, DISCARD ALL.
+SELECT encml.reset_tenant();
+BEGIN;
+SELECT encml.set_tenant('acme');
+ROLLBACK;
+SELECT encml.current_tenant() IS NULL AS rolled_back;
+BEGIN;
+SELECT encml.set_tenant('acme');
+SAVEPOINT s;
+SELECT encml.set_tenant('globex');
+ROLLBACK TO s;
+SELECT encml.current_tenant() AS after_savepoint_rollback;
+COMMIT;
+BEGIN;
+SELECT encml.set_tenant('globex', is_local => true);
+SELECT encml.current_tenant() AS inside_local;
+COMMIT;
+SELECT encml.current_tenant() AS after_local;
+RESET ALL;
+SELECT encml.current_tenant() IS NULL AS after_reset_all;
+SELECT encml.set_tenant('acme');
+DISCARD ALL;
+SELECT encml.current_tenant() IS NULL AS after_discard_all;
+
+-- Per-role and per-database settings of it are refused.
+SELECT try($$ALTER ROLE encml_t_bob SET encml.tenant = 'acme'$$);
+SELECT try(format('ALTER DATABASE %I SET encml.tenant = %L', current_database(), 'acme'));
+
+-- Parallel workers see the leader's tenant.
+SELECT encml.set_tenant('acme');
+CREATE TABLE tenant_rows AS SELECT i, CASE WHEN i % 2 = 0 THEN 'acme' ELSE 'globex' END AS tenant_id
+  FROM generate_series(1, 20000) i;
+ANALYZE tenant_rows;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM tenant_rows WHERE tenant_id = encml.current_tenant();
+SELECT count(*) FROM tenant_rows WHERE tenant_id = encml.current_tenant();
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+DROP TABLE tenant_rows;
+
+-- A connection option cannot set it either (the value is discarded when the library loads).
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS dblink;
+RESET client_min_messages;
+SELECT dblink_connect('spoof', format('host=%s port=%s dbname=%s user=%s options=-cencml.tenant=globex',
+       current_setting('unix_socket_directories'), current_setting('port'), current_database(), current_user));
+SELECT * FROM dblink('spoof', 'SELECT encml.current_tenant() IS NULL') AS t(unset boolean);
+SELECT dblink_disconnect('spoof');
+
+-- Dropping a tenant drops its memberships.
+SELECT encml.drop_tenant('globex');
+SELECT try($$SELECT encml.drop_tenant('globex')$$);
+SELECT encml.reset_tenant();
+DROP OWNED BY encml_t_alice, encml_t_bob, encml_t_acme_staff;
+DROP ROLE encml_t_alice, encml_t_bob, encml_t_acme_staff;
+SELECT encml.drop_tenant('acme');
