@@ -148,3 +148,4 @@ REVOKE EXECUTE ON FUNCTION create_tenant(text), drop_tenant(text), grant_tenant(
     revoke_tenant(text, regrole) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION create_tenant(text), drop_tenant(text), grant_tenant(text, regrole),
     revoke_tenant(text, regrole) TO encml_tenant_admin;
+-- enable/disable_tenant_isolation run with the caller's rights (ALTER TABLE needs ownership).

@@ -140,3 +140,9 @@ fn reset_tenant() {
 fn my_tenants() -> Vec<String> {
     tenants::of_role(caller())
 }
+
+pgrx::extension_sql_file!(
+    "../../sql/tenancy.sql",
+    name = "tenant_isolation",
+    requires = [current_tenant]
+);
