@@ -94,6 +94,26 @@ fn create_key(
             Some(format!("Known purposes: {}.", known.join(", "))),
         )
     };
+    if let Some(t) = tenant {
+        // A key for a tenant is made by someone acting for it (or administering tenants).
+        let admin = is_superuser(role)
+            || has_privs_of_role_named(role, crate::api::tenancy::TENANT_ADMIN_ROLE);
+        if !crate::keys::tenants::exists(t) {
+            raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                format!("tenant \"{t}\" does not exist"),
+            );
+        }
+        if !admin && !crate::keys::tenants::is_member(t, role) {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "role {} may not create keys for tenant \"{t}\"",
+                    role_name(role)
+                ),
+            );
+        }
+    }
     if catalog::name_taken(name, tenant) {
         raise(
             PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,

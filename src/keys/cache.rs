@@ -64,8 +64,40 @@ impl KeyVersion {
         )
     }
 
+    /// A key bound to a tenant is usable only while that tenant is current, or by superusers
+    /// and members of encml_tenant_admin. Checked on every use, at encryption and decryption,
+    /// whoever's row, view or function the value came through.
+    fn check_tenant(&self) {
+        let Some(tenant) = &self.tenant else { return };
+        if crate::pg::tenant::is_current(tenant) {
+            return;
+        }
+        let role = crate::pg::catalog_access::caller();
+        if crate::pg::catalog_access::is_superuser(role)
+            || crate::pg::catalog_access::has_privs_of_role_named(
+                role,
+                crate::api::tenancy::TENANT_ADMIN_ROLE,
+            )
+        {
+            return;
+        }
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "key {} belongs to tenant \"{tenant}\", which is not the current tenant",
+                catalog::uuid_string(&self.key_id)
+            ),
+            Some(match crate::pg::tenant::current() {
+                Some(t) => format!("The current tenant is \"{t}\"."),
+                None => "No tenant is set.".to_string(),
+            }),
+            Some("Call encml.set_tenant() for the key's tenant first.".into()),
+        );
+    }
+
     /// The AES-GCM cipher, or an ERROR naming the key's actual purpose.
     pub fn aead(&self) -> &AeadKey {
+        self.check_tenant();
         match &self.cipher {
             Cipher::Aead(k) => k,
             _ => self.wrong_purpose(Purpose::Aead, "enc_bytea encryption"),
@@ -74,6 +106,7 @@ impl KeyVersion {
 
     /// The ORE keys, or an ERROR naming the key's actual purpose.
     pub fn order_revealing(&self) -> &OreKey {
+        self.check_tenant();
         match &self.cipher {
             Cipher::OrderRevealing(k) => k,
             _ => self.wrong_purpose(Purpose::Ore, "order-revealing encryption"),
@@ -82,6 +115,7 @@ impl KeyVersion {
 
     /// The AES-SIV cipher, or an ERROR naming the key's actual purpose.
     pub fn deterministic(&self) -> &DetKey {
+        self.check_tenant();
         match &self.cipher {
             Cipher::Deterministic(k) => k,
             _ => self.wrong_purpose(

@@ -7,13 +7,39 @@
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString};
 
 pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 thread_local! {
     static SETTING_ALLOWED: Cell<bool> = const { Cell::new(false) };
+    /// A copy of the setting kept by its assign hook (which Postgres calls on every change,
+    /// rollback and RESET included), so per-row checks read it without a lookup or allocation.
+    static CURRENT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn assign_tenant(
+    newval: *const std::ffi::c_char,
+    _extra: *mut std::ffi::c_void,
+) {
+    let value = if newval.is_null() {
+        None
+    } else {
+        Some(
+            unsafe { CStr::from_ptr(newval) }
+                .to_string_lossy()
+                .into_owned(),
+        )
+        .filter(|s| !s.is_empty())
+    };
+    CURRENT.with(|c| *c.borrow_mut() = value);
+}
+
+/// Whether `tenant` is the current tenant (no allocation).
+pub fn is_current(tenant: &str) -> bool {
+    CURRENT.with(|c| c.borrow().as_deref() == Some(tenant))
 }
 
 #[pgrx::pg_guard]
@@ -47,7 +73,7 @@ pub fn register() {
             GucContext::Userset,
             GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE,
             Some(check_tenant),
-            None,
+            Some(assign_tenant),
             None,
         );
     }

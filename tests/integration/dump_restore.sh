@@ -9,6 +9,7 @@ trap 'rm -rf "$(dirname "$DUMP")"' EXIT
 for db in "$SRC" "$DST"; do dropdb --if-exists "$db" 2>/dev/null; done
 createdb "$SRC"
 q "$SRC" "CREATE EXTENSION pg_encrypt_ml"
+q "$SRC" "SELECT encml.create_tenant('tenant-1')" >/dev/null
 A=$(q "$SRC" "SELECT encml.create_key('dumped', 'aead', 'tenant-1')")
 B=$(q "$SRC" "SELECT encml.create_key('destroyed-before-dump')")
 q "$SRC" "CREATE TABLE t (id int PRIMARY KEY, v encml.enc_bytea)"

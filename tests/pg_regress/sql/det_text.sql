@@ -40,6 +40,7 @@ SELECT count(*) FROM visits v JOIN users u ON u.email = v.user_email;
 RESET enable_hashjoin; RESET enable_nestloop;
 
 -- Another tenant's key gives unrelated ciphertexts: nothing joins across keys.
+SELECT encml.create_tenant('other-tenant');
 SELECT encml.create_key('regress-det-other', 'deterministic', 'other-tenant') AS k2 \gset
 SELECT encml.det_encrypt('user1@example.com', :'k2') = encml.det_encrypt('user1@example.com', :'k') AS equal_across_keys;
 SELECT count(*) AS cross_key_matches FROM users WHERE email = encml.det_encrypt('user1@example.com', :'k2');

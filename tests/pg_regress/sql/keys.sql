@@ -4,6 +4,7 @@ SELECT name, tenant, purpose, version, status, created_by::text, rotated_at IS N
   FROM encml.keys WHERE id = :'k';
 
 -- The same name may exist once per tenant.
+SELECT encml.create_tenant('tenant-a'), encml.create_tenant('tenant-b');
 SELECT encml.create_key('shared-name', 'aead', 'tenant-a') IS NOT NULL AS a,
        encml.create_key('shared-name', 'aead', 'tenant-b') IS NOT NULL AS b;
 SELECT try($$SELECT encml.create_key('shared-name', 'aead', 'tenant-a')$$);

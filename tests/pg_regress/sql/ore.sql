@@ -43,6 +43,7 @@ SELECT array_agg(encml.ore_decrypt(c) ORDER BY c) = array_agg(t ORDER BY t) AS t
 
 -- Several keys in one indexed column: a range under one key finds only that key's values, and
 -- each key's values sort together.
+SELECT encml.create_tenant('tenant-2');
 SELECT encml.create_key('regress-ore-tenant2', 'ore', 'tenant-2') AS k2 \gset
 CREATE TABLE shared (tenant int, amount encml.ore_int8);
 INSERT INTO shared SELECT 1, encml.ore_encrypt(i, :'k') FROM generate_series(1, 100) i;

@@ -128,6 +128,30 @@ SELECT try($$SELECT encml.enable_tenant_isolation('docs')$$);
 RESET ROLE;
 DROP TABLE docs;
 
+-- Keys bound to a tenant: usable only while that tenant is current (superusers and tenant admins
+-- excepted), checked at every encryption and decryption, whichever row the value sits in.
+SET ROLE encml_t_alice;
+SELECT encml.set_tenant('acme');
+SELECT encml.create_key('acme-pii', 'aead', 'acme') AS ka \gset
+SELECT try($$SELECT encml.create_key('globex-pii', 'aead', 'globex')$$);
+CREATE TABLE pg_temp.stolen AS SELECT encml.encrypt('acme secret', :'ka') AS v;
+GRANT SELECT ON pg_temp.stolen TO PUBLIC;
+SELECT encml.decrypt_text(v) AS while_acme FROM pg_temp.stolen;
+SELECT encml.reset_tenant();
+SELECT replace(try($$SELECT encml.decrypt_text(v) FROM pg_temp.stolen$$), :'ka', '<ka>') AS no_tenant;
+SELECT replace(try(format('SELECT encml.encrypt(%L, %L)', 'x', :'ka')), :'ka', '<ka>') AS encrypt_no_tenant;
+RESET ROLE;
+SELECT encml.decrypt(v) IS NOT NULL AS superuser_may FROM pg_temp.stolen;
+SELECT encml.reset_tenant();
+SET ROLE encml_t_bob;
+SELECT encml.set_tenant('globex');
+-- Another tenant's ciphertext copied into bob's own table does not decrypt.
+CREATE TABLE pg_temp.mine AS SELECT v FROM pg_temp.stolen;
+SELECT replace(try($$SELECT encml.decrypt_text(v) FROM pg_temp.mine$$), :'ka', '<ka>') AS foreign_key;
+SELECT encml.reset_tenant();
+RESET ROLE;
+DROP TABLE pg_temp.stolen, pg_temp.mine;
+
 -- Dropping a tenant drops its memberships.
 SELECT encml.drop_tenant('globex');
 SELECT try($$SELECT encml.drop_tenant('globex')$$);
