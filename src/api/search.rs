@@ -35,18 +35,23 @@ fn det_open(value: &DetText<'_>) -> OwnedVarlena {
     out
 }
 
+/// Both det_encrypt variants: the value's bytes under the key's current version.
+fn det_encrypt_bytes(
+    value: &[u8],
+    key: Option<Uuid>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> DetTextOut {
+    cache::accept_invalidations_once_per_query(fcinfo);
+    det_seal(cache::current(&key_arg(key)).deterministic(), value)
+}
+
 #[pg_extern(stable, parallel_safe, name = "det_encrypt", requires = ["det_text_type"])]
 fn det_encrypt_text(
     value: Option<TextBytes<'_>>,
     key: Option<Uuid>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<DetTextOut> {
-    cache::accept_invalidations_once_per_query(fcinfo);
-    let value = value?;
-    Some(det_seal(
-        cache::current(&key_arg(key)).deterministic(),
-        value.0,
-    ))
+    Some(det_encrypt_bytes(value?.0, key, fcinfo))
 }
 
 #[pg_extern(stable, parallel_safe, name = "det_encrypt", requires = ["det_text_type"])]
@@ -55,12 +60,7 @@ fn det_encrypt_bytea(
     key: Option<Uuid>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<DetTextOut> {
-    cache::accept_invalidations_once_per_query(fcinfo);
-    let value = value?;
-    Some(det_seal(
-        cache::current(&key_arg(key)).deterministic(),
-        value.0,
-    ))
+    Some(det_encrypt_bytes(value?.0, key, fcinfo))
 }
 
 #[pg_extern(stable, strict, parallel_safe, requires = ["det_text_type"])]

@@ -2,10 +2,9 @@
 //! `encml.master_key_rotations`). Every statement runs as the extension owner with a pinned
 //! search_path (see `pg::catalog_access`); callers check the calling role's rights first.
 
-use crate::pg::catalog_access::{arg, as_extension_owner, read_rows, select_one, Row};
+use crate::pg::catalog_access::{arg, as_extension_owner, oid_arg, read_rows, select_one, Row};
 use crate::pg::errors::raise;
 use encml_core::kdf::Purpose;
-use pgrx::datum::DatumWithOid;
 use pgrx::datum::{FromDatum, IntoDatum};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, Uuid};
@@ -37,10 +36,6 @@ fn spi_err(e: pgrx::spi::SpiError) -> ! {
         PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         format!("key catalog query failed: {e}"),
     )
-}
-
-fn oid_arg<'a>(oid: pg_sys::Oid) -> DatumWithOid<'a> {
-    unsafe { DatumWithOid::new(oid, pg_sys::OIDOID) }
 }
 
 fn parse_purpose(label: &str) -> Purpose {

@@ -1,15 +1,11 @@
 //! Reads and writes of the tenant tables (`encml.tenants`, `encml.tenant_members`), as the
 //! extension owner with a pinned search_path; callers check the calling role's rights first.
 
-use crate::pg::catalog_access::{arg, as_extension_owner, read_rows, select_one};
+use crate::pg::catalog_access::{arg, as_extension_owner, oid_arg, read_rows, select_one};
 use crate::pg::errors::raise;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-
-fn oid_arg<'a>(oid: pg_sys::Oid) -> DatumWithOid<'a> {
-    unsafe { DatumWithOid::new(oid, pg_sys::OIDOID) }
-}
 
 fn run(sql: &str, args: &[DatumWithOid<'_>]) -> usize {
     as_extension_owner(|| {

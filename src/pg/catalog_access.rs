@@ -141,6 +141,11 @@ pub fn arg<T: pgrx::datum::IntoDatum>(value: T) -> (pg_sys::Oid, Option<pg_sys::
     (T::type_oid(), value.into_datum())
 }
 
+/// An oid parameter for pgrx's SPI calls (update mode), e.g. a role to cast to regrole.
+pub fn oid_arg<'a>(oid: pg_sys::Oid) -> pgrx::datum::DatumWithOid<'a> {
+    unsafe { pgrx::datum::DatumWithOid::new(oid, pg_sys::OIDOID) }
+}
+
 /// The first column of the first row of a read-only query.
 pub fn select_one<T: pgrx::datum::FromDatum>(
     sql: &str,
