@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make bench: times encml.encrypt/decrypt against plaintext and pgcrypto baselines, and the
-# searchable types against plaintext twins, in one run; prints tables with ratios (also saved to
+# make bench: times encml.encrypt/decrypt against plaintext and pgcrypto baselines, the
+# searchable types against plaintext twins, and tenant isolation against a literal tenant filter,
+# in one run; prints tables with ratios (also saved to
 # target/bench/results.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +16,7 @@ psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
 psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
   -v srows="${BENCH_SEARCH_ROWS:-1000000}" -v lookups="${BENCH_LOOKUPS:-1000}" -v ranges="${BENCH_RANGES:-100}" \
   -f benches/search.sql | tee -a target/bench/results.md
+psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
+  -v trows="${BENCH_TENANT_ROWS:-100000}" -v tlookups="${BENCH_TENANT_LOOKUPS:-2000}" \
+  -v tscans="${BENCH_TENANT_SCANS:-50}" -v runs="$RUNS" \
+  -f benches/tenancy.sql | tee -a target/bench/results.md

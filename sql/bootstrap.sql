@@ -24,9 +24,14 @@ COMMENT ON ROLE encml_tenant_admin IS
 
 -- Tenants and the roles that act for them (see encml.set_tenant).
 CREATE TABLE tenants (
-    name       text PRIMARY KEY CHECK (name <> ''),
-    created_by regrole NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
+    name         text PRIMARY KEY CHECK (name <> ''),
+    created_by   regrole NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    -- Set by encml.create_tenant_schema(): members get USAGE on it while they are members.
+    schema_name  name,
+    -- Set by encml.forget_tenant(): every key of the tenant was destroyed then, and no new one
+    -- may be made for it.
+    forgotten_at timestamptz
 );
 COMMENT ON TABLE tenants IS 'pg_encrypt_ml tenants';
 CREATE TABLE tenant_members (
@@ -44,12 +49,19 @@ CREATE TABLE data_keys (
     tenant          text,
     purpose         text NOT NULL CHECK (purpose IN ('aead', 'deterministic', 'ore', 'hmac')),
     current_version integer NOT NULL DEFAULT 1 CHECK (current_version > 0),
+    -- The role that called create_key or, for keys the extension manages, whose call created it.
     created_by      regrole NOT NULL,
+    -- Keys made by encml.tenant_key() belong to their tenant, not to the member who happened to
+    -- call first: only superusers, encml_key_admin and encml_tenant_admin administer them.
+    managed         boolean NOT NULL DEFAULT false,
     created_at      timestamptz NOT NULL DEFAULT now(),
     rotated_at      timestamptz,
     destroyed_at    timestamptz
 );
-CREATE UNIQUE INDEX data_keys_tenant_name ON data_keys ((coalesce(tenant, '')), name);
+-- Names are unique per tenant among live keys; a destroyed key's name may be used again.
+CREATE UNIQUE INDEX data_keys_tenant_name ON data_keys ((coalesce(tenant, '')), name)
+    WHERE destroyed_at IS NULL;
+CREATE INDEX data_keys_tenant ON data_keys (tenant) WHERE tenant IS NOT NULL;
 COMMENT ON TABLE data_keys IS 'pg_encrypt_ml key catalog: one row per data key (material is in data_key_versions)';
 
 CREATE TABLE data_key_versions (
@@ -87,7 +99,10 @@ SELECT pg_catalog.pg_extension_config_dump('master_key_rotations', '');
 SELECT pg_catalog.pg_extension_config_dump('tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant_members', '');
 
-CREATE VIEW keys AS
+-- Both views show a role the keys without a tenant and those of the tenants it acts for (tenant
+-- and key admins see all): one tenant's key names are not another tenant's business. The tables
+-- are read with the view owner's rights, while current_user stays the querying role.
+CREATE VIEW keys WITH (security_barrier) AS
 SELECT k.id,
        k.name,
        k.tenant,
@@ -95,6 +110,7 @@ SELECT k.id,
        k.current_version AS version,
        CASE WHEN k.destroyed_at IS NOT NULL THEN 'destroyed' ELSE 'active' END AS status,
        k.created_by,
+       k.managed,
        k.created_at,
        k.rotated_at,
        k.destroyed_at,
@@ -108,13 +124,20 @@ SELECT k.id,
                    SELECT v.master_key_fingerprint FROM data_key_versions v
                     WHERE v.key_id = k.id AND v.master_key_fingerprint IS NOT NULL)))
            AS awaiting_master_key_rotation
-  FROM data_keys k;
+  FROM data_keys k
+ WHERE k.tenant IS NULL
+    OR pg_catalog.pg_has_role(current_user, 'encml_tenant_admin', 'USAGE')
+    OR pg_catalog.pg_has_role(current_user, 'encml_key_admin', 'USAGE')
+    OR EXISTS (SELECT FROM tenant_members m
+                WHERE m.tenant = k.tenant
+                  AND pg_catalog.pg_has_role(current_user, m.member::oid, 'USAGE'));
 COMMENT ON VIEW keys IS
     'pg_encrypt_ml data keys: id, name, tenant, purpose, current version and status; never key material';
 
-CREATE VIEW key_versions AS
+CREATE VIEW key_versions WITH (security_barrier) AS
 SELECT v.key_id, v.version, v.status, v.master_key_fingerprint, v.created_at, v.retired_at
-  FROM data_key_versions v;
+  FROM data_key_versions v
+ WHERE v.key_id IN (SELECT id FROM keys);   -- the keys this role may see
 COMMENT ON VIEW key_versions IS
     'pg_encrypt_ml data-key versions with their status and the fingerprint of the master key wrapping them';
 

@@ -30,8 +30,6 @@ COMMENT ON FUNCTION destroy_key(uuid) IS
 COMMENT ON FUNCTION rotate_master_key() IS
     'Rewraps every data key wrapped under an older master key with the current one (first line of the provider); returns the count';
 
-REVOKE EXECUTE ON FUNCTION rotate_master_key() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION rotate_master_key() TO encml_key_admin;
 
 -- det_text (deterministic encryption)
 COMMENT ON FUNCTION det_text_in(cstring) IS 'det_text text input: base64 of the binary value, structure checked';
@@ -144,8 +142,51 @@ COMMENT ON FUNCTION set_tenant(text, boolean) IS
 COMMENT ON FUNCTION current_tenant() IS 'The current tenant (NULL when unset); cheap and STABLE, for RLS policies';
 COMMENT ON FUNCTION reset_tenant() IS 'Clears the current tenant';
 COMMENT ON FUNCTION my_tenants() IS 'The tenants the calling role may act for';
-REVOKE EXECUTE ON FUNCTION create_tenant(text), drop_tenant(text), grant_tenant(text, regrole),
-    revoke_tenant(text, regrole) FROM PUBLIC;
+COMMENT ON FUNCTION tenant_key(text) IS
+    'The current tenant''s key for a purpose (default aead), made on first use; it belongs to the tenant, not to the member who called';
+COMMENT ON FUNCTION forget_tenant(text) IS
+    'GDPR erasure / off-boarding: crypto-shreds every key of a tenant and drops its memberships; returns the keys destroyed';
+COMMENT ON FUNCTION create_tenant_schema(text, text) IS
+    'Schema-per-tenant: creates a schema owned by encml_tenant_admin with USAGE for the tenant''s members only; returns its name';
+
+-- Privileges: every function is granted explicitly. PUBLIC gets what an application needs: the
+-- types, encryption and decryption (the key checks happen inside, for the calling role), the
+-- tenant context, and key functions that check ownership themselves. Administration goes to the
+-- two admin roles. The catalog tables are closed (bootstrap.sql); the views filter by tenant.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA encml FROM PUBLIC;
+GRANT USAGE ON SCHEMA encml TO PUBLIC;
+GRANT USAGE ON TYPE enc_bytea, det_text, ore_int8, ore_float8, ore_timestamptz TO PUBLIC;
+-- Type support: input/output, casts, operators, index and sort support of the five types.
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'encml'::regnamespace
+                AND p.proname ~ '^(enc_bytea|det_text|ore_int8|ore_float8|ore_timestamptz)_'
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
+    END LOOP;
+END
+$$;
+GRANT EXECUTE ON FUNCTION
+    encrypt(bytea, uuid, text), encrypt(text, uuid, text), decrypt(enc_bytea, text),
+    decrypt_text(enc_bytea, text), reencrypt(enc_bytea, text),
+    det_encrypt(text, uuid), det_encrypt(bytea, uuid), det_decrypt(det_text),
+    det_decrypt_bytea(det_text), det_reencrypt(det_text), det_encrypt_all_versions(text, uuid),
+    ore_encrypt(bigint, uuid), ore_encrypt(integer, uuid), ore_encrypt(smallint, uuid),
+    ore_encrypt(double precision, uuid), ore_encrypt(timestamptz, uuid),
+    ore_decrypt(ore_int8), ore_decrypt(ore_float8), ore_decrypt(ore_timestamptz),
+    ore_reencrypt(ore_int8), ore_reencrypt(ore_float8), ore_reencrypt(ore_timestamptz),
+    key_id(enc_bytea), key_id(det_text), key_id(ore_int8), key_id(ore_float8), key_id(ore_timestamptz),
+    key_version(enc_bytea), key_version(det_text), key_version(ore_int8), key_version(ore_float8),
+    key_version(ore_timestamptz),
+    create_key(text, text, text), rotate_key(uuid), retire_key_version(uuid, integer, boolean),
+    destroy_key(uuid),
+    set_tenant(text, boolean), current_tenant(), reset_tenant(), my_tenants(), tenant_key(text),
+    -- Invoker rights: ALTER TABLE needs ownership of the table.
+    enable_tenant_isolation(regclass, name), disable_tenant_isolation(regclass, name)
+TO PUBLIC;
+GRANT EXECUTE ON FUNCTION rotate_master_key() TO encml_key_admin;
 GRANT EXECUTE ON FUNCTION create_tenant(text), drop_tenant(text), grant_tenant(text, regrole),
-    revoke_tenant(text, regrole) TO encml_tenant_admin;
--- enable/disable_tenant_isolation run with the caller's rights (ALTER TABLE needs ownership).
+    revoke_tenant(text, regrole), forget_tenant(text), create_tenant_schema(text, text)
+TO encml_tenant_admin;

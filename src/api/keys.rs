@@ -1,7 +1,9 @@
 //! Key management: create, rotate, retire, destroy, and master-key rotation.
 //!
 //! Rights are checked against the calling role before any catalog work: a key is administered by
-//! the role that created it (and its members), members of `encml_key_admin`, and superusers.
+//! the role that created it (and its members), members of `encml_key_admin`, and superusers; a
+//! tenant's key also by members of `encml_tenant_admin`. Keys made by `tenant_key()` belong to
+//! their tenant: the member whose call created one does not administer it.
 
 use crate::keys::catalog::{self, uuid_string, KeyRow};
 use crate::keys::provider;
@@ -19,16 +21,20 @@ fn is_key_admin(role: pg_sys::Oid) -> bool {
 }
 
 fn require_admin_of(role: pg_sys::Oid, id: &[u8; 16], key: &KeyRow) {
-    let owns = key.created_by != pg_sys::InvalidOid
+    let owns = !key.managed
+        && key.created_by != pg_sys::InvalidOid
         && unsafe { pg_sys::has_privs_of_role(role, key.created_by) };
-    if !(owns || is_key_admin(role)) {
+    let tenant_admin = key.tenant.is_some() && crate::api::tenancy::is_tenant_admin(role);
+    if !(owns || tenant_admin || is_key_admin(role)) {
         raise_full(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!("permission denied to administer key {}", uuid_string(id)),
             None,
             Some(format!(
-                "Only the role that created the key, members of {KEY_ADMIN_ROLE}, and superusers may \
-                 rotate, retire or destroy it (current role: {}).",
+                "Only the role that created the key (not for keys made by encml.tenant_key()), members \
+                 of {KEY_ADMIN_ROLE} (and of {} for a tenant's key), and superusers may rotate, \
+                 retire or destroy it (current role: {}).",
+                crate::api::tenancy::TENANT_ADMIN_ROLE,
                 role_name(role)
             )),
         );
@@ -62,12 +68,17 @@ fn lock_for_admin(key: Uuid) -> ([u8; 16], KeyRow) {
     (id, row)
 }
 
-fn wrap_new_version(id: &[u8; 16], version: u32) -> (Vec<u8>, String) {
-    let masters = provider::reload();
-    let current = &masters[0];
-    let data_key = wrap::generate_data_key().unwrap_or_else(|e| raise_core(e));
-    let wrapped = wrap::wrap(current, id, version, &data_key).unwrap_or_else(|e| raise_core(e));
-    (wrapped, current.fingerprint().to_string())
+/// A key purpose by its label, or an ERROR listing the known ones.
+pub(crate) fn purpose_arg(label: &str) -> Purpose {
+    Purpose::from_label(label).unwrap_or_else(|| {
+        let known: Vec<&str> = Purpose::ALL.iter().map(|p| p.label()).collect();
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown key purpose \"{label}\""),
+            None,
+            Some(format!("Known purposes: {}.", known.join(", "))),
+        )
+    })
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -84,27 +95,24 @@ fn create_key(
             "a key needs a non-empty name",
         ),
     };
-    let label = purpose.unwrap_or("aead");
-    let Some(purpose) = Purpose::from_label(label) else {
-        let known: Vec<&str> = Purpose::ALL.iter().map(|p| p.label()).collect();
+    let purpose = purpose_arg(purpose.unwrap_or("aead"));
+    if name.starts_with(catalog::MANAGED_NAME_PREFIX) {
         raise_full(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("unknown key purpose \"{label}\""),
+            PgSqlErrorCode::ERRCODE_RESERVED_NAME,
+            format!("key name \"{name}\" is reserved"),
+            Some(format!(
+                "Names starting with \"{}\" are kept for the keys encml.tenant_key() makes.",
+                catalog::MANAGED_NAME_PREFIX
+            )),
             None,
-            Some(format!("Known purposes: {}.", known.join(", "))),
-        )
-    };
+        );
+    }
     if let Some(t) = tenant {
-        // A key for a tenant is made by someone acting for it (or administering tenants).
-        let admin = is_superuser(role)
-            || has_privs_of_role_named(role, crate::api::tenancy::TENANT_ADMIN_ROLE);
-        if !crate::keys::tenants::exists(t) {
-            raise(
-                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-                format!("tenant \"{t}\" does not exist"),
-            );
-        }
-        if !admin && !crate::keys::tenants::is_member(t, role) {
+        // A key for a tenant is made by someone acting for it (or administering tenants), while
+        // the tenant row is locked against a concurrent forget_tenant.
+        crate::api::tenancy::lock_usable_tenant(t);
+        if !crate::api::tenancy::is_tenant_admin(role) && !crate::keys::tenants::is_member(t, role)
+        {
             raise(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!(
@@ -124,7 +132,7 @@ fn create_key(
         );
     }
     let id = *uuid::Uuid::new_v4().as_bytes();
-    let (wrapped, fingerprint) = wrap_new_version(&id, 1);
+    let (wrapped, fingerprint) = provider::new_wrapped_data_key(&id, 1);
     catalog::insert_key(&id, name, purpose, tenant, role, &wrapped, &fingerprint);
     Uuid::from_bytes(id)
 }
@@ -133,7 +141,7 @@ fn create_key(
 fn rotate_key(key: Uuid) -> i32 {
     let (id, row) = lock_for_admin(key);
     let version = row.current_version + 1;
-    let (wrapped, fingerprint) = wrap_new_version(&id, version);
+    let (wrapped, fingerprint) = provider::new_wrapped_data_key(&id, version);
     catalog::add_version(&id, version, &wrapped, &fingerprint);
     version as i32
 }

@@ -16,6 +16,8 @@ pub struct KeyRow {
     pub current_version: u32,
     pub tenant: Option<String>,
     pub created_by: pg_sys::Oid,
+    /// Made by `tenant_key()`: belongs to its tenant, administered only by admins.
+    pub managed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -55,7 +57,7 @@ pub fn load(
     for_update: bool,
 ) -> Option<(KeyRow, Option<VersionRow>)> {
     let sql = format!(
-        "SELECT k.purpose, k.destroyed_at::text, k.current_version, k.tenant, k.created_by::oid, \
+        "SELECT k.purpose, k.destroyed_at::text, k.current_version, k.tenant, k.created_by::oid, k.managed, \
                 v.version, v.status, v.wrapped_key, v.master_key_fingerprint, v.retired_at::text \
            FROM encml.data_keys k \
            LEFT JOIN encml.data_key_versions v \
@@ -108,13 +110,14 @@ fn parse_key_row(row: &impl Columns) -> (KeyRow, Option<VersionRow>) {
         current_version: row.col::<i32>(3).unwrap_or(0) as u32,
         tenant: row.col::<String>(4),
         created_by: row.col::<pg_sys::Oid>(5).unwrap_or(pg_sys::InvalidOid),
+        managed: row.col::<bool>(6).unwrap_or(false),
     };
-    let version = row.col::<i32>(6).map(|v| VersionRow {
+    let version = row.col::<i32>(7).map(|v| VersionRow {
         version: v as u32,
-        status: row.col::<String>(7).unwrap_or_default(),
-        wrapped: row.col::<Vec<u8>>(8),
-        fingerprint: row.col::<String>(9),
-        retired_at: row.col::<String>(10),
+        status: row.col::<String>(8).unwrap_or_default(),
+        wrapped: row.col::<Vec<u8>>(9),
+        fingerprint: row.col::<String>(10),
+        retired_at: row.col::<String>(11),
     });
     (key, version)
 }
@@ -123,7 +126,8 @@ pub fn name_taken(name: &str, tenant: Option<&str>) -> bool {
     as_extension_owner(|| {
         select_one::<bool>(
             "SELECT EXISTS (SELECT FROM encml.data_keys \
-              WHERE name = $1 AND coalesce(tenant, '') = coalesce($2, ''))",
+              WHERE name = $1 AND coalesce(tenant, '') = coalesce($2, '') \
+                AND destroyed_at IS NULL)",
             &[arg(name), arg(tenant)],
         )
         .unwrap_or(false)
@@ -196,31 +200,47 @@ pub fn add_version(id: &[u8; 16], version: u32, wrapped: &[u8], fingerprint: &st
 
 /// Erases the wrapped material of every version of a key. Returns the number of versions erased.
 pub fn destroy(id: &[u8; 16]) -> i64 {
-    let n = as_extension_owner(|| {
+    destroy_where("k.id = $1", Uuid::from_bytes(*id).into()).1
+}
+
+/// Crypto-shreds every live key of a tenant. Returns (keys destroyed, versions erased).
+pub fn destroy_tenant_keys(tenant: &str) -> (i64, i64) {
+    destroy_where("k.tenant = $1", tenant.into())
+}
+
+fn destroy_where(filter: &str, value: pgrx::datum::DatumWithOid<'_>) -> (i64, i64) {
+    let counts = as_extension_owner(|| {
         Spi::connect_mut(|client| {
-            let erased = client
+            let keys = client
                 .update(
-                    "UPDATE encml.data_key_versions \
-                        SET wrapped_key = NULL, status = 'destroyed', \
-                            retired_at = coalesce(retired_at, now()) \
-                      WHERE key_id = $1 AND status <> 'destroyed'",
+                    &format!(
+                        "UPDATE encml.data_keys k SET destroyed_at = now() \
+                          WHERE {filter} AND k.destroyed_at IS NULL RETURNING k.id"
+                    ),
                     None,
-                    &[Uuid::from_bytes(*id).into()],
+                    std::slice::from_ref(&value),
                 )
                 .unwrap_or_else(|e| spi_err(e))
                 .len() as i64;
-            client
+            let versions = client
                 .update(
-                    "UPDATE encml.data_keys SET destroyed_at = now() WHERE id = $1",
+                    &format!(
+                        "UPDATE encml.data_key_versions v \
+                            SET wrapped_key = NULL, status = 'destroyed', \
+                                retired_at = coalesce(v.retired_at, now()) \
+                           FROM encml.data_keys k \
+                          WHERE k.id = v.key_id AND {filter} AND v.status <> 'destroyed'"
+                    ),
                     None,
-                    &[Uuid::from_bytes(*id).into()],
+                    std::slice::from_ref(&value),
                 )
-                .unwrap_or_else(|e| spi_err(e));
-            erased
+                .unwrap_or_else(|e| spi_err(e))
+                .len() as i64;
+            (keys, versions)
         })
     });
     invalidate();
-    n
+    counts
 }
 
 pub fn retire(id: &[u8; 16], version: u32) {
@@ -377,5 +397,93 @@ pub fn usable_versions(id: &[u8; 16]) -> Vec<u32> {
             0,
             |row| row.get::<i32>(1).unwrap_or(0) as u32,
         )
+    })
+}
+
+/// Names of the keys `encml.tenant_key()` manages start with this; `create_key` refuses it.
+pub const MANAGED_NAME_PREFIX: &str = "tenant_key:";
+
+pub fn managed_key_name(purpose: Purpose) -> String {
+    format!("{MANAGED_NAME_PREFIX}{}", purpose.label())
+}
+
+const MANAGED_KEY_SQL: &str = "SELECT id FROM encml.data_keys \
+      WHERE tenant = $1 AND purpose = $2 AND managed AND destroyed_at IS NULL";
+
+/// The live key `tenant_key()` manages for a tenant and purpose.
+pub fn managed_key(tenant: &str, purpose: Purpose) -> Option<[u8; 16]> {
+    as_extension_owner(|| select_one::<Uuid>(MANAGED_KEY_SQL, &[arg(tenant), arg(purpose.label())]))
+        .map(|u| *u.as_bytes())
+}
+
+/// The same, read with a new snapshot (in READ COMMITTED), so that a key another transaction
+/// committed while this one waited on it is found.
+pub fn managed_key_latest(tenant: &str, purpose: Purpose) -> Option<[u8; 16]> {
+    as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    MANAGED_KEY_SQL,
+                    Some(1),
+                    &[tenant.into(), purpose.label().into()],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .into_iter()
+                .next()
+                .and_then(|row| row.get::<Uuid>(1).unwrap_or_else(|e| spi_err(e)))
+        })
+    })
+    .map(|u| *u.as_bytes())
+}
+
+/// Inserts the managed key of a tenant for a purpose, unless another transaction made one first
+/// (then nothing is inserted and false is returned).
+pub fn insert_managed_key(
+    id: &[u8; 16],
+    tenant: &str,
+    purpose: Purpose,
+    created_by: pg_sys::Oid,
+    wrapped: &[u8],
+    fingerprint: &str,
+) -> bool {
+    let inserted = as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "WITH k AS ( \
+                        INSERT INTO encml.data_keys (id, name, purpose, tenant, created_by, managed) \
+                        VALUES ($1, $2, $3, $4, $5::regrole, true) \
+                        ON CONFLICT ((coalesce(tenant, '')), name) WHERE destroyed_at IS NULL \
+                        DO NOTHING RETURNING id) \
+                     INSERT INTO encml.data_key_versions \
+                            (key_id, version, status, wrapped_key, master_key_fingerprint) \
+                     SELECT id, 1, 'active', $6, $7 FROM k RETURNING key_id",
+                    None,
+                    &[
+                        Uuid::from_bytes(*id).into(),
+                        managed_key_name(purpose).into(),
+                        purpose.label().into(),
+                        tenant.into(),
+                        oid_arg(created_by),
+                        wrapped.into(),
+                        fingerprint.into(),
+                    ],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .len()
+                == 1
+        })
+    });
+    inserted
+}
+
+/// How many keys of a tenant are not destroyed.
+pub fn live_keys_of_tenant(tenant: &str) -> i64 {
+    as_extension_owner(|| {
+        select_one::<i64>(
+            "SELECT count(*) FROM encml.data_keys WHERE tenant = $1 AND destroyed_at IS NULL",
+            &[arg(tenant)],
+        )
+        .unwrap_or(0)
     })
 }

@@ -241,3 +241,14 @@ pub fn unwrap_data_key(
         other => raise_core(other),
     })
 }
+
+/// A fresh data key for `version` of key `key_id`, wrapped by the current master key (the
+/// provider is read again, so a master key an operator just rotated in is used at once).
+/// Returns the wrapped key and the master key's fingerprint; the raw key is zeroized on return.
+pub fn new_wrapped_data_key(key_id: &[u8; 16], version: u32) -> (Vec<u8>, String) {
+    let masters = reload();
+    let current = &masters[0];
+    let data_key = wrap::generate_data_key().unwrap_or_else(|e| raise_core(e));
+    let wrapped = wrap::wrap(current, key_id, version, &data_key).unwrap_or_else(|e| raise_core(e));
+    (wrapped, current.fingerprint().to_string())
+}

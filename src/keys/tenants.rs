@@ -88,3 +88,122 @@ pub fn of_role(role: pg_sys::Oid) -> Vec<String> {
         )
     })
 }
+
+pub struct TenantRow {
+    /// The schema made by `create_tenant_schema`, if any.
+    pub schema_name: Option<String>,
+    /// When `forget_tenant` erased the tenant's keys, if it did.
+    pub forgotten_at: Option<String>,
+}
+
+fn parse_tenant_row(row: &crate::pg::catalog_access::Row) -> TenantRow {
+    TenantRow {
+        schema_name: row.get::<String>(1),
+        forgotten_at: row.get::<String>(2),
+    }
+}
+
+pub fn load(tenant: &str) -> Option<TenantRow> {
+    as_extension_owner(|| {
+        read_rows(
+            "SELECT schema_name::text, forgotten_at::text FROM encml.tenants WHERE name = $1",
+            &[arg(tenant)],
+            1,
+            parse_tenant_row,
+        )
+        .into_iter()
+        .next()
+    })
+}
+
+/// Locks the tenant row and returns it: `exclusive` for forget/drop/schema changes; shared
+/// while a key is made for the tenant, so that a concurrent `forget_tenant` either sees the new
+/// key or makes its maker see the tenant forgotten.
+pub fn lock(tenant: &str, exclusive: bool) -> Option<TenantRow> {
+    let sql = format!(
+        "SELECT schema_name::text, forgotten_at::text FROM encml.tenants WHERE name = $1 {}",
+        if exclusive { "FOR UPDATE" } else { "FOR SHARE" }
+    );
+    as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(sql.as_str(), Some(1), &[tenant.into()])
+                .unwrap_or_else(|e| {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                        format!("tenant catalog query failed: {e}"),
+                    )
+                })
+                .into_iter()
+                .next()
+                .map(|row| TenantRow {
+                    schema_name: row.get::<String>(1).ok().flatten(),
+                    forgotten_at: row.get::<String>(2).ok().flatten(),
+                })
+        })
+    })
+}
+
+/// The roles granted membership of `tenant` directly.
+pub fn members(tenant: &str) -> Vec<pg_sys::Oid> {
+    as_extension_owner(|| {
+        read_rows(
+            "SELECT member::oid FROM encml.tenant_members WHERE tenant = $1 ORDER BY 1",
+            &[arg(tenant)],
+            0,
+            |row| row.get::<pg_sys::Oid>(1).unwrap_or(pg_sys::InvalidOid),
+        )
+    })
+}
+
+/// Drops every membership of `tenant` and marks it forgotten. Returns the memberships dropped.
+pub fn forget(tenant: &str) -> usize {
+    let dropped = run(
+        "DELETE FROM encml.tenant_members WHERE tenant = $1",
+        &[tenant.into()],
+    );
+    run(
+        "UPDATE encml.tenants SET forgotten_at = coalesce(forgotten_at, now()) WHERE name = $1",
+        &[tenant.into()],
+    );
+    dropped
+}
+
+pub fn set_schema(tenant: &str, schema: &str) {
+    run(
+        "UPDATE encml.tenants SET schema_name = $2 WHERE name = $1",
+        &[tenant.into(), schema.into()],
+    );
+}
+
+/// Runs the utility statement (GRANT, CREATE SCHEMA, ...) that a query built with `format()`, so
+/// identifiers are quoted by Postgres itself; as the extension owner. Nothing runs when the
+/// query returns no row.
+pub fn run_formatted(format_sql: &str, args: &[(pg_sys::Oid, Option<pg_sys::Datum>)]) {
+    as_extension_owner(|| {
+        let Some(sql) = select_one::<String>(format_sql, args) else {
+            return;
+        };
+        Spi::run(&sql).unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("tenant schema statement failed: {e}"),
+            )
+        })
+    })
+}
+
+/// Gives (or takes back) USAGE on a tenant's schema to a member role; nothing if the schema was
+/// dropped meanwhile.
+pub fn schema_usage(schema: &str, member: pg_sys::Oid, grant: bool) {
+    run_formatted(
+        if grant {
+            "SELECT format('GRANT USAGE ON SCHEMA %I TO %s', nspname, $2::oid::regrole) \
+               FROM pg_namespace WHERE nspname = $1"
+        } else {
+            "SELECT format('REVOKE USAGE ON SCHEMA %I FROM %s', nspname, $2::oid::regrole) \
+               FROM pg_namespace WHERE nspname = $1"
+        },
+        &[arg(schema), arg(member)],
+    );
+}

@@ -84,9 +84,11 @@ impl Row {
 }
 
 /// Runs a read-only query and maps its rows. It executes with SPI's `read_only` flag, which uses
-/// the statement's snapshot and starts no new command: pgrx's `select` starts one as soon as the
+/// the active snapshot and starts no new command: pgrx's `select` starts one as soon as the
 /// transaction has an xid, which Postgres refuses during a parallel operation (for example a
-/// parallel CREATE TABLE AS that decrypts in the leader).
+/// parallel CREATE TABLE AS that decrypts in the leader). Outside parallel mode it reads through
+/// a copy of that snapshot advanced to the current command, so rows written earlier in the same
+/// statement (a key `tenant_key()` just made) are seen.
 pub fn read_rows<R>(
     sql: &str,
     args: &[(pg_sys::Oid, Option<pg_sys::Datum>)],
@@ -104,6 +106,17 @@ pub fn read_rows<R>(
         .map(|(_, v)| if v.is_some() { b' ' } else { b'n' } as std::ffi::c_char)
         .collect();
     unsafe {
+        let advance = pg_sys::ActiveSnapshotSet() && !pg_sys::IsInParallelMode();
+        if advance {
+            pg_sys::PushCopiedSnapshot(pg_sys::GetActiveSnapshot());
+            pg_sys::UpdateActiveSnapshotCommandId();
+        }
+        let finish = || {
+            pg_sys::SPI_finish();
+            if advance {
+                pg_sys::PopActiveSnapshot();
+            }
+        };
         pg_sys::SPI_connect();
         let rc = pg_sys::SPI_execute_with_args(
             c_sql.as_ptr(),
@@ -115,7 +128,7 @@ pub fn read_rows<R>(
             limit,
         );
         if rc != pg_sys::SPI_OK_SELECT as i32 {
-            pg_sys::SPI_finish();
+            finish();
             crate::pg::errors::raise(
                 PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
                 format!("key catalog query failed (SPI code {rc})"),
@@ -131,7 +144,7 @@ pub fn read_rows<R>(
             };
             out.push(f(&row));
         }
-        pg_sys::SPI_finish();
+        finish();
         out
     }
 }

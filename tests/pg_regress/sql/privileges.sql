@@ -69,7 +69,10 @@ SELECT p.oid::regprocedure AS function,
        p.proisstrict AS strict,
        CASE p.proparallel WHEN 's' THEN 'safe' WHEN 'r' THEN 'restricted' ELSE 'unsafe' END AS parallel,
        p.prosecdef AS security_definer,
-       obj_description(p.oid, 'pg_proc') IS NOT NULL AS commented
+       obj_description(p.oid, 'pg_proc') IS NOT NULL AS commented,
+       (SELECT string_agg(CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, ',' ORDER BY 1)
+          FROM aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+         WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner) AS execute_granted_to
   FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
  WHERE d.refclassid = 'pg_extension'::regclass
    AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_encrypt_ml')
