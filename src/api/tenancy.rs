@@ -185,12 +185,6 @@ fn set_tenant(tenant: Option<&str>, is_local: default!(Option<bool>, false)) {
     tenant::set(tenant, is_local.unwrap_or(false));
 }
 
-/// The current tenant, or NULL.
-#[pg_extern(stable, parallel_safe)]
-fn current_tenant() -> Option<String> {
-    tenant::current()
-}
-
 #[pg_extern(volatile, parallel_unsafe)]
 fn reset_tenant() {
     tenant::reset();
@@ -342,7 +336,7 @@ fn create_tenant_schema(
 pgrx::extension_sql_file!(
     "../../sql/tenancy.sql",
     name = "tenant_isolation",
-    requires = [current_tenant]
+    requires = ["current_tenant"]
 );
 
 #[cfg(any(test, feature = "pg_test"))]

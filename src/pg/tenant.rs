@@ -8,6 +8,7 @@
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 
 pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -17,7 +18,74 @@ thread_local! {
     /// A copy of the setting kept by its assign hook (which Postgres calls on every change,
     /// rollback and RESET included), so per-row checks read it without a lookup or allocation.
     static CURRENT: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The same as a text value, which `encml.current_tenant()` returns without copying.
+    static CURRENT_TEXT: Cell<*mut pg_sys::varlena> = const { Cell::new(std::ptr::null_mut()) };
+    /// Every tenant name this backend has held, as a text value in TopMemoryContext: never
+    /// freed, so a value handed out stays valid whatever the setting does later (one small
+    /// allocation per distinct tenant and backend).
+    static INTERNED: RefCell<HashMap<String, usize>> = RefCell::new(HashMap::new());
 }
+
+/// The interned text value of `name`, allocated on first sight; null if memory ran out (the
+/// caller then fails closed). Never raises an error, so the GUC hooks may call it.
+fn intern(name: &str) -> *mut pg_sys::varlena {
+    if let Some(p) = INTERNED.with(|m| m.borrow().get(name).copied()) {
+        return p as *mut pg_sys::varlena;
+    }
+    let size = pg_sys::VARHDRSZ + name.len();
+    let p = unsafe {
+        pg_sys::MemoryContextAllocExtended(
+            pg_sys::TopMemoryContext,
+            size,
+            pg_sys::MCXT_ALLOC_NO_OOM as i32,
+        )
+    } as *mut pg_sys::varlena;
+    if p.is_null() {
+        return p;
+    }
+    unsafe {
+        pgrx::set_varsize_4b(p, size as i32);
+        std::ptr::copy_nonoverlapping(
+            name.as_ptr(),
+            (p as *mut u8).add(pg_sys::VARHDRSZ),
+            name.len(),
+        );
+    }
+    INTERNED.with(|m| m.borrow_mut().insert(name.to_string(), p as usize));
+    p
+}
+
+/// `encml.current_tenant()`, bound by C symbol in the SQL below. Called once per executor start
+/// by every tenant-isolated query (its value is an index condition), so it neither allocates
+/// nor goes through a wrapper: it cannot fail.
+#[no_mangle]
+pub extern "C" fn pg_finfo_encml_current_tenant() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// # Safety
+/// Called by Postgres' function manager with a valid `fcinfo`.
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_current_tenant(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    let p = CURRENT_TEXT.with(|c| c.get());
+    if p.is_null() {
+        unsafe { (*fcinfo).isnull = true };
+        pg_sys::Datum::from(0)
+    } else {
+        pg_sys::Datum::from(p)
+    }
+}
+
+pgrx::extension_sql!(
+    r#"
+CREATE FUNCTION current_tenant() RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_current_tenant';
+"#,
+    name = "current_tenant",
+);
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn assign_tenant(
@@ -34,6 +102,9 @@ unsafe extern "C-unwind" fn assign_tenant(
         )
         .filter(|s| !s.is_empty())
     };
+    // Interned by the check hook already (or earlier, for a value a rollback restores).
+    let text = value.as_deref().map_or(std::ptr::null_mut(), intern);
+    CURRENT_TEXT.with(|c| c.set(text));
     CURRENT.with(|c| *c.borrow_mut() = value);
 }
 
@@ -50,7 +121,16 @@ unsafe extern "C-unwind" fn check_tenant(
 ) -> bool {
     unsafe {
         let clearing = newval.is_null() || (*newval).is_null() || **newval == 0;
-        if clearing || SETTING_ALLOWED.with(|a| a.get()) || pg_sys::InitializingParallelWorker {
+        if clearing {
+            return true;
+        }
+        if SETTING_ALLOWED.with(|a| a.get()) || pg_sys::InitializingParallelWorker {
+            // Allocate here, where failing is allowed, not in the assign hook.
+            let name = CStr::from_ptr(*newval).to_string_lossy();
+            if intern(&name).is_null() {
+                pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY as i32);
+                return false;
+            }
             return true;
         }
         pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
