@@ -110,7 +110,7 @@ fn create_key(
     if let Some(t) = tenant {
         // A key for a tenant is made by someone acting for it (or administering tenants), while
         // the tenant row is locked against a concurrent forget_tenant.
-        crate::api::tenancy::lock_usable_tenant(t);
+        crate::api::tenancy::lock_usable_tenant(t, false);
         if !crate::api::tenancy::is_tenant_admin(role) && !crate::keys::tenants::is_member(t, role)
         {
             raise(

@@ -56,10 +56,10 @@ fn forgotten(tenant: &str, when: &str) -> ! {
     )
 }
 
-/// Locks a tenant that exists and was not forgotten (shared: others may do the same), for
-/// making keys or memberships of it.
-pub(crate) fn lock_usable_tenant(tenant: &str) -> tenants::TenantRow {
-    let Some(row) = tenants::lock(tenant, false) else {
+/// Locks a tenant that exists and was not forgotten, for making keys, memberships or a schema
+/// for it (`exclusive` for the schema; shared otherwise, so that such work runs in parallel).
+pub(crate) fn lock_usable_tenant(tenant: &str, exclusive: bool) -> tenants::TenantRow {
+    let Some(row) = tenants::lock(tenant, exclusive) else {
         no_such_tenant(tenant)
     };
     if let Some(when) = &row.forgotten_at {
@@ -126,7 +126,7 @@ fn grant_tenant(tenant: Option<&str>, member: Option<RegRole>) {
             "member must not be NULL",
         )
     };
-    let row = lock_usable_tenant(tenant);
+    let row = lock_usable_tenant(tenant, false);
     tenants::grant(tenant, member, by);
     if let Some(schema) = &row.schema_name {
         tenants::schema_usage(schema, member, true);
@@ -206,17 +206,18 @@ fn my_tenants() -> Vec<String> {
 fn tenant_key(purpose: default!(&str, "'aead'"), fcinfo: pg_sys::FunctionCallInfo) -> Uuid {
     cache::accept_invalidations_once_per_query(fcinfo);
     let purpose = crate::api::keys::purpose_arg(purpose);
-    let Some(tenant) = tenant::current() else {
-        raise_full(
+    let hit = tenant::with_current(|t| t.map(|t| cache::tenant_key(t, purpose)));
+    match hit {
+        Some(Some(id)) => return Uuid::from_bytes(id),
+        Some(None) => {}
+        None => raise_full(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "encml.tenant_key() needs a current tenant",
             None,
             Some("Call encml.set_tenant(tenant) first.".into()),
-        )
-    };
-    if let Some(id) = cache::tenant_key(&tenant, purpose) {
-        return Uuid::from_bytes(id);
+        ),
     }
+    let tenant = tenant::current().expect("checked above");
     let id =
         catalog::managed_key(&tenant, purpose).unwrap_or_else(|| make_tenant_key(&tenant, purpose));
     cache::remember_tenant_key(&tenant, purpose, id);
@@ -238,7 +239,7 @@ fn make_tenant_key(tenant: &str, purpose: encml_core::kdf::Purpose) -> [u8; 16] 
             )),
         );
     }
-    lock_usable_tenant(tenant);
+    lock_usable_tenant(tenant, false);
     let id = *uuid::Uuid::new_v4().as_bytes();
     let (wrapped, fingerprint) = provider::new_wrapped_data_key(&id, 1);
     if catalog::insert_managed_key(&id, tenant, purpose, caller(), &wrapped, &fingerprint) {
@@ -295,12 +296,7 @@ fn create_tenant_schema(
 ) -> String {
     require_tenant_admin("create tenant schemas");
     let tenant = tenant_arg(tenant);
-    let Some(row) = tenants::lock(tenant, true) else {
-        no_such_tenant(tenant)
-    };
-    if let Some(when) = &row.forgotten_at {
-        forgotten(tenant, when);
-    }
+    let row = lock_usable_tenant(tenant, true);
     if let Some(existing) = &row.schema_name {
         raise(
             PgSqlErrorCode::ERRCODE_DUPLICATE_SCHEMA,

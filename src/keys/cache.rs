@@ -135,9 +135,9 @@ struct Cache {
     /// encryption and the last version handed out for decryption skip the hash lookups.
     last_current: Option<Rc<KeyVersion>>,
     last_version: Option<Rc<KeyVersion>>,
-    /// (tenant, purpose) -> the key `tenant_key()` returns; emptied with the rest, so a key
+    /// tenant -> (purpose, the key `tenant_key()` returns); emptied with the rest, so a key
     /// destroyed elsewhere is looked up again.
-    tenant_keys: HashMap<(String, Purpose), [u8; 16]>,
+    tenant_keys: HashMap<String, Vec<(Purpose, [u8; 16])>>,
 }
 
 thread_local! {
@@ -240,19 +240,19 @@ pub fn accept_invalidations_once_per_query(fcinfo: pg_sys::FunctionCallInfo) {
 /// The remembered id of a tenant's managed key for a purpose.
 pub fn tenant_key(tenant: &str, purpose: Purpose) -> Option<[u8; 16]> {
     CACHE.with(|c| {
-        c.borrow()
-            .tenant_keys
-            .get(&(tenant.to_string(), purpose))
-            .copied()
+        let c = c.borrow();
+        let keys = c.tenant_keys.get(tenant)?;
+        keys.iter().find(|(p, _)| *p == purpose).map(|(_, id)| *id)
     })
 }
 
 pub fn remember_tenant_key(tenant: &str, purpose: Purpose, id: [u8; 16]) {
     remember_key_table();
     CACHE.with(|c| {
-        c.borrow_mut()
-            .tenant_keys
-            .insert((tenant.to_string(), purpose), id)
+        let mut c = c.borrow_mut();
+        let keys = c.tenant_keys.entry(tenant.to_string()).or_default();
+        keys.retain(|(p, _)| *p != purpose);
+        keys.push((purpose, id));
     });
 }
 

@@ -108,6 +108,11 @@ unsafe extern "C-unwind" fn assign_tenant(
     CURRENT.with(|c| *c.borrow_mut() = value);
 }
 
+/// Calls `f` with the current tenant (no allocation).
+pub fn with_current<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
+    CURRENT.with(|c| f(c.borrow().as_deref()))
+}
+
 /// Whether `tenant` is the current tenant (no allocation).
 pub fn is_current(tenant: &str) -> bool {
     CURRENT.with(|c| c.borrow().as_deref() == Some(tenant))

@@ -150,6 +150,19 @@ CREATE TABLE pg_temp.mine AS SELECT v FROM pg_temp.stolen;
 SELECT replace(try($$SELECT encml.decrypt_text(v) FROM pg_temp.mine$$), :'ka', '<ka>') AS foreign_key;
 SELECT encml.reset_tenant();
 RESET ROLE;
+-- Nor through a SECURITY DEFINER function of a member of the key's tenant: the key needs its
+-- tenant to be current in the session, whoever's rights the function runs with.
+SET ROLE encml_t_alice;
+CREATE FUNCTION pg_temp.encml_t_read_acme() RETURNS text LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog AS $$SELECT encml.decrypt_text(v) FROM pg_temp.stolen$$;
+GRANT EXECUTE ON FUNCTION pg_temp.encml_t_read_acme() TO encml_t_bob;
+RESET ROLE;
+SET ROLE encml_t_bob;
+SELECT encml.set_tenant('globex');
+SELECT replace(try($$SELECT pg_temp.encml_t_read_acme()$$), :'ka', '<ka>') AS through_definer;
+SELECT encml.reset_tenant();
+RESET ROLE;
+DROP FUNCTION pg_temp.encml_t_read_acme();
 DROP TABLE pg_temp.stolen, pg_temp.mine;
 
 -- The tenant's own keys: encml.tenant_key() makes them on first use (within the very statement
