@@ -1,0 +1,15 @@
+//! Differential privacy for pg_encrypt_ml, free of Postgres so it can be unit-tested alone.
+//!
+//! - [`mechanism`]: noise from OpenDP measurements (discrete Laplace / Gaussian for integer
+//!   results, OpenDP's exact float samplers otherwise), calibrated from (epsilon, delta) and a
+//!   sensitivity, never from a hand-written `ln(u)`.
+//! - [`params`]: the parameters of one aggregate call, validated.
+//! - [`state`]: aggregate states (count, sum, average) with contribution bounding per privacy
+//!   unit, merge for parallel aggregation, and a versioned binary form.
+
+pub mod error;
+pub mod mechanism;
+pub mod params;
+pub mod state;
+
+pub use error::DpError;

@@ -1,0 +1,479 @@
+//! Aggregate states: the exact count and sum of one group, with contribution bounding per
+//! privacy unit, mergeable (parallel aggregation) and serializable (to pass between processes).
+//! Noise is added only by the `release_*` functions, once, from the final state.
+
+use crate::mechanism::{noisy_f64, noisy_i64};
+use crate::params::Params;
+use crate::DpError;
+use std::collections::HashMap;
+
+/// The value types a DP aggregate sums: float8 and bigint.
+pub trait Num: Copy + PartialOrd + std::fmt::Debug {
+    /// Exact (or compensated) running sum.
+    type Acc: Copy + Default + std::fmt::Debug;
+    const TAG: u8;
+    fn is_finite(self) -> bool;
+    fn clamp_to(self, lower: Self, upper: Self) -> Self;
+    fn add(acc: &mut Self::Acc, v: Self);
+    fn merge(acc: &mut Self::Acc, other: Self::Acc);
+    fn to_le(self) -> [u8; 8];
+    fn from_le(b: [u8; 8]) -> Self;
+    fn acc_to_le(acc: Self::Acc) -> [u8; 16];
+    fn acc_from_le(b: [u8; 16]) -> Self::Acc;
+    /// The most one value changes a sum: max(|lower|, |upper|).
+    fn magnitude(lower: Self, upper: Self) -> Self;
+}
+
+/// Neumaier-compensated float sum: (sum, compensation).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FloatAcc(pub f64, pub f64);
+
+impl FloatAcc {
+    pub fn value(self) -> f64 {
+        self.0 + self.1
+    }
+}
+
+impl Num for f64 {
+    type Acc = FloatAcc;
+    const TAG: u8 = b'f';
+    fn is_finite(self) -> bool {
+        f64::is_finite(self)
+    }
+    fn clamp_to(self, lower: f64, upper: f64) -> f64 {
+        self.clamp(lower, upper)
+    }
+    fn add(acc: &mut FloatAcc, v: f64) {
+        let t = acc.0 + v;
+        if acc.0.abs() >= v.abs() {
+            acc.1 += (acc.0 - t) + v;
+        } else {
+            acc.1 += (v - t) + acc.0;
+        }
+        acc.0 = t;
+    }
+    fn merge(acc: &mut FloatAcc, other: FloatAcc) {
+        f64::add(acc, other.0);
+        acc.1 += other.1;
+    }
+    fn to_le(self) -> [u8; 8] {
+        self.to_le_bytes()
+    }
+    fn from_le(b: [u8; 8]) -> f64 {
+        f64::from_le_bytes(b)
+    }
+    fn acc_to_le(acc: FloatAcc) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&acc.0.to_le_bytes());
+        b[8..].copy_from_slice(&acc.1.to_le_bytes());
+        b
+    }
+    fn acc_from_le(b: [u8; 16]) -> FloatAcc {
+        FloatAcc(
+            f64::from_le_bytes(b[..8].try_into().unwrap()),
+            f64::from_le_bytes(b[8..].try_into().unwrap()),
+        )
+    }
+    fn magnitude(lower: f64, upper: f64) -> f64 {
+        lower.abs().max(upper.abs())
+    }
+}
+
+impl Num for i64 {
+    type Acc = i128;
+    const TAG: u8 = b'i';
+    fn is_finite(self) -> bool {
+        true
+    }
+    fn clamp_to(self, lower: i64, upper: i64) -> i64 {
+        self.clamp(lower, upper)
+    }
+    fn add(acc: &mut i128, v: i64) {
+        *acc += v as i128;
+    }
+    fn merge(acc: &mut i128, other: i128) {
+        *acc += other;
+    }
+    fn to_le(self) -> [u8; 8] {
+        self.to_le_bytes()
+    }
+    fn from_le(b: [u8; 8]) -> i64 {
+        i64::from_le_bytes(b)
+    }
+    fn acc_to_le(acc: i128) -> [u8; 16] {
+        acc.to_le_bytes()
+    }
+    fn acc_from_le(b: [u8; 16]) -> i128 {
+        i128::from_le_bytes(b)
+    }
+    fn magnitude(lower: i64, upper: i64) -> i64 {
+        lower
+            .unsigned_abs()
+            .max(upper.unsigned_abs())
+            .min(i64::MAX as u64) as i64
+    }
+}
+
+/// One group's exact state.
+#[derive(Debug, Clone)]
+pub struct State<T: Num> {
+    pub params: Option<Params<T>>,
+    /// Rows counted (without privacy units).
+    pub count: i64,
+    pub sum: T::Acc,
+    /// With privacy units: each unit's first `max_rows` clamped values, by a hash of the unit.
+    /// Two units colliding share one cap, which only lowers what they contribute.
+    pub units: Option<HashMap<u64, Vec<T>>>,
+}
+
+impl<T: Num> Default for State<T> {
+    fn default() -> Self {
+        State {
+            params: None,
+            count: 0,
+            sum: T::Acc::default(),
+            units: None,
+        }
+    }
+}
+
+const VERSION: u8 = 1;
+
+impl<T: Num> State<T> {
+    /// Adds one row: `value` (None for a row that only counts) clamped to the bounds, under
+    /// `unit` if the aggregate bounds contributions per privacy unit.
+    pub fn add(&mut self, params: Params<T>, value: T, unit: Option<u64>) -> Result<(), DpError> {
+        Params::fix(&mut self.params, params)?;
+        if !value.is_finite() {
+            return Err(DpError::InvalidParameter(format!(
+                "value {value:?} is not finite"
+            )));
+        }
+        let v = value.clamp_to(params.lower, params.upper);
+        match unit {
+            None => {
+                if self.units.is_some() {
+                    return Err(DpError::ParameterChanged("the privacy unit (NULL or not)"));
+                }
+                self.count += 1;
+                T::add(&mut self.sum, v);
+            }
+            Some(u) => {
+                if self.count > 0 {
+                    return Err(DpError::ParameterChanged("the privacy unit (NULL or not)"));
+                }
+                let kept = self
+                    .units
+                    .get_or_insert_with(HashMap::new)
+                    .entry(u)
+                    .or_default();
+                if (kept.len() as i64) < params.max_rows {
+                    kept.push(v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Merges a partial state of the same group (parallel aggregation).
+    pub fn merge(&mut self, other: State<T>) -> Result<(), DpError> {
+        match (&self.params, other.params) {
+            (_, None) => return Ok(()),
+            (None, Some(_)) => {
+                *self = other;
+                return Ok(());
+            }
+            (Some(a), Some(b)) => a.same_as(&b)?,
+        }
+        let cap = self.params.map(|p| p.max_rows).unwrap_or(1) as usize;
+        self.count += other.count;
+        T::merge(&mut self.sum, other.sum);
+        if let Some(theirs) = other.units {
+            let mine = self.units.get_or_insert_with(HashMap::new);
+            for (u, vals) in theirs {
+                let kept = mine.entry(u).or_default();
+                kept.extend(vals.into_iter().take(cap.saturating_sub(kept.len())));
+            }
+        }
+        Ok(())
+    }
+
+    /// The bounded count and sum: per-unit contributions capped when units are used.
+    pub fn totals(&self) -> (i64, T::Acc) {
+        match &self.units {
+            None => (self.count, self.sum),
+            Some(units) => {
+                let mut sum = T::Acc::default();
+                let mut count = 0i64;
+                for v in units.values().flatten() {
+                    T::add(&mut sum, *v);
+                    count += 1;
+                }
+                (count, sum)
+            }
+        }
+    }
+
+    pub fn serialize(&self) -> Vec<u8> {
+        let mut out = vec![b'D', b'P', VERSION, T::TAG];
+        match &self.params {
+            None => out.push(0),
+            Some(p) => {
+                out.push(1);
+                out.extend(p.loss.epsilon.to_le_bytes());
+                out.extend(p.loss.delta.unwrap_or(f64::NAN).to_le_bytes());
+                out.extend(p.lower.to_le());
+                out.extend(p.upper.to_le());
+                out.extend(p.max_rows.to_le_bytes());
+            }
+        }
+        out.extend(self.count.to_le_bytes());
+        out.extend(T::acc_to_le(self.sum));
+        match &self.units {
+            None => out.push(0),
+            Some(units) => {
+                out.push(1);
+                out.extend((units.len() as u64).to_le_bytes());
+                for (u, vals) in units {
+                    out.extend(u.to_le_bytes());
+                    out.extend((vals.len() as u32).to_le_bytes());
+                    for v in vals {
+                        out.extend(v.to_le());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    pub fn deserialize(bytes: &[u8]) -> Result<Self, DpError> {
+        let mut r = Reader(bytes);
+        if r.take::<4>()? != [b'D', b'P', VERSION, T::TAG] {
+            return Err(DpError::CorruptState("unknown format or version"));
+        }
+        let params = match r.take::<1>()?[0] {
+            0 => None,
+            1 => {
+                let epsilon = f64::from_le_bytes(r.take()?);
+                let delta = f64::from_le_bytes(r.take()?);
+                let lower = T::from_le(r.take()?);
+                let upper = T::from_le(r.take()?);
+                let max_rows = i64::from_le_bytes(r.take()?);
+                let delta = (!delta.is_nan()).then_some(delta);
+                Some(Params::new(epsilon, delta, lower, upper, max_rows)?)
+            }
+            _ => return Err(DpError::CorruptState("bad parameter flag")),
+        };
+        let count = i64::from_le_bytes(r.take()?);
+        let sum = T::acc_from_le(r.take()?);
+        let units = match r.take::<1>()?[0] {
+            0 => None,
+            1 => {
+                let n = u64::from_le_bytes(r.take()?);
+                let mut units = HashMap::with_capacity(n.min(1 << 20) as usize);
+                for _ in 0..n {
+                    let u = u64::from_le_bytes(r.take()?);
+                    let len = u32::from_le_bytes(r.take()?);
+                    let mut vals = Vec::with_capacity(len.min(1 << 16) as usize);
+                    for _ in 0..len {
+                        vals.push(T::from_le(r.take()?));
+                    }
+                    units.insert(u, vals);
+                }
+                Some(units)
+            }
+            _ => return Err(DpError::CorruptState("bad unit flag")),
+        };
+        if !r.0.is_empty() {
+            return Err(DpError::CorruptState("trailing bytes"));
+        }
+        Ok(State {
+            params,
+            count,
+            sum,
+            units,
+        })
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], DpError> {
+        if self.0.len() < N {
+            return Err(DpError::CorruptState("truncated"));
+        }
+        let (head, rest) = self.0.split_at(N);
+        self.0 = rest;
+        Ok(head.try_into().unwrap())
+    }
+}
+
+/// Noisy count of the group's (bounded) rows: sensitivity max_rows.
+pub fn release_count<T: Num>(state: &State<T>) -> Result<Option<i64>, DpError> {
+    let Some(p) = state.params else {
+        return Ok(None);
+    };
+    let (count, _) = state.totals();
+    noisy_i64(count, p.max_rows, p.loss).map(Some)
+}
+
+/// Noisy float sum: sensitivity max(|lower|, |upper|) * max_rows.
+pub fn release_sum_f64(state: &State<f64>) -> Result<Option<f64>, DpError> {
+    let Some(p) = state.params else {
+        return Ok(None);
+    };
+    let (_, sum) = state.totals();
+    let sensitivity = f64::magnitude(p.lower, p.upper) * p.max_rows as f64;
+    noisy_f64(sum.value(), sensitivity, p.loss).map(Some)
+}
+
+/// Noisy bigint sum: sensitivity max(|lower|, |upper|) * max_rows.
+pub fn release_sum_i64(state: &State<i64>) -> Result<Option<i64>, DpError> {
+    let Some(p) = state.params else {
+        return Ok(None);
+    };
+    let (_, sum) = state.totals();
+    let sum = i64::try_from(sum).map_err(|_| DpError::NotFinite)?;
+    let sensitivity = i64::magnitude(p.lower, p.upper)
+        .checked_mul(p.max_rows)
+        .ok_or_else(|| {
+            DpError::InvalidParameter("bounds times max_rows_per_unit overflow bigint".into())
+        })?;
+    noisy_i64(sum, sensitivity, p.loss).map(Some)
+}
+
+/// Noisy average: a noisy sum and a noisy count, each with half the privacy loss, divided and
+/// clamped to the bounds (post-processing costs no privacy). A noisy count below 1 counts as 1.
+pub fn release_avg(state: &State<f64>) -> Result<Option<f64>, DpError> {
+    let Some(p) = state.params else {
+        return Ok(None);
+    };
+    let (count, sum) = state.totals();
+    let half = p.split(2);
+    let sensitivity = f64::magnitude(p.lower, p.upper) * p.max_rows as f64;
+    let noisy_sum = noisy_f64(sum.value(), sensitivity, half)?;
+    let noisy_count = noisy_i64(count, p.max_rows, half)?.max(1);
+    Ok(Some(
+        (noisy_sum / noisy_count as f64).clamp(p.lower, p.upper),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(lower: f64, upper: f64, max_rows: i64) -> Params<f64> {
+        Params::new(1.0, None, lower, upper, max_rows).unwrap()
+    }
+
+    #[test]
+    fn values_are_clamped_to_the_bounds() {
+        let mut s = State::<f64>::default();
+        for v in [-100.0, 5.0, 100.0] {
+            s.add(params(0.0, 10.0, 1), v, None).unwrap();
+        }
+        let (count, sum) = s.totals();
+        assert_eq!((count, sum.value()), (3, 15.0));
+    }
+
+    #[test]
+    fn a_unit_contributes_at_most_max_rows() {
+        let mut s = State::<f64>::default();
+        for _ in 0..1000 {
+            s.add(params(0.0, 10.0, 2), 10.0, Some(7)).unwrap(); // one person, repeated rows
+        }
+        s.add(params(0.0, 10.0, 2), 1.0, Some(8)).unwrap();
+        let (count, sum) = s.totals();
+        assert_eq!((count, sum.value()), (3, 21.0));
+    }
+
+    #[test]
+    fn merge_keeps_the_cap_across_partial_states() {
+        let p = params(0.0, 10.0, 3);
+        let mut a = State::<f64>::default();
+        let mut b = State::<f64>::default();
+        for _ in 0..2 {
+            a.add(p, 1.0, Some(1)).unwrap();
+            b.add(p, 1.0, Some(1)).unwrap();
+        }
+        b.add(p, 4.0, Some(2)).unwrap();
+        a.merge(b).unwrap();
+        let (count, sum) = a.totals();
+        assert_eq!((count, sum.value()), (4, 7.0));
+    }
+
+    #[test]
+    fn parameters_must_stay_constant() {
+        let mut s = State::<f64>::default();
+        s.add(params(0.0, 10.0, 1), 1.0, None).unwrap();
+        assert_eq!(
+            s.add(params(0.0, 11.0, 1), 1.0, None),
+            Err(DpError::ParameterChanged("the bounds"))
+        );
+        let other = Params::new(2.0, None, 0.0, 10.0, 1).unwrap();
+        assert_eq!(
+            s.add(other, 1.0, None),
+            Err(DpError::ParameterChanged("epsilon"))
+        );
+        assert!(Params::<f64>::new(1.0, None, 5.0, 1.0, 1).is_err());
+        assert!(Params::<f64>::new(1.0, None, f64::NEG_INFINITY, 1.0, 1).is_err());
+        assert!(Params::<f64>::new(f64::NAN, None, 0.0, 1.0, 1).is_err());
+    }
+
+    #[test]
+    fn serialize_round_trips_and_refuses_damage() {
+        let p = Params::new(0.5, Some(1e-6), -3i64, 9, 2).unwrap();
+        let mut s = State::<i64>::default();
+        for (v, u) in [(5, 1), (7, 1), (100, 2), (-8, 3)] {
+            s.add(p, v, Some(u)).unwrap();
+        }
+        let bytes = s.serialize();
+        let back = State::<i64>::deserialize(&bytes).unwrap();
+        assert_eq!(back.totals(), s.totals());
+        assert_eq!(back.params, s.params);
+        assert!(State::<i64>::deserialize(&bytes[..bytes.len() - 1]).is_err());
+        assert!(State::<f64>::deserialize(&bytes).is_err()); // other value type
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(State::<i64>::deserialize(&extra).is_err());
+    }
+
+    #[test]
+    fn an_empty_group_releases_nothing() {
+        assert_eq!(release_count(&State::<i64>::default()), Ok(None));
+        assert_eq!(release_sum_f64(&State::default()), Ok(None));
+    }
+
+    #[test]
+    fn bigint_sum_noise_has_the_right_scale() {
+        let p = Params::new(1.0, None, 0i64, 20, 1).unwrap();
+        let mut s = State::<i64>::default();
+        for v in 0..100 {
+            s.add(p, v % 30, None).unwrap(); // values above 20 count as 20
+        }
+        let exact: i64 = (0..100).map(|v: i64| (v % 30).min(20)).sum();
+        let xs: Vec<f64> = (0..3000)
+            .map(|_| (release_sum_i64(&s).unwrap().unwrap() - exact) as f64)
+            .collect();
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (xs.len() - 1) as f64;
+        assert!(mean.abs() < 2.5, "mean {mean}");
+        assert!(
+            (var / 800.0 - 1.0).abs() < 0.2,
+            "variance {var}, expected 800"
+        );
+    }
+
+    #[test]
+    fn average_is_near_the_true_average_and_within_bounds() {
+        let p = params(0.0, 10.0, 1);
+        let mut s = State::<f64>::default();
+        for i in 0..10_000 {
+            s.add(p, (i % 11) as f64, None).unwrap(); // 0..=10, mean 5
+        }
+        let avg = release_avg(&s).unwrap().unwrap();
+        assert!((0.0..=10.0).contains(&avg));
+        assert!((avg - 5.0).abs() < 0.1, "avg {avg}");
+    }
+}
