@@ -90,7 +90,48 @@ CREATE TABLE master_key_rotations (
 );
 COMMENT ON TABLE master_key_rotations IS 'pg_encrypt_ml: history of encml.rotate_master_key()';
 
-REVOKE ALL ON data_keys, data_key_versions, master_key_rotations, tenants, tenant_members FROM PUBLIC;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'encml_privacy_admin') THEN
+        CREATE ROLE encml_privacy_admin NOLOGIN;
+    END IF;
+END
+$$;
+COMMENT ON ROLE encml_privacy_admin IS
+    'pg_encrypt_ml: members may set privacy budgets and read every analyst''s charges';
+
+-- Privacy budgets per analyst and scope, and every charge (granted or refused). Written only by
+-- the charge worker, in its own transaction, so charges survive the analyst's ROLLBACK.
+CREATE TABLE privacy_budgets (
+    analyst       regrole NOT NULL,
+    scope         text NOT NULL CHECK (scope <> '' AND octet_length(scope) < 64),
+    epsilon_total float8 NOT NULL CHECK (epsilon_total >= 0 AND epsilon_total < 'infinity'),
+    delta_total   float8 NOT NULL DEFAULT 0 CHECK (delta_total >= 0 AND delta_total < 1),
+    epsilon_spent float8 NOT NULL DEFAULT 0,
+    delta_spent   float8 NOT NULL DEFAULT 0,
+    set_by        regrole NOT NULL,
+    set_at        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (analyst, scope)
+);
+COMMENT ON TABLE privacy_budgets IS 'pg_encrypt_ml: privacy budget (basic composition) of each analyst and scope';
+CREATE TABLE privacy_charges (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    charged_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    analyst    regrole NOT NULL,
+    scope      text NOT NULL,
+    epsilon    float8 NOT NULL,
+    delta      float8 NOT NULL,
+    -- SHA-256 of the query text (the text may hold literals that are personal data).
+    query_hash text NOT NULL,
+    granted    boolean NOT NULL,
+    -- Why a charge was refused, or that a superuser ran without a budget.
+    note       text
+);
+CREATE INDEX privacy_charges_analyst ON privacy_charges (analyst, scope, charged_at);
+COMMENT ON TABLE privacy_charges IS 'pg_encrypt_ml: every privacy charge of a dp aggregate, granted or refused';
+
+REVOKE ALL ON data_keys, data_key_versions, master_key_rotations, tenants, tenant_members,
+    privacy_budgets, privacy_charges FROM PUBLIC;
 
 -- pg_dump/pg_restore carry the catalog: a restored database decrypts with the same master key.
 SELECT pg_catalog.pg_extension_config_dump('data_keys', '');
@@ -98,6 +139,8 @@ SELECT pg_catalog.pg_extension_config_dump('data_key_versions', '');
 SELECT pg_catalog.pg_extension_config_dump('master_key_rotations', '');
 SELECT pg_catalog.pg_extension_config_dump('tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant_members', '');
+SELECT pg_catalog.pg_extension_config_dump('privacy_budgets', '');
+SELECT pg_catalog.pg_extension_config_dump('privacy_charges', '');
 
 -- Both views show a role the keys without a tenant and those of the tenants it acts for (tenant
 -- and key admins see all): one tenant's key names are not another tenant's business. The tables
@@ -142,3 +185,21 @@ COMMENT ON VIEW key_versions IS
     'pg_encrypt_ml data-key versions with their status and the fingerprint of the master key wrapping them';
 
 GRANT SELECT ON keys, key_versions TO PUBLIC;
+
+-- Analysts see their own budgets and charges; privacy admins see all.
+CREATE VIEW privacy_budget WITH (security_barrier) AS
+SELECT b.analyst, b.scope, b.epsilon_total, b.epsilon_spent,
+       greatest(b.epsilon_total - b.epsilon_spent, 0) AS epsilon_remaining,
+       b.delta_total, b.delta_spent, greatest(b.delta_total - b.delta_spent, 0) AS delta_remaining,
+       b.set_by, b.set_at
+  FROM privacy_budgets b
+ WHERE b.analyst::oid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+    OR pg_catalog.pg_has_role(current_user, 'encml_privacy_admin', 'USAGE');
+COMMENT ON VIEW privacy_budget IS 'pg_encrypt_ml: the calling analyst''s privacy budgets (all of them for privacy admins)';
+CREATE VIEW privacy_ledger WITH (security_barrier) AS
+SELECT c.id, c.charged_at, c.analyst, c.scope, c.epsilon, c.delta, c.query_hash, c.granted, c.note
+  FROM privacy_charges c
+ WHERE c.analyst::oid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+    OR pg_catalog.pg_has_role(current_user, 'encml_privacy_admin', 'USAGE');
+COMMENT ON VIEW privacy_ledger IS 'pg_encrypt_ml: the calling analyst''s privacy charges (all of them for privacy admins)';
+GRANT SELECT ON privacy_budget, privacy_ledger TO PUBLIC;

@@ -149,6 +149,45 @@ COMMENT ON FUNCTION forget_tenant(text) IS
 COMMENT ON FUNCTION create_tenant_schema(text, text) IS
     'Schema-per-tenant: creates a schema owned by encml_tenant_admin with USAGE for the tenant''s members only; returns its name';
 
+-- Differential privacy (sql/dp.sql)
+COMMENT ON FUNCTION set_privacy_budget(regrole, double precision, double precision, text) IS
+    'Sets an analyst''s total privacy budget (epsilon, delta) in a scope; what was spent stays spent (privacy admins)';
+COMMENT ON FUNCTION privacy_budget_remaining(regrole, text) IS
+    'The epsilon an analyst has left in a scope (NULL without a budget); analysts read their own';
+DO $$
+DECLARE f regprocedure; what text;
+BEGIN
+    FOR f, what IN
+        SELECT p.oid, CASE
+            WHEN p.proname LIKE '%\_trans' THEN 'dp aggregate transition (exact state, internal; not callable alone)'
+            WHEN p.proname LIKE '%\_combine' THEN 'dp aggregate combine function (parallel aggregation)'
+            WHEN p.proname LIKE '%\_serialize' THEN 'dp aggregate state serialization (parallel aggregation)'
+            WHEN p.proname LIKE '%\_deserialize' THEN 'dp aggregate state deserialization (parallel aggregation)'
+            WHEN p.proname LIKE '%\_final' THEN 'dp aggregate final function: records the privacy charge, then adds noise once'
+            END
+          FROM pg_catalog.pg_proc p
+         WHERE p.pronamespace = 'encml'::regnamespace AND p.proname LIKE 'dp\_%' AND p.prokind = 'f'
+    LOOP
+        EXECUTE pg_catalog.format('COMMENT ON FUNCTION %s IS %L', f, what);
+    END LOOP;
+END
+$$;
+COMMENT ON AGGREGATE dp_count(anyelement, double precision) IS 'Noisy count of non-NULL values (discrete Laplace, sensitivity 1); charges epsilon';
+COMMENT ON AGGREGATE dp_count(anyelement, double precision, double precision) IS 'Noisy count of non-NULL values; discrete Gaussian when delta > 0; charges (epsilon, delta)';
+COMMENT ON AGGREGATE dp_count(anyelement, double precision, double precision, text, integer) IS 'Noisy count with at most max_rows_per_unit rows per privacy unit (sensitivity max_rows_per_unit)';
+COMMENT ON AGGREGATE dp_count_rows(double precision) IS 'Noisy count of rows (discrete Laplace); charges epsilon';
+COMMENT ON AGGREGATE dp_count_rows(double precision, double precision) IS 'Noisy count of rows; discrete Gaussian when delta > 0';
+COMMENT ON AGGREGATE dp_count_rows(double precision, double precision, text, integer) IS 'Noisy count of rows with at most max_rows_per_unit rows per privacy unit';
+COMMENT ON AGGREGATE dp_sum(double precision, double precision, double precision, double precision) IS 'Noisy sum of values clamped to [lower, upper] (Laplace, sensitivity max(|lower|,|upper|)); charges epsilon';
+COMMENT ON AGGREGATE dp_sum(double precision, double precision, double precision, double precision, double precision) IS 'Noisy clamped sum; Gaussian when delta > 0';
+COMMENT ON AGGREGATE dp_sum(double precision, double precision, double precision, double precision, double precision, text, integer) IS 'Noisy clamped sum with at most max_rows_per_unit rows per privacy unit';
+COMMENT ON AGGREGATE dp_sum(bigint, bigint, bigint, double precision) IS 'Noisy sum of bigints clamped to [lower, upper] (discrete Laplace); charges epsilon';
+COMMENT ON AGGREGATE dp_sum(bigint, bigint, bigint, double precision, double precision) IS 'Noisy clamped bigint sum; discrete Gaussian when delta > 0';
+COMMENT ON AGGREGATE dp_sum(bigint, bigint, bigint, double precision, double precision, text, integer) IS 'Noisy clamped bigint sum with at most max_rows_per_unit rows per privacy unit';
+COMMENT ON AGGREGATE dp_avg(double precision, double precision, double precision, double precision) IS 'Noisy average: noisy clamped sum / noisy count, each with half the epsilon, clamped to the bounds';
+COMMENT ON AGGREGATE dp_avg(double precision, double precision, double precision, double precision, double precision) IS 'Noisy average; Gaussian when delta > 0 (half of epsilon and delta each)';
+COMMENT ON AGGREGATE dp_avg(double precision, double precision, double precision, double precision, double precision, text, integer) IS 'Noisy average with at most max_rows_per_unit rows per privacy unit';
+
 -- Privileges: every function is granted explicitly. PUBLIC gets what an application needs: the
 -- types, encryption and decryption (the key checks happen inside, for the calling role), the
 -- tenant context, and key functions that check ownership themselves. Administration goes to the
@@ -184,8 +223,24 @@ GRANT EXECUTE ON FUNCTION
     destroy_key(uuid),
     set_tenant(text, boolean), current_tenant(), reset_tenant(), my_tenants(), tenant_key(text),
     -- Invoker rights: ALTER TABLE needs ownership of the table.
-    enable_tenant_isolation(regclass, name), disable_tenant_isolation(regclass, name)
+    enable_tenant_isolation(regclass, name), disable_tenant_isolation(regclass, name),
+    privacy_budget_remaining(regrole, text)
 TO PUBLIC;
+-- The dp aggregates (their support functions are called with the aggregate owner's rights and
+-- stay closed: the exact state is never reachable).
+DO $$
+DECLARE a regprocedure;
+BEGIN
+    FOR a IN SELECT p.oid FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'encml'::regnamespace AND p.prokind = 'a'
+                AND p.proname LIKE 'dp\_%'
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', a);
+    END LOOP;
+END
+$$;
+GRANT EXECUTE ON FUNCTION set_privacy_budget(regrole, double precision, double precision, text)
+TO encml_privacy_admin;
 GRANT EXECUTE ON FUNCTION rotate_master_key() TO encml_key_admin;
 GRANT EXECUTE ON FUNCTION create_tenant(text), drop_tenant(text), grant_tenant(text, regrole),
     revoke_tenant(text, regrole), forget_tenant(text), create_tenant_schema(text, text)

@@ -12,6 +12,7 @@ use pgrx::prelude::*;
 pub mod api;
 pub mod keys;
 pub mod pg;
+pub mod privacy;
 pub mod types;
 
 // Tables, views and grants of the key catalog; runs before any generated function.

@@ -1,7 +1,9 @@
 //! The SQL surface: thin functions that check arguments and rights, call into `keys`/`types` and
 //! `encml_core`, and map errors. COMMENTs and privileges are in sql/finalize.sql.
+pub mod dp;
 pub mod encrypt;
 pub mod keys;
 pub mod order;
+pub mod privacy;
 pub mod search;
 pub mod tenancy;

@@ -46,7 +46,7 @@ pub fn forget_owner() {
     OWNER.with(|o| o.set(pg_sys::InvalidOid));
 }
 
-fn extension_owner() -> pg_sys::Oid {
+pub fn extension_owner() -> pg_sys::Oid {
     let cached = OWNER.with(|o| o.get());
     if cached != pg_sys::InvalidOid {
         return cached;

@@ -8,6 +8,8 @@ pub static MASTER_KEY_COMMAND: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 pub static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
+pub static PRIVACY_SCOPE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"default"));
 
 pub fn register() {
     GucRegistry::define_string_guc(
@@ -36,6 +38,14 @@ pub fn register() {
         1,
         1_000_000,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"encml.privacy_scope",
+        c"The privacy budget that dp aggregates charge (a scope of encml.set_privacy_budget).",
+        c"An analyst can only spend budgets an admin gave them; switching scopes moves between them.",
+        &PRIVACY_SCOPE,
+        GucContext::Userset,
         GucFlags::default(),
     );
 }

@@ -1,0 +1,369 @@
+//! Differential-privacy aggregates: dp_count, dp_count_rows, dp_sum (float8, bigint), dp_avg.
+//!
+//! The state is `internal` (an `encml_dp::state::State` in the aggregate memory context), so
+//! nobody can read a noise-free state: only the final function sees it, and it first records
+//! the privacy charge (outside the transaction, see `privacy::charge`) and then adds noise once.
+//! Transition, combine, serialize and deserialize functions make the aggregates parallel.
+//! The functions are bound by C symbol in sql/dp.sql: one transition function per kind serves
+//! the short (epsilon), (epsilon, delta) and privacy-unit variants by its argument count.
+
+use crate::pg::errors::raise;
+use crate::privacy::charge;
+use encml_dp::params::Params;
+use encml_dp::state::{self, Num, State};
+use encml_dp::DpError;
+use pgrx::datum::IntoDatum;
+use pgrx::fcinfo::{pg_arg_is_null, pg_getarg, pg_return_null};
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgMemoryContexts, PgSqlErrorCode};
+use std::hash::{Hash, Hasher};
+
+/// The version-1 calling-convention records Postgres looks up next to each C symbol.
+macro_rules! finfo {
+    ($($name:ident),* $(,)?) => { $(
+        #[no_mangle]
+        #[doc(hidden)]
+        pub extern "C" fn $name() -> &'static pg_sys::Pg_finfo_record {
+            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    )* };
+}
+
+finfo!(
+    pg_finfo_encml_dp_count_trans,
+    pg_finfo_encml_dp_count_rows_trans,
+    pg_finfo_encml_dp_sum_f64_trans,
+    pg_finfo_encml_dp_sum_i64_trans,
+    pg_finfo_encml_dp_f64_combine,
+    pg_finfo_encml_dp_i64_combine,
+    pg_finfo_encml_dp_f64_serialize,
+    pg_finfo_encml_dp_i64_serialize,
+    pg_finfo_encml_dp_f64_deserialize,
+    pg_finfo_encml_dp_i64_deserialize,
+    pg_finfo_encml_dp_count_final,
+    pg_finfo_encml_dp_sum_f64_final,
+    pg_finfo_encml_dp_sum_i64_final,
+    pg_finfo_encml_dp_avg_final,
+);
+
+fn dp_error(e: DpError) -> ! {
+    let code = match e {
+        DpError::InvalidParameter(_) | DpError::ParameterChanged(_) => {
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+        }
+        DpError::CorruptState(_) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+        DpError::NotFinite => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        DpError::OpenDp(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+    };
+    raise(code, e.to_string())
+}
+
+/// The aggregate memory context; refuses calls outside an aggregate and as a window function
+/// (a moving window would release many noisy answers of overlapping rows).
+unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
+    let mut ctx: pg_sys::MemoryContext = std::ptr::null_mut();
+    match unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut ctx) } as u32 {
+        0 => raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "dp aggregate support functions can only be called by their aggregates",
+        ),
+        pg_sys::AGG_CONTEXT_WINDOW => raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "dp aggregates cannot be used as window functions",
+        ),
+        _ => ctx,
+    }
+}
+
+/// The state in argument 0, created in the aggregate context on the first row.
+unsafe fn state_arg<'a, T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut State<T> {
+    let ctx = unsafe { agg_context(fcinfo) };
+    unsafe {
+        if pg_arg_is_null(fcinfo, 0) {
+            &mut *PgMemoryContexts::For(ctx).leak_and_drop_on_delete(State::<T>::default())
+        } else {
+            &mut *(pg_sys::Datum::value(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0))
+                as *mut State<T>)
+        }
+    }
+}
+
+fn state_datum<T: Num>(state: &mut State<T>) -> pg_sys::Datum {
+    pg_sys::Datum::from(state as *mut State<T>)
+}
+
+unsafe fn nargs(fcinfo: pg_sys::FunctionCallInfo) -> usize {
+    unsafe { (*fcinfo).nargs as usize }
+}
+
+unsafe fn required<T: pgrx::datum::FromDatum>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    n: usize,
+    what: &str,
+) -> T {
+    unsafe { pg_getarg::<T>(fcinfo, n) }.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{what} must not be NULL"),
+        )
+    })
+}
+
+/// Reads epsilon at `at`, then, by argument count, delta and (privacy_unit, max_rows_per_unit).
+/// Returns the parameters and the row's unit: Err(()) when the row has a NULL unit (skipped:
+/// it cannot be attributed to anyone's bound).
+unsafe fn params_at<T: Num>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    at: usize,
+    lower: T,
+    upper: T,
+) -> (Params<T>, Result<Option<u64>, ()>) {
+    let n = unsafe { nargs(fcinfo) };
+    let epsilon: f64 = unsafe { required(fcinfo, at, "epsilon") };
+    let delta = if n > at + 1 {
+        let d: f64 = unsafe { required(fcinfo, at + 1, "delta") };
+        (d != 0.0).then_some(d)
+    } else {
+        None
+    };
+    let (unit, max_rows) = if n > at + 3 {
+        let max_rows: i32 = unsafe { required(fcinfo, at + 3, "max_rows_per_unit") };
+        let unit = match unsafe { pg_getarg::<&[u8]>(fcinfo, at + 2) } {
+            Some(bytes) => {
+                let mut h = std::hash::DefaultHasher::new();
+                bytes.hash(&mut h);
+                Ok(Some(h.finish()))
+            }
+            None => Err(()),
+        };
+        (unit, max_rows as i64)
+    } else {
+        (Ok(None), 1)
+    };
+    let params =
+        Params::new(epsilon, delta, lower, upper, max_rows).unwrap_or_else(|e| dp_error(e));
+    (params, unit)
+}
+
+unsafe fn add_row<T: Num>(
+    state: &mut State<T>,
+    params: Params<T>,
+    value: T,
+    unit: Result<Option<u64>, ()>,
+) {
+    if let Ok(unit) = unit {
+        state
+            .add(params, value, unit)
+            .unwrap_or_else(|e| dp_error(e));
+    }
+}
+
+/// dp_count(value anyelement, epsilon [, delta [, privacy_unit, max_rows_per_unit]])
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_dp_count_trans(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe {
+        let state = state_arg::<i64>(fcinfo);
+        if !pg_arg_is_null(fcinfo, 1) {
+            let (params, unit) = params_at::<i64>(fcinfo, 2, 0, 0);
+            add_row(state, params, 0, unit);
+        }
+        state_datum(state)
+    }
+}
+
+/// dp_count_rows(epsilon [, delta [, privacy_unit, max_rows_per_unit]])
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_dp_count_rows_trans(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe {
+        let state = state_arg::<i64>(fcinfo);
+        let (params, unit) = params_at::<i64>(fcinfo, 1, 0, 0);
+        add_row(state, params, 0, unit);
+        state_datum(state)
+    }
+}
+
+unsafe fn sum_trans<T: Num + pgrx::datum::FromDatum>(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe {
+        let state = state_arg::<T>(fcinfo);
+        if let Some(value) = pg_getarg::<T>(fcinfo, 1) {
+            let lower: T = required(fcinfo, 2, "lower");
+            let upper: T = required(fcinfo, 3, "upper");
+            let (params, unit) = params_at::<T>(fcinfo, 4, lower, upper);
+            add_row(state, params, value, unit);
+        }
+        state_datum(state)
+    }
+}
+
+/// dp_sum(value float8, lower, upper, epsilon [, delta [, privacy_unit, max_rows_per_unit]]),
+/// also the transition of dp_avg.
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_dp_sum_f64_trans(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { sum_trans::<f64>(fcinfo) }
+}
+
+/// dp_sum(value bigint, lower bigint, upper bigint, epsilon [, ...])
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_dp_sum_i64_trans(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { sum_trans::<i64>(fcinfo) }
+}
+
+unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        agg_context(fcinfo);
+        match (pg_arg_is_null(fcinfo, 0), pg_arg_is_null(fcinfo, 1)) {
+            (_, true) if pg_arg_is_null(fcinfo, 0) => pg_return_null(fcinfo),
+            (false, true) => pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0),
+            // Both states live in the aggregate context (made there by transition or
+            // deserialize), so the second can stand for the pair.
+            (true, false) => pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1),
+            (false, false) => {
+                let a =
+                    &mut *(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0).value() as *mut State<T>);
+                let b =
+                    &mut *(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1).value() as *mut State<T>);
+                a.merge(std::mem::take(b)).unwrap_or_else(|e| dp_error(e));
+                state_datum(a)
+            }
+            (true, true) => unreachable!(),
+        }
+    }
+}
+
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_dp_f64_combine(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { combine::<f64>(fcinfo) }
+}
+
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_dp_i64_combine(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { combine::<i64>(fcinfo) }
+}
+
+unsafe fn serialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        agg_context(fcinfo);
+        let s = &*(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0).value() as *const State<T>);
+        s.serialize().into_datum().expect("bytea")
+    }
+}
+
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_dp_f64_serialize(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { serialize::<f64>(fcinfo) }
+}
+
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_dp_i64_serialize(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { serialize::<i64>(fcinfo) }
+}
+
+unsafe fn deserialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let ctx = agg_context(fcinfo);
+        let bytes: &[u8] = required(fcinfo, 0, "state");
+        let s = State::<T>::deserialize(bytes).unwrap_or_else(|e| dp_error(e));
+        state_datum(&mut *PgMemoryContexts::For(ctx).leak_and_drop_on_delete(s))
+    }
+}
+
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_dp_f64_deserialize(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { deserialize::<f64>(fcinfo) }
+}
+
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_dp_i64_deserialize(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { deserialize::<i64>(fcinfo) }
+}
+
+/// Charges the group's privacy loss, then releases `release(state)`. A group without rows
+/// (only possible without GROUP BY) returns NULL: its parameters never arrived, so nothing can
+/// be charged and nothing noisy is released.
+unsafe fn finish<T: Num, R: IntoDatum>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    release: impl FnOnce(&State<T>) -> Result<Option<R>, DpError>,
+) -> pg_sys::Datum {
+    unsafe {
+        agg_context(fcinfo);
+        if pg_arg_is_null(fcinfo, 0) {
+            return pg_return_null(fcinfo);
+        }
+        let s = &*(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0).value() as *const State<T>);
+        let Some(p) = s.params else {
+            return pg_return_null(fcinfo);
+        };
+        let _granted = charge::charge(p.loss.epsilon, p.loss.delta.unwrap_or(0.0));
+        match release(s).unwrap_or_else(|e| dp_error(e)) {
+            Some(v) => v.into_datum().expect("a result"),
+            None => pg_return_null(fcinfo),
+        }
+    }
+}
+
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_dp_count_final(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { finish::<i64, i64>(fcinfo, |s| state::release_count(s)) }
+}
+
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_dp_sum_f64_final(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { finish::<f64, f64>(fcinfo, state::release_sum_f64) }
+}
+
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_dp_sum_i64_final(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { finish::<i64, i64>(fcinfo, state::release_sum_i64) }
+}
+
+#[pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn encml_dp_avg_final(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe { finish::<f64, f64>(fcinfo, state::release_avg) }
+}
+
+pgrx::extension_sql_file!("../../sql/dp.sql", name = "dp_aggregates");

@@ -1,0 +1,259 @@
+//! Privacy charges, recorded before any noisy value is released and outside the caller's
+//! transaction: a short-lived background worker locks the analyst's budget row, records the
+//! charge (granted or refused) in `encml.privacy_charges` and commits, while the caller waits.
+//! So a charge survives the caller's ROLLBACK or a later error, works while the caller is in
+//! parallel mode (a Finalize Aggregate above a Gather) where it may not write, and concurrent
+//! sessions of one analyst serialize on the budget row instead of overspending. Request and
+//! answer travel in a dynamic shared memory segment; the answer is written after the commit.
+
+use crate::pg::catalog_access::{caller, is_superuser};
+use crate::pg::errors::{raise, raise_full};
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgSqlErrorCode};
+use sha2::{Digest, Sha256};
+
+const SCOPE_MAX: usize = 63;
+const PENDING: u32 = 0;
+const GRANTED: u32 = 1;
+const REFUSED: u32 = 2;
+
+/// The shared-memory slot of one charge. Plain old data: both processes map it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Slot {
+    database: pg_sys::Oid,
+    owner: pg_sys::Oid,
+    analyst: pg_sys::Oid,
+    superuser: bool,
+    epsilon: f64,
+    delta: f64,
+    scope_len: u32,
+    scope: [u8; SCOPE_MAX],
+    query_hash: [u8; 64],
+    // Written by the worker, after its commit.
+    outcome: u32,
+    remaining_epsilon: f64,
+    remaining_delta: f64,
+    has_budget: bool,
+}
+
+/// What the ledger said.
+pub struct Granted;
+
+/// Charges `epsilon` (and `delta`) to the calling role's budget in the current scope, or raises
+/// ERROR 42501 (no budget, or not enough left) after the refusal is recorded.
+pub fn charge(epsilon: f64, delta: f64) -> Granted {
+    if unsafe { pg_sys::RecoveryInProgress() } {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            "dp aggregates cannot run on a standby",
+            Some(
+                "Their privacy charge must be recorded on the primary before a result is released."
+                    .into(),
+            ),
+            None,
+        );
+    }
+    let analyst = caller();
+    let scope = crate::pg::gucs::string(&crate::pg::gucs::PRIVACY_SCOPE)
+        .unwrap_or_else(|| "default".into());
+    if scope.len() > SCOPE_MAX {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("encml.privacy_scope may have at most {SCOPE_MAX} bytes"),
+        );
+    }
+    let mut slot = Slot {
+        database: unsafe { pg_sys::MyDatabaseId },
+        owner: crate::pg::catalog_access::extension_owner(),
+        analyst,
+        superuser: is_superuser(analyst),
+        epsilon,
+        delta,
+        scope_len: scope.len() as u32,
+        scope: [0; SCOPE_MAX],
+        query_hash: [0; 64],
+        outcome: PENDING,
+        remaining_epsilon: 0.0,
+        remaining_delta: 0.0,
+        has_budget: false,
+    };
+    slot.scope[..scope.len()].copy_from_slice(scope.as_bytes());
+    slot.query_hash
+        .copy_from_slice(hex::encode(Sha256::digest(query_text())).as_bytes());
+
+    let answer = unsafe {
+        let seg = pg_sys::dsm_create(std::mem::size_of::<Slot>(), 0);
+        let shared = pg_sys::dsm_segment_address(seg) as *mut Slot;
+        std::ptr::write_volatile(shared, slot);
+        let handle = pg_sys::dsm_segment_handle(seg);
+        let worker = BackgroundWorkerBuilder::new("pg_encrypt_ml privacy charge")
+            .set_type("pg_encrypt_ml privacy charge")
+            .set_library("pg_encrypt_ml")
+            .set_function("encml_charge_worker_main")
+            .set_argument(Some(pg_sys::Datum::from(handle)))
+            .enable_spi_access()
+            .set_restart_time(None)
+            .set_notify_pid(pg_sys::MyProcPid)
+            .load_dynamic()
+            .unwrap_or_else(|_| {
+                raise_full(
+                    PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+                    "no background worker slot free to record the privacy charge",
+                    None,
+                    Some("Raise max_worker_processes, or run fewer dp queries at once.".into()),
+                )
+            });
+        if let Err(status) = worker.wait_for_shutdown() {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("the privacy charge worker did not finish ({status:?})"),
+            );
+        }
+        let answer = std::ptr::read_volatile(shared);
+        pg_sys::dsm_detach(seg);
+        answer
+    };
+    match answer.outcome {
+        GRANTED => Granted,
+        REFUSED if !answer.has_budget => raise_full(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "role {} has no privacy budget in scope \"{scope}\"",
+                crate::pg::catalog_access::role_name(analyst)
+            ),
+            None,
+            Some("A privacy admin grants one with encml.set_privacy_budget().".into()),
+        ),
+        REFUSED => raise_full(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("privacy budget exhausted in scope \"{scope}\""),
+            Some(format!(
+                "This aggregate needs epsilon {epsilon}{}; {} remains{}.",
+                if delta > 0.0 {
+                    format!(" and delta {delta}")
+                } else {
+                    String::new()
+                },
+                answer.remaining_epsilon,
+                if delta > 0.0 {
+                    format!(" (delta {})", answer.remaining_delta)
+                } else {
+                    String::new()
+                },
+            )),
+            None,
+        ),
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            "the privacy charge could not be recorded; no result is released (see the server log)",
+        ),
+    }
+}
+
+fn query_text() -> Vec<u8> {
+    unsafe {
+        let q = pg_sys::debug_query_string;
+        if q.is_null() {
+            Vec::new()
+        } else {
+            std::ffi::CStr::from_ptr(q).to_bytes().to_vec()
+        }
+    }
+}
+
+/// The worker: attaches to the slot, records the charge in its own transaction, answers.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn encml_charge_worker_main(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM);
+    let handle = arg.value() as pg_sys::dsm_handle;
+    let seg = unsafe { pg_sys::dsm_attach(handle) };
+    if seg.is_null() {
+        // The caller gave up (and released the segment): nothing to charge, nothing released.
+        return;
+    }
+    let shared = unsafe { pg_sys::dsm_segment_address(seg) as *mut Slot };
+    let request = unsafe { std::ptr::read_volatile(shared) };
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(request.database), Some(request.owner));
+    let answer = BackgroundWorker::transaction(move || record(request));
+    unsafe {
+        std::ptr::write_volatile(shared, answer);
+        pg_sys::dsm_detach(seg);
+    }
+}
+
+fn record(mut s: Slot) -> Slot {
+    let scope = String::from_utf8_lossy(&s.scope[..s.scope_len as usize]).into_owned();
+    let hash = String::from_utf8_lossy(&s.query_hash).into_owned();
+    Spi::connect_mut(|client| {
+        client
+            .update("SET LOCAL search_path = pg_catalog, pg_temp", None, &[])
+            .expect("set search_path");
+        let analyst = || crate::pg::catalog_access::oid_arg(s.analyst);
+        let budget = client
+            .update(
+                "SELECT epsilon_total - epsilon_spent, delta_total - delta_spent \
+                   FROM encml.privacy_budgets WHERE analyst = $1::regrole AND scope = $2 FOR UPDATE",
+                Some(1),
+                &[analyst(), scope.as_str().into()],
+            )
+            .expect("read the budget")
+            .into_iter()
+            .next()
+            .map(|row| {
+                (
+                    row.get::<f64>(1).ok().flatten().unwrap_or(0.0),
+                    row.get::<f64>(2).ok().flatten().unwrap_or(0.0),
+                )
+            });
+        let (granted, note) = match budget {
+            None if s.superuser => (true, Some("superuser without a budget")),
+            None => (false, Some("no budget")),
+            Some((eps_left, delta_left)) => {
+                s.has_budget = true;
+                // Budgets are sums of a few decimal epsilons: forgive float rounding only.
+                let fits = s.epsilon <= eps_left + 1e-9 * s.epsilon.max(1.0)
+                    && s.delta <= delta_left + 1e-15;
+                s.remaining_epsilon = eps_left.max(0.0);
+                s.remaining_delta = delta_left.max(0.0);
+                if fits {
+                    client
+                        .update(
+                            "UPDATE encml.privacy_budgets \
+                                SET epsilon_spent = epsilon_spent + $3, delta_spent = delta_spent + $4 \
+                              WHERE analyst = $1::regrole AND scope = $2",
+                            None,
+                            &[analyst(), scope.as_str().into(), s.epsilon.into(), s.delta.into()],
+                        )
+                        .expect("charge the budget");
+                    s.remaining_epsilon = (eps_left - s.epsilon).max(0.0);
+                    s.remaining_delta = (delta_left - s.delta).max(0.0);
+                    (true, None)
+                } else {
+                    (false, Some("budget exhausted"))
+                }
+            }
+        };
+        client
+            .update(
+                "INSERT INTO encml.privacy_charges \
+                        (analyst, scope, epsilon, delta, query_hash, granted, note) \
+                 VALUES ($1::regrole, $2, $3, $4, $5, $6, $7)",
+                None,
+                &[
+                    analyst(),
+                    scope.as_str().into(),
+                    s.epsilon.into(),
+                    s.delta.into(),
+                    hash.as_str().into(),
+                    granted.into(),
+                    note.into(),
+                ],
+            )
+            .expect("record the charge");
+        s.outcome = if granted { GRANTED } else { REFUSED };
+    });
+    s
+}

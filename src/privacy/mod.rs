@@ -1,0 +1,4 @@
+//! Differential privacy in the backend: the budget ledger and the charges recorded outside the
+//! caller's transaction. The mechanisms and aggregate states live in `encml-dp`.
+
+pub mod charge;

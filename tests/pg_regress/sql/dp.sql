@@ -1,0 +1,127 @@
+-- Differential-privacy aggregates and the privacy budget ledger. Noisy answers are checked
+-- against bounds that a wrong noise scale, a missing clamp or a missing charge would break.
+CREATE ROLE encml_dp_analyst NOLOGIN;
+CREATE ROLE encml_dp_other NOLOGIN;
+CREATE TABLE dp_data AS
+SELECT i, (i % 100)::float8 AS x, (i % 100)::bigint AS y, 'person-' || (i % 1000) AS person, i % 4 AS g
+  FROM generate_series(1, 40000) i;
+ANALYZE dp_data;
+GRANT SELECT ON dp_data TO encml_dp_analyst, encml_dp_other;
+
+-- Without a budget an analyst gets nothing, and the refusal is on record.
+SET ROLE encml_dp_analyst;
+SELECT try($$SELECT encml.dp_count(x, 1.0) FROM dp_data$$) AS no_budget;
+SELECT encml.privacy_budget_remaining() IS NULL AS no_budget_row;
+SELECT try($$SELECT encml.set_privacy_budget('encml_dp_analyst', 100)$$) AS analyst_sets_own_budget;
+RESET ROLE;
+SELECT analyst, epsilon, granted, note FROM encml.privacy_ledger WHERE analyst = 'encml_dp_analyst'::regrole;
+
+SELECT encml.set_privacy_budget('encml_dp_analyst', 10, 1e-5);
+SET ROLE encml_dp_analyst;
+-- Answers near the truth at a generous epsilon; values outside [lower, upper] count as the bound.
+SELECT abs(encml.dp_count(x, 1.0) - 40000) < 30 AS count_near,
+       abs(encml.dp_count_rows(1.0) - 40000) < 30 AS rows_near,
+       abs(encml.dp_sum(x, 0, 10, 1.0) - 378000) < 300 AS clamped_sum_near,
+       abs(encml.dp_sum(y, 0, 10, 1.0) - 378000) < 300 AS clamped_bigint_sum_near,
+       abs(encml.dp_avg(x, 0, 100, 2.0) - 49.5) < 0.1 AS avg_near
+  FROM dp_data;
+SELECT round(encml.privacy_budget_remaining()::numeric, 6) AS remaining_after_6;
+-- Gaussian (delta > 0) and a privacy unit: 1,000 persons, at most 5 rows each count.
+SELECT abs(encml.dp_count(x, 0.5, 1e-6) - 40000) < 100 AS gaussian_near,
+       abs(encml.dp_count(x, 0.5, 0, person, 5) - 5000) < 100 AS bounded_per_person
+  FROM dp_data;
+-- Multiplying rows does not multiply a person's weight.
+SELECT abs(encml.dp_count(d.x, 0.5, 0, d.person, 5) - 5000) < 100 AS self_join_bounded
+  FROM dp_data d CROSS JOIN generate_series(1, 3);
+SELECT round(encml.privacy_budget_remaining()::numeric, 6) AS remaining_after_7_5;
+-- GROUP BY: every group is charged.
+SELECT g, abs(encml.dp_count(x, 0.25) - 10000) < 100 AS near FROM dp_data GROUP BY g ORDER BY g;
+SELECT round(encml.privacy_budget_remaining()::numeric, 6) AS remaining_after_8_5;
+-- ROLLBACK refunds nothing.
+BEGIN;
+SELECT encml.dp_count(x, 0.5) IS NOT NULL AS released FROM dp_data;
+ROLLBACK;
+SELECT round(encml.privacy_budget_remaining()::numeric, 6) AS remaining_after_rollback;
+-- Running out: refused, recorded, nothing released.
+SELECT try($$SELECT encml.dp_count(x, 1.25) FROM dp_data$$) AS exhausted;
+SELECT encml.dp_count(x, 1.0) IS NOT NULL AS the_last_epsilon FROM dp_data;
+SELECT try($$SELECT encml.dp_count(x, 0.001) FROM dp_data$$) AS nothing_left;
+SELECT count(*) FILTER (WHERE granted) AS granted, count(*) FILTER (WHERE NOT granted) AS refused,
+       round(sum(epsilon) FILTER (WHERE granted)::numeric, 6) AS epsilon_granted
+  FROM encml.privacy_ledger WHERE analyst = 'encml_dp_analyst'::regrole;
+-- Wrong uses.
+SELECT try($$SELECT encml.dp_sum(x, 0, 1, 0.1) OVER () FROM dp_data$$) AS window;
+SELECT try($$SELECT encml.dp_sum(x, 0, 1, 0) FROM dp_data$$) AS zero_epsilon;
+SELECT try($$SELECT encml.dp_sum(x, 5, 1, 0.1) FROM dp_data$$) AS inverted_bounds;
+SELECT try($$SELECT encml.dp_sum(x, 0, 'infinity', 0.1) FROM dp_data$$) AS infinite_bound;
+SELECT try($$SELECT encml.dp_sum(x, 0, i, 0.1) FROM dp_data$$) AS bounds_vary;
+SELECT try($$SELECT encml.dp_count(x, 0.1, 0, person, 0) FROM dp_data$$) AS zero_rows_per_unit;
+SELECT try($$SELECT encml.dp_sum_trans(NULL, 1.0::float8, 0::float8, 1::float8, 1::float8)$$) AS transition_alone;
+-- Another analyst sees neither the budget nor the charges of this one.
+RESET ROLE;
+SET ROLE encml_dp_other;
+SELECT count(*) AS others_charges_seen FROM encml.privacy_ledger;
+SELECT count(*) AS others_budgets_seen FROM encml.privacy_budget;
+SELECT try($$SELECT encml.privacy_budget_remaining('encml_dp_analyst')$$) AS others_remaining;
+SELECT try($$SELECT * FROM encml.privacy_budgets$$) AS budget_table;
+RESET ROLE;
+
+-- Parallel query: workers share the scan, the leader adds noise once.
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+EXPLAIN (COSTS OFF) SELECT encml.dp_sum(x, 0, 100, 1.0) FROM dp_data;
+SELECT abs(encml.dp_sum(x, 0, 100, 1.0) - 1980000) < 2000 AS parallel_sum_near,
+       abs(encml.dp_count(x, 1.0, 0, person, 5) - 5000) < 30 AS parallel_bounded_near
+  FROM dp_data;
+RESET max_parallel_workers_per_gather;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+
+-- The noise has the promised scale: 400 groups of 100 rows, dp_count at epsilon 0.5 (discrete
+-- Laplace, variance 2e^-2/(1-e^-2)^2 = 7.84, within 2% of 2/epsilon^2 = 8).
+SELECT encml.set_privacy_budget('encml_dp_analyst', 1000, scope => 'calibration');
+SET ROLE encml_dp_analyst;
+SET encml.privacy_scope = 'calibration';
+SELECT abs(avg(n - 100)) < 0.5 AS mean_near_zero,
+       abs(var_samp(n) / 8 - 1) < 0.2 AS variance_within_20_percent
+  FROM (SELECT encml.dp_count(x, 0.5) AS n FROM dp_data WHERE i <= 40000 GROUP BY i % 400) s;
+RESET encml.privacy_scope;
+RESET ROLE;
+
+-- Concurrent sessions of one analyst cannot overspend: four sessions try three charges of
+-- epsilon 1 each at once against a budget of 5.
+SELECT encml.set_privacy_budget('encml_dp_analyst', 5, scope => 'race');
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS dblink;
+RESET client_min_messages;
+SELECT dblink_connect('race' || n, format('host=%s port=%s dbname=%s user=%s',
+       current_setting('unix_socket_directories'), current_setting('port'), current_database(), current_user))
+  FROM generate_series(1, 4) n;
+SELECT dblink_send_query('race' || n, $q$
+DO $race$
+BEGIN
+    SET ROLE encml_dp_analyst;
+    SET encml.privacy_scope = 'race';
+    FOR k IN 1 .. 3 LOOP
+        BEGIN
+            PERFORM encml.dp_count(x, 1.0) FROM dp_data;
+        EXCEPTION WHEN insufficient_privilege THEN NULL;
+        END;
+    END LOOP;
+END
+$race$
+$q$)
+  FROM generate_series(1, 4) n;
+SELECT count(*) AS sessions_done FROM generate_series(1, 4) n,
+       LATERAL dblink_get_result('race' || n) AS r(status text);
+SELECT dblink_disconnect('race' || n) FROM generate_series(1, 4) n;
+SELECT count(*) FILTER (WHERE granted) AS granted, count(*) FILTER (WHERE NOT granted) AS refused
+  FROM encml.privacy_ledger WHERE scope = 'race';
+SELECT epsilon_spent FROM encml.privacy_budget WHERE scope = 'race';
+
+DROP TABLE dp_data;
+DROP OWNED BY encml_dp_analyst, encml_dp_other;
+DROP ROLE encml_dp_analyst, encml_dp_other;
