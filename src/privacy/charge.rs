@@ -6,7 +6,7 @@
 //! sessions of one analyst serialize on the budget row instead of overspending. Request and
 //! answer travel in a dynamic shared memory segment; the answer is written after the commit.
 
-use crate::pg::catalog_access::{caller, is_superuser};
+use crate::pg::catalog_access::is_superuser;
 use crate::pg::errors::{raise, raise_full};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
@@ -41,7 +41,7 @@ struct Slot {
 /// What the ledger said.
 pub struct Granted;
 
-/// Charges `epsilon` (and `delta`) to the calling role's budget in the current scope, or raises
+/// Charges `epsilon` (and `delta`) to the analyst's budget in the current scope, or raises
 /// ERROR 42501 (no budget, or not enough left) after the refusal is recorded.
 pub fn charge(epsilon: f64, delta: f64) -> Granted {
     if unsafe { pg_sys::RecoveryInProgress() } {
@@ -55,7 +55,10 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
             None,
         );
     }
-    let analyst = caller();
+    // The analyst is the session's outer role (its login role, or what it SET ROLE to), not the
+    // owner of a SECURITY DEFINER function it calls: a DBA's definer wrapper around a dp query
+    // charges the analyst who called it.
+    let analyst = unsafe { pg_sys::GetOuterUserId() };
     let scope = crate::pg::gucs::string(&crate::pg::gucs::PRIVACY_SCOPE)
         .unwrap_or_else(|| "default".into());
     if scope.len() > SCOPE_MAX {

@@ -91,6 +91,26 @@ SELECT abs(avg(n - 100)) < 0.5 AS mean_near_zero,
 RESET encml.privacy_scope;
 RESET ROLE;
 
+-- A SECURITY DEFINER wrapper (the recommended setup) charges the analyst who calls it, not its
+-- owner; the analyst needs no SELECT on the table.
+CREATE TABLE dp_private AS SELECT * FROM dp_data;
+CREATE FUNCTION public.dp_private_count(eps float8) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT encml.dp_count(x, eps) FROM public.dp_private
+$$;
+REVOKE ALL ON FUNCTION public.dp_private_count(float8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.dp_private_count(float8) TO encml_dp_analyst;
+SELECT encml.set_privacy_budget('encml_dp_analyst', 1, scope => 'wrapper');
+SET ROLE encml_dp_analyst;
+SET encml.privacy_scope = 'wrapper';
+SELECT try('SELECT count(*) FROM dp_private') AS raw_table;
+SELECT abs(public.dp_private_count(0.5) - 40000) < 100 AS through_wrapper;
+RESET encml.privacy_scope;
+RESET ROLE;
+SELECT analyst, epsilon, granted FROM encml.privacy_ledger WHERE scope = 'wrapper';
+DROP FUNCTION public.dp_private_count(float8);
+DROP TABLE dp_private;
+
 -- Concurrent sessions of one analyst cannot overspend: four sessions try three charges of
 -- epsilon 1 each at once against a budget of 5.
 SELECT encml.set_privacy_budget('encml_dp_analyst', 5, scope => 'race');
