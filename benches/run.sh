@@ -20,3 +20,6 @@ psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
   -v trows="${BENCH_TENANT_ROWS:-100000}" -v tlookups="${BENCH_TENANT_LOOKUPS:-2000}" \
   -v tscans="${BENCH_TENANT_SCANS:-50}" -v runs="$RUNS" \
   -f benches/tenancy.sql | tee -a target/bench/results.md
+psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
+  -v dprows="${BENCH_DP_ROWS:-10000000}" -v runs="${BENCH_DP_RUNS:-7}" \
+  -f benches/dp.sql | tee -a target/bench/results.md

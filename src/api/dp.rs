@@ -76,21 +76,78 @@ unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext
     }
 }
 
-/// The state in argument 0, created in the aggregate context on the first row.
-unsafe fn state_arg<'a, T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut State<T> {
-    let ctx = unsafe { agg_context(fcinfo) };
-    unsafe {
-        if pg_arg_is_null(fcinfo, 0) {
-            &mut *PgMemoryContexts::For(ctx).leak_and_drop_on_delete(State::<T>::default())
-        } else {
-            &mut *(pg_sys::Datum::value(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0))
-                as *mut State<T>)
+/// What the `internal` datum points to: the exact state, and the raw parameter arguments of the
+/// row that fixed its parameters, so later rows with the same arguments skip re-validating them.
+struct Agg<T: Num> {
+    state: State<T>,
+    fixed_args: Option<ParamArgs>,
+}
+
+impl<T: Num> Default for Agg<T> {
+    fn default() -> Self {
+        Agg {
+            state: State::default(),
+            fixed_args: None,
         }
     }
 }
 
-fn state_datum<T: Num>(state: &mut State<T>) -> pg_sys::Datum {
-    pg_sys::Datum::from(state as *mut State<T>)
+/// The raw datums of the parameter arguments (bounds, epsilon, delta, max rows), in order.
+#[derive(Clone, Copy, Default)]
+struct ParamArgs {
+    len: usize,
+    datums: [usize; 6],
+}
+
+impl ParamArgs {
+    /// Compared on every row: a plain loop over the few used slots (no memcmp call).
+    #[inline]
+    fn same_as(&self, other: &ParamArgs) -> bool {
+        self.len == other.len && (0..self.len).all(|i| self.datums[i] == other.datums[i])
+    }
+}
+
+unsafe fn param_args(
+    fcinfo: pg_sys::FunctionCallInfo,
+    from: usize,
+    skip: Option<usize>,
+) -> Option<ParamArgs> {
+    let n = unsafe { nargs(fcinfo) };
+    let mut out = ParamArgs::default();
+    for i in from..n {
+        if Some(i) == skip {
+            continue;
+        }
+        let d = unsafe { pgrx::fcinfo::pg_get_nullable_datum(fcinfo, i) };
+        if d.isnull || out.len == out.datums.len() {
+            return None;
+        }
+        out.datums[out.len] = d.value.value();
+        out.len += 1;
+    }
+    Some(out)
+}
+
+/// The state in argument 0, created in the aggregate context on the first row. Only that first
+/// call asks Postgres for the context (and so refuses window use): a non-NULL `internal` state
+/// can only come from our own functions, inside the aggregate.
+unsafe fn agg_arg<'a, T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut Agg<T> {
+    unsafe {
+        if pg_arg_is_null(fcinfo, 0) {
+            let ctx = agg_context(fcinfo);
+            &mut *PgMemoryContexts::For(ctx).leak_and_drop_on_delete(Agg::<T>::default())
+        } else {
+            agg_ref::<T>(fcinfo, 0)
+        }
+    }
+}
+
+fn agg_datum<T: Num>(agg: &mut Agg<T>) -> pg_sys::Datum {
+    pg_sys::Datum::from(agg as *mut Agg<T>)
+}
+
+unsafe fn agg_ref<'a, T: Num>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a mut Agg<T> {
+    unsafe { &mut *(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n).value() as *mut Agg<T>) }
 }
 
 unsafe fn nargs(fcinfo: pg_sys::FunctionCallInfo) -> usize {
@@ -110,15 +167,13 @@ unsafe fn required<T: pgrx::datum::FromDatum>(
     })
 }
 
-/// Reads epsilon at `at`, then, by argument count, delta and (privacy_unit, max_rows_per_unit).
-/// Returns the parameters and the row's unit: Err(()) when the row has a NULL unit (skipped:
-/// it cannot be attributed to anyone's bound).
+/// Reads epsilon at `at`, then, by argument count, delta and max_rows_per_unit.
 unsafe fn params_at<T: Num>(
     fcinfo: pg_sys::FunctionCallInfo,
     at: usize,
     lower: T,
     upper: T,
-) -> (Params<T>, Result<Option<u64>, ()>) {
+) -> Params<T> {
     let n = unsafe { nargs(fcinfo) };
     let epsilon: f64 = unsafe { required(fcinfo, at, "epsilon") };
     let delta = if n > at + 1 {
@@ -127,35 +182,54 @@ unsafe fn params_at<T: Num>(
     } else {
         None
     };
-    let (unit, max_rows) = if n > at + 3 {
-        let max_rows: i32 = unsafe { required(fcinfo, at + 3, "max_rows_per_unit") };
-        let unit = match unsafe { pg_getarg::<&[u8]>(fcinfo, at + 2) } {
-            Some(bytes) => {
-                let mut h = std::hash::DefaultHasher::new();
-                bytes.hash(&mut h);
-                Ok(Some(h.finish()))
-            }
-            None => Err(()),
-        };
-        (unit, max_rows as i64)
+    let max_rows = if n > at + 3 {
+        unsafe { required::<i32>(fcinfo, at + 3, "max_rows_per_unit") as i64 }
     } else {
-        (Ok(None), 1)
+        1
     };
-    let params =
-        Params::new(epsilon, delta, lower, upper, max_rows).unwrap_or_else(|e| dp_error(e));
-    (params, unit)
+    Params::new(epsilon, delta, lower, upper, max_rows).unwrap_or_else(|e| dp_error(e))
 }
 
-unsafe fn add_row<T: Num>(
-    state: &mut State<T>,
-    params: Params<T>,
-    value: T,
-    unit: Result<Option<u64>, ()>,
-) {
-    if let Ok(unit) = unit {
-        state
-            .add(params, value, unit)
-            .unwrap_or_else(|e| dp_error(e));
+/// Adds one row (`value` None: a NULL, not counted). Parameters start at argument `params_from`
+/// (the bounds of a sum, else epsilon) with epsilon at `epsilon_at`; in the privacy-unit form
+/// the unit is at `epsilon_at + 2`. A row with a NULL unit is dropped: it cannot be attributed
+/// to anyone's bound.
+unsafe fn transition<T: Num>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    value: Option<T>,
+    params_from: usize,
+    epsilon_at: usize,
+    bounds: impl FnOnce() -> (T, T),
+) -> pg_sys::Datum {
+    unsafe {
+        let agg = agg_arg::<T>(fcinfo);
+        let Some(value) = value else {
+            return agg_datum(agg);
+        };
+        let unit_at = (nargs(fcinfo) > epsilon_at + 3).then_some(epsilon_at + 2);
+        let unit = match unit_at {
+            None => None,
+            Some(i) => match pg_getarg::<&[u8]>(fcinfo, i) {
+                Some(bytes) => {
+                    let mut h = std::hash::DefaultHasher::new();
+                    bytes.hash(&mut h);
+                    Some(h.finish())
+                }
+                None => return agg_datum(agg),
+            },
+        };
+        let args = param_args(fcinfo, params_from, unit_at);
+        let unchanged = matches!((&args, &agg.fixed_args), (Some(a), Some(b)) if a.same_as(b));
+        let added = if unchanged {
+            agg.state.add_under_fixed_params(value, unit)
+        } else {
+            let (lower, upper) = bounds();
+            let params = params_at::<T>(fcinfo, epsilon_at, lower, upper);
+            agg.fixed_args = args;
+            agg.state.add(params, value, unit)
+        };
+        added.unwrap_or_else(|e| dp_error(e));
+        agg_datum(agg)
     }
 }
 
@@ -166,12 +240,8 @@ pub unsafe extern "C-unwind" fn encml_dp_count_trans(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     unsafe {
-        let state = state_arg::<i64>(fcinfo);
-        if !pg_arg_is_null(fcinfo, 1) {
-            let (params, unit) = params_at::<i64>(fcinfo, 2, 0, 0);
-            add_row(state, params, 0, unit);
-        }
-        state_datum(state)
+        let value = (!pg_arg_is_null(fcinfo, 1)).then_some(0i64);
+        transition::<i64>(fcinfo, value, 2, 2, || (0, 0))
     }
 }
 
@@ -181,26 +251,16 @@ pub unsafe extern "C-unwind" fn encml_dp_count_trans(
 pub unsafe extern "C-unwind" fn encml_dp_count_rows_trans(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
-    unsafe {
-        let state = state_arg::<i64>(fcinfo);
-        let (params, unit) = params_at::<i64>(fcinfo, 1, 0, 0);
-        add_row(state, params, 0, unit);
-        state_datum(state)
-    }
+    unsafe { transition::<i64>(fcinfo, Some(0), 1, 1, || (0, 0)) }
 }
 
 unsafe fn sum_trans<T: Num + pgrx::datum::FromDatum>(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     unsafe {
-        let state = state_arg::<T>(fcinfo);
-        if let Some(value) = pg_getarg::<T>(fcinfo, 1) {
-            let lower: T = required(fcinfo, 2, "lower");
-            let upper: T = required(fcinfo, 3, "upper");
-            let (params, unit) = params_at::<T>(fcinfo, 4, lower, upper);
-            add_row(state, params, value, unit);
-        }
-        state_datum(state)
+        transition::<T>(fcinfo, pg_getarg::<T>(fcinfo, 1), 2, 4, || {
+            (required(fcinfo, 2, "lower"), required(fcinfo, 3, "upper"))
+        })
     }
 }
 
@@ -233,12 +293,12 @@ unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             // deserialize), so the second can stand for the pair.
             (true, false) => pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1),
             (false, false) => {
-                let a =
-                    &mut *(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0).value() as *mut State<T>);
-                let b =
-                    &mut *(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1).value() as *mut State<T>);
-                a.merge(std::mem::take(b)).unwrap_or_else(|e| dp_error(e));
-                state_datum(a)
+                let a = agg_ref::<T>(fcinfo, 0);
+                let b = agg_ref::<T>(fcinfo, 1);
+                a.state
+                    .merge(std::mem::take(&mut b.state))
+                    .unwrap_or_else(|e| dp_error(e));
+                agg_datum(a)
             }
             (true, true) => unreachable!(),
         }
@@ -264,8 +324,11 @@ pub unsafe extern "C-unwind" fn encml_dp_i64_combine(
 unsafe fn serialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         agg_context(fcinfo);
-        let s = &*(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0).value() as *const State<T>);
-        s.serialize().into_datum().expect("bytea")
+        agg_ref::<T>(fcinfo, 0)
+            .state
+            .serialize()
+            .into_datum()
+            .expect("bytea")
     }
 }
 
@@ -290,7 +353,11 @@ unsafe fn deserialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum
         let ctx = agg_context(fcinfo);
         let bytes: &[u8] = required(fcinfo, 0, "state");
         let s = State::<T>::deserialize(bytes).unwrap_or_else(|e| dp_error(e));
-        state_datum(&mut *PgMemoryContexts::For(ctx).leak_and_drop_on_delete(s))
+        let agg = Agg {
+            state: s,
+            fixed_args: None,
+        };
+        agg_datum(&mut *PgMemoryContexts::For(ctx).leak_and_drop_on_delete(agg))
     }
 }
 
@@ -322,7 +389,7 @@ unsafe fn finish<T: Num, R: IntoDatum>(
         if pg_arg_is_null(fcinfo, 0) {
             return pg_return_null(fcinfo);
         }
-        let s = &*(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0).value() as *const State<T>);
+        let s = &agg_ref::<T>(fcinfo, 0).state;
         let Some(p) = s.params else {
             return pg_return_null(fcinfo);
         };

@@ -144,6 +144,15 @@ impl<T: Num> State<T> {
     /// `unit` if the aggregate bounds contributions per privacy unit.
     pub fn add(&mut self, params: Params<T>, value: T, unit: Option<u64>) -> Result<(), DpError> {
         Params::fix(&mut self.params, params)?;
+        self.add_under_fixed_params(value, unit)
+    }
+
+    /// `add` for a row whose parameters the caller knows to equal the fixed ones (the hot path
+    /// of a transition function that compared the raw arguments).
+    pub fn add_under_fixed_params(&mut self, value: T, unit: Option<u64>) -> Result<(), DpError> {
+        let Some(params) = self.params else {
+            return Err(DpError::InvalidParameter("no parameters fixed yet".into()));
+        };
         if !value.is_finite() {
             return Err(DpError::InvalidParameter(format!(
                 "value {value:?} is not finite"

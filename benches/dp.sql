@@ -1,0 +1,49 @@
+-- Benchmark of the dp aggregates against their plain twins over :dprows float8 rows, parallel
+-- plans allowed for both (the server's defaults). Each round runs every query once, in an order
+-- that rotates; the table shows the median. The dp timings include recording the privacy
+-- charge (one background worker per aggregate evaluation).
+\set QUIET on
+SET client_min_messages = warning;
+\o /dev/null
+CREATE TABLE dp_bench AS SELECT (i % 1000)::float8 AS x, i AS id FROM generate_series(1, :dprows::bigint) i;
+VACUUM ANALYZE dp_bench;
+SELECT encml.set_privacy_budget(current_user::regrole, 1e9, scope => 'bench');
+SET encml.privacy_scope = 'bench';
+CREATE TEMP TABLE dparams AS SELECT :runs::int AS runs;
+CREATE TEMP TABLE dtimings (kind int, ms float8);
+CREATE FUNCTION pg_temp.timed(kind int) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp(); r float8;
+BEGIN
+    CASE kind
+    WHEN 1 THEN SELECT sum(x) INTO r FROM dp_bench;
+    WHEN 2 THEN SELECT encml.dp_sum(x, 0, 1000, 1.0) INTO r FROM dp_bench;
+    WHEN 3 THEN SELECT count(x) INTO r FROM dp_bench;
+    ELSE        SELECT encml.dp_count(x, 1.0) INTO r FROM dp_bench;
+    END CASE;
+    RETURN extract(epoch FROM clock_timestamp() - t0) * 1000;
+END $$;
+DO $$
+BEGIN
+    PERFORM pg_temp.timed(k) FROM generate_series(1, 4) k;   -- warm-up
+    FOR r IN 1 .. (SELECT runs FROM dparams) LOOP
+        INSERT INTO dtimings SELECT 1 + (k + r) % 4, pg_temp.timed(1 + (k + r) % 4) FROM generate_series(0, 3) k;
+    END LOOP;
+END $$;
+\o
+\pset format aligned
+\pset border 2
+\pset footer off
+\set QUIET off
+\echo
+\echo 'DP aggregates:' :dprows 'float8 rows, parallel plans allowed; median of' :runs 'rounds (target: x_plain <= 1.5)'
+SELECT m.name AS measure,
+       round(p.ms::numeric, 1) AS plain_ms, round(d.ms::numeric, 1) AS dp_ms, round((d.ms / p.ms)::numeric, 2) AS x_plain
+  FROM (VALUES (1, 'sum(x) vs dp_sum(x, 0, 1000, 1.0)', 1, 2), (2, 'count(x) vs dp_count(x, 1.0)', 3, 4)) AS m(ord, name, plain, dp),
+       LATERAL (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS ms FROM dtimings WHERE kind = m.plain) p,
+       LATERAL (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS ms FROM dtimings WHERE kind = m.dp) d
+ ORDER BY m.ord;
+EXPLAIN (COSTS OFF) SELECT encml.dp_sum(x, 0, 1000, 1.0) FROM dp_bench;
+\set QUIET on
+\o /dev/null
+RESET encml.privacy_scope;
+DROP TABLE dp_bench;
