@@ -18,35 +18,6 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgMemoryContexts, PgSqlErrorCode};
 use std::hash::{Hash, Hasher};
 
-/// The version-1 calling-convention records Postgres looks up next to each C symbol.
-macro_rules! finfo {
-    ($($name:ident),* $(,)?) => { $(
-        #[no_mangle]
-        #[doc(hidden)]
-        pub extern "C" fn $name() -> &'static pg_sys::Pg_finfo_record {
-            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
-    )* };
-}
-
-finfo!(
-    pg_finfo_encml_dp_count_trans,
-    pg_finfo_encml_dp_count_rows_trans,
-    pg_finfo_encml_dp_sum_f64_trans,
-    pg_finfo_encml_dp_sum_i64_trans,
-    pg_finfo_encml_dp_f64_combine,
-    pg_finfo_encml_dp_i64_combine,
-    pg_finfo_encml_dp_f64_serialize,
-    pg_finfo_encml_dp_i64_serialize,
-    pg_finfo_encml_dp_f64_deserialize,
-    pg_finfo_encml_dp_i64_deserialize,
-    pg_finfo_encml_dp_count_final,
-    pg_finfo_encml_dp_sum_f64_final,
-    pg_finfo_encml_dp_sum_i64_final,
-    pg_finfo_encml_dp_avg_final,
-);
-
 fn dp_error(e: DpError) -> ! {
     let code = match e {
         DpError::InvalidParameter(_) | DpError::ParameterChanged(_) => {
@@ -233,24 +204,14 @@ unsafe fn transition<T: Num>(
     }
 }
 
-/// dp_count(value anyelement, epsilon [, delta [, privacy_unit, max_rows_per_unit]])
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn encml_dp_count_trans(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
+unsafe fn count_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         let value = (!pg_arg_is_null(fcinfo, 1)).then_some(0i64);
         transition::<i64>(fcinfo, value, 2, 2, || (0, 0))
     }
 }
 
-/// dp_count_rows(epsilon [, delta [, privacy_unit, max_rows_per_unit]])
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn encml_dp_count_rows_trans(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
+unsafe fn count_rows_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe { transition::<i64>(fcinfo, Some(0), 1, 1, || (0, 0)) }
 }
 
@@ -262,25 +223,6 @@ unsafe fn sum_trans<T: Num + pgrx::datum::FromDatum>(
             (required(fcinfo, 2, "lower"), required(fcinfo, 3, "upper"))
         })
     }
-}
-
-/// dp_sum(value float8, lower, upper, epsilon [, delta [, privacy_unit, max_rows_per_unit]]),
-/// also the transition of dp_avg.
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn encml_dp_sum_f64_trans(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    unsafe { sum_trans::<f64>(fcinfo) }
-}
-
-/// dp_sum(value bigint, lower bigint, upper bigint, epsilon [, ...])
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn encml_dp_sum_i64_trans(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    unsafe { sum_trans::<i64>(fcinfo) }
 }
 
 unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
@@ -305,22 +247,6 @@ unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
 }
 
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn encml_dp_f64_combine(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    unsafe { combine::<f64>(fcinfo) }
-}
-
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn encml_dp_i64_combine(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    unsafe { combine::<i64>(fcinfo) }
-}
-
 unsafe fn serialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         agg_context(fcinfo);
@@ -330,22 +256,6 @@ unsafe fn serialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             .into_datum()
             .expect("bytea")
     }
-}
-
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn encml_dp_f64_serialize(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    unsafe { serialize::<f64>(fcinfo) }
-}
-
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn encml_dp_i64_serialize(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    unsafe { serialize::<i64>(fcinfo) }
 }
 
 unsafe fn deserialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
@@ -359,22 +269,6 @@ unsafe fn deserialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum
         };
         agg_datum(&mut *PgMemoryContexts::For(ctx).leak_and_drop_on_delete(agg))
     }
-}
-
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn encml_dp_f64_deserialize(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    unsafe { deserialize::<f64>(fcinfo) }
-}
-
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn encml_dp_i64_deserialize(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    unsafe { deserialize::<i64>(fcinfo) }
 }
 
 /// Charges the group's privacy loss, then releases `release(state)`. A group without rows
@@ -401,36 +295,88 @@ unsafe fn finish<T: Num, R: IntoDatum>(
     }
 }
 
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn encml_dp_count_final(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    unsafe { finish::<i64, i64>(fcinfo, |s| state::release_count(s)) }
+/// Exports each function under its C symbol with the version-1 calling convention (and the
+/// `pg_finfo_` record Postgres looks up next to it), guarded like every pgrx entry point.
+macro_rules! c_functions {
+    ($($(#[doc = $doc:literal])* $name:ident, $finfo:ident => $body:expr;)*) => { $(
+        #[no_mangle]
+        #[doc(hidden)]
+        pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
+            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+
+        $(#[doc = $doc])*
+        #[pg_guard]
+        #[no_mangle]
+        pub unsafe extern "C-unwind" fn $name(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+            let body: unsafe fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum = $body;
+            unsafe { body(fcinfo) }
+        }
+    )* };
 }
 
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn encml_dp_sum_f64_final(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    unsafe { finish::<f64, f64>(fcinfo, state::release_sum_f64) }
-}
-
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn encml_dp_sum_i64_final(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    unsafe { finish::<i64, i64>(fcinfo, state::release_sum_i64) }
-}
-
-#[pg_guard]
-#[no_mangle]
-pub unsafe extern "C-unwind" fn encml_dp_avg_final(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> pg_sys::Datum {
-    unsafe { finish::<f64, f64>(fcinfo, state::release_avg) }
+c_functions! {
+    /// dp_count(value anyelement, epsilon [, delta [, privacy_unit, max_rows_per_unit]])
+    encml_dp_count_trans, pg_finfo_encml_dp_count_trans => count_trans;
+    /// dp_count_rows(epsilon [, delta [, privacy_unit, max_rows_per_unit]])
+    encml_dp_count_rows_trans, pg_finfo_encml_dp_count_rows_trans => count_rows_trans;
+    /// dp_sum(float8, lower, upper, epsilon [, ...]); also dp_avg
+    encml_dp_sum_f64_trans, pg_finfo_encml_dp_sum_f64_trans => sum_trans::<f64>;
+    /// dp_sum(bigint, lower bigint, upper bigint, epsilon [, ...])
+    encml_dp_sum_i64_trans, pg_finfo_encml_dp_sum_i64_trans => sum_trans::<i64>;
+    encml_dp_f64_combine, pg_finfo_encml_dp_f64_combine => combine::<f64>;
+    encml_dp_i64_combine, pg_finfo_encml_dp_i64_combine => combine::<i64>;
+    encml_dp_f64_serialize, pg_finfo_encml_dp_f64_serialize => serialize::<f64>;
+    encml_dp_i64_serialize, pg_finfo_encml_dp_i64_serialize => serialize::<i64>;
+    encml_dp_f64_deserialize, pg_finfo_encml_dp_f64_deserialize => deserialize::<f64>;
+    encml_dp_i64_deserialize, pg_finfo_encml_dp_i64_deserialize => deserialize::<i64>;
+    encml_dp_count_final, pg_finfo_encml_dp_count_final =>
+        |f| unsafe { finish::<i64, i64>(f, state::release_count) };
+    encml_dp_sum_f64_final, pg_finfo_encml_dp_sum_f64_final =>
+        |f| unsafe { finish::<f64, f64>(f, state::release_sum_f64) };
+    encml_dp_sum_i64_final, pg_finfo_encml_dp_sum_i64_final =>
+        |f| unsafe { finish::<i64, i64>(f, state::release_sum_i64) };
+    encml_dp_avg_final, pg_finfo_encml_dp_avg_final =>
+        |f| unsafe { finish::<f64, f64>(f, state::release_avg) };
 }
 
 pgrx::extension_sql_file!("../../sql/dp.sql", name = "dp_aggregates");
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+pub mod tests {
+    use pgrx::prelude::*;
+
+    // The test runs as a superuser without a budget: allowed, and still recorded.
+    #[pg_test]
+    fn a_dp_sum_is_near_the_clamped_sum_and_its_charge_is_recorded() {
+        let before = Spi::get_one::<i64>("SELECT count(*) FROM encml.privacy_charges")
+            .unwrap()
+            .unwrap();
+        let noisy = Spi::get_one::<f64>(
+            "SELECT encml.dp_sum(x::float8, 0, 10, 5.0) FROM generate_series(1, 1000) x",
+        )
+        .unwrap()
+        .unwrap();
+        // True clamped sum: 45 + 991 * 10 = 9955; Laplace scale 10 / 5 = 2.
+        assert!((noisy - 9955.0).abs() < 60.0, "{noisy}");
+        let (granted, note) = Spi::get_two::<bool, String>(
+            "SELECT granted, note FROM encml.privacy_charges ORDER BY id DESC LIMIT 1",
+        )
+        .unwrap();
+        assert_eq!(
+            (granted, note.as_deref()),
+            (Some(true), Some("superuser without a budget"))
+        );
+        let after = Spi::get_one::<i64>("SELECT count(*) FROM encml.privacy_charges")
+            .unwrap()
+            .unwrap();
+        assert_eq!(after, before + 1);
+    }
+
+    #[pg_test(error = "dp aggregates cannot be used as window functions")]
+    fn window_use_is_refused() {
+        Spi::run("SELECT encml.dp_count(x, 1.0) OVER () FROM generate_series(1, 3) x").unwrap();
+    }
+}
