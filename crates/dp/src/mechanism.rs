@@ -105,26 +105,29 @@ pub fn gaussian_sigma(sensitivity: f64, epsilon: f64, delta: f64) -> Result<f64,
     )?)
 }
 
-fn check_loss(loss: Loss) -> Result<(), DpError> {
-    if !(loss.epsilon.is_finite() && loss.epsilon > 0.0) {
-        return Err(DpError::InvalidParameter(format!(
-            "epsilon must be positive and finite, not {}",
-            loss.epsilon
-        )));
-    }
-    if let Some(d) = loss.delta {
-        if !(d > 0.0 && d < 1.0) {
+impl Loss {
+    /// Epsilon positive and finite; delta, if any, in (0, 1).
+    pub fn check(self) -> Result<(), DpError> {
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
             return Err(DpError::InvalidParameter(format!(
-                "delta must be in (0, 1), not {d}"
+                "epsilon must be positive and finite, not {}",
+                self.epsilon
             )));
         }
+        if let Some(d) = self.delta {
+            if !(d > 0.0 && d < 1.0) {
+                return Err(DpError::InvalidParameter(format!(
+                    "delta must be in (0, 1), not {d}"
+                )));
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// `value` plus noise for `loss` at `sensitivity` (the most one privacy unit can change it).
 pub fn noisy_f64(value: f64, sensitivity: f64, loss: Loss) -> Result<f64, DpError> {
-    check_loss(loss)?;
+    loss.check()?;
     if !value.is_finite() {
         // OpenDP would treat NaN as 0 and infinity as f64::MAX.
         return Err(DpError::NotFinite);
@@ -143,7 +146,7 @@ pub fn noisy_f64(value: f64, sensitivity: f64, loss: Loss) -> Result<f64, DpErro
 
 /// `value` plus integer noise for `loss` at an integer `sensitivity`.
 pub fn noisy_i64(value: i64, sensitivity: i64, loss: Loss) -> Result<i64, DpError> {
-    check_loss(loss)?;
+    loss.check()?;
     if sensitivity == 0 {
         return Ok(value);
     }

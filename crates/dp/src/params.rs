@@ -22,18 +22,8 @@ impl<T: Num> Params<T> {
         upper: T,
         max_rows: i64,
     ) -> Result<Self, DpError> {
-        if !(epsilon.is_finite() && epsilon > 0.0) {
-            return Err(DpError::InvalidParameter(format!(
-                "epsilon must be positive and finite, not {epsilon}"
-            )));
-        }
-        if let Some(d) = delta {
-            if !(d > 0.0 && d < 1.0) {
-                return Err(DpError::InvalidParameter(format!(
-                    "delta must be in (0, 1), not {d}"
-                )));
-            }
-        }
+        let loss = Loss { epsilon, delta };
+        loss.check()?;
         if !lower.is_finite() || !upper.is_finite() || lower > upper {
             return Err(DpError::InvalidParameter(format!(
                 "bounds must be finite with lower <= upper, not [{lower:?}, {upper:?}]"
@@ -45,7 +35,7 @@ impl<T: Num> Params<T> {
             )));
         }
         Ok(Params {
-            loss: Loss { epsilon, delta },
+            loss,
             lower,
             upper,
             max_rows,
