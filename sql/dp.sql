@@ -123,3 +123,22 @@ CREATE AGGREGATE dp_avg(value float8, lower float8, upper float8, epsilon float8
     COMBINEFUNC = dp_f64_combine, SERIALFUNC = dp_f64_serialize, DESERIALFUNC = dp_f64_deserialize,
     PARALLEL = SAFE
 );
+
+-- Partition selection for GROUP BY (src/privacy/release.rs): a grouped Agg node releases its
+-- groups only with one of these as a top-level HAVING condition.
+CREATE FUNCTION dp_partition_final(internal) RETURNS boolean
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_partition_final';
+CREATE FUNCTION dp_partition_trans(internal, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_partition_trans';
+CREATE AGGREGATE dp_partition(epsilon float8, delta float8) (
+    SFUNC = dp_partition_trans, STYPE = internal, FINALFUNC = dp_partition_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_i64_combine, SERIALFUNC = dp_i64_serialize, DESERIALFUNC = dp_i64_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION dp_public_groups_trans(state boolean, key anyelement, public_keys anyarray) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT coalesce(state, true) AND coalesce(key = ANY (public_keys), false) $$;
+CREATE AGGREGATE dp_public_groups(key anyelement, public_keys anyarray) (
+    SFUNC = dp_public_groups_trans, STYPE = boolean, COMBINEFUNC = booland_statefunc,
+    PARALLEL = SAFE
+);

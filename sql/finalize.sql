@@ -172,6 +172,9 @@ BEGIN
     END LOOP;
 END
 $$;
+COMMENT ON FUNCTION dp_public_groups_trans(boolean, anyelement, anyarray) IS 'dp_public_groups transition: whether every key of the group is in the public list';
+COMMENT ON AGGREGATE dp_partition(double precision, double precision) IS 'Partition selection for HAVING: true when the group''s row count plus discrete Laplace noise passes the threshold that gives (epsilon, delta); charges them once per execution';
+COMMENT ON AGGREGATE dp_public_groups(anyelement, anyarray) IS 'Partition selection for HAVING over a public list of keys: true when the group key is in the list (privacy admins; the list must not come from the data)';
 COMMENT ON AGGREGATE dp_count(anyelement, double precision) IS 'Noisy count of non-NULL values (discrete Laplace, sensitivity 1); charges epsilon';
 COMMENT ON AGGREGATE dp_count(anyelement, double precision, double precision) IS 'Noisy count of non-NULL values; discrete Gaussian when delta > 0; charges (epsilon, delta)';
 COMMENT ON AGGREGATE dp_count(anyelement, double precision, double precision, text, integer) IS 'Noisy count with at most max_rows_per_unit rows per privacy unit (sensitivity max_rows_per_unit)';
@@ -233,13 +236,14 @@ DECLARE a regprocedure;
 BEGIN
     FOR a IN SELECT p.oid FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = 'encml'::regnamespace AND p.prokind = 'a'
-                AND p.proname LIKE 'dp\_%'
+                AND p.proname LIKE 'dp\_%' AND p.proname <> 'dp_public_groups'
     LOOP
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', a);
     END LOOP;
 END
 $$;
-GRANT EXECUTE ON FUNCTION set_privacy_budget(regrole, double precision, double precision, text)
+GRANT EXECUTE ON FUNCTION set_privacy_budget(regrole, double precision, double precision, text),
+    dp_public_groups(anyelement, anyarray)
 TO encml_privacy_admin;
 GRANT EXECUTE ON FUNCTION rotate_master_key() TO encml_key_admin;
 GRANT EXECUTE ON FUNCTION create_tenant(text), drop_tenant(text), grant_tenant(text, regrole),

@@ -7,15 +7,17 @@
 //! The functions are bound by C symbol in sql/dp.sql: one transition function per kind serves
 //! the short (epsilon), (epsilon, delta) and privacy-unit variants by its argument count.
 
-use crate::pg::errors::raise;
+use crate::pg::errors::{raise, raise_full};
 use crate::privacy::charge;
+use crate::privacy::release::{self, Selection};
 use encml_dp::params::Params;
+use encml_dp::partition;
 use encml_dp::state::{self, Num, State};
 use encml_dp::DpError;
 use pgrx::datum::IntoDatum;
 use pgrx::fcinfo::{pg_arg_is_null, pg_getarg, pg_return_null};
 use pgrx::prelude::*;
-use pgrx::{pg_sys, PgMemoryContexts, PgSqlErrorCode};
+use pgrx::{pg_sys, PgList, PgMemoryContexts, PgSqlErrorCode};
 use std::hash::{Hash, Hasher};
 
 fn dp_error(e: DpError) -> ! {
@@ -125,36 +127,64 @@ unsafe fn nargs(fcinfo: pg_sys::FunctionCallInfo) -> usize {
     unsafe { (*fcinfo).nargs as usize }
 }
 
-unsafe fn required<T: pgrx::datum::FromDatum>(
-    fcinfo: pg_sys::FunctionCallInfo,
-    n: usize,
-    what: &str,
-) -> T {
-    unsafe { pg_getarg::<T>(fcinfo, n) }.unwrap_or_else(|| {
-        raise(
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            format!("{what} must not be NULL"),
-        )
-    })
+/// The arguments of an aggregate call, numbered as the transition function sees them (0 is
+/// the state): from the current row, or, for an input without rows, from the call's own
+/// expressions, which then must not read the rows.
+trait Args {
+    fn len(&self) -> usize;
+    fn get(&self, i: usize, what: &str) -> Option<pg_sys::Datum>;
+}
+
+struct RowArgs(pg_sys::FunctionCallInfo);
+
+impl Args for RowArgs {
+    fn len(&self) -> usize {
+        unsafe { nargs(self.0) }
+    }
+    fn get(&self, i: usize, _what: &str) -> Option<pg_sys::Datum> {
+        let d = unsafe { pgrx::fcinfo::pg_get_nullable_datum(self.0, i) };
+        (!d.isnull).then_some(d.value)
+    }
+}
+
+struct CallArgs {
+    state: *mut pg_sys::AggState,
+    aggref: *mut pg_sys::Aggref,
+}
+
+impl Args for CallArgs {
+    fn len(&self) -> usize {
+        1 + unsafe { PgList::<pg_sys::TargetEntry>::from_pg((*self.aggref).args).len() }
+    }
+    fn get(&self, i: usize, what: &str) -> Option<pg_sys::Datum> {
+        let (d, isnull) = unsafe { release::eval_arg(self.state, self.aggref, i - 1, what) };
+        (!isnull).then_some(d)
+    }
+}
+
+fn required<T: pgrx::datum::FromDatum>(args: &impl Args, n: usize, what: &str) -> T {
+    args.get(n, what)
+        .and_then(|d| unsafe { T::from_datum(d, false) })
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                format!("{what} must not be NULL"),
+            )
+        })
 }
 
 /// Reads epsilon at `at`, then, by argument count, delta and max_rows_per_unit.
-unsafe fn params_at<T: Num>(
-    fcinfo: pg_sys::FunctionCallInfo,
-    at: usize,
-    lower: T,
-    upper: T,
-) -> Params<T> {
-    let n = unsafe { nargs(fcinfo) };
-    let epsilon: f64 = unsafe { required(fcinfo, at, "epsilon") };
+fn params_at<T: Num>(args: &impl Args, at: usize, lower: T, upper: T) -> Params<T> {
+    let n = args.len();
+    let epsilon: f64 = required(args, at, "epsilon");
     let delta = if n > at + 1 {
-        let d: f64 = unsafe { required(fcinfo, at + 1, "delta") };
+        let d: f64 = required(args, at + 1, "delta");
         (d != 0.0).then_some(d)
     } else {
         None
     };
     let max_rows = if n > at + 3 {
-        unsafe { required::<i32>(fcinfo, at + 3, "max_rows_per_unit") as i64 }
+        required::<i32>(args, at + 3, "max_rows_per_unit") as i64
     } else {
         1
     };
@@ -195,7 +225,7 @@ unsafe fn transition<T: Num>(
             agg.state.add_under_fixed_params(value, unit)
         } else {
             let (lower, upper) = bounds();
-            let params = params_at::<T>(fcinfo, epsilon_at, lower, upper);
+            let params = params_at::<T>(&RowArgs(fcinfo), epsilon_at, lower, upper);
             agg.fixed_args = args;
             agg.state.add(params, value, unit)
         };
@@ -215,12 +245,26 @@ unsafe fn count_rows_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe { transition::<i64>(fcinfo, Some(0), 1, 1, || (0, 0)) }
 }
 
+/// dp_partition(epsilon, delta): a row count, refusing a zero delta before any row is counted
+/// (no threshold is private without one).
+unsafe fn partition_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        if pg_getarg::<f64>(fcinfo, 2) == Some(0.0) {
+            dp_error(DpError::InvalidParameter(
+                "dp_partition needs a delta in (0, 1)".into(),
+            ));
+        }
+        count_rows_trans(fcinfo)
+    }
+}
+
 unsafe fn sum_trans<T: Num + pgrx::datum::FromDatum>(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     unsafe {
         transition::<T>(fcinfo, pg_getarg::<T>(fcinfo, 1), 2, 4, || {
-            (required(fcinfo, 2, "lower"), required(fcinfo, 3, "upper"))
+            let args = RowArgs(fcinfo);
+            (required(&args, 2, "lower"), required(&args, 3, "upper"))
         })
     }
 }
@@ -261,7 +305,12 @@ unsafe fn serialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 unsafe fn deserialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         let ctx = agg_context(fcinfo);
-        let bytes: &[u8] = required(fcinfo, 0, "state");
+        let bytes: &[u8] = pg_getarg(fcinfo, 0).unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                "dp state must not be NULL",
+            )
+        });
         let s = State::<T>::deserialize(bytes).unwrap_or_else(|e| dp_error(e));
         let agg = Agg {
             state: s,
@@ -271,28 +320,113 @@ unsafe fn deserialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum
     }
 }
 
-/// Charges the group's privacy loss, then releases `release(state)`. A group without rows
-/// (only possible without GROUP BY) returns NULL: its parameters never arrived, so nothing can
-/// be charged and nothing noisy is released.
-unsafe fn finish<T: Num, R: IntoDatum>(
+/// The parameters of a call whose input had no rows (or none this aggregate counted), from
+/// the call's own arguments: an empty input is released with noise and charged like any other,
+/// so whether an input was empty stays private.
+unsafe fn params_of_call<T: Num + Default + pgrx::datum::FromDatum>(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Params<T> {
+    unsafe {
+        let aggref = release::aggref(fcinfo);
+        let args = CallArgs {
+            state: release::agg_state(fcinfo),
+            aggref,
+        };
+        match release::func_name((*aggref).aggfnoid).as_str() {
+            "dp_sum" | "dp_avg" => {
+                let lower = required(&args, 2, "lower");
+                let upper = required(&args, 3, "upper");
+                params_at(&args, 4, lower, upper)
+            }
+            "dp_count" => params_at(&args, 2, T::default(), T::default()),
+            _ => params_at(&args, 1, T::default(), T::default()),
+        }
+    }
+}
+
+/// Whether the call bounds contributions per privacy unit (its last two arguments are the unit
+/// and max_rows_per_unit).
+unsafe fn has_privacy_unit(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    unsafe {
+        let args = PgList::<pg_sys::TargetEntry>::from_pg((*release::aggref(fcinfo)).args);
+        let n = args.len();
+        let type_at = |i: usize| pg_sys::exprType((*args.get_ptr(i).unwrap()).expr as *const _);
+        n >= 4 && type_at(n - 2) == pg_sys::TEXTOID && type_at(n - 1) == pg_sys::INT4OID
+    }
+}
+
+/// Records the privacy charge of this evaluation, if it has one (see `privacy::release`):
+/// every evaluation without GROUP BY; once per execution of a grouped Agg node.
+unsafe fn charge_release<T: Num>(fcinfo: pg_sys::FunctionCallInfo, p: &Params<T>) {
+    unsafe {
+        let times = if !release::grouped(fcinfo) {
+            1
+        } else if !release::first_in_execution(fcinfo) {
+            return;
+        } else {
+            match (release::selection(fcinfo), has_privacy_unit(fcinfo)) {
+                (_, false) => 1,
+                (Selection::Public(keys), true) => keys,
+                (Selection::Threshold, true) => raise_full(
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    "a privacy unit cannot be combined with dp_partition",
+                    Some(
+                        "One unit may fall in many groups; without a bound on that number the \
+                         groups do not compose in parallel."
+                            .into(),
+                    ),
+                    Some(
+                        "Group over public keys (dp_public_groups) or drop the privacy unit."
+                            .into(),
+                    ),
+                ),
+            }
+        };
+        if times > 0 {
+            let k = times as f64;
+            let _granted = charge::charge(p.loss.epsilon * k, p.loss.delta.unwrap_or(0.0) * k);
+        }
+    }
+}
+
+/// Releases `release(state)` (noise is added there, once) after recording its charge.
+unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
     fcinfo: pg_sys::FunctionCallInfo,
     release: impl FnOnce(&State<T>) -> Result<Option<R>, DpError>,
 ) -> pg_sys::Datum {
     unsafe {
         agg_context(fcinfo);
-        if pg_arg_is_null(fcinfo, 0) {
-            return pg_return_null(fcinfo);
-        }
-        let s = &agg_ref::<T>(fcinfo, 0).state;
-        let Some(p) = s.params else {
-            return pg_return_null(fcinfo);
+        let counted = if pg_arg_is_null(fcinfo, 0) {
+            None
+        } else {
+            Some(&agg_ref::<T>(fcinfo, 0).state).filter(|s| s.params.is_some())
         };
-        let _granted = charge::charge(p.loss.epsilon, p.loss.delta.unwrap_or(0.0));
-        match release(s).unwrap_or_else(|e| dp_error(e)) {
+        let empty;
+        let s = match counted {
+            Some(s) => s,
+            None => {
+                empty = State::<T> {
+                    params: Some(params_of_call::<T>(fcinfo)),
+                    ..State::default()
+                };
+                &empty
+            }
+        };
+        // Noise is drawn first, so a bad parameter fails before anything is charged; the value
+        // leaves this function only after its charge is on record.
+        let value = release(s).unwrap_or_else(|e| dp_error(e));
+        charge_release(fcinfo, s.params.as_ref().expect("parameters"));
+        match value {
             Some(v) => v.into_datum().expect("a result"),
             None => pg_return_null(fcinfo),
         }
     }
+}
+
+/// dp_partition's decision for its group: the noisy row count passes the threshold.
+fn release_partition(s: &State<i64>) -> Result<Option<bool>, DpError> {
+    let p = s.params.expect("parameters");
+    partition::keep(s.totals().0, p.loss).map(Some)
 }
 
 /// Exports each function under its C symbol with the version-1 calling convention (and the
@@ -321,6 +455,8 @@ c_functions! {
     encml_dp_count_trans, pg_finfo_encml_dp_count_trans => count_trans;
     /// dp_count_rows(epsilon [, delta [, privacy_unit, max_rows_per_unit]])
     encml_dp_count_rows_trans, pg_finfo_encml_dp_count_rows_trans => count_rows_trans;
+    /// dp_partition(epsilon, delta)
+    encml_dp_partition_trans, pg_finfo_encml_dp_partition_trans => partition_trans;
     /// dp_sum(float8, lower, upper, epsilon [, ...]); also dp_avg
     encml_dp_sum_f64_trans, pg_finfo_encml_dp_sum_f64_trans => sum_trans::<f64>;
     /// dp_sum(bigint, lower bigint, upper bigint, epsilon [, ...])
@@ -339,6 +475,9 @@ c_functions! {
         |f| unsafe { finish::<i64, i64>(f, state::release_sum_i64) };
     encml_dp_avg_final, pg_finfo_encml_dp_avg_final =>
         |f| unsafe { finish::<f64, f64>(f, state::release_avg) };
+    /// dp_partition(epsilon, delta): whether the group is released (for HAVING)
+    encml_dp_partition_final, pg_finfo_encml_dp_partition_final =>
+        |f| unsafe { finish::<i64, bool>(f, release_partition) };
 }
 
 pgrx::extension_sql_file!("../../sql/dp.sql", name = "dp_aggregates");

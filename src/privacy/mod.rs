@@ -2,3 +2,4 @@
 //! caller's transaction. The mechanisms and aggregate states live in `encml-dp`.
 
 pub mod charge;
+pub mod release;

@@ -4,12 +4,14 @@
 //!   results, OpenDP's exact float samplers otherwise), calibrated from (epsilon, delta) and a
 //!   sensitivity, never from a hand-written `ln(u)`.
 //! - [`params`]: the parameters of one aggregate call, validated.
+//! - [`partition`]: partition selection (which GROUP BY groups may be released).
 //! - [`state`]: aggregate states (count, sum, average) with contribution bounding per privacy
 //!   unit, merge for parallel aggregation, and a versioned binary form.
 
 pub mod error;
 pub mod mechanism;
 pub mod params;
+pub mod partition;
 pub mod state;
 
 pub use error::DpError;

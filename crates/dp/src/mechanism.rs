@@ -74,9 +74,45 @@ fn gaussian_i64(
     )?)
 }
 
+thread_local! {
+    /// Calibrations by (kind, sensitivity, epsilon, delta) bits: a GROUP BY asks the same
+    /// question once per group, and a Gaussian calibration costs milliseconds.
+    static CALIBRATIONS: std::cell::RefCell<std::collections::HashMap<(u8, u64, u64, u64), f64>> =
+        Default::default();
+}
+
+/// `compute()` once per distinct key in this thread (a few hundred entries at most are kept).
+pub(crate) fn memo(
+    kind: u8,
+    a: f64,
+    b: f64,
+    c: f64,
+    compute: impl FnOnce() -> Result<f64, DpError>,
+) -> Result<f64, DpError> {
+    let key = (kind, a.to_bits(), b.to_bits(), c.to_bits());
+    if let Some(v) = CALIBRATIONS.with(|m| m.borrow().get(&key).copied()) {
+        return Ok(v);
+    }
+    let v = compute()?;
+    CALIBRATIONS.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= 512 {
+            m.clear();
+        }
+        m.insert(key, v);
+    });
+    Ok(v)
+}
+
 /// The Laplace scale for `epsilon` at `sensitivity`: `sensitivity / epsilon`, widened by the
 /// smallest step that makes OpenDP's privacy map agree (it rounds outward).
 pub fn laplace_scale(sensitivity: f64, epsilon: f64) -> Result<f64, DpError> {
+    memo(0, sensitivity, epsilon, 0.0, || {
+        laplace_scale_uncached(sensitivity, epsilon)
+    })
+}
+
+fn laplace_scale_uncached(sensitivity: f64, epsilon: f64) -> Result<f64, DpError> {
     let mut scale = sensitivity / epsilon;
     for _ in 0..64 {
         let spent = laplace_f64(scale)?.map(&sensitivity)?;
@@ -94,6 +130,12 @@ pub fn laplace_scale(sensitivity: f64, epsilon: f64) -> Result<f64, DpError> {
 /// OpenDP's tight privacy profile of the Gaussian mechanism (tighter than the classic
 /// `sqrt(2 ln(1.25/delta)) * sensitivity / epsilon`).
 pub fn gaussian_sigma(sensitivity: f64, epsilon: f64, delta: f64) -> Result<f64, DpError> {
+    memo(1, sensitivity, epsilon, delta, || {
+        gaussian_sigma_uncached(sensitivity, epsilon, delta)
+    })
+}
+
+fn gaussian_sigma_uncached(sensitivity: f64, epsilon: f64, delta: f64) -> Result<f64, DpError> {
     let delta_at = |sigma: f64| -> Result<f64, DpError> {
         let profile = make_zCDP_to_approxDP(gaussian_f64(sigma)?)?.map(&sensitivity)?;
         Ok(profile.delta(epsilon)?)

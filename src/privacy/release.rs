@@ -1,0 +1,267 @@
+//! Where a dp aggregate runs, read from its Agg plan node, and what that means for its charge.
+//!
+//! Without GROUP BY, every evaluation of the final function is one release and is charged (a
+//! rescan that evaluates it again pays again). With GROUP BY, the groups themselves are data:
+//! - the Agg node must select its groups, with `HAVING encml.dp_partition(epsilon, delta)` (a
+//!   noisy-count threshold) or `HAVING encml.dp_public_groups(key, keys)` (a list of public keys,
+//!   for privacy admins) as a top-level condition;
+//! - the charge must not depend on how many groups there are (else the ledger would count them
+//!   exactly), so it is taken once per execution of the Agg node: without a privacy unit each row,
+//!   hence each person, is in one group and the groups compose in parallel; with a privacy unit a
+//!   person may be in every group, so the charge is multiplied by the number of public keys (and
+//!   a noisy threshold, which cannot bound that number, is refused);
+//! - "once per execution" needs an Agg node that runs once per statement: it must not sit on the
+//!   inner side of a nested loop, in a recursive query's recursive term or in a correlated
+//!   subquery, where every rescan would draw fresh noise for the same groups;
+//! - grouping sets (ROLLUP, CUBE) put a row in several groupings and are refused.
+
+use crate::pg::errors::{raise, raise_full};
+use pgrx::{pg_sys, PgList, PgSqlErrorCode};
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::ffi::CStr;
+
+/// How a GROUP BY selects the groups it releases.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Selection {
+    /// `dp_partition`: a noisy count passes a threshold.
+    Threshold,
+    /// `dp_public_groups` with this many public keys.
+    Public(u32),
+}
+
+pub unsafe fn agg_state(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::AggState {
+    let ctx = unsafe { (*fcinfo).context };
+    if ctx.is_null() || unsafe { (*ctx).type_ } != pg_sys::NodeTag::T_AggState {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "dp aggregates must run as plain aggregates",
+        );
+    }
+    ctx as *mut pg_sys::AggState
+}
+
+/// The aggregate call being finalized (its arguments as written in the query).
+pub unsafe fn aggref(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::Aggref {
+    let a = unsafe { pg_sys::AggGetAggref(fcinfo) };
+    if a.is_null() {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "dp aggregate support functions can only be called by their aggregates",
+        );
+    }
+    a
+}
+
+pub fn func_name(oid: pg_sys::Oid) -> String {
+    let p = unsafe { pg_sys::get_func_name(oid) };
+    if p.is_null() {
+        return String::new();
+    }
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// Whether the final function runs in a grouped Agg node (GROUP BY); refuses grouping sets.
+pub unsafe fn grouped(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    unsafe {
+        let plan = (*agg_state(fcinfo)).ss.ps.plan as *mut pg_sys::Agg;
+        if !(*plan).groupingSets.is_null() {
+            raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "dp aggregates cannot be used with GROUPING SETS, ROLLUP or CUBE",
+            );
+        }
+        (*plan).numCols > 0
+    }
+}
+
+/// How a grouped Agg node selects its groups; refuses one that does not, or that may run more
+/// than once per statement.
+pub unsafe fn selection(fcinfo: pg_sys::FunctionCallInfo) -> Selection {
+    unsafe {
+        let state = agg_state(fcinfo);
+        let plan = (*state).ss.ps.plan as *mut pg_sys::Agg;
+        let own_schema = pg_sys::get_func_namespace((*aggref(fcinfo)).aggfnoid);
+        let mut selection = None;
+        // The qual is the HAVING clause as a list of ANDed conditions; only a condition that is
+        // the selecting aggregate itself counts (not one ORed with something else).
+        for cond in PgList::<pg_sys::Node>::from_pg((*plan).plan.qual).iter_ptr() {
+            if (*cond).type_ != pg_sys::NodeTag::T_Aggref {
+                continue;
+            }
+            let a = cond as *mut pg_sys::Aggref;
+            if pg_sys::get_func_namespace((*a).aggfnoid) != own_schema {
+                continue;
+            }
+            match func_name((*a).aggfnoid).as_str() {
+                "dp_partition" if selection.is_none() => selection = Some(Selection::Threshold),
+                "dp_public_groups" => {
+                    selection = Some(Selection::Public(public_key_count(state, a)));
+                }
+                _ => {}
+            }
+        }
+        let Some(selection) = selection else {
+            raise_full(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "dp aggregates with GROUP BY need HAVING encml.dp_partition(epsilon, delta)",
+                Some(
+                    "A group that exists only because one person is in it would reveal that person."
+                        .into(),
+                ),
+                Some(
+                    "Add HAVING encml.dp_partition(...) (a noisy threshold), or have a privacy \
+                     admin group over public keys with HAVING encml.dp_public_groups(key, keys)."
+                        .into(),
+                ),
+            );
+        };
+        if !runs_once(state) {
+            raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "a grouped dp aggregate must run once per statement, not in a correlated \
+                 subquery, a recursive term or the inner side of a nested loop",
+            );
+        }
+        selection
+    }
+}
+
+/// The length of `dp_public_groups`'s key array, which must not depend on the rows.
+unsafe fn public_key_count(state: *mut pg_sys::AggState, a: *mut pg_sys::Aggref) -> u32 {
+    unsafe {
+        let (datum, isnull) = eval_arg(state, a, 1, "the public keys");
+        if isnull {
+            return 0;
+        }
+        let arr = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *mut pg_sys::ArrayType;
+        // ARR_DIMS: the dimensions follow the fixed header.
+        let dims = (arr as *mut u8).add(std::mem::size_of::<pg_sys::ArrayType>()) as *mut i32;
+        u32::try_from(pg_sys::ArrayGetNItems((*arr).ndim, dims)).unwrap_or(u32::MAX)
+    }
+}
+
+/// Evaluates argument `i` of an aggregate call without a row: allowed only for arguments that
+/// do not read the rows (constants, query parameters and functions of them).
+pub unsafe fn eval_arg(
+    state: *mut pg_sys::AggState,
+    a: *mut pg_sys::Aggref,
+    i: usize,
+    what: &str,
+) -> (pg_sys::Datum, bool) {
+    unsafe {
+        let Some(tle) = PgList::<pg_sys::TargetEntry>::from_pg((*a).args).get_ptr(i) else {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                "dp aggregate argument missing",
+            );
+        };
+        let expr = (*tle).expr;
+        let node = expr as *mut pg_sys::Node;
+        if pg_sys::contain_var_clause(node) || pg_sys::contain_subplans(node) {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("{what} of a dp aggregate must not depend on the rows"),
+            );
+        }
+        let econtext = (*state).ss.ps.ps_ExprContext;
+        let exprstate = pg_sys::ExecInitExpr(expr, state as *mut pg_sys::PlanState);
+        let old = pg_sys::MemoryContextSwitchTo((*econtext).ecxt_per_tuple_memory);
+        let mut isnull = false;
+        let f = (*exprstate).evalfunc.expect("an initialized expression");
+        let d = f(exprstate, econtext, &mut isnull);
+        pg_sys::MemoryContextSwitchTo(old);
+        (d, isnull)
+    }
+}
+
+/// Whether the Agg node runs once per execution of the statement (see the module comment).
+unsafe fn runs_once(state: *mut pg_sys::AggState) -> bool {
+    unsafe {
+        let target = (*state).ss.ps.plan;
+        if !(*target).extParam.is_null() {
+            return false; // depends on an outer query's row: a correlated subquery
+        }
+        let stmt = (*(*state).ss.ps.state).es_plannedstmt;
+        let subplans = PgList::<pg_sys::Plan>::from_pg((*stmt).subplans);
+        let mut stack = vec![(*stmt).planTree];
+        let mut seen = HashSet::new();
+        // Only edges along which a child runs once per run of its parent are followed; an Agg
+        // found only through other edges (or an expression's SubPlan) does not run once.
+        while let Some(p) = stack.pop() {
+            if p.is_null() || !seen.insert(p as usize) {
+                continue;
+            }
+            if p == target {
+                return true;
+            }
+            let tag = (*p).type_;
+            stack.push((*p).lefttree);
+            if tag != pg_sys::NodeTag::T_NestLoop && tag != pg_sys::NodeTag::T_RecursiveUnion {
+                stack.push((*p).righttree);
+            }
+            for sp in PgList::<pg_sys::SubPlan>::from_pg((*p).initPlan).iter_ptr() {
+                stack.push(
+                    subplans
+                        .get_ptr((*sp).plan_id as usize - 1)
+                        .unwrap_or(std::ptr::null_mut()),
+                );
+            }
+            let lists: &[*mut pg_sys::List] = match tag {
+                pg_sys::NodeTag::T_Append => &[(*(p as *mut pg_sys::Append)).appendplans],
+                pg_sys::NodeTag::T_MergeAppend => &[(*(p as *mut pg_sys::MergeAppend)).mergeplans],
+                pg_sys::NodeTag::T_CustomScan => &[(*(p as *mut pg_sys::CustomScan)).custom_plans],
+                _ => &[],
+            };
+            for l in lists {
+                stack.extend(PgList::<pg_sys::Plan>::from_pg(*l).iter_ptr());
+            }
+            match tag {
+                pg_sys::NodeTag::T_SubqueryScan => {
+                    stack.push((*(p as *mut pg_sys::SubqueryScan)).subplan)
+                }
+                // A CTE's plan fills its tuple store once; rescans of the scan read the store.
+                pg_sys::NodeTag::T_CteScan => {
+                    let id = (*(p as *mut pg_sys::CteScan)).ctePlanId as usize;
+                    stack.push(subplans.get_ptr(id - 1).unwrap_or(std::ptr::null_mut()));
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+}
+
+thread_local! {
+    /// (Agg node state, aggregate call) pairs charged in the executions under way.
+    static CHARGED: RefCell<HashSet<(usize, usize)>> = RefCell::new(HashSet::new());
+}
+
+unsafe extern "C-unwind" fn forget_execution(arg: *mut std::ffi::c_void) {
+    CHARGED.with(|c| c.borrow_mut().retain(|(s, _)| *s != arg as usize));
+}
+
+/// True the first time it is asked for this aggregate call in this execution of its Agg node;
+/// the memo is dropped with the execution's memory.
+pub unsafe fn first_in_execution(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    unsafe {
+        let state = agg_state(fcinfo);
+        let key = (state as usize, aggref(fcinfo) as usize);
+        let (first, register) = CHARGED.with(|c| {
+            let mut c = c.borrow_mut();
+            let register = !c.iter().any(|(s, _)| *s == key.0);
+            (c.insert(key), register)
+        });
+        if register {
+            let cxt = (*(*state).ss.ps.state).es_query_cxt;
+            let cb = pg_sys::MemoryContextAllocZero(
+                cxt,
+                std::mem::size_of::<pg_sys::MemoryContextCallback>(),
+            ) as *mut pg_sys::MemoryContextCallback;
+            (*cb).func = Some(forget_execution);
+            (*cb).arg = state as *mut std::ffi::c_void;
+            pg_sys::MemoryContextRegisterResetCallback(cxt, cb);
+        }
+        first
+    }
+}
