@@ -149,6 +149,21 @@ COMMENT ON FUNCTION forget_tenant(text) IS
 COMMENT ON FUNCTION create_tenant_schema(text, text) IS
     'Schema-per-tenant: creates a schema owned by encml_tenant_admin with USAGE for the tenant''s members only; returns its name';
 
+-- Auditing (sql/audit.sql, src/audit/)
+COMMENT ON FUNCTION audit_enable(regclass, text[]) IS
+    'Audits INSERT, UPDATE, DELETE and TRUNCATE of a table into encml.audit_log; listed and sensitive-classified columns are redacted to keyed hashes (table owner)';
+COMMENT ON FUNCTION audit_disable(regclass) IS 'Stops auditing a table; the stop is logged (table owner)';
+COMMENT ON FUNCTION classify(regclass, text, text) IS
+    'Labels a column (pii, phi, pci, secret, ...); NULL removes the label; sensitive columns of audited tables are redacted (table owner)';
+COMMENT ON FUNCTION audit_seal() IS 'Chains the committed unsealed audit rows (HMAC-SHA256); returns how many were sealed (auditors)';
+COMMENT ON FUNCTION audit_head() IS 'Seals, then returns the chain head (id, MAC) for an external system to record as a witness (auditors)';
+COMMENT ON FUNCTION audit_verify(bigint) IS
+    'Verifies the audit chain from its start or from a row id, and the newest seal witness (auditors)';
+COMMENT ON FUNCTION audit_purge(timestamptz) IS
+    'Removes sealed audit rows logged before a time; an anchor row keeps the rest verifiable; logged (superuser or encml_audit_admin)';
+COMMENT ON FUNCTION audit_log_guard() IS 'Trigger keeping encml.audit_log and encml.audit_witness append-only';
+COMMENT ON FUNCTION audit_row_trigger() IS 'Trigger of audited tables (arguments: columns to redact)';
+
 -- Differential privacy (sql/dp.sql)
 COMMENT ON FUNCTION set_privacy_budget(regrole, double precision, double precision, text) IS
     'Sets an analyst''s total privacy budget (epsilon, delta) in a scope; what was spent stays spent (privacy admins)';
@@ -227,8 +242,14 @@ GRANT EXECUTE ON FUNCTION
     set_tenant(text, boolean), current_tenant(), reset_tenant(), my_tenants(), tenant_key(text),
     -- Invoker rights: ALTER TABLE needs ownership of the table.
     enable_tenant_isolation(regclass, name), disable_tenant_isolation(regclass, name),
-    privacy_budget_remaining(regrole, text)
+    privacy_budget_remaining(regrole, text),
+    -- Owner checks inside; the trigger function must be executable by table owners.
+    audit_enable(regclass, text[]), audit_disable(regclass), classify(regclass, text, text),
+    audit_row_trigger()
 TO PUBLIC;
+GRANT EXECUTE ON FUNCTION audit_seal(), audit_head(), audit_verify(bigint) TO encml_auditor;
+GRANT EXECUTE ON FUNCTION audit_purge(timestamptz) TO encml_audit_admin;
+GRANT SELECT ON audit_log, audit_witness, audited_tables, column_classes, classified_columns TO encml_auditor;
 -- The dp aggregates (their support functions are called with the aggregate owner's rights and
 -- stay closed: the exact state is never reachable).
 DO $$

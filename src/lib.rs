@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 ::pgrx::pg_module_magic!(name, version);
 
 pub mod api;
+pub mod audit;
 pub mod keys;
 pub mod pg;
 pub mod privacy;

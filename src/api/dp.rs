@@ -7,6 +7,7 @@
 //! The functions are bound by C symbol in sql/dp.sql: one transition function per kind serves
 //! the short (epsilon), (epsilon, delta) and privacy-unit variants by its argument count.
 
+use crate::pg::c_functions;
 use crate::pg::errors::{raise, raise_full};
 use crate::privacy::charge;
 use crate::privacy::release::{self, Selection};
@@ -427,27 +428,6 @@ unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
 fn release_partition(s: &State<i64>) -> Result<Option<bool>, DpError> {
     let p = s.params.expect("parameters");
     partition::keep(s.totals().0, p.loss).map(Some)
-}
-
-/// Exports each function under its C symbol with the version-1 calling convention (and the
-/// `pg_finfo_` record Postgres looks up next to it), guarded like every pgrx entry point.
-macro_rules! c_functions {
-    ($($(#[doc = $doc:literal])* $name:ident, $finfo:ident => $body:expr;)*) => { $(
-        #[no_mangle]
-        #[doc(hidden)]
-        pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
-            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
-
-        $(#[doc = $doc])*
-        #[pg_guard]
-        #[no_mangle]
-        pub unsafe extern "C-unwind" fn $name(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-            let body: unsafe fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum = $body;
-            unsafe { body(fcinfo) }
-        }
-    )* };
 }
 
 c_functions! {

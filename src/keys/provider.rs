@@ -252,3 +252,8 @@ pub fn new_wrapped_data_key(key_id: &[u8; 16], version: u32) -> (Vec<u8>, String
     let wrapped = wrap::wrap(current, key_id, version, &data_key).unwrap_or_else(|e| raise_core(e));
     (wrapped, current.fingerprint().to_string())
 }
+
+/// Every master key the provider gives (current first), cached per backend.
+pub fn master_keys() -> Rc<Vec<MasterKey>> {
+    cached()
+}

@@ -4,3 +4,26 @@ pub mod errors;
 pub mod gucs;
 pub mod random;
 pub mod tenant;
+
+/// Exports each function under its C symbol with the version-1 calling convention (and the
+/// `pg_finfo_` record Postgres looks up next to it), guarded like every pgrx entry point.
+macro_rules! c_functions {
+    ($($(#[doc = $doc:literal])* $name:ident, $finfo:ident => $body:expr;)*) => { $(
+        #[no_mangle]
+        #[doc(hidden)]
+        pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
+            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+
+        $(#[doc = $doc])*
+        #[pg_guard]
+        #[no_mangle]
+        pub unsafe extern "C-unwind" fn $name(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+            let body: unsafe fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum = $body;
+            unsafe { body(fcinfo) }
+        }
+    )* };
+}
+
+pub(crate) use c_functions;

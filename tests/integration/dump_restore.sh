@@ -25,6 +25,12 @@ O=$(q "$SRC" "SELECT encml.create_key('ore', 'ore')")
 q "$SRC" "CREATE TABLE s (id int, email encml.det_text UNIQUE, amount encml.ore_int8)"
 q "$SRC" "CREATE INDEX s_amount ON s (amount)"
 q "$SRC" "INSERT INTO s SELECT i, encml.det_encrypt('u' || i, '$D'), encml.ore_encrypt(i, '$O') FROM generate_series(1, 1000) i"
+# The audit log and its chain travel too.
+q "$SRC" "CREATE TABLE audited (id int PRIMARY KEY, note text)"
+q "$SRC" "SELECT encml.audit_enable('audited')" >/dev/null
+q "$SRC" "INSERT INTO audited SELECT i, 'n' || i FROM generate_series(1, 100) i"
+q "$SRC" "SELECT encml.audit_seal()" >/dev/null
+q "$SRC" "INSERT INTO audited VALUES (101, 'unsealed at dump time')"
 before=$(q "$SRC" "SELECT md5(string_agg(id || ':' || encml.decrypt_text(v, id::text), ',' ORDER BY id)) FROM t WHERE id > 0")
 
 pg_dump -Fc -d "$SRC" -f "$DUMP"
@@ -47,4 +53,6 @@ assert_eq "det_text lookup and ore_int8 range work after restore" "42|100" \
   "$(q "$DST" "SELECT (SELECT id FROM s WHERE email = encml.det_encrypt('u42', '$D')) || '|' || (SELECT count(*) FROM s WHERE amount BETWEEN encml.ore_encrypt(101, '$O') AND encml.ore_encrypt(200, '$O'))")"
 assert_eq "the restored unique det_text index still refuses duplicates" "23505" \
   "$(q_err "$DST" "INSERT INTO s VALUES (0, encml.det_encrypt('u7', '$D'), NULL)" | grep -o '23505')"
+assert_eq "the audit chain verifies after restore, every row, and keeps growing" "true|true|true" \
+  "$(q "$DST" "INSERT INTO audited VALUES (102, 'after restore'); SELECT ok || '|' || (rows_checked = (SELECT count(*) FROM encml.audit_log)) || '|' || (SELECT count(*) FILTER (WHERE operation = 'INSERT') = 102 FROM encml.audit_log) FROM encml.audit_verify()")"
 dropdb "$SRC"; dropdb "$DST"

@@ -6,6 +6,7 @@
 //! No cipher is implemented here: AES-256-GCM comes from `aes-gcm`, HKDF from `hkdf`.
 
 pub mod aead;
+pub mod audit;
 pub mod error;
 pub mod format;
 pub mod kdf;

@@ -11,10 +11,16 @@ use zeroize::Zeroizing;
 
 const CHECK_VALUE_INFO: &[u8] = b"pg_encrypt_ml/v1/master-key-check-value";
 const KEK_INFO: &[u8] = b"pg_encrypt_ml/v1/key-encryption-key";
+const AUDIT_CHAIN_INFO: &[u8] = b"pg_encrypt_ml/v1/audit-chain-mac";
+const AUDIT_REDACT_INFO: &[u8] = b"pg_encrypt_ml/v1/audit-redaction";
 
 pub struct MasterKey {
     /// The AES-256 key that wraps data keys, derived from the provider's key.
     kek: Zeroizing<[u8; 32]>,
+    /// HMAC key of the audit log's chain.
+    audit_chain: Zeroizing<[u8; 32]>,
+    /// HMAC key of redacted audit values.
+    audit_redact: Zeroizing<[u8; 32]>,
     fingerprint: String,
 }
 
@@ -27,8 +33,16 @@ impl MasterKey {
         let mut kek = Zeroizing::new([0u8; 32]);
         hk.expand(KEK_INFO, kek.as_mut())
             .expect("32 bytes is a valid HKDF length");
+        let mut audit_chain = Zeroizing::new([0u8; 32]);
+        hk.expand(AUDIT_CHAIN_INFO, audit_chain.as_mut())
+            .expect("32 bytes is a valid HKDF length");
+        let mut audit_redact = Zeroizing::new([0u8; 32]);
+        hk.expand(AUDIT_REDACT_INFO, audit_redact.as_mut())
+            .expect("32 bytes is a valid HKDF length");
         MasterKey {
             kek,
+            audit_chain,
+            audit_redact,
             fingerprint: hex::encode(check),
         }
     }
@@ -40,6 +54,14 @@ impl MasterKey {
 
     pub(crate) fn kek(&self) -> &[u8; 32] {
         &self.kek
+    }
+
+    pub(crate) fn audit_chain_key(&self) -> &[u8; 32] {
+        &self.audit_chain
+    }
+
+    pub(crate) fn audit_redact_key(&self) -> &[u8; 32] {
+        &self.audit_redact
     }
 }
 

@@ -1,0 +1,106 @@
+-- Audit log (src/audit/): row changes and security events, chained by a keyed MAC when sealed.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'encml_auditor') THEN
+        CREATE ROLE encml_auditor NOLOGIN;
+    END IF;
+END
+$$;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'encml_audit_admin') THEN
+        CREATE ROLE encml_audit_admin NOLOGIN;
+    END IF;
+END
+$$;
+COMMENT ON ROLE encml_audit_admin IS 'pg_encrypt_ml: members may purge old audit rows (encml.audit_purge)';
+COMMENT ON ROLE encml_auditor IS
+    'pg_encrypt_ml: members read the audit log and classifications, verify the chain and read its head';
+
+-- Append-only: rows arrive unsealed (seq, mac NULL) from the audit trigger and the event writer,
+-- and a sealing step chains them in commit order. See docs/audit.md for the canonical encoding.
+CREATE TABLE audit_log (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    logged_at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    xact_started_at  timestamptz NOT NULL DEFAULT pg_catalog.transaction_timestamp(),
+    xact_id          xid8,
+    session_role     text NOT NULL DEFAULT pg_catalog."session_user"(),
+    effective_role   text NOT NULL,
+    client_addr      inet DEFAULT pg_catalog.inet_client_addr(),
+    application_name text DEFAULT pg_catalog.current_setting('application_name'),
+    tenant           text,
+    kind             text NOT NULL CHECK (kind IN ('row', 'event', 'anchor')),
+    operation        text NOT NULL,
+    table_oid        oid,
+    table_name       text,
+    old_row          jsonb,
+    new_row          jsonb,
+    changed_columns  text[],
+    detail           jsonb,
+    seq              bigint UNIQUE,
+    mac              bytea,
+    mac_key          text,
+    CHECK ((seq IS NULL) = (mac IS NULL) AND (mac IS NULL) = (mac_key IS NULL))
+);
+CREATE INDEX audit_log_unsealed ON audit_log (id) WHERE seq IS NULL;
+COMMENT ON TABLE audit_log IS
+    'pg_encrypt_ml: append-only audit log; seq/mac chain each sealed row to the previous one (HMAC-SHA256 under a key derived from the master key)';
+
+-- Each seal's head (the last sealed row), so that deleting the newest rows is detected as long
+-- as this table is intact; external systems should also record encml.audit_head().
+CREATE TABLE audit_witness (
+    seq       bigint PRIMARY KEY,
+    log_id    bigint NOT NULL,
+    mac       bytea NOT NULL,
+    sealed_at timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+COMMENT ON TABLE audit_witness IS 'pg_encrypt_ml: the audit chain head after each seal';
+
+CREATE TABLE audited_tables (
+    table_oid  oid PRIMARY KEY,
+    redact     text[] NOT NULL DEFAULT '{}',
+    enabled_by text NOT NULL,
+    enabled_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE audited_tables IS 'pg_encrypt_ml: tables audited by encml.audit_enable and their explicitly redacted columns';
+
+-- Column classification (pii, phi, pci, secret, ...), by attribute number so renames keep it.
+CREATE TABLE column_classes (
+    table_oid oid NOT NULL,
+    attnum    smallint NOT NULL,
+    label     text NOT NULL CHECK (label ~ '^[a-z][a-z0-9_]*$'),
+    PRIMARY KEY (table_oid, attnum)
+);
+COMMENT ON TABLE column_classes IS 'pg_encrypt_ml: sensitivity labels of columns (encml.classify)';
+
+CREATE VIEW classified_columns AS
+SELECT c.table_oid::regclass AS table_name, a.attname AS column_name,
+       pg_catalog.format_type(a.atttypid, a.atttypmod) AS data_type, c.label
+  FROM column_classes c
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum AND NOT a.attisdropped;
+COMMENT ON VIEW classified_columns IS 'pg_encrypt_ml: classified columns with their current names and types';
+
+SELECT pg_catalog.pg_extension_config_dump('audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('audit_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('audit_witness', '');
+SELECT pg_catalog.pg_extension_config_dump('audited_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('column_classes', '');
+
+-- The log only grows: UPDATE, DELETE and TRUNCATE are refused to everyone but the extension's own
+-- sealing and purge code, the table owner included (a superuser who disables the triggers is
+-- caught by encml.audit_verify). INSERT is granted to nobody; the owner's (a restore's) inserted
+-- rows are sealed rows that verify only if their MACs are genuine.
+CREATE FUNCTION audit_log_guard() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'encml_audit_log_guard';
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_guard();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_guard();
+CREATE TRIGGER audit_witness_append_only BEFORE UPDATE OR DELETE ON audit_witness
+    FOR EACH ROW EXECUTE FUNCTION audit_log_guard();
+CREATE TRIGGER audit_witness_no_truncate BEFORE TRUNCATE ON audit_witness
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_guard();
+
+-- The trigger encml.audit_enable puts on audited tables (arguments: the columns to redact).
+CREATE FUNCTION audit_row_trigger() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'encml_audit_row_trigger';

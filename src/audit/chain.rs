@@ -1,0 +1,479 @@
+//! Sealing and verifying the audit chain.
+//!
+//! Writers append unsealed rows (no lock beyond the identity sequence). Sealing takes a
+//! transaction-level advisory lock (only sealers wait for it), reads the committed unsealed rows
+//! in id order, gives each the next `seq` and its MAC over the previous MAC and the row's
+//! canonical encoding, and records the new head in `encml.audit_witness` (and, at commit, in the
+//! server log). A row that commits late is sealed by a later seal: the chain is in seal order.
+//! Purging deletes a prefix of the chain and appends an `anchor` row holding the last purged MAC,
+//! from which verification starts again.
+
+use crate::audit::writer::{append, while_maintaining, Entry};
+use crate::pg::catalog_access::as_extension_owner;
+use crate::pg::errors::{notice, raise};
+use encml_core::audit::{chain_mac, verify_mac, Record, GENESIS, MAC_LEN};
+use encml_core::master::MasterKey;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::PgSqlErrorCode;
+
+/// The canonical projection of a log row: the same for sealing and verifying, and independent of
+/// session settings (time zone, date style): times as microseconds since the epoch, jsonb in its
+/// canonical text.
+const CANONICAL: &str = "SELECT id, seq, mac, mac_key, \
+    (extract(epoch FROM logged_at) * 1000000)::int8, \
+    (extract(epoch FROM xact_started_at) * 1000000)::int8, \
+    xact_id::text, session_role, effective_role, host(client_addr) || '/' || masklen(client_addr), \
+    application_name, tenant, kind, operation, table_oid::int8, table_name, old_row::text, \
+    new_row::text, changed_columns::text, detail::text \
+    FROM encml.audit_log";
+
+/// Advisory lock key of the sealer: "encml" "seal" as two int4s.
+const SEAL_LOCK: (i32, i32) = (0x656e_636d, 0x7365_616c);
+const BATCH: i64 = 5000;
+
+struct LogRow {
+    id: i64,
+    seq: Option<i64>,
+    mac: Option<Vec<u8>>,
+    mac_key: Option<String>,
+    record_tail: Record,
+}
+
+impl LogRow {
+    /// The bytes the MAC covers: id, seq, mac_key, then every other column in order.
+    fn record(&self, seq: i64, mac_key: &str) -> Record {
+        let mut r = Record::new();
+        r.int(Some(self.id)).int(Some(seq)).text(Some(mac_key));
+        r.bytes(Some(self.record_tail.as_bytes()));
+        r
+    }
+}
+
+fn spi_err(e: pgrx::spi::SpiError) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("audit log: {e}"),
+    )
+}
+
+fn read_rows(
+    client: &mut SpiClient,
+    where_order: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Vec<LogRow> {
+    let sql = format!("{CANONICAL} {where_order}");
+    client
+        .update(&sql, None, args)
+        .unwrap_or_else(|e| spi_err(e))
+        .into_iter()
+        .map(|row| {
+            let mut tail = Record::new();
+            for i in 5..=6 {
+                tail.int(row.get::<i64>(i).ok().flatten());
+            }
+            for i in 7..=14 {
+                tail.text(row.get::<String>(i).ok().flatten().as_deref());
+            }
+            tail.int(row.get::<i64>(15).ok().flatten());
+            for i in 16..=20 {
+                tail.text(row.get::<String>(i).ok().flatten().as_deref());
+            }
+            LogRow {
+                id: row.get::<i64>(1).ok().flatten().expect("id"),
+                seq: row.get::<i64>(2).ok().flatten(),
+                mac: row.get::<Vec<u8>>(3).ok().flatten(),
+                mac_key: row.get::<String>(4).ok().flatten(),
+                record_tail: tail,
+            }
+        })
+        .collect()
+}
+
+/// The chain head: (seq, id, mac) of the last sealed row, if any.
+fn head(client: &mut SpiClient) -> Option<(i64, i64, [u8; MAC_LEN])> {
+    client
+        .update(
+            // After a purge of every sealed row only the witness remembers the head.
+            "SELECT seq, id, mac FROM ( \
+               (SELECT seq, id, mac FROM encml.audit_log WHERE seq IS NOT NULL \
+                 ORDER BY seq DESC LIMIT 1) \
+               UNION ALL \
+               (SELECT seq, log_id, mac FROM encml.audit_witness ORDER BY seq DESC LIMIT 1)) h \
+             ORDER BY seq DESC LIMIT 1",
+            None,
+            &[],
+        )
+        .unwrap_or_else(|e| spi_err(e))
+        .into_iter()
+        .next()
+        .map(|r| {
+            let mac: Vec<u8> = r.get(3).ok().flatten().unwrap_or_default();
+            (
+                r.get::<i64>(1).ok().flatten().unwrap_or(0),
+                r.get::<i64>(2).ok().flatten().unwrap_or(0),
+                mac.try_into().unwrap_or(GENESIS),
+            )
+        })
+}
+
+/// Whether this transaction sees other transactions' commits statement by statement; sealing
+/// from an older snapshot could fork the chain.
+fn fresh_snapshots() -> bool {
+    unsafe { pg_sys::XactIsoLevel < pg_sys::XACT_REPEATABLE_READ as i32 }
+}
+
+/// Seals every committed unsealed row. Returns the head (seq, id, mac) and how many rows it
+/// sealed; in a REPEATABLE READ or SERIALIZABLE transaction nothing is sealed.
+pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
+    as_extension_owner(|| {
+        while_maintaining(|| {
+            Spi::connect_mut(|client| {
+                if !fresh_snapshots() {
+                    notice(
+                        "the audit log is not sealed in a REPEATABLE READ or SERIALIZABLE transaction",
+                        None,
+                    );
+                    return (head(client), 0);
+                }
+                client
+                    .update(
+                        "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+                        None,
+                        &[SEAL_LOCK.0.into(), SEAL_LOCK.1.into()],
+                    )
+                    .unwrap_or_else(|e| spi_err(e));
+                let masters = crate::keys::provider::master_keys();
+                let master = &masters[0];
+                let mut current = head(client);
+                let mut sealed = 0i64;
+                loop {
+                    let rows = read_rows(
+                        client,
+                        &format!("WHERE seq IS NULL ORDER BY id LIMIT {BATCH}"),
+                        &[],
+                    );
+                    if rows.is_empty() {
+                        break;
+                    }
+                    let (mut seq, _, mut prev) = current.unwrap_or((0, 0, GENESIS));
+                    let mut ids = Vec::with_capacity(rows.len());
+                    let mut seqs = Vec::with_capacity(rows.len());
+                    let mut macs = Vec::with_capacity(rows.len());
+                    let mut last_id = 0;
+                    for row in &rows {
+                        seq += 1;
+                        prev = chain_mac(master, &prev, &row.record(seq, master.fingerprint()));
+                        ids.push(row.id);
+                        seqs.push(seq);
+                        macs.push(prev.to_vec());
+                        last_id = row.id;
+                    }
+                    client
+                        .update(
+                            "UPDATE encml.audit_log a SET seq = u.seq, mac = u.mac, mac_key = $4 \
+                               FROM unnest($1::int8[], $2::int8[], $3::bytea[]) AS u(id, seq, mac) \
+                              WHERE a.id = u.id",
+                            None,
+                            &[
+                                ids.into(),
+                                seqs.into(),
+                                macs.into(),
+                                master.fingerprint().into(),
+                            ],
+                        )
+                        .unwrap_or_else(|e| spi_err(e));
+                    sealed += rows.len() as i64;
+                    current = Some((seq, last_id, prev));
+                }
+                if let Some((seq, id, mac)) = current.filter(|_| sealed > 0) {
+                    client
+                        .update(
+                            "INSERT INTO encml.audit_witness (seq, log_id, mac) VALUES ($1, $2, $3)",
+                            None,
+                            &[seq.into(), id.into(), mac.to_vec().into()],
+                        )
+                        .unwrap_or_else(|e| spi_err(e));
+                    log_head_at_commit(seq, id, &mac);
+                }
+                (current, sealed)
+            })
+        })
+    })
+}
+
+/// The external witness: the head goes to the server log once the seal has committed.
+fn log_head_at_commit(seq: i64, id: i64, mac: &[u8; MAC_LEN]) {
+    let line = format!(
+        "pg_encrypt_ml audit chain head: seq={seq} id={id} mac={}",
+        hex::encode(mac)
+    );
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, move || {
+        pgrx::log!("{line}");
+    });
+}
+
+/// What `audit_verify` found.
+pub struct Verdict {
+    pub ok: bool,
+    pub rows_checked: i64,
+    pub first_bad_id: Option<i64>,
+    pub detail: String,
+}
+
+fn find_master<'a>(masters: &'a [MasterKey], fingerprint: &str) -> Option<&'a MasterKey> {
+    masters.iter().find(|m| m.fingerprint() == fingerprint)
+}
+
+/// The latest purge anchor: (its seq, the purged-through seq, the MAC it continues from).
+fn latest_anchor(client: &mut SpiClient) -> Option<(i64, i64, [u8; MAC_LEN])> {
+    client
+        .update(
+            "SELECT seq, (detail->>'purged_through_seq')::int8, detail->>'mac' \
+               FROM encml.audit_log WHERE kind = 'anchor' AND seq IS NOT NULL \
+              ORDER BY seq DESC LIMIT 1",
+            None,
+            &[],
+        )
+        .unwrap_or_else(|e| spi_err(e))
+        .into_iter()
+        .next()
+        .map(|r| {
+            let mac = r
+                .get::<String>(3)
+                .ok()
+                .flatten()
+                .and_then(|h| hex::decode(h).ok())
+                .and_then(|v| v.try_into().ok())
+                .unwrap_or(GENESIS);
+            (
+                r.get::<i64>(1).ok().flatten().unwrap_or(0),
+                r.get::<i64>(2).ok().flatten().unwrap_or(0),
+                mac,
+            )
+        })
+}
+
+/// Verifies the chain from its start (the latest purge anchor) or from the row `from_id`, then
+/// the head against the newest witness.
+pub fn verify(from_id: Option<i64>) -> Verdict {
+    seal();
+    as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            let masters = crate::keys::provider::master_keys();
+            let bad = |id: i64, checked: i64, detail: String| Verdict {
+                ok: false,
+                rows_checked: checked,
+                first_bad_id: Some(id),
+                detail,
+            };
+            let anchor = latest_anchor(client);
+            // Where the walk starts: after seq `from`, continuing from MAC `prev`.
+            let (mut expected, mut prev) = match from_id {
+                Some(id) => {
+                    let found = client
+                        .update(
+                            "SELECT a.seq, b.mac FROM encml.audit_log a \
+                               LEFT JOIN encml.audit_log b ON b.seq = a.seq - 1 \
+                              WHERE a.id = $1 AND a.seq IS NOT NULL",
+                            None,
+                            &[id.into()],
+                        )
+                        .unwrap_or_else(|e| spi_err(e))
+                        .into_iter()
+                        .next()
+                        .map(|r| {
+                            (
+                                r.get::<i64>(1).ok().flatten().unwrap_or(0),
+                                r.get::<Vec<u8>>(2).ok().flatten(),
+                            )
+                        });
+                    let Some((seq, before)) = found else {
+                        raise(
+                            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                            format!("no sealed audit row has id {id}"),
+                        );
+                    };
+                    let prev = match before {
+                        Some(mac) => mac.try_into().unwrap_or(GENESIS),
+                        None => match anchor {
+                            Some((_, through, mac)) if through == seq - 1 => mac,
+                            _ if seq == 1 => GENESIS,
+                            _ => return bad(id, 0, format!("the row before row {id} is missing")),
+                        },
+                    };
+                    (seq - 1, prev)
+                }
+                None => anchor
+                    .map(|(_, through, mac)| (through, mac))
+                    .unwrap_or((0, GENESIS)),
+            };
+            let mut checked = 0i64;
+            let mut last = None;
+            loop {
+                let rows = read_rows(
+                    client,
+                    &format!("WHERE seq > $1 ORDER BY seq LIMIT {BATCH}"),
+                    &[expected.into()],
+                );
+                if rows.is_empty() {
+                    break;
+                }
+                for row in &rows {
+                    let seq = row.seq.expect("sealed");
+                    if seq != expected + 1 {
+                        return bad(
+                            row.id,
+                            checked,
+                            format!(
+                                "rows with seq {} to {} are missing (deleted)",
+                                expected + 1,
+                                seq - 1
+                            ),
+                        );
+                    }
+                    let key = row.mac_key.as_deref().unwrap_or_default();
+                    let Some(master) = find_master(&masters, key) else {
+                        return bad(
+                            row.id,
+                            checked,
+                            format!("master key {key} is not available to verify this row"),
+                        );
+                    };
+                    let mac = row.mac.as_deref().unwrap_or_default();
+                    if !verify_mac(master, &prev, &row.record(seq, key), mac) {
+                        return bad(
+                            row.id,
+                            checked,
+                            format!("row {} (seq {seq}) was modified, inserted or moved", row.id),
+                        );
+                    }
+                    prev = mac.try_into().expect("verified MACs are 32 bytes");
+                    expected = seq;
+                    checked += 1;
+                    last = Some(row.id);
+                }
+            }
+            // The newest witness must still be in the chain.
+            let witness = client
+                .update(
+                    "SELECT w.seq, w.log_id, w.mac, l.mac FROM encml.audit_witness w \
+                       LEFT JOIN encml.audit_log l ON l.seq = w.seq ORDER BY w.seq DESC LIMIT 1",
+                    None,
+                    &[],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .into_iter()
+                .next()
+                .map(|r| {
+                    (
+                        r.get::<i64>(1).ok().flatten().unwrap_or(0),
+                        r.get::<i64>(2).ok().flatten().unwrap_or(0),
+                        r.get::<Vec<u8>>(3).ok().flatten(),
+                        r.get::<Vec<u8>>(4).ok().flatten(),
+                    )
+                });
+            if let Some((wseq, wid, wmac, lmac)) = witness {
+                if wseq > expected {
+                    return bad(
+                        last.unwrap_or(wid),
+                        checked,
+                        format!(
+                            "the chain ends at seq {expected}, but a seal witnessed seq {wseq} (row {wid}): the newest rows were deleted"
+                        ),
+                    );
+                }
+                if wmac != lmac && from_id.is_none() {
+                    return bad(
+                        wid,
+                        checked,
+                        format!("row {wid} differs from its seal witness"),
+                    );
+                }
+            }
+            Verdict {
+                ok: true,
+                rows_checked: checked,
+                first_bad_id: None,
+                detail: match last {
+                    Some(id) => format!("chain verified through row {id} (seq {expected})"),
+                    None => "the audit log is empty".into(),
+                },
+            }
+        })
+    })
+}
+
+/// Removes the sealed rows logged before `before` (a prefix of the chain) and appends an anchor
+/// row that lets verification start after them. Returns the number of rows removed.
+pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
+    seal();
+    let (through, mac) = as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            let cut = client
+                .update(
+                    "SELECT coalesce((SELECT min(seq) - 1 FROM encml.audit_log \
+                                       WHERE seq IS NOT NULL AND logged_at >= $1), \
+                                     (SELECT max(seq) FROM encml.audit_log))",
+                    None,
+                    &[before.into()],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .into_iter()
+                .next()
+                .and_then(|r| r.get::<i64>(1).ok().flatten())
+                .unwrap_or(0);
+            let mac = client
+                .update(
+                    "SELECT mac FROM encml.audit_log WHERE seq = $1",
+                    None,
+                    &[cut.into()],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .into_iter()
+                .next()
+                .and_then(|r| r.get::<Vec<u8>>(1).ok().flatten());
+            (cut, mac)
+        })
+    });
+    let Some(mac) = mac else {
+        return 0;
+    };
+    let removed = as_extension_owner(|| {
+        while_maintaining(|| {
+            Spi::connect_mut(|client| {
+                client
+                    .update(
+                        "WITH d AS (DELETE FROM encml.audit_log WHERE seq <= $1 RETURNING 1) \
+                         SELECT count(*) FROM d",
+                        None,
+                        &[through.into()],
+                    )
+                    .unwrap_or_else(|e| spi_err(e))
+                    .into_iter()
+                    .next()
+                    .and_then(|r| r.get::<i64>(1).ok().flatten())
+                    .unwrap_or(0)
+            })
+        })
+    });
+    let detail = serde_json::json!({
+        "purged_through_seq": through,
+        "mac": hex::encode(&mac),
+        "before": before.to_string(),
+        "rows_removed": removed,
+    })
+    .to_string();
+    append(&Entry {
+        kind: "anchor",
+        operation: "audit_purge",
+        table_oid: None,
+        table_name: None,
+        old_row: None,
+        new_row: None,
+        changed_columns: None,
+        detail: Some(&detail),
+    });
+    seal();
+    removed
+}
