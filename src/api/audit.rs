@@ -323,3 +323,32 @@ fn audit_purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
     }
     chain::purge(before)
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+pub mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn an_audited_change_is_logged_redacted_and_the_chain_verifies() {
+        Spi::run("CREATE TABLE pgt_audited (id int, email text)").unwrap();
+        Spi::run("SELECT encml.audit_enable('pgt_audited', '{email}')").unwrap();
+        Spi::run("INSERT INTO pgt_audited VALUES (1, 'a@b.example')").unwrap();
+        let logged = Spi::get_one::<String>(
+            "SELECT new_row->>'email' FROM encml.audit_log WHERE operation = 'INSERT' \
+              ORDER BY id DESC LIMIT 1",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(logged.starts_with("hmac:") && !logged.contains("a@b"), "{logged}");
+        let ok = Spi::get_one::<bool>("SELECT ok FROM encml.audit_verify()")
+            .unwrap()
+            .unwrap();
+        assert!(ok);
+    }
+
+    #[pg_test(error = "the audit log is append-only")]
+    fn the_log_refuses_deletes() {
+        Spi::run("DELETE FROM encml.audit_log").unwrap();
+    }
+}
