@@ -16,7 +16,8 @@ CREATE TABLE enc AS SELECT id, encml.encrypt(v, :'k') AS c FROM src;
 CREATE TABLE pgc AS SELECT id, encrypt(convert_to(v, 'UTF8'), 'k0123456789abcdef0123456789abcde'::bytea, 'aes') AS c FROM src;
 VACUUM ANALYZE enc, pgc;
 
-CREATE TEMP TABLE cases (ord int, name text, rows int, sql text, runs int, logged boolean DEFAULT false);
+CREATE TEMP TABLE cases (ord int, name text, rows int, sql text, runs int, logged boolean DEFAULT false,
+                         audit_decrypt text DEFAULT 'statement');
 CREATE TEMP TABLE timings (ord int, ms float8);
 INSERT INTO cases VALUES
  (1, 'plaintext copy (CREATE TABLE AS)', :rows, 'SELECT id, v FROM src', :runs),
@@ -30,6 +31,9 @@ INSERT INTO cases VALUES
  (6, 'encml.encrypt(text, key, aad)', :rows, format($$SELECT id, encml.encrypt(v, %L, id::text) FROM src$$, :'k'), :runs),
  (7, 'encml.decrypt_text(value)', :rows, 'SELECT id, encml.decrypt_text(c) FROM enc', :runs),
  (8, 'encml.decrypt(value) (to bytea)', :rows, 'SELECT id, encml.decrypt(c) FROM enc', :runs);
+-- Decryption auditing: the default (statement) against off.
+INSERT INTO cases VALUES
+ (9, 'encml.decrypt_text(value), encml.audit_decrypt = off', :rows, 'SELECT id, encml.decrypt_text(c) FROM enc', :runs, false, 'off');
 -- The same into ordinary (WAL-logged) tables, each compared with its own plaintext baseline.
 INSERT INTO cases VALUES
  (11, 'logged: plaintext copy (CREATE TABLE AS)', :rows, 'SELECT id, v FROM src', :runs, true),
@@ -46,6 +50,7 @@ DECLARE
 BEGIN
     FOR round IN 1 .. (SELECT max(runs) FROM cases) LOOP
         FOR c IN SELECT * FROM cases WHERE runs >= round ORDER BY ord LOOP
+            PERFORM set_config('encml.audit_decrypt', c.audit_decrypt, false);
             t0 := clock_timestamp();
             EXECUTE CASE WHEN c.logged THEN 'CREATE TABLE bench_out AS ' ELSE 'CREATE TEMP TABLE bench_out AS ' END || c.sql;
             INSERT INTO timings VALUES (c.ord, extract(epoch FROM clock_timestamp() - t0) * 1000);
@@ -54,6 +59,7 @@ BEGIN
     END LOOP;
 END
 $$;
+RESET encml.audit_decrypt;
 CREATE TEMP TABLE results AS
 SELECT c.ord, c.name, c.rows, c.logged, percentile_cont(0.5) WITHIN GROUP (ORDER BY t.ms) AS ms
   FROM cases c JOIN timings t USING (ord) GROUP BY c.ord, c.name, c.rows, c.logged;
@@ -74,3 +80,7 @@ SELECT r.name AS statement,
        round((pgp.ms_per_row / (r.ms / r.rows))::numeric, 1) AS times_faster_than_pgp
   FROM results r JOIN base USING (logged), pgp
  ORDER BY r.ord;
+\echo
+\echo 'Decryption auditing (encml.audit_decrypt = statement, the default, against off):'
+SELECT round((s.ms / o.ms)::numeric, 2) AS x_off
+  FROM results s, results o WHERE s.ord = 7 AND o.ord = 9;

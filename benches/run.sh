@@ -23,3 +23,4 @@ psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
 psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
   -v dprows="${BENCH_DP_ROWS:-10000000}" -v runs="${BENCH_DP_RUNS:-7}" \
   -f benches/dp.sql | tee -a target/bench/results.md
+bash benches/audit.sh | tee -a target/bench/results.md

@@ -161,6 +161,8 @@ COMMENT ON FUNCTION audit_verify(bigint) IS
     'Verifies the audit chain from its start or from a row id, and the newest seal witness (auditors)';
 COMMENT ON FUNCTION audit_purge(timestamptz) IS
     'Removes sealed audit rows logged before a time; an anchor row keeps the rest verifiable; logged (superuser or encml_audit_admin)';
+COMMENT ON FUNCTION compliance_report() IS
+    'Checks the live database against the security baseline (ssl, passwords, master key source, key rotation, tenant isolation, sensitive columns encrypted and audited, audit chain, destroyed keys still referenced) (auditors)';
 COMMENT ON FUNCTION audit_log_guard() IS 'Trigger keeping encml.audit_log and encml.audit_witness append-only';
 COMMENT ON FUNCTION audit_row_trigger() IS 'Trigger of audited tables (arguments: columns to redact)';
 
@@ -247,7 +249,8 @@ GRANT EXECUTE ON FUNCTION
     audit_enable(regclass, text[]), audit_disable(regclass), classify(regclass, text, text),
     audit_row_trigger()
 TO PUBLIC;
-GRANT EXECUTE ON FUNCTION audit_seal(), audit_head(), audit_verify(bigint) TO encml_auditor;
+GRANT EXECUTE ON FUNCTION audit_seal(), audit_head(), audit_verify(bigint), compliance_report()
+TO encml_auditor;
 GRANT EXECUTE ON FUNCTION audit_purge(timestamptz) TO encml_audit_admin;
 GRANT SELECT ON audit_log, audit_witness, audited_tables, column_classes, classified_columns TO encml_auditor;
 -- The dp aggregates (their support functions are called with the aggregate owner's rights and

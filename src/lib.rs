@@ -26,6 +26,7 @@ pub extern "C-unwind" fn _PG_init() {
     pg::gucs::register();
     pg::tenant::register();
     keys::cache::register_invalidation_callback();
+    audit::decrypts::register();
 }
 
 /// Required by `cargo pgrx test`.

@@ -50,6 +50,7 @@ fn open(value: &EncBytea<'_>, aad: Option<&[u8]>) -> OwnedVarlena {
     {
         raise_core(e);
     }
+    crate::audit::decrypts::count(&header.key_id);
     out
 }
 

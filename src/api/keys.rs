@@ -5,6 +5,7 @@
 //! tenant's key also by members of `encml_tenant_admin`. Keys made by `tenant_key()` belong to
 //! their tenant: the member whose call created one does not administer it.
 
+use crate::audit::events;
 use crate::keys::catalog::{self, uuid_string, KeyRow};
 use crate::keys::provider;
 use crate::pg::catalog_access::{caller, has_privs_of_role_named, is_superuser, role_name};
@@ -13,6 +14,7 @@ use encml_core::kdf::Purpose;
 use encml_core::wrap;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
+use serde_json::json;
 
 pub const KEY_ADMIN_ROLE: &str = "encml_key_admin";
 
@@ -26,6 +28,7 @@ fn require_admin_of(role: pg_sys::Oid, id: &[u8; 16], key: &KeyRow) {
         && unsafe { pg_sys::has_privs_of_role(role, key.created_by) };
     let tenant_admin = key.tenant.is_some() && crate::api::tenancy::is_tenant_admin(role);
     if !(owns || tenant_admin || is_key_admin(role)) {
+        events::refused("key_admin_refused", json!({ "key": uuid_string(id) }));
         raise_full(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!("permission denied to administer key {}", uuid_string(id)),
@@ -113,6 +116,7 @@ fn create_key(
         crate::api::tenancy::lock_usable_tenant(t, false);
         if !crate::api::tenancy::is_tenant_admin(role) && !crate::keys::tenants::is_member(t, role)
         {
+            events::refused("create_key_refused", json!({ "tenant": t, "name": name }));
             raise(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!(
@@ -134,6 +138,11 @@ fn create_key(
     let id = *uuid::Uuid::new_v4().as_bytes();
     let (wrapped, fingerprint) = provider::new_wrapped_data_key(&id, 1);
     catalog::insert_key(&id, name, purpose, tenant, role, &wrapped, &fingerprint);
+    events::record(
+        "create_key",
+        None,
+        json!({ "key": uuid_string(&id), "name": name, "purpose": purpose.label(), "tenant": tenant }),
+    );
     Uuid::from_bytes(id)
 }
 
@@ -143,6 +152,11 @@ fn rotate_key(key: Uuid) -> i32 {
     let version = row.current_version + 1;
     let (wrapped, fingerprint) = provider::new_wrapped_data_key(&id, version);
     catalog::add_version(&id, version, &wrapped, &fingerprint);
+    events::record(
+        "rotate_key",
+        None,
+        json!({ "key": uuid_string(&id), "version": version }),
+    );
     version as i32
 }
 
@@ -190,12 +204,22 @@ fn retire_key_version(key: Uuid, version: i32, force: default!(bool, false)) {
         }
     }
     catalog::retire(&id, version as u32);
+    events::record(
+        "retire_key_version",
+        None,
+        json!({ "key": uuid_string(&id), "version": version, "force": force }),
+    );
 }
 
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn destroy_key(key: Uuid) -> i64 {
     let (id, _) = lock_for_admin(key);
     let erased = catalog::destroy(&id);
+    events::record(
+        "destroy_key",
+        None,
+        json!({ "key": uuid_string(&id), "versions_erased": erased }),
+    );
     notice(
         format!("key {} destroyed: {erased} key version(s) erased", uuid_string(&id)),
         Some(
@@ -211,6 +235,7 @@ fn destroy_key(key: Uuid) -> i64 {
 fn rotate_master_key() -> i32 {
     let role = caller();
     if !is_key_admin(role) {
+        events::refused("rotate_master_key_refused", json!({}));
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(
@@ -228,6 +253,11 @@ fn rotate_master_key() -> i32 {
         catalog::set_wrapped(v, &rewrapped, current.fingerprint());
     }
     catalog::log_master_rotation(current.fingerprint(), stale.len() as i32, role);
+    events::record(
+        "rotate_master_key",
+        None,
+        json!({ "master_key": current.fingerprint(), "versions_rewrapped": stale.len() }),
+    );
     stale.len() as i32
 }
 

@@ -27,9 +27,12 @@ fn seal(
 fn open(domain: Domain, value: &[u8], header: Header, fcinfo: pg_sys::FunctionCallInfo) -> u64 {
     cache::accept_invalidations_once_per_query(fcinfo);
     let key = cache::version(&header.key_id, header.key_version);
-    key.order_revealing()
+    let m = key
+        .order_revealing()
         .decrypt(domain, value)
-        .unwrap_or_else(|e| raise_core(e))
+        .unwrap_or_else(|e| raise_core(e));
+    crate::audit::decrypts::count(&header.key_id);
+    m
 }
 
 /// The value under the current version of its key (unchanged if already there).

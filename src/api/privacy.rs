@@ -1,6 +1,7 @@
 //! Privacy budgets: set by privacy admins, read by the analyst they belong to. Charges are made
 //! by the dp aggregates (api/dp.rs) through `privacy::charge`.
 
+use crate::audit::events;
 use crate::pg::catalog_access::{
     arg, as_extension_owner, caller, has_privs_of_role_named, is_superuser, oid_arg, role_name,
     select_one,
@@ -9,6 +10,7 @@ use crate::pg::errors::raise;
 use crate::types::regrole::RegRole;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
+use serde_json::json;
 
 pub const PRIVACY_ADMIN_ROLE: &str = "encml_privacy_admin";
 
@@ -36,6 +38,7 @@ fn set_privacy_budget(
 ) {
     let by = caller();
     if !is_privacy_admin(by) {
+        events::refused("set_privacy_budget_refused", json!({}));
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(
@@ -77,6 +80,11 @@ fn set_privacy_budget(
             raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("privacy budget update failed: {e}"))
         })
     });
+    events::record(
+        "set_privacy_budget",
+        None,
+        json!({ "analyst": role_name(analyst), "epsilon": epsilon, "delta": delta, "scope": scope }),
+    );
 }
 
 /// The epsilon an analyst has left in a scope; NULL without a budget. Analysts read their own,

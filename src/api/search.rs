@@ -32,6 +32,7 @@ fn det_open(value: &DetText<'_>) -> OwnedVarlena {
     {
         raise_core(e);
     }
+    crate::audit::decrypts::count(&header.key_id);
     out
 }
 

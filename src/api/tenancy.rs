@@ -3,6 +3,7 @@
 //! (`create_tenant_schema`). Membership is checked for the calling role; only `set_tenant` can
 //! give the context a value.
 
+use crate::audit::events;
 use crate::keys::{cache, catalog, provider, tenants};
 use crate::pg::catalog_access::{caller, has_privs_of_role_named, is_superuser, role_name};
 use crate::pg::errors::{notice, raise, raise_full};
@@ -10,6 +11,7 @@ use crate::pg::tenant;
 use crate::types::regrole::RegRole;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
+use serde_json::json;
 
 pub const TENANT_ADMIN_ROLE: &str = "encml_tenant_admin";
 
@@ -20,6 +22,7 @@ pub fn is_tenant_admin(role: pg_sys::Oid) -> bool {
 fn require_tenant_admin(what: &str) -> pg_sys::Oid {
     let role = caller();
     if !is_tenant_admin(role) {
+        events::refused("tenant_admin_refused", json!({ "action": what }));
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!("permission denied to {what}: needs superuser or {TENANT_ADMIN_ROLE}"),
@@ -79,6 +82,7 @@ fn create_tenant(tenant: Option<&str>) {
         );
     }
     tenants::create(tenant, by);
+    events::record("create_tenant", None, json!({ "tenant": tenant }));
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -114,6 +118,7 @@ fn drop_tenant(tenant: Option<&str>) {
         );
     }
     tenants::drop(tenant);
+    events::record("drop_tenant", None, json!({ "tenant": tenant }));
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -131,6 +136,11 @@ fn grant_tenant(tenant: Option<&str>, member: Option<RegRole>) {
     if let Some(schema) = &row.schema_name {
         tenants::schema_usage(schema, member, true);
     }
+    events::record(
+        "grant_tenant",
+        None,
+        json!({ "tenant": tenant, "member": role_name(member) }),
+    );
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
@@ -158,6 +168,11 @@ fn revoke_tenant(tenant: Option<&str>, member: Option<RegRole>) {
     if let Some(schema) = &row.schema_name {
         tenants::schema_usage(schema, member, false);
     }
+    events::record(
+        "revoke_tenant",
+        None,
+        json!({ "tenant": tenant, "member": role_name(member) }),
+    );
 }
 
 /// Makes `tenant` the current tenant if the calling role acts for it; otherwise ERROR 42501 and
@@ -171,6 +186,7 @@ fn set_tenant(tenant: Option<&str>, is_local: default!(Option<bool>, false)) {
     let member =
         tenants::exists(tenant) && (is_tenant_admin(role) || tenants::is_member(tenant, role));
     if !member {
+        events::refused("set_tenant_refused", json!({ "tenant": tenant }));
         // Same answer whether or not the tenant exists: names are not probed this way.
         raise_full(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -273,6 +289,11 @@ fn forget_tenant(tenant: &str) -> i64 {
         }
     }
     let memberships = tenants::forget(tenant);
+    events::record(
+        "forget_tenant",
+        None,
+        json!({ "tenant": tenant, "keys_destroyed": keys, "versions_erased": versions, "memberships_dropped": memberships }),
+    );
     notice(
         format!(
             "tenant \"{tenant}\" forgotten: {keys} key(s) destroyed ({versions} version(s) erased), \

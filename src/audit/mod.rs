@@ -4,10 +4,14 @@
 //!
 //! - [`row`]: the trigger on audited tables (old/new rows as jsonb, redaction, changed columns);
 //! - [`chain`]: sealing, verification, the head and purging;
+//! - [`events`], [`detached`]: security events, refusals written outside the transaction;
 //! - [`guard`]: the append-only trigger on the log;
 //! - [`writer`]: inserting log rows with the extension owner's rights through saved plans.
 
 pub mod chain;
+pub mod decrypts;
+pub mod detached;
+pub mod events;
 pub mod guard;
 pub mod row;
 pub mod writer;
@@ -16,3 +20,8 @@ pub mod writer;
 pub const SENSITIVE_LABELS: [&str; 4] = ["pii", "phi", "pci", "secret"];
 
 pgrx::extension_sql_file!("../../sql/audit.sql", name = "audit_log");
+pgrx::extension_sql_file!(
+    "../../sql/compliance.sql",
+    name = "compliance_report",
+    requires = ["audit_log"]
+);

@@ -81,6 +81,10 @@ impl KeyVersion {
         {
             return;
         }
+        crate::audit::events::refused(
+            "tenant_key_refused",
+            serde_json::json!({ "key": catalog::uuid_string(&self.key_id), "key_tenant": tenant }),
+        );
         raise_full(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(

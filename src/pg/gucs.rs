@@ -8,6 +8,9 @@ pub static MASTER_KEY_COMMAND: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 pub static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
+pub static AUDIT_DECRYPT: GucSetting<crate::audit::decrypts::Mode> =
+    GucSetting::<crate::audit::decrypts::Mode>::new(crate::audit::decrypts::Mode::Statement);
+pub static KEY_ROTATION_DAYS: GucSetting<i32> = GucSetting::<i32>::new(90);
 pub static PRIVACY_SCOPE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"default"));
 
@@ -37,6 +40,24 @@ pub fn register() {
         &KEY_CACHE_SIZE,
         1,
         1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"encml.audit_decrypt",
+        c"Decryption auditing: off, statement (one audit row per statement and key) or row.",
+        c"Superuser-only, so a role cannot stop the tracing of its own reads.",
+        &AUDIT_DECRYPT,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"encml.key_rotation_days",
+        c"Days after which encml.compliance_report() warns about a key not rotated.",
+        c"90 days is the quarterly rotation common policies ask for.",
+        &KEY_ROTATION_DAYS,
+        1,
+        36500,
         GucContext::Suset,
         GucFlags::default(),
     );

@@ -256,6 +256,15 @@ fn record(mut s: Slot) -> Slot {
                 ],
             )
             .expect("record the charge");
+        if !granted {
+            // The refusal is a security event too, committed with the ledger row.
+            let who = crate::pg::catalog_access::role_name(s.analyst);
+            let event = serde_json::json!({
+                "session_role": who, "effective_role": who, "operation": "privacy_charge_refused",
+                "detail": { "scope": scope, "epsilon": s.epsilon, "delta": s.delta, "note": note },
+            });
+            crate::audit::detached::insert_event_json(&event.to_string());
+        }
         s.outcome = if granted { GRANTED } else { REFUSED };
     });
     s

@@ -4,10 +4,10 @@ CREATE ROLE encml_a_owner NOLOGIN;
 CREATE ROLE encml_a_clerk NOLOGIN;
 CREATE ROLE encml_a_auditor NOLOGIN IN ROLE encml_auditor;
 GRANT CREATE ON SCHEMA public TO encml_a_owner;
+SELECT coalesce(max(id), 0) AS base FROM encml.audit_log \gset
 SELECT encml.create_tenant('audit-co');
 SELECT encml.grant_tenant('audit-co', 'encml_a_clerk');
 SELECT encml.create_key('audit-k') AS k \gset
-SELECT coalesce(max(id), 0) AS base FROM encml.audit_log \gset
 
 SET ROLE encml_a_owner;
 CREATE TABLE public.a_patients (id int PRIMARY KEY, name text, email text, ssn text,
@@ -43,11 +43,13 @@ SELECT count(DISTINCT new_row->>'email') AS equal_emails_one_token
 SELECT count(*) AS plaintext_anywhere FROM encml.audit_log
  WHERE id > :base AND (old_row::text ~ '123-45|ann@x|ann secret' OR new_row::text ~ '123-45|ann@x|ann secret');
 SELECT (new_row->>'secret')::encml.enc_bytea IS NOT NULL AS ciphertext_logged
-  FROM encml.audit_log WHERE id = :base + 3;
+  FROM encml.audit_log WHERE id > :base AND operation = 'INSERT' AND new_row->>'name' = 'Ann';
 SELECT ok, rows_checked > 0 AS checked, first_bad_id, detail LIKE 'chain verified%' AS verified
   FROM encml.audit_verify();
 SELECT id - :base AS head FROM encml.audit_head();
 RESET ROLE;
+SELECT id AS bob FROM encml.audit_log WHERE id > :base AND new_row->>'name' = 'Bob' \gset
+SELECT id AS upd FROM encml.audit_log WHERE id > :base AND operation = 'UPDATE' \gset
 
 -- Append-only, even for a superuser going through the triggers.
 SELECT try($$UPDATE encml.audit_log SET operation = 'x' WHERE id = 1$$) AS update_log;
@@ -58,23 +60,23 @@ SELECT try($$DELETE FROM encml.audit_witness$$) AS delete_witness;
 -- A superuser who bypasses the triggers is caught at the right row.
 SET session_replication_role = replica;
 BEGIN;
-UPDATE encml.audit_log SET new_row = jsonb_set(new_row, '{score}', '99') WHERE id = :base + 4;
-SELECT ok, first_bad_id - :base AS bad, detail FROM encml.audit_verify();
+UPDATE encml.audit_log SET new_row = jsonb_set(new_row, '{score}', '99') WHERE id = :bob;
+SELECT ok, first_bad_id - :bob AS after_bob, detail ~ 'modified' AS modified FROM encml.audit_verify();
 ROLLBACK;
 BEGIN;  -- ... also when the MAC is recomputed as a plain SHA-256 over the row
 UPDATE encml.audit_log SET new_row = jsonb_set(new_row, '{score}', '99'),
-       mac = sha256(convert_to(new_row::text, 'UTF8')) WHERE id = :base + 4;
-SELECT ok, first_bad_id - :base AS bad FROM encml.audit_verify();
+       mac = sha256(convert_to(new_row::text, 'UTF8')) WHERE id = :bob;
+SELECT ok, first_bad_id - :bob AS after_bob FROM encml.audit_verify();
 ROLLBACK;
 BEGIN;  -- a row deleted from the middle
-DELETE FROM encml.audit_log WHERE id = :base + 4;
-SELECT ok, first_bad_id - :base AS bad, detail ~ 'missing' AS missing FROM encml.audit_verify();
+DELETE FROM encml.audit_log WHERE id = :bob;
+SELECT ok, first_bad_id - :bob AS after_bob, detail ~ 'missing' AS missing FROM encml.audit_verify();
 ROLLBACK;
 BEGIN;  -- two rows swapped
-UPDATE encml.audit_log SET seq = -seq WHERE id IN (:base + 4, :base + 5);
-UPDATE encml.audit_log SET seq = CASE WHEN id = :base + 4 THEN -seq + 1 ELSE -seq - 1 END
- WHERE id IN (:base + 4, :base + 5);
-SELECT ok, first_bad_id - :base AS bad FROM encml.audit_verify();
+UPDATE encml.audit_log SET seq = -seq WHERE id IN (:bob, :upd);
+UPDATE encml.audit_log SET seq = CASE WHEN id = :bob THEN -seq + 1 ELSE -seq - 1 END
+ WHERE id IN (:bob, :upd);
+SELECT ok, first_bad_id - :bob AS after_bob FROM encml.audit_verify();
 ROLLBACK;
 BEGIN;  -- a forged row inserted and sealed without the key: its MAC does not verify
 INSERT INTO encml.audit_log (effective_role, kind, operation, seq, mac, mac_key)
@@ -83,10 +85,10 @@ SELECT ok, detail ~ 'modified' AS caught FROM encml.audit_verify();
 ROLLBACK;
 BEGIN;  -- the newest rows deleted: the seal witness still names them
 SELECT id - :base AS witnessed_head FROM encml.audit_head();
-DELETE FROM encml.audit_log WHERE id > :base + 5;
+DELETE FROM encml.audit_log WHERE id > :upd;
 SELECT ok, detail ~ 'newest rows were deleted' AS caught FROM encml.audit_verify();
 -- ... and if the witness table is cut too, only an external copy of audit_head() tells.
-DELETE FROM encml.audit_witness WHERE log_id > :base + 5;
+DELETE FROM encml.audit_witness WHERE log_id > :upd;
 SELECT ok AS verifies_without_external_witness FROM encml.audit_verify();
 ROLLBACK;
 RESET session_replication_role;
@@ -124,6 +126,88 @@ SELECT count(*) AS sessions_done FROM generate_series(1, 4) n,
        LATERAL dblink_get_result('audit' || n) AS r(status text);
 SELECT dblink_disconnect('audit' || n) FROM generate_series(1, 4) n;
 SELECT ok, rows_checked FROM encml.audit_verify();
+
+-- Security events: successes in the caller's transaction, refusals outside it (they outlive
+-- the ERROR and a ROLLBACK).
+SELECT coalesce(max(id), 0) AS base2 FROM encml.audit_log \gset
+SET ROLE encml_a_owner;
+BEGIN;
+SELECT try($$SELECT encml.set_tenant('audit-co')$$) AS owner_sets_tenant;
+ROLLBACK;
+RESET ROLE;
+SELECT encml.rotate_key(:'k') AS new_version;
+SELECT id > :base2 AS new, operation, effective_role, detail - 'key' AS detail
+  FROM encml.audit_log WHERE id > :base2 ORDER BY id;
+SELECT count(*) AS refusals_outliving_rollback FROM encml.audit_log
+ WHERE id > :base2 AND kind = 'event' AND operation LIKE '%refused';
+
+-- Decryption auditing: one event per statement and key (default), or per value; superuser-only.
+CREATE TABLE public.a_secrets AS SELECT i AS id, encml.encrypt('s' || i, :'k') AS v FROM generate_series(1, 3000) i;
+GRANT SELECT ON public.a_secrets TO encml_a_clerk;
+SELECT coalesce(max(id), 0) AS base3 FROM encml.audit_log \gset
+SET ROLE encml_a_clerk;
+SELECT count(encml.decrypt_text(v)) FROM public.a_secrets;
+SELECT try($$SET encml.audit_decrypt = off$$) AS clerk_turns_off;
+RESET ROLE;
+SELECT effective_role, detail->>'values' AS values, detail->>'key' = :'k' AS right_key
+  FROM encml.audit_log WHERE id > :base3 AND operation = 'decrypt';
+SET encml.audit_decrypt = row;
+SELECT encml.decrypt_text(v) FROM public.a_secrets WHERE id <= 3 ORDER BY id;
+RESET encml.audit_decrypt;
+SELECT count(*) AS one_event_per_value FROM encml.audit_log
+ WHERE id > :base3 AND operation = 'decrypt' AND detail->>'values' = '1';
+-- In parallel workers each worker logs its share through the background writer.
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET parallel_leader_participation = off;
+SELECT coalesce(max(id), 0) AS base4 FROM encml.audit_log \gset
+SELECT count(encml.decrypt_text(v)) FROM public.a_secrets;
+RESET max_parallel_workers_per_gather;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET parallel_leader_participation;
+SELECT sum((detail->>'values')::int) AS values_logged FROM encml.audit_log
+ WHERE id > :base4 AND operation = 'decrypt';
+DROP TABLE public.a_secrets;
+
+-- The compliance report flags each planted problem.
+SET ROLE encml_a_owner;
+CREATE TABLE public.a_tenanted (id int, tenant_id text);
+CREATE TABLE public.a_cards (id int, pan text, v encml.enc_bytea);
+SELECT encml.classify('public.a_cards', 'pan', 'pci');
+RESET ROLE;
+SELECT encml.create_key('audit-doomed') AS doomed \gset
+INSERT INTO public.a_cards VALUES (1, '4111', encml.encrypt('x'::text, :'doomed'));
+SET client_min_messages = warning;
+SELECT encml.destroy_key(:'doomed') > 0 AS destroyed;
+RESET client_min_messages;
+UPDATE encml.data_key_versions SET created_at = now() - interval '100 days' WHERE key_id = :'k';
+SET ROLE encml_a_auditor;
+SELECT check_name, status FROM encml.compliance_report();
+SELECT check_name, detail FROM encml.compliance_report()
+ WHERE check_name IN ('tenant_isolation', 'sensitive_plaintext', 'sensitive_unaudited', 'destroyed_keys_referenced')
+ ORDER BY check_name;
+SELECT detail LIKE '1 key(s) not rotated for 90 days: audit-k (%' AS stale_key_named
+  FROM encml.compliance_report() WHERE check_name = 'key_rotation';
+RESET ROLE;
+SET session_replication_role = replica;
+BEGIN;
+UPDATE encml.audit_log SET operation = 'hidden'
+ WHERE id = (SELECT max(id) FROM encml.audit_log WHERE operation = 'rotate_key');
+SELECT status, detail ~ 'modified' AS tamper_reported FROM encml.compliance_report() WHERE check_name = 'audit_chain';
+ROLLBACK;
+RESET session_replication_role;
+-- Fixing the problems turns the checks green.
+SELECT encml.enable_tenant_isolation('public.a_tenanted');
+SELECT encml.classify('public.a_cards', 'pan', NULL);
+SELECT encml.classify('public.a_patients', 'ssn', NULL);
+DROP TABLE public.a_cards;
+SELECT check_name, status FROM encml.compliance_report()
+ WHERE check_name IN ('tenant_isolation', 'sensitive_plaintext', 'sensitive_unaudited', 'destroyed_keys_referenced');
+DROP TABLE public.a_tenanted;
 
 SELECT encml.audit_disable('public.a_patients');
 SELECT operation FROM encml.audit_log ORDER BY id DESC LIMIT 1;

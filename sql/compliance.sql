@@ -1,0 +1,146 @@
+-- Compliance report over the live database (docs/audit.md). Runs with the extension owner's
+-- rights (it reads the key catalog, pg_authid and every table using encrypted types); granted to
+-- encml_auditor.
+CREATE FUNCTION compliance_report()
+RETURNS TABLE (check_name text, status text, detail text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    days integer := coalesce(nullif(current_setting('encml.key_rotation_days', true), '')::integer, 90);
+    n bigint;
+    list text;
+    v record;
+    col record;
+    destroyed uuid[];
+    hits text[] := '{}';
+BEGIN
+    PERFORM encml.audit_seal();  -- also loads the library, so its settings are defined
+
+    check_name := 'ssl';
+    IF current_setting('ssl') = 'on' THEN
+        status := 'pass'; detail := 'ssl = on';
+    ELSE
+        status := 'fail'; detail := 'ssl = off: client connections are not encrypted';
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'password_encryption';
+    SELECT count(*) INTO n FROM pg_authid WHERE rolpassword LIKE 'md5%';
+    IF current_setting('password_encryption') <> 'scram-sha-256' THEN
+        status := 'fail'; detail := format('password_encryption = %s', current_setting('password_encryption'));
+    ELSIF n > 0 THEN
+        status := 'warn'; detail := format('%s role(s) still have MD5 passwords', n);
+    ELSE
+        status := 'pass'; detail := 'scram-sha-256';
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'master_key_source';
+    IF coalesce(current_setting('encml.master_key_command', true), '') <> '' THEN
+        status := 'pass'; detail := 'a command (encml.master_key_command)';
+    ELSIF coalesce(current_setting('encml.master_key_file', true), '') <> '' THEN
+        status := 'pass'; detail := 'a file (encml.master_key_file)';
+    ELSE
+        status := 'warn';
+        detail := 'the development default file in the data directory: it travels with backups of the data; set encml.master_key_command';
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'key_rotation';
+    SELECT count(*), string_agg(format('%s (%s)', k.name, k.id), ', ' ORDER BY v2.created_at)
+      INTO n, list
+      FROM encml.data_keys k
+      JOIN encml.data_key_versions v2 ON v2.key_id = k.id AND v2.version = k.current_version
+     WHERE k.destroyed_at IS NULL AND v2.created_at < now() - make_interval(days => days);
+    IF n > 0 THEN
+        status := 'warn'; detail := format('%s key(s) not rotated for %s days: %s', n, days, left(list, 500));
+    ELSE
+        status := 'pass'; detail := format('every live key rotated within %s days', days);
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'tenant_isolation';
+    SELECT count(*), string_agg(c.oid::regclass::text, ', ' ORDER BY c.oid::regclass::text)
+      INTO n, list
+      FROM pg_class c
+      JOIN pg_namespace s ON s.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p')
+       AND s.nspname NOT IN ('pg_catalog', 'information_schema', 'encml') AND s.nspname NOT LIKE 'pg\_%'
+       AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname IN ('tenant_id', 'tenant')
+                      AND NOT a.attisdropped AND a.attnum > 0)
+       AND NOT (c.relrowsecurity AND c.relforcerowsecurity
+                AND EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid
+                               AND pg_get_expr(p.polqual, p.polrelid) LIKE '%current_tenant()%'));
+    IF n > 0 THEN
+        status := 'fail'; detail := format('%s table(s) with a tenant column but no tenant isolation: %s', n, left(list, 500));
+    ELSE
+        status := 'pass'; detail := 'every table with a tenant column is isolated';
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'sensitive_plaintext';
+    SELECT count(*), string_agg(format('%s.%I (%s, %s)', table_name, column_name, label, data_type), ', '
+                                ORDER BY table_name::text, column_name)
+      INTO n, list
+      FROM encml.classified_columns
+     WHERE label IN ('pii', 'phi', 'pci', 'secret')
+       AND data_type NOT IN ('encml.enc_bytea', 'encml.det_text', 'encml.ore_int8', 'encml.ore_float8',
+                             'encml.ore_timestamptz', 'enc_bytea', 'det_text', 'ore_int8', 'ore_float8',
+                             'ore_timestamptz');
+    IF n > 0 THEN
+        status := 'fail'; detail := format('%s sensitive column(s) stored in clear: %s', n, left(list, 500));
+    ELSE
+        status := 'pass'; detail := 'every sensitive column is encrypted';
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'sensitive_unaudited';
+    SELECT count(*), string_agg(t::text, ', ' ORDER BY t::text)
+      INTO n, list
+      FROM (SELECT DISTINCT c.table_oid::regclass AS t FROM encml.column_classes c
+             WHERE c.label IN ('pii', 'phi', 'pci', 'secret')
+               AND NOT EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = c.table_oid
+                                 AND g.tgname = 'encml_audit_row' AND g.tgenabled <> 'D')) s;
+    IF n > 0 THEN
+        status := 'fail'; detail := format('%s table(s) with sensitive columns are not audited: %s', n, left(list, 500));
+    ELSE
+        status := 'pass'; detail := 'every table with sensitive columns is audited';
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'audit_chain';
+    SELECT CASE WHEN r.ok THEN 'pass' ELSE 'fail' END,
+           CASE WHEN r.ok THEN r.detail ELSE format('row %s: %s', r.first_bad_id, r.detail) END
+      INTO status, detail FROM encml.audit_verify() r;
+    RETURN NEXT;
+
+    check_name := 'destroyed_keys_referenced';
+    SELECT array_agg(id) INTO destroyed FROM encml.data_keys WHERE destroyed_at IS NOT NULL;
+    IF destroyed IS NOT NULL THEN
+        FOR col IN
+            SELECT a.attrelid::regclass AS tbl, a.attname
+              FROM pg_attribute a
+              JOIN pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p', 'm')
+              JOIN pg_namespace s ON s.oid = c.relnamespace
+             WHERE a.attnum > 0 AND NOT a.attisdropped
+               AND s.nspname NOT IN ('pg_catalog', 'information_schema', 'encml')
+               AND a.atttypid IN ('encml.enc_bytea'::regtype, 'encml.det_text'::regtype, 'encml.ore_int8'::regtype,
+                                  'encml.ore_float8'::regtype, 'encml.ore_timestamptz'::regtype)
+        LOOP
+            EXECUTE format('SELECT count(*) FROM %s WHERE encml.key_id(%I) = ANY ($1)', col.tbl, col.attname)
+               INTO n USING destroyed;
+            IF n > 0 THEN
+                hits := hits || format('%s.%I (%s)', col.tbl, col.attname, n);
+            END IF;
+        END LOOP;
+    END IF;
+    IF cardinality(hits) > 0 THEN
+        status := 'warn';
+        detail := format('values under destroyed keys (unreadable; erase or drop them): %s', array_to_string(hits, ', '));
+    ELSE
+        status := 'pass'; detail := 'no value refers to a destroyed key';
+    END IF;
+    RETURN NEXT;
+END
+$$;

@@ -1,0 +1,135 @@
+//! Decryption auditing, by `encml.audit_decrypt`:
+//! - `statement` (default): each backend counts decrypted values per key and, when a statement's
+//!   executor ends, logs one `decrypt` event per key with the count;
+//! - `row`: one `decrypt` event per value (costly; for tables where every read must be traced);
+//! - `off`.
+//!
+//! The log row is written in the caller's transaction when it can write; in a parallel worker,
+//! a read-only transaction or as a fallback it goes through the detached writer (its own
+//! transaction); on a hot standby only to the server log. A statement that fails before its end
+//! leaves its counts in the server log. The setting is superuser-only, so nobody turns off the
+//! tracing of their own reads.
+
+use crate::audit::{detached, events};
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PostgresGucEnum};
+use serde_json::json;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Off,
+    Statement,
+    Row,
+}
+
+thread_local! {
+    static COUNTS: RefCell<HashMap<[u8; 16], u64>> = RefCell::new(HashMap::new());
+    static PENDING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn can_write_here() -> bool {
+    unsafe { !pg_sys::IsInParallelMode() && !pg_sys::XactReadOnly && !pg_sys::RecoveryInProgress() }
+}
+
+/// Notes one decrypted value under `key_id`.
+#[inline]
+pub fn count(key_id: &[u8; 16]) {
+    match crate::pg::gucs::AUDIT_DECRYPT.get() {
+        Mode::Off => {}
+        Mode::Statement => COUNTS.with(|c| {
+            *c.borrow_mut().entry(*key_id).or_insert(0) += 1;
+            PENDING.with(|p| p.set(true));
+        }),
+        Mode::Row => {
+            let detail = json!({ "key": uuid::Uuid::from_bytes(*key_id).to_string(), "values": 1 });
+            if can_write_here() {
+                events::record("decrypt", None, detail);
+            } else {
+                COUNTS.with(|c| *c.borrow_mut().entry(*key_id).or_insert(0) += 1);
+                PENDING.with(|p| p.set(true));
+            }
+        }
+    }
+}
+
+fn take() -> Vec<([u8; 16], u64)> {
+    if !PENDING.with(|p| p.replace(false)) {
+        return Vec::new();
+    }
+    COUNTS.with(|c| c.borrow_mut().drain().collect())
+}
+
+/// Logs the counts gathered so far (at the end of a statement's executor, where the statement's
+/// snapshot is usually popped already: the insert gets a fresh one).
+fn flush() {
+    let counts = take();
+    if counts.is_empty() {
+        return;
+    }
+    if !unsafe { pg_sys::IsTransactionState() } {
+        for (key, values) in counts {
+            pgrx::log!(
+                "pg_encrypt_ml decrypt audit: key={} values={values}",
+                uuid::Uuid::from_bytes(key)
+            );
+        }
+        return;
+    }
+    let pushed = unsafe {
+        if pg_sys::ActiveSnapshotSet() {
+            false
+        } else {
+            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+            true
+        }
+    };
+    for (key, values) in counts {
+        let detail = json!({ "key": uuid::Uuid::from_bytes(key).to_string(), "values": values });
+        if can_write_here() {
+            events::record("decrypt", None, detail);
+        } else {
+            detached::record("decrypt", detail);
+        }
+    }
+    if pushed {
+        unsafe { pg_sys::PopActiveSnapshot() };
+    }
+}
+
+static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
+    unsafe {
+        match PREV_EXECUTOR_END {
+            Some(prev) => prev(query),
+            None => pg_sys::standard_ExecutorEnd(query),
+        }
+    }
+    flush();
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT
+        || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+    {
+        for (key, values) in take() {
+            pgrx::log!(
+                "pg_encrypt_ml decrypt audit (statement failed): key={} values={values}",
+                uuid::Uuid::from_bytes(key)
+            );
+        }
+    }
+}
+
+/// Installs the executor hook and the abort callback (from _PG_init).
+pub fn register() {
+    unsafe {
+        PREV_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
+        pg_sys::ExecutorEnd_hook = Some(executor_end);
+        pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut());
+    }
+}

@@ -1,0 +1,142 @@
+//! Audit events written outside the caller's transaction: the caller writes the event (as JSON)
+//! into a dynamic shared memory segment and starts a short-lived background worker, which
+//! connects as the extension owner, inserts the row in its own transaction and commits, while
+//! the caller waits. The event also goes to the server log at once, which is all that can be
+//! recorded on a hot standby. Used for refusals, which are followed by an ERROR that rolls back
+//! everything the caller wrote.
+
+use crate::audit::writer::SavedPlan;
+use crate::pg::catalog_access::{caller, extension_owner, role_name, select_one};
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use serde_json::json;
+use std::cell::Cell;
+
+/// The most event bytes carried (a longer detail is replaced by a marker; the server log has it).
+const MAX_EVENT: usize = 8192;
+
+#[repr(C)]
+struct Header {
+    database: pg_sys::Oid,
+    owner: pg_sys::Oid,
+    len: u32,
+}
+
+fn session_fields() -> serde_json::Value {
+    let session = role_name(unsafe { pg_sys::GetSessionUserId() });
+    let effective = role_name(caller());
+    let client = select_one::<String>("SELECT pg_catalog.host(pg_catalog.inet_client_addr())", &[]);
+    let app = unsafe {
+        let p = pg_sys::application_name;
+        (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+    };
+    json!({
+        "session_role": session,
+        "effective_role": effective,
+        "client_addr": client,
+        "application_name": app,
+        "tenant": crate::pg::tenant::current(),
+    })
+}
+
+/// Records `operation` with `detail` outside the current transaction (see the module comment).
+/// Never raises: a failure to record is reported in the server log, and the caller's own ERROR
+/// (the refusal) is what the client sees.
+pub fn record(operation: &str, detail: serde_json::Value) {
+    let mut event = session_fields();
+    event["operation"] = json!(operation);
+    event["detail"] = detail;
+    let mut text = event.to_string();
+    pgrx::log!("pg_encrypt_ml security event: {text}");
+    if text.len() > MAX_EVENT {
+        event["detail"] = json!({ "truncated": true });
+        text = event.to_string();
+    }
+    if unsafe { pg_sys::RecoveryInProgress() } {
+        return; // a standby writes nothing; the server log has it
+    }
+    let bytes = text.as_bytes();
+    let header = Header {
+        database: unsafe { pg_sys::MyDatabaseId },
+        owner: extension_owner(),
+        len: bytes.len() as u32,
+    };
+    unsafe {
+        let size = std::mem::size_of::<Header>() + bytes.len();
+        let seg = pg_sys::dsm_create(size, 0);
+        let base = pg_sys::dsm_segment_address(seg) as *mut u8;
+        std::ptr::write_unaligned(base as *mut Header, header);
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            base.add(std::mem::size_of::<Header>()),
+            bytes.len(),
+        );
+        let handle = pg_sys::dsm_segment_handle(seg);
+        let started = BackgroundWorkerBuilder::new("pg_encrypt_ml audit event")
+            .set_type("pg_encrypt_ml audit event")
+            .set_library("pg_encrypt_ml")
+            .set_function("encml_audit_event_worker_main")
+            .set_argument(Some(pg_sys::Datum::from(handle)))
+            .enable_spi_access()
+            .set_restart_time(None)
+            .set_notify_pid(pg_sys::MyProcPid)
+            .load_dynamic();
+        match started {
+            Ok(worker) => {
+                if worker.wait_for_shutdown().is_err() {
+                    pgrx::log!("pg_encrypt_ml: the audit event worker did not finish");
+                }
+            }
+            Err(_) => pgrx::log!(
+                "pg_encrypt_ml: no background worker slot free; the event above is only in the server log"
+            ),
+        }
+        pg_sys::dsm_detach(seg);
+    }
+}
+
+thread_local! {
+    static EVENT_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+static INSERT_EVENT: SavedPlan = SavedPlan::new(
+    c"INSERT INTO encml.audit_log (xact_id, session_role, effective_role, client_addr, \
+       application_name, tenant, kind, operation, detail) \
+      SELECT pg_catalog.pg_current_xact_id(), e->>'session_role', e->>'effective_role', \
+             (e->>'client_addr')::inet, e->>'application_name', e->>'tenant', 'event', \
+             e->>'operation', e->'detail' \
+        FROM (SELECT $1::jsonb AS e) s",
+    &[pg_sys::TEXTOID],
+    &EVENT_PLAN,
+);
+
+/// Inserts an event (the JSON `record` builds) in the current transaction, as the owner.
+pub fn insert_event_json(text: &str) {
+    use pgrx::datum::IntoDatum;
+    INSERT_EVENT.run_as_owner(&[text.into_datum()]);
+}
+
+/// The worker: reads the event, inserts it in its own transaction.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn encml_audit_event_worker_main(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM);
+    let handle = arg.value() as pg_sys::dsm_handle;
+    let seg = unsafe { pg_sys::dsm_attach(handle) };
+    if seg.is_null() {
+        return;
+    }
+    let (header, text) = unsafe {
+        let base = pg_sys::dsm_segment_address(seg) as *const u8;
+        let header = std::ptr::read_unaligned(base as *const Header);
+        let body = std::slice::from_raw_parts(
+            base.add(std::mem::size_of::<Header>()),
+            header.len as usize,
+        );
+        (header, String::from_utf8_lossy(body).into_owned())
+    };
+    unsafe { pg_sys::dsm_detach(seg) };
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(header.database), Some(header.owner));
+    BackgroundWorker::transaction(move || insert_event_json(&text));
+}

@@ -1,0 +1,27 @@
+//! Security events in the audit log. A successful operation is logged in its own transaction
+//! (if it rolls back, it did not happen). A refusal is logged through `detached`: at once to the
+//! server log, and to the audit log by a background worker in its own transaction, so the record
+//! survives the ERROR that follows it.
+
+use crate::audit::detached;
+use crate::audit::writer::{append, Entry};
+use pgrx::pg_sys;
+
+/// Logs a successful security operation in the caller's transaction.
+pub fn record(operation: &str, table: Option<(pg_sys::Oid, &str)>, detail: serde_json::Value) {
+    append(&Entry {
+        kind: "event",
+        operation,
+        table_oid: table.map(|t| t.0),
+        table_name: table.map(|t| t.1),
+        old_row: None,
+        new_row: None,
+        changed_columns: None,
+        detail: Some(&detail.to_string()),
+    });
+}
+
+/// Logs a refusal so that it outlives the ERROR the caller raises next.
+pub fn refused(operation: &str, detail: serde_json::Value) {
+    detached::record(operation, detail);
+}
