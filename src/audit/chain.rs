@@ -30,7 +30,7 @@ const CANONICAL: &str = "SELECT id, seq, mac, mac_key, \
 
 /// Advisory lock key of the sealer: "encml" "seal" as two int4s.
 const SEAL_LOCK: (i32, i32) = (0x656e_636d, 0x7365_616c);
-const BATCH: i64 = 5000;
+const BATCH: usize = 5000;
 
 struct LogRow {
     id: i64,
@@ -147,14 +147,25 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                 let master = &masters[0];
                 let mut current = head(client);
                 let mut sealed = 0i64;
-                loop {
+                // The ids first (one scan), then the rows batch by batch through the primary key.
+                let unsealed: Vec<i64> = client
+                    .update(
+                        "SELECT id FROM encml.audit_log WHERE seq IS NULL ORDER BY id",
+                        None,
+                        &[],
+                    )
+                    .unwrap_or_else(|e| spi_err(e))
+                    .into_iter()
+                    .filter_map(|r| r.get::<i64>(1).ok().flatten())
+                    .collect();
+                for chunk in unsealed.chunks(BATCH) {
                     let rows = read_rows(
                         client,
-                        &format!("WHERE seq IS NULL ORDER BY id LIMIT {BATCH}"),
-                        &[],
+                        "WHERE id = ANY ($1) ORDER BY id",
+                        &[chunk.to_vec().into()],
                     );
                     if rows.is_empty() {
-                        break;
+                        continue;
                     }
                     let (mut seq, _, mut prev) = current.unwrap_or((0, 0, GENESIS));
                     let mut ids = Vec::with_capacity(rows.len());

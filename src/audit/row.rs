@@ -6,7 +6,7 @@
 use crate::audit::writer::{append, Entry};
 use crate::pg::c_functions;
 use crate::pg::errors::raise;
-use encml_core::audit::{text_array_literal, RowJson};
+use encml_core::audit::RowJson;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::ffi::CStr;
@@ -105,7 +105,7 @@ unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         let old_obj = old_json.as_deref().map(parse);
         let new_obj = new_json.as_deref().map(parse);
         let changed = match (&old_obj, &new_obj) {
-            (Some(o), Some(n)) => Some(text_array_literal(&o.changed(n))),
+            (Some(o), Some(n)) => Some(o.changed(n)),
             _ => None,
         };
         let old_out = old_obj.as_ref().map(|o| o.render(&redact, master));

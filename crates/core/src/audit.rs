@@ -147,15 +147,6 @@ fn plain(v: &RawValue) -> Vec<u8> {
     }
 }
 
-/// A Postgres array literal of names (for a `text[]` parameter).
-pub fn text_array_literal(names: &[&str]) -> String {
-    let quoted: Vec<String> = names
-        .iter()
-        .map(|n| format!("\"{}\"", n.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    format!("{{{}}}", quoted.join(","))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +233,5 @@ mod tests {
         let old = RowJson::parse(r#"{"a":1,"b":"x","c":null}"#).unwrap();
         let new = RowJson::parse(r#"{"a":1,"b":"y","c":2}"#).unwrap();
         assert_eq!(old.changed(&new), vec!["b", "c"]);
-        assert_eq!(text_array_literal(&["a", "b\"c"]), r#"{"a","b\"c"}"#);
     }
 }
