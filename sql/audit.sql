@@ -20,7 +20,7 @@ COMMENT ON ROLE encml_auditor IS
 -- Append-only: rows arrive unsealed (seq, mac NULL) from the audit trigger and the event writer,
 -- and a sealing step chains them in commit order. See docs/audit.md for the canonical encoding.
 CREATE TABLE audit_log (
-    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id               bigint GENERATED ALWAYS AS IDENTITY,  -- unique by its sequence and the MAC
     logged_at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
     xact_started_at  timestamptz NOT NULL DEFAULT pg_catalog.transaction_timestamp(),
     xact_id          xid8,
@@ -41,8 +41,9 @@ CREATE TABLE audit_log (
     mac              bytea,
     mac_key          text
 );
--- Sealing finds the unsealed rows through the seq index (seq IS NULL); no further index, since
--- every audited row change pays for each one.
+-- The only index: sealing finds the unsealed rows through its NULL entries and verification walks
+-- it in order. No primary key on id (unique by its identity sequence; a duplicate would need a
+-- valid MAC): every audited row change pays for each index.
 COMMENT ON TABLE audit_log IS
     'pg_encrypt_ml: append-only audit log; seq/mac chain each sealed row to the previous one (HMAC-SHA256 under a key derived from the master key)';
 

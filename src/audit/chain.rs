@@ -25,7 +25,7 @@ const CANONICAL: &str = "SELECT id, seq, mac, mac_key, \
     (extract(epoch FROM xact_started_at) * 1000000)::int8, \
     xact_id::text, session_role, effective_role, host(client_addr) || '/' || masklen(client_addr), \
     application_name, tenant, kind, operation, table_oid::int8, table_name, old_row::text, \
-    new_row::text, changed_columns::text, detail::text \
+    new_row::text, changed_columns::text, detail::text, ctid::text \
     FROM encml.audit_log";
 
 /// Advisory lock key of the sealer: "encml" "seal" as two int4s.
@@ -34,6 +34,7 @@ const BATCH: usize = 5000;
 
 struct LogRow {
     id: i64,
+    ctid: String,
     seq: Option<i64>,
     mac: Option<Vec<u8>>,
     mac_key: Option<String>,
@@ -81,6 +82,7 @@ fn read_rows(
             }
             LogRow {
                 id: row.get::<i64>(1).ok().flatten().expect("id"),
+                ctid: row.get::<String>(21).ok().flatten().unwrap_or_default(),
                 seq: row.get::<i64>(2).ok().flatten(),
                 mac: row.get::<Vec<u8>>(3).ok().flatten(),
                 mac_key: row.get::<String>(4).ok().flatten(),
@@ -147,35 +149,37 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                 let master = &masters[0];
                 let mut current = head(client);
                 let mut sealed = 0i64;
-                // The ids first (one scan), then the rows batch by batch through the primary key.
-                let unsealed: Vec<i64> = client
+                // The row addresses first (one scan of the seq index's NULL entries), then the rows
+                // batch by batch by address: the log has no index but seq's, so that every
+                // audited change pays for one index insert only.
+                let unsealed: Vec<String> = client
                     .update(
-                        "SELECT id FROM encml.audit_log WHERE seq IS NULL ORDER BY id",
+                        "SELECT ctid::text FROM encml.audit_log WHERE seq IS NULL ORDER BY id",
                         None,
                         &[],
                     )
                     .unwrap_or_else(|e| spi_err(e))
                     .into_iter()
-                    .filter_map(|r| r.get::<i64>(1).ok().flatten())
+                    .filter_map(|r| r.get::<String>(1).ok().flatten())
                     .collect();
                 for chunk in unsealed.chunks(BATCH) {
                     let rows = read_rows(
                         client,
-                        "WHERE id = ANY ($1) ORDER BY id",
+                        "WHERE ctid = ANY ($1::text[]::tid[]) ORDER BY id",
                         &[chunk.to_vec().into()],
                     );
                     if rows.is_empty() {
                         continue;
                     }
                     let (mut seq, _, mut prev) = current.unwrap_or((0, 0, GENESIS));
-                    let mut ids = Vec::with_capacity(rows.len());
+                    let mut tids = Vec::with_capacity(rows.len());
                     let mut seqs = Vec::with_capacity(rows.len());
                     let mut macs = Vec::with_capacity(rows.len());
                     let mut last_id = 0;
                     for row in &rows {
                         seq += 1;
                         prev = chain_mac(master, &prev, &row.record(seq, master.fingerprint()));
-                        ids.push(row.id);
+                        tids.push(row.ctid.clone());
                         seqs.push(seq);
                         macs.push(prev.to_vec());
                         last_id = row.id;
@@ -183,11 +187,11 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                     client
                         .update(
                             "UPDATE encml.audit_log a SET seq = u.seq, mac = u.mac, mac_key = $4 \
-                               FROM unnest($1::int8[], $2::int8[], $3::bytea[]) AS u(id, seq, mac) \
-                              WHERE a.id = u.id",
+                               FROM unnest($1::text[]::tid[], $2::int8[], $3::bytea[]) AS u(tid, seq, mac) \
+                              WHERE a.ctid = u.tid",
                             None,
                             &[
-                                ids.into(),
+                                tids.into(),
                                 seqs.into(),
                                 macs.into(),
                                 master.fingerprint().into(),

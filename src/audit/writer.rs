@@ -154,6 +154,43 @@ thread_local! {
     static LAYOUT_CHECKED: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
 }
 
+thread_local! {
+    /// encml.audit_log and its identity sequence, until a relcache invalidation of the table
+    /// (or a full reset) says they may have changed (the extension dropped and created again).
+    static LOG_REL: Cell<(pg_sys::Oid, pg_sys::Oid)> =
+        const { Cell::new((pg_sys::InvalidOid, pg_sys::InvalidOid)) };
+    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn forget_log_relation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    LOG_REL.with(|c| {
+        if relid == pg_sys::InvalidOid || relid == c.get().0 {
+            c.set((pg_sys::InvalidOid, pg_sys::InvalidOid));
+        }
+    });
+}
+
+fn log_relation() -> (pg_sys::Oid, pg_sys::Oid) {
+    let cached = LOG_REL.with(|c| c.get());
+    if cached.0 != pg_sys::InvalidOid {
+        return cached;
+    }
+    unsafe {
+        if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
+            pg_sys::CacheRegisterRelcacheCallback(Some(forget_log_relation), pg_sys::Datum::from(0usize));
+        }
+        let nsp = pg_sys::get_namespace_oid(c"encml".as_ptr(), false);
+        let relid = pg_sys::get_relname_relid(c"audit_log".as_ptr(), nsp);
+        if relid == pg_sys::InvalidOid {
+            raise(PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE, "encml.audit_log is missing");
+        }
+        let seq = pg_sys::getIdentitySequence(relid, 1, false);
+        LOG_REL.with(|c| c.set((relid, seq)));
+        (relid, seq)
+    }
+}
+
 fn client_addr() -> Option<String> {
     CLIENT_ADDR.with(|c| {
         c.borrow_mut()
@@ -194,14 +231,7 @@ fn text_datum(s: &str) -> pg_sys::Datum {
 pub fn append(entry: &Entry) {
     use pgrx::datum::IntoDatum;
     unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"encml".as_ptr(), false);
-        let relid = pg_sys::get_relname_relid(c"audit_log".as_ptr(), nsp);
-        if relid == pg_sys::InvalidOid {
-            raise(
-                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-                "encml.audit_log is missing",
-            );
-        }
+        let (relid, seq) = log_relation();
         let rel = pg_sys::table_open(relid, pg_sys::RowExclusiveLock as i32);
         let desc = (*rel).rd_att;
         if LAYOUT_CHECKED.with(|c| c.get()) != relid {
@@ -221,7 +251,6 @@ pub fn append(entry: &Entry) {
             }
             LAYOUT_CHECKED.with(|c| c.set(relid));
         }
-        let seq = pg_sys::getIdentitySequence(relid, 1, false);
         let role = crate::pg::catalog_access::role_name(pg_sys::GetUserId());
         let session = crate::pg::catalog_access::role_name(pg_sys::GetSessionUserId());
         let tenant = crate::pg::tenant::current();

@@ -140,6 +140,12 @@ SELECT id > :base2 AS new, operation, effective_role, detail - 'key' AS detail
   FROM encml.audit_log WHERE id > :base2 ORDER BY id;
 SELECT count(*) AS refusals_outliving_rollback FROM encml.audit_log
  WHERE id > :base2 AND kind = 'event' AND operation LIKE '%refused';
+-- A dp aggregate refused for want of a budget: the refusal is committed with its ledger row.
+SET ROLE encml_a_clerk;
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM generate_series(1, 10)$$) AS no_budget;
+RESET ROLE;
+SELECT operation, effective_role, detail->>'note' AS note FROM encml.audit_log
+ WHERE id > :base2 AND operation = 'privacy_charge_refused';
 
 -- Decryption auditing: one event per statement and key (default), or per value; superuser-only.
 CREATE TABLE public.a_secrets AS SELECT i AS id, encml.encrypt('s' || i, :'k') AS v FROM generate_series(1, 3000) i;
@@ -208,6 +214,13 @@ DROP TABLE public.a_cards;
 SELECT check_name, status FROM encml.compliance_report()
  WHERE check_name IN ('tenant_isolation', 'sensitive_plaintext', 'sensitive_unaudited', 'destroyed_keys_referenced');
 DROP TABLE public.a_tenanted;
+-- Weak password hashing: a role with an MD5 password warns, the setting itself fails.
+SET password_encryption = 'md5';
+CREATE ROLE encml_a_md5 PASSWORD 'not-a-real-secret';
+SELECT status, detail FROM encml.compliance_report() WHERE check_name = 'password_encryption';
+RESET password_encryption;
+SELECT status, detail FROM encml.compliance_report() WHERE check_name = 'password_encryption';
+DROP ROLE encml_a_md5;
 
 SELECT encml.audit_disable('public.a_patients');
 SELECT operation FROM encml.audit_log ORDER BY id DESC LIMIT 1;
