@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(bash scripts/cluster.sh env)"
 TX=${BENCH_AUDIT_TX:-100000}
-CHUNKS=${BENCH_AUDIT_CHUNKS:-10}
+CHUNKS=${BENCH_AUDIT_CHUNKS:-4}
 CLIENTS=4
 DB=encml_bench_audit
 dropdb --if-exists "$DB" 2>/dev/null; createdb "$DB"

@@ -4,7 +4,7 @@
 use crate::audit::{chain, SENSITIVE_LABELS};
 use crate::pg::catalog_access::{as_extension_owner, caller, is_superuser, role_name};
 use crate::pg::errors::raise;
-use crate::types::regclass::RegClass;
+use crate::types::reg::RegClass;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::ffi::CStr;

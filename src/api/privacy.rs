@@ -7,7 +7,7 @@ use crate::pg::catalog_access::{
     select_one,
 };
 use crate::pg::errors::raise;
-use crate::types::regrole::RegRole;
+use crate::types::reg::RegRole;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use serde_json::json;

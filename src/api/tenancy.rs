@@ -8,7 +8,7 @@ use crate::keys::{cache, catalog, provider, tenants};
 use crate::pg::catalog_access::{caller, has_privs_of_role_named, is_superuser, role_name};
 use crate::pg::errors::{notice, raise, raise_full};
 use crate::pg::tenant;
-use crate::types::regrole::RegRole;
+use crate::types::reg::RegRole;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 use serde_json::json;

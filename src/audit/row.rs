@@ -1,39 +1,169 @@
 //! The trigger `encml.audit_enable` puts on a table: AFTER INSERT, UPDATE, DELETE (per row) and
-//! TRUNCATE (per statement). Rows are logged as jsonb through `row_to_json`, so encrypted columns
-//! appear as their ciphertext text and nothing is decrypted. The trigger's arguments name the
-//! columns to redact; their values become keyed hashes (`encml_core::audit::redact`).
+//! TRUNCATE (per statement). Rows are logged as jsonb built straight from the tuple by `to_jsonb`
+//! (each column through its type's output, so encrypted columns appear as their ciphertext text
+//! and nothing is decrypted). The trigger's arguments name the columns to redact; their values
+//! are replaced by keyed hashes of their text (`encml_core::audit::redact`). Changed columns of an
+//! UPDATE are found by comparing the stored values.
 
 use crate::audit::writer::{append, Entry};
 use crate::pg::c_functions;
 use crate::pg::errors::raise;
-use encml_core::audit::RowJson;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::CStr;
 
 extern "C-unwind" {
-    /// The fmgr entry point itself (pgrx's `pg_sys::row_to_json` is a guarded Rust wrapper).
-    #[link_name = "row_to_json"]
-    fn row_to_json_fmgr(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum;
+    /// fmgr entry points themselves (pgrx's `pg_sys::…` of these are guarded Rust wrappers).
+    #[link_name = "jsonb_in"]
+    fn jsonb_in_fmgr(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum;
+    #[link_name = "jsonb_concat"]
+    fn jsonb_concat_fmgr(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum;
 }
 
-/// The row as JSON text (`row_to_json`), using each column type's output function.
-unsafe fn row_json(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) -> String {
+thread_local! {
+    /// `to_jsonb` call info per row type, kept in TopMemoryContext: `to_jsonb` reads its argument
+    /// type from the call expression, so each row type gets one with a matching expression.
+    static TO_JSONB: RefCell<HashMap<u32, usize>> = RefCell::new(HashMap::new());
+}
+
+unsafe fn to_jsonb_for(rowtype: pg_sys::Oid) -> *mut pg_sys::FmgrInfo {
+    if let Some(p) = TO_JSONB.with(|m| m.borrow().get(&rowtype.to_u32()).copied()) {
+        return p as *mut pg_sys::FmgrInfo;
+    }
     unsafe {
-        let composite = pg_sys::heap_copy_tuple_as_datum(tuple, desc);
-        let json =
-            pg_sys::DirectFunctionCall1Coll(Some(row_to_json_fmgr), pg_sys::InvalidOid, composite);
-        String::from_datum(json, false).unwrap_or_default()
+        let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
+        let flinfo =
+            pg_sys::palloc0(std::mem::size_of::<pg_sys::FmgrInfo>()) as *mut pg_sys::FmgrInfo;
+        pg_sys::fmgr_info(pg_sys::Oid::from(pg_sys::F_TO_JSONB), flinfo);
+        let arg = pg_sys::makeNullConst(rowtype, -1, pg_sys::InvalidOid);
+        let mut args = pgrx::PgList::<pg_sys::Node>::new();
+        args.push(arg as *mut pg_sys::Node);
+        (*flinfo).fn_expr = pg_sys::makeFuncExpr(
+            pg_sys::Oid::from(pg_sys::F_TO_JSONB),
+            pg_sys::JSONBOID,
+            args.into_pg(),
+            pg_sys::InvalidOid,
+            pg_sys::InvalidOid,
+            pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+        ) as *mut pg_sys::Node;
+        pg_sys::MemoryContextSwitchTo(old);
+        TO_JSONB.with(|m| m.borrow_mut().insert(rowtype.to_u32(), flinfo as usize));
+        flinfo
     }
 }
 
-fn parse(json: &str) -> RowJson<'_> {
-    RowJson::parse(json).unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("could not read a row for the audit log: {e}"),
-        )
-    })
+/// The attributes of a tuple, deformed.
+struct Row {
+    values: Vec<pg_sys::Datum>,
+    nulls: Vec<bool>,
+}
+
+unsafe fn deform(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) -> Row {
+    let n = unsafe { (*desc).natts as usize };
+    let mut row = Row {
+        values: vec![pg_sys::Datum::from(0usize); n],
+        nulls: vec![true; n],
+    };
+    unsafe {
+        pg_sys::heap_deform_tuple(tuple, desc, row.values.as_mut_ptr(), row.nulls.as_mut_ptr())
+    };
+    row
+}
+
+unsafe fn attr(desc: pg_sys::TupleDesc, i: usize) -> *mut pg_sys::FormData_pg_attribute {
+    unsafe { (*desc).attrs.as_mut_ptr().add(i) }
+}
+
+unsafe fn attname(desc: pg_sys::TupleDesc, i: usize) -> String {
+    unsafe {
+        CStr::from_ptr((*attr(desc, i)).attname.data.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// The value as its type's output text (what to_jsonb shows, and what a redaction token hashes).
+unsafe fn output_text(desc: pg_sys::TupleDesc, i: usize, value: pg_sys::Datum) -> Vec<u8> {
+    unsafe {
+        let mut func = pg_sys::InvalidOid;
+        let mut varlena = false;
+        pg_sys::getTypeOutputInfo((*attr(desc, i)).atttypid, &mut func, &mut varlena);
+        let s = pg_sys::OidOutputFunctionCall(func, value);
+        CStr::from_ptr(s).to_bytes().to_vec()
+    }
+}
+
+/// Whether two stored values are the same bytes (after detoasting).
+unsafe fn same_value(
+    desc: pg_sys::TupleDesc,
+    i: usize,
+    a: pg_sys::Datum,
+    b: pg_sys::Datum,
+) -> bool {
+    unsafe {
+        let att = attr(desc, i);
+        if (*att).attbyval {
+            return a == b;
+        }
+        let bytes = |d: pg_sys::Datum| -> Vec<u8> {
+            match (*att).attlen {
+                -1 => {
+                    let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+                    pgrx::varlena::varlena_to_byte_slice(v).to_vec()
+                }
+                -2 => CStr::from_ptr(d.cast_mut_ptr()).to_bytes().to_vec(),
+                n => std::slice::from_raw_parts(d.cast_mut_ptr::<u8>(), n as usize).to_vec(),
+            }
+        };
+        bytes(a) == bytes(b)
+    }
+}
+
+/// The row as jsonb, with the `redact` columns' non-NULL values replaced by keyed hashes.
+unsafe fn row_jsonb(
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+    row: &Row,
+    redact: &[String],
+    master: &encml_core::master::MasterKey,
+) -> pg_sys::Datum {
+    unsafe {
+        let composite = pg_sys::heap_copy_tuple_as_datum(tuple, desc);
+        let mut jsonb = pg_sys::FunctionCall1Coll(
+            to_jsonb_for((*desc).tdtypeid),
+            pg_sys::InvalidOid,
+            composite,
+        );
+        let mut tokens = serde_json::Map::new();
+        for i in 0..row.values.len() {
+            if (*attr(desc, i)).attisdropped || row.nulls[i] {
+                continue;
+            }
+            let name = attname(desc, i);
+            if redact.iter().any(|r| *r == name) {
+                let token = encml_core::audit::redact(master, &output_text(desc, i, row.values[i]));
+                tokens.insert(name, serde_json::Value::String(token));
+            }
+        }
+        if !tokens.is_empty() {
+            let text = std::ffi::CString::new(serde_json::Value::Object(tokens).to_string())
+                .expect("JSON has no NUL");
+            let overlay = pg_sys::DirectFunctionCall1Coll(
+                Some(jsonb_in_fmgr),
+                pg_sys::InvalidOid,
+                pg_sys::Datum::from(text.as_ptr()),
+            );
+            jsonb = pg_sys::DirectFunctionCall2Coll(
+                Some(jsonb_concat_fmgr),
+                pg_sys::InvalidOid,
+                jsonb,
+                overlay,
+            );
+        }
+        jsonb
+    }
 }
 
 unsafe fn trigger_args(trigger: *const pg_sys::Trigger) -> Vec<String> {
@@ -100,24 +230,38 @@ unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             "DELETE" => (Some((*td).tg_trigtuple), None),
             _ => (Some((*td).tg_trigtuple), Some((*td).tg_newtuple)),
         };
-        let old_json = old.map(|t| row_json(t, desc));
-        let new_json = new.map(|t| row_json(t, desc));
-        let old_obj = old_json.as_deref().map(parse);
-        let new_obj = new_json.as_deref().map(parse);
-        let changed = match (&old_obj, &new_obj) {
-            (Some(o), Some(n)) => Some(o.changed(n)),
+        let old_row = old.map(|t| deform(t, desc));
+        let new_row = new.map(|t| deform(t, desc));
+        let changed: Option<Vec<String>> = match (&old_row, &new_row) {
+            (Some(o), Some(n)) => Some(
+                (0..n.values.len())
+                    .filter(|&i| {
+                        !(*attr(desc, i)).attisdropped
+                            && (o.nulls[i] != n.nulls[i]
+                                || (!n.nulls[i] && !same_value(desc, i, o.values[i], n.values[i])))
+                    })
+                    .map(|i| attname(desc, i))
+                    .collect(),
+            ),
             _ => None,
         };
-        let old_out = old_obj.as_ref().map(|o| o.render(&redact, master));
-        let new_out = new_obj.as_ref().map(|o| o.render(&redact, master));
+        let changed_refs: Option<Vec<&str>> = changed
+            .as_ref()
+            .map(|c| c.iter().map(String::as_str).collect());
+        let old_out = old
+            .zip(old_row.as_ref())
+            .map(|(t, r)| row_jsonb(t, desc, r, &redact, master));
+        let new_out = new
+            .zip(new_row.as_ref())
+            .map(|(t, r)| row_jsonb(t, desc, r, &redact, master));
         append(&Entry {
             kind: "row",
             operation: op,
             table_oid,
             table_name: Some(&table),
-            old_row: old_out.as_deref(),
-            new_row: new_out.as_deref(),
-            changed_columns: changed.as_deref(),
+            old_row: old_out,
+            new_row: new_out,
+            changed_columns: changed_refs.as_deref(),
             detail: None,
         });
         // An AFTER trigger's result is ignored.

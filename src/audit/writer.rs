@@ -108,8 +108,9 @@ pub struct Entry<'a> {
     pub operation: &'a str,
     pub table_oid: Option<pg_sys::Oid>,
     pub table_name: Option<&'a str>,
-    pub old_row: Option<&'a str>,
-    pub new_row: Option<&'a str>,
+    /// jsonb datums (the row trigger builds them).
+    pub old_row: Option<pg_sys::Datum>,
+    pub new_row: Option<pg_sys::Datum>,
     pub changed_columns: Option<&'a [&'a str]>,
     pub detail: Option<&'a str>,
 }
@@ -178,12 +179,18 @@ fn log_relation() -> (pg_sys::Oid, pg_sys::Oid) {
     }
     unsafe {
         if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
-            pg_sys::CacheRegisterRelcacheCallback(Some(forget_log_relation), pg_sys::Datum::from(0usize));
+            pg_sys::CacheRegisterRelcacheCallback(
+                Some(forget_log_relation),
+                pg_sys::Datum::from(0usize),
+            );
         }
         let nsp = pg_sys::get_namespace_oid(c"encml".as_ptr(), false);
         let relid = pg_sys::get_relname_relid(c"audit_log".as_ptr(), nsp);
         if relid == pg_sys::InvalidOid {
-            raise(PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE, "encml.audit_log is missing");
+            raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                "encml.audit_log is missing",
+            );
         }
         let seq = pg_sys::getIdentitySequence(relid, 1, false);
         LOG_REL.with(|c| c.set((relid, seq)));
@@ -287,8 +294,8 @@ pub fn append(entry: &Entry) {
         set(10, Some(text_datum(entry.operation)));
         set(11, entry.table_oid.map(pg_sys::Datum::from));
         set(12, entry.table_name.map(text_datum));
-        set(13, entry.old_row.map(|j| cstring_in(jsonb_in_fmgr, j)));
-        set(14, entry.new_row.map(|j| cstring_in(jsonb_in_fmgr, j)));
+        set(13, entry.old_row);
+        set(14, entry.new_row);
         set(
             15,
             entry.changed_columns.map(|c| {

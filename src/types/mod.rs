@@ -3,6 +3,5 @@ pub mod ciphertext;
 pub mod det_text;
 pub mod enc_bytea;
 pub mod ore;
-pub mod regclass;
-pub mod regrole;
+pub mod reg;
 pub mod varlena;

@@ -13,9 +13,7 @@
 
 use crate::master::MasterKey;
 use hmac::{Hmac, Mac};
-use serde_json::value::RawValue;
 use sha2::Sha256;
-use std::collections::BTreeMap;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -93,60 +91,6 @@ pub fn redact(master: &MasterKey, value: &[u8]) -> String {
     format!("hmac:{}", hex::encode(&tag[..16]))
 }
 
-/// A row as `row_to_json` wrote it, column name to raw JSON value (numbers keep every digit).
-pub struct RowJson<'a>(BTreeMap<String, &'a RawValue>);
-
-impl<'a> RowJson<'a> {
-    pub fn parse(json: &'a str) -> Result<Self, String> {
-        serde_json::from_str(json)
-            .map(RowJson)
-            .map_err(|e| e.to_string())
-    }
-
-    /// The row as JSON again, with the non-NULL values of the `redact` columns replaced by
-    /// [`redact`] tokens.
-    pub fn render(&self, redact_columns: &[String], master: &MasterKey) -> String {
-        let mut out = String::with_capacity(256);
-        out.push('{');
-        for (i, (k, v)) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&serde_json::to_string(k).expect("a string"));
-            out.push(':');
-            if v.get() != "null" && redact_columns.iter().any(|r| r == k) {
-                let token = redact(master, &plain(v));
-                out.push_str(&serde_json::to_string(&token).expect("a string"));
-            } else {
-                out.push_str(v.get());
-            }
-        }
-        out.push('}');
-        out
-    }
-
-    /// The columns whose value differs in `new`.
-    pub fn changed<'b>(&self, new: &'b RowJson) -> Vec<&'b str> {
-        new.0
-            .iter()
-            .filter(|(k, v)| self.0.get(*k).map(|o| o.get()) != Some(v.get()))
-            .map(|(k, _)| k.as_str())
-            .collect()
-    }
-}
-
-/// The value's text for hashing: a JSON string's contents, else its JSON text.
-fn plain(v: &RawValue) -> Vec<u8> {
-    let raw = v.get();
-    if raw.starts_with('"') {
-        serde_json::from_str::<String>(raw)
-            .map(String::into_bytes)
-            .unwrap_or_else(|_| raw.as_bytes().to_vec())
-    } else {
-        raw.as_bytes().to_vec()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,25 +157,5 @@ mod tests {
         assert_ne!(t, redact(&master(1), b"bob@example.com"));
         assert_ne!(t, redact(&master(2), b"alice@example.com"));
         assert!(t.starts_with("hmac:") && t.len() == 5 + 32 && !t.contains("alice"));
-    }
-
-    #[test]
-    fn rows_are_redacted_by_column_and_keep_raw_numbers() {
-        let m = master(7);
-        let json = r#"{"id":12345678901234567890,"email":"a@b.example","note":null,"n":1.50}"#;
-        let row = RowJson::parse(json).unwrap();
-        let out = row.render(&["email".into(), "note".into()], &m);
-        assert!(out.contains(r#""id":12345678901234567890"#), "{out}");
-        assert!(out.contains(r#""n":1.50"#), "{out}");
-        assert!(out.contains(r#""note":null"#), "{out}");
-        assert!(!out.contains("a@b.example"), "{out}");
-        assert!(out.contains(&redact(&m, b"a@b.example")), "{out}");
-    }
-
-    #[test]
-    fn changed_columns_compare_values() {
-        let old = RowJson::parse(r#"{"a":1,"b":"x","c":null}"#).unwrap();
-        let new = RowJson::parse(r#"{"a":1,"b":"y","c":2}"#).unwrap();
-        assert_eq!(old.changed(&new), vec!["b", "c"]);
     }
 }

@@ -1,0 +1,47 @@
+//! Object-identifier arguments given by name in SQL (`regrole`, `regclass`), an oid here.
+
+use pgrx::callconv::{Arg, ArgAbi};
+use pgrx::datum::FromDatum;
+use pgrx::nullable::Nullable;
+use pgrx::pg_sys;
+
+macro_rules! oid_argument {
+    ($(#[$doc:meta])* $name:ident, $sql:literal) => {
+        $(#[$doc])*
+        pub struct $name(pub pg_sys::Oid);
+
+        pgrx::impl_sql_translatable!($name, $sql);
+
+        impl FromDatum for $name {
+            unsafe fn from_polymorphic_datum(
+                datum: pg_sys::Datum,
+                is_null: bool,
+                _: pg_sys::Oid,
+            ) -> Option<Self> {
+                (!is_null).then(|| $name(pg_sys::Oid::from(datum.value() as u32)))
+            }
+        }
+
+        unsafe impl<'fcx> ArgAbi<'fcx> for $name {
+            unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                unsafe { arg.unbox_arg_using_from_datum::<$name>() }
+                    .expect(concat!($sql, " argument must not be NULL"))
+            }
+
+            unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+                unsafe { arg.unbox_arg_using_from_datum::<$name>() }.into()
+            }
+        }
+    };
+}
+
+oid_argument!(
+    /// A role (`regrole`).
+    RegRole,
+    "regrole"
+);
+oid_argument!(
+    /// A table or other relation (`regclass`).
+    RegClass,
+    "regclass"
+);
