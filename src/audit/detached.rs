@@ -7,7 +7,7 @@
 
 use crate::audit::writer::SavedPlan;
 use crate::pg::catalog_access::{caller, extension_owner, role_name, select_one};
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use crate::pg::detached_worker;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use serde_json::json;
@@ -15,13 +15,6 @@ use std::cell::Cell;
 
 /// The most event bytes carried (a longer detail is replaced by a marker; the server log has it).
 const MAX_EVENT: usize = 8192;
-
-#[repr(C)]
-struct Header {
-    database: pg_sys::Oid,
-    owner: pg_sys::Oid,
-    len: u32,
-}
 
 fn session_fields() -> serde_json::Value {
     let session = role_name(unsafe { pg_sys::GetSessionUserId() });
@@ -56,43 +49,17 @@ pub fn record(operation: &str, detail: serde_json::Value) {
     if unsafe { pg_sys::RecoveryInProgress() } {
         return; // a standby writes nothing; the server log has it
     }
-    let bytes = text.as_bytes();
-    let header = Header {
-        database: unsafe { pg_sys::MyDatabaseId },
-        owner: extension_owner(),
-        len: bytes.len() as u32,
-    };
-    unsafe {
-        let size = std::mem::size_of::<Header>() + bytes.len();
-        let seg = pg_sys::dsm_create(size, 0);
-        let base = pg_sys::dsm_segment_address(seg) as *mut u8;
-        std::ptr::write_unaligned(base as *mut Header, header);
-        std::ptr::copy_nonoverlapping(
-            bytes.as_ptr(),
-            base.add(std::mem::size_of::<Header>()),
-            bytes.len(),
-        );
-        let handle = pg_sys::dsm_segment_handle(seg);
-        let started = BackgroundWorkerBuilder::new("pg_encrypt_ml audit event")
-            .set_type("pg_encrypt_ml audit event")
-            .set_library("pg_encrypt_ml")
-            .set_function("encml_audit_event_worker_main")
-            .set_argument(Some(pg_sys::Datum::from(handle)))
-            .enable_spi_access()
-            .set_restart_time(None)
-            .set_notify_pid(pg_sys::MyProcPid)
-            .load_dynamic();
-        match started {
-            Ok(worker) => {
-                if worker.wait_for_shutdown().is_err() {
-                    pgrx::log!("pg_encrypt_ml: the audit event worker did not finish");
-                }
-            }
-            Err(_) => pgrx::log!(
-                "pg_encrypt_ml: no background worker slot free; the event above is only in the server log"
-            ),
-        }
-        pg_sys::dsm_detach(seg);
+    match detached_worker::run(
+        "pg_encrypt_ml audit event",
+        "encml_audit_event_worker_main",
+        extension_owner(),
+        text.as_bytes(),
+    ) {
+        Ok(_) => {}
+        Err(detached_worker::Failure::NoSlot) => pgrx::log!(
+            "pg_encrypt_ml: no background worker slot free; the event above is only in the server log"
+        ),
+        Err(_) => pgrx::log!("pg_encrypt_ml: the audit event worker did not finish"),
     }
 }
 
@@ -117,26 +84,12 @@ pub fn insert_event_json(text: &str) {
     INSERT_EVENT.run_as_owner(&[text.into_datum()]);
 }
 
-/// The worker: reads the event, inserts it in its own transaction.
+/// The worker: inserts the event in its own transaction.
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn encml_audit_event_worker_main(arg: pg_sys::Datum) {
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM);
-    let handle = arg.value() as pg_sys::dsm_handle;
-    let seg = unsafe { pg_sys::dsm_attach(handle) };
-    if seg.is_null() {
-        return;
-    }
-    let (header, text) = unsafe {
-        let base = pg_sys::dsm_segment_address(seg) as *const u8;
-        let header = std::ptr::read_unaligned(base as *const Header);
-        let body = std::slice::from_raw_parts(
-            base.add(std::mem::size_of::<Header>()),
-            header.len as usize,
-        );
-        (header, String::from_utf8_lossy(body).into_owned())
-    };
-    unsafe { pg_sys::dsm_detach(seg) };
-    BackgroundWorker::connect_worker_to_spi_by_oid(Some(header.database), Some(header.owner));
-    BackgroundWorker::transaction(move || insert_event_json(&text));
+    detached_worker::serve(arg, |request| {
+        insert_event_json(&String::from_utf8_lossy(&request));
+        request
+    });
 }

@@ -1,5 +1,6 @@
 //! Postgres plumbing shared by every feature.
 pub mod catalog_access;
+pub mod detached_worker;
 pub mod errors;
 pub mod gucs;
 pub mod random;

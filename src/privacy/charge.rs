@@ -7,8 +7,8 @@
 //! answer travel in a dynamic shared memory segment; the answer is written after the commit.
 
 use crate::pg::catalog_access::is_superuser;
+use crate::pg::detached_worker;
 use crate::pg::errors::{raise, raise_full};
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use sha2::{Digest, Sha256};
@@ -86,37 +86,30 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
     slot.query_hash
         .copy_from_slice(hex::encode(Sha256::digest(query_text())).as_bytes());
 
-    let answer = unsafe {
-        let seg = pg_sys::dsm_create(std::mem::size_of::<Slot>(), 0);
-        let shared = pg_sys::dsm_segment_address(seg) as *mut Slot;
-        std::ptr::write_volatile(shared, slot);
-        let handle = pg_sys::dsm_segment_handle(seg);
-        let worker = BackgroundWorkerBuilder::new("pg_encrypt_ml privacy charge")
-            .set_type("pg_encrypt_ml privacy charge")
-            .set_library("pg_encrypt_ml")
-            .set_function("encml_charge_worker_main")
-            .set_argument(Some(pg_sys::Datum::from(handle)))
-            .enable_spi_access()
-            .set_restart_time(None)
-            .set_notify_pid(pg_sys::MyProcPid)
-            .load_dynamic()
-            .unwrap_or_else(|_| {
-                raise_full(
-                    PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
-                    "no background worker slot free to record the privacy charge",
-                    None,
-                    Some("Raise max_worker_processes, or run fewer dp queries at once.".into()),
-                )
-            });
-        if let Err(status) = worker.wait_for_shutdown() {
-            raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("the privacy charge worker did not finish ({status:?})"),
-            );
-        }
-        let answer = std::ptr::read_volatile(shared);
-        pg_sys::dsm_detach(seg);
-        answer
+    // SAFETY: Slot is plain old data (repr(C), Copy); it travels as bytes and comes back whole.
+    let bytes = unsafe {
+        std::slice::from_raw_parts(
+            &slot as *const Slot as *const u8,
+            std::mem::size_of::<Slot>(),
+        )
+    };
+    let answer = match detached_worker::run(
+        "pg_encrypt_ml privacy charge",
+        "encml_charge_worker_main",
+        slot.owner,
+        bytes,
+    ) {
+        Ok(back) => unsafe { std::ptr::read_unaligned(back.as_ptr() as *const Slot) },
+        Err(detached_worker::Failure::NoSlot) => raise_full(
+            PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            "no background worker slot free to record the privacy charge",
+            None,
+            Some("Raise max_worker_processes, or run fewer dp queries at once.".into()),
+        ),
+        Err(failure) => raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("the privacy charge worker did not finish ({failure:?})"),
+        ),
     };
     match answer.outcome {
         GRANTED => Granted,
@@ -166,25 +159,21 @@ fn query_text() -> Vec<u8> {
     }
 }
 
-/// The worker: attaches to the slot, records the charge in its own transaction, answers.
+/// The worker: records the charge in its own transaction and answers in the same slot.
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn encml_charge_worker_main(arg: pg_sys::Datum) {
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM);
-    let handle = arg.value() as pg_sys::dsm_handle;
-    let seg = unsafe { pg_sys::dsm_attach(handle) };
-    if seg.is_null() {
-        // The caller gave up (and released the segment): nothing to charge, nothing released.
-        return;
-    }
-    let shared = unsafe { pg_sys::dsm_segment_address(seg) as *mut Slot };
-    let request = unsafe { std::ptr::read_volatile(shared) };
-    BackgroundWorker::connect_worker_to_spi_by_oid(Some(request.database), Some(request.owner));
-    let answer = BackgroundWorker::transaction(move || record(request));
-    unsafe {
-        std::ptr::write_volatile(shared, answer);
-        pg_sys::dsm_detach(seg);
-    }
+    detached_worker::serve(arg, |request| {
+        let slot = unsafe { std::ptr::read_unaligned(request.as_ptr() as *const Slot) };
+        let answer = record(slot);
+        unsafe {
+            std::slice::from_raw_parts(
+                &answer as *const Slot as *const u8,
+                std::mem::size_of::<Slot>(),
+            )
+        }
+        .to_vec()
+    });
 }
 
 fn record(mut s: Slot) -> Slot {

@@ -1,0 +1,99 @@
+//! One job in a short-lived background worker, with its own transaction, while the caller waits:
+//! the request bytes travel in a dynamic shared memory segment, and the worker may overwrite
+//! them with its answer before it exits. Used for what must be committed outside the caller's
+//! transaction (privacy charges, refusal events): it survives the caller's ROLLBACK or ERROR and
+//! works where the caller cannot write (parallel mode).
+
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::pg_sys;
+
+/// Why a job did not run to its end.
+#[derive(Debug)]
+pub enum Failure {
+    /// No background worker slot was free (`max_worker_processes`).
+    NoSlot,
+    /// The worker stopped without finishing (see the server log).
+    Died,
+}
+
+/// Header of the segment: where to connect, then the payload length.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Header {
+    database: pg_sys::Oid,
+    role: pg_sys::Oid,
+    len: u32,
+}
+
+/// Runs the worker entry point `function` (an exported `extern "C-unwind"` symbol of this
+/// library that calls [`serve`]) on `payload`, connected to the current database as `role`;
+/// waits for it and returns the payload as the worker left it.
+pub fn run(
+    name: &str,
+    function: &str,
+    role: pg_sys::Oid,
+    payload: &[u8],
+) -> Result<Vec<u8>, Failure> {
+    let header = Header {
+        database: unsafe { pg_sys::MyDatabaseId },
+        role,
+        len: payload.len() as u32,
+    };
+    unsafe {
+        let size = std::mem::size_of::<Header>() + payload.len();
+        let seg = pg_sys::dsm_create(size, 0);
+        let base = pg_sys::dsm_segment_address(seg) as *mut u8;
+        std::ptr::write_unaligned(base as *mut Header, header);
+        let body = base.add(std::mem::size_of::<Header>());
+        std::ptr::copy_nonoverlapping(payload.as_ptr(), body, payload.len());
+        let handle = pg_sys::dsm_segment_handle(seg);
+        let started = BackgroundWorkerBuilder::new(name)
+            .set_type(name)
+            .set_library("pg_encrypt_ml")
+            .set_function(function)
+            .set_argument(Some(pg_sys::Datum::from(handle)))
+            .enable_spi_access()
+            .set_restart_time(None)
+            .set_notify_pid(pg_sys::MyProcPid)
+            .load_dynamic();
+        let result = match started {
+            Err(_) => Err(Failure::NoSlot),
+            Ok(worker) => match worker.wait_for_shutdown() {
+                Err(_) => Err(Failure::Died),
+                Ok(()) => Ok(std::slice::from_raw_parts(body, payload.len()).to_vec()),
+            },
+        };
+        pg_sys::dsm_detach(seg);
+        result
+    }
+}
+
+/// The worker side: attaches to the segment named by `arg`, connects, runs `job` on the payload
+/// in a transaction, and writes back what it returns (same length). If the caller already gave up
+/// (the segment is gone), nothing runs.
+pub fn serve(
+    arg: pg_sys::Datum,
+    job: impl FnOnce(Vec<u8>) -> Vec<u8> + std::panic::UnwindSafe + std::panic::RefUnwindSafe,
+) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM);
+    let handle = arg.value() as pg_sys::dsm_handle;
+    let seg = unsafe { pg_sys::dsm_attach(handle) };
+    if seg.is_null() {
+        return;
+    }
+    let (header, body) = unsafe {
+        let base = pg_sys::dsm_segment_address(seg) as *mut u8;
+        (
+            std::ptr::read_unaligned(base as *const Header),
+            base.add(std::mem::size_of::<Header>()),
+        )
+    };
+    let request = unsafe { std::slice::from_raw_parts(body, header.len as usize).to_vec() };
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(header.database), Some(header.role));
+    let answer = BackgroundWorker::transaction(move || job(request));
+    unsafe {
+        let n = answer.len().min(header.len as usize);
+        std::ptr::copy_nonoverlapping(answer.as_ptr(), body, n);
+        pg_sys::dsm_detach(seg);
+    }
+}
