@@ -22,7 +22,6 @@ const REFUSED: u32 = 2;
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Slot {
-    database: pg_sys::Oid,
     owner: pg_sys::Oid,
     analyst: pg_sys::Oid,
     superuser: bool,
@@ -68,7 +67,6 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
         );
     }
     let mut slot = Slot {
-        database: unsafe { pg_sys::MyDatabaseId },
         owner: crate::pg::catalog_access::extension_owner(),
         analyst,
         superuser: is_superuser(analyst),
