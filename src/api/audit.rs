@@ -1,29 +1,12 @@
 //! The SQL surface of auditing: enabling it on tables, classifying columns, and the chain's
 //! head, verification, sealing and purging. The work is in `crate::audit`.
 
-use crate::audit::{chain, SENSITIVE_LABELS};
+use crate::audit::{chain, table_name, SENSITIVE_LABELS};
 use crate::pg::catalog_access::{as_extension_owner, caller, is_superuser, role_name};
 use crate::pg::errors::raise;
 use crate::types::reg::RegClass;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
-use std::ffi::CStr;
-
-fn qualified(rel: pg_sys::Oid) -> String {
-    unsafe {
-        let name = pg_sys::get_rel_name(rel);
-        if name.is_null() {
-            raise(
-                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-                format!("relation {} does not exist", rel.to_u32()),
-            );
-        }
-        let nsp = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(rel));
-        CStr::from_ptr(pg_sys::quote_qualified_identifier(nsp, name))
-            .to_string_lossy()
-            .into_owned()
-    }
-}
 
 /// Only the table's owner (or a superuser) audits or classifies it.
 fn require_owner(rel: pg_sys::Oid) {
@@ -31,11 +14,11 @@ fn require_owner(rel: pg_sys::Oid) {
     if !unsafe { pg_sys::pg_class_ownercheck(rel, who) } {
         crate::audit::events::refused(
             "audit_owner_refused",
-            serde_json::json!({ "table": qualified(rel) }),
+            serde_json::json!({ "table": table_name(rel) }),
         );
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("must be owner of table {}", qualified(rel)),
+            format!("must be owner of table {}", table_name(rel)),
         );
     }
     if unsafe { pg_sys::get_rel_namespace(rel) } == own_schema() {
@@ -55,7 +38,7 @@ fn quote_literal(s: &str) -> String {
 }
 
 fn event(operation: &str, rel: Option<pg_sys::Oid>, detail: serde_json::Value) {
-    let name = rel.map(qualified);
+    let name = rel.map(table_name);
     crate::audit::events::record(operation, rel.zip(name.as_deref()), detail);
 }
 
@@ -96,7 +79,7 @@ fn audited(rel: pg_sys::Oid) -> Option<Vec<String>> {
 
 /// Drops the audit triggers of `rel` that exist (as the caller).
 fn drop_triggers(rel: pg_sys::Oid) {
-    let table = qualified(rel);
+    let table = table_name(rel);
     let existing: Vec<String> = Spi::connect(|client| {
         client
             .select(
@@ -129,7 +112,7 @@ fn install_triggers(rel: pg_sys::Oid, explicit: &[String]) -> Vec<String> {
             redact.push(c);
         }
     }
-    let table = qualified(rel);
+    let table = table_name(rel);
     let args: Vec<String> = redact.iter().map(|c| quote_literal(c)).collect();
     drop_triggers(rel);
     // As the caller: CREATE TRIGGER checks their rights on the table.
@@ -158,7 +141,7 @@ fn audit_enable(tbl: RegClass, redact: default!(Vec<String>, "'{}'")) {
     if kind != pg_sys::RELKIND_RELATION && kind != pg_sys::RELKIND_PARTITIONED_TABLE {
         raise(
             PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-            format!("{} is not a table", qualified(rel)),
+            format!("{} is not a table", table_name(rel)),
         );
     }
     for c in &redact {
@@ -166,7 +149,7 @@ fn audit_enable(tbl: RegClass, redact: default!(Vec<String>, "'{}'")) {
         if unsafe { pg_sys::get_attnum(rel, name.as_ptr()) } <= 0 {
             raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-                format!("column \"{c}\" of {} does not exist", qualified(rel)),
+                format!("column \"{c}\" of {} does not exist", table_name(rel)),
             );
         }
     }
@@ -230,7 +213,7 @@ fn classify(tbl: Option<RegClass>, col: Option<&str>, label: Option<&str>) {
     if attnum <= 0 {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-            format!("column \"{col}\" of {} does not exist", qualified(rel)),
+            format!("column \"{col}\" of {} does not exist", table_name(rel)),
         );
     }
     if let Some(l) = label {

@@ -32,6 +32,12 @@ const CANONICAL: &str = "SELECT id, seq, mac, mac_key, \
 const SEAL_LOCK: (i32, i32) = (0x656e_636d, 0x7365_616c);
 const BATCH: usize = 5000;
 
+/// A stored MAC as 32 bytes; anything else (missing, wrong length) reads as the genesis MAC,
+/// which no real chain position verifies against.
+fn mac32(bytes: Option<Vec<u8>>) -> [u8; MAC_LEN] {
+    bytes.and_then(|v| v.try_into().ok()).unwrap_or(GENESIS)
+}
+
 struct LogRow {
     id: i64,
     ctid: String,
@@ -110,11 +116,10 @@ fn head(client: &mut SpiClient) -> Option<(i64, i64, [u8; MAC_LEN])> {
         .into_iter()
         .next()
         .map(|r| {
-            let mac: Vec<u8> = r.get(3).ok().flatten().unwrap_or_default();
             (
                 r.get::<i64>(1).ok().flatten().unwrap_or(0),
                 r.get::<i64>(2).ok().flatten().unwrap_or(0),
-                mac.try_into().unwrap_or(GENESIS),
+                mac32(r.get::<Vec<u8>>(3).ok().flatten()),
             )
         })
 }
@@ -254,13 +259,12 @@ fn latest_anchor(client: &mut SpiClient) -> Option<(i64, i64, [u8; MAC_LEN])> {
         .into_iter()
         .next()
         .map(|r| {
-            let mac = r
-                .get::<String>(3)
-                .ok()
-                .flatten()
-                .and_then(|h| hex::decode(h).ok())
-                .and_then(|v| v.try_into().ok())
-                .unwrap_or(GENESIS);
+            let mac = mac32(
+                r.get::<String>(3)
+                    .ok()
+                    .flatten()
+                    .and_then(|h| hex::decode(h).ok()),
+            );
             (
                 r.get::<i64>(1).ok().flatten().unwrap_or(0),
                 r.get::<i64>(2).ok().flatten().unwrap_or(0),
@@ -310,7 +314,7 @@ pub fn verify(from_id: Option<i64>) -> Verdict {
                         );
                     };
                     let prev = match before {
-                        Some(mac) => mac.try_into().unwrap_or(GENESIS),
+                        Some(mac) => mac32(Some(mac)),
                         None => match anchor {
                             Some((_, through, mac)) if through == seq - 1 => mac,
                             _ if seq == 1 => GENESIS,

@@ -9,16 +9,7 @@ use pgrx::{pg_sys, PgSqlErrorCode};
 
 unsafe fn audit_log_guard(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        let ctx = (*fcinfo).context;
-        if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_TriggerData {
-            raise_full(
-                PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                "encml.audit_log_guard must be called as a trigger",
-                None,
-                None,
-            );
-        }
-        let td = ctx as *mut pg_sys::TriggerData;
+        let td = crate::audit::trigger_data(fcinfo, "encml.audit_log_guard");
         if !maintaining() {
             raise_full(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,

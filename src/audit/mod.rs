@@ -16,6 +16,42 @@ pub mod guard;
 pub mod row;
 pub mod writer;
 
+use crate::pg::errors::raise;
+use pgrx::{pg_sys, PgSqlErrorCode};
+use std::ffi::CStr;
+
+/// The trigger data of a call, or ERROR if the function was not called as a trigger.
+pub unsafe fn trigger_data(
+    fcinfo: pg_sys::FunctionCallInfo,
+    name: &str,
+) -> *mut pg_sys::TriggerData {
+    let ctx = unsafe { (*fcinfo).context };
+    if ctx.is_null() || unsafe { (*ctx).type_ } != pg_sys::NodeTag::T_TriggerData {
+        raise(
+            PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+            format!("{name} must be called as a trigger"),
+        );
+    }
+    ctx as *mut pg_sys::TriggerData
+}
+
+/// The schema-qualified, quoted name of a relation (as it is called now).
+pub fn table_name(rel: pg_sys::Oid) -> String {
+    unsafe {
+        let name = pg_sys::get_rel_name(rel);
+        if name.is_null() {
+            raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                format!("relation {} does not exist", rel.to_u32()),
+            );
+        }
+        let nsp = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(rel));
+        CStr::from_ptr(pg_sys::quote_qualified_identifier(nsp, name))
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
 /// The labels whose columns are redacted in the log by default.
 pub const SENSITIVE_LABELS: [&str; 4] = ["pii", "phi", "pci", "secret"];
 

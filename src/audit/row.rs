@@ -7,9 +7,8 @@
 
 use crate::audit::writer::{append, Entry};
 use crate::pg::c_functions;
-use crate::pg::errors::raise;
+use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -178,26 +177,9 @@ unsafe fn trigger_args(trigger: *const pg_sys::Trigger) -> Vec<String> {
     }
 }
 
-unsafe fn qualified_name(rel: pg_sys::Relation) -> String {
-    unsafe {
-        let nsp = pg_sys::get_namespace_name((*(*rel).rd_rel).relnamespace);
-        let name = (*(*rel).rd_rel).relname.data.as_ptr();
-        CStr::from_ptr(pg_sys::quote_qualified_identifier(nsp, name))
-            .to_string_lossy()
-            .into_owned()
-    }
-}
-
 unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        let ctx = (*fcinfo).context;
-        if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_TriggerData {
-            raise(
-                PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
-                "encml.audit_row_trigger must be called as a trigger",
-            );
-        }
-        let td = ctx as *mut pg_sys::TriggerData;
+        let td = crate::audit::trigger_data(fcinfo, "encml.audit_row_trigger");
         let event = (*td).tg_event;
         let rel = (*td).tg_relation;
         let desc = (*rel).rd_att;
@@ -207,7 +189,7 @@ unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             pg_sys::TRIGGER_EVENT_DELETE => "DELETE",
             _ => "TRUNCATE",
         };
-        let table = qualified_name(rel);
+        let table = crate::audit::table_name((*rel).rd_id);
         let table_oid = Some((*rel).rd_id);
         if op == "TRUNCATE" {
             append(&Entry {
