@@ -1,0 +1,39 @@
+//! Homomorphic aggregation of encrypted vectors for pg_encrypt_ml, free of Postgres.
+//!
+//! Clients encrypt a fixed-point vector with an LWE **compact public key** (tfhe-rs core_crypto,
+//! the published 128-bit `PARAM_PKE_*_TUNIFORM_2M128` numbers: n = 2048, TUniform(17) noise,
+//! modulus 2^64): one 2,048-word mask shared by up to 2,048 values plus one 64-bit body per
+//! value. Ciphertexts add as plain vectors of 64-bit words (wrapping), so a sum of N updates costs
+//! N vector additions and no bootstrapping. Only the secret key's holder decrypts, and should only
+//! ever be given sums.
+//!
+//! - [`params`]: the parameter set and the fixed-point encoding with its headroom;
+//! - [`keys`]: key generation and the secret/public key formats;
+//! - [`vector`]: the ciphertext format, encryption, addition and decryption.
+
+pub mod keys;
+pub mod params;
+pub mod vector;
+
+/// What can go wrong, without ever including key material or plaintext.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FheError {
+    /// The bytes are not a value of the expected kind (wrong magic, version, truncated, ...).
+    Malformed(String),
+    /// Two ciphertexts that cannot be added (dimension, key, parameters).
+    Mismatch(String),
+    /// A value outside what the encoding can carry.
+    OutOfRange(String),
+}
+
+impl std::fmt::Display for FheError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FheError::Malformed(m) => write!(f, "malformed FHE value: {m}"),
+            FheError::Mismatch(m) => write!(f, "FHE values do not match: {m}"),
+            FheError::OutOfRange(m) => write!(f, "value out of range: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for FheError {}
