@@ -166,6 +166,39 @@ COMMENT ON FUNCTION compliance_report() IS
 COMMENT ON FUNCTION audit_log_guard() IS 'Trigger keeping encml.audit_log and encml.audit_witness append-only';
 COMMENT ON FUNCTION audit_row_trigger() IS 'Trigger of audited tables (arguments: columns to redact)';
 
+-- Homomorphic aggregation (sql/fhe.sql, src/api/fhe.rs)
+COMMENT ON FUNCTION fhe_vector_in(cstring) IS 'fhe_vector text input: base64 of the binary value, header and length checked';
+COMMENT ON FUNCTION fhe_vector_out(fhe_vector) IS 'fhe_vector text output: base64 of the binary value';
+COMMENT ON FUNCTION fhe_vector_recv(internal) IS 'fhe_vector binary input, header and length checked';
+COMMENT ON FUNCTION fhe_vector_send(fhe_vector) IS 'fhe_vector binary output: the value''s bytes';
+COMMENT ON FUNCTION fhe_vector_from_bytea(bytea) IS 'Cast bytea to fhe_vector after a header and length check (what the pg_encrypt_ml-fhe tool writes)';
+COMMENT ON FUNCTION fhe_vector_info(fhe_vector) IS
+    'Header of an fhe_vector: key set, dimension, number of vectors summed, fixed-point encoding (unauthenticated)';
+COMMENT ON FUNCTION fhe_vector_sum_trans(internal, fhe_vector) IS 'fhe_vector_sum transition: adds a ciphertext (word-wise), refusing one seen before';
+COMMENT ON FUNCTION fhe_vector_sum_combine(internal, internal) IS 'fhe_vector_sum combine function (parallel aggregation)';
+COMMENT ON FUNCTION fhe_vector_sum_serialize(internal) IS 'fhe_vector_sum state serialization (parallel aggregation)';
+COMMENT ON FUNCTION fhe_vector_sum_deserialize(bytea, internal) IS 'fhe_vector_sum state deserialization (parallel aggregation)';
+COMMENT ON FUNCTION fhe_vector_sum_final(internal) IS 'fhe_vector_sum final function: the encrypted sum';
+COMMENT ON AGGREGATE fhe_vector_sum(fhe_vector) IS
+    'Homomorphic sum of encrypted vectors (same key set, dimension and encoding); no key needed, no bootstrapping; the same ciphertext twice is an error';
+COMMENT ON FUNCTION fhe_register_keyset(text, bytea) IS
+    'Registers an FHE key set from its public material (pg_encrypt_ml-fhe keygen); returns its id (encml_fhe_admin)';
+COMMENT ON FUNCTION fhe_keyset_loads() IS 'How many times this backend loaded FHE key-set material (each key set once, then cached)';
+COMMENT ON FUNCTION fhe_keygen() IS
+    'TEST AND DEMO ONLY (needs encml.fhe_client_functions): a fresh key set (public material, secret key) as pg_encrypt_ml-fhe keygen writes it';
+COMMENT ON FUNCTION fhe_encrypt(double precision[], uuid, integer, integer, integer) IS
+    'TEST AND DEMO ONLY (needs encml.fhe_client_functions): encrypts values under a key set''s public key as the client tool does';
+COMMENT ON FUNCTION fhe_decrypt(fhe_vector, bytea) IS
+    'TEST AND DEMO ONLY (needs encml.fhe_client_functions): decrypts with a secret key passed in, which then has been inside the server';
+COMMENT ON FUNCTION fhe_open_round(uuid, integer, integer, integer, integer, integer) IS
+    'Opens an aggregation round for vectors of dim values with its fixed-point encoding and contribution limits; returns its id (encml_fhe_admin)';
+COMMENT ON FUNCTION fhe_submit(bigint, fhe_vector) IS
+    'Submits one encrypted update to an open round (once per ciphertext); returns the round''s count (encml_fhe_contributor)';
+COMMENT ON FUNCTION fhe_close_round(bigint) IS
+    'Closes a round: sums its updates once and discards them; refuses below min_contributions (encml_fhe_admin)';
+COMMENT ON FUNCTION fhe_round_sum(bigint) IS
+    'The encrypted sum of a closed round: the decrypting party''s only access to round data (encml_fhe_decryptor)';
+
 -- Differential privacy (sql/dp.sql)
 COMMENT ON FUNCTION set_privacy_budget(regrole, double precision, double precision, text) IS
     'Sets an analyst''s total privacy budget (epsilon, delta) in a scope; what was spent stays spent (privacy admins)';
@@ -214,14 +247,15 @@ COMMENT ON AGGREGATE dp_avg(double precision, double precision, double precision
 -- two admin roles. The catalog tables are closed (bootstrap.sql); the views filter by tenant.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA encml FROM PUBLIC;
 GRANT USAGE ON SCHEMA encml TO PUBLIC;
-GRANT USAGE ON TYPE enc_bytea, det_text, ore_int8, ore_float8, ore_timestamptz TO PUBLIC;
--- Type support: input/output, casts, operators, index and sort support of the five types.
+GRANT USAGE ON TYPE enc_bytea, det_text, ore_int8, ore_float8, ore_timestamptz, fhe_vector TO PUBLIC;
+-- Type support: input/output, casts, operators, index and sort support of the six types (and
+-- fhe_vector_info and the fhe_vector_sum support functions, which refuse direct calls).
 DO $$
 DECLARE f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = 'encml'::regnamespace
-                AND p.proname ~ '^(enc_bytea|det_text|ore_int8|ore_float8|ore_timestamptz)_'
+                AND p.proname ~ '^(enc_bytea|det_text|ore_int8|ore_float8|ore_timestamptz|fhe_vector)_'
     LOOP
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
     END LOOP;
@@ -273,3 +307,13 @@ GRANT EXECUTE ON FUNCTION rotate_master_key() TO encml_key_admin;
 GRANT EXECUTE ON FUNCTION create_tenant(text), drop_tenant(text), grant_tenant(text, regrole),
     revoke_tenant(text, regrole), forget_tenant(text), create_tenant_schema(text, text)
 TO encml_tenant_admin;
+GRANT EXECUTE ON FUNCTION fhe_vector_sum(fhe_vector) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION fhe_keyset_loads(),
+    -- Refuse unless a superuser enabled encml.fhe_client_functions.
+    fhe_keygen(), fhe_encrypt(double precision[], uuid, integer, integer, integer), fhe_decrypt(fhe_vector, bytea)
+TO PUBLIC;
+GRANT EXECUTE ON FUNCTION fhe_register_keyset(text, bytea),
+    fhe_open_round(uuid, integer, integer, integer, integer, integer), fhe_close_round(bigint)
+TO encml_fhe_admin;
+GRANT EXECUTE ON FUNCTION fhe_submit(bigint, fhe_vector) TO encml_fhe_contributor;
+GRANT EXECUTE ON FUNCTION fhe_round_sum(bigint) TO encml_fhe_decryptor;

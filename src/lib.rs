@@ -11,6 +11,7 @@ use pgrx::prelude::*;
 
 pub mod api;
 pub mod audit;
+pub mod fhe;
 pub mod keys;
 pub mod pg;
 pub mod privacy;

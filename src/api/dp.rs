@@ -36,18 +36,7 @@ fn dp_error(e: DpError) -> ! {
 /// The aggregate memory context; refuses calls outside an aggregate and as a window function
 /// (a moving window would release many noisy answers of overlapping rows).
 unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
-    let mut ctx: pg_sys::MemoryContext = std::ptr::null_mut();
-    match unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut ctx) } as u32 {
-        0 => raise(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            "dp aggregate support functions can only be called by their aggregates",
-        ),
-        pg_sys::AGG_CONTEXT_WINDOW => raise(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            "dp aggregates cannot be used as window functions",
-        ),
-        _ => ctx,
-    }
+    unsafe { crate::pg::aggregate::context(fcinfo, "dp aggregates", false) }
 }
 
 /// What the `internal` datum points to: the exact state, and the raw parameter arguments of the

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod dp;
 pub mod encrypt;
+pub mod fhe;
 pub mod keys;
 pub mod order;
 pub mod privacy;

@@ -11,6 +11,7 @@ pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
 pub static AUDIT_DECRYPT: GucSetting<crate::audit::decrypts::Mode> =
     GucSetting::<crate::audit::decrypts::Mode>::new(crate::audit::decrypts::Mode::Statement);
 pub static KEY_ROTATION_DAYS: GucSetting<i32> = GucSetting::<i32>::new(90);
+pub static FHE_CLIENT_FUNCTIONS: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static PRIVACY_SCOPE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"default"));
 
@@ -58,6 +59,15 @@ pub fn register() {
         &KEY_ROTATION_DAYS,
         1,
         36500,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"encml.fhe_client_functions",
+        c"Allows encml.fhe_encrypt and encml.fhe_decrypt inside the database (tests and demos only).",
+        c"They see plaintext and a secret key inside the server, which homomorphic aggregation \
+          exists to avoid; clients use the pg_encrypt_ml-fhe tool instead. Superuser-only.",
+        &FHE_CLIENT_FUNCTIONS,
         GucContext::Suset,
         GucFlags::default(),
     );

@@ -1,4 +1,5 @@
 //! Postgres plumbing shared by every feature.
+pub mod aggregate;
 pub mod catalog_access;
 pub mod detached_worker;
 pub mod errors;

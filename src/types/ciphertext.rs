@@ -12,9 +12,9 @@ use pgrx::{pg_sys, PgSqlErrorCode};
 use std::ffi::{CStr, CString};
 
 /// Declares the argument type `$arg<'a>(&'a [u8])` and result type `$out(OwnedVarlena)` of a
-/// ciphertext type named `$sql` in SQL, holding values of `$kind`.
-macro_rules! ciphertext_type {
-    ($arg:ident, $out:ident, $sql:literal, $kind:expr) => {
+/// varlena type of this extension named `$sql` in SQL.
+macro_rules! varlena_type {
+    ($arg:ident, $out:ident, $sql:literal) => {
         /// An argument of this type: the bytes of the value.
         pub struct $arg<'a>(pub &'a [u8]);
 
@@ -65,6 +65,14 @@ macro_rules! ciphertext_type {
                 unsafe { self.0.box_into(fcinfo) }
             }
         }
+    };
+}
+pub(crate) use varlena_type;
+
+/// A varlena type (see `varlena_type!`) holding ciphertexts of `$kind` with the common header.
+macro_rules! ciphertext_type {
+    ($arg:ident, $out:ident, $sql:literal, $kind:expr) => {
+        $crate::types::ciphertext::varlena_type!($arg, $out, $sql);
 
         impl $arg<'_> {
             /// The parsed header; raises on a malformed value.

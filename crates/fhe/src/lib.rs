@@ -9,10 +9,12 @@
 //!
 //! - [`params`]: the parameter set and the fixed-point encoding with its headroom;
 //! - [`keys`]: key generation and the secret/public key formats;
-//! - [`vector`]: the ciphertext format, encryption, addition and decryption.
+//! - [`vector`]: the ciphertext format, encryption, addition and decryption;
+//! - [`sum`]: a running sum that refuses the same ciphertext twice (the aggregate's state).
 
 pub mod keys;
 pub mod params;
+pub mod sum;
 pub mod vector;
 
 /// What can go wrong, without ever including key material or plaintext.
@@ -24,6 +26,8 @@ pub enum FheError {
     Mismatch(String),
     /// A value outside what the encoding can carry.
     OutOfRange(String),
+    /// The same ciphertext added twice to one sum.
+    Duplicate,
 }
 
 impl std::fmt::Display for FheError {
@@ -32,6 +36,7 @@ impl std::fmt::Display for FheError {
             FheError::Malformed(m) => write!(f, "malformed FHE value: {m}"),
             FheError::Mismatch(m) => write!(f, "FHE values do not match: {m}"),
             FheError::OutOfRange(m) => write!(f, "value out of range: {m}"),
+            FheError::Duplicate => write!(f, "the same encrypted vector appears twice in one sum"),
         }
     }
 }

@@ -2,10 +2,13 @@
 //!
 //! Format (little-endian), version 1:
 //! `"EV" | version u8 = 1 | reserved u8 = 0 | key_id[16] | dim u32 | terms u64 | value_bits u8 |
-//!  frac_bits u8 | message_bits u8 | reserved u8 = 0 | words: (ceil(dim/2048)·2048 + dim) × u64`
+//!  frac_bits u8 | message_bits u8 | reserved u8 = 0 | crc32 u32 |
+//!  words: (ceil(dim/2048)·2048 + dim) × u64`
 //! — the words are tfhe-rs's `LweCompactCiphertextList` container (one 2,048-word mask per 2,048
 //! values, then one body per value). `terms` counts the client vectors summed into it, so the
-//! decrypting side can check the noise budget.
+//! decrypting side can check the noise budget. `crc32` (CRC-32/ISO-HDLC of every other byte)
+//! catches damage in storage or transit; it is no integrity protection against an attacker:
+//! these ciphertexts are malleable by design (that is what lets them add).
 
 use crate::keys::{modulus, noise, KeyId, PublicKey, SecretKey};
 use crate::params::{Encoding, LWE_DIMENSION};
@@ -14,7 +17,8 @@ use tfhe::core_crypto::prelude::*;
 
 const MAGIC: &[u8; 2] = b"EV";
 const VERSION: u8 = 1;
-pub const HEADER_LEN: usize = 36;
+pub const HEADER_LEN: usize = 40;
+const CRC_AT: usize = 36;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncryptedVector {
@@ -66,39 +70,49 @@ impl EncryptedVector {
         })
     }
 
-    /// Adds `other` (same key, dimension and encoding) into this one.
-    pub fn add_assign(&mut self, other: &EncryptedVector) -> Result<(), FheError> {
-        if self.key_id != other.key_id {
-            return Err(FheError::Mismatch("the vectors are under different keys".into()));
+    /// Why a vector with these header fields cannot be added to this one, if it cannot.
+    fn check_compatible(&self, key_id: &KeyId, dim: u32, encoding: &Encoding) -> Result<(), FheError> {
+        if &self.key_id != key_id {
+            return Err(FheError::Mismatch("the vectors are under different key sets".into()));
         }
-        if self.dim != other.dim {
+        if self.dim != dim {
             return Err(FheError::Mismatch(format!(
-                "dimensions differ: {} and {}",
-                self.dim, other.dim
+                "dimensions differ: {} and {dim}",
+                self.dim
             )));
         }
-        if self.encoding != other.encoding {
-            return Err(FheError::Mismatch("the vectors use different encodings".into()));
+        if &self.encoding != encoding {
+            return Err(FheError::Mismatch(format!(
+                "encodings differ: {}/{}/{} and {}/{}/{} (value/fractional/message bits)",
+                self.encoding.value_bits,
+                self.encoding.frac_bits,
+                self.encoding.message_bits,
+                encoding.value_bits,
+                encoding.frac_bits,
+                encoding.message_bits
+            )));
         }
-        for (a, b) in self.words.iter_mut().zip(&other.words) {
-            *a = a.wrapping_add(*b);
-        }
-        self.terms += other.terms;
         Ok(())
     }
 
-    /// Adds the words of a serialized vector without building it (the aggregate's hot path).
-    pub fn add_serialized(&mut self, bytes: &[u8]) -> Result<(), FheError> {
-        let (key_id, dim, terms, encoding) = parse_header(bytes)?;
-        if key_id != self.key_id || dim != self.dim || encoding != self.encoding {
-            return Err(FheError::Mismatch(
-                "the vectors differ in key, dimension or encoding".into(),
-            ));
+    /// Adds `other` (same key, dimension and encoding) into this one.
+    pub fn add_assign(&mut self, other: &EncryptedVector) -> Result<(), FheError> {
+        self.check_compatible(&other.key_id, other.dim, &other.encoding)?;
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a = a.wrapping_add(*b);
         }
-        for (a, c) in self.words.iter_mut().zip(bytes[HEADER_LEN..].chunks_exact(8)) {
+        self.terms = self.terms.saturating_add(other.terms);
+        Ok(())
+    }
+
+    /// Adds the words of a checked serialized vector without building it (the aggregate's hot
+    /// path).
+    pub fn add_serialized(&mut self, v: &Serialized<'_>) -> Result<(), FheError> {
+        self.check_compatible(&v.key_id, v.dim, &v.encoding)?;
+        for (a, c) in self.words.iter_mut().zip(v.bytes[HEADER_LEN..].chunks_exact(8)) {
             *a = a.wrapping_add(u64::from_le_bytes(c.try_into().unwrap()));
         }
-        self.terms += terms;
+        self.terms = self.terms.saturating_add(v.terms);
         Ok(())
     }
 
@@ -134,25 +148,31 @@ impl EncryptedVector {
             self.encoding.message_bits,
             0,
         ]);
+        out.extend_from_slice(&[0; 4]);
         for w in &self.words {
             out.extend_from_slice(&w.to_le_bytes());
         }
+        let crc = checksum(&out);
+        out[CRC_AT..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
         out
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FheError> {
-        let (key_id, dim, terms, encoding) = parse_header(bytes)?;
-        let words = bytes[HEADER_LEN..]
+        Ok(Self::from_serialized(&Serialized::parse(bytes)?))
+    }
+
+    pub fn from_serialized(v: &Serialized<'_>) -> Self {
+        let words = v.bytes[HEADER_LEN..]
             .chunks_exact(8)
             .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
             .collect();
-        Ok(EncryptedVector {
-            key_id,
-            dim,
-            terms,
-            encoding,
+        EncryptedVector {
+            key_id: v.key_id,
+            dim: v.dim,
+            terms: v.terms,
+            encoding: v.encoding,
             words,
-        })
+        }
     }
 
     /// Bytes per value of the serialized form.
@@ -161,7 +181,41 @@ impl EncryptedVector {
     }
 }
 
-/// Checks the header and the length; returns (key_id, dim, terms, encoding).
+/// CRC-32 of a serialized vector, its own field excluded.
+fn checksum(bytes: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&bytes[..CRC_AT]);
+    h.update(&bytes[HEADER_LEN..]);
+    h.finalize()
+}
+
+/// What identifies one ciphertext: its first two mask words. The mask of a compact public-key
+/// encryption is fresh randomness, so two encryptions share it with probability 2^-128; a copy
+/// (or a copy with altered bodies) shares it.
+pub type Fingerprint = [u8; 16];
+
+/// A serialized vector whose header, length and checksum were checked.
+pub struct Serialized<'a> {
+    bytes: &'a [u8],
+    pub key_id: KeyId,
+    pub dim: u32,
+    pub terms: u64,
+    pub encoding: Encoding,
+}
+
+impl<'a> Serialized<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, FheError> {
+        let (key_id, dim, terms, encoding) = parse_header(bytes)?;
+        Ok(Serialized { bytes, key_id, dim, terms, encoding })
+    }
+
+    pub fn fingerprint(&self) -> Fingerprint {
+        // dim >= 1, so there is at least one 2,048-word mask.
+        self.bytes[HEADER_LEN..HEADER_LEN + 16].try_into().unwrap()
+    }
+}
+
+/// Checks the header, the length and the checksum; returns (key_id, dim, terms, encoding).
 pub fn parse_header(bytes: &[u8]) -> Result<(KeyId, u32, u64, Encoding), FheError> {
     if bytes.len() < HEADER_LEN || &bytes[..2] != MAGIC {
         return Err(FheError::Malformed("not an encrypted vector".into()));
@@ -185,6 +239,9 @@ pub fn parse_header(bytes: &[u8]) -> Result<(KeyId, u32, u64, Encoding), FheErro
         )));
     }
     encoding.check(1)?;
+    if u32::from_le_bytes(bytes[CRC_AT..HEADER_LEN].try_into().unwrap()) != checksum(bytes) {
+        return Err(FheError::Malformed("checksum mismatch: the value was damaged".into()));
+    }
     Ok((key_id, dim, terms, encoding))
 }
 
@@ -221,7 +278,7 @@ mod tests {
             let bytes = ct.to_bytes();
             match &mut acc {
                 None => acc = Some(EncryptedVector::from_bytes(&bytes).unwrap()),
-                Some(a) => a.add_serialized(&bytes).unwrap(),
+                Some(a) => a.add_serialized(&Serialized::parse(&bytes).unwrap()).unwrap(),
             }
         }
         let acc = acc.unwrap();
@@ -254,6 +311,14 @@ mod tests {
         let mut wrong_version = bytes.clone();
         wrong_version[2] = 9;
         assert!(EncryptedVector::from_bytes(&wrong_version).is_err());
+        for at in [4, 30, HEADER_LEN, bytes.len() - 1] {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 1;
+            assert!(
+                matches!(EncryptedVector::from_bytes(&damaged), Err(FheError::Malformed(_))),
+                "flip at {at}"
+            );
+        }
         // A sum beyond the encoding's budget is refused rather than decoded wrong.
         let mut many = EncryptedVector::from_bytes(&bytes).unwrap();
         many.terms = 1 << 40;
@@ -292,12 +357,62 @@ mod timing {
         let t = std::time::Instant::now();
         let mut acc = EncryptedVector::from_bytes(&cts[0]).unwrap();
         for bytes in &cts[1..] {
-            acc.add_serialized(bytes).unwrap();
+            acc.add_serialized(&Serialized::parse(bytes).unwrap()).unwrap();
         }
         eprintln!("sum 1000 vectors: {:?}", t.elapsed());
         let t = std::time::Instant::now();
         let out = acc.decrypt(&sk).unwrap();
         eprintln!("decrypt: {:?}", t.elapsed());
         assert_eq!(out, v.iter().map(|x| x * 1000.0).collect::<Vec<_>>());
+    }
+}
+
+/// Measures the noise the analysis in `params` assumes (run with --ignored --nocapture): fresh
+/// compact public-key encryptions against secret-key LWE encryptions under the same key.
+#[cfg(test)]
+mod noise {
+    use super::*;
+    use crate::keys::generate;
+    use crate::params::fresh_noise_log2;
+
+    fn std_log2(errors: &[i64]) -> f64 {
+        let n = errors.len() as f64;
+        let var = errors.iter().map(|e| (*e as f64).powi(2)).sum::<f64>() / n;
+        0.5 * var.log2()
+    }
+
+    #[test]
+    fn fresh_noise_matches_the_analysis() {
+        let (sk, pk) = generate();
+        let enc = Encoding::for_sums(16, 0, 2).unwrap();
+        let dim = 4096;
+        let zeros = vec![0.0; dim];
+        let mut errors = Vec::new();
+        for _ in 0..4 {
+            let v = EncryptedVector::encrypt(&pk, &zeros, enc).unwrap();
+            let list = LweCompactCiphertextList::from_container(
+                v.words.clone(),
+                LweDimension(LWE_DIMENSION).to_lwe_size(),
+                LweCiphertextCount(dim),
+                modulus(),
+            );
+            let mut out = PlaintextList::new(0u64, PlaintextCount(dim));
+            decrypt_lwe_ciphertext_list(&sk.key, &list.expand_into_lwe_ciphertext_list(), &mut out);
+            errors.extend(out.iter().map(|p| *p.0 as i64));
+        }
+        let measured = std_log2(&errors);
+        eprintln!("public-key encryption noise: measured 2^{measured:.2}, analysis 2^{:.2}", fresh_noise_log2());
+        assert!((measured - fresh_noise_log2()).abs() < 0.2, "{measured}");
+
+        // Secret-key LWE encryption under the same key, for the trade-off in docs/fhe.md.
+        let mut boxed = new_seeder();
+        let seeder = boxed.as_mut();
+        let mut gen = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
+        let mut list = LweCiphertextList::new(0u64, LweDimension(LWE_DIMENSION).to_lwe_size(), LweCiphertextCount(dim), modulus());
+        encrypt_lwe_ciphertext_list(&sk.key, &mut list, &PlaintextList::new(0u64, PlaintextCount(dim)), noise(), &mut gen);
+        let mut out = PlaintextList::new(0u64, PlaintextCount(dim));
+        decrypt_lwe_ciphertext_list(&sk.key, &list, &mut out);
+        let sk_errors: Vec<i64> = out.iter().map(|p| *p.0 as i64).collect();
+        eprintln!("secret-key encryption noise: measured 2^{:.2}", std_log2(&sk_errors));
     }
 }

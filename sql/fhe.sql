@@ -1,0 +1,103 @@
+-- pg_encrypt_ml: homomorphic aggregation (docs/fhe.md). Key sets hold public material only;
+-- rounds collect client updates and release each round's sum once, to the decrypting role only.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'encml_fhe_admin') THEN
+        CREATE ROLE encml_fhe_admin NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'encml_fhe_contributor') THEN
+        CREATE ROLE encml_fhe_contributor NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'encml_fhe_decryptor') THEN
+        CREATE ROLE encml_fhe_decryptor NOLOGIN;
+    END IF;
+END
+$$;
+COMMENT ON ROLE encml_fhe_admin IS
+    'pg_encrypt_ml: registers FHE key sets, opens and closes aggregation rounds';
+COMMENT ON ROLE encml_fhe_contributor IS
+    'pg_encrypt_ml: submits encrypted updates to open aggregation rounds (cannot read them back)';
+COMMENT ON ROLE encml_fhe_decryptor IS
+    'pg_encrypt_ml: the secret key holder''s role: reads the sums of closed rounds, nothing else';
+
+CREATE TABLE fhe_keysets (
+    id              uuid PRIMARY KEY,
+    name            text NOT NULL UNIQUE CHECK (name <> '' AND octet_length(name) < 64),
+    kind            text NOT NULL CHECK (kind IN ('vector')),
+    public_material bytea NOT NULL,
+    created_by      regrole NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE fhe_keysets IS 'pg_encrypt_ml: FHE key sets (public material only; the secret key never enters the database)';
+
+CREATE TABLE fhe_rounds (
+    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    keyset            uuid NOT NULL REFERENCES fhe_keysets,
+    dim               integer NOT NULL CHECK (dim > 0),
+    value_bits        smallint NOT NULL,
+    frac_bits         smallint NOT NULL,
+    message_bits      smallint NOT NULL,
+    min_contributions integer NOT NULL CHECK (min_contributions >= 2),
+    max_contributions integer NOT NULL CHECK (max_contributions >= min_contributions),
+    contributions     integer NOT NULL DEFAULT 0,
+    status            text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+    opened_by         regrole NOT NULL,
+    opened_at         timestamptz NOT NULL DEFAULT now(),
+    closed_at         timestamptz,
+    -- The released sum: set once, when the round closes.
+    total             fhe_vector,
+    CHECK ((status = 'closed') = (total IS NOT NULL))
+);
+COMMENT ON TABLE fhe_rounds IS 'pg_encrypt_ml: aggregation rounds and their released sums';
+
+CREATE TABLE fhe_contributions (
+    round        bigint NOT NULL REFERENCES fhe_rounds,
+    keyset       uuid NOT NULL,
+    -- The ciphertext's first mask words: a replayed update is refused in every round of the key set.
+    fingerprint  bytea NOT NULL,
+    contributor  regrole NOT NULL,
+    submitted_at timestamptz NOT NULL DEFAULT now(),
+    -- Cleared when the round closes: only the sum is kept.
+    update       fhe_vector,
+    UNIQUE (keyset, fingerprint)
+);
+CREATE INDEX fhe_contributions_round ON fhe_contributions (round);
+COMMENT ON TABLE fhe_contributions IS 'pg_encrypt_ml: encrypted updates of open rounds (readable by nobody but the extension)';
+
+REVOKE ALL ON fhe_keysets, fhe_rounds, fhe_contributions FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('fhe_keysets', '');
+SELECT pg_catalog.pg_extension_config_dump('fhe_rounds', '');
+SELECT pg_catalog.pg_extension_config_dump('fhe_rounds_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('fhe_contributions', '');
+
+-- Public key material is public: clients download it from here.
+CREATE VIEW fhe_key_sets AS
+SELECT id, name, kind, public_material, created_by, created_at FROM fhe_keysets;
+COMMENT ON VIEW fhe_key_sets IS 'pg_encrypt_ml: registered FHE key sets with their public material (for clients)';
+GRANT SELECT ON fhe_key_sets TO PUBLIC;
+
+-- What a client needs to encrypt for a round, and how far it is; never a ciphertext.
+CREATE VIEW fhe_round_status AS
+SELECT id, keyset, dim, value_bits, frac_bits, message_bits, min_contributions,
+       max_contributions, contributions, status, opened_by, opened_at, closed_at
+  FROM fhe_rounds;
+COMMENT ON VIEW fhe_round_status IS 'pg_encrypt_ml: aggregation rounds: parameters, contribution count and status (no ciphertexts)';
+GRANT SELECT ON fhe_round_status TO encml_fhe_admin, encml_fhe_contributor, encml_fhe_decryptor;
+
+-- fhe_vector_sum: the state is `internal` (an encml_fhe::sum::Sum in the aggregate context).
+CREATE FUNCTION fhe_vector_sum_trans(internal, fhe_vector) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_fhe_vector_sum_trans';
+CREATE FUNCTION fhe_vector_sum_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_fhe_vector_sum_combine';
+CREATE FUNCTION fhe_vector_sum_serialize(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_fhe_vector_sum_serialize';
+CREATE FUNCTION fhe_vector_sum_deserialize(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_fhe_vector_sum_deserialize';
+CREATE FUNCTION fhe_vector_sum_final(internal) RETURNS fhe_vector
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_fhe_vector_sum_final';
+CREATE AGGREGATE fhe_vector_sum(fhe_vector) (
+    SFUNC = fhe_vector_sum_trans, STYPE = internal, FINALFUNC = fhe_vector_sum_final,
+    COMBINEFUNC = fhe_vector_sum_combine, SERIALFUNC = fhe_vector_sum_serialize,
+    DESERIALFUNC = fhe_vector_sum_deserialize, PARALLEL = SAFE
+);

@@ -1,0 +1,304 @@
+//! Homomorphic aggregation (docs/fhe.md): key sets, the `fhe_vector_sum` aggregate, rounds, and
+//! the test-only in-database client functions. The logic is in `crate::fhe` and `encml_fhe`.
+
+use crate::fhe::{fhe_error, keysets, rounds};
+use crate::pg::c_functions;
+use crate::pg::errors::{raise, raise_full};
+use crate::pg::gucs::FHE_CLIENT_FUNCTIONS;
+use crate::types::fhe_vector::{FheVector, FheVectorOut};
+use crate::types::varlena::{ByteaBytes, OwnedVarlena, VarlenaBytes};
+use encml_fhe::keys::SecretKey;
+use encml_fhe::params::Encoding;
+use encml_fhe::sum::Sum;
+use encml_fhe::vector::{parse_header, EncryptedVector};
+use pgrx::datum::FromDatum;
+use pgrx::fcinfo::{pg_arg_is_null, pg_getarg, pg_getarg_datum_raw, pg_return_null};
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgMemoryContexts, PgSqlErrorCode, Uuid};
+
+/// Registers an FHE key set from its public material (written by `pg_encrypt_ml-fhe keygen`).
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn fhe_register_keyset(name: &str, public_material: ByteaBytes<'_>) -> Uuid {
+    rounds::register_keyset(name, public_material.0)
+}
+
+/// Header fields of an fhe_vector (unauthenticated: anyone can write any header; only the sum
+/// decrypting correctly tells).
+#[pg_extern(immutable, strict, parallel_safe)]
+fn fhe_vector_info(
+    value: FheVector<'_>,
+) -> TableIterator<
+    'static,
+    (
+        name!(keyset, Uuid),
+        name!(dim, i32),
+        name!(terms, i64),
+        name!(value_bits, i32),
+        name!(frac_bits, i32),
+        name!(message_bits, i32),
+    ),
+> {
+    let (key_id, dim, terms, e) = parse_header(value.0).unwrap_or_else(|e| fhe_error(e));
+    TableIterator::once((
+        Uuid::from_bytes(key_id),
+        dim as i32,
+        terms as i64,
+        e.value_bits as i32,
+        e.frac_bits as i32,
+        e.message_bits as i32,
+    ))
+}
+
+/// How many times this backend loaded key-set material (each key set once, then cached).
+#[pg_extern(volatile, parallel_restricted)]
+fn fhe_keyset_loads() -> i64 {
+    keysets::loads()
+}
+
+fn require_client_functions(name: &str) {
+    if !FHE_CLIENT_FUNCTIONS.get() {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("{name} is for tests and demos only and is disabled"),
+            Some(
+                "It puts plaintext (or a secret key) inside the database, which homomorphic \
+                 aggregation exists to avoid."
+                    .into(),
+            ),
+            Some(
+                "Encrypt and decrypt with the pg_encrypt_ml-fhe tool; a superuser may SET \
+                 encml.fhe_client_functions = on in a test session."
+                    .into(),
+            ),
+        );
+    }
+}
+
+/// TEST AND DEMO ONLY (needs encml.fhe_client_functions): a fresh key set, both halves, as
+/// `pg_encrypt_ml-fhe keygen` writes them; the secret half has then been inside the server.
+#[pg_extern(volatile, parallel_restricted)]
+fn fhe_keygen() -> TableIterator<'static, (name!(public_material, Vec<u8>), name!(secret_key, Vec<u8>))> {
+    require_client_functions("fhe_keygen");
+    let (sk, pk) = encml_fhe::keys::generate();
+    TableIterator::once((pk.to_bytes(), sk.to_bytes().to_vec()))
+}
+
+/// TEST AND DEMO ONLY (needs encml.fhe_client_functions): encrypts values under a key set's
+/// public key, as the client tool does.
+#[pg_extern(volatile, strict, parallel_restricted)]
+fn fhe_encrypt(
+    values: Vec<f64>,
+    keyset: Uuid,
+    value_bits: default!(i32, 16),
+    frac_bits: default!(i32, 8),
+    max_terms: default!(i32, 1000),
+) -> FheVectorOut {
+    require_client_functions("fhe_encrypt");
+    let bits = |v: i32| u8::try_from(v).unwrap_or(0);
+    let encoding = Encoding::for_sums(bits(value_bits), bits(frac_bits), max_terms.max(1) as u64)
+        .unwrap_or_else(|e| fhe_error(e));
+    let pk = keysets::vector_public_key(keyset.as_bytes());
+    let v = EncryptedVector::encrypt(&pk, &values, encoding).unwrap_or_else(|e| fhe_error(e));
+    FheVectorOut(OwnedVarlena::from_slice(&v.to_bytes()))
+}
+
+/// TEST AND DEMO ONLY (needs encml.fhe_client_functions): decrypts with a secret key passed in.
+#[pg_extern(stable, strict, parallel_restricted)]
+fn fhe_decrypt(value: FheVector<'_>, secret_key: ByteaBytes<'_>) -> Vec<f64> {
+    require_client_functions("fhe_decrypt");
+    let sk = SecretKey::from_bytes(secret_key.0).unwrap_or_else(|_| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "not an FHE secret key of this parameter set",
+        )
+    });
+    let v = EncryptedVector::from_bytes(value.0).unwrap_or_else(|e| fhe_error(e));
+    v.decrypt(&sk).unwrap_or_else(|e| fhe_error(e))
+}
+
+/// Opens an aggregation round; returns its id (encml_fhe_admin).
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn fhe_open_round(
+    keyset: Uuid,
+    dim: i32,
+    min_contributions: default!(i32, 10),
+    max_contributions: default!(i32, 1000),
+    value_bits: default!(i32, 16),
+    frac_bits: default!(i32, 8),
+) -> i64 {
+    rounds::open(keyset, dim, min_contributions, max_contributions, value_bits, frac_bits)
+}
+
+/// Submits one encrypted update to an open round; returns the round's count (contributors).
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn fhe_submit(round: i64, update: FheVector<'_>) -> i32 {
+    rounds::submit(round, update.0)
+}
+
+/// Closes a round and computes its sum once (encml_fhe_admin); refuses below min_contributions.
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn fhe_close_round(round: i64) -> i32 {
+    rounds::close(round)
+}
+
+/// The encrypted sum of a closed round (encml_fhe_decryptor).
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn fhe_round_sum(round: i64) -> FheVectorOut {
+    rounds::sum(round)
+}
+
+// ---- fhe_vector_sum: transition, combine, serialize, deserialize, final ----
+
+unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
+    unsafe { crate::pg::aggregate::context(fcinfo, "fhe_vector_sum", true) }
+}
+
+unsafe fn state_at<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a mut Sum {
+    unsafe { &mut *(pg_getarg_datum_raw(fcinfo, n).value() as *mut Sum) }
+}
+
+unsafe fn new_state(fcinfo: pg_sys::FunctionCallInfo, s: Sum) -> pg_sys::Datum {
+    unsafe {
+        let ctx = agg_context(fcinfo);
+        pg_sys::Datum::from(PgMemoryContexts::For(ctx).leak_and_drop_on_delete(s))
+    }
+}
+
+unsafe fn sum_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let state = if pg_arg_is_null(fcinfo, 0) {
+            new_state(fcinfo, Sum::default())
+        } else {
+            pg_getarg_datum_raw(fcinfo, 0)
+        };
+        if !pg_arg_is_null(fcinfo, 1) {
+            let bytes = VarlenaBytes::from_polymorphic_datum(
+                pg_getarg_datum_raw(fcinfo, 1),
+                false,
+                pg_sys::InvalidOid,
+            )
+            .expect("a value");
+            (*(state.value() as *mut Sum))
+                .add_serialized(bytes.0)
+                .unwrap_or_else(|e| fhe_error(e));
+        }
+        state
+    }
+}
+
+unsafe fn sum_combine(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        agg_context(fcinfo);
+        match (pg_arg_is_null(fcinfo, 0), pg_arg_is_null(fcinfo, 1)) {
+            (true, true) => pg_return_null(fcinfo),
+            (false, true) => pg_getarg_datum_raw(fcinfo, 0),
+            // Both states live in the aggregate context, so the second can stand for the pair.
+            (true, false) => pg_getarg_datum_raw(fcinfo, 1),
+            (false, false) => {
+                let b = std::mem::take(state_at(fcinfo, 1));
+                state_at(fcinfo, 0).merge(b).unwrap_or_else(|e| fhe_error(e));
+                pg_getarg_datum_raw(fcinfo, 0)
+            }
+        }
+    }
+}
+
+unsafe fn sum_serialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        agg_context(fcinfo);
+        OwnedVarlena::from_slice(&state_at(fcinfo, 0).serialize()).into_datum()
+    }
+}
+
+unsafe fn sum_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        agg_context(fcinfo);
+        let bytes: &[u8] = pg_getarg(fcinfo, 0).expect("STRICT");
+        new_state(fcinfo, Sum::deserialize(bytes).unwrap_or_else(|e| fhe_error(e)))
+    }
+}
+
+unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        agg_context(fcinfo);
+        if pg_arg_is_null(fcinfo, 0) {
+            return pg_return_null(fcinfo);
+        }
+        match state_at(fcinfo, 0).total() {
+            Some(t) => OwnedVarlena::from_slice(&t.to_bytes()).into_datum(),
+            None => pg_return_null(fcinfo),
+        }
+    }
+}
+
+c_functions! {
+    /// fhe_vector_sum(fhe_vector): adds one vector (NULLs are skipped)
+    encml_fhe_vector_sum_trans, pg_finfo_encml_fhe_vector_sum_trans => sum_trans;
+    encml_fhe_vector_sum_combine, pg_finfo_encml_fhe_vector_sum_combine => sum_combine;
+    encml_fhe_vector_sum_serialize, pg_finfo_encml_fhe_vector_sum_serialize => sum_serialize;
+    encml_fhe_vector_sum_deserialize, pg_finfo_encml_fhe_vector_sum_deserialize => sum_deserialize;
+    encml_fhe_vector_sum_final, pg_finfo_encml_fhe_vector_sum_final => sum_final;
+}
+
+pgrx::extension_sql_file!(
+    "../../sql/fhe.sql",
+    name = "fhe",
+    requires = ["fhe_vector_type"]
+);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+pub mod tests {
+    use encml_fhe::keys::generate;
+    use encml_fhe::params::Encoding;
+    use encml_fhe::vector::EncryptedVector;
+    use pgrx::prelude::*;
+
+    /// Client-side encryption (as the tool does), the SQL aggregate, client-side decryption.
+    #[pg_test]
+    fn client_encrypted_updates_sum_exactly_in_sql() {
+        let (sk, pk) = generate();
+        Spi::run_with_args(
+            "SELECT encml.fhe_register_keyset('pgtest-fhe', $1)",
+            &[pk.to_bytes().as_slice().into()],
+        )
+        .unwrap();
+        Spi::run("CREATE TABLE pgtest_updates (u encml.fhe_vector)").unwrap();
+        let enc = Encoding::for_sums(18, 6, 100).unwrap();
+        let mut expected = vec![0f64; 300];
+        for i in 0..25 {
+            let v: Vec<f64> = (0..300).map(|j| ((i * 37 + j * 11) % 4001) as f64 / 64.0 - 31.0).collect();
+            expected.iter_mut().zip(&v).for_each(|(t, x)| *t += x);
+            let ct = EncryptedVector::encrypt(&pk, &v, enc).unwrap().to_bytes();
+            Spi::run_with_args(
+                "INSERT INTO pgtest_updates VALUES ($1::encml.fhe_vector)",
+                &[ct.as_slice().into()],
+            )
+            .unwrap();
+        }
+        let sum = Spi::get_one::<Vec<u8>>("SELECT encml.fhe_vector_sum(u)::bytea FROM pgtest_updates")
+            .unwrap()
+            .unwrap();
+        let sum = EncryptedVector::from_bytes(&sum).unwrap();
+        assert_eq!(sum.terms, 25);
+        assert_eq!(sum.decrypt(&sk).unwrap(), expected);
+    }
+
+    #[pg_test]
+    fn key_sets_are_loaded_once_per_backend() {
+        let (_, pk) = generate();
+        let id = Spi::get_one_with_args::<pgrx::Uuid>(
+            "SELECT encml.fhe_register_keyset('pgtest-fhe-cache', $1)",
+            &[pk.to_bytes().as_slice().into()],
+        )
+        .unwrap()
+        .unwrap();
+        Spi::run("SET encml.fhe_client_functions = on").unwrap();
+        let loads = || Spi::get_one::<i64>("SELECT encml.fhe_keyset_loads()").unwrap().unwrap();
+        let before = loads();
+        for _ in 0..3 {
+            Spi::run_with_args("SELECT encml.fhe_encrypt(ARRAY[1.5, -2]::float8[], $1)", &[id.into()]).unwrap();
+        }
+        assert_eq!(loads() - before, 1);
+    }
+}

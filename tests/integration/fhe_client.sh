@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Secure aggregation end to end with the client tool: keygen, register the public key, clients
+# encrypt JSON/CSV updates, SQL sums them in a round, the key holder decrypts the sum; the result
+# equals the plaintext sum. Also: the tool refuses what does not fit and damaged input.
+source "$(dirname "$0")/lib.sh"
+DB=encml_it_fhe
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"; dropdb --if-exists "$DB" 2>/dev/null || true' EXIT
+cargo build -q -p encml-fhe --bin pg_encrypt_ml-fhe
+FHE=${CARGO_TARGET_DIR:-target}/debug/pg_encrypt_ml-fhe
+dropdb --if-exists "$DB" 2>/dev/null; createdb "$DB"
+q "$DB" "CREATE EXTENSION pg_encrypt_ml" >/dev/null
+
+KS=$("$FHE" keygen --out "$WORK/keys")
+assert_eq "secret key file is private" "600" "$(stat -c %a "$WORK/keys/secret.key")"
+PK_HEX=$(od -An -v -tx1 "$WORK/keys/public.key" | tr -d ' \n')
+assert_eq "register the public key" "$KS" \
+  "$(q "$DB" "SELECT encml.fhe_register_keyset('it', '\\x$PK_HEX')")"
+q "$DB" "SELECT public_material FROM encml.fhe_key_sets WHERE id = '$KS'" >"$WORK/pk_from_db.hex"
+assert_eq "clients can download the public key" "\\x$PK_HEX" "$(cat "$WORK/pk_from_db.hex")"
+
+ROUND=$(q "$DB" "SELECT encml.fhe_open_round('$KS', 500, min_contributions => 12, max_contributions => 100, value_bits => 20, frac_bits => 8)")
+# 12 clients, random signed fixed-point updates of 500 values; JSON for even, CSV for odd ones.
+python3 - "$WORK" <<'PY'
+import json, random, sys
+work = sys.argv[1]
+rng = random.Random(7)
+total = [0.0] * 500
+for c in range(12):
+    v = [rng.randint(-2**19 + 1, 2**19 - 1) / 256 for _ in range(500)]
+    total = [t + x for t, x in zip(total, v)]
+    with open(f"{work}/u{c}.txt", "w") as f:
+        f.write(json.dumps(v) if c % 2 == 0 else "\n".join(",".join(map(str, v[i:i + 50])) for i in range(0, 500, 50)))
+with open(f"{work}/expected.json", "w") as f:
+    json.dump(total, f)
+PY
+for c in $(seq 0 11); do
+  "$FHE" encrypt --public-key "$WORK/keys/public.key" --value-bits 20 --frac-bits 8 --max-terms 100 \
+    --in "$WORK/u$c.txt" --base64 --out "$WORK/u$c.b64"
+  q "$DB" "SELECT encml.fhe_submit($ROUND, '$(cat "$WORK/u$c.b64")')" >/dev/null
+done
+assert_eq "12 updates in the round" "12" "$(q "$DB" "SELECT contributions FROM encml.fhe_round_status WHERE id = $ROUND")"
+q "$DB" "SELECT encml.fhe_close_round($ROUND)" >/dev/null
+q "$DB" "SELECT encml.fhe_round_sum($ROUND)" >"$WORK/sum.b64"
+"$FHE" info --in "$WORK/sum.b64" >"$WORK/info"
+assert_match "the sum's header" "keyset=$KS dim=500 terms=12 value_bits=20 frac_bits=8 message_bits=27" "$(cat "$WORK/info")"
+"$FHE" decrypt --secret-key "$WORK/keys/secret.key" --in "$WORK/sum.b64" --json >"$WORK/sum.json"
+assert_eq "decrypted round sum equals the plaintext sum" "equal" \
+  "$(python3 -c "import json,sys; a=json.load(open('$WORK/sum.json')); b=json.load(open('$WORK/expected.json')); print('equal' if a == b else f'differ at {[i for i in range(len(a)) if a[i] != b[i]][:5]}')")"
+# The same through a plain aggregate over a table, with psql's binary (hex) output.
+q "$DB" "CREATE TABLE updates (u encml.fhe_vector)"
+for c in 0 1 2; do q "$DB" "INSERT INTO updates VALUES ('$(cat "$WORK/u$c.b64")')"; done
+q "$DB" "SELECT encml.fhe_vector_sum(u)::bytea FROM updates" >"$WORK/sum3.hex"
+"$FHE" decrypt --secret-key "$WORK/keys/secret.key" --in "$WORK/sum3.hex" --json >"$WORK/sum3.json"
+assert_eq "decrypted table sum (hex transport) equals the plaintext sum" "equal" \
+  "$(python3 -c "
+import json
+def load(c):
+    t = open(f'$WORK/u{c}.txt').read()
+    return json.loads(t) if t.startswith('[') else [float(x) for x in t.replace(chr(10), ',').split(',')]
+u = [load(c) for c in (0, 1, 2)]
+s = [a + b + c for a, b, c in zip(*u)]
+print('equal' if s == json.load(open('$WORK/sum3.json')) else 'differ')")"
+# The tool refuses values that do not fit, a wrong key and damaged input.
+echo "[1e9]" >"$WORK/big.json"
+assert_match "value too large for the encoding" "needs more than 20 bits" \
+  "$("$FHE" encrypt --public-key "$WORK/keys/public.key" --value-bits 20 --in "$WORK/big.json" --out /dev/null 2>&1 || true)"
+"$FHE" keygen --out "$WORK/other" >/dev/null
+assert_match "another secret key" "not under this key" \
+  "$("$FHE" decrypt --secret-key "$WORK/other/secret.key" --in "$WORK/sum.b64" 2>&1 || true)"
+head -c 3000 "$WORK/u0.b64" >"$WORK/cut.b64"
+assert_match "truncated ciphertext" "malformed|not an fhe_vector" \
+  "$("$FHE" decrypt --secret-key "$WORK/keys/secret.key" --in "$WORK/cut.b64" 2>&1 || true)"
+assert_match "truncated upload refused by the server" "22P03|invalid input" \
+  "$(q_err "$DB" "SELECT encml.fhe_submit($ROUND, '$(cat "$WORK/cut.b64")')" || true)"

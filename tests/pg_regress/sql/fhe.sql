@@ -1,0 +1,168 @@
+-- Homomorphic aggregation: fhe_vector, fhe_vector_sum, rounds. Keys come from the test-only
+-- in-database functions (clients use the pg_encrypt_ml-fhe tool; tests/integration does too).
+SELECT try('SELECT * FROM encml.fhe_keygen()') AS keygen_disabled_by_default;
+SET encml.fhe_client_functions = on;
+SELECT public_material AS pk, secret_key AS sk FROM encml.fhe_keygen() \gset
+SELECT public_material AS pk2, secret_key AS sk2 FROM encml.fhe_keygen() \gset
+SELECT encml.fhe_register_keyset('regress-fhe', :'pk') AS ks \gset
+SELECT encml.fhe_register_keyset('regress-fhe-2', :'pk2') AS ks2 \gset
+SELECT replace(try(format('SELECT encml.fhe_register_keyset(%L, %L)', 'again', :'pk')), :'ks', '<ks>') AS same_material_twice;
+SELECT try($$SELECT encml.fhe_register_keyset('junk', '\x00')$$) AS junk_material;
+SELECT name, kind, octet_length(public_material) AS public_bytes FROM encml.fhe_key_sets ORDER BY name;
+
+-- 60 updates of 100 fixed-point values (8 fractional bits, negative ones too), encrypted under
+-- the public key; the plaintexts are kept only to check the decrypted sum.
+CREATE TABLE fhe_plain AS
+SELECT i, array_agg(round(((random() - 0.5) * 200)::numeric * 256) / 256 ORDER BY j)::float8[] AS v
+  FROM generate_series(1, 60) i, generate_series(1, 100) j GROUP BY i;
+CREATE TABLE fhe_updates AS SELECT i, encml.fhe_encrypt(v, :'ks') AS u FROM fhe_plain;
+SELECT (encml.fhe_vector_info(u)).dim, octet_length(u::bytea) AS bytes,
+       round(octet_length(u::bytea) / 100.0, 1) AS bytes_per_value
+  FROM fhe_updates LIMIT 1;
+SELECT dim, terms, value_bits, frac_bits, message_bits, keyset = :'ks' AS right_keyset
+  FROM encml.fhe_vector_info((SELECT encml.fhe_vector_sum(u) FROM fhe_updates));
+-- The decrypted sum equals the plaintext sum exactly.
+CREATE TABLE fhe_expected AS
+SELECT array_agg(s ORDER BY j) AS total
+  FROM (SELECT j, sum(x) AS s FROM fhe_plain, unnest(v) WITH ORDINALITY AS t(x, j) GROUP BY j) p;
+SELECT encml.fhe_decrypt((SELECT encml.fhe_vector_sum(u) FROM fhe_updates), :'sk')
+       = (SELECT total FROM fhe_expected) AS sum_is_exact;
+SELECT (SELECT total FROM fhe_expected) <> array_fill(0::float8, ARRAY[100]) AS sum_is_not_trivial;
+-- Text form round trip; NULL rows are skipped; an empty input sums to NULL.
+SELECT encml.fhe_decrypt(encml.fhe_vector_sum(u::text::encml.fhe_vector), :'sk')
+       = (SELECT total FROM fhe_expected) AS text_round_trip
+  FROM (SELECT u FROM fhe_updates UNION ALL SELECT NULL) s;
+SELECT encml.fhe_vector_sum(u) IS NULL AS empty_is_null FROM fhe_updates WHERE false;
+-- GROUP BY: two halves decrypt to their own sums.
+WITH enc AS (SELECT i % 2 AS half, encml.fhe_decrypt(encml.fhe_vector_sum(u), :'sk') AS total
+               FROM fhe_updates GROUP BY i % 2),
+     plain AS (SELECT half, array_agg(s ORDER BY j) AS total
+                 FROM (SELECT i % 2 AS half, j, sum(x) AS s
+                         FROM fhe_plain, unnest(v) WITH ORDINALITY AS t(x, j) GROUP BY 1, 2) q
+                GROUP BY half)
+SELECT half, enc.total = plain.total AS half_is_exact FROM enc JOIN plain USING (half) ORDER BY half;
+
+-- Parallel aggregation (workers only: partial states are serialized and combined).
+SET max_parallel_workers_per_gather = 2;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET parallel_leader_participation = off;
+EXPLAIN (COSTS OFF) SELECT encml.fhe_vector_sum(u) FROM fhe_updates;
+SELECT encml.fhe_decrypt(encml.fhe_vector_sum(u), :'sk') = (SELECT total FROM fhe_expected)
+       AS parallel_sum_is_exact
+  FROM fhe_updates;
+RESET max_parallel_workers_per_gather;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET parallel_leader_participation;
+
+-- Errors: another dimension, another key set, the same ciphertext twice, damaged values.
+SELECT try($$SELECT encml.fhe_vector_sum(u) FROM (SELECT u FROM fhe_updates
+             UNION ALL SELECT encml.fhe_encrypt(ARRAY[1, 2, 3]::float8[], '$$ || :'ks' || $$')) s$$) AS other_dimension;
+SELECT try($$SELECT encml.fhe_vector_sum(u) FROM (SELECT u FROM fhe_updates
+             UNION ALL SELECT encml.fhe_encrypt(v, '$$ || :'ks2' || $$') FROM fhe_plain WHERE i = 1) s$$) AS other_keyset;
+SELECT try($$SELECT encml.fhe_vector_sum(u) FROM (SELECT u FROM fhe_updates
+             UNION ALL SELECT encml.fhe_encrypt(v, '$$ || :'ks' || $$', frac_bits => 4) FROM fhe_plain WHERE i = 1) s$$) AS other_encoding;
+SELECT try($$SELECT encml.fhe_vector_sum(u) FROM (SELECT u FROM fhe_updates
+             UNION ALL SELECT u FROM fhe_updates WHERE i = 7) s$$) AS same_ciphertext_twice;
+SELECT try($$SELECT substr(u::bytea, 1, 5000)::encml.fhe_vector FROM fhe_updates WHERE i = 1$$) AS truncated;
+SELECT try($$SELECT (substr(u::bytea, 1, 2000) || '\x01'::bytea || substr(u::bytea, 2002))::encml.fhe_vector
+               FROM fhe_updates WHERE i = 1$$) AS corrupted_byte;
+SELECT try($$SELECT overlay(u::bytea placing '\x09' from 3)::encml.fhe_vector FROM fhe_updates WHERE i = 1$$) AS unknown_version;
+SELECT try($$SELECT 'not base64!'::encml.fhe_vector$$) AS bad_text;
+SELECT try($$SELECT encml.fhe_decrypt(encml.fhe_vector_sum(u), '$$ || :'sk2' || $$') FROM fhe_updates$$) AS wrong_secret_key;
+SELECT try($$SELECT encml.fhe_encrypt(ARRAY[1e9]::float8[], '$$ || :'ks' || $$')$$) AS value_too_large;
+SELECT try($$SELECT encml.fhe_encrypt(ARRAY[1]::float8[], '$$ || :'ks' || $$', value_bits => 40, max_terms => 100000)$$) AS no_headroom;
+
+-- Key sets are read once per backend (a new session starts with none).
+\c
+SET encml.fhe_client_functions = on;
+SELECT encml.fhe_keyset_loads() AS loads_in_new_session;
+SELECT encml.fhe_encrypt(ARRAY[1]::float8[], :'ks') IS NOT NULL AS encrypted;
+SELECT encml.fhe_encrypt(ARRAY[2]::float8[], :'ks') IS NOT NULL AS encrypted_again;
+SELECT encml.fhe_keyset_loads() AS loads_after_two_calls;
+
+-- The client functions refuse once switched off again.
+RESET encml.fhe_client_functions;
+SELECT try($$SELECT encml.fhe_decrypt(u, '\x00') FROM fhe_updates LIMIT 1$$) AS decrypt_disabled;
+SELECT try($$SELECT encml.fhe_encrypt(ARRAY[1]::float8[], '$$ || :'ks' || $$')$$) AS encrypt_disabled;
+SET encml.fhe_client_functions = on;
+
+-- Rounds: contributors submit, the admin closes, the decryptor reads sums only.
+CREATE ROLE encml_regress_coordinator NOLOGIN IN ROLE encml_fhe_admin;
+CREATE ROLE encml_regress_client NOLOGIN IN ROLE encml_fhe_contributor;
+CREATE ROLE encml_regress_keyholder NOLOGIN IN ROLE encml_fhe_decryptor;
+-- Separation of duties: holding the decryptor's role next to another one is refused.
+CREATE ROLE encml_regress_fhe_both NOLOGIN IN ROLE encml_fhe_decryptor, encml_fhe_contributor;
+CREATE ROLE encml_regress_fhe_nobody NOLOGIN;
+GRANT USAGE ON SCHEMA encml TO encml_regress_coordinator, encml_regress_client,
+    encml_regress_keyholder, encml_regress_fhe_nobody, encml_regress_fhe_both;
+GRANT SELECT ON fhe_updates, fhe_plain TO encml_regress_client;
+SET ROLE encml_regress_coordinator;
+SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 10) AS round \gset
+SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 5) AS round2 \gset
+SELECT try(format('SELECT encml.fhe_open_round(%L, 100, min_contributions => 1)', :'ks')) AS round_of_one;
+SELECT try(format('SELECT encml.fhe_open_round(%L, 100, max_contributions => 100000, value_bits => 24)', :'ks')) AS too_many_bits;
+SELECT dim, value_bits, frac_bits, message_bits, min_contributions, contributions, status
+  FROM encml.fhe_round_status WHERE id = :round;
+RESET ROLE;
+SET ROLE encml_regress_client;
+SELECT max(encml.fhe_submit(:round, u)) AS submitted FROM fhe_updates WHERE i <= 9;
+SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, u) FROM fhe_updates WHERE i = 1', :round)), 'round [0-9]+', 'round <r>') AS replay_same_round;
+SELECT try(format('SELECT encml.fhe_submit(%s, u) FROM fhe_updates WHERE i = 1', :round2)) AS replay_other_round;
+SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, encml.fhe_encrypt(ARRAY[1,2]::float8[], %L))', :round, :'ks')), 'round [0-9]+', 'round <r>') AS wrong_dimension;
+SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, (SELECT encml.fhe_vector_sum(u) FROM fhe_updates WHERE i > 50))', :round)), 'round [0-9]+', 'round <r>') AS a_sum_is_not_an_update;
+SELECT try('SELECT * FROM encml.fhe_contributions') AS read_updates;
+SELECT try(format('SELECT encml.fhe_close_round(%s)', :round)) AS client_closes;
+RESET ROLE;
+SELECT u AS spare FROM fhe_updates WHERE i = 10 \gset
+-- Nine of ten: closing releases nothing, and the decryptor gets nothing.
+SET ROLE encml_regress_coordinator;
+SELECT regexp_replace(try(format('SELECT encml.fhe_close_round(%s)', :round)), 'round [0-9]+', 'round <r>') AS close_too_early;
+RESET ROLE;
+SET ROLE encml_regress_keyholder;
+SELECT regexp_replace(try(format('SELECT encml.fhe_round_sum(%s)', :round)), 'round [0-9]+', 'round <r>') AS sum_of_open_round;
+SELECT try('SELECT * FROM encml.fhe_rounds') AS read_rounds;
+SELECT try('SELECT * FROM encml.fhe_contributions') AS read_contributions;
+SELECT try(format('SELECT encml.fhe_submit(%s, %L)', :round, :'spare')) AS keyholder_submits;
+RESET ROLE;
+SET ROLE encml_regress_fhe_both;
+SELECT try(format('SELECT encml.fhe_submit(%s, %L)', :round, :'spare')) AS decryptor_and_contributor_submits;
+SELECT try(format('SELECT encml.fhe_round_sum(%s)', :round)) AS decryptor_and_contributor_reads;
+RESET ROLE;
+SET ROLE encml_regress_client;
+SELECT encml.fhe_submit(:round, u) AS submitted FROM fhe_updates WHERE i = 10;
+RESET ROLE;
+SET ROLE encml_regress_coordinator;
+SELECT encml.fhe_close_round(:round) AS summed;
+SELECT regexp_replace(try(format('SELECT encml.fhe_close_round(%s)', :round)), 'round [0-9]+', 'round <r>') AS close_twice;
+SELECT contributions, status FROM encml.fhe_round_status WHERE id = :round;
+SELECT try(format('SELECT encml.fhe_round_sum(%s)', :round)) AS coordinator_reads_sum;
+RESET ROLE;
+SET ROLE encml_regress_client;
+SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, u) FROM fhe_updates WHERE i = 11', :round)), 'round [0-9]+', 'round <r>') AS submit_after_close;
+RESET ROLE;
+SET ROLE encml_regress_keyholder;
+SELECT encml.fhe_round_sum(:round) AS round_sum \gset
+RESET ROLE;
+SELECT encml.fhe_decrypt(:'round_sum', :'sk') = (
+           SELECT array_agg(s ORDER BY j) FROM (
+               SELECT j, sum(x) AS s FROM fhe_plain, unnest(v) WITH ORDINALITY AS t(x, j)
+                WHERE i <= 10 GROUP BY j) q) AS round_sum_is_exact;
+-- Only the sum is kept; the updates are gone.
+SELECT count(*) AS rows, count(update) AS updates_kept FROM encml.fhe_contributions WHERE round = :round;
+SET ROLE encml_regress_fhe_nobody;
+SELECT try(format('SELECT encml.fhe_round_sum(%s)', :round)) AS nobody_reads_sum;
+SELECT try(format('SELECT encml.fhe_open_round(%L, 3)', :'ks')) AS nobody_opens;
+RESET ROLE;
+-- Every round operation and refusal is in the audit log.
+SELECT operation, count(*) FROM encml.audit_log
+ WHERE kind = 'event' AND operation LIKE 'fhe%' GROUP BY operation ORDER BY operation;
+
+DROP TABLE fhe_plain, fhe_updates, fhe_expected;
+DROP OWNED BY encml_regress_coordinator, encml_regress_client, encml_regress_keyholder, encml_regress_fhe_nobody,
+    encml_regress_fhe_both;
+DROP ROLE encml_regress_coordinator, encml_regress_client, encml_regress_keyholder, encml_regress_fhe_nobody,
+    encml_regress_fhe_both;
