@@ -24,7 +24,7 @@ COMMENT ON ROLE encml_fhe_decryptor IS
 CREATE TABLE fhe_keysets (
     id              uuid PRIMARY KEY,
     name            text NOT NULL UNIQUE CHECK (name <> '' AND octet_length(name) < 64),
-    kind            text NOT NULL CHECK (kind IN ('vector')),
+    kind            text NOT NULL CHECK (kind IN ('vector', 'uint32')),
     public_material bytea NOT NULL,
     created_by      regrole NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now()

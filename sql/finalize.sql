@@ -190,6 +190,35 @@ COMMENT ON FUNCTION fhe_encrypt(double precision[], uuid, integer, integer, inte
     'TEST AND DEMO ONLY (needs encml.fhe_client_functions): encrypts values under a key set''s public key as the client tool does';
 COMMENT ON FUNCTION fhe_decrypt(fhe_vector, bytea) IS
     'TEST AND DEMO ONLY (needs encml.fhe_client_functions): decrypts with a secret key passed in, which then has been inside the server';
+COMMENT ON FUNCTION fhe_uint32_in(cstring) IS 'fhe_uint32 text input: base64 of the binary value, header checked';
+COMMENT ON FUNCTION fhe_uint32_out(fhe_uint32) IS 'fhe_uint32 text output: base64 of the binary value';
+COMMENT ON FUNCTION fhe_uint32_recv(internal) IS 'fhe_uint32 binary input, header checked';
+COMMENT ON FUNCTION fhe_uint32_send(fhe_uint32) IS 'fhe_uint32 binary output: the value''s bytes';
+COMMENT ON FUNCTION fhe_uint32_from_bytea(bytea) IS 'Cast bytea to fhe_uint32 after a header check';
+COMMENT ON FUNCTION fhe_bool_in(cstring) IS 'fhe_bool text input: base64 of the binary value, header checked';
+COMMENT ON FUNCTION fhe_bool_out(fhe_bool) IS 'fhe_bool text output: base64 of the binary value';
+COMMENT ON FUNCTION fhe_bool_recv(internal) IS 'fhe_bool binary input, header checked';
+COMMENT ON FUNCTION fhe_bool_send(fhe_bool) IS 'fhe_bool binary output: the value''s bytes';
+COMMENT ON FUNCTION fhe_bool_from_bytea(bytea) IS 'Cast bytea to fhe_bool after a header check';
+COMMENT ON FUNCTION fhe_add(fhe_uint32, fhe_uint32) IS 'Homomorphic a + b (wrapping at 2^32) under the values'' registered uint32 key set';
+COMMENT ON FUNCTION fhe_add(fhe_uint32, bigint) IS 'Homomorphic a + a clear value in 0..2^32-1 (wrapping at 2^32)';
+COMMENT ON FUNCTION fhe_compare(fhe_uint32, text, fhe_uint32) IS 'Encrypted result of a op b, op one of =, <>, <, <=, >, >=';
+COMMENT ON FUNCTION fhe_compare(fhe_uint32, text, bigint) IS 'Encrypted result of a op a clear value, op one of =, <>, <, <=, >, >=';
+COMMENT ON FUNCTION fhe_sum_trans(internal, fhe_uint32) IS 'fhe_sum transition: collects a ciphertext';
+COMMENT ON FUNCTION fhe_sum_combine(internal, internal) IS 'fhe_sum combine function (parallel aggregation)';
+COMMENT ON FUNCTION fhe_sum_serialize(internal) IS 'fhe_sum state serialization (parallel aggregation)';
+COMMENT ON FUNCTION fhe_sum_deserialize(bytea, internal) IS 'fhe_sum state deserialization (parallel aggregation)';
+COMMENT ON FUNCTION fhe_sum_final(internal) IS 'fhe_sum final function: one tfhe-rs parallel Sum over the collected ciphertexts';
+COMMENT ON AGGREGATE fhe_sum(fhe_uint32) IS
+    'Homomorphic sum of fhe_uint32 values (wrapping at 2^32) through tfhe-rs''s parallel Sum; bootstraps, so for tens of values, not millions';
+COMMENT ON FUNCTION fhe_keygen_uint32() IS
+    'TEST AND DEMO ONLY (needs encml.fhe_client_functions): a fresh uint32 key set (server material, client key)';
+COMMENT ON FUNCTION fhe_encrypt_uint32(bigint, bytea) IS
+    'TEST AND DEMO ONLY (needs encml.fhe_client_functions): encrypts a value with a client key passed in';
+COMMENT ON FUNCTION fhe_decrypt_uint32(fhe_uint32, bytea) IS
+    'TEST AND DEMO ONLY (needs encml.fhe_client_functions): decrypts with a client key passed in';
+COMMENT ON FUNCTION fhe_decrypt_bool(fhe_bool, bytea) IS
+    'TEST AND DEMO ONLY (needs encml.fhe_client_functions): decrypts an encrypted boolean with a client key passed in';
 COMMENT ON FUNCTION fhe_open_round(uuid, integer, integer, integer, integer, integer) IS
     'Opens an aggregation round for vectors of dim values with its fixed-point encoding and contribution limits; returns its id (encml_fhe_admin)';
 COMMENT ON FUNCTION fhe_submit(bigint, fhe_vector) IS
@@ -247,15 +276,16 @@ COMMENT ON AGGREGATE dp_avg(double precision, double precision, double precision
 -- two admin roles. The catalog tables are closed (bootstrap.sql); the views filter by tenant.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA encml FROM PUBLIC;
 GRANT USAGE ON SCHEMA encml TO PUBLIC;
-GRANT USAGE ON TYPE enc_bytea, det_text, ore_int8, ore_float8, ore_timestamptz, fhe_vector TO PUBLIC;
--- Type support: input/output, casts, operators, index and sort support of the six types (and
--- fhe_vector_info and the fhe_vector_sum support functions, which refuse direct calls).
+GRANT USAGE ON TYPE enc_bytea, det_text, ore_int8, ore_float8, ore_timestamptz, fhe_vector, fhe_uint32,
+    fhe_bool TO PUBLIC;
+-- Type support: input/output, casts, operators, index and sort support of the types (and
+-- fhe_vector_info and the fhe_vector_sum/fhe_sum support functions, which refuse direct calls).
 DO $$
 DECLARE f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = 'encml'::regnamespace
-                AND p.proname ~ '^(enc_bytea|det_text|ore_int8|ore_float8|ore_timestamptz|fhe_vector)_'
+                AND p.proname ~ '^(enc_bytea|det_text|ore_int8|ore_float8|ore_timestamptz|fhe_vector|fhe_uint32|fhe_bool|fhe_sum)_'
     LOOP
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
     END LOOP;
@@ -307,10 +337,14 @@ GRANT EXECUTE ON FUNCTION rotate_master_key() TO encml_key_admin;
 GRANT EXECUTE ON FUNCTION create_tenant(text), drop_tenant(text), grant_tenant(text, regrole),
     revoke_tenant(text, regrole), forget_tenant(text), create_tenant_schema(text, text)
 TO encml_tenant_admin;
-GRANT EXECUTE ON FUNCTION fhe_vector_sum(fhe_vector) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION fhe_vector_sum(fhe_vector), fhe_sum(fhe_uint32), fhe_add(fhe_uint32, fhe_uint32),
+    fhe_add(fhe_uint32, bigint), fhe_compare(fhe_uint32, text, fhe_uint32), fhe_compare(fhe_uint32, text, bigint)
+TO PUBLIC;
 GRANT EXECUTE ON FUNCTION fhe_keyset_loads(),
     -- Refuse unless a superuser enabled encml.fhe_client_functions.
-    fhe_keygen(), fhe_encrypt(double precision[], uuid, integer, integer, integer), fhe_decrypt(fhe_vector, bytea)
+    fhe_keygen(), fhe_encrypt(double precision[], uuid, integer, integer, integer), fhe_decrypt(fhe_vector, bytea),
+    fhe_keygen_uint32(), fhe_encrypt_uint32(bigint, bytea), fhe_decrypt_uint32(fhe_uint32, bytea),
+    fhe_decrypt_bool(fhe_bool, bytea)
 TO PUBLIC;
 GRANT EXECUTE ON FUNCTION fhe_register_keyset(text, bytea),
     fhe_open_round(uuid, integer, integer, integer, integer, integer), fhe_close_round(bigint)

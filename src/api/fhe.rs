@@ -19,7 +19,7 @@ use pgrx::{pg_sys, PgMemoryContexts, PgSqlErrorCode, Uuid};
 /// Registers an FHE key set from its public material (written by `pg_encrypt_ml-fhe keygen`).
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn fhe_register_keyset(name: &str, public_material: ByteaBytes<'_>) -> Uuid {
-    rounds::register_keyset(name, public_material.0)
+    keysets::register(name, public_material.0)
 }
 
 /// Header fields of an fhe_vector (unauthenticated: anyone can write any header; only the sum
@@ -55,7 +55,7 @@ fn fhe_keyset_loads() -> i64 {
     keysets::loads()
 }
 
-fn require_client_functions(name: &str) {
+pub(crate) fn require_client_functions(name: &str) {
     if !FHE_CLIENT_FUNCTIONS.get() {
         raise_full(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod dp;
 pub mod encrypt;
 pub mod fhe;
+pub mod fhe_uint32;
 pub mod keys;
 pub mod order;
 pub mod privacy;

@@ -27,7 +27,7 @@ pub const MIN_CONTRIBUTIONS_FLOOR: i32 = 2;
 /// Refuses (and logs the refusal) unless the caller acts as `group`. Separation of duties: a
 /// role with the decryptor's privileges may neither contribute nor run rounds, and the other
 /// way round (superusers excepted: they can do anything anyway).
-fn require(operation: &str, group: &str) -> pg_sys::Oid {
+pub(crate) fn require(operation: &str, group: &str) -> pg_sys::Oid {
     let me = caller();
     let superuser = is_superuser(me);
     let member = superuser || has_privs_of_role_named(me, group);
@@ -52,43 +52,8 @@ fn require(operation: &str, group: &str) -> pg_sys::Oid {
     me
 }
 
-fn spi_err(e: pgrx::spi::SpiError) -> ! {
+pub(crate) fn spi_err(e: pgrx::spi::SpiError) -> ! {
     raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("FHE round catalog: {e}"))
-}
-
-/// Registers a key set from its public material; returns its id (the key id in the material).
-pub fn register_keyset(name: &str, material: &[u8]) -> Uuid {
-    let me = require("fhe_register_keyset", ADMIN_ROLE);
-    let key = encml_fhe::keys::PublicKey::from_bytes(material).unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("not the public material of an FHE key set: {e}"),
-        )
-    });
-    if name.is_empty() || name.len() >= 64 {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "a key set name needs 1 to 63 bytes");
-    }
-    let id = Uuid::from_bytes(key.key_id);
-    let inserted = crate::pg::catalog_access::as_extension_owner(|| {
-        Spi::connect_mut(|c| {
-            c.update(
-                "INSERT INTO encml.fhe_keysets (id, name, kind, public_material, created_by) \
-                 VALUES ($1, $2, 'vector', $3, $4::regrole) ON CONFLICT DO NOTHING RETURNING id",
-                None,
-                &[id.into(), name.into(), material.into(), oid_arg(me)],
-            )
-            .unwrap_or_else(|e| spi_err(e))
-            .len()
-        })
-    });
-    if inserted == 0 {
-        raise(
-            PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
-            format!("an FHE key set named \"{name}\" or with id {id} is already registered"),
-        );
-    }
-    events::record("fhe_register_keyset", None, json!({ "keyset": id.to_string(), "name": name }));
-    id
 }
 
 /// Opens a round for vectors of `dim` values; returns its id.

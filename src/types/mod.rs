@@ -2,6 +2,7 @@
 pub mod ciphertext;
 pub mod det_text;
 pub mod enc_bytea;
+pub mod fhe_uint32;
 pub mod fhe_vector;
 pub mod ore;
 pub mod reg;

@@ -5,8 +5,9 @@
 source "$(dirname "$0")/lib.sh"
 DB=encml_it_fhe
 WORK=$(mktemp -d)
+chmod 755 "$WORK"   # the server reads the (public) server key file from here
 trap 'rm -rf "$WORK"; dropdb --if-exists "$DB" 2>/dev/null || true' EXIT
-cargo build -q -p encml-fhe --bin pg_encrypt_ml-fhe
+cargo build -q -p encml-fhe --features uint32 --bin pg_encrypt_ml-fhe
 FHE=${CARGO_TARGET_DIR:-target}/debug/pg_encrypt_ml-fhe
 dropdb --if-exists "$DB" 2>/dev/null; createdb "$DB"
 q "$DB" "CREATE EXTENSION pg_encrypt_ml" >/dev/null
@@ -73,3 +74,24 @@ assert_match "truncated ciphertext" "malformed|not an fhe_vector" \
   "$("$FHE" decrypt --secret-key "$WORK/keys/secret.key" --in "$WORK/cut.b64" 2>&1 || true)"
 assert_match "truncated upload refused by the server" "22P03|invalid input" \
   "$(q_err "$DB" "SELECT encml.fhe_submit($ROUND, '$(cat "$WORK/cut.b64")')" || true)"
+
+# Scalar fhe_uint32: client key outside, server key registered from a file, sum in SQL.
+"$FHE" keygen --kind uint32 --out "$WORK/u32" >"$WORK/u32.id"
+chmod 755 "$WORK/u32"; chmod 644 "$WORK/u32/server.key"
+assert_eq "client key file is private" "600" "$(stat -c %a "$WORK/u32/client.key")"
+assert_eq "register the server key" "$(cat "$WORK/u32.id")" \
+  "$(q "$DB" "SELECT encml.fhe_register_keyset('it-u32', pg_read_binary_file('$WORK/u32/server.key'))")"
+q "$DB" "CREATE TABLE payments (amount encml.fhe_uint32)"
+for v in 1200 34 99999; do
+  # A ciphertext (~350 KB of base64) is over the 128 KB limit of one command-line argument.
+  echo "INSERT INTO payments VALUES ('$("$FHE" encrypt --client-key "$WORK/u32/client.key" --value $v --base64)');" \
+    | psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f -
+done
+q "$DB" "SELECT encml.fhe_sum(amount) FROM payments" >"$WORK/u32sum.b64"
+assert_eq "decrypted fhe_sum" "101233" \
+  "$("$FHE" decrypt --client-key "$WORK/u32/client.key" --in "$WORK/u32sum.b64")"
+q "$DB" "SELECT encml.fhe_compare(encml.fhe_sum(amount), '>', 100000) FROM payments" >"$WORK/u32cmp.b64"
+assert_eq "decrypted comparison" "true" \
+  "$("$FHE" decrypt --client-key "$WORK/u32/client.key" --in "$WORK/u32cmp.b64")"
+assert_match "a vector key cannot decrypt a scalar" "not an FHE|malformed|Malformed|not a" \
+  "$("$FHE" decrypt --client-key "$WORK/keys/secret.key" --in "$WORK/u32sum.b64" 2>&1 || true)"

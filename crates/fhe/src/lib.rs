@@ -15,6 +15,8 @@
 pub mod keys;
 pub mod params;
 pub mod sum;
+#[cfg(feature = "uint32")]
+pub mod uint32;
 pub mod vector;
 
 /// What can go wrong, without ever including key material or plaintext.

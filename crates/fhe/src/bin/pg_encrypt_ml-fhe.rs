@@ -11,6 +11,13 @@
 //!       reads an fhe_vector (binary, base64, or psql's \x hex) and prints the values
 //!   pg_encrypt_ml-fhe info [--in FILE]
 //!
+//! Scalar fhe_uint32 values (tfhe-rs FheUint32; built with the `uint32` feature):
+//!   pg_encrypt_ml-fhe keygen --kind uint32 --out DIR
+//!       writes DIR/client.key (0600, encrypts and decrypts) and DIR/server.key (the evaluation
+//!       key to register); prints the key set id
+//!   pg_encrypt_ml-fhe encrypt --client-key FILE --value N [--out FILE] [--base64]
+//!   pg_encrypt_ml-fhe decrypt --client-key FILE [--in FILE]      (fhe_uint32 or fhe_bool)
+//!
 //! The encoding options must match the round's (encml.fhe_round_status).
 
 use base64::Engine;
@@ -21,10 +28,12 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: pg_encrypt_ml-fhe keygen --out DIR
+const USAGE: &str = "usage: pg_encrypt_ml-fhe keygen [--kind vector|uint32] --out DIR
        pg_encrypt_ml-fhe encrypt --public-key FILE [--value-bits 16] [--frac-bits 8] [--max-terms 1000] [--in FILE] [--out FILE] [--base64]
        pg_encrypt_ml-fhe decrypt --secret-key FILE [--in FILE] [--json]
-       pg_encrypt_ml-fhe info [--in FILE]";
+       pg_encrypt_ml-fhe info [--in FILE]
+       pg_encrypt_ml-fhe encrypt --client-key FILE --value N [--out FILE] [--base64]    (uint32)
+       pg_encrypt_ml-fhe decrypt --client-key FILE [--in FILE]                          (uint32)";
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -92,9 +101,9 @@ fn parse_numbers(text: &str) -> Result<Vec<f64>> {
         .collect()
 }
 
-/// An fhe_vector given as raw bytes, base64 text or psql's `\x` hex.
+/// A value given as raw bytes, base64 text or psql's `\x` hex.
 fn parse_vector_bytes(input: &[u8]) -> Result<Vec<u8>> {
-    if input.starts_with(b"EV") {
+    if input.starts_with(b"EV") || input.starts_with(b"EU\x01") || input.starts_with(b"EB\x01") {
         return Ok(input.to_vec());
     }
     let text = std::str::from_utf8(input).map_err(|_| "input is neither binary nor text".to_string())?;
@@ -111,21 +120,67 @@ fn parse_vector_bytes(input: &[u8]) -> Result<Vec<u8>> {
         .map_err(|_| "input is not an fhe_vector (binary, base64 or \\x hex)".to_string())
 }
 
+/// Writes a secret file readable by its owner only, refusing to overwrite one.
+fn write_secret(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(bytes).map_err(|e| e.to_string())
+}
+
 fn keygen(opts: &Options) -> Result<()> {
     let dir = std::path::Path::new(opts.required("out")?);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let (sk, pk) = generate();
-    let secret_path = dir.join("secret.key");
-    let mut f = {
-        let mut o = std::fs::OpenOptions::new();
-        o.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-        o.open(&secret_path).map_err(|e| format!("{}: {e}", secret_path.display()))?
-    };
-    f.write_all(&sk.to_bytes()).map_err(|e| e.to_string())?;
-    std::fs::write(dir.join("public.key"), pk.to_bytes()).map_err(|e| e.to_string())?;
-    println!("{}", uuid_string(&pk.key_id));
+    match opts.get("kind").unwrap_or("vector") {
+        "vector" => {
+            let (sk, pk) = generate();
+            write_secret(&dir.join("secret.key"), &sk.to_bytes())?;
+            std::fs::write(dir.join("public.key"), pk.to_bytes()).map_err(|e| e.to_string())?;
+            println!("{}", uuid_string(&pk.key_id));
+        }
+        #[cfg(feature = "uint32")]
+        "uint32" => {
+            let (ck, material) = encml_fhe::uint32::generate();
+            write_secret(&dir.join("client.key"), &ck.to_bytes())?;
+            std::fs::write(dir.join("server.key"), &material).map_err(|e| e.to_string())?;
+            println!("{}", uuid_string(&ck.key_id));
+        }
+        other => return Err(format!("unknown key set kind {other} (vector or uint32)")),
+    }
+    Ok(())
+}
+
+#[cfg(feature = "uint32")]
+fn client_key(opts: &Options) -> Result<encml_fhe::uint32::ClientKeySet> {
+    let path = opts.required("client-key")?;
+    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| format!("{path}: {e}"))?);
+    encml_fhe::uint32::ClientKeySet::from_bytes(&bytes).map_err(|e| e.to_string())
+}
+
+#[cfg(feature = "uint32")]
+fn encrypt_uint32(opts: &Options) -> Result<()> {
+    let value: u32 = opts.required("value")?.parse().map_err(|_| "--value: not a 32-bit unsigned integer".to_string())?;
+    let bytes = client_key(opts)?.encrypt(value);
+    if opts.flag("base64") {
+        let mut s = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        s.push('\n');
+        write_output(opts, s.as_bytes())
+    } else {
+        write_output(opts, &bytes)
+    }
+}
+
+#[cfg(feature = "uint32")]
+fn decrypt_uint32(opts: &Options) -> Result<()> {
+    let ck = client_key(opts)?;
+    let bytes = parse_vector_bytes(&read_input(opts)?)?;
+    if bytes.starts_with(b"EB") {
+        println!("{}", ck.decrypt_bool(&bytes).map_err(|e| e.to_string())?);
+    } else {
+        println!("{}", ck.decrypt(&bytes).map_err(|e| e.to_string())?);
+    }
     Ok(())
 }
 
@@ -189,6 +244,14 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(|s| s.as_str()) {
         Some("keygen") => Options::parse(&args[1..], &[]).and_then(|o| keygen(&o)),
+        #[cfg(feature = "uint32")]
+        Some("encrypt") if args.iter().any(|a| a == "--client-key") => {
+            Options::parse(&args[1..], &["base64"]).and_then(|o| encrypt_uint32(&o))
+        }
+        #[cfg(feature = "uint32")]
+        Some("decrypt") if args.iter().any(|a| a == "--client-key") => {
+            Options::parse(&args[1..], &[]).and_then(|o| decrypt_uint32(&o))
+        }
         Some("encrypt") => Options::parse(&args[1..], &["base64"]).and_then(|o| encrypt(&o)),
         Some("decrypt") => Options::parse(&args[1..], &["json"]).and_then(|o| decrypt(&o)),
         Some("info") => Options::parse(&args[1..], &[]).and_then(|o| info(&o)),
