@@ -30,6 +30,7 @@ test: deps test-unit test-pgrx test-regress test-integration
 
 test-unit:
 	cargo test -p encml-core -p encml-dp -p encml-fhe --features encml-fhe/uint32
+	cargo build -p encml-core -p encml-dp -p encml-fhe --features encml-fhe/uint32 --bin pg_encrypt_ml-fhe
 	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install --quiet cryptography \
 	  || apt-get install -y -qq python3-cryptography
 	python3 tests/interop/reference_client.py

@@ -129,7 +129,10 @@ pub fn open(
     id
 }
 
-/// The round's row, locked (`FOR SHARE` while submitting, `FOR UPDATE` while closing).
+/// The round's row, locked until the end of the transaction: `FOR NO KEY UPDATE` while
+/// submitting (submissions to one round take turns, so the count never passes
+/// max_contributions, which bounds the noise), `FOR UPDATE` while closing (waits for
+/// submissions in flight; later ones see the round closed).
 struct Round {
     keyset: Uuid,
     dim: i32,
@@ -178,7 +181,7 @@ pub fn submit(round: i64, update: &[u8]) -> i32 {
     let (key_id, dim, terms, encoding, fp) = (v.key_id, v.dim, v.terms, v.encoding, v.fingerprint());
     let count = crate::pg::catalog_access::as_extension_owner(|| {
         Spi::connect_mut(|c| {
-            let r = lock_round(c, round, "SHARE");
+            let r = lock_round(c, round, "NO KEY UPDATE");
             let mismatch = |what: String| -> ! {
                 raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("update does not fit round {round}: {what}"))
             };

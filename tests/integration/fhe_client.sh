@@ -7,7 +7,8 @@ DB=encml_it_fhe
 WORK=$(mktemp -d)
 chmod 755 "$WORK"   # the server reads the (public) server key file from here
 trap 'rm -rf "$WORK"; dropdb --if-exists "$DB" 2>/dev/null || true' EXIT
-cargo build -q -p encml-fhe --features uint32 --bin pg_encrypt_ml-fhe
+# The same package set and features as `make test-unit`, so the build is shared (tfhe is slow).
+cargo build -q -p encml-core -p encml-dp -p encml-fhe --features encml-fhe/uint32 --bin pg_encrypt_ml-fhe
 FHE=${CARGO_TARGET_DIR:-target}/debug/pg_encrypt_ml-fhe
 dropdb --if-exists "$DB" 2>/dev/null; createdb "$DB"
 q "$DB" "CREATE EXTENSION pg_encrypt_ml" >/dev/null

@@ -3,7 +3,8 @@
 //! LWE dimension 2048 with TUniform(17) noise on a 2^64 modulus: the compact public-key
 //! encryption parameters tfhe-rs publishes as 128-bit secure (`PARAM_PKE_MESSAGE_2_CARRY_2_KS_
 //! PBS_TUNIFORM_2M128`; TUniform(17) is its minimum secure bound at n = 2048). The numbers are
-//! copied here so the `shortint` module need not be compiled.
+//! copied here so the vector path needs only `core_crypto`; a test checks them against tfhe-rs's
+//! published set whenever `shortint` is compiled (the `uint32` feature).
 //!
 //! Encoding: a value x with `frac_bits` fractional bits becomes the integer round(x·2^frac_bits),
 //! placed in the top `message_bits` of the 64-bit plaintext (Δ = 2^(64 − message_bits)). A sum of
@@ -124,5 +125,24 @@ mod tests {
         }
         assert!(e.encode(1e9).is_err());
         assert!(e.encode(f64::NAN).is_err());
+    }
+}
+
+/// With tfhe-rs's shortint module compiled (the `uint32` feature), check the copied numbers
+/// against the parameter set tfhe-rs publishes.
+#[cfg(all(test, feature = "uint32"))]
+mod published {
+    use super::*;
+    use tfhe::core_crypto::prelude::DynamicDistribution;
+    use tfhe::shortint::parameters::PARAM_PKE_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128 as PKE;
+
+    #[test]
+    fn parameters_are_tfhe_rs_published_128_bit_pke_parameters() {
+        assert_eq!(PKE.encryption_lwe_dimension.0, LWE_DIMENSION);
+        assert_eq!(
+            PKE.encryption_noise_distribution,
+            DynamicDistribution::new_t_uniform(NOISE_BOUND_LOG2)
+        );
+        assert!(PKE.ciphertext_modulus.is_native_modulus());
     }
 }

@@ -157,6 +157,27 @@ SET ROLE encml_regress_fhe_nobody;
 SELECT try(format('SELECT encml.fhe_round_sum(%s)', :round)) AS nobody_reads_sum;
 SELECT try(format('SELECT encml.fhe_open_round(%L, 3)', :'ks')) AS nobody_opens;
 RESET ROLE;
+-- Concurrent submissions from four sessions take turns on the round: exact count, no deadlock,
+-- and the round refuses what would pass max_contributions (the noise budget).
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS dblink;
+RESET client_min_messages;
+SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 2, max_contributions => 20) AS round3 \gset
+SELECT format('host=%s port=%s dbname=%s user=%s', current_setting('unix_socket_directories'),
+              current_setting('port'), current_database(), current_user) AS conninfo \gset
+SELECT dblink_connect('fhe' || i, :'conninfo') FROM generate_series(1, 4) i;
+SELECT dblink_exec('fhe' || i, 'SET encml.fhe_client_functions = on') FROM generate_series(1, 4) i;
+SELECT dblink_send_query('fhe' || i, format(
+    'SELECT count(encml.fhe_submit(%s, encml.fhe_encrypt(v, %L, max_terms => 20))) FROM fhe_plain WHERE i %% 4 = %s AND i <= 20',
+    :round3, :'ks', i - 1))
+  FROM generate_series(1, 4) i;
+SELECT sum(n) AS submitted_concurrently FROM generate_series(1, 4) i,
+       LATERAL (SELECT n FROM dblink_get_result('fhe' || i) AS t(n bigint)) x;
+SELECT dblink_disconnect('fhe' || i) FROM generate_series(1, 4) i;
+SELECT contributions FROM encml.fhe_round_status WHERE id = :round3;
+SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, encml.fhe_encrypt(v, %L, max_terms => 20)) FROM fhe_plain WHERE i = 21', :round3, :'ks')),
+                      'round [0-9]+', 'round <r>') AS round_full;
+
 -- Every round operation and refusal is in the audit log.
 SELECT operation, count(*) FROM encml.audit_log
  WHERE kind = 'event' AND operation LIKE 'fhe%' GROUP BY operation ORDER BY operation;
