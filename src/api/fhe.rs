@@ -2,6 +2,7 @@
 //! the test-only in-database client functions. The logic is in `crate::fhe` and `encml_fhe`.
 
 use crate::fhe::{fhe_error, keysets, rounds};
+use crate::pg::aggregate::{state_at, Aggregate};
 use crate::pg::c_functions;
 use crate::pg::errors::{raise, raise_full};
 use crate::pg::gucs::FHE_CLIENT_FUNCTIONS;
@@ -14,7 +15,7 @@ use encml_fhe::vector::{parse_header, EncryptedVector};
 use pgrx::datum::FromDatum;
 use pgrx::fcinfo::{pg_arg_is_null, pg_getarg, pg_getarg_datum_raw, pg_return_null};
 use pgrx::prelude::*;
-use pgrx::{pg_sys, PgMemoryContexts, PgSqlErrorCode, Uuid};
+use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 
 /// Registers an FHE key set from its public material (written by `pg_encrypt_ml-fhe keygen`).
 #[pg_extern(volatile, strict, parallel_unsafe)]
@@ -149,28 +150,14 @@ fn fhe_round_sum(round: i64) -> FheVectorOut {
 
 // ---- fhe_vector_sum: transition, combine, serialize, deserialize, final ----
 
-unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
-    unsafe { crate::pg::aggregate::context(fcinfo, "fhe_vector_sum", true) }
-}
-
-unsafe fn state_at<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a mut Sum {
-    unsafe { &mut *(pg_getarg_datum_raw(fcinfo, n).value() as *mut Sum) }
-}
-
-unsafe fn new_state(fcinfo: pg_sys::FunctionCallInfo, s: Sum) -> pg_sys::Datum {
-    unsafe {
-        let ctx = agg_context(fcinfo);
-        pg_sys::Datum::from(PgMemoryContexts::For(ctx).leak_and_drop_on_delete(s))
-    }
-}
+const FHE_VECTOR_SUM: Aggregate = Aggregate {
+    name: "fhe_vector_sum",
+    window_ok: true,
+};
 
 unsafe fn sum_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        let state = if pg_arg_is_null(fcinfo, 0) {
-            new_state(fcinfo, Sum::default())
-        } else {
-            pg_getarg_datum_raw(fcinfo, 0)
-        };
+        let state = FHE_VECTOR_SUM.state::<Sum>(fcinfo);
         if !pg_arg_is_null(fcinfo, 1) {
             let bytes = VarlenaBytes::from_polymorphic_datum(
                 pg_getarg_datum_raw(fcinfo, 1),
@@ -188,43 +175,31 @@ unsafe fn sum_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 
 unsafe fn sum_combine(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        agg_context(fcinfo);
-        match (pg_arg_is_null(fcinfo, 0), pg_arg_is_null(fcinfo, 1)) {
-            (true, true) => pg_return_null(fcinfo),
-            (false, true) => pg_getarg_datum_raw(fcinfo, 0),
-            // Both states live in the aggregate context, so the second can stand for the pair.
-            (true, false) => pg_getarg_datum_raw(fcinfo, 1),
-            (false, false) => {
-                let b = std::mem::take(state_at(fcinfo, 1));
-                state_at(fcinfo, 0).merge(b).unwrap_or_else(|e| fhe_error(e));
-                pg_getarg_datum_raw(fcinfo, 0)
-            }
-        }
+        FHE_VECTOR_SUM.combine(fcinfo, |a: &mut Sum, b| a.merge(b).unwrap_or_else(|e| fhe_error(e)))
     }
 }
 
 unsafe fn sum_serialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        agg_context(fcinfo);
-        OwnedVarlena::from_slice(&state_at(fcinfo, 0).serialize()).into_datum()
+        FHE_VECTOR_SUM.context(fcinfo);
+        OwnedVarlena::from_slice(&state_at::<Sum>(fcinfo, 0).serialize()).into_datum()
     }
 }
 
 unsafe fn sum_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        agg_context(fcinfo);
         let bytes: &[u8] = pg_getarg(fcinfo, 0).expect("STRICT");
-        new_state(fcinfo, Sum::deserialize(bytes).unwrap_or_else(|e| fhe_error(e)))
+        FHE_VECTOR_SUM.new_state(fcinfo, Sum::deserialize(bytes).unwrap_or_else(|e| fhe_error(e)))
     }
 }
 
 unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        agg_context(fcinfo);
+        FHE_VECTOR_SUM.context(fcinfo);
         if pg_arg_is_null(fcinfo, 0) {
             return pg_return_null(fcinfo);
         }
-        match state_at(fcinfo, 0).total() {
+        match state_at::<Sum>(fcinfo, 0).total() {
             Some(t) => OwnedVarlena::from_slice(&t.to_bytes()).into_datum(),
             None => pg_return_null(fcinfo),
         }

@@ -3,6 +3,7 @@
 
 use crate::api::fhe::require_client_functions;
 use crate::fhe::{fhe_error, keysets};
+use crate::pg::aggregate::{state_at, Aggregate};
 use crate::pg::c_functions;
 use crate::pg::errors::raise;
 use crate::types::fhe_uint32::{FheBool, FheBoolOut, FheUint32, FheUint32Out};
@@ -11,7 +12,7 @@ use encml_fhe::uint32::{check_value, ClientKeySet, Cmp, Operand, ServerKeySet};
 use pgrx::datum::FromDatum;
 use pgrx::fcinfo::{pg_arg_is_null, pg_getarg, pg_getarg_datum_raw, pg_return_null};
 use pgrx::prelude::*;
-use pgrx::{pg_sys, PgMemoryContexts, PgSqlErrorCode};
+use pgrx::{pg_sys, PgSqlErrorCode};
 use std::rc::Rc;
 
 /// The server key of the key set `bytes` (an fhe_uint32) is under.
@@ -126,28 +127,14 @@ fn fhe_decrypt_bool(value: FheBool<'_>, client_key_bytes: ByteaBytes<'_>) -> boo
 #[derive(Default)]
 struct Collected(Vec<Vec<u8>>);
 
-unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
-    unsafe { crate::pg::aggregate::context(fcinfo, "fhe_sum", true) }
-}
-
-unsafe fn state_at<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a mut Collected {
-    unsafe { &mut *(pg_getarg_datum_raw(fcinfo, n).value() as *mut Collected) }
-}
-
-unsafe fn new_state(fcinfo: pg_sys::FunctionCallInfo, s: Collected) -> pg_sys::Datum {
-    unsafe {
-        let ctx = agg_context(fcinfo);
-        pg_sys::Datum::from(PgMemoryContexts::For(ctx).leak_and_drop_on_delete(s))
-    }
-}
+const FHE_SUM: Aggregate = Aggregate {
+    name: "fhe_sum",
+    window_ok: true,
+};
 
 unsafe fn sum_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        let state = if pg_arg_is_null(fcinfo, 0) {
-            new_state(fcinfo, Collected::default())
-        } else {
-            pg_getarg_datum_raw(fcinfo, 0)
-        };
+        let state = FHE_SUM.state::<Collected>(fcinfo);
         if !pg_arg_is_null(fcinfo, 1) {
             let bytes = VarlenaBytes::from_polymorphic_datum(
                 pg_getarg_datum_raw(fcinfo, 1),
@@ -163,26 +150,14 @@ unsafe fn sum_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 }
 
 unsafe fn sum_combine(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    unsafe {
-        agg_context(fcinfo);
-        match (pg_arg_is_null(fcinfo, 0), pg_arg_is_null(fcinfo, 1)) {
-            (true, true) => pg_return_null(fcinfo),
-            (false, true) => pg_getarg_datum_raw(fcinfo, 0),
-            (true, false) => pg_getarg_datum_raw(fcinfo, 1),
-            (false, false) => {
-                let b = std::mem::take(state_at(fcinfo, 1));
-                state_at(fcinfo, 0).0.extend(b.0);
-                pg_getarg_datum_raw(fcinfo, 0)
-            }
-        }
-    }
+    unsafe { FHE_SUM.combine(fcinfo, |a: &mut Collected, b| a.0.extend(b.0)) }
 }
 
 /// Partial state: `count u32 | (length u32 | bytes) × count`, little-endian.
 unsafe fn sum_serialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        agg_context(fcinfo);
-        let s = state_at(fcinfo, 0);
+        FHE_SUM.context(fcinfo);
+        let s = state_at::<Collected>(fcinfo, 0);
         let mut out = Vec::with_capacity(4 + s.0.iter().map(|v| 4 + v.len()).sum::<usize>());
         out.extend_from_slice(&(s.0.len() as u32).to_le_bytes());
         for v in &s.0 {
@@ -195,7 +170,6 @@ unsafe fn sum_serialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 
 unsafe fn sum_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        agg_context(fcinfo);
         let bytes: &[u8] = pg_getarg(fcinfo, 0).expect("STRICT");
         let corrupt = || -> ! {
             raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, "fhe_sum: corrupt partial state")
@@ -218,17 +192,17 @@ unsafe fn sum_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         if at != bytes.len() {
             corrupt();
         }
-        new_state(fcinfo, out)
+        FHE_SUM.new_state(fcinfo, out)
     }
 }
 
 unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        agg_context(fcinfo);
-        if pg_arg_is_null(fcinfo, 0) || state_at(fcinfo, 0).0.is_empty() {
+        FHE_SUM.context(fcinfo);
+        if pg_arg_is_null(fcinfo, 0) || state_at::<Collected>(fcinfo, 0).0.is_empty() {
             return pg_return_null(fcinfo);
         }
-        let s = state_at(fcinfo, 0);
+        let s = state_at::<Collected>(fcinfo, 0);
         let sk = server_key_of(&s.0[0]);
         let total = sk.sum(s.0.iter().map(|v| v.as_slice())).unwrap_or_else(|e| fhe_error(e));
         OwnedVarlena::from_slice(&total).into_datum()

@@ -1,7 +1,9 @@
-//! Support for hand-written aggregates with an `internal` state.
+//! Support for hand-written aggregates with an `internal` state: the state is a Rust value
+//! allocated in the aggregate memory context and dropped when that context goes away.
 
 use crate::pg::errors::raise;
-use pgrx::{pg_sys, PgSqlErrorCode};
+use pgrx::fcinfo::{pg_arg_is_null, pg_getarg_datum_raw, pg_return_null};
+use pgrx::{pg_sys, PgMemoryContexts, PgSqlErrorCode};
 
 /// The aggregate memory context (where an `internal` state must live), refusing calls from
 /// outside an aggregate — a support function called directly with a forged `internal` would
@@ -22,5 +24,64 @@ pub unsafe fn context(
             format!("{what} cannot be used as window functions"),
         ),
         _ => ctx,
+    }
+}
+
+/// One aggregate whose support functions keep a state of type `T` (see `state`, `combine`).
+pub struct Aggregate {
+    pub name: &'static str,
+    pub window_ok: bool,
+}
+
+/// The state in argument `n`, made by `Aggregate::new_state`.
+pub unsafe fn state_at<'a, T>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a mut T {
+    unsafe { &mut *(pg_getarg_datum_raw(fcinfo, n).value() as *mut T) }
+}
+
+impl Aggregate {
+    /// Checks the call (see `context`) and returns the aggregate context.
+    pub unsafe fn context(&self, fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
+        unsafe { context(fcinfo, self.name, self.window_ok) }
+    }
+
+    /// `value` as a new state in the aggregate context.
+    pub unsafe fn new_state<T>(&self, fcinfo: pg_sys::FunctionCallInfo, value: T) -> pg_sys::Datum {
+        unsafe {
+            let ctx = self.context(fcinfo);
+            pg_sys::Datum::from(PgMemoryContexts::For(ctx).leak_and_drop_on_delete(value))
+        }
+    }
+
+    /// The transition state in argument 0, made with `T::default()` on the first row.
+    pub unsafe fn state<T: Default>(&self, fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+        unsafe {
+            if pg_arg_is_null(fcinfo, 0) {
+                self.new_state(fcinfo, T::default())
+            } else {
+                pg_getarg_datum_raw(fcinfo, 0)
+            }
+        }
+    }
+
+    /// A combine function: a NULL state stands aside; otherwise the second state is merged into
+    /// the first (both live in the aggregate context, so either can stand for the pair).
+    pub unsafe fn combine<T: Default>(
+        &self,
+        fcinfo: pg_sys::FunctionCallInfo,
+        merge: impl FnOnce(&mut T, T),
+    ) -> pg_sys::Datum {
+        unsafe {
+            self.context(fcinfo);
+            match (pg_arg_is_null(fcinfo, 0), pg_arg_is_null(fcinfo, 1)) {
+                (true, true) => pg_return_null(fcinfo),
+                (false, true) => pg_getarg_datum_raw(fcinfo, 0),
+                (true, false) => pg_getarg_datum_raw(fcinfo, 1),
+                (false, false) => {
+                    let other = std::mem::take(state_at::<T>(fcinfo, 1));
+                    merge(state_at::<T>(fcinfo, 0), other);
+                    pg_getarg_datum_raw(fcinfo, 0)
+                }
+            }
+        }
     }
 }
