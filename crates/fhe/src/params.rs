@@ -8,9 +8,9 @@
 //!
 //! Encoding: a value x with `frac_bits` fractional bits becomes the integer round(x·2^frac_bits),
 //! placed in the top `message_bits` of the 64-bit plaintext (Δ = 2^(64 − message_bits)). A sum of
-//! N values needs `value_bits + ceil(log2 N)` message bits; the fresh noise of a compact public-key
-//! encryption has a standard deviation of about 2^21.7 and adds up as sqrt(N), so with
-//! `message_bits` = m the sum decodes correctly while 2^(63 − m) exceeds 13.1·2^21.7·sqrt(N)
+//! N values needs `value_bits + ceil(log2 N)` message bits; the noise of one update has a
+//! standard deviation of about 2^22.0 (see `fresh_noise_log2`) and adds up as sqrt(N), so with
+//! `message_bits` = m the sum decodes correctly while 2^(63 − m) exceeds 13.1·2^22.0·sqrt(N)
 //! (failure probability 2^-128 per coefficient). For N = 1,000 that allows m ≤ 32 (e.g. 22-bit
 //! values), for N = 10,000 m ≤ 30 (16-bit values).
 
@@ -28,12 +28,15 @@ pub struct Encoding {
     pub message_bits: u8,
 }
 
-/// log2 of the standard deviation of one fresh compact public-key encryption's noise
-/// (tfhe-rs's expected variance σ²·(n + 1) with σ² = (2^(2b+1) + 1)/6).
+/// log2 of the standard deviation of the noise of one encrypted update: the difference of two
+/// compact public-key encryptions (see `vector::EncryptedVector::encrypt`). Per value:
+/// (r1 − r2)·e_pk with var(r1 − r2) = 1/2 over n terms, two mask noises e1 against the binary
+/// key (n/2 terms each), two body noises: σ²·(3n/2 + 2), σ² = (2^(2b+1) + 1)/6 for TUniform(b).
+/// Zero-mean and independent between updates, so a sum of N grows as sqrt(N).
 pub fn fresh_noise_log2() -> f64 {
     let b = NOISE_BOUND_LOG2 as f64;
     let var = ((2f64).powf(2.0 * b + 1.0) + 1.0) / 6.0;
-    0.5 * (var * (LWE_DIMENSION as f64 + 1.0)).log2()
+    0.5 * (var * (1.5 * LWE_DIMENSION as f64 + 2.0)).log2()
 }
 
 impl Encoding {
@@ -109,11 +112,11 @@ mod tests {
 
     #[test]
     fn headroom_matches_the_documented_limits() {
-        assert!((fresh_noise_log2() - 21.7).abs() < 0.1, "{}", fresh_noise_log2());
+        assert!((fresh_noise_log2() - 22.0).abs() < 0.1, "{}", fresh_noise_log2());
         assert!(Encoding::for_sums(22, 8, 1000).is_ok());
-        assert!(Encoding::for_sums(24, 8, 1000).is_err());
+        assert!(Encoding::for_sums(23, 8, 1000).is_err());
         assert!(Encoding::for_sums(16, 8, 10_000).is_ok());
-        assert!(Encoding::for_sums(20, 8, 10_000).is_err());
+        assert!(Encoding::for_sums(17, 8, 10_000).is_err());
     }
 
     #[test]
