@@ -78,7 +78,8 @@ pub(crate) fn require_client_functions(name: &str) {
 /// TEST AND DEMO ONLY (needs encml.fhe_client_functions): a fresh key set, both halves, as
 /// `pg_encrypt_ml-fhe keygen` writes them; the secret half has then been inside the server.
 #[pg_extern(volatile, parallel_restricted)]
-fn fhe_keygen() -> TableIterator<'static, (name!(public_material, Vec<u8>), name!(secret_key, Vec<u8>))> {
+fn fhe_keygen(
+) -> TableIterator<'static, (name!(public_material, Vec<u8>), name!(secret_key, Vec<u8>))> {
     require_client_functions("fhe_keygen");
     let (sk, pk) = encml_fhe::keys::generate();
     TableIterator::once((pk.to_bytes(), sk.to_bytes().to_vec()))
@@ -127,7 +128,14 @@ fn fhe_open_round(
     value_bits: default!(i32, 16),
     frac_bits: default!(i32, 8),
 ) -> i64 {
-    rounds::open(keyset, dim, min_contributions, max_contributions, value_bits, frac_bits)
+    rounds::open(
+        keyset,
+        dim,
+        min_contributions,
+        max_contributions,
+        value_bits,
+        frac_bits,
+    )
 }
 
 /// Submits one encrypted update to an open round; returns the round's count (contributors).
@@ -175,7 +183,9 @@ unsafe fn sum_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 
 unsafe fn sum_combine(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        FHE_VECTOR_SUM.combine(fcinfo, |a: &mut Sum, b| a.merge(b).unwrap_or_else(|e| fhe_error(e)))
+        FHE_VECTOR_SUM.combine(fcinfo, |a: &mut Sum, b| {
+            a.merge(b).unwrap_or_else(|e| fhe_error(e))
+        })
     }
 }
 
@@ -189,7 +199,10 @@ unsafe fn sum_serialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 unsafe fn sum_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         let bytes: &[u8] = pg_getarg(fcinfo, 0).expect("STRICT");
-        FHE_VECTOR_SUM.new_state(fcinfo, Sum::deserialize(bytes).unwrap_or_else(|e| fhe_error(e)))
+        FHE_VECTOR_SUM.new_state(
+            fcinfo,
+            Sum::deserialize(bytes).unwrap_or_else(|e| fhe_error(e)),
+        )
     }
 }
 
@@ -242,7 +255,9 @@ pub mod tests {
         let enc = Encoding::for_sums(18, 6, 100).unwrap();
         let mut expected = vec![0f64; 300];
         for i in 0..25 {
-            let v: Vec<f64> = (0..300).map(|j| ((i * 37 + j * 11) % 4001) as f64 / 64.0 - 31.0).collect();
+            let v: Vec<f64> = (0..300)
+                .map(|j| ((i * 37 + j * 11) % 4001) as f64 / 64.0 - 31.0)
+                .collect();
             expected.iter_mut().zip(&v).for_each(|(t, x)| *t += x);
             let ct = EncryptedVector::encrypt(&pk, &v, enc).unwrap().to_bytes();
             Spi::run_with_args(
@@ -251,9 +266,10 @@ pub mod tests {
             )
             .unwrap();
         }
-        let sum = Spi::get_one::<Vec<u8>>("SELECT encml.fhe_vector_sum(u)::bytea FROM pgtest_updates")
-            .unwrap()
-            .unwrap();
+        let sum =
+            Spi::get_one::<Vec<u8>>("SELECT encml.fhe_vector_sum(u)::bytea FROM pgtest_updates")
+                .unwrap()
+                .unwrap();
         let sum = EncryptedVector::from_bytes(&sum).unwrap();
         assert_eq!(sum.terms, 25);
         assert_eq!(sum.decrypt(&sk).unwrap(), expected);
@@ -269,10 +285,18 @@ pub mod tests {
         .unwrap()
         .unwrap();
         Spi::run("SET encml.fhe_client_functions = on").unwrap();
-        let loads = || Spi::get_one::<i64>("SELECT encml.fhe_keyset_loads()").unwrap().unwrap();
+        let loads = || {
+            Spi::get_one::<i64>("SELECT encml.fhe_keyset_loads()")
+                .unwrap()
+                .unwrap()
+        };
         let before = loads();
         for _ in 0..3 {
-            Spi::run_with_args("SELECT encml.fhe_encrypt(ARRAY[1.5, -2]::float8[], $1)", &[id.into()]).unwrap();
+            Spi::run_with_args(
+                "SELECT encml.fhe_encrypt(ARRAY[1.5, -2]::float8[], $1)",
+                &[id.into()],
+            )
+            .unwrap();
         }
         assert_eq!(loads() - before, 1);
     }

@@ -38,14 +38,20 @@ fn uint_out(bytes: Vec<u8>) -> FheUint32Out {
 #[pg_extern(name = "fhe_add", stable, strict, parallel_restricted)]
 fn fhe_add(a: FheUint32<'_>, b: FheUint32<'_>) -> FheUint32Out {
     let sk = server_key_of(a.0);
-    uint_out(sk.add(a.0, Operand::Encrypted(b.0)).unwrap_or_else(|e| fhe_error(e)))
+    uint_out(
+        sk.add(a.0, Operand::Encrypted(b.0))
+            .unwrap_or_else(|e| fhe_error(e)),
+    )
 }
 
 /// a + a clear value, wrapping at 2^32.
 #[pg_extern(name = "fhe_add", stable, strict, parallel_restricted)]
 fn fhe_add_clear(a: FheUint32<'_>, b: i64) -> FheUint32Out {
     let sk = server_key_of(a.0);
-    uint_out(sk.add(a.0, Operand::Clear(clear_u32(b))).unwrap_or_else(|e| fhe_error(e)))
+    uint_out(
+        sk.add(a.0, Operand::Clear(clear_u32(b)))
+            .unwrap_or_else(|e| fhe_error(e)),
+    )
 }
 
 fn comparison(op: &str) -> Cmp {
@@ -68,7 +74,9 @@ fn comparison(op: &str) -> Cmp {
 fn fhe_compare(a: FheUint32<'_>, op: &str, b: FheUint32<'_>) -> FheBoolOut {
     let sk = server_key_of(a.0);
     let r = sk.compare(a.0, comparison(op), Operand::Encrypted(b.0));
-    FheBoolOut(OwnedVarlena::from_slice(&r.unwrap_or_else(|e| fhe_error(e))))
+    FheBoolOut(OwnedVarlena::from_slice(
+        &r.unwrap_or_else(|e| fhe_error(e)),
+    ))
 }
 
 /// An encrypted boolean: a op a clear value.
@@ -76,7 +84,9 @@ fn fhe_compare(a: FheUint32<'_>, op: &str, b: FheUint32<'_>) -> FheBoolOut {
 fn fhe_compare_clear(a: FheUint32<'_>, op: &str, b: i64) -> FheBoolOut {
     let sk = server_key_of(a.0);
     let r = sk.compare(a.0, comparison(op), Operand::Clear(clear_u32(b)));
-    FheBoolOut(OwnedVarlena::from_slice(&r.unwrap_or_else(|e| fhe_error(e))))
+    FheBoolOut(OwnedVarlena::from_slice(
+        &r.unwrap_or_else(|e| fhe_error(e)),
+    ))
 }
 
 /// TEST AND DEMO ONLY (needs encml.fhe_client_functions): a fresh uint32 key set: the server
@@ -110,14 +120,18 @@ fn fhe_encrypt_uint32(value: i64, client_key_bytes: ByteaBytes<'_>) -> FheUint32
 #[pg_extern(stable, strict, parallel_restricted)]
 fn fhe_decrypt_uint32(value: FheUint32<'_>, client_key_bytes: ByteaBytes<'_>) -> i64 {
     require_client_functions("fhe_decrypt_uint32");
-    client_key(client_key_bytes.0).decrypt(value.0).unwrap_or_else(|e| fhe_error(e)) as i64
+    client_key(client_key_bytes.0)
+        .decrypt(value.0)
+        .unwrap_or_else(|e| fhe_error(e)) as i64
 }
 
 /// TEST AND DEMO ONLY (needs encml.fhe_client_functions): decrypts an encrypted boolean.
 #[pg_extern(stable, strict, parallel_restricted)]
 fn fhe_decrypt_bool(value: FheBool<'_>, client_key_bytes: ByteaBytes<'_>) -> bool {
     require_client_functions("fhe_decrypt_bool");
-    client_key(client_key_bytes.0).decrypt_bool(value.0).unwrap_or_else(|e| fhe_error(e))
+    client_key(client_key_bytes.0)
+        .decrypt_bool(value.0)
+        .unwrap_or_else(|e| fhe_error(e))
 }
 
 // ---- fhe_sum(fhe_uint32): collects the ciphertexts, sums them once with tfhe-rs's parallel
@@ -143,7 +157,9 @@ unsafe fn sum_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             )
             .expect("a value");
             check_value(bytes.0, true).unwrap_or_else(|e| fhe_error(e));
-            (*(state.value() as *mut Collected)).0.push(bytes.0.to_vec());
+            (*(state.value() as *mut Collected))
+                .0
+                .push(bytes.0.to_vec());
         }
         state
     }
@@ -172,7 +188,10 @@ unsafe fn sum_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         let bytes: &[u8] = pg_getarg(fcinfo, 0).expect("STRICT");
         let corrupt = || -> ! {
-            raise(PgSqlErrorCode::ERRCODE_DATA_CORRUPTED, "fhe_sum: corrupt partial state")
+            raise(
+                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                "fhe_sum: corrupt partial state",
+            )
         };
         let read_u32 = |at: usize| -> usize {
             bytes
@@ -204,7 +223,9 @@ unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         }
         let s = state_at::<Collected>(fcinfo, 0);
         let sk = server_key_of(&s.0[0]);
-        let total = sk.sum(s.0.iter().map(|v| v.as_slice())).unwrap_or_else(|e| fhe_error(e));
+        let total = sk
+            .sum(s.0.iter().map(|v| v.as_slice()))
+            .unwrap_or_else(|e| fhe_error(e));
         OwnedVarlena::from_slice(&total).into_datum()
     }
 }

@@ -33,7 +33,10 @@ fn kind_of(material: &[u8]) -> Result<(&'static str, KeyId), FheError> {
 pub fn register(name: &str, material: &[u8]) -> Uuid {
     let me = rounds::require("fhe_register_keyset", rounds::ADMIN_ROLE);
     if name.is_empty() || name.len() >= 64 {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "a key set name needs 1 to 63 bytes");
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a key set name needs 1 to 63 bytes",
+        );
     }
     let (kind, key_id) = kind_of(material).unwrap_or_else(|e| {
         raise(
@@ -48,7 +51,13 @@ pub fn register(name: &str, material: &[u8]) -> Uuid {
                 "INSERT INTO encml.fhe_keysets (id, name, kind, public_material, created_by) \
                  VALUES ($1, $2, $3, $4, $5::regrole) ON CONFLICT DO NOTHING RETURNING id",
                 None,
-                &[id.into(), name.into(), kind.into(), material.into(), oid_arg(me)],
+                &[
+                    id.into(),
+                    name.into(),
+                    kind.into(),
+                    material.into(),
+                    oid_arg(me),
+                ],
             )
             .unwrap_or_else(|e| rounds::spi_err(e))
             .len()
@@ -90,10 +99,7 @@ pub fn material(id: &[u8; 16]) -> (String, Vec<u8>) {
         }
         _ => raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!(
-                "FHE key set {} does not exist",
-                pgrx::Uuid::from_bytes(*id)
-            ),
+            format!("FHE key set {} does not exist", pgrx::Uuid::from_bytes(*id)),
         ),
     }
 }
@@ -107,7 +113,10 @@ pub fn vector_public_key(id: &[u8; 16]) -> Rc<PublicKey> {
     if kind != "vector" {
         raise(
             PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-            format!("FHE key set {} is a {kind} key set, not a vector key set", pgrx::Uuid::from_bytes(*id)),
+            format!(
+                "FHE key set {} is a {kind} key set, not a vector key set",
+                pgrx::Uuid::from_bytes(*id)
+            ),
         );
     }
     let key = Rc::new(PublicKey::from_bytes(&bytes).unwrap_or_else(|e| super::fhe_error(e)));
@@ -130,11 +139,15 @@ pub fn uint32_server_key(id: &[u8; 16]) -> Rc<encml_fhe::uint32::ServerKeySet> {
     if kind != "uint32" {
         raise(
             PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-            format!("FHE key set {} is a {kind} key set, not a uint32 key set", Uuid::from_bytes(*id)),
+            format!(
+                "FHE key set {} is a {kind} key set, not a uint32 key set",
+                Uuid::from_bytes(*id)
+            ),
         );
     }
     let key = Rc::new(
-        encml_fhe::uint32::ServerKeySet::from_material(&bytes).unwrap_or_else(|e| super::fhe_error(e)),
+        encml_fhe::uint32::ServerKeySet::from_material(&bytes)
+            .unwrap_or_else(|e| super::fhe_error(e)),
     );
     UINT32_KEYS.with(|c| c.borrow_mut().insert(*id, key.clone()));
     key

@@ -11,7 +11,9 @@ use pgrx::PgSqlErrorCode;
 pub fn fhe_error(e: FheError) -> ! {
     let code = match e {
         FheError::Malformed(_) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-        FheError::Mismatch(_) | FheError::Duplicate => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        FheError::Mismatch(_) | FheError::Duplicate => {
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+        }
         FheError::OutOfRange(_) => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
     };
     raise(code, e.to_string())

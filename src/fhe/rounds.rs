@@ -7,7 +7,9 @@
 //! ciphertext is accepted once per key set, so no update can be replayed into a second round.
 
 use crate::audit::events;
-use crate::pg::catalog_access::{caller, has_privs_of_role_named, is_superuser, oid_arg, role_name};
+use crate::pg::catalog_access::{
+    caller, has_privs_of_role_named, is_superuser, oid_arg, role_name,
+};
 use crate::pg::errors::{raise, raise_full};
 use crate::types::fhe_vector::FheVectorOut;
 use crate::types::varlena::OwnedVarlena;
@@ -38,7 +40,10 @@ pub(crate) fn require(operation: &str, group: &str) -> pg_sys::Oid {
             has_privs_of_role_named(me, DECRYPTOR_ROLE)
         };
     if !member || conflict {
-        events::refused(&format!("{operation}_refused"), json!({ "role": role_name(me) }));
+        events::refused(
+            &format!("{operation}_refused"),
+            json!({ "role": role_name(me) }),
+        );
         let why = if member {
             format!("the decrypting role ({DECRYPTOR_ROLE}) may not also contribute or run rounds")
         } else {
@@ -53,7 +58,10 @@ pub(crate) fn require(operation: &str, group: &str) -> pg_sys::Oid {
 }
 
 pub(crate) fn spi_err(e: pgrx::spi::SpiError) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("FHE round catalog: {e}"))
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("FHE round catalog: {e}"),
+    )
 }
 
 /// Opens a round for vectors of `dim` values; returns its id.
@@ -67,7 +75,10 @@ pub fn open(
 ) -> i64 {
     let me = require("fhe_open_round", ADMIN_ROLE);
     if dim <= 0 {
-        raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "dim must be positive");
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "dim must be positive",
+        );
     }
     if min_contributions < MIN_CONTRIBUTIONS_FLOOR || max_contributions < min_contributions {
         raise(
@@ -156,21 +167,46 @@ fn lock_round(c: &mut pgrx::spi::SpiClient<'_>, round: i64, mode: &str) -> Round
         )
         .unwrap_or_else(|e| spi_err(e));
     let Some(row) = rows.into_iter().next() else {
-        raise(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("FHE round {round} does not exist"));
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("FHE round {round} does not exist"),
+        );
     };
-    let get_i16 = |n: usize| row.get::<i16>(n).unwrap_or_else(|e| spi_err(e)).unwrap_or(0) as u8;
+    let get_i16 = |n: usize| {
+        row.get::<i16>(n)
+            .unwrap_or_else(|e| spi_err(e))
+            .unwrap_or(0) as u8
+    };
     Round {
-        keyset: row.get::<Uuid>(1).unwrap_or_else(|e| spi_err(e)).expect("keyset"),
-        dim: row.get::<i32>(2).unwrap_or_else(|e| spi_err(e)).expect("dim"),
+        keyset: row
+            .get::<Uuid>(1)
+            .unwrap_or_else(|e| spi_err(e))
+            .expect("keyset"),
+        dim: row
+            .get::<i32>(2)
+            .unwrap_or_else(|e| spi_err(e))
+            .expect("dim"),
         encoding: Encoding {
             value_bits: get_i16(3),
             frac_bits: get_i16(4),
             message_bits: get_i16(5),
         },
-        min: row.get::<i32>(6).unwrap_or_else(|e| spi_err(e)).expect("min"),
-        max: row.get::<i32>(7).unwrap_or_else(|e| spi_err(e)).expect("max"),
-        count: row.get::<i32>(8).unwrap_or_else(|e| spi_err(e)).expect("count"),
-        open: row.get::<bool>(9).unwrap_or_else(|e| spi_err(e)).expect("status"),
+        min: row
+            .get::<i32>(6)
+            .unwrap_or_else(|e| spi_err(e))
+            .expect("min"),
+        max: row
+            .get::<i32>(7)
+            .unwrap_or_else(|e| spi_err(e))
+            .expect("max"),
+        count: row
+            .get::<i32>(8)
+            .unwrap_or_else(|e| spi_err(e))
+            .expect("count"),
+        open: row
+            .get::<bool>(9)
+            .unwrap_or_else(|e| spi_err(e))
+            .expect("status"),
     }
 }
 
@@ -178,12 +214,16 @@ fn lock_round(c: &mut pgrx::spi::SpiClient<'_>, round: i64, mode: &str) -> Round
 pub fn submit(round: i64, update: &[u8]) -> i32 {
     let me = require("fhe_submit", CONTRIBUTOR_ROLE);
     let v = Serialized::parse(update).unwrap_or_else(|e| crate::fhe::fhe_error(e));
-    let (key_id, dim, terms, encoding, fp) = (v.key_id, v.dim, v.terms, v.encoding, v.fingerprint());
+    let (key_id, dim, terms, encoding, fp) =
+        (v.key_id, v.dim, v.terms, v.encoding, v.fingerprint());
     let count = crate::pg::catalog_access::as_extension_owner(|| {
         Spi::connect_mut(|c| {
             let r = lock_round(c, round, "NO KEY UPDATE");
             let mismatch = |what: String| -> ! {
-                raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("update does not fit round {round}: {what}"))
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!("update does not fit round {round}: {what}"),
+                )
             };
             if !r.open {
                 raise(
@@ -192,7 +232,11 @@ pub fn submit(round: i64, update: &[u8]) -> i32 {
                 );
             }
             if Uuid::from_bytes(key_id) != r.keyset {
-                mismatch(format!("it is under key set {}, the round uses {}", Uuid::from_bytes(key_id), r.keyset));
+                mismatch(format!(
+                    "it is under key set {}, the round uses {}",
+                    Uuid::from_bytes(key_id),
+                    r.keyset
+                ));
             }
             if dim as i64 != r.dim as i64 {
                 mismatch(format!("it has {dim} values, the round expects {}", r.dim));
@@ -210,7 +254,10 @@ pub fn submit(round: i64, update: &[u8]) -> i32 {
             if r.count >= r.max {
                 raise(
                     PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                    format!("FHE round {round} is full ({} updates; its noise budget allows no more)", r.max),
+                    format!(
+                        "FHE round {round} is full ({} updates; its noise budget allows no more)",
+                        r.max
+                    ),
                 );
             }
             let inserted = c
@@ -287,7 +334,11 @@ pub fn close(round: i64) -> i32 {
             r.count
         })
     });
-    events::record("fhe_close_round", None, json!({ "round": round, "contributions": n }));
+    events::record(
+        "fhe_close_round",
+        None,
+        json!({ "round": round, "contributions": n }),
+    );
     n
 }
 
@@ -303,7 +354,10 @@ pub fn sum(round: i64) -> FheVectorOut {
         )
     });
     match total.into_iter().next() {
-        None => raise(PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT, format!("FHE round {round} does not exist")),
+        None => raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("FHE round {round} does not exist"),
+        ),
         Some((Some(true), Some(bytes))) => {
             events::record("fhe_round_sum", None, json!({ "round": round }));
             FheVectorOut(OwnedVarlena::from_slice(&bytes))

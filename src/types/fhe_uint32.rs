@@ -40,7 +40,11 @@ fn validated(bytes: &[u8], uint: bool, code: PgSqlErrorCode) -> OwnedVarlena {
 #[pg_extern(immutable, strict, parallel_safe)]
 fn fhe_uint32_in(input: &CStr) -> FheUint32Out {
     let bytes = ciphertext::text_in_bytes(input, "fhe_uint32");
-    FheUint32Out(validated(&bytes, true, PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION))
+    FheUint32Out(validated(
+        &bytes,
+        true,
+        PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+    ))
 }
 
 #[pg_extern(immutable, strict, parallel_safe)]
@@ -51,7 +55,11 @@ fn fhe_uint32_out(value: FheUint32<'_>) -> &'static CStr {
 #[pg_extern(immutable, strict, parallel_safe)]
 fn fhe_uint32_recv(buf: pgrx::Internal) -> FheUint32Out {
     let bytes = ciphertext::recv_bytes(buf);
-    FheUint32Out(validated(&bytes, true, PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION))
+    FheUint32Out(validated(
+        &bytes,
+        true,
+        PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+    ))
 }
 
 #[pg_extern(immutable, strict, parallel_safe)]
@@ -61,13 +69,21 @@ fn fhe_uint32_send(value: FheUint32<'_>) -> OwnedVarlena {
 
 #[pg_extern(immutable, strict, parallel_safe)]
 fn fhe_uint32_from_bytea(value: ByteaBytes<'_>) -> FheUint32Out {
-    FheUint32Out(validated(value.0, true, PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION))
+    FheUint32Out(validated(
+        value.0,
+        true,
+        PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+    ))
 }
 
 #[pg_extern(immutable, strict, parallel_safe)]
 fn fhe_bool_in(input: &CStr) -> FheBoolOut {
     let bytes = ciphertext::text_in_bytes(input, "fhe_bool");
-    FheBoolOut(validated(&bytes, false, PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION))
+    FheBoolOut(validated(
+        &bytes,
+        false,
+        PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+    ))
 }
 
 #[pg_extern(immutable, strict, parallel_safe)]
@@ -78,7 +94,11 @@ fn fhe_bool_out(value: FheBool<'_>) -> &'static CStr {
 #[pg_extern(immutable, strict, parallel_safe)]
 fn fhe_bool_recv(buf: pgrx::Internal) -> FheBoolOut {
     let bytes = ciphertext::recv_bytes(buf);
-    FheBoolOut(validated(&bytes, false, PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION))
+    FheBoolOut(validated(
+        &bytes,
+        false,
+        PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+    ))
 }
 
 #[pg_extern(immutable, strict, parallel_safe)]
@@ -88,7 +108,11 @@ fn fhe_bool_send(value: FheBool<'_>) -> OwnedVarlena {
 
 #[pg_extern(immutable, strict, parallel_safe)]
 fn fhe_bool_from_bytea(value: ByteaBytes<'_>) -> FheBoolOut {
-    FheBoolOut(validated(value.0, false, PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION))
+    FheBoolOut(validated(
+        value.0,
+        false,
+        PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+    ))
 }
 
 extension_sql!(
@@ -113,7 +137,15 @@ CREATE CAST (bytea AS fhe_bool) WITH FUNCTION fhe_bool_from_bytea(bytea);
     name = "fhe_uint32_type",
     requires = [
         "fhe_uint32_shell",
-        fhe_uint32_in, fhe_uint32_out, fhe_uint32_recv, fhe_uint32_send, fhe_uint32_from_bytea,
-        fhe_bool_in, fhe_bool_out, fhe_bool_recv, fhe_bool_send, fhe_bool_from_bytea
+        fhe_uint32_in,
+        fhe_uint32_out,
+        fhe_uint32_recv,
+        fhe_uint32_send,
+        fhe_uint32_from_bytea,
+        fhe_bool_in,
+        fhe_bool_out,
+        fhe_bool_recv,
+        fhe_bool_send,
+        fhe_bool_from_bytea
     ],
 );

@@ -56,7 +56,10 @@ fn fhe_vector_send(value: FheVector<'_>) -> OwnedVarlena {
 /// bytea -> fhe_vector: what clients upload (the pg_encrypt_ml-fhe tool writes these bytes).
 #[pg_extern(immutable, strict, parallel_safe)]
 fn fhe_vector_from_bytea(value: ByteaBytes<'_>) -> FheVectorOut {
-    validated(value.0, PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION)
+    validated(
+        value.0,
+        PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+    )
 }
 
 extension_sql!(

@@ -24,7 +24,10 @@ fn main() {
     tfhe::set_server_key(server.decompress());
     let values: Vec<u32> = (0..n).map(|i| i * 7919 % 100_000).collect();
     let cts: Vec<Vec<u8>> = values.iter().map(|v| ck.encrypt(*v)).collect();
-    let fhe: Vec<FheUint32> = cts.iter().map(|c| safe_deserialize(&c[20..], LIMIT).unwrap()).collect();
+    let fhe: Vec<FheUint32> = cts
+        .iter()
+        .map(|c| safe_deserialize(&c[20..], LIMIT).unwrap())
+        .collect();
     let mut times = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();
@@ -38,7 +41,12 @@ fn main() {
     std::fs::write(out.join("client.key"), &*ck.to_bytes()).unwrap();
     let mut f = std::fs::File::create(out.join("values.tsv")).unwrap();
     for (v, c) in values.iter().zip(&cts) {
-        writeln!(f, "{v}\t\\\\x{}", c.iter().map(|b| format!("{b:02x}")).collect::<String>()).unwrap();
+        writeln!(
+            f,
+            "{v}\t\\\\x{}",
+            c.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
+        .unwrap();
     }
     println!("{:.1}", times[times.len() / 2]);
 }

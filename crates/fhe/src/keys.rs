@@ -44,14 +44,22 @@ pub fn generate() -> (SecretKey, PublicKey) {
     let mut boxed = new_seeder();
     let seeder = boxed.as_mut();
     let mut secret_gen = SecretRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed());
-    let mut enc_gen = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
-    let key = allocate_and_generate_new_binary_lwe_secret_key(LweDimension(LWE_DIMENSION), &mut secret_gen);
-    let public = allocate_and_generate_new_lwe_compact_public_key(&key, noise(), modulus(), &mut enc_gen);
+    let mut enc_gen =
+        EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
+    let key = allocate_and_generate_new_binary_lwe_secret_key(
+        LweDimension(LWE_DIMENSION),
+        &mut secret_gen,
+    );
+    let public =
+        allocate_and_generate_new_lwe_compact_public_key(&key, noise(), modulus(), &mut enc_gen);
     let mut key_id = [0u8; 16];
     key_id.copy_from_slice(&seeder.seed().0.to_le_bytes());
     (
         SecretKey { key_id, key },
-        PublicKey { key_id, key: public },
+        PublicKey {
+            key_id,
+            key: public,
+        },
     )
 }
 
@@ -66,13 +74,22 @@ fn words_to_bytes(magic: &[u8; 4], key_id: &KeyId, n: usize, words: &[u64]) -> V
     out
 }
 
-fn bytes_to_words(magic: &[u8; 4], bytes: &[u8], words: usize, what: &str) -> Result<(KeyId, Vec<u64>), FheError> {
+fn bytes_to_words(
+    magic: &[u8; 4],
+    bytes: &[u8],
+    words: usize,
+    what: &str,
+) -> Result<(KeyId, Vec<u64>), FheError> {
     if bytes.len() != 24 + 8 * words || &bytes[..4] != magic {
-        return Err(FheError::Malformed(format!("not a {what} of this parameter set")));
+        return Err(FheError::Malformed(format!(
+            "not a {what} of this parameter set"
+        )));
     }
     let n = u32::from_le_bytes(bytes[20..24].try_into().unwrap()) as usize;
     if n != LWE_DIMENSION {
-        return Err(FheError::Malformed(format!("{what} of dimension {n}, expected {LWE_DIMENSION}")));
+        return Err(FheError::Malformed(format!(
+            "{what} of dimension {n}, expected {LWE_DIMENSION}"
+        )));
     }
     let key_id: KeyId = bytes[4..20].try_into().unwrap();
     let words = bytes[24..]
@@ -84,14 +101,21 @@ fn bytes_to_words(magic: &[u8; 4], bytes: &[u8], words: usize, what: &str) -> Re
 
 impl SecretKey {
     pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
-        zeroize::Zeroizing::new(words_to_bytes(SECRET_MAGIC, &self.key_id, LWE_DIMENSION, self.key.as_ref()))
+        zeroize::Zeroizing::new(words_to_bytes(
+            SECRET_MAGIC,
+            &self.key_id,
+            LWE_DIMENSION,
+            self.key.as_ref(),
+        ))
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FheError> {
         let (key_id, mut words) = bytes_to_words(SECRET_MAGIC, bytes, LWE_DIMENSION, "secret key")?;
         if words.iter().any(|w| *w > 1) {
             words.zeroize();
-            return Err(FheError::Malformed("secret key coefficients must be 0 or 1".into()));
+            return Err(FheError::Malformed(
+                "secret key coefficients must be 0 or 1".into(),
+            ));
         }
         Ok(SecretKey {
             key_id,

@@ -42,7 +42,11 @@ pub fn fresh_noise_log2() -> f64 {
 impl Encoding {
     /// An encoding that sums up to `max_terms` values of magnitude below 2^(value_bits − 1) (in
     /// fixed point, fractional bits included) with failure probability at most 2^-128 per value.
-    pub fn for_sums(value_bits: u8, frac_bits: u8, max_terms: u64) -> Result<Self, crate::FheError> {
+    pub fn for_sums(
+        value_bits: u8,
+        frac_bits: u8,
+        max_terms: u64,
+    ) -> Result<Self, crate::FheError> {
         let growth = 64 - (max_terms.max(1) - 1).leading_zeros() as u8; // ceil(log2 N)
         let message_bits = value_bits + growth;
         let enc = Encoding {
@@ -112,7 +116,11 @@ mod tests {
 
     #[test]
     fn headroom_matches_the_documented_limits() {
-        assert!((fresh_noise_log2() - 22.0).abs() < 0.1, "{}", fresh_noise_log2());
+        assert!(
+            (fresh_noise_log2() - 22.0).abs() < 0.1,
+            "{}",
+            fresh_noise_log2()
+        );
         assert!(Encoding::for_sums(22, 8, 1000).is_ok());
         assert!(Encoding::for_sums(23, 8, 1000).is_err());
         assert!(Encoding::for_sums(16, 8, 10_000).is_ok());

@@ -59,7 +59,11 @@ impl Sum {
     }
 
     pub fn serialize(&self) -> Vec<u8> {
-        let vector = self.total.as_ref().map(|t| t.to_bytes()).unwrap_or_default();
+        let vector = self
+            .total
+            .as_ref()
+            .map(|t| t.to_bytes())
+            .unwrap_or_default();
         let mut out = Vec::with_capacity(8 + 16 * self.seen.len() + vector.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&[VERSION, 0]);
@@ -77,7 +81,10 @@ impl Sum {
             return Err(bad());
         }
         let count = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
-        let end = count.checked_mul(16).and_then(|n| n.checked_add(8)).ok_or_else(bad)?;
+        let end = count
+            .checked_mul(16)
+            .and_then(|n| n.checked_add(8))
+            .ok_or_else(bad)?;
         if bytes.len() < end {
             return Err(bad());
         }
@@ -107,15 +114,22 @@ mod tests {
     fn repeated_ciphertexts_are_refused_in_one_state_and_across_merged_states() {
         let (sk, pk) = generate();
         let enc = Encoding::for_sums(16, 4, 100).unwrap();
-        let a = EncryptedVector::encrypt(&pk, &[1.0, -2.0], enc).unwrap().to_bytes();
-        let b = EncryptedVector::encrypt(&pk, &[1.0, -2.0], enc).unwrap().to_bytes();
+        let a = EncryptedVector::encrypt(&pk, &[1.0, -2.0], enc)
+            .unwrap()
+            .to_bytes();
+        let b = EncryptedVector::encrypt(&pk, &[1.0, -2.0], enc)
+            .unwrap()
+            .to_bytes();
         let mut s = Sum::default();
         s.add_serialized(&a).unwrap();
         assert_eq!(s.add_serialized(&a), Err(FheError::Duplicate));
         s.add_serialized(&b).unwrap(); // same values, another encryption: fine
         let mut other = Sum::default();
         other.add_serialized(&a).unwrap();
-        assert_eq!(Sum::deserialize(&s.serialize()).unwrap().merge(other), Err(FheError::Duplicate));
+        assert_eq!(
+            Sum::deserialize(&s.serialize()).unwrap().merge(other),
+            Err(FheError::Duplicate)
+        );
         let s = Sum::deserialize(&s.serialize()).unwrap();
         assert_eq!(s.inputs(), 2);
         assert_eq!(s.total().unwrap().decrypt(&sk).unwrap(), vec![2.0, -4.0]);
@@ -126,18 +140,35 @@ mod tests {
         let (sk, pk) = generate();
         let enc = Encoding::for_sums(16, 4, 100).unwrap();
         let cts: Vec<Vec<u8>> = (0..6)
-            .map(|i| EncryptedVector::encrypt(&pk, &[i as f64, 0.5], enc).unwrap().to_bytes())
+            .map(|i| {
+                EncryptedVector::encrypt(&pk, &[i as f64, 0.5], enc)
+                    .unwrap()
+                    .to_bytes()
+            })
             .collect();
         let (mut left, mut right) = (Sum::default(), Sum::default());
         for (i, c) in cts.iter().enumerate() {
-            if i % 2 == 0 { left.add_serialized(c) } else { right.add_serialized(c) }.unwrap();
+            if i % 2 == 0 {
+                left.add_serialized(c)
+            } else {
+                right.add_serialized(c)
+            }
+            .unwrap();
         }
         let mut merged = Sum::deserialize(&left.serialize()).unwrap();
-        merged.merge(Sum::deserialize(&right.serialize()).unwrap()).unwrap();
+        merged
+            .merge(Sum::deserialize(&right.serialize()).unwrap())
+            .unwrap();
         merged.merge(Sum::default()).unwrap();
         assert_eq!(merged.total().unwrap().terms, 6);
-        assert_eq!(merged.total().unwrap().decrypt(&sk).unwrap(), vec![15.0, 3.0]);
-        assert!(Sum::deserialize(&Sum::default().serialize()).unwrap().total().is_none());
+        assert_eq!(
+            merged.total().unwrap().decrypt(&sk).unwrap(),
+            vec![15.0, 3.0]
+        );
+        assert!(Sum::deserialize(&Sum::default().serialize())
+            .unwrap()
+            .total()
+            .is_none());
         assert!(Sum::deserialize(b"ES\x01\x00\x05\x00\x00\x00").is_err());
     }
 }

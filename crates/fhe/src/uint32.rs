@@ -71,19 +71,27 @@ where
 pub fn generate() -> (ClientKeySet, Vec<u8>) {
     let key = ClientKey::generate(ConfigBuilder::default().build());
     let server = CompressedServerKey::new(&key);
-    let key_id: KeyId = tfhe::core_crypto::prelude::new_seeder().seed().0.to_le_bytes();
+    let key_id: KeyId = tfhe::core_crypto::prelude::new_seeder()
+        .seed()
+        .0
+        .to_le_bytes();
     let material = with_header(SERVER_MAGIC, &key_id, |o| serialize(&server, o));
     (ClientKeySet { key_id, key }, material)
 }
 
 impl ClientKeySet {
     pub fn to_bytes(&self) -> zeroize::Zeroizing<Vec<u8>> {
-        zeroize::Zeroizing::new(with_header(CLIENT_MAGIC, &self.key_id, |o| serialize(&self.key, o)))
+        zeroize::Zeroizing::new(with_header(CLIENT_MAGIC, &self.key_id, |o| {
+            serialize(&self.key, o)
+        }))
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, FheError> {
         let (key_id, body) = split(CLIENT_MAGIC, bytes, "client key")?;
-        Ok(ClientKeySet { key_id, key: deserialize(body, "client key")? })
+        Ok(ClientKeySet {
+            key_id,
+            key: deserialize(body, "client key")?,
+        })
     }
 
     /// The tfhe-rs key itself (benchmarks compare against tfhe-rs directly).
@@ -112,7 +120,9 @@ impl ClientKeySet {
     {
         let (key_id, body) = split(magic, bytes, what)?;
         if key_id != self.key_id {
-            return Err(FheError::Mismatch(format!("the {what} is not under this key set")));
+            return Err(FheError::Mismatch(format!(
+                "the {what} is not under this key set"
+            )));
         }
         deserialize(body, what)
     }
@@ -131,7 +141,11 @@ pub fn key_id_of(bytes: &[u8]) -> Result<KeyId, FheError> {
 /// Checks the header of an fhe_uint32 (`uint`) or fhe_bool value (the body is checked when it
 /// is deserialized for an operation).
 pub fn check_value(bytes: &[u8], uint: bool) -> Result<KeyId, FheError> {
-    let (magic, what) = if uint { (UINT_MAGIC, "fhe_uint32") } else { (BOOL_MAGIC, "fhe_bool") };
+    let (magic, what) = if uint {
+        (UINT_MAGIC, "fhe_uint32")
+    } else {
+        (BOOL_MAGIC, "fhe_bool")
+    };
     split(magic, bytes, what).map(|(id, _)| id)
 }
 
@@ -162,7 +176,10 @@ impl ServerKeySet {
     pub fn from_material(bytes: &[u8]) -> Result<Self, FheError> {
         let (key_id, body) = split(SERVER_MAGIC, bytes, "server key")?;
         let compressed: CompressedServerKey = deserialize(body, "server key")?;
-        Ok(ServerKeySet { key_id, key: compressed.decompress() })
+        Ok(ServerKeySet {
+            key_id,
+            key: compressed.decompress(),
+        })
     }
 
     /// Makes this the key tfhe-rs evaluates with on this thread (cheap: the key is shared).
@@ -173,7 +190,9 @@ impl ServerKeySet {
     fn value(&self, bytes: &[u8]) -> Result<FheUint32, FheError> {
         let (key_id, body) = split(UINT_MAGIC, bytes, "fhe_uint32")?;
         if key_id != self.key_id {
-            return Err(FheError::Mismatch("the fhe_uint32 values are under different key sets".into()));
+            return Err(FheError::Mismatch(
+                "the fhe_uint32 values are under different key sets".into(),
+            ));
         }
         deserialize(body, "fhe_uint32")
     }
@@ -195,7 +214,9 @@ impl ServerKeySet {
 
     /// The sum of many values through tfhe-rs's parallel `Sum` (one carry propagation at the end).
     pub fn sum<'a>(&self, values: impl Iterator<Item = &'a [u8]>) -> Result<Vec<u8>, FheError> {
-        let cts = values.map(|v| self.value(v)).collect::<Result<Vec<_>, _>>()?;
+        let cts = values
+            .map(|v| self.value(v))
+            .collect::<Result<Vec<_>, _>>()?;
         self.install();
         let s: FheUint32 = cts.iter().sum();
         Ok(self.out_uint(&s))
@@ -241,13 +262,31 @@ mod tests {
         let sk = ServerKeySet::from_material(&material).unwrap();
         let a = ck.encrypt(40);
         let b = ck.encrypt(2);
-        assert_eq!(ck.decrypt(&sk.add(&a, Operand::Encrypted(&b)).unwrap()).unwrap(), 42);
-        assert_eq!(ck.decrypt(&sk.add(&a, Operand::Clear(u32::MAX)).unwrap()).unwrap(), 39);
+        assert_eq!(
+            ck.decrypt(&sk.add(&a, Operand::Encrypted(&b)).unwrap())
+                .unwrap(),
+            42
+        );
+        assert_eq!(
+            ck.decrypt(&sk.add(&a, Operand::Clear(u32::MAX)).unwrap())
+                .unwrap(),
+            39
+        );
         let vals: Vec<Vec<u8>> = (1..=5).map(|v| ck.encrypt(v)).collect();
-        assert_eq!(ck.decrypt(&sk.sum(vals.iter().map(|v| v.as_slice())).unwrap()).unwrap(), 15);
-        assert!(ck.decrypt_bool(&sk.compare(&a, Cmp::Gt, Operand::Encrypted(&b)).unwrap()).unwrap());
-        assert!(!ck.decrypt_bool(&sk.compare(&a, Cmp::Lt, Operand::Clear(40)).unwrap()).unwrap());
-        assert!(ck.decrypt_bool(&sk.compare(&a, Cmp::Eq, Operand::Clear(40)).unwrap()).unwrap());
+        assert_eq!(
+            ck.decrypt(&sk.sum(vals.iter().map(|v| v.as_slice())).unwrap())
+                .unwrap(),
+            15
+        );
+        assert!(ck
+            .decrypt_bool(&sk.compare(&a, Cmp::Gt, Operand::Encrypted(&b)).unwrap())
+            .unwrap());
+        assert!(!ck
+            .decrypt_bool(&sk.compare(&a, Cmp::Lt, Operand::Clear(40)).unwrap())
+            .unwrap());
+        assert!(ck
+            .decrypt_bool(&sk.compare(&a, Cmp::Eq, Operand::Clear(40)).unwrap())
+            .unwrap());
         // Damaged and foreign values are errors, not panics.
         assert!(ck.decrypt(&a[..a.len() - 10]).is_err());
         let (other, _) = generate();

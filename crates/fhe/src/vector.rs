@@ -37,7 +37,9 @@ impl EncryptedVector {
     /// Encrypts `values` under the public key.
     pub fn encrypt(pk: &PublicKey, values: &[f64], encoding: Encoding) -> Result<Self, FheError> {
         if values.is_empty() || values.len() > u32::MAX as usize {
-            return Err(FheError::OutOfRange("a vector needs 1 to 2^32 - 1 values".into()));
+            return Err(FheError::OutOfRange(
+                "a vector needs 1 to 2^32 - 1 values".into(),
+            ));
         }
         encoding.check(1)?;
         let encoded = values
@@ -46,7 +48,8 @@ impl EncryptedVector {
             .collect::<Result<Vec<u64>, _>>()?;
         let mut boxed = new_seeder();
         let seeder = boxed.as_mut();
-        let mut gen = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
+        let mut gen =
+            EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
         let mut encrypt = |plain: Vec<u64>| {
             let mut list = LweCompactCiphertextList::new(
                 0u64,
@@ -85,9 +88,16 @@ impl EncryptedVector {
     }
 
     /// Why a vector with these header fields cannot be added to this one, if it cannot.
-    fn check_compatible(&self, key_id: &KeyId, dim: u32, encoding: &Encoding) -> Result<(), FheError> {
+    fn check_compatible(
+        &self,
+        key_id: &KeyId,
+        dim: u32,
+        encoding: &Encoding,
+    ) -> Result<(), FheError> {
         if &self.key_id != key_id {
-            return Err(FheError::Mismatch("the vectors are under different key sets".into()));
+            return Err(FheError::Mismatch(
+                "the vectors are under different key sets".into(),
+            ));
         }
         if self.dim != dim {
             return Err(FheError::Mismatch(format!(
@@ -123,7 +133,11 @@ impl EncryptedVector {
     /// path).
     pub fn add_serialized(&mut self, v: &Serialized<'_>) -> Result<(), FheError> {
         self.check_compatible(&v.key_id, v.dim, &v.encoding)?;
-        for (a, c) in self.words.iter_mut().zip(v.bytes[HEADER_LEN..].chunks_exact(8)) {
+        for (a, c) in self
+            .words
+            .iter_mut()
+            .zip(v.bytes[HEADER_LEN..].chunks_exact(8))
+        {
             *a = a.wrapping_add(u64::from_le_bytes(c.try_into().unwrap()));
         }
         self.terms = self.terms.saturating_add(v.terms);
@@ -133,7 +147,9 @@ impl EncryptedVector {
     /// Decrypts (the secret key's holder only; it must only be given sums).
     pub fn decrypt(&self, sk: &SecretKey) -> Result<Vec<f64>, FheError> {
         if sk.key_id != self.key_id {
-            return Err(FheError::Mismatch("the vector is not under this key".into()));
+            return Err(FheError::Mismatch(
+                "the vector is not under this key".into(),
+            ));
         }
         self.encoding.check(self.terms)?;
         let list = LweCompactCiphertextList::from_container(
@@ -220,7 +236,13 @@ pub struct Serialized<'a> {
 impl<'a> Serialized<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, FheError> {
         let (key_id, dim, terms, encoding) = parse_header(bytes)?;
-        Ok(Serialized { bytes, key_id, dim, terms, encoding })
+        Ok(Serialized {
+            bytes,
+            key_id,
+            dim,
+            terms,
+            encoding,
+        })
     }
 
     pub fn fingerprint(&self) -> Fingerprint {
@@ -235,7 +257,10 @@ pub fn parse_header(bytes: &[u8]) -> Result<(KeyId, u32, u64, Encoding), FheErro
         return Err(FheError::Malformed("not an encrypted vector".into()));
     }
     if bytes[2] != VERSION || bytes[3] != 0 || bytes[35] != 0 {
-        return Err(FheError::Malformed(format!("unknown encrypted vector version {}", bytes[2])));
+        return Err(FheError::Malformed(format!(
+            "unknown encrypted vector version {}",
+            bytes[2]
+        )));
     }
     let key_id: KeyId = bytes[4..20].try_into().unwrap();
     let dim = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
@@ -254,7 +279,9 @@ pub fn parse_header(bytes: &[u8]) -> Result<(KeyId, u32, u64, Encoding), FheErro
     }
     encoding.check(1)?;
     if u32::from_le_bytes(bytes[CRC_AT..HEADER_LEN].try_into().unwrap()) != checksum(bytes) {
-        return Err(FheError::Malformed("checksum mismatch: the value was damaged".into()));
+        return Err(FheError::Malformed(
+            "checksum mismatch: the value was damaged".into(),
+        ));
     }
     Ok((key_id, dim, terms, encoding))
 }
@@ -269,7 +296,9 @@ mod tests {
         let mut s = seed;
         (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let u = (s >> 11) as f64 / (1u64 << 53) as f64;
                 ((u * 2.0 - 1.0) * scale * 256.0).round() / 256.0
             })
@@ -292,7 +321,9 @@ mod tests {
             let bytes = ct.to_bytes();
             match &mut acc {
                 None => acc = Some(EncryptedVector::from_bytes(&bytes).unwrap()),
-                Some(a) => a.add_serialized(&Serialized::parse(&bytes).unwrap()).unwrap(),
+                Some(a) => a
+                    .add_serialized(&Serialized::parse(&bytes).unwrap())
+                    .unwrap(),
             }
         }
         let acc = acc.unwrap();
@@ -329,7 +360,10 @@ mod tests {
             let mut damaged = bytes.clone();
             damaged[at] ^= 1;
             assert!(
-                matches!(EncryptedVector::from_bytes(&damaged), Err(FheError::Malformed(_))),
+                matches!(
+                    EncryptedVector::from_bytes(&damaged),
+                    Err(FheError::Malformed(_))
+                ),
                 "flip at {at}"
             );
         }
@@ -371,7 +405,8 @@ mod timing {
         let t = std::time::Instant::now();
         let mut acc = EncryptedVector::from_bytes(&cts[0]).unwrap();
         for bytes in &cts[1..] {
-            acc.add_serialized(&Serialized::parse(bytes).unwrap()).unwrap();
+            acc.add_serialized(&Serialized::parse(bytes).unwrap())
+                .unwrap();
         }
         eprintln!("sum 1000 vectors: {:?}", t.elapsed());
         let t = std::time::Instant::now();
@@ -401,7 +436,11 @@ mod noise {
         );
         let mut out = PlaintextList::new(0u64, PlaintextCount(dim));
         decrypt_lwe_ciphertext_list(&sk.key, &list.expand_into_lwe_ciphertext_list(), &mut out);
-        let var = out.iter().map(|p| (*p.0 as i64 as f64).powi(2)).sum::<f64>() / dim as f64;
+        let var = out
+            .iter()
+            .map(|p| (*p.0 as i64 as f64).powi(2))
+            .sum::<f64>()
+            / dim as f64;
         0.5 * var.log2()
     }
 
@@ -412,12 +451,16 @@ mod noise {
         let zeros = vec![0.0; 4096];
         let fresh = EncryptedVector::encrypt(&pk, &zeros, enc).unwrap();
         let measured = noise_log2(&sk, &fresh);
-        eprintln!("fresh encryption noise: measured 2^{measured:.2}, analysis 2^{:.2}", fresh_noise_log2());
+        eprintln!(
+            "fresh encryption noise: measured 2^{measured:.2}, analysis 2^{:.2}",
+            fresh_noise_log2()
+        );
         assert!((measured - fresh_noise_log2()).abs() < 0.5, "{measured}");
         let n = 200;
         let mut sum = fresh;
         for _ in 1..n {
-            sum.add_assign(&EncryptedVector::encrypt(&pk, &zeros, enc).unwrap()).unwrap();
+            sum.add_assign(&EncryptedVector::encrypt(&pk, &zeros, enc).unwrap())
+                .unwrap();
         }
         let measured = noise_log2(&sk, &sum);
         let model = fresh_noise_log2() + 0.5 * (n as f64).log2();
@@ -426,13 +469,32 @@ mod noise {
 
         let mut boxed = new_seeder();
         let seeder = boxed.as_mut();
-        let mut gen = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
+        let mut gen =
+            EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
         let dim = 4096;
-        let mut list = LweCiphertextList::new(0u64, LweDimension(LWE_DIMENSION).to_lwe_size(), LweCiphertextCount(dim), modulus());
-        encrypt_lwe_ciphertext_list(&sk.key, &mut list, &PlaintextList::new(0u64, PlaintextCount(dim)), noise(), &mut gen);
+        let mut list = LweCiphertextList::new(
+            0u64,
+            LweDimension(LWE_DIMENSION).to_lwe_size(),
+            LweCiphertextCount(dim),
+            modulus(),
+        );
+        encrypt_lwe_ciphertext_list(
+            &sk.key,
+            &mut list,
+            &PlaintextList::new(0u64, PlaintextCount(dim)),
+            noise(),
+            &mut gen,
+        );
         let mut out = PlaintextList::new(0u64, PlaintextCount(dim));
         decrypt_lwe_ciphertext_list(&sk.key, &list, &mut out);
-        let var = out.iter().map(|p| (*p.0 as i64 as f64).powi(2)).sum::<f64>() / dim as f64;
-        eprintln!("secret-key encryption noise: measured 2^{:.2}", 0.5 * var.log2());
+        let var = out
+            .iter()
+            .map(|p| (*p.0 as i64 as f64).powi(2))
+            .sum::<f64>()
+            / dim as f64;
+        eprintln!(
+            "secret-key encryption noise: measured 2^{:.2}",
+            0.5 * var.log2()
+        );
     }
 }

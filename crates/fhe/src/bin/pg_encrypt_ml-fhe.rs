@@ -44,7 +44,9 @@ impl Options {
         let mut map = HashMap::new();
         let mut it = args.iter();
         while let Some(a) = it.next() {
-            let name = a.strip_prefix("--").ok_or(format!("unexpected argument {a}"))?;
+            let name = a
+                .strip_prefix("--")
+                .ok_or(format!("unexpected argument {a}"))?;
             if flags.contains(&name) {
                 map.insert(name.to_string(), String::new());
             } else {
@@ -63,7 +65,9 @@ impl Options {
     fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T> {
         match self.get(name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| format!("--{name}: not a number: {v}")),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("--{name}: not a number: {v}")),
         }
     }
     fn flag(&self, name: &str) -> bool {
@@ -76,7 +80,9 @@ fn read_input(opts: &Options) -> Result<Vec<u8>> {
         Some(path) => std::fs::read(path).map_err(|e| format!("{path}: {e}")),
         None => {
             let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).map_err(|e| e.to_string())?;
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| e.to_string())?;
             Ok(buf)
         }
     }
@@ -85,7 +91,9 @@ fn read_input(opts: &Options) -> Result<Vec<u8>> {
 fn write_output(opts: &Options, bytes: &[u8]) -> Result<()> {
     match opts.get("out") {
         Some(path) => std::fs::write(path, bytes).map_err(|e| format!("{path}: {e}")),
-        None => std::io::stdout().write_all(bytes).map_err(|e| e.to_string()),
+        None => std::io::stdout()
+            .write_all(bytes)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -106,7 +114,8 @@ fn parse_vector_bytes(input: &[u8]) -> Result<Vec<u8>> {
     if input.starts_with(b"EV") || input.starts_with(b"EU\x01") || input.starts_with(b"EB\x01") {
         return Ok(input.to_vec());
     }
-    let text = std::str::from_utf8(input).map_err(|_| "input is neither binary nor text".to_string())?;
+    let text =
+        std::str::from_utf8(input).map_err(|_| "input is neither binary nor text".to_string())?;
     let text = text.trim();
     if let Some(hex) = text.strip_prefix("\\x") {
         return (0..hex.len())
@@ -126,7 +135,9 @@ fn write_secret(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     o.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let mut f = o.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut f = o
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     f.write_all(bytes).map_err(|e| e.to_string())
 }
 
@@ -161,7 +172,10 @@ fn client_key(opts: &Options) -> Result<encml_fhe::uint32::ClientKeySet> {
 
 #[cfg(feature = "uint32")]
 fn encrypt_uint32(opts: &Options) -> Result<()> {
-    let value: u32 = opts.required("value")?.parse().map_err(|_| "--value: not a 32-bit unsigned integer".to_string())?;
+    let value: u32 = opts
+        .required("value")?
+        .parse()
+        .map_err(|_| "--value: not a 32-bit unsigned integer".to_string())?;
     let bytes = client_key(opts)?.encrypt(value);
     if opts.flag("base64") {
         let mut s = base64::engine::general_purpose::STANDARD.encode(&bytes);
@@ -186,7 +200,14 @@ fn decrypt_uint32(opts: &Options) -> Result<()> {
 
 fn uuid_string(id: &[u8; 16]) -> String {
     let h: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn encrypt(opts: &Options) -> Result<()> {
@@ -214,14 +235,20 @@ fn encrypt(opts: &Options) -> Result<()> {
 
 fn decrypt(opts: &Options) -> Result<()> {
     let path = opts.required("secret-key")?;
-    let key_bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| format!("{path}: {e}"))?);
+    let key_bytes =
+        zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| format!("{path}: {e}"))?);
     let sk = SecretKey::from_bytes(&key_bytes).map_err(|e| e.to_string())?;
-    let v = EncryptedVector::from_bytes(&parse_vector_bytes(&read_input(opts)?)?).map_err(|e| e.to_string())?;
+    let v = EncryptedVector::from_bytes(&parse_vector_bytes(&read_input(opts)?)?)
+        .map_err(|e| e.to_string())?;
     let values = v.decrypt(&sk).map_err(|e| e.to_string())?;
     let out = if opts.flag("json") {
         serde_json::to_string(&values).map_err(|e| e.to_string())?
     } else {
-        values.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
+        values
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     };
     println!("{out}");
     Ok(())
