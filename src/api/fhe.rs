@@ -7,13 +7,12 @@ use crate::pg::c_functions;
 use crate::pg::errors::{raise, raise_full};
 use crate::pg::gucs::FHE_CLIENT_FUNCTIONS;
 use crate::types::fhe_vector::{FheVector, FheVectorOut};
-use crate::types::varlena::{ByteaBytes, OwnedVarlena, VarlenaBytes};
+use crate::types::varlena::{ByteaBytes, OwnedVarlena};
 use encml_fhe::keys::SecretKey;
 use encml_fhe::params::Encoding;
 use encml_fhe::sum::Sum;
 use encml_fhe::vector::{parse_header, EncryptedVector};
-use pgrx::datum::FromDatum;
-use pgrx::fcinfo::{pg_arg_is_null, pg_getarg, pg_getarg_datum_raw, pg_return_null};
+use pgrx::fcinfo::{pg_arg_is_null, pg_getarg, pg_return_null};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 
@@ -165,19 +164,9 @@ const FHE_VECTOR_SUM: Aggregate = Aggregate {
 
 unsafe fn sum_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        let state = FHE_VECTOR_SUM.state::<Sum>(fcinfo);
-        if !pg_arg_is_null(fcinfo, 1) {
-            let bytes = VarlenaBytes::from_polymorphic_datum(
-                pg_getarg_datum_raw(fcinfo, 1),
-                false,
-                pg_sys::InvalidOid,
-            )
-            .expect("a value");
-            (*(state.value() as *mut Sum))
-                .add_serialized(bytes.0)
-                .unwrap_or_else(|e| fhe_error(e));
-        }
-        state
+        FHE_VECTOR_SUM.add_bytes(fcinfo, |s: &mut Sum, bytes| {
+            s.add_serialized(bytes).unwrap_or_else(|e| fhe_error(e))
+        })
     }
 }
 

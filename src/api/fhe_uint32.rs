@@ -7,10 +7,9 @@ use crate::pg::aggregate::{state_at, Aggregate};
 use crate::pg::c_functions;
 use crate::pg::errors::raise;
 use crate::types::fhe_uint32::{FheBool, FheBoolOut, FheUint32, FheUint32Out};
-use crate::types::varlena::{ByteaBytes, OwnedVarlena, VarlenaBytes};
+use crate::types::varlena::{ByteaBytes, OwnedVarlena};
 use encml_fhe::uint32::{check_value, ClientKeySet, Cmp, Operand, ServerKeySet};
-use pgrx::datum::FromDatum;
-use pgrx::fcinfo::{pg_arg_is_null, pg_getarg, pg_getarg_datum_raw, pg_return_null};
+use pgrx::fcinfo::{pg_arg_is_null, pg_getarg, pg_return_null};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::rc::Rc;
@@ -148,20 +147,10 @@ const FHE_SUM: Aggregate = Aggregate {
 
 unsafe fn sum_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        let state = FHE_SUM.state::<Collected>(fcinfo);
-        if !pg_arg_is_null(fcinfo, 1) {
-            let bytes = VarlenaBytes::from_polymorphic_datum(
-                pg_getarg_datum_raw(fcinfo, 1),
-                false,
-                pg_sys::InvalidOid,
-            )
-            .expect("a value");
-            check_value(bytes.0, true).unwrap_or_else(|e| fhe_error(e));
-            (*(state.value() as *mut Collected))
-                .0
-                .push(bytes.0.to_vec());
-        }
-        state
+        FHE_SUM.add_bytes(fcinfo, |s: &mut Collected, bytes| {
+            check_value(bytes, true).unwrap_or_else(|e| fhe_error(e));
+            s.0.push(bytes.to_vec());
+        })
     }
 }
 

@@ -63,6 +63,28 @@ impl Aggregate {
         }
     }
 
+    /// A transition function over one varlena argument: the state (made on the first row) and,
+    /// unless the row's value is NULL (skipped), `add` with the value's bytes.
+    pub unsafe fn add_bytes<T: Default>(
+        &self,
+        fcinfo: pg_sys::FunctionCallInfo,
+        add: impl FnOnce(&mut T, &[u8]),
+    ) -> pg_sys::Datum {
+        unsafe {
+            let state = self.state::<T>(fcinfo);
+            if !pg_arg_is_null(fcinfo, 1) {
+                let bytes = <crate::types::varlena::VarlenaBytes as pgrx::datum::FromDatum>::from_polymorphic_datum(
+                    pg_getarg_datum_raw(fcinfo, 1),
+                    false,
+                    pg_sys::InvalidOid,
+                )
+                .expect("a value");
+                add(&mut *(state.value() as *mut T), bytes.0);
+            }
+            state
+        }
+    }
+
     /// A combine function: a NULL state stands aside; otherwise the second state is merged into
     /// the first (both live in the aggregate context, so either can stand for the pair).
     pub unsafe fn combine<T: Default>(
