@@ -9,7 +9,10 @@
 //!     20     4  key version (unsigned, big-endian)
 //! ```
 //! enc_bytea continues with a 12-byte nonce, the ciphertext and a 16-byte GCM tag; the header is
-//! the start of the GCM AAD. Other kinds: see their modules and docs/formats.md.
+//! the start of the GCM AAD. An enc_bytea with algorithm 4 ("described", used for tensors)
+//! carries a clear descriptor between header and nonce: a 2-byte big-endian length and that many
+//! bytes, authenticated as part of the GCM AAD. Other kinds: see their modules and
+//! docs/formats.md.
 
 use crate::error::{Error, Result};
 
@@ -19,6 +22,15 @@ pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 /// Bytes an `enc_bytea` value adds to its plaintext.
 pub const OVERHEAD: usize = HEADER_LEN + NONCE_LEN + TAG_LEN;
+/// enc_bytea algorithm identifiers: plain AES-256-GCM, and AES-256-GCM with a clear descriptor.
+pub const ALG_GCM: u8 = 1;
+pub const ALG_GCM_DESCRIBED: u8 = 4;
+/// Size of the descriptor length field of a described enc_bytea.
+pub const DESCRIPTOR_LEN_LEN: usize = 2;
+/// Bytes a described enc_bytea adds to its plaintext, for a descriptor of `d` bytes.
+pub const fn described_overhead(d: usize) -> usize {
+    OVERHEAD + DESCRIPTOR_LEN_LEN + d
+}
 
 /// Which ciphertext type a value is; each has its own magic and algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,7 +54,7 @@ impl Kind {
 
     pub fn algorithm(self) -> u8 {
         match self {
-            Kind::Randomized => 1,
+            Kind::Randomized => ALG_GCM,
             Kind::Deterministic => 2,
             Kind::OrderRevealing => 3,
         }
@@ -128,8 +140,18 @@ impl Header {
         if value.len() < kind.min_len() {
             return Err(Error::Malformed("truncated"));
         }
-        if value[3] != kind.algorithm() {
+        let described = kind == Kind::Randomized && value[3] == ALG_GCM_DESCRIBED;
+        if value[3] != kind.algorithm() && !described {
             return Err(Error::UnsupportedAlgorithm(value[3]));
+        }
+        if described {
+            if value.len() < HEADER_LEN + DESCRIPTOR_LEN_LEN {
+                return Err(Error::Malformed("truncated"));
+            }
+            let d = u16::from_be_bytes([value[HEADER_LEN], value[HEADER_LEN + 1]]) as usize;
+            if value.len() < described_overhead(d) {
+                return Err(Error::Malformed("truncated"));
+            }
         }
         let mut key_id = [0u8; 16];
         key_id.copy_from_slice(&value[4..20]);

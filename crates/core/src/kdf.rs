@@ -47,8 +47,22 @@ pub fn derive_subkey<const N: usize>(
     key_version: u32,
     purpose: Purpose,
 ) -> Zeroizing<[u8; N]> {
+    derive_labeled(root, key_id, key_version, purpose.label())
+}
+
+/// Label of the sub-key from which each encrypted large object's own key is derived (see
+/// `stream`); distinct from every purpose label.
+pub const STREAM_LABEL: &str = "aead-stream";
+
+/// Derives `N` bytes for a sub-key label (a purpose's label, or `STREAM_LABEL`).
+pub fn derive_labeled<const N: usize>(
+    root: &[u8; 32],
+    key_id: &[u8; 16],
+    key_version: u32,
+    label: &str,
+) -> Zeroizing<[u8; N]> {
     let hk = Hkdf::<Sha256>::new(None, root);
-    let label = purpose.label().as_bytes();
+    let label = label.as_bytes();
     let version = key_version.to_be_bytes();
     let info: [&[u8]; 5] = [INFO_PREFIX, label, &[0u8], key_id, &version];
     let mut out = Zeroizing::new([0u8; N]);
@@ -85,6 +99,11 @@ mod tests {
             hex::encode(*k),
             "960ffd4d509273dd911900f83885ceeace516e4bd9743774aaa3b046533ab186"
         );
+    }
+
+    #[test]
+    fn the_stream_label_is_no_purpose() {
+        assert_eq!(Purpose::from_label(STREAM_LABEL), None);
     }
 
     #[test]

@@ -8,12 +8,16 @@
 pub mod aead;
 pub mod audit;
 pub mod error;
+pub mod export;
 pub mod format;
+pub mod json_fields;
 pub mod kdf;
 pub mod master;
 pub mod nonce;
 pub mod ore;
 pub mod siv;
+pub mod stream;
+pub mod tensor;
 pub mod wrap;
 
 pub use error::{Error, Result};
