@@ -31,6 +31,26 @@ COMMENT ON FUNCTION rotate_master_key() IS
     'Rewraps every data key wrapped under an older master key with the current one (first line of the provider); returns the count';
 
 
+-- ML payloads: encrypted tensors
+COMMENT ON FUNCTION encrypt_tensor(real[], uuid, text) IS
+    'Encrypts a real[] as a tensor: dtype and shape in a clear, authenticated descriptor, values packed little-endian (4 bytes each) under AES-256-GCM';
+COMMENT ON FUNCTION encrypt_tensor(double precision[], uuid, text) IS
+    'Encrypts a float8[] as a tensor (8 bytes per value); dtype and shape in a clear, authenticated descriptor';
+COMMENT ON FUNCTION encrypt_tensor(smallint[], uuid, text) IS
+    'Encrypts a smallint[] as a tensor (2 bytes per value); dtype and shape in a clear, authenticated descriptor';
+COMMENT ON FUNCTION encrypt_tensor(integer[], uuid, text) IS
+    'Encrypts an integer[] as a tensor (4 bytes per value); dtype and shape in a clear, authenticated descriptor';
+COMMENT ON FUNCTION decrypt_tensor_real(enc_bytea, text) IS
+    'Decrypts a float32 tensor to real[] with its original shape and lower bounds; ERROR on another dtype';
+COMMENT ON FUNCTION decrypt_tensor_float8(enc_bytea, text) IS
+    'Decrypts a float64 tensor to float8[] with its original shape and lower bounds; ERROR on another dtype';
+COMMENT ON FUNCTION decrypt_tensor_smallint(enc_bytea, text) IS
+    'Decrypts an int16 tensor to smallint[] with its original shape and lower bounds; ERROR on another dtype';
+COMMENT ON FUNCTION decrypt_tensor_int(enc_bytea, text) IS
+    'Decrypts an int32 tensor to integer[] with its original shape and lower bounds; ERROR on another dtype';
+COMMENT ON FUNCTION tensor_info(enc_bytea) IS
+    'Dtype, shape, lower bounds, element count and key of an encrypted tensor, read from its clear descriptor without the key: unverified until the value is decrypted';
+
 -- det_text (deterministic encryption)
 COMMENT ON FUNCTION det_text_in(cstring) IS 'det_text text input: base64 of the binary value, structure checked';
 COMMENT ON FUNCTION det_text_out(det_text) IS 'det_text text output: base64 of the binary value';
@@ -294,6 +314,11 @@ $$;
 GRANT EXECUTE ON FUNCTION
     encrypt(bytea, uuid, text), encrypt(text, uuid, text), decrypt(enc_bytea, text),
     decrypt_text(enc_bytea, text), reencrypt(enc_bytea, text),
+    encrypt_tensor(real[], uuid, text), encrypt_tensor(double precision[], uuid, text),
+    encrypt_tensor(smallint[], uuid, text), encrypt_tensor(integer[], uuid, text),
+    decrypt_tensor_real(enc_bytea, text), decrypt_tensor_float8(enc_bytea, text),
+    decrypt_tensor_smallint(enc_bytea, text), decrypt_tensor_int(enc_bytea, text),
+    tensor_info(enc_bytea),
     det_encrypt(text, uuid), det_encrypt(bytea, uuid), det_decrypt(det_text),
     det_decrypt_bytea(det_text), det_reencrypt(det_text), det_encrypt_all_versions(text, uuid),
     ore_encrypt(bigint, uuid), ore_encrypt(integer, uuid), ore_encrypt(smallint, uuid),

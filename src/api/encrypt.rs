@@ -5,8 +5,8 @@ use crate::pg::errors::{raise, raise_core};
 use crate::pg::random;
 use crate::types::enc_bytea::{EncBytea, EncByteaOut};
 use crate::types::varlena::{ByteaBytes, OwnedText, OwnedVarlena, TextBytes};
-use encml_core::aead::ciphertext_body;
-use encml_core::format::{HEADER_LEN, NONCE_LEN, OVERHEAD};
+use encml_core::aead::{ciphertext_body, described_body_offset, Parts};
+use encml_core::format::{described_overhead, Header, HEADER_LEN, NONCE_LEN, OVERHEAD};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 
@@ -22,35 +22,60 @@ pub(crate) fn key_arg(key: Option<Uuid>) -> [u8; 16] {
 
 /// Seals `plaintext` under the current version of `key_id`, allocating the result once.
 fn seal(plaintext: &[u8], key_id: &[u8; 16], aad: Option<&[u8]>) -> EncByteaOut {
-    seal_with(&cache::current(key_id), plaintext, aad)
+    seal_with(&cache::current(key_id), None, plaintext, aad)
 }
 
-fn seal_with(key: &KeyVersion, plaintext: &[u8], aad: Option<&[u8]>) -> EncByteaOut {
+/// Seals `plaintext` under `key`; with a descriptor, as a described value (algorithm 4) whose
+/// descriptor travels in clear, authenticated.
+pub(crate) fn seal_with(
+    key: &KeyVersion,
+    descriptor: Option<&[u8]>,
+    plaintext: &[u8],
+    aad: Option<&[u8]>,
+) -> EncByteaOut {
+    let cipher = key.aead();
     let mut nonce = [0u8; NONCE_LEN];
     random::fill(&mut nonce);
-    let mut out = OwnedVarlena::with_bytes_at(
-        OVERHEAD.saturating_add(plaintext.len()),
-        HEADER_LEN + NONCE_LEN,
-        plaintext,
-    );
-    key.aead()
-        .seal_in_place(&nonce, aad.unwrap_or(&[]), out.payload_mut());
+    let aad = aad.unwrap_or(&[]);
+    let out = match descriptor {
+        None => {
+            let mut out = OwnedVarlena::with_bytes_at(
+                OVERHEAD.saturating_add(plaintext.len()),
+                HEADER_LEN + NONCE_LEN,
+                plaintext,
+            );
+            cipher.seal_in_place(&nonce, aad, out.payload_mut());
+            out
+        }
+        Some(d) => {
+            let mut out = OwnedVarlena::with_bytes_at(
+                described_overhead(d.len()).saturating_add(plaintext.len()),
+                described_body_offset(d.len()),
+                plaintext,
+            );
+            cipher.seal_described_in_place(&nonce, d, aad, out.payload_mut());
+            out
+        }
+    };
     EncByteaOut(out)
+}
+
+/// Decrypts the body of `value` in place into `out` (a copy of `ciphertext_body(value)` the
+/// caller allocated in its final place), checking the key's tenant, and counts the decryption.
+pub(crate) fn open_into(value: &[u8], aad: Option<&[u8]>, out: &mut [u8]) {
+    let header = Header::decode(value).unwrap_or_else(|e| raise_core(e));
+    let key = cache::version(&header.key_id, header.key_version);
+    if let Err(e) = key.aead().open_in_place(value, aad.unwrap_or(&[]), out) {
+        raise_core(e);
+    }
+    crate::audit::decrypts::count(&header.key_id);
 }
 
 /// Opens `value` into a fresh varlena of the plaintext's length.
 fn open(value: &EncBytea<'_>, aad: Option<&[u8]>) -> OwnedVarlena {
-    let header = value.header();
-    let key = cache::version(&header.key_id, header.key_version);
     let body = ciphertext_body(value.0).unwrap_or_else(|e| raise_core(e));
     let mut out = OwnedVarlena::with_bytes_at(body.len(), 0, body);
-    if let Err(e) = key
-        .aead()
-        .open_in_place(value.0, aad.unwrap_or(&[]), out.payload_mut())
-    {
-        raise_core(e);
-    }
-    crate::audit::decrypts::count(&header.key_id);
+    open_into(value.0, aad, out.payload_mut());
     out
 }
 
@@ -114,7 +139,9 @@ fn reencrypt(
         return Some(EncByteaOut(OwnedVarlena::from_slice(value.0)));
     }
     let mut plain = open(&value, aad);
-    let out = seal_with(&current, plain.payload_mut(), aad);
+    // A described value (a tensor) keeps its descriptor.
+    let parts = Parts::parse(value.0).unwrap_or_else(|e| raise_core(e));
+    let out = seal_with(&current, parts.descriptor, plain.payload_mut(), aad);
     plain.payload_mut().fill(0);
     Some(out)
 }

@@ -10,3 +10,4 @@ pub mod order;
 pub mod privacy;
 pub mod search;
 pub mod tenancy;
+pub mod tensor;

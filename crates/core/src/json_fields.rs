@@ -81,6 +81,9 @@ pub fn decode_ciphertext(s: &str) -> Option<Result<Vec<u8>, ()>> {
     )
 }
 
+/// Called with each visited value and its concrete path.
+pub type Visitor<'a, E> = dyn FnMut(&[Elem], &mut Value) -> Result<(), E> + 'a;
+
 pub fn is_ciphertext(v: &Value) -> bool {
     matches!(v, Value::String(s) if s.starts_with(PREFIX))
 }
@@ -89,7 +92,7 @@ pub fn is_ciphertext(v: &Value) -> bool {
 pub fn visit_matches<E>(
     doc: &mut Value,
     pattern: &[String],
-    f: &mut dyn FnMut(&[Elem], &mut Value) -> Result<(), E>,
+    f: &mut Visitor<'_, E>,
 ) -> Result<(), E> {
     let mut path = Vec::new();
     visit(doc, pattern, &mut path, f)
@@ -99,7 +102,7 @@ fn visit<E>(
     node: &mut Value,
     pattern: &[String],
     path: &mut Vec<Elem>,
-    f: &mut dyn FnMut(&[Elem], &mut Value) -> Result<(), E>,
+    f: &mut Visitor<'_, E>,
 ) -> Result<(), E> {
     let Some((step, rest)) = pattern.split_first() else {
         return f(path, node);
@@ -145,19 +148,12 @@ fn visit<E>(
 }
 
 /// Calls `f` on every ciphertext string in `doc`, with its concrete path.
-pub fn visit_ciphertexts<E>(
-    doc: &mut Value,
-    f: &mut dyn FnMut(&[Elem], &mut Value) -> Result<(), E>,
-) -> Result<(), E> {
+pub fn visit_ciphertexts<E>(doc: &mut Value, f: &mut Visitor<'_, E>) -> Result<(), E> {
     let mut path = Vec::new();
     walk(doc, &mut path, f)
 }
 
-fn walk<E>(
-    node: &mut Value,
-    path: &mut Vec<Elem>,
-    f: &mut dyn FnMut(&[Elem], &mut Value) -> Result<(), E>,
-) -> Result<(), E> {
+fn walk<E>(node: &mut Value, path: &mut Vec<Elem>, f: &mut Visitor<'_, E>) -> Result<(), E> {
     match node {
         Value::String(_) if is_ciphertext(node) => f(path, node),
         Value::Object(map) => {

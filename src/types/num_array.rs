@@ -1,0 +1,236 @@
+//! Numeric arrays (real[], float8[], smallint[], integer[]) read and built in place for
+//! encrypted tensors. A Postgres array of a fixed-width type without NULLs stores its values
+//! contiguously after the dimensions, in native byte order, so on a little-endian machine the
+//! values are already the packed tensor: encryption copies them once into the ciphertext and
+//! decryption writes straight into the new array. pgrx's `Array<T>` would go value by value.
+
+use crate::pg::errors::raise;
+use encml_core::tensor::{DType, Dim};
+use pgrx::callconv::{Arg, ArgAbi, BoxRet, FcInfo};
+use pgrx::datum::{Datum, FromDatum};
+use pgrx::nullable::Nullable;
+use pgrx::{pg_sys, PgSqlErrorCode};
+use std::marker::PhantomData;
+
+#[cfg(target_endian = "big")]
+compile_error!("encrypted tensors store little-endian values; big-endian hosts need a byte swap");
+
+/// Postgres's MAXDIM.
+pub const MAX_DIMS: usize = 6;
+/// MaxAllocSize: the largest palloc (1 GB - 1).
+const MAX_ALLOC: usize = 0x3FFF_FFFF;
+const ARRAY_HEADER: usize = std::mem::size_of::<pg_sys::ArrayType>();
+
+fn maxalign(n: usize) -> usize {
+    let a = pg_sys::MAXIMUM_ALIGNOF as usize;
+    (n + a - 1) & !(a - 1)
+}
+
+/// Bytes before the values of an array without a NULL bitmap (ARR_OVERHEAD_NONULLS).
+fn overhead_nonulls(ndim: usize) -> usize {
+    maxalign(ARRAY_HEADER + 2 * std::mem::size_of::<i32>() * ndim)
+}
+
+pub fn element_type(dtype: DType) -> pg_sys::Oid {
+    match dtype {
+        DType::Float32 => pg_sys::FLOAT4OID,
+        DType::Float64 => pg_sys::FLOAT8OID,
+        DType::Int16 => pg_sys::INT2OID,
+        DType::Int32 => pg_sys::INT4OID,
+    }
+}
+
+/// The SQL name of the array type of a dtype, for messages.
+pub fn sql_array_type(dtype: DType) -> &'static str {
+    match dtype {
+        DType::Float32 => "real[]",
+        DType::Float64 => "double precision[]",
+        DType::Int16 => "smallint[]",
+        DType::Int32 => "integer[]",
+    }
+}
+
+/// A detoasted array argument.
+pub struct ArrayArg<'a> {
+    ptr: *mut pg_sys::ArrayType,
+    _lifetime: PhantomData<&'a ()>,
+}
+
+impl FromDatum for ArrayArg<'_> {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<Self> {
+        if is_null || datum.is_null() {
+            return None;
+        }
+        // Flattens expanded arrays and fetches toasted ones.
+        let ptr =
+            unsafe { pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) } as *mut pg_sys::ArrayType;
+        Some(ArrayArg {
+            ptr,
+            _lifetime: PhantomData,
+        })
+    }
+}
+
+impl<'a> ArrayArg<'a> {
+    fn ndim(&self) -> usize {
+        unsafe { (*self.ptr).ndim as usize }
+    }
+
+    /// Lengths and lower bounds.
+    pub fn dims(&self) -> Vec<Dim> {
+        let n = self.ndim();
+        unsafe {
+            let dims = (self.ptr as *const u8).add(ARRAY_HEADER) as *const i32;
+            let lbs = dims.add(n);
+            (0..n)
+                .map(|i| Dim {
+                    len: *dims.add(i) as u32,
+                    lower: *lbs.add(i),
+                })
+                .collect()
+        }
+    }
+
+    /// The packed values, or an ERROR if the array holds NULLs or is not of `dtype`.
+    pub fn values(&self, dtype: DType) -> &'a [u8] {
+        unsafe {
+            if (*self.ptr).elemtype != element_type(dtype) {
+                raise(
+                    PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                    format!("expected an array of {}", sql_array_type(dtype)),
+                );
+            }
+            if (*self.ptr).dataoffset != 0 {
+                raise(
+                    PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                    "a tensor must not contain NULL values",
+                );
+            }
+            let n = self.ndim();
+            let count = if n == 0 {
+                0
+            } else {
+                self.dims()
+                    .iter()
+                    .map(|d| d.len as usize)
+                    .product::<usize>()
+            };
+            let data = (self.ptr as *const u8).add(overhead_nonulls(n));
+            std::slice::from_raw_parts(data, count * dtype.size())
+        }
+    }
+}
+
+/// Declares an array argument type for one SQL array type.
+macro_rules! array_arg {
+    ($name:ident, $sql:literal) => {
+        pub struct $name<'a>(pub ArrayArg<'a>);
+        pgrx::impl_sql_translatable!($name<'_>, $sql);
+
+        unsafe impl<'fcx> ArgAbi<'fcx> for $name<'fcx> {
+            unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                match unsafe { Self::unbox_nullable_arg(arg) } {
+                    Nullable::Valid(v) => v,
+                    Nullable::Null => panic!("{} argument must not be NULL", $sql),
+                }
+            }
+
+            unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+                match unsafe { arg.unbox_arg_using_from_datum::<ArrayArg<'fcx>>() } {
+                    Some(a) => Nullable::Valid($name(a)),
+                    None => Nullable::Null,
+                }
+            }
+        }
+    };
+}
+
+array_arg!(RealArray, "real[]");
+array_arg!(Float8Array, "double precision[]");
+array_arg!(SmallintArray, "smallint[]");
+array_arg!(IntegerArray, "integer[]");
+
+/// A new array of `dtype` with the given dimensions whose values the caller fills in place.
+pub struct OwnedArray(*mut pg_sys::ArrayType);
+
+impl OwnedArray {
+    /// Allocates the array; dimensions with a zero length give the empty array.
+    pub fn new(dtype: DType, dims: &[Dim]) -> Self {
+        if dims.len() > MAX_DIMS {
+            raise(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "tensor has {} dimensions; Postgres arrays have at most {MAX_DIMS}",
+                    dims.len()
+                ),
+            );
+        }
+        let dims: &[Dim] = if dims.iter().any(|d| d.len == 0) {
+            &[]
+        } else {
+            dims
+        };
+        let count = dims
+            .iter()
+            .try_fold(if dims.is_empty() { 0usize } else { 1 }, |n, d| {
+                n.checked_mul(d.len as usize)
+            });
+        let bytes = count.and_then(|c| c.checked_mul(dtype.size()));
+        let total = bytes.and_then(|b| b.checked_add(overhead_nonulls(dims.len())));
+        let total = match total {
+            Some(t) if t <= MAX_ALLOC => t,
+            _ => raise(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                "tensor is larger than the 1 GB limit of a Postgres array",
+            ),
+        };
+        unsafe {
+            let head = overhead_nonulls(dims.len());
+            let ptr = pg_sys::palloc(total) as *mut pg_sys::ArrayType;
+            std::ptr::write_bytes(ptr as *mut u8, 0, head);
+            pgrx::set_varsize_4b(ptr as *mut pg_sys::varlena, total as i32);
+            (*ptr).ndim = dims.len() as i32;
+            (*ptr).dataoffset = 0;
+            (*ptr).elemtype = element_type(dtype);
+            let d = (ptr as *mut u8).add(ARRAY_HEADER) as *mut i32;
+            for (i, dim) in dims.iter().enumerate() {
+                *d.add(i) = dim.len as i32;
+                *d.add(dims.len() + i) = dim.lower;
+            }
+            OwnedArray(ptr)
+        }
+    }
+
+    /// The value bytes (uninitialized until the caller writes them).
+    pub fn values_mut(&mut self) -> &mut [u8] {
+        unsafe {
+            let ndim = (*self.0).ndim as usize;
+            let head = overhead_nonulls(ndim);
+            let total = pgrx::varsize_any(self.0 as *const pg_sys::varlena);
+            std::slice::from_raw_parts_mut((self.0 as *mut u8).add(head), total - head)
+        }
+    }
+}
+
+/// Declares an array result type for one SQL array type.
+macro_rules! array_ret {
+    ($name:ident, $sql:literal) => {
+        pub struct $name(pub OwnedArray);
+        pgrx::impl_sql_translatable!($name, $sql);
+
+        unsafe impl BoxRet for $name {
+            unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+                unsafe { fcinfo.return_raw_datum(pg_sys::Datum::from((self.0).0)) }
+            }
+        }
+    };
+}
+
+array_ret!(RealArrayOut, "real[]");
+array_ret!(Float8ArrayOut, "double precision[]");
+array_ret!(SmallintArrayOut, "smallint[]");
+array_ret!(IntegerArrayOut, "integer[]");
