@@ -51,6 +51,14 @@ COMMENT ON FUNCTION decrypt_tensor_int(enc_bytea, text) IS
 COMMENT ON FUNCTION tensor_info(enc_bytea) IS
     'Dtype, shape, lower bounds, element count and key of an encrypted tensor, read from its clear descriptor without the key: unverified until the value is decrypted';
 
+-- ML payloads: jsonb documents with encrypted fields
+COMMENT ON FUNCTION encrypt_jsonb(jsonb, uuid, text[], text) IS
+    'Replaces the values at the given paths (each a text[] literal such as ''{layers,*,bias}'' with * as wildcard, or a top-level key) by "encml:v1:" ciphertext strings bound to their path and the optional aad; the rest stays plain';
+COMMENT ON FUNCTION decrypt_jsonb(jsonb, text) IS
+    'Restores every encrypted value of a document the caller may use (values of destroyed keys or of another tenant stay encrypted); the aad must match';
+COMMENT ON FUNCTION jsonb_is_encrypted(jsonb, text[]) IS
+    'True when every value at the given paths is an encml ciphertext string, for CHECK constraints that keep fields out of clear text';
+
 -- det_text (deterministic encryption)
 COMMENT ON FUNCTION det_text_in(cstring) IS 'det_text text input: base64 of the binary value, structure checked';
 COMMENT ON FUNCTION det_text_out(det_text) IS 'det_text text output: base64 of the binary value';
@@ -319,6 +327,7 @@ GRANT EXECUTE ON FUNCTION
     decrypt_tensor_real(enc_bytea, text), decrypt_tensor_float8(enc_bytea, text),
     decrypt_tensor_smallint(enc_bytea, text), decrypt_tensor_int(enc_bytea, text),
     tensor_info(enc_bytea),
+    encrypt_jsonb(jsonb, uuid, text[], text), decrypt_jsonb(jsonb, text), jsonb_is_encrypted(jsonb, text[]),
     det_encrypt(text, uuid), det_encrypt(bytea, uuid), det_decrypt(det_text),
     det_decrypt_bytea(det_text), det_reencrypt(det_text), det_encrypt_all_versions(text, uuid),
     ore_encrypt(bigint, uuid), ore_encrypt(integer, uuid), ore_encrypt(smallint, uuid),

@@ -5,6 +5,7 @@ pub mod dp;
 pub mod encrypt;
 pub mod fhe;
 pub mod fhe_uint32;
+pub mod json_fields;
 pub mod keys;
 pub mod order;
 pub mod privacy;

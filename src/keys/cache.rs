@@ -64,23 +64,31 @@ impl KeyVersion {
         )
     }
 
-    /// A key bound to a tenant is usable only while that tenant is current, or by superusers
-    /// and members of encml_tenant_admin. Checked on every use, at encryption and decryption,
-    /// whoever's row, view or function the value came through.
-    fn check_tenant(&self) {
-        let Some(tenant) = &self.tenant else { return };
+    /// Whether the caller may use this key now (its tenant is current, or the caller is a
+    /// superuser or member of encml_tenant_admin); `check_tenant` without the ERROR.
+    pub fn usable(&self) -> bool {
+        let Some(tenant) = &self.tenant else {
+            return true;
+        };
         if crate::pg::tenant::is_current(tenant) {
-            return;
+            return true;
         }
         let role = crate::pg::catalog_access::caller();
-        if crate::pg::catalog_access::is_superuser(role)
+        crate::pg::catalog_access::is_superuser(role)
             || crate::pg::catalog_access::has_privs_of_role_named(
                 role,
                 crate::api::tenancy::TENANT_ADMIN_ROLE,
             )
-        {
+    }
+
+    /// A key bound to a tenant is usable only while that tenant is current, or by superusers
+    /// and members of encml_tenant_admin. Checked on every use, at encryption and decryption,
+    /// whoever's row, view or function the value came through.
+    fn check_tenant(&self) {
+        if self.usable() {
             return;
         }
+        let tenant = self.tenant.as_deref().unwrap_or_default();
         crate::audit::events::refused(
             "tenant_key_refused",
             serde_json::json!({ "key": catalog::uuid_string(&self.key_id), "key_tenant": tenant }),
@@ -295,41 +303,74 @@ pub fn version(key_id: &[u8; 16], version: u32) -> Rc<KeyVersion> {
     hit.unwrap_or_else(|| load(key_id, Some(version)))
 }
 
+/// Why a key version cannot be used; raised as an ERROR by the strict lookups.
+pub struct Unavailable {
+    pub code: PgSqlErrorCode,
+    pub message: String,
+    pub detail: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl Unavailable {
+    pub fn raise(self) -> ! {
+        raise_full(self.code, self.message, self.detail, self.hint)
+    }
+
+    /// The key was destroyed or the version retired: its values are deliberately unreadable.
+    pub fn is_erased(&self) -> bool {
+        self.code == PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+    }
+}
+
+/// A specific version for decryption, or why it cannot be used (errors of the master key
+/// provider are still raised).
+pub fn try_version(key_id: &[u8; 16], version: u32) -> Result<Rc<KeyVersion>, Unavailable> {
+    let hit = CACHE.with(|c| c.borrow().versions.get(&(*key_id, version)).cloned());
+    match hit {
+        Some(k) => Ok(k),
+        None => try_load(key_id, Some(version)),
+    }
+}
+
 fn load(key_id: &[u8; 16], wanted: Option<u32>) -> Rc<KeyVersion> {
+    try_load(key_id, wanted).unwrap_or_else(|e| e.raise())
+}
+
+fn try_load(key_id: &[u8; 16], wanted: Option<u32>) -> Result<Rc<KeyVersion>, Unavailable> {
     remember_key_table();
     let id = catalog::uuid_string(key_id);
     let Some((key, version)) = catalog::load(key_id, wanted, false) else {
-        raise_full(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("key {id} does not exist"),
-            None,
-            None,
-        )
+        return Err(Unavailable {
+            code: PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            message: format!("key {id} does not exist"),
+            detail: None,
+            hint: None,
+        });
     };
     if let Some(when) = &key.destroyed_at {
-        raise_full(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("key {id} was destroyed (crypto-shredded); values encrypted under it cannot be decrypted"),
-            Some(format!("The key was destroyed at {when}.")),
-            None,
-        );
+        return Err(Unavailable {
+            code: PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            message: format!("key {id} was destroyed (crypto-shredded); values encrypted under it cannot be decrypted"),
+            detail: Some(format!("The key was destroyed at {when}.")),
+            hint: None,
+        });
     }
     let number = wanted.unwrap_or(key.current_version);
     let Some(v) = version else {
-        raise_full(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("key {id} has no version {number}"),
-            None,
-            None,
-        )
+        return Err(Unavailable {
+            code: PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            message: format!("key {id} has no version {number}"),
+            detail: None,
+            hint: None,
+        });
     };
     let (Some(wrapped), Some(fingerprint)) = (&v.wrapped, &v.fingerprint) else {
-        raise_full(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("version {number} of key {id} was {}; values encrypted under it cannot be decrypted", v.status),
-            v.retired_at.as_ref().map(|t| format!("It was {} at {t}.", v.status)),
-            Some("Re-encrypt values with encml.reencrypt() before retiring a key version.".into()),
-        )
+        return Err(Unavailable {
+            code: PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            message: format!("version {number} of key {id} was {}; values encrypted under it cannot be decrypted", v.status),
+            detail: v.retired_at.as_ref().map(|t| format!("It was {} at {t}.", v.status)),
+            hint: Some("Re-encrypt values with encml.reencrypt() before retiring a key version.".into()),
+        });
     };
     let root = provider::unwrap_data_key(fingerprint, key_id, v.version, wrapped);
     let entry = Rc::new(KeyVersion {
@@ -350,5 +391,5 @@ fn load(key_id: &[u8; 16], wanted: Option<u32>) -> Rc<KeyVersion> {
         // The catalog may have shown a newer current version than the shortcut holds.
         c.last_current = None;
     });
-    entry
+    Ok(entry)
 }
