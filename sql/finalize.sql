@@ -59,6 +59,16 @@ COMMENT ON FUNCTION decrypt_jsonb(jsonb, text) IS
 COMMENT ON FUNCTION jsonb_is_encrypted(jsonb, text[]) IS
     'True when every value at the given paths is an encml ciphertext string, for CHECK constraints that keep fields out of clear text';
 
+-- ML payloads: encrypted large objects (checkpoints)
+COMMENT ON FUNCTION lo_encrypt(oid, uuid, integer) IS
+    'Encrypts a large object into a new one chunk by chunk (STREAM over AES-256-GCM, per-object key), in memory bounded by the chunk size; returns the new oid';
+COMMENT ON FUNCTION lo_decrypt(oid) IS
+    'Decrypts an encrypted large object into a new one, writing only authenticated chunks; truncation, reordering, swapped or removed chunks are errors';
+COMMENT ON FUNCTION lo_decrypt_range(oid, bigint, integer) IS
+    'Up to length plaintext bytes from offset of an encrypted large object (fewer at its end), decrypting only the chunks that hold them';
+COMMENT ON FUNCTION lo_encryption_info(oid) IS
+    'Key, plaintext size and chunking of an encrypted large object, from its clear header (unverified until a chunk is decrypted)';
+
 -- det_text (deterministic encryption)
 COMMENT ON FUNCTION det_text_in(cstring) IS 'det_text text input: base64 of the binary value, structure checked';
 COMMENT ON FUNCTION det_text_out(det_text) IS 'det_text text output: base64 of the binary value';
@@ -328,6 +338,8 @@ GRANT EXECUTE ON FUNCTION
     decrypt_tensor_smallint(enc_bytea, text), decrypt_tensor_int(enc_bytea, text),
     tensor_info(enc_bytea),
     encrypt_jsonb(jsonb, uuid, text[], text), decrypt_jsonb(jsonb, text), jsonb_is_encrypted(jsonb, text[]),
+    lo_encrypt(oid, uuid, integer), lo_decrypt(oid), lo_decrypt_range(oid, bigint, integer),
+    lo_encryption_info(oid),
     det_encrypt(text, uuid), det_encrypt(bytea, uuid), det_decrypt(det_text),
     det_decrypt_bytea(det_text), det_reencrypt(det_text), det_encrypt_all_versions(text, uuid),
     ore_encrypt(bigint, uuid), ore_encrypt(integer, uuid), ore_encrypt(smallint, uuid),

@@ -7,6 +7,7 @@ pub mod fhe;
 pub mod fhe_uint32;
 pub mod json_fields;
 pub mod keys;
+pub mod large_object;
 pub mod order;
 pub mod privacy;
 pub mod search;

@@ -52,6 +52,11 @@ impl OwnedVarlena {
         }
     }
 
+    /// The value as a datum, still owned (and freed with its memory context).
+    pub fn datum(&self) -> pg_sys::Datum {
+        pg_sys::Datum::from(self.0)
+    }
+
     pub fn into_datum(self) -> pg_sys::Datum {
         pg_sys::Datum::from(self.0)
     }

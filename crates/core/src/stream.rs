@@ -274,8 +274,8 @@ mod tests {
         swapped[a..a + chunk].copy_from_slice(&object[b..b + chunk]);
         swapped[b..b + chunk].copy_from_slice(&first);
         assert_eq!(decrypt(&swapped), Err(Error::AuthenticationFailed));
-        // Remove the tail chunk and shrink the declared length to match: the new last chunk
-        // was sealed as "not last".
+        // Remove the tail chunk and shrink the declared length to match: the header is every
+        // chunk's AAD (and the new last chunk was sealed as "not last" besides).
         let mut cut = object[..HEADER_LEN + 3 * chunk].to_vec();
         cut[28..36].copy_from_slice(&(3072u64).to_be_bytes());
         assert_eq!(decrypt(&cut), Err(Error::AuthenticationFailed));
