@@ -7,6 +7,24 @@ use pgrx::datum::Datum;
 use pgrx::datum::FromDatum;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
+/// Asks the kernel to back a large, fresh allocation with transparent huge pages before it is
+/// first written: a 100 MB value then takes about 50 page faults instead of 25,000, which is a
+/// fifth of the time of encrypting it. Advice only; ignored where unsupported.
+pub fn prefer_huge_pages(ptr: *mut u8, len: usize) {
+    const HUGE: usize = 2 << 20;
+    if len < 4 * HUGE {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    unsafe {
+        let start = (ptr as usize).next_multiple_of(HUGE);
+        let end = (ptr as usize + len) & !(HUGE - 1);
+        if end > start {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+        }
+    }
+}
+
 /// A palloc'd varlena under construction or ready to be returned.
 pub struct OwnedVarlena(*mut pg_sys::varlena);
 
@@ -31,6 +49,7 @@ impl OwnedVarlena {
         }
         unsafe {
             let ptr = pg_sys::palloc(len + pg_sys::VARHDRSZ) as *mut pg_sys::varlena;
+            prefer_huge_pages(ptr as *mut u8, len + pg_sys::VARHDRSZ);
             pgrx::set_varsize_4b(ptr, (len + pg_sys::VARHDRSZ) as i32);
             let data = pgrx::vardata_any(ptr) as *mut u8;
             std::ptr::write_bytes(data, 0, offset);
