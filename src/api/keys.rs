@@ -231,6 +231,76 @@ fn destroy_key(key: Uuid) -> i64 {
     erased
 }
 
+/// Wraps a version of a data key (the current one by default) for a client holding the X25519
+/// private key matching `recipient_public_key`, with HPKE (`encml_core::export`). Only who may
+/// administer the key may export it; every export is audited outside the caller's transaction,
+/// since the caller holds the wrapped key even if it then rolls back.
+#[pg_extern(volatile, parallel_unsafe)]
+fn export_key(
+    key: Option<Uuid>,
+    recipient_public_key: Option<&[u8]>,
+    version: default!(Option<i32>, "NULL"),
+) -> Option<Vec<u8>> {
+    let (key, recipient) = (key?, recipient_public_key?);
+    let role = caller();
+    let id = *key.as_bytes();
+    let Some((row, _)) = catalog::load(&id, None, false) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("key {} does not exist", uuid_string(&id)),
+        )
+    };
+    require_admin_of(role, &id, &row);
+    if row.destroyed_at.is_some() {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("key {} was destroyed", uuid_string(&id)),
+        );
+    }
+    let number = match version {
+        Some(v) if v < 1 => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "version must be positive",
+        ),
+        Some(v) => v as u32,
+        None => row.current_version,
+    };
+    let Some((_, Some(v))) = catalog::load(&id, Some(number), false) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("key {} has no version {number}", uuid_string(&id)),
+        )
+    };
+    let (Some(wrapped), Some(fingerprint)) = (&v.wrapped, &v.fingerprint) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "version {number} of key {} was {}",
+                uuid_string(&id),
+                v.status
+            ),
+        )
+    };
+    let root = provider::unwrap_data_key(fingerprint, &id, number, wrapped);
+    let exported =
+        encml_core::export::wrap_for(recipient, &id, number, &root).unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                e.to_string().replace("malformed ciphertext: ", ""),
+            )
+        });
+    use sha2::Digest;
+    crate::audit::detached::record(
+        "export_key",
+        json!({
+            "key": uuid_string(&id),
+            "version": number,
+            "recipient_sha256": hex::encode(&sha2::Sha256::digest(recipient)[..16]),
+        }),
+    );
+    Some(exported)
+}
+
 #[pg_extern(volatile, parallel_unsafe)]
 fn rotate_master_key() -> i32 {
     let role = caller();

@@ -3,7 +3,8 @@
 //! connects as the extension owner, inserts the row in its own transaction and commits, while
 //! the caller waits. The event also goes to the server log at once, which is all that can be
 //! recorded on a hot standby. Used for refusals, which are followed by an ERROR that rolls back
-//! everything the caller wrote.
+//! everything the caller wrote, and for key exports, whose result the caller holds even if it
+//! then rolls back.
 
 use crate::audit::writer::SavedPlan;
 use crate::pg::catalog_access::{caller, extension_owner, role_name, select_one};
