@@ -3,13 +3,14 @@
 #               cluster as the postgres OS user and runs examples/demo.sql
 #   make test   the same set-up, then every test (Rust unit tests, #[pg_test]s, pg_regress,
 #               multi-session and dump/restore scripts)
-# Also: make install (build + install, release), make bench, make stop (stop the cluster).
+# Also: make install (build + install, release), make test-slow (multi-gigabyte tests), make bench,
+# make stop (stop the cluster).
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGRX_PGDATA ?= /tmp/pg_encrypt_ml-pgrx-test
 export PG_CONFIG
 
-.PHONY: deps install install-dev demo test test-unit test-pgrx test-regress test-integration bench stop fmt
+.PHONY: deps install install-dev demo test test-unit test-pgrx test-regress test-integration test-slow bench stop fmt
 
 deps:
 	@bash scripts/install-deps.sh
@@ -46,6 +47,11 @@ test-regress: install-dev
 test-integration: install-dev
 	@bash scripts/cluster.sh start
 	@bash tests/integration/run.sh
+
+# Minutes-long tests with multi-gigabyte data (a 2.25 GB encrypted large object); CI runs them too.
+test-slow: install-dev
+	@bash scripts/cluster.sh start
+	@bash tests/slow/large_object_2gb.sh
 
 bench: install
 	@bash scripts/cluster.sh start
