@@ -28,3 +28,4 @@ psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
   -v fheupdates="${BENCH_FHE_UPDATES:-1000}" -v fhedim="${BENCH_FHE_DIM:-1000}" -v runs="${BENCH_FHE_RUNS:-7}" \
   -f benches/fhe.sql | tee -a target/bench/results.md
 bash benches/fhe_uint32.sh | tee -a target/bench/results.md
+bash benches/ml.sh | tee -a target/bench/results.md
