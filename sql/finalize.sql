@@ -58,6 +58,8 @@ COMMENT ON FUNCTION encrypt_jsonb(jsonb, uuid, text[], text) IS
     'Replaces the values at the given paths (each a text[] literal such as ''{layers,*,bias}'' with * as wildcard, or a top-level key) by "encml:v1:" ciphertext strings bound to their path and the optional aad; the rest stays plain';
 COMMENT ON FUNCTION decrypt_jsonb(jsonb, text) IS
     'Restores every encrypted value of a document the caller may use (values of destroyed keys or of another tenant stay encrypted); the aad must match';
+COMMENT ON FUNCTION reencrypt_jsonb(jsonb, text) IS
+    'Moves every encrypted value of a document to the current version of its key (others unchanged), for rotation; the aad must match';
 COMMENT ON FUNCTION jsonb_is_encrypted(jsonb, text[]) IS
     'True when every value at the given paths is an encml ciphertext string, for CHECK constraints that keep fields out of clear text';
 
@@ -66,6 +68,8 @@ COMMENT ON FUNCTION lo_encrypt(oid, uuid, integer) IS
     'Encrypts a large object into a new one chunk by chunk (STREAM over AES-256-GCM, per-object key), in memory bounded by the chunk size; returns the new oid';
 COMMENT ON FUNCTION lo_decrypt(oid) IS
     'Decrypts an encrypted large object into a new one, writing only authenticated chunks; truncation, reordering, swapped or removed chunks are errors';
+COMMENT ON FUNCTION lo_reencrypt(oid) IS
+    'Re-encrypts an encrypted large object under the current version of its key into a new one (returns the source if already current), for rotation';
 COMMENT ON FUNCTION lo_decrypt_range(oid, bigint, integer) IS
     'Up to length plaintext bytes from offset of an encrypted large object (fewer at its end), decrypting only the chunks that hold them';
 COMMENT ON FUNCTION lo_encryption_info(oid) IS
@@ -339,8 +343,9 @@ GRANT EXECUTE ON FUNCTION
     decrypt_tensor_real(enc_bytea, text), decrypt_tensor_float8(enc_bytea, text),
     decrypt_tensor_smallint(enc_bytea, text), decrypt_tensor_int(enc_bytea, text),
     tensor_info(enc_bytea),
-    encrypt_jsonb(jsonb, uuid, text[], text), decrypt_jsonb(jsonb, text), jsonb_is_encrypted(jsonb, text[]),
-    lo_encrypt(oid, uuid, integer), lo_decrypt(oid), lo_decrypt_range(oid, bigint, integer),
+    encrypt_jsonb(jsonb, uuid, text[], text), decrypt_jsonb(jsonb, text), reencrypt_jsonb(jsonb, text),
+    jsonb_is_encrypted(jsonb, text[]),
+    lo_encrypt(oid, uuid, integer), lo_decrypt(oid), lo_reencrypt(oid), lo_decrypt_range(oid, bigint, integer),
     lo_encryption_info(oid),
     det_encrypt(text, uuid), det_encrypt(bytea, uuid), det_decrypt(det_text),
     det_decrypt_bytea(det_text), det_reencrypt(det_text), det_encrypt_all_versions(text, uuid),

@@ -3,7 +3,7 @@
 //! `encml_core::json_fields` and docs/formats.md.
 
 use crate::api::encrypt::key_arg;
-use crate::keys::cache;
+use crate::keys::cache::{self, KeyVersion};
 use crate::pg::errors::{raise, raise_core, raise_full};
 use crate::pg::random;
 use encml_core::format::{Header, NONCE_LEN};
@@ -12,6 +12,7 @@ use pgrx::datum::FromDatum;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, JsonB, PgSqlErrorCode, Uuid};
 use serde_json::Value;
+use std::rc::Rc;
 use zeroize::Zeroizing;
 
 /// Parses one path argument: a text[] literal such as '{layers,*,bias}', or a bare top-level
@@ -115,6 +116,48 @@ fn encrypt_jsonb(
     Some(JsonB(doc))
 }
 
+/// Opens the ciphertext string `s` found at `path`: its key version and plaintext (JSON text),
+/// or `None` when it stays encrypted (its key was destroyed or the version retired, or the
+/// caller may not use the key). A damaged or moved value is an ERROR naming the path.
+fn open_at(path: &[Elem], s: &str, row_aad: &[u8]) -> Option<(Rc<KeyVersion>, Zeroizing<Vec<u8>>)> {
+    let where_ = jf::display_path(path);
+    let bytes = match jf::decode_ciphertext(s) {
+        Some(Ok(b)) => b,
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+            format!("the encrypted value at {where_} is not valid base64"),
+        ),
+    };
+    let header = Header::decode(&bytes).unwrap_or_else(|e| {
+        raise(
+            crate::pg::errors::sqlstate(&e),
+            format!("the encrypted value at {where_}: {e}"),
+        )
+    });
+    let key = match cache::try_version(&header.key_id, header.key_version) {
+        Ok(k) => k,
+        // Crypto-shredded or retired: the value stays a ciphertext string.
+        Err(e) if e.is_erased() => return None,
+        Err(e) => e.raise(),
+    };
+    // A key the caller may not use (another tenant's) leaves the value encrypted.
+    if !key.usable() {
+        return None;
+    }
+    let plain = match key.aead().open(&bytes, &jf::path_aad(path, row_aad)) {
+        Ok(p) => Zeroizing::new(p),
+        Err(encml_core::Error::AuthenticationFailed) => raise_full(
+            PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+            format!("decryption of the value at {where_} failed: it was altered, moved from another field, or the AAD does not match"),
+            None,
+            Some("Encrypted jsonb values are bound to their path and to the aad given to encrypt_jsonb.".into()),
+        ),
+        Err(e) => raise_core(e),
+    };
+    crate::audit::decrypts::count(&header.key_id);
+    Some((key, plain))
+}
+
 #[pg_extern(stable, parallel_safe)]
 fn decrypt_jsonb(
     doc: Option<JsonB>,
@@ -125,48 +168,64 @@ fn decrypt_jsonb(
     let mut doc = doc?.0;
     let row_aad = aad.unwrap_or("").as_bytes();
     jf::visit_ciphertexts::<()>(&mut doc, &mut |path: &[Elem], value: &mut Value| {
-        let Value::String(s) = value else { return Ok(()) };
-        let where_ = jf::display_path(path);
-        let bytes = match jf::decode_ciphertext(s) {
-            Some(Ok(b)) => b,
-            _ => raise(
-                PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
-                format!("the encrypted value at {where_} is not valid base64"),
-            ),
-        };
-        let header = Header::decode(&bytes).unwrap_or_else(|e| {
-            raise(
-                crate::pg::errors::sqlstate(&e),
-                format!("the encrypted value at {where_}: {e}"),
-            )
-        });
-        let key = match cache::try_version(&header.key_id, header.key_version) {
-            Ok(k) => k,
-            // Crypto-shredded or retired: the value stays a ciphertext string.
-            Err(e) if e.is_erased() => return Ok(()),
-            Err(e) => e.raise(),
-        };
-        // A key the caller may not use (another tenant's) leaves the value encrypted.
-        if !key.usable() {
+        let Value::String(s) = value else {
             return Ok(());
-        }
-        let plain = match key.aead().open(&bytes, &jf::path_aad(path, row_aad)) {
-            Ok(p) => Zeroizing::new(p),
-            Err(encml_core::Error::AuthenticationFailed) => raise_full(
-                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-                format!("decryption of the value at {where_} failed: it was altered, moved from another field, or the AAD does not match"),
-                None,
-                Some("Encrypted jsonb values are bound to their path and to the aad given to encrypt_jsonb.".into()),
-            ),
-            Err(e) => raise_core(e),
         };
-        crate::audit::decrypts::count(&header.key_id);
+        let Some((_, plain)) = open_at(path, s, row_aad) else {
+            return Ok(());
+        };
         *value = serde_json::from_slice(&plain).unwrap_or_else(|_| {
             raise(
                 PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-                format!("the decrypted value at {where_} is not JSON"),
+                format!(
+                    "the decrypted value at {} is not JSON",
+                    jf::display_path(path)
+                ),
             )
         });
+        Ok(())
+    })
+    .ok();
+    Some(JsonB(doc))
+}
+
+/// Moves every encrypted value of a document to the current version of its key (values already
+/// there, and values left encrypted by `decrypt_jsonb`'s rules, are unchanged), for rotation.
+#[pg_extern(volatile, parallel_safe)]
+fn reencrypt_jsonb(
+    doc: Option<JsonB>,
+    aad: default!(Option<&str>, "NULL"),
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<JsonB> {
+    cache::accept_invalidations_once_per_query(fcinfo);
+    let mut doc = doc?.0;
+    let row_aad = aad.unwrap_or("").as_bytes();
+    jf::visit_ciphertexts::<()>(&mut doc, &mut |path: &[Elem], value: &mut Value| {
+        let Value::String(s) = value else {
+            return Ok(());
+        };
+        let Some(Ok(bytes)) = jf::decode_ciphertext(s) else {
+            return Ok(()); // open_at below would raise; only well-formed values are moved
+        };
+        let Ok(header) = Header::decode(&bytes) else {
+            return Ok(());
+        };
+        if cache::try_version(&header.key_id, header.key_version).is_err() {
+            return Ok(());
+        }
+        let current = cache::current(&header.key_id);
+        if current.version == header.key_version {
+            return Ok(());
+        }
+        let Some((_, plain)) = open_at(path, s, row_aad) else {
+            return Ok(());
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        random::fill(&mut nonce);
+        let sealed = current
+            .aead()
+            .seal(&nonce, &plain, &jf::path_aad(path, row_aad));
+        *value = Value::String(jf::encode_ciphertext(&sealed));
         Ok(())
     })
     .ok();

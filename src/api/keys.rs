@@ -188,18 +188,34 @@ fn retire_key_version(key: Uuid, version: i32, force: default!(bool, false)) {
             let column = first.rsplit('.').next().unwrap_or("c");
             raise_full(
                 PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
-                format!("version {version} of key {} still encrypts {total} value(s)", uuid_string(&id)),
+                format!(
+                    "version {version} of key {} still encrypts {total} value(s)",
+                    uuid_string(&id)
+                ),
                 Some(format!(
                     "Used by: {}.",
-                    users.iter().map(|(c, n)| format!("{c} ({n})")).collect::<Vec<_>>().join(", ")
+                    users
+                        .iter()
+                        .map(|(c, n)| format!("{c} ({n})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
-                Some(format!(
-                    "Re-encrypt them first, e.g. UPDATE {} SET {column} = encml.reencrypt({column}) \
-                     WHERE encml.key_id({column}) = '{}' AND encml.key_version({column}) = {version}; \
-                     or pass force => true to retire it anyway (those values become unreadable).",
-                    first.rsplit_once('.').map(|(t, _)| t).unwrap_or(first),
-                    uuid_string(&id)
-                )),
+                Some(
+                    if first.ends_with(" (jsonb fields)") || first.starts_with("large objects") {
+                        "Re-encrypt them first: encml.reencrypt_jsonb(doc, aad) for jsonb fields, \
+                     encml.lo_reencrypt(oid) for large objects (then point rows at the new oid); \
+                     or pass force => true to retire it anyway (those values become unreadable)."
+                            .to_string()
+                    } else {
+                        format!(
+                        "Re-encrypt them first, e.g. UPDATE {} SET {column} = encml.reencrypt({column}) \
+                         WHERE encml.key_id({column}) = '{}' AND encml.key_version({column}) = {version}; \
+                         or pass force => true to retire it anyway (those values become unreadable).",
+                        first.rsplit_once('.').map(|(t, _)| t).unwrap_or(first),
+                        uuid_string(&id)
+                    )
+                    },
+                ),
             );
         }
     }
@@ -242,21 +258,9 @@ fn export_key(
     version: default!(Option<i32>, "NULL"),
 ) -> Option<Vec<u8>> {
     let (key, recipient) = (key?, recipient_public_key?);
-    let role = caller();
-    let id = *key.as_bytes();
-    let Some((row, _)) = catalog::load(&id, None, false) else {
-        raise(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("key {} does not exist", uuid_string(&id)),
-        )
-    };
-    require_admin_of(role, &id, &row);
-    if row.destroyed_at.is_some() {
-        raise(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("key {} was destroyed", uuid_string(&id)),
-        );
-    }
+    // Rights first, then the key row locked, so a concurrent destroy_key waits for the export
+    // (or the export sees the key destroyed).
+    let (id, row) = lock_for_admin(key);
     let number = match version {
         Some(v) if v < 1 => raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

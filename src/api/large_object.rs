@@ -15,6 +15,7 @@ use encml_core::stream::{
 };
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgMemoryContexts, PgSqlErrorCode, Uuid};
+use zeroize::Zeroizing;
 
 /// Runs `f` in a memory context that is emptied after each call, so that what the large-object
 /// layer allocates per chunk does not accumulate over a multi-gigabyte object.
@@ -132,7 +133,8 @@ fn lo_encrypt(
     let cipher = ObjectCipher::new(key.aead(), header).unwrap_or_else(|e| raise_core(e));
     let mut output = LargeObject::create();
     output.write_all(&cipher.header().encode());
-    let mut buf = Vec::with_capacity(chunk_size as usize + TAG_LEN);
+    // Plaintext passes through this buffer: zeroed when dropped, after an ERROR too.
+    let mut buf = Zeroizing::new(Vec::with_capacity(chunk_size as usize + TAG_LEN));
     let mut ctx = ChunkContext::new();
     for i in 0..cipher.header().chunk_count() {
         buf.resize(cipher.header().chunk_plain_len(i), 0);
@@ -149,8 +151,6 @@ fn lo_encrypt(
             output.write_all(&buf);
         });
     }
-    // Plaintext chunks leave nothing behind in our buffer.
-    buf.fill(0);
     input.close();
     let oid = output.oid;
     output.close();
@@ -163,7 +163,9 @@ fn lo_decrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> Opt
     let mut input = LargeObject::open_read(src?);
     let cipher = open_encrypted(&mut input);
     let mut output = LargeObject::create();
-    let mut buf = Vec::with_capacity(cipher.header().chunk_size as usize + TAG_LEN);
+    let mut buf = Zeroizing::new(Vec::with_capacity(
+        cipher.header().chunk_size as usize + TAG_LEN,
+    ));
     let mut ctx = ChunkContext::new();
     // Only authenticated chunks are written; a failure later (a removed last chunk shows as a
     // chunk that was not sealed as last) raises, and the ERROR discards the new object.
@@ -173,8 +175,50 @@ fn lo_decrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> Opt
             output.write_all(&buf);
         });
     }
-    buf.fill(0);
     crate::audit::decrypts::count(&cipher.header().key_id);
+    input.close();
+    let oid = output.oid;
+    output.close();
+    Some(oid)
+}
+
+/// Re-encrypts an encrypted large object under the current version of its key into a new large
+/// object, chunk by chunk (the source itself is returned when it is already current), for
+/// rotation: point the row at the new oid and unlink the old one.
+#[pg_extern(volatile, parallel_unsafe)]
+fn lo_reencrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Oid> {
+    cache::accept_invalidations_once_per_query(fcinfo);
+    let src = src?;
+    let mut input = LargeObject::open_read(src);
+    let old = open_encrypted(&mut input);
+    let current = cache::current(&old.header().key_id);
+    if current.version == old.header().key_version {
+        input.close();
+        return Some(src);
+    }
+    let mut salt = [0u8; 16];
+    random::fill(&mut salt);
+    let header = StreamHeader {
+        key_version: current.version,
+        salt,
+        ..old.header().clone()
+    };
+    let new = ObjectCipher::new(current.aead(), header).unwrap_or_else(|e| raise_core(e));
+    let mut output = LargeObject::create();
+    output.write_all(&new.header().encode());
+    let mut buf = Zeroizing::new(Vec::with_capacity(
+        old.header().chunk_size as usize + TAG_LEN,
+    ));
+    let mut ctx = ChunkContext::new();
+    for i in 0..old.header().chunk_count() {
+        ctx.run(|| {
+            read_chunk(&mut input, &old, i, &mut buf);
+            new.seal_chunk(i, &mut buf)
+                .unwrap_or_else(|e| raise_core(e));
+            output.write_all(&buf);
+        });
+    }
+    crate::audit::decrypts::count(&old.header().key_id);
     input.close();
     let oid = output.oid;
     output.close();
@@ -204,22 +248,33 @@ fn lo_decrypt_range(
     let start = (offset as u64).min(h.plaintext_len);
     let end = (start + length as u64).min(h.plaintext_len);
     let mut out = OwnedVarlena::with_bytes_at((end - start) as usize, 0, &[]);
-    if end > start {
-        let chunk = h.chunk_size as u64;
-        let mut buf = Vec::with_capacity(chunk as usize + TAG_LEN);
-        let out_bytes = out.payload_mut();
-        for i in start / chunk..=(end - 1) / chunk {
-            input.seek(h.chunk_offset(i));
-            read_chunk(&mut input, &cipher, i, &mut buf);
-            let chunk_start = i * chunk;
-            let from = start.max(chunk_start);
-            let to = end.min(chunk_start + buf.len() as u64);
+    let chunk = h.chunk_size as u64;
+    let last = h.chunk_count() - 1;
+    let mut buf = Zeroizing::new(Vec::with_capacity(chunk as usize + TAG_LEN));
+    let mut wanted: Vec<u64> = if end > start {
+        (start / chunk..=(end - 1) / chunk).collect()
+    } else {
+        Vec::new()
+    };
+    // The plaintext length that bounds the range comes from the header; opening the last chunk
+    // (sealed as last, with the header as AAD) proves it, so a shortened object cannot pass
+    // for a complete one, even for a read at or past its end.
+    if wanted.last() != Some(&last) {
+        wanted.push(last);
+    }
+    let out_bytes = out.payload_mut();
+    for i in wanted {
+        input.seek(h.chunk_offset(i));
+        read_chunk(&mut input, &cipher, i, &mut buf);
+        let chunk_start = i * chunk;
+        let from = start.max(chunk_start);
+        let to = end.min(chunk_start + buf.len() as u64);
+        if from < to {
             out_bytes[(from - start) as usize..(to - start) as usize]
                 .copy_from_slice(&buf[(from - chunk_start) as usize..(to - chunk_start) as usize]);
         }
-        buf.fill(0);
-        crate::audit::decrypts::count(&h.key_id);
     }
+    crate::audit::decrypts::count(&h.key_id);
     input.close();
     Some(out)
 }

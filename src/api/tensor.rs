@@ -50,16 +50,9 @@ fn decrypt(value: EncBytea<'_>, aad: Option<TextBytes<'_>>, dtype: DType) -> Own
         raise_full_mismatch(desc.dtype, dtype);
     }
     let parts = Parts::parse(value.0).unwrap_or_else(|e| raise_core(e));
-    let mut array = OwnedArray::new(dtype, &desc.dims);
+    // The ciphertext is copied into its final place and decrypted there.
+    let mut array = OwnedArray::with_values(dtype, &desc.dims, parts.body);
     let out = array.values_mut();
-    if out.len() != parts.body.len() {
-        // Only a zero-length dimension from a foreign client gets here; it holds no values.
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
-            "tensor shape does not match its length",
-        );
-    }
-    out.copy_from_slice(parts.body);
     open_into(value.0, aad.map(|a| a.0), out);
     array
 }

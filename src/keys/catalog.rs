@@ -345,9 +345,10 @@ pub fn key_table_oid() -> pg_sys::Oid {
 }
 
 /// Where values under `version` of a key are still stored: every column of type enc_bytea in
-/// this database, with the number of values naming that key version in their header. Runs as
-/// the extension owner so that tables the caller cannot read are counted too (only the count
-/// leaves this function). Domains, arrays and composites holding enc_bytea are not searched.
+/// this database, every jsonb column holding encrypted fields (`encrypt_jsonb`) and the encrypted
+/// large objects (`lo_encrypt`), with the number of values naming that key version in their
+/// header. Runs as the extension owner so that tables the caller cannot read are counted too
+/// (only the count leaves this function). Domains, arrays and composites are not searched.
 pub fn columns_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
     as_extension_owner(|| {
         // Plain tables, partitions and populated materialized views, each scanned with ONLY
@@ -370,7 +371,7 @@ pub fn columns_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
                 )
             },
         );
-        columns
+        let mut found: Vec<(String, i64)> = columns
             .into_iter()
             .filter_map(|(table, column)| {
                 let n = select_one::<i64>(
@@ -383,8 +384,79 @@ pub fn columns_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
                 .unwrap_or(0);
                 (n > 0).then(|| (format!("{table}.{column}"), n))
             })
-            .collect()
+            .collect();
+        found.extend(jsonb_fields_using(id, version));
+        found.extend(large_objects_using(id, version));
+        found
     })
+}
+
+/// jsonb columns with `encrypt_jsonb` values under the key version: their ciphertext strings
+/// start with the base64 of the (algorithm 1) header, which is fixed by key id and version.
+fn jsonb_fields_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
+    use base64::Engine;
+    let header = encml_core::format::Header::new(*id, version).encode();
+    let pattern = format!(
+        "%\"{}{}%",
+        encml_core::json_fields::PREFIX,
+        base64::engine::general_purpose::STANDARD.encode(header)
+    );
+    let columns = read_rows(
+        "SELECT format('%I.%I', n.nspname, c.relname), format('%I', a.attname) \
+           FROM pg_attribute a \
+           JOIN pg_class c ON c.oid = a.attrelid \
+           JOIN pg_namespace n ON n.oid = c.relnamespace \
+          WHERE a.atttypid = 'jsonb'::regtype AND a.attnum > 0 AND n.nspname <> 'encml' \
+            AND NOT a.attisdropped AND c.relkind IN ('r', 'm') AND c.relispopulated \
+            AND c.relpersistence <> 't' \
+          ORDER BY 1, 2",
+        &[],
+        0,
+        |row| {
+            (
+                row.get::<String>(1).unwrap_or_default(),
+                row.get::<String>(2).unwrap_or_default(),
+            )
+        },
+    );
+    columns
+        .into_iter()
+        .filter_map(|(table, column)| {
+            let n = select_one::<i64>(
+                &format!("SELECT count(*) FROM ONLY {table} WHERE {column}::text LIKE $1"),
+                &[arg(pattern.as_str())],
+            )
+            .unwrap_or(0);
+            (n > 0).then(|| (format!("{table}.{column} (jsonb fields)"), n))
+        })
+        .collect()
+}
+
+/// Encrypted large objects under the key version (their first 24 bytes are fixed by it), when
+/// the extension owner may read pg_largeobject (a superuser may).
+fn large_objects_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
+    let readable = select_one::<bool>(
+        "SELECT pg_catalog.has_table_privilege('pg_catalog.pg_largeobject', 'SELECT')",
+        &[],
+    )
+    .unwrap_or(false);
+    if !readable {
+        return Vec::new();
+    }
+    let mut prefix = encml_core::format::Header::new(*id, version).encode();
+    prefix[0..2].copy_from_slice(&encml_core::stream::MAGIC);
+    prefix[3] = encml_core::stream::ALG_STREAM_GCM;
+    let n = select_one::<i64>(
+        "SELECT count(*) FROM pg_catalog.pg_largeobject \
+          WHERE pageno = 0 AND substring(data FROM 1 FOR 24) = $1",
+        &[arg(prefix.to_vec())],
+    )
+    .unwrap_or(0);
+    if n > 0 {
+        vec![("large objects (lo_encrypt)".to_string(), n)]
+    } else {
+        Vec::new()
+    }
 }
 
 /// The versions of a key that can still decrypt, newest first.

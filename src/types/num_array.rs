@@ -19,6 +19,8 @@ compile_error!("encrypted tensors store little-endian values; big-endian hosts n
 pub const MAX_DIMS: usize = 6;
 /// MaxAllocSize: the largest palloc (1 GB - 1).
 const MAX_ALLOC: usize = 0x3FFF_FFFF;
+/// MaxArraySize: the most elements Postgres allows in an array.
+const MAX_ARRAY_SIZE: usize = MAX_ALLOC / std::mem::size_of::<pg_sys::Datum>();
 const ARRAY_HEADER: usize = std::mem::size_of::<pg_sys::ArrayType>();
 
 fn maxalign(n: usize) -> usize {
@@ -158,8 +160,11 @@ array_arg!(IntegerArray, "integer[]");
 pub struct OwnedArray(*mut pg_sys::ArrayType);
 
 impl OwnedArray {
-    /// Allocates the array; dimensions with a zero length give the empty array.
-    pub fn new(dtype: DType, dims: &[Dim]) -> Self {
+    /// A new array of `dtype` with the given dimensions holding `values` (packed, native order,
+    /// exactly the size the dimensions imply). Dimensions with a zero length give the empty
+    /// array. Refuses what Postgres would not build: more than MAXDIM dimensions, more than
+    /// MaxArraySize elements, a lower bound + length beyond int.
+    pub fn with_values(dtype: DType, dims: &[Dim], values: &[u8]) -> Self {
         if dims.len() > MAX_DIMS {
             raise(
                 PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
@@ -174,14 +179,38 @@ impl OwnedArray {
         } else {
             dims
         };
+        if dims
+            .iter()
+            .any(|d| d.len > i32::MAX as u32 || d.lower.checked_add(d.len as i32 - 1).is_none())
+        {
+            raise(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                "tensor dimension bounds exceed the range of integer",
+            );
+        }
         let count = dims
             .iter()
             .try_fold(if dims.is_empty() { 0usize } else { 1 }, |n, d| {
                 n.checked_mul(d.len as usize)
             });
-        let bytes = count.and_then(|c| c.checked_mul(dtype.size()));
-        let total = bytes.and_then(|b| b.checked_add(overhead_nonulls(dims.len())));
-        let total = match total {
+        let count = match count {
+            Some(c) if c <= MAX_ARRAY_SIZE => c,
+            _ => raise(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "tensor has more than the {MAX_ARRAY_SIZE} elements a Postgres array can hold"
+                ),
+            ),
+        };
+        let bytes = count * dtype.size();
+        if bytes != values.len() {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+                "tensor shape does not match its length",
+            );
+        }
+        let head = overhead_nonulls(dims.len());
+        let total = match bytes.checked_add(head) {
             Some(t) if t <= MAX_ALLOC => t,
             _ => raise(
                 PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
@@ -189,7 +218,6 @@ impl OwnedArray {
             ),
         };
         unsafe {
-            let head = overhead_nonulls(dims.len());
             let ptr = pg_sys::palloc(total) as *mut pg_sys::ArrayType;
             crate::types::varlena::prefer_huge_pages(ptr as *mut u8, total);
             std::ptr::write_bytes(ptr as *mut u8, 0, head);
@@ -202,11 +230,12 @@ impl OwnedArray {
                 *d.add(i) = dim.len as i32;
                 *d.add(dims.len() + i) = dim.lower;
             }
+            std::ptr::copy_nonoverlapping(values.as_ptr(), (ptr as *mut u8).add(head), bytes);
             OwnedArray(ptr)
         }
     }
 
-    /// The value bytes (uninitialized until the caller writes them).
+    /// The value bytes.
     pub fn values_mut(&mut self) -> &mut [u8] {
         unsafe {
             let ndim = (*self.0).ndim as usize;

@@ -84,8 +84,22 @@ pub fn decode_ciphertext(s: &str) -> Option<Result<Vec<u8>, ()>> {
 /// Called with each visited value and its concrete path.
 pub type Visitor<'a, E> = dyn FnMut(&[Elem], &mut Value) -> Result<(), E> + 'a;
 
-pub fn is_ciphertext(v: &Value) -> bool {
+/// Whether `v` carries the ciphertext prefix (what `decrypt_jsonb` acts on; a damaged value
+/// with the prefix is an error there, not plaintext).
+pub fn has_prefix(v: &Value) -> bool {
     matches!(v, Value::String(s) if s.starts_with(PREFIX))
+}
+
+/// Whether `v` is a well-formed ciphertext string: the prefix, valid base64 and a structurally
+/// valid enc_bytea. A plaintext that merely starts with the prefix is not one (so it is still
+/// encrypted by `encrypt_jsonb`, and does not satisfy `jsonb_is_encrypted`).
+pub fn is_ciphertext(v: &Value) -> bool {
+    match v {
+        Value::String(s) => {
+            matches!(decode_ciphertext(s), Some(Ok(b)) if crate::aead::Parts::parse(&b).is_ok())
+        }
+        _ => false,
+    }
 }
 
 /// Calls `f` on every value matched by `pattern`, with its concrete path.
@@ -155,7 +169,14 @@ pub fn visit_ciphertexts<E>(doc: &mut Value, f: &mut Visitor<'_, E>) -> Result<(
 
 fn walk<E>(node: &mut Value, path: &mut Vec<Elem>, f: &mut Visitor<'_, E>) -> Result<(), E> {
     match node {
-        Value::String(_) if is_ciphertext(node) => f(path, node),
+        Value::String(_) if has_prefix(node) => {
+            f(path, node)?;
+            // A decrypted value may itself hold values encrypted under overlapping paths.
+            if !matches!(node, Value::String(_)) {
+                walk(node, path, f)?;
+            }
+            Ok(())
+        }
         Value::Object(map) => {
             for (k, child) in map.iter_mut() {
                 path.push(Elem::Key(k.clone()));
@@ -236,6 +257,10 @@ mod tests {
         let s = encode_ciphertext(b"EM\x01\x04abc");
         assert!(s.starts_with(PREFIX));
         assert_eq!(decode_ciphertext(&s), Some(Ok(b"EM\x01\x04abc".to_vec())));
+        // Prefixed but not an enc_bytea: has the prefix, is no ciphertext.
+        assert!(has_prefix(&Value::String(s.clone())) && !is_ciphertext(&Value::String(s.clone())));
+        let real = crate::aead::AeadKey::from_root(&[1; 32], [2; 16], 1).seal(&[0; 12], b"1", b"");
+        assert!(is_ciphertext(&Value::String(encode_ciphertext(&real))));
         assert_eq!(decode_ciphertext("plain"), None);
         assert_eq!(decode_ciphertext("encml:v1:***"), Some(Err(())));
         let mut doc = json!({"a": s.clone(), "b": [1, s.clone()], "c": "x"});

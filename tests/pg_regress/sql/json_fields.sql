@@ -28,7 +28,8 @@ SELECT encml.decrypt_jsonb(x) = '{"a":[[1,2],[3,4]],"b":"x"}' AS exact,
        x->'a'->1->>1 LIKE 'encml:v1:%' AS a11, x->>'b' LIKE 'encml:v1:%' AS b
   FROM (SELECT encml.encrypt_jsonb('{"a":[[1,2],[3,4]],"b":"x"}', :'k',
                                    ARRAY['b', '{a,*,-1}', '{a,0,0}']) AS x) s;
--- The star key needs \*; a quoted path element; paths that match nothing change nothing.
+-- A key named * is written \\* inside the array literal (array input removes one backslash); a
+-- quoted path element; paths that match nothing change nothing.
 SELECT encml.encrypt_jsonb('{"*": 1, "x": 2}', :'k', ARRAY['{\\*}'])->>'x' AS x_plain;
 SELECT encml.decrypt_jsonb(encml.encrypt_jsonb('{"a,b": {"c d": 5}}', :'k', ARRAY['{"a,b","c d"}'])) AS quoted;
 SELECT encml.encrypt_jsonb('{"a": 1}', :'k', ARRAY['{missing}', '{a,b}', '{a,0}', '{-1}']) AS unchanged;
@@ -36,6 +37,12 @@ SELECT encml.encrypt_jsonb('{"a": 1}', :'k', ARRAY['{missing}', '{a,b}', '{a,0}'
 SELECT try(format('SELECT encml.encrypt_jsonb(%L, %L, ARRAY[%L])', '{"a": 1}', :'k', '{}'));
 -- Encrypting again skips values already encrypted.
 SELECT encml.decrypt_jsonb(encml.encrypt_jsonb(encml.encrypt_jsonb('{"a": 1}', :'k', '{a}'), :'k', '{a}')) AS once;
+-- Overlapping paths (inner first, then the object around it) decrypt completely.
+SELECT encml.decrypt_jsonb(encml.encrypt_jsonb(encml.encrypt_jsonb('{"a": {"b": 1, "c": 2}}', :'k', '{a,b}'), :'k', '{a}')) AS overlapping;
+SELECT encml.decrypt_jsonb(encml.encrypt_jsonb('{"a": {"b": 1, "c": 2}}', :'k', ARRAY['{a,b}', '{a}'])) AS overlapping_one_call;
+-- A plaintext that merely starts with the prefix is encrypted, and is not "encrypted" for CHECKs.
+SELECT (encml.encrypt_jsonb('{"s": "encml:v1:secret"}', :'k', '{s}')->>'s') <> 'encml:v1:secret' AS prefix_plaintext_encrypted,
+       encml.jsonb_is_encrypted('{"s": "encml:v1:secret"}', '{s}') AS prefix_plaintext_passes_check;
 -- Scalars, null and strings at the path keep their JSON type.
 SELECT encml.decrypt_jsonb(encml.encrypt_jsonb('{"n": null, "s": "txt", "t": true, "o": {}}', :'k', '{n,s,t,o}'))
        AS types_kept;
@@ -61,6 +68,19 @@ SELECT try(format('SELECT encml.encrypt_jsonb(%L, %L, ARRAY[NULL])', '{}', :'k')
 SELECT try(format('SELECT encml.encrypt_jsonb(%L, %L, ARRAY[%L])', '{}', :'k', '{a'));
 SELECT try('SELECT encml.encrypt_jsonb(''{"a":1}'', NULL, ''{a}'')');
 SELECT encml.encrypt_jsonb(NULL, :'k', '{a}') IS NULL AS null_doc, encml.decrypt_jsonb(NULL) IS NULL AS null_decrypt;
+
+-- Rotation: reencrypt_jsonb moves values to the current version; retiring the old version is
+-- refused while a jsonb column still holds values under it.
+SELECT encml.create_key('regress-json-rot') AS kr \gset
+CREATE TABLE rot_docs (id int, doc jsonb);
+INSERT INTO rot_docs SELECT 1, encml.encrypt_jsonb('{"w": [1, 2], "n": 1}', :'kr', ARRAY['w', 'n'], '1');
+SELECT encml.rotate_key(:'kr');
+SELECT regexp_replace(try(format('SELECT encml.retire_key_version(%L, 1)', :'kr')), '[0-9a-f]{8}-[0-9a-f-]{27}', 'KEY') AS retire_refused;
+UPDATE rot_docs SET doc = encml.reencrypt_jsonb(doc, id::text);
+SELECT encml.decrypt_jsonb(doc, id::text) AS after_rotation,
+       encml.reencrypt_jsonb(doc, id::text) = doc AS already_current FROM rot_docs;
+SELECT encml.retire_key_version(:'kr', 1);
+DROP TABLE rot_docs;
 
 -- CHECK constraint: weights are never stored in clear.
 CREATE TEMP TABLE models (id int, meta jsonb);
