@@ -82,6 +82,19 @@ CREATE TABLE data_key_versions (
 );
 COMMENT ON TABLE data_key_versions IS 'pg_encrypt_ml key catalog: wrapped material of each data-key version';
 
+-- Per-key privileges (encml.grant_key): who may encrypt, decrypt or administer with a key,
+-- beyond the implicit holders (superusers, encml_key_admin, the key's creator, tenant admins and,
+-- for tenant_key() keys, the tenant's members). Membership is inherited as for GRANT.
+CREATE TABLE key_grants (
+    key_id     uuid NOT NULL REFERENCES data_keys (id),
+    grantee    regrole NOT NULL,
+    privilege  text NOT NULL CHECK (privilege IN ('encrypt', 'decrypt', 'admin')),
+    granted_by regrole NOT NULL,
+    granted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (key_id, grantee, privilege)
+);
+COMMENT ON TABLE key_grants IS 'pg_encrypt_ml: per-key privileges granted with encml.grant_key';
+
 CREATE TABLE master_key_rotations (
     rotated_at             timestamptz NOT NULL DEFAULT clock_timestamp(),
     master_key_fingerprint text NOT NULL,
@@ -130,12 +143,13 @@ CREATE TABLE privacy_charges (
 CREATE INDEX privacy_charges_analyst ON privacy_charges (analyst, scope, charged_at);
 COMMENT ON TABLE privacy_charges IS 'pg_encrypt_ml: every privacy charge of a dp aggregate, granted or refused';
 
-REVOKE ALL ON data_keys, data_key_versions, master_key_rotations, tenants, tenant_members,
+REVOKE ALL ON data_keys, data_key_versions, key_grants, master_key_rotations, tenants, tenant_members,
     privacy_budgets, privacy_charges FROM PUBLIC;
 
 -- pg_dump/pg_restore carry the catalog: a restored database decrypts with the same master key.
 SELECT pg_catalog.pg_extension_config_dump('data_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('data_key_versions', '');
+SELECT pg_catalog.pg_extension_config_dump('key_grants', '');
 SELECT pg_catalog.pg_extension_config_dump('master_key_rotations', '');
 SELECT pg_catalog.pg_extension_config_dump('tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant_members', '');

@@ -29,6 +29,10 @@ COMMENT ON FUNCTION destroy_key(uuid) IS
     'Crypto-shredding: erases the material of every version of a key; its values become unrecoverable. Returns versions erased';
 COMMENT ON FUNCTION export_key(uuid, bytea, integer) IS
     'Wraps a data key version (current by default) for the holder of an X25519 private key with HPKE (X25519, HKDF-SHA256, AES-256-GCM); admins of the key only; audited outside the transaction';
+COMMENT ON FUNCTION grant_key(uuid, regrole, text) IS
+    'Grants a per-key privilege (encrypt, decrypt or admin) to a role and, through inheritance, its members; admins of the key only; effective in every session at its next statement';
+COMMENT ON FUNCTION revoke_key(uuid, regrole, text) IS
+    'Revokes a privilege granted with grant_key (implicit holders such as the creator keep theirs); admins of the key only';
 COMMENT ON FUNCTION rotate_master_key() IS
     'Rewraps every data key wrapped under an older master key with the current one (first line of the provider); returns the count';
 
@@ -357,7 +361,8 @@ GRANT EXECUTE ON FUNCTION
     key_version(enc_bytea), key_version(det_text), key_version(ore_int8), key_version(ore_float8),
     key_version(ore_timestamptz),
     create_key(text, text, text), rotate_key(uuid), retire_key_version(uuid, integer, boolean),
-    destroy_key(uuid), export_key(uuid, bytea, integer),
+    destroy_key(uuid), export_key(uuid, bytea, integer), grant_key(uuid, regrole, text),
+    revoke_key(uuid, regrole, text),
     set_tenant(text, boolean), current_tenant(), reset_tenant(), my_tenants(), tenant_key(text),
     -- Invoker rights: ALTER TABLE needs ownership of the table.
     enable_tenant_isolation(regclass, name), disable_tenant_isolation(regclass, name),

@@ -1,6 +1,7 @@
 //! Randomized field encryption: encrypt, decrypt, decrypt_text, reencrypt and header accessors.
 
 use crate::keys::cache::{self, KeyVersion};
+use crate::keys::grants::Privilege;
 use crate::pg::errors::{raise, raise_core};
 use crate::pg::random;
 use crate::types::enc_bytea::{EncBytea, EncByteaOut};
@@ -33,7 +34,7 @@ pub(crate) fn seal_with(
     plaintext: &[u8],
     aad: Option<&[u8]>,
 ) -> EncByteaOut {
-    let cipher = key.aead();
+    let cipher = key.aead(Privilege::Encrypt);
     let mut nonce = [0u8; NONCE_LEN];
     random::fill(&mut nonce);
     let aad = aad.unwrap_or(&[]);
@@ -65,7 +66,10 @@ pub(crate) fn seal_with(
 pub(crate) fn open_into(value: &[u8], aad: Option<&[u8]>, out: &mut [u8]) {
     let header = Header::decode(value).unwrap_or_else(|e| raise_core(e));
     let key = cache::version(&header.key_id, header.key_version);
-    if let Err(e) = key.aead().open_in_place(value, aad.unwrap_or(&[]), out) {
+    if let Err(e) = key
+        .aead(Privilege::Decrypt)
+        .open_in_place(value, aad.unwrap_or(&[]), out)
+    {
         raise_core(e);
     }
     crate::audit::decrypts::count(&header.key_id);

@@ -4,6 +4,7 @@
 
 use crate::api::encrypt::key_arg;
 use crate::keys::cache::{self, KeyVersion};
+use crate::keys::grants::Privilege;
 use crate::pg::errors::{raise, raise_core, raise_full};
 use crate::pg::random;
 use encml_core::format::{Header, NONCE_LEN};
@@ -92,7 +93,7 @@ fn encrypt_jsonb(
         )
     };
     let row_aad = aad.unwrap_or("").as_bytes();
-    let cipher = key.aead();
+    let cipher = key.aead(Privilege::Encrypt);
     for pattern in parse_paths(paths) {
         jf::visit_matches::<()>(
             &mut doc,
@@ -141,10 +142,10 @@ fn open_at(path: &[Elem], s: &str, row_aad: &[u8]) -> Option<(Rc<KeyVersion>, Ze
         Err(e) => e.raise(),
     };
     // A key the caller may not use (another tenant's) leaves the value encrypted.
-    if !key.usable() {
+    if !key.usable(Privilege::Decrypt) {
         return None;
     }
-    let plain = match key.aead().open(&bytes, &jf::path_aad(path, row_aad)) {
+    let plain = match key.aead(Privilege::Decrypt).open(&bytes, &jf::path_aad(path, row_aad)) {
         Ok(p) => Zeroizing::new(p),
         Err(encml_core::Error::AuthenticationFailed) => raise_full(
             PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
@@ -222,9 +223,10 @@ fn reencrypt_jsonb(
         };
         let mut nonce = [0u8; NONCE_LEN];
         random::fill(&mut nonce);
-        let sealed = current
-            .aead()
-            .seal(&nonce, &plain, &jf::path_aad(path, row_aad));
+        let sealed =
+            current
+                .aead(Privilege::Encrypt)
+                .seal(&nonce, &plain, &jf::path_aad(path, row_aad));
         *value = Value::String(jf::encode_ciphertext(&sealed));
         Ok(())
     })

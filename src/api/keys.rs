@@ -7,9 +7,11 @@
 
 use crate::audit::events;
 use crate::keys::catalog::{self, uuid_string, KeyRow};
+use crate::keys::grants::{self, Privilege};
 use crate::keys::provider;
 use crate::pg::catalog_access::{caller, has_privs_of_role_named, is_superuser, role_name};
 use crate::pg::errors::{notice, raise, raise_core, raise_full};
+use crate::types::reg::RegRole;
 use encml_core::kdf::Purpose;
 use encml_core::wrap;
 use pgrx::prelude::*;
@@ -23,20 +25,23 @@ fn is_key_admin(role: pg_sys::Oid) -> bool {
 }
 
 fn require_admin_of(role: pg_sys::Oid, id: &[u8; 16], key: &KeyRow) {
-    let owns = !key.managed
-        && key.created_by != pg_sys::InvalidOid
-        && unsafe { pg_sys::has_privs_of_role(role, key.created_by) };
-    let tenant_admin = key.tenant.is_some() && crate::api::tenancy::is_tenant_admin(role);
-    if !(owns || tenant_admin || is_key_admin(role)) {
+    let ownership = grants::KeyOwnership {
+        key_id: id,
+        tenant: key.tenant.as_deref(),
+        created_by: key.created_by,
+        managed: key.managed,
+    };
+    if !grants::holds(&ownership, Privilege::Admin) {
         events::refused("key_admin_refused", json!({ "key": uuid_string(id) }));
         raise_full(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!("permission denied to administer key {}", uuid_string(id)),
             None,
             Some(format!(
-                "Only the role that created the key (not for keys made by encml.tenant_key()), members \
-                 of {KEY_ADMIN_ROLE} (and of {} for a tenant's key), and superusers may rotate, \
-                 retire or destroy it (current role: {}).",
+                "Only the role that created the key (not for keys made by encml.tenant_key()), roles \
+                 granted 'admin' on it with encml.grant_key(), members of {KEY_ADMIN_ROLE} (and of {} \
+                 for a tenant's key), and superusers may rotate, retire, destroy, export or grant it \
+                 (current role: {}).",
                 crate::api::tenancy::TENANT_ADMIN_ROLE,
                 role_name(role)
             )),
@@ -303,6 +308,49 @@ fn export_key(
         }),
     );
     Some(exported)
+}
+
+fn privilege_arg(label: &str) -> Privilege {
+    Privilege::from_label(label).unwrap_or_else(|| {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown key privilege \"{label}\""),
+            None,
+            Some("Key privileges: encrypt, decrypt, admin.".into()),
+        )
+    })
+}
+
+/// Grants a per-key privilege to a role (and, through inheritance, its members). Only who may
+/// administer the key grants; effective in every session from its next statement.
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn grant_key(key: Uuid, grantee: RegRole, privilege: &str) -> bool {
+    let privilege = privilege_arg(privilege);
+    let (id, _) = lock_for_admin(key);
+    let RegRole(grantee) = grantee;
+    let added = catalog::grant(&id, grantee, privilege.label(), caller());
+    events::record(
+        "grant_key",
+        None,
+        json!({ "key": uuid_string(&id), "grantee": role_name(grantee), "privilege": privilege.label() }),
+    );
+    added
+}
+
+/// Revokes a privilege granted with grant_key (implicit holders, such as the key's creator,
+/// keep theirs).
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn revoke_key(key: Uuid, grantee: RegRole, privilege: &str) -> bool {
+    let privilege = privilege_arg(privilege);
+    let (id, _) = lock_for_admin(key);
+    let RegRole(grantee) = grantee;
+    let removed = catalog::revoke(&id, grantee, privilege.label());
+    events::record(
+        "revoke_key",
+        None,
+        json!({ "key": uuid_string(&id), "grantee": role_name(grantee), "privilege": privilege.label() }),
+    );
+    removed
 }
 
 #[pg_extern(volatile, parallel_unsafe)]

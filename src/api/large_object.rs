@@ -5,6 +5,7 @@
 
 use crate::api::encrypt::key_arg;
 use crate::keys::cache;
+use crate::keys::grants::Privilege;
 use crate::pg::errors::{raise, raise_core, raise_full};
 use crate::pg::large_object::LargeObject;
 use crate::pg::random;
@@ -68,7 +69,7 @@ fn open_encrypted(src: &mut LargeObject) -> ObjectCipher {
         );
     }
     let key = cache::version(&header.key_id, header.key_version);
-    ObjectCipher::new(key.aead(), header).unwrap_or_else(|e| raise_core(e))
+    ObjectCipher::new(key.aead(Privilege::Decrypt), header).unwrap_or_else(|e| raise_core(e))
 }
 
 fn chunk_failed(oid: pg_sys::Oid, i: u64, e: encml_core::Error) -> ! {
@@ -130,7 +131,8 @@ fn lo_encrypt(
             "large object has more chunks than the format allows; use a larger chunk_size",
         );
     }
-    let cipher = ObjectCipher::new(key.aead(), header).unwrap_or_else(|e| raise_core(e));
+    let cipher =
+        ObjectCipher::new(key.aead(Privilege::Encrypt), header).unwrap_or_else(|e| raise_core(e));
     let mut output = LargeObject::create();
     output.write_all(&cipher.header().encode());
     // Plaintext passes through this buffer: zeroed when dropped, after an ERROR too.
@@ -203,7 +205,8 @@ fn lo_reencrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> O
         salt,
         ..old.header().clone()
     };
-    let new = ObjectCipher::new(current.aead(), header).unwrap_or_else(|e| raise_core(e));
+    let new = ObjectCipher::new(current.aead(Privilege::Encrypt), header)
+        .unwrap_or_else(|e| raise_core(e));
     let mut output = LargeObject::create();
     output.write_all(&new.header().encode());
     let mut buf = Zeroizing::new(Vec::with_capacity(

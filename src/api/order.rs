@@ -3,6 +3,7 @@
 
 use crate::api::encrypt::key_arg;
 use crate::keys::cache;
+use crate::keys::grants::Privilege;
 use crate::pg::errors::raise_core;
 use crate::types::ore::float8::{OreFloat8, OreFloat8Out};
 use crate::types::ore::int8::{OreInt8, OreInt8Out};
@@ -21,14 +22,14 @@ fn seal(
 ) -> OwnedVarlena {
     cache::accept_invalidations_once_per_query(fcinfo);
     let key = cache::current(&key_arg(key));
-    OwnedVarlena::from_slice(&key.order_revealing().encrypt(domain, m))
+    OwnedVarlena::from_slice(&key.order_revealing(Privilege::Encrypt).encrypt(domain, m))
 }
 
 fn open(domain: Domain, value: &[u8], header: Header, fcinfo: pg_sys::FunctionCallInfo) -> u64 {
     cache::accept_invalidations_once_per_query(fcinfo);
     let key = cache::version(&header.key_id, header.key_version);
     let m = key
-        .order_revealing()
+        .order_revealing(Privilege::Decrypt)
         .decrypt(domain, value)
         .unwrap_or_else(|e| raise_core(e));
     crate::audit::decrypts::count(&header.key_id);
@@ -48,7 +49,11 @@ fn reseal(
         return OwnedVarlena::from_slice(value);
     }
     let m = open(domain, value, header, fcinfo);
-    OwnedVarlena::from_slice(&current.order_revealing().encrypt(domain, m))
+    OwnedVarlena::from_slice(
+        &current
+            .order_revealing(Privilege::Encrypt)
+            .encrypt(domain, m),
+    )
 }
 
 #[pg_extern(stable, parallel_safe, name = "ore_encrypt", requires = ["ore_types"])]

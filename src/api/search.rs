@@ -1,6 +1,7 @@
 //! Searchable encryption, equality part: det_text (AES-SIV).
 
 use crate::api::encrypt::key_arg;
+use crate::keys::grants::Privilege;
 use crate::keys::{cache, catalog};
 use crate::pg::errors::raise_core;
 use crate::types::det_text::{DetText, DetTextOut};
@@ -27,7 +28,7 @@ fn det_open(value: &DetText<'_>) -> OwnedVarlena {
     let mut out =
         OwnedVarlena::with_bytes_at(value.0.len() - DET_OVERHEAD, 0, &value.0[DET_OVERHEAD..]);
     if let Err(e) = key
-        .deterministic()
+        .deterministic(Privilege::Decrypt)
         .open_in_place(value.0, out.payload_mut())
     {
         raise_core(e);
@@ -43,7 +44,10 @@ fn det_encrypt_bytes(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> DetTextOut {
     cache::accept_invalidations_once_per_query(fcinfo);
-    det_seal(cache::current(&key_arg(key)).deterministic(), value)
+    det_seal(
+        cache::current(&key_arg(key)).deterministic(Privilege::Encrypt),
+        value,
+    )
 }
 
 #[pg_extern(stable, parallel_safe, name = "det_encrypt", requires = ["det_text_type"])]
@@ -86,7 +90,10 @@ fn det_reencrypt(value: DetText<'_>, fcinfo: pg_sys::FunctionCallInfo) -> DetTex
         return DetTextOut(OwnedVarlena::from_slice(value.0));
     }
     let mut plain = det_open(&value);
-    let out = det_seal(current.deterministic(), plain.payload_mut());
+    let out = det_seal(
+        current.deterministic(Privilege::Encrypt),
+        plain.payload_mut(),
+    );
     plain.payload_mut().fill(0);
     out
 }
@@ -114,13 +121,16 @@ fn det_encrypt_all_versions(
     let value = value?;
     let id = key_arg(key);
     // Raises the usual errors for unknown, destroyed or wrong-purpose keys.
-    cache::current(&id).deterministic();
+    cache::current(&id).deterministic(Privilege::Encrypt);
     let mut datums: Vec<pg_sys::Datum> = catalog::usable_versions(&id)
         .into_iter()
         .map(|v| {
-            det_seal(cache::version(&id, v).deterministic(), value.0)
-                .0
-                .into_datum()
+            det_seal(
+                cache::version(&id, v).deterministic(Privilege::Encrypt),
+                value.0,
+            )
+            .0
+            .into_datum()
         })
         .collect();
     unsafe {

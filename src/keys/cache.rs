@@ -6,6 +6,7 @@
 //! the callback below), when Postgres resets all caches, when a transaction or savepoint aborts,
 //! and when it reaches `encml.key_cache_size` entries.
 
+use crate::keys::grants::{self, Privilege};
 use crate::keys::{catalog, provider};
 use crate::pg::errors::raise_full;
 use encml_core::aead::AeadKey;
@@ -25,6 +26,9 @@ pub struct KeyVersion {
     pub version: u32,
     pub purpose: Purpose,
     pub tenant: Option<String>,
+    /// For the per-key privileges (`grants`).
+    pub created_by: pg_sys::Oid,
+    pub managed: bool,
     pub cipher: Cipher,
 }
 
@@ -64,9 +68,23 @@ impl KeyVersion {
         )
     }
 
-    /// Whether the caller may use this key now (its tenant is current, or the caller is a
-    /// superuser or member of encml_tenant_admin); `check_tenant` without the ERROR.
-    pub fn usable(&self) -> bool {
+    fn ownership(&self) -> grants::KeyOwnership<'_> {
+        grants::KeyOwnership {
+            key_id: &self.key_id,
+            tenant: self.tenant.as_deref(),
+            created_by: self.created_by,
+            managed: self.managed,
+        }
+    }
+
+    /// Whether the caller may use this key now for `privilege`: it holds the privilege
+    /// (`grants`) and the key's tenant is current (or the caller is a superuser or member of
+    /// encml_tenant_admin); the checks of `aead()` and friends without the ERROR.
+    pub fn usable(&self, privilege: Privilege) -> bool {
+        self.tenant_allows() && grants::holds(&self.ownership(), privilege)
+    }
+
+    fn tenant_allows(&self) -> bool {
         let Some(tenant) = &self.tenant else {
             return true;
         };
@@ -85,7 +103,7 @@ impl KeyVersion {
     /// and members of encml_tenant_admin. Checked on every use, at encryption and decryption,
     /// whoever's row, view or function the value came through.
     fn check_tenant(&self) {
-        if self.usable() {
+        if self.tenant_allows() {
             return;
         }
         let tenant = self.tenant.as_deref().unwrap_or_default();
@@ -107,9 +125,15 @@ impl KeyVersion {
         );
     }
 
-    /// The AES-GCM cipher, or an ERROR naming the key's actual purpose.
-    pub fn aead(&self) -> &AeadKey {
+    /// Both checks of every use: the tenant, then the caller's privilege on the key.
+    fn check(&self, privilege: Privilege) {
         self.check_tenant();
+        grants::check(&self.ownership(), privilege);
+    }
+
+    /// The AES-GCM cipher, or an ERROR naming the key's actual purpose.
+    pub fn aead(&self, privilege: Privilege) -> &AeadKey {
+        self.check(privilege);
         match &self.cipher {
             Cipher::Aead(k) => k,
             _ => self.wrong_purpose(Purpose::Aead, "enc_bytea encryption"),
@@ -117,8 +141,8 @@ impl KeyVersion {
     }
 
     /// The ORE keys, or an ERROR naming the key's actual purpose.
-    pub fn order_revealing(&self) -> &OreKey {
-        self.check_tenant();
+    pub fn order_revealing(&self, privilege: Privilege) -> &OreKey {
+        self.check(privilege);
         match &self.cipher {
             Cipher::OrderRevealing(k) => k,
             _ => self.wrong_purpose(Purpose::Ore, "order-revealing encryption"),
@@ -126,8 +150,8 @@ impl KeyVersion {
     }
 
     /// The AES-SIV cipher, or an ERROR naming the key's actual purpose.
-    pub fn deterministic(&self) -> &DetKey {
-        self.check_tenant();
+    pub fn deterministic(&self, privilege: Privilege) -> &DetKey {
+        self.check(privilege);
         match &self.cipher {
             Cipher::Deterministic(k) => k,
             _ => self.wrong_purpose(
@@ -159,6 +183,7 @@ thread_local! {
 }
 
 pub fn clear() {
+    grants::clear();
     CACHE.with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
             // Dropping the entries zeroizes their key schedules.
@@ -208,6 +233,7 @@ unsafe extern "C-unwind" fn on_subxact_event(
 }
 
 pub fn register_invalidation_callback() {
+    grants::register_callbacks();
     if !CALLBACK_REGISTERED.with(|r| r.replace(true)) {
         unsafe {
             pg_sys::CacheRegisterRelcacheCallback(
@@ -378,6 +404,8 @@ fn try_load(key_id: &[u8; 16], wanted: Option<u32>) -> Result<Rc<KeyVersion>, Un
         version: v.version,
         purpose: key.purpose,
         tenant: key.tenant.clone(),
+        created_by: key.created_by,
+        managed: key.managed,
         cipher: Cipher::for_purpose(key.purpose, &root, *key_id, v.version),
     });
     let limit = crate::pg::gucs::KEY_CACHE_SIZE.get().max(1) as usize;

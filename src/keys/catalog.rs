@@ -559,3 +559,41 @@ pub fn live_keys_of_tenant(tenant: &str) -> i64 {
         .unwrap_or(0)
     })
 }
+
+/// Records a per-key privilege (no-op if already granted); every backend drops its cached
+/// answers. Returns whether a row was added.
+pub fn grant(id: &[u8; 16], grantee: pg_sys::Oid, privilege: &str, by: pg_sys::Oid) -> bool {
+    let added = as_extension_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "WITH i AS (INSERT INTO encml.key_grants (key_id, grantee, privilege, granted_by) \
+                        VALUES ($1, $2::oid::regrole, $3, $4::oid::regrole) ON CONFLICT DO NOTHING RETURNING 1) \
+             SELECT EXISTS (SELECT FROM i)",
+            &[
+                Uuid::from_bytes(*id).into(),
+                oid_arg(grantee),
+                privilege.into(),
+                oid_arg(by),
+            ],
+        )
+        .unwrap_or_else(|e| spi_err(e))
+        .unwrap_or(false)
+    });
+    invalidate();
+    added
+}
+
+/// Removes a per-key privilege. Returns whether a row was removed.
+pub fn revoke(id: &[u8; 16], grantee: pg_sys::Oid, privilege: &str) -> bool {
+    let removed = as_extension_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "WITH d AS (DELETE FROM encml.key_grants \
+                         WHERE key_id = $1 AND grantee = $2::oid::regrole AND privilege = $3 RETURNING 1) \
+             SELECT EXISTS (SELECT FROM d)",
+            &[Uuid::from_bytes(*id).into(), oid_arg(grantee), privilege.into()],
+        )
+        .unwrap_or_else(|e| spi_err(e))
+        .unwrap_or(false)
+    });
+    invalidate();
+    removed
+}

@@ -8,6 +8,7 @@ SELECT coalesce(max(id), 0) AS base FROM encml.audit_log \gset
 SELECT encml.create_tenant('audit-co');
 SELECT encml.grant_tenant('audit-co', 'encml_a_clerk');
 SELECT encml.create_key('audit-k') AS k \gset
+SELECT encml.grant_key(:'k', 'encml_a_clerk', p) FROM (VALUES ('encrypt'), ('decrypt')) AS v(p);
 
 SET ROLE encml_a_owner;
 CREATE TABLE public.a_patients (id int PRIMARY KEY, name text, email text, ssn text,
