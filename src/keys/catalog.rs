@@ -351,26 +351,7 @@ pub fn key_table_oid() -> pg_sys::Oid {
 /// (only the count leaves this function). Domains, arrays and composites are not searched.
 pub fn columns_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
     as_extension_owner(|| {
-        // Plain tables, partitions and populated materialized views, each scanned with ONLY
-        // (so inheritance children are not counted twice and no foreign table is touched).
-        let columns = read_rows(
-            "SELECT format('%I.%I', n.nspname, c.relname), format('%I', a.attname) \
-               FROM pg_attribute a \
-               JOIN pg_class c ON c.oid = a.attrelid \
-               JOIN pg_namespace n ON n.oid = c.relnamespace \
-              WHERE a.atttypid = 'encml.enc_bytea'::regtype AND a.attnum > 0 \
-                AND NOT a.attisdropped AND c.relkind IN ('r', 'm') AND c.relispopulated \
-                AND c.relpersistence <> 't' \
-              ORDER BY 1, 2",
-            &[],
-            0,
-            |row| {
-                (
-                    row.get::<String>(1).unwrap_or_default(),
-                    row.get::<String>(2).unwrap_or_default(),
-                )
-            },
-        );
+        let columns = stored_columns("encml.enc_bytea", false);
         let mut found: Vec<(String, i64)> = columns
             .into_iter()
             .filter_map(|(table, column)| {
@@ -391,6 +372,31 @@ pub fn columns_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
     })
 }
 
+/// Columns of `type_name` (quoted identifiers: table, column) in plain tables, partitions and
+/// populated materialized views, to be scanned with ONLY (so inheritance children are not
+/// counted twice and no foreign table is touched); optionally without the extension's own.
+fn stored_columns(type_name: &str, skip_extension_schema: bool) -> Vec<(String, String)> {
+    read_rows(
+        "SELECT format('%I.%I', n.nspname, c.relname), format('%I', a.attname) \
+           FROM pg_attribute a \
+           JOIN pg_class c ON c.oid = a.attrelid \
+           JOIN pg_namespace n ON n.oid = c.relnamespace \
+          WHERE a.atttypid = $1::regtype AND a.attnum > 0 \
+            AND NOT ($2 AND n.nspname = 'encml') \
+            AND NOT a.attisdropped AND c.relkind IN ('r', 'm') AND c.relispopulated \
+            AND c.relpersistence <> 't' \
+          ORDER BY 1, 2",
+        &[arg(type_name), arg(skip_extension_schema)],
+        0,
+        |row| {
+            (
+                row.get::<String>(1).unwrap_or_default(),
+                row.get::<String>(2).unwrap_or_default(),
+            )
+        },
+    )
+}
+
 /// jsonb columns with `encrypt_jsonb` values under the key version: their ciphertext strings
 /// start with the base64 of the (algorithm 1) header, which is fixed by key id and version.
 fn jsonb_fields_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
@@ -401,24 +407,7 @@ fn jsonb_fields_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
         encml_core::json_fields::PREFIX,
         base64::engine::general_purpose::STANDARD.encode(header)
     );
-    let columns = read_rows(
-        "SELECT format('%I.%I', n.nspname, c.relname), format('%I', a.attname) \
-           FROM pg_attribute a \
-           JOIN pg_class c ON c.oid = a.attrelid \
-           JOIN pg_namespace n ON n.oid = c.relnamespace \
-          WHERE a.atttypid = 'jsonb'::regtype AND a.attnum > 0 AND n.nspname <> 'encml' \
-            AND NOT a.attisdropped AND c.relkind IN ('r', 'm') AND c.relispopulated \
-            AND c.relpersistence <> 't' \
-          ORDER BY 1, 2",
-        &[],
-        0,
-        |row| {
-            (
-                row.get::<String>(1).unwrap_or_default(),
-                row.get::<String>(2).unwrap_or_default(),
-            )
-        },
-    );
+    let columns = stored_columns("jsonb", true);
     columns
         .into_iter()
         .filter_map(|(table, column)| {
