@@ -95,6 +95,39 @@ CREATE TABLE key_grants (
 );
 COMMENT ON TABLE key_grants IS 'pg_encrypt_ml: per-key privileges granted with encml.grant_key';
 
+-- Attribute-based decryption (docs/zero-trust.md): a key carries classification labels
+-- (encml.label_key); decrypting with it needs a clearance (encml.grant_clearance) for every label
+-- of the key, and the label's context conditions, if any, must hold at decryption.
+CREATE TABLE key_labels (
+    key_id     uuid NOT NULL REFERENCES data_keys (id),
+    label      text NOT NULL CHECK (label ~ '^[a-z][a-z0-9_]*$'),
+    labeled_by regrole NOT NULL,
+    labeled_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (key_id, label)
+);
+COMMENT ON TABLE key_labels IS 'pg_encrypt_ml: classification labels of keys (encml.label_key)';
+CREATE TABLE clearances (
+    grantee    regrole NOT NULL,
+    label      text NOT NULL CHECK (label ~ '^[a-z][a-z0-9_]*$'),
+    granted_by regrole NOT NULL,
+    granted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (grantee, label)
+);
+COMMENT ON TABLE clearances IS 'pg_encrypt_ml: roles cleared to decrypt with keys of a label (encml.grant_clearance)';
+CREATE TABLE clearance_conditions (
+    label             text PRIMARY KEY CHECK (label ~ '^[a-z][a-z0-9_]*$'),
+    -- The client must connect from one of these networks (a Unix-socket client matches none).
+    client_networks   cidr[],
+    -- The hour of the day (0-23, in time_zone) at decryption must be in this range.
+    hours             int4range CHECK (hours IS NULL OR hours <@ int4range(0, 24)),
+    time_zone         text NOT NULL DEFAULT 'UTC',
+    -- The session's application_name must be one of these.
+    application_names text[],
+    set_by            regrole NOT NULL,
+    set_at            timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE clearance_conditions IS 'pg_encrypt_ml: context conditions checked when decrypting with keys of a label';
+
 CREATE TABLE master_key_rotations (
     rotated_at             timestamptz NOT NULL DEFAULT clock_timestamp(),
     master_key_fingerprint text NOT NULL,
@@ -143,13 +176,17 @@ CREATE TABLE privacy_charges (
 CREATE INDEX privacy_charges_analyst ON privacy_charges (analyst, scope, charged_at);
 COMMENT ON TABLE privacy_charges IS 'pg_encrypt_ml: every privacy charge of a dp aggregate, granted or refused';
 
-REVOKE ALL ON data_keys, data_key_versions, key_grants, master_key_rotations, tenants, tenant_members,
+REVOKE ALL ON data_keys, data_key_versions, key_grants, key_labels, clearances, clearance_conditions,
+    master_key_rotations, tenants, tenant_members,
     privacy_budgets, privacy_charges FROM PUBLIC;
 
 -- pg_dump/pg_restore carry the catalog: a restored database decrypts with the same master key.
 SELECT pg_catalog.pg_extension_config_dump('data_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('data_key_versions', '');
 SELECT pg_catalog.pg_extension_config_dump('key_grants', '');
+SELECT pg_catalog.pg_extension_config_dump('key_labels', '');
+SELECT pg_catalog.pg_extension_config_dump('clearances', '');
+SELECT pg_catalog.pg_extension_config_dump('clearance_conditions', '');
 SELECT pg_catalog.pg_extension_config_dump('master_key_rotations', '');
 SELECT pg_catalog.pg_extension_config_dump('tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant_members', '');

@@ -142,5 +142,34 @@ BEGIN
         status := 'pass'; detail := 'no value refers to a destroyed key';
     END IF;
     RETURN NEXT;
+
+    -- Clearances restrict decryption by the labels of keys: a column classified L whose values
+    -- use a key without label L is readable by anyone holding the key grant.
+    check_name := 'classified_keys_labeled';
+    hits := '{}';
+    FOR col IN
+        SELECT c.table_oid::regclass AS tbl, a.attname, c.label
+          FROM encml.column_classes c
+          JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum AND NOT a.attisdropped
+         WHERE a.atttypid IN ('encml.enc_bytea'::regtype, 'encml.det_text'::regtype, 'encml.ore_int8'::regtype,
+                              'encml.ore_float8'::regtype, 'encml.ore_timestamptz'::regtype)
+    LOOP
+        EXECUTE format('SELECT count(DISTINCT k) FROM (SELECT encml.key_id(%I) AS k FROM %s) s
+                         WHERE k IS NOT NULL
+                           AND NOT EXISTS (SELECT FROM encml.key_labels l WHERE l.key_id = s.k AND l.label = $1)',
+                       col.attname, col.tbl)
+           INTO n USING col.label;
+        IF n > 0 THEN
+            hits := hits || format('%s.%I (%s: %s key(s) without the label)', col.tbl, col.attname, col.label, n);
+        END IF;
+    END LOOP;
+    IF cardinality(hits) > 0 THEN
+        status := 'warn';
+        detail := format('classified columns whose keys are not labelled, so no clearance is needed to decrypt them (encml.label_key): %s',
+                         left(array_to_string(hits, ', '), 500));
+    ELSE
+        status := 'pass'; detail := 'the keys of every classified encrypted column carry its label';
+    END IF;
+    RETURN NEXT;
 END
 $$;

@@ -33,6 +33,18 @@ COMMENT ON FUNCTION grant_key(uuid, regrole, text) IS
     'Grants a per-key privilege (encrypt, decrypt or admin) to a role and, through inheritance, its members; admins of the key only; effective in every session at its next statement';
 COMMENT ON FUNCTION revoke_key(uuid, regrole, text) IS
     'Revokes a privilege granted with grant_key (implicit holders such as the creator keep theirs); admins of the key only';
+COMMENT ON FUNCTION label_key(uuid, text) IS
+    'Adds a classification label (pii, phi, pci, secret, ...) to a key: decrypting with it then needs a clearance for the label; admins of the key only';
+COMMENT ON FUNCTION unlabel_key(uuid, text) IS
+    'Removes a classification label from a key; admins of the key only';
+COMMENT ON FUNCTION key_labels(uuid) IS
+    'The classification labels of a key (encml.label_key)';
+COMMENT ON FUNCTION grant_clearance(regrole, text) IS
+    'Clears a role and, through inheritance, its members to decrypt with keys of a label; superuser or encml_key_admin; effective in every session at its next statement';
+COMMENT ON FUNCTION revoke_clearance(regrole, text) IS
+    'Withdraws a clearance given with grant_clearance; superuser or encml_key_admin';
+COMMENT ON FUNCTION set_clearance_condition(text, text[], int4range, text[], text) IS
+    'Sets the context conditions of a label, checked at every decryption with its keys: allowed client networks (cidr), hours of the day [from,to) in a time zone, allowed application_name values; all NULL removes them';
 COMMENT ON FUNCTION rotate_master_key() IS
     'Rewraps every data key wrapped under an older master key with the current one (first line of the provider); returns the count';
 
@@ -362,7 +374,7 @@ GRANT EXECUTE ON FUNCTION
     key_version(ore_timestamptz),
     create_key(text, text, text), rotate_key(uuid), retire_key_version(uuid, integer, boolean),
     destroy_key(uuid), export_key(uuid, bytea, integer), grant_key(uuid, regrole, text),
-    revoke_key(uuid, regrole, text),
+    revoke_key(uuid, regrole, text), label_key(uuid, text), unlabel_key(uuid, text), key_labels(uuid),
     set_tenant(text, boolean), current_tenant(), reset_tenant(), my_tenants(), tenant_key(text),
     -- Invoker rights: ALTER TABLE needs ownership of the table.
     enable_tenant_isolation(regclass, name), disable_tenant_isolation(regclass, name),
@@ -391,7 +403,10 @@ $$;
 GRANT EXECUTE ON FUNCTION set_privacy_budget(regrole, double precision, double precision, text),
     dp_public_groups(anyelement, anyarray)
 TO encml_privacy_admin;
-GRANT EXECUTE ON FUNCTION rotate_master_key() TO encml_key_admin;
+GRANT EXECUTE ON FUNCTION rotate_master_key(), grant_clearance(regrole, text), revoke_clearance(regrole, text),
+    set_clearance_condition(text, text[], int4range, text[], text)
+TO encml_key_admin;
+GRANT SELECT ON key_labels, clearances, clearance_conditions TO encml_key_admin, encml_auditor;
 GRANT EXECUTE ON FUNCTION create_tenant(text), drop_tenant(text), grant_tenant(text, regrole),
     revoke_tenant(text, regrole), forget_tenant(text), create_tenant_schema(text, text)
 TO encml_tenant_admin;

@@ -20,7 +20,7 @@ use serde_json::json;
 
 pub const KEY_ADMIN_ROLE: &str = "encml_key_admin";
 
-fn is_key_admin(role: pg_sys::Oid) -> bool {
+pub(crate) fn is_key_admin(role: pg_sys::Oid) -> bool {
     is_superuser(role) || has_privs_of_role_named(role, KEY_ADMIN_ROLE)
 }
 
@@ -50,7 +50,7 @@ fn require_admin_of(role: pg_sys::Oid, id: &[u8; 16], key: &KeyRow) {
 }
 
 /// Locks the key row and checks the caller may administer it. Refuses destroyed keys.
-fn lock_for_admin(key: Uuid) -> ([u8; 16], KeyRow) {
+pub(crate) fn lock_for_admin(key: Uuid) -> ([u8; 16], KeyRow) {
     let role = caller();
     let id = *key.as_bytes();
     let missing = || -> ! {

@@ -6,6 +6,7 @@
 //! the callback below), when Postgres resets all caches, when a transaction or savepoint aborts,
 //! and when it reaches `encml.key_cache_size` entries.
 
+use crate::keys::clearances;
 use crate::keys::grants::{self, Privilege};
 use crate::keys::{catalog, provider};
 use crate::pg::errors::raise_full;
@@ -81,7 +82,9 @@ impl KeyVersion {
     /// (`grants`) and the key's tenant is current (or the caller is a superuser or member of
     /// encml_tenant_admin); the checks of `aead()` and friends without the ERROR.
     pub fn usable(&self, privilege: Privilege) -> bool {
-        self.tenant_allows() && grants::holds(&self.ownership(), privilege)
+        self.tenant_allows()
+            && grants::holds(&self.ownership(), privilege)
+            && (privilege != Privilege::Decrypt || clearances::allows(&self.key_id))
     }
 
     fn tenant_allows(&self) -> bool {
@@ -125,10 +128,14 @@ impl KeyVersion {
         );
     }
 
-    /// Both checks of every use: the tenant, then the caller's privilege on the key.
+    /// The checks of every use: the tenant, the caller's privilege on the key and, to decrypt,
+    /// the clearances for the key's labels.
     fn check(&self, privilege: Privilege) {
         self.check_tenant();
         grants::check(&self.ownership(), privilege);
+        if privilege == Privilege::Decrypt {
+            clearances::check(&self.key_id);
+        }
     }
 
     /// The AES-GCM cipher, or an ERROR naming the key's actual purpose.

@@ -70,6 +70,7 @@ thread_local! {
 }
 
 pub fn clear() {
+    crate::keys::clearances::clear();
     LAST.with(|l| l.set(None));
     MEMO.with(|m| {
         if let Ok(mut m) = m.try_borrow_mut() {
