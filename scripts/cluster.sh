@@ -27,7 +27,8 @@ listen_addresses = ''
 unix_socket_directories = '$SOCK'
 max_connections = 50
 fsync = off
-shared_preload_libraries = ''
+# Login lockout, role-change events and decrypt-rate limits need the library preloaded.
+shared_preload_libraries = 'pg_encrypt_ml'
 CONF
     fi
     if ! as_postgres "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then

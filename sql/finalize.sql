@@ -45,6 +45,16 @@ COMMENT ON FUNCTION revoke_clearance(regrole, text) IS
     'Withdraws a clearance given with grant_clearance; superuser or encml_key_admin';
 COMMENT ON FUNCTION set_clearance_condition(text, text[], int4range, text[], text) IS
     'Sets the context conditions of a label, checked at every decryption with its keys: allowed client networks (cidr), hours of the day [from,to) in a time zone, allowed application_name values; all NULL removes them';
+COMMENT ON FUNCTION auth_failures() IS
+    'The (role, client address) pairs with failed logins in encml.auth_failure_window or locked now (needs shared_preload_libraries)';
+COMMENT ON FUNCTION unlock(text, text) IS
+    'Ends the login lockouts of a role (from one client address, or ''local'', or all) and forgets its failures; returns the pairs released; superuser or encml_security_admin';
+COMMENT ON FUNCTION forward_security_events() IS
+    'Moves security events raised before a database was connected (lockouts) or in databases without the extension from shared memory to this audit log; returns how many';
+COMMENT ON FUNCTION security_summary(interval) IS
+    'Security events per severity and kind over the last interval (forwards queued events first)';
+COMMENT ON FUNCTION metrics(boolean) IS
+    'Security and key metrics in the Prometheus text exposition format (decrypts per key, refusals, events, login failures and lockouts, decrypt rates, privacy budgets, keys overdue for rotation, audit chain status)';
 COMMENT ON FUNCTION rotate_master_key() IS
     'Rewraps every data key wrapped under an older master key with the current one (first line of the provider); returns the count';
 
@@ -403,6 +413,15 @@ $$;
 GRANT EXECUTE ON FUNCTION set_privacy_budget(regrole, double precision, double precision, text),
     dp_public_groups(anyelement, anyarray)
 TO encml_privacy_admin;
+GRANT EXECUTE ON FUNCTION auth_failures(), forward_security_events(), security_summary(interval), metrics(boolean)
+TO encml_security_admin, encml_auditor;
+-- Scrapers (postgres_exporter) usually run as members of pg_monitor.
+GRANT EXECUTE ON FUNCTION metrics(boolean) TO pg_monitor;
+GRANT EXECUTE ON FUNCTION unlock(text, text) TO encml_security_admin;
+CREATE VIEW auth_failures AS SELECT * FROM auth_failures();
+COMMENT ON VIEW auth_failures IS
+    'pg_encrypt_ml: (role, client address) pairs with recent failed logins or locked now (needs shared_preload_libraries)';
+GRANT SELECT ON auth_failures TO encml_security_admin, encml_auditor;
 GRANT EXECUTE ON FUNCTION rotate_master_key(), grant_clearance(regrole, text), revoke_clearance(regrole, text),
     set_clearance_condition(text, text[], int4range, text[], text)
 TO encml_key_admin;

@@ -15,6 +15,7 @@ pub mod fhe;
 pub mod keys;
 pub mod pg;
 pub mod privacy;
+pub mod security;
 pub mod types;
 
 // Tables, views and grants of the key catalog; runs before any generated function.
@@ -28,6 +29,7 @@ pub extern "C-unwind" fn _PG_init() {
     pg::tenant::register();
     keys::cache::register_invalidation_callback();
     audit::decrypts::register();
+    security::init();
 }
 
 /// Required by `cargo pgrx test`.

@@ -12,5 +12,6 @@ pub mod large_object;
 pub mod order;
 pub mod privacy;
 pub mod search;
+pub mod security;
 pub mod tenancy;
 pub mod tensor;

@@ -36,6 +36,7 @@ fn can_write_here() -> bool {
 /// Notes one decrypted value under `key_id`.
 #[inline]
 pub fn count(key_id: &[u8; 16]) {
+    crate::security::exfil::note(key_id);
     match crate::pg::gucs::AUDIT_DECRYPT.get() {
         Mode::Off => {}
         Mode::Statement => COUNTS.with(|c| {
@@ -102,13 +103,15 @@ static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
 
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
+    crate::security::results::check(query);
     unsafe {
         match PREV_EXECUTOR_END {
-            Some(prev) => prev(query),
+            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query)),
             None => pg_sys::standard_ExecutorEnd(query),
         }
     }
     flush();
+    crate::security::exfil::flush(true);
 }
 
 #[pg_guard]
@@ -116,6 +119,7 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut s
     if event == pg_sys::XactEvent::XACT_EVENT_ABORT
         || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
     {
+        crate::security::exfil::flush(false);
         for (key, values) in take() {
             pgrx::log!(
                 "pg_encrypt_ml decrypt audit (statement failed): key={} values={values}",

@@ -37,16 +37,30 @@ fn session_fields() -> serde_json::Value {
 /// Records `operation` with `detail` outside the current transaction (see the module comment).
 /// Never raises: a failure to record is reported in the server log, and the caller's own ERROR
 /// (the refusal) is what the client sees.
-pub fn record(operation: &str, detail: serde_json::Value) {
+pub fn record(operation: &str, mut detail: serde_json::Value) {
+    crate::security::severity::tag(operation, &mut detail);
     let mut event = session_fields();
     event["operation"] = json!(operation);
     event["detail"] = detail;
     let mut text = event.to_string();
     pgrx::log!("pg_encrypt_ml security event: {text}");
+    crate::security::severity::log_json(&event);
     if text.len() > MAX_EVENT {
-        event["detail"] = json!({ "truncated": true });
+        event["detail"] = json!({ "truncated": true, "severity": crate::security::severity::of(operation) });
         text = event.to_string();
     }
+    send(text);
+}
+
+/// Inserts events that already carry their session fields (queued by `security::queue`),
+/// in one worker run.
+pub fn record_prepared(events: &[String]) {
+    let parsed: Vec<serde_json::Value> =
+        events.iter().filter_map(|e| serde_json::from_str(e).ok()).collect();
+    send(serde_json::Value::Array(parsed).to_string());
+}
+
+fn send(text: String) {
     if unsafe { pg_sys::RecoveryInProgress() } {
         return; // a standby writes nothing; the server log has it
     }
@@ -79,18 +93,30 @@ static INSERT_EVENT: SavedPlan = SavedPlan::new(
     &EVENT_PLAN,
 );
 
-/// Inserts an event (the JSON `record` builds) in the current transaction, as the owner.
+/// Inserts an event (the JSON `record` builds) in the current transaction, as the owner, and
+/// sends a critical one on channel encml_alerts (delivered when this transaction commits).
 pub fn insert_event_json(text: &str) {
     use pgrx::datum::IntoDatum;
     INSERT_EVENT.run_as_owner(&[text.into_datum()]);
+    if let Ok(event) = serde_json::from_str::<serde_json::Value>(text) {
+        crate::security::severity::notify_if_critical(&event);
+    }
 }
 
-/// The worker: inserts the event in its own transaction.
+/// The worker: inserts the event (or each of an array of events) in its own transaction.
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn encml_audit_event_worker_main(arg: pg_sys::Datum) {
     detached_worker::serve(arg, |request| {
-        insert_event_json(&String::from_utf8_lossy(&request));
+        let text = String::from_utf8_lossy(&request);
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::Array(events)) => {
+                for e in events {
+                    insert_event_json(&e.to_string());
+                }
+            }
+            _ => insert_event_json(&text),
+        }
         request
     });
 }

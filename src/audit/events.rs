@@ -5,10 +5,24 @@
 
 use crate::audit::detached;
 use crate::audit::writer::{append, Entry};
+use crate::pg::catalog_access::role_name;
 use pgrx::pg_sys;
 
 /// Logs a successful security operation in the caller's transaction.
-pub fn record(operation: &str, table: Option<(pg_sys::Oid, &str)>, detail: serde_json::Value) {
+pub fn record(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: serde_json::Value) {
+    crate::security::severity::tag(operation, &mut detail);
+    if crate::security::gucs::LOG_EVENTS_JSON.get() || detail["severity"] == "critical" {
+        let event = serde_json::json!({
+            "session_role": role_name(unsafe { pg_sys::GetSessionUserId() }),
+            "effective_role": role_name(unsafe { pg_sys::GetUserId() }),
+            "tenant": crate::pg::tenant::current(),
+            "operation": operation,
+            "table": table.map(|t| t.1),
+            "detail": &detail,
+        });
+        crate::security::severity::log_json(&event);
+        crate::security::severity::notify_if_critical(&event);
+    }
     append(&Entry {
         kind: "event",
         operation,

@@ -4,17 +4,23 @@
 //! key derivation, and master-key wrapping of data keys. The extension (the Postgres glue) and
 //! any client outside the database share this crate, so both agree on every byte of every format.
 //! No cipher is implemented here: AES-256-GCM comes from `aes-gcm`, HKDF from `hkdf`.
+//!
+//! Also here, because they are plain logic worth testing alone: the fixed-size tables of threat
+//! detection that the extension keeps in shared memory (`lockout`, `rate_window`, `event_ring`).
 
 pub mod aead;
 pub mod audit;
 pub mod error;
+pub mod event_ring;
 pub mod export;
 pub mod format;
 pub mod json_fields;
 pub mod kdf;
+pub mod lockout;
 pub mod master;
 pub mod nonce;
 pub mod ore;
+pub mod rate_window;
 pub mod siv;
 pub mod stream;
 pub mod tensor;

@@ -1,0 +1,226 @@
+//! Brute-force login lockout (`encml_core::lockout` in shared memory), through Postgres's
+//! ClientAuthentication_hook: it runs after the password exchange and before the client hears
+//! the result, in a backend that has no database yet. So the hook only counts under a lock,
+//! writes the server log, queues an event for the audit log (`queue`) and, for a locked pair,
+//! ends the connection with FATAL whatever the password was.
+//!
+//! The hook must never fail: any ERROR here becomes FATAL for every login (superusers too), so
+//! it allocates nothing but the log message and unwraps nothing.
+
+use crate::pg::catalog_access::caller;
+use crate::pg::errors::raise;
+use crate::security::{gucs, queue};
+use encml_core::lockout::{Outcome, Pair, Policy, Table};
+use pgrx::pg_sys::libpq::{self, be::Port};
+use pgrx::prelude::*;
+use pgrx::{PgLwLock, PgSqlErrorCode, PGRXSharedMemory};
+use std::net::IpAddr;
+
+/// (role, address) pairs tracked at once; a full table evicts the least recently seen unlocked
+/// pair, and a table full of locked pairs leaves new pairs untracked (counted in metrics).
+pub const AUTH_SLOTS: usize = 1024;
+
+pub struct AuthTable(pub Table<AUTH_SLOTS>);
+unsafe impl PGRXSharedMemory for AuthTable {}
+impl AuthTable {
+    pub const EMPTY: AuthTable = AuthTable(Table::EMPTY);
+}
+
+pub static AUTH_TABLE: PgLwLock<AuthTable> = unsafe { PgLwLock::new(c"pg_encrypt_ml auth lockout") };
+
+static mut PREV_AUTH: libpq::ClientAuthentication_hook_type = None;
+
+pub fn install() {
+    unsafe {
+        PREV_AUTH = libpq::ClientAuthentication_hook;
+        libpq::ClientAuthentication_hook = Some(client_authentication);
+    }
+}
+
+pub fn policy() -> Policy {
+    Policy {
+        max_failures: gucs::MAX_AUTH_FAILURES.get().max(0) as u32,
+        window: gucs::AUTH_FAILURE_WINDOW.get() as i64 * 1_000_000,
+        lockout: gucs::AUTH_LOCKOUT.get() as i64 * 1_000_000,
+    }
+}
+
+pub fn now() -> i64 {
+    unsafe { pg_sys::GetCurrentTimestamp() }
+}
+
+/// The client's address from the socket (never the reverse-DNS name, which the client's DNS
+/// controls); `None` for a Unix socket.
+pub unsafe fn client_addr(port: &Port) -> Option<IpAddr> {
+    let storage = &port.raddr.addr;
+    unsafe {
+        match storage.ss_family as i32 {
+            libc::AF_INET => {
+                let sin = &*(storage as *const _ as *const libc::sockaddr_in);
+                Some(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()))
+            }
+            libc::AF_INET6 => {
+                let sin6 = &*(storage as *const _ as *const libc::sockaddr_in6);
+                let v6 = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
+            }
+            _ => None,
+        }
+    }
+}
+
+pub fn addr_text(addr: Option<IpAddr>) -> String {
+    addr.map_or_else(|| "local".to_string(), |a| a.to_string())
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn client_authentication(port: *mut Port, status: i32) {
+    // A client that hung up (psql asking for the password first) is not a failure.
+    let seen = if status == pg_sys::STATUS_EOF || port.is_null() {
+        None
+    } else {
+        let port = unsafe { &*port };
+        let role = if port.user_name.is_null() {
+            &[][..]
+        } else {
+            unsafe { std::ffi::CStr::from_ptr(port.user_name) }.to_bytes()
+        };
+        let addr = unsafe { client_addr(port) };
+        let pair = Pair::new(role, addr);
+        let outcome = AUTH_TABLE.exclusive().0.observe(
+            &pair,
+            status == pg_sys::STATUS_OK as i32,
+            now(),
+            &policy(),
+        );
+        Some((pair, outcome))
+    };
+    if let Some(prev) = unsafe { PREV_AUTH } {
+        unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| prev(port, status)) };
+    }
+    let Some((pair, outcome)) = seen else { return };
+    let role = String::from_utf8_lossy(pair.role()).into_owned();
+    let addr = addr_text(pair.addr());
+    match outcome {
+        Outcome::NewlyLocked { failures, until } => {
+            let until = timestamp_text(until);
+            queue::push_event(
+                "auth_lockout",
+                &role,
+                pair.addr(),
+                serde_json::json!({ "role": role, "client_addr": addr, "failures": failures,
+                                    "locked_until": until }),
+            );
+        }
+        Outcome::Locked { .. } => {
+            ereport!(
+                FATAL,
+                PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+                format!("too many failed login attempts for role \"{role}\" from this address; try again later")
+            );
+        }
+        Outcome::Untracked => {
+            pgrx::warning!(
+                "pg_encrypt_ml: the login lockout table is full of locked pairs; a failure of role \"{role}\" from {addr} was not counted"
+            );
+        }
+        Outcome::Allow | Outcome::Counted { .. } => {}
+    }
+}
+
+/// A TimestampTz as ISO text, without catalog access (the hook runs before a database is
+/// connected).
+pub fn timestamp_text(ts: i64) -> String {
+    unsafe {
+        let p = pg_sys::timestamptz_to_str(ts);
+        if p.is_null() {
+            ts.to_string()
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+}
+
+fn require_security_admin(what: &str) {
+    let role = caller();
+    if !(crate::pg::catalog_access::is_superuser(role)
+        || crate::pg::catalog_access::has_privs_of_role_named(role, SECURITY_ADMIN_ROLE))
+    {
+        crate::audit::events::refused("security_admin_refused", serde_json::json!({ "operation": what }));
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied: {what} needs superuser or {SECURITY_ADMIN_ROLE}"),
+        );
+    }
+}
+
+pub const SECURITY_ADMIN_ROLE: &str = "encml_security_admin";
+
+/// The (role, address) pairs with recent failed logins or a lock in force.
+#[pg_extern(volatile, parallel_restricted)]
+fn auth_failures() -> TableIterator<
+    'static,
+    (
+        name!(role_name, String),
+        name!(client_addr, String),
+        name!(failures, i32),
+        name!(first_failure, pgrx::datum::TimestampWithTimeZone),
+        name!(locked_until, Option<pgrx::datum::TimestampWithTimeZone>),
+    ),
+> {
+    crate::security::require_preload("encml.auth_failures");
+    queue::forward();
+    let now = now();
+    let policy = policy();
+    let rows: Vec<_> = {
+        let table = AUTH_TABLE.share();
+        table
+            .0
+            .entries(now, &policy)
+            .map(|s| {
+                (
+                    String::from_utf8_lossy(s.pair.role()).into_owned(),
+                    addr_text(s.pair.addr()),
+                    s.failures as i32,
+                    s.window_start,
+                    s.locked_at(now).then_some(s.locked_until),
+                )
+            })
+            .collect()
+    };
+    let ts = |t: i64| unsafe { pgrx::datum::TimestampWithTimeZone::from_datum(pg_sys::Datum::from(t), false) }
+        .expect("a timestamp");
+    TableIterator::new(
+        rows.into_iter()
+            .map(move |(r, a, f, first, until)| (r, a, f, ts(first), until.map(ts))),
+    )
+}
+
+/// Ends the lockouts (and forgets the failures) of a role, from one address or all. Returns the
+/// number of locked pairs released. The role is a name: failed logins may name roles that do
+/// not exist.
+#[pg_extern(volatile, parallel_unsafe)]
+fn unlock(role_name: Option<&str>, client_addr: default!(Option<&str>, "NULL")) -> Option<i32> {
+    let role_name = role_name?;
+    crate::security::require_preload("encml.unlock");
+    require_security_admin("unlock");
+    let addr = client_addr.map(|a| {
+        if a == "local" {
+            None
+        } else {
+            Some(a.parse::<IpAddr>().unwrap_or_else(|_| {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                    format!("invalid client address \"{a}\" (an IP address, or 'local' for Unix sockets)"),
+                )
+            }))
+        }
+    });
+    let released = AUTH_TABLE.exclusive().0.unlock(role_name.as_bytes(), addr, now());
+    crate::audit::events::record(
+        "auth_unlock",
+        None,
+        serde_json::json!({ "role": role_name, "client_addr": client_addr, "released": released }),
+    );
+    Some(released as i32)
+}

@@ -1,0 +1,161 @@
+//! Bulk-decryption (exfiltration) detection: values decrypted per role and key per minute,
+//! counted across all sessions in shared memory (`encml_core::rate_window`). Above
+//! encml.decrypt_alert_threshold a critical event is logged at once and written, with a NOTIFY on
+//! channel encml_alerts, by the detached writer (so it does not depend on the caller committing);
+//! with encml.decrypt_limit_action = 'block', further decryptions fail while the rate stays above.
+//!
+//! The hot path stays cheap: each backend counts locally and adds to shared memory on the first
+//! value of a statement and key, every BATCH values, and at the end of each statement, so a
+//! blocked role gets at most BATCH - 1 values past the limit per backend.
+
+use crate::keys::catalog::uuid_string;
+use crate::pg::catalog_access::role_name;
+use crate::pg::errors::raise_full;
+use crate::security::gucs::{LimitAction, DECRYPT_ALERT_THRESHOLD, DECRYPT_LIMIT_ACTION};
+use encml_core::rate_window::Table;
+use pgrx::prelude::*;
+use pgrx::{PgLwLock, PgSqlErrorCode, PGRXSharedMemory};
+use serde_json::json;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+pub const RATE_SLOTS: usize = 4096;
+const BATCH: u64 = 64;
+
+pub struct RateTable {
+    pub table: Table<RATE_SLOTS>,
+    pub blocked_total: u64,
+}
+unsafe impl PGRXSharedMemory for RateTable {}
+impl RateTable {
+    pub const EMPTY: RateTable = RateTable { table: Table::EMPTY, blocked_total: 0 };
+}
+
+pub static RATE_TABLE: PgLwLock<RateTable> =
+    unsafe { PgLwLock::new(c"pg_encrypt_ml decrypt rates") };
+
+thread_local! {
+    /// (key, role) -> values not yet added to shared memory (an entry exists from the first value
+    /// of a statement, which is added at once, to the statement's end).
+    static PENDING: RefCell<HashMap<([u8; 16], pg_sys::Oid), u64>> = RefCell::new(HashMap::new());
+    static WARNED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Counts one decrypted value under `key` by the current role; may raise in block mode.
+#[inline]
+pub fn note(key: &[u8; 16]) {
+    let threshold = DECRYPT_ALERT_THRESHOLD.get();
+    if threshold <= 0 {
+        return;
+    }
+    if !crate::security::preloaded() {
+        not_preloaded();
+        return;
+    }
+    let role = unsafe { pg_sys::GetUserId() };
+    let due = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        match p.get_mut(&(*key, role)) {
+            None => {
+                p.insert((*key, role), 0);
+                Some(1)
+            }
+            Some(n) => {
+                *n += 1;
+                (*n >= BATCH).then(|| std::mem::take(n))
+            }
+        }
+    });
+    if let Some(n) = due {
+        add(key, role, n, threshold as u64, true);
+    }
+}
+
+#[cold]
+fn not_preloaded() {
+    if DECRYPT_LIMIT_ACTION.get() == LimitAction::Block {
+        crate::security::require_preload("encml.decrypt_limit_action = 'block'");
+    }
+    if !WARNED.with(|w| w.replace(true)) {
+        pgrx::warning!(
+            "encml.decrypt_alert_threshold is set, but pg_encrypt_ml is not in shared_preload_libraries: decryption rates are not tracked"
+        );
+    }
+}
+
+/// Adds `n` values to the shared count; alerts when the threshold is first crossed in a minute
+/// and, in block mode (when `may_raise`), refuses.
+fn add(key: &[u8; 16], role: pg_sys::Oid, n: u64, threshold: u64, may_raise: bool) {
+    let now = crate::security::auth::now();
+    let block = DECRYPT_LIMIT_ACTION.get() == LimitAction::Block;
+    let rate = {
+        let mut t = RATE_TABLE.exclusive();
+        let rate = t.table.add(role.to_u32(), key, n, now, threshold);
+        if block && may_raise && rate.per_minute > threshold {
+            t.blocked_total += 1;
+        }
+        rate
+    };
+    if rate.first_over {
+        crate::audit::detached::record(
+            if block { "decrypt_rate_blocked" } else { "decrypt_rate_exceeded" },
+            json!({ "key": uuid_string(key), "role": role_name(role), "values_per_minute": rate.per_minute,
+                    "threshold": threshold, "action": if block { "block" } else { "alert" } }),
+        );
+    }
+    if block && may_raise && rate.per_minute > threshold {
+        PENDING.with(|p| p.borrow_mut().remove(&(*key, role)));
+        raise_full(
+            PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            format!(
+                "decryption with key {} blocked: {} values in the last minute exceed encml.decrypt_alert_threshold ({threshold})",
+                uuid_string(key),
+                rate.per_minute
+            ),
+            None,
+            Some("The limit applies per role and key across sessions; wait, or ask a superuser.".into()),
+        );
+    }
+}
+
+/// Adds what this backend counted to shared memory (end of a statement, or abort: then without
+/// alerting, since no transaction may run).
+pub fn flush(alert: bool) {
+    let threshold = DECRYPT_ALERT_THRESHOLD.get();
+    let pending: Vec<_> = PENDING.with(|p| {
+        p.try_borrow_mut()
+            .map(|mut p| p.drain().filter(|(_, n)| *n > 0).collect())
+            .unwrap_or_default()
+    });
+    if threshold <= 0 || !crate::security::preloaded() {
+        return;
+    }
+    for ((key, role), n) in pending {
+        if alert {
+            add(&key, role, n, threshold as u64, false);
+        } else {
+            RATE_TABLE.exclusive().table.add(role.to_u32(), &key, n, crate::security::auth::now(), 0);
+        }
+    }
+}
+
+/// Per (role, key): values in the last minute and in total since tracked.
+pub fn snapshot() -> Vec<(pg_sys::Oid, [u8; 16], u64, u64)> {
+    if !crate::security::preloaded() {
+        return Vec::new();
+    }
+    let now = crate::security::auth::now();
+    let t = RATE_TABLE.share();
+    t.table
+        .entries(now)
+        .map(|(s, per_minute)| (pg_sys::Oid::from(s.role), s.key, per_minute, s.total))
+        .collect()
+}
+
+pub fn totals() -> (u64, u64, u64) {
+    if !crate::security::preloaded() {
+        return (0, 0, 0);
+    }
+    let t = RATE_TABLE.share();
+    (t.table.alerts_total, t.blocked_total, t.table.untracked_total)
+}

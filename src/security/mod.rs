@@ -1,0 +1,73 @@
+//! Threat detection and monitoring (docs/zero-trust.md, docs/monitoring.md):
+//! - [`auth`]: brute-force login lockout per (role, client address), in shared memory;
+//! - [`utility`]: role changes and the disabling of RLS or audit triggers as security events;
+//! - [`exfil`]: decrypted values per role and key per minute, alerting or blocking;
+//! - [`results`]: COPY TO and large results from classified tables;
+//! - [`queue`]: events raised where no audit log can be written (before a database is
+//!   connected, or in a database without the extension), kept in shared memory until a backend
+//!   with the extension forwards them;
+//! - [`severity`]: the severity of every event kind, and the JSON event line for SIEMs.
+//!
+//! Everything that needs shared memory or hooks in every backend needs
+//! `shared_preload_libraries = 'pg_encrypt_ml'`; without it the rest of the extension works,
+//! these parts report that they are inactive, and block mode refuses to decrypt.
+
+pub mod auth;
+pub mod exfil;
+pub mod gucs;
+pub mod queue;
+pub mod results;
+pub mod severity;
+pub mod utility;
+
+use crate::pg::errors::raise_full;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set in `_PG_init` when the library is loaded by shared_preload_libraries (inherited by every
+/// backend the postmaster forks); false when loaded on first use.
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+pub fn preloaded() -> bool {
+    PRELOADED.load(Ordering::Relaxed)
+}
+
+/// From `_PG_init`: the GUCs always; shared memory and hooks only while preloading.
+// pg_shmem_init! tests pgrx's version features, which this crate does not declare.
+#[allow(unexpected_cfgs)]
+pub fn init() {
+    gucs::register();
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        use auth::{AuthTable, AUTH_TABLE};
+        use exfil::{RateTable, RATE_TABLE};
+        use queue::{Queue, QUEUE};
+        pgrx::pg_shmem_init!(AUTH_TABLE = AuthTable::EMPTY);
+        pgrx::pg_shmem_init!(RATE_TABLE = RateTable::EMPTY);
+        pgrx::pg_shmem_init!(QUEUE = Queue::EMPTY);
+        auth::install();
+        utility::install();
+        PRELOADED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// ERROR 55000 saying that `what` needs the library preloaded.
+pub fn require_preload(what: &str) {
+    if !preloaded() {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("{what} needs pg_encrypt_ml in shared_preload_libraries"),
+            None,
+            Some(
+                "Add pg_encrypt_ml to shared_preload_libraries in postgresql.conf and restart the server."
+                    .into(),
+            ),
+        );
+    }
+}
+
+pgrx::extension_sql_file!(
+    "../../sql/security.sql",
+    name = "security_events",
+    requires = ["audit_log"]
+);

@@ -1,0 +1,99 @@
+//! Security events raised where the audit log cannot be written: during authentication (no
+//! database yet) and in databases without the extension (role changes are cluster-wide). Each is
+//! written to the server log at once and kept in a shared-memory ring; a backend of a database
+//! with the extension forwards them to its audit log (own transaction) whenever security state is
+//! read: encml.metrics(), encml.security_summary(), encml.auth_failures(),
+//! encml.forward_security_events(), encml.compliance_report(). A scraper calling metrics()
+//! therefore brings them in within one scrape interval.
+
+use crate::security::severity;
+use encml_core::event_ring::Ring;
+use pgrx::prelude::*;
+use pgrx::{PgLwLock, PGRXSharedMemory};
+use serde_json::json;
+use std::net::IpAddr;
+
+/// Records waiting at most; the oldest is dropped when full (counted in metrics).
+const RECORDS: usize = 256;
+const RECORD_BYTES: usize = 1024;
+
+pub struct Queue(pub Ring<RECORDS, RECORD_BYTES>);
+unsafe impl PGRXSharedMemory for Queue {}
+impl Queue {
+    pub const EMPTY: Queue = Queue(Ring::EMPTY);
+}
+
+pub static QUEUE: PgLwLock<Queue> = unsafe { PgLwLock::new(c"pg_encrypt_ml event queue") };
+
+/// Logs an event of `role` from `addr` and queues it for the audit log. The JSON has the shape
+/// the detached writer inserts (`audit::detached`).
+pub fn push_event(operation: &str, role: &str, addr: Option<IpAddr>, mut detail: serde_json::Value) {
+    severity::tag(operation, &mut detail);
+    detail["at"] = json!(crate::security::auth::timestamp_text(crate::security::auth::now()));
+    let event = json!({
+        "session_role": role,
+        "effective_role": role,
+        "client_addr": addr.map(|a| a.to_string()),
+        "application_name": null,
+        "tenant": null,
+        "operation": operation,
+        "detail": detail,
+    });
+    let mut text = event.to_string();
+    pgrx::log!("pg_encrypt_ml security event: {text}");
+    severity::log_json(&event);
+    if text.len() > RECORD_BYTES {
+        let mut short = event.clone();
+        short["detail"] = json!({ "truncated": true, "severity": severity::of(operation) });
+        text = short.to_string();
+    }
+    if crate::security::preloaded() {
+        QUEUE.exclusive().0.push(text.as_bytes());
+    }
+}
+
+/// Whether this database has the extension (and its log) and can write.
+fn can_forward() -> bool {
+    unsafe {
+        pg_sys::IsTransactionState()
+            && !pg_sys::RecoveryInProgress()
+            && !pg_sys::creating_extension
+            && pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) != pg_sys::InvalidOid
+    }
+}
+
+/// Moves the queued events to this database's audit log, committed by the detached writer
+/// whatever the caller's transaction does. Returns how many were forwarded.
+pub fn forward() -> usize {
+    if !crate::security::preloaded() || !can_forward() {
+        return 0;
+    }
+    let events: Vec<String> = {
+        let mut q = QUEUE.exclusive();
+        std::iter::from_fn(|| q.0.pop())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .collect()
+    };
+    if events.is_empty() {
+        return 0;
+    }
+    let n = events.len();
+    crate::audit::detached::record_prepared(&events);
+    n
+}
+
+/// Waiting events and events dropped because the ring was full.
+pub fn stats() -> (usize, u64) {
+    if !crate::security::preloaded() {
+        return (0, 0);
+    }
+    let q = QUEUE.share();
+    (q.0.len(), q.0.dropped)
+}
+
+/// Forwards events raised before a database was connected (failed logins, lockouts) or in
+/// databases without the extension to this database's audit log; returns how many.
+#[pg_extern(volatile, parallel_unsafe)]
+fn forward_security_events() -> i32 {
+    forward() as i32
+}

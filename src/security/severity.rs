@@ -1,0 +1,64 @@
+//! Severity of security events (the seed's alerting strategy: critical, warning, info) and the
+//! one-line JSON form written to the server log for SIEM collectors.
+
+/// The severity of an event kind: critical for what bypasses or defeats the controls (lockouts,
+/// exfiltration alerts, superuser or admin roles granted, RLS or audit switched off); warning for
+/// refusals, role changes, destruction and bulk reads; info for the rest (grants, rotations,
+/// decrypt counts).
+pub fn of(operation: &str) -> &'static str {
+    match operation {
+        "auth_lockout" | "decrypt_rate_exceeded" | "decrypt_rate_blocked" | "role_superuser"
+        | "role_bypassrls" | "admin_role_granted" | "rls_disabled" | "audit_trigger_disabled"
+        | "audit_trigger_dropped" => "critical",
+        "create_role" | "alter_role" | "drop_role" | "rename_role" | "grant_role" | "revoke_role"
+        | "copy_to" | "large_result" | "destroy_key" | "forget_tenant" | "audit_disable"
+        | "audit_purge" | "rotate_master_key" | "export_key" | "auth_unlock" => "warning",
+        op if op.ends_with("_refused") => "warning",
+        _ => "info",
+    }
+}
+
+/// Adds the severity to an event's detail (an object; anything else is wrapped).
+pub fn tag(operation: &str, detail: &mut serde_json::Value) {
+    if !detail.is_object() {
+        *detail = serde_json::json!({ "value": detail.take() });
+    }
+    detail["severity"] = serde_json::json!(of(operation));
+}
+
+/// Writes the event to the server log as one JSON line when encml.log_events_json is on.
+pub fn log_json(event: &serde_json::Value) {
+    if crate::security::gucs::LOG_EVENTS_JSON.get() {
+        pgrx::log!("pg_encrypt_ml event: {event}");
+    }
+}
+
+/// NOTIFY encml_alerts with the event, if it is critical (delivered at the commit of the
+/// current transaction: callers that must not depend on the caller's commit use the detached
+/// writer, whose own transaction sends it).
+pub fn notify_if_critical(event: &serde_json::Value) {
+    if event["detail"]["severity"] != "critical" {
+        return;
+    }
+    let mut payload = event.to_string();
+    // NOTIFY payloads must be shorter than 8000 bytes.
+    if payload.len() >= 7900 {
+        payload = serde_json::json!({
+            "operation": event["operation"],
+            "session_role": event["session_role"],
+            "detail": { "severity": "critical", "truncated": true },
+        })
+        .to_string();
+    }
+    let payload = std::ffi::CString::new(payload).unwrap_or_default();
+    unsafe {
+        pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| {
+            Async_Notify(c"encml_alerts".as_ptr(), payload.as_ptr())
+        })
+    };
+}
+
+extern "C-unwind" {
+    // commands/async.h, not in pgrx's bindings.
+    fn Async_Notify(channel: *const std::ffi::c_char, payload: *const std::ffi::c_char);
+}

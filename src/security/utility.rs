@@ -1,0 +1,356 @@
+//! Privilege escalation as security events: role changes (CREATE/ALTER/DROP/RENAME ROLE, GRANT
+//! and REVOKE of roles), role attributes that bypass controls (SUPERUSER, BYPASSRLS, ...),
+//! grants of the extension's admin roles and of Postgres's powerful predefined roles, and the
+//! disabling of row-level security or of the audit trigger on classified or audited tables.
+//! Event triggers do not fire for role commands, so this is a ProcessUtility hook and needs
+//! shared_preload_libraries. Also COPY TO of a classified table (`results`).
+//!
+//! Statements are described before they run (names copied out of the parse tree; never the
+//! query text or an option's value: ALTER ROLE ... PASSWORD carries the password) and recorded
+//! after they succeed, in the same transaction (DDL is transactional: a rolled-back CREATE ROLE
+//! did not happen). In a database without the extension, or while it is being created, the
+//! event goes to the server log and the shared queue (`queue`).
+
+use crate::pg::catalog_access::role_name;
+use crate::security::queue;
+use pgrx::prelude::*;
+use pgrx::{is_a, PgList};
+use serde_json::{json, Value};
+use std::cell::Cell;
+use std::ffi::CStr;
+
+static mut PREV_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+
+thread_local! {
+    /// Set while a COPY statement runs, so the executor check does not count it twice.
+    static IN_COPY: Cell<bool> = const { Cell::new(false) };
+}
+
+pub fn in_copy() -> bool {
+    IN_COPY.with(|c| c.get())
+}
+
+pub fn install() {
+    unsafe {
+        PREV_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(process_utility);
+    }
+}
+
+/// Attributes whose grant lets a role bypass the extension's controls.
+const CRITICAL_ATTRIBUTES: [&str; 2] = ["superuser", "bypassrls"];
+/// Predefined roles that read or write any data or the server's files.
+const POWERFUL_ROLES: [&str; 6] = [
+    "pg_read_all_data",
+    "pg_write_all_data",
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_execute_server_program",
+    "pg_signal_backend",
+];
+
+/// What to record once the statement succeeded.
+enum Pending {
+    Event { operation: &'static str, table: Option<pg_sys::Oid>, detail: Value },
+    /// ALTER TABLE: which tables and what was disabled; checked against the classification after.
+    Table { relid: pg_sys::Oid, disabled: Vec<(&'static str, String)> },
+    Copy { relid: pg_sys::Oid },
+}
+
+unsafe fn cstr(p: *const std::ffi::c_char) -> Option<String> {
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+unsafe fn role_spec(spec: *mut pg_sys::RoleSpec) -> String {
+    if spec.is_null() {
+        return String::new();
+    }
+    unsafe {
+        match (*spec).roletype {
+            pg_sys::RoleSpecType::ROLESPEC_CSTRING => cstr((*spec).rolename).unwrap_or_default(),
+            pg_sys::RoleSpecType::ROLESPEC_SESSION_USER => role_name(pg_sys::GetSessionUserId()),
+            pg_sys::RoleSpecType::ROLESPEC_PUBLIC => "public".into(),
+            _ => role_name(pg_sys::GetUserId()),
+        }
+    }
+}
+
+unsafe fn role_list(list: *mut pg_sys::List) -> Vec<String> {
+    unsafe { PgList::<pg_sys::RoleSpec>::from_pg(list).iter_ptr().map(|r| role_spec(r)).collect() }
+}
+
+/// Role options by name: `superuser`, `nosuperuser`, `password`, `rolemembers: [...]` (values of
+/// passwords and limits are never copied).
+unsafe fn role_options(list: *mut pg_sys::List) -> (Vec<Value>, Vec<String>) {
+    let mut options = Vec::new();
+    let mut granted = Vec::new();
+    unsafe {
+        for d in PgList::<pg_sys::DefElem>::from_pg(list).iter_ptr() {
+            let name = cstr((*d).defname).unwrap_or_default();
+            let arg = (*d).arg;
+            if !arg.is_null() && is_a(arg, pg_sys::NodeTag::T_Boolean) {
+                let on = (*(arg as *mut pg_sys::Boolean)).boolval;
+                if on && CRITICAL_ATTRIBUTES.contains(&name.as_str()) {
+                    granted.push(name.clone());
+                }
+                options.push(json!(if on { name } else { format!("no{name}") }));
+            } else if !arg.is_null()
+                && is_a(arg, pg_sys::NodeTag::T_List)
+                && matches!(name.as_str(), "rolemembers" | "addroleto" | "adminmembers")
+            {
+                options.push(json!({ name: role_list(arg as *mut pg_sys::List) }));
+            } else {
+                options.push(json!(name));
+            }
+        }
+    }
+    (options, granted)
+}
+
+unsafe fn describe(stmt: *mut pg_sys::Node) -> Option<Pending> {
+    use pg_sys::NodeTag::*;
+    unsafe {
+        if is_a(stmt, T_CreateRoleStmt) {
+            let s = stmt as *mut pg_sys::CreateRoleStmt;
+            let (options, granted) = role_options((*s).options);
+            let role = cstr((*s).role).unwrap_or_default();
+            return Some(Pending::Event {
+                operation: if granted.contains(&"superuser".to_string()) { "role_superuser" } else { "create_role" },
+                table: None,
+                detail: json!({ "statement": "CREATE ROLE", "role": role, "options": options, "attributes_granted": granted }),
+            });
+        }
+        if is_a(stmt, T_AlterRoleStmt) {
+            let s = stmt as *mut pg_sys::AlterRoleStmt;
+            let (options, granted) = role_options((*s).options);
+            let operation = if granted.contains(&"superuser".to_string()) {
+                "role_superuser"
+            } else if !granted.is_empty() {
+                "role_bypassrls"
+            } else {
+                "alter_role"
+            };
+            return Some(Pending::Event {
+                operation,
+                table: None,
+                detail: json!({ "statement": "ALTER ROLE", "role": role_spec((*s).role), "options": options,
+                                "attributes_granted": granted }),
+            });
+        }
+        if is_a(stmt, T_DropRoleStmt) {
+            let s = stmt as *mut pg_sys::DropRoleStmt;
+            return Some(Pending::Event {
+                operation: "drop_role",
+                table: None,
+                detail: json!({ "statement": "DROP ROLE", "roles": role_list((*s).roles) }),
+            });
+        }
+        if is_a(stmt, T_RenameStmt) {
+            let s = stmt as *mut pg_sys::RenameStmt;
+            if (*s).renameType == pg_sys::ObjectType::OBJECT_ROLE {
+                return Some(Pending::Event {
+                    operation: "rename_role",
+                    table: None,
+                    detail: json!({ "statement": "ALTER ROLE RENAME", "role": cstr((*s).subname),
+                                    "new_name": cstr((*s).newname) }),
+                });
+            }
+            return None;
+        }
+        if is_a(stmt, T_GrantRoleStmt) {
+            let s = stmt as *mut pg_sys::GrantRoleStmt;
+            let roles: Vec<String> = PgList::<pg_sys::AccessPriv>::from_pg((*s).granted_roles)
+                .iter_ptr()
+                .filter_map(|p| cstr((*p).priv_name))
+                .collect();
+            let grantees = role_list((*s).grantee_roles);
+            let powerful = (*s).is_grant
+                && roles.iter().any(|r| r.starts_with("encml_") || POWERFUL_ROLES.contains(&r.as_str()));
+            return Some(Pending::Event {
+                operation: if powerful {
+                    "admin_role_granted"
+                } else if (*s).is_grant {
+                    "grant_role"
+                } else {
+                    "revoke_role"
+                },
+                table: None,
+                detail: json!({ "statement": if (*s).is_grant { "GRANT" } else { "REVOKE" },
+                                "roles": roles, "grantees": grantees, "admin_option": (*s).admin_opt }),
+            });
+        }
+        if is_a(stmt, T_AlterTableStmt) {
+            let s = stmt as *mut pg_sys::AlterTableStmt;
+            let mut disabled = Vec::new();
+            for c in PgList::<pg_sys::AlterTableCmd>::from_pg((*s).cmds).iter_ptr() {
+                let what = match (*c).subtype {
+                    pg_sys::AlterTableType::AT_DisableRowSecurity => ("rls_disabled", "DISABLE ROW LEVEL SECURITY".to_string()),
+                    pg_sys::AlterTableType::AT_NoForceRowSecurity => ("rls_disabled", "NO FORCE ROW LEVEL SECURITY".to_string()),
+                    pg_sys::AlterTableType::AT_DisableTrig if cstr((*c).name).as_deref() == Some("encml_audit_row") => {
+                        ("audit_trigger_disabled", "DISABLE TRIGGER encml_audit_row".to_string())
+                    }
+                    pg_sys::AlterTableType::AT_DisableTrigAll => ("audit_trigger_disabled", "DISABLE TRIGGER ALL".to_string()),
+                    pg_sys::AlterTableType::AT_DisableTrigUser => ("audit_trigger_disabled", "DISABLE TRIGGER USER".to_string()),
+                    _ => continue,
+                };
+                disabled.push(what);
+            }
+            if disabled.is_empty() || (*s).relation.is_null() {
+                return None;
+            }
+            let relid = pg_sys::RangeVarGetRelidExtended(
+                (*s).relation,
+                pg_sys::NoLock as i32,
+                pg_sys::RVROption::RVR_MISSING_OK,
+                None,
+                std::ptr::null_mut(),
+            );
+            return (relid != pg_sys::InvalidOid).then_some(Pending::Table { relid, disabled });
+        }
+        if is_a(stmt, T_DropStmt) {
+            let s = stmt as *mut pg_sys::DropStmt;
+            if (*s).removeType != pg_sys::ObjectType::OBJECT_TRIGGER {
+                return None;
+            }
+            for names in PgList::<pg_sys::List>::from_pg((*s).objects).iter_ptr() {
+                let parts: Vec<String> = PgList::<pg_sys::String>::from_pg(names)
+                    .iter_ptr()
+                    .filter_map(|n| cstr((*n).sval))
+                    .collect();
+                if parts.last().map(String::as_str) == Some("encml_audit_row") {
+                    return Some(Pending::Event {
+                        operation: "audit_trigger_dropped",
+                        table: None,
+                        detail: json!({ "statement": "DROP TRIGGER", "object": parts.join(".") }),
+                    });
+                }
+            }
+            return None;
+        }
+        if is_a(stmt, T_CopyStmt) {
+            let s = stmt as *mut pg_sys::CopyStmt;
+            if (*s).is_from || (*s).relation.is_null() {
+                return None;
+            }
+            let relid = pg_sys::RangeVarGetRelidExtended(
+                (*s).relation,
+                pg_sys::NoLock as i32,
+                pg_sys::RVROption::RVR_MISSING_OK,
+                None,
+                std::ptr::null_mut(),
+            );
+            return (relid != pg_sys::InvalidOid).then_some(Pending::Copy { relid });
+        }
+        None
+    }
+}
+
+fn extension_here() -> bool {
+    unsafe {
+        !pg_sys::creating_extension
+            && pg_sys::IsTransactionState()
+            && !pg_sys::RecoveryInProgress()
+            && pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) != pg_sys::InvalidOid
+    }
+}
+
+fn emit(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: Value) {
+    if extension_here() {
+        crate::audit::events::record(operation, table, detail);
+    } else {
+        if let Some((_, name)) = table {
+            detail["table"] = json!(name);
+        }
+        let addr = unsafe {
+            let port = pgrx::pg_sys::libpq::be::MyProcPort;
+            if port.is_null() {
+                None
+            } else {
+                crate::security::auth::client_addr(&*port)
+            }
+        };
+        queue::push_event(operation, &role_name(unsafe { pg_sys::GetUserId() }), addr, detail);
+    }
+}
+
+/// Whether the table is audited (has the audit trigger) or has classified columns.
+fn protected(relid: pg_sys::Oid) -> bool {
+    if !extension_here() {
+        return false;
+    }
+    crate::pg::catalog_access::as_extension_owner(|| {
+        crate::pg::catalog_access::select_one::<bool>(
+            "SELECT EXISTS (SELECT FROM encml.column_classes WHERE table_oid = $1) \
+                 OR EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = 'encml_audit_row')",
+            &[crate::pg::catalog_access::arg(relid)],
+        )
+        .unwrap_or(false)
+    })
+}
+
+fn record(pending: Pending, rows: u64) {
+    match pending {
+        Pending::Event { operation, table, detail } => {
+            let name = table.map(crate::audit::table_name);
+            emit(operation, table.zip(name.as_deref()), detail);
+        }
+        Pending::Table { relid, disabled } => {
+            if !protected(relid) {
+                return;
+            }
+            let name = crate::audit::table_name(relid);
+            for (operation, what) in disabled {
+                emit(operation, Some((relid, &name)), json!({ "statement": "ALTER TABLE", "action": what }));
+            }
+        }
+        Pending::Copy { relid } => {
+            if extension_here() {
+                crate::security::results::record_if_classified("copy_to", &[relid], rows);
+            }
+        }
+    }
+}
+
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query: *const std::ffi::c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    let pending = unsafe {
+        if pstmt.is_null() || (*pstmt).utilityStmt.is_null() {
+            None
+        } else {
+            describe((*pstmt).utilityStmt)
+        }
+    };
+    let copy = matches!(pending, Some(Pending::Copy { .. }));
+    let was = IN_COPY.with(|c| c.replace(copy || in_copy()));
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            IN_COPY.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(was);
+    unsafe {
+        match PREV_UTILITY {
+            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                prev(pstmt, query, read_only_tree, context, params, env, dest, qc)
+            }),
+            None => pg_sys::standard_ProcessUtility(
+                pstmt, query, read_only_tree, context, params, env, dest, qc,
+            ),
+        }
+    }
+    if let Some(p) = pending {
+        let rows = if qc.is_null() { 0 } else { unsafe { (*qc).nprocessed } };
+        record(p, rows);
+    }
+}
