@@ -27,7 +27,9 @@ fn require_monitor() {
 
 /// A label value escaped as the exposition format asks (backslash, quote, newline).
 fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 struct Out(String);
@@ -41,7 +43,10 @@ impl Out {
         if labels.is_empty() {
             let _ = writeln!(self.0, "{name} {value}");
         } else {
-            let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", label(v))).collect();
+            let l: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}=\"{}\"", label(v)))
+                .collect();
             let _ = writeln!(self.0, "{name}{{{}}} {value}", l.join(","));
         }
     }
@@ -66,14 +71,32 @@ fn metrics(verify_audit_chain: default!(bool, "true")) -> String {
                FROM encml.audit_log WHERE kind = 'event' GROUP BY 1, 2 ORDER BY 1, 2",
             &[],
             10_000,
-            |r| (r.get::<String>(1).unwrap_or_default(), r.get::<String>(2).unwrap_or_default(), r.get::<i64>(3).unwrap_or(0)),
+            |r| {
+                (
+                    r.get::<String>(1).unwrap_or_default(),
+                    r.get::<String>(2).unwrap_or_default(),
+                    r.get::<i64>(3).unwrap_or(0),
+                )
+            },
         )
     });
-    out.family("encml_security_events_total", "counter", "Security events in the audit log, by severity and kind.");
+    out.family(
+        "encml_security_events_total",
+        "counter",
+        "Security events in the audit log, by severity and kind.",
+    );
     for (sev, kind, n) in &events {
-        out.sample("encml_security_events_total", &[("severity", sev), ("kind", kind)], n);
+        out.sample(
+            "encml_security_events_total",
+            &[("severity", sev), ("kind", kind)],
+            n,
+        );
     }
-    out.family("encml_refusals_total", "counter", "Refused operations (key privileges, clearances, tenants, admin rights), by kind.");
+    out.family(
+        "encml_refusals_total",
+        "counter",
+        "Refused operations (key privileges, clearances, tenants, admin rights), by kind.",
+    );
     for (_, kind, n) in events.iter().filter(|(_, k, _)| k.ends_with("_refused")) {
         out.sample("encml_refusals_total", &[("kind", kind)], n);
     }
@@ -88,41 +111,99 @@ fn metrics(verify_audit_chain: default!(bool, "true")) -> String {
             |r| (r.get::<String>(1).unwrap_or_default(), r.get::<String>(2).unwrap_or_default(), r.get::<i64>(3).unwrap_or(0)),
         )
     });
-    out.family("encml_decrypted_values_total", "counter", "Values decrypted per key, as recorded by decryption auditing (encml.audit_decrypt).");
+    out.family(
+        "encml_decrypted_values_total",
+        "counter",
+        "Values decrypted per key, as recorded by decryption auditing (encml.audit_decrypt).",
+    );
     for (key, name, n) in &decrypts {
-        out.sample("encml_decrypted_values_total", &[("key", key), ("key_name", name)], n);
+        out.sample(
+            "encml_decrypted_values_total",
+            &[("key", key), ("key_name", name)],
+            n,
+        );
     }
 
     if preloaded {
-        out.family("encml_decrypt_values_per_minute", "gauge", "Values decrypted in the last minute per role and key (all sessions).");
+        out.family(
+            "encml_decrypt_values_per_minute",
+            "gauge",
+            "Values decrypted in the last minute per role and key (all sessions).",
+        );
         for (role, key, per_minute, _) in exfil::snapshot() {
             let key = uuid::Uuid::from_bytes(key).to_string();
-            out.sample("encml_decrypt_values_per_minute", &[("role", &role_name(role)), ("key", &key)], per_minute);
+            out.sample(
+                "encml_decrypt_values_per_minute",
+                &[("role", &role_name(role)), ("key", &key)],
+                per_minute,
+            );
         }
         let (alerts, blocked, untracked) = exfil::totals();
-        out.family("encml_decrypt_rate_alerts_total", "counter", "Times a role crossed encml.decrypt_alert_threshold with a key (once per minute).");
+        out.family(
+            "encml_decrypt_rate_alerts_total",
+            "counter",
+            "Times a role crossed encml.decrypt_alert_threshold with a key (once per minute).",
+        );
         out.sample("encml_decrypt_rate_alerts_total", &[], alerts);
-        out.family("encml_decrypt_rate_blocked_total", "counter", "Decryptions refused in block mode.");
+        out.family(
+            "encml_decrypt_rate_blocked_total",
+            "counter",
+            "Decryptions refused in block mode.",
+        );
         out.sample("encml_decrypt_rate_blocked_total", &[], blocked);
-        out.family("encml_decrypt_rate_untracked_total", "counter", "Decryptions not tracked because the rate table was full.");
+        out.family(
+            "encml_decrypt_rate_untracked_total",
+            "counter",
+            "Decryptions not tracked because the rate table was full.",
+        );
         out.sample("encml_decrypt_rate_untracked_total", &[], untracked);
 
         let (failures, lockouts, refused, untracked, locked) = {
             let t = auth::AUTH_TABLE.share();
-            (t.0.failures_total, t.0.lockouts_total, t.0.refused_total, t.0.untracked_total, t.0.locked_count(auth::now()))
+            (
+                t.0.failures_total,
+                t.0.lockouts_total,
+                t.0.refused_total,
+                t.0.untracked_total,
+                t.0.locked_count(auth::now()),
+            )
         };
-        out.family("encml_auth_failures_total", "counter", "Failed logins since the server started.");
+        out.family(
+            "encml_auth_failures_total",
+            "counter",
+            "Failed logins since the server started.",
+        );
         out.sample("encml_auth_failures_total", &[], failures);
-        out.family("encml_auth_lockouts_total", "counter", "(role, client address) pairs locked after too many failed logins.");
+        out.family(
+            "encml_auth_lockouts_total",
+            "counter",
+            "(role, client address) pairs locked after too many failed logins.",
+        );
         out.sample("encml_auth_lockouts_total", &[], lockouts);
-        out.family("encml_auth_refused_locked_total", "counter", "Logins refused because their pair was locked.");
+        out.family(
+            "encml_auth_refused_locked_total",
+            "counter",
+            "Logins refused because their pair was locked.",
+        );
         out.sample("encml_auth_refused_locked_total", &[], refused);
-        out.family("encml_auth_untracked_total", "counter", "Failed logins not counted because the lockout table was full of locked pairs.");
+        out.family(
+            "encml_auth_untracked_total",
+            "counter",
+            "Failed logins not counted because the lockout table was full of locked pairs.",
+        );
         out.sample("encml_auth_untracked_total", &[], untracked);
-        out.family("encml_auth_locked_pairs", "gauge", "(role, client address) pairs locked now.");
+        out.family(
+            "encml_auth_locked_pairs",
+            "gauge",
+            "(role, client address) pairs locked now.",
+        );
         out.sample("encml_auth_locked_pairs", &[], locked);
         let (waiting, dropped) = queue::stats();
-        out.family("encml_event_queue_waiting", "gauge", "Security events waiting in shared memory for an audit log.");
+        out.family(
+            "encml_event_queue_waiting",
+            "gauge",
+            "Security events waiting in shared memory for an audit log.",
+        );
         out.sample("encml_event_queue_waiting", &[], waiting);
         out.family("encml_event_queue_dropped_total", "counter", "Queued security events dropped because the queue was full (they are in the server log).");
         out.sample("encml_event_queue_dropped_total", &[], dropped);
@@ -137,13 +218,29 @@ fn metrics(verify_audit_chain: default!(bool, "true")) -> String {
                  r.get::<f64>(3).unwrap_or(0.0), r.get::<f64>(4).unwrap_or(0.0)),
         )
     });
-    out.family("encml_privacy_epsilon_spent", "gauge", "Privacy budget (epsilon) spent per analyst and scope.");
+    out.family(
+        "encml_privacy_epsilon_spent",
+        "gauge",
+        "Privacy budget (epsilon) spent per analyst and scope.",
+    );
     for (a, s, spent, _) in &budgets {
-        out.sample("encml_privacy_epsilon_spent", &[("analyst", a), ("scope", s)], spent);
+        out.sample(
+            "encml_privacy_epsilon_spent",
+            &[("analyst", a), ("scope", s)],
+            spent,
+        );
     }
-    out.family("encml_privacy_epsilon_total", "gauge", "Privacy budget (epsilon) granted per analyst and scope.");
+    out.family(
+        "encml_privacy_epsilon_total",
+        "gauge",
+        "Privacy budget (epsilon) granted per analyst and scope.",
+    );
     for (a, s, _, total) in &budgets {
-        out.sample("encml_privacy_epsilon_total", &[("analyst", a), ("scope", s)], total);
+        out.sample(
+            "encml_privacy_epsilon_total",
+            &[("analyst", a), ("scope", s)],
+            total,
+        );
     }
 
     let days = crate::pg::gucs::KEY_ROTATION_DAYS.get();
@@ -165,14 +262,26 @@ fn metrics(verify_audit_chain: default!(bool, "true")) -> String {
     out.family("encml_keys", "gauge", "Data keys by state.");
     out.sample("encml_keys", &[("state", "live")], keys.0);
     out.sample("encml_keys", &[("state", "destroyed")], keys.1);
-    out.family("encml_keys_rotation_overdue", "gauge", "Live keys whose current version is older than encml.key_rotation_days.");
+    out.family(
+        "encml_keys_rotation_overdue",
+        "gauge",
+        "Live keys whose current version is older than encml.key_rotation_days.",
+    );
     out.sample("encml_keys_rotation_overdue", &[], keys.2);
 
     if verify_audit_chain {
         let v = crate::audit::chain::verify(None);
-        out.family("encml_audit_chain_ok", "gauge", "1 if the audit chain and its newest witness verify, else 0.");
+        out.family(
+            "encml_audit_chain_ok",
+            "gauge",
+            "1 if the audit chain and its newest witness verify, else 0.",
+        );
         out.sample("encml_audit_chain_ok", &[], v.ok as u8);
-        out.family("encml_audit_rows_verified", "gauge", "Audit rows checked by the last verification.");
+        out.family(
+            "encml_audit_rows_verified",
+            "gauge",
+            "Audit rows checked by the last verification.",
+        );
         out.sample("encml_audit_rows_verified", &[], v.rows_checked);
     }
     unsafe { pg_sys::PopActiveSnapshot() };

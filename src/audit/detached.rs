@@ -46,7 +46,8 @@ pub fn record(operation: &str, mut detail: serde_json::Value) {
     pgrx::log!("pg_encrypt_ml security event: {text}");
     crate::security::severity::log_json(&event);
     if text.len() > MAX_EVENT {
-        event["detail"] = json!({ "truncated": true, "severity": crate::security::severity::of(operation) });
+        event["detail"] =
+            json!({ "truncated": true, "severity": crate::security::severity::of(operation) });
         text = event.to_string();
     }
     send(text);
@@ -55,8 +56,10 @@ pub fn record(operation: &str, mut detail: serde_json::Value) {
 /// Inserts events that already carry their session fields (queued by `security::queue`),
 /// in one worker run.
 pub fn record_prepared(events: &[String]) {
-    let parsed: Vec<serde_json::Value> =
-        events.iter().filter_map(|e| serde_json::from_str(e).ok()).collect();
+    let parsed: Vec<serde_json::Value> = events
+        .iter()
+        .filter_map(|e| serde_json::from_str(e).ok())
+        .collect();
     send(serde_json::Value::Array(parsed).to_string());
 }
 

@@ -13,7 +13,7 @@ use crate::security::{gucs, queue};
 use encml_core::lockout::{Outcome, Pair, Policy, Table};
 use pgrx::pg_sys::libpq::{self, be::Port};
 use pgrx::prelude::*;
-use pgrx::{PgLwLock, PgSqlErrorCode, PGRXSharedMemory};
+use pgrx::{PGRXSharedMemory, PgLwLock, PgSqlErrorCode};
 use std::net::IpAddr;
 
 /// (role, address) pairs tracked at once; a full table evicts the least recently seen unlocked
@@ -26,7 +26,8 @@ impl AuthTable {
     pub const EMPTY: AuthTable = AuthTable(Table::EMPTY);
 }
 
-pub static AUTH_TABLE: PgLwLock<AuthTable> = unsafe { PgLwLock::new(c"pg_encrypt_ml auth lockout") };
+pub static AUTH_TABLE: PgLwLock<AuthTable> =
+    unsafe { PgLwLock::new(c"pg_encrypt_ml auth lockout") };
 
 static mut PREV_AUTH: libpq::ClientAuthentication_hook_type = None;
 
@@ -57,7 +58,9 @@ pub unsafe fn client_addr(port: &Port) -> Option<IpAddr> {
         match storage.ss_family as i32 {
             libc::AF_INET => {
                 let sin = &*(storage as *const _ as *const libc::sockaddr_in);
-                Some(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()))
+                Some(IpAddr::from(
+                    u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                ))
             }
             libc::AF_INET6 => {
                 let sin6 = &*(storage as *const _ as *const libc::sockaddr_in6);
@@ -146,7 +149,10 @@ fn require_security_admin(what: &str) {
     if !(crate::pg::catalog_access::is_superuser(role)
         || crate::pg::catalog_access::has_privs_of_role_named(role, SECURITY_ADMIN_ROLE))
     {
-        crate::audit::events::refused("security_admin_refused", serde_json::json!({ "operation": what }));
+        crate::audit::events::refused(
+            "security_admin_refused",
+            serde_json::json!({ "operation": what }),
+        );
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!("permission denied: {what} needs superuser or {SECURITY_ADMIN_ROLE}"),
@@ -188,8 +194,10 @@ fn auth_failures() -> TableIterator<
             })
             .collect()
     };
-    let ts = |t: i64| unsafe { pgrx::datum::TimestampWithTimeZone::from_datum(pg_sys::Datum::from(t), false) }
-        .expect("a timestamp");
+    let ts = |t: i64| {
+        unsafe { pgrx::datum::TimestampWithTimeZone::from_datum(pg_sys::Datum::from(t), false) }
+            .expect("a timestamp")
+    };
     TableIterator::new(
         rows.into_iter()
             .map(move |(r, a, f, first, until)| (r, a, f, ts(first), until.map(ts))),
@@ -216,7 +224,10 @@ fn unlock(role_name: Option<&str>, client_addr: default!(Option<&str>, "NULL")) 
             }))
         }
     });
-    let released = AUTH_TABLE.exclusive().0.unlock(role_name.as_bytes(), addr, now());
+    let released = AUTH_TABLE
+        .exclusive()
+        .0
+        .unlock(role_name.as_bytes(), addr, now());
     crate::audit::events::record(
         "auth_unlock",
         None,

@@ -14,7 +14,7 @@ use crate::pg::errors::raise_full;
 use crate::security::gucs::{LimitAction, DECRYPT_ALERT_THRESHOLD, DECRYPT_LIMIT_ACTION};
 use encml_core::rate_window::Table;
 use pgrx::prelude::*;
-use pgrx::{PgLwLock, PgSqlErrorCode, PGRXSharedMemory};
+use pgrx::{PGRXSharedMemory, PgLwLock, PgSqlErrorCode};
 use serde_json::json;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -28,7 +28,10 @@ pub struct RateTable {
 }
 unsafe impl PGRXSharedMemory for RateTable {}
 impl RateTable {
-    pub const EMPTY: RateTable = RateTable { table: Table::EMPTY, blocked_total: 0 };
+    pub const EMPTY: RateTable = RateTable {
+        table: Table::EMPTY,
+        blocked_total: 0,
+    };
 }
 
 pub static RATE_TABLE: PgLwLock<RateTable> =
@@ -98,7 +101,11 @@ fn add(key: &[u8; 16], role: pg_sys::Oid, n: u64, threshold: u64, may_raise: boo
     };
     if rate.first_over {
         crate::audit::detached::record(
-            if block { "decrypt_rate_blocked" } else { "decrypt_rate_exceeded" },
+            if block {
+                "decrypt_rate_blocked"
+            } else {
+                "decrypt_rate_exceeded"
+            },
             json!({ "key": uuid_string(key), "role": role_name(role), "values_per_minute": rate.per_minute,
                     "threshold": threshold, "action": if block { "block" } else { "alert" } }),
         );
@@ -134,7 +141,13 @@ pub fn flush(alert: bool) {
         if alert {
             add(&key, role, n, threshold as u64, false);
         } else {
-            RATE_TABLE.exclusive().table.add(role.to_u32(), &key, n, crate::security::auth::now(), 0);
+            RATE_TABLE.exclusive().table.add(
+                role.to_u32(),
+                &key,
+                n,
+                crate::security::auth::now(),
+                0,
+            );
         }
     }
 }
@@ -157,5 +170,9 @@ pub fn totals() -> (u64, u64, u64) {
         return (0, 0, 0);
     }
     let t = RATE_TABLE.share();
-    (t.table.alerts_total, t.blocked_total, t.table.untracked_total)
+    (
+        t.table.alerts_total,
+        t.blocked_total,
+        t.table.untracked_total,
+    )
 }

@@ -71,3 +71,58 @@ pgrx::extension_sql_file!(
     name = "security_events",
     requires = ["audit_log"]
 );
+
+/// The pgrx test cluster does not preload the library: these check what happens then.
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+pub mod tests {
+    use pgrx::prelude::*;
+
+    fn encrypted_value() -> String {
+        let k = Spi::get_one::<pgrx::Uuid>("SELECT encml.create_key('pgtest-threats')")
+            .unwrap()
+            .unwrap();
+        Spi::get_one::<String>(&format!("SELECT encml.encrypt('v', '{k}')::text"))
+            .unwrap()
+            .unwrap()
+    }
+
+    #[pg_test]
+    fn without_preload_alert_mode_decrypts_and_reports_inactive() {
+        assert!(!super::preloaded());
+        let c = encrypted_value();
+        Spi::run("SET encml.decrypt_alert_threshold = 1").unwrap();
+        assert_eq!(
+            Spi::get_one::<String>(&format!(
+                "SELECT encml.decrypt_text('{c}'::encml.enc_bytea)"
+            )),
+            Ok(Some("v".into()))
+        );
+        let metrics = Spi::get_one::<String>("SELECT encml.metrics(false)")
+            .unwrap()
+            .unwrap();
+        assert!(
+            metrics.lines().any(|l| l == "encml_preloaded 0"),
+            "{metrics}"
+        );
+        assert!(!metrics.contains("encml_auth_failures_total"));
+    }
+
+    #[pg_test(
+        error = "encml.decrypt_limit_action = 'block' needs pg_encrypt_ml in shared_preload_libraries"
+    )]
+    fn without_preload_block_mode_refuses_to_decrypt() {
+        let c = encrypted_value();
+        Spi::run("SET encml.decrypt_alert_threshold = 1000").unwrap();
+        Spi::run("SET encml.decrypt_limit_action = 'block'").unwrap();
+        Spi::get_one::<String>(&format!(
+            "SELECT encml.decrypt_text('{c}'::encml.enc_bytea)"
+        ))
+        .unwrap();
+    }
+
+    #[pg_test(error = "encml.auth_failures needs pg_encrypt_ml in shared_preload_libraries")]
+    fn without_preload_auth_failures_says_so() {
+        Spi::run("SELECT * FROM encml.auth_failures").unwrap();
+    }
+}

@@ -9,7 +9,7 @@
 use crate::security::severity;
 use encml_core::event_ring::Ring;
 use pgrx::prelude::*;
-use pgrx::{PgLwLock, PGRXSharedMemory};
+use pgrx::{PGRXSharedMemory, PgLwLock};
 use serde_json::json;
 use std::net::IpAddr;
 
@@ -27,9 +27,16 @@ pub static QUEUE: PgLwLock<Queue> = unsafe { PgLwLock::new(c"pg_encrypt_ml event
 
 /// Logs an event of `role` from `addr` and queues it for the audit log. The JSON has the shape
 /// the detached writer inserts (`audit::detached`).
-pub fn push_event(operation: &str, role: &str, addr: Option<IpAddr>, mut detail: serde_json::Value) {
+pub fn push_event(
+    operation: &str,
+    role: &str,
+    addr: Option<IpAddr>,
+    mut detail: serde_json::Value,
+) {
     severity::tag(operation, &mut detail);
-    detail["at"] = json!(crate::security::auth::timestamp_text(crate::security::auth::now()));
+    detail["at"] = json!(crate::security::auth::timestamp_text(
+        crate::security::auth::now()
+    ));
     let event = json!({
         "session_role": role,
         "effective_role": role,

@@ -19,7 +19,8 @@ thread_local! {
 /// The classified tables among `relids`, by name (empty if the extension is not installed here).
 pub fn classified(relids: &[pg_sys::Oid]) -> Vec<String> {
     if relids.is_empty()
-        || unsafe { pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) } == pg_sys::InvalidOid
+        || unsafe { pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) }
+            == pg_sys::InvalidOid
     {
         return Vec::new();
     }

@@ -7,12 +7,20 @@
 /// decrypt counts).
 pub fn of(operation: &str) -> &'static str {
     match operation {
-        "auth_lockout" | "decrypt_rate_exceeded" | "decrypt_rate_blocked" | "role_superuser"
-        | "role_bypassrls" | "admin_role_granted" | "rls_disabled" | "audit_trigger_disabled"
+        "auth_lockout"
+        | "decrypt_rate_exceeded"
+        | "decrypt_rate_blocked"
+        | "role_superuser"
+        | "role_bypassrls"
+        | "admin_role_granted"
+        | "rls_disabled"
+        | "audit_trigger_disabled"
         | "audit_trigger_dropped" => "critical",
-        "create_role" | "alter_role" | "drop_role" | "rename_role" | "grant_role" | "revoke_role"
-        | "copy_to" | "large_result" | "destroy_key" | "forget_tenant" | "audit_disable"
-        | "audit_purge" | "rotate_master_key" | "export_key" | "auth_unlock" => "warning",
+        "create_role" | "alter_role" | "drop_role" | "rename_role" | "grant_role"
+        | "revoke_role" | "copy_to" | "large_result" | "destroy_key" | "forget_tenant"
+        | "audit_disable" | "audit_purge" | "rotate_master_key" | "export_key" | "auth_unlock" => {
+            "warning"
+        }
         op if op.ends_with("_refused") => "warning",
         _ => "info",
     }

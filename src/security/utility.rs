@@ -51,10 +51,19 @@ const POWERFUL_ROLES: [&str; 6] = [
 
 /// What to record once the statement succeeded.
 enum Pending {
-    Event { operation: &'static str, table: Option<pg_sys::Oid>, detail: Value },
+    Event {
+        operation: &'static str,
+        table: Option<pg_sys::Oid>,
+        detail: Value,
+    },
     /// ALTER TABLE: which tables and what was disabled; checked against the classification after.
-    Table { relid: pg_sys::Oid, disabled: Vec<(&'static str, String)> },
-    Copy { relid: pg_sys::Oid },
+    Table {
+        relid: pg_sys::Oid,
+        disabled: Vec<(&'static str, String)>,
+    },
+    Copy {
+        relid: pg_sys::Oid,
+    },
 }
 
 unsafe fn cstr(p: *const std::ffi::c_char) -> Option<String> {
@@ -76,7 +85,12 @@ unsafe fn role_spec(spec: *mut pg_sys::RoleSpec) -> String {
 }
 
 unsafe fn role_list(list: *mut pg_sys::List) -> Vec<String> {
-    unsafe { PgList::<pg_sys::RoleSpec>::from_pg(list).iter_ptr().map(|r| role_spec(r)).collect() }
+    unsafe {
+        PgList::<pg_sys::RoleSpec>::from_pg(list)
+            .iter_ptr()
+            .map(|r| role_spec(r))
+            .collect()
+    }
 }
 
 /// Role options by name: `superuser`, `nosuperuser`, `password`, `rolemembers: [...]` (values of
@@ -115,7 +129,11 @@ unsafe fn describe(stmt: *mut pg_sys::Node) -> Option<Pending> {
             let (options, granted) = role_options((*s).options);
             let role = cstr((*s).role).unwrap_or_default();
             return Some(Pending::Event {
-                operation: if granted.contains(&"superuser".to_string()) { "role_superuser" } else { "create_role" },
+                operation: if granted.contains(&"superuser".to_string()) {
+                    "role_superuser"
+                } else {
+                    "create_role"
+                },
                 table: None,
                 detail: json!({ "statement": "CREATE ROLE", "role": role, "options": options, "attributes_granted": granted }),
             });
@@ -165,7 +183,9 @@ unsafe fn describe(stmt: *mut pg_sys::Node) -> Option<Pending> {
                 .collect();
             let grantees = role_list((*s).grantee_roles);
             let powerful = (*s).is_grant
-                && roles.iter().any(|r| r.starts_with("encml_") || POWERFUL_ROLES.contains(&r.as_str()));
+                && roles
+                    .iter()
+                    .any(|r| r.starts_with("encml_") || POWERFUL_ROLES.contains(&r.as_str()));
             return Some(Pending::Event {
                 operation: if powerful {
                     "admin_role_granted"
@@ -184,13 +204,26 @@ unsafe fn describe(stmt: *mut pg_sys::Node) -> Option<Pending> {
             let mut disabled = Vec::new();
             for c in PgList::<pg_sys::AlterTableCmd>::from_pg((*s).cmds).iter_ptr() {
                 let what = match (*c).subtype {
-                    pg_sys::AlterTableType::AT_DisableRowSecurity => ("rls_disabled", "DISABLE ROW LEVEL SECURITY".to_string()),
-                    pg_sys::AlterTableType::AT_NoForceRowSecurity => ("rls_disabled", "NO FORCE ROW LEVEL SECURITY".to_string()),
-                    pg_sys::AlterTableType::AT_DisableTrig if cstr((*c).name).as_deref() == Some("encml_audit_row") => {
-                        ("audit_trigger_disabled", "DISABLE TRIGGER encml_audit_row".to_string())
+                    pg_sys::AlterTableType::AT_DisableRowSecurity => {
+                        ("rls_disabled", "DISABLE ROW LEVEL SECURITY".to_string())
                     }
-                    pg_sys::AlterTableType::AT_DisableTrigAll => ("audit_trigger_disabled", "DISABLE TRIGGER ALL".to_string()),
-                    pg_sys::AlterTableType::AT_DisableTrigUser => ("audit_trigger_disabled", "DISABLE TRIGGER USER".to_string()),
+                    pg_sys::AlterTableType::AT_NoForceRowSecurity => {
+                        ("rls_disabled", "NO FORCE ROW LEVEL SECURITY".to_string())
+                    }
+                    pg_sys::AlterTableType::AT_DisableTrig
+                        if cstr((*c).name).as_deref() == Some("encml_audit_row") =>
+                    {
+                        (
+                            "audit_trigger_disabled",
+                            "DISABLE TRIGGER encml_audit_row".to_string(),
+                        )
+                    }
+                    pg_sys::AlterTableType::AT_DisableTrigAll => {
+                        ("audit_trigger_disabled", "DISABLE TRIGGER ALL".to_string())
+                    }
+                    pg_sys::AlterTableType::AT_DisableTrigUser => {
+                        ("audit_trigger_disabled", "DISABLE TRIGGER USER".to_string())
+                    }
                     _ => continue,
                 };
                 disabled.push(what);
@@ -269,7 +302,12 @@ fn emit(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: Value) 
                 crate::security::auth::client_addr(&*port)
             }
         };
-        queue::push_event(operation, &role_name(unsafe { pg_sys::GetUserId() }), addr, detail);
+        queue::push_event(
+            operation,
+            &role_name(unsafe { pg_sys::GetUserId() }),
+            addr,
+            detail,
+        );
     }
 }
 
@@ -290,7 +328,11 @@ fn protected(relid: pg_sys::Oid) -> bool {
 
 fn record(pending: Pending, rows: u64) {
     match pending {
-        Pending::Event { operation, table, detail } => {
+        Pending::Event {
+            operation,
+            table,
+            detail,
+        } => {
             let name = table.map(crate::audit::table_name);
             emit(operation, table.zip(name.as_deref()), detail);
         }
@@ -300,7 +342,11 @@ fn record(pending: Pending, rows: u64) {
             }
             let name = crate::audit::table_name(relid);
             for (operation, what) in disabled {
-                emit(operation, Some((relid, &name)), json!({ "statement": "ALTER TABLE", "action": what }));
+                emit(
+                    operation,
+                    Some((relid, &name)),
+                    json!({ "statement": "ALTER TABLE", "action": what }),
+                );
             }
         }
         Pending::Copy { relid } => {
@@ -345,12 +391,23 @@ unsafe extern "C-unwind" fn process_utility(
                 prev(pstmt, query, read_only_tree, context, params, env, dest, qc)
             }),
             None => pg_sys::standard_ProcessUtility(
-                pstmt, query, read_only_tree, context, params, env, dest, qc,
+                pstmt,
+                query,
+                read_only_tree,
+                context,
+                params,
+                env,
+                dest,
+                qc,
             ),
         }
     }
     if let Some(p) = pending {
-        let rows = if qc.is_null() { 0 } else { unsafe { (*qc).nprocessed } };
+        let rows = if qc.is_null() {
+            0
+        } else {
+            unsafe { (*qc).nprocessed }
+        };
         record(p, rows);
     }
 }

@@ -19,8 +19,15 @@ pub struct Ring<const N: usize, const M: usize> {
 }
 
 impl<const N: usize, const M: usize> Ring<N, M> {
-    pub const EMPTY: Self =
-        Ring { records: [Record { len: 0, bytes: [0; M] }; N], head: 0, tail: 0, dropped: 0 };
+    pub const EMPTY: Self = Ring {
+        records: [Record {
+            len: 0,
+            bytes: [0; M],
+        }; N],
+        head: 0,
+        tail: 0,
+        dropped: 0,
+    };
 
     /// Appends `text`; returns false (and stores nothing) if it is longer than a record.
     pub fn push(&mut self, text: &[u8]) -> bool {

@@ -32,7 +32,12 @@ impl Pair {
             }
             Some(std::net::IpAddr::V6(a)) => (6, a.octets()),
         };
-        Pair { role_len: n as u8, role: r, family, addr }
+        Pair {
+            role_len: n as u8,
+            role: r,
+            family,
+            addr,
+        }
     }
 
     pub fn role(&self) -> &[u8] {
@@ -42,7 +47,12 @@ impl Pair {
     /// The address, `None` for a Unix socket.
     pub fn addr(&self) -> Option<std::net::IpAddr> {
         match self.family {
-            4 => Some(std::net::IpAddr::from([self.addr[0], self.addr[1], self.addr[2], self.addr[3]])),
+            4 => Some(std::net::IpAddr::from([
+                self.addr[0],
+                self.addr[1],
+                self.addr[2],
+                self.addr[3],
+            ])),
             6 => Some(std::net::IpAddr::from(self.addr)),
             _ => None,
         }
@@ -63,7 +73,12 @@ pub struct Slot {
 impl Slot {
     const EMPTY: Slot = Slot {
         used: false,
-        pair: Pair { role_len: 0, role: [0; 63], family: 0, addr: [0; 16] },
+        pair: Pair {
+            role_len: 0,
+            role: [0; 63],
+            family: 0,
+            addr: [0; 16],
+        },
         failures: 0,
         window_start: 0,
         locked_until: 0,
@@ -142,7 +157,9 @@ impl<const N: usize> Table<N> {
             slot.last_seen = now;
             if slot.locked_at(now) {
                 self.refused_total += 1;
-                return Outcome::Locked { until: slot.locked_until };
+                return Outcome::Locked {
+                    until: slot.locked_until,
+                };
             }
         }
         if success {
@@ -164,20 +181,36 @@ impl<const N: usize> Table<N> {
         };
         let slot = &mut self.slots[i];
         if !slot.used || slot.pair != *pair || now - slot.window_start > policy.window {
-            *slot = Slot { used: true, pair: *pair, window_start: now, last_seen: now, ..Slot::EMPTY };
+            *slot = Slot {
+                used: true,
+                pair: *pair,
+                window_start: now,
+                last_seen: now,
+                ..Slot::EMPTY
+            };
         }
         slot.failures += 1;
         if slot.failures >= policy.max_failures {
             slot.locked_until = now + policy.lockout;
             self.lockouts_total += 1;
-            return Outcome::NewlyLocked { failures: slot.failures, until: slot.locked_until };
+            return Outcome::NewlyLocked {
+                failures: slot.failures,
+                until: slot.locked_until,
+            };
         }
-        Outcome::Counted { failures: slot.failures }
+        Outcome::Counted {
+            failures: slot.failures,
+        }
     }
 
     /// Forgets the failures and locks of `role` (from `addr` only, if given). Returns how many
     /// pairs were locked.
-    pub fn unlock(&mut self, role: &[u8], addr: Option<Option<std::net::IpAddr>>, now: i64) -> usize {
+    pub fn unlock(
+        &mut self,
+        role: &[u8],
+        addr: Option<Option<std::net::IpAddr>>,
+        now: i64,
+    ) -> usize {
         let mut unlocked = 0;
         for s in self.slots.iter_mut() {
             if s.used && s.pair.role() == role && addr.is_none_or(|a| s.pair.addr() == a) {
@@ -199,7 +232,10 @@ impl<const N: usize> Table<N> {
     }
 
     pub fn locked_count(&self, now: i64) -> usize {
-        self.slots.iter().filter(|s| s.used && s.locked_at(now)).count()
+        self.slots
+            .iter()
+            .filter(|s| s.used && s.locked_at(now))
+            .count()
     }
 }
 
@@ -207,7 +243,11 @@ impl<const N: usize> Table<N> {
 mod tests {
     use super::*;
     const S: i64 = 1_000_000;
-    const P: Policy = Policy { max_failures: 3, window: 60 * S, lockout: 300 * S };
+    const P: Policy = Policy {
+        max_failures: 3,
+        window: 60 * S,
+        lockout: 300 * S,
+    };
 
     fn pair(role: &str, addr: &str) -> Pair {
         Pair::new(role.as_bytes(), Some(addr.parse().unwrap()))
@@ -217,13 +257,31 @@ mod tests {
     fn locks_after_max_failures_and_refuses_even_the_right_password() {
         let mut t = Table::<8>::EMPTY;
         let p = pair("alice", "10.0.0.1");
-        assert_eq!(t.observe(&p, false, 0, &P), Outcome::Counted { failures: 1 });
-        assert_eq!(t.observe(&p, false, S, &P), Outcome::Counted { failures: 2 });
-        assert_eq!(t.observe(&p, false, 2 * S, &P), Outcome::NewlyLocked { failures: 3, until: 302 * S });
-        assert_eq!(t.observe(&p, true, 3 * S, &P), Outcome::Locked { until: 302 * S });
+        assert_eq!(
+            t.observe(&p, false, 0, &P),
+            Outcome::Counted { failures: 1 }
+        );
+        assert_eq!(
+            t.observe(&p, false, S, &P),
+            Outcome::Counted { failures: 2 }
+        );
+        assert_eq!(
+            t.observe(&p, false, 2 * S, &P),
+            Outcome::NewlyLocked {
+                failures: 3,
+                until: 302 * S
+            }
+        );
+        assert_eq!(
+            t.observe(&p, true, 3 * S, &P),
+            Outcome::Locked { until: 302 * S }
+        );
         // The lock outlives the correct password and expires on time.
         assert_eq!(t.observe(&p, true, 303 * S, &P), Outcome::Allow);
-        assert_eq!(t.observe(&p, false, 304 * S, &P), Outcome::Counted { failures: 1 });
+        assert_eq!(
+            t.observe(&p, false, 304 * S, &P),
+            Outcome::Counted { failures: 1 }
+        );
         assert_eq!(t.lockouts_total, 1);
         assert_eq!(t.refused_total, 1);
     }
@@ -235,9 +293,18 @@ mod tests {
         for i in 0..3 {
             t.observe(&attacker, false, i, &P);
         }
-        assert!(matches!(t.observe(&attacker, true, 10, &P), Outcome::Locked { .. }));
-        assert_eq!(t.observe(&pair("postgres", "10.0.0.1"), true, 10, &P), Outcome::Allow);
-        assert_eq!(t.observe(&Pair::new(b"postgres", None), true, 10, &P), Outcome::Allow);
+        assert!(matches!(
+            t.observe(&attacker, true, 10, &P),
+            Outcome::Locked { .. }
+        ));
+        assert_eq!(
+            t.observe(&pair("postgres", "10.0.0.1"), true, 10, &P),
+            Outcome::Allow
+        );
+        assert_eq!(
+            t.observe(&Pair::new(b"postgres", None), true, 10, &P),
+            Outcome::Allow
+        );
     }
 
     #[test]
@@ -246,9 +313,15 @@ mod tests {
         let p = pair("bob", "::1");
         t.observe(&p, false, 0, &P);
         t.observe(&p, false, S, &P);
-        assert_eq!(t.observe(&p, false, 62 * S, &P), Outcome::Counted { failures: 1 });
+        assert_eq!(
+            t.observe(&p, false, 62 * S, &P),
+            Outcome::Counted { failures: 1 }
+        );
         t.observe(&p, true, 63 * S, &P);
-        assert_eq!(t.observe(&p, false, 64 * S, &P), Outcome::Counted { failures: 1 });
+        assert_eq!(
+            t.observe(&p, false, 64 * S, &P),
+            Outcome::Counted { failures: 1 }
+        );
     }
 
     #[test]
@@ -260,7 +333,10 @@ mod tests {
             t.observe(&a, false, i, &P);
             t.observe(&b, false, i, &P);
         }
-        assert_eq!(t.unlock(b"carol", Some(Some("10.0.0.1".parse().unwrap())), 5), 1);
+        assert_eq!(
+            t.unlock(b"carol", Some(Some("10.0.0.1".parse().unwrap())), 5),
+            1
+        );
         assert_eq!(t.observe(&a, true, 6, &P), Outcome::Allow);
         assert!(matches!(t.observe(&b, true, 6, &P), Outcome::Locked { .. }));
         assert_eq!(t.unlock(b"carol", None, 7), 1);
@@ -276,12 +352,21 @@ mod tests {
         }
         t.observe(&pair("y", "10.0.0.2"), false, 10, &P);
         // A third pair takes y's slot, not the locked one.
-        assert_eq!(t.observe(&pair("z", "10.0.0.3"), false, 11, &P), Outcome::Counted { failures: 1 });
-        assert!(matches!(t.observe(&locked, true, 12, &P), Outcome::Locked { .. }));
+        assert_eq!(
+            t.observe(&pair("z", "10.0.0.3"), false, 11, &P),
+            Outcome::Counted { failures: 1 }
+        );
+        assert!(matches!(
+            t.observe(&locked, true, 12, &P),
+            Outcome::Locked { .. }
+        ));
         // Two locked pairs fill it: a new failure is not tracked.
         t.observe(&pair("z", "10.0.0.3"), false, 13, &P);
         t.observe(&pair("z", "10.0.0.3"), false, 14, &P);
-        assert_eq!(t.observe(&pair("w", "10.0.0.4"), false, 15, &P), Outcome::Untracked);
+        assert_eq!(
+            t.observe(&pair("w", "10.0.0.4"), false, 15, &P),
+            Outcome::Untracked
+        );
     }
 
     #[test]
@@ -290,7 +375,10 @@ mod tests {
         let p = Pair::new(long.as_bytes(), None);
         assert_eq!(p.role().len(), 63);
         let mut t = Table::<4>::EMPTY;
-        let off = Policy { max_failures: 0, ..P };
+        let off = Policy {
+            max_failures: 0,
+            ..P
+        };
         for i in 0..10 {
             assert_eq!(t.observe(&p, false, i, &off), Outcome::Allow);
         }

@@ -72,7 +72,11 @@ fn home(role: u32, key: &[u8; 16], n: usize) -> usize {
 }
 
 impl<const N: usize> Table<N> {
-    pub const EMPTY: Self = Table { slots: [Slot::EMPTY; N], alerts_total: 0, untracked_total: 0 };
+    pub const EMPTY: Self = Table {
+        slots: [Slot::EMPTY; N],
+        alerts_total: 0,
+        untracked_total: 0,
+    };
 
     /// Counts `n` values decrypted by `role` with `key` at `now`; `threshold` 0 never alerts.
     pub fn add(&mut self, role: u32, key: &[u8; 16], n: u64, now: i64, threshold: u64) -> Rate {
@@ -94,11 +98,21 @@ impl<const N: usize> Table<N> {
         }
         let Some(i) = found.or(free) else {
             self.untracked_total += 1;
-            return Rate { per_minute: 0, first_over: false, untracked: true };
+            return Rate {
+                per_minute: 0,
+                first_over: false,
+                untracked: true,
+            };
         };
         let s = &mut self.slots[i];
         if found.is_none() {
-            *s = Slot { used: true, role, key: *key, minute, ..Slot::EMPTY };
+            *s = Slot {
+                used: true,
+                role,
+                key: *key,
+                minute,
+                ..Slot::EMPTY
+            };
         }
         match minute - s.minute {
             0 => {}
@@ -120,7 +134,11 @@ impl<const N: usize> Table<N> {
             s.alerted_minute = minute;
             self.alerts_total += 1;
         }
-        Rate { per_minute, first_over, untracked: false }
+        Rate {
+            per_minute,
+            first_over,
+            untracked: false,
+        }
     }
 
     /// The current estimate without counting.
@@ -134,7 +152,10 @@ impl<const N: usize> Table<N> {
 
     /// Every (role, key) seen, with its estimate and total.
     pub fn entries(&self, now: i64) -> impl Iterator<Item = (&Slot, u64)> + '_ {
-        self.slots.iter().filter(|s| s.used).map(move |s| (s, s.estimate(now)))
+        self.slots
+            .iter()
+            .filter(|s| s.used)
+            .map(move |s| (s, s.estimate(now)))
     }
 }
 
@@ -147,7 +168,14 @@ mod tests {
     fn alerts_once_per_minute_above_the_threshold() {
         let mut t = Table::<64>::EMPTY;
         let r = t.add(10, &K, 100, 0, 150);
-        assert_eq!(r, Rate { per_minute: 100, first_over: false, untracked: false });
+        assert_eq!(
+            r,
+            Rate {
+                per_minute: 100,
+                first_over: false,
+                untracked: false
+            }
+        );
         let r = t.add(10, &K, 60, 1_000_000, 150);
         assert!(r.first_over && r.per_minute == 160);
         assert!(!t.add(10, &K, 60, 2_000_000, 150).first_over);
