@@ -9,6 +9,10 @@
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGRX_PGDATA ?= /tmp/pg_encrypt_ml-pgrx-test
 export PG_CONFIG
+# A running server with the library preloaded maps the installed .so: every install unlinks it
+# first, so the copy is a new file and running processes keep the old one (rewriting the file in
+# place crashes them).
+UNLINK_SO = rm -f "$$($(PG_CONFIG) --pkglibdir 2>/dev/null || echo /nonexistent)/pg_encrypt_ml.so"
 
 .PHONY: deps install install-dev demo test test-unit test-pgrx test-regress test-integration test-slow bench stop fmt
 
@@ -16,10 +20,12 @@ deps:
 	@bash scripts/install-deps.sh
 
 install: deps
+	@$(UNLINK_SO)
 	cargo pgrx install --release --pg-config $(PG_CONFIG)
 
 # Dev profile (dependencies optimized, see Cargo.toml): what the tests run against.
 install-dev: deps
+	@$(UNLINK_SO)
 	cargo pgrx install --pg-config $(PG_CONFIG)
 
 demo: install
@@ -38,6 +44,7 @@ test-unit:
 
 test-pgrx: deps
 	rm -rf $(PGRX_PGDATA)
+	@$(UNLINK_SO)
 	cargo pgrx test pg15 --runas postgres --pgdata $(PGRX_PGDATA)
 
 test-regress: install-dev
