@@ -17,7 +17,6 @@ use pgrx::prelude::*;
 use pgrx::{PGRXSharedMemory, PgLwLock, PgSqlErrorCode};
 use serde_json::json;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 
 pub const RATE_SLOTS: usize = 4096;
 const BATCH: u64 = 64;
@@ -38,9 +37,10 @@ pub static RATE_TABLE: PgLwLock<RateTable> =
     unsafe { PgLwLock::new(c"pg_encrypt_ml decrypt rates") };
 
 thread_local! {
-    /// (key, role) -> values not yet added to shared memory (an entry exists from the first value
-    /// of a statement, which is added at once, to the statement's end).
-    static PENDING: RefCell<HashMap<([u8; 16], pg_sys::Oid), u64>> = RefCell::new(HashMap::new());
+    /// (key, role, values not yet added to shared memory): an entry exists from the first value
+    /// of a statement with that key, which is added at once, to the statement's end. A statement
+    /// uses few keys, so a short list beats a hash map on the hot path.
+    static PENDING: RefCell<Vec<([u8; 16], pg_sys::Oid, u64)>> = const { RefCell::new(Vec::new()) };
     static WARNED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -58,12 +58,12 @@ pub fn note(key: &[u8; 16]) {
     let role = unsafe { pg_sys::GetUserId() };
     let due = PENDING.with(|p| {
         let mut p = p.borrow_mut();
-        match p.get_mut(&(*key, role)) {
+        match p.iter_mut().find(|(k, r, _)| k == key && *r == role) {
             None => {
-                p.insert((*key, role), 0);
+                p.push((*key, role, 0));
                 Some(1)
             }
-            Some(n) => {
+            Some((_, _, n)) => {
                 *n += 1;
                 (*n >= BATCH).then(|| std::mem::take(n))
             }
@@ -111,7 +111,7 @@ fn add(key: &[u8; 16], role: pg_sys::Oid, n: u64, threshold: u64, may_raise: boo
         );
     }
     if block && may_raise && rate.per_minute > threshold {
-        PENDING.with(|p| p.borrow_mut().remove(&(*key, role)));
+        PENDING.with(|p| p.borrow_mut().retain(|(k, r, _)| !(k == key && *r == role)));
         raise_full(
             PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
             format!(
@@ -131,13 +131,13 @@ pub fn flush(alert: bool) {
     let threshold = DECRYPT_ALERT_THRESHOLD.get();
     let pending: Vec<_> = PENDING.with(|p| {
         p.try_borrow_mut()
-            .map(|mut p| p.drain().filter(|(_, n)| *n > 0).collect())
+            .map(|mut p| p.drain(..).filter(|(_, _, n)| *n > 0).collect())
             .unwrap_or_default()
     });
     if threshold <= 0 || !crate::security::preloaded() {
         return;
     }
-    for ((key, role), n) in pending {
+    for (key, role, n) in pending {
         if alert {
             add(&key, role, n, threshold as u64, false);
         } else {
