@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: times encml.encrypt/decrypt against plaintext and pgcrypto baselines, the
-# searchable types against plaintext twins, and tenant isolation against a literal tenant filter,
+# searchable types against plaintext twins, tenant isolation against a literal tenant filter and
+# the zero-trust checks on decryption against their trivial case,
 # in one run; prints tables with ratios (also saved to
 # target/bench/results.md).
 set -euo pipefail
@@ -28,4 +29,7 @@ psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
   -v fheupdates="${BENCH_FHE_UPDATES:-1000}" -v fhedim="${BENCH_FHE_DIM:-1000}" -v runs="${BENCH_FHE_RUNS:-7}" \
   -f benches/fhe.sql | tee -a target/bench/results.md
 bash benches/fhe_uint32.sh | tee -a target/bench/results.md
+psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
+  -v zrows="${BENCH_ZT_ROWS:-200000}" -v runs="$RUNS" \
+  -f benches/zero_trust.sql | tee -a target/bench/results.md
 bash benches/ml.sh | tee -a target/bench/results.md

@@ -119,7 +119,7 @@ RESET ROLE;
 SELECT status FROM encml.compliance_report() WHERE check_name = 'classified_keys_labeled';
 
 -- Refusals and changes are security events.
-SELECT operation, detail->>'label' AS label, regexp_replace(left(detail->>'reason', 30), '\d+', 'N') AS reason, effective_role
+SELECT operation, detail->>'label' AS label, left(regexp_replace(detail->>'reason', '\d+', 'N', 'g'), 30) AS reason, effective_role
   FROM encml.audit_log
  WHERE id > :base AND operation IN ('clearance_refused', 'clearance_condition_refused', 'grant_clearance',
                                     'revoke_clearance', 'label_key', 'unlabel_key', 'set_clearance_condition',
