@@ -103,8 +103,8 @@ static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
 
 #[pg_guard]
 unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
-    crate::security::results::check(query);
     unsafe {
+        crate::security::results::check(query);
         match PREV_EXECUTOR_END {
             Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query)),
             None => pg_sys::standard_ExecutorEnd(query),

@@ -38,10 +38,13 @@ enum Verdict {
     Context(String, String),
 }
 
+type KeyRole = ([u8; 16], pg_sys::Oid);
+/// The last verdict: key, role, statement start, verdict.
+type LastVerdict = Option<([u8; 16], pg_sys::Oid, i64, Verdict)>;
+
 thread_local! {
-    static MEMO: RefCell<HashMap<([u8; 16], pg_sys::Oid), Rc<Standing>>> = RefCell::new(HashMap::new());
-    /// The last verdict: key, role, statement start, verdict.
-    static LAST: RefCell<Option<([u8; 16], pg_sys::Oid, i64, Verdict)>> = const { RefCell::new(None) };
+    static MEMO: RefCell<HashMap<KeyRole, Rc<Standing>>> = RefCell::new(HashMap::new());
+    static LAST: RefCell<LastVerdict> = const { RefCell::new(None) };
 }
 
 pub fn clear() {

@@ -52,7 +52,7 @@ pub fn now() -> i64 {
 
 /// The client's address from the socket (never the reverse-DNS name, which the client's DNS
 /// controls); `None` for a Unix socket.
-pub unsafe fn client_addr(port: &Port) -> Option<IpAddr> {
+pub fn client_addr(port: &Port) -> Option<IpAddr> {
     let storage = &port.raddr.addr;
     unsafe {
         match storage.ss_family as i32 {
@@ -88,7 +88,7 @@ unsafe extern "C-unwind" fn client_authentication(port: *mut Port, status: i32) 
         } else {
             unsafe { std::ffi::CStr::from_ptr(port.user_name) }.to_bytes()
         };
-        let addr = unsafe { client_addr(port) };
+        let addr = client_addr(port);
         let pair = Pair::new(role, addr);
         let outcome = AUTH_TABLE.exclusive().0.observe(
             &pair,

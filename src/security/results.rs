@@ -67,7 +67,10 @@ pub fn record_if_classified(operation: &str, relids: &[pg_sys::Oid], rows: u64) 
 }
 
 /// From ExecutorEnd: a SELECT that returned many rows or fed COPY TO.
-pub fn check(query: *mut pg_sys::QueryDesc) {
+///
+/// # Safety
+/// `query` is the executor's QueryDesc (or null), before standard_ExecutorEnd frees its state.
+pub unsafe fn check(query: *mut pg_sys::QueryDesc) {
     unsafe {
         if query.is_null()
             || (*query).estate.is_null()
