@@ -16,7 +16,7 @@ use encml_core::rate_window::Table;
 use pgrx::prelude::*;
 use pgrx::{PGRXSharedMemory, PgLwLock, PgSqlErrorCode};
 use serde_json::json;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 
 pub const RATE_SLOTS: usize = 4096;
 const BATCH: u64 = 64;
@@ -36,12 +36,22 @@ impl RateTable {
 pub static RATE_TABLE: PgLwLock<RateTable> =
     unsafe { PgLwLock::new(c"pg_encrypt_ml decrypt rates") };
 
+/// (key, role, values not yet added to shared memory): an entry exists from the first value of a
+/// statement with that key, which is added at once, to the statement's end. A statement uses few
+/// keys, so a short list beats a hash map. Backend-local and on the path of every decrypted
+/// value: a plain static (a backend is one thread) saves the thread-local lookup, which in a
+/// shared library is a call per access.
+static mut PENDING: Vec<([u8; 16], pg_sys::Oid, u64)> = Vec::new();
+
 thread_local! {
-    /// (key, role, values not yet added to shared memory): an entry exists from the first value
-    /// of a statement with that key, which is added at once, to the statement's end. A statement
-    /// uses few keys, so a short list beats a hash map on the hot path.
-    static PENDING: RefCell<Vec<([u8; 16], pg_sys::Oid, u64)>> = const { RefCell::new(Vec::new()) };
     static WARNED: Cell<bool> = const { Cell::new(false) };
+}
+
+#[allow(static_mut_refs)]
+fn pending() -> &'static mut Vec<([u8; 16], pg_sys::Oid, u64)> {
+    // SAFETY: only the backend's one thread touches it, and no caller holds the reference across
+    // a call that could re-enter (add() is called after the borrow ends).
+    unsafe { &mut *(&raw mut PENDING) }
 }
 
 /// Counts one decrypted value under `key` by the current role; may raise in block mode.
@@ -56,19 +66,17 @@ pub fn note(key: &[u8; 16]) {
         return;
     }
     let role = unsafe { pg_sys::GetUserId() };
-    let due = PENDING.with(|p| {
-        let mut p = p.borrow_mut();
-        match p.iter_mut().find(|(k, r, _)| k == key && *r == role) {
-            None => {
-                p.push((*key, role, 0));
-                Some(1)
-            }
-            Some((_, _, n)) => {
-                *n += 1;
-                (*n >= BATCH).then(|| std::mem::take(n))
-            }
+    let p = pending();
+    let due = match p.iter_mut().find(|(k, r, _)| k == key && *r == role) {
+        None => {
+            p.push((*key, role, 0));
+            Some(1)
         }
-    });
+        Some((_, _, n)) => {
+            *n += 1;
+            (*n >= BATCH).then(|| std::mem::take(n))
+        }
+    };
     if let Some(n) = due {
         add(key, role, n, threshold as u64, true);
     }
@@ -111,7 +119,7 @@ fn add(key: &[u8; 16], role: pg_sys::Oid, n: u64, threshold: u64, may_raise: boo
         );
     }
     if block && may_raise && rate.per_minute > threshold {
-        PENDING.with(|p| p.borrow_mut().retain(|(k, r, _)| !(k == key && *r == role)));
+        pending().retain(|(k, r, _)| !(k == key && *r == role));
         raise_full(
             PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
             format!(
@@ -129,11 +137,7 @@ fn add(key: &[u8; 16], role: pg_sys::Oid, n: u64, threshold: u64, may_raise: boo
 /// alerting, since no transaction may run).
 pub fn flush(alert: bool) {
     let threshold = DECRYPT_ALERT_THRESHOLD.get();
-    let pending: Vec<_> = PENDING.with(|p| {
-        p.try_borrow_mut()
-            .map(|mut p| p.drain(..).filter(|(_, _, n)| *n > 0).collect())
-            .unwrap_or_default()
-    });
+    let pending: Vec<_> = pending().drain(..).filter(|(_, _, n)| *n > 0).collect();
     if threshold <= 0 || !crate::security::preloaded() {
         return;
     }
