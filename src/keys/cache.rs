@@ -31,6 +31,12 @@ pub struct KeyVersion {
     pub created_by: pg_sys::Oid,
     pub managed: bool,
     pub cipher: Cipher,
+    /// (role, privilege bits, statement) already checked for this entry: a bulk statement then
+    /// costs one comparison per value. The statement start is 0 when the answer holds for any
+    /// statement, else the statement it was checked in (clearance conditions hold per statement).
+    /// Entries are dropped whenever the answers may change (grants, clearances, labels, role
+    /// memberships: see `clear`).
+    verified: Cell<(pg_sys::Oid, u8, i64)>,
 }
 
 pub enum Cipher {
@@ -82,9 +88,10 @@ impl KeyVersion {
     /// (`grants`) and the key's tenant is current (or the caller is a superuser or member of
     /// encml_tenant_admin); the checks of `aead()` and friends without the ERROR.
     pub fn usable(&self, privilege: Privilege) -> bool {
+        let role = crate::pg::catalog_access::caller();
         self.tenant_allows()
-            && grants::holds(&self.ownership(), privilege)
-            && (privilege != Privilege::Decrypt || clearances::allows(&self.key_id))
+            && grants::holds_as(&self.ownership(), privilege, role)
+            && (privilege != Privilege::Decrypt || clearances::allows_as(&self.key_id, role))
     }
 
     fn tenant_allows(&self) -> bool {
@@ -132,10 +139,23 @@ impl KeyVersion {
     /// the clearances for the key's labels.
     fn check(&self, privilege: Privilege) {
         self.check_tenant();
-        grants::check(&self.ownership(), privilege);
-        if privilege == Privilege::Decrypt {
-            clearances::check(&self.key_id);
+        let role = crate::pg::catalog_access::caller();
+        let (verified_role, bits, statement) = self.verified.get();
+        if verified_role == role
+            && bits & privilege.bit() != 0
+            && (statement == 0 || statement == crate::pg::catalog_access::statement_start())
+        {
+            return;
         }
+        grants::check_as(&self.ownership(), privilege, role);
+        let holds_for = if privilege == Privilege::Decrypt {
+            clearances::check_as(&self.key_id, role).unwrap_or(0)
+        } else {
+            0
+        };
+        // Privileges verified for any statement stay; a per-statement answer replaces them.
+        let kept = if verified_role == role && statement == holds_for { bits } else { 0 };
+        self.verified.set((role, kept | privilege.bit(), holds_for));
     }
 
     /// The AES-GCM cipher, or an ERROR naming the key's actual purpose.
@@ -414,6 +434,7 @@ fn try_load(key_id: &[u8; 16], wanted: Option<u32>) -> Result<Rc<KeyVersion>, Un
         created_by: key.created_by,
         managed: key.managed,
         cipher: Cipher::for_purpose(key.purpose, &root, *key_id, v.version),
+        verified: Cell::new((pg_sys::InvalidOid, 0, 0)),
     });
     let limit = crate::pg::gucs::KEY_CACHE_SIZE.get().max(1) as usize;
     CACHE.with(|c| {

@@ -12,7 +12,7 @@
 //! cached and dropped with the key cache; the conditions are evaluated once per statement.
 
 use crate::keys::catalog::uuid_string;
-use crate::pg::catalog_access::{arg, as_extension_owner, caller, is_superuser, read_rows};
+use crate::pg::catalog_access::{arg, as_extension_owner, is_superuser, read_rows, statement_start};
 use crate::pg::errors::raise_full;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::RefCell;
@@ -39,8 +39,9 @@ enum Verdict {
 }
 
 type KeyRole = ([u8; 16], pg_sys::Oid);
-/// The last verdict: key, role, statement start, verdict.
-type LastVerdict = Option<([u8; 16], pg_sys::Oid, i64, Verdict)>;
+/// The last verdict: key, role, the statement start it holds for (None: any statement, when the
+/// key's labels have no conditions), verdict.
+type LastVerdict = Option<([u8; 16], pg_sys::Oid, Option<i64>, Verdict)>;
 
 thread_local! {
     static MEMO: RefCell<HashMap<KeyRole, Rc<Standing>>> = RefCell::new(HashMap::new());
@@ -125,28 +126,31 @@ fn failed_condition(labels: &[String]) -> Option<(String, String)> {
     })
 }
 
-fn verdict(key: &[u8; 16]) -> Verdict {
-    let role = caller();
-    let statement = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+fn verdict(key: &[u8; 16], role: pg_sys::Oid) -> Verdict {
     let hit = LAST.with(|l| match &*l.borrow() {
-        Some((k, r, t, v)) if k == key && *r == role && *t == statement => Some(v.clone()),
+        Some((k, r, statement, v)) if k == key && *r == role => match statement {
+            None => Some(v.clone()),
+            Some(t) if *t == statement_start() => Some(v.clone()),
+            Some(_) => None,
+        },
         _ => None,
     });
     if let Some(v) = hit {
         return v;
     }
-    let v = if is_superuser(role) {
-        Verdict::Cleared
+    let (v, statement) = if is_superuser(role) {
+        (Verdict::Cleared, None)
     } else {
         let s = standing(key, role);
         if let Some(label) = &s.missing {
-            Verdict::NotCleared(label.clone())
+            (Verdict::NotCleared(label.clone()), None)
         } else if s.conditional.is_empty() {
-            Verdict::Cleared
+            (Verdict::Cleared, None)
         } else {
+            let statement = statement_start();
             match failed_condition(&s.conditional) {
-                Some((label, reason)) => Verdict::Context(label, reason),
-                None => Verdict::Cleared,
+                Some((label, reason)) => (Verdict::Context(label, reason), Some(statement)),
+                None => (Verdict::Cleared, Some(statement)),
             }
         }
     };
@@ -154,18 +158,19 @@ fn verdict(key: &[u8; 16]) -> Verdict {
     v
 }
 
-/// Whether the caller may decrypt with the key now, as far as labels go.
-pub fn allows(key: &[u8; 16]) -> bool {
-    matches!(verdict(key), Verdict::Cleared)
+/// Whether `role` may decrypt with the key now, as far as labels go.
+pub fn allows_as(key: &[u8; 16], role: pg_sys::Oid) -> bool {
+    matches!(verdict(key, role), Verdict::Cleared)
 }
 
-/// ERROR 42501 unless the caller is cleared for every label of the key and their conditions hold;
-/// the refusal is recorded outside the caller's transaction.
-pub fn check(key: &[u8; 16]) {
-    let id = uuid_string(key);
-    match verdict(key) {
-        Verdict::Cleared => {}
+/// ERROR 42501 unless `role` is cleared for every label of the key and their conditions hold;
+/// the refusal is recorded outside the caller's transaction. Returns for which statement the
+/// answer holds (None: any, when no conditions are involved), so the caller may remember it.
+pub fn check_as(key: &[u8; 16], role: pg_sys::Oid) -> Option<i64> {
+    match verdict(key, role) {
+        Verdict::Cleared => LAST.with(|l| l.borrow().as_ref().and_then(|(_, _, statement, _)| *statement)),
         Verdict::NotCleared(label) => {
+            let id = uuid_string(key);
             crate::audit::events::refused(
                 "clearance_refused",
                 serde_json::json!({ "key": id, "label": label }),
@@ -178,11 +183,12 @@ pub fn check(key: &[u8; 16]) {
                 None,
                 Some(format!(
                     "A member of encml_key_admin can run encml.grant_clearance('{}', '{label}').",
-                    crate::pg::catalog_access::role_name(caller())
+                    crate::pg::catalog_access::role_name(role)
                 )),
             );
         }
         Verdict::Context(label, reason) => {
+            let id = uuid_string(key);
             crate::audit::events::refused(
                 "clearance_condition_refused",
                 serde_json::json!({ "key": id, "label": label, "reason": reason }),

@@ -42,7 +42,7 @@ impl Privilege {
         Self::ALL.into_iter().find(|p| p.label() == label)
     }
 
-    fn bit(self) -> u8 {
+    pub(crate) fn bit(self) -> u8 {
         match self {
             Privilege::Encrypt => 1,
             Privilege::Decrypt => 2,
@@ -81,7 +81,8 @@ pub fn clear() {
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn on_role_change(_arg: pg_sys::Datum, _cache: i32, _hash: u32) {
-    clear();
+    // The key cache too: its entries remember which role was verified for them.
+    crate::keys::cache::clear();
 }
 
 /// Role memberships and attributes (SUPERUSER, INHERIT) change answers: drop them on any change.
@@ -135,8 +136,12 @@ fn compute(key: &KeyOwnership<'_>, role: pg_sys::Oid) -> u8 {
 
 /// Whether the calling role holds `privilege` on the key (cached).
 pub fn holds(key: &KeyOwnership<'_>, privilege: Privilege) -> bool {
-    register_callbacks();
-    let role = caller();
+    holds_as(key, privilege, caller())
+}
+
+/// Whether `role` holds `privilege` on the key (cached; the role is passed in by callers that
+/// check several things per value, since every call into Postgres costs a sigsetjmp).
+pub fn holds_as(key: &KeyOwnership<'_>, privilege: Privilege, role: pg_sys::Oid) -> bool {
     if let Some((k, r, bits)) = LAST.with(|l| l.get()) {
         if k == *key.key_id && r == role {
             return bits & privilege.bit() != 0;
@@ -157,8 +162,8 @@ pub fn holds(key: &KeyOwnership<'_>, privilege: Privilege) -> bool {
 
 /// ERROR 42501 naming the key (never material) unless the caller holds `privilege`; the refusal
 /// is recorded outside the caller's transaction.
-pub fn check(key: &KeyOwnership<'_>, privilege: Privilege) {
-    if holds(key, privilege) {
+pub fn check_as(key: &KeyOwnership<'_>, privilege: Privilege, role: pg_sys::Oid) {
+    if holds_as(key, privilege, role) {
         return;
     }
     let id = uuid_string(key.key_id);
@@ -172,7 +177,7 @@ pub fn check(key: &KeyOwnership<'_>, privilege: Privilege) {
         None,
         Some(format!(
             "A key administrator can run encml.grant_key('{id}', '{}', '{}').",
-            role_name(caller()),
+            role_name(role),
             privilege.label()
         )),
     );

@@ -16,7 +16,23 @@ thread_local! {
 
 /// The role calling us (current_user at entry: SET ROLE and SECURITY DEFINER callers count).
 pub fn caller() -> pg_sys::Oid {
-    unsafe { pg_sys::GetUserId() }
+    // Called for every decrypted value: GetUserId only returns a variable and cannot raise, so
+    // it is declared here without pgrx's error guard (a sigsetjmp per call).
+    extern "C" {
+        #[link_name = "GetUserId"]
+        fn get_user_id_unguarded() -> pg_sys::Oid;
+    }
+    unsafe { get_user_id_unguarded() }
+}
+
+/// When the current statement started (statement_timestamp()): identifies the statement for
+/// answers that hold per statement. Unguarded for the same reason as `caller`.
+pub fn statement_start() -> i64 {
+    extern "C" {
+        #[link_name = "GetCurrentStatementStartTimestamp"]
+        fn statement_start_unguarded() -> i64;
+    }
+    unsafe { statement_start_unguarded() }
 }
 
 pub fn is_superuser(role: pg_sys::Oid) -> bool {
