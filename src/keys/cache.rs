@@ -154,7 +154,11 @@ impl KeyVersion {
             0
         };
         // Privileges verified for any statement stay; a per-statement answer replaces them.
-        let kept = if verified_role == role && statement == holds_for { bits } else { 0 };
+        let kept = if verified_role == role && statement == holds_for {
+            bits
+        } else {
+            0
+        };
         self.verified.set((role, kept | privilege.bit(), holds_for));
     }
 

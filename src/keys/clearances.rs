@@ -12,7 +12,9 @@
 //! cached and dropped with the key cache; the conditions are evaluated once per statement.
 
 use crate::keys::catalog::uuid_string;
-use crate::pg::catalog_access::{arg, as_extension_owner, is_superuser, read_rows, statement_start};
+use crate::pg::catalog_access::{
+    arg, as_extension_owner, is_superuser, read_rows, statement_start,
+};
 use crate::pg::errors::raise_full;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::RefCell;
@@ -168,7 +170,11 @@ pub fn allows_as(key: &[u8; 16], role: pg_sys::Oid) -> bool {
 /// answer holds (None: any, when no conditions are involved), so the caller may remember it.
 pub fn check_as(key: &[u8; 16], role: pg_sys::Oid) -> Option<i64> {
     match verdict(key, role) {
-        Verdict::Cleared => LAST.with(|l| l.borrow().as_ref().and_then(|(_, _, statement, _)| *statement)),
+        Verdict::Cleared => LAST.with(|l| {
+            l.borrow()
+                .as_ref()
+                .and_then(|(_, _, statement, _)| *statement)
+        }),
         Verdict::NotCleared(label) => {
             let id = uuid_string(key);
             crate::audit::events::refused(

@@ -6,6 +6,7 @@
 //! - a member of encml_tenant_admin, for a tenant's key: every privilege;
 //! - a member of the key's tenant, for the keys tenant_key() makes: encrypt and decrypt;
 //! - a grantee of `encml.grant_key(key, role, privilege)`.
+//!
 //! Answers are cached per backend and role, and dropped with the key cache (any change of keys or
 //! grants, sent as a relcache invalidation of the key table) and on any change of role
 //! memberships or attributes (syscache callbacks), so a REVOKE takes effect at the next statement

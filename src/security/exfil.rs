@@ -51,7 +51,7 @@ thread_local! {
 fn pending() -> &'static mut Vec<([u8; 16], pg_sys::Oid, u64)> {
     // SAFETY: only the backend's one thread touches it, and no caller holds the reference across
     // a call that could re-enter (add() is called after the borrow ends).
-    unsafe { &mut *(&raw mut PENDING) }
+    unsafe { &mut PENDING }
 }
 
 /// Counts one decrypted value under `key` by the current role; may raise in block mode.
