@@ -2,7 +2,8 @@
 #   make demo   installs what is missing, builds and installs the extension, starts a throw-away
 #               cluster as the postgres OS user and runs examples/demo.sql
 #   make test   the same set-up, then every test (Rust unit tests, #[pg_test]s, pg_regress,
-#               multi-session and dump/restore scripts)
+#               multi-session and dump/restore scripts, and the Citus suite on a local
+#               coordinator and two workers)
 # Also: make install (build + install, release), make test-slow (multi-gigabyte tests), make bench,
 # make stop (stop the cluster).
 
@@ -14,7 +15,7 @@ export PG_CONFIG
 # place crashes them).
 UNLINK_SO = rm -f "$$($(PG_CONFIG) --pkglibdir 2>/dev/null || echo /nonexistent)/pg_encrypt_ml.so"
 
-.PHONY: deps install install-dev demo test test-unit test-pgrx test-regress test-integration test-slow bench stop fmt
+.PHONY: deps install install-dev demo test test-unit test-pgrx test-regress test-integration test-citus citus test-slow bench stop fmt
 
 deps:
 	@bash scripts/install-deps.sh
@@ -32,7 +33,7 @@ demo: install
 	@bash scripts/cluster.sh start
 	@bash scripts/demo.sh
 
-test: deps test-unit test-pgrx test-regress test-integration
+test: deps test-unit test-pgrx test-regress test-integration test-citus
 	@echo "==> all tests passed"
 
 test-unit:
@@ -55,6 +56,15 @@ test-integration: install-dev
 	@bash scripts/cluster.sh start
 	@bash tests/integration/run.sh
 
+# Citus 13.2 from the source in ../shared/citus (no registry has it); does nothing when installed.
+CITUS_BUILD ?= ../shared/citus/build.sh
+citus:
+	@bash $(CITUS_BUILD)
+
+# A coordinator and two workers on this machine (scripts/citus-cluster.sh), tests/citus.
+test-citus: install-dev citus
+	@bash tests/citus/run.sh
+
 # Minutes-long tests with multi-gigabyte data (a 2.25 GB encrypted large object); CI runs them too.
 test-slow: install-dev
 	@bash scripts/cluster.sh start
@@ -66,6 +76,7 @@ bench: install
 
 stop:
 	@bash scripts/cluster.sh stop
+	@bash scripts/citus-cluster.sh stop
 
 fmt:
 	cargo fmt --all

@@ -132,9 +132,9 @@ fn revoke_clearance(grantee: RegRole, label: &str) -> bool {
     require_clearance_admin("revoke_clearance");
     let RegRole(grantee) = grantee;
     let removed = write(
-        "WITH d AS (DELETE FROM encml.clearances WHERE grantee = $1::oid::regrole AND label = $2 RETURNING 1) \
+        "WITH d AS (DELETE FROM encml.clearances WHERE encml.same_role(grantee, $1::text::regrole) AND label = $2 RETURNING 1) \
          SELECT EXISTS (SELECT FROM d)",
-        vec![oid_arg(grantee), label.into()],
+        vec![crate::pg::catalog_access::role_name_arg(grantee), label.into()],
     );
     events::record(
         "revoke_clearance",

@@ -386,6 +386,15 @@ unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
 ) -> pg_sys::Datum {
     unsafe {
         agg_context(fcinfo);
+        // With GROUP BY on the distribution column Citus pushes the whole aggregate, final
+        // function included, to the shards: each would charge its worker's ledger and release
+        // its own noisy answer. Refused; the coordinator finalizes (docs/citus.md).
+        crate::pg::citus::refuse_on_worker(
+            "a dp aggregate",
+            "On a distributed table, group by a column other than the distribution column, or \
+             aggregate without GROUP BY: Citus then combines the rows on the coordinator, which \
+             adds the noise and charges the budget once.",
+        );
         let counted = if pg_arg_is_null(fcinfo, 0) {
             None
         } else {

@@ -1,6 +1,7 @@
 //! The SQL surface: thin functions that check arguments and rights, call into `keys`/`types` and
 //! `encml_core`, and map errors. COMMENTs and privileges are in sql/finalize.sql.
 pub mod audit;
+pub mod citus;
 pub mod clearances;
 pub mod dp;
 pub mod encrypt;

@@ -222,12 +222,25 @@ fn destroy_where(filter: &str, value: pgrx::datum::DatumWithOid<'_>) -> (i64, i6
                 )
                 .unwrap_or_else(|e| spi_err(e))
                 .len() as i64;
+            // Two statements: Citus refuses now() inside COALESCE in a write to a
+            // distributed (reference) table.
+            client
+                .update(
+                    &format!(
+                        "UPDATE encml.data_key_versions v SET retired_at = now() \
+                           FROM encml.data_keys k \
+                          WHERE k.id = v.key_id AND {filter} AND v.status <> 'destroyed' \
+                            AND v.retired_at IS NULL"
+                    ),
+                    None,
+                    std::slice::from_ref(&value),
+                )
+                .unwrap_or_else(|e| spi_err(e));
             let versions = client
                 .update(
                     &format!(
                         "UPDATE encml.data_key_versions v \
-                            SET wrapped_key = NULL, status = 'destroyed', \
-                                retired_at = coalesce(v.retired_at, now()) \
+                            SET wrapped_key = NULL, status = 'destroyed' \
                            FROM encml.data_keys k \
                           WHERE k.id = v.key_id AND {filter} AND v.status <> 'destroyed'"
                     ),
@@ -507,6 +520,7 @@ pub fn insert_managed_key(
     wrapped: &[u8],
     fingerprint: &str,
 ) -> bool {
+    crate::pg::citus::refuse_catalog_write_in_task("creating a tenant key");
     let inserted = as_extension_owner(|| {
         Spi::connect_mut(|client| {
             client
@@ -576,9 +590,13 @@ pub fn revoke(id: &[u8; 16], grantee: pg_sys::Oid, privilege: &str) -> bool {
     let removed = as_extension_owner(|| {
         Spi::get_one_with_args::<bool>(
             "WITH d AS (DELETE FROM encml.key_grants \
-                         WHERE key_id = $1 AND grantee = $2::oid::regrole AND privilege = $3 RETURNING 1) \
+                         WHERE key_id = $1 AND encml.same_role(grantee, $2::text::regrole) AND privilege = $3 RETURNING 1) \
              SELECT EXISTS (SELECT FROM d)",
-            &[Uuid::from_bytes(*id).into(), oid_arg(grantee), privilege.into()],
+            &[
+                Uuid::from_bytes(*id).into(),
+                crate::pg::catalog_access::role_name_arg(grantee),
+                privilege.into(),
+            ],
         )
         .unwrap_or_else(|e| spi_err(e))
         .unwrap_or(false)

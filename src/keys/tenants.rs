@@ -71,8 +71,8 @@ pub fn grant(tenant: &str, member: pg_sys::Oid, by: pg_sys::Oid) {
 
 pub fn revoke(tenant: &str, member: pg_sys::Oid) -> bool {
     run(
-        "DELETE FROM encml.tenant_members WHERE tenant = $1 AND member = $2::regrole",
-        &[tenant.into(), oid_arg(member)],
+        "DELETE FROM encml.tenant_members WHERE tenant = $1 AND encml.same_role(member, $2::text::regrole)",
+        &[tenant.into(), crate::pg::catalog_access::role_name_arg(member)],
     ) > 0
 }
 
@@ -163,7 +163,7 @@ pub fn forget(tenant: &str) -> usize {
         &[tenant.into()],
     );
     run(
-        "UPDATE encml.tenants SET forgotten_at = coalesce(forgotten_at, now()) WHERE name = $1",
+        "UPDATE encml.tenants SET forgotten_at = now() WHERE name = $1 AND forgotten_at IS NULL",
         &[tenant.into()],
     );
     dropped

@@ -175,6 +175,15 @@ pub fn oid_arg<'a>(oid: pg_sys::Oid) -> pgrx::datum::DatumWithOid<'a> {
     unsafe { pgrx::datum::DatumWithOid::new(oid, pg_sys::OIDOID) }
 }
 
+/// A role as a query argument by name, for the WHERE clause of a write to a replicated catalog
+/// table: compare as `encml.same_role(col, $n::text::regrole)` (see `api::citus::same_role`).
+pub fn role_name_arg<'a>(role: pg_sys::Oid) -> pgrx::datum::DatumWithOid<'a> {
+    let name = unsafe { std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(role, false)) }
+        .to_string_lossy()
+        .into_owned();
+    name.into()
+}
+
 /// The first column of the first row of a read-only query.
 pub fn select_one<T: pgrx::datum::FromDatum>(
     sql: &str,
@@ -230,6 +239,21 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
             0,
             false,
         );
+        if crate::pg::citus::loaded() {
+            // On a Citus worker the catalog is a reference table whose local copy this backend
+            // reads inside a query pushed down to a shard; Citus refuses such nested queries
+            // unless told they are safe, which they are for reference tables (docs/citus.md).
+            pg_sys::set_config_option(
+                c"citus.allow_nested_distributed_execution".as_ptr(),
+                c"on".as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
         f()
     }
 }

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# A throw-away Citus cluster on this machine: a coordinator and two workers on 127.0.0.1, each a
+# PostgreSQL 15 cluster run as the `postgres` OS user with Citus and pg_encrypt_ml preloaded and
+# the same master key file. Needs Citus installed (../shared/citus/build.sh).
+# Usage: citus-cluster.sh start|stop|destroy|env
+#   start   initdb (first time), start the three nodes, create both extensions on the
+#           coordinator, register the nodes and put the key catalog on every node
+#           (encml.citus_setup())
+set -euo pipefail
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+DIR=${ENCML_CITUS_DIR:-/tmp/pg_encrypt_ml-citus}
+BASE_PORT=${ENCML_CITUS_PORT:-54430}
+NODES="coordinator worker1 worker2"
+
+as_postgres() {
+  if [ "$(id -un)" = postgres ]; then "$@"
+  elif [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- env -u RUST_BACKTRACE "$@"
+  else sudo -u postgres "$@"; fi
+}
+
+port_of() {
+  case "$1" in coordinator) echo "$BASE_PORT" ;; worker1) echo $((BASE_PORT + 1)) ;; worker2) echo $((BASE_PORT + 2)) ;; esac
+}
+
+psql_on() {
+  local node=$1; shift
+  as_postgres "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(port_of "$node")" -U postgres -d postgres "$@"
+}
+
+start() {
+  mkdir -p "$DIR"
+  chown postgres:postgres "$DIR" 2>/dev/null || sudo chown postgres:postgres "$DIR"
+  chmod 755 "$DIR"
+  # One master key for the whole cluster: every node unwraps the same wrapped data keys.
+  if [ ! -f "$DIR/master.key" ]; then
+    as_postgres sh -c "umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > '$DIR/master.key'; echo >> '$DIR/master.key'"
+  fi
+  local fresh=0
+  for node in $NODES; do
+    local data=$DIR/$node
+    if [ ! -f "$data/PG_VERSION" ]; then
+      fresh=1
+      as_postgres "$PGBIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+      cat >> "$data/postgresql.conf" <<CONF
+port = $(port_of "$node")
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+max_connections = 100
+max_prepared_transactions = 100
+fsync = off
+shared_preload_libraries = 'citus,pg_encrypt_ml'
+encml.master_key_file = '$DIR/master.key'
+# SET LOCAL reaches the workers only with this (how encml.set_tenant travels; docs/citus.md).
+citus.propagate_set_commands = 'local'
+CONF
+    fi
+    if ! as_postgres "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+      as_postgres "$PGBIN/pg_ctl" -D "$data" -l "$DIR/$node.log" -w start >/dev/null
+    fi
+  done
+  if [ $fresh = 1 ]; then
+    for node in $NODES; do psql_on "$node" -c "CREATE EXTENSION citus"; done
+    psql_on coordinator <<SQL
+SELECT citus_set_coordinator_host('127.0.0.1', $(port_of coordinator));
+SELECT citus_add_node('127.0.0.1', $(port_of worker1));
+SELECT citus_add_node('127.0.0.1', $(port_of worker2));
+CREATE EXTENSION pg_encrypt_ml;
+SELECT encml.citus_setup();
+SQL
+  fi
+  echo "citus cluster running: coordinator on 127.0.0.1:$(port_of coordinator), workers on $(port_of worker1) and $(port_of worker2)"
+}
+
+stop() {
+  for node in $NODES; do
+    if [ -f "$DIR/$node/PG_VERSION" ]; then
+      as_postgres "$PGBIN/pg_ctl" -D "$DIR/$node" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+  done
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  destroy) stop; rm -rf "$DIR" ;;
+  env) echo "export PGHOST=127.0.0.1 PGPORT=$BASE_PORT PGUSER=postgres" ;;
+  *) echo "usage: $0 start|stop|destroy|env" >&2; exit 2 ;;
+esac

@@ -1,0 +1,93 @@
+//! Facts about the Citus cluster this backend is part of, if any (docs/citus.md).
+
+use crate::pg::errors::raise_full;
+use pgrx::{pg_sys, PgSqlErrorCode};
+use std::cell::Cell;
+use std::ffi::CStr;
+
+thread_local! {
+    static LOADED: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Whether Citus is loaded in this server. Citus only works preloaded, so the answer is fixed
+/// for the life of the backend.
+pub fn loaded() -> bool {
+    LOADED.with(|l| {
+        if let Some(v) = l.get() {
+            return v;
+        }
+        let v = unsafe {
+            !pg_sys::GetConfigOption(
+                c"citus.allow_nested_distributed_execution".as_ptr(),
+                true,
+                false,
+            )
+            .is_null()
+        };
+        l.set(Some(v));
+        v
+    })
+}
+
+/// Whether this backend serves a connection Citus opened from another node (a query pushed
+/// down to a shard, a replicated write): Citus names those connections
+/// `citus_internal gpid=...`. A client could claim that name too; it is only used to refuse.
+pub fn in_internal_connection() -> bool {
+    if !loaded() {
+        return false;
+    }
+    unsafe {
+        let name = pg_sys::GetConfigOption(c"application_name".as_ptr(), true, false);
+        !name.is_null()
+            && CStr::from_ptr(name)
+                .to_bytes()
+                .starts_with(b"citus_internal")
+    }
+}
+
+/// Whether this database is a Citus worker: Citus is installed here and this node's group is
+/// not the coordinator's (0).
+pub fn is_worker() -> bool {
+    if !loaded() {
+        return false;
+    }
+    crate::pg::catalog_access::as_extension_owner(|| {
+        pgrx::Spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') \
+               AND (SELECT groupid <> 0 FROM pg_catalog.pg_dist_local_group)",
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+    })
+}
+
+/// Refuses `what` on a Citus worker: it must run on the coordinator, whose ledgers count.
+pub fn refuse_on_worker(what: &str, hint: &str) {
+    if is_worker() {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("{what} runs only on the Citus coordinator"),
+            None,
+            Some(hint.to_string()),
+        );
+    }
+}
+
+/// Refuses a key-catalog write inside a query Citus pushed down to a shard: the catalog is a
+/// reference table, and writing it there would start a distributed transaction from inside
+/// another one.
+pub fn refuse_catalog_write_in_task(what: &str) {
+    if in_internal_connection() {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("{what} cannot run in a query that Citus pushed down to a worker"),
+            None,
+            Some(
+                "Create keys on the coordinator first (for a tenant key: SELECT \
+                 encml.tenant_key() once on the coordinator); docs/citus.md."
+                    .into(),
+            ),
+        );
+    }
+}

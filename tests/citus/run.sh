@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The Citus suite: starts a coordinator and two workers (scripts/citus-cluster.sh, fresh each
+# run), runs tests/citus/sql/*.sql through pg_regress on the coordinator and the scripted cases,
+# and stops the three clusters on exit, failed or not. Needs Citus installed
+# (../shared/citus/build.sh; `make test-citus` runs it).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export ENCML_CITUS_PORT=${ENCML_CITUS_PORT:-54430}
+OUT=target/citus-regress
+bash scripts/citus-cluster.sh destroy
+trap 'bash scripts/citus-cluster.sh stop' EXIT
+bash scripts/citus-cluster.sh start
+rm -rf "$OUT" && mkdir -p "$OUT"
+tests=(setup)
+for f in tests/citus/sql/*.sql; do
+  t=$(basename "$f" .sql)
+  [ "$t" = setup ] || tests+=("$t")
+done
+if ! "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+    --inputdir=tests/citus --outputdir="$OUT" --use-existing \
+    --host=127.0.0.1 --port="$ENCML_CITUS_PORT" --user=postgres --dbname=postgres "${tests[@]}"; then
+  cat "$OUT/regression.diffs" 2>/dev/null | head -n 200
+  exit 1
+fi

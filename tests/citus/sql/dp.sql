@@ -1,0 +1,46 @@
+-- Differential privacy on a distributed table: the noise is added once and the budget charged
+-- once, on the coordinator's ledger.
+SET client_min_messages = error;
+CREATE ROLE citus_dp_analyst LOGIN;
+RESET client_min_messages;
+CREATE TABLE dp_data (i int, x float8, y bigint, person text);
+SELECT create_distributed_table('dp_data', 'i', shard_count => 8);
+INSERT INTO dp_data SELECT i, (i % 100)::float8, (i % 100)::bigint, 'person-' || (i % 1000)
+  FROM generate_series(1, 40000) i;
+GRANT SELECT ON dp_data TO citus_dp_analyst;
+SELECT encml.set_privacy_budget('citus_dp_analyst', 1000, 1e-3);
+
+SET ROLE citus_dp_analyst;
+SELECT abs(encml.dp_count(x, 1.0) - 40000) < 30 AS count_near,
+       abs(encml.dp_count_rows(1.0) - 40000) < 30 AS rows_near,
+       abs(encml.dp_sum(x, 0, 10, 1.0) - 378000) < 300 AS clamped_sum_near,
+       abs(encml.dp_sum(y, 0, 10, 1.0) - 378000) < 300 AS clamped_bigint_sum_near,
+       abs(encml.dp_avg(x, 0, 100, 1.0) - 49.5) < 1 AS avg_near,
+       abs(encml.dp_count(x, 1.0, 0, person, 40) - 40000) < 200 AS bounded_per_person
+  FROM dp_data;
+RESET ROLE;
+-- One charge per aggregate, on the coordinator; the workers' ledgers stay empty.
+SELECT count(*) AS charges, sum(epsilon) AS epsilon FROM encml.privacy_ledger
+ WHERE analyst = 'citus_dp_analyst'::regrole AND granted;
+SELECT result AS worker_charges FROM run_command_on_workers($$SELECT count(*) FROM encml.privacy_charges$$);
+-- The shards do the scanning and filtering; the aggregate runs on the coordinator.
+SELECT * FROM plan('SELECT encml.dp_sum(x, 0, 10, 1.0) FROM dp_data WHERE y > 5');
+
+-- The noise has the promised scale on the distributed table too: 4,000 groups of 10 rows,
+-- dp_count at epsilon 0.5 (discrete Laplace, variance 7.84, within 2% of 2/epsilon^2 = 8; 20% is
+-- 5.7 standard errors of the sample variance).
+SET ROLE citus_dp_analyst;
+SELECT count(*) AS groups, abs(avg(n - 10)) < 0.2 AS mean_near_zero,
+       abs(var_samp(n) / 8 - 1) < 0.2 AS variance_within_20_percent
+  FROM (SELECT encml.dp_count(x, 0.5) AS n FROM dp_data GROUP BY i % 4000
+        HAVING encml.dp_partition(10, 1e-9)) s;
+RESET ROLE;
+SELECT count(*) AS charges FROM encml.privacy_ledger WHERE analyst = 'citus_dp_analyst'::regrole AND granted;
+
+-- GROUP BY the distribution column would make Citus run the whole aggregate on the shards
+-- (each worker charging its own ledger, noise per shard): refused.
+SET ROLE citus_dp_analyst;
+SELECT try($$SELECT i, encml.dp_count(x, 0.5) FROM dp_data GROUP BY i HAVING encml.dp_partition(1, 1e-6)$$) AS grouped_by_distribution_column;
+RESET ROLE;
+SELECT count(*) AS charges FROM encml.privacy_ledger WHERE analyst = 'citus_dp_analyst'::regrole AND granted;
+SELECT result AS worker_charges FROM run_command_on_workers($$SELECT count(*) FROM encml.privacy_charges$$);
