@@ -92,7 +92,8 @@ fn standing(key: &[u8; 16], role: pg_sys::Oid) -> Rc<Standing> {
 }
 
 /// Why the first failing condition of `labels` fails now, if one does. The client address is the
-/// session's (a parallel worker asks for its leader's).
+/// session's (a parallel worker asks for its leader's). In a connection Citus opened from the
+/// coordinator, the client is the coordinator itself: conditions on the client fail there.
 fn failed_condition(labels: &[String]) -> Option<(String, String)> {
     as_extension_owner(|| {
         read_rows(
@@ -102,7 +103,9 @@ fn failed_condition(labels: &[String]) -> Option<(String, String)> {
                           WHERE a.pid = (SELECT s.leader_pid FROM pg_catalog.pg_stat_get_activity(pg_catalog.pg_backend_pid()) s \
                                           WHERE s.leader_pid <> pg_catalog.pg_backend_pid()))) AS addr) \
              SELECT c.label, \
-                    CASE WHEN c.client_networks IS NOT NULL \
+                    CASE WHEN $2 AND (c.client_networks IS NOT NULL OR c.application_names IS NOT NULL) \
+                         THEN 'the client''s address and application_name are known only on the Citus coordinator (decrypt there, docs/citus.md)' \
+                         WHEN c.client_networks IS NOT NULL \
                               AND NOT coalesce((SELECT addr FROM client) <<= ANY (c.client_networks), false) \
                          THEN pg_catalog.format('client address %s is not in the allowed networks', \
                                  coalesce(pg_catalog.host((SELECT addr FROM client)), '(local socket)')) \
@@ -118,7 +121,10 @@ fn failed_condition(labels: &[String]) -> Option<(String, String)> {
                     END \
                FROM encml.clearance_conditions c \
               WHERE c.label = ANY ($1) ORDER BY c.label",
-            &[arg(labels.to_vec())],
+            &[
+                arg(labels.to_vec()),
+                arg(crate::pg::citus::in_internal_connection()),
+            ],
             labels.len() as i64,
             |row| row.get::<String>(1).zip(row.get::<String>(2)),
         )

@@ -45,6 +45,11 @@ pub fn in_internal_connection() -> bool {
     }
 }
 
+/// Whether Citus is installed in this database (a catalog lookup: for rare paths).
+pub fn in_database() -> bool {
+    loaded() && unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) } != pg_sys::InvalidOid
+}
+
 /// Whether this database is a Citus worker: Citus is installed here and this node's group is
 /// not the coordinator's (0).
 pub fn is_worker() -> bool {

@@ -122,17 +122,54 @@ pub fn is_current(tenant: &str) -> bool {
 unsafe extern "C-unwind" fn check_tenant(
     newval: *mut *mut std::ffi::c_char,
     _extra: *mut *mut std::ffi::c_void,
-    _source: pg_sys::GucSource::Type,
+    source: pg_sys::GucSource::Type,
 ) -> bool {
     unsafe {
         let clearing = newval.is_null() || (*newval).is_null() || **newval == 0;
         if clearing {
             return true;
         }
+        let value = CStr::from_ptr(*newval).to_string_lossy();
+        if encml_core::tenant_token::is_token(&value) {
+            // From a coordinator (Citus forwarded `SET LOCAL`, docs/citus.md), or from
+            // set_tenant itself on the coordinator. Only a SET in a session, never a role,
+            // database or file setting.
+            if source != pg_sys::GucSource::PGC_S_SESSION {
+                return refuse_token("tenant tokens are accepted only from SET LOCAL");
+            }
+            return match verify_token(&value) {
+                Ok(tenant) => {
+                    if intern(&tenant).is_null() {
+                        pg_sys::GUC_check_errcode(
+                            pgrx::PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY as i32,
+                        );
+                        return false;
+                    }
+                    // PostgreSQL 15 keeps GUC strings in malloc'd memory.
+                    let copy = CString::new(tenant).expect("tenant names have no NUL");
+                    let bytes = copy.as_bytes_with_nul();
+                    let p = malloc(bytes.len()) as *mut std::ffi::c_char;
+                    if p.is_null() {
+                        pg_sys::GUC_check_errcode(
+                            pgrx::PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY as i32,
+                        );
+                        return false;
+                    }
+                    std::ptr::copy_nonoverlapping(
+                        bytes.as_ptr() as *const std::ffi::c_char,
+                        p,
+                        bytes.len(),
+                    );
+                    free(*newval as *mut std::ffi::c_void);
+                    *newval = p;
+                    true
+                }
+                Err(e) => refuse_token(&format!("invalid tenant token: {e}")),
+            };
+        }
         if SETTING_ALLOWED.with(|a| a.get()) || pg_sys::InitializingParallelWorker {
             // Allocate here, where failing is allowed, not in the assign hook.
-            let name = CStr::from_ptr(*newval).to_string_lossy();
-            if intern(&name).is_null() {
+            if intern(&value).is_null() {
                 pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY as i32);
                 return false;
             }
@@ -145,6 +182,72 @@ unsafe extern "C-unwind" fn check_tenant(
             pg_sys::pstrdup(c"Call encml.set_tenant(tenant) as a member of that tenant.".as_ptr());
         false
     }
+}
+
+extern "C" {
+    fn malloc(size: usize) -> *mut std::ffi::c_void;
+    fn free(p: *mut std::ffi::c_void);
+}
+
+/// How long a tenant token is accepted after the coordinator issued it. A transaction that
+/// opens a new worker connection later than this fails closed (no tenant there).
+const TOKEN_LIFETIME_US: i64 = 3_600 * 1_000_000;
+/// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_OFFSET_US: i64 = 946_684_800 * 1_000_000;
+
+fn refuse_token(message: &str) -> bool {
+    unsafe {
+        pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
+        let msg = CString::new(message).unwrap_or_default();
+        pg_sys::GUC_check_errmsg_string = pg_sys::pstrdup(msg.as_ptr());
+        pg_sys::GUC_check_errhint_string = pg_sys::pstrdup(
+            c"Only encml.set_tenant(tenant, true) on the Citus coordinator issues tenant tokens."
+                .as_ptr(),
+        );
+    }
+    false
+}
+
+/// (role, database, now) that a tenant token is bound to here.
+fn token_binding() -> (String, String, i64) {
+    unsafe {
+        let role = CStr::from_ptr(pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false))
+            .to_string_lossy()
+            .into_owned();
+        let db = pg_sys::get_database_name(pg_sys::MyDatabaseId);
+        let db = if db.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(db).to_string_lossy().into_owned()
+        };
+        (role, db, pg_sys::GetCurrentTimestamp() + PG_EPOCH_OFFSET_US)
+    }
+}
+
+fn verify_token(token: &str) -> Result<String, encml_core::tenant_token::TokenError> {
+    let (role, db, now) = token_binding();
+    let keys = crate::keys::provider::master_keys();
+    encml_core::tenant_token::verify(&keys, token, &role, &db, now, TOKEN_LIFETIME_US)
+}
+
+/// On a Citus coordinator, inside a transaction block: sends the tenant to the workers of this
+/// transaction as a token, through a `SET LOCAL` that Citus forwards (it forwards only parsed
+/// SET LOCAL statements, with citus.propagate_set_commands = 'local').
+fn forward_to_citus_workers(tenant: &str) {
+    if unsafe { !pg_sys::IsTransactionBlock() } {
+        return;
+    }
+    let (role, db, now) = token_binding();
+    let keys = crate::keys::provider::master_keys();
+    let Some(key) = keys.first() else { return };
+    let token = encml_core::tenant_token::issue(key, tenant, &role, &db, now);
+    // The token has only [A-Za-z0-9._-]: no quoting needed, and nothing of the master key.
+    pgrx::Spi::run(&format!("SET LOCAL encml.tenant = '{token}'")).unwrap_or_else(|e| {
+        crate::pg::errors::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("could not forward the tenant to the Citus workers: {e}"),
+        )
+    });
 }
 
 pub fn register() {
@@ -191,11 +294,30 @@ pub fn set(tenant: &str, local: bool) {
     SETTING_ALLOWED.with(|a| a.set(true));
     let _guard = AllowGuard;
     apply(&value, local);
+    if crate::pg::citus::in_database() {
+        if local {
+            forward_to_citus_workers(tenant);
+        } else {
+            pgrx::warning!(
+                "a session-level tenant does not reach the Citus workers: on Citus call \
+                 encml.set_tenant(tenant, true) inside BEGIN ... COMMIT (docs/citus.md)"
+            );
+        }
+    }
 }
 
-/// Clears the tenant for the session.
+/// Clears the tenant for the session (and, on a Citus coordinator inside a transaction block,
+/// for the workers of the transaction too).
 pub fn reset() {
     apply(c"", false);
+    if crate::pg::citus::in_database() && unsafe { pg_sys::IsTransactionBlock() } {
+        pgrx::Spi::run("SET LOCAL encml.tenant = ''").unwrap_or_else(|e| {
+            crate::pg::errors::raise(
+                pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("could not clear the tenant on the Citus workers: {e}"),
+            )
+        });
+    }
 }
 
 fn apply(value: &CStr, local: bool) {

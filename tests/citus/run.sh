@@ -23,3 +23,4 @@ if ! "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
   cat "$OUT/regression.diffs" 2>/dev/null | head -n 200
   exit 1
 fi
+bash tests/citus/tokens.sh

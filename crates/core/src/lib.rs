@@ -23,6 +23,7 @@ pub mod ore;
 pub mod rate_window;
 pub mod siv;
 pub mod stream;
+pub mod tenant_token;
 pub mod tensor;
 pub mod wrap;
 

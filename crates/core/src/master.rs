@@ -13,6 +13,7 @@ const CHECK_VALUE_INFO: &[u8] = b"pg_encrypt_ml/v1/master-key-check-value";
 const KEK_INFO: &[u8] = b"pg_encrypt_ml/v1/key-encryption-key";
 const AUDIT_CHAIN_INFO: &[u8] = b"pg_encrypt_ml/v1/audit-chain-mac";
 const AUDIT_REDACT_INFO: &[u8] = b"pg_encrypt_ml/v1/audit-redaction";
+const TENANT_TOKEN_INFO: &[u8] = b"pg_encrypt_ml/v1/tenant-token";
 
 pub struct MasterKey {
     /// The AES-256 key that wraps data keys, derived from the provider's key.
@@ -21,6 +22,8 @@ pub struct MasterKey {
     audit_chain: Zeroizing<[u8; 32]>,
     /// HMAC key of redacted audit values.
     audit_redact: Zeroizing<[u8; 32]>,
+    /// HMAC key of the tenant tokens that carry the tenant context to Citus workers.
+    tenant_token: Zeroizing<[u8; 32]>,
     fingerprint: String,
 }
 
@@ -39,10 +42,14 @@ impl MasterKey {
         let mut audit_redact = Zeroizing::new([0u8; 32]);
         hk.expand(AUDIT_REDACT_INFO, audit_redact.as_mut())
             .expect("32 bytes is a valid HKDF length");
+        let mut tenant_token = Zeroizing::new([0u8; 32]);
+        hk.expand(TENANT_TOKEN_INFO, tenant_token.as_mut())
+            .expect("32 bytes is a valid HKDF length");
         MasterKey {
             kek,
             audit_chain,
             audit_redact,
+            tenant_token,
             fingerprint: hex::encode(check),
         }
     }
@@ -62,6 +69,10 @@ impl MasterKey {
 
     pub(crate) fn audit_redact_key(&self) -> &[u8; 32] {
         &self.audit_redact
+    }
+
+    pub(crate) fn tenant_token_key(&self) -> &[u8; 32] {
+        &self.tenant_token
     }
 }
 

@@ -48,7 +48,9 @@ SELECT id, encml.decrypt_text(name) FROM patients WHERE id BETWEEN 5001 AND 5003
 -- Destruction (crypto-shredding) reaches every node at commit. The workers' pooled
 -- connections have the key cached from the queries above; they must drop it.
 SELECT count(*) FROM patients WHERE encml.decrypt_text(name) IS NOT NULL;
+SET client_min_messages = warning;
 SELECT encml.destroy_key(:'k') >= 0 AS destroyed;
+RESET client_min_messages;
 SELECT try('SELECT count(*) FROM patients WHERE encml.decrypt_text(name) IS NOT NULL');
 SELECT try(format($$INSERT INTO patients (id, name) VALUES (1, encml.encrypt('x', %L))$$, :'k'));
 SELECT success, result FROM run_command_on_all_nodes(

@@ -18,7 +18,8 @@ BEGIN
     EXECUTE sql;
     RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g');
+    RETURN SQLSTATE || ': ' || regexp_replace(regexp_replace(SQLERRM,
+        '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g'), '_[0-9]{6}\M', '_N', 'g');
 END
 $$;
 CREATE FUNCTION public.plan(sql text) RETURNS SETOF text LANGUAGE plpgsql AS $$
