@@ -115,20 +115,26 @@ fn install_triggers(rel: pg_sys::Oid, explicit: &[String]) -> Vec<String> {
     let table = table_name(rel);
     let args: Vec<String> = redact.iter().map(|c| quote_literal(c)).collect();
     drop_triggers(rel);
-    // As the caller: CREATE TRIGGER checks their rights on the table.
-    Spi::run(&format!(
-        "CREATE TRIGGER encml_audit_row AFTER INSERT OR UPDATE OR DELETE ON {table} \
-           FOR EACH ROW EXECUTE FUNCTION encml.audit_row_trigger({}); \
-         CREATE TRIGGER encml_audit_truncate AFTER TRUNCATE ON {table} \
-           FOR EACH STATEMENT EXECUTE FUNCTION encml.audit_row_trigger()",
-        args.join(", ")
-    ))
-    .unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("audit_enable: {e}"),
-        )
-    });
+    // As the caller: CREATE TRIGGER checks their rights on the table. One statement per call:
+    // Citus forwards each to the shards of a distributed table by its text.
+    for statement in [
+        format!(
+            "CREATE TRIGGER encml_audit_row AFTER INSERT OR UPDATE OR DELETE ON {table} \
+               FOR EACH ROW EXECUTE FUNCTION encml.audit_row_trigger({})",
+            args.join(", ")
+        ),
+        format!(
+            "CREATE TRIGGER encml_audit_truncate AFTER TRUNCATE ON {table} \
+               FOR EACH STATEMENT EXECUTE FUNCTION encml.audit_row_trigger()"
+        ),
+    ] {
+        Spi::run(&statement).unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("audit_enable: {e}"),
+            )
+        });
+    }
     redact
 }
 
