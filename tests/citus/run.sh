@@ -24,3 +24,4 @@ if ! "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
   exit 1
 fi
 bash tests/citus/tokens.sh
+bash tests/citus/node_down.sh
