@@ -194,7 +194,7 @@ fn set_clearance_condition(
                         ON CONFLICT (label) DO UPDATE SET client_networks = EXCLUDED.client_networks, \
                           hours = EXCLUDED.hours, time_zone = EXCLUDED.time_zone, \
                           application_names = EXCLUDED.application_names, set_by = EXCLUDED.set_by, \
-                          set_at = pg_catalog.now() \
+                          set_at = EXCLUDED.set_at \
                         RETURNING 1) \
              SELECT EXISTS (SELECT FROM u)",
             vec![

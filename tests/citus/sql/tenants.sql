@@ -67,3 +67,16 @@ SELECT success, result FROM run_command_on_workers(format($$SET encml.tenant = '
     (extract(epoch FROM now()) * 1000000)::bigint, :'fp'));
 SELECT catalog_in_sync();
 
+-- Revoking membership and forgetting a tenant (crypto-shredding its keys) reach every node.
+SELECT encml.revoke_tenant('acme', 'citus_app');
+SELECT encml.forget_tenant('globex') AS keys_destroyed;
+SELECT catalog_in_sync();
+SET ROLE citus_app;
+BEGIN;
+SELECT try($$SELECT encml.set_tenant('acme', true)$$);
+ROLLBACK;
+RESET ROLE;
+BEGIN;
+SELECT encml.set_tenant('globex', true);
+SELECT try($$SELECT count(encml.decrypt_text(body)) FROM docs$$);
+ROLLBACK;
