@@ -15,7 +15,7 @@ export PG_CONFIG
 # place crashes them).
 UNLINK_SO = rm -f "$$($(PG_CONFIG) --pkglibdir 2>/dev/null || echo /nonexistent)/pg_encrypt_ml.so"
 
-.PHONY: deps install install-dev demo test test-unit test-pgrx test-regress test-integration test-citus citus test-slow bench stop fmt
+.PHONY: deps install install-dev demo test test-unit test-pgrx test-regress test-integration test-citus citus test-slow bench bench-citus stop fmt
 
 deps:
 	@bash scripts/install-deps.sh
@@ -55,6 +55,10 @@ test-regress: install-dev
 test-integration: install-dev
 	@bash scripts/cluster.sh start
 	@bash tests/integration/run.sh
+
+# Citus vs a single node (release build): docs/benchmarks.md "Citus".
+bench-citus: install citus
+	@bash benches/citus.sh
 
 # Citus 13.2 from the source in ../shared/citus (no registry has it); does nothing when installed.
 CITUS_BUILD ?= ../shared/citus/build.sh
