@@ -9,8 +9,8 @@
 \set QUIET on
 SET client_min_messages = error;
 \o /dev/null
-SELECT encml.create_key('bench-citus-aead') AS ak \gset
-SELECT encml.create_key('bench-citus-det', 'deterministic') AS dk \gset
+SELECT encml.create_key('bench-citus-aead-' || md5(random()::text)) AS ak \gset
+SELECT encml.create_key('bench-citus-det-' || md5(random()::text), 'deterministic') AS dk \gset
 SELECT encml.set_privacy_budget(current_user::regrole, 1e9, 0.5);
 DROP TABLE IF EXISTS b_stage_l, b_stage_d, b_enc_l, b_enc_d, b_users_l, b_users_d, b_dp_l, b_dp_d;
 CREATE TABLE b_stage_l (id bigint, v text);

@@ -7,6 +7,8 @@ use std::ffi::CStr;
 
 thread_local! {
     static LOADED: Cell<Option<bool>> = const { Cell::new(None) };
+    /// (statement start, answer) of the last `is_worker` lookup.
+    static IS_WORKER: Cell<Option<(i64, bool)>> = const { Cell::new(None) };
 }
 
 /// Whether Citus is loaded in this server. Citus only works preloaded, so the answer is fixed
@@ -51,20 +53,27 @@ pub fn in_database() -> bool {
 }
 
 /// Whether this database is a Citus worker: Citus is installed here and this node's group is
-/// not the coordinator's (0).
+/// not the coordinator's (0). Looked up once per statement (a grouped dp query asks per group).
 pub fn is_worker() -> bool {
     if !loaded() {
         return false;
     }
-    crate::pg::catalog_access::as_extension_owner(|| {
-        pgrx::Spi::get_one::<bool>(
-            "SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') \
-               AND (SELECT groupid <> 0 FROM pg_catalog.pg_dist_local_group)",
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false)
-    })
+    let statement = crate::pg::catalog_access::statement_start();
+    if let Some(answer) = IS_WORKER.with(|w| w.get()).filter(|(s, _)| *s == statement) {
+        return answer.1;
+    }
+    // Read-only SPI: a dp final function runs in parallel mode (above a Gather), where a
+    // query that asks for a transaction id fails.
+    let answer = in_database()
+        && crate::pg::catalog_access::as_extension_owner(|| {
+            crate::pg::catalog_access::select_one::<bool>(
+                "SELECT groupid <> 0 FROM pg_catalog.pg_dist_local_group",
+                &[],
+            )
+            .unwrap_or(false)
+        });
+    IS_WORKER.with(|w| w.set(Some((statement, answer))));
+    answer
 }
 
 /// Refuses `what` on a Citus worker: it must run on the coordinator, whose ledgers count.

@@ -44,3 +44,20 @@ SELECT try($$SELECT i, encml.dp_count(x, 0.5) FROM dp_data GROUP BY i HAVING enc
 RESET ROLE;
 SELECT count(*) AS charges FROM encml.privacy_ledger WHERE analyst = 'citus_dp_analyst'::regrole AND granted;
 SELECT result AS worker_charges FROM run_command_on_workers($$SELECT count(*) FROM encml.privacy_charges$$);
+
+-- On the coordinator's own tables a parallel plan finalizes in parallel mode (above a Gather),
+-- where the check for a worker node must not need a transaction id.
+CREATE TABLE dp_local AS SELECT i, (i % 100)::float8 AS x FROM generate_series(1, 20000) i;
+GRANT SELECT ON dp_local TO citus_dp_analyst;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT encml.dp_sum(x, 0, 100, 1.0) FROM dp_local;
+SET ROLE citus_dp_analyst;
+SELECT abs(encml.dp_sum(x, 0, 100, 1.0) - 990000) < 2000 AS parallel_sum_near FROM dp_local;
+RESET ROLE;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
