@@ -212,6 +212,23 @@ impl Drop for Restore {
     }
 }
 
+/// Sets a setting until the GUC nest level of `as_extension_owner` ends (allowed in parallel
+/// mode, unlike a plain SET).
+unsafe fn save_setting(name: &std::ffi::CStr, value: &std::ffi::CStr) {
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
 /// Runs `f` with the extension owner's rights and a pinned search_path.
 pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
     let owner = extension_owner();
@@ -229,30 +246,12 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
             owner,
             sec_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
         );
-        pg_sys::set_config_option(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
+        save_setting(c"search_path", c"pg_catalog, pg_temp");
         if crate::pg::citus::loaded() {
             // On a Citus worker the catalog is a reference table whose local copy this backend
             // reads inside a query pushed down to a shard; Citus refuses such nested queries
             // unless told they are safe, which they are for reference tables (docs/citus.md).
-            pg_sys::set_config_option(
-                c"citus.allow_nested_distributed_execution".as_ptr(),
-                c"on".as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
+            save_setting(c"citus.allow_nested_distributed_execution", c"on");
         }
         f()
     }
