@@ -39,6 +39,13 @@ SELECT count(*) FROM docs;
 COMMIT;
 -- The context ends with the transaction, on the coordinator and on the workers.
 SELECT count(*) FROM docs;
+-- reset_tenant() inside the transaction clears it on the workers too.
+BEGIN;
+SELECT encml.set_tenant('acme', true);
+SELECT count(*) FROM docs;
+SELECT encml.reset_tenant();
+SELECT count(*) FROM docs;
+COMMIT;
 -- A tenant the role is not a member of is refused on the coordinator.
 BEGIN;
 SELECT try($$SELECT encml.set_tenant('globex', true)$$);
