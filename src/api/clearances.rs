@@ -134,7 +134,7 @@ fn revoke_clearance(grantee: RegRole, label: &str) -> bool {
     let removed = write(
         "WITH d AS (DELETE FROM encml.clearances WHERE encml.same_role(grantee, $1::text::regrole) AND label = $2 RETURNING 1) \
          SELECT EXISTS (SELECT FROM d)",
-        vec![crate::pg::catalog_access::role_name_arg(grantee), label.into()],
+        vec![crate::pg::catalog_access::role_name(grantee).into(), label.into()],
     );
     events::record(
         "revoke_clearance",

@@ -594,7 +594,7 @@ pub fn revoke(id: &[u8; 16], grantee: pg_sys::Oid, privilege: &str) -> bool {
              SELECT EXISTS (SELECT FROM d)",
             &[
                 Uuid::from_bytes(*id).into(),
-                crate::pg::catalog_access::role_name_arg(grantee),
+                crate::pg::catalog_access::role_name(grantee).into(),
                 privilege.into(),
             ],
         )

@@ -72,7 +72,7 @@ pub fn grant(tenant: &str, member: pg_sys::Oid, by: pg_sys::Oid) {
 pub fn revoke(tenant: &str, member: pg_sys::Oid) -> bool {
     run(
         "DELETE FROM encml.tenant_members WHERE tenant = $1 AND encml.same_role(member, $2::text::regrole)",
-        &[tenant.into(), crate::pg::catalog_access::role_name_arg(member)],
+        &[tenant.into(), crate::pg::catalog_access::role_name(member).into()],
     ) > 0
 }
 

@@ -175,15 +175,6 @@ pub fn oid_arg<'a>(oid: pg_sys::Oid) -> pgrx::datum::DatumWithOid<'a> {
     unsafe { pgrx::datum::DatumWithOid::new(oid, pg_sys::OIDOID) }
 }
 
-/// A role as a query argument by name, for the WHERE clause of a write to a replicated catalog
-/// table: compare as `encml.same_role(col, $n::text::regrole)` (see `api::citus::same_role`).
-pub fn role_name_arg<'a>(role: pg_sys::Oid) -> pgrx::datum::DatumWithOid<'a> {
-    let name = unsafe { std::ffi::CStr::from_ptr(pg_sys::GetUserNameFromId(role, false)) }
-        .to_string_lossy()
-        .into_owned();
-    name.into()
-}
-
 /// The first column of the first row of a read-only query.
 pub fn select_one<T: pgrx::datum::FromDatum>(
     sql: &str,

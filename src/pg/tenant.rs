@@ -139,10 +139,7 @@ unsafe extern "C-unwind" fn check_tenant(
             }
             return match verify_token(&value) {
                 Ok(tenant) => {
-                    if intern(&tenant).is_null() {
-                        pg_sys::GUC_check_errcode(
-                            pgrx::PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY as i32,
-                        );
+                    if !interned_for_check(&tenant) {
                         return false;
                     }
                     // PostgreSQL 15 keeps GUC strings in malloc'd memory.
@@ -168,12 +165,7 @@ unsafe extern "C-unwind" fn check_tenant(
             };
         }
         if SETTING_ALLOWED.with(|a| a.get()) || pg_sys::InitializingParallelWorker {
-            // Allocate here, where failing is allowed, not in the assign hook.
-            if intern(&value).is_null() {
-                pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY as i32);
-                return false;
-            }
-            return true;
+            return interned_for_check(&value);
         }
         pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
         pg_sys::GUC_check_errmsg_string =
@@ -182,6 +174,16 @@ unsafe extern "C-unwind" fn check_tenant(
             pg_sys::pstrdup(c"Call encml.set_tenant(tenant) as a member of that tenant.".as_ptr());
         false
     }
+}
+
+/// Interns `name` for the assign hook; allocates here, in the check hook, where failing is
+/// allowed (false, with the out-of-memory error code set).
+fn interned_for_check(name: &str) -> bool {
+    if intern(name).is_null() {
+        unsafe { pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY as i32) };
+        return false;
+    }
+    true
 }
 
 extern "C" {
@@ -211,9 +213,7 @@ fn refuse_token(message: &str) -> bool {
 /// (role, database, now) that a tenant token is bound to here.
 fn token_binding() -> (String, String, i64) {
     unsafe {
-        let role = CStr::from_ptr(pg_sys::GetUserNameFromId(pg_sys::GetUserId(), false))
-            .to_string_lossy()
-            .into_owned();
+        let role = crate::pg::catalog_access::role_name(pg_sys::GetUserId());
         let db = pg_sys::get_database_name(pg_sys::MyDatabaseId);
         let db = if db.is_null() {
             String::new()
@@ -241,11 +241,17 @@ fn forward_to_citus_workers(tenant: &str) {
     let keys = crate::keys::provider::master_keys();
     let Some(key) = keys.first() else { return };
     let token = encml_core::tenant_token::issue(key, tenant, &role, &db, now);
-    // The token has only [A-Za-z0-9._-]: no quoting needed, and nothing of the master key.
-    pgrx::Spi::run(&format!("SET LOCAL encml.tenant = '{token}'")).unwrap_or_else(|e| {
+    set_local_through_citus(&token);
+}
+
+/// `SET LOCAL encml.tenant = value` as a parsed statement, the only form Citus forwards to the
+/// workers of the transaction. `value` is a token or empty: only [A-Za-z0-9._-], no quoting
+/// needed, and nothing of the master key.
+fn set_local_through_citus(value: &str) {
+    pgrx::Spi::run(&format!("SET LOCAL encml.tenant = '{value}'")).unwrap_or_else(|e| {
         crate::pg::errors::raise(
             pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("could not forward the tenant to the Citus workers: {e}"),
+            format!("could not pass the tenant to the Citus workers: {e}"),
         )
     });
 }
@@ -311,12 +317,7 @@ pub fn set(tenant: &str, local: bool) {
 pub fn reset() {
     apply(c"", false);
     if crate::pg::citus::in_database() && unsafe { pg_sys::IsTransactionBlock() } {
-        pgrx::Spi::run("SET LOCAL encml.tenant = ''").unwrap_or_else(|e| {
-            crate::pg::errors::raise(
-                pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("could not clear the tenant on the Citus workers: {e}"),
-            )
-        });
+        set_local_through_citus("");
     }
 }
 
