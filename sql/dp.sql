@@ -1,8 +1,35 @@
--- Differential-privacy aggregates (src/api/dp.rs). State `internal`; noise once, in the final
+-- Differential-privacy aggregates (src/api/dp.rs, src/api/dp_state.rs). Noise once, in the final
 -- function, after the privacy charge is recorded. Each aggregate comes in three forms:
 --   (…, epsilon)                                        Laplace
 --   (…, epsilon, delta)                                 Gaussian when delta > 0
 --   (…, epsilon, delta, privacy_unit, max_rows_per_unit) contributions bounded per unit
+-- dp_count_rows, dp_sum and dp_avg without a privacy unit keep their state in `dp_state` (fixed
+-- size, so that Citus combines per-shard states and parallel query copies it as bytes); dp_count
+-- (polymorphic, which Citus's partial aggregation cannot type-check), the privacy-unit forms
+-- and dp_partition keep an `internal` state.
+
+CREATE TYPE dp_state;
+CREATE FUNCTION dp_state_in(cstring) RETURNS dp_state
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_state_in';
+CREATE FUNCTION dp_state_out(dp_state) RETURNS cstring
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_state_out';
+CREATE TYPE dp_state (
+    INPUT = dp_state_in, OUTPUT = dp_state_out,
+    INTERNALLENGTH = 96, ALIGNMENT = char, STORAGE = plain
+);
+COMMENT ON TYPE dp_state IS 'pg_encrypt_ml: exact partial state of a dp aggregate without privacy units (docs/formats.md); released only through the aggregate''s final function';
+CREATE FUNCTION dp_f64_combine(dp_state, dp_state) RETURNS dp_state
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_state_f64_combine';
+CREATE FUNCTION dp_i64_combine(dp_state, dp_state) RETURNS dp_state
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_state_i64_combine';
+CREATE FUNCTION dp_count_final(dp_state) RETURNS bigint
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_state_count_final';
+CREATE FUNCTION dp_sum_final(dp_state) RETURNS float8
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_state_sum_f64_final';
+CREATE FUNCTION dp_sum_bigint_final(dp_state) RETURNS bigint
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_state_sum_i64_final';
+CREATE FUNCTION dp_avg_final(dp_state) RETURNS float8
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_state_avg_final';
 
 CREATE FUNCTION dp_f64_combine(internal, internal) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_f64_combine';
@@ -45,19 +72,17 @@ CREATE AGGREGATE dp_count(value anyelement, epsilon float8, delta float8, privac
     COMBINEFUNC = dp_i64_combine, SERIALFUNC = dp_i64_serialize, DESERIALFUNC = dp_i64_deserialize,
     PARALLEL = SAFE
 );
-CREATE FUNCTION dp_count_rows_trans(internal, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_count_rows_trans';
+CREATE FUNCTION dp_count_rows_trans(dp_state, float8) RETURNS dp_state
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_state_count_rows_trans';
 CREATE AGGREGATE dp_count_rows(epsilon float8) (
-    SFUNC = dp_count_rows_trans, STYPE = internal, FINALFUNC = dp_count_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_i64_combine, SERIALFUNC = dp_i64_serialize, DESERIALFUNC = dp_i64_deserialize,
-    PARALLEL = SAFE
+    SFUNC = dp_count_rows_trans, STYPE = dp_state, INITCOND = 'dp1:i', FINALFUNC = dp_count_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_i64_combine, PARALLEL = SAFE
 );
-CREATE FUNCTION dp_count_rows_trans(internal, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_count_rows_trans';
+CREATE FUNCTION dp_count_rows_trans(dp_state, float8, float8) RETURNS dp_state
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_state_count_rows_trans';
 CREATE AGGREGATE dp_count_rows(epsilon float8, delta float8) (
-    SFUNC = dp_count_rows_trans, STYPE = internal, FINALFUNC = dp_count_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_i64_combine, SERIALFUNC = dp_i64_serialize, DESERIALFUNC = dp_i64_deserialize,
-    PARALLEL = SAFE
+    SFUNC = dp_count_rows_trans, STYPE = dp_state, INITCOND = 'dp1:i', FINALFUNC = dp_count_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_i64_combine, PARALLEL = SAFE
 );
 CREATE FUNCTION dp_count_rows_trans(internal, float8, float8, text, integer) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_count_rows_trans';
@@ -66,19 +91,17 @@ CREATE AGGREGATE dp_count_rows(epsilon float8, delta float8, privacy_unit text, 
     COMBINEFUNC = dp_i64_combine, SERIALFUNC = dp_i64_serialize, DESERIALFUNC = dp_i64_deserialize,
     PARALLEL = SAFE
 );
-CREATE FUNCTION dp_sum_trans(internal, float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_sum_f64_trans';
+CREATE FUNCTION dp_sum_trans(dp_state, float8, float8, float8, float8) RETURNS dp_state
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_state_sum_f64_trans';
 CREATE AGGREGATE dp_sum(value float8, lower float8, upper float8, epsilon float8) (
-    SFUNC = dp_sum_trans, STYPE = internal, FINALFUNC = dp_sum_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_f64_combine, SERIALFUNC = dp_f64_serialize, DESERIALFUNC = dp_f64_deserialize,
-    PARALLEL = SAFE
+    SFUNC = dp_sum_trans, STYPE = dp_state, INITCOND = 'dp1:f', FINALFUNC = dp_sum_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_f64_combine, PARALLEL = SAFE
 );
-CREATE FUNCTION dp_sum_trans(internal, float8, float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_sum_f64_trans';
+CREATE FUNCTION dp_sum_trans(dp_state, float8, float8, float8, float8, float8) RETURNS dp_state
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_state_sum_f64_trans';
 CREATE AGGREGATE dp_sum(value float8, lower float8, upper float8, epsilon float8, delta float8) (
-    SFUNC = dp_sum_trans, STYPE = internal, FINALFUNC = dp_sum_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_f64_combine, SERIALFUNC = dp_f64_serialize, DESERIALFUNC = dp_f64_deserialize,
-    PARALLEL = SAFE
+    SFUNC = dp_sum_trans, STYPE = dp_state, INITCOND = 'dp1:f', FINALFUNC = dp_sum_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_f64_combine, PARALLEL = SAFE
 );
 CREATE FUNCTION dp_sum_trans(internal, float8, float8, float8, float8, float8, text, integer) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_sum_f64_trans';
@@ -87,19 +110,17 @@ CREATE AGGREGATE dp_sum(value float8, lower float8, upper float8, epsilon float8
     COMBINEFUNC = dp_f64_combine, SERIALFUNC = dp_f64_serialize, DESERIALFUNC = dp_f64_deserialize,
     PARALLEL = SAFE
 );
-CREATE FUNCTION dp_sum_bigint_trans(internal, bigint, bigint, bigint, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_sum_i64_trans';
+CREATE FUNCTION dp_sum_bigint_trans(dp_state, bigint, bigint, bigint, float8) RETURNS dp_state
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_state_sum_i64_trans';
 CREATE AGGREGATE dp_sum(value bigint, lower bigint, upper bigint, epsilon float8) (
-    SFUNC = dp_sum_bigint_trans, STYPE = internal, FINALFUNC = dp_sum_bigint_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_i64_combine, SERIALFUNC = dp_i64_serialize, DESERIALFUNC = dp_i64_deserialize,
-    PARALLEL = SAFE
+    SFUNC = dp_sum_bigint_trans, STYPE = dp_state, INITCOND = 'dp1:i', FINALFUNC = dp_sum_bigint_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_i64_combine, PARALLEL = SAFE
 );
-CREATE FUNCTION dp_sum_bigint_trans(internal, bigint, bigint, bigint, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_sum_i64_trans';
+CREATE FUNCTION dp_sum_bigint_trans(dp_state, bigint, bigint, bigint, float8, float8) RETURNS dp_state
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_state_sum_i64_trans';
 CREATE AGGREGATE dp_sum(value bigint, lower bigint, upper bigint, epsilon float8, delta float8) (
-    SFUNC = dp_sum_bigint_trans, STYPE = internal, FINALFUNC = dp_sum_bigint_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_i64_combine, SERIALFUNC = dp_i64_serialize, DESERIALFUNC = dp_i64_deserialize,
-    PARALLEL = SAFE
+    SFUNC = dp_sum_bigint_trans, STYPE = dp_state, INITCOND = 'dp1:i', FINALFUNC = dp_sum_bigint_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_i64_combine, PARALLEL = SAFE
 );
 CREATE FUNCTION dp_sum_bigint_trans(internal, bigint, bigint, bigint, float8, float8, text, integer) RETURNS internal
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_sum_i64_trans';
@@ -109,14 +130,12 @@ CREATE AGGREGATE dp_sum(value bigint, lower bigint, upper bigint, epsilon float8
     PARALLEL = SAFE
 );
 CREATE AGGREGATE dp_avg(value float8, lower float8, upper float8, epsilon float8) (
-    SFUNC = dp_sum_trans, STYPE = internal, FINALFUNC = dp_avg_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_f64_combine, SERIALFUNC = dp_f64_serialize, DESERIALFUNC = dp_f64_deserialize,
-    PARALLEL = SAFE
+    SFUNC = dp_sum_trans, STYPE = dp_state, INITCOND = 'dp1:f', FINALFUNC = dp_avg_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_f64_combine, PARALLEL = SAFE
 );
 CREATE AGGREGATE dp_avg(value float8, lower float8, upper float8, epsilon float8, delta float8) (
-    SFUNC = dp_sum_trans, STYPE = internal, FINALFUNC = dp_avg_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_f64_combine, SERIALFUNC = dp_f64_serialize, DESERIALFUNC = dp_f64_deserialize,
-    PARALLEL = SAFE
+    SFUNC = dp_sum_trans, STYPE = dp_state, INITCOND = 'dp1:f', FINALFUNC = dp_avg_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_f64_combine, PARALLEL = SAFE
 );
 CREATE AGGREGATE dp_avg(value float8, lower float8, upper float8, epsilon float8, delta float8, privacy_unit text, max_rows_per_unit integer) (
     SFUNC = dp_sum_trans, STYPE = internal, FINALFUNC = dp_avg_final, FINALFUNC_MODIFY = READ_ONLY,

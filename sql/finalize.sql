@@ -308,7 +308,8 @@ DECLARE f regprocedure; what text;
 BEGIN
     FOR f, what IN
         SELECT p.oid, CASE
-            WHEN p.proname LIKE '%\_trans' THEN 'dp aggregate transition (exact state, internal; not callable alone)'
+            WHEN p.proname LIKE 'dp\_state\_%' THEN 'dp_state text input/output (docs/formats.md)'
+            WHEN p.proname LIKE '%\_trans' THEN 'dp aggregate transition (exact state; refuses calls outside its aggregate)'
             WHEN p.proname LIKE '%\_combine' THEN 'dp aggregate combine function (parallel aggregation)'
             WHEN p.proname LIKE '%\_serialize' THEN 'dp aggregate state serialization (parallel aggregation)'
             WHEN p.proname LIKE '%\_deserialize' THEN 'dp aggregate state deserialization (parallel aggregation)'
@@ -347,7 +348,7 @@ COMMENT ON AGGREGATE dp_avg(double precision, double precision, double precision
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA encml FROM PUBLIC;
 GRANT USAGE ON SCHEMA encml TO PUBLIC;
 GRANT USAGE ON TYPE enc_bytea, det_text, ore_int8, ore_float8, ore_timestamptz, fhe_vector, fhe_uint32,
-    fhe_bool TO PUBLIC;
+    fhe_bool, dp_state TO PUBLIC;
 -- Type support: input/output, casts, operators, index and sort support of the types (and
 -- fhe_vector_info and the fhe_vector_sum/fhe_sum support functions, which refuse direct calls).
 DO $$
@@ -355,7 +356,7 @@ DECLARE f regprocedure;
 BEGIN
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
               WHERE p.pronamespace = 'encml'::regnamespace
-                AND p.proname ~ '^(enc_bytea|det_text|ore_int8|ore_float8|ore_timestamptz|fhe_vector|fhe_uint32|fhe_bool|fhe_sum)_'
+                AND p.proname ~ '^(enc_bytea|det_text|ore_int8|ore_float8|ore_timestamptz|fhe_vector|fhe_uint32|fhe_bool|fhe_sum|dp_state)_'
     LOOP
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
     END LOOP;
@@ -397,14 +398,18 @@ GRANT EXECUTE ON FUNCTION audit_seal(), audit_head(), audit_verify(bigint), comp
 TO encml_auditor;
 GRANT EXECUTE ON FUNCTION audit_purge(timestamptz) TO encml_audit_admin;
 GRANT SELECT ON audit_log, audit_witness, audited_tables, column_classes, classified_columns TO encml_auditor;
--- The dp aggregates (their support functions are called with the aggregate owner's rights and
--- stay closed: the exact state is never reachable).
+-- The dp aggregates. Their support functions over `internal` stay closed. Those over dp_state
+-- are open because Citus checks that the caller may execute them before it combines per-shard
+-- states; they refuse calls outside an aggregate, and a dp_state holds only what the rows of the
+-- caller's own query hold (src/api/dp_state.rs).
 DO $$
 DECLARE a regprocedure;
 BEGIN
     FOR a IN SELECT p.oid FROM pg_catalog.pg_proc p
-              WHERE p.pronamespace = 'encml'::regnamespace AND p.prokind = 'a'
-                AND p.proname LIKE 'dp\_%' AND p.proname <> 'dp_public_groups'
+              WHERE p.pronamespace = 'encml'::regnamespace
+                AND ((p.prokind = 'a' AND p.proname LIKE 'dp\_%' AND p.proname <> 'dp_public_groups')
+                     OR (p.prokind = 'f' AND p.proname NOT LIKE 'dp\_state\_%'
+                         AND 'encml.dp_state'::regtype = ANY (p.proargtypes)))
     LOOP
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', a);
     END LOOP;

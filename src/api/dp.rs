@@ -21,7 +21,7 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgList, PgMemoryContexts, PgSqlErrorCode};
 use std::hash::{Hash, Hasher};
 
-fn dp_error(e: DpError) -> ! {
+pub(super) fn dp_error(e: DpError) -> ! {
     let code = match e {
         DpError::InvalidParameter(_) | DpError::ParameterChanged(_) => {
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
@@ -35,7 +35,7 @@ fn dp_error(e: DpError) -> ! {
 
 /// The aggregate memory context; refuses calls outside an aggregate and as a window function
 /// (a moving window would release many noisy answers of overlapping rows).
-unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
+pub(super) unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
     unsafe { crate::pg::aggregate::context(fcinfo, "dp aggregates", false) }
 }
 
@@ -57,9 +57,9 @@ impl<T: Num> Default for Agg<T> {
 
 /// The raw datums of the parameter arguments (bounds, epsilon, delta, max rows), in order.
 #[derive(Clone, Copy, Default)]
-struct ParamArgs {
-    len: usize,
-    datums: [usize; 6],
+pub(super) struct ParamArgs {
+    pub(super) len: usize,
+    pub(super) datums: [usize; 6],
 }
 
 impl ParamArgs {
@@ -70,7 +70,7 @@ impl ParamArgs {
     }
 }
 
-unsafe fn param_args(
+pub(super) unsafe fn param_args(
     fcinfo: pg_sys::FunctionCallInfo,
     from: usize,
     skip: Option<usize>,
@@ -120,12 +120,12 @@ unsafe fn nargs(fcinfo: pg_sys::FunctionCallInfo) -> usize {
 /// The arguments of an aggregate call, numbered as the transition function sees them (0 is
 /// the state): from the current row, or, for an input without rows, from the call's own
 /// expressions, which then must not read the rows.
-trait Args {
+pub(super) trait Args {
     fn len(&self) -> usize;
     fn get(&self, i: usize, what: &str) -> Option<pg_sys::Datum>;
 }
 
-struct RowArgs(pg_sys::FunctionCallInfo);
+pub(super) struct RowArgs(pub(super) pg_sys::FunctionCallInfo);
 
 impl Args for RowArgs {
     fn len(&self) -> usize {
@@ -152,7 +152,7 @@ impl Args for CallArgs {
     }
 }
 
-fn required<T: pgrx::datum::FromDatum>(args: &impl Args, n: usize, what: &str) -> T {
+pub(super) fn required<T: pgrx::datum::FromDatum>(args: &impl Args, n: usize, what: &str) -> T {
     args.get(n, what)
         .and_then(|d| unsafe { T::from_datum(d, false) })
         .unwrap_or_else(|| {
@@ -164,7 +164,7 @@ fn required<T: pgrx::datum::FromDatum>(args: &impl Args, n: usize, what: &str) -
 }
 
 /// Reads epsilon at `at`, then, by argument count, delta and max_rows_per_unit.
-fn params_at<T: Num>(args: &impl Args, at: usize, lower: T, upper: T) -> Params<T> {
+pub(super) fn params_at<T: Num>(args: &impl Args, at: usize, lower: T, upper: T) -> Params<T> {
     let n = args.len();
     let epsilon: f64 = required(args, at, "epsilon");
     let delta = if n > at + 1 {
@@ -318,19 +318,35 @@ unsafe fn params_of_call<T: Num + Default + pgrx::datum::FromDatum>(
 ) -> Params<T> {
     unsafe {
         let aggref = release::aggref(fcinfo);
+        if release::func_name((*aggref).aggfnoid) == "coord_combine_agg" {
+            // Citus's coordinator combines the shards' states without the call's arguments;
+            // every shard it asked sends parameters (see `dp_state`), so none were asked.
+            raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "a dp aggregate over no shard has no parameters to release with",
+            );
+        }
         let args = CallArgs {
             state: release::agg_state(fcinfo),
             aggref,
         };
-        match release::func_name((*aggref).aggfnoid).as_str() {
-            "dp_sum" | "dp_avg" => {
-                let lower = required(&args, 2, "lower");
-                let upper = required(&args, 3, "upper");
-                params_at(&args, 4, lower, upper)
-            }
-            "dp_count" => params_at(&args, 2, T::default(), T::default()),
-            _ => params_at(&args, 1, T::default(), T::default()),
+        params_for((*aggref).aggfnoid, &args)
+    }
+}
+
+/// The parameters of dp aggregate `aggfnoid` from its arguments.
+pub(super) fn params_for<T: Num + Default + pgrx::datum::FromDatum>(
+    aggfnoid: pg_sys::Oid,
+    args: &impl Args,
+) -> Params<T> {
+    match release::func_name(aggfnoid).as_str() {
+        "dp_sum" | "dp_avg" => {
+            let lower = required(args, 2, "lower");
+            let upper = required(args, 3, "upper");
+            params_at(args, 4, lower, upper)
         }
+        "dp_count" => params_at(args, 2, T::default(), T::default()),
+        _ => params_at(args, 1, T::default(), T::default()),
     }
 }
 
@@ -379,13 +395,30 @@ unsafe fn charge_release<T: Num>(fcinfo: pg_sys::FunctionCallInfo, p: &Params<T>
     }
 }
 
-/// Releases `release(state)` (noise is added there, once) after recording its charge.
+/// Releases `release(state)` of the `internal` state in argument 0 (see `release_state`).
 unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
     fcinfo: pg_sys::FunctionCallInfo,
     release: impl FnOnce(&State<T>) -> Result<Option<R>, DpError>,
 ) -> pg_sys::Datum {
     unsafe {
         agg_context(fcinfo);
+        let counted = if pg_arg_is_null(fcinfo, 0) {
+            None
+        } else {
+            Some(&agg_ref::<T>(fcinfo, 0).state)
+        };
+        release_state(fcinfo, counted, release)
+    }
+}
+
+/// Releases `release(state)` (noise is added there, once) after recording its charge; a
+/// missing state or one without rows takes the parameters from the call.
+pub(super) unsafe fn release_state<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    counted: Option<&State<T>>,
+    release: impl FnOnce(&State<T>) -> Result<Option<R>, DpError>,
+) -> pg_sys::Datum {
+    unsafe {
         // With GROUP BY on the distribution column Citus pushes the whole aggregate, final
         // function included, to the shards: each would charge its worker's ledger and release
         // its own noisy answer. Refused; the coordinator finalizes (docs/citus.md).
@@ -395,11 +428,7 @@ unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
              aggregate without GROUP BY: Citus then combines the rows on the coordinator, which \
              adds the noise and charges the budget once.",
         );
-        let counted = if pg_arg_is_null(fcinfo, 0) {
-            None
-        } else {
-            Some(&agg_ref::<T>(fcinfo, 0).state).filter(|s| s.params.is_some())
-        };
+        let counted = counted.filter(|s| s.params.is_some());
         let empty;
         let s = match counted {
             Some(s) => s,

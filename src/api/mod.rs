@@ -4,6 +4,7 @@ pub mod audit;
 pub mod citus;
 pub mod clearances;
 pub mod dp;
+pub mod dp_state;
 pub mod encrypt;
 pub mod fhe;
 pub mod fhe_uint32;

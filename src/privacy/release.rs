@@ -156,7 +156,17 @@ pub unsafe fn eval_arg(
                 "dp aggregate argument missing",
             );
         };
-        let expr = (*tle).expr;
+        eval_expr(state, (*tle).expr, what)
+    }
+}
+
+/// Evaluates `expr` without a row (see `eval_arg`).
+pub unsafe fn eval_expr(
+    state: *mut pg_sys::AggState,
+    expr: *mut pg_sys::Expr,
+    what: &str,
+) -> (pg_sys::Datum, bool) {
+    unsafe {
         let node = expr as *mut pg_sys::Node;
         if pg_sys::contain_var_clause(node) || pg_sys::contain_subplans(node) {
             raise(

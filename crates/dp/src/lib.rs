@@ -1,5 +1,6 @@
 //! Differential privacy for pg_encrypt_ml, free of Postgres so it can be unit-tested alone.
 //!
+//! - [`flat`]: the fixed-size state of the aggregates without privacy units (`encml.dp_state`).
 //! - [`mechanism`]: noise from OpenDP measurements (discrete Laplace / Gaussian for integer
 //!   results, OpenDP's exact float samplers otherwise), calibrated from (epsilon, delta) and a
 //!   sensitivity, never from a hand-written `ln(u)`.
@@ -9,6 +10,7 @@
 //!   unit, merge for parallel aggregation, and a versioned binary form.
 
 pub mod error;
+pub mod flat;
 pub mod mechanism;
 pub mod params;
 pub mod partition;

@@ -28,6 +28,7 @@ BEGIN
     FOR line IN EXECUTE 'EXPLAIN (COSTS OFF, VERBOSE) ' || sql LOOP
         line := regexp_replace(line, '_[0-9]{6}\M', '_N', 'g');
         line := regexp_replace(line, 'port=[0-9]+', 'port=N', 'g');
+        line := regexp_replace(line, '''[0-9]+''::oid', '''<oid>''::oid', 'g');
         line := regexp_replace(line, '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', 'g');
         line := regexp_replace(line, '''[A-Za-z0-9+/=]{20,}''', '''<ciphertext>''', 'g');
         RETURN NEXT line;

@@ -1,0 +1,265 @@
+//! The dp aggregates without privacy units (dp_count_rows, dp_sum, dp_avg in their (epsilon)
+//! and (epsilon, delta) forms) keep their exact state in `encml.dp_state`, a fixed-size type
+//! (`encml_dp::flat`), instead of `internal`:
+//! - Citus then computes a partial state on each shard (`worker_partial_agg`), sends it as text
+//!   and combines the states on the coordinator (`coord_combine_agg`), where the final function
+//!   records the charge and adds the noise once; only one state per shard crosses the network.
+//! - Postgres's parallel query passes the state between processes as bytes.
+//!
+//! The state is exact, so it holds what the rows of the caller's query hold, no more: reading
+//! it (a user-defined aggregate over these support functions, or `worker_partial_agg`) takes the
+//! right to read those rows. The support functions refuse calls outside an aggregate.
+//!
+//! Every state starts as the empty state (`INITCOND`), so a shard without rows still sends one,
+//! and its output function fills in the call's parameters there (see `fill_from_shard_call`):
+//! the coordinator then releases an empty input with noise and a charge, like a single node.
+
+use super::dp::{
+    agg_context, dp_error, param_args, params_at, params_for, release_state, required, Args,
+    ParamArgs, RowArgs,
+};
+use crate::pg::c_functions;
+use crate::pg::errors::raise;
+use crate::privacy::release;
+use encml_dp::flat::{self, Flat};
+use encml_dp::state::{self, Num, State};
+use encml_dp::DpError;
+use pgrx::datum::IntoDatum;
+use pgrx::fcinfo::{pg_arg_is_null, pg_getarg, pg_getarg_datum_raw, pg_return_null};
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgList, PgSqlErrorCode};
+use std::ffi::{CStr, CString};
+
+/// The state in argument `n`, checked to hold values of type `T`. Transition and combine
+/// functions update argument 0 in place: it is the aggregate's own copy in its memory context
+/// (they check that they run inside an aggregate first).
+unsafe fn flat_at<'a, T: Num>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a mut Flat {
+    unsafe {
+        let bytes = pg_getarg_datum_raw(fcinfo, n).cast_mut_ptr::<[u8; flat::LEN]>();
+        Flat::view::<T>(&mut *bytes).unwrap_or_else(|e| dp_error(e))
+    }
+}
+
+fn cache_of(args: &ParamArgs) -> Option<Vec<[u8; 8]>> {
+    (args.len <= flat::CACHED_ARGS).then(|| {
+        (0..args.len)
+            .map(|i| args.datums[i].to_le_bytes())
+            .collect()
+    })
+}
+
+/// Adds one row; parameters as in `dp::transition` (without a privacy unit).
+unsafe fn transition<T: Num>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    value: Option<T>,
+    params_from: usize,
+    epsilon_at: usize,
+    bounds: impl FnOnce() -> (T, T),
+) -> pg_sys::Datum {
+    unsafe {
+        agg_context(fcinfo);
+        let state = pg_getarg_datum_raw(fcinfo, 0);
+        if pg_arg_is_null(fcinfo, 0) {
+            raise(
+                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                "dp state must not be NULL",
+            );
+        }
+        let flat = flat_at::<T>(fcinfo, 0);
+        let Some(value) = value else {
+            return state;
+        };
+        let cache = param_args(fcinfo, params_from, None)
+            .as_ref()
+            .and_then(cache_of);
+        let unchanged = flat.has_params()
+            && cache
+                .as_deref()
+                .is_some_and(|c| !c.is_empty() && c == flat.cached_args());
+        let added = if unchanged {
+            flat.add_under_fixed_params(value)
+        } else {
+            let (lower, upper) = bounds();
+            let params = params_at::<T>(&RowArgs(fcinfo), epsilon_at, lower, upper);
+            flat.set_cached_args(cache.as_deref().unwrap_or(&[]));
+            flat.add(params, value)
+        };
+        added.unwrap_or_else(|e| dp_error(e));
+        state
+    }
+}
+
+unsafe fn count_rows_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { transition::<i64>(fcinfo, Some(0), 1, 1, || (0, 0)) }
+}
+
+unsafe fn sum_trans<T: Num + pgrx::datum::FromDatum>(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    unsafe {
+        transition::<T>(fcinfo, pg_getarg::<T>(fcinfo, 1), 2, 4, || {
+            let args = RowArgs(fcinfo);
+            (required(&args, 2, "lower"), required(&args, 3, "upper"))
+        })
+    }
+}
+
+/// Merges the state in argument 1 into argument 0.
+unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        agg_context(fcinfo);
+        match (pg_arg_is_null(fcinfo, 0), pg_arg_is_null(fcinfo, 1)) {
+            (true, true) => pg_return_null(fcinfo),
+            (false, true) => pg_getarg_datum_raw(fcinfo, 0),
+            (true, false) => pg_getarg_datum_raw(fcinfo, 1),
+            (false, false) => {
+                let other = *flat_at::<T>(fcinfo, 1);
+                flat_at::<T>(fcinfo, 0)
+                    .merge::<T>(&other)
+                    .unwrap_or_else(|e| dp_error(e));
+                pg_getarg_datum_raw(fcinfo, 0)
+            }
+        }
+    }
+}
+
+/// The final functions: the charge and the noise (`dp::release_state`).
+unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    release: impl FnOnce(&State<T>) -> Result<Option<R>, DpError>,
+) -> pg_sys::Datum {
+    unsafe {
+        agg_context(fcinfo);
+        let counted = (!pg_arg_is_null(fcinfo, 0))
+            .then(|| flat_at::<T>(fcinfo, 0).state::<T>())
+            .map(|r| r.unwrap_or_else(|e| dp_error(e)));
+        release_state(fcinfo, counted.as_ref(), release)
+    }
+}
+
+unsafe fn state_in(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let text = CStr::from_ptr(pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr());
+        let flat = match text.to_str() {
+            Ok("dp1:f") => Flat::empty::<f64>(),
+            Ok("dp1:i") => Flat::empty::<i64>(),
+            Ok(t) => Flat::from_text(t).unwrap_or_else(|e| dp_error(e)),
+            Err(_) => dp_error(DpError::CorruptState("not a dp_state")),
+        };
+        let out = pg_sys::palloc(flat::LEN) as *mut u8;
+        std::ptr::copy_nonoverlapping(flat.as_bytes().as_ptr(), out, flat::LEN);
+        pg_sys::Datum::from(out)
+    }
+}
+
+unsafe fn state_out(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let bytes = pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr::<[u8; flat::LEN]>();
+        let mut flat = *bytes;
+        let view = match flat[1] {
+            b'f' => Flat::view::<f64>(&mut flat),
+            _ => Flat::view::<i64>(&mut flat),
+        }
+        .unwrap_or_else(|e| dp_error(e));
+        if !view.has_params() {
+            fill_from_shard_call(fcinfo, view);
+        }
+        let text = CString::new(view.to_text()).expect("hex has no NUL");
+        pg_sys::Datum::from(pg_sys::pstrdup(text.as_ptr()))
+    }
+}
+
+/// Gives an empty state the parameters of its call when Citus is sending it from a shard:
+/// `worker_partial_agg(aggregate, ROW(value, lower, upper, epsilon, ...))` prints its state
+/// with this output function from inside its own final function, whose aggregate call holds
+/// the parameters. A shard with rows sends them with its state anyway; without this an input
+/// without rows would reach the coordinator with no parameters to add noise with.
+unsafe fn fill_from_shard_call(fcinfo: pg_sys::FunctionCallInfo, flat: &mut Flat) {
+    unsafe {
+        let ctx = (*fcinfo).context;
+        if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_AggState {
+            return;
+        }
+        let aggref = pg_sys::AggGetAggref(fcinfo);
+        if aggref.is_null() || release::func_name((*aggref).aggfnoid) != "worker_partial_agg" {
+            return;
+        }
+        let call = PgList::<pg_sys::TargetEntry>::from_pg((*aggref).args);
+        let (Some(target), Some(row)) = (call.get_ptr(0), call.get_ptr(1)) else {
+            return;
+        };
+        let target = (*target).expr as *mut pg_sys::Node;
+        if (*target).type_ != pg_sys::NodeTag::T_Const {
+            return;
+        }
+        let aggfnoid =
+            pg_sys::Oid::from((*(target as *mut pg_sys::Const)).constvalue.value() as u32);
+        // Only our own aggregates: the schema of this output function.
+        let own_schema = pg_sys::get_func_namespace((*(*fcinfo).flinfo).fn_oid);
+        if pg_sys::get_func_namespace(aggfnoid) != own_schema {
+            return;
+        }
+        // One argument is passed as it is, several as a row of them.
+        let row = (*row).expr;
+        let fields = if (*(row as *mut pg_sys::Node)).type_ == pg_sys::NodeTag::T_RowExpr {
+            PgList::<pg_sys::Expr>::from_pg((*(row as *mut pg_sys::RowExpr)).args)
+                .iter_ptr()
+                .collect()
+        } else {
+            vec![row]
+        };
+        let args = ShardCallArgs {
+            state: ctx as *mut pg_sys::AggState,
+            fields,
+        };
+        let filled = match flat.tag() {
+            b'f' => flat.set_state(&State::<f64> {
+                params: Some(params_for(aggfnoid, &args)),
+                ..State::default()
+            }),
+            _ => flat.set_state(&State::<i64> {
+                params: Some(params_for(aggfnoid, &args)),
+                ..State::default()
+            }),
+        };
+        filled.unwrap_or_else(|e| dp_error(e));
+    }
+}
+
+/// The arguments of the aggregate call inside `worker_partial_agg`, numbered as the transition
+/// function sees them; only those that do not read the rows can be evaluated.
+struct ShardCallArgs {
+    state: *mut pg_sys::AggState,
+    fields: Vec<*mut pg_sys::Expr>,
+}
+
+impl Args for ShardCallArgs {
+    fn len(&self) -> usize {
+        1 + self.fields.len()
+    }
+    fn get(&self, i: usize, what: &str) -> Option<pg_sys::Datum> {
+        let (d, isnull) = unsafe { release::eval_expr(self.state, self.fields[i - 1], what) };
+        (!isnull).then_some(d)
+    }
+}
+
+c_functions! {
+    encml_dp_state_in, pg_finfo_encml_dp_state_in => state_in;
+    encml_dp_state_out, pg_finfo_encml_dp_state_out => state_out;
+    /// dp_count_rows(epsilon [, delta])
+    encml_dp_state_count_rows_trans, pg_finfo_encml_dp_state_count_rows_trans => count_rows_trans;
+    /// dp_sum(float8, lower, upper, epsilon [, delta]); also dp_avg
+    encml_dp_state_sum_f64_trans, pg_finfo_encml_dp_state_sum_f64_trans => sum_trans::<f64>;
+    /// dp_sum(bigint, lower bigint, upper bigint, epsilon [, delta])
+    encml_dp_state_sum_i64_trans, pg_finfo_encml_dp_state_sum_i64_trans => sum_trans::<i64>;
+    encml_dp_state_f64_combine, pg_finfo_encml_dp_state_f64_combine => combine::<f64>;
+    encml_dp_state_i64_combine, pg_finfo_encml_dp_state_i64_combine => combine::<i64>;
+    encml_dp_state_count_final, pg_finfo_encml_dp_state_count_final =>
+        |f| unsafe { finish::<i64, i64>(f, state::release_count) };
+    encml_dp_state_sum_f64_final, pg_finfo_encml_dp_state_sum_f64_final =>
+        |f| unsafe { finish::<f64, f64>(f, state::release_sum_f64) };
+    encml_dp_state_sum_i64_final, pg_finfo_encml_dp_state_sum_i64_final =>
+        |f| unsafe { finish::<i64, i64>(f, state::release_sum_i64) };
+    encml_dp_state_avg_final, pg_finfo_encml_dp_state_avg_final =>
+        |f| unsafe { finish::<f64, f64>(f, state::release_avg) };
+}
