@@ -85,19 +85,25 @@ SELECT id, keyset, dim, value_bits, frac_bits, message_bits, min_contributions,
 COMMENT ON VIEW fhe_round_status IS 'pg_encrypt_ml: aggregation rounds: parameters, contribution count and status (no ciphertexts)';
 GRANT SELECT ON fhe_round_status TO encml_fhe_admin, encml_fhe_contributor, encml_fhe_decryptor;
 
--- fhe_vector_sum: the state is `internal` (an encml_fhe::sum::Sum in the aggregate context).
-CREATE FUNCTION fhe_vector_sum_trans(internal, fhe_vector) RETURNS internal
+-- fhe_vector_sum: the state is an fhe_sum_state (the encrypted total and the fingerprints of
+-- the ciphertexts added), a real type so that Citus sums on the shards (src/api/fhe.rs).
+CREATE TYPE fhe_sum_state;
+CREATE FUNCTION fhe_sum_state_in(cstring) RETURNS fhe_sum_state
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_fhe_sum_state_in';
+CREATE FUNCTION fhe_sum_state_out(fhe_sum_state) RETURNS cstring
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_fhe_sum_state_out';
+CREATE TYPE fhe_sum_state (
+    INPUT = fhe_sum_state_in, OUTPUT = fhe_sum_state_out,
+    INTERNALLENGTH = VARIABLE, ALIGNMENT = int4, STORAGE = extended
+);
+COMMENT ON TYPE fhe_sum_state IS 'pg_encrypt_ml: running state of fhe_vector_sum (encrypted total and fingerprints of the added ciphertexts; docs/fhe.md)';
+CREATE FUNCTION fhe_vector_sum_trans(fhe_sum_state, fhe_vector) RETURNS fhe_sum_state
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_fhe_vector_sum_trans';
-CREATE FUNCTION fhe_vector_sum_combine(internal, internal) RETURNS internal
+CREATE FUNCTION fhe_vector_sum_combine(fhe_sum_state, fhe_sum_state) RETURNS fhe_sum_state
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_fhe_vector_sum_combine';
-CREATE FUNCTION fhe_vector_sum_serialize(internal) RETURNS bytea
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_fhe_vector_sum_serialize';
-CREATE FUNCTION fhe_vector_sum_deserialize(bytea, internal) RETURNS internal
-    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_fhe_vector_sum_deserialize';
-CREATE FUNCTION fhe_vector_sum_final(internal) RETURNS fhe_vector
+CREATE FUNCTION fhe_vector_sum_final(fhe_sum_state) RETURNS fhe_vector
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_fhe_vector_sum_final';
 CREATE AGGREGATE fhe_vector_sum(fhe_vector) (
-    SFUNC = fhe_vector_sum_trans, STYPE = internal, FINALFUNC = fhe_vector_sum_final,
-    COMBINEFUNC = fhe_vector_sum_combine, SERIALFUNC = fhe_vector_sum_serialize,
-    DESERIALFUNC = fhe_vector_sum_deserialize, PARALLEL = SAFE
+    SFUNC = fhe_vector_sum_trans, STYPE = fhe_sum_state, FINALFUNC = fhe_vector_sum_final,
+    COMBINEFUNC = fhe_vector_sum_combine, PARALLEL = SAFE
 );

@@ -244,11 +244,11 @@ COMMENT ON FUNCTION fhe_vector_send(fhe_vector) IS 'fhe_vector binary output: th
 COMMENT ON FUNCTION fhe_vector_from_bytea(bytea) IS 'Cast bytea to fhe_vector after a header and length check (what the pg_encrypt_ml-fhe tool writes)';
 COMMENT ON FUNCTION fhe_vector_info(fhe_vector) IS
     'Header of an fhe_vector: key set, dimension, number of vectors summed, fixed-point encoding (unauthenticated)';
-COMMENT ON FUNCTION fhe_vector_sum_trans(internal, fhe_vector) IS 'fhe_vector_sum transition: adds a ciphertext (word-wise), refusing one seen before';
-COMMENT ON FUNCTION fhe_vector_sum_combine(internal, internal) IS 'fhe_vector_sum combine function (parallel aggregation)';
-COMMENT ON FUNCTION fhe_vector_sum_serialize(internal) IS 'fhe_vector_sum state serialization (parallel aggregation)';
-COMMENT ON FUNCTION fhe_vector_sum_deserialize(bytea, internal) IS 'fhe_vector_sum state deserialization (parallel aggregation)';
-COMMENT ON FUNCTION fhe_vector_sum_final(internal) IS 'fhe_vector_sum final function: the encrypted sum';
+COMMENT ON FUNCTION fhe_vector_sum_trans(fhe_sum_state, fhe_vector) IS 'fhe_vector_sum transition: adds a ciphertext (word-wise), refusing one seen before';
+COMMENT ON FUNCTION fhe_vector_sum_combine(fhe_sum_state, fhe_sum_state) IS 'fhe_vector_sum combine function (parallel query, Citus shards): refuses a ciphertext counted in both states';
+COMMENT ON FUNCTION fhe_vector_sum_final(fhe_sum_state) IS 'fhe_vector_sum final function: the encrypted sum';
+COMMENT ON FUNCTION fhe_sum_state_in(cstring) IS 'fhe_sum_state text input: "es1:" and the serialized state in hex (validated)';
+COMMENT ON FUNCTION fhe_sum_state_out(fhe_sum_state) IS 'fhe_sum_state text output: "es1:" and the serialized state in hex';
 COMMENT ON AGGREGATE fhe_vector_sum(fhe_vector) IS
     'Homomorphic sum of encrypted vectors (same key set, dimension and encoding); no key needed, no bootstrapping; the same ciphertext twice is an error';
 COMMENT ON FUNCTION fhe_register_keyset(text, bytea) IS
@@ -348,7 +348,7 @@ COMMENT ON AGGREGATE dp_avg(double precision, double precision, double precision
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA encml FROM PUBLIC;
 GRANT USAGE ON SCHEMA encml TO PUBLIC;
 GRANT USAGE ON TYPE enc_bytea, det_text, ore_int8, ore_float8, ore_timestamptz, fhe_vector, fhe_uint32,
-    fhe_bool, dp_state TO PUBLIC;
+    fhe_bool, dp_state, fhe_sum_state TO PUBLIC;
 -- Type support: input/output, casts, operators, index and sort support of the types (and
 -- fhe_vector_info and the fhe_vector_sum/fhe_sum support functions, which refuse direct calls).
 DO $$

@@ -2,17 +2,18 @@
 //! the test-only in-database client functions. The logic is in `crate::fhe` and `encml_fhe`.
 
 use crate::fhe::{fhe_error, keysets, rounds};
-use crate::pg::aggregate::{state_at, Aggregate};
+use crate::pg::aggregate::Aggregate;
 use crate::pg::c_functions;
 use crate::pg::errors::{raise, raise_full};
+use crate::pg::expanded::{self, FlatForm};
 use crate::pg::gucs::FHE_CLIENT_FUNCTIONS;
 use crate::types::fhe_vector::{FheVector, FheVectorOut};
-use crate::types::varlena::{ByteaBytes, OwnedVarlena};
+use crate::types::varlena::{ByteaBytes, OwnedVarlena, VarlenaBytes};
 use encml_fhe::keys::SecretKey;
 use encml_fhe::params::Encoding;
 use encml_fhe::sum::Sum;
 use encml_fhe::vector::{parse_header, EncryptedVector};
-use pgrx::fcinfo::{pg_arg_is_null, pg_getarg, pg_return_null};
+use pgrx::fcinfo::{pg_arg_is_null, pg_return_null};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 
@@ -155,43 +156,93 @@ fn fhe_round_sum(round: i64) -> FheVectorOut {
     rounds::sum(round)
 }
 
-// ---- fhe_vector_sum: transition, combine, serialize, deserialize, final ----
+// ---- fhe_vector_sum: transition, combine, final, state input/output ----
+//
+// The running sum is an `fhe_sum_state`, a varlena type (the serialized `Sum`: the encrypted
+// total and the fingerprints of what was added) rather than `internal`, so that Citus sums each
+// shard on its worker and combines one state per shard on the coordinator. Inside an aggregate
+// the state is a read-write expanded object updated in place (`pg::expanded`); it is flattened
+// only when it leaves the aggregate.
+
+impl FlatForm for Sum {
+    fn to_bytes(&self) -> Vec<u8> {
+        self.serialize()
+    }
+    fn methods() -> &'static pg_sys::ExpandedObjectMethods {
+        static METHODS: pg_sys::ExpandedObjectMethods = expanded::methods::<Sum>();
+        &METHODS
+    }
+}
 
 const FHE_VECTOR_SUM: Aggregate = Aggregate {
     name: "fhe_vector_sum",
     window_ok: true,
 };
 
+unsafe fn arg_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
+    unsafe {
+        <VarlenaBytes as pgrx::datum::FromDatum>::from_polymorphic_datum(
+            pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n),
+            false,
+            pg_sys::InvalidOid,
+        )
+        .expect("a value")
+        .0
+    }
+}
+
+/// A state that arrived flat (from a tuple: a parallel worker's or a Citus shard's).
+unsafe fn parse_state(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Sum {
+    unsafe { Sum::deserialize(arg_bytes(fcinfo, n)).unwrap_or_else(|e| fhe_error(e)) }
+}
+
+/// The running sum in argument 0 and its datum: the aggregate's own read-write expanded object,
+/// or a new one in the aggregate context (first row, or a state that arrived flat).
+unsafe fn running_sum<'a>(fcinfo: pg_sys::FunctionCallInfo) -> (pg_sys::Datum, &'a mut Sum) {
+    unsafe {
+        let ctx = FHE_VECTOR_SUM.context(fcinfo);
+        let d = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
+        let d = if pg_arg_is_null(fcinfo, 0) {
+            expanded::new_in(ctx, Sum::default())
+        } else if expanded::is_read_write(d) {
+            d
+        } else {
+            expanded::new_in(ctx, parse_state(fcinfo, 0))
+        };
+        (d, expanded::value_mut::<Sum>(d))
+    }
+}
+
 unsafe fn sum_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        FHE_VECTOR_SUM.add_bytes(fcinfo, |s: &mut Sum, bytes| {
-            s.add_serialized(bytes).unwrap_or_else(|e| fhe_error(e))
-        })
+        let (d, sum) = running_sum(fcinfo);
+        if !pg_arg_is_null(fcinfo, 1) {
+            sum.add_serialized(arg_bytes(fcinfo, 1))
+                .unwrap_or_else(|e| fhe_error(e));
+        }
+        d
     }
 }
 
 unsafe fn sum_combine(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
-        FHE_VECTOR_SUM.combine(fcinfo, |a: &mut Sum, b| {
-            a.merge(b).unwrap_or_else(|e| fhe_error(e))
-        })
-    }
-}
-
-unsafe fn sum_serialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    unsafe {
         FHE_VECTOR_SUM.context(fcinfo);
-        OwnedVarlena::from_slice(&state_at::<Sum>(fcinfo, 0).serialize()).into_datum()
-    }
-}
-
-unsafe fn sum_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    unsafe {
-        let bytes: &[u8] = pg_getarg(fcinfo, 0).expect("STRICT");
-        FHE_VECTOR_SUM.new_state(
-            fcinfo,
-            Sum::deserialize(bytes).unwrap_or_else(|e| fhe_error(e)),
-        )
+        if pg_arg_is_null(fcinfo, 1) {
+            return if pg_arg_is_null(fcinfo, 0) {
+                pg_return_null(fcinfo)
+            } else {
+                pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0)
+            };
+        }
+        let other = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1);
+        let other = if expanded::is_read_write(other) {
+            std::mem::take(expanded::value_mut::<Sum>(other))
+        } else {
+            parse_state(fcinfo, 1)
+        };
+        let (d, sum) = running_sum(fcinfo);
+        sum.merge(other).unwrap_or_else(|e| fhe_error(e));
+        d
     }
 }
 
@@ -201,10 +252,61 @@ unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         if pg_arg_is_null(fcinfo, 0) {
             return pg_return_null(fcinfo);
         }
-        match state_at::<Sum>(fcinfo, 0).total() {
+        let d = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
+        let parsed;
+        let sum = if expanded::is_read_write(d) {
+            &*expanded::value_mut::<Sum>(d)
+        } else {
+            parsed = parse_state(fcinfo, 0);
+            &parsed
+        };
+        match sum.total() {
             Some(t) => OwnedVarlena::from_slice(&t.to_bytes()).into_datum(),
             None => pg_return_null(fcinfo),
         }
+    }
+}
+
+/// Text form: "es1:" and the serialized state in hex (Citus sends states between nodes as text).
+unsafe fn state_out(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let bytes = arg_bytes(fcinfo, 0);
+        let mut text = String::with_capacity(5 + 2 * bytes.len());
+        text.push_str("es1:");
+        for b in bytes {
+            text.push_str(&format!("{b:02x}"));
+        }
+        let text = std::ffi::CString::new(text).expect("hex has no NUL");
+        pg_sys::Datum::from(pg_sys::pstrdup(text.as_ptr()))
+    }
+}
+
+unsafe fn state_in(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe {
+        let text =
+            std::ffi::CStr::from_ptr(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr());
+        let bad = || -> ! {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                "not an fhe_sum_state",
+            )
+        };
+        let hex = text
+            .to_bytes()
+            .strip_prefix(b"es1:")
+            .filter(|h| h.len() % 2 == 0)
+            .unwrap_or_else(|| bad());
+        let bytes: Vec<u8> = hex
+            .chunks_exact(2)
+            .map(|p| {
+                std::str::from_utf8(p)
+                    .ok()
+                    .and_then(|p| u8::from_str_radix(p, 16).ok())
+                    .unwrap_or_else(|| bad())
+            })
+            .collect();
+        Sum::deserialize(&bytes).unwrap_or_else(|e| fhe_error(e));
+        OwnedVarlena::from_slice(&bytes).into_datum()
     }
 }
 
@@ -212,9 +314,9 @@ c_functions! {
     /// fhe_vector_sum(fhe_vector): adds one vector (NULLs are skipped)
     encml_fhe_vector_sum_trans, pg_finfo_encml_fhe_vector_sum_trans => sum_trans;
     encml_fhe_vector_sum_combine, pg_finfo_encml_fhe_vector_sum_combine => sum_combine;
-    encml_fhe_vector_sum_serialize, pg_finfo_encml_fhe_vector_sum_serialize => sum_serialize;
-    encml_fhe_vector_sum_deserialize, pg_finfo_encml_fhe_vector_sum_deserialize => sum_deserialize;
     encml_fhe_vector_sum_final, pg_finfo_encml_fhe_vector_sum_final => sum_final;
+    encml_fhe_sum_state_in, pg_finfo_encml_fhe_sum_state_in => state_in;
+    encml_fhe_sum_state_out, pg_finfo_encml_fhe_sum_state_out => state_out;
 }
 
 pgrx::extension_sql_file!(

@@ -4,6 +4,7 @@ pub mod catalog_access;
 pub mod citus;
 pub mod detached_worker;
 pub mod errors;
+pub mod expanded;
 pub mod gucs;
 pub mod large_object;
 pub mod random;

@@ -28,10 +28,21 @@ CREATE TABLE fhe_updates (client int, u encml.fhe_vector);
 SELECT create_distributed_table('fhe_updates', 'client', shard_count => 8);
 INSERT INTO fhe_updates SELECT i, encml.fhe_encrypt(v, :'ks') FROM fhe_plain;
 SELECT count(DISTINCT get_shard_id_for_distribution_column('fhe_updates', client)) > 1 AS spread FROM fhe_updates;
--- The ciphertexts of the sum's inputs come from the shards; the sum runs on the coordinator
--- (Citus combines only aggregates whose state is not 'internal': docs/citus.md).
+-- Each shard sums its own updates (worker_partial_agg) and sends one partial sum; the
+-- coordinator adds the partial sums (coord_combine_agg).
 SELECT * FROM plan('SELECT encml.fhe_vector_sum(u) FROM fhe_updates');
 -- The encrypted sum over every shard decrypts to the plaintext sum.
 SELECT encml.fhe_decrypt((SELECT encml.fhe_vector_sum(u) FROM fhe_updates), :'sk')
      = (SELECT array_agg(s ORDER BY j) FROM (SELECT j, sum(v[j]) AS s FROM fhe_plain, generate_series(1, 16) j GROUP BY j) t)
        AS exact_sum;
+-- Per group too, and a ciphertext stored twice on different shards is still refused when the
+-- partial sums meet on the coordinator.
+WITH enc AS (SELECT client % 3 AS g, encml.fhe_vector_sum(u) AS t FROM fhe_updates GROUP BY 1),
+     plain AS (SELECT g, array_agg(s ORDER BY j) AS total
+                 FROM (SELECT i % 3 AS g, j, sum(v[j]) AS s FROM fhe_plain, generate_series(1, 16) j GROUP BY 1, 2) q
+                GROUP BY g)
+SELECT count(*) AS groups, bool_and(encml.fhe_decrypt(enc.t, :'sk') = plain.total) AS groups_exact
+  FROM enc JOIN plain USING (g);
+INSERT INTO fhe_updates SELECT 1000 + client, u FROM fhe_updates WHERE client = 1;
+SELECT get_shard_id_for_distribution_column('fhe_updates', 1) <> get_shard_id_for_distribution_column('fhe_updates', 1001) AS other_shard;
+SELECT try($$SELECT encml.fhe_vector_sum(u) FROM fhe_updates$$) AS same_ciphertext_on_two_shards;

@@ -72,6 +72,7 @@ SELECT try($$SELECT (substr(u::bytea, 1, 2000) || '\x01'::bytea || substr(u::byt
                FROM fhe_updates WHERE i = 1$$) AS corrupted_byte;
 SELECT try($$SELECT overlay(u::bytea placing '\x09' from 3)::encml.fhe_vector FROM fhe_updates WHERE i = 1$$) AS unknown_version;
 SELECT try($$SELECT 'not base64!'::encml.fhe_vector$$) AS bad_text;
+SELECT try($$SELECT 'es1:4553'::encml.fhe_sum_state$$) AS truncated_sum_state;
 SELECT try($$SELECT encml.fhe_decrypt(encml.fhe_vector_sum(u), '$$ || :'sk2' || $$') FROM fhe_updates$$) AS wrong_secret_key;
 SELECT try($$SELECT encml.fhe_encrypt(ARRAY[1e9]::float8[], '$$ || :'ks' || $$')$$) AS value_too_large;
 SELECT try($$SELECT encml.fhe_encrypt(ARRAY[1]::float8[], '$$ || :'ks' || $$', value_bits => 40, max_terms => 100000)$$) AS no_headroom;
