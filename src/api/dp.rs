@@ -425,7 +425,7 @@ pub(super) unsafe fn release_state<T: Num + Default + pgrx::datum::FromDatum, R:
         crate::pg::citus::refuse_on_worker(
             "a dp aggregate",
             "On a distributed table, group by a column other than the distribution column, or \
-             aggregate without GROUP BY: Citus then combines the rows on the coordinator, which \
+             aggregate without GROUP BY: Citus then combines the shards' results on the coordinator, which \
              adds the noise and charges the budget once.",
         );
         let counted = counted.filter(|s| s.params.is_some());

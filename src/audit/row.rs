@@ -189,7 +189,15 @@ unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             pg_sys::TRIGGER_EVENT_DELETE => "DELETE",
             _ => "TRUNCATE",
         };
-        let table = crate::audit::table_name((*rel).rd_id);
+        let own_name = crate::audit::table_name((*rel).rd_id);
+        let relname = pgrx::name_data_to_str(&(*(*rel).rd_rel).relname);
+        // On a Citus shard: the distributed table's name, and the shard in the detail.
+        let shard = crate::pg::citus::shard_of((*rel).rd_id, relname);
+        let (table, shard_detail) = match &shard {
+            Some((table, id)) => (table.clone(), Some(format!(r#"{{"citus_shard": {id}}}"#))),
+            None => (own_name, None),
+        };
+        let detail = shard_detail.as_deref();
         let table_oid = Some((*rel).rd_id);
         if op == "TRUNCATE" {
             append(&Entry {
@@ -200,7 +208,7 @@ unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
                 old_row: None,
                 new_row: None,
                 changed_columns: None,
-                detail: None,
+                detail,
             });
             return pg_sys::Datum::from(0usize);
         }
@@ -244,7 +252,7 @@ unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             old_row: old_out,
             new_row: new_out,
             changed_columns: changed_refs.as_deref(),
-            detail: None,
+            detail,
         });
         // An AFTER trigger's result is ignored.
         pg_sys::Datum::from(0usize)

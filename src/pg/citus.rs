@@ -2,13 +2,16 @@
 
 use crate::pg::errors::raise_full;
 use pgrx::{pg_sys, PgSqlErrorCode};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::ffi::CStr;
 
 thread_local! {
     static LOADED: Cell<Option<bool>> = const { Cell::new(None) };
     /// (statement start, answer) of the last `is_worker` lookup.
     static IS_WORKER: Cell<Option<(i64, bool)>> = const { Cell::new(None) };
+    /// Shard relation -> (its distributed table's qualified name, shard id), or None.
+    static SHARDS: RefCell<HashMap<u32, Option<(String, i64)>>> = RefCell::new(HashMap::new());
 }
 
 /// Whether Citus is loaded in this server. Citus only works preloaded, so the answer is fixed
@@ -104,4 +107,37 @@ pub fn refuse_catalog_write_in_task(what: &str) {
             ),
         );
     }
+}
+
+/// If `rel` (named `name`) is a Citus shard, its distributed table's qualified name and the
+/// shard id: a row trigger on a distributed table runs on the shards, and the audit log names
+/// the table users know. Looked up once per relation and backend (shards keep their oid).
+pub fn shard_of(rel: pg_sys::Oid, name: &str) -> Option<(String, i64)> {
+    if !loaded() {
+        return None;
+    }
+    // Shards are named <table>_<shard id>.
+    let id: i64 = name.rsplit_once('_')?.1.parse().ok()?;
+    if let Some(known) = SHARDS.with(|s| s.borrow().get(&rel.to_u32()).cloned()) {
+        return known;
+    }
+    let found = in_database()
+        .then(|| {
+            use crate::pg::catalog_access::{arg, as_extension_owner, select_one};
+            as_extension_owner(|| {
+                select_one::<String>(
+                    "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \
+                       FROM pg_catalog.pg_dist_shard s \
+                       JOIN pg_catalog.pg_class c ON c.oid = s.logicalrelid \
+                       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                      WHERE s.shardid = $1 AND c.relnamespace = $2 \
+                        AND c.relname || '_' || s.shardid = $3",
+                    &[arg(id), arg(unsafe { pg_sys::get_rel_namespace(rel) }), arg(name)],
+                )
+            })
+        })
+        .flatten()
+        .map(|table| (table, id));
+    SHARDS.with(|s| s.borrow_mut().insert(rel.to_u32(), found.clone()));
+    found
 }

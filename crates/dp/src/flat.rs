@@ -198,6 +198,16 @@ impl Flat {
         &self.cached[..n]
     }
 
+    /// Whether the cache holds exactly `args` (raw datums), compared word by word: this runs
+    /// for every row.
+    #[inline]
+    pub fn cached_args_equal(&self, args: &[usize]) -> bool {
+        let n = u32::from_le_bytes(self.cached_len) as usize;
+        n == args.len()
+            && n <= CACHED_ARGS
+            && (0..n).all(|i| u64::from_le_bytes(self.cached[i]) == args[i] as u64)
+    }
+
     pub fn set_cached_args(&mut self, args: &[[u8; 8]]) {
         let n = args.len().min(CACHED_ARGS);
         self.cached_len = (n as u32).to_le_bytes();

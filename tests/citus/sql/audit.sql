@@ -13,8 +13,15 @@ DELETE FROM accounts WHERE id = 20;
 -- 20 inserts, 5 updates, 1 delete, spread over the workers' logs.
 SELECT sum(result::int) AS row_changes_logged
   FROM run_command_on_workers($$SELECT count(*) FROM encml.audit_log WHERE kind = 'row' AND table_name LIKE '%accounts%'$$);
+-- The workers' logs name the distributed table, with the shard in the detail (4 shards).
+SELECT result AS logged_as
+  FROM run_command_on_workers($$SELECT string_agg(DISTINCT table_name || ' ' || regexp_replace(detail::text, '[0-9]+', 'N'), ', ') FROM encml.audit_log WHERE kind = 'row'$$);
+SELECT sum(result::int) AS shards_logged
+  FROM run_command_on_workers($$SELECT count(DISTINCT detail->>'citus_shard') FROM encml.audit_log WHERE kind = 'row'$$);
 -- The email is redacted in every log.
 SELECT bool_and(result::int = 0) AS no_plain_email
-  FROM run_command_on_workers($$SELECT count(*) FROM encml.audit_log WHERE detail::text LIKE '%@example.com%'$$);
+  FROM run_command_on_workers($$SELECT count(*) FROM encml.audit_log WHERE concat(old_row::text, new_row::text, detail::text) LIKE '%@example.com%'$$);
+SELECT sum(result::int) AS emails_redacted
+  FROM run_command_on_workers($$SELECT count(*) FROM encml.audit_log WHERE new_row ? 'email' AND new_row->>'email' NOT LIKE '%@%'$$);
 -- Each node's chain verifies.
 SELECT nodeid, success, result FROM run_command_on_all_nodes($$SELECT ok FROM encml.audit_verify()$$) ORDER BY nodeid;
