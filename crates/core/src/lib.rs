@@ -14,6 +14,7 @@ pub mod error;
 pub mod event_ring;
 pub mod export;
 pub mod format;
+pub mod fpe;
 pub mod json_fields;
 pub mod kdf;
 pub mod lockout;
