@@ -2,10 +2,12 @@
 # A throw-away Citus cluster on this machine: a coordinator and two workers on 127.0.0.1, each a
 # PostgreSQL 15 cluster run as the `postgres` OS user with Citus and pg_encrypt_ml preloaded and
 # the same master key file. Needs Citus installed (../shared/citus/build.sh).
-# Usage: citus-cluster.sh start|stop|destroy|env
-#   start   initdb (first time), start the three nodes, create both extensions on the
-#           coordinator, register the nodes and put the key catalog on every node
-#           (encml.citus_setup())
+# Usage: citus-cluster.sh start|stop|destroy|env|start-extra NAME PORT|stop-extra NAME
+#   start        initdb (first time), start the three nodes, create both extensions on the
+#                coordinator, register the nodes and put the key catalog on every node
+#                (encml.citus_setup())
+#   start-extra  one more node configured like the others, with Citus created, not registered
+#                (tests/citus/add_node.sh registers it); destroy removes it too
 set -euo pipefail
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 DIR=${ENCML_CITUS_DIR:-/tmp/pg_encrypt_ml-citus}
@@ -27,22 +29,13 @@ psql_on() {
   as_postgres "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$(port_of "$node")" -U postgres -d postgres "$@"
 }
 
-start() {
-  mkdir -p "$DIR"
-  chown postgres:postgres "$DIR" 2>/dev/null || sudo chown postgres:postgres "$DIR"
-  chmod 755 "$DIR"
-  # One master key for the whole cluster: every node unwraps the same wrapped data keys.
-  if [ ! -f "$DIR/master.key" ]; then
-    as_postgres sh -c "umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > '$DIR/master.key'; echo >> '$DIR/master.key'"
-  fi
-  local fresh=0
-  for node in $NODES; do
-    local data=$DIR/$node
-    if [ ! -f "$data/PG_VERSION" ]; then
-      fresh=1
-      as_postgres "$PGBIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-      cat >> "$data/postgresql.conf" <<CONF
-port = $(port_of "$node")
+# initdb and configure node $1 on port $2 unless it exists; true if it was created.
+init_node() {
+  local data=$DIR/$1
+  [ ! -f "$data/PG_VERSION" ] || return 1
+  as_postgres "$PGBIN/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  cat >> "$data/postgresql.conf" <<CONF
+port = $2
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 max_connections = 100
@@ -53,10 +46,41 @@ encml.master_key_file = '$DIR/master.key'
 # SET LOCAL reaches the workers only with this (how encml.set_tenant travels; docs/citus.md).
 citus.propagate_set_commands = 'local'
 CONF
-    fi
-    if ! as_postgres "$PGBIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then
-      as_postgres "$PGBIN/pg_ctl" -D "$data" -l "$DIR/$node.log" -w start >/dev/null
-    fi
+}
+
+start_node() {
+  if ! as_postgres "$PGBIN/pg_ctl" -D "$DIR/$1" status >/dev/null 2>&1; then
+    as_postgres "$PGBIN/pg_ctl" -D "$DIR/$1" -l "$DIR/$1.log" -w start >/dev/null
+  fi
+}
+
+stop_node() {
+  if [ -f "$DIR/$1/PG_VERSION" ]; then
+    as_postgres "$PGBIN/pg_ctl" -D "$DIR/$1" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+}
+
+start_extra() {
+  if init_node "$1" "$2"; then
+    start_node "$1"
+    as_postgres "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$2" -U postgres -d postgres -c "CREATE EXTENSION citus"
+  else
+    start_node "$1"
+  fi
+}
+
+start() {
+  mkdir -p "$DIR"
+  chown postgres:postgres "$DIR" 2>/dev/null || sudo chown postgres:postgres "$DIR"
+  chmod 755 "$DIR"
+  # One master key for the whole cluster: every node unwraps the same wrapped data keys.
+  if [ ! -f "$DIR/master.key" ]; then
+    as_postgres sh -c "umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > '$DIR/master.key'; echo >> '$DIR/master.key'"
+  fi
+  local fresh=0
+  for node in $NODES; do
+    init_node "$node" "$(port_of "$node")" && fresh=1
+    start_node "$node"
   done
   if [ $fresh = 1 ]; then
     for node in $NODES; do psql_on "$node" -c "CREATE EXTENSION citus"; done
@@ -72,17 +96,15 @@ SQL
 }
 
 stop() {
-  for node in $NODES; do
-    if [ -f "$DIR/$node/PG_VERSION" ]; then
-      as_postgres "$PGBIN/pg_ctl" -D "$DIR/$node" -m fast -w stop >/dev/null 2>&1 || true
-    fi
-  done
+  for node in $NODES; do stop_node "$node"; done
 }
 
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
-  destroy) stop; rm -rf "$DIR" ;;
+  destroy) stop; for d in "$DIR"/*/; do [ -d "$d" ] && stop_node "$(basename "$d")"; done; rm -rf "$DIR" ;;
+  start-extra) start_extra "$2" "$3" ;;
+  stop-extra) stop_node "$2" ;;
   env) echo "export PGHOST=127.0.0.1 PGPORT=$BASE_PORT PGUSER=postgres" ;;
-  *) echo "usage: $0 start|stop|destroy|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|destroy|env|start-extra NAME PORT|stop-extra NAME" >&2; exit 2 ;;
 esac

@@ -141,7 +141,7 @@ unsafe fn row_jsonb(
                 continue;
             }
             let name = attname(desc, i);
-            if redact.iter().any(|r| *r == name) {
+            if redact.contains(&name) {
                 let token = encml_core::audit::redact(master, &output_text(desc, i, row.values[i]));
                 tokens.insert(name, serde_json::Value::String(token));
             }
