@@ -24,6 +24,9 @@ psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
 psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
   -v dprows="${BENCH_DP_ROWS:-10000000}" -v runs="${BENCH_DP_RUNS:-7}" \
   -f benches/dp.sql | tee -a target/bench/results.md
+psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
+  -v tokrows="${BENCH_TOKEN_ROWS:-200000}" -v runs="${BENCH_TOKEN_RUNS:-5}" \
+  -f benches/tokenize.sql | tee -a target/bench/results.md
 bash benches/audit.sh | tee -a target/bench/results.md
 psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
   -v fheupdates="${BENCH_FHE_UPDATES:-1000}" -v fhedim="${BENCH_FHE_DIM:-1000}" -v runs="${BENCH_FHE_RUNS:-7}" \

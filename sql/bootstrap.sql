@@ -47,7 +47,7 @@ CREATE TABLE data_keys (
     id              uuid PRIMARY KEY,
     name            text NOT NULL CHECK (name <> ''),
     tenant          text,
-    purpose         text NOT NULL CHECK (purpose IN ('aead', 'deterministic', 'ore', 'hmac')),
+    purpose         text NOT NULL CHECK (purpose IN ('aead', 'deterministic', 'ore', 'hmac', 'fpe')),
     current_version integer NOT NULL DEFAULT 1 CHECK (current_version > 0),
     -- The role that called create_key or, for keys the extension manages, whose call created it.
     created_by      regrole NOT NULL,

@@ -117,6 +117,28 @@ COMMENT ON FUNCTION det_text_cmp(det_text, det_text) IS 'btree support: cipherte
 COMMENT ON FUNCTION det_text_sortsupport(internal) IS 'btree sort support: ciphertext byte order';
 COMMENT ON FUNCTION det_text_hash(det_text) IS 'hash support for det_text';
 COMMENT ON FUNCTION det_text_hash_extended(det_text, bigint) IS 'extended hash support for det_text';
+-- Masking functions (src/api/masking.rs)
+COMMENT ON FUNCTION mask_partial(text, integer, integer, text) IS
+    'Masks all but the first keep_prefix and last keep_suffix characters with pad, character by character (multi-byte safe); never shows more than half of the value';
+COMMENT ON FUNCTION mask_pan(text, integer) IS
+    'Card number showing only its last four digits (and the first keep_first, at most 6); separators kept';
+COMMENT ON FUNCTION mask_email(text) IS
+    'E-mail address with only the first character of the local part and of the domain, and the top-level domain, shown';
+COMMENT ON FUNCTION mask_phone(text, integer) IS
+    'Phone number showing only its last keep_last digits; formatting kept';
+COMMENT ON FUNCTION mask_date_to_year(date) IS
+    'The first day of the date''s year (generalization to the year)';
+-- Format-preserving encryption and card-number tokens (src/api/tokenize.rs)
+COMMENT ON FUNCTION fpe_encrypt(text, uuid, text, text) IS
+    'FF1 (NIST SP 800-38G, AES-256) of a value over an alphabet under a key of purpose fpe: same length and alphabet, deterministic; refuses domains below 10^6 (docs/tokenization.md)';
+COMMENT ON FUNCTION fpe_decrypt(text, uuid, text, text) IS
+    'Inverse of fpe_encrypt (same key, alphabet and tweak); needs the decrypt privilege on the key';
+COMMENT ON FUNCTION tokenize_pan(text, uuid, integer) IS
+    'Card-number token: FF1 of the hidden digits, keeping length, separators, the last four and the first keep_first (0 or 6) digits; fails the Luhn check';
+COMMENT ON FUNCTION detokenize_pan(text, uuid, integer) IS
+    'The card number of a tokenize_pan token (same key and keep_first); needs the decrypt privilege on the key';
+COMMENT ON FUNCTION retokenize_pan(text, uuid, uuid, integer) IS
+    'Moves a card-number token from old_key to new_key (rotation: tokens carry no key version)';
 COMMENT ON FUNCTION det_encrypt(text, uuid) IS
     'Deterministic AES-SIV encryption under the current version of a key of purpose deterministic: equal values give equal det_text';
 COMMENT ON FUNCTION det_encrypt(bytea, uuid) IS
@@ -376,6 +398,11 @@ GRANT EXECUTE ON FUNCTION
     lo_encryption_info(oid),
     det_encrypt(text, uuid), det_encrypt(bytea, uuid), det_decrypt(det_text),
     det_decrypt_bytea(det_text), det_reencrypt(det_text), det_encrypt_all_versions(text, uuid),
+    fpe_encrypt(text, uuid, text, text), fpe_decrypt(text, uuid, text, text),
+    tokenize_pan(text, uuid, integer), detokenize_pan(text, uuid, integer),
+    retokenize_pan(text, uuid, uuid, integer),
+    mask_partial(text, integer, integer, text), mask_pan(text, integer), mask_email(text),
+    mask_phone(text, integer), mask_date_to_year(date),
     ore_encrypt(bigint, uuid), ore_encrypt(integer, uuid), ore_encrypt(smallint, uuid),
     ore_encrypt(double precision, uuid), ore_encrypt(timestamptz, uuid),
     ore_decrypt(ore_int8), ore_decrypt(ore_float8), ore_decrypt(ore_timestamptz),

@@ -154,6 +154,22 @@ fn create_key(
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn rotate_key(key: Uuid) -> i32 {
     let (id, row) = lock_for_admin(key);
+    if row.purpose == Purpose::Fpe {
+        // Tokens carry no key version: a new version would silently stop detokenizing them.
+        raise_full(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!(
+                "key {} has purpose 'fpe', whose tokens carry no key version",
+                uuid_string(&id)
+            ),
+            None,
+            Some(
+                "Rotate format-preserving tokens to a new key: create one and re-tokenize with \
+                 encml.retokenize_pan() or fpe_decrypt/fpe_encrypt (docs/tokenization.md)."
+                    .into(),
+            ),
+        );
+    }
     let version = row.current_version + 1;
     let (wrapped, fingerprint) = provider::new_wrapped_data_key(&id, version);
     catalog::add_version(&id, version, &wrapped, &fingerprint);

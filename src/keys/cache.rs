@@ -11,6 +11,7 @@ use crate::keys::grants::{self, Privilege};
 use crate::keys::{catalog, provider};
 use crate::pg::errors::raise_full;
 use encml_core::aead::AeadKey;
+use encml_core::fpe::FpeKey;
 use encml_core::kdf::Purpose;
 use encml_core::ore::OreKey;
 use encml_core::siv::DetKey;
@@ -43,6 +44,7 @@ pub enum Cipher {
     Aead(AeadKey),
     Deterministic(DetKey),
     OrderRevealing(OreKey),
+    FormatPreserving(FpeKey),
     /// Purposes whose ciphers live in later modules.
     None,
 }
@@ -56,6 +58,7 @@ impl Cipher {
             }
             Purpose::Ore => Cipher::OrderRevealing(OreKey::from_root(root, key_id, version)),
             Purpose::Hmac => Cipher::None,
+            Purpose::Fpe => Cipher::FormatPreserving(FpeKey::from_root(root, key_id, version)),
         }
     }
 }
@@ -177,6 +180,15 @@ impl KeyVersion {
         match &self.cipher {
             Cipher::OrderRevealing(k) => k,
             _ => self.wrong_purpose(Purpose::Ore, "order-revealing encryption"),
+        }
+    }
+
+    /// The FF1 key, or an ERROR naming the key's actual purpose.
+    pub fn format_preserving(&self, privilege: Privilege) -> &FpeKey {
+        self.check(privilege);
+        match &self.cipher {
+            Cipher::FormatPreserving(k) => k,
+            _ => self.wrong_purpose(Purpose::Fpe, "format-preserving encryption"),
         }
     }
 

@@ -12,9 +12,50 @@
 //! original's digit there is recomputed from the card number's own Luhn check digit on
 //! detokenization, so the map stays a bijection on Luhn-valid card numbers.
 
+use crate::kdf::{derive_subkey, Purpose};
 use aes::Aes256;
 use fpe::ff1::{FlexibleNumeralString, FF1};
 use std::fmt;
+use zeroize::Zeroizing;
+
+/// The FF1 key of one data-key version (HKDF sub-key of purpose "fpe"), zeroized on drop.
+pub struct FpeKey {
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl FpeKey {
+    pub fn from_root(root: &[u8; 32], key_id: [u8; 16], key_version: u32) -> Self {
+        FpeKey {
+            key: derive_subkey::<32>(root, &key_id, key_version, Purpose::Fpe),
+        }
+    }
+
+    pub fn encrypt(
+        &self,
+        alphabet: &Alphabet,
+        value: &str,
+        tweak: &[u8],
+    ) -> Result<String, FpeError> {
+        encrypt(&self.key, alphabet, value, tweak)
+    }
+
+    pub fn decrypt(
+        &self,
+        alphabet: &Alphabet,
+        value: &str,
+        tweak: &[u8],
+    ) -> Result<String, FpeError> {
+        decrypt(&self.key, alphabet, value, tweak)
+    }
+
+    pub fn tokenize_pan(&self, pan: &str, keep_first: usize) -> Result<String, FpeError> {
+        tokenize_pan(&self.key, pan, keep_first)
+    }
+
+    pub fn detokenize_pan(&self, token: &str, keep_first: usize) -> Result<String, FpeError> {
+        detokenize_pan(&self.key, token, keep_first)
+    }
+}
 
 /// NIST SP 800-38G Rev. 1: radix^length must be at least one million.
 pub const MIN_DOMAIN: u128 = 1_000_000;
@@ -162,7 +203,7 @@ pub fn decrypt(
 
 /// Whether the digits pass the Luhn check (ISO/IEC 7812-1).
 pub fn luhn_valid(digits: &[u8]) -> bool {
-    luhn_sum(digits) % 10 == 0
+    luhn_sum(digits).is_multiple_of(10)
 }
 
 fn luhn_sum(digits: &[u8]) -> u32 {

@@ -16,14 +16,17 @@ pub enum Purpose {
     Deterministic,
     Ore,
     Hmac,
+    /// Format-preserving encryption (FF1) and card-number tokens.
+    Fpe,
 }
 
 impl Purpose {
-    pub const ALL: [Purpose; 4] = [
+    pub const ALL: [Purpose; 5] = [
         Purpose::Aead,
         Purpose::Deterministic,
         Purpose::Ore,
         Purpose::Hmac,
+        Purpose::Fpe,
     ];
 
     pub fn label(self) -> &'static str {
@@ -32,6 +35,7 @@ impl Purpose {
             Purpose::Deterministic => "deterministic",
             Purpose::Ore => "ore",
             Purpose::Hmac => "hmac",
+            Purpose::Fpe => "fpe",
         }
     }
 

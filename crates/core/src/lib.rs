@@ -18,6 +18,7 @@ pub mod fpe;
 pub mod json_fields;
 pub mod kdf;
 pub mod lockout;
+pub mod mask;
 pub mod master;
 pub mod nonce;
 pub mod ore;
