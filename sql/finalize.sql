@@ -128,6 +128,10 @@ COMMENT ON FUNCTION mask_phone(text, integer) IS
     'Phone number showing only its last keep_last digits; formatting kept';
 COMMENT ON FUNCTION mask_date_to_year(date) IS
     'The first day of the date''s year (generalization to the year)';
+COMMENT ON FUNCTION masking_rule_set(regclass, text, text, oid[]) IS
+    'pg_encrypt_ml: internal: the work of set_masking_rule (owner check, mask validation, catalog write)';
+COMMENT ON FUNCTION apply_masking(regclass) IS
+    'Creates or replaces the security-barrier view <table>_masked showing each ruled column masked unless the reader is a superuser or in its unmasked roles (encrypted columns decrypted for those); returns the view''s name';
 -- Format-preserving encryption and card-number tokens (src/api/tokenize.rs)
 COMMENT ON FUNCTION fpe_encrypt(text, uuid, text, text) IS
     'FF1 (NIST SP 800-38G, AES-256) of a value over an alphabet under a key of purpose fpe: same length and alphabet, deterministic; refuses domains below 10^6 (docs/tokenization.md)';
@@ -403,6 +407,9 @@ GRANT EXECUTE ON FUNCTION
     retokenize_pan(text, uuid, uuid, integer),
     mask_partial(text, integer, integer, text), mask_pan(text, integer), mask_email(text),
     mask_phone(text, integer), mask_date_to_year(date),
+    -- Owner checks inside; views are created as the caller.
+    set_masking_rule(regclass, name, text, regrole[]), masking_rule_set(regclass, text, text, oid[]),
+    apply_masking(regclass), masking_unmasked(regrole[]),
     ore_encrypt(bigint, uuid), ore_encrypt(integer, uuid), ore_encrypt(smallint, uuid),
     ore_encrypt(double precision, uuid), ore_encrypt(timestamptz, uuid),
     ore_decrypt(ore_int8), ore_decrypt(ore_float8), ore_decrypt(ore_timestamptz),

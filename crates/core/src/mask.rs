@@ -6,15 +6,14 @@
 /// character with `pad`. At most half of the characters (rounded down) are ever kept, the
 /// prefix first: a short value is not shown whole because its prefix and suffix overlap.
 pub fn partial(value: &str, keep_prefix: usize, keep_suffix: usize, pad: &str) -> String {
-    let chars: Vec<char> = value.chars().collect();
-    let n = chars.len();
+    let n = value.chars().count();
     let budget = n / 2;
     let prefix = keep_prefix.min(budget);
     let suffix = keep_suffix.min(budget - prefix);
-    let mut out = String::with_capacity(value.len());
-    for (i, c) in chars.iter().enumerate() {
+    let mut out = String::with_capacity(value.len().max(n * pad.len()));
+    for (i, c) in value.chars().enumerate() {
         if i < prefix || i >= n - suffix {
-            out.push(*c);
+            out.push(c);
         } else {
             out.push_str(pad);
         }
@@ -34,22 +33,49 @@ pub fn phone(value: &str, keep_last: usize) -> String {
 }
 
 fn digits_masked(value: &str, keep_first: usize, keep_last: usize) -> String {
-    let total = value.chars().filter(char::is_ascii_digit).count();
+    let mut out = value.as_bytes().to_vec();
+    digits_masked_in_place(&mut out, keep_first, keep_last);
+    String::from_utf8(out).expect("ASCII replaced by ASCII")
+}
+
+/// `pan`/`phone` on the bytes of a text, in place: every ASCII digit but the first `keep_first`
+/// and the last `keep_last` becomes `*`. ASCII digits never occur inside a multi-byte UTF-8
+/// sequence (nor in any server encoding Postgres supports), so the text stays valid.
+pub fn digits_masked_in_place(bytes: &mut [u8], keep_first: usize, keep_last: usize) {
+    let total = bytes.iter().filter(|b| b.is_ascii_digit()).count();
+    let hide_after = total.saturating_sub(keep_last);
     let mut seen = 0;
-    value
-        .chars()
-        .map(|c| {
-            if !c.is_ascii_digit() {
-                return c;
-            }
-            seen += 1;
-            if seen <= keep_first || seen > total.saturating_sub(keep_last) {
-                c
-            } else {
-                '*'
-            }
-        })
-        .collect()
+    for b in bytes.iter_mut().filter(|b| b.is_ascii_digit()) {
+        seen += 1;
+        if seen > keep_first && seen <= hide_after {
+            *b = b'*';
+        }
+    }
+}
+
+/// `email` in place for an all-ASCII address (the result has the same length); false, with
+/// `bytes` untouched, for anything else, which `email` handles.
+pub fn email_ascii_in_place(bytes: &mut [u8]) -> bool {
+    if !bytes.is_ascii() {
+        return false;
+    }
+    let Some(at) = bytes.iter().position(|&b| b == b'@') else {
+        return false;
+    };
+    if bytes[at + 1..].contains(&b'@') {
+        return false;
+    }
+    let domain_end = match bytes[at + 1..].iter().rposition(|&b| b == b'.') {
+        Some(dot) if dot > 0 => at + 1 + dot,
+        _ => bytes.len(),
+    };
+    for (i, b) in bytes.iter_mut().enumerate() {
+        let first_of_part = i == 0 || i == at + 1;
+        if i != at && i < domain_end && !first_of_part {
+            *b = b'*';
+        }
+    }
+    true
 }
 
 /// An e-mail address with the first character of the local part and of the domain kept, the
@@ -63,9 +89,10 @@ pub fn email(value: &str) -> String {
         Some((h, t)) if !h.is_empty() => (h, Some(t)),
         _ => (domain, None),
     };
-    let mut out = first_kept(local);
+    let mut out = String::with_capacity(value.len());
+    push_first_kept(&mut out, local);
     out.push('@');
-    out.push_str(&first_kept(host));
+    push_first_kept(&mut out, host);
     if let Some(t) = tld {
         out.push('.');
         out.push_str(t);
@@ -73,11 +100,12 @@ pub fn email(value: &str) -> String {
     out
 }
 
-fn first_kept(s: &str) -> String {
+/// Appends the first character of `s` and a `*` for each other character.
+fn push_first_kept(out: &mut String, s: &str) {
     let mut chars = s.chars();
-    match chars.next() {
-        None => String::new(),
-        Some(first) => std::iter::once(first).chain(chars.map(|_| '*')).collect(),
+    if let Some(first) = chars.next() {
+        out.push(first);
+        out.extend(chars.map(|_| '*'));
     }
 }
 
@@ -108,5 +136,19 @@ mod tests {
         assert_eq!(email("root@localhost"), "r***@l********");
         assert_eq!(email("not an address"), "n*************");
         assert_eq!(email("a@b@c"), "a****");
+        for e in [
+            "jane.doe@example.org",
+            "root@localhost",
+            "a@b.c",
+            "x@.com",
+            "@example.org",
+            "me@",
+        ] {
+            let mut b = e.as_bytes().to_vec();
+            assert!(email_ascii_in_place(&mut b), "{e}");
+            assert_eq!(String::from_utf8(b).unwrap(), email(e), "{e}");
+        }
+        assert!(!email_ascii_in_place(&mut b"plain".to_vec()));
+        assert!(!email_ascii_in_place(&mut "é@x.fr".as_bytes().to_vec()));
     }
 }
