@@ -324,47 +324,56 @@ fn pan_tweak(digits: &[u8], keep_first: usize) -> Vec<u8> {
 
 /// The token of a Luhn-valid card number (see the module comment).
 pub fn tokenize_pan(key: &[u8; 32], pan: &str, keep_first: usize) -> Result<String, FpeError> {
-    let mut p = Pan::parse(pan, "card number")?;
-    let (start, redundant) = layout(p.digits.len(), keep_first)?;
-    if !luhn_valid(&p.digits) {
-        return Err(FpeError::BadPan(
-            "the card number fails the Luhn check (a token needs a valid number to stay reversible)"
-                .into(),
-        ));
-    }
-    let tweak = pan_tweak(&p.digits, keep_first);
-    let middle: Vec<u16> = p.digits[start..redundant]
-        .iter()
-        .map(|&d| d as u16)
-        .collect();
-    let enc = crypt_numerals(key, 10, middle, &tweak, true)?;
-    for (slot, d) in p.digits[start..redundant].iter_mut().zip(enc) {
-        *slot = d as u8;
-    }
-    digit_for_residue(&mut p.digits, redundant, TOKEN_RESIDUE);
-    Ok(p.text())
+    map_pan(key, pan, keep_first, Direction::Tokenize)
 }
 
 /// The card number of a token made by [`tokenize_pan`] with the same key and `keep_first`.
 pub fn detokenize_pan(key: &[u8; 32], token: &str, keep_first: usize) -> Result<String, FpeError> {
-    let mut p = Pan::parse(token, "token")?;
+    map_pan(key, token, keep_first, Direction::Detokenize)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Direction {
+    Tokenize,
+    Detokenize,
+}
+
+/// Both directions: the input's Luhn residue must be the one its kind has (0 for a card
+/// number, `TOKEN_RESIDUE` for a token); FF1 maps the hidden digits; the redundant digit is
+/// set to give the output the other kind's residue.
+fn map_pan(
+    key: &[u8; 32],
+    text: &str,
+    keep_first: usize,
+    direction: Direction,
+) -> Result<String, FpeError> {
+    let tokenize = direction == Direction::Tokenize;
+    let (what, residue_in, residue_out) = if tokenize {
+        ("card number", 0, TOKEN_RESIDUE)
+    } else {
+        ("token", TOKEN_RESIDUE, 0)
+    };
+    let mut p = Pan::parse(text, what)?;
     let (start, redundant) = layout(p.digits.len(), keep_first)?;
-    if luhn_sum(&p.digits) % 10 != TOKEN_RESIDUE {
-        return Err(FpeError::BadPan(
+    if luhn_sum(&p.digits) % 10 != residue_in {
+        return Err(FpeError::BadPan(if tokenize {
+            "the card number fails the Luhn check (a token needs a valid number to stay reversible)"
+                .into()
+        } else {
             "not a card-number token: its Luhn residue is not a token's (a real card number?)"
-                .into(),
-        ));
+                .into()
+        }));
     }
     let tweak = pan_tweak(&p.digits, keep_first);
     let middle: Vec<u16> = p.digits[start..redundant]
         .iter()
         .map(|&d| d as u16)
         .collect();
-    let dec = crypt_numerals(key, 10, middle, &tweak, false)?;
-    for (slot, d) in p.digits[start..redundant].iter_mut().zip(dec) {
+    let mapped = crypt_numerals(key, 10, middle, &tweak, tokenize)?;
+    for (slot, d) in p.digits[start..redundant].iter_mut().zip(mapped) {
         *slot = d as u8;
     }
-    digit_for_residue(&mut p.digits, redundant, 0);
+    digit_for_residue(&mut p.digits, redundant, residue_out);
     Ok(p.text())
 }
 
