@@ -143,6 +143,27 @@ BEGIN
     END IF;
     RETURN NEXT;
 
+    -- Crypto-shredding (destroy_key, forget_tenant, subject_forget) reaches backups only once
+    -- the master key that wrapped the destroyed keys is replaced and removed.
+    check_name := 'erasure_in_backups';
+    -- (the test of the keys view's awaiting_master_key_rotation: a rotation to the same master
+    -- key does not count)
+    SELECT count(*) INTO n FROM encml.data_keys k
+     WHERE k.destroyed_at IS NOT NULL
+       AND NOT EXISTS (
+           SELECT FROM encml.master_key_rotations r
+            WHERE r.rotated_at > k.destroyed_at
+              AND r.master_key_fingerprint NOT IN (
+                  SELECT kv.master_key_fingerprint FROM encml.data_key_versions kv
+                   WHERE kv.key_id = k.id AND kv.master_key_fingerprint IS NOT NULL));
+    IF n > 0 THEN
+        status := 'warn';
+        detail := format('%s key(s) destroyed but still unwrappable by the master key of older backups: move to a new master key with encml.rotate_master_key() and remove the old one', n);
+    ELSE
+        status := 'pass'; detail := 'every destroyed key''s master key was replaced since';
+    END IF;
+    RETURN NEXT;
+
     -- Clearances restrict decryption by the labels of keys: a column classified L whose values
     -- use a key without label L is readable by anyone holding the key grant.
     check_name := 'classified_keys_labeled';

@@ -132,6 +132,21 @@ COMMENT ON FUNCTION masking_rule_set(regclass, text, text, oid[]) IS
     'pg_encrypt_ml: internal: the work of set_masking_rule (owner check, mask validation, catalog write)';
 COMMENT ON FUNCTION apply_masking(regclass) IS
     'Creates or replaces the security-barrier view <table>_masked showing each ruled column masked unless the reader is a superuser or in its unmasked roles (encrypted columns decrypted for those); returns the view''s name';
+-- GDPR data-subject rights (src/api/subjects.rs, src/api/consent.rs, docs/gdpr.md)
+COMMENT ON FUNCTION register_subject_column(regclass, text, uuid, text, text) IS
+    'Declares a column holding a data subject''s identifier (plain, det_text under id_key, or an FF1 token under id_key over id_alphabet) and what subject_forget does to the rows (delete or anonymize); the table''s owner only';
+COMMENT ON FUNCTION unregister_subject_column(regclass, text) IS
+    'Removes a subject-identifier registration; true if there was one; the table''s owner only';
+COMMENT ON FUNCTION subject_key(text, text) IS
+    'The data subject''s own key for a purpose, made on first use and owned by the extension; usable by encml_subject_processor members; destroyed by subject_forget';
+COMMENT ON FUNCTION subject_export(text) IS
+    'Right of access and portability: every registered row of the subject (decrypted where the caller may) and its consent history as jsonb (format encml.subject_export/1, docs/formats.md); audited';
+COMMENT ON FUNCTION subject_forget(text) IS
+    'Right to erasure: deletes or anonymizes the subject''s rows in registered tables, destroys its keys and consent records, logs an erasure record without its data; returns the receipt (encml_dpo)';
+COMMENT ON FUNCTION record_consent(text, text, boolean, text) IS
+    'Records a consent decision (grant or withdrawal) of a subject for a purpose, kept in the history with who, when and the source; returns its id';
+COMMENT ON FUNCTION has_consent(text, text) IS
+    'Whether the subject''s latest consent decision for the purpose is a grant (false without one); cached per session, fast enough for RLS policies';
 -- Format-preserving encryption and card-number tokens (src/api/tokenize.rs)
 COMMENT ON FUNCTION fpe_encrypt(text, uuid, text, text) IS
     'FF1 (NIST SP 800-38G, AES-256) of a value over an alphabet under a key of purpose fpe: same length and alphabet, deterministic; refuses domains below 10^6 (docs/tokenization.md)';
@@ -410,6 +425,11 @@ GRANT EXECUTE ON FUNCTION
     -- Owner checks inside; views are created as the caller.
     set_masking_rule(regclass, name, text, regrole[]), masking_rule_set(regclass, text, text, oid[]),
     apply_masking(regclass), masking_unmasked(regrole[]),
+    -- Checks inside: table owner / caller's table rights / role membership.
+    register_subject_column(regclass, text, uuid, text, text), unregister_subject_column(regclass, text),
+    subject_export(text),
+    subject_key(text, text), subject_forget(text), record_consent(text, text, boolean, text),
+    has_consent(text, text),
     ore_encrypt(bigint, uuid), ore_encrypt(integer, uuid), ore_encrypt(smallint, uuid),
     ore_encrypt(double precision, uuid), ore_encrypt(timestamptz, uuid),
     ore_decrypt(ore_int8), ore_decrypt(ore_float8), ore_decrypt(ore_timestamptz),

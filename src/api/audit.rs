@@ -4,23 +4,14 @@
 use crate::audit::{chain, table_name, SENSITIVE_LABELS};
 use crate::pg::catalog_access::{as_extension_owner, caller, is_superuser, role_name};
 use crate::pg::errors::raise;
+use crate::pg::sql_text::quote_literal;
 use crate::types::reg::RegClass;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 /// Only the table's owner (or a superuser) audits or classifies it.
 fn require_owner(rel: pg_sys::Oid) {
-    let who = caller();
-    if !unsafe { pg_sys::pg_class_ownercheck(rel, who) } {
-        crate::audit::events::refused(
-            "audit_owner_refused",
-            serde_json::json!({ "table": table_name(rel) }),
-        );
-        raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("must be owner of table {}", table_name(rel)),
-        );
-    }
+    crate::pg::catalog_access::require_table_owner(rel, "audit_owner_refused");
     if unsafe { pg_sys::get_rel_namespace(rel) } == own_schema() {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -31,10 +22,6 @@ fn require_owner(rel: pg_sys::Oid) {
 
 fn own_schema() -> pg_sys::Oid {
     unsafe { pg_sys::get_namespace_oid(c"encml".as_ptr(), false) }
-}
-
-fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 fn event(operation: &str, rel: Option<pg_sys::Oid>, detail: serde_json::Value) {

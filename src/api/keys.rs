@@ -104,13 +104,17 @@ fn create_key(
         ),
     };
     let purpose = purpose_arg(purpose.unwrap_or("aead"));
-    if name.starts_with(catalog::MANAGED_NAME_PREFIX) {
+    if name.starts_with(catalog::MANAGED_NAME_PREFIX)
+        || name.starts_with(catalog::SUBJECT_KEY_PREFIX)
+    {
         raise_full(
             PgSqlErrorCode::ERRCODE_RESERVED_NAME,
             format!("key name \"{name}\" is reserved"),
             Some(format!(
-                "Names starting with \"{}\" are kept for the keys encml.tenant_key() makes.",
-                catalog::MANAGED_NAME_PREFIX
+                "Names starting with \"{}\" or \"{}\" are kept for the keys encml.tenant_key() \
+                 and encml.subject_key() make.",
+                catalog::MANAGED_NAME_PREFIX,
+                catalog::SUBJECT_KEY_PREFIX
             )),
             None,
         );

@@ -2,6 +2,7 @@
 //! serve in views, generated columns and indexes. The rules are in `encml_core::mask`.
 
 use crate::pg::errors::raise;
+use crate::pg::sql_text::{quote_ident, quote_literal};
 use crate::types::varlena::{OwnedText, OwnedVarlena, TextBytes};
 use encml_core::mask;
 use pgrx::prelude::*;
@@ -144,22 +145,9 @@ fn mask_expr(mask: &str, col: &str, type_name: &str) -> String {
     }
 }
 
-fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
 /// Only the table's owner (or a superuser) sets its masking rules and views.
 fn require_owner(rel: pg_sys::Oid) {
-    if !unsafe { pg_sys::pg_class_ownercheck(rel, crate::pg::catalog_access::caller()) } {
-        raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("must be owner of table {}", crate::audit::table_name(rel)),
-        );
-    }
+    crate::pg::catalog_access::require_table_owner(rel, "masking_owner_refused");
 }
 
 /// (name, type name, is encrypted) of the table's live columns, in order.

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod citus;
 pub mod clearances;
+pub mod consent;
 pub mod dp;
 pub mod dp_state;
 pub mod encrypt;
@@ -16,6 +17,7 @@ pub mod order;
 pub mod privacy;
 pub mod search;
 pub mod security;
+pub mod subjects;
 pub mod tenancy;
 pub mod tensor;
 pub mod tokenize;

@@ -22,6 +22,10 @@ extern "C-unwind" {
 }
 
 thread_local! {
+    /// Set while `subject_forget` deletes or anonymizes a subject's rows: the trigger then logs
+    /// each change without its row images (which would copy the erased data into the log), with
+    /// the erasure's id in the detail.
+    static ERASURE: RefCell<Option<String>> = const { RefCell::new(None) };
     /// `to_jsonb` call info per row type, kept in TopMemoryContext: `to_jsonb` reads its argument
     /// type from the call expression, so each row type gets one with a matching expression.
     static TO_JSONB: RefCell<HashMap<u32, usize>> = RefCell::new(HashMap::new());
@@ -177,6 +181,21 @@ unsafe fn trigger_args(trigger: *const pg_sys::Trigger) -> Vec<String> {
     }
 }
 
+struct ErasureScope;
+
+impl Drop for ErasureScope {
+    fn drop(&mut self) {
+        ERASURE.with(|e| e.borrow_mut().take());
+    }
+}
+
+/// Runs `f` (the erasure's deletes and updates) with row images left out of the audit log.
+pub fn during_erasure<R>(erasure_id: &str, f: impl FnOnce() -> R) -> R {
+    ERASURE.with(|e| *e.borrow_mut() = Some(erasure_id.to_string()));
+    let _scope = ErasureScope; // cleared on return and on ERROR (unwinding)
+    f()
+}
+
 unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         let td = crate::audit::trigger_data(fcinfo, "encml.audit_row_trigger");
@@ -197,9 +216,17 @@ unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             Some((table, id)) => (table.clone(), Some(format!(r#"{{"citus_shard": {id}}}"#))),
             None => (own_name, None),
         };
-        let detail = shard_detail.as_deref();
+        let erasure = ERASURE.with(|e| e.borrow().clone());
+        let erasure_detail = erasure.map(|id| {
+            let mut d = serde_json::json!({ "erasure": id });
+            if let Some((_, shard)) = &shard {
+                d["citus_shard"] = serde_json::json!(shard);
+            }
+            d.to_string()
+        });
+        let detail = erasure_detail.as_deref().or(shard_detail.as_deref());
         let table_oid = Some((*rel).rd_id);
-        if op == "TRUNCATE" {
+        if op == "TRUNCATE" || erasure_detail.is_some() {
             append(&Entry {
                 kind: "row",
                 operation: op,

@@ -227,6 +227,8 @@ thread_local! {
 
 pub fn clear() {
     grants::clear();
+    crate::api::subjects::clear_cache();
+    crate::api::consent::clear();
     CACHE.with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
             // Dropping the entries zeroizes their key schedules.
@@ -237,6 +239,7 @@ pub fn clear() {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    crate::api::consent::on_relcache_invalidation(relid);
     let ours = KEY_TABLE.with(|k| k.get());
     if relid == pg_sys::InvalidOid || relid == ours {
         clear();

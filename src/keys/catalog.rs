@@ -208,6 +208,23 @@ pub fn destroy_tenant_keys(tenant: &str) -> (i64, i64) {
     destroy_where("k.tenant = $1", tenant.into())
 }
 
+/// Crypto-shreds every key `subject_key()` made for a data subject and forgets which keys they
+/// were. Returns (keys destroyed, versions erased).
+pub fn destroy_subject_keys(subject: &str) -> (i64, i64) {
+    let counts = destroy_where(
+        "k.id IN (SELECT s.key_id FROM encml.subject_keys s WHERE s.subject = $1)",
+        subject.into(),
+    );
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "DELETE FROM encml.subject_keys WHERE subject = $1",
+            &[subject.into()],
+        )
+        .unwrap_or_else(|e| spi_err(e))
+    });
+    counts
+}
+
 fn destroy_where(filter: &str, value: pgrx::datum::DatumWithOid<'_>) -> (i64, i64) {
     let counts = as_extension_owner(|| {
         Spi::connect_mut(|client| {
@@ -550,6 +567,90 @@ pub fn insert_managed_key(
         })
     });
     inserted
+}
+
+/// Names of the keys `encml.subject_key()` makes start with this; `create_key` refuses it. The
+/// name holds the purpose and the key's own id, never the subject.
+pub const SUBJECT_KEY_PREFIX: &str = "subject_key:";
+
+const SUBJECT_KEY_SQL: &str = "SELECT s.key_id FROM encml.subject_keys s \
+      JOIN encml.data_keys k ON k.id = s.key_id AND k.destroyed_at IS NULL \
+      WHERE s.subject = $1 AND s.purpose = $2";
+
+/// The live key `subject_key()` made for a subject and purpose; `latest` reads with a new
+/// snapshot, to find a key a concurrent transaction committed while this one waited on it.
+pub fn subject_key(subject: &str, purpose: Purpose, latest: bool) -> Option<[u8; 16]> {
+    let found = as_extension_owner(|| {
+        if !latest {
+            return select_one::<Uuid>(SUBJECT_KEY_SQL, &[arg(subject), arg(purpose.label())]);
+        }
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    SUBJECT_KEY_SQL,
+                    Some(1),
+                    &[subject.into(), purpose.label().into()],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .into_iter()
+                .next()
+                .and_then(|row| row.get::<Uuid>(1).unwrap_or_else(|e| spi_err(e)))
+        })
+    });
+    found.map(|u| *u.as_bytes())
+}
+
+/// Inserts a subject's key for a purpose (owned by the extension: `managed`, no tenant), or
+/// replaces one an administrator destroyed, unless another transaction made one first (then
+/// nothing is inserted and false is returned).
+pub fn insert_subject_key(
+    id: &[u8; 16],
+    subject: &str,
+    purpose: Purpose,
+    created_by: pg_sys::Oid,
+    wrapped: &[u8],
+    fingerprint: &str,
+) -> bool {
+    crate::pg::citus::refuse_catalog_write_in_task("creating a subject key");
+    let name = format!(
+        "{SUBJECT_KEY_PREFIX}{}:{}",
+        purpose.label(),
+        uuid_string(id)
+    );
+    as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            // Foreign keys are checked at the end of the statement, after every CTE ran.
+            client
+                .update(
+                    "WITH s AS ( \
+                        INSERT INTO encml.subject_keys (subject, purpose, key_id) VALUES ($1, $2, $3) \
+                        ON CONFLICT (subject, purpose) DO UPDATE \
+                           SET key_id = EXCLUDED.key_id, created_at = now() \
+                         WHERE EXISTS (SELECT FROM encml.data_keys d \
+                                        WHERE d.id = subject_keys.key_id AND d.destroyed_at IS NOT NULL) \
+                        RETURNING key_id), \
+                     k AS ( \
+                        INSERT INTO encml.data_keys (id, name, purpose, tenant, created_by, managed) \
+                        SELECT key_id, $4, $2, NULL, $5::regrole, true FROM s RETURNING id) \
+                     INSERT INTO encml.data_key_versions \
+                            (key_id, version, status, wrapped_key, master_key_fingerprint) \
+                     SELECT id, 1, 'active', $6, $7 FROM k RETURNING key_id",
+                    None,
+                    &[
+                        subject.into(),
+                        purpose.label().into(),
+                        Uuid::from_bytes(*id).into(),
+                        name.as_str().into(),
+                        oid_arg(created_by),
+                        wrapped.into(),
+                        fingerprint.into(),
+                    ],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .len()
+                == 1
+        })
+    })
 }
 
 /// How many keys of a tenant are not destroyed.

@@ -5,6 +5,8 @@
 //! - the key's creator (keys from create_key; not the keys tenant_key() makes): every privilege;
 //! - a member of encml_tenant_admin, for a tenant's key: every privilege;
 //! - a member of the key's tenant, for the keys tenant_key() makes: encrypt and decrypt;
+//! - a member of encml_subject_processor, for the data subjects' keys subject_key() makes:
+//!   encrypt and decrypt;
 //! - a grantee of `encml.grant_key(key, role, privilege)`.
 //!
 //! Answers are cached per backend and role, and dropped with the key cache (any change of keys or
@@ -118,10 +120,15 @@ fn compute(key: &KeyOwnership<'_>, role: pg_sys::Oid) -> u8 {
         return ALL_BITS;
     }
     let mut bits = 0;
-    if let (true, Some(t)) = (key.managed, key.tenant) {
-        if crate::keys::tenants::is_member(t, role) {
+    match (key.managed, key.tenant) {
+        (true, Some(t)) if crate::keys::tenants::is_member(t, role) => {
             bits |= Privilege::Encrypt.bit() | Privilege::Decrypt.bit();
         }
+        // The managed keys without a tenant are the data subjects' keys (subject_key()).
+        (true, None) if has_privs_of_role_named(role, crate::api::subjects::PROCESSOR_ROLE) => {
+            bits |= Privilege::Encrypt.bit() | Privilege::Decrypt.bit();
+        }
+        _ => {}
     }
     let granted = as_extension_owner(|| {
         select_one::<i32>(

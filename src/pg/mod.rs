@@ -8,6 +8,7 @@ pub mod expanded;
 pub mod gucs;
 pub mod large_object;
 pub mod random;
+pub mod sql_text;
 pub mod tenant;
 
 /// Exports each function under its C symbol with the version-1 calling convention (and the

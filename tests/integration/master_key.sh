@@ -46,6 +46,8 @@ FP1=$(q "$DB" "SELECT string_agg(DISTINCT master_key_fingerprint, ',') FROM encm
 assert_match "one master key fingerprint, 16 hex digits" '^[0-9a-f]{16}$' "$FP1"
 assert_eq "destroyed key awaits a master-key rotation" "t" \
   "$(q "$DB" "SELECT awaiting_master_key_rotation FROM encml.keys WHERE id = '$B'")"
+assert_eq "the compliance report warns that backups still hold the destroyed key" "warn" \
+  "$(q "$DB" "SELECT status FROM encml.compliance_report() WHERE check_name = 'erasure_in_backups'")"
 
 # Rotation: the new key first, the old one still offered; rewraps the live versions (A v1, A v2,
 # spoof-attempt v1), not the destroyed ones.
@@ -57,6 +59,8 @@ assert_match "live versions now under the new master key" '^[0-9a-f]{16}$' "$FP2
 assert_eq "a second rotation has nothing left to rewrap" "0" "$(q "$DB" "SELECT encml.rotate_master_key()")"
 assert_eq "the destroyed key no longer awaits a master-key rotation" "f" \
   "$(q "$DB" "SELECT awaiting_master_key_rotation FROM encml.keys WHERE id = '$B'")"
+assert_eq "and the compliance report passes" "pass" \
+  "$(q "$DB" "SELECT status FROM encml.compliance_report() WHERE check_name = 'erasure_in_backups'")"
 
 # The old master key leaves the provider: everything still decrypts.
 write_keys "$K2"

@@ -123,6 +123,17 @@ impl Alphabet {
         self.chars.len()
     }
 
+    /// Whether `value` can be encrypted over this alphabet: every character in it and a domain
+    /// of at least NIST's minimum (the errors `encrypt` would return).
+    pub fn check(&self, value: &str) -> Result<(), FpeError> {
+        let mut length = 0;
+        for c in value.chars() {
+            self.numeral(c)?;
+            length += 1;
+        }
+        check_domain(self.radix(), length)
+    }
+
     fn numeral(&self, c: char) -> Result<u16, FpeError> {
         let n = if c.is_ascii() {
             Some(self.ascii[c as usize]).filter(|&n| n != u32::MAX)
@@ -498,5 +509,19 @@ mod tests {
         assert!(luhn_valid(&d("79927398713")));
         assert!(!luhn_valid(&d("79927398710")));
         assert!(luhn_valid(&d("4111111111111111")));
+    }
+
+    #[test]
+    fn check_reports_what_encrypt_would_refuse() {
+        let digits = Alphabet::new("0123456789").unwrap();
+        assert!(digits.check("123456").is_ok());
+        assert!(matches!(
+            digits.check("12345"),
+            Err(FpeError::DomainTooSmall { .. })
+        ));
+        assert!(matches!(
+            digits.check("12345a"),
+            Err(FpeError::NotInAlphabet('a'))
+        ));
     }
 }

@@ -1,0 +1,829 @@
+//! GDPR data-subject rights (docs/gdpr.md): where a subject's rows are
+//! (`register_subject_column`), the subject's own keys (`subject_key`), access and portability
+//! (`subject_export`) and erasure (`subject_forget`).
+//!
+//! Rows are found and changed with the caller's rights (SELECT for an export, DELETE or UPDATE
+//! for an erasure; row-level security applies), so these functions give nobody access to a
+//! table. An erasure is one transaction: the rows, the subject's keys, the consent records and
+//! the erasure record in the audit log change together or not at all.
+
+use crate::audit::events;
+use crate::keys::grants::Privilege;
+use crate::keys::{cache, catalog, provider};
+use crate::pg::catalog_access::{
+    as_extension_owner, caller, has_privs_of_role_named, is_superuser, require_table_owner,
+    role_name,
+};
+use crate::pg::errors::{notice, raise, raise_full};
+use crate::pg::sql_text::{quote_ident, quote_literal};
+use crate::types::reg::RegClass;
+use base64::Engine;
+use encml_core::format::Header;
+use encml_core::kdf::Purpose;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, JsonB, PgSqlErrorCode, Uuid};
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+pub const PROCESSOR_ROLE: &str = "encml_subject_processor";
+pub const DPO_ROLE: &str = "encml_dpo";
+
+/// Layout name and version of `subject_export`'s document (docs/formats.md).
+const EXPORT_FORMAT: &str = "encml.subject_export/1";
+
+const ENCRYPTED_TYPES: [&str; 5] = [
+    "encml.enc_bytea",
+    "encml.det_text",
+    "encml.ore_int8",
+    "encml.ore_float8",
+    "encml.ore_timestamptz",
+];
+
+fn spi_err(e: pgrx::spi::SpiError) -> ! {
+    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum IdKind {
+    Plain,
+    Det,
+    Fpe,
+}
+
+impl IdKind {
+    fn label(self) -> &'static str {
+        match self {
+            IdKind::Plain => "plain",
+            IdKind::Det => "det_text",
+            IdKind::Fpe => "fpe",
+        }
+    }
+}
+
+/// One registered identifier column.
+struct Registration {
+    rel: pg_sys::Oid,
+    table: String,
+    col: String,
+    col_type: String,
+    kind: IdKind,
+    id_key: Option<Uuid>,
+    alphabet: Option<String>,
+    on_forget: String,
+}
+
+fn registrations() -> Vec<Registration> {
+    as_extension_owner(|| {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT s.tbl::oid, s.col::text, s.id_kind, s.id_key, s.id_alphabet, s.on_forget, \
+                            pg_catalog.format_type(a.atttypid, a.atttypmod) \
+                       FROM encml.subject_columns s \
+                       JOIN pg_catalog.pg_attribute a \
+                         ON a.attrelid = s.tbl AND a.attname = s.col AND NOT a.attisdropped \
+                      ORDER BY s.tbl::oid, s.col",
+                    None,
+                    &[],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .map(|r| {
+                    let rel: pg_sys::Oid = r.get(1).ok().flatten().expect("tbl is NOT NULL");
+                    let kind = match r.get::<String>(3).ok().flatten().as_deref() {
+                        Some("det_text") => IdKind::Det,
+                        Some("fpe") => IdKind::Fpe,
+                        _ => IdKind::Plain,
+                    };
+                    Registration {
+                        rel,
+                        table: crate::audit::table_name(rel),
+                        col: r.get(2).ok().flatten().unwrap_or_default(),
+                        col_type: r.get(7).ok().flatten().unwrap_or_default(),
+                        kind,
+                        id_key: r.get(4).ok().flatten(),
+                        alphabet: r.get(5).ok().flatten(),
+                        on_forget: r.get(6).ok().flatten().unwrap_or_default(),
+                    }
+                })
+                .collect()
+        })
+    })
+}
+
+/// The WHERE clause (over alias `t`, the subject as `$1`) that finds the subject's rows, or None
+/// when the subject cannot occur in the column (not in the token alphabet).
+fn subject_predicate(reg: &Registration, subject: &str) -> Option<String> {
+    let col = format!("t.{}", quote_ident(&reg.col));
+    let key = reg
+        .id_key
+        .map(|k| quote_literal(&catalog::uuid_string(k.as_bytes())));
+    Some(match reg.kind {
+        IdKind::Plain => match reg.col_type.as_str() {
+            "text" | "character varying" | "name" | "citext" => format!("{col} = $1"),
+            // Compared as text: a subject that is not a valid value of the type matches nothing
+            // (instead of failing the cast), at the price of the column's index.
+            _ => format!("{col}::text = $1"),
+        },
+        // Every usable version of the key, so rows written before a rotation are found too.
+        IdKind::Det => format!(
+            "{col} = ANY (encml.det_encrypt_all_versions($1, {}::uuid))",
+            key.expect("det_text registrations have a key")
+        ),
+        IdKind::Fpe => {
+            let alphabet = reg.alphabet.as_deref().unwrap_or("0123456789");
+            if encml_core::fpe::Alphabet::new(alphabet)
+                .and_then(|a| a.check(subject))
+                .is_err()
+            {
+                return None;
+            }
+            format!(
+                "{col} = encml.fpe_encrypt($1, {}::uuid, {})",
+                key.expect("fpe registrations have a key"),
+                quote_literal(alphabet)
+            )
+        }
+    })
+}
+
+/// Why the rows of a registration cannot be searched: its identifier key was destroyed (its
+/// identifiers are then unreadable for everyone).
+fn destroyed_id_key(reg: &Registration) -> Option<String> {
+    let id = *reg.id_key?.as_bytes();
+    match catalog::load(&id, None, false) {
+        Some((row, _)) if row.destroyed_at.is_none() => None,
+        _ => Some(format!(
+            "the identifier key {} was destroyed",
+            catalog::uuid_string(&id)
+        )),
+    }
+}
+
+fn required<'a>(value: Option<&'a str>, what: &str) -> &'a str {
+    match value {
+        Some(v) if !v.is_empty() => v,
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{what} must not be NULL or empty"),
+        ),
+    }
+}
+
+/// Declares that `col` of `tbl` holds a data subject's identifier: as is (id_key NULL), as a
+/// det_text under id_key (a key of purpose 'deterministic'), or as an FF1 token under id_key
+/// (purpose 'fpe', over `id_alphabet`); and whether `subject_forget` deletes the subject's rows
+/// or anonymizes them. The table's owner only.
+#[pg_extern(volatile, parallel_unsafe)]
+fn register_subject_column(
+    tbl: Option<RegClass>,
+    col: Option<&str>,
+    id_key: default!(Option<Uuid>, "NULL"),
+    on_forget: default!(Option<&str>, "'delete'"),
+    id_alphabet: default!(Option<&str>, "'0123456789'"),
+) {
+    let Some(RegClass(rel)) = tbl else {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "tbl must not be NULL",
+        )
+    };
+    let col = required(col, "col");
+    require_table_owner(rel, "subject_owner_refused");
+    let table = crate::audit::table_name(rel);
+    let on_forget = on_forget.unwrap_or("delete");
+    if on_forget != "delete" && on_forget != "anonymize" {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown on_forget action \"{on_forget}\""),
+            None,
+            Some("Use 'delete' (the subject's rows are deleted) or 'anonymize' (their identifying and encrypted columns are set to NULL).".into()),
+        );
+    }
+    let column = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull \
+                   FROM pg_catalog.pg_attribute a \
+                  WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+                None,
+                &[rel.into(), col.into()],
+            )
+            .unwrap_or_else(|e| spi_err(e))
+            .next()
+            .map(|r| {
+                (
+                    r.get::<String>(1).ok().flatten().unwrap_or_default(),
+                    r.get::<bool>(2).ok().flatten().unwrap_or(false),
+                )
+            })
+    });
+    let Some((col_type, not_null)) = column else {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+            format!("column \"{col}\" of {table} does not exist"),
+        )
+    };
+    if on_forget == "anonymize" && not_null {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("column \"{col}\" of {table} is NOT NULL, so its rows cannot be anonymized"),
+            None,
+            Some("Anonymizing sets the identifier to NULL: drop the NOT NULL constraint, or use 'delete'.".into()),
+        );
+    }
+    let is_det = col_type == "encml.det_text" || col_type == "det_text";
+    let kind = match id_key {
+        None if is_det => raise_full(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("column \"{col}\" is a det_text: give the key it is encrypted under as id_key"),
+            None,
+            None,
+        ),
+        None if ENCRYPTED_TYPES
+            .iter()
+            .any(|t| *t == col_type || t.strip_prefix("encml.") == Some(col_type.as_str())) =>
+        {
+            raise_full(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("column \"{col}\" of type {col_type} cannot be searched for a subject"),
+            Some("Randomized and order-revealing ciphertexts of one identifier all differ.".into()),
+            Some("Store the identifier as a det_text (or an FF1 token) to find a subject's rows by it.".into()),
+            )
+        }
+        None => IdKind::Plain,
+        Some(key) => {
+            let id = *key.as_bytes();
+            let Some((row, _)) = catalog::load(&id, None, false) else {
+                raise(
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                    format!("key {} does not exist", catalog::uuid_string(&id)),
+                )
+            };
+            match row.purpose {
+                Purpose::Deterministic if is_det => IdKind::Det,
+                Purpose::Fpe if col_type == "text" || col_type.starts_with("character") => {
+                    IdKind::Fpe
+                }
+                p => raise_full(
+                    PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                    format!(
+                        "a key of purpose '{}' does not fit identifier column \"{col}\" of type {col_type}",
+                        p.label()
+                    ),
+                    None,
+                    Some("Use a 'deterministic' key for a det_text column, an 'fpe' key for a text column of FF1 tokens.".into()),
+                ),
+            }
+        }
+    };
+    let alphabet = (kind == IdKind::Fpe).then(|| {
+        let a = id_alphabet.unwrap_or("0123456789");
+        if let Err(e) = encml_core::fpe::Alphabet::new(a) {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                e.to_string(),
+            );
+        }
+        a
+    });
+    let by = caller();
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "INSERT INTO encml.subject_columns \
+                    (tbl, col, id_kind, id_key, id_alphabet, on_forget, registered_by) \
+             VALUES ($1::oid::regclass, $2, $3, $4, $5, $6, $7::oid::regrole) \
+             ON CONFLICT (tbl, col) DO UPDATE SET id_kind = EXCLUDED.id_kind, id_key = EXCLUDED.id_key, \
+                 id_alphabet = EXCLUDED.id_alphabet, on_forget = EXCLUDED.on_forget, \
+                 registered_by = EXCLUDED.registered_by, registered_at = now()",
+            &[
+                rel.into(),
+                col.into(),
+                kind.label().into(),
+                id_key.into(),
+                alphabet.into(),
+                on_forget.into(),
+                by.into(),
+            ],
+        )
+        .unwrap_or_else(|e| spi_err(e))
+    });
+    events::record(
+        "register_subject_column",
+        Some((rel, &table)),
+        json!({ "column": col, "identifier": kind.label(), "on_forget": on_forget }),
+    );
+}
+
+/// Removes a registration; returns whether there was one. The table's owner only.
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn unregister_subject_column(tbl: RegClass, col: &str) -> bool {
+    let rel = tbl.0;
+    require_table_owner(rel, "subject_owner_refused");
+    let removed = as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "DELETE FROM encml.subject_columns WHERE tbl = $1::oid::regclass AND col = $2",
+                    None,
+                    &[rel.into(), col.into()],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .len()
+                > 0
+        })
+    });
+    if removed {
+        let table = crate::audit::table_name(rel);
+        events::record(
+            "unregister_subject_column",
+            Some((rel, &table)),
+            json!({ "column": col }),
+        );
+    }
+    removed
+}
+
+fn may_process_subjects(role: pg_sys::Oid) -> bool {
+    is_superuser(role)
+        || has_privs_of_role_named(role, PROCESSOR_ROLE)
+        || has_privs_of_role_named(role, crate::api::keys::KEY_ADMIN_ROLE)
+}
+
+thread_local! {
+    /// (subject, purpose) -> the subject's key: `subject_key()` runs once per row in bulk loads.
+    static SUBJECT_KEYS: RefCell<HashMap<(String, Purpose), [u8; 16]>> = RefCell::new(HashMap::new());
+}
+
+/// Dropped with the key cache (any change of keys, an abort): a forgotten subject's key is
+/// looked up again.
+pub fn clear_cache() {
+    SUBJECT_KEYS.with(|m| {
+        if let Ok(mut m) = m.try_borrow_mut() {
+            m.clear();
+        }
+    });
+}
+
+/// The data subject's own key for `purpose`, made on first use and owned by the extension (not
+/// by the caller); members of encml_subject_processor encrypt and decrypt with it, and
+/// `subject_forget` destroys it. STABLE like `tenant_key`, so that a lookup by a det_text under
+/// it can use an index.
+#[pg_extern(stable, strict, parallel_safe)]
+fn subject_key(
+    subject: &str,
+    purpose: default!(&str, "'aead'"),
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Uuid {
+    cache::accept_invalidations_once_per_query(fcinfo);
+    let role = caller();
+    if !may_process_subjects(role) {
+        events::refused("subject_key_refused", json!({ "purpose": purpose }));
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied for subject keys (role {})",
+                role_name(role)
+            ),
+            None,
+            Some(format!("Members of {PROCESSOR_ROLE} use subject keys.")),
+        );
+    }
+    if subject.is_empty() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a subject needs a non-empty identifier",
+        );
+    }
+    let purpose = crate::api::keys::purpose_arg(purpose);
+    let cache_key = (subject.to_string(), purpose);
+    if let Some(id) = SUBJECT_KEYS.with(|m| m.borrow().get(&cache_key).copied()) {
+        return Uuid::from_bytes(id);
+    }
+    let id = catalog::subject_key(subject, purpose, false)
+        .unwrap_or_else(|| make_subject_key(subject, purpose));
+    SUBJECT_KEYS.with(|m| m.borrow_mut().insert(cache_key, id));
+    Uuid::from_bytes(id)
+}
+
+fn make_subject_key(subject: &str, purpose: Purpose) -> [u8; 16] {
+    if unsafe { pg_sys::IsInParallelMode() } {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "the subject has no key of purpose '{}' yet, and none can be made during a parallel query",
+                purpose.label()
+            ),
+            None,
+            Some("Make the keys first (SELECT encml.subject_key(s, purpose) for each subject), or SET max_parallel_workers_per_gather = 0.".into()),
+        );
+    }
+    let id = *uuid::Uuid::new_v4().as_bytes();
+    let (wrapped, fingerprint) = provider::new_wrapped_data_key(&id, 1);
+    if catalog::insert_subject_key(&id, subject, purpose, caller(), &wrapped, &fingerprint) {
+        catalog::invalidate();
+        events::record(
+            "create_subject_key",
+            None,
+            json!({ "key": catalog::uuid_string(&id), "purpose": purpose.label() }),
+        );
+        return id;
+    }
+    catalog::subject_key(subject, purpose, true).unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+            "the subject's key was made by a concurrent transaction; retry",
+        )
+    })
+}
+
+/// A stored ciphertext as the export shows it: its plaintext when the caller may decrypt it,
+/// else the ciphertext with the reason.
+fn exported_value(kind: &str, bytes: &[u8], shown: &Value) -> (Value, bool) {
+    let undecrypted = |key: Option<&[u8; 16]>, reason: String| {
+        (
+            json!({
+                "encrypted": shown,
+                "key": key.map(catalog::uuid_string),
+                "reason": reason,
+            }),
+            false,
+        )
+    };
+    let header = match Header::decode(bytes) {
+        Ok(h) => h,
+        Err(e) => return undecrypted(None, e.to_string()),
+    };
+    let key = match cache::try_version(&header.key_id, header.key_version) {
+        Ok(k) => k,
+        Err(e) => return undecrypted(Some(&header.key_id), e.message),
+    };
+    if !key.usable(Privilege::Decrypt) {
+        return undecrypted(
+            Some(&header.key_id),
+            "the caller may not decrypt with this key".into(),
+        );
+    }
+    let plain = match kind {
+        "enc_bytea" => key.aead(Privilege::Decrypt).open(bytes, &[]),
+        _ => key.deterministic(Privilege::Decrypt).open(bytes),
+    };
+    let plain = match plain {
+        Ok(p) => zeroize::Zeroizing::new(p),
+        Err(e) => {
+            return undecrypted(
+                Some(&header.key_id),
+                format!("{e} (values encrypted with associated data are exported encrypted)"),
+            )
+        }
+    };
+    crate::audit::decrypts::count(&header.key_id);
+    let value = match std::str::from_utf8(&plain) {
+        Ok(s) => Value::String(s.to_string()),
+        Err(_) => json!({ "base64": base64::engine::general_purpose::STANDARD.encode(&plain[..]) }),
+    };
+    (value, true)
+}
+
+/// (name, "enc_bytea" | "det_text" | other encrypted type) of the table's encrypted columns.
+fn encrypted_columns(rel: pg_sys::Oid) -> Vec<(String, String)> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT a.attname::text, t.typname::text \
+                   FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+                  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
+                    AND t.typnamespace = 'encml'::regnamespace \
+                    AND t.typname IN ('enc_bytea', 'det_text', 'ore_int8', 'ore_float8', 'ore_timestamptz') \
+                  ORDER BY a.attnum",
+                None,
+                &[rel.into()],
+            )
+            .unwrap_or_else(|e| spi_err(e))
+            .filter_map(|r| Some((r.get(1).ok()??, r.get(2).ok()??)))
+            .collect()
+    })
+}
+
+fn has_table_privilege(rel: pg_sys::Oid, privilege: &str) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.has_table_privilege($1, $2)",
+        &[rel.into(), privilege.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Every row of every registered table that belongs to `subject`, encrypted columns decrypted
+/// where the caller may (else left as ciphertext with the reason), and the subject's consent
+/// history, as one document (layout in docs/formats.md). Rows are read with the caller's rights;
+/// tables the caller cannot read are listed as skipped. Audited (without the subject).
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn subject_export(subject: &str, fcinfo: pg_sys::FunctionCallInfo) -> JsonB {
+    cache::accept_invalidations_once_per_query(fcinfo);
+    let export_id = uuid::Uuid::new_v4().to_string();
+    let mut tables = Vec::new();
+    let mut skipped = Vec::new();
+    let (mut rows_total, mut undecrypted_total) = (0usize, 0usize);
+    for reg in registrations() {
+        let skip = |reason: String| json!({ "table": reg.table, "identifier_column": reg.col, "reason": reason });
+        if !has_table_privilege(reg.rel, "SELECT") {
+            skipped.push(skip("the caller may not read the table".into()));
+            continue;
+        }
+        if let Some(key) = reg.id_key {
+            let id = *key.as_bytes();
+            if let Some(reason) = destroyed_id_key(&reg) {
+                skipped.push(skip(reason));
+                continue;
+            }
+            if !cache::current(&id).usable(Privilege::Encrypt) {
+                skipped.push(skip(format!(
+                    "the caller may not encrypt with the identifier key {}",
+                    catalog::uuid_string(&id)
+                )));
+                continue;
+            }
+        }
+        let Some(predicate) = subject_predicate(&reg, subject) else {
+            continue; // the subject cannot be a token of this alphabet: no rows
+        };
+        let encrypted = encrypted_columns(reg.rel);
+        let mut select = vec!["to_jsonb(t)".to_string()];
+        for (name, typ) in &encrypted {
+            select.push(format!("encml.{typ}_send(t.{})", quote_ident(name)));
+        }
+        let sql = format!(
+            "SELECT {} FROM {} t WHERE {predicate}",
+            select.join(", "),
+            reg.table
+        );
+        let mut undecrypted = 0usize;
+        let rows: Vec<Value> = Spi::connect(|client| {
+            client
+                .select(&sql, None, &[subject.into()])
+                .unwrap_or_else(|e| spi_err(e))
+                .map(|r| {
+                    let mut row = r
+                        .get::<JsonB>(1)
+                        .ok()
+                        .flatten()
+                        .map(|j| j.0)
+                        .unwrap_or(Value::Null);
+                    for (i, (name, typ)) in encrypted.iter().enumerate() {
+                        let Some(bytes) = r.get::<Vec<u8>>(i as usize + 2).ok().flatten() else {
+                            continue;
+                        };
+                        let shown = row[name.as_str()].clone();
+                        let (value, opened) = if typ == "enc_bytea" || typ == "det_text" {
+                            exported_value(typ, &bytes, &shown)
+                        } else {
+                            (
+                                json!({ "encrypted": shown, "reason": "order-revealing values are exported encrypted" }),
+                                false,
+                            )
+                        };
+                        undecrypted += usize::from(!opened);
+                        row[name.as_str()] = value;
+                    }
+                    row
+                })
+                .collect()
+        });
+        rows_total += rows.len();
+        undecrypted_total += undecrypted;
+        tables.push(json!({
+            "table": reg.table,
+            "identifier_column": reg.col,
+            "identifier": reg.kind.label(),
+            "rows": rows,
+            "undecrypted_values": undecrypted,
+        }));
+    }
+    let role = caller();
+    let consents = if may_process_subjects(role) || has_privs_of_role_named(role, DPO_ROLE) {
+        crate::api::consent::history(subject)
+    } else {
+        skipped.push(json!({ "consents": true, "reason": format!("only members of {PROCESSOR_ROLE} or {DPO_ROLE} read consent records") }));
+        Value::Null
+    };
+    events::record(
+        "subject_export",
+        None,
+        json!({
+            "export_id": export_id,
+            "tables": tables.len(),
+            "rows": rows_total,
+            "undecrypted_values": undecrypted_total,
+            "skipped": skipped.len(),
+        }),
+    );
+    let exported_at = Spi::get_one::<String>("SELECT now()::text")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    JsonB(json!({
+        "format": EXPORT_FORMAT,
+        "export_id": export_id,
+        "subject": subject,
+        "exported_at": exported_at,
+        "exported_by": role_name(role),
+        "tables": tables,
+        "skipped": skipped,
+        "consents": consents,
+    }))
+}
+
+/// The columns an anonymization sets to NULL: the identifier, every encrypted column and every
+/// column classified pii, phi, pci or secret (encml.classify).
+fn anonymized_columns(reg: &Registration) -> Vec<String> {
+    as_extension_owner(|| {
+        crate::pg::catalog_access::read_rows(
+            "SELECT a.attname::text FROM pg_catalog.pg_attribute a \
+               JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
+                AND (a.attname = $2 \
+                     OR (t.typnamespace = 'encml'::regnamespace \
+                         AND t.typname IN ('enc_bytea', 'det_text', 'ore_int8', 'ore_float8', 'ore_timestamptz')) \
+                     OR EXISTS (SELECT FROM encml.column_classes c \
+                                 WHERE c.table_oid = a.attrelid AND c.attnum = a.attnum \
+                                   AND c.label IN ('pii', 'phi', 'pci', 'secret'))) \
+              ORDER BY a.attnum",
+            &[
+                crate::pg::catalog_access::arg(reg.rel),
+                crate::pg::catalog_access::arg(reg.col.as_str()),
+            ],
+            0,
+            |r| r.get::<String>(1).unwrap_or_default(),
+        )
+    })
+}
+
+/// Right to erasure: deletes or anonymizes the subject's rows in every registered table (as
+/// registered; with the caller's DELETE/UPDATE rights), destroys the subject's keys (so copies of
+/// its values elsewhere, in other tables, exports and backups, cannot be decrypted once the
+/// master key is rotated), deletes its consent records, and logs an erasure record without the
+/// subject's data. Returns the receipt. Members of encml_dpo, encml_key_admin and superusers.
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn subject_forget(subject: &str) -> JsonB {
+    let role = caller();
+    if !(is_superuser(role)
+        || has_privs_of_role_named(role, DPO_ROLE)
+        || has_privs_of_role_named(role, crate::api::keys::KEY_ADMIN_ROLE))
+    {
+        events::refused("subject_forget_refused", json!({}));
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied to erase data subjects (role {})",
+                role_name(role)
+            ),
+            None,
+            Some(format!("Members of {DPO_ROLE} erase data subjects.")),
+        );
+    }
+    let erasure_id = uuid::Uuid::new_v4().to_string();
+    let mut tables = Vec::new();
+    crate::audit::row::during_erasure(&erasure_id, || {
+        for reg in registrations() {
+            if let Some(reason) = destroyed_id_key(&reg) {
+                tables.push(json!({
+                    "table": reg.table,
+                    "identifier_column": reg.col,
+                    "action": "none",
+                    "reason": reason,
+                }));
+                continue;
+            }
+            let Some(predicate) = subject_predicate(&reg, subject) else {
+                continue;
+            };
+            let sql = if reg.on_forget == "anonymize" {
+                let set: Vec<String> = anonymized_columns(&reg)
+                    .iter()
+                    .map(|c| format!("{} = NULL", quote_ident(c)))
+                    .collect();
+                format!(
+                    "UPDATE {} t SET {} WHERE {predicate}",
+                    reg.table,
+                    set.join(", ")
+                )
+            } else {
+                format!("DELETE FROM {} t WHERE {predicate}", reg.table)
+            };
+            let rows = Spi::connect_mut(|client| {
+                client
+                    .update(&sql, None, &[subject.into()])
+                    .unwrap_or_else(|e| {
+                        raise_full(
+                            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                            format!("erasing the subject's rows in {} failed: {e}", reg.table),
+                            Some("Nothing was erased: the erasure is all or nothing.".into()),
+                            Some(format!(
+                                "The caller needs {} on every registered table.",
+                                if reg.on_forget == "anonymize" {
+                                    "UPDATE"
+                                } else {
+                                    "DELETE"
+                                }
+                            )),
+                        )
+                    })
+                    .len()
+            });
+            tables.push(json!({
+                "table": reg.table,
+                "identifier_column": reg.col,
+                "action": reg.on_forget,
+                "rows": rows,
+            }));
+        }
+    });
+    let (keys, versions) = catalog::destroy_subject_keys(subject);
+    clear_cache();
+    let consents = crate::api::consent::forget(subject);
+    let receipt = json!({
+        "erasure_id": erasure_id,
+        "tables": tables,
+        "keys_destroyed": keys,
+        "key_versions_erased": versions,
+        "consent_records_deleted": consents,
+    });
+    // The audit record holds what was erased, not whose: the receipt's erasure_id links them.
+    events::record("subject_forget", None, receipt.clone());
+    notice(
+        format!(
+            "subject erased: {} row(s) in {} registered column(s), {keys} key(s) destroyed",
+            tables
+                .iter()
+                .filter_map(|t| t["rows"].as_u64())
+                .sum::<u64>(),
+            tables.len()
+        ),
+        Some(
+            "Backups taken before now still hold the rows and the wrapped keys. Run \
+             encml.rotate_master_key() and remove the old master key from the provider to make \
+             the subject's encrypted values in them unrecoverable."
+                .into(),
+        ),
+    );
+    let mut receipt = receipt;
+    receipt["erased_by"] = json!(role_name(role));
+    receipt["erased_at"] = json!(Spi::get_one::<String>("SELECT now()::text")
+        .ok()
+        .flatten()
+        .unwrap_or_default());
+    JsonB(receipt)
+}
+
+pgrx::extension_sql_file!(
+    "../../sql/subjects.sql",
+    name = "subjects",
+    requires = ["bootstrap"]
+);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+pub mod tests {
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn subject_key_is_made_once_and_destroyed_by_forget() {
+        let k = Spi::get_one::<pgrx::Uuid>("SELECT encml.subject_key('pgtest-s1')")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            Spi::get_one::<pgrx::Uuid>("SELECT encml.subject_key('pgtest-s1')"),
+            Ok(Some(k))
+        );
+        Spi::run(&format!(
+            "CREATE TEMP TABLE kept AS SELECT encml.encrypt('secret', '{k}') AS v"
+        ))
+        .unwrap();
+        let receipt = Spi::get_one::<pgrx::JsonB>("SELECT encml.subject_forget('pgtest-s1')")
+            .unwrap()
+            .unwrap()
+            .0;
+        assert_eq!(receipt["keys_destroyed"], 1);
+        assert_eq!(
+            Spi::get_one::<String>(&format!("SELECT status FROM encml.keys WHERE id = '{k}'")),
+            Ok(Some("destroyed".into()))
+        );
+        // A new call after the erasure makes a new key.
+        let k2 = Spi::get_one::<pgrx::Uuid>("SELECT encml.subject_key('pgtest-s1')")
+            .unwrap()
+            .unwrap();
+        assert_ne!(k, k2);
+    }
+
+    #[pg_test(error = "key")]
+    fn values_under_a_forgotten_subject_key_stay_unreadable() {
+        Spi::run(
+            "CREATE TEMP TABLE kept AS SELECT encml.encrypt('secret', encml.subject_key('pgtest-s2')) AS v",
+        )
+        .unwrap();
+        Spi::run("SELECT encml.subject_forget('pgtest-s2')").unwrap();
+        Spi::run("SELECT encml.decrypt_text(v) FROM kept").unwrap();
+    }
+}

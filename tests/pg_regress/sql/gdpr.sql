@@ -1,0 +1,218 @@
+-- GDPR data-subject rights: where a subject's rows are (plain, det_text and FF1-tokenized
+-- identifiers), per-subject keys, export, erasure with crypto-shredding and its audit record,
+-- and consent that filters an ML training view and follows a withdrawal.
+SET client_min_messages = warning;
+CREATE ROLE encml_gdpr_app;
+CREATE ROLE encml_gdpr_dpo;
+CREATE ROLE encml_gdpr_trainer;
+CREATE ROLE encml_gdpr_nobody;
+RESET client_min_messages;
+GRANT encml_subject_processor TO encml_gdpr_app;
+GRANT encml_dpo TO encml_gdpr_dpo;
+SELECT coalesce(max(id), 0) AS audit_base FROM encml.audit_log \gset
+
+-- Three tables, three kinds of identifier: plain text, det_text, an FF1 token of a number.
+SELECT encml.create_key('gdpr-lookup', 'deterministic') AS lookup_key \gset
+SELECT encml.create_key('gdpr-tokens', 'fpe') AS token_key \gset
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO encml_gdpr_dpo;
+CREATE TABLE gdpr_users (user_id text PRIMARY KEY, email encml.enc_bytea, country text);
+CREATE TABLE gdpr_tickets (id int, owner encml.det_text, body encml.enc_bytea, opened date);
+CREATE TABLE gdpr_payments (id int, customer_no text, amount numeric NOT NULL, card_last4 text);
+SELECT encml.classify('gdpr_payments', 'card_last4', 'pci');
+SELECT encml.grant_key(:'lookup_key', 'encml_gdpr_app', 'encrypt');
+SELECT encml.grant_key(:'lookup_key', 'encml_gdpr_dpo', 'encrypt');
+SELECT encml.grant_key(:'token_key', 'encml_gdpr_app', 'encrypt');
+SELECT encml.grant_key(:'token_key', 'encml_gdpr_dpo', 'encrypt');
+GRANT SELECT, INSERT, UPDATE, DELETE ON gdpr_users, gdpr_tickets, gdpr_payments TO encml_gdpr_app, encml_gdpr_dpo;
+SELECT encml.register_subject_column('gdpr_users', 'user_id');
+SELECT encml.register_subject_column('gdpr_tickets', 'owner', :'lookup_key');
+SELECT encml.register_subject_column('gdpr_payments', 'customer_no', :'token_key', 'anonymize');
+SELECT tbl, col, id_kind, id_key = :'token_key' AS token_key, on_forget FROM encml.subject_registry ORDER BY tbl::text;
+-- Registration errors.
+SELECT try($$SELECT encml.register_subject_column('gdpr_users', 'nope')$$) AS unknown_column;
+SELECT try($$SELECT encml.register_subject_column('gdpr_tickets', 'owner')$$) AS det_text_without_key;
+SELECT try($$SELECT encml.register_subject_column('gdpr_users', 'email')$$) AS randomized_identifier;
+SELECT try($$SELECT encml.register_subject_column('gdpr_tickets', 'owner', encml.create_key('gdpr-wrong'))$$) AS wrong_purpose;
+SELECT try($$SELECT encml.register_subject_column('gdpr_users', 'user_id', NULL, 'shred')$$) AS unknown_action;
+SELECT try($$SELECT encml.register_subject_column('gdpr_payments', 'amount', NULL, 'anonymize')$$) AS anonymize_not_null;
+SET ROLE encml_gdpr_app;
+SELECT try($$SELECT encml.register_subject_column('gdpr_users', 'country')$$) AS not_owner;
+
+-- The application writes with per-subject keys; ids as plain, det_text and tokens.
+SELECT encml.subject_key('alice') = encml.subject_key('alice') AS same_key_twice,
+       encml.subject_key('alice') <> encml.subject_key('bob') AS own_key_per_subject,
+       encml.subject_key('alice') <> encml.subject_key('alice', 'deterministic') AS own_key_per_purpose;
+INSERT INTO gdpr_users VALUES
+    ('alice', encml.encrypt('alice@example.org', encml.subject_key('alice')), 'FR'),
+    ('bob', encml.encrypt('bob@example.org', encml.subject_key('bob')), 'DE');
+INSERT INTO gdpr_tickets VALUES
+    (1, encml.det_encrypt('alice', :'lookup_key'), encml.encrypt('my parcel is late', encml.subject_key('alice')), '2026-01-05'),
+    (2, encml.det_encrypt('alice', :'lookup_key'), encml.encrypt('thanks!', encml.subject_key('alice')), '2026-01-09'),
+    (3, encml.det_encrypt('bob', :'lookup_key'), encml.encrypt('refund please', encml.subject_key('bob')), '2026-02-01');
+-- Customer numbers are digits: the subject 'alice' has the number 4000123456 in this shop.
+INSERT INTO gdpr_payments VALUES
+    (1, encml.fpe_encrypt('4000123456', :'token_key'), 19.90, '1111'),
+    (2, encml.fpe_encrypt('4000123456', :'token_key'), 5.00, '1111'),
+    (3, encml.fpe_encrypt('4000999999', :'token_key'), 7.50, '4444');
+SELECT count(*) AS alice_rows_hidden_by_tokens FROM gdpr_payments WHERE customer_no = '4000123456';
+RESET ROLE;
+-- Subject keys belong to the extension: only processors use them, nobody else.
+SELECT purpose, managed, tenant, name LIKE 'subject_key:%' AS reserved_name, name LIKE '%alice%' AS name_shows_subject
+  FROM encml.keys WHERE id = encml.subject_key('alice');
+SET ROLE encml_gdpr_nobody;
+SELECT try($$SELECT encml.subject_key('alice')$$) AS not_a_processor;
+RESET ROLE;
+SELECT try($$SELECT encml.create_key('subject_key:aead:x')$$) AS reserved_prefix;
+
+-- Right of access: one document with the rows of all three tables, decrypted for the app.
+SET ROLE encml_gdpr_app;
+SELECT encml.subject_export('alice') AS doc \gset
+SELECT :'doc'::jsonb ->> 'format' AS format, :'doc'::jsonb ->> 'subject' AS subject,
+       jsonb_array_length(:'doc'::jsonb -> 'skipped') AS skipped;
+SELECT t ->> 'table' AS "table", t ->> 'identifier' AS identifier, jsonb_array_length(t -> 'rows') AS rows,
+       t ->> 'undecrypted_values' AS undecrypted
+  FROM jsonb_array_elements(:'doc'::jsonb -> 'tables') t ORDER BY 1;
+SELECT r ->> 'email' AS email, r ->> 'country' AS country
+  FROM jsonb_array_elements(:'doc'::jsonb -> 'tables') t, jsonb_array_elements(t -> 'rows') r
+ WHERE t ->> 'table' = 'public.gdpr_users';
+SELECT r ->> 'id' AS id, r ->> 'body' AS body
+  FROM jsonb_array_elements(:'doc'::jsonb -> 'tables') t, jsonb_array_elements(t -> 'rows') r
+ WHERE t ->> 'table' = 'public.gdpr_tickets' ORDER BY 1;
+SELECT r ->> 'id' AS id, r ->> 'amount' AS amount
+  FROM jsonb_array_elements(:'doc'::jsonb -> 'tables') t, jsonb_array_elements(t -> 'rows') r
+ WHERE t ->> 'table' = 'public.gdpr_payments' ORDER BY 1;
+RESET ROLE;
+-- Registered as the subject 'alice' is also her customer number in payments: exporting by the
+-- number finds the payments; bob's export never holds alice's rows.
+SELECT (SELECT sum(jsonb_array_length(t -> 'rows')) FROM jsonb_array_elements(encml.subject_export('4000123456') -> 'tables') t) AS rows_for_number,
+       (SELECT sum(jsonb_array_length(t -> 'rows')) FROM jsonb_array_elements(encml.subject_export('bob') -> 'tables') t) AS rows_for_bob;
+-- A reader without the key grants and without table rights: skipped tables, values flagged.
+GRANT SELECT ON gdpr_users TO encml_gdpr_nobody;
+SET ROLE encml_gdpr_nobody;
+SELECT encml.subject_export('alice') AS doc \gset
+SELECT s ->> 'table' AS "table", s ->> 'reason' AS reason
+  FROM jsonb_array_elements(:'doc'::jsonb -> 'skipped') s ORDER BY 1;
+SELECT r -> 'email' ->> 'reason' AS email_reason, (r -> 'email' ->> 'encrypted') IS NOT NULL AS ciphertext_kept
+  FROM jsonb_array_elements(:'doc'::jsonb -> 'tables') t, jsonb_array_elements(t -> 'rows') r;
+RESET ROLE;
+-- Exports are audited, without the subject.
+SELECT operation, detail ->> 'rows' AS rows, detail::text LIKE '%alice%' AS names_subject
+  FROM encml.audit_log WHERE id > :audit_base AND operation = 'subject_export' ORDER BY id LIMIT 1;
+
+-- Consent: history kept, the latest decision holds; an ML training view sees only consenting
+-- subjects and follows a withdrawal.
+SET ROLE encml_gdpr_app;
+SELECT encml.record_consent('alice', 'model_training', true, 'signup form v3') > 0 AS recorded;
+SELECT encml.record_consent('bob', 'model_training', true, 'signup form v3') > 0 AS recorded;
+SELECT encml.record_consent('bob', 'marketing', false) > 0 AS recorded;
+SELECT encml.has_consent('alice', 'model_training') AS alice, encml.has_consent('bob', 'marketing') AS bob_marketing,
+       encml.has_consent('carol', 'model_training') AS carol_never_asked;
+SELECT try($$SELECT encml.record_consent('alice', 'Model Training', true)$$) AS bad_purpose;
+RESET ROLE;
+SET ROLE encml_gdpr_nobody;
+SELECT try($$SELECT encml.record_consent('alice', 'marketing', true)$$) AS not_allowed;
+SELECT count(*) AS history_hidden FROM encml.consent_history;
+RESET ROLE;
+CREATE VIEW gdpr_training_set AS
+    SELECT u.user_id, u.country, t.opened FROM gdpr_users u JOIN gdpr_tickets t ON encml.det_decrypt(t.owner) = u.user_id
+     WHERE encml.has_consent(u.user_id, 'model_training');
+GRANT SELECT ON gdpr_training_set TO encml_gdpr_trainer;
+GRANT SELECT ON gdpr_tickets TO encml_gdpr_trainer;
+SELECT encml.grant_key(:'lookup_key', 'encml_gdpr_trainer', 'decrypt');
+SET ROLE encml_gdpr_trainer;
+SELECT user_id, count(*) FROM gdpr_training_set GROUP BY 1 ORDER BY 1;
+RESET ROLE;
+-- Bob withdraws in another transaction: the next statement no longer sees him.
+SET ROLE encml_gdpr_app;
+SELECT encml.record_consent('bob', 'model_training', false, 'privacy settings page') > 0 AS withdrawn;
+RESET ROLE;
+SET ROLE encml_gdpr_trainer;
+SELECT user_id, count(*) FROM gdpr_training_set GROUP BY 1 ORDER BY 1;
+RESET ROLE;
+-- The same filter as a row-level security policy on the base table.
+ALTER TABLE gdpr_users ENABLE ROW LEVEL SECURITY;
+CREATE POLICY gdpr_training ON gdpr_users FOR SELECT TO encml_gdpr_trainer
+    USING (encml.has_consent(user_id, 'model_training'));
+GRANT SELECT ON gdpr_users TO encml_gdpr_trainer;
+SET ROLE encml_gdpr_trainer;
+SELECT user_id FROM gdpr_users ORDER BY 1;
+RESET ROLE;
+-- A withdrawal rolled back leaves the grant in force.
+BEGIN;
+SELECT encml.record_consent('alice', 'model_training', false) > 0 AS withdrawn;
+SELECT encml.has_consent('alice', 'model_training') AS inside_transaction;
+ROLLBACK;
+SELECT encml.has_consent('alice', 'model_training') AS after_rollback;
+SELECT subject, purpose, granted, source, recorded_by FROM encml.consent_history ORDER BY id;
+ALTER TABLE gdpr_users DISABLE ROW LEVEL SECURITY;
+
+-- Right to erasure. Keep a copy of alice's ciphertexts, as a backup or an export would.
+CREATE TABLE gdpr_backup AS SELECT email AS value FROM gdpr_users WHERE user_id = 'alice'
+    UNION ALL SELECT body FROM gdpr_tickets WHERE id IN (1, 2);
+SELECT count(*) AS decryptable_before FROM gdpr_backup WHERE encml.decrypt_text(value) IS NOT NULL;
+SET ROLE encml_gdpr_app;
+SELECT try($$SELECT encml.subject_forget('alice')$$) AS app_cannot_erase;
+RESET ROLE;
+SET ROLE encml_gdpr_dpo;
+SELECT encml.subject_forget('alice') AS receipt \gset
+RESET ROLE;
+SELECT :'receipt'::jsonb -> 'tables' AS tables, :'receipt'::jsonb ->> 'keys_destroyed' AS keys_destroyed,
+       :'receipt'::jsonb ->> 'consent_records_deleted' AS consents, :'receipt'::jsonb ->> 'erased_by' AS erased_by;
+SELECT user_id FROM gdpr_users ORDER BY 1;
+SELECT id FROM gdpr_tickets ORDER BY 1;
+SELECT id, customer_no IS NULL AS id_gone, amount, card_last4 FROM gdpr_payments ORDER BY id;
+-- The customer number was registered separately: erase it as its own subject too.
+SET ROLE encml_gdpr_dpo;
+SELECT encml.subject_forget('4000123456') -> 'tables' AS number_erased;
+RESET ROLE;
+SELECT id, customer_no IS NULL AS id_gone, amount, card_last4 FROM gdpr_payments ORDER BY id;
+-- Nobody, not even a superuser, decrypts the copies any more.
+SELECT regexp_replace(try($$SELECT encml.decrypt_text(value) FROM gdpr_backup LIMIT 1$$), 'key [0-9a-f-]+', 'key <k>') AS superuser_decrypts_backup;
+SET ROLE encml_gdpr_app;
+SELECT try($$SELECT encml.decrypt_text(value) FROM gdpr_backup LIMIT 1$$) AS app_decrypts_backup;
+RESET ROLE;
+SELECT status, awaiting_master_key_rotation FROM encml.keys
+ WHERE id IN (SELECT encml.key_id(value) FROM gdpr_backup) GROUP BY 1, 2;
+-- Bob is untouched; a new call makes alice a fresh key (new data, new key).
+SELECT user_id, encml.decrypt_text(email) FROM gdpr_users;
+SELECT encml.subject_export('alice') -> 'tables' -> 0 -> 'rows' AS alice_rows_left;
+SELECT encml.has_consent('alice', 'model_training') AS alice_consent_left;
+-- The erasure record: what, when, by whom, without the subject, and the chain verifies.
+SELECT operation, effective_role, detail ->> 'erasure_id' = :'receipt'::jsonb ->> 'erasure_id' AS matches_receipt,
+       detail::text LIKE '%alice%' AS names_subject
+  FROM encml.audit_log WHERE id > :audit_base AND operation = 'subject_forget' ORDER BY id LIMIT 1;
+SELECT ok FROM encml.audit_verify();
+SELECT status FROM encml.compliance_report() WHERE check_name = 'erasure_in_backups';
+-- A rotation to the same master key does not count (tests/integration/master_key.sh moves to a
+-- new one).
+SELECT encml.rotate_master_key() >= 0 AS rotated;
+SELECT status FROM encml.compliance_report() WHERE check_name = 'erasure_in_backups';
+
+-- Rows erased under audit leave no copy of their values in the log.
+SELECT encml.audit_enable('gdpr_users');
+INSERT INTO gdpr_users VALUES ('carol', NULL, 'IT');
+SET ROLE encml_gdpr_dpo;
+SELECT encml.subject_forget('carol') -> 'tables' -> 0 AS carol_users;
+RESET ROLE;
+SELECT operation, old_row IS NULL AS no_row_image, detail ? 'erasure' AS tagged
+  FROM encml.audit_log WHERE id > :audit_base AND table_name = 'public.gdpr_users' ORDER BY id;
+SELECT encml.audit_disable('gdpr_users');
+
+DROP VIEW gdpr_training_set;
+SELECT encml.unregister_subject_column('gdpr_tickets', 'owner') AS unregistered,
+       encml.unregister_subject_column('gdpr_payments', 'customer_no') AS unregistered,
+       encml.unregister_subject_column('gdpr_payments', 'customer_no') AS again;
+-- A dropped table's registration goes with it, whoever drops it.
+DROP TABLE gdpr_users, gdpr_tickets, gdpr_payments, gdpr_backup;
+SELECT count(*) AS registered_left FROM encml.subject_registry;
+CREATE SCHEMA gdpr_app AUTHORIZATION encml_gdpr_app;
+SET ROLE encml_gdpr_app;
+CREATE TABLE gdpr_app.sessions (user_id text, started timestamptz);
+SELECT encml.register_subject_column('gdpr_app.sessions', 'user_id');
+SELECT count(*) AS registered FROM encml.subject_registry;
+DROP TABLE gdpr_app.sessions;
+SELECT count(*) AS registered_left FROM encml.subject_registry;
+RESET ROLE;
+DROP SCHEMA gdpr_app;
+DROP OWNED BY encml_gdpr_app, encml_gdpr_dpo, encml_gdpr_trainer, encml_gdpr_nobody;
+DROP ROLE encml_gdpr_app, encml_gdpr_dpo, encml_gdpr_trainer, encml_gdpr_nobody;
