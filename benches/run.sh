@@ -36,3 +36,6 @@ psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
   -v zrows="${BENCH_ZT_ROWS:-200000}" -v runs="$RUNS" \
   -f benches/zero_trust.sql | tee -a target/bench/results.md
 bash benches/ml.sh | tee -a target/bench/results.md
+psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
+  -v grows="${BENCH_GDPR_ROWS:-1000000}" -v gusers="${BENCH_GDPR_SUBJECTS:-10000}" -v runs="${BENCH_GDPR_RUNS:-7}" \
+  -f benches/gdpr.sql | tee -a target/bench/results.md

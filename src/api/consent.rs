@@ -21,10 +21,16 @@ use std::rc::Rc;
 thread_local! {
     /// purpose -> subjects whose latest decision for it is a grant.
     static GRANTED: RefCell<HashMap<String, Rc<HashSet<String>>>> = RefCell::new(HashMap::new());
+    static LAST: RefCell<Option<(String, Rc<HashSet<String>>)>> = const { RefCell::new(None) };
     static CONSENT_TABLE: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
 }
 
 pub fn clear() {
+    LAST.with(|l| {
+        if let Ok(mut l) = l.try_borrow_mut() {
+            *l = None;
+        }
+    });
     GRANTED.with(|g| {
         if let Ok(mut g) = g.try_borrow_mut() {
             g.clear();
@@ -139,7 +145,17 @@ fn record_consent(
 }
 
 fn granted_subjects(purpose: &str) -> Rc<HashSet<String>> {
+    // Policies ask about one purpose row after row.
+    if let Some(set) = LAST.with(|l| {
+        l.borrow()
+            .as_ref()
+            .filter(|(p, _)| p == purpose)
+            .map(|(_, s)| s.clone())
+    }) {
+        return set;
+    }
     if let Some(set) = GRANTED.with(|g| g.borrow().get(purpose).cloned()) {
+        LAST.with(|l| *l.borrow_mut() = Some((purpose.to_string(), set.clone())));
         return set;
     }
     consent_table(); // so the invalidation callback recognizes the table
@@ -156,6 +172,7 @@ fn granted_subjects(purpose: &str) -> Rc<HashSet<String>> {
     });
     let set = Rc::new(subjects.into_iter().collect::<HashSet<_>>());
     GRANTED.with(|g| g.borrow_mut().insert(purpose.to_string(), set.clone()));
+    LAST.with(|l| *l.borrow_mut() = Some((purpose.to_string(), set.clone())));
     set
 }
 

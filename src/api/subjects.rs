@@ -23,7 +23,7 @@ use encml_core::kdf::Purpose;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, JsonB, PgSqlErrorCode, Uuid};
 use serde_json::{json, Value};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 pub const PROCESSOR_ROLE: &str = "encml_subject_processor";
@@ -112,7 +112,8 @@ fn registrations() -> Vec<Registration> {
 }
 
 /// The WHERE clause (over alias `t`, the subject as `$1`) that finds the subject's rows, or None
-/// when the subject cannot occur in the column (not in the token alphabet).
+/// when the subject cannot occur in the column (not in the token alphabet). Operators and
+/// functions are schema-qualified: the statement runs with the caller's search_path.
 fn subject_predicate(reg: &Registration, subject: &str) -> Option<String> {
     let col = format!("t.{}", quote_ident(&reg.col));
     let key = reg
@@ -120,14 +121,14 @@ fn subject_predicate(reg: &Registration, subject: &str) -> Option<String> {
         .map(|k| quote_literal(&catalog::uuid_string(k.as_bytes())));
     Some(match reg.kind {
         IdKind::Plain => match reg.col_type.as_str() {
-            "text" | "character varying" | "name" | "citext" => format!("{col} = $1"),
+            "text" | "character varying" | "name" => format!("{col} OPERATOR(pg_catalog.=) $1"),
             // Compared as text: a subject that is not a valid value of the type matches nothing
             // (instead of failing the cast), at the price of the column's index.
-            _ => format!("{col}::text = $1"),
+            _ => format!("{col}::pg_catalog.text OPERATOR(pg_catalog.=) $1"),
         },
         // Every usable version of the key, so rows written before a rotation are found too.
         IdKind::Det => format!(
-            "{col} = ANY (encml.det_encrypt_all_versions($1, {}::uuid))",
+            "{col} OPERATOR(pg_catalog.=) ANY (encml.det_encrypt_all_versions($1, {}::uuid))",
             key.expect("det_text registrations have a key")
         ),
         IdKind::Fpe => {
@@ -139,7 +140,7 @@ fn subject_predicate(reg: &Registration, subject: &str) -> Option<String> {
                 return None;
             }
             format!(
-                "{col} = encml.fpe_encrypt($1, {}::uuid, {})",
+                "{col} OPERATOR(pg_catalog.=) encml.fpe_encrypt($1, {}::uuid, {})",
                 key.expect("fpe registrations have a key"),
                 quote_literal(alphabet)
             )
@@ -351,18 +352,31 @@ fn may_process_subjects(role: pg_sys::Oid) -> bool {
 }
 
 thread_local! {
-    /// (subject, purpose) -> the subject's key: `subject_key()` runs once per row in bulk loads.
-    static SUBJECT_KEYS: RefCell<HashMap<(String, Purpose), [u8; 16]>> = RefCell::new(HashMap::new());
+    /// subject -> (purpose, the subject's key): `subject_key()` runs once per row in bulk loads.
+    static SUBJECT_KEYS: RefCell<HashMap<String, Vec<(Purpose, [u8; 16])>>> = RefCell::new(HashMap::new());
+    /// The role last found allowed to use subject keys.
+    static ALLOWED_ROLE: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
 }
 
-/// Dropped with the key cache (any change of keys, an abort): a forgotten subject's key is
-/// looked up again.
+/// Dropped with the key cache (any change of keys or of role memberships, an abort): a
+/// forgotten subject's key is looked up again, a revoked membership checked again.
 pub fn clear_cache() {
+    ALLOWED_ROLE.with(|r| r.set(pg_sys::InvalidOid));
     SUBJECT_KEYS.with(|m| {
         if let Ok(mut m) = m.try_borrow_mut() {
             m.clear();
         }
     });
+}
+
+fn cached_subject_key(subject: &str, purpose: Purpose) -> Option<[u8; 16]> {
+    SUBJECT_KEYS.with(|m| {
+        m.borrow()
+            .get(subject)?
+            .iter()
+            .find(|(p, _)| *p == purpose)
+            .map(|(_, id)| *id)
+    })
 }
 
 /// The data subject's own key for `purpose`, made on first use and owned by the extension (not
@@ -377,6 +391,32 @@ fn subject_key(
 ) -> Uuid {
     cache::accept_invalidations_once_per_query(fcinfo);
     let role = caller();
+    if ALLOWED_ROLE.with(|r| r.get()) != role {
+        require_subject_processor(role, purpose);
+        ALLOWED_ROLE.with(|r| r.set(role));
+    }
+    if subject.is_empty() {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "a subject needs a non-empty identifier",
+        );
+    }
+    let purpose = crate::api::keys::purpose_arg(purpose);
+    if let Some(id) = cached_subject_key(subject, purpose) {
+        return Uuid::from_bytes(id);
+    }
+    let id = catalog::subject_key(subject, purpose, false)
+        .unwrap_or_else(|| make_subject_key(subject, purpose));
+    SUBJECT_KEYS.with(|m| {
+        let mut m = m.borrow_mut();
+        let keys = m.entry(subject.to_string()).or_default();
+        keys.retain(|(p, _)| *p != purpose);
+        keys.push((purpose, id));
+    });
+    Uuid::from_bytes(id)
+}
+
+fn require_subject_processor(role: pg_sys::Oid, purpose: &str) {
     if !may_process_subjects(role) {
         events::refused("subject_key_refused", json!({ "purpose": purpose }));
         raise_full(
@@ -389,21 +429,6 @@ fn subject_key(
             Some(format!("Members of {PROCESSOR_ROLE} use subject keys.")),
         );
     }
-    if subject.is_empty() {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            "a subject needs a non-empty identifier",
-        );
-    }
-    let purpose = crate::api::keys::purpose_arg(purpose);
-    let cache_key = (subject.to_string(), purpose);
-    if let Some(id) = SUBJECT_KEYS.with(|m| m.borrow().get(&cache_key).copied()) {
-        return Uuid::from_bytes(id);
-    }
-    let id = catalog::subject_key(subject, purpose, false)
-        .unwrap_or_else(|| make_subject_key(subject, purpose));
-    SUBJECT_KEYS.with(|m| m.borrow_mut().insert(cache_key, id));
-    Uuid::from_bytes(id)
 }
 
 fn make_subject_key(subject: &str, purpose: Purpose) -> [u8; 16] {
@@ -550,7 +575,7 @@ fn subject_export(subject: &str, fcinfo: pg_sys::FunctionCallInfo) -> JsonB {
             continue; // the subject cannot be a token of this alphabet: no rows
         };
         let encrypted = encrypted_columns(reg.rel);
-        let mut select = vec!["to_jsonb(t)".to_string()];
+        let mut select = vec!["pg_catalog.to_jsonb(t)".to_string()];
         for (name, typ) in &encrypted {
             select.push(format!("encml.{typ}_send(t.{})", quote_ident(name)));
         }
@@ -817,13 +842,21 @@ pub mod tests {
         assert_ne!(k, k2);
     }
 
-    #[pg_test(error = "key")]
+    #[pg_test]
     fn values_under_a_forgotten_subject_key_stay_unreadable() {
         Spi::run(
             "CREATE TEMP TABLE kept AS SELECT encml.encrypt('secret', encml.subject_key('pgtest-s2')) AS v",
         )
         .unwrap();
         Spi::run("SELECT encml.subject_forget('pgtest-s2')").unwrap();
-        Spi::run("SELECT encml.decrypt_text(v) FROM kept").unwrap();
+        // Decrypting must fail with 55000 (key destroyed); a plaintext fails the test.
+        Spi::run(
+            "DO $$ BEGIN \
+                 PERFORM encml.decrypt_text(v) FROM kept; \
+                 RAISE EXCEPTION 'a value under a forgotten subject key was decrypted'; \
+             EXCEPTION WHEN object_not_in_prerequisite_state THEN NULL; \
+             END $$",
+        )
+        .unwrap();
     }
 }
