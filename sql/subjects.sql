@@ -85,14 +85,21 @@ GRANT SELECT ON consent_history TO PUBLIC;
 CREATE FUNCTION forget_dropped_tables() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    dropped oid[];
 BEGIN
     IF to_regclass('encml.subject_columns') IS NULL THEN
         RETURN;  -- the extension itself is being dropped
     END IF;
-    DELETE FROM encml.subject_columns s USING pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = s.tbl::oid;
-    DELETE FROM encml.masking_rules m USING pg_event_trigger_dropped_objects() d
-     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = m.tbl::oid;
+    SELECT array_agg(d.objid) INTO dropped FROM pg_event_trigger_dropped_objects() d
+     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0;
+    -- Write only when a registered table went (most drops are of other tables).
+    IF EXISTS (SELECT FROM encml.subject_columns s WHERE s.tbl::oid = ANY (dropped)) THEN
+        DELETE FROM encml.subject_columns s WHERE s.tbl::oid = ANY (dropped);
+    END IF;
+    IF EXISTS (SELECT FROM encml.masking_rules m WHERE m.tbl::oid = ANY (dropped)) THEN
+        DELETE FROM encml.masking_rules m WHERE m.tbl::oid = ANY (dropped);
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION forget_dropped_tables() IS
