@@ -35,11 +35,13 @@ CREATE TABLE subject_columns (
 );
 COMMENT ON TABLE subject_columns IS 'pg_encrypt_ml: columns holding a data subject''s identifier (register_subject_column)';
 
--- The per-subject keys of encml.subject_key(): shredded by encml.subject_forget().
+-- The per-subject keys of encml.subject_key(): shredded by encml.subject_forget(). No foreign
+-- key to data_keys (whose rows are never deleted): on Citus, data_keys becomes a reference table
+-- and a referencing local table would be converted with it (encml.citus_setup()).
 CREATE TABLE subject_keys (
     subject    text NOT NULL,
     purpose    text NOT NULL,
-    key_id     uuid NOT NULL REFERENCES data_keys (id),
+    key_id     uuid NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (subject, purpose)
 );

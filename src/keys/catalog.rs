@@ -619,7 +619,6 @@ pub fn insert_subject_key(
     );
     as_extension_owner(|| {
         Spi::connect_mut(|client| {
-            // Foreign keys are checked at the end of the statement, after every CTE ran.
             client
                 .update(
                     "WITH s AS ( \

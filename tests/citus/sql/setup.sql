@@ -11,7 +11,7 @@ SELECT encml.citus_setup();
 SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'encml.%';
 -- The foreign keys among the catalog tables are back, now between reference tables.
 SELECT conrelid::regclass, confrelid::regclass FROM pg_constraint
- WHERE contype = 'f' AND conrelid = ANY (encml.citus_replicated_tables()) ORDER BY 1::text;
+ WHERE contype = 'f' AND conrelid = ANY (encml.citus_replicated_tables()) ORDER BY conrelid::text;
 -- Helpers for the other files: errors as text, and plans without shard numbers and ports.
 CREATE FUNCTION public.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
