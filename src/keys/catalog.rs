@@ -510,14 +510,16 @@ pub fn managed_key(tenant: &str, purpose: Purpose) -> Option<[u8; 16]> {
 /// The same, read with a new snapshot (in READ COMMITTED), so that a key another transaction
 /// committed while this one waited on it is found.
 pub fn managed_key_latest(tenant: &str, purpose: Purpose) -> Option<[u8; 16]> {
+    key_id_with_new_snapshot(MANAGED_KEY_SQL, tenant, purpose)
+}
+
+/// The key id `sql` finds for (owner, purpose), run in update mode so that it takes a new
+/// snapshot: a key another transaction committed while this one waited on it is seen.
+fn key_id_with_new_snapshot(sql: &str, owner: &str, purpose: Purpose) -> Option<[u8; 16]> {
     as_extension_owner(|| {
         Spi::connect_mut(|client| {
             client
-                .update(
-                    MANAGED_KEY_SQL,
-                    Some(1),
-                    &[tenant.into(), purpose.label().into()],
-                )
+                .update(sql, Some(1), &[owner.into(), purpose.label().into()])
                 .unwrap_or_else(|e| spi_err(e))
                 .into_iter()
                 .next()
@@ -580,24 +582,13 @@ const SUBJECT_KEY_SQL: &str = "SELECT s.key_id FROM encml.subject_keys s \
 /// The live key `subject_key()` made for a subject and purpose; `latest` reads with a new
 /// snapshot, to find a key a concurrent transaction committed while this one waited on it.
 pub fn subject_key(subject: &str, purpose: Purpose, latest: bool) -> Option<[u8; 16]> {
-    let found = as_extension_owner(|| {
-        if !latest {
-            return select_one::<Uuid>(SUBJECT_KEY_SQL, &[arg(subject), arg(purpose.label())]);
-        }
-        Spi::connect_mut(|client| {
-            client
-                .update(
-                    SUBJECT_KEY_SQL,
-                    Some(1),
-                    &[subject.into(), purpose.label().into()],
-                )
-                .unwrap_or_else(|e| spi_err(e))
-                .into_iter()
-                .next()
-                .and_then(|row| row.get::<Uuid>(1).unwrap_or_else(|e| spi_err(e)))
-        })
-    });
-    found.map(|u| *u.as_bytes())
+    if latest {
+        return key_id_with_new_snapshot(SUBJECT_KEY_SQL, subject, purpose);
+    }
+    as_extension_owner(|| {
+        select_one::<Uuid>(SUBJECT_KEY_SQL, &[arg(subject), arg(purpose.label())])
+    })
+    .map(|u| *u.as_bytes())
 }
 
 /// Inserts a subject's key for a purpose (owned by the extension: `managed`, no tenant), or
