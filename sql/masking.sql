@@ -8,6 +8,10 @@ CREATE TABLE masking_rules (
     unmasked_roles  regrole[] NOT NULL DEFAULT '{}',
     set_by          regrole NOT NULL,
     set_at          timestamptz NOT NULL DEFAULT now(),
+    -- apply_masking(tbl, stored => true): the generated column holding the mask, and the mask
+    -- it was generated with (a changed rule regenerates it).
+    stored_as       name,
+    stored_mask     text,
     PRIMARY KEY (tbl, col)
 );
 REVOKE ALL ON masking_rules FROM PUBLIC;

@@ -3,8 +3,10 @@
 
 use crate::pg::errors::raise;
 use crate::pg::sql_text::{quote_ident, quote_literal};
-use crate::types::varlena::{OwnedText, OwnedVarlena, TextBytes};
+use crate::types::varlena::{OwnedVarlena, VarlenaBytes};
 use encml_core::mask;
+use pgrx::datum::FromDatum;
+use pgrx::fcinfo::pg_getarg_datum_raw;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
@@ -34,54 +36,103 @@ fn mask_partial(
     )
 }
 
-/// A copy of `value`'s bytes, masked in place: the masks of digits and ASCII addresses keep the
-/// length, so the result is built with one allocation and no re-validation (these run per row
-/// in masked views).
-fn masked_copy(value: &[u8], mask: impl FnOnce(&mut [u8]) -> bool) -> Option<OwnedText> {
-    let mut v = OwnedVarlena::from_slice(value);
-    mask(v.payload_mut()).then_some(OwnedText(v))
+/// A copy of the text argument `n`'s bytes, masked in place: the masks of digits and ASCII
+/// addresses keep the length, so the result is built with one allocation and no re-validation.
+unsafe fn masked_copy(
+    fcinfo: pg_sys::FunctionCallInfo,
+    n: usize,
+    mask: impl FnOnce(&mut [u8]) -> bool,
+) -> Option<pg_sys::Datum> {
+    let value = unsafe { text_arg(fcinfo, n) };
+    let mut v = OwnedVarlena::small_copy(value);
+    mask(v.payload_mut()).then(|| v.into_datum())
 }
 
-/// A card number showing its last four digits (and the first `keep_first`, at most 6).
-#[pg_extern(immutable, strict, parallel_safe)]
-fn mask_pan(pan: TextBytes<'_>, keep_first: default!(i32, 0)) -> OwnedText {
-    let keep = count_arg(keep_first, "keep_first");
+unsafe fn text_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
+    unsafe {
+        VarlenaBytes::from_polymorphic_datum(
+            pg_getarg_datum_raw(fcinfo, n),
+            false,
+            pg_sys::InvalidOid,
+        )
+        .expect("STRICT function")
+        .0
+    }
+}
+
+unsafe fn int_arg(fcinfo: pg_sys::FunctionCallInfo, n: usize, what: &str) -> usize {
+    count_arg(
+        unsafe { pg_getarg_datum_raw(fcinfo, n) }.value() as i32,
+        what,
+    )
+}
+
+/// mask_pan(pan text, keep_first integer DEFAULT 0): a card number showing its last four digits
+/// (and the first `keep_first`, at most 6).
+unsafe fn mask_pan(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let keep = unsafe { int_arg(fcinfo, 1, "keep_first") };
     if keep > 6 {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("PCI DSS allows at most the first 6 digits to be shown, not {keep}"),
         );
     }
-    masked_copy(pan.0, |b| {
-        mask::digits_masked_in_place(b, keep, 4);
-        true
-    })
+    unsafe {
+        masked_copy(fcinfo, 0, |b| {
+            mask::digits_masked_in_place(b, keep, 4);
+            true
+        })
+    }
     .expect("always masked")
 }
 
-#[pg_extern(immutable, strict, parallel_safe)]
-fn mask_email(email: TextBytes<'_>) -> OwnedText {
-    masked_copy(email.0, mask::email_ascii_in_place).unwrap_or_else(|| {
-        let text = std::str::from_utf8(email.0).unwrap_or_else(|_| {
+/// mask_email(email text)
+unsafe fn mask_email(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    unsafe { masked_copy(fcinfo, 0, mask::email_ascii_in_place) }.unwrap_or_else(|| {
+        let text = std::str::from_utf8(unsafe { text_arg(fcinfo, 0) }).unwrap_or_else(|_| {
             raise(
                 PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
                 "mask_email needs a UTF-8 database",
             )
         });
-        OwnedText(OwnedVarlena::from_slice(mask::email(text).as_bytes()))
+        OwnedVarlena::from_slice(mask::email(text).as_bytes()).into_datum()
     })
 }
 
-/// A phone number showing its last `keep_last` digits, formatting kept.
-#[pg_extern(immutable, strict, parallel_safe)]
-fn mask_phone(phone: TextBytes<'_>, keep_last: default!(i32, 4)) -> OwnedText {
-    let keep = count_arg(keep_last, "keep_last");
-    masked_copy(phone.0, |b| {
-        mask::digits_masked_in_place(b, 0, keep);
-        true
-    })
+/// mask_phone(phone text, keep_last integer DEFAULT 4): a phone number showing its last
+/// `keep_last` digits, formatting kept.
+unsafe fn mask_phone(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let keep = unsafe { int_arg(fcinfo, 1, "keep_last") };
+    unsafe {
+        masked_copy(fcinfo, 0, |b| {
+            mask::digits_masked_in_place(b, 0, keep);
+            true
+        })
+    }
     .expect("always masked")
 }
+
+// Plain version-1 C functions rather than #[pg_extern]: masked views call them once per value,
+// and pgrx's generic wrapper (argument iterator, memory-context switch, return boxing) cost
+// about as much as the mask itself.
+crate::pg::c_functions! {
+    encml_mask_pan, pg_finfo_encml_mask_pan => mask_pan;
+    encml_mask_email, pg_finfo_encml_mask_email => mask_email;
+    encml_mask_phone, pg_finfo_encml_mask_phone => mask_phone;
+}
+
+pgrx::extension_sql!(
+    r#"
+CREATE FUNCTION mask_pan(pan text, keep_first integer DEFAULT 0) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_mask_pan';
+CREATE FUNCTION mask_email(email text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_mask_email';
+CREATE FUNCTION mask_phone(phone text, keep_last integer DEFAULT 4) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_mask_phone';
+"#,
+    name = "mask_functions",
+    requires = ["bootstrap"]
+);
 
 pgrx::extension_sql!(
     r#"
@@ -97,7 +148,7 @@ AS $$ SELECT CASE WHEN pg_catalog.isfinite(value)
 pgrx::extension_sql_file!(
     "../../sql/masking.sql",
     name = "masking_rules",
-    requires = ["bootstrap", masking_rule_set]
+    requires = ["bootstrap", "mask_functions", masking_rule_set]
 );
 
 /// The SQL expression of a mask over column expression `col` (already quoted), for a column of
@@ -205,37 +256,126 @@ fn masking_rule_set(
     });
 }
 
+/// A masking rule as stored, with the generated column holding its precomputed mask, if any.
+#[derive(Clone)]
+struct Rule {
+    col: String,
+    mask: String,
+    roles: Vec<String>,
+    /// (column name, mask it was generated with)
+    stored: Option<(String, String)>,
+}
+
+fn rules(rel: pg_sys::Oid) -> Vec<Rule> {
+    crate::pg::catalog_access::as_extension_owner(|| {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT col::text, mask, unmasked_roles::text[], stored_as::text, stored_mask \
+                       FROM encml.masking_rules WHERE tbl = $1::oid::regclass",
+                    None,
+                    &[rel.into()],
+                )
+                .map(|rows| {
+                    rows.filter_map(|r| {
+                        Some(Rule {
+                            col: r.get::<String>(1).ok()??,
+                            mask: r.get::<String>(2).ok()??,
+                            roles: r.get::<Vec<String>>(3).ok()??,
+                            stored: r.get::<String>(4).ok()?.zip(r.get::<String>(5).ok()?),
+                        })
+                    })
+                    .collect()
+                })
+                .unwrap_or_default()
+        })
+    })
+}
+
+fn is_encrypted(type_name: &str) -> bool {
+    matches!(
+        type_name,
+        "encml.enc_bytea" | "enc_bytea" | "encml.det_text" | "det_text"
+    )
+}
+
+/// The generated column holding a column's mask (`<col>__masked`).
+fn stored_column_name(col: &str) -> String {
+    let name = format!("{col}__masked");
+    if name.len() >= pg_sys::NAMEDATALEN as usize {
+        raise(
+            PgSqlErrorCode::ERRCODE_NAME_TOO_LONG,
+            format!("column name {col:?} is too long to store its mask as {name:?}"),
+        );
+    }
+    name
+}
+
+/// The view's select list: every column but the generated mask columns, masked per its rule
+/// unless the reader is a superuser or in the rule's unmasked roles.
+fn view_select(cols: &[(String, String)], rules: &[Rule], mask_columns: &[String]) -> Vec<String> {
+    let mut select = Vec::new();
+    for (col, type_name) in cols {
+        if mask_columns.contains(col) {
+            continue;
+        }
+        let q = quote_ident(col);
+        let Some(rule) = rules.iter().find(|r| r.col == *col) else {
+            select.push(q);
+            continue;
+        };
+        let mask = rule.mask.trim();
+        let roles_lit = quote_literal(&format!(
+            "{{{}}}",
+            rule.roles
+                .iter()
+                .map(|r| format!("\"{}\"", r.replace('"', "\\\"")))
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+        let unmasked = format!("(SELECT encml.masking_unmasked({roles_lit}::regrole[]))");
+        let hidden = || -> String {
+            if mask == "null" {
+                "NULL".into()
+            } else {
+                "'********'".into()
+            }
+        };
+        let (clear, masked) = match type_name.as_str() {
+            "encml.enc_bytea" | "enc_bytea" => (format!("encml.decrypt_text({q})"), hidden()),
+            "encml.det_text" | "det_text" => (format!("encml.det_decrypt({q})"), hidden()),
+            t => {
+                let clear = if mask == "null" || mask == "year" {
+                    q.clone()
+                } else {
+                    format!("{q}::text")
+                };
+                let masked = match &rule.stored {
+                    Some((name, _)) => quote_ident(name),
+                    None => mask_expr(mask, &q, t),
+                };
+                (clear, masked)
+            }
+        };
+        select.push(format!(
+            "CASE WHEN {unmasked} THEN {clear} ELSE {masked} END AS {q}"
+        ));
+    }
+    select
+}
+
 /// Creates (or replaces) the security-barrier view `<schema>.<table>_masked`: every column of
 /// the table, masked per its rule unless the reader is a superuser or in its unmasked roles.
 /// Encrypted columns (enc_bytea, det_text) are decrypted for unmasked readers (who need the key
-/// grant) and show `********` (or NULL for the null mask) to everyone else.
+/// grant) and show `********` (or NULL for the null mask) to everyone else. With `stored`, the
+/// masks of plain columns are precomputed in generated columns `<col>__masked` of the table
+/// (one table rewrite), so reading the view costs a column read instead of a mask call per
+/// value; without it, such columns from an earlier call are dropped.
 #[pg_extern(volatile, strict, parallel_unsafe)]
-fn apply_masking(tbl: crate::types::reg::RegClass) -> String {
+fn apply_masking(tbl: crate::types::reg::RegClass, stored: default!(bool, false)) -> String {
     let rel = tbl.0;
     require_owner(rel);
-    let rules: Vec<(String, String, Vec<String>)> = crate::pg::catalog_access::as_extension_owner(
-        || {
-            Spi::connect(|client| {
-                client
-                    .select(
-                        "SELECT col::text, mask, unmasked_roles::text[] FROM encml.masking_rules WHERE tbl = $1::oid::regclass",
-                        None,
-                        &[rel.into()],
-                    )
-                    .map(|rows| {
-                        rows.filter_map(|r| {
-                            Some((
-                                r.get::<String>(1).ok()??,
-                                r.get::<String>(2).ok()??,
-                                r.get::<Vec<String>>(3).ok()??,
-                            ))
-                        })
-                        .collect()
-                    })
-                    .unwrap_or_default()
-            })
-        },
-    );
+    let mut rules = rules(rel);
     let (schema, name) = unsafe {
         let nsp = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(rel));
         let relname = pg_sys::get_rel_name(rel);
@@ -246,73 +386,137 @@ fn apply_masking(tbl: crate::types::reg::RegClass) -> String {
                 .into_owned(),
         )
     };
-    let mut select = Vec::new();
-    for (col, type_name) in columns(rel) {
-        let q = quote_ident(&col);
-        let Some((_, mask, roles)) = rules.iter().find(|(c, _, _)| *c == col) else {
-            select.push(q);
-            continue;
-        };
-        let roles_lit = quote_literal(&format!(
-            "{{{}}}",
-            roles
-                .iter()
-                .map(|r| format!("\"{}\"", r.replace('"', "\\\"")))
-                .collect::<Vec<_>>()
-                .join(",")
-        ));
-        let unmasked = format!("(SELECT encml.masking_unmasked({roles_lit}::regrole[]))");
-        let (clear, masked) = match type_name.as_str() {
-            "encml.enc_bytea" | "enc_bytea" => (
-                format!("encml.decrypt_text({q})"),
-                if mask.trim() == "null" {
-                    "NULL".into()
-                } else {
-                    "'********'".into()
-                },
-            ),
-            "encml.det_text" | "det_text" => (
-                format!("encml.det_decrypt({q})"),
-                if mask.trim() == "null" {
-                    "NULL".into()
-                } else {
-                    "'********'".into()
-                },
-            ),
-            t if mask.trim() == "null" || mask.trim() == "year" => {
-                (q.clone(), mask_expr(mask, &q, t))
-            }
-            t => (format!("{q}::text"), mask_expr(mask, &q, t)),
-        };
-        select.push(format!(
-            "CASE WHEN {unmasked} THEN {clear} ELSE {masked} END AS {q}"
-        ));
-    }
+    let table = format!("{}.{}", quote_ident(&schema), quote_ident(&name));
     let view = format!(
         "{}.{}",
         quote_ident(&schema),
         quote_ident(&format!("{name}_masked"))
     );
-    let shown = unsafe {
-        let q = |s: &str| {
-            let c = std::ffi::CString::new(s).expect("no NUL in a name");
-            std::ffi::CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr()))
-                .to_string_lossy()
-                .into_owned()
-        };
-        format!("{}.{}", q(&schema), q(&format!("{name}_masked")))
+    let create_view = |cols: &[(String, String)], rules: &[Rule], mask_columns: &[String]| {
+        Spi::run(&format!(
+            "CREATE OR REPLACE VIEW {view} WITH (security_barrier = true) AS SELECT {} FROM {table}",
+            view_select(cols, rules, mask_columns).join(", "),
+        ))
+        .unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                e.to_string(),
+            )
+        })
     };
-    Spi::run(&format!(
-        "CREATE OR REPLACE VIEW {view} WITH (security_barrier = true) AS SELECT {} FROM {}.{}",
-        select.join(", "),
-        quote_ident(&schema),
-        quote_ident(&name)
-    ))
-    .unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            e.to_string(),
-        )
-    });
-    shown
+
+    // Which generated mask columns to drop and add: a column is kept while its rule's mask is
+    // unchanged; a column dropped by hand is made again.
+    let cols = columns(rel);
+    let has_column = |n: &str| cols.iter().any(|(c, _)| c == n);
+    let old_mask_columns: Vec<String> = rules
+        .iter()
+        .filter_map(|r| r.stored.as_ref().map(|(n, _)| n.clone()))
+        .filter(|n| has_column(n))
+        .collect();
+    let mut drops = Vec::new();
+    let mut adds = Vec::new();
+    let mut changed = Vec::new();
+    for rule in rules.iter_mut() {
+        let Some((_, type_name)) = cols.iter().find(|(c, _)| *c == rule.col) else {
+            continue;
+        };
+        let mask = rule.mask.trim().to_string();
+        let wanted = stored && mask != "null" && !is_encrypted(type_name);
+        let existing = rule.stored.take().filter(|(n, _)| has_column(n));
+        let current = existing.as_ref().is_some_and(|(_, m)| *m == mask);
+        if let Some((n, _)) = &existing {
+            if !(wanted && current) {
+                drops.push(format!("DROP COLUMN {}", quote_ident(n)));
+            }
+        }
+        if wanted && current {
+            rule.stored = existing;
+            continue;
+        }
+        if !wanted && existing.is_none() {
+            continue;
+        }
+        if wanted {
+            let n = stored_column_name(&rule.col);
+            if has_column(&n) && existing.as_ref().is_none_or(|(e, _)| *e != n) {
+                raise(
+                    PgSqlErrorCode::ERRCODE_DUPLICATE_COLUMN,
+                    format!("column {n:?} already exists and is not a mask column of this table"),
+                );
+            }
+            let result_type = if mask == "year" {
+                type_name.as_str()
+            } else {
+                "text"
+            };
+            adds.push(format!(
+                "ADD COLUMN {} {result_type} GENERATED ALWAYS AS ({}) STORED",
+                quote_ident(&n),
+                mask_expr(&mask, &quote_ident(&rule.col), type_name)
+            ));
+            rule.stored = Some((n, mask));
+        }
+        changed.push(rule.col.clone());
+    }
+    for rule in rules.iter().filter(|r| changed.contains(&r.col)) {
+        let (stored_as, stored_mask) = match &rule.stored {
+            Some((n, m)) => (Some(n.as_str()), Some(m.as_str())),
+            None => (None, None),
+        };
+        crate::pg::catalog_access::as_extension_owner(|| {
+            Spi::run_with_args(
+                "UPDATE encml.masking_rules SET stored_as = $3, stored_mask = $4 \
+                  WHERE tbl = $1::oid::regclass AND col = $2",
+                &[
+                    rel.into(),
+                    rule.col.as_str().into(),
+                    stored_as.into(),
+                    stored_mask.into(),
+                ],
+            )
+            .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()));
+        });
+    }
+    if !drops.is_empty() || !adds.is_empty() {
+        // The view must stop reading the columns being dropped first; replacing it (same
+        // columns, same types) keeps the grants made on it.
+        if !drops.is_empty() {
+            let dynamic: Vec<Rule> = rules
+                .iter()
+                .map(|r| Rule {
+                    stored: None,
+                    ..r.clone()
+                })
+                .collect();
+            create_view(&cols, &dynamic, &old_mask_columns);
+        }
+        Spi::run(&format!(
+            "ALTER TABLE {table} {}",
+            drops
+                .iter()
+                .chain(adds.iter())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                e.to_string(),
+            )
+        });
+    }
+    let mask_columns: Vec<String> = rules
+        .iter()
+        .filter_map(|r| r.stored.as_ref().map(|(n, _)| n.clone()))
+        .collect();
+    create_view(&columns(rel), &rules, &mask_columns);
+    let q = |s: &str| unsafe {
+        let c = std::ffi::CString::new(s).expect("no NUL in a name");
+        std::ffi::CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr()))
+            .to_string_lossy()
+            .into_owned()
+    };
+    format!("{}.{}", q(&schema), q(&format!("{name}_masked")))
 }

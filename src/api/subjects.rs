@@ -445,8 +445,9 @@ fn make_subject_key(subject: &str, purpose: Purpose) -> [u8; 16] {
     }
     let id = *uuid::Uuid::new_v4().as_bytes();
     let (wrapped, fingerprint) = provider::new_wrapped_data_key(&id, 1);
+    // No cache invalidation: no session caches a key that does not exist yet, and emptying this
+    // backend's key cache would re-unwrap every other key a bulk load uses, once per new subject.
     if catalog::insert_subject_key(&id, subject, purpose, caller(), &wrapped, &fingerprint) {
-        catalog::invalidate();
         events::record(
             "create_subject_key",
             None,

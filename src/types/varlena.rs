@@ -64,6 +64,37 @@ impl OwnedVarlena {
         Self::with_bytes_at(bytes.len(), 0, bytes)
     }
 
+    /// A copy of a short value (masks, per row in views), allocated without pgrx's guarded FFI
+    /// call, whose sigsetjmp costs as much as masking a short value. It calls the current
+    /// AllocSet's allocator the way palloc does: in PostgreSQL 15 that allocator reports failure
+    /// by returning NULL and never raises an ERROR itself, so nothing can longjmp across Rust
+    /// frames; on NULL, or for other kinds of context, the guarded palloc runs (and raises the
+    /// out-of-memory error).
+    pub fn small_copy(bytes: &[u8]) -> Self {
+        let size = bytes.len() + pg_sys::VARHDRSZ;
+        if size > 8192 {
+            return Self::from_slice(bytes);
+        }
+        unsafe {
+            let cxt = pg_sys::CurrentMemoryContext;
+            if (*cxt).type_ != pg_sys::NodeTag::T_AllocSetContext {
+                return Self::from_slice(bytes);
+            }
+            let Some(alloc) = (*(*cxt).methods).alloc else {
+                return Self::from_slice(bytes);
+            };
+            (*cxt).isReset = false;
+            let ptr = alloc(cxt, size) as *mut pg_sys::varlena;
+            if ptr.is_null() {
+                return Self::from_slice(bytes);
+            }
+            pgrx::set_varsize_4b(ptr, size as i32);
+            let data = pgrx::vardata_any(ptr) as *mut u8;
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
+            OwnedVarlena(ptr)
+        }
+    }
+
     pub fn payload_mut(&mut self) -> &mut [u8] {
         unsafe {
             let len = pgrx::varsize_any_exhdr(self.0);

@@ -42,12 +42,18 @@ fn digits_masked(value: &str, keep_first: usize, keep_last: usize) -> String {
 /// and the last `keep_last` becomes `*`. ASCII digits never occur inside a multi-byte UTF-8
 /// sequence (nor in any server encoding Postgres supports), so the text stays valid.
 pub fn digits_masked_in_place(bytes: &mut [u8], keep_first: usize, keep_last: usize) {
-    let total = bytes.iter().filter(|b| b.is_ascii_digit()).count();
-    let hide_after = total.saturating_sub(keep_last);
-    let mut seen = 0;
-    for b in bytes.iter_mut().filter(|b| b.is_ascii_digit()) {
-        seen += 1;
-        if seen > keep_first && seen <= hide_after {
+    // One pass from the end past the kept last digits, one from the start over the rest.
+    let mut end = bytes.len();
+    let mut kept_last = 0;
+    while kept_last < keep_last && end > 0 {
+        end -= 1;
+        kept_last += usize::from(bytes[end].is_ascii_digit());
+    }
+    let mut kept_first = 0;
+    for b in bytes[..end].iter_mut().filter(|b| b.is_ascii_digit()) {
+        if kept_first < keep_first {
+            kept_first += 1;
+        } else {
             *b = b'*';
         }
     }
@@ -69,11 +75,13 @@ pub fn email_ascii_in_place(bytes: &mut [u8]) -> bool {
         Some(dot) if dot > 0 => at + 1 + dot,
         _ => bytes.len(),
     };
-    for (i, b) in bytes.iter_mut().enumerate() {
-        let first_of_part = i == 0 || i == at + 1;
-        if i != at && i < domain_end && !first_of_part {
-            *b = b'*';
-        }
+    // Kept: the first character of the local part, the '@', the first of the domain and the
+    // top-level domain from its dot on.
+    if at > 1 {
+        bytes[1..at].fill(b'*');
+    }
+    if domain_end > at + 2 {
+        bytes[at + 2..domain_end].fill(b'*');
     }
     true
 }
@@ -150,5 +158,49 @@ mod tests {
         }
         assert!(!email_ascii_in_place(&mut b"plain".to_vec()));
         assert!(!email_ascii_in_place(&mut "é@x.fr".as_bytes().to_vec()));
+    }
+
+    #[test]
+    fn digits_in_place_keeps_first_and_last() {
+        // Reference: number the digits, mask those after the first `first` and before the
+        // last `last`.
+        fn reference(v: &str, first: usize, last: usize) -> String {
+            let total = v.bytes().filter(u8::is_ascii_digit).count();
+            let mut seen = 0;
+            v.bytes()
+                .map(|b| {
+                    if !b.is_ascii_digit() {
+                        return b as char;
+                    }
+                    seen += 1;
+                    if seen > first && seen + last <= total {
+                        '*'
+                    } else {
+                        b as char
+                    }
+                })
+                .collect()
+        }
+        for v in [
+            "",
+            "1",
+            "12345",
+            "4111 1111 1111 1111",
+            "+1 (555) 123-4567",
+            "ab-12-cd-3",
+            "--",
+        ] {
+            for first in [0, 1, 6, 20] {
+                for last in [0, 1, 4, 20] {
+                    let mut b = v.as_bytes().to_vec();
+                    digits_masked_in_place(&mut b, first, last);
+                    assert_eq!(
+                        String::from_utf8(b).unwrap(),
+                        reference(v, first, last),
+                        "{v} {first} {last}"
+                    );
+                }
+            }
+        }
     }
 }
