@@ -68,7 +68,9 @@ SELECT try($$SELECT encml.fhe_vector_sum(u) FROM (SELECT u FROM fhe_updates
 SELECT try($$SELECT encml.fhe_vector_sum(u) FROM (SELECT u FROM fhe_updates
              UNION ALL SELECT u FROM fhe_updates WHERE i = 7) s$$) AS same_ciphertext_twice;
 SELECT try($$SELECT substr(u::bytea, 1, 5000)::encml.fhe_vector FROM fhe_updates WHERE i = 1$$) AS truncated;
-SELECT try($$SELECT (substr(u::bytea, 1, 2000) || '\x01'::bytea || substr(u::bytea, 2002))::encml.fhe_vector
+-- One bit flipped (not a byte overwritten, which would leave the value intact when it already
+-- held that byte).
+SELECT try($$SELECT set_byte(u::bytea, 2000, get_byte(u::bytea, 2000) # 1)::encml.fhe_vector
                FROM fhe_updates WHERE i = 1$$) AS corrupted_byte;
 SELECT try($$SELECT overlay(u::bytea placing '\x09' from 3)::encml.fhe_vector FROM fhe_updates WHERE i = 1$$) AS unknown_version;
 SELECT try($$SELECT 'not base64!'::encml.fhe_vector$$) AS bad_text;
