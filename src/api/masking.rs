@@ -241,6 +241,18 @@ fn masking_rule_set(
             ),
         );
     };
+    if let Some(of) = rules(rel)
+        .into_iter()
+        .find(|r| r.stored.as_ref().is_some_and(|(n, _)| n == col))
+    {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "column {col:?} holds the stored mask of column {:?}; set the rule on that column",
+                of.col
+            ),
+        );
+    }
     mask_expr(mask, "x", &type_name); // validates
     let roles: Vec<pg_sys::Oid> = unmasked_roles.into_iter().flatten().collect();
     let by = crate::pg::catalog_access::caller();

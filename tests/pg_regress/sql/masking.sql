@@ -85,6 +85,7 @@ SET ROLE encml_mask_analyst;
 SELECT id, email, card FROM customers_masked ORDER BY id;
 RESET ROLE;
 SELECT col, stored_as, stored_mask FROM encml.masking_rules WHERE tbl = 'customers'::regclass ORDER BY col;
+SELECT try($$SELECT encml.set_masking_rule('customers', 'card__masked', 'null')$$) AS rule_on_mask_column;
 -- Back to masks computed per value: the generated columns are dropped, the grants stay.
 SELECT encml.apply_masking('customers');
 SELECT count(*) AS generated_columns FROM pg_attribute WHERE attrelid = 'customers'::regclass AND attgenerated = 's';
