@@ -490,7 +490,8 @@ fn apply_masking(tbl: crate::types::reg::RegClass, stored: default!(bool, false)
             .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()));
         });
     }
-    if !drops.is_empty() || !adds.is_empty() {
+    let altered = !drops.is_empty() || !adds.is_empty();
+    if altered {
         // The view must stop reading the columns being dropped first; replacing it (same
         // columns, same types) keeps the grants made on it.
         if !drops.is_empty() {
@@ -505,12 +506,7 @@ fn apply_masking(tbl: crate::types::reg::RegClass, stored: default!(bool, false)
         }
         Spi::run(&format!(
             "ALTER TABLE {table} {}",
-            drops
-                .iter()
-                .chain(adds.iter())
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            [drops, adds].concat().join(", ")
         ))
         .unwrap_or_else(|e| {
             raise(
@@ -523,7 +519,8 @@ fn apply_masking(tbl: crate::types::reg::RegClass, stored: default!(bool, false)
         .iter()
         .filter_map(|r| r.stored.as_ref().map(|(n, _)| n.clone()))
         .collect();
-    create_view(&columns(rel), &rules, &mask_columns);
+    let cols = if altered { columns(rel) } else { cols };
+    create_view(&cols, &rules, &mask_columns);
     let q = |s: &str| unsafe {
         let c = std::ffi::CString::new(s).expect("no NUL in a name");
         std::ffi::CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr()))
