@@ -2,8 +2,8 @@
 #   make demo   installs what is missing, builds and installs the extension, starts a throw-away
 #               cluster as the postgres OS user and runs examples/demo.sql
 #   make test   the same set-up, then every test (Rust unit tests, #[pg_test]s, pg_regress,
-#               multi-session and dump/restore scripts, and the Citus suite on a local
-#               coordinator and two workers)
+#               the upgrade test from every release, multi-session and dump/restore scripts,
+#               and the Citus suite on a local coordinator and two workers)
 # Also: make install (build + install, release), make test-slow (multi-gigabyte tests), make bench,
 # make stop (stop the cluster).
 
@@ -15,7 +15,7 @@ export PG_CONFIG
 # place crashes them).
 UNLINK_SO = rm -f "$$($(PG_CONFIG) --pkglibdir 2>/dev/null || echo /nonexistent)/pg_encrypt_ml.so"
 
-.PHONY: deps install install-dev demo test test-unit test-pgrx test-regress test-integration test-citus citus test-slow bench bench-citus stop fmt
+.PHONY: deps install install-dev demo test test-unit test-pgrx test-regress test-upgrade test-integration test-citus citus test-slow bench bench-citus stop fmt
 
 deps:
 	@bash scripts/install-deps.sh
@@ -23,17 +23,19 @@ deps:
 install: deps
 	@$(UNLINK_SO)
 	cargo pgrx install --release --pg-config $(PG_CONFIG)
+	@bash scripts/install-sql.sh
 
 # Dev profile (dependencies optimized, see Cargo.toml): what the tests run against.
 install-dev: deps
 	@$(UNLINK_SO)
 	cargo pgrx install --pg-config $(PG_CONFIG)
+	@bash scripts/install-sql.sh
 
 demo: install
 	@bash scripts/cluster.sh start
 	@bash scripts/demo.sh
 
-test: deps test-unit test-pgrx test-regress test-integration test-citus
+test: deps test-unit test-pgrx test-regress test-upgrade test-integration test-citus
 	@echo "==> all tests passed"
 
 test-unit:
@@ -51,6 +53,12 @@ test-pgrx: deps
 test-regress: install-dev
 	@bash scripts/cluster.sh start
 	@bash scripts/regress.sh
+
+# Every released version upgraded to this one equals a fresh install, loses nothing, and
+# survives pg_dump/pg_restore (tests/upgrade/run.sh, docs/upgrading.md).
+test-upgrade: install-dev
+	@bash scripts/cluster.sh start
+	@bash tests/upgrade/run.sh
 
 test-integration: install-dev
 	@bash scripts/cluster.sh start

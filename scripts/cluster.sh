@@ -31,6 +31,11 @@ fsync = off
 shared_preload_libraries = 'pg_encrypt_ml'
 CONF
     fi
+    # The library is preloaded: a server started before the last install runs the old one.
+    SO="$("${PG_CONFIG:-$PGBIN/pg_config}" --pkglibdir)/pg_encrypt_ml.so"
+    if as_postgres "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1 && [ "$SO" -nt "$DATA/postmaster.pid" ]; then
+      as_postgres "$PGBIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -m fast -w restart >/dev/null
+    fi
     if ! as_postgres "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
       as_postgres "$PGBIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w start >/dev/null
     fi

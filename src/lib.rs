@@ -19,9 +19,9 @@ pub mod security;
 pub mod types;
 
 // Tables, views and grants of the key catalog; runs before any generated function.
-pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+pgrx::extension_sql_file!("../sql/schema/bootstrap.sql", name = "bootstrap", bootstrap);
 // COMMENTs, privileges and volatility checks for every function; runs last.
-pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+pgrx::extension_sql_file!("../sql/schema/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

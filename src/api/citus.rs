@@ -18,7 +18,7 @@ c_functions! {
 }
 
 pgrx::extension_sql_file!(
-    "../../sql/citus.sql",
+    "../../sql/schema/citus.sql",
     name = "citus",
     requires = ["finalize"]
 );

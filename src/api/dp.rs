@@ -4,7 +4,7 @@
 //! nobody can read a noise-free state: only the final function sees it, and it first records
 //! the privacy charge (outside the transaction, see `privacy::charge`) and then adds noise once.
 //! Transition, combine, serialize and deserialize functions make the aggregates parallel.
-//! The functions are bound by C symbol in sql/dp.sql: one transition function per kind serves
+//! The functions are bound by C symbol in sql/schema/dp.sql: one transition function per kind serves
 //! the short (epsilon), (epsilon, delta) and privacy-unit variants by its argument count.
 
 use crate::pg::c_functions;
@@ -487,7 +487,7 @@ c_functions! {
         |f| unsafe { finish::<i64, bool>(f, release_partition) };
 }
 
-pgrx::extension_sql_file!("../../sql/dp.sql", name = "dp_aggregates");
+pgrx::extension_sql_file!("../../sql/schema/dp.sql", name = "dp_aggregates");
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]

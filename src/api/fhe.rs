@@ -320,7 +320,7 @@ c_functions! {
 }
 
 pgrx::extension_sql_file!(
-    "../../sql/fhe.sql",
+    "../../sql/schema/fhe.sql",
     name = "fhe",
     requires = ["fhe_vector_type"]
 );

@@ -146,7 +146,7 @@ AS $$ SELECT CASE WHEN pg_catalog.isfinite(value)
 );
 
 pgrx::extension_sql_file!(
-    "../../sql/masking.sql",
+    "../../sql/schema/masking.sql",
     name = "masking_rules",
     requires = ["bootstrap", "mask_functions", masking_rule_set]
 );
@@ -221,7 +221,7 @@ fn columns(rel: pg_sys::Oid) -> Vec<(String, String)> {
 }
 
 /// Sets the mask of one column (see `mask_expr`) and the roles that see it unmasked; applied by
-/// `apply_masking`. Called by `encml.set_masking_rule` (sql/masking.sql), which takes the roles
+/// `apply_masking`. Called by `encml.set_masking_rule` (sql/schema/masking.sql), which takes the roles
 /// as regrole[].
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn masking_rule_set(

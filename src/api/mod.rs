@@ -1,5 +1,5 @@
 //! The SQL surface: thin functions that check arguments and rights, call into `keys`/`types` and
-//! `encml_core`, and map errors. COMMENTs and privileges are in sql/finalize.sql.
+//! `encml_core`, and map errors. COMMENTs and privileges are in sql/schema/finalize.sql.
 pub mod audit;
 pub mod citus;
 pub mod clearances;
@@ -21,3 +21,4 @@ pub mod subjects;
 pub mod tenancy;
 pub mod tensor;
 pub mod tokenize;
+pub mod version;

@@ -804,7 +804,7 @@ fn subject_forget(subject: &str) -> JsonB {
 }
 
 pgrx::extension_sql_file!(
-    "../../sql/subjects.sql",
+    "../../sql/schema/subjects.sql",
     name = "subjects",
     requires = ["bootstrap"]
 );

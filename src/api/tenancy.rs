@@ -351,7 +351,7 @@ fn create_tenant_schema(
 }
 
 pgrx::extension_sql_file!(
-    "../../sql/tenancy.sql",
+    "../../sql/schema/tenancy.sql",
     name = "tenant_isolation",
     requires = ["current_tenant"]
 );

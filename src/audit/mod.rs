@@ -55,9 +55,9 @@ pub fn table_name(rel: pg_sys::Oid) -> String {
 /// The labels whose columns are redacted in the log by default.
 pub const SENSITIVE_LABELS: [&str; 4] = ["pii", "phi", "pci", "secret"];
 
-pgrx::extension_sql_file!("../../sql/audit.sql", name = "audit_log");
+pgrx::extension_sql_file!("../../sql/schema/audit.sql", name = "audit_log");
 pgrx::extension_sql_file!(
-    "../../sql/compliance.sql",
+    "../../sql/schema/compliance.sql",
     name = "compliance_report",
     requires = ["audit_log"]
 );

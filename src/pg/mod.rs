@@ -8,6 +8,7 @@ pub mod expanded;
 pub mod gucs;
 pub mod large_object;
 pub mod random;
+pub mod schema_version;
 pub mod sql_text;
 pub mod tenant;
 

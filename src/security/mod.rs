@@ -67,7 +67,7 @@ pub fn require_preload(what: &str) {
 }
 
 pgrx::extension_sql_file!(
-    "../../sql/security.sql",
+    "../../sql/schema/security.sql",
     name = "security_events",
     requires = ["audit_log"]
 );

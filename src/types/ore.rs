@@ -1,7 +1,7 @@
 //! `ore_int8`, `ore_float8`, `ore_timestamptz`: order-revealing ciphertexts (CLWW, see
 //! `encml_core::ore` and docs/searchable.md). The three types share one layout (a domain byte
 //! says which); only input checks differ. Their comparison functions, written once in
-//! `api::order`, are bound to each type in sql/ore.sql. I/O conventions: `types::ciphertext`.
+//! `api::order`, are bound to each type in sql/schema/ore.sql. I/O conventions: `types::ciphertext`.
 
 use crate::pg::errors::raise;
 use crate::types::varlena::OwnedVarlena;
@@ -114,7 +114,7 @@ ore_type!(
     ore_timestamptz_from_bytea
 );
 
-// ---- Written once, bound to ore_float8 and ore_timestamptz by C symbol in sql/ore.sql ----
+// ---- Written once, bound to ore_float8 and ore_timestamptz by C symbol in sql/schema/ore.sql ----
 
 #[pg_extern(immutable, strict, parallel_safe)]
 fn ore_int8_out(value: OreInt8<'_>) -> &'static CStr {
@@ -221,7 +221,7 @@ fn ore_int8_sortsupport(ssup: pgrx::Internal) {
 }
 
 pgrx::extension_sql_file!(
-    "../../sql/ore.sql",
+    "../../sql/schema/ore.sql",
     name = "ore_types",
     requires = [
         "ore_int8_shell",

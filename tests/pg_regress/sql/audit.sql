@@ -222,6 +222,16 @@ SELECT status, detail FROM encml.compliance_report() WHERE check_name = 'passwor
 RESET password_encryption;
 SELECT status, detail FROM encml.compliance_report() WHERE check_name = 'password_encryption';
 DROP ROLE encml_a_md5;
+-- One library serves every installed schema version: a schema behind the library (here an older
+-- extversion, rolled back) is reported until ALTER EXTENSION ... UPDATE.
+SELECT status, replace(detail, encml.library_version(), '<library>') AS detail
+  FROM encml.compliance_report() WHERE check_name = 'extension_version';
+BEGIN;
+UPDATE pg_extension SET extversion = '0.1.0' WHERE extname = 'pg_encrypt_ml';
+SELECT status, replace(detail, encml.library_version(), '<library>') AS detail
+  FROM encml.compliance_report() WHERE check_name = 'extension_version';
+ROLLBACK;
+SELECT encml.library_version() = extversion AS library_is_schema FROM pg_extension WHERE extname = 'pg_encrypt_ml';
 
 SELECT encml.audit_disable('public.a_patients');
 SELECT operation FROM encml.audit_log ORDER BY id DESC LIMIT 1;

@@ -57,8 +57,10 @@ CREATE TABLE audit_witness (
 );
 COMMENT ON TABLE audit_witness IS 'pg_encrypt_ml: the audit chain head after each seal';
 
+-- Tables are regclass (not oid) here and in column_classes: pg_dump writes a regclass as the
+-- table's name, so a restored database keeps auditing and redacting the same tables.
 CREATE TABLE audited_tables (
-    table_oid  oid PRIMARY KEY,
+    table_oid  regclass PRIMARY KEY,
     redact     text[] NOT NULL DEFAULT '{}',
     enabled_by text NOT NULL,
     enabled_at timestamptz NOT NULL DEFAULT pg_catalog.now()
@@ -67,7 +69,7 @@ COMMENT ON TABLE audited_tables IS 'pg_encrypt_ml: tables audited by encml.audit
 
 -- Column classification (pii, phi, pci, secret, ...), by attribute number so renames keep it.
 CREATE TABLE column_classes (
-    table_oid oid NOT NULL,
+    table_oid regclass NOT NULL,
     attnum    smallint NOT NULL,
     label     text NOT NULL CHECK (label ~ '^[a-z][a-z0-9_]*$'),
     PRIMARY KEY (table_oid, attnum)

@@ -1,7 +1,56 @@
--- Compliance report over the live database (docs/audit.md). Runs with the extension owner's
--- rights (it reads the key catalog, pg_authid and every table using encrypted types); granted to
--- encml_auditor.
-CREATE FUNCTION compliance_report()
+-- pg_encrypt_ml 0.1.0 -> 0.2.0, run by ALTER EXTENSION pg_encrypt_ml UPDATE with search_path set
+-- to the extension's schema. Written by hand (pgrx generates install scripts only); tests/upgrade
+-- proves that a database upgraded with it equals a fresh install of 0.2.0. Once 0.2.0 is
+-- released this file is never edited again: later changes go into the next upgrade script.
+\echo Use "ALTER EXTENSION pg_encrypt_ml UPDATE TO '0.2.0'" to load this file. \quit
+
+-- The version of the loaded library, next to pg_extension.extversion (the schema's).
+CREATE FUNCTION library_version() RETURNS text
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'library_version_wrapper';
+COMMENT ON FUNCTION library_version() IS
+    'The version of the loaded pg_encrypt_ml library; pg_extension.extversion holds the installed schema''s, older until ALTER EXTENSION pg_encrypt_ml UPDATE';
+-- As in a fresh install (finalize.sql revokes every function from PUBLIC, then grants).
+REVOKE ALL ON FUNCTION library_version() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION library_version() TO PUBLIC;
+
+-- Fixed: a restored dump lost which tables are audited and which columns are classified
+-- (their oids pointed at nothing), so restored tables were logged without redaction. A regclass is
+-- dumped as the table's name; oid and regclass are binary compatible, so nothing is rewritten.
+-- The view over column_classes depends on the column's type: dropped and created again as it was.
+-- A database restored from a 0.1.0 dump already holds oids of the original database here:
+-- name them, so that the owner can run audit_enable / classify again.
+DO $$
+DECLARE stale text;
+BEGIN
+    SELECT string_agg(DISTINCT x.table_oid::text, ', ') INTO stale
+      FROM (SELECT table_oid FROM audited_tables UNION ALL SELECT table_oid FROM column_classes) x
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = x.table_oid);
+    IF stale IS NOT NULL THEN
+        RAISE WARNING 'pg_encrypt_ml: audited_tables or column_classes name tables that do not exist (oids %), probably from a restored 0.1.0 dump', stale
+              USING HINT = 'Run encml.audit_enable and encml.classify again for the restored tables, then delete those rows.';
+    END IF;
+END
+$$;
+DROP VIEW classified_columns;
+ALTER TABLE audited_tables ALTER COLUMN table_oid TYPE regclass;
+ALTER TABLE column_classes ALTER COLUMN table_oid TYPE regclass;
+CREATE VIEW classified_columns AS
+SELECT c.table_oid::regclass AS table_name, a.attname AS column_name,
+       pg_catalog.format_type(a.atttypid, a.atttypmod) AS data_type, c.label
+  FROM column_classes c
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum AND NOT a.attisdropped;
+COMMENT ON VIEW classified_columns IS 'pg_encrypt_ml: classified columns with their current names and types';
+GRANT SELECT ON classified_columns TO encml_auditor;
+
+-- Fixed: the identity sequences of the privacy ledger and the consent history were not dumped,
+-- so after a restore they handed out ids already taken (the next charge or consent failed).
+SELECT pg_catalog.pg_extension_config_dump('privacy_charges_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('consents_id_seq', '');
+
+-- compliance_report(): a new last check, extension_version (schema older than the library).
+CREATE OR REPLACE FUNCTION compliance_report()
 RETURNS TABLE (check_name text, status text, detail text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -190,6 +239,19 @@ BEGIN
                          left(array_to_string(hits, ', '), 500));
     ELSE
         status := 'pass'; detail := 'the keys of every classified encrypted column carry its label';
+    END IF;
+    RETURN NEXT;
+
+    -- One library serves every installed schema version: until ALTER EXTENSION ... UPDATE, the
+    -- schema lacks what the library's release added and fixed (docs/upgrading.md).
+    check_name := 'extension_version';
+    SELECT e.extversion INTO list FROM pg_extension e WHERE e.extname = 'pg_encrypt_ml';
+    IF list = encml.library_version() THEN
+        status := 'pass'; detail := format('schema and library at %s', list);
+    ELSE
+        status := 'warn';
+        detail := format('the schema is at %s, the library at %s: run ALTER EXTENSION pg_encrypt_ml UPDATE',
+                         list, encml.library_version());
     END IF;
     RETURN NEXT;
 END

@@ -260,7 +260,7 @@ COMMENT ON FUNCTION forget_tenant(text) IS
 COMMENT ON FUNCTION create_tenant_schema(text, text) IS
     'Schema-per-tenant: creates a schema owned by encml_tenant_admin with USAGE for the tenant''s members only; returns its name';
 
--- Auditing (sql/audit.sql, src/audit/)
+-- Auditing (sql/schema/audit.sql, src/audit/)
 COMMENT ON FUNCTION audit_enable(regclass, text[]) IS
     'Audits INSERT, UPDATE, DELETE and TRUNCATE of a table into encml.audit_log; listed and sensitive-classified columns are redacted to keyed hashes (table owner)';
 COMMENT ON FUNCTION audit_disable(regclass) IS 'Stops auditing a table; the stop is logged (table owner)';
@@ -277,7 +277,7 @@ COMMENT ON FUNCTION compliance_report() IS
 COMMENT ON FUNCTION audit_log_guard() IS 'Trigger keeping encml.audit_log and encml.audit_witness append-only';
 COMMENT ON FUNCTION audit_row_trigger() IS 'Trigger of audited tables (arguments: columns to redact)';
 
--- Homomorphic aggregation (sql/fhe.sql, src/api/fhe.rs)
+-- Homomorphic aggregation (sql/schema/fhe.sql, src/api/fhe.rs)
 COMMENT ON FUNCTION fhe_vector_in(cstring) IS 'fhe_vector text input: base64 of the binary value, header and length checked';
 COMMENT ON FUNCTION fhe_vector_out(fhe_vector) IS 'fhe_vector text output: base64 of the binary value';
 COMMENT ON FUNCTION fhe_vector_recv(internal) IS 'fhe_vector binary input, header and length checked';
@@ -339,7 +339,7 @@ COMMENT ON FUNCTION fhe_close_round(bigint) IS
 COMMENT ON FUNCTION fhe_round_sum(bigint) IS
     'The encrypted sum of a closed round: the decrypting party''s only access to round data (encml_fhe_decryptor)';
 
--- Differential privacy (sql/dp.sql)
+-- Differential privacy (sql/schema/dp.sql)
 COMMENT ON FUNCTION set_privacy_budget(regrole, double precision, double precision, text) IS
     'Sets an analyst''s total privacy budget (epsilon, delta) in a scope; what was spent stays spent (privacy admins)';
 COMMENT ON FUNCTION privacy_budget_remaining(regrole, text) IS
@@ -381,6 +381,9 @@ COMMENT ON AGGREGATE dp_sum(bigint, bigint, bigint, double precision, double pre
 COMMENT ON AGGREGATE dp_avg(double precision, double precision, double precision, double precision) IS 'Noisy average: noisy clamped sum / noisy count, each with half the epsilon, clamped to the bounds';
 COMMENT ON AGGREGATE dp_avg(double precision, double precision, double precision, double precision, double precision) IS 'Noisy average; Gaussian when delta > 0 (half of epsilon and delta each)';
 COMMENT ON AGGREGATE dp_avg(double precision, double precision, double precision, double precision, double precision, text, integer) IS 'Noisy average with at most max_rows_per_unit rows per privacy unit';
+
+COMMENT ON FUNCTION library_version() IS
+    'The version of the loaded pg_encrypt_ml library; pg_extension.extversion holds the installed schema''s, older until ALTER EXTENSION pg_encrypt_ml UPDATE';
 
 -- Privileges: every function is granted explicitly. PUBLIC gets what an application needs: the
 -- types, encryption and decryption (the key checks happen inside, for the calling role), the
@@ -502,3 +505,4 @@ GRANT EXECUTE ON FUNCTION fhe_register_keyset(text, bytea),
 TO encml_fhe_admin;
 GRANT EXECUTE ON FUNCTION fhe_submit(bigint, fhe_vector) TO encml_fhe_contributor;
 GRANT EXECUTE ON FUNCTION fhe_round_sum(bigint) TO encml_fhe_decryptor;
+GRANT EXECUTE ON FUNCTION library_version() TO PUBLIC;

@@ -65,6 +65,7 @@ REVOKE ALL ON subject_columns, subject_keys, consents FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('subject_columns', '');
 SELECT pg_catalog.pg_extension_config_dump('subject_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('consents', '');
+SELECT pg_catalog.pg_extension_config_dump('consents_id_seq', '');
 
 CREATE VIEW subject_registry WITH (security_barrier) AS
 SELECT s.tbl, s.col, s.id_kind, s.id_key, s.on_forget, s.registered_by, s.registered_at

@@ -192,6 +192,8 @@ SELECT pg_catalog.pg_extension_config_dump('tenants', '');
 SELECT pg_catalog.pg_extension_config_dump('tenant_members', '');
 SELECT pg_catalog.pg_extension_config_dump('privacy_budgets', '');
 SELECT pg_catalog.pg_extension_config_dump('privacy_charges', '');
+-- Identity sequences too: a restored ledger must not hand out ids it already holds.
+SELECT pg_catalog.pg_extension_config_dump('privacy_charges_id_seq', '');
 
 -- Both views show a role the keys without a tenant and those of the tenants it acts for (tenant
 -- and key admins see all): one tenant's key names are not another tenant's business. The tables

@@ -1,0 +1,209 @@
+-- Compliance report over the live database (docs/audit.md). Runs with the extension owner's
+-- rights (it reads the key catalog, pg_authid and every table using encrypted types); granted to
+-- encml_auditor.
+CREATE FUNCTION compliance_report()
+RETURNS TABLE (check_name text, status text, detail text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    days integer := coalesce(nullif(current_setting('encml.key_rotation_days', true), '')::integer, 90);
+    n bigint;
+    list text;
+    v record;
+    col record;
+    destroyed uuid[];
+    hits text[] := '{}';
+BEGIN
+    PERFORM encml.audit_seal();  -- also loads the library, so its settings are defined
+
+    check_name := 'ssl';
+    IF current_setting('ssl') = 'on' THEN
+        status := 'pass'; detail := 'ssl = on';
+    ELSE
+        status := 'fail'; detail := 'ssl = off: client connections are not encrypted';
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'password_encryption';
+    SELECT count(*) INTO n FROM pg_authid WHERE rolpassword LIKE 'md5%';
+    IF current_setting('password_encryption') <> 'scram-sha-256' THEN
+        status := 'fail'; detail := format('password_encryption = %s', current_setting('password_encryption'));
+    ELSIF n > 0 THEN
+        status := 'warn'; detail := format('%s role(s) still have MD5 passwords', n);
+    ELSE
+        status := 'pass'; detail := 'scram-sha-256';
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'master_key_source';
+    IF coalesce(current_setting('encml.master_key_command', true), '') <> '' THEN
+        status := 'pass'; detail := 'a command (encml.master_key_command)';
+    ELSIF coalesce(current_setting('encml.master_key_file', true), '') <> '' THEN
+        status := 'pass'; detail := 'a file (encml.master_key_file)';
+    ELSE
+        status := 'warn';
+        detail := 'the development default file in the data directory: it travels with backups of the data; set encml.master_key_command';
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'key_rotation';
+    SELECT count(*), string_agg(format('%s (%s)', k.name, k.id), ', ' ORDER BY v2.created_at)
+      INTO n, list
+      FROM encml.data_keys k
+      JOIN encml.data_key_versions v2 ON v2.key_id = k.id AND v2.version = k.current_version
+     WHERE k.destroyed_at IS NULL AND v2.created_at < now() - make_interval(days => days);
+    IF n > 0 THEN
+        status := 'warn'; detail := format('%s key(s) not rotated for %s days: %s', n, days, left(list, 500));
+    ELSE
+        status := 'pass'; detail := format('every live key rotated within %s days', days);
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'tenant_isolation';
+    SELECT count(*), string_agg(c.oid::regclass::text, ', ' ORDER BY c.oid::regclass::text)
+      INTO n, list
+      FROM pg_class c
+      JOIN pg_namespace s ON s.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p')
+       AND s.nspname NOT IN ('pg_catalog', 'information_schema', 'encml') AND s.nspname NOT LIKE 'pg\_%'
+       AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname IN ('tenant_id', 'tenant')
+                      AND NOT a.attisdropped AND a.attnum > 0)
+       AND NOT (c.relrowsecurity AND c.relforcerowsecurity
+                AND EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid
+                               AND pg_get_expr(p.polqual, p.polrelid) LIKE '%current_tenant()%'));
+    IF n > 0 THEN
+        status := 'fail'; detail := format('%s table(s) with a tenant column but no tenant isolation: %s', n, left(list, 500));
+    ELSE
+        status := 'pass'; detail := 'every table with a tenant column is isolated';
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'sensitive_plaintext';
+    SELECT count(*), string_agg(format('%s.%I (%s, %s)', table_name, column_name, label, data_type), ', '
+                                ORDER BY table_name::text, column_name)
+      INTO n, list
+      FROM encml.classified_columns
+     WHERE label IN ('pii', 'phi', 'pci', 'secret')
+       AND data_type NOT IN ('encml.enc_bytea', 'encml.det_text', 'encml.ore_int8', 'encml.ore_float8',
+                             'encml.ore_timestamptz', 'enc_bytea', 'det_text', 'ore_int8', 'ore_float8',
+                             'ore_timestamptz');
+    IF n > 0 THEN
+        status := 'fail'; detail := format('%s sensitive column(s) stored in clear: %s', n, left(list, 500));
+    ELSE
+        status := 'pass'; detail := 'every sensitive column is encrypted';
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'sensitive_unaudited';
+    SELECT count(*), string_agg(t::text, ', ' ORDER BY t::text)
+      INTO n, list
+      FROM (SELECT DISTINCT c.table_oid::regclass AS t FROM encml.column_classes c
+             WHERE c.label IN ('pii', 'phi', 'pci', 'secret')
+               AND NOT EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = c.table_oid
+                                 AND g.tgname = 'encml_audit_row' AND g.tgenabled <> 'D')) s;
+    IF n > 0 THEN
+        status := 'fail'; detail := format('%s table(s) with sensitive columns are not audited: %s', n, left(list, 500));
+    ELSE
+        status := 'pass'; detail := 'every table with sensitive columns is audited';
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'audit_chain';
+    SELECT CASE WHEN r.ok THEN 'pass' ELSE 'fail' END,
+           CASE WHEN r.ok THEN r.detail ELSE format('row %s: %s', r.first_bad_id, r.detail) END
+      INTO status, detail FROM encml.audit_verify() r;
+    RETURN NEXT;
+
+    check_name := 'destroyed_keys_referenced';
+    SELECT array_agg(id) INTO destroyed FROM encml.data_keys WHERE destroyed_at IS NOT NULL;
+    IF destroyed IS NOT NULL THEN
+        FOR col IN
+            SELECT a.attrelid::regclass AS tbl, a.attname
+              FROM pg_attribute a
+              JOIN pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p', 'm')
+              JOIN pg_namespace s ON s.oid = c.relnamespace
+             WHERE a.attnum > 0 AND NOT a.attisdropped
+               AND s.nspname NOT IN ('pg_catalog', 'information_schema', 'encml')
+               AND a.atttypid IN ('encml.enc_bytea'::regtype, 'encml.det_text'::regtype, 'encml.ore_int8'::regtype,
+                                  'encml.ore_float8'::regtype, 'encml.ore_timestamptz'::regtype)
+        LOOP
+            EXECUTE format('SELECT count(*) FROM %s WHERE encml.key_id(%I) = ANY ($1)', col.tbl, col.attname)
+               INTO n USING destroyed;
+            IF n > 0 THEN
+                hits := hits || format('%s.%I (%s)', col.tbl, col.attname, n);
+            END IF;
+        END LOOP;
+    END IF;
+    IF cardinality(hits) > 0 THEN
+        status := 'warn';
+        detail := format('values under destroyed keys (unreadable; erase or drop them): %s', array_to_string(hits, ', '));
+    ELSE
+        status := 'pass'; detail := 'no value refers to a destroyed key';
+    END IF;
+    RETURN NEXT;
+
+    -- Crypto-shredding (destroy_key, forget_tenant, subject_forget) reaches backups only once
+    -- the master key that wrapped the destroyed keys is replaced and removed.
+    check_name := 'erasure_in_backups';
+    -- (the test of the keys view's awaiting_master_key_rotation: a rotation to the same master
+    -- key does not count)
+    SELECT count(*) INTO n FROM encml.data_keys k
+     WHERE k.destroyed_at IS NOT NULL
+       AND NOT EXISTS (
+           SELECT FROM encml.master_key_rotations r
+            WHERE r.rotated_at > k.destroyed_at
+              AND r.master_key_fingerprint NOT IN (
+                  SELECT kv.master_key_fingerprint FROM encml.data_key_versions kv
+                   WHERE kv.key_id = k.id AND kv.master_key_fingerprint IS NOT NULL));
+    IF n > 0 THEN
+        status := 'warn';
+        detail := format('%s key(s) destroyed but still unwrappable by the master key of older backups: move to a new master key with encml.rotate_master_key() and remove the old one', n);
+    ELSE
+        status := 'pass'; detail := 'every destroyed key''s master key was replaced since';
+    END IF;
+    RETURN NEXT;
+
+    -- Clearances restrict decryption by the labels of keys: a column classified L whose values
+    -- use a key without label L is readable by anyone holding the key grant.
+    check_name := 'classified_keys_labeled';
+    hits := '{}';
+    FOR col IN
+        SELECT c.table_oid::regclass AS tbl, a.attname, c.label
+          FROM encml.column_classes c
+          JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum AND NOT a.attisdropped
+         WHERE a.atttypid IN ('encml.enc_bytea'::regtype, 'encml.det_text'::regtype, 'encml.ore_int8'::regtype,
+                              'encml.ore_float8'::regtype, 'encml.ore_timestamptz'::regtype)
+    LOOP
+        EXECUTE format('SELECT count(DISTINCT k) FROM (SELECT encml.key_id(%I) AS k FROM %s) s
+                         WHERE k IS NOT NULL
+                           AND NOT EXISTS (SELECT FROM encml.key_labels l WHERE l.key_id = s.k AND l.label = $1)',
+                       col.attname, col.tbl)
+           INTO n USING col.label;
+        IF n > 0 THEN
+            hits := hits || format('%s.%I (%s: %s key(s) without the label)', col.tbl, col.attname, col.label, n);
+        END IF;
+    END LOOP;
+    IF cardinality(hits) > 0 THEN
+        status := 'warn';
+        detail := format('classified columns whose keys are not labelled, so no clearance is needed to decrypt them (encml.label_key): %s',
+                         left(array_to_string(hits, ', '), 500));
+    ELSE
+        status := 'pass'; detail := 'the keys of every classified encrypted column carry its label';
+    END IF;
+    RETURN NEXT;
+
+    -- One library serves every installed schema version: until ALTER EXTENSION ... UPDATE, the
+    -- schema lacks what the library's release added and fixed (docs/upgrading.md).
+    check_name := 'extension_version';
+    SELECT e.extversion INTO list FROM pg_extension e WHERE e.extname = 'pg_encrypt_ml';
+    IF list = encml.library_version() THEN
+        status := 'pass'; detail := format('schema and library at %s', list);
+    ELSE
+        status := 'warn';
+        detail := format('the schema is at %s, the library at %s: run ALTER EXTENSION pg_encrypt_ml UPDATE',
+                         list, encml.library_version());
+    END IF;
+    RETURN NEXT;
+END
+$$;

@@ -1,0 +1,80 @@
+-- After the upgrade (and in a restored dump): the new library and schema keep working on the old
+-- data: rotation and re-encryption, new searchable values, tenants, privacy charges, the audit
+-- chain, masking, erasure, FHE rounds. Must print tests/upgrade/expected/after.out.
+SET client_min_messages = warning;
+CREATE FUNCTION pg_temp.k(n text) RETURNS uuid LANGUAGE sql STABLE AS
+$$ SELECT id FROM public.up_keys WHERE name = n $$;
+SELECT encml.library_version() = extversion AS library_matches_schema FROM pg_extension WHERE extname = 'pg_encrypt_ml';
+SELECT status, detail ~ '^schema and library at ' AS detail FROM encml.compliance_report() WHERE check_name = 'extension_version';
+
+-- Rotate, re-encrypt every value, then retire the versions nothing uses any more.
+SELECT encml.rotate_key(pg_temp.k('aead')) AS new_version;
+UPDATE up_notes SET body = encml.reencrypt(body, 'up_notes:' || id), raw = encml.reencrypt(raw) WHERE id <= 200;
+SELECT encml.key_version(body) AS version, count(*),
+       bool_and(encml.decrypt_text(body, 'up_notes:' || id) = 'note ' || id) AS decrypt
+  FROM up_notes WHERE id <= 200 GROUP BY 1;
+UPDATE up_customers SET notes = encml.reencrypt(notes);
+UPDATE up_models SET weights = encml.encrypt_tensor(encml.decrypt_tensor_real(weights, 'model:' || id), pg_temp.k('aead'), 'model:' || id),
+                     ints = encml.encrypt_tensor(encml.decrypt_tensor_int(ints), pg_temp.k('aead')),
+                     doc = encml.reencrypt_jsonb(doc);
+CREATE TEMP TABLE old_checkpoint AS SELECT checkpoint AS o FROM up_models WHERE id = 1;
+UPDATE up_models SET checkpoint = encml.lo_reencrypt(checkpoint) WHERE id = 1;
+SELECT lo_unlink(o) AS old_checkpoint_unlinked FROM old_checkpoint;
+SELECT encml.retire_key_version(pg_temp.k('aead'), 1), encml.retire_key_version(pg_temp.k('aead'), 2);
+SELECT string_agg(version || ':' || status, ' ' ORDER BY version) AS aead_versions
+  FROM encml.key_versions WHERE key_id = pg_temp.k('aead');
+
+-- New searchable values are found next to the old ones.
+INSERT INTO up_users VALUES (321, encml.det_encrypt('user321@example.org', pg_temp.k('deterministic')), NULL);
+SET enable_seqscan = off;
+SELECT id FROM up_users WHERE email = encml.det_encrypt('user321@example.org', pg_temp.k('deterministic'));
+INSERT INTO up_pay VALUES (501, encml.ore_encrypt(12345, pg_temp.k('ore')), NULL, NULL);
+SELECT array_agg(id ORDER BY id) AS ids FROM up_pay
+ WHERE amount BETWEEN encml.ore_encrypt(12345, pg_temp.k('ore')) AND encml.ore_encrypt(12400, pg_temp.k('ore'));
+RESET enable_seqscan;
+
+-- Tenants: a member writes with the tenant key and sees only its rows.
+SET ROLE encml_up_member;
+SELECT encml.set_tenant('up-acme');
+INSERT INTO up_tenant_docs (id, body) VALUES (16, encml.encrypt('acme doc 16', encml.tenant_key()));
+SELECT count(*) AS acme_rows, bool_and(encml.decrypt_text(body) = 'acme doc ' || id) AS decrypt FROM up_tenant_docs;
+SELECT encml.reset_tenant();
+RESET ROLE;
+
+-- A privacy charge against the old budget.
+SET ROLE encml_up_analyst;
+SELECT encml.dp_count(salary, 0.25) IS NOT NULL AS released FROM up_salaries;
+RESET ROLE;
+SELECT epsilon_total, epsilon_spent FROM encml.privacy_budget WHERE analyst = 'encml_up_analyst'::regrole AND scope = 'default';
+
+-- The audit chain grows and still verifies.
+INSERT INTO up_patients VALUES (41, 'patient 41', '000000041');
+SELECT encml.audit_seal() > 0 AS sealed;
+SELECT ok FROM encml.audit_verify();
+SELECT new_row ->> 'ssn' <> '000000041' AS ssn_redacted FROM encml.audit_log
+ WHERE table_name = 'public.up_patients' AND operation = 'INSERT' AND new_row ->> 'id' = '41';
+
+-- Masking rules change and the views follow.
+SELECT encml.set_masking_rule('up_customers', 'name', 'partial(2, 0)', '{encml_up_support}');
+SELECT encml.apply_masking('up_customers');
+SET ROLE encml_up_reader;
+SELECT id, name FROM up_customers_masked WHERE id = 1;
+RESET ROLE;
+
+-- Erasure of a subject registered before the upgrade.
+SELECT encml.subject_forget('bob') IS NOT NULL AS forgotten;
+SELECT user_id FROM up_subjects ORDER BY 1;
+SELECT count(*) AS bob_tickets FROM up_tickets
+ WHERE owner = ANY (encml.det_encrypt_all_versions('bob', pg_temp.k('deterministic')));
+
+-- The open FHE round reaches its minimum, closes, and decrypts.
+SELECT encml.fhe_submit((SELECT id FROM up_rounds WHERE name = 'open'), u) FROM up_fhe_updates WHERE i = 5;
+SELECT encml.fhe_close_round((SELECT id FROM up_rounds WHERE name = 'open')) AS contributions;
+SET encml.fhe_client_functions = on;
+SELECT encml.fhe_decrypt(encml.fhe_round_sum((SELECT id FROM up_rounds WHERE name = 'open')),
+                         (SELECT material FROM up_secrets WHERE name = 'fhe-vector')) AS round_sum;
+RESET encml.fhe_client_functions;
+
+-- New keys of every purpose, and crypto-shredding.
+SELECT count(encml.create_key('up-after-' || p, p)) AS created FROM unnest(ARRAY['aead', 'deterministic', 'ore', 'hmac', 'fpe']) p;
+SELECT encml.destroy_key(id) AS erased FROM encml.keys WHERE name = 'up-after-aead';

@@ -1,0 +1,276 @@
+-- Prints every object of the extension pg_encrypt_ml as sorted lines "object | property | value",
+-- without OIDs, so that two databases can be compared with diff: an upgraded one and a fresh
+-- install must print the same lines. Covers each member object's definition, owner, privileges
+-- (current and initial, which pg_dump compares) and comment; tables with their columns (in order),
+-- defaults, constraints, indexes, triggers, policies and options; types, operators, operator
+-- classes and families with their members, casts, aggregates and event triggers; and the
+-- extension row itself (version, configuration tables and their dump conditions).
+\set ON_ERROR_STOP 1
+\pset format unaligned
+\pset tuples_only on
+\pset fieldsep ' | '
+\pset null '<null>'
+SET search_path = pg_catalog, pg_temp;
+
+CREATE TEMP VIEW member AS
+SELECT d.classid, d.objid, d.objsubid,
+       pg_describe_object(d.classid, d.objid, d.objsubid) AS object
+  FROM pg_depend d
+  JOIN pg_extension e ON e.oid = d.refobjid
+ WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+   AND e.extname = 'pg_encrypt_ml';
+
+-- ACLs print grantees by name; sort their items so grant order does not matter.
+CREATE FUNCTION pg_temp.acl(a aclitem[]) RETURNS text LANGUAGE sql IMMUTABLE AS
+$$ SELECT CASE WHEN a IS NULL THEN '<default>'
+               ELSE coalesce((SELECT string_agg(x::text, ' ' ORDER BY x::text) FROM unnest(a) x), '{}') END $$;
+
+WITH lines(object, property, value) AS (
+    -- The extension itself.
+    SELECT 'extension pg_encrypt_ml', 'version', extversion FROM pg_extension WHERE extname = 'pg_encrypt_ml'
+    UNION ALL
+    SELECT 'extension pg_encrypt_ml', 'schema / relocatable',
+           extnamespace::regnamespace::text || ' / ' || extrelocatable
+      FROM pg_extension WHERE extname = 'pg_encrypt_ml'
+    UNION ALL
+    SELECT 'extension pg_encrypt_ml', 'config table ' || c.cfg::regclass::text,
+           coalesce(e.extcondition[c.n], '<none>')
+      FROM pg_extension e, unnest(e.extconfig) WITH ORDINALITY AS c(cfg, n)
+     WHERE e.extname = 'pg_encrypt_ml'
+    UNION ALL
+    -- Every member: its kind, comment and initial privileges (pg_init_privs).
+    SELECT m.object, 'member', 'yes' FROM member m
+    UNION ALL
+    SELECT m.object, 'comment', coalesce(obj_description(m.objid, m.classid::regclass::name), '<none>')
+      FROM member m
+    UNION ALL
+    SELECT m.object, 'initial privileges', pg_temp.acl(ip.initprivs)
+      FROM member m JOIN pg_init_privs ip
+        ON ip.classoid = m.classid AND ip.objoid = m.objid AND ip.objsubid = 0
+    UNION ALL
+    SELECT m.object || ' column ' || a.attname, 'initial privileges', pg_temp.acl(ip.initprivs)
+      FROM member m
+      JOIN pg_init_privs ip ON ip.classoid = m.classid AND ip.objoid = m.objid AND ip.objsubid > 0
+      JOIN pg_attribute a ON a.attrelid = ip.objoid AND a.attnum = ip.objsubid
+    UNION ALL
+    -- Schemas.
+    SELECT m.object, 'owner / privileges', n.nspowner::regrole::text || ' / ' || pg_temp.acl(n.nspacl)
+      FROM member m JOIN pg_namespace n ON m.classid = 'pg_namespace'::regclass AND n.oid = m.objid
+    UNION ALL
+    -- Functions and procedures: the full definition (language, volatility, strictness, parallel
+    -- safety, security, cost, settings, body).
+    SELECT m.object, 'definition', pg_get_functiondef(p.oid)
+      FROM member m JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND p.oid = m.objid
+     WHERE p.prokind <> 'a'
+    UNION ALL
+    SELECT m.object, 'owner / privileges', p.proowner::regrole::text || ' / ' || pg_temp.acl(p.proacl)
+      FROM member m JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND p.oid = m.objid
+    UNION ALL
+    -- Aggregates.
+    SELECT m.object, 'aggregate',
+           concat_ws(' ', 'args(' || pg_get_function_arguments(p.oid) || ')',
+                     'returns ' || pg_get_function_result(p.oid),
+                     'kind ' || a.aggkind::text, 'direct ' || a.aggnumdirectargs,
+                     'sfunc ' || a.aggtransfn::regprocedure::text,
+                     'stype ' || a.aggtranstype::regtype::text,
+                     'sspace ' || a.aggtransspace,
+                     'finalfunc ' || a.aggfinalfn::regprocedure::text,
+                     'finalextra ' || a.aggfinalextra, 'finalmodify ' || a.aggfinalmodify::text,
+                     'combinefunc ' || a.aggcombinefn::regprocedure::text,
+                     'serialfunc ' || a.aggserialfn::regprocedure::text,
+                     'deserialfunc ' || a.aggdeserialfn::regprocedure::text,
+                     'msfunc ' || a.aggmtransfn::regprocedure::text,
+                     'minvfunc ' || a.aggminvtransfn::regprocedure::text,
+                     'mfinalfunc ' || a.aggmfinalfn::regprocedure::text,
+                     'mstype ' || a.aggmtranstype::regtype::text,
+                     'sortop ' || a.aggsortop::regoperator::text,
+                     'initcond ' || coalesce(a.agginitval, '<null>'),
+                     'minitcond ' || coalesce(a.aggminitval, '<null>'),
+                     'volatile ' || p.provolatile::text, 'parallel ' || p.proparallel::text,
+                     'strict ' || p.proisstrict)
+      FROM member m
+      JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND p.oid = m.objid
+      JOIN pg_aggregate a ON a.aggfnoid = p.oid
+    UNION ALL
+    -- Relations: kind, owner, privileges, options, row security, persistence.
+    SELECT m.object, 'relation',
+           concat_ws(' ', 'kind ' || c.relkind::text, 'persistence ' || c.relpersistence::text,
+                     'owner ' || c.relowner::regrole::text, 'privileges ' || pg_temp.acl(c.relacl),
+                     'options ' || coalesce(c.reloptions::text, '{}'),
+                     'rls ' || c.relrowsecurity, 'force_rls ' || c.relforcerowsecurity,
+                     'replica_identity ' || c.relreplident::text,
+                     'access_method ' || coalesce((SELECT amname FROM pg_am WHERE oid = c.relam), '<none>'))
+      FROM member m JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid
+    UNION ALL
+    -- Columns in their order (a column added by an upgrade must be added last in the install
+    -- source too, so that SELECT * and COPY see the same table).
+    SELECT m.object, 'column ' || lpad(row_number() OVER (PARTITION BY c.oid ORDER BY a.attnum)::text, 3, '0'),
+           concat_ws(' ', a.attname, format_type(a.atttypid, a.atttypmod),
+                     CASE WHEN a.attnotnull THEN 'NOT NULL' END,
+                     CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
+                          THEN 'COLLATE ' || a.attcollation::regcollation::text END,
+                     CASE a.attidentity WHEN 'a' THEN 'GENERATED ALWAYS AS IDENTITY'
+                                        WHEN 'd' THEN 'GENERATED BY DEFAULT AS IDENTITY' END,
+                     CASE WHEN a.attgenerated = 's' THEN 'GENERATED ALWAYS AS (' || pg_get_expr(ad.adbin, ad.adrelid) || ') STORED'
+                          WHEN ad.adbin IS NOT NULL THEN 'DEFAULT ' || pg_get_expr(ad.adbin, ad.adrelid) END,
+                     'storage ' || a.attstorage::text,
+                     CASE WHEN a.attstattarget >= 0 THEN 'statistics ' || a.attstattarget END,
+                     CASE WHEN a.attacl IS NOT NULL THEN 'privileges ' || pg_temp.acl(a.attacl) END,
+                     CASE WHEN col_description(c.oid, a.attnum) IS NOT NULL
+                          THEN 'comment ' || col_description(c.oid, a.attnum) END)
+      FROM member m
+      JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid
+      JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+      JOIN pg_type t ON t.oid = a.atttypid
+      LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
+    UNION ALL
+    -- Identity sequences' parameters (not their current values, which are data).
+    SELECT m.object, 'identity sequence of ' || a.attname,
+           concat_ws(' ', format_type(s.seqtypid, NULL), 'start ' || s.seqstart, 'increment ' || s.seqincrement,
+                     'min ' || s.seqmin, 'max ' || s.seqmax, 'cache ' || s.seqcache, 'cycle ' || s.seqcycle)
+      FROM member m
+      JOIN pg_attribute a ON m.classid = 'pg_class'::regclass AND a.attrelid = m.objid
+                         AND a.attidentity <> '' AND NOT a.attisdropped
+      JOIN pg_sequence s ON s.seqrelid = pg_get_serial_sequence(m.objid::regclass::text, a.attname)::regclass
+    UNION ALL
+    -- Sequences that are members themselves.
+    SELECT m.object, 'sequence',
+           concat_ws(' ', format_type(s.seqtypid, NULL), 'start ' || s.seqstart, 'increment ' || s.seqincrement,
+                     'min ' || s.seqmin, 'max ' || s.seqmax, 'cache ' || s.seqcache, 'cycle ' || s.seqcycle)
+      FROM member m JOIN pg_sequence s ON m.classid = 'pg_class'::regclass AND s.seqrelid = m.objid
+    UNION ALL
+    SELECT m.object, 'constraint ' || co.conname, pg_get_constraintdef(co.oid)
+           || CASE WHEN co.condeferrable THEN ' DEFERRABLE' ELSE '' END
+           || CASE WHEN co.condeferred THEN ' INITIALLY DEFERRED' ELSE '' END
+           || CASE WHEN NOT co.convalidated THEN ' NOT VALID' ELSE '' END
+      FROM member m JOIN pg_constraint co ON m.classid = 'pg_class'::regclass AND co.conrelid = m.objid
+    UNION ALL
+    SELECT m.object, 'index ' || i.indexrelid::regclass::text,
+           pg_get_indexdef(i.indexrelid)
+           || coalesce(' comment ' || obj_description(i.indexrelid, 'pg_class'), '')
+      FROM member m JOIN pg_index i ON m.classid = 'pg_class'::regclass AND i.indrelid = m.objid
+    UNION ALL
+    SELECT m.object, 'trigger ' || tg.tgname,
+           pg_get_triggerdef(tg.oid) || ' enabled ' || tg.tgenabled::text
+      FROM member m JOIN pg_trigger tg ON m.classid = 'pg_class'::regclass AND tg.tgrelid = m.objid
+     WHERE NOT tg.tgisinternal
+    UNION ALL
+    SELECT m.object, 'policy ' || po.polname,
+           concat_ws(' ', 'command ' || po.polcmd::text, CASE WHEN po.polpermissive THEN 'permissive' ELSE 'restrictive' END,
+                     'roles ' || (SELECT string_agg(CASE WHEN r = 0 THEN 'public' ELSE r::regrole::text END, ',' ORDER BY 1)
+                                    FROM unnest(po.polroles) r),
+                     'using ' || pg_get_expr(po.polqual, po.polrelid),
+                     'check ' || pg_get_expr(po.polwithcheck, po.polrelid))
+      FROM member m JOIN pg_policy po ON m.classid = 'pg_class'::regclass AND po.polrelid = m.objid
+    UNION ALL
+    SELECT m.object, 'rule ' || r.rulename, pg_get_ruledef(r.oid)
+      FROM member m JOIN pg_rewrite r ON m.classid = 'pg_class'::regclass AND r.ev_class = m.objid
+     WHERE r.rulename <> '_RETURN'
+    UNION ALL
+    SELECT m.object, 'view definition', pg_get_viewdef(m.objid)
+      FROM member m JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid
+     WHERE c.relkind IN ('v', 'm')
+    UNION ALL
+    -- Types (base, composite, domain, enum, range).
+    SELECT m.object, 'type',
+           concat_ws(' ', 'kind ' || t.typtype::text, 'len ' || t.typlen, 'byval ' || t.typbyval,
+                     'category ' || t.typcategory::text, 'preferred ' || t.typispreferred,
+                     'delim ' || t.typdelim::text, 'align ' || t.typalign::text, 'storage ' || t.typstorage::text,
+                     'input ' || t.typinput::regprocedure::text, 'output ' || t.typoutput::regprocedure::text,
+                     'receive ' || t.typreceive::regprocedure::text, 'send ' || t.typsend::regprocedure::text,
+                     'modin ' || t.typmodin::regprocedure::text, 'modout ' || t.typmodout::regprocedure::text,
+                     'analyze ' || t.typanalyze::regprocedure::text,
+                     'subscript ' || t.typsubscript::regprocedure::text,
+                     'element ' || t.typelem::regtype::text,
+                     'array ' || CASE WHEN t.typarray = 0 THEN '<none>' ELSE t.typarray::regtype::text END,
+                     'base ' || CASE WHEN t.typbasetype = 0 THEN '<none>' ELSE format_type(t.typbasetype, t.typtypmod) END,
+                     'notnull ' || t.typnotnull, 'default ' || coalesce(t.typdefault, '<none>'),
+                     'collation ' || CASE WHEN t.typcollation = 0 THEN '<none>' ELSE t.typcollation::regcollation::text END,
+                     'owner ' || t.typowner::regrole::text, 'privileges ' || pg_temp.acl(t.typacl))
+      FROM member m JOIN pg_type t ON m.classid = 'pg_type'::regclass AND t.oid = m.objid
+    UNION ALL
+    SELECT m.object, 'enum labels', string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder)
+      FROM member m JOIN pg_enum e ON m.classid = 'pg_type'::regclass AND e.enumtypid = m.objid
+     GROUP BY m.object
+    UNION ALL
+    SELECT m.object, 'attribute ' || lpad(a.attnum::text, 3, '0'),
+           a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+      FROM member m
+      JOIN pg_type t ON m.classid = 'pg_type'::regclass AND t.oid = m.objid AND t.typtype = 'c'
+      JOIN pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL
+    SELECT m.object, 'domain constraint ' || co.conname, pg_get_constraintdef(co.oid)
+      FROM member m JOIN pg_constraint co ON m.classid = 'pg_type'::regclass AND co.contypid = m.objid
+    UNION ALL
+    -- Operators.
+    SELECT m.object, 'operator',
+           concat_ws(' ', 'kind ' || o.oprkind::text, 'left ' || o.oprleft::regtype::text,
+                     'right ' || o.oprright::regtype::text, 'result ' || o.oprresult::regtype::text,
+                     'function ' || o.oprcode::regprocedure::text,
+                     'commutator ' || o.oprcom::regoperator::text, 'negator ' || o.oprnegate::regoperator::text,
+                     'restrict ' || o.oprrest::regprocedure::text, 'join ' || o.oprjoin::regprocedure::text,
+                     'merges ' || o.oprcanmerge, 'hashes ' || o.oprcanhash,
+                     'owner ' || o.oprowner::regrole::text)
+      FROM member m JOIN pg_operator o ON m.classid = 'pg_operator'::regclass AND o.oid = m.objid
+    UNION ALL
+    -- Operator classes and families, with every operator and support function of the family.
+    SELECT m.object, 'operator class',
+           concat_ws(' ', 'method ' || am.amname, 'type ' || oc.opcintype::regtype::text,
+                     'default ' || oc.opcdefault,
+                     'family ' || pg_describe_object('pg_opfamily'::regclass, oc.opcfamily, 0),
+                     'storage ' || CASE WHEN oc.opckeytype = 0 THEN '<none>' ELSE oc.opckeytype::regtype::text END,
+                     'owner ' || oc.opcowner::regrole::text)
+      FROM member m
+      JOIN pg_opclass oc ON m.classid = 'pg_opclass'::regclass AND oc.oid = m.objid
+      JOIN pg_am am ON am.oid = oc.opcmethod
+    UNION ALL
+    SELECT m.object, 'owner', f.opfowner::regrole::text
+      FROM member m JOIN pg_opfamily f ON m.classid = 'pg_opfamily'::regclass AND f.oid = m.objid
+    UNION ALL
+    SELECT pg_describe_object('pg_opfamily'::regclass, f.oid, 0),
+           'operator ' || ao.amopstrategy || ' (' || ao.amoplefttype::regtype || ', ' || ao.amoprighttype::regtype || ')',
+           concat_ws(' ', ao.amopopr::regoperator::text, 'purpose ' || ao.amoppurpose::text,
+                     CASE WHEN ao.amopsortfamily <> 0
+                          THEN 'order by ' || pg_describe_object('pg_opfamily'::regclass, ao.amopsortfamily, 0) END)
+      FROM member m
+      JOIN pg_opfamily f ON f.oid = CASE WHEN m.classid = 'pg_opfamily'::regclass THEN m.objid
+                                         WHEN m.classid = 'pg_opclass'::regclass
+                                         THEN (SELECT opcfamily FROM pg_opclass WHERE oid = m.objid) END
+      JOIN pg_amop ao ON ao.amopfamily = f.oid
+    UNION ALL
+    SELECT pg_describe_object('pg_opfamily'::regclass, f.oid, 0),
+           'function ' || ap.amprocnum || ' (' || ap.amproclefttype::regtype || ', ' || ap.amprocrighttype::regtype || ')',
+           ap.amproc::regprocedure::text
+      FROM member m
+      JOIN pg_opfamily f ON f.oid = CASE WHEN m.classid = 'pg_opfamily'::regclass THEN m.objid
+                                         WHEN m.classid = 'pg_opclass'::regclass
+                                         THEN (SELECT opcfamily FROM pg_opclass WHERE oid = m.objid) END
+      JOIN pg_amproc ap ON ap.amprocfamily = f.oid
+    UNION ALL
+    -- Casts.
+    SELECT m.object, 'cast',
+           concat_ws(' ', 'function ' || CASE WHEN ca.castfunc = 0 THEN '<none>' ELSE ca.castfunc::regprocedure::text END,
+                     'context ' || ca.castcontext::text, 'method ' || ca.castmethod::text)
+      FROM member m JOIN pg_cast ca ON m.classid = 'pg_cast'::regclass AND ca.oid = m.objid
+    UNION ALL
+    -- Event triggers.
+    SELECT m.object, 'event trigger',
+           concat_ws(' ', 'event ' || et.evtevent, 'function ' || et.evtfoid::regprocedure::text,
+                     'enabled ' || et.evtenabled::text, 'tags ' || coalesce(et.evttags::text, '<all>'),
+                     'owner ' || et.evtowner::regrole::text)
+      FROM member m JOIN pg_event_trigger et ON m.classid = 'pg_event_trigger'::regclass AND et.oid = m.objid
+    UNION ALL
+    -- Objects in the extension's schema that are not members (an upgrade script must not leave
+    -- any behind, and neither may an install).
+    SELECT 'schema encml', 'non-member ' || pg_describe_object(x.classid, x.objid, 0), 'present'
+      FROM (SELECT 'pg_class'::regclass AS classid, c.oid AS objid FROM pg_class c
+             WHERE c.relnamespace = 'encml'::regnamespace AND c.relkind NOT IN ('i', 'I', 'S', 't')
+            UNION ALL SELECT 'pg_proc'::regclass, p.oid FROM pg_proc p WHERE p.pronamespace = 'encml'::regnamespace
+            UNION ALL SELECT 'pg_type'::regclass, t.oid FROM pg_type t
+                       WHERE t.typnamespace = 'encml'::regnamespace AND t.typrelid = 0
+                         AND NOT EXISTS (SELECT FROM pg_type b WHERE b.typarray = t.oid)
+            UNION ALL SELECT 'pg_operator'::regclass, o.oid FROM pg_operator o
+                       WHERE o.oprnamespace = 'encml'::regnamespace) x
+     WHERE NOT EXISTS (SELECT FROM member m WHERE m.classid = x.classid AND m.objid = x.objid)
+)
+SELECT object, property, value FROM lines ORDER BY object COLLATE "C", property COLLATE "C", value COLLATE "C";
