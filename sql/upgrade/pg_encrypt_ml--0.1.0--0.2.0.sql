@@ -5,52 +5,144 @@
 \echo Use "ALTER EXTENSION pg_encrypt_ml UPDATE TO '0.2.0'" to load this file. \quit
 
 -- The version of the loaded library, next to pg_extension.extversion (the schema's).
-CREATE FUNCTION library_version() RETURNS text
+CREATE FUNCTION @extschema@.library_version() RETURNS text
 STRICT STABLE PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'library_version_wrapper';
-COMMENT ON FUNCTION library_version() IS
+COMMENT ON FUNCTION @extschema@.library_version() IS
     'The version of the loaded pg_encrypt_ml library; pg_extension.extversion holds the installed schema''s, older until ALTER EXTENSION pg_encrypt_ml UPDATE';
 -- As in a fresh install (finalize.sql revokes every function from PUBLIC, then grants).
-REVOKE ALL ON FUNCTION library_version() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION library_version() TO PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.library_version() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.library_version() TO PUBLIC;
 
--- Fixed: a restored dump lost which tables are audited and which columns are classified
--- (their oids pointed at nothing), so restored tables were logged without redaction. A regclass is
--- dumped as the table's name; oid and regclass are binary compatible, so nothing is rewritten.
--- The view over column_classes depends on the column's type: dropped and created again as it was.
--- A database restored from a 0.1.0 dump already holds oids of the original database here:
--- name them, so that the owner can run audit_enable / classify again.
+-- Fixed: a restored dump lost which tables are audited and which columns are classified (their
+-- oids pointed at nothing, or at another table). A regclass is dumped as the table's name; oid and
+-- regclass are binary compatible, so nothing is rewritten. The view over column_classes depends
+-- on the column's type, so it is dropped and created again as it was, with the privileges the
+-- database's administrators gave on it.
+-- Every lock first, strongest at once: taking a weaker one to read and ACCESS EXCLUSIVE later
+-- could deadlock with sessions that audit or classify meanwhile. Held until the update commits.
+LOCK TABLE @extschema@.audited_tables, @extschema@.column_classes, @extschema@.classified_columns
+    IN ACCESS EXCLUSIVE MODE;
 DO $$
-DECLARE stale text;
+DECLARE
+    view_oid oid := '@extschema@.classified_columns'::pg_catalog.regclass;
+    dependents text;
+    stale text;
+    saved_acl aclitem[];
+    saved_init aclitem[];
+    has_init boolean;
+    new_acl aclitem[];
+    g record;
 BEGIN
-    SELECT string_agg(DISTINCT x.table_oid::text, ', ') INTO stale
-      FROM (SELECT table_oid FROM audited_tables UNION ALL SELECT table_oid FROM column_classes) x
-     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = x.table_oid);
+    -- Objects of the database's own built on what changes make the ALTER fail: say which.
+    SELECT pg_catalog.string_agg(DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, 0), ', ')
+      INTO dependents
+      FROM pg_catalog.pg_depend d
+     WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.refobjid IN ('@extschema@.audited_tables'::pg_catalog.regclass,
+                          '@extschema@.column_classes'::pg_catalog.regclass, view_oid)
+       AND d.deptype = 'n'
+       -- Not the parts of those three relations (constraints, the view's rule), which the
+       -- statements below carry along, and not the extension's own objects.
+       AND NOT coalesce(
+               CASE d.classid
+                   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                       THEN (SELECT r.ev_class FROM pg_catalog.pg_rewrite r WHERE r.oid = d.objid)
+                   WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass
+                       THEN (SELECT c.conrelid FROM pg_catalog.pg_constraint c WHERE c.oid = d.objid)
+                   WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass
+                       THEN (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid = d.objid)
+                   WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass
+                       THEN (SELECT p.polrelid FROM pg_catalog.pg_policy p WHERE p.oid = d.objid)
+                   WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+                       THEN (SELECT a.adrelid FROM pg_catalog.pg_attrdef a WHERE a.oid = d.objid)
+                   WHEN 'pg_catalog.pg_class'::pg_catalog.regclass
+                       THEN (SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = d.objid)
+               END IN ('@extschema@.audited_tables'::pg_catalog.regclass,
+                       '@extschema@.column_classes'::pg_catalog.regclass, view_oid), false)
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
+                        WHERE e.classid = d.classid AND e.objid = d.objid AND e.deptype = 'e');
+    IF dependents IS NOT NULL THEN
+        RAISE EXCEPTION 'pg_encrypt_ml 0.2.0 changes encml.audited_tables, encml.column_classes and encml.classified_columns, which these objects depend on: %', dependents
+              USING ERRCODE = 'dependent_objects_still_exist',
+                    HINT = 'Drop them, run ALTER EXTENSION pg_encrypt_ml UPDATE, and create them again.';
+    END IF;
+
+    -- A database restored from a 0.1.0 dump holds oids of the original database: name the rows
+    -- that point at no table, at a table without the audit trigger, or at no column.
+    SELECT pg_catalog.string_agg(x.what, '; ' ORDER BY x.what) INTO stale
+      FROM (SELECT pg_catalog.format('audited table oid %s: no such table', a.table_oid) AS what
+              FROM @extschema@.audited_tables a
+             WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = a.table_oid)
+            UNION ALL
+            SELECT pg_catalog.format('audited table oid %s (%s): no encml_audit_row trigger', a.table_oid, c.relname)
+              FROM @extschema@.audited_tables a JOIN pg_catalog.pg_class c ON c.oid = a.table_oid
+             WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                                WHERE t.tgrelid = a.table_oid AND t.tgname = 'encml_audit_row')
+            UNION ALL
+            SELECT DISTINCT pg_catalog.format('classified column %s of table oid %s: no such column', cc.attnum, cc.table_oid)
+              FROM @extschema@.column_classes cc
+             WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute at
+                                WHERE at.attrelid = cc.table_oid AND at.attnum = cc.attnum
+                                  AND NOT at.attisdropped)) x;
     IF stale IS NOT NULL THEN
-        RAISE WARNING 'pg_encrypt_ml: audited_tables or column_classes name tables that do not exist (oids %), probably from a restored 0.1.0 dump', stale
-              USING HINT = 'Run encml.audit_enable and encml.classify again for the restored tables, then delete those rows.';
+        RAISE WARNING 'pg_encrypt_ml: audited_tables or column_classes do not match this database, probably restored from a 0.1.0 dump: %', stale
+              USING HINT = 'Run encml.audit_enable and encml.classify again for the restored tables, then delete the stale rows (docs/upgrading.md).';
+    END IF;
+
+    SELECT c.relacl, ip.initprivs, ip.objoid IS NOT NULL INTO saved_acl, saved_init, has_init
+      FROM pg_catalog.pg_class c
+      LEFT JOIN pg_catalog.pg_init_privs ip
+        ON ip.classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND ip.objoid = c.oid AND ip.objsubid = 0
+     WHERE c.oid = view_oid;
+
+    DROP VIEW @extschema@.classified_columns;
+    ALTER TABLE @extschema@.audited_tables ALTER COLUMN table_oid TYPE pg_catalog.regclass;
+    ALTER TABLE @extschema@.column_classes ALTER COLUMN table_oid TYPE pg_catalog.regclass;
+    CREATE VIEW @extschema@.classified_columns AS
+    SELECT c.table_oid::regclass AS table_name, a.attname AS column_name,
+           pg_catalog.format_type(a.atttypid, a.atttypmod) AS data_type, c.label
+      FROM @extschema@.column_classes c
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum AND NOT a.attisdropped;
+    COMMENT ON VIEW @extschema@.classified_columns IS 'pg_encrypt_ml: classified columns with their current names and types';
+    GRANT SELECT ON @extschema@.classified_columns TO encml_auditor;
+    view_oid := '@extschema@.classified_columns'::pg_catalog.regclass;
+
+    -- The privileges the view had, given and taken away again on the new one; then its initial
+    -- privileges (pg_dump dumps the difference to them) as they were: grants made inside an
+    -- extension script would otherwise count as initial and no longer be dumped.
+    SELECT c.relacl INTO new_acl FROM pg_catalog.pg_class c WHERE c.oid = view_oid;
+    FOR g IN SELECT e.grantee, e.privilege_type, e.is_grantable FROM pg_catalog.aclexplode(saved_acl) e
+             EXCEPT SELECT e.grantee, e.privilege_type, e.is_grantable FROM pg_catalog.aclexplode(new_acl) e
+    LOOP
+        EXECUTE pg_catalog.format('GRANT %s ON @extschema@.classified_columns TO %s%s', g.privilege_type,
+                                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END,
+                                  CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+    FOR g IN SELECT e.grantee, e.privilege_type FROM pg_catalog.aclexplode(new_acl) e
+             EXCEPT SELECT e.grantee, e.privilege_type FROM pg_catalog.aclexplode(saved_acl) e
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE %s ON @extschema@.classified_columns FROM %s', g.privilege_type,
+                                  CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::regrole::text END);
+    END LOOP;
+    IF has_init THEN
+        UPDATE pg_catalog.pg_init_privs SET initprivs = saved_init
+         WHERE classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND objoid = view_oid AND objsubid = 0;
+    ELSE
+        DELETE FROM pg_catalog.pg_init_privs
+         WHERE classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND objoid = view_oid AND objsubid = 0;
     END IF;
 END
 $$;
-DROP VIEW classified_columns;
-ALTER TABLE audited_tables ALTER COLUMN table_oid TYPE regclass;
-ALTER TABLE column_classes ALTER COLUMN table_oid TYPE regclass;
-CREATE VIEW classified_columns AS
-SELECT c.table_oid::regclass AS table_name, a.attname AS column_name,
-       pg_catalog.format_type(a.atttypid, a.atttypmod) AS data_type, c.label
-  FROM column_classes c
-  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum AND NOT a.attisdropped;
-COMMENT ON VIEW classified_columns IS 'pg_encrypt_ml: classified columns with their current names and types';
-GRANT SELECT ON classified_columns TO encml_auditor;
 
 -- Fixed: the identity sequences of the privacy ledger and the consent history were not dumped,
 -- so after a restore they handed out ids already taken (the next charge or consent failed).
-SELECT pg_catalog.pg_extension_config_dump('privacy_charges_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('consents_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.privacy_charges_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.consents_id_seq', '');
 
 -- compliance_report(): a new last check, extension_version (schema older than the library).
-CREATE OR REPLACE FUNCTION compliance_report()
+CREATE OR REPLACE FUNCTION @extschema@.compliance_report()
 RETURNS TABLE (check_name text, status text, detail text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp

@@ -61,6 +61,12 @@ SET ROLE encml_up_reader;
 SELECT id, name FROM up_customers_masked WHERE id = 1;
 RESET ROLE;
 
+-- A consent recorded next to the old ones.
+SET ROLE encml_up_app;
+SELECT encml.record_consent('alice', 'analytics', true, 'after the upgrade') > 0 AS recorded,
+       encml.has_consent('alice', 'analytics') AS in_force;
+RESET ROLE;
+
 -- Erasure of a subject registered before the upgrade.
 SELECT encml.subject_forget('bob') IS NOT NULL AS forgotten;
 SELECT user_id FROM up_subjects ORDER BY 1;

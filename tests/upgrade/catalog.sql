@@ -33,6 +33,10 @@ WITH lines(object, property, value) AS (
            extnamespace::regnamespace::text || ' / ' || extrelocatable
       FROM pg_extension WHERE extname = 'pg_encrypt_ml'
     UNION ALL
+    SELECT 'extension pg_encrypt_ml', 'owner / comment',
+           extowner::regrole::text || ' / ' || coalesce(obj_description(oid, 'pg_extension'), '<none>')
+      FROM pg_extension WHERE extname = 'pg_encrypt_ml'
+    UNION ALL
     SELECT 'extension pg_encrypt_ml', 'config table ' || c.cfg::regclass::text,
            coalesce(e.extcondition[c.n], '<none>')
       FROM pg_extension e, unnest(e.extconfig) WITH ORDINALITY AS c(cfg, n)
@@ -53,7 +57,63 @@ WITH lines(object, property, value) AS (
       JOIN pg_init_privs ip ON ip.classoid = m.classid AND ip.objoid = m.objid AND ip.objsubid > 0
       JOIN pg_attribute a ON a.attrelid = ip.objoid AND a.attnum = ip.objsubid
     UNION ALL
-    -- Schemas.
+    -- The extension's schema (CREATE EXTENSION makes it; it is not a member) and its default
+    -- privileges.
+    SELECT 'schema ' || n.nspname, 'owner / privileges / comment',
+           concat_ws(' / ', n.nspowner::regrole::text, pg_temp.acl(n.nspacl),
+                     coalesce(obj_description(n.oid, 'pg_namespace'), '<none>'))
+      FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_encrypt_ml'
+    UNION ALL
+    SELECT 'schema ' || n.nspname, 'initial privileges', pg_temp.acl(ip.initprivs)
+      FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+      JOIN pg_init_privs ip ON ip.classoid = 'pg_namespace'::regclass AND ip.objoid = n.oid
+     WHERE e.extname = 'pg_encrypt_ml'
+    UNION ALL
+    SELECT 'schema ' || n.nspname, 'default privileges ' || d.defaclobjtype::text || ' for ' || d.defaclrole::regrole::text,
+           pg_temp.acl(d.defaclacl)
+      FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+      JOIN pg_default_acl d ON d.defaclnamespace = n.oid
+     WHERE e.extname = 'pg_encrypt_ml'
+    UNION ALL
+    -- Extension-made initial privileges of objects that are no longer members (left behind).
+    SELECT pg_describe_object(ip.classoid, ip.objoid, ip.objsubid), 'initial privileges of a non-member',
+           pg_temp.acl(ip.initprivs)
+      FROM pg_init_privs ip
+     WHERE ip.privtype = 'e' AND ip.objoid >= 16384
+       AND NOT EXISTS (SELECT FROM member m WHERE m.classid = ip.classoid AND m.objid = ip.objoid)
+       AND NOT EXISTS (SELECT FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+                        WHERE e.extname = 'pg_encrypt_ml' AND ip.classoid = 'pg_namespace'::regclass
+                          AND ip.objoid = n.oid)
+       -- Other extensions' objects (amcheck in the test databases).
+       AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = ip.classoid AND d.objid = ip.objoid
+                          AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e')
+    UNION ALL
+    -- Security labels on members.
+    SELECT m.object, 'security label ' || sl.provider, sl.label
+      FROM member m JOIN pg_seclabel sl ON sl.classoid = m.classid AND sl.objoid = m.objid
+    UNION ALL
+    -- What each member depends on besides the extension (a view on a function, a function on a
+    -- type, a sequence owned by a column, ...); a view's dependencies are those of its rule.
+    SELECT DISTINCT m.object, 'depends (' || d.deptype::text || ') on ' || pg_describe_object(d.refclassid, d.refobjid, d.refobjsubid), ''
+      FROM pg_depend d
+      LEFT JOIN pg_rewrite rw ON d.classid = 'pg_rewrite'::regclass AND rw.oid = d.objid
+      JOIN member m ON m.classid = CASE WHEN rw.oid IS NULL THEN d.classid ELSE 'pg_class'::regclass END
+                   AND m.objid = coalesce(rw.ev_class, d.objid)
+     WHERE d.deptype IN ('n', 'a') AND d.refclassid <> 'pg_extension'::regclass
+       AND NOT (rw.oid IS NOT NULL AND d.refclassid = 'pg_class'::regclass AND d.refobjid = rw.ev_class)
+    UNION ALL
+    -- The roles the extension's scripts create: attributes, comment, memberships.
+    SELECT 'role ' || r.rolname, 'role',
+           concat_ws(' ', 'login ' || r.rolcanlogin, 'inherit ' || r.rolinherit, 'superuser ' || r.rolsuper,
+                     'createrole ' || r.rolcreaterole, 'createdb ' || r.rolcreatedb,
+                     'replication ' || r.rolreplication, 'bypassrls ' || r.rolbypassrls,
+                     'comment ' || coalesce(shobj_description(r.oid, 'pg_authid'), '<none>'),
+                     'member of ' || coalesce((SELECT string_agg(g.roleid::regrole::text || CASE WHEN g.admin_option THEN ' (admin)' ELSE '' END,
+                                                                 ',' ORDER BY g.roleid::regrole::text)
+                                                 FROM pg_auth_members g WHERE g.member = r.oid), '-'))
+      FROM pg_roles r WHERE r.rolname ~ '^encml_' AND r.rolname !~ '^encml_up_'
+    UNION ALL
+    -- Schemas that are members.
     SELECT m.object, 'owner / privileges', n.nspowner::regrole::text || ' / ' || pg_temp.acl(n.nspacl)
       FROM member m JOIN pg_namespace n ON m.classid = 'pg_namespace'::regclass AND n.oid = m.objid
     UNION ALL
@@ -99,6 +159,7 @@ WITH lines(object, property, value) AS (
                      'options ' || coalesce(c.reloptions::text, '{}'),
                      'rls ' || c.relrowsecurity, 'force_rls ' || c.relforcerowsecurity,
                      'replica_identity ' || c.relreplident::text,
+                     'tablespace ' || coalesce((SELECT spcname FROM pg_tablespace WHERE oid = c.reltablespace), '<default>'),
                      'access_method ' || coalesce((SELECT amname FROM pg_am WHERE oid = c.relam), '<none>'))
       FROM member m JOIN pg_class c ON m.classid = 'pg_class'::regclass AND c.oid = m.objid
     UNION ALL
@@ -114,6 +175,10 @@ WITH lines(object, property, value) AS (
                      CASE WHEN a.attgenerated = 's' THEN 'GENERATED ALWAYS AS (' || pg_get_expr(ad.adbin, ad.adrelid) || ') STORED'
                           WHEN ad.adbin IS NOT NULL THEN 'DEFAULT ' || pg_get_expr(ad.adbin, ad.adrelid) END,
                      'storage ' || a.attstorage::text,
+                     CASE WHEN a.attcompression <> '' THEN 'compression ' || a.attcompression::text END,
+                     -- (This server build keeps a per-column pg_attver option of its own.)
+                     'options ' || (SELECT string_agg(o, ',' ORDER BY o) FROM unnest(a.attoptions) o
+                                     WHERE o NOT LIKE 'pg\_attver=%'),
                      CASE WHEN a.attstattarget >= 0 THEN 'statistics ' || a.attstattarget END,
                      CASE WHEN a.attacl IS NOT NULL THEN 'privileges ' || pg_temp.acl(a.attacl) END,
                      CASE WHEN col_description(c.oid, a.attnum) IS NOT NULL
@@ -157,8 +222,9 @@ WITH lines(object, property, value) AS (
     UNION ALL
     SELECT m.object, 'policy ' || po.polname,
            concat_ws(' ', 'command ' || po.polcmd::text, CASE WHEN po.polpermissive THEN 'permissive' ELSE 'restrictive' END,
-                     'roles ' || (SELECT string_agg(CASE WHEN r = 0 THEN 'public' ELSE r::regrole::text END, ',' ORDER BY 1)
-                                    FROM unnest(po.polroles) r),
+                     'roles ' || (SELECT string_agg(n, ',' ORDER BY n)
+                                    FROM (SELECT CASE WHEN r = 0 THEN 'public' ELSE r::regrole::text END AS n
+                                            FROM unnest(po.polroles) r) rn),
                      'using ' || pg_get_expr(po.polqual, po.polrelid),
                      'check ' || pg_get_expr(po.polwithcheck, po.polrelid))
       FROM member m JOIN pg_policy po ON m.classid = 'pg_class'::regclass AND po.polrelid = m.objid
@@ -264,7 +330,9 @@ WITH lines(object, property, value) AS (
     -- any behind, and neither may an install).
     SELECT 'schema encml', 'non-member ' || pg_describe_object(x.classid, x.objid, 0), 'present'
       FROM (SELECT 'pg_class'::regclass AS classid, c.oid AS objid FROM pg_class c
-             WHERE c.relnamespace = 'encml'::regnamespace AND c.relkind NOT IN ('i', 'I', 'S', 't')
+             WHERE c.relnamespace = 'encml'::regnamespace AND c.relkind NOT IN ('i', 'I', 't')
+                AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                                   AND d.deptype IN ('a', 'i') AND d.refclassid = 'pg_class'::regclass)
             UNION ALL SELECT 'pg_proc'::regclass, p.oid FROM pg_proc p WHERE p.pronamespace = 'encml'::regnamespace
             UNION ALL SELECT 'pg_type'::regclass, t.oid FROM pg_type t
                        WHERE t.typnamespace = 'encml'::regnamespace AND t.typrelid = 0
@@ -272,5 +340,19 @@ WITH lines(object, property, value) AS (
             UNION ALL SELECT 'pg_operator'::regclass, o.oid FROM pg_operator o
                        WHERE o.oprnamespace = 'encml'::regnamespace) x
      WHERE NOT EXISTS (SELECT FROM member m WHERE m.classid = x.classid AND m.objid = x.objid)
+    UNION ALL
+    -- Objects made after initdb in pg_catalog or outside any schema that belong to no extension
+    -- (an extension script that put them there without making them members).
+    SELECT 'database', 'non-member ' || pg_describe_object(x.classid, x.objid, 0), 'present'
+      FROM (SELECT 'pg_proc'::regclass AS classid, p.oid AS objid FROM pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.oid >= 16384
+            UNION ALL SELECT 'pg_operator'::regclass, o.oid FROM pg_operator o WHERE o.oprnamespace = 'pg_catalog'::regnamespace AND o.oid >= 16384
+            UNION ALL SELECT 'pg_type'::regclass, t.oid FROM pg_type t WHERE t.typnamespace = 'pg_catalog'::regnamespace AND t.oid >= 16384
+            UNION ALL SELECT 'pg_class'::regclass, c.oid FROM pg_class c WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.oid >= 16384
+            UNION ALL SELECT 'pg_cast'::regclass, ca.oid FROM pg_cast ca WHERE ca.oid >= 16384
+            UNION ALL SELECT 'pg_opclass'::regclass, oc.oid FROM pg_opclass oc WHERE oc.oid >= 16384
+            UNION ALL SELECT 'pg_opfamily'::regclass, f.oid FROM pg_opfamily f WHERE f.oid >= 16384
+            UNION ALL SELECT 'pg_event_trigger'::regclass, et.oid FROM pg_event_trigger et) x
+     WHERE NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = x.classid AND d.objid = x.objid
+                          AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e')
 )
 SELECT object, property, value FROM lines ORDER BY object COLLATE "C", property COLLATE "C", value COLLATE "C";

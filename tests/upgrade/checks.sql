@@ -94,7 +94,7 @@ SELECT md5(lo_get(:decrypted_lo)) = md5(convert_to(repeat('checkpoint bytes ', 5
 
 -- Tenants: isolation and tenant keys for members, refusal for others.
 SELECT name, schema_name, forgotten_at IS NOT NULL AS forgotten FROM encml.tenants WHERE name LIKE 'up-%' ORDER BY name;
-SELECT tenant, member FROM encml.tenant_members WHERE tenant LIKE 'up-%' ORDER BY 1, 2;
+SELECT tenant, member::text FROM encml.tenant_members WHERE tenant LIKE 'up-%' ORDER BY 1, 2;
 SET ROLE encml_up_member;
 SELECT encml.set_tenant('up-acme');
 SELECT count(*) AS acme_rows, bool_and(encml.decrypt_text(body) = 'acme doc ' || id) AS acme_decrypts FROM up_tenant_docs;
@@ -111,9 +111,9 @@ SELECT has_schema_privilege('encml_up_member', 'up_acme', 'USAGE') AS member_use
        has_schema_privilege('encml_up_outsider', 'up_acme', 'USAGE') AS outsider_does_not;
 
 -- Grants, labels, clearances and conditions.
-SELECT k.name, g.grantee, g.privilege FROM encml.key_grants g JOIN public.up_keys k ON k.id = g.key_id ORDER BY 1, 2, 3;
+SELECT k.name, g.grantee::text, g.privilege FROM encml.key_grants g JOIN public.up_keys k ON k.id = g.key_id ORDER BY 1, 2, 3;
 SELECT encml.key_labels(pg_temp.k('labelled')) AS labels;
-SELECT grantee, label FROM encml.clearances ORDER BY 1, 2;
+SELECT grantee::text, label FROM encml.clearances ORDER BY 1, 2;
 SELECT label, application_names FROM encml.clearance_conditions ORDER BY 1;
 SET ROLE encml_up_reader;
 SELECT bool_and(encml.decrypt_text(body, 'up_notes:' || id) = 'note ' || id) AS reader_decrypts FROM up_notes WHERE id <= 200;
@@ -129,9 +129,9 @@ RESET ROLE;
 REVOKE SELECT ON up_notes FROM encml_up_outsider;
 
 -- Privacy budgets and the ledger.
-SELECT analyst, scope, epsilon_total, epsilon_spent, delta_total, delta_spent
+SELECT analyst::text, scope, epsilon_total, epsilon_spent, delta_total, delta_spent
   FROM encml.privacy_budget WHERE analyst::text LIKE 'encml_up_%' ORDER BY 1, 2;
-SELECT analyst, scope, epsilon, delta, granted, note, length(query_hash) AS hash_length
+SELECT analyst::text, scope, epsilon, delta, granted, note, length(query_hash) AS hash_length
   FROM encml.privacy_ledger WHERE analyst::text LIKE 'encml_up_%' ORDER BY id;
 
 -- The audit chain: verifies, with the anchor of the purge, every row checked.
@@ -143,10 +143,10 @@ SELECT operation, count(*) FROM encml.audit_log
  WHERE table_name = 'public.up_patients' GROUP BY 1 ORDER BY 1;
 SELECT count(*) AS anchors FROM encml.audit_log WHERE kind = 'anchor';
 SELECT table_oid::regclass AS audited_table, redact FROM encml.audited_tables ORDER BY 1;
-SELECT table_name, column_name, label FROM encml.classified_columns ORDER BY 1, 2;
+SELECT table_name::text, column_name, label FROM encml.classified_columns ORDER BY 1, 2;
 
 -- Masking: rules, the masked view for a masked and an unmasked reader.
-SELECT tbl, col, mask, unmasked_roles FROM encml.masking_rules ORDER BY 1, 2;
+SELECT tbl::text, col, mask, unmasked_roles FROM encml.masking_rules ORDER BY 1, 2;
 SET ROLE encml_up_reader;
 SELECT * FROM up_customers_masked WHERE id <= 2 ORDER BY id;
 SELECT * FROM up_stored_masked WHERE id <= 2 ORDER BY id;
@@ -158,7 +158,7 @@ SELECT * FROM up_stored_masked WHERE id <= 2 ORDER BY id;
 RESET ROLE;
 
 -- Data subjects: registrations, per-subject keys, consents, the erased subject.
-SELECT tbl, col, id_kind, on_forget FROM encml.subject_registry ORDER BY 1, 2;
+SELECT tbl::text, col, id_kind, on_forget FROM encml.subject_registry ORDER BY 1, 2;
 SET ROLE encml_up_app;
 SELECT encml.has_consent('alice', 'model_training') AS alice_consents,
        encml.has_consent('bob', 'model_training') AS bob_withdrew;

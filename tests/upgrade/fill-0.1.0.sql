@@ -28,8 +28,6 @@ GRANT encml_key_admin TO encml_up_security;
 GRANT encml_auditor TO encml_up_auditor;
 GRANT encml_fhe_contributor TO encml_up_contributor;
 GRANT encml_subject_processor TO encml_up_app;
-GRANT USAGE ON SCHEMA encml TO encml_up_app, encml_up_reader, encml_up_analyst, encml_up_member,
-    encml_up_outsider, encml_up_support, encml_up_security, encml_up_auditor, encml_up_contributor;
 
 -- Key ids and test-only secrets, for the checks.
 CREATE TABLE up_keys (name text PRIMARY KEY, id uuid NOT NULL);

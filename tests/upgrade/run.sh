@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# The upgrade test (docs/upgrading.md): for every released version, install it from its frozen
-# script, fill it with one of everything (fill-*.sql), ALTER EXTENSION pg_encrypt_ml UPDATE, and
-# prove that nothing changed and nothing is missing:
-#   - the stored state (snapshot.sql) is the same before and after the upgrade, and in a
-#     pg_dump of the upgraded database restored into a fresh one;
+# The upgrade test (docs/upgrading.md, "How upgrades are tested"). For every released version:
+# install it from its frozen script, fill it with one of everything (fill-*.sql), then
+# ALTER EXTENSION pg_encrypt_ml UPDATE and prove that nothing changed and nothing is missing:
+#   - the stored state (snapshot.sql) is the same before and after the upgrade, and in a pg_dump
+#     of the upgraded database restored into a new one;
 #   - the extension's catalog (catalog.sql: every member object with its definition, owner,
-#     privileges and comment) equals a fresh install of the current version, also after restore;
-#   - everything reads back (checks.sql) and keeps working (after.sql) as expected/ says.
-# Also: released scripts are unchanged (released.sha256), and every C symbol they name is
-# exported by the installed library. Needs the cluster of scripts/cluster.sh and `make install-dev`.
+#     privileges, initial privileges, comment and dependencies, and the roles the extension
+#     creates) equals a fresh install of the current version, also after the restore;
+#   - everything reads back (checks.sql) and keeps working (after.sql) as expected/ says, and
+#     every btree index still checks out with amcheck;
+#   - a dump taken with the old release restores into the current one (with the documented repair).
+# Also: released scripts are unchanged and installed as committed, and every C symbol they name
+# is exported by the installed library. Two private clusters (scripts/cluster.sh, preloaded
+# library): U for the upgrades, F for the fresh install, so that the roles an upgrade creates are
+# compared with those a fresh install creates. Needs `make install-dev`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-eval "$(bash scripts/cluster.sh env)"
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 HERE=tests/upgrade
 OUT=target/upgrade
+PRIVATE=${ENCML_UPGRADE_DIR:-/tmp/pg_encrypt_ml-upgrade}
 rm -rf "$OUT" && mkdir -p "$OUT"
 CURRENT=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+EXTDIR="$("$PG_CONFIG" --sharedir)/extension"
 PSQL=(psql -X -q -v ON_ERROR_STOP=1)
 fail() { echo "FAIL: $*" >&2; exit 1; }
 same() { # same WHAT EXPECTED ACTUAL: files must be equal
@@ -26,46 +32,78 @@ same() { # same WHAT EXPECTED ACTUAL: files must be equal
   fi
   echo "ok: $1"
 }
+cluster() { # cluster u|f start|stop|destroy
+  local port=54421; [ "$1" = f ] && port=54422
+  ENCML_CLUSTER_DIR="$PRIVATE/$1" ENCML_PORT=$port bash scripts/cluster.sh "$2" >/dev/null
+}
+on() { # on u|f: point libpq at that cluster
+  export PGHOST="$PRIVATE/$1/sock" PGUSER=postgres PGPORT=54421
+  [ "$1" = f ] && PGPORT=54422
+  return 0
+}
 # Runs a script the way pg_regress does (statements echoed), for the expected/ files.
 run_echoed() { "${PSQL[@]}" -a -d "$1" -f "$2" > "$3" 2>&1 || { tail -n 30 "$3" >&2; fail "$2 on $1"; }; }
+version_of() { psql -X -At -d "$1" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_encrypt_ml'"; }
+amcheck() { # every btree index of the extension and of the test's tables is consistent
+  "${PSQL[@]}" -d "$1" -c "CREATE EXTENSION IF NOT EXISTS amcheck" -At -c "
+    SELECT count(bt_index_check(i.indexrelid, true))
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+     WHERE am.amname = 'btree' AND c.relnamespace IN ('encml'::regnamespace, 'public'::regnamespace)" > "$OUT/amcheck"
+  echo "ok: $2 ($(cat "$OUT/amcheck") btree indexes pass amcheck with heapallindexed)"
+}
 
-# 1. Released scripts are never edited.
+# 1. Released scripts are never edited, and PostgreSQL runs the committed copies.
 sha256sum --quiet -c "$HERE/released.sha256" || fail "a released script changed (tests/upgrade/released.sha256)"
 for f in sql/install/pg_encrypt_ml--*.sql sql/upgrade/pg_encrypt_ml--*.sql; do
   grep -q " $f\$" "$HERE/released.sha256" || case "$f" in
     *--"$CURRENT".sql) ;;  # the upgrade script to the version being developed is still open
     *) fail "$f is released but not listed in tests/upgrade/released.sha256" ;;
   esac
+  cmp -s "$f" "$EXTDIR/$(basename "$f")" || fail "$EXTDIR/$(basename "$f") differs from $f: run make install-dev"
 done
-echo "ok: released scripts unchanged"
+for f in "$EXTDIR"/pg_encrypt_ml--*.sql; do
+  b=$(basename "$f")
+  [ -f "sql/install/$b" ] || [ -f "sql/upgrade/$b" ] || [ "$b" = "pg_encrypt_ml--$CURRENT.sql" ] \
+    || fail "$f is not part of this source tree (left from another build?): remove it"
+done
+echo "ok: released scripts unchanged and installed as committed"
 
 # 2. One library serves every version: it exports each C symbol any install or upgrade script names.
 SO="$("$PG_CONFIG" --pkglibdir)/pg_encrypt_ml.so"
 nm -D --defined-only "$SO" | awk '{print $3}' | sort -u > "$OUT/exported"
-cat sql/install/*.sql sql/upgrade/*.sql "$("$PG_CONFIG" --sharedir)/extension/pg_encrypt_ml--$CURRENT.sql" |
+cat sql/install/*.sql sql/upgrade/*.sql "$EXTDIR/pg_encrypt_ml--$CURRENT.sql" |
   grep -o "'MODULE_PATHNAME', *'[A-Za-z0-9_]*'" | sed "s/.*, *'\(.*\)'/\1/" | sort -u > "$OUT/referenced"
 missing=$(comm -23 "$OUT/referenced" "$OUT/exported")
 [ -z "$missing" ] || fail "C symbols referenced by install or upgrade scripts but not exported: $missing"
 echo "ok: $(wc -l < "$OUT/referenced") C symbols of every script exported by the library"
 
-# 3. A fresh install of the current version: the reference catalog.
-FRESH=encml_up_fresh
-dropdb --if-exists "$FRESH" && createdb "$FRESH"
-"${PSQL[@]}" -d "$FRESH" -c "CREATE EXTENSION pg_encrypt_ml"
-[ "$(psql -X -At -d "$FRESH" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_encrypt_ml'")" = "$CURRENT" ] \
-  || fail "a fresh install is not at $CURRENT"
-"${PSQL[@]}" -d "$FRESH" -f "$HERE/catalog.sql" > "$OUT/fresh.catalog"
+for c in u f; do cluster "$c" destroy; cluster "$c" start; done
+# Kept after a failure, for a look (PGHOST=$PRIVATE/u/sock PGPORT=54421); the next run replaces them.
+trap 'rc=$?; if [ $rc -eq 0 ]; then for c in u f; do cluster "$c" destroy || true; done;
+      else for c in u f; do cluster "$c" stop || true; done; echo "clusters kept in $PRIVATE" >&2; fi' EXIT
+
+# 3. A fresh install of the current version, with the administrator's own changes to it
+#    (customize.sql): the reference catalog.
+on f
+createdb encml_up_fresh
+"${PSQL[@]}" -d encml_up_fresh -c "CREATE EXTENSION pg_encrypt_ml" -f "$HERE/customize.sql"
+[ "$(version_of encml_up_fresh)" = "$CURRENT" ] || fail "a fresh install is not at $CURRENT"
+"${PSQL[@]}" -d encml_up_fresh -f "$HERE/catalog.sql" > "$OUT/fresh.catalog"
 echo "ok: fresh install of $CURRENT ($(wc -l < "$OUT/fresh.catalog") catalog lines)"
 
 # 4. From every released version.
+on u
 for script in sql/install/pg_encrypt_ml--*.sql; do
   FROM=${script##*--}; FROM=${FROM%.sql}
   DB=encml_up_from_${FROM//./_}
   RESTORED=encml_up_restored_${FROM//./_}
+  OLDDUMP=encml_up_olddump_${FROM//./_}
   echo "== upgrade from $FROM"
-  for db in "$DB" "$RESTORED"; do dropdb --if-exists "$db"; done
+  [ -n "$(psql -X -At -d postgres -c "SELECT path FROM pg_extension_update_paths('pg_encrypt_ml')
+                                        WHERE source = '$FROM' AND target = '$CURRENT'")" ] \
+    || fail "no update path from $FROM to $CURRENT"
   createdb "$DB"
-  "${PSQL[@]}" -d "$DB" -c "CREATE EXTENSION pg_encrypt_ml VERSION '$FROM'"
+  "${PSQL[@]}" -d "$DB" -c "CREATE EXTENSION pg_encrypt_ml VERSION '$FROM'" -f "$HERE/customize.sql"
   # Fill with every fill script of a version up to FROM (each later one adds what its release added).
   for fill in $(ls "$HERE"/fill-*.sql | sort -V); do
     v=${fill##*/fill-}; v=${v%.sql}
@@ -74,11 +112,12 @@ for script in sql/install/pg_encrypt_ml--*.sql; do
   done
   run_echoed "$DB" "$HERE/checks.sql" "$OUT/$FROM-checks-before.out"
   same "$FROM: everything reads back before the upgrade" "$HERE/expected/checks.out" "$OUT/$FROM-checks-before.out"
+  # (Dumping a classified table is a security event: dump before the snapshot.)
+  pg_dump -Fc -d "$DB" -f "$OUT/$FROM-old.dump"
   "${PSQL[@]}" -d "$DB" -f "$HERE/snapshot.sql" > "$OUT/$FROM-before.snapshot"
 
   "${PSQL[@]}" -d "$DB" -c "ALTER EXTENSION pg_encrypt_ml UPDATE"
-  [ "$(psql -X -At -d "$DB" -c "SELECT extversion FROM pg_extension WHERE extname = 'pg_encrypt_ml'")" = "$CURRENT" ] \
-    || fail "ALTER EXTENSION UPDATE from $FROM did not reach $CURRENT"
+  [ "$(version_of "$DB")" = "$CURRENT" ] || fail "ALTER EXTENSION UPDATE from $FROM did not reach $CURRENT"
   "${PSQL[@]}" -d "$DB" -f "$HERE/snapshot.sql" > "$OUT/$FROM-after.snapshot"
   same "$FROM -> $CURRENT: stored state unchanged ($(wc -l < "$OUT/$FROM-after.snapshot") tables, sequences and objects)" \
     "$OUT/$FROM-before.snapshot" "$OUT/$FROM-after.snapshot"
@@ -86,6 +125,7 @@ for script in sql/install/pg_encrypt_ml--*.sql; do
   same "$FROM -> $CURRENT: upgraded catalog equals a fresh install" "$OUT/fresh.catalog" "$OUT/$FROM-upgraded.catalog"
   run_echoed "$DB" "$HERE/checks.sql" "$OUT/$FROM-checks-after.out"
   same "$FROM -> $CURRENT: everything reads back after the upgrade" "$HERE/expected/checks.out" "$OUT/$FROM-checks-after.out"
+  amcheck "$DB" "$FROM -> $CURRENT: indexes"
 
   # pg_dump of the upgraded database, restored into a new one.
   "${PSQL[@]}" -d "$DB" -v names=on -f "$HERE/snapshot.sql" > "$OUT/$FROM-dumped.snapshot"
@@ -103,19 +143,36 @@ for script in sql/install/pg_encrypt_ml--*.sql; do
     run_echoed "$db" "$HERE/after.sql" "$OUT/$FROM-after-$db.out"
     same "$FROM -> $CURRENT: new operations on old data ($db)" "$HERE/expected/after.out" "$OUT/$FROM-after-$db.out"
   done
-  dropdb "$DB"; dropdb "$RESTORED"
-done
-dropdb "$FRESH"
 
-# 5. A database restored from a 0.1.0 dump holds oids of the original database in
-#    audited_tables/column_classes: the upgrade names them (they cannot be mapped back).
-STALE=encml_up_stale
-dropdb --if-exists "$STALE" && createdb "$STALE"
-"${PSQL[@]}" -d "$STALE" -c "CREATE EXTENSION pg_encrypt_ml VERSION '0.1.0'" \
-  -c "INSERT INTO encml.audited_tables (table_oid, enabled_by) VALUES (4000000000, 'restored')"
-warning=$("${PSQL[@]}" -d "$STALE" -c "ALTER EXTENSION pg_encrypt_ml UPDATE" 2>&1)
-[[ "$warning" == *"WARNING:  pg_encrypt_ml: audited_tables or column_classes name tables that do not exist (oids 4000000000)"* ]] \
-  || fail "the upgrade did not name the stale oid: $warning"
-echo "ok: the upgrade names tables a restored 0.1.0 dump lost"
-dropdb "$STALE"
+  # A dump taken with the old release, restored into the current one: the documented repair
+  # (repair-<version>-dump.sql), then everything works as after an upgrade.
+  createdb "$OLDDUMP"
+  pg_restore --exit-on-error -d "$OLDDUMP" "$OUT/$FROM-old.dump"
+  [ "$(version_of "$OLDDUMP")" = "$CURRENT" ] || fail "a $FROM dump did not restore into $CURRENT"
+  "${PSQL[@]}" -d "$OLDDUMP" -f "$HERE/catalog.sql" > "$OUT/$FROM-olddump.catalog"
+  same "$FROM dump -> $CURRENT: catalog equals a fresh install" "$OUT/fresh.catalog" "$OUT/$FROM-olddump.catalog"
+  [ ! -f "$HERE/repair-$FROM-dump.sql" ] || "${PSQL[@]}" -d "$OLDDUMP" -f "$HERE/repair-$FROM-dump.sql" > /dev/null
+  run_echoed "$OLDDUMP" "$HERE/after.sql" "$OUT/$FROM-after-olddump.out"
+  same "$FROM dump -> $CURRENT: new operations on the restored data" "$HERE/expected/after.out" "$OUT/$FROM-after-olddump.out"
+done
+
+# 5. The 0.1.0 -> 0.2.0 script names catalog rows a restored 0.1.0 dump left pointing at nothing
+#    or at another table, and refuses, naming them, when objects of the database's own depend on
+#    what it changes (then nothing changed: the update is one transaction).
+createdb encml_up_special
+"${PSQL[@]}" -d encml_up_special -c "CREATE EXTENSION pg_encrypt_ml VERSION '0.1.0'" \
+  -c "CREATE TABLE public.other (id int)" \
+  -c "INSERT INTO encml.audited_tables (table_oid, enabled_by) VALUES (4000000000, 'restored'), ('public.other'::regclass, 'restored')" \
+  -c "CREATE VIEW public.my_classes AS SELECT * FROM encml.classified_columns"
+err=$("${PSQL[@]}" -d encml_up_special -c "ALTER EXTENSION pg_encrypt_ml UPDATE TO '0.2.0'" 2>&1 || true)
+[[ "$err" == *"ERROR:  pg_encrypt_ml 0.2.0 changes encml.audited_tables, encml.column_classes and encml.classified_columns, which these objects depend on: rule _RETURN on view public.my_classes"* ]] \
+  || fail "the update did not refuse over a dependent view: $err"
+[ "$(version_of encml_up_special)" = 0.1.0 ] || fail "a refused update changed the version"
+echo "ok: the update refuses, naming them, when the database's own views depend on what it changes"
+warning=$("${PSQL[@]}" -d encml_up_special -c "DROP VIEW public.my_classes" -c "ALTER EXTENSION pg_encrypt_ml UPDATE TO '0.2.0'" 2>&1)
+[[ "$warning" == *"WARNING:  pg_encrypt_ml: audited_tables or column_classes do not match this database, probably restored from a 0.1.0 dump: "* ]] \
+  && [[ "$warning" == *"audited table oid 4000000000: no such table"* ]] \
+  && [[ "$warning" == *"(other): no encml_audit_row trigger"* ]] \
+  || fail "the update did not name the stale rows: $warning"
+echo "ok: the update names audit and classification rows a restored 0.1.0 dump left stale"
 echo "==> upgrade tests passed"

@@ -2,7 +2,8 @@
 -- encml.citus_setup() on the coordinator).
 SELECT nodeport - (SELECT min(nodeport) FROM pg_dist_node) AS node, noderole, shouldhaveshards FROM pg_dist_node ORDER BY nodeport;
 -- Citus created the extension on the workers too.
-SELECT success, result FROM run_command_on_workers($$SELECT extversion FROM pg_extension WHERE extname = 'pg_encrypt_ml'$$);
+SELECT success, result = (SELECT extversion FROM pg_extension WHERE extname = 'pg_encrypt_ml') AS coordinator_version
+  FROM run_command_on_workers($$SELECT extversion FROM pg_extension WHERE extname = 'pg_encrypt_ml'$$);
 -- The key and tenant catalog is replicated to every node; ledgers and audit log stay per node.
 SELECT logicalrelid, partmethod, repmodel FROM pg_dist_partition
  WHERE logicalrelid::text LIKE 'encml.%' ORDER BY logicalrelid::text;
