@@ -6,6 +6,8 @@
 #   start        initdb (first time), start the three nodes, create both extensions on the
 #                coordinator, register the nodes and put the key catalog on every node
 #                (encml.citus_setup())
+#                ENCML_CITUS_EXTENSION_VERSION=X installs that released version instead of the
+#                newest (tests/citus/upgrade.sh)
 #   start-extra  one more node configured like the others, with Citus created, not registered
 #                (tests/citus/add_node.sh registers it); destroy removes it too
 set -euo pipefail
@@ -88,7 +90,7 @@ start() {
 SELECT citus_set_coordinator_host('127.0.0.1', $(port_of coordinator));
 SELECT citus_add_node('127.0.0.1', $(port_of worker1));
 SELECT citus_add_node('127.0.0.1', $(port_of worker2));
-CREATE EXTENSION pg_encrypt_ml;
+CREATE EXTENSION pg_encrypt_ml${ENCML_CITUS_EXTENSION_VERSION:+ VERSION '$ENCML_CITUS_EXTENSION_VERSION'};
 SELECT encml.citus_setup();
 SQL
   fi

@@ -12,6 +12,11 @@ bash scripts/citus-cluster.sh destroy
 trap 'bash scripts/citus-cluster.sh stop' EXIT
 bash scripts/citus-cluster.sh start
 rm -rf "$OUT" && mkdir -p "$OUT"
+# Each node's extension catalog as a fresh install leaves it, for tests/citus/upgrade.sh.
+for node_port in coordinator:$ENCML_CITUS_PORT worker1:$((ENCML_CITUS_PORT + 1)) worker2:$((ENCML_CITUS_PORT + 2)); do
+  runuser -u postgres -- env -u RUST_BACKTRACE psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${node_port#*:}" \
+    -U postgres -d postgres -f tests/upgrade/catalog.sql > "$OUT/fresh-${node_port%%:*}.catalog"
+done
 tests=(setup)
 for f in tests/citus/sql/*.sql; do
   t=$(basename "$f" .sql)
@@ -26,3 +31,4 @@ fi
 bash tests/citus/tokens.sh
 bash tests/citus/node_down.sh
 bash tests/citus/add_node.sh
+bash tests/citus/upgrade.sh

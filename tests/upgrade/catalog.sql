@@ -1,10 +1,12 @@
 -- Prints every object of the extension pg_encrypt_ml as sorted lines "object | property | value",
 -- without OIDs, so that two databases can be compared with diff: an upgraded one and a fresh
 -- install must print the same lines. Covers each member object's definition, owner, privileges
--- (current and initial, which pg_dump compares) and comment; tables with their columns (in order),
--- defaults, constraints, indexes, triggers, policies and options; types, operators, operator
--- classes and families with their members, casts, aggregates and event triggers; and the
--- extension row itself (version, configuration tables and their dump conditions).
+-- (current and initial, which pg_dump compares), comment, security labels and dependencies;
+-- tables with their columns (in order), defaults, constraints, indexes, triggers, policies and
+-- options; types, operators, operator classes and families with their members, casts,
+-- aggregates and event triggers; the extension row (version, owner, configuration tables and
+-- their dump conditions), its schema with default privileges, the roles its scripts create, and
+-- objects an extension script left outside the extension.
 \set ON_ERROR_STOP 1
 \pset format unaligned
 \pset tuples_only on
@@ -12,20 +14,15 @@
 \pset null '<null>'
 SET search_path = pg_catalog, pg_temp;
 
-CREATE TEMP VIEW member AS
-SELECT d.classid, d.objid, d.objsubid,
-       pg_describe_object(d.classid, d.objid, d.objsubid) AS object
-  FROM pg_depend d
-  JOIN pg_extension e ON e.oid = d.refobjid
- WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
-   AND e.extname = 'pg_encrypt_ml';
-
--- ACLs print grantees by name; sort their items so grant order does not matter.
-CREATE FUNCTION pg_temp.acl(a aclitem[]) RETURNS text LANGUAGE sql IMMUTABLE AS
-$$ SELECT CASE WHEN a IS NULL THEN '<default>'
-               ELSE coalesce((SELECT string_agg(x::text, ' ' ORDER BY x::text) FROM unnest(a) x), '{}') END $$;
-
-WITH lines(object, property, value) AS (
+-- (No temporary objects: on a Citus worker, Citus refuses to create them.)
+WITH member AS (
+    SELECT d.classid, d.objid, d.objsubid,
+           pg_describe_object(d.classid, d.objid, d.objsubid) AS object
+      FROM pg_depend d
+      JOIN pg_extension e ON e.oid = d.refobjid
+     WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+       AND e.extname = 'pg_encrypt_ml'
+), lines(object, property, value) AS (
     -- The extension itself.
     SELECT 'extension pg_encrypt_ml', 'version', extversion FROM pg_extension WHERE extname = 'pg_encrypt_ml'
     UNION ALL
@@ -48,11 +45,11 @@ WITH lines(object, property, value) AS (
     SELECT m.object, 'comment', coalesce(obj_description(m.objid, m.classid::regclass::name), '<none>')
       FROM member m
     UNION ALL
-    SELECT m.object, 'initial privileges', pg_temp.acl(ip.initprivs)
+    SELECT m.object, 'initial privileges', (CASE WHEN ip.initprivs IS NULL THEN '<default>' ELSE coalesce((SELECT string_agg(acl_item::text, ' ' ORDER BY acl_item::text) FROM unnest(ip.initprivs) acl_item), '{}') END)
       FROM member m JOIN pg_init_privs ip
         ON ip.classoid = m.classid AND ip.objoid = m.objid AND ip.objsubid = 0
     UNION ALL
-    SELECT m.object || ' column ' || a.attname, 'initial privileges', pg_temp.acl(ip.initprivs)
+    SELECT m.object || ' column ' || a.attname, 'initial privileges', (CASE WHEN ip.initprivs IS NULL THEN '<default>' ELSE coalesce((SELECT string_agg(acl_item::text, ' ' ORDER BY acl_item::text) FROM unnest(ip.initprivs) acl_item), '{}') END)
       FROM member m
       JOIN pg_init_privs ip ON ip.classoid = m.classid AND ip.objoid = m.objid AND ip.objsubid > 0
       JOIN pg_attribute a ON a.attrelid = ip.objoid AND a.attnum = ip.objsubid
@@ -60,24 +57,24 @@ WITH lines(object, property, value) AS (
     -- The extension's schema (CREATE EXTENSION makes it; it is not a member) and its default
     -- privileges.
     SELECT 'schema ' || n.nspname, 'owner / privileges / comment',
-           concat_ws(' / ', n.nspowner::regrole::text, pg_temp.acl(n.nspacl),
+           concat_ws(' / ', n.nspowner::regrole::text, (CASE WHEN n.nspacl IS NULL THEN '<default>' ELSE coalesce((SELECT string_agg(acl_item::text, ' ' ORDER BY acl_item::text) FROM unnest(n.nspacl) acl_item), '{}') END),
                      coalesce(obj_description(n.oid, 'pg_namespace'), '<none>'))
       FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_encrypt_ml'
     UNION ALL
-    SELECT 'schema ' || n.nspname, 'initial privileges', pg_temp.acl(ip.initprivs)
+    SELECT 'schema ' || n.nspname, 'initial privileges', (CASE WHEN ip.initprivs IS NULL THEN '<default>' ELSE coalesce((SELECT string_agg(acl_item::text, ' ' ORDER BY acl_item::text) FROM unnest(ip.initprivs) acl_item), '{}') END)
       FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
       JOIN pg_init_privs ip ON ip.classoid = 'pg_namespace'::regclass AND ip.objoid = n.oid
      WHERE e.extname = 'pg_encrypt_ml'
     UNION ALL
     SELECT 'schema ' || n.nspname, 'default privileges ' || d.defaclobjtype::text || ' for ' || d.defaclrole::regrole::text,
-           pg_temp.acl(d.defaclacl)
+           (CASE WHEN d.defaclacl IS NULL THEN '<default>' ELSE coalesce((SELECT string_agg(acl_item::text, ' ' ORDER BY acl_item::text) FROM unnest(d.defaclacl) acl_item), '{}') END)
       FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
       JOIN pg_default_acl d ON d.defaclnamespace = n.oid
      WHERE e.extname = 'pg_encrypt_ml'
     UNION ALL
     -- Extension-made initial privileges of objects that are no longer members (left behind).
     SELECT pg_describe_object(ip.classoid, ip.objoid, ip.objsubid), 'initial privileges of a non-member',
-           pg_temp.acl(ip.initprivs)
+           (CASE WHEN ip.initprivs IS NULL THEN '<default>' ELSE coalesce((SELECT string_agg(acl_item::text, ' ' ORDER BY acl_item::text) FROM unnest(ip.initprivs) acl_item), '{}') END)
       FROM pg_init_privs ip
      WHERE ip.privtype = 'e' AND ip.objoid >= 16384
        AND NOT EXISTS (SELECT FROM member m WHERE m.classid = ip.classoid AND m.objid = ip.objoid)
@@ -114,7 +111,7 @@ WITH lines(object, property, value) AS (
       FROM pg_roles r WHERE r.rolname ~ '^encml_' AND r.rolname !~ '^encml_up_'
     UNION ALL
     -- Schemas that are members.
-    SELECT m.object, 'owner / privileges', n.nspowner::regrole::text || ' / ' || pg_temp.acl(n.nspacl)
+    SELECT m.object, 'owner / privileges', n.nspowner::regrole::text || ' / ' || (CASE WHEN n.nspacl IS NULL THEN '<default>' ELSE coalesce((SELECT string_agg(acl_item::text, ' ' ORDER BY acl_item::text) FROM unnest(n.nspacl) acl_item), '{}') END)
       FROM member m JOIN pg_namespace n ON m.classid = 'pg_namespace'::regclass AND n.oid = m.objid
     UNION ALL
     -- Functions and procedures: the full definition (language, volatility, strictness, parallel
@@ -123,7 +120,7 @@ WITH lines(object, property, value) AS (
       FROM member m JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND p.oid = m.objid
      WHERE p.prokind <> 'a'
     UNION ALL
-    SELECT m.object, 'owner / privileges', p.proowner::regrole::text || ' / ' || pg_temp.acl(p.proacl)
+    SELECT m.object, 'owner / privileges', p.proowner::regrole::text || ' / ' || (CASE WHEN p.proacl IS NULL THEN '<default>' ELSE coalesce((SELECT string_agg(acl_item::text, ' ' ORDER BY acl_item::text) FROM unnest(p.proacl) acl_item), '{}') END)
       FROM member m JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND p.oid = m.objid
     UNION ALL
     -- Aggregates.
@@ -155,7 +152,7 @@ WITH lines(object, property, value) AS (
     -- Relations: kind, owner, privileges, options, row security, persistence.
     SELECT m.object, 'relation',
            concat_ws(' ', 'kind ' || c.relkind::text, 'persistence ' || c.relpersistence::text,
-                     'owner ' || c.relowner::regrole::text, 'privileges ' || pg_temp.acl(c.relacl),
+                     'owner ' || c.relowner::regrole::text, 'privileges ' || (CASE WHEN c.relacl IS NULL THEN '<default>' ELSE coalesce((SELECT string_agg(acl_item::text, ' ' ORDER BY acl_item::text) FROM unnest(c.relacl) acl_item), '{}') END),
                      'options ' || coalesce(c.reloptions::text, '{}'),
                      'rls ' || c.relrowsecurity, 'force_rls ' || c.relforcerowsecurity,
                      'replica_identity ' || c.relreplident::text,
@@ -180,7 +177,7 @@ WITH lines(object, property, value) AS (
                      'options ' || (SELECT string_agg(o, ',' ORDER BY o) FROM unnest(a.attoptions) o
                                      WHERE o NOT LIKE 'pg\_attver=%'),
                      CASE WHEN a.attstattarget >= 0 THEN 'statistics ' || a.attstattarget END,
-                     CASE WHEN a.attacl IS NOT NULL THEN 'privileges ' || pg_temp.acl(a.attacl) END,
+                     CASE WHEN a.attacl IS NOT NULL THEN 'privileges ' || (CASE WHEN a.attacl IS NULL THEN '<default>' ELSE coalesce((SELECT string_agg(acl_item::text, ' ' ORDER BY acl_item::text) FROM unnest(a.attacl) acl_item), '{}') END) END,
                      CASE WHEN col_description(c.oid, a.attnum) IS NOT NULL
                           THEN 'comment ' || col_description(c.oid, a.attnum) END)
       FROM member m
@@ -252,7 +249,7 @@ WITH lines(object, property, value) AS (
                      'base ' || CASE WHEN t.typbasetype = 0 THEN '<none>' ELSE format_type(t.typbasetype, t.typtypmod) END,
                      'notnull ' || t.typnotnull, 'default ' || coalesce(t.typdefault, '<none>'),
                      'collation ' || CASE WHEN t.typcollation = 0 THEN '<none>' ELSE t.typcollation::regcollation::text END,
-                     'owner ' || t.typowner::regrole::text, 'privileges ' || pg_temp.acl(t.typacl))
+                     'owner ' || t.typowner::regrole::text, 'privileges ' || (CASE WHEN t.typacl IS NULL THEN '<default>' ELSE coalesce((SELECT string_agg(acl_item::text, ' ' ORDER BY acl_item::text) FROM unnest(t.typacl) acl_item), '{}') END))
       FROM member m JOIN pg_type t ON m.classid = 'pg_type'::regclass AND t.oid = m.objid
     UNION ALL
     SELECT m.object, 'enum labels', string_agg(e.enumlabel, ', ' ORDER BY e.enumsortorder)
@@ -346,8 +343,15 @@ WITH lines(object, property, value) AS (
     SELECT 'database', 'non-member ' || pg_describe_object(x.classid, x.objid, 0), 'present'
       FROM (SELECT 'pg_proc'::regclass AS classid, p.oid AS objid FROM pg_proc p WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.oid >= 16384
             UNION ALL SELECT 'pg_operator'::regclass, o.oid FROM pg_operator o WHERE o.oprnamespace = 'pg_catalog'::regnamespace AND o.oid >= 16384
-            UNION ALL SELECT 'pg_type'::regclass, t.oid FROM pg_type t WHERE t.typnamespace = 'pg_catalog'::regnamespace AND t.oid >= 16384
-            UNION ALL SELECT 'pg_class'::regclass, c.oid FROM pg_class c WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.oid >= 16384
+            -- (Not array types and row types of relations, nor indexes: they come with their
+            -- type or relation.)
+            UNION ALL SELECT 'pg_type'::regclass, t.oid FROM pg_type t
+                       WHERE t.typnamespace = 'pg_catalog'::regnamespace AND t.oid >= 16384
+                         AND NOT EXISTS (SELECT FROM pg_type b WHERE b.typarray = t.oid)
+                         AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+            UNION ALL SELECT 'pg_class'::regclass, c.oid FROM pg_class c
+                       WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.oid >= 16384
+                         AND c.relkind NOT IN ('i', 'I', 't', 'c')
             UNION ALL SELECT 'pg_cast'::regclass, ca.oid FROM pg_cast ca WHERE ca.oid >= 16384
             UNION ALL SELECT 'pg_opclass'::regclass, oc.oid FROM pg_opclass oc WHERE oc.oid >= 16384
             UNION ALL SELECT 'pg_opfamily'::regclass, f.oid FROM pg_opfamily f WHERE f.oid >= 16384
