@@ -245,11 +245,12 @@ fn find_master<'a>(masters: &'a [MasterKey], fingerprint: &str) -> Option<&'a Ma
     masters.iter().find(|m| m.fingerprint() == fingerprint)
 }
 
-/// The latest purge anchor: (its seq, the purged-through seq, the MAC it continues from).
-fn latest_anchor(client: &mut SpiClient) -> Option<(i64, i64, [u8; MAC_LEN])> {
+/// The latest purge anchor: (its seq, the purged-through seq, the MAC it continues from, its id).
+/// Claims only: `verify` trusts them once it has verified the anchor row itself.
+fn latest_anchor(client: &mut SpiClient) -> Option<(i64, i64, [u8; MAC_LEN], i64)> {
     client
         .update(
-            "SELECT seq, (detail->>'purged_through_seq')::int8, detail->>'mac' \
+            "SELECT seq, (detail->>'purged_through_seq')::int8, detail->>'mac', id \
                FROM encml.audit_log WHERE kind = 'anchor' AND seq IS NOT NULL \
               ORDER BY seq DESC LIMIT 1",
             None,
@@ -269,6 +270,7 @@ fn latest_anchor(client: &mut SpiClient) -> Option<(i64, i64, [u8; MAC_LEN])> {
                 r.get::<i64>(1).ok().flatten().unwrap_or(0),
                 r.get::<i64>(2).ok().flatten().unwrap_or(0),
                 mac,
+                r.get::<i64>(4).ok().flatten().unwrap_or(0),
             )
         })
 }
@@ -316,7 +318,7 @@ pub fn verify(from_id: Option<i64>) -> Verdict {
                     let prev = match before {
                         Some(mac) => mac32(Some(mac)),
                         None => match anchor {
-                            Some((_, through, mac)) if through == seq - 1 => mac,
+                            Some((_, through, mac, _)) if through == seq - 1 => mac,
                             _ if seq == 1 => GENESIS,
                             _ => return bad(id, 0, format!("the row before row {id} is missing")),
                         },
@@ -324,7 +326,7 @@ pub fn verify(from_id: Option<i64>) -> Verdict {
                     (seq - 1, prev)
                 }
                 None => anchor
-                    .map(|(_, through, mac)| (through, mac))
+                    .map(|(_, through, mac, _)| (through, mac))
                     .unwrap_or((0, GENESIS)),
             };
             let mut checked = 0i64;
@@ -371,6 +373,21 @@ pub fn verify(from_id: Option<i64>) -> Verdict {
                     expected = seq;
                     checked += 1;
                     last = Some(row.id);
+                }
+            }
+            // The anchor the walk started from is trusted only once the walk has reached and
+            // verified the anchor row itself (its MAC covers the purged-through seq and MAC it
+            // claims): a row inserted with kind 'anchor' past the head, or with a seq or MAC of
+            // its choosing, never is.
+            if let (None, Some((anchor_seq, through, _, anchor_id))) = (from_id, anchor) {
+                if anchor_seq <= through || anchor_seq > expected {
+                    return bad(
+                        anchor_id,
+                        checked,
+                        format!(
+                            "the purge anchor at seq {anchor_seq} (purged through seq {through}) is not part of the verified chain, which ends at seq {expected}: it was forged or moved"
+                        ),
+                    );
                 }
             }
             // The newest witness must still be in the chain.

@@ -100,6 +100,27 @@ SELECT count(*) AS rows_left, bool_and(kind = 'anchor') AS only_the_anchor FROM 
 SELECT ok FROM encml.audit_verify();
 INSERT INTO public.a_patients VALUES (3, 'Cy', 'cy@x.example', '1', 1, NULL);
 SELECT ok, rows_checked FROM encml.audit_verify();
+-- A forged anchor (inserted with the log's triggers bypassed) past the head, claiming everything
+-- up to it purged, is not trusted: verification needs the anchor row itself in the verified chain.
+SET session_replication_role = replica;
+BEGIN;
+INSERT INTO encml.audit_log (effective_role, kind, operation, seq, detail)
+VALUES ('postgres', 'anchor', 'audit_purge', 1000000000,
+        jsonb_build_object('purged_through_seq', 2000000000, 'mac', repeat('00', 32)));
+SELECT ok, rows_checked, detail ~ '^the purge anchor at seq 1000000000 .* forged or moved$' AS names_the_anchor
+  FROM encml.audit_verify();
+ROLLBACK;
+-- ... nor one that claims a purge point inside the chain (its own MAC would have to match).
+BEGIN;
+INSERT INTO encml.audit_log (effective_role, kind, operation, seq, detail, mac, mac_key)
+SELECT 'postgres', 'anchor', 'audit_purge', max(seq) + 1,
+       jsonb_build_object('purged_through_seq', max(seq), 'mac', repeat('00', 32)),
+       decode(repeat('11', 32), 'hex'), max(mac_key)
+  FROM encml.audit_log;
+SELECT ok, detail ~ 'was modified, inserted or moved' AS forged_row_named FROM encml.audit_verify();
+ROLLBACK;
+RESET session_replication_role;
+SELECT ok FROM encml.audit_verify();
 SELECT try($$SELECT encml.audit_purge(now())$$) AS superuser_purges;
 SET ROLE encml_a_auditor;
 SELECT try($$SELECT encml.audit_purge(now())$$) AS auditor_purges;
