@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 DEST="$("$PG_CONFIG" --sharedir)/extension"
-CURRENT=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+CURRENT=$(bash scripts/version.sh)
 SUDO=""; [ -w "$DEST" ] || SUDO="sudo"
 for f in sql/install/pg_encrypt_ml--*.sql; do
   v=${f##*--}; v=${v%.sql}

@@ -41,7 +41,7 @@ const ENCRYPTED_TYPES: [&str; 5] = [
 ];
 
 fn spi_err(e: pgrx::spi::SpiError) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string())
+    crate::pg::errors::spi_failed("", e)
 }
 
 #[derive(Clone, Copy, PartialEq)]

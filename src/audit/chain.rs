@@ -58,10 +58,7 @@ impl LogRow {
 }
 
 fn spi_err(e: pgrx::spi::SpiError) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-        format!("audit log: {e}"),
-    )
+    crate::pg::errors::spi_failed("audit log", e)
 }
 
 fn read_rows(

@@ -58,10 +58,7 @@ pub(crate) fn require(operation: &str, group: &str) -> pg_sys::Oid {
 }
 
 pub(crate) fn spi_err(e: pgrx::spi::SpiError) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-        format!("FHE round catalog: {e}"),
-    )
+    crate::pg::errors::spi_failed("FHE round catalog", e)
 }
 
 /// Opens a round for vectors of `dim` values; returns its id.

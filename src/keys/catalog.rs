@@ -34,10 +34,7 @@ pub fn uuid_string(id: &[u8; 16]) -> String {
 }
 
 fn spi_err(e: pgrx::spi::SpiError) -> ! {
-    raise(
-        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-        format!("key catalog query failed: {e}"),
-    )
+    crate::pg::errors::spi_failed("key catalog query failed", e)
 }
 
 fn parse_purpose(label: &str) -> Purpose {

@@ -26,6 +26,17 @@ pub fn raise_full(
     unreachable!("ERROR does not return")
 }
 
+/// Raises a failed SPI query of the extension's own (not the caller's SQL) as an internal error,
+/// after what was being read or written.
+pub fn spi_failed(context: &str, e: pgrx::spi::SpiError) -> ! {
+    let message = if context.is_empty() {
+        e.to_string()
+    } else {
+        format!("{context}: {e}")
+    };
+    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, message)
+}
+
 pub fn warning(message: impl Into<String>, hint: Option<String>) {
     let mut report = ErrorReport::new(
         PgSqlErrorCode::ERRCODE_WARNING,

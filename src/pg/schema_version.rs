@@ -6,7 +6,7 @@
 //! object that only a newer schema has calls `require` first, so that an old schema gives a clear
 //! error with the fix instead of a missing-object error from inside the function.
 
-use crate::pg::errors::raise_full;
+use crate::pg::errors::{raise_full, spi_failed};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
@@ -38,14 +38,7 @@ pub fn installed() -> Option<String> {
     Spi::get_one::<String>(
         "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_encrypt_ml'",
     )
-    .unwrap_or_else(|e| {
-        raise_full(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("could not read the installed version of pg_encrypt_ml: {e}"),
-            None,
-            None,
-        )
-    })
+    .unwrap_or_else(|e| spi_failed("could not read the installed version of pg_encrypt_ml", e))
 }
 
 /// Raises 55000 unless the installed schema is at least `min`; `what` names the feature.

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 PORT=${ENCML_CITUS_PORT:-54430}
 OUT=target/citus-regress
-CURRENT=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+CURRENT=$(bash scripts/version.sh)
 q() { # SQL on the coordinator (or on port $2), one value per line
   runuser -u postgres -- env -u RUST_BACKTRACE psql -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${2:-$PORT}" -U postgres -d postgres -c "$1"
 }

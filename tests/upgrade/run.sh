@@ -21,7 +21,7 @@ HERE=tests/upgrade
 OUT=target/upgrade
 PRIVATE=${ENCML_UPGRADE_DIR:-/tmp/pg_encrypt_ml-upgrade}
 rm -rf "$OUT" && mkdir -p "$OUT"
-CURRENT=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+CURRENT=$(bash scripts/version.sh)
 EXTDIR="$("$PG_CONFIG" --sharedir)/extension"
 PSQL=(psql -X -q -v ON_ERROR_STOP=1)
 fail() { echo "FAIL: $*" >&2; exit 1; }
