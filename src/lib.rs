@@ -29,6 +29,9 @@ pub extern "C-unwind" fn _PG_init() {
     pg::tenant::register();
     keys::cache::register_invalidation_callback();
     audit::decrypts::register();
+    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        audit::replica::install();
+    }
     security::init();
 }
 

@@ -100,8 +100,11 @@ BEGIN
       INTO n, list
       FROM (SELECT DISTINCT c.table_oid::regclass AS t FROM encml.column_classes c
              WHERE c.label IN ('pii', 'phi', 'pci', 'secret')
-               AND NOT EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = c.table_oid
-                                 AND g.tgname = 'encml_audit_row' AND g.tgenabled <> 'D')) s;
+               -- Audited itself or through a partitioned table above it (the state of its
+               -- triggers is the audit_state check).
+               AND NOT EXISTS (SELECT FROM encml.audited_tables a
+                                WHERE a.table_oid = c.table_oid
+                                   OR a.table_oid::oid IN (SELECT pg_partition_ancestors(c.table_oid)))) s;
     IF n > 0 THEN
         status := 'fail'; detail := format('%s table(s) with sensitive columns are not audited: %s', n, left(list, 500));
     ELSE
@@ -111,8 +114,19 @@ BEGIN
 
     check_name := 'audit_chain';
     SELECT CASE WHEN r.ok THEN 'pass' ELSE 'fail' END,
-           CASE WHEN r.ok THEN r.detail ELSE format('row %s: %s', r.first_bad_id, r.detail) END
+           CASE WHEN r.first_bad_id IS NULL THEN r.detail ELSE format('row %s: %s', r.first_bad_id, r.detail) END
       INTO status, detail FROM encml.audit_verify() r;
+    RETURN NEXT;
+
+    -- Audit triggers as audit_enable made them, event triggers enabled ALWAYS.
+    check_name := 'audit_state';
+    SELECT count(*), string_agg(coalesce(a.table_name || ': ', '') || a.problem, '; ')
+      INTO n, list FROM encml.audit_state() a;
+    IF n > 0 THEN
+        status := 'fail'; detail := format('%s deviation(s): %s', n, left(list, 1000));
+    ELSE
+        status := 'pass'; detail := 'every audited table has its audit triggers enabled as configured; event triggers enabled';
+    END IF;
     RETURN NEXT;
 
     check_name := 'destroyed_keys_referenced';

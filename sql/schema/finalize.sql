@@ -267,9 +267,14 @@ COMMENT ON FUNCTION audit_disable(regclass) IS 'Stops auditing a table; the stop
 COMMENT ON FUNCTION classify(regclass, text, text) IS
     'Labels a column (pii, phi, pci, secret, ...); NULL removes the label; sensitive columns of audited tables are redacted (table owner)';
 COMMENT ON FUNCTION audit_seal() IS 'Chains the committed unsealed audit rows (HMAC-SHA256); returns how many were sealed (auditors)';
-COMMENT ON FUNCTION audit_head() IS 'Seals, then returns the chain head (id, MAC) for an external system to record as a witness (auditors)';
+COMMENT ON FUNCTION audit_head() IS
+    'Seals, then returns the chain head (id, MAC, seq) for an external system to record as a witness and pass to audit_verify(seq, mac) (auditors)';
+COMMENT ON FUNCTION audit_verify(bigint, text) IS
+    'Verifies the audit chain as audit_verify() does, and that it passes through a head recorded outside the database by audit_head() (seq, mac), also once that head is purged (auditors)';
 COMMENT ON FUNCTION audit_verify(bigint) IS
     'Verifies the audit chain from its start or from a row id, and the newest seal witness (auditors)';
+COMMENT ON FUNCTION audit_state() IS
+    'Deviations from what auditing needs: audit triggers of audited tables (and the tables under them) missing, disabled, replica-only, conditional, narrowed or redacting other columns; the extension''s event triggers missing or not ENABLE ALWAYS (auditors)';
 COMMENT ON FUNCTION audit_purge(timestamptz) IS
     'Removes sealed audit rows logged before a time; an anchor row keeps the rest verifiable; logged (superuser or encml_audit_admin)';
 COMMENT ON FUNCTION compliance_report() IS
@@ -451,7 +456,8 @@ GRANT EXECUTE ON FUNCTION
     audit_enable(regclass, text[]), audit_disable(regclass), classify(regclass, text, text),
     audit_row_trigger()
 TO PUBLIC;
-GRANT EXECUTE ON FUNCTION audit_seal(), audit_head(), audit_verify(bigint), compliance_report()
+GRANT EXECUTE ON FUNCTION audit_seal(), audit_head(), audit_verify(bigint), audit_verify(bigint, text), audit_state(),
+    compliance_report()
 TO encml_auditor;
 GRANT EXECUTE ON FUNCTION audit_purge(timestamptz) TO encml_audit_admin;
 GRANT SELECT ON audit_log, audit_witness, audited_tables, column_classes, classified_columns TO encml_auditor;

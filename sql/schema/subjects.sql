@@ -108,3 +108,5 @@ $$;
 COMMENT ON FUNCTION forget_dropped_tables() IS
     'pg_encrypt_ml: event trigger function: removes the subject registrations and masking rules of dropped tables';
 CREATE EVENT TRIGGER encml_forget_dropped_tables ON sql_drop EXECUTE FUNCTION forget_dropped_tables();
+-- Also in replica mode (encml.audit_state() checks it).
+ALTER EVENT TRIGGER encml_forget_dropped_tables ENABLE ALWAYS;

@@ -141,7 +141,9 @@ $$;
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.privacy_charges_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.consents_id_seq', '');
 
--- compliance_report(): a new last check, extension_version (schema older than the library).
+-- compliance_report(): new checks audit_state (audit triggers and event triggers as they must be)
+-- and, last, extension_version (schema older than the library); sensitive_unaudited by the
+-- audited tables rather than by a trigger's name.
 CREATE OR REPLACE FUNCTION @extschema@.compliance_report()
 RETURNS TABLE (check_name text, status text, detail text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -241,8 +243,11 @@ BEGIN
       INTO n, list
       FROM (SELECT DISTINCT c.table_oid::regclass AS t FROM encml.column_classes c
              WHERE c.label IN ('pii', 'phi', 'pci', 'secret')
-               AND NOT EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = c.table_oid
-                                 AND g.tgname = 'encml_audit_row' AND g.tgenabled <> 'D')) s;
+               -- Audited itself or through a partitioned table above it (the state of its
+               -- triggers is the audit_state check).
+               AND NOT EXISTS (SELECT FROM encml.audited_tables a
+                                WHERE a.table_oid = c.table_oid
+                                   OR a.table_oid::oid IN (SELECT pg_partition_ancestors(c.table_oid)))) s;
     IF n > 0 THEN
         status := 'fail'; detail := format('%s table(s) with sensitive columns are not audited: %s', n, left(list, 500));
     ELSE
@@ -252,8 +257,19 @@ BEGIN
 
     check_name := 'audit_chain';
     SELECT CASE WHEN r.ok THEN 'pass' ELSE 'fail' END,
-           CASE WHEN r.ok THEN r.detail ELSE format('row %s: %s', r.first_bad_id, r.detail) END
+           CASE WHEN r.first_bad_id IS NULL THEN r.detail ELSE format('row %s: %s', r.first_bad_id, r.detail) END
       INTO status, detail FROM encml.audit_verify() r;
+    RETURN NEXT;
+
+    -- Audit triggers as audit_enable made them, event triggers enabled ALWAYS.
+    check_name := 'audit_state';
+    SELECT count(*), string_agg(coalesce(a.table_name || ': ', '') || a.problem, '; ')
+      INTO n, list FROM encml.audit_state() a;
+    IF n > 0 THEN
+        status := 'fail'; detail := format('%s deviation(s): %s', n, left(list, 1000));
+    ELSE
+        status := 'pass'; detail := 'every audited table has its audit triggers enabled as configured; event triggers enabled';
+    END IF;
     RETURN NEXT;
 
     check_name := 'destroyed_keys_referenced';
@@ -348,3 +364,126 @@ BEGIN
     RETURN NEXT;
 END
 $$;
+
+-- Audit triggers cannot be silenced (docs/audit.md): the state auditing needs, checked by
+-- audit_verify and compliance_report, and event triggers that log DDL on audited tables and
+-- refuse a non-superuser's statement that weakens their audit triggers.
+CREATE FUNCTION @extschema@."audit_state"() RETURNS TABLE (
+	"table_name" TEXT,  /* Option < String > */
+	"problem" TEXT  /* String */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'audit_state_wrapper';
+COMMENT ON FUNCTION @extschema@.audit_state() IS
+    'Deviations from what auditing needs: audit triggers of audited tables (and the tables under them) missing, disabled, replica-only, conditional, narrowed or redacting other columns; the extension''s event triggers missing or not ENABLE ALWAYS (auditors)';
+REVOKE ALL ON FUNCTION @extschema@.audit_state() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.audit_state() TO encml_auditor;
+
+CREATE FUNCTION @extschema@.audit_ddl_start() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'encml_audit_ddl_start';
+CREATE FUNCTION @extschema@.audit_ddl_end() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'encml_audit_ddl_end';
+CREATE FUNCTION @extschema@.audit_sql_drop() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'encml_audit_sql_drop';
+CREATE FUNCTION @extschema@.audit_table_rewrite() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'encml_audit_table_rewrite';
+REVOKE ALL ON FUNCTION @extschema@.audit_ddl_start(), @extschema@.audit_ddl_end(),
+    @extschema@.audit_sql_drop(), @extschema@.audit_table_rewrite() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.audit_ddl_start() IS
+    'Event trigger function (ddl_command_start): notes the audited tables and audit triggers a DROP statement may remove';
+COMMENT ON FUNCTION @extschema@.audit_ddl_end() IS
+    'Event trigger function (ddl_command_end): logs DDL on audited tables, audits tables that join them, refuses weakening their audit triggers';
+COMMENT ON FUNCTION @extschema@.audit_sql_drop() IS
+    'Event trigger function (sql_drop): logs dropped audited tables and tables under them, refuses dropping audit triggers';
+COMMENT ON FUNCTION @extschema@.audit_table_rewrite() IS
+    'Event trigger function (table_rewrite): logs rewrites of audited tables';
+CREATE EVENT TRIGGER encml_audit_ddl_start ON ddl_command_start
+    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP TRIGGER', 'DROP SCHEMA', 'DROP OWNED')
+    EXECUTE FUNCTION @extschema@.audit_ddl_start();
+CREATE EVENT TRIGGER encml_audit_ddl_end ON ddl_command_end EXECUTE FUNCTION @extschema@.audit_ddl_end();
+CREATE EVENT TRIGGER encml_audit_sql_drop ON sql_drop EXECUTE FUNCTION @extschema@.audit_sql_drop();
+CREATE EVENT TRIGGER encml_audit_table_rewrite ON table_rewrite
+    EXECUTE FUNCTION @extschema@.audit_table_rewrite();
+ALTER EVENT TRIGGER encml_audit_ddl_start ENABLE ALWAYS;
+ALTER EVENT TRIGGER encml_audit_ddl_end ENABLE ALWAYS;
+ALTER EVENT TRIGGER encml_audit_sql_drop ENABLE ALWAYS;
+ALTER EVENT TRIGGER encml_audit_table_rewrite ENABLE ALWAYS;
+ALTER EVENT TRIGGER encml_forget_dropped_tables ENABLE ALWAYS;
+
+-- Fixed: partitions of an audited partitioned table had no TRUNCATE trigger (statement triggers
+-- are not cloned), so TRUNCATE of a partition was not logged; inheritance children had neither
+-- trigger. Add what is missing, as audit_enable now does (the row trigger's arguments are the
+-- audited table's).
+DO $$
+DECLARE
+    r record;
+    fn oid := '@extschema@.audit_row_trigger()'::pg_catalog.regprocedure;
+BEGIN
+    FOR r IN
+        WITH RECURSIVE tree(root, relid) AS (
+            SELECT a.table_oid::oid, a.table_oid::oid FROM @extschema@.audited_tables a
+             WHERE pg_catalog.to_regclass(a.table_oid::oid::text) IS NOT NULL
+            UNION
+            SELECT t.root, i.inhrelid FROM tree t JOIN pg_catalog.pg_inherits i ON i.inhparent = t.relid)
+        SELECT t.relid::pg_catalog.regclass AS rel, c.relispartition,
+               (SELECT g.tgargs FROM pg_catalog.pg_trigger g
+                 WHERE g.tgrelid = t.root AND g.tgfoid = fn AND g.tgtype = 29 LIMIT 1) AS root_args,
+               EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid AND g.tgfoid = fn
+                          AND g.tgtype = 29) AS has_row,
+               EXISTS (SELECT FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid AND g.tgfoid = fn
+                          AND g.tgtype = 32) AS has_truncate
+          FROM tree t JOIN pg_catalog.pg_class c ON c.oid = t.relid
+         WHERE t.relid <> t.root
+    LOOP
+        IF NOT r.has_row AND NOT r.relispartition AND r.root_args IS NOT NULL THEN
+            EXECUTE pg_catalog.format(
+                'CREATE TRIGGER encml_audit_row AFTER INSERT OR UPDATE OR DELETE ON %s '
+                'FOR EACH ROW EXECUTE FUNCTION @extschema@.audit_row_trigger(%s)',
+                r.rel,
+                (SELECT pg_catalog.string_agg(pg_catalog.quote_literal(a), ', ')
+                   FROM pg_catalog.unnest(pg_catalog.string_to_array(
+                            pg_catalog.rtrim(pg_catalog.encode(r.root_args, 'escape'), '\000'), '\000')) a
+                  WHERE a <> ''));
+        END IF;
+        IF NOT r.has_truncate THEN
+            EXECUTE pg_catalog.format(
+                'CREATE TRIGGER encml_audit_truncate AFTER TRUNCATE ON %s '
+                'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_row_trigger()', r.rel);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- audit_head() also returns the head's seq (a new last column: the OUT columns of a function
+-- cannot change in place), and audit_verify(expected_seq, expected_mac) checks the chain against
+-- a head recorded outside the database.
+DROP FUNCTION @extschema@.audit_head();
+CREATE FUNCTION @extschema@."audit_head"() RETURNS TABLE (
+	"id" bigint,  /* Option < i64 > */
+	"mac" TEXT,  /* Option < String > */
+	"seq" bigint  /* Option < i64 > */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'audit_head_wrapper';
+COMMENT ON FUNCTION @extschema@.audit_head() IS
+    'Seals, then returns the chain head (id, MAC, seq) for an external system to record as a witness and pass to audit_verify(seq, mac) (auditors)';
+REVOKE ALL ON FUNCTION @extschema@.audit_head() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.audit_head() TO encml_auditor;
+CREATE FUNCTION @extschema@."audit_verify"(
+	"expected_seq" bigint, /* i64 */
+	"expected_mac" TEXT /* & str */
+) RETURNS TABLE (
+	"ok" bool,  /* bool */
+	"rows_checked" bigint,  /* i64 */
+	"first_bad_id" bigint,  /* Option < i64 > */
+	"detail" TEXT  /* String */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'audit_verify_against_wrapper';
+COMMENT ON FUNCTION @extschema@.audit_verify(bigint, text) IS
+    'Verifies the audit chain as audit_verify() does, and that it passes through a head recorded outside the database by audit_head() (seq, mac), also once that head is purged (auditors)';
+REVOKE ALL ON FUNCTION @extschema@.audit_verify(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.audit_verify(bigint, text) TO encml_auditor;

@@ -1,10 +1,9 @@
 //! The SQL surface of auditing: enabling it on tables, classifying columns, and the chain's
 //! head, verification, sealing and purging. The work is in `crate::audit`.
 
-use crate::audit::{chain, table_name, SENSITIVE_LABELS};
+use crate::audit::{chain, state, table_name, triggers};
 use crate::pg::catalog_access::{as_extension_owner, caller, is_superuser, role_name};
 use crate::pg::errors::raise;
-use crate::pg::sql_text::quote_literal;
 use crate::types::reg::RegClass;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
@@ -29,102 +28,6 @@ fn event(operation: &str, rel: Option<pg_sys::Oid>, detail: serde_json::Value) {
     crate::audit::events::record(operation, rel.zip(name.as_deref()), detail);
 }
 
-/// The columns of `rel` classified with a sensitive label.
-fn sensitive_columns(rel: pg_sys::Oid) -> Vec<String> {
-    as_extension_owner(|| {
-        Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT a.attname::text FROM encml.column_classes c \
-                       JOIN pg_catalog.pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum \
-                      WHERE c.table_oid = $1 AND c.label = ANY ($2) AND NOT a.attisdropped",
-                    None,
-                    &[rel.into(), SENSITIVE_LABELS.map(String::from).to_vec().into()],
-                )
-                .map(|rows| rows.filter_map(|r| r.get::<String>(1).ok().flatten()).collect())
-                .unwrap_or_default()
-        })
-    })
-}
-
-/// The explicitly redacted columns recorded by audit_enable, if the table is audited.
-fn audited(rel: pg_sys::Oid) -> Option<Vec<String>> {
-    as_extension_owner(|| {
-        Spi::connect(|client| {
-            client
-                .select(
-                    "SELECT redact FROM encml.audited_tables WHERE table_oid = $1",
-                    None,
-                    &[rel.into()],
-                )
-                .ok()
-                .and_then(|mut rows| rows.next())
-                .and_then(|r| r.get::<Vec<String>>(1).ok().flatten())
-        })
-    })
-}
-
-/// Drops the audit triggers of `rel` that exist (as the caller).
-fn drop_triggers(rel: pg_sys::Oid) {
-    let table = table_name(rel);
-    let existing: Vec<String> = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 \
-                   AND tgname IN ('encml_audit_row', 'encml_audit_truncate')",
-                None,
-                &[rel.into()],
-            )
-            .map(|rows| {
-                rows.filter_map(|r| r.get::<String>(1).ok().flatten())
-                    .collect()
-            })
-            .unwrap_or_default()
-    });
-    for t in existing {
-        Spi::run(&format!("DROP TRIGGER {t} ON {table}")).unwrap_or_else(|e| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("audit: {e}"),
-            )
-        });
-    }
-}
-
-/// (Re)creates the audit triggers of `rel`, redacting `explicit` and the sensitive columns.
-fn install_triggers(rel: pg_sys::Oid, explicit: &[String]) -> Vec<String> {
-    let mut redact: Vec<String> = explicit.to_vec();
-    for c in sensitive_columns(rel) {
-        if !redact.contains(&c) {
-            redact.push(c);
-        }
-    }
-    let table = table_name(rel);
-    let args: Vec<String> = redact.iter().map(|c| quote_literal(c)).collect();
-    drop_triggers(rel);
-    // As the caller: CREATE TRIGGER checks their rights on the table. One statement per call:
-    // Citus forwards each to the shards of a distributed table by its text.
-    for statement in [
-        format!(
-            "CREATE TRIGGER encml_audit_row AFTER INSERT OR UPDATE OR DELETE ON {table} \
-               FOR EACH ROW EXECUTE FUNCTION encml.audit_row_trigger({})",
-            args.join(", ")
-        ),
-        format!(
-            "CREATE TRIGGER encml_audit_truncate AFTER TRUNCATE ON {table} \
-               FOR EACH STATEMENT EXECUTE FUNCTION encml.audit_row_trigger()"
-        ),
-    ] {
-        Spi::run(&statement).unwrap_or_else(|e| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("audit_enable: {e}"),
-            )
-        });
-    }
-    redact
-}
-
 /// Starts auditing the row changes of a table.
 #[pg_extern(volatile, parallel_unsafe)]
 fn audit_enable(tbl: RegClass, redact: default!(Vec<String>, "'{}'")) {
@@ -146,7 +49,7 @@ fn audit_enable(tbl: RegClass, redact: default!(Vec<String>, "'{}'")) {
             );
         }
     }
-    let all = install_triggers(rel, &redact);
+    let all = triggers::install(rel, &redact);
     let by = role_name(caller());
     as_extension_owner(|| {
         Spi::run_with_args(
@@ -174,7 +77,7 @@ fn audit_enable(tbl: RegClass, redact: default!(Vec<String>, "'{}'")) {
 fn audit_disable(tbl: RegClass) {
     let rel = tbl.0;
     require_owner(rel);
-    drop_triggers(rel);
+    triggers::drop_all(rel);
     as_extension_owner(|| {
         Spi::run_with_args(
             "DELETE FROM encml.audited_tables WHERE table_oid = $1",
@@ -240,8 +143,8 @@ fn classify(tbl: Option<RegClass>, col: Option<&str>, label: Option<&str>) {
             )
         })
     });
-    if let Some(explicit) = audited(rel) {
-        install_triggers(rel, &explicit);
+    if let Some(explicit) = triggers::audited(rel) {
+        triggers::install(rel, &explicit);
     }
     event(
         "classify",
@@ -256,11 +159,23 @@ fn audit_seal() -> i64 {
     chain::seal().1
 }
 
-/// The chain head after sealing, for an external system to record as a witness.
+/// The chain head after sealing, for an external system to record as a witness and pass back
+/// to `audit_verify(seq, mac)`.
 #[pg_extern(volatile, parallel_unsafe)]
-fn audit_head() -> TableIterator<'static, (name!(id, Option<i64>), name!(mac, Option<String>))> {
+fn audit_head() -> TableIterator<
+    'static,
+    (
+        name!(id, Option<i64>),
+        name!(mac, Option<String>),
+        name!(seq, Option<i64>),
+    ),
+> {
     let head = chain::seal().0;
-    TableIterator::once((head.map(|h| h.1), head.map(|h| hex::encode(h.2))))
+    TableIterator::once((
+        head.map(|h| h.1),
+        head.map(|h| hex::encode(h.2)),
+        head.map(|h| h.0),
+    ))
 }
 
 /// Verifies the chain (from its start, or from the row `from_id`) and its newest witness.
@@ -276,8 +191,67 @@ fn audit_verify(
         name!(detail, String),
     ),
 > {
-    let v = chain::verify(from_id);
+    let v = chain::verify(from_id, None);
     TableIterator::once((v.ok, v.rows_checked, v.first_bad_id, v.detail))
+}
+
+/// Verifies the chain as `audit_verify()` does, and that it passes through a head recorded
+/// outside the database (`audit_head()`'s seq and mac), also once that head has been purged.
+#[pg_extern(name = "audit_verify", volatile, parallel_unsafe)]
+fn audit_verify_against(
+    expected_seq: i64,
+    expected_mac: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(ok, bool),
+        name!(rows_checked, i64),
+        name!(first_bad_id, Option<i64>),
+        name!(detail, String),
+    ),
+> {
+    let mac = hex::decode(expected_mac.trim())
+        .ok()
+        .and_then(|m| <[u8; 32]>::try_from(m).ok())
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "expected_mac must be 64 hexadecimal digits, as audit_head() returns it",
+            )
+        });
+    if expected_seq < 1 {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "expected_seq must be positive, as audit_head() returns it",
+        );
+    }
+    let v = chain::verify(None, Some((expected_seq, mac)));
+    TableIterator::once((v.ok, v.rows_checked, v.first_bad_id, v.detail))
+}
+
+/// What deviates from the state auditing needs: audit triggers missing, disabled, replica-only,
+/// conditional, narrowed or with another redaction list, on audited tables or the tables under
+/// them; the extension's event triggers missing or not enabled ALWAYS.
+#[pg_extern(volatile, parallel_unsafe)]
+fn audit_state(
+) -> TableIterator<'static, (name!(table_name, Option<String>), name!(problem, String))> {
+    let mut rows: Vec<(Option<String>, String)> = state::problems(None)
+        .into_iter()
+        .map(|p| {
+            let text = if p.relation == p.table {
+                p.problem
+            } else {
+                format!("{} (part of it): {}", p.relation, p.problem)
+            };
+            (Some(p.table), text)
+        })
+        .collect();
+    rows.extend(
+        state::event_trigger_problems()
+            .into_iter()
+            .map(|p| (None, p)),
+    );
+    TableIterator::new(rows)
 }
 
 /// Removes audit rows logged before `before`, keeping the rest verifiable (an anchor row records
@@ -319,6 +293,58 @@ pub mod tests {
             .unwrap()
             .unwrap();
         assert!(ok);
+    }
+
+    /// The event triggers need no preloading (this test cluster does not preload the library):
+    /// every way for a table owner to stop an audit trigger is refused; a superuser's change is
+    /// allowed, logged, and makes verification fail naming the table.
+    #[pg_test]
+    fn without_preloading_a_table_owner_cannot_silence_the_audit_triggers() {
+        let preload = Spi::get_one::<String>("SHOW shared_preload_libraries")
+            .unwrap()
+            .unwrap_or_default();
+        assert!(!preload.contains("pg_encrypt_ml"), "{preload}");
+        Spi::run(
+            "CREATE FUNCTION public.pgt_try(sql text) RETURNS text LANGUAGE plpgsql AS $f$ \
+             BEGIN EXECUTE sql; RETURN 'ok'; EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE; END $f$",
+        )
+        .unwrap();
+        Spi::run("CREATE ROLE pgt_owner").unwrap();
+        Spi::run("GRANT CREATE ON SCHEMA public TO pgt_owner").unwrap();
+        Spi::run("SET ROLE pgt_owner").unwrap();
+        Spi::run("CREATE TABLE public.pgt_silenced (id int, ssn text)").unwrap();
+        Spi::run("SELECT encml.audit_enable('public.pgt_silenced', '{ssn}')").unwrap();
+        for statement in [
+            "ALTER TABLE public.pgt_silenced ENABLE REPLICA TRIGGER encml_audit_row",
+            "ALTER TABLE public.pgt_silenced DISABLE TRIGGER USER",
+            "CREATE OR REPLACE TRIGGER encml_audit_row AFTER INSERT OR UPDATE OR DELETE \
+               ON public.pgt_silenced FOR EACH ROW WHEN (false) \
+               EXECUTE FUNCTION encml.audit_row_trigger('ssn')",
+            "DROP TRIGGER encml_audit_truncate ON public.pgt_silenced",
+        ] {
+            let state =
+                Spi::get_one_with_args::<String>("SELECT public.pgt_try($1)", &[statement.into()])
+                    .unwrap()
+                    .unwrap();
+            assert_eq!(state, "42501", "{statement}");
+        }
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM encml.audit_state()").unwrap(),
+            Some(0)
+        );
+        Spi::run("ALTER TABLE public.pgt_silenced DISABLE TRIGGER encml_audit_row").unwrap();
+        let (ok, detail) =
+            Spi::get_two::<bool, String>("SELECT ok, detail FROM encml.audit_verify()").unwrap();
+        assert_eq!(ok, Some(false));
+        assert!(detail
+            .unwrap_or_default()
+            .contains("public.pgt_silenced: audit trigger \"encml_audit_row\" is disabled"));
+        let logged = Spi::get_one::<String>(
+            "SELECT operation FROM encml.audit_log WHERE kind = 'event' ORDER BY id DESC LIMIT 1",
+        )
+        .unwrap();
+        assert_eq!(logged.as_deref(), Some("audit_trigger_disabled"));
     }
 
     #[pg_test(error = "the audit log is append-only")]

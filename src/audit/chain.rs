@@ -242,12 +242,30 @@ fn find_master<'a>(masters: &'a [MasterKey], fingerprint: &str) -> Option<&'a Ma
     masters.iter().find(|m| m.fingerprint() == fingerprint)
 }
 
-/// The latest purge anchor: (its seq, the purged-through seq, the MAC it continues from, its id).
-/// Claims only: `verify` trusts them once it has verified the anchor row itself.
-fn latest_anchor(client: &mut SpiClient) -> Option<(i64, i64, [u8; MAC_LEN], i64)> {
+/// A purge anchor: where verification starts after a purge. Claims only: `verify` trusts them
+/// once it has verified the anchor row itself.
+#[derive(Clone)]
+struct Anchor {
+    seq: i64,
+    id: i64,
+    /// The last purged seq and its MAC.
+    through: i64,
+    mac: [u8; MAC_LEN],
+    /// The digest of the seal witnesses up to `through`, and the master key it was made with
+    /// (anchors of 0.2.0 on).
+    witness_digest: Option<[u8; MAC_LEN]>,
+    witness_key: Option<String>,
+}
+
+fn latest_anchor(client: &mut SpiClient) -> Option<Anchor> {
+    let hex32 = |h: Option<String>| {
+        h.and_then(|h| hex::decode(h).ok())
+            .and_then(|v| <[u8; MAC_LEN]>::try_from(v).ok())
+    };
     client
         .update(
-            "SELECT seq, (detail->>'purged_through_seq')::int8, detail->>'mac', id \
+            "SELECT seq, id, (detail->>'purged_through_seq')::int8, detail->>'mac', \
+                    detail->>'witness_digest', detail->>'witness_key' \
                FROM encml.audit_log WHERE kind = 'anchor' AND seq IS NOT NULL \
               ORDER BY seq DESC LIMIT 1",
             None,
@@ -256,25 +274,95 @@ fn latest_anchor(client: &mut SpiClient) -> Option<(i64, i64, [u8; MAC_LEN], i64
         .unwrap_or_else(|e| spi_err(e))
         .into_iter()
         .next()
+        .map(|r| Anchor {
+            seq: r.get::<i64>(1).ok().flatten().unwrap_or(0),
+            id: r.get::<i64>(2).ok().flatten().unwrap_or(0),
+            through: r.get::<i64>(3).ok().flatten().unwrap_or(0),
+            mac: hex32(r.get::<String>(4).ok().flatten()).unwrap_or(GENESIS),
+            witness_digest: hex32(r.get::<String>(5).ok().flatten()),
+            witness_key: r.get::<String>(6).ok().flatten(),
+        })
+}
+
+/// The seal witnesses up to `through`, in seq order.
+fn witnesses_through(client: &mut SpiClient, through: i64) -> Vec<(i64, [u8; MAC_LEN])> {
+    client
+        .update(
+            "SELECT seq, mac FROM encml.audit_witness WHERE seq <= $1 ORDER BY seq",
+            None,
+            &[through.into()],
+        )
+        .unwrap_or_else(|e| spi_err(e))
+        .into_iter()
         .map(|r| {
-            let mac = mac32(
-                r.get::<String>(3)
-                    .ok()
-                    .flatten()
-                    .and_then(|h| hex::decode(h).ok()),
-            );
             (
                 r.get::<i64>(1).ok().flatten().unwrap_or(0),
-                r.get::<i64>(2).ok().flatten().unwrap_or(0),
-                mac,
-                r.get::<i64>(4).ok().flatten().unwrap_or(0),
+                mac32(r.get::<Vec<u8>>(2).ok().flatten()),
             )
         })
+        .collect()
+}
+
+/// A head recorded outside the database (`audit_head()`): its seq and MAC.
+pub type ExternalHead = (i64, [u8; MAC_LEN]);
+
+/// Checks an external head that the latest purge removed from the log: the anchor's own
+/// purged-through MAC, or a seal witness authenticated by the anchor's witness digest.
+fn check_purged_head(
+    client: &mut SpiClient,
+    masters: &[MasterKey],
+    anchor: Option<&Anchor>,
+    (seq, mac): ExternalHead,
+) -> Result<(), String> {
+    let Some(anchor) = anchor else {
+        return Err(format!(
+            "the external head at seq {seq} is not in the log, and no purge anchor explains it"
+        ));
+    };
+    if seq > anchor.through {
+        return Err(format!("the external head at seq {seq} is not in the log"));
+    }
+    if seq == anchor.through {
+        return if anchor.mac == mac {
+            Ok(())
+        } else {
+            Err(format!(
+                "the external head at seq {seq} differs from the MAC the purge anchor kept for it"
+            ))
+        };
+    }
+    let (Some(digest), Some(key)) = (anchor.witness_digest, anchor.witness_key.as_deref()) else {
+        return Err(format!(
+            "the external head at seq {seq} was purged by an anchor that keeps no witness digest (made before 0.2.0): only heads after seq {} can be checked",
+            anchor.through
+        ));
+    };
+    let Some(master) = find_master(masters, key) else {
+        return Err(format!(
+            "master key {key} is not available to check the purge anchor's witness digest"
+        ));
+    };
+    let heads = witnesses_through(client, anchor.through);
+    if encml_core::audit::witness_digest(master, heads.iter().map(|(s, m)| (*s, m))) != digest {
+        return Err(format!(
+            "the seal witnesses up to seq {} differ from the digest the purge anchor kept of them",
+            anchor.through
+        ));
+    }
+    match heads.iter().find(|(s, _)| *s == seq) {
+        Some((_, m)) if *m == mac => Ok(()),
+        Some(_) => Err(format!(
+            "the external head at seq {seq} differs from the witnessed MAC"
+        )),
+        None => Err(format!("no seal witnessed seq {seq}: it was never a head")),
+    }
 }
 
 /// Verifies the chain from its start (the latest purge anchor) or from the row `from_id`, then
 /// the head against the newest witness.
-pub fn verify(from_id: Option<i64>) -> Verdict {
+/// With `external`, also that the chain passes through that head (a head recorded by an external
+/// system from `audit_head()`), or, if it was purged since, that the latest anchor vouches for it.
+pub fn verify(from_id: Option<i64>, external: Option<ExternalHead>) -> Verdict {
     seal();
     as_extension_owner(|| {
         Spi::connect_mut(|client| {
@@ -287,7 +375,7 @@ pub fn verify(from_id: Option<i64>) -> Verdict {
             };
             let anchor = latest_anchor(client);
             // Where the walk starts: after seq `from`, continuing from MAC `prev`.
-            let (mut expected, mut prev) = match from_id {
+            let (start, start_mac) = match from_id {
                 Some(id) => {
                     let found = client
                         .update(
@@ -314,8 +402,8 @@ pub fn verify(from_id: Option<i64>) -> Verdict {
                     };
                     let prev = match before {
                         Some(mac) => mac32(Some(mac)),
-                        None => match anchor {
-                            Some((_, through, mac, _)) if through == seq - 1 => mac,
+                        None => match &anchor {
+                            Some(a) if a.through == seq - 1 => a.mac,
                             _ if seq == 1 => GENESIS,
                             _ => return bad(id, 0, format!("the row before row {id} is missing")),
                         },
@@ -323,11 +411,15 @@ pub fn verify(from_id: Option<i64>) -> Verdict {
                     (seq - 1, prev)
                 }
                 None => anchor
-                    .map(|(_, through, mac, _)| (through, mac))
+                    .as_ref()
+                    .map(|a| (a.through, a.mac))
                     .unwrap_or((0, GENESIS)),
             };
+            let (mut expected, mut prev) = (start, start_mac);
             let mut checked = 0i64;
             let mut last = None;
+            // The MAC the walk verified at the external head's seq.
+            let mut at_external: Option<[u8; MAC_LEN]> = None;
             loop {
                 let rows = read_rows(
                     client,
@@ -367,6 +459,9 @@ pub fn verify(from_id: Option<i64>) -> Verdict {
                         );
                     }
                     prev = mac.try_into().expect("verified MACs are 32 bytes");
+                    if external.is_some_and(|(s, _)| s == seq) {
+                        at_external = Some(prev);
+                    }
                     expected = seq;
                     checked += 1;
                     last = Some(row.id);
@@ -376,7 +471,8 @@ pub fn verify(from_id: Option<i64>) -> Verdict {
             // verified the anchor row itself (its MAC covers the purged-through seq and MAC it
             // claims): a row inserted with kind 'anchor' past the head, or with a seq or MAC of
             // its choosing, never is.
-            if let (None, Some((anchor_seq, through, _, anchor_id))) = (from_id, anchor) {
+            if let (None, Some(a)) = (from_id, &anchor) {
+                let (anchor_seq, through, anchor_id) = (a.seq, a.through, a.id);
                 if anchor_seq <= through || anchor_seq > expected {
                     return bad(
                         anchor_id,
@@ -406,7 +502,8 @@ pub fn verify(from_id: Option<i64>) -> Verdict {
                         r.get::<Vec<u8>>(4).ok().flatten(),
                     )
                 });
-            if let Some((wseq, wid, wmac, lmac)) = witness {
+            if let Some((wseq, wid, wmac, lmac)) = &witness {
+                let (wseq, wid) = (*wseq, *wid);
                 if wseq > expected {
                     return bad(
                         last.unwrap_or(wid),
@@ -416,13 +513,88 @@ pub fn verify(from_id: Option<i64>) -> Verdict {
                         ),
                     );
                 }
-                if wmac != lmac && from_id.is_none() {
+                // The witnessed MAC against the one the walk verified at that seq (the head
+                // reached, or a row of the walk); a witness before the walk's start is not
+                // compared.
+                let verified = if wseq == expected {
+                    Some(prev.to_vec())
+                } else if wseq > start {
+                    lmac.clone()
+                } else {
+                    wmac.clone()
+                };
+                if wmac.as_ref() != verified.as_ref() {
                     return bad(
                         wid,
                         checked,
-                        format!("row {wid} differs from its seal witness"),
+                        format!("row {wid} (seq {wseq}) differs from its seal witness"),
                     );
                 }
+            }
+            // The head an external system recorded: in the walked chain with the same MAC, or
+            // purged and vouched for by the anchor.
+            if let Some((seq, mac)) = external {
+                let problem = if seq > expected {
+                    Some(format!(
+                        "the chain ends at seq {expected}, but the external witness recorded seq {seq}: the newest rows and their seal witnesses were deleted"
+                    ))
+                } else if seq > start {
+                    (at_external != Some(mac)).then(|| {
+                        format!("the chain at seq {seq} differs from the external witness: the log was rewritten")
+                    })
+                } else if from_id.is_some() {
+                    Some(format!(
+                        "the external head at seq {seq} precedes the row verification started from"
+                    ))
+                } else {
+                    check_purged_head(client, &masters, anchor.as_ref(), (seq, mac)).err()
+                };
+                if let Some(detail) = problem {
+                    return Verdict {
+                        ok: false,
+                        rows_checked: checked,
+                        first_bad_id: None,
+                        detail,
+                    };
+                }
+            }
+            // Nothing verified is never "ok" while the log or the witness says rows were sealed.
+            if checked == 0 && from_id.is_none() {
+                let sealed = client
+                    .update(
+                        "SELECT EXISTS (SELECT FROM encml.audit_log WHERE seq IS NOT NULL)                              OR EXISTS (SELECT FROM encml.audit_witness)",
+                        None,
+                        &[],
+                    )
+                    .unwrap_or_else(|e| spi_err(e))
+                    .into_iter()
+                    .next()
+                    .and_then(|r| r.get::<bool>(1).ok().flatten())
+                    .unwrap_or(false);
+                if sealed {
+                    return Verdict {
+                        ok: false,
+                        rows_checked: 0,
+                        first_bad_id: None,
+                        detail: format!(
+                            "no row could be verified from seq {start}, although sealed rows or seal witnesses exist"
+                        ),
+                    };
+                }
+            }
+            // The chain is intact; auditing is complete only while the audited tables keep
+            // their triggers and the extension its event triggers.
+            let problems = crate::audit::state::all_problems();
+            if !problems.is_empty() {
+                return Verdict {
+                    ok: false,
+                    rows_checked: checked,
+                    first_bad_id: None,
+                    detail: format!(
+                        "the chain verifies through seq {expected}, but auditing is incomplete: {}",
+                        problems.join("; ")
+                    ),
+                };
             }
             Verdict {
                 ok: true,
@@ -490,11 +662,22 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
             })
         })
     });
+    // The witnesses stay (they are small); the anchor keeps a digest of those up to the purge
+    // point, so that a head recorded outside before the purge can still be checked.
+    let masters = crate::keys::provider::master_keys();
+    let digest = as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            let heads = witnesses_through(client, through);
+            encml_core::audit::witness_digest(&masters[0], heads.iter().map(|(s, m)| (*s, m)))
+        })
+    });
     let detail = serde_json::json!({
         "purged_through_seq": through,
         "mac": hex::encode(&mac),
         "before": before.to_string(),
         "rows_removed": removed,
+        "witness_digest": hex::encode(digest),
+        "witness_key": masters[0].fingerprint(),
     })
     .to_string();
     append(&Entry {

@@ -3,17 +3,25 @@
 //! other; `audit_verify` checks the chain and the newest witness of its head.
 //!
 //! - [`row`]: the trigger on audited tables (old/new rows as jsonb, redaction, changed columns);
+//! - [`triggers`]: installing it on a table and the tables under it;
+//! - [`state`]: the catalog state auditing needs, checked by verification and the report;
+//! - [`ddl`]: event triggers logging DDL on audited tables and refusing to weaken it;
+//! - [`replica`]: writes in replica mode, where no trigger fires (preloaded);
 //! - [`chain`]: sealing, verification, the head and purging;
 //! - [`events`], [`detached`]: security events, refusals written outside the transaction;
 //! - [`guard`]: the append-only trigger on the log;
 //! - [`writer`]: inserting log rows with the extension owner's rights through saved plans.
 
 pub mod chain;
+pub mod ddl;
 pub mod decrypts;
 pub mod detached;
 pub mod events;
 pub mod guard;
+pub mod replica;
 pub mod row;
+pub mod state;
+pub mod triggers;
 pub mod writer;
 
 use crate::pg::errors::raise;
@@ -56,6 +64,11 @@ pub fn table_name(rel: pg_sys::Oid) -> String {
 pub const SENSITIVE_LABELS: [&str; 4] = ["pii", "phi", "pci", "secret"];
 
 pgrx::extension_sql_file!("../../sql/schema/audit.sql", name = "audit_log");
+pgrx::extension_sql_file!(
+    "../../sql/schema/audit_ddl.sql",
+    name = "audit_ddl",
+    requires = ["audit_log"]
+);
 pgrx::extension_sql_file!(
     "../../sql/schema/compliance.sql",
     name = "compliance_report",

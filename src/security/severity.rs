@@ -15,12 +15,25 @@ pub fn of(operation: &str) -> &'static str {
         | "admin_role_granted"
         | "rls_disabled"
         | "audit_trigger_disabled"
-        | "audit_trigger_dropped" => "critical",
-        "create_role" | "alter_role" | "drop_role" | "rename_role" | "grant_role"
-        | "revoke_role" | "copy_to" | "large_result" | "destroy_key" | "forget_tenant"
-        | "audit_disable" | "audit_purge" | "rotate_master_key" | "export_key" | "auth_unlock" => {
-            "warning"
-        }
+        | "audit_trigger_dropped"
+        | "replica_mode_write" => "critical",
+        "create_role"
+        | "alter_role"
+        | "drop_role"
+        | "rename_role"
+        | "grant_role"
+        | "revoke_role"
+        | "copy_to"
+        | "large_result"
+        | "destroy_key"
+        | "forget_tenant"
+        | "audit_disable"
+        | "audited_table_dropped"
+        | "table_rewrite"
+        | "audit_purge"
+        | "rotate_master_key"
+        | "export_key"
+        | "auth_unlock" => "warning",
         op if op.ends_with("_refused") => "warning",
         _ => "info",
     }

@@ -1,7 +1,8 @@
 //! Privilege escalation as security events: role changes (CREATE/ALTER/DROP/RENAME ROLE, GRANT
 //! and REVOKE of roles), role attributes that bypass controls (SUPERUSER, BYPASSRLS, ...),
 //! grants of the extension's admin roles and of Postgres's powerful predefined roles, and the
-//! disabling of row-level security or of the audit trigger on classified or audited tables.
+//! disabling of row-level security on classified or audited tables. (Changes to audit triggers
+//! are seen by the event triggers of `audit::ddl`, which need no preloading.)
 //! Event triggers do not fire for role commands, so this is a ProcessUtility hook and needs
 //! shared_preload_libraries. Also COPY TO of a classified table (`results`).
 //!
@@ -56,7 +57,7 @@ enum Pending {
         table: Option<pg_sys::Oid>,
         detail: Value,
     },
-    /// ALTER TABLE: which tables and what was disabled; checked against the classification after.
+    /// ALTER TABLE: which table and what was disabled; checked against the classification after.
     Table {
         relid: pg_sys::Oid,
         disabled: Vec<(&'static str, String)>,
@@ -210,20 +211,6 @@ unsafe fn describe(stmt: *mut pg_sys::Node) -> Option<Pending> {
                     pg_sys::AlterTableType::AT_NoForceRowSecurity => {
                         ("rls_disabled", "NO FORCE ROW LEVEL SECURITY".to_string())
                     }
-                    pg_sys::AlterTableType::AT_DisableTrig
-                        if cstr((*c).name).as_deref() == Some("encml_audit_row") =>
-                    {
-                        (
-                            "audit_trigger_disabled",
-                            "DISABLE TRIGGER encml_audit_row".to_string(),
-                        )
-                    }
-                    pg_sys::AlterTableType::AT_DisableTrigAll => {
-                        ("audit_trigger_disabled", "DISABLE TRIGGER ALL".to_string())
-                    }
-                    pg_sys::AlterTableType::AT_DisableTrigUser => {
-                        ("audit_trigger_disabled", "DISABLE TRIGGER USER".to_string())
-                    }
                     _ => continue,
                 };
                 disabled.push(what);
@@ -239,26 +226,6 @@ unsafe fn describe(stmt: *mut pg_sys::Node) -> Option<Pending> {
                 std::ptr::null_mut(),
             );
             return (relid != pg_sys::InvalidOid).then_some(Pending::Table { relid, disabled });
-        }
-        if is_a(stmt, T_DropStmt) {
-            let s = stmt as *mut pg_sys::DropStmt;
-            if (*s).removeType != pg_sys::ObjectType::OBJECT_TRIGGER {
-                return None;
-            }
-            for names in PgList::<pg_sys::List>::from_pg((*s).objects).iter_ptr() {
-                let parts: Vec<String> = PgList::<pg_sys::String>::from_pg(names)
-                    .iter_ptr()
-                    .filter_map(|n| cstr((*n).sval))
-                    .collect();
-                if parts.last().map(String::as_str) == Some("encml_audit_row") {
-                    return Some(Pending::Event {
-                        operation: "audit_trigger_dropped",
-                        table: None,
-                        detail: json!({ "statement": "DROP TRIGGER", "object": parts.join(".") }),
-                    });
-                }
-            }
-            return None;
         }
         if is_a(stmt, T_CopyStmt) {
             let s = stmt as *mut pg_sys::CopyStmt;
@@ -311,7 +278,7 @@ fn emit(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: Value) 
     }
 }
 
-/// Whether the table is audited (has the audit trigger) or has classified columns.
+/// Whether the table is audited or has classified columns.
 fn protected(relid: pg_sys::Oid) -> bool {
     if !extension_here() {
         return false;
@@ -319,7 +286,7 @@ fn protected(relid: pg_sys::Oid) -> bool {
     crate::pg::catalog_access::as_extension_owner(|| {
         crate::pg::catalog_access::select_one::<bool>(
             "SELECT EXISTS (SELECT FROM encml.column_classes WHERE table_oid = $1) \
-                 OR EXISTS (SELECT FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = 'encml_audit_row')",
+                 OR EXISTS (SELECT FROM encml.audited_tables WHERE table_oid = $1)",
             &[crate::pg::catalog_access::arg(relid)],
         )
         .unwrap_or(false)

@@ -54,6 +54,13 @@ SELECT ok FROM encml.audit_verify();
 SELECT new_row ->> 'ssn' <> '000000041' AS ssn_redacted FROM encml.audit_log
  WHERE table_name = 'public.up_patients' AND operation = 'INSERT' AND new_row ->> 'id' = '41';
 
+-- Auditing is complete: the partition got the TRUNCATE trigger 0.1.0 did not give it, and the
+-- extension's event triggers are there, enabled ALWAYS.
+SELECT * FROM encml.audit_state();
+TRUNCATE up_visits_1;
+SELECT operation FROM encml.audit_log WHERE table_name = 'public.up_visits_1' ORDER BY id DESC LIMIT 1;
+SELECT ok FROM encml.audit_verify();
+
 -- Masking rules change and the views follow.
 SELECT encml.set_masking_rule('up_customers', 'name', 'partial(2, 0)', '{encml_up_support}');
 SELECT encml.apply_masking('up_customers');

@@ -184,6 +184,13 @@ INSERT INTO up_patients SELECT i, 'patient ' || i, lpad(i::text, 9, '0') FROM ge
 DELETE FROM up_patients WHERE id = 40;
 SELECT encml.audit_seal() >= 0;
 
+-- A partitioned audited table: 0.1.0 gave its partitions no TRUNCATE trigger (0.2.0 adds it).
+CREATE TABLE up_visits (id int, at date) PARTITION BY RANGE (id);
+CREATE TABLE up_visits_1 PARTITION OF up_visits FOR VALUES FROM (0) TO (1000);
+SELECT encml.audit_enable('up_visits');
+INSERT INTO up_visits VALUES (1, '2026-01-01');
+SELECT encml.audit_seal() >= 0;
+
 -- Masking rules with a masked view (function masks and stored masks).
 CREATE TABLE up_customers (id int PRIMARY KEY, name text, email text, card text, phone text, born date, notes encml.enc_bytea);
 INSERT INTO up_customers

@@ -12,3 +12,4 @@ DELETE FROM encml.column_classes c WHERE NOT EXISTS (SELECT FROM pg_attribute a
                                                       WHERE a.attrelid = c.table_oid AND a.attnum = c.attnum AND NOT a.attisdropped);
 SELECT encml.classify('public.up_patients', 'ssn', 'pii');
 SELECT encml.audit_enable('public.up_patients');
+SELECT encml.audit_enable('public.up_visits');

@@ -128,12 +128,20 @@ for script in sql/install/pg_encrypt_ml--*.sql; do
   amcheck "$DB" "$FROM -> $CURRENT: indexes"
 
   # pg_dump of the upgraded database, restored into a new one.
-  "${PSQL[@]}" -d "$DB" -v names=on -f "$HERE/snapshot.sql" > "$OUT/$FROM-dumped.snapshot"
+  # The restore's own DDL on audited tables (indexes, constraints, triggers) is logged after the
+  # dumped rows: compare the rows up to the dumped ones, then check that only such events follow.
+  through=$("${PSQL[@]}" -At -d "$DB" -c "SELECT coalesce(max(id), 0) FROM encml.audit_log")
+  "${PSQL[@]}" -d "$DB" -v names=on -v audit_through="$through" -f "$HERE/snapshot.sql" > "$OUT/$FROM-dumped.snapshot"
   pg_dump -Fc -d "$DB" -f "$OUT/$FROM.dump"
   createdb "$RESTORED"
   pg_restore --exit-on-error -d "$RESTORED" "$OUT/$FROM.dump"
-  "${PSQL[@]}" -d "$RESTORED" -v names=on -f "$HERE/snapshot.sql" > "$OUT/$FROM-restored.snapshot"
+  "${PSQL[@]}" -d "$RESTORED" -v names=on -v audit_through="$through" -f "$HERE/snapshot.sql" > "$OUT/$FROM-restored.snapshot"
   same "$FROM -> $CURRENT: dump restored with the same stored state" "$OUT/$FROM-dumped.snapshot" "$OUT/$FROM-restored.snapshot"
+  others=$("${PSQL[@]}" -At -d "$RESTORED" -c "SELECT count(*) FILTER (WHERE NOT (kind = 'event' AND operation = 'ddl'))
+                                                   || ' ' || count(*) FROM encml.audit_log WHERE id > $through")
+  [ "${others%% *}" = 0 ] && [ "${others##* }" -gt 0 ] \
+    || fail "$FROM -> $CURRENT: the restore should log its DDL on audited tables and nothing else (other, all: $others)"
+  echo "ok: $FROM -> $CURRENT: the restore logged its DDL on audited tables (${others##* } events)"
   "${PSQL[@]}" -d "$RESTORED" -f "$HERE/catalog.sql" > "$OUT/$FROM-restored.catalog"
   same "$FROM -> $CURRENT: restored catalog equals a fresh install" "$OUT/fresh.catalog" "$OUT/$FROM-restored.catalog"
   run_echoed "$RESTORED" "$HERE/checks.sql" "$OUT/$FROM-checks-restored.out"

@@ -6,6 +6,12 @@
 \else
 \set names off
 \endif
+-- With :audit_through = N, only audit rows up to id N count (a restore logs its own DDL on
+-- audited tables after them) and the log's id sequence is left out.
+\if :{?audit_through}
+\else
+\set audit_through ''
+\endif
 \pset format unaligned
 \pset tuples_only on
 \pset fieldsep ' | '
@@ -13,7 +19,7 @@ SET search_path = pg_catalog, pg_temp;
 -- With :names = off, reg* values print as the oids stored (an upgrade that turns an oid column
 -- into a regclass changes no stored bit); with :names = on, as the names they stand for (a
 -- restored database has other oids for the same tables).
-CREATE FUNCTION pg_temp.digest(t regclass, names boolean) RETURNS text LANGUAGE plpgsql AS $$
+CREATE FUNCTION pg_temp.digest(t regclass, names boolean, audit_through text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE cols text; r text;
 BEGIN
     SELECT string_agg(CASE WHEN names OR NOT (ty.typname ~ '^reg' OR coalesce(e.typname ~ '^reg', false))
@@ -25,7 +31,9 @@ BEGIN
       LEFT JOIN pg_type e ON e.oid = ty.typelem AND ty.typcategory = 'A'
      WHERE a.attrelid = t AND a.attnum > 0 AND NOT a.attisdropped;
     EXECUTE format('SELECT count(*) || '' | '' || coalesce(md5(string_agg(r, E''\n'' ORDER BY r)), ''-'')
-                      FROM (SELECT ROW(%s)::text AS r FROM %s x) s', cols, t)
+                      FROM (SELECT ROW(%s)::text AS r FROM %s x WHERE %s) s', cols, t,
+                   CASE WHEN t = 'encml.audit_log'::regclass AND audit_through <> ''
+                        THEN format('x.id <= %s', audit_through::bigint) ELSE 'true' END)
        INTO r;
     RETURN r;
 END
@@ -56,9 +64,10 @@ WITH config AS (
        AND d.deptype IN ('a', 'i') AND (SELECT relkind FROM pg_class WHERE oid = d.objid) = 'S'
 )
 SELECT * FROM (
-    SELECT 'table ' || rel::regclass::text AS object, pg_temp.digest(rel, :'names') AS state FROM tables
+    SELECT 'table ' || rel::regclass::text AS object, pg_temp.digest(rel, :'names', :'audit_through') AS state FROM tables
     UNION ALL
     SELECT 'sequence ' || rel::regclass::text, pg_temp.sequence_state(rel) FROM sequences
+     WHERE NOT (rel = 'encml.audit_log_id_seq'::regclass AND :'audit_through' <> '')
     UNION ALL
     SELECT 'large object ' || m.oid, md5(lo_get(m.oid)) FROM pg_largeobject_metadata m
 ) s

@@ -83,6 +83,24 @@ pub fn verify_mac(
     mac.verify_slice(claimed).is_ok()
 }
 
+const WITNESS_DOMAIN: &[u8] = b"pg_encrypt_ml/v1/audit-witness-digest";
+
+/// The digest a purge anchor keeps of the seal witnesses it leaves behind (each `(seq, mac)` in
+/// seq order: 8 bytes big-endian, then the 32-byte MAC), so that a head an external system
+/// recorded can still be checked once its rows are purged.
+pub fn witness_digest<'a>(
+    master: &MasterKey,
+    heads: impl IntoIterator<Item = (i64, &'a [u8; MAC_LEN])>,
+) -> [u8; MAC_LEN] {
+    let mut mac = HmacSha256::new_from_slice(master.audit_chain_key()).expect("any key length");
+    mac.update(WITNESS_DOMAIN);
+    for (seq, head) in heads {
+        mac.update(&seq.to_be_bytes());
+        mac.update(head);
+    }
+    mac.finalize().into_bytes().into()
+}
+
 /// The token that replaces a redacted value.
 pub fn redact(master: &MasterKey, value: &[u8]) -> String {
     let mut mac = HmacSha256::new_from_slice(master.audit_redact_key()).expect("any key length");
@@ -133,6 +151,18 @@ mod tests {
         ));
         assert!(!verify_mac(&master(2), &macs[0], &rows[1], &macs[1]));
         assert!(!verify_mac(&m, &GENESIS, &rows[1], &macs[1]));
+    }
+
+    #[test]
+    fn a_witness_digest_covers_every_head_and_its_order() {
+        let m = master(1);
+        let (a, b) = ([1u8; MAC_LEN], [2u8; MAC_LEN]);
+        let d = witness_digest(&m, [(1, &a), (2, &b)]);
+        assert_eq!(d, witness_digest(&m, [(1, &a), (2, &b)]));
+        assert_ne!(d, witness_digest(&m, [(2, &b), (1, &a)]));
+        assert_ne!(d, witness_digest(&m, [(1, &a)]));
+        assert_ne!(d, witness_digest(&m, [(1, &a), (3, &b)]));
+        assert_ne!(d, witness_digest(&master(2), [(1, &a), (2, &b)]));
     }
 
     #[test]

@@ -85,21 +85,72 @@ SELECT 'nobody', 'event', 'forged', max(seq) + 1, '\x00'::bytea, max(mac_key) FR
 SELECT ok, detail ~ 'modified' AS caught FROM encml.audit_verify();
 ROLLBACK;
 BEGIN;  -- the newest rows deleted: the seal witness still names them
-SELECT id - :base AS witnessed_head FROM encml.audit_head();
+SELECT id - :base AS witnessed_head, seq AS hseq, mac AS hmac FROM encml.audit_head() \gset
+SELECT :witnessed_head AS witnessed_head, ok AS matches_the_external_head FROM encml.audit_verify(:hseq, :'hmac');
 DELETE FROM encml.audit_log WHERE id > :upd;
 SELECT ok, detail ~ 'newest rows were deleted' AS caught FROM encml.audit_verify();
 -- ... and if the witness table is cut too, only an external copy of audit_head() tells.
 DELETE FROM encml.audit_witness WHERE log_id > :upd;
 SELECT ok AS verifies_without_external_witness FROM encml.audit_verify();
+SELECT ok, detail ~ 'the external witness recorded seq' AS caught_by_the_external_head
+  FROM encml.audit_verify(:hseq, :'hmac');
 ROLLBACK;
+-- A chain rewritten at the external head's seq (another MAC there) does not match it.
+SELECT ok, detail ~ 'differs from the external witness' AS rewritten
+  FROM encml.audit_verify(:hseq, repeat('ab', 32));
+SELECT try($$SELECT * FROM encml.audit_verify(1, 'not hex')$$) AS malformed_mac;
+SELECT try($$SELECT * FROM encml.audit_verify(0, repeat('ab', 32))$$) AS bad_seq;
 RESET session_replication_role;
 
 -- Purge keeps the chain verifiable and is itself logged.
+SELECT seq AS pseq, mac AS pmac FROM encml.audit_head() \gset
+SELECT encml.classify('public.a_patients', 'name', NULL);  -- one more event, sealed after the head
+SELECT encml.audit_seal() AS sealed_after_the_head;
 SELECT encml.audit_purge(clock_timestamp()) > 0 AS purged;
 SELECT count(*) AS rows_left, bool_and(kind = 'anchor') AS only_the_anchor FROM encml.audit_log;
 SELECT ok FROM encml.audit_verify();
 INSERT INTO public.a_patients VALUES (3, 'Cy', 'cy@x.example', '1', 1, NULL);
 SELECT ok, rows_checked FROM encml.audit_verify();
+-- A head recorded outside before the purge still checks: the anchor keeps a digest of the seal
+-- witnesses it leaves behind.
+SELECT ok, detail FROM encml.audit_verify(:pseq, :'pmac');
+SELECT ok, detail FROM encml.audit_verify(:pseq, repeat('ab', 32));
+SELECT min(s) AS never_a_head FROM generate_series(1, :pseq) s
+ WHERE s NOT IN (SELECT seq FROM encml.audit_witness) \gset
+SELECT ok, detail ~ 'never a head' AS never_a_head FROM encml.audit_verify(:never_a_head, :'pmac');
+SET session_replication_role = replica;
+BEGIN;  -- a witness rewritten to match a forged external head: the anchor's digest no longer does
+UPDATE encml.audit_witness SET mac = decode(repeat('ab', 32), 'hex') WHERE seq = :pseq;
+SELECT ok, detail ~ 'differ from the digest' AS caught FROM encml.audit_verify(:pseq, repeat('ab', 32));
+ROLLBACK;
+-- Anchors moved, duplicated, deleted or given another MAC are caught.
+BEGIN;
+UPDATE encml.audit_log SET seq = seq + 1000 WHERE kind = 'anchor';
+SELECT 'moved' AS anchor, ok FROM encml.audit_verify();
+ROLLBACK;
+BEGIN;
+INSERT INTO encml.audit_log (logged_at, xact_started_at, xact_id, session_role, effective_role, client_addr,
+                             application_name, tenant, kind, operation, table_oid, table_name, old_row,
+                             new_row, changed_columns, detail, seq, mac, mac_key)
+SELECT logged_at, xact_started_at, xact_id, session_role, effective_role, client_addr, application_name,
+       tenant, kind, operation, table_oid, table_name, old_row, new_row, changed_columns, detail,
+       (SELECT max(seq) + 1 FROM encml.audit_log), mac, mac_key
+  FROM encml.audit_log WHERE kind = 'anchor';
+SELECT 'duplicated' AS anchor, ok, detail ~ 'modified, inserted or moved' AS named FROM encml.audit_verify();
+ROLLBACK;
+BEGIN;
+DELETE FROM encml.audit_log WHERE kind = 'anchor';
+SELECT 'deleted' AS anchor, ok, detail ~ 'missing' AS named FROM encml.audit_verify();
+ROLLBACK;
+BEGIN;
+UPDATE encml.audit_log SET detail = jsonb_set(detail, '{mac}', to_jsonb(repeat('ab', 32))) WHERE kind = 'anchor';
+SELECT 'other MAC' AS anchor, ok FROM encml.audit_verify();
+ROLLBACK;
+BEGIN;  -- everything deleted but the witnesses: never ok with nothing verified
+DELETE FROM encml.audit_log;
+SELECT ok, rows_checked, detail ~ 'newest rows were deleted' AS named FROM encml.audit_verify();
+ROLLBACK;
+RESET session_replication_role;
 -- A forged anchor (inserted with the log's triggers bypassed) past the head, claiming everything
 -- up to it purged, is not trusted: verification needs the anchor row itself in the verified chain.
 SET session_replication_role = replica;

@@ -42,7 +42,8 @@ ALTER TABLE sm_patients ENABLE TRIGGER encml_audit_row;
 CREATE TABLE sm_scratch (id int);
 ALTER TABLE sm_scratch DISABLE TRIGGER ALL;
 DROP TABLE sm_scratch;
-SELECT severity, kind, detail->>'action' AS action, table_name FROM encml.security_events
+SELECT severity, kind, coalesce(detail->>'action', detail->'problems'->>0, detail->>'command_tag') AS action,
+       table_name FROM encml.security_events
  WHERE id > :b3 AND kind NOT IN ('decrypt') ORDER BY id;
 
 -- Bulk reads of a classified table: a result above encml.large_result_rows, and any COPY TO.

@@ -1,0 +1,579 @@
+//! DDL on audited tables, seen by event triggers (no preloading needed; created ENABLE ALWAYS so
+//! that `session_replication_role = replica` does not switch them off):
+//!
+//! - `ddl_command_end`: every statement that touches an audited table, a table under it, or
+//!   their triggers, policies, indexes or constraints is a chained `ddl` event (command tag,
+//!   objects, role, client). A table that joins an audited tree (CREATE TABLE ... PARTITION OF
+//!   or INHERITS, ATTACH PARTITION, INHERIT) gets the audit triggers at once, and the event
+//!   records the rows it brought (the planner's estimate). A column rename keeps the redaction
+//!   list. Then the tree's state is checked (`state`): a non-superuser's statement that leaves an
+//!   audit trigger disabled, replica-only, conditional, narrowed or with another redaction list,
+//!   or that replaces one, is refused (42501, the refusal logged outside the transaction); a
+//!   superuser's is logged as `audit_trigger_disabled` (critical), and `audit_verify` fails
+//!   until `audit_enable` restores the triggers.
+//! - `ddl_command_start` (DROP statements only) notes the audited trees and audit triggers, and
+//!   `sql_drop` compares: a dropped audit trigger is refused (or logged, for a superuser), a
+//!   dropped table under an audited one is logged, a dropped audited table is logged and
+//!   forgotten.
+//! - `table_rewrite`: a rewrite of an audited table (ALTER COLUMN TYPE ... USING changes every
+//!   row without firing a row trigger) is logged with its reason.
+//!
+//! The extension's own DDL (audit_enable, audit_disable, classify) runs `while_configuring`.
+
+use crate::audit::events;
+use crate::audit::state::{self, Kind, Problem};
+use crate::audit::{table_name, triggers};
+use crate::pg::c_functions;
+use crate::pg::catalog_access::{arg, as_extension_owner, caller, is_superuser, read_rows};
+use crate::pg::errors::{raise, raise_full};
+use pgrx::prelude::*;
+use pgrx::{is_a, pg_sys, PgList, PgSqlErrorCode};
+use serde_json::json;
+use std::cell::{Cell, RefCell};
+use std::ffi::CStr;
+
+thread_local! {
+    static CONFIGURING: Cell<u32> = const { Cell::new(0) };
+    /// What a DROP statement may remove, noted at ddl_command_start for sql_drop.
+    static BEFORE_DROP: RefCell<Option<DropSnapshot>> = const { RefCell::new(None) };
+}
+
+/// Runs the extension's own DDL on audited tables, which the event triggers let through.
+pub fn while_configuring<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CONFIGURING.with(|c| c.set(c.get().saturating_sub(1)));
+        }
+    }
+    CONFIGURING.with(|c| c.set(c.get() + 1));
+    let _reset = Reset;
+    f()
+}
+
+/// Whether the handlers have anything to do: not during the extension's own DDL or script, and
+/// only while some table is audited.
+fn active() -> bool {
+    if CONFIGURING.with(|c| c.get()) > 0 {
+        return false;
+    }
+    // SAFETY: reads a backend global and looks up a catalog row; no pointers are kept.
+    unsafe {
+        if pg_sys::creating_extension
+            || pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) == pg_sys::InvalidOid
+        {
+            return false;
+        }
+    }
+    as_extension_owner(|| {
+        crate::pg::catalog_access::select_one::<bool>(
+            "SELECT EXISTS (SELECT FROM encml.audited_tables)",
+            &[],
+        )
+        .unwrap_or(false)
+    })
+}
+
+unsafe fn event_data(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::EventTriggerData {
+    // SAFETY: fcinfo is the call's own; its context is checked to be EventTriggerData before use.
+    let ctx = unsafe { (*fcinfo).context };
+    if ctx.is_null() || unsafe { (*ctx).type_ } != pg_sys::NodeTag::T_EventTriggerData {
+        raise(
+            PgSqlErrorCode::ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED,
+            "this function must be called as an event trigger",
+        );
+    }
+    ctx as *mut pg_sys::EventTriggerData
+}
+
+unsafe fn command_tag(data: *mut pg_sys::EventTriggerData) -> String {
+    // SAFETY: data comes from event_data; GetCommandTagName returns a static string.
+    unsafe {
+        CStr::from_ptr(pg_sys::GetCommandTagName((*data).tag))
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+unsafe fn relid_of(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
+    if rv.is_null() {
+        return None;
+    }
+    // SAFETY: rv is a RangeVar of the statement's parse tree, valid for the event's duration.
+    let oid = unsafe {
+        pg_sys::RangeVarGetRelidExtended(
+            rv,
+            pg_sys::NoLock as i32,
+            pg_sys::RVROption::RVR_MISSING_OK,
+            None,
+            std::ptr::null_mut(),
+        )
+    };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+unsafe fn cstr(p: *const std::ffi::c_char) -> Option<String> {
+    // SAFETY: p is a NUL-terminated string of a parse tree, checked for NULL.
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+/// What the statement's parse tree says beyond pg_event_trigger_ddl_commands().
+#[derive(Default)]
+struct Statement {
+    /// Relations the statement removed from an inheritance tree (NO INHERIT's parent).
+    extra: Vec<pg_sys::Oid>,
+    /// The statement may bring a table into an audited tree.
+    joins_tree: bool,
+    /// CREATE OR REPLACE TRIGGER.
+    replaces_trigger: bool,
+    /// ALTER TABLE ... RENAME COLUMN: (table, old, new).
+    column_rename: Option<(pg_sys::Oid, String, String)>,
+}
+
+unsafe fn inspect(tree: *mut pg_sys::Node) -> Statement {
+    use pg_sys::NodeTag::*;
+    let mut s = Statement::default();
+    if tree.is_null() {
+        return s;
+    }
+    // SAFETY: each node is cast to the type its tag names (is_a) before its fields are read.
+    unsafe {
+        if is_a(tree, T_CreateStmt) {
+            let c = tree as *mut pg_sys::CreateStmt;
+            s.joins_tree = !(*c).inhRelations.is_null() || !(*c).partbound.is_null();
+        } else if is_a(tree, T_AlterTableStmt) {
+            let a = tree as *mut pg_sys::AlterTableStmt;
+            for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg((*a).cmds).iter_ptr() {
+                match (*cmd).subtype {
+                    pg_sys::AlterTableType::AT_AddInherit
+                    | pg_sys::AlterTableType::AT_AttachPartition => s.joins_tree = true,
+                    pg_sys::AlterTableType::AT_DropInherit => {
+                        if let Some(parent) = relid_of((*cmd).def as *mut pg_sys::RangeVar) {
+                            s.extra.push(parent);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        } else if is_a(tree, T_CreateTrigStmt) {
+            s.replaces_trigger = (*(tree as *mut pg_sys::CreateTrigStmt)).replace;
+        } else if is_a(tree, T_RenameStmt) {
+            let r = tree as *mut pg_sys::RenameStmt;
+            if (*r).renameType == pg_sys::ObjectType::OBJECT_COLUMN {
+                if let (Some(rel), Some(old), Some(new)) = (
+                    relid_of((*r).relation),
+                    cstr((*r).subname),
+                    cstr((*r).newname),
+                ) {
+                    s.column_rename = Some((rel, old, new));
+                }
+            }
+        }
+    }
+    s
+}
+
+/// One command of the statement, as pg_event_trigger_ddl_commands() reports it.
+struct Command {
+    tag: String,
+    object_type: String,
+    object: String,
+}
+
+/// The commands of the statement and the audited tables whose trees they touch.
+fn touched(extra: &[pg_sys::Oid]) -> (Vec<Command>, Vec<pg_sys::Oid>) {
+    as_extension_owner(|| {
+        let commands = read_rows(
+            "SELECT command_tag, object_type, coalesce(object_identity, '') \
+               FROM pg_catalog.pg_event_trigger_ddl_commands()",
+            &[],
+            0,
+            |r| Command {
+                tag: r.get::<String>(1).unwrap_or_default(),
+                object_type: r.get::<String>(2).unwrap_or_default(),
+                object: r.get::<String>(3).unwrap_or_default(),
+            },
+        );
+        let roots = read_rows(
+            "WITH RECURSIVE cmd AS ( \
+                 SELECT CASE c.classid \
+                     WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN coalesce( \
+                         (SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = c.objid), c.objid) \
+                     WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN \
+                         (SELECT g.tgrelid FROM pg_catalog.pg_trigger g WHERE g.oid = c.objid) \
+                     WHEN 'pg_catalog.pg_policy'::pg_catalog.regclass THEN \
+                         (SELECT p.polrelid FROM pg_catalog.pg_policy p WHERE p.oid = c.objid) \
+                     WHEN 'pg_catalog.pg_constraint'::pg_catalog.regclass THEN \
+                         (SELECT k.conrelid FROM pg_catalog.pg_constraint k WHERE k.oid = c.objid) \
+                     WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN \
+                         (SELECT w.ev_class FROM pg_catalog.pg_rewrite w WHERE w.oid = c.objid) \
+                     WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN \
+                         (SELECT d.adrelid FROM pg_catalog.pg_attrdef d WHERE d.oid = c.objid) \
+                     END AS relid \
+                   FROM pg_catalog.pg_event_trigger_ddl_commands() c \
+                 UNION SELECT pg_catalog.unnest($1::oid[])), \
+             up(anc) AS (SELECT relid FROM cmd WHERE relid IS NOT NULL \
+                 UNION SELECT i.inhparent FROM up JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.anc) \
+             SELECT DISTINCT a.table_oid::oid FROM up JOIN encml.audited_tables a ON a.table_oid::oid = up.anc",
+            &[arg(extra.to_vec())],
+            0,
+            |r| r.get::<pg_sys::Oid>(1),
+        );
+        (commands, roots.into_iter().flatten().collect())
+    })
+}
+
+/// A non-superuser's statement that weakened auditing is refused; a superuser's is logged.
+fn refuse_or_log(root: pg_sys::Oid, operation: &str, problems: &[String], statement: &str) {
+    let table = table_name(root);
+    if !is_superuser(caller()) {
+        events::refused(
+            "audit_trigger_refused",
+            json!({ "table": table, "statement": statement, "problems": problems }),
+        );
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "the audit triggers of {table} must stay as encml.audit_enable made them: {}",
+                problems.join("; ")
+            ),
+            None,
+            Some("Stop auditing with encml.audit_disable (logged), or repair the triggers with encml.audit_enable.".into()),
+        );
+    }
+    events::record(
+        operation,
+        Some((root, &table)),
+        json!({ "statement": statement, "problems": problems }),
+    );
+}
+
+/// Adds the audit triggers to the tables of `root`'s tree that lack them (tables that just
+/// joined it); returns their names and estimated rows.
+fn cover(root: pg_sys::Oid, problems: &[Problem]) -> Vec<serde_json::Value> {
+    let missing: Vec<&Problem> = problems
+        .iter()
+        .filter(|p| {
+            matches!(
+                p.kind,
+                Kind::MissingRowTrigger | Kind::MissingTruncateTrigger
+            ) && p.relid != root
+        })
+        .collect();
+    if missing.is_empty() {
+        return Vec::new();
+    }
+    let redact = triggers::redaction_list(root, &triggers::audited(root).unwrap_or_default());
+    let mut added = Vec::new();
+    for (relid, is_partition) in triggers::tree(root) {
+        let here: Vec<&&Problem> = missing.iter().filter(|p| p.relid == relid).collect();
+        if here.is_empty() {
+            continue;
+        }
+        let row = here.iter().any(|p| p.kind == Kind::MissingRowTrigger);
+        let truncate = here.iter().any(|p| p.kind == Kind::MissingTruncateTrigger);
+        triggers::add_to(relid, is_partition, &redact, row, truncate);
+        // The rows it brought into the audited table's scans without an INSERT being logged
+        // (ATTACH PARTITION scans the table anyway, unless a constraint proves the bound).
+        let table = table_name(relid);
+        let rows = as_extension_owner(|| {
+            crate::pg::catalog_access::select_one::<i64>(
+                &format!("SELECT count(*) FROM ONLY {table}"),
+                &[],
+            )
+        });
+        added.push(json!({ "table": table, "rows": rows }));
+    }
+    added
+}
+
+unsafe fn ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: called by the event trigger manager with its EventTriggerData (checked).
+    let data = unsafe { event_data(fcinfo) };
+    if CONFIGURING.with(|c| c.get()) > 0 {
+        return pg_sys::Datum::from(0usize);
+    }
+    BEFORE_DROP.with(|b| b.borrow_mut().take());
+    if !active() {
+        return pg_sys::Datum::from(0usize);
+    }
+    // SAFETY: data is the event's; its parse tree lives until the command ends.
+    let tag = unsafe { command_tag(data) };
+    let statement = unsafe { inspect((*data).parsetree) };
+    if let Some((rel, old, new)) = &statement.column_rename {
+        rename_redacted_column(*rel, old, new);
+    }
+    let (commands, roots) = touched(&statement.extra);
+    for root in roots {
+        let before = state::problems(Some(root));
+        let covered = if statement.joins_tree {
+            cover(root, &before)
+        } else {
+            Vec::new()
+        };
+        let problems = if covered.is_empty() {
+            before
+        } else {
+            state::problems(Some(root))
+        };
+        let detail = json!({
+            "command_tag": tag,
+            "objects": commands.iter().map(|c| json!({
+                "command_tag": c.tag, "object_type": c.object_type, "object": c.object,
+            })).collect::<Vec<_>>(),
+            "tables_added": covered,
+        });
+        events::record("ddl", Some((root, &table_name(root))), detail);
+        let weakened: Vec<String> = problems
+            .iter()
+            .filter(|p| p.kind == Kind::Altered || statement.replaces_trigger)
+            .map(Problem::describe)
+            .collect();
+        if !weakened.is_empty() {
+            refuse_or_log(root, "audit_trigger_disabled", &weakened, &tag);
+        }
+    }
+    pg_sys::Datum::from(0usize)
+}
+
+/// Keeps the redaction of a renamed column: the explicit list names columns, and the trigger's
+/// arguments are recreated with the new name.
+fn rename_redacted_column(rel: pg_sys::Oid, old: &str, new: &str) {
+    let Some(explicit) = triggers::audited(rel) else {
+        return;
+    };
+    let renamed: Vec<String> = explicit
+        .iter()
+        .map(|c| if c == old { new.to_string() } else { c.clone() })
+        .collect();
+    if renamed != explicit {
+        as_extension_owner(|| {
+            Spi::run_with_args(
+                "UPDATE encml.audited_tables SET redact = $2 WHERE table_oid = $1",
+                &[rel.into(), renamed.clone().into()],
+            )
+            .unwrap_or_else(|e| crate::pg::errors::spi_failed("audited tables", e))
+        });
+    }
+    // A classified column keeps its label by attribute number; either way the triggers' argument
+    // lists name the old column until recreated.
+    if triggers::redaction_list(rel, &renamed)
+        .iter()
+        .any(|c| c == new)
+    {
+        triggers::install(rel, &renamed);
+    }
+}
+
+/// What a DROP statement may remove: the tables of audited trees and the audit triggers.
+struct DropSnapshot {
+    /// (relation, its audited root)
+    tables: Vec<(pg_sys::Oid, pg_sys::Oid)>,
+    /// (trigger, its table)
+    triggers: Vec<(pg_sys::Oid, pg_sys::Oid)>,
+}
+
+unsafe fn ddl_command_start(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: called by the event trigger manager with its EventTriggerData (checked).
+    let data = unsafe { event_data(fcinfo) };
+    if CONFIGURING.with(|c| c.get()) > 0 {
+        return pg_sys::Datum::from(0usize);
+    }
+    BEFORE_DROP.with(|b| b.borrow_mut().take());
+    // SAFETY: data is the event's; the parse tree is only tested for its node type.
+    let tree = unsafe { (*data).parsetree };
+    let dropping = unsafe {
+        !tree.is_null()
+            && (is_a(tree, pg_sys::NodeTag::T_DropStmt)
+                || is_a(tree, pg_sys::NodeTag::T_DropOwnedStmt))
+    };
+    if !dropping || !active() {
+        return pg_sys::Datum::from(0usize);
+    }
+    let snapshot = as_extension_owner(|| {
+        let tables = read_rows(
+            "WITH RECURSIVE t(root, relid) AS (SELECT table_oid::oid, table_oid::oid FROM encml.audited_tables \
+                 UNION SELECT t.root, i.inhrelid FROM t JOIN pg_catalog.pg_inherits i ON i.inhparent = t.relid) \
+             SELECT relid, root FROM t",
+            &[],
+            0,
+            |r| r.get::<pg_sys::Oid>(1).zip(r.get::<pg_sys::Oid>(2)),
+        );
+        let trigs = read_rows(
+            "SELECT g.oid, g.tgrelid FROM pg_catalog.pg_trigger g \
+              WHERE g.tgfoid = 'encml.audit_row_trigger()'::pg_catalog.regprocedure",
+            &[],
+            0,
+            |r| r.get::<pg_sys::Oid>(1).zip(r.get::<pg_sys::Oid>(2)),
+        );
+        DropSnapshot {
+            tables: tables.into_iter().flatten().collect(),
+            triggers: trigs.into_iter().flatten().collect(),
+        }
+    });
+    BEFORE_DROP.with(|b| *b.borrow_mut() = Some(snapshot));
+    pg_sys::Datum::from(0usize)
+}
+
+unsafe fn sql_drop(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: called by the event trigger manager with its EventTriggerData (checked).
+    let data = unsafe { event_data(fcinfo) };
+    let Some(before) = BEFORE_DROP.with(|b| b.borrow_mut().take()) else {
+        return pg_sys::Datum::from(0usize);
+    };
+    if CONFIGURING.with(|c| c.get()) > 0
+        // SAFETY: a catalog lookup by a static name.
+        || unsafe { pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) }
+            == pg_sys::InvalidOid
+    {
+        return pg_sys::Datum::from(0usize);
+    }
+    // SAFETY: data is the event's.
+    let tag = unsafe { command_tag(data) };
+    let dropped: Vec<(pg_sys::Oid, pg_sys::Oid, String)> = as_extension_owner(|| {
+        read_rows(
+            "SELECT classid, objid, coalesce(object_identity, '') \
+               FROM pg_catalog.pg_event_trigger_dropped_objects() \
+              WHERE classid IN ('pg_catalog.pg_class'::pg_catalog.regclass, 'pg_catalog.pg_trigger'::pg_catalog.regclass) \
+                AND objsubid = 0",
+            &[],
+            0,
+            |r| {
+                Some((
+                    r.get::<pg_sys::Oid>(1)?,
+                    r.get::<pg_sys::Oid>(2)?,
+                    r.get::<String>(3).unwrap_or_default(),
+                ))
+            },
+        )
+        .into_iter()
+        .flatten()
+        .collect()
+    });
+    let class_oid = pg_sys::RelationRelationId;
+    let dropped_tables: Vec<pg_sys::Oid> = dropped
+        .iter()
+        .filter(|(c, ..)| *c == class_oid)
+        .map(|(_, o, _)| *o)
+        .collect();
+    let identity = |oid: pg_sys::Oid| {
+        dropped
+            .iter()
+            .find(|(_, o, _)| *o == oid)
+            .map(|(.., i)| i.clone())
+            .unwrap_or_default()
+    };
+    // Audited tables dropped: logged, and forgotten (their catalog rows would name nothing).
+    let roots_dropped: Vec<pg_sys::Oid> = before
+        .tables
+        .iter()
+        .filter(|(rel, root)| rel == root && dropped_tables.contains(rel))
+        .map(|(rel, _)| *rel)
+        .collect();
+    for root in &roots_dropped {
+        let name = identity(*root);
+        events::record(
+            "audited_table_dropped",
+            Some((*root, &name)),
+            json!({ "statement": tag }),
+        );
+        as_extension_owner(|| {
+            for sql in [
+                "DELETE FROM encml.audited_tables WHERE table_oid::oid = $1",
+                "DELETE FROM encml.column_classes WHERE table_oid::oid = $1",
+            ] {
+                Spi::run_with_args(sql, &[(*root).into()])
+                    .unwrap_or_else(|e| crate::pg::errors::spi_failed("audited tables", e));
+            }
+        });
+    }
+    // Tables under a surviving audited table: their rows left its scans without a row trigger.
+    let mut by_root: Vec<(pg_sys::Oid, Vec<String>, Vec<String>)> = Vec::new();
+    for (rel, root) in &before.tables {
+        if rel != root && dropped_tables.contains(rel) && !roots_dropped.contains(root) {
+            match by_root.iter_mut().find(|(r, ..)| r == root) {
+                Some(e) => e.1.push(identity(*rel)),
+                None => by_root.push((*root, vec![identity(*rel)], Vec::new())),
+            }
+        }
+    }
+    // Audit triggers dropped from a table that is still there.
+    let trigger_class = pg_sys::TriggerRelationId;
+    for (_, trig, name) in dropped.iter().filter(|(c, ..)| *c == trigger_class) {
+        let Some((_, rel)) = before.triggers.iter().find(|(t, _)| t == trig) else {
+            continue;
+        };
+        if dropped_tables.contains(rel) {
+            continue;
+        }
+        let Some((_, root)) = before.tables.iter().find(|(r, _)| r == rel) else {
+            continue;
+        };
+        match by_root.iter_mut().find(|(r, ..)| r == root) {
+            Some(e) => e.2.push(name.clone()),
+            None => by_root.push((*root, Vec::new(), vec![name.clone()])),
+        }
+    }
+    for (root, tables, trigs) in by_root {
+        events::record(
+            "ddl",
+            Some((root, &table_name(root))),
+            json!({ "command_tag": tag, "tables_dropped": tables, "audit_triggers_dropped": trigs }),
+        );
+        if !trigs.is_empty() {
+            let problems: Vec<String> = trigs
+                .iter()
+                .map(|t| format!("audit trigger {t} was dropped"))
+                .collect();
+            refuse_or_log(root, "audit_trigger_dropped", &problems, &tag);
+        }
+    }
+    pg_sys::Datum::from(0usize)
+}
+
+unsafe fn table_rewrite(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: called by the event trigger manager with its EventTriggerData (checked).
+    let data = unsafe { event_data(fcinfo) };
+    if !active() {
+        return pg_sys::Datum::from(0usize);
+    }
+    // SAFETY: data is the event's.
+    let tag = unsafe { command_tag(data) };
+    let found = as_extension_owner(|| {
+        read_rows(
+            "WITH RECURSIVE up(anc) AS (SELECT pg_catalog.pg_event_trigger_table_rewrite_oid() \
+                 UNION SELECT i.inhparent FROM up JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.anc) \
+             SELECT a.table_oid::oid, pg_catalog.pg_event_trigger_table_rewrite_oid(), \
+                    pg_catalog.pg_event_trigger_table_rewrite_reason() \
+               FROM up JOIN encml.audited_tables a ON a.table_oid::oid = up.anc",
+            &[],
+            0,
+            |r| {
+                Some((
+                    r.get::<pg_sys::Oid>(1)?,
+                    r.get::<pg_sys::Oid>(2)?,
+                    r.get::<i32>(3).unwrap_or(0),
+                ))
+            },
+        )
+    });
+    for (root, rel, reason) in found.into_iter().flatten() {
+        events::record(
+            "table_rewrite",
+            Some((root, &table_name(root))),
+            json!({ "command_tag": tag, "table": table_name(rel), "reason": reason }),
+        );
+    }
+    pg_sys::Datum::from(0usize)
+}
+
+c_functions! {
+    /// encml.audit_ddl_start(): notes what a DROP statement may remove from audited tables
+    encml_audit_ddl_start, pg_finfo_encml_audit_ddl_start => ddl_command_start;
+    /// encml.audit_ddl_end(): logs DDL on audited tables and refuses weakening it
+    encml_audit_ddl_end, pg_finfo_encml_audit_ddl_end => ddl_command_end;
+    /// encml.audit_sql_drop(): logs dropped audited tables, refuses dropped audit triggers
+    encml_audit_sql_drop, pg_finfo_encml_audit_sql_drop => sql_drop;
+    /// encml.audit_table_rewrite(): logs rewrites of audited tables
+    encml_audit_table_rewrite, pg_finfo_encml_audit_table_rewrite => table_rewrite;
+}

@@ -1,0 +1,132 @@
+//! Writes in replica mode. With `session_replication_role = replica` (superusers only) ordinary
+//! triggers, the audit triggers among them, do not fire: an INSERT, UPDATE, DELETE or MERGE of an
+//! audited table (or a table under one) would leave no row in the log. With the library
+//! preloaded, each such statement is logged when its executor starts, as a critical
+//! `replica_mode_write` event naming the tables and the command (not the query text, which may
+//! hold personal data); the rows themselves are not logged. Logical replication's apply worker
+//! does not pass through the executor hooks and is not affected.
+
+use crate::audit::events;
+use crate::pg::catalog_access::{arg, as_extension_owner, read_rows};
+use pgrx::prelude::*;
+use pgrx::PgList;
+use serde_json::json;
+use std::cell::Cell;
+
+static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
+
+thread_local! {
+    static CHECKING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn command(op: pg_sys::CmdType::Type) -> &'static str {
+    match op {
+        pg_sys::CmdType::CMD_INSERT => "INSERT",
+        pg_sys::CmdType::CMD_UPDATE => "UPDATE",
+        pg_sys::CmdType::CMD_DELETE => "DELETE",
+        pg_sys::CmdType::CMD_MERGE => "MERGE",
+        _ => "WITH ... (data-modifying)",
+    }
+}
+
+/// The tables a plan writes (its result relations, data-modifying CTEs included).
+unsafe fn written(stmt: *mut pg_sys::PlannedStmt) -> Vec<pg_sys::Oid> {
+    // SAFETY: stmt is the executor's plan; resultRelations indexes its range table (1-based).
+    unsafe {
+        let rtable = PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable);
+        let results = (*stmt).resultRelations;
+        let n = if results.is_null() {
+            0
+        } else {
+            (*results).length
+        };
+        let mut out = Vec::new();
+        for i in 0..n {
+            // An integer list: each cell holds a range-table index.
+            let index = pg_sys::list_nth_int(results, i);
+            if let Some(rte) = rtable.get_ptr((index - 1) as usize) {
+                if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION && !out.contains(&(*rte).relid) {
+                    out.push((*rte).relid);
+                }
+            }
+        }
+        out
+    }
+}
+
+unsafe fn check(query: *mut pg_sys::QueryDesc, eflags: i32) {
+    // SAFETY: query is the executor's QueryDesc, valid through ExecutorStart; backend globals
+    // are read only.
+    unsafe {
+        if pg_sys::SessionReplicationRole != pg_sys::SESSION_REPLICATION_ROLE_REPLICA as i32
+            || eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0
+            || (*query).plannedstmt.is_null()
+            || pg_sys::RecoveryInProgress()
+            || pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) == pg_sys::InvalidOid
+        {
+            return;
+        }
+        let stmt = (*query).plannedstmt;
+        if (*stmt).resultRelations.is_null() {
+            return;
+        }
+        if CHECKING.with(|c| c.replace(true)) {
+            return;
+        }
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                CHECKING.with(|c| c.set(false));
+            }
+        }
+        let _reset = Reset;
+        let relids = written(stmt);
+        let hits = as_extension_owner(|| {
+            read_rows(
+                "WITH RECURSIVE up(relid, anc) AS (SELECT r, r FROM pg_catalog.unnest($1::oid[]) r \
+                     UNION SELECT up.relid, i.inhparent FROM up JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.anc) \
+                 SELECT a.table_oid::oid, a.table_oid::text, \
+                        pg_catalog.array_agg(DISTINCT up.relid::pg_catalog.regclass::text) \
+                   FROM up JOIN encml.audited_tables a ON a.table_oid::oid = up.anc GROUP BY 1, 2",
+                &[arg(relids)],
+                0,
+                |r| {
+                    Some((
+                        r.get::<pg_sys::Oid>(1)?,
+                        r.get::<String>(2)?,
+                        r.get::<Vec<String>>(3).unwrap_or_default(),
+                    ))
+                },
+            )
+        });
+        let op = command((*query).operation);
+        for (root, name, tables) in hits.into_iter().flatten() {
+            events::record(
+                "replica_mode_write",
+                Some((root, &name)),
+                json!({ "command": op, "tables": tables, "session_replication_role": "replica" }),
+            );
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
+    // SAFETY: called by the executor with its QueryDesc; the previous hook was saved at install.
+    unsafe {
+        check(query, eflags);
+        match PREV_EXECUTOR_START {
+            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query, eflags)),
+            None => pg_sys::standard_ExecutorStart(query, eflags),
+        }
+    }
+}
+
+/// Installs the hook (from _PG_init, when preloaded).
+pub fn install() {
+    // SAFETY: _PG_init runs once per process before any query, single-threaded.
+    unsafe {
+        PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
+        pg_sys::ExecutorStart_hook = Some(executor_start);
+    }
+}

@@ -1,0 +1,164 @@
+-- Audit triggers cannot be silenced. Every way a table owner (or a DBA acting with the owner's
+-- rights, without superuser) could stop the row or TRUNCATE trigger of an audited table is
+-- refused, whatever the trigger is called, and the refusal outlives the ERROR; a superuser's
+-- change is logged and makes audit_verify() and compliance_report() fail for that table until
+-- audit_enable repairs it. DDL on audited tables is logged; tables joining an audited table are
+-- audited at once; writes in replica mode leave an event.
+CREATE ROLE encml_s_owner NOLOGIN;
+CREATE ROLE encml_s_dba NOLOGIN CREATEROLE IN ROLE encml_s_owner;
+CREATE ROLE encml_s_auditor NOLOGIN IN ROLE encml_auditor;
+GRANT CREATE ON SCHEMA public TO encml_s_owner;
+SET ROLE encml_s_owner;
+CREATE TABLE public.s_t (id int PRIMARY KEY, ssn text, email text);
+SELECT encml.classify('public.s_t', 'ssn', 'pii');
+SELECT encml.audit_enable('public.s_t', '{email}');
+CREATE FUNCTION public.s_noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+RESET ROLE;
+SELECT max(id) AS b0 FROM encml.audit_log \gset
+
+SET ROLE encml_s_owner;
+SELECT try($$ALTER TABLE public.s_t ENABLE REPLICA TRIGGER encml_audit_row$$) AS replica_only;
+SELECT try($$ALTER TABLE public.s_t DISABLE TRIGGER encml_audit_row$$) AS disable_row;
+SELECT try($$ALTER TABLE public.s_t DISABLE TRIGGER USER$$) AS disable_user;
+SELECT try($$ALTER TABLE public.s_t DISABLE TRIGGER ALL$$) AS disable_all;
+SELECT try($$CREATE OR REPLACE TRIGGER encml_audit_row AFTER INSERT OR UPDATE OR DELETE ON public.s_t
+              FOR EACH ROW WHEN (false) EXECUTE FUNCTION encml.audit_row_trigger('email', 'ssn')$$) AS when_false;
+SELECT try($$CREATE OR REPLACE TRIGGER encml_audit_row AFTER INSERT ON public.s_t
+              FOR EACH ROW EXECUTE FUNCTION encml.audit_row_trigger('email', 'ssn')$$) AS insert_only;
+SELECT try($$CREATE OR REPLACE TRIGGER encml_audit_row AFTER INSERT OR UPDATE OF id OR DELETE ON public.s_t
+              FOR EACH ROW EXECUTE FUNCTION encml.audit_row_trigger('email', 'ssn')$$) AS update_of_id;
+SELECT try($$CREATE OR REPLACE TRIGGER encml_audit_row AFTER INSERT OR UPDATE OR DELETE ON public.s_t
+              FOR EACH ROW EXECUTE FUNCTION encml.audit_row_trigger('email')$$) AS ssn_unredacted;
+SELECT try($$CREATE OR REPLACE TRIGGER encml_audit_row AFTER INSERT OR UPDATE OR DELETE ON public.s_t
+              FOR EACH ROW EXECUTE FUNCTION public.s_noop()$$) AS other_function;
+SELECT try($$ALTER TABLE public.s_t DISABLE TRIGGER encml_audit_truncate$$) AS disable_truncate;
+SELECT try($$DROP TRIGGER encml_audit_truncate ON public.s_t$$) AS drop_truncate;
+-- A rename alone changes nothing (triggers are recognised by their function); disabling or
+-- dropping under the new name is refused like under the old one.
+SELECT try($$ALTER TRIGGER encml_audit_row ON public.s_t RENAME TO s_renamed$$) AS rename;
+SELECT try($$ALTER TABLE public.s_t DISABLE TRIGGER s_renamed$$) AS disable_renamed;
+SELECT try($$DROP TRIGGER s_renamed ON public.s_t$$) AS drop_renamed;
+SELECT try($$CREATE TRIGGER s_first BEFORE INSERT ON public.s_t FOR EACH ROW EXECUTE FUNCTION public.s_noop()$$)
+    AS unrelated_trigger;
+SELECT try($$DROP TRIGGER s_first ON public.s_t$$) AS drop_unrelated;
+RESET ROLE;
+-- A DBA with the owner's privileges but no superuser is refused the same way.
+SET ROLE encml_s_dba;
+SELECT try($$ALTER TABLE public.s_t DISABLE TRIGGER s_renamed$$) AS dba_disable;
+RESET ROLE;
+
+-- The triggers are as audit_enable made them (one renamed), and the chain verifies.
+SELECT tgname, tgtype, tgenabled, encode(tgargs, 'escape') AS args FROM pg_trigger
+ WHERE tgrelid = 'public.s_t'::regclass AND NOT tgisinternal ORDER BY tgname;
+SELECT count(*) AS deviations FROM encml.audit_state();
+SELECT ok FROM encml.audit_verify();
+-- Each refusal outlived its ERROR; the allowed statements are chained ddl events.
+SELECT operation, coalesce(table_name, detail->>'table') AS tbl, detail->>'statement' AS statement,
+       detail->>'command_tag' AS command_tag, detail->'problems'->>0 AS problem
+  FROM encml.audit_log WHERE id > :b0 AND operation IN ('audit_trigger_refused', 'ddl') ORDER BY id;
+
+-- A superuser's change is logged as critical, and verification fails naming the table.
+SELECT max(id) AS b1 FROM encml.audit_log \gset
+ALTER TABLE public.s_t ENABLE REPLICA TRIGGER s_renamed;
+SELECT ok, rows_checked > 0 AS chain_walked, regexp_replace(detail, 'seq \d+', 'seq N') AS detail
+  FROM encml.audit_verify();
+SET ROLE encml_s_auditor;
+SELECT * FROM encml.audit_state();
+SELECT check_name, status, regexp_replace(detail, 'seq \d+', 'seq N') AS detail
+  FROM encml.compliance_report() WHERE check_name IN ('audit_chain', 'audit_state');
+RESET ROLE;
+SELECT operation, table_name, detail->>'severity' AS severity, detail->'problems'->>0 AS problem
+  FROM encml.audit_log WHERE id > :b1 AND operation <> 'ddl' ORDER BY id;
+-- In replica mode the (ENABLE ALWAYS) event triggers still fire.
+SET session_replication_role = replica;
+ALTER TABLE public.s_t ENABLE TRIGGER s_renamed;
+ALTER TABLE public.s_t ENABLE ALWAYS TRIGGER encml_audit_truncate;
+RESET session_replication_role;
+SELECT count(*) AS deviations FROM encml.audit_state();
+SELECT operation, detail->>'command_tag' AS command_tag FROM encml.audit_log
+ WHERE id > :b1 AND operation = 'ddl' ORDER BY id;
+SELECT encml.audit_enable('public.s_t', '{email}');
+SELECT ok FROM encml.audit_verify();
+
+-- Writes in replica mode fire no ordinary trigger: with the library preloaded each statement
+-- leaves a critical event instead.
+SELECT max(id) AS b2 FROM encml.audit_log \gset
+SET session_replication_role = replica;
+INSERT INTO public.s_t VALUES (10, '000-00-0000', 'r@x.example');
+UPDATE public.s_t SET email = 'r2@x.example' WHERE id = 10;
+DELETE FROM public.s_t WHERE id = 10;
+SELECT count(*) FROM public.s_t;
+RESET session_replication_role;
+SELECT kind, operation, detail->>'command' AS command, detail->>'severity' AS severity
+  FROM encml.audit_log WHERE id > :b2 ORDER BY id;
+
+-- Disabled or dropped event triggers (superuser only) are detected.
+ALTER EVENT TRIGGER encml_audit_ddl_end DISABLE;
+ALTER EVENT TRIGGER encml_audit_sql_drop ENABLE;
+SELECT * FROM encml.audit_state();
+SELECT ok, regexp_replace(detail, 'seq \d+', 'seq N') AS detail FROM encml.audit_verify();
+ALTER EVENT TRIGGER encml_audit_ddl_end ENABLE ALWAYS;
+ALTER EVENT TRIGGER encml_audit_sql_drop ENABLE ALWAYS;
+SELECT ok FROM encml.audit_verify();
+
+-- A renamed column keeps its redaction (explicit and classified).
+SET ROLE encml_s_owner;
+ALTER TABLE public.s_t RENAME COLUMN ssn TO national_id;
+ALTER TABLE public.s_t RENAME COLUMN email TO mail;
+INSERT INTO public.s_t VALUES (1, '123-45-6789', 'a@x.example');
+RESET ROLE;
+SELECT new_row->>'national_id' LIKE 'hmac:%' AS ssn_redacted, new_row->>'mail' LIKE 'hmac:%' AS email_redacted
+  FROM encml.audit_log WHERE kind = 'row' ORDER BY id DESC LIMIT 1;
+SELECT redact FROM encml.audited_tables WHERE table_oid = 'public.s_t'::regclass;
+SELECT count(*) AS deviations FROM encml.audit_state();
+
+-- Rows that enter or leave an audited table's scans without a row trigger: attaching a
+-- partition or an inheritance child that holds rows, detaching, dropping one. Each is logged
+-- (with the rows it brought), and joining tables are audited at once.
+SET ROLE encml_s_owner;
+CREATE TABLE public.s_p (id int, v text) PARTITION BY RANGE (id);
+CREATE TABLE public.s_p1 PARTITION OF public.s_p FOR VALUES FROM (0) TO (100);
+SELECT encml.audit_enable('public.s_p');
+RESET ROLE;
+SELECT max(id) AS b3 FROM encml.audit_log \gset
+SET ROLE encml_s_owner;
+CREATE TABLE public.s_p2 (id int, v text);
+INSERT INTO public.s_p2 VALUES (150, 'before attach'), (151, 'before attach');
+ALTER TABLE public.s_p ATTACH PARTITION public.s_p2 FOR VALUES FROM (100) TO (200);
+INSERT INTO public.s_p2 VALUES (152, 'after attach');
+TRUNCATE public.s_p2;
+CREATE TABLE public.s_p3 PARTITION OF public.s_p FOR VALUES FROM (200) TO (300);
+DROP TABLE public.s_p3;
+ALTER TABLE public.s_p DETACH PARTITION public.s_p1;
+CREATE TABLE public.s_child (extra int) INHERITS (public.s_t);
+INSERT INTO public.s_child VALUES (5, 'x', 'y', 1);
+ALTER TABLE public.s_child NO INHERIT public.s_t;
+ALTER TABLE public.s_child INHERIT public.s_t;
+SELECT try($$ALTER TABLE public.s_child DISABLE TRIGGER encml_audit_row$$) AS child_disable;
+RESET ROLE;
+SELECT kind, operation, table_name, detail->>'command_tag' AS command_tag, detail->'tables_added' AS added,
+       detail->'tables_dropped' AS dropped
+  FROM encml.audit_log WHERE id > :b3 ORDER BY id;
+SELECT count(*) AS deviations FROM encml.audit_state();
+SELECT ok FROM encml.audit_verify();
+
+-- A rewrite of an audited table (every row changed, no row trigger) is logged with the DDL.
+SELECT max(id) AS b4 FROM encml.audit_log \gset
+SET ROLE encml_s_owner;
+ALTER TABLE public.s_t ALTER COLUMN id TYPE bigint USING id + 1000;
+RESET ROLE;
+SELECT operation, table_name, detail->>'table' AS rewritten, detail->>'command_tag' AS command_tag
+  FROM encml.audit_log WHERE id > :b4 ORDER BY id;
+
+-- Dropping an audited table is logged and the table is forgotten.
+SELECT max(id) AS b5 FROM encml.audit_log \gset
+SET ROLE encml_s_owner;
+DROP TABLE public.s_child, public.s_t;
+DROP TABLE public.s_p, public.s_p1;
+RESET ROLE;
+SELECT operation, table_name, detail->>'severity' AS severity FROM encml.audit_log WHERE id > :b5 ORDER BY id;
+SELECT count(*) AS still_audited FROM encml.audited_tables WHERE table_oid::text LIKE '%s\_%';
+SELECT ok FROM encml.audit_verify();
+
+DROP OWNED BY encml_s_owner, encml_s_dba, encml_s_auditor;
+DROP ROLE encml_s_dba, encml_s_owner, encml_s_auditor;
