@@ -487,3 +487,29 @@ COMMENT ON FUNCTION @extschema@.audit_verify(bigint, text) IS
     'Verifies the audit chain as audit_verify() does, and that it passes through a head recorded outside the database by audit_head() (seq, mac), also once that head is purged (auditors)';
 REVOKE ALL ON FUNCTION @extschema@.audit_verify(bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.audit_verify(bigint, text) TO encml_auditor;
+
+-- Service keys (docs/formats.md): the audit chain's and redaction's keys leave the master key's
+-- derivation for the catalog, wrapped by the master key and rewrapped by rotate_master_key(), so
+-- that removing an old master key no longer makes the rows it sealed unverifiable. Created on
+-- first use after this update, importing what every configured master key derived before.
+CREATE TABLE @extschema@.service_keys (
+    purpose                text NOT NULL CHECK (purpose IN ('audit-chain', 'audit-redact')),
+    version                integer NOT NULL CHECK (version > 0),
+    wrapped_key            bytea NOT NULL,
+    master_key_fingerprint text NOT NULL,
+    -- Imported: equal to what this master key derived for the purpose before 0.2.0.
+    derived_from           text,
+    created_at             timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (purpose, version)
+);
+COMMENT ON TABLE @extschema@.service_keys IS
+    'pg_encrypt_ml: the extension''s own keys (audit chain, redaction), wrapped by the master key; never deleted';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.service_keys', '');
+CREATE FUNCTION @extschema@.service_keys_guard() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'encml_service_keys_guard';
+COMMENT ON FUNCTION @extschema@.service_keys_guard() IS 'Trigger refusing DELETE and TRUNCATE of encml.service_keys';
+REVOKE ALL ON FUNCTION @extschema@.service_keys_guard() FROM PUBLIC;
+CREATE TRIGGER service_keys_never_deleted BEFORE DELETE ON @extschema@.service_keys
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.service_keys_guard();
+CREATE TRIGGER service_keys_never_truncated BEFORE TRUNCATE ON @extschema@.service_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.service_keys_guard();

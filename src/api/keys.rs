@@ -385,8 +385,12 @@ fn rotate_master_key() -> i32 {
             ),
         );
     }
+    // The service keys first exist (imported from every master key still configured), then are
+    // rewrapped with the data keys: audit rows stay verifiable once the old master key is gone.
+    crate::keys::service::ensure_all();
     let masters = provider::reload();
     let current = &masters[0];
+    let services = crate::keys::service::rewrap_all(current);
     let stale = catalog::versions_not_under(current.fingerprint());
     for v in &stale {
         let data_key = provider::unwrap_data_key(&v.fingerprint, &v.key_id, v.version, &v.wrapped);
@@ -398,7 +402,8 @@ fn rotate_master_key() -> i32 {
     events::record(
         "rotate_master_key",
         None,
-        json!({ "master_key": current.fingerprint(), "versions_rewrapped": stale.len() }),
+        json!({ "master_key": current.fingerprint(), "versions_rewrapped": stale.len(),
+                "service_keys_rewrapped": services }),
     );
     stale.len() as i32
 }

@@ -9,13 +9,16 @@
 //! from which verification starts again.
 
 use crate::audit::writer::{append, while_maintaining, Entry};
+use crate::keys::service;
 use crate::pg::catalog_access::as_extension_owner;
 use crate::pg::errors::{notice, raise};
 use encml_core::audit::{chain_mac, verify_mac, Record, GENESIS, MAC_LEN};
-use encml_core::master::MasterKey;
+use encml_core::service_key::{ServiceKey, ServicePurpose};
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 use pgrx::PgSqlErrorCode;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 /// The canonical projection of a log row: the same for sealing and verifying, and independent of
 /// session settings (time zone, date style): times as microseconds since the epoch, jsonb in its
@@ -147,8 +150,7 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                         &[SEAL_LOCK.0.into(), SEAL_LOCK.1.into()],
                     )
                     .unwrap_or_else(|e| spi_err(e));
-                let masters = crate::keys::provider::master_keys();
-                let master = &masters[0];
+                let (key, label) = service::current_labelled(ServicePurpose::AuditChain);
                 let mut current = head(client);
                 let mut sealed = 0i64;
                 // The row addresses first (one scan of the seq index's NULL entries), then the rows
@@ -180,7 +182,7 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                     let mut last_id = 0;
                     for row in &rows {
                         seq += 1;
-                        prev = chain_mac(master, &prev, &row.record(seq, master.fingerprint()));
+                        prev = chain_mac(&key, &prev, &row.record(seq, &label));
                         tids.push(row.ctid.clone());
                         seqs.push(seq);
                         macs.push(prev.to_vec());
@@ -196,7 +198,7 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                                 tids.into(),
                                 seqs.into(),
                                 macs.into(),
-                                master.fingerprint().into(),
+                                label.clone().into(),
                             ],
                         )
                         .unwrap_or_else(|e| spi_err(e));
@@ -238,8 +240,17 @@ pub struct Verdict {
     pub detail: String,
 }
 
-fn find_master<'a>(masters: &'a [MasterKey], fingerprint: &str) -> Option<&'a MasterKey> {
-    masters.iter().find(|m| m.fingerprint() == fingerprint)
+/// The chain keys met while verifying, by the `mac_key` the rows name.
+#[derive(Default)]
+struct ChainKeys(HashMap<String, Option<Rc<ServiceKey>>>);
+
+impl ChainKeys {
+    fn get(&mut self, mac_key: &str) -> Option<Rc<ServiceKey>> {
+        self.0
+            .entry(mac_key.to_string())
+            .or_insert_with(|| service::audit_chain_key_named(mac_key))
+            .clone()
+    }
 }
 
 /// A purge anchor: where verification starts after a purge. Claims only: `verify` trusts them
@@ -251,7 +262,7 @@ struct Anchor {
     /// The last purged seq and its MAC.
     through: i64,
     mac: [u8; MAC_LEN],
-    /// The digest of the seal witnesses up to `through`, and the master key it was made with
+    /// The digest of the seal witnesses up to `through`, and the key it was made with
     /// (anchors of 0.2.0 on).
     witness_digest: Option<[u8; MAC_LEN]>,
     witness_key: Option<String>,
@@ -310,7 +321,7 @@ pub type ExternalHead = (i64, [u8; MAC_LEN]);
 /// purged-through MAC, or a seal witness authenticated by the anchor's witness digest.
 fn check_purged_head(
     client: &mut SpiClient,
-    masters: &[MasterKey],
+    keys: &mut ChainKeys,
     anchor: Option<&Anchor>,
     (seq, mac): ExternalHead,
 ) -> Result<(), String> {
@@ -337,13 +348,13 @@ fn check_purged_head(
             anchor.through
         ));
     };
-    let Some(master) = find_master(masters, key) else {
+    let Some(chain_key) = keys.get(key) else {
         return Err(format!(
-            "master key {key} is not available to check the purge anchor's witness digest"
+            "key {key} is not available to check the purge anchor's witness digest"
         ));
     };
     let heads = witnesses_through(client, anchor.through);
-    if encml_core::audit::witness_digest(master, heads.iter().map(|(s, m)| (*s, m))) != digest {
+    if encml_core::audit::witness_digest(&chain_key, heads.iter().map(|(s, m)| (*s, m))) != digest {
         return Err(format!(
             "the seal witnesses up to seq {} differ from the digest the purge anchor kept of them",
             anchor.through
@@ -366,7 +377,7 @@ pub fn verify(from_id: Option<i64>, external: Option<ExternalHead>) -> Verdict {
     seal();
     as_extension_owner(|| {
         Spi::connect_mut(|client| {
-            let masters = crate::keys::provider::master_keys();
+            let mut keys = ChainKeys::default();
             let bad = |id: i64, checked: i64, detail: String| Verdict {
                 ok: false,
                 rows_checked: checked,
@@ -443,15 +454,17 @@ pub fn verify(from_id: Option<i64>, external: Option<ExternalHead>) -> Verdict {
                         );
                     }
                     let key = row.mac_key.as_deref().unwrap_or_default();
-                    let Some(master) = find_master(&masters, key) else {
+                    let Some(chain_key) = keys.get(key) else {
                         return bad(
                             row.id,
                             checked,
-                            format!("master key {key} is not available to verify this row"),
+                            format!(
+                                "key {key} is not available to verify this row (neither a service key in the catalog nor a master key of the provider)"
+                            ),
                         );
                     };
                     let mac = row.mac.as_deref().unwrap_or_default();
-                    if !verify_mac(master, &prev, &row.record(seq, key), mac) {
+                    if !verify_mac(&chain_key, &prev, &row.record(seq, key), mac) {
                         return bad(
                             row.id,
                             checked,
@@ -547,7 +560,7 @@ pub fn verify(from_id: Option<i64>, external: Option<ExternalHead>) -> Verdict {
                         "the external head at seq {seq} precedes the row verification started from"
                     ))
                 } else {
-                    check_purged_head(client, &masters, anchor.as_ref(), (seq, mac)).err()
+                    check_purged_head(client, &mut keys, anchor.as_ref(), (seq, mac)).err()
                 };
                 if let Some(detail) = problem {
                     return Verdict {
@@ -664,11 +677,11 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
     });
     // The witnesses stay (they are small); the anchor keeps a digest of those up to the purge
     // point, so that a head recorded outside before the purge can still be checked.
-    let masters = crate::keys::provider::master_keys();
+    let (key, label) = service::current_labelled(ServicePurpose::AuditChain);
     let digest = as_extension_owner(|| {
         Spi::connect_mut(|client| {
             let heads = witnesses_through(client, through);
-            encml_core::audit::witness_digest(&masters[0], heads.iter().map(|(s, m)| (*s, m)))
+            encml_core::audit::witness_digest(&key, heads.iter().map(|(s, m)| (*s, m)))
         })
     });
     let detail = serde_json::json!({
@@ -677,7 +690,7 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
         "before": before.to_string(),
         "rows_removed": removed,
         "witness_digest": hex::encode(digest),
-        "witness_key": masters[0].fingerprint(),
+        "witness_key": label,
     })
     .to_string();
     append(&Entry {

@@ -130,7 +130,7 @@ unsafe fn row_jsonb(
     desc: pg_sys::TupleDesc,
     row: &Row,
     redact: &[String],
-    master: &encml_core::master::MasterKey,
+    key: &encml_core::service_key::ServiceKey,
 ) -> pg_sys::Datum {
     unsafe {
         let composite = pg_sys::heap_copy_tuple_as_datum(tuple, desc);
@@ -146,7 +146,7 @@ unsafe fn row_jsonb(
             }
             let name = attname(desc, i);
             if redact.contains(&name) {
-                let token = encml_core::audit::redact(master, &output_text(desc, i, row.values[i]));
+                let token = encml_core::audit::redact(key, &output_text(desc, i, row.values[i]));
                 tokens.insert(name, serde_json::Value::String(token));
             }
         }
@@ -240,8 +240,8 @@ unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             return pg_sys::Datum::from(0usize);
         }
         let redact = trigger_args((*td).tg_trigger);
-        let masters = crate::keys::provider::master_keys();
-        let master = &masters[0];
+        let key =
+            crate::keys::service::current(encml_core::service_key::ServicePurpose::AuditRedact);
         let (old, new) = match op {
             "INSERT" => (None, Some((*td).tg_trigtuple)),
             "DELETE" => (Some((*td).tg_trigtuple), None),
@@ -267,10 +267,10 @@ unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             .map(|c| c.iter().map(String::as_str).collect());
         let old_out = old
             .zip(old_row.as_ref())
-            .map(|(t, r)| row_jsonb(t, desc, r, &redact, master));
+            .map(|(t, r)| row_jsonb(t, desc, r, &redact, &key));
         let new_out = new
             .zip(new_row.as_ref())
-            .map(|(t, r)| row_jsonb(t, desc, r, &redact, master));
+            .map(|(t, r)| row_jsonb(t, desc, r, &redact, &key));
         append(&Entry {
             kind: "row",
             operation: op,

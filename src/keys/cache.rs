@@ -227,6 +227,7 @@ thread_local! {
 
 pub fn clear() {
     grants::clear();
+    crate::keys::service::clear();
     crate::api::subjects::clear_cache();
     crate::api::consent::clear();
     CACHE.with(|c| {

@@ -1,7 +1,9 @@
-//! The tenant-key catalog: master-key provider, catalog rows, and the per-backend key cache.
+//! The tenant-key catalog: master-key provider, catalog rows, the per-backend key cache, and the
+//! extension's own service keys.
 pub mod cache;
 pub mod catalog;
 pub mod clearances;
 pub mod grants;
 pub mod provider;
+pub mod service;
 pub mod tenants;

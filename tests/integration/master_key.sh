@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Master-key providers and master-key rotation: a file with current and previous keys, rotation
-# with the old key removed afterwards, an old backup's key, bad provider output, a command.
+# with the old key removed afterwards (data keys and the audit chain's service keys), an old
+# backup's key, bad provider output, a command.
 source "$(dirname "$0")/lib.sh"
 DB=encml_it_master
 KEYDIR=$CLUSTER_DIR/master-keys
@@ -35,6 +36,27 @@ FP=$(psql -X -q -At -d "$DB" -c "SET encml.master_key_file = '/tmp/elsewhere'" \
   2>/dev/null | tail -n1)
 assert_match "a placeholder SET before loading is ignored" '^[0-9a-f]{16}$' "$FP"
 
+# Audit rows outlive the master key that sealed them. A database created at 0.1.0 seals rows with
+# keys derived from the master key (mac_key = its fingerprint); after the update the chain and
+# redaction keys are service keys in the catalog, imported from every configured master key.
+AUD=encml_it_master_audit
+dropdb --if-exists "$AUD" && createdb "$AUD"
+q "$AUD" "CREATE EXTENSION pg_encrypt_ml VERSION '0.1.0'"
+q "$AUD" "CREATE TABLE p (id int, ssn text)"
+q "$AUD" "SELECT encml.audit_enable('p', '{ssn}')" >/dev/null
+q "$AUD" "INSERT INTO p SELECT i, 'ssn ' || i FROM generate_series(1, 20) i"
+q "$AUD" "SELECT encml.audit_seal()" >/dev/null
+assert_match "0.1.0 rows are sealed under the master key's fingerprint" '^[0-9a-f]{16}$' \
+  "$(q "$AUD" "SELECT string_agg(DISTINCT mac_key, ',') FROM encml.audit_log")"
+TOKEN=$(q "$AUD" "SELECT new_row->>'ssn' FROM encml.audit_log WHERE new_row->>'id' = '1'")
+q "$AUD" "ALTER EXTENSION pg_encrypt_ml UPDATE"
+q "$AUD" "INSERT INTO p VALUES (21, 'ssn 1')"
+q "$AUD" "SELECT encml.audit_seal()" >/dev/null
+assert_eq "after the update rows are sealed with a service key" "svc:audit-chain:2" \
+  "$(q "$AUD" "SELECT mac_key FROM encml.audit_log WHERE new_row->>'id' = '21'")"
+assert_eq "redaction tokens continue across the update" "$TOKEN" \
+  "$(q "$AUD" "SELECT new_row->>'ssn' FROM encml.audit_log WHERE new_row->>'id' = '21'")"
+
 A=$(q "$DB" "SELECT encml.create_key('rotating')")
 B=$(q "$DB" "SELECT encml.create_key('to-shred')")
 q "$DB" "CREATE TABLE t AS SELECT i, encml.encrypt('value ' || i, '$A') AS v FROM generate_series(1, 100) i"
@@ -57,6 +79,9 @@ FP2=$(q "$DB" "SELECT string_agg(DISTINCT master_key_fingerprint, ',') FROM encm
 assert_match "live versions now under the new master key" '^[0-9a-f]{16}$' "$FP2"
 [ "$FP1" != "$FP2" ] || { echo "FAIL: fingerprint did not change"; exit 1; }
 assert_eq "a second rotation has nothing left to rewrap" "0" "$(q "$DB" "SELECT encml.rotate_master_key()")"
+q "$AUD" "SELECT encml.rotate_master_key()" >/dev/null
+assert_eq "the service keys are rewrapped under the new master key" "$FP2" \
+  "$(q "$AUD" "SELECT string_agg(DISTINCT master_key_fingerprint, ',') FROM encml.service_keys")"
 assert_eq "the destroyed key no longer awaits a master-key rotation" "f" \
   "$(q "$DB" "SELECT awaiting_master_key_rotation FROM encml.keys WHERE id = '$B'")"
 assert_eq "and the compliance report passes" "pass" \
@@ -66,6 +91,15 @@ assert_eq "and the compliance report passes" "pass" \
 write_keys "$K2"
 assert_eq "all values decrypt with the old master key removed" "150" \
   "$(q "$DB" "SELECT count(*) FROM t WHERE i > 0 AND encml.decrypt_text(v) = 'value ' || i")"
+
+assert_eq "with the old master key removed, every audit row (0.1.0 and 0.2.0) still verifies" "t|t" \
+  "$(q "$AUD" "SELECT ok::text::char || '|' || (rows_checked = (SELECT count(*) FROM encml.audit_log))::text::char
+                 FROM encml.audit_verify()")"
+q "$AUD" "INSERT INTO p VALUES (22, 'ssn 1')"
+assert_eq "and redaction tokens no longer change with the master key" "$TOKEN" \
+  "$(q "$AUD" "SELECT new_row->>'ssn' FROM encml.audit_log WHERE new_row->>'id' = '22'")"
+assert_eq "the new rows verify too" "t" "$(q "$AUD" "SELECT ok FROM encml.audit_verify()")"
+dropdb "$AUD"
 
 # A provider offering only the old key (an old backup's situation) cannot unwrap: clear error.
 write_keys "$K1"

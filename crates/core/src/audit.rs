@@ -3,15 +3,15 @@
 //!
 //! Chain: `mac_n = HMAC-SHA256(K_chain, "pg_encrypt_ml/v1/audit-row" || mac_{n-1} || row_n)`,
 //! where `row_n` is the canonical encoding of the row's fields (see [`Record`]) and `mac_0` is 32
-//! zero bytes. `K_chain` is derived (HKDF) from the master key, which never enters the database:
-//! whoever can only write SQL cannot produce a MAC, so an edited, inserted, deleted or reordered
+//! zero bytes. `K_chain` is a service key (`service_key`), stored only wrapped by the master key,
+//! which never enters the database: whoever can only write SQL cannot produce a MAC, so an edited, inserted, deleted or reordered
 //! row breaks the chain at that row. Deleting the newest rows leaves a valid shorter chain; only a
 //! witness of the head kept elsewhere detects that.
 //!
 //! Redaction: `"hmac:" || hex(HMAC-SHA256(K_redact, value)[..16])`: equal values give equal
 //! tokens (linkable across rows and tables), without the master key nobody can test a guess.
 
-use crate::master::MasterKey;
+use crate::service_key::ServiceKey;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -61,8 +61,8 @@ impl Record {
 }
 
 /// The MAC of a row that follows `previous` in the chain.
-pub fn chain_mac(master: &MasterKey, previous: &[u8; MAC_LEN], row: &Record) -> [u8; MAC_LEN] {
-    let mut mac = HmacSha256::new_from_slice(master.audit_chain_key()).expect("any key length");
+pub fn chain_mac(key: &ServiceKey, previous: &[u8; MAC_LEN], row: &Record) -> [u8; MAC_LEN] {
+    let mut mac = HmacSha256::new_from_slice(key.bytes()).expect("any key length");
     mac.update(ROW_DOMAIN);
     mac.update(previous);
     mac.update(row.as_bytes());
@@ -71,12 +71,12 @@ pub fn chain_mac(master: &MasterKey, previous: &[u8; MAC_LEN], row: &Record) -> 
 
 /// Whether `claimed` is the MAC of `row` after `previous` (compared in constant time).
 pub fn verify_mac(
-    master: &MasterKey,
+    key: &ServiceKey,
     previous: &[u8; MAC_LEN],
     row: &Record,
     claimed: &[u8],
 ) -> bool {
-    let mut mac = HmacSha256::new_from_slice(master.audit_chain_key()).expect("any key length");
+    let mut mac = HmacSha256::new_from_slice(key.bytes()).expect("any key length");
     mac.update(ROW_DOMAIN);
     mac.update(previous);
     mac.update(row.as_bytes());
@@ -89,10 +89,10 @@ const WITNESS_DOMAIN: &[u8] = b"pg_encrypt_ml/v1/audit-witness-digest";
 /// seq order: 8 bytes big-endian, then the 32-byte MAC), so that a head an external system
 /// recorded can still be checked once its rows are purged.
 pub fn witness_digest<'a>(
-    master: &MasterKey,
+    key: &ServiceKey,
     heads: impl IntoIterator<Item = (i64, &'a [u8; MAC_LEN])>,
 ) -> [u8; MAC_LEN] {
-    let mut mac = HmacSha256::new_from_slice(master.audit_chain_key()).expect("any key length");
+    let mut mac = HmacSha256::new_from_slice(key.bytes()).expect("any key length");
     mac.update(WITNESS_DOMAIN);
     for (seq, head) in heads {
         mac.update(&seq.to_be_bytes());
@@ -102,8 +102,8 @@ pub fn witness_digest<'a>(
 }
 
 /// The token that replaces a redacted value.
-pub fn redact(master: &MasterKey, value: &[u8]) -> String {
-    let mut mac = HmacSha256::new_from_slice(master.audit_redact_key()).expect("any key length");
+pub fn redact(key: &ServiceKey, value: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(key.bytes()).expect("any key length");
     mac.update(value);
     let tag = mac.finalize().into_bytes();
     format!("hmac:{}", hex::encode(&tag[..16]))
@@ -113,8 +113,16 @@ pub fn redact(master: &MasterKey, value: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn master(b: u8) -> MasterKey {
-        MasterKey::from_bytes(&[b; 32])
+    use crate::master::MasterKey;
+    use crate::service_key::ServicePurpose;
+
+    /// The chain key master key `b` derived before 0.2.0 (what an imported service key holds).
+    fn master(b: u8) -> ServiceKey {
+        ServiceKey::derived_from(
+            &MasterKey::from_bytes(&[b; 32]),
+            ServicePurpose::AuditChain,
+            1,
+        )
     }
 
     fn row(id: i64, op: &str, data: Option<&str>) -> Record {

@@ -23,6 +23,7 @@ pub mod master;
 pub mod nonce;
 pub mod ore;
 pub mod rate_window;
+pub mod service_key;
 pub mod siv;
 pub mod stream;
 pub mod tenant_token;

@@ -58,6 +58,18 @@ SELECT try($$DELETE FROM encml.audit_log WHERE id = 1$$) AS delete_log;
 SELECT try($$TRUNCATE encml.audit_log$$) AS truncate_log;
 SELECT try($$DELETE FROM encml.audit_witness$$) AS delete_witness;
 
+-- The chain and redaction keys are service keys in the catalog, wrapped by the master key: the
+-- chain's current one random, with one imported per configured master key (what it derived
+-- before 0.2.0); the redaction key imported (tokens continue). Rows name their key by label.
+-- Never deleted, not even by a superuser; closed to everyone else.
+SELECT purpose, version, derived_from IS NOT NULL AS imported, length(wrapped_key) AS wrapped_bytes,
+       master_key_fingerprint ~ '^[0-9a-f]{16}$' AS wrapped_by_a_master_key
+  FROM encml.service_keys ORDER BY 1, 2;
+SELECT DISTINCT mac_key FROM encml.audit_log WHERE id > :base AND seq IS NOT NULL;
+SELECT try($$DELETE FROM encml.service_keys$$) AS delete_service_keys;
+SELECT try($$TRUNCATE encml.service_keys$$) AS truncate_service_keys;
+SELECT has_table_privilege('encml_a_auditor', 'encml.service_keys', 'SELECT') AS auditor_reads_keys;
+
 -- A superuser who bypasses the triggers is caught at the right row.
 SET session_replication_role = replica;
 BEGIN;
