@@ -29,8 +29,10 @@ pub extern "C-unwind" fn _PG_init() {
     pg::tenant::register();
     keys::cache::register_invalidation_callback();
     audit::decrypts::register();
+    audit::audited::register();
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         audit::replica::install();
+        audit::reads::register();
     }
     security::init();
 }

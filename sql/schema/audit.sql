@@ -63,7 +63,8 @@ CREATE TABLE audited_tables (
     table_oid  regclass PRIMARY KEY,
     redact     text[] NOT NULL DEFAULT '{}',
     enabled_by text NOT NULL,
-    enabled_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+    enabled_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    reads      boolean NOT NULL DEFAULT false  -- statements reading it are logged too (preloaded)
 );
 COMMENT ON TABLE audited_tables IS 'pg_encrypt_ml: tables audited by encml.audit_enable and their explicitly redacted columns';
 

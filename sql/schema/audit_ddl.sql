@@ -17,10 +17,9 @@ COMMENT ON FUNCTION audit_sql_drop() IS
     'Event trigger function (sql_drop): logs dropped audited tables and tables under them, refuses dropping audit triggers';
 COMMENT ON FUNCTION audit_table_rewrite() IS
     'Event trigger function (table_rewrite): logs rewrites of audited tables';
--- Only starting DROP statements matter (the others are seen when they end).
-CREATE EVENT TRIGGER encml_audit_ddl_start ON ddl_command_start
-    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP TRIGGER', 'DROP SCHEMA', 'DROP OWNED')
-    EXECUTE FUNCTION audit_ddl_start();
+-- Only starting DROP statements matter (the others are seen when they end), but of every kind:
+-- DROP TYPE, FUNCTION, SCHEMA ... CASCADE can take columns and triggers of audited tables along.
+CREATE EVENT TRIGGER encml_audit_ddl_start ON ddl_command_start EXECUTE FUNCTION audit_ddl_start();
 CREATE EVENT TRIGGER encml_audit_ddl_end ON ddl_command_end EXECUTE FUNCTION audit_ddl_end();
 CREATE EVENT TRIGGER encml_audit_sql_drop ON sql_drop EXECUTE FUNCTION audit_sql_drop();
 CREATE EVENT TRIGGER encml_audit_table_rewrite ON table_rewrite EXECUTE FUNCTION audit_table_rewrite();

@@ -261,8 +261,8 @@ COMMENT ON FUNCTION create_tenant_schema(text, text) IS
     'Schema-per-tenant: creates a schema owned by encml_tenant_admin with USAGE for the tenant''s members only; returns its name';
 
 -- Auditing (sql/schema/audit.sql, src/audit/)
-COMMENT ON FUNCTION audit_enable(regclass, text[]) IS
-    'Audits INSERT, UPDATE, DELETE and TRUNCATE of a table into encml.audit_log; listed and sensitive-classified columns are redacted to keyed hashes (table owner)';
+COMMENT ON FUNCTION audit_enable(regclass, text[], boolean) IS
+    'Audits INSERT, UPDATE, DELETE and TRUNCATE of a table (and the tables under it) into encml.audit_log, and with reads => true each statement reading it (library preloaded); listed and sensitive-classified columns are redacted to keyed hashes (table owner)';
 COMMENT ON FUNCTION audit_disable(regclass) IS 'Stops auditing a table; the stop is logged (table owner)';
 COMMENT ON FUNCTION classify(regclass, text, text) IS
     'Labels a column (pii, phi, pci, secret, ...); NULL removes the label; sensitive columns of audited tables are redacted (table owner)';
@@ -271,8 +271,10 @@ COMMENT ON FUNCTION audit_head() IS
     'Seals, then returns the chain head (id, MAC, seq) for an external system to record as a witness and pass to audit_verify(seq, mac) (auditors)';
 COMMENT ON FUNCTION audit_verify(bigint, text) IS
     'Verifies the audit chain as audit_verify() does, and that it passes through a head recorded outside the database by audit_head() (seq, mac), also once that head is purged (auditors)';
+COMMENT ON FUNCTION audit_verify_full() IS
+    'Verifies the whole audit chain from its start (not from the latest checkpoint), and leaves a checkpoint for the next audit_verify() (auditors)';
 COMMENT ON FUNCTION audit_verify(bigint) IS
-    'Verifies the audit chain from its start or from a row id, and the newest seal witness (auditors)';
+    'Verifies the audit chain from the latest checkpoint (or from a row id), the newest seal witness and the audit state (auditors)';
 COMMENT ON FUNCTION audit_state() IS
     'Deviations from what auditing needs: audit triggers of audited tables (and the tables under them) missing, disabled, replica-only, conditional, narrowed or redacting other columns; the extension''s event triggers missing or not ENABLE ALWAYS (auditors)';
 COMMENT ON FUNCTION audit_purge(timestamptz) IS
@@ -452,11 +454,15 @@ GRANT EXECUTE ON FUNCTION
     -- Invoker rights: ALTER TABLE needs ownership of the table.
     enable_tenant_isolation(regclass, name), disable_tenant_isolation(regclass, name),
     privacy_budget_remaining(regrole, text),
-    -- Owner checks inside; the trigger function must be executable by table owners.
-    audit_enable(regclass, text[]), audit_disable(regclass), classify(regclass, text, text),
+    -- Owner checks inside. The trigger function stays executable by table owners: Postgres
+    -- checks it when it clones the row trigger onto a new partition. It refuses to fire except
+    -- as audit_enable creates it, on audited tables, and the event triggers refuse another
+    -- trigger with it on an audited table.
+    audit_enable(regclass, text[], boolean), audit_disable(regclass), classify(regclass, text, text),
     audit_row_trigger()
 TO PUBLIC;
-GRANT EXECUTE ON FUNCTION audit_seal(), audit_head(), audit_verify(bigint), audit_verify(bigint, text), audit_state(),
+GRANT EXECUTE ON FUNCTION audit_seal(), audit_head(), audit_verify(bigint), audit_verify(bigint, text), audit_verify_full(),
+    audit_state(),
     compliance_report()
 TO encml_auditor;
 GRANT EXECUTE ON FUNCTION audit_purge(timestamptz) TO encml_audit_admin;

@@ -399,7 +399,6 @@ COMMENT ON FUNCTION @extschema@.audit_sql_drop() IS
 COMMENT ON FUNCTION @extschema@.audit_table_rewrite() IS
     'Event trigger function (table_rewrite): logs rewrites of audited tables';
 CREATE EVENT TRIGGER encml_audit_ddl_start ON ddl_command_start
-    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE', 'DROP TRIGGER', 'DROP SCHEMA', 'DROP OWNED')
     EXECUTE FUNCTION @extschema@.audit_ddl_start();
 CREATE EVENT TRIGGER encml_audit_ddl_end ON ddl_command_end EXECUTE FUNCTION @extschema@.audit_ddl_end();
 CREATE EVENT TRIGGER encml_audit_sql_drop ON sql_drop EXECUTE FUNCTION @extschema@.audit_sql_drop();
@@ -466,7 +465,7 @@ CREATE FUNCTION @extschema@."audit_head"() RETURNS TABLE (
 )
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'audit_head_wrapper';
+AS 'MODULE_PATHNAME', 'audit_head_with_seq_wrapper';
 COMMENT ON FUNCTION @extschema@.audit_head() IS
     'Seals, then returns the chain head (id, MAC, seq) for an external system to record as a witness and pass to audit_verify(seq, mac) (auditors)';
 REVOKE ALL ON FUNCTION @extschema@.audit_head() FROM PUBLIC;
@@ -513,3 +512,39 @@ CREATE TRIGGER service_keys_never_deleted BEFORE DELETE ON @extschema@.service_k
     FOR EACH ROW EXECUTE FUNCTION @extschema@.service_keys_guard();
 CREATE TRIGGER service_keys_never_truncated BEFORE TRUNCATE ON @extschema@.service_keys
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.service_keys_guard();
+
+-- Read auditing: audit_enable(tbl, redact, reads => true) logs each statement that reads the
+-- table (library preloaded). A new column of audited_tables, and audit_enable gets a third
+-- parameter (dropped and created again: a function's parameters cannot change in place).
+ALTER TABLE @extschema@.audited_tables ADD COLUMN reads boolean NOT NULL DEFAULT false;
+DROP FUNCTION @extschema@.audit_enable(regclass, text[]);
+CREATE FUNCTION @extschema@."audit_enable"(
+	"tbl" regclass, /* RegClass */
+	"redact" TEXT[] DEFAULT '{}', /* Vec < String > */
+	"reads" bool DEFAULT false /* bool */
+) RETURNS void
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'audit_enable_with_reads_wrapper';
+COMMENT ON FUNCTION @extschema@.audit_enable(regclass, text[], boolean) IS
+    'Audits INSERT, UPDATE, DELETE and TRUNCATE of a table (and the tables under it) into encml.audit_log, and with reads => true each statement reading it (library preloaded); listed and sensitive-classified columns are redacted to keyed hashes (table owner)';
+REVOKE ALL ON FUNCTION @extschema@.audit_enable(regclass, text[], boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.audit_enable(regclass, text[], boolean) TO PUBLIC;
+
+-- Incremental verification: audit_verify() starts at the latest checkpoint a verification left;
+-- audit_verify_full() walks everything.
+CREATE FUNCTION @extschema@."audit_verify_full"() RETURNS TABLE (
+	"ok" bool,  /* bool */
+	"rows_checked" bigint,  /* i64 */
+	"first_bad_id" bigint,  /* Option < i64 > */
+	"detail" TEXT  /* String */
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'audit_verify_full_wrapper';
+COMMENT ON FUNCTION @extschema@.audit_verify_full() IS
+    'Verifies the whole audit chain from its start (not from the latest checkpoint), and leaves a checkpoint for the next audit_verify() (auditors)';
+REVOKE ALL ON FUNCTION @extschema@.audit_verify_full() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.audit_verify_full() TO encml_auditor;
+COMMENT ON FUNCTION @extschema@.audit_verify(bigint) IS
+    'Verifies the audit chain from the latest checkpoint (or from a row id), the newest seal witness and the audit state (auditors)';

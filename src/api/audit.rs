@@ -28,9 +28,20 @@ fn event(operation: &str, rel: Option<pg_sys::Oid>, detail: serde_json::Value) {
     crate::audit::events::record(operation, rel.zip(name.as_deref()), detail);
 }
 
-/// Starts auditing the row changes of a table.
-#[pg_extern(volatile, parallel_unsafe)]
-fn audit_enable(tbl: RegClass, redact: default!(Vec<String>, "'{}'")) {
+/// `audit_enable(regclass, text[])` of a 0.1.0 schema (its C symbol keeps its arguments; the
+/// SQL function of 0.2.0 on is `audit_enable_with_reads`).
+#[pg_extern(sql = false, volatile, parallel_unsafe)]
+fn audit_enable(tbl: RegClass, redact: Vec<String>) {
+    audit_enable_with_reads(tbl, redact, false)
+}
+
+/// Starts auditing the row changes of a table (and with `reads`, the statements reading it).
+#[pg_extern(name = "audit_enable", volatile, parallel_unsafe)]
+fn audit_enable_with_reads(
+    tbl: RegClass,
+    redact: default!(Vec<String>, "'{}'"),
+    reads: default!(bool, false),
+) {
     let rel = tbl.0;
     require_owner(rel);
     let kind = unsafe { pg_sys::get_rel_relkind(rel) } as u8;
@@ -49,14 +60,32 @@ fn audit_enable(tbl: RegClass, redact: default!(Vec<String>, "'{}'")) {
             );
         }
     }
+    // A 0.1.0 schema (this library before ALTER EXTENSION ... UPDATE) has no reads column.
+    let schema_reads = crate::audit::reads::schema_supports();
+    if reads && !schema_reads {
+        crate::pg::schema_version::require(
+            crate::pg::schema_version::Release(0, 2, 0),
+            "read auditing",
+        );
+    }
     let all = triggers::install(rel, &redact);
     let by = role_name(caller());
     as_extension_owner(|| {
         Spi::run_with_args(
-            "INSERT INTO encml.audited_tables (table_oid, redact, enabled_by) VALUES ($1, $2, $3) \
-             ON CONFLICT (table_oid) DO UPDATE SET redact = EXCLUDED.redact, \
-                 enabled_by = EXCLUDED.enabled_by, enabled_at = now()",
-            &[rel.into(), redact.clone().into(), by.into()],
+            if schema_reads {
+                "INSERT INTO encml.audited_tables (table_oid, redact, enabled_by, reads) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (table_oid) DO UPDATE SET redact = EXCLUDED.redact, \
+                     enabled_by = EXCLUDED.enabled_by, enabled_at = now(), reads = EXCLUDED.reads"
+            } else {
+                "INSERT INTO encml.audited_tables (table_oid, redact, enabled_by) VALUES ($1, $2, $3) \
+                 ON CONFLICT (table_oid) DO UPDATE SET redact = EXCLUDED.redact, \
+                     enabled_by = EXCLUDED.enabled_by, enabled_at = now()"
+            },
+            &if schema_reads {
+                vec![rel.into(), redact.clone().into(), by.into(), reads.into()]
+            } else {
+                vec![rel.into(), redact.clone().into(), by.into()]
+            },
         )
         .unwrap_or_else(|e| {
             raise(
@@ -65,10 +94,11 @@ fn audit_enable(tbl: RegClass, redact: default!(Vec<String>, "'{}'")) {
             )
         })
     });
+    crate::audit::audited::invalidate();
     event(
         "audit_enable",
         Some(rel),
-        serde_json::json!({ "redact": all }),
+        serde_json::json!({ "redact": all, "reads": reads }),
     );
 }
 
@@ -90,6 +120,7 @@ fn audit_disable(tbl: RegClass) {
             )
         })
     });
+    crate::audit::audited::invalidate();
     event("audit_disable", Some(rel), serde_json::json!({}));
 }
 
@@ -159,10 +190,17 @@ fn audit_seal() -> i64 {
     chain::seal().1
 }
 
+/// `audit_head()` of a 0.1.0 schema: (id, mac) (its C symbol keeps its result).
+#[pg_extern(sql = false, volatile, parallel_unsafe)]
+fn audit_head() -> TableIterator<'static, (name!(id, Option<i64>), name!(mac, Option<String>))> {
+    let head = chain::seal().0;
+    TableIterator::once((head.map(|h| h.1), head.map(|h| hex::encode(h.2))))
+}
+
 /// The chain head after sealing, for an external system to record as a witness and pass back
 /// to `audit_verify(seq, mac)`.
-#[pg_extern(volatile, parallel_unsafe)]
-fn audit_head() -> TableIterator<
+#[pg_extern(name = "audit_head", volatile, parallel_unsafe)]
+fn audit_head_with_seq() -> TableIterator<
     'static,
     (
         name!(id, Option<i64>),
@@ -178,7 +216,8 @@ fn audit_head() -> TableIterator<
     ))
 }
 
-/// Verifies the chain (from its start, or from the row `from_id`) and its newest witness.
+/// Verifies the chain (from the latest checkpoint, or from the row `from_id`), its newest witness
+/// and the audit state.
 #[pg_extern(volatile, parallel_unsafe)]
 fn audit_verify(
     from_id: default!(Option<i64>, "NULL"),
@@ -191,7 +230,23 @@ fn audit_verify(
         name!(detail, String),
     ),
 > {
-    let v = chain::verify(from_id, None);
+    let v = chain::verify(from_id, None, false);
+    TableIterator::once((v.ok, v.rows_checked, v.first_bad_id, v.detail))
+}
+
+/// Verifies the whole chain from its start (the latest purge anchor), not from the latest
+/// checkpoint, and leaves a checkpoint for the next `audit_verify()`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn audit_verify_full() -> TableIterator<
+    'static,
+    (
+        name!(ok, bool),
+        name!(rows_checked, i64),
+        name!(first_bad_id, Option<i64>),
+        name!(detail, String),
+    ),
+> {
+    let v = chain::verify(None, None, true);
     TableIterator::once((v.ok, v.rows_checked, v.first_bad_id, v.detail))
 }
 
@@ -225,7 +280,7 @@ fn audit_verify_against(
             "expected_seq must be positive, as audit_head() returns it",
         );
     }
-    let v = chain::verify(None, Some((expected_seq, mac)));
+    let v = chain::verify(None, Some((expected_seq, mac)), true);
     TableIterator::once((v.ok, v.rows_checked, v.first_bad_id, v.detail))
 }
 
@@ -237,6 +292,7 @@ fn audit_state(
 ) -> TableIterator<'static, (name!(table_name, Option<String>), name!(problem, String))> {
     let mut rows: Vec<(Option<String>, String)> = state::problems(None)
         .into_iter()
+        .chain(state::stray())
         .map(|p| {
             let text = if p.relation == p.table {
                 p.problem

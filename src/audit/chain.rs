@@ -151,6 +151,8 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                     )
                     .unwrap_or_else(|e| spi_err(e));
                 let (key, label) = service::current_labelled(ServicePurpose::AuditChain);
+                // The redaction key too (the audit trigger only derives it until it exists).
+                service::current_labelled(ServicePurpose::AuditRedact);
                 let mut current = head(client);
                 let mut sealed = 0i64;
                 // The row addresses first (one scan of the seq index's NULL entries), then the rows
@@ -369,13 +371,69 @@ fn check_purged_head(
     }
 }
 
+/// A verification that walked at least this many rows leaves a checkpoint for the next one.
+const CHECKPOINT_AFTER_ROWS: i64 = 10_000;
+
+/// Whether this transaction may seal and write (not on a standby, not read-only).
+fn can_write() -> bool {
+    // SAFETY: reads backend globals.
+    unsafe { !pg_sys::RecoveryInProgress() && !pg_sys::XactReadOnly }
+}
+
+/// The id of the latest sealed checkpoint after seq `after`.
+fn latest_checkpoint(client: &mut SpiClient, after: i64) -> Option<i64> {
+    client
+        .update(
+            "SELECT id FROM encml.audit_log WHERE kind = 'checkpoint' AND seq > $1 \
+              ORDER BY seq DESC LIMIT 1",
+            None,
+            &[after.into()],
+        )
+        .unwrap_or_else(|e| spi_err(e))
+        .into_iter()
+        .next()
+        .and_then(|r| r.get::<i64>(1).ok().flatten())
+}
+
+/// Appends (and seals) a checkpoint: the chain verified through seq `through` (MAC `mac`).
+fn write_checkpoint(through: i64, mac: &[u8; MAC_LEN], rows: i64, full_walk: bool) {
+    let detail = serde_json::json!({
+        "verified_through_seq": through,
+        "mac": hex::encode(mac),
+        "rows_checked": rows,
+        "full": full_walk,
+    })
+    .to_string();
+    append(&Entry {
+        kind: "checkpoint",
+        operation: "audit_verify",
+        table_oid: None,
+        table_name: None,
+        old_row: None,
+        new_row: None,
+        changed_columns: None,
+        detail: Some(&detail),
+    });
+    seal();
+}
+
 /// Verifies the chain from its start (the latest purge anchor) or from the row `from_id`, then
 /// the head against the newest witness.
 /// With `external`, also that the chain passes through that head (a head recorded by an external
 /// system from `audit_head()`), or, if it was purged since, that the latest anchor vouches for it.
-pub fn verify(from_id: Option<i64>, external: Option<ExternalHead>) -> Verdict {
-    seal();
-    as_extension_owner(|| {
+///
+/// Without `from_id`, `external` or `full`, the walk starts at the latest checkpoint (a chained
+/// row a previous verification wrote after the anchor): its own MAC is verified against the row
+/// before it, and the rows after it are walked. A checkpoint proves only what follows it; `full`
+/// walks from the anchor (and writes a checkpoint). On a standby, or in a read-only
+/// transaction, nothing is sealed or written.
+pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool) -> Verdict {
+    let writable = can_write();
+    if writable {
+        seal();
+    }
+    let mut pending_checkpoint = None;
+    let verdict = as_extension_owner(|| {
         Spi::connect_mut(|client| {
             let mut keys = ChainKeys::default();
             let bad = |id: i64, checked: i64, detail: String| Verdict {
@@ -385,6 +443,13 @@ pub fn verify(from_id: Option<i64>, external: Option<ExternalHead>) -> Verdict {
                 detail,
             };
             let anchor = latest_anchor(client);
+            let checkpoint = if user_from.is_none() && external.is_none() && !full {
+                latest_checkpoint(client, anchor.as_ref().map_or(0, |a| a.seq))
+            } else {
+                None
+            };
+            let incremental = checkpoint.is_some();
+            let from_id = user_from.or(checkpoint);
             // Where the walk starts: after seq `from`, continuing from MAC `prev`.
             let (start, start_mac) = match from_id {
                 Some(id) => {
@@ -484,9 +549,12 @@ pub fn verify(from_id: Option<i64>, external: Option<ExternalHead>) -> Verdict {
             // verified the anchor row itself (its MAC covers the purged-through seq and MAC it
             // claims): a row inserted with kind 'anchor' past the head, or with a seq or MAC of
             // its choosing, never is.
-            if let (None, Some(a)) = (from_id, &anchor) {
+            if let (None, Some(a)) = (user_from, &anchor) {
                 let (anchor_seq, through, anchor_id) = (a.seq, a.through, a.id);
-                if anchor_seq <= through || anchor_seq > expected {
+                // (An incremental walk from a checkpoint past the anchor verified the anchor when
+                // that checkpoint was written.)
+                let walked = !incremental || anchor_seq > start;
+                if walked && (anchor_seq <= through || anchor_seq > expected) {
                     return bad(
                         anchor_id,
                         checked,
@@ -555,7 +623,7 @@ pub fn verify(from_id: Option<i64>, external: Option<ExternalHead>) -> Verdict {
                     (at_external != Some(mac)).then(|| {
                         format!("the chain at seq {seq} differs from the external witness: the log was rewritten")
                     })
-                } else if from_id.is_some() {
+                } else if user_from.is_some() {
                     Some(format!(
                         "the external head at seq {seq} precedes the row verification started from"
                     ))
@@ -572,7 +640,7 @@ pub fn verify(from_id: Option<i64>, external: Option<ExternalHead>) -> Verdict {
                 }
             }
             // Nothing verified is never "ok" while the log or the witness says rows were sealed.
-            if checked == 0 && from_id.is_none() {
+            if checked == 0 && user_from.is_none() {
                 let sealed = client
                     .update(
                         "SELECT EXISTS (SELECT FROM encml.audit_log WHERE seq IS NOT NULL)                              OR EXISTS (SELECT FROM encml.audit_witness)",
@@ -594,6 +662,10 @@ pub fn verify(from_id: Option<i64>, external: Option<ExternalHead>) -> Verdict {
                         ),
                     };
                 }
+            }
+            // The chain is intact through `expected`: a checkpoint for the next verification.
+            if writable && user_from.is_none() && (full || checked >= CHECKPOINT_AFTER_ROWS) {
+                pending_checkpoint = Some((expected, prev, checked, full || !incremental));
             }
             // The chain is intact; auditing is complete only while the audited tables keep
             // their triggers and the extension its event triggers.
@@ -619,7 +691,11 @@ pub fn verify(from_id: Option<i64>, external: Option<ExternalHead>) -> Verdict {
                 },
             }
         })
-    })
+    });
+    if let Some((through, mac, rows, full_walk)) = pending_checkpoint {
+        write_checkpoint(through, &mac, rows, full_walk);
+    }
+    verdict
 }
 
 /// Removes the sealed rows logged before `before` (a prefix of the chain) and appends an anchor

@@ -128,6 +128,8 @@ struct Statement {
     replaces_trigger: bool,
     /// ALTER TABLE ... RENAME COLUMN: (table, old, new).
     column_rename: Option<(pg_sys::Oid, String, String)>,
+    /// Tables the statement takes out of an inheritance tree (NO INHERIT, DETACH PARTITION).
+    leaving: Vec<pg_sys::Oid>,
 }
 
 unsafe fn inspect(tree: *mut pg_sys::Node) -> Statement {
@@ -150,6 +152,13 @@ unsafe fn inspect(tree: *mut pg_sys::Node) -> Statement {
                     pg_sys::AlterTableType::AT_DropInherit => {
                         if let Some(parent) = relid_of((*cmd).def as *mut pg_sys::RangeVar) {
                             s.extra.push(parent);
+                        }
+                        s.leaving.extend(relid_of((*a).relation));
+                    }
+                    pg_sys::AlterTableType::AT_DetachPartition => {
+                        let part = (*cmd).def as *mut pg_sys::PartitionCmd;
+                        if !part.is_null() {
+                            s.leaving.extend(relid_of((*part).name));
                         }
                     }
                     _ => {}
@@ -195,7 +204,26 @@ fn touched(extra: &[pg_sys::Oid]) -> (Vec<Command>, Vec<pg_sys::Oid>) {
             },
         );
         let roots = read_rows(
-            "WITH RECURSIVE cmd AS ( \
+            "WITH RECURSIVE typedep(classid, objid) AS ( \
+                 SELECT c.classid, c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c \
+                  WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass \
+                 UNION \
+                 SELECT 'pg_catalog.pg_type'::pg_catalog.regclass::oid, k.reltype \
+                   FROM pg_catalog.pg_event_trigger_ddl_commands() c JOIN pg_catalog.pg_class k \
+                     ON k.oid OPERATOR(pg_catalog.=) c.objid AND k.relkind OPERATOR(pg_catalog.=) 'c' \
+                  WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+                 UNION \
+                 SELECT CASE WHEN k.relkind OPERATOR(pg_catalog.=) 'c' THEN 'pg_catalog.pg_type'::pg_catalog.regclass::oid \
+                             ELSE d.classid END, \
+                        CASE WHEN k.relkind OPERATOR(pg_catalog.=) 'c' THEN k.reltype ELSE d.objid END \
+                   FROM typedep t JOIN pg_catalog.pg_depend d \
+                     ON d.refclassid OPERATOR(pg_catalog.=) t.classid AND d.refobjid OPERATOR(pg_catalog.=) t.objid \
+                   LEFT JOIN pg_catalog.pg_class k \
+                     ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+                    AND k.oid OPERATOR(pg_catalog.=) d.objid \
+                  WHERE t.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass \
+                    AND d.classid IN ('pg_catalog.pg_type'::pg_catalog.regclass, 'pg_catalog.pg_class'::pg_catalog.regclass)), \
+             cmd AS ( \
                  SELECT CASE c.classid \
                      WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN coalesce( \
                          (SELECT i.indrelid FROM pg_catalog.pg_index i WHERE i.indexrelid = c.objid), c.objid) \
@@ -211,7 +239,8 @@ fn touched(extra: &[pg_sys::Oid]) -> (Vec<Command>, Vec<pg_sys::Oid>) {
                          (SELECT d.adrelid FROM pg_catalog.pg_attrdef d WHERE d.oid = c.objid) \
                      END AS relid \
                    FROM pg_catalog.pg_event_trigger_ddl_commands() c \
-                 UNION SELECT pg_catalog.unnest($1::oid[])), \
+                 UNION SELECT pg_catalog.unnest($1::oid[]) \
+                 UNION SELECT objid FROM typedep WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass), \
              up(anc) AS (SELECT relid FROM cmd WHERE relid IS NOT NULL \
                  UNION SELECT i.inhparent FROM up JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.anc) \
              SELECT DISTINCT a.table_oid::oid FROM up JOIN encml.audited_tables a ON a.table_oid::oid = up.anc",
@@ -304,6 +333,28 @@ unsafe fn ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         rename_redacted_column(*rel, old, new);
     }
     let (commands, roots) = touched(&statement.extra);
+    if !roots.is_empty() {
+        // Tables may have joined or left an audited tree: read auditing looks again.
+        crate::audit::audited::invalidate();
+    }
+    // Tables that left an audited tree (and are not audited themselves) lose the audit triggers
+    // they had as its parts; the event records them and the rows that left with them.
+    let left: Vec<serde_json::Value> = statement
+        .leaving
+        .iter()
+        .filter(|rel| crate::audit::audited::lookup(**rel).is_none())
+        .map(|rel| {
+            let table = table_name(*rel);
+            let rows = as_extension_owner(|| {
+                crate::pg::catalog_access::select_one::<i64>(
+                    &format!("SELECT count(*) FROM ONLY {table}"),
+                    &[],
+                )
+            });
+            triggers::drop_all(*rel);
+            json!({ "table": table, "rows": rows })
+        })
+        .collect();
     for root in roots {
         let before = state::problems(Some(root));
         let covered = if statement.joins_tree {
@@ -322,6 +373,7 @@ unsafe fn ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
                 "command_tag": c.tag, "object_type": c.object_type, "object": c.object,
             })).collect::<Vec<_>>(),
             "tables_added": covered,
+            "tables_left": left,
         });
         events::record("ddl", Some((root, &table_name(root))), detail);
         let weakened: Vec<String> = problems
@@ -365,12 +417,13 @@ fn rename_redacted_column(rel: pg_sys::Oid, old: &str, new: &str) {
     }
 }
 
-/// What a DROP statement may remove: the tables of audited trees and the audit triggers.
+/// What a DROP statement may remove: the tables of audited trees, and the objects that belong
+/// to them (triggers, rules, policies, indexes, constraints, column defaults).
 struct DropSnapshot {
     /// (relation, its audited root)
     tables: Vec<(pg_sys::Oid, pg_sys::Oid)>,
-    /// (trigger, its table)
-    triggers: Vec<(pg_sys::Oid, pg_sys::Oid)>,
+    /// (catalog, object, its table, is an audit trigger)
+    parts: Vec<(pg_sys::Oid, pg_sys::Oid, pg_sys::Oid, bool)>,
 }
 
 unsafe fn ddl_command_start(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
@@ -391,36 +444,66 @@ unsafe fn ddl_command_start(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         return pg_sys::Datum::from(0usize);
     }
     let snapshot = as_extension_owner(|| {
-        let tables = read_rows(
+        let tables: Vec<(pg_sys::Oid, pg_sys::Oid)> = read_rows(
             "WITH RECURSIVE t(root, relid) AS (SELECT table_oid::oid, table_oid::oid FROM encml.audited_tables \
-                 UNION SELECT t.root, i.inhrelid FROM t JOIN pg_catalog.pg_inherits i ON i.inhparent = t.relid) \
+                 UNION SELECT t.root, i.inhrelid FROM t JOIN pg_catalog.pg_inherits i \
+                     ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
              SELECT relid, root FROM t",
             &[],
             0,
             |r| r.get::<pg_sys::Oid>(1).zip(r.get::<pg_sys::Oid>(2)),
-        );
-        let trigs = read_rows(
-            "SELECT g.oid, g.tgrelid FROM pg_catalog.pg_trigger g \
-              WHERE g.tgfoid = 'encml.audit_row_trigger()'::pg_catalog.regprocedure",
-            &[],
+        )
+        .into_iter()
+        .flatten()
+        .collect();
+        let relids: Vec<pg_sys::Oid> = tables.iter().map(|(r, _)| *r).collect();
+        let parts = read_rows(
+            "SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass::oid, g.oid, g.tgrelid, \
+                    g.tgfoid OPERATOR(pg_catalog.=) 'encml.audit_row_trigger()'::pg_catalog.regprocedure \
+               FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) ANY ($1) \
+             UNION ALL SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass::oid, w.oid, w.ev_class, false \
+               FROM pg_catalog.pg_rewrite w WHERE w.ev_class OPERATOR(pg_catalog.=) ANY ($1) \
+             UNION ALL SELECT 'pg_catalog.pg_policy'::pg_catalog.regclass::oid, p.oid, p.polrelid, false \
+               FROM pg_catalog.pg_policy p WHERE p.polrelid OPERATOR(pg_catalog.=) ANY ($1) \
+             UNION ALL SELECT 'pg_catalog.pg_class'::pg_catalog.regclass::oid, x.indexrelid, x.indrelid, false \
+               FROM pg_catalog.pg_index x WHERE x.indrelid OPERATOR(pg_catalog.=) ANY ($1) \
+             UNION ALL SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass::oid, k.oid, k.conrelid, false \
+               FROM pg_catalog.pg_constraint k WHERE k.conrelid OPERATOR(pg_catalog.=) ANY ($1) \
+             UNION ALL SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass::oid, d.oid, d.adrelid, false \
+               FROM pg_catalog.pg_attrdef d WHERE d.adrelid OPERATOR(pg_catalog.=) ANY ($1)",
+            &[arg(relids)],
             0,
-            |r| r.get::<pg_sys::Oid>(1).zip(r.get::<pg_sys::Oid>(2)),
-        );
-        DropSnapshot {
-            tables: tables.into_iter().flatten().collect(),
-            triggers: trigs.into_iter().flatten().collect(),
-        }
+            |r| {
+                Some((
+                    r.get::<pg_sys::Oid>(1)?,
+                    r.get::<pg_sys::Oid>(2)?,
+                    r.get::<pg_sys::Oid>(3)?,
+                    r.get::<bool>(4).unwrap_or(false),
+                ))
+            },
+        )
+        .into_iter()
+        .flatten()
+        .collect();
+        DropSnapshot { tables, parts }
     });
     BEFORE_DROP.with(|b| *b.borrow_mut() = Some(snapshot));
     pg_sys::Datum::from(0usize)
 }
 
+/// What one audited table lost in a DROP: tables under it, its columns, objects of its tables,
+/// audit triggers.
+#[derive(Default)]
+struct Lost {
+    tables: Vec<String>,
+    objects: Vec<String>,
+    audit_triggers: Vec<String>,
+}
+
 unsafe fn sql_drop(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: called by the event trigger manager with its EventTriggerData (checked).
     let data = unsafe { event_data(fcinfo) };
-    let Some(before) = BEFORE_DROP.with(|b| b.borrow_mut().take()) else {
-        return pg_sys::Datum::from(0usize);
-    };
+    let before = BEFORE_DROP.with(|b| b.borrow_mut().take());
     if CONFIGURING.with(|c| c.get()) > 0
         // SAFETY: a catalog lookup by a static name.
         || unsafe { pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) }
@@ -430,19 +513,18 @@ unsafe fn sql_drop(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
     // SAFETY: data is the event's.
     let tag = unsafe { command_tag(data) };
-    let dropped: Vec<(pg_sys::Oid, pg_sys::Oid, String)> = as_extension_owner(|| {
+    let dropped: Vec<(pg_sys::Oid, pg_sys::Oid, i32, String)> = as_extension_owner(|| {
         read_rows(
-            "SELECT classid, objid, coalesce(object_identity, '') \
-               FROM pg_catalog.pg_event_trigger_dropped_objects() \
-              WHERE classid IN ('pg_catalog.pg_class'::pg_catalog.regclass, 'pg_catalog.pg_trigger'::pg_catalog.regclass) \
-                AND objsubid = 0",
+            "SELECT classid, objid, objsubid, coalesce(object_identity, '') \
+               FROM pg_catalog.pg_event_trigger_dropped_objects()",
             &[],
             0,
             |r| {
                 Some((
                     r.get::<pg_sys::Oid>(1)?,
                     r.get::<pg_sys::Oid>(2)?,
-                    r.get::<String>(3).unwrap_or_default(),
+                    r.get::<i32>(3).unwrap_or(0),
+                    r.get::<String>(4).unwrap_or_default(),
                 ))
             },
         )
@@ -453,13 +535,42 @@ unsafe fn sql_drop(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     let class_oid = pg_sys::RelationRelationId;
     let dropped_tables: Vec<pg_sys::Oid> = dropped
         .iter()
-        .filter(|(c, ..)| *c == class_oid)
-        .map(|(_, o, _)| *o)
+        .filter(|(c, _, sub, _)| *c == class_oid && *sub == 0)
+        .map(|(_, o, ..)| *o)
         .collect();
+    // Columns dropped from tables that stay (ALTER TABLE ... DROP COLUMN, DROP TYPE ... CASCADE):
+    // their tree is still in the catalog, with or without a snapshot.
+    let column_tables: Vec<pg_sys::Oid> = dropped
+        .iter()
+        .filter(|(c, o, sub, _)| *c == class_oid && *sub > 0 && !dropped_tables.contains(o))
+        .map(|(_, o, ..)| *o)
+        .collect();
+    let mut by_root: Vec<(pg_sys::Oid, Lost)> = Vec::new();
+    fn lost(by_root: &mut Vec<(pg_sys::Oid, Lost)>, root: pg_sys::Oid) -> &mut Lost {
+        let i = match by_root.iter().position(|(r, _)| *r == root) {
+            Some(i) => i,
+            None => {
+                by_root.push((root, Lost::default()));
+                by_root.len() - 1
+            }
+        };
+        &mut by_root[i].1
+    }
+    for (c, o, sub, identity) in &dropped {
+        if *c == class_oid && *sub > 0 && column_tables.contains(o) {
+            if let Some(a) = crate::audit::audited::lookup(*o) {
+                lost(&mut by_root, a.root).objects.push(identity.clone());
+            }
+        }
+    }
+    let Some(before) = before else {
+        record_lost(by_root, &tag);
+        return pg_sys::Datum::from(0usize);
+    };
     let identity = |oid: pg_sys::Oid| {
         dropped
             .iter()
-            .find(|(_, o, _)| *o == oid)
+            .find(|(_, o, sub, _)| *o == oid && *sub == 0)
             .map(|(.., i)| i.clone())
             .unwrap_or_default()
     };
@@ -479,28 +590,28 @@ unsafe fn sql_drop(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         );
         as_extension_owner(|| {
             for sql in [
-                "DELETE FROM encml.audited_tables WHERE table_oid::oid = $1",
-                "DELETE FROM encml.column_classes WHERE table_oid::oid = $1",
+                "DELETE FROM encml.audited_tables WHERE table_oid::oid OPERATOR(pg_catalog.=) $1",
+                "DELETE FROM encml.column_classes WHERE table_oid::oid OPERATOR(pg_catalog.=) $1",
             ] {
                 Spi::run_with_args(sql, &[(*root).into()])
                     .unwrap_or_else(|e| crate::pg::errors::spi_failed("audited tables", e));
             }
         });
+        crate::audit::audited::invalidate();
     }
     // Tables under a surviving audited table: their rows left its scans without a row trigger.
-    let mut by_root: Vec<(pg_sys::Oid, Vec<String>, Vec<String>)> = Vec::new();
     for (rel, root) in &before.tables {
         if rel != root && dropped_tables.contains(rel) && !roots_dropped.contains(root) {
-            match by_root.iter_mut().find(|(r, ..)| r == root) {
-                Some(e) => e.1.push(identity(*rel)),
-                None => by_root.push((*root, vec![identity(*rel)], Vec::new())),
-            }
+            lost(&mut by_root, *root).tables.push(identity(*rel));
         }
     }
-    // Audit triggers dropped from a table that is still there.
-    let trigger_class = pg_sys::TriggerRelationId;
-    for (_, trig, name) in dropped.iter().filter(|(c, ..)| *c == trigger_class) {
-        let Some((_, rel)) = before.triggers.iter().find(|(t, _)| t == trig) else {
+    // Triggers, rules, policies, indexes, constraints, defaults of tables that stay.
+    for (catalog, object, rel, is_audit_trigger) in &before.parts {
+        let Some((_, id)) = dropped
+            .iter()
+            .find(|(c, o, sub, _)| c == catalog && o == object && *sub == 0)
+            .map(|(_, _, _, i)| ((), i.clone()))
+        else {
             continue;
         };
         if dropped_tables.contains(rel) {
@@ -509,26 +620,41 @@ unsafe fn sql_drop(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         let Some((_, root)) = before.tables.iter().find(|(r, _)| r == rel) else {
             continue;
         };
-        match by_root.iter_mut().find(|(r, ..)| r == root) {
-            Some(e) => e.2.push(name.clone()),
-            None => by_root.push((*root, Vec::new(), vec![name.clone()])),
+        if roots_dropped.contains(root) {
+            continue;
+        }
+        let l = lost(&mut by_root, *root);
+        if *is_audit_trigger {
+            l.audit_triggers.push(id);
+        } else {
+            l.objects.push(id);
         }
     }
-    for (root, tables, trigs) in by_root {
+    record_lost(by_root, &tag);
+    pg_sys::Datum::from(0usize)
+}
+
+fn record_lost(by_root: Vec<(pg_sys::Oid, Lost)>, tag: &str) {
+    for (root, lost) in by_root {
         events::record(
             "ddl",
             Some((root, &table_name(root))),
-            json!({ "command_tag": tag, "tables_dropped": tables, "audit_triggers_dropped": trigs }),
+            json!({
+                "command_tag": tag,
+                "tables_dropped": lost.tables,
+                "objects_dropped": lost.objects,
+                "audit_triggers_dropped": lost.audit_triggers,
+            }),
         );
-        if !trigs.is_empty() {
-            let problems: Vec<String> = trigs
+        if !lost.audit_triggers.is_empty() {
+            let problems: Vec<String> = lost
+                .audit_triggers
                 .iter()
                 .map(|t| format!("audit trigger {t} was dropped"))
                 .collect();
-            refuse_or_log(root, "audit_trigger_dropped", &problems, &tag);
+            refuse_or_log(root, "audit_trigger_dropped", &problems, tag);
         }
     }
-    pg_sys::Datum::from(0usize)
 }
 
 unsafe fn table_rewrite(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {

@@ -105,6 +105,7 @@ static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
 unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
     unsafe {
         crate::security::results::check(query);
+        crate::audit::reads::check(query);
         match PREV_EXECUTOR_END {
             Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query)),
             None => pg_sys::standard_ExecutorEnd(query),

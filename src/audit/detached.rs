@@ -7,7 +7,7 @@
 //! then rolls back.
 
 use crate::audit::writer::SavedPlan;
-use crate::pg::catalog_access::{caller, extension_owner, role_name, select_one};
+use crate::pg::catalog_access::{caller, extension_owner, role_name};
 use crate::pg::detached_worker;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -20,7 +20,15 @@ const MAX_EVENT: usize = 8192;
 fn session_fields() -> serde_json::Value {
     let session = role_name(unsafe { pg_sys::GetSessionUserId() });
     let effective = role_name(caller());
-    let client = select_one::<String>("SELECT pg_catalog.host(pg_catalog.inet_client_addr())", &[]);
+    // From the connection itself (no query: also called where SPI would be too costly).
+    // SAFETY: MyProcPort is this backend's connection, or NULL (background processes).
+    let client = unsafe {
+        let port = pgrx::pg_sys::libpq::be::MyProcPort;
+        (!port.is_null())
+            .then(|| crate::security::auth::client_addr(&*port))
+            .flatten()
+            .map(|a| a.to_string())
+    };
     let app = unsafe {
         let p = pg_sys::application_name;
         (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
@@ -51,6 +59,23 @@ pub fn record(operation: &str, mut detail: serde_json::Value) {
         text = event.to_string();
     }
     send(text);
+}
+
+/// The event as `record` would send it (with this session's fields), for sending later with
+/// `record_prepared`.
+pub fn prepared_event(
+    operation: &str,
+    table: Option<(pg_sys::Oid, &str)>,
+    detail: serde_json::Value,
+) -> String {
+    let mut event = session_fields();
+    event["operation"] = json!(operation);
+    if let Some((oid, name)) = table {
+        event["table_oid"] = json!(oid.to_u32());
+        event["table_name"] = json!(name);
+    }
+    event["detail"] = detail;
+    event.to_string()
 }
 
 /// Inserts events that already carry their session fields (queued by `security::queue`),
@@ -87,10 +112,10 @@ thread_local! {
 
 static INSERT_EVENT: SavedPlan = SavedPlan::new(
     c"INSERT INTO encml.audit_log (xact_id, session_role, effective_role, client_addr, \
-       application_name, tenant, kind, operation, detail) \
+       application_name, tenant, kind, operation, table_oid, table_name, detail) \
       SELECT pg_catalog.pg_current_xact_id(), e->>'session_role', e->>'effective_role', \
              (e->>'client_addr')::inet, e->>'application_name', e->>'tenant', 'event', \
-             e->>'operation', e->'detail' \
+             e->>'operation', (e->>'table_oid')::oid, e->>'table_name', e->'detail' \
         FROM (SELECT $1::jsonb AS e) s",
     &[pg_sys::TEXTOID],
     &EVENT_PLAN,

@@ -2,22 +2,26 @@
 //! sealing step chains them with a keyed MAC in commit order, so writers never wait for each
 //! other; `audit_verify` checks the chain and the newest witness of its head.
 //!
+//! - [`audited`]: which relations are audited (cached per backend);
 //! - [`row`]: the trigger on audited tables (old/new rows as jsonb, redaction, changed columns);
 //! - [`triggers`]: installing it on a table and the tables under it;
 //! - [`state`]: the catalog state auditing needs, checked by verification and the report;
 //! - [`ddl`]: event triggers logging DDL on audited tables and refusing to weaken it;
 //! - [`replica`]: writes in replica mode, where no trigger fires (preloaded);
+//! - [`reads`]: statements that read read-audited tables (preloaded);
 //! - [`chain`]: sealing, verification, the head and purging;
 //! - [`events`], [`detached`]: security events, refusals written outside the transaction;
 //! - [`guard`]: the append-only trigger on the log;
 //! - [`writer`]: inserting log rows with the extension owner's rights through saved plans.
 
+pub mod audited;
 pub mod chain;
 pub mod ddl;
 pub mod decrypts;
 pub mod detached;
 pub mod events;
 pub mod guard;
+pub mod reads;
 pub mod replica;
 pub mod row;
 pub mod state;

@@ -7,8 +7,10 @@
 
 use crate::audit::writer::{append, Entry};
 use crate::pg::c_functions;
+use crate::pg::errors::raise;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CStr;
@@ -208,10 +210,29 @@ unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             pg_sys::TRIGGER_EVENT_DELETE => "DELETE",
             _ => "TRUNCATE",
         };
+        // Only as audit_enable creates it: AFTER, per row for INSERT/UPDATE/DELETE, per
+        // statement for TRUNCATE. Fired otherwise it would log a change that a later BEFORE
+        // trigger cancels, or read a row that a statement trigger does not have.
+        let after = event & pg_sys::TRIGGER_EVENT_TIMINGMASK == 0;
+        let per_row = event & pg_sys::TRIGGER_EVENT_ROW != 0;
+        if !after || per_row == (op == "TRUNCATE") {
+            raise(
+                PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                "encml.audit_row_trigger must fire AFTER INSERT, UPDATE or DELETE FOR EACH ROW, or AFTER TRUNCATE FOR EACH STATEMENT",
+            );
+        }
         let own_name = crate::audit::table_name((*rel).rd_id);
         let relname = pgrx::name_data_to_str(&(*(*rel).rd_rel).relname);
         // On a Citus shard: the distributed table's name, and the shard in the detail.
         let shard = crate::pg::citus::shard_of((*rel).rd_id, relname);
+        // Only on audited tables (a shard's table is audited on the coordinator): on any other
+        // table the trigger would let whoever can create it compute redaction tokens of guesses.
+        if shard.is_none() && crate::audit::audited::lookup((*rel).rd_id).is_none() {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("{own_name} is not audited: encml.audit_row_trigger fires only on tables audited with encml.audit_enable"),
+            );
+        }
         let (table, shard_detail) = match &shard {
             Some((table, id)) => (table.clone(), Some(format!(r#"{{"citus_shard": {id}}}"#))),
             None => (own_name, None),
@@ -240,8 +261,7 @@ unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             return pg_sys::Datum::from(0usize);
         }
         let redact = trigger_args((*td).tg_trigger);
-        let key =
-            crate::keys::service::current(encml_core::service_key::ServicePurpose::AuditRedact);
+        let key = crate::keys::service::redaction_key();
         let (old, new) = match op {
             "INSERT" => (None, Some((*td).tg_trigtuple)),
             "DELETE" => (Some((*td).tg_trigtuple), None),

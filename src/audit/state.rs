@@ -260,40 +260,88 @@ pub fn problems(root: Option<pg_sys::Oid>) -> Vec<Problem> {
             continue;
         }
         let triggers: Vec<&Trigger> = group.iter().filter_map(|r| r.trigger.as_ref()).collect();
-        for (want, what, args, missing) in [
-            (
-                ROW_TRIGGER_TYPE,
-                "row",
-                Some(first.expected.as_slice()),
-                Kind::MissingRowTrigger,
-            ),
-            (
-                TRUNCATE_TRIGGER_TYPE,
-                "TRUNCATE",
-                None,
-                Kind::MissingTruncateTrigger,
-            ),
-        ] {
-            // Right if one trigger of this kind is right; otherwise name what is wrong with the
-            // closest one (same ROW/STATEMENT level), or say it is missing.
-            let level = want & TYPE_ROW;
-            let candidates: Vec<&&Trigger> = triggers
-                .iter()
-                .filter(|t| t.kind & TYPE_ROW == level)
-                .collect();
-            if candidates
-                .iter()
-                .any(|t| deviation(t, want, args).is_none())
-            {
-                continue;
+        // Every trigger calling the audit function must be one of the two, exactly once each:
+        // another one (a BEFORE one, one without redaction, a second copy) would log what did not
+        // happen, leak what is redacted, or log each change twice.
+        let no_args: [String; 0] = [];
+        let row_args = Some(first.expected.as_slice());
+        let (mut rows, mut truncates) = (0, 0);
+        for t in &triggers {
+            if deviation(t, ROW_TRIGGER_TYPE, row_args).is_none() {
+                rows += 1;
+            } else if deviation(t, TRUNCATE_TRIGGER_TYPE, Some(&no_args)).is_none() {
+                truncates += 1;
+            } else {
+                let d = if t.kind & TYPE_TRUNCATE != 0 && t.kind & TYPE_ROW == 0 {
+                    deviation(t, TRUNCATE_TRIGGER_TYPE, Some(&no_args))
+                } else {
+                    deviation(t, ROW_TRIGGER_TYPE, row_args)
+                };
+                out.push(problem(d.unwrap_or_default(), Kind::Altered));
             }
-            match candidates.first().and_then(|t| deviation(t, want, args)) {
-                Some(d) => out.push(problem(d, Kind::Altered)),
-                None => out.push(problem(format!("has no audit {what} trigger"), missing)),
+        }
+        for (count, what, missing) in [
+            (rows, "row", Kind::MissingRowTrigger),
+            (truncates, "TRUNCATE", Kind::MissingTruncateTrigger),
+        ] {
+            match count {
+                1 => {}
+                0 if !triggers
+                    .iter()
+                    .any(|t| (t.kind & TYPE_ROW != 0) == (missing == Kind::MissingRowTrigger)) =>
+                {
+                    out.push(problem(format!("has no audit {what} trigger"), missing))
+                }
+                0 => {} // the deviating one is named above
+                n => out.push(problem(
+                    format!("has {n} audit {what} triggers: each change is logged {n} times"),
+                    Kind::Altered,
+                )),
             }
         }
     }
     out
+}
+
+/// Audit triggers on tables that are not audited (nor under an audited table): left behind, or
+/// put there by a superuser. (Citus shards and worker shell tables of an audited table are
+/// audited on the coordinator.)
+pub fn stray() -> Vec<Problem> {
+    // On a Citus worker, audit triggers are on the shards and the shell tables of tables audited
+    // on the coordinator (whose audited_tables lists them).
+    if crate::pg::citus::is_worker() {
+        return Vec::new();
+    }
+    let rows: Vec<(pg_sys::Oid, String, String)> = as_extension_owner(|| {
+        read_rows(
+            "WITH RECURSIVE t(relid) AS (SELECT table_oid::oid FROM encml.audited_tables \
+                 UNION SELECT i.inhrelid FROM t JOIN pg_catalog.pg_inherits i \
+                     ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
+             SELECT g.tgrelid, g.tgrelid::pg_catalog.regclass::text, g.tgname::text \
+               FROM pg_catalog.pg_trigger g \
+              WHERE g.tgfoid OPERATOR(pg_catalog.=) 'encml.audit_row_trigger()'::pg_catalog.regprocedure \
+                AND g.tgrelid NOT IN (SELECT relid FROM t)",
+            &[],
+            0,
+            |r| Some((r.get::<pg_sys::Oid>(1)?, r.get::<String>(2)?, r.get::<String>(3)?)),
+        )
+        .into_iter()
+        .flatten()
+        .collect()
+    });
+    rows.into_iter()
+        .filter(|(relid, name, _)| {
+            let short = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
+            crate::pg::citus::shard_of(*relid, short).is_none()
+        })
+        .map(|(relid, name, trigger)| Problem {
+            table: name.clone(),
+            relation: name,
+            relid,
+            problem: format!("audit trigger \"{trigger}\" is on a table that is not audited"),
+            kind: Kind::Altered,
+        })
+        .collect()
 }
 
 /// Deviations of the extension's event triggers: missing, or not enabled ALWAYS (a disabled one
@@ -343,7 +391,11 @@ pub fn event_trigger_problems() -> Vec<String> {
 
 /// Every deviation as one line, the audited tables' first.
 pub fn all_problems() -> Vec<String> {
-    let mut out: Vec<String> = problems(None).iter().map(Problem::describe).collect();
+    let mut out: Vec<String> = problems(None)
+        .iter()
+        .chain(stray().iter())
+        .map(Problem::describe)
+        .collect();
     out.extend(event_trigger_problems());
     out
 }

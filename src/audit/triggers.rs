@@ -2,8 +2,11 @@
 //! (partitions and inheritance children). Triggers are found by their function
 //! (`encml.audit_row_trigger`'s OID), not by name: a renamed audit trigger is still ours.
 //!
-//! DDL runs as the caller (CREATE TRIGGER checks their rights on each table) inside
-//! `ddl::while_configuring`, so the extension's own event triggers let it through.
+//! DDL runs as the extension owner (callers check that the calling role owns the table first)
+//! with a pinned search_path like every catalog query here, inside `ddl::while_configuring`, so
+//! the extension's own event triggers let it through. Anyone else's trigger calling
+//! `encml.audit_row_trigger` on an audited table is refused by those event triggers, and the
+//! function refuses to fire on a table that is not audited.
 
 use crate::audit::ddl::while_configuring;
 use crate::audit::{table_name, SENSITIVE_LABELS};
@@ -48,20 +51,24 @@ pub fn audited(rel: pg_sys::Oid) -> Option<Vec<String>> {
 
 /// The tables whose rows a scan of `rel` returns, `rel` first: (oid, is a partition).
 pub fn tree(rel: pg_sys::Oid) -> Vec<(pg_sys::Oid, bool)> {
-    read_rows(
-        "WITH RECURSIVE t(relid, depth) AS (SELECT $1::oid, 0 UNION \
-             SELECT i.inhrelid, t.depth + 1 FROM t JOIN pg_catalog.pg_inherits i ON i.inhparent = t.relid) \
-         SELECT t.relid, c.relispartition FROM t JOIN pg_catalog.pg_class c ON c.oid = t.relid \
-          ORDER BY min(depth) OVER (PARTITION BY t.relid), t.relid",
-        &[arg(rel)],
-        0,
-        |r| {
-            (
-                r.get::<pg_sys::Oid>(1).unwrap_or(pg_sys::InvalidOid),
-                r.get::<bool>(2).unwrap_or(false),
-            )
-        },
-    )
+    as_extension_owner(|| {
+        read_rows(
+            "WITH RECURSIVE t(relid, depth) AS (SELECT $1::oid, 0 UNION \
+                 SELECT i.inhrelid, t.depth + 1 FROM t JOIN pg_catalog.pg_inherits i \
+                     ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
+             SELECT t.relid, c.relispartition FROM t JOIN pg_catalog.pg_class c \
+                 ON c.oid OPERATOR(pg_catalog.=) t.relid \
+              ORDER BY min(depth) OVER (PARTITION BY t.relid), t.relid",
+            &[arg(rel)],
+            0,
+            |r| {
+                (
+                    r.get::<pg_sys::Oid>(1).unwrap_or(pg_sys::InvalidOid),
+                    r.get::<bool>(2).unwrap_or(false),
+                )
+            },
+        )
+    })
 }
 
 /// The audit triggers on `rel` that can be dropped directly (clones on partitions go with their
@@ -83,11 +90,13 @@ fn own_triggers(rel: pg_sys::Oid) -> Vec<(String, bool)> {
 }
 
 fn run(statement: &str, context: &str) {
-    Spi::run(statement).unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("{context}: {e}"),
-        )
+    as_extension_owner(|| {
+        Spi::run(statement).unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("{context}: {e}"),
+            )
+        })
     });
 }
 

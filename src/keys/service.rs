@@ -3,7 +3,8 @@
 //! `rotate_master_key()`, never deleted (a guard refuses it), cached per backend once unwrapped
 //! (a version's key never changes).
 //!
-//! The first use of a purpose creates it (in the caller's transaction, as the extension owner):
+//! The first seal (or master-key rotation) creates them (in the caller's transaction, as the
+//! extension owner; the audit trigger never writes them, see `redaction_key`):
 //! - audit-chain: one imported version per configured master key (each equal to that master
 //!   key's pre-0.2.0 derivation, so that rows sealed under it stay verifiable after it is
 //!   removed), then a fresh random key, the current one;
@@ -181,6 +182,34 @@ pub fn current(purpose: ServicePurpose) -> Rc<ServiceKey> {
     let key = unwrap_row(purpose, &r);
     CURRENT.with(|c| c.borrow_mut().insert(purpose, r.version));
     key
+}
+
+/// The current redaction key for the audit trigger, which must not write the catalog: the
+/// trigger fires inside the writer's transaction, and on Citus in several connections of one
+/// distributed transaction, where two first uses would wait for each other. Until a seal (or a
+/// master-key rotation) has created it, the key is what its first version will be: the current
+/// master key's derivation.
+pub fn redaction_key() -> Rc<ServiceKey> {
+    let purpose = ServicePurpose::AuditRedact;
+    if !catalog_exists() {
+        return current_labelled(purpose).0;
+    }
+    if let Some(v) = CURRENT.with(|c| c.borrow().get(&purpose).copied()) {
+        if let Some(k) = UNWRAPPED.with(|c| c.borrow().get(&(purpose, v)).cloned()) {
+            return k;
+        }
+    }
+    match row(purpose, None, None) {
+        Some(r) => {
+            let key = unwrap_row(purpose, &r);
+            CURRENT.with(|c| c.borrow_mut().insert(purpose, r.version));
+            key
+        }
+        None => {
+            let masters = crate::keys::provider::master_keys();
+            Rc::new(ServiceKey::derived_from(&masters[0], purpose, 1))
+        }
+    }
 }
 
 /// Makes sure every purpose has its keys (before a master-key rotation, so that the keys of

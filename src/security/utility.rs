@@ -319,6 +319,7 @@ fn record(pending: Pending, rows: u64) {
         Pending::Copy { relid } => {
             if extension_here() {
                 crate::security::results::record_if_classified("copy_to", &[relid], rows);
+                crate::audit::reads::check_copy(relid, rows);
             }
         }
     }

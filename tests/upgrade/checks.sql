@@ -137,6 +137,7 @@ SELECT analyst::text, scope, epsilon, delta, granted, note, length(query_hash) A
 -- The audit chain: verifies, with the anchor of the purge, every row checked. (Whether auditing
 -- is complete, which a 0.1.0 schema is not, is after.sql's audit_state.)
 SELECT encml.audit_seal() >= 0 AS sealed;
+SELECT id IS NOT NULL AS has_head, mac ~ '^[0-9a-f]{64}$' AS head_mac FROM encml.audit_head();
 SELECT first_bad_id IS NULL AND detail ~ '(verified|verifies) through' AS chain_intact,
        rows_checked = (SELECT count(*) FROM encml.audit_log) AS every_row_checked,
        rows_checked > 100 AS rows_before_the_purge_are_gone

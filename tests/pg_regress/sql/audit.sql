@@ -70,40 +70,41 @@ SELECT try($$DELETE FROM encml.service_keys$$) AS delete_service_keys;
 SELECT try($$TRUNCATE encml.service_keys$$) AS truncate_service_keys;
 SELECT has_table_privilege('encml_a_auditor', 'encml.service_keys', 'SELECT') AS auditor_reads_keys;
 
+-- (Tampering before the latest checkpoint needs the full walk: audit_verify_full.)
 -- A superuser who bypasses the triggers is caught at the right row.
 SET session_replication_role = replica;
 BEGIN;
 UPDATE encml.audit_log SET new_row = jsonb_set(new_row, '{score}', '99') WHERE id = :bob;
-SELECT ok, first_bad_id - :bob AS after_bob, detail ~ 'modified' AS modified FROM encml.audit_verify();
+SELECT ok, first_bad_id - :bob AS after_bob, detail ~ 'modified' AS modified FROM encml.audit_verify_full();
 ROLLBACK;
 BEGIN;  -- ... also when the MAC is recomputed as a plain SHA-256 over the row
 UPDATE encml.audit_log SET new_row = jsonb_set(new_row, '{score}', '99'),
        mac = sha256(convert_to(new_row::text, 'UTF8')) WHERE id = :bob;
-SELECT ok, first_bad_id - :bob AS after_bob FROM encml.audit_verify();
+SELECT ok, first_bad_id - :bob AS after_bob FROM encml.audit_verify_full();
 ROLLBACK;
 BEGIN;  -- a row deleted from the middle
 DELETE FROM encml.audit_log WHERE id = :bob;
-SELECT ok, first_bad_id - :bob AS after_bob, detail ~ 'missing' AS missing FROM encml.audit_verify();
+SELECT ok, first_bad_id - :bob AS after_bob, detail ~ 'missing' AS missing FROM encml.audit_verify_full();
 ROLLBACK;
 BEGIN;  -- two rows swapped
 UPDATE encml.audit_log SET seq = -seq WHERE id IN (:bob, :upd);
 UPDATE encml.audit_log SET seq = CASE WHEN id = :bob THEN -seq + 1 ELSE -seq - 1 END
  WHERE id IN (:bob, :upd);
-SELECT ok, first_bad_id - :bob AS after_bob FROM encml.audit_verify();
+SELECT ok, first_bad_id - :bob AS after_bob FROM encml.audit_verify_full();
 ROLLBACK;
 BEGIN;  -- a forged row inserted and sealed without the key: its MAC does not verify
 INSERT INTO encml.audit_log (effective_role, kind, operation, seq, mac, mac_key)
 SELECT 'nobody', 'event', 'forged', max(seq) + 1, '\x00'::bytea, max(mac_key) FROM encml.audit_log;
-SELECT ok, detail ~ 'modified' AS caught FROM encml.audit_verify();
+SELECT ok, detail ~ 'modified' AS caught FROM encml.audit_verify_full();
 ROLLBACK;
 BEGIN;  -- the newest rows deleted: the seal witness still names them
 SELECT id - :base AS witnessed_head, seq AS hseq, mac AS hmac FROM encml.audit_head() \gset
 SELECT :witnessed_head AS witnessed_head, ok AS matches_the_external_head FROM encml.audit_verify(:hseq, :'hmac');
 DELETE FROM encml.audit_log WHERE id > :upd;
-SELECT ok, detail ~ 'newest rows were deleted' AS caught FROM encml.audit_verify();
+SELECT ok, detail ~ 'newest rows were deleted' AS caught FROM encml.audit_verify_full();
 -- ... and if the witness table is cut too, only an external copy of audit_head() tells.
 DELETE FROM encml.audit_witness WHERE log_id > :upd;
-SELECT ok AS verifies_without_external_witness FROM encml.audit_verify();
+SELECT ok AS verifies_without_external_witness FROM encml.audit_verify_full();
 SELECT ok, detail ~ 'the external witness recorded seq' AS caught_by_the_external_head
   FROM encml.audit_verify(:hseq, :'hmac');
 ROLLBACK;
@@ -120,9 +121,9 @@ SELECT encml.classify('public.a_patients', 'name', NULL);  -- one more event, se
 SELECT encml.audit_seal() AS sealed_after_the_head;
 SELECT encml.audit_purge(clock_timestamp()) > 0 AS purged;
 SELECT count(*) AS rows_left, bool_and(kind = 'anchor') AS only_the_anchor FROM encml.audit_log;
-SELECT ok FROM encml.audit_verify();
+SELECT ok FROM encml.audit_verify_full();
 INSERT INTO public.a_patients VALUES (3, 'Cy', 'cy@x.example', '1', 1, NULL);
-SELECT ok, rows_checked FROM encml.audit_verify();
+SELECT ok, rows_checked FROM encml.audit_verify_full();
 -- A head recorded outside before the purge still checks: the anchor keeps a digest of the seal
 -- witnesses it leaves behind.
 SELECT ok, detail FROM encml.audit_verify(:pseq, :'pmac');
@@ -138,7 +139,7 @@ ROLLBACK;
 -- Anchors moved, duplicated, deleted or given another MAC are caught.
 BEGIN;
 UPDATE encml.audit_log SET seq = seq + 1000 WHERE kind = 'anchor';
-SELECT 'moved' AS anchor, ok FROM encml.audit_verify();
+SELECT 'moved' AS anchor, ok FROM encml.audit_verify_full();
 ROLLBACK;
 BEGIN;
 INSERT INTO encml.audit_log (logged_at, xact_started_at, xact_id, session_role, effective_role, client_addr,
@@ -148,19 +149,19 @@ SELECT logged_at, xact_started_at, xact_id, session_role, effective_role, client
        tenant, kind, operation, table_oid, table_name, old_row, new_row, changed_columns, detail,
        (SELECT max(seq) + 1 FROM encml.audit_log), mac, mac_key
   FROM encml.audit_log WHERE kind = 'anchor';
-SELECT 'duplicated' AS anchor, ok, detail ~ 'modified, inserted or moved' AS named FROM encml.audit_verify();
+SELECT 'duplicated' AS anchor, ok, detail ~ 'modified, inserted or moved' AS named FROM encml.audit_verify_full();
 ROLLBACK;
 BEGIN;
 DELETE FROM encml.audit_log WHERE kind = 'anchor';
-SELECT 'deleted' AS anchor, ok, detail ~ 'missing' AS named FROM encml.audit_verify();
+SELECT 'deleted' AS anchor, ok, detail ~ 'missing' AS named FROM encml.audit_verify_full();
 ROLLBACK;
 BEGIN;
 UPDATE encml.audit_log SET detail = jsonb_set(detail, '{mac}', to_jsonb(repeat('ab', 32))) WHERE kind = 'anchor';
-SELECT 'other MAC' AS anchor, ok FROM encml.audit_verify();
+SELECT 'other MAC' AS anchor, ok FROM encml.audit_verify_full();
 ROLLBACK;
 BEGIN;  -- everything deleted but the witnesses: never ok with nothing verified
 DELETE FROM encml.audit_log;
-SELECT ok, rows_checked, detail ~ 'newest rows were deleted' AS named FROM encml.audit_verify();
+SELECT ok, rows_checked, detail ~ 'newest rows were deleted' AS named FROM encml.audit_verify_full();
 ROLLBACK;
 RESET session_replication_role;
 -- A forged anchor (inserted with the log's triggers bypassed) past the head, claiming everything
@@ -171,7 +172,7 @@ INSERT INTO encml.audit_log (effective_role, kind, operation, seq, detail)
 VALUES ('postgres', 'anchor', 'audit_purge', 1000000000,
         jsonb_build_object('purged_through_seq', 2000000000, 'mac', repeat('00', 32)));
 SELECT ok, rows_checked, detail ~ '^the purge anchor at seq 1000000000 .* forged or moved$' AS names_the_anchor
-  FROM encml.audit_verify();
+  FROM encml.audit_verify_full();
 ROLLBACK;
 -- ... nor one that claims a purge point inside the chain (its own MAC would have to match).
 BEGIN;
@@ -180,10 +181,10 @@ SELECT 'postgres', 'anchor', 'audit_purge', max(seq) + 1,
        jsonb_build_object('purged_through_seq', max(seq), 'mac', repeat('00', 32)),
        decode(repeat('11', 32), 'hex'), max(mac_key)
   FROM encml.audit_log;
-SELECT ok, detail ~ 'was modified, inserted or moved' AS forged_row_named FROM encml.audit_verify();
+SELECT ok, detail ~ 'was modified, inserted or moved' AS forged_row_named FROM encml.audit_verify_full();
 ROLLBACK;
 RESET session_replication_role;
-SELECT ok FROM encml.audit_verify();
+SELECT ok FROM encml.audit_verify_full();
 SELECT try($$SELECT encml.audit_purge(now())$$) AS superuser_purges;
 SET ROLE encml_a_auditor;
 SELECT try($$SELECT encml.audit_purge(now())$$) AS auditor_purges;

@@ -150,6 +150,86 @@ RESET ROLE;
 SELECT operation, table_name, detail->>'table' AS rewritten, detail->>'command_tag' AS command_tag
   FROM encml.audit_log WHERE id > :b4 ORDER BY id;
 
+-- Found by an attacker with a login role (each failed before 0.2.0's fixes):
+-- the trigger function fires only AFTER ... FOR EACH ROW (TRUNCATE: per statement), and only on
+-- audited tables: as a statement trigger it crashed the server, as a BEFORE trigger it logged
+-- changes a later trigger cancelled, on a table of one's own it computed redaction tokens of
+-- guesses.
+SET ROLE encml_s_owner;
+CREATE TEMP TABLE s_guess (v text);
+SELECT try($$CREATE TRIGGER oracle AFTER INSERT ON s_guess FOR EACH ROW
+              EXECUTE FUNCTION encml.audit_row_trigger('v')$$) AS oracle_trigger_created;
+SELECT try($$INSERT INTO s_guess VALUES ('123-45-6789')$$) AS oracle_fires;
+CREATE TABLE public.s_x (id int);
+SELECT encml.audit_enable('public.s_x');
+SELECT try($$CREATE TRIGGER st AFTER INSERT ON public.s_x FOR EACH STATEMENT
+              EXECUTE FUNCTION encml.audit_row_trigger()$$) AS statement_trigger;
+SELECT try($$CREATE TRIGGER bt BEFORE DELETE ON public.s_x FOR EACH ROW
+              EXECUTE FUNCTION encml.audit_row_trigger('x')$$) AS before_trigger;
+SELECT try($$CREATE TRIGGER leak AFTER INSERT OR UPDATE OR DELETE ON public.s_x FOR EACH ROW
+              EXECUTE FUNCTION encml.audit_row_trigger()$$) AS second_unredacting_trigger;
+RESET ROLE;
+-- (A superuser may create them; they then refuse to fire, and the state names them.)
+CREATE TRIGGER st AFTER INSERT ON public.s_x FOR EACH STATEMENT EXECUTE FUNCTION encml.audit_row_trigger();
+SELECT try($$INSERT INTO public.s_x VALUES (1)$$) AS statement_trigger_fires;
+SELECT * FROM encml.audit_state() WHERE table_name = 'public.s_x';
+DROP TRIGGER st ON public.s_x;
+CREATE TRIGGER bt BEFORE INSERT ON public.s_x FOR EACH ROW EXECUTE FUNCTION encml.audit_row_trigger();
+SELECT try($$INSERT INTO public.s_x VALUES (1)$$) AS before_trigger_fires;
+DROP TRIGGER bt ON public.s_x;
+SELECT table_name, problem FROM encml.audit_state();  -- the temporary table's trigger
+DROP TABLE pg_temp.s_guess;
+SELECT count(*) AS deviations FROM encml.audit_state();
+
+-- Values of every row changed through their types (an enum value renamed, a composite
+-- attribute dropped), columns dropped by DROP TYPE ... CASCADE, and rules, policies, indexes and
+-- other triggers dropped from an audited table: each is a ddl event.
+SELECT max(id) AS b6 FROM encml.audit_log \gset
+SET ROLE encml_s_owner;
+CREATE TYPE public.s_state AS ENUM ('alive', 'x');
+CREATE TYPE public.s_pair AS (a text, b text);
+CREATE TYPE public.s_gone AS (z int);
+ALTER TABLE public.s_x ADD COLUMN state public.s_state DEFAULT 'alive', ADD COLUMN pair public.s_pair,
+                       ADD COLUMN gone public.s_gone;
+ALTER TYPE public.s_state RENAME VALUE 'alive' TO 'deceased';
+ALTER TYPE public.s_pair DROP ATTRIBUTE b;
+DROP TYPE public.s_gone CASCADE;
+CREATE INDEX s_x_state ON public.s_x (state);
+CREATE RULE s_r AS ON UPDATE TO public.s_x DO ALSO NOTIFY s_x_changed;
+CREATE POLICY s_p ON public.s_x USING (true);
+DROP INDEX public.s_x_state;
+DROP RULE s_r ON public.s_x;
+DROP POLICY s_p ON public.s_x;
+RESET ROLE;
+SELECT operation, detail->>'command_tag' AS command_tag, detail->'objects'->0->>'object_type' AS object_type,
+       detail->'objects_dropped' AS dropped
+  FROM encml.audit_log WHERE id > :b6 ORDER BY id;
+
+-- The extension's catalog queries do not use the caller's operators: an "=" of one's own
+-- first on the search_path does not keep a new child from getting its audit triggers.
+CREATE SCHEMA s_evil AUTHORIZATION encml_s_owner;
+SET ROLE encml_s_owner;
+CREATE FUNCTION s_evil.never(oid, oid) RETURNS boolean LANGUAGE sql AS 'SELECT false';
+CREATE OPERATOR s_evil.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = s_evil.never);
+SET search_path = s_evil, pg_catalog, public;
+CREATE TABLE public.s_x_child () INHERITS (public.s_x);
+RESET search_path;
+RESET ROLE;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'public.s_x_child'::regclass ORDER BY 1;
+-- Leaving the tree drops them again; the event names the table and its rows.
+SET ROLE encml_s_owner;
+INSERT INTO public.s_x_child (id) VALUES (7);
+ALTER TABLE public.s_x_child NO INHERIT public.s_x;
+RESET ROLE;
+SELECT detail->'tables_left' AS tables_left FROM encml.audit_log ORDER BY id DESC LIMIT 1;
+SELECT count(*) AS triggers_left_on_it FROM pg_trigger WHERE tgrelid = 'public.s_x_child'::regclass;
+SELECT count(*) AS deviations FROM encml.audit_state();
+SET ROLE encml_s_owner;
+DROP TABLE public.s_x_child, public.s_x;
+DROP SCHEMA s_evil CASCADE;
+DROP TYPE public.s_state, public.s_pair;
+RESET ROLE;
+
 -- Dropping an audited table is logged and the table is forgotten.
 SELECT max(id) AS b5 FROM encml.audit_log \gset
 SET ROLE encml_s_owner;

@@ -1,0 +1,56 @@
+-- Read auditing (library preloaded): audit_enable(tbl, reads => true) logs one chained event per
+-- statement and table read, with the command, the query's fingerprint (query id) and the rows
+-- returned, never the query text. A read whose transaction or savepoint rolls back is written
+-- again by the session's next statement; a read-only transaction's goes through the background
+-- writer. Tables not read-audited and EXPLAIN without ANALYZE are not logged.
+CREATE ROLE encml_r_owner NOLOGIN;
+CREATE ROLE encml_r_reader NOLOGIN;
+GRANT CREATE ON SCHEMA public TO encml_r_owner;
+SET ROLE encml_r_owner;
+CREATE TABLE public.r_t (id int, secret text);
+INSERT INTO public.r_t SELECT i, 'v' || i FROM generate_series(1, 10) i;
+CREATE TABLE public.r_plain (id int);
+CREATE TABLE public.r_part (id int) PARTITION BY RANGE (id);
+CREATE TABLE public.r_part1 PARTITION OF public.r_part FOR VALUES FROM (0) TO (100);
+INSERT INTO public.r_part VALUES (1), (2);
+GRANT SELECT ON public.r_t, public.r_plain, public.r_part, public.r_part1 TO encml_r_reader;
+SELECT encml.audit_enable('public.r_t', reads => true);
+SELECT encml.audit_enable('public.r_part', reads => true);
+SELECT encml.audit_enable('public.r_plain');
+RESET ROLE;
+SELECT reads FROM encml.audited_tables WHERE table_oid = 'public.r_t'::regclass;
+SELECT max(id) AS b FROM encml.audit_log \gset
+
+SET ROLE encml_r_reader;
+SELECT count(*) FROM public.r_t WHERE secret = 'v3';
+SELECT id FROM public.r_t WHERE id <= 4 ORDER BY id;
+SELECT count(*) FROM public.r_plain;
+EXPLAIN (COSTS OFF) SELECT * FROM public.r_t;
+SELECT count(*) FROM public.r_part1;
+SELECT count(*) FROM public.r_t a JOIN public.r_part b USING (id);
+BEGIN;
+SELECT count(*) AS rolled_back FROM public.r_t;
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+SELECT count(*) AS in_savepoint FROM public.r_t WHERE id > 5;
+ROLLBACK TO s;
+COMMIT;
+BEGIN READ ONLY;
+SELECT id AS read_only FROM public.r_t WHERE id = 1;
+COMMIT;
+COPY public.r_t (id) TO STDOUT;
+RESET ROLE;
+SELECT 1 AS next_statement;
+
+SELECT operation, effective_role, table_name, detail->>'table' AS read_through, detail->>'command' AS command,
+       detail->>'rows' AS rows, detail->>'query_id' ~ '^-?[0-9]+$' AS fingerprinted,
+       detail::text ~ 'v3' AS literal_logged
+  FROM encml.audit_log WHERE id > :b AND operation = 'read' ORDER BY id;
+SELECT ok FROM encml.audit_verify();
+
+SET ROLE encml_r_owner;
+DROP TABLE public.r_t, public.r_plain, public.r_part;
+RESET ROLE;
+DROP OWNED BY encml_r_owner, encml_r_reader;
+DROP ROLE encml_r_owner, encml_r_reader;
