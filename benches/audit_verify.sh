@@ -20,13 +20,13 @@ seal_ms=$(ms "SELECT encml.audit_seal()")
 size=$(psql -X -At -d "$DB" -c "SELECT pg_size_pretty(pg_total_relation_size('encml.audit_log'))")
 full_out=$(psql -X -At -d "$DB" -c "\\timing on" -c "SELECT ok, rows_checked FROM encml.audit_verify_full()")
 full_ms=$(echo "$full_out" | awk '/^Time/ {print $2}')
-full_rows=$(echo "$full_out" | head -1 | cut -d'|' -f2)
+full_rows=$(echo "$full_out" | grep '|' | head -1 | cut -d'|' -f2)
 psql -X -q -d "$DB" -c "INSERT INTO encml.audit_log (effective_role, kind, operation, new_row)
                          SELECT 'bench', 'row', 'INSERT', jsonb_build_object('id', g) FROM generate_series(1, 10000) g" >/dev/null
 psql -X -q -d "$DB" -c "SELECT encml.audit_seal()" >/dev/null
 inc_out=$(psql -X -At -d "$DB" -c "\\timing on" -c "SELECT ok, rows_checked FROM encml.audit_verify()")
 inc_ms=$(echo "$inc_out" | awk '/^Time/ {print $2}')
-inc_rows=$(echo "$inc_out" | head -1 | cut -d'|' -f2)
+inc_rows=$(echo "$inc_out" | grep '|' | head -1 | cut -d'|' -f2)
 echo
 echo "### Audit verification of a $N-row log ($size)"
 echo

@@ -43,9 +43,10 @@ CREATE TABLE audit_log (
 );
 -- The only index: sealing finds the unsealed rows through its NULL entries and verification walks
 -- it in order. No primary key on id (unique by its identity sequence; a duplicate would need a
--- valid MAC): every audited row change pays for each index.
+-- valid MAC): every audited row change pays for each index (and rows are inserted directly, so
+-- partial or expression indexes would not even be maintained correctly).
 COMMENT ON TABLE audit_log IS
-    'pg_encrypt_ml: append-only audit log; seq/mac chain each sealed row to the previous one (HMAC-SHA256 under a key derived from the master key)';
+    'pg_encrypt_ml: append-only audit log; seq/mac chain each sealed row to the previous one (HMAC-SHA256 under the audit-chain service key that mac_key names)';
 
 -- Each seal's head (the last sealed row), so that deleting the newest rows is detected as long
 -- as this table is intact; external systems should also record encml.audit_head().
@@ -84,7 +85,19 @@ SELECT c.table_oid::regclass AS table_name, a.attname AS column_name,
   JOIN pg_catalog.pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum AND NOT a.attisdropped;
 COMMENT ON VIEW classified_columns IS 'pg_encrypt_ml: classified columns with their current names and types';
 
+-- Where verification starts: the seq of the latest purge anchor and checkpoint rows, kept here
+-- so that they are found without walking the log. Only a shortcut: a row at that seq is used
+-- only if it is such a row and its MAC verifies; a missing or wrong marker makes verification
+-- walk from further back (and fail if rows were purged), never skip anything.
+CREATE TABLE audit_markers (
+    kind   text PRIMARY KEY CHECK (kind IN ('anchor', 'checkpoint')),
+    seq    bigint NOT NULL,
+    log_id bigint NOT NULL
+);
+COMMENT ON TABLE audit_markers IS 'pg_encrypt_ml: the seq of the latest purge anchor and verification checkpoint in encml.audit_log';
+
 SELECT pg_catalog.pg_extension_config_dump('audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('audit_markers', '');
 SELECT pg_catalog.pg_extension_config_dump('audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('audit_witness', '');
 SELECT pg_catalog.pg_extension_config_dump('audited_tables', '');
@@ -103,6 +116,10 @@ CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
 CREATE TRIGGER audit_witness_append_only BEFORE UPDATE OR DELETE ON audit_witness
     FOR EACH ROW EXECUTE FUNCTION audit_log_guard();
 CREATE TRIGGER audit_witness_no_truncate BEFORE TRUNCATE ON audit_witness
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_guard();
+CREATE TRIGGER audit_markers_guard BEFORE UPDATE OR DELETE ON audit_markers
+    FOR EACH ROW EXECUTE FUNCTION audit_log_guard();
+CREATE TRIGGER audit_markers_no_truncate BEFORE TRUNCATE ON audit_markers
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_guard();
 
 -- The trigger encml.audit_enable puts on audited tables (arguments: the columns to redact).

@@ -466,7 +466,7 @@ GRANT EXECUTE ON FUNCTION audit_seal(), audit_head(), audit_verify(bigint), audi
     compliance_report()
 TO encml_auditor;
 GRANT EXECUTE ON FUNCTION audit_purge(timestamptz) TO encml_audit_admin;
-GRANT SELECT ON audit_log, audit_witness, audited_tables, column_classes, classified_columns TO encml_auditor;
+GRANT SELECT ON audit_log, audit_witness, audit_markers, audited_tables, column_classes, classified_columns TO encml_auditor;
 -- The dp aggregates. Their support functions over `internal` stay closed. Those over dp_state
 -- are open because Citus checks that the caller may execute them before it combines per-shard
 -- states; they refuse calls outside an aggregate, and a dp_state holds only what the rows of the

@@ -548,3 +548,23 @@ REVOKE ALL ON FUNCTION @extschema@.audit_verify_full() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.audit_verify_full() TO encml_auditor;
 COMMENT ON FUNCTION @extschema@.audit_verify(bigint) IS
     'Verifies the audit chain from the latest checkpoint (or from a row id), the newest seal witness and the audit state (auditors)';
+
+-- Where verification starts (the latest anchor and checkpoint), found without walking the log
+-- (with no anchor, finding that there is none walked all of it). Filled from the log's anchors.
+CREATE TABLE @extschema@.audit_markers (
+    kind   text PRIMARY KEY CHECK (kind IN ('anchor', 'checkpoint')),
+    seq    bigint NOT NULL,
+    log_id bigint NOT NULL
+);
+COMMENT ON TABLE @extschema@.audit_markers IS 'pg_encrypt_ml: the seq of the latest purge anchor and verification checkpoint in encml.audit_log';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_markers', '');
+CREATE TRIGGER audit_markers_guard BEFORE UPDATE OR DELETE ON @extschema@.audit_markers
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.audit_log_guard();
+CREATE TRIGGER audit_markers_no_truncate BEFORE TRUNCATE ON @extschema@.audit_markers
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_log_guard();
+GRANT SELECT ON @extschema@.audit_markers TO encml_auditor;
+INSERT INTO @extschema@.audit_markers (kind, seq, log_id)
+SELECT 'anchor', seq, id FROM @extschema@.audit_log
+ WHERE kind = 'anchor' AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1;
+COMMENT ON TABLE @extschema@.audit_log IS
+    'pg_encrypt_ml: append-only audit log; seq/mac chain each sealed row to the previous one (HMAC-SHA256 under the audit-chain service key that mac_key names)';

@@ -277,10 +277,20 @@ fn latest_anchor(client: &mut SpiClient) -> Option<Anchor> {
     };
     client
         .update(
-            "SELECT seq, id, (detail->>'purged_through_seq')::int8, detail->>'mac', \
-                    detail->>'witness_digest', detail->>'witness_key' \
-               FROM encml.audit_log WHERE kind = 'anchor' AND seq IS NOT NULL \
-              ORDER BY seq DESC LIMIT 1",
+            // Through its marker (a wrong or missing one only makes the walk start earlier);
+            // a 0.1.0 schema has none: the newest anchor row.
+            if markers_exist() {
+                "SELECT seq, id, (detail->>'purged_through_seq')::int8, detail->>'mac', \
+                        detail->>'witness_digest', detail->>'witness_key' \
+                   FROM encml.audit_log \
+                  WHERE seq = (SELECT seq FROM encml.audit_markers WHERE kind = 'anchor') \
+                    AND kind = 'anchor'"
+            } else {
+                "SELECT seq, id, (detail->>'purged_through_seq')::int8, detail->>'mac', \
+                        detail->>'witness_digest', detail->>'witness_key' \
+                   FROM encml.audit_log WHERE kind = 'anchor' AND seq IS NOT NULL \
+                  ORDER BY seq DESC LIMIT 1"
+            },
             None,
             &[],
         )
@@ -382,10 +392,14 @@ fn can_write() -> bool {
 
 /// The id of the latest sealed checkpoint after seq `after`.
 fn latest_checkpoint(client: &mut SpiClient, after: i64) -> Option<i64> {
+    if !markers_exist() {
+        return None; // a 0.1.0 schema writes no checkpoints
+    }
     client
         .update(
-            "SELECT id FROM encml.audit_log WHERE kind = 'checkpoint' AND seq > $1 \
-              ORDER BY seq DESC LIMIT 1",
+            "SELECT id FROM encml.audit_log \
+              WHERE seq = (SELECT seq FROM encml.audit_markers WHERE kind = 'checkpoint') \
+                AND seq > $1 AND kind = 'checkpoint'",
             None,
             &[after.into()],
         )
@@ -393,6 +407,35 @@ fn latest_checkpoint(client: &mut SpiClient, after: i64) -> Option<i64> {
         .into_iter()
         .next()
         .and_then(|r| r.get::<i64>(1).ok().flatten())
+}
+
+/// Whether the schema has `encml.audit_markers` (0.2.0 on).
+fn markers_exist() -> bool {
+    // SAFETY: syscache lookups by name.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"encml".as_ptr(), true);
+        nsp != pg_sys::InvalidOid
+            && pg_sys::get_relname_relid(c"audit_markers".as_ptr(), nsp) != pg_sys::InvalidOid
+    }
+}
+
+/// Points the marker of `kind` at the newest such row sealed after seq `after`.
+fn mark(kind: &str, after: i64) {
+    if !markers_exist() {
+        return;
+    }
+    as_extension_owner(|| {
+        while_maintaining(|| {
+            Spi::run_with_args(
+                "INSERT INTO encml.audit_markers (kind, seq, log_id) \
+                 SELECT kind, seq, id FROM encml.audit_log WHERE seq > $2 AND kind = $1 \
+                  ORDER BY seq DESC LIMIT 1 \
+                 ON CONFLICT (kind) DO UPDATE SET seq = EXCLUDED.seq, log_id = EXCLUDED.log_id",
+                &[kind.into(), after.into()],
+            )
+            .unwrap_or_else(|e| spi_err(e))
+        })
+    });
 }
 
 /// Appends (and seals) a checkpoint: the chain verified through seq `through` (MAC `mac`).
@@ -415,6 +458,7 @@ fn write_checkpoint(through: i64, mac: &[u8; MAC_LEN], rows: i64, full_walk: boo
         detail: Some(&detail),
     });
     seal();
+    mark("checkpoint", through);
 }
 
 /// Verifies the chain from its start (the latest purge anchor) or from the row `from_id`, then
@@ -664,7 +708,11 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
                 }
             }
             // The chain is intact through `expected`: a checkpoint for the next verification.
-            if writable && user_from.is_none() && (full || checked >= CHECKPOINT_AFTER_ROWS) {
+            if writable
+                && markers_exist()
+                && user_from.is_none()
+                && (full || checked >= CHECKPOINT_AFTER_ROWS)
+            {
                 pending_checkpoint = Some((expected, prev, checked, full || !incremental));
             }
             // The chain is intact; auditing is complete only while the audited tables keep
@@ -780,5 +828,6 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
         detail: Some(&detail),
     });
     seal();
+    mark("anchor", through);
     removed
 }

@@ -26,12 +26,15 @@ use std::rc::Rc;
 thread_local! {
     static UNWRAPPED: RefCell<HashMap<(ServicePurpose, u32), Rc<ServiceKey>>> = RefCell::new(HashMap::new());
     static CURRENT: RefCell<HashMap<ServicePurpose, u32>> = RefCell::new(HashMap::new());
+    /// The redaction key derived while the catalog has none yet (see `redaction_key`).
+    static DERIVED_REDACTION: RefCell<Option<Rc<ServiceKey>>> = const { RefCell::new(None) };
 }
 
 /// Forgets the cached keys (the extension may have been dropped and created again).
 pub fn clear() {
     UNWRAPPED.with(|c| c.borrow_mut().clear());
     CURRENT.with(|c| c.borrow_mut().clear());
+    DERIVED_REDACTION.with(|d| d.borrow_mut().take());
 }
 
 fn spi_err(e: pgrx::spi::SpiError) -> ! {
@@ -199,6 +202,10 @@ pub fn redaction_key() -> Rc<ServiceKey> {
             return k;
         }
     }
+    // Cached too (every audited row asks): the same bytes the catalog's first version will hold.
+    if let Some(k) = DERIVED_REDACTION.with(|d| d.borrow().clone()) {
+        return k;
+    }
     match row(purpose, None, None) {
         Some(r) => {
             let key = unwrap_row(purpose, &r);
@@ -207,7 +214,9 @@ pub fn redaction_key() -> Rc<ServiceKey> {
         }
         None => {
             let masters = crate::keys::provider::master_keys();
-            Rc::new(ServiceKey::derived_from(&masters[0], purpose, 1))
+            let key = Rc::new(ServiceKey::derived_from(&masters[0], purpose, 1));
+            DERIVED_REDACTION.with(|d| *d.borrow_mut() = Some(key.clone()));
+            key
         }
     }
 }

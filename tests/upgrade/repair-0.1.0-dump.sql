@@ -13,3 +13,7 @@ DELETE FROM encml.column_classes c WHERE NOT EXISTS (SELECT FROM pg_attribute a
 SELECT encml.classify('public.up_patients', 'ssn', 'pii');
 SELECT encml.audit_enable('public.up_patients');
 SELECT encml.audit_enable('public.up_visits');
+-- 0.1.0 had no markers of where verification starts: point at the latest purge anchor.
+INSERT INTO encml.audit_markers (kind, seq, log_id)
+SELECT 'anchor', seq, id FROM encml.audit_log WHERE kind = 'anchor' AND seq IS NOT NULL
+ ORDER BY seq DESC LIMIT 1;

@@ -75,4 +75,6 @@ SELECT * FROM (
     SELECT 'large object ' || m.oid, md5(lo_get(m.oid)) FROM pg_largeobject_metadata m
 ) s
 WHERE state NOT LIKE '0 | %'
+  -- Derived from the log (an upgrade fills it); verification, which reads it, is checked instead.
+  AND object <> 'table encml.audit_markers'
 ORDER BY object COLLATE "C";

@@ -171,6 +171,10 @@ BEGIN;
 INSERT INTO encml.audit_log (effective_role, kind, operation, seq, detail)
 VALUES ('postgres', 'anchor', 'audit_purge', 1000000000,
         jsonb_build_object('purged_through_seq', 2000000000, 'mac', repeat('00', 32)));
+SELECT ok, detail ~ 'missing' AS seen_as_a_gap FROM encml.audit_verify_full();
+-- ... also with the marker of where verification starts pointed at it.
+INSERT INTO encml.audit_markers VALUES ('anchor', 1000000000, 0)
+    ON CONFLICT (kind) DO UPDATE SET seq = EXCLUDED.seq, log_id = EXCLUDED.log_id;
 SELECT ok, rows_checked, detail ~ '^the purge anchor at seq 1000000000 .* forged or moved$' AS names_the_anchor
   FROM encml.audit_verify_full();
 ROLLBACK;
