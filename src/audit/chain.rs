@@ -1,8 +1,8 @@
 //! Sealing and verifying the audit chain.
 //!
-//! Writers append unsealed rows (no lock beyond the identity sequence). Sealing takes a
-//! transaction-level advisory lock (only sealers wait for it), reads the committed unsealed rows
-//! in id order, gives each the next `seq` and its MAC over the previous MAC and the row's
+//! Writers append unsealed rows (no lock beyond the identity sequence). Sealing takes a lock on
+//! the witness table that only the extension owner can take (only sealers wait for it), reads
+//! the committed unsealed rows in id order, gives each the next `seq` and its MAC over the previous MAC and the row's
 //! canonical encoding, and records the new head in `encml.audit_witness` (and, at commit, in the
 //! server log). A row that commits late is sealed by a later seal: the chain is in seal order.
 //! Purging deletes a prefix of the chain and appends an `anchor` row holding the last purged MAC,
@@ -31,8 +31,6 @@ const CANONICAL: &str = "SELECT id, seq, mac, mac_key, \
     new_row::text, changed_columns::text, detail::text, ctid::text \
     FROM encml.audit_log";
 
-/// Advisory lock key of the sealer: "encml" "seal" as two int4s.
-const SEAL_LOCK: (i32, i32) = (0x656e_636d, 0x7365_616c);
 const BATCH: usize = 5000;
 
 /// A stored MAC as 32 bytes; anything else (missing, wrong length) reads as the genesis MAC,
@@ -143,11 +141,14 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                     );
                     return (head(client), 0);
                 }
+                // Sealers take turns on a lock of the witness table that nobody else may take:
+                // an advisory lock anyone can hold would stall every seal and verification.
+                // (Readers of the witness, and writers of the log, are not blocked.)
                 client
                     .update(
-                        "SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
+                        "LOCK TABLE encml.audit_witness IN SHARE ROW EXCLUSIVE MODE",
                         None,
-                        &[SEAL_LOCK.0.into(), SEAL_LOCK.1.into()],
+                        &[],
                     )
                     .unwrap_or_else(|e| spi_err(e));
                 let (key, label) = service::current_labelled(ServicePurpose::AuditChain);
@@ -391,13 +392,13 @@ fn can_write() -> bool {
 }
 
 /// The id of the latest sealed checkpoint after seq `after`.
-fn latest_checkpoint(client: &mut SpiClient, after: i64) -> Option<i64> {
+fn latest_checkpoint(client: &mut SpiClient, after: i64) -> Option<(i64, i64)> {
     if !markers_exist() {
         return None; // a 0.1.0 schema writes no checkpoints
     }
     client
         .update(
-            "SELECT id FROM encml.audit_log \
+            "SELECT id, seq FROM encml.audit_log \
               WHERE seq = (SELECT seq FROM encml.audit_markers WHERE kind = 'checkpoint') \
                 AND seq > $1 AND kind = 'checkpoint'",
             None,
@@ -406,7 +407,12 @@ fn latest_checkpoint(client: &mut SpiClient, after: i64) -> Option<i64> {
         .unwrap_or_else(|e| spi_err(e))
         .into_iter()
         .next()
-        .and_then(|r| r.get::<i64>(1).ok().flatten())
+        .and_then(|r| {
+            r.get::<i64>(1)
+                .ok()
+                .flatten()
+                .zip(r.get::<i64>(2).ok().flatten())
+        })
 }
 
 /// Whether the schema has `encml.audit_markers` (0.2.0 on).
@@ -493,17 +499,28 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
                 None
             };
             let incremental = checkpoint.is_some();
-            let from_id = user_from.or(checkpoint);
+            let checkpoint_seq = checkpoint.map_or(0, |c| c.1);
+            let from_id = user_from.or(checkpoint.map(|c| c.0));
             // Where the walk starts: after seq `from`, continuing from MAC `prev`.
             let (start, start_mac) = match from_id {
                 Some(id) => {
+                    // A checkpoint is found by its seq (the only index); a row the caller
+                    // names, by its id.
+                    let by_seq = user_from.is_none();
+                    let key = if by_seq { checkpoint_seq } else { id };
                     let found = client
                         .update(
-                            "SELECT a.seq, b.mac FROM encml.audit_log a \
-                               LEFT JOIN encml.audit_log b ON b.seq = a.seq - 1 \
-                              WHERE a.id = $1 AND a.seq IS NOT NULL",
+                            if by_seq {
+                                "SELECT a.seq, b.mac FROM encml.audit_log a \
+                                   LEFT JOIN encml.audit_log b ON b.seq = a.seq - 1 \
+                                  WHERE a.seq = $1"
+                            } else {
+                                "SELECT a.seq, b.mac FROM encml.audit_log a \
+                                   LEFT JOIN encml.audit_log b ON b.seq = a.seq - 1 \
+                                  WHERE a.id = $1 AND a.seq IS NOT NULL"
+                            },
                             None,
-                            &[id.into()],
+                            &[key.into()],
                         )
                         .unwrap_or_else(|e| spi_err(e))
                         .into_iter()

@@ -130,6 +130,8 @@ struct Statement {
     column_rename: Option<(pg_sys::Oid, String, String)>,
     /// Tables the statement takes out of an inheritance tree (NO INHERIT, DETACH PARTITION).
     leaving: Vec<pg_sys::Oid>,
+    /// ALTER TABLE (columns may have been dropped).
+    alters_table: bool,
 }
 
 unsafe fn inspect(tree: *mut pg_sys::Node) -> Statement {
@@ -145,6 +147,7 @@ unsafe fn inspect(tree: *mut pg_sys::Node) -> Statement {
             s.joins_tree = !(*c).inhRelations.is_null() || !(*c).partbound.is_null();
         } else if is_a(tree, T_AlterTableStmt) {
             let a = tree as *mut pg_sys::AlterTableStmt;
+            s.alters_table = true;
             for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg((*a).cmds).iter_ptr() {
                 match (*cmd).subtype {
                     pg_sys::AlterTableType::AT_AddInherit
@@ -305,11 +308,13 @@ fn cover(root: pg_sys::Oid, problems: &[Problem]) -> Vec<serde_json::Value> {
         // The rows it brought into the audited table's scans without an INSERT being logged
         // (ATTACH PARTITION scans the table anyway, unless a constraint proves the bound).
         let table = table_name(relid);
-        let rows = as_extension_owner(|| {
-            crate::pg::catalog_access::select_one::<i64>(
-                &format!("SELECT count(*) FROM ONLY {table}"),
-                &[],
-            )
+        let rows = crate::audit::reads::unaudited(|| {
+            as_extension_owner(|| {
+                crate::pg::catalog_access::select_one::<i64>(
+                    &format!("SELECT count(*) FROM ONLY {table}"),
+                    &[],
+                )
+            })
         });
         added.push(json!({ "table": table, "rows": rows }));
     }
@@ -345,18 +350,29 @@ unsafe fn ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         .filter(|rel| crate::audit::audited::lookup(**rel).is_none())
         .map(|rel| {
             let table = table_name(*rel);
-            let rows = as_extension_owner(|| {
-                crate::pg::catalog_access::select_one::<i64>(
-                    &format!("SELECT count(*) FROM ONLY {table}"),
-                    &[],
-                )
+            let rows = crate::audit::reads::unaudited(|| {
+                as_extension_owner(|| {
+                    crate::pg::catalog_access::select_one::<i64>(
+                        &format!("SELECT count(*) FROM ONLY {table}"),
+                        &[],
+                    )
+                })
             });
             triggers::drop_all(*rel);
             json!({ "table": table, "rows": rows })
         })
         .collect();
     for root in roots {
-        let before = state::problems(Some(root));
+        let mut before = state::problems(Some(root));
+        // A column dropped (or renamed some other way) leaves the trigger's redaction list behind:
+        // after the owner's own ALTER TABLE, the triggers are recreated with the current list.
+        if statement.alters_table
+            && before.iter().any(|p| p.kind == Kind::Redaction)
+            && !before.iter().any(|p| p.kind == Kind::Altered)
+        {
+            triggers::install(root, &triggers::audited(root).unwrap_or_default());
+            before = state::problems(Some(root));
+        }
         let covered = if statement.joins_tree {
             cover(root, &before)
         } else {
@@ -378,7 +394,9 @@ unsafe fn ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         events::record("ddl", Some((root, &table_name(root))), detail);
         let weakened: Vec<String> = problems
             .iter()
-            .filter(|p| p.kind == Kind::Altered || statement.replaces_trigger)
+            .filter(|p| {
+                matches!(p.kind, Kind::Altered | Kind::Redaction) || statement.replaces_trigger
+            })
             .map(Problem::describe)
             .collect();
         if !weakened.is_empty() {

@@ -17,7 +17,8 @@ use std::cell::Cell;
 /// The most event bytes carried (a longer detail is replaced by a marker; the server log has it).
 const MAX_EVENT: usize = 8192;
 
-fn session_fields() -> serde_json::Value {
+/// Who and where, as events record it (no query: cheap enough for every audited read).
+pub fn session_fields() -> serde_json::Value {
     let session = role_name(unsafe { pg_sys::GetSessionUserId() });
     let effective = role_name(caller());
     // From the connection itself (no query: also called where SPI would be too costly).

@@ -20,7 +20,21 @@ use pgrx::prelude::*;
 use serde_json::json;
 use std::cell::{Cell, RefCell};
 
+/// A read-audited statement whose executor has started: recorded when it ends (with the rows
+/// it returned), or, if it fails first, as a read of unknown rows (it may have sent rows before
+/// failing, and a cursor's rows are read before its transaction ends).
+struct Started {
+    query: usize,
+    sub: pg_sys::SubTransactionId,
+    hits: Vec<(pg_sys::Oid, String, pg_sys::Oid)>,
+    command: &'static str,
+    query_id: i64,
+    /// Who and where (read while the transaction can still look roles up).
+    session: serde_json::Value,
+}
+
 thread_local! {
+    static STARTED: RefCell<Vec<Started>> = const { RefCell::new(Vec::new()) };
     /// Records written in the current transaction: (subtransaction, event JSON).
     static WRITTEN: RefCell<Vec<(pg_sys::SubTransactionId, String)>> = const { RefCell::new(Vec::new()) };
     /// Records of rolled-back (sub)transactions, to be written by the background writer.
@@ -75,7 +89,7 @@ pub fn record(
     relid: pg_sys::Oid,
     command: &str,
     query_id: i64,
-    rows: u64,
+    rows: Option<u64>,
 ) {
     let table = crate::audit::table_name(relid);
     let detail = json!({
@@ -123,18 +137,123 @@ fn flush_orphans() {
     }
 }
 
-/// At the end of a statement's executor: the read-audited tables it read.
+/// Runs `f` (the extension's own reads of user tables, such as counting the rows of a table
+/// that joins an audited one) without read auditing.
+pub fn unaudited<R>(f: impl FnOnce() -> R) -> R {
+    let was = BUSY.with(|b| b.replace(true));
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            BUSY.with(|b| b.set(self.0));
+        }
+    }
+    let _reset = Reset(was);
+    f()
+}
+
+/// The read-audited tables a statement reads, if auditing applies here.
+unsafe fn reads_of(
+    query: *mut pg_sys::QueryDesc,
+    eflags: i32,
+) -> Vec<(pg_sys::Oid, String, pg_sys::Oid)> {
+    // SAFETY: the executor's QueryDesc, valid for the call; read-only accesses.
+    unsafe {
+        if !crate::security::preloaded()
+            || BUSY.with(|b| b.get())
+            || pg_sys::ParallelWorkerNumber >= 0
+            || !pg_sys::IsTransactionState()
+            || (*query).plannedstmt.is_null()
+            || eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0
+        {
+            return Vec::new();
+        }
+        let stmt = (*query).plannedstmt;
+        let mut relids = Vec::new();
+        for rte in pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable).iter_ptr() {
+            if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                && (*rte).requiredPerms & pg_sys::ACL_SELECT != 0
+            {
+                relids.push((*rte).relid);
+            }
+        }
+        if relids.is_empty()
+            || pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) == pg_sys::InvalidOid
+        {
+            return Vec::new();
+        }
+        BUSY.with(|b| b.set(true));
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                BUSY.with(|b| b.set(false));
+            }
+        }
+        let _reset = Reset;
+        let pushed = if pg_sys::ActiveSnapshotSet() {
+            false
+        } else {
+            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+            true
+        };
+        let hits = matches(&relids);
+        if pushed {
+            pg_sys::PopActiveSnapshot();
+        }
+        hits
+    }
+}
+
+/// When a statement's executor starts: notes the read-audited tables it will read.
+///
+/// # Safety
+/// `query` must be the executor's QueryDesc, called from an ExecutorStart hook.
+pub unsafe fn start(query: *mut pg_sys::QueryDesc, eflags: i32) {
+    // SAFETY: as the caller guarantees.
+    let hits = unsafe { reads_of(query, eflags) };
+    if hits.is_empty() {
+        return;
+    }
+    // SAFETY: as above; reads the plan's fields and the current subtransaction.
+    let started = unsafe {
+        Started {
+            query: query as usize,
+            sub: pg_sys::GetCurrentSubTransactionId(),
+            hits,
+            command: command((*query).operation),
+            query_id: (*(*query).plannedstmt).queryId as i64,
+            session: detached::session_fields(),
+        }
+    };
+    STARTED.with(|s| s.borrow_mut().push(started));
+}
+
+/// At the end of a statement's executor: records the reads noted at its start, with the rows.
+///
+/// # Safety
+/// `query` must be the executor's QueryDesc, called from an ExecutorEnd hook before
+/// `standard_ExecutorEnd` frees it.
 pub unsafe fn check(query: *mut pg_sys::QueryDesc) {
-    if !crate::security::preloaded() || BUSY.with(|b| b.get()) {
+    let started = STARTED.with(|s| {
+        let mut s = s.borrow_mut();
+        s.iter()
+            .position(|st| st.query == query as usize)
+            .map(|i| s.remove(i))
+    });
+    let orphans = ORPHANS.with(|o| !o.borrow().is_empty());
+    if started.is_none() && !orphans {
+        return;
+    }
+    check_started(query, started);
+}
+
+unsafe fn check_started(query: *mut pg_sys::QueryDesc, started: Option<Started>) {
+    if BUSY.with(|b| b.get()) {
         return;
     }
     // SAFETY: the executor's QueryDesc, valid until standard_ExecutorEnd; read-only accesses.
     unsafe {
-        if pg_sys::ParallelWorkerNumber >= 0
-            || !pg_sys::IsTransactionState()
-            || (*query).plannedstmt.is_null()
-            || (*query).estate.is_null()
-            || (*(*query).estate).es_top_eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0
+        if !pg_sys::IsTransactionState()
+            || pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) == pg_sys::InvalidOid
         {
             return;
         }
@@ -146,22 +265,7 @@ pub unsafe fn check(query: *mut pg_sys::QueryDesc) {
             }
         }
         let _reset = Reset;
-        let stmt = (*query).plannedstmt;
-        let mut relids = Vec::new();
-        for rte in pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable).iter_ptr() {
-            if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
-                && (*rte).requiredPerms & pg_sys::ACL_SELECT != 0
-            {
-                relids.push((*rte).relid);
-            }
-        }
-        let orphans = ORPHANS.with(|o| !o.borrow().is_empty());
-        if (relids.is_empty() && !orphans)
-            || pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) == pg_sys::InvalidOid
-        {
-            return;
-        }
-        // The statement's snapshot may be gone by now: catalog reads and the insert get one.
+        // The statement's snapshot may be gone by now: the insert gets one.
         let pushed = if pg_sys::ActiveSnapshotSet() {
             false
         } else {
@@ -178,19 +282,16 @@ pub unsafe fn check(query: *mut pg_sys::QueryDesc) {
             }
         }
         let _pop = Pop(pushed);
-        if orphans {
-            flush_orphans();
-        }
-        let hits = if relids.is_empty() {
-            Vec::new()
-        } else {
-            matches(&relids)
-        };
-        let rows = (*(*query).estate).es_processed;
-        let op = command((*query).operation);
-        let query_id = (*stmt).queryId as i64;
-        for (root, name, relid) in hits {
-            record(root, &name, relid, op, query_id, rows);
+        flush_orphans();
+        if let Some(st) = started {
+            let rows = if (*query).estate.is_null() {
+                None
+            } else {
+                Some((*(*query).estate).es_processed)
+            };
+            for (root, name, relid) in st.hits {
+                record(root, &name, relid, st.command, st.query_id, rows);
+            }
         }
     }
 }
@@ -201,7 +302,7 @@ pub fn check_copy(relid: pg_sys::Oid, rows: u64) {
         return;
     }
     for (root, name, relid) in matches(&[relid]) {
-        record(root, &name, relid, "COPY", 0, rows);
+        record(root, &name, relid, "COPY", 0, Some(rows));
     }
 }
 
@@ -215,6 +316,14 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut s
             let lost: Vec<(pg_sys::SubTransactionId, String)> =
                 WRITTEN.with(|w| std::mem::take(&mut *w.borrow_mut()));
             orphan(lost);
+            let unfinished: Vec<Started> = STARTED.with(|s| std::mem::take(&mut *s.borrow_mut()));
+            orphan_unfinished(unfinished);
+        }
+        pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => {
+            // Reads of rolled-back savepoints are written with the transaction that commits.
+            if ORPHANS.with(|o| !o.borrow().is_empty()) && can_write_here() {
+                flush_orphans();
+            }
         }
         _ => {}
     }
@@ -236,6 +345,39 @@ unsafe extern "C-unwind" fn on_subxact(
             lost
         });
         orphan(lost);
+        let unfinished: Vec<Started> = STARTED.with(|s| {
+            let mut s = s.borrow_mut();
+            let (lost, kept): (Vec<_>, Vec<_>) = s.drain(..).partition(|st| st.sub >= mine);
+            *s = kept;
+            lost
+        });
+        orphan_unfinished(unfinished);
+    }
+}
+
+/// Statements whose executor started but did not end before the (sub)transaction aborted: they
+/// may have sent rows (a cursor's FETCH, rows streamed before an error). The event is built from
+/// what was noted at the start (no catalog access is possible during abort).
+fn orphan_unfinished(unfinished: Vec<Started>) {
+    for st in unfinished {
+        for (root, name, relid) in st.hits {
+            let detail = json!({
+                "command": st.command,
+                "query_id": st.query_id.to_string(),
+                "rows": null,
+                "table_oid": relid.to_u32(),
+                "ended": "the statement or its transaction failed before the executor ended",
+                "severity": "info",
+            });
+            let mut event = st.session.clone();
+            event["operation"] = json!("read");
+            event["table_oid"] = json!(root.to_u32());
+            event["table_name"] = json!(name);
+            event["detail"] = detail;
+            let event = event.to_string();
+            pgrx::log!("pg_encrypt_ml read audit (statement failed, written again by the next statement): {event}");
+            ORPHANS.with(|o| o.borrow_mut().push(event));
+        }
     }
 }
 

@@ -1,3 +1,6 @@
+//! The executor-start hook (preloaded): writes in replica mode, and the start of reads that
+//! `reads` records.
+//!
 //! Writes in replica mode. With `session_replication_role = replica` (superusers only) ordinary
 //! triggers, the audit triggers among them, do not fire: an INSERT, UPDATE, DELETE or MERGE of an
 //! audited table (or a table under one) would leave no row in the log. With the library
@@ -119,6 +122,8 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
             Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query, eflags)),
             None => pg_sys::standard_ExecutorStart(query, eflags),
         }
+        // After the start succeeded (a statement refused at start reads nothing).
+        crate::audit::reads::start(query, eflags);
     }
 }
 

@@ -48,6 +48,8 @@ pub const EVENT_TRIGGERS: [&str; 5] = [
 pub enum Kind {
     /// An audit trigger exists in a wrong state.
     Altered,
+    /// The row trigger is right but for its redaction list (a column renamed or dropped since).
+    Redaction,
     MissingRowTrigger,
     MissingTruncateTrigger,
     /// The audited table itself is gone.
@@ -277,7 +279,15 @@ pub fn problems(root: Option<pg_sys::Oid>) -> Vec<Problem> {
                 } else {
                     deviation(t, ROW_TRIGGER_TYPE, row_args)
                 };
-                out.push(problem(d.unwrap_or_default(), Kind::Altered));
+                let only_redaction = deviation(t, ROW_TRIGGER_TYPE, None).is_none();
+                out.push(problem(
+                    d.unwrap_or_default(),
+                    if only_redaction {
+                        Kind::Redaction
+                    } else {
+                        Kind::Altered
+                    },
+                ));
             }
         }
         for (count, what, missing) in [

@@ -49,6 +49,43 @@ SELECT operation, effective_role, table_name, detail->>'table' AS read_through, 
   FROM encml.audit_log WHERE id > :b AND operation = 'read' ORDER BY id;
 SELECT ok FROM encml.audit_verify();
 
+-- Found by an attacker: reads that never reached the executor's end. A statement that sends
+-- rows and then fails, and a cursor whose transaction rolls back, are recorded (rows unknown)
+-- by the next statement; a savepoint's rolled-back read is written when the transaction commits.
+SELECT max(id) AS b2 FROM encml.audit_log \gset
+SET ROLE encml_r_reader;
+SELECT try($$SELECT 1 / (10 - id) FROM public.r_t$$) AS fails_after_rows;
+BEGIN;
+DECLARE c CURSOR FOR SELECT * FROM public.r_t;
+FETCH 2 FROM c;
+ROLLBACK;
+BEGIN;
+SAVEPOINT s;
+SELECT count(*) AS in_savepoint FROM public.r_t;
+ROLLBACK TO s;
+COMMIT;
+SELECT 1 AS next_statement;
+RESET ROLE;
+SELECT detail->>'command' AS command, detail->>'rows' AS rows, detail ? 'ended' AS failed_before_end
+  FROM encml.audit_log WHERE id > :b2 AND operation = 'read' ORDER BY id;
+-- The extension's own counting of rows (a table joining a read-audited tree) is not a read.
+SELECT max(id) AS b3 FROM encml.audit_log \gset
+SET ROLE encml_r_owner;
+CREATE TABLE public.r_part2 PARTITION OF public.r_part FOR VALUES FROM (100) TO (200);
+RESET ROLE;
+SELECT count(*) AS reads_by_the_extension FROM encml.audit_log WHERE id > :b3 AND operation = 'read';
+-- Sealing does not take a lock that any role could hold (an advisory lock stalled every seal).
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS dblink;
+RESET client_min_messages;
+SELECT dblink_connect('holder', format('host=%s port=%s dbname=%s user=%s',
+       current_setting('unix_socket_directories'), current_setting('port'), current_database(), current_user));
+SELECT * FROM dblink('holder', 'SELECT pg_advisory_lock(1701733229, 1936023916)') AS t(x text);
+SET lock_timeout = '5s';
+SELECT encml.audit_seal() >= 0 AS sealed_while_the_old_lock_is_held;
+RESET lock_timeout;
+SELECT dblink_disconnect('holder');
+
 SET ROLE encml_r_owner;
 DROP TABLE public.r_t, public.r_plain, public.r_part;
 RESET ROLE;

@@ -111,6 +111,13 @@ SELECT new_row->>'national_id' LIKE 'hmac:%' AS ssn_redacted, new_row->>'mail' L
   FROM encml.audit_log WHERE kind = 'row' ORDER BY id DESC LIMIT 1;
 SELECT redact FROM encml.audited_tables WHERE table_oid = 'public.s_t'::regclass;
 SELECT count(*) AS deviations FROM encml.audit_state();
+-- Dropping a classified column is the owner's right (it was refused as a changed redaction).
+SET ROLE encml_s_owner;
+ALTER TABLE public.s_t ADD COLUMN phone text;
+SELECT encml.classify('public.s_t', 'phone', 'pii');
+ALTER TABLE public.s_t DROP COLUMN phone;
+RESET ROLE;
+SELECT count(*) AS deviations FROM encml.audit_state();
 
 -- Rows that enter or leave an audited table's scans without a row trigger: attaching a
 -- partition or an inheritance child that holds rows, detaching, dropping one. Each is logged
