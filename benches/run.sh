@@ -28,6 +28,9 @@ psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
   -v tokrows="${BENCH_TOKEN_ROWS:-200000}" -v runs="${BENCH_TOKEN_RUNS:-5}" \
   -f benches/tokenize.sql | tee -a target/bench/results.md
 bash benches/audit.sh | tee -a target/bench/results.md
+bash benches/audit_reads.sh | tee -a target/bench/results.md
+bash benches/audit_purge.sh | tee -a target/bench/results.md
+# (benches/audit_verify.sh writes a 10M-row log, about 5 GB: run it on its own.)
 psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
   -v fheupdates="${BENCH_FHE_UPDATES:-1000}" -v fhedim="${BENCH_FHE_DIM:-1000}" -v runs="${BENCH_FHE_RUNS:-7}" \
   -f benches/fhe.sql | tee -a target/bench/results.md

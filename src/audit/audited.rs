@@ -48,8 +48,9 @@ pub fn invalidate() {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    // (Before the extension's table is known, any relation may be it: CREATE EXTENSION.)
     let ours = TABLE_OID.with(|t| t.get());
-    if relid == pg_sys::InvalidOid || relid == ours {
+    if ours == pg_sys::InvalidOid || relid == pg_sys::InvalidOid || relid == ours {
         CACHE.with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
                 c.take();
@@ -109,12 +110,16 @@ fn load() -> Map {
     })
 }
 
-/// The audited relations (loaded on first use after an invalidation).
+/// The audited relations (loaded on first use after an invalidation; empty where the extension
+/// is not installed).
 pub fn map() -> Rc<Map> {
     if let Some(m) = CACHE.with(|c| c.borrow().clone()) {
         return m;
     }
-    let m = Rc::new(load());
+    // SAFETY: a catalog lookup by a static name.
+    let installed =
+        unsafe { pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) } != pg_sys::InvalidOid;
+    let m = Rc::new(if installed { load() } else { Map::new() });
     CACHE.with(|c| *c.borrow_mut() = Some(m.clone()));
     m
 }

@@ -159,6 +159,12 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                 // The row addresses first (one scan of the seq index's NULL entries), then the rows
                 // batch by batch by address: the log has no index but seq's, so that every
                 // audited change pays for one index insert only.
+                // Through the seq index's NULL entries, whatever the statistics say (after a
+                // bulk load they can show mostly NULLs and choose a scan of the whole log).
+                // SAFETY: inside as_extension_owner, whose GUC level ends the setting.
+                unsafe {
+                    crate::pg::catalog_access::save_setting(c"enable_seqscan", c"off");
+                }
                 let unsealed: Vec<String> = client
                     .update(
                         "SELECT ctid::text FROM encml.audit_log WHERE seq IS NULL ORDER BY id",

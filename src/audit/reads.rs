@@ -176,9 +176,7 @@ unsafe fn reads_of(
                 relids.push((*rte).relid);
             }
         }
-        if relids.is_empty()
-            || pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) == pg_sys::InvalidOid
-        {
+        if relids.is_empty() {
             return Vec::new();
         }
         BUSY.with(|b| b.set(true));
@@ -252,9 +250,7 @@ unsafe fn check_started(query: *mut pg_sys::QueryDesc, started: Option<Started>)
     }
     // SAFETY: the executor's QueryDesc, valid until standard_ExecutorEnd; read-only accesses.
     unsafe {
-        if !pg_sys::IsTransactionState()
-            || pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) == pg_sys::InvalidOid
-        {
+        if !pg_sys::IsTransactionState() {
             return;
         }
         BUSY.with(|b| b.set(true));
@@ -421,13 +417,14 @@ unsafe extern "C-unwind" fn post_parse(
         if let Some(prev) = PREV_POST_PARSE {
             pg_sys::ffi::pg_guard_ffi_boundary(|| prev(pstate, query, jstate));
         }
+        // (No catalog lookup on this path, which every statement takes: the audited map is
+        // cached, and empty where the extension is not installed.)
         if QUERY_IDS.with(|q| q.get())
             || BUSY.with(|b| b.get())
             || query.is_null()
             || (*query).queryId != 0
             || !(*query).utilityStmt.is_null()
             || !pg_sys::IsTransactionState()
-            || pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) == pg_sys::InvalidOid
         {
             return;
         }

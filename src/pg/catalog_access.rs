@@ -204,8 +204,8 @@ impl Drop for Restore {
 }
 
 /// Sets a setting until the GUC nest level of `as_extension_owner` ends (allowed in parallel
-/// mode, unlike a plain SET).
-unsafe fn save_setting(name: &std::ffi::CStr, value: &std::ffi::CStr) {
+/// mode, unlike a plain SET). Only inside `as_extension_owner`.
+pub unsafe fn save_setting(name: &std::ffi::CStr, value: &std::ffi::CStr) {
     unsafe {
         pg_sys::set_config_option(
             name.as_ptr(),
