@@ -26,14 +26,7 @@ thread_local! {
 }
 
 pub fn audited_tables_oid() -> pg_sys::Oid {
-    // SAFETY: syscache lookups by name.
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"encml".as_ptr(), true);
-        if nsp == pg_sys::InvalidOid {
-            return pg_sys::InvalidOid;
-        }
-        pg_sys::get_relname_relid(c"audited_tables".as_ptr(), nsp)
-    }
+    crate::pg::catalog_access::extension_relation(c"audited_tables")
 }
 
 /// Tells every backend (at commit) and this one (now) that the audited tables may have changed.

@@ -423,12 +423,7 @@ fn latest_checkpoint(client: &mut SpiClient, after: i64) -> Option<(i64, i64)> {
 
 /// Whether the schema has `encml.audit_markers` (0.2.0 on).
 fn markers_exist() -> bool {
-    // SAFETY: syscache lookups by name.
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"encml".as_ptr(), true);
-        nsp != pg_sys::InvalidOid
-            && pg_sys::get_relname_relid(c"audit_markers".as_ptr(), nsp) != pg_sys::InvalidOid
-    }
+    crate::pg::catalog_access::extension_relation(c"audit_markers") != pg_sys::InvalidOid
 }
 
 /// Points the marker of `kind` at the newest such row sealed after seq `after`.

@@ -134,13 +134,7 @@ pub fn legacy(purpose: ServicePurpose, fingerprint: &str) -> Option<Rc<ServiceKe
 /// Whether the installed schema has the service key catalog (0.2.0 on); a 0.1.0 schema under
 /// this library, until ALTER EXTENSION ... UPDATE, keeps the keys derived from the master key.
 fn catalog_exists() -> bool {
-    // SAFETY: syscache lookups by name; nothing is kept.
-    unsafe {
-        let nsp = pgrx::pg_sys::get_namespace_oid(c"encml".as_ptr(), true);
-        nsp != pgrx::pg_sys::InvalidOid
-            && pgrx::pg_sys::get_relname_relid(c"service_keys".as_ptr(), nsp)
-                != pgrx::pg_sys::InvalidOid
-    }
+    crate::pg::catalog_access::extension_relation(c"service_keys") != pgrx::pg_sys::InvalidOid
 }
 
 /// The current key of `purpose`, created on first use, and the label audit rows record for it

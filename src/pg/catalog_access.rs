@@ -165,6 +165,20 @@ pub fn read_rows<R>(
     }
 }
 
+/// The oid of the extension's relation `name` in schema encml, or InvalidOid while it does not
+/// exist (the extension not installed here, or an older schema without it). Syscache lookups,
+/// cheap enough for every statement.
+pub fn extension_relation(name: &std::ffi::CStr) -> pg_sys::Oid {
+    // SAFETY: syscache lookups by name; nothing is kept.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"encml".as_ptr(), true);
+        if nsp == pg_sys::InvalidOid {
+            return pg_sys::InvalidOid;
+        }
+        pg_sys::get_relname_relid(name.as_ptr(), nsp)
+    }
+}
+
 /// A query argument for `read_rows`.
 pub fn arg<T: pgrx::datum::IntoDatum>(value: T) -> (pg_sys::Oid, Option<pg_sys::Datum>) {
     (T::type_oid(), value.into_datum())
