@@ -454,16 +454,12 @@ fn write_checkpoint(through: i64, mac: &[u8; MAC_LEN], rows: i64, full_walk: boo
         "full": full_walk,
     })
     .to_string();
-    append(&Entry {
-        kind: "checkpoint",
-        operation: "audit_verify",
-        table_oid: None,
-        table_name: None,
-        old_row: None,
-        new_row: None,
-        changed_columns: None,
-        detail: Some(&detail),
-    });
+    append(&Entry::without_rows(
+        "checkpoint",
+        "audit_verify",
+        None,
+        Some(&detail),
+    ));
     seal();
     mark("checkpoint", through);
 }
@@ -835,16 +831,12 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
         "witness_key": label,
     })
     .to_string();
-    append(&Entry {
-        kind: "anchor",
-        operation: "audit_purge",
-        table_oid: None,
-        table_name: None,
-        old_row: None,
-        new_row: None,
-        changed_columns: None,
-        detail: Some(&detail),
-    });
+    append(&Entry::without_rows(
+        "anchor",
+        "audit_purge",
+        None,
+        Some(&detail),
+    ));
     seal();
     mark("anchor", through);
     removed

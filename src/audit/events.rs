@@ -23,16 +23,12 @@ pub fn record(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: s
         crate::security::severity::log_json(&event);
         crate::security::severity::notify_if_critical(&event);
     }
-    append(&Entry {
-        kind: "event",
+    append(&Entry::without_rows(
+        "event",
         operation,
-        table_oid: table.map(|t| t.0),
-        table_name: table.map(|t| t.1),
-        old_row: None,
-        new_row: None,
-        changed_columns: None,
-        detail: Some(&detail.to_string()),
-    });
+        table,
+        Some(&detail.to_string()),
+    ));
 }
 
 /// Logs a refusal so that it outlives the ERROR the caller raises next.

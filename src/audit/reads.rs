@@ -114,16 +114,12 @@ pub fn record(
         return;
     }
     let text = detail.to_string();
-    append(&Entry {
-        kind: "event",
-        operation: "read",
-        table_oid: Some(root),
-        table_name: Some(root_name),
-        old_row: None,
-        new_row: None,
-        changed_columns: None,
-        detail: Some(&text),
-    });
+    append(&Entry::without_rows(
+        "event",
+        "read",
+        Some((root, root_name)),
+        Some(&text),
+    ));
     // SAFETY: reads the current subtransaction id.
     let sub = unsafe { pg_sys::GetCurrentSubTransactionId() };
     WRITTEN.with(|w| w.borrow_mut().push((sub, prepared)));

@@ -248,16 +248,12 @@ unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         let detail = erasure_detail.as_deref().or(shard_detail.as_deref());
         let table_oid = Some((*rel).rd_id);
         if op == "TRUNCATE" || erasure_detail.is_some() {
-            append(&Entry {
-                kind: "row",
-                operation: op,
-                table_oid,
-                table_name: Some(&table),
-                old_row: None,
-                new_row: None,
-                changed_columns: None,
+            append(&Entry::without_rows(
+                "row",
+                op,
+                Some(((*rel).rd_id, &table)),
                 detail,
-            });
+            ));
             return pg_sys::Datum::from(0usize);
         }
         let redact = trigger_args((*td).tg_trigger);

@@ -115,6 +115,27 @@ pub struct Entry<'a> {
     pub detail: Option<&'a str>,
 }
 
+impl<'a> Entry<'a> {
+    /// A row without row images: an event, an anchor, a checkpoint, a TRUNCATE.
+    pub fn without_rows(
+        kind: &'a str,
+        operation: &'a str,
+        table: Option<(pg_sys::Oid, &'a str)>,
+        detail: Option<&'a str>,
+    ) -> Self {
+        Entry {
+            kind,
+            operation,
+            table_oid: table.map(|t| t.0),
+            table_name: table.map(|t| t.1),
+            old_row: None,
+            new_row: None,
+            changed_columns: None,
+            detail,
+        }
+    }
+}
+
 extern "C-unwind" {
     // Not in pgrx's bindings (commands/sequence.h); `check_permissions = false` because the
     // extension writes its own table on behalf of a caller who may not.
