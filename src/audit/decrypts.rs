@@ -78,25 +78,17 @@ fn flush() {
         }
         return;
     }
-    let pushed = unsafe {
-        if pg_sys::ActiveSnapshotSet() {
-            false
-        } else {
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-            true
+    crate::pg::guards::with_active_snapshot(|| {
+        for (key, values) in counts {
+            let detail =
+                json!({ "key": uuid::Uuid::from_bytes(key).to_string(), "values": values });
+            if can_write_here() {
+                events::record("decrypt", None, detail);
+            } else {
+                detached::record("decrypt", detail);
+            }
         }
-    };
-    for (key, values) in counts {
-        let detail = json!({ "key": uuid::Uuid::from_bytes(key).to_string(), "values": values });
-        if can_write_here() {
-            events::record("decrypt", None, detail);
-        } else {
-            detached::record("decrypt", detail);
-        }
-    }
-    if pushed {
-        unsafe { pg_sys::PopActiveSnapshot() };
-    }
+    });
 }
 
 static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;

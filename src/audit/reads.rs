@@ -16,6 +16,7 @@
 use crate::audit::audited;
 use crate::audit::detached;
 use crate::audit::writer::{append, Entry};
+use crate::pg::guards::{unless_nested, with_active_snapshot};
 use pgrx::prelude::*;
 use serde_json::json;
 use std::cell::{Cell, RefCell};
@@ -155,7 +156,6 @@ unsafe fn reads_of(
     // SAFETY: the executor's QueryDesc, valid for the call; read-only accesses.
     unsafe {
         if !crate::security::preloaded()
-            || BUSY.with(|b| b.get())
             || pg_sys::ParallelWorkerNumber >= 0
             || !pg_sys::IsTransactionState()
             || (*query).plannedstmt.is_null()
@@ -175,25 +175,7 @@ unsafe fn reads_of(
         if relids.is_empty() {
             return Vec::new();
         }
-        BUSY.with(|b| b.set(true));
-        struct Reset;
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                BUSY.with(|b| b.set(false));
-            }
-        }
-        let _reset = Reset;
-        let pushed = if pg_sys::ActiveSnapshotSet() {
-            false
-        } else {
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-            true
-        };
-        let hits = matches(&relids);
-        if pushed {
-            pg_sys::PopActiveSnapshot();
-        }
-        hits
+        unless_nested(&BUSY, || with_active_snapshot(|| matches(&relids))).unwrap_or_default()
     }
 }
 
@@ -241,51 +223,25 @@ pub unsafe fn check(query: *mut pg_sys::QueryDesc) {
 }
 
 unsafe fn check_started(query: *mut pg_sys::QueryDesc, started: Option<Started>) {
-    if BUSY.with(|b| b.get()) {
+    // SAFETY: reads a backend global.
+    if !unsafe { pg_sys::IsTransactionState() } {
         return;
     }
-    // SAFETY: the executor's QueryDesc, valid until standard_ExecutorEnd; read-only accesses.
-    unsafe {
-        if !pg_sys::IsTransactionState() {
-            return;
-        }
-        BUSY.with(|b| b.set(true));
-        struct Reset;
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                BUSY.with(|b| b.set(false));
-            }
-        }
-        let _reset = Reset;
-        // The statement's snapshot may be gone by now: the insert gets one.
-        let pushed = if pg_sys::ActiveSnapshotSet() {
-            false
-        } else {
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-            true
-        };
-        struct Pop(bool);
-        impl Drop for Pop {
-            fn drop(&mut self) {
-                // SAFETY: pops the snapshot pushed above, on every exit of this scope.
-                if self.0 && !std::thread::panicking() {
-                    unsafe { pg_sys::PopActiveSnapshot() };
+    // (The statement's snapshot may be gone by now: the insert gets one.)
+    unless_nested(&BUSY, || {
+        with_active_snapshot(|| {
+            flush_orphans();
+            if let Some(st) = started {
+                // SAFETY: the executor's QueryDesc, valid until standard_ExecutorEnd.
+                let rows = unsafe {
+                    (!(*query).estate.is_null()).then(|| (*(*query).estate).es_processed)
+                };
+                for (root, name, relid) in st.hits {
+                    record(root, &name, relid, st.command, st.query_id, rows);
                 }
             }
-        }
-        let _pop = Pop(pushed);
-        flush_orphans();
-        if let Some(st) = started {
-            let rows = if (*query).estate.is_null() {
-                None
-            } else {
-                Some((*(*query).estate).es_processed)
-            };
-            for (root, name, relid) in st.hits {
-                record(root, &name, relid, st.command, st.query_id, rows);
-            }
-        }
-    }
+        })
+    });
 }
 
 /// COPY ... TO of a table (no executor): recorded by the utility hook.
@@ -416,7 +372,6 @@ unsafe extern "C-unwind" fn post_parse(
         // (No catalog lookup on this path, which every statement takes: the audited map is
         // cached, and empty where the extension is not installed.)
         if QUERY_IDS.with(|q| q.get())
-            || BUSY.with(|b| b.get())
             || query.is_null()
             || (*query).queryId != 0
             || !(*query).utilityStmt.is_null()
@@ -424,24 +379,10 @@ unsafe extern "C-unwind" fn post_parse(
         {
             return;
         }
-        BUSY.with(|b| b.set(true));
-        struct Reset;
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                BUSY.with(|b| b.set(false));
-            }
-        }
-        let _reset = Reset;
-        let pushed = if pg_sys::ActiveSnapshotSet() {
-            false
-        } else {
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-            true
-        };
-        let any_reads = audited::map().values().any(|a| a.reads);
-        if pushed {
-            pg_sys::PopActiveSnapshot();
-        }
+        let any_reads = unless_nested(&BUSY, || {
+            with_active_snapshot(|| audited::map().values().any(|a| a.reads))
+        })
+        .unwrap_or(false);
         if any_reads {
             pg_sys::EnableQueryId();
             QUERY_IDS.with(|q| q.set(true));

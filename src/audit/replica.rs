@@ -73,16 +73,14 @@ unsafe fn check(query: *mut pg_sys::QueryDesc, eflags: i32) {
         if (*stmt).resultRelations.is_null() {
             return;
         }
-        if CHECKING.with(|c| c.replace(true)) {
-            return;
-        }
-        struct Reset;
-        impl Drop for Reset {
-            fn drop(&mut self) {
-                CHECKING.with(|c| c.set(false));
-            }
-        }
-        let _reset = Reset;
+        crate::pg::guards::unless_nested(&CHECKING, || log_writes(query, stmt));
+    }
+}
+
+/// Logs the write of each audited table `stmt` writes.
+unsafe fn log_writes(query: *mut pg_sys::QueryDesc, stmt: *mut pg_sys::PlannedStmt) {
+    // SAFETY: as in `check`.
+    unsafe {
         let relids = written(stmt);
         let hits = as_extension_owner(|| {
             read_rows(

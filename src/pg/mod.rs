@@ -5,6 +5,7 @@ pub mod citus;
 pub mod detached_worker;
 pub mod errors;
 pub mod expanded;
+pub mod guards;
 pub mod gucs;
 pub mod large_object;
 pub mod random;

@@ -7,6 +7,7 @@
 //! them when preloaded).
 
 use crate::pg::catalog_access::{arg, read_rows};
+use crate::pg::guards::{unless_nested, with_active_snapshot};
 use crate::security::gucs::LARGE_RESULT_ROWS;
 use pgrx::prelude::*;
 use serde_json::json;
@@ -39,31 +40,17 @@ pub fn classified(relids: &[pg_sys::Oid]) -> Vec<String> {
 
 /// Records `operation` for a read of `rows` rows from the classified ones of `relids`.
 pub fn record_if_classified(operation: &str, relids: &[pg_sys::Oid], rows: u64) {
-    if CHECKING.with(|c| c.replace(true)) {
-        return;
-    }
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            CHECKING.with(|c| c.set(false));
-        }
-    }
-    let _reset = Reset;
-    let pushed = unsafe {
-        if pg_sys::ActiveSnapshotSet() {
-            false
-        } else {
-            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-            true
-        }
-    };
-    let tables = classified(relids);
-    if !tables.is_empty() {
-        crate::audit::detached::record(operation, json!({ "tables": tables, "rows": rows }));
-    }
-    if pushed {
-        unsafe { pg_sys::PopActiveSnapshot() };
-    }
+    unless_nested(&CHECKING, || {
+        with_active_snapshot(|| {
+            let tables = classified(relids);
+            if !tables.is_empty() {
+                crate::audit::detached::record(
+                    operation,
+                    json!({ "tables": tables, "rows": rows }),
+                );
+            }
+        })
+    });
 }
 
 /// From ExecutorEnd: a SELECT that returned many rows or fed COPY TO.
