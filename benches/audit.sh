@@ -28,20 +28,8 @@ for t in plain audited; do
 INSERT INTO ${t}_events (account, email, amount, note) VALUES (:a, 'user' || :a || '@example.com', :a * 0.01, 'payment');
 PGB
 done
-per_chunk=$((TX / CHUNKS / CLIENTS))
-run() {  # tps of one chunk into table $1 (excluding connection setup)
-  pgbench -n -c $CLIENTS -j 2 -t $per_chunk -f "$dir/$1.sql" "$DB" 2>/dev/null | awk '/^tps/ {print $3; exit}'
-}
-ratios=(); sum_p=0; sum_a=0
-for c in $(seq 1 "$CHUNKS"); do
-  p=$(run plain); a=$(run audited)
-  ratios+=("$(awk -v a="$a" -v p="$p" 'BEGIN {print a / p}')")
-  sum_p=$(awk -v s="$sum_p" -v x="$p" 'BEGIN {print s + 1 / x}'); sum_a=$(awk -v s="$sum_a" -v x="$a" 'BEGIN {print s + 1 / x}')
-done
-median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.2f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')
-range=$(printf '%s\n' "${ratios[@]}" | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%.2f-%.2f", lo, hi}')
-tps_p=$(awk -v s="$sum_p" -v n="$CHUNKS" 'BEGIN {printf "%.0f", n / s}')
-tps_a=$(awk -v s="$sum_a" -v n="$CHUNKS" 'BEGIN {printf "%.0f", n / s}')
+source "$(dirname "$0")/pgbench_pair.sh"
+pgbench_pair
 seal_ms=$(psql -X -At -d "$DB" -c "\\timing on" -c "SELECT encml.audit_seal()" | awk '/^Time/ {print $2}')
 ok=$(psql -X -At -d "$DB" -c "SELECT ok FROM encml.audit_verify()")
 bulk() {

@@ -35,22 +35,10 @@ for t in plain audited; do
 SELECT abalance FROM ${t}_accounts WHERE aid = :aid;
 PGB
 done
-per_chunk=$((TX / CHUNKS / CLIENTS))
-run() {  # tps of one chunk on table $1 (excluding connection setup)
-  pgbench -n -c $CLIENTS -j 2 -t $per_chunk -f "$dir/$1.sql" "$DB" 2>/dev/null | awk '/^tps/ {print $3; exit}'
-}
 before=$(psql -X -At -d "$DB" -c "SELECT count(*) FROM encml.audit_log WHERE operation = 'read'")
-ratios=(); sum_p=0; sum_a=0
-for c in $(seq 1 "$CHUNKS"); do
-  p=$(run plain); a=$(run audited)
-  ratios+=("$(awk -v a="$a" -v p="$p" 'BEGIN {print a / p}')")
-  sum_p=$(awk -v s="$sum_p" -v x="$p" 'BEGIN {print s + 1 / x}'); sum_a=$(awk -v s="$sum_a" -v x="$a" 'BEGIN {print s + 1 / x}')
-done
+source "$(dirname "$0")/pgbench_pair.sh"
+pgbench_pair
 logged=$(psql -X -At -d "$DB" -c "SELECT count(*) - $before FROM encml.audit_log WHERE operation = 'read'")
-median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{a[NR]=$1} END {printf "%.2f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}')
-range=$(printf '%s\n' "${ratios[@]}" | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%.2f-%.2f", lo, hi}')
-tps_p=$(awk -v s="$sum_p" -v n="$CHUNKS" 'BEGIN {printf "%.0f", n / s}')
-tps_a=$(awk -v s="$sum_a" -v n="$CHUNKS" 'BEGIN {printf "%.0f", n / s}')
 seal_ms=$(psql -X -At -d "$DB" -c "\\timing on" -c "SELECT encml.audit_seal()" | awk '/^Time/ {print $2}')
 echo
 echo "### Read auditing: $TX primary-key SELECTs per table, $CLIENTS clients (pgbench -S style), $CHUNKS alternating chunks"
