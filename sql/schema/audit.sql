@@ -19,6 +19,11 @@ COMMENT ON ROLE encml_auditor IS
 
 -- Append-only: rows arrive unsealed (seq, mac NULL) from the audit trigger and the event writer,
 -- and a sealing step chains them in commit order. See docs/audit.md for the canonical encoding.
+-- Partitioned by whether a row is sealed: writers append to audit_log_unsealed (no index: each
+-- audited change pays for one heap insert), sealing moves the rows into audit_log_sealed, which
+-- is partitioned by ranges of seq (tables audit_log_s<first seq> that sealing creates as the
+-- chain grows, each about a tenth of the rows kept), so that audit_purge drops whole ranges
+-- instead of leaving dead rows behind. docs/formats.md has the layout.
 CREATE TABLE audit_log (
     id               bigint GENERATED ALWAYS AS IDENTITY,  -- unique by its sequence and the MAC
     logged_at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
@@ -29,7 +34,7 @@ CREATE TABLE audit_log (
     client_addr      inet DEFAULT pg_catalog.inet_client_addr(),
     application_name text DEFAULT pg_catalog.current_setting('application_name'),
     tenant           text,
-    kind             text NOT NULL,  -- row | event | anchor (no CHECK: it costs a parse per insert)
+    kind             text NOT NULL,  -- row | event | anchor | checkpoint (no CHECK: a parse per insert)
     operation        text NOT NULL,
     table_oid        oid,
     table_name       text,
@@ -37,16 +42,17 @@ CREATE TABLE audit_log (
     new_row          jsonb,
     changed_columns  text[],
     detail           jsonb,
-    seq              bigint UNIQUE,
+    seq              bigint,
     mac              bytea,
     mac_key          text
-);
--- The only index: sealing finds the unsealed rows through its NULL entries and verification walks
--- it in order. No primary key on id (unique by its identity sequence; a duplicate would need a
--- valid MAC): every audited row change pays for each index (and rows are inserted directly, so
--- partial or expression indexes would not even be maintained correctly).
+) PARTITION BY LIST ((seq IS NULL));
 COMMENT ON TABLE audit_log IS
     'pg_encrypt_ml: append-only audit log; seq/mac chain each sealed row to the previous one (HMAC-SHA256 under the audit-chain service key that mac_key names)';
+CREATE TABLE audit_log_unsealed PARTITION OF audit_log FOR VALUES IN (true);
+COMMENT ON TABLE audit_log_unsealed IS 'pg_encrypt_ml: audit rows not sealed yet (part of encml.audit_log)';
+CREATE TABLE audit_log_sealed PARTITION OF audit_log FOR VALUES IN (false) PARTITION BY RANGE (seq);
+COMMENT ON TABLE audit_log_sealed IS
+    'pg_encrypt_ml: sealed audit rows (part of encml.audit_log), in partitions audit_log_s<first seq> by ranges of seq, each unique on seq';
 
 -- Each seal's head (the last sealed row), so that deleting the newest rows is detected as long
 -- as this table is intact; external systems should also record encml.audit_head().
@@ -96,7 +102,7 @@ CREATE TABLE audit_markers (
 );
 COMMENT ON TABLE audit_markers IS 'pg_encrypt_ml: the seq of the latest purge anchor and verification checkpoint in encml.audit_log';
 
-SELECT pg_catalog.pg_extension_config_dump('audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('audit_log_unsealed', '');
 SELECT pg_catalog.pg_extension_config_dump('audit_markers', '');
 SELECT pg_catalog.pg_extension_config_dump('audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('audit_witness', '');
@@ -111,7 +117,13 @@ CREATE FUNCTION audit_log_guard() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'encml_audit_log_guard';
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_guard();
+-- (Statement triggers are not inherited: each partition has its own; sealing gives the range
+-- partitions theirs.)
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_guard();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log_unsealed
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_guard();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log_sealed
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_guard();
 CREATE TRIGGER audit_witness_append_only BEFORE UPDATE OR DELETE ON audit_witness
     FOR EACH ROW EXECUTE FUNCTION audit_log_guard();
@@ -121,6 +133,13 @@ CREATE TRIGGER audit_markers_guard BEFORE UPDATE OR DELETE ON audit_markers
     FOR EACH ROW EXECUTE FUNCTION audit_log_guard();
 CREATE TRIGGER audit_markers_no_truncate BEFORE TRUNCATE ON audit_markers
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_guard();
+
+-- Backends cache which relations are audited; a change of audited_tables made by other means
+-- than audit_enable (a restore's COPY, the owner's own DML) reaches them through this trigger.
+CREATE FUNCTION audited_tables_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'encml_audited_tables_changed';
+CREATE TRIGGER audited_tables_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON audited_tables
+    FOR EACH STATEMENT EXECUTE FUNCTION audited_tables_changed();
 
 -- The trigger encml.audit_enable puts on audited tables (arguments: the columns to redact).
 CREATE FUNCTION audit_row_trigger() RETURNS trigger

@@ -24,6 +24,8 @@ GRANT EXECUTE ON FUNCTION @extschema@.library_version() TO PUBLIC;
 -- could deadlock with sessions that audit or classify meanwhile. Held until the update commits.
 LOCK TABLE @extschema@.audited_tables, @extschema@.column_classes, @extschema@.classified_columns
     IN ACCESS EXCLUSIVE MODE;
+-- (The audit log is rebuilt at the end of this script.)
+LOCK TABLE @extschema@.audit_log IN ACCESS EXCLUSIVE MODE;
 DO $$
 DECLARE
     view_oid oid := '@extschema@.classified_columns'::pg_catalog.regclass;
@@ -568,3 +570,112 @@ SELECT 'anchor', seq, id FROM @extschema@.audit_log
  WHERE kind = 'anchor' AND seq IS NOT NULL ORDER BY seq DESC LIMIT 1;
 COMMENT ON TABLE @extschema@.audit_log IS
     'pg_encrypt_ml: append-only audit log; seq/mac chain each sealed row to the previous one (HMAC-SHA256 under the audit-chain service key that mac_key names)';
+
+-- The audit log is partitioned by whether a row is sealed, and its sealed rows by ranges of seq,
+-- so that audit_purge returns disk space instead of leaving dead rows (docs/formats.md, "Audit
+-- log"). The 0.1.0 table's rows are copied (once, unchanged) into the new one: its sealed rows
+-- into a first range (audit_log_s0, a table of the database like the ranges sealing creates,
+-- not of the extension), its unsealed rows into the unsealed partition; ids continue in the new
+-- table's identity sequence.
+DO $$
+DECLARE
+    dependents text;
+BEGIN
+    -- Views of the database's own over the log would keep reading the old rows only: say which.
+    SELECT pg_catalog.string_agg(DISTINCT pg_catalog.pg_describe_object(d.classid, d.objid, 0), ', ')
+      INTO dependents
+      FROM pg_catalog.pg_depend d
+      JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+     WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+       AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.refobjid = '@extschema@.audit_log'::pg_catalog.regclass
+       AND r.ev_class <> '@extschema@.audit_log'::pg_catalog.regclass
+       AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend e
+                        WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                          AND e.objid = r.ev_class AND e.deptype = 'e');
+    IF dependents IS NOT NULL THEN
+        RAISE EXCEPTION 'pg_encrypt_ml 0.2.0 rebuilds encml.audit_log, which these objects depend on: %', dependents
+              USING ERRCODE = 'dependent_objects_still_exist',
+                    HINT = 'Drop them, run ALTER EXTENSION pg_encrypt_ml UPDATE, and create them again.';
+    END IF;
+END
+$$;
+ALTER TABLE @extschema@.audit_log RENAME TO audit_log_v010;
+ALTER SEQUENCE @extschema@.audit_log_id_seq RENAME TO audit_log_v010_id_seq;
+CREATE TABLE @extschema@.audit_log (
+    id               bigint GENERATED ALWAYS AS IDENTITY,  -- unique by its sequence and the MAC
+    logged_at        timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    xact_started_at  timestamptz NOT NULL DEFAULT pg_catalog.transaction_timestamp(),
+    xact_id          xid8,
+    session_role     text NOT NULL DEFAULT pg_catalog."session_user"(),
+    effective_role   text NOT NULL,
+    client_addr      inet DEFAULT pg_catalog.inet_client_addr(),
+    application_name text DEFAULT pg_catalog.current_setting('application_name'),
+    tenant           text,
+    kind             text NOT NULL,  -- row | event | anchor | checkpoint (no CHECK: a parse per insert)
+    operation        text NOT NULL,
+    table_oid        oid,
+    table_name       text,
+    old_row          jsonb,
+    new_row          jsonb,
+    changed_columns  text[],
+    detail           jsonb,
+    seq              bigint,
+    mac              bytea,
+    mac_key          text
+) PARTITION BY LIST ((seq IS NULL));
+COMMENT ON TABLE @extschema@.audit_log IS
+    'pg_encrypt_ml: append-only audit log; seq/mac chain each sealed row to the previous one (HMAC-SHA256 under the audit-chain service key that mac_key names)';
+CREATE TABLE @extschema@.audit_log_unsealed PARTITION OF @extschema@.audit_log FOR VALUES IN (true);
+COMMENT ON TABLE @extschema@.audit_log_unsealed IS 'pg_encrypt_ml: audit rows not sealed yet (part of encml.audit_log)';
+CREATE TABLE @extschema@.audit_log_sealed PARTITION OF @extschema@.audit_log FOR VALUES IN (false) PARTITION BY RANGE (seq);
+COMMENT ON TABLE @extschema@.audit_log_sealed IS
+    'pg_encrypt_ml: sealed audit rows (part of encml.audit_log), in partitions audit_log_s<first seq> by ranges of seq, each unique on seq';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_log_unsealed', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_log_id_seq', '');
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON @extschema@.audit_log
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.audit_log_guard();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON @extschema@.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_log_guard();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON @extschema@.audit_log_unsealed
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_log_guard();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON @extschema@.audit_log_sealed
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_log_guard();
+GRANT SELECT ON @extschema@.audit_log TO encml_auditor;
+SELECT pg_catalog.setval('@extschema@.audit_log_id_seq', last_value, is_called)
+  FROM @extschema@.audit_log_v010_id_seq;
+DO $$
+DECLARE
+    top bigint;
+BEGIN
+    SELECT pg_catalog.max(seq) INTO top FROM @extschema@.audit_log_v010;
+    IF top IS NOT NULL THEN
+        EXECUTE pg_catalog.format('CREATE TABLE @extschema@.audit_log_s0 PARTITION OF @extschema@.audit_log_sealed FOR VALUES FROM (MINVALUE) TO (%s)', top + 1);
+        ALTER TABLE @extschema@.audit_log_s0 ADD CONSTRAINT audit_log_s0_seq_key UNIQUE (seq);
+        CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON @extschema@.audit_log_s0
+            FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_log_guard();
+        ALTER EXTENSION pg_encrypt_ml DROP TABLE @extschema@.audit_log_s0;
+    END IF;
+END
+$$;
+INSERT INTO @extschema@.audit_log OVERRIDING SYSTEM VALUE SELECT * FROM @extschema@.audit_log_v010;
+CREATE OR REPLACE VIEW @extschema@.security_events AS
+SELECT id, logged_at,
+       coalesce(detail->>'severity', 'info') AS severity,
+       operation AS kind,
+       session_role, effective_role, client_addr, application_name, tenant, table_name,
+       detail
+  FROM @extschema@.audit_log
+ WHERE kind = 'event';
+ALTER EXTENSION pg_encrypt_ml DROP SEQUENCE @extschema@.audit_log_v010_id_seq;
+ALTER EXTENSION pg_encrypt_ml DROP TABLE @extschema@.audit_log_v010;
+DROP TABLE @extschema@.audit_log_v010;
+
+-- Backends cache which relations are audited; a change of audited_tables made by other means
+-- than audit_enable (a restore's COPY, the owner's own DML) reaches them through this trigger.
+CREATE FUNCTION @extschema@.audited_tables_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'encml_audited_tables_changed';
+COMMENT ON FUNCTION @extschema@.audited_tables_changed() IS 'Trigger telling every backend that encml.audited_tables changed (its cache of audited relations)';
+CREATE TRIGGER audited_tables_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.audited_tables
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audited_tables_changed();
+REVOKE ALL ON FUNCTION @extschema@.audited_tables_changed() FROM PUBLIC;

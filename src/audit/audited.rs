@@ -121,3 +121,18 @@ pub fn map() -> Rc<Map> {
 pub fn lookup(relid: pg_sys::Oid) -> Option<Audited> {
     map().get(&relid).cloned()
 }
+
+/// The statement trigger on `encml.audited_tables`: a change made there by other means than
+/// `audit_enable` and `audit_disable` (a restore's COPY, the owner's own DML) reaches every
+/// backend's cache too.
+unsafe fn audited_tables_changed(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: called by the trigger manager with trigger data (checked there).
+    unsafe { crate::audit::trigger_data(fcinfo, "encml.audited_tables_changed") };
+    invalidate();
+    pg_sys::Datum::from(0usize)
+}
+
+crate::pg::c_functions! {
+    /// encml.audited_tables_changed(): statement trigger invalidating the audited-relations cache
+    encml_audited_tables_changed, pg_finfo_encml_audited_tables_changed => audited_tables_changed;
+}

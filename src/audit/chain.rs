@@ -8,6 +8,7 @@
 //! Purging deletes a prefix of the chain and appends an `anchor` row holding the last purged MAC,
 //! from which verification starts again.
 
+use crate::audit::partitions;
 use crate::audit::writer::{append, while_maintaining, Entry};
 use crate::keys::service;
 use crate::pg::catalog_access::as_extension_owner;
@@ -28,10 +29,20 @@ const CANONICAL: &str = "SELECT id, seq, mac, mac_key, \
     (extract(epoch FROM xact_started_at) * 1000000)::int8, \
     xact_id::text, session_role, effective_role, host(client_addr) || '/' || masklen(client_addr), \
     application_name, tenant, kind, operation, table_oid::int8, table_name, old_row::text, \
-    new_row::text, changed_columns::text, detail::text, ctid::text \
-    FROM encml.audit_log";
+    new_row::text, changed_columns::text, detail::text, ctid::text";
 
 const BATCH: usize = 5000;
+
+/// Moves a batch of unsealed rows (by address) into the sealed rows with their seq and MAC: the
+/// same column values, so the MAC computed over the unsealed row holds for the sealed one.
+const MOVE_TO_SEALED: &str = "WITH moved AS ( \
+        DELETE FROM encml.audit_log_unsealed WHERE ctid = ANY ($1::text[]::tid[]) RETURNING *) \
+    INSERT INTO encml.audit_log_sealed \
+    SELECT m.id, m.logged_at, m.xact_started_at, m.xact_id, m.session_role, m.effective_role, \
+           m.client_addr, m.application_name, m.tenant, m.kind, m.operation, m.table_oid, \
+           m.table_name, m.old_row, m.new_row, m.changed_columns, m.detail, u.seq, u.mac, $5 \
+      FROM moved m JOIN unnest($2::int8[], $3::int8[], $4::bytea[]) AS u(id, seq, mac) USING (id) \
+    RETURNING 1";
 
 /// A stored MAC as 32 bytes; anything else (missing, wrong length) reads as the genesis MAC,
 /// which no real chain position verifies against.
@@ -62,12 +73,14 @@ fn spi_err(e: pgrx::spi::SpiError) -> ! {
     crate::pg::errors::spi_failed("audit log", e)
 }
 
+/// The rows of `table` (the sealed or unsealed rows) that `where_order` selects.
 fn read_rows(
     client: &mut SpiClient,
+    table: &str,
     where_order: &str,
     args: &[pgrx::datum::DatumWithOid],
 ) -> Vec<LogRow> {
-    let sql = format!("{CANONICAL} {where_order}");
+    let sql = format!("{CANONICAL} FROM {table} {where_order}");
     client
         .update(&sql, None, args)
         .unwrap_or_else(|e| spi_err(e))
@@ -101,12 +114,15 @@ fn head(client: &mut SpiClient) -> Option<(i64, i64, [u8; MAC_LEN])> {
     client
         .update(
             // After a purge of every sealed row only the witness remembers the head.
-            "SELECT seq, id, mac FROM ( \
-               (SELECT seq, id, mac FROM encml.audit_log WHERE seq IS NOT NULL \
-                 ORDER BY seq DESC LIMIT 1) \
-               UNION ALL \
-               (SELECT seq, log_id, mac FROM encml.audit_witness ORDER BY seq DESC LIMIT 1)) h \
-             ORDER BY seq DESC LIMIT 1",
+            &format!(
+                "SELECT seq, id, mac FROM ( \
+                   (SELECT seq, id, mac FROM {} WHERE seq IS NOT NULL \
+                     ORDER BY seq DESC LIMIT 1) \
+                   UNION ALL \
+                   (SELECT seq, log_id, mac FROM encml.audit_witness ORDER BY seq DESC LIMIT 1)) h \
+                 ORDER BY seq DESC LIMIT 1",
+                partitions::sealed_table()
+            ),
             None,
             &[],
         )
@@ -156,18 +172,25 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                 service::current_labelled(ServicePurpose::AuditRedact);
                 let mut current = head(client);
                 let mut sealed = 0i64;
-                // The row addresses first (one scan of the seq index's NULL entries), then the rows
-                // batch by batch by address: the log has no index but seq's, so that every
-                // audited change pays for one index insert only.
-                // Through the seq index's NULL entries, whatever the statistics say (after a
-                // bulk load they can show mostly NULLs and choose a scan of the whole log).
-                // SAFETY: inside as_extension_owner, whose GUC level ends the setting.
-                unsafe {
-                    crate::pg::catalog_access::save_setting(c"enable_seqscan", c"off");
-                }
+                let partitioned = partitions::partitioned();
+                let unsealed_table = if partitioned {
+                    "encml.audit_log_unsealed"
+                } else {
+                    // 0.1.0: one table, whose seq index's NULL entries are the unsealed rows;
+                    // through them, whatever the statistics say (after a bulk load they can
+                    // show mostly NULLs and choose a scan of the whole log).
+                    // SAFETY: inside as_extension_owner, whose GUC level ends the setting.
+                    unsafe {
+                        crate::pg::catalog_access::save_setting(c"enable_seqscan", c"off");
+                    }
+                    "encml.audit_log"
+                };
+                // The row addresses first, then the rows batch by batch by address.
                 let unsealed: Vec<String> = client
                     .update(
-                        "SELECT ctid::text FROM encml.audit_log WHERE seq IS NULL ORDER BY id",
+                        &format!(
+                            "SELECT ctid::text FROM {unsealed_table} WHERE seq IS NULL ORDER BY id"
+                        ),
                         None,
                         &[],
                     )
@@ -175,9 +198,21 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                     .into_iter()
                     .filter_map(|r| r.get::<String>(1).ok().flatten())
                     .collect();
+                // The first seq kept since the last purge (sizes new ranges of the sealed rows).
+                let kept_from = if partitioned && !unsealed.is_empty() {
+                    client
+                        .update("SELECT min(seq) FROM encml.audit_log_sealed", None, &[])
+                        .unwrap_or_else(|e| spi_err(e))
+                        .into_iter()
+                        .next()
+                        .and_then(|r| r.get::<i64>(1).ok().flatten())
+                } else {
+                    None
+                };
                 for chunk in unsealed.chunks(BATCH) {
                     let rows = read_rows(
                         client,
+                        unsealed_table,
                         "WHERE ctid = ANY ($1::text[]::tid[]) ORDER BY id",
                         &[chunk.to_vec().into()],
                     );
@@ -185,7 +220,9 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                         continue;
                     }
                     let (mut seq, _, mut prev) = current.unwrap_or((0, 0, GENESIS));
+                    let first = seq + 1;
                     let mut tids = Vec::with_capacity(rows.len());
+                    let mut ids = Vec::with_capacity(rows.len());
                     let mut seqs = Vec::with_capacity(rows.len());
                     let mut macs = Vec::with_capacity(rows.len());
                     let mut last_id = 0;
@@ -193,24 +230,44 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                         seq += 1;
                         prev = chain_mac(&key, &prev, &row.record(seq, &label));
                         tids.push(row.ctid.clone());
+                        ids.push(row.id);
                         seqs.push(seq);
                         macs.push(prev.to_vec());
                         last_id = row.id;
                     }
-                    client
-                        .update(
-                            "UPDATE encml.audit_log a SET seq = u.seq, mac = u.mac, mac_key = $4 \
-                               FROM unnest($1::text[]::tid[], $2::int8[], $3::bytea[]) AS u(tid, seq, mac) \
-                              WHERE a.ctid = u.tid",
-                            None,
-                            &[
-                                tids.into(),
-                                seqs.into(),
-                                macs.into(),
-                                label.clone().into(),
-                            ],
-                        )
-                        .unwrap_or_else(|e| spi_err(e));
+                    if partitioned {
+                        partitions::cover(client, first, seq, kept_from.unwrap_or(first));
+                        let moved = client
+                            .update(
+                                MOVE_TO_SEALED,
+                                None,
+                                &[
+                                    tids.into(),
+                                    ids.into(),
+                                    seqs.into(),
+                                    macs.into(),
+                                    label.clone().into(),
+                                ],
+                            )
+                            .unwrap_or_else(|e| spi_err(e))
+                            .len();
+                        if moved != rows.len() {
+                            raise(
+                                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                                format!("sealing moved {moved} of {} audit rows", rows.len()),
+                            );
+                        }
+                    } else {
+                        client
+                            .update(
+                                "UPDATE encml.audit_log a SET seq = u.seq, mac = u.mac, mac_key = $4 \
+                                   FROM unnest($1::text[]::tid[], $2::int8[], $3::bytea[]) AS u(tid, seq, mac) \
+                                  WHERE a.ctid = u.tid",
+                                None,
+                                &[tids.into(), seqs.into(), macs.into(), label.clone().into()],
+                            )
+                            .unwrap_or_else(|e| spi_err(e));
+                    }
                     sealed += rows.len() as i64;
                     current = Some((seq, last_id, prev));
                 }
@@ -286,18 +343,17 @@ fn latest_anchor(client: &mut SpiClient) -> Option<Anchor> {
         .update(
             // Through its marker (a wrong or missing one only makes the walk start earlier);
             // a 0.1.0 schema has none: the newest anchor row.
-            if markers_exist() {
+            &format!(
                 "SELECT seq, id, (detail->>'purged_through_seq')::int8, detail->>'mac', \
                         detail->>'witness_digest', detail->>'witness_key' \
-                   FROM encml.audit_log \
-                  WHERE seq = (SELECT seq FROM encml.audit_markers WHERE kind = 'anchor') \
-                    AND kind = 'anchor'"
-            } else {
-                "SELECT seq, id, (detail->>'purged_through_seq')::int8, detail->>'mac', \
-                        detail->>'witness_digest', detail->>'witness_key' \
-                   FROM encml.audit_log WHERE kind = 'anchor' AND seq IS NOT NULL \
-                  ORDER BY seq DESC LIMIT 1"
-            },
+                   FROM {} WHERE kind = 'anchor' AND seq IS NOT NULL {}",
+                partitions::sealed_table(),
+                if markers_exist() {
+                    "AND seq = (SELECT seq FROM encml.audit_markers WHERE kind = 'anchor')"
+                } else {
+                    "ORDER BY seq DESC LIMIT 1"
+                }
+            ),
             None,
             &[],
         )
@@ -404,9 +460,12 @@ fn latest_checkpoint(client: &mut SpiClient, after: i64) -> Option<(i64, i64)> {
     }
     client
         .update(
-            "SELECT id, seq FROM encml.audit_log \
-              WHERE seq = (SELECT seq FROM encml.audit_markers WHERE kind = 'checkpoint') \
-                AND seq > $1 AND kind = 'checkpoint'",
+            &format!(
+                "SELECT id, seq FROM {} \
+                  WHERE seq = (SELECT seq FROM encml.audit_markers WHERE kind = 'checkpoint') \
+                    AND seq > $1 AND kind = 'checkpoint'",
+                partitions::sealed_table()
+            ),
             None,
             &[after.into()],
         )
@@ -434,10 +493,13 @@ fn mark(kind: &str, after: i64) {
     as_extension_owner(|| {
         while_maintaining(|| {
             Spi::run_with_args(
-                "INSERT INTO encml.audit_markers (kind, seq, log_id) \
-                 SELECT kind, seq, id FROM encml.audit_log WHERE seq > $2 AND kind = $1 \
-                  ORDER BY seq DESC LIMIT 1 \
-                 ON CONFLICT (kind) DO UPDATE SET seq = EXCLUDED.seq, log_id = EXCLUDED.log_id",
+                &format!(
+                    "INSERT INTO encml.audit_markers (kind, seq, log_id) \
+                     SELECT kind, seq, id FROM {} WHERE seq > $2 AND kind = $1 \
+                      ORDER BY seq DESC LIMIT 1 \
+                     ON CONFLICT (kind) DO UPDATE SET seq = EXCLUDED.seq, log_id = EXCLUDED.log_id",
+                    partitions::sealed_table()
+                ),
                 &[kind.into(), after.into()],
             )
             .unwrap_or_else(|e| spi_err(e))
@@ -483,6 +545,7 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
     let verdict = as_extension_owner(|| {
         Spi::connect_mut(|client| {
             let mut keys = ChainKeys::default();
+            let sealed = partitions::sealed_table();
             let bad = |id: i64, checked: i64, detail: String| Verdict {
                 ok: false,
                 rows_checked: checked,
@@ -507,15 +570,12 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
                     let key = if by_seq { checkpoint_seq } else { id };
                     let found = client
                         .update(
-                            if by_seq {
-                                "SELECT a.seq, b.mac FROM encml.audit_log a \
-                                   LEFT JOIN encml.audit_log b ON b.seq = a.seq - 1 \
-                                  WHERE a.seq = $1"
-                            } else {
-                                "SELECT a.seq, b.mac FROM encml.audit_log a \
-                                   LEFT JOIN encml.audit_log b ON b.seq = a.seq - 1 \
-                                  WHERE a.id = $1 AND a.seq IS NOT NULL"
-                            },
+                            &format!(
+                                "SELECT a.seq, b.mac FROM {sealed} a \
+                                   LEFT JOIN {sealed} b ON b.seq = a.seq - 1 \
+                                  WHERE {} AND a.seq IS NOT NULL",
+                                if by_seq { "a.seq = $1" } else { "a.id = $1" }
+                            ),
                             None,
                             &[key.into()],
                         )
@@ -557,6 +617,7 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
             loop {
                 let rows = read_rows(
                     client,
+                    sealed,
                     &format!("WHERE seq > $1 ORDER BY seq LIMIT {BATCH}"),
                     &[expected.into()],
                 );
@@ -625,8 +686,10 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
             // The newest witness must still be in the chain.
             let witness = client
                 .update(
-                    "SELECT w.seq, w.log_id, w.mac, l.mac FROM encml.audit_witness w \
-                       LEFT JOIN encml.audit_log l ON l.seq = w.seq ORDER BY w.seq DESC LIMIT 1",
+                    &format!(
+                        "SELECT w.seq, w.log_id, w.mac, l.mac FROM encml.audit_witness w \
+                           LEFT JOIN {sealed} l ON l.seq = w.seq ORDER BY w.seq DESC LIMIT 1"
+                    ),
                     None,
                     &[],
                 )
@@ -701,7 +764,10 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
             if checked == 0 && user_from.is_none() {
                 let sealed = client
                     .update(
-                        "SELECT EXISTS (SELECT FROM encml.audit_log WHERE seq IS NOT NULL)                              OR EXISTS (SELECT FROM encml.audit_witness)",
+                        &format!(
+                            "SELECT EXISTS (SELECT FROM {sealed} WHERE seq IS NOT NULL) \
+                                 OR EXISTS (SELECT FROM encml.audit_witness)"
+                        ),
                         None,
                         &[],
                     )
@@ -764,13 +830,16 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
 /// row that lets verification start after them. Returns the number of rows removed.
 pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
     seal();
+    let sealed = partitions::sealed_table();
     let (through, mac) = as_extension_owner(|| {
         Spi::connect_mut(|client| {
             let cut = client
                 .update(
-                    "SELECT coalesce((SELECT min(seq) - 1 FROM encml.audit_log \
-                                       WHERE seq IS NOT NULL AND logged_at >= $1), \
-                                     (SELECT max(seq) FROM encml.audit_log))",
+                    &format!(
+                        "SELECT coalesce((SELECT min(seq) - 1 FROM {sealed} \
+                                           WHERE seq IS NOT NULL AND logged_at >= $1), \
+                                         (SELECT max(seq) FROM {sealed}))"
+                    ),
                     None,
                     &[before.into()],
                 )
@@ -781,7 +850,7 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
                 .unwrap_or(0);
             let mac = client
                 .update(
-                    "SELECT mac FROM encml.audit_log WHERE seq = $1",
+                    &format!("SELECT mac FROM {sealed} WHERE seq = $1"),
                     None,
                     &[cut.into()],
                 )
@@ -798,18 +867,35 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
     let removed = as_extension_owner(|| {
         while_maintaining(|| {
             Spi::connect_mut(|client| {
-                client
-                    .update(
+                let count = |client: &mut SpiClient, sql: &str| {
+                    client
+                        .update(sql, None, &[through.into()])
+                        .unwrap_or_else(|e| spi_err(e))
+                        .into_iter()
+                        .next()
+                        .and_then(|r| r.get::<i64>(1).ok().flatten())
+                        .unwrap_or(0)
+                };
+                if !partitions::partitioned() {
+                    return count(
+                        client,
                         "WITH d AS (DELETE FROM encml.audit_log WHERE seq <= $1 RETURNING 1) \
                          SELECT count(*) FROM d",
-                        None,
-                        &[through.into()],
-                    )
-                    .unwrap_or_else(|e| spi_err(e))
-                    .into_iter()
-                    .next()
-                    .and_then(|r| r.get::<i64>(1).ok().flatten())
-                    .unwrap_or(0)
+                    );
+                }
+                // Whole ranges go with their disk space; the range the cut goes through keeps
+                // dead rows until it is dropped in turn.
+                let whole = count(
+                    client,
+                    "SELECT count(*) FROM encml.audit_log_sealed WHERE seq <= $1",
+                );
+                partitions::drop_through(client, through);
+                count(
+                    client,
+                    "WITH d AS (DELETE FROM encml.audit_log_sealed WHERE seq <= $1 RETURNING 1) \
+                     SELECT count(*) FROM d",
+                );
+                whole
             })
         })
     });

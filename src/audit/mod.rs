@@ -21,6 +21,7 @@ pub mod decrypts;
 pub mod detached;
 pub mod events;
 pub mod guard;
+pub mod partitions;
 pub mod reads;
 pub mod replica;
 pub mod row;

@@ -205,15 +205,17 @@ fn log_relation() -> (pg_sys::Oid, pg_sys::Oid) {
                 pg_sys::Datum::from(0usize),
             );
         }
-        let nsp = pg_sys::get_namespace_oid(c"encml".as_ptr(), false);
-        let relid = pg_sys::get_relname_relid(c"audit_log".as_ptr(), nsp);
-        if relid == pg_sys::InvalidOid {
+        // Rows go to the unsealed partition (or, on a 0.1.0 schema, the one table); ids come
+        // from the log's identity sequence.
+        let log = crate::pg::catalog_access::extension_relation(c"audit_log");
+        let relid = crate::audit::partitions::unsealed_relation();
+        if log == pg_sys::InvalidOid || relid == pg_sys::InvalidOid {
             raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
                 "encml.audit_log is missing",
             );
         }
-        let seq = pg_sys::getIdentitySequence(relid, 1, false);
+        let seq = pg_sys::getIdentitySequence(log, 1, false);
         LOG_REL.with(|c| c.set((relid, seq)));
         (relid, seq)
     }
@@ -254,7 +256,7 @@ fn text_datum(s: &str) -> pg_sys::Datum {
 /// Appends `entry` to the log in the caller's transaction, as the current role and tenant.
 ///
 /// The hot path of every audited row change: the row is formed here and inserted with
-/// `CatalogTupleInsert` (heap insert, WAL, TOAST and the two btree indexes), without planning or
+/// `CatalogTupleInsert` (heap insert, WAL and TOAST; the unsealed partition has no index), without planning or
 /// executing an INSERT statement, which costs several times more than the write itself.
 pub fn append(entry: &Entry) {
     use pgrx::datum::IntoDatum;

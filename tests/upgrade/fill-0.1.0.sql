@@ -267,3 +267,7 @@ EXCEPTION WHEN insufficient_privilege THEN
 END
 $$;
 ANALYZE;
+
+-- An audited change left unsealed: 0.2.0 moves it to the unsealed partition of the new log.
+UPDATE up_patients SET name = 'patient 39 (unsealed)' WHERE id = 39;
+SELECT count(*) > 0 AS unsealed_rows FROM encml.audit_log WHERE seq IS NULL;

@@ -1,4 +1,4 @@
--- After restoring a dump taken with 0.1.0 into 0.2.0 or later (docs/upgrading.md, "Dump and
+-- After restoring a dump taken with 0.1.0 into 0.1.0 and updating (docs/upgrading.md, "Dump and
 -- restore"): the steps the documentation gives, as this test's database needs them.
 \set ON_ERROR_STOP 1
 -- 0.1.0 did not dump these sequences: move them past the restored ids.
@@ -13,7 +13,3 @@ DELETE FROM encml.column_classes c WHERE NOT EXISTS (SELECT FROM pg_attribute a
 SELECT encml.classify('public.up_patients', 'ssn', 'pii');
 SELECT encml.audit_enable('public.up_patients');
 SELECT encml.audit_enable('public.up_visits');
--- 0.1.0 had no markers of where verification starts: point at the latest purge anchor.
-INSERT INTO encml.audit_markers (kind, seq, log_id)
-SELECT 'anchor', seq, id FROM encml.audit_log WHERE kind = 'anchor' AND seq IS NOT NULL
- ORDER BY seq DESC LIMIT 1;

@@ -48,7 +48,7 @@ amcheck() { # every btree index of the extension and of the test's tables is con
   "${PSQL[@]}" -d "$1" -c "CREATE EXTENSION IF NOT EXISTS amcheck" -At -c "
     SELECT count(bt_index_check(i.indexrelid, true))
       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
-     WHERE am.amname = 'btree' AND c.relnamespace IN ('encml'::regnamespace, 'public'::regnamespace)" > "$OUT/amcheck"
+     WHERE am.amname = 'btree' AND c.relkind = 'i' AND c.relnamespace IN ('encml'::regnamespace, 'public'::regnamespace)" > "$OUT/amcheck"
   echo "ok: $2 ($(cat "$OUT/amcheck") btree indexes pass amcheck with heapallindexed)"
 }
 
@@ -152,10 +152,14 @@ for script in sql/install/pg_encrypt_ml--*.sql; do
     same "$FROM -> $CURRENT: new operations on old data ($db)" "$HERE/expected/after.out" "$OUT/$FROM-after-$db.out"
   done
 
-  # A dump taken with the old release, restored into the current one: the documented repair
-  # (repair-<version>-dump.sql), then everything works as after an upgrade.
+  # A dump taken with the old release, restored as docs/upgrading.md says: into that release,
+  # then updated, then the documented repair (repair-<version>-dump.sql); then everything works
+  # as after an upgrade.
   createdb "$OLDDUMP"
-  pg_restore --exit-on-error -d "$OLDDUMP" "$OUT/$FROM-old.dump"
+  "${PSQL[@]}" -d "$OLDDUMP" -c "CREATE EXTENSION pg_encrypt_ml VERSION '$FROM'"
+  pg_restore -l "$OUT/$FROM-old.dump" | grep -v ' SCHEMA - encml ' > "$OUT/$FROM-old.list"
+  pg_restore --exit-on-error -L "$OUT/$FROM-old.list" -d "$OLDDUMP" "$OUT/$FROM-old.dump"
+  "${PSQL[@]}" -d "$OLDDUMP" -c "ALTER EXTENSION pg_encrypt_ml UPDATE" 2> "$OUT/$FROM-olddump-update.err"
   [ "$(version_of "$OLDDUMP")" = "$CURRENT" ] || fail "a $FROM dump did not restore into $CURRENT"
   "${PSQL[@]}" -d "$OLDDUMP" -f "$HERE/catalog.sql" > "$OUT/$FROM-olddump.catalog"
   same "$FROM dump -> $CURRENT: catalog equals a fresh install" "$OUT/fresh.catalog" "$OUT/$FROM-olddump.catalog"
@@ -176,8 +180,14 @@ err=$("${PSQL[@]}" -d encml_up_special -c "ALTER EXTENSION pg_encrypt_ml UPDATE 
 [[ "$err" == *"ERROR:  pg_encrypt_ml 0.2.0 changes encml.audited_tables, encml.column_classes and encml.classified_columns, which these objects depend on: rule _RETURN on view public.my_classes"* ]] \
   || fail "the update did not refuse over a dependent view: $err"
 [ "$(version_of encml_up_special)" = 0.1.0 ] || fail "a refused update changed the version"
+err=$("${PSQL[@]}" -d encml_up_special -c "DROP VIEW public.my_classes" \
+  -c "CREATE VIEW public.my_log AS SELECT id, kind FROM encml.audit_log" \
+  -c "ALTER EXTENSION pg_encrypt_ml UPDATE TO '0.2.0'" 2>&1 || true)
+[[ "$err" == *"ERROR:  pg_encrypt_ml 0.2.0 rebuilds encml.audit_log, which these objects depend on: rule _RETURN on view public.my_log"* ]] \
+  || fail "the update did not refuse over a view of the audit log: $err"
+[ "$(version_of encml_up_special)" = 0.1.0 ] || fail "a refused update changed the version"
 echo "ok: the update refuses, naming them, when the database's own views depend on what it changes"
-warning=$("${PSQL[@]}" -d encml_up_special -c "DROP VIEW public.my_classes" -c "ALTER EXTENSION pg_encrypt_ml UPDATE TO '0.2.0'" 2>&1)
+warning=$("${PSQL[@]}" -d encml_up_special -c "DROP VIEW public.my_log" -c "ALTER EXTENSION pg_encrypt_ml UPDATE TO '0.2.0'" 2>&1)
 [[ "$warning" == *"WARNING:  pg_encrypt_ml: audited_tables or column_classes do not match this database, probably restored from a 0.1.0 dump: "* ]] \
   && [[ "$warning" == *"audited table oid 4000000000: no such table"* ]] \
   && [[ "$warning" == *"(other): no encml_audit_row trigger"* ]] \

@@ -54,7 +54,9 @@ WITH config AS (
       FROM pg_extension e, unnest(e.extconfig) cfg JOIN pg_class c ON c.oid = cfg
      WHERE e.extname = 'pg_encrypt_ml'
 ), tables AS (
-    SELECT rel FROM config WHERE relkind IN ('r', 'p')
+    -- A partition of a configuration table counts as the whole table (the audit log's rows are
+    -- in its partitions from 0.2.0 on).
+    SELECT coalesce(pg_partition_root(rel), rel) AS rel FROM config WHERE relkind IN ('r', 'p')
     UNION
     SELECT c.oid FROM pg_class c
      WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' AND c.relname LIKE 'up\_%'

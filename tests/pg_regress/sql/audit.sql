@@ -86,7 +86,8 @@ BEGIN;  -- a row deleted from the middle
 DELETE FROM encml.audit_log WHERE id = :bob;
 SELECT ok, first_bad_id - :bob AS after_bob, detail ~ 'missing' AS missing FROM encml.audit_verify_full();
 ROLLBACK;
-BEGIN;  -- two rows swapped
+BEGIN;  -- two rows swapped (through a range for negative seqs the attacker adds)
+CREATE TABLE encml.forged_range PARTITION OF encml.audit_log_sealed FOR VALUES FROM (MINVALUE) TO (0);
 UPDATE encml.audit_log SET seq = -seq WHERE id IN (:bob, :upd);
 UPDATE encml.audit_log SET seq = CASE WHEN id = :bob THEN -seq + 1 ELSE -seq - 1 END
  WHERE id IN (:bob, :upd);
@@ -168,6 +169,7 @@ RESET session_replication_role;
 -- up to it purged, is not trusted: verification needs the anchor row itself in the verified chain.
 SET session_replication_role = replica;
 BEGIN;
+CREATE TABLE encml.forged_range PARTITION OF encml.audit_log_sealed FOR VALUES FROM (1000000000) TO (1000000001);
 INSERT INTO encml.audit_log (effective_role, kind, operation, seq, detail)
 VALUES ('postgres', 'anchor', 'audit_purge', 1000000000,
         jsonb_build_object('purged_through_seq', 2000000000, 'mac', repeat('00', 32)));

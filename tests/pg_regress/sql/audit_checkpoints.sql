@@ -45,3 +45,34 @@ SELECT count(*) - :rows_before AS rows_written, count(*) FILTER (WHERE seq IS NU
   FROM encml.audit_log;
 SELECT ok FROM encml.audit_verify();
 DROP TABLE public.c_t;
+
+-- Sealed rows live in ranges of seq (tables audit_log_s<first seq>, at least 10,000 seqs each):
+-- purging drops whole ranges, giving their disk space back, and what is kept verifies.
+CREATE TABLE public.c_bulk (id int);
+SELECT encml.audit_enable('public.c_bulk');
+INSERT INTO public.c_bulk SELECT generate_series(1, 12000);
+SELECT encml.audit_seal() >= 12000 AS sealed;
+SELECT count(*) AS ranges_before FROM pg_inherits WHERE inhparent = 'encml.audit_log_sealed'::regclass \gset
+SELECT :ranges_before >= 2 AS several_ranges;
+-- Each range is closed like the log: the guard refuses DELETE and TRUNCATE, nobody else reads it.
+SELECT inhrelid::regclass AS first_range FROM pg_inherits
+ WHERE inhparent = 'encml.audit_log_sealed'::regclass ORDER BY inhrelid LIMIT 1 \gset
+SELECT try(format('DELETE FROM %s WHERE seq = (SELECT min(seq) FROM %1$s)', :'first_range')) AS delete_range,
+       try(format('TRUNCATE %s', :'first_range')) AS truncate_range;
+SELECT relacl IS NULL AS owner_only, oid AS first_oid FROM pg_class WHERE oid = :'first_range'::regclass \gset
+SELECT :'owner_only' AS owner_only;
+SELECT encml.audit_purge(clock_timestamp()) >= 12000 AS purged;
+SELECT count(*) < :ranges_before AS ranges_dropped, count(*) FILTER (WHERE c.oid = :first_oid) = 0 AS first_gone
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = 'encml.audit_log_sealed'::regclass;
+INSERT INTO public.c_bulk VALUES (0);
+SELECT ok, detail ~ 'verified' AS verified FROM encml.audit_verify_full();
+-- A range dropped by its owner (a superuser) is a gap verification names.
+INSERT INTO public.c_bulk SELECT generate_series(1, 10);
+BEGIN;
+SELECT inhrelid::regclass AS kept_range FROM pg_inherits
+ WHERE inhparent = 'encml.audit_log_sealed'::regclass ORDER BY inhrelid LIMIT 1 \gset
+DROP TABLE :kept_range;
+SELECT ok, detail ~ 'missing|deleted' AS gap_named FROM encml.audit_verify_full();
+ROLLBACK;
+DROP TABLE public.c_bulk;

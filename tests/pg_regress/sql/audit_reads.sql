@@ -86,6 +86,18 @@ SELECT encml.audit_seal() >= 0 AS sealed_while_the_old_lock_is_held;
 RESET lock_timeout;
 SELECT dblink_disconnect('holder');
 
+-- A change of encml.audited_tables by other means than audit_enable (a restore's COPY, the
+-- owner's DML) reaches the backends' cache of audited relations at once.
+SELECT count(*) FROM public.r_plain;
+SELECT max(id) AS b5 FROM encml.audit_log \gset
+UPDATE encml.audited_tables SET reads = true WHERE table_oid = 'public.r_plain'::regclass;
+SELECT count(*) FROM public.r_plain;
+SELECT count(*) AS read_logged FROM encml.audit_log WHERE id > :b5 AND operation = 'read' AND table_name = 'public.r_plain';
+UPDATE encml.audited_tables SET reads = false WHERE table_oid = 'public.r_plain'::regclass;
+SELECT max(id) AS b6 FROM encml.audit_log \gset
+SELECT count(*) FROM public.r_plain;
+SELECT count(*) AS read_logged FROM encml.audit_log WHERE id > :b6 AND operation = 'read';
+
 SET ROLE encml_r_owner;
 DROP TABLE public.r_t, public.r_plain, public.r_part;
 RESET ROLE;
