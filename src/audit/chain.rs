@@ -158,11 +158,14 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                     return (head(client), 0);
                 }
                 // Sealers take turns on a lock of the witness table that nobody else may take:
-                // an advisory lock anyone can hold would stall every seal and verification.
-                // (Readers of the witness, and writers of the log, are not blocked.)
+                // an advisory lock anyone can hold would stall every seal and verification. The
+                // mode conflicts with none that any role can hold by naming the table in a
+                // statement it may not run (parse analysis locks before the privilege check:
+                // an idle PREPARE of DELETE FROM the witness holds ROW EXCLUSIVE), only with
+                // itself and stronger ones, which need ownership.
                 client
                     .update(
-                        "LOCK TABLE encml.audit_witness IN SHARE ROW EXCLUSIVE MODE",
+                        "LOCK TABLE encml.audit_witness IN SHARE UPDATE EXCLUSIVE MODE",
                         None,
                         &[],
                     )

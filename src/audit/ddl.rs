@@ -477,7 +477,7 @@ unsafe fn ddl_command_start(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         let relids: Vec<pg_sys::Oid> = tables.iter().map(|(r, _)| *r).collect();
         let parts = read_rows(
             "SELECT 'pg_catalog.pg_trigger'::pg_catalog.regclass::oid, g.oid, g.tgrelid, \
-                    g.tgfoid OPERATOR(pg_catalog.=) 'encml.audit_row_trigger()'::pg_catalog.regprocedure \
+                    g.tgfoid OPERATOR(pg_catalog.=) $2 \
                FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) ANY ($1) \
              UNION ALL SELECT 'pg_catalog.pg_rewrite'::pg_catalog.regclass::oid, w.oid, w.ev_class, false \
                FROM pg_catalog.pg_rewrite w WHERE w.ev_class OPERATOR(pg_catalog.=) ANY ($1) \
@@ -489,7 +489,7 @@ unsafe fn ddl_command_start(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
                FROM pg_catalog.pg_constraint k WHERE k.conrelid OPERATOR(pg_catalog.=) ANY ($1) \
              UNION ALL SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass::oid, d.oid, d.adrelid, false \
                FROM pg_catalog.pg_attrdef d WHERE d.adrelid OPERATOR(pg_catalog.=) ANY ($1)",
-            &[arg(relids)],
+            &[arg(relids), arg(state::row_trigger_function())],
             0,
             |r| {
                 Some((

@@ -49,6 +49,7 @@ pub fn unsealed_relation() -> pg_sys::Oid {
 /// is `None` for a range open below, as the 0.1.0 rows' one).
 #[derive(Debug, Clone)]
 pub struct Range {
+    pub oid: pg_sys::Oid,
     pub table: String,
     pub from: Option<i64>,
     pub to: i64,
@@ -59,14 +60,14 @@ pub struct Range {
 pub fn ranges(client: &mut SpiClient) -> Vec<Range> {
     client
         .update(
-            "SELECT c.oid::regclass::text, \
+            "SELECT c.oid::regclass::text, c.oid, \
                     substring(b.bound FROM 'FROM \\(''(-?[0-9]+)''\\)')::int8, \
                     substring(b.bound FROM 'TO \\(''(-?[0-9]+)''\\)')::int8 \
                FROM pg_catalog.pg_inherits i \
                JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid \
               CROSS JOIN LATERAL (SELECT pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS bound) b \
               WHERE i.inhparent = 'encml.audit_log_sealed'::regclass \
-              ORDER BY 3",
+              ORDER BY 4",
             None,
             &[],
         )
@@ -75,8 +76,9 @@ pub fn ranges(client: &mut SpiClient) -> Vec<Range> {
         .filter_map(|r| {
             Some(Range {
                 table: r.get::<String>(1).ok().flatten()?,
-                from: r.get::<i64>(2).ok().flatten(),
-                to: r.get::<i64>(3).ok().flatten()?,
+                oid: r.get::<pg_sys::Oid>(2).ok().flatten()?,
+                from: r.get::<i64>(3).ok().flatten(),
+                to: r.get::<i64>(4).ok().flatten()?,
             })
         })
         .collect()
@@ -121,18 +123,35 @@ pub fn cover(client: &mut SpiClient, first: i64, last: i64, kept_from: i64) {
 }
 
 /// Drops the range partitions that hold only seqs up to `through`; the rows of the range it cuts
-/// through are left for the caller to delete. Returns how many tables were dropped.
+/// through, and of any range it could not lock, are left for the caller to delete. Returns how
+/// many tables were dropped.
+///
+/// Dropping needs ACCESS EXCLUSIVE on `audit_log_sealed` and the range, which conflicts with the
+/// ACCESS SHARE any role holds by merely naming them in a statement it may not run (an idle
+/// `PREPARE` of a SELECT: parse analysis locks before the privilege check). So the locks are
+/// only tried: a range that cannot be locked now is emptied by the caller's DELETE instead, and
+/// dropped by a later purge; nobody can stall the purge.
 pub fn drop_through(client: &mut SpiClient, through: i64) -> usize {
     let whole: Vec<Range> = ranges(client)
         .into_iter()
         .filter(|r| r.to <= through + 1)
         .collect();
+    let lock = |relid: pg_sys::Oid| {
+        // SAFETY: a conditional lock on a relation that exists, held to the end of the
+        // transaction like DROP's own.
+        unsafe { pg_sys::ConditionalLockRelationOid(relid, pg_sys::AccessExclusiveLock as i32) }
+    };
+    if whole.is_empty() || !lock(extension_relation(c"audit_log_sealed")) {
+        return 0;
+    }
+    let mut dropped = 0;
     while_configuring(|| {
-        for r in &whole {
+        for r in whole.iter().filter(|r| lock(r.oid)) {
             client
                 .update(&format!("DROP TABLE {}", r.table), None, &[])
                 .unwrap_or_else(|e| spi_err(e));
+            dropped += 1;
         }
     });
-    whole.len()
+    dropped
 }

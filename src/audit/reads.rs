@@ -164,14 +164,44 @@ unsafe fn reads_of(
             return Vec::new();
         }
         let stmt = (*query).plannedstmt;
-        let mut relids = Vec::new();
-        for rte in pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable).iter_ptr() {
-            if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
-                && (*rte).requiredPerms & pg_sys::ACL_SELECT != 0
-            {
-                relids.push((*rte).relid);
+        let rtable: Vec<*mut pg_sys::RangeTblEntry> =
+            pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable)
+                .iter_ptr()
+                .collect();
+        let mut read: Vec<bool> = rtable
+            .iter()
+            .map(|&rte| {
+                (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                    && (*rte).requiredPerms & pg_sys::ACL_SELECT != 0
+            })
+            .collect();
+        // The partitions and inheritance children the planner added for a parent carry no
+        // permissions of their own (they are checked on the parent): they are read when it is,
+        // also when the audited table is the child of a parent of the reader's own.
+        let appends = pgrx::PgList::<pg_sys::AppendRelInfo>::from_pg((*stmt).appendRelations);
+        loop {
+            let mut changed = false;
+            for info in appends.iter_ptr() {
+                let (parent, child) = ((*info).parent_relid as usize, (*info).child_relid as usize);
+                if (1..=read.len()).contains(&parent)
+                    && (1..=read.len()).contains(&child)
+                    && read[parent - 1]
+                    && !read[child - 1]
+                {
+                    read[child - 1] = true;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
             }
         }
+        let relids: Vec<pg_sys::Oid> = rtable
+            .iter()
+            .zip(&read)
+            .filter(|&(&rte, &r)| r && (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION)
+            .map(|(&rte, _)| (*rte).relid)
+            .collect();
         if relids.is_empty() {
             return Vec::new();
         }

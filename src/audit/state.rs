@@ -14,7 +14,7 @@
 //! The extension's event triggers must exist and be enabled ALWAYS.
 
 use crate::audit::SENSITIVE_LABELS;
-use crate::pg::catalog_access::{arg, as_extension_owner, read_rows};
+use crate::pg::catalog_access::{arg, as_extension_owner, read_rows, select_one};
 use crate::pg::schema_version::Release;
 use pgrx::pg_sys;
 
@@ -170,6 +170,25 @@ fn deviation(t: &Trigger, want: i16, expected_args: Option<&[String]>) -> Option
 }
 
 /// Deviations of the audited tables (all, or the tree of `root` only).
+/// The extension's audit trigger function, recognised by catalog state (the C function of this
+/// extension whose symbol is `encml_audit_row_trigger`), not by its name or schema: every check
+/// of audit triggers compares `tgfoid` with it. InvalidOid where the extension has none.
+pub fn row_trigger_function() -> pg_sys::Oid {
+    as_extension_owner(|| {
+        select_one::<pg_sys::Oid>(
+            "SELECT p.oid FROM pg_catalog.pg_proc p \
+               JOIN pg_catalog.pg_depend d \
+                 ON d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND d.objid = p.oid \
+                AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e' \
+               JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid AND x.extname = 'pg_encrypt_ml' \
+               JOIN pg_catalog.pg_language l ON l.oid = p.prolang AND l.lanname = 'c' \
+              WHERE p.prosrc = 'encml_audit_row_trigger'",
+            &[],
+        )
+        .unwrap_or(pg_sys::InvalidOid)
+    })
+}
+
 pub fn problems(root: Option<pg_sys::Oid>) -> Vec<Problem> {
     struct RelRow {
         root: String,
@@ -181,12 +200,7 @@ pub fn problems(root: Option<pg_sys::Oid>) -> Vec<Problem> {
     }
     let rows = as_extension_owner(|| {
         read_rows(
-            "WITH RECURSIVE fn AS ( \
-                 SELECT d.objid AS oid FROM pg_catalog.pg_depend d \
-                   JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid AND x.extname = 'pg_encrypt_ml' \
-                   JOIN pg_catalog.pg_proc p ON p.oid = d.objid AND p.proname = 'audit_row_trigger' \
-                  WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass \
-                    AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e'), \
+            "WITH RECURSIVE fn AS (SELECT $3::pg_catalog.oid AS oid), \
              roots AS ( \
                  SELECT a.table_oid::oid AS root, \
                         ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(a.redact || ARRAY( \
@@ -211,6 +225,7 @@ pub fn problems(root: Option<pg_sys::Oid>) -> Vec<Problem> {
             &[
                 arg(root),
                 arg(SENSITIVE_LABELS.map(String::from).to_vec()),
+                arg(row_trigger_function()),
             ],
             0,
             |r| RelRow {
@@ -329,11 +344,17 @@ pub fn stray() -> Vec<Problem> {
                      ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
              SELECT g.tgrelid, g.tgrelid::pg_catalog.regclass::text, g.tgname::text \
                FROM pg_catalog.pg_trigger g \
-              WHERE g.tgfoid OPERATOR(pg_catalog.=) 'encml.audit_row_trigger()'::pg_catalog.regprocedure \
+              WHERE g.tgfoid OPERATOR(pg_catalog.=) $1 \
                 AND g.tgrelid NOT IN (SELECT relid FROM t)",
-            &[],
+            &[arg(row_trigger_function())],
             0,
-            |r| Some((r.get::<pg_sys::Oid>(1)?, r.get::<String>(2)?, r.get::<String>(3)?)),
+            |r| {
+                Some((
+                    r.get::<pg_sys::Oid>(1)?,
+                    r.get::<String>(2)?,
+                    r.get::<String>(3)?,
+                ))
+            },
         )
         .into_iter()
         .flatten()

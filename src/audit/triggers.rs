@@ -9,6 +9,7 @@
 //! function refuses to fire on a table that is not audited.
 
 use crate::audit::ddl::while_configuring;
+use crate::audit::state::row_trigger_function;
 use crate::audit::{table_name, SENSITIVE_LABELS};
 use crate::pg::catalog_access::{arg, as_extension_owner, read_rows};
 use crate::pg::errors::raise;
@@ -78,8 +79,8 @@ fn own_triggers(rel: pg_sys::Oid) -> Vec<(String, bool)> {
         read_rows(
             "SELECT g.tgname::text, (g.tgtype & 1) = 1 FROM pg_catalog.pg_trigger g \
               WHERE g.tgrelid = $1 AND g.tgparentid = 0 AND NOT g.tgisinternal \
-                AND g.tgfoid = 'encml.audit_row_trigger()'::pg_catalog.regprocedure",
-            &[arg(rel)],
+                AND g.tgfoid = $2",
+            &[arg(rel), arg(row_trigger_function())],
             0,
             |r| r.get::<String>(1).zip(r.get::<bool>(2)),
         )

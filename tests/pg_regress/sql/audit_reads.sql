@@ -84,7 +84,48 @@ SELECT * FROM dblink('holder', 'SELECT pg_advisory_lock(1701733229, 1936023916)'
 SET lock_timeout = '5s';
 SELECT encml.audit_seal() >= 0 AS sealed_while_the_old_lock_is_held;
 RESET lock_timeout;
+-- ... nor one that conflicts with what any role holds by naming the log's tables in a statement
+-- it may not run (parse analysis locks before the privilege check): idle PREPAREs.
+-- (Enough sealed rows for several ranges of the log, so that a purge has whole ones to drop.)
+SET ROLE encml_r_owner;
+INSERT INTO public.r_plain SELECT generate_series(1, 12000);
+DELETE FROM public.r_plain WHERE id > 0;
+RESET ROLE;
+SELECT encml.audit_seal() > 0 AS sealed;
+SELECT count(*) >= 2 AS several_ranges FROM pg_inherits WHERE inhparent = 'encml.audit_log_sealed'::regclass;
+SELECT dblink_exec('holder', 'BEGIN');
+SELECT dblink_exec('holder', 'PREPARE w AS DELETE FROM encml.audit_witness');
+SELECT dblink_exec('holder', 'PREPARE s AS SELECT * FROM encml.audit_log_sealed');
+SET lock_timeout = '5s';
+SELECT encml.audit_seal() >= 0 AS sealed_while_prepared;
+SELECT ok FROM encml.audit_verify();
+-- (Purging then deletes the rows of the ranges it cannot drop now; a later purge drops them.)
+SELECT count(*) AS ranges_before FROM pg_inherits WHERE inhparent = 'encml.audit_log_sealed'::regclass \gset
+SELECT encml.audit_purge(clock_timestamp()) > 0 AS purged_while_prepared;
+SELECT count(*) = :ranges_before AS ranges_kept FROM pg_inherits WHERE inhparent = 'encml.audit_log_sealed'::regclass;
+SELECT ok FROM encml.audit_verify_full();
+RESET lock_timeout;
+SELECT dblink_exec('holder', 'ROLLBACK');
+SELECT encml.audit_purge(clock_timestamp()) >= 0 AS purged;
+SELECT count(*) < :ranges_before AS ranges_dropped_later FROM pg_inherits WHERE inhparent = 'encml.audit_log_sealed'::regclass;
+SELECT ok FROM encml.audit_verify_full();
 SELECT dblink_disconnect('holder');
+
+-- Reading through a parent of the reader's own: the owner makes the audited table inherit from a
+-- new table and reads that (an attacker's find: the children the planner adds carry no
+-- permissions, which the hook looked for).
+SELECT max(id) AS b4 FROM encml.audit_log \gset
+SET ROLE encml_r_owner;
+CREATE TABLE public.r_parent (id int, secret text);
+ALTER TABLE public.r_t INHERIT public.r_parent;
+SELECT count(*) FROM public.r_parent WHERE secret = 'v3';
+RESET ROLE;
+SELECT detail->>'command' AS command, table_name, detail->>'rows' AS read_rows
+  FROM encml.audit_log WHERE id > :b4 AND kind = 'event' AND operation = 'read' ORDER BY id;
+SET ROLE encml_r_owner;
+ALTER TABLE public.r_t NO INHERIT public.r_parent;
+DROP TABLE public.r_parent;
+RESET ROLE;
 
 -- A change of encml.audited_tables by other means than audit_enable (a restore's COPY, the
 -- owner's DML) reaches the backends' cache of audited relations at once.
