@@ -240,6 +240,8 @@ fn touched(extra: &[pg_sys::Oid]) -> (Vec<Command>, Vec<pg_sys::Oid>) {
                          (SELECT w.ev_class FROM pg_catalog.pg_rewrite w WHERE w.oid = c.objid) \
                      WHEN 'pg_catalog.pg_attrdef'::pg_catalog.regclass THEN \
                          (SELECT d.adrelid FROM pg_catalog.pg_attrdef d WHERE d.oid = c.objid) \
+                     WHEN 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass THEN \
+                         (SELECT x.stxrelid FROM pg_catalog.pg_statistic_ext x WHERE x.oid = c.objid) \
                      END AS relid \
                    FROM pg_catalog.pg_event_trigger_ddl_commands() c \
                  UNION SELECT pg_catalog.unnest($1::oid[]) \
@@ -488,7 +490,9 @@ unsafe fn ddl_command_start(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
              UNION ALL SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass::oid, k.oid, k.conrelid, false \
                FROM pg_catalog.pg_constraint k WHERE k.conrelid OPERATOR(pg_catalog.=) ANY ($1) \
              UNION ALL SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass::oid, d.oid, d.adrelid, false \
-               FROM pg_catalog.pg_attrdef d WHERE d.adrelid OPERATOR(pg_catalog.=) ANY ($1)",
+               FROM pg_catalog.pg_attrdef d WHERE d.adrelid OPERATOR(pg_catalog.=) ANY ($1) \
+             UNION ALL SELECT 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass::oid, x.oid, x.stxrelid, false \
+               FROM pg_catalog.pg_statistic_ext x WHERE x.stxrelid OPERATOR(pg_catalog.=) ANY ($1)",
             &[arg(relids), arg(state::row_trigger_function())],
             0,
             |r| {

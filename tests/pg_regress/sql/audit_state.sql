@@ -190,7 +190,8 @@ SELECT count(*) AS deviations FROM encml.audit_state();
 
 -- Values of every row changed through their types (an enum value renamed, a composite
 -- attribute dropped), columns dropped by DROP TYPE ... CASCADE, and rules, policies, indexes and
--- other triggers dropped from an audited table: each is a ddl event.
+-- other triggers dropped from an audited table, and extended statistics on it (an attacker's
+-- find): each is a ddl event.
 SELECT max(id) AS b6 FROM encml.audit_log \gset
 SET ROLE encml_s_owner;
 CREATE TYPE public.s_state AS ENUM ('alive', 'x');
@@ -207,6 +208,8 @@ CREATE POLICY s_p ON public.s_x USING (true);
 DROP INDEX public.s_x_state;
 DROP RULE s_r ON public.s_x;
 DROP POLICY s_p ON public.s_x;
+CREATE STATISTICS public.s_st (ndistinct) ON state, id FROM public.s_x;
+DROP STATISTICS public.s_st;
 RESET ROLE;
 SELECT operation, detail->>'command_tag' AS command_tag, detail->'objects'->0->>'object_type' AS object_type,
        detail->'objects_dropped' AS dropped
