@@ -212,6 +212,8 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                 } else {
                     None
                 };
+                // Where the ranges of sealed rows end (read from the catalog by the first batch).
+                let mut ranges_end = None;
                 for chunk in unsealed.chunks(BATCH) {
                     let rows = read_rows(
                         client,
@@ -239,7 +241,13 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                         last_id = row.id;
                     }
                     if partitioned {
-                        partitions::cover(client, first, seq, kept_from.unwrap_or(first));
+                        ranges_end = Some(partitions::cover(
+                            client,
+                            first,
+                            seq,
+                            kept_from.unwrap_or(first),
+                            ranges_end,
+                        ));
                         let moved = client
                             .update(
                                 MOVE_TO_SEALED,

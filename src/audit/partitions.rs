@@ -89,8 +89,17 @@ pub fn ranges(client: &mut SpiClient) -> Vec<Range> {
 /// seq kept since the last purge. Run by the sealer, as the extension owner, holding the seal
 /// lock. Attaching (not `CREATE TABLE ... PARTITION OF`) takes only SHARE UPDATE EXCLUSIVE on
 /// `audit_log_sealed`, so readers of the log are not blocked, and writers never touch it.
-pub fn cover(client: &mut SpiClient, first: i64, last: i64, kept_from: i64) {
-    let mut top = ranges(client).last().map(|r| r.to).unwrap_or(first);
+///
+/// `top` is where the ranges end, if the caller knows it from an earlier call (a seal covers
+/// batch after batch: the catalog is read once); returns where they end now.
+pub fn cover(
+    client: &mut SpiClient,
+    first: i64,
+    last: i64,
+    kept_from: i64,
+    top: Option<i64>,
+) -> i64 {
+    let mut top = top.unwrap_or_else(|| ranges(client).last().map(|r| r.to).unwrap_or(first));
     while top <= last {
         let size = ((top - kept_from) / RANGE_FRACTION).clamp(MIN_RANGE, MAX_RANGE);
         let name = format!("audit_log_s{top}");
@@ -120,6 +129,7 @@ pub fn cover(client: &mut SpiClient, first: i64, last: i64, kept_from: i64) {
         });
         top += size;
     }
+    top
 }
 
 /// Drops the range partitions that hold only seqs up to `through`; the rows of the range it cuts
