@@ -10,7 +10,7 @@ CREATE FUNCTION audit_sql_drop() RETURNS event_trigger
 CREATE FUNCTION audit_table_rewrite() RETURNS event_trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'encml_audit_table_rewrite';
 COMMENT ON FUNCTION audit_ddl_start() IS
-    'Event trigger function (ddl_command_start): notes the audited tables and audit triggers a DROP statement may remove';
+    'Event trigger function (ddl_command_start): notes the audited tables and audit triggers a DROP statement may remove, and logs a DETACH PARTITION ... CONCURRENTLY of an audited table''s partition before its first transaction commits';
 COMMENT ON FUNCTION audit_ddl_end() IS
     'Event trigger function (ddl_command_end): logs DDL on audited tables, audits tables that join them, refuses weakening their audit triggers';
 COMMENT ON FUNCTION audit_sql_drop() IS

@@ -393,7 +393,7 @@ CREATE FUNCTION @extschema@.audit_table_rewrite() RETURNS event_trigger
 REVOKE ALL ON FUNCTION @extschema@.audit_ddl_start(), @extschema@.audit_ddl_end(),
     @extschema@.audit_sql_drop(), @extschema@.audit_table_rewrite() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.audit_ddl_start() IS
-    'Event trigger function (ddl_command_start): notes the audited tables and audit triggers a DROP statement may remove';
+    'Event trigger function (ddl_command_start): notes the audited tables and audit triggers a DROP statement may remove, and logs a DETACH PARTITION ... CONCURRENTLY of an audited table''s partition before its first transaction commits';
 COMMENT ON FUNCTION @extschema@.audit_ddl_end() IS
     'Event trigger function (ddl_command_end): logs DDL on audited tables, audits tables that join them, refuses weakening their audit triggers';
 COMMENT ON FUNCTION @extschema@.audit_sql_drop() IS

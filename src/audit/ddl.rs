@@ -128,8 +128,15 @@ struct Statement {
     replaces_trigger: bool,
     /// ALTER TABLE ... RENAME COLUMN: (table, old, new).
     column_rename: Option<(pg_sys::Oid, String, String)>,
-    /// Tables the statement takes out of an inheritance tree (NO INHERIT, DETACH PARTITION).
+    /// Tables the statement takes out of an inheritance tree (NO INHERIT, DETACH PARTITION,
+    /// DETACH PARTITION ... FINALIZE).
     leaving: Vec<pg_sys::Oid>,
+    /// Tables the statement puts into an inheritance tree (ATTACH PARTITION, INHERIT): logged
+    /// with their rows even when they still carry audit triggers from an earlier time in it.
+    joining: Vec<pg_sys::Oid>,
+    /// Partitions a DETACH PARTITION ... CONCURRENTLY takes out of the scans in a first
+    /// transaction of its own.
+    detaching_concurrently: Vec<pg_sys::Oid>,
     /// ALTER TABLE (columns may have been dropped).
     alters_table: bool,
 }
@@ -150,18 +157,33 @@ unsafe fn inspect(tree: *mut pg_sys::Node) -> Statement {
             s.alters_table = true;
             for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg((*a).cmds).iter_ptr() {
                 match (*cmd).subtype {
-                    pg_sys::AlterTableType::AT_AddInherit
-                    | pg_sys::AlterTableType::AT_AttachPartition => s.joins_tree = true,
+                    pg_sys::AlterTableType::AT_AddInherit => {
+                        s.joins_tree = true;
+                        s.joining.extend(relid_of((*a).relation));
+                    }
+                    pg_sys::AlterTableType::AT_AttachPartition => {
+                        s.joins_tree = true;
+                        let part = (*cmd).def as *mut pg_sys::PartitionCmd;
+                        if !part.is_null() {
+                            s.joining.extend(relid_of((*part).name));
+                        }
+                    }
                     pg_sys::AlterTableType::AT_DropInherit => {
                         if let Some(parent) = relid_of((*cmd).def as *mut pg_sys::RangeVar) {
                             s.extra.push(parent);
                         }
                         s.leaving.extend(relid_of((*a).relation));
                     }
-                    pg_sys::AlterTableType::AT_DetachPartition => {
+                    pg_sys::AlterTableType::AT_DetachPartition
+                    | pg_sys::AlterTableType::AT_DetachPartitionFinalize => {
                         let part = (*cmd).def as *mut pg_sys::PartitionCmd;
                         if !part.is_null() {
-                            s.leaving.extend(relid_of((*part).name));
+                            if let Some(rel) = relid_of((*part).name) {
+                                s.leaving.push(rel);
+                                if (*part).concurrent {
+                                    s.detaching_concurrently.push(rel);
+                                }
+                            }
                         }
                     }
                     _ => {}
@@ -283,8 +305,13 @@ fn refuse_or_log(root: pg_sys::Oid, operation: &str, problems: &[String], statem
 }
 
 /// Adds the audit triggers to the tables of `root`'s tree that lack them (tables that just
-/// joined it); returns their names and estimated rows.
-fn cover(root: pg_sys::Oid, problems: &[Problem]) -> Vec<serde_json::Value> {
+/// joined it); returns their names and rows, and those of the tables the statement attached
+/// that had kept audit triggers (a partition detached and attached again).
+fn cover(
+    root: pg_sys::Oid,
+    problems: &[Problem],
+    joining: &[pg_sys::Oid],
+) -> Vec<serde_json::Value> {
     let missing: Vec<&Problem> = problems
         .iter()
         .filter(|p| {
@@ -294,33 +321,39 @@ fn cover(root: pg_sys::Oid, problems: &[Problem]) -> Vec<serde_json::Value> {
             ) && p.relid != root
         })
         .collect();
-    if missing.is_empty() {
+    if missing.is_empty() && joining.is_empty() {
         return Vec::new();
     }
     let redact = triggers::redaction_list(root, &triggers::audited(root).unwrap_or_default());
     let mut added = Vec::new();
     for (relid, is_partition) in triggers::tree(root) {
         let here: Vec<&&Problem> = missing.iter().filter(|p| p.relid == relid).collect();
-        if here.is_empty() {
+        if here.is_empty() && !joining.contains(&relid) {
             continue;
         }
         let row = here.iter().any(|p| p.kind == Kind::MissingRowTrigger);
         let truncate = here.iter().any(|p| p.kind == Kind::MissingTruncateTrigger);
-        triggers::add_to(relid, is_partition, &redact, row, truncate);
+        if row || truncate {
+            triggers::add_to(relid, is_partition, &redact, row, truncate);
+        }
         // The rows it brought into the audited table's scans without an INSERT being logged
         // (ATTACH PARTITION scans the table anyway, unless a constraint proves the bound).
-        let table = table_name(relid);
-        let rows = crate::audit::reads::unaudited(|| {
-            as_extension_owner(|| {
-                crate::pg::catalog_access::select_one::<i64>(
-                    &format!("SELECT count(*) FROM ONLY {table}"),
-                    &[],
-                )
-            })
-        });
-        added.push(json!({ "table": table, "rows": rows }));
+        added.push(json!({ "table": table_name(relid), "rows": rows_of(relid) }));
     }
     added
+}
+
+/// The rows of `relid` itself (not its children), read without read auditing.
+fn rows_of(relid: pg_sys::Oid) -> Option<i64> {
+    let table = table_name(relid);
+    crate::audit::reads::unaudited(|| {
+        as_extension_owner(|| {
+            crate::pg::catalog_access::select_one::<i64>(
+                &format!("SELECT count(*) FROM ONLY {table}"),
+                &[],
+            )
+        })
+    })
 }
 
 unsafe fn ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
@@ -351,17 +384,9 @@ unsafe fn ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         .iter()
         .filter(|rel| crate::audit::audited::lookup(**rel).is_none())
         .map(|rel| {
-            let table = table_name(*rel);
-            let rows = crate::audit::reads::unaudited(|| {
-                as_extension_owner(|| {
-                    crate::pg::catalog_access::select_one::<i64>(
-                        &format!("SELECT count(*) FROM ONLY {table}"),
-                        &[],
-                    )
-                })
-            });
+            let rows = rows_of(*rel);
             triggers::drop_all(*rel);
-            json!({ "table": table, "rows": rows })
+            json!({ "table": table_name(*rel), "rows": rows })
         })
         .collect();
     for root in roots {
@@ -376,7 +401,7 @@ unsafe fn ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             before = state::problems(Some(root));
         }
         let covered = if statement.joins_tree {
-            cover(root, &before)
+            cover(root, &before, &statement.joining)
         } else {
             Vec::new()
         };
@@ -455,6 +480,35 @@ unsafe fn ddl_command_start(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     BEFORE_DROP.with(|b| b.borrow_mut().take());
     // SAFETY: data is the event's; the parse tree is only tested for its node type.
     let tree = unsafe { (*data).parsetree };
+    // DETACH PARTITION ... CONCURRENTLY commits a first transaction that takes the partition out
+    // of the scans, then waits for the readers; if it is interrupted there (a statement timeout),
+    // ddl_command_end never runs. The event is written now, and commits with that first step.
+    // SAFETY: the parse tree lives until the command ends.
+    let detaching = unsafe { inspect(tree) }.detaching_concurrently;
+    if !detaching.is_empty() {
+        if active() {
+            // SAFETY: data is the event's.
+            let tag = unsafe { command_tag(data) };
+            for rel in detaching {
+                let Some(a) = crate::audit::audited::lookup(rel) else {
+                    continue;
+                };
+                if a.root == rel {
+                    continue;
+                }
+                events::record(
+                    "ddl",
+                    Some((a.root, &a.root_name)),
+                    json!({
+                        "command_tag": tag,
+                        "phase": "detach_concurrently_started",
+                        "tables_leaving": [{ "table": table_name(rel), "rows": rows_of(rel) }],
+                    }),
+                );
+            }
+        }
+        return pg_sys::Datum::from(0usize);
+    }
     let dropping = unsafe {
         !tree.is_null()
             && (is_a(tree, pg_sys::NodeTag::T_DropStmt)
