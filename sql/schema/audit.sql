@@ -80,9 +80,36 @@ CREATE TABLE column_classes (
     table_oid regclass NOT NULL,
     attnum    smallint NOT NULL,
     label     text NOT NULL CHECK (label ~ '^[a-z][a-z0-9_]*$'),
-    PRIMARY KEY (table_oid, attnum)
+    PRIMARY KEY (table_oid, attnum),
+    column_name text  -- kept current by renames; a restore finds the column by it
 );
 COMMENT ON TABLE column_classes IS 'pg_encrypt_ml: sensitivity labels of columns (encml.classify)';
+
+-- A restored table has no dropped columns, so its attribute numbers may differ from the dumped
+-- ones: a row that names its column (as pg_dump writes them) takes that column's number. A row
+-- without a name (encml.classify) gets the name of its column.
+CREATE FUNCTION column_classes_resolve() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found_attnum smallint;
+BEGIN
+    IF NEW.column_name IS NULL THEN
+        SELECT a.attname INTO NEW.column_name FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = NEW.table_oid AND a.attnum = NEW.attnum AND NOT a.attisdropped;
+    ELSE
+        SELECT a.attnum INTO found_attnum FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = NEW.table_oid AND a.attname = NEW.column_name::name
+           AND a.attnum > 0 AND NOT a.attisdropped;
+        IF found_attnum IS NOT NULL THEN
+            NEW.attnum := found_attnum;
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER column_classes_resolve BEFORE INSERT OR UPDATE ON column_classes
+    FOR EACH ROW EXECUTE FUNCTION column_classes_resolve();
 
 CREATE VIEW classified_columns AS
 SELECT c.table_oid::regclass AS table_name, a.attname AS column_name,

@@ -283,6 +283,7 @@ COMMENT ON FUNCTION compliance_report() IS
     'Checks the live database against the security baseline (ssl, passwords, master key source, key rotation, tenant isolation, sensitive columns encrypted and audited, audit chain, destroyed keys still referenced) (auditors)';
 COMMENT ON FUNCTION audit_log_guard() IS 'Trigger keeping encml.audit_log and encml.audit_witness append-only';
 COMMENT ON FUNCTION audited_tables_changed() IS 'Trigger telling every backend that encml.audited_tables changed (its cache of audited relations)';
+COMMENT ON FUNCTION column_classes_resolve() IS 'Trigger of encml.column_classes: a row naming its column takes that column''s attribute number (a restore), a row without a name gets it';
 COMMENT ON FUNCTION audit_row_trigger() IS 'Trigger of audited tables (arguments: columns to redact)';
 
 -- Homomorphic aggregation (sql/schema/fhe.sql, src/api/fhe.rs)

@@ -679,3 +679,33 @@ COMMENT ON FUNCTION @extschema@.audited_tables_changed() IS 'Trigger telling eve
 CREATE TRIGGER audited_tables_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON @extschema@.audited_tables
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audited_tables_changed();
 REVOKE ALL ON FUNCTION @extschema@.audited_tables_changed() FROM PUBLIC;
+
+-- Classifications name their column too: a restored table has no dropped columns, so its
+-- attribute numbers may differ from the dumped ones, and the name finds the column again.
+ALTER TABLE @extschema@.column_classes ADD COLUMN column_name text;
+CREATE FUNCTION @extschema@.column_classes_resolve() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found_attnum smallint;
+BEGIN
+    IF NEW.column_name IS NULL THEN
+        SELECT a.attname INTO NEW.column_name FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = NEW.table_oid AND a.attnum = NEW.attnum AND NOT a.attisdropped;
+    ELSE
+        SELECT a.attnum INTO found_attnum FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = NEW.table_oid AND a.attname = NEW.column_name::name
+           AND a.attnum > 0 AND NOT a.attisdropped;
+        IF found_attnum IS NOT NULL THEN
+            NEW.attnum := found_attnum;
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.column_classes_resolve() IS 'Trigger of encml.column_classes: a row naming its column takes that column''s attribute number (a restore), a row without a name gets it';
+REVOKE ALL ON FUNCTION @extschema@.column_classes_resolve() FROM PUBLIC;
+CREATE TRIGGER column_classes_resolve BEFORE INSERT OR UPDATE ON @extschema@.column_classes
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.column_classes_resolve();
+-- (Rows whose column no longer exists keep no name; the warning above named them.)
+UPDATE @extschema@.column_classes SET column_name = NULL;

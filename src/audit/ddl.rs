@@ -20,8 +20,8 @@
 //!
 //! The extension's own DDL (audit_enable, audit_disable, classify) runs `while_configuring`.
 
-use crate::audit::events;
 use crate::audit::state::{self, Kind, Problem};
+use crate::audit::{classes, events};
 use crate::audit::{table_name, triggers};
 use crate::pg::c_functions;
 use crate::pg::catalog_access::{arg, as_extension_owner, caller, is_superuser, read_rows};
@@ -51,19 +51,23 @@ pub fn while_configuring<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Whether the handlers have anything to do: not during the extension's own DDL or script, and
-/// only while some table is audited.
-fn active() -> bool {
+/// Whether the extension is installed and not running its own DDL or script.
+fn installed() -> bool {
     if CONFIGURING.with(|c| c.get()) > 0 {
         return false;
     }
     // SAFETY: reads a backend global and looks up a catalog row; no pointers are kept.
     unsafe {
-        if pg_sys::creating_extension
-            || pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) == pg_sys::InvalidOid
-        {
-            return false;
-        }
+        !pg_sys::creating_extension
+            && pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) != pg_sys::InvalidOid
+    }
+}
+
+/// Whether the handlers have anything to do: not during the extension's own DDL or script, and
+/// only while some table is audited.
+fn active() -> bool {
+    if !installed() {
+        return false;
     }
     as_extension_owner(|| {
         crate::pg::catalog_access::select_one::<bool>(
@@ -363,12 +367,19 @@ unsafe fn ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         return pg_sys::Datum::from(0usize);
     }
     BEFORE_DROP.with(|b| b.borrow_mut().take());
+    // SAFETY: data is the event's; its parse tree lives until the command ends.
+    let statement = unsafe { inspect((*data).parsetree) };
+    // Classifications keep the names of their columns, audited tables or not.
+    if let Some((rel, ..)) = &statement.column_rename {
+        if installed() {
+            classes::columns_renamed(*rel);
+        }
+    }
     if !active() {
         return pg_sys::Datum::from(0usize);
     }
-    // SAFETY: data is the event's; its parse tree lives until the command ends.
+    // SAFETY: data is the event's.
     let tag = unsafe { command_tag(data) };
-    let statement = unsafe { inspect((*data).parsetree) };
     if let Some((rel, old, new)) = &statement.column_rename {
         rename_redacted_column(*rel, old, new);
     }
@@ -621,6 +632,12 @@ unsafe fn sql_drop(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         .filter(|(c, o, sub, _)| *c == class_oid && *sub > 0 && !dropped_tables.contains(o))
         .map(|(_, o, ..)| *o)
         .collect();
+    let dropped_columns: Vec<(pg_sys::Oid, i32)> = dropped
+        .iter()
+        .filter(|(c, o, sub, _)| *c == class_oid && *sub > 0 && !dropped_tables.contains(o))
+        .map(|(_, o, sub, _)| (*o, *sub))
+        .collect();
+    classes::forget_dropped(&dropped_tables, &dropped_columns);
     let mut by_root: Vec<(pg_sys::Oid, Lost)> = Vec::new();
     fn lost(by_root: &mut Vec<(pg_sys::Oid, Lost)>, root: pg_sys::Oid) -> &mut Lost {
         let i = match by_root.iter().position(|(r, _)| *r == root) {
@@ -665,13 +682,11 @@ unsafe fn sql_drop(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             json!({ "statement": tag }),
         );
         as_extension_owner(|| {
-            for sql in [
+            Spi::run_with_args(
                 "DELETE FROM encml.audited_tables WHERE table_oid::oid OPERATOR(pg_catalog.=) $1",
-                "DELETE FROM encml.column_classes WHERE table_oid::oid OPERATOR(pg_catalog.=) $1",
-            ] {
-                Spi::run_with_args(sql, &[(*root).into()])
-                    .unwrap_or_else(|e| crate::pg::errors::spi_failed("audited tables", e));
-            }
+                &[(*root).into()],
+            )
+            .unwrap_or_else(|e| crate::pg::errors::spi_failed("audited tables", e));
         });
         crate::audit::audited::invalidate();
     }

@@ -7,6 +7,7 @@
 //! - [`triggers`]: installing it on a table and the tables under it;
 //! - [`state`]: the catalog state auditing needs, checked by verification and the report;
 //! - [`ddl`]: event triggers logging DDL on audited tables and refusing to weaken it;
+//! - [`classes`]: column classifications following renames and drops;
 //! - [`replica`]: writes in replica mode, where no trigger fires (preloaded);
 //! - [`reads`]: statements that read read-audited tables (preloaded);
 //! - [`chain`]: sealing, verification, the head and purging;
@@ -16,6 +17,7 @@
 
 pub mod audited;
 pub mod chain;
+pub mod classes;
 pub mod ddl;
 pub mod decrypts;
 pub mod detached;

@@ -31,6 +31,14 @@ q "$SRC" "SELECT encml.audit_enable('audited')" >/dev/null
 q "$SRC" "INSERT INTO audited SELECT i, 'n' || i FROM generate_series(1, 100) i"
 q "$SRC" "SELECT encml.audit_seal()" >/dev/null
 q "$SRC" "INSERT INTO audited VALUES (101, 'unsealed at dump time')"
+# A classified column after a dropped one: the restored table has no dropped column, so the
+# column's attribute number changes; the classification (and the redaction it makes) follow it.
+q "$SRC" "CREATE TABLE people (id int, gone text, nickname text, ssn text)"
+q "$SRC" "ALTER TABLE people DROP COLUMN gone"
+q "$SRC" "SELECT encml.classify('people', 'ssn', 'pii')" >/dev/null
+q "$SRC" "ALTER TABLE people RENAME COLUMN nickname TO alias"
+q "$SRC" "SELECT encml.classify('people', 'alias', 'secret')" >/dev/null
+q "$SRC" "SELECT encml.audit_enable('people')" >/dev/null
 before=$(q "$SRC" "SELECT md5(string_agg(id || ':' || encml.decrypt_text(v, id::text), ',' ORDER BY id)) FROM t WHERE id > 0")
 
 pg_dump -Fc -d "$SRC" -f "$DUMP"
@@ -55,4 +63,10 @@ assert_eq "the restored unique det_text index still refuses duplicates" "23505" 
   "$(q_err "$DST" "INSERT INTO s VALUES (0, encml.det_encrypt('u7', '$D'), NULL)" | grep -o '23505')"
 assert_eq "the audit chain verifies after restore, every row, and keeps growing" "true|true|true" \
   "$(q "$DST" "INSERT INTO audited VALUES (102, 'after restore'); SELECT ok || '|' || (rows_checked = (SELECT count(*) FROM encml.audit_log)) || '|' || (SELECT count(*) FILTER (WHERE operation = 'INSERT') = 102 FROM encml.audit_log) FROM encml.audit_verify()")"
+assert_eq "classifications follow their columns into the restored table" "alias:secret:3,ssn:pii:4" \
+  "$(q "$SRC" "SELECT string_agg(column_name || ':' || label || ':' || attnum, ',' ORDER BY column_name) FROM encml.column_classes WHERE table_oid = 'people'::regclass")"
+assert_eq "... whose attribute numbers changed" "alias:secret:2,ssn:pii:3" \
+  "$(q "$DST" "SELECT string_agg(column_name || ':' || label || ':' || attnum, ',' ORDER BY column_name) FROM encml.column_classes WHERE table_oid = 'people'::regclass")"
+assert_eq "the restored audit triggers match the classifications, and a new row is redacted" "0|true|true" \
+  "$(q "$DST" "INSERT INTO people VALUES (1, 'al', '123-45-6789'); SELECT (SELECT count(*) FROM encml.audit_state()) || '|' || (SELECT new_row->>'ssn' <> '123-45-6789' AND new_row->>'alias' <> 'al' FROM encml.audit_log WHERE table_name = 'public.people' ORDER BY id DESC LIMIT 1) || '|' || (SELECT ok FROM encml.audit_verify())")"
 dropdb "$SRC"; dropdb "$DST"

@@ -91,3 +91,10 @@ RESET encml.fhe_client_functions;
 -- New keys of every purpose, and crypto-shredding.
 SELECT count(encml.create_key('up-after-' || p, p)) AS created FROM unnest(ARRAY['aead', 'deterministic', 'ore', 'hmac', 'fpe']) p;
 SELECT encml.destroy_key(id) AS erased FROM encml.keys WHERE name = 'up-after-aead';
+
+-- Classifications name their columns (0.2.0): the update named the existing ones.
+SELECT c.table_oid::regclass::text AS classified_table, c.column_name, c.label,
+       c.column_name = a.attname::text AS name_matches_attnum
+  FROM encml.column_classes c
+  LEFT JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum AND NOT a.attisdropped
+ ORDER BY 1, 2;

@@ -30,9 +30,10 @@ BEGIN
       FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
       LEFT JOIN pg_type e ON e.oid = ty.typelem AND ty.typcategory = 'A'
      WHERE a.attrelid = t AND a.attnum > 0 AND NOT a.attisdropped
-       -- Columns an upgrade adds (each with a constant default: checks.sql and after.sql read
-       -- them); the stored state is what the older release had.
-       AND (t::text, a.attname::text) NOT IN (('encml.audited_tables', 'reads'));
+       -- Columns an upgrade adds (a constant default, or derived from the catalog: after.sql
+       -- reads them); the stored state is what the older release had.
+       AND (t::text, a.attname::text) NOT IN (('encml.audited_tables', 'reads'),
+                                                ('encml.column_classes', 'column_name'));
     EXECUTE format('SELECT count(*) || '' | '' || coalesce(md5(string_agg(r, E''\n'' ORDER BY r)), ''-'')
                       FROM (SELECT ROW(%s)::text AS r FROM %s x WHERE %s) s', cols, t,
                    CASE WHEN t = 'encml.audit_log'::regclass AND audit_through <> ''

@@ -118,6 +118,33 @@ SELECT encml.classify('public.s_t', 'phone', 'pii');
 ALTER TABLE public.s_t DROP COLUMN phone;
 RESET ROLE;
 SELECT count(*) AS deviations FROM encml.audit_state();
+-- Classifications name their columns (a restore finds them by name; attribute numbers change
+-- when a table with dropped columns is dumped), follow renames on any table, audited or not,
+-- and go with a dropped column or table (a later column or table could take its number or oid).
+SET ROLE encml_s_owner;
+CREATE TABLE public.s_plain (id int, gone int, mail text, card text);
+ALTER TABLE public.s_plain DROP COLUMN gone;
+SELECT encml.classify('public.s_plain', 'mail', 'pii');
+SELECT encml.classify('public.s_plain', 'card', 'pci');
+ALTER TABLE public.s_plain RENAME COLUMN mail TO email;
+RESET ROLE;
+SELECT column_name, attnum, label FROM encml.column_classes
+ WHERE table_oid = 'public.s_plain'::regclass ORDER BY attnum;
+-- (a row as pg_dump writes it, naming its column: the name decides the number)
+INSERT INTO encml.column_classes (table_oid, attnum, label, column_name)
+VALUES ('public.s_plain', 9, 'secret', 'id');
+SELECT column_name, attnum, label FROM encml.column_classes
+ WHERE table_oid = 'public.s_plain'::regclass ORDER BY attnum;
+SET ROLE encml_s_owner;
+ALTER TABLE public.s_plain DROP COLUMN card;
+RESET ROLE;
+SELECT column_name, attnum, label FROM encml.column_classes
+ WHERE table_oid = 'public.s_plain'::regclass ORDER BY attnum;
+SELECT 'public.s_plain'::regclass::oid AS s_plain_oid \gset
+SET ROLE encml_s_owner;
+DROP TABLE public.s_plain;
+RESET ROLE;
+SELECT count(*) AS classifications_of_dropped_table FROM encml.column_classes WHERE table_oid::oid = :s_plain_oid;
 
 -- Rows that enter or leave an audited table's scans without a row trigger: attaching a
 -- partition or an inheritance child that holds rows, detaching, dropping one. Each is logged
