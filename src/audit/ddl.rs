@@ -329,10 +329,15 @@ fn cover(
         return Vec::new();
     }
     let redact = triggers::redaction_list(root, &triggers::audited(root).unwrap_or_default());
+    // (A table that joined brings the tables under it.)
+    let joined: Vec<pg_sys::Oid> = joining
+        .iter()
+        .flat_map(|j| triggers::tree(*j).into_iter().map(|(relid, _)| relid))
+        .collect();
     let mut added = Vec::new();
     for (relid, is_partition) in triggers::tree(root) {
         let here: Vec<&&Problem> = missing.iter().filter(|p| p.relid == relid).collect();
-        if here.is_empty() && !joining.contains(&relid) {
+        if here.is_empty() && !joined.contains(&relid) {
             continue;
         }
         let row = here.iter().any(|p| p.kind == Kind::MissingRowTrigger);
@@ -345,6 +350,15 @@ fn cover(
         added.push(json!({ "table": table_name(relid), "rows": rows_of(relid) }));
     }
     added
+}
+
+/// `rel` and every table under it, each with its own rows: what enters or leaves the audited
+/// table's scans with it.
+fn with_rows(rel: pg_sys::Oid) -> Vec<serde_json::Value> {
+    triggers::tree(rel)
+        .into_iter()
+        .map(|(relid, _)| json!({ "table": table_name(relid), "rows": rows_of(relid) }))
+        .collect()
 }
 
 /// The rows of `relid` itself (not its children), read without read auditing.
@@ -394,10 +408,10 @@ unsafe fn ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         .leaving
         .iter()
         .filter(|rel| crate::audit::audited::lookup(**rel).is_none())
-        .map(|rel| {
-            let rows = rows_of(*rel);
+        .flat_map(|rel| {
+            let tables = with_rows(*rel);
             triggers::drop_all(*rel);
-            json!({ "table": table_name(*rel), "rows": rows })
+            tables
         })
         .collect();
     for root in roots {
@@ -513,7 +527,7 @@ unsafe fn ddl_command_start(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
                     json!({
                         "command_tag": tag,
                         "phase": "detach_concurrently_started",
-                        "tables_leaving": [{ "table": table_name(rel), "rows": rows_of(rel) }],
+                        "tables_leaving": with_rows(rel),
                     }),
                 );
             }

@@ -139,6 +139,28 @@ SELECT max(id) AS b6 FROM encml.audit_log \gset
 SELECT count(*) FROM public.r_plain;
 SELECT count(*) AS read_logged FROM encml.audit_log WHERE id > :b6 AND operation = 'read';
 
+-- UPDATE and DELETE scan the table: they are reads too, WHERE clause or not (an attacker's find:
+-- a writer without a WHERE clause saw a row in a NOT NULL violation's DETAIL, and the owner's
+-- BEFORE trigger saw every row, with no event).
+GRANT UPDATE, DELETE ON public.r_t TO encml_r_reader;
+SET ROLE encml_r_owner;
+CREATE FUNCTION public.r_peek() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE NOTICE 'peek %', old.secret; RETURN NULL; END $$;
+CREATE TRIGGER a_peek BEFORE UPDATE ON public.r_t FOR EACH ROW WHEN (old.id = 3) EXECUTE FUNCTION public.r_peek();
+ALTER TABLE public.r_t ALTER COLUMN id SET NOT NULL;
+RESET ROLE;
+SELECT max(id) AS b7 FROM encml.audit_log \gset
+SET ROLE encml_r_reader;
+\set VERBOSITY terse
+UPDATE public.r_t SET id = NULL;
+\set VERBOSITY default
+UPDATE public.r_t SET secret = secret;
+DELETE FROM public.r_t WHERE false;
+RESET ROLE;
+INSERT INTO public.r_t VALUES (11, 'v11');
+SELECT detail->>'command' AS command, table_name, detail->>'rows' AS read_rows
+  FROM encml.audit_log WHERE id > :b7 AND kind = 'event' AND operation = 'read' ORDER BY id;
+
 SET ROLE encml_r_owner;
 DROP TABLE public.r_t, public.r_plain, public.r_part;
 RESET ROLE;

@@ -211,6 +211,22 @@ SELECT operation, table_name, detail->>'phase' AS phase, detail->'tables_leaving
        detail->'tables_left' AS left, detail->'tables_added' AS added
   FROM encml.audit_log WHERE id > :b5 ORDER BY id;
 SELECT count(*) AS audit_triggers_left_on_s_p2 FROM pg_trigger WHERE tgrelid = 'public.s_p2'::regclass;
+-- A partition with partitions of its own leaves and joins with them, each named with its rows
+-- (an attacker's find: only the top one was counted).
+SET ROLE encml_s_owner;
+CREATE TABLE public.s_p4 PARTITION OF public.s_p FOR VALUES FROM (400) TO (500) PARTITION BY RANGE (id);
+CREATE TABLE public.s_p4a PARTITION OF public.s_p4 FOR VALUES FROM (400) TO (450);
+INSERT INTO public.s_p VALUES (401, 'deep'), (402, 'deep');
+RESET ROLE;
+SELECT max(id) AS b6 FROM encml.audit_log \gset
+SET ROLE encml_s_owner;
+ALTER TABLE public.s_p DETACH PARTITION public.s_p4 CONCURRENTLY;
+ALTER TABLE public.s_p ATTACH PARTITION public.s_p4 FOR VALUES FROM (400) TO (500);
+ALTER TABLE public.s_p DETACH PARTITION public.s_p4;
+RESET ROLE;
+SELECT detail->>'phase' AS phase, detail->'tables_leaving' AS leaving,
+       detail->'tables_left' AS left, detail->'tables_added' AS added
+  FROM encml.audit_log WHERE id > :b6 ORDER BY id;
 SELECT count(*) AS deviations FROM encml.audit_state();
 SELECT ok FROM encml.audit_verify();
 
