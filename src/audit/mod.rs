@@ -10,6 +10,7 @@
 //! - [`classes`]: column classifications following renames and drops;
 //! - [`replica`]: writes in replica mode, where no trigger fires (preloaded);
 //! - [`reads`]: statements that read read-audited tables (preloaded);
+//! - [`maintenance`]: utility statements before they run: maintenance that reads, locks that stall the log (preloaded);
 //! - [`chain`]: sealing, verification, the head and purging;
 //! - [`events`], [`detached`]: security events, refusals written outside the transaction;
 //! - [`guard`]: the append-only trigger on the log;
@@ -23,6 +24,7 @@ pub mod decrypts;
 pub mod detached;
 pub mod events;
 pub mod guard;
+pub mod maintenance;
 pub mod partitions;
 pub mod reads;
 pub mod replica;

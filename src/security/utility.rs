@@ -341,6 +341,8 @@ unsafe extern "C-unwind" fn process_utility(
         if pstmt.is_null() || (*pstmt).utilityStmt.is_null() {
             None
         } else {
+            // SAFETY: the statement's own parse tree, before it runs.
+            crate::audit::maintenance::before_utility((*pstmt).utilityStmt);
             describe((*pstmt).utilityStmt)
         }
     };

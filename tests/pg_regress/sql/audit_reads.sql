@@ -161,6 +161,49 @@ INSERT INTO public.r_t VALUES (11, 'v11');
 SELECT detail->>'command' AS command, table_name, detail->>'rows' AS read_rows
   FROM encml.audit_log WHERE id > :b7 AND kind = 'event' AND operation = 'read' ORDER BY id;
 
+-- Maintenance evaluates the owner's expressions over the rows, and its errors show them (an
+-- attacker's find: a failing ALTER COLUMN ... TYPE ... USING, CREATE INDEX or ADD CONSTRAINT
+-- printed a row's value, and left no event since the statement rolled back). Recorded before
+-- it runs, kept when it fails; ANALYZE and VACUUM FULL too. A plain VACUUM is not a read.
+SELECT max(id) AS b8 FROM encml.audit_log \gset
+SET ROLE encml_r_owner;
+\set VERBOSITY terse
+ALTER TABLE public.r_t ALTER COLUMN secret TYPE int USING (CASE WHEN id = 5 THEN 'x' || secret ELSE '0' END)::int;
+CREATE INDEX r_leak ON public.r_t ((('y' || secret)::int)) WHERE id = 7;
+ALTER TABLE public.r_t ADD CONSTRAINT r_leak CHECK (CASE WHEN id = 9 THEN ('z' || secret)::int ELSE 0 END = 0);
+\set VERBOSITY default
+ANALYZE public.r_t;
+VACUUM public.r_t;
+VACUUM (FULL) public.r_t;
+SELECT 1 AS next_statement;
+RESET ROLE;
+-- (Ordered by command: the failed statements' records are written by the background writer.)
+SELECT detail->>'command' AS command, table_name, detail->>'rows' AS read_rows
+  FROM encml.audit_log WHERE id > :b8 AND kind = 'event' AND operation = 'read' ORDER BY 1;
+
+-- Statements that lock a relation before checking that the caller owns it (or may reference
+-- it) are refused on the extension's relations before they queue a lock (an attacker's find:
+-- queued behind any transaction that wrote an audited row, CREATE TRIGGER on the log stalled
+-- every audited write and every seal).
+SELECT dblink_connect('writer', format('host=%s port=%s dbname=%s user=%s',
+       current_setting('unix_socket_directories'), current_setting('port'), current_database(), current_user));
+SELECT dblink_exec('writer', 'BEGIN');
+SELECT dblink_exec('writer', 'INSERT INTO public.r_plain VALUES (77)');
+SELECT dblink_exec('writer', 'PREPARE w AS SELECT * FROM encml.audit_witness');
+SET ROLE encml_r_owner;
+CREATE TABLE public.r_mine (seq bigint);
+SET lock_timeout = '2s';
+SELECT try($$CREATE TRIGGER zz AFTER INSERT ON encml.audit_log_unsealed FOR EACH ROW EXECUTE FUNCTION public.r_peek()$$) AS on_the_log;
+SELECT try($$CREATE RULE r AS ON INSERT TO encml.audit_witness DO ALSO NOTHING$$) AS rule_on_the_witness;
+SELECT try($$CREATE TABLE public.r_in PARTITION OF encml.audit_log_sealed FOR VALUES FROM (-10) TO (-1)$$) AS partition_of_the_log;
+SELECT try($$ALTER TABLE public.r_mine ADD FOREIGN KEY (seq) REFERENCES encml.audit_witness (seq)$$) AS references_the_witness;
+SELECT try($$CREATE TABLE public.r_ref (seq bigint REFERENCES encml.audit_witness)$$) AS column_references;
+RESET lock_timeout;
+DROP TABLE public.r_mine;
+RESET ROLE;
+SELECT dblink_exec('writer', 'ROLLBACK');
+SELECT dblink_disconnect('writer');
+
 SET ROLE encml_r_owner;
 DROP TABLE public.r_t, public.r_plain, public.r_part;
 RESET ROLE;

@@ -1,0 +1,316 @@
+//! Utility statements seen before they run (library preloaded, from the ProcessUtility hook):
+//!
+//! - **Maintenance that evaluates the owner's expressions over a read-audited table's rows**
+//!   (ALTER TABLE: a column type's USING, a CHECK or NOT NULL being validated, a rewrite;
+//!   CREATE INDEX, REINDEX, CLUSTER, VACUUM, ANALYZE: index expressions and predicates) is a read:
+//!   an error can show a row's value ("invalid input syntax for type integer: ..."), and the
+//!   expressions can be the owner's functions. It is recorded before the statement runs, so that
+//!   one that fails is on record too (as a rolled-back read: `reads`).
+//! - **Statements that lock before they check ownership** (CREATE TRIGGER, CREATE RULE, CREATE
+//!   TABLE ... PARTITION OF, ATTACH PARTITION, a foreign key's REFERENCES) naming a relation of
+//!   the extension's schema (the log, its ranges, the witness, the catalog) are refused for roles
+//!   that do not own it, before they queue a lock: queued behind any transaction that wrote an
+//!   audited row, such a lock request stalled every audited write and every seal until it was
+//!   cancelled.
+
+use crate::audit::{audited, reads};
+use crate::pg::errors::raise;
+use pgrx::prelude::*;
+use pgrx::{is_a, PgList, PgSqlErrorCode};
+
+unsafe fn relid_of(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
+    if rv.is_null() {
+        return None;
+    }
+    // SAFETY: rv is a RangeVar of the statement's parse tree; looked up without a lock.
+    let oid = unsafe {
+        pg_sys::RangeVarGetRelidExtended(
+            rv,
+            pg_sys::NoLock as i32,
+            pg_sys::RVROption::RVR_MISSING_OK,
+            None,
+            std::ptr::null_mut(),
+        )
+    };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// The relations a maintenance statement evaluates expressions over, and its command; `None`
+/// for every table (ANALYZE or VACUUM without a list).
+unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Option<Vec<pg_sys::Oid>>, &'static str)> {
+    use pg_sys::NodeTag::*;
+    // SAFETY: each node is cast to the type its tag names (is_a) before its fields are read.
+    unsafe {
+        if is_a(stmt, T_AlterTableStmt) {
+            use pg_sys::AlterTableType::*;
+            let s = stmt as *mut pg_sys::AlterTableStmt;
+            // Subcommands that evaluate expressions over the rows: defaults and generated
+            // columns of a new column, USING, constraints and indexes being built or validated,
+            // and rewrites (which rebuild the indexes, expressions included).
+            let reads = PgList::<pg_sys::AlterTableCmd>::from_pg((*s).cmds)
+                .iter_ptr()
+                .any(|c| {
+                    matches!(
+                        (*c).subtype,
+                        AT_AddColumn
+                            | AT_AddColumnRecurse
+                            | AT_AlterColumnType
+                            | AT_SetNotNull
+                            | AT_CheckNotNull
+                            | AT_AddIndex
+                            | AT_ReAddIndex
+                            | AT_AddConstraint
+                            | AT_AddConstraintRecurse
+                            | AT_ReAddConstraint
+                            | AT_ValidateConstraint
+                            | AT_ValidateConstraintRecurse
+                            | AT_AddIndexConstraint
+                            | AT_AttachPartition
+                            | AT_SetAccessMethod
+                            | AT_SetLogged
+                            | AT_SetUnLogged
+                    )
+                });
+            if !reads {
+                return None;
+            }
+            return Some((
+                Some(relid_of((*s).relation).into_iter().collect()),
+                "ALTER TABLE",
+            ));
+        }
+        if is_a(stmt, T_IndexStmt) {
+            let s = stmt as *mut pg_sys::IndexStmt;
+            return Some((
+                Some(relid_of((*s).relation).into_iter().collect()),
+                "CREATE INDEX",
+            ));
+        }
+        if is_a(stmt, T_ClusterStmt) {
+            let s = stmt as *mut pg_sys::ClusterStmt;
+            return Some((
+                (!(*s).relation.is_null()).then(|| relid_of((*s).relation).into_iter().collect()),
+                "CLUSTER",
+            ));
+        }
+        if is_a(stmt, T_ReindexStmt) {
+            let s = stmt as *mut pg_sys::ReindexStmt;
+            let rel = match (*s).kind {
+                pg_sys::ReindexObjectType::REINDEX_OBJECT_TABLE => relid_of((*s).relation),
+                pg_sys::ReindexObjectType::REINDEX_OBJECT_INDEX => relid_of((*s).relation)
+                    .map(|i| pg_sys::IndexGetRelation(i, true))
+                    .filter(|r| *r != pg_sys::InvalidOid),
+                _ => return Some((None, "REINDEX")),
+            };
+            return Some((Some(rel.into_iter().collect()), "REINDEX"));
+        }
+        if is_a(stmt, T_VacuumStmt) {
+            let s = stmt as *mut pg_sys::VacuumStmt;
+            let command = if (*s).is_vacuumcmd {
+                "VACUUM"
+            } else {
+                "ANALYZE"
+            };
+            // (A plain VACUUM evaluates no expression; FULL rebuilds the indexes, ANALYZE
+            // evaluates the index expressions and extended statistics.)
+            if (*s).is_vacuumcmd
+                && !PgList::<pg_sys::DefElem>::from_pg((*s).options)
+                    .iter_ptr()
+                    .any(|d| {
+                        let name = std::ffi::CStr::from_ptr((*d).defname).to_bytes();
+                        name == b"full" || name == b"analyze"
+                    })
+            {
+                return None;
+            }
+            let rels = PgList::<pg_sys::VacuumRelation>::from_pg((*s).rels);
+            if rels.is_empty() {
+                return Some((None, command));
+            }
+            let relids = rels
+                .iter_ptr()
+                .filter_map(|v| relid_of((*v).relation))
+                .collect();
+            return Some((Some(relids), command));
+        }
+    }
+    None
+}
+
+/// Whether the current role may run maintenance on `relid` (owner or superuser): others fail
+/// before reading anything, and are not recorded.
+fn may_maintain(relid: pg_sys::Oid) -> bool {
+    // SAFETY: catalog lookups by oid.
+    unsafe { pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()) }
+}
+
+/// Records the reads of read-audited tables a maintenance statement is about to make.
+fn record_maintenance(relids: Option<Vec<pg_sys::Oid>>, command: &str) {
+    let map = audited::map();
+    if map.is_empty() || !map.values().any(|a| a.reads) {
+        return;
+    }
+    let relids: Vec<pg_sys::Oid> = match relids {
+        Some(r) => r,
+        // Every table the role may maintain: the read-audited ones among them.
+        None => map
+            .iter()
+            .filter(|(relid, a)| a.reads && **relid == a.root)
+            .map(|(relid, _)| *relid)
+            .collect(),
+    };
+    let mut seen: Vec<pg_sys::Oid> = Vec::new();
+    for relid in relids {
+        let Some(a) = map.get(&relid).filter(|a| a.reads) else {
+            continue;
+        };
+        if seen.contains(&a.root) || !may_maintain(relid) {
+            continue;
+        }
+        seen.push(a.root);
+        reads::record(a.root, &a.root_name, relid, command, 0, None);
+    }
+}
+
+/// The extension's schema (its catalog, the log and the log's ranges live there).
+fn extension_schema() -> pg_sys::Oid {
+    crate::pg::catalog_access::as_extension_owner(|| {
+        crate::pg::catalog_access::select_one::<pg_sys::Oid>(
+            "SELECT extnamespace FROM pg_catalog.pg_extension WHERE extname = 'pg_encrypt_ml'",
+            &[],
+        )
+    })
+    .unwrap_or(pg_sys::InvalidOid)
+}
+
+/// The tables a foreign key in `constraints` (a list of Constraint nodes) references.
+unsafe fn referenced(constraints: *mut pg_sys::List, out: &mut Vec<pg_sys::Oid>) {
+    // SAFETY: each node is tested to be a Constraint before its fields are read.
+    unsafe {
+        for c in PgList::<pg_sys::Node>::from_pg(constraints).iter_ptr() {
+            if is_a(c, pg_sys::NodeTag::T_Constraint) {
+                let c = c as *mut pg_sys::Constraint;
+                if (*c).contype == pg_sys::ConstrType::CONSTR_FOREIGN {
+                    out.extend(relid_of((*c).pktable));
+                }
+            }
+        }
+    }
+}
+
+/// The foreign keys of column definitions among `elements` (ColumnDef nodes, others skipped).
+unsafe fn referenced_by_columns(elements: *mut pg_sys::List, out: &mut Vec<pg_sys::Oid>) {
+    // SAFETY: each node is tested before it is cast.
+    unsafe {
+        for e in PgList::<pg_sys::Node>::from_pg(elements).iter_ptr() {
+            if is_a(e, pg_sys::NodeTag::T_ColumnDef) {
+                referenced((*(e as *mut pg_sys::ColumnDef)).constraints, out);
+            } else if is_a(e, pg_sys::NodeTag::T_Constraint) {
+                let list = pg_sys::lappend(std::ptr::null_mut(), e as *mut std::ffi::c_void);
+                referenced(list, out);
+            }
+        }
+    }
+}
+
+/// Relations a statement locks, in a mode that conflicts with what any role can hold on the
+/// extension's relations (ROW EXCLUSIVE by writing an audited row, ACCESS SHARE by a PREPAREd
+/// SELECT), before Postgres checks that the caller owns them or may reference them.
+unsafe fn locked_before_check(stmt: *mut pg_sys::Node) -> (Vec<pg_sys::Oid>, &'static str) {
+    use pg_sys::NodeTag::*;
+    let mut rels = Vec::new();
+    // SAFETY: each node is cast to the type its tag names (is_a) before its fields are read.
+    unsafe {
+        if is_a(stmt, T_CreateTrigStmt) {
+            rels.extend(relid_of((*(stmt as *mut pg_sys::CreateTrigStmt)).relation));
+            return (rels, "CREATE TRIGGER");
+        }
+        if is_a(stmt, T_RuleStmt) {
+            rels.extend(relid_of((*(stmt as *mut pg_sys::RuleStmt)).relation));
+            return (rels, "CREATE RULE");
+        }
+        if is_a(stmt, T_CreateStmt) {
+            let s = stmt as *mut pg_sys::CreateStmt;
+            if !(*s).partbound.is_null() {
+                for p in PgList::<pg_sys::Node>::from_pg((*s).inhRelations).iter_ptr() {
+                    if is_a(p, T_RangeVar) {
+                        rels.extend(relid_of(p as *mut pg_sys::RangeVar));
+                    }
+                }
+            }
+            referenced_by_columns((*s).tableElts, &mut rels);
+            referenced((*s).constraints, &mut rels);
+            return (rels, "CREATE TABLE");
+        }
+        if is_a(stmt, T_AlterTableStmt) {
+            let a = stmt as *mut pg_sys::AlterTableStmt;
+            for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg((*a).cmds).iter_ptr() {
+                let def = (*cmd).def;
+                if def.is_null() {
+                    continue;
+                }
+                match (*cmd).subtype {
+                    pg_sys::AlterTableType::AT_AttachPartition if is_a(def, T_PartitionCmd) => {
+                        rels.extend(relid_of((*(def as *mut pg_sys::PartitionCmd)).name));
+                    }
+                    pg_sys::AlterTableType::AT_AddConstraint
+                    | pg_sys::AlterTableType::AT_AddColumn => {
+                        let list =
+                            pg_sys::lappend(std::ptr::null_mut(), def as *mut std::ffi::c_void);
+                        referenced_by_columns(list, &mut rels);
+                    }
+                    _ => {}
+                }
+            }
+            return (rels, "ALTER TABLE");
+        }
+    }
+    (rels, "")
+}
+
+/// Refuses, before any lock is requested, statements that would lock a relation of the
+/// extension's schema before checking that the caller owns it (or may reference it).
+unsafe fn refuse_locking_before_check(stmt: *mut pg_sys::Node) {
+    // SAFETY: as the caller guarantees.
+    let (rels, command) = unsafe { locked_before_check(stmt) };
+    if rels.is_empty() {
+        return;
+    }
+    let schema = extension_schema();
+    for rel in rels {
+        // SAFETY: catalog lookups by oid.
+        let ours = unsafe { pg_sys::get_rel_namespace(rel) } == schema;
+        if ours && !may_maintain(rel) {
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "{command} naming {} is reserved to its owner",
+                    crate::audit::table_name(rel)
+                ),
+            );
+        }
+    }
+}
+
+/// Called by the ProcessUtility hook before a statement runs.
+///
+/// # Safety
+/// `stmt` must be the statement's parse tree (utilityStmt of the PlannedStmt being run).
+pub unsafe fn before_utility(stmt: *mut pg_sys::Node) {
+    // SAFETY: reads backend globals; stmt as the caller guarantees.
+    unsafe {
+        if stmt.is_null()
+            || pg_sys::creating_extension
+            || !pg_sys::IsTransactionState()
+            || pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) == pg_sys::InvalidOid
+        {
+            return;
+        }
+        refuse_locking_before_check(stmt);
+        if let Some((relids, command)) = maintained(stmt) {
+            if reads::schema_supports() {
+                record_maintenance(relids, command);
+            }
+        }
+    }
+}
