@@ -292,7 +292,6 @@ fn audit_state(
 ) -> TableIterator<'static, (name!(table_name, Option<String>), name!(problem, String))> {
     let mut rows: Vec<(Option<String>, String)> = state::problems(None)
         .into_iter()
-        .chain(state::stray())
         .map(|p| {
             let text = if p.relation == p.table {
                 p.problem

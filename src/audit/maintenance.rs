@@ -42,7 +42,7 @@ unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Option<Vec<pg_sys::Oid>
     // SAFETY: each node is cast to the type its tag names (is_a) before its fields are read.
     unsafe {
         if is_a(stmt, T_AlterTableStmt) {
-            use pg_sys::AlterTableType::*;
+            use pg_sys::AlterTableType as At;
             let s = stmt as *mut pg_sys::AlterTableStmt;
             // Subcommands that evaluate expressions over the rows: defaults and generated
             // columns of a new column, USING, constraints and indexes being built or validated,
@@ -52,23 +52,23 @@ unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Option<Vec<pg_sys::Oid>
                 .any(|c| {
                     matches!(
                         (*c).subtype,
-                        AT_AddColumn
-                            | AT_AddColumnRecurse
-                            | AT_AlterColumnType
-                            | AT_SetNotNull
-                            | AT_CheckNotNull
-                            | AT_AddIndex
-                            | AT_ReAddIndex
-                            | AT_AddConstraint
-                            | AT_AddConstraintRecurse
-                            | AT_ReAddConstraint
-                            | AT_ValidateConstraint
-                            | AT_ValidateConstraintRecurse
-                            | AT_AddIndexConstraint
-                            | AT_AttachPartition
-                            | AT_SetAccessMethod
-                            | AT_SetLogged
-                            | AT_SetUnLogged
+                        At::AT_AddColumn
+                            | At::AT_AddColumnRecurse
+                            | At::AT_AlterColumnType
+                            | At::AT_SetNotNull
+                            | At::AT_CheckNotNull
+                            | At::AT_AddIndex
+                            | At::AT_ReAddIndex
+                            | At::AT_AddConstraint
+                            | At::AT_AddConstraintRecurse
+                            | At::AT_ReAddConstraint
+                            | At::AT_ValidateConstraint
+                            | At::AT_ValidateConstraintRecurse
+                            | At::AT_AddIndexConstraint
+                            | At::AT_AttachPartition
+                            | At::AT_SetAccessMethod
+                            | At::AT_SetLogged
+                            | At::AT_SetUnLogged
                     )
                 });
             if !reads {

@@ -126,7 +126,39 @@ unsafe fn same_value(
     }
 }
 
+/// Whether `to_jsonb` would convert a value of `typoid` with a cast to json or jsonb (which
+/// anyone owning a type can create: the cast's function would run inside the audit trigger and
+/// decide what the log says). `to_jsonb` looks through domains and into arrays and composite
+/// types, and consults casts only for types that are not built in.
+unsafe fn json_cast_may_apply(typoid: pg_sys::Oid) -> bool {
+    // SAFETY: syscache lookups by oid.
+    unsafe {
+        let base = pg_sys::getBaseType(typoid);
+        if base.to_u32() < pg_sys::FirstNormalObjectId {
+            return false;
+        }
+        let element = pg_sys::get_element_type(base);
+        if element != pg_sys::InvalidOid {
+            return json_cast_may_apply(element);
+        }
+        if pg_sys::type_is_rowtype(base) {
+            return true;
+        }
+        [pg_sys::JSONBOID, pg_sys::JSONOID].iter().any(|target| {
+            pg_sys::SearchSysCacheExists(
+                pg_sys::SysCacheIdentifier::CASTSOURCETARGET as i32,
+                pg_sys::Datum::from(base),
+                pg_sys::Datum::from(*target),
+                pg_sys::Datum::from(0usize),
+                pg_sys::Datum::from(0usize),
+            )
+        })
+    }
+}
+
 /// The row as jsonb, with the `redact` columns' non-NULL values replaced by keyed hashes.
+/// Columns whose types `to_jsonb` would convert by a cast are logged as their type's output
+/// text instead, and the cast never runs (`to_jsonb` sees them as NULL).
 unsafe fn row_jsonb(
     tuple: pg_sys::HeapTuple,
     desc: pg_sys::TupleDesc,
@@ -135,7 +167,29 @@ unsafe fn row_jsonb(
     key: &encml_core::service_key::ServiceKey,
 ) -> pg_sys::Datum {
     unsafe {
-        let composite = pg_sys::heap_copy_tuple_as_datum(tuple, desc);
+        let mut by_output: Vec<usize> = Vec::new();
+        for i in 0..row.values.len() {
+            let att = attr(desc, i);
+            if !(*att).attisdropped
+                && !row.nulls[i]
+                && (*att).atttypid.to_u32() >= pg_sys::FirstNormalObjectId
+                && json_cast_may_apply((*att).atttypid)
+            {
+                by_output.push(i);
+            }
+        }
+        let composite = if by_output.is_empty() {
+            pg_sys::heap_copy_tuple_as_datum(tuple, desc)
+        } else {
+            let mut values = row.values.clone();
+            let mut nulls = row.nulls.clone();
+            for &i in &by_output {
+                values[i] = pg_sys::Datum::from(0usize);
+                nulls[i] = true;
+            }
+            let copy = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            pg_sys::heap_copy_tuple_as_datum(copy, desc)
+        };
         let mut jsonb = pg_sys::FunctionCall1Coll(
             to_jsonb_for((*desc).tdtypeid),
             pg_sys::InvalidOid,
@@ -150,6 +204,10 @@ unsafe fn row_jsonb(
             if redact.contains(&name) {
                 let token = encml_core::audit::redact(key, &output_text(desc, i, row.values[i]));
                 tokens.insert(name, serde_json::Value::String(token));
+            } else if by_output.contains(&i) {
+                let text =
+                    String::from_utf8_lossy(&output_text(desc, i, row.values[i])).into_owned();
+                tokens.insert(name, serde_json::Value::String(text));
             }
         }
         if !tokens.is_empty() {
