@@ -218,7 +218,8 @@ struct Command {
     object: String,
 }
 
-/// The commands of the statement and the audited tables whose trees they touch.
+/// The commands of the statement and the audited tables whose trees they touch: above or below
+/// the relations the commands (and `extra`) name.
 fn touched(extra: &[pg_sys::Oid]) -> (Vec<Command>, Vec<pg_sys::Oid>) {
     as_extension_owner(|| {
         let commands = read_rows(
@@ -273,8 +274,11 @@ fn touched(extra: &[pg_sys::Oid]) -> (Vec<Command>, Vec<pg_sys::Oid>) {
                  UNION SELECT pg_catalog.unnest($1::oid[]) \
                  UNION SELECT objid FROM typedep WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass), \
              up(anc) AS (SELECT relid FROM cmd WHERE relid IS NOT NULL \
-                 UNION SELECT i.inhparent FROM up JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.anc) \
-             SELECT DISTINCT a.table_oid::oid FROM up JOIN encml.audited_tables a ON a.table_oid::oid = up.anc",
+                 UNION SELECT i.inhparent FROM up JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.anc), \
+             down(d) AS (SELECT relid FROM cmd WHERE relid IS NOT NULL \
+                 UNION SELECT i.inhrelid FROM down JOIN pg_catalog.pg_inherits i ON i.inhparent = down.d) \
+             SELECT DISTINCT a.table_oid::oid FROM (SELECT anc FROM up UNION SELECT d FROM down) r(relid) \
+               JOIN encml.audited_tables a ON a.table_oid::oid = r.relid",
             &[arg(extra.to_vec())],
             0,
             |r| r.get::<pg_sys::Oid>(1),
@@ -333,6 +337,7 @@ fn cover(
     let joined: Vec<pg_sys::Oid> = joining
         .iter()
         .flat_map(|j| triggers::tree(*j).into_iter().map(|(relid, _)| relid))
+        .filter(|relid| *relid != root)
         .collect();
     let mut added = Vec::new();
     for (relid, is_partition) in triggers::tree(root) {
@@ -343,7 +348,7 @@ fn cover(
         let row = here.iter().any(|p| p.kind == Kind::MissingRowTrigger);
         let truncate = here.iter().any(|p| p.kind == Kind::MissingTruncateTrigger);
         if row || truncate {
-            triggers::add_to(relid, is_partition, &redact, row, truncate);
+            triggers::add_to(relid, is_partition && relid != root, &redact, row, truncate);
         }
         // The rows it brought into the audited table's scans without an INSERT being logged
         // (ATTACH PARTITION scans the table anyway, unless a constraint proves the bound).
@@ -395,9 +400,21 @@ unsafe fn ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: data is the event's.
     let tag = unsafe { command_tag(data) };
     if let Some((rel, old, new)) = &statement.column_rename {
-        rename_redacted_column(*rel, old, new);
+        // (A rename recurses: audited tables under the renamed one keep their redaction too.)
+        for (relid, _) in triggers::tree(*rel) {
+            rename_redacted_column(relid, old, new);
+        }
     }
-    let (commands, roots) = touched(&statement.extra);
+    // The tables a statement names and those under them: DDL on a parent of one's own (ADD
+    // COLUMN, RENAME COLUMN, CREATE TRIGGER, ATTACH PARTITION of the audited table) reaches the
+    // audited table below it.
+    let named: Vec<pg_sys::Oid> = statement
+        .extra
+        .iter()
+        .chain(statement.leaving.iter())
+        .copied()
+        .collect();
+    let (commands, roots) = touched(&named);
     if !roots.is_empty() {
         // Tables may have joined or left an audited tree: read auditing looks again.
         crate::audit::audited::invalidate();

@@ -170,7 +170,9 @@ pub fn install(rel: pg_sys::Oid, explicit: &[String]) -> Vec<String> {
     let redact = redaction_list(rel, explicit);
     drop_all(rel);
     for (relid, is_partition) in tree(rel) {
-        add_to(relid, is_partition, &redact, true, true);
+        // (The audited table itself may be a partition of a table that is not audited: it gets
+        // its own row trigger, there is no parent's to clone.)
+        add_to(relid, is_partition && relid != rel, &redact, true, true);
     }
     redact
 }

@@ -238,6 +238,35 @@ RESET ROLE;
 SELECT operation, table_name, detail->>'table' AS rewritten, detail->>'command_tag' AS command_tag
   FROM encml.audit_log WHERE id > :b4 ORDER BY id;
 
+-- DDL on a parent of the owner's own reaches the audited table below it (an attacker's find:
+-- attaching the audited table to a new partitioned table, then adding a column, a trigger and
+-- renaming a classified column there left no event, and the next row logged the column in clear).
+SET ROLE encml_s_owner;
+CREATE TABLE public.s_q (id int NOT NULL, ssn text);
+SELECT encml.classify('public.s_q', 'ssn', 'pii');
+SELECT encml.audit_enable('public.s_q');
+CREATE TABLE public.s_pp (id int NOT NULL, ssn text) PARTITION BY RANGE (id);
+RESET ROLE;
+SELECT max(id) AS b9 FROM encml.audit_log \gset
+SET ROLE encml_s_owner;
+ALTER TABLE public.s_pp ATTACH PARTITION public.s_q DEFAULT;
+CREATE FUNCTION public.s_peek() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN new; END $$;
+CREATE TRIGGER a_peek BEFORE UPDATE ON public.s_pp FOR EACH ROW EXECUTE FUNCTION public.s_peek();
+ALTER TABLE public.s_pp ADD COLUMN extra int DEFAULT 42;
+ALTER TABLE public.s_pp RENAME COLUMN ssn TO ssn2;
+INSERT INTO public.s_q VALUES (1, '123-45-6789');
+ALTER TABLE public.s_pp DETACH PARTITION public.s_q;
+RESET ROLE;
+SELECT operation, table_name, detail->>'command_tag' AS command_tag,
+       (SELECT string_agg(o->>'object', ', ') FROM jsonb_array_elements(detail->'objects') o) AS objects,
+       new_row->>'ssn2' = '123-45-6789' AS logged_in_clear
+  FROM encml.audit_log WHERE id > :b9 AND table_name = 'public.s_q' ORDER BY id;
+SELECT count(*) AS deviations FROM encml.audit_state();
+SET ROLE encml_s_owner;
+DROP TABLE public.s_pp, public.s_q;
+DROP FUNCTION public.s_peek();
+RESET ROLE;
+
 -- A cast to json of the owner's own type does not decide what the log says (an attacker's find:
 -- to_jsonb converted the column through the cast, whose function ran inside the audit trigger
 -- and logged another value). Such columns are logged as their type's output text; the cast
