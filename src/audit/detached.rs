@@ -12,7 +12,7 @@ use crate::pg::detached_worker;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use serde_json::json;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 /// The most event bytes carried (a longer detail is replaced by a marker; the server log has it).
 const MAX_EVENT: usize = 8192;
@@ -100,15 +100,40 @@ fn send(text: String) {
         text.as_bytes(),
     ) {
         Ok(_) => {}
-        Err(detached_worker::Failure::NoSlot) => pgrx::log!(
-            "pg_encrypt_ml: no background worker slot free; the event above is only in the server log"
-        ),
-        Err(_) => pgrx::log!("pg_encrypt_ml: the audit event worker did not finish"),
+        Err(failure) => {
+            pgrx::log!(
+                "pg_encrypt_ml: {}; the event above is written by this session at its next statement",
+                match failure {
+                    detached_worker::Failure::NoSlot => "no background worker slot free",
+                    _ => "the audit event worker did not finish",
+                }
+            );
+            // (Any role can fill the worker slots: the session writes its events itself, in its
+            // next transaction that can write, and again if that one rolls back.)
+            let events: Vec<String> = match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Array(events)) => {
+                    events.iter().map(|e| e.to_string()).collect()
+                }
+                _ => vec![text],
+            };
+            UNSENT.with(|u| u.borrow_mut().extend(events));
+        }
     }
+}
+
+/// Events no worker could write (no slot free), for the session to write itself.
+pub fn take_unsent() -> Vec<String> {
+    UNSENT.with(|u| std::mem::take(&mut *u.borrow_mut()))
+}
+
+/// Whether events wait for the session to write them.
+pub fn has_unsent() -> bool {
+    UNSENT.with(|u| !u.borrow().is_empty())
 }
 
 thread_local! {
     static EVENT_PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+    static UNSENT: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
 static INSERT_EVENT: SavedPlan = SavedPlan::new(

@@ -126,12 +126,30 @@ pub fn record(
     WRITTEN.with(|w| w.borrow_mut().push((sub, prepared)));
 }
 
-/// Writes the records of rolled-back transactions through the background writer.
+/// Writes the records of rolled-back transactions, and the events no background worker could
+/// write: in the current transaction where it can write (if it rolls back too, they wait for
+/// the next one), else through the background writer.
 fn flush_orphans() {
-    let orphans: Vec<String> = ORPHANS.with(|o| std::mem::take(&mut *o.borrow_mut()));
-    if !orphans.is_empty() {
+    let mut orphans: Vec<String> = ORPHANS.with(|o| std::mem::take(&mut *o.borrow_mut()));
+    orphans.extend(detached::take_unsent());
+    if orphans.is_empty() {
+        return;
+    }
+    if can_write_here() {
+        // SAFETY: reads the current subtransaction id.
+        let sub = unsafe { pg_sys::GetCurrentSubTransactionId() };
+        for event in &orphans {
+            detached::insert_event_json(event);
+        }
+        WRITTEN.with(|w| w.borrow_mut().extend(orphans.into_iter().map(|e| (sub, e))));
+    } else {
         detached::record_prepared(&orphans);
     }
+}
+
+/// Whether records wait to be written again.
+fn waiting() -> bool {
+    ORPHANS.with(|o| !o.borrow().is_empty()) || detached::has_unsent()
 }
 
 /// Runs `f` (the extension's own reads of user tables, such as counting the rows of a table
@@ -250,7 +268,7 @@ pub unsafe fn check(query: *mut pg_sys::QueryDesc) {
             .position(|st| st.query == query as usize)
             .map(|i| s.remove(i))
     });
-    let orphans = ORPHANS.with(|o| !o.borrow().is_empty());
+    let orphans = waiting();
     if started.is_none() && !orphans {
         return;
     }
@@ -304,7 +322,7 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut s
         }
         pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => {
             // Reads of rolled-back savepoints are written with the transaction that commits.
-            if ORPHANS.with(|o| !o.borrow().is_empty()) && can_write_here() {
+            if waiting() && can_write_here() {
                 flush_orphans();
             }
         }

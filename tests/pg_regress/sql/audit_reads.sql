@@ -204,6 +204,30 @@ RESET ROLE;
 SELECT dblink_exec('writer', 'ROLLBACK');
 SELECT dblink_disconnect('writer');
 
+-- Any role can fill the background worker slots (parallel queries): the read of a READ ONLY
+-- transaction, which only the background writer could record at once, is then written by the
+-- session itself at its next statement (an attacker's find: it was only in the server log).
+SELECT count(dblink_connect('busy' || n, format('host=%s port=%s dbname=%s user=%s',
+       current_setting('unix_socket_directories'), current_setting('port'), current_database(), current_user))) AS busy
+  FROM generate_series(1, current_setting('max_worker_processes')::int) n;
+SELECT count(dblink_send_query('busy' || n, 'SET force_parallel_mode = on; SET parallel_leader_participation = off; SELECT pg_sleep(4)')) AS sent
+  FROM generate_series(1, current_setting('max_worker_processes')::int) n;
+SELECT pg_sleep(1);
+SELECT count(*) >= current_setting('max_worker_processes')::int - 1 AS worker_slots_taken
+  FROM pg_stat_activity WHERE backend_type = 'parallel worker';
+SELECT max(id) AS b9 FROM encml.audit_log \gset
+SET ROLE encml_r_reader;
+BEGIN READ ONLY;
+SELECT id AS read_while_no_worker FROM public.r_t WHERE id = 2;
+COMMIT;
+SELECT 1 AS next_statement;
+RESET ROLE;
+SELECT detail->>'command' AS command, table_name, detail->>'rows' AS read_rows, effective_role
+  FROM encml.audit_log WHERE id > :b9 AND kind = 'event' AND operation = 'read' ORDER BY id;
+SELECT count(*) AS done FROM generate_series(1, current_setting('max_worker_processes')::int) n,
+       LATERAL dblink_get_result('busy' || n) AS r(x text);
+SELECT count(dblink_disconnect('busy' || n)) AS disconnected FROM generate_series(1, current_setting('max_worker_processes')::int) n;
+
 SET ROLE encml_r_owner;
 DROP TABLE public.r_t, public.r_plain, public.r_part;
 RESET ROLE;
