@@ -323,7 +323,8 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut s
         pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => {
             // Reads of rolled-back savepoints are written with the transaction that commits.
             if waiting() && can_write_here() {
-                flush_orphans();
+                // (A utility statement's transaction, ANALYZE's say, has no snapshot here.)
+                unless_nested(&BUSY, || with_active_snapshot(flush_orphans));
             }
         }
         _ => {}
