@@ -305,7 +305,7 @@ fn log_head_at_commit(seq: i64, id: i64, mac: &[u8; MAC_LEN]) {
         hex::encode(mac)
     );
     pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, move || {
-        pgrx::log!("{line}");
+        crate::log_event!("{line}");
     });
 }
 

@@ -71,7 +71,7 @@ fn flush() {
     }
     if !unsafe { pg_sys::IsTransactionState() } {
         for (key, values) in counts {
-            pgrx::log!(
+            crate::log_event!(
                 "pg_encrypt_ml decrypt audit: key={} values={values}",
                 uuid::Uuid::from_bytes(key)
             );
@@ -114,7 +114,7 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut s
     {
         crate::security::exfil::flush(false);
         for (key, values) in take() {
-            pgrx::log!(
+            crate::log_event!(
                 "pg_encrypt_ml decrypt audit (statement failed): key={} values={values}",
                 uuid::Uuid::from_bytes(key)
             );

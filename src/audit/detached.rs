@@ -52,7 +52,7 @@ pub fn record(operation: &str, mut detail: serde_json::Value) {
     event["operation"] = json!(operation);
     event["detail"] = detail;
     let mut text = event.to_string();
-    pgrx::log!("pg_encrypt_ml security event: {text}");
+    crate::log_event!("pg_encrypt_ml security event: {text}");
     crate::security::severity::log_json(&event);
     if text.len() > MAX_EVENT {
         event["detail"] =
@@ -101,7 +101,7 @@ fn send(text: String) {
     ) {
         Ok(_) => {}
         Err(failure) => {
-            pgrx::log!(
+            crate::log_event!(
                 "pg_encrypt_ml: {}; the event above is written by this session at its next statement",
                 match failure {
                     detached_worker::Failure::NoSlot => "no background worker slot free",

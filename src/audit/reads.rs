@@ -102,7 +102,7 @@ pub fn record(
     });
     // SAFETY: reads a backend global.
     if unsafe { pg_sys::RecoveryInProgress() } {
-        pgrx::log!(
+        crate::log_event!(
             "pg_encrypt_ml read audit: {}",
             json!({ "operation": "read", "audited_table": root_name, "detail": detail })
         );
@@ -110,7 +110,7 @@ pub fn record(
     }
     let prepared = detached::prepared_event("read", Some((root, root_name)), detail.clone());
     if !can_write_here() {
-        pgrx::log!("pg_encrypt_ml read audit: {prepared}");
+        crate::log_event!("pg_encrypt_ml read audit: {prepared}");
         detached::record_prepared(&[prepared]);
         return;
     }
@@ -377,7 +377,7 @@ fn orphan_unfinished(unfinished: Vec<Started>) {
             event["table_name"] = json!(name);
             event["detail"] = detail;
             let event = event.to_string();
-            pgrx::log!("pg_encrypt_ml read audit (statement failed, written again by the next statement): {event}");
+            crate::log_event!("pg_encrypt_ml read audit (statement failed, written again by the next statement): {event}");
             ORPHANS.with(|o| o.borrow_mut().push(event));
         }
     }
@@ -385,7 +385,7 @@ fn orphan_unfinished(unfinished: Vec<Started>) {
 
 fn orphan(lost: Vec<(pg_sys::SubTransactionId, String)>) {
     for (_, event) in lost {
-        pgrx::log!(
+        crate::log_event!(
             "pg_encrypt_ml read audit (rolled back, written again by the next statement): {event}"
         );
         ORPHANS.with(|o| o.borrow_mut().push(event));

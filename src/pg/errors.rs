@@ -104,3 +104,36 @@ impl<T> OrRaise<T> for Result<T, Error> {
         }
     }
 }
+
+/// Writes `message` to the server log at LOG, without the `STATEMENT:` line Postgres adds to LOG
+/// messages (the statement's text can hold the personal data being looked up; the extension's
+/// events describe statements by their query id). Use through `log_event!`.
+pub fn log_without_statement(message: &str) {
+    use std::ffi::{c_char, c_int, CString};
+    unsafe extern "C-unwind" {
+        // The ereport primitives pgrx keeps to itself; errhidestmt has no pgrx equivalent.
+        fn errstart(elevel: c_int, domain: *const c_char) -> bool;
+        fn errfinish(filename: *const c_char, lineno: c_int, funcname: *const c_char);
+        fn errmsg_internal(fmt: *const c_char, ...) -> c_int;
+        fn errhidestmt(hide_stmt: bool) -> c_int;
+    }
+    let text = CString::new(message.replace('\0', "")).expect("NULs removed");
+    // SAFETY: the elog protocol at LOG, which returns normally; the format is "%s" with one NUL
+    // terminated argument that outlives the call, and the domain, file and function names are
+    // static strings (ErrorData keeps pointers to them).
+    unsafe {
+        if errstart(pgrx::pg_sys::LOG as c_int, c"pg_encrypt_ml".as_ptr()) {
+            errmsg_internal(c"%s".as_ptr(), text.as_ptr());
+            errhidestmt(true);
+            errfinish(c"pg_encrypt_ml".as_ptr(), 0, c"log_event".as_ptr());
+        }
+    }
+}
+
+/// `pgrx::log!` without the statement's text in the server log (see `log_without_statement`).
+#[macro_export]
+macro_rules! log_event {
+    ($($arg:tt)*) => {
+        $crate::pg::errors::log_without_statement(&format!($($arg)*))
+    };
+}

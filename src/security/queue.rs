@@ -47,7 +47,7 @@ pub fn push_event(
         "detail": detail,
     });
     let mut text = event.to_string();
-    pgrx::log!("pg_encrypt_ml security event: {text}");
+    crate::log_event!("pg_encrypt_ml security event: {text}");
     severity::log_json(&event);
     if text.len() > RECORD_BYTES {
         let mut short = event.clone();

@@ -50,7 +50,7 @@ pub fn tag(operation: &str, detail: &mut serde_json::Value) {
 /// Writes the event to the server log as one JSON line when encml.log_events_json is on.
 pub fn log_json(event: &serde_json::Value) {
     if crate::security::gucs::LOG_EVENTS_JSON.get() {
-        pgrx::log!("pg_encrypt_ml event: {event}");
+        crate::log_event!("pg_encrypt_ml event: {event}");
     }
 }
 

@@ -1,5 +1,6 @@
 """Threat detection end to end (run by threats.sh, which opens TCP and sets the lockout to 3)."""
 import json
+import re
 import os
 import time
 
@@ -131,4 +132,18 @@ assert {"auth_lockout", "role_superuser", "decrypt_rate_exceeded"} <= kinds, kin
 assert all(e["detail"]["severity"] in ("critical", "warning", "info") for e in events)
 assert not any("right-pw" in l or "secret " in l for l in lines)
 ok(f"{len(events)} JSON event lines in the server log")
+# ... none followed by the statement's text (Postgres adds a STATEMENT line to LOG messages;
+# the statement can hold the data being looked up).
+with open(os.environ["SERVER_LOG"], "rb") as f:
+    f.seek(int(os.environ["LOG_START"]))
+    all_lines = [l.decode(errors="replace") for l in f]
+pid = re.compile(r"\[(\d+)\] ")
+followed = [
+    (l, n) for l, n in zip(all_lines, all_lines[1:] + [""])
+    if "pg_encrypt_ml" in l and " LOG: " in l
+    and "STATEMENT:" in n and pid.search(l) and pid.search(n)
+    and pid.search(l).group(1) == pid.search(n).group(1)
+]
+assert not followed, followed[:2]
+ok("the extension's log lines carry no statement text")
 a.execute("DROP TABLE vault")
