@@ -20,7 +20,12 @@ pub fn record(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: s
             "table": table.map(|t| t.1),
             "detail": &detail,
         });
-        crate::security::severity::log_json(&event);
+        if detail["severity"] == "critical" {
+            // (Always in the server log: a superuser can delete the row before it is sealed.)
+            crate::log_event!("pg_encrypt_ml security event: {event}");
+        } else {
+            crate::security::severity::log_json(&event);
+        }
         crate::security::severity::notify_if_critical(&event);
     }
     append(&Entry::without_rows(

@@ -292,6 +292,94 @@ unsafe fn refuse_locking_before_check(stmt: *mut pg_sys::Node) {
     }
 }
 
+/// The extension's event trigger a statement alters, renames or drops (by catalog state: an
+/// event trigger that is a member of the extension), with what it does.
+unsafe fn event_trigger_change(stmt: *mut pg_sys::Node) -> Option<(String, String)> {
+    use pg_sys::NodeTag::*;
+    // SAFETY: each node is cast to the type its tag names (is_a) before its fields are read.
+    let (names, action): (Vec<String>, String) = unsafe {
+        let cstr = |p: *const std::ffi::c_char| {
+            (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+        };
+        if is_a(stmt, T_AlterEventTrigStmt) {
+            let s = stmt as *mut pg_sys::AlterEventTrigStmt;
+            let action = match (*s).tgenabled as u8 {
+                b'D' => "DISABLE",
+                b'R' => "ENABLE REPLICA",
+                b'A' => "ENABLE ALWAYS",
+                _ => "ENABLE",
+            };
+            (
+                cstr((*s).trigname).into_iter().collect(),
+                action.to_string(),
+            )
+        } else if is_a(stmt, T_RenameStmt)
+            && (*(stmt as *mut pg_sys::RenameStmt)).renameType
+                == pg_sys::ObjectType::OBJECT_EVENT_TRIGGER
+        {
+            let s = stmt as *mut pg_sys::RenameStmt;
+            let old = if !(*s).object.is_null() && is_a((*s).object, T_String) {
+                cstr((*((*s).object as *mut pg_sys::String)).sval)
+            } else {
+                None
+            };
+            (
+                old.into_iter().collect(),
+                format!("RENAME TO {}", cstr((*s).newname).unwrap_or_default()),
+            )
+        } else if is_a(stmt, T_DropStmt)
+            && (*(stmt as *mut pg_sys::DropStmt)).removeType
+                == pg_sys::ObjectType::OBJECT_EVENT_TRIGGER
+        {
+            let s = stmt as *mut pg_sys::DropStmt;
+            let names = PgList::<pg_sys::Node>::from_pg((*s).objects)
+                .iter_ptr()
+                .filter(|n| is_a(*n, T_String))
+                .filter_map(|n| cstr((*(n as *mut pg_sys::String)).sval))
+                .collect();
+            (names, "DROP".to_string())
+        } else if is_a(stmt, T_AlterExtensionContentsStmt)
+            && (*(stmt as *mut pg_sys::AlterExtensionContentsStmt)).objtype
+                == pg_sys::ObjectType::OBJECT_EVENT_TRIGGER
+        {
+            let s = stmt as *mut pg_sys::AlterExtensionContentsStmt;
+            let object = (*s).object;
+            let name = if !object.is_null() && is_a(object, T_String) {
+                cstr((*(object as *mut pg_sys::String)).sval)
+            } else {
+                None
+            };
+            let verb = if (*s).action > 0 {
+                "ALTER EXTENSION ADD"
+            } else {
+                "ALTER EXTENSION DROP"
+            };
+            (name.into_iter().collect(), verb.to_string())
+        } else {
+            return None;
+        }
+    };
+    let ours: Vec<String> = crate::pg::catalog_access::as_extension_owner(|| {
+        crate::pg::catalog_access::read_rows(
+            "SELECT e.evtname::pg_catalog.text FROM pg_catalog.pg_event_trigger e \
+               JOIN pg_catalog.pg_depend d ON d.objid OPERATOR(pg_catalog.=) e.oid \
+                AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_event_trigger'::pg_catalog.regclass \
+                AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass \
+                AND d.deptype OPERATOR(pg_catalog.=) 'e' \
+               JOIN pg_catalog.pg_extension x ON x.oid OPERATOR(pg_catalog.=) d.refobjid \
+                AND x.extname OPERATOR(pg_catalog.=) 'pg_encrypt_ml' \
+              WHERE e.evtname::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($1)",
+            &[crate::pg::catalog_access::arg(names)],
+            0,
+            |r| r.get::<String>(1),
+        )
+        .into_iter()
+        .flatten()
+        .collect()
+    });
+    (!ours.is_empty()).then(|| (ours.join(", "), action))
+}
+
 /// Called by the ProcessUtility hook before a statement runs.
 ///
 /// # Safety
@@ -307,6 +395,15 @@ pub unsafe fn before_utility(stmt: *mut pg_sys::Node) {
             return;
         }
         refuse_locking_before_check(stmt);
+        // Event triggers fire for no statement on event triggers: a superuser's DISABLE, DROP or
+        // RENAME of the extension's would leave nothing once undone. Recorded before it runs,
+        // outside the transaction (and in the server log at once).
+        if let Some((triggers, action)) = event_trigger_change(stmt) {
+            crate::audit::events::refused(
+                "event_trigger_altered",
+                serde_json::json!({ "event_triggers": triggers, "action": action }),
+            );
+        }
         if let Some((relids, command)) = maintained(stmt) {
             if reads::schema_supports() {
                 record_maintenance(relids, command);

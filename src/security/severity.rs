@@ -16,7 +16,8 @@ pub fn of(operation: &str) -> &'static str {
         | "rls_disabled"
         | "audit_trigger_disabled"
         | "audit_trigger_dropped"
-        | "replica_mode_write" => "critical",
+        | "replica_mode_write"
+        | "event_trigger_altered" => "critical",
         "create_role"
         | "alter_role"
         | "drop_role"

@@ -100,6 +100,17 @@ SELECT ok, regexp_replace(detail, 'seq \d+', 'seq N') AS detail FROM encml.audit
 ALTER EVENT TRIGGER encml_audit_ddl_end ENABLE ALWAYS;
 ALTER EVENT TRIGGER encml_audit_sql_drop ENABLE ALWAYS;
 SELECT ok FROM encml.audit_verify();
+-- ... and each change of them is a critical event written outside the transaction (library
+-- preloaded; an attacker's find: disabled and enabled again, they left nothing).
+SELECT max(id) AS b_evt FROM encml.audit_log \gset
+BEGIN;
+ALTER EVENT TRIGGER encml_audit_ddl_start DISABLE;
+ALTER EVENT TRIGGER encml_audit_ddl_start RENAME TO encml_x;
+ROLLBACK;
+SELECT try($$DROP EVENT TRIGGER encml_audit_table_rewrite$$) AS dropped;
+SELECT operation, detail->>'event_triggers' AS event_triggers, detail->>'action' AS action,
+       detail->>'severity' AS severity
+  FROM encml.audit_log WHERE id > :b_evt ORDER BY id;
 
 -- A renamed column keeps its redaction (explicit and classified).
 SET ROLE encml_s_owner;
