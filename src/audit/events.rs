@@ -22,7 +22,8 @@ pub fn record(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: s
         });
         if detail["severity"] == "critical" {
             // (Always in the server log: a superuser can delete the row before it is sealed.)
-            crate::log_event!("pg_encrypt_ml security event: {event}");
+            // (The JSON line encml.log_events_json writes, whether it is on or not.)
+            crate::log_event!("pg_encrypt_ml event: {event}");
         } else {
             crate::security::severity::log_json(&event);
         }
