@@ -124,7 +124,8 @@ unsafe fn cstr(p: *const std::ffi::c_char) -> Option<String> {
 /// What the statement's parse tree says beyond pg_event_trigger_ddl_commands().
 #[derive(Default)]
 struct Statement {
-    /// Relations the statement removed from an inheritance tree (NO INHERIT's parent).
+    /// Relations the statement affects without naming them as its object: NO INHERIT's parent,
+    /// the tables its foreign keys reference (they get Postgres's RI triggers).
     extra: Vec<pg_sys::Oid>,
     /// The statement may bring a table into an audited tree.
     joins_tree: bool,
@@ -156,10 +157,21 @@ unsafe fn inspect(tree: *mut pg_sys::Node) -> Statement {
         if is_a(tree, T_CreateStmt) {
             let c = tree as *mut pg_sys::CreateStmt;
             s.joins_tree = !(*c).inhRelations.is_null() || !(*c).partbound.is_null();
+            // A foreign key puts Postgres's own triggers on the table it references.
+            crate::audit::maintenance::foreign_keys_in_columns((*c).tableElts, &mut s.extra);
+            crate::audit::maintenance::foreign_keys((*c).constraints, &mut s.extra);
         } else if is_a(tree, T_AlterTableStmt) {
             let a = tree as *mut pg_sys::AlterTableStmt;
             s.alters_table = true;
             for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg((*a).cmds).iter_ptr() {
+                if matches!(
+                    (*cmd).subtype,
+                    pg_sys::AlterTableType::AT_AddConstraint | pg_sys::AlterTableType::AT_AddColumn
+                ) && !(*cmd).def.is_null()
+                {
+                    let list = pg_sys::lappend(std::ptr::null_mut(), (*cmd).def.cast());
+                    crate::audit::maintenance::foreign_keys_in_columns(list, &mut s.extra);
+                }
                 match (*cmd).subtype {
                     pg_sys::AlterTableType::AT_AddInherit => {
                         s.joins_tree = true;

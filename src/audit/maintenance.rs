@@ -2,7 +2,9 @@
 //!
 //! - **Maintenance that evaluates the owner's expressions over a read-audited table's rows**
 //!   (ALTER TABLE: a column type's USING, a CHECK or NOT NULL being validated, a rewrite;
-//!   CREATE INDEX, REINDEX, CLUSTER, VACUUM, ANALYZE: index expressions and predicates) is a read:
+//!   CREATE INDEX, REINDEX, CLUSTER, VACUUM, ANALYZE: index expressions and predicates; a new
+//!   partition, which scans the default partition; ALTER DOMAIN's constraints, checked against
+//!   every column of the domain), also through a parent of the owner's own, is a read:
 //!   an error can show a row's value ("invalid input syntax for type integer: ..."), and the
 //!   expressions can be the owner's functions. It is recorded before the statement runs, so that
 //!   one that fails is on record too (as a rolled-back read: `reads`).
@@ -13,7 +15,7 @@
 //!   audited row, such a lock request stalled every audited write and every seal until it was
 //!   cancelled.
 
-use crate::audit::{audited, reads};
+use crate::audit::{audited, reads, triggers};
 use crate::pg::errors::raise;
 use pgrx::prelude::*;
 use pgrx::{is_a, PgList, PgSqlErrorCode};
@@ -35,9 +37,18 @@ unsafe fn relid_of(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
     (oid != pg_sys::InvalidOid).then_some(oid)
 }
 
-/// The relations a maintenance statement evaluates expressions over, and its command; `None`
-/// for every table (ANALYZE or VACUUM without a list).
-unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Option<Vec<pg_sys::Oid>>, &'static str)> {
+/// What a maintenance statement reads: the relations it names (each with the tables under it;
+/// only what the role may maintain), every table (ANALYZE or VACUUM without a list), or the
+/// tables Postgres scans for another object whoever owns them (a parent's default partition
+/// for a new partition, the columns of a domain for its constraint).
+enum Reads {
+    Named(Vec<pg_sys::Oid>),
+    Everything,
+    Scanned(Vec<pg_sys::Oid>),
+}
+
+/// What a maintenance statement reads, and its command.
+unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Reads, &'static str)> {
     use pg_sys::NodeTag::*;
     // SAFETY: each node is cast to the type its tag names (is_a) before its fields are read.
     unsafe {
@@ -75,21 +86,25 @@ unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Option<Vec<pg_sys::Oid>
                 return None;
             }
             return Some((
-                Some(relid_of((*s).relation).into_iter().collect()),
+                Reads::Named(relid_of((*s).relation).into_iter().collect()),
                 "ALTER TABLE",
             ));
         }
         if is_a(stmt, T_IndexStmt) {
             let s = stmt as *mut pg_sys::IndexStmt;
             return Some((
-                Some(relid_of((*s).relation).into_iter().collect()),
+                Reads::Named(relid_of((*s).relation).into_iter().collect()),
                 "CREATE INDEX",
             ));
         }
         if is_a(stmt, T_ClusterStmt) {
             let s = stmt as *mut pg_sys::ClusterStmt;
             return Some((
-                (!(*s).relation.is_null()).then(|| relid_of((*s).relation).into_iter().collect()),
+                if (*s).relation.is_null() {
+                    Reads::Everything
+                } else {
+                    Reads::Named(relid_of((*s).relation).into_iter().collect())
+                },
                 "CLUSTER",
             ));
         }
@@ -100,9 +115,9 @@ unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Option<Vec<pg_sys::Oid>
                 pg_sys::ReindexObjectType::REINDEX_OBJECT_INDEX => relid_of((*s).relation)
                     .map(|i| pg_sys::IndexGetRelation(i, true))
                     .filter(|r| *r != pg_sys::InvalidOid),
-                _ => return Some((None, "REINDEX")),
+                _ => return Some((Reads::Everything, "REINDEX")),
             };
-            return Some((Some(rel.into_iter().collect()), "REINDEX"));
+            return Some((Reads::Named(rel.into_iter().collect()), "REINDEX"));
         }
         if is_a(stmt, T_VacuumStmt) {
             let s = stmt as *mut pg_sys::VacuumStmt;
@@ -125,13 +140,46 @@ unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Option<Vec<pg_sys::Oid>
             }
             let rels = PgList::<pg_sys::VacuumRelation>::from_pg((*s).rels);
             if rels.is_empty() {
-                return Some((None, command));
+                return Some((Reads::Everything, command));
             }
             let relids = rels
                 .iter_ptr()
                 .filter_map(|v| relid_of((*v).relation))
                 .collect();
-            return Some((Some(relids), command));
+            return Some((Reads::Named(relids), command));
+        }
+        // A new partition: Postgres scans the parent's default partition for rows it would
+        // take (an error names none, but says whether there are any: an oracle on the values).
+        if is_a(stmt, T_CreateStmt) {
+            let s = stmt as *mut pg_sys::CreateStmt;
+            if (*s).partbound.is_null() {
+                return None;
+            }
+            let defaults: Vec<pg_sys::Oid> = PgList::<pg_sys::Node>::from_pg((*s).inhRelations)
+                .iter_ptr()
+                .filter(|n| is_a(*n, T_RangeVar))
+                .filter_map(|n| relid_of(n as *mut pg_sys::RangeVar))
+                .filter_map(default_partition)
+                .filter(|d| *d != pg_sys::InvalidOid)
+                .collect();
+            if defaults.is_empty() {
+                return None;
+            }
+            return Some((Reads::Scanned(defaults), "CREATE TABLE"));
+        }
+        // A domain constraint added or validated is checked against every column of the domain,
+        // in whosever table (the domain's owner decides the expression).
+        if is_a(stmt, T_AlterDomainStmt) {
+            let s = stmt as *mut pg_sys::AlterDomainStmt;
+            if !matches!((*s).subtype as u8, b'C' | b'V' | b'O') {
+                return None;
+            }
+            let name = pg_sys::makeTypeNameFromNameList((*s).typeName);
+            let domain = pg_sys::LookupTypeNameOid(std::ptr::null_mut(), name, true);
+            if domain == pg_sys::InvalidOid {
+                return None;
+            }
+            return Some((Reads::Scanned(domain_columns(domain)), "ALTER DOMAIN"));
         }
     }
     None
@@ -144,27 +192,68 @@ fn may_maintain(relid: pg_sys::Oid) -> bool {
     unsafe { pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()) }
 }
 
+/// The default partition of a partitioned table, if it has one.
+fn default_partition(parent: pg_sys::Oid) -> Option<pg_sys::Oid> {
+    crate::pg::catalog_access::as_extension_owner(|| {
+        crate::pg::catalog_access::select_one::<pg_sys::Oid>(
+            "SELECT partdefid FROM pg_catalog.pg_partitioned_table \
+              WHERE partrelid OPERATOR(pg_catalog.=) $1",
+            &[crate::pg::catalog_access::arg(parent)],
+        )
+    })
+}
+
+/// The tables with columns of `domain`, or of a domain over it.
+fn domain_columns(domain: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    crate::pg::catalog_access::as_extension_owner(|| {
+        crate::pg::catalog_access::read_rows(
+            "WITH RECURSIVE d(t) AS (SELECT $1::pg_catalog.oid UNION \
+                 SELECT y.oid FROM pg_catalog.pg_type y JOIN d ON y.typbasetype OPERATOR(pg_catalog.=) d.t \
+                  WHERE y.typtype OPERATOR(pg_catalog.=) 'd') \
+             SELECT DISTINCT a.attrelid FROM pg_catalog.pg_attribute a \
+              WHERE a.atttypid OPERATOR(pg_catalog.=) ANY (SELECT t FROM d) AND NOT a.attisdropped \
+                AND a.attnum OPERATOR(pg_catalog.>) 0",
+            &[crate::pg::catalog_access::arg(domain)],
+            0,
+            |r| r.get::<pg_sys::Oid>(1),
+        )
+        .into_iter()
+        .flatten()
+        .collect()
+    })
+}
+
 /// Records the reads of read-audited tables a maintenance statement is about to make.
-fn record_maintenance(relids: Option<Vec<pg_sys::Oid>>, command: &str) {
+fn record_maintenance(reads_what: Reads, command: &str) {
     let map = audited::map();
     if map.is_empty() || !map.values().any(|a| a.reads) {
         return;
     }
-    let relids: Vec<pg_sys::Oid> = match relids {
-        Some(r) => r,
+    let candidates: Vec<pg_sys::Oid> = match reads_what {
+        // Each named relation with the tables under it (maintenance of a parent of one's own
+        // reaches an audited partition or child below it), if the role may maintain it.
+        Reads::Named(named) => named
+            .into_iter()
+            .filter(|relid| may_maintain(*relid))
+            .flat_map(|relid| triggers::tree(relid).into_iter().map(|(r, _)| r))
+            .collect(),
         // Every table the role may maintain: the read-audited ones among them.
-        None => map
+        Reads::Everything => map
             .iter()
-            .filter(|(relid, a)| a.reads && **relid == a.root)
+            .filter(|(relid, a)| a.reads && **relid == a.root && may_maintain(**relid))
             .map(|(relid, _)| *relid)
+            .collect(),
+        Reads::Scanned(relids) => relids
+            .into_iter()
+            .flat_map(|relid| triggers::tree(relid).into_iter().map(|(r, _)| r))
             .collect(),
     };
     let mut seen: Vec<pg_sys::Oid> = Vec::new();
-    for relid in relids {
+    for relid in candidates {
         let Some(a) = map.get(&relid).filter(|a| a.reads) else {
             continue;
         };
-        if seen.contains(&a.root) || !may_maintain(relid) {
+        if seen.contains(&a.root) {
             continue;
         }
         seen.push(a.root);
@@ -184,7 +273,10 @@ fn extension_schema() -> pg_sys::Oid {
 }
 
 /// The tables a foreign key in `constraints` (a list of Constraint nodes) references.
-unsafe fn referenced(constraints: *mut pg_sys::List, out: &mut Vec<pg_sys::Oid>) {
+///
+/// # Safety
+/// `constraints` must be a List of parse nodes (or NULL).
+pub unsafe fn foreign_keys(constraints: *mut pg_sys::List, out: &mut Vec<pg_sys::Oid>) {
     // SAFETY: each node is tested to be a Constraint before its fields are read.
     unsafe {
         for c in PgList::<pg_sys::Node>::from_pg(constraints).iter_ptr() {
@@ -198,16 +290,20 @@ unsafe fn referenced(constraints: *mut pg_sys::List, out: &mut Vec<pg_sys::Oid>)
     }
 }
 
-/// The foreign keys of column definitions among `elements` (ColumnDef nodes, others skipped).
-unsafe fn referenced_by_columns(elements: *mut pg_sys::List, out: &mut Vec<pg_sys::Oid>) {
+/// The tables the foreign keys among `elements` reference (ColumnDef nodes' constraints and
+/// Constraint nodes; others skipped).
+///
+/// # Safety
+/// `elements` must be a List of parse nodes (or NULL).
+pub unsafe fn foreign_keys_in_columns(elements: *mut pg_sys::List, out: &mut Vec<pg_sys::Oid>) {
     // SAFETY: each node is tested before it is cast.
     unsafe {
         for e in PgList::<pg_sys::Node>::from_pg(elements).iter_ptr() {
             if is_a(e, pg_sys::NodeTag::T_ColumnDef) {
-                referenced((*(e as *mut pg_sys::ColumnDef)).constraints, out);
+                foreign_keys((*(e as *mut pg_sys::ColumnDef)).constraints, out);
             } else if is_a(e, pg_sys::NodeTag::T_Constraint) {
                 let list = pg_sys::lappend(std::ptr::null_mut(), e as *mut std::ffi::c_void);
-                referenced(list, out);
+                foreign_keys(list, out);
             }
         }
     }
@@ -238,8 +334,8 @@ unsafe fn locked_before_check(stmt: *mut pg_sys::Node) -> (Vec<pg_sys::Oid>, &'s
                     }
                 }
             }
-            referenced_by_columns((*s).tableElts, &mut rels);
-            referenced((*s).constraints, &mut rels);
+            foreign_keys_in_columns((*s).tableElts, &mut rels);
+            foreign_keys((*s).constraints, &mut rels);
             return (rels, "CREATE TABLE");
         }
         if is_a(stmt, T_AlterTableStmt) {
@@ -257,7 +353,7 @@ unsafe fn locked_before_check(stmt: *mut pg_sys::Node) -> (Vec<pg_sys::Oid>, &'s
                     | pg_sys::AlterTableType::AT_AddColumn => {
                         let list =
                             pg_sys::lappend(std::ptr::null_mut(), def as *mut std::ffi::c_void);
-                        referenced_by_columns(list, &mut rels);
+                        foreign_keys_in_columns(list, &mut rels);
                     }
                     _ => {}
                 }
@@ -404,9 +500,9 @@ pub unsafe fn before_utility(stmt: *mut pg_sys::Node) {
                 serde_json::json!({ "event_triggers": triggers, "action": action }),
             );
         }
-        if let Some((relids, command)) = maintained(stmt) {
+        if let Some((what, command)) = maintained(stmt) {
             if reads::schema_supports() {
-                record_maintenance(relids, command);
+                record_maintenance(what, command);
             }
         }
     }

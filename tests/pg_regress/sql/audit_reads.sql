@@ -181,6 +181,35 @@ RESET ROLE;
 SELECT detail->>'command' AS command, table_name, detail->>'rows' AS read_rows
   FROM encml.audit_log WHERE id > :b8 AND kind = 'event' AND operation = 'read' ORDER BY 1;
 
+-- ... also through a parent of the owner's own, and where Postgres scans the table for another
+-- object: a new partition checks the default partition's rows, a domain constraint every column
+-- of the domain (an attacker's find: a failing CREATE TABLE ... PARTITION OF told, value by
+-- value, whether the audited default partition held it, with no event).
+SET ROLE encml_r_owner;
+CREATE TABLE public.r_pp (id int, secret text) PARTITION BY RANGE (secret);
+ALTER TABLE public.r_pp ATTACH PARTITION public.r_t DEFAULT;
+RESET ROLE;
+SELECT max(id) AS b10 FROM encml.audit_log \gset
+SET ROLE encml_r_owner;
+\set VERBOSITY terse
+CREATE TABLE public.r_probe PARTITION OF public.r_pp FOR VALUES FROM ('v5') TO ('v5~');
+CREATE INDEX r_leak2 ON public.r_pp ((('y' || secret)::int));
+\set VERBOSITY default
+ANALYZE public.r_pp;
+ALTER TABLE public.r_pp DETACH PARTITION public.r_t;
+DROP TABLE public.r_pp;
+CREATE DOMAIN public.r_dom AS text;
+ALTER TABLE public.r_t ALTER COLUMN secret TYPE public.r_dom;
+\set VERBOSITY terse
+ALTER DOMAIN public.r_dom ADD CONSTRAINT r_guess CHECK (VALUE <> 'v4');
+\set VERBOSITY default
+ALTER TABLE public.r_t ALTER COLUMN secret TYPE text;
+DROP DOMAIN public.r_dom;
+SELECT 1 AS next_statement;
+RESET ROLE;
+SELECT detail->>'command' AS command, table_name, detail->>'table' AS read_through
+  FROM encml.audit_log WHERE id > :b10 AND kind = 'event' AND operation = 'read' ORDER BY 1, 3;
+
 -- Statements that lock a relation before checking that the caller owns it (or may reference
 -- it) are refused on the extension's relations before they queue a lock (an attacker's find:
 -- queued behind any transaction that wrote an audited row, CREATE TRIGGER on the log stalled

@@ -278,6 +278,24 @@ DROP TABLE public.s_pp, public.s_q;
 DROP FUNCTION public.s_peek();
 RESET ROLE;
 
+-- A foreign key referencing an audited table puts Postgres's triggers on it: a ddl event there
+-- (an attacker's find: it left none).
+SET ROLE encml_s_owner;
+CREATE TABLE public.s_pk (id int PRIMARY KEY);
+SELECT encml.audit_enable('public.s_pk');
+RESET ROLE;
+SELECT max(id) AS b10 FROM encml.audit_log \gset
+SET ROLE encml_s_owner;
+CREATE TABLE public.s_fk (pid int REFERENCES public.s_pk (id));
+CREATE TABLE public.s_fk2 (pid int);
+ALTER TABLE public.s_fk2 ADD FOREIGN KEY (pid) REFERENCES public.s_pk (id);
+RESET ROLE;
+SELECT operation, table_name, detail->>'command_tag' AS command_tag
+  FROM encml.audit_log WHERE id > :b10 ORDER BY id;
+SET ROLE encml_s_owner;
+DROP TABLE public.s_fk, public.s_fk2, public.s_pk;
+RESET ROLE;
+
 -- A cast to json of the owner's own type does not decide what the log says (an attacker's find:
 -- to_jsonb converted the column through the cast, whose function ran inside the audit trigger
 -- and logged another value). Such columns are logged as their type's output text; the cast
