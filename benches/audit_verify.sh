@@ -20,7 +20,7 @@ seal_ms=$(ms "SELECT encml.audit_seal()")
 # What autovacuum does after such a batch (sealing updates every row; the index keeps the old
 # versions' entries until then).
 vacuum_ms=$(ms "VACUUM ANALYZE encml.audit_log")
-size=$(psql -X -At -d "$DB" -c "SELECT pg_size_pretty(pg_total_relation_size('encml.audit_log'))")
+size=$(psql -X -At -d "$DB" -c "SELECT pg_size_pretty(sum(pg_total_relation_size(relid))) FROM pg_partition_tree('encml.audit_log')")
 full_out=$(psql -X -At -d "$DB" -c "\\timing on" -c "SELECT ok, rows_checked FROM encml.audit_verify_full()")
 full_ms=$(echo "$full_out" | awk '/^Time/ {print $2}')
 full_rows=$(echo "$full_out" | grep '|' | head -1 | cut -d'|' -f2)

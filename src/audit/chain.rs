@@ -81,8 +81,18 @@ fn read_rows(
     args: &[pgrx::datum::DatumWithOid],
 ) -> Vec<LogRow> {
     let sql = format!("{CANONICAL} FROM {table} {where_order}");
-    client
-        .update(&sql, None, args)
+    fetch_rows(client, sql.as_str(), args)
+}
+
+/// The rows a query of `CANONICAL`'s columns returns (a query text, or a statement prepared
+/// once for a walk of many batches).
+fn fetch_rows<'conn, Q: pgrx::spi::Query<'conn>>(
+    client: &mut SpiClient<'conn>,
+    query: Q,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Vec<LogRow> {
+    let rows: Vec<LogRow> = client
+        .update(query, None, args)
         .unwrap_or_else(|e| spi_err(e))
         .into_iter()
         .map(|row| {
@@ -106,7 +116,13 @@ fn read_rows(
                 record_tail: tail,
             }
         })
-        .collect()
+        .collect();
+    // pgrx keeps every result until the SPI session ends: a walk over millions of rows in
+    // batches would hold them all (the log's size in memory). The rows are copied out; free them.
+    // SAFETY: SPI_tuptable is the result of the update above, consumed into `rows` and not
+    // referenced again (the SpiTupleTable wrapper has no Drop and was consumed by into_iter).
+    unsafe { pg_sys::SPI_freetuptable(pg_sys::SPI_tuptable) };
+    rows
 }
 
 /// The chain head: (seq, id, mac) of the last sealed row, if any.
@@ -625,13 +641,16 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
             let mut last = None;
             // The MAC the walk verified at the external head's seq.
             let mut at_external: Option<[u8; MAC_LEN]> = None;
+            // Planned once for the whole walk (each range of the log is pruned at execution).
+            let walk = client
+                .prepare(
+                    format!("{CANONICAL} FROM {sealed} WHERE seq > $1 ORDER BY seq LIMIT {BATCH}")
+                        .as_str(),
+                    &[pgrx::PgOid::BuiltIn(pgrx::PgBuiltInOids::INT8OID)],
+                )
+                .unwrap_or_else(|e| spi_err(e));
             loop {
-                let rows = read_rows(
-                    client,
-                    sealed,
-                    &format!("WHERE seq > $1 ORDER BY seq LIMIT {BATCH}"),
-                    &[expected.into()],
-                );
+                let rows = fetch_rows(client, &walk, &[expected.into()]);
                 if rows.is_empty() {
                     break;
                 }
