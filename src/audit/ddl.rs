@@ -433,14 +433,18 @@ unsafe fn ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
     // Tables that left an audited tree (and are not audited themselves) lose the audit triggers
     // they had as its parts; the event records them and the rows that left with them.
+    // (Only the tables no audited table covers any more: one that is audited itself, or under
+    // another audited table, keeps its triggers — an attacker's find: detaching a parent of the
+    // owner's own from above stripped the audited table below it of its triggers.)
     let left: Vec<serde_json::Value> = statement
         .leaving
         .iter()
-        .filter(|rel| crate::audit::audited::lookup(**rel).is_none())
-        .flat_map(|rel| {
-            let tables = with_rows(*rel);
-            triggers::drop_all(*rel);
-            tables
+        .flat_map(|rel| triggers::tree(*rel))
+        .filter(|(relid, _)| crate::audit::audited::lookup(*relid).is_none())
+        .map(|(relid, _)| {
+            let rows = rows_of(relid);
+            triggers::drop_from(relid);
+            json!({ "table": table_name(relid), "rows": rows })
         })
         .collect();
     for root in roots {

@@ -126,6 +126,11 @@ pub fn take_unsent() -> Vec<String> {
     UNSENT.with(|u| std::mem::take(&mut *u.borrow_mut()))
 }
 
+/// Puts events back for the session to write later (it cannot write now).
+pub fn requeue(events: Vec<String>) {
+    UNSENT.with(|u| u.borrow_mut().extend(events));
+}
+
 /// Whether events wait for the session to write them.
 pub fn has_unsent() -> bool {
     UNSENT.with(|u| !u.borrow().is_empty())

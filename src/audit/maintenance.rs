@@ -85,8 +85,25 @@ unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Reads, &'static str)> {
             if !reads {
                 return None;
             }
+            // A table being attached is scanned against its partition constraint (an error
+            // says whether a row lies outside the bound: an oracle on the values).
+            let cmds = PgList::<pg_sys::AlterTableCmd>::from_pg((*s).cmds);
+            let attached: Vec<pg_sys::Oid> = cmds
+                .iter_ptr()
+                .filter(|&c| {
+                    (*c).subtype == At::AT_AttachPartition
+                        && !(*c).def.is_null()
+                        && is_a((*c).def, T_PartitionCmd)
+                })
+                .filter_map(|c| relid_of((*((*c).def as *mut pg_sys::PartitionCmd)).name))
+                .collect();
             return Some((
-                Reads::Named(relid_of((*s).relation).into_iter().collect()),
+                Reads::Named(
+                    relid_of((*s).relation)
+                        .into_iter()
+                        .chain(attached)
+                        .collect(),
+                ),
                 "ALTER TABLE",
             ));
         }

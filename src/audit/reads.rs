@@ -130,20 +130,28 @@ pub fn record(
 /// write: in the current transaction where it can write (if it rolls back too, they wait for
 /// the next one), else through the background writer.
 fn flush_orphans() {
-    let mut orphans: Vec<String> = ORPHANS.with(|o| std::mem::take(&mut *o.borrow_mut()));
-    orphans.extend(detached::take_unsent());
-    if orphans.is_empty() {
+    // Through the background writer first: committed on its own, whatever this session's
+    // transaction does next (an attacker's find: written in the next transaction, the records
+    // were lost again when the reader rolled that one back too, and disconnected).
+    let orphans: Vec<String> = ORPHANS.with(|o| std::mem::take(&mut *o.borrow_mut()));
+    if !orphans.is_empty() {
+        detached::record_prepared(&orphans);
+    }
+    // What no worker could take (no slot free) goes into the current transaction if it can
+    // write; if that rolls back, the records are orphans again and go to the worker first.
+    let unsent = detached::take_unsent();
+    if unsent.is_empty() {
         return;
     }
     if can_write_here() {
         // SAFETY: reads the current subtransaction id.
         let sub = unsafe { pg_sys::GetCurrentSubTransactionId() };
-        for event in &orphans {
+        for event in &unsent {
             detached::insert_event_json(event);
         }
-        WRITTEN.with(|w| w.borrow_mut().extend(orphans.into_iter().map(|e| (sub, e))));
+        WRITTEN.with(|w| w.borrow_mut().extend(unsent.into_iter().map(|e| (sub, e))));
     } else {
-        detached::record_prepared(&orphans);
+        detached::requeue(unsent);
     }
 }
 

@@ -103,15 +103,20 @@ fn run(statement: &str, context: &str) {
 
 /// Drops the audit triggers of `rel` and of the tables under it (as the caller).
 pub fn drop_all(rel: pg_sys::Oid) {
+    for (relid, _) in tree(rel) {
+        drop_from(relid);
+    }
+}
+
+/// Drops the audit triggers of `relid` itself (not of the tables under it).
+pub fn drop_from(relid: pg_sys::Oid) {
     while_configuring(|| {
-        for (relid, _) in tree(rel) {
-            let table = table_name(relid);
-            for (name, _) in own_triggers(relid) {
-                run(
-                    &format!("DROP TRIGGER {} ON {table}", quote_ident(&name)),
-                    "audit",
-                );
-            }
+        let table = table_name(relid);
+        for (name, _) in own_triggers(relid) {
+            run(
+                &format!("DROP TRIGGER {} ON {table}", quote_ident(&name)),
+                "audit",
+            );
         }
     })
 }

@@ -210,6 +210,33 @@ RESET ROLE;
 SELECT detail->>'command' AS command, table_name, detail->>'table' AS read_through
   FROM encml.audit_log WHERE id > :b10 AND kind = 'event' AND operation = 'read' ORDER BY 1, 3;
 
+-- Attaching the audited table itself checks its rows against the bound (an attacker's find:
+-- ATTACH ... FOR VALUES in a rolled-back transaction was an oracle on the values, with no event).
+SET ROLE encml_r_owner;
+CREATE TABLE public.r_pp3 (id int, secret text) PARTITION BY RANGE (secret);
+RESET ROLE;
+SELECT max(id) AS b11 FROM encml.audit_log \gset
+SET ROLE encml_r_owner;
+BEGIN;
+\set VERBOSITY terse
+ALTER TABLE public.r_pp3 ATTACH PARTITION public.r_t FOR VALUES FROM ('') TO ('v5');
+\set VERBOSITY default
+ROLLBACK;
+DROP TABLE public.r_pp3;
+-- A read rolled back, then the transactions after it rolled back too: the background writer
+-- commits the record on its own (an attacker's find: written in the next transaction, it was
+-- lost when that one rolled back as well).
+SET ROLE encml_r_reader;
+BEGIN;
+SELECT count(*) AS probe FROM public.r_t WHERE id = 1;
+ROLLBACK;
+BEGIN;
+SELECT 1 AS also_rolled_back;
+ROLLBACK;
+RESET ROLE;
+SELECT detail->>'command' AS command, table_name, effective_role
+  FROM encml.audit_log WHERE id > :b11 AND kind = 'event' AND operation = 'read' ORDER BY 1, 3;
+
 -- Statements that lock a relation before checking that the caller owns it (or may reference
 -- it) are refused on the extension's relations before they queue a lock (an attacker's find:
 -- queued behind any transaction that wrote an audited row, CREATE TRIGGER on the log stalled

@@ -278,6 +278,32 @@ DROP TABLE public.s_pp, public.s_q;
 DROP FUNCTION public.s_peek();
 RESET ROLE;
 
+-- Detaching a parent of the owner's own from above, or taking it out of an inheritance tree,
+-- leaves the audited table below it audited (an attacker's find: the audited table's own
+-- triggers were dropped as if it had left an audited tree).
+SET ROLE encml_s_owner;
+CREATE TABLE public.s_v (id int NOT NULL, v text);
+SELECT encml.audit_enable('public.s_v');
+CREATE TABLE public.s_top (id int NOT NULL, v text) PARTITION BY RANGE (id);
+CREATE TABLE public.s_sub PARTITION OF public.s_top DEFAULT PARTITION BY RANGE (v);
+ALTER TABLE public.s_sub ATTACH PARTITION public.s_v DEFAULT;
+ALTER TABLE public.s_top DETACH PARTITION public.s_sub;
+CREATE TABLE public.s_iv (id int, v text);
+SELECT encml.audit_enable('public.s_iv');
+CREATE TABLE public.s_itop (id int, v text);
+CREATE TABLE public.s_imid (id int, v text);
+ALTER TABLE public.s_imid INHERIT public.s_itop;
+ALTER TABLE public.s_iv INHERIT public.s_imid;
+ALTER TABLE public.s_imid NO INHERIT public.s_itop;
+RESET ROLE;
+SELECT tgrelid::regclass AS audited_table, count(*) AS audit_triggers FROM pg_trigger
+ WHERE tgrelid IN ('public.s_v'::regclass, 'public.s_iv'::regclass) AND tgname LIKE 'encml_audit%'
+ GROUP BY 1 ORDER BY 1;
+SELECT count(*) AS deviations FROM encml.audit_state();
+SET ROLE encml_s_owner;
+DROP TABLE public.s_top, public.s_sub, public.s_v, public.s_iv, public.s_imid, public.s_itop;
+RESET ROLE;
+
 -- A foreign key referencing an audited table puts Postgres's triggers on it: a ddl event there
 -- (an attacker's find: it left none).
 SET ROLE encml_s_owner;
