@@ -24,7 +24,9 @@ use crate::audit::state::{self, Kind, Problem};
 use crate::audit::{classes, events};
 use crate::audit::{table_name, triggers};
 use crate::pg::c_functions;
-use crate::pg::catalog_access::{arg, as_extension_owner, caller, is_superuser, read_rows};
+use crate::pg::catalog_access::{
+    arg, as_extension_owner, caller, is_superuser, read_rows, relation_named,
+};
 use crate::pg::errors::{raise, raise_full};
 use pgrx::prelude::*;
 use pgrx::{is_a, pg_sys, PgList, PgSqlErrorCode};
@@ -99,23 +101,6 @@ unsafe fn command_tag(data: *mut pg_sys::EventTriggerData) -> String {
     }
 }
 
-unsafe fn relid_of(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
-    if rv.is_null() {
-        return None;
-    }
-    // SAFETY: rv is a RangeVar of the statement's parse tree, valid for the event's duration.
-    let oid = unsafe {
-        pg_sys::RangeVarGetRelidExtended(
-            rv,
-            pg_sys::NoLock as i32,
-            pg_sys::RVROption::RVR_MISSING_OK,
-            None,
-            std::ptr::null_mut(),
-        )
-    };
-    (oid != pg_sys::InvalidOid).then_some(oid)
-}
-
 unsafe fn cstr(p: *const std::ffi::c_char) -> Option<String> {
     // SAFETY: p is a NUL-terminated string of a parse tree, checked for NULL.
     (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
@@ -175,26 +160,26 @@ unsafe fn inspect(tree: *mut pg_sys::Node) -> Statement {
                 match (*cmd).subtype {
                     pg_sys::AlterTableType::AT_AddInherit => {
                         s.joins_tree = true;
-                        s.joining.extend(relid_of((*a).relation));
+                        s.joining.extend(relation_named((*a).relation));
                     }
                     pg_sys::AlterTableType::AT_AttachPartition => {
                         s.joins_tree = true;
                         let part = (*cmd).def as *mut pg_sys::PartitionCmd;
                         if !part.is_null() {
-                            s.joining.extend(relid_of((*part).name));
+                            s.joining.extend(relation_named((*part).name));
                         }
                     }
                     pg_sys::AlterTableType::AT_DropInherit => {
-                        if let Some(parent) = relid_of((*cmd).def as *mut pg_sys::RangeVar) {
+                        if let Some(parent) = relation_named((*cmd).def as *mut pg_sys::RangeVar) {
                             s.extra.push(parent);
                         }
-                        s.leaving.extend(relid_of((*a).relation));
+                        s.leaving.extend(relation_named((*a).relation));
                     }
                     pg_sys::AlterTableType::AT_DetachPartition
                     | pg_sys::AlterTableType::AT_DetachPartitionFinalize => {
                         let part = (*cmd).def as *mut pg_sys::PartitionCmd;
                         if !part.is_null() {
-                            if let Some(rel) = relid_of((*part).name) {
+                            if let Some(rel) = relation_named((*part).name) {
                                 s.leaving.push(rel);
                                 if (*part).concurrent {
                                     s.detaching_concurrently.push(rel);
@@ -211,7 +196,7 @@ unsafe fn inspect(tree: *mut pg_sys::Node) -> Statement {
             let r = tree as *mut pg_sys::RenameStmt;
             if (*r).renameType == pg_sys::ObjectType::OBJECT_COLUMN {
                 if let (Some(rel), Some(old), Some(new)) = (
-                    relid_of((*r).relation),
+                    relation_named((*r).relation),
                     cstr((*r).subname),
                     cstr((*r).newname),
                 ) {

@@ -16,26 +16,10 @@
 //!   cancelled.
 
 use crate::audit::{audited, reads, triggers};
+use crate::pg::catalog_access::relation_named;
 use crate::pg::errors::raise;
 use pgrx::prelude::*;
 use pgrx::{is_a, PgList, PgSqlErrorCode};
-
-unsafe fn relid_of(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
-    if rv.is_null() {
-        return None;
-    }
-    // SAFETY: rv is a RangeVar of the statement's parse tree; looked up without a lock.
-    let oid = unsafe {
-        pg_sys::RangeVarGetRelidExtended(
-            rv,
-            pg_sys::NoLock as i32,
-            pg_sys::RVROption::RVR_MISSING_OK,
-            None,
-            std::ptr::null_mut(),
-        )
-    };
-    (oid != pg_sys::InvalidOid).then_some(oid)
-}
 
 /// What a maintenance statement reads: the relations it names (each with the tables under it;
 /// only what the role may maintain), every table (ANALYZE or VACUUM without a list), or the
@@ -95,11 +79,11 @@ unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Reads, &'static str)> {
                         && !(*c).def.is_null()
                         && is_a((*c).def, T_PartitionCmd)
                 })
-                .filter_map(|c| relid_of((*((*c).def as *mut pg_sys::PartitionCmd)).name))
+                .filter_map(|c| relation_named((*((*c).def as *mut pg_sys::PartitionCmd)).name))
                 .collect();
             return Some((
                 Reads::Named(
-                    relid_of((*s).relation)
+                    relation_named((*s).relation)
                         .into_iter()
                         .chain(attached)
                         .collect(),
@@ -110,7 +94,7 @@ unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Reads, &'static str)> {
         if is_a(stmt, T_IndexStmt) {
             let s = stmt as *mut pg_sys::IndexStmt;
             return Some((
-                Reads::Named(relid_of((*s).relation).into_iter().collect()),
+                Reads::Named(relation_named((*s).relation).into_iter().collect()),
                 "CREATE INDEX",
             ));
         }
@@ -120,7 +104,7 @@ unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Reads, &'static str)> {
                 if (*s).relation.is_null() {
                     Reads::Everything
                 } else {
-                    Reads::Named(relid_of((*s).relation).into_iter().collect())
+                    Reads::Named(relation_named((*s).relation).into_iter().collect())
                 },
                 "CLUSTER",
             ));
@@ -128,8 +112,8 @@ unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Reads, &'static str)> {
         if is_a(stmt, T_ReindexStmt) {
             let s = stmt as *mut pg_sys::ReindexStmt;
             let rel = match (*s).kind {
-                pg_sys::ReindexObjectType::REINDEX_OBJECT_TABLE => relid_of((*s).relation),
-                pg_sys::ReindexObjectType::REINDEX_OBJECT_INDEX => relid_of((*s).relation)
+                pg_sys::ReindexObjectType::REINDEX_OBJECT_TABLE => relation_named((*s).relation),
+                pg_sys::ReindexObjectType::REINDEX_OBJECT_INDEX => relation_named((*s).relation)
                     .map(|i| pg_sys::IndexGetRelation(i, true))
                     .filter(|r| *r != pg_sys::InvalidOid),
                 _ => return Some((Reads::Everything, "REINDEX")),
@@ -161,7 +145,7 @@ unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Reads, &'static str)> {
             }
             let relids = rels
                 .iter_ptr()
-                .filter_map(|v| relid_of((*v).relation))
+                .filter_map(|v| relation_named((*v).relation))
                 .collect();
             return Some((Reads::Named(relids), command));
         }
@@ -175,7 +159,7 @@ unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Reads, &'static str)> {
             let defaults: Vec<pg_sys::Oid> = PgList::<pg_sys::Node>::from_pg((*s).inhRelations)
                 .iter_ptr()
                 .filter(|n| is_a(*n, T_RangeVar))
-                .filter_map(|n| relid_of(n as *mut pg_sys::RangeVar))
+                .filter_map(|n| relation_named(n as *mut pg_sys::RangeVar))
                 .filter_map(default_partition)
                 .filter(|d| *d != pg_sys::InvalidOid)
                 .collect();
@@ -300,7 +284,7 @@ pub unsafe fn foreign_keys(constraints: *mut pg_sys::List, out: &mut Vec<pg_sys:
             if is_a(c, pg_sys::NodeTag::T_Constraint) {
                 let c = c as *mut pg_sys::Constraint;
                 if (*c).contype == pg_sys::ConstrType::CONSTR_FOREIGN {
-                    out.extend(relid_of((*c).pktable));
+                    out.extend(relation_named((*c).pktable));
                 }
             }
         }
@@ -335,11 +319,13 @@ unsafe fn locked_before_check(stmt: *mut pg_sys::Node) -> (Vec<pg_sys::Oid>, &'s
     // SAFETY: each node is cast to the type its tag names (is_a) before its fields are read.
     unsafe {
         if is_a(stmt, T_CreateTrigStmt) {
-            rels.extend(relid_of((*(stmt as *mut pg_sys::CreateTrigStmt)).relation));
+            rels.extend(relation_named(
+                (*(stmt as *mut pg_sys::CreateTrigStmt)).relation,
+            ));
             return (rels, "CREATE TRIGGER");
         }
         if is_a(stmt, T_RuleStmt) {
-            rels.extend(relid_of((*(stmt as *mut pg_sys::RuleStmt)).relation));
+            rels.extend(relation_named((*(stmt as *mut pg_sys::RuleStmt)).relation));
             return (rels, "CREATE RULE");
         }
         if is_a(stmt, T_CreateStmt) {
@@ -347,7 +333,7 @@ unsafe fn locked_before_check(stmt: *mut pg_sys::Node) -> (Vec<pg_sys::Oid>, &'s
             if !(*s).partbound.is_null() {
                 for p in PgList::<pg_sys::Node>::from_pg((*s).inhRelations).iter_ptr() {
                     if is_a(p, T_RangeVar) {
-                        rels.extend(relid_of(p as *mut pg_sys::RangeVar));
+                        rels.extend(relation_named(p as *mut pg_sys::RangeVar));
                     }
                 }
             }
@@ -364,7 +350,7 @@ unsafe fn locked_before_check(stmt: *mut pg_sys::Node) -> (Vec<pg_sys::Oid>, &'s
                 }
                 match (*cmd).subtype {
                     pg_sys::AlterTableType::AT_AttachPartition if is_a(def, T_PartitionCmd) => {
-                        rels.extend(relid_of((*(def as *mut pg_sys::PartitionCmd)).name));
+                        rels.extend(relation_named((*(def as *mut pg_sys::PartitionCmd)).name));
                     }
                     pg_sys::AlterTableType::AT_AddConstraint
                     | pg_sys::AlterTableType::AT_AddColumn => {

@@ -179,6 +179,28 @@ pub fn extension_relation(name: &std::ffi::CStr) -> pg_sys::Oid {
     }
 }
 
+/// The relation a statement's RangeVar names, looked up without a lock (the statement takes its
+/// own), or None if there is none.
+///
+/// # Safety
+/// `rv` must be NULL or a RangeVar of a parse tree that lives for the call.
+pub unsafe fn relation_named(rv: *mut pg_sys::RangeVar) -> Option<pg_sys::Oid> {
+    if rv.is_null() {
+        return None;
+    }
+    // SAFETY: rv is a RangeVar of the statement's parse tree, as the caller guarantees.
+    let oid = unsafe {
+        pg_sys::RangeVarGetRelidExtended(
+            rv,
+            pg_sys::NoLock as i32,
+            pg_sys::RVROption::RVR_MISSING_OK,
+            None,
+            std::ptr::null_mut(),
+        )
+    };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
 /// A query argument for `read_rows`.
 pub fn arg<T: pgrx::datum::IntoDatum>(value: T) -> (pg_sys::Oid, Option<pg_sys::Datum>) {
     (T::type_oid(), value.into_datum())
