@@ -137,26 +137,19 @@ unsafe fn inspect(tree: *mut pg_sys::Node) -> Statement {
     if tree.is_null() {
         return s;
     }
+    // A foreign key puts Postgres's own triggers on the table it references.
+    // SAFETY: tree is the statement's parse tree.
+    s.extra
+        .extend(unsafe { crate::audit::maintenance::foreign_key_targets(tree) });
     // SAFETY: each node is cast to the type its tag names (is_a) before its fields are read.
     unsafe {
         if is_a(tree, T_CreateStmt) {
             let c = tree as *mut pg_sys::CreateStmt;
             s.joins_tree = !(*c).inhRelations.is_null() || !(*c).partbound.is_null();
-            // A foreign key puts Postgres's own triggers on the table it references.
-            crate::audit::maintenance::foreign_keys_in_columns((*c).tableElts, &mut s.extra);
-            crate::audit::maintenance::foreign_keys((*c).constraints, &mut s.extra);
         } else if is_a(tree, T_AlterTableStmt) {
             let a = tree as *mut pg_sys::AlterTableStmt;
             s.alters_table = true;
             for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg((*a).cmds).iter_ptr() {
-                if matches!(
-                    (*cmd).subtype,
-                    pg_sys::AlterTableType::AT_AddConstraint | pg_sys::AlterTableType::AT_AddColumn
-                ) && !(*cmd).def.is_null()
-                {
-                    let list = pg_sys::lappend(std::ptr::null_mut(), (*cmd).def.cast());
-                    crate::audit::maintenance::foreign_keys_in_columns(list, &mut s.extra);
-                }
                 match (*cmd).subtype {
                     pg_sys::AlterTableType::AT_AddInherit => {
                         s.joins_tree = true;

@@ -273,41 +273,62 @@ fn extension_schema() -> pg_sys::Oid {
     .unwrap_or(pg_sys::InvalidOid)
 }
 
-/// The tables a foreign key in `constraints` (a list of Constraint nodes) references.
-///
-/// # Safety
-/// `constraints` must be a List of parse nodes (or NULL).
-pub unsafe fn foreign_keys(constraints: *mut pg_sys::List, out: &mut Vec<pg_sys::Oid>) {
-    // SAFETY: each node is tested to be a Constraint before its fields are read.
+/// The table a foreign key among `node`'s constraints references: a Constraint node, or a
+/// ColumnDef node with its constraints (others have none).
+unsafe fn foreign_key_target(node: *mut pg_sys::Node, out: &mut Vec<pg_sys::Oid>) {
+    // SAFETY: each node is tested to be of the type it is cast to.
     unsafe {
-        for c in PgList::<pg_sys::Node>::from_pg(constraints).iter_ptr() {
-            if is_a(c, pg_sys::NodeTag::T_Constraint) {
-                let c = c as *mut pg_sys::Constraint;
-                if (*c).contype == pg_sys::ConstrType::CONSTR_FOREIGN {
-                    out.extend(relation_named((*c).pktable));
-                }
+        if node.is_null() {
+            return;
+        }
+        if is_a(node, pg_sys::NodeTag::T_ColumnDef) {
+            for c in
+                PgList::<pg_sys::Node>::from_pg((*(node as *mut pg_sys::ColumnDef)).constraints)
+                    .iter_ptr()
+            {
+                foreign_key_target(c, out);
+            }
+        } else if is_a(node, pg_sys::NodeTag::T_Constraint) {
+            let c = node as *mut pg_sys::Constraint;
+            if (*c).contype == pg_sys::ConstrType::CONSTR_FOREIGN {
+                out.extend(relation_named((*c).pktable));
             }
         }
     }
 }
 
-/// The tables the foreign keys among `elements` reference (ColumnDef nodes' constraints and
-/// Constraint nodes; others skipped).
+/// The tables the foreign keys a CREATE TABLE or ALTER TABLE (ADD CONSTRAINT, ADD COLUMN)
+/// defines reference: Postgres locks them, and puts its RI triggers on them.
 ///
 /// # Safety
-/// `elements` must be a List of parse nodes (or NULL).
-pub unsafe fn foreign_keys_in_columns(elements: *mut pg_sys::List, out: &mut Vec<pg_sys::Oid>) {
-    // SAFETY: each node is tested before it is cast.
+/// `stmt` must be a statement's parse tree (or NULL).
+pub unsafe fn foreign_key_targets(stmt: *mut pg_sys::Node) -> Vec<pg_sys::Oid> {
+    let mut out = Vec::new();
+    // SAFETY: each node is cast to the type its tag names (is_a) before its fields are read.
     unsafe {
-        for e in PgList::<pg_sys::Node>::from_pg(elements).iter_ptr() {
-            if is_a(e, pg_sys::NodeTag::T_ColumnDef) {
-                foreign_keys((*(e as *mut pg_sys::ColumnDef)).constraints, out);
-            } else if is_a(e, pg_sys::NodeTag::T_Constraint) {
-                let list = pg_sys::lappend(std::ptr::null_mut(), e as *mut std::ffi::c_void);
-                foreign_keys(list, out);
+        if stmt.is_null() {
+            return out;
+        }
+        if is_a(stmt, pg_sys::NodeTag::T_CreateStmt) {
+            let s = stmt as *mut pg_sys::CreateStmt;
+            for list in [(*s).tableElts, (*s).constraints] {
+                for e in PgList::<pg_sys::Node>::from_pg(list).iter_ptr() {
+                    foreign_key_target(e, &mut out);
+                }
+            }
+        } else if is_a(stmt, pg_sys::NodeTag::T_AlterTableStmt) {
+            let a = stmt as *mut pg_sys::AlterTableStmt;
+            for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg((*a).cmds).iter_ptr() {
+                if matches!(
+                    (*cmd).subtype,
+                    pg_sys::AlterTableType::AT_AddConstraint | pg_sys::AlterTableType::AT_AddColumn
+                ) {
+                    foreign_key_target((*cmd).def, &mut out);
+                }
             }
         }
     }
+    out
 }
 
 /// Relations a statement locks, in a mode that conflicts with what any role can hold on the
@@ -337,30 +358,21 @@ unsafe fn locked_before_check(stmt: *mut pg_sys::Node) -> (Vec<pg_sys::Oid>, &'s
                     }
                 }
             }
-            foreign_keys_in_columns((*s).tableElts, &mut rels);
-            foreign_keys((*s).constraints, &mut rels);
+            rels.extend(foreign_key_targets(stmt));
             return (rels, "CREATE TABLE");
         }
         if is_a(stmt, T_AlterTableStmt) {
             let a = stmt as *mut pg_sys::AlterTableStmt;
             for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg((*a).cmds).iter_ptr() {
                 let def = (*cmd).def;
-                if def.is_null() {
-                    continue;
-                }
-                match (*cmd).subtype {
-                    pg_sys::AlterTableType::AT_AttachPartition if is_a(def, T_PartitionCmd) => {
-                        rels.extend(relation_named((*(def as *mut pg_sys::PartitionCmd)).name));
-                    }
-                    pg_sys::AlterTableType::AT_AddConstraint
-                    | pg_sys::AlterTableType::AT_AddColumn => {
-                        let list =
-                            pg_sys::lappend(std::ptr::null_mut(), def as *mut std::ffi::c_void);
-                        foreign_keys_in_columns(list, &mut rels);
-                    }
-                    _ => {}
+                if (*cmd).subtype == pg_sys::AlterTableType::AT_AttachPartition
+                    && !def.is_null()
+                    && is_a(def, T_PartitionCmd)
+                {
+                    rels.extend(relation_named((*(def as *mut pg_sys::PartitionCmd)).name));
                 }
             }
+            rels.extend(foreign_key_targets(stmt));
             return (rels, "ALTER TABLE");
         }
     }
@@ -458,24 +470,11 @@ unsafe fn event_trigger_change(stmt: *mut pg_sys::Node) -> Option<(String, Strin
             return None;
         }
     };
-    let ours: Vec<String> = crate::pg::catalog_access::as_extension_owner(|| {
-        crate::pg::catalog_access::read_rows(
-            "SELECT e.evtname::pg_catalog.text FROM pg_catalog.pg_event_trigger e \
-               JOIN pg_catalog.pg_depend d ON d.objid OPERATOR(pg_catalog.=) e.oid \
-                AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_event_trigger'::pg_catalog.regclass \
-                AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass \
-                AND d.deptype OPERATOR(pg_catalog.=) 'e' \
-               JOIN pg_catalog.pg_extension x ON x.oid OPERATOR(pg_catalog.=) d.refobjid \
-                AND x.extname OPERATOR(pg_catalog.=) 'pg_encrypt_ml' \
-              WHERE e.evtname::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($1)",
-            &[crate::pg::catalog_access::arg(names)],
-            0,
-            |r| r.get::<String>(1),
-        )
+    let ours: Vec<String> = crate::audit::state::extension_event_triggers()
         .into_iter()
-        .flatten()
-        .collect()
-    });
+        .map(|(name, _)| name)
+        .filter(|name| names.contains(name))
+        .collect();
     (!ours.is_empty()).then(|| (ours.join(", "), action))
 }
 

@@ -328,6 +328,30 @@ pub fn problems(root: Option<pg_sys::Oid>) -> Vec<Problem> {
     out
 }
 
+/// The event triggers that are members of the extension (by catalog state, not by name), with
+/// `evtenabled`.
+pub fn extension_event_triggers() -> Vec<(String, String)> {
+    as_extension_owner(|| {
+        read_rows(
+            "SELECT e.evtname::text, e.evtenabled::text FROM pg_catalog.pg_event_trigger e \
+               JOIN pg_catalog.pg_depend d ON d.objid OPERATOR(pg_catalog.=) e.oid \
+                AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_event_trigger'::pg_catalog.regclass \
+                AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass \
+                AND d.deptype OPERATOR(pg_catalog.=) 'e' \
+               JOIN pg_catalog.pg_extension x ON x.oid OPERATOR(pg_catalog.=) d.refobjid \
+                AND x.extname OPERATOR(pg_catalog.=) 'pg_encrypt_ml'",
+            &[],
+            0,
+            |r| {
+                (
+                    r.get::<String>(1).unwrap_or_default(),
+                    r.get::<String>(2).unwrap_or_default(),
+                )
+            },
+        )
+    })
+}
+
 /// Deviations of the extension's event triggers: missing, or not enabled ALWAYS (a disabled one
 /// fires for nobody, an ORIGIN one not in replica mode).
 pub fn event_trigger_problems() -> Vec<String> {
@@ -343,23 +367,7 @@ pub fn event_trigger_problems() -> Vec<String> {
             schema.unwrap_or_default()
         )];
     }
-    let found: Vec<(String, String)> = as_extension_owner(|| {
-        read_rows(
-            "SELECT e.evtname::text, e.evtenabled::text FROM pg_catalog.pg_event_trigger e \
-               JOIN pg_catalog.pg_depend d ON d.objid = e.oid \
-                AND d.classid = 'pg_catalog.pg_event_trigger'::pg_catalog.regclass \
-                AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e' \
-               JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid AND x.extname = 'pg_encrypt_ml'",
-            &[],
-            0,
-            |r| {
-                (
-                    r.get::<String>(1).unwrap_or_default(),
-                    r.get::<String>(2).unwrap_or_default(),
-                )
-            },
-        )
-    });
+    let found = extension_event_triggers();
     EVENT_TRIGGERS
         .iter()
         .filter_map(|name| match found.iter().find(|(n, _)| n == name) {

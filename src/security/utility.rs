@@ -218,28 +218,16 @@ unsafe fn describe(stmt: *mut pg_sys::Node) -> Option<Pending> {
             if disabled.is_empty() || (*s).relation.is_null() {
                 return None;
             }
-            let relid = pg_sys::RangeVarGetRelidExtended(
-                (*s).relation,
-                pg_sys::NoLock as i32,
-                pg_sys::RVROption::RVR_MISSING_OK,
-                None,
-                std::ptr::null_mut(),
-            );
-            return (relid != pg_sys::InvalidOid).then_some(Pending::Table { relid, disabled });
+            return crate::pg::catalog_access::relation_named((*s).relation)
+                .map(|relid| Pending::Table { relid, disabled });
         }
         if is_a(stmt, T_CopyStmt) {
             let s = stmt as *mut pg_sys::CopyStmt;
             if (*s).is_from || (*s).relation.is_null() {
                 return None;
             }
-            let relid = pg_sys::RangeVarGetRelidExtended(
-                (*s).relation,
-                pg_sys::NoLock as i32,
-                pg_sys::RVROption::RVR_MISSING_OK,
-                None,
-                std::ptr::null_mut(),
-            );
-            return (relid != pg_sys::InvalidOid).then_some(Pending::Copy { relid });
+            return crate::pg::catalog_access::relation_named((*s).relation)
+                .map(|relid| Pending::Copy { relid });
         }
         None
     }
