@@ -30,6 +30,7 @@ pub extern "C-unwind" fn _PG_init() {
     keys::cache::register_invalidation_callback();
     audit::decrypts::register();
     audit::audited::register();
+    audit::row::register();
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         audit::replica::install();
         audit::reads::register();

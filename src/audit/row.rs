@@ -126,6 +126,56 @@ unsafe fn same_value(
     }
 }
 
+thread_local! {
+    /// `json_cast_may_apply` per type, asked for every user-typed column of every audited row
+    /// (encrypted columns are): cleared when a cast or a type changes, in any session.
+    static CAST_RISK: RefCell<HashMap<u32, bool>> = RefCell::new(HashMap::new());
+    static CAST_RISK_REGISTERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_cast_risk(
+    _arg: pg_sys::Datum,
+    _cache: std::ffi::c_int,
+    _hash: u32,
+) {
+    CAST_RISK.with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            c.clear();
+        }
+    });
+}
+
+/// Registers the invalidation of `CAST_RISK` (from _PG_init, once per process).
+pub fn register() {
+    if !CAST_RISK_REGISTERED.with(|r| r.replace(true)) {
+        for cache in [
+            pg_sys::SysCacheIdentifier::CASTSOURCETARGET,
+            pg_sys::SysCacheIdentifier::TYPEOID,
+        ] {
+            // SAFETY: registers a callback once per process, for a valid cache id.
+            unsafe {
+                pg_sys::CacheRegisterSyscacheCallback(
+                    cache as i32,
+                    Some(forget_cast_risk),
+                    pg_sys::Datum::from(0usize),
+                )
+            };
+        }
+    }
+}
+
+/// `json_cast_may_apply`, cached until a cast or type changes.
+fn json_cast_risk(typoid: pg_sys::Oid) -> bool {
+    if let Some(known) = CAST_RISK.with(|c| c.borrow().get(&typoid.to_u32()).copied()) {
+        return known;
+    }
+    // SAFETY: catalog lookups by oid.
+    let risk = unsafe { json_cast_may_apply(typoid) };
+    CAST_RISK.with(|c| c.borrow_mut().insert(typoid.to_u32(), risk));
+    risk
+}
+
 /// Whether `to_jsonb` would convert a value of `typoid` with a cast to json or jsonb (which
 /// anyone owning a type can create: the cast's function would run inside the audit trigger and
 /// decide what the log says). `to_jsonb` looks through domains and into arrays and composite
@@ -173,7 +223,7 @@ unsafe fn row_jsonb(
             if !(*att).attisdropped
                 && !row.nulls[i]
                 && (*att).atttypid.to_u32() >= pg_sys::FirstNormalObjectId
-                && json_cast_may_apply((*att).atttypid)
+                && json_cast_risk((*att).atttypid)
             {
                 by_output.push(i);
             }
