@@ -14,9 +14,12 @@ DB=encml_bench_audit
 dropdb --if-exists "$DB" 2>/dev/null; createdb "$DB"
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<'SQL' >/dev/null
 CREATE EXTENSION pg_encrypt_ml;
-CREATE TABLE plain_events (id bigserial PRIMARY KEY, account int NOT NULL, email text, amount numeric, note text);
+-- One sequence and the same default expression for both tables: the tables differ only in
+-- being audited (an earlier version gave the audited table a default that looked the sequence
+-- up by name on every row, about 5% of its CPU in parsing).
+CREATE SEQUENCE event_ids;
+CREATE TABLE plain_events (id bigint PRIMARY KEY DEFAULT nextval('event_ids'), account int NOT NULL, email text, amount numeric, note text);
 CREATE TABLE audited_events (LIKE plain_events INCLUDING ALL);
-ALTER TABLE audited_events ALTER id SET DEFAULT nextval(pg_get_serial_sequence('plain_events', 'id'));
 SELECT encml.classify('audited_events', 'email', 'pii');
 SELECT encml.audit_enable('audited_events');
 SQL
