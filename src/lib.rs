@@ -25,6 +25,13 @@ pgrx::extension_sql_file!("../sql/schema/finalize.sql", name = "finalize", final
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // pgrx puts a captured Rust backtrace (source paths, crate internals) into the DETAIL of
+    // every ERROR raised from Rust when RUST_BACKTRACE is set in the server's environment:
+    // clients must never see it. RUST_LIB_BACKTRACE takes precedence for captured backtraces
+    // and leaves panic messages in the server log as they are.
+    // SAFETY: _PG_init runs before any query, in a single-threaded process; nothing else reads
+    // the environment concurrently.
+    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     pg::gucs::register();
     pg::tenant::register();
     keys::cache::register_invalidation_callback();
@@ -34,6 +41,7 @@ pub extern "C-unwind" fn _PG_init() {
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         audit::replica::install();
         audit::reads::register();
+        audit::maintenance::install();
     }
     security::init();
 }

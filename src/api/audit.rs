@@ -3,7 +3,7 @@
 
 use crate::audit::{chain, state, table_name, triggers};
 use crate::pg::catalog_access::{as_extension_owner, caller, is_superuser, role_name};
-use crate::pg::errors::raise;
+use crate::pg::errors::{raise, raise_full};
 use crate::types::reg::RegClass;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
@@ -107,6 +107,28 @@ fn audit_enable_with_reads(
 fn audit_disable(tbl: RegClass) {
     let rel = tbl.0;
     require_owner(rel);
+    // A partition or child of an audited table is audited as part of it: dropping its triggers
+    // alone would silence it (an attacker's find; verification noticed, but it should not run).
+    let explicitly = as_extension_owner(|| {
+        crate::pg::catalog_access::select_one::<bool>(
+            "SELECT EXISTS (SELECT FROM encml.audited_tables WHERE table_oid = $1)",
+            &[crate::pg::catalog_access::arg(rel)],
+        )
+        .unwrap_or(false)
+    });
+    if !explicitly {
+        if let Some(a) = crate::audit::audited::map().get(&rel) {
+            raise_full(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("{} is audited as part of {}", table_name(rel), a.root_name),
+                None,
+                Some(format!(
+                    "Disable auditing of {} (which covers all its partitions and children), or detach this table from it.",
+                    a.root_name
+                )),
+            );
+        }
+    }
     triggers::drop_all(rel);
     as_extension_owner(|| {
         Spi::run_with_args(

@@ -4,7 +4,8 @@
 //!   (ALTER TABLE: a column type's USING, a CHECK or NOT NULL being validated, a rewrite;
 //!   CREATE INDEX, REINDEX, CLUSTER, VACUUM, ANALYZE: index expressions and predicates; a new
 //!   partition, which scans the default partition; ALTER DOMAIN's constraints, checked against
-//!   every column of the domain), also through a parent of the owner's own, is a read:
+//!   every column of the domain), also through a parent of the owner's own, is a read (and so
+//!   is COPY FROM into the table, whose unique and exclusion checks answer for existing rows):
 //!   an error can show a row's value ("invalid input syntax for type integer: ..."), and the
 //!   expressions can be the owner's functions. It is recorded before the statement runs, so that
 //!   one that fails is on record too (as a rolled-back read: `reads`).
@@ -90,6 +91,18 @@ unsafe fn maintained(stmt: *mut pg_sys::Node) -> Option<(Reads, &'static str)> {
                 ),
                 "ALTER TABLE",
             ));
+        }
+        if is_a(stmt, T_CopyStmt) {
+            // COPY FROM inserts without an executor start: its unique and exclusion checks
+            // answer for existing rows as an INSERT's do (`reads`), for whoever may insert.
+            let s = stmt as *mut pg_sys::CopyStmt;
+            if (*s).is_from && !(*s).relation.is_null() {
+                return Some((
+                    Reads::Scanned(relation_named((*s).relation).into_iter().collect()),
+                    "COPY FROM",
+                ));
+            }
+            return None;
         }
         if is_a(stmt, T_IndexStmt) {
             let s = stmt as *mut pg_sys::IndexStmt;
@@ -363,13 +376,28 @@ unsafe fn locked_before_check(stmt: *mut pg_sys::Node) -> (Vec<pg_sys::Oid>, &'s
         }
         if is_a(stmt, T_AlterTableStmt) {
             let a = stmt as *mut pg_sys::AlterTableStmt;
+            use pg_sys::AlterTableType as At;
             for cmd in PgList::<pg_sys::AlterTableCmd>::from_pg((*a).cmds).iter_ptr() {
                 let def = (*cmd).def;
-                if (*cmd).subtype == pg_sys::AlterTableType::AT_AttachPartition
-                    && !def.is_null()
-                    && is_a(def, T_PartitionCmd)
-                {
-                    rels.extend(relation_named((*(def as *mut pg_sys::PartitionCmd)).name));
+                if def.is_null() {
+                    continue;
+                }
+                match (*cmd).subtype {
+                    // The partition named is locked before it is found not to be one (an
+                    // attacker's find for DETACH: ACCESS EXCLUSIVE queued on the log's range
+                    // stalled every statement of the database).
+                    At::AT_AttachPartition
+                    | At::AT_DetachPartition
+                    | At::AT_DetachPartitionFinalize
+                        if is_a(def, T_PartitionCmd) =>
+                    {
+                        rels.extend(relation_named((*(def as *mut pg_sys::PartitionCmd)).name));
+                    }
+                    // The new or old parent is locked before its ownership is checked.
+                    At::AT_AddInherit | At::AT_DropInherit if is_a(def, T_RangeVar) => {
+                        rels.extend(relation_named(def as *mut pg_sys::RangeVar));
+                    }
+                    _ => {}
                 }
             }
             rels.extend(foreign_key_targets(stmt));
@@ -509,3 +537,61 @@ pub unsafe fn before_utility(stmt: *mut pg_sys::Node) {
         }
     }
 }
+
+static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
+
+/// Whether `func` is a built-in that evaluates an index's expressions and predicate over its
+/// table's rows outside any utility statement: BRIN summarization (the owner's functions in a
+/// BRIN index's expressions see every summarized row, an attacker's find).
+fn evaluates_index_expressions(func: pg_sys::Oid) -> bool {
+    matches!(
+        func.to_u32(),
+        pg_sys::F_BRIN_SUMMARIZE_RANGE | pg_sys::F_BRIN_SUMMARIZE_NEW_VALUES
+    )
+}
+
+/// Called for every function the executor prepares to call (built-ins included), before the
+/// statement reads anything: a BRIN summarization call is a maintenance read of each
+/// read-audited table the role may maintain (the function takes an index whose table it must
+/// own; which index is known only when it runs).
+#[pg_guard]
+unsafe extern "C-unwind" fn object_access(
+    access: pg_sys::ObjectAccessType::Type,
+    class_id: pg_sys::Oid,
+    object_id: pg_sys::Oid,
+    sub_id: std::ffi::c_int,
+    arg: *mut std::ffi::c_void,
+) {
+    // SAFETY: the hook's arguments come from Postgres; the previous hook was saved at install;
+    // backend globals are read only.
+    unsafe {
+        if let Some(prev) = PREV_OBJECT_ACCESS {
+            pg_sys::ffi::pg_guard_ffi_boundary(|| prev(access, class_id, object_id, sub_id, arg));
+        }
+        if access != pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE
+            || !evaluates_index_expressions(object_id)
+            || pg_sys::creating_extension
+            || !pg_sys::IsTransactionState()
+            || pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) == pg_sys::InvalidOid
+            || !reads::schema_supports()
+        {
+            return;
+        }
+        let command = if object_id.to_u32() == pg_sys::F_BRIN_SUMMARIZE_RANGE {
+            "brin_summarize_range"
+        } else {
+            "brin_summarize_new_values"
+        };
+        record_maintenance(Reads::Everything, command);
+    }
+}
+
+/// Installs the object-access hook (from _PG_init, when preloaded).
+pub fn install() {
+    // SAFETY: _PG_init runs once per process before any query, single-threaded.
+    unsafe {
+        PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
+        pg_sys::object_access_hook = Some(object_access);
+    }
+}
+

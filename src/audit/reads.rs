@@ -1,5 +1,7 @@
 //! Read auditing: `audit_enable(tbl, reads => true)` (library preloaded) logs each statement
-//! that reads the table, or a table under it (SELECT, and UPDATE, DELETE, MERGE, which scan it), as one chained event per statement and table
+//! that reads the table, or a table under it (SELECT; UPDATE, DELETE, MERGE, which scan it;
+//! INSERT, whose unique and exclusion checks answer for existing rows), as one chained event
+//! per statement and table
 //! (`operation = 'read'`: the command, the statement's query id — a fingerprint of its
 //! normalized text, never the text, which may hold personal data — and the rows it returned),
 //! as pgaudit's object auditing does. Checked when the statement's executor ends; COPY ... TO of
@@ -197,9 +199,13 @@ unsafe fn reads_of(
         // A relation is read where the statement needs SELECT on it, and where it updates or
         // deletes rows (UPDATE, DELETE, MERGE, INSERT ... ON CONFLICT DO UPDATE): those scan it,
         // and the rows they reach show in a constraint error's DETAIL and to the table's own
-        // triggers, with no WHERE clause (no SELECT privilege) needed.
-        let scans =
-            (pg_sys::ACL_SELECT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE) as pg_sys::AclMode;
+        // triggers, with no WHERE clause (no SELECT privilege) needed. An INSERT reads too:
+        // whether it succeeds answers whether a unique or exclusion constraint's key exists, and
+        // an exclusion conflict's DETAIL shows the existing row's key.
+        let scans = (pg_sys::ACL_SELECT
+            | pg_sys::ACL_UPDATE
+            | pg_sys::ACL_DELETE
+            | pg_sys::ACL_INSERT) as pg_sys::AclMode;
         let mut read: Vec<bool> = rtable
             .iter()
             .map(|&rte| {

@@ -26,3 +26,19 @@ assert_eq "100000 nonces from 4 preloaded backends, all distinct" "100000|100000
 assert_eq "first nonces of 20 fresh backends are distinct" "20" \
   "$(for i in $(seq 1 20); do q "$DB" "SELECT encode(substring(encml.encrypt('x', '$K')::bytea FROM 25 FOR 12), 'hex')"; done | sort -u | wc -l | tr -d ' ')"
 dropdb "$DB"
+
+# pgrx puts a captured Rust backtrace into the DETAIL of an ERROR raised from Rust when the
+# server's environment has RUST_BACKTRACE set (an attacker's find: source paths in every error
+# through the hooks). The library turns capture off in _PG_init.
+as_postgres env RUST_BACKTRACE=1 /usr/lib/postgresql/15/bin/pg_ctl -D "$DATA" -m fast -w restart -l "$CLUSTER_DIR/server.log" >/dev/null
+dropdb --if-exists "$DB" 2>/dev/null; createdb "$DB"
+q "$DB" "CREATE EXTENSION pg_encrypt_ml"
+q "$DB" "CREATE TABLE bt (a int)"
+# (An error Postgres raises inside the extension's utility hook, and one the extension raises.)
+out=$(psql -X -d "$DB" -v VERBOSITY=verbose -c "ALTER TABLE bt DETACH PARTITION bt" 2>&1 || true)
+out="$out
+$(psql -X -d "$DB" -v VERBOSITY=verbose -c "SELECT encml.classify('bt', 'nonexistent', 'pii')" 2>&1 || true)"
+assert_eq "errors through the hooks, server started with RUST_BACKTRACE=1: no backtrace" "0" \
+  "$(printf '%s\n' "$out" | grep -c 'pgrx\|pg_encrypt_ml::\|LocalKey' || true)"
+assert_eq "the errors themselves are reported" "2" "$(printf '%s\n' "$out" | grep -c '^ERROR' || true)"
+dropdb "$DB"

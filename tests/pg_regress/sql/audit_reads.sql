@@ -254,6 +254,13 @@ SELECT try($$CREATE RULE r AS ON INSERT TO encml.audit_witness DO ALSO NOTHING$$
 SELECT try($$CREATE TABLE public.r_in PARTITION OF encml.audit_log_sealed FOR VALUES FROM (-10) TO (-1)$$) AS partition_of_the_log;
 SELECT try($$ALTER TABLE public.r_mine ADD FOREIGN KEY (seq) REFERENCES encml.audit_witness (seq)$$) AS references_the_witness;
 SELECT try($$CREATE TABLE public.r_ref (seq bigint REFERENCES encml.audit_witness)$$) AS column_references;
+-- (Seventh round: DETACH PARTITION, also FINALIZE, and INHERIT / NO INHERIT of a parent.)
+CREATE TABLE public.r_parted (a int) PARTITION BY LIST (a);
+SELECT try($$ALTER TABLE public.r_parted DETACH PARTITION encml.audit_log_unsealed$$) AS detach_the_log;
+SELECT try($$ALTER TABLE public.r_parted DETACH PARTITION encml.audit_witness FINALIZE$$) AS detach_finalize_the_witness;
+SELECT try($$ALTER TABLE public.r_mine INHERIT encml.audit_witness$$) AS inherit_the_witness;
+SELECT try($$ALTER TABLE public.r_mine NO INHERIT encml.audit_witness$$) AS no_inherit_the_witness;
+DROP TABLE public.r_parted;
 RESET lock_timeout;
 DROP TABLE public.r_mine;
 RESET ROLE;
@@ -283,6 +290,41 @@ SELECT detail->>'command' AS command, table_name, detail->>'rows' AS read_rows, 
 SELECT count(*) AS done FROM generate_series(1, current_setting('max_worker_processes')::int) n,
        LATERAL dblink_get_result('busy' || n) AS r(x text);
 SELECT count(dblink_disconnect('busy' || n)) AS disconnected FROM generate_series(1, current_setting('max_worker_processes')::int) n;
+
+-- Seventh attacker round. An INSERT answers for existing rows: with a unique index, whether a
+-- guessed value exists; with an exclusion constraint, the conflicting row's key in the DETAIL.
+-- So INSERT (and COPY FROM, which has no executor start, recorded before it runs) is a read.
+-- BRIN summarization evaluates the owner's index expressions over the rows outside any
+-- statement the hooks saw: a read of each read-audited table the role may maintain.
+SET ROLE encml_r_owner;
+CREATE UNIQUE INDEX r_t_secret ON public.r_t (secret);
+CREATE INDEX r_brin ON public.r_t USING brin (id);
+GRANT INSERT ON public.r_t TO encml_r_reader;
+RESET ROLE;
+SELECT max(id) AS b12 FROM encml.audit_log \gset
+SET ROLE encml_r_reader;
+\set VERBOSITY terse
+INSERT INTO public.r_t VALUES (100, 'v3');
+COPY public.r_t FROM STDIN;
+102	v4
+\.
+\set VERBOSITY default
+INSERT INTO public.r_t VALUES (101, 'guess') ON CONFLICT DO NOTHING;
+SET ROLE encml_r_owner;
+SELECT brin_desummarize_range('public.r_brin', 0) IS NULL AS desummarized;
+SELECT brin_summarize_range('public.r_brin', 0) >= 0 AS summarized;
+SELECT brin_summarize_new_values('public.r_brin') >= 0 AS summarized_new;
+SELECT 1 AS next_statement;
+RESET ROLE;
+SELECT detail->>'command' AS command, table_name, effective_role
+  FROM encml.audit_log WHERE id > :b12 AND kind = 'event' AND operation = 'read' ORDER BY 1, 3;
+-- A partition of an audited table is audited as part of it: disabling it alone is refused (an
+-- attacker's find: it dropped the partition's triggers, and its TRUNCATE left no event).
+SET ROLE encml_r_owner;
+SELECT try($$SELECT encml.audit_disable('public.r_part1')$$) AS disable_a_partition;
+RESET ROLE;
+SELECT count(*) AS partition_triggers FROM pg_trigger
+ WHERE tgrelid = 'public.r_part1'::regclass AND tgname LIKE 'encml_audit%';
 
 SET ROLE encml_r_owner;
 DROP TABLE public.r_t, public.r_plain, public.r_part;
