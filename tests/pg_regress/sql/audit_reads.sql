@@ -317,7 +317,7 @@ SELECT brin_summarize_new_values('public.r_brin') >= 0 AS summarized_new;
 SELECT 1 AS next_statement;
 RESET ROLE;
 SELECT detail->>'command' AS command, table_name, effective_role
-  FROM encml.audit_log WHERE id > :b12 AND kind = 'event' AND operation = 'read' ORDER BY 1, 3;
+  FROM encml.audit_log WHERE id > :b12 AND kind = 'event' AND operation = 'read' ORDER BY 1, 2, 3;
 -- A partition of an audited table is audited as part of it: disabling it alone is refused (an
 -- attacker's find: it dropped the partition's triggers, and its TRUNCATE left no event).
 SET ROLE encml_r_owner;
