@@ -42,6 +42,7 @@ pub extern "C-unwind" fn _PG_init() {
         audit::replica::install();
         audit::reads::register();
         audit::maintenance::install();
+        privacy::start::install();
     }
     security::init();
 }

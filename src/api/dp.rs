@@ -10,7 +10,10 @@
 use crate::pg::c_functions;
 use crate::pg::errors::{raise, raise_full};
 use crate::privacy::charge;
-use crate::privacy::release::{self, Selection};
+use crate::privacy::own;
+use crate::privacy::params::{dp_error, params_at, params_for, required, CallArgs, RowArgs};
+use crate::privacy::release;
+use crate::privacy::start;
 use encml_dp::params::Params;
 use encml_dp::partition;
 use encml_dp::state::{self, Num, State};
@@ -18,20 +21,8 @@ use encml_dp::DpError;
 use pgrx::datum::IntoDatum;
 use pgrx::fcinfo::{pg_arg_is_null, pg_getarg, pg_return_null};
 use pgrx::prelude::*;
-use pgrx::{pg_sys, PgList, PgMemoryContexts, PgSqlErrorCode};
+use pgrx::{pg_sys, PgMemoryContexts, PgSqlErrorCode};
 use std::hash::{Hash, Hasher};
-
-pub(super) fn dp_error(e: DpError) -> ! {
-    let code = match e {
-        DpError::InvalidParameter(_) | DpError::ParameterChanged(_) => {
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
-        }
-        DpError::CorruptState(_) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-        DpError::NotFinite => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
-        DpError::OpenDp(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-    };
-    raise(code, e.to_string())
-}
 
 /// The aggregate memory context; refuses calls outside an aggregate and as a window function
 /// (a moving window would release many noisy answers of overlapping rows).
@@ -117,70 +108,6 @@ unsafe fn nargs(fcinfo: pg_sys::FunctionCallInfo) -> usize {
     unsafe { (*fcinfo).nargs as usize }
 }
 
-/// The arguments of an aggregate call, numbered as the transition function sees them (0 is
-/// the state): from the current row, or, for an input without rows, from the call's own
-/// expressions, which then must not read the rows.
-pub(super) trait Args {
-    fn len(&self) -> usize;
-    fn get(&self, i: usize, what: &str) -> Option<pg_sys::Datum>;
-}
-
-pub(super) struct RowArgs(pub(super) pg_sys::FunctionCallInfo);
-
-impl Args for RowArgs {
-    fn len(&self) -> usize {
-        unsafe { nargs(self.0) }
-    }
-    fn get(&self, i: usize, _what: &str) -> Option<pg_sys::Datum> {
-        let d = unsafe { pgrx::fcinfo::pg_get_nullable_datum(self.0, i) };
-        (!d.isnull).then_some(d.value)
-    }
-}
-
-struct CallArgs {
-    state: *mut pg_sys::AggState,
-    aggref: *mut pg_sys::Aggref,
-}
-
-impl Args for CallArgs {
-    fn len(&self) -> usize {
-        1 + unsafe { PgList::<pg_sys::TargetEntry>::from_pg((*self.aggref).args).len() }
-    }
-    fn get(&self, i: usize, what: &str) -> Option<pg_sys::Datum> {
-        let (d, isnull) = unsafe { release::eval_arg(self.state, self.aggref, i - 1, what) };
-        (!isnull).then_some(d)
-    }
-}
-
-pub(super) fn required<T: pgrx::datum::FromDatum>(args: &impl Args, n: usize, what: &str) -> T {
-    args.get(n, what)
-        .and_then(|d| unsafe { T::from_datum(d, false) })
-        .unwrap_or_else(|| {
-            raise(
-                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-                format!("{what} must not be NULL"),
-            )
-        })
-}
-
-/// Reads epsilon at `at`, then, by argument count, delta and max_rows_per_unit.
-pub(super) fn params_at<T: Num>(args: &impl Args, at: usize, lower: T, upper: T) -> Params<T> {
-    let n = args.len();
-    let epsilon: f64 = required(args, at, "epsilon");
-    let delta = if n > at + 1 {
-        let d: f64 = required(args, at + 1, "delta");
-        (d != 0.0).then_some(d)
-    } else {
-        None
-    };
-    let max_rows = if n > at + 3 {
-        required::<i32>(args, at + 3, "max_rows_per_unit") as i64
-    } else {
-        1
-    };
-    Params::new(epsilon, delta, lower, upper, max_rows).unwrap_or_else(|e| dp_error(e))
-}
-
 /// Adds one row (`value` None: a NULL, not counted). Parameters start at argument `params_from`
 /// (the bounds of a sum, else epsilon) with epsilon at `epsilon_at`; in the privacy-unit form
 /// the unit is at `epsilon_at + 2`. A row with a NULL unit is dropped: it cannot be attributed
@@ -193,7 +120,9 @@ unsafe fn transition<T: Num>(
     bounds: impl FnOnce() -> (T, T),
 ) -> pg_sys::Datum {
     unsafe {
+        // (The state first: on the first row it refuses window use with its own message.)
         let agg = agg_arg::<T>(fcinfo);
+        own::require(fcinfo);
         let Some(value) = value else {
             return agg_datum(agg);
         };
@@ -262,6 +191,7 @@ unsafe fn sum_trans<T: Num + pgrx::datum::FromDatum>(
 unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         agg_context(fcinfo);
+        own::require(fcinfo);
         match (pg_arg_is_null(fcinfo, 0), pg_arg_is_null(fcinfo, 1)) {
             (_, true) if pg_arg_is_null(fcinfo, 0) => pg_return_null(fcinfo),
             (false, true) => pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0),
@@ -281,6 +211,10 @@ unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
 }
 
+/// Serialize and deserialize run without a current Aggref (nodeAgg.c does not set one), so they
+/// cannot ask `own::require`; they need none: an `internal` state exists only where the checked
+/// transition, combine or final functions of one of our own aggregates made or took it, and SQL
+/// cannot produce or pass an `internal` value.
 unsafe fn serialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         agg_context(fcinfo);
@@ -318,7 +252,8 @@ unsafe fn params_of_call<T: Num + Default + pgrx::datum::FromDatum>(
 ) -> Params<T> {
     unsafe {
         let aggref = release::aggref(fcinfo);
-        if release::func_name((*aggref).aggfnoid) == "coord_combine_agg" {
+        let call = own::require(fcinfo);
+        if call.via == own::Via::CitusCombine {
             // Citus's coordinator combines the shards' states without the call's arguments;
             // every shard it asked sends parameters (see `dp_state`), so none were asked.
             raise(
@@ -330,35 +265,14 @@ unsafe fn params_of_call<T: Num + Default + pgrx::datum::FromDatum>(
             state: release::agg_state(fcinfo),
             aggref,
         };
-        params_for((*aggref).aggfnoid, &args)
-    }
-}
-
-/// The parameters of dp aggregate `aggfnoid` from its arguments.
-pub(super) fn params_for<T: Num + Default + pgrx::datum::FromDatum>(
-    aggfnoid: pg_sys::Oid,
-    args: &impl Args,
-) -> Params<T> {
-    match release::func_name(aggfnoid).as_str() {
-        "dp_sum" | "dp_avg" => {
-            let lower = required(args, 2, "lower");
-            let upper = required(args, 3, "upper");
-            params_at(args, 4, lower, upper)
-        }
-        "dp_count" => params_at(args, 2, T::default(), T::default()),
-        _ => params_at(args, 1, T::default(), T::default()),
+        params_for(call.kind, &args)
     }
 }
 
 /// Whether the call bounds contributions per privacy unit (its last two arguments are the unit
 /// and max_rows_per_unit).
 unsafe fn has_privacy_unit(fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    unsafe {
-        let args = PgList::<pg_sys::TargetEntry>::from_pg((*release::aggref(fcinfo)).args);
-        let n = args.len();
-        let type_at = |i: usize| pg_sys::exprType((*args.get_ptr(i).unwrap()).expr as *const _);
-        n >= 4 && type_at(n - 2) == pg_sys::TEXTOID && type_at(n - 1) == pg_sys::INT4OID
-    }
+    unsafe { release::has_privacy_unit(release::aggref(fcinfo)) }
 }
 
 /// Records the privacy charge of this evaluation, if it has one (see `privacy::release`):
@@ -370,23 +284,7 @@ unsafe fn charge_release<T: Num>(fcinfo: pg_sys::FunctionCallInfo, p: &Params<T>
         } else if !release::first_in_execution(fcinfo) {
             return;
         } else {
-            match (release::selection(fcinfo), has_privacy_unit(fcinfo)) {
-                (_, false) => 1,
-                (Selection::Public(keys), true) => keys,
-                (Selection::Threshold, true) => raise_full(
-                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                    "a privacy unit cannot be combined with dp_partition",
-                    Some(
-                        "One unit may fall in many groups; without a bound on that number the \
-                         groups do not compose in parallel."
-                            .into(),
-                    ),
-                    Some(
-                        "Group over public keys (dp_public_groups) or drop the privacy unit."
-                            .into(),
-                    ),
-                ),
-            }
+            release::times_charged(release::selection(fcinfo), has_privacy_unit(fcinfo))
         };
         if times > 0 {
             let k = times as f64;
@@ -402,6 +300,7 @@ unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
 ) -> pg_sys::Datum {
     unsafe {
         agg_context(fcinfo);
+        own::require(fcinfo);
         let counted = if pg_arg_is_null(fcinfo, 0) {
             None
         } else {
@@ -428,27 +327,77 @@ pub(super) unsafe fn release_state<T: Num + Default + pgrx::datum::FromDatum, R:
              aggregate without GROUP BY: Citus then combines the shards' results on the coordinator, which \
              adds the noise and charges the budget once.",
         );
+        // What the executor start charged for this aggregate (Citus's coordinator combines
+        // are still charged here, see privacy::start).
+        let call = own::require(fcinfo);
+        let prepaid = (call.via == own::Via::Direct)
+            .then(|| {
+                start::evaluate(release::agg_state(fcinfo), release::aggref(fcinfo))
+                    .unwrap_or_else(not_charged_at_start)
+            })
+            .filter(|p| !p.deferred);
         let counted = counted.filter(|s| s.params.is_some());
         let empty;
         let s = match counted {
             Some(s) => s,
             None => {
+                // No row counted: the parameters charged at the start (or, for Citus's
+                // combine, read from the call).
+                let params = match &prepaid {
+                    Some(p) => Params::<T>::from_key(&p.key).unwrap_or_else(|e| dp_error(e)),
+                    None => params_of_call::<T>(fcinfo),
+                };
                 empty = State::<T> {
-                    params: Some(params_of_call::<T>(fcinfo)),
+                    params: Some(params),
                     ..State::default()
                 };
                 &empty
             }
         };
-        // Noise is drawn first, so a bad parameter fails before anything is charged; the value
-        // leaves this function only after its charge is on record.
+        let params = s.params.as_ref().expect("parameters");
+        if prepaid.is_some_and(|p| p.key != params.key()) {
+            dp_error(DpError::ParameterChanged(
+                "epsilon, delta, the bounds and max_rows_per_unit",
+            ));
+        }
         let value = release(s).unwrap_or_else(|e| dp_error(e));
-        charge_release(fcinfo, s.params.as_ref().expect("parameters"));
+        match prepaid {
+            // Prepaid: every group of a grouped node, an ungrouped node's first evaluation.
+            Some(p) if p.grouped || p.evaluations == 1 => {}
+            // An ungrouped aggregate in a subplan that runs again pays each evaluation.
+            Some(_) => {
+                let _granted =
+                    charge::charge(params.loss.epsilon, params.loss.delta.unwrap_or(0.0));
+            }
+            None => charge_release(fcinfo, params),
+        }
         match value {
             Some(v) => v.into_datum().expect("a result"),
             None => pg_return_null(fcinfo),
         }
     }
+}
+
+/// Refuses a release the executor start did not charge: without the library preloaded there is
+/// no executor-start hook, and releasing with a charge taken only when a group forms would let
+/// the ledger count the groups (and an empty input go unpaid).
+fn not_charged_at_start() -> start::Prepaid {
+    if start::installed() {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "this dp aggregate was not charged when its query started",
+        );
+    }
+    raise_full(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "dp aggregates need pg_encrypt_ml in shared_preload_libraries",
+        Some(
+            "Their privacy charge is taken when the query's executor starts, before any row is \
+             read, so that it does not depend on the data."
+                .into(),
+        ),
+        Some("Add pg_encrypt_ml to shared_preload_libraries and restart the server.".into()),
+    )
 }
 
 /// dp_partition's decision for its group: the noisy row count passes the threshold.
@@ -494,31 +443,28 @@ pgrx::extension_sql_file!("../../sql/schema/dp.sql", name = "dp_aggregates");
 pub mod tests {
     use pgrx::prelude::*;
 
-    // The test runs as a superuser without a budget: allowed, and still recorded.
+    // The pgrx test cluster does not preload the library: no executor-start hook, so no charge
+    // before the rows are read, and the release is refused (pg_regress runs them preloaded).
+    #[pg_test(error = "dp aggregates need pg_encrypt_ml in shared_preload_libraries")]
+    fn without_preloading_dp_aggregates_are_refused() {
+        Spi::run("SELECT encml.dp_sum(x::float8, 0, 10, 5.0) FROM generate_series(1, 10) x")
+            .unwrap();
+    }
+
     #[pg_test]
-    fn a_dp_sum_is_near_the_clamped_sum_and_its_charge_is_recorded() {
+    fn without_preloading_nothing_is_charged() {
         let before = Spi::get_one::<i64>("SELECT count(*) FROM encml.privacy_charges")
             .unwrap()
             .unwrap();
-        let noisy = Spi::get_one::<f64>(
-            "SELECT encml.dp_sum(x::float8, 0, 10, 5.0) FROM generate_series(1, 1000) x",
-        )
-        .unwrap()
-        .unwrap();
-        // True clamped sum: 45 + 991 * 10 = 9955; Laplace scale 10 / 5 = 2.
-        assert!((noisy - 9955.0).abs() < 60.0, "{noisy}");
-        let (granted, note) = Spi::get_two::<bool, String>(
-            "SELECT granted, note FROM encml.privacy_charges ORDER BY id DESC LIMIT 1",
+        Spi::run(
+            "DO $$ BEGIN PERFORM encml.dp_count_rows(1.0) FROM generate_series(1, 10); \
+             EXCEPTION WHEN object_not_in_prerequisite_state THEN NULL; END $$",
         )
         .unwrap();
-        assert_eq!(
-            (granted, note.as_deref()),
-            (Some(true), Some("superuser without a budget"))
-        );
         let after = Spi::get_one::<i64>("SELECT count(*) FROM encml.privacy_charges")
             .unwrap()
             .unwrap();
-        assert_eq!(after, before + 1);
+        assert_eq!(after, before);
     }
 
     #[pg_test(error = "dp aggregates cannot be used as window functions")]

@@ -14,12 +14,11 @@
 //! and its output function fills in the call's parameters there (see `fill_from_shard_call`):
 //! the coordinator then releases an empty input with noise and a charge, like a single node.
 
-use super::dp::{
-    agg_context, dp_error, param_args, params_at, params_for, release_state, required, Args,
-    ParamArgs, RowArgs,
-};
+use super::dp::{agg_context, param_args, release_state, ParamArgs};
+use crate::privacy::params::{dp_error, params_at, params_for, required, Args, RowArgs};
 use crate::pg::c_functions;
 use crate::pg::errors::raise;
+use crate::privacy::own;
 use crate::privacy::release;
 use encml_dp::flat::{self, Flat};
 use encml_dp::state::{self, Num, State};
@@ -90,6 +89,8 @@ unsafe fn transition<T: Num>(
         if !in_agg_node(fcinfo) {
             agg_context(fcinfo);
         }
+        // Only inside our own aggregates (someone else's could return the exact state).
+        own::require(fcinfo);
         let state = pg_getarg_datum_raw(fcinfo, 0);
         if pg_arg_is_null(fcinfo, 0) {
             raise(
@@ -142,6 +143,7 @@ unsafe fn sum_trans<T: Num + pgrx::datum::FromDatum>(
 unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         agg_context(fcinfo);
+        own::require(fcinfo);
         match (pg_arg_is_null(fcinfo, 0), pg_arg_is_null(fcinfo, 1)) {
             (true, true) => pg_return_null(fcinfo),
             (false, true) => pg_getarg_datum_raw(fcinfo, 0),
@@ -164,6 +166,7 @@ unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
 ) -> pg_sys::Datum {
     unsafe {
         agg_context(fcinfo);
+        own::require(fcinfo);
         let counted = (!pg_arg_is_null(fcinfo, 0))
             .then(|| flat_at::<T>(fcinfo, 0).state::<T>())
             .map(|r| r.unwrap_or_else(|e| dp_error(e)));
@@ -215,24 +218,20 @@ unsafe fn fill_from_shard_call(fcinfo: pg_sys::FunctionCallInfo, flat: &mut Flat
             return;
         }
         let aggref = pg_sys::AggGetAggref(fcinfo);
-        if aggref.is_null() || release::func_name((*aggref).aggfnoid) != "worker_partial_agg" {
+        if aggref.is_null() {
+            return;
+        }
+        // Only Citus's wrapper around our own aggregates (recognised by catalog membership).
+        let Some(own_call) = own::own_call(aggref) else {
+            return;
+        };
+        if own_call.via != own::Via::CitusPartial {
             return;
         }
         let call = PgList::<pg_sys::TargetEntry>::from_pg((*aggref).args);
-        let (Some(target), Some(row)) = (call.get_ptr(0), call.get_ptr(1)) else {
+        let Some(row) = call.get_ptr(1) else {
             return;
         };
-        let target = (*target).expr as *mut pg_sys::Node;
-        if (*target).type_ != pg_sys::NodeTag::T_Const {
-            return;
-        }
-        let aggfnoid =
-            pg_sys::Oid::from((*(target as *mut pg_sys::Const)).constvalue.value() as u32);
-        // Only our own aggregates: the schema of this output function.
-        let own_schema = pg_sys::get_func_namespace((*(*fcinfo).flinfo).fn_oid);
-        if pg_sys::get_func_namespace(aggfnoid) != own_schema {
-            return;
-        }
         // One argument is passed as it is, several as a row of them.
         let row = (*row).expr;
         let fields = if (*(row as *mut pg_sys::Node)).type_ == pg_sys::NodeTag::T_RowExpr {
@@ -248,11 +247,11 @@ unsafe fn fill_from_shard_call(fcinfo: pg_sys::FunctionCallInfo, flat: &mut Flat
         };
         let filled = match flat.tag() {
             b'f' => flat.set_state(&State::<f64> {
-                params: Some(params_for(aggfnoid, &args)),
+                params: Some(params_for(own_call.kind, &args)),
                 ..State::default()
             }),
             _ => flat.set_state(&State::<i64> {
-                params: Some(params_for(aggfnoid, &args)),
+                params: Some(params_for(own_call.kind, &args)),
                 ..State::default()
             }),
         };

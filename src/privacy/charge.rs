@@ -35,7 +35,12 @@ struct Slot {
     remaining_epsilon: f64,
     remaining_delta: f64,
     has_budget: bool,
+    /// Which part of a refused charge did not fit: SHORT_EPSILON | SHORT_DELTA.
+    short: u32,
 }
+
+const SHORT_EPSILON: u32 = 1;
+const SHORT_DELTA: u32 = 2;
 
 /// What the ledger said.
 pub struct Granted;
@@ -79,6 +84,7 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
         remaining_epsilon: 0.0,
         remaining_delta: 0.0,
         has_budget: false,
+        short: 0,
     };
     slot.scope[..scope.len()].copy_from_slice(scope.as_bytes());
     slot.query_hash
@@ -120,25 +126,25 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
             None,
             Some("A privacy admin grants one with encml.set_privacy_budget().".into()),
         ),
-        REFUSED => raise_full(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("privacy budget exhausted in scope \"{scope}\""),
-            Some(format!(
-                "This aggregate needs epsilon {epsilon}{}; {} remains{}.",
-                if delta > 0.0 {
-                    format!(" and delta {delta}")
-                } else {
-                    String::new()
-                },
-                answer.remaining_epsilon,
-                if delta > 0.0 {
-                    format!(" (delta {})", answer.remaining_delta)
-                } else {
-                    String::new()
-                },
-            )),
-            None,
-        ),
+        REFUSED => {
+            let short = match (
+                answer.short & SHORT_EPSILON != 0,
+                answer.short & SHORT_DELTA != 0,
+            ) {
+                (true, true) => "epsilon and delta",
+                (false, true) => "delta",
+                _ => "epsilon",
+            };
+            raise_full(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("privacy budget exhausted in scope \"{scope}\": not enough {short} left"),
+                Some(format!(
+                    "This query needs epsilon {epsilon} and delta {delta}; epsilon {} and delta {} remain.",
+                    answer.remaining_epsilon, answer.remaining_delta,
+                )),
+                None,
+            )
+        }
         _ => raise(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             "the privacy charge could not be recorded; no result is released (see the server log)",
@@ -184,7 +190,7 @@ fn record(mut s: Slot) -> Slot {
         let analyst = || crate::pg::catalog_access::oid_arg(s.analyst);
         let budget = client
             .update(
-                "SELECT epsilon_total - epsilon_spent, delta_total - delta_spent \
+                "SELECT epsilon_total - epsilon_spent, delta_total - delta_spent, epsilon_total, delta_total \
                    FROM encml.privacy_budgets WHERE analyst = $1::regrole AND scope = $2 FOR UPDATE",
                 Some(1),
                 &[analyst(), scope.as_str().into()],
@@ -193,19 +199,22 @@ fn record(mut s: Slot) -> Slot {
             .into_iter()
             .next()
             .map(|row| {
-                (
-                    row.get::<f64>(1).ok().flatten().unwrap_or(0.0),
-                    row.get::<f64>(2).ok().flatten().unwrap_or(0.0),
-                )
+                let f = |i: usize| row.get::<f64>(i).ok().flatten().unwrap_or(0.0);
+                (f(1), f(2), f(3), f(4))
             });
         let (granted, note) = match budget {
             None if s.superuser => (true, Some("superuser without a budget")),
             None => (false, Some("no budget")),
-            Some((eps_left, delta_left)) => {
+            Some((eps_left, delta_left, eps_total, delta_total)) => {
                 s.has_budget = true;
-                // Budgets are sums of a few decimal epsilons: forgive float rounding only.
-                let fits = s.epsilon <= eps_left + 1e-9 * s.epsilon.max(1.0)
-                    && s.delta <= delta_left + 1e-15;
+                // Spent amounts are sums of decimal charges: forgive the float rounding of the
+                // total only (relative to it), so a zero budget grants nothing, and a zero
+                // delta budget no Gaussian release however small its delta.
+                let eps_fits = s.epsilon <= eps_left + 1e-12 * eps_total;
+                let delta_fits = s.delta == 0.0 || s.delta <= delta_left + 1e-12 * delta_total;
+                s.short = (if eps_fits { 0 } else { SHORT_EPSILON })
+                    | (if delta_fits { 0 } else { SHORT_DELTA });
+                let fits = eps_fits && delta_fits;
                 s.remaining_epsilon = eps_left.max(0.0);
                 s.remaining_delta = delta_left.max(0.0);
                 if fits {

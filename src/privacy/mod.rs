@@ -2,4 +2,7 @@
 //! caller's transaction. The mechanisms and aggregate states live in `encml-dp`.
 
 pub mod charge;
+pub mod own;
+pub mod params;
 pub mod release;
+pub mod start;

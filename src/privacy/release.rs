@@ -16,6 +16,7 @@
 //! - grouping sets (ROLLUP, CUBE) put a row in several groupings and are refused.
 
 use crate::pg::errors::{raise, raise_full};
+use crate::privacy::own::DpAggregate;
 use pgrx::{pg_sys, PgList, PgSqlErrorCode};
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -63,8 +64,13 @@ pub fn func_name(oid: pg_sys::Oid) -> String {
 
 /// Whether the final function runs in a grouped Agg node (GROUP BY); refuses grouping sets.
 pub unsafe fn grouped(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    unsafe { grouped_node(agg_state(fcinfo)) }
+}
+
+/// Whether the Agg node groups (GROUP BY); refuses grouping sets.
+pub unsafe fn grouped_node(state: *mut pg_sys::AggState) -> bool {
     unsafe {
-        let plan = (*agg_state(fcinfo)).ss.ps.plan as *mut pg_sys::Agg;
+        let plan = (*state).ss.ps.plan as *mut pg_sys::Agg;
         if !(*plan).groupingSets.is_null() {
             raise(
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -78,10 +84,13 @@ pub unsafe fn grouped(fcinfo: pg_sys::FunctionCallInfo) -> bool {
 /// How a grouped Agg node selects its groups; refuses one that does not, or that may run more
 /// than once per statement.
 pub unsafe fn selection(fcinfo: pg_sys::FunctionCallInfo) -> Selection {
+    unsafe { selection_of(agg_state(fcinfo)) }
+}
+
+/// How the grouped Agg node `state` selects its groups (see `selection`).
+pub unsafe fn selection_of(state: *mut pg_sys::AggState) -> Selection {
     unsafe {
-        let state = agg_state(fcinfo);
         let plan = (*state).ss.ps.plan as *mut pg_sys::Agg;
-        let own_schema = pg_sys::get_func_namespace((*aggref(fcinfo)).aggfnoid);
         let mut selection = None;
         // The qual is the HAVING clause as a list of ANDed conditions; only a condition that is
         // the selecting aggregate itself counts (not one ORed with something else).
@@ -90,12 +99,12 @@ pub unsafe fn selection(fcinfo: pg_sys::FunctionCallInfo) -> Selection {
                 continue;
             }
             let a = cond as *mut pg_sys::Aggref;
-            if pg_sys::get_func_namespace((*a).aggfnoid) != own_schema {
-                continue;
-            }
-            match func_name((*a).aggfnoid).as_str() {
-                "dp_partition" if selection.is_none() => selection = Some(Selection::Threshold),
-                "dp_public_groups" => {
+            // Recognised by catalog membership: a pg_temp.dp_partition is not a selection.
+            match crate::privacy::own::dp_aggregate((*a).aggfnoid) {
+                Some(DpAggregate::Partition) if selection.is_none() => {
+                    selection = Some(Selection::Threshold)
+                }
+                Some(DpAggregate::PublicGroups) => {
                     selection = Some(Selection::Public(public_key_count(state, a)));
                 }
                 _ => {}
@@ -127,6 +136,38 @@ pub unsafe fn selection(fcinfo: pg_sys::FunctionCallInfo) -> Selection {
     }
 }
 
+/// Whether the call bounds contributions per privacy unit (its last two arguments are the unit
+/// and max_rows_per_unit).
+pub unsafe fn has_privacy_unit(aggref: *mut pg_sys::Aggref) -> bool {
+    unsafe {
+        let args = PgList::<pg_sys::TargetEntry>::from_pg((*aggref).args);
+        let n = args.len();
+        let type_at = |i: usize| pg_sys::exprType((*args.get_ptr(i).unwrap()).expr as *const _);
+        n >= 4 && type_at(n - 2) == pg_sys::TEXTOID && type_at(n - 1) == pg_sys::INT4OID
+    }
+}
+
+/// How many times a grouped aggregate's loss is charged: once without a privacy unit (each row,
+/// hence each person, is in one group: the groups compose in parallel), once per public key with
+/// one (a person may be in every group); a noisy threshold cannot bound the groups a unit is in
+/// and is refused with a unit.
+pub fn times_charged(selection: Selection, privacy_unit: bool) -> u32 {
+    match (selection, privacy_unit) {
+        (_, false) => 1,
+        (Selection::Public(keys), true) => keys,
+        (Selection::Threshold, true) => raise_full(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "a privacy unit cannot be combined with dp_partition",
+            Some(
+                "One unit may fall in many groups; without a bound on that number the groups do \
+                 not compose in parallel."
+                    .into(),
+            ),
+            Some("Group over public keys (dp_public_groups) or drop the privacy unit.".into()),
+        ),
+    }
+}
+
 /// The length of `dp_public_groups`'s key array, which must not depend on the rows.
 unsafe fn public_key_count(state: *mut pg_sys::AggState, a: *mut pg_sys::Aggref) -> u32 {
     unsafe {
@@ -137,7 +178,26 @@ unsafe fn public_key_count(state: *mut pg_sys::AggState, a: *mut pg_sys::Aggref)
         let arr = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *mut pg_sys::ArrayType;
         // ARR_DIMS: the dimensions follow the fixed header.
         let dims = (arr as *mut u8).add(std::mem::size_of::<pg_sys::ArrayType>()) as *mut i32;
-        u32::try_from(pg_sys::ArrayGetNItems((*arr).ndim, dims)).unwrap_or(u32::MAX)
+        let n = u32::try_from(pg_sys::ArrayGetNItems((*arr).ndim, dims)).unwrap_or(u32::MAX);
+        // A key listed twice joins each of its rows twice (the recommended LEFT JOIN from the
+        // list), doubling what one person contributes to that group: refused, as NULL keys.
+        let tle = PgList::<pg_sys::TargetEntry>::from_pg((*a).args)
+            .get_ptr(1)
+            .expect("the public keys argument");
+        let array_type = pg_sys::exprType((*tle).expr as *const pg_sys::Node);
+        let distinct = crate::pg::catalog_access::select_one::<bool>(
+            "SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) pg_catalog.count(DISTINCT k) \
+               FROM pg_catalog.unnest($1) AS k",
+            &[(array_type, Some(pg_sys::Datum::from(arr)))],
+        )
+        .unwrap_or(false);
+        if !distinct {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "the public keys of dp_public_groups must be distinct and not NULL",
+            );
+        }
+        n
     }
 }
 
@@ -168,7 +228,10 @@ pub unsafe fn eval_expr(
 ) -> (pg_sys::Datum, bool) {
     unsafe {
         let node = expr as *mut pg_sys::Node;
-        if pg_sys::contain_var_clause(node) || pg_sys::contain_subplans(node) {
+        if pg_sys::contain_var_clause(node)
+            || pg_sys::contain_subplans(node)
+            || has_exec_param(node, std::ptr::null_mut())
+        {
             raise(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
                 format!("{what} of a dp aggregate must not depend on the rows"),
@@ -182,6 +245,27 @@ pub unsafe fn eval_expr(
         let d = f(exprstate, econtext, &mut isnull);
         pg_sys::MemoryContextSwitchTo(old);
         (d, isnull)
+    }
+}
+
+/// Whether `node` uses the result of a subquery (a PARAM_EXEC, as an uncorrelated scalar
+/// subquery becomes): that subquery could read the data (`(SELECT max(x) FROM t)` as a bound).
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn has_exec_param(
+    node: *mut pg_sys::Node,
+    context: *mut std::ffi::c_void,
+) -> bool {
+    // SAFETY: a node of an expression tree (or NULL); walked read-only.
+    unsafe {
+        if node.is_null() {
+            return false;
+        }
+        if (*node).type_ == pg_sys::NodeTag::T_Param
+            && (*(node as *mut pg_sys::Param)).paramkind == pg_sys::ParamKind::PARAM_EXEC
+        {
+            return true;
+        }
+        pg_sys::expression_tree_walker(node, Some(has_exec_param), context)
     }
 }
 

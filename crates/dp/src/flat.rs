@@ -8,7 +8,7 @@
 //!
 //! Layout (all little-endian, alignment 1, docs/formats.md):
 //! ```text
-//!  0  u8       version (1)
+//!  0  u8       version (2)
 //!  1  u8       value type: 'f' float8, 'i' bigint
 //!  2  u8       flags: 1 = parameters set, 2 = delta set
 //!  3  u8       reserved (0)
@@ -20,14 +20,16 @@
 //! 40  [u64;4]  cached raw parameter arguments (a fast path: a row with the same arguments
 //!              skips re-validating them)
 //! 72  i64      rows counted
-//! 80  [16]     exact sum: i128 for bigint, (sum, compensation) f64 pair for float8
+//! 80  [16]     exact sum, i128: the sum for bigint; for float8 in units of
+//!              max(|lower|, |upper|) / 2^62 (`state::FixedAcc`)
 //! ```
 
 use crate::params::Params;
 use crate::state::{Num, State};
 use crate::DpError;
 
-pub const VERSION: u8 = 1;
+/// 2: float sums in fixed point (`state::FixedAcc`).
+pub const VERSION: u8 = 2;
 const HAS_PARAMS: u8 = 1;
 const HAS_DELTA: u8 = 2;
 /// How many raw parameter arguments the cache holds (bounds, epsilon, delta).
@@ -165,16 +167,17 @@ impl Flat {
         if !self.has_params() {
             return Err(DpError::InvalidParameter("no parameters fixed yet".into()));
         }
-        if !value.is_finite() {
-            return Err(DpError::InvalidParameter(format!(
-                "value {value:?} is not finite"
-            )));
+        if value.is_nan() {
+            return Ok(()); // ignored like NULL (see `State::add_under_fixed_params`)
         }
-        let v = value.clamp_to(T::from_le(self.lower), T::from_le(self.upper));
+        let (lower, upper) = (T::from_le(self.lower), T::from_le(self.upper));
+        let v = value.clamp_to(lower, upper);
         let mut sum = T::acc_from_le(self.sum);
-        T::add(&mut sum, v);
+        T::add(&mut sum, v, T::magnitude(lower, upper));
         self.sum = T::acc_to_le(sum);
-        self.count = (i64::from_le_bytes(self.count) + 1).to_le_bytes();
+        self.count = i64::from_le_bytes(self.count)
+            .saturating_add(1)
+            .to_le_bytes();
         Ok(())
     }
 
@@ -276,7 +279,7 @@ mod tests {
         let back = flat.state::<f64>().unwrap();
         assert_eq!(back.params, state.params);
         assert_eq!(back.count, 5);
-        assert_eq!(back.sum.value(), state.sum.value());
+        assert_eq!(back.sum, state.sum);
     }
 
     #[test]
@@ -311,12 +314,12 @@ mod tests {
         f.set_cached_args(&[[1; 8]]);
         let text = f.to_text();
         let back = Flat::from_text(&text).unwrap();
-        assert_eq!(back.state::<f64>().unwrap().sum.value(), 0.5);
+        assert_eq!(back.state::<f64>().unwrap().sum.value(1.0), 0.5);
         assert!(back.cached_args().is_empty());
         assert!(Flat::from_text(&text[..text.len() - 2]).is_err());
-        assert!(Flat::from_text(&text.replacen("dp1:01", "dp1:02", 1)).is_err()); // version
-        assert!(Flat::from_text(&text.replacen("dp1:0166", "dp1:0169", 1)).is_ok()); // 'i'
-        assert!(Flat::from_text(&text.replacen("dp1:016603", "dp1:01660b", 1)).is_err());
+        assert!(Flat::from_text(&text.replacen("dp1:02", "dp1:01", 1)).is_err()); // version 1
+        assert!(Flat::from_text(&text.replacen("dp1:0266", "dp1:0269", 1)).is_ok()); // 'i'
+        assert!(Flat::from_text(&text.replacen("dp1:026603", "dp1:02660b", 1)).is_err());
         // Parameters are validated: epsilon 0 is refused.
         let mut bad = back;
         bad.epsilon = 0f64.to_le_bytes();

@@ -69,11 +69,61 @@ impl<T: Num> Params<T> {
         Ok(())
     }
 
+    /// The parameters as bytes, equal exactly when `same_as` holds: what a query's executor
+    /// start fixed, compared with what a group's rows fixed.
+    pub fn key(&self) -> [u8; 40] {
+        let mut k = [0u8; 40];
+        k[..8].copy_from_slice(&self.loss.epsilon.to_bits().to_le_bytes());
+        k[8..16].copy_from_slice(&self.loss.delta.unwrap_or(f64::NAN).to_bits().to_le_bytes());
+        k[16..24].copy_from_slice(&self.lower.to_le());
+        k[24..32].copy_from_slice(&self.upper.to_le());
+        k[32..].copy_from_slice(&self.max_rows.to_le_bytes());
+        k
+    }
+
+    /// The parameters of a `key` (validated as `new` validates them).
+    pub fn from_key(key: &[u8; 40]) -> Result<Self, DpError> {
+        let f = |r: std::ops::Range<usize>| -> [u8; 8] { key[r].try_into().expect("8 bytes") };
+        let delta = f64::from_bits(u64::from_le_bytes(f(8..16)));
+        Params::new(
+            f64::from_bits(u64::from_le_bytes(f(0..8))),
+            (!delta.is_nan()).then_some(delta),
+            T::from_le(f(16..24)),
+            T::from_le(f(24..32)),
+            i64::from_le_bytes(f(32..40)),
+        )
+    }
+
     /// The loss split evenly in `parts` (for an average: a sum and a count).
     pub fn split(&self, parts: u32) -> Loss {
         Loss {
             epsilon: self.loss.epsilon / parts as f64,
             delta: self.loss.delta.map(|d| d / parts as f64),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_equal_exactly_when_the_parameters_are() {
+        let a = Params::new(1.0, None, 0.0f64, 10.0, 1).unwrap();
+        let b = Params::new(1.0, None, 0.0f64, 10.0, 1).unwrap();
+        assert_eq!(a.key(), b.key());
+        assert_eq!(Params::<f64>::from_key(&a.key()), Ok(a));
+        let g = Params::new(0.5, Some(1e-6), -3i64, 9, 4).unwrap();
+        assert_eq!(Params::<i64>::from_key(&g.key()), Ok(g));
+        for other in [
+            Params::new(1.5, None, 0.0f64, 10.0, 1).unwrap(),
+            Params::new(1.0, Some(1e-6), 0.0f64, 10.0, 1).unwrap(),
+            Params::new(1.0, None, -1.0f64, 10.0, 1).unwrap(),
+            Params::new(1.0, None, 0.0f64, 11.0, 1).unwrap(),
+            Params::new(1.0, None, 0.0f64, 10.0, 2).unwrap(),
+        ] {
+            assert_ne!(a.key(), other.key());
+            assert!(a.same_as(&other).is_err());
         }
     }
 }

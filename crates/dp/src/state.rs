@@ -9,12 +9,16 @@ use std::collections::HashMap;
 
 /// The value types a DP aggregate sums: float8 and bigint.
 pub trait Num: Copy + PartialOrd + std::fmt::Debug {
-    /// Exact (or compensated) running sum.
-    type Acc: Copy + Default + std::fmt::Debug;
+    /// Exact running sum of clamped values.
+    type Acc: Copy + Default + std::fmt::Debug + PartialEq;
     const TAG: u8;
     fn is_finite(self) -> bool;
+    /// NaN: a float that is no number, ignored like NULL (an error would answer a question
+    /// about the data for free).
+    fn is_nan(self) -> bool;
     fn clamp_to(self, lower: Self, upper: Self) -> Self;
-    fn add(acc: &mut Self::Acc, v: Self);
+    /// Adds a value already clamped to bounds of magnitude `magnitude`.
+    fn add(acc: &mut Self::Acc, v: Self, magnitude: Self);
     fn merge(acc: &mut Self::Acc, other: Self::Acc);
     fn to_le(self) -> [u8; 8];
     fn from_le(b: [u8; 8]) -> Self;
@@ -24,37 +28,45 @@ pub trait Num: Copy + PartialOrd + std::fmt::Debug {
     fn magnitude(lower: Self, upper: Self) -> Self;
 }
 
-/// Neumaier-compensated float sum: (sum, compensation).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FloatAcc(pub f64, pub f64);
+/// 2^62: one bound's magnitude in `FixedAcc`.
+const FIXED_ONE: f64 = 4_611_686_018_427_387_904.0;
 
-impl FloatAcc {
-    pub fn value(self) -> f64 {
-        self.0 + self.1
+/// A float sum in fixed point relative to the bounds' magnitude M = max(|lower|, |upper|):
+/// each clamped value v adds round(v / M * 2^62) to an i128. The sum is therefore exact in its
+/// own terms and associative (the same in any order of rows, workers and shards), and it cannot
+/// overflow (2^65 rows of magnitude 2^62 fit); a value is rounded by at most M * 2^-63,
+/// far below the noise of scale M / epsilon.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FixedAcc(pub i128);
+
+impl FixedAcc {
+    /// The sum for bounds of magnitude `magnitude`, saturated at the largest finite float.
+    pub fn value(self, magnitude: f64) -> f64 {
+        ((self.0 as f64 / FIXED_ONE) * magnitude).clamp(f64::MIN, f64::MAX)
     }
 }
 
 impl Num for f64 {
-    type Acc = FloatAcc;
+    type Acc = FixedAcc;
     const TAG: u8 = b'f';
     fn is_finite(self) -> bool {
         f64::is_finite(self)
     }
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
     fn clamp_to(self, lower: f64, upper: f64) -> f64 {
         self.clamp(lower, upper)
     }
-    fn add(acc: &mut FloatAcc, v: f64) {
-        let t = acc.0 + v;
-        if acc.0.abs() >= v.abs() {
-            acc.1 += (acc.0 - t) + v;
-        } else {
-            acc.1 += (v - t) + acc.0;
+    fn add(acc: &mut FixedAcc, v: f64, magnitude: f64) {
+        if magnitude > 0.0 {
+            // |v| <= magnitude, so the quotient is within [-2^62, 2^62].
+            let q = ((v / magnitude) * FIXED_ONE).round() as i128;
+            acc.0 = acc.0.saturating_add(q);
         }
-        acc.0 = t;
     }
-    fn merge(acc: &mut FloatAcc, other: FloatAcc) {
-        f64::add(acc, other.0);
-        acc.1 += other.1;
+    fn merge(acc: &mut FixedAcc, other: FixedAcc) {
+        acc.0 = acc.0.saturating_add(other.0);
     }
     fn to_le(self) -> [u8; 8] {
         self.to_le_bytes()
@@ -62,17 +74,11 @@ impl Num for f64 {
     fn from_le(b: [u8; 8]) -> f64 {
         f64::from_le_bytes(b)
     }
-    fn acc_to_le(acc: FloatAcc) -> [u8; 16] {
-        let mut b = [0u8; 16];
-        b[..8].copy_from_slice(&acc.0.to_le_bytes());
-        b[8..].copy_from_slice(&acc.1.to_le_bytes());
-        b
+    fn acc_to_le(acc: FixedAcc) -> [u8; 16] {
+        acc.0.to_le_bytes()
     }
-    fn acc_from_le(b: [u8; 16]) -> FloatAcc {
-        FloatAcc(
-            f64::from_le_bytes(b[..8].try_into().unwrap()),
-            f64::from_le_bytes(b[8..].try_into().unwrap()),
-        )
+    fn acc_from_le(b: [u8; 16]) -> FixedAcc {
+        FixedAcc(i128::from_le_bytes(b))
     }
     fn magnitude(lower: f64, upper: f64) -> f64 {
         lower.abs().max(upper.abs())
@@ -85,14 +91,17 @@ impl Num for i64 {
     fn is_finite(self) -> bool {
         true
     }
+    fn is_nan(self) -> bool {
+        false
+    }
     fn clamp_to(self, lower: i64, upper: i64) -> i64 {
         self.clamp(lower, upper)
     }
-    fn add(acc: &mut i128, v: i64) {
-        *acc += v as i128;
+    fn add(acc: &mut i128, v: i64, _magnitude: i64) {
+        *acc = acc.saturating_add(v as i128);
     }
     fn merge(acc: &mut i128, other: i128) {
-        *acc += other;
+        *acc = acc.saturating_add(other);
     }
     fn to_le(self) -> [u8; 8] {
         self.to_le_bytes()
@@ -137,7 +146,8 @@ impl<T: Num> Default for State<T> {
     }
 }
 
-const VERSION: u8 = 1;
+/// 2: float sums in fixed point (`FixedAcc`); 1 kept a compensated float pair.
+const VERSION: u8 = 2;
 
 impl<T: Num> State<T> {
     /// Adds one row: `value` (None for a row that only counts) clamped to the bounds, under
@@ -153,19 +163,20 @@ impl<T: Num> State<T> {
         let Some(params) = self.params else {
             return Err(DpError::InvalidParameter("no parameters fixed yet".into()));
         };
-        if !value.is_finite() {
-            return Err(DpError::InvalidParameter(format!(
-                "value {value:?} is not finite"
-            )));
+        // Total on every input: NaN is ignored like NULL, infinities are clamped like any
+        // value beyond the bounds (an error here would be an answer about the data).
+        if value.is_nan() {
+            return Ok(());
         }
         let v = value.clamp_to(params.lower, params.upper);
+        let magnitude = T::magnitude(params.lower, params.upper);
         match unit {
             None => {
                 if self.units.is_some() {
                     return Err(DpError::ParameterChanged("the privacy unit (NULL or not)"));
                 }
-                self.count += 1;
-                T::add(&mut self.sum, v);
+                self.count = self.count.saturating_add(1);
+                T::add(&mut self.sum, v, magnitude);
             }
             Some(u) => {
                 if self.count > 0 {
@@ -195,7 +206,7 @@ impl<T: Num> State<T> {
             (Some(a), Some(b)) => a.same_as(&b)?,
         }
         let cap = self.params.map(|p| p.max_rows).unwrap_or(1) as usize;
-        self.count += other.count;
+        self.count = self.count.saturating_add(other.count);
         T::merge(&mut self.sum, other.sum);
         if let Some(theirs) = other.units {
             let mine = self.units.get_or_insert_with(HashMap::new);
@@ -212,10 +223,14 @@ impl<T: Num> State<T> {
         match &self.units {
             None => (self.count, self.sum),
             Some(units) => {
+                let magnitude = self
+                    .params
+                    .map(|p| T::magnitude(p.lower, p.upper))
+                    .expect("units are kept only under parameters");
                 let mut sum = T::Acc::default();
                 let mut count = 0i64;
                 for v in units.values().flatten() {
-                    T::add(&mut sum, *v);
+                    T::add(&mut sum, *v, magnitude);
                     count += 1;
                 }
                 (count, sum)
@@ -333,8 +348,9 @@ pub fn release_sum_f64(state: &State<f64>) -> Result<Option<f64>, DpError> {
         return Ok(None);
     };
     let (_, sum) = state.totals();
-    let sensitivity = f64::magnitude(p.lower, p.upper) * p.max_rows as f64;
-    noisy_f64(sum.value(), sensitivity, p.loss).map(Some)
+    let magnitude = f64::magnitude(p.lower, p.upper);
+    let sensitivity = magnitude * p.max_rows as f64;
+    noisy_f64(sum.value(magnitude), sensitivity, p.loss).map(Some)
 }
 
 /// Noisy bigint sum: sensitivity max(|lower|, |upper|) * max_rows.
@@ -343,7 +359,8 @@ pub fn release_sum_i64(state: &State<i64>) -> Result<Option<i64>, DpError> {
         return Ok(None);
     };
     let (_, sum) = state.totals();
-    let sum = i64::try_from(sum).map_err(|_| DpError::NotFinite)?;
+    // Saturated: the noisy answer of a sum beyond bigint is the largest bigint.
+    let sum = sum.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
     let sensitivity = i64::magnitude(p.lower, p.upper)
         .checked_mul(p.max_rows)
         .ok_or_else(|| {
@@ -360,8 +377,9 @@ pub fn release_avg(state: &State<f64>) -> Result<Option<f64>, DpError> {
     };
     let (count, sum) = state.totals();
     let half = p.split(2);
-    let sensitivity = f64::magnitude(p.lower, p.upper) * p.max_rows as f64;
-    let noisy_sum = noisy_f64(sum.value(), sensitivity, half)?;
+    let magnitude = f64::magnitude(p.lower, p.upper);
+    let sensitivity = magnitude * p.max_rows as f64;
+    let noisy_sum = noisy_f64(sum.value(magnitude), sensitivity, half)?;
     let noisy_count = noisy_i64(count, p.max_rows, half)?.max(1);
     Ok(Some(
         (noisy_sum / noisy_count as f64).clamp(p.lower, p.upper),
@@ -383,7 +401,8 @@ mod tests {
             s.add(params(0.0, 10.0, 1), v, None).unwrap();
         }
         let (count, sum) = s.totals();
-        assert_eq!((count, sum.value()), (3, 15.0));
+        assert_eq!(count, 3);
+        assert!((sum.value(10.0) - 15.0).abs() < 1e-12);
     }
 
     #[test]
@@ -394,7 +413,8 @@ mod tests {
         }
         s.add(params(0.0, 10.0, 2), 1.0, Some(8)).unwrap();
         let (count, sum) = s.totals();
-        assert_eq!((count, sum.value()), (3, 21.0));
+        assert_eq!(count, 3);
+        assert!((sum.value(10.0) - 21.0).abs() < 1e-12);
     }
 
     #[test]
@@ -409,7 +429,8 @@ mod tests {
         b.add(p, 4.0, Some(2)).unwrap();
         a.merge(b).unwrap();
         let (count, sum) = a.totals();
-        assert_eq!((count, sum.value()), (4, 7.0));
+        assert_eq!(count, 4);
+        assert!((sum.value(10.0) - 7.0).abs() < 1e-12);
     }
 
     #[test]
@@ -484,5 +505,61 @@ mod tests {
         let avg = release_avg(&s).unwrap().unwrap();
         assert!((0.0..=10.0).contains(&avg));
         assert!((avg - 5.0).abs() < 0.1, "avg {avg}");
+    }
+
+    #[test]
+    fn every_input_is_accepted_nan_ignored_infinities_clamped() {
+        let p = params(-1.0, 10.0, 1);
+        let mut s = State::<f64>::default();
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 2.0] {
+            s.add(p, v, None).unwrap();
+        }
+        let (count, sum) = s.totals();
+        assert_eq!(count, 3); // NaN not counted
+        assert!((sum.value(10.0) - 11.0).abs() < 1e-12); // 10 - 1 + 2
+        assert!(release_sum_f64(&s).unwrap().unwrap().is_finite());
+        assert!(release_avg(&s).unwrap().unwrap().is_finite());
+    }
+
+    #[test]
+    fn float_sums_are_exact_and_the_same_in_any_order() {
+        let p = params(-1e300, 1e300, 1);
+        let values = [1e300, 1.0, -1e300, 3.5, 1e-300, -2.25];
+        let mut forward = State::<f64>::default();
+        for v in values {
+            forward.add(p, v, None).unwrap();
+        }
+        let mut backward = State::<f64>::default();
+        for v in values.iter().rev() {
+            backward.add(p, *v, None).unwrap();
+        }
+        let mut halves = State::<f64>::default();
+        let mut other = State::<f64>::default();
+        for v in &values[..3] {
+            halves.add(p, *v, None).unwrap();
+        }
+        for v in &values[3..] {
+            other.add(p, *v, None).unwrap();
+        }
+        halves.merge(other).unwrap();
+        assert_eq!(forward.totals().1, backward.totals().1);
+        assert_eq!(forward.totals().1, halves.totals().1);
+        // Sums of the largest values saturate instead of overflowing to infinity.
+        let big = params(0.0, f64::MAX, 1);
+        let mut s = State::<f64>::default();
+        for _ in 0..4 {
+            s.add(big, f64::MAX, None).unwrap();
+        }
+        assert_eq!(s.totals().1.value(f64::MAX), f64::MAX);
+    }
+
+    #[test]
+    fn bigint_sums_beyond_bigint_saturate() {
+        let p = Params::new(1.0, None, 0i64, i64::MAX, 1).unwrap();
+        let mut s = State::<i64>::default();
+        for _ in 0..4 {
+            s.add(p, i64::MAX, None).unwrap();
+        }
+        assert!(release_sum_i64(&s).is_ok());
     }
 }

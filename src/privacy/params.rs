@@ -1,0 +1,106 @@
+//! Reading a dp aggregate call's parameters (epsilon, delta, bounds, max_rows_per_unit): from
+//! the current row in the transition functions, or from the call's own expressions at executor
+//! start and for an input without rows, and mapping the dp crate's errors to SQLSTATEs.
+
+use crate::pg::errors::raise;
+use crate::privacy::own::DpAggregate;
+use crate::privacy::release;
+use encml_dp::params::Params;
+use encml_dp::state::Num;
+use encml_dp::DpError;
+use pgrx::{pg_sys, PgList, PgSqlErrorCode};
+
+pub fn dp_error(e: DpError) -> ! {
+    let code = match e {
+        DpError::InvalidParameter(_) | DpError::ParameterChanged(_) => {
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+        }
+        DpError::CorruptState(_) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+        DpError::NotFinite => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        DpError::OpenDp(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+    };
+    raise(code, e.to_string())
+}
+
+/// The arguments of an aggregate call, numbered as the transition function sees them (0 is
+/// the state): from the current row, or, for an input without rows, from the call's own
+/// expressions, which then must not read the rows.
+pub trait Args {
+    fn len(&self) -> usize;
+    fn get(&self, i: usize, what: &str) -> Option<pg_sys::Datum>;
+}
+
+pub struct RowArgs(pub pg_sys::FunctionCallInfo);
+
+impl Args for RowArgs {
+    fn len(&self) -> usize {
+        unsafe { (*self.0).nargs as usize }
+    }
+    fn get(&self, i: usize, _what: &str) -> Option<pg_sys::Datum> {
+        let d = unsafe { pgrx::fcinfo::pg_get_nullable_datum(self.0, i) };
+        (!d.isnull).then_some(d.value)
+    }
+}
+
+/// The arguments of an aggregate call from its own expressions (which must not read the rows).
+pub struct CallArgs {
+    pub state: *mut pg_sys::AggState,
+    pub aggref: *mut pg_sys::Aggref,
+}
+
+impl Args for CallArgs {
+    fn len(&self) -> usize {
+        1 + unsafe { PgList::<pg_sys::TargetEntry>::from_pg((*self.aggref).args).len() }
+    }
+    fn get(&self, i: usize, what: &str) -> Option<pg_sys::Datum> {
+        let (d, isnull) = unsafe { release::eval_arg(self.state, self.aggref, i - 1, what) };
+        (!isnull).then_some(d)
+    }
+}
+
+pub fn required<T: pgrx::datum::FromDatum>(args: &impl Args, n: usize, what: &str) -> T {
+    args.get(n, what)
+        .and_then(|d| unsafe { T::from_datum(d, false) })
+        .unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                format!("{what} must not be NULL"),
+            )
+        })
+}
+
+/// Reads epsilon at `at`, then, by argument count, delta and max_rows_per_unit.
+pub fn params_at<T: Num>(args: &impl Args, at: usize, lower: T, upper: T) -> Params<T> {
+    let n = args.len();
+    let epsilon: f64 = required(args, at, "epsilon");
+    let delta = if n > at + 1 {
+        let d: f64 = required(args, at + 1, "delta");
+        (d != 0.0).then_some(d)
+    } else {
+        None
+    };
+    let max_rows = if n > at + 3 {
+        required::<i32>(args, at + 3, "max_rows_per_unit") as i64
+    } else {
+        1
+    };
+    Params::new(epsilon, delta, lower, upper, max_rows).unwrap_or_else(|e| dp_error(e))
+}
+
+/// The parameters of dp aggregate `kind` from its arguments.
+pub fn params_for<T: Num + Default + pgrx::datum::FromDatum>(
+    kind: DpAggregate,
+    args: &impl Args,
+) -> Params<T> {
+    match kind {
+        DpAggregate::Sum | DpAggregate::Avg => {
+            let lower = required(args, 2, "lower");
+            let upper = required(args, 3, "upper");
+            params_at(args, 4, lower, upper)
+        }
+        DpAggregate::Count => params_at(args, 2, T::default(), T::default()),
+        DpAggregate::CountRows | DpAggregate::Partition | DpAggregate::PublicGroups => {
+            params_at(args, 1, T::default(), T::default())
+        }
+    }
+}

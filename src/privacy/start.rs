@@ -1,0 +1,340 @@
+//! Charging a query's dp aggregates when its executor starts, before any row is read (an
+//! executor-start hook: the library must be preloaded). The charge then does not depend on the
+//! data: whether any row or group exists, how many groups form, or whether a later row raises
+//! an error; and a budget refusal comes before anything is read.
+//!
+//! For every Agg node of the plan (subplans and CTEs included) that finalizes one of the
+//! extension's own dp aggregates (`own`), the parameters are evaluated from the calls' own
+//! expressions, which must not read the rows (they are constants of the query: literals,
+//! parameters of a prepared statement, functions of them), and the query's total loss is charged
+//! in one ledger row:
+//! - without GROUP BY, each aggregate's loss once (its first evaluation; an evaluation beyond
+//!   that, when a subplan runs again, pays at its final function);
+//! - with GROUP BY, the node must select its groups (`release::selection_of`) and run once per
+//!   statement; each aggregate's loss times `release::times_charged`, once for the execution.
+//!
+//! The final functions then release only what was prepaid for their (Agg node, aggregate)
+//! and refuse a group whose parameters differ from those charged. Plain EXPLAIN charges nothing
+//! (the executor starts with EXEC_FLAG_EXPLAIN_ONLY and never finalizes); EXPLAIN ANALYZE,
+//! cursors (at open) and each execution of a prepared statement are charged; parallel workers
+//! never charge (their partial Agg nodes do not finalize). On a Citus coordinator, aggregates
+//! inside `coord_combine_agg` and Agg nodes over rows a Citus scan brings (whose parameters
+//! arrive as columns) are still charged by their final functions (docs/privacy.md, known gaps);
+//! on a Citus worker a query that would finalize a dp aggregate is refused before any charge.
+
+use crate::privacy::own::{self, DpAggregate, Via};
+use crate::privacy::params::{params_for, CallArgs};
+use crate::privacy::{charge, release};
+use encml_dp::params::Params;
+use encml_dp::state::Num;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgList};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
+static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
+static mut INSTALLED: bool = false;
+
+/// What the executor start charged for one aggregate of one Agg node.
+#[derive(Debug, Clone, Copy)]
+pub struct Prepaid {
+    /// The parameters charged (`Params::key`).
+    pub key: [u8; 40],
+    pub grouped: bool,
+    /// Final-function evaluations so far (an ungrouped aggregate's first is prepaid).
+    pub evaluations: u32,
+    /// Not charged at the start: an Agg node over rows a Citus scan brings from the workers
+    /// (their parameters arrive as columns), charged by its final function as before.
+    pub deferred: bool,
+    estate: usize,
+}
+
+thread_local! {
+    /// By (Agg node state, aggregate number), for the executions under way.
+    static PREPAID: RefCell<HashMap<(usize, i32), Prepaid>> = RefCell::new(HashMap::new());
+}
+
+/// Whether the hook is installed in this process (the library was preloaded).
+pub fn installed() -> bool {
+    // SAFETY: written once in _PG_init, before any query, single-threaded.
+    unsafe { INSTALLED }
+}
+
+/// Installs the hook (from _PG_init, when preloaded).
+pub fn install() {
+    // SAFETY: _PG_init runs once per process before any query, single-threaded.
+    unsafe {
+        PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
+        pg_sys::ExecutorStart_hook = Some(executor_start);
+        INSTALLED = true;
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
+    // SAFETY: called by the executor with its QueryDesc; the previous hook was saved at install.
+    unsafe {
+        match PREV_EXECUTOR_START {
+            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query, eflags)),
+            None => pg_sys::standard_ExecutorStart(query, eflags),
+        }
+        if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 == 0 && pg_sys::ParallelWorkerNumber < 0
+        {
+            charge_query(query);
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn collect(ps: *mut pg_sys::PlanState, ctx: *mut std::ffi::c_void) -> bool {
+    // SAFETY: ctx is the Vec that `agg_nodes` passes; ps a node of the initialized plan.
+    unsafe {
+        let found = &mut *(ctx as *mut Vec<*mut pg_sys::AggState>);
+        if (*ps).type_ == pg_sys::NodeTag::T_AggState {
+            found.push(ps as *mut pg_sys::AggState);
+        }
+        pg_sys::planstate_tree_walker(ps, Some(collect), ctx)
+    }
+}
+
+/// Every Agg node of the started plan: the main tree and every subplan (a CTE's plan is reached
+/// only through the executor state's list of subplans).
+unsafe fn agg_nodes(query: *mut pg_sys::QueryDesc) -> Vec<*mut pg_sys::AggState> {
+    // SAFETY: the QueryDesc of a started executor.
+    unsafe {
+        let mut roots = vec![(*query).planstate];
+        let estate = (*query).estate;
+        if !estate.is_null() {
+            roots.extend(PgList::<pg_sys::PlanState>::from_pg((*estate).es_subplanstates).iter_ptr());
+        }
+        let mut found: Vec<*mut pg_sys::AggState> = Vec::new();
+        for root in roots.into_iter().filter(|r| !r.is_null()) {
+            collect(root, &mut found as *mut _ as *mut std::ffi::c_void);
+        }
+        let mut seen = HashSet::new();
+        found.retain(|a| seen.insert(*a as usize));
+        found
+    }
+}
+
+/// The call a combining Aggref (the Finalize node of a parallel plan) finalizes: the planner
+/// replaced its arguments with a reference to the partial aggregate's result, so they are read
+/// from the partial Aggref below it, following the references down through the nodes between
+/// (Gather, Gather Merge, Sort). A plain call is its own.
+unsafe fn original_call(
+    state: *mut pg_sys::AggState,
+    aggref: *mut pg_sys::Aggref,
+) -> *mut pg_sys::Aggref {
+    // SAFETY: a started Agg node's plan and its subtree; each node is cast to the type its
+    // tag names.
+    unsafe {
+        if (*aggref).aggsplit & pg_sys::AGGSPLITOP_COMBINE == 0 {
+            return aggref;
+        }
+        let not_found = || -> ! {
+            crate::pg::errors::raise(
+                pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "the partial aggregate of a combined dp aggregate was not found in its plan",
+            )
+        };
+        let first = PgList::<pg_sys::TargetEntry>::from_pg((*aggref).args)
+            .get_ptr(0)
+            .unwrap_or_else(|| not_found());
+        let mut expr = (*first).expr as *mut pg_sys::Node;
+        let mut plan = (*(*state).ss.ps.plan).lefttree;
+        for _ in 0..16 {
+            if plan.is_null() || (*expr).type_ != pg_sys::NodeTag::T_Var {
+                break;
+            }
+            let var = expr as *mut pg_sys::Var;
+            if (*var).varno != pg_sys::OUTER_VAR {
+                break;
+            }
+            let Some(tle) = PgList::<pg_sys::TargetEntry>::from_pg((*plan).targetlist)
+                .get_ptr((*var).varattno as usize - 1)
+            else {
+                break;
+            };
+            expr = (*tle).expr as *mut pg_sys::Node;
+            if (*expr).type_ == pg_sys::NodeTag::T_Aggref {
+                return expr as *mut pg_sys::Aggref;
+            }
+            plan = (*plan).lefttree;
+        }
+        not_found()
+    }
+}
+
+/// Whether the Agg node aggregates rows that a Citus scan below it brings from the workers.
+unsafe fn fed_by_citus(state: *mut pg_sys::AggState) -> bool {
+    // SAFETY: a started Agg node's plan subtree; each node is cast to the type its tag names.
+    unsafe {
+        let mut stack = vec![(*(*state).ss.ps.plan).lefttree];
+        while let Some(plan) = stack.pop() {
+            if plan.is_null() {
+                continue;
+            }
+            if (*plan).type_ == pg_sys::NodeTag::T_CustomScan {
+                let methods = (*(plan as *mut pg_sys::CustomScan)).methods;
+                if !methods.is_null()
+                    && !(*methods).CustomName.is_null()
+                    && std::ffi::CStr::from_ptr((*methods).CustomName)
+                        .to_bytes()
+                        .starts_with(b"Citus")
+                {
+                    return true;
+                }
+            }
+            stack.push((*plan).lefttree);
+            stack.push((*plan).righttree);
+        }
+        false
+    }
+}
+
+/// The parameters of call `aggref` as charged: loss and key, typed as its state is.
+unsafe fn call_params(
+    state: *mut pg_sys::AggState,
+    aggref: *mut pg_sys::Aggref,
+    kind: DpAggregate,
+) -> (f64, f64, [u8; 40]) {
+    fn parts<T: Num>(p: Params<T>) -> (f64, f64, [u8; 40]) {
+        (p.loss.epsilon, p.loss.delta.unwrap_or(0.0), p.key())
+    }
+    // SAFETY: the Aggref of a started Agg node.
+    unsafe {
+        let aggref = original_call(state, aggref);
+        let args = CallArgs { state, aggref };
+        let first_type = PgList::<pg_sys::TargetEntry>::from_pg((*aggref).args)
+            .get_ptr(0)
+            .map(|t| pg_sys::exprType((*t).expr as *const pg_sys::Node));
+        match kind {
+            DpAggregate::Sum | DpAggregate::Avg if first_type == Some(pg_sys::FLOAT8OID) => {
+                parts(params_for::<f64>(kind, &args))
+            }
+            _ => parts(params_for::<i64>(kind, &args)),
+        }
+    }
+}
+
+/// Charges the started query's dp aggregates (see the module comment).
+unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
+    // SAFETY: the QueryDesc of a started executor; its Agg nodes are initialized.
+    unsafe {
+        let estate = (*query).estate;
+        let mut epsilon = 0.0;
+        let mut delta = 0.0;
+        let mut prepaid: Vec<((usize, i32), Prepaid)> = Vec::new();
+        for state in agg_nodes(query) {
+            if (*state).aggsplit & pg_sys::AGGSPLITOP_SKIPFINAL != 0 {
+                continue; // a partial aggregate: its states go up to a node that finalizes
+            }
+            let calls: Vec<(*mut pg_sys::Aggref, own::OwnCall)> = (0..(*state).numaggs as usize)
+                .filter_map(|i| {
+                    let aggref = (*(*state).peragg.add(i)).aggref;
+                    own::own_call(aggref).map(|c| (aggref, c))
+                })
+                .collect();
+            if calls.is_empty() || calls.iter().any(|(_, c)| c.via != Via::Direct) {
+                continue;
+            }
+            // On a Citus worker the whole aggregate (final function included) would run on a
+            // shard and charge the worker's ledger: refused before anything is charged.
+            crate::pg::citus::refuse_on_worker(
+                "a dp aggregate",
+                "On a distributed table, group by a column other than the distribution column, or \
+                 aggregate without GROUP BY: Citus then combines the shards' results on the \
+                 coordinator, which adds the noise and charges the budget once.",
+            );
+            if fed_by_citus(state) {
+                for (aggref, _) in calls {
+                    prepaid.push((
+                        (state as usize, (*aggref).aggno),
+                        Prepaid {
+                            key: [0; 40],
+                            grouped: false,
+                            evaluations: 0,
+                            deferred: true,
+                            estate: estate as usize,
+                        },
+                    ));
+                }
+                continue;
+            }
+            let grouped = release::grouped_node(state);
+            let selection = grouped.then(|| release::selection_of(state));
+            for (aggref, call) in calls {
+                if call.kind == DpAggregate::PublicGroups {
+                    continue; // a public list of keys releases nothing of the rows
+                }
+                let (e, d, key) = call_params(state, aggref, call.kind);
+                if call.kind == DpAggregate::Partition && d == 0.0 {
+                    // Refused before the charge, as every parameter error is.
+                    crate::privacy::params::dp_error(encml_dp::DpError::InvalidParameter(
+                        "dp_partition needs a delta in (0, 1)".into(),
+                    ));
+                }
+                let times = match selection {
+                    None => 1,
+                    Some(s) => release::times_charged(s, release::has_privacy_unit(aggref)),
+                } as f64;
+                epsilon += e * times;
+                delta += d * times;
+                prepaid.push((
+                    (state as usize, (*aggref).aggno),
+                    Prepaid {
+                        key,
+                        grouped,
+                        evaluations: 0,
+                        deferred: false,
+                        estate: estate as usize,
+                    },
+                ));
+            }
+        }
+        if prepaid.is_empty() {
+            return;
+        }
+        if prepaid.iter().any(|(_, p)| !p.deferred) {
+            let _granted = charge::charge(epsilon, delta);
+        }
+        remember(estate, prepaid);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget(estate: *mut std::ffi::c_void) {
+    PREPAID.with(|p| p.borrow_mut().retain(|_, v| v.estate != estate as usize));
+}
+
+unsafe fn remember(estate: *mut pg_sys::EState, prepaid: Vec<((usize, i32), Prepaid)>) {
+    // SAFETY: the callback lives in the query's memory and runs when that memory goes (end of
+    // the execution, or its abort), dropping this execution's entries.
+    unsafe {
+        let cxt = (*estate).es_query_cxt;
+        let cb = pg_sys::MemoryContextAllocZero(
+            cxt,
+            std::mem::size_of::<pg_sys::MemoryContextCallback>(),
+        ) as *mut pg_sys::MemoryContextCallback;
+        (*cb).func = Some(forget);
+        (*cb).arg = estate as *mut std::ffi::c_void;
+        pg_sys::MemoryContextRegisterResetCallback(cxt, cb);
+    }
+    PREPAID.with(|p| p.borrow_mut().extend(prepaid));
+}
+
+/// The prepaid charge of the aggregate being finalized, its evaluations counted (this one
+/// included); None if the executor start did not charge it.
+///
+/// # Safety
+/// `state` must be the running Agg node and `aggref` the call it finalizes.
+pub unsafe fn evaluate(state: *mut pg_sys::AggState, aggref: *mut pg_sys::Aggref) -> Option<Prepaid> {
+    // SAFETY: as the caller guarantees.
+    let key = (state as usize, unsafe { (*aggref).aggno });
+    PREPAID.with(|p| {
+        let mut p = p.borrow_mut();
+        let entry = p.get_mut(&key)?;
+        entry.evaluations += 1;
+        Some(*entry)
+    })
+}
