@@ -19,6 +19,7 @@ use crate::privacy::params::{dp_error, params_at, params_for, required, Args, Ro
 use crate::pg::c_functions;
 use crate::pg::errors::raise;
 use crate::privacy::own;
+use crate::privacy::start;
 use crate::privacy::release;
 use encml_dp::flat::{self, Flat};
 use encml_dp::state::{self, Num, State};
@@ -89,8 +90,9 @@ unsafe fn transition<T: Num>(
         if !in_agg_node(fcinfo) {
             agg_context(fcinfo);
         }
-        // Only inside our own aggregates (someone else's could return the exact state).
-        own::require(fcinfo);
+        // Only inside our own aggregates (someone else's could return the exact state): checked
+        // for the whole query when it started (`start`), or nothing runs.
+        start::require_preloaded();
         let state = pg_getarg_datum_raw(fcinfo, 0);
         if pg_arg_is_null(fcinfo, 0) {
             raise(

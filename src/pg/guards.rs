@@ -45,3 +45,26 @@ pub fn unless_nested<R>(flag: &'static LocalKey<Cell<bool>>, f: impl FnOnce() ->
     let _reset = Reset(flag);
     Some(f())
 }
+
+/// Calls `func(arg)` when memory context `cxt` is reset or deleted (the end of an execution,
+/// or its abort): how per-execution memos in thread-locals are forgotten.
+///
+/// # Safety
+/// `cxt` must be a live memory context, and `func` must accept `arg` for as long as it lives.
+pub unsafe fn on_reset(
+    cxt: pg_sys::MemoryContext,
+    func: unsafe extern "C-unwind" fn(*mut std::ffi::c_void),
+    arg: *mut std::ffi::c_void,
+) {
+    // SAFETY: the callback struct is allocated in the context it watches, so it lives exactly
+    // as long as the registration.
+    unsafe {
+        let cb = pg_sys::MemoryContextAllocZero(
+            cxt,
+            std::mem::size_of::<pg_sys::MemoryContextCallback>(),
+        ) as *mut pg_sys::MemoryContextCallback;
+        (*cb).func = Some(func);
+        (*cb).arg = arg;
+        pg_sys::MemoryContextRegisterResetCallback(cxt, cb);
+    }
+}

@@ -2,9 +2,12 @@
 //! (membership in the extension, from `pg_depend`), never by name or schema: anyone can create
 //! an aggregate over the dp support functions, or a function called `dp_partition` in `pg_temp`.
 //!
-//! Every support function (transition, combine, serialize, deserialize, final) asks `require`
-//! before it touches a state, so the exact state never reaches an aggregate of someone else's
-//! (which could return it, or release it without a charge). Citus's partial-aggregation
+//! The exact state must never reach an aggregate of someone else's (which could return it, or
+//! release it without a charge): when a query starts, every aggregate of the plan that uses one
+//! of the extension's functions must be the extension's own (`foreign_user_of_support_functions`,
+//! checked by `privacy::start` before any row is read; this also covers an aggregate that shares
+//! our aggregate's transition state, which Postgres does for identical transitions). The combine
+//! and final functions also ask `require` for the call they serve. Citus's partial-aggregation
 //! wrappers (`worker_partial_agg`, `coord_combine_agg`, members of the citus extension) are
 //! accepted around the extension's own aggregates only.
 //!
@@ -58,6 +61,8 @@ enum Known {
 
 thread_local! {
     static KNOWN: RefCell<HashMap<u32, Known>> = RefCell::new(HashMap::new());
+    /// Aggregates of someone else's over the extension's support functions, by oid.
+    static FOREIGN: RefCell<HashMap<u32, bool>> = RefCell::new(HashMap::new());
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
     /// The last Aggref found to be a direct own call, with its aggregate's oid (a support
     /// function runs once per row: two comparisons are the per-row cost). The oid is compared
@@ -72,6 +77,11 @@ unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _cache: std::ffi::c_int,
     KNOWN.with(|k| {
         if let Ok(mut k) = k.try_borrow_mut() {
             k.clear();
+        }
+    });
+    FOREIGN.with(|f| {
+        if let Ok(mut f) = f.try_borrow_mut() {
+            f.clear();
         }
     });
     LAST.with(|l| l.set((0, pg_sys::InvalidOid, None)));
@@ -144,6 +154,66 @@ pub fn dp_aggregate(func: pg_sys::Oid) -> Option<DpAggregate> {
     match known(func) {
         Known::Own(kind) => Some(kind),
         _ => None,
+    }
+}
+
+/// Whether `aggfnoid` is an aggregate that is not the extension's but shares a support function
+/// with one of the extension's aggregates: it could return or release their exact state (with
+/// no final function of ours, the transition state itself; or sharing our aggregate's
+/// transition state in one query, which Postgres does for identical transitions).
+pub fn foreign_user_of_support_functions(aggfnoid: pg_sys::Oid) -> bool {
+    if aggfnoid.to_u32() < pg_sys::FirstNormalObjectId || dp_aggregate(aggfnoid).is_some() {
+        return false;
+    }
+    if let Some(known) = FOREIGN.with(|f| f.borrow().get(&aggfnoid.to_u32()).copied()) {
+        return known;
+    }
+    // SAFETY: catalog lookups by oid and name.
+    let (ext, member) = unsafe {
+        (
+            pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true),
+            member_of(aggfnoid, c"pg_encrypt_ml"),
+        )
+    };
+    let foreign = ext != pg_sys::InvalidOid
+        && !member
+        && crate::pg::catalog_access::select_one::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_aggregate a, pg_catalog.pg_aggregate o, \
+                    pg_catalog.pg_depend d \
+              WHERE a.aggfnoid OPERATOR(pg_catalog.=) $1 \
+                AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass \
+                AND d.objid OPERATOR(pg_catalog.=) o.aggfnoid \
+                AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass \
+                AND d.refobjid OPERATOR(pg_catalog.=) $2 AND d.deptype OPERATOR(pg_catalog.=) 'e' \
+                AND pg_catalog.array_remove(ARRAY[a.aggtransfn, a.aggfinalfn, a.aggcombinefn, \
+                        a.aggserialfn, a.aggdeserialfn, a.aggmtransfn, a.aggminvtransfn, \
+                        a.aggmfinalfn]::pg_catalog.oid[], 0::pg_catalog.oid) \
+                    OPERATOR(pg_catalog.&&) \
+                    ARRAY[o.aggtransfn, o.aggfinalfn, o.aggcombinefn, o.aggserialfn, \
+                        o.aggdeserialfn, o.aggmtransfn, o.aggminvtransfn, \
+                        o.aggmfinalfn]::pg_catalog.oid[])",
+            &[
+                crate::pg::catalog_access::arg(aggfnoid),
+                crate::pg::catalog_access::arg(ext),
+            ],
+        )
+        .unwrap_or(true);
+    FOREIGN.with(|f| f.borrow_mut().insert(aggfnoid.to_u32(), foreign));
+    foreign
+}
+
+/// The aggregate an Aggref runs: its own, or the one a Citus wrapper wraps.
+///
+/// # Safety
+/// `aggref` must be an Aggref of a plan that lives for the call.
+pub unsafe fn effective_aggregate(aggref: *mut pg_sys::Aggref) -> pg_sys::Oid {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let outer = (*aggref).aggfnoid;
+        match known(outer) {
+            Known::CitusPartial | Known::CitusCombine => wrapped(aggref).unwrap_or(outer),
+            _ => outer,
+        }
     }
 }
 

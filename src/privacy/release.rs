@@ -347,14 +347,11 @@ pub unsafe fn first_in_execution(fcinfo: pg_sys::FunctionCallInfo) -> bool {
             (c.insert(key), register)
         });
         if register {
-            let cxt = (*(*state).ss.ps.state).es_query_cxt;
-            let cb = pg_sys::MemoryContextAllocZero(
-                cxt,
-                std::mem::size_of::<pg_sys::MemoryContextCallback>(),
-            ) as *mut pg_sys::MemoryContextCallback;
-            (*cb).func = Some(forget_execution);
-            (*cb).arg = state as *mut std::ffi::c_void;
-            pg_sys::MemoryContextRegisterResetCallback(cxt, cb);
+            crate::pg::guards::on_reset(
+                (*(*state).ss.ps.state).es_query_cxt,
+                forget_execution,
+                state as *mut std::ffi::c_void,
+            );
         }
         first
     }

@@ -217,6 +217,54 @@ unsafe fn call_params(
     }
 }
 
+/// Refuses, before any row is read, a query with an aggregate of someone else's over the
+/// extension's support functions, in any Agg node (partial ones included) or inside a Citus
+/// wrapper. This is what lets the transition functions skip a per-row check (`require_preloaded`).
+unsafe fn refuse_foreign_aggregates(nodes: &[*mut pg_sys::AggState]) {
+    // SAFETY: started Agg nodes; their per-aggregate data are initialized.
+    unsafe {
+        for &state in nodes {
+            for i in 0..(*state).numaggs as usize {
+                let aggref = (*(*state).peragg.add(i)).aggref;
+                let aggregate = own::effective_aggregate(aggref);
+                if own::foreign_user_of_support_functions(aggregate) {
+                    crate::pg::errors::raise(
+                        pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        format!(
+                            "aggregate {} uses support functions of pg_encrypt_ml's aggregates, which serve only the extension's own",
+                            crate::privacy::release::func_name(aggregate)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Refuses a dp aggregate where the library is not preloaded (see `refuse_not_preloaded`).
+/// Called by the transition functions on every row: a static read.
+#[inline]
+pub fn require_preloaded() {
+    if !installed() {
+        refuse_not_preloaded();
+    }
+}
+
+/// Without the library preloaded there is no executor-start hook: no charge before the rows are
+/// read, and no check of the query's aggregates.
+pub fn refuse_not_preloaded() -> ! {
+    crate::pg::errors::raise_full(
+        pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "dp aggregates need pg_encrypt_ml in shared_preload_libraries",
+        Some(
+            "Their privacy charge is taken when the query's executor starts, before any row is \
+             read, so that it does not depend on the data."
+                .into(),
+        ),
+        Some("Add pg_encrypt_ml to shared_preload_libraries and restart the server.".into()),
+    )
+}
+
 /// Charges the started query's dp aggregates (see the module comment).
 unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
     // SAFETY: the QueryDesc of a started executor; its Agg nodes are initialized.
@@ -225,7 +273,9 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
         let mut epsilon = 0.0;
         let mut delta = 0.0;
         let mut prepaid: Vec<((usize, i32), Prepaid)> = Vec::new();
-        for state in agg_nodes(query) {
+        let nodes = agg_nodes(query);
+        refuse_foreign_aggregates(&nodes);
+        for state in nodes {
             if (*state).aggsplit & pg_sys::AGGSPLITOP_SKIPFINAL != 0 {
                 continue; // a partial aggregate: its states go up to a node that finalizes
             }
@@ -308,18 +358,15 @@ unsafe extern "C-unwind" fn forget(estate: *mut std::ffi::c_void) {
 }
 
 unsafe fn remember(estate: *mut pg_sys::EState, prepaid: Vec<((usize, i32), Prepaid)>) {
-    // SAFETY: the callback lives in the query's memory and runs when that memory goes (end of
-    // the execution, or its abort), dropping this execution's entries.
+    // SAFETY: the query's memory outlives the execution; when it goes (end of the execution,
+    // or its abort) the callback drops this execution's entries.
     unsafe {
-        let cxt = (*estate).es_query_cxt;
-        let cb = pg_sys::MemoryContextAllocZero(
-            cxt,
-            std::mem::size_of::<pg_sys::MemoryContextCallback>(),
-        ) as *mut pg_sys::MemoryContextCallback;
-        (*cb).func = Some(forget);
-        (*cb).arg = estate as *mut std::ffi::c_void;
-        pg_sys::MemoryContextRegisterResetCallback(cxt, cb);
-    }
+        crate::pg::guards::on_reset(
+            (*estate).es_query_cxt,
+            forget,
+            estate as *mut std::ffi::c_void,
+        )
+    };
     PREPAID.with(|p| p.borrow_mut().extend(prepaid));
 }
 

@@ -28,21 +28,37 @@ pub trait Num: Copy + PartialOrd + std::fmt::Debug {
     fn magnitude(lower: Self, upper: Self) -> Self;
 }
 
-/// 2^62: one bound's magnitude in `FixedAcc`.
-const FIXED_ONE: f64 = 4_611_686_018_427_387_904.0;
-
 /// A float sum in fixed point relative to the bounds' magnitude M = max(|lower|, |upper|):
-/// each clamped value v adds round(v / M * 2^62) to an i128. The sum is therefore exact in its
-/// own terms and associative (the same in any order of rows, workers and shards), and it cannot
-/// overflow (2^65 rows of magnitude 2^62 fit); a value is rounded by at most M * 2^-63,
-/// far below the noise of scale M / epsilon.
+/// each clamped value v adds trunc(v · 2^k) to an i128, where 2^k is the power of two that puts
+/// M just below 2^62 (k = 61 − the exponent of M). Scaling by a power of two is exact, so the
+/// only error is the truncation (less than 2^-k ≤ M · 2^-61 per value, far below the noise of
+/// scale M / ε); the sum is exact in its own terms and associative (the same in any order of
+/// rows, workers and shards), and cannot overflow (2^65 rows of 2^62 fit).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FixedAcc(pub i128);
+
+/// k for bounds of magnitude `magnitude` (> 0): 61 minus its binary exponent, at most 1023 (for
+/// magnitudes below 2^-962, which lose precision rather than overflow).
+fn fixed_exponent(magnitude: f64) -> i32 {
+    let exponent = ((magnitude.to_bits() >> 52) & 0x7ff) as i32 - 1023;
+    (61 - exponent).min(1023)
+}
+
+/// 2^k for k in [-1022, 1023], built from its bits (no call, no division: this runs per row).
+fn power_of_two(k: i32) -> f64 {
+    f64::from_bits(((k + 1023) as u64) << 52)
+}
 
 impl FixedAcc {
     /// The sum for bounds of magnitude `magnitude`, saturated at the largest finite float.
     pub fn value(self, magnitude: f64) -> f64 {
-        ((self.0 as f64 / FIXED_ONE) * magnitude).clamp(f64::MIN, f64::MAX)
+        if magnitude <= 0.0 {
+            return 0.0;
+        }
+        let k = fixed_exponent(magnitude);
+        // Two steps: 2^-k alone may be below the smallest normal float.
+        ((self.0 as f64) * power_of_two(-k / 2) * power_of_two(-(k - k / 2)))
+            .clamp(f64::MIN, f64::MAX)
     }
 }
 
@@ -60,9 +76,11 @@ impl Num for f64 {
     }
     fn add(acc: &mut FixedAcc, v: f64, magnitude: f64) {
         if magnitude > 0.0 {
-            // |v| <= magnitude, so the quotient is within [-2^62, 2^62].
-            let q = ((v / magnitude) * FIXED_ONE).round() as i128;
-            acc.0 = acc.0.saturating_add(q);
+            // |v| <= magnitude < 2^(61 - k + 1), so |v · 2^k| < 2^62 fits an i64; the cast
+            // truncates and is one instruction, where rounding and an i128 cast are library
+            // calls (this runs once per row).
+            let q = (v * power_of_two(fixed_exponent(magnitude))) as i64;
+            acc.0 = acc.0.saturating_add(q as i128);
         }
     }
     fn merge(acc: &mut FixedAcc, other: FixedAcc) {

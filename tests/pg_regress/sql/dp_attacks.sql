@@ -27,6 +27,10 @@ CREATE AGGREGATE dp_mallory.preset_sum(bigint, bigint, bigint, float8) (
     SFUNC = encml.dp_sum_bigint_trans, STYPE = encml.dp_state,
     INITCOND = 'dp1:0269010000000000000000000000f03f000000000000000000000000000000000a000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000');
 SELECT try($$SELECT dp_mallory.preset_sum(v, 0, 10, 1.0)::text FROM dp_secret$$) AS preset_parameters;
+-- Her aggregate with the same transition as encml.dp_sum and no final function, next to the
+-- real one: Postgres would share one transition state between them and return it through hers.
+-- Refused when the query starts, before any row is read.
+SELECT try($$SELECT encml.dp_sum(x, 0, 10, 1.0), dp_mallory.exact_float(x, 0, 10, 1.0)::text FROM dp_secret$$) AS shared_transition_state;
 -- The internal-state forms (privacy units, dp_count, dp_partition): Postgres lets only a
 -- superuser create an aggregate with an internal state.
 CREATE AGGREGATE dp_mallory.unit_count(anyelement, float8, float8, text, integer) (
