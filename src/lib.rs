@@ -43,6 +43,7 @@ pub extern "C-unwind" fn _PG_init() {
         audit::reads::register();
         audit::maintenance::install();
         privacy::start::install();
+        privacy::dp_only::install();
     }
     security::init();
 }

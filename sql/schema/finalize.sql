@@ -372,6 +372,13 @@ BEGIN
     END LOOP;
 END
 $$;
+-- (After the loop above, which names the dp aggregates' support functions.)
+COMMENT ON FUNCTION dp_protect(regclass, text, integer) IS
+    'Makes a table DP-only (its owner; library preloaded): roles that neither own it nor are privacy admins read it only through dp aggregates bounded by the privacy unit column; forces row-level security with the encml_dp_gate policy';
+COMMENT ON FUNCTION dp_unprotect(regclass) IS
+    'Makes a DP-only table ordinary again (its owner), restoring its row-level security settings';
+COMMENT ON FUNCTION dp_gate() IS
+    'Condition of the encml_dp_gate policy of DP-only tables: true where the library is preloaded (so statements reading them are checked)';
 COMMENT ON FUNCTION dp_public_groups_trans(boolean, anyelement, anyarray) IS 'dp_public_groups transition: whether every key of the group is in the public list';
 COMMENT ON AGGREGATE dp_partition(double precision, double precision) IS 'Partition selection for HAVING: true when the group''s row count plus discrete Laplace noise passes the threshold that gives (epsilon, delta); charges them once per execution';
 COMMENT ON AGGREGATE dp_public_groups(anyelement, anyarray) IS 'Partition selection for HAVING over a public list of keys: true when the group key is in the list (privacy admins; the list must not come from the data)';
@@ -456,6 +463,8 @@ GRANT EXECUTE ON FUNCTION
     -- Invoker rights: ALTER TABLE needs ownership of the table.
     enable_tenant_isolation(regclass, name), disable_tenant_isolation(regclass, name),
     privacy_budget_remaining(regrole, text),
+    -- Owner checks inside; the gate is every DP-only table's policy condition.
+    dp_protect(regclass, text, integer), dp_unprotect(regclass), dp_gate(),
     -- Owner checks inside. The trigger function stays executable by table owners: Postgres
     -- checks it when it clones the row trigger onto a new partition. It refuses to fire except
     -- as audit_enable creates it, on audited tables, and the event triggers refuse another

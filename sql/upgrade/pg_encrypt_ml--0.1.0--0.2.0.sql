@@ -709,3 +709,52 @@ CREATE TRIGGER column_classes_resolve BEFORE INSERT OR UPDATE ON @extschema@.col
     FOR EACH ROW EXECUTE FUNCTION @extschema@.column_classes_resolve();
 -- (Rows whose column no longer exists keep no name; the warning above named them.)
 UPDATE @extschema@.column_classes SET column_name = NULL;
+
+-- DP-only tables (issue 26): their catalog, the view that lists them, dp_protect, dp_unprotect
+-- and dp_gate (as sql/schema/dp_only.sql and finalize.sql create them).
+CREATE TABLE @extschema@.dp_protected_tables (
+    table_oid regclass PRIMARY KEY,
+    privacy_unit name NOT NULL,
+    max_rows_per_unit integer NOT NULL CHECK (max_rows_per_unit > 0),
+    enabled_row_security boolean NOT NULL,
+    forced_row_security boolean NOT NULL,
+    protected_by name NOT NULL,
+    protected_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE @extschema@.dp_protected_tables IS
+    'pg_encrypt_ml: DP-only tables (dp_protect): read by other roles only through dp aggregates bounded by the privacy unit; whether dp_protect enabled or forced row-level security (dp_unprotect restores it)';
+REVOKE ALL ON @extschema@.dp_protected_tables FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.dp_protected_tables', '');
+CREATE VIEW @extschema@.dp_protected AS
+SELECT table_oid, privacy_unit, max_rows_per_unit, protected_by, protected_at FROM @extschema@.dp_protected_tables;
+COMMENT ON VIEW @extschema@.dp_protected IS
+    'pg_encrypt_ml: the DP-only tables, their privacy unit and the most rows one unit may contribute';
+GRANT SELECT ON @extschema@.dp_protected TO PUBLIC;
+CREATE FUNCTION @extschema@.dp_gate() RETURNS bool
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'dp_gate_wrapper';
+CREATE FUNCTION @extschema@.dp_protect(
+    "tbl" regclass,
+    "privacy_unit" TEXT,
+    "max_rows_per_unit" INT DEFAULT 1
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'dp_protect_wrapper';
+CREATE FUNCTION @extschema@.dp_unprotect(
+    "tbl" regclass
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'dp_unprotect_wrapper';
+COMMENT ON FUNCTION @extschema@.dp_protect(regclass, text, integer) IS
+    'Makes a table DP-only (its owner; library preloaded): roles that neither own it nor are privacy admins read it only through dp aggregates bounded by the privacy unit column; forces row-level security with the encml_dp_gate policy';
+COMMENT ON FUNCTION @extschema@.dp_unprotect(regclass) IS
+    'Makes a DP-only table ordinary again (its owner), restoring its row-level security settings';
+COMMENT ON FUNCTION @extschema@.dp_gate() IS
+    'Condition of the encml_dp_gate policy of DP-only tables: true where the library is preloaded (so statements reading them are checked)';
+REVOKE ALL ON FUNCTION @extschema@.dp_gate(), @extschema@.dp_protect(regclass, text, integer),
+    @extschema@.dp_unprotect(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_gate(), @extschema@.dp_protect(regclass, text, integer),
+    @extschema@.dp_unprotect(regclass) TO PUBLIC;

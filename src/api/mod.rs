@@ -5,6 +5,7 @@ pub mod citus;
 pub mod clearances;
 pub mod consent;
 pub mod dp;
+pub mod dp_protect;
 pub mod dp_state;
 pub mod encrypt;
 pub mod fhe;

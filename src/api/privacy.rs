@@ -12,7 +12,7 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use serde_json::json;
 
-pub const PRIVACY_ADMIN_ROLE: &str = "encml_privacy_admin";
+pub use crate::privacy::PRIVACY_ADMIN_ROLE;
 
 fn is_privacy_admin(role: pg_sys::Oid) -> bool {
     is_superuser(role) || has_privs_of_role_named(role, PRIVACY_ADMIN_ROLE)

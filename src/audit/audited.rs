@@ -56,8 +56,7 @@ unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid)
 /// Registers the invalidation callback (from _PG_init, in every backend that loads the library).
 pub fn register() {
     if !REGISTERED.with(|r| r.replace(true)) {
-        // SAFETY: registers a callback once per process.
-        unsafe { pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0)) };
+        crate::pg::invalidation::on_relcache(on_relcache);
     }
 }
 

@@ -200,10 +200,7 @@ fn log_relation() -> (pg_sys::Oid, pg_sys::Oid) {
     }
     unsafe {
         if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
-            pg_sys::CacheRegisterRelcacheCallback(
-                Some(forget_log_relation),
-                pg_sys::Datum::from(0usize),
-            );
+            crate::pg::invalidation::on_relcache(forget_log_relation);
         }
         // Rows go to the unsealed partition (or, on a 0.1.0 schema, the one table); ids come
         // from the log's identity sequence.

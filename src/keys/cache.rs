@@ -283,10 +283,7 @@ pub fn register_invalidation_callback() {
     grants::register_callbacks();
     if !CALLBACK_REGISTERED.with(|r| r.replace(true)) {
         unsafe {
-            pg_sys::CacheRegisterRelcacheCallback(
-                Some(on_relcache_invalidation),
-                pg_sys::Datum::from(0),
-            );
+            crate::pg::invalidation::on_relcache(on_relcache_invalidation);
             pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
             pg_sys::RegisterSubXactCallback(Some(on_subxact_event), std::ptr::null_mut());
         }

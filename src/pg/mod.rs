@@ -6,6 +6,7 @@ pub mod detached_worker;
 pub mod errors;
 pub mod expanded;
 pub mod guards;
+pub mod invalidation;
 pub mod gucs;
 pub mod large_object;
 pub mod random;

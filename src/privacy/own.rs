@@ -84,6 +84,11 @@ unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _cache: std::ffi::c_int,
             f.clear();
         }
     });
+    MEMBERS.with(|m| {
+        if let Ok(mut m) = m.try_borrow_mut() {
+            m.clear();
+        }
+    });
     LAST.with(|l| l.set((0, pg_sys::InvalidOid, None)));
 }
 
@@ -147,6 +152,23 @@ fn known(func: pg_sys::Oid) -> Known {
     let k = classify(func);
     KNOWN.with(|m| m.borrow_mut().insert(func.to_u32(), k));
     k
+}
+
+thread_local! {
+    static MEMBERS: RefCell<HashMap<u32, bool>> = RefCell::new(HashMap::new());
+}
+
+/// Whether `func` is one of the extension's functions (by catalog membership), cached per
+/// backend until pg_proc changes.
+pub fn extension_function(func: pg_sys::Oid) -> bool {
+    register();
+    if let Some(m) = MEMBERS.with(|m| m.borrow().get(&func.to_u32()).copied()) {
+        return m;
+    }
+    // SAFETY: catalog lookups by oid.
+    let member = unsafe { member_of(func, c"pg_encrypt_ml") };
+    MEMBERS.with(|m| m.borrow_mut().insert(func.to_u32(), member));
+    member
 }
 
 /// The extension's dp aggregate `func` is, if it is one.

@@ -269,15 +269,65 @@ unsafe extern "C-unwind" fn has_exec_param(
     }
 }
 
+/// The parameters that initPlans of the statement set (anywhere in it).
+unsafe fn init_plan_params(stmt: *mut pg_sys::PlannedStmt) -> HashSet<i32> {
+    // SAFETY: the executor's plan; every node is a Plan, initPlan lists hold SubPlans.
+    unsafe {
+        let mut out = HashSet::new();
+        let mut stack: Vec<*mut pg_sys::Plan> = vec![(*stmt).planTree];
+        stack.extend(PgList::<pg_sys::Plan>::from_pg((*stmt).subplans).iter_ptr());
+        let mut seen = HashSet::new();
+        while let Some(p) = stack.pop() {
+            if p.is_null() || !seen.insert(p as usize) {
+                continue;
+            }
+            for sp in PgList::<pg_sys::SubPlan>::from_pg((*p).initPlan).iter_ptr() {
+                let set = (*sp).setParam;
+                if !set.is_null() {
+                    for i in 0..(*set).length {
+                        out.insert(pg_sys::list_nth_int(set, i));
+                    }
+                }
+            }
+            stack.push((*p).lefttree);
+            stack.push((*p).righttree);
+            let lists: &[*mut pg_sys::List] = match (*p).type_ {
+                pg_sys::NodeTag::T_Append => &[(*(p as *mut pg_sys::Append)).appendplans],
+                pg_sys::NodeTag::T_MergeAppend => &[(*(p as *mut pg_sys::MergeAppend)).mergeplans],
+                pg_sys::NodeTag::T_CustomScan => &[(*(p as *mut pg_sys::CustomScan)).custom_plans],
+                _ => &[],
+            };
+            for l in lists {
+                stack.extend(PgList::<pg_sys::Plan>::from_pg(*l).iter_ptr());
+            }
+            if (*p).type_ == pg_sys::NodeTag::T_SubqueryScan {
+                stack.push((*(p as *mut pg_sys::SubqueryScan)).subplan);
+            }
+        }
+        out
+    }
+}
+
 /// Whether the Agg node runs once per execution of the statement (see the module comment).
 unsafe fn runs_once(state: *mut pg_sys::AggState) -> bool {
     unsafe {
         let target = (*state).ss.ps.plan;
-        if !(*target).extParam.is_null() {
-            return false; // depends on an outer query's row: a correlated subquery
-        }
         let stmt = (*(*state).ss.ps.state).es_plannedstmt;
         let subplans = PgList::<pg_sys::Plan>::from_pg((*stmt).subplans);
+        // A parameter from outside the node that no initPlan sets comes from an outer query's
+        // row: a correlated subquery. (An initPlan's result, such as a row-level security
+        // policy's `(SELECT ...)`, is computed once.)
+        let init_params = init_plan_params(stmt);
+        let mut p = -1;
+        loop {
+            p = pg_sys::bms_next_member((*target).extParam, p);
+            if p < 0 {
+                break;
+            }
+            if !init_params.contains(&p) {
+                return false;
+            }
+        }
         let mut stack = vec![(*stmt).planTree];
         let mut seen = HashSet::new();
         // Only edges along which a child runs once per run of its parent are followed; an Agg

@@ -47,6 +47,18 @@ SELECT encml.dp_count(salary, 0.25) IS NOT NULL AS released FROM up_salaries;
 RESET ROLE;
 SELECT epsilon_total, epsilon_spent FROM encml.privacy_budget WHERE analyst = 'encml_up_analyst'::regrole AND scope = 'default';
 
+-- A DP-only table (0.2.0): the analyst's plain read is refused, a dp query passes.
+CREATE TABLE up_dp_people (person int PRIMARY KEY, age int);
+INSERT INTO up_dp_people SELECT g, 20 + g % 40 FROM generate_series(1, 100) g;
+GRANT SELECT ON up_dp_people TO encml_up_analyst;
+SELECT encml.dp_protect('up_dp_people', 'person');
+SET ROLE encml_up_analyst;
+DO $$ BEGIN PERFORM * FROM up_dp_people; RAISE EXCEPTION 'read'; EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'plain read refused'; END $$;
+SELECT encml.dp_count(age, 0.25) IS NOT NULL AS dp_read FROM up_dp_people;
+RESET ROLE;
+SELECT encml.dp_unprotect('up_dp_people');
+DROP TABLE up_dp_people;
+
 -- The audit chain grows and still verifies.
 INSERT INTO up_patients VALUES (41, 'patient 41', '000000041');
 SELECT encml.audit_seal() > 0 AS sealed;

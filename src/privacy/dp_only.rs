@@ -1,0 +1,606 @@
+//! DP-only tables (`encml.dp_protect`, library preloaded): a statement of a role that neither
+//! owns a protected table nor is a privacy admin may read it only through the extension's dp
+//! aggregates. Checked by a planner hook on the rewritten statement (views expanded), before it
+//! is planned:
+//!
+//! - the table is read only in the FROM of a *dp block* (a query level with aggregates or GROUP
+//!   BY), directly or through subqueries in that FROM that are plain row sources (no aggregates,
+//!   window functions or GROUP BY of their own), as views over the table are;
+//! - every aggregate of a dp block is one of the extension's dp aggregates (so every value it
+//!   returns is noisy, grouped output passes a selection, and parameters are constants: the
+//!   executor-start checks of `start`), and it has no window functions or grouping sets;
+//! - contributions are bounded by the table's privacy unit: unless the block reads the table
+//!   alone and the table has one row per unit (`max_rows_per_unit` 1 with a unique unit column),
+//!   every dp aggregate takes the privacy-unit form with the table's unit column and at most its
+//!   `max_rows_per_unit`;
+//! - the table appears nowhere else: not in a CTE, not in a subquery in an expression (a
+//!   subquery in the target list, in WHERE, or a function's argument), not in a join that
+//!   exports rows;
+//! - the expressions evaluated over its rows call only built-in functions and the extension's
+//!   own (a function of the analyst's could show each value it sees);
+//! - after planning, no further read of it appeared (an inlined SQL function's).
+//!
+//! What still leaks, documented in docs/privacy.md: an error a built-in raises on a value
+//! (division by zero inside an aggregate's argument) ends the query, after its charge; timing.
+
+use crate::pg::catalog_access::{has_privs_of_role_named, is_superuser};
+use crate::pg::errors::{raise, raise_full};
+use crate::privacy::own;
+use crate::privacy::protected::{self, Protected};
+use pgrx::prelude::*;
+use pgrx::{PgList, PgSqlErrorCode};
+use std::collections::HashSet;
+use std::ffi::c_void;
+
+static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
+
+/// Installs the planner hook (from _PG_init, when preloaded).
+pub fn install() {
+    // SAFETY: _PG_init runs once per process before any query, single-threaded.
+    unsafe {
+        PREV_PLANNER = pg_sys::planner_hook;
+        pg_sys::planner_hook = Some(planner);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn planner(
+    parse: *mut pg_sys::Query,
+    query_string: *const std::ffi::c_char,
+    cursor_options: std::ffi::c_int,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    // SAFETY: the planner's arguments, valid for the call; the previous hook saved at install.
+    unsafe {
+        let checked = check_statement(parse);
+        let stmt = match PREV_PLANNER {
+            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                prev(parse, query_string, cursor_options, bound_params)
+            }),
+            None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
+        };
+        if let Some(found) = checked {
+            check_plan(stmt, &found);
+        }
+        stmt
+    }
+}
+
+fn refuse(message: String) -> ! {
+    raise_full(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        message,
+        None,
+        Some(
+            "A DP-only table is read through the extension's dp aggregates only, bounded by its \
+             privacy unit: SELECT encml.dp_count(x, epsilon, delta, unit::text, max_rows) FROM t \
+             (docs/privacy.md)."
+                .into(),
+        ),
+    )
+}
+
+fn relname(relid: pg_sys::Oid) -> String {
+    crate::audit::table_name(relid)
+}
+
+/// The checker of one statement: the role, the protected tables it may not read freely, and
+/// the occurrences found (and allowed) in the statement.
+struct Checker {
+    map: std::rc::Rc<protected::Map>,
+    role: pg_sys::Oid,
+    found: HashSet<u32>,
+}
+
+impl Checker {
+    /// The settings of `relid` if it is DP-only for this role.
+    fn restricted(&self, relid: pg_sys::Oid) -> Option<&Protected> {
+        let p = self.map.get(&relid)?;
+        // SAFETY: a catalog lookup by oid.
+        let owner = unsafe { pg_sys::pg_class_ownercheck(relid, self.role) };
+        (!owner).then_some(p)
+    }
+
+    /// Whether `q` (or anything inside it) reads a table DP-only for this role.
+    unsafe fn reads_restricted(&self, q: *mut pg_sys::Query) -> bool {
+        struct Ctx<'a> {
+            checker: &'a Checker,
+            hit: bool,
+        }
+        #[pg_guard]
+        unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
+            // SAFETY: nodes of a query tree; ctx is the Ctx below.
+            unsafe {
+                if node.is_null() {
+                    return false;
+                }
+                let ctx = &mut *(ctx as *mut Ctx);
+                if (*node).type_ == pg_sys::NodeTag::T_RangeTblEntry {
+                    let rte = node as *mut pg_sys::RangeTblEntry;
+                    if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                        && ctx.checker.restricted((*rte).relid).is_some()
+                    {
+                        ctx.hit = true;
+                        return true;
+                    }
+                    return false;
+                }
+                if (*node).type_ == pg_sys::NodeTag::T_Query {
+                    return pg_sys::query_tree_walker(
+                        node as *mut pg_sys::Query,
+                        Some(walk),
+                        ctx as *mut Ctx as *mut c_void,
+                        pg_sys::QTW_EXAMINE_RTES_BEFORE as i32,
+                    );
+                }
+                pg_sys::expression_tree_walker(node, Some(walk), ctx as *mut Ctx as *mut c_void)
+            }
+        }
+        let mut ctx = Ctx {
+            checker: self,
+            hit: false,
+        };
+        // SAFETY: q is a query tree of the statement being planned.
+        unsafe { walk(q as *mut pg_sys::Node, &mut ctx as *mut Ctx as *mut c_void) };
+        ctx.hit
+    }
+
+    /// Refuses a restricted read inside `q`'s CTEs or inside a subquery in any of its expressions.
+    unsafe fn check_no_nested_reads(&self, q: *mut pg_sys::Query) {
+        // SAFETY: q is a query tree of the statement being planned.
+        unsafe {
+            for cte in PgList::<pg_sys::CommonTableExpr>::from_pg((*q).cteList).iter_ptr() {
+                let sub = (*cte).ctequery as *mut pg_sys::Query;
+                if !sub.is_null() && self.reads_restricted(sub) {
+                    refuse("a DP-only table may not be read in a WITH query".into());
+                }
+            }
+            struct Ctx<'a> {
+                checker: &'a Checker,
+            }
+            #[pg_guard]
+            unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
+                // SAFETY: expression nodes of the query level; ctx is the Ctx below.
+                unsafe {
+                    if node.is_null() {
+                        return false;
+                    }
+                    let ctx = &*(ctx as *mut Ctx);
+                    if (*node).type_ == pg_sys::NodeTag::T_Query {
+                        if ctx.checker.reads_restricted(node as *mut pg_sys::Query) {
+                            refuse(
+                                "a DP-only table may not be read in a subquery of an expression"
+                                    .into(),
+                            );
+                        }
+                        return false;
+                    }
+                    pg_sys::expression_tree_walker(node, Some(walk), ctx as *const Ctx as *mut c_void)
+                }
+            }
+            let ctx = Ctx { checker: self };
+            // Expressions of this level only (the target list, quals, function and VALUES
+            // range-table entries); subqueries in FROM and CTEs are looked at separately.
+            pg_sys::query_tree_walker(
+                q,
+                Some(walk),
+                &ctx as *const Ctx as *mut c_void,
+                (pg_sys::QTW_IGNORE_RT_SUBQUERIES | pg_sys::QTW_IGNORE_CTE_SUBQUERIES) as i32,
+            );
+        }
+    }
+
+    /// Checks query level `q`; `dp_block` is the dp block whose FROM it feeds, if any.
+    unsafe fn check_level(&mut self, q: *mut pg_sys::Query, dp_block: Option<*mut pg_sys::Query>) {
+        // SAFETY: q is a query tree of the statement being planned.
+        unsafe {
+            if !self.reads_restricted(q) {
+                return;
+            }
+            self.check_no_nested_reads(q);
+            let aggregating = (*q).hasAggs || !(*q).groupClause.is_null();
+            if dp_block.is_some() && (aggregating || (*q).hasWindowFuncs) {
+                refuse(
+                    "a subquery that reads a DP-only table under a dp aggregate must not aggregate"
+                        .into(),
+                );
+            }
+            let block = dp_block.or(aggregating.then_some(q));
+            let rtable = PgList::<pg_sys::RangeTblEntry>::from_pg((*q).rtable);
+            for rte in rtable.iter_ptr() {
+                match (*rte).rtekind {
+                    pg_sys::RTEKind::RTE_RELATION => {
+                        if self.restricted((*rte).relid).is_some() {
+                            if block.is_none() {
+                                refuse(format!(
+                                    "{} is DP-only: it may be read only through dp aggregates",
+                                    relname((*rte).relid)
+                                ));
+                            }
+                            self.found.insert((*rte).relid.to_u32());
+                        }
+                    }
+                    pg_sys::RTEKind::RTE_SUBQUERY => {
+                        self.check_level((*rte).subquery, block);
+                    }
+                    _ => {}
+                }
+            }
+            if dp_block.is_none() {
+                if let Some(b) = block {
+                    self.check_dp_block(b);
+                }
+            }
+        }
+    }
+
+    /// The base relations, function scans and VALUES lists that feed a dp block's rows: the
+    /// entries its FROM (or a set operation's branches) names, through subqueries (not every
+    /// range-table entry: a view's query keeps an unused entry for the view itself).
+    unsafe fn row_sources(q: *mut pg_sys::Query, out: &mut Vec<*mut pg_sys::RangeTblEntry>) {
+        // SAFETY: q is a query tree of the statement being planned; nodes cast by their tags.
+        unsafe {
+            let rtable = PgList::<pg_sys::RangeTblEntry>::from_pg((*q).rtable);
+            let mut indexes = Vec::new();
+            if !(*q).setOperations.is_null() {
+                for (i, rte) in rtable.iter_ptr().enumerate() {
+                    if (*rte).rtekind == pg_sys::RTEKind::RTE_SUBQUERY {
+                        indexes.push(i + 1);
+                    }
+                }
+            } else if !(*q).jointree.is_null() {
+                let mut stack: Vec<*mut pg_sys::Node> =
+                    PgList::<pg_sys::Node>::from_pg((*(*q).jointree).fromlist).iter_ptr().collect();
+                while let Some(n) = stack.pop() {
+                    match (*n).type_ {
+                        pg_sys::NodeTag::T_RangeTblRef => {
+                            indexes.push((*(n as *mut pg_sys::RangeTblRef)).rtindex as usize)
+                        }
+                        pg_sys::NodeTag::T_JoinExpr => {
+                            let j = n as *mut pg_sys::JoinExpr;
+                            stack.push((*j).larg);
+                            stack.push((*j).rarg);
+                        }
+                        pg_sys::NodeTag::T_FromExpr => stack.extend(
+                            PgList::<pg_sys::Node>::from_pg((*(n as *mut pg_sys::FromExpr)).fromlist)
+                                .iter_ptr(),
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+            for i in indexes {
+                let Some(rte) = rtable.get_ptr(i - 1) else {
+                    continue;
+                };
+                match (*rte).rtekind {
+                    pg_sys::RTEKind::RTE_SUBQUERY => Self::row_sources((*rte).subquery, out),
+                    _ => out.push(rte),
+                }
+            }
+        }
+    }
+
+    /// Checks a dp block (`check_level` found it reading a DP-only table).
+    unsafe fn check_dp_block(&mut self, q: *mut pg_sys::Query) {
+        // SAFETY: q is a query tree of the statement being planned.
+        unsafe {
+            if (*q).hasWindowFuncs || !(*q).groupingSets.is_null() {
+                refuse(
+                    "a query over a DP-only table may not use window functions or grouping sets"
+                        .into(),
+                );
+            }
+            let mut sources = Vec::new();
+            Self::row_sources(q, &mut sources);
+            let restricted: Vec<(*mut pg_sys::RangeTblEntry, Protected)> = sources
+                .iter()
+                .filter(|rte| (***rte).rtekind == pg_sys::RTEKind::RTE_RELATION)
+                .filter_map(|&rte| self.restricted((*rte).relid).cloned().map(|p| (rte, p)))
+                .collect();
+            if restricted.len() > 1 {
+                refuse("a query may read only one DP-only table (its privacy unit bounds the rows)".into());
+            }
+            let Some((table, settings)) = restricted.into_iter().next() else {
+                return;
+            };
+            // One row per unit, read alone: each row is one person, in one group.
+            let alone = sources.len() == 1 && settings.max_rows_per_unit == 1;
+            let mut aggrefs = Vec::new();
+            collect_aggrefs((*q).targetList as *mut pg_sys::Node, &mut aggrefs);
+            collect_aggrefs((*q).havingQual, &mut aggrefs);
+            for aggref in aggrefs {
+                let call = own::own_call(aggref).filter(|c| c.via == own::Via::Direct);
+                let Some(call) = call else {
+                    refuse(format!(
+                        "{} is DP-only: {} is not one of the extension's dp aggregates",
+                        relname((*table).relid),
+                        crate::privacy::release::func_name((*aggref).aggfnoid)
+                    ));
+                };
+                if matches!(
+                    call.kind,
+                    own::DpAggregate::Partition | own::DpAggregate::PublicGroups
+                ) || alone
+                {
+                    continue;
+                }
+                check_unit_form(aggref, q, table, &settings);
+            }
+            check_functions(q);
+        }
+    }
+}
+
+/// The Aggrefs of one query level (not those of subqueries).
+unsafe fn collect_aggrefs(node: *mut pg_sys::Node, out: &mut Vec<*mut pg_sys::Aggref>) {
+    #[pg_guard]
+    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
+        // SAFETY: expression nodes; ctx is the Vec below.
+        unsafe {
+            if node.is_null() || (*node).type_ == pg_sys::NodeTag::T_Query {
+                return false;
+            }
+            if (*node).type_ == pg_sys::NodeTag::T_Aggref {
+                let a = node as *mut pg_sys::Aggref;
+                if (*a).agglevelsup == 0 {
+                    (*(ctx as *mut Vec<*mut pg_sys::Aggref>)).push(a);
+                }
+            }
+            pg_sys::expression_tree_walker(node, Some(walk), ctx)
+        }
+    }
+    // SAFETY: an expression tree of the statement being planned.
+    unsafe { walk(node, out as *mut Vec<*mut pg_sys::Aggref> as *mut c_void) };
+}
+
+/// Strips casts (to text, as a privacy unit is passed) from an expression.
+unsafe fn strip_casts(mut e: *mut pg_sys::Node) -> *mut pg_sys::Node {
+    // SAFETY: expression nodes, each cast to the type its tag names.
+    unsafe {
+        loop {
+            match (*e).type_ {
+                pg_sys::NodeTag::T_RelabelType => e = (*(e as *mut pg_sys::RelabelType)).arg as _,
+                pg_sys::NodeTag::T_CoerceViaIO => e = (*(e as *mut pg_sys::CoerceViaIO)).arg as _,
+                pg_sys::NodeTag::T_FuncExpr
+                    if (*(e as *mut pg_sys::FuncExpr)).funcformat
+                        != pg_sys::CoercionForm::COERCE_EXPLICIT_CALL =>
+                {
+                    let args = PgList::<pg_sys::Node>::from_pg((*(e as *mut pg_sys::FuncExpr)).args);
+                    if args.len() != 1 {
+                        return e;
+                    }
+                    e = args.get_ptr(0).unwrap();
+                }
+                _ => return e,
+            }
+        }
+    }
+}
+
+/// Whether `expr`, evaluated in query level `level`, is column `attnum` of range-table entry
+/// `table` (following subqueries in FROM down to it).
+unsafe fn is_column_of(
+    expr: *mut pg_sys::Node,
+    level: *mut pg_sys::Query,
+    table: *mut pg_sys::RangeTblEntry,
+    attnum: i16,
+) -> bool {
+    // SAFETY: expression nodes and range tables of the statement being planned.
+    unsafe {
+        let e = strip_casts(expr);
+        if (*e).type_ != pg_sys::NodeTag::T_Var {
+            return false;
+        }
+        let var = e as *mut pg_sys::Var;
+        if (*var).varlevelsup != 0 {
+            return false;
+        }
+        let Some(rte) = PgList::<pg_sys::RangeTblEntry>::from_pg((*level).rtable)
+            .get_ptr((*var).varno as usize - 1)
+        else {
+            return false;
+        };
+        if rte == table {
+            return (*var).varattno == attnum;
+        }
+        match (*rte).rtekind {
+            pg_sys::RTEKind::RTE_SUBQUERY => {
+                let sub = (*rte).subquery;
+                let Some(tle) = PgList::<pg_sys::TargetEntry>::from_pg((*sub).targetList)
+                    .get_ptr((*var).varattno as usize - 1)
+                else {
+                    return false;
+                };
+                is_column_of((*tle).expr as *mut pg_sys::Node, sub, table, attnum)
+            }
+            pg_sys::RTEKind::RTE_JOIN => {
+                let Some(alias) = PgList::<pg_sys::Node>::from_pg((*rte).joinaliasvars)
+                    .get_ptr((*var).varattno as usize - 1)
+                else {
+                    return false;
+                };
+                is_column_of(alias, level, table, attnum)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Refuses a dp aggregate over a DP-only table that does not bound contributions by the
+/// table's privacy unit (its last two arguments: the unit, and at most the table's max rows).
+unsafe fn check_unit_form(
+    aggref: *mut pg_sys::Aggref,
+    block: *mut pg_sys::Query,
+    table: *mut pg_sys::RangeTblEntry,
+    settings: &Protected,
+) {
+    // SAFETY: an Aggref of the statement being planned.
+    unsafe {
+        let name = relname((*table).relid);
+        if !crate::privacy::release::has_privacy_unit(aggref) {
+            refuse(format!(
+                "{name} is DP-only: its dp aggregates must bound each privacy unit's rows (the form with privacy_unit and max_rows_per_unit)"
+            ));
+        }
+        let args = PgList::<pg_sys::TargetEntry>::from_pg((*aggref).args);
+        let n = args.len();
+        let unit = (*args.get_ptr(n - 2).unwrap()).expr as *mut pg_sys::Node;
+        let max_rows = (*args.get_ptr(n - 1).unwrap()).expr as *mut pg_sys::Node;
+        // The Aggref is evaluated in the dp block; the unit may come through its subqueries.
+        if !is_column_of(unit, block, table, settings.unit_attnum) {
+            refuse(format!(
+                "{name} is DP-only: the privacy unit of its dp aggregates must be its column {}",
+                attname((*table).relid, settings.unit_attnum)
+            ));
+        }
+        let bounded = (*max_rows).type_ == pg_sys::NodeTag::T_Const && {
+            let c = max_rows as *mut pg_sys::Const;
+            !(*c).constisnull && ((*c).constvalue.value() as i32) <= settings.max_rows_per_unit
+        };
+        if !bounded {
+            refuse(format!(
+                "{name} is DP-only: max_rows_per_unit must be a constant of at most {}",
+                settings.max_rows_per_unit
+            ));
+        }
+    }
+}
+
+fn attname(relid: pg_sys::Oid, attnum: i16) -> String {
+    // SAFETY: a catalog lookup by oid and number.
+    unsafe {
+        let p = pg_sys::get_attname(relid, attnum, true);
+        if p.is_null() {
+            format!("#{attnum}")
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// Refuses functions that are neither built in nor the extension's in the expressions a dp
+/// block and its row subqueries evaluate over the rows (a function of the analyst's could show
+/// each value it sees: RAISE NOTICE, a write), subqueries in expressions included. The tables'
+/// own row-level security policies (the owner's) are not the analyst's and are not looked at.
+unsafe fn check_functions(q: *mut pg_sys::Query) {
+    #[pg_guard]
+    unsafe extern "C-unwind" fn forbidden(func: pg_sys::Oid, _ctx: *mut c_void) -> bool {
+        func.to_u32() >= pg_sys::FirstNormalObjectId && !own::extension_function(func)
+    }
+    #[pg_guard]
+    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
+        // SAFETY: expression nodes of the query tree.
+        unsafe {
+            if node.is_null() {
+                return false;
+            }
+            if (*node).type_ == pg_sys::NodeTag::T_Query {
+                check_functions(node as *mut pg_sys::Query);
+                return false;
+            }
+            if pg_sys::check_functions_in_node(node, Some(forbidden), ctx) {
+                refuse(
+                    "a query over a DP-only table may call only built-in functions and the extension's own on its rows"
+                        .into(),
+                );
+            }
+            pg_sys::expression_tree_walker(node, Some(walk), ctx)
+        }
+    }
+    // SAFETY: a query tree of the statement being planned; each part walked read-only.
+    unsafe {
+        let ctx = std::ptr::null_mut();
+        walk((*q).targetList as *mut pg_sys::Node, ctx);
+        walk((*q).jointree as *mut pg_sys::Node, ctx);
+        walk((*q).havingQual, ctx);
+        walk((*q).limitOffset, ctx);
+        walk((*q).limitCount, ctx);
+        for cte in PgList::<pg_sys::CommonTableExpr>::from_pg((*q).cteList).iter_ptr() {
+            walk((*cte).ctequery, ctx);
+        }
+        for rte in PgList::<pg_sys::RangeTblEntry>::from_pg((*q).rtable).iter_ptr() {
+            match (*rte).rtekind {
+                pg_sys::RTEKind::RTE_SUBQUERY => check_functions((*rte).subquery),
+                pg_sys::RTEKind::RTE_FUNCTION => {
+                    walk((*rte).functions as *mut pg_sys::Node, ctx);
+                }
+                pg_sys::RTEKind::RTE_VALUES => {
+                    walk((*rte).values_lists as *mut pg_sys::Node, ctx);
+                }
+                pg_sys::RTEKind::RTE_TABLEFUNC => {
+                    walk((*rte).tablefunc as *mut pg_sys::Node, ctx);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Checks the statement before it is planned; the restricted tables it reads where allowed
+/// (empty if it reads none), or None if nothing is restricted for this role.
+unsafe fn check_statement(parse: *mut pg_sys::Query) -> Option<HashSet<u32>> {
+    if !crate::privacy::start::installed() {
+        return None;
+    }
+    // SAFETY: the statement's query tree, valid for the call; backend globals read only.
+    unsafe {
+        if parse.is_null() || !pg_sys::IsTransactionState() {
+            return None;
+        }
+        let map = protected::map();
+        if map.is_empty() {
+            return None;
+        }
+        let role = pg_sys::GetUserId();
+        if is_superuser(role) || has_privs_of_role_named(role, crate::privacy::PRIVACY_ADMIN_ROLE) {
+            return None;
+        }
+        let mut checker = Checker {
+            map,
+            role,
+            found: HashSet::new(),
+        };
+        if !checker.reads_restricted(parse) {
+            // Nothing to check here; the plan still is (an inlined SQL function may read one).
+            return Some(HashSet::new());
+        }
+        if (*parse).commandType != pg_sys::CmdType::CMD_SELECT {
+            refuse("a DP-only table may be read only by SELECT".into());
+        }
+        checker.check_level(parse, None);
+        Some(checker.found)
+    }
+}
+
+/// Refuses a plan that reads a DP-only table more often than the statement checked (an inlined
+/// SQL function's read appears only now).
+unsafe fn check_plan(stmt: *mut pg_sys::PlannedStmt, found: &HashSet<u32>) {
+    // SAFETY: the plan just made.
+    unsafe {
+        let map = protected::map();
+        let role = pg_sys::GetUserId();
+        for rte in PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable).iter_ptr() {
+            if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                && map.contains_key(&(*rte).relid)
+                && !found.contains(&(*rte).relid.to_u32())
+                && !pg_sys::pg_class_ownercheck((*rte).relid, role)
+            {
+                refuse(format!(
+                    "{} is DP-only: it may be read only through dp aggregates",
+                    relname((*rte).relid)
+                ));
+            }
+        }
+    }
+}
+
+/// Refused where the library is not preloaded: without the planner hook nothing would check.
+pub fn require_hook() {
+    if !crate::privacy::start::installed() {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "DP-only tables need pg_encrypt_ml in shared_preload_libraries",
+        );
+    }
+}

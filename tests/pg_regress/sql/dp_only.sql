@@ -1,0 +1,85 @@
+-- DP-only tables (issue 26): an analyst with SELECT on a protected table (directly or through a
+-- view) writes ad-hoc SQL, and only dp queries bounded by the table's privacy unit pass. Owners
+-- and privacy admins read it as before.
+CREATE ROLE encml_dpo_owner NOLOGIN;
+CREATE ROLE encml_dpo_analyst NOLOGIN;
+GRANT CREATE ON SCHEMA public TO encml_dpo_owner;
+SET ROLE encml_dpo_owner;
+CREATE TABLE public.dpo_people (person int PRIMARY KEY, age int, city text);
+INSERT INTO public.dpo_people SELECT i, 20 + i % 50, 'city' || i % 5 FROM generate_series(1, 2000) i;
+CREATE TABLE public.dpo_visits (person int, cost float8);
+INSERT INTO public.dpo_visits SELECT i % 500, i % 100 FROM generate_series(1, 3000) i;
+CREATE VIEW public.dpo_people_v AS SELECT person, age, city FROM public.dpo_people;
+GRANT SELECT ON public.dpo_people, public.dpo_visits, public.dpo_people_v TO encml_dpo_analyst;
+-- One row per unit must be true of the data (a unique unit); else the most rows per unit.
+SELECT try($$SELECT encml.dp_protect('public.dpo_visits', 'person')$$) AS unit_not_unique;
+SELECT try($$SELECT encml.dp_protect('public.dpo_people', 'nobody')$$) AS no_such_column;
+SELECT encml.dp_protect('public.dpo_people', 'person');
+SELECT encml.dp_protect('public.dpo_visits', 'person', 10);
+RESET ROLE;
+SELECT table_oid, privacy_unit, max_rows_per_unit FROM encml.dp_protected ORDER BY 1;
+SELECT polname, polpermissive, pg_get_expr(polqual, polrelid) AS qual FROM pg_policy
+ WHERE polrelid = 'public.dpo_people'::regclass ORDER BY 1;
+SELECT encml.set_privacy_budget('encml_dpo_analyst', 100, 1e-4);
+SET ROLE encml_dpo_analyst;
+SELECT try($$SELECT encml.dp_unprotect('public.dpo_people')$$) AS analyst_unprotects;
+
+-- Refused, before anything is read or charged.
+SELECT try($$SELECT * FROM public.dpo_people$$) AS select_star;
+SELECT try($$SELECT count(*) FROM public.dpo_people$$) AS plain_count;
+SELECT try($$SELECT * FROM public.dpo_people_v$$) AS through_a_view;
+SELECT try($$SELECT p.city, v.cost FROM public.dpo_people p JOIN public.dpo_visits v USING (person)$$) AS join_exporting_rows;
+SELECT try($$SELECT o.n, p.age FROM public.dpo_people p, (SELECT encml.dp_count(age, 1.0) n FROM public.dpo_people) o$$) AS dp_result_next_to_rows;
+SELECT try($$WITH c AS (SELECT age FROM public.dpo_people) SELECT encml.dp_count(age, 1.0) FROM c$$) AS cte;
+SELECT try($$SELECT (SELECT max(age) FROM public.dpo_people)$$) AS subquery_in_target_list;
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM generate_series(1, 10) WHERE EXISTS (SELECT FROM public.dpo_people WHERE age = 30)$$) AS exists_subquery;
+SELECT try($$SELECT row_to_json(p) FROM public.dpo_people p$$) AS function_with_the_table;
+SELECT try($$SELECT age, encml.dp_count(age, 1.0) OVER () FROM public.dpo_people$$) AS window;
+SELECT try($$SELECT encml.dp_count(age, 1.0) FROM (SELECT age, count(*) FROM public.dpo_people GROUP BY age) s$$) AS aggregate_below;
+CREATE FUNCTION pg_temp.peek(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $f$BEGIN RAISE NOTICE 'age %', $1; RETURN $1; END$f$;
+SELECT try($$SELECT encml.dp_count(pg_temp.peek(age), 1.0) FROM public.dpo_people$$) AS own_function_on_rows;
+SELECT try($$SELECT city, encml.dp_count_rows(1.0) FROM public.dpo_people GROUP BY city HAVING encml.dp_partition(1.0, 1e-6) AND count(*) > 100$$) AS plain_aggregate_in_having;
+CREATE FUNCTION pg_temp.all_people() RETURNS SETOF public.dpo_people LANGUAGE sql STABLE AS 'SELECT * FROM public.dpo_people';
+SELECT try($$SELECT * FROM pg_temp.all_people()$$) AS sql_function;
+SELECT try($$SELECT encml.dp_sum(v.cost, 0, 100, 1.0) FROM public.dpo_visits v$$) AS many_rows_per_unit_without_unit;
+SELECT try($$SELECT encml.dp_count(age, 1.0) FROM public.dpo_people, generate_series(1, 3)$$) AS multiplied_rows_without_unit;
+SELECT try($$SELECT encml.dp_sum(v.cost, 0, 100, 1.0, 0, (v.person + 1)::text, 10) FROM public.dpo_visits v$$) AS wrong_unit;
+SELECT try($$SELECT encml.dp_sum(v.cost, 0, 100, 1.0, 0, v.person::text, 50) FROM public.dpo_visits v$$) AS too_many_rows_per_unit;
+SELECT try($$UPDATE public.dpo_people SET age = age$$) AS update;
+\set VERBOSITY terse
+COPY public.dpo_people TO STDOUT;
+\set VERBOSITY default
+RESET ROLE;
+SELECT count(*) AS charges_so_far FROM encml.privacy_ledger WHERE analyst = (SELECT oid FROM pg_roles WHERE rolname = 'encml_dpo_analyst');
+
+-- Passes: dp aggregates over the table, through the view, bounded by the unit, grouped with a
+-- selection, and any post-processing of their results.
+SET ROLE encml_dpo_analyst;
+SELECT abs(encml.dp_count(age, 1.0) - 2000) < 50 AS count_near FROM public.dpo_people;
+SELECT abs(encml.dp_count(age, 1.0) - 2000) < 50 AS through_the_view FROM public.dpo_people_v WHERE city <> 'nowhere';
+SELECT city, encml.dp_count_rows(1.0) > 0 AS released FROM public.dpo_people GROUP BY city HAVING encml.dp_partition(1.0, 1e-6) ORDER BY city;
+SELECT encml.dp_sum(v.cost, 0, 100, 1.0, 0, v.person::text, 10) IS NOT NULL AS bounded_by_the_unit FROM public.dpo_visits v;
+SELECT round(n / 100.0) * 100 AS rounded FROM (SELECT encml.dp_count(age, 1.0) n FROM public.dpo_people) s WHERE n > 0;
+RESET ROLE;
+SELECT count(*) AS charges_after FROM encml.privacy_ledger WHERE analyst = (SELECT oid FROM pg_roles WHERE rolname = 'encml_dpo_analyst');
+
+-- The owner reads its table as before; dp_unprotect restores the table's settings.
+SET ROLE encml_dpo_owner;
+SELECT count(*) AS owner_reads FROM public.dpo_people;
+SELECT encml.dp_unprotect('public.dpo_people');
+SELECT try($$SELECT encml.dp_unprotect('public.dpo_people')$$) AS twice;
+RESET ROLE;
+SELECT relrowsecurity, relforcerowsecurity, (SELECT count(*) FROM pg_policy WHERE polrelid = c.oid) AS policies
+  FROM pg_class c WHERE oid = 'public.dpo_people'::regclass;
+SET ROLE encml_dpo_analyst;
+SELECT count(*) AS readable_again FROM public.dpo_people;
+RESET ROLE;
+
+DROP FUNCTION pg_temp.all_people(), pg_temp.peek(int);
+SET ROLE encml_dpo_owner;
+SELECT encml.dp_unprotect('public.dpo_visits');
+DROP VIEW public.dpo_people_v;
+DROP TABLE public.dpo_people, public.dpo_visits;
+RESET ROLE;
+DROP OWNED BY encml_dpo_owner, encml_dpo_analyst;
+DROP ROLE encml_dpo_owner, encml_dpo_analyst;
