@@ -6,7 +6,8 @@
 
 use crate::pg::catalog_access::{arg, as_extension_owner, read_rows, select_one};
 use pgrx::prelude::*;
-use std::cell::{Cell, RefCell};
+use crate::pg::catalog_cache::CatalogCache;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -20,8 +21,7 @@ pub struct Audited {
 type Map = HashMap<pg_sys::Oid, Audited>;
 
 thread_local! {
-    static CACHE: RefCell<Option<Rc<Map>>> = const { RefCell::new(None) };
-    static TABLE_OID: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
+    static CACHE: CatalogCache<Map> = const { CatalogCache::new() };
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -31,26 +31,12 @@ pub fn audited_tables_oid() -> pg_sys::Oid {
 
 /// Tells every backend (at commit) and this one (now) that the audited tables may have changed.
 pub fn invalidate() {
-    let oid = audited_tables_oid();
-    if oid != pg_sys::InvalidOid {
-        // SAFETY: queues an invalidation message for a relation that exists.
-        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(oid) };
-    }
-    CACHE.with(|c| c.borrow_mut().take());
+    CACHE.with(|c| c.invalidate(audited_tables_oid()));
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    // (Before the extension's table is known, any relation may be it: CREATE EXTENSION.)
-    let ours = TABLE_OID.with(|t| t.get());
-    if ours == pg_sys::InvalidOid || relid == pg_sys::InvalidOid || relid == ours {
-        CACHE.with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                c.take();
-            }
-        });
-        TABLE_OID.with(|t| t.set(pg_sys::InvalidOid));
-    }
+    CACHE.with(|c| c.forget(relid));
 }
 
 /// Registers the invalidation callback (from _PG_init, in every backend that loads the library).
@@ -60,9 +46,7 @@ pub fn register() {
     }
 }
 
-fn load() -> Map {
-    let oid = audited_tables_oid();
-    TABLE_OID.with(|t| t.set(oid));
+fn load(oid: pg_sys::Oid) -> Map {
     if oid == pg_sys::InvalidOid {
         return Map::new();
     }
@@ -105,15 +89,11 @@ fn load() -> Map {
 /// The audited relations (loaded on first use after an invalidation; empty where the extension
 /// is not installed).
 pub fn map() -> Rc<Map> {
-    if let Some(m) = CACHE.with(|c| c.borrow().clone()) {
-        return m;
-    }
-    // SAFETY: a catalog lookup by a static name.
-    let installed =
-        unsafe { pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) } != pg_sys::InvalidOid;
-    let m = Rc::new(if installed { load() } else { Map::new() });
-    CACHE.with(|c| *c.borrow_mut() = Some(m.clone()));
-    m
+    CACHE.with(|c| {
+        // (The table exists only where the extension is installed.)
+        let oid = audited_tables_oid();
+        c.get(oid, || load(oid))
+    })
 }
 
 /// The audited table `relid` belongs to, if any.

@@ -1,6 +1,7 @@
 //! Postgres plumbing shared by every feature.
 pub mod aggregate;
 pub mod catalog_access;
+pub mod catalog_cache;
 pub mod citus;
 pub mod detached_worker;
 pub mod errors;

@@ -5,7 +5,8 @@
 
 use crate::pg::catalog_access::{as_extension_owner, read_rows};
 use pgrx::prelude::*;
-use std::cell::{Cell, RefCell};
+use crate::pg::catalog_cache::CatalogCache;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -20,8 +21,7 @@ pub struct Protected {
 pub type Map = HashMap<pg_sys::Oid, Protected>;
 
 thread_local! {
-    static CACHE: RefCell<Option<Rc<Map>>> = const { RefCell::new(None) };
-    static TABLE_OID: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
+    static CACHE: CatalogCache<Map> = const { CatalogCache::new() };
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
     static LOADING: Cell<bool> = const { Cell::new(false) };
 }
@@ -33,25 +33,12 @@ pub fn catalog_oid() -> pg_sys::Oid {
 
 /// Tells every backend (at commit) and this one (now) that the protected tables may have changed.
 pub fn invalidate() {
-    let oid = catalog_oid();
-    if oid != pg_sys::InvalidOid {
-        // SAFETY: queues an invalidation message for a relation that exists.
-        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(oid) };
-    }
-    CACHE.with(|c| c.borrow_mut().take());
+    CACHE.with(|c| c.invalidate(catalog_oid()));
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    let ours = TABLE_OID.with(|t| t.get());
-    if ours == pg_sys::InvalidOid || relid == pg_sys::InvalidOid || relid == ours {
-        CACHE.with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                c.take();
-            }
-        });
-        TABLE_OID.with(|t| t.set(pg_sys::InvalidOid));
-    }
+    CACHE.with(|c| c.forget(relid));
 }
 
 fn register() {
@@ -60,9 +47,7 @@ fn register() {
     }
 }
 
-fn load() -> Map {
-    let oid = catalog_oid();
-    TABLE_OID.with(|t| t.set(oid));
+fn load(oid: pg_sys::Oid) -> Map {
     if oid == pg_sys::InvalidOid {
         return Map::new();
     }
@@ -94,28 +79,22 @@ fn load() -> Map {
 /// loaded: its own query passes through the planner hook).
 pub fn map() -> Rc<Map> {
     register();
-    if let Some(m) = CACHE.with(|c| c.borrow().clone()) {
-        return m;
-    }
     if LOADING.with(|l| l.get()) {
         return Rc::new(Map::new());
     }
-    // SAFETY: a catalog lookup by a static name.
-    let installed =
-        unsafe { pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) } != pg_sys::InvalidOid;
-    let m = if installed {
-        LOADING.with(|l| l.set(true));
-        struct Done;
-        impl Drop for Done {
-            fn drop(&mut self) {
-                LOADING.with(|l| l.set(false));
+    CACHE.with(|c| {
+        // (The table exists only where the extension is installed.)
+        let oid = catalog_oid();
+        c.get(oid, || {
+            LOADING.with(|l| l.set(true));
+            struct Done;
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    LOADING.with(|l| l.set(false));
+                }
             }
-        }
-        let _done = Done;
-        Rc::new(load())
-    } else {
-        Rc::new(Map::new())
-    };
-    CACHE.with(|c| *c.borrow_mut() = Some(m.clone()));
-    m
+            let _done = Done;
+            load(oid)
+        })
+    })
 }

@@ -269,6 +269,24 @@ unsafe extern "C-unwind" fn has_exec_param(
     }
 }
 
+/// The children of a plan node besides its left and right trees: an Append's or MergeAppend's
+/// plans, a custom scan's, a subquery scan's subplan.
+pub unsafe fn special_children(p: *mut pg_sys::Plan) -> Vec<*mut pg_sys::Plan> {
+    // SAFETY: a plan node, cast to the type its tag names.
+    unsafe {
+        let list = match (*p).type_ {
+            pg_sys::NodeTag::T_Append => (*(p as *mut pg_sys::Append)).appendplans,
+            pg_sys::NodeTag::T_MergeAppend => (*(p as *mut pg_sys::MergeAppend)).mergeplans,
+            pg_sys::NodeTag::T_CustomScan => (*(p as *mut pg_sys::CustomScan)).custom_plans,
+            pg_sys::NodeTag::T_SubqueryScan => {
+                return vec![(*(p as *mut pg_sys::SubqueryScan)).subplan];
+            }
+            _ => return Vec::new(),
+        };
+        PgList::<pg_sys::Plan>::from_pg(list).iter_ptr().collect()
+    }
+}
+
 /// The parameters that initPlans of the statement set (anywhere in it).
 unsafe fn init_plan_params(stmt: *mut pg_sys::PlannedStmt) -> HashSet<i32> {
     // SAFETY: the executor's plan; every node is a Plan, initPlan lists hold SubPlans.
@@ -291,18 +309,7 @@ unsafe fn init_plan_params(stmt: *mut pg_sys::PlannedStmt) -> HashSet<i32> {
             }
             stack.push((*p).lefttree);
             stack.push((*p).righttree);
-            let lists: &[*mut pg_sys::List] = match (*p).type_ {
-                pg_sys::NodeTag::T_Append => &[(*(p as *mut pg_sys::Append)).appendplans],
-                pg_sys::NodeTag::T_MergeAppend => &[(*(p as *mut pg_sys::MergeAppend)).mergeplans],
-                pg_sys::NodeTag::T_CustomScan => &[(*(p as *mut pg_sys::CustomScan)).custom_plans],
-                _ => &[],
-            };
-            for l in lists {
-                stack.extend(PgList::<pg_sys::Plan>::from_pg(*l).iter_ptr());
-            }
-            if (*p).type_ == pg_sys::NodeTag::T_SubqueryScan {
-                stack.push((*(p as *mut pg_sys::SubqueryScan)).subplan);
-            }
+            stack.extend(special_children(p));
         }
         out
     }
@@ -351,25 +358,11 @@ unsafe fn runs_once(state: *mut pg_sys::AggState) -> bool {
                         .unwrap_or(std::ptr::null_mut()),
                 );
             }
-            let lists: &[*mut pg_sys::List] = match tag {
-                pg_sys::NodeTag::T_Append => &[(*(p as *mut pg_sys::Append)).appendplans],
-                pg_sys::NodeTag::T_MergeAppend => &[(*(p as *mut pg_sys::MergeAppend)).mergeplans],
-                pg_sys::NodeTag::T_CustomScan => &[(*(p as *mut pg_sys::CustomScan)).custom_plans],
-                _ => &[],
-            };
-            for l in lists {
-                stack.extend(PgList::<pg_sys::Plan>::from_pg(*l).iter_ptr());
-            }
-            match tag {
-                pg_sys::NodeTag::T_SubqueryScan => {
-                    stack.push((*(p as *mut pg_sys::SubqueryScan)).subplan)
-                }
-                // A CTE's plan fills its tuple store once; rescans of the scan read the store.
-                pg_sys::NodeTag::T_CteScan => {
-                    let id = (*(p as *mut pg_sys::CteScan)).ctePlanId as usize;
-                    stack.push(subplans.get_ptr(id - 1).unwrap_or(std::ptr::null_mut()));
-                }
-                _ => {}
+            stack.extend(special_children(p));
+            // A CTE's plan fills its tuple store once; rescans of the scan read the store.
+            if tag == pg_sys::NodeTag::T_CteScan {
+                let id = (*(p as *mut pg_sys::CteScan)).ctePlanId as usize;
+                stack.push(subplans.get_ptr(id - 1).unwrap_or(std::ptr::null_mut()));
             }
         }
         false

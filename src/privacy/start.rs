@@ -187,6 +187,7 @@ unsafe fn fed_by_citus(state: *mut pg_sys::AggState) -> bool {
             }
             stack.push((*plan).lefttree);
             stack.push((*plan).righttree);
+            stack.extend(release::special_children(plan));
         }
         false
     }
