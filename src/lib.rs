@@ -44,6 +44,7 @@ pub extern "C-unwind" fn _PG_init() {
         audit::maintenance::install();
         privacy::start::install();
         privacy::dp_only::install();
+        privacy::dp_only_execution::install();
     }
     security::init();
 }

@@ -11,7 +11,7 @@ use crate::pg::c_functions;
 use crate::pg::errors::raise;
 use crate::privacy::charge;
 use crate::privacy::own;
-use crate::privacy::params::{dp_error, params_at, params_for, required, CallArgs, RowArgs};
+use crate::privacy::params::{dp_error, params_at, required, RowArgs};
 use crate::privacy::release;
 use crate::privacy::start;
 use encml_dp::params::Params;
@@ -247,55 +247,6 @@ unsafe fn deserialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum
     }
 }
 
-/// The parameters of a call whose input had no rows (or none this aggregate counted), from
-/// the call's own arguments: an empty input is released with noise and charged like any other,
-/// so whether an input was empty stays private.
-unsafe fn params_of_call<T: Num + Default + pgrx::datum::FromDatum>(
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Params<T> {
-    unsafe {
-        let aggref = release::aggref(fcinfo);
-        let call = own::require(fcinfo);
-        if call.via == own::Via::CitusCombine {
-            // Citus's coordinator combines the shards' states without the call's arguments;
-            // every shard it asked sends parameters (see `dp_state`), so none were asked.
-            raise(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                "a dp aggregate over no shard has no parameters to release with",
-            );
-        }
-        let args = CallArgs {
-            state: release::agg_state(fcinfo),
-            aggref,
-        };
-        params_for(call.kind, &args)
-    }
-}
-
-/// Whether the call bounds contributions per privacy unit (its last two arguments are the unit
-/// and max_rows_per_unit).
-unsafe fn has_privacy_unit(fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    unsafe { release::has_privacy_unit(release::aggref(fcinfo)) }
-}
-
-/// Records the privacy charge of this evaluation, if it has one (see `privacy::release`):
-/// every evaluation without GROUP BY; once per execution of a grouped Agg node.
-unsafe fn charge_release<T: Num>(fcinfo: pg_sys::FunctionCallInfo, p: &Params<T>) {
-    unsafe {
-        let times = if !release::grouped(fcinfo) {
-            1
-        } else if !release::first_in_execution(fcinfo) {
-            return;
-        } else {
-            release::times_charged(release::selection(fcinfo), has_privacy_unit(fcinfo))
-        };
-        if times > 0 {
-            let k = times as f64;
-            let _granted = charge::charge(p.loss.epsilon * k, p.loss.delta.unwrap_or(0.0) * k);
-        }
-    }
-}
-
 /// Releases `release(state)` of the `internal` state in argument 0 (see `release_state`).
 unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
     fcinfo: pg_sys::FunctionCallInfo,
@@ -330,49 +281,35 @@ pub(super) unsafe fn release_state<T: Num + Default + pgrx::datum::FromDatum, R:
              aggregate without GROUP BY: Citus then combines the shards' results on the coordinator, which \
              adds the noise and charges the budget once.",
         );
-        // What the executor start charged for this aggregate (Citus's coordinator combines
-        // are still charged here, see privacy::start).
-        let call = own::require(fcinfo);
-        let prepaid = (call.via == own::Via::Direct)
-            .then(|| {
-                start::evaluate(release::agg_state(fcinfo), release::aggref(fcinfo))
-                    .unwrap_or_else(not_charged_at_start)
-            })
-            .filter(|p| !p.deferred);
+        // What the executor start charged for this aggregate (directly or inside Citus's
+        // coord_combine_agg): nothing is released that was not charged before the rows were read.
+        own::require(fcinfo);
+        let prepaid = start::evaluate(release::agg_state(fcinfo), release::aggref(fcinfo))
+            .unwrap_or_else(not_charged_at_start);
         let counted = counted.filter(|s| s.params.is_some());
         let empty;
         let s = match counted {
             Some(s) => s,
             None => {
-                // No row counted: the parameters charged at the start (or, for Citus's
-                // combine, read from the call).
-                let params = match &prepaid {
-                    Some(p) => Params::<T>::from_key(&p.key).unwrap_or_else(|e| dp_error(e)),
-                    None => params_of_call::<T>(fcinfo),
-                };
+                // No row counted: the parameters charged at the start.
                 empty = State::<T> {
-                    params: Some(params),
+                    params: Some(Params::<T>::from_key(&prepaid.key).unwrap_or_else(|e| dp_error(e))),
                     ..State::default()
                 };
                 &empty
             }
         };
         let params = s.params.as_ref().expect("parameters");
-        if prepaid.is_some_and(|p| p.key != params.key()) {
+        if prepaid.key != params.key() {
             dp_error(DpError::ParameterChanged(
                 "epsilon, delta, the bounds and max_rows_per_unit",
             ));
         }
         let value = release(s).unwrap_or_else(|e| dp_error(e));
-        match prepaid {
-            // Prepaid: every group of a grouped node, an ungrouped node's first evaluation.
-            Some(p) if p.grouped || p.evaluations == 1 => {}
-            // An ungrouped aggregate in a subplan that runs again pays each evaluation.
-            Some(_) => {
-                let _granted =
-                    charge::charge(params.loss.epsilon, params.loss.delta.unwrap_or(0.0));
-            }
-            None => charge_release(fcinfo, params),
+        // Prepaid: every group of a grouped node, an ungrouped node's first evaluation; an
+        // ungrouped aggregate in a subplan that runs again pays each further evaluation.
+        if !prepaid.grouped && prepaid.evaluations > 1 {
+            let _granted = charge::charge(params.loss.epsilon, params.loss.delta.unwrap_or(0.0));
         }
         match value {
             Some(v) => v.into_datum().expect("a result"),

@@ -6,28 +6,29 @@
 //!   records the charge and adds the noise once; only one state per shard crosses the network.
 //! - Postgres's parallel query passes the state between processes as bytes.
 //!
-//! The state is exact, so it holds what the rows of the caller's query hold, no more: reading
-//! it (a user-defined aggregate over these support functions, or `worker_partial_agg`) takes the
-//! right to read those rows. The support functions refuse calls outside an aggregate.
+//! The state is exact; its text form, the only one that leaves the backend (Citus sends it from
+//! the shards, and anyone may call `worker_partial_agg` over rows they can read), is sealed
+//! under a key every node derives from the master key (`encml_core::dp_seal`). Only the
+//! extension's own aggregates take states (`privacy::own`, checked when the query starts), and
+//! `coord_combine_agg` only the states that Citus's own plan brings (`privacy::start`).
 //!
 //! Every state starts as the empty state (`INITCOND`), so a shard without rows still sends one,
 //! and its output function fills in the call's parameters there (see `fill_from_shard_call`):
 //! the coordinator then releases an empty input with noise and a charge, like a single node.
 
 use super::dp::{agg_context, param_args, release_state, ParamArgs};
-use crate::privacy::params::{dp_error, params_at, params_for, required, Args, RowArgs};
+use crate::privacy::params::{dp_error, params_at, params_for, required, RowArgs, WrappedCallArgs};
 use crate::pg::c_functions;
 use crate::pg::errors::raise;
 use crate::privacy::own;
 use crate::privacy::start;
-use crate::privacy::release;
 use encml_dp::flat::{self, Flat};
 use encml_dp::state::{self, Num, State};
 use encml_dp::DpError;
 use pgrx::datum::IntoDatum;
 use pgrx::fcinfo::{pg_arg_is_null, pg_getarg, pg_getarg_datum_raw, pg_return_null};
 use pgrx::prelude::*;
-use pgrx::{pg_sys, PgList, PgSqlErrorCode};
+use pgrx::{pg_sys, PgSqlErrorCode};
 use std::ffi::{CStr, CString};
 
 /// The state in argument `n`, checked to hold values of type `T`. Transition and combine
@@ -182,6 +183,7 @@ unsafe fn state_in(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         let flat = match text.to_str() {
             Ok("dp1:f") => Flat::empty::<f64>(),
             Ok("dp1:i") => Flat::empty::<i64>(),
+            Ok(t) if encml_core::dp_seal::is_sealed(t) => open_sealed(t),
             Ok(t) => Flat::from_text(t).unwrap_or_else(|e| dp_error(e)),
             Err(_) => dp_error(DpError::CorruptState("not a dp_state")),
         };
@@ -203,9 +205,38 @@ unsafe fn state_out(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         if !view.has_params() {
             fill_from_shard_call(fcinfo, view);
         }
-        let text = CString::new(view.to_text()).expect("hex has no NUL");
+        // Sealed: the text form is what leaves the backend (Citus sends it from the shards,
+        // and anyone may call worker_partial_agg over rows they can read); the exact state
+        // never does.
+        let masters = crate::keys::provider::master_keys();
+        let mut nonce = [0u8; 12];
+        crate::pg::random::fill(&mut nonce);
+        let sealed = encml_core::dp_seal::seal(&masters[0], &nonce, view.as_bytes());
+        let text = CString::new(sealed).expect("hex has no NUL");
         pg_sys::Datum::from(pg_sys::pstrdup(text.as_ptr()))
     }
+}
+
+/// The state in a sealed text (`encml_core::dp_seal`), opened with any configured master key.
+fn open_sealed(text: &str) -> Flat {
+    let masters = crate::keys::provider::master_keys();
+    let plain = encml_core::dp_seal::open(&masters, text, flat::LEN).unwrap_or_else(|e| match e {
+        encml_core::Error::UnknownMasterKey { fingerprint } => crate::pg::errors::raise_full(
+            PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
+            format!(
+                "the dp state is sealed under master key {fingerprint}, which the master key provider does not offer"
+            ),
+            None,
+            Some("Every node of a Citus cluster needs the same master keys (docs/citus.md).".into()),
+        ),
+        e => crate::pg::errors::raise_core(e),
+    });
+    let mut bytes: [u8; flat::LEN] = plain.try_into().expect("open checks the length");
+    let view = match bytes[1] {
+        b'f' => Flat::view::<f64>(&mut bytes),
+        _ => Flat::view::<i64>(&mut bytes),
+    };
+    *view.unwrap_or_else(|e| dp_error(e))
 }
 
 /// Gives an empty state the parameters of its call when Citus is sending it from a shard:
@@ -230,22 +261,8 @@ unsafe fn fill_from_shard_call(fcinfo: pg_sys::FunctionCallInfo, flat: &mut Flat
         if own_call.via != own::Via::CitusPartial {
             return;
         }
-        let call = PgList::<pg_sys::TargetEntry>::from_pg((*aggref).args);
-        let Some(row) = call.get_ptr(1) else {
+        let Some(args) = WrappedCallArgs::of(ctx as *mut pg_sys::AggState, aggref) else {
             return;
-        };
-        // One argument is passed as it is, several as a row of them.
-        let row = (*row).expr;
-        let fields = if (*(row as *mut pg_sys::Node)).type_ == pg_sys::NodeTag::T_RowExpr {
-            PgList::<pg_sys::Expr>::from_pg((*(row as *mut pg_sys::RowExpr)).args)
-                .iter_ptr()
-                .collect()
-        } else {
-            vec![row]
-        };
-        let args = ShardCallArgs {
-            state: ctx as *mut pg_sys::AggState,
-            fields,
         };
         let filled = match flat.tag() {
             b'f' => flat.set_state(&State::<f64> {
@@ -258,23 +275,6 @@ unsafe fn fill_from_shard_call(fcinfo: pg_sys::FunctionCallInfo, flat: &mut Flat
             }),
         };
         filled.unwrap_or_else(|e| dp_error(e));
-    }
-}
-
-/// The arguments of the aggregate call inside `worker_partial_agg`, numbered as the transition
-/// function sees them; only those that do not read the rows can be evaluated.
-struct ShardCallArgs {
-    state: *mut pg_sys::AggState,
-    fields: Vec<*mut pg_sys::Expr>,
-}
-
-impl Args for ShardCallArgs {
-    fn len(&self) -> usize {
-        1 + self.fields.len()
-    }
-    fn get(&self, i: usize, what: &str) -> Option<pg_sys::Datum> {
-        let (d, isnull) = unsafe { release::eval_expr(self.state, self.fields[i - 1], what) };
-        (!isnull).then_some(d)
     }
 }
 

@@ -3,6 +3,7 @@ pub mod aggregate;
 pub mod catalog_access;
 pub mod catalog_cache;
 pub mod citus;
+pub mod citus_plan;
 pub mod detached_worker;
 pub mod errors;
 pub mod expanded;

@@ -205,6 +205,19 @@ impl Checker {
                         .into(),
                 );
             }
+            // A row source that repeats or picks rows: one person could count several times,
+            // or their leaving could let another's rows in.
+            if dp_block.is_some()
+                && ((*q).hasTargetSRFs
+                    || !(*q).limitCount.is_null()
+                    || !(*q).limitOffset.is_null()
+                    || !(*q).distinctClause.is_null())
+            {
+                refuse(
+                    "a subquery that reads a DP-only table under a dp aggregate must not use set-returning functions in its target list, LIMIT, OFFSET or DISTINCT"
+                        .into(),
+                );
+            }
             let block = dp_block.or(aggregating.then_some(q));
             let rtable = PgList::<pg_sys::RangeTblEntry>::from_pg((*q).rtable);
             for rte in rtable.iter_ptr() {
@@ -274,7 +287,16 @@ impl Checker {
                     continue;
                 };
                 match (*rte).rtekind {
-                    pg_sys::RTEKind::RTE_SUBQUERY => Self::row_sources((*rte).subquery, out),
+                    pg_sys::RTEKind::RTE_SUBQUERY => {
+                        let sub = (*rte).subquery;
+                        let before = out.len();
+                        Self::row_sources(sub, out);
+                        // A subquery without a FROM still makes rows (`SELECT
+                        // generate_series(1, 1000)`, `SELECT 1 UNION ALL SELECT 2`).
+                        if out.len() == before || (*sub).hasTargetSRFs {
+                            out.push(rte);
+                        }
+                    }
                     _ => out.push(rte),
                 }
             }
@@ -288,6 +310,14 @@ impl Checker {
             if (*q).hasWindowFuncs || !(*q).groupingSets.is_null() {
                 refuse(
                     "a query over a DP-only table may not use window functions or grouping sets"
+                        .into(),
+                );
+            }
+            // GROUP BY generate_series(...) puts every row in every group: each released with
+            // its own noise for one charge.
+            if (*q).hasTargetSRFs {
+                refuse(
+                    "a dp aggregate over a DP-only table may not sit next to a set-returning function in its target list"
                         .into(),
                 );
             }
@@ -486,7 +516,21 @@ fn attname(relid: pg_sys::Oid, attnum: i16) -> String {
 unsafe fn check_functions(q: *mut pg_sys::Query) {
     #[pg_guard]
     unsafe extern "C-unwind" fn forbidden(func: pg_sys::Oid, _ctx: *mut c_void) -> bool {
-        func.to_u32() >= pg_sys::FirstNormalObjectId && !own::extension_function(func)
+        if own::dp_aggregate(func).is_some() {
+            return false;
+        }
+        // A volatile function may write what it sees somewhere the analyst reads later, even a
+        // built-in one: set_config, pg_notify, advisory locks, nextval, large objects; and two
+        // stable ones assign a transaction id, which the next statement sees.
+        (func.to_u32() >= pg_sys::FirstNormalObjectId && !own::extension_function(func))
+            || unsafe { pg_sys::func_volatile(func) } == pg_sys::PROVOLATILE_VOLATILE as std::ffi::c_char
+            || [pg_sys::F_TXID_CURRENT, pg_sys::F_PG_CURRENT_XACT_ID].contains(&func.to_u32())
+    }
+    fn refuse_functions() -> ! {
+        refuse(
+            "a query over a DP-only table may call only built-in functions and the extension's own that are not volatile on its rows"
+                .into(),
+        )
     }
     #[pg_guard]
     unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
@@ -500,10 +544,41 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
                 return false;
             }
             if pg_sys::check_functions_in_node(node, Some(forbidden), ctx) {
-                refuse(
-                    "a query over a DP-only table may call only built-in functions and the extension's own on its rows"
-                        .into(),
-                );
+                refuse_functions();
+            }
+            // A type of the analyst's calls the analyst's code on each value: a domain's CHECK
+            // (also inside an array, composite or range type, reached by their input
+            // functions or jsonb_populate_record), a range's subtype_diff.
+            if is_expression(node) {
+                let typid = pg_sys::exprType(node);
+                if analysts_type(typid) {
+                    refuse(format!(
+                        "a query over a DP-only table may not use the type {} of the querying role on its rows",
+                        crate::privacy::release::type_name(typid)
+                    ));
+                }
+            }
+            match (*node).type_ {
+                // A domain's CHECK constraints call their functions on the value.
+                pg_sys::NodeTag::T_CoerceToDomain => {
+                    let domain = (*(node as *mut pg_sys::CoerceToDomain)).resulttype;
+                    if domain.to_u32() >= pg_sys::FirstNormalObjectId {
+                        refuse(format!(
+                            "a query over a DP-only table may not cast its rows to the domain {} (its constraints call functions on each value)",
+                            crate::privacy::release::type_name(domain)
+                        ));
+                    }
+                }
+                // ORDER BY ... USING, GROUP BY and DISTINCT call their operators' functions.
+                pg_sys::NodeTag::T_SortGroupClause => {
+                    let c = node as *mut pg_sys::SortGroupClause;
+                    for op in [(*c).sortop, (*c).eqop] {
+                        if op != pg_sys::InvalidOid && forbidden(pg_sys::get_opcode(op), ctx) {
+                            refuse_functions();
+                        }
+                    }
+                }
+                _ => {}
             }
             pg_sys::expression_tree_walker(node, Some(walk), ctx)
         }
@@ -516,6 +591,9 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
         walk((*q).havingQual, ctx);
         walk((*q).limitOffset, ctx);
         walk((*q).limitCount, ctx);
+        walk((*q).sortClause as *mut pg_sys::Node, ctx);
+        walk((*q).groupClause as *mut pg_sys::Node, ctx);
+        walk((*q).distinctClause as *mut pg_sys::Node, ctx);
         for cte in PgList::<pg_sys::CommonTableExpr>::from_pg((*q).cteList).iter_ptr() {
             walk((*cte).ctequery, ctx);
         }
@@ -537,6 +615,65 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
     }
 }
 
+/// Whether `node` is an expression (what `exprType` accepts), not a list, target entry, join
+/// or clause.
+unsafe fn is_expression(node: *mut pg_sys::Node) -> bool {
+    use pg_sys::NodeTag::*;
+    // SAFETY: a node of a query tree.
+    matches!(
+        unsafe { (*node).type_ },
+        T_Const
+            | T_Param
+            | T_Aggref
+            | T_FuncExpr
+            | T_OpExpr
+            | T_DistinctExpr
+            | T_NullIfExpr
+            | T_ScalarArrayOpExpr
+            | T_BoolExpr
+            | T_FieldSelect
+            | T_FieldStore
+            | T_RelabelType
+            | T_CoerceViaIO
+            | T_ArrayCoerceExpr
+            | T_ConvertRowtypeExpr
+            | T_CollateExpr
+            | T_CaseExpr
+            | T_ArrayExpr
+            | T_RowExpr
+            | T_RowCompareExpr
+            | T_CoalesceExpr
+            | T_MinMaxExpr
+            | T_XmlExpr
+            | T_NullTest
+            | T_BooleanTest
+            | T_CoerceToDomain
+            | T_SubscriptingRef
+            | T_NamedArgExpr
+    )
+}
+
+/// Whether `typid` belongs to the querying role (or a role whose privileges it has): built-in
+/// types and those of other roles (the table owner's) run no code of the analyst's.
+unsafe fn analysts_type(typid: pg_sys::Oid) -> bool {
+    if typid.to_u32() < pg_sys::FirstNormalObjectId {
+        return false;
+    }
+    // SAFETY: a syscache lookup by oid, released before returning.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::TYPEOID as i32,
+            pg_sys::Datum::from(typid),
+        );
+        if tuple.is_null() {
+            return false;
+        }
+        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_type>(tuple)).typowner;
+        pg_sys::ReleaseSysCache(tuple);
+        pg_sys::has_privs_of_role(pg_sys::GetUserId(), owner)
+    }
+}
+
 /// Checks the statement before it is planned; the restricted tables it reads where allowed
 /// (empty if it reads none), or None if nothing is restricted for this role.
 unsafe fn check_statement(parse: *mut pg_sys::Query) -> Option<HashSet<u32>> {
@@ -553,7 +690,7 @@ unsafe fn check_statement(parse: *mut pg_sys::Query) -> Option<HashSet<u32>> {
             return None;
         }
         let role = pg_sys::GetUserId();
-        if is_superuser(role) || has_privs_of_role_named(role, crate::privacy::PRIVACY_ADMIN_ROLE) {
+        if privileged(role) {
             return None;
         }
         let mut checker = Checker {
@@ -593,6 +730,11 @@ unsafe fn check_plan(stmt: *mut pg_sys::PlannedStmt, found: &HashSet<u32>) {
             }
         }
     }
+}
+
+/// Whether `role` reads DP-only tables freely: superusers and privacy admins.
+pub fn privileged(role: pg_sys::Oid) -> bool {
+    is_superuser(role) || has_privs_of_role_named(role, crate::privacy::PRIVACY_ADMIN_ROLE)
 }
 
 /// Refused where the library is not preloaded: without the planner hook nothing would check.

@@ -6,6 +6,7 @@ pub const PRIVACY_ADMIN_ROLE: &str = "encml_privacy_admin";
 
 pub mod charge;
 pub mod dp_only;
+pub mod dp_only_execution;
 pub mod own;
 pub mod protected;
 pub mod params;

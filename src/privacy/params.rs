@@ -58,6 +58,54 @@ impl Args for CallArgs {
     }
 }
 
+/// The arguments of the dp aggregate call that Citus's wrapper `worker_partial_agg(aggregate,
+/// ROW(arguments))` runs, numbered as the transition function sees them; only those that do not
+/// read the rows can be evaluated.
+pub struct WrappedCallArgs {
+    state: *mut pg_sys::AggState,
+    fields: Vec<*mut pg_sys::Expr>,
+}
+
+impl WrappedCallArgs {
+    /// The arguments of the `worker_partial_agg` call `partial`, evaluated in Agg node `state`:
+    /// its second argument, one argument as it is, several as a row of them.
+    ///
+    /// # Safety
+    /// `partial` must be an Aggref of a plan or query that lives as long as the result, and
+    /// `state` a started Agg node.
+    pub unsafe fn of(state: *mut pg_sys::AggState, partial: *mut pg_sys::Aggref) -> Option<Self> {
+        // SAFETY: as the caller guarantees; nodes are cast to the types their tags name.
+        unsafe {
+            let row = (*PgList::<pg_sys::TargetEntry>::from_pg((*partial).args).get_ptr(1)?).expr;
+            let fields = if (*(row as *mut pg_sys::Node)).type_ == pg_sys::NodeTag::T_RowExpr {
+                PgList::<pg_sys::Expr>::from_pg((*(row as *mut pg_sys::RowExpr)).args)
+                    .iter_ptr()
+                    .collect()
+            } else {
+                vec![row]
+            };
+            Some(WrappedCallArgs { state, fields })
+        }
+    }
+
+    /// The type of the wrapped call's first argument.
+    pub fn first_type(&self) -> Option<pg_sys::Oid> {
+        let first = *self.fields.first()?;
+        // SAFETY: an expression of the call, alive as `of` requires.
+        Some(unsafe { pg_sys::exprType(first as *const pg_sys::Node) })
+    }
+}
+
+impl Args for WrappedCallArgs {
+    fn len(&self) -> usize {
+        1 + self.fields.len()
+    }
+    fn get(&self, i: usize, what: &str) -> Option<pg_sys::Datum> {
+        let (d, isnull) = unsafe { release::eval_expr(self.state, self.fields[i - 1], what) };
+        (!isnull).then_some(d)
+    }
+}
+
 pub fn required<T: pgrx::datum::FromDatum>(args: &impl Args, n: usize, what: &str) -> T {
     args.get(n, what)
         .and_then(|d| unsafe { T::from_datum(d, false) })

@@ -18,7 +18,6 @@
 use crate::pg::errors::{raise, raise_full};
 use crate::privacy::own::DpAggregate;
 use pgrx::{pg_sys, PgList, PgSqlErrorCode};
-use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::CStr;
 
@@ -54,17 +53,18 @@ pub unsafe fn aggref(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::Aggref {
     a
 }
 
+pub fn type_name(oid: pg_sys::Oid) -> String {
+    // SAFETY: format_type_be returns a palloc'd string for any oid (or raises for an unknown one).
+    let p = unsafe { pg_sys::format_type_be(oid) };
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
 pub fn func_name(oid: pg_sys::Oid) -> String {
     let p = unsafe { pg_sys::get_func_name(oid) };
     if p.is_null() {
         return String::new();
     }
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-}
-
-/// Whether the final function runs in a grouped Agg node (GROUP BY); refuses grouping sets.
-pub unsafe fn grouped(fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    unsafe { grouped_node(agg_state(fcinfo)) }
 }
 
 /// Whether the Agg node groups (GROUP BY); refuses grouping sets.
@@ -79,12 +79,6 @@ pub unsafe fn grouped_node(state: *mut pg_sys::AggState) -> bool {
         }
         (*plan).numCols > 0
     }
-}
-
-/// How a grouped Agg node selects its groups; refuses one that does not, or that may run more
-/// than once per statement.
-pub unsafe fn selection(fcinfo: pg_sys::FunctionCallInfo) -> Selection {
-    unsafe { selection_of(agg_state(fcinfo)) }
 }
 
 /// How the grouped Agg node `state` selects its groups (see `selection`).
@@ -216,7 +210,10 @@ pub unsafe fn eval_arg(
                 "dp aggregate argument missing",
             );
         };
-        eval_expr(state, (*tle).expr, what)
+        // Over rows that a Citus scan brings, Citus moved the argument into its worker query and
+        // brings it back as a column: it is read there (and must not read the rows either).
+        let expr = crate::pg::citus_plan::worker_expr(state, (*tle).expr).unwrap_or((*tle).expr);
+        eval_expr(state, expr, what)
     }
 }
 
@@ -228,9 +225,14 @@ pub unsafe fn eval_expr(
 ) -> (pg_sys::Datum, bool) {
     unsafe {
         let node = expr as *mut pg_sys::Node;
+        // A Citus worker query's expression is not planned: sublinks, aggregates and window
+        // functions are still there as such.
         if pg_sys::contain_var_clause(node)
             || pg_sys::contain_subplans(node)
             || has_exec_param(node, std::ptr::null_mut())
+            || pg_sys::checkExprHasSubLink(node)
+            || pg_sys::contain_agg_clause(node)
+            || pg_sys::contain_window_function(node)
         {
             raise(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -366,36 +368,5 @@ unsafe fn runs_once(state: *mut pg_sys::AggState) -> bool {
             }
         }
         false
-    }
-}
-
-thread_local! {
-    /// (Agg node state, aggregate call) pairs charged in the executions under way.
-    static CHARGED: RefCell<HashSet<(usize, usize)>> = RefCell::new(HashSet::new());
-}
-
-unsafe extern "C-unwind" fn forget_execution(arg: *mut std::ffi::c_void) {
-    CHARGED.with(|c| c.borrow_mut().retain(|(s, _)| *s != arg as usize));
-}
-
-/// True the first time it is asked for this aggregate call in this execution of its Agg node;
-/// the memo is dropped with the execution's memory.
-pub unsafe fn first_in_execution(fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    unsafe {
-        let state = agg_state(fcinfo);
-        let key = (state as usize, aggref(fcinfo) as usize);
-        let (first, register) = CHARGED.with(|c| {
-            let mut c = c.borrow_mut();
-            let register = !c.iter().any(|(s, _)| *s == key.0);
-            (c.insert(key), register)
-        });
-        if register {
-            crate::pg::guards::on_reset(
-                (*(*state).ss.ps.state).es_query_cxt,
-                forget_execution,
-                state as *mut std::ffi::c_void,
-            );
-        }
-        first
     }
 }

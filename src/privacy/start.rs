@@ -17,13 +17,14 @@
 //! and refuse a group whose parameters differ from those charged. Plain EXPLAIN charges nothing
 //! (the executor starts with EXEC_FLAG_EXPLAIN_ONLY and never finalizes); EXPLAIN ANALYZE,
 //! cursors (at open) and each execution of a prepared statement are charged; parallel workers
-//! never charge (their partial Agg nodes do not finalize). On a Citus coordinator, aggregates
-//! inside `coord_combine_agg` and Agg nodes over rows a Citus scan brings (whose parameters
-//! arrive as columns) are still charged by their final functions (docs/privacy.md, known gaps);
-//! on a Citus worker a query that would finalize a dp aggregate is refused before any charge.
+//! never charge (their partial Agg nodes do not finalize). On a Citus coordinator the same holds:
+//! parameters that Citus moved into its worker query (and brings back as columns) are read
+//! there (`pg::citus_plan`), and `coord_combine_agg` takes them from the `worker_partial_agg`
+//! call whose states it combines, or is refused; on a Citus worker a query that would finalize
+//! a dp aggregate is refused before any charge.
 
 use crate::privacy::own::{self, DpAggregate, Via};
-use crate::privacy::params::{params_for, CallArgs};
+use crate::privacy::params::{params_for, Args, CallArgs, WrappedCallArgs};
 use crate::privacy::{charge, release};
 use encml_dp::params::Params;
 use encml_dp::state::Num;
@@ -43,9 +44,6 @@ pub struct Prepaid {
     pub grouped: bool,
     /// Final-function evaluations so far (an ungrouped aggregate's first is prepaid).
     pub evaluations: u32,
-    /// Not charged at the start: an Agg node over rows a Citus scan brings from the workers
-    /// (their parameters arrive as columns), charged by its final function as before.
-    pub deferred: bool,
     estate: usize,
 }
 
@@ -74,6 +72,7 @@ pub fn install() {
 unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
     // SAFETY: called by the executor with its QueryDesc; the previous hook was saved at install.
     unsafe {
+        crate::privacy::dp_only_execution::refuse_row_counts(query);
         match PREV_EXECUTOR_START {
             Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query, eflags)),
             None => pg_sys::standard_ExecutorStart(query, eflags),
@@ -165,56 +164,72 @@ unsafe fn original_call(
     }
 }
 
-/// Whether the Agg node aggregates rows that a Citus scan below it brings from the workers.
-unsafe fn fed_by_citus(state: *mut pg_sys::AggState) -> bool {
-    // SAFETY: a started Agg node's plan subtree; each node is cast to the type its tag names.
-    unsafe {
-        let mut stack = vec![(*(*state).ss.ps.plan).lefttree];
-        while let Some(plan) = stack.pop() {
-            if plan.is_null() {
-                continue;
-            }
-            if (*plan).type_ == pg_sys::NodeTag::T_CustomScan {
-                let methods = (*(plan as *mut pg_sys::CustomScan)).methods;
-                if !methods.is_null()
-                    && !(*methods).CustomName.is_null()
-                    && std::ffi::CStr::from_ptr((*methods).CustomName)
-                        .to_bytes()
-                        .starts_with(b"Citus")
-                {
-                    return true;
-                }
-            }
-            stack.push((*plan).lefttree);
-            stack.push((*plan).righttree);
-            stack.extend(release::special_children(plan));
-        }
-        false
-    }
-}
-
 /// The parameters of call `aggref` as charged: loss and key, typed as its state is.
 unsafe fn call_params(
     state: *mut pg_sys::AggState,
     aggref: *mut pg_sys::Aggref,
-    kind: DpAggregate,
+    call: own::OwnCall,
 ) -> (f64, f64, [u8; 40]) {
     fn parts<T: Num>(p: Params<T>) -> (f64, f64, [u8; 40]) {
         (p.loss.epsilon, p.loss.delta.unwrap_or(0.0), p.key())
     }
+    fn typed(kind: DpAggregate, first_type: Option<pg_sys::Oid>, args: &impl Args) -> (f64, f64, [u8; 40]) {
+        match kind {
+            DpAggregate::Sum | DpAggregate::Avg if first_type == Some(pg_sys::FLOAT8OID) => {
+                parts(params_for::<f64>(kind, args))
+            }
+            _ => parts(params_for::<i64>(kind, args)),
+        }
+    }
     // SAFETY: the Aggref of a started Agg node.
     unsafe {
+        if call.via == Via::CitusCombine {
+            let args = combined_call_args(state, aggref, call);
+            return typed(call.kind, args.first_type(), &args);
+        }
         let aggref = original_call(state, aggref);
         let args = CallArgs { state, aggref };
         let first_type = PgList::<pg_sys::TargetEntry>::from_pg((*aggref).args)
             .get_ptr(0)
             .map(|t| pg_sys::exprType((*t).expr as *const pg_sys::Node));
-        match kind {
-            DpAggregate::Sum | DpAggregate::Avg if first_type == Some(pg_sys::FLOAT8OID) => {
-                parts(params_for::<f64>(kind, &args))
-            }
-            _ => parts(params_for::<i64>(kind, &args)),
+        typed(call.kind, first_type, &args)
+    }
+}
+
+/// The arguments of the dp aggregate inside Citus's `coord_combine_agg(aggregate, partial
+/// state, ...)`: those of the `worker_partial_agg` call in the worker query of the Citus scan
+/// that brings the partial states, which must wrap the same aggregate. Anything else, such as a
+/// direct call over states from elsewhere (one state twice, states of other executions), is
+/// refused.
+unsafe fn combined_call_args(
+    state: *mut pg_sys::AggState,
+    aggref: *mut pg_sys::Aggref,
+    call: own::OwnCall,
+) -> WrappedCallArgs {
+    let refuse = || -> ! {
+        crate::pg::errors::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "coord_combine_agg of {} combines only the partial states that Citus's own plan brings from the shards",
+                release::func_name(call.aggfnoid)
+            ),
+        )
+    };
+    // SAFETY: the Aggref of a started Agg node; the worker query lives with the plan.
+    unsafe {
+        let partial_state = PgList::<pg_sys::TargetEntry>::from_pg((*aggref).args)
+            .get_ptr(1)
+            .unwrap_or_else(|| refuse());
+        let made_by = crate::pg::citus_plan::worker_expr(state, (*partial_state).expr)
+            .unwrap_or_else(|| refuse());
+        if (*(made_by as *mut pg_sys::Node)).type_ != pg_sys::NodeTag::T_Aggref {
+            refuse();
         }
+        let partial = made_by as *mut pg_sys::Aggref;
+        if own::own_call(partial) != Some(own::OwnCall { via: Via::CitusPartial, ..call }) {
+            refuse();
+        }
+        WrappedCallArgs::of(state, partial).unwrap_or_else(|| refuse())
     }
 }
 
@@ -286,7 +301,9 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                     own::own_call(aggref).map(|c| (aggref, c))
                 })
                 .collect();
-            if calls.is_empty() || calls.iter().any(|(_, c)| c.via != Via::Direct) {
+            // worker_partial_agg finalizes here only to send its state to the coordinator,
+            // which charges.
+            if calls.is_empty() || calls.iter().any(|(_, c)| c.via == Via::CitusPartial) {
                 continue;
             }
             // On a Citus worker the whole aggregate (final function included) would run on a
@@ -297,28 +314,13 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                  aggregate without GROUP BY: Citus then combines the shards' results on the \
                  coordinator, which adds the noise and charges the budget once.",
             );
-            if fed_by_citus(state) {
-                for (aggref, _) in calls {
-                    prepaid.push((
-                        (state as usize, (*aggref).aggno),
-                        Prepaid {
-                            key: [0; 40],
-                            grouped: false,
-                            evaluations: 0,
-                            deferred: true,
-                            estate: estate as usize,
-                        },
-                    ));
-                }
-                continue;
-            }
             let grouped = release::grouped_node(state);
             let selection = grouped.then(|| release::selection_of(state));
             for (aggref, call) in calls {
                 if call.kind == DpAggregate::PublicGroups {
                     continue; // a public list of keys releases nothing of the rows
                 }
-                let (e, d, key) = call_params(state, aggref, call.kind);
+                let (e, d, key) = call_params(state, aggref, call);
                 if call.kind == DpAggregate::Partition && d == 0.0 {
                     // Refused before the charge, as every parameter error is.
                     crate::privacy::params::dp_error(encml_dp::DpError::InvalidParameter(
@@ -337,7 +339,6 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                         key,
                         grouped,
                         evaluations: 0,
-                        deferred: false,
                         estate: estate as usize,
                     },
                 ));
@@ -346,9 +347,7 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
         if prepaid.is_empty() {
             return;
         }
-        if prepaid.iter().any(|(_, p)| !p.deferred) {
-            let _granted = charge::charge(epsilon, delta);
-        }
+        let _granted = charge::charge(epsilon, delta);
         remember(estate, prepaid);
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod aead;
 pub mod audit;
+pub mod dp_seal;
 pub mod error;
 pub mod event_ring;
 pub mod export;

@@ -14,6 +14,7 @@ const KEK_INFO: &[u8] = b"pg_encrypt_ml/v1/key-encryption-key";
 const AUDIT_CHAIN_INFO: &[u8] = b"pg_encrypt_ml/v1/audit-chain-mac";
 const AUDIT_REDACT_INFO: &[u8] = b"pg_encrypt_ml/v1/audit-redaction";
 const TENANT_TOKEN_INFO: &[u8] = b"pg_encrypt_ml/v1/tenant-token";
+const DP_STATE_SEAL_INFO: &[u8] = b"pg_encrypt_ml/v1/dp-state-seal";
 
 pub struct MasterKey {
     /// The AES-256 key that wraps data keys, derived from the provider's key.
@@ -24,6 +25,8 @@ pub struct MasterKey {
     audit_redact: Zeroizing<[u8; 32]>,
     /// HMAC key of the tenant tokens that carry the tenant context to Citus workers.
     tenant_token: Zeroizing<[u8; 32]>,
+    /// AES-256-GCM key of the partial dp states Citus sends between nodes (`dp_seal`).
+    dp_state_seal: Zeroizing<[u8; 32]>,
     fingerprint: String,
 }
 
@@ -45,11 +48,15 @@ impl MasterKey {
         let mut tenant_token = Zeroizing::new([0u8; 32]);
         hk.expand(TENANT_TOKEN_INFO, tenant_token.as_mut())
             .expect("32 bytes is a valid HKDF length");
+        let mut dp_state_seal = Zeroizing::new([0u8; 32]);
+        hk.expand(DP_STATE_SEAL_INFO, dp_state_seal.as_mut())
+            .expect("32 bytes is a valid HKDF length");
         MasterKey {
             kek,
             audit_chain,
             audit_redact,
             tenant_token,
+            dp_state_seal,
             fingerprint: hex::encode(check),
         }
     }
@@ -73,6 +80,10 @@ impl MasterKey {
 
     pub(crate) fn tenant_token_key(&self) -> &[u8; 32] {
         &self.tenant_token
+    }
+
+    pub(crate) fn dp_state_seal_key(&self) -> &[u8; 32] {
+        &self.dp_state_seal
     }
 }
 

@@ -43,6 +43,33 @@ SELECT try($$SELECT encml.dp_sum(x, 0, i, 1.0) FROM dp_data WHERE person = 'nobo
 RESET ROLE;
 SELECT count(*) AS charges, sum(epsilon) AS epsilon FROM encml.privacy_ledger
  WHERE analyst = 'citus_dp_analyst'::regrole AND granted;
+-- Charged when the coordinator's executor starts, before any shard is asked (issue 26): the
+-- parameters Citus moved into the worker query are read there. An empty grouped input pays,
+-- and an error raised on a shard comes after the charge.
+SET ROLE citus_dp_analyst;
+CREATE TEMP TABLE ledger_before AS SELECT count(*) AS n FROM encml.privacy_ledger WHERE granted;
+SELECT count(*) AS groups FROM (SELECT i % 4000, encml.dp_count(x, 0.5) FROM dp_data WHERE person = 'nobody'
+  GROUP BY i % 4000 HAVING encml.dp_partition(1, 1e-9)) s;
+SELECT try($$SELECT encml.dp_sum(1 / (y - 5), 0, 10, 1.0) FROM dp_data$$) AS combined_error_on_a_shard;
+SELECT try($$SELECT encml.dp_count(1 / (y - 5), 1.0) FROM dp_data$$) AS gathered_error_on_a_shard;
+SELECT count(*) - (SELECT n FROM ledger_before) AS charged_before_rows FROM encml.privacy_ledger WHERE granted;
+-- No exact partial state: worker_partial_agg's output is sealed (AES-GCM under a key every node
+-- derives from the master key), on the coordinator and on the shards.
+SELECT s LIKE 'dp1s:%' AS sealed, s !~ '409c' AS no_plain_count
+  FROM (SELECT worker_partial_agg('encml.dp_count_rows(double precision)'::regprocedure, 1.0::float8)::text AS s FROM dp_data) t;
+SELECT bool_and(result LIKE 'dp1s:%') AS sealed_on_every_shard
+  FROM run_command_on_shards('dp_data', $$SELECT worker_partial_agg('encml.dp_count_rows(double precision)'::regprocedure, 1.0::float8) FROM %s$$);
+-- coord_combine_agg combines only what Citus's own plan brings from the shards: one sealed
+-- state twice, or states of two executions, are refused.
+CREATE TEMP TABLE sealed_states AS
+SELECT worker_partial_agg('encml.dp_count_rows(double precision)'::regprocedure, 1.0::float8)::text AS s FROM dp_data
+UNION ALL
+SELECT worker_partial_agg('encml.dp_count_rows(double precision)'::regprocedure, 1.0::float8)::text FROM dp_data WHERE y > 50;
+SELECT try($$SELECT coord_combine_agg('encml.dp_count_rows(double precision)'::regprocedure, s::cstring, NULL::bigint)
+  FROM (SELECT s FROM sealed_states LIMIT 1) a, generate_series(1, 2)$$) AS one_state_twice;
+SELECT try($$SELECT coord_combine_agg('encml.dp_count_rows(double precision)'::regprocedure, s::cstring, NULL::bigint) FROM sealed_states$$) AS two_executions_mixed;
+SELECT try($$SELECT ('dp1s:' || repeat('0', 16) || ':00')::encml.dp_state$$) AS unknown_master_key;
+RESET ROLE;
 -- A filter on the distribution column routes the whole query, final function included, to
 -- one shard: refused, nothing charged anywhere.
 SET ROLE citus_dp_analyst;

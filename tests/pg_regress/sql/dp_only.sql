@@ -46,6 +46,38 @@ SELECT try($$SELECT encml.dp_count(age, 1.0) FROM public.dpo_people, generate_se
 SELECT try($$SELECT encml.dp_sum(v.cost, 0, 100, 1.0, 0, (v.person + 1)::text, 10) FROM public.dpo_visits v$$) AS wrong_unit;
 SELECT try($$SELECT encml.dp_sum(v.cost, 0, 100, 1.0, 0, v.person::text, 50) FROM public.dpo_visits v$$) AS too_many_rows_per_unit;
 SELECT try($$UPDATE public.dpo_people SET age = age$$) AS update;
+-- Eighth attacker round (issue 26). Volatile built-ins write what they see where the analyst
+-- reads it later (a setting, a notification, advisory locks, a sequence, a large object).
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE set_config('x.leak', city, false) IS NOT NULL$$) AS set_config_on_rows;
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE pg_notify('eve', city) IS NOT NULL$$) AS notify_on_rows;
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE pg_try_advisory_lock(person)$$) AS advisory_lock_on_rows;
+SELECT try($$SELECT encml.dp_count(lo_from_bytea(0, convert_to(city, 'UTF8')), 1.0) FROM public.dpo_people$$) AS large_object_on_rows;
+-- A domain's CHECK calls the analyst's function on each value.
+CREATE FUNCTION pg_temp.spy(text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $f$BEGIN RAISE NOTICE 'spy %', $1; RETURN true; END$f$;
+CREATE DOMAIN pg_temp.spied AS text CHECK (pg_temp.spy(VALUE));
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people p WHERE p::text::pg_temp.spied IS NOT NULL$$) AS domain_check_on_rows;
+-- ... also inside an array, composite or range type, reached by their input functions.
+CREATE TYPE pg_temp.spied_row AS (a pg_temp.spied);
+CREATE TYPE pg_temp.spied_range AS RANGE (subtype = text);
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE ('{"' || city || '"}')::pg_temp.spied[] IS NOT NULL$$) AS domain_in_an_array;
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE ('("' || city || '")')::pg_temp.spied_row IS NOT NULL$$) AS domain_in_a_composite;
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE jsonb_populate_record(NULL::pg_temp.spied_row, jsonb_build_object('a', city)) IS NOT NULL$$) AS domain_through_jsonb;
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE ('["' || city || '","z"]')::pg_temp.spied_range IS NOT NULL$$) AS own_range_type;
+-- Stable functions that assign a transaction id, which the next statement sees.
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE CASE WHEN person = 7 THEN txid_current() END IS NOT NULL$$) AS txid_on_rows;
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE CASE WHEN person = 7 THEN pg_current_xact_id() END IS NOT NULL$$) AS xact_id_on_rows;
+-- A subquery without a table of its own, or a set-returning function next to the rows,
+-- multiplies the rows of a table with one row per unit; LIMIT and DISTINCT pick rows.
+SELECT try($$SELECT encml.dp_count_rows(0.1) FROM public.dpo_people p, (SELECT generate_series(1, 1000)) x$$) AS multiplied_by_a_subquery;
+SELECT try($$SELECT encml.dp_count_rows(0.1) FROM public.dpo_people p, (SELECT 1 UNION ALL SELECT 2) x$$) AS multiplied_by_a_union;
+SELECT try($$SELECT encml.dp_count_rows(0.1) FROM (SELECT p.*, generate_series(1, 1000) FROM public.dpo_people p) x$$) AS multiplied_in_the_row_source;
+SELECT try($$SELECT encml.dp_count_rows(0.1) FROM (SELECT * FROM public.dpo_people LIMIT 100) x$$) AS limit_in_the_row_source;
+SELECT try($$SELECT encml.dp_count_rows(0.1) FROM (SELECT DISTINCT ON (city) * FROM public.dpo_people) x$$) AS distinct_on_in_the_row_source;
+SELECT try($$SELECT generate_series(1, 2000) AS g, encml.dp_count_rows(1.0) FROM public.dpo_people GROUP BY 1 HAVING encml.dp_partition(1.0, 1e-6)$$) AS grouped_by_a_set_returning_function;
+-- EXPLAIN ANALYZE counts the rows exactly; plain EXPLAIN does not run the query.
+SELECT try($$EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE person = 7$$) AS explain_analyze;
+SELECT try($$EXPLAIN ANALYZE SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE person = 7$$) AS explain_analyze_with_timing;
+SELECT try($$EXPLAIN (COSTS OFF) SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE person = 7$$) AS plain_explain;
 \set VERBOSITY terse
 COPY public.dpo_people TO STDOUT;
 \set VERBOSITY default
@@ -60,6 +92,13 @@ SELECT abs(encml.dp_count(age, 1.0) - 2000) < 50 AS through_the_view FROM public
 SELECT city, encml.dp_count_rows(1.0) > 0 AS released FROM public.dpo_people GROUP BY city HAVING encml.dp_partition(1.0, 1e-6) ORDER BY city;
 SELECT encml.dp_sum(v.cost, 0, 100, 1.0, 0, v.person::text, 10) IS NOT NULL AS bounded_by_the_unit FROM public.dpo_visits v;
 SELECT round(n / 100.0) * 100 AS rounded FROM (SELECT encml.dp_count(age, 1.0) n FROM public.dpo_people) s WHERE n > 0;
+-- An error raised on a row keeps its SQLSTATE and loses its message (which would print the
+-- value); it is charged like any query.
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE CASE WHEN person = 7 THEN (city || '|' || age)::int = 0 ELSE true END$$) AS error_on_a_row;
+-- Notices print values too (a text-search cast of a blank string quotes it): none reaches the
+-- client while the rows are read.
+SELECT encml.dp_count(repeat(' ', age)::tsquery, 1.0) IS NOT NULL AS no_notice FROM public.dpo_people WHERE person = 7;
+SELECT repeat(' ', 3)::tsquery IS NOT NULL AS notices_come_back_after;
 RESET ROLE;
 SELECT count(*) AS charges_after FROM encml.privacy_ledger WHERE analyst = (SELECT oid FROM pg_roles WHERE rolname = 'encml_dpo_analyst');
 
@@ -76,6 +115,9 @@ SELECT count(*) AS readable_again FROM public.dpo_people;
 RESET ROLE;
 
 DROP FUNCTION pg_temp.all_people(), pg_temp.peek(int);
+DROP TYPE pg_temp.spied_row, pg_temp.spied_range;
+DROP DOMAIN pg_temp.spied;
+DROP FUNCTION pg_temp.spy(text);
 SET ROLE encml_dpo_owner;
 SELECT encml.dp_unprotect('public.dpo_visits');
 DROP VIEW public.dpo_people_v;

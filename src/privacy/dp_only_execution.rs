@@ -1,0 +1,134 @@
+//! What the executor adds to the planner's checks of DP-only tables (`dp_only`): the rows of a
+//! query over one must not come back through anything but its dp aggregates.
+//! - Row counts: EXPLAIN ANALYZE (and auto_explain's `log_analyze`) counts each node's rows
+//!   exactly ("actual rows", "Rows Removed by Filter"), whatever the aggregates release; a
+//!   query over a DP-only table is refused when the executor is asked to count its rows.
+//! - Errors: a built-in function can fail on a value in the rows, and its message usually
+//!   prints the value (`invalid input syntax for type integer: "<the value>"`). Errors raised
+//!   while the query runs keep their SQLSTATE and lose their message, so an error says that
+//!   something failed, not what (it still costs the query's charge, taken before any row).
+//!
+//! - Notices and warnings: they print values as error messages do; none reaches the client
+//!   while the query reads its rows.
+//!
+//! All apply to the roles for which a table is DP-only (not its owner, superusers or privacy
+//! admins).
+
+use crate::pg::errors::{raise, raise_full};
+use crate::privacy::protected;
+use pgrx::pg_sys::panic::CaughtError;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgList, PgSqlErrorCode, PgTryBuilder};
+
+static mut PREV_EXECUTOR_RUN: pg_sys::ExecutorRun_hook_type = None;
+
+/// Installs the executor-run hook (from _PG_init, when preloaded).
+pub fn install() {
+    // SAFETY: _PG_init runs once per process before any query, single-threaded.
+    unsafe {
+        PREV_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
+        pg_sys::ExecutorRun_hook = Some(executor_run);
+    }
+}
+
+/// Whether the plan reads a table that is DP-only for the current role.
+unsafe fn reads_dp_only(stmt: *mut pg_sys::PlannedStmt) -> bool {
+    // SAFETY: the plan of a started query; catalog lookups by oid.
+    unsafe {
+        if stmt.is_null() || !pg_sys::IsTransactionState() {
+            return false;
+        }
+        let map = protected::map();
+        if map.is_empty() {
+            return false;
+        }
+        let role = pg_sys::GetUserId();
+        let dp_only = PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable)
+            .iter_ptr()
+            .any(|rte| {
+                (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                    && map.contains_key(&(*rte).relid)
+                    && !pg_sys::pg_class_ownercheck((*rte).relid, role)
+            });
+        dp_only && !crate::privacy::dp_only::privileged(role)
+    }
+}
+
+/// Refuses, at executor start, to count the rows of a query over a DP-only table.
+///
+/// # Safety
+/// `query` must be the QueryDesc being started.
+pub unsafe fn refuse_row_counts(query: *mut pg_sys::QueryDesc) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        // Any instrumentation counts rows (EXPLAIN ANALYZE's timing does too).
+        if (*query).instrument_options != 0 && reads_dp_only((*query).plannedstmt)
+        {
+            raise_full(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "EXPLAIN ANALYZE of a query over a DP-only table is not allowed: it counts the rows exactly",
+                None,
+                Some("Plain EXPLAIN shows the plan without running it.".into()),
+            );
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_run(
+    query: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+    execute_once: bool,
+) {
+    let run = || {
+        // SAFETY: the executor's own arguments; the previous hook was saved at install.
+        unsafe {
+            match PREV_EXECUTOR_RUN {
+                Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                    prev(query, direction, count, execute_once)
+                }),
+                None => pg_sys::standard_ExecutorRun(query, direction, count, execute_once),
+            }
+        }
+    };
+    // SAFETY: the QueryDesc being run.
+    if !unsafe { reads_dp_only((*query).plannedstmt) } {
+        return run();
+    }
+    // Notices and warnings print values too (a text-search cast of an all-blank string quotes
+    // it): none reaches the client while the rows are read, parallel workers' included (the
+    // leader re-raises them). The level is put back however the run ends.
+    // SAFETY: a backend global, read and written by this backend only.
+    let client_level = unsafe { pg_sys::client_min_messages };
+    let restore = move || unsafe { pg_sys::client_min_messages = client_level };
+    unsafe { pg_sys::client_min_messages = client_level.max(pgrx::PgLogLevel::ERROR as i32) };
+    PgTryBuilder::new(run)
+        .catch_others(|e| {
+            restore();
+            match e {
+                CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => raise(
+                    report.sql_error_code(),
+                    format!(
+                        "a query over a DP-only table failed while reading its rows (SQLSTATE {}); the message is withheld",
+                        sqlstate(report.sql_error_code())
+                    ),
+                ),
+                other => other.rethrow(),
+            }
+        })
+        .finally(restore)
+        .execute()
+}
+
+/// The five-character SQLSTATE of `code`.
+fn sqlstate(code: PgSqlErrorCode) -> String {
+    let mut n = code as i32;
+    (0..5)
+        .map(|_| {
+            let c = (n & 0x3f) as u8 + b'0';
+            n >>= 6;
+            c as char
+        })
+        .collect()
+}
