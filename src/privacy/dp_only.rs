@@ -5,10 +5,13 @@
 //!
 //! - the table is read only in the FROM of a *dp block* (a query level with aggregates or GROUP
 //!   BY), directly or through subqueries in that FROM that are plain row sources (no aggregates,
-//!   window functions or GROUP BY of their own), as views over the table are;
+//!   window functions, GROUP BY, set-returning functions, LIMIT, OFFSET or DISTINCT of their
+//!   own), as views over the table are; a subquery that makes rows without a table counts as
+//!   a second row source;
 //! - every aggregate of a dp block is one of the extension's dp aggregates (so every value it
 //!   returns is noisy, grouped output passes a selection, and parameters are constants: the
-//!   executor-start checks of `start`), and it has no window functions or grouping sets;
+//!   executor-start checks of `start`), and it has no window functions, grouping sets or
+//!   set-returning functions;
 //! - contributions are bounded by the table's privacy unit: unless the block reads the table
 //!   alone and the table has one row per unit (`max_rows_per_unit` 1 with a unique unit column),
 //!   every dp aggregate takes the privacy-unit form with the table's unit column and at most its
@@ -17,11 +20,14 @@
 //!   subquery in the target list, in WHERE, or a function's argument), not in a join that
 //!   exports rows;
 //! - the expressions evaluated over its rows call only built-in functions and the extension's
-//!   own (a function of the analyst's could show each value it sees);
+//!   own, none volatile (a function of the analyst's could show each value it sees, a volatile
+//!   built-in keep it: set_config, pg_notify), and no type of the querying role (a domain's
+//!   CHECK runs its owner's functions);
 //! - after planning, no further read of it appeared (an inlined SQL function's).
 //!
-//! What still leaks, documented in docs/privacy.md: an error a built-in raises on a value
-//! (division by zero inside an aggregate's argument) ends the query, after its charge; timing.
+//! `dp_only_execution` adds what the executor sees: no row counts (EXPLAIN ANALYZE), no notices,
+//! and errors without their messages. What still leaks, documented in docs/privacy.md: that an
+//! error happened and its SQLSTATE (after the charge); statistics views; timing.
 
 use crate::pg::catalog_access::{has_privs_of_role_named, is_superuser};
 use crate::pg::errors::{raise, raise_full};
