@@ -215,12 +215,13 @@ impl Checker {
             // or their leaving could let another's rows in.
             if dp_block.is_some()
                 && ((*q).hasTargetSRFs
+                    || !(*q).sortClause.is_null()
                     || !(*q).limitCount.is_null()
                     || !(*q).limitOffset.is_null()
                     || !(*q).distinctClause.is_null())
             {
                 refuse(
-                    "a subquery that reads a DP-only table under a dp aggregate must not use set-returning functions in its target list, LIMIT, OFFSET or DISTINCT"
+                    "a subquery that reads a DP-only table under a dp aggregate must not use set-returning functions in its target list, ORDER BY, LIMIT, OFFSET or DISTINCT"
                         .into(),
                 );
             }
@@ -532,6 +533,15 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
             || unsafe { pg_sys::func_volatile(func) } == pg_sys::PROVOLATILE_VOLATILE as std::ffi::c_char
             || [pg_sys::F_TXID_CURRENT, pg_sys::F_PG_CURRENT_XACT_ID].contains(&func.to_u32())
     }
+    /// A stable function of someone else's: on a row's values it may still leave a trace (a
+    /// catalog lookup by a name made from the row counts in the statistics; table_to_xml runs
+    /// a query of the caller's choice per row). Allowed on constants only.
+    #[pg_guard]
+    unsafe extern "C-unwind" fn stable_foreign(func: pg_sys::Oid, _ctx: *mut c_void) -> bool {
+        own::dp_aggregate(func).is_none()
+            && !own::extension_function(func)
+            && unsafe { pg_sys::func_volatile(func) } == pg_sys::PROVOLATILE_STABLE as std::ffi::c_char
+    }
     fn refuse_functions() -> ! {
         refuse(
             "a query over a DP-only table may call only built-in functions and the extension's own that are not volatile on its rows"
@@ -551,6 +561,23 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
             }
             if pg_sys::check_functions_in_node(node, Some(forbidden), ctx) {
                 refuse_functions();
+            }
+            if pg_sys::check_functions_in_node(node, Some(stable_foreign), ctx)
+                && pg_sys::contain_var_clause(node)
+            {
+                refuse(
+                    "a query over a DP-only table may call stable built-in functions (to_regclass, table_to_xml, casts to timestamptz ...) only on constants, not on its rows"
+                        .into(),
+                );
+            }
+            // A correlated subquery runs once per row that reaches it: its reads and charges
+            // count those rows.
+            if (*node).type_ == pg_sys::NodeTag::T_SubLink
+                && pg_sys::contain_vars_of_level((*(node as *mut pg_sys::SubLink)).subselect, 1)
+            {
+                refuse(
+                    "a query over a DP-only table may not use a correlated subquery on its rows".into(),
+                );
             }
             // A type of the analyst's calls the analyst's code on each value: a domain's CHECK
             // (also inside an array, composite or range type, reached by their input

@@ -21,13 +21,50 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgList, PgSqlErrorCode, PgTryBuilder};
 
 static mut PREV_EXECUTOR_RUN: pg_sys::ExecutorRun_hook_type = None;
+static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
 
-/// Installs the executor-run hook (from _PG_init, when preloaded).
+thread_local! {
+    /// The queries under way that ran over a DP-only table, by QueryDesc; an entry goes with
+    /// its execution's memory (the query ended or its transaction aborted).
+    static DP_ONLY_RUNS: std::cell::RefCell<std::collections::HashSet<usize>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn forget_run(query: *mut std::ffi::c_void) {
+    DP_ONLY_RUNS.with(|r| r.borrow_mut().remove(&(query as usize)));
+}
+
+/// Installs the executor-run and executor-end hooks (from _PG_init, when preloaded).
 pub fn install() {
     // SAFETY: _PG_init runs once per process before any query, single-threaded.
     unsafe {
         PREV_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
         pg_sys::ExecutorRun_hook = Some(executor_run);
+        PREV_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
+        pg_sys::ExecutorEnd_hook = Some(executor_end);
+    }
+}
+
+/// Ends the query with client messages held back as while it ran: shutting its nodes down
+/// logs too (`trace_sort` reports each sort's memory when it ends).
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
+    // SAFETY: the QueryDesc being ended; the previous hook was saved at install; a backend
+    // global read and written by this backend only, put back however the call ends.
+    unsafe {
+        let end = || match PREV_EXECUTOR_END {
+            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query)),
+            None => pg_sys::standard_ExecutorEnd(query),
+        };
+        // Decided when it ran (no catalog lookup here: there may be no snapshot to read with).
+        if !DP_ONLY_RUNS.with(|r| r.borrow_mut().remove(&(query as usize))) {
+            return end();
+        }
+        let client_level = pg_sys::client_min_messages;
+        let restore = move || pg_sys::client_min_messages = client_level;
+        pg_sys::client_min_messages = client_level.max(pgrx::PgLogLevel::ERROR as i32);
+        PgTryBuilder::new(end).finally(restore).execute()
     }
 }
 
@@ -95,6 +132,16 @@ unsafe extern "C-unwind" fn executor_run(
     // SAFETY: the QueryDesc being run.
     if !unsafe { reads_dp_only((*query).plannedstmt) } {
         return run();
+    }
+    if DP_ONLY_RUNS.with(|r| r.borrow_mut().insert(query as usize)) {
+        // SAFETY: the query's memory lives as long as its execution.
+        unsafe {
+            crate::pg::guards::on_reset(
+                (*(*query).estate).es_query_cxt,
+                forget_run,
+                query as *mut std::ffi::c_void,
+            )
+        };
     }
     // Notices and warnings print values too (a text-search cast of an all-blank string quotes
     // it): none reaches the client while the rows are read, parallel workers' included (the

@@ -73,6 +73,15 @@ SELECT try($$SELECT encml.dp_count_rows(0.1) FROM public.dpo_people p, (SELECT 1
 SELECT try($$SELECT encml.dp_count_rows(0.1) FROM (SELECT p.*, generate_series(1, 1000) FROM public.dpo_people p) x$$) AS multiplied_in_the_row_source;
 SELECT try($$SELECT encml.dp_count_rows(0.1) FROM (SELECT * FROM public.dpo_people LIMIT 100) x$$) AS limit_in_the_row_source;
 SELECT try($$SELECT encml.dp_count_rows(0.1) FROM (SELECT DISTINCT ON (city) * FROM public.dpo_people) x$$) AS distinct_on_in_the_row_source;
+-- Tenth attacker round: stable built-ins on the rows leave traces (table_to_xml runs a query of
+-- the caller's choice per row; a catalog lookup by a name made from the row counts in the
+-- statistics); a correlated subquery runs per row; a sort below the aggregate can spill.
+CREATE TEMP TABLE dpo_marker ();
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE table_to_xml(CASE WHEN person = 7 THEN 'dpo_marker' ELSE 'pg_am' END::regclass, true, false, '') IS NOT NULL$$) AS table_to_xml_on_rows;
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE to_regclass('x_' || person) IS NULL$$) AS catalog_lookup_on_rows;
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people p WHERE EXISTS (SELECT FROM dpo_marker WHERE p.person = 7)$$) AS correlated_subquery;
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM (SELECT * FROM public.dpo_people ORDER BY CASE WHEN person = 7 THEN repeat('x', 100) END) s$$) AS order_by_in_the_row_source;
+SELECT encml.dp_count_rows(1.0) IS NOT NULL AS stable_function_on_constants FROM public.dpo_people WHERE age < extract(year FROM now())::int;
 SELECT try($$SELECT generate_series(1, 2000) AS g, encml.dp_count_rows(1.0) FROM public.dpo_people GROUP BY 1 HAVING encml.dp_partition(1.0, 1e-6)$$) AS grouped_by_a_set_returning_function;
 -- EXPLAIN ANALYZE counts the rows exactly; plain EXPLAIN does not run the query.
 SELECT try($$EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE person = 7$$) AS explain_analyze;
@@ -94,11 +103,19 @@ SELECT encml.dp_sum(v.cost, 0, 100, 1.0, 0, v.person::text, 10) IS NOT NULL AS b
 SELECT round(n / 100.0) * 100 AS rounded FROM (SELECT encml.dp_count(age, 1.0) n FROM public.dpo_people) s WHERE n > 0;
 -- An error raised on a row keeps its SQLSTATE and loses its message (which would print the
 -- value); it is charged like any query.
-SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE CASE WHEN person = 7 THEN (city || '|' || age)::int = 0 ELSE true END$$) AS error_on_a_row;
+SELECT try($$SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE CASE WHEN person = 7 THEN (city || '|')::int = 0 ELSE true END$$) AS error_on_a_row;
 -- Notices print values too (a text-search cast of a blank string quotes it): none reaches the
 -- client while the rows are read.
 SELECT encml.dp_count(repeat(' ', age)::tsquery, 1.0) IS NOT NULL AS no_notice FROM public.dpo_people WHERE person = 7;
 SELECT repeat(' ', 3)::tsquery IS NOT NULL AS notices_come_back_after;
+-- ... nor log lines the executor writes when it ends the query (trace_sort's sort report).
+SET trace_sort = on;
+SET enable_hashagg = off;
+SET client_min_messages = log;
+SELECT encml.dp_count_rows(1.0) > 0 AS no_sort_report FROM public.dpo_people GROUP BY city HAVING encml.dp_partition(1.0, 1e-6) LIMIT 1;
+RESET client_min_messages;
+RESET enable_hashagg;
+RESET trace_sort;
 RESET ROLE;
 SELECT count(*) AS charges_after FROM encml.privacy_ledger WHERE analyst = (SELECT oid FROM pg_roles WHERE rolname = 'encml_dpo_analyst');
 
