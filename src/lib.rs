@@ -1,6 +1,7 @@
 //! pg_encrypt_ml: the Postgres glue and SQL surface over `encml-core`.
 //!
 //! Layers (arrows point down only):
+//! - `hooks`: the Postgres hooks, one of each kind, calling the modules below in a fixed order.
 //! - `api/`: the SQL functions a user calls; thin: parse, check rights, call down, map errors.
 //! - `types/`, `keys/`, `pg/`: varlena I/O, the key catalog, key cache, GUCs, errors.
 //! - `encml_core`: formats and cryptography, without Postgres.
@@ -12,6 +13,7 @@ use pgrx::prelude::*;
 pub mod api;
 pub mod audit;
 pub mod fhe;
+pub mod hooks;
 pub mod keys;
 pub mod pg;
 pub mod privacy;
@@ -35,16 +37,12 @@ pub extern "C-unwind" fn _PG_init() {
     pg::gucs::register();
     pg::tenant::register();
     keys::cache::register_invalidation_callback();
-    audit::decrypts::register();
     audit::audited::register();
     audit::row::register();
+    hooks::install_always();
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
-        audit::replica::install();
-        audit::reads::register();
+        hooks::install_preloaded();
         audit::maintenance::install();
-        privacy::start::install();
-        privacy::dp_only::install();
-        privacy::dp_only_execution::install();
     }
     security::init();
 }

@@ -293,7 +293,9 @@ pub(super) unsafe fn release_state<T: Num + Default + pgrx::datum::FromDatum, R:
             None => {
                 // No row counted: the parameters charged at the start.
                 empty = State::<T> {
-                    params: Some(Params::<T>::from_key(&prepaid.key).unwrap_or_else(|e| dp_error(e))),
+                    params: Some(
+                        Params::<T>::from_key(&prepaid.key).unwrap_or_else(|e| dp_error(e)),
+                    ),
                     ..State::default()
                 };
                 &empty

@@ -40,10 +40,7 @@ fn rls_flags(rel: pg_sys::Oid) -> (bool, bool) {
     )
     .unwrap_or_default();
     let mut parts = row.split(',');
-    (
-        parts.next() == Some("true"),
-        parts.next() == Some("true"),
-    )
+    (parts.next() == Some("true"), parts.next() == Some("true"))
 }
 
 /// Makes a table DP-only: roles that neither own it nor are privacy admins read it only
@@ -124,7 +121,9 @@ fn dp_protect(
     if !already {
         // The caller owns the table: these run with the caller's rights.
         if !rls {
-            run(&format!("ALTER TABLE {qualified} ENABLE ROW LEVEL SECURITY"));
+            run(&format!(
+                "ALTER TABLE {qualified} ENABLE ROW LEVEL SECURITY"
+            ));
             run(&format!(
                 "CREATE POLICY encml_dp_rows ON {qualified} AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)"
             ));
@@ -201,13 +200,21 @@ fn dp_unprotect(tbl: Option<RegClass>) {
     let (enabled, forced) = (parts.next() == Some("true"), parts.next() == Some("true"));
     let qualified = select_one::<String>("SELECT $1::pg_catalog.regclass::text", &[arg(rel)])
         .unwrap_or_default();
-    run(&format!("DROP POLICY IF EXISTS encml_dp_gate ON {qualified}"));
+    run(&format!(
+        "DROP POLICY IF EXISTS encml_dp_gate ON {qualified}"
+    ));
     if forced {
-        run(&format!("ALTER TABLE {qualified} NO FORCE ROW LEVEL SECURITY"));
+        run(&format!(
+            "ALTER TABLE {qualified} NO FORCE ROW LEVEL SECURITY"
+        ));
     }
     if enabled {
-        run(&format!("DROP POLICY IF EXISTS encml_dp_rows ON {qualified}"));
-        run(&format!("ALTER TABLE {qualified} DISABLE ROW LEVEL SECURITY"));
+        run(&format!(
+            "DROP POLICY IF EXISTS encml_dp_rows ON {qualified}"
+        ));
+        run(&format!(
+            "ALTER TABLE {qualified} DISABLE ROW LEVEL SECURITY"
+        ));
     }
     crate::privacy::protected::invalidate();
     events::record("dp_unprotect", Some((rel, &name)), json!({}));

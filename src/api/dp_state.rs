@@ -17,10 +17,10 @@
 //! the coordinator then releases an empty input with noise and a charge, like a single node.
 
 use super::dp::{agg_context, param_args, release_state, ParamArgs};
-use crate::privacy::params::{dp_error, params_at, params_for, required, RowArgs, WrappedCallArgs};
 use crate::pg::c_functions;
 use crate::pg::errors::raise;
 use crate::privacy::own;
+use crate::privacy::params::{dp_error, params_at, params_for, required, RowArgs, WrappedCallArgs};
 use crate::privacy::start;
 use encml_dp::flat::{self, Flat};
 use encml_dp::state::{self, Num, State};

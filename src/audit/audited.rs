@@ -5,10 +5,9 @@
 //! and read auditing look relations up here.
 
 use crate::pg::catalog_access::{arg, as_extension_owner, read_rows, select_one};
-use pgrx::prelude::*;
 use crate::pg::catalog_cache::CatalogCache;
+use pgrx::prelude::*;
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 #[derive(Clone, Debug)]
@@ -18,7 +17,7 @@ pub struct Audited {
     pub reads: bool,
 }
 
-type Map = HashMap<pg_sys::Oid, Audited>;
+type Map = rustc_hash::FxHashMap<pg_sys::Oid, Audited>;
 
 thread_local! {
     static CACHE: CatalogCache<Map> = const { CatalogCache::new() };
@@ -48,7 +47,7 @@ pub fn register() {
 
 fn load(oid: pg_sys::Oid) -> Map {
     if oid == pg_sys::InvalidOid {
-        return Map::new();
+        return Map::default();
     }
     as_extension_owner(|| {
         // A schema older than 0.2.0 has no reads column.
@@ -89,11 +88,8 @@ fn load(oid: pg_sys::Oid) -> Map {
 /// The audited relations (loaded on first use after an invalidation; empty where the extension
 /// is not installed).
 pub fn map() -> Rc<Map> {
-    CACHE.with(|c| {
-        // (The table exists only where the extension is installed.)
-        let oid = audited_tables_oid();
-        c.get(oid, || load(oid))
-    })
+    // (The table exists only where the extension is installed.)
+    CACHE.with(|c| c.get(audited_tables_oid, load))
 }
 
 /// The audited table `relid` belongs to, if any.

@@ -11,7 +11,6 @@
 //! tracing of their own reads.
 
 use crate::audit::{detached, events};
-use pgrx::prelude::*;
 use pgrx::{pg_sys, PostgresGucEnum};
 use serde_json::json;
 use std::cell::{Cell, RefCell};
@@ -91,24 +90,16 @@ fn flush() {
     });
 }
 
-static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
-
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
-    unsafe {
-        crate::security::results::check(query);
-        crate::audit::reads::check(query);
-        match PREV_EXECUTOR_END {
-            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query)),
-            None => pg_sys::standard_ExecutorEnd(query),
-        }
-    }
+/// After a statement's executor ended (the hook in `crate::hooks`): logs the decrypt counts
+/// and the decrypt-rate alerts it gathered.
+pub fn after_executor_end() {
     flush();
     crate::security::exfil::flush(true);
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+/// At each transaction event (the callback in `crate::hooks`): a failed transaction leaves its
+/// counts in the server log.
+pub fn on_xact(event: pg_sys::XactEvent::Type) {
     if event == pg_sys::XactEvent::XACT_EVENT_ABORT
         || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
     {
@@ -119,14 +110,5 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut s
                 uuid::Uuid::from_bytes(key)
             );
         }
-    }
-}
-
-/// Installs the executor hook and the abort callback (from _PG_init).
-pub fn register() {
-    unsafe {
-        PREV_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
-        pg_sys::ExecutorEnd_hook = Some(executor_end);
-        pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut());
     }
 }

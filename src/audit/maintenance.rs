@@ -594,4 +594,3 @@ pub fn install() {
         pg_sys::object_access_hook = Some(object_access);
     }
 }
-

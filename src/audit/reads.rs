@@ -19,6 +19,7 @@ use crate::audit::audited;
 use crate::audit::detached;
 use crate::audit::writer::{append, Entry};
 use crate::pg::guards::{unless_nested, with_active_snapshot};
+use crate::pg::nothrow::list_ptrs;
 use pgrx::prelude::*;
 use serde_json::json;
 use std::cell::{Cell, RefCell};
@@ -185,27 +186,30 @@ unsafe fn reads_of(
     unsafe {
         if !crate::security::preloaded()
             || pg_sys::ParallelWorkerNumber >= 0
-            || !pg_sys::IsTransactionState()
+            || !crate::pg::nothrow::is_transaction_state()
             || (*query).plannedstmt.is_null()
             || eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0
         {
             return Vec::new();
         }
+        // Most databases audit no reads: nothing to collect then (the map is cached).
+        let any_reads = unless_nested(&BUSY, || {
+            with_active_snapshot(|| audited::map().values().any(|a| a.reads))
+        });
+        if any_reads != Some(true) {
+            return Vec::new();
+        }
         let stmt = (*query).plannedstmt;
-        let rtable: Vec<*mut pg_sys::RangeTblEntry> =
-            pgrx::PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable)
-                .iter_ptr()
-                .collect();
+        let rtable: Vec<*mut pg_sys::RangeTblEntry> = list_ptrs((*stmt).rtable).collect();
         // A relation is read where the statement needs SELECT on it, and where it updates or
         // deletes rows (UPDATE, DELETE, MERGE, INSERT ... ON CONFLICT DO UPDATE): those scan it,
         // and the rows they reach show in a constraint error's DETAIL and to the table's own
         // triggers, with no WHERE clause (no SELECT privilege) needed. An INSERT reads too:
         // whether it succeeds answers whether a unique or exclusion constraint's key exists, and
         // an exclusion conflict's DETAIL shows the existing row's key.
-        let scans = (pg_sys::ACL_SELECT
-            | pg_sys::ACL_UPDATE
-            | pg_sys::ACL_DELETE
-            | pg_sys::ACL_INSERT) as pg_sys::AclMode;
+        let scans =
+            (pg_sys::ACL_SELECT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE | pg_sys::ACL_INSERT)
+                as pg_sys::AclMode;
         let mut read: Vec<bool> = rtable
             .iter()
             .map(|&rte| {
@@ -215,10 +219,10 @@ unsafe fn reads_of(
         // The partitions and inheritance children the planner added for a parent carry no
         // permissions of their own (they are checked on the parent): they are read when it is,
         // also when the audited table is the child of a parent of the reader's own.
-        let appends = pgrx::PgList::<pg_sys::AppendRelInfo>::from_pg((*stmt).appendRelations);
+        let appends: Vec<*mut pg_sys::AppendRelInfo> = list_ptrs((*stmt).appendRelations).collect();
         loop {
             let mut changed = false;
-            for info in appends.iter_ptr() {
+            for &info in &appends {
                 let (parent, child) = ((*info).parent_relid as usize, (*info).child_relid as usize);
                 if (1..=read.len()).contains(&parent)
                     && (1..=read.len()).contains(&child)
@@ -321,8 +325,8 @@ pub fn check_copy(relid: pg_sys::Oid, rows: u64) {
     }
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+/// At each transaction event (the callback in `crate::hooks`, preloaded).
+pub fn on_xact(event: pg_sys::XactEvent::Type) {
     match event {
         pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PREPARE => {
             WRITTEN.with(|w| w.borrow_mut().clear());
@@ -345,13 +349,8 @@ unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut s
     }
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn on_subxact(
-    event: pg_sys::SubXactEvent::Type,
-    mine: pg_sys::SubTransactionId,
-    _parent: pg_sys::SubTransactionId,
-    _arg: *mut std::ffi::c_void,
-) {
+/// At each subtransaction event (the callback in `crate::hooks`, preloaded).
+pub fn on_subxact(event: pg_sys::SubXactEvent::Type, mine: pg_sys::SubTransactionId) {
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
         // Subtransaction ids grow: this one and those begun inside it.
         let lost: Vec<(pg_sys::SubTransactionId, String)> = WRITTEN.with(|w| {
@@ -406,44 +405,26 @@ fn orphan(lost: Vec<(pg_sys::SubTransactionId, String)>) {
     }
 }
 
-/// Installs the callbacks (from _PG_init, when preloaded).
-pub fn register() {
-    // SAFETY: _PG_init, once per process.
-    unsafe {
-        pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut());
-        pg_sys::RegisterSubXactCallback(Some(on_subxact), std::ptr::null_mut());
-        PREV_POST_PARSE = pg_sys::post_parse_analyze_hook;
-        pg_sys::post_parse_analyze_hook = Some(post_parse);
-    }
-}
-
-static mut PREV_POST_PARSE: pg_sys::post_parse_analyze_hook_type = None;
-
 thread_local! {
     static QUERY_IDS: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Query ids (the fingerprint recorded), as pg_stat_statements computes them, but only in a
-/// backend of a database with read-audited tables: elsewhere EXPLAIN VERBOSE stays as it was.
-#[pg_guard]
-unsafe extern "C-unwind" fn post_parse(
-    pstate: *mut pg_sys::ParseState,
-    query: *mut pg_sys::Query,
-    jstate: *mut pg_sys::JumbleState,
-) {
-    // SAFETY: the hook's arguments are the parser's, valid for this call; the previous hook was
-    // saved at install.
+/// After parse analysis (the hook in `crate::hooks`, preloaded): query ids (the fingerprint
+/// recorded), as pg_stat_statements computes them, but only in a backend of a database with
+/// read-audited tables: elsewhere EXPLAIN VERBOSE stays as it was.
+///
+/// # Safety
+/// The arguments must be the post-parse-analysis hook's.
+pub unsafe fn after_parse(pstate: *mut pg_sys::ParseState, query: *mut pg_sys::Query) {
+    // SAFETY: the hook's arguments are the parser's, valid for this call.
     unsafe {
-        if let Some(prev) = PREV_POST_PARSE {
-            pg_sys::ffi::pg_guard_ffi_boundary(|| prev(pstate, query, jstate));
-        }
         // (No catalog lookup on this path, which every statement takes: the audited map is
         // cached, and empty where the extension is not installed.)
         if QUERY_IDS.with(|q| q.get())
             || query.is_null()
             || (*query).queryId != 0
             || !(*query).utilityStmt.is_null()
-            || !pg_sys::IsTransactionState()
+            || !crate::pg::nothrow::is_transaction_state()
         {
             return;
         }

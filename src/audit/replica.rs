@@ -1,5 +1,4 @@
-//! The executor-start hook (preloaded): writes in replica mode, and the start of reads that
-//! `reads` records.
+//! At executor start (the hook in `crate::hooks`, preloaded): writes in replica mode.
 //!
 //! Writes in replica mode. With `session_replication_role = replica` (superusers only) ordinary
 //! triggers, the audit triggers among them, do not fire: an INSERT, UPDATE, DELETE or MERGE of an
@@ -15,8 +14,6 @@ use pgrx::prelude::*;
 use pgrx::PgList;
 use serde_json::json;
 use std::cell::Cell;
-
-static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 
 thread_local! {
     static CHECKING: Cell<bool> = const { Cell::new(false) };
@@ -57,7 +54,11 @@ unsafe fn written(stmt: *mut pg_sys::PlannedStmt) -> Vec<pg_sys::Oid> {
     }
 }
 
-unsafe fn check(query: *mut pg_sys::QueryDesc, eflags: i32) {
+/// Logs a write of an audited table in replica mode, before the executor starts.
+///
+/// # Safety
+/// `query` must be the QueryDesc being started.
+pub unsafe fn check(query: *mut pg_sys::QueryDesc, eflags: i32) {
     // SAFETY: query is the executor's QueryDesc, valid through ExecutorStart; backend globals
     // are read only.
     unsafe {
@@ -108,28 +109,5 @@ unsafe fn log_writes(query: *mut pg_sys::QueryDesc, stmt: *mut pg_sys::PlannedSt
                 json!({ "command": op, "tables": tables, "session_replication_role": "replica" }),
             );
         }
-    }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
-    // SAFETY: called by the executor with its QueryDesc; the previous hook was saved at install.
-    unsafe {
-        check(query, eflags);
-        match PREV_EXECUTOR_START {
-            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query, eflags)),
-            None => pg_sys::standard_ExecutorStart(query, eflags),
-        }
-        // After the start succeeded (a statement refused at start reads nothing).
-        crate::audit::reads::start(query, eflags);
-    }
-}
-
-/// Installs the hook (from _PG_init, when preloaded).
-pub fn install() {
-    // SAFETY: _PG_init runs once per process before any query, single-threaded.
-    unsafe {
-        PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
-        pg_sys::ExecutorStart_hook = Some(executor_start);
     }
 }

@@ -20,14 +20,21 @@ impl<T> CatalogCache<T> {
         }
     }
 
-    /// The cached value, or `load()`'s, remembered as read from `table` (InvalidOid where the
-    /// table does not exist). No borrow is held while `load` runs (its queries may invalidate).
-    pub fn get(&self, table: pg_sys::Oid, load: impl FnOnce() -> T) -> Rc<T> {
+    /// The cached value, or `load(table())`'s, remembered as read from that table (InvalidOid
+    /// where it does not exist). The table is looked up only on a miss: a hit, which every
+    /// statement's hooks take, costs no catalog lookup. No borrow is held while `load` runs (its
+    /// queries may invalidate).
+    pub fn get(
+        &self,
+        table: impl FnOnce() -> pg_sys::Oid,
+        load: impl FnOnce(pg_sys::Oid) -> T,
+    ) -> Rc<T> {
         if let Some(v) = self.value.borrow().clone() {
             return v;
         }
+        let table = table();
         self.table.set(table);
-        let v = Rc::new(load());
+        let v = Rc::new(load(table));
         *self.value.borrow_mut() = Some(v.clone());
         v
     }

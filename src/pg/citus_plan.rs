@@ -40,12 +40,10 @@ struct JobHead {
 unsafe fn is_extensible(node: *const pg_sys::Node, name: &CStr) -> bool {
     // SAFETY: a node pointer of a plan (or NULL); an ExtensibleNode starts with its tag and name.
     unsafe {
-        !node.is_null()
-            && (*node).type_ == pg_sys::NodeTag::T_ExtensibleNode
-            && {
-                let n = (*(node as *const pg_sys::ExtensibleNode)).extnodename;
-                !n.is_null() && CStr::from_ptr(n) == name
-            }
+        !node.is_null() && (*node).type_ == pg_sys::NodeTag::T_ExtensibleNode && {
+            let n = (*(node as *const pg_sys::ExtensibleNode)).extnodename;
+            !n.is_null() && CStr::from_ptr(n) == name
+        }
     }
 }
 

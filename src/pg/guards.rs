@@ -20,7 +20,7 @@ pub fn with_active_snapshot<R>(f: impl FnOnce() -> R) -> R {
     }
     // SAFETY: called inside a transaction; the pushed snapshot is popped by the guard.
     let pushed = unsafe {
-        if pg_sys::ActiveSnapshotSet() {
+        if crate::pg::nothrow::active_snapshot_set() {
             false
         } else {
             pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());

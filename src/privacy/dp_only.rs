@@ -31,6 +31,7 @@
 
 use crate::pg::catalog_access::{has_privs_of_role_named, is_superuser};
 use crate::pg::errors::{raise, raise_full};
+use crate::pg::nothrow::list_ptrs;
 use crate::privacy::own;
 use crate::privacy::protected::{self, Protected};
 use pgrx::prelude::*;
@@ -38,33 +39,19 @@ use pgrx::{PgList, PgSqlErrorCode};
 use std::collections::HashSet;
 use std::ffi::c_void;
 
-static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
-
-/// Installs the planner hook (from _PG_init, when preloaded).
-pub fn install() {
-    // SAFETY: _PG_init runs once per process before any query, single-threaded.
-    unsafe {
-        PREV_PLANNER = pg_sys::planner_hook;
-        pg_sys::planner_hook = Some(planner);
-    }
-}
-
-#[pg_guard]
-unsafe extern "C-unwind" fn planner(
+/// Plans the statement (`plan`: the rest of the planner, from the hook in `crate::hooks`)
+/// after checking its reads of DP-only tables, and checks the plan.
+///
+/// # Safety
+/// `parse` must be the planner hook's query tree.
+pub unsafe fn plan(
     parse: *mut pg_sys::Query,
-    query_string: *const std::ffi::c_char,
-    cursor_options: std::ffi::c_int,
-    bound_params: pg_sys::ParamListInfo,
+    plan: impl FnOnce() -> *mut pg_sys::PlannedStmt,
 ) -> *mut pg_sys::PlannedStmt {
-    // SAFETY: the planner's arguments, valid for the call; the previous hook saved at install.
+    // SAFETY: as the caller guarantees; the plan is the planner's result.
     unsafe {
         let checked = check_statement(parse);
-        let stmt = match PREV_PLANNER {
-            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
-                prev(parse, query_string, cursor_options, bound_params)
-            }),
-            None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
-        };
+        let stmt = plan();
         if let Some(found) = checked {
             check_plan(stmt, &found);
         }
@@ -181,7 +168,11 @@ impl Checker {
                         }
                         return false;
                     }
-                    pg_sys::expression_tree_walker(node, Some(walk), ctx as *const Ctx as *mut c_void)
+                    pg_sys::expression_tree_walker(
+                        node,
+                        Some(walk),
+                        ctx as *const Ctx as *mut c_void,
+                    )
                 }
             }
             let ctx = Ctx { checker: self };
@@ -270,7 +261,9 @@ impl Checker {
                 }
             } else if !(*q).jointree.is_null() {
                 let mut stack: Vec<*mut pg_sys::Node> =
-                    PgList::<pg_sys::Node>::from_pg((*(*q).jointree).fromlist).iter_ptr().collect();
+                    PgList::<pg_sys::Node>::from_pg((*(*q).jointree).fromlist)
+                        .iter_ptr()
+                        .collect();
                 while let Some(n) = stack.pop() {
                     match (*n).type_ {
                         pg_sys::NodeTag::T_RangeTblRef => {
@@ -282,8 +275,10 @@ impl Checker {
                             stack.push((*j).rarg);
                         }
                         pg_sys::NodeTag::T_FromExpr => stack.extend(
-                            PgList::<pg_sys::Node>::from_pg((*(n as *mut pg_sys::FromExpr)).fromlist)
-                                .iter_ptr(),
+                            PgList::<pg_sys::Node>::from_pg(
+                                (*(n as *mut pg_sys::FromExpr)).fromlist,
+                            )
+                            .iter_ptr(),
                         ),
                         _ => {}
                     }
@@ -336,7 +331,10 @@ impl Checker {
                 .filter_map(|&rte| self.restricted((*rte).relid).cloned().map(|p| (rte, p)))
                 .collect();
             if restricted.len() > 1 {
-                refuse("a query may read only one DP-only table (its privacy unit bounds the rows)".into());
+                refuse(
+                    "a query may read only one DP-only table (its privacy unit bounds the rows)"
+                        .into(),
+                );
             }
             let Some((table, settings)) = restricted.into_iter().next() else {
                 return;
@@ -403,7 +401,8 @@ unsafe fn strip_casts(mut e: *mut pg_sys::Node) -> *mut pg_sys::Node {
                     if (*(e as *mut pg_sys::FuncExpr)).funcformat
                         != pg_sys::CoercionForm::COERCE_EXPLICIT_CALL =>
                 {
-                    let args = PgList::<pg_sys::Node>::from_pg((*(e as *mut pg_sys::FuncExpr)).args);
+                    let args =
+                        PgList::<pg_sys::Node>::from_pg((*(e as *mut pg_sys::FuncExpr)).args);
                     if args.len() != 1 {
                         return e;
                     }
@@ -530,7 +529,8 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
         // built-in one: set_config, pg_notify, advisory locks, nextval, large objects; and two
         // stable ones assign a transaction id, which the next statement sees.
         (func.to_u32() >= pg_sys::FirstNormalObjectId && !own::extension_function(func))
-            || unsafe { pg_sys::func_volatile(func) } == pg_sys::PROVOLATILE_VOLATILE as std::ffi::c_char
+            || unsafe { pg_sys::func_volatile(func) }
+                == pg_sys::PROVOLATILE_VOLATILE as std::ffi::c_char
             || [pg_sys::F_TXID_CURRENT, pg_sys::F_PG_CURRENT_XACT_ID].contains(&func.to_u32())
     }
     /// A stable function of someone else's: on a row's values it may still leave a trace (a
@@ -540,7 +540,8 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
     unsafe extern "C-unwind" fn stable_foreign(func: pg_sys::Oid, _ctx: *mut c_void) -> bool {
         own::dp_aggregate(func).is_none()
             && !own::extension_function(func)
-            && unsafe { pg_sys::func_volatile(func) } == pg_sys::PROVOLATILE_STABLE as std::ffi::c_char
+            && unsafe { pg_sys::func_volatile(func) }
+                == pg_sys::PROVOLATILE_STABLE as std::ffi::c_char
     }
     fn refuse_functions() -> ! {
         refuse(
@@ -576,7 +577,8 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
                 && pg_sys::contain_vars_of_level((*(node as *mut pg_sys::SubLink)).subselect, 1)
             {
                 refuse(
-                    "a query over a DP-only table may not use a correlated subquery on its rows".into(),
+                    "a query over a DP-only table may not use a correlated subquery on its rows"
+                        .into(),
                 );
             }
             // A type of the analyst's calls the analyst's code on each value: a domain's CHECK
@@ -715,25 +717,30 @@ unsafe fn check_statement(parse: *mut pg_sys::Query) -> Option<HashSet<u32>> {
     }
     // SAFETY: the statement's query tree, valid for the call; backend globals read only.
     unsafe {
-        if parse.is_null() || !pg_sys::IsTransactionState() {
+        if parse.is_null() || !crate::pg::nothrow::is_transaction_state() {
             return None;
         }
         let map = protected::map();
         if map.is_empty() {
             return None;
         }
-        let role = pg_sys::GetUserId();
-        if privileged(role) {
-            return None;
+        if !may_read_protected(&map, parse) {
+            // The plan is still checked (an inlined SQL function may read one).
+            return Some(HashSet::new());
         }
+        let role = crate::pg::nothrow::current_user();
         let mut checker = Checker {
             map,
             role,
             found: HashSet::new(),
         };
+        // (Whether the role is privileged is asked last: it looks the admin role up by name.)
         if !checker.reads_restricted(parse) {
             // Nothing to check here; the plan still is (an inlined SQL function may read one).
             return Some(HashSet::new());
+        }
+        if privileged(role) {
+            return None;
         }
         if (*parse).commandType != pg_sys::CmdType::CMD_SELECT {
             refuse("a DP-only table may be read only by SELECT".into());
@@ -743,18 +750,48 @@ unsafe fn check_statement(parse: *mut pg_sys::Query) -> Option<HashSet<u32>> {
     }
 }
 
+/// Whether `q` may read a protected table: false when no range table of it (subqueries and WITH
+/// queries included) names one and no level has subqueries in its expressions, which is most
+/// statements. Reads only the query tree (no catalog, no walker callbacks): the cheap first look
+/// every statement of a database with DP-only tables takes.
+unsafe fn may_read_protected(map: &protected::Map, q: *mut pg_sys::Query) -> bool {
+    // SAFETY: a query tree of the statement being planned.
+    unsafe {
+        if q.is_null() {
+            return false;
+        }
+        // (A row-security policy with a subquery sets it too.)
+        if (*q).hasSubLinks {
+            return true;
+        }
+        for rte in list_ptrs::<pg_sys::RangeTblEntry>((*q).rtable) {
+            let hit = match (*rte).rtekind {
+                pg_sys::RTEKind::RTE_RELATION => map.contains_key(&(*rte).relid),
+                pg_sys::RTEKind::RTE_SUBQUERY => may_read_protected(map, (*rte).subquery),
+                _ => false,
+            };
+            if hit {
+                return true;
+            }
+        }
+        list_ptrs::<pg_sys::CommonTableExpr>((*q).cteList)
+            .any(|cte| may_read_protected(map, (*cte).ctequery as *mut pg_sys::Query))
+    }
+}
+
 /// Refuses a plan that reads a DP-only table more often than the statement checked (an inlined
 /// SQL function's read appears only now).
 unsafe fn check_plan(stmt: *mut pg_sys::PlannedStmt, found: &HashSet<u32>) {
     // SAFETY: the plan just made.
     unsafe {
         let map = protected::map();
-        let role = pg_sys::GetUserId();
-        for rte in PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable).iter_ptr() {
+        let role = crate::pg::nothrow::current_user();
+        for rte in list_ptrs::<pg_sys::RangeTblEntry>((*stmt).rtable) {
             if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
                 && map.contains_key(&(*rte).relid)
                 && !found.contains(&(*rte).relid.to_u32())
                 && !pg_sys::pg_class_ownercheck((*rte).relid, role)
+                && !privileged(role)
             {
                 refuse(format!(
                     "{} is DP-only: it may be read only through dp aggregates",

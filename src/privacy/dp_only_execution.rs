@@ -18,10 +18,7 @@ use crate::pg::errors::{raise, raise_full};
 use crate::privacy::protected;
 use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
-use pgrx::{pg_sys, PgList, PgSqlErrorCode, PgTryBuilder};
-
-static mut PREV_EXECUTOR_RUN: pg_sys::ExecutorRun_hook_type = None;
-static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
+use pgrx::{pg_sys, PgSqlErrorCode, PgTryBuilder};
 
 thread_local! {
     /// The queries under way that ran over a DP-only table, by QueryDesc; an entry goes with
@@ -35,32 +32,24 @@ unsafe extern "C-unwind" fn forget_run(query: *mut std::ffi::c_void) {
     DP_ONLY_RUNS.with(|r| r.borrow_mut().remove(&(query as usize)));
 }
 
-/// Installs the executor-run and executor-end hooks (from _PG_init, when preloaded).
-pub fn install() {
-    // SAFETY: _PG_init runs once per process before any query, single-threaded.
-    unsafe {
-        PREV_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
-        pg_sys::ExecutorRun_hook = Some(executor_run);
-        PREV_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
-        pg_sys::ExecutorEnd_hook = Some(executor_end);
+/// Ends the query (`end`: the rest of ExecutorEnd, from the hook in `crate::hooks`) with client
+/// messages held back as while it ran: shutting its nodes down logs too (`trace_sort` reports
+/// each sort's memory when it ends).
+///
+/// # Safety
+/// `query` must be the QueryDesc being ended.
+pub unsafe fn end(query: *mut pg_sys::QueryDesc, end: impl FnOnce() + std::panic::UnwindSafe) {
+    // Decided when it ran (no catalog lookup here: there may be no snapshot to read with).
+    let ran = DP_ONLY_RUNS.with(|r| {
+        let mut r = r.borrow_mut();
+        !r.is_empty() && r.remove(&(query as usize))
+    });
+    if !ran {
+        return end();
     }
-}
-
-/// Ends the query with client messages held back as while it ran: shutting its nodes down
-/// logs too (`trace_sort` reports each sort's memory when it ends).
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
-    // SAFETY: the QueryDesc being ended; the previous hook was saved at install; a backend
-    // global read and written by this backend only, put back however the call ends.
+    // SAFETY: a backend global read and written by this backend only, put back however the
+    // call ends.
     unsafe {
-        let end = || match PREV_EXECUTOR_END {
-            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query)),
-            None => pg_sys::standard_ExecutorEnd(query),
-        };
-        // Decided when it ran (no catalog lookup here: there may be no snapshot to read with).
-        if !DP_ONLY_RUNS.with(|r| r.borrow_mut().remove(&(query as usize))) {
-            return end();
-        }
         let client_level = pg_sys::client_min_messages;
         let restore = move || pg_sys::client_min_messages = client_level;
         pg_sys::client_min_messages = client_level.max(pgrx::PgLogLevel::ERROR as i32);
@@ -72,17 +61,16 @@ unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
 unsafe fn reads_dp_only(stmt: *mut pg_sys::PlannedStmt) -> bool {
     // SAFETY: the plan of a started query; catalog lookups by oid.
     unsafe {
-        if stmt.is_null() || !pg_sys::IsTransactionState() {
+        if stmt.is_null() || !crate::pg::nothrow::is_transaction_state() {
             return false;
         }
         let map = protected::map();
         if map.is_empty() {
             return false;
         }
-        let role = pg_sys::GetUserId();
-        let dp_only = PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable)
-            .iter_ptr()
-            .any(|rte| {
+        let role = crate::pg::nothrow::current_user();
+        let dp_only =
+            crate::pg::nothrow::list_ptrs::<pg_sys::RangeTblEntry>((*stmt).rtable).any(|rte| {
                 (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
                     && map.contains_key(&(*rte).relid)
                     && !pg_sys::pg_class_ownercheck((*rte).relid, role)
@@ -99,8 +87,7 @@ pub unsafe fn refuse_row_counts(query: *mut pg_sys::QueryDesc) {
     // SAFETY: as the caller guarantees.
     unsafe {
         // Any instrumentation counts rows (EXPLAIN ANALYZE's timing does too).
-        if (*query).instrument_options != 0 && reads_dp_only((*query).plannedstmt)
-        {
+        if (*query).instrument_options != 0 && reads_dp_only((*query).plannedstmt) {
             raise_full(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 "EXPLAIN ANALYZE of a query over a DP-only table is not allowed: it counts the rows exactly",
@@ -111,24 +98,12 @@ pub unsafe fn refuse_row_counts(query: *mut pg_sys::QueryDesc) {
     }
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_run(
-    query: *mut pg_sys::QueryDesc,
-    direction: pg_sys::ScanDirection::Type,
-    count: u64,
-    execute_once: bool,
-) {
-    let run = || {
-        // SAFETY: the executor's own arguments; the previous hook was saved at install.
-        unsafe {
-            match PREV_EXECUTOR_RUN {
-                Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
-                    prev(query, direction, count, execute_once)
-                }),
-                None => pg_sys::standard_ExecutorRun(query, direction, count, execute_once),
-            }
-        }
-    };
+/// Runs the query (`run`: the rest of ExecutorRun, from the hook in `crate::hooks`); over a
+/// DP-only table, with notices held back and error messages withheld.
+///
+/// # Safety
+/// `query` must be the QueryDesc being run.
+pub unsafe fn run(query: *mut pg_sys::QueryDesc, run: impl FnOnce() + std::panic::UnwindSafe) {
     // SAFETY: the QueryDesc being run.
     if !unsafe { reads_dp_only((*query).plannedstmt) } {
         return run();

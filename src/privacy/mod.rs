@@ -8,7 +8,7 @@ pub mod charge;
 pub mod dp_only;
 pub mod dp_only_execution;
 pub mod own;
-pub mod protected;
 pub mod params;
+pub mod protected;
 pub mod release;
 pub mod start;

@@ -4,10 +4,9 @@
 //! (`dp_only`) looks every statement's relations up here, so the empty case costs one lookup.
 
 use crate::pg::catalog_access::{as_extension_owner, read_rows};
-use pgrx::prelude::*;
 use crate::pg::catalog_cache::CatalogCache;
+use pgrx::prelude::*;
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 /// One DP-only table's settings.
@@ -18,7 +17,7 @@ pub struct Protected {
     pub max_rows_per_unit: i32,
 }
 
-pub type Map = HashMap<pg_sys::Oid, Protected>;
+pub type Map = rustc_hash::FxHashMap<pg_sys::Oid, Protected>;
 
 thread_local! {
     static CACHE: CatalogCache<Map> = const { CatalogCache::new() };
@@ -49,7 +48,7 @@ fn register() {
 
 fn load(oid: pg_sys::Oid) -> Map {
     if oid == pg_sys::InvalidOid {
-        return Map::new();
+        return Map::default();
     }
     as_extension_owner(|| {
         read_rows(
@@ -80,12 +79,11 @@ fn load(oid: pg_sys::Oid) -> Map {
 pub fn map() -> Rc<Map> {
     register();
     if LOADING.with(|l| l.get()) {
-        return Rc::new(Map::new());
+        return Rc::new(Map::default());
     }
     CACHE.with(|c| {
         // (The table exists only where the extension is installed.)
-        let oid = catalog_oid();
-        c.get(oid, || {
+        c.get(catalog_oid, |oid| {
             LOADING.with(|l| l.set(true));
             struct Done;
             impl Drop for Done {

@@ -33,7 +33,6 @@ use pgrx::{pg_sys, PgList};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
-static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 static mut INSTALLED: bool = false;
 
 /// What the executor start charged for one aggregate of one Agg node.
@@ -52,40 +51,37 @@ thread_local! {
     static PREPAID: RefCell<HashMap<(usize, i32), Prepaid>> = RefCell::new(HashMap::new());
 }
 
-/// Whether the hook is installed in this process (the library was preloaded).
+/// Whether the executor hooks are installed in this process (the library was preloaded).
 pub fn installed() -> bool {
     // SAFETY: written once in _PG_init, before any query, single-threaded.
     unsafe { INSTALLED }
 }
 
-/// Installs the hook (from _PG_init, when preloaded).
-pub fn install() {
+/// Notes that the hooks are installed (`crate::hooks`, from _PG_init when preloaded).
+pub fn mark_installed() {
     // SAFETY: _PG_init runs once per process before any query, single-threaded.
-    unsafe {
-        PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
-        pg_sys::ExecutorStart_hook = Some(executor_start);
-        INSTALLED = true;
-    }
+    unsafe { INSTALLED = true };
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
-    // SAFETY: called by the executor with its QueryDesc; the previous hook was saved at install.
+/// After the executor started (the hook in `crate::hooks`): charges the query's dp aggregates,
+/// unless it only explains or this is a parallel worker.
+///
+/// # Safety
+/// `query` must be the QueryDesc just started.
+pub unsafe fn after_executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
+    // SAFETY: as the caller guarantees; backend globals read only.
     unsafe {
-        crate::privacy::dp_only_execution::refuse_row_counts(query);
-        match PREV_EXECUTOR_START {
-            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query, eflags)),
-            None => pg_sys::standard_ExecutorStart(query, eflags),
-        }
-        if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 == 0 && pg_sys::ParallelWorkerNumber < 0
-        {
+        if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 == 0 && pg_sys::ParallelWorkerNumber < 0 {
             charge_query(query);
         }
     }
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn collect(ps: *mut pg_sys::PlanState, ctx: *mut std::ffi::c_void) -> bool {
+unsafe extern "C-unwind" fn collect(
+    ps: *mut pg_sys::PlanState,
+    ctx: *mut std::ffi::c_void,
+) -> bool {
     // SAFETY: ctx is the Vec that `agg_nodes` passes; ps a node of the initialized plan.
     unsafe {
         let found = &mut *(ctx as *mut Vec<*mut pg_sys::AggState>);
@@ -104,7 +100,9 @@ unsafe fn agg_nodes(query: *mut pg_sys::QueryDesc) -> Vec<*mut pg_sys::AggState>
         let mut roots = vec![(*query).planstate];
         let estate = (*query).estate;
         if !estate.is_null() {
-            roots.extend(PgList::<pg_sys::PlanState>::from_pg((*estate).es_subplanstates).iter_ptr());
+            roots.extend(crate::pg::nothrow::list_ptrs::<pg_sys::PlanState>(
+                (*estate).es_subplanstates,
+            ));
         }
         let mut found: Vec<*mut pg_sys::AggState> = Vec::new();
         for root in roots.into_iter().filter(|r| !r.is_null()) {
@@ -173,7 +171,11 @@ unsafe fn call_params(
     fn parts<T: Num>(p: Params<T>) -> (f64, f64, [u8; 40]) {
         (p.loss.epsilon, p.loss.delta.unwrap_or(0.0), p.key())
     }
-    fn typed(kind: DpAggregate, first_type: Option<pg_sys::Oid>, args: &impl Args) -> (f64, f64, [u8; 40]) {
+    fn typed(
+        kind: DpAggregate,
+        first_type: Option<pg_sys::Oid>,
+        args: &impl Args,
+    ) -> (f64, f64, [u8; 40]) {
         match kind {
             DpAggregate::Sum | DpAggregate::Avg if first_type == Some(pg_sys::FLOAT8OID) => {
                 parts(params_for::<f64>(kind, args))
@@ -226,7 +228,12 @@ unsafe fn combined_call_args(
             refuse();
         }
         let partial = made_by as *mut pg_sys::Aggref;
-        if own::own_call(partial) != Some(own::OwnCall { via: Via::CitusPartial, ..call }) {
+        if own::own_call(partial)
+            != Some(own::OwnCall {
+                via: Via::CitusPartial,
+                ..call
+            })
+        {
             refuse();
         }
         WrappedCallArgs::of(state, partial).unwrap_or_else(|| refuse())
@@ -375,7 +382,10 @@ unsafe fn remember(estate: *mut pg_sys::EState, prepaid: Vec<((usize, i32), Prep
 ///
 /// # Safety
 /// `state` must be the running Agg node and `aggref` the call it finalizes.
-pub unsafe fn evaluate(state: *mut pg_sys::AggState, aggref: *mut pg_sys::Aggref) -> Option<Prepaid> {
+pub unsafe fn evaluate(
+    state: *mut pg_sys::AggState,
+    aggref: *mut pg_sys::Aggref,
+) -> Option<Prepaid> {
     // SAFETY: as the caller guarantees.
     let key = (state as usize, unsafe { (*aggref).aggno });
     PREPAID.with(|p| {

@@ -63,7 +63,7 @@ pub unsafe fn check(query: *mut pg_sys::QueryDesc) {
             || (*query).estate.is_null()
             || (*query).operation != pg_sys::CmdType::CMD_SELECT
             || pg_sys::ParallelWorkerNumber >= 0
-            || !pg_sys::IsTransactionState()
+            || !crate::pg::nothrow::is_transaction_state()
             || CHECKING.with(|c| c.get())
             || crate::security::utility::in_copy()
         {

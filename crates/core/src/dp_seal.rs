@@ -28,7 +28,11 @@ pub fn seal(master: &MasterKey, nonce: &[u8; NONCE_LEN], state: &[u8]) -> String
     let cipher = Aes256Gcm::new(master.dp_state_seal_key().into());
     let mut body = state.to_vec();
     let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(nonce), &aad(master.fingerprint()), &mut body)
+        .encrypt_in_place_detached(
+            Nonce::from_slice(nonce),
+            &aad(master.fingerprint()),
+            &mut body,
+        )
         .expect("a 96-byte state is within AES-GCM limits");
     let mut out = Vec::with_capacity(NONCE_LEN + body.len() + TAG_LEN);
     out.extend_from_slice(nonce);
@@ -47,9 +51,9 @@ pub fn open(masters: &[MasterKey], text: &str, len: usize) -> Result<Vec<u8>> {
     let rest = text
         .strip_prefix(PREFIX)
         .ok_or(Error::Malformed("not a sealed dp state"))?;
-    let (fingerprint, body) = rest
-        .split_once(':')
-        .ok_or(Error::Malformed("sealed dp state without a key fingerprint"))?;
+    let (fingerprint, body) = rest.split_once(':').ok_or(Error::Malformed(
+        "sealed dp state without a key fingerprint",
+    ))?;
     let master = masters
         .iter()
         .find(|m| m.fingerprint() == fingerprint)
@@ -94,16 +98,36 @@ mod tests {
     #[test]
     fn refuses_tampering_wrong_keys_and_lengths() {
         let sealed = seal(&master(1), &[3; 12], &[7u8; 96]);
-        assert!(matches!(open(&[master(2)], &sealed, 96), Err(Error::UnknownMasterKey { .. })));
+        assert!(matches!(
+            open(&[master(2)], &sealed, 96),
+            Err(Error::UnknownMasterKey { .. })
+        ));
         // The same fingerprint with another key cannot happen; a flipped ciphertext digit can.
         let i = sealed.len() - 40;
         let flipped: String = sealed
             .char_indices()
-            .map(|(j, c)| if j == i { if c == '0' { '1' } else { '0' } } else { c })
+            .map(|(j, c)| {
+                if j == i {
+                    if c == '0' {
+                        '1'
+                    } else {
+                        '0'
+                    }
+                } else {
+                    c
+                }
+            })
             .collect();
-        assert!(matches!(open(&[master(1)], &flipped, 96), Err(Error::AuthenticationFailed)));
+        assert!(matches!(
+            open(&[master(1)], &flipped, 96),
+            Err(Error::AuthenticationFailed)
+        ));
         // A state sealed under a key whose fingerprint was swapped for another's does not open.
-        let (_, body) = sealed.strip_prefix(PREFIX).unwrap().split_once(':').unwrap();
+        let (_, body) = sealed
+            .strip_prefix(PREFIX)
+            .unwrap()
+            .split_once(':')
+            .unwrap();
         let relabelled = format!("{PREFIX}{}:{body}", master(2).fingerprint());
         assert!(open(&[master(2)], &relabelled, 96).is_err());
         assert!(open(&[master(1)], &sealed, 95).is_err());

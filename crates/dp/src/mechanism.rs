@@ -253,7 +253,10 @@ mod tests {
         let (mean, var) = moments(&xs);
         let expected = 2.0 * (sens / eps).powi(2);
         // Six standard errors of the mean: a false failure about once in 10^9 runs.
-        assert!(mean.abs() < 6.0 * (expected / RUNS as f64).sqrt(), "mean {mean}");
+        assert!(
+            mean.abs() < 6.0 * (expected / RUNS as f64).sqrt(),
+            "mean {mean}"
+        );
         assert!(
             (var / expected - 1.0).abs() < 0.2,
             "variance {var}, expected {expected}"
@@ -280,7 +283,10 @@ mod tests {
         let (mean, var) = moments(&xs);
         // Six standard errors of the mean (sigma / sqrt(1500), about 1): the former fixed bound of 3
         // was three standard errors and failed about once in 400 runs.
-        assert!(mean.abs() < 6.0 * sigma / (xs.len() as f64).sqrt(), "mean {mean}");
+        assert!(
+            mean.abs() < 6.0 * sigma / (xs.len() as f64).sqrt(),
+            "mean {mean}"
+        );
         assert!(
             (var / (sigma * sigma) - 1.0).abs() < 0.2,
             "variance {var}, sigma {sigma}"
