@@ -82,12 +82,11 @@ unsafe extern "C-unwind" fn planner(
 unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
     // SAFETY: the executor's QueryDesc; the previous hook saved at install.
     unsafe {
-        privacy::dp_only_execution::refuse_row_counts(query);
         audit::replica::check(query, eflags);
-        match PREV_EXECUTOR_START {
+        privacy::dp_only_execution::start(query, || match PREV_EXECUTOR_START {
             Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query, eflags)),
             None => pg_sys::standard_ExecutorStart(query, eflags),
-        }
+        });
         // After the start succeeded (a statement refused at start reads nothing).
         audit::reads::start(query, eflags);
         privacy::start::after_executor_start(query, eflags);

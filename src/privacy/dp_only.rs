@@ -633,7 +633,27 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
             walk((*cte).ctequery, ctx);
         }
         for rte in PgList::<pg_sys::RangeTblEntry>::from_pg((*q).rtable).iter_ptr() {
+            // Row-security policies of the other tables of the block run on rows that a join
+            // with the DP-only table picks (a nested loop's inner index scan is driven by each
+            // of its rows): a policy on the analyst's own table calling the analyst's function
+            // logged every value it was joined on (attacker round 11). The DP-only table's own
+            // policies are its owner's.
+            if !(*rte).securityQuals.is_null()
+                && !((*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                    && crate::privacy::protected::map().contains_key(&(*rte).relid))
+            {
+                walk((*rte).securityQuals as *mut pg_sys::Node, ctx);
+            }
             match (*rte).rtekind {
+                // A foreign table's scan sends the join's values to another server.
+                pg_sys::RTEKind::RTE_RELATION
+                    if (*rte).relkind == pg_sys::RELKIND_FOREIGN_TABLE as std::ffi::c_char =>
+                {
+                    refuse(format!(
+                        "a query over a DP-only table may not read the foreign table {}",
+                        relname((*rte).relid)
+                    ));
+                }
                 pg_sys::RTEKind::RTE_SUBQUERY => check_functions((*rte).subquery),
                 pg_sys::RTEKind::RTE_FUNCTION => {
                     walk((*rte).functions as *mut pg_sys::Node, ctx);

@@ -7,12 +7,21 @@
 //!   prints the value (`invalid input syntax for type integer: "<the value>"`). Errors raised
 //!   while the query runs keep their SQLSTATE and lose their message, so an error says that
 //!   something failed, not what (it still costs the query's charge, taken before any row).
-//!
 //! - Notices and warnings: they print values as error messages do; none reaches the client
-//!   while the query reads its rows.
+//!   while the query reads its rows or ends.
+//! - Statistics: the scan and tuple counters of every table and index the query opens (the
+//!   analyst's own tables joined to the rows, catalogs looked up per row: `pg_stat_xact_*`,
+//!   `pg_stat_user_tables`, `pg_statio_*`), function call counts and temporary-file counts
+//!   counted exactly what the rows did. The backend counts nothing while such a query starts,
+//!   runs and ends (`pgstat_track_counts` and `track_functions` off, parallel workers
+//!   included: they copy the leader's settings).
+//! - Caches: a catalog entry the rows made the backend load (a text-search configuration
+//!   picked by a CASE on the row) stayed cached, and a later lookup by the analyst showed
+//!   whether it was (no catalog scan). The backend's catalog caches are reset when such a query
+//!   ends, so every entry is loaded again on its next use.
 //!
 //! All apply to the roles for which a table is DP-only (not its owner, superusers or privacy
-//! admins).
+//! admins), decided once when the executor starts.
 
 use crate::pg::errors::{raise, raise_full};
 use crate::privacy::protected;
@@ -30,31 +39,6 @@ thread_local! {
 #[pg_guard]
 unsafe extern "C-unwind" fn forget_run(query: *mut std::ffi::c_void) {
     DP_ONLY_RUNS.with(|r| r.borrow_mut().remove(&(query as usize)));
-}
-
-/// Ends the query (`end`: the rest of ExecutorEnd, from the hook in `crate::hooks`) with client
-/// messages held back as while it ran: shutting its nodes down logs too (`trace_sort` reports
-/// each sort's memory when it ends).
-///
-/// # Safety
-/// `query` must be the QueryDesc being ended.
-pub unsafe fn end(query: *mut pg_sys::QueryDesc, end: impl FnOnce() + std::panic::UnwindSafe) {
-    // Decided when it ran (no catalog lookup here: there may be no snapshot to read with).
-    let ran = DP_ONLY_RUNS.with(|r| {
-        let mut r = r.borrow_mut();
-        !r.is_empty() && r.remove(&(query as usize))
-    });
-    if !ran {
-        return end();
-    }
-    // SAFETY: a backend global read and written by this backend only, put back however the
-    // call ends.
-    unsafe {
-        let client_level = pg_sys::client_min_messages;
-        let restore = move || pg_sys::client_min_messages = client_level;
-        pg_sys::client_min_messages = client_level.max(pgrx::PgLogLevel::ERROR as i32);
-        PgTryBuilder::new(end).finally(restore).execute()
-    }
 }
 
 /// Whether the plan reads a table that is DP-only for the current role.
@@ -79,15 +63,74 @@ unsafe fn reads_dp_only(stmt: *mut pg_sys::PlannedStmt) -> bool {
     }
 }
 
-/// Refuses, at executor start, to count the rows of a query over a DP-only table.
+/// Whether `query` was started over a DP-only table (`start`).
+fn is_dp_only_run(query: *mut pg_sys::QueryDesc) -> bool {
+    DP_ONLY_RUNS.with(|r| {
+        let r = r.borrow();
+        !r.is_empty() && r.contains(&(query as usize))
+    })
+}
+
+/// Runs `f` with the backend's statistics counters off and client messages held back, both put
+/// back however `f` ends; with `withhold_errors`, an error keeps its SQLSTATE and loses its
+/// message.
+fn quietly<R>(withhold_errors: bool, f: impl FnOnce() -> R + std::panic::UnwindSafe) -> R {
+    // SAFETY: backend globals, read and written by this backend only (parallel workers copy
+    // them when they start).
+    unsafe {
+        let (counts, functions, client) = (
+            pg_sys::pgstat_track_counts,
+            pg_sys::pgstat_track_functions,
+            pg_sys::client_min_messages,
+        );
+        let restore = move || {
+            pg_sys::pgstat_track_counts = counts;
+            pg_sys::pgstat_track_functions = functions;
+            pg_sys::client_min_messages = client;
+        };
+        pg_sys::pgstat_track_counts = false;
+        pg_sys::pgstat_track_functions = pg_sys::TrackFunctionsLevel::TRACK_FUNC_OFF as i32;
+        // Notices and warnings print values too (a text-search cast of an all-blank string
+        // quotes it), parallel workers' included (the leader re-raises them).
+        pg_sys::client_min_messages = client.max(pgrx::PgLogLevel::ERROR as i32);
+        PgTryBuilder::new(f)
+            .catch_others(move |e| {
+                restore();
+                match e {
+                    CaughtError::PostgresError(report) | CaughtError::ErrorReport(report)
+                        if withhold_errors =>
+                    {
+                        raise(
+                        report.sql_error_code(),
+                        format!(
+                            "a query over a DP-only table failed while reading its rows (SQLSTATE {}); the message is withheld",
+                            sqlstate(report.sql_error_code())
+                        ),
+                    )
+                    }
+                    other => other.rethrow(),
+                }
+            })
+            .finally(restore)
+            .execute()
+    }
+}
+
+/// Starts the query (`start`: the rest of ExecutorStart, from the hook in `crate::hooks`);
+/// over a DP-only table, refuses instrumentation and starts it quietly (relations opened now
+/// count nothing), and remembers it for `run` and `end`.
 ///
 /// # Safety
 /// `query` must be the QueryDesc being started.
-pub unsafe fn refuse_row_counts(query: *mut pg_sys::QueryDesc) {
+pub unsafe fn start(query: *mut pg_sys::QueryDesc, start: impl FnOnce() + std::panic::UnwindSafe) {
     // SAFETY: as the caller guarantees.
+    if !unsafe { reads_dp_only((*query).plannedstmt) } {
+        return start();
+    }
+    // SAFETY: the QueryDesc being started.
     unsafe {
         // Any instrumentation counts rows (EXPLAIN ANALYZE's timing does too).
-        if (*query).instrument_options != 0 && reads_dp_only((*query).plannedstmt) {
+        if (*query).instrument_options != 0 {
             raise_full(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 "EXPLAIN ANALYZE of a query over a DP-only table is not allowed: it counts the rows exactly",
@@ -96,20 +139,10 @@ pub unsafe fn refuse_row_counts(query: *mut pg_sys::QueryDesc) {
             );
         }
     }
-}
-
-/// Runs the query (`run`: the rest of ExecutorRun, from the hook in `crate::hooks`); over a
-/// DP-only table, with notices held back and error messages withheld.
-///
-/// # Safety
-/// `query` must be the QueryDesc being run.
-pub unsafe fn run(query: *mut pg_sys::QueryDesc, run: impl FnOnce() + std::panic::UnwindSafe) {
-    // SAFETY: the QueryDesc being run.
-    if !unsafe { reads_dp_only((*query).plannedstmt) } {
-        return run();
-    }
+    // (Starting reads no row: errors keep their messages, a missing privilege's say.)
+    quietly(false, start);
     if DP_ONLY_RUNS.with(|r| r.borrow_mut().insert(query as usize)) {
-        // SAFETY: the query's memory lives as long as its execution.
+        // SAFETY: the started query's memory lives as long as its execution.
         unsafe {
             crate::pg::guards::on_reset(
                 (*(*query).estate).es_query_cxt,
@@ -118,29 +151,36 @@ pub unsafe fn run(query: *mut pg_sys::QueryDesc, run: impl FnOnce() + std::panic
             )
         };
     }
-    // Notices and warnings print values too (a text-search cast of an all-blank string quotes
-    // it): none reaches the client while the rows are read, parallel workers' included (the
-    // leader re-raises them). The level is put back however the run ends.
-    // SAFETY: a backend global, read and written by this backend only.
-    let client_level = unsafe { pg_sys::client_min_messages };
-    let restore = move || unsafe { pg_sys::client_min_messages = client_level };
-    unsafe { pg_sys::client_min_messages = client_level.max(pgrx::PgLogLevel::ERROR as i32) };
-    PgTryBuilder::new(run)
-        .catch_others(|e| {
-            restore();
-            match e {
-                CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => raise(
-                    report.sql_error_code(),
-                    format!(
-                        "a query over a DP-only table failed while reading its rows (SQLSTATE {}); the message is withheld",
-                        sqlstate(report.sql_error_code())
-                    ),
-                ),
-                other => other.rethrow(),
-            }
-        })
-        .finally(restore)
-        .execute()
+}
+
+/// Runs the query (`run`: the rest of ExecutorRun, from the hook in `crate::hooks`); over a
+/// DP-only table, quietly.
+///
+/// # Safety
+/// `query` must be the QueryDesc being run.
+pub unsafe fn run(query: *mut pg_sys::QueryDesc, run: impl FnOnce() + std::panic::UnwindSafe) {
+    if is_dp_only_run(query) {
+        quietly(true, run)
+    } else {
+        run()
+    }
+}
+
+/// Ends the query (`end`: the rest of ExecutorEnd, from the hook in `crate::hooks`); over a
+/// DP-only table quietly (shutting its nodes down logs too: `trace_sort` reports each sort's
+/// memory), then resets the backend's catalog caches.
+///
+/// # Safety
+/// `query` must be the QueryDesc being ended.
+pub unsafe fn end(query: *mut pg_sys::QueryDesc, end: impl FnOnce() + std::panic::UnwindSafe) {
+    // (Decided when it started: no catalog lookup here, there may be no snapshot to read with.)
+    if !is_dp_only_run(query) {
+        return end();
+    }
+    quietly(true, end);
+    // SAFETY: what a shared-invalidation reset does at any point of a transaction; relations
+    // still open are rebuilt.
+    unsafe { pg_sys::InvalidateSystemCaches() };
 }
 
 /// The five-character SQLSTATE of `code`.

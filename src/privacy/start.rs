@@ -24,10 +24,10 @@
 //! a dp aggregate is refused before any charge.
 
 use crate::privacy::own::{self, DpAggregate, Via};
-use crate::privacy::params::{params_for, Args, CallArgs, WrappedCallArgs};
+use crate::privacy::params::{dp_error, params_for, Args, CallArgs, WrappedCallArgs};
 use crate::privacy::{charge, release};
 use encml_dp::params::Params;
-use encml_dp::state::Num;
+use encml_dp::state::{self as state, Num, State};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgList};
 use std::cell::RefCell;
@@ -178,9 +178,15 @@ unsafe fn call_params(
     ) -> (f64, f64, [u8; 40]) {
         match kind {
             DpAggregate::Sum | DpAggregate::Avg if first_type == Some(pg_sys::FLOAT8OID) => {
-                parts(params_for::<f64>(kind, args))
+                let p = params_for::<f64>(kind, args);
+                check_release_f64(kind, p);
+                parts(p)
             }
-            _ => parts(params_for::<i64>(kind, args)),
+            _ => {
+                let p = params_for::<i64>(kind, args);
+                check_release_i64(kind, p);
+                parts(p)
+            }
         }
     }
     // SAFETY: the Aggref of a started Agg node.
@@ -195,6 +201,46 @@ unsafe fn call_params(
             .get_ptr(0)
             .map(|t| pg_sys::exprType((*t).expr as *const pg_sys::Node));
         typed(call.kind, first_type, &args)
+    }
+}
+
+// A release of an empty group with the parameters about to be charged, its answer discarded:
+// an error that a release raises whatever the data (a calibration that fails, a noise scale that
+// overflows) comes here, before any row is read and before the charge. Raised by the first
+// group's final function instead, it told whether a group formed (attacker round 11).
+fn check_release_f64(kind: DpAggregate, p: Params<f64>) {
+    let empty = State::<f64> {
+        params: Some(p),
+        ..State::default()
+    };
+    let checked = match kind {
+        DpAggregate::Avg => state::release_avg(&empty).map(drop),
+        _ => state::release_sum_f64(&empty).map(drop),
+    };
+    checked.unwrap_or_else(|e| dp_error(unreleasable(e)));
+}
+
+fn check_release_i64(kind: DpAggregate, p: Params<i64>) {
+    let empty = State::<i64> {
+        params: Some(p),
+        ..State::default()
+    };
+    let checked = match kind {
+        DpAggregate::Count | DpAggregate::CountRows => state::release_count(&empty).map(drop),
+        DpAggregate::Sum => state::release_sum_i64(&empty).map(drop),
+        DpAggregate::Partition => encml_dp::partition::keep(0, p.loss).map(drop),
+        DpAggregate::Avg | DpAggregate::PublicGroups => Ok(()),
+    };
+    checked.unwrap_or_else(|e| dp_error(unreleasable(e)));
+}
+
+/// A release's error for parameters that cannot be released, as a parameter error (22023).
+fn unreleasable(e: encml_dp::DpError) -> encml_dp::DpError {
+    match e {
+        encml_dp::DpError::InvalidParameter(_) => e,
+        other => encml_dp::DpError::InvalidParameter(format!(
+            "no release exists for these parameters: {other}"
+        )),
     }
 }
 

@@ -64,7 +64,7 @@ fn calibrate_uncached(loss: Loss) -> Result<(f64, i64), DpError> {
     while spends(high)?.1 > delta {
         low = high;
         high = high.checked_mul(2).ok_or_else(|| {
-            DpError::InvalidParameter(format!("no threshold reaches delta {delta}"))
+            DpError::InvalidParameter(format!("no threshold reaches delta {delta:e}"))
         })?;
     }
     while low < high {

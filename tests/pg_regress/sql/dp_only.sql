@@ -119,6 +119,45 @@ RESET trace_sort;
 RESET ROLE;
 SELECT count(*) AS charges_after FROM encml.privacy_ledger WHERE analyst = (SELECT oid FROM pg_roles WHERE rolname = 'encml_dpo_analyst');
 
+-- Attacker round 11.
+SET ROLE encml_dpo_analyst;
+-- A row-security policy on the analyst's own table, joined to the DP-only table, ran the
+-- analyst's function on every value the join picked (a nested loop's inner index scan is driven
+-- by each protected row).
+CREATE TEMP TABLE own_keys (k int PRIMARY KEY);
+INSERT INTO own_keys SELECT generate_series(0, 100);
+CREATE FUNCTION pg_temp.seen(int) RETURNS boolean LANGUAGE plpgsql VOLATILE
+    AS $$ BEGIN PERFORM set_config('dpo.seen', $1::text, false); RETURN true; END $$;
+CREATE POLICY spy ON own_keys USING (pg_temp.seen(k));
+ALTER TABLE own_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE own_keys FORCE ROW LEVEL SECURITY;
+SET enable_hashjoin = off;
+SET enable_mergejoin = off;
+SELECT try($$SELECT encml.dp_count_rows(1e-9, 0, p.person::text, 1) FROM public.dpo_people p JOIN own_keys o ON o.k = p.age WHERE p.person = 7$$) AS policy_on_own_table;
+SELECT coalesce(current_setting('dpo.seen', true), '') AS seen_by_policy;
+ALTER TABLE own_keys DISABLE ROW LEVEL SECURITY;
+-- Without a policy the join passes, and the backend counts nothing while the query runs: the
+-- inner index scans of the analyst's own table counted the protected rows exactly.
+ANALYZE own_keys;
+BEGIN;
+CREATE TEMP TABLE scans_before AS SELECT pg_stat_get_xact_numscans('own_keys_pkey'::regclass) AS n;
+SELECT encml.dp_count_rows(1.0, 0, p.person::text, 1) > -1000000 AS join_with_own_table
+  FROM public.dpo_people p JOIN own_keys o ON o.k = p.age WHERE p.person < 40;
+SELECT pg_stat_get_xact_numscans('own_keys_pkey'::regclass) - n AS index_scans_counted FROM scans_before;
+COMMIT;
+RESET enable_hashjoin;
+RESET enable_mergejoin;
+-- A calibration error (a noise scale or threshold that does not exist for these parameters)
+-- came from the first group's final function, so it told whether a group formed. It now comes
+-- when the query starts, whatever the rows.
+SELECT try($$SELECT 1 FROM public.dpo_people WHERE person = 7 GROUP BY city HAVING encml.dp_partition(1e-300, 1e-300)$$) AS partition_group_exists;
+SELECT try($$SELECT 1 FROM public.dpo_people WHERE person = -5 GROUP BY city HAVING encml.dp_partition(1e-300, 1e-300)$$) AS partition_no_group;
+SELECT try($$SELECT encml.dp_sum(age::float8, 0, 1e300, 1e-300, 0, person::text, 1) FROM public.dpo_people WHERE person = 7 GROUP BY city HAVING encml.dp_partition(1.0, 1e-6)$$) AS sum_group_exists;
+SELECT try($$SELECT encml.dp_sum(age::float8, 0, 1e300, 1e-300, 0, person::text, 1) FROM public.dpo_people WHERE person = -5 GROUP BY city HAVING encml.dp_partition(1.0, 1e-6)$$) AS sum_no_group;
+DROP TABLE own_keys, scans_before;
+DROP FUNCTION pg_temp.seen(int);
+RESET ROLE;
+
 -- The owner reads its table as before; dp_unprotect restores the table's settings.
 SET ROLE encml_dpo_owner;
 SELECT count(*) AS owner_reads FROM public.dpo_people;
