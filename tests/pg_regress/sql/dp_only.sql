@@ -154,7 +154,34 @@ SELECT try($$SELECT 1 FROM public.dpo_people WHERE person = 7 GROUP BY city HAVI
 SELECT try($$SELECT 1 FROM public.dpo_people WHERE person = -5 GROUP BY city HAVING encml.dp_partition(1e-300, 1e-300)$$) AS partition_no_group;
 SELECT try($$SELECT encml.dp_sum(age::float8, 0, 1e300, 1e-300, 0, person::text, 1) FROM public.dpo_people WHERE person = 7 GROUP BY city HAVING encml.dp_partition(1.0, 1e-6)$$) AS sum_group_exists;
 SELECT try($$SELECT encml.dp_sum(age::float8, 0, 1e300, 1e-300, 0, person::text, 1) FROM public.dpo_people WHERE person = -5 GROUP BY city HAVING encml.dp_partition(1.0, 1e-6)$$) AS sum_no_group;
+-- A collation's locale is loaded on a backend's first use of it and kept (the catalog-cache
+-- reset does not drop it): a CASE on the row that used one only for some rows left a trace,
+-- seen by whether the next use looks the collation up. Every collation a statement over a
+-- DP-only table names is loaded before it runs, whatever the rows.
+CREATE TEMP TABLE own_words (w text COLLATE "fr-x-icu");
+INSERT INTO own_words VALUES ('A');
+SELECT encml.dp_count_rows(1.0, 0, person::text, 1) > -1000000 AS collation_only_on_no_row
+  FROM public.dpo_people WHERE CASE WHEN person = -5 THEN lower(city COLLATE "fr-x-icu") ELSE city END <> '';
+BEGIN;
+CREATE TEMP TABLE coll_before AS SELECT idx_scan AS n FROM pg_stat_xact_sys_tables WHERE relname = 'pg_collation';
+SELECT lower(w) AS probe FROM own_words;
+SELECT s.idx_scan - b.n AS collation_lookups_after_naming_it FROM pg_stat_xact_sys_tables s, coll_before b WHERE s.relname = 'pg_collation';
+COMMIT;
+DROP TABLE coll_before;
+-- A statement that does not name a collation leaves it as it was; the probe sees it looked up
+-- (not loaded yet, and the catalog caches were reset when the dp query ended).
+CREATE TEMP TABLE own_words2 (w text COLLATE "de-x-icu");
+INSERT INTO own_words2 VALUES ('A');
+SELECT encml.dp_count_rows(1.0, 0, person::text, 1) > -1000000 AS collation_not_named
+  FROM public.dpo_people WHERE city <> '';
+BEGIN;
+CREATE TEMP TABLE coll_before AS SELECT idx_scan AS n FROM pg_stat_xact_sys_tables WHERE relname = 'pg_collation';
+SELECT lower(w) AS probe FROM own_words2;
+SELECT s.idx_scan - b.n > 0 AS collation_looked_up_when_not_named FROM pg_stat_xact_sys_tables s, coll_before b WHERE s.relname = 'pg_collation';
+COMMIT;
+DROP TABLE coll_before, own_words2;
 DROP TABLE own_keys, scans_before;
+DROP TABLE own_words;
 DROP FUNCTION pg_temp.seen(int);
 RESET ROLE;
 
