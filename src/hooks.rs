@@ -83,7 +83,7 @@ unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags
     // SAFETY: the executor's QueryDesc; the previous hook saved at install.
     unsafe {
         audit::replica::check(query, eflags);
-        privacy::dp_only_execution::start(query, || match PREV_EXECUTOR_START {
+        privacy::dp_only_execution::start(query, eflags, || match PREV_EXECUTOR_START {
             Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query, eflags)),
             None => pg_sys::standard_ExecutorStart(query, eflags),
         });

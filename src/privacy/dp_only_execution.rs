@@ -30,6 +30,8 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, PgTryBuilder};
 
 thread_local! {
+    /// Set while an EXPLAIN that shows costs runs (`explain`).
+    static EXPLAIN_COSTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The queries under way that ran over a DP-only table, by QueryDesc; an entry goes with
     /// its execution's memory (the query ended or its transaction aborted).
     static DP_ONLY_RUNS: std::cell::RefCell<std::collections::HashSet<usize>> =
@@ -116,16 +118,58 @@ fn quietly<R>(withhold_errors: bool, f: impl FnOnce() -> R + std::panic::UnwindS
     }
 }
 
+/// Runs `f` (the rest of a utility statement) noting whether it is an EXPLAIN that shows the
+/// planner's estimates (`COSTS`, on unless turned off).
+///
+/// # Safety
+/// `utility` must be NULL or the statement's parse tree.
+pub unsafe fn explain<R>(utility: *mut pg_sys::Node, f: impl FnOnce() -> R) -> R {
+    // SAFETY: as the caller guarantees; options are DefElems of the parse tree.
+    let costs = unsafe {
+        !utility.is_null()
+            && (*utility).type_ == pg_sys::NodeTag::T_ExplainStmt
+            && crate::pg::nothrow::list_ptrs::<pg_sys::DefElem>(
+                (*(utility as *mut pg_sys::ExplainStmt)).options,
+            )
+            .filter(|d| std::ffi::CStr::from_ptr((**d).defname).to_bytes() == b"costs")
+            .last()
+            .map_or(true, |d| pg_sys::defGetBoolean(d))
+    };
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            EXPLAIN_COSTS.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(EXPLAIN_COSTS.with(|c| c.replace(costs)));
+    f()
+}
+
 /// Starts the query (`start`: the rest of ExecutorStart, from the hook in `crate::hooks`);
 /// over a DP-only table, refuses instrumentation and starts it quietly (relations opened now
 /// count nothing), and remembers it for `run` and `end`.
 ///
 /// # Safety
 /// `query` must be the QueryDesc being started.
-pub unsafe fn start(query: *mut pg_sys::QueryDesc, start: impl FnOnce() + std::panic::UnwindSafe) {
+pub unsafe fn start(
+    query: *mut pg_sys::QueryDesc,
+    eflags: i32,
+    start: impl FnOnce() + std::panic::UnwindSafe,
+) {
     // SAFETY: as the caller guarantees.
     if !unsafe { reads_dp_only((*query).plannedstmt) } {
         return start();
+    }
+    // The planner's row estimates come from the table's statistics (ANALYZE reads every row
+    // of a table under 30,000 rows: a value's estimate is its exact count) and from the
+    // index's actual extremes.
+    if eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0 && EXPLAIN_COSTS.with(|c| c.get()) {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "EXPLAIN of a query over a DP-only table may not show the planner's estimates: they come from the table's statistics",
+            None,
+            Some("EXPLAIN (COSTS OFF) shows the plan.".into()),
+        );
     }
     // SAFETY: the QueryDesc being started.
     unsafe {

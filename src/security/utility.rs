@@ -344,7 +344,12 @@ unsafe extern "C-unwind" fn process_utility(
     }
     let _reset = Reset(was);
     unsafe {
-        match PREV_UTILITY {
+        let utility = if pstmt.is_null() {
+            std::ptr::null_mut()
+        } else {
+            (*pstmt).utilityStmt
+        };
+        crate::privacy::dp_only_execution::explain(utility, || match PREV_UTILITY {
             Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
                 prev(pstmt, query, read_only_tree, context, params, env, dest, qc)
             }),
@@ -358,7 +363,7 @@ unsafe extern "C-unwind" fn process_utility(
                 dest,
                 qc,
             ),
-        }
+        })
     }
     if let Some(p) = pending {
         let rows = if qc.is_null() {

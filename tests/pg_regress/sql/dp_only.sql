@@ -87,6 +87,9 @@ SELECT try($$SELECT generate_series(1, 2000) AS g, encml.dp_count_rows(1.0) FROM
 SELECT try($$EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE person = 7$$) AS explain_analyze;
 SELECT try($$EXPLAIN ANALYZE SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE person = 7$$) AS explain_analyze_with_timing;
 SELECT try($$EXPLAIN (COSTS OFF) SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE person = 7$$) AS plain_explain;
+-- Estimates come from the table's statistics (for a small table, exact counts per value).
+SELECT try($$EXPLAIN SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE age = 27$$) AS explain_with_costs;
+SELECT try($$EXPLAIN (COSTS OFF, COSTS) SELECT encml.dp_count_rows(1.0) FROM public.dpo_people WHERE age = 27$$) AS costs_turned_back_on;
 \set VERBOSITY terse
 COPY public.dpo_people TO STDOUT;
 \set VERBOSITY default
