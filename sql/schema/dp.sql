@@ -156,7 +156,8 @@ CREATE AGGREGATE dp_partition(epsilon float8, delta float8) (
 );
 CREATE FUNCTION dp_public_groups_trans(state boolean, key anyelement, public_keys anyarray) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ SELECT coalesce(state, true) AND coalesce(key = ANY (public_keys), false) $$;
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT coalesce(state, true) AND coalesce(key OPERATOR(pg_catalog.=) ANY (public_keys), false) $$;
 CREATE AGGREGATE dp_public_groups(key anyelement, public_keys anyarray) (
     SFUNC = dp_public_groups_trans, STYPE = boolean, COMBINEFUNC = booland_statefunc,
     PARALLEL = SAFE

@@ -20,10 +20,14 @@ COMMENT ON TABLE masking_rules IS 'pg_encrypt_ml: masking rules per column (set_
 
 -- Whether the current user sees unmasked values: a superuser, or a member of one of the roles.
 -- Views call it once per query (as an InitPlan), not per row.
+-- Pinned and qualified: a reader's own `=(name, name)` ahead of pg_catalog in its search_path
+-- returned true for every role (issue 27).
 CREATE FUNCTION masking_unmasked(roles regrole[]) RETURNS boolean
 LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = CURRENT_USER)
+    SELECT (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+             WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
         OR EXISTS (SELECT FROM pg_catalog.unnest(roles) u(role)
                     WHERE pg_catalog.pg_has_role(CURRENT_USER, u.role, 'MEMBER'))
 $$;

@@ -758,3 +758,18 @@ REVOKE ALL ON FUNCTION @extschema@.dp_gate(), @extschema@.dp_protect(regclass, t
     @extschema@.dp_unprotect(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.dp_gate(), @extschema@.dp_protect(regclass, text, integer),
     @extschema@.dp_unprotect(regclass) TO PUBLIC;
+
+-- Issue 27: SQL functions run under the caller's search_path no longer resolve its operators.
+CREATE OR REPLACE FUNCTION @extschema@.masking_unmasked(roles regrole[]) RETURNS boolean
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (SELECT r.rolsuper FROM pg_catalog.pg_roles r
+             WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
+        OR EXISTS (SELECT FROM pg_catalog.unnest(roles) u(role)
+                    WHERE pg_catalog.pg_has_role(CURRENT_USER, u.role, 'MEMBER'))
+$$;
+CREATE OR REPLACE FUNCTION @extschema@.dp_public_groups_trans(state boolean, key anyelement, public_keys anyarray) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT coalesce(state, true) AND coalesce(key OPERATOR(pg_catalog.=) ANY (public_keys), false) $$;
