@@ -888,6 +888,55 @@ unsafe fn check_plan(stmt: *mut pg_sys::PlannedStmt, found: &HashSet<u32>) {
                 ));
             }
         }
+        if !found.is_empty() {
+            refuse_writable_relations(stmt, &map, role);
+        }
+    }
+}
+
+/// Refuses a statement over a DP-only table that also reads a relation the querying role owns
+/// or may write. Reading leaves marks on a relation's pages that outlast the query: an index
+/// entry whose row is dead is marked dead by the first scan that reaches it, and hint bits are
+/// set on rows first read after they changed. With a table of its own, filled and then deleted,
+/// and a nested loop whose inner index scan is keyed by a protected value, the analyst read
+/// each value back from which entry the query marked (`EXPLAIN (ANALYZE, BUFFERS)` of its own
+/// table: `Heap Fetches: 0`), with statistics off (attacker round 12). Relations it cannot
+/// write, such as its owner's lookup tables, carry no rows the analyst made or removed.
+unsafe fn refuse_writable_relations(
+    stmt: *mut pg_sys::PlannedStmt,
+    map: &protected::Map,
+    role: pg_sys::Oid,
+) {
+    let writes =
+        (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE | pg_sys::ACL_TRUNCATE)
+            as pg_sys::AclMode;
+    // SAFETY: the plan just made; catalog lookups by oid of relations it locked.
+    unsafe {
+        for rte in list_ptrs::<pg_sys::RangeTblEntry>((*stmt).rtable) {
+            if (*rte).rtekind != pg_sys::RTEKind::RTE_RELATION || map.contains_key(&(*rte).relid) {
+                continue;
+            }
+            let relid = (*rte).relid;
+            // (A view has no pages; its base relations are in the range table too.)
+            if (*rte).relkind == pg_sys::RELKIND_VIEW as std::ffi::c_char {
+                continue;
+            }
+            let writable = pg_sys::pg_class_ownercheck(relid, role)
+                || pg_sys::pg_class_aclmask(relid, role, writes, pg_sys::AclMaskHow::ACLMASK_ANY)
+                    != 0
+                || pg_sys::pg_attribute_aclcheck_all(
+                    relid,
+                    role,
+                    (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE) as pg_sys::AclMode,
+                    pg_sys::AclMaskHow::ACLMASK_ANY,
+                ) == pg_sys::AclResult::ACLCHECK_OK;
+            if writable {
+                refuse(format!(
+                    "a query over a DP-only table may not read {}, which the querying role owns or may write (reads leave marks on its pages that outlast the query)",
+                    relname(relid)
+                ));
+            }
+        }
     }
 }
 
