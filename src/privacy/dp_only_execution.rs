@@ -171,6 +171,18 @@ pub unsafe fn start(
             Some("EXPLAIN (COSTS OFF) shows the plan.".into()),
         );
     }
+    // Serializable transactions take a predicate lock on every row and index page they read,
+    // and `pg_locks` shows them to every role (another session of the analyst's: which rows the
+    // filter reached) for as long as the transaction lasts.
+    // SAFETY: a backend global, read only.
+    if unsafe { pg_sys::XactIsoLevel } == pg_sys::XACT_SERIALIZABLE as i32 {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "a query over a DP-only table may not run in a serializable transaction: its predicate locks show which rows it read",
+            None,
+            Some("Run it at READ COMMITTED or REPEATABLE READ.".into()),
+        );
+    }
     // SAFETY: the QueryDesc being started.
     unsafe {
         // Any instrumentation counts rows (EXPLAIN ANALYZE's timing does too).

@@ -156,6 +156,10 @@ SELECT try($$SELECT encml.dp_count_rows(1e-9, 0, p.person::text, 1) FROM public.
 RESET ROLE;
 REVOKE INSERT ON public.dpo_lookup FROM encml_dpo_analyst;
 SET ROLE encml_dpo_analyst;
+-- Serializable transactions show the rows a query read as predicate locks in pg_locks.
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT try($$SELECT encml.dp_count_rows(1.0, 0, person::text, 1) FROM public.dpo_people WHERE person = 7$$) AS serializable;
+ROLLBACK;
 -- A table of the owner's that the analyst only reads joins, and the backend counts nothing
 -- while the query runs: the inner index scans counted the protected rows exactly.
 BEGIN;
