@@ -773,3 +773,8 @@ CREATE OR REPLACE FUNCTION @extschema@.dp_public_groups_trans(state boolean, key
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
     AS $$ SELECT coalesce(state, true) AND coalesce(key OPERATOR(pg_catalog.=) ANY (public_keys), false) $$;
+-- Issue 27: a NULL key is an error, not a NULL token (STRICT turned retokenize_pan(t, k, NULL)
+-- into NULL, and an UPDATE with it wiped every token).
+ALTER FUNCTION @extschema@.tokenize_pan(text, uuid, integer) CALLED ON NULL INPUT;
+ALTER FUNCTION @extschema@.detokenize_pan(text, uuid, integer) CALLED ON NULL INPUT;
+ALTER FUNCTION @extschema@.retokenize_pan(text, uuid, uuid, integer) CALLED ON NULL INPUT;

@@ -77,9 +77,27 @@ unsafe fn mask_pan(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             format!("PCI DSS allows at most the first 6 digits to be shown, not {keep}"),
         );
     }
+    unsafe { digits_masked(fcinfo, keep, 4) }
+}
+
+/// `mask_pan`/`mask_phone` of argument 0: ASCII text masked in a copy, other UTF-8 text
+/// character by character (digits of every script are masked); text that is not UTF-8 (another
+/// server encoding) has its ASCII digits masked.
+unsafe fn digits_masked(
+    fcinfo: pg_sys::FunctionCallInfo,
+    keep_first: usize,
+    keep_last: usize,
+) -> pg_sys::Datum {
+    let value = unsafe { text_arg(fcinfo, 0) };
+    if !value.is_ascii() {
+        if let Ok(text) = std::str::from_utf8(value) {
+            let masked = mask::digits(text, keep_first, keep_last);
+            return OwnedVarlena::from_slice(masked.as_bytes()).into_datum();
+        }
+    }
     unsafe {
         masked_copy(fcinfo, 0, |b| {
-            mask::digits_masked_in_place(b, keep, 4);
+            mask::digits_masked_in_place(b, keep_first, keep_last);
             true
         })
     }
@@ -103,13 +121,7 @@ unsafe fn mask_email(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 /// `keep_last` digits, formatting kept.
 unsafe fn mask_phone(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     let keep = unsafe { int_arg(fcinfo, 1, "keep_last") };
-    unsafe {
-        masked_copy(fcinfo, 0, |b| {
-            mask::digits_masked_in_place(b, 0, keep);
-            true
-        })
-    }
-    .expect("always masked")
+    unsafe { digits_masked(fcinfo, 0, keep) }
 }
 
 // Plain version-1 C functions rather than #[pg_extern]: masked views call them once per value,

@@ -103,46 +103,69 @@ fn keep_first_arg(keep_first: i32) -> usize {
     usize::try_from(keep_first).unwrap_or(usize::MAX)
 }
 
-/// A token for a card number: same length and separators, last four (and first `keep_first`,
-/// 0 or 6) digits in clear, failing the Luhn check.
-#[pg_extern(stable, strict, parallel_safe)]
-fn tokenize_pan(
-    pan: &str,
-    key: Uuid,
-    keep_first: default!(i32, 0),
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> String {
-    with_key(Some(key), Privilege::Encrypt, fcinfo, |k| {
-        k.tokenize_pan(pan, keep_first_arg(keep_first))
-    })
+/// `keep_first`, which must not be NULL.
+fn keep_first_required(keep_first: Option<i32>) -> usize {
+    keep_first_arg(keep_first.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "keep_first must not be NULL",
+        )
+    }))
 }
 
-#[pg_extern(stable, strict, parallel_safe)]
-fn detokenize_pan(
-    token: &str,
-    key: Uuid,
-    keep_first: default!(i32, 0),
+// Not STRICT: a NULL card number or token gives NULL, but a NULL key or keep_first is an
+// error (STRICT turned `retokenize_pan(t, k, NULL)` into NULL and an UPDATE with it wiped
+// every token; docs/tokenization.md).
+
+/// A token for a card number: same length and separators, last four (and first `keep_first`,
+/// 0 or 6) digits in clear, failing the Luhn check.
+#[pg_extern(stable, parallel_safe)]
+fn tokenize_pan(
+    pan: Option<&str>,
+    key: Option<Uuid>,
+    keep_first: default!(Option<i32>, 0),
     fcinfo: pg_sys::FunctionCallInfo,
-) -> String {
-    with_key(Some(key), Privilege::Decrypt, fcinfo, |k| {
-        k.detokenize_pan(token, keep_first_arg(keep_first))
-    })
+) -> Option<String> {
+    let keep = keep_first_required(keep_first);
+    key_arg(key); // a NULL key is an error even for a NULL card number
+    let pan = pan?;
+    Some(with_key(key, Privilege::Encrypt, fcinfo, |k| {
+        k.tokenize_pan(pan, keep)
+    }))
+}
+
+#[pg_extern(stable, parallel_safe)]
+fn detokenize_pan(
+    token: Option<&str>,
+    key: Option<Uuid>,
+    keep_first: default!(Option<i32>, 0),
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<String> {
+    let keep = keep_first_required(keep_first);
+    key_arg(key);
+    let token = token?;
+    Some(with_key(key, Privilege::Decrypt, fcinfo, |k| {
+        k.detokenize_pan(token, keep)
+    }))
 }
 
 /// The token of the same card number under `new_key` (rotation: tokens carry no key version).
-#[pg_extern(stable, strict, parallel_safe)]
+#[pg_extern(stable, parallel_safe)]
 fn retokenize_pan(
-    token: &str,
-    old_key: Uuid,
-    new_key: Uuid,
-    keep_first: default!(i32, 0),
+    token: Option<&str>,
+    old_key: Option<Uuid>,
+    new_key: Option<Uuid>,
+    keep_first: default!(Option<i32>, 0),
     fcinfo: pg_sys::FunctionCallInfo,
-) -> String {
-    let keep = keep_first_arg(keep_first);
-    let pan = Zeroizing::new(with_key(Some(old_key), Privilege::Decrypt, fcinfo, |k| {
+) -> Option<String> {
+    let keep = keep_first_required(keep_first);
+    key_arg(old_key);
+    key_arg(new_key);
+    let token = token?;
+    let pan = Zeroizing::new(with_key(old_key, Privilege::Decrypt, fcinfo, |k| {
         k.detokenize_pan(token, keep)
     }));
-    with_key(Some(new_key), Privilege::Encrypt, fcinfo, |k| {
+    Some(with_key(new_key, Privilege::Encrypt, fcinfo, |k| {
         k.tokenize_pan(&pan, keep)
-    })
+    }))
 }

@@ -22,25 +22,47 @@ pub fn partial(value: &str, keep_prefix: usize, keep_suffix: usize, pad: &str) -
 }
 
 /// A card number with every digit but the last four (and the first `keep_first`) replaced by
-/// `*`; separators and other characters stay.
+/// `*`; separators and other characters stay. Digits of every script count (`٤١١١`, full-width
+/// `４１１１`: any numeric character), not only ASCII ones.
 pub fn pan(value: &str, keep_first: usize) -> String {
-    digits_masked(value, keep_first, 4)
+    digits(value, keep_first, 4)
 }
 
-/// A phone number with every digit but the last `keep_last` replaced by `*`, formatting kept.
+/// A phone number with every digit but the last `keep_last` replaced by `*`, formatting kept;
+/// digits of every script count, as for `pan`.
 pub fn phone(value: &str, keep_last: usize) -> String {
-    digits_masked(value, 0, keep_last)
+    digits(value, 0, keep_last)
 }
 
-fn digits_masked(value: &str, keep_first: usize, keep_last: usize) -> String {
-    let mut out = value.as_bytes().to_vec();
-    digits_masked_in_place(&mut out, keep_first, keep_last);
-    String::from_utf8(out).expect("ASCII replaced by ASCII")
+/// Every digit of `value` (of any script) but the first `keep_first` and the last `keep_last`
+/// replaced by `*`.
+pub fn digits(value: &str, keep_first: usize, keep_last: usize) -> String {
+    if value.is_ascii() {
+        let mut out = value.as_bytes().to_vec();
+        digits_masked_in_place(&mut out, keep_first, keep_last);
+        return String::from_utf8(out).expect("ASCII replaced by ASCII");
+    }
+    let digits = value.chars().filter(|c| c.is_numeric()).count();
+    let mut seen = 0;
+    value
+        .chars()
+        .map(|c| {
+            if !c.is_numeric() {
+                return c;
+            }
+            seen += 1;
+            if seen <= keep_first || seen > digits.saturating_sub(keep_last) {
+                c
+            } else {
+                '*'
+            }
+        })
+        .collect()
 }
 
-/// `pan`/`phone` on the bytes of a text, in place: every ASCII digit but the first `keep_first`
-/// and the last `keep_last` becomes `*`. ASCII digits never occur inside a multi-byte UTF-8
-/// sequence (nor in any server encoding Postgres supports), so the text stays valid.
+/// `pan`/`phone` on the bytes of an all-ASCII text, in place: every digit but the first
+/// `keep_first` and the last `keep_last` becomes `*`. (Other text goes through `pan`/`phone`:
+/// digits of other scripts are several bytes long.)
 pub fn digits_masked_in_place(bytes: &mut [u8], keep_first: usize, keep_last: usize) {
     // One pass from the end past the kept last digits, one from the start over the rest.
     let mut end = bytes.len();
@@ -119,6 +141,18 @@ fn push_first_kept(out: &mut String, s: &str) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn digits_of_every_script_are_masked() {
+        // Arabic-Indic and full-width digits (issue 27: they came back unchanged).
+        assert_eq!(pan("٤١١١١١١١١١١١١١١١", 0), "************١١١١");
+        assert_eq!(
+            pan("４１１１ １１１１ １１１１ １１１１", 6),
+            "４１１１ １１** **** １１１１"
+        );
+        assert_eq!(phone("+١ ٥٥٥ ١٢٣ ٤٥٦٧", 4), "+* *** *** ٤٥٦٧");
+        assert_eq!(pan("4111 1111 1111 1111", 0), "**** **** **** 1111");
+    }
+
     use super::*;
 
     #[test]

@@ -13,6 +13,11 @@ SELECT encml.mask_partial('Jonathan', 2, 1) AS name,
        encml.mask_partial('', 1, 1) AS empty;
 SELECT encml.mask_date_to_year('1987-06-15') AS birth_year, encml.mask_date_to_year('infinity') AS infinite;
 SELECT encml.mask_pan(NULL) IS NULL AS null_stays_null;
+-- Digits of every script are masked (issue 27: Arabic-Indic and full-width digits came back
+-- unchanged).
+SELECT encml.mask_pan('٤١١١١١١١١١١١١١١١') AS arabic_indic_pan,
+       encml.mask_pan('４１１１ １１１１ １１１１ １１１１', 6) AS full_width_pan,
+       encml.mask_phone('+١ (٥٥٥) ١٢٣-٤٥٦٧') AS arabic_indic_phone;
 SELECT try($$SELECT encml.mask_partial('abc', -1, 0)$$) AS negative_prefix;
 SELECT try($$SELECT encml.mask_pan('4111111111111111', 8)$$) AS more_than_six;
 -- Usable in an index expression and a generated column.

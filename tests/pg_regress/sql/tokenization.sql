@@ -54,6 +54,15 @@ SELECT pan, keep,
 -- a card number given to detokenize.
 SELECT try(format('SELECT encml.tokenize_pan(%L, %L, 6)', '4111111111111111', :'fk')) AS domain_too_small;
 SELECT try(format('SELECT encml.tokenize_pan(%L, %L)', '4111111111111112', :'fk')) AS not_luhn_valid;
+-- A NULL key is an error, not a NULL token (issue 27: STRICT made retokenize_pan(t, k, NULL)
+-- NULL, and an UPDATE with it wiped every token); a NULL card number or token stays NULL.
+SELECT try(format('SELECT encml.tokenize_pan(%L, NULL)', '4111111111111111')) AS tokenize_null_key;
+SELECT try(format('SELECT encml.detokenize_pan(%L, NULL)', '4111111111111111')) AS detokenize_null_key;
+SELECT try(format('SELECT encml.retokenize_pan(%L, %L, NULL)', '4111111111111111', :'fk')) AS retokenize_null_new_key;
+SELECT try(format('SELECT encml.retokenize_pan(NULL, %L, NULL)', :'fk')) AS retokenize_null_token_null_key;
+SELECT try(format('SELECT encml.tokenize_pan(%L, %L, NULL)', '4111111111111111', :'fk')) AS null_keep_first;
+SELECT encml.tokenize_pan(NULL, :'fk') IS NULL AS null_pan_stays_null,
+       encml.retokenize_pan(NULL, :'fk', :'fk') IS NULL AS null_token_stays_null;
 SELECT try(format('SELECT encml.tokenize_pan(%L, %L)', '4111.1111.1111.1111', :'fk')) AS dots;
 SELECT try(format('SELECT encml.tokenize_pan(%L, %L, 4)', '4111111111111111', :'fk')) AS keep_four;
 SELECT try(format('SELECT encml.detokenize_pan(%L, %L)', '4111111111111111', :'fk')) AS card_number_as_token;
