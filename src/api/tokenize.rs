@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 fn fpe_error(e: FpeError) -> ! {
     let code = match e {
         FpeError::NotInAlphabet(_) => PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+        FpeError::TooLong { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         _ => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
     };
     raise(code, e.to_string())

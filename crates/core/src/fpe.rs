@@ -60,6 +60,11 @@ impl FpeKey {
 /// NIST SP 800-38G Rev. 1: radix^length must be at least one million.
 pub const MIN_DOMAIN: u128 = 1_000_000;
 
+/// The longest value (characters) and tweak (bytes) FF1 takes here. FF1's cost grows with the
+/// square of the length (150,000 digits took 16.7 s, and the crate's loop cannot be
+/// interrupted); identifiers are far shorter.
+pub const MAX_LENGTH: usize = 4096;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FpeError {
     /// The alphabet has fewer than 2 or more than 65,536 characters, or a repeated one.
@@ -70,6 +75,8 @@ pub enum FpeError {
     DomainTooSmall { radix: usize, length: usize },
     /// Not a card number (or token) this can tokenize.
     BadPan(String),
+    /// The value or the tweak is longer than `MAX_LENGTH`.
+    TooLong { what: &'static str, length: usize },
 }
 
 impl fmt::Display for FpeError {
@@ -84,6 +91,10 @@ impl fmt::Display for FpeError {
                 "FF1 domain too small: {radix}^{length} values, NIST SP 800-38G requires at least 1,000,000"
             ),
             FpeError::BadPan(why) => write!(f, "{why}"),
+            FpeError::TooLong { what, length } => write!(
+                f,
+                "FF1 takes at most {MAX_LENGTH} characters of value and bytes of tweak, not a {what} of {length}"
+            ),
         }
     }
 }
@@ -131,6 +142,7 @@ impl Alphabet {
             self.numeral(c)?;
             length += 1;
         }
+        check_length("value", length)?;
         check_domain(self.radix(), length)
     }
 
@@ -145,12 +157,27 @@ impl Alphabet {
     }
 
     fn numerals(&self, value: &str) -> Result<Vec<u16>, FpeError> {
+        // (Bytes bound characters: no numeral is read from a value far too long.)
+        if value.len() > MAX_LENGTH * 4 {
+            return Err(FpeError::TooLong {
+                what: "value",
+                length: value.chars().count(),
+            });
+        }
         value.chars().map(|c| self.numeral(c)).collect()
     }
 
     fn text(&self, numerals: &[u16]) -> String {
         numerals.iter().map(|&n| self.chars[n as usize]).collect()
     }
+}
+
+/// Refuses a value or tweak longer than `MAX_LENGTH`.
+fn check_length(what: &'static str, length: usize) -> Result<(), FpeError> {
+    if length > MAX_LENGTH {
+        return Err(FpeError::TooLong { what, length });
+    }
+    Ok(())
 }
 
 /// Refuses a domain below NIST's minimum.
@@ -177,6 +204,8 @@ fn crypt_numerals(
     tweak: &[u8],
     encrypt: bool,
 ) -> Result<Vec<u16>, FpeError> {
+    check_length("value", numerals.len())?;
+    check_length("tweak", tweak.len())?;
     check_domain(radix, numerals.len())?;
     let f = ff1(key, radix)?;
     let input = FlexibleNumeralString::from(numerals);
@@ -390,6 +419,26 @@ fn map_pan(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn values_and_tweaks_beyond_the_limit_are_refused() {
+        let key = [7u8; 32];
+        let digits = Alphabet::new("0123456789").unwrap();
+        let at_limit = "7".repeat(MAX_LENGTH);
+        let out = encrypt(&key, &digits, &at_limit, b"").unwrap();
+        assert_eq!(decrypt(&key, &digits, &out, b"").unwrap(), at_limit);
+        let over = "7".repeat(MAX_LENGTH + 1);
+        assert!(matches!(
+            encrypt(&key, &digits, &over, b""),
+            Err(FpeError::TooLong { what: "value", .. })
+        ));
+        assert!(matches!(digits.check(&over), Err(FpeError::TooLong { .. })));
+        let long_tweak = vec![0u8; MAX_LENGTH + 1];
+        assert!(matches!(
+            encrypt(&key, &digits, "1234567", &long_tweak),
+            Err(FpeError::TooLong { what: "tweak", .. })
+        ));
+    }
+
     use super::*;
 
     fn key(hex_key: &str) -> [u8; 32] {
