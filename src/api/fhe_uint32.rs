@@ -211,10 +211,13 @@ unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             return pg_return_null(fcinfo);
         }
         let s = state_at::<Collected>(fcinfo, 0);
-        let sk = server_key_of(&s.0[0]);
-        let total = sk
-            .sum(s.0.iter().map(|v| v.as_slice()))
-            .unwrap_or_else(|e| fhe_error(e));
+        let sk = (*server_key_of(&s.0[0])).clone();
+        // Tens of seconds for hundreds of values, in one call of tfhe-rs: on a helper thread,
+        // so that a timeout or a cancel ends the statement at once.
+        let values = s.0.clone();
+        let total =
+            crate::pg::interruptible::run(move || sk.sum(values.iter().map(|v| v.as_slice())))
+                .unwrap_or_else(|e| fhe_error(e));
         OwnedVarlena::from_slice(&total).into_datum()
     }
 }

@@ -9,6 +9,7 @@ pub mod errors;
 pub mod expanded;
 pub mod guards;
 pub mod gucs;
+pub mod interruptible;
 pub mod invalidation;
 pub mod large_object;
 pub mod nothrow;

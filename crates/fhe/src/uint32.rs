@@ -29,6 +29,7 @@ pub struct ClientKeySet {
     key: ClientKey,
 }
 
+#[derive(Clone)]
 pub struct ServerKeySet {
     pub key_id: KeyId,
     key: ServerKey,
