@@ -29,7 +29,14 @@ max_connections = 50
 fsync = off
 # Login lockout, role-change events and decrypt-rate limits need the library preloaded.
 shared_preload_libraries = 'pg_encrypt_ml'
+# A throw-away cluster: the development master key (refused unless allowed).
+encml.allow_development_master_key = on
 CONF
+    fi
+    # (Clusters made before the setting existed get it too.)
+    if ! grep -q '^encml.allow_development_master_key' "$DATA/postgresql.conf"; then
+      echo "encml.allow_development_master_key = on" | as_postgres tee -a "$DATA/postgresql.conf" >/dev/null
+      as_postgres "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1 && as_postgres "$PGBIN/pg_ctl" -D "$DATA" reload >/dev/null
     fi
     # The library is preloaded: a server started before the last install runs the old one.
     SO="$("${PG_CONFIG:-$PGBIN/pg_config}" --pkglibdir)/pg_encrypt_ml.so"

@@ -54,6 +54,6 @@ pub mod pg_test {
 
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
+        vec!["encml.allow_development_master_key = on"]
     }
 }

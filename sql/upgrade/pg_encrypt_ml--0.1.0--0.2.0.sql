@@ -187,8 +187,8 @@ BEGIN
     ELSIF coalesce(current_setting('encml.master_key_file', true), '') <> '' THEN
         status := 'pass'; detail := 'a file (encml.master_key_file)';
     ELSE
-        status := 'warn';
-        detail := 'the development default file in the data directory: it travels with backups of the data; set encml.master_key_command';
+        status := 'fail';
+        detail := 'the development master key in the data directory (encml.allow_development_master_key): it travels with every backup of the data; set encml.master_key_command';
     END IF;
     RETURN NEXT;
 

@@ -1,9 +1,12 @@
 //! Where the master key comes from: `encml.master_key_command`, else `encml.master_key_file`,
-//! else a random key generated once in `$PGDATA/pg_encrypt_ml/master.key` (development only).
+//! else, only with `encml.allow_development_master_key = on`, a random key generated once in
+//! `$PGDATA/pg_encrypt_ml/master.key` (development only: it sits next to the data and in every
+//! base backup). A configuration that lost its provider is refused rather than silently wrapping
+//! new keys under the development key.
 //! The master key never enters the database; its output is held in `Zeroizing` buffers and never
 //! echoed into an error.
 
-use crate::pg::errors::{raise, raise_core, warning};
+use crate::pg::errors::{raise, raise_core, raise_full, warning};
 use crate::pg::gucs;
 use encml_core::master::{generate_master_key_hex, parse_master_keys, MasterKey};
 use encml_core::wrap::{self, DataKey};
@@ -33,6 +36,8 @@ struct Loaded {
 
 thread_local! {
     static LOADED: RefCell<Option<Loaded>> = const { RefCell::new(None) };
+    /// Whether this backend warned that it uses the development master key.
+    static WARNED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 fn configured_source() -> Source {
@@ -40,8 +45,19 @@ fn configured_source() -> Source {
         Source::Command(cmd)
     } else if let Some(file) = gucs::string(&gucs::MASTER_KEY_FILE) {
         Source::File(file)
-    } else {
+    } else if gucs::ALLOW_DEVELOPMENT_MASTER_KEY.get() {
         Source::Default(data_dir().join("pg_encrypt_ml").join("master.key"))
+    } else {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "no master key provider is configured",
+            None,
+            Some(
+                "Set encml.master_key_command (a KMS or Vault CLI) or encml.master_key_file in \
+                 postgresql.conf; for development only, encml.allow_development_master_key = on."
+                    .into(),
+            ),
+        )
     }
 }
 
@@ -163,10 +179,7 @@ fn generate_default(path: &PathBuf) {
                 let _ = d.sync_all();
             }
             warning(
-                format!(
-                    "pg_encrypt_ml generated a random master key in \"{}\"",
-                    path.display()
-                ),
+                "pg_encrypt_ml generated a development master key in the data directory",
                 Some(
                     "This default is for development: the key sits next to the data and in every \
                      base backup. In production set encml.master_key_command (a KMS or Vault CLI) \
@@ -188,6 +201,22 @@ fn load(source: Source) -> Rc<Vec<MasterKey>> {
         ))
     });
     let keys = Rc::new(parse_master_keys(text).unwrap_or_else(|e| raise_core(e)));
+    // SAFETY: a backend global, read only.
+    let parallel_worker = unsafe { pgrx::pg_sys::ParallelWorkerNumber } >= 0;
+    if matches!(source, Source::Default(_)) && !parallel_worker && !WARNED.with(|w| w.replace(true))
+    {
+        // Once per backend (parallel workers' leader has warned): nobody should run on it
+        // unawares.
+        warning(
+            "pg_encrypt_ml is using the development master key",
+            Some(
+                "encml.allow_development_master_key is on and no provider is set: the key sits \
+                 in the data directory and in every base backup. Set encml.master_key_command or \
+                 encml.master_key_file in production."
+                    .into(),
+            ),
+        );
+    }
     LOADED.with(|l| {
         *l.borrow_mut() = Some(Loaded {
             source,

@@ -12,6 +12,7 @@ pub static AUDIT_DECRYPT: GucSetting<crate::audit::decrypts::Mode> =
     GucSetting::<crate::audit::decrypts::Mode>::new(crate::audit::decrypts::Mode::Statement);
 pub static KEY_ROTATION_DAYS: GucSetting<i32> = GucSetting::<i32>::new(90);
 pub static FHE_CLIENT_FUNCTIONS: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static ALLOW_DEVELOPMENT_MASTER_KEY: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static PRIVACY_SCOPE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"default"));
 
@@ -28,8 +29,8 @@ pub fn register() {
     GucRegistry::define_string_guc(
         c"encml.master_key_file",
         c"File holding the master key (64 hex characters), then any previous master keys.",
-        c"Used when encml.master_key_command is not set. When neither is set, a random key is \
-          generated in $PGDATA/pg_encrypt_ml/master.key (for development only).",
+        c"Used when encml.master_key_command is not set. When neither is set, keys cannot be \
+          used unless encml.allow_development_master_key is on.",
         &MASTER_KEY_FILE,
         GucContext::Sighup,
         GucFlags::SUPERUSER_ONLY,
@@ -60,6 +61,16 @@ pub fn register() {
         1,
         36500,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"encml.allow_development_master_key",
+        c"Allows the development master key when no provider is set (development and tests only).",
+        c"Without encml.master_key_command or encml.master_key_file the extension refuses to wrap \
+          or unwrap keys, unless this is on: then it uses a random key generated in the data \
+          directory, which travels with every base backup. Set in postgresql.conf.",
+        &ALLOW_DEVELOPMENT_MASTER_KEY,
+        GucContext::Sighup,
         GucFlags::default(),
     );
     GucRegistry::define_bool_guc(

@@ -13,6 +13,7 @@ write_keys() {
   chmod 600 "$KEYFILE"
 }
 cleanup() {
+  set_server_setting encml.allow_development_master_key on || true
   set_server_setting encml.master_key_command "" || true
   set_server_setting encml.master_key_file "" || true
 }
@@ -23,6 +24,12 @@ chmod 700 "$KEYDIR"
 K1=$(newkey); K2=$(newkey)
 dropdb --if-exists "$DB" && createdb "$DB"
 q "$DB" "CREATE EXTENSION pg_encrypt_ml"
+# Without a provider, keys are refused unless the development key is allowed (issue 27: a
+# configuration that lost its provider wrapped new keys under the development key silently).
+set_server_setting encml.allow_development_master_key off
+err=$(psql -X -q -d "$DB" -c "SELECT encml.create_key('no-provider')" 2>&1 || true)
+assert_match "no provider, development key not allowed: refused" "no master key provider is configured" "$err"
+set_server_setting encml.allow_development_master_key on
 write_keys "# current master key" "$K1"
 set_server_setting encml.master_key_file "$KEYFILE"
 
