@@ -35,6 +35,9 @@ SELECT encml.decrypt_jsonb(encml.encrypt_jsonb('{"a,b": {"c d": 5}}', :'k', ARRA
 SELECT encml.encrypt_jsonb('{"a": 1}', :'k', ARRAY['{missing}', '{a,b}', '{a,0}', '{-1}']) AS unchanged;
 -- The empty path (the whole document) is refused: that is encml.encrypt's job.
 SELECT try(format('SELECT encml.encrypt_jsonb(%L, %L, ARRAY[%L])', '{"a": 1}', :'k', '{}'));
+-- The nesting limit (docs/ml.md): 127 levels pass, deeper documents are refused.
+SELECT encml.encrypt_jsonb((repeat('{"a":', 127) || '1' || repeat('}', 127))::jsonb, :'k', ARRAY['a']) IS NOT NULL AS depth_127;
+SELECT try(format('SELECT encml.encrypt_jsonb(%L::jsonb, %L, ARRAY[%L])', repeat('{"a":', 200) || '1' || repeat('}', 200), :'k', 'a')) AS depth_200;
 -- Encrypting again skips values already encrypted.
 SELECT encml.decrypt_jsonb(encml.encrypt_jsonb(encml.encrypt_jsonb('{"a": 1}', :'k', '{a}'), :'k', '{a}')) AS once;
 -- Overlapping paths (inner first, then the object around it) decrypt completely.
