@@ -203,6 +203,20 @@ SELECT lower(w) AS probe FROM own_words2;
 SELECT s.idx_scan - b.n > 0 AS collation_looked_up_when_not_named FROM pg_stat_xact_sys_tables s, coll_before b WHERE s.relname = 'pg_collation';
 COMMIT;
 DROP TABLE coll_before, own_words2;
+-- The backend's cache of compiled regular expressions outlives the query: a regex in a CASE on
+-- the row was compiled, and kept, only when a row reached it, and timing the same pattern next
+-- (a complex one compiles in tens of milliseconds, a cached one runs at once) read the bit
+-- (attacker round 14). The cache is refilled with fixed patterns when such a query ends: the
+-- pattern the query used compiles again like a fresh one.
+SELECT encml.dp_count_rows(1.0, 0, person::text, 1) > -1000000 AS regex_on_some_rows
+  FROM public.dpo_people WHERE CASE WHEN person = 7 THEN city ~ '(a{1,200}){1,200}x' ELSE true END;
+SELECT clock_timestamp() AS regex_t0 \gset
+SELECT 'a' ~ '(a{1,200}){1,200}x' AS probe_used;
+SELECT clock_timestamp() AS regex_t1 \gset
+SELECT 'a' ~ '(a{1,200}){1,200}y' AS probe_fresh;
+SELECT clock_timestamp() AS regex_t2 \gset
+SELECT :'regex_t1'::timestamptz - :'regex_t0'::timestamptz
+       > (:'regex_t2'::timestamptz - :'regex_t1'::timestamptz) / 4 AS used_pattern_compiled_again;
 DROP TABLE own_keys, scans_before;
 DROP TABLE own_words;
 DROP FUNCTION pg_temp.seen(int);
