@@ -771,6 +771,35 @@ unsafe fn check_statement(parse: *mut pg_sys::Query) -> Option<HashSet<u32>> {
     }
 }
 
+/// Builds the regex engine's character-class tables for `collation` (kept per collation for
+/// the backend's life: a regex with `[[:alpha:]]` under a collation built them only when a row
+/// reached it; attacker round 15). The pattern compiled for this leaves the cache of compiled
+/// patterns, which is refilled when the query ends.
+unsafe fn warm_regex_classes(collation: pg_sys::Oid) {
+    mod raw {
+        // regexp.c's `~` for text, as a C function pointer (pgrx binds only a Rust wrapper).
+        extern "C-unwind" {
+            pub fn textregexeq(fcinfo: pgrx::pg_sys::FunctionCallInfo) -> pgrx::pg_sys::Datum;
+        }
+    }
+    // SAFETY: a syscache lookup; text datums palloc'd in the current context; the regex
+    // function through the guard of DirectFunctionCall2Coll.
+    unsafe {
+        // (Regexes refuse nondeterministic collations: such a statement fails anyway.)
+        if !pg_sys::get_collation_isdeterministic(collation) {
+            return;
+        }
+        let pattern = "[[:alnum:]][[:alpha:]][[:blank:]][[:cntrl:]][[:digit:]][[:graph:]]\
+                       [[:lower:]][[:print:]][[:punct:]][[:space:]][[:upper:]][[:xdigit:]][[:word:]]";
+        pg_sys::DirectFunctionCall2Coll(
+            Some(raw::textregexeq),
+            collation,
+            "".into_datum().expect("text"),
+            pattern.into_datum().expect("text"),
+        );
+    }
+}
+
 mod locale {
     // pg_locale.h, which pgrx does not bind. Each may raise (a collation whose locale the
     // system lacks): called through pgrx's guard.
@@ -835,7 +864,9 @@ unsafe fn warm_collations(parse: *mut pg_sys::Query) {
                     locale::pg_newlocale_from_collation(c);
                 }
             });
+            warm_regex_classes(c);
         }
+        warm_regex_classes(pg_sys::DEFAULT_COLLATION_OID);
     }
 }
 

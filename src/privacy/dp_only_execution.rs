@@ -195,6 +195,7 @@ pub unsafe fn start(
             );
         }
     }
+    crate::privacy::dp_only_warmup::once();
     // (Starting reads no row: errors keep their messages, a missing privilege's say.)
     quietly(false, start);
     if DP_ONLY_RUNS.with(|r| r.borrow_mut().insert(query as usize)) {

@@ -7,6 +7,7 @@ pub const PRIVACY_ADMIN_ROLE: &str = "encml_privacy_admin";
 pub mod charge;
 pub mod dp_only;
 pub mod dp_only_execution;
+pub mod dp_only_warmup;
 pub mod own;
 pub mod params;
 pub mod protected;

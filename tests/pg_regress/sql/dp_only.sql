@@ -217,6 +217,15 @@ SELECT 'a' ~ '(a{1,200}){1,200}y' AS probe_fresh;
 SELECT clock_timestamp() AS regex_t2 \gset
 SELECT :'regex_t1'::timestamptz - :'regex_t0'::timestamptz
        > (:'regex_t2'::timestamptz - :'regex_t1'::timestamptz) / 4 AS used_pattern_compiled_again;
+-- Libraries a backend loads on first use and keeps (encoding conversions, text-search
+-- dictionaries): a convert_from(..., 'SJIS') in a CASE loaded utf8_and_sjis.so only when a
+-- row reached it, and timing the next statement showed it (attacker round 15). They are all
+-- loaded before the backend's first query over a DP-only table (none of this session's
+-- queries converted to SJIS or stemmed a word).
+RESET ROLE;
+SELECT pg_read_file('/proc/' || pg_backend_pid() || '/maps') ~ 'utf8_and_sjis'
+   AND pg_read_file('/proc/' || pg_backend_pid() || '/maps') ~ 'dict_snowball' AS libraries_loaded_before_any_row_needs_them;
+SET ROLE encml_dpo_analyst;
 DROP TABLE own_keys, scans_before;
 DROP TABLE own_words;
 DROP FUNCTION pg_temp.seen(int);
