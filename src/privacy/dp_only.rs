@@ -672,7 +672,7 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
 
 /// Whether `node` is an expression (what `exprType` accepts), not a list, target entry, join
 /// or clause.
-unsafe fn is_expression(node: *mut pg_sys::Node) -> bool {
+pub(crate) unsafe fn is_expression(node: *mut pg_sys::Node) -> bool {
     use pg_sys::NodeTag::*;
     // SAFETY: a node of a query tree.
     matches!(
@@ -766,107 +766,8 @@ unsafe fn check_statement(parse: *mut pg_sys::Query) -> Option<HashSet<u32>> {
             refuse("a DP-only table may be read only by SELECT".into());
         }
         checker.check_level(parse, None);
-        warm_collations(parse);
+        crate::privacy::dp_only_warmup::collations(parse);
         Some(checker.found)
-    }
-}
-
-/// Builds the regex engine's character-class tables for `collation` (kept per collation for
-/// the backend's life: a regex with `[[:alpha:]]` under a collation built them only when a row
-/// reached it; attacker round 15). The pattern compiled for this leaves the cache of compiled
-/// patterns, which is refilled when the query ends.
-unsafe fn warm_regex_classes(collation: pg_sys::Oid) {
-    mod raw {
-        // regexp.c's `~` for text, as a C function pointer (pgrx binds only a Rust wrapper).
-        extern "C-unwind" {
-            pub fn textregexeq(fcinfo: pgrx::pg_sys::FunctionCallInfo) -> pgrx::pg_sys::Datum;
-        }
-    }
-    // SAFETY: a syscache lookup; text datums palloc'd in the current context; the regex
-    // function through the guard of DirectFunctionCall2Coll.
-    unsafe {
-        // (Regexes refuse nondeterministic collations: such a statement fails anyway.)
-        if !pg_sys::get_collation_isdeterministic(collation) {
-            return;
-        }
-        let pattern = "[[:alnum:]][[:alpha:]][[:blank:]][[:cntrl:]][[:digit:]][[:graph:]]\
-                       [[:lower:]][[:print:]][[:punct:]][[:space:]][[:upper:]][[:xdigit:]][[:word:]]";
-        pg_sys::DirectFunctionCall2Coll(
-            Some(raw::textregexeq),
-            collation,
-            "".into_datum().expect("text"),
-            pattern.into_datum().expect("text"),
-        );
-    }
-}
-
-mod locale {
-    // pg_locale.h, which pgrx does not bind. Each may raise (a collation whose locale the
-    // system lacks): called through pgrx's guard.
-    extern "C-unwind" {
-        pub fn lc_collate_is_c(collation: pgrx::pg_sys::Oid) -> bool;
-        pub fn lc_ctype_is_c(collation: pgrx::pg_sys::Oid) -> bool;
-        pub fn pg_newlocale_from_collation(collid: pgrx::pg_sys::Oid) -> *mut std::ffi::c_void;
-    }
-}
-
-/// Loads the locale of every collation the statement names, before it runs. A backend loads a
-/// collation's locale on its first use and keeps it (the catalog-cache reset at the end of the
-/// query does not drop it), so a `CASE` on a row that used `lower(x COLLATE "de-x-icu")` only
-/// for some rows left a trace a later statement could see (no catalog lookup for that
-/// collation). Loaded here, every named collation is cached whatever the rows.
-unsafe fn warm_collations(parse: *mut pg_sys::Query) {
-    #[pg_guard]
-    unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
-        // SAFETY: nodes of the statement's query tree; ctx is the set below.
-        unsafe {
-            if node.is_null() {
-                return false;
-            }
-            if (*node).type_ == pg_sys::NodeTag::T_Query {
-                // (Range-table entries' expressions are walked, not the entries themselves.)
-                return pg_sys::query_tree_walker(node as *mut pg_sys::Query, Some(walk), ctx, 0);
-            }
-            let found = &mut *(ctx as *mut HashSet<u32>);
-            if is_expression(node) {
-                found.insert(pg_sys::exprCollation(node).to_u32());
-                found.insert(pg_sys::exprInputCollation(node).to_u32());
-            }
-            if (*node).type_ == pg_sys::NodeTag::T_CollateExpr {
-                found.insert((*(node as *mut pg_sys::CollateExpr)).collOid.to_u32());
-            }
-            pg_sys::expression_tree_walker(node, Some(walk), ctx)
-        }
-    }
-    let mut found: HashSet<u32> = HashSet::new();
-    // SAFETY: the statement's query tree, read only; the locale functions through the guard.
-    unsafe {
-        walk(
-            parse as *mut pg_sys::Node,
-            &mut found as *mut HashSet<u32> as *mut c_void,
-        );
-        for collation in found {
-            let c = pg_sys::Oid::from(collation);
-            if [
-                pg_sys::InvalidOid,
-                pg_sys::DEFAULT_COLLATION_OID,
-                pg_sys::C_COLLATION_OID,
-                pg_sys::POSIX_COLLATION_OID,
-            ]
-            .contains(&c)
-            {
-                continue;
-            }
-            pg_sys::ffi::pg_guard_ffi_boundary(|| {
-                locale::lc_collate_is_c(c);
-                locale::lc_ctype_is_c(c);
-                if !locale::lc_collate_is_c(c) {
-                    locale::pg_newlocale_from_collation(c);
-                }
-            });
-            warm_regex_classes(c);
-        }
-        warm_regex_classes(pg_sys::DEFAULT_COLLATION_OID);
     }
 }
 

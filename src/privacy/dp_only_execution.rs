@@ -235,41 +235,7 @@ pub unsafe fn end(query: *mut pg_sys::QueryDesc, end: impl FnOnce() + std::panic
         return end();
     }
     quietly(true, end);
-    // SAFETY: what a shared-invalidation reset does at any point of a transaction; relations
-    // still open are rebuilt.
-    unsafe { pg_sys::InvalidateSystemCaches() };
-    flush_regex_cache();
-}
-
-/// Leaves the backend's cache of compiled regular expressions (the last 32, outside the catalog
-/// caches) holding the same 32 patterns whatever the query did: a regex in a `CASE` on the row
-/// was compiled, and kept, only when a row reached it, and timing the same pattern in the next
-/// statement (a complex one compiles in 40–200 ms, a cached one runs in under 8 ms) read each
-/// bit exactly (attacker round 14). Each of 32 distinct trivial patterns is compiled or found,
-/// so all of them are more recent than anything the query left, which falls out.
-fn flush_regex_cache() {
-    mod raw {
-        // regexp.c's `~` for text, as a C function pointer (pgrx binds only a Rust wrapper).
-        extern "C-unwind" {
-            pub fn textregexeq(fcinfo: pgrx::pg_sys::FunctionCallInfo) -> pgrx::pg_sys::Datum;
-        }
-    }
-    const CACHED_REGEXES: usize = 32; // MAX_CACHED_RES in regexp.c
-    for i in 0..CACHED_REGEXES {
-        let pattern = format!("^encml-regex-cache-{i:02}$");
-        // SAFETY: text datums palloc'd in the current context; textregexeq with the default
-        // collation compiles (or finds) the pattern and matches an empty string.
-        unsafe {
-            let subject = "".into_datum().expect("text");
-            let pattern = pattern.as_str().into_datum().expect("text");
-            pg_sys::DirectFunctionCall2Coll(
-                Some(raw::textregexeq),
-                pg_sys::DEFAULT_COLLATION_OID,
-                subject,
-                pattern,
-            );
-        }
-    }
+    crate::privacy::dp_only_warmup::reset();
 }
 
 /// The five-character SQLSTATE of `code`.
