@@ -56,6 +56,7 @@ unsafe extern "C-unwind" fn post_parse(
         if let Some(prev) = PREV_POST_PARSE {
             pg_sys::ffi::pg_guard_ffi_boundary(|| prev(pstate, query, jstate));
         }
+        privacy::dp_only_execution::reset_if_pending();
         audit::reads::after_parse(pstate, query);
     }
 }
@@ -82,6 +83,7 @@ unsafe extern "C-unwind" fn planner(
 unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: i32) {
     // SAFETY: the executor's QueryDesc; the previous hook saved at install.
     unsafe {
+        privacy::dp_only_execution::reset_if_pending();
         audit::replica::check(query, eflags);
         privacy::dp_only_execution::start(query, eflags, || match PREV_EXECUTOR_START {
             Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query, eflags)),

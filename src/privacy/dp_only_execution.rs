@@ -30,6 +30,9 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, PgTryBuilder};
 
 thread_local! {
+    /// A query over a DP-only table started and the backend state it may have left
+    /// (`dp_only_warmup::reset`) was not reset yet: its end did not run (it failed).
+    static RESET_PENDING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Set while an EXPLAIN that shows costs runs (`explain`).
     static EXPLAIN_COSTS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// The queries under way that ran over a DP-only table, by QueryDesc; an entry goes with
@@ -198,6 +201,7 @@ pub unsafe fn start(
     crate::privacy::dp_only_warmup::once();
     // (Starting reads no row: errors keep their messages, a missing privilege's say.)
     quietly(false, start);
+    RESET_PENDING.with(|p| p.set(true));
     if DP_ONLY_RUNS.with(|r| r.borrow_mut().insert(query as usize)) {
         // SAFETY: the started query's memory lives as long as its execution.
         unsafe {
@@ -235,6 +239,23 @@ pub unsafe fn end(query: *mut pg_sys::QueryDesc, end: impl FnOnce() + std::panic
         return end();
     }
     quietly(true, end);
+    RESET_PENDING.with(|p| p.set(false));
+    crate::privacy::dp_only_warmup::reset();
+}
+
+/// At the start of a statement (from the hooks in `crate::hooks`): resets the backend state
+/// that a query over a DP-only table which failed (so never reached `end`) may have left,
+/// before anything else runs. A failure after the rows compiled a regex otherwise left it
+/// cached for the next statement to time.
+pub fn reset_if_pending() {
+    if !RESET_PENDING.with(|p| p.get())
+        || !crate::pg::nothrow::is_transaction_state()
+        // (Not inside such a query: its own end resets.)
+        || DP_ONLY_RUNS.with(|r| !r.borrow().is_empty())
+    {
+        return;
+    }
+    RESET_PENDING.with(|p| p.set(false));
     crate::privacy::dp_only_warmup::reset();
 }
 

@@ -217,6 +217,17 @@ SELECT 'a' ~ '(a{1,200}){1,200}y' AS probe_fresh;
 SELECT clock_timestamp() AS regex_t2 \gset
 SELECT :'regex_t1'::timestamptz - :'regex_t0'::timestamptz
        > (:'regex_t2'::timestamptz - :'regex_t1'::timestamptz) / 4 AS used_pattern_compiled_again;
+-- Also when the query fails after the rows compiled it (ExecutorEnd does not run then): the
+-- reset waits for the backend's next statement.
+SELECT try($$SELECT encml.dp_count(1 / (person - 1500), 1.0, 0, person::text, 1)
+  FROM public.dpo_people WHERE CASE WHEN person = 7 THEN city ~ '(a{1,200}){1,200}v' ELSE true END$$) AS fails_after_the_regex;
+SELECT clock_timestamp() AS regex_t0 \gset
+SELECT 'a' ~ '(a{1,200}){1,200}v' AS probe_used;
+SELECT clock_timestamp() AS regex_t1 \gset
+SELECT 'a' ~ '(a{1,200}){1,200}w' AS probe_fresh;
+SELECT clock_timestamp() AS regex_t2 \gset
+SELECT :'regex_t1'::timestamptz - :'regex_t0'::timestamptz
+       > (:'regex_t2'::timestamptz - :'regex_t1'::timestamptz) / 4 AS used_pattern_compiled_again_after_a_failure;
 -- Libraries a backend loads on first use and keeps (encoding conversions, text-search
 -- dictionaries): a convert_from(..., 'SJIS') in a CASE loaded utf8_and_sjis.so only when a
 -- row reached it, and timing the next statement showed it (attacker round 15). They are all
