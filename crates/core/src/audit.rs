@@ -12,10 +12,16 @@
 //! tokens (linkable across rows and tables), without the master key nobody can test a guess.
 
 use crate::service_key::ServiceKey;
+use crate::wipe::Wiped;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// An HMAC keyed with a service key, its state zeroed when dropped.
+fn keyed(key: &ServiceKey) -> Wiped<HmacSha256> {
+    Wiped::new(HmacSha256::new_from_slice(key.bytes()).expect("any key length"))
+}
 
 const ROW_DOMAIN: &[u8] = b"pg_encrypt_ml/v1/audit-row";
 pub const MAC_LEN: usize = 32;
@@ -62,11 +68,11 @@ impl Record {
 
 /// The MAC of a row that follows `previous` in the chain.
 pub fn chain_mac(key: &ServiceKey, previous: &[u8; MAC_LEN], row: &Record) -> [u8; MAC_LEN] {
-    let mut mac = HmacSha256::new_from_slice(key.bytes()).expect("any key length");
+    let mut mac = keyed(key);
     mac.update(ROW_DOMAIN);
     mac.update(previous);
     mac.update(row.as_bytes());
-    mac.finalize().into_bytes().into()
+    mac.finalize_reset().into_bytes().into()
 }
 
 /// Whether `claimed` is the MAC of `row` after `previous` (compared in constant time).
@@ -76,11 +82,11 @@ pub fn verify_mac(
     row: &Record,
     claimed: &[u8],
 ) -> bool {
-    let mut mac = HmacSha256::new_from_slice(key.bytes()).expect("any key length");
+    let mut mac = keyed(key);
     mac.update(ROW_DOMAIN);
     mac.update(previous);
     mac.update(row.as_bytes());
-    mac.verify_slice(claimed).is_ok()
+    mac.verify_slice_reset(claimed).is_ok()
 }
 
 const WITNESS_DOMAIN: &[u8] = b"pg_encrypt_ml/v1/audit-witness-digest";
@@ -92,20 +98,20 @@ pub fn witness_digest<'a>(
     key: &ServiceKey,
     heads: impl IntoIterator<Item = (i64, &'a [u8; MAC_LEN])>,
 ) -> [u8; MAC_LEN] {
-    let mut mac = HmacSha256::new_from_slice(key.bytes()).expect("any key length");
+    let mut mac = keyed(key);
     mac.update(WITNESS_DOMAIN);
     for (seq, head) in heads {
         mac.update(&seq.to_be_bytes());
         mac.update(head);
     }
-    mac.finalize().into_bytes().into()
+    mac.finalize_reset().into_bytes().into()
 }
 
 /// The token that replaces a redacted value.
 pub fn redact(key: &ServiceKey, value: &[u8]) -> String {
-    let mut mac = HmacSha256::new_from_slice(key.bytes()).expect("any key length");
+    let mut mac = keyed(key);
     mac.update(value);
-    let tag = mac.finalize().into_bytes();
+    let tag = mac.finalize_reset().into_bytes();
     format!("hmac:{}", hex::encode(&tag[..16]))
 }
 

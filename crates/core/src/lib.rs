@@ -29,6 +29,7 @@ pub mod siv;
 pub mod stream;
 pub mod tenant_token;
 pub mod tensor;
+pub mod wipe;
 pub mod wrap;
 
 pub use error::{Error, Result};

@@ -22,11 +22,13 @@
 use crate::error::{Error, Result};
 use crate::format::{Header, Kind, HEADER_LEN};
 use crate::kdf::{derive_subkey, Purpose};
+use crate::wipe::Wiped;
 use aes::cipher::{BlockEncrypt, KeyInit as _};
 use aes::Aes256;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::cmp::Ordering;
+use subtle::ConstantTimeEq;
 
 pub const ORE_CT_LEN: usize = 16;
 pub const MAC_LEN: usize = 16;
@@ -90,7 +92,7 @@ pub fn decode_f64(u: u64) -> f64 {
 /// The PRF and MAC keys of one data-key version.
 pub struct OreKey {
     prf: Aes256,
-    mac: Hmac<Sha256>,
+    mac: Wiped<Hmac<Sha256>>,
     key_id: [u8; 16],
     key_version: u32,
 }
@@ -104,8 +106,10 @@ impl OreKey {
         let sub = derive_subkey::<64>(root, &key_id, key_version, Purpose::Ore);
         OreKey {
             prf: Aes256::new_from_slice(&sub[..32]).expect("32-byte AES key"),
-            mac: <Hmac<Sha256> as Mac>::new_from_slice(&sub[32..])
-                .expect("HMAC takes any key length"),
+            mac: Wiped::new(
+                <Hmac<Sha256> as Mac>::new_from_slice(&sub[32..])
+                    .expect("HMAC takes any key length"),
+            ),
             key_id,
             key_version,
         }
@@ -127,10 +131,28 @@ impl OreKey {
     fn tag(&self, bytes: &[u8]) -> [u8; MAC_LEN] {
         let mut mac = self.mac.clone();
         mac.update(bytes);
-        let full = mac.finalize().into_bytes();
+        let full = mac.finalize_reset().into_bytes();
         let mut tag = [0u8; MAC_LEN];
         tag.copy_from_slice(&full[..MAC_LEN]);
         tag
+    }
+
+    /// Checks that `value` was made by this key version: its structure, then its MAC (compared
+    /// in constant time by `subtle`). A value that passes has trits that only this
+    /// key's PRF produced, so the comparison order of such values is the plaintexts' total
+    /// order; values without a valid MAC could form cycles ((0) < (1) < (2) < (0)) that break
+    /// a btree index, so every input path calls this.
+    pub fn verify(&self, domain: Domain, value: &[u8]) -> Result<()> {
+        let header = check(value, domain)?;
+        if header.key_id != self.key_id || header.key_version != self.key_version {
+            return Err(Error::AuthenticationFailed);
+        }
+        let tag = self.tag(&value[..MAC_AT]);
+        if bool::from(tag.ct_eq(&value[MAC_AT..])) {
+            Ok(())
+        } else {
+            Err(Error::AuthenticationFailed)
+        }
     }
 
     pub fn encrypt(&self, domain: Domain, m: u64) -> [u8; ORE_VALUE_LEN] {
@@ -156,14 +178,7 @@ impl OreKey {
 
     /// Verifies the MAC, then recovers the message bit by bit.
     pub fn decrypt(&self, domain: Domain, value: &[u8]) -> Result<u64> {
-        let header = check(value, domain)?;
-        if header.key_id != self.key_id || header.key_version != self.key_version {
-            return Err(Error::AuthenticationFailed);
-        }
-        let tag = self.tag(&value[..MAC_AT]);
-        if !constant_time_eq(&tag, &value[MAC_AT..]) {
-            return Err(Error::AuthenticationFailed);
-        }
+        self.verify(domain, value)?;
         let ct = &value[CT_AT..MAC_AT];
         let mut m = 0u64;
         for i in 0..64 {
@@ -179,11 +194,8 @@ impl OreKey {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Structural check of an ORE value of `domain`.
+/// Structural check of an ORE value of `domain` (no key needed): the header, the length, the
+/// domain and trits in 0..=2. Only `OreKey::verify` proves the value authentic.
 pub fn check(value: &[u8], domain: Domain) -> Result<Header> {
     let header = Header::decode_as(value, Kind::OrderRevealing)?;
     if value.len() != ORE_VALUE_LEN {
@@ -191,6 +203,13 @@ pub fn check(value: &[u8], domain: Domain) -> Result<Header> {
     }
     if value[HEADER_LEN] != domain as u8 {
         return Err(Error::Malformed("an ORE value of another type"));
+    }
+    // A trit is 0, 1 or 2; the bit pattern 11 (3) never occurs in a real ciphertext.
+    if value[CT_AT..MAC_AT]
+        .iter()
+        .any(|b| (b & (b >> 1) & 0b0101_0101) != 0)
+    {
+        return Err(Error::Malformed("an ORE trit out of range"));
     }
     Ok(header)
 }
@@ -352,6 +371,27 @@ mod tests {
         assert!(key(3, 1).decrypt(Domain::Int8, &v).is_err());
         assert!(key(4, 2).decrypt(Domain::Int8, &v).is_err());
         assert!(k.decrypt(Domain::Int8, &v[..40]).is_err());
+    }
+
+    #[test]
+    fn verify_accepts_only_values_the_key_made_and_check_refuses_trits_of_three() {
+        let k = key(5, 1);
+        let v = k.encrypt(Domain::Int8, encode_i64(-77));
+        assert!(k.verify(Domain::Int8, &v).is_ok());
+        // Every other first trit: a trit of 3 fails the structure check, the two valid ones
+        // (one of which forms a comparison cycle with the real value) fail the MAC.
+        for t in 0..4u8 {
+            let mut f = v;
+            f[CT_AT] = (f[CT_AT] & 0x3f) | (t << 6);
+            if f == v {
+                continue;
+            }
+            assert!(k.verify(Domain::Int8, &f).is_err(), "trit {t}");
+            assert_eq!(check(&f, Domain::Int8).is_err(), t == 3, "trit {t}");
+        }
+        assert!(key(5, 2).verify(Domain::Int8, &v).is_err());
+        assert!(key(6, 1).verify(Domain::Int8, &v).is_err());
+        assert!(k.verify(Domain::Float8, &v).is_err());
     }
 
     #[test]

@@ -11,10 +11,12 @@
 //! epoch>.<fingerprint of the master key>.<MAC, base64url>`.
 
 use crate::master::MasterKey;
+use crate::wipe::Wiped;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 pub const PREFIX: &str = "encml-tenant.v1.";
 const MAC_LEN: usize = 16;
@@ -45,14 +47,16 @@ pub fn is_token(value: &str) -> bool {
 }
 
 fn mac(key: &MasterKey, tenant: &str, role: &str, database: &str, issued_us: i64) -> [u8; 32] {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key.tenant_token_key())
-        .expect("HMAC takes any key length");
+    let mut m = Wiped::new(
+        <Hmac<Sha256> as Mac>::new_from_slice(key.tenant_token_key())
+            .expect("HMAC takes any key length"),
+    );
     for field in [tenant.as_bytes(), role.as_bytes(), database.as_bytes()] {
         m.update(&(field.len() as u64).to_be_bytes());
         m.update(field);
     }
     m.update(&issued_us.to_be_bytes());
-    m.finalize().into_bytes().into()
+    m.finalize_reset().into_bytes().into()
 }
 
 /// A token for `tenant`, issued now (`issued_us`) for `role` in `database`.
@@ -104,12 +108,7 @@ pub fn verify(
         .find(|k| k.fingerprint() == fingerprint)
         .ok_or(TokenError::UnknownMasterKey)?;
     let expected = mac(key, &tenant, role, database, issued);
-    // Constant-time comparison of the truncated tags.
-    let diff = expected[..MAC_LEN]
-        .iter()
-        .zip(&tag)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    if diff != 0 {
+    if !bool::from(expected[..MAC_LEN].ct_eq(&tag)) {
         return Err(TokenError::BadMac);
     }
     if issued > now_us + CLOCK_SKEW_US || now_us - issued > lifetime_us {
