@@ -84,6 +84,24 @@ BEGIN
     INSERT INTO sresults SELECT 31, 'range query ~1%: ore_int8 (median)', percentile_cont(0.5) WITHIN GROUP (ORDER BY x), '' FROM unnest(ore) x;
 END $$;
 
+-- ORE text input (COPY, INSERT of client-made values) with its MAC check (issue 27) against the
+-- same input without it (encml.verify_ore_input = off, superuser-only) and bigint's: best of 3.
+CREATE TEMP TABLE ore_text AS SELECT amount_ore::text AS t, amount::text AS p FROM s;
+DO $$
+DECLARE checked float8 := 'Infinity'; unchecked float8 := 'Infinity'; plain float8 := 'Infinity';
+BEGIN
+    FOR i IN 1 .. 3 LOOP
+        plain := least(plain, pg_temp.timed('SELECT count(p::bigint) FROM ore_text'));
+        PERFORM set_config('encml.verify_ore_input', 'off', true);
+        unchecked := least(unchecked, pg_temp.timed('SELECT count(t::encml.ore_int8) FROM ore_text'));
+        PERFORM set_config('encml.verify_ore_input', 'on', true);
+        checked := least(checked, pg_temp.timed('SELECT count(t::encml.ore_int8) FROM ore_text'));
+    END LOOP;
+    INSERT INTO sresults VALUES (40, 'text input: bigint (best of 3)', plain, ''),
+        (41, 'text input: ore_int8, MAC not checked (best of 3)', unchecked, ''),
+        (42, 'text input: ore_int8, MAC checked (best of 3)', checked, '');
+END $$;
+
 \pset format aligned
 \pset border 2
 \pset footer off
@@ -92,7 +110,9 @@ END $$;
 \echo 'Searchable encryption benchmark:' :srows 'rows; lookups:' :lookups ', ranges:' :ranges
 SELECT name AS measure,
        CASE WHEN ord = 1 THEN round((:srows / (ms / 1000))::numeric, 0) ELSE round(ms::numeric, 3) END AS "ms (or values/s)",
-       CASE WHEN ord IN (11, 13, 21, 31) THEN round((ms / lag(ms) OVER (ORDER BY ord))::numeric, 2) END AS x_plaintext
+       CASE WHEN ord IN (11, 13, 21, 31, 41) THEN round((ms / lag(ms) OVER (ORDER BY ord))::numeric, 2)
+            WHEN ord = 42 THEN round((ms / lag(ms, 2) OVER (ORDER BY ord))::numeric, 2) END AS x_plaintext,
+       CASE WHEN ord = 42 THEN round((ms / lag(ms) OVER (ORDER BY ord))::numeric, 2) END AS x_unchecked
   FROM sresults ORDER BY ord;
 SELECT round(avg(pg_column_size(email)), 1) AS text_bytes, round(avg(pg_column_size(email_det)), 1) AS det_text_bytes,
        round(avg(pg_column_size(amount)), 1) AS bigint_bytes, round(avg(pg_column_size(amount_ore)), 1) AS ore_int8_bytes

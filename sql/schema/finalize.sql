@@ -171,11 +171,11 @@ COMMENT ON FUNCTION key_id(det_text) IS 'The key id in a det_text header (not au
 COMMENT ON FUNCTION key_version(det_text) IS 'The key version in a det_text header (not authenticated until decryption)';
 
 -- Order-revealing types (ore_int8, ore_float8, ore_timestamptz)
-COMMENT ON FUNCTION ore_int8_in(cstring) IS 'ore_int8 text input: base64 of the binary value, structure checked';
+COMMENT ON FUNCTION ore_int8_in(cstring) IS 'ore_int8 text input: base64 of the binary value; structure and MAC checked (encml.verify_ore_input)';
 COMMENT ON FUNCTION ore_int8_out(ore_int8) IS 'ore_int8 text output: base64 of the binary value';
-COMMENT ON FUNCTION ore_int8_recv(internal) IS 'ore_int8 binary input, structure checked';
+COMMENT ON FUNCTION ore_int8_recv(internal) IS 'ore_int8 binary input; structure and MAC checked (encml.verify_ore_input)';
 COMMENT ON FUNCTION ore_int8_send(ore_int8) IS 'ore_int8 binary output: the value''s bytes';
-COMMENT ON FUNCTION ore_int8_from_bytea(bytea) IS 'Cast bytea to ore_int8 after a structural check';
+COMMENT ON FUNCTION ore_int8_from_bytea(bytea) IS 'Cast bytea to ore_int8 after checking its structure and MAC (encml.verify_ore_input)';
 COMMENT ON FUNCTION ore_int8_cmp(ore_int8, ore_int8) IS 'btree support: order by key id, key version, then plaintext order';
 COMMENT ON FUNCTION ore_int8_lt(ore_int8, ore_int8) IS 'Less than (plaintext order within one key version; by key and version across them)';
 COMMENT ON FUNCTION ore_int8_le(ore_int8, ore_int8) IS 'Less than or equal (plaintext order within one key version)';
@@ -191,11 +191,11 @@ COMMENT ON FUNCTION key_version(ore_int8) IS 'The key version in a ore_int8 head
 COMMENT ON FUNCTION ore_encrypt(bigint, uuid) IS 'Order-revealing encryption (CLWW) of a bigint under the current version of a key of purpose ore';
 COMMENT ON FUNCTION ore_decrypt(ore_int8) IS 'Decrypts a ore_int8 (verifies its HMAC first)';
 COMMENT ON FUNCTION ore_reencrypt(ore_int8) IS 'Re-encrypts a ore_int8 under the current version of its key (unchanged if already current)';
-COMMENT ON FUNCTION ore_float8_in(cstring) IS 'ore_float8 text input: base64 of the binary value, structure checked';
+COMMENT ON FUNCTION ore_float8_in(cstring) IS 'ore_float8 text input: base64 of the binary value; structure and MAC checked (encml.verify_ore_input)';
 COMMENT ON FUNCTION ore_float8_out(ore_float8) IS 'ore_float8 text output: base64 of the binary value';
-COMMENT ON FUNCTION ore_float8_recv(internal) IS 'ore_float8 binary input, structure checked';
+COMMENT ON FUNCTION ore_float8_recv(internal) IS 'ore_float8 binary input; structure and MAC checked (encml.verify_ore_input)';
 COMMENT ON FUNCTION ore_float8_send(ore_float8) IS 'ore_float8 binary output: the value''s bytes';
-COMMENT ON FUNCTION ore_float8_from_bytea(bytea) IS 'Cast bytea to ore_float8 after a structural check';
+COMMENT ON FUNCTION ore_float8_from_bytea(bytea) IS 'Cast bytea to ore_float8 after checking its structure and MAC (encml.verify_ore_input)';
 COMMENT ON FUNCTION ore_float8_cmp(ore_float8, ore_float8) IS 'btree support: order by key id, key version, then plaintext order';
 COMMENT ON FUNCTION ore_float8_lt(ore_float8, ore_float8) IS 'Less than (plaintext order within one key version; by key and version across them)';
 COMMENT ON FUNCTION ore_float8_le(ore_float8, ore_float8) IS 'Less than or equal (plaintext order within one key version)';
@@ -211,11 +211,11 @@ COMMENT ON FUNCTION key_version(ore_float8) IS 'The key version in a ore_float8 
 COMMENT ON FUNCTION ore_encrypt(double precision, uuid) IS 'Order-revealing encryption (CLWW) of a double precision under the current version of a key of purpose ore';
 COMMENT ON FUNCTION ore_decrypt(ore_float8) IS 'Decrypts a ore_float8 (verifies its HMAC first)';
 COMMENT ON FUNCTION ore_reencrypt(ore_float8) IS 'Re-encrypts a ore_float8 under the current version of its key (unchanged if already current)';
-COMMENT ON FUNCTION ore_timestamptz_in(cstring) IS 'ore_timestamptz text input: base64 of the binary value, structure checked';
+COMMENT ON FUNCTION ore_timestamptz_in(cstring) IS 'ore_timestamptz text input: base64 of the binary value; structure and MAC checked (encml.verify_ore_input)';
 COMMENT ON FUNCTION ore_timestamptz_out(ore_timestamptz) IS 'ore_timestamptz text output: base64 of the binary value';
-COMMENT ON FUNCTION ore_timestamptz_recv(internal) IS 'ore_timestamptz binary input, structure checked';
+COMMENT ON FUNCTION ore_timestamptz_recv(internal) IS 'ore_timestamptz binary input; structure and MAC checked (encml.verify_ore_input)';
 COMMENT ON FUNCTION ore_timestamptz_send(ore_timestamptz) IS 'ore_timestamptz binary output: the value''s bytes';
-COMMENT ON FUNCTION ore_timestamptz_from_bytea(bytea) IS 'Cast bytea to ore_timestamptz after a structural check';
+COMMENT ON FUNCTION ore_timestamptz_from_bytea(bytea) IS 'Cast bytea to ore_timestamptz after checking its structure and MAC (encml.verify_ore_input)';
 COMMENT ON FUNCTION ore_timestamptz_cmp(ore_timestamptz, ore_timestamptz) IS 'btree support: order by key id, key version, then plaintext order';
 COMMENT ON FUNCTION ore_timestamptz_lt(ore_timestamptz, ore_timestamptz) IS 'Less than (plaintext order within one key version; by key and version across them)';
 COMMENT ON FUNCTION ore_timestamptz_le(ore_timestamptz, ore_timestamptz) IS 'Less than or equal (plaintext order within one key version)';
@@ -523,9 +523,11 @@ GRANT EXECUTE ON FUNCTION fhe_keyset_loads(),
     fhe_keygen_uint32(), fhe_encrypt_uint32(bigint, bytea), fhe_decrypt_uint32(fhe_uint32, bytea),
     fhe_decrypt_bool(fhe_bool, bytea)
 TO PUBLIC;
+-- Executable by everyone, checked inside (membership in encml_fhe_admin, _contributor or
+-- _decryptor, and separation of duties): a refusal leaves a security event, which an EXECUTE
+-- grant refused by Postgres before the function runs would not.
 GRANT EXECUTE ON FUNCTION fhe_register_keyset(text, bytea),
-    fhe_open_round(uuid, integer, integer, integer, integer, integer), fhe_close_round(bigint)
-TO encml_fhe_admin;
-GRANT EXECUTE ON FUNCTION fhe_submit(bigint, fhe_vector) TO encml_fhe_contributor;
-GRANT EXECUTE ON FUNCTION fhe_round_sum(bigint) TO encml_fhe_decryptor;
+    fhe_open_round(uuid, integer, integer, integer, integer, integer), fhe_close_round(bigint),
+    fhe_submit(bigint, fhe_vector), fhe_round_sum(bigint)
+TO PUBLIC;
 GRANT EXECUTE ON FUNCTION library_version() TO PUBLIC;

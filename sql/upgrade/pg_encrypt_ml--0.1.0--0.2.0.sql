@@ -778,3 +778,37 @@ CREATE OR REPLACE FUNCTION @extschema@.dp_public_groups_trans(state boolean, key
 ALTER FUNCTION @extschema@.tokenize_pan(text, uuid, integer) CALLED ON NULL INPUT;
 ALTER FUNCTION @extschema@.detokenize_pan(text, uuid, integer) CALLED ON NULL INPUT;
 ALTER FUNCTION @extschema@.retokenize_pan(text, uuid, uuid, integer) CALLED ON NULL INPUT;
+
+-- Issue 27: ORE input checks the MAC under the key version the value names (forged values could
+-- corrupt btree indexes); the result depends on the key catalog, so the input functions are STABLE.
+ALTER FUNCTION @extschema@.ore_int8_in(cstring) STABLE;
+ALTER FUNCTION @extschema@.ore_int8_recv(internal) STABLE;
+ALTER FUNCTION @extschema@.ore_int8_from_bytea(bytea) STABLE;
+COMMENT ON FUNCTION @extschema@.ore_int8_in(cstring) IS 'ore_int8 text input: base64 of the binary value; structure and MAC checked (encml.verify_ore_input)';
+COMMENT ON FUNCTION @extschema@.ore_int8_recv(internal) IS 'ore_int8 binary input; structure and MAC checked (encml.verify_ore_input)';
+COMMENT ON FUNCTION @extschema@.ore_int8_from_bytea(bytea) IS 'Cast bytea to ore_int8 after checking its structure and MAC (encml.verify_ore_input)';
+ALTER FUNCTION @extschema@.ore_float8_in(cstring) STABLE;
+ALTER FUNCTION @extschema@.ore_float8_recv(internal) STABLE;
+ALTER FUNCTION @extschema@.ore_float8_from_bytea(bytea) STABLE;
+COMMENT ON FUNCTION @extschema@.ore_float8_in(cstring) IS 'ore_float8 text input: base64 of the binary value; structure and MAC checked (encml.verify_ore_input)';
+COMMENT ON FUNCTION @extschema@.ore_float8_recv(internal) IS 'ore_float8 binary input; structure and MAC checked (encml.verify_ore_input)';
+COMMENT ON FUNCTION @extschema@.ore_float8_from_bytea(bytea) IS 'Cast bytea to ore_float8 after checking its structure and MAC (encml.verify_ore_input)';
+ALTER FUNCTION @extschema@.ore_timestamptz_in(cstring) STABLE;
+ALTER FUNCTION @extschema@.ore_timestamptz_recv(internal) STABLE;
+ALTER FUNCTION @extschema@.ore_timestamptz_from_bytea(bytea) STABLE;
+COMMENT ON FUNCTION @extschema@.ore_timestamptz_in(cstring) IS 'ore_timestamptz text input: base64 of the binary value; structure and MAC checked (encml.verify_ore_input)';
+COMMENT ON FUNCTION @extschema@.ore_timestamptz_recv(internal) IS 'ore_timestamptz binary input; structure and MAC checked (encml.verify_ore_input)';
+COMMENT ON FUNCTION @extschema@.ore_timestamptz_from_bytea(bytea) IS 'Cast bytea to ore_timestamptz after checking its structure and MAC (encml.verify_ore_input)';
+
+-- Issue 27: the FHE round functions are executable by everyone and check membership inside, so
+-- that a refusal leaves a security event (a refused EXECUTE grant left none).
+REVOKE ALL ON FUNCTION @extschema@.fhe_register_keyset(text, bytea),
+    @extschema@.fhe_open_round(uuid, integer, integer, integer, integer, integer),
+    @extschema@.fhe_close_round(bigint), @extschema@.fhe_submit(bigint, @extschema@.fhe_vector),
+    @extschema@.fhe_round_sum(bigint)
+FROM encml_fhe_admin, encml_fhe_contributor, encml_fhe_decryptor;
+GRANT EXECUTE ON FUNCTION @extschema@.fhe_register_keyset(text, bytea),
+    @extschema@.fhe_open_round(uuid, integer, integer, integer, integer, integer),
+    @extschema@.fhe_close_round(bigint), @extschema@.fhe_submit(bigint, @extschema@.fhe_vector),
+    @extschema@.fhe_round_sum(bigint)
+TO PUBLIC;

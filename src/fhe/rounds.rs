@@ -1,7 +1,8 @@
 //! Aggregation rounds: the decrypting party learns sums, never one client's update, and never
 //! the sum of a subset it chose. Updates are submitted to an open round (contributors cannot read
 //! them back); an admin closes the round, which sums its updates once, keeps only the sum and
-//! refuses if fewer than `min_contributions` arrived; the decryptor reads closed rounds' sums and
+//! refuses if fewer than `min_contributions` contributor roles sent one (a round takes one update
+//! per role); the decryptor reads closed rounds' sums and
 //! nothing else. Separation of duties: a role acting as decryptor may neither contribute nor run
 //! rounds (it could otherwise fill a round with its own updates, or close one early), and a
 //! ciphertext is accepted once per key set, so no update can be replayed into a second round.
@@ -257,6 +258,31 @@ pub fn submit(round: i64, update: &[u8]) -> i32 {
                     ),
                 );
             }
+            // One update per contributor role and round: min_contributions counts parties, so
+            // one role cannot fill a round with zeros around a single victim's update.
+            let already = !c
+                .select(
+                    "SELECT FROM encml.fhe_contributions WHERE round = $1 AND contributor = $2::regrole",
+                    Some(1),
+                    &[round.into(), oid_arg(me)],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .is_empty();
+            if already {
+                events::refused(
+                    "fhe_submit_refused",
+                    json!({ "round": round, "reason": "second update from one contributor role" }),
+                );
+                raise_full(
+                    PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
+                    format!(
+                        "role \"{}\" already contributed to FHE round {round}",
+                        role_name(me)
+                    ),
+                    Some("A round accepts one update per contributor role.".into()),
+                    None,
+                );
+            }
             let inserted = c
                 .update(
                     "INSERT INTO encml.fhe_contributions (round, keyset, fingerprint, contributor, update) \
@@ -302,12 +328,25 @@ pub fn close(round: i64) -> i32 {
                     format!("FHE round {round} is already closed"),
                 );
             }
-            if r.count < r.min {
+            // Distinct roles, not rows: rounds opened before 0.2.0 accepted several updates
+            // from one role.
+            let parties = c
+                .select(
+                    "SELECT count(DISTINCT contributor)::int4 FROM encml.fhe_contributions WHERE round = $1",
+                    None,
+                    &[round.into()],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .first()
+                .get_one::<i32>()
+                .unwrap_or_else(|e| spi_err(e))
+                .unwrap_or(0);
+            if parties < r.min {
                 raise_full(
                     PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     format!(
-                        "FHE round {round} has {} of the {} updates it needs; nothing is released",
-                        r.count, r.min
+                        "FHE round {round} has updates from {parties} of the {} contributor roles it needs; nothing is released",
+                        r.min
                     ),
                     None,
                     Some("Wait for more contributions; the round stays open.".into()),

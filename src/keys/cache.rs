@@ -395,7 +395,14 @@ impl Unavailable {
 /// A specific version for decryption, or why it cannot be used (errors of the master key
 /// provider are still raised).
 pub fn try_version(key_id: &[u8; 16], version: u32) -> Result<Rc<KeyVersion>, Unavailable> {
-    let hit = CACHE.with(|c| c.borrow().versions.get(&(*key_id, version)).cloned());
+    let hit = CACHE.with(|c| {
+        let c = c.borrow();
+        c.last_version
+            .as_ref()
+            .filter(|k| k.key_id == *key_id && k.version == version)
+            .or_else(|| c.versions.get(&(*key_id, version)))
+            .cloned()
+    });
     match hit {
         Some(k) => Ok(k),
         None => try_load(key_id, Some(version)),

@@ -119,6 +119,14 @@ fn parse_key_row(row: &impl Columns) -> (KeyRow, Option<VersionRow>) {
     (key, version)
 }
 
+/// Whether the key catalog holds no key at all (destroyed ones count): a database being
+/// restored before the catalog's own data arrives looks like this.
+pub fn is_empty() -> bool {
+    as_extension_owner(|| {
+        select_one::<bool>("SELECT NOT EXISTS (SELECT FROM encml.data_keys)", &[]).unwrap_or(false)
+    })
+}
+
 pub fn name_taken(name: &str, tenant: Option<&str>) -> bool {
     as_extension_owner(|| {
         select_one::<bool>(

@@ -13,6 +13,7 @@ pub static AUDIT_DECRYPT: GucSetting<crate::audit::decrypts::Mode> =
 pub static KEY_ROTATION_DAYS: GucSetting<i32> = GucSetting::<i32>::new(90);
 pub static FHE_CLIENT_FUNCTIONS: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static ALLOW_DEVELOPMENT_MASTER_KEY: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static VERIFY_ORE_INPUT: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static PRIVACY_SCOPE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"default"));
 
@@ -71,6 +72,16 @@ pub fn register() {
           directory, which travels with every base backup. Set in postgresql.conf.",
         &ALLOW_DEVELOPMENT_MASTER_KEY,
         GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"encml.verify_ore_input",
+        c"Checks the MAC of every ORE value that enters the database (text, binary, bytea casts).",
+        c"A value whose MAC does not verify could corrupt btree indexes. Superuser-only: turn it \
+          off only to restore a dump whose values arrive before the key catalog or use destroyed \
+          keys.",
+        &VERIFY_ORE_INPUT,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_bool_guc(

@@ -3,8 +3,10 @@
 //! says which); only input checks differ. Their comparison functions, written once in
 //! `api::order`, are bound to each type in sql/schema/ore.sql. I/O conventions: `types::ciphertext`.
 
-use crate::pg::errors::raise;
+use crate::keys::cache::{self, Cipher};
+use crate::pg::errors::{raise, raise_full};
 use crate::types::varlena::OwnedVarlena;
+use encml_core::format::Header;
 use encml_core::ore::{self, check, Domain};
 use int8::{OreInt8, OreInt8Out};
 use pgrx::prelude::*;
@@ -12,15 +14,80 @@ use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 use std::cmp::Ordering;
 use std::ffi::CStr;
 
-/// A checked copy of `bytes` as an ORE value of `domain`, or an ERROR with `code`.
+/// A checked copy of `bytes` as an ORE value of `domain`, or an ERROR with `code`: its structure,
+/// then (unless a superuser turned `encml.verify_ore_input` off to restore a dump) its MAC under
+/// the key version its header names. Values without a valid MAC could make the comparison
+/// non-transitive and corrupt btree indexes (`encml_core::ore::OreKey::verify`).
 pub fn validated(bytes: &[u8], domain: Domain, code: PgSqlErrorCode) -> OwnedVarlena {
-    if let Err(e) = check(bytes, domain) {
+    let header = check(bytes, domain).unwrap_or_else(|e| {
         raise(
             code,
             format!("invalid input for type {}: {e}", domain.name()),
-        );
+        )
+    });
+    if crate::pg::gucs::VERIFY_ORE_INPUT.get() {
+        verify_authentic(bytes, domain, &header, code);
     }
     OwnedVarlena::from_slice(bytes)
+}
+
+/// Verifies the MAC with the key looked up as the extension, whatever the caller's grants,
+/// clearances or tenant: the check only says whether the key made the value, which anyone
+/// who can read the value could ask of any comparison anyway.
+fn verify_authentic(bytes: &[u8], domain: Domain, header: &Header, code: PgSqlErrorCode) {
+    let id = crate::keys::catalog::uuid_string(&header.key_id);
+    let key = match cache::try_version(&header.key_id, header.key_version) {
+        Ok(key) => key,
+        // A restore loads tables in schema order, so a table in a schema named before the
+        // extension's arrives while the key catalog is still empty: its values cannot be checked
+        // yet. Nothing can be forged under a key that exists, and once any key exists, values
+        // under unknown keys are refused.
+        Err(e)
+            if e.code == PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT
+                && crate::keys::catalog::is_empty() =>
+        {
+            return;
+        }
+        Err(e) => raise_full(
+            e.code,
+            format!(
+                "{} value under version {} of key {id} cannot be verified: {}",
+                domain.name(),
+                header.key_version,
+                e.message
+            ),
+            e.detail,
+            Some(
+                "Restore the extension's key catalog before tables with ORE columns, or restore \
+                 as a superuser with encml.verify_ore_input = off (docs/searchable.md)."
+                    .into(),
+            ),
+        ),
+    };
+    let authentic = match &key.cipher {
+        Cipher::OrderRevealing(k) => k.verify(domain, bytes).is_ok(),
+        _ => false,
+    };
+    if !authentic {
+        crate::audit::events::refused(
+            "ore_input_forged",
+            serde_json::json!({
+                "type": domain.name(),
+                "key": id,
+                "key_version": header.key_version,
+            }),
+        );
+        raise_full(
+            code,
+            format!(
+                "invalid input for type {}: not made by version {} of key {id}",
+                domain.name(),
+                header.key_version
+            ),
+            Some("Its MAC does not verify, or the key is not an ORE key.".into()),
+            None,
+        );
+    }
 }
 
 /// Declares one ORE type: its argument/result types and its input functions.
@@ -45,7 +112,7 @@ macro_rules! ore_type {
 
             extension_sql!($shell_sql, name = $shell_name, creates = [Type($arg)],);
 
-            #[pg_extern(immutable, strict, parallel_safe)]
+            #[pg_extern(stable, strict, parallel_safe)]
             fn $in_fn(input: &core::ffi::CStr) -> $out {
                 let bytes = crate::types::ciphertext::text_in_bytes(input, $sql);
                 $out(super::validated(
@@ -55,7 +122,7 @@ macro_rules! ore_type {
                 ))
             }
 
-            #[pg_extern(immutable, strict, parallel_safe)]
+            #[pg_extern(stable, strict, parallel_safe)]
             fn $recv_fn(buf: pgrx::Internal) -> $out {
                 let bytes = crate::types::ciphertext::recv_bytes(buf);
                 $out(super::validated(
@@ -65,7 +132,7 @@ macro_rules! ore_type {
                 ))
             }
 
-            #[pg_extern(immutable, strict, parallel_safe)]
+            #[pg_extern(stable, strict, parallel_safe)]
             fn $from_bytea_fn(value: crate::types::varlena::ByteaBytes<'_>) -> $out {
                 $out(super::validated(
                     value.0,

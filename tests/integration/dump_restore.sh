@@ -25,6 +25,10 @@ O=$(q "$SRC" "SELECT encml.create_key('ore', 'ore')")
 q "$SRC" "CREATE TABLE s (id int, email encml.det_text UNIQUE, amount encml.ore_int8)"
 q "$SRC" "CREATE INDEX s_amount ON s (amount)"
 q "$SRC" "INSERT INTO s SELECT i, encml.det_encrypt('u' || i, '$D'), encml.ore_encrypt(i, '$O') FROM generate_series(1, 1000) i"
+# ORE input checks each value's MAC under its key (issue 27); a table in a schema named before
+# the extension's is restored while the key catalog is still empty, and must come back whole.
+q "$SRC" "CREATE SCHEMA app; CREATE TABLE app.early (amount encml.ore_int8); CREATE INDEX ON app.early (amount)"
+q "$SRC" "INSERT INTO app.early SELECT encml.ore_encrypt(i, '$O') FROM generate_series(1, 100) i"
 # The audit log and its chain travel too.
 q "$SRC" "CREATE TABLE audited (id int PRIMARY KEY, note text)"
 q "$SRC" "SELECT encml.audit_enable('audited')" >/dev/null
@@ -59,6 +63,11 @@ assert_eq "new encryption and rotation work in the restored database" "3|ok" \
   "$(q "$DST" "SELECT encml.rotate_key('$A') || '|' || CASE WHEN encml.decrypt_text(encml.encrypt('x', '$A')) = 'x' THEN 'ok' END")"
 assert_eq "det_text lookup and ore_int8 range work after restore" "42|100" \
   "$(q "$DST" "SELECT (SELECT id FROM s WHERE email = encml.det_encrypt('u42', '$D')) || '|' || (SELECT count(*) FROM s WHERE amount BETWEEN encml.ore_encrypt(101, '$O') AND encml.ore_encrypt(200, '$O'))")"
+q "$DST" "CREATE EXTENSION IF NOT EXISTS amcheck"
+assert_eq "ORE values restored before the key catalog: all there, index intact, still in order" "100|true" \
+  "$(q "$DST" "SELECT count(*) || '|' || bool_and(encml.ore_decrypt(amount) BETWEEN 1 AND 100) FROM app.early, (SELECT bt_index_check('app.early_amount_idx', true)) c")"
+assert_eq "once the catalog holds keys, ORE values under unknown keys are refused" "42704" \
+  "$(q_err "$DST" "INSERT INTO app.early VALUES (overlay((SELECT amount FROM app.early LIMIT 1)::bytea PLACING '\\x00112233445566778899aabbccddeeff'::bytea FROM 5)::encml.ore_int8)" | grep -o '42704')"
 assert_eq "the restored unique det_text index still refuses duplicates" "23505" \
   "$(q_err "$DST" "INSERT INTO s VALUES (0, encml.det_encrypt('u7', '$D'), NULL)" | grep -o '23505')"
 assert_eq "the audit chain verifies after restore, every row, and keeps growing" "true|true|true" \

@@ -36,11 +36,16 @@ for c in range(12):
 with open(f"{work}/expected.json", "w") as f:
     json.dump(total, f)
 PY
+# A round takes one update per contributor role: one role per client.
 for c in $(seq 0 11); do
+  q "$DB" "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'encml_it_client_$c') THEN
+             CREATE ROLE encml_it_client_$c NOLOGIN IN ROLE encml_fhe_contributor; END IF; END \$\$"
   "$FHE" encrypt --public-key "$WORK/keys/public.key" --value-bits 20 --frac-bits 8 --max-terms 100 \
     --in "$WORK/u$c.txt" --base64 --out "$WORK/u$c.b64"
-  q "$DB" "SELECT encml.fhe_submit($ROUND, '$(cat "$WORK/u$c.b64")')" >/dev/null
+  q "$DB" "SET ROLE encml_it_client_$c; SELECT encml.fhe_submit($ROUND, '$(cat "$WORK/u$c.b64")')" >/dev/null
 done
+assert_match "a second update from one client role is refused" "23505.*already contributed" \
+  "$(q_err "$DB" "SET ROLE encml_it_client_0; SELECT encml.fhe_submit($ROUND, '$(cat "$WORK/u1.b64")')" || true)"
 assert_eq "12 updates in the round" "12" "$(q "$DB" "SELECT contributions FROM encml.fhe_round_status WHERE id = $ROUND")"
 q "$DB" "SELECT encml.fhe_close_round($ROUND)" >/dev/null
 q "$DB" "SELECT encml.fhe_round_sum($ROUND)" >"$WORK/sum.b64"

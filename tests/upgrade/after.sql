@@ -93,7 +93,9 @@ SELECT count(*) AS bob_tickets FROM up_tickets
  WHERE owner = ANY (encml.det_encrypt_all_versions('bob', pg_temp.k('deterministic')));
 
 -- The open FHE round reaches its minimum, closes, and decrypts.
+SET ROLE encml_up_fhe_3;
 SELECT encml.fhe_submit((SELECT id FROM up_rounds WHERE name = 'open'), u) FROM up_fhe_updates WHERE i = 5;
+RESET ROLE;
 SELECT encml.fhe_close_round((SELECT id FROM up_rounds WHERE name = 'open')) AS contributions;
 SET encml.fhe_client_functions = on;
 SELECT encml.fhe_decrypt(encml.fhe_round_sum((SELECT id FROM up_rounds WHERE name = 'open')),

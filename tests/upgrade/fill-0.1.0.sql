@@ -16,7 +16,8 @@ DECLARE r text;
 BEGIN
     FOREACH r IN ARRAY ARRAY['encml_up_app', 'encml_up_reader', 'encml_up_analyst', 'encml_up_member',
                              'encml_up_outsider', 'encml_up_support', 'encml_up_security',
-                             'encml_up_auditor', 'encml_up_contributor']
+                             'encml_up_auditor', 'encml_up_contributor',
+                             'encml_up_fhe_1', 'encml_up_fhe_2', 'encml_up_fhe_3', 'encml_up_fhe_4']
     LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
             EXECUTE format('CREATE ROLE %I NOLOGIN', r);
@@ -26,7 +27,8 @@ END
 $$;
 GRANT encml_key_admin TO encml_up_security;
 GRANT encml_auditor TO encml_up_auditor;
-GRANT encml_fhe_contributor TO encml_up_contributor;
+GRANT encml_fhe_contributor TO encml_up_contributor, encml_up_fhe_1, encml_up_fhe_2, encml_up_fhe_3,
+    encml_up_fhe_4;
 GRANT encml_subject_processor TO encml_up_app;
 
 -- Key ids and test-only secrets, for the checks.
@@ -246,8 +248,17 @@ CREATE TABLE up_rounds (name text PRIMARY KEY, id bigint NOT NULL);
 INSERT INTO up_rounds
 SELECT r, encml.fhe_open_round(id, 3, min_contributions => 3) FROM up_keys, unnest(ARRAY['closed', 'open']) r
  WHERE name = 'fhe-keyset';
-SELECT encml.fhe_submit((SELECT id FROM up_rounds WHERE name = 'closed'), u) FROM up_fhe_updates WHERE i <= 4;
-SELECT encml.fhe_submit((SELECT id FROM up_rounds WHERE name = 'open'), u) FROM up_fhe_updates WHERE i > 6;
+-- One update per contributor role (the 0.2.0 library, which runs this script, enforces it).
+GRANT SELECT ON up_fhe_updates, up_rounds TO encml_fhe_contributor;
+CREATE FUNCTION pg_temp.submit_as(n int, round text, i int) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('SET ROLE encml_up_fhe_%s', n);
+    PERFORM encml.fhe_submit((SELECT id FROM up_rounds WHERE name = round), u) FROM up_fhe_updates
+      WHERE up_fhe_updates.i = submit_as.i;
+    RESET ROLE;
+END $$;
+SELECT pg_temp.submit_as(i, 'closed', i) FROM generate_series(1, 4) i;
+SELECT pg_temp.submit_as(i - 6, 'open', i) FROM generate_series(7, 8) i;
 SELECT encml.fhe_close_round(id) FROM up_rounds WHERE name = 'closed';
 CREATE TABLE up_fhe_uint32_keys AS SELECT client_key FROM encml.fhe_keygen_uint32();
 INSERT INTO up_secrets SELECT 'fhe-uint32', client_key FROM up_fhe_uint32_keys;

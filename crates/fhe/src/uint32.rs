@@ -13,11 +13,17 @@
 use crate::keys::KeyId;
 use crate::FheError;
 use tfhe::prelude::*;
-use tfhe::safe_serialization::{safe_deserialize, safe_serialize};
-use tfhe::{ClientKey, CompressedServerKey, ConfigBuilder, FheBool, FheUint32, ServerKey};
+use tfhe::safe_serialization::{safe_deserialize, safe_deserialize_conformant, safe_serialize};
+use tfhe::{
+    ClientKey, CompressedServerKey, ConfigBuilder, FheBool, FheUint32, FheUint32ConformanceParams,
+    ServerKey,
+};
 
-/// Largest serialized object accepted (a compressed server key is about 60 MB).
+/// Largest serialized key accepted (a compressed server key is about 60 MB).
 const SIZE_LIMIT: u64 = 1 << 30;
+/// Largest serialized fhe_uint32 accepted from a client (one is about 260 kB). tfhe-rs warns
+/// that a short message can claim a huge deserialized size, so values get their own bound.
+const VALUE_SIZE_LIMIT: u64 = 1 << 24;
 const CLIENT_MAGIC: &[u8; 4] = b"EKC\x01";
 const SERVER_MAGIC: &[u8; 4] = b"EKU\x01";
 const UINT_MAGIC: &[u8; 4] = b"EU\x01\x00";
@@ -188,6 +194,9 @@ impl ServerKeySet {
         tfhe::set_server_key(self.key.clone());
     }
 
+    /// An uploaded value, checked against the key set's parameters (tfhe-rs's conformance check:
+    /// block count, LWE dimension, moduli, noise level and degree metadata), so a client cannot
+    /// hand the server a ciphertext that is not one the key set could have produced.
     fn value(&self, bytes: &[u8]) -> Result<FheUint32, FheError> {
         let (key_id, body) = split(UINT_MAGIC, bytes, "fhe_uint32")?;
         if key_id != self.key_id {
@@ -195,7 +204,12 @@ impl ServerKeySet {
                 "the fhe_uint32 values are under different key sets".into(),
             ));
         }
-        deserialize(body, "fhe_uint32")
+        safe_deserialize_conformant(
+            body,
+            VALUE_SIZE_LIMIT,
+            &FheUint32ConformanceParams::from(&self.key),
+        )
+        .map_err(|e| FheError::Malformed(format!("fhe_uint32: {e}")))
     }
 
     fn out_uint(&self, ct: &FheUint32) -> Vec<u8> {
@@ -292,5 +306,26 @@ mod tests {
         assert!(ck.decrypt(&a[..a.len() - 10]).is_err());
         let (other, _) = generate();
         assert!(matches!(other.decrypt(&a), Err(FheError::Mismatch(_))));
+        // A ciphertext made under other parameters (1-bit blocks: another block count and LWE
+        // dimension) with this key set's header deserializes as an FheUint32 but is not
+        // conformant: the server refuses it instead of computing on it.
+        let foreign = ClientKey::generate(
+            ConfigBuilder::with_custom_parameters(
+                tfhe::shortint::parameters::v1_8::V1_8_PARAM_MESSAGE_1_CARRY_1_KS_PBS_GAUSSIAN_2M128,
+            )
+            .build(),
+        );
+        let forged = with_header(UINT_MAGIC, &ck.key_id, |o| {
+            serialize(&FheUint32::encrypt(7u32, &foreign), o)
+        });
+        assert!(deserialize::<FheUint32>(&forged[HEADER_LEN..], "fhe_uint32").is_ok());
+        assert!(matches!(
+            sk.add(&forged, Operand::Clear(1)),
+            Err(FheError::Malformed(_))
+        ));
+        assert!(matches!(
+            sk.sum([a.as_slice(), forged.as_slice()].into_iter()),
+            Err(FheError::Malformed(_))
+        ));
     }
 }

@@ -96,6 +96,12 @@ SET encml.fhe_client_functions = on;
 -- Rounds: contributors submit, the admin closes, the decryptor reads sums only.
 CREATE ROLE encml_regress_coordinator NOLOGIN IN ROLE encml_fhe_admin;
 CREATE ROLE encml_regress_client NOLOGIN IN ROLE encml_fhe_contributor;
+-- Nine more contributors: a round takes one update per role.
+DO $$ BEGIN
+    FOR n IN 2..10 LOOP
+        EXECUTE format('CREATE ROLE encml_regress_c%s NOLOGIN IN ROLE encml_fhe_contributor', n);
+    END LOOP;
+END $$;
 CREATE ROLE encml_regress_keyholder NOLOGIN IN ROLE encml_fhe_decryptor;
 -- Separation of duties: holding the decryptor's role next to another one is refused.
 CREATE ROLE encml_regress_fhe_both NOLOGIN IN ROLE encml_fhe_decryptor, encml_fhe_contributor;
@@ -103,6 +109,17 @@ CREATE ROLE encml_regress_fhe_nobody NOLOGIN;
 GRANT USAGE ON SCHEMA encml TO encml_regress_coordinator, encml_regress_client,
     encml_regress_keyholder, encml_regress_fhe_nobody, encml_regress_fhe_both;
 GRANT SELECT ON fhe_updates, fhe_plain TO encml_regress_client;
+-- Submits update i of fhe_updates to a round as role encml_regress_c<n>.
+CREATE FUNCTION pg_temp.submit_as(n int, round bigint, i int) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    upd encml.fhe_vector := (SELECT u FROM fhe_updates WHERE fhe_updates.i = submit_as.i);
+    r text;
+BEGIN
+    EXECUTE format('SET ROLE encml_regress_c%s', n);
+    r := regexp_replace(public.try(format('SELECT encml.fhe_submit(%s, %L)', round, upd)), 'round [0-9]+', 'round <r>');
+    RESET ROLE;
+    RETURN r;
+END $$;
 SET ROLE encml_regress_coordinator;
 SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 10) AS round \gset
 SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 5) AS round2 \gset
@@ -112,14 +129,20 @@ SELECT dim, value_bits, frac_bits, message_bits, min_contributions, contribution
   FROM encml.fhe_round_status WHERE id = :round;
 RESET ROLE;
 SET ROLE encml_regress_client;
-SELECT max(encml.fhe_submit(:round, u)) AS submitted FROM fhe_updates WHERE i <= 9;
-SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, u) FROM fhe_updates WHERE i = 1', :round)), 'round [0-9]+', 'round <r>') AS replay_same_round;
+SELECT encml.fhe_submit(:round, u) AS submitted FROM fhe_updates WHERE i = 1;
+-- Issue 27: one role filled a round with min_contributions - 1 updates of its own (zeros)
+-- beside one victim's, and the round's "sum" was the victim's update. A second update from the
+-- same role is refused.
+SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, u) FROM fhe_updates WHERE i = 2', :round)), 'round [0-9]+', 'round <r>') AS second_update_same_role;
 SELECT try(format('SELECT encml.fhe_submit(%s, u) FROM fhe_updates WHERE i = 1', :round2)) AS replay_other_round;
-SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, encml.fhe_encrypt(ARRAY[1,2]::float8[], %L))', :round, :'ks')), 'round [0-9]+', 'round <r>') AS wrong_dimension;
-SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, (SELECT encml.fhe_vector_sum(u) FROM fhe_updates WHERE i > 50))', :round)), 'round [0-9]+', 'round <r>') AS a_sum_is_not_an_update;
+SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, encml.fhe_encrypt(ARRAY[1,2]::float8[], %L))', :round2, :'ks')), 'round [0-9]+', 'round <r>') AS wrong_dimension;
+SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, (SELECT encml.fhe_vector_sum(u) FROM fhe_updates WHERE i > 50))', :round2)), 'round [0-9]+', 'round <r>') AS a_sum_is_not_an_update;
 SELECT try('SELECT * FROM encml.fhe_contributions') AS read_updates;
 SELECT try(format('SELECT encml.fhe_close_round(%s)', :round)) AS client_closes;
 RESET ROLE;
+-- Another role replaying the client's update: refused by its fingerprint.
+SELECT pg_temp.submit_as(2, :round, 1) AS replay_same_round;
+SELECT n, pg_temp.submit_as(n, :round, n) AS submitted FROM generate_series(2, 9) n;
 SELECT u AS spare FROM fhe_updates WHERE i = 10 \gset
 -- Nine of ten: closing releases nothing, and the decryptor gets nothing.
 SET ROLE encml_regress_coordinator;
@@ -135,18 +158,14 @@ SET ROLE encml_regress_fhe_both;
 SELECT try(format('SELECT encml.fhe_submit(%s, %L)', :round, :'spare')) AS decryptor_and_contributor_submits;
 SELECT try(format('SELECT encml.fhe_round_sum(%s)', :round)) AS decryptor_and_contributor_reads;
 RESET ROLE;
-SET ROLE encml_regress_client;
-SELECT encml.fhe_submit(:round, u) AS submitted FROM fhe_updates WHERE i = 10;
-RESET ROLE;
+SELECT pg_temp.submit_as(10, :round, 10) AS tenth_role_submits;
 SET ROLE encml_regress_coordinator;
 SELECT encml.fhe_close_round(:round) AS summed;
 SELECT regexp_replace(try(format('SELECT encml.fhe_close_round(%s)', :round)), 'round [0-9]+', 'round <r>') AS close_twice;
 SELECT contributions, status FROM encml.fhe_round_status WHERE id = :round;
 SELECT try(format('SELECT encml.fhe_round_sum(%s)', :round)) AS coordinator_reads_sum;
 RESET ROLE;
-SET ROLE encml_regress_client;
-SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, u) FROM fhe_updates WHERE i = 11', :round)), 'round [0-9]+', 'round <r>') AS submit_after_close;
-RESET ROLE;
+SELECT pg_temp.submit_as(3, :round, 11) AS submit_after_close;
 SET ROLE encml_regress_keyholder;
 SELECT encml.fhe_round_sum(:round) AS round_sum \gset
 RESET ROLE;
@@ -156,30 +175,54 @@ SELECT encml.fhe_decrypt(:'round_sum', :'sk') = (
                 WHERE i <= 10 GROUP BY j) q) AS round_sum_is_exact;
 -- Only the sum is kept; the updates are gone.
 SELECT count(*) AS rows, count(update) AS updates_kept FROM encml.fhe_contributions WHERE round = :round;
+-- Roles outside the FHE groups are refused by the functions themselves (EXECUTE is granted to
+-- PUBLIC), so each refusal leaves a security event.
 SET ROLE encml_regress_fhe_nobody;
 SELECT try(format('SELECT encml.fhe_round_sum(%s)', :round)) AS nobody_reads_sum;
 SELECT try(format('SELECT encml.fhe_open_round(%L, 3)', :'ks')) AS nobody_opens;
+SELECT try(format('SELECT encml.fhe_submit(%s, %L)', :round2, :'spare')) AS nobody_submits;
+SELECT try(format('SELECT encml.fhe_close_round(%s)', :round2)) AS nobody_closes;
+SELECT try(format('SELECT encml.fhe_register_keyset(%L, %L)', 'x', '\x00')) AS nobody_registers;
 RESET ROLE;
--- Concurrent submissions from four sessions take turns on the round: exact count, no deadlock,
--- and the round refuses what would pass max_contributions (the noise budget).
+SELECT operation, detail->>'role' AS role FROM encml.audit_log
+ WHERE kind = 'event' AND operation LIKE 'fhe%refused' AND detail->>'role' = 'encml_regress_fhe_nobody'
+ ORDER BY id;
+-- Concurrent submissions from four sessions, as eight roles, take turns on the round: exact
+-- count, no deadlock, and the round refuses what would pass max_contributions (the noise budget).
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS dblink;
 RESET client_min_messages;
-SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 2, max_contributions => 20) AS round3 \gset
+GRANT SELECT ON fhe_plain TO encml_fhe_contributor;
+SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 2, max_contributions => 8) AS round3 \gset
 SELECT format('host=%s port=%s dbname=%s user=%s', current_setting('unix_socket_directories'),
               current_setting('port'), current_database(), current_user) AS conninfo \gset
 SELECT dblink_connect('fhe' || i, :'conninfo') FROM generate_series(1, 4) i;
 SELECT dblink_exec('fhe' || i, 'SET encml.fhe_client_functions = on') FROM generate_series(1, 4) i;
+SELECT dblink_exec('fhe' || i, format('SET ROLE encml_regress_c%s', i + 1)) FROM generate_series(1, 4) i;
 SELECT dblink_send_query('fhe' || i, format(
-    'SELECT count(encml.fhe_submit(%s, encml.fhe_encrypt(v, %L, max_terms => 20))) FROM fhe_plain WHERE i %% 4 = %s AND i <= 20',
-    :round3, :'ks', i - 1))
+    'SELECT count(encml.fhe_submit(%s, encml.fhe_encrypt(v, %L, max_terms => 8))) FROM fhe_plain WHERE i = %s',
+    :round3, :'ks', i + 1))
   FROM generate_series(1, 4) i;
 SELECT sum(n) AS submitted_concurrently FROM generate_series(1, 4) i,
        LATERAL (SELECT n FROM dblink_get_result('fhe' || i) AS t(n bigint)) x;
+-- (dblink: a second call ends the query.)
+SELECT count(*) AS drained FROM generate_series(1, 4) i, LATERAL dblink_get_result('fhe' || i) AS t(n bigint);
+SELECT dblink_exec('fhe' || i, format('SET ROLE encml_regress_c%s', i + 5)) FROM generate_series(1, 4) i;
+SELECT dblink_send_query('fhe' || i, format(
+    'SELECT count(encml.fhe_submit(%s, encml.fhe_encrypt(v, %L, max_terms => 8))) FROM fhe_plain WHERE i = %s',
+    :round3, :'ks', i + 5))
+  FROM generate_series(1, 4) i;
+SELECT sum(n) AS submitted_concurrently FROM generate_series(1, 4) i,
+       LATERAL (SELECT n FROM dblink_get_result('fhe' || i) AS t(n bigint)) x;
+-- (dblink: a second call ends the query.)
+SELECT count(*) AS drained FROM generate_series(1, 4) i, LATERAL dblink_get_result('fhe' || i) AS t(n bigint);
 SELECT dblink_disconnect('fhe' || i) FROM generate_series(1, 4) i;
 SELECT contributions FROM encml.fhe_round_status WHERE id = :round3;
-SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, encml.fhe_encrypt(v, %L, max_terms => 20)) FROM fhe_plain WHERE i = 21', :round3, :'ks')),
+SET ROLE encml_regress_c10;
+SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, encml.fhe_encrypt(v, %L, max_terms => 8)) FROM fhe_plain WHERE i = 21', :round3, :'ks')),
                       'round [0-9]+', 'round <r>') AS round_full;
+RESET ROLE;
+REVOKE SELECT ON fhe_plain FROM encml_fhe_contributor;
 
 -- Every round operation and refusal is in the audit log.
 SELECT operation, count(*) FROM encml.audit_log
@@ -190,3 +233,8 @@ DROP OWNED BY encml_regress_coordinator, encml_regress_client, encml_regress_key
     encml_regress_fhe_both;
 DROP ROLE encml_regress_coordinator, encml_regress_client, encml_regress_keyholder, encml_regress_fhe_nobody,
     encml_regress_fhe_both;
+DO $$ BEGIN
+    FOR n IN 2..10 LOOP
+        EXECUTE format('DROP ROLE encml_regress_c%s', n);
+    END LOOP;
+END $$;
