@@ -7,6 +7,7 @@ use crate::keys::cache::{self, KeyVersion};
 use crate::keys::grants::Privilege;
 use crate::pg::errors::{raise, raise_core, raise_full};
 use crate::pg::random;
+use crate::types::jsonb::JsonbDoc;
 use encml_core::format::{Header, NONCE_LEN};
 use encml_core::json_fields::{self as jf, Elem};
 use pgrx::datum::FromDatum;
@@ -77,7 +78,7 @@ fn parse_paths(paths: Vec<Option<String>>) -> Vec<Vec<String>> {
 
 #[pg_extern(volatile, parallel_safe)]
 fn encrypt_jsonb(
-    doc: Option<JsonB>,
+    doc: Option<JsonbDoc>,
     key: Option<Uuid>,
     paths: Option<Vec<Option<String>>>,
     aad: default!(Option<&str>, "NULL"),
@@ -99,6 +100,8 @@ fn encrypt_jsonb(
             &mut doc,
             &pattern,
             &mut |path: &[Elem], value: &mut Value| {
+                // A wildcard over a large document visits millions of values.
+                pgrx::check_for_interrupts!();
                 // Already encrypted (by an earlier call or an overlapping path): left as is.
                 if jf::is_ciphertext(value) {
                     return Ok(());
@@ -161,7 +164,7 @@ fn open_at(path: &[Elem], s: &str, row_aad: &[u8]) -> Option<(Rc<KeyVersion>, Ze
 
 #[pg_extern(stable, parallel_safe)]
 fn decrypt_jsonb(
-    doc: Option<JsonB>,
+    doc: Option<JsonbDoc>,
     aad: default!(Option<&str>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<JsonB> {
@@ -169,6 +172,7 @@ fn decrypt_jsonb(
     let mut doc = doc?.0;
     let row_aad = aad.unwrap_or("").as_bytes();
     jf::visit_ciphertexts::<()>(&mut doc, &mut |path: &[Elem], value: &mut Value| {
+        pgrx::check_for_interrupts!();
         let Value::String(s) = value else {
             return Ok(());
         };
@@ -194,7 +198,7 @@ fn decrypt_jsonb(
 /// there, and values left encrypted by `decrypt_jsonb`'s rules, are unchanged), for rotation.
 #[pg_extern(volatile, parallel_safe)]
 fn reencrypt_jsonb(
-    doc: Option<JsonB>,
+    doc: Option<JsonbDoc>,
     aad: default!(Option<&str>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<JsonB> {
@@ -202,6 +206,7 @@ fn reencrypt_jsonb(
     let mut doc = doc?.0;
     let row_aad = aad.unwrap_or("").as_bytes();
     jf::visit_ciphertexts::<()>(&mut doc, &mut |path: &[Elem], value: &mut Value| {
+        pgrx::check_for_interrupts!();
         let Value::String(s) = value else {
             return Ok(());
         };
@@ -237,7 +242,7 @@ fn reencrypt_jsonb(
 /// Whether every value at the paths is encrypted (true when a path matches nothing), for CHECK
 /// constraints that keep fields from ever being stored in clear.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn jsonb_is_encrypted(doc: JsonB, paths: Vec<Option<String>>) -> bool {
+fn jsonb_is_encrypted(doc: JsonbDoc, paths: Vec<Option<String>>) -> bool {
     let mut doc = doc.0;
     let mut all = true;
     for pattern in parse_paths(paths) {

@@ -139,6 +139,8 @@ fn lo_encrypt(
     let mut buf = Zeroizing::new(Vec::with_capacity(chunk_size as usize + TAG_LEN));
     let mut ctx = ChunkContext::new();
     for i in 0..cipher.header().chunk_count() {
+        // Large objects reach terabytes: statement_timeout and cancels act between chunks.
+        pgrx::check_for_interrupts!();
         buf.resize(cipher.header().chunk_plain_len(i), 0);
         ctx.run(|| {
             if !input.read_exact(&mut buf) {
@@ -172,6 +174,8 @@ fn lo_decrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> Opt
     // Only authenticated chunks are written; a failure later (a removed last chunk shows as a
     // chunk that was not sealed as last) raises, and the ERROR discards the new object.
     for i in 0..cipher.header().chunk_count() {
+        // Large objects reach terabytes: statement_timeout and cancels act between chunks.
+        pgrx::check_for_interrupts!();
         ctx.run(|| {
             read_chunk(&mut input, &cipher, i, &mut buf);
             output.write_all(&buf);
@@ -214,6 +218,8 @@ fn lo_reencrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> O
     ));
     let mut ctx = ChunkContext::new();
     for i in 0..old.header().chunk_count() {
+        // Large objects reach terabytes: statement_timeout and cancels act between chunks.
+        pgrx::check_for_interrupts!();
         ctx.run(|| {
             read_chunk(&mut input, &old, i, &mut buf);
             new.seal_chunk(i, &mut buf)
@@ -267,6 +273,8 @@ fn lo_decrypt_range(
     }
     let out_bytes = out.payload_mut();
     for i in wanted {
+        // Large objects reach terabytes: statement_timeout and cancels act between chunks.
+        pgrx::check_for_interrupts!();
         input.seek(h.chunk_offset(i));
         read_chunk(&mut input, &cipher, i, &mut buf);
         let chunk_start = i * chunk;

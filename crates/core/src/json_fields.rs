@@ -23,6 +23,56 @@ use serde_json::Value;
 pub const PREFIX: &str = "encml:v1:";
 const AAD_LABEL: &[u8] = b"pg_encrypt_ml/v1/json-path\0";
 
+/// The deepest document `parse_document` reads: serde_json's recursion limit (objects and
+/// arrays together). Postgres's jsonb nests deeper, up to its stack limit.
+pub const MAX_DEPTH: usize = 127;
+
+/// Why a document could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DocumentError {
+    /// Nested deeper than `MAX_DEPTH`; carries the depth found.
+    TooDeep(usize),
+    Invalid(String),
+}
+
+/// The nesting depth of JSON text (brackets outside strings), without parsing it: checked
+/// before serde_json reads a document, so a deep one is refused by its depth rather than by a
+/// parser error, and no recursion runs on it.
+pub fn nesting_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Reads a document from its JSON text (jsonb's output), refusing one nested deeper than
+/// `MAX_DEPTH`.
+pub fn parse_document(text: &[u8]) -> Result<Value, DocumentError> {
+    let depth = nesting_depth(text);
+    if depth > MAX_DEPTH {
+        return Err(DocumentError::TooDeep(depth));
+    }
+    serde_json::from_slice(text).map_err(|e| DocumentError::Invalid(e.to_string()))
+}
+
 /// One step of a concrete path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Elem {
@@ -271,5 +321,27 @@ mod tests {
         })
         .unwrap();
         assert_eq!(found, ["{a}", "{b,1}"]);
+    }
+
+    #[test]
+    fn documents_deeper_than_the_limit_are_refused_by_depth() {
+        let nested = |n: usize| format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
+        assert_eq!(nesting_depth(nested(127).as_bytes()), 127);
+        assert!(parse_document(nested(127).as_bytes()).is_ok());
+        assert_eq!(
+            parse_document(nested(128).as_bytes()),
+            Err(DocumentError::TooDeep(128))
+        );
+        let arrays = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        assert_eq!(
+            parse_document(arrays.as_bytes()),
+            Err(DocumentError::TooDeep(5000))
+        );
+        // Brackets inside strings (escaped quotes included) do not count.
+        assert_eq!(nesting_depth(br#"{"a":"[[[{{\"[[","b":[1]}"#), 2);
+        assert!(matches!(
+            parse_document(b"{\"a\":"),
+            Err(DocumentError::Invalid(_))
+        ));
     }
 }

@@ -38,6 +38,8 @@ SELECT try(format('SELECT encml.encrypt_jsonb(%L, %L, ARRAY[%L])', '{"a": 1}', :
 -- The nesting limit (docs/ml.md): 127 levels pass, deeper documents are refused.
 SELECT encml.encrypt_jsonb((repeat('{"a":', 127) || '1' || repeat('}', 127))::jsonb, :'k', ARRAY['a']) IS NOT NULL AS depth_127;
 SELECT try(format('SELECT encml.encrypt_jsonb(%L::jsonb, %L, ARRAY[%L])', repeat('{"a":', 200) || '1' || repeat('}', 200), :'k', 'a')) AS depth_200;
+SELECT try(format('SELECT encml.decrypt_jsonb(%L::jsonb)', repeat('[', 128) || repeat(']', 128))) AS decrypt_depth_128;
+SELECT try(format('SELECT encml.jsonb_is_encrypted(%L::jsonb, ARRAY[%L])', repeat('[', 128) || repeat(']', 128), 'a')) AS check_depth_128;
 -- Encrypting again skips values already encrypted.
 SELECT encml.decrypt_jsonb(encml.encrypt_jsonb(encml.encrypt_jsonb('{"a": 1}', :'k', '{a}'), :'k', '{a}')) AS once;
 -- Overlapping paths (inner first, then the object around it) decrypt completely.
