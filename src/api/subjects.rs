@@ -183,137 +183,141 @@ fn register_subject_column(
     on_forget: default!(Option<&str>, "'delete'"),
     id_alphabet: default!(Option<&str>, "'0123456789'"),
 ) {
-    let Some(RegClass(rel)) = tbl else {
-        raise(
-            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            "tbl must not be NULL",
-        )
-    };
-    let col = required(col, "col");
-    require_table_owner(rel, "subject_owner_refused");
-    let table = crate::audit::table_name(rel);
-    let on_forget = on_forget.unwrap_or("delete");
-    if on_forget != "delete" && on_forget != "anonymize" {
-        raise_full(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("unknown on_forget action \"{on_forget}\""),
-            None,
-            Some("Use 'delete' (the subject's rows are deleted) or 'anonymize' (their identifying and encrypted columns are set to NULL).".into()),
-        );
-    }
-    let column = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull \
-                   FROM pg_catalog.pg_attribute a \
-                  WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
-                None,
-                &[rel.into(), col.into()],
-            )
-            .unwrap_or_else(|e| spi_err(e))
-            .next()
-            .map(|r| {
-                (
-                    r.get::<String>(1).ok().flatten().unwrap_or_default(),
-                    r.get::<bool>(2).ok().flatten().unwrap_or(false),
-                )
-            })
-    });
-    let Some((col_type, not_null)) = column else {
-        raise(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-            format!("column \"{col}\" of {table} does not exist"),
-        )
-    };
-    if on_forget == "anonymize" && not_null {
-        raise_full(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("column \"{col}\" of {table} is NOT NULL, so its rows cannot be anonymized"),
-            None,
-            Some("Anonymizing sets the identifier to NULL: drop the NOT NULL constraint, or use 'delete'.".into()),
-        );
-    }
-    let is_det = col_type == "encml.det_text" || col_type == "det_text";
-    let kind = match id_key {
-        None if is_det => raise_full(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("column \"{col}\" is a det_text: give the key it is encrypted under as id_key"),
-            None,
-            None,
-        ),
-        None if ENCRYPTED_TYPES
-            .iter()
-            .any(|t| *t == col_type || t.strip_prefix("encml.") == Some(col_type.as_str())) =>
-        {
-            raise_full(
-            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-            format!("column \"{col}\" of type {col_type} cannot be searched for a subject"),
-            Some("Randomized and order-revealing ciphertexts of one identifier all differ.".into()),
-            Some("Store the identifier as a det_text (or an FF1 token) to find a subject's rows by it.".into()),
-            )
-        }
-        None => IdKind::Plain,
-        Some(key) => {
-            let id = *key.as_bytes();
-            let Some((row, _)) = catalog::load(&id, None, false) else {
-                raise(
-                    PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-                    format!("key {} does not exist", catalog::uuid_string(&id)),
-                )
-            };
-            match row.purpose {
-                Purpose::Deterministic if is_det => IdKind::Det,
-                Purpose::Fpe if col_type == "text" || col_type.starts_with("character") => {
-                    IdKind::Fpe
-                }
-                p => raise_full(
-                    PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-                    format!(
-                        "a key of purpose '{}' does not fit identifier column \"{col}\" of type {col_type}",
-                        p.label()
-                    ),
-                    None,
-                    Some("Use a 'deterministic' key for a det_text column, an 'fpe' key for a text column of FF1 tokens.".into()),
-                ),
-            }
-        }
-    };
-    let alphabet = (kind == IdKind::Fpe).then(|| {
-        let a = id_alphabet.unwrap_or("0123456789");
-        if let Err(e) = encml_core::fpe::Alphabet::new(a) {
+    // Its queries run as the caller; no operator or function they name may resolve
+    // through the caller's search_path (issue 27).
+    crate::pg::catalog_access::with_pinned_search_path(|| {
+        let Some(RegClass(rel)) = tbl else {
             raise(
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                "tbl must not be NULL",
+            )
+        };
+        let col = required(col, "col");
+        require_table_owner(rel, "subject_owner_refused");
+        let table = crate::audit::table_name(rel);
+        let on_forget = on_forget.unwrap_or("delete");
+        if on_forget != "delete" && on_forget != "anonymize" {
+            raise_full(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                e.to_string(),
+                format!("unknown on_forget action \"{on_forget}\""),
+                None,
+                Some("Use 'delete' (the subject's rows are deleted) or 'anonymize' (their identifying and encrypted columns are set to NULL).".into()),
             );
         }
-        a
-    });
-    let by = caller();
-    as_extension_owner(|| {
-        Spi::run_with_args(
-            "INSERT INTO encml.subject_columns \
-                    (tbl, col, id_kind, id_key, id_alphabet, on_forget, registered_by) \
-             VALUES ($1::oid::regclass, $2, $3, $4, $5, $6, $7::oid::regrole) \
-             ON CONFLICT (tbl, col) DO UPDATE SET id_kind = EXCLUDED.id_kind, id_key = EXCLUDED.id_key, \
-                 id_alphabet = EXCLUDED.id_alphabet, on_forget = EXCLUDED.on_forget, \
-                 registered_by = EXCLUDED.registered_by, registered_at = now()",
-            &[
-                rel.into(),
-                col.into(),
-                kind.label().into(),
-                id_key.into(),
-                alphabet.into(),
-                on_forget.into(),
-                by.into(),
-            ],
-        )
-        .unwrap_or_else(|e| spi_err(e))
-    });
-    events::record(
-        "register_subject_column",
-        Some((rel, &table)),
-        json!({ "column": col, "identifier": kind.label(), "on_forget": on_forget }),
-    );
+        let column = Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull \
+                       FROM pg_catalog.pg_attribute a \
+                      WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+                    None,
+                    &[rel.into(), col.into()],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .next()
+                .map(|r| {
+                    (
+                        r.get::<String>(1).ok().flatten().unwrap_or_default(),
+                        r.get::<bool>(2).ok().flatten().unwrap_or(false),
+                    )
+                })
+        });
+        let Some((col_type, not_null)) = column else {
+            raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                format!("column \"{col}\" of {table} does not exist"),
+            )
+        };
+        if on_forget == "anonymize" && not_null {
+            raise_full(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("column \"{col}\" of {table} is NOT NULL, so its rows cannot be anonymized"),
+                None,
+                Some("Anonymizing sets the identifier to NULL: drop the NOT NULL constraint, or use 'delete'.".into()),
+            );
+        }
+        let is_det = col_type == "encml.det_text" || col_type == "det_text";
+        let kind = match id_key {
+            None if is_det => raise_full(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("column \"{col}\" is a det_text: give the key it is encrypted under as id_key"),
+                None,
+                None,
+            ),
+            None if ENCRYPTED_TYPES
+                .iter()
+                .any(|t| *t == col_type || t.strip_prefix("encml.") == Some(col_type.as_str())) =>
+            {
+                raise_full(
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                format!("column \"{col}\" of type {col_type} cannot be searched for a subject"),
+                Some("Randomized and order-revealing ciphertexts of one identifier all differ.".into()),
+                Some("Store the identifier as a det_text (or an FF1 token) to find a subject's rows by it.".into()),
+                )
+            }
+            None => IdKind::Plain,
+            Some(key) => {
+                let id = *key.as_bytes();
+                let Some((row, _)) = catalog::load(&id, None, false) else {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                        format!("key {} does not exist", catalog::uuid_string(&id)),
+                    )
+                };
+                match row.purpose {
+                    Purpose::Deterministic if is_det => IdKind::Det,
+                    Purpose::Fpe if col_type == "text" || col_type.starts_with("character") => {
+                        IdKind::Fpe
+                    }
+                    p => raise_full(
+                        PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                        format!(
+                            "a key of purpose '{}' does not fit identifier column \"{col}\" of type {col_type}",
+                            p.label()
+                        ),
+                        None,
+                        Some("Use a 'deterministic' key for a det_text column, an 'fpe' key for a text column of FF1 tokens.".into()),
+                    ),
+                }
+            }
+        };
+        let alphabet = (kind == IdKind::Fpe).then(|| {
+            let a = id_alphabet.unwrap_or("0123456789");
+            if let Err(e) = encml_core::fpe::Alphabet::new(a) {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    e.to_string(),
+                );
+            }
+            a
+        });
+        let by = caller();
+        as_extension_owner(|| {
+            Spi::run_with_args(
+                "INSERT INTO encml.subject_columns \
+                        (tbl, col, id_kind, id_key, id_alphabet, on_forget, registered_by) \
+                 VALUES ($1::oid::regclass, $2, $3, $4, $5, $6, $7::oid::regrole) \
+                 ON CONFLICT (tbl, col) DO UPDATE SET id_kind = EXCLUDED.id_kind, id_key = EXCLUDED.id_key, \
+                     id_alphabet = EXCLUDED.id_alphabet, on_forget = EXCLUDED.on_forget, \
+                     registered_by = EXCLUDED.registered_by, registered_at = now()",
+                &[
+                    rel.into(),
+                    col.into(),
+                    kind.label().into(),
+                    id_key.into(),
+                    alphabet.into(),
+                    on_forget.into(),
+                    by.into(),
+                ],
+            )
+            .unwrap_or_else(|e| spi_err(e))
+        });
+        events::record(
+            "register_subject_column",
+            Some((rel, &table)),
+            json!({ "column": col, "identifier": kind.label(), "on_forget": on_forget }),
+        );
+    })
 }
 
 /// Removes a registration; returns whether there was one. The table's owner only.
@@ -547,118 +551,122 @@ fn has_table_privilege(rel: pg_sys::Oid, privilege: &str) -> bool {
 /// tables the caller cannot read are listed as skipped. Audited (without the subject).
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn subject_export(subject: &str, fcinfo: pg_sys::FunctionCallInfo) -> JsonB {
-    cache::accept_invalidations_once_per_query(fcinfo);
-    let export_id = uuid::Uuid::new_v4().to_string();
-    let mut tables = Vec::new();
-    let mut skipped = Vec::new();
-    let (mut rows_total, mut undecrypted_total) = (0usize, 0usize);
-    for reg in registrations() {
-        let skip = |reason: String| json!({ "table": reg.table, "identifier_column": reg.col, "reason": reason });
-        if !has_table_privilege(reg.rel, "SELECT") {
-            skipped.push(skip("the caller may not read the table".into()));
-            continue;
-        }
-        if let Some(key) = reg.id_key {
-            let id = *key.as_bytes();
-            if let Some(reason) = destroyed_id_key(&reg) {
-                skipped.push(skip(reason));
+    // Its queries run as the caller; no operator or function they name may resolve
+    // through the caller's search_path (issue 27).
+    crate::pg::catalog_access::with_pinned_search_path(|| {
+        cache::accept_invalidations_once_per_query(fcinfo);
+        let export_id = uuid::Uuid::new_v4().to_string();
+        let mut tables = Vec::new();
+        let mut skipped = Vec::new();
+        let (mut rows_total, mut undecrypted_total) = (0usize, 0usize);
+        for reg in registrations() {
+            let skip = |reason: String| json!({ "table": reg.table, "identifier_column": reg.col, "reason": reason });
+            if !has_table_privilege(reg.rel, "SELECT") {
+                skipped.push(skip("the caller may not read the table".into()));
                 continue;
             }
-            if !cache::current(&id).usable(Privilege::Encrypt) {
-                skipped.push(skip(format!(
-                    "the caller may not encrypt with the identifier key {}",
-                    catalog::uuid_string(&id)
-                )));
-                continue;
+            if let Some(key) = reg.id_key {
+                let id = *key.as_bytes();
+                if let Some(reason) = destroyed_id_key(&reg) {
+                    skipped.push(skip(reason));
+                    continue;
+                }
+                if !cache::current(&id).usable(Privilege::Encrypt) {
+                    skipped.push(skip(format!(
+                        "the caller may not encrypt with the identifier key {}",
+                        catalog::uuid_string(&id)
+                    )));
+                    continue;
+                }
             }
+            let Some(predicate) = subject_predicate(&reg, subject) else {
+                continue; // the subject cannot be a token of this alphabet: no rows
+            };
+            let encrypted = encrypted_columns(reg.rel);
+            let mut select = vec!["pg_catalog.to_jsonb(t)".to_string()];
+            for (name, typ) in &encrypted {
+                select.push(format!("encml.{typ}_send(t.{})", quote_ident(name)));
+            }
+            let sql = format!(
+                "SELECT {} FROM {} t WHERE {predicate}",
+                select.join(", "),
+                reg.table
+            );
+            let mut undecrypted = 0usize;
+            let rows: Vec<Value> = Spi::connect(|client| {
+                client
+                    .select(&sql, None, &[subject.into()])
+                    .unwrap_or_else(|e| spi_err(e))
+                    .map(|r| {
+                        let mut row = r
+                            .get::<JsonB>(1)
+                            .ok()
+                            .flatten()
+                            .map(|j| j.0)
+                            .unwrap_or(Value::Null);
+                        for (i, (name, typ)) in encrypted.iter().enumerate() {
+                            let Some(bytes) = r.get::<Vec<u8>>(i as usize + 2).ok().flatten() else {
+                                continue;
+                            };
+                            let shown = row[name.as_str()].clone();
+                            let (value, opened) = if typ == "enc_bytea" || typ == "det_text" {
+                                exported_value(typ, &bytes, &shown)
+                            } else {
+                                (
+                                    json!({ "encrypted": shown, "reason": "order-revealing values are exported encrypted" }),
+                                    false,
+                                )
+                            };
+                            undecrypted += usize::from(!opened);
+                            row[name.as_str()] = value;
+                        }
+                        row
+                    })
+                    .collect()
+            });
+            rows_total += rows.len();
+            undecrypted_total += undecrypted;
+            tables.push(json!({
+                "table": reg.table,
+                "identifier_column": reg.col,
+                "identifier": reg.kind.label(),
+                "rows": rows,
+                "undecrypted_values": undecrypted,
+            }));
         }
-        let Some(predicate) = subject_predicate(&reg, subject) else {
-            continue; // the subject cannot be a token of this alphabet: no rows
+        let role = caller();
+        let consents = if may_process_subjects(role) || has_privs_of_role_named(role, DPO_ROLE) {
+            crate::api::consent::history(subject)
+        } else {
+            skipped.push(json!({ "consents": true, "reason": format!("only members of {PROCESSOR_ROLE} or {DPO_ROLE} read consent records") }));
+            Value::Null
         };
-        let encrypted = encrypted_columns(reg.rel);
-        let mut select = vec!["pg_catalog.to_jsonb(t)".to_string()];
-        for (name, typ) in &encrypted {
-            select.push(format!("encml.{typ}_send(t.{})", quote_ident(name)));
-        }
-        let sql = format!(
-            "SELECT {} FROM {} t WHERE {predicate}",
-            select.join(", "),
-            reg.table
+        events::record(
+            "subject_export",
+            None,
+            json!({
+                "export_id": export_id,
+                "tables": tables.len(),
+                "rows": rows_total,
+                "undecrypted_values": undecrypted_total,
+                "skipped": skipped.len(),
+            }),
         );
-        let mut undecrypted = 0usize;
-        let rows: Vec<Value> = Spi::connect(|client| {
-            client
-                .select(&sql, None, &[subject.into()])
-                .unwrap_or_else(|e| spi_err(e))
-                .map(|r| {
-                    let mut row = r
-                        .get::<JsonB>(1)
-                        .ok()
-                        .flatten()
-                        .map(|j| j.0)
-                        .unwrap_or(Value::Null);
-                    for (i, (name, typ)) in encrypted.iter().enumerate() {
-                        let Some(bytes) = r.get::<Vec<u8>>(i as usize + 2).ok().flatten() else {
-                            continue;
-                        };
-                        let shown = row[name.as_str()].clone();
-                        let (value, opened) = if typ == "enc_bytea" || typ == "det_text" {
-                            exported_value(typ, &bytes, &shown)
-                        } else {
-                            (
-                                json!({ "encrypted": shown, "reason": "order-revealing values are exported encrypted" }),
-                                false,
-                            )
-                        };
-                        undecrypted += usize::from(!opened);
-                        row[name.as_str()] = value;
-                    }
-                    row
-                })
-                .collect()
-        });
-        rows_total += rows.len();
-        undecrypted_total += undecrypted;
-        tables.push(json!({
-            "table": reg.table,
-            "identifier_column": reg.col,
-            "identifier": reg.kind.label(),
-            "rows": rows,
-            "undecrypted_values": undecrypted,
-        }));
-    }
-    let role = caller();
-    let consents = if may_process_subjects(role) || has_privs_of_role_named(role, DPO_ROLE) {
-        crate::api::consent::history(subject)
-    } else {
-        skipped.push(json!({ "consents": true, "reason": format!("only members of {PROCESSOR_ROLE} or {DPO_ROLE} read consent records") }));
-        Value::Null
-    };
-    events::record(
-        "subject_export",
-        None,
-        json!({
+        let exported_at = Spi::get_one::<String>("SELECT pg_catalog.now()::text")
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        JsonB(json!({
+            "format": EXPORT_FORMAT,
             "export_id": export_id,
-            "tables": tables.len(),
-            "rows": rows_total,
-            "undecrypted_values": undecrypted_total,
-            "skipped": skipped.len(),
-        }),
-    );
-    let exported_at = Spi::get_one::<String>("SELECT now()::text")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    JsonB(json!({
-        "format": EXPORT_FORMAT,
-        "export_id": export_id,
-        "subject": subject,
-        "exported_at": exported_at,
-        "exported_by": role_name(role),
-        "tables": tables,
-        "skipped": skipped,
-        "consents": consents,
-    }))
+            "subject": subject,
+            "exported_at": exported_at,
+            "exported_by": role_name(role),
+            "tables": tables,
+            "skipped": skipped,
+            "consents": consents,
+        }))
+    })
 }
 
 /// The columns an anonymization sets to NULL: the identifier, every encrypted column and every
@@ -693,114 +701,118 @@ fn anonymized_columns(reg: &Registration) -> Vec<String> {
 /// subject's data. Returns the receipt. Members of encml_dpo, encml_key_admin and superusers.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn subject_forget(subject: &str) -> JsonB {
-    let role = caller();
-    if !(is_superuser(role)
-        || has_privs_of_role_named(role, DPO_ROLE)
-        || has_privs_of_role_named(role, crate::api::keys::KEY_ADMIN_ROLE))
-    {
-        events::refused("subject_forget_refused", json!({}));
-        raise_full(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "permission denied to erase data subjects (role {})",
-                role_name(role)
-            ),
-            None,
-            Some(format!("Members of {DPO_ROLE} erase data subjects.")),
-        );
-    }
-    let erasure_id = uuid::Uuid::new_v4().to_string();
-    let mut tables = Vec::new();
-    crate::audit::row::during_erasure(&erasure_id, || {
-        for reg in registrations() {
-            if let Some(reason) = destroyed_id_key(&reg) {
+    // Its queries run as the caller; no operator or function they name may resolve
+    // through the caller's search_path (issue 27).
+    crate::pg::catalog_access::with_pinned_search_path(|| {
+        let role = caller();
+        if !(is_superuser(role)
+            || has_privs_of_role_named(role, DPO_ROLE)
+            || has_privs_of_role_named(role, crate::api::keys::KEY_ADMIN_ROLE))
+        {
+            events::refused("subject_forget_refused", json!({}));
+            raise_full(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "permission denied to erase data subjects (role {})",
+                    role_name(role)
+                ),
+                None,
+                Some(format!("Members of {DPO_ROLE} erase data subjects.")),
+            );
+        }
+        let erasure_id = uuid::Uuid::new_v4().to_string();
+        let mut tables = Vec::new();
+        crate::audit::row::during_erasure(&erasure_id, || {
+            for reg in registrations() {
+                if let Some(reason) = destroyed_id_key(&reg) {
+                    tables.push(json!({
+                        "table": reg.table,
+                        "identifier_column": reg.col,
+                        "action": "none",
+                        "reason": reason,
+                    }));
+                    continue;
+                }
+                let Some(predicate) = subject_predicate(&reg, subject) else {
+                    continue;
+                };
+                let sql = if reg.on_forget == "anonymize" {
+                    let set: Vec<String> = anonymized_columns(&reg)
+                        .iter()
+                        .map(|c| format!("{} = NULL", quote_ident(c)))
+                        .collect();
+                    format!(
+                        "UPDATE {} t SET {} WHERE {predicate}",
+                        reg.table,
+                        set.join(", ")
+                    )
+                } else {
+                    format!("DELETE FROM {} t WHERE {predicate}", reg.table)
+                };
+                let rows = Spi::connect_mut(|client| {
+                    client
+                        .update(&sql, None, &[subject.into()])
+                        .unwrap_or_else(|e| {
+                            raise_full(
+                                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                                format!("erasing the subject's rows in {} failed: {e}", reg.table),
+                                Some("Nothing was erased: the erasure is all or nothing.".into()),
+                                Some(format!(
+                                    "The caller needs {} on every registered table.",
+                                    if reg.on_forget == "anonymize" {
+                                        "UPDATE"
+                                    } else {
+                                        "DELETE"
+                                    }
+                                )),
+                            )
+                        })
+                        .len()
+                });
                 tables.push(json!({
                     "table": reg.table,
                     "identifier_column": reg.col,
-                    "action": "none",
-                    "reason": reason,
+                    "action": reg.on_forget,
+                    "rows": rows,
                 }));
-                continue;
             }
-            let Some(predicate) = subject_predicate(&reg, subject) else {
-                continue;
-            };
-            let sql = if reg.on_forget == "anonymize" {
-                let set: Vec<String> = anonymized_columns(&reg)
+        });
+        let (keys, versions) = catalog::destroy_subject_keys(subject);
+        clear_cache();
+        let consents = crate::api::consent::forget(subject);
+        let receipt = json!({
+            "erasure_id": erasure_id,
+            "tables": tables,
+            "keys_destroyed": keys,
+            "key_versions_erased": versions,
+            "consent_records_deleted": consents,
+        });
+        // The audit record holds what was erased, not whose: the receipt's erasure_id links them.
+        events::record("subject_forget", None, receipt.clone());
+        notice(
+            format!(
+                "subject erased: {} row(s) in {} registered column(s), {keys} key(s) destroyed",
+                tables
                     .iter()
-                    .map(|c| format!("{} = NULL", quote_ident(c)))
-                    .collect();
-                format!(
-                    "UPDATE {} t SET {} WHERE {predicate}",
-                    reg.table,
-                    set.join(", ")
-                )
-            } else {
-                format!("DELETE FROM {} t WHERE {predicate}", reg.table)
-            };
-            let rows = Spi::connect_mut(|client| {
-                client
-                    .update(&sql, None, &[subject.into()])
-                    .unwrap_or_else(|e| {
-                        raise_full(
-                            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                            format!("erasing the subject's rows in {} failed: {e}", reg.table),
-                            Some("Nothing was erased: the erasure is all or nothing.".into()),
-                            Some(format!(
-                                "The caller needs {} on every registered table.",
-                                if reg.on_forget == "anonymize" {
-                                    "UPDATE"
-                                } else {
-                                    "DELETE"
-                                }
-                            )),
-                        )
-                    })
-                    .len()
-            });
-            tables.push(json!({
-                "table": reg.table,
-                "identifier_column": reg.col,
-                "action": reg.on_forget,
-                "rows": rows,
-            }));
-        }
-    });
-    let (keys, versions) = catalog::destroy_subject_keys(subject);
-    clear_cache();
-    let consents = crate::api::consent::forget(subject);
-    let receipt = json!({
-        "erasure_id": erasure_id,
-        "tables": tables,
-        "keys_destroyed": keys,
-        "key_versions_erased": versions,
-        "consent_records_deleted": consents,
-    });
-    // The audit record holds what was erased, not whose: the receipt's erasure_id links them.
-    events::record("subject_forget", None, receipt.clone());
-    notice(
-        format!(
-            "subject erased: {} row(s) in {} registered column(s), {keys} key(s) destroyed",
-            tables
-                .iter()
-                .filter_map(|t| t["rows"].as_u64())
-                .sum::<u64>(),
-            tables.len()
-        ),
-        Some(
-            "Backups taken before now still hold the rows and the wrapped keys. Run \
-             encml.rotate_master_key() and remove the old master key from the provider to make \
-             the subject's encrypted values in them unrecoverable."
-                .into(),
-        ),
-    );
-    let mut receipt = receipt;
-    receipt["erased_by"] = json!(role_name(role));
-    receipt["erased_at"] = json!(Spi::get_one::<String>("SELECT now()::text")
-        .ok()
-        .flatten()
-        .unwrap_or_default());
-    JsonB(receipt)
+                    .filter_map(|t| t["rows"].as_u64())
+                    .sum::<u64>(),
+                tables.len()
+            ),
+            Some(
+                "Backups taken before now still hold the rows and the wrapped keys. Run \
+                 encml.rotate_master_key() and remove the old master key from the provider to make \
+                 the subject's encrypted values in them unrecoverable."
+                    .into(),
+            ),
+        );
+        let mut receipt = receipt;
+        receipt["erased_by"] = json!(role_name(role));
+        receipt["erased_at"] = json!(Spi::get_one::<String>("SELECT pg_catalog.now()::text")
+            .ok()
+            .flatten()
+            .unwrap_or_default());
+        JsonB(receipt)
+    })
 }
 
 pgrx::extension_sql_file!(

@@ -239,8 +239,8 @@ impl Drop for Restore {
     }
 }
 
-/// Sets a setting until the GUC nest level of `as_extension_owner` ends (allowed in parallel
-/// mode, unlike a plain SET). Only inside `as_extension_owner`.
+/// Sets a setting until the GUC nest level of `as_extension_owner` (or `with_pinned_search_path`)
+/// ends (allowed in parallel mode, unlike a plain SET). Only inside one of them.
 pub unsafe fn save_setting(name: &std::ffi::CStr, value: &std::ffi::CStr) {
     unsafe {
         pg_sys::set_config_option(
@@ -253,6 +253,29 @@ pub unsafe fn save_setting(name: &std::ffi::CStr, value: &std::ffi::CStr) {
             0,
             false,
         );
+    }
+}
+
+/// Runs `f` with the caller's rights and search_path = pg_catalog, pg_temp: for SPI queries the
+/// extension runs as the caller (on the caller's tables), so that no operator or function they
+/// name resolves to one the caller planted ahead of pg_catalog. Table names in such queries are
+/// schema-qualified.
+pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
+    let mut user = pg_sys::InvalidOid;
+    let mut sec_context = 0i32;
+    // SAFETY: as in as_extension_owner, without the user change: the GUC nest level opened here
+    // is closed by Restore (also when f raises an ERROR and unwinds), which resets the user to
+    // the one read here, i.e. leaves it as it was.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec_context);
+        let guc_nest = pg_sys::NewGUCNestLevel();
+        let _restore = Restore {
+            user,
+            sec_context,
+            guc_nest,
+        };
+        save_setting(c"search_path", c"pg_catalog, pg_temp");
+        f()
     }
 }
 

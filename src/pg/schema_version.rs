@@ -36,7 +36,7 @@ impl std::fmt::Display for Release {
 /// while the extension is not installed here (a preloaded library in another database).
 pub fn installed() -> Option<String> {
     Spi::get_one::<String>(
-        "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_encrypt_ml'",
+        "SELECT extversion FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_encrypt_ml'",
     )
     .unwrap_or_else(|e| spi_failed("could not read the installed version of pg_encrypt_ml", e))
 }
