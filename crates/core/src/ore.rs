@@ -137,12 +137,8 @@ impl OreKey {
         tag
     }
 
-    /// Checks that `value` was made by this key version: its structure, then its MAC (compared
-    /// in constant time by `subtle`). A value that passes has trits that only this
-    /// key's PRF produced, so the comparison order of such values is the plaintexts' total
-    /// order; values without a valid MAC could form cycles ((0) < (1) < (2) < (0)) that break
-    /// a btree index, so every input path calls this.
-    pub fn verify(&self, domain: Domain, value: &[u8]) -> Result<()> {
+    /// The structure and the MAC (compared in constant time by `subtle`).
+    fn check_mac(&self, domain: Domain, value: &[u8]) -> Result<()> {
         let header = check(value, domain)?;
         if header.key_id != self.key_id || header.key_version != self.key_version {
             return Err(Error::AuthenticationFailed);
@@ -153,6 +149,17 @@ impl OreKey {
         } else {
             Err(Error::AuthenticationFailed)
         }
+    }
+
+    /// Checks that `value` is this key version's encryption of some message: its structure,
+    /// its MAC, and that every trit is the PRF's trit for the preceding bits plus 0 or 1 (what
+    /// `decrypt` checks). The MAC alone is not enough: whoever holds the key (any role may
+    /// create and export an ORE key of its own) can MAC any trits, including a cycle
+    /// (0) < (1) < (2) < (0) that breaks a btree index. Values that pass are exactly the
+    /// encryptions `encrypt` makes, whose order is the plaintexts' total order, so every input
+    /// path calls this.
+    pub fn verify(&self, domain: Domain, value: &[u8]) -> Result<()> {
+        self.decrypt(domain, value).map(|_| ())
     }
 
     pub fn encrypt(&self, domain: Domain, m: u64) -> [u8; ORE_VALUE_LEN] {
@@ -178,7 +185,7 @@ impl OreKey {
 
     /// Verifies the MAC, then recovers the message bit by bit.
     pub fn decrypt(&self, domain: Domain, value: &[u8]) -> Result<u64> {
-        self.verify(domain, value)?;
+        self.check_mac(domain, value)?;
         let ct = &value[CT_AT..MAC_AT];
         let mut m = 0u64;
         for i in 0..64 {
@@ -388,6 +395,27 @@ mod tests {
             }
             assert!(k.verify(Domain::Int8, &f).is_err(), "trit {t}");
             assert_eq!(check(&f, Domain::Int8).is_err(), t == 3, "trit {t}");
+        }
+        // The key holder MACs a forged first trit itself: the MAC verifies, the value is still
+        // refused. Either the trit is not the PRF's plus 0 or 1, or it flips the first bit and
+        // the later trits no longer follow the PRF of the new prefix. Three values with first
+        // trits 0, 1, 2 would compare in a cycle; at most the real one passes.
+        for t in 0..3u8 {
+            let mut f = v;
+            f[CT_AT] = (f[CT_AT] & 0x3f) | (t << 6);
+            if f == v {
+                continue;
+            }
+            let tag = k.tag(&f[..MAC_AT]);
+            f[MAC_AT..].copy_from_slice(&tag);
+            assert!(k.check_mac(Domain::Int8, &f).is_ok());
+            assert!(k.verify(Domain::Int8, &f).is_err(), "trit {t}");
+        }
+        // Every value encrypt makes passes.
+        for x in [i64::MIN, -1, 0, 1, i64::MAX] {
+            assert!(k
+                .verify(Domain::Int8, &k.encrypt(Domain::Int8, encode_i64(x)))
+                .is_ok());
         }
         assert!(key(5, 2).verify(Domain::Int8, &v).is_err());
         assert!(key(6, 1).verify(Domain::Int8, &v).is_err());
