@@ -208,9 +208,24 @@ fn lock_round(c: &mut pgrx::spi::SpiClient<'_>, round: i64, mode: &str) -> Round
     }
 }
 
+/// The party an update counts for: the session's login role, which SET ROLE cannot change
+/// (every contributor may SET ROLE to encml_fhe_contributor itself, and to any other role it
+/// belongs to, and counted as each it was several parties: attacker round 1 of issue 27). In a
+/// superuser's session the current role (superusers can do anything anyway; tests act as many
+/// contributors from one session).
+fn party(me: pg_sys::Oid) -> pg_sys::Oid {
+    // SAFETY: reads the session's authenticated user id; cannot fail.
+    let session = unsafe { pg_sys::GetSessionUserId() };
+    if is_superuser(session) {
+        me
+    } else {
+        session
+    }
+}
+
 /// Adds one client's update to an open round; returns how many the round now has.
 pub fn submit(round: i64, update: &[u8]) -> i32 {
-    let me = require("fhe_submit", CONTRIBUTOR_ROLE);
+    let me = party(require("fhe_submit", CONTRIBUTOR_ROLE));
     let v = Serialized::parse(update).unwrap_or_else(|e| crate::fhe::fhe_error(e));
     let (key_id, dim, terms, encoding, fp) =
         (v.key_id, v.dim, v.terms, v.encoding, v.fingerprint());
@@ -271,7 +286,7 @@ pub fn submit(round: i64, update: &[u8]) -> i32 {
             if already {
                 events::refused(
                     "fhe_submit_refused",
-                    json!({ "round": round, "reason": "second update from one contributor role" }),
+                    json!({ "round": round, "reason": "second update from one contributor" }),
                 );
                 raise_full(
                     PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,

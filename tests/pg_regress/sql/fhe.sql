@@ -224,6 +224,21 @@ SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, encml.fhe_encrypt(
 RESET ROLE;
 REVOKE SELECT ON fhe_plain FROM encml_fhe_contributor;
 
+-- Issue 27, attacker round 1: every contributor may SET ROLE to encml_fhe_contributor itself
+-- (or to other roles it belongs to) and counted as another party. An update counts for the
+-- session's login role: a second one from the same session is refused whatever role it acts as.
+SET ROLE encml_regress_coordinator;
+SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 2) AS round4 \gset
+RESET ROLE;
+SET SESSION AUTHORIZATION encml_regress_c2;
+SELECT encml.fhe_submit(:round4, encml.fhe_encrypt(ARRAY[1, 2]::float8[] || array_fill(0::float8, ARRAY[98]), :'ks')) AS submitted;
+SET ROLE encml_fhe_contributor;
+SELECT regexp_replace(try(format('SELECT encml.fhe_submit(%s, encml.fhe_encrypt(array_fill(0::float8, ARRAY[100]), %L))', :round4, :'ks')),
+                      'round [0-9]+', 'round <r>') AS same_session_as_the_group_role;
+RESET ROLE;
+RESET SESSION AUTHORIZATION;
+SELECT contributions FROM encml.fhe_round_status WHERE id = :round4;
+
 -- Every round operation and refusal is in the audit log.
 SELECT operation, count(*) FROM encml.audit_log
  WHERE kind = 'event' AND operation LIKE 'fhe%' GROUP BY operation ORDER BY operation;
