@@ -13,7 +13,7 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 use serde_json::json;
 
-pub const TENANT_ADMIN_ROLE: &str = "encml_tenant_admin";
+pub const TENANT_ADMIN_ROLE: &str = tenants::ADMIN_ROLE;
 
 pub fn is_tenant_admin(role: pg_sys::Oid) -> bool {
     is_superuser(role) || has_privs_of_role_named(role, TENANT_ADMIN_ROLE)
@@ -183,9 +183,7 @@ fn set_tenant(tenant: Option<&str>, is_local: default!(Option<bool>, false)) {
     let role = caller();
     let tenant = tenant_arg(tenant);
     // Tenant admins and superusers act for every tenant; others through membership.
-    let member =
-        tenants::exists(tenant) && (is_tenant_admin(role) || tenants::is_member(tenant, role));
-    if !member {
+    if !tenants::may_act_for(tenant, role) {
         events::refused("set_tenant_refused", json!({ "tenant": tenant }));
         // Same answer whether or not the tenant exists: names are not probed this way.
         raise_full(

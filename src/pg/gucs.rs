@@ -14,6 +14,7 @@ pub static KEY_ROTATION_DAYS: GucSetting<i32> = GucSetting::<i32>::new(90);
 pub static FHE_CLIENT_FUNCTIONS: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static ALLOW_DEVELOPMENT_MASTER_KEY: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static VERIFY_ORE_INPUT: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static TENANT_TOKEN_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(300);
 pub static PRIVACY_SCOPE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"default"));
 
@@ -73,6 +74,17 @@ pub fn register() {
         &ALLOW_DEVELOPMENT_MASTER_KEY,
         GucContext::Sighup,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"encml.tenant_token_lifetime",
+        c"How long a Citus tenant token holds after the coordinator issued it.",
+        c"Checked when the token arrives on a node and every time the tenant is read there; a \
+          transaction that runs longer loses its tenant on the workers (fails closed).",
+        &TENANT_TOKEN_LIFETIME,
+        5,
+        3600,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_bool_guc(
         c"encml.verify_ore_input",

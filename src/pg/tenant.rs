@@ -4,6 +4,13 @@
 //! only while `set_tenant` (after its membership check) has raised a backend-local flag, or while
 //! Postgres copies the leader's settings into a parallel worker. So `SET`, `set_config()`,
 //! `ALTER ROLE ... SET`, `ALTER DATABASE ... SET` and connection options cannot spoof it.
+//!
+//! On Citus the value also arrives as a tenant token (docs/citus.md). A token is accepted only
+//! by a SET inside a transaction block, and holds only for the local transaction it arrived in,
+//! while the role may act for the tenant by this node's catalog, and within its lifetime
+//! (`encml.tenant_token_lifetime`, 5 minutes by default): the check hook stores the token with that transaction's
+//! local id and expiry (`<token>#<lxid>#<expires µs>`), and every read of the tenant checks
+//! them, so a session-wide SET of a token, or one kept past its lifetime, reads as no tenant.
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
@@ -18,6 +25,12 @@ thread_local! {
     /// A copy of the setting kept by its assign hook (which Postgres calls on every change,
     /// rollback and RESET included), so per-row checks read it without a lookup or allocation.
     static CURRENT: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// For a value that came from a tenant token: the local transaction it holds for and when
+    /// it expires (µs since the Unix epoch). None for values set by set_tenant itself.
+    static ORIGIN: Cell<Option<(pg_sys::LocalTransactionId, i64)>> = const { Cell::new(None) };
+    /// The local transaction in which the role's membership of the token's tenant was last
+    /// confirmed from this node's catalog (checked at the first read in each transaction).
+    static VERIFIED: Cell<pg_sys::LocalTransactionId> = const { Cell::new(pg_sys::InvalidLocalTransactionId) };
     /// The same as a text value, which `encml.current_tenant()` returns without copying.
     static CURRENT_TEXT: Cell<*mut pg_sys::varlena> = const { Cell::new(std::ptr::null_mut()) };
     /// Every tenant name this backend has held, as a text value in TopMemoryContext: never
@@ -57,7 +70,8 @@ fn intern(name: &str) -> *mut pg_sys::varlena {
 
 /// `encml.current_tenant()`, bound by C symbol in the SQL below. Called once per executor start
 /// by every tenant-isolated query (its value is an index condition), so it neither allocates
-/// nor goes through a wrapper: it cannot fail.
+/// nor goes through a wrapper; only the first read of a token-derived tenant in a transaction
+/// takes the guarded path that checks membership (`origin_holds`).
 #[no_mangle]
 pub extern "C" fn pg_finfo_encml_current_tenant() -> &'static pg_sys::Pg_finfo_record {
     const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
@@ -71,7 +85,10 @@ pub unsafe extern "C-unwind" fn encml_current_tenant(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     let p = CURRENT_TEXT.with(|c| c.get());
-    if p.is_null() {
+    // SAFETY: origin_holds only reads thread-locals and shared memory it may read; its one
+    // path that can raise an ERROR (the membership query) is a #[pg_guard] function, and
+    // nothing in this frame needs dropping if that ERROR unwinds through it.
+    if p.is_null() || !unsafe { origin_holds() } {
         unsafe { (*fcinfo).isnull = true };
         pg_sys::Datum::from(0)
     } else {
@@ -102,20 +119,105 @@ unsafe extern "C-unwind" fn assign_tenant(
         )
         .filter(|s| !s.is_empty())
     };
+    // A token-derived value: the tenant it names, bound to a transaction and an expiry.
+    let (value, origin) = match value.as_deref().and_then(parse_bound) {
+        Some((tenant, lxid, expires)) => (Some(tenant), Some((lxid, expires))),
+        None => (value, None),
+    };
     // Interned by the check hook already (or earlier, for a value a rollback restores).
     let text = value.as_deref().map_or(std::ptr::null_mut(), intern);
     CURRENT_TEXT.with(|c| c.set(text));
     CURRENT.with(|c| *c.borrow_mut() = value);
+    ORIGIN.with(|o| o.set(origin));
+}
+
+/// `<token>#<lxid>#<expires>` as the check hook stores it: (tenant, lxid, expires). Never
+/// raises (the assign hook calls it).
+fn parse_bound(value: &str) -> Option<(String, pg_sys::LocalTransactionId, i64)> {
+    let mut parts = value.split('#');
+    let (token, lxid, expires) = (parts.next()?, parts.next()?, parts.next()?);
+    let tenant = encml_core::tenant_token::tenant_of(token)?;
+    Some((tenant, lxid.parse().ok()?, expires.parse().ok()?))
+}
+
+/// The local transaction id that token-derived values are bound to: this backend's, or in a
+/// parallel worker its leader's (the worker runs inside the leader's transaction).
+fn transaction_id() -> pg_sys::LocalTransactionId {
+    // SAFETY: MyProc is this backend's PGPROC, valid for the life of the process; a parallel
+    // worker's lock group leader is the leader's PGPROC, which waits in the same transaction
+    // for as long as the worker runs. Reading one 32-bit field needs no lock.
+    unsafe {
+        let me = pg_sys::MyProc;
+        if me.is_null() {
+            return pg_sys::InvalidLocalTransactionId;
+        }
+        let leader = (*me).lockGroupLeader;
+        // IsParallelWorker(): ParallelWorkerNumber >= 0.
+        if pg_sys::ParallelWorkerNumber >= 0 && !leader.is_null() {
+            (*leader).lxid
+        } else {
+            (*me).lxid
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch at the start of the current statement (no system call).
+fn statement_now_us() -> i64 {
+    // SAFETY: reads a backend-local timestamp; cannot fail.
+    let start = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    start + PG_EPOCH_OFFSET_US
+}
+
+/// Whether the current value may be used now: always for values set_tenant set; for a
+/// token-derived one only in the transaction it arrived in, before it expires, and while the
+/// role may act for the tenant by this node's catalog (checked at the first read in each
+/// transaction, so a revoke_tenant takes effect from the next transaction on).
+///
+/// # Safety
+/// May raise an ERROR (from the membership query) on the first read in a transaction: callers
+/// must hold nothing that needs dropping across it, or be Rust code under a pg_guard.
+unsafe fn origin_holds() -> bool {
+    match ORIGIN.with(|o| o.get()) {
+        None => true,
+        Some((lxid, expires)) => {
+            if lxid != transaction_id() || statement_now_us() > expires {
+                return false;
+            }
+            if VERIFIED.with(|v| v.get()) == lxid {
+                return true;
+            }
+            // SAFETY: see above; a guarded function, so an ERROR in it is raised cleanly.
+            let member = unsafe { member_of_current() };
+            if member {
+                VERIFIED.with(|v| v.set(lxid));
+            }
+            member
+        }
+    }
+}
+
+/// Whether the current role may act for the current (token-derived) tenant here. The catalog
+/// query runs here, at the first read in a transaction, rather than when the token arrives: on
+/// a Citus worker the forwarded SET LOCAL comes before Citus assigns the distributed
+/// transaction, and reading the (reference-table) catalog then would assign one locally.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn member_of_current() -> bool {
+    let tenant = CURRENT.with(|c| c.borrow().clone());
+    tenant.is_some_and(|t| member_now(&t))
 }
 
 /// Calls `f` with the current tenant (no allocation).
 pub fn with_current<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
-    CURRENT.with(|c| f(c.borrow().as_deref()))
+    // SAFETY: Rust callers run under pgrx's guards; nothing is held across the call.
+    let holds = unsafe { origin_holds() };
+    CURRENT.with(|c| f(c.borrow().as_deref().filter(|_| holds)))
 }
 
 /// Whether `tenant` is the current tenant (no allocation).
 pub fn is_current(tenant: &str) -> bool {
-    CURRENT.with(|c| c.borrow().as_deref() == Some(tenant))
+    // SAFETY: as in with_current.
+    let holds = unsafe { origin_holds() };
+    holds && CURRENT.with(|c| c.borrow().as_deref() == Some(tenant))
 }
 
 #[pgrx::pg_guard]
@@ -131,19 +233,31 @@ unsafe extern "C-unwind" fn check_tenant(
         }
         let value = CStr::from_ptr(*newval).to_string_lossy();
         if encml_core::tenant_token::is_token(&value) {
-            // From a coordinator (Citus forwarded `SET LOCAL`, docs/citus.md), or from
-            // set_tenant itself on the coordinator. Only a SET in a session, never a role,
-            // database or file setting.
-            if source != pg_sys::GucSource::PGC_S_SESSION {
-                return refuse_token("tenant tokens are accepted only from SET LOCAL");
+            if pg_sys::InitializingParallelWorker {
+                // The leader's value, bound to the leader's transaction: taken as it is.
+                return match parse_bound(&value) {
+                    Some((tenant, _, _)) => interned_for_check(&tenant),
+                    None => refuse_token("malformed tenant token"),
+                };
             }
-            return match verify_token(&value) {
-                Ok(tenant) => {
+            // From a coordinator (Citus forwarded `SET LOCAL`, docs/citus.md), or from
+            // set_tenant itself on the coordinator. Only a SET in a session inside a
+            // transaction block, never a role, database or file setting.
+            if source != pg_sys::GucSource::PGC_S_SESSION || !pg_sys::IsTransactionBlock() {
+                return refuse_token(
+                    "tenant tokens are accepted only from SET LOCAL inside a transaction block",
+                );
+            }
+            // Whatever follows the token is ours to write: the binding is made here.
+            let token = value.split('#').next().unwrap_or_default();
+            return match verify_token(token) {
+                Ok((tenant, expires)) => {
                     if !interned_for_check(&tenant) {
                         return false;
                     }
+                    let bound = format!("{token}#{}#{expires}", transaction_id());
                     // PostgreSQL 15 keeps GUC strings in malloc'd memory.
-                    let copy = CString::new(tenant).expect("tenant names have no NUL");
+                    let copy = CString::new(bound).expect("tokens have no NUL");
                     let bytes = copy.as_bytes_with_nul();
                     let p = malloc(bytes.len()) as *mut std::ffi::c_char;
                     if p.is_null() {
@@ -191,9 +305,6 @@ extern "C" {
     fn free(p: *mut std::ffi::c_void);
 }
 
-/// How long a tenant token is accepted after the coordinator issued it. A transaction that
-/// opens a new worker connection later than this fails closed (no tenant there).
-const TOKEN_LIFETIME_US: i64 = 3_600 * 1_000_000;
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800 * 1_000_000;
 
@@ -224,10 +335,28 @@ fn token_binding() -> (String, String, i64) {
     }
 }
 
-fn verify_token(token: &str) -> Result<String, encml_core::tenant_token::TokenError> {
+/// How long a tenant token is accepted after the coordinator issued it, in µs
+/// (`encml.tenant_token_lifetime`, seconds). A transaction that uses the tenant on a worker
+/// later than this fails closed there (no tenant).
+fn token_lifetime_us() -> i64 {
+    crate::pg::gucs::TENANT_TOKEN_LIFETIME.get() as i64 * 1_000_000
+}
+
+/// The tenant a token names and when it expires, if it verifies for this role and database.
+fn verify_token(token: &str) -> Result<(String, i64), encml_core::tenant_token::TokenError> {
     let (role, db, now) = token_binding();
     let keys = crate::keys::provider::master_keys();
-    encml_core::tenant_token::verify(&keys, token, &role, &db, now, TOKEN_LIFETIME_US)
+    let lifetime = token_lifetime_us();
+    let tenant = encml_core::tenant_token::verify(&keys, token, &role, &db, now, lifetime)?;
+    let issued = encml_core::tenant_token::issued_of(token).unwrap_or(now);
+    Ok((tenant, issued + lifetime))
+}
+
+/// Whether the current role may act for `tenant` by this node's catalog (a member, a tenant
+/// admin or a superuser): a role removed with revoke_tenant can no longer use a token it holds.
+fn member_now(tenant: &str) -> bool {
+    let role = unsafe { pg_sys::GetUserId() };
+    crate::keys::tenants::may_act_for(tenant, role)
 }
 
 /// On a Citus coordinator, inside a transaction block: sends the tenant to the workers of this
@@ -275,10 +404,7 @@ pub fn register() {
 
 /// The current tenant, if any.
 pub fn current() -> Option<String> {
-    TENANT
-        .get()
-        .map(|c| c.to_string_lossy().into_owned())
-        .filter(|s| !s.is_empty())
+    with_current(|t| t.map(str::to_string))
 }
 
 struct AllowGuard;

@@ -47,3 +47,61 @@ SQL
 )
 grep -q "does not verify for this role and database" <<<"$out" || fail "token accepted in another database: $out"
 echo "ok: the token is refused in another database"
+
+# Issue 27: a token holds only when set inside a transaction block, for the local transaction it
+# arrived in, within its lifetime, and while the role is still a member of the tenant.
+WORKER=$((PORT + 1))
+fresh_token() { # a token the coordinator sends now, as citus_app
+  psql_as citus_app "$PORT" postgres <<'SQL' | { grep -o "encml-tenant\.v1\.[A-Za-z0-9._-]*" || true; } | head -1
+BEGIN;
+SELECT encml.set_tenant('acme', true);
+SET citus.log_remote_commands = on;
+SELECT count(*) FROM docs;
+COMMIT;
+SQL
+}
+out=$(echo "SET encml.tenant = '$token';" | psql_as citus_app "$WORKER" postgres)
+grep -q "accepted only from SET LOCAL inside a transaction block" <<<"$out" \
+  || fail "a SET outside a transaction block took a token: $out"
+echo "ok: a token is refused outside a transaction block"
+out=$(psql_as citus_app "$WORKER" postgres <<SQL
+BEGIN;
+SET encml.tenant = '$token';
+SELECT 'in=' || coalesce(encml.current_tenant(), '(none)');
+COMMIT;
+SELECT 'after=' || coalesce(encml.current_tenant(), '(none)');
+SQL
+)
+grep -q "in=acme" <<<"$out" || fail "the token did not hold in its own transaction: $out"
+grep -q "after=(none)" <<<"$out" || fail "a session-wide SET of a token outlived its transaction: $out"
+echo "ok: a token holds for the transaction it arrived in, not the next one"
+
+echo "ALTER SYSTEM SET encml.tenant_token_lifetime = 5; SELECT pg_reload_conf();" | psql_as postgres "$WORKER" postgres >/dev/null
+sleep 1
+short=$(fresh_token)
+out=$(psql_as citus_app "$WORKER" postgres <<SQL
+BEGIN;
+SET LOCAL encml.tenant = '$short';
+SELECT 'before=' || coalesce(encml.current_tenant(), '(none)');
+SELECT pg_sleep(6);
+SELECT 'expired=' || coalesce(encml.current_tenant(), '(none)');
+COMMIT;
+SQL
+)
+echo "ALTER SYSTEM RESET encml.tenant_token_lifetime; SELECT pg_reload_conf();" | psql_as postgres "$WORKER" postgres >/dev/null
+grep -q "before=acme" <<<"$out" || fail "a fresh token was refused: $out"
+grep -q "expired=(none)" <<<"$out" || fail "a token held past its lifetime inside a transaction: $out"
+echo "ok: a token stops holding when its lifetime ends, inside the transaction too"
+
+kept=$(fresh_token)
+echo "SELECT encml.revoke_tenant('acme', 'citus_app')" | psql_as postgres "$PORT" postgres >/dev/null
+out=$(psql_as citus_app "$WORKER" postgres <<SQL
+BEGIN;
+SET LOCAL encml.tenant = '$kept';
+SELECT 'tenant=' || coalesce(encml.current_tenant(), '(none)');
+COMMIT;
+SQL
+)
+echo "SELECT encml.grant_tenant('acme', 'citus_app')" | psql_as postgres "$PORT" postgres >/dev/null
+grep -q "tenant=(none)" <<<"$out" || fail "a revoked member's token still gave tenant acme: $out"
+echo "ok: a revoked member's token is refused at once"

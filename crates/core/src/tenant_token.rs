@@ -59,6 +59,17 @@ fn mac(key: &MasterKey, tenant: &str, role: &str, database: &str, issued_us: i64
     m.finalize_reset().into_bytes().into()
 }
 
+/// The tenant a token names, without verifying it (for a value the check hook already verified).
+pub fn tenant_of(token: &str) -> Option<String> {
+    let encoded = token.strip_prefix(PREFIX)?.split('.').next()?;
+    String::from_utf8(URL_SAFE_NO_PAD.decode(encoded).ok()?).ok()
+}
+
+/// When a token says it was issued (µs since the Unix epoch), without verifying it.
+pub fn issued_of(token: &str) -> Option<i64> {
+    token.strip_prefix(PREFIX)?.split('.').nth(1)?.parse().ok()
+}
+
 /// A token for `tenant`, issued now (`issued_us`) for `role` in `database`.
 pub fn issue(key: &MasterKey, tenant: &str, role: &str, database: &str, issued_us: i64) -> String {
     let tag = mac(key, tenant, role, database, issued_us);
@@ -197,6 +208,15 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn tenant_and_issue_time_read_back_without_the_key() {
+        let t = issue(&key(1), "acme corp.", "alice", "app", 1_000 * HOUR);
+        assert_eq!(tenant_of(&t).as_deref(), Some("acme corp."));
+        assert_eq!(issued_of(&t), Some(1_000 * HOUR));
+        assert_eq!(tenant_of("acme"), None);
+        assert_eq!(issued_of("encml-tenant.v1.YWNtZQ.x.fp.t"), None);
     }
 
     #[test]
