@@ -242,42 +242,46 @@ fn masking_rule_set(
     mask: &str,
     unmasked_roles: Vec<Option<pg_sys::Oid>>,
 ) {
-    let rel = tbl.0;
-    require_owner(rel);
-    let Some((_, type_name)) = columns(rel).into_iter().find(|(n, _)| n == col) else {
-        raise(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-            format!(
-                "column {col:?} of {} does not exist",
-                crate::audit::table_name(rel)
-            ),
-        );
-    };
-    if let Some(of) = rules(rel)
-        .into_iter()
-        .find(|r| r.stored.as_ref().is_some_and(|(n, _)| n == col))
-    {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!(
-                "column {col:?} holds the stored mask of column {:?}; set the rule on that column",
-                of.col
-            ),
-        );
-    }
-    mask_expr(mask, "x", &type_name); // validates
-    let roles: Vec<pg_sys::Oid> = unmasked_roles.into_iter().flatten().collect();
-    let by = crate::pg::catalog_access::caller();
-    crate::pg::catalog_access::as_extension_owner(|| {
-        Spi::run_with_args(
-            "INSERT INTO encml.masking_rules (tbl, col, mask, unmasked_roles, set_by) \
-             VALUES ($1::oid::regclass, $2, $3, $4::oid[]::regrole[], $5::oid::regrole) \
-             ON CONFLICT (tbl, col) DO UPDATE SET mask = EXCLUDED.mask, \
-                 unmasked_roles = EXCLUDED.unmasked_roles, set_by = EXCLUDED.set_by, set_at = now()",
-            &[rel.into(), col.into(), mask.trim().into(), roles.into(), by.into()],
-        )
-        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()));
-    });
+    // Its catalog queries and DDL run as the caller; nothing they name may resolve through
+    // the caller's search_path (issue 27, attacker round 1).
+    crate::pg::catalog_access::with_pinned_search_path(|| {
+        let rel = tbl.0;
+        require_owner(rel);
+        let Some((_, type_name)) = columns(rel).into_iter().find(|(n, _)| n == col) else {
+            raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                format!(
+                    "column {col:?} of {} does not exist",
+                    crate::audit::table_name(rel)
+                ),
+            );
+        };
+        if let Some(of) = rules(rel)
+            .into_iter()
+            .find(|r| r.stored.as_ref().is_some_and(|(n, _)| n == col))
+        {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!(
+                    "column {col:?} holds the stored mask of column {:?}; set the rule on that column",
+                    of.col
+                ),
+            );
+        }
+        mask_expr(mask, "x", &type_name); // validates
+        let roles: Vec<pg_sys::Oid> = unmasked_roles.into_iter().flatten().collect();
+        let by = crate::pg::catalog_access::caller();
+        crate::pg::catalog_access::as_extension_owner(|| {
+            Spi::run_with_args(
+                "INSERT INTO encml.masking_rules (tbl, col, mask, unmasked_roles, set_by) \
+                 VALUES ($1::oid::regclass, $2, $3, $4::oid[]::regrole[], $5::oid::regrole) \
+                 ON CONFLICT (tbl, col) DO UPDATE SET mask = EXCLUDED.mask, \
+                     unmasked_roles = EXCLUDED.unmasked_roles, set_by = EXCLUDED.set_by, set_at = now()",
+                &[rel.into(), col.into(), mask.trim().into(), roles.into(), by.into()],
+            )
+            .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()));
+        });
+    })
 }
 
 /// A masking rule as stored, with the generated column holding its precomputed mask, if any.
@@ -397,147 +401,153 @@ fn view_select(cols: &[(String, String)], rules: &[Rule], mask_columns: &[String
 /// value; without it, such columns from an earlier call are dropped.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn apply_masking(tbl: crate::types::reg::RegClass, stored: default!(bool, false)) -> String {
-    let rel = tbl.0;
-    require_owner(rel);
-    let mut rules = rules(rel);
-    let (schema, name) = unsafe {
-        let nsp = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(rel));
-        let relname = pg_sys::get_rel_name(rel);
-        (
-            std::ffi::CStr::from_ptr(nsp).to_string_lossy().into_owned(),
-            std::ffi::CStr::from_ptr(relname)
-                .to_string_lossy()
-                .into_owned(),
-        )
-    };
-    let table = format!("{}.{}", quote_ident(&schema), quote_ident(&name));
-    let view = format!(
-        "{}.{}",
-        quote_ident(&schema),
-        quote_ident(&format!("{name}_masked"))
-    );
-    let create_view = |cols: &[(String, String)], rules: &[Rule], mask_columns: &[String]| {
-        Spi::run(&format!(
-            "CREATE OR REPLACE VIEW {view} WITH (security_barrier = true) AS SELECT {} FROM {table}",
-            view_select(cols, rules, mask_columns).join(", "),
-        ))
-        .unwrap_or_else(|e| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                e.to_string(),
+    // Its catalog queries and DDL run as the caller; nothing they name may resolve through
+    // the caller's search_path (issue 27, attacker round 1).
+    crate::pg::catalog_access::with_pinned_search_path(|| {
+        let rel = tbl.0;
+        require_owner(rel);
+        let mut rules = rules(rel);
+        let (schema, name) = unsafe {
+            let nsp = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(rel));
+            let relname = pg_sys::get_rel_name(rel);
+            (
+                std::ffi::CStr::from_ptr(nsp).to_string_lossy().into_owned(),
+                std::ffi::CStr::from_ptr(relname)
+                    .to_string_lossy()
+                    .into_owned(),
             )
-        })
-    };
-
-    // Which generated mask columns to drop and add: a column is kept while its rule's mask is
-    // unchanged; a column dropped by hand is made again.
-    let cols = columns(rel);
-    let has_column = |n: &str| cols.iter().any(|(c, _)| c == n);
-    let old_mask_columns: Vec<String> = rules
-        .iter()
-        .filter_map(|r| r.stored.as_ref().map(|(n, _)| n.clone()))
-        .filter(|n| has_column(n))
-        .collect();
-    let mut drops = Vec::new();
-    let mut adds = Vec::new();
-    let mut changed = Vec::new();
-    for rule in rules.iter_mut() {
-        let Some((_, type_name)) = cols.iter().find(|(c, _)| *c == rule.col) else {
-            continue;
         };
-        let mask = rule.mask.trim().to_string();
-        let wanted = stored && mask != "null" && !is_encrypted(type_name);
-        let existing = rule.stored.take().filter(|(n, _)| has_column(n));
-        let current = existing.as_ref().is_some_and(|(_, m)| *m == mask);
-        if let Some((n, _)) = &existing {
-            if !(wanted && current) {
-                drops.push(format!("DROP COLUMN {}", quote_ident(n)));
-            }
-        }
-        if wanted && current {
-            rule.stored = existing;
-            continue;
-        }
-        if !wanted && existing.is_none() {
-            continue;
-        }
-        if wanted {
-            let n = stored_column_name(&rule.col);
-            if has_column(&n) && existing.as_ref().is_none_or(|(e, _)| *e != n) {
+        let table = format!("{}.{}", quote_ident(&schema), quote_ident(&name));
+        let view = format!(
+            "{}.{}",
+            quote_ident(&schema),
+            quote_ident(&format!("{name}_masked"))
+        );
+        let create_view = |cols: &[(String, String)], rules: &[Rule], mask_columns: &[String]| {
+            Spi::run(&format!(
+                "CREATE OR REPLACE VIEW {view} WITH (security_barrier = true) AS SELECT {} FROM {table}",
+                view_select(cols, rules, mask_columns).join(", "),
+            ))
+            .unwrap_or_else(|e| {
                 raise(
-                    PgSqlErrorCode::ERRCODE_DUPLICATE_COLUMN,
-                    format!("column {n:?} already exists and is not a mask column of this table"),
-                );
-            }
-            let result_type = if mask == "year" {
-                type_name.as_str()
-            } else {
-                "text"
-            };
-            adds.push(format!(
-                "ADD COLUMN {} {result_type} GENERATED ALWAYS AS ({}) STORED",
-                quote_ident(&n),
-                mask_expr(&mask, &quote_ident(&rule.col), type_name)
-            ));
-            rule.stored = Some((n, mask));
-        }
-        changed.push(rule.col.clone());
-    }
-    for rule in rules.iter().filter(|r| changed.contains(&r.col)) {
-        let (stored_as, stored_mask) = match &rule.stored {
-            Some((n, m)) => (Some(n.as_str()), Some(m.as_str())),
-            None => (None, None),
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    e.to_string(),
+                )
+            })
         };
-        crate::pg::catalog_access::as_extension_owner(|| {
-            Spi::run_with_args(
-                "UPDATE encml.masking_rules SET stored_as = $3, stored_mask = $4 \
-                  WHERE tbl = $1::oid::regclass AND col = $2",
-                &[
-                    rel.into(),
-                    rule.col.as_str().into(),
-                    stored_as.into(),
-                    stored_mask.into(),
-                ],
-            )
-            .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()));
-        });
-    }
-    let altered = !drops.is_empty() || !adds.is_empty();
-    if altered {
-        // The view must stop reading the columns being dropped first; replacing it (same
-        // columns, same types) keeps the grants made on it.
-        if !drops.is_empty() {
-            let dynamic: Vec<Rule> = rules
-                .iter()
-                .map(|r| Rule {
-                    stored: None,
-                    ..r.clone()
-                })
-                .collect();
-            create_view(&cols, &dynamic, &old_mask_columns);
+
+        // Which generated mask columns to drop and add: a column is kept while its rule's mask is
+        // unchanged; a column dropped by hand is made again.
+        let cols = columns(rel);
+        let has_column = |n: &str| cols.iter().any(|(c, _)| c == n);
+        let old_mask_columns: Vec<String> = rules
+            .iter()
+            .filter_map(|r| r.stored.as_ref().map(|(n, _)| n.clone()))
+            .filter(|n| has_column(n))
+            .collect();
+        let mut drops = Vec::new();
+        let mut adds = Vec::new();
+        let mut changed = Vec::new();
+        for rule in rules.iter_mut() {
+            let Some((_, type_name)) = cols.iter().find(|(c, _)| *c == rule.col) else {
+                continue;
+            };
+            let mask = rule.mask.trim().to_string();
+            let wanted = stored && mask != "null" && !is_encrypted(type_name);
+            let existing = rule.stored.take().filter(|(n, _)| has_column(n));
+            let current = existing.as_ref().is_some_and(|(_, m)| *m == mask);
+            if let Some((n, _)) = &existing {
+                if !(wanted && current) {
+                    drops.push(format!("DROP COLUMN {}", quote_ident(n)));
+                }
+            }
+            if wanted && current {
+                rule.stored = existing;
+                continue;
+            }
+            if !wanted && existing.is_none() {
+                continue;
+            }
+            if wanted {
+                let n = stored_column_name(&rule.col);
+                if has_column(&n) && existing.as_ref().is_none_or(|(e, _)| *e != n) {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_DUPLICATE_COLUMN,
+                        format!(
+                            "column {n:?} already exists and is not a mask column of this table"
+                        ),
+                    );
+                }
+                let result_type = if mask == "year" {
+                    type_name.as_str()
+                } else {
+                    "text"
+                };
+                adds.push(format!(
+                    "ADD COLUMN {} {result_type} GENERATED ALWAYS AS ({}) STORED",
+                    quote_ident(&n),
+                    mask_expr(&mask, &quote_ident(&rule.col), type_name)
+                ));
+                rule.stored = Some((n, mask));
+            }
+            changed.push(rule.col.clone());
         }
-        Spi::run(&format!(
-            "ALTER TABLE {table} {}",
-            [drops, adds].concat().join(", ")
-        ))
-        .unwrap_or_else(|e| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                e.to_string(),
-            )
-        });
-    }
-    let mask_columns: Vec<String> = rules
-        .iter()
-        .filter_map(|r| r.stored.as_ref().map(|(n, _)| n.clone()))
-        .collect();
-    let cols = if altered { columns(rel) } else { cols };
-    create_view(&cols, &rules, &mask_columns);
-    let q = |s: &str| unsafe {
-        let c = std::ffi::CString::new(s).expect("no NUL in a name");
-        std::ffi::CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr()))
-            .to_string_lossy()
-            .into_owned()
-    };
-    format!("{}.{}", q(&schema), q(&format!("{name}_masked")))
+        for rule in rules.iter().filter(|r| changed.contains(&r.col)) {
+            let (stored_as, stored_mask) = match &rule.stored {
+                Some((n, m)) => (Some(n.as_str()), Some(m.as_str())),
+                None => (None, None),
+            };
+            crate::pg::catalog_access::as_extension_owner(|| {
+                Spi::run_with_args(
+                    "UPDATE encml.masking_rules SET stored_as = $3, stored_mask = $4 \
+                      WHERE tbl = $1::oid::regclass AND col = $2",
+                    &[
+                        rel.into(),
+                        rule.col.as_str().into(),
+                        stored_as.into(),
+                        stored_mask.into(),
+                    ],
+                )
+                .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()));
+            });
+        }
+        let altered = !drops.is_empty() || !adds.is_empty();
+        if altered {
+            // The view must stop reading the columns being dropped first; replacing it (same
+            // columns, same types) keeps the grants made on it.
+            if !drops.is_empty() {
+                let dynamic: Vec<Rule> = rules
+                    .iter()
+                    .map(|r| Rule {
+                        stored: None,
+                        ..r.clone()
+                    })
+                    .collect();
+                create_view(&cols, &dynamic, &old_mask_columns);
+            }
+            Spi::run(&format!(
+                "ALTER TABLE {table} {}",
+                [drops, adds].concat().join(", ")
+            ))
+            .unwrap_or_else(|e| {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    e.to_string(),
+                )
+            });
+        }
+        let mask_columns: Vec<String> = rules
+            .iter()
+            .filter_map(|r| r.stored.as_ref().map(|(n, _)| n.clone()))
+            .collect();
+        let cols = if altered { columns(rel) } else { cols };
+        create_view(&cols, &rules, &mask_columns);
+        let q = |s: &str| unsafe {
+            let c = std::ffi::CString::new(s).expect("no NUL in a name");
+            std::ffi::CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr()))
+                .to_string_lossy()
+                .into_owned()
+        };
+        format!("{}.{}", q(&schema), q(&format!("{name}_masked")))
+    })
 }
