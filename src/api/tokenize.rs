@@ -101,7 +101,14 @@ fn fpe_decrypt(
 }
 
 fn keep_first_arg(keep_first: i32) -> usize {
-    usize::try_from(keep_first).unwrap_or(usize::MAX)
+    usize::try_from(keep_first).unwrap_or_else(|_| {
+        crate::pg::errors::raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "keep_first must be 0 or 6 (the digits PCI DSS allows to display), not {keep_first}"
+            ),
+        )
+    })
 }
 
 /// `keep_first`, which must not be NULL.

@@ -256,11 +256,16 @@ pub fn parse_header(bytes: &[u8]) -> Result<(KeyId, u32, u64, Encoding), FheErro
     if bytes.len() < HEADER_LEN || &bytes[..2] != MAGIC {
         return Err(FheError::Malformed("not an encrypted vector".into()));
     }
-    if bytes[2] != VERSION || bytes[3] != 0 || bytes[35] != 0 {
+    if bytes[2] != VERSION {
         return Err(FheError::Malformed(format!(
             "unknown encrypted vector version {}",
             bytes[2]
         )));
+    }
+    if bytes[3] != 0 || bytes[35] != 0 {
+        return Err(FheError::Malformed(
+            "reserved header bytes of an encrypted vector must be zero".into(),
+        ));
     }
     let key_id: KeyId = bytes[4..20].try_into().unwrap();
     let dim = u32::from_le_bytes(bytes[20..24].try_into().unwrap());
@@ -270,7 +275,17 @@ pub fn parse_header(bytes: &[u8]) -> Result<(KeyId, u32, u64, Encoding), FheErro
         frac_bits: bytes[33],
         message_bits: bytes[34],
     };
-    if dim == 0 || terms == 0 || bytes.len() != HEADER_LEN + 8 * word_count(dim as usize) {
+    if dim == 0 {
+        return Err(FheError::Malformed(
+            "an encrypted vector holds at least one value".into(),
+        ));
+    }
+    if terms == 0 {
+        return Err(FheError::Malformed(
+            "an encrypted vector sums at least one update (terms = 0)".into(),
+        ));
+    }
+    if bytes.len() != HEADER_LEN + 8 * word_count(dim as usize) {
         return Err(FheError::Malformed(format!(
             "an encrypted vector of {dim} values must be {} bytes, not {}",
             HEADER_LEN + 8 * word_count(dim as usize),

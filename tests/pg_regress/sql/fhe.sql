@@ -73,6 +73,10 @@ SELECT try($$SELECT substr(u::bytea, 1, 5000)::encml.fhe_vector FROM fhe_updates
 SELECT try($$SELECT set_byte(u::bytea, 2000, get_byte(u::bytea, 2000) # 1)::encml.fhe_vector
                FROM fhe_updates WHERE i = 1$$) AS corrupted_byte;
 SELECT try($$SELECT overlay(u::bytea placing '\x09' from 3)::encml.fhe_vector FROM fhe_updates WHERE i = 1$$) AS unknown_version;
+-- Attacker round 1 of issue 27: these read 'must be 16456 bytes, not 16456' and 'unknown version 1'.
+SELECT try($$SELECT overlay(u::bytea placing '\x01' from 4)::encml.fhe_vector FROM fhe_updates WHERE i = 1$$) AS reserved_byte;
+SELECT try($$SELECT overlay(u::bytea placing '\x0000000000000000' from 25)::encml.fhe_vector FROM fhe_updates WHERE i = 1$$) AS zero_terms;
+SELECT try($$SELECT overlay(u::bytea placing '\x00000000' from 21)::encml.fhe_vector FROM fhe_updates WHERE i = 1$$) AS zero_values;
 SELECT try($$SELECT 'not base64!'::encml.fhe_vector$$) AS bad_text;
 SELECT try($$SELECT 'es1:4553'::encml.fhe_sum_state$$) AS truncated_sum_state;
 SELECT try($$SELECT encml.fhe_decrypt(encml.fhe_vector_sum(u), '$$ || :'sk2' || $$') FROM fhe_updates$$) AS wrong_secret_key;

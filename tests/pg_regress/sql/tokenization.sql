@@ -67,6 +67,7 @@ SELECT try(format('SELECT encml.detokenize_pan(%L, NULL)', '4111111111111111')) 
 SELECT try(format('SELECT encml.retokenize_pan(%L, %L, NULL)', '4111111111111111', :'fk')) AS retokenize_null_new_key;
 SELECT try(format('SELECT encml.retokenize_pan(NULL, %L, NULL)', :'fk')) AS retokenize_null_token_null_key;
 SELECT try(format('SELECT encml.tokenize_pan(%L, %L, NULL)', '4111111111111111', :'fk')) AS null_keep_first;
+SELECT try(format('SELECT encml.tokenize_pan(%L, %L, -1)', '4111111111111111', :'fk')) AS negative_keep_first;
 SELECT encml.tokenize_pan(NULL, :'fk') IS NULL AS null_pan_stays_null,
        encml.retokenize_pan(NULL, :'fk', :'fk') IS NULL AS null_token_stays_null;
 SELECT try(format('SELECT encml.tokenize_pan(%L, %L)', '4111.1111.1111.1111', :'fk')) AS dots;
