@@ -124,6 +124,10 @@ impl std::fmt::Debug for ServiceKey {
 pub fn parse_label(label: &str) -> Option<(ServicePurpose, u32)> {
     let rest = label.strip_prefix("svc:")?;
     let (purpose, version) = rest.rsplit_once(':')?;
+    // Only the canonical decimal form (u32's parser also takes "+42" and "042"): one label per key.
+    if version.starts_with('0') || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let version: u32 = version.parse().ok()?;
     (version > 0).then_some(())?;
     Some((ServicePurpose::from_label(purpose)?, version))
@@ -202,5 +206,19 @@ mod tests {
             ServicePurpose::AuditChain.wrap_id(),
             ServicePurpose::AuditRedact.wrap_id()
         );
+    }
+
+    #[test]
+    fn only_canonical_labels_parse() {
+        assert!(parse_label("svc:audit-chain:42").is_some());
+        // Found by fuzzing (fuzz/, target wrap): u32's parser took these.
+        for bad in [
+            "svc:audit-chain:+42",
+            "svc:audit-chain:042",
+            "svc:audit-chain:0",
+            "svc:audit-chain:",
+        ] {
+            assert_eq!(parse_label(bad), None, "{bad}");
+        }
     }
 }
