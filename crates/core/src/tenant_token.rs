@@ -67,7 +67,16 @@ pub fn tenant_of(token: &str) -> Option<String> {
 
 /// When a token says it was issued (µs since the Unix epoch), without verifying it.
 pub fn issued_of(token: &str) -> Option<i64> {
-    token.strip_prefix(PREFIX)?.split('.').nth(1)?.parse().ok()
+    parse_issued(token.strip_prefix(PREFIX)?.split('.').nth(1)?)
+}
+
+/// The issue time in its one canonical form: decimal digits, no sign, no leading zero (i64's
+/// parser takes "+17..." and "0017...", which gave one token several spellings).
+fn parse_issued(text: &str) -> Option<i64> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten()
 }
 
 /// A token for `tenant`, issued now (`issued_us`) for `role` in `database`.
@@ -107,7 +116,7 @@ pub fn verify(
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or(TokenError::Malformed)?;
-    let issued: i64 = issued.parse().map_err(|_| TokenError::Malformed)?;
+    let issued = parse_issued(issued).ok_or(TokenError::Malformed)?;
     let tag = URL_SAFE_NO_PAD
         .decode(tag)
         .map_err(|_| TokenError::Malformed)?;
@@ -122,7 +131,13 @@ pub fn verify(
     if !bool::from(expected[..MAC_LEN].ct_eq(&tag)) {
         return Err(TokenError::BadMac);
     }
-    if issued > now_us + CLOCK_SKEW_US || now_us - issued > lifetime_us {
+    // Checked: an issue time far from now overflowed the subtraction (found by fuzzing; a
+    // release build wrapped and accepted an ancient token).
+    let too_new = issued > now_us.saturating_add(CLOCK_SKEW_US);
+    let too_old = now_us
+        .checked_sub(issued)
+        .is_none_or(|age| age > lifetime_us);
+    if too_new || too_old {
         return Err(TokenError::Expired);
     }
     Ok(tenant)
@@ -227,6 +242,36 @@ mod tests {
         assert_eq!(
             verify(&[new, old], &t, "alice", "app", now, HOUR),
             Ok("acme".into())
+        );
+    }
+
+    #[test]
+    fn extreme_and_non_canonical_issue_times_are_refused() {
+        // Found by fuzzing: now - i64::MIN overflowed (a panic in debug, a wrap to "fresh" in
+        // release).
+        let k = key(1);
+        let now = 1_700_000_000_000_000;
+        let t = issue(&k, "t", "r", "d", i64::MIN);
+        assert_eq!(
+            verify(&[key(1)], &t, "r", "d", now, HOUR),
+            Err(TokenError::Malformed)
+        );
+        let t = issue(&k, "t", "r", "d", i64::MAX);
+        assert_eq!(
+            verify(&[key(1)], &t, "r", "d", now, HOUR),
+            Err(TokenError::Expired)
+        );
+        let good = issue(&k, "t", "r", "d", now);
+        for spelling in [format!(".+{now}."), format!(".00{now}.")] {
+            let odd = good.replacen(&format!(".{now}."), &spelling, 1);
+            assert_eq!(
+                verify(&[key(1)], &odd, "r", "d", now, HOUR),
+                Err(TokenError::Malformed)
+            );
+        }
+        assert_eq!(
+            verify(&[key(1)], &good, "r", "d", now, HOUR),
+            Ok("t".into())
         );
     }
 }

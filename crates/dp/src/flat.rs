@@ -235,7 +235,9 @@ impl Flat {
     pub fn from_text(text: &str) -> Result<Flat, DpError> {
         let hex = text
             .strip_prefix("dp1:")
-            .filter(|h| h.len() == 2 * LEN && h.is_ascii())
+            // Hex digits only: from_str_radix also takes a sign ("+2"), which made one state
+            // readable from several texts (found by fuzzing).
+            .filter(|h| h.len() == 2 * LEN && h.bytes().all(|c| c.is_ascii_hexdigit()))
             .ok_or(DpError::CorruptState("not a dp_state"))?;
         let mut bytes = [0u8; LEN];
         for (i, b) in bytes.iter_mut().enumerate() {
@@ -325,6 +327,8 @@ mod tests {
         bad.epsilon = 0f64.to_le_bytes();
         assert!(Flat::from_text(&bad.to_text()).is_err());
         assert!(Flat::from_text("dp1:zz").is_err());
+        // Found by fuzzing: a sign inside a hex pair parsed ("+2" as 0x02).
+        assert!(Flat::from_text(&text.replacen("dp1:02", "dp1:+2", 1)).is_err());
     }
 
     #[test]
