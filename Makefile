@@ -15,7 +15,7 @@ export PG_CONFIG
 # place crashes them).
 UNLINK_SO = rm -f "$$($(PG_CONFIG) --pkglibdir 2>/dev/null || echo /nonexistent)/pg_encrypt_ml.so"
 
-.PHONY: deps install install-dev demo test test-unit test-pgrx test-regress test-upgrade test-integration test-citus citus test-slow bench bench-citus stop fmt
+.PHONY: test-fuzz deps install install-dev demo test test-unit test-pgrx test-regress test-upgrade test-integration test-citus citus test-slow bench bench-citus stop fmt
 
 deps:
 	@bash scripts/install-deps.sh
@@ -76,6 +76,12 @@ citus:
 # A coordinator and two workers on this machine (scripts/citus-cluster.sh), tests/citus.
 test-citus: install-dev citus
 	@bash tests/citus/run.sh
+
+# Coverage-guided fuzzing of the parsers (AFL++ through cargo-afl, fuzz/README.md): every target
+# for FUZZ_SECONDS each (installs cargo-afl on first use). Not yet part of `make test`.
+FUZZ_SECONDS ?= 5
+test-fuzz:
+	@bash fuzz/run.sh $(FUZZ_SECONDS)
 
 # Minutes-long tests with multi-gigabyte data (a 2.25 GB encrypted large object); CI runs them too.
 test-slow: install-dev
