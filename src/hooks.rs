@@ -8,7 +8,7 @@
 //! auditing works when the library is loaded on first use); the others only while preloading,
 //! as they must see every statement from a backend's start.
 
-use crate::{audit, privacy, security};
+use crate::{audit, keys, privacy, security};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -126,6 +126,7 @@ unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
                 None => pg_sys::standard_ExecutorEnd(query),
             }
             audit::decrypts::after_executor_end();
+            keys::nonce_budget::flush_local();
         })
     }
 }
@@ -133,6 +134,9 @@ unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
 #[pg_guard]
 unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     audit::decrypts::on_xact(event);
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT {
+        keys::nonce_budget::flush_local();
+    }
     if privacy::start::installed() {
         audit::reads::on_xact(event);
     }

@@ -82,6 +82,19 @@ CREATE TABLE data_key_versions (
 );
 COMMENT ON TABLE data_key_versions IS 'pg_encrypt_ml key catalog: wrapped material of each data-key version';
 
+-- AES-GCM encryptions with random nonces made under each data-key version, as recorded from the
+-- counts in shared memory (docs/keys.md "Encryption counts"). Counted per node: not a Citus
+-- reference table, and not tied to data_key_versions by a foreign key for that reason.
+CREATE TABLE key_encryptions (
+    key_id      uuid NOT NULL,
+    version     integer NOT NULL CHECK (version > 0),
+    encryptions bigint NOT NULL CHECK (encryptions >= 0),
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (key_id, version)
+);
+COMMENT ON TABLE key_encryptions IS 'pg_encrypt_ml: AES-GCM encryptions recorded per data-key version (random-nonce limit 2^32)';
+SELECT pg_catalog.pg_extension_config_dump('key_encryptions', '');
+
 -- Per-key privileges (encml.grant_key): who may encrypt, decrypt or administer with a key,
 -- beyond the implicit holders (superusers, encml_key_admin, the key's creator, tenant admins and,
 -- for tenant_key() keys, the tenant's members). Membership is inherited as for GRANT.
@@ -176,7 +189,7 @@ CREATE TABLE privacy_charges (
 CREATE INDEX privacy_charges_analyst ON privacy_charges (analyst, scope, charged_at);
 COMMENT ON TABLE privacy_charges IS 'pg_encrypt_ml: every privacy charge of a dp aggregate, granted or refused';
 
-REVOKE ALL ON data_keys, data_key_versions, key_grants, key_labels, clearances, clearance_conditions,
+REVOKE ALL ON data_keys, data_key_versions, key_encryptions, key_grants, key_labels, clearances, clearance_conditions,
     master_key_rotations, tenants, tenant_members,
     privacy_budgets, privacy_charges FROM PUBLIC;
 

@@ -60,6 +60,22 @@ BEGIN
     END IF;
     RETURN NEXT;
 
+    check_name := 'key_nonce_budget';
+    SELECT count(*), string_agg(format('%s v%s (%s)', u.key_id, u.version, u.encryptions), ', ' ORDER BY u.encryptions DESC)
+      INTO n, list
+      FROM encml.key_usage u
+     WHERE u.status = 'active' AND u.encryptions >= 2147483648;
+    IF n > 0 THEN
+        status := 'fail';
+        detail := format('%s key version(s) past 2^31 AES-GCM encryptions (the random-nonce limit is 2^32): rotate them: %s', n, left(list, 500));
+    ELSIF NOT 'pg_encrypt_ml' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')) THEN
+        status := 'warn';
+        detail := 'pg_encrypt_ml is not in shared_preload_libraries: encryptions are counted per backend and mostly not recorded';
+    ELSE
+        status := 'pass'; detail := 'every active key version below 2^31 encryptions';
+    END IF;
+    RETURN NEXT;
+
     check_name := 'tenant_isolation';
     SELECT count(*), string_agg(c.oid::regclass::text, ', ' ORDER BY c.oid::regclass::text)
       INTO n, list

@@ -507,6 +507,26 @@ CREATE VIEW auth_failures AS SELECT * FROM auth_failures();
 COMMENT ON VIEW auth_failures IS
     'pg_encrypt_ml: (role, client address) pairs with recent failed logins or locked now (needs shared_preload_libraries)';
 GRANT SELECT ON auth_failures TO encml_security_admin, encml_auditor;
+
+COMMENT ON FUNCTION key_encryptions_unrecorded() IS
+    'Encryptions per key version of this database counted on this server and not yet recorded in encml.key_encryptions (read by the key_usage view)';
+GRANT EXECUTE ON FUNCTION key_encryptions_unrecorded() TO PUBLIC;
+-- Counts of the key versions a role may see (as encml.key_versions shows them): recorded plus
+-- what this server counted since.
+CREATE VIEW key_usage WITH (security_barrier) AS
+SELECT v.key_id, v.version, v.status,
+       coalesce(e.encryptions, 0) + coalesce(u.unrecorded, 0) AS encryptions,
+       coalesce(e.encryptions, 0) AS recorded,
+       coalesce(u.unrecorded, 0) AS unrecorded,
+       e.recorded_at,
+       (coalesce(e.encryptions, 0) + coalesce(u.unrecorded, 0))::double precision / 4294967296 AS share_of_limit
+  FROM key_versions v
+  JOIN data_keys k ON k.id = v.key_id AND k.purpose = 'aead'
+  LEFT JOIN key_encryptions e ON e.key_id = v.key_id AND e.version = v.version
+  LEFT JOIN key_encryptions_unrecorded() u ON u.key_id = v.key_id AND u.version = v.version;
+COMMENT ON VIEW key_usage IS
+    'pg_encrypt_ml: AES-GCM encryptions per visible key version (recorded + unrecorded on this server) against the 2^32 random-nonce limit; warns at 2^31';
+GRANT SELECT ON key_usage TO PUBLIC;
 GRANT EXECUTE ON FUNCTION rotate_master_key(), grant_clearance(regrole, text), revoke_clearance(regrole, text),
     set_clearance_condition(text, text[], int4range, text[], text)
 TO encml_key_admin;

@@ -205,6 +205,22 @@ BEGIN
     END IF;
     RETURN NEXT;
 
+    check_name := 'key_nonce_budget';
+    SELECT count(*), string_agg(format('%s v%s (%s)', u.key_id, u.version, u.encryptions), ', ' ORDER BY u.encryptions DESC)
+      INTO n, list
+      FROM @extschema@.key_usage u
+     WHERE u.status = 'active' AND u.encryptions >= 2147483648;
+    IF n > 0 THEN
+        status := 'fail';
+        detail := format('%s key version(s) past 2^31 AES-GCM encryptions (the random-nonce limit is 2^32): rotate them: %s', n, left(list, 500));
+    ELSIF NOT 'pg_encrypt_ml' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ',')) THEN
+        status := 'warn';
+        detail := 'pg_encrypt_ml is not in shared_preload_libraries: encryptions are counted per backend and mostly not recorded';
+    ELSE
+        status := 'pass'; detail := 'every active key version below 2^31 encryptions';
+    END IF;
+    RETURN NEXT;
+
     check_name := 'tenant_isolation';
     SELECT count(*), string_agg(c.oid::regclass::text, ', ' ORDER BY c.oid::regclass::text)
       INTO n, list
@@ -812,3 +828,42 @@ GRANT EXECUTE ON FUNCTION @extschema@.fhe_register_keyset(text, bytea),
     @extschema@.fhe_close_round(bigint), @extschema@.fhe_submit(bigint, @extschema@.fhe_vector),
     @extschema@.fhe_round_sum(bigint)
 TO PUBLIC;
+
+-- Issue 27: AES-GCM encryptions per data-key version against the random-nonce limit
+-- (docs/keys.md "Encryption counts").
+CREATE TABLE @extschema@.key_encryptions (
+    key_id      uuid NOT NULL,
+    version     integer NOT NULL CHECK (version > 0),
+    encryptions bigint NOT NULL CHECK (encryptions >= 0),
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (key_id, version)
+);
+COMMENT ON TABLE @extschema@.key_encryptions IS 'pg_encrypt_ml: AES-GCM encryptions recorded per data-key version (random-nonce limit 2^32)';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.key_encryptions', '');
+REVOKE ALL ON @extschema@.key_encryptions FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.key_encryptions_unrecorded() RETURNS TABLE (
+	"key_id" uuid,
+	"version" INT,
+	"unrecorded" bigint
+)
+STRICT VOLATILE PARALLEL RESTRICTED
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'key_encryptions_unrecorded_wrapper';
+COMMENT ON FUNCTION @extschema@.key_encryptions_unrecorded() IS
+    'Encryptions per key version of this database counted on this server and not yet recorded in encml.key_encryptions (read by the key_usage view)';
+GRANT EXECUTE ON FUNCTION @extschema@.key_encryptions_unrecorded() TO PUBLIC;
+CREATE VIEW @extschema@.key_usage WITH (security_barrier) AS
+SELECT v.key_id, v.version, v.status,
+       coalesce(e.encryptions, 0) + coalesce(u.unrecorded, 0) AS encryptions,
+       coalesce(e.encryptions, 0) AS recorded,
+       coalesce(u.unrecorded, 0) AS unrecorded,
+       e.recorded_at,
+       (coalesce(e.encryptions, 0) + coalesce(u.unrecorded, 0))::double precision / 4294967296 AS share_of_limit
+  FROM @extschema@.key_versions v
+  JOIN @extschema@.data_keys k ON k.id = v.key_id AND k.purpose = 'aead'
+  LEFT JOIN @extschema@.key_encryptions e ON e.key_id = v.key_id AND e.version = v.version
+  LEFT JOIN @extschema@.key_encryptions_unrecorded() u ON u.key_id = v.key_id AND u.version = v.version;
+COMMENT ON VIEW @extschema@.key_usage IS
+    'pg_encrypt_ml: AES-GCM encryptions per visible key version (recorded + unrecorded on this server) against the 2^32 random-nonce limit; warns at 2^31';
+GRANT SELECT ON @extschema@.key_usage TO PUBLIC;

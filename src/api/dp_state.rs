@@ -18,7 +18,7 @@
 
 use super::dp::{agg_context, param_args, release_state, ParamArgs};
 use crate::pg::c_functions;
-use crate::pg::errors::raise;
+use crate::pg::errors::{raise, raise_full};
 use crate::privacy::own;
 use crate::privacy::params::{dp_error, params_at, params_for, required, RowArgs, WrappedCallArgs};
 use crate::privacy::start;
@@ -180,12 +180,19 @@ unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
 unsafe fn state_in(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     unsafe {
         let text = CStr::from_ptr(pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr());
+        // Only the empty initial states (INITCOND) and sealed states (from state_out): an exact
+        // state typed in would come back sealed from state_out, and a sealed state is trusted
+        // where the shards' partial states are combined.
         let flat = match text.to_str() {
             Ok("dp1:f") => Flat::empty::<f64>(),
             Ok("dp1:i") => Flat::empty::<i64>(),
             Ok(t) if encml_core::dp_seal::is_sealed(t) => open_sealed(t),
-            Ok(t) => Flat::from_text(t).unwrap_or_else(|e| dp_error(e)),
-            Err(_) => dp_error(DpError::CorruptState("not a dp_state")),
+            _ => raise_full(
+                PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                "invalid input syntax for type dp_state",
+                Some("A dp_state in text is 'dp1:f', 'dp1:i' (the empty states) or a state sealed by the server.".into()),
+                None,
+            ),
         };
         let out = pg_sys::palloc(flat::LEN) as *mut u8;
         std::ptr::copy_nonoverlapping(flat.as_bytes().as_ptr(), out, flat::LEN);
@@ -221,7 +228,7 @@ unsafe fn state_out(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 fn open_sealed(text: &str) -> Flat {
     let masters = crate::keys::provider::master_keys();
     let plain = encml_core::dp_seal::open(&masters, text, flat::LEN).unwrap_or_else(|e| match e {
-        encml_core::Error::UnknownMasterKey { fingerprint } => crate::pg::errors::raise_full(
+        encml_core::Error::UnknownMasterKey { fingerprint } => raise_full(
             PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
             format!(
                 "the dp state is sealed under master key {fingerprint}, which the master key provider does not offer"
@@ -229,14 +236,23 @@ fn open_sealed(text: &str) -> Flat {
             None,
             Some("Every node of a Citus cluster needs the same master keys (docs/citus.md).".into()),
         ),
-        e => crate::pg::errors::raise_core(e),
+        // Not sealed by a server with these master keys (or altered): invalid input.
+        _ => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            "invalid input syntax for type dp_state: the seal does not verify",
+        ),
     });
     let mut bytes: [u8; flat::LEN] = plain.try_into().expect("open checks the length");
     let view = match bytes[1] {
         b'f' => Flat::view::<f64>(&mut bytes),
         _ => Flat::view::<i64>(&mut bytes),
     };
-    *view.unwrap_or_else(|e| dp_error(e))
+    *view.unwrap_or_else(|_| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            "invalid input syntax for type dp_state",
+        )
+    })
 }
 
 /// Gives an empty state the parameters of its call when Citus is sending it from a shard:

@@ -2,8 +2,8 @@
 
 use crate::keys::cache::{self, KeyVersion};
 use crate::keys::grants::Privilege;
+use crate::keys::nonce_budget;
 use crate::pg::errors::{raise, raise_core};
-use crate::pg::random;
 use crate::types::enc_bytea::{EncBytea, EncByteaOut};
 use crate::types::varlena::{ByteaBytes, OwnedText, OwnedVarlena, TextBytes};
 use encml_core::aead::{ciphertext_body, described_body_offset, Parts};
@@ -35,8 +35,7 @@ pub(crate) fn seal_with(
     aad: Option<&[u8]>,
 ) -> EncByteaOut {
     let cipher = key.aead(Privilege::Encrypt);
-    let mut nonce = [0u8; NONCE_LEN];
-    random::fill(&mut nonce);
+    let nonce = nonce_budget::nonce_for(&key.key_id, key.version);
     let aad = aad.unwrap_or(&[]);
     let out = match descriptor {
         None => {

@@ -305,7 +305,12 @@ unsafe fn state_in(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
                     .unwrap_or_else(|| bad())
             })
             .collect();
-        Sum::deserialize(&bytes).unwrap_or_else(|e| fhe_error(e));
+        if let Err(e) = Sum::deserialize(&bytes) {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                format!("invalid input syntax for type fhe_sum_state: {e}"),
+            );
+        }
         OwnedVarlena::from_slice(&bytes).into_datum()
     }
 }

@@ -178,8 +178,8 @@ unsafe fn sum_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         let bytes: &[u8] = pg_getarg(fcinfo, 0).expect("STRICT");
         let corrupt = || -> ! {
             raise(
-                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-                "fhe_sum: corrupt partial state",
+                PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+                "fhe_sum: malformed partial state",
             )
         };
         let read_u32 = |at: usize| -> usize {

@@ -5,10 +5,10 @@
 use crate::api::encrypt::key_arg;
 use crate::keys::cache::{self, KeyVersion};
 use crate::keys::grants::Privilege;
+use crate::keys::nonce_budget;
 use crate::pg::errors::{raise, raise_core, raise_full};
-use crate::pg::random;
 use crate::types::jsonb::JsonbDoc;
-use encml_core::format::{Header, NONCE_LEN};
+use encml_core::format::Header;
 use encml_core::json_fields::{self as jf, Elem};
 use pgrx::datum::FromDatum;
 use pgrx::prelude::*;
@@ -109,8 +109,7 @@ fn encrypt_jsonb(
                 }
                 let plaintext =
                     Zeroizing::new(serde_json::to_vec(value).expect("JSON values serialize"));
-                let mut nonce = [0u8; NONCE_LEN];
-                random::fill(&mut nonce);
+                let nonce = nonce_budget::nonce_for(&key.key_id, key.version);
                 let sealed = cipher.seal(&nonce, &plaintext, &jf::path_aad(path, row_aad));
                 *value = Value::String(jf::encode_ciphertext(&sealed));
                 Ok(())
@@ -182,7 +181,7 @@ fn decrypt_jsonb(
         };
         *value = serde_json::from_slice(&plain).unwrap_or_else(|_| {
             raise(
-                PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                PgSqlErrorCode::ERRCODE_INVALID_JSON_TEXT,
                 format!(
                     "the decrypted value at {} is not JSON",
                     jf::display_path(path)
@@ -227,8 +226,7 @@ fn reencrypt_jsonb(
         let Some((_, plain)) = open_at(path, s, row_aad) else {
             return Ok(());
         };
-        let mut nonce = [0u8; NONCE_LEN];
-        random::fill(&mut nonce);
+        let nonce = nonce_budget::nonce_for(&current.key_id, current.version);
         let sealed =
             current
                 .aead(Privilege::Encrypt)

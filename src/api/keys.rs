@@ -19,6 +19,8 @@ use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 use serde_json::json;
 
 pub const KEY_ADMIN_ROLE: &str = "encml_key_admin";
+/// The longest name `create_key` accepts, in characters.
+pub const MAX_KEY_NAME: usize = 256;
 
 pub(crate) fn is_key_admin(role: pg_sys::Oid) -> bool {
     is_superuser(role) || has_privs_of_role_named(role, KEY_ADMIN_ROLE)
@@ -103,6 +105,14 @@ fn create_key(
             "a key needs a non-empty name",
         ),
     };
+    // Names appear in messages, events and views: long enough for any real label, short enough
+    // that no one fills the audit log through them.
+    if name.chars().count() > MAX_KEY_NAME {
+        raise(
+            PgSqlErrorCode::ERRCODE_NAME_TOO_LONG,
+            format!("a key name has at most {MAX_KEY_NAME} characters"),
+        );
+    }
     let purpose = purpose_arg(purpose.unwrap_or("aead"));
     if name.starts_with(catalog::MANAGED_NAME_PREFIX)
         || name.starts_with(catalog::SUBJECT_KEY_PREFIX)
@@ -448,4 +458,23 @@ pub mod tests {
     fn unknown_purpose_is_refused() {
         Spi::run("SELECT encml.create_key('p', 'nope')").unwrap();
     }
+}
+
+/// Encryptions counted on this server and not yet recorded in `encml.key_encryptions`, per key
+/// version of the current database (docs/keys.md "Encryption counts"). Read by the
+/// `encml.key_usage` view.
+#[pg_extern(volatile, parallel_restricted)]
+fn key_encryptions_unrecorded() -> TableIterator<
+    'static,
+    (
+        name!(key_id, Uuid),
+        name!(version, i32),
+        name!(unrecorded, i64),
+    ),
+> {
+    TableIterator::new(
+        crate::keys::nonce_budget::unrecorded()
+            .into_iter()
+            .map(|(k, v, n)| (Uuid::from_bytes(k), v as i32, n.min(i64::MAX as u64) as i64)),
+    )
 }

@@ -10,7 +10,8 @@ use pgrx::PgSqlErrorCode;
 /// Raises an FHE error with its SQLSTATE.
 pub fn fhe_error(e: FheError) -> ! {
     let code = match e {
-        FheError::Malformed(_) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+        // Bytes a client handed in (bodies are checked when first read), as for core ciphertexts.
+        FheError::Malformed(_) => PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
         FheError::Mismatch(_) | FheError::Duplicate => {
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
         }

@@ -4,6 +4,7 @@ pub mod cache;
 pub mod catalog;
 pub mod clearances;
 pub mod grants;
+pub mod nonce_budget;
 pub mod provider;
 pub mod service;
 pub mod tenants;

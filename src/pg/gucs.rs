@@ -15,6 +15,7 @@ pub static FHE_CLIENT_FUNCTIONS: GucSetting<bool> = GucSetting::<bool>::new(fals
 pub static ALLOW_DEVELOPMENT_MASTER_KEY: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static VERIFY_ORE_INPUT: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static TENANT_TOKEN_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(300);
+pub static KEY_USE_RECORD_EVERY: GucSetting<i32> = GucSetting::<i32>::new(1 << 20);
 pub static PRIVACY_SCOPE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"default"));
 
@@ -85,6 +86,17 @@ pub fn register() {
         3600,
         GucContext::Sighup,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"encml.key_use_record_every",
+        c"Encryptions per key version counted in memory before they are added to encml.key_encryptions.",
+        c"Counts not yet recorded are lost at a restart: at most this many per key version. Each \
+          recording starts a short background worker.",
+        &KEY_USE_RECORD_EVERY,
+        1,
+        1 << 30,
+        GucContext::Suset,
+        GucFlags::default(),
     );
     GucRegistry::define_bool_guc(
         c"encml.verify_ore_input",

@@ -34,7 +34,9 @@ pub fn of(operation: &str) -> &'static str {
         | "audit_purge"
         | "rotate_master_key"
         | "export_key"
-        | "auth_unlock" => "warning",
+        | "auth_unlock"
+        | "ore_input_forged"
+        | "key_nonce_budget_exceeded" => "warning",
         op if op.ends_with("_refused") => "warning",
         _ => "info",
     }

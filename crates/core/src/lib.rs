@@ -22,6 +22,7 @@ pub mod lockout;
 pub mod mask;
 pub mod master;
 pub mod nonce;
+pub mod nonce_budget;
 pub mod ore;
 pub mod rate_window;
 pub mod service_key;

@@ -298,6 +298,8 @@ pub fn parse_header(bytes: &[u8]) -> Result<(KeyId, u32, u64, Encoding), FheErro
             "checksum mismatch: the value was damaged".into(),
         ));
     }
+    // More terms than the encoding sums without error: such a vector cannot decrypt right.
+    encoding.check(terms)?;
     Ok((key_id, dim, terms, encoding))
 }
 
@@ -386,6 +388,13 @@ mod tests {
         let mut many = EncryptedVector::from_bytes(&bytes).unwrap();
         many.terms = 1 << 40;
         assert!(matches!(many.decrypt(&sk), Err(FheError::OutOfRange(_))));
+        // ... and so is a serialized one claiming that many terms, whatever its checksum.
+        assert!(matches!(
+            EncryptedVector::from_bytes(&many.to_bytes()),
+            Err(FheError::OutOfRange(_))
+        ));
+        many.terms = 100;
+        assert!(EncryptedVector::from_bytes(&many.to_bytes()).is_ok());
     }
 
     #[test]

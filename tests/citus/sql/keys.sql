@@ -22,6 +22,12 @@ SELECT * FROM plan('SELECT count(*) FILTER (WHERE encml.decrypt_text(name) LIKE 
 SELECT count(*) FILTER (WHERE encml.decrypt_text(name) LIKE 'name 1%') AS matching, count(*) FROM patients;
 -- Values came from every worker.
 SELECT result AS rows_per_worker FROM run_command_on_workers($$SELECT count(*) FROM pg_class WHERE relname LIKE 'patients_%' AND relkind = 'r'$$);
+-- Each node counts the AES-GCM encryptions it made (docs/keys.md "Encryption counts"): the
+-- workers made the 1000 above, the coordinator none.
+SELECT encryptions AS on_coordinator FROM encml.key_usage WHERE key_id = :'k' AND version = 1;
+SELECT sum(result::bigint) AS on_all_nodes, count(*) FILTER (WHERE result::bigint > 0) AS nodes_counting
+  FROM run_command_on_all_nodes(
+    format($$SELECT encryptions FROM encml.key_usage WHERE key_id = %L AND version = 1$$, :'k'));
 
 -- Rotation: the new version is written on every node in the same transaction; new values use
 -- it, old ones still decrypt.

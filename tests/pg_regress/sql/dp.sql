@@ -68,7 +68,8 @@ SELECT try($$SELECT encml.dp_sum(x, 0, i, 0.1) FROM dp_data WHERE false$$) AS em
 SELECT try($$SELECT encml.dp_sum_trans('dp1:f', 1.0::float8, 0::float8, 1::float8, 1::float8)$$) AS transition_on_a_state_alone;
 SELECT try($$SELECT encml.dp_sum_final('dp1:f')$$) AS final_alone;
 SELECT try($$SELECT 'dp1:nonsense'::encml.dp_state$$) AS malformed_state;
-SELECT try($$SELECT ('dp1:02660300000000000000000000000000' || repeat('0', 160))::encml.dp_state$$) AS zero_epsilon_state;
+-- An exact state typed in is not a dp_state (only the empty ones and sealed ones are).
+SELECT try($$SELECT ('dp1:02660300000000000000000000000000' || repeat('0', 160))::encml.dp_state$$) AS typed_in_state;
 SELECT try($$SELECT g, encml.dp_count(x, 0.1, 0, person, 2) FROM dp_data GROUP BY g HAVING encml.dp_partition(0.1, 1e-6)$$) AS unit_with_threshold;
 SELECT try($$SELECT g, encml.dp_count(x, 0.1) FROM dp_data GROUP BY ROLLUP (g) HAVING encml.dp_partition(0.1, 1e-6)$$) AS rollup;
 SELECT try($$SELECT s.g, (SELECT encml.dp_count(d.x, 0.1) FROM dp_data d WHERE d.g = s.g GROUP BY d.g HAVING encml.dp_partition(0.1, 1e-6)) FROM generate_series(0, 3) s(g)$$) AS correlated;

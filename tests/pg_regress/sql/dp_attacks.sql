@@ -21,12 +21,15 @@ SELECT try($$SELECT dp_mallory.exact_float(x, 0, 10, 1.0)::text FROM dp_secret$$
 CREATE AGGREGATE dp_mallory.exact_rows(float8) (
     SFUNC = encml.dp_count_rows_trans, STYPE = encml.dp_state, INITCOND = 'dp1:i');
 SELECT try($$SELECT dp_mallory.exact_rows(1.0)::text FROM dp_secret WHERE g = 1$$) AS own_aggregate_rows;
--- An initial state with its parameters already set (epsilon 1, bounds [0, 10]) does not skip
--- the check (the transition's fast path for fixed parameters).
-CREATE AGGREGATE dp_mallory.preset_sum(bigint, bigint, bigint, float8) (
+-- An initial state with its parameters already set (epsilon 1, bounds [0, 10]) would skip the
+-- per-row parameter check on the transition's fast path; typed-in exact states are not valid
+-- dp_state input at all (only the empty states and server-sealed ones), so even creating the
+-- aggregate fails. (Typed in and sealed by the text output, such a state was a sealing oracle.)
+SELECT try($q$CREATE AGGREGATE dp_mallory.preset_sum(bigint, bigint, bigint, float8) (
     SFUNC = encml.dp_sum_bigint_trans, STYPE = encml.dp_state,
-    INITCOND = 'dp1:0269010000000000000000000000f03f000000000000000000000000000000000a000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000');
-SELECT try($$SELECT dp_mallory.preset_sum(v, 0, 10, 1.0)::text FROM dp_secret$$) AS preset_parameters;
+    INITCOND = 'dp1:0269010000000000000000000000f03f000000000000000000000000000000000a000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000')$q$) AS preset_state;
+SELECT try($$SELECT ('dp1:0269010000000000000000000000f03f' || repeat('0', 160))::encml.dp_state::text$$) AS sealing_oracle;
+SELECT try($$SELECT 'dp1s:00'::encml.dp_state$$) AS forged_seal;
 -- Her aggregate with the same transition as encml.dp_sum and no final function, next to the
 -- real one: Postgres would share one transition state between them and return it through hers.
 -- Refused when the query starts, before any row is read.

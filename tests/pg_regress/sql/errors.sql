@@ -49,6 +49,9 @@ SELECT encml.decrypt(encml.encrypt('\xff00fe'::bytea, :'k')) AS raw_bytes_are_fi
 -- Argument checks of the key functions.
 SELECT try($$SELECT encml.create_key('')$$);
 SELECT try($$SELECT encml.create_key(NULL)$$);
+-- Names have at most 256 characters (they go into messages, events and views).
+SELECT try(format('SELECT encml.create_key(%L)', repeat('n', 257)));
+SELECT try(format('SELECT encml.create_key(%L)', repeat('é', 256)));
 SELECT try($$SELECT encml.create_key('x', 'rot13')$$);
 SELECT try($$SELECT encml.create_key('regress-errors')$$);
 SELECT try($$SELECT encml.rotate_key('00000000-0000-0000-0000-000000000000')$$);

@@ -194,6 +194,28 @@ END $$;
 SET search_path = plant, pg_catalog;
 SELECT id, email FROM public.plant_all_t_masked;
 RESET search_path;
+-- Every view of the extension this role may read, under the planted path (a trap that fires
+-- raises, or is counted if the error is caught on the way).
+DO $$
+DECLARE v regclass; before bigint; n bigint; views int := 0;
+BEGIN
+    FOR v IN SELECT c.oid::regclass FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+              WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass
+                AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::regclass
+                AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'pg_encrypt_ml')
+                AND c.relkind OPERATOR(pg_catalog.=) 'v' AND pg_catalog.has_table_privilege(c.oid, 'SELECT')
+              ORDER BY c.oid::regclass::text LOOP
+        before := pg_catalog.pg_sequence_last_value('plant.hits'::regclass);
+        PERFORM pg_catalog.set_config('search_path', 'plant, pg_catalog', true);
+        EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', v) INTO n;
+        PERFORM pg_catalog.set_config('search_path', 'public', true);
+        IF pg_catalog.pg_sequence_last_value('plant.hits'::regclass) IS DISTINCT FROM before THEN
+            RAISE WARNING 'a trap fired reading %', v;
+        END IF;
+        views := views OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    RAISE NOTICE 'read % extension views under the planted path', views;
+END $$;
 RESET ROLE;
 
 -- No trap fired: the list must stay empty.
