@@ -106,7 +106,12 @@ impl<const N: usize> Table<N> {
         record_every: u64,
     ) -> Added {
         let home = Self::home(database, key, version);
+        // The whole probe chain is searched before a slot is taken, so a version is never in two
+        // slots. A slot with nothing unrecorded may be taken over by another version (its
+        // recorded total is read again when it comes back): the table never fills up for good
+        // with versions no longer in use.
         let mut free = None;
+        let mut reusable = None;
         let mut found = None;
         for i in (0..PROBES.min(N)).map(|i| (home + i) % N) {
             let s = &self.slots[i];
@@ -118,8 +123,11 @@ impl<const N: usize> Table<N> {
                 found = Some(i);
                 break;
             }
+            if reusable.is_none() && s.unrecorded == 0 && !s.recording {
+                reusable = Some(i);
+            }
         }
-        let (i, new_slot) = match (found, free) {
+        let (i, new_slot) = match (found, reusable.or(free)) {
             (Some(i), _) => (i, false),
             (None, Some(i)) => {
                 self.slots[i] = Slot {
@@ -240,6 +248,50 @@ mod tests {
         let a = t.add(1, &K, 5, 3, 1000);
         assert_eq!(a.to_record, 3);
         assert_eq!(t.overflowed_total, 3);
+    }
+
+    #[test]
+    fn recorded_slots_are_taken_over_and_no_version_is_counted_twice() {
+        let mut t = Table::<4>::EMPTY;
+        for v in 1..=4 {
+            t.add(1, &K, v, 1, 1000);
+        }
+        // Version 2 gets recorded: its slot holds nothing unrecorded any more.
+        let a = t.add(1, &K, 2, 999, 1000);
+        assert_eq!(a.to_record, 1000);
+        t.set_recorded(1, &K, 2, 1000);
+        // A new version takes that slot instead of overflowing...
+        let a = t.add(1, &K, 9, 5, 1000);
+        assert_eq!((a.new_slot, a.to_record), (true, 0));
+        assert_eq!(t.overflowed_total, 0);
+        // ... and the others are still found where they were, once each.
+        for v in [1, 3, 4] {
+            let a = t.add(1, &K, v, 1, 1000);
+            assert_eq!((a.new_slot, a.total), (false, 2), "version {v}");
+        }
+        assert_eq!(t.of_database(1).filter(|s| s.version == 9).count(), 1);
+        // Version 2 comes back as a new slot (the caller reads its recorded total again), and
+        // the table is full: it is handed out at once.
+        let a = t.add(1, &K, 2, 1, 1000);
+        assert_eq!(a.to_record, 1);
+    }
+
+    #[test]
+    fn a_version_further_along_its_chain_is_found_even_if_an_earlier_slot_is_reusable() {
+        let mut t = Table::<8>::EMPTY;
+        // Fill enough versions that some share probe chains, record one early in a chain, and
+        // check that every other version is still counted in exactly one slot.
+        for v in 1..=7 {
+            t.add(1, &K, v, 1, 1000);
+        }
+        let a = t.add(1, &K, 1, 1000, 1000);
+        t.set_recorded(1, &K, 1, a.to_record);
+        for v in 2..=7 {
+            t.add(1, &K, v, 1, 1000);
+            let slots: Vec<_> = t.of_database(1).filter(|s| s.version == v).collect();
+            assert_eq!(slots.len(), 1, "version {v}");
+            assert_eq!(slots[0].unrecorded, 2);
+        }
     }
 
     #[test]
