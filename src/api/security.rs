@@ -124,6 +124,37 @@ fn metrics(verify_audit_chain: default!(bool, "true")) -> String {
         );
     }
 
+    // Absent before ALTER EXTENSION ... UPDATE from 0.1.0.
+    if crate::pg::catalog_access::extension_relation(c"key_usage") != pg_sys::InvalidOid {
+        let encryptions = as_extension_owner(|| {
+            read_rows(
+                "SELECT key_id::text, version, encryptions FROM encml.key_usage \
+                  WHERE status OPERATOR(pg_catalog.=) 'active' ORDER BY 1, 2",
+                &[],
+                100_000,
+                |r| {
+                    (
+                        r.get::<String>(1).unwrap_or_default(),
+                        r.get::<i32>(2).unwrap_or(0),
+                        r.get::<i64>(3).unwrap_or(0),
+                    )
+                },
+            )
+        });
+        out.family(
+            "encml_key_encryptions_total",
+            "counter",
+            "AES-GCM encryptions with random nonces per active key version on this server (recorded + unrecorded); rotate before 2^31.",
+        );
+        for (key, version, n) in &encryptions {
+            out.sample(
+                "encml_key_encryptions_total",
+                &[("key", key), ("version", &version.to_string())],
+                n,
+            );
+        }
+    }
+
     if preloaded {
         out.family(
             "encml_decrypt_values_per_minute",

@@ -103,7 +103,8 @@ SELECT severity, kind, events > 0 AS seen FROM encml.security_summary('1 hour')
 SELECT count(*) FILTER (WHERE line LIKE '# TYPE %') > 10 AS families,
        bool_or(line = 'encml_preloaded 1') AS preloaded,
        bool_or(line LIKE 'encml_decrypt_rate_alerts_total %') AS rate_alerts,
-       bool_or(line LIKE 'encml_audit_chain_ok %') AS chain
+       bool_or(line LIKE 'encml_audit_chain_ok %') AS chain,
+       bool_or(line ~ '^encml_key_encryptions_total\{key="[0-9a-f-]{36}",version="[0-9]+"\} [1-9][0-9]*$') AS key_encryptions
   FROM regexp_split_to_table(encml.metrics(), E'\n') AS line;
 -- Lockouts need TCP logins with passwords (tests/integration/threats.sh); none here.
 SELECT count(*) AS locked FROM encml.auth_failures WHERE locked_until IS NOT NULL AND role_name LIKE 'sm\_%';
