@@ -126,7 +126,7 @@ unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
                 None => pg_sys::standard_ExecutorEnd(query),
             }
             audit::decrypts::after_executor_end();
-            keys::nonce_budget::flush_local();
+            keys::nonce_budget::flush_local(true);
         })
     }
 }
@@ -135,7 +135,7 @@ unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
 unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     audit::decrypts::on_xact(event);
     if event == pg_sys::XactEvent::XACT_EVENT_ABORT {
-        keys::nonce_budget::flush_local();
+        keys::nonce_budget::flush_local(false);
     }
     if privacy::start::installed() {
         audit::reads::on_xact(event);

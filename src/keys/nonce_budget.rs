@@ -5,9 +5,11 @@
 //! - Each backend counts locally and adds to shared memory on the first encryption of a statement
 //!   with a key version, every `LOCAL_BATCH` encryptions, and at the end of each statement.
 //! - When a version's unrecorded count in shared memory reaches `encml.key_use_record_every`, the
-//!   backend that brings it there adds it to `encml.key_encryptions` through a short background
-//!   worker (its own transaction, whatever the caller's transaction does). On a standby or in a
-//!   parallel worker nothing is recorded: the counts wait in shared memory.
+//!   call or statement end that brings it there adds it to `encml.key_encryptions` through a
+//!   short background worker (its own transaction, whatever the caller's transaction does). On a
+//!   standby nothing is recorded: the counts wait in shared memory.
+//! - A full table pushes the smallest count out (`encml_core::nonce_budget::Evicted`); this
+//!   backend keeps it and records what it kept in one batch at the statement's end.
 //! - Counts still in shared memory are lost at a restart (at most `key_use_record_every` per
 //!   version); without the library preloaded each backend keeps its own table, lost at its exit.
 //! - Past `WARN_AT` every backend warns once per version, the crossing is a security event, and
@@ -93,17 +95,21 @@ fn count(key: &[u8; 16], version: u32) {
     }
 }
 
-/// At the end of each statement: what this backend counted goes to the table (never recorded
-/// here: this may run at the end of a failed transaction).
-pub fn flush_local() {
-    let p = pending();
-    if p.is_empty() {
+/// What this backend counted goes to the table: at the end of each statement (`may_record`:
+/// counts due are recorded) and of a failed transaction or the process (nothing is recorded).
+pub fn flush_local(may_record: bool) {
+    // Not from the statements `add` itself runs (its catalog read ends in ExecutorEnd too).
+    if IN_ADD.with(|a| a.get()) {
         return;
     }
+    let p = pending();
     for (key, version, n) in std::mem::take(p) {
         if n > 0 {
-            add(&key, version, n, false);
+            add(&key, version, n, may_record);
         }
+    }
+    if may_record && KEPT.with(|k| !k.borrow().is_empty()) && self::may_record() {
+        record_kept();
     }
 }
 
@@ -111,13 +117,13 @@ fn database() -> u32 {
     unsafe { pg_sys::MyDatabaseId }.to_u32()
 }
 
-/// Whether this backend may record now: a primary, not a parallel worker, with the catalog table
-/// (a database still at schema 0.1.0 has none).
+/// Whether this backend may record now: a primary with the catalog table (a database still at
+/// schema 0.1.0 has none). Recording runs in a background worker of its own, so parallel
+/// workers and read-only transactions record too.
 fn may_record() -> bool {
-    // SAFETY: plain reads of process state.
-    let standby_or_worker =
-        unsafe { pg_sys::RecoveryInProgress() || pg_sys::ParallelWorkerNumber >= 0 };
-    !standby_or_worker && extension_relation(c"key_encryptions") != pg_sys::InvalidOid
+    // SAFETY: plain read of process state.
+    let standby = unsafe { pg_sys::RecoveryInProgress() };
+    !standby && extension_relation(c"key_encryptions") != pg_sys::InvalidOid
 }
 
 fn with_table<R>(
@@ -131,7 +137,26 @@ fn with_table<R>(
     }
 }
 
+/// Adds `n` to the table; `in_call`: inside a call or statement, where counts may be recorded
+/// (and a WARNING given).
 fn add(key: &[u8; 16], version: u32, n: u64, in_call: bool) {
+    IN_ADD.with(|a| {
+        let outer = a.replace(true);
+        // Reset however this ends (an ERROR from a catalog read unwinds through here).
+        let _reset = Reset(a, outer);
+        add_inner(key, version, n, in_call)
+    })
+}
+
+struct Reset<'a>(&'a std::cell::Cell<bool>, bool);
+impl Drop for Reset<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.1);
+    }
+}
+
+fn add_inner(key: &[u8; 16], version: u32, n: u64, in_call: bool) {
+    keep_at_exit();
     let db = database();
     let recording = in_call && may_record();
     let every = if recording {
@@ -143,6 +168,28 @@ fn add(key: &[u8; 16], version: u32, n: u64, in_call: bool) {
         |t| t.add(db, key, version, n, every),
         |t| t.add(db, key, version, n, every),
     );
+    // A version pushed out of a full table: its count is recorded now, or kept by this
+    // backend (retried at its next call, put back into the table when it exits).
+    if let Some(e) = added.evicted {
+        if e.database != db {
+            // Another database's count (perhaps of a dropped database): recorded there by a
+            // worker, or lost (logged).
+            if record_in(e.database, &e.key, e.version, e.unrecorded).is_none() {
+                crate::log_event!(
+                    "pg_encrypt_ml: {} encryptions under key {} version {} of database {} were not recorded (pushed out of the full key-use table)",
+                    e.unrecorded,
+                    uuid_string(&e.key),
+                    e.version,
+                    e.database
+                );
+            }
+        } else {
+            keep(&e.key, e.version, e.unrecorded);
+            if recording && KEPT.with(|k| k.borrow().len()) >= KEPT_BATCH {
+                record_kept();
+            }
+        }
+    }
     let mut total = added.total;
     if added.new_slot && recording {
         if let Some(recorded) = read_recorded(key, version) {
@@ -154,35 +201,122 @@ fn add(key: &[u8; 16], version: u32, n: u64, in_call: bool) {
         }
     }
     if added.to_record > 0 {
-        if !recording {
-            // A full table handed the count out: keep it for this backend's next call.
-            pending().push((*key, version, added.to_record));
-            return;
-        }
-        match record(key, version, added.to_record) {
-            Some(recorded) => {
-                with_table(
-                    |t| t.set_recorded(db, key, version, recorded),
-                    |t| t.set_recorded(db, key, version, recorded),
-                );
-                let before = recorded.saturating_sub(added.to_record);
-                if before < WARN_AT && recorded >= WARN_AT {
-                    crate::audit::detached::record(
-                        "key_nonce_budget_exceeded",
-                        json!({ "key": uuid_string(key), "version": version,
-                                "encryptions": recorded, "warn_at": WARN_AT, "limit": NONCE_LIMIT }),
+        let recorded = if recording {
+            record_and_settle(key, version, added.to_record, true)
+        } else {
+            None
+        };
+        match recorded {
+            Some(recorded) => total = total.max(recorded),
+            None => {
+                let given_back = recording
+                    && with_table(
+                        |t| t.recorded_failed(db, key, version, added.to_record),
+                        |t| t.recorded_failed(db, key, version, added.to_record),
                     );
+                if !given_back {
+                    keep(key, version, added.to_record);
                 }
-                total = total.max(recorded);
             }
-            None => with_table(
-                |t| t.recorded_failed(db, key, version, added.to_record),
-                |t| t.recorded_failed(db, key, version, added.to_record),
-            ),
         }
     }
     if in_call && total >= WARN_AT {
         warn_once(key, version, total);
+    }
+}
+
+/// Counts this backend holds to record in one batch at the end of the statement (versions
+/// pushed out of the table, or counts the table had no room for): one background worker per
+/// statement, not one per version, when more versions are in use than the table holds.
+fn keep(key: &[u8; 16], version: u32, n: u64) {
+    KEPT.with(|k| {
+        let mut k = k.borrow_mut();
+        match k.iter_mut().find(|e| e.version == version && e.key == *key) {
+            Some(e) => e.n = e.n.saturating_add(n),
+            None => k.push(Entry {
+                key: *key,
+                version,
+                n,
+                total: -1,
+            }),
+        }
+    });
+}
+
+/// Records what `keep` holds, in one worker run; kept again if that fails.
+fn record_kept() {
+    let mut batch = KEPT.with(|k| std::mem::take(&mut *k.borrow_mut()));
+    if batch.is_empty() {
+        return;
+    }
+    if run_job(database(), extension_owner(), &mut batch) {
+        for e in &batch {
+            if e.total >= 0 {
+                crossed(&e.key, e.version, e.n, e.total as u64);
+            }
+        }
+    } else {
+        KEPT.with(|k| k.borrow_mut().extend(batch));
+    }
+}
+
+/// A `key_nonce_budget_exceeded` event if recording `n` took the version past `WARN_AT`.
+fn crossed(key: &[u8; 16], version: u32, n: u64, recorded: u64) {
+    let before = recorded.saturating_sub(n);
+    if before < WARN_AT && recorded >= WARN_AT {
+        crate::audit::detached::record(
+            "key_nonce_budget_exceeded",
+            json!({ "key": uuid_string(key), "version": version,
+                    "encryptions": recorded, "warn_at": WARN_AT, "limit": NONCE_LIMIT }),
+        );
+    }
+}
+
+/// Records `n` (taken out of the table) and, on success, updates the table's total (`in_slot`:
+/// the version's slot is waiting for it) and reports a crossing of `WARN_AT`.
+fn record_and_settle(key: &[u8; 16], version: u32, n: u64, in_slot: bool) -> Option<u64> {
+    let recorded = record(key, version, n)?;
+    let db = database();
+    if in_slot {
+        with_table(
+            |t| t.set_recorded(db, key, version, recorded),
+            |t| t.set_recorded(db, key, version, recorded),
+        );
+    }
+    crossed(key, version, n, recorded);
+    Some(recorded)
+}
+
+/// Kept counts recorded at once when this many versions wait (else at the statement's end).
+const KEPT_BATCH: usize = 1024;
+
+thread_local! {
+    static KEPT: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    /// Inside `add` (which may run queries): `flush_local` waits for the outer call.
+    static IN_ADD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static EXIT_CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Registers (once per process) the callback that puts this backend's counts back into the
+/// table when it exits.
+fn keep_at_exit() {
+    if EXIT_CALLBACK.with(|c| c.replace(true)) {
+        return;
+    }
+    // SAFETY: registers a callback of this library for the current process; Postgres calls it
+    // once, while shared memory is still attached.
+    unsafe { pg_sys::before_shmem_exit(Some(at_exit), pg_sys::Datum::from(0)) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn at_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
+    flush_local(false);
+    let lost: u64 = pending().drain(..).map(|(_, _, n)| n).sum::<u64>()
+        + KEPT.with(|k| k.borrow_mut().drain(..).map(|e| e.n).sum::<u64>());
+    if lost > 0 {
+        crate::log_event!(
+            "pg_encrypt_ml: {lost} AES-GCM encryptions could not be counted (the key-use table was full and nothing could be recorded)"
+        );
     }
 }
 
@@ -222,10 +356,10 @@ fn read_recorded(key: &[u8; 16], version: u32) -> Option<u64> {
     .map(|n| n.max(0) as u64)
 }
 
-/// Request and answer of the recording worker.
+/// One version's count in a recording job: request and answer of the worker.
 #[repr(C)]
-#[derive(Clone, Copy)]
-struct Job {
+#[derive(Clone, Copy, Debug)]
+struct Entry {
     key: [u8; 16],
     version: u32,
     n: u64,
@@ -235,74 +369,137 @@ struct Job {
 
 /// Adds `n` to the catalog outside the caller's transaction; the new total, or None (logged).
 fn record(key: &[u8; 16], version: u32, n: u64) -> Option<u64> {
-    let job = Job {
+    let mut job = [Entry {
         key: *key,
         version,
         n,
         total: -1,
+    }];
+    run_job(database(), extension_owner(), &mut job).then_some(())?;
+    (job[0].total >= 0).then_some(job[0].total as u64)
+}
+
+/// Adds `n` to the catalog of another database (as the bootstrap superuser: this backend does
+/// not know who owns the extension there).
+fn record_in(database: u32, key: &[u8; 16], version: u32, n: u64) -> Option<u64> {
+    // SAFETY: plain read of process state, and a syscache lookup by oid.
+    let (standby, exists) = unsafe {
+        (
+            pg_sys::RecoveryInProgress(),
+            pg_sys::SearchSysCacheExists(
+                pg_sys::SysCacheIdentifier::DATABASEOID as i32,
+                pg_sys::Datum::from(pg_sys::Oid::from(database)),
+                pg_sys::Datum::from(0),
+                pg_sys::Datum::from(0),
+                pg_sys::Datum::from(0),
+            ),
+        )
     };
-    // SAFETY: Job is plain old data (repr(C), Copy); it travels as bytes and comes back whole.
+    if !exists {
+        // A dropped database: its counts went with it.
+        return Some(0);
+    }
+    if standby {
+        return None;
+    }
+    let mut job = [Entry {
+        key: *key,
+        version,
+        n,
+        total: -1,
+    }];
+    run_job(
+        pg_sys::Oid::from(database),
+        pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
+        &mut job,
+    )
+    .then_some(())?;
+    (job[0].total >= 0).then_some(job[0].total as u64)
+}
+
+/// Runs one recording job in a background worker connected to `database` as `role`; false
+/// (logged) if no worker ran it to its end. The worker fills in each entry's total.
+fn run_job(database: impl Into<pg_sys::Oid>, role: pg_sys::Oid, entries: &mut [Entry]) -> bool {
+    // SAFETY: Entry is plain old data (repr(C), Copy); the entries travel as bytes and come back
+    // whole.
     let bytes = unsafe {
-        std::slice::from_raw_parts(&job as *const Job as *const u8, std::mem::size_of::<Job>())
+        std::slice::from_raw_parts(
+            entries.as_ptr() as *const u8,
+            std::mem::size_of_val(entries),
+        )
     };
-    match detached_worker::run(
+    match detached_worker::run_in(
+        database.into(),
         "pg_encrypt_ml key use",
         "encml_key_use_worker_main",
-        extension_owner(),
+        role,
         bytes,
     ) {
-        Ok(back) => {
-            // SAFETY: the worker leaves a Job of the same size in place.
-            let done = unsafe { std::ptr::read_unaligned(back.as_ptr() as *const Job) };
-            (done.total >= 0).then_some(done.total as u64)
+        Ok(back) if back.len() == bytes.len() => {
+            for (i, e) in entries.iter_mut().enumerate() {
+                // SAFETY: the worker leaves the entries in place, same size and layout.
+                *e = unsafe {
+                    std::ptr::read_unaligned(
+                        back.as_ptr().add(i * std::mem::size_of::<Entry>()) as *const Entry
+                    )
+                };
+            }
+            entries.iter().all(|e| e.total >= 0)
         }
-        Err(failure) => {
+        failure => {
+            let n: u64 = entries.iter().map(|e| e.n).sum();
             crate::log_event!(
-                "pg_encrypt_ml: {n} encryptions under key {} version {version} not recorded yet ({failure:?}); they stay counted in memory",
-                uuid_string(key)
+                "pg_encrypt_ml: {n} encryptions under {} key version(s) not recorded yet ({:?}); they stay counted in memory",
+                entries.len(),
+                failure.err()
             );
-            None
+            false
         }
     }
 }
 
-/// The worker: adds the count in its own transaction and answers with the total.
+/// The worker: adds each count in its own transaction and answers with the totals.
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn encml_key_use_worker_main(arg: pg_sys::Datum) {
     detached_worker::serve(arg, |request| {
-        // SAFETY: the request is the caller's Job, byte for byte.
-        let mut job = unsafe { std::ptr::read_unaligned(request.as_ptr() as *const Job) };
-        let total = Spi::connect_mut(|client| {
-            client
+        let size = std::mem::size_of::<Entry>();
+        // SAFETY: the request is the caller's entries, byte for byte.
+        let mut entries: Vec<Entry> = request
+            .chunks_exact(size)
+            .map(|c| unsafe { std::ptr::read_unaligned(c.as_ptr() as *const Entry) })
+            .collect();
+        Spi::connect_mut(|client| {
+            if client
                 .update("SET LOCAL search_path = pg_catalog, pg_temp", None, &[])
-                .ok()?;
-            client
-                .update(
-                    "INSERT INTO encml.key_encryptions AS e (key_id, version, encryptions) \
-                     VALUES ($1, $2, $3) \
-                     ON CONFLICT (key_id, version) DO UPDATE \
-                        SET encryptions = e.encryptions + excluded.encryptions, recorded_at = now() \
-                     RETURNING e.encryptions",
-                    Some(1),
-                    &[
-                        Uuid::from_bytes(job.key).into(),
-                        (job.version as i32).into(),
-                        (job.n.min(i64::MAX as u64) as i64).into(),
-                    ],
-                )
-                .ok()?
-                .into_iter()
-                .next()?
-                .get::<i64>(1)
-                .ok()?
+                .is_err()
+            {
+                return;
+            }
+            for e in entries.iter_mut() {
+                e.total = client
+                    .update(
+                        "INSERT INTO encml.key_encryptions AS e (key_id, version, encryptions) \
+                         VALUES ($1, $2, $3) \
+                         ON CONFLICT (key_id, version) DO UPDATE \
+                            SET encryptions = e.encryptions + excluded.encryptions, recorded_at = now() \
+                         RETURNING e.encryptions",
+                        Some(1),
+                        &[
+                            Uuid::from_bytes(e.key).into(),
+                            (e.version as i32).into(),
+                            (e.n.min(i64::MAX as u64) as i64).into(),
+                        ],
+                    )
+                    .ok()
+                    .and_then(|t| t.into_iter().next())
+                    .and_then(|row| row.get::<i64>(1).ok().flatten())
+                    .unwrap_or(-1);
+            }
         });
-        job.total = total.unwrap_or(-1);
-        // SAFETY: as above, the Job as bytes.
-        unsafe {
-            std::slice::from_raw_parts(&job as *const Job as *const u8, std::mem::size_of::<Job>())
-        }
-        .to_vec()
+        // SAFETY: as above, the entries as bytes.
+        unsafe { std::slice::from_raw_parts(entries.as_ptr() as *const u8, size * entries.len()) }
+            .to_vec()
     });
 }
 
@@ -326,7 +523,9 @@ pub fn unrecorded() -> Vec<([u8; 16], u32, u64)> {
                 .collect()
         })
     };
-    for (key, version, n) in pending().iter() {
+    let kept: Vec<([u8; 16], u32, u64)> =
+        KEPT.with(|k| k.borrow().iter().map(|e| (e.key, e.version, e.n)).collect());
+    for (key, version, n) in pending().iter().chain(kept.iter()) {
         match rows.iter_mut().find(|(k, v, _)| k == key && v == version) {
             Some(row) => row.2 += n,
             None => rows.push((*key, *version, *n)),

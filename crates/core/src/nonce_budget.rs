@@ -63,6 +63,19 @@ pub struct Added {
     /// Encryptions the caller must record in the catalog now (taken out of the slot); on
     /// failure it gives them back with `recorded_failed`.
     pub to_record: u64,
+    /// A version pushed out of a full table to make room (of the same database if the probe
+    /// window has one, else of another: a dropped database's slots must not stay for good):
+    /// the caller records its count (or keeps it).
+    pub evicted: Option<Evicted>,
+}
+
+/// The unrecorded count of a version that lost its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Evicted {
+    pub database: u32,
+    pub key: [u8; 16],
+    pub version: u32,
+    pub unrecorded: u64,
 }
 
 #[repr(C)]
@@ -113,6 +126,12 @@ impl<const N: usize> Table<N> {
         let mut free = None;
         let mut reusable = None;
         let mut found = None;
+        // When nothing else is left: the same database's slot with the smallest count, whose
+        // count the caller then records. Without this, versions used once (say, thousands of
+        // throwaway keys) would hold the table for good and every new version's count would
+        // depend on recording at once.
+        let mut smallest: Option<usize> = None;
+        let mut smallest_elsewhere: Option<usize> = None;
         for i in (0..PROBES.min(N)).map(|i| (home + i) % N) {
             let s = &self.slots[i];
             if !s.used {
@@ -126,8 +145,29 @@ impl<const N: usize> Table<N> {
             if reusable.is_none() && s.unrecorded == 0 && !s.recording {
                 reusable = Some(i);
             }
+            let best = if s.database == database {
+                &mut smallest
+            } else {
+                &mut smallest_elsewhere
+            };
+            if !s.recording && best.is_none_or(|j| s.unrecorded < self.slots[j].unrecorded) {
+                *best = Some(i);
+            }
         }
-        let (i, new_slot) = match (found, reusable.or(free)) {
+        let mut evicted = None;
+        let slot = match (found, reusable.or(free)) {
+            (None, None) => smallest.or(smallest_elsewhere).inspect(|&j| {
+                let s = &self.slots[j];
+                evicted = Some(Evicted {
+                    database: s.database,
+                    key: s.key,
+                    version: s.version,
+                    unrecorded: s.unrecorded,
+                });
+            }),
+            (_, other) => other,
+        };
+        let (i, new_slot) = match (found, slot) {
             (Some(i), _) => (i, false),
             (None, Some(i)) => {
                 self.slots[i] = Slot {
@@ -145,6 +185,7 @@ impl<const N: usize> Table<N> {
                     total: n,
                     new_slot: false,
                     to_record: n,
+                    evicted: None,
                 };
             }
         };
@@ -161,6 +202,7 @@ impl<const N: usize> Table<N> {
             total,
             new_slot,
             to_record,
+            evicted,
         }
     }
 
@@ -173,12 +215,17 @@ impl<const N: usize> Table<N> {
         }
     }
 
-    /// Recording `n` failed: they go back to the slot (or are lost if it is gone).
-    pub fn recorded_failed(&mut self, database: u32, key: &[u8; 16], version: u32, n: u64) {
-        if let Some(i) = self.find(database, key, version) {
-            let s = &mut self.slots[i];
-            s.unrecorded = s.unrecorded.saturating_add(n);
-            s.recording = false;
+    /// Recording `n` failed: they go back to the slot; false if it is gone (the caller keeps
+    /// them).
+    pub fn recorded_failed(&mut self, database: u32, key: &[u8; 16], version: u32, n: u64) -> bool {
+        match self.find(database, key, version) {
+            Some(i) => {
+                let s = &mut self.slots[i];
+                s.unrecorded = s.unrecorded.saturating_add(n);
+                s.recording = false;
+                true
+            }
+            None => false,
         }
     }
 
@@ -240,14 +287,38 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_hands_every_count_out_at_once() {
+    fn a_full_table_pushes_out_the_smallest_count_of_the_same_database() {
         let mut t = Table::<4>::EMPTY;
         for v in 1..=4 {
             assert_eq!(t.add(1, &K, v, 1, 1000).to_record, 0);
         }
+        // Another database's version pushes out database 1's smallest count when there is no
+        // slot of its own.
+        t.add(1, &K, 4, 9, 1000);
+        let a = t.add(2, &K, 5, 3, 1000);
+        assert_eq!(a.to_record, 0);
+        assert_eq!(a.evicted.map(|e| (e.database, e.unrecorded)), Some((1, 1)));
+        // The same database's smallest count is pushed out before another database's.
+        t.add(1, &K, 3, 5, 1000);
+        let a = t.add(2, &K, 6, 3, 1000);
+        assert_eq!(a.evicted.map(|e| (e.database, e.version)), Some((2, 5)));
         let a = t.add(1, &K, 5, 3, 1000);
-        assert_eq!(a.to_record, 3);
-        assert_eq!(t.overflowed_total, 3);
+        assert_eq!(a.to_record, 0);
+        assert!(a.new_slot);
+        let e = a.evicted.unwrap();
+        assert_eq!(e.unrecorded, 1);
+        assert_ne!(e.version, 3);
+        assert_eq!(
+            t.of_database(1).filter(|s| s.version == e.version).count(),
+            0
+        );
+        assert_eq!(
+            t.of_database(1)
+                .find(|s| s.version == 5)
+                .unwrap()
+                .unrecorded,
+            3
+        );
     }
 
     #[test]
@@ -270,10 +341,11 @@ mod tests {
             assert_eq!((a.new_slot, a.total), (false, 2), "version {v}");
         }
         assert_eq!(t.of_database(1).filter(|s| s.version == 9).count(), 1);
-        // Version 2 comes back as a new slot (the caller reads its recorded total again), and
-        // the table is full: it is handed out at once.
+        // Version 2 comes back as a new slot (the caller reads its recorded total again); the
+        // table is full, so the smallest count of the database is pushed out for it.
         let a = t.add(1, &K, 2, 1, 1000);
-        assert_eq!(a.to_record, 1);
+        assert_eq!((a.new_slot, a.to_record), (true, 0));
+        assert!(a.evicted.is_some());
     }
 
     #[test]

@@ -70,6 +70,17 @@ impl Encoding {
                 self.message_bits, self.frac_bits
             )));
         }
+        // Headroom: a sum of more than 2^(message_bits − value_bits) values can leave the
+        // message space and wrap around.
+        let headroom = self.message_bits - self.value_bits;
+        if terms > 1u64 << headroom {
+            return Err(crate::FheError::OutOfRange(format!(
+                "a sum of {terms} values of {} bits does not fit {} message bits (at most {} values)",
+                self.value_bits,
+                self.message_bits,
+                1u64 << headroom
+            )));
+        }
         let noise = fresh_noise_log2() + 0.5 * (terms.max(1) as f64).log2() + 13.1f64.log2();
         let half_step = 63.0 - self.message_bits as f64;
         if noise >= half_step {

@@ -395,6 +395,15 @@ mod tests {
         ));
         many.terms = 100;
         assert!(EncryptedVector::from_bytes(&many.to_bytes()).is_ok());
+        // The headroom bounds terms too (for_sums(16, 4, 100): 7 bits, 128 values), well below
+        // where the noise would (attacker round 2 passed 6,000,000 terms with 10 bits).
+        many.terms = 128;
+        assert!(EncryptedVector::from_bytes(&many.to_bytes()).is_ok());
+        many.terms = 129;
+        assert!(matches!(
+            EncryptedVector::from_bytes(&many.to_bytes()),
+            Err(FheError::OutOfRange(_))
+        ));
     }
 
     #[test]
