@@ -67,6 +67,9 @@ struct Registration {
     table: String,
     col: String,
     col_type: String,
+    /// The column's type is built in (oid below FirstNormalObjectId): no role but a superuser
+    /// can have given it a cast or output function of its own.
+    builtin_type: bool,
     kind: IdKind,
     id_key: Option<Uuid>,
     alphabet: Option<String>,
@@ -79,7 +82,8 @@ fn registrations() -> Vec<Registration> {
             client
                 .select(
                     "SELECT s.tbl::oid, s.col::text, s.id_kind, s.id_key, s.id_alphabet, s.on_forget, \
-                            pg_catalog.format_type(a.atttypid, a.atttypmod) \
+                            pg_catalog.format_type(a.atttypid, a.atttypmod), \
+                            a.atttypid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid \
                        FROM encml.subject_columns s \
                        JOIN pg_catalog.pg_attribute a \
                          ON a.attrelid = s.tbl AND a.attname = s.col AND NOT a.attisdropped \
@@ -100,6 +104,7 @@ fn registrations() -> Vec<Registration> {
                         table: crate::audit::table_name(rel),
                         col: r.get(2).ok().flatten().unwrap_or_default(),
                         col_type: r.get(7).ok().flatten().unwrap_or_default(),
+                        builtin_type: r.get(8).ok().flatten().unwrap_or(false),
                         kind,
                         id_key: r.get(4).ok().flatten(),
                         alphabet: r.get(5).ok().flatten(),
@@ -123,8 +128,22 @@ fn subject_predicate(reg: &Registration, subject: &str) -> Option<String> {
         IdKind::Plain => match reg.col_type.as_str() {
             "text" | "character varying" | "name" => format!("{col} OPERATOR(pg_catalog.=) $1"),
             // Compared as text: a subject that is not a valid value of the type matches nothing
-            // (instead of failing the cast), at the price of the column's index.
-            _ => format!("{col}::pg_catalog.text OPERATOR(pg_catalog.=) $1"),
+            // (instead of failing the cast), at the price of the column's index. Only for built-in
+            // types: the cast of a type of the table owner's would run the owner's code with the
+            // rights of whoever exports or forgets (attacker round 2, issue 27).
+            _ if reg.builtin_type => format!("{col}::pg_catalog.text OPERATOR(pg_catalog.=) $1"),
+            // Skipped with a WARNING rather than failing the whole export or erasure: a table
+            // owner must not be able to block a subject's rights in every other table.
+            _ => {
+                crate::pg::errors::warning(
+                    format!(
+                        "{} is skipped: its identifier column \"{}\" now has type {}, which is not built in",
+                        reg.table, reg.col, reg.col_type
+                    ),
+                    Some("Comparing it could run the type owner's code with your rights. Its owner must change it back (or register another column).".into()),
+                );
+                return None;
+            }
         },
         // Every usable version of the key, so rows written before a rotation are found too.
         IdKind::Det => format!(
@@ -207,9 +226,11 @@ fn register_subject_column(
         let column = Spi::connect(|client| {
             client
                 .select(
-                    "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull \
-                       FROM pg_catalog.pg_attribute a \
-                      WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+                    "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, \
+                            a.atttypid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid, c.relkind::pg_catalog.text \
+                       FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid \
+                      WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2 \
+                        AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped",
                     None,
                     &[rel.into(), col.into()],
                 )
@@ -219,15 +240,25 @@ fn register_subject_column(
                     (
                         r.get::<String>(1).ok().flatten().unwrap_or_default(),
                         r.get::<bool>(2).ok().flatten().unwrap_or(false),
+                        r.get::<bool>(3).ok().flatten().unwrap_or(false),
+                        r.get::<String>(4).ok().flatten().unwrap_or_default(),
                     )
                 })
         });
-        let Some((col_type, not_null)) = column else {
+        let Some((col_type, not_null, builtin_type, relkind)) = column else {
             raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
                 format!("column \"{col}\" of {table} does not exist"),
             )
         };
+        // Tables only: reading a view runs its functions with the rights of whoever exports or
+        // forgets (attacker round 2).
+        if relkind != "r" && relkind != "p" {
+            raise(
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                format!("{table} is not a table: only tables hold subject columns"),
+            );
+        }
         if on_forget == "anonymize" && not_null {
             raise_full(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -255,6 +286,12 @@ fn register_subject_column(
                 Some("Store the identifier as a det_text (or an FF1 token) to find a subject's rows by it.".into()),
                 )
             }
+            None if !builtin_type => raise_full(
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                format!("identifier column \"{col}\" of {table} has type {col_type}, which is not built in"),
+                Some("Its casts and output function could run the type owner's code with the rights of whoever exports or forgets a subject.".into()),
+                Some("Use a column of a built-in type (text, a number, uuid), a det_text or an FF1 token.".into()),
+            ),
             None => IdKind::Plain,
             Some(key) => {
                 let id = *key.as_bytes();

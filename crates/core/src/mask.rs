@@ -36,6 +36,17 @@ pub fn phone(value: &str, keep_last: usize) -> String {
 
 /// Every digit of `value` (of any script) but the first `keep_first` and the last `keep_last`
 /// replaced by `*`.
+/// A value with no more digits than the first and last kept would be shown whole: then at most
+/// half of its digits are kept (the first ones first), as `partial` does.
+fn kept_digits(digits: usize, keep_first: usize, keep_last: usize) -> (usize, usize) {
+    if keep_first.saturating_add(keep_last) < digits {
+        return (keep_first, keep_last);
+    }
+    let budget = digits / 2;
+    let first = keep_first.min(budget);
+    (first, keep_last.min(budget - first))
+}
+
 pub fn digits(value: &str, keep_first: usize, keep_last: usize) -> String {
     if value.is_ascii() {
         let mut out = value.as_bytes().to_vec();
@@ -43,6 +54,7 @@ pub fn digits(value: &str, keep_first: usize, keep_last: usize) -> String {
         return String::from_utf8(out).expect("ASCII replaced by ASCII");
     }
     let digits = value.chars().filter(|c| c.is_numeric()).count();
+    let (keep_first, keep_last) = kept_digits(digits, keep_first, keep_last);
     let mut seen = 0;
     value
         .chars()
@@ -64,6 +76,8 @@ pub fn digits(value: &str, keep_first: usize, keep_last: usize) -> String {
 /// `keep_first` and the last `keep_last` becomes `*`. (Other text goes through `pan`/`phone`:
 /// digits of other scripts are several bytes long.)
 pub fn digits_masked_in_place(bytes: &mut [u8], keep_first: usize, keep_last: usize) {
+    let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
+    let (keep_first, keep_last) = kept_digits(digits, keep_first, keep_last);
     // One pass from the end past the kept last digits, one from the start over the rest.
     let mut end = bytes.len();
     let mut kept_last = 0;
@@ -99,10 +113,15 @@ pub fn email_ascii_in_place(bytes: &mut [u8]) -> bool {
     };
     // Kept: the first character of the local part, the '@', the first of the domain and the
     // top-level domain from its dot on.
-    if at > 1 {
+    // A part of one character would be kept whole: it is masked too.
+    if at == 1 {
+        bytes[0] = b'*';
+    } else if at > 1 {
         bytes[1..at].fill(b'*');
     }
-    if domain_end > at + 2 {
+    if domain_end == at + 2 {
+        bytes[at + 1] = b'*';
+    } else if domain_end > at + 2 {
         bytes[at + 2..domain_end].fill(b'*');
     }
     true
@@ -130,10 +149,15 @@ pub fn email(value: &str) -> String {
     out
 }
 
-/// Appends the first character of `s` and a `*` for each other character.
+/// Appends the first character of `s` and a `*` for each other character; a single character
+/// is masked too (it would be the whole part).
 fn push_first_kept(out: &mut String, s: &str) {
     let mut chars = s.chars();
     if let Some(first) = chars.next() {
+        if s.len() == first.len_utf8() {
+            out.push('*');
+            return;
+        }
         out.push(first);
         out.extend(chars.map(|_| '*'));
     }
@@ -172,7 +196,14 @@ mod tests {
         assert_eq!(pan("4111 1111 1111 1111", 0), "**** **** **** 1111");
         assert_eq!(pan("4111-1111-1111-1111", 6), "4111-11**-****-1111");
         assert_eq!(phone("+1 (555) 123-4567", 4), "+* (***) ***-4567");
-        assert_eq!(phone("12", 4), "12");
+        // Never the whole value (attacker round 2): when the kept digits would cover every digit,
+        // at most half are kept.
+        assert_eq!(phone("12", 4), "*2");
+        assert_eq!(pan("41111111", 6), "4111****");
+        assert_eq!(pan("٤١١١١١١١", 6), "٤١١١****");
+        assert_eq!(email("a@b"), "*@*");
+        assert_eq!(email("a@b.org"), "*@*.org");
+        assert_eq!(email("ab@cd.org"), "a*@c*.org");
         assert_eq!(email("jane.doe@example.org"), "j*******@e******.org");
         assert_eq!(email("émile@café.fr"), "é****@c***.fr");
         assert_eq!(email("root@localhost"), "r***@l********");
@@ -182,6 +213,7 @@ mod tests {
             "jane.doe@example.org",
             "root@localhost",
             "a@b.c",
+            "a@b",
             "x@.com",
             "@example.org",
             "me@",
@@ -200,6 +232,7 @@ mod tests {
         // last `last`.
         fn reference(v: &str, first: usize, last: usize) -> String {
             let total = v.bytes().filter(u8::is_ascii_digit).count();
+            let (first, last) = kept_digits(total, first, last);
             let mut seen = 0;
             v.bytes()
                 .map(|b| {

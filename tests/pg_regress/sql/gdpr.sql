@@ -212,6 +212,26 @@ SELECT encml.register_subject_column('gdpr_app.sessions', 'user_id');
 SELECT count(*) AS registered FROM encml.subject_registry;
 DROP TABLE gdpr_app.sessions;
 SELECT count(*) AS registered_left FROM encml.subject_registry;
+-- Trojans for the DPO (attacker round 2): a table owner's own type with its own cast to text, or
+-- a view calling the owner's function, would run the owner's code with the rights of whoever
+-- exports or forgets. Only tables, and plain identifiers of built-in types.
+CREATE TYPE gdpr_app.ident AS (v text);
+CREATE FUNCTION gdpr_app.ident_text(gdpr_app.ident) RETURNS text LANGUAGE sql AS 'SELECT $1.v';
+CREATE CAST (gdpr_app.ident AS text) WITH FUNCTION gdpr_app.ident_text(gdpr_app.ident);
+CREATE TABLE gdpr_app.accounts (owner gdpr_app.ident, plain text);
+SELECT try($$SELECT encml.register_subject_column('gdpr_app.accounts', 'owner')$$) AS own_type;
+CREATE VIEW gdpr_app.accounts_v AS SELECT plain FROM gdpr_app.accounts;
+SELECT try($$SELECT encml.register_subject_column('gdpr_app.accounts_v', 'plain')$$) AS a_view;
+DROP VIEW gdpr_app.accounts_v;
+-- Registered while built in, changed afterwards: export skips the table with a WARNING, before
+-- comparing anything, and still exports the rest.
+SELECT encml.register_subject_column('gdpr_app.accounts', 'plain');
+ALTER TABLE gdpr_app.accounts ALTER COLUMN plain TYPE gdpr_app.ident USING ROW(plain);
+RESET ROLE;
+SELECT try($$SELECT encml.subject_export('alice')$$) AS changed_later;
+SET ROLE encml_gdpr_app;
+DROP TABLE gdpr_app.accounts;
+DROP TYPE gdpr_app.ident CASCADE;
 RESET ROLE;
 DROP SCHEMA gdpr_app;
 DROP OWNED BY encml_gdpr_app, encml_gdpr_dpo, encml_gdpr_trainer, encml_gdpr_nobody;
