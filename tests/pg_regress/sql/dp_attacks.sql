@@ -140,7 +140,9 @@ SELECT count(*) AS groups FROM (SELECT w.k, encml.dp_count(d.v, 1.0) FROM unnest
 RESET ROLE;
 DROP VIEW dp_ledger_total;
 
+SET client_min_messages = warning;  -- the NOTICE names pg_temp_N, which depends on the backend slot
 DROP SCHEMA dp_mallory CASCADE;
+RESET client_min_messages;
 DROP TABLE dp_secret;
 DROP OWNED BY encml_dp_mallory;
 DROP ROLE encml_dp_mallory;
