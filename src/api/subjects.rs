@@ -11,8 +11,8 @@ use crate::audit::events;
 use crate::keys::grants::Privilege;
 use crate::keys::{cache, catalog, provider};
 use crate::pg::catalog_access::{
-    as_extension_owner, caller, has_privs_of_role_named, is_superuser, require_table_owner,
-    role_name,
+    as_extension_owner, as_table_owner, caller, has_privs_of_role_named, is_superuser,
+    require_table_owner, role_name,
 };
 use crate::pg::errors::{notice, raise, raise_full};
 use crate::pg::sql_text::{quote_ident, quote_literal};
@@ -126,12 +126,18 @@ fn subject_predicate(reg: &Registration, subject: &str) -> Option<String> {
         .map(|k| quote_literal(&catalog::uuid_string(k.as_bytes())));
     Some(match reg.kind {
         IdKind::Plain => match reg.col_type.as_str() {
-            "text" | "character varying" | "name" => format!("{col} OPERATOR(pg_catalog.=) $1"),
+            // COLLATE "C": under a nondeterministic collation of the owner's, 'alice' would also
+            // match 'ALICE' and 'Alíce', other subjects (attacker round 3).
+            "text" | "character varying" | "name" => {
+                format!("{col} COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1")
+            }
             // Compared as text: a subject that is not a valid value of the type matches nothing
             // (instead of failing the cast), at the price of the column's index. Only for built-in
             // types: the cast of a type of the table owner's would run the owner's code with the
             // rights of whoever exports or forgets (attacker round 2, issue 27).
-            _ if reg.builtin_type => format!("{col}::pg_catalog.text OPERATOR(pg_catalog.=) $1"),
+            _ if reg.builtin_type => {
+                format!("{col}::pg_catalog.text COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1")
+            }
             // Skipped with a WARNING rather than failing the whole export or erasure: a table
             // owner must not be able to block a subject's rights in every other table.
             _ => {
@@ -630,37 +636,53 @@ fn subject_export(subject: &str, fcinfo: pg_sys::FunctionCallInfo) -> JsonB {
                 reg.table
             );
             let mut undecrypted = 0usize;
-            let rows: Vec<Value> = Spi::connect(|client| {
-                client
-                    .select(&sql, None, &[subject.into()])
-                    .unwrap_or_else(|e| spi_err(e))
-                    .map(|r| {
-                        let mut row = r
-                            .get::<JsonB>(1)
-                            .ok()
-                            .flatten()
-                            .map(|j| j.0)
-                            .unwrap_or(Value::Null);
-                        for (i, (name, typ)) in encrypted.iter().enumerate() {
-                            let Some(bytes) = r.get::<Vec<u8>>(i as usize + 2).ok().flatten() else {
-                                continue;
-                            };
-                            let shown = row[name.as_str()].clone();
-                            let (value, opened) = if typ == "enc_bytea" || typ == "det_text" {
-                                exported_value(typ, &bytes, &shown)
-                            } else {
-                                (
-                                    json!({ "encrypted": shown, "reason": "order-revealing values are exported encrypted" }),
-                                    false,
-                                )
-                            };
-                            undecrypted += usize::from(!opened);
-                            row[name.as_str()] = value;
-                        }
-                        row
-                    })
-                    .collect()
+            // The rows are read as the table's owner in a security-restricted operation: the
+            // owner's code on the table (row-security policies, casts of its column types to
+            // json, a view's functions) runs with the owner's rights, never the caller's
+            // (attacker round 3). The caller's right to read it was checked above; keys are
+            // checked against the caller below, outside.
+            let fetched: Vec<(Value, Vec<Option<Vec<u8>>>)> = as_table_owner(reg.rel, || {
+                Spi::connect(|client| {
+                    client
+                        .select(&sql, None, &[subject.into()])
+                        .unwrap_or_else(|e| spi_err(e))
+                        .map(|r| {
+                            let row = r
+                                .get::<JsonB>(1)
+                                .ok()
+                                .flatten()
+                                .map(|j| j.0)
+                                .unwrap_or(Value::Null);
+                            let bytes = (0..encrypted.len())
+                                .map(|i| r.get::<Vec<u8>>(i + 2).ok().flatten())
+                                .collect();
+                            (row, bytes)
+                        })
+                        .collect()
+                })
             });
+            let rows: Vec<Value> = fetched
+                .into_iter()
+                .map(|(mut row, bytes)| {
+                    for ((name, typ), bytes) in encrypted.iter().zip(bytes) {
+                        let Some(bytes) = bytes else {
+                            continue;
+                        };
+                        let shown = row[name.as_str()].clone();
+                        let (value, opened) = if typ == "enc_bytea" || typ == "det_text" {
+                            exported_value(typ, &bytes, &shown)
+                        } else {
+                            (
+                                json!({ "encrypted": shown, "reason": "order-revealing values are exported encrypted" }),
+                                false,
+                            )
+                        };
+                        undecrypted += usize::from(!opened);
+                        row[name.as_str()] = value;
+                    }
+                    row
+                })
+                .collect();
             rows_total += rows.len();
             undecrypted_total += undecrypted;
             tables.push(json!({
@@ -786,25 +808,52 @@ fn subject_forget(subject: &str) -> JsonB {
                 } else {
                     format!("DELETE FROM {} t WHERE {predicate}", reg.table)
                 };
-                let rows = Spi::connect_mut(|client| {
-                    client
-                        .update(&sql, None, &[subject.into()])
-                        .unwrap_or_else(|e| {
-                            raise_full(
-                                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                                format!("erasing the subject's rows in {} failed: {e}", reg.table),
-                                Some("Nothing was erased: the erasure is all or nothing.".into()),
-                                Some(format!(
-                                    "The caller needs {} on every registered table.",
-                                    if reg.on_forget == "anonymize" {
-                                        "UPDATE"
-                                    } else {
-                                        "DELETE"
-                                    }
-                                )),
-                            )
-                        })
-                        .len()
+                // Whether the caller may erase is checked first, as the caller; the statement
+                // then runs as the table's owner, restricted, like the export's reads.
+                let privilege = if reg.on_forget == "anonymize" {
+                    "UPDATE"
+                } else {
+                    "DELETE"
+                };
+                if !has_table_privilege(reg.rel, privilege) {
+                    raise_full(
+                        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        format!(
+                            "erasing the subject's rows in {} needs {privilege} on it",
+                            reg.table
+                        ),
+                        Some("Nothing was erased: the erasure is all or nothing.".into()),
+                        Some(format!(
+                            "The caller needs {privilege} on every registered table."
+                        )),
+                    );
+                }
+                let rows = as_table_owner(reg.rel, || {
+                    Spi::connect_mut(|client| {
+                        client
+                            .update(&sql, None, &[subject.into()])
+                            .unwrap_or_else(|e| {
+                                raise_full(
+                                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                                    format!(
+                                        "erasing the subject's rows in {} failed: {e}",
+                                        reg.table
+                                    ),
+                                    Some(
+                                        "Nothing was erased: the erasure is all or nothing.".into(),
+                                    ),
+                                    Some(format!(
+                                        "The caller needs {} on every registered table.",
+                                        if reg.on_forget == "anonymize" {
+                                            "UPDATE"
+                                        } else {
+                                            "DELETE"
+                                        }
+                                    )),
+                                )
+                            })
+                            .len()
+                    })
                 });
                 tables.push(json!({
                     "table": reg.table,

@@ -307,6 +307,47 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Runs `f` as the owner of `rel`, in a security-restricted operation with a pinned
+/// search_path, as Postgres runs maintenance over a table (ANALYZE, REFRESH MATERIALIZED VIEW):
+/// code the owner attached to the table runs with the owner's rights, not the caller's. The
+/// caller's own rights must be checked before.
+pub fn as_table_owner<R>(rel: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    // SAFETY: a syscache lookup of the relation's owner; as in as_extension_owner, Restore puts
+    // the user, security context and GUC nest level back, also when f raises an ERROR.
+    unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(rel),
+        );
+        if tuple.is_null() {
+            crate::pg::errors::raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                format!("relation {} does not exist", rel.to_u32()),
+            );
+        }
+        let form = pg_sys::GETSTRUCT(tuple) as pg_sys::Form_pg_class;
+        let owner = (*form).relowner;
+        pg_sys::ReleaseSysCache(tuple);
+        let mut user = pg_sys::InvalidOid;
+        let mut sec_context = 0i32;
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec_context);
+        let guc_nest = pg_sys::NewGUCNestLevel();
+        let _restore = Restore {
+            user,
+            sec_context,
+            guc_nest,
+        };
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            sec_context
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+        );
+        save_setting(c"search_path", c"pg_catalog, pg_temp");
+        f()
+    }
+}
+
 /// ERROR 42501 unless the calling role owns the table (or has the privileges of its owner, as a
 /// superuser does); the refusal is logged as `refusal` outside the caller's transaction.
 pub fn require_table_owner(rel: pg_sys::Oid, refusal: &str) {

@@ -53,13 +53,13 @@ pub fn digits(value: &str, keep_first: usize, keep_last: usize) -> String {
         digits_masked_in_place(&mut out, keep_first, keep_last);
         return String::from_utf8(out).expect("ASCII replaced by ASCII");
     }
-    let digits = value.chars().filter(|c| c.is_numeric()).count();
+    let digits = value.chars().filter(|c| c.is_alphanumeric()).count();
     let (keep_first, keep_last) = kept_digits(digits, keep_first, keep_last);
     let mut seen = 0;
     value
         .chars()
         .map(|c| {
-            if !c.is_numeric() {
+            if !c.is_alphanumeric() {
                 return c;
             }
             seen += 1;
@@ -76,17 +76,20 @@ pub fn digits(value: &str, keep_first: usize, keep_last: usize) -> String {
 /// `keep_first` and the last `keep_last` becomes `*`. (Other text goes through `pan`/`phone`:
 /// digits of other scripts are several bytes long.)
 pub fn digits_masked_in_place(bytes: &mut [u8], keep_first: usize, keep_last: usize) {
-    let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
+    let digits = bytes.iter().filter(|b| b.is_ascii_alphanumeric()).count();
     let (keep_first, keep_last) = kept_digits(digits, keep_first, keep_last);
     // One pass from the end past the kept last digits, one from the start over the rest.
     let mut end = bytes.len();
     let mut kept_last = 0;
     while kept_last < keep_last && end > 0 {
         end -= 1;
-        kept_last += usize::from(bytes[end].is_ascii_digit());
+        kept_last += usize::from(bytes[end].is_ascii_alphanumeric());
     }
     let mut kept_first = 0;
-    for b in bytes[..end].iter_mut().filter(|b| b.is_ascii_digit()) {
+    for b in bytes[..end]
+        .iter_mut()
+        .filter(|b| b.is_ascii_alphanumeric())
+    {
         if kept_first < keep_first {
             kept_first += 1;
         } else {
@@ -202,6 +205,12 @@ mod tests {
         assert_eq!(pan("41111111", 6), "4111****");
         assert_eq!(pan("٤١١١١١١١", 6), "٤١١١****");
         assert_eq!(email("a@b"), "*@*");
+        // Letters count as digits (vanity numbers, CJK numerals, text that is no number): no
+        // value without digits is shown whole (attacker round 3).
+        assert_eq!(phone("1-800-FLOWERS", 4), "*-***-***WERS");
+        assert_eq!(pan("ABCDEFGH", 0), "****EFGH");
+        assert_eq!(pan("一二三四五六七八", 0), "****五六七八");
+        assert_eq!(phone("call me", 4), "**ll me");
         assert_eq!(email("a@b.org"), "*@*.org");
         assert_eq!(email("ab@cd.org"), "a*@c*.org");
         assert_eq!(email("jane.doe@example.org"), "j*******@e******.org");
@@ -231,12 +240,12 @@ mod tests {
         // Reference: number the digits, mask those after the first `first` and before the
         // last `last`.
         fn reference(v: &str, first: usize, last: usize) -> String {
-            let total = v.bytes().filter(u8::is_ascii_digit).count();
+            let total = v.bytes().filter(u8::is_ascii_alphanumeric).count();
             let (first, last) = kept_digits(total, first, last);
             let mut seen = 0;
             v.bytes()
                 .map(|b| {
-                    if !b.is_ascii_digit() {
+                    if !b.is_ascii_alphanumeric() {
                         return b as char;
                     }
                     seen += 1;

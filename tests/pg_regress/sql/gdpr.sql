@@ -229,9 +229,37 @@ SELECT encml.register_subject_column('gdpr_app.accounts', 'plain');
 ALTER TABLE gdpr_app.accounts ALTER COLUMN plain TYPE gdpr_app.ident USING ROW(plain);
 RESET ROLE;
 SELECT try($$SELECT encml.subject_export('alice')$$) AS changed_later;
+-- Code the owner attaches to a registered table (a row-security policy, a cast of a column's
+-- type to json) runs as the owner, in a restricted operation, not as whoever exports or erases
+-- (attacker round 3). Identifiers compare byte for byte, whatever the column's collation.
 SET ROLE encml_gdpr_app;
-DROP TABLE gdpr_app.accounts;
+CREATE TABLE gdpr_app.spy_log (who text, what text);
+CREATE FUNCTION gdpr_app.spy(what text) RETURNS boolean LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO gdpr_app.spy_log VALUES (current_user, what); RETURN true; END$$;
+CREATE TYPE gdpr_app.mood AS ENUM ('calm', 'upset');
+CREATE FUNCTION gdpr_app.mood_json(gdpr_app.mood) RETURNS json LANGUAGE plpgsql AS
+  $$BEGIN PERFORM gdpr_app.spy('cast'); RETURN to_json($1::text); END$$;
+CREATE CAST (gdpr_app.mood AS json) WITH FUNCTION gdpr_app.mood_json(gdpr_app.mood);
+CREATE COLLATION gdpr_app.ci (provider = icu, locale = 'und-u-ks-level1', deterministic = false);
+CREATE TABLE gdpr_app.moods (user_id text COLLATE gdpr_app.ci, mood gdpr_app.mood);
+INSERT INTO gdpr_app.moods VALUES ('alice', 'calm'), ('ALICE', 'upset'), ('Alíce', 'upset');
+ALTER TABLE gdpr_app.moods ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY watch ON gdpr_app.moods USING (gdpr_app.spy('policy'));
+SELECT encml.register_subject_column('gdpr_app.moods', 'user_id');
+GRANT SELECT, DELETE ON gdpr_app.moods TO PUBLIC;
+RESET ROLE;
+SELECT t->'rows' AS alice_only FROM jsonb_array_elements(encml.subject_export('alice')->'tables') t
+ WHERE t->>'table' = 'gdpr_app.moods';
+SELECT who, what, count(*) > 0 AS ran FROM gdpr_app.spy_log GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT (encml.subject_forget('alice')->'tables') @> '[{"table": "gdpr_app.moods", "rows": 1}]' AS forgot_one;
+SELECT user_id FROM gdpr_app.moods ORDER BY 1;
+SELECT DISTINCT who FROM gdpr_app.spy_log;
+SET ROLE encml_gdpr_app;
+DROP TABLE gdpr_app.accounts, gdpr_app.moods, gdpr_app.spy_log;
+DROP FUNCTION gdpr_app.spy(text) CASCADE;
 DROP TYPE gdpr_app.ident CASCADE;
+DROP TYPE gdpr_app.mood CASCADE;
+DROP COLLATION gdpr_app.ci;
 RESET ROLE;
 DROP SCHEMA gdpr_app;
 DROP OWNED BY encml_gdpr_app, encml_gdpr_dpo, encml_gdpr_trainer, encml_gdpr_nobody;
