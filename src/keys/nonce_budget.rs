@@ -164,31 +164,24 @@ fn add_inner(key: &[u8; 16], version: u32, n: u64, in_call: bool) {
     } else {
         u64::MAX
     };
-    let added = with_table(
-        |t| t.add(db, key, version, n, every),
-        |t| t.add(db, key, version, n, every),
-    );
-    // A version pushed out of a full table: its count is recorded now, or kept by this
-    // backend (retried at its next call, put back into the table when it exits).
-    if let Some(e) = added.evicted {
-        if e.database != db {
-            // Another database's count (perhaps of a dropped database): recorded there by a
-            // worker, or lost (logged).
-            if record_in(e.database, &e.key, e.version, e.unrecorded).is_none() {
-                crate::log_event!(
-                    "pg_encrypt_ml: {} encryptions under key {} version {} of database {} were not recorded (pushed out of the full key-use table)",
-                    e.unrecorded,
-                    uuid_string(&e.key),
-                    e.version,
-                    e.database
-                );
-            }
-        } else {
-            keep(&e.key, e.version, e.unrecorded);
-            if recording && KEPT.with(|k| k.borrow().len()) >= KEPT_BATCH {
-                record_kept();
-            }
+    let add = || {
+        with_table(
+            |t| t.add(db, key, version, n, every),
+            |t| t.add(db, key, version, n, every),
+        )
+    };
+    let mut added = add();
+    if added.full && recording && make_room(key, version) {
+        added = add();
+    }
+    if added.full {
+        // No room: this backend keeps the count and records it with its others at the
+        // statement's end (no other session can touch it).
+        keep(key, version, n);
+        if recording && KEPT.with(|k| k.borrow().len()) >= KEPT_BATCH {
+            record_kept();
         }
+        return;
     }
     let mut total = added.total;
     if added.new_slot && recording {
@@ -201,23 +194,9 @@ fn add_inner(key: &[u8; 16], version: u32, n: u64, in_call: bool) {
         }
     }
     if added.to_record > 0 {
-        let recorded = if recording {
-            record_and_settle(key, version, added.to_record, true)
-        } else {
-            None
-        };
-        match recorded {
-            Some(recorded) => total = total.max(recorded),
-            None => {
-                let given_back = recording
-                    && with_table(
-                        |t| t.recorded_failed(db, key, version, added.to_record),
-                        |t| t.recorded_failed(db, key, version, added.to_record),
-                    );
-                if !given_back {
-                    keep(key, version, added.to_record);
-                }
-            }
+        let mut batch = InFlight::new(vec![(*key, version, added.to_record)]);
+        if let Some(totals) = batch.record() {
+            total = total.max(totals[0]);
         }
     }
     if in_call && total >= WARN_AT {
@@ -225,39 +204,119 @@ fn add_inner(key: &[u8; 16], version: u32, n: u64, in_call: bool) {
     }
 }
 
-/// Counts this backend holds to record in one batch at the end of the statement (versions
-/// pushed out of the table, or counts the table had no room for): one background worker per
-/// statement, not one per version, when more versions are in use than the table holds.
-fn keep(key: &[u8; 16], version: u32, n: u64) {
-    KEPT.with(|k| {
-        let mut k = k.borrow_mut();
-        match k.iter_mut().find(|e| e.version == version && e.key == *key) {
-            Some(e) => e.n = e.n.saturating_add(n),
-            None => k.push(Entry {
-                key: *key,
+/// Counts taken out of the table to be recorded. Until `record` succeeds, dropping it (also
+/// when an ERROR or a cancel unwinds through the wait for the worker) gives them back: to the
+/// table if their slot is still there, else to this backend's kept counts.
+struct InFlight {
+    entries: Vec<([u8; 16], u32, u64)>,
+    done: bool,
+}
+
+impl InFlight {
+    fn new(entries: Vec<([u8; 16], u32, u64)>) -> Self {
+        InFlight {
+            entries,
+            done: false,
+        }
+    }
+
+    /// Records every entry in one worker run; the new totals (and the table updated), or None.
+    fn record(&mut self) -> Option<Vec<u64>> {
+        if self.entries.is_empty() {
+            self.done = true;
+            return Some(Vec::new());
+        }
+        let mut job: Vec<Entry> = self
+            .entries
+            .iter()
+            .map(|&(key, version, n)| Entry {
+                key,
                 version,
                 n,
                 total: -1,
-            }),
+            })
+            .collect();
+        if !run_job(database(), extension_owner(), &mut job) {
+            return None;
+        }
+        let db = database();
+        let totals: Vec<u64> = job.iter().map(|e| e.total.max(0) as u64).collect();
+        for (e, &t) in job.iter().zip(&totals) {
+            with_table(
+                |tb| tb.set_recorded(db, &e.key, e.version, t),
+                |tb| tb.set_recorded(db, &e.key, e.version, t),
+            );
+            crossed(&e.key, e.version, e.n, t);
+        }
+        self.done = true;
+        Some(totals)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let db = database();
+        for &(key, version, n) in &self.entries {
+            let back = with_table(
+                |t| t.recorded_failed(db, &key, version, n),
+                |t| t.recorded_failed(db, &key, version, n),
+            );
+            if !back {
+                keep(&key, version, n);
+            }
+        }
+    }
+}
+
+/// A version's window is full: records the counts of the window's slots of this database in
+/// one worker run, which frees them. False if nothing could be taken or recorded (the counts
+/// then stay in their slots).
+fn make_room(key: &[u8; 16], version: u32) -> bool {
+    let db = database();
+    let live = |other: u32| {
+        // SAFETY: a syscache lookup by oid.
+        unsafe {
+            pg_sys::SearchSysCacheExists(
+                pg_sys::SysCacheIdentifier::DATABASEOID as i32,
+                pg_sys::Datum::from(pg_sys::Oid::from(other)),
+                pg_sys::Datum::from(0),
+                pg_sys::Datum::from(0),
+                pg_sys::Datum::from(0),
+            )
+        }
+    };
+    let taken = with_table(
+        |t| t.take_window(db, key, version, live),
+        |t| t.take_window(db, key, version, live),
+    );
+    if taken.is_empty() {
+        // Perhaps a dropped database's slots were freed.
+        return true;
+    }
+    InFlight::new(taken).record().is_some()
+}
+
+/// Counts this backend holds to record in one batch at the end of the statement (no room in
+/// the table for them): one background worker per statement, not one per version, when more
+/// versions are in use than the table holds.
+fn keep(key: &[u8; 16], version: u32, n: u64) {
+    KEPT.with(|k| {
+        let mut k = k.borrow_mut();
+        match k.iter_mut().find(|e| e.1 == version && e.0 == *key) {
+            Some(e) => e.2 = e.2.saturating_add(n),
+            None => k.push((*key, version, n)),
         }
     });
 }
 
 /// Records what `keep` holds, in one worker run; kept again if that fails.
 fn record_kept() {
-    let mut batch = KEPT.with(|k| std::mem::take(&mut *k.borrow_mut()));
-    if batch.is_empty() {
-        return;
-    }
-    if run_job(database(), extension_owner(), &mut batch) {
-        for e in &batch {
-            if e.total >= 0 {
-                crossed(&e.key, e.version, e.n, e.total as u64);
-            }
-        }
-    } else {
-        KEPT.with(|k| k.borrow_mut().extend(batch));
-    }
+    let batch = KEPT.with(|k| std::mem::take(&mut *k.borrow_mut()));
+    // Not in the table: on failure (or an ERROR) InFlight's drop keeps them again.
+    let _ = InFlight::new(batch).record();
 }
 
 /// A `key_nonce_budget_exceeded` event if recording `n` took the version past `WARN_AT`.
@@ -272,26 +331,11 @@ fn crossed(key: &[u8; 16], version: u32, n: u64, recorded: u64) {
     }
 }
 
-/// Records `n` (taken out of the table) and, on success, updates the table's total (`in_slot`:
-/// the version's slot is waiting for it) and reports a crossing of `WARN_AT`.
-fn record_and_settle(key: &[u8; 16], version: u32, n: u64, in_slot: bool) -> Option<u64> {
-    let recorded = record(key, version, n)?;
-    let db = database();
-    if in_slot {
-        with_table(
-            |t| t.set_recorded(db, key, version, recorded),
-            |t| t.set_recorded(db, key, version, recorded),
-        );
-    }
-    crossed(key, version, n, recorded);
-    Some(recorded)
-}
-
 /// Kept counts recorded at once when this many versions wait (else at the statement's end).
 const KEPT_BATCH: usize = 1024;
 
 thread_local! {
-    static KEPT: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
+    static KEPT: RefCell<Vec<([u8; 16], u32, u64)>> = const { RefCell::new(Vec::new()) };
     /// Inside `add` (which may run queries): `flush_local` waits for the outer call.
     static IN_ADD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static EXIT_CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -312,7 +356,7 @@ fn keep_at_exit() {
 unsafe extern "C-unwind" fn at_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
     flush_local(false);
     let lost: u64 = pending().drain(..).map(|(_, _, n)| n).sum::<u64>()
-        + KEPT.with(|k| k.borrow_mut().drain(..).map(|e| e.n).sum::<u64>());
+        + KEPT.with(|k| k.borrow_mut().drain(..).map(|e| e.2).sum::<u64>());
     if lost > 0 {
         crate::log_event!(
             "pg_encrypt_ml: {lost} AES-GCM encryptions could not be counted (the key-use table was full and nothing could be recorded)"
@@ -365,56 +409,6 @@ struct Entry {
     n: u64,
     /// Set by the worker: the catalog's total afterwards, or -1.
     total: i64,
-}
-
-/// Adds `n` to the catalog outside the caller's transaction; the new total, or None (logged).
-fn record(key: &[u8; 16], version: u32, n: u64) -> Option<u64> {
-    let mut job = [Entry {
-        key: *key,
-        version,
-        n,
-        total: -1,
-    }];
-    run_job(database(), extension_owner(), &mut job).then_some(())?;
-    (job[0].total >= 0).then_some(job[0].total as u64)
-}
-
-/// Adds `n` to the catalog of another database (as the bootstrap superuser: this backend does
-/// not know who owns the extension there).
-fn record_in(database: u32, key: &[u8; 16], version: u32, n: u64) -> Option<u64> {
-    // SAFETY: plain read of process state, and a syscache lookup by oid.
-    let (standby, exists) = unsafe {
-        (
-            pg_sys::RecoveryInProgress(),
-            pg_sys::SearchSysCacheExists(
-                pg_sys::SysCacheIdentifier::DATABASEOID as i32,
-                pg_sys::Datum::from(pg_sys::Oid::from(database)),
-                pg_sys::Datum::from(0),
-                pg_sys::Datum::from(0),
-                pg_sys::Datum::from(0),
-            ),
-        )
-    };
-    if !exists {
-        // A dropped database: its counts went with it.
-        return Some(0);
-    }
-    if standby {
-        return None;
-    }
-    let mut job = [Entry {
-        key: *key,
-        version,
-        n,
-        total: -1,
-    }];
-    run_job(
-        pg_sys::Oid::from(database),
-        pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
-        &mut job,
-    )
-    .then_some(())?;
-    (job[0].total >= 0).then_some(job[0].total as u64)
 }
 
 /// Runs one recording job in a background worker connected to `database` as `role`; false
@@ -523,8 +517,7 @@ pub fn unrecorded() -> Vec<([u8; 16], u32, u64)> {
                 .collect()
         })
     };
-    let kept: Vec<([u8; 16], u32, u64)> =
-        KEPT.with(|k| k.borrow().iter().map(|e| (e.key, e.version, e.n)).collect());
+    let kept: Vec<([u8; 16], u32, u64)> = KEPT.with(|k| k.borrow().clone());
     for (key, version, n) in pending().iter().chain(kept.iter()) {
         match rows.iter_mut().find(|(k, v, _)| k == key && v == version) {
             Some(row) => row.2 += n,

@@ -63,19 +63,9 @@ pub struct Added {
     /// Encryptions the caller must record in the catalog now (taken out of the slot); on
     /// failure it gives them back with `recorded_failed`.
     pub to_record: u64,
-    /// A version pushed out of a full table to make room (of the same database if the probe
-    /// window has one, else of another: a dropped database's slots must not stay for good):
-    /// the caller records its count (or keeps it).
-    pub evicted: Option<Evicted>,
-}
-
-/// The unrecorded count of a version that lost its slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Evicted {
-    pub database: u32,
-    pub key: [u8; 16],
-    pub version: u32,
-    pub unrecorded: u64,
+    /// The version has no slot and none was free: nothing was added; the caller keeps `n`
+    /// (and may make room with `take_window`, recording what it takes).
+    pub full: bool,
 }
 
 #[repr(C)]
@@ -121,17 +111,12 @@ impl<const N: usize> Table<N> {
         let home = Self::home(database, key, version);
         // The whole probe chain is searched before a slot is taken, so a version is never in two
         // slots. A slot with nothing unrecorded may be taken over by another version (its
-        // recorded total is read again when it comes back): the table never fills up for good
-        // with versions no longer in use.
+        // recorded total is read again when it comes back). A count not yet recorded is never
+        // pushed out: a full window hands the new count back to the caller, whose own backend
+        // keeps it, so that no other session can make it disappear (attacker round 3).
         let mut free = None;
         let mut reusable = None;
         let mut found = None;
-        // When nothing else is left: the same database's slot with the smallest count, whose
-        // count the caller then records. Without this, versions used once (say, thousands of
-        // throwaway keys) would hold the table for good and every new version's count would
-        // depend on recording at once.
-        let mut smallest: Option<usize> = None;
-        let mut smallest_elsewhere: Option<usize> = None;
         for i in (0..PROBES.min(N)).map(|i| (home + i) % N) {
             let s = &self.slots[i];
             if !s.used {
@@ -145,29 +130,8 @@ impl<const N: usize> Table<N> {
             if reusable.is_none() && s.unrecorded == 0 && !s.recording {
                 reusable = Some(i);
             }
-            let best = if s.database == database {
-                &mut smallest
-            } else {
-                &mut smallest_elsewhere
-            };
-            if !s.recording && best.is_none_or(|j| s.unrecorded < self.slots[j].unrecorded) {
-                *best = Some(i);
-            }
         }
-        let mut evicted = None;
-        let slot = match (found, reusable.or(free)) {
-            (None, None) => smallest.or(smallest_elsewhere).inspect(|&j| {
-                let s = &self.slots[j];
-                evicted = Some(Evicted {
-                    database: s.database,
-                    key: s.key,
-                    version: s.version,
-                    unrecorded: s.unrecorded,
-                });
-            }),
-            (_, other) => other,
-        };
-        let (i, new_slot) = match (found, slot) {
+        let (i, new_slot) = match (found, reusable.or(free)) {
             (Some(i), _) => (i, false),
             (None, Some(i)) => {
                 self.slots[i] = Slot {
@@ -184,8 +148,8 @@ impl<const N: usize> Table<N> {
                 return Added {
                     total: n,
                     new_slot: false,
-                    to_record: n,
-                    evicted: None,
+                    to_record: 0,
+                    full: true,
                 };
             }
         };
@@ -202,8 +166,39 @@ impl<const N: usize> Table<N> {
             total,
             new_slot,
             to_record,
-            evicted,
+            full: false,
         }
+    }
+
+    /// Makes room for a version whose window is full: takes the unrecorded counts of the
+    /// window's slots of `database` (marked as being recorded; the caller records them and then
+    /// calls `set_recorded` or `recorded_failed` for each), and frees the slots of databases
+    /// that no longer exist (`live` says which do). Slots become reusable once recorded.
+    pub fn take_window(
+        &mut self,
+        database: u32,
+        key: &[u8; 16],
+        version: u32,
+        live: impl Fn(u32) -> bool,
+    ) -> Vec<([u8; 16], u32, u64)> {
+        let home = Self::home(database, key, version);
+        let mut taken = Vec::new();
+        for i in (0..PROBES.min(N)).map(|i| (home + i) % N) {
+            let s = &mut self.slots[i];
+            if !s.used {
+                break;
+            }
+            if s.recording || s.unrecorded == 0 {
+                continue;
+            }
+            if s.database == database {
+                s.recording = true;
+                taken.push((s.key, s.version, std::mem::take(&mut s.unrecorded)));
+            } else if !live(s.database) {
+                s.unrecorded = 0; // a dropped database's counts went with it
+            }
+        }
+        taken
     }
 
     /// The catalog's total as read or written: recording is over.
@@ -287,38 +282,44 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_pushes_out_the_smallest_count_of_the_same_database() {
+    fn a_full_table_hands_the_count_back_and_room_is_made_by_recording() {
         let mut t = Table::<4>::EMPTY;
-        for v in 1..=4 {
-            assert_eq!(t.add(1, &K, v, 1, 1000).to_record, 0);
+        for v in 1..=3 {
+            t.add(1, &K, v, 10 * v as u64, 1000);
         }
-        // Another database's version pushes out database 1's smallest count when there is no
-        // slot of its own.
-        t.add(1, &K, 4, 9, 1000);
-        let a = t.add(2, &K, 5, 3, 1000);
-        assert_eq!(a.to_record, 0);
-        assert_eq!(a.evicted.map(|e| (e.database, e.unrecorded)), Some((1, 1)));
-        // The same database's smallest count is pushed out before another database's.
-        t.add(1, &K, 3, 5, 1000);
-        let a = t.add(2, &K, 6, 3, 1000);
-        assert_eq!(a.evicted.map(|e| (e.database, e.version)), Some((2, 5)));
+        t.add(2, &K, 9, 7, 1000);
+        // Full: nothing is added, nothing is pushed out.
         let a = t.add(1, &K, 5, 3, 1000);
-        assert_eq!(a.to_record, 0);
-        assert!(a.new_slot);
-        let e = a.evicted.unwrap();
-        assert_eq!(e.unrecorded, 1);
-        assert_ne!(e.version, 3);
+        assert!(a.full);
+        assert_eq!(t.of_database(1).map(|s| s.unrecorded).sum::<u64>(), 60);
+        // Making room takes database 1's counts (database 2 is alive: its slot stays).
+        let mut taken = t.take_window(1, &K, 5, |_| true);
+        taken.sort();
         assert_eq!(
-            t.of_database(1).filter(|s| s.version == e.version).count(),
-            0
+            taken.iter().map(|e| e.2).collect::<Vec<_>>(),
+            vec![10, 20, 30]
         );
+        // While being recorded they are neither reusable nor taken twice.
+        assert!(t.add(1, &K, 5, 3, 1000).full);
+        assert!(t.take_window(1, &K, 5, |_| true).is_empty());
+        // One recording fails (given back), the others succeed (their slots become reusable).
+        assert!(t.recorded_failed(1, &K, 1, 10));
+        t.set_recorded(1, &K, 2, 20);
+        t.set_recorded(1, &K, 3, 30);
+        let a = t.add(1, &K, 5, 3, 1000);
+        assert!(!a.full && a.new_slot);
         assert_eq!(
             t.of_database(1)
-                .find(|s| s.version == 5)
+                .find(|s| s.version == 1)
                 .unwrap()
                 .unrecorded,
-            3
+            10
         );
+        // A dropped database's slot is freed by the next window taken over it.
+        t.add(1, &K, 6, 1, 1000);
+        assert!(t.add(1, &K, 7, 1, 1000).full);
+        t.take_window(1, &K, 7, |db| db != 2);
+        assert_eq!(t.of_database(2).map(|s| s.unrecorded).sum::<u64>(), 0);
     }
 
     #[test]
@@ -331,28 +332,22 @@ mod tests {
         let a = t.add(1, &K, 2, 999, 1000);
         assert_eq!(a.to_record, 1000);
         t.set_recorded(1, &K, 2, 1000);
-        // A new version takes that slot instead of overflowing...
+        // A new version takes that slot...
         let a = t.add(1, &K, 9, 5, 1000);
-        assert_eq!((a.new_slot, a.to_record), (true, 0));
-        assert_eq!(t.overflowed_total, 0);
+        assert_eq!((a.new_slot, a.full), (true, false));
         // ... and the others are still found where they were, once each.
         for v in [1, 3, 4] {
             let a = t.add(1, &K, v, 1, 1000);
             assert_eq!((a.new_slot, a.total), (false, 2), "version {v}");
         }
         assert_eq!(t.of_database(1).filter(|s| s.version == 9).count(), 1);
-        // Version 2 comes back as a new slot (the caller reads its recorded total again); the
-        // table is full, so the smallest count of the database is pushed out for it.
-        let a = t.add(1, &K, 2, 1, 1000);
-        assert_eq!((a.new_slot, a.to_record), (true, 0));
-        assert!(a.evicted.is_some());
+        // Version 2 comes back: no room, its count is handed back.
+        assert!(t.add(1, &K, 2, 1, 1000).full);
     }
 
     #[test]
     fn a_version_further_along_its_chain_is_found_even_if_an_earlier_slot_is_reusable() {
         let mut t = Table::<8>::EMPTY;
-        // Fill enough versions that some share probe chains, record one early in a chain, and
-        // check that every other version is still counted in exactly one slot.
         for v in 1..=7 {
             t.add(1, &K, v, 1, 1000);
         }
