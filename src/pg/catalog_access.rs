@@ -226,13 +226,17 @@ struct Restore {
     user: pg_sys::Oid,
     sec_context: i32,
     guc_nest: i32,
+    /// Whether settings changed inside survive (our own code's, by set_config is_local = false);
+    /// false where another role's code ran: whatever it set is undone, as Postgres does after
+    /// REFRESH MATERIALIZED VIEW (attacker round 4 set the DPO's search_path from a policy).
+    keep_settings: bool,
 }
 
 impl Drop for Restore {
     fn drop(&mut self) {
         unsafe {
             if !std::thread::panicking() {
-                pg_sys::AtEOXact_GUC(true, self.guc_nest);
+                pg_sys::AtEOXact_GUC(self.keep_settings, self.guc_nest);
             }
             pg_sys::SetUserIdAndSecContext(self.user, self.sec_context);
         }
@@ -273,6 +277,7 @@ pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
             user,
             sec_context,
             guc_nest,
+            keep_settings: true,
         };
         save_setting(c"search_path", c"pg_catalog, pg_temp");
         f()
@@ -291,6 +296,7 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
             user,
             sec_context,
             guc_nest,
+            keep_settings: true,
         };
         pg_sys::SetUserIdAndSecContext(
             owner,
@@ -336,6 +342,7 @@ pub fn as_table_owner<R>(rel: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
             user,
             sec_context,
             guc_nest,
+            keep_settings: false,
         };
         pg_sys::SetUserIdAndSecContext(
             owner,

@@ -34,8 +34,19 @@ pub fn phone(value: &str, keep_last: usize) -> String {
     digits(value, 0, keep_last)
 }
 
-/// Every digit of `value` (of any script) but the first `keep_first` and the last `keep_last`
-/// replaced by `*`.
+/// The separators `pan` and `phone` leave in place; every other character (digits, letters,
+/// symbols, emoji, combining marks) is masked like a digit (attacker rounds 3 and 4 found
+/// letters and symbols shown whole).
+const SEPARATORS: &[u8] = b"-()+./,:#";
+
+fn maskable(c: char) -> bool {
+    !(c.is_whitespace() || (c.is_ascii() && SEPARATORS.contains(&(c as u8))))
+}
+
+fn maskable_byte(b: u8) -> bool {
+    !(b.is_ascii_whitespace() || SEPARATORS.contains(&b))
+}
+
 /// A value with no more digits than the first and last kept would be shown whole: then at most
 /// half of its digits are kept (the first ones first), as `partial` does.
 fn kept_digits(digits: usize, keep_first: usize, keep_last: usize) -> (usize, usize) {
@@ -47,19 +58,21 @@ fn kept_digits(digits: usize, keep_first: usize, keep_last: usize) -> (usize, us
     (first, keep_last.min(budget - first))
 }
 
+/// Every character of `value` that is not whitespace or a separator (`SEPARATORS`) counts as a
+/// digit: all but the first `keep_first` and the last `keep_last` are replaced by `*`.
 pub fn digits(value: &str, keep_first: usize, keep_last: usize) -> String {
     if value.is_ascii() {
         let mut out = value.as_bytes().to_vec();
         digits_masked_in_place(&mut out, keep_first, keep_last);
         return String::from_utf8(out).expect("ASCII replaced by ASCII");
     }
-    let digits = value.chars().filter(|c| c.is_alphanumeric()).count();
+    let digits = value.chars().filter(|&c| maskable(c)).count();
     let (keep_first, keep_last) = kept_digits(digits, keep_first, keep_last);
     let mut seen = 0;
     value
         .chars()
         .map(|c| {
-            if !c.is_alphanumeric() {
+            if !maskable(c) {
                 return c;
             }
             seen += 1;
@@ -76,20 +89,17 @@ pub fn digits(value: &str, keep_first: usize, keep_last: usize) -> String {
 /// `keep_first` and the last `keep_last` becomes `*`. (Other text goes through `pan`/`phone`:
 /// digits of other scripts are several bytes long.)
 pub fn digits_masked_in_place(bytes: &mut [u8], keep_first: usize, keep_last: usize) {
-    let digits = bytes.iter().filter(|b| b.is_ascii_alphanumeric()).count();
+    let digits = bytes.iter().filter(|&&b| maskable_byte(b)).count();
     let (keep_first, keep_last) = kept_digits(digits, keep_first, keep_last);
     // One pass from the end past the kept last digits, one from the start over the rest.
     let mut end = bytes.len();
     let mut kept_last = 0;
     while kept_last < keep_last && end > 0 {
         end -= 1;
-        kept_last += usize::from(bytes[end].is_ascii_alphanumeric());
+        kept_last += usize::from(maskable_byte(bytes[end]));
     }
     let mut kept_first = 0;
-    for b in bytes[..end]
-        .iter_mut()
-        .filter(|b| b.is_ascii_alphanumeric())
-    {
+    for b in bytes[..end].iter_mut().filter(|b| maskable_byte(**b)) {
         if kept_first < keep_first {
             kept_first += 1;
         } else {
@@ -157,8 +167,9 @@ pub fn email(value: &str) -> String {
 fn push_first_kept(out: &mut String, s: &str) {
     let mut chars = s.chars();
     if let Some(first) = chars.next() {
-        if s.len() == first.len_utf8() {
-            out.push('*');
+        // One letter, perhaps with combining marks (`j\u{301}`): the whole part.
+        if s.chars().filter(|c| c.is_alphanumeric()).count() <= 1 {
+            out.extend(s.chars().map(|_| '*'));
             return;
         }
         out.push(first);
@@ -211,6 +222,12 @@ mod tests {
         assert_eq!(pan("ABCDEFGH", 0), "****EFGH");
         assert_eq!(pan("一二三四五六七八", 0), "****五六七八");
         assert_eq!(phone("call me", 4), "**ll me");
+        // Symbols and emoji too; whitespace and the separators -()+./,:# stay.
+        assert_eq!(pan("12🙂34🙂56🙂78", 0), "*******6🙂78");
+        assert_eq!(pan("∑∏√∞±", 0), "*∏√∞±");
+        assert_eq!(phone("$$$$$", 4), "*$$$$");
+        assert_eq!(phone("+1 (555) 123-4567", 4), "+* (***) ***-4567");
+        assert_eq!(email("j\u{301}@q\u{301}.com"), "**@**.com");
         assert_eq!(email("a@b.org"), "*@*.org");
         assert_eq!(email("ab@cd.org"), "a*@c*.org");
         assert_eq!(email("jane.doe@example.org"), "j*******@e******.org");
@@ -240,12 +257,12 @@ mod tests {
         // Reference: number the digits, mask those after the first `first` and before the
         // last `last`.
         fn reference(v: &str, first: usize, last: usize) -> String {
-            let total = v.bytes().filter(u8::is_ascii_alphanumeric).count();
+            let total = v.bytes().filter(|&b| maskable_byte(b)).count();
             let (first, last) = kept_digits(total, first, last);
             let mut seen = 0;
             v.bytes()
                 .map(|b| {
-                    if !b.is_ascii_alphanumeric() {
+                    if !maskable_byte(b) {
                         return b as char;
                     }
                     seen += 1;

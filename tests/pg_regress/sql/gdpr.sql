@@ -234,8 +234,13 @@ SELECT try($$SELECT encml.subject_export('alice')$$) AS changed_later;
 -- (attacker round 3). Identifiers compare byte for byte, whatever the column's collation.
 SET ROLE encml_gdpr_app;
 CREATE TABLE gdpr_app.spy_log (who text, what text);
+-- (It also tries to leave the caller a search_path of its choosing: attacker round 4.)
 CREATE FUNCTION gdpr_app.spy(what text) RETURNS boolean LANGUAGE plpgsql AS
-  $$BEGIN INSERT INTO gdpr_app.spy_log VALUES (current_user, what); RETURN true; END$$;
+  $$BEGIN
+    INSERT INTO gdpr_app.spy_log VALUES (current_user, what);
+    PERFORM set_config('search_path', 'gdpr_app, pg_catalog', false);
+    RETURN true;
+  END$$;
 CREATE TYPE gdpr_app.mood AS ENUM ('calm', 'upset');
 CREATE FUNCTION gdpr_app.mood_json(gdpr_app.mood) RETURNS json LANGUAGE plpgsql AS
   $$BEGIN PERFORM gdpr_app.spy('cast'); RETURN to_json($1::text); END$$;
@@ -251,6 +256,7 @@ RESET ROLE;
 SELECT t->'rows' AS alice_only FROM jsonb_array_elements(encml.subject_export('alice')->'tables') t
  WHERE t->>'table' = 'gdpr_app.moods';
 SELECT who, what, count(*) > 0 AS ran FROM gdpr_app.spy_log GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT current_setting('search_path') AS search_path_unchanged;
 SELECT (encml.subject_forget('alice')->'tables') @> '[{"table": "gdpr_app.moods", "rows": 1}]' AS forgot_one;
 SELECT user_id FROM gdpr_app.moods ORDER BY 1;
 SELECT DISTINCT who FROM gdpr_app.spy_log;
