@@ -588,6 +588,26 @@ fn has_table_privilege(rel: pg_sys::Oid, privilege: &str) -> bool {
     .unwrap_or(false)
 }
 
+/// 55000 while the session has cursors open: the code table owners attach to their tables runs
+/// in this session during an export or erasure (as the owner, restricted, but a cursor is
+/// fetched from by name, whatever the role), and read and closed the caller's cursor in
+/// attacker round 5.
+fn refuse_with_open_cursors(what: &str) {
+    let open = Spi::get_one::<i64>(
+        "SELECT pg_catalog.count(*) FROM pg_catalog.pg_cursors WHERE name OPERATOR(pg_catalog.<>) ''",
+    )
+    .unwrap_or_else(|e| spi_err(e))
+    .unwrap_or(0);
+    if open > 0 {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("{what} refuses to run while this session has {open} cursor(s) open"),
+            Some("Code that the owners of registered tables attach to them runs in this session, and could read them.".into()),
+            Some("Close the cursors, or call it from a session of its own, outside a transaction block.".into()),
+        );
+    }
+}
+
 /// Every row of every registered table that belongs to `subject`, encrypted columns decrypted
 /// where the caller may (else left as ciphertext with the reason), and the subject's consent
 /// history, as one document (layout in docs/formats.md). Rows are read with the caller's rights;
@@ -598,6 +618,7 @@ fn subject_export(subject: &str, fcinfo: pg_sys::FunctionCallInfo) -> JsonB {
     // through the caller's search_path (issue 27).
     crate::pg::catalog_access::with_pinned_search_path(|| {
         cache::accept_invalidations_once_per_query(fcinfo);
+        refuse_with_open_cursors("subject_export");
         let export_id = uuid::Uuid::new_v4().to_string();
         let mut tables = Vec::new();
         let mut skipped = Vec::new();
@@ -763,6 +784,7 @@ fn subject_forget(subject: &str) -> JsonB {
     // Its queries run as the caller; no operator or function they name may resolve
     // through the caller's search_path (issue 27).
     crate::pg::catalog_access::with_pinned_search_path(|| {
+        refuse_with_open_cursors("subject_forget");
         let role = caller();
         if !(is_superuser(role)
             || has_privs_of_role_named(role, DPO_ROLE)

@@ -257,6 +257,12 @@ SELECT t->'rows' AS alice_only FROM jsonb_array_elements(encml.subject_export('a
  WHERE t->>'table' = 'gdpr_app.moods';
 SELECT who, what, count(*) > 0 AS ran FROM gdpr_app.spy_log GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT current_setting('search_path') AS search_path_unchanged;
+-- The owner's code runs in this session: with a cursor of the caller's open, it could fetch from
+-- it by name (attacker round 5). Refused.
+BEGIN;
+DECLARE callers_cursor CURSOR FOR SELECT 'the caller''s rows';
+SELECT try($$SELECT encml.subject_export('alice')$$) AS with_a_cursor_open;
+ROLLBACK;
 SELECT (encml.subject_forget('alice')->'tables') @> '[{"table": "gdpr_app.moods", "rows": 1}]' AS forgot_one;
 SELECT user_id FROM gdpr_app.moods ORDER BY 1;
 SELECT DISTINCT who FROM gdpr_app.spy_log;
