@@ -226,9 +226,8 @@ struct Restore {
     user: pg_sys::Oid,
     sec_context: i32,
     guc_nest: i32,
-    /// Whether settings changed inside survive (our own code's, by set_config is_local = false);
-    /// false where another role's code ran: whatever it set is undone, as Postgres does after
-    /// REFRESH MATERIALIZED VIEW (attacker round 4 set the DPO's search_path from a policy).
+    /// Whether settings changed inside survive; false where another role's code ran: whatever
+    /// it set is undone, as Postgres does after REFRESH MATERIALIZED VIEW.
     keep_settings: bool,
 }
 
@@ -260,67 +259,74 @@ pub unsafe fn save_setting(name: &std::ffi::CStr, value: &std::ffi::CStr) {
     }
 }
 
+/// Runs `f` inside a GUC nest level with search_path = pg_catalog, pg_temp, as `role` (None:
+/// the current user) with `context` added to the security context. Restore puts the user,
+/// security context and settings back, also when `f` raises an ERROR and unwinds; settings
+/// changed inside survive only with `keep_settings`.
+fn with_identity<R>(
+    role: Option<pg_sys::Oid>,
+    context: i32,
+    keep_settings: bool,
+    f: impl FnOnce() -> R,
+) -> R {
+    let mut user = pg_sys::InvalidOid;
+    let mut sec_context = 0i32;
+    // SAFETY: the user and context read here are set back by Restore when it drops; the GUC
+    // nest level opened here is closed by it.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec_context);
+        let guc_nest = pg_sys::NewGUCNestLevel();
+        let _restore = Restore {
+            user,
+            sec_context,
+            guc_nest,
+            keep_settings,
+        };
+        if let Some(role) = role {
+            pg_sys::SetUserIdAndSecContext(role, sec_context | context);
+        }
+        save_setting(c"search_path", c"pg_catalog, pg_temp");
+        f()
+    }
+}
+
 /// Runs `f` with the caller's rights and search_path = pg_catalog, pg_temp: for SPI queries the
 /// extension runs as the caller (on the caller's tables), so that no operator or function they
 /// name resolves to one the caller planted ahead of pg_catalog. Table names in such queries are
 /// schema-qualified.
 pub fn with_pinned_search_path<R>(f: impl FnOnce() -> R) -> R {
-    let mut user = pg_sys::InvalidOid;
-    let mut sec_context = 0i32;
-    // SAFETY: as in as_extension_owner, without the user change: the GUC nest level opened here
-    // is closed by Restore (also when f raises an ERROR and unwinds), which resets the user to
-    // the one read here, i.e. leaves it as it was.
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec_context);
-        let guc_nest = pg_sys::NewGUCNestLevel();
-        let _restore = Restore {
-            user,
-            sec_context,
-            guc_nest,
-            keep_settings: true,
-        };
-        save_setting(c"search_path", c"pg_catalog, pg_temp");
-        f()
-    }
+    with_identity(None, 0, true, f)
 }
 
 /// Runs `f` with the extension owner's rights and a pinned search_path.
 pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
     let owner = extension_owner();
-    let mut user = pg_sys::InvalidOid;
-    let mut sec_context = 0i32;
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec_context);
-        let guc_nest = pg_sys::NewGUCNestLevel();
-        let _restore = Restore {
-            user,
-            sec_context,
-            guc_nest,
-            keep_settings: true,
-        };
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            sec_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
-        );
-        save_setting(c"search_path", c"pg_catalog, pg_temp");
-        if crate::pg::citus::loaded() {
-            // On a Citus worker the catalog is a reference table whose local copy this backend
-            // reads inside a query pushed down to a shard; Citus refuses such nested queries
-            // unless told they are safe, which they are for reference tables (docs/citus.md).
-            save_setting(c"citus.allow_nested_distributed_execution", c"on");
-        }
-        f()
-    }
+    with_identity(
+        Some(owner),
+        pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        true,
+        || {
+            if crate::pg::citus::loaded() {
+                // On a Citus worker the catalog is a reference table whose local copy this
+                // backend reads inside a query pushed down to a shard; Citus refuses such nested
+                // queries unless told they are safe, which they are for reference tables
+                // (docs/citus.md).
+                // SAFETY: inside the GUC nest level with_identity opened.
+                unsafe { save_setting(c"citus.allow_nested_distributed_execution", c"on") };
+            }
+            f()
+        },
+    )
 }
 
 /// Runs `f` as the owner of `rel`, in a security-restricted operation with a pinned
 /// search_path, as Postgres runs maintenance over a table (ANALYZE, REFRESH MATERIALIZED VIEW):
-/// code the owner attached to the table runs with the owner's rights, not the caller's. The
-/// caller's own rights must be checked before.
+/// code the owner attached to the table runs with the owner's rights, not the caller's, and
+/// whatever settings it changes are undone afterwards (attacker round 4 set the caller's
+/// search_path from a policy). The caller's own rights must be checked before.
 pub fn as_table_owner<R>(rel: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
-    // SAFETY: a syscache lookup of the relation's owner; as in as_extension_owner, Restore puts
-    // the user, security context and GUC nest level back, also when f raises an ERROR.
-    unsafe {
+    // SAFETY: a syscache lookup of the relation's owner; the tuple is released before use.
+    let owner = unsafe {
         let tuple = pg_sys::SearchSysCache1(
             pg_sys::SysCacheIdentifier::RELOID as i32,
             pg_sys::Datum::from(rel),
@@ -331,28 +337,16 @@ pub fn as_table_owner<R>(rel: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
                 format!("relation {} does not exist", rel.to_u32()),
             );
         }
-        let form = pg_sys::GETSTRUCT(tuple) as pg_sys::Form_pg_class;
-        let owner = (*form).relowner;
+        let owner = (*(pg_sys::GETSTRUCT(tuple) as pg_sys::Form_pg_class)).relowner;
         pg_sys::ReleaseSysCache(tuple);
-        let mut user = pg_sys::InvalidOid;
-        let mut sec_context = 0i32;
-        pg_sys::GetUserIdAndSecContext(&mut user, &mut sec_context);
-        let guc_nest = pg_sys::NewGUCNestLevel();
-        let _restore = Restore {
-            user,
-            sec_context,
-            guc_nest,
-            keep_settings: false,
-        };
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            sec_context
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-        );
-        save_setting(c"search_path", c"pg_catalog, pg_temp");
-        f()
-    }
+        owner
+    };
+    with_identity(
+        Some(owner),
+        (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
+        false,
+        f,
+    )
 }
 
 /// ERROR 42501 unless the calling role owns the table (or has the privileges of its owner, as a
