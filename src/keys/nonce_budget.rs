@@ -8,8 +8,10 @@
 //!   call or statement end that brings it there adds it to `encml.key_encryptions` through a
 //!   short background worker (its own transaction, whatever the caller's transaction does). On a
 //!   standby nothing is recorded: the counts wait in shared memory.
-//! - A full table pushes the smallest count out (`encml_core::nonce_budget::Evicted`); this
-//!   backend keeps it and records what it kept in one batch at the statement's end.
+//! - A count not yet recorded never leaves the table but by being recorded: a version whose
+//!   window is full makes room by recording the window's counts in one worker run
+//!   (`make_room`), or else this backend keeps its count and records what it kept in one batch
+//!   at the statement's end.
 //! - Counts still in shared memory are lost at a restart (at most `key_use_record_every` per
 //!   version); without the library preloaded each backend keeps its own table, lost at its exit.
 //! - Past `WARN_AT` every backend warns once per version, the crossing is a security event, and
@@ -126,15 +128,20 @@ fn may_record() -> bool {
     !standby && extension_relation(c"key_encryptions") != pg_sys::InvalidOid
 }
 
-fn with_table<R>(
-    f: impl FnOnce(&mut Table<SLOTS>) -> R,
-    g: impl FnOnce(&mut Table<LOCAL_SLOTS>) -> R,
-) -> R {
-    if crate::security::preloaded() {
-        f(&mut KEY_USE.exclusive().table)
-    } else {
-        LOCAL_TABLE.with(|t| g(&mut t.borrow_mut()))
-    }
+/// Runs `$body` with `$t` bound to the table in use: shared memory when preloaded, else this
+/// backend's own (a smaller table of the same kind).
+macro_rules! with_table {
+    (|$t:ident| $body:expr) => {
+        if crate::security::preloaded() {
+            let $t = &mut KEY_USE.exclusive().table;
+            $body
+        } else {
+            LOCAL_TABLE.with(|cell| {
+                let $t = &mut **cell.borrow_mut();
+                $body
+            })
+        }
+    };
 }
 
 /// Adds `n` to the table; `in_call`: inside a call or statement, where counts may be recorded
@@ -164,12 +171,7 @@ fn add_inner(key: &[u8; 16], version: u32, n: u64, in_call: bool) {
     } else {
         u64::MAX
     };
-    let add = || {
-        with_table(
-            |t| t.add(db, key, version, n, every),
-            |t| t.add(db, key, version, n, every),
-        )
-    };
+    let add = || with_table!(|t| t.add(db, key, version, n, every));
     let mut added = add();
     if added.full && recording && make_room(key, version) {
         added = add();
@@ -186,10 +188,7 @@ fn add_inner(key: &[u8; 16], version: u32, n: u64, in_call: bool) {
     let mut total = added.total;
     if added.new_slot && recording {
         if let Some(recorded) = read_recorded(key, version) {
-            with_table(
-                |t| t.set_recorded(db, key, version, recorded),
-                |t| t.set_recorded(db, key, version, recorded),
-            );
+            with_table!(|t| t.set_recorded(db, key, version, recorded));
             total = total.saturating_add(recorded);
         }
     }
@@ -236,16 +235,13 @@ impl InFlight {
                 total: -1,
             })
             .collect();
-        if !run_job(database(), extension_owner(), &mut job) {
+        if !run_job(extension_owner(), &mut job) {
             return None;
         }
         let db = database();
         let totals: Vec<u64> = job.iter().map(|e| e.total.max(0) as u64).collect();
         for (e, &t) in job.iter().zip(&totals) {
-            with_table(
-                |tb| tb.set_recorded(db, &e.key, e.version, t),
-                |tb| tb.set_recorded(db, &e.key, e.version, t),
-            );
+            with_table!(|tb| tb.set_recorded(db, &e.key, e.version, t));
             crossed(&e.key, e.version, e.n, t);
         }
         self.done = true;
@@ -260,10 +256,7 @@ impl Drop for InFlight {
         }
         let db = database();
         for &(key, version, n) in &self.entries {
-            let back = with_table(
-                |t| t.recorded_failed(db, &key, version, n),
-                |t| t.recorded_failed(db, &key, version, n),
-            );
+            let back = with_table!(|t| t.recorded_failed(db, &key, version, n));
             if !back {
                 keep(&key, version, n);
             }
@@ -288,10 +281,7 @@ fn make_room(key: &[u8; 16], version: u32) -> bool {
             )
         }
     };
-    let taken = with_table(
-        |t| t.take_window(db, key, version, live),
-        |t| t.take_window(db, key, version, live),
-    );
+    let taken = with_table!(|t| t.take_window(db, key, version, live));
     if taken.is_empty() {
         // Perhaps a dropped database's slots were freed.
         return true;
@@ -413,7 +403,7 @@ struct Entry {
 
 /// Runs one recording job in a background worker connected to `database` as `role`; false
 /// (logged) if no worker ran it to its end. The worker fills in each entry's total.
-fn run_job(database: impl Into<pg_sys::Oid>, role: pg_sys::Oid, entries: &mut [Entry]) -> bool {
+fn run_job(role: pg_sys::Oid, entries: &mut [Entry]) -> bool {
     // SAFETY: Entry is plain old data (repr(C), Copy); the entries travel as bytes and come back
     // whole.
     let bytes = unsafe {
@@ -422,8 +412,7 @@ fn run_job(database: impl Into<pg_sys::Oid>, role: pg_sys::Oid, entries: &mut [E
             std::mem::size_of_val(entries),
         )
     };
-    match detached_worker::run_in(
-        database.into(),
+    match detached_worker::run(
         "pg_encrypt_ml key use",
         "encml_key_use_worker_main",
         role,

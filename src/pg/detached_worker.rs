@@ -34,25 +34,8 @@ pub fn run(
     role: pg_sys::Oid,
     payload: &[u8],
 ) -> Result<Vec<u8>, Failure> {
-    run_in(
-        unsafe { pg_sys::MyDatabaseId },
-        name,
-        function,
-        role,
-        payload,
-    )
-}
-
-/// Like `run`, connected to `database` instead of the current one.
-pub fn run_in(
-    database: pg_sys::Oid,
-    name: &str,
-    function: &str,
-    role: pg_sys::Oid,
-    payload: &[u8],
-) -> Result<Vec<u8>, Failure> {
     let header = Header {
-        database,
+        database: unsafe { pg_sys::MyDatabaseId },
         role,
         len: payload.len() as u32,
     };

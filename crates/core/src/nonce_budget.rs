@@ -71,14 +71,11 @@ pub struct Added {
 #[repr(C)]
 pub struct Table<const N: usize> {
     slots: [Slot; N],
-    /// Encryptions that found no free slot (they were handed to the caller to record at once).
-    pub overflowed_total: u64,
 }
 
 impl<const N: usize> Table<N> {
     pub const EMPTY: Self = Table {
         slots: [Slot::EMPTY; N],
-        overflowed_total: 0,
     };
 
     fn home(database: u32, key: &[u8; 16], version: u32) -> usize {
@@ -144,7 +141,6 @@ impl<const N: usize> Table<N> {
                 (i, true)
             }
             (None, None) => {
-                self.overflowed_total = self.overflowed_total.saturating_add(n);
                 return Added {
                     total: n,
                     new_slot: false,
