@@ -462,7 +462,8 @@ pub mod tests {
 
 /// Encryptions counted on this server and not yet recorded in `encml.key_encryptions`, per key
 /// version of the current database (docs/keys.md "Encryption counts"). Read by the
-/// `encml.key_usage` view.
+/// `encml.key_usage` view. Only the keys the caller may see in `encml.keys` (it is PUBLIC: the
+/// ids of another tenant's keys are not the caller's business).
 #[pg_extern(volatile, parallel_restricted)]
 fn key_encryptions_unrecorded() -> TableIterator<
     'static,
@@ -472,9 +473,23 @@ fn key_encryptions_unrecorded() -> TableIterator<
         name!(unrecorded, i64),
     ),
 > {
+    let visible: std::collections::HashSet<[u8; 16]> =
+        crate::pg::catalog_access::with_pinned_search_path(|| {
+            Spi::connect(|client| {
+                client
+                    .select("SELECT id FROM encml.keys", None, &[])
+                    .unwrap_or_else(|e| {
+                        crate::pg::errors::spi_failed("could not read encml.keys", e)
+                    })
+                    .filter_map(|r| r.get::<Uuid>(1).ok().flatten())
+                    .map(|u| *u.as_bytes())
+                    .collect()
+            })
+        });
     TableIterator::new(
         crate::keys::nonce_budget::unrecorded()
             .into_iter()
+            .filter(move |(k, _, _)| visible.contains(k))
             .map(|(k, v, n)| (Uuid::from_bytes(k), v as i32, n.min(i64::MAX as u64) as i64)),
     )
 }

@@ -81,9 +81,22 @@ SET ROLE nonce_reader;
 SELECT encml.create_key('regress-nonce-own') AS ko \gset
 SELECT count(encml.encrypt('x', :'ko')) FROM generate_series(1, 5);
 SELECT key_id = :'ko' AS own, encryptions FROM encml.key_usage WHERE key_id IN (:'k', :'ko') ORDER BY 2;
+-- The function behind the view is PUBLIC too, and lists only the keys the role may see: not a
+-- tenant key of a tenant it does not act for.
+RESET ROLE;
+SELECT encml.create_tenant('nonce-tenant');
+SELECT encml.create_key('regress-nonce-tenant', 'aead', 'nonce-tenant') AS kt \gset
+SELECT count(encml.encrypt('x', :'kt')) FROM generate_series(1, 3);
+SELECT count(*) AS superuser_sees FROM encml.key_encryptions_unrecorded() WHERE key_id = :'kt';
+SET ROLE nonce_reader;
+SELECT count(*) AS reader_sees FROM encml.key_encryptions_unrecorded() WHERE key_id = :'kt';
 SELECT try('SELECT * FROM encml.key_encryptions');
 SELECT try('INSERT INTO encml.key_encryptions VALUES (gen_random_uuid(), 1, 0)');
 SELECT try('SET encml.key_use_record_every = 1');
 RESET ROLE;
 DROP TABLE nonce_rows;
 DROP ROLE nonce_reader;
+SET client_min_messages = warning;  -- the NOTICE names the key id
+SELECT encml.destroy_key(:'kt') > 0 AS destroyed;
+RESET client_min_messages;
+SELECT encml.drop_tenant('nonce-tenant');
