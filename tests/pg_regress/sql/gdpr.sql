@@ -263,6 +263,21 @@ BEGIN;
 DECLARE callers_cursor CURSOR FOR SELECT 'the caller''s rows';
 SELECT try($$SELECT encml.subject_export('alice')$$) AS with_a_cursor_open;
 ROLLBACK;
+-- A deferred constraint trigger on the owner's table would fire at the caller's COMMIT, with the
+-- caller's rights, outside the restricted operation: Postgres refuses to queue its event inside
+-- one, so the erasure fails, nothing is erased, and the owner's trigger never runs as the caller.
+SET ROLE encml_gdpr_app;
+CREATE FUNCTION gdpr_app.spy_later() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN PERFORM gdpr_app.spy('deferred trigger'); RETURN NULL; END$$;
+CREATE CONSTRAINT TRIGGER later AFTER DELETE ON gdpr_app.moods DEFERRABLE INITIALLY DEFERRED
+  FOR EACH ROW EXECUTE FUNCTION gdpr_app.spy_later();
+RESET ROLE;
+SELECT try($$SELECT encml.subject_forget('alice')$$) AS deferred_trigger;
+SELECT count(*) AS deferred_trigger_ran FROM gdpr_app.spy_log WHERE what = 'deferred trigger';
+SET ROLE encml_gdpr_app;
+DROP TRIGGER later ON gdpr_app.moods;
+DROP FUNCTION gdpr_app.spy_later();
+RESET ROLE;
 SELECT (encml.subject_forget('alice')->'tables') @> '[{"table": "gdpr_app.moods", "rows": 1}]' AS forgot_one;
 SELECT user_id FROM gdpr_app.moods ORDER BY 1;
 SELECT DISTINCT who FROM gdpr_app.spy_log;
