@@ -588,24 +588,67 @@ fn has_table_privilege(rel: pg_sys::Oid, privilege: &str) -> bool {
     .unwrap_or(false)
 }
 
-/// 55000 while the session has cursors open: the code table owners attach to their tables runs
-/// in this session during an export or erasure (as the owner, restricted, but a cursor is
-/// fetched from by name, whatever the role), and read and closed the caller's cursor in
-/// attacker round 5.
-fn refuse_with_open_cursors(what: &str) {
-    let open = Spi::get_one::<i64>(
-        "SELECT pg_catalog.count(*) FROM pg_catalog.pg_cursors WHERE name OPERATOR(pg_catalog.<>) ''",
-    )
-    .unwrap_or_else(|e| spi_err(e))
-    .unwrap_or(0);
-    if open > 0 {
+/// 55000 while this transaction holds a lock on a registered table that the subject worker's
+/// own lock would wait for (`mode` or stronger): it would wait for this transaction, which waits
+/// for it.
+fn refuse_with_conflicting_locks(what: &str, mode: &str) {
+    let strong = [
+        "ShareLock",
+        "ShareRowExclusiveLock",
+        "ExclusiveLock",
+        "AccessExclusiveLock",
+    ];
+    let from = strong.iter().position(|m| *m == mode).unwrap_or(0);
+    let modes: Vec<String> = strong[from..].iter().map(|m| m.to_string()).collect();
+    // As the extension: the caller may not read the registry (the locks are this backend's).
+    let held = as_extension_owner(|| Spi::get_one_with_args::<String>(
+        "SELECT l.relation::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_locks l \
+          WHERE l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() AND l.granted \
+            AND l.locktype OPERATOR(pg_catalog.=) 'relation' \
+            AND l.mode OPERATOR(pg_catalog.=) ANY ($1) \
+            AND l.relation IN (SELECT s.tbl FROM encml.subject_columns s) LIMIT 1",
+        &[modes.into()],
+    ));
+    if let Ok(Some(table)) = held {
         raise_full(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("{what} refuses to run while this session has {open} cursor(s) open"),
-            Some("Code that the owners of registered tables attach to them runs in this session, and could read them.".into()),
-            Some("Close the cursors, or call it from a session of its own, outside a transaction block.".into()),
+            format!("{what} refuses to run while this transaction holds a {mode} or stronger lock on {table}"),
+            Some("It runs in a session of its own, which would wait for this transaction's lock.".into()),
+            Some("Call it in a transaction of its own.".into()),
         );
     }
+}
+
+/// Runs an export or erasure in a session of its own (`pg::session_worker`), with the caller's
+/// roles: code the owners of registered tables attach to them runs there, and never reaches this
+/// session's large objects, advisory locks, sequences or cursors (attacker round 5). An erasure
+/// commits there, on its own.
+fn in_own_session(request: Value) -> JsonB {
+    let answer = crate::pg::session_worker::run(
+        "pg_encrypt_ml subject",
+        "encml_subject_worker_main",
+        request.to_string().as_bytes(),
+    );
+    JsonB(serde_json::from_str(&answer).unwrap_or(Value::Null))
+}
+
+/// The subject worker: runs `export_here` or `forget_here` for the request.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn encml_subject_worker_main(arg: pg_sys::Datum) {
+    crate::pg::session_worker::serve(arg, |request| {
+        let request: Value = serde_json::from_slice(&request).unwrap_or(Value::Null);
+        let subject = request["subject"].as_str().unwrap_or_default().to_string();
+        let answer = if request["op"] == "forget" {
+            forget_here(&subject)
+        } else {
+            if let Some(tenant) = request["tenant"].as_str() {
+                crate::pg::tenant::set(tenant, true);
+            }
+            export_here(&subject)
+        };
+        answer.to_string()
+    });
 }
 
 /// Every row of every registered table that belongs to `subject`, encrypted columns decrypted
@@ -613,12 +656,17 @@ fn refuse_with_open_cursors(what: &str) {
 /// history, as one document (layout in docs/formats.md). Rows are read with the caller's rights;
 /// tables the caller cannot read are listed as skipped. Audited (without the subject).
 #[pg_extern(volatile, strict, parallel_unsafe)]
-fn subject_export(subject: &str, fcinfo: pg_sys::FunctionCallInfo) -> JsonB {
+fn subject_export(subject: &str) -> JsonB {
+    refuse_with_conflicting_locks("subject_export", "AccessExclusiveLock");
+    let request = json!({ "op": "export", "subject": subject, "tenant": crate::pg::tenant::current() });
+    in_own_session(request)
+}
+
+/// The export, run in the subject worker with the caller's roles (see `in_own_session`).
+fn export_here(subject: &str) -> Value {
     // Its queries run as the caller; no operator or function they name may resolve
     // through the caller's search_path (issue 27).
     crate::pg::catalog_access::with_pinned_search_path(|| {
-        cache::accept_invalidations_once_per_query(fcinfo);
-        refuse_with_open_cursors("subject_export");
         let export_id = uuid::Uuid::new_v4().to_string();
         let mut tables = Vec::new();
         let mut skipped = Vec::new();
@@ -736,7 +784,7 @@ fn subject_export(subject: &str, fcinfo: pg_sys::FunctionCallInfo) -> JsonB {
             .ok()
             .flatten()
             .unwrap_or_default();
-        JsonB(json!({
+        json!({
             "format": EXPORT_FORMAT,
             "export_id": export_id,
             "subject": subject,
@@ -745,7 +793,7 @@ fn subject_export(subject: &str, fcinfo: pg_sys::FunctionCallInfo) -> JsonB {
             "tables": tables,
             "skipped": skipped,
             "consents": consents,
-        }))
+        })
     })
 }
 
@@ -781,11 +829,23 @@ fn anonymized_columns(reg: &Registration) -> Vec<String> {
 /// subject's data. Returns the receipt. Members of encml_dpo, encml_key_admin and superusers.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn subject_forget(subject: &str) -> JsonB {
-    // Its queries run as the caller; no operator or function they name may resolve
-    // through the caller's search_path (issue 27).
-    crate::pg::catalog_access::with_pinned_search_path(|| {
-        refuse_with_open_cursors("subject_forget");
-        let role = caller();
+    require_eraser(caller());
+    // The worker cannot see rows this transaction wrote, and would wait for its row locks.
+    if unsafe { pg_sys::GetTopTransactionIdIfAny() } != pg_sys::InvalidTransactionId {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            "subject_forget refuses to run in a transaction that has already written",
+            Some("The erasure runs and commits in a session of its own, which cannot see this transaction's changes.".into()),
+            Some("Call it in a transaction of its own.".into()),
+        );
+    }
+    refuse_with_conflicting_locks("subject_forget", "ShareLock");
+    in_own_session(json!({ "op": "forget", "subject": subject }))
+}
+
+/// Members of encml_dpo, encml_key_admin and superusers erase; others are refused (and the
+/// refusal logged).
+fn require_eraser(role: pg_sys::Oid) {
         if !(is_superuser(role)
             || has_privs_of_role_named(role, DPO_ROLE)
             || has_privs_of_role_named(role, crate::api::keys::KEY_ADMIN_ROLE))
@@ -801,6 +861,13 @@ fn subject_forget(subject: &str) -> JsonB {
                 Some(format!("Members of {DPO_ROLE} erase data subjects.")),
             );
         }
+}
+
+/// The erasure, run in the subject worker with the caller's roles (see `in_own_session`).
+fn forget_here(subject: &str) -> Value {
+    crate::pg::catalog_access::with_pinned_search_path(|| {
+        let role = caller();
+        require_eraser(role);
         let erasure_id = uuid::Uuid::new_v4().to_string();
         let mut tables = Vec::new();
         crate::audit::row::during_erasure(&erasure_id, || {
@@ -919,7 +986,7 @@ fn subject_forget(subject: &str) -> JsonB {
             .ok()
             .flatten()
             .unwrap_or_default());
-        JsonB(receipt)
+        receipt
     })
 }
 
@@ -934,8 +1001,10 @@ pgrx::extension_sql_file!(
 pub mod tests {
     use pgrx::prelude::*;
 
+    /// One key per subject, made on first use. (Its destruction by `subject_forget`, which runs
+    /// and commits in a worker of its own, is in tests/pg_regress/sql/gdpr.sql.)
     #[pg_test]
-    fn subject_key_is_made_once_and_destroyed_by_forget() {
+    fn subject_key_is_made_once() {
         let k = Spi::get_one::<pgrx::Uuid>("SELECT encml.subject_key('pgtest-s1')")
             .unwrap()
             .unwrap();
@@ -943,41 +1012,16 @@ pub mod tests {
             Spi::get_one::<pgrx::Uuid>("SELECT encml.subject_key('pgtest-s1')"),
             Ok(Some(k))
         );
-        Spi::run(&format!(
-            "CREATE TEMP TABLE kept AS SELECT encml.encrypt('secret', '{k}') AS v"
-        ))
-        .unwrap();
-        let receipt = Spi::get_one::<pgrx::JsonB>("SELECT encml.subject_forget('pgtest-s1')")
-            .unwrap()
-            .unwrap()
-            .0;
-        assert_eq!(receipt["keys_destroyed"], 1);
-        assert_eq!(
-            Spi::get_one::<String>(&format!("SELECT status FROM encml.keys WHERE id = '{k}'")),
-            Ok(Some("destroyed".into()))
-        );
-        // A new call after the erasure makes a new key.
-        let k2 = Spi::get_one::<pgrx::Uuid>("SELECT encml.subject_key('pgtest-s1')")
-            .unwrap()
-            .unwrap();
-        assert_ne!(k, k2);
     }
 
-    #[pg_test]
-    fn values_under_a_forgotten_subject_key_stay_unreadable() {
+    /// The erasure commits in a session of its own, which cannot see this transaction's rows: a
+    /// transaction that has written (here the subject's key and a value under it) is refused.
+    #[pg_test(error = "subject_forget refuses to run in a transaction that has already written")]
+    fn forget_refuses_a_transaction_that_wrote() {
         Spi::run(
             "CREATE TEMP TABLE kept AS SELECT encml.encrypt('secret', encml.subject_key('pgtest-s2')) AS v",
         )
         .unwrap();
         Spi::run("SELECT encml.subject_forget('pgtest-s2')").unwrap();
-        // Decrypting must fail with 55000 (key destroyed); a plaintext fails the test.
-        Spi::run(
-            "DO $$ BEGIN \
-                 PERFORM encml.decrypt_text(v) FROM kept; \
-                 RAISE EXCEPTION 'a value under a forgotten subject key was decrypted'; \
-             EXCEPTION WHEN object_not_in_prerequisite_state THEN NULL; \
-             END $$",
-        )
-        .unwrap();
     }
 }

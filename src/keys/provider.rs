@@ -202,10 +202,13 @@ fn load(source: Source) -> Rc<Vec<MasterKey>> {
     });
     let keys = Rc::new(parse_master_keys(text).unwrap_or_else(|e| raise_core(e)));
     // SAFETY: a backend global, read only.
-    let parallel_worker = unsafe { pgrx::pg_sys::ParallelWorkerNumber } >= 0;
+    let parallel_worker = unsafe { pgrx::pg_sys::ParallelWorkerNumber } >= 0
+        // Background workers (subject export/erasure, detached writers) serve a backend, which
+        // warns on its own use; their warnings would repeat on every call.
+        || unsafe { !pgrx::pg_sys::MyBgworkerEntry.is_null() };
     if matches!(source, Source::Default(_)) && !parallel_worker && !WARNED.with(|w| w.replace(true))
     {
-        // Once per backend (parallel workers' leader has warned): nobody should run on it
+        // Once per backend (parallel and background workers' backend warns): nobody should run on it
         // unawares.
         warning(
             "pg_encrypt_ml is using the development master key",

@@ -15,6 +15,7 @@ pub mod large_object;
 pub mod nothrow;
 pub mod random;
 pub mod schema_version;
+pub mod session_worker;
 pub mod sql_text;
 pub mod tenant;
 

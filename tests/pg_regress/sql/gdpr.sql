@@ -257,11 +257,46 @@ SELECT t->'rows' AS alice_only FROM jsonb_array_elements(encml.subject_export('a
  WHERE t->>'table' = 'gdpr_app.moods';
 SELECT who, what, count(*) > 0 AS ran FROM gdpr_app.spy_log GROUP BY 1, 2 ORDER BY 1, 2;
 SELECT current_setting('search_path') AS search_path_unchanged;
--- The owner's code runs in this session: with a cursor of the caller's open, it could fetch from
--- it by name (attacker round 5). Refused.
+-- The owner's code runs in a session of its own, never in the caller's: it cannot read a large
+-- object the caller opened, fetch from the caller's cursor, or release the caller's advisory
+-- locks (attacker round 5).
+SET ROLE encml_gdpr_app;
+CREATE FUNCTION gdpr_app.peek() RETURNS boolean LANGUAGE plpgsql AS
+  $$BEGIN
+    BEGIN
+      INSERT INTO gdpr_app.spy_log VALUES (current_user, 'lo: ' || encode(loread(0, 100), 'escape'));
+    EXCEPTION WHEN others THEN INSERT INTO gdpr_app.spy_log VALUES (current_user, 'lo: ' || SQLERRM);
+    END;
+    BEGIN
+      INSERT INTO gdpr_app.spy_log SELECT current_user, 'cursor: ' || (SELECT 1)::text FROM (SELECT 1) x
+       WHERE EXISTS (SELECT FROM pg_cursors WHERE name = 'callers_cursor');
+    END;
+    PERFORM pg_advisory_unlock_all();
+    RETURN true;
+  END$$;
+CREATE POLICY peek ON gdpr_app.moods AS RESTRICTIVE USING (gdpr_app.peek());
+RESET ROLE;
+SELECT lo_from_bytea(0, 'the caller''s secret') AS callers_lo \gset
+REVOKE ALL ON LARGE OBJECT :callers_lo FROM PUBLIC;
 BEGIN;
+SELECT lo_open(:callers_lo, 262144) AS callers_fd;
 DECLARE callers_cursor CURSOR FOR SELECT 'the caller''s rows';
-SELECT try($$SELECT encml.subject_export('alice')$$) AS with_a_cursor_open;
+SELECT pg_advisory_lock(4242);
+SELECT jsonb_array_length(encml.subject_export('alice') -> 'tables') > 0 AS exported;
+COMMIT;
+SELECT DISTINCT what FROM gdpr_app.spy_log WHERE what LIKE 'lo:%' OR what LIKE 'cursor:%';
+SELECT count(*) AS still_locked FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND pid = pg_backend_pid();
+SELECT pg_advisory_unlock(4242);
+SELECT lo_unlink(:callers_lo);
+SET ROLE encml_gdpr_app;
+DROP POLICY peek ON gdpr_app.moods;
+DROP FUNCTION gdpr_app.peek();
+RESET ROLE;
+-- The erasure runs and commits in that session: a caller that has written in its transaction
+-- is refused (the erasure could not see its rows), and a ROLLBACK afterwards does not undo it.
+BEGIN;
+INSERT INTO gdpr_app.spy_log VALUES ('dpo', 'note');
+SELECT try($$SELECT encml.subject_forget('nobody-at-all')$$) AS after_a_write;
 ROLLBACK;
 -- A deferred constraint trigger on the owner's table would fire at the caller's COMMIT, with the
 -- caller's rights, outside the restricted operation: Postgres refuses to queue its event inside
@@ -278,7 +313,9 @@ SET ROLE encml_gdpr_app;
 DROP TRIGGER later ON gdpr_app.moods;
 DROP FUNCTION gdpr_app.spy_later();
 RESET ROLE;
+BEGIN;
 SELECT (encml.subject_forget('alice')->'tables') @> '[{"table": "gdpr_app.moods", "rows": 1}]' AS forgot_one;
+ROLLBACK;
 SELECT user_id FROM gdpr_app.moods ORDER BY 1;
 SELECT DISTINCT who FROM gdpr_app.spy_log;
 SET ROLE encml_gdpr_app;

@@ -1,0 +1,297 @@
+//! A job run in a session of its own, for work during which other roles' code runs (the code
+//! table owners attach to their tables) and must not reach the caller's session: its large-object
+//! descriptors, advisory locks, sequences' `currval`, random seed. A dynamic background worker
+//! connects to the current database, takes the caller's session and current roles, runs the job
+//! in one transaction of its own and sends back its answer, or its error, through a shared-memory
+//! queue, with the notices and warnings raised meanwhile; the caller raises them again as its own.
+//! The worker's transaction commits on its own: the caller's ROLLBACK does not undo it.
+
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BackgroundWorkerStatus};
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
+use pgrx::{PgLogLevel, PgSqlErrorCode, PgTryBuilder};
+use serde_json::{json, Value};
+use std::cell::RefCell;
+
+/// Ring size of the answer queue; answers of any length pass through it in pieces.
+const QUEUE_BYTES: usize = 64 * 1024;
+/// Notices and warnings carried back at most (the rest are counted in one last warning).
+const MAX_MESSAGES: usize = 100;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Header {
+    database: pg_sys::Oid,
+    session_user: pg_sys::Oid,
+    current_user: pg_sys::Oid,
+    len: u32,
+}
+
+/// Offset of the queue (8-aligned, after header and request) and the segment's size.
+fn layout(request_len: usize) -> (usize, usize) {
+    let queue = (std::mem::size_of::<Header>() + request_len + 7) & !7;
+    (queue, queue + QUEUE_BYTES)
+}
+
+/// Terminates the worker if the caller leaves (ERROR, cancel) before it answered.
+struct Running(Option<pgrx::bgworkers::DynamicBackgroundWorker>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(worker) = self.0.take() {
+            let _ = worker.terminate();
+        }
+    }
+}
+
+/// Runs the worker entry point `function` (an exported `extern "C-unwind"` symbol of this
+/// library that calls [`serve`]) on `request` as the caller, waits for its answer and returns it;
+/// raises its error (same SQLSTATE) and, first, its notices and warnings.
+pub fn run(name: &str, function: &str, request: &[u8]) -> String {
+    let (queue_at, size) = layout(request.len());
+    // SAFETY: the segment is ours and `size` long; header, request and queue lie inside it at
+    // the offsets `layout` gives; the queue is set up before the worker can attach to it.
+    let (seg, mqh) = unsafe {
+        let header = Header {
+            database: pg_sys::MyDatabaseId,
+            session_user: pg_sys::GetSessionUserId(),
+            current_user: pg_sys::GetUserId(),
+            len: request.len() as u32,
+        };
+        let seg = pg_sys::dsm_create(size, 0);
+        let base = pg_sys::dsm_segment_address(seg) as *mut u8;
+        std::ptr::write_unaligned(base as *mut Header, header);
+        std::ptr::copy_nonoverlapping(
+            request.as_ptr(),
+            base.add(std::mem::size_of::<Header>()),
+            request.len(),
+        );
+        let mq = pg_sys::shm_mq_create(base.add(queue_at) as *mut _, QUEUE_BYTES);
+        pg_sys::shm_mq_set_receiver(mq, pg_sys::MyProc);
+        (seg, pg_sys::shm_mq_attach(mq, seg, std::ptr::null_mut()))
+    };
+    let handle = unsafe { pg_sys::dsm_segment_handle(seg) };
+    let started = BackgroundWorkerBuilder::new(name)
+        .set_type(name)
+        .set_library("pg_encrypt_ml")
+        .set_function(function)
+        .set_argument(Some(pg_sys::Datum::from(handle)))
+        .enable_spi_access()
+        .set_restart_time(None)
+        .set_notify_pid(unsafe { pg_sys::MyProcPid })
+        .load_dynamic();
+    let Ok(worker) = started else {
+        crate::pg::errors::raise_full(
+            PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            format!("{name}: no background worker slot free"),
+            Some("It runs in a session of its own, in a background worker.".into()),
+            Some("Raise max_worker_processes, or retry when fewer workers run.".into()),
+        )
+    };
+    let mut running = Running(Some(worker));
+    let answer = loop {
+        let (mut len, mut data) = (0usize, std::ptr::null_mut());
+        // SAFETY: `mqh` is our attached receiving end; on success `data` points to `len` bytes
+        // valid until the next receive.
+        let got = unsafe { pg_sys::shm_mq_receive(mqh, &mut len, &mut data, true) };
+        match got {
+            pg_sys::shm_mq_result::SHM_MQ_SUCCESS => {
+                break Some(unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec())
+            }
+            pg_sys::shm_mq_result::SHM_MQ_DETACHED => break None,
+            _ => {
+                let stopped = running.0.as_ref().is_some_and(|w| {
+                    matches!(
+                        w.pid(),
+                        Err(BackgroundWorkerStatus::Stopped | BackgroundWorkerStatus::PostmasterDied)
+                    )
+                });
+                if stopped {
+                    let again = unsafe { pg_sys::shm_mq_receive(mqh, &mut len, &mut data, true) };
+                    break (again == pg_sys::shm_mq_result::SHM_MQ_SUCCESS).then(|| {
+                        unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec()
+                    });
+                }
+                // SAFETY: plain latch wait; the worker's messages and exit set our latch.
+                unsafe {
+                    pg_sys::WaitLatch(
+                        pg_sys::MyLatch,
+                        (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH)
+                            as i32,
+                        1000,
+                        pg_sys::PG_WAIT_EXTENSION,
+                    );
+                    pg_sys::ResetLatch(pg_sys::MyLatch);
+                }
+                pgrx::check_for_interrupts!();
+            }
+        }
+    };
+    // It answers after its commit: let it exit rather than be terminated.
+    if let Some(worker) = running.0.take() {
+        let _ = worker.wait_for_shutdown();
+    }
+    unsafe { pg_sys::dsm_detach(seg) };
+    let Some(answer) = answer else {
+        crate::pg::errors::raise_full(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("{name}: the background worker stopped without answering"),
+            Some("Nothing it did was committed unless its audit record says so; see the server log.".into()),
+            None,
+        )
+    };
+    let message: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+    for m in message["messages"].as_array().into_iter().flatten() {
+        report(m, level_of(m));
+    }
+    if let Some(error) = message.get("error") {
+        report(error, PgLogLevel::ERROR);
+        unreachable!("ERROR does not return")
+    }
+    message["answer"].as_str().unwrap_or_default().to_string()
+}
+
+fn level_of(m: &Value) -> PgLogLevel {
+    if m["level"].as_i64() == Some(pg_sys::WARNING as i64) {
+        PgLogLevel::WARNING
+    } else {
+        PgLogLevel::NOTICE
+    }
+}
+
+/// Raises a message the worker carried back, with its SQLSTATE, detail and hint.
+fn report(m: &Value, level: PgLogLevel) {
+    let code = PgSqlErrorCode::from(m["sqlstate"].as_i64().unwrap_or(0) as i32);
+    let mut r = ErrorReport::new(
+        code,
+        m["message"].as_str().unwrap_or("(no message)").to_string(),
+        "pg_encrypt_ml",
+    );
+    if let Some(d) = m["detail"].as_str() {
+        r = r.set_detail(d.to_string());
+    }
+    if let Some(h) = m["hint"].as_str() {
+        r = r.set_hint(h.to_string());
+    }
+    r.report(level);
+}
+
+unsafe extern "C-unwind" {
+    /// Postgres's `die` itself (pgrx's `pg_sys::die` is a guarded Rust wrapper, not a handler).
+    #[link_name = "die"]
+    fn postgres_die(signal: std::ffi::c_int);
+}
+
+thread_local! {
+    static CAUGHT: RefCell<Vec<Value>> = const { RefCell::new(Vec::new()) };
+}
+
+fn c_text(p: *const std::ffi::c_char) -> Option<String> {
+    // SAFETY: Postgres gives NULL or a NUL-terminated string.
+    (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+/// Keeps the worker's notices and warnings for the caller (the worker has no client).
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn keep_message(edata: *mut pg_sys::ErrorData) {
+    // SAFETY: Postgres passes the message being reported.
+    let e = unsafe { &mut *edata };
+    if (pg_sys::NOTICE as i32..=pg_sys::WARNING as i32).contains(&e.elevel) {
+        // The caller raises it again, and its own backend logs it as its settings say.
+        e.output_to_server = false;
+        CAUGHT.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() < MAX_MESSAGES {
+                c.push(json!({
+                    "level": e.elevel, "sqlstate": e.sqlerrcode, "message": c_text(e.message),
+                    "detail": c_text(e.detail), "hint": c_text(e.hint),
+                }));
+            }
+        });
+    }
+}
+
+fn caught_report(e: &CaughtError) -> Value {
+    let r = match e {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+        CaughtError::RustPanic { ereport, .. } => ereport,
+    };
+    json!({
+        "sqlstate": r.sql_error_code() as i32, "message": r.message(),
+        "detail": r.detail(), "hint": r.hint(),
+    })
+}
+
+/// The worker side: connects, takes the caller's roles, runs `job` on the request in one
+/// transaction and sends the answer (or the error) with the messages raised meanwhile. If the
+/// caller already gave up (the segment is gone), nothing runs.
+pub fn serve(
+    arg: pg_sys::Datum,
+    job: impl FnOnce(Vec<u8>) -> String + std::panic::UnwindSafe + std::panic::RefUnwindSafe,
+) {
+    // SAFETY: `die` is Postgres's own SIGTERM handler for backends: the caller's terminate then
+    // stops the job at its next interrupt check, and its transaction aborts.
+    unsafe {
+        pg_sys::pqsignal(libc::SIGTERM, Some(postgres_die));
+        pg_sys::BackgroundWorkerUnblockSignals();
+    }
+    let handle = arg.value() as pg_sys::dsm_handle;
+    let seg = unsafe { pg_sys::dsm_attach(handle) };
+    if seg.is_null() {
+        return;
+    }
+    // SAFETY: the segment is laid out by `run` (header, request, queue).
+    let (header, request, mqh) = unsafe {
+        let base = pg_sys::dsm_segment_address(seg) as *mut u8;
+        let header = std::ptr::read_unaligned(base as *const Header);
+        let request = std::slice::from_raw_parts(
+            base.add(std::mem::size_of::<Header>()),
+            header.len as usize,
+        )
+        .to_vec();
+        let mq = base.add(layout(header.len as usize).0) as *mut pg_sys::shm_mq;
+        pg_sys::shm_mq_set_sender(mq, pg_sys::MyProc);
+        (header, request, pg_sys::shm_mq_attach(mq, seg, std::ptr::null_mut()))
+    };
+    // As the bootstrap superuser: the caller's roles may not log in (a role reached with SET
+    // ROLE) or be at their connection limit; the job takes them below.
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(header.database), None);
+    // SAFETY: backend globals of this worker. Postgres calls the hook only for messages it
+    // would send somewhere: with no client, that is what reaches log_min_messages.
+    unsafe {
+        pg_sys::log_min_messages = pg_sys::NOTICE as i32;
+        pg_sys::emit_log_hook = Some(keep_message);
+    }
+    let outcome = PgTryBuilder::new(move || unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        // SAFETY: the bootstrap superuser may take any session role; the caller's current role
+        // (possibly a SECURITY DEFINER function's owner) is the one every check uses.
+        pg_sys::SetSessionAuthorization(
+            header.session_user,
+            pg_sys::superuser_arg(header.session_user),
+        );
+        pg_sys::SetUserIdAndSecContext(header.current_user, 0);
+        let answer = job(request);
+        pg_sys::PopActiveSnapshot();
+        pg_sys::CommitTransactionCommand();
+        Ok(answer)
+    })
+    .catch_others(|e| Err(caught_report(&e)))
+    .execute();
+    let mut message = json!({ "messages": CAUGHT.with(|c| std::mem::take(&mut *c.borrow_mut())) });
+    match outcome {
+        Ok(answer) => message["answer"] = json!(answer),
+        Err(error) => {
+            unsafe { pg_sys::AbortOutOfAnyTransaction() };
+            message["error"] = error;
+        }
+    }
+    let bytes = serde_json::to_vec(&message).unwrap_or_default();
+    // SAFETY: `mqh` is our attached sending end; a caller that left makes this return DETACHED.
+    unsafe {
+        pg_sys::shm_mq_send(mqh, bytes.len(), bytes.as_ptr() as *const _, false, true);
+        pg_sys::dsm_detach(seg);
+    }
+}
