@@ -601,14 +601,16 @@ fn refuse_with_conflicting_locks(what: &str, mode: &str) {
     let from = strong.iter().position(|m| *m == mode).unwrap_or(0);
     let modes: Vec<String> = strong[from..].iter().map(|m| m.to_string()).collect();
     // As the extension: the caller may not read the registry (the locks are this backend's).
-    let held = as_extension_owner(|| Spi::get_one_with_args::<String>(
-        "SELECT l.relation::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_locks l \
+    let held = as_extension_owner(|| {
+        Spi::get_one_with_args::<String>(
+            "SELECT l.relation::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_locks l \
           WHERE l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() AND l.granted \
             AND l.locktype OPERATOR(pg_catalog.=) 'relation' \
             AND l.mode OPERATOR(pg_catalog.=) ANY ($1) \
             AND l.relation IN (SELECT s.tbl FROM encml.subject_columns s) LIMIT 1",
-        &[modes.into()],
-    ));
+            &[modes.into()],
+        )
+    });
     if let Ok(Some(table)) = held {
         raise_full(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -658,7 +660,8 @@ pub extern "C-unwind" fn encml_subject_worker_main(arg: pg_sys::Datum) {
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn subject_export(subject: &str) -> JsonB {
     refuse_with_conflicting_locks("subject_export", "AccessExclusiveLock");
-    let request = json!({ "op": "export", "subject": subject, "tenant": crate::pg::tenant::current() });
+    let request =
+        json!({ "op": "export", "subject": subject, "tenant": crate::pg::tenant::current() });
     in_own_session(request)
 }
 
@@ -846,21 +849,21 @@ fn subject_forget(subject: &str) -> JsonB {
 /// Members of encml_dpo, encml_key_admin and superusers erase; others are refused (and the
 /// refusal logged).
 fn require_eraser(role: pg_sys::Oid) {
-        if !(is_superuser(role)
-            || has_privs_of_role_named(role, DPO_ROLE)
-            || has_privs_of_role_named(role, crate::api::keys::KEY_ADMIN_ROLE))
-        {
-            events::refused("subject_forget_refused", json!({}));
-            raise_full(
-                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                format!(
-                    "permission denied to erase data subjects (role {})",
-                    role_name(role)
-                ),
-                None,
-                Some(format!("Members of {DPO_ROLE} erase data subjects.")),
-            );
-        }
+    if !(is_superuser(role)
+        || has_privs_of_role_named(role, DPO_ROLE)
+        || has_privs_of_role_named(role, crate::api::keys::KEY_ADMIN_ROLE))
+    {
+        events::refused("subject_forget_refused", json!({}));
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "permission denied to erase data subjects (role {})",
+                role_name(role)
+            ),
+            None,
+            Some(format!("Members of {DPO_ROLE} erase data subjects.")),
+        );
+    }
 }
 
 /// The erasure, run in the subject worker with the caller's roles (see `in_own_session`).

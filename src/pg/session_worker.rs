@@ -103,7 +103,8 @@ pub fn run(name: &str, function: &str, request: &[u8]) -> String {
                 let stopped = running.0.as_ref().is_some_and(|w| {
                     matches!(
                         w.pid(),
-                        Err(BackgroundWorkerStatus::Stopped | BackgroundWorkerStatus::PostmasterDied)
+                        Err(BackgroundWorkerStatus::Stopped
+                            | BackgroundWorkerStatus::PostmasterDied)
                     )
                 });
                 if stopped {
@@ -136,7 +137,10 @@ pub fn run(name: &str, function: &str, request: &[u8]) -> String {
         crate::pg::errors::raise_full(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
             format!("{name}: the background worker stopped without answering"),
-            Some("Nothing it did was committed unless its audit record says so; see the server log.".into()),
+            Some(
+                "Nothing it did was committed unless its audit record says so; see the server log."
+                    .into(),
+            ),
             None,
         )
     };
@@ -188,7 +192,11 @@ thread_local! {
 
 fn c_text(p: *const std::ffi::c_char) -> Option<String> {
     // SAFETY: Postgres gives NULL or a NUL-terminated string.
-    (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    (!p.is_null()).then(|| {
+        unsafe { std::ffi::CStr::from_ptr(p) }
+            .to_string_lossy()
+            .into_owned()
+    })
 }
 
 /// Keeps the worker's notices and warnings for the caller (the worker has no client).
@@ -251,7 +259,11 @@ pub fn serve(
         .to_vec();
         let mq = base.add(layout(header.len as usize).0) as *mut pg_sys::shm_mq;
         pg_sys::shm_mq_set_sender(mq, pg_sys::MyProc);
-        (header, request, pg_sys::shm_mq_attach(mq, seg, std::ptr::null_mut()))
+        (
+            header,
+            request,
+            pg_sys::shm_mq_attach(mq, seg, std::ptr::null_mut()),
+        )
     };
     // As the bootstrap superuser: the caller's roles may not log in (a role reached with SET
     // ROLE) or be at their connection limit; the job takes them below.
