@@ -16,6 +16,7 @@ use crate::pg::catalog_access::{
 };
 use crate::pg::errors::{notice, raise, raise_full};
 use crate::pg::sql_text::{quote_ident, quote_literal};
+use crate::types::identity::{self, Encrypted};
 use crate::types::reg::RegClass;
 use base64::Engine;
 use encml_core::format::Header;
@@ -31,14 +32,6 @@ pub const DPO_ROLE: &str = "encml_dpo";
 
 /// Layout name and version of `subject_export`'s document (docs/formats.md).
 const EXPORT_FORMAT: &str = "encml.subject_export/1";
-
-const ENCRYPTED_TYPES: [&str; 5] = [
-    "encml.enc_bytea",
-    "encml.det_text",
-    "encml.ore_int8",
-    "encml.ore_float8",
-    "encml.ore_timestamptz",
-];
 
 fn spi_err(e: pgrx::spi::SpiError) -> ! {
     crate::pg::errors::spi_failed("", e)
@@ -67,6 +60,7 @@ struct Registration {
     table: String,
     col: String,
     col_type: String,
+    col_type_oid: pg_sys::Oid,
     /// The column's type is built in (oid below FirstNormalObjectId): no role but a superuser
     /// can have given it a cast or output function of its own.
     builtin_type: bool,
@@ -83,7 +77,7 @@ fn registrations() -> Vec<Registration> {
                 .select(
                     "SELECT s.tbl::oid, s.col::text, s.id_kind, s.id_key, s.id_alphabet, s.on_forget, \
                             pg_catalog.format_type(a.atttypid, a.atttypmod), \
-                            a.atttypid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid \
+                            a.atttypid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid, a.atttypid \
                        FROM encml.subject_columns s \
                        JOIN pg_catalog.pg_attribute a \
                          ON a.attrelid = s.tbl AND a.attname = s.col AND NOT a.attisdropped \
@@ -105,6 +99,7 @@ fn registrations() -> Vec<Registration> {
                         col: r.get(2).ok().flatten().unwrap_or_default(),
                         col_type: r.get(7).ok().flatten().unwrap_or_default(),
                         builtin_type: r.get(8).ok().flatten().unwrap_or(false),
+                        col_type_oid: r.get(9).ok().flatten().unwrap_or(pg_sys::InvalidOid),
                         kind,
                         id_key: r.get(4).ok().flatten(),
                         alphabet: r.get(5).ok().flatten(),
@@ -116,9 +111,38 @@ fn registrations() -> Vec<Registration> {
     })
 }
 
+/// Why the registered column can no longer be searched: its type changed since it was
+/// registered to one whose comparison or cast could run the type owner's code, or that no longer
+/// fits the registered kind of identifier.
+fn unsearchable(reg: &Registration) -> Option<String> {
+    let fits = match reg.kind {
+        IdKind::Plain => reg.builtin_type,
+        IdKind::Det => {
+            crate::types::identity::encrypted_type(reg.col_type_oid)
+                == Some(crate::types::identity::Encrypted::DetText)
+        }
+        IdKind::Fpe => {
+            reg.builtin_type && (reg.col_type == "text" || reg.col_type.starts_with("character"))
+        }
+    };
+    (!fits).then(|| {
+        format!(
+            "its identifier column \"{}\" now has type {}, which {}",
+            reg.col,
+            reg.col_type,
+            match reg.kind {
+                IdKind::Plain =>
+                    "is not built in: comparing it could run the type owner's code".to_string(),
+                kind => format!("does not hold {} identifiers", kind.label()),
+            }
+        )
+    })
+}
+
 /// The WHERE clause (over alias `t`, the subject as `$1`) that finds the subject's rows, or None
 /// when the subject cannot occur in the column (not in the token alphabet). Operators and
-/// functions are schema-qualified: the statement runs with the caller's search_path.
+/// functions are schema-qualified: the statement runs with the caller's search_path. The caller
+/// checked `unsearchable` first.
 fn subject_predicate(reg: &Registration, subject: &str) -> Option<String> {
     let col = format!("t.{}", quote_ident(&reg.col));
     let key = reg
@@ -133,22 +157,10 @@ fn subject_predicate(reg: &Registration, subject: &str) -> Option<String> {
             }
             // Compared as text: a subject that is not a valid value of the type matches nothing
             // (instead of failing the cast), at the price of the column's index. Only for built-in
-            // types: the cast of a type of the table owner's would run the owner's code with the
-            // rights of whoever exports or forgets (attacker round 2, issue 27).
-            _ if reg.builtin_type => {
-                format!("{col}::pg_catalog.text COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1")
-            }
-            // Skipped with a WARNING rather than failing the whole export or erasure: a table
-            // owner must not be able to block a subject's rights in every other table.
+            // types (`unsearchable`): the cast of a type of the table owner's would run the
+            // owner's code (attacker round 2, issue 27).
             _ => {
-                crate::pg::errors::warning(
-                    format!(
-                        "{} is skipped: its identifier column \"{}\" now has type {}, which is not built in",
-                        reg.table, reg.col, reg.col_type
-                    ),
-                    Some("Comparing it could run the type owner's code with your rights. Its owner must change it back (or register another column).".into()),
-                );
-                return None;
+                format!("{col}::pg_catalog.text COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1")
             }
         },
         // Every usable version of the key, so rows written before a rotation are found too.
@@ -233,7 +245,8 @@ fn register_subject_column(
             client
                 .select(
                     "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull, \
-                            a.atttypid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid, c.relkind::pg_catalog.text \
+                            a.atttypid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid, c.relkind::pg_catalog.text, \
+                            a.atttypid \
                        FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid \
                       WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attname OPERATOR(pg_catalog.=) $2 \
                         AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped",
@@ -248,10 +261,14 @@ fn register_subject_column(
                         r.get::<bool>(2).ok().flatten().unwrap_or(false),
                         r.get::<bool>(3).ok().flatten().unwrap_or(false),
                         r.get::<String>(4).ok().flatten().unwrap_or_default(),
+                        r.get::<pg_sys::Oid>(5)
+                            .ok()
+                            .flatten()
+                            .unwrap_or(pg_sys::InvalidOid),
                     )
                 })
         });
-        let Some((col_type, not_null, builtin_type, relkind)) = column else {
+        let Some((col_type, not_null, builtin_type, relkind, type_oid)) = column else {
             raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
                 format!("column \"{col}\" of {table} does not exist"),
@@ -273,7 +290,8 @@ fn register_subject_column(
                 Some("Anonymizing sets the identifier to NULL: drop the NOT NULL constraint, or use 'delete'.".into()),
             );
         }
-        let is_det = col_type == "encml.det_text" || col_type == "det_text";
+        let encrypted = identity::encrypted_type(type_oid);
+        let is_det = encrypted == Some(Encrypted::DetText);
         let kind = match id_key {
             None if is_det => raise_full(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -281,10 +299,7 @@ fn register_subject_column(
                 None,
                 None,
             ),
-            None if ENCRYPTED_TYPES
-                .iter()
-                .any(|t| *t == col_type || t.strip_prefix("encml.") == Some(col_type.as_str())) =>
-            {
+            None if encrypted.is_some() => {
                 raise_full(
                 PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
                 format!("column \"{col}\" of type {col_type} cannot be searched for a subject"),
@@ -512,7 +527,7 @@ fn make_subject_key(subject: &str, purpose: Purpose) -> [u8; 16] {
 
 /// A stored ciphertext as the export shows it: its plaintext when the caller may decrypt it,
 /// else the ciphertext with the reason.
-fn exported_value(kind: &str, bytes: &[u8], shown: &Value) -> (Value, bool) {
+fn exported_value(kind: Encrypted, bytes: &[u8], shown: &Value) -> (Value, bool) {
     let undecrypted = |key: Option<&[u8; 16]>, reason: String| {
         (
             json!({
@@ -538,7 +553,7 @@ fn exported_value(kind: &str, bytes: &[u8], shown: &Value) -> (Value, bool) {
         );
     }
     let plain = match kind {
-        "enc_bytea" => key.aead(Privilege::Decrypt).open(bytes, &[]),
+        Encrypted::EncBytea => key.aead(Privilege::Decrypt).open(bytes, &[]),
         _ => key.deterministic(Privilege::Decrypt).open(bytes),
     };
     let plain = match plain {
@@ -558,23 +573,49 @@ fn exported_value(kind: &str, bytes: &[u8], shown: &Value) -> (Value, bool) {
     (value, true)
 }
 
-/// (name, "enc_bytea" | "det_text" | other encrypted type) of the table's encrypted columns.
-fn encrypted_columns(rel: pg_sys::Oid) -> Vec<(String, String)> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT a.attname::text, t.typname::text \
-                   FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
-                  WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
-                    AND t.typnamespace = 'encml'::regnamespace \
-                    AND t.typname IN ('enc_bytea', 'det_text', 'ore_int8', 'ore_float8', 'ore_timestamptz') \
-                  ORDER BY a.attnum",
-                None,
-                &[rel.into()],
-            )
-            .unwrap_or_else(|e| spi_err(e))
-            .filter_map(|r| Some((r.get(1).ok()??, r.get(2).ok()??)))
-            .collect()
+/// (name, oid of its type) of the table's columns, in order.
+fn columns(rel: pg_sys::Oid) -> Vec<(String, pg_sys::Oid)> {
+    as_extension_owner(|| {
+        crate::pg::catalog_access::read_rows(
+            "SELECT a.attname::pg_catalog.text, a.atttypid FROM pg_catalog.pg_attribute a \
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 \
+                AND NOT a.attisdropped ORDER BY a.attnum",
+            &[crate::pg::catalog_access::arg(rel)],
+            0,
+            |r| {
+                (
+                    r.get::<String>(1).unwrap_or_default(),
+                    r.get::<pg_sys::Oid>(2).unwrap_or(pg_sys::InvalidOid),
+                )
+            },
+        )
+    })
+}
+
+/// (name, type) of the table's columns of a ciphertext type of the extension, or of a domain
+/// over one (recognised by OID, `types::identity`).
+fn encrypted_columns(rel: pg_sys::Oid) -> Vec<(String, Encrypted)> {
+    columns(rel)
+        .into_iter()
+        .filter_map(|(name, typ)| Some((name, identity::encrypted_type(typ)?)))
+        .collect()
+}
+
+/// Whether row-level security of `rel` applies to the current role (the caller, in the subject
+/// worker): its policies would hide rows from it.
+fn row_security_applies(rel: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog check of the relation for the current user; noError.
+    unsafe {
+        pg_sys::check_enable_rls(rel, pg_sys::InvalidOid, true)
+            == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+    }
+}
+
+/// Runs `f` as the table's owner, in a security-restricted operation (`as_table_owner`); what the
+/// owner's code raises meanwhile reaches the caller marked as raised `doing` in that table.
+fn as_owner_of<R>(reg: &Registration, doing: &str, f: impl FnOnce() -> R) -> R {
+    crate::pg::session_worker::foreign(&format!("while {doing} {} as its owner", reg.table), || {
+        as_table_owner(reg.rel, f)
     })
 }
 
@@ -680,6 +721,16 @@ fn export_here(subject: &str) -> Value {
                 skipped.push(skip("the caller may not read the table".into()));
                 continue;
             }
+            // The rows are read as the owner (below): under the caller's own policies they would
+            // be filtered by the owner's code run with the caller's rights (attacker round 6).
+            if row_security_applies(reg.rel) {
+                skipped.push(skip("row-level security of the table applies to the caller; its policies are the owner's code, which does not run with the caller's rights".into()));
+                continue;
+            }
+            if let Some(reason) = unsearchable(&reg) {
+                skipped.push(skip(reason));
+                continue;
+            }
             if let Some(key) = reg.id_key {
                 let id = *key.as_bytes();
                 if let Some(reason) = destroyed_id_key(&reg) {
@@ -700,7 +751,11 @@ fn export_here(subject: &str) -> Value {
             let encrypted = encrypted_columns(reg.rel);
             let mut select = vec!["pg_catalog.to_jsonb(t)".to_string()];
             for (name, typ) in &encrypted {
-                select.push(format!("encml.{typ}_send(t.{})", quote_ident(name)));
+                select.push(format!(
+                    "encml.{}_send(t.{})",
+                    typ.type_name(),
+                    quote_ident(name)
+                ));
             }
             let sql = format!(
                 "SELECT {} FROM {} t WHERE {predicate}",
@@ -713,7 +768,7 @@ fn export_here(subject: &str) -> Value {
             // json, a view's functions) runs with the owner's rights, never the caller's
             // (attacker round 3). The caller's right to read it was checked above; keys are
             // checked against the caller below, outside.
-            let fetched: Vec<(Value, Vec<Option<Vec<u8>>>)> = as_table_owner(reg.rel, || {
+            let fetched: Vec<(Value, Vec<Option<Vec<u8>>>)> = as_owner_of(&reg, "reading", || {
                 Spi::connect(|client| {
                     client
                         .select(&sql, None, &[subject.into()])
@@ -741,8 +796,8 @@ fn export_here(subject: &str) -> Value {
                             continue;
                         };
                         let shown = row[name.as_str()].clone();
-                        let (value, opened) = if typ == "enc_bytea" || typ == "det_text" {
-                            exported_value(typ, &bytes, &shown)
+                        let (value, opened) = if typ.decryptable() {
+                            exported_value(*typ, &bytes, &shown)
                         } else {
                             (
                                 json!({ "encrypted": shown, "reason": "order-revealing values are exported encrypted" }),
@@ -800,29 +855,31 @@ fn export_here(subject: &str) -> Value {
     })
 }
 
-/// The columns an anonymization sets to NULL: the identifier, every encrypted column and every
-/// column classified pii, phi, pci or secret (encml.classify).
+/// The columns an anonymization sets to NULL: the identifier, every column that can hold a
+/// ciphertext of the extension (its types, domains over them, arrays, ranges and composite types
+/// with one inside: `types::identity`) and every column classified pii, phi, pci or secret
+/// (encml.classify).
 fn anonymized_columns(reg: &Registration) -> Vec<String> {
-    as_extension_owner(|| {
+    let classified: Vec<String> = as_extension_owner(|| {
         crate::pg::catalog_access::read_rows(
-            "SELECT a.attname::text FROM pg_catalog.pg_attribute a \
-               JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
-              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped \
-                AND (a.attname = $2 \
-                     OR (t.typnamespace = 'encml'::regnamespace \
-                         AND t.typname IN ('enc_bytea', 'det_text', 'ore_int8', 'ore_float8', 'ore_timestamptz')) \
-                     OR EXISTS (SELECT FROM encml.column_classes c \
-                                 WHERE c.table_oid = a.attrelid AND c.attnum = a.attnum \
-                                   AND c.label IN ('pii', 'phi', 'pci', 'secret'))) \
-              ORDER BY a.attnum",
-            &[
-                crate::pg::catalog_access::arg(reg.rel),
-                crate::pg::catalog_access::arg(reg.col.as_str()),
-            ],
+            "SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a \
+               JOIN encml.column_classes c \
+                 ON c.table_oid OPERATOR(pg_catalog.=) a.attrelid \
+                AND c.attnum OPERATOR(pg_catalog.=) a.attnum \
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND NOT a.attisdropped \
+                AND c.label OPERATOR(pg_catalog.=) ANY ('{pii,phi,pci,secret}'::pg_catalog.text[])",
+            &[crate::pg::catalog_access::arg(reg.rel)],
             0,
             |r| r.get::<String>(1).unwrap_or_default(),
         )
-    })
+    });
+    columns(reg.rel)
+        .into_iter()
+        .filter(|(name, typ)| {
+            *name == reg.col || classified.contains(name) || identity::holds_encrypted(*typ)
+        })
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// Right to erasure: deletes or anonymizes the subject's rows in every registered table (as
@@ -884,6 +941,20 @@ fn forget_here(subject: &str) -> Value {
                     }));
                     continue;
                 }
+                // All or nothing: a table the erasure cannot search fails it (attacker round 6:
+                // it was skipped with a WARNING, and the subject's rows stayed).
+                if let Some(reason) = unsearchable(&reg) {
+                    raise_full(
+                        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        format!("cannot erase the subject's rows in {}: {reason}", reg.table),
+                        Some("Nothing was erased: the erasure is all or nothing.".into()),
+                        Some(format!(
+                            "The table's owner must change the column back, or register another column and unregister this one with encml.unregister_subject_column('{}', '{}').",
+                            reg.table.replace('\'', "''"),
+                            reg.col.replace('\'', "''")
+                        )),
+                    );
+                }
                 let Some(predicate) = subject_predicate(&reg, subject) else {
                     continue;
                 };
@@ -920,7 +991,21 @@ fn forget_here(subject: &str) -> Value {
                         )),
                     );
                 }
-                let rows = as_table_owner(reg.rel, || {
+                // The statement runs as the owner; under the caller's own policies some of the
+                // subject's rows would be hidden from it, and not erased (attacker round 6).
+                if row_security_applies(reg.rel) {
+                    raise_full(
+                        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        format!(
+                            "erasing the subject's rows in {}: row-level security of the table applies to role {}",
+                            reg.table,
+                            role_name(role)
+                        ),
+                        Some("Its policies could hide some of the subject's rows from you, so they would not be erased. Nothing was erased: the erasure is all or nothing.".into()),
+                        Some("Erase as a role that row-level security does not apply to: with BYPASSRLS, or the table's owner (unless it forces row-level security).".into()),
+                    );
+                }
+                let rows = as_owner_of(&reg, "erasing the subject's rows in", || {
                     Spi::connect_mut(|client| {
                         client
                             .update(&sql, None, &[subject.into()])

@@ -4,7 +4,9 @@
 //! transaction (privacy charges, refusal events): it survives the caller's ROLLBACK or ERROR and
 //! works where the caller cannot write (parallel mode).
 
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, DynamicBackgroundWorker, SignalWakeFlags,
+};
 use pgrx::pg_sys;
 
 /// Why a job did not run to its end.
@@ -47,16 +49,7 @@ pub fn run(
         let body = base.add(std::mem::size_of::<Header>());
         std::ptr::copy_nonoverlapping(payload.as_ptr(), body, payload.len());
         let handle = pg_sys::dsm_segment_handle(seg);
-        let started = BackgroundWorkerBuilder::new(name)
-            .set_type(name)
-            .set_library("pg_encrypt_ml")
-            .set_function(function)
-            .set_argument(Some(pg_sys::Datum::from(handle)))
-            .enable_spi_access()
-            .set_restart_time(None)
-            .set_notify_pid(pg_sys::MyProcPid)
-            .load_dynamic();
-        let result = match started {
+        let result = match start(name, function, handle) {
             Err(_) => Err(Failure::NoSlot),
             Ok(worker) => match worker.wait_for_shutdown() {
                 Err(_) => Err(Failure::Died),
@@ -66,6 +59,26 @@ pub fn run(
         pg_sys::dsm_detach(seg);
         result
     }
+}
+
+/// Starts a dynamic background worker of this library running `function` (an exported
+/// `extern "C-unwind"` symbol) on the segment `handle`; it is not restarted and tells this backend
+/// when it starts and stops.
+pub fn start(
+    name: &str,
+    function: &str,
+    handle: pg_sys::dsm_handle,
+) -> Result<DynamicBackgroundWorker, pgrx::bgworkers::DynamicBackgroundWorkerLoadError> {
+    BackgroundWorkerBuilder::new(name)
+        .set_type(name)
+        .set_library("pg_encrypt_ml")
+        .set_function(function)
+        .set_argument(Some(pg_sys::Datum::from(handle)))
+        .enable_spi_access()
+        .set_restart_time(None)
+        // SAFETY: reads this backend's pid.
+        .set_notify_pid(unsafe { pg_sys::MyProcPid })
+        .load_dynamic()
 }
 
 /// The worker side: attaches to the segment named by `arg`, connects, runs `job` on the payload

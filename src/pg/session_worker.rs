@@ -6,9 +6,9 @@
 //! queue, with the notices and warnings raised meanwhile; the caller raises them again as its own.
 //! The worker's transaction commits on its own: the caller's ROLLBACK does not undo it.
 
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BackgroundWorkerStatus};
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerStatus};
 use pgrx::pg_sys;
-use pgrx::pg_sys::panic::{CaughtError, ErrorReport};
+use pgrx::pg_sys::panic::{CaughtError, ErrorReport, ErrorReportWithLevel};
 use pgrx::{PgLogLevel, PgSqlErrorCode, PgTryBuilder};
 use serde_json::{json, Value};
 use std::cell::RefCell;
@@ -71,16 +71,7 @@ pub fn run(name: &str, function: &str, request: &[u8]) -> String {
         (seg, pg_sys::shm_mq_attach(mq, seg, std::ptr::null_mut()))
     };
     let handle = unsafe { pg_sys::dsm_segment_handle(seg) };
-    let started = BackgroundWorkerBuilder::new(name)
-        .set_type(name)
-        .set_library("pg_encrypt_ml")
-        .set_function(function)
-        .set_argument(Some(pg_sys::Datum::from(handle)))
-        .enable_spi_access()
-        .set_restart_time(None)
-        .set_notify_pid(unsafe { pg_sys::MyProcPid })
-        .load_dynamic();
-    let Ok(worker) = started else {
+    let Ok(worker) = crate::pg::detached_worker::start(name, function, handle) else {
         crate::pg::errors::raise_full(
             PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
             format!("{name}: no background worker slot free"),
@@ -163,7 +154,8 @@ fn level_of(m: &Value) -> PgLogLevel {
     }
 }
 
-/// Raises a message the worker carried back, with its SQLSTATE, detail and hint.
+/// Raises a message the worker carried back, with its SQLSTATE, detail, hint and (for notices
+/// and warnings, which return) context.
 fn report(m: &Value, level: PgLogLevel) {
     let code = PgSqlErrorCode::from(m["sqlstate"].as_i64().unwrap_or(0) as i32);
     let mut r = ErrorReport::new(
@@ -177,7 +169,38 @@ fn report(m: &Value, level: PgLogLevel) {
     if let Some(h) = m["hint"].as_str() {
         r = r.set_hint(h.to_string());
     }
-    r.report(level);
+    let context = m["context"]
+        .as_str()
+        .filter(|_| level < PgLogLevel::ERROR)
+        .and_then(|c| std::ffi::CString::new(c).ok());
+    let Some(context) = context else {
+        r.report(level);
+        return;
+    };
+    let mut callback = pg_sys::ErrorContextCallback {
+        // SAFETY: reads the backend's current context stack, restored below.
+        previous: unsafe { pg_sys::error_context_stack },
+        callback: Some(add_context),
+        arg: context.as_ptr() as *mut std::ffi::c_void,
+    };
+    // SAFETY: `callback` and `context` outlive the report, which returns (below ERROR); the stack
+    // is restored before they go.
+    unsafe {
+        pg_sys::error_context_stack = &mut callback;
+        r.report(level);
+        pg_sys::error_context_stack = callback.previous;
+    }
+}
+
+unsafe extern "C-unwind" {
+    fn errcontext_msg(fmt: *const std::ffi::c_char, ...) -> std::ffi::c_int;
+}
+
+/// Adds the worker's CONTEXT lines to the message being reported.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn add_context(arg: *mut std::ffi::c_void) {
+    // SAFETY: `arg` is the NUL-terminated context `report` passes; "%s" takes it as is.
+    unsafe { errcontext_msg(c"%s".as_ptr(), arg as *const std::ffi::c_char) };
 }
 
 unsafe extern "C-unwind" {
@@ -187,7 +210,10 @@ unsafe extern "C-unwind" {
 }
 
 thread_local! {
-    static CAUGHT: RefCell<Vec<Value>> = const { RefCell::new(Vec::new()) };
+    /// Messages kept for the caller, and how many of other roles' code were left out.
+    static CAUGHT: RefCell<(Vec<Value>, usize)> = const { RefCell::new((Vec::new(), 0)) };
+    /// While other roles' code may run (`foreign`): what it is doing, for its messages.
+    static FOREIGN: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 fn c_text(p: *const std::ffi::c_char) -> Option<String> {
@@ -199,7 +225,9 @@ fn c_text(p: *const std::ffi::c_char) -> Option<String> {
     })
 }
 
-/// Keeps the worker's notices and warnings for the caller (the worker has no client).
+/// Keeps the worker's notices and warnings for the caller (the worker has no client). Those
+/// raised while other roles' code may run are marked with where they come from, so they cannot
+/// pass for the extension's own (attacker round 6); only `MAX_MESSAGES` of them are kept.
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn keep_message(edata: *mut pg_sys::ErrorData) {
     // SAFETY: Postgres passes the message being reported.
@@ -207,23 +235,75 @@ unsafe extern "C-unwind" fn keep_message(edata: *mut pg_sys::ErrorData) {
     if (pg_sys::NOTICE as i32..=pg_sys::WARNING as i32).contains(&e.elevel) {
         // The caller raises it again, and its own backend logs it as its settings say.
         e.output_to_server = false;
+        let origin = FOREIGN.with(|f| f.borrow().clone());
         CAUGHT.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.len() < MAX_MESSAGES {
-                c.push(json!({
-                    "level": e.elevel, "sqlstate": e.sqlerrcode, "message": c_text(e.message),
-                    "detail": c_text(e.detail), "hint": c_text(e.hint),
-                }));
+            let (kept, left_out) = &mut *c.borrow_mut();
+            if origin.is_some()
+                && kept.iter().filter(|m| m["foreign"] == true).count() >= MAX_MESSAGES
+            {
+                *left_out += 1;
+                return;
             }
+            let message = c_text(e.message).unwrap_or_default();
+            kept.push(json!({
+                "level": e.elevel, "sqlstate": e.sqlerrcode,
+                "message": match &origin {
+                    Some(origin) => format!("{origin}: {message}"),
+                    None => message,
+                },
+                "detail": c_text(e.detail), "hint": c_text(e.hint), "context": c_text(e.context),
+                "foreign": origin.is_some(),
+            }));
         });
     }
 }
 
-fn caught_report(e: &CaughtError) -> Value {
-    let r = match e {
+/// Restores `FOREIGN` when `foreign` ends, by return or by error.
+struct ForeignScope(Option<String>);
+
+impl Drop for ForeignScope {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        FOREIGN.with(|f| *f.borrow_mut() = previous);
+    }
+}
+
+/// Runs `f`, during which code of other roles may run (a table owner's policies, triggers and
+/// types' functions): its notices and warnings, and its error, reach the caller prefixed with
+/// `doing` ("while erasing the subject's rows in public.t as its owner"), never as the
+/// extension's own. The error keeps its SQLSTATE, so a serialization failure is still retried.
+pub fn foreign<R>(doing: &str, f: impl FnOnce() -> R) -> R {
+    let _scope = ForeignScope(FOREIGN.with(|c| c.borrow_mut().replace(doing.to_string())));
+    let doing = doing.to_string();
+    PgTryBuilder::new(std::panic::AssertUnwindSafe(f))
+        .catch_others(move |e| {
+            let r = report_of(&e);
+            let mut again = ErrorReport::new(
+                r.sql_error_code(),
+                format!("{doing}: {}", r.message()),
+                "pg_encrypt_ml",
+            );
+            if let Some(d) = r.detail() {
+                again = again.set_detail(d.to_string());
+            }
+            if let Some(h) = r.hint() {
+                again = again.set_hint(h.to_string());
+            }
+            again.report(PgLogLevel::ERROR);
+            unreachable!("ERROR does not return")
+        })
+        .execute()
+}
+
+fn report_of(e: &CaughtError) -> &ErrorReportWithLevel {
+    match e {
         CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
         CaughtError::RustPanic { ereport, .. } => ereport,
-    };
+    }
+}
+
+fn caught_report(e: &CaughtError) -> Value {
+    let r = report_of(e);
     json!({
         "sqlstate": r.sql_error_code() as i32, "message": r.message(),
         "detail": r.detail(), "hint": r.hint(),
@@ -292,7 +372,14 @@ pub fn serve(
     })
     .catch_others(|e| Err(caught_report(&e)))
     .execute();
-    let mut message = json!({ "messages": CAUGHT.with(|c| std::mem::take(&mut *c.borrow_mut())) });
+    let (mut messages, left_out) = CAUGHT.with(|c| std::mem::take(&mut *c.borrow_mut()));
+    if left_out > 0 {
+        messages.push(json!({
+            "level": pg_sys::WARNING, "sqlstate": 0,
+            "message": format!("{left_out} more notice(s) or warning(s) raised by code of tables' owners are not shown"),
+        }));
+    }
+    let mut message = json!({ "messages": messages });
     match outcome {
         Ok(answer) => message["answer"] = json!(answer),
         Err(error) => {

@@ -4,6 +4,7 @@ pub mod det_text;
 pub mod enc_bytea;
 pub mod fhe_uint32;
 pub mod fhe_vector;
+pub mod identity;
 pub mod jsonb;
 pub mod num_array;
 pub mod ore;

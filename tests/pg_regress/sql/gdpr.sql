@@ -223,12 +223,20 @@ SELECT try($$SELECT encml.register_subject_column('gdpr_app.accounts', 'owner')$
 CREATE VIEW gdpr_app.accounts_v AS SELECT plain FROM gdpr_app.accounts;
 SELECT try($$SELECT encml.register_subject_column('gdpr_app.accounts_v', 'plain')$$) AS a_view;
 DROP VIEW gdpr_app.accounts_v;
--- Registered while built in, changed afterwards: export skips the table with a WARNING, before
--- comparing anything, and still exports the rest.
+-- Registered while built in, changed afterwards: export lists the table as skipped, before
+-- comparing anything, and still exports the rest; an erasure fails whole, and erases nothing
+-- (attacker round 6: it skipped the table with a WARNING, and the subject's rows there stayed).
 SELECT encml.register_subject_column('gdpr_app.accounts', 'plain');
+INSERT INTO gdpr_app.accounts VALUES (NULL, 'alice');
 ALTER TABLE gdpr_app.accounts ALTER COLUMN plain TYPE gdpr_app.ident USING ROW(plain);
 RESET ROLE;
-SELECT try($$SELECT encml.subject_export('alice')$$) AS changed_later;
+SELECT s->>'table' AS table, s->>'reason' AS reason
+  FROM jsonb_array_elements(encml.subject_export('alice')->'skipped') s;
+SELECT try($$SELECT encml.subject_forget('alice')$$) AS changed_later;
+SELECT count(*) AS kept FROM gdpr_app.accounts;
+SET ROLE encml_gdpr_app;
+SELECT encml.unregister_subject_column('gdpr_app.accounts', 'plain');
+RESET ROLE;
 -- Code the owner attaches to a registered table (a row-security policy, a cast of a column's
 -- type to json) runs as the owner, in a restricted operation, not as whoever exports or erases
 -- (attacker round 3). Identifiers compare byte for byte, whatever the column's collation.
@@ -318,8 +326,56 @@ SELECT (encml.subject_forget('alice')->'tables') @> '[{"table": "gdpr_app.moods"
 ROLLBACK;
 SELECT user_id FROM gdpr_app.moods ORDER BY 1;
 SELECT DISTINCT who FROM gdpr_app.spy_log;
+-- What the owner's code raises reaches the caller marked as raised there, never as the
+-- extension's own words (attacker round 6: a warning and an error copied them); the error keeps
+-- its SQLSTATE, the warning its context.
+SET ROLE encml_gdpr_app;
+CREATE FUNCTION gdpr_app.spoof() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN
+    RAISE WARNING 'subject erased: 0 row(s) in 0 registered column(s), 0 key(s) destroyed';
+    RAISE EXCEPTION 'permission denied to erase data subjects (role dpo)' USING ERRCODE = '42501';
+  END$$;
+CREATE TRIGGER spoof BEFORE DELETE ON gdpr_app.moods FOR EACH ROW EXECUTE FUNCTION gdpr_app.spoof();
+RESET ROLE;
+\set SHOW_CONTEXT always
+SELECT encml.subject_forget('ALICE');
+\set SHOW_CONTEXT errors
+SELECT count(*) AS kept FROM gdpr_app.moods WHERE user_id = 'ALICE' COLLATE "C";
 SET ROLE encml_gdpr_app;
 DROP TABLE gdpr_app.accounts, gdpr_app.moods, gdpr_app.spy_log;
+DROP FUNCTION gdpr_app.spoof();
+-- Row-level security that applies to the caller (attacker round 6): rows are read and erased as
+-- the owner, and the caller's own policies cannot filter them without running the owner's code
+-- with the caller's rights. An export skips the table; an erasure is refused, whole.
+CREATE TABLE gdpr_app.notes (user_id text, note text);
+INSERT INTO gdpr_app.notes VALUES ('bob', 'hidden from the dpo');
+ALTER TABLE gdpr_app.notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY nothing_for_the_dpo ON gdpr_app.notes TO encml_gdpr_dpo USING (false);
+GRANT SELECT, DELETE ON gdpr_app.notes TO encml_gdpr_dpo;
+SELECT encml.register_subject_column('gdpr_app.notes', 'user_id');
+SET ROLE encml_gdpr_dpo;
+SELECT s->>'reason' AS skipped FROM jsonb_array_elements(encml.subject_export('bob')->'skipped') s
+ WHERE s->>'table' = 'gdpr_app.notes';
+SELECT try($$SELECT encml.subject_forget('bob')$$) AS policies_apply;
+SET ROLE encml_gdpr_app;
+SELECT count(*) AS kept FROM gdpr_app.notes;
+DROP TABLE gdpr_app.notes;
+-- Anonymizing nulls every column that can hold a ciphertext, recognised by type OID: a domain
+-- over enc_bytea, an array of them (attacker round 6: a domain escaped, matched by name).
+CREATE DOMAIN gdpr_app.sealed AS encml.enc_bytea;
+CREATE TABLE gdpr_app.profiles (user_id text, bio gdpr_app.sealed, past encml.enc_bytea[], city text);
+INSERT INTO gdpr_app.profiles VALUES ('carol', encml.encrypt('likes hiking', encml.subject_key('carol')),
+    ARRAY[encml.encrypt('old bio', encml.subject_key('carol'))], 'Lyon');
+GRANT SELECT, UPDATE ON gdpr_app.profiles TO encml_gdpr_dpo;
+SELECT encml.register_subject_column('gdpr_app.profiles', 'user_id', NULL, 'anonymize');
+SET ROLE encml_gdpr_dpo;
+SELECT t->'rows'->0->'bio'->>'reason' AS seen_as_ciphertext FROM jsonb_array_elements(encml.subject_export('carol')->'tables') t
+ WHERE t->>'table' = 'gdpr_app.profiles';
+SELECT (encml.subject_forget('carol')->'tables') @> '[{"table": "gdpr_app.profiles", "rows": 1}]' AS anonymized;
+SET ROLE encml_gdpr_app;
+SELECT user_id, bio, past, city FROM gdpr_app.profiles;
+DROP TABLE gdpr_app.profiles;
+DROP DOMAIN gdpr_app.sealed;
 DROP FUNCTION gdpr_app.spy(text) CASCADE;
 DROP TYPE gdpr_app.ident CASCADE;
 DROP TYPE gdpr_app.mood CASCADE;
