@@ -4,8 +4,8 @@
 //! than once per module: every statement passes through all of them, also in databases without
 //! the extension (docs/benchmarks.md, "the library's hooks").
 //!
-//! Installed from `_PG_init`: the executor-end hook and the transaction callback always (decrypt
-//! auditing works when the library is loaded on first use); the others only while preloading,
+//! Installed from `_PG_init`: the executor-end hook and the transaction callbacks always (decrypt
+//! auditing and alerts work when the library is loaded on first use); the others only while preloading,
 //! as they must see every statement from a backend's start.
 
 use crate::{audit, keys, privacy, security};
@@ -25,6 +25,7 @@ pub fn install_always() {
         PREV_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
         pg_sys::ExecutorEnd_hook = Some(executor_end);
         pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(on_subxact), std::ptr::null_mut());
     }
 }
 
@@ -40,7 +41,6 @@ pub fn install_preloaded() {
         pg_sys::ExecutorStart_hook = Some(executor_start);
         PREV_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
         pg_sys::ExecutorRun_hook = Some(executor_run);
-        pg_sys::RegisterSubXactCallback(Some(on_subxact), std::ptr::null_mut());
     }
     privacy::start::mark_installed();
 }
@@ -134,6 +134,7 @@ unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
 #[pg_guard]
 unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
     audit::decrypts::on_xact(event);
+    security::severity::on_xact(event);
     if event == pg_sys::XactEvent::XACT_EVENT_ABORT {
         keys::nonce_budget::flush_local(false);
     }
@@ -149,5 +150,8 @@ unsafe extern "C-unwind" fn on_subxact(
     _parent: pg_sys::SubTransactionId,
     _arg: *mut std::ffi::c_void,
 ) {
-    audit::reads::on_subxact(event, mine);
+    security::severity::on_subxact(event, mine);
+    if privacy::start::installed() {
+        audit::reads::on_subxact(event, mine);
+    }
 }

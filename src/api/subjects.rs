@@ -928,6 +928,14 @@ fn forget_here(subject: &str) -> Value {
     crate::pg::catalog_access::with_pinned_search_path(|| {
         let role = caller();
         require_eraser(role);
+        // On Citus the erasure deletes in distributed tables, then changes the key catalog (a
+        // reference table): one transaction may do both only over one connection per node.
+        // Local to the worker's own transaction.
+        Spi::run(
+            "SELECT pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true) \
+               FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'citus.multi_shard_modify_mode'",
+        )
+        .unwrap_or_else(|e| spi_err(e));
         let erasure_id = uuid::Uuid::new_v4().to_string();
         let mut tables = Vec::new();
         crate::audit::row::during_erasure(&erasure_id, || {

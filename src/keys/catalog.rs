@@ -613,37 +613,79 @@ pub fn insert_subject_key(
         purpose.label(),
         uuid_string(id)
     );
+    // Plain statements, no data-modifying CTE or subquery in an INSERT: Citus plans neither on
+    // the catalog's reference tables (subject_key failed on every Citus coordinator).
     as_extension_owner(|| {
         Spi::connect_mut(|client| {
-            client
+            let key = Uuid::from_bytes(*id);
+            let mut claimed = client
                 .update(
-                    "WITH s AS ( \
-                        INSERT INTO encml.subject_keys (subject, purpose, key_id) VALUES ($1, $2, $3) \
-                        ON CONFLICT (subject, purpose) DO UPDATE \
-                           SET key_id = EXCLUDED.key_id, created_at = now() \
-                         WHERE EXISTS (SELECT FROM encml.data_keys d \
-                                        WHERE d.id = subject_keys.key_id AND d.destroyed_at IS NOT NULL) \
-                        RETURNING key_id), \
-                     k AS ( \
-                        INSERT INTO encml.data_keys (id, name, purpose, tenant, created_by, managed) \
-                        SELECT key_id, $4, $2, NULL, $5::regrole, true FROM s RETURNING id) \
-                     INSERT INTO encml.data_key_versions \
-                            (key_id, version, status, wrapped_key, master_key_fingerprint) \
-                     SELECT id, 1, 'active', $6, $7 FROM k RETURNING key_id",
+                    "INSERT INTO encml.subject_keys (subject, purpose, key_id) VALUES ($1, $2, $3) \
+                     ON CONFLICT (subject, purpose) DO NOTHING RETURNING key_id",
                     None,
-                    &[
-                        subject.into(),
-                        purpose.label().into(),
-                        Uuid::from_bytes(*id).into(),
-                        name.as_str().into(),
-                        oid_arg(created_by),
-                        wrapped.into(),
-                        fingerprint.into(),
-                    ],
+                    &[subject.into(), purpose.label().into(), key.into()],
                 )
                 .unwrap_or_else(|e| spi_err(e))
                 .len()
-                == 1
+                == 1;
+            if !claimed {
+                // The subject had a key: replaced only if it was destroyed (an erased subject
+                // seen again), and only if nobody replaced it meanwhile.
+                let destroyed: Option<Uuid> = client
+                    .select(
+                        "SELECT s.key_id FROM encml.subject_keys s \
+                           JOIN encml.data_keys d ON d.id = s.key_id \
+                          WHERE s.subject = $1 AND s.purpose = $2 AND d.destroyed_at IS NOT NULL",
+                        None,
+                        &[subject.into(), purpose.label().into()],
+                    )
+                    .unwrap_or_else(|e| spi_err(e))
+                    .next()
+                    .and_then(|r| r.get(1).ok().flatten());
+                if let Some(old) = destroyed {
+                    claimed = client
+                        .update(
+                            "UPDATE encml.subject_keys SET key_id = $3, created_at = now() \
+                              WHERE subject = $1 AND purpose = $2 AND key_id = $4 RETURNING key_id",
+                            None,
+                            &[
+                                subject.into(),
+                                purpose.label().into(),
+                                key.into(),
+                                old.into(),
+                            ],
+                        )
+                        .unwrap_or_else(|e| spi_err(e))
+                        .len()
+                        == 1;
+                }
+            }
+            if !claimed {
+                return false;
+            }
+            client
+                .update(
+                    "INSERT INTO encml.data_keys (id, name, purpose, tenant, created_by, managed) \
+                     VALUES ($1, $2, $3, NULL, $4::regrole, true)",
+                    None,
+                    &[
+                        key.into(),
+                        name.as_str().into(),
+                        purpose.label().into(),
+                        oid_arg(created_by),
+                    ],
+                )
+                .unwrap_or_else(|e| spi_err(e));
+            client
+                .update(
+                    "INSERT INTO encml.data_key_versions \
+                            (key_id, version, status, wrapped_key, master_key_fingerprint) \
+                     VALUES ($1, 1, 'active', $2, $3)",
+                    None,
+                    &[key.into(), wrapped.into(), fingerprint.into()],
+                )
+                .unwrap_or_else(|e| spi_err(e));
+            true
         })
     })
 }

@@ -356,6 +356,13 @@ pub fn serve(
     }
     let outcome = PgTryBuilder::new(move || unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
+        // A transaction block, as after BEGIN: Citus then runs each statement on the workers
+        // inside a remote transaction that commits or aborts with this one. Outside a block it
+        // commits a single-shard statement at once, so an erasure that failed on a later table
+        // had already deleted the subject's rows in the earlier ones.
+        pg_sys::StartTransactionCommand();
+        pg_sys::BeginTransactionBlock();
+        pg_sys::CommitTransactionCommand();
         pg_sys::StartTransactionCommand();
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         // SAFETY: the bootstrap superuser may take any session role; the caller's current role
@@ -367,6 +374,8 @@ pub fn serve(
         pg_sys::SetUserIdAndSecContext(header.current_user, 0);
         let answer = job(request);
         pg_sys::PopActiveSnapshot();
+        // As COMMIT: ends the block, then commits.
+        pg_sys::EndTransactionBlock(false);
         pg_sys::CommitTransactionCommand();
         Ok(answer)
     })

@@ -57,9 +57,17 @@ pub fn log_json(event: &serde_json::Value) {
     }
 }
 
-/// NOTIFY encml_alerts with the event, if it is critical (delivered at the commit of the
-/// current transaction: callers that must not depend on the caller's commit use the detached
-/// writer, whose own transaction sends it).
+thread_local! {
+    /// Alerts of this transaction not yet sent: (subtransaction that raised it, payload).
+    static PENDING: std::cell::RefCell<Vec<(pgrx::pg_sys::SubTransactionId, std::ffi::CString)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// NOTIFY encml_alerts with the event, if it is critical, when the current transaction commits
+/// (callers that must not depend on the caller's commit use the detached writer, whose own
+/// transaction sends it). Queued here and sent just before the commit: a NOTIFY made at once would
+/// make a transaction that is then prepared fail, as Citus prepares the workers' part of every
+/// distributed transaction (a GRANT of encml_dpo on a coordinator failed on the workers).
 pub fn notify_if_critical(event: &serde_json::Value) {
     if event["detail"]["severity"] != "critical" {
         return;
@@ -75,11 +83,43 @@ pub fn notify_if_critical(event: &serde_json::Value) {
         .to_string();
     }
     let payload = std::ffi::CString::new(payload).unwrap_or_default();
-    unsafe {
-        pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| {
-            Async_Notify(c"encml_alerts".as_ptr(), payload.as_ptr())
-        })
-    };
+    // SAFETY: reads the current subtransaction's id.
+    let sub = unsafe { pgrx::pg_sys::GetCurrentSubTransactionId() };
+    PENDING.with(|p| p.borrow_mut().push((sub, payload)));
+}
+
+/// From the transaction callback: sends the queued alerts before the commit (NOTIFY is still
+/// allowed then, and delivered at the commit); drops them when the transaction aborts or is
+/// prepared (on a Citus worker the coordinator, which made the same change, sends its own alert;
+/// an alert is not delivered by COMMIT PREPARED, its audit row stays).
+pub fn on_xact(event: pgrx::pg_sys::XactEvent::Type) {
+    use pgrx::pg_sys::XactEvent::*;
+    match event {
+        XACT_EVENT_PRE_COMMIT => {
+            let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+            for (_, payload) in pending {
+                // SAFETY: top level of a committing transaction; the payload outlives the call
+                // (Postgres copies it).
+                unsafe {
+                    pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                        Async_Notify(c"encml_alerts".as_ptr(), payload.as_ptr())
+                    })
+                };
+            }
+        }
+        XACT_EVENT_PRE_PREPARE | XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => {
+            PENDING.with(|p| p.borrow_mut().clear())
+        }
+        _ => {}
+    }
+}
+
+/// From the subtransaction callback: an aborted subtransaction's alerts (and those of the
+/// subtransactions begun inside it, whose ids are larger) are dropped, as its NOTIFYs would be.
+pub fn on_subxact(event: pgrx::pg_sys::SubXactEvent::Type, mine: pgrx::pg_sys::SubTransactionId) {
+    if event == pgrx::pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        PENDING.with(|p| p.borrow_mut().retain(|(sub, _)| *sub < mine));
+    }
 }
 
 extern "C-unwind" {

@@ -72,6 +72,23 @@ got = [json.loads(n.payload) for n in listener.notifies(timeout=10, stop_after=1
 assert got and got[0]["operation"] == "role_superuser" and got[0]["detail"]["severity"] == "critical", got
 ok("LISTEN receives the SUPERUSER grant")
 
+# Alerts are sent when the transaction commits, as NOTIFY is: not those of a savepoint rolled
+# back (queued, not sent at once: a NOTIFY made at once fails a transaction that is then
+# prepared, as Citus prepares the workers' part of a GRANT of encml_dpo).
+c = admin()
+c.execute("BEGIN")
+c.execute("SAVEPOINT s")
+c.execute("ALTER ROLE th_reader BYPASSRLS")
+c.execute("ROLLBACK TO SAVEPOINT s")
+c.execute("ALTER ROLE th_reader SUPERUSER")
+c.execute("ALTER ROLE th_reader NOSUPERUSER")
+assert not list(listener.notifies(timeout=1, stop_after=1)), "alert sent before the commit"
+c.execute("COMMIT")
+got = [json.loads(n.payload)["operation"] for n in listener.notifies(timeout=3, stop_after=2)]
+assert got == ["role_superuser"], got
+c.close()
+ok("alerts follow the commit; a rolled-back savepoint's are not sent")
+
 # ... and bulk decryption, received while the decrypting transaction is still open.
 key = a.execute("SELECT encml.create_key('threats')").fetchone()[0]
 a.execute("SELECT encml.grant_key(%s, 'th_reader', 'decrypt')", (key,))
