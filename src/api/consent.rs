@@ -159,16 +159,18 @@ fn granted_subjects(purpose: &str) -> Rc<HashSet<String>> {
         return set;
     }
     consent_table(); // so the invalidation callback recognizes the table
-    let subjects = as_extension_owner(|| {
-        read_rows(
-            "SELECT subject FROM ( \
+    let subjects = crate::pg::catalog_access::with_latest_snapshot(|| {
+        as_extension_owner(|| {
+            read_rows(
+                "SELECT subject FROM ( \
                  SELECT DISTINCT ON (subject) subject, granted FROM encml.consents \
                   WHERE purpose = $1 ORDER BY subject, id DESC) s \
               WHERE granted",
-            &[arg(purpose)],
-            0,
-            |r| r.get::<String>(1).unwrap_or_default(),
-        )
+                &[arg(purpose)],
+                0,
+                |r| r.get::<String>(1).unwrap_or_default(),
+            )
+        })
     });
     let set = Rc::new(subjects.into_iter().collect::<HashSet<_>>());
     GRANTED.with(|g| g.borrow_mut().insert(purpose.to_string(), set.clone()));

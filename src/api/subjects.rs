@@ -79,7 +79,7 @@ fn registrations() -> Vec<Registration> {
                             pg_catalog.format_type(a.atttypid, a.atttypmod), \
                             a.atttypid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid, a.atttypid \
                        FROM encml.subject_columns s \
-                       JOIN pg_catalog.pg_attribute a \
+                       LEFT JOIN pg_catalog.pg_attribute a \
                          ON a.attrelid = s.tbl AND a.attname = s.col AND NOT a.attisdropped \
                       ORDER BY s.tbl::oid, s.col",
                     None,
@@ -111,32 +111,56 @@ fn registrations() -> Vec<Registration> {
     })
 }
 
-/// Why the registered column can no longer be searched: its type changed since it was
-/// registered to one whose comparison or cast could run the type owner's code, or that no longer
-/// fits the registered kind of identifier.
+/// Why the registered column can no longer be searched: it was dropped, or its type changed
+/// since it was registered to one whose comparison or cast could run the type owner's code, or
+/// that no longer fits the registered kind of identifier.
 fn unsearchable(reg: &Registration) -> Option<String> {
+    if reg.col_type_oid == pg_sys::InvalidOid {
+        return Some(format!(
+            "its identifier column \"{}\" no longer exists (dropped)",
+            reg.col
+        ));
+    }
     let fits = match reg.kind {
-        IdKind::Plain => reg.builtin_type,
-        IdKind::Det => {
-            crate::types::identity::encrypted_type(reg.col_type_oid)
-                == Some(crate::types::identity::Encrypted::DetText)
-        }
+        IdKind::Plain => plain_identifier_type(reg.col_type_oid),
+        IdKind::Det => identity::encrypted_type(reg.col_type_oid) == Some(Encrypted::DetText),
         IdKind::Fpe => {
-            reg.builtin_type && (reg.col_type == "text" || reg.col_type.starts_with("character"))
+            [pg_sys::TEXTOID, pg_sys::VARCHAROID, pg_sys::BPCHAROID].contains(&reg.col_type_oid)
         }
+    };
+    let why = match reg.kind {
+        IdKind::Plain if !reg.builtin_type => {
+            "is not built in: comparing it could run the type owner's code".to_string()
+        }
+        IdKind::Plain => "does not hold plain identifiers (text, a number, uuid): its text form \
+                          is not the identifier as written"
+            .to_string(),
+        kind => format!("does not hold {} identifiers", kind.label()),
     };
     (!fits).then(|| {
         format!(
-            "its identifier column \"{}\" now has type {}, which {}",
-            reg.col,
-            reg.col_type,
-            match reg.kind {
-                IdKind::Plain =>
-                    "is not built in: comparing it could run the type owner's code".to_string(),
-                kind => format!("does not hold {} identifiers", kind.label()),
-            }
+            "its identifier column \"{}\" now has type {}, which {why}",
+            reg.col, reg.col_type
         )
     })
+}
+
+/// Whether a column of type `typ` may hold plain identifiers: built-in scalar types whose text
+/// form is the identifier as written. Others (bytea, arrays, json) print differently, and a
+/// column changed to one after registration matched nothing, silently (attacker round 7).
+fn plain_identifier_type(typ: pg_sys::Oid) -> bool {
+    [
+        pg_sys::TEXTOID,
+        pg_sys::VARCHAROID,
+        pg_sys::BPCHAROID,
+        pg_sys::NAMEOID,
+        pg_sys::INT2OID,
+        pg_sys::INT4OID,
+        pg_sys::INT8OID,
+        pg_sys::NUMERICOID,
+        pg_sys::UUIDOID,
+    ]
+    .contains(&typ)
 }
 
 /// The WHERE clause (over alias `t`, the subject as `$1`) that finds the subject's rows, or None
@@ -307,6 +331,12 @@ fn register_subject_column(
                 Some("Store the identifier as a det_text (or an FF1 token) to find a subject's rows by it.".into()),
                 )
             }
+            None if builtin_type && !plain_identifier_type(type_oid) => raise_full(
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+                format!("identifier column \"{col}\" of {table} has type {col_type}, which does not hold plain identifiers"),
+                Some("Subjects are found by the column's text form, which for this type is not the identifier as written.".into()),
+                Some("Use a column of type text, varchar, char, name, an integer, numeric or uuid, a det_text or an FF1 token.".into()),
+            ),
             None if !builtin_type => raise_full(
                 PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
                 format!("identifier column \"{col}\" of {table} has type {col_type}, which is not built in"),
@@ -611,11 +641,13 @@ fn row_security_applies(rel: pg_sys::Oid) -> bool {
     }
 }
 
-/// Runs `f` as the table's owner, in a security-restricted operation (`as_table_owner`); what the
+/// Runs `f` as the table's owner, in a security-restricted operation (`as_table_owner`), with
+/// the owner as the worker's session role too (`session_worker::as_session_of`); what the
 /// owner's code raises meanwhile reaches the caller marked as raised `doing` in that table.
 fn as_owner_of<R>(reg: &Registration, doing: &str, f: impl FnOnce() -> R) -> R {
+    let owner = crate::pg::catalog_access::table_owner(reg.rel);
     crate::pg::session_worker::foreign(&format!("while {doing} {} as its owner", reg.table), || {
-        as_table_owner(reg.rel, f)
+        crate::pg::session_worker::as_session_of(owner, || as_table_owner(reg.rel, f))
     })
 }
 
@@ -1040,6 +1072,31 @@ fn forget_here(subject: &str) -> Value {
                             .len()
                     })
                 });
+                // The owner's triggers, rules and policies decide what the statement really did
+                // (a trigger put the row back, a rule did nothing instead): the receipt must not
+                // claim an erasure the table does not show (attacker round 7).
+                let left = as_owner_of(&reg, "checking the erasure in", || {
+                    Spi::get_one_with_args::<i64>(
+                        &format!(
+                            "SELECT pg_catalog.count(*) FROM {} t WHERE {predicate}",
+                            reg.table
+                        ),
+                        &[subject.into()],
+                    )
+                    .unwrap_or_else(|e| spi_err(e))
+                    .unwrap_or(0)
+                });
+                if left > 0 {
+                    raise_full(
+                        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        format!("the subject's rows in {} remain after the erasure", reg.table),
+                        Some(format!(
+                            "{left} row(s) still match after the {}: a trigger, rule or policy of the table's owner kept or restored them. Nothing was erased: the erasure is all or nothing.",
+                            if reg.on_forget == "anonymize" { "UPDATE" } else { "DELETE" }
+                        )),
+                        Some("The table's owner must remove the code that keeps them.".into()),
+                    );
+                }
                 tables.push(json!({
                     "table": reg.table,
                     "identifier_column": reg.col,

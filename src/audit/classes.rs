@@ -1,4 +1,5 @@
-//! Column classifications (`encml.column_classes`) follow their columns through DDL: a rename
+//! Column classifications (`encml.column_classes`) and data-subject identifier registrations
+//! (`encml.subject_columns`) follow their columns through DDL: a rename
 //! updates the name a restore finds the column by (attribute numbers change when a table with
 //! dropped columns is dumped and restored), and a dropped column or table takes its labels with
 //! it (a later column or table could get its number or oid). Called by the event triggers in
@@ -41,6 +42,28 @@ pub fn columns_renamed(rel: pg_sys::Oid) {
             &[rel.into()],
         )
         .unwrap_or_else(|e| crate::pg::errors::spi_failed("column classifications", e))
+    });
+}
+
+/// After column `old` of `rel` was renamed `new`: registrations of the column as a data
+/// subject's identifier (`encml.subject_columns`, by name) follow it, in `rel` and the tables
+/// under it. Without this a rename hid the table from every export and erasure, and swapping
+/// two columns' names made them search the wrong one (attacker round 7).
+pub fn subject_column_renamed(rel: pg_sys::Oid, old: &str, new: &str) {
+    if extension_relation(c"subject_columns") == pg_sys::InvalidOid {
+        return;
+    }
+    as_extension_owner(|| {
+        Spi::run_with_args(
+            "WITH RECURSIVE tree(relid) AS (SELECT $1::pg_catalog.oid UNION \
+                 SELECT i.inhrelid FROM tree t JOIN pg_catalog.pg_inherits i \
+                   ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
+             UPDATE encml.subject_columns s SET col = $3 \
+              WHERE s.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (SELECT relid FROM tree) \
+                AND s.col OPERATOR(pg_catalog.=) $2",
+            &[rel.into(), old.into(), new.into()],
+        )
+        .unwrap_or_else(|e| crate::pg::errors::spi_failed("subject registrations", e))
     });
 }
 

@@ -379,9 +379,10 @@ unsafe fn ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: data is the event's; its parse tree lives until the command ends.
     let statement = unsafe { inspect((*data).parsetree) };
     // Classifications keep the names of their columns, audited tables or not.
-    if let Some((rel, ..)) = &statement.column_rename {
+    if let Some((rel, old, new)) = &statement.column_rename {
         if installed() {
             classes::columns_renamed(*rel);
+            classes::subject_column_renamed(*rel, old, new);
         }
     }
     if !active() {

@@ -416,7 +416,9 @@ fn load(key_id: &[u8; 16], wanted: Option<u32>) -> Rc<KeyVersion> {
 fn try_load(key_id: &[u8; 16], wanted: Option<u32>) -> Result<Rc<KeyVersion>, Unavailable> {
     remember_key_table();
     let id = catalog::uuid_string(key_id);
-    let Some((key, version)) = catalog::load(key_id, wanted, false) else {
+    let loaded =
+        crate::pg::catalog_access::with_latest_snapshot(|| catalog::load(key_id, wanted, false));
+    let Some((key, version)) = loaded else {
         return Err(Unavailable {
             code: PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             message: format!("key {id} does not exist"),

@@ -67,8 +67,9 @@ fn standing(key: &[u8; 16], role: pg_sys::Oid) -> Rc<Standing> {
     if let Some(s) = MEMO.with(|m| m.borrow().get(&(*key, role)).cloned()) {
         return s;
     }
-    let s = Rc::new(as_extension_owner(|| {
-        read_rows(
+    let s = Rc::new(crate::pg::catalog_access::with_latest_snapshot(|| {
+        as_extension_owner(|| {
+            read_rows(
             "SELECT (SELECT min(l.label) FROM encml.key_labels l \
                       WHERE l.key_id = $1 \
                         AND NOT EXISTS (SELECT FROM encml.clearances c \
@@ -86,6 +87,7 @@ fn standing(key: &[u8; 16], role: pg_sys::Oid) -> Rc<Standing> {
         )
         .pop()
         .unwrap_or_default()
+        })
     }));
     MEMO.with(|m| m.borrow_mut().insert((*key, role), s.clone()));
     s

@@ -130,14 +130,16 @@ fn compute(key: &KeyOwnership<'_>, role: pg_sys::Oid) -> u8 {
         }
         _ => {}
     }
-    let granted = as_extension_owner(|| {
-        select_one::<i32>(
+    let granted = crate::pg::catalog_access::with_latest_snapshot(|| {
+        as_extension_owner(|| {
+            select_one::<i32>(
             "SELECT coalesce(bit_or(CASE privilege WHEN 'encrypt' THEN 1 WHEN 'decrypt' THEN 2 ELSE 4 END), 0) \
                FROM encml.key_grants \
               WHERE key_id = $1 AND pg_catalog.pg_has_role($2::oid, grantee::oid, 'USAGE')",
             &[arg(pgrx::Uuid::from_bytes(*key.key_id)), arg(role)],
         )
         .unwrap_or(0)
+        })
     });
     bits | granted as u8
 }

@@ -99,6 +99,31 @@ impl Row {
     }
 }
 
+thread_local! {
+    static READ_LATEST: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Restores `READ_LATEST` when `with_latest_snapshot` ends, by return or by error.
+struct LatestScope(bool);
+
+impl Drop for LatestScope {
+    fn drop(&mut self) {
+        READ_LATEST.with(|l| l.set(self.0));
+    }
+}
+
+/// Runs `f` with `read_rows` reading the latest committed state (and this transaction's earlier
+/// commands), as Postgres reads its own catalogs, not the transaction's snapshot: for what a
+/// backend caches until an invalidation tells it to load again. Loaded through an older
+/// REPEATABLE READ snapshot, a key destroyed meanwhile was cached again as alive, after the
+/// invalidation that should have dropped it, and stayed usable in that session (attacker
+/// round 7); a withdrawn consent likewise stayed granted. In parallel mode (no new snapshot
+/// may be taken there) it reads through the active snapshot.
+pub fn with_latest_snapshot<R>(f: impl FnOnce() -> R) -> R {
+    let _scope = LatestScope(READ_LATEST.with(|l| l.replace(true)));
+    f()
+}
+
 /// Runs a read-only query and maps its rows. It executes with SPI's `read_only` flag, which uses
 /// the active snapshot and starts no new command: pgrx's `select` starts one as soon as the
 /// transaction has an xid, which Postgres refuses during a parallel operation (for example a
@@ -122,8 +147,12 @@ pub fn read_rows<R>(
         .map(|(_, v)| if v.is_some() { b' ' } else { b'n' } as std::ffi::c_char)
         .collect();
     unsafe {
-        let advance = pg_sys::ActiveSnapshotSet() && !pg_sys::IsInParallelMode();
-        if advance {
+        let latest = READ_LATEST.with(|l| l.get()) && !pg_sys::IsInParallelMode();
+        let advance = latest || (pg_sys::ActiveSnapshotSet() && !pg_sys::IsInParallelMode());
+        if latest {
+            pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot());
+            pg_sys::UpdateActiveSnapshotCommandId();
+        } else if advance {
             pg_sys::PushCopiedSnapshot(pg_sys::GetActiveSnapshot());
             pg_sys::UpdateActiveSnapshotCommandId();
         }
@@ -325,8 +354,18 @@ pub fn as_extension_owner<R>(f: impl FnOnce() -> R) -> R {
 /// whatever settings it changes are undone afterwards (attacker round 4 set the caller's
 /// search_path from a policy). The caller's own rights must be checked before.
 pub fn as_table_owner<R>(rel: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    with_identity(
+        Some(table_owner(rel)),
+        (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
+        false,
+        f,
+    )
+}
+
+/// The owner of relation `rel` (42P01 if it does not exist).
+pub fn table_owner(rel: pg_sys::Oid) -> pg_sys::Oid {
     // SAFETY: a syscache lookup of the relation's owner; the tuple is released before use.
-    let owner = unsafe {
+    unsafe {
         let tuple = pg_sys::SearchSysCache1(
             pg_sys::SysCacheIdentifier::RELOID as i32,
             pg_sys::Datum::from(rel),
@@ -340,13 +379,7 @@ pub fn as_table_owner<R>(rel: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
         let owner = (*(pg_sys::GETSTRUCT(tuple) as pg_sys::Form_pg_class)).relowner;
         pg_sys::ReleaseSysCache(tuple);
         owner
-    };
-    with_identity(
-        Some(owner),
-        (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
-        false,
-        f,
-    )
+    }
 }
 
 /// ERROR 42501 unless the calling role owns the table (or has the privileges of its owner, as a

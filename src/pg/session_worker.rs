@@ -160,19 +160,19 @@ fn report(m: &Value, level: PgLogLevel) {
     let code = PgSqlErrorCode::from(m["sqlstate"].as_i64().unwrap_or(0) as i32);
     let mut r = ErrorReport::new(
         code,
-        m["message"].as_str().unwrap_or("(no message)").to_string(),
+        visible(m["message"].as_str().unwrap_or("(no message)"), false),
         "pg_encrypt_ml",
     );
     if let Some(d) = m["detail"].as_str() {
-        r = r.set_detail(d.to_string());
+        r = r.set_detail(visible(d, false));
     }
     if let Some(h) = m["hint"].as_str() {
-        r = r.set_hint(h.to_string());
+        r = r.set_hint(visible(h, false));
     }
     let context = m["context"]
         .as_str()
         .filter(|_| level < PgLogLevel::ERROR)
-        .and_then(|c| std::ffi::CString::new(c).ok());
+        .and_then(|c| std::ffi::CString::new(visible(c, true)).ok());
     let Some(context) = context else {
         r.report(level);
         return;
@@ -190,6 +190,26 @@ fn report(m: &Value, level: PgLogLevel) {
         r.report(level);
         pg_sys::error_context_stack = callback.previous;
     }
+}
+
+/// `text` with its control characters written as escapes (`\n`, `\r`, `\u{1b}`; line breaks
+/// kept where `keep_lines`, between context lines): what the owners' code raises, and the names
+/// it chose for its tables, columns and types, reach the caller's terminal as text, and cannot
+/// move the cursor, erase the prefix or start a line that looks like one of the extension's own
+/// messages (attacker round 7).
+fn visible(text: &str, keep_lines: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' if keep_lines => out.push('\n'),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 unsafe extern "C-unwind" {
@@ -293,6 +313,52 @@ pub fn foreign<R>(doing: &str, f: impl FnOnce() -> R) -> R {
             unreachable!("ERROR does not return")
         })
         .execute()
+}
+
+/// Restores the worker's session and current roles when `as_session_of` ends, by return or by
+/// error.
+struct SessionScope {
+    session_user: pg_sys::Oid,
+    current_user: pg_sys::Oid,
+    context: i32,
+}
+
+impl Drop for SessionScope {
+    fn drop(&mut self) {
+        // SAFETY: the worker connected as the bootstrap superuser, which may take any session
+        // role; both roles were this worker's a moment ago.
+        unsafe {
+            pg_sys::SetSessionAuthorization(
+                self.session_user,
+                pg_sys::superuser_arg(self.session_user),
+            );
+            pg_sys::SetUserIdAndSecContext(self.current_user, self.context);
+        }
+    }
+}
+
+/// Runs `f` in the worker with `role` as the session role too (and as the current role, until
+/// `f` changes it), then gives the caller's roles back. The code a table's owner attaches to its
+/// table runs there as the owner in a restricted operation, and must not be taken for the
+/// caller by what reads `session_user`: it counted as the caller's FHE contribution, and charged
+/// the caller's privacy budget (attacker round 7). Only in a subject worker, whose session is
+/// its own.
+pub fn as_session_of<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    let (mut current_user, mut context) = (pg_sys::InvalidOid, 0);
+    // SAFETY: reads this backend's roles; the bootstrap superuser this worker connected as may
+    // take any session role (`serve` did the same with the caller's).
+    let _scope = unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut current_user, &mut context);
+        let scope = SessionScope {
+            session_user: pg_sys::GetSessionUserId(),
+            current_user,
+            context,
+        };
+        pg_sys::SetSessionAuthorization(role, pg_sys::superuser_arg(role));
+        pg_sys::SetUserIdAndSecContext(role, context);
+        scope
+    };
+    f()
 }
 
 fn report_of(e: &CaughtError) -> &ErrorReportWithLevel {

@@ -376,6 +376,69 @@ SET ROLE encml_gdpr_app;
 SELECT user_id, bio, past, city FROM gdpr_app.profiles;
 DROP TABLE gdpr_app.profiles;
 DROP DOMAIN gdpr_app.sealed;
+-- Attacker round 7. The receipt never claims an erasure the table does not show: a trigger that
+-- puts the row back, or a rule that does nothing instead, fails the erasure whole.
+CREATE TABLE gdpr_app.kept (user_id text, note text);
+INSERT INTO gdpr_app.kept VALUES ('dana', 'n1');
+GRANT SELECT, DELETE ON gdpr_app.kept TO encml_gdpr_dpo;
+SELECT encml.register_subject_column('gdpr_app.kept', 'user_id');
+CREATE FUNCTION gdpr_app.put_back() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO gdpr_app.kept VALUES (OLD.user_id, OLD.note || ' again'); RETURN OLD; END$$;
+CREATE TRIGGER put_back AFTER DELETE ON gdpr_app.kept FOR EACH ROW EXECUTE FUNCTION gdpr_app.put_back();
+SET ROLE encml_gdpr_dpo;
+SELECT try($$SELECT encml.subject_forget('dana')$$) AS put_back;
+SET ROLE encml_gdpr_app;
+DROP TRIGGER put_back ON gdpr_app.kept;
+CREATE RULE keep AS ON DELETE TO gdpr_app.kept DO INSTEAD NOTHING;
+SET ROLE encml_gdpr_dpo;
+SELECT try($$SELECT encml.subject_forget('dana')$$) AS instead_nothing;
+SET ROLE encml_gdpr_app;
+SELECT * FROM gdpr_app.kept;
+DROP RULE keep ON gdpr_app.kept;
+-- Registrations follow their column through a rename (a rename hid the table); a dropped
+-- identifier column fails the erasure.
+ALTER TABLE gdpr_app.kept RENAME COLUMN user_id TO who;
+SELECT col FROM encml.subject_registry WHERE tbl = 'gdpr_app.kept'::regclass;
+SET ROLE encml_gdpr_dpo;
+SELECT jsonb_array_length(t->'rows') AS found_after_rename FROM jsonb_array_elements(encml.subject_export('dana')->'tables') t
+ WHERE t->>'table' = 'gdpr_app.kept';
+SET ROLE encml_gdpr_app;
+ALTER TABLE gdpr_app.kept DROP COLUMN who;
+SET ROLE encml_gdpr_dpo;
+SELECT try($$SELECT encml.subject_forget('dana')$$) AS dropped_column;
+SET ROLE encml_gdpr_app;
+SELECT encml.unregister_subject_column('gdpr_app.kept', 'who');
+DROP TABLE gdpr_app.kept;
+-- A plain identifier of a built-in type whose text form is not the identifier (bytea, arrays,
+-- json) is refused, and a column changed to one later fails the erasure (it matched nothing).
+CREATE TABLE gdpr_app.blobs (user_id text, data bytea);
+SELECT try($$SELECT encml.register_subject_column('gdpr_app.blobs', 'data')$$) AS bytea_identifier;
+SELECT encml.register_subject_column('gdpr_app.blobs', 'user_id');
+INSERT INTO gdpr_app.blobs VALUES ('erin', NULL);
+ALTER TABLE gdpr_app.blobs ALTER COLUMN user_id TYPE bytea USING convert_to(user_id, 'UTF8');
+GRANT SELECT, DELETE ON gdpr_app.blobs TO encml_gdpr_dpo;
+SET ROLE encml_gdpr_dpo;
+SELECT try($$SELECT encml.subject_forget('erin')$$) AS changed_to_bytea;
+SET ROLE encml_gdpr_app;
+DROP TABLE gdpr_app.blobs;
+-- The owner's code runs with the owner as session role too, never the caller's (the caller's
+-- session role counted as an FHE contributor and paid for dp queries); its messages reach the
+-- caller with control characters escaped (a line break and a carriage return forged a message).
+CREATE TABLE gdpr_app.who (user_id text);
+INSERT INTO gdpr_app.who VALUES ('finn');
+GRANT SELECT, DELETE ON gdpr_app.who TO encml_gdpr_dpo;
+SELECT encml.register_subject_column('gdpr_app.who', 'user_id');
+CREATE FUNCTION gdpr_app.whoami() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN
+    RAISE WARNING E'session %, current %\r\nWARNING:  subject erased', session_user, current_user;
+    RETURN OLD;
+  END$$;
+CREATE TRIGGER whoami BEFORE DELETE ON gdpr_app.who FOR EACH ROW EXECUTE FUNCTION gdpr_app.whoami();
+SET ROLE encml_gdpr_dpo;
+SELECT (encml.subject_forget('finn')->'tables') @> '[{"table": "gdpr_app.who", "rows": 1}]' AS erased;
+SET ROLE encml_gdpr_app;
+DROP TABLE gdpr_app.who;
+DROP FUNCTION gdpr_app.put_back(), gdpr_app.whoami();
 DROP FUNCTION gdpr_app.spy(text) CASCADE;
 DROP TYPE gdpr_app.ident CASCADE;
 DROP TYPE gdpr_app.mood CASCADE;
