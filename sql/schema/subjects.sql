@@ -31,9 +31,29 @@ CREATE TABLE subject_columns (
     registered_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tbl, col),
     CHECK ((id_kind = 'plain') = (id_key IS NULL)),
-    CHECK ((id_kind = 'fpe') = (id_alphabet IS NOT NULL))
+    CHECK ((id_kind = 'fpe') = (id_alphabet IS NOT NULL)),
+    -- The column's number: what identifies it (a column dropped and added again under the same
+    -- name is another column); col is kept current by renames, and a restore finds it by col.
+    attnum        smallint
 );
 COMMENT ON TABLE subject_columns IS 'pg_encrypt_ml: columns holding a data subject''s identifier (register_subject_column)';
+
+-- A registration names its column (as pg_dump writes it): it takes that column's number. A
+-- restored table has no dropped columns, so its numbers may differ from the dumped ones.
+CREATE FUNCTION subject_columns_resolve() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.attnum := (SELECT a.attnum FROM pg_catalog.pg_attribute a
+                    WHERE a.attrelid = NEW.tbl AND a.attname = NEW.col
+                      AND a.attnum > 0 AND NOT a.attisdropped);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION subject_columns_resolve() IS
+    'pg_encrypt_ml: gives a registration of a subject-identifier column (a new one, or one restored by pg_restore) the number of the column it names';
+CREATE TRIGGER subject_columns_resolve BEFORE INSERT ON subject_columns
+    FOR EACH ROW EXECUTE FUNCTION subject_columns_resolve();
 
 -- The per-subject keys of encml.subject_key(): shredded by encml.subject_forget(). No foreign
 -- key to data_keys (whose rows are never deleted): on Citus, data_keys becomes a reference table

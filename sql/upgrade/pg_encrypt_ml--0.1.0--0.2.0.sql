@@ -867,3 +867,26 @@ SELECT v.key_id, v.version, v.status,
 COMMENT ON VIEW @extschema@.key_usage IS
     'pg_encrypt_ml: AES-GCM encryptions per visible key version (recorded + unrecorded on this server) against the 2^32 random-nonce limit; warns at 2^31';
 GRANT SELECT ON @extschema@.key_usage TO PUBLIC;
+
+-- Registrations of subject-identifier columns know their column by number (issue 27, attacker
+-- round 8: a typed table's column renamed by ALTER TYPE ... RENAME ATTRIBUTE, then a new column
+-- added under the old name, was searched instead of the identifier).
+ALTER TABLE @extschema@.subject_columns ADD COLUMN attnum smallint;
+CREATE FUNCTION @extschema@.subject_columns_resolve() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.attnum := (SELECT a.attnum FROM pg_catalog.pg_attribute a
+                    WHERE a.attrelid = NEW.tbl AND a.attname = NEW.col
+                      AND a.attnum > 0 AND NOT a.attisdropped);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.subject_columns_resolve() IS
+    'pg_encrypt_ml: gives a registration of a subject-identifier column (a new one, or one restored by pg_restore) the number of the column it names';
+REVOKE ALL ON FUNCTION @extschema@.subject_columns_resolve() FROM PUBLIC;
+CREATE TRIGGER subject_columns_resolve BEFORE INSERT ON @extschema@.subject_columns
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.subject_columns_resolve();
+UPDATE @extschema@.subject_columns s SET attnum = a.attnum
+  FROM pg_catalog.pg_attribute a
+ WHERE a.attrelid = s.tbl AND a.attname = s.col AND a.attnum > 0 AND NOT a.attisdropped;

@@ -57,7 +57,10 @@ impl IdKind {
 /// One registered identifier column.
 struct Registration {
     rel: pg_sys::Oid,
+    /// The column's number (0 once it was dropped): with `rel`, what the registration is of.
+    attnum: i16,
     table: String,
+    /// The column's current name.
     col: String,
     col_type: String,
     col_type_oid: pg_sys::Oid,
@@ -70,21 +73,49 @@ struct Registration {
     on_forget: String,
 }
 
+impl Registration {
+    /// What the registration is of: its table and column number (a renamed column is the same
+    /// one), or the name of a column that no longer exists.
+    fn ident(&self) -> (pg_sys::Oid, i16, String) {
+        let name = if self.attnum == 0 {
+            self.col.clone()
+        } else {
+            String::new()
+        };
+        (self.rel, self.attnum, name)
+    }
+}
+
+/// The registrations, read now (each erasure step reads them again: the owners' code it runs
+/// can rename, drop and register columns meanwhile). A registration is of a column number
+/// (0.2.0 schema; a column dropped and added again under its name is another column, attacker
+/// round 8), or of a name (0.1.0 schema).
 fn registrations() -> Vec<Registration> {
+    let numbered = crate::audit::classes::numbers_subject_columns(
+        crate::pg::catalog_access::extension_relation(c"subject_columns"),
+    );
+    let join = if numbered {
+        "a.attnum OPERATOR(pg_catalog.=) s.attnum"
+    } else {
+        "a.attname OPERATOR(pg_catalog.=) s.col"
+    };
+    let sql = format!(
+        "SELECT s.tbl::oid, coalesce(a.attname, s.col)::text, s.id_kind, s.id_key, s.id_alphabet, \
+                        s.on_forget, pg_catalog.format_type(a.atttypid, a.atttypmod), \
+                        a.atttypid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid, a.atttypid, \
+                        coalesce(a.attnum, 0::pg_catalog.int2) \
+                   FROM encml.subject_columns s \
+                   LEFT JOIN pg_catalog.pg_attribute a \
+                     ON a.attrelid OPERATOR(pg_catalog.=) s.tbl AND {join} \
+                    AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped \
+              ORDER BY s.tbl::oid, s.col"
+    );
+    // (Through a connection that sees what the statements before it changed: the owners' code
+    // the erasure ran may have renamed, dropped or registered columns.)
     as_extension_owner(|| {
         Spi::connect(|client| {
             client
-                .select(
-                    "SELECT s.tbl::oid, s.col::text, s.id_kind, s.id_key, s.id_alphabet, s.on_forget, \
-                            pg_catalog.format_type(a.atttypid, a.atttypmod), \
-                            a.atttypid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid, a.atttypid \
-                       FROM encml.subject_columns s \
-                       LEFT JOIN pg_catalog.pg_attribute a \
-                         ON a.attrelid = s.tbl AND a.attname = s.col AND NOT a.attisdropped \
-                      ORDER BY s.tbl::oid, s.col",
-                    None,
-                    &[],
-                )
+                .select(&sql, None, &[])
                 .unwrap_or_else(|e| spi_err(e))
                 .map(|r| {
                     let rel: pg_sys::Oid = r.get(1).ok().flatten().expect("tbl is NOT NULL");
@@ -95,6 +126,7 @@ fn registrations() -> Vec<Registration> {
                     };
                     Registration {
                         rel,
+                        attnum: r.get(10).ok().flatten().unwrap_or(0),
                         table: crate::audit::table_name(rel),
                         col: r.get(2).ok().flatten().unwrap_or_default(),
                         col_type: r.get(7).ok().flatten().unwrap_or_default(),
@@ -163,35 +195,57 @@ fn plain_identifier_type(typ: pg_sys::Oid) -> bool {
     .contains(&typ)
 }
 
-/// The WHERE clause (over alias `t`, the subject as `$1`) that finds the subject's rows, or None
-/// when the subject cannot occur in the column (not in the token alphabet). Operators and
+/// How to find a subject's rows: a WHERE clause over alias `t` and the value it binds as `$1`.
+struct Search {
+    predicate: String,
+    bound: String,
+}
+
+/// How to find the subject's rows in the registered column, or None when the subject cannot
+/// occur in it (no value of the column's type, not in the token alphabet). Operators and
 /// functions are schema-qualified: the statement runs with the caller's search_path. The caller
-/// checked `unsearchable` first.
-fn subject_predicate(reg: &Registration, subject: &str) -> Option<String> {
+/// checked `unsearchable` first, so a plain column's type is one of `plain_identifier_type`'s.
+fn subject_predicate(reg: &Registration, subject: &str) -> Option<Search> {
     let col = format!("t.{}", quote_ident(&reg.col));
     let key = reg
         .id_key
         .map(|k| quote_literal(&catalog::uuid_string(k.as_bytes())));
-    Some(match reg.kind {
-        IdKind::Plain => match reg.col_type.as_str() {
+    let as_is = |predicate: String| Search {
+        predicate,
+        bound: subject.to_string(),
+    };
+    // A value of a built-in type, compared as that type (`encml_core::subject_id`): the subject
+    // was checked to be one, so the cast cannot fail, and the column's index serves.
+    let typed = |bound: Option<String>, typ: &str| {
+        bound.map(|bound| Search {
+            predicate: format!("{col} OPERATOR(pg_catalog.=) $1::pg_catalog.{typ}"),
+            bound,
+        })
+    };
+    use encml_core::subject_id;
+    match reg.kind {
+        IdKind::Plain => match reg.col_type_oid {
             // COLLATE "C": under a nondeterministic collation of the owner's, 'alice' would also
             // match 'ALICE' and 'Alíce', other subjects (attacker round 3).
-            "text" | "character varying" | "name" => {
-                format!("{col} COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1")
+            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::NAMEOID => Some(as_is(format!(
+                "{col} COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1"
+            ))),
+            // (As text: bpchar's trailing blanks do not count.)
+            pg_sys::BPCHAROID => Some(as_is(format!(
+                "{col}::pg_catalog.text COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1"
+            ))),
+            pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID => {
+                typed(subject_id::integer(subject), "int8")
             }
-            // Compared as text: a subject that is not a valid value of the type matches nothing
-            // (instead of failing the cast), at the price of the column's index. Only for built-in
-            // types (`unsearchable`): the cast of a type of the table owner's would run the
-            // owner's code (attacker round 2, issue 27).
-            _ => {
-                format!("{col}::pg_catalog.text COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1")
-            }
+            pg_sys::NUMERICOID => typed(subject_id::numeric(subject), "numeric"),
+            pg_sys::UUIDOID => typed(subject_id::uuid(subject), "uuid"),
+            _ => unreachable!("unsearchable() refuses other types"),
         },
         // Every usable version of the key, so rows written before a rotation are found too.
-        IdKind::Det => format!(
+        IdKind::Det => Some(as_is(format!(
             "{col} OPERATOR(pg_catalog.=) ANY (encml.det_encrypt_all_versions($1, {}::uuid))",
             key.expect("det_text registrations have a key")
-        ),
+        ))),
         IdKind::Fpe => {
             let alphabet = reg.alphabet.as_deref().unwrap_or("0123456789");
             if encml_core::fpe::Alphabet::new(alphabet)
@@ -200,13 +254,13 @@ fn subject_predicate(reg: &Registration, subject: &str) -> Option<String> {
             {
                 return None;
             }
-            format!(
+            Some(as_is(format!(
                 "{col} OPERATOR(pg_catalog.=) encml.fpe_encrypt($1, {}::uuid, {})",
                 key.expect("fpe registrations have a key"),
                 quote_literal(alphabet)
-            )
+            )))
         }
-    })
+    }
 }
 
 /// Why the rows of a registration cannot be searched: its identifier key was destroyed (its
@@ -661,34 +715,38 @@ fn has_table_privilege(rel: pg_sys::Oid, privilege: &str) -> bool {
     .unwrap_or(false)
 }
 
-/// 55000 while this transaction holds a lock on a registered table that the subject worker's
-/// own lock would wait for (`mode` or stronger): it would wait for this transaction, which waits
-/// for it.
-fn refuse_with_conflicting_locks(what: &str, mode: &str) {
-    let strong = [
-        "ShareLock",
-        "ShareRowExclusiveLock",
-        "ExclusiveLock",
-        "AccessExclusiveLock",
-    ];
-    let from = strong.iter().position(|m| *m == mode).unwrap_or(0);
-    let modes: Vec<String> = strong[from..].iter().map(|m| m.to_string()).collect();
+/// 55000 while this transaction holds a lock on a registered table (or a table under one, or
+/// the subject keys) in one of `modes`, those the subject worker's own locks wait for: it would
+/// wait for this transaction, which waits for it. (An UPDATE that changed no row holds ROW
+/// EXCLUSIVE without having written.)
+fn refuse_with_conflicting_locks(what: &str, modes: &[&str]) {
+    let modes: Vec<String> = modes.iter().map(|m| m.to_string()).collect();
     // As the extension: the caller may not read the registry (the locks are this backend's).
     let held = as_extension_owner(|| {
-        Spi::get_one_with_args::<String>(
-            "SELECT l.relation::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_locks l \
-          WHERE l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() AND l.granted \
-            AND l.locktype OPERATOR(pg_catalog.=) 'relation' \
-            AND l.mode OPERATOR(pg_catalog.=) ANY ($1) \
-            AND l.relation IN (SELECT s.tbl FROM encml.subject_columns s) LIMIT 1",
+        Spi::get_two_with_args::<String, String>(
+            "WITH RECURSIVE tree(relid) AS ( \
+                 SELECT s.tbl::pg_catalog.oid FROM encml.subject_columns s \
+                 UNION SELECT 'encml.subject_keys'::pg_catalog.regclass::pg_catalog.oid \
+                 UNION SELECT i.inhrelid FROM tree t JOIN pg_catalog.pg_inherits i \
+                   ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
+             SELECT l.relation::pg_catalog.regclass::pg_catalog.text, l.mode FROM pg_catalog.pg_locks l \
+              WHERE l.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() AND l.granted \
+                AND l.locktype OPERATOR(pg_catalog.=) 'relation' \
+                AND l.database OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_database \
+                     WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) \
+                AND l.mode OPERATOR(pg_catalog.=) ANY ($1) \
+                AND l.relation IN (SELECT relid FROM tree) LIMIT 1",
             &[modes.into()],
         )
     });
-    if let Ok(Some(table)) = held {
+    if let Ok((Some(table), Some(mode))) = held {
         raise_full(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("{what} refuses to run while this transaction holds a {mode} or stronger lock on {table}"),
-            Some("It runs in a session of its own, which would wait for this transaction's lock.".into()),
+            format!("{what} refuses to run while this transaction holds a {mode} on {table}"),
+            Some(
+                "It runs in a session of its own, which would wait for this transaction's lock."
+                    .into(),
+            ),
             Some("Call it in a transaction of its own.".into()),
         );
     }
@@ -732,7 +790,7 @@ pub extern "C-unwind" fn encml_subject_worker_main(arg: pg_sys::Datum) {
 /// tables the caller cannot read are listed as skipped. Audited (without the subject).
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn subject_export(subject: &str) -> JsonB {
-    refuse_with_conflicting_locks("subject_export", "AccessExclusiveLock");
+    refuse_with_conflicting_locks("subject_export", &["AccessExclusiveLock"]);
     let request =
         json!({ "op": "export", "subject": subject, "tenant": crate::pg::tenant::current() });
     in_own_session(request)
@@ -777,8 +835,8 @@ fn export_here(subject: &str) -> Value {
                     continue;
                 }
             }
-            let Some(predicate) = subject_predicate(&reg, subject) else {
-                continue; // the subject cannot be a token of this alphabet: no rows
+            let Some(Search { predicate, bound }) = subject_predicate(&reg, subject) else {
+                continue; // the subject is no value of the column: no rows
             };
             let encrypted = encrypted_columns(reg.rel);
             let mut select = vec!["pg_catalog.to_jsonb(t)".to_string()];
@@ -803,7 +861,7 @@ fn export_here(subject: &str) -> Value {
             let fetched: Vec<(Value, Vec<Option<Vec<u8>>>)> = as_owner_of(&reg, "reading", || {
                 Spi::connect(|client| {
                     client
-                        .select(&sql, None, &[subject.into()])
+                        .select(&sql, None, &[bound.as_str().into()])
                         .unwrap_or_else(|e| spi_err(e))
                         .map(|r| {
                             let row = r
@@ -931,7 +989,18 @@ fn subject_forget(subject: &str) -> JsonB {
             Some("Call it in a transaction of its own.".into()),
         );
     }
-    refuse_with_conflicting_locks("subject_forget", "ShareLock");
+    // The worker locks them in SHARE ROW EXCLUSIVE mode (`lock_for_erasure`).
+    refuse_with_conflicting_locks(
+        "subject_forget",
+        &[
+            "RowExclusiveLock",
+            "ShareUpdateExclusiveLock",
+            "ShareLock",
+            "ShareRowExclusiveLock",
+            "ExclusiveLock",
+            "AccessExclusiveLock",
+        ],
+    );
     in_own_session(json!({ "op": "forget", "subject": subject }))
 }
 
@@ -968,141 +1037,31 @@ fn forget_here(subject: &str) -> Value {
                FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'citus.multi_shard_modify_mode'",
         )
         .unwrap_or_else(|e| spi_err(e));
+        // Deferred triggers fire at the end of each statement, as the table's owner, not at
+        // this transaction's commit, as the caller. (Postgres refuses to queue a deferred event
+        // in the restricted operation the statements run in: an owner's trigger that defers
+        // constraints again fails the erasure.)
+        Spi::run("SET CONSTRAINTS ALL IMMEDIATE").unwrap_or_else(|e| spi_err(e));
+        lock_for_erasure();
         let erasure_id = uuid::Uuid::new_v4().to_string();
         let mut tables = Vec::new();
         crate::audit::row::during_erasure(&erasure_id, || {
+            // The registrations are read again before each step: the owners' code run by one
+            // step can rename, drop and register columns of other tables (attacker round 8).
+            let mut done = Vec::new();
+            while let Some(reg) = registrations()
+                .into_iter()
+                .find(|r| !done.contains(&r.ident()))
+            {
+                done.push(reg.ident());
+                if let Some(entry) = erase_in(&reg, subject, role) {
+                    tables.push(entry);
+                }
+            }
+            // A later step's code can have put rows back in a table erased before it (attacker
+            // round 8): the subject's rows must be gone from every table at the end.
             for reg in registrations() {
-                if let Some(reason) = destroyed_id_key(&reg) {
-                    tables.push(json!({
-                        "table": reg.table,
-                        "identifier_column": reg.col,
-                        "action": "none",
-                        "reason": reason,
-                    }));
-                    continue;
-                }
-                // All or nothing: a table the erasure cannot search fails it (attacker round 6:
-                // it was skipped with a WARNING, and the subject's rows stayed).
-                if let Some(reason) = unsearchable(&reg) {
-                    raise_full(
-                        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                        format!("cannot erase the subject's rows in {}: {reason}", reg.table),
-                        Some("Nothing was erased: the erasure is all or nothing.".into()),
-                        Some(format!(
-                            "The table's owner must change the column back, or register another column and unregister this one with encml.unregister_subject_column('{}', '{}').",
-                            reg.table.replace('\'', "''"),
-                            reg.col.replace('\'', "''")
-                        )),
-                    );
-                }
-                let Some(predicate) = subject_predicate(&reg, subject) else {
-                    continue;
-                };
-                let sql = if reg.on_forget == "anonymize" {
-                    let set: Vec<String> = anonymized_columns(&reg)
-                        .iter()
-                        .map(|c| format!("{} = NULL", quote_ident(c)))
-                        .collect();
-                    format!(
-                        "UPDATE {} t SET {} WHERE {predicate}",
-                        reg.table,
-                        set.join(", ")
-                    )
-                } else {
-                    format!("DELETE FROM {} t WHERE {predicate}", reg.table)
-                };
-                // Whether the caller may erase is checked first, as the caller; the statement
-                // then runs as the table's owner, restricted, like the export's reads.
-                let privilege = if reg.on_forget == "anonymize" {
-                    "UPDATE"
-                } else {
-                    "DELETE"
-                };
-                if !has_table_privilege(reg.rel, privilege) {
-                    raise_full(
-                        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                        format!(
-                            "erasing the subject's rows in {} needs {privilege} on it",
-                            reg.table
-                        ),
-                        Some("Nothing was erased: the erasure is all or nothing.".into()),
-                        Some(format!(
-                            "The caller needs {privilege} on every registered table."
-                        )),
-                    );
-                }
-                // The statement runs as the owner; under the caller's own policies some of the
-                // subject's rows would be hidden from it, and not erased (attacker round 6).
-                if row_security_applies(reg.rel) {
-                    raise_full(
-                        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                        format!(
-                            "erasing the subject's rows in {}: row-level security of the table applies to role {}",
-                            reg.table,
-                            role_name(role)
-                        ),
-                        Some("Its policies could hide some of the subject's rows from you, so they would not be erased. Nothing was erased: the erasure is all or nothing.".into()),
-                        Some("Erase as a role that row-level security does not apply to: with BYPASSRLS, or the table's owner (unless it forces row-level security).".into()),
-                    );
-                }
-                let rows = as_owner_of(&reg, "erasing the subject's rows in", || {
-                    Spi::connect_mut(|client| {
-                        client
-                            .update(&sql, None, &[subject.into()])
-                            .unwrap_or_else(|e| {
-                                raise_full(
-                                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                                    format!(
-                                        "erasing the subject's rows in {} failed: {e}",
-                                        reg.table
-                                    ),
-                                    Some(
-                                        "Nothing was erased: the erasure is all or nothing.".into(),
-                                    ),
-                                    Some(format!(
-                                        "The caller needs {} on every registered table.",
-                                        if reg.on_forget == "anonymize" {
-                                            "UPDATE"
-                                        } else {
-                                            "DELETE"
-                                        }
-                                    )),
-                                )
-                            })
-                            .len()
-                    })
-                });
-                // The owner's triggers, rules and policies decide what the statement really did
-                // (a trigger put the row back, a rule did nothing instead): the receipt must not
-                // claim an erasure the table does not show (attacker round 7).
-                let left = as_owner_of(&reg, "checking the erasure in", || {
-                    Spi::get_one_with_args::<i64>(
-                        &format!(
-                            "SELECT pg_catalog.count(*) FROM {} t WHERE {predicate}",
-                            reg.table
-                        ),
-                        &[subject.into()],
-                    )
-                    .unwrap_or_else(|e| spi_err(e))
-                    .unwrap_or(0)
-                });
-                if left > 0 {
-                    raise_full(
-                        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                        format!("the subject's rows in {} remain after the erasure", reg.table),
-                        Some(format!(
-                            "{left} row(s) still match after the {}: a trigger, rule or policy of the table's owner kept or restored them. Nothing was erased: the erasure is all or nothing.",
-                            if reg.on_forget == "anonymize" { "UPDATE" } else { "DELETE" }
-                        )),
-                        Some("The table's owner must remove the code that keeps them.".into()),
-                    );
-                }
-                tables.push(json!({
-                    "table": reg.table,
-                    "identifier_column": reg.col,
-                    "action": reg.on_forget,
-                    "rows": rows,
-                }));
+                require_erased(&reg, subject);
             }
         });
         let (keys, versions) = catalog::destroy_subject_keys(subject);
@@ -1141,6 +1100,189 @@ fn forget_here(subject: &str) -> Value {
             .unwrap_or_default());
         receipt
     })
+}
+
+/// Locks what an erasure reads and changes before it reads any of it, so that nothing commits
+/// under it meanwhile (attacker round 8): the subject keys (a key made in a transaction still
+/// open would survive the erasure) and every registered table with the tables under it (a row
+/// of the subject inserted by a transaction still open would survive it). SHARE ROW EXCLUSIVE
+/// waits for the writers in progress to commit, keeps new ones waiting until the erasure
+/// commits, and lets readers read. In a fixed order (the key catalog, then tables by oid), so
+/// that two erasures queue instead of deadlocking.
+fn lock_for_erasure() {
+    let mut rels: Vec<pg_sys::Oid> = registrations().iter().map(|r| r.rel).collect();
+    rels.sort_by_key(|r| r.to_u32());
+    rels.dedup();
+    as_extension_owner(|| {
+        Spi::run("LOCK TABLE encml.subject_keys IN SHARE ROW EXCLUSIVE MODE")
+            .unwrap_or_else(|e| spi_err(e));
+        for rel in rels {
+            lock_registered(rel);
+        }
+    });
+}
+
+/// Locks a registered table for the erasure (`lock_for_erasure`); nothing if it was dropped.
+fn lock_registered(rel: pg_sys::Oid) {
+    // (A table dropped since it was registered has no name left to lock.)
+    // SAFETY: a syscache lookup by oid.
+    let exists = unsafe {
+        pg_sys::SearchSysCacheExists(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(rel),
+            pg_sys::Datum::from(0usize),
+            pg_sys::Datum::from(0usize),
+            pg_sys::Datum::from(0usize),
+        )
+    };
+    if exists {
+        as_extension_owner(|| {
+            Spi::run(&format!(
+                "LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE",
+                crate::audit::table_name(rel)
+            ))
+            .unwrap_or_else(|e| spi_err(e))
+        });
+    }
+}
+
+/// Erases the subject's rows in the registered column (deletes or anonymizes them, as
+/// registered), or fails the whole erasure; returns the receipt's entry for it.
+fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Value> {
+    if let Some(reason) = destroyed_id_key(reg) {
+        return Some(json!({
+            "table": reg.table,
+            "identifier_column": reg.col,
+            "action": "none",
+            "reason": reason,
+        }));
+    }
+    require_searchable(reg);
+    // (Registered during the erasure, by an owner's code: not locked yet.)
+    lock_registered(reg.rel);
+    let Search { predicate, bound } = subject_predicate(reg, subject)?;
+    let anonymize = reg.on_forget == "anonymize";
+    let sql = if anonymize {
+        let set: Vec<String> = anonymized_columns(reg)
+            .iter()
+            .map(|c| format!("{} = NULL", quote_ident(c)))
+            .collect();
+        format!(
+            "UPDATE {} t SET {} WHERE {predicate}",
+            reg.table,
+            set.join(", ")
+        )
+    } else {
+        format!("DELETE FROM {} t WHERE {predicate}", reg.table)
+    };
+    // Whether the caller may erase is checked first, as the caller; the statement then runs as
+    // the table's owner, restricted, like the export's reads.
+    let privilege = if anonymize { "UPDATE" } else { "DELETE" };
+    if !has_table_privilege(reg.rel, privilege) {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "erasing the subject's rows in {} needs {privilege} on it",
+                reg.table
+            ),
+            Some("Nothing was erased: the erasure is all or nothing.".into()),
+            Some(format!(
+                "The caller needs {privilege} on every registered table."
+            )),
+        );
+    }
+    // The statement runs as the owner; under the caller's own policies some of the subject's
+    // rows would be hidden from it, and not erased (attacker round 6).
+    if row_security_applies(reg.rel) {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "erasing the subject's rows in {}: row-level security of the table applies to role {}",
+                reg.table,
+                role_name(role)
+            ),
+            Some("Its policies could hide some of the subject's rows from you, so they would not be erased. Nothing was erased: the erasure is all or nothing.".into()),
+            Some("Erase as a role that row-level security does not apply to: with BYPASSRLS, or the table's owner (unless it forces row-level security).".into()),
+        );
+    }
+    let rows = as_owner_of(reg, "erasing the subject's rows in", || {
+        let rows = Spi::connect_mut(|client| {
+            client
+                .update(&sql, None, &[bound.as_str().into()])
+                .unwrap_or_else(|e| {
+                    raise_full(
+                        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        format!("erasing the subject's rows in {} failed: {e}", reg.table),
+                        Some("Nothing was erased: the erasure is all or nothing.".into()),
+                        Some(format!(
+                            "The caller needs {privilege} on every registered table."
+                        )),
+                    )
+                })
+                .len()
+        });
+        rows
+    });
+    // The owner's triggers, rules and policies decide what the statement really did (a trigger
+    // put the row back, a rule did nothing instead): the receipt must not claim an erasure the
+    // table does not show (attacker round 7).
+    require_erased(reg, subject);
+    Some(json!({
+        "table": reg.table,
+        "identifier_column": reg.col,
+        "action": reg.on_forget,
+        "rows": rows,
+    }))
+}
+
+/// All or nothing: a table the erasure cannot search fails it (attacker round 6: it was skipped
+/// with a WARNING, and the subject's rows stayed).
+fn require_searchable(reg: &Registration) {
+    if let Some(reason) = unsearchable(reg) {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("cannot erase the subject's rows in {}: {reason}", reg.table),
+            Some("Nothing was erased: the erasure is all or nothing.".into()),
+            Some(format!(
+                "The table's owner must change the column back, or register another column and unregister this one with encml.unregister_subject_column('{}', '{}').",
+                reg.table.replace('\'', "''"),
+                reg.col.replace('\'', "''")
+            )),
+        );
+    }
+}
+
+/// Fails the erasure if rows of the subject remain in the registered column (read as the
+/// table's owner, who sees them all unless it forces row-level security on itself).
+fn require_erased(reg: &Registration, subject: &str) {
+    if destroyed_id_key(reg).is_some() {
+        return;
+    }
+    require_searchable(reg);
+    let Some(Search { predicate, bound }) = subject_predicate(reg, subject) else {
+        return;
+    };
+    let left = as_owner_of(reg, "checking the erasure in", || {
+        Spi::get_one_with_args::<i64>(
+            &format!(
+                "SELECT pg_catalog.count(*) FROM {} t WHERE {predicate}",
+                reg.table
+            ),
+            &[bound.as_str().into()],
+        )
+        .unwrap_or_else(|e| spi_err(e))
+        .unwrap_or(0)
+    });
+    if left > 0 {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("the subject's rows in {} remain after the erasure", reg.table),
+            Some(format!(
+                "{left} row(s) still match after the erasure: a trigger, rule or policy of a table's owner kept or restored them. Nothing was erased: the erasure is all or nothing.",
+            )),
+            Some("The table's owner must remove the code that keeps them.".into()),
+        );
+    }
 }
 
 pgrx::extension_sql_file!(

@@ -18,6 +18,12 @@ fn names_columns(classes: pg_sys::Oid) -> bool {
     .unwrap_or(false)
 }
 
+/// Whether the installed schema numbers registered subject-identifier columns (0.2.0 and later).
+pub fn numbers_subject_columns(registrations: pg_sys::Oid) -> bool {
+    // SAFETY: a syscache lookup of a column by name; nothing is kept.
+    unsafe { pg_sys::get_attnum(registrations, c"attnum".as_ptr()) > 0 }
+}
+
 /// After a column of `rel` was renamed: the classifications of `rel` and the tables under it
 /// (a rename recurses to them) take the current names.
 pub fn columns_renamed(rel: pg_sys::Oid) {
@@ -45,23 +51,26 @@ pub fn columns_renamed(rel: pg_sys::Oid) {
     });
 }
 
-/// After column `old` of `rel` was renamed `new`: registrations of the column as a data
-/// subject's identifier (`encml.subject_columns`, by name) follow it, in `rel` and the tables
-/// under it. Without this a rename hid the table from every export and erasure, and swapping
-/// two columns' names made them search the wrong one (attacker round 7).
-pub fn subject_column_renamed(rel: pg_sys::Oid, old: &str, new: &str) {
-    if extension_relation(c"subject_columns") == pg_sys::InvalidOid {
+/// After a statement that may have renamed columns (ALTER TABLE ... RENAME COLUMN, which
+/// recurses to inheritors, and ALTER TYPE ... RENAME ATTRIBUTE ... CASCADE, which renames the
+/// columns of typed tables): registrations of subject-identifier columns (`encml.subject_columns`,
+/// identified by number) take their columns' current names, wherever the rename reached. Without
+/// this a renamed column hid its table from exports and erasures (attacker rounds 7 and 8).
+pub fn subject_columns_follow_renames() {
+    let registrations = extension_relation(c"subject_columns");
+    if registrations == pg_sys::InvalidOid {
         return;
     }
     as_extension_owner(|| {
-        Spi::run_with_args(
-            "WITH RECURSIVE tree(relid) AS (SELECT $1::pg_catalog.oid UNION \
-                 SELECT i.inhrelid FROM tree t JOIN pg_catalog.pg_inherits i \
-                   ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
-             UPDATE encml.subject_columns s SET col = $3 \
-              WHERE s.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (SELECT relid FROM tree) \
-                AND s.col OPERATOR(pg_catalog.=) $2",
-            &[rel.into(), old.into(), new.into()],
+        if !numbers_subject_columns(registrations) {
+            return;
+        }
+        Spi::run(
+            "UPDATE encml.subject_columns s SET col = a.attname \
+               FROM pg_catalog.pg_attribute a \
+              WHERE a.attrelid OPERATOR(pg_catalog.=) s.tbl::pg_catalog.oid \
+                AND a.attnum OPERATOR(pg_catalog.=) s.attnum AND NOT a.attisdropped \
+                AND s.col OPERATOR(pg_catalog.<>) a.attname",
         )
         .unwrap_or_else(|e| crate::pg::errors::spi_failed("subject registrations", e))
     });

@@ -118,6 +118,9 @@ struct Statement {
     replaces_trigger: bool,
     /// ALTER TABLE ... RENAME COLUMN: (table, old, new).
     column_rename: Option<(pg_sys::Oid, String, String)>,
+    /// RENAME COLUMN or RENAME ATTRIBUTE (which cascades to typed tables): columns anywhere may
+    /// have new names.
+    renames_columns: bool,
     /// Tables the statement takes out of an inheritance tree (NO INHERIT, DETACH PARTITION,
     /// DETACH PARTITION ... FINALIZE).
     leaving: Vec<pg_sys::Oid>,
@@ -187,6 +190,10 @@ unsafe fn inspect(tree: *mut pg_sys::Node) -> Statement {
             s.replaces_trigger = (*(tree as *mut pg_sys::CreateTrigStmt)).replace;
         } else if is_a(tree, T_RenameStmt) {
             let r = tree as *mut pg_sys::RenameStmt;
+            s.renames_columns = matches!(
+                (*r).renameType,
+                pg_sys::ObjectType::OBJECT_COLUMN | pg_sys::ObjectType::OBJECT_ATTRIBUTE
+            );
             if (*r).renameType == pg_sys::ObjectType::OBJECT_COLUMN {
                 if let (Some(rel), Some(old), Some(new)) = (
                     relation_named((*r).relation),
@@ -379,11 +386,13 @@ unsafe fn ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: data is the event's; its parse tree lives until the command ends.
     let statement = unsafe { inspect((*data).parsetree) };
     // Classifications keep the names of their columns, audited tables or not.
-    if let Some((rel, old, new)) = &statement.column_rename {
+    if let Some((rel, _, _)) = &statement.column_rename {
         if installed() {
             classes::columns_renamed(*rel);
-            classes::subject_column_renamed(*rel, old, new);
         }
+    }
+    if statement.renames_columns && installed() {
+        classes::subject_columns_follow_renames();
     }
     if !active() {
         return pg_sys::Datum::from(0usize);

@@ -386,7 +386,9 @@ pub fn key_table_oid() -> pg_sys::Oid {
 /// (only the count leaves this function). Domains, arrays and composites are not searched.
 pub fn columns_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
     as_extension_owner(|| {
-        let columns = stored_columns("encml.enc_bytea", false);
+        // det_text too: a det_text identifier column of data subjects under a retired version
+        // could no longer be searched by subject_forget (attacker round 8, issue 27).
+        let columns = stored_columns(&["encml.enc_bytea", "encml.det_text"], false);
         let mut found: Vec<(String, i64)> = columns
             .into_iter()
             .filter_map(|(table, column)| {
@@ -407,21 +409,27 @@ pub fn columns_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
     })
 }
 
-/// Columns of `type_name` (quoted identifiers: table, column) in plain tables, partitions and
-/// populated materialized views, to be scanned with ONLY (so inheritance children are not
-/// counted twice and no foreign table is touched); optionally without the extension's own.
-fn stored_columns(type_name: &str, skip_extension_schema: bool) -> Vec<(String, String)> {
+/// Columns of the types `type_names` or of domains over them (quoted identifiers: table,
+/// column) in plain tables, partitions and populated materialized views, to be scanned with ONLY
+/// (so inheritance children are not counted twice and no foreign table is touched); optionally
+/// without the extension's own.
+fn stored_columns(type_names: &[&str], skip_extension_schema: bool) -> Vec<(String, String)> {
+    let type_names: Vec<String> = type_names.iter().map(|t| t.to_string()).collect();
     read_rows(
-        "SELECT format('%I.%I', n.nspname, c.relname), format('%I', a.attname) \
+        "WITH RECURSIVE typ(oid) AS ( \
+             SELECT pg_catalog.to_regtype(t)::oid FROM pg_catalog.unnest($1::text[]) t \
+             UNION SELECT d.oid FROM pg_type d JOIN typ ON d.typbasetype = typ.oid \
+              WHERE d.typtype = 'd') \
+         SELECT format('%I.%I', n.nspname, c.relname), format('%I', a.attname) \
            FROM pg_attribute a \
            JOIN pg_class c ON c.oid = a.attrelid \
            JOIN pg_namespace n ON n.oid = c.relnamespace \
-          WHERE a.atttypid = $1::regtype AND a.attnum > 0 \
+          WHERE a.atttypid IN (SELECT oid FROM typ) AND a.attnum > 0 \
             AND NOT ($2 AND n.nspname = 'encml') \
             AND NOT a.attisdropped AND c.relkind IN ('r', 'm') AND c.relispopulated \
             AND c.relpersistence <> 't' \
           ORDER BY 1, 2",
-        &[arg(type_name), arg(skip_extension_schema)],
+        &[arg(type_names), arg(skip_extension_schema)],
         0,
         |row| {
             (
@@ -442,7 +450,7 @@ fn jsonb_fields_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
         encml_core::json_fields::PREFIX,
         base64::engine::general_purpose::STANDARD.encode(header)
     );
-    let columns = stored_columns("jsonb", true);
+    let columns = stored_columns(&["jsonb"], true);
     columns
         .into_iter()
         .filter_map(|(table, column)| {

@@ -112,3 +112,10 @@ SELECT c.table_oid::regclass::text AS classified_table, c.column_name, c.label,
   FROM encml.column_classes c
   LEFT JOIN pg_attribute a ON a.attrelid = c.table_oid AND a.attnum = c.attnum AND NOT a.attisdropped
  ORDER BY 1, 2;
+
+-- Registrations of subject-identifier columns know their columns by number (0.2.0): the update
+-- numbered the existing ones.
+SELECT s.tbl::text AS registered_table, s.col, a.attname IS NOT NULL AS number_matches_name
+  FROM encml.subject_columns s
+  LEFT JOIN pg_attribute a ON a.attrelid = s.tbl AND a.attnum = s.attnum AND a.attname = s.col
+ ORDER BY 1, 2;

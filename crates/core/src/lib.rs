@@ -28,6 +28,7 @@ pub mod rate_window;
 pub mod service_key;
 pub mod siv;
 pub mod stream;
+pub mod subject_id;
 pub mod tenant_token;
 pub mod tensor;
 pub mod wipe;

@@ -307,20 +307,37 @@ INSERT INTO gdpr_app.spy_log VALUES ('dpo', 'note');
 SELECT try($$SELECT encml.subject_forget('nobody-at-all')$$) AS after_a_write;
 ROLLBACK;
 -- A deferred constraint trigger on the owner's table would fire at the caller's COMMIT, with the
--- caller's rights, outside the restricted operation: Postgres refuses to queue its event inside
--- one, so the erasure fails, nothing is erased, and the owner's trigger never runs as the caller.
+-- caller's rights, outside the restricted operation. The erasure sets all constraints
+-- IMMEDIATE: it fires at the end of the statement, as the owner, restricted. Deferring it again
+-- from the owner's code fails the erasure: Postgres refuses to queue a deferred event in a
+-- restricted operation. Either way the owner's trigger never runs as the caller.
 SET ROLE encml_gdpr_app;
 CREATE FUNCTION gdpr_app.spy_later() RETURNS trigger LANGUAGE plpgsql AS
   $$BEGIN PERFORM gdpr_app.spy('deferred trigger'); RETURN NULL; END$$;
 CREATE CONSTRAINT TRIGGER later AFTER DELETE ON gdpr_app.moods DEFERRABLE INITIALLY DEFERRED
   FOR EACH ROW EXECUTE FUNCTION gdpr_app.spy_later();
+INSERT INTO gdpr_app.moods VALUES ('deferred-dora', 'calm'), ('deferred-dan', 'calm');
 RESET ROLE;
-SELECT try($$SELECT encml.subject_forget('alice')$$) AS deferred_trigger;
-SELECT count(*) AS deferred_trigger_ran FROM gdpr_app.spy_log WHERE what = 'deferred trigger';
+RESET search_path;  -- (the policy's spy set it)
+SELECT try($$SELECT encml.subject_forget('deferred-dora')$$) AS deferred_trigger;
+SELECT who, count(*) AS deferred_trigger_ran FROM gdpr_app.spy_log WHERE what = 'deferred trigger' GROUP BY who;
+SET ROLE encml_gdpr_app;
+CREATE FUNCTION gdpr_app.defer_again() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN SET CONSTRAINTS ALL DEFERRED; RETURN NULL; END$$;
+CREATE TRIGGER defer_again BEFORE DELETE ON gdpr_app.moods
+  FOR EACH STATEMENT EXECUTE FUNCTION gdpr_app.defer_again();
+RESET ROLE;
+SELECT try($$SELECT encml.subject_forget('deferred-dan')$$) AS deferred_again;
+SELECT count(*) AS dan_kept FROM gdpr_app.moods WHERE user_id COLLATE "C" = 'deferred-dan';
+SELECT who, count(*) AS deferred_trigger_ran FROM gdpr_app.spy_log WHERE what = 'deferred trigger' GROUP BY who;
 SET ROLE encml_gdpr_app;
 DROP TRIGGER later ON gdpr_app.moods;
+DROP TRIGGER defer_again ON gdpr_app.moods;
 DROP FUNCTION gdpr_app.spy_later();
+DROP FUNCTION gdpr_app.defer_again();
+DELETE FROM gdpr_app.moods WHERE user_id COLLATE "C" = 'deferred-dan';
 RESET ROLE;
+RESET search_path;
 BEGIN;
 SELECT (encml.subject_forget('alice')->'tables') @> '[{"table": "gdpr_app.moods", "rows": 1}]' AS forgot_one;
 ROLLBACK;
@@ -438,6 +455,77 @@ SET ROLE encml_gdpr_dpo;
 SELECT (encml.subject_forget('finn')->'tables') @> '[{"table": "gdpr_app.who", "rows": 1}]' AS erased;
 SET ROLE encml_gdpr_app;
 DROP TABLE gdpr_app.who;
+-- Attacker round 8. The code one step of an erasure runs cannot undo an earlier step: a later
+-- table's trigger that puts the subject's row back into an earlier table fails the erasure (every
+-- table is checked again at the end), and one that renames the column a later step searches is
+-- followed (each step reads the registrations again).
+CREATE TABLE gdpr_app.a_first (user_id text);
+CREATE TABLE gdpr_app.b_later (user_id text);
+INSERT INTO gdpr_app.a_first VALUES ('gus');
+INSERT INTO gdpr_app.b_later VALUES ('gus');
+GRANT SELECT, DELETE ON gdpr_app.a_first, gdpr_app.b_later TO encml_gdpr_dpo;
+SELECT encml.register_subject_column('gdpr_app.a_first', 'user_id');
+SELECT encml.register_subject_column('gdpr_app.b_later', 'user_id');
+CREATE FUNCTION gdpr_app.refill() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO gdpr_app.a_first VALUES (OLD.user_id); RETURN OLD; END$$;
+CREATE TRIGGER refill AFTER DELETE ON gdpr_app.b_later FOR EACH ROW EXECUTE FUNCTION gdpr_app.refill();
+SET ROLE encml_gdpr_dpo;
+SELECT try($$SELECT encml.subject_forget('gus')$$) AS put_back_into_earlier;
+SET ROLE encml_gdpr_app;
+SELECT (SELECT count(*) FROM gdpr_app.a_first) AS first_kept, (SELECT count(*) FROM gdpr_app.b_later) AS later_kept;
+DROP TRIGGER refill ON gdpr_app.b_later;
+CREATE FUNCTION gdpr_app.rename_later() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN ALTER TABLE gdpr_app.b_later RENAME COLUMN user_id TO uid; RETURN OLD; END$$;
+CREATE TRIGGER rename_later BEFORE DELETE ON gdpr_app.a_first FOR EACH ROW EXECUTE FUNCTION gdpr_app.rename_later();
+SET ROLE encml_gdpr_dpo;
+SELECT jsonb_path_query_array(encml.subject_forget('gus'), '$.tables[*] ? (@.table starts with "gdpr_app.") .identifier_column') AS followed_rename;
+SET ROLE encml_gdpr_app;
+SELECT (SELECT count(*) FROM gdpr_app.a_first) AS first_left, (SELECT count(*) FROM gdpr_app.b_later) AS later_left;
+DROP TABLE gdpr_app.a_first, gdpr_app.b_later;
+DROP FUNCTION gdpr_app.refill(), gdpr_app.rename_later();
+-- A registration is of a column, not of a name: a typed table's column renamed through its type
+-- (ALTER TYPE ... RENAME ATTRIBUTE ... CASCADE) is followed, and a new column that takes the old
+-- name is not the identifier.
+CREATE TYPE gdpr_app.person AS (user_id text, note text);
+CREATE TABLE gdpr_app.typed OF gdpr_app.person;
+INSERT INTO gdpr_app.typed VALUES ('hana', 'typed');
+GRANT SELECT, DELETE ON gdpr_app.typed TO encml_gdpr_dpo;
+SELECT encml.register_subject_column('gdpr_app.typed', 'user_id');
+ALTER TYPE gdpr_app.person RENAME ATTRIBUTE user_id TO uid CASCADE;
+ALTER TYPE gdpr_app.person ADD ATTRIBUTE user_id text CASCADE;
+SELECT col FROM encml.subject_registry WHERE tbl = 'gdpr_app.typed'::regclass;
+SET ROLE encml_gdpr_dpo;
+SELECT jsonb_path_query_array(encml.subject_forget('hana'), '$.tables[*] ? (@.table == "gdpr_app.typed") .rows') AS typed_rows;
+SET ROLE encml_gdpr_app;
+DROP TABLE gdpr_app.typed;
+DROP TYPE gdpr_app.person;
+-- Identifiers are compared as values of the column's type: after an allowed type change (integer
+-- to numeric) 1001 still finds 1001.00, and a uuid is found in any case and form.
+CREATE TABLE gdpr_app.accounts (account_no int, owner_id uuid);
+INSERT INTO gdpr_app.accounts VALUES (1001, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'), (1002, NULL);
+GRANT SELECT, DELETE ON gdpr_app.accounts TO encml_gdpr_dpo;
+SELECT encml.register_subject_column('gdpr_app.accounts', 'account_no');
+SELECT encml.register_subject_column('gdpr_app.accounts', 'owner_id');
+ALTER TABLE gdpr_app.accounts ALTER COLUMN account_no TYPE numeric(12,2);
+SET ROLE encml_gdpr_dpo;
+SELECT subject, (SELECT coalesce(sum(jsonb_array_length(t->'rows')), 0) FROM jsonb_array_elements(encml.subject_export(subject)->'tables') t
+                  WHERE t->>'table' = 'gdpr_app.accounts') AS rows_found
+  FROM unnest(ARRAY['1001', '1001.000', '+1001', '1e3', 'alice', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11',
+                    '{a0eebc999c0b4ef8bb6d6bb9bd380a11}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12']) AS subject;
+SELECT jsonb_path_query_array(encml.subject_forget('1001'), '$.tables[*] ? (@.table == "gdpr_app.accounts") .rows') AS numeric_rows;
+SET ROLE encml_gdpr_app;
+SELECT * FROM gdpr_app.accounts;
+DROP TABLE gdpr_app.accounts;
+-- A version of a det_text identifier key that still encrypts values is not retired (the erasure
+-- could no longer find the rows under it).
+RESET ROLE;
+SELECT encml.create_key('gdpr-r8', 'deterministic') AS r8_key \gset
+CREATE TABLE gdpr_app.r8_ids (uid encml.det_text);
+INSERT INTO gdpr_app.r8_ids VALUES (encml.det_encrypt('ivan', :'r8_key'));
+SELECT encml.rotate_key(:'r8_key') AS r8_v2 \gset
+SELECT regexp_replace(try(format('SELECT encml.retire_key_version(%L, 1)', :'r8_key')), '[0-9a-f]{8}-[0-9a-f-]{27}', 'KEY', 'g') AS det_version_in_use;
+DROP TABLE gdpr_app.r8_ids;
+SET ROLE encml_gdpr_app;
 DROP FUNCTION gdpr_app.put_back(), gdpr_app.whoami();
 DROP FUNCTION gdpr_app.spy(text) CASCADE;
 DROP TYPE gdpr_app.ident CASCADE;

@@ -1,0 +1,91 @@
+"""An erasure against transactions still open when it starts (issue 27, attacker round 8): a row
+of the subject inserted, or a key of the subject made, by a transaction that commits while the
+erasure runs survived it. The erasure now waits for the writers in progress on the registered
+tables and the subject keys, and keeps new ones waiting until it commits."""
+import os
+import threading
+import time
+import psycopg
+
+DB = os.environ["PGDATABASE"]
+
+
+def connect():
+    return psycopg.connect(dbname=DB, user="postgres", autocommit=True)
+
+
+def ok(what):
+    print(f"ok: {what}")
+
+
+admin = connect()
+admin.execute("CREATE TABLE people (user_id text, note encml.enc_bytea)")
+admin.execute("SELECT encml.register_subject_column('people', 'user_id')")
+admin.execute("CREATE TABLE vault (c encml.enc_bytea)")
+
+
+def erase_in_background(subject):
+    """Starts subject_forget(subject) in a session of its own; returns (thread, result holder)."""
+    result = {}
+
+    def run():
+        conn = connect()
+        try:
+            result["receipt"] = conn.execute("SELECT encml.subject_forget(%s)", (subject,)).fetchone()[0]
+        except psycopg.Error as e:
+            result["error"] = f"{e.sqlstate}: {e}"
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def wait_until_blocked(what):
+    """Until some session waits for a lock (the erasure's worker, behind the open writer)."""
+    for _ in range(200):
+        if admin.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0] > 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the erasure did not wait for {what}")
+
+
+# A transaction inserts a row of the subject and commits while the erasure runs.
+writer = connect()
+writer.execute("BEGIN")
+writer.execute("INSERT INTO people SELECT 'zoe', encml.encrypt('zoe-note', encml.subject_key('zoe'))")
+thread, result = erase_in_background("zoe")
+wait_until_blocked("the open insert")
+writer.execute("COMMIT")
+thread.join(timeout=30)
+assert not thread.is_alive() and "error" not in result, result
+assert admin.execute("SELECT count(*) FROM people WHERE user_id = 'zoe'").fetchone()[0] == 0, \
+    "a row inserted by a transaction open when the erasure started survived it"
+ok("a row of the subject written by a transaction open at the start of the erasure is erased")
+
+# A transaction makes the subject's key, uses it, and commits while the erasure runs.
+writer.execute("BEGIN")
+writer.execute("INSERT INTO vault SELECT encml.encrypt('zed-secret', encml.subject_key('zed'))")
+thread, result = erase_in_background("zed")
+wait_until_blocked("the open key creation")
+writer.execute("COMMIT")
+thread.join(timeout=30)
+assert not thread.is_alive() and "error" not in result, result
+assert result["receipt"]["keys_destroyed"] == 1, result
+try:
+    admin.execute("SELECT encml.decrypt_text(c) FROM vault")
+    raise AssertionError("a subject key made by a transaction open at the start of the erasure survived it")
+except psycopg.Error as e:
+    ok(f"a subject key made by a transaction open at the start of the erasure is destroyed ({e.sqlstate})")
+
+# A caller that holds a lock the erasure would wait for is refused instead of waiting forever
+# (an UPDATE that changed nothing holds ROW EXCLUSIVE without having written).
+caller = connect()
+caller.execute("BEGIN")
+caller.execute("UPDATE people SET note = NULL WHERE false")
+try:
+    caller.execute("SELECT encml.subject_forget('nobody')")
+    raise AssertionError("subject_forget waited for its caller's own lock")
+except psycopg.Error as e:
+    assert e.sqlstate == "55000", e
+    ok("a caller holding ROW EXCLUSIVE on a registered table is refused (55000), not left waiting")
+caller.execute("ROLLBACK")
