@@ -6,5 +6,6 @@ pub mod clearances;
 pub mod grants;
 pub mod nonce_budget;
 pub mod provider;
+pub mod role_privileges;
 pub mod service;
 pub mod tenants;

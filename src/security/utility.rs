@@ -85,6 +85,18 @@ unsafe fn role_spec(spec: *mut pg_sys::RoleSpec) -> String {
     }
 }
 
+/// The oids of the roles a DROP ROLE or DROP OWNED names (those that do not exist left out).
+unsafe fn role_oids(list: *mut pg_sys::List) -> Vec<pg_sys::Oid> {
+    unsafe {
+        PgList::<pg_sys::RoleSpec>::from_pg(list)
+            .iter_ptr()
+            .filter(|r| (**r).roletype != pg_sys::RoleSpecType::ROLESPEC_PUBLIC)
+            .map(|r| pg_sys::get_rolespec_oid(r, true))
+            .filter(|oid| *oid != pg_sys::InvalidOid)
+            .collect()
+    }
+}
+
 unsafe fn role_list(list: *mut pg_sys::List) -> Vec<String> {
     unsafe {
         PgList::<pg_sys::RoleSpec>::from_pg(list)
@@ -334,6 +346,22 @@ unsafe extern "C-unwind" fn process_utility(
             describe((*pstmt).utilityStmt)
         }
     };
+    // Roles holding the extension's privileges are not dropped; DROP OWNED removes them
+    // (`keys::role_privileges`).
+    // SAFETY: the statement's own parse tree, before it runs; nodes cast after is_a.
+    let dropped_owned = unsafe {
+        let stmt = if pstmt.is_null() {
+            std::ptr::null_mut()
+        } else {
+            (*pstmt).utilityStmt
+        };
+        if !stmt.is_null() && is_a(stmt, pg_sys::NodeTag::T_DropRoleStmt) {
+            let s = stmt as *mut pg_sys::DropRoleStmt;
+            crate::keys::role_privileges::refuse_drop(&role_oids((*s).roles));
+        }
+        (!stmt.is_null() && is_a(stmt, pg_sys::NodeTag::T_DropOwnedStmt))
+            .then(|| role_oids((*(stmt as *mut pg_sys::DropOwnedStmt)).roles))
+    };
     let copy = matches!(pending, Some(Pending::Copy { .. }));
     let was = IN_COPY.with(|c| c.replace(copy || in_copy()));
     struct Reset(bool);
@@ -364,6 +392,9 @@ unsafe extern "C-unwind" fn process_utility(
                 qc,
             ),
         })
+    }
+    if let Some(roles) = dropped_owned {
+        crate::keys::role_privileges::drop_owned(&roles);
     }
     if let Some(p) = pending {
         let rows = if qc.is_null() {

@@ -63,7 +63,10 @@ SELECT try($$SELECT encml.subject_forget('bob')$$) AS without_delete;
 RESET ROLE;
 SELECT count(*) FILTER (WHERE user_id = 'bob') AS bob_events_kept FROM gdpr_events;
 DROP TABLE gdpr_events, gdpr_orders, gdpr_countries;
--- (Key grants stay when a role is dropped, naming its oid, which differs between nodes.)
-SELECT encml.revoke_key(:'lookup', 'citus_gdpr_dpo', 'encrypt');
+-- A role holding a key grant is not dropped; DROP OWNED BY removes the grant on every node.
+SELECT try('DROP ROLE citus_gdpr_dpo') ~ '^2BP01' AS grant_holds_the_role;
 DROP OWNED BY citus_gdpr_dpo;
 DROP ROLE citus_gdpr_dpo;
+SELECT count(*) AS grants_left FROM encml.key_grants WHERE key_id = :'lookup';
+SELECT result AS grants_left_on_worker FROM run_command_on_workers(
+    format('SELECT count(*) FROM encml.key_grants WHERE key_id = %L', :'lookup')) ORDER BY nodeport;

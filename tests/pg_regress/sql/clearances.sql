@@ -134,6 +134,7 @@ SELECT count(*) AS dumped FROM pg_extension e, unnest(e.extconfig) AS c
 
 DROP TABLE cl_notes;
 SET client_min_messages = warning;
-DROP OWNED BY cl_owner, cl_security;
+-- (DROP OWNED also removes key grants and clearances: a role holding one is not dropped.)
+DROP OWNED BY cl_owner, cl_security, cl_clinician, cl_clinicians, cl_billing;
 DROP ROLE cl_clinician, cl_clinicians, cl_billing, cl_security, cl_owner;
 RESET client_min_messages;
