@@ -1206,22 +1206,23 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
         );
     }
     let rows = as_owner_of(reg, "erasing the subject's rows in", || {
-        let rows = Spi::connect_mut(|client| {
-            client
-                .update(&sql, None, &[bound.as_str().into()])
-                .unwrap_or_else(|e| {
-                    raise_full(
-                        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                        format!("erasing the subject's rows in {} failed: {e}", reg.table),
-                        Some("Nothing was erased: the erasure is all or nothing.".into()),
-                        Some(format!(
-                            "The caller needs {privilege} on every registered table."
-                        )),
-                    )
-                })
-                .len()
-        });
-        rows
+        crate::audit::row::erasing_in(reg.rel, || {
+            Spi::connect_mut(|client| {
+                client
+                    .update(&sql, None, &[bound.as_str().into()])
+                    .unwrap_or_else(|e| {
+                        raise_full(
+                            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                            format!("erasing the subject's rows in {} failed: {e}", reg.table),
+                            Some("Nothing was erased: the erasure is all or nothing.".into()),
+                            Some(format!(
+                                "The caller needs {privilege} on every registered table."
+                            )),
+                        )
+                    })
+                    .len()
+            })
+        })
     });
     // The owner's triggers, rules and policies decide what the statement really did (a trigger
     // put the row back, a rule did nothing instead): the receipt must not claim an erasure the

@@ -28,6 +28,9 @@ thread_local! {
     /// each change without its row images (which would copy the erased data into the log), with
     /// the erasure's id in the detail.
     static ERASURE: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The tables whose rows the erasure's current statement deletes or anonymizes (a registered
+    /// table and the tables under it): only their rows are logged without images.
+    static ERASING: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
     /// `to_jsonb` call info per row type, kept in TopMemoryContext: `to_jsonb` reads its argument
     /// type from the call expression, so each row type gets one with a matching expression.
     static TO_JSONB: RefCell<HashMap<u32, usize>> = RefCell::new(HashMap::new());
@@ -299,10 +302,30 @@ impl Drop for ErasureScope {
     }
 }
 
-/// Runs `f` (the erasure's deletes and updates) with row images left out of the audit log.
+/// Runs `f` (the erasure) with `erasure_id` tagging the audit rows of what `erasing_in` erases.
 pub fn during_erasure<R>(erasure_id: &str, f: impl FnOnce() -> R) -> R {
     ERASURE.with(|e| *e.borrow_mut() = Some(erasure_id.to_string()));
     let _scope = ErasureScope; // cleared on return and on ERROR (unwinding)
+    f()
+}
+
+/// Runs `f` (the erasure's DELETE or UPDATE of `rel`) with the row images of `rel` and the
+/// tables under it left out of the audit log. Rows the owners' triggers change elsewhere
+/// meanwhile keep their images (attacker round 8 follow-up: every audited table's images were
+/// left out during an erasure, so an owner's trigger could change any of them unseen).
+pub fn erasing_in<R>(rel: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    let tables: Vec<pg_sys::Oid> = crate::audit::triggers::tree(rel)
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    ERASING.with(|e| *e.borrow_mut() = tables);
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            ERASING.with(|e| e.borrow_mut().clear());
+        }
+    }
+    let _clear = Clear;
     f()
 }
 
@@ -345,7 +368,10 @@ unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             Some((table, id)) => (table.clone(), Some(format!(r#"{{"citus_shard": {id}}}"#))),
             None => (own_name, None),
         };
-        let erasure = ERASURE.with(|e| e.borrow().clone());
+        // (Only the rows the erasure deletes or anonymizes: an INSERT, or a row of another
+        // table, changed by an owner's trigger meanwhile is logged as usual.)
+        let erased_here = op != "INSERT" && ERASING.with(|e| e.borrow().contains(&(*rel).rd_id));
+        let erasure = ERASURE.with(|e| e.borrow().clone()).filter(|_| erased_here);
         let erasure_detail = erasure.map(|id| {
             let mut d = serde_json::json!({ "erasure": id });
             if let Some((_, shard)) = &shard {

@@ -196,6 +196,25 @@ SELECT encml.subject_forget('carol') -> 'tables' -> 0 AS carol_users;
 RESET ROLE;
 SELECT operation, old_row IS NULL AS no_row_image, detail ? 'erasure' AS tagged
   FROM encml.audit_log WHERE id > :audit_base AND table_name = 'public.gdpr_users' ORDER BY id;
+-- Only the erased rows lose their images: what an owner's trigger changes meanwhile in another
+-- audited table, or inserts, is logged as usual (it was all left out, hiding such changes).
+CREATE TABLE gdpr_ledger (note text);
+INSERT INTO gdpr_ledger VALUES ('before');
+SELECT encml.audit_enable('gdpr_ledger');
+CREATE FUNCTION gdpr_touch_ledger() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN UPDATE public.gdpr_ledger SET note = 'changed during an erasure'; RETURN OLD; END$$;
+CREATE TRIGGER touch_ledger AFTER DELETE ON gdpr_users FOR EACH ROW EXECUTE FUNCTION gdpr_touch_ledger();
+INSERT INTO gdpr_users VALUES ('dave', NULL, 'ES');
+SELECT max(id) AS ledger_base FROM encml.audit_log \gset
+SET ROLE encml_gdpr_dpo;
+SELECT encml.subject_forget('dave') -> 'tables' -> 0 -> 'rows' AS dave_rows;
+RESET ROLE;
+SELECT table_name, operation, old_row IS NULL AS no_row_image, new_row->>'note' AS new_note, coalesce(detail ? 'erasure', false) AS tagged
+  FROM encml.audit_log WHERE id > :ledger_base AND table_name IN ('public.gdpr_users', 'public.gdpr_ledger') ORDER BY id;
+DROP TRIGGER touch_ledger ON gdpr_users;
+DROP FUNCTION gdpr_touch_ledger();
+SELECT encml.audit_disable('gdpr_ledger');
+DROP TABLE gdpr_ledger;
 SELECT encml.audit_disable('gdpr_users');
 
 DROP VIEW gdpr_training_set;
