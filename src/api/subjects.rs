@@ -756,7 +756,11 @@ fn refuse_with_conflicting_locks(what: &str, modes: &[&str]) {
 /// roles: code the owners of registered tables attach to them runs there, and never reaches this
 /// session's large objects, advisory locks, sequences or cursors (attacker round 5). An erasure
 /// commits there, on its own.
-fn in_own_session(request: Value) -> JsonB {
+fn in_own_session(mut request: Value) -> JsonB {
+    // The caller's lock_timeout bounds the worker's lock waits too (it waits for the caller
+    // only as a whole, where statement_timeout applies).
+    // SAFETY: reads the GUC's current value in this backend.
+    request["lock_timeout_ms"] = json!(unsafe { pg_sys::LockTimeout });
     let answer = crate::pg::session_worker::run(
         "pg_encrypt_ml subject",
         "encml_subject_worker_main",
@@ -772,6 +776,13 @@ pub extern "C-unwind" fn encml_subject_worker_main(arg: pg_sys::Datum) {
     crate::pg::session_worker::serve(arg, |request| {
         let request: Value = serde_json::from_slice(&request).unwrap_or(Value::Null);
         let subject = request["subject"].as_str().unwrap_or_default().to_string();
+        if let Some(ms) = request["lock_timeout_ms"].as_i64().filter(|ms| *ms > 0) {
+            Spi::run(&format!(
+                "SELECT pg_catalog.set_config('lock_timeout', '{}ms', true)",
+                ms.min(i32::MAX as i64)
+            ))
+            .unwrap_or_else(|e| spi_err(e));
+        }
         let answer = if request["op"] == "forget" {
             forget_here(&subject)
         } else {

@@ -89,3 +89,21 @@ except psycopg.Error as e:
     assert e.sqlstate == "55000", e
     ok("a caller holding ROW EXCLUSIVE on a registered table is refused (55000), not left waiting")
 caller.execute("ROLLBACK")
+
+# The caller's lock_timeout bounds the erasure's wait for writers (55P03, nothing erased).
+writer.execute("BEGIN")
+writer.execute("INSERT INTO people VALUES ('yves', NULL)")
+admin.execute("INSERT INTO people VALUES ('yves', NULL)")
+caller = connect()
+caller.execute("SET lock_timeout = '300ms'")
+started = time.monotonic()
+try:
+    caller.execute("SELECT encml.subject_forget('yves')")
+    raise AssertionError("the erasure did not wait for the open writer")
+except psycopg.Error as e:
+    assert e.sqlstate == "55P03", e
+    waited = time.monotonic() - started
+    assert waited < 10, waited
+    ok(f"the caller's lock_timeout bounds the erasure's wait ({e.sqlstate} after {waited:.1f} s)")
+writer.execute("ROLLBACK")
+assert admin.execute("SELECT count(*) FROM people WHERE user_id = 'yves'").fetchone()[0] == 1
