@@ -71,6 +71,8 @@ struct Registration {
     id_key: Option<Uuid>,
     alphabet: Option<String>,
     on_forget: String,
+    /// pg_class.relkind of the table now ('v' once a rule "_RETURN" turned it into a view).
+    relkind: String,
 }
 
 impl Registration {
@@ -103,7 +105,9 @@ fn registrations() -> Vec<Registration> {
         "SELECT s.tbl::oid, coalesce(a.attname, s.col)::text, s.id_kind, s.id_key, s.id_alphabet, \
                         s.on_forget, pg_catalog.format_type(a.atttypid, a.atttypmod), \
                         a.atttypid OPERATOR(pg_catalog.<) 16384::pg_catalog.oid, a.atttypid, \
-                        coalesce(a.attnum, 0::pg_catalog.int2) \
+                        coalesce(a.attnum, 0::pg_catalog.int2), \
+                        (SELECT c.relkind::pg_catalog.text FROM pg_catalog.pg_class c \
+                          WHERE c.oid OPERATOR(pg_catalog.=) s.tbl) \
                    FROM encml.subject_columns s \
                    LEFT JOIN pg_catalog.pg_attribute a \
                      ON a.attrelid OPERATOR(pg_catalog.=) s.tbl AND {join} \
@@ -136,6 +140,7 @@ fn registrations() -> Vec<Registration> {
                         id_key: r.get(4).ok().flatten(),
                         alphabet: r.get(5).ok().flatten(),
                         on_forget: r.get(6).ok().flatten().unwrap_or_default(),
+                        relkind: r.get(11).ok().flatten().unwrap_or_default(),
                     }
                 })
                 .collect()
@@ -147,6 +152,13 @@ fn registrations() -> Vec<Registration> {
 /// since it was registered to one whose comparison or cast could run the type owner's code, or
 /// that no longer fits the registered kind of identifier.
 fn unsearchable(reg: &Registration) -> Option<String> {
+    // Only tables: reading a view runs its owner's code (attacker round 9: an empty registered
+    // table turned into a view by CREATE RULE "_RETURN" put rows back during the final search).
+    if reg.relkind != "r" && reg.relkind != "p" {
+        return Some(
+            "it is no longer a table (a view now): only tables hold subject columns".into(),
+        );
+    }
     if reg.col_type_oid == pg_sys::InvalidOid {
         return Some(format!(
             "its identifier column \"{}\" no longer exists (dropped)",

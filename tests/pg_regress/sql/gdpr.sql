@@ -545,6 +545,19 @@ SELECT encml.rotate_key(:'r8_key') AS r8_v2 \gset
 SELECT regexp_replace(try(format('SELECT encml.retire_key_version(%L, 1)', :'r8_key')), '[0-9a-f]{8}-[0-9a-f-]{27}', 'KEY', 'g') AS det_version_in_use;
 DROP TABLE gdpr_app.r8_ids;
 SET ROLE encml_gdpr_app;
+-- Attacker round 9: an empty registered table turned into a view (CREATE RULE "_RETURN") would
+-- run its owner's query in every search; it fails the erasure and is skipped by the export.
+CREATE TABLE gdpr_app.becomes_view (user_id text, note text);
+SELECT encml.register_subject_column('gdpr_app.becomes_view', 'user_id');
+GRANT SELECT, DELETE ON gdpr_app.becomes_view TO encml_gdpr_dpo;
+CREATE RULE "_RETURN" AS ON SELECT TO gdpr_app.becomes_view DO INSTEAD SELECT 'kate'::text AS user_id, 'x'::text AS note;
+SET ROLE encml_gdpr_dpo;
+SELECT try($$SELECT encml.subject_forget('kate')$$) AS view_now;
+SELECT s->>'reason' AS skipped FROM jsonb_array_elements(encml.subject_export('kate')->'skipped') s
+ WHERE s->>'table' = 'gdpr_app.becomes_view';
+SET ROLE encml_gdpr_app;
+SELECT encml.unregister_subject_column('gdpr_app.becomes_view', 'user_id');
+DROP VIEW gdpr_app.becomes_view;
 DROP FUNCTION gdpr_app.put_back(), gdpr_app.whoami();
 DROP FUNCTION gdpr_app.spy(text) CASCADE;
 DROP TYPE gdpr_app.ident CASCADE;
