@@ -1138,11 +1138,11 @@ fn lock_for_erasure() {
     rels.dedup();
     as_extension_owner(|| {
         Spi::run("LOCK TABLE encml.subject_keys IN SHARE ROW EXCLUSIVE MODE")
-            .unwrap_or_else(|e| spi_err(e));
-        for rel in rels {
-            lock_registered(rel);
-        }
+            .unwrap_or_else(|e| spi_err(e))
     });
+    for rel in rels {
+        lock_registered(rel);
+    }
 }
 
 /// Locks a registered table for the erasure (`lock_for_erasure`); nothing if it was dropped.

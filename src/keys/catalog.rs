@@ -379,11 +379,11 @@ pub fn key_table_oid() -> pg_sys::Oid {
     })
 }
 
-/// Where values under `version` of a key are still stored: every column of type enc_bytea in
-/// this database, every jsonb column holding encrypted fields (`encrypt_jsonb`) and the encrypted
+/// Where values under `version` of a key are still stored: every column of type enc_bytea or
+/// det_text (or a domain over one) in this database, every jsonb column holding encrypted fields (`encrypt_jsonb`) and the encrypted
 /// large objects (`lo_encrypt`), with the number of values naming that key version in their
 /// header. Runs as the extension owner so that tables the caller cannot read are counted too
-/// (only the count leaves this function). Domains, arrays and composites are not searched.
+/// (only the count leaves this function). Arrays and composites are not searched.
 pub fn columns_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
     as_extension_owner(|| {
         // det_text too: a det_text identifier column of data subjects under a retired version

@@ -49,28 +49,32 @@ def wait_until_blocked(what):
     raise AssertionError(f"the erasure did not wait for {what}")
 
 
-# A transaction inserts a row of the subject and commits while the erasure runs.
+def erase_while_writing(subject, write, waiting_for):
+    """subject_forget(subject) started while `writer` has run `write` in an open transaction,
+    which commits once the erasure waits for it; returns the erasure's receipt."""
+    writer.execute("BEGIN")
+    writer.execute(write)
+    thread, result = erase_in_background(subject)
+    wait_until_blocked(waiting_for)
+    writer.execute("COMMIT")
+    thread.join(timeout=30)
+    assert not thread.is_alive() and "error" not in result, result
+    return result["receipt"]
+
+
 writer = connect()
-writer.execute("BEGIN")
-writer.execute("INSERT INTO people SELECT 'zoe', encml.encrypt('zoe-note', encml.subject_key('zoe'))")
-thread, result = erase_in_background("zoe")
-wait_until_blocked("the open insert")
-writer.execute("COMMIT")
-thread.join(timeout=30)
-assert not thread.is_alive() and "error" not in result, result
+
+# A transaction inserts a row of the subject and commits while the erasure runs.
+erase_while_writing("zoe", "INSERT INTO people SELECT 'zoe', encml.encrypt('zoe-note', encml.subject_key('zoe'))",
+                    "the open insert")
 assert admin.execute("SELECT count(*) FROM people WHERE user_id = 'zoe'").fetchone()[0] == 0, \
     "a row inserted by a transaction open when the erasure started survived it"
 ok("a row of the subject written by a transaction open at the start of the erasure is erased")
 
 # A transaction makes the subject's key, uses it, and commits while the erasure runs.
-writer.execute("BEGIN")
-writer.execute("INSERT INTO vault SELECT encml.encrypt('zed-secret', encml.subject_key('zed'))")
-thread, result = erase_in_background("zed")
-wait_until_blocked("the open key creation")
-writer.execute("COMMIT")
-thread.join(timeout=30)
-assert not thread.is_alive() and "error" not in result, result
-assert result["receipt"]["keys_destroyed"] == 1, result
+receipt = erase_while_writing("zed", "INSERT INTO vault SELECT encml.encrypt('zed-secret', encml.subject_key('zed'))",
+                              "the open key creation")
+assert receipt["keys_destroyed"] == 1, receipt
 try:
     admin.execute("SELECT encml.decrypt_text(c) FROM vault")
     raise AssertionError("a subject key made by a transaction open at the start of the erasure survived it")
