@@ -67,7 +67,11 @@ fn held_by(role: pg_sys::Oid) -> Vec<(&'static str, i64)> {
 /// Before DROP ROLE: 2BP01 if one of the roles still holds something of the extension in this
 /// database, as Postgres does for its own privileges.
 pub fn refuse_drop(roles: &[pg_sys::Oid]) {
-    if roles.is_empty() || !installed() {
+    // Only for a caller that may drop roles at all: to others Postgres refuses DROP ROLE
+    // itself, and the counts below would tell them what other roles hold.
+    // SAFETY: a catalog check of the current user.
+    let may_drop = unsafe { pg_sys::has_createrole_privilege(pg_sys::GetUserId()) };
+    if roles.is_empty() || !may_drop || !installed() {
         return;
     }
     for role in roles {

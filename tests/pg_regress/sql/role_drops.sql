@@ -12,6 +12,12 @@ SELECT encml.create_tenant('rd-tenant');
 SELECT encml.grant_tenant('rd-tenant', 'encml_rd_gone');
 SELECT encml.set_privacy_budget('encml_rd_gone', 1.0);
 SELECT regexp_replace(try('DROP ROLE encml_rd_gone'), 'encml_regress\w*', 'DB') AS three_hold;
+-- A role that may not drop roles learns nothing of what others hold: Postgres refuses it first.
+CREATE ROLE encml_rd_nosy;
+SET ROLE encml_rd_nosy;
+SELECT try('DROP ROLE encml_rd_gone') AS not_allowed;
+RESET ROLE;
+DROP ROLE encml_rd_nosy;
 -- Roles named in one statement are checked before anything is dropped.
 CREATE ROLE encml_rd_free;
 SELECT try('DROP ROLE encml_rd_free, encml_rd_gone') ~ '^2BP01' AS none_dropped;
