@@ -890,3 +890,8 @@ CREATE TRIGGER subject_columns_resolve BEFORE INSERT ON @extschema@.subject_colu
 UPDATE @extschema@.subject_columns s SET attnum = a.attnum
   FROM pg_catalog.pg_attribute a
  WHERE a.attrelid = s.tbl AND a.attname = s.col AND a.attnum > 0 AND NOT a.attisdropped;
+-- Registrations of temporary tables outlived them (a session's end fires no event trigger) and
+-- could name a later table given the same oid (issue 27, attacker round 12); 0.2.0 refuses
+-- temporary tables.
+DELETE FROM @extschema@.subject_columns s
+ WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = s.tbl);

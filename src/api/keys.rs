@@ -265,6 +265,16 @@ fn retire_key_version(key: Uuid, version: i32, force: default!(bool, false)) {
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn destroy_key(key: Uuid) -> i64 {
     let (id, _) = lock_for_admin(key);
+    // The rows of a subject column under it could never be found again, and erasures would
+    // fail there (attacker round 11).
+    if let Some(column) = crate::api::subjects::registered_with_id_key(key) {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("key {} is the identifier key of subject column {column}", uuid_string(&id)),
+            Some("Its rows could no longer be found by subject_export or subject_forget.".into()),
+            Some("Erase or move the rows, then unregister the column (encml.unregister_subject_column) before destroying its key.".into()),
+        );
+    }
     let erased = catalog::destroy(&id);
     events::record(
         "destroy_key",

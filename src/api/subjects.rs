@@ -54,6 +54,9 @@ impl IdKind {
     }
 }
 
+const FORCED_ROW_SECURITY: &str =
+    "the table forces row-level security on its owner, as whom its rows are read";
+
 /// One registered identifier column.
 struct Registration {
     rel: pg_sys::Oid,
@@ -91,7 +94,9 @@ impl Registration {
 /// The registrations, read now (each erasure step reads them again: the owners' code it runs
 /// can rename, drop and register columns meanwhile). A registration is of a column number
 /// (0.2.0 schema; a column dropped and added again under its name is another column, attacker
-/// round 8), or of a name (0.1.0 schema).
+/// round 8), or of a name (0.1.0 schema). One of a table that no longer exists (a temporary
+/// table registered before 0.2.0 refused them; the upgrade deletes those) holds no rows and is
+/// left out.
 fn registrations() -> Vec<Registration> {
     let numbered = crate::audit::classes::numbers_subject_columns(
         crate::pg::catalog_access::extension_relation(c"subject_columns"),
@@ -109,6 +114,7 @@ fn registrations() -> Vec<Registration> {
                         (SELECT c.relkind::pg_catalog.text FROM pg_catalog.pg_class c \
                           WHERE c.oid OPERATOR(pg_catalog.=) s.tbl) \
                    FROM encml.subject_columns s \
+                   JOIN pg_catalog.pg_class t ON t.oid OPERATOR(pg_catalog.=) s.tbl \
                    LEFT JOIN pg_catalog.pg_attribute a \
                      ON a.attrelid OPERATOR(pg_catalog.=) s.tbl AND {join} \
                     AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped \
@@ -181,12 +187,16 @@ fn unsearchable(reg: &Registration) -> Option<String> {
             .to_string(),
         kind => format!("does not hold {} identifiers", kind.label()),
     };
-    (!fits).then(|| {
-        format!(
+    if !fits {
+        return Some(format!(
             "its identifier column \"{}\" now has type {}, which {why}",
             reg.col, reg.col_type
-        )
-    })
+        ));
+    }
+    // Its values can no longer be computed from a subject, so no row of it can be found, and
+    // the rest of each row stays (attacker round 11: an owner's code destroyed a later table's
+    // identifier key during the erasure, which then reported that table as done).
+    destroyed_id_key(reg)
 }
 
 /// Whether a column of type `typ` may hold plain identifiers: built-in scalar types whose text
@@ -320,6 +330,7 @@ fn register_subject_column(
             )
         };
         let col = required(col, "col");
+        refuse_during_export_or_erasure("register_subject_column");
         require_table_owner(rel, "subject_owner_refused");
         let table = crate::audit::table_name(rel);
         let on_forget = on_forget.unwrap_or("delete");
@@ -370,6 +381,18 @@ fn register_subject_column(
             raise(
                 PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
                 format!("{table} is not a table: only tables hold subject columns"),
+            );
+        }
+        // A temporary table ends with its session, which no event trigger sees: its
+        // registration outlived it, named a table that no longer existed and failed every
+        // export and erasure (attacker round 12); nor could the subject worker read it.
+        // SAFETY: a syscache lookup of the relation's persistence.
+        if unsafe { pg_sys::get_rel_persistence(rel) }
+            == pg_sys::RELPERSISTENCE_TEMP as std::ffi::c_char
+        {
+            raise(
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                format!("{table} is a temporary table: only permanent tables hold subject columns"),
             );
         }
         if on_forget == "anonymize" && not_null {
@@ -478,6 +501,7 @@ fn register_subject_column(
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn unregister_subject_column(tbl: RegClass, col: &str) -> bool {
     let rel = tbl.0;
+    refuse_during_export_or_erasure("unregister_subject_column");
     require_table_owner(rel, "subject_owner_refused");
     let removed = as_extension_owner(|| {
         Spi::connect_mut(|client| {
@@ -501,6 +525,33 @@ fn unregister_subject_column(tbl: RegClass, col: &str) -> bool {
         );
     }
     removed
+}
+
+/// The registered column (table, column) whose identifier key `key` is, if any: `destroy_key`
+/// refuses such a key, whose destruction would leave the column's rows unfindable.
+pub fn registered_with_id_key(key: Uuid) -> Option<String> {
+    as_extension_owner(|| {
+        Spi::get_one_with_args::<String>(
+            "SELECT (SELECT pg_catalog.format('%s.%I', s.tbl, s.col) FROM encml.subject_columns s \
+                      WHERE s.id_key OPERATOR(pg_catalog.=) $1 LIMIT 1)",
+            &[key.into()],
+        )
+        .unwrap_or_else(|e| spi_err(e))
+    })
+}
+
+/// 55000 in code that a subject export or erasure runs (an owner's trigger): a registration
+/// removed meanwhile left its table out of the erasure, the receipt and the final search, with
+/// the subject's rows in it (attacker round 10).
+fn refuse_during_export_or_erasure(what: &str) {
+    if crate::pg::session_worker::serving() {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("{what} cannot be called from code that a subject export or erasure runs"),
+            Some("The registrations are what the erasure erases and vouches for.".into()),
+            None,
+        );
+    }
 }
 
 fn may_process_subjects(role: pg_sys::Oid) -> bool {
@@ -717,14 +768,44 @@ fn as_owner_of<R>(reg: &Registration, doing: &str, f: impl FnOnce() -> R) -> R {
     })
 }
 
+/// Whether the current role (the caller, in the subject worker) holds `privilege` on the table
+/// and USAGE on its schema, as Postgres requires of a statement naming it (attacker round 10:
+/// the export read tables in a schema the caller could not use).
 fn has_table_privilege(rel: pg_sys::Oid, privilege: &str) -> bool {
     Spi::get_one_with_args::<bool>(
-        "SELECT pg_catalog.has_table_privilege($1, $2)",
+        "SELECT pg_catalog.has_table_privilege($1, $2) \
+            AND pg_catalog.has_schema_privilege((SELECT c.relnamespace FROM pg_catalog.pg_class c \
+                 WHERE c.oid OPERATOR(pg_catalog.=) $1), 'USAGE')",
         &[rel.into(), privilege.into()],
     )
     .ok()
     .flatten()
     .unwrap_or(false)
+}
+
+/// Whether the current role may read the registered column: Postgres requires it of a DELETE or
+/// UPDATE whose WHERE reads the column, and the receipt's row count tells what it would read
+/// (attacker round 10: a caller with DELETE alone learned how many rows matched).
+fn may_read_identifier(reg: &Registration) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT pg_catalog.has_column_privilege($1, $2, 'SELECT')",
+        &[reg.rel.into(), reg.attnum.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+/// Whether row-level security of the table applies to its owner (it forces it on itself): the
+/// statements the export and erasure run as the owner would see only what its policies let
+/// them.
+fn row_security_applies_to_owner(rel: pg_sys::Oid) -> bool {
+    let owner = crate::pg::catalog_access::table_owner(rel);
+    // SAFETY: a catalog check of the relation for the given role; noError.
+    unsafe {
+        pg_sys::check_enable_rls(rel, owner, true)
+            == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+    }
 }
 
 /// 55000 while this transaction holds a lock on a registered table (or a table under one, or
@@ -844,12 +925,12 @@ fn export_here(subject: &str) -> Value {
                 skipped.push(skip(reason));
                 continue;
             }
+            if row_security_applies_to_owner(reg.rel) {
+                skipped.push(skip(FORCED_ROW_SECURITY.into()));
+                continue;
+            }
             if let Some(key) = reg.id_key {
                 let id = *key.as_bytes();
-                if let Some(reason) = destroyed_id_key(&reg) {
-                    skipped.push(skip(reason));
-                    continue;
-                }
                 if !cache::current(&id).usable(Privilege::Encrypt) {
                     skipped.push(skip(format!(
                         "the caller may not encrypt with the identifier key {}",
@@ -1066,6 +1147,13 @@ fn forget_here(subject: &str) -> Value {
         // constraints again fails the erasure.)
         Spi::run("SET CONSTRAINTS ALL IMMEDIATE").unwrap_or_else(|e| spi_err(e));
         lock_for_erasure();
+        // What the receipt and the audit record call each table and column: their names before
+        // any owner's code ran. That code sees the subject's rows, and could name a later table
+        // or column after the subject, which would put the subject into the audit log for good
+        // (attacker round 9). And the tables under each, as locked: one that leaves (DETACH
+        // PARTITION, NO INHERIT by an owner's code meanwhile) would leave the final search too.
+        let named = names_before_erasure();
+        let trees = trees_of_registered();
         let erasure_id = uuid::Uuid::new_v4().to_string();
         let mut tables = Vec::new();
         crate::audit::row::during_erasure(&erasure_id, || {
@@ -1078,11 +1166,12 @@ fn forget_here(subject: &str) -> Value {
             {
                 done.push(reg.ident());
                 if let Some(entry) = erase_in(&reg, subject, role) {
-                    tables.push(entry);
+                    tables.push(receipt_entry(&reg, &named, entry));
                 }
             }
             // A later step's code can have put rows back in a table erased before it (attacker
             // round 8): the subject's rows must be gone from every table at the end.
+            require_trees_kept(&trees);
             for reg in registrations() {
                 require_erased(&reg, subject);
             }
@@ -1125,6 +1214,96 @@ fn forget_here(subject: &str) -> Value {
     })
 }
 
+/// The registrations' table and column names now, by what each is of (`Registration::ident`).
+type Names = Vec<((pg_sys::Oid, i16, String), (String, String))>;
+
+fn names_before_erasure() -> Names {
+    registrations()
+        .into_iter()
+        .map(|r| (r.ident(), (r.table, r.col)))
+        .collect()
+}
+
+/// The receipt's entry for a step, with the names the table and column had before the erasure;
+/// a column registered during the erasure (by an owner's code, which saw the subject) is given
+/// by numbers only: table oid and column number.
+fn receipt_entry(reg: &Registration, named: &Names, mut entry: Value) -> Value {
+    match named.iter().find(|(ident, _)| *ident == reg.ident()) {
+        Some((_, (table, col))) => {
+            entry["table"] = json!(table);
+            entry["identifier_column"] = json!(col);
+        }
+        None => {
+            entry["table"] = Value::Null;
+            entry["identifier_column"] = Value::Null;
+            entry["registered_during_erasure"] = json!({
+                "table_oid": reg.rel.to_u32(), "attnum": reg.attnum,
+            });
+        }
+    }
+    entry
+}
+
+/// Every registered table with the tables under it (partitions, inheritance children), read
+/// after `lock_for_erasure` locked them all.
+fn trees_of_registered() -> Vec<(pg_sys::Oid, Vec<pg_sys::Oid>)> {
+    let mut rels: Vec<pg_sys::Oid> = registrations().iter().map(|r| r.rel).collect();
+    rels.dedup();
+    rels.into_iter().map(|rel| (rel, tree_of(rel))).collect()
+}
+
+fn tree_of(rel: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    Spi::get_one_with_args::<Vec<pg_sys::Oid>>(
+        "WITH RECURSIVE tree(relid) AS ( \
+             SELECT $1 UNION SELECT i.inhrelid FROM tree t JOIN pg_catalog.pg_inherits i \
+               ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
+         SELECT pg_catalog.array_agg(relid) FROM tree",
+        &[rel.into()],
+    )
+    .unwrap_or_else(|e| spi_err(e))
+    .unwrap_or_default()
+}
+
+/// Fails the erasure if a table that was under a registered one when the erasure locked it is
+/// no longer under it (and still exists): the owners' code detached it meanwhile, and the final
+/// search of the registered table would not reach the subject's rows there (attacker round 9).
+fn require_trees_kept(trees: &[(pg_sys::Oid, Vec<pg_sys::Oid>)]) {
+    for (rel, was) in trees {
+        if !relation_exists(*rel) {
+            continue;
+        }
+        let now = tree_of(*rel);
+        if let Some(left) = was
+            .iter()
+            .find(|m| !now.contains(m) && relation_exists(**m))
+        {
+            raise_full(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!(
+                    "cannot erase the subject's rows: {} left {} during the erasure",
+                    crate::audit::table_name(*left),
+                    crate::audit::table_name(*rel)
+                ),
+                Some("An owner's code detached it (DETACH PARTITION, NO INHERIT) while the erasure ran, so its rows would not be searched. Nothing was erased: the erasure is all or nothing.".into()),
+                Some("The table's owner must remove the code that detaches it.".into()),
+            );
+        }
+    }
+}
+
+fn relation_exists(rel: pg_sys::Oid) -> bool {
+    // SAFETY: a syscache lookup by oid.
+    unsafe {
+        pg_sys::SearchSysCacheExists(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(rel),
+            pg_sys::Datum::from(0usize),
+            pg_sys::Datum::from(0usize),
+            pg_sys::Datum::from(0usize),
+        )
+    }
+}
+
 /// Locks what an erasure reads and changes before it reads any of it, so that nothing commits
 /// under it meanwhile (attacker round 8): the subject keys (a key made in a transaction still
 /// open would survive the erasure) and every registered table with the tables under it (a row
@@ -1148,17 +1327,7 @@ fn lock_for_erasure() {
 /// Locks a registered table for the erasure (`lock_for_erasure`); nothing if it was dropped.
 fn lock_registered(rel: pg_sys::Oid) {
     // (A table dropped since it was registered has no name left to lock.)
-    // SAFETY: a syscache lookup by oid.
-    let exists = unsafe {
-        pg_sys::SearchSysCacheExists(
-            pg_sys::SysCacheIdentifier::RELOID as i32,
-            pg_sys::Datum::from(rel),
-            pg_sys::Datum::from(0usize),
-            pg_sys::Datum::from(0usize),
-            pg_sys::Datum::from(0usize),
-        )
-    };
-    if exists {
+    if relation_exists(rel) {
         as_extension_owner(|| {
             Spi::run(&format!(
                 "LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE",
@@ -1172,14 +1341,6 @@ fn lock_registered(rel: pg_sys::Oid) {
 /// Erases the subject's rows in the registered column (deletes or anonymizes them, as
 /// registered), or fails the whole erasure; returns the receipt's entry for it.
 fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Value> {
-    if let Some(reason) = destroyed_id_key(reg) {
-        return Some(json!({
-            "table": reg.table,
-            "identifier_column": reg.col,
-            "action": "none",
-            "reason": reason,
-        }));
-    }
     require_searchable(reg);
     // (Registered during the erasure, by an owner's code: not locked yet.)
     lock_registered(reg.rel);
@@ -1201,16 +1362,17 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
     // Whether the caller may erase is checked first, as the caller; the statement then runs as
     // the table's owner, restricted, like the export's reads.
     let privilege = if anonymize { "UPDATE" } else { "DELETE" };
-    if !has_table_privilege(reg.rel, privilege) {
+    if !has_table_privilege(reg.rel, privilege) || !may_read_identifier(reg) {
         raise_full(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(
-                "erasing the subject's rows in {} needs {privilege} on it",
-                reg.table
+                "erasing the subject's rows in {} needs {privilege} on it, SELECT on its column {} and USAGE on its schema",
+                reg.table,
+                quote_ident(&reg.col)
             ),
             Some("Nothing was erased: the erasure is all or nothing.".into()),
             Some(format!(
-                "The caller needs {privilege} on every registered table."
+                "The caller needs {privilege} on every registered table, SELECT on its identifier column and USAGE on its schema."
             )),
         );
     }
@@ -1226,6 +1388,14 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
             ),
             Some("Its policies could hide some of the subject's rows from you, so they would not be erased. Nothing was erased: the erasure is all or nothing.".into()),
             Some("Erase as a role that row-level security does not apply to: with BYPASSRLS, or the table's owner (unless it forces row-level security).".into()),
+        );
+    }
+    if row_security_applies_to_owner(reg.rel) {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("cannot erase the subject's rows in {}: {FORCED_ROW_SECURITY}", reg.table),
+            Some("The erasure runs as the table's owner, whose policies could hide some of the subject's rows. Nothing was erased: the erasure is all or nothing.".into()),
+            Some("The table's owner must ALTER TABLE ... NO FORCE ROW LEVEL SECURITY.".into()),
         );
     }
     let rows = as_owner_of(reg, "erasing the subject's rows in", || {
@@ -1279,15 +1449,22 @@ fn require_searchable(reg: &Registration) {
 /// Fails the erasure if rows of the subject remain in the registered column (read as the
 /// table's owner, who sees them all unless it forces row-level security on itself).
 fn require_erased(reg: &Registration, subject: &str) {
-    if destroyed_id_key(reg).is_some() {
-        return;
-    }
     require_searchable(reg);
     let Some(Search { predicate, bound }) = subject_predicate(reg, subject) else {
         return;
     };
     let left = as_owner_of(reg, "checking the erasure in", || {
-        Spi::get_one_with_args::<i64>(
+        // Policies the owner forced on itself meanwhile (by an earlier step's code) would hide
+        // rows from the check (attacker round 10): with row_security off, Postgres refuses the
+        // query instead of filtering it, and the erasure fails.
+        // (Only for the check: the owners' code the next steps run reads its other tables as
+        // Postgres would.)
+        let was = Spi::get_one::<String>("SELECT pg_catalog.current_setting('row_security')")
+            .unwrap_or_else(|e| spi_err(e))
+            .unwrap_or_else(|| "on".into());
+        Spi::run("SELECT pg_catalog.set_config('row_security', 'off', true)")
+            .unwrap_or_else(|e| spi_err(e));
+        let left = Spi::get_one_with_args::<i64>(
             &format!(
                 "SELECT pg_catalog.count(*) FROM {} t WHERE {predicate}",
                 reg.table
@@ -1295,7 +1472,13 @@ fn require_erased(reg: &Registration, subject: &str) {
             &[bound.as_str().into()],
         )
         .unwrap_or_else(|e| spi_err(e))
-        .unwrap_or(0)
+        .unwrap_or(0);
+        Spi::run_with_args(
+            "SELECT pg_catalog.set_config('row_security', $1, true)",
+            &[was.as_str().into()],
+        )
+        .unwrap_or_else(|e| spi_err(e));
+        left
     });
     if left > 0 {
         raise_full(

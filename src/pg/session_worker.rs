@@ -6,6 +6,7 @@
 //! queue, with the notices and warnings raised meanwhile; the caller raises them again as its own.
 //! The worker's transaction commits on its own: the caller's ROLLBACK does not undo it.
 
+use encml_core::relayed_text::{truncated, visible, MAX_FIELD_BYTES};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerStatus};
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::{CaughtError, ErrorReport, ErrorReportWithLevel};
@@ -48,6 +49,17 @@ impl Drop for Running {
 /// library that calls [`serve`]) on `request` as the caller, waits for its answer and returns it;
 /// raises its error (same SQLSTATE) and, first, its notices and warnings.
 pub fn run(name: &str, function: &str, request: &[u8]) -> String {
+    // Code a worker runs (an owner's trigger) may not start another: an export or erasure
+    // nested in one is not what the caller asked for, and each would take a worker slot
+    // (attacker round 10 used it to hang the caller before waits were lock waits).
+    if serving() {
+        crate::pg::errors::raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("{name}: cannot be called from code that a subject export or erasure runs"),
+            Some("It would run in a session of its own that the running export or erasure waits for.".into()),
+            None,
+        )
+    }
     let (queue_at, size) = layout(request.len());
     // SAFETY: the segment is ours and `size` long; header, request and queue lie inside it at
     // the offsets `layout` gives; the queue is set up before the worker can attach to it.
@@ -80,45 +92,16 @@ pub fn run(name: &str, function: &str, request: &[u8]) -> String {
         )
     };
     let mut running = Running(Some(worker));
-    let answer = loop {
-        let (mut len, mut data) = (0usize, std::ptr::null_mut());
-        // SAFETY: `mqh` is our attached receiving end; on success `data` points to `len` bytes
-        // valid until the next receive.
-        let got = unsafe { pg_sys::shm_mq_receive(mqh, &mut len, &mut data, true) };
-        match got {
-            pg_sys::shm_mq_result::SHM_MQ_SUCCESS => {
-                break Some(unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec())
-            }
-            pg_sys::shm_mq_result::SHM_MQ_DETACHED => break None,
-            _ => {
-                let stopped = running.0.as_ref().is_some_and(|w| {
-                    matches!(
-                        w.pid(),
-                        Err(BackgroundWorkerStatus::Stopped
-                            | BackgroundWorkerStatus::PostmasterDied)
-                    )
-                });
-                if stopped {
-                    let again = unsafe { pg_sys::shm_mq_receive(mqh, &mut len, &mut data, true) };
-                    break (again == pg_sys::shm_mq_result::SHM_MQ_SUCCESS).then(|| {
-                        unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec()
-                    });
-                }
-                // SAFETY: plain latch wait; the worker's messages and exit set our latch.
-                unsafe {
-                    pg_sys::WaitLatch(
-                        pg_sys::MyLatch,
-                        (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH)
-                            as i32,
-                        1000,
-                        pg_sys::PG_WAIT_EXTENSION,
-                    );
-                    pg_sys::ResetLatch(pg_sys::MyLatch);
-                }
-                pgrx::check_for_interrupts!();
-            }
-        }
-    };
+    // The worker first tells its transaction (a virtual transaction id), then answers after its
+    // commit or abort: the wait between is a lock wait, for Postgres's deadlock detector to see.
+    let mut answer = receive(mqh, &mut running);
+    if let Some(vxid) = answer.as_deref().and_then(started_transaction) {
+        let pid = running.0.as_ref().and_then(|w| w.pid().ok()).unwrap_or(0);
+        stop_at_exit(pid);
+        wait_for_transaction(vxid);
+        stop_at_exit(0);
+        answer = receive(mqh, &mut running);
+    }
     // It answers after its commit: let it exit rather than be terminated.
     if let Some(worker) = running.0.take() {
         let _ = worker.wait_for_shutdown();
@@ -146,6 +129,165 @@ pub fn run(name: &str, function: &str, request: &[u8]) -> String {
     message["answer"].as_str().unwrap_or_default().to_string()
 }
 
+/// The next message from the worker, waiting for it on the latch; None if the worker stopped
+/// without sending one. Ends this session (FATAL) if its client went away meanwhile.
+fn receive(mqh: *mut pg_sys::shm_mq_handle, running: &mut Running) -> Option<Vec<u8>> {
+    loop {
+        let (mut len, mut data) = (0usize, std::ptr::null_mut());
+        // SAFETY: `mqh` is our attached receiving end; on success `data` points to `len` bytes
+        // valid until the next receive.
+        let got = unsafe { pg_sys::shm_mq_receive(mqh, &mut len, &mut data, true) };
+        match got {
+            pg_sys::shm_mq_result::SHM_MQ_SUCCESS => {
+                return Some(unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec())
+            }
+            pg_sys::shm_mq_result::SHM_MQ_DETACHED => return None,
+            _ => {
+                let stopped = running.0.as_ref().is_some_and(|w| {
+                    matches!(
+                        w.pid(),
+                        Err(BackgroundWorkerStatus::Stopped
+                            | BackgroundWorkerStatus::PostmasterDied)
+                    )
+                });
+                if stopped {
+                    let again = unsafe { pg_sys::shm_mq_receive(mqh, &mut len, &mut data, true) };
+                    return (again == pg_sys::shm_mq_result::SHM_MQ_SUCCESS).then(|| {
+                        unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec()
+                    });
+                }
+                // SAFETY: plain latch wait; the worker's messages and exit set our latch.
+                let woke = unsafe {
+                    let woke = pg_sys::WaitLatch(
+                        pg_sys::MyLatch,
+                        (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH)
+                            as i32,
+                        1000,
+                        pg_sys::PG_WAIT_EXTENSION,
+                    );
+                    pg_sys::ResetLatch(pg_sys::MyLatch);
+                    woke
+                };
+                pgrx::check_for_interrupts!();
+                if woke & pg_sys::WL_TIMEOUT as i32 != 0 && client_gone() {
+                    drop(running.0.take().map(|w| w.terminate()));
+                    // SAFETY: what Postgres's own connection check sets; the interrupt check
+                    // then ends this session (FATAL), as for any lost client.
+                    unsafe {
+                        pg_sys::ClientConnectionLost = 1;
+                        pg_sys::InterruptPending = 1;
+                    }
+                    pgrx::check_for_interrupts!();
+                }
+            }
+        }
+    }
+}
+
+/// The first message a worker sends: `TRANSACTION_TAG`, then its virtual transaction id.
+const TRANSACTION_TAG: &[u8; 4] = b"vxid";
+
+fn started_transaction(message: &[u8]) -> Option<pg_sys::VirtualTransactionId> {
+    let rest = message.strip_prefix(TRANSACTION_TAG)?;
+    let (backend, local) = rest.split_at_checked(4)?;
+    Some(pg_sys::VirtualTransactionId {
+        backendId: i32::from_ne_bytes(backend.try_into().ok()?),
+        localTransactionId: u32::from_ne_bytes(local.try_into().ok()?),
+    })
+}
+
+/// Waits for the worker's transaction to end as Postgres waits for another transaction (CREATE
+/// INDEX CONCURRENTLY's wait): in the lock table, where the deadlock detector sees this session
+/// wait for the worker. A worker that waits for a lock this session holds, directly or through
+/// other sessions (also sessions waiting for workers of their own), is a deadlock: one of them
+/// gets 40P01 (attacker rounds 9 and 11: on a latch, the two waited until a timeout). The
+/// caller's lock_timeout is for the worker's lock waits (it is passed on), not for the worker's
+/// whole run; a client that goes away ends the wait (client_connection_check_interval, one
+/// second, unless set).
+fn wait_for_transaction(vxid: pg_sys::VirtualTransactionId) {
+    // SAFETY: GUCs set at a new nesting level, undone below or by the abort of an ERROR; the
+    // timeout is Postgres's own client check, which re-arms itself while the interval is set.
+    unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        let set = |name: &std::ffi::CStr, value: &std::ffi::CStr| {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        };
+        set(c"lock_timeout", c"0");
+        if pg_sys::client_connection_check_interval == 0 && !pg_sys::MyProcPort.is_null() {
+            set(c"client_connection_check_interval", c"1000");
+        }
+        if pg_sys::client_connection_check_interval > 0
+            && !pg_sys::MyProcPort.is_null()
+            && !get_timeout_active(CLIENT_CONNECTION_CHECK_TIMEOUT)
+        {
+            enable_timeout_after(
+                CLIENT_CONNECTION_CHECK_TIMEOUT,
+                pg_sys::client_connection_check_interval,
+            );
+        }
+        pg_sys::VirtualXactLock(vxid, true);
+        pg_sys::AtEOXact_GUC(true, level);
+    }
+}
+
+thread_local! {
+    /// The worker this backend waits for in `wait_for_transaction`, and whether the exit
+    /// callback that stops it is registered.
+    static WAITED_FOR: std::cell::Cell<(i32, bool)> = const { std::cell::Cell::new((0, false)) };
+}
+
+/// Makes this backend's exit stop the worker `pid` (0: none): a session that ends while it
+/// waits (its client went away: FATAL, which unwinds nothing) must not leave the worker running
+/// for nobody, holding its locks.
+fn stop_at_exit(pid: i32) {
+    let (_, registered) = WAITED_FOR.with(|w| w.get());
+    if !registered {
+        // SAFETY: registers a callback for this backend's exit; it only signals a pid.
+        unsafe { pg_sys::before_shmem_exit(Some(stop_waited_for), pg_sys::Datum::from(0usize)) };
+    }
+    WAITED_FOR.with(|w| w.set((pid, true)));
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn stop_waited_for(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
+    let (pid, _) = WAITED_FOR.with(|w| w.get());
+    if pid > 0 {
+        // SAFETY: SIGTERM to the worker still waited for (its handler aborts its transaction).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+}
+
+/// utils/timeout.h (not in pgrx's bindings): TimeoutId CLIENT_CONNECTION_CHECK_TIMEOUT.
+const CLIENT_CONNECTION_CHECK_TIMEOUT: std::ffi::c_int = 10;
+
+unsafe extern "C-unwind" {
+    fn enable_timeout_after(id: std::ffi::c_int, delay_ms: std::ffi::c_int);
+    fn get_timeout_active(id: std::ffi::c_int) -> bool;
+}
+
+/// Whether this session's client closed its connection (Postgres notices only when it next
+/// reads from the client, or with client_connection_check_interval): the worker, holding its
+/// locks, would otherwise run on for nobody.
+fn client_gone() -> bool {
+    // SAFETY: a poll of this backend's client socket (WL_SOCKET_CLOSED), only in a backend that
+    // has a client.
+    unsafe { !pg_sys::MyProcPort.is_null() && !pq_check_connection() }
+}
+
+unsafe extern "C-unwind" {
+    /// libpq/libpq.h (not in pgrx's bindings): false once the client closed its connection.
+    fn pq_check_connection() -> bool;
+}
+
 fn level_of(m: &Value) -> PgLogLevel {
     if m["level"].as_i64() == Some(pg_sys::WARNING as i64) {
         PgLogLevel::WARNING
@@ -160,19 +302,21 @@ fn report(m: &Value, level: PgLogLevel) {
     let code = PgSqlErrorCode::from(m["sqlstate"].as_i64().unwrap_or(0) as i32);
     let mut r = ErrorReport::new(
         code,
-        visible(m["message"].as_str().unwrap_or("(no message)"), false),
+        visible(m["message"].as_str().unwrap_or("(no message)")),
         "pg_encrypt_ml",
     );
     if let Some(d) = m["detail"].as_str() {
-        r = r.set_detail(visible(d, false));
+        r = r.set_detail(visible(d));
     }
     if let Some(h) = m["hint"].as_str() {
-        r = r.set_hint(visible(h, false));
+        r = r.set_hint(visible(h));
     }
     let context = m["context"]
         .as_str()
         .filter(|_| level < PgLogLevel::ERROR)
-        .and_then(|c| std::ffi::CString::new(visible(c, true)).ok());
+        // Line breaks escaped too: the owner's SQL text and function names are part of the
+        // context, and a line break in them started a line of its own (attacker round 10).
+        .and_then(|c| std::ffi::CString::new(visible(c)).ok());
     let Some(context) = context else {
         r.report(level);
         return;
@@ -192,26 +336,6 @@ fn report(m: &Value, level: PgLogLevel) {
     }
 }
 
-/// `text` with its control characters written as escapes (`\n`, `\r`, `\u{1b}`; line breaks
-/// kept where `keep_lines`, between context lines): what the owners' code raises, and the names
-/// it chose for its tables, columns and types, reach the caller's terminal as text, and cannot
-/// move the cursor, erase the prefix or start a line that looks like one of the extension's own
-/// messages (attacker round 7).
-fn visible(text: &str, keep_lines: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' if keep_lines => out.push('\n'),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 unsafe extern "C-unwind" {
     fn errcontext_msg(fmt: *const std::ffi::c_char, ...) -> std::ffi::c_int;
 }
@@ -229,11 +353,22 @@ unsafe extern "C-unwind" {
     fn postgres_die(signal: std::ffi::c_int);
 }
 
+/// Whether this backend is a worker of `serve`.
+pub fn serving() -> bool {
+    SERVING.with(|s| s.get())
+}
+
 thread_local! {
+    static SERVING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Messages kept for the caller, and how many of other roles' code were left out.
     static CAUGHT: RefCell<(Vec<Value>, usize)> = const { RefCell::new((Vec::new(), 0)) };
     /// While other roles' code may run (`foreign`): what it is doing, for its messages.
     static FOREIGN: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// A relayed field cut to `MAX_FIELD_BYTES` (an owner's notice of megabytes, attacker round 9).
+fn bounded(text: Option<String>) -> Option<String> {
+    text.map(|t| truncated(&t, MAX_FIELD_BYTES))
 }
 
 fn c_text(p: *const std::ffi::c_char) -> Option<String> {
@@ -265,13 +400,15 @@ unsafe extern "C-unwind" fn keep_message(edata: *mut pg_sys::ErrorData) {
                 return;
             }
             let message = c_text(e.message).unwrap_or_default();
+            let message = match &origin {
+                Some(origin) => format!("{origin}: {message}"),
+                None => message,
+            };
             kept.push(json!({
                 "level": e.elevel, "sqlstate": e.sqlerrcode,
-                "message": match &origin {
-                    Some(origin) => format!("{origin}: {message}"),
-                    None => message,
-                },
-                "detail": c_text(e.detail), "hint": c_text(e.hint), "context": c_text(e.context),
+                "message": bounded(Some(message)),
+                "detail": bounded(c_text(e.detail)), "hint": bounded(c_text(e.hint)),
+                "context": bounded(c_text(e.context)),
                 "foreign": origin.is_some(),
             }));
         });
@@ -371,8 +508,10 @@ fn report_of(e: &CaughtError) -> &ErrorReportWithLevel {
 fn caught_report(e: &CaughtError) -> Value {
     let r = report_of(e);
     json!({
-        "sqlstate": r.sql_error_code() as i32, "message": r.message(),
-        "detail": r.detail(), "hint": r.hint(),
+        "sqlstate": r.sql_error_code() as i32,
+        "message": bounded(Some(r.message().to_string())),
+        "detail": bounded(r.detail().map(str::to_string)),
+        "hint": bounded(r.hint().map(str::to_string)),
     })
 }
 
@@ -389,6 +528,7 @@ pub fn serve(
         pg_sys::pqsignal(libc::SIGTERM, Some(postgres_die));
         pg_sys::BackgroundWorkerUnblockSignals();
     }
+    SERVING.with(|s| s.set(true));
     let handle = arg.value() as pg_sys::dsm_handle;
     let seg = unsafe { pg_sys::dsm_attach(handle) };
     if seg.is_null() {
@@ -430,6 +570,17 @@ pub fn serve(
         pg_sys::BeginTransactionBlock();
         pg_sys::CommitTransactionCommand();
         pg_sys::StartTransactionCommand();
+        // The caller waits for this transaction in the lock table (`wait_for_transaction`).
+        let mut started = TRANSACTION_TAG.to_vec();
+        started.extend_from_slice(&(*pg_sys::MyProc).backendId.to_ne_bytes());
+        started.extend_from_slice(&(*pg_sys::MyProc).lxid.to_ne_bytes());
+        pg_sys::shm_mq_send(
+            mqh,
+            started.len(),
+            started.as_ptr() as *const _,
+            false,
+            true,
+        );
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         // SAFETY: the bootstrap superuser may take any session role; the caller's current role
         // (possibly a SECURITY DEFINER function's owner) is the one every check uses.

@@ -111,3 +111,95 @@ except psycopg.Error as e:
     ok(f"the caller's lock_timeout bounds the erasure's wait ({e.sqlstate} after {waited:.1f} s)")
 writer.execute("ROLLBACK")
 assert admin.execute("SELECT count(*) FROM people WHERE user_id = 'yves'").fetchone()[0] == 1
+
+# A notice of megabytes from an owner's trigger reaches the caller cut to a few kilobytes
+# (attacker round 9: it was kept, carried and raised again whole).
+admin.execute("INSERT INTO people VALUES ('xena', NULL)")
+admin.execute("""CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN RAISE NOTICE '%', repeat('x', 5000000); RETURN OLD; END$$""")
+admin.execute("CREATE TRIGGER shout BEFORE DELETE ON people FOR EACH ROW EXECUTE FUNCTION shout()")
+caller = connect()
+heard = []
+caller.add_notice_handler(lambda n: heard.append(n.message_primary or ""))
+caller.execute("SELECT encml.subject_forget('xena')")
+loud = [m for m in heard if "xxxx" in m]
+assert len(loud) == 1 and 4096 <= len(loud[0]) < 4400 and "bytes more" in loud[0], [len(m) for m in heard]
+ok(f"an owner's notice of 5,000,000 bytes reaches the caller cut to {len(loud[0])} characters")
+admin.execute("DROP TRIGGER shout ON people")
+
+# A caller whose client goes away while the erasure waits (here for an open writer) does not
+# leave the worker waiting, holding its locks, for nobody: the caller's session ends and the
+# worker is stopped, nothing erased (attacker round 9: the worker outlived its client by an hour).
+admin.execute("INSERT INTO people VALUES ('walt', NULL)")
+writer.execute("BEGIN")
+writer.execute("INSERT INTO people VALUES ('walt', NULL)")
+leaving = connect()
+leaving_pid = leaving.execute("SELECT pg_backend_pid()").fetchone()[0]
+leaving.pgconn.send_query(b"SELECT encml.subject_forget('walt')")
+wait_until_blocked("the open writer")
+leaving.pgconn.finish()  # the client closes its socket without waiting for the answer
+started = time.monotonic()
+for _ in range(100):
+    left = admin.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = %s OR backend_type = 'pg_encrypt_ml subject'",
+        (leaving_pid,)).fetchone()[0]
+    if left == 0:
+        break
+    time.sleep(0.1)
+assert left == 0, "the caller or its worker outlived the client"
+ok(f"a caller whose client left ends, with its worker, {time.monotonic() - started:.1f} s later")
+writer.execute("COMMIT")
+assert admin.execute("SELECT count(*) FROM people WHERE user_id = 'walt'").fetchone()[0] == 2, \
+    "an erasure whose caller left committed"
+ok("nothing was erased for the caller that left")
+
+# A cycle through another session that waits for a worker of its own (attacker round 11): the
+# erasure's worker waits for an advisory lock held by a session M, M waits for its export's
+# worker, which waits for a table lock the erasure's caller holds. Every caller waits for its
+# worker in the lock table, so Postgres's deadlock detector sees the whole cycle and one of them
+# gets 40P01; on a latch, all four waited until a timeout.
+admin.execute("CREATE TABLE bait (x int)")
+admin.execute("CREATE TYPE mood AS ENUM ('calm')")
+admin.execute("""CREATE FUNCTION mood_json(mood) RETURNS json LANGUAGE plpgsql AS
+  $$BEGIN LOCK TABLE public.bait IN ACCESS EXCLUSIVE MODE; RETURN '"calm"'; END$$""")
+admin.execute("CREATE CAST (mood AS json) WITH FUNCTION mood_json(mood)")
+admin.execute("CREATE TABLE moods (user_id text, m mood)")
+admin.execute("INSERT INTO moods VALUES ('mia', 'calm')")
+admin.execute("SELECT encml.register_subject_column('moods', 'user_id')")
+admin.execute("INSERT INTO people VALUES ('ned', NULL)")
+admin.execute("""CREATE FUNCTION wait_777() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN PERFORM pg_advisory_lock(777); RETURN OLD; END$$""")
+admin.execute("CREATE TRIGGER wait_777 BEFORE DELETE ON people FOR EACH ROW EXECUTE FUNCTION wait_777()")
+m = connect()
+m.execute("SELECT pg_advisory_lock(777)")
+dpo = connect()
+dpo.execute("BEGIN")
+dpo.execute("SELECT count(*) FROM bait")
+outcome = {}
+
+
+def call(conn, what, sql):
+    try:
+        conn.execute(sql)
+        outcome[what] = "ok"
+    except psycopg.Error as e:
+        outcome[what] = e.sqlstate
+
+
+export = threading.Thread(target=call, args=(m, "export", "SELECT encml.subject_export('mia')"))
+export.start()
+for _ in range(200):  # until the export's worker waits for the caller's lock on bait
+    if admin.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'bait'::regclass").fetchone()[0]:
+        break
+    time.sleep(0.05)
+started = time.monotonic()
+erase = threading.Thread(target=call, args=(dpo, "erase", "SELECT encml.subject_forget('ned')"))
+erase.start()
+export.join(timeout=30)
+if not export.is_alive():
+    m.execute("SELECT pg_advisory_unlock_all()")
+erase.join(timeout=30)
+assert not export.is_alive() and not erase.is_alive(), f"the cycle hung: {outcome}"
+assert "40P01" in outcome.values(), outcome
+ok(f"a cycle through another session's worker ends in 40P01 after {time.monotonic() - started:.1f} s ({outcome})")
+dpo.execute("ROLLBACK")

@@ -25,6 +25,7 @@ pub mod nonce;
 pub mod nonce_budget;
 pub mod ore;
 pub mod rate_window;
+pub mod relayed_text;
 pub mod service_key;
 pub mod siv;
 pub mod stream;

@@ -225,6 +225,8 @@ SELECT encml.unregister_subject_column('gdpr_tickets', 'owner') AS unregistered,
 DROP TABLE gdpr_users, gdpr_tickets, gdpr_payments, gdpr_backup;
 SELECT count(*) AS registered_left FROM encml.subject_registry;
 CREATE SCHEMA gdpr_app AUTHORIZATION encml_gdpr_app;
+-- (Exports and erasures need USAGE on a table's schema, as any statement naming it.)
+GRANT USAGE ON SCHEMA gdpr_app TO encml_gdpr_dpo;
 SET ROLE encml_gdpr_app;
 CREATE TABLE gdpr_app.sessions (user_id text, started timestamptz);
 SELECT encml.register_subject_column('gdpr_app.sessions', 'user_id');
@@ -275,8 +277,8 @@ CREATE CAST (gdpr_app.mood AS json) WITH FUNCTION gdpr_app.mood_json(gdpr_app.mo
 CREATE COLLATION gdpr_app.ci (provider = icu, locale = 'und-u-ks-level1', deterministic = false);
 CREATE TABLE gdpr_app.moods (user_id text COLLATE gdpr_app.ci, mood gdpr_app.mood);
 INSERT INTO gdpr_app.moods VALUES ('alice', 'calm'), ('ALICE', 'upset'), ('Alíce', 'upset');
-ALTER TABLE gdpr_app.moods ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
-CREATE POLICY watch ON gdpr_app.moods USING (gdpr_app.spy('policy'));
+-- (Policies never run: a table whose row-level security applies to the caller, or that forces
+-- it on its owner, is skipped by the export and refused by the erasure; see attacker round 10.)
 SELECT encml.register_subject_column('gdpr_app.moods', 'user_id');
 GRANT SELECT, DELETE ON gdpr_app.moods TO PUBLIC;
 RESET ROLE;
@@ -301,7 +303,8 @@ CREATE FUNCTION gdpr_app.peek() RETURNS boolean LANGUAGE plpgsql AS
     PERFORM pg_advisory_unlock_all();
     RETURN true;
   END$$;
-CREATE POLICY peek ON gdpr_app.moods AS RESTRICTIVE USING (gdpr_app.peek());
+CREATE OR REPLACE FUNCTION gdpr_app.mood_json(gdpr_app.mood) RETURNS json LANGUAGE plpgsql AS
+  $$BEGIN PERFORM gdpr_app.peek(); RETURN to_json($1::text); END$$;
 RESET ROLE;
 SELECT lo_from_bytea(0, 'the caller''s secret') AS callers_lo \gset
 REVOKE ALL ON LARGE OBJECT :callers_lo FROM PUBLIC;
@@ -316,7 +319,8 @@ SELECT count(*) AS still_locked FROM pg_locks WHERE locktype = 'advisory' AND ob
 SELECT pg_advisory_unlock(4242);
 SELECT lo_unlink(:callers_lo);
 SET ROLE encml_gdpr_app;
-DROP POLICY peek ON gdpr_app.moods;
+CREATE OR REPLACE FUNCTION gdpr_app.mood_json(gdpr_app.mood) RETURNS json LANGUAGE plpgsql AS
+  $$BEGIN PERFORM gdpr_app.spy('cast'); RETURN to_json($1::text); END$$;
 DROP FUNCTION gdpr_app.peek();
 RESET ROLE;
 -- The erasure runs and commits in that session: a caller that has written in its transaction
@@ -337,7 +341,7 @@ CREATE CONSTRAINT TRIGGER later AFTER DELETE ON gdpr_app.moods DEFERRABLE INITIA
   FOR EACH ROW EXECUTE FUNCTION gdpr_app.spy_later();
 INSERT INTO gdpr_app.moods VALUES ('deferred-dora', 'calm'), ('deferred-dan', 'calm');
 RESET ROLE;
-RESET search_path;  -- (the policy's spy set it)
+RESET search_path;  -- (the cast's spy set it)
 SELECT try($$SELECT encml.subject_forget('deferred-dora')$$) AS deferred_trigger;
 SELECT who, count(*) AS deferred_trigger_ran FROM gdpr_app.spy_log WHERE what = 'deferred trigger' GROUP BY who;
 SET ROLE encml_gdpr_app;
@@ -558,6 +562,183 @@ SELECT s->>'reason' AS skipped FROM jsonb_array_elements(encml.subject_export('k
 SET ROLE encml_gdpr_app;
 SELECT encml.unregister_subject_column('gdpr_app.becomes_view', 'user_id');
 DROP VIEW gdpr_app.becomes_view;
+-- A caller whose transaction has read a table that an owner's trigger then locks waits for the
+-- erasure's worker, which waits for the caller: the caller waits for the worker in the lock table,
+-- where Postgres's deadlock detector sees the cycle: 40P01 within about a second, nothing erased
+-- (it hung until statement_timeout).
+CREATE TABLE gdpr_app.locker (user_id text);
+INSERT INTO gdpr_app.locker VALUES ('lena');
+GRANT SELECT, DELETE ON gdpr_app.locker TO encml_gdpr_dpo;
+SELECT encml.register_subject_column('gdpr_app.locker', 'user_id');
+CREATE FUNCTION gdpr_app.lock_it() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN LOCK TABLE gdpr_app.locker IN ACCESS EXCLUSIVE MODE; RETURN OLD; END$$;
+CREATE TRIGGER lock_it BEFORE DELETE ON gdpr_app.locker FOR EACH ROW EXECUTE FUNCTION gdpr_app.lock_it();
+SET ROLE encml_gdpr_dpo;
+BEGIN;
+SELECT count(*) AS read_first FROM gdpr_app.locker;
+-- (Whichever of the two the detector picks gets the error.)
+SELECT split_part(try($$SELECT encml.subject_forget('lena')$$), ':', 1) AS worker_waits_for_caller;
+COMMIT;
+SELECT encml.subject_forget('lena') -> 'tables' @> '[{"table": "gdpr_app.locker", "rows": 1}]' AS alone_erased;
+SET ROLE encml_gdpr_app;
+SELECT encml.unregister_subject_column('gdpr_app.locker', 'user_id');
+DROP TABLE gdpr_app.locker;
+-- The receipt and the audit record name tables and columns as they were before the erasure: an
+-- owner's trigger sees the subject's row and renamed a later table and its column after the
+-- subject, which put the subject into the audit log for good.
+CREATE TABLE gdpr_app.c_first (user_id text);
+CREATE TABLE gdpr_app.d_later (user_id text);
+INSERT INTO gdpr_app.c_first VALUES ('mona');
+INSERT INTO gdpr_app.d_later VALUES ('mona');
+GRANT SELECT, DELETE ON gdpr_app.c_first, gdpr_app.d_later TO encml_gdpr_dpo;
+SELECT encml.register_subject_column('gdpr_app.c_first', 'user_id');
+SELECT encml.register_subject_column('gdpr_app.d_later', 'user_id');
+CREATE FUNCTION gdpr_app.name_after() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN
+    EXECUTE format('ALTER TABLE gdpr_app.d_later RENAME COLUMN user_id TO %I', OLD.user_id || '_col');
+    EXECUTE format('ALTER TABLE gdpr_app.d_later RENAME TO %I', OLD.user_id || '_table');
+    RAISE WARNING E'line\u2028separator, \u202Ereversed, zero\u200Bwidth';
+    RETURN OLD;
+  END$$;
+CREATE TRIGGER name_after BEFORE DELETE ON gdpr_app.c_first FOR EACH ROW EXECUTE FUNCTION gdpr_app.name_after();
+RESET ROLE;
+SELECT coalesce(max(id), 0) AS r9_base FROM encml.audit_log \gset
+SET ROLE encml_gdpr_dpo;
+SELECT jsonb_path_query_array(r, '$.tables[*] ? (@.table starts with "gdpr_app.") .table') AS tables_named,
+       r::text LIKE '%mona%' AS receipt_names_subject
+  FROM encml.subject_forget('mona') r;
+RESET ROLE;
+SELECT count(*) AS audit_names_subject FROM encml.audit_log
+ WHERE id > :r9_base AND operation = 'subject_forget' AND detail::text LIKE '%mona%';
+SELECT count(*) AS mona_left FROM gdpr_app.mona_table;
+SET ROLE encml_gdpr_app;
+DROP TABLE gdpr_app.c_first, gdpr_app.mona_table;
+DROP FUNCTION gdpr_app.name_after();
+-- A partition detached by an owner's code during the erasure would leave the final search of its
+-- table too: the erasure fails whole.
+CREATE TABLE gdpr_app.e_first (user_id text);
+CREATE TABLE gdpr_app.f_parted (user_id text) PARTITION BY LIST (user_id);
+CREATE TABLE gdpr_app.f_nina PARTITION OF gdpr_app.f_parted FOR VALUES IN ('nina');
+CREATE TABLE gdpr_app.f_rest PARTITION OF gdpr_app.f_parted DEFAULT;
+INSERT INTO gdpr_app.e_first VALUES ('nina');
+INSERT INTO gdpr_app.f_parted VALUES ('nina'), ('olaf');
+GRANT SELECT, DELETE ON gdpr_app.e_first, gdpr_app.f_parted TO encml_gdpr_dpo;
+SELECT encml.register_subject_column('gdpr_app.e_first', 'user_id');
+SELECT encml.register_subject_column('gdpr_app.f_parted', 'user_id');
+CREATE FUNCTION gdpr_app.detach() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN ALTER TABLE gdpr_app.f_parted DETACH PARTITION gdpr_app.f_nina; RETURN OLD; END$$;
+CREATE TRIGGER detach BEFORE DELETE ON gdpr_app.e_first FOR EACH ROW EXECUTE FUNCTION gdpr_app.detach();
+SET ROLE encml_gdpr_dpo;
+SELECT try($$SELECT encml.subject_forget('nina')$$) AS partition_detached;
+SET ROLE encml_gdpr_app;
+SELECT (SELECT count(*) FROM gdpr_app.e_first) AS first_kept, (SELECT count(*) FROM gdpr_app.f_parted) AS parted_kept,
+       (SELECT count(*) FROM pg_inherits WHERE inhrelid = 'gdpr_app.f_nina'::regclass) AS still_attached;
+DROP TABLE gdpr_app.e_first, gdpr_app.f_parted;
+DROP FUNCTION gdpr_app.detach(), gdpr_app.lock_it();
+-- Attacker round 10. Code an erasure runs cannot start another export or erasure (the erasure's
+-- worker would wait on a latch for the second worker, which waited for the caller's lock: no
+-- deadlock check saw it), nor register or unregister columns (an unregistered table left the
+-- erasure with the subject's rows in it).
+CREATE TABLE gdpr_app.g_first (user_id text);
+CREATE TABLE gdpr_app.h_later (user_id text);
+INSERT INTO gdpr_app.g_first VALUES ('pia');
+INSERT INTO gdpr_app.h_later VALUES ('pia');
+GRANT SELECT, DELETE ON gdpr_app.g_first, gdpr_app.h_later TO encml_gdpr_dpo;
+SELECT encml.register_subject_column('gdpr_app.g_first', 'user_id');
+SELECT encml.register_subject_column('gdpr_app.h_later', 'user_id');
+CREATE FUNCTION gdpr_app.nested() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN PERFORM encml.subject_export(OLD.user_id); RETURN OLD; END$$;
+CREATE TRIGGER nested BEFORE DELETE ON gdpr_app.g_first FOR EACH ROW EXECUTE FUNCTION gdpr_app.nested();
+SET ROLE encml_gdpr_dpo;
+SELECT try($$SELECT encml.subject_forget('pia')$$) AS nested_export;
+SET ROLE encml_gdpr_app;
+CREATE OR REPLACE FUNCTION gdpr_app.nested() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN PERFORM encml.unregister_subject_column('gdpr_app.h_later', 'user_id'); RETURN OLD; END$$;
+SET ROLE encml_gdpr_dpo;
+SELECT try($$SELECT encml.subject_forget('pia')$$) AS unregistered_meanwhile;
+SET ROLE encml_gdpr_app;
+SELECT (SELECT count(*) FROM gdpr_app.g_first) AS first_kept, (SELECT count(*) FROM gdpr_app.h_later) AS later_kept;
+-- A line break in the owner's SQL text, part of a relayed CONTEXT, no longer starts a line of its
+-- own (it forged a WARNING line).
+CREATE OR REPLACE FUNCTION gdpr_app.nested() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN EXECUTE E'SELECT gdpr_app.say() /*\nWARNING:  forged\n*/'; RETURN OLD; END$$;
+CREATE FUNCTION gdpr_app.say() RETURNS int LANGUAGE plpgsql AS $$BEGIN RAISE WARNING 'said'; RETURN 1; END$$;
+SET ROLE encml_gdpr_dpo;
+\set SHOW_CONTEXT always
+SELECT (encml.subject_forget('pia') -> 'tables') @> '[{"rows": 1}]' AS erased;
+\set SHOW_CONTEXT errors
+-- A table that forces row-level security on its owner, as whom the erasure's statements run, is
+-- refused by the erasure and skipped by the export; an owner's code that forces it meanwhile, on a
+-- table it put the subject's row back into, fails the final search (its policy hid the row).
+SET ROLE encml_gdpr_app;
+DROP TRIGGER nested ON gdpr_app.g_first;
+INSERT INTO gdpr_app.g_first VALUES ('quin');
+INSERT INTO gdpr_app.h_later VALUES ('quin');
+ALTER TABLE gdpr_app.g_first ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY hide ON gdpr_app.g_first USING (user_id <> 'quin');
+RESET ROLE;  -- (row-level security does not apply to a superuser, only to the owner)
+SELECT try($$SELECT encml.subject_forget('quin')$$) AS forced_on_owner;
+SELECT s->>'reason' AS export_skipped FROM jsonb_array_elements(encml.subject_export('quin')->'skipped') s
+ WHERE s->>'table' = 'gdpr_app.g_first';
+SET ROLE encml_gdpr_app;
+ALTER TABLE gdpr_app.g_first NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY;
+CREATE FUNCTION gdpr_app.hide_back() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN
+    INSERT INTO gdpr_app.g_first VALUES (OLD.user_id);
+    ALTER TABLE gdpr_app.g_first ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+    RETURN OLD;
+  END$$;
+CREATE TRIGGER hide_back AFTER DELETE ON gdpr_app.h_later FOR EACH ROW EXECUTE FUNCTION gdpr_app.hide_back();
+SET ROLE encml_gdpr_dpo;
+SELECT try($$SELECT encml.subject_forget('quin')$$) AS forced_meanwhile;
+SET ROLE encml_gdpr_app;
+ALTER TABLE gdpr_app.g_first NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY;
+SELECT (SELECT count(*) FROM gdpr_app.g_first WHERE user_id = 'quin') AS first_kept,
+       (SELECT count(*) FROM gdpr_app.h_later WHERE user_id = 'quin') AS later_kept;
+DROP TRIGGER hide_back ON gdpr_app.h_later;
+-- An erasure needs what Postgres needs of `DELETE FROM t WHERE id = ...`: SELECT on the column
+-- too (with DELETE alone the receipt counted the matching rows), and USAGE on the schema, which
+-- the export needs as well (it read tables in a schema the caller could not use).
+REVOKE SELECT ON gdpr_app.h_later FROM encml_gdpr_dpo;
+SET ROLE encml_gdpr_dpo;
+SELECT try($$SELECT encml.subject_forget('quin')$$) AS delete_without_select;
+SET ROLE encml_gdpr_app;
+GRANT SELECT ON gdpr_app.h_later TO encml_gdpr_dpo;
+REVOKE USAGE ON SCHEMA gdpr_app FROM encml_gdpr_dpo;
+SET ROLE encml_gdpr_dpo;
+SELECT try($$SELECT encml.subject_forget('quin')$$) AS without_schema_usage;
+SELECT count(*) AS export_skips_schema FROM jsonb_array_elements(encml.subject_export('quin')->'skipped') s
+ WHERE s->>'table' LIKE 'gdpr_app.%';
+SET ROLE encml_gdpr_app;
+GRANT USAGE ON SCHEMA gdpr_app TO encml_gdpr_dpo;
+DROP TABLE gdpr_app.g_first, gdpr_app.h_later;
+DROP FUNCTION gdpr_app.nested(), gdpr_app.say(), gdpr_app.hide_back();
+-- Attacker round 11: the identifier key of a registered column cannot be destroyed (an owner's
+-- code destroyed a later table's key during an erasure, which then reported that table as done
+-- while its rows, with their other columns in clear, stayed).
+RESET ROLE;
+SELECT encml.create_key('gdpr-r11', 'deterministic') AS r11_key \gset
+CREATE TABLE gdpr_r11 (uid encml.det_text, email text);
+INSERT INTO gdpr_r11 VALUES (encml.det_encrypt('rosa', :'r11_key'), 'rosa@example.org');
+SELECT encml.register_subject_column('gdpr_r11', 'uid', :'r11_key');
+SELECT regexp_replace(try(format('SELECT encml.destroy_key(%L)', :'r11_key')), '[0-9a-f]{8}-[0-9a-f-]{27}', 'KEY', 'g') AS id_key_destroyed;
+SELECT encml.unregister_subject_column('gdpr_r11', 'uid');
+SET client_min_messages = warning;
+SELECT encml.destroy_key(:'r11_key') > 0 AS destroyed_once_unregistered;
+RESET client_min_messages;
+DROP TABLE gdpr_r11;
+-- Attacker round 12: a temporary table's registration outlived it (a session's end fires no
+-- event trigger) and failed every export and erasure; temporary tables are refused.
+CREATE TEMP TABLE gdpr_r12 (user_id text);
+SELECT regexp_replace(try($$SELECT encml.register_subject_column('gdpr_r12', 'user_id')$$), 'pg_temp_[0-9]+', 'pg_temp_N') AS temporary_table;
+DROP TABLE gdpr_r12;
+-- One left behind before that (a table that no longer exists) holds no rows and blocks nothing.
+INSERT INTO encml.subject_columns (tbl, col, id_kind, on_forget, registered_by)
+  VALUES (4000000000::oid::regclass, 'user_id', 'plain', 'delete', 'encml_gdpr_app');
+SELECT jsonb_array_length(encml.subject_export('nobody-r12') -> 'tables') >= 0 AS export_works;
+SELECT (encml.subject_forget('nobody-r12') ->> 'erasure_id') IS NOT NULL AS erasure_works;
+DELETE FROM encml.subject_columns WHERE tbl = 4000000000::oid::regclass;
+SET ROLE encml_gdpr_app;
 DROP FUNCTION gdpr_app.put_back(), gdpr_app.whoami();
 DROP FUNCTION gdpr_app.spy(text) CASCADE;
 DROP TYPE gdpr_app.ident CASCADE;
