@@ -820,6 +820,7 @@ fn refuse_with_conflicting_locks(what: &str, modes: &[&str]) {
             "WITH RECURSIVE tree(relid) AS ( \
                  SELECT s.tbl::pg_catalog.oid FROM encml.subject_columns s \
                  UNION SELECT 'encml.subject_keys'::pg_catalog.regclass::pg_catalog.oid \
+                 UNION SELECT 'encml.consents'::pg_catalog.regclass::pg_catalog.oid \
                  UNION SELECT i.inhrelid FROM tree t JOIN pg_catalog.pg_inherits i \
                    ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
              SELECT l.relation::pg_catalog.regclass::pg_catalog.text, l.mode FROM pg_catalog.pg_locks l \
@@ -1013,6 +1014,15 @@ fn export_here(subject: &str) -> Value {
                 "rows": rows,
                 "undecrypted_values": undecrypted,
             }));
+            // Another session's temporary table under it was left out of the read (attacker
+            // round 12): say so.
+            if let Some(temp) = temporary_in(&tree_of(reg.rel)) {
+                skipped.push(json!({
+                    "table": crate::audit::table_name(temp),
+                    "identifier_column": reg.col,
+                    "reason": format!("a temporary table of another session, under {}: its rows cannot be read", reg.table),
+                }));
+            }
         }
         let role = caller();
         let consents = if may_process_subjects(role) || has_privs_of_role_named(role, DPO_ROLE) {
@@ -1084,6 +1094,17 @@ fn anonymized_columns(reg: &Registration) -> Vec<String> {
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn subject_forget(subject: &str) -> JsonB {
     require_eraser(caller());
+    // It commits on its own: a read-only transaction (or a standby) must not erase through it
+    // (attacker round 12).
+    // SAFETY: reads the backend's transaction state.
+    if unsafe { pg_sys::XactReadOnly } {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            "subject_forget cannot run in a read-only transaction",
+            None,
+            Some("Call it in a read-write transaction of its own, on the primary.".into()),
+        );
+    }
     // The worker cannot see rows this transaction wrote, and would wait for its row locks.
     if unsafe { pg_sys::GetTopTransactionIdIfAny() } != pg_sys::InvalidTransactionId {
         raise_full(
@@ -1154,6 +1175,9 @@ fn forget_here(subject: &str) -> Value {
         // PARTITION, NO INHERIT by an owner's code meanwhile) would leave the final search too.
         let named = names_before_erasure();
         let trees = trees_of_registered();
+        for (rel, tree) in &trees {
+            require_no_temporary_under(*rel, tree);
+        }
         let erasure_id = uuid::Uuid::new_v4().to_string();
         let mut tables = Vec::new();
         crate::audit::row::during_erasure(&erasure_id, || {
@@ -1273,6 +1297,7 @@ fn require_trees_kept(trees: &[(pg_sys::Oid, Vec<pg_sys::Oid>)]) {
             continue;
         }
         let now = tree_of(*rel);
+        require_no_temporary_under(*rel, &now);
         if let Some(left) = was
             .iter()
             .find(|m| !now.contains(m) && relation_exists(**m))
@@ -1289,6 +1314,34 @@ fn require_trees_kept(trees: &[(pg_sys::Oid, Vec<pg_sys::Oid>)]) {
             );
         }
     }
+}
+
+/// Fails the erasure if a temporary table is under the registered table `rel`: another
+/// session's temporary tables are invisible here (Postgres leaves them out of the statements'
+/// inheritance), so the subject's rows in one would survive a "successful" erasure (attacker
+/// round 12: `CREATE TEMP TABLE c () INHERITS (registered)`).
+fn require_no_temporary_under(rel: pg_sys::Oid, tree: &[pg_sys::Oid]) {
+    if let Some(temp) = temporary_in(tree) {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "cannot erase the subject's rows in {}: the temporary table {} of another session is under it",
+                crate::audit::table_name(rel),
+                crate::audit::table_name(temp)
+            ),
+            Some("Another session's temporary tables cannot be read or changed here, so its rows would stay. Nothing was erased: the erasure is all or nothing.".into()),
+            Some("The session that created it must drop it (or end).".into()),
+        );
+    }
+}
+
+/// The first temporary table among `rels`.
+fn temporary_in(rels: &[pg_sys::Oid]) -> Option<pg_sys::Oid> {
+    rels.iter().copied().find(|r| {
+        // SAFETY: a syscache lookup of the relation's persistence.
+        let persistence = unsafe { pg_sys::get_rel_persistence(*r) };
+        persistence == pg_sys::RELPERSISTENCE_TEMP as std::ffi::c_char
+    })
 }
 
 fn relation_exists(rel: pg_sys::Oid) -> bool {
@@ -1315,8 +1368,9 @@ fn lock_for_erasure() {
     let mut rels: Vec<pg_sys::Oid> = registrations().iter().map(|r| r.rel).collect();
     rels.sort_by_key(|r| r.to_u32());
     rels.dedup();
+    // (The consents too: one recorded by a transaction still open survived, attacker round 12.)
     as_extension_owner(|| {
-        Spi::run("LOCK TABLE encml.subject_keys IN SHARE ROW EXCLUSIVE MODE")
+        Spi::run("LOCK TABLE encml.subject_keys, encml.consents IN SHARE ROW EXCLUSIVE MODE")
             .unwrap_or_else(|e| spi_err(e))
     });
     for rel in rels {

@@ -203,3 +203,11 @@ assert not export.is_alive() and not erase.is_alive(), f"the cycle hung: {outcom
 assert "40P01" in outcome.values(), outcome
 ok(f"a cycle through another session's worker ends in 40P01 after {time.monotonic() - started:.1f} s ({outcome})")
 dpo.execute("ROLLBACK")
+
+# A consent recorded by a transaction still open when the erasure starts is deleted too: the
+# erasure waits for it (attacker round 12: it survived, dated before the erasure).
+erase_while_writing("cora", "SELECT encml.record_consent('cora', 'marketing', true, 'open before the erasure')",
+                    "the open consent")
+assert admin.execute("SELECT count(*) FROM encml.consent_history WHERE subject = 'cora'").fetchone()[0] == 0, \
+    "a consent recorded by a transaction open at the start of the erasure survived it"
+ok("a consent recorded by a transaction open at the start of the erasure is deleted")

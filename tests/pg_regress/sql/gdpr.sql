@@ -738,6 +738,23 @@ INSERT INTO encml.subject_columns (tbl, col, id_kind, on_forget, registered_by)
 SELECT jsonb_array_length(encml.subject_export('nobody-r12') -> 'tables') >= 0 AS export_works;
 SELECT (encml.subject_forget('nobody-r12') ->> 'erasure_id') IS NOT NULL AS erasure_works;
 DELETE FROM encml.subject_columns WHERE tbl = 4000000000::oid::regclass;
+-- A temporary table of another session under a registered one is invisible to the erasure's
+-- statements (Postgres leaves other sessions' temporary children out): the erasure fails, and
+-- the export lists it as skipped (its rows survived a "successful" erasure). The caller's own
+-- session is another session for the worker.
+CREATE TABLE gdpr_r12_parent (user_id text);
+SELECT encml.register_subject_column('gdpr_r12_parent', 'user_id');
+CREATE TEMP TABLE gdpr_r12_child () INHERITS (gdpr_r12_parent);
+INSERT INTO gdpr_r12_child VALUES ('sven');
+SELECT regexp_replace(try($$SELECT encml.subject_forget('sven')$$), 'pg_temp_[0-9]+', 'pg_temp_N') AS temporary_child;
+SELECT regexp_replace(s::text, 'pg_temp_[0-9]+', 'pg_temp_N') AS export_skips_child
+  FROM jsonb_array_elements(encml.subject_export('sven') -> 'skipped') s WHERE s->>'reason' LIKE '%temporary%';
+DROP TABLE gdpr_r12_child;
+DROP TABLE gdpr_r12_parent;
+-- An erasure commits on its own: a read-only transaction does not erase through it.
+BEGIN READ ONLY;
+SELECT try($$SELECT encml.subject_forget('sven')$$) AS read_only;
+COMMIT;
 SET ROLE encml_gdpr_app;
 DROP FUNCTION gdpr_app.put_back(), gdpr_app.whoami();
 DROP FUNCTION gdpr_app.spy(text) CASCADE;
