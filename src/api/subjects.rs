@@ -821,6 +821,7 @@ fn refuse_with_conflicting_locks(what: &str, modes: &[&str]) {
                  SELECT s.tbl::pg_catalog.oid FROM encml.subject_columns s \
                  UNION SELECT 'encml.subject_keys'::pg_catalog.regclass::pg_catalog.oid \
                  UNION SELECT 'encml.consents'::pg_catalog.regclass::pg_catalog.oid \
+                 UNION SELECT 'encml.subject_columns'::pg_catalog.regclass::pg_catalog.oid \
                  UNION SELECT i.inhrelid FROM tree t JOIN pg_catalog.pg_inherits i \
                    ON i.inhparent OPERATOR(pg_catalog.=) t.relid) \
              SELECT l.relation::pg_catalog.regclass::pg_catalog.text, l.mode FROM pg_catalog.pg_locks l \
@@ -1014,8 +1015,23 @@ fn export_here(subject: &str) -> Value {
                 "rows": rows,
                 "undecrypted_values": undecrypted,
             }));
-            // Another session's temporary table under it was left out of the read (attacker
-            // round 12): say so.
+            // Columns only a table under it has are not in its rows (attacker round 13): say so.
+            for (member, extra) in columns_only_under(&reg, false) {
+                skipped.push(json!({
+                    "table": crate::audit::table_name(member),
+                    "identifier_column": reg.col,
+                    "reason": format!("columns of its own, not in {} ({}), are not exported: register its identifier column too", reg.table, extra.join(", ")),
+                }));
+            }
+            // Another session's temporary table under it, or a partition being detached, was left
+            // out of the read (attacker rounds 12 and 13): say so.
+            if let Some(pending) = detach_pending_in(&tree_of(reg.rel)) {
+                skipped.push(json!({
+                    "table": crate::audit::table_name(pending),
+                    "identifier_column": reg.col,
+                    "reason": format!("a partition of {} being detached (DETACH PENDING): its rows cannot be read", reg.table),
+                }));
+            }
             if let Some(temp) = temporary_in(&tree_of(reg.rel)) {
                 skipped.push(json!({
                     "table": crate::audit::table_name(temp),
@@ -1064,25 +1080,66 @@ fn export_here(subject: &str) -> Value {
 /// with one inside: `types::identity`) and every column classified pii, phi, pci or secret
 /// (encml.classify).
 fn anonymized_columns(reg: &Registration) -> Vec<String> {
-    let classified: Vec<String> = as_extension_owner(|| {
-        crate::pg::catalog_access::read_rows(
-            "SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a \
-               JOIN encml.column_classes c \
-                 ON c.table_oid OPERATOR(pg_catalog.=) a.attrelid \
-                AND c.attnum OPERATOR(pg_catalog.=) a.attnum \
-              WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND NOT a.attisdropped \
-                AND c.label OPERATOR(pg_catalog.=) ANY ('{pii,phi,pci,secret}'::pg_catalog.text[])",
-            &[crate::pg::catalog_access::arg(reg.rel)],
-            0,
-            |r| r.get::<String>(1).unwrap_or_default(),
-        )
-    });
+    // Classified in the registered table or in any table under it (a partition's column
+    // classified there alone was kept, attacker round 13): columns are matched by name.
+    let classified = classified_columns(&tree_of(reg.rel));
     columns(reg.rel)
         .into_iter()
         .filter(|(name, typ)| {
             *name == reg.col || classified.contains(name) || identity::holds_encrypted(*typ)
         })
         .map(|(name, _)| name)
+        .collect()
+}
+
+/// Names of the columns classified pii, phi, pci or secret (encml.classify) in any of `rels`.
+fn classified_columns(rels: &[pg_sys::Oid]) -> Vec<String> {
+    let rels: Vec<pg_sys::Oid> = rels.to_vec();
+    as_extension_owner(|| {
+        crate::pg::catalog_access::read_rows(
+            "SELECT DISTINCT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a \
+               JOIN encml.column_classes c \
+                 ON c.table_oid OPERATOR(pg_catalog.=) a.attrelid \
+                AND c.attnum OPERATOR(pg_catalog.=) a.attnum \
+              WHERE a.attrelid OPERATOR(pg_catalog.=) ANY ($1) AND NOT a.attisdropped \
+                AND c.label OPERATOR(pg_catalog.=) ANY ('{pii,phi,pci,secret}'::pg_catalog.text[])",
+            &[crate::pg::catalog_access::arg(rels.clone())],
+            0,
+            |r| r.get::<String>(1).unwrap_or_default(),
+        )
+    })
+}
+
+/// The tables under the registered one that have columns of their own (inheritance children;
+/// not in the registered table): statements on the registered table neither read nor change
+/// those columns (attacker round 13: an anonymization kept a child's pii and ciphertext
+/// columns, and the export left them out). With `sensitive` (anonymization), only columns it
+/// must set to NULL (classified, or holding ciphertexts), also of tables registered themselves;
+/// else (export) only of tables not registered themselves.
+fn columns_only_under(reg: &Registration, sensitive: bool) -> Vec<(pg_sys::Oid, Vec<String>)> {
+    let own: Vec<String> = columns(reg.rel).into_iter().map(|(n, _)| n).collect();
+    let registered: Vec<pg_sys::Oid> = if sensitive {
+        Vec::new()
+    } else {
+        registrations().iter().map(|r| r.rel).collect()
+    };
+    tree_of(reg.rel)
+        .into_iter()
+        .filter(|m| *m != reg.rel && !registered.contains(m))
+        .filter_map(|m| {
+            let classified = classified_columns(&[m]);
+            let extra: Vec<String> = columns(m)
+                .into_iter()
+                .filter(|(name, typ)| {
+                    !own.contains(name)
+                        && (!sensitive
+                            || classified.contains(name)
+                            || identity::holds_encrypted(*typ))
+                })
+                .map(|(name, _)| name)
+                .collect();
+            (!extra.is_empty()).then_some((m, extra))
+        })
         .collect()
 }
 
@@ -1321,6 +1378,20 @@ fn require_trees_kept(trees: &[(pg_sys::Oid, Vec<pg_sys::Oid>)]) {
 /// inheritance), so the subject's rows in one would survive a "successful" erasure (attacker
 /// round 12: `CREATE TEMP TABLE c () INHERITS (registered)`).
 fn require_no_temporary_under(rel: pg_sys::Oid, tree: &[pg_sys::Oid]) {
+    // A partition whose DETACH ... CONCURRENTLY was interrupted is still under its table, and
+    // left out of statements on it the same way (attacker round 13).
+    if let Some(pending) = detach_pending_in(tree) {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "cannot erase the subject's rows in {}: its partition {} is being detached (DETACH PENDING)",
+                crate::audit::table_name(rel),
+                crate::audit::table_name(pending)
+            ),
+            Some("Statements on the table leave such a partition out, so its rows would stay. Nothing was erased: the erasure is all or nothing.".into()),
+            Some("The table's owner must finish the detach (ALTER TABLE ... DETACH PARTITION ... FINALIZE).".into()),
+        );
+    }
     if let Some(temp) = temporary_in(tree) {
         raise_full(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -1333,6 +1404,17 @@ fn require_no_temporary_under(rel: pg_sys::Oid, tree: &[pg_sys::Oid]) {
             Some("The session that created it must drop it (or end).".into()),
         );
     }
+}
+
+/// The first partition among `rels` whose detach is pending.
+fn detach_pending_in(rels: &[pg_sys::Oid]) -> Option<pg_sys::Oid> {
+    let rels = rels.to_vec();
+    Spi::get_one_with_args::<pg_sys::Oid>(
+        "SELECT (SELECT i.inhrelid FROM pg_catalog.pg_inherits i \
+                  WHERE i.inhdetachpending AND i.inhrelid OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1)",
+        &[rels.into()],
+    )
+    .unwrap_or_else(|e| spi_err(e))
 }
 
 /// The first temporary table among `rels`.
@@ -1368,10 +1450,15 @@ fn lock_for_erasure() {
     let mut rels: Vec<pg_sys::Oid> = registrations().iter().map(|r| r.rel).collect();
     rels.sort_by_key(|r| r.to_u32());
     rels.dedup();
-    // (The consents too: one recorded by a transaction still open survived, attacker round 12.)
+    // (The consents too: one recorded by a transaction still open survived, attacker round 12.
+    // And the registrations: another session unregistered a table mid-erasure, which left it
+    // out with the subject's rows, or registered one in a transaction still open, round 13.)
     as_extension_owner(|| {
-        Spi::run("LOCK TABLE encml.subject_keys, encml.consents IN SHARE ROW EXCLUSIVE MODE")
-            .unwrap_or_else(|e| spi_err(e))
+        Spi::run(
+            "LOCK TABLE encml.subject_columns, encml.subject_keys, encml.consents \
+               IN SHARE ROW EXCLUSIVE MODE",
+        )
+        .unwrap_or_else(|e| spi_err(e))
     });
     for rel in rels {
         lock_registered(rel);
@@ -1400,6 +1487,30 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
     lock_registered(reg.rel);
     let Search { predicate, bound } = subject_predicate(reg, subject)?;
     let anonymize = reg.on_forget == "anonymize";
+    // Columns only a table under it has are cleared by statements of their own, run first (the
+    // registered table's UPDATE then clears the identifier they find the rows by).
+    let mut first = Vec::new();
+    if anonymize {
+        for (member, extra) in columns_only_under(reg, true) {
+            let member_name = crate::audit::table_name(member);
+            if !has_table_privilege(member, "UPDATE") {
+                raise_full(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!("anonymizing the subject's rows in {}: {member_name} under it has columns of its own to clear ({}), which needs UPDATE on it", reg.table, extra.join(", ")),
+                    Some("Nothing was erased: the erasure is all or nothing.".into()),
+                    None,
+                );
+            }
+            let set: Vec<String> = extra
+                .iter()
+                .map(|c| format!("{} = NULL", quote_ident(c)))
+                .collect();
+            first.push(format!(
+                "UPDATE ONLY {member_name} t SET {} WHERE {predicate}",
+                set.join(", ")
+            ));
+        }
+    }
     let sql = if anonymize {
         let set: Vec<String> = anonymized_columns(reg)
             .iter()
@@ -1455,6 +1566,11 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
     let rows = as_owner_of(reg, "erasing the subject's rows in", || {
         crate::audit::row::erasing_in(reg.rel, || {
             Spi::connect_mut(|client| {
+                for statement in &first {
+                    client
+                        .update(statement, None, &[bound.as_str().into()])
+                        .unwrap_or_else(|e| spi_err(e));
+                }
                 client
                     .update(&sql, None, &[bound.as_str().into()])
                     .unwrap_or_else(|e| {

@@ -211,3 +211,48 @@ erase_while_writing("cora", "SELECT encml.record_consent('cora', 'marketing', tr
 assert admin.execute("SELECT count(*) FROM encml.consent_history WHERE subject = 'cora'").fetchone()[0] == 0, \
     "a consent recorded by a transaction open at the start of the erasure survived it"
 ok("a consent recorded by a transaction open at the start of the erasure is deleted")
+
+# A column registered by a transaction still open when the erasure starts: the erasure waits for
+# it (the registrations are locked too) and erases that table's rows of the subject as well
+# (attacker round 13: it did not wait, and the table, registered "before" the erasure by its
+# timestamp, kept the rows; another session could also unregister a table mid-erasure).
+admin.execute("CREATE TABLE late_reg (user_id text)")
+admin.execute("INSERT INTO late_reg VALUES ('rex')")
+receipt = erase_while_writing("rex", "SELECT encml.register_subject_column('late_reg', 'user_id')",
+                              "the open registration")
+assert admin.execute("SELECT count(*) FROM late_reg WHERE user_id = 'rex'").fetchone()[0] == 0, \
+    f"a table registered by a transaction open at the start of the erasure kept the rows: {receipt}"
+ok("a column registered by a transaction open at the start of the erasure is erased too")
+
+# A partition whose DETACH ... CONCURRENTLY was interrupted stays under its table but is left out
+# of statements on it: the erasure fails instead of leaving its rows behind a receipt (attacker
+# round 13).
+admin.execute("CREATE TABLE parted (user_id text) PARTITION BY LIST (user_id)")
+admin.execute("CREATE TABLE parted_vic PARTITION OF parted FOR VALUES IN ('vic')")
+admin.execute("INSERT INTO parted VALUES ('vic')")
+admin.execute("SELECT encml.register_subject_column('parted', 'user_id')")
+holder = connect()
+holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+holder.execute("SELECT count(*) FROM parted")
+detacher = connect()
+detacher_pid = detacher.execute("SELECT pg_backend_pid()").fetchone()[0]
+detach = threading.Thread(target=lambda: call(detacher, "detach",
+                                              "ALTER TABLE parted DETACH PARTITION parted_vic CONCURRENTLY"))
+detach.start()
+for _ in range(200):
+    if admin.execute("SELECT count(*) FROM pg_inherits WHERE inhdetachpending").fetchone()[0]:
+        break
+    time.sleep(0.05)
+time.sleep(0.3)
+admin.execute("SELECT pg_cancel_backend(%s)", (detacher_pid,))
+detach.join(timeout=10)
+holder.execute("ROLLBACK")
+assert admin.execute("SELECT count(*) FROM pg_inherits WHERE inhdetachpending").fetchone()[0] == 1
+try:
+    admin.execute("SELECT encml.subject_forget('vic')")
+    raise AssertionError("an erasure succeeded with a partition in DETACH PENDING")
+except psycopg.Error as e:
+    assert e.sqlstate == "55000" and "DETACH PENDING" in str(e), e
+assert admin.execute("SELECT count(*) FROM parted_vic").fetchone()[0] == 1
+ok("a partition left in DETACH PENDING fails the erasure (55000), nothing erased")
+admin.execute("ALTER TABLE parted DETACH PARTITION parted_vic FINALIZE")

@@ -751,6 +751,28 @@ SELECT regexp_replace(s::text, 'pg_temp_[0-9]+', 'pg_temp_N') AS export_skips_ch
   FROM jsonb_array_elements(encml.subject_export('sven') -> 'skipped') s WHERE s->>'reason' LIKE '%temporary%';
 DROP TABLE gdpr_r12_child;
 DROP TABLE gdpr_r12_parent;
+-- Attacker round 13: an anonymization clears the sensitive columns (classified or encrypted) a
+-- child table has of its own, which the registered table's UPDATE does not reach (they were
+-- kept); the export says which columns it leaves out; a partition's column classified there
+-- alone is anonymized (it was kept).
+CREATE TABLE gdpr_r13 (user_id text, amount int, email text);
+CREATE TABLE gdpr_r13_child (ssn text) INHERITS (gdpr_r13);
+SELECT encml.classify('gdpr_r13', 'email', 'pii'), encml.classify('gdpr_r13_child', 'ssn', 'pii');
+SELECT encml.register_subject_column('gdpr_r13', 'user_id', on_forget => 'anonymize');
+INSERT INTO gdpr_r13_child VALUES ('tom', 5, 'tom@example.org', '123-45-6789');
+SELECT s->>'reason' AS export_says FROM jsonb_array_elements(encml.subject_export('tom') -> 'skipped') s
+ WHERE s->>'table' = 'public.gdpr_r13_child';
+SELECT encml.subject_forget('tom') -> 'tables' @> '[{"rows": 1}]' AS anonymized;
+SELECT * FROM gdpr_r13_child;
+DROP TABLE gdpr_r13 CASCADE;
+CREATE TABLE gdpr_r13p (user_id text, note text) PARTITION BY LIST (user_id);
+CREATE TABLE gdpr_r13p_1 PARTITION OF gdpr_r13p DEFAULT;
+SELECT encml.classify('gdpr_r13p_1', 'note', 'pii');
+SELECT encml.register_subject_column('gdpr_r13p', 'user_id', on_forget => 'anonymize');
+INSERT INTO gdpr_r13p VALUES ('uma', 'private note');
+SELECT encml.subject_forget('uma') -> 'tables' @> '[{"rows": 1}]' AS anonymized;
+SELECT * FROM gdpr_r13p;
+DROP TABLE gdpr_r13p;
 -- An erasure commits on its own: a read-only transaction does not erase through it.
 BEGIN READ ONLY;
 SELECT try($$SELECT encml.subject_forget('sven')$$) AS read_only;
