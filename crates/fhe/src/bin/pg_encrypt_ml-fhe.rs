@@ -1,83 +1,135 @@
-//! pg_encrypt_ml-fhe: the client side of homomorphic aggregation, outside the database.
+//! pg_encrypt_ml-fhe: the client side of homomorphic aggregation, outside the database
+//! (docs/fhe.md). `pg_encrypt_ml-fhe --help`, and `--help` after each subcommand, say the rest.
 //!
-//!   pg_encrypt_ml-fhe keygen --out DIR
-//!       writes DIR/secret.key (mode 0600, stays with the decrypting party) and DIR/public.key
-//!       (register it with encml.fhe_register_keyset); prints the key set id
-//!   pg_encrypt_ml-fhe encrypt --public-key FILE [--value-bits 16] [--frac-bits 8]
-//!                             [--max-terms 1000] [--in FILE] [--out FILE] [--base64]
-//!       reads numbers (a JSON array, or CSV: separated by commas, spaces or newlines) and writes
-//!       an fhe_vector (binary, or its base64 text form)
-//!   pg_encrypt_ml-fhe decrypt --secret-key FILE [--in FILE] [--json]
-//!       reads an fhe_vector (binary, base64, or psql's \x hex) and prints the values
-//!   pg_encrypt_ml-fhe info [--in FILE]
-//!
-//! Scalar fhe_uint32 values (tfhe-rs FheUint32; built with the `uint32` feature):
-//!   pg_encrypt_ml-fhe keygen --kind uint32 --out DIR
-//!       writes DIR/client.key (0600, encrypts and decrypts) and DIR/server.key (the evaluation
-//!       key to register); prints the key set id
-//!   pg_encrypt_ml-fhe encrypt --client-key FILE --value N [--out FILE] [--base64]
-//!   pg_encrypt_ml-fhe decrypt --client-key FILE [--in FILE]      (fhe_uint32 or fhe_bool)
+//!   keygen [--kind vector|uint32] --out DIR      a key set; prints its id
+//!   encrypt --public-key FILE [encoding] ...     numbers into an fhe_vector
+//!   encrypt --client-key FILE --value N ...      one number into an fhe_uint32
+//!   decrypt --secret-key FILE | --client-key FILE [--in FILE] [--json]
+//!   info [--in FILE]                             an fhe_vector's header
 //!
 //! The encoding options must match the round's (encml.fhe_round_status).
 
 use base64::Engine;
+use clap::{Parser, Subcommand, ValueEnum};
 use encml_fhe::keys::{generate, PublicKey, SecretKey};
 use encml_fhe::params::Encoding;
 use encml_fhe::vector::{parse_header, EncryptedVector};
-use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-const USAGE: &str = "usage: pg_encrypt_ml-fhe keygen [--kind vector|uint32] --out DIR
-       pg_encrypt_ml-fhe encrypt --public-key FILE [--value-bits 16] [--frac-bits 8] [--max-terms 1000] [--in FILE] [--out FILE] [--base64]
-       pg_encrypt_ml-fhe decrypt --secret-key FILE [--in FILE] [--json]
-       pg_encrypt_ml-fhe info [--in FILE]
-       pg_encrypt_ml-fhe encrypt --client-key FILE --value N [--out FILE] [--base64]    (uint32)
-       pg_encrypt_ml-fhe decrypt --client-key FILE [--in FILE]                          (uint32)";
 
 type Result<T> = std::result::Result<T, String>;
 
-struct Options(HashMap<String, String>);
-
-impl Options {
-    fn parse(args: &[String], flags: &[&str]) -> Result<Self> {
-        let mut map = HashMap::new();
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let name = a
-                .strip_prefix("--")
-                .ok_or(format!("unexpected argument {a}"))?;
-            if flags.contains(&name) {
-                map.insert(name.to_string(), String::new());
-            } else {
-                let v = it.next().ok_or(format!("--{name} needs a value"))?;
-                map.insert(name.to_string(), v.clone());
-            }
-        }
-        Ok(Options(map))
-    }
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(|s| s.as_str())
-    }
-    fn required(&self, name: &str) -> Result<&str> {
-        self.get(name).ok_or(format!("--{name} is required"))
-    }
-    fn number<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T> {
-        match self.get(name) {
-            None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("--{name}: not a number: {v}")),
-        }
-    }
-    fn flag(&self, name: &str) -> bool {
-        self.0.contains_key(name)
-    }
+/// The client side of pg_encrypt_ml's homomorphic aggregation (docs/fhe.md): key generation,
+/// encryption of model updates, decryption of round sums.
+#[derive(Parser)]
+#[command(
+    name = "pg_encrypt_ml-fhe",
+    version,
+    about = "The client side of pg_encrypt_ml's homomorphic aggregation (docs/fhe.md): key \
+             generation, encryption of model updates, decryption of round sums"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn read_input(opts: &Options) -> Result<Vec<u8>> {
-    match opts.get("in") {
-        Some(path) => std::fs::read(path).map_err(|e| format!("{path}: {e}")),
+#[derive(Subcommand)]
+enum Command {
+    /// Generates a key set and prints its id (the id encml.fhe_register_keyset returns).
+    ///
+    /// vector: DIR/secret.key (mode 0600; stays with the party that decrypts round sums) and
+    /// DIR/public.key (register it with encml.fhe_register_keyset). uint32: DIR/client.key
+    /// (0600; encrypts and decrypts) and DIR/server.key (the evaluation key to register).
+    Keygen {
+        /// The kind of key set.
+        #[arg(long, value_enum, default_value_t = Kind::Vector)]
+        kind: Kind,
+        /// Directory to write the keys to (created if missing; a secret key there is never
+        /// overwritten).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Encrypts numbers into an fhe_vector under a public key, or one number into an
+    /// fhe_uint32 under a client key.
+    ///
+    /// Input (--in, or standard input): a JSON array of numbers, or numbers separated by
+    /// commas, spaces or newlines. The encoding must equal the round's: --value-bits and
+    /// --frac-bits as given to encml.fhe_open_round, --max-terms its max_contributions (all
+    /// three are shown by encml.fhe_round_status).
+    Encrypt {
+        /// The key set's public.key (fhe_vector).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["client_key", "value"],
+              required_unless_present = "client_key")]
+        public_key: Option<PathBuf>,
+        /// Bits of each value: sign, integer and fraction bits together.
+        #[arg(long, default_value_t = 16)]
+        value_bits: u8,
+        /// Fraction bits among them (a value is rounded to a multiple of 2^-frac_bits).
+        #[arg(long, default_value_t = 8)]
+        frac_bits: u8,
+        /// How many updates may be summed: the round's max_contributions.
+        #[arg(long, default_value_t = 1000)]
+        max_terms: u64,
+        /// The key set's client.key (fhe_uint32).
+        #[arg(long, value_name = "FILE", requires = "value")]
+        client_key: Option<PathBuf>,
+        /// The number to encrypt into an fhe_uint32 (0 to 4294967295).
+        #[arg(long)]
+        value: Option<u32>,
+        /// Input file (default: standard input).
+        #[arg(long = "in", value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// Output file (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Writes the value's base64 text form (a literal psql takes) instead of bytes.
+        #[arg(long)]
+        base64: bool,
+    },
+    /// Decrypts an fhe_vector (a round sum) with the secret key, or an fhe_uint32 or fhe_bool
+    /// with the client key.
+    ///
+    /// Input (--in, or standard input): the value as bytes, its base64 text form, or psql's
+    /// \x hex form. Output: the values separated by commas, or a JSON array with --json.
+    Decrypt {
+        /// The key set's secret.key (fhe_vector).
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "client_key",
+            required_unless_present = "client_key"
+        )]
+        secret_key: Option<PathBuf>,
+        /// The key set's client.key (fhe_uint32, fhe_bool).
+        #[arg(long, value_name = "FILE")]
+        client_key: Option<PathBuf>,
+        /// Input file (default: standard input).
+        #[arg(long = "in", value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// Prints a JSON array of numbers.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints an fhe_vector's header: key set, dimension, terms and encoding.
+    Info {
+        /// Input file (default: standard input).
+        #[arg(long = "in", value_name = "FILE")]
+        input: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    /// Packed LWE vectors, summed by encml.fhe_vector_sum and FHE rounds.
+    Vector,
+    /// tfhe-rs FheUint32 scalars (fhe_uint32).
+    Uint32,
+}
+
+fn read_input(input: Option<&Path>) -> Result<Vec<u8>> {
+    match input {
+        Some(path) => std::fs::read(path).map_err(|e| format!("{}: {e}", path.display())),
         None => {
             let mut buf = Vec::new();
             std::io::stdin()
@@ -88,9 +140,20 @@ fn read_input(opts: &Options) -> Result<Vec<u8>> {
     }
 }
 
-fn write_output(opts: &Options, bytes: &[u8]) -> Result<()> {
-    match opts.get("out") {
-        Some(path) => std::fs::write(path, bytes).map_err(|e| format!("{path}: {e}")),
+/// Writes `bytes`, or their base64 text form and a newline.
+fn write_output(out: Option<&Path>, bytes: &[u8], base64: bool) -> Result<()> {
+    let text;
+    let bytes = if base64 {
+        text = format!(
+            "{}\n",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        );
+        text.as_bytes()
+    } else {
+        bytes
+    };
+    match out {
+        Some(path) => std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display())),
         None => std::io::stdout()
             .write_all(bytes)
             .map_err(|e| e.to_string()),
@@ -141,63 +204,6 @@ fn write_secret(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).map_err(|e| e.to_string())
 }
 
-fn keygen(opts: &Options) -> Result<()> {
-    let dir = std::path::Path::new(opts.required("out")?);
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    match opts.get("kind").unwrap_or("vector") {
-        "vector" => {
-            let (sk, pk) = generate();
-            write_secret(&dir.join("secret.key"), &sk.to_bytes())?;
-            std::fs::write(dir.join("public.key"), pk.to_bytes()).map_err(|e| e.to_string())?;
-            println!("{}", uuid_string(&pk.key_id));
-        }
-        #[cfg(feature = "uint32")]
-        "uint32" => {
-            let (ck, material) = encml_fhe::uint32::generate();
-            write_secret(&dir.join("client.key"), &ck.to_bytes())?;
-            std::fs::write(dir.join("server.key"), &material).map_err(|e| e.to_string())?;
-            println!("{}", uuid_string(&ck.key_id));
-        }
-        other => return Err(format!("unknown key set kind {other} (vector or uint32)")),
-    }
-    Ok(())
-}
-
-#[cfg(feature = "uint32")]
-fn client_key(opts: &Options) -> Result<encml_fhe::uint32::ClientKeySet> {
-    let path = opts.required("client-key")?;
-    let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| format!("{path}: {e}"))?);
-    encml_fhe::uint32::ClientKeySet::from_bytes(&bytes).map_err(|e| e.to_string())
-}
-
-#[cfg(feature = "uint32")]
-fn encrypt_uint32(opts: &Options) -> Result<()> {
-    let value: u32 = opts
-        .required("value")?
-        .parse()
-        .map_err(|_| "--value: not a 32-bit unsigned integer".to_string())?;
-    let bytes = client_key(opts)?.encrypt(value);
-    if opts.flag("base64") {
-        let mut s = base64::engine::general_purpose::STANDARD.encode(&bytes);
-        s.push('\n');
-        write_output(opts, s.as_bytes())
-    } else {
-        write_output(opts, &bytes)
-    }
-}
-
-#[cfg(feature = "uint32")]
-fn decrypt_uint32(opts: &Options) -> Result<()> {
-    let ck = client_key(opts)?;
-    let bytes = parse_vector_bytes(&read_input(opts)?)?;
-    if bytes.starts_with(b"EB") {
-        println!("{}", ck.decrypt_bool(&bytes).map_err(|e| e.to_string())?);
-    } else {
-        println!("{}", ck.decrypt(&bytes).map_err(|e| e.to_string())?);
-    }
-    Ok(())
-}
-
 fn uuid_string(id: &[u8; 16]) -> String {
     let h: String = id.iter().map(|b| format!("{b:02x}")).collect();
     format!(
@@ -210,38 +216,83 @@ fn uuid_string(id: &[u8; 16]) -> String {
     )
 }
 
-fn encrypt(opts: &Options) -> Result<()> {
-    let path = opts.required("public-key")?;
-    let pk = PublicKey::from_bytes(&std::fs::read(path).map_err(|e| format!("{path}: {e}"))?)
-        .map_err(|e| e.to_string())?;
-    let encoding = Encoding::for_sums(
-        opts.number("value-bits", 16u8)?,
-        opts.number("frac-bits", 8u8)?,
-        opts.number("max-terms", 1000u64)?,
-    )
-    .map_err(|e| e.to_string())?;
-    let text = String::from_utf8(read_input(opts)?).map_err(|_| "input is not text".to_string())?;
-    let values = parse_numbers(&text)?;
-    let v = EncryptedVector::encrypt(&pk, &values, encoding).map_err(|e| e.to_string())?;
-    let bytes = v.to_bytes();
-    if opts.flag("base64") {
-        let mut s = base64::engine::general_purpose::STANDARD.encode(&bytes);
-        s.push('\n');
-        write_output(opts, s.as_bytes())
-    } else {
-        write_output(opts, &bytes)
+fn keygen(kind: Kind, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    match kind {
+        Kind::Vector => {
+            let (sk, pk) = generate();
+            write_secret(&dir.join("secret.key"), &sk.to_bytes())?;
+            std::fs::write(dir.join("public.key"), pk.to_bytes()).map_err(|e| e.to_string())?;
+            println!("{}", uuid_string(&pk.key_id));
+        }
+        #[cfg(feature = "uint32")]
+        Kind::Uint32 => {
+            let (ck, material) = encml_fhe::uint32::generate();
+            write_secret(&dir.join("client.key"), &ck.to_bytes())?;
+            std::fs::write(dir.join("server.key"), &material).map_err(|e| e.to_string())?;
+            println!("{}", uuid_string(&ck.key_id));
+        }
+        #[cfg(not(feature = "uint32"))]
+        Kind::Uint32 => return Err(NO_UINT32.into()),
     }
+    Ok(())
 }
 
-fn decrypt(opts: &Options) -> Result<()> {
-    let path = opts.required("secret-key")?;
+#[cfg(not(feature = "uint32"))]
+const NO_UINT32: &str = "this build has no fhe_uint32 support (the uint32 feature)";
+
+#[cfg(feature = "uint32")]
+fn client_key(path: &Path) -> Result<encml_fhe::uint32::ClientKeySet> {
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
+    );
+    encml_fhe::uint32::ClientKeySet::from_bytes(&bytes).map_err(|e| e.to_string())
+}
+
+#[cfg(feature = "uint32")]
+fn encrypt_uint32(key: &Path, value: u32, out: Option<&Path>, base64: bool) -> Result<()> {
+    write_output(out, &client_key(key)?.encrypt(value), base64)
+}
+
+#[cfg(feature = "uint32")]
+fn decrypt_uint32(key: &Path, input: Option<&Path>) -> Result<()> {
+    let ck = client_key(key)?;
+    let bytes = parse_vector_bytes(&read_input(input)?)?;
+    if bytes.starts_with(b"EB") {
+        println!("{}", ck.decrypt_bool(&bytes).map_err(|e| e.to_string())?);
+    } else {
+        println!("{}", ck.decrypt(&bytes).map_err(|e| e.to_string())?);
+    }
+    Ok(())
+}
+
+fn encrypt(
+    key: &Path,
+    (value_bits, frac_bits, max_terms): (u8, u8, u64),
+    input: Option<&Path>,
+    out: Option<&Path>,
+    base64: bool,
+) -> Result<()> {
+    let pk =
+        PublicKey::from_bytes(&std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?)
+            .map_err(|e| e.to_string())?;
+    let encoding =
+        Encoding::for_sums(value_bits, frac_bits, max_terms).map_err(|e| e.to_string())?;
+    let text =
+        String::from_utf8(read_input(input)?).map_err(|_| "input is not text".to_string())?;
+    let values = parse_numbers(&text)?;
+    let v = EncryptedVector::encrypt(&pk, &values, encoding).map_err(|e| e.to_string())?;
+    write_output(out, &v.to_bytes(), base64)
+}
+
+fn decrypt(key: &Path, input: Option<&Path>, json: bool) -> Result<()> {
     let key_bytes =
-        zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| format!("{path}: {e}"))?);
+        zeroize::Zeroizing::new(std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?);
     let sk = SecretKey::from_bytes(&key_bytes).map_err(|e| e.to_string())?;
-    let v = EncryptedVector::from_bytes(&parse_vector_bytes(&read_input(opts)?)?)
+    let v = EncryptedVector::from_bytes(&parse_vector_bytes(&read_input(input)?)?)
         .map_err(|e| e.to_string())?;
     let values = v.decrypt(&sk).map_err(|e| e.to_string())?;
-    let out = if opts.flag("json") {
+    let out = if json {
         serde_json::to_string(&values).map_err(|e| e.to_string())?
     } else {
         values
@@ -254,8 +305,8 @@ fn decrypt(opts: &Options) -> Result<()> {
     Ok(())
 }
 
-fn info(opts: &Options) -> Result<()> {
-    let bytes = parse_vector_bytes(&read_input(opts)?)?;
+fn info(input: Option<&Path>) -> Result<()> {
+    let bytes = parse_vector_bytes(&read_input(input)?)?;
     let (key_id, dim, terms, e) = parse_header(&bytes).map_err(|e| e.to_string())?;
     println!(
         "keyset={} dim={dim} terms={terms} value_bits={} frac_bits={} message_bits={}",
@@ -267,24 +318,61 @@ fn info(opts: &Options) -> Result<()> {
     Ok(())
 }
 
+fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Keygen { kind, out } => keygen(kind, &out),
+        Command::Encrypt {
+            public_key: Some(key),
+            value_bits,
+            frac_bits,
+            max_terms,
+            input,
+            out,
+            base64,
+            ..
+        } => encrypt(
+            &key,
+            (value_bits, frac_bits, max_terms),
+            input.as_deref(),
+            out.as_deref(),
+            base64,
+        ),
+        #[cfg(feature = "uint32")]
+        Command::Encrypt {
+            client_key: Some(key),
+            value: Some(value),
+            out,
+            base64,
+            ..
+        } => encrypt_uint32(&key, value, out.as_deref(), base64),
+        Command::Encrypt { .. } => Err(neither_key()),
+        Command::Decrypt {
+            secret_key: Some(key),
+            input,
+            json,
+            ..
+        } => decrypt(&key, input.as_deref(), json),
+        #[cfg(feature = "uint32")]
+        Command::Decrypt {
+            client_key: Some(key),
+            input,
+            ..
+        } => decrypt_uint32(&key, input.as_deref()),
+        Command::Decrypt { .. } => Err(neither_key()),
+        Command::Info { input } => info(input.as_deref()),
+    }
+}
+
+/// What a command given a client key says when it cannot use one.
+fn neither_key() -> String {
+    #[cfg(feature = "uint32")]
+    return "give --public-key (fhe_vector), or --client-key with --value (fhe_uint32)".into();
+    #[cfg(not(feature = "uint32"))]
+    return NO_UINT32.into();
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(|s| s.as_str()) {
-        Some("keygen") => Options::parse(&args[1..], &[]).and_then(|o| keygen(&o)),
-        #[cfg(feature = "uint32")]
-        Some("encrypt") if args.iter().any(|a| a == "--client-key") => {
-            Options::parse(&args[1..], &["base64"]).and_then(|o| encrypt_uint32(&o))
-        }
-        #[cfg(feature = "uint32")]
-        Some("decrypt") if args.iter().any(|a| a == "--client-key") => {
-            Options::parse(&args[1..], &[]).and_then(|o| decrypt_uint32(&o))
-        }
-        Some("encrypt") => Options::parse(&args[1..], &["base64"]).and_then(|o| encrypt(&o)),
-        Some("decrypt") => Options::parse(&args[1..], &["json"]).and_then(|o| decrypt(&o)),
-        Some("info") => Options::parse(&args[1..], &[]).and_then(|o| info(&o)),
-        _ => Err(USAGE.to_string()),
-    };
-    match result {
+    match run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pg_encrypt_ml-fhe: {e}");
