@@ -249,8 +249,14 @@ fn subject_predicate(reg: &Registration, subject: &str) -> Option<Search> {
         IdKind::Plain => match reg.col_type_oid {
             // COLLATE "C": under a nondeterministic collation of the owner's, 'alice' would also
             // match 'ALICE' and 'Alíce', other subjects (attacker round 3).
-            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::NAMEOID => Some(as_is(format!(
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => Some(as_is(format!(
                 "{col} COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1"
+            ))),
+            // As a name, which cuts it to 63 bytes as the column's values were cut when
+            // stored, and as Postgres's own `WHERE col = '...'` would (attacker round 13: a
+            // longer identifier was not found, and its row stayed).
+            pg_sys::NAMEOID => Some(as_is(format!(
+                "{col} COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1::pg_catalog.name"
             ))),
             // (As text: bpchar's trailing blanks do not count.)
             pg_sys::BPCHAROID => Some(as_is(format!(
@@ -1082,7 +1088,7 @@ fn export_here(subject: &str) -> Value {
 fn anonymized_columns(reg: &Registration) -> Vec<String> {
     // Classified in the registered table or in any table under it (a partition's column
     // classified there alone was kept, attacker round 13): columns are matched by name.
-    let classified = classified_columns(&tree_of(reg.rel));
+    let classified = classified_columns(&lineage(&tree_of(reg.rel)));
     columns(reg.rel)
         .into_iter()
         .filter(|(name, typ)| {
@@ -1090,6 +1096,22 @@ fn anonymized_columns(reg: &Registration) -> Vec<String> {
         })
         .map(|(name, _)| name)
         .collect()
+}
+
+/// `rels` with every table they inherit from, up to the roots (a column is classified where it
+/// is defined, possibly in a table between, or in a second parent: attacker round 14).
+fn lineage(rels: &[pg_sys::Oid]) -> Vec<pg_sys::Oid> {
+    let rels = rels.to_vec();
+    Spi::get_one_with_args::<Vec<pg_sys::Oid>>(
+        "WITH RECURSIVE up(relid) AS ( \
+             SELECT pg_catalog.unnest($1::pg_catalog.oid[]) \
+             UNION SELECT i.inhparent FROM up u JOIN pg_catalog.pg_inherits i \
+               ON i.inhrelid OPERATOR(pg_catalog.=) u.relid) \
+         SELECT pg_catalog.array_agg(relid) FROM up",
+        &[rels.into()],
+    )
+    .unwrap_or_else(|e| spi_err(e))
+    .unwrap_or_default()
 }
 
 /// Names of the columns classified pii, phi, pci or secret (encml.classify) in any of `rels`.
@@ -1127,7 +1149,7 @@ fn columns_only_under(reg: &Registration, sensitive: bool) -> Vec<(pg_sys::Oid, 
         .into_iter()
         .filter(|m| *m != reg.rel && !registered.contains(m))
         .filter_map(|m| {
-            let classified = classified_columns(&[m]);
+            let classified = classified_columns(&lineage(&[m]));
             let extra: Vec<String> = columns(m)
                 .into_iter()
                 .filter(|(name, typ)| {
@@ -1516,10 +1538,16 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
             .iter()
             .map(|c| format!("{} = NULL", quote_ident(c)))
             .collect();
+        // RETURNING the row as stored: an owner's trigger that put a value back is seen.
+        let cleared: Vec<String> = anonymized_columns(reg)
+            .iter()
+            .map(|c| format!("t.{} IS NULL", quote_ident(c)))
+            .collect();
         format!(
-            "UPDATE {} t SET {} WHERE {predicate}",
+            "UPDATE {} t SET {} WHERE {predicate} RETURNING {}",
             reg.table,
-            set.join(", ")
+            set.join(", "),
+            cleared.join(" AND ")
         )
     } else {
         format!("DELETE FROM {} t WHERE {predicate}", reg.table)
@@ -1563,6 +1591,11 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
             Some("The table's owner must ALTER TABLE ... NO FORCE ROW LEVEL SECURITY.".into()),
         );
     }
+    // The rows there before the statement: it must delete or anonymize every one (attacker
+    // round 14: an owner's trigger cancelled the delete and cleared the identifier instead, and
+    // the search afterwards found nothing).
+    let found = matching_rows(reg, subject);
+    let mut kept_values = false;
     let rows = as_owner_of(reg, "erasing the subject's rows in", || {
         crate::audit::row::erasing_in(reg.rel, || {
             Spi::connect_mut(|client| {
@@ -1571,7 +1604,7 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
                         .update(statement, None, &[bound.as_str().into()])
                         .unwrap_or_else(|e| spi_err(e));
                 }
-                client
+                let done = client
                     .update(&sql, None, &[bound.as_str().into()])
                     .unwrap_or_else(|e| {
                         raise_full(
@@ -1582,11 +1615,29 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
                                 "The caller needs {privilege} on every registered table."
                             )),
                         )
-                    })
-                    .len()
+                    });
+                let rows = done.len();
+                if anonymize {
+                    kept_values = done
+                        .into_iter()
+                        .any(|r| r.get::<bool>(1).ok().flatten() != Some(true));
+                }
+                rows
             })
         })
     });
+    if (rows as i64) < found || kept_values {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("the subject's rows in {} were not all erased", reg.table),
+            Some(format!(
+                "{found} row(s) matched and {rows} were {}{}: a trigger or rule of the table's owner kept them. Nothing was erased: the erasure is all or nothing.",
+                if anonymize { "anonymized" } else { "deleted" },
+                if kept_values { ", some with values put back" } else { "" }
+            )),
+            Some("The table's owner must remove the code that keeps them.".into()),
+        );
+    }
     // The owner's triggers, rules and policies decide what the statement really did (a trigger
     // put the row back, a rule did nothing instead): the receipt must not claim an erasure the
     // table does not show (attacker round 7).
@@ -1620,10 +1671,26 @@ fn require_searchable(reg: &Registration) {
 /// table's owner, who sees them all unless it forces row-level security on itself).
 fn require_erased(reg: &Registration, subject: &str) {
     require_searchable(reg);
+    let left = matching_rows(reg, subject);
+    if left > 0 {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("the subject's rows in {} remain after the erasure", reg.table),
+            Some(format!(
+                "{left} row(s) still match after the erasure: a trigger, rule or policy of a table's owner kept or restored them. Nothing was erased: the erasure is all or nothing.",
+            )),
+            Some("The table's owner must remove the code that keeps them.".into()),
+        );
+    }
+}
+
+/// How many rows of the registered table match the subject, read as the table's owner with
+/// row_security off.
+fn matching_rows(reg: &Registration, subject: &str) -> i64 {
     let Some(Search { predicate, bound }) = subject_predicate(reg, subject) else {
-        return;
+        return 0;
     };
-    let left = as_owner_of(reg, "checking the erasure in", || {
+    as_owner_of(reg, "checking the erasure in", || {
         // Policies the owner forced on itself meanwhile (by an earlier step's code) would hide
         // rows from the check (attacker round 10): with row_security off, Postgres refuses the
         // query instead of filtering it, and the erasure fails.
@@ -1649,17 +1716,7 @@ fn require_erased(reg: &Registration, subject: &str) {
         )
         .unwrap_or_else(|e| spi_err(e));
         left
-    });
-    if left > 0 {
-        raise_full(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("the subject's rows in {} remain after the erasure", reg.table),
-            Some(format!(
-                "{left} row(s) still match after the erasure: a trigger, rule or policy of a table's owner kept or restored them. Nothing was erased: the erasure is all or nothing.",
-            )),
-            Some("The table's owner must remove the code that keeps them.".into()),
-        );
-    }
+    })
 }
 
 pgrx::extension_sql_file!(

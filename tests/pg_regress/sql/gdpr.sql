@@ -773,6 +773,47 @@ INSERT INTO gdpr_r13p VALUES ('uma', 'private note');
 SELECT encml.subject_forget('uma') -> 'tables' @> '[{"rows": 1}]' AS anonymized;
 SELECT * FROM gdpr_r13p;
 DROP TABLE gdpr_r13p;
+-- Attacker round 14: a column is classified where it is defined, in a table between the
+-- registered one and the row's table, or in a second parent: grandchild rows are anonymized
+-- there too (they kept it). An owner's trigger that cancels the delete and clears the
+-- identifier instead, or puts a classified value back, fails the erasure (the search after it
+-- found nothing).
+CREATE TABLE gdpr_r14 (user_id text, amount int);
+CREATE TABLE gdpr_r14_mid (note text) INHERITS (gdpr_r14);
+CREATE TABLE gdpr_r14_other (extra text);
+CREATE TABLE gdpr_r14_leaf () INHERITS (gdpr_r14_mid, gdpr_r14_other);
+SELECT encml.classify('gdpr_r14_mid', 'note', 'pii'), encml.classify('gdpr_r14_other', 'extra', 'pii');
+SELECT encml.register_subject_column('gdpr_r14', 'user_id', on_forget => 'anonymize');
+INSERT INTO gdpr_r14_leaf VALUES ('vera', 1, 'leaf note', 'leaf extra');
+SELECT encml.subject_forget('vera') -> 'tables' @> '[{"rows": 1}]' AS anonymized;
+SELECT * FROM gdpr_r14_leaf;
+DROP TABLE gdpr_r14 CASCADE;
+DROP TABLE gdpr_r14_other;
+CREATE TABLE gdpr_r14d (user_id text, email text);
+SELECT encml.classify('gdpr_r14d', 'email', 'pii');
+SELECT encml.register_subject_column('gdpr_r14d', 'user_id');
+INSERT INTO gdpr_r14d VALUES ('walt', 'walt@example.org');
+CREATE FUNCTION gdpr_r14_unlink() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN UPDATE public.gdpr_r14d SET user_id = NULL WHERE ctid = OLD.ctid; RETURN NULL; END$$;
+CREATE TRIGGER unlink BEFORE DELETE ON gdpr_r14d FOR EACH ROW EXECUTE FUNCTION gdpr_r14_unlink();
+SELECT try($$SELECT encml.subject_forget('walt')$$) AS delete_cancelled;
+DROP TRIGGER unlink ON gdpr_r14d;
+SELECT encml.unregister_subject_column('gdpr_r14d', 'user_id');
+SELECT encml.register_subject_column('gdpr_r14d', 'user_id', on_forget => 'anonymize');
+CREATE FUNCTION gdpr_r14_keep() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN NEW.email := OLD.email; RETURN NEW; END$$;
+CREATE TRIGGER keep BEFORE UPDATE ON gdpr_r14d FOR EACH ROW EXECUTE FUNCTION gdpr_r14_keep();
+SELECT try($$SELECT encml.subject_forget('walt')$$) AS value_put_back;
+SELECT * FROM gdpr_r14d;
+DROP TABLE gdpr_r14d;
+DROP FUNCTION gdpr_r14_unlink(), gdpr_r14_keep();
+-- A name column holds identifiers cut to 63 bytes; the erasure finds them as Postgres's own
+-- `WHERE col = '...'` does (a longer identifier was not found, attacker round 13).
+CREATE TABLE gdpr_r13n (user_id name);
+INSERT INTO gdpr_r13n VALUES (repeat('v', 70));
+SELECT encml.register_subject_column('gdpr_r13n', 'user_id');
+SELECT encml.subject_forget(repeat('v', 70)) -> 'tables' @> '[{"rows": 1}]' AS long_name_found;
+DROP TABLE gdpr_r13n;
 -- An erasure commits on its own: a read-only transaction does not erase through it.
 BEGIN READ ONLY;
 SELECT try($$SELECT encml.subject_forget('sven')$$) AS read_only;
