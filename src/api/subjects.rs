@@ -1252,8 +1252,9 @@ fn forget_here(subject: &str) -> Value {
         // or column after the subject, which would put the subject into the audit log for good
         // (attacker round 9). And the tables under each, as locked: one that leaves (DETACH
         // PARTITION, NO INHERIT by an owner's code meanwhile) would leave the final search too.
-        let named = names_before_erasure();
-        let trees = trees_of_registered();
+        let locked = registrations();
+        let named = names_of(&locked);
+        let trees = trees_of(&locked);
         for (rel, tree) in &trees {
             require_no_temporary_under(*rel, tree);
         }
@@ -1320,10 +1321,9 @@ fn forget_here(subject: &str) -> Value {
 /// The registrations' table and column names now, by what each is of (`Registration::ident`).
 type Names = Vec<((pg_sys::Oid, i16, String), (String, String))>;
 
-fn names_before_erasure() -> Names {
-    registrations()
-        .into_iter()
-        .map(|r| (r.ident(), (r.table, r.col)))
+fn names_of(regs: &[Registration]) -> Names {
+    regs.iter()
+        .map(|r| (r.ident(), (r.table.clone(), r.col.clone())))
         .collect()
 }
 
@@ -1347,10 +1347,10 @@ fn receipt_entry(reg: &Registration, named: &Names, mut entry: Value) -> Value {
     entry
 }
 
-/// Every registered table with the tables under it (partitions, inheritance children), read
-/// after `lock_for_erasure` locked them all.
-fn trees_of_registered() -> Vec<(pg_sys::Oid, Vec<pg_sys::Oid>)> {
-    let mut rels: Vec<pg_sys::Oid> = registrations().iter().map(|r| r.rel).collect();
+/// Every table of `regs` (read after `lock_for_erasure` locked them all) with the tables under
+/// it (partitions, inheritance children).
+fn trees_of(regs: &[Registration]) -> Vec<(pg_sys::Oid, Vec<pg_sys::Oid>)> {
+    let mut rels: Vec<pg_sys::Oid> = regs.iter().map(|r| r.rel).collect();
     rels.dedup();
     rels.into_iter().map(|rel| (rel, tree_of(rel))).collect()
 }

@@ -272,7 +272,8 @@ impl Drop for Restore {
 }
 
 /// Sets a setting until the GUC nest level of `as_extension_owner` (or `with_pinned_search_path`)
-/// ends (allowed in parallel mode, unlike a plain SET). Only inside one of them.
+/// ends (allowed in parallel mode, unlike a plain SET). Only inside one of them, or another
+/// level its caller opened with `NewGUCNestLevel` and closes with `AtEOXact_GUC`.
 pub unsafe fn save_setting(name: &std::ffi::CStr, value: &std::ffi::CStr) {
     unsafe {
         pg_sys::set_config_option(

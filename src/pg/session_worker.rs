@@ -210,16 +210,7 @@ fn wait_for_transaction(vxid: pg_sys::VirtualTransactionId) {
     unsafe {
         let level = pg_sys::NewGUCNestLevel();
         let set = |name: &std::ffi::CStr, value: &std::ffi::CStr| {
-            pg_sys::set_config_option(
-                name.as_ptr(),
-                value.as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
+            crate::pg::catalog_access::save_setting(name, value)
         };
         set(c"lock_timeout", c"0");
         if pg_sys::client_connection_check_interval == 0 && !pg_sys::MyProcPort.is_null() {
