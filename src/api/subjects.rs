@@ -14,6 +14,7 @@ use crate::pg::catalog_access::{
     as_extension_owner, as_table_owner, caller, has_privs_of_role_named, is_superuser,
     require_table_owner, role_name,
 };
+use crate::pg::erasure_guard;
 use crate::pg::errors::{notice, raise, raise_full};
 use crate::pg::sql_text::{quote_ident, quote_literal};
 use crate::types::identity::{self, Encrypted};
@@ -874,6 +875,7 @@ fn in_own_session(mut request: Value) -> JsonB {
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn encml_subject_worker_main(arg: pg_sys::Datum) {
+    erasure_guard::install();
     crate::pg::session_worker::serve(arg, |request| {
         let request: Value = serde_json::from_slice(&request).unwrap_or(Value::Null);
         let subject = request["subject"].as_str().unwrap_or_default().to_string();
@@ -1257,6 +1259,8 @@ fn forget_here(subject: &str) -> Value {
         let trees = trees_of(&locked);
         for (rel, tree) in &trees {
             require_no_temporary_under(*rel, tree);
+            // From here to the commit, only the erasure writes to them (attacker round 15).
+            erasure_guard::watch(tree);
         }
         let erasure_id = uuid::Uuid::new_v4().to_string();
         let mut tables = Vec::new();
@@ -1278,6 +1282,11 @@ fn forget_here(subject: &str) -> Value {
             require_trees_kept(&trees);
             for reg in registrations() {
                 require_erased(&reg, subject);
+            }
+            // Also when the owner's code caught the ERROR its write got (the write was undone
+            // with it; the erasure fails all the same).
+            if let Some(table) = erasure_guard::breach() {
+                erasure_guard::refuse(&table, "a write");
             }
         });
         let (keys, versions) = catalog::destroy_subject_keys(subject);
@@ -1507,6 +1516,7 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
     require_searchable(reg);
     // (Registered during the erasure, by an owner's code: not locked yet.)
     lock_registered(reg.rel);
+    erasure_guard::watch(&tree_of(reg.rel));
     let Search { predicate, bound } = subject_predicate(reg, subject)?;
     let anonymize = reg.on_forget == "anonymize";
     // Columns only a table under it has are cleared by statements of their own, run first (the
@@ -1527,9 +1537,21 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
                 .iter()
                 .map(|c| format!("{} = NULL", quote_ident(c)))
                 .collect();
-            first.push(format!(
-                "UPDATE ONLY {member_name} t SET {} WHERE {predicate}",
-                set.join(", ")
+            let cleared: Vec<String> = extra
+                .iter()
+                .map(|c| format!("t.{} IS NULL", quote_ident(c)))
+                .collect();
+            // RETURNING the rows as stored, and counted before: as for the registered table's
+            // UPDATE below (attacker round 15: a BEFORE UPDATE trigger of the table under it
+            // kept its column's value).
+            first.push((
+                member,
+                format!("SELECT pg_catalog.count(*) FROM ONLY {member_name} t WHERE {predicate}"),
+                format!(
+                    "UPDATE ONLY {member_name} t SET {} WHERE {predicate} RETURNING {}",
+                    set.join(", "),
+                    cleared.join(" AND ")
+                ),
             ));
         }
     }
@@ -1595,45 +1617,76 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
     // round 14: an owner's trigger cancelled the delete and cleared the identifier instead, and
     // the search afterwards found nothing).
     let found = matching_rows(reg, subject);
-    let mut kept_values = false;
+    let (mut kept_values, mut child_rows_kept) = (false, false);
     let rows = as_owner_of(reg, "erasing the subject's rows in", || {
         crate::audit::row::erasing_in(reg.rel, || {
+            // Counted as the final search counts (row_security off: a policy the owner forced
+            // meanwhile fails the count instead of hiding rows from it).
+            let before: Vec<i64> = first
+                .iter()
+                .map(|(_, count, _)| {
+                    without_row_security(|| {
+                        Spi::get_one_with_args::<i64>(count, &[bound.as_str().into()])
+                            .unwrap_or_else(|e| spi_err(e))
+                            .unwrap_or(0)
+                    })
+                })
+                .collect();
             Spi::connect_mut(|client| {
-                for statement in &first {
-                    client
-                        .update(statement, None, &[bound.as_str().into()])
-                        .unwrap_or_else(|e| spi_err(e));
-                }
-                let done = client
-                    .update(&sql, None, &[bound.as_str().into()])
-                    .unwrap_or_else(|e| {
-                        raise_full(
-                            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-                            format!("erasing the subject's rows in {} failed: {e}", reg.table),
-                            Some("Nothing was erased: the erasure is all or nothing.".into()),
-                            Some(format!(
-                                "The caller needs {privilege} on every registered table."
-                            )),
-                        )
+                for ((member, _, statement), before) in first.iter().zip(before) {
+                    let done = erasure_guard::own_update(*member, || {
+                        client
+                            .update(statement, None, &[bound.as_str().into()])
+                            .unwrap_or_else(|e| spi_err(e))
                     });
-                let rows = done.len();
-                if anonymize {
-                    kept_values = done
+                    let cleared = done.len() as i64;
+                    if done
                         .into_iter()
-                        .any(|r| r.get::<bool>(1).ok().flatten() != Some(true));
+                        .any(|r| r.get::<bool>(1).ok().flatten() != Some(true))
+                    {
+                        kept_values = true;
+                    }
+                    if cleared < before {
+                        child_rows_kept = true;
+                    }
+                }
+                let mut run = || client.update(&sql, None, &[bound.as_str().into()]);
+                let done = if anonymize {
+                    erasure_guard::own_update(reg.rel, run)
+                } else {
+                    run()
+                }
+                .unwrap_or_else(|e| {
+                    raise_full(
+                        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        format!("erasing the subject's rows in {} failed: {e}", reg.table),
+                        Some("Nothing was erased: the erasure is all or nothing.".into()),
+                        Some(format!(
+                            "The caller needs {privilege} on every registered table."
+                        )),
+                    )
+                });
+                let rows = done.len();
+                if anonymize
+                    && done
+                        .into_iter()
+                        .any(|r| r.get::<bool>(1).ok().flatten() != Some(true))
+                {
+                    kept_values = true;
                 }
                 rows
             })
         })
     });
-    if (rows as i64) < found || kept_values {
+    if (rows as i64) < found || kept_values || child_rows_kept {
         raise_full(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("the subject's rows in {} were not all erased", reg.table),
             Some(format!(
-                "{found} row(s) matched and {rows} were {}{}: a trigger or rule of the table's owner kept them. Nothing was erased: the erasure is all or nothing.",
+                "{found} row(s) matched and {rows} were {}{}{}: a trigger or rule of the table's owner kept them. Nothing was erased: the erasure is all or nothing.",
                 if anonymize { "anonymized" } else { "deleted" },
-                if kept_values { ", some with values put back" } else { "" }
+                if kept_values { ", some with values put back" } else { "" },
+                if child_rows_kept { ", and rows of a table under it were not all anonymized" } else { "" }
             )),
             Some("The table's owner must remove the code that keeps them.".into()),
         );
@@ -1691,32 +1744,38 @@ fn matching_rows(reg: &Registration, subject: &str) -> i64 {
         return 0;
     };
     as_owner_of(reg, "checking the erasure in", || {
-        // Policies the owner forced on itself meanwhile (by an earlier step's code) would hide
-        // rows from the check (attacker round 10): with row_security off, Postgres refuses the
-        // query instead of filtering it, and the erasure fails.
-        // (Only for the check: the owners' code the next steps run reads its other tables as
-        // Postgres would.)
-        let was = Spi::get_one::<String>("SELECT pg_catalog.current_setting('row_security')")
+        without_row_security(|| {
+            Spi::get_one_with_args::<i64>(
+                &format!(
+                    "SELECT pg_catalog.count(*) FROM {} t WHERE {predicate}",
+                    reg.table
+                ),
+                &[bound.as_str().into()],
+            )
             .unwrap_or_else(|e| spi_err(e))
-            .unwrap_or_else(|| "on".into());
-        Spi::run("SELECT pg_catalog.set_config('row_security', 'off', true)")
-            .unwrap_or_else(|e| spi_err(e));
-        let left = Spi::get_one_with_args::<i64>(
-            &format!(
-                "SELECT pg_catalog.count(*) FROM {} t WHERE {predicate}",
-                reg.table
-            ),
-            &[bound.as_str().into()],
-        )
-        .unwrap_or_else(|e| spi_err(e))
-        .unwrap_or(0);
-        Spi::run_with_args(
-            "SELECT pg_catalog.set_config('row_security', $1, true)",
-            &[was.as_str().into()],
-        )
-        .unwrap_or_else(|e| spi_err(e));
-        left
+            .unwrap_or(0)
+        })
     })
+}
+
+/// Runs `f` (a count of the subject's rows) with row_security off. Policies the owner forced on
+/// itself meanwhile (by an earlier step's code) would hide rows from the count (attacker round
+/// 10): with row_security off, Postgres refuses the query instead of filtering it, and the
+/// erasure fails. (Only for the count: the owners' code the erasure runs reads its other tables
+/// as Postgres would.)
+fn without_row_security<R>(f: impl FnOnce() -> R) -> R {
+    let was = Spi::get_one::<String>("SELECT pg_catalog.current_setting('row_security')")
+        .unwrap_or_else(|e| spi_err(e))
+        .unwrap_or_else(|| "on".into());
+    Spi::run("SELECT pg_catalog.set_config('row_security', 'off', true)")
+        .unwrap_or_else(|e| spi_err(e));
+    let result = f();
+    Spi::run_with_args(
+        "SELECT pg_catalog.set_config('row_security', $1, true)",
+        &[was.as_str().into()],
+    )
+    .unwrap_or_else(|e| spi_err(e));
+    result
 }
 
 pgrx::extension_sql_file!(

@@ -11,7 +11,6 @@
 use crate::audit::events;
 use crate::pg::catalog_access::{arg, as_extension_owner, read_rows};
 use pgrx::prelude::*;
-use pgrx::PgList;
 use serde_json::json;
 use std::cell::Cell;
 
@@ -26,31 +25,6 @@ fn command(op: pg_sys::CmdType::Type) -> &'static str {
         pg_sys::CmdType::CMD_DELETE => "DELETE",
         pg_sys::CmdType::CMD_MERGE => "MERGE",
         _ => "WITH ... (data-modifying)",
-    }
-}
-
-/// The tables a plan writes (its result relations, data-modifying CTEs included).
-unsafe fn written(stmt: *mut pg_sys::PlannedStmt) -> Vec<pg_sys::Oid> {
-    // SAFETY: stmt is the executor's plan; resultRelations indexes its range table (1-based).
-    unsafe {
-        let rtable = PgList::<pg_sys::RangeTblEntry>::from_pg((*stmt).rtable);
-        let results = (*stmt).resultRelations;
-        let n = if results.is_null() {
-            0
-        } else {
-            (*results).length
-        };
-        let mut out = Vec::new();
-        for i in 0..n {
-            // An integer list: each cell holds a range-table index.
-            let index = pg_sys::list_nth_int(results, i);
-            if let Some(rte) = rtable.get_ptr((index - 1) as usize) {
-                if (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION && !out.contains(&(*rte).relid) {
-                    out.push((*rte).relid);
-                }
-            }
-        }
-        out
     }
 }
 
@@ -82,7 +56,7 @@ pub unsafe fn check(query: *mut pg_sys::QueryDesc, eflags: i32) {
 unsafe fn log_writes(query: *mut pg_sys::QueryDesc, stmt: *mut pg_sys::PlannedStmt) {
     // SAFETY: as in `check`.
     unsafe {
-        let relids = written(stmt);
+        let relids = crate::pg::plan_writes::result_relations(stmt);
         let hits = as_extension_owner(|| {
             read_rows(
                 "WITH RECURSIVE up(relid, anc) AS (SELECT r, r FROM pg_catalog.unnest($1::oid[]) r \

@@ -807,6 +807,99 @@ SELECT try($$SELECT encml.subject_forget('walt')$$) AS value_put_back;
 SELECT * FROM gdpr_r14d;
 DROP TABLE gdpr_r14d;
 DROP FUNCTION gdpr_r14_unlink(), gdpr_r14_keep();
+-- Attacker round 15: only the erasure writes to registered tables until it commits. An owner's
+-- AFTER UPDATE trigger, per statement (from its transition table) or per row, that put the
+-- cleared values back after the UPDATE had returned them cleared; one that catches the ERROR
+-- its write gets; an AFTER DELETE trigger that put the row back without its identifier; an
+-- INSERT routed into a registered partition; an ALTER TABLE; a foreign key's SET NULL into a
+-- registered table: each fails the erasure (55000), and nothing is erased. A BEFORE UPDATE
+-- trigger of a table under the registered one that keeps its own column fails it too. Writes
+-- to other tables, and deletes (ON DELETE CASCADE), are the owners' to make.
+CREATE TABLE gdpr_r15 (pk int PRIMARY KEY, user_id text, email text);
+SELECT encml.classify('gdpr_r15', 'email', 'pii');
+SELECT encml.register_subject_column('gdpr_r15', 'user_id', on_forget => 'anonymize');
+INSERT INTO gdpr_r15 VALUES (1, 'xena', 'xena@example.org');
+CREATE FUNCTION gdpr_r15_restore_all() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN IF pg_trigger_depth() > 1 THEN RETURN NULL; END IF;
+     UPDATE public.gdpr_r15 t SET email = o.email FROM oldrows o WHERE t.pk = o.pk; RETURN NULL; END$$;
+CREATE TRIGGER restore_all AFTER UPDATE ON gdpr_r15 REFERENCING OLD TABLE AS oldrows
+  FOR EACH STATEMENT EXECUTE FUNCTION gdpr_r15_restore_all();
+SELECT try($$SELECT encml.subject_forget('xena')$$) AS statement_trigger;
+DROP TRIGGER restore_all ON gdpr_r15;
+CREATE FUNCTION gdpr_r15_restore() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN IF pg_trigger_depth() > 1 THEN RETURN NULL; END IF;
+     BEGIN UPDATE public.gdpr_r15 SET email = OLD.email WHERE pk = OLD.pk;
+     EXCEPTION WHEN OTHERS THEN RAISE NOTICE 'caught: %', SQLERRM; END; RETURN NULL; END$$;
+CREATE TRIGGER restore AFTER UPDATE ON gdpr_r15 FOR EACH ROW EXECUTE FUNCTION gdpr_r15_restore();
+SELECT try($$SELECT encml.subject_forget('xena')$$) AS row_trigger_caught;
+DROP TRIGGER restore ON gdpr_r15;
+CREATE FUNCTION gdpr_r15_alter() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN EXECUTE 'ALTER TABLE public.gdpr_r15_log ADD COLUMN c int'; RETURN NULL; END$$;
+CREATE TABLE gdpr_r15_log (pk int, email text);
+CREATE TRIGGER alter_t AFTER UPDATE ON gdpr_r15 FOR EACH ROW EXECUTE FUNCTION gdpr_r15_alter();
+SELECT try($$SELECT encml.subject_forget('xena')$$) AS alter_table;
+DROP TRIGGER alter_t ON gdpr_r15;
+SELECT * FROM gdpr_r15;
+-- A history table the owner keeps is the owner's (not registered): written as usual.
+CREATE FUNCTION gdpr_r15_history() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO public.gdpr_r15_log VALUES (NEW.pk, NEW.email); RETURN NULL; END$$;
+CREATE TRIGGER history AFTER UPDATE ON gdpr_r15 FOR EACH ROW EXECUTE FUNCTION gdpr_r15_history();
+SELECT encml.subject_forget('xena') -> 'tables' @> '[{"rows": 1}]' AS history_elsewhere;
+SELECT * FROM gdpr_r15, gdpr_r15_log;
+DROP TABLE gdpr_r15, gdpr_r15_log;
+-- The table under the registered one keeps its own column in a BEFORE UPDATE trigger.
+CREATE TABLE gdpr_r15i (user_id text);
+CREATE TABLE gdpr_r15i_child (secretnote text) INHERITS (gdpr_r15i);
+SELECT encml.classify('gdpr_r15i_child', 'secretnote', 'pii');
+SELECT encml.register_subject_column('gdpr_r15i', 'user_id', on_forget => 'anonymize');
+INSERT INTO gdpr_r15i_child VALUES ('yann', 'yann secret');
+CREATE FUNCTION gdpr_r15_keep_note() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN NEW.secretnote := OLD.secretnote; RETURN NEW; END$$;
+CREATE TRIGGER keep BEFORE UPDATE ON gdpr_r15i_child FOR EACH ROW EXECUTE FUNCTION gdpr_r15_keep_note();
+SELECT try($$SELECT encml.subject_forget('yann')$$) AS child_before_trigger;
+SELECT * FROM gdpr_r15i_child;
+DROP TABLE gdpr_r15i CASCADE;
+-- Delete mode: the row put back without its identifier; an INSERT routed into a registered
+-- partition through its unregistered root.
+CREATE TABLE gdpr_r15d (user_id text, email text);
+SELECT encml.register_subject_column('gdpr_r15d', 'user_id');
+INSERT INTO gdpr_r15d VALUES ('zoe', 'zoe@example.org');
+CREATE FUNCTION gdpr_r15_reinsert() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO public.gdpr_r15d VALUES (NULL, OLD.email); RETURN NULL; END$$;
+CREATE TRIGGER reinsert AFTER DELETE ON gdpr_r15d FOR EACH ROW EXECUTE FUNCTION gdpr_r15_reinsert();
+SELECT try($$SELECT encml.subject_forget('zoe')$$) AS reinserted;
+DROP TRIGGER reinsert ON gdpr_r15d;
+CREATE TABLE gdpr_r15p (user_id text, email text) PARTITION BY LIST (user_id);
+CREATE TABLE gdpr_r15p_z PARTITION OF gdpr_r15p FOR VALUES IN ('zoe');
+CREATE TABLE gdpr_r15p_null PARTITION OF gdpr_r15p DEFAULT;
+SELECT encml.register_subject_column('gdpr_r15p_null', 'user_id');
+CREATE FUNCTION gdpr_r15_route() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO public.gdpr_r15p VALUES (NULL, OLD.email); RETURN NULL; END$$;
+CREATE TRIGGER route AFTER DELETE ON gdpr_r15d FOR EACH ROW EXECUTE FUNCTION gdpr_r15_route();
+SELECT try($$SELECT encml.subject_forget('zoe')$$) AS routed;
+DROP TRIGGER route ON gdpr_r15d;
+SELECT count(*) AS nothing_routed FROM gdpr_r15p;
+SELECT encml.unregister_subject_column('gdpr_r15p_null', 'user_id');
+DROP TABLE gdpr_r15p;
+-- Foreign keys: ON DELETE CASCADE into a registered table deletes (allowed); SET NULL writes
+-- the registered table, and fails the erasure.
+CREATE TABLE gdpr_r15_cust (id int PRIMARY KEY, user_id text);
+CREATE TABLE gdpr_r15_orders (cust int REFERENCES gdpr_r15_cust ON DELETE CASCADE, buyer text);
+SELECT encml.register_subject_column('gdpr_r15_cust', 'user_id');
+SELECT encml.register_subject_column('gdpr_r15_orders', 'buyer');
+INSERT INTO gdpr_r15_cust VALUES (1, 'zoe');
+INSERT INTO gdpr_r15_orders VALUES (1, 'zoe-as-buyer');
+SELECT encml.subject_forget('zoe') -> 'tables' @> '[{"table": "public.gdpr_r15_cust", "rows": 1}]' AS cascade_deletes;
+SELECT count(*) AS orders_left FROM gdpr_r15_orders;
+ALTER TABLE gdpr_r15_orders DROP CONSTRAINT gdpr_r15_orders_cust_fkey,
+  ADD FOREIGN KEY (cust) REFERENCES gdpr_r15_cust ON DELETE SET NULL;
+INSERT INTO gdpr_r15_cust VALUES (2, 'zack');
+INSERT INTO gdpr_r15_orders VALUES (2, 'zack-as-buyer');
+SELECT try($$SELECT encml.subject_forget('zack')$$) AS set_null;
+SELECT * FROM gdpr_r15_orders;
+DROP TABLE gdpr_r15_orders, gdpr_r15_cust, gdpr_r15d;
+DROP FUNCTION gdpr_r15_restore_all(), gdpr_r15_restore(), gdpr_r15_alter(), gdpr_r15_history(),
+  gdpr_r15_keep_note(), gdpr_r15_reinsert(), gdpr_r15_route();
 -- A name column holds identifiers cut to 63 bytes; the erasure finds them as Postgres's own
 -- `WHERE col = '...'` does (a longer identifier was not found, attacker round 13).
 CREATE TABLE gdpr_r13n (user_id name);
