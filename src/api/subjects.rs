@@ -219,9 +219,130 @@ fn plain_identifier_type(typ: pg_sys::Oid) -> bool {
 }
 
 /// How to find a subject's rows: a WHERE clause over alias `t` and the value it binds as `$1`.
+/// How to find the subject's rows: `t.<column> <after_column>` with `$1` bound to `bound`.
+#[derive(Clone)]
 struct Search {
-    predicate: String,
+    after_column: String,
     bound: String,
+}
+
+impl Search {
+    /// The predicate on the column as it is called now (an owner's code can rename it during
+    /// an erasure).
+    fn on(&self, reg: &Registration) -> String {
+        format!("t.{}{}", quote_ident(&reg.col), self.after_column)
+    }
+}
+
+/// What an erasure does in one registered table, worked out when it has locked the
+/// registrations, before any owner's code runs: that code can change what these depend on
+/// (attacker round 16: an earlier table's trigger declassified a column, which the
+/// anonymization then kept, or force-retired the identifier key's version, whose rows the
+/// search then no longer found).
+struct Plan {
+    /// How the subject's rows are found; key-derived identifiers are computed now.
+    search: Option<Search>,
+    /// `anonymize`: the columns set to NULL, and those of tables under it, by number (an
+    /// owner's code can rename them during an erasure).
+    cleared: Vec<i16>,
+    only_under: Vec<(pg_sys::Oid, Vec<i16>)>,
+}
+
+/// The numbers of the columns of `rel` named `names`.
+fn attnums(rel: pg_sys::Oid, names: &[String]) -> Vec<i16> {
+    Spi::get_one_with_args::<Vec<i16>>(
+        "SELECT pg_catalog.array_agg(attnum ORDER BY attnum) FROM pg_catalog.pg_attribute \
+          WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attname OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.name[]) \
+            AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped",
+        &[rel.into(), names.to_vec().into()],
+    )
+    .unwrap_or_else(|e| spi_err(e))
+    .unwrap_or_default()
+}
+
+/// The current names of the columns of `rel` numbered `numbers` (dropped ones left out).
+fn attnames(rel: pg_sys::Oid, numbers: &[i16]) -> Vec<String> {
+    Spi::get_one_with_args::<Vec<String>>(
+        "SELECT pg_catalog.array_agg(attname::pg_catalog.text ORDER BY attnum) FROM pg_catalog.pg_attribute \
+          WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attnum OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.int2[]) \
+            AND NOT attisdropped",
+        &[rel.into(), numbers.to_vec().into()],
+    )
+    .unwrap_or_else(|e| spi_err(e))
+    .unwrap_or_default()
+}
+
+type Plans = Vec<((pg_sys::Oid, i16, String), Plan)>;
+
+fn plan_for(reg: &Registration, subject: &str) -> Plan {
+    require_searchable(reg);
+    let anonymize = reg.on_forget == "anonymize";
+    Plan {
+        search: frozen_search(reg, subject),
+        cleared: if anonymize {
+            attnums(reg.rel, &anonymized_columns(reg))
+        } else {
+            Vec::new()
+        },
+        only_under: if anonymize {
+            columns_only_under(reg, true)
+                .into_iter()
+                .map(|(m, names)| (m, attnums(m, &names)))
+                .collect()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// The plan of `reg` as worked out at the start, or now for a column registered during the
+/// erasure (by a superuser's direct change of the registry).
+fn planned<'a>(plans: &'a mut Plans, reg: &Registration, subject: &str) -> &'a Plan {
+    let at = match plans.iter().position(|(id, _)| *id == reg.ident()) {
+        Some(at) => at,
+        None => {
+            let plan = plan_for(reg, subject);
+            plans.push((reg.ident(), plan));
+            plans.len() - 1
+        }
+    };
+    &plans[at].1
+}
+
+/// `subject_predicate` with the identifiers a key derives (det_text under every usable version
+/// of the key, FPE tokens) computed now, as the table's owner (as the statements would), so
+/// that later changes of the key do not change what is searched.
+fn frozen_search(reg: &Registration, subject: &str) -> Option<Search> {
+    let search = subject_predicate(reg, subject)?;
+    let key = reg
+        .id_key
+        .map(|k| quote_literal(&catalog::uuid_string(k.as_bytes())));
+    let (expression, after_column) = match reg.kind {
+        IdKind::Plain => return Some(search),
+        IdKind::Det => (
+            format!(
+                "SELECT encml.det_encrypt_all_versions($1, {}::uuid)::pg_catalog.text",
+                key.expect("det_text registrations have a key")
+            ),
+            " OPERATOR(pg_catalog.=) ANY ($1::encml.det_text[])".to_string(),
+        ),
+        IdKind::Fpe => (
+            format!(
+                "SELECT encml.fpe_encrypt($1, {}::uuid, {})",
+                key.expect("fpe registrations have a key"),
+                quote_literal(reg.alphabet.as_deref().unwrap_or("0123456789"))
+            ),
+            " OPERATOR(pg_catalog.=) $1".to_string(),
+        ),
+    };
+    let bound = as_owner_of(reg, "finding the subject's identifiers for", || {
+        Spi::get_one_with_args::<String>(&expression, &[subject.into()])
+            .unwrap_or_else(|e| spi_err(e))
+    })?;
+    Some(Search {
+        after_column,
+        bound,
+    })
 }
 
 /// How to find the subject's rows in the registered column, or None when the subject cannot
@@ -229,19 +350,18 @@ struct Search {
 /// functions are schema-qualified: the statement runs with the caller's search_path. The caller
 /// checked `unsearchable` first, so a plain column's type is one of `plain_identifier_type`'s.
 fn subject_predicate(reg: &Registration, subject: &str) -> Option<Search> {
-    let col = format!("t.{}", quote_ident(&reg.col));
     let key = reg
         .id_key
         .map(|k| quote_literal(&catalog::uuid_string(k.as_bytes())));
-    let as_is = |predicate: String| Search {
-        predicate,
+    let as_is = |after_column: String| Search {
+        after_column,
         bound: subject.to_string(),
     };
     // A value of a built-in type, compared as that type (`encml_core::subject_id`): the subject
     // was checked to be one, so the cast cannot fail, and the column's index serves.
     let typed = |bound: Option<String>, typ: &str| {
         bound.map(|bound| Search {
-            predicate: format!("{col} OPERATOR(pg_catalog.=) $1::pg_catalog.{typ}"),
+            after_column: format!(" OPERATOR(pg_catalog.=) $1::pg_catalog.{typ}"),
             bound,
         })
     };
@@ -251,17 +371,17 @@ fn subject_predicate(reg: &Registration, subject: &str) -> Option<Search> {
             // COLLATE "C": under a nondeterministic collation of the owner's, 'alice' would also
             // match 'ALICE' and 'Alíce', other subjects (attacker round 3).
             pg_sys::TEXTOID | pg_sys::VARCHAROID => Some(as_is(format!(
-                "{col} COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1"
+                " COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1"
             ))),
             // As a name, which cuts it to 63 bytes as the column's values were cut when
             // stored, and as Postgres's own `WHERE col = '...'` would (attacker round 13: a
             // longer identifier was not found, and its row stayed).
             pg_sys::NAMEOID => Some(as_is(format!(
-                "{col} COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1::pg_catalog.name"
+                " COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1::pg_catalog.name"
             ))),
             // (As text: bpchar's trailing blanks do not count.)
             pg_sys::BPCHAROID => Some(as_is(format!(
-                "{col}::pg_catalog.text COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1"
+                "::pg_catalog.text COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1"
             ))),
             pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID => {
                 typed(subject_id::integer(subject), "int8")
@@ -272,7 +392,7 @@ fn subject_predicate(reg: &Registration, subject: &str) -> Option<Search> {
         },
         // Every usable version of the key, so rows written before a rotation are found too.
         IdKind::Det => Some(as_is(format!(
-            "{col} OPERATOR(pg_catalog.=) ANY (encml.det_encrypt_all_versions($1, {}::uuid))",
+            " OPERATOR(pg_catalog.=) ANY (encml.det_encrypt_all_versions($1, {}::uuid))",
             key.expect("det_text registrations have a key")
         ))),
         IdKind::Fpe => {
@@ -284,7 +404,7 @@ fn subject_predicate(reg: &Registration, subject: &str) -> Option<Search> {
                 return None;
             }
             Some(as_is(format!(
-                "{col} OPERATOR(pg_catalog.=) encml.fpe_encrypt($1, {}::uuid, {})",
+                " OPERATOR(pg_catalog.=) encml.fpe_encrypt($1, {}::uuid, {})",
                 key.expect("fpe registrations have a key"),
                 quote_literal(alphabet)
             )))
@@ -949,9 +1069,10 @@ fn export_here(subject: &str) -> Value {
                     continue;
                 }
             }
-            let Some(Search { predicate, bound }) = subject_predicate(&reg, subject) else {
+            let Some(search) = subject_predicate(&reg, subject) else {
                 continue; // the subject is no value of the column: no rows
             };
+            let (predicate, bound) = (search.on(&reg), search.bound);
             let encrypted = encrypted_columns(reg.rel);
             let mut select = vec!["pg_catalog.to_jsonb(t)".to_string()];
             for (name, typ) in &encrypted {
@@ -1257,6 +1378,10 @@ fn forget_here(subject: &str) -> Value {
         let locked = registrations();
         let named = names_of(&locked);
         let trees = trees_of(&locked);
+        let mut plans: Plans = locked
+            .iter()
+            .map(|r| (r.ident(), plan_for(r, subject)))
+            .collect();
         for (rel, tree) in &trees {
             require_no_temporary_under(*rel, tree);
             // From here to the commit, only the erasure writes to them (attacker round 15).
@@ -1273,7 +1398,7 @@ fn forget_here(subject: &str) -> Value {
                 .find(|r| !done.contains(&r.ident()))
             {
                 done.push(reg.ident());
-                if let Some(entry) = erase_in(&reg, subject, role) {
+                if let Some(entry) = erase_in(&reg, subject, role, &mut plans) {
                     tables.push(receipt_entry(&reg, &named, entry));
                 }
             }
@@ -1281,7 +1406,7 @@ fn forget_here(subject: &str) -> Value {
             // round 8): the subject's rows must be gone from every table at the end.
             require_trees_kept(&trees);
             for reg in registrations() {
-                require_erased(&reg, subject);
+                require_erased(&reg, planned(&mut plans, &reg, subject));
             }
             // Also when the owner's code caught the ERROR its write got (the write was undone
             // with it; the erasure fails all the same).
@@ -1512,18 +1637,30 @@ fn lock_registered(rel: pg_sys::Oid) {
 
 /// Erases the subject's rows in the registered column (deletes or anonymizes them, as
 /// registered), or fails the whole erasure; returns the receipt's entry for it.
-fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Value> {
+fn erase_in(
+    reg: &Registration,
+    subject: &str,
+    role: pg_sys::Oid,
+    plans: &mut Plans,
+) -> Option<Value> {
     require_searchable(reg);
-    // (Registered during the erasure, by an owner's code: not locked yet.)
+    // (Registered during the erasure, by a superuser's direct change: not locked yet.)
     lock_registered(reg.rel);
     erasure_guard::watch(&tree_of(reg.rel));
-    let Search { predicate, bound } = subject_predicate(reg, subject)?;
+    let plan = planned(plans, reg, subject);
+    let search = plan.search.clone()?;
+    let predicate = search.on(reg);
+    let bound = search.bound.clone();
     let anonymize = reg.on_forget == "anonymize";
     // Columns only a table under it has are cleared by statements of their own, run first (the
     // registered table's UPDATE then clears the identifier they find the rows by).
     let mut first = Vec::new();
     if anonymize {
-        for (member, extra) in columns_only_under(reg, true) {
+        for (member, numbers) in plan.only_under.clone() {
+            let extra = attnames(member, &numbers);
+            if extra.is_empty() {
+                continue;
+            }
             let member_name = crate::audit::table_name(member);
             if !has_table_privilege(member, "UPDATE") {
                 raise_full(
@@ -1555,13 +1692,14 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
             ));
         }
     }
+    let cleared_names = attnames(reg.rel, &plan.cleared);
     let sql = if anonymize {
-        let set: Vec<String> = anonymized_columns(reg)
+        let set: Vec<String> = cleared_names
             .iter()
             .map(|c| format!("{} = NULL", quote_ident(c)))
             .collect();
         // RETURNING the row as stored: an owner's trigger that put a value back is seen.
-        let cleared: Vec<String> = anonymized_columns(reg)
+        let cleared: Vec<String> = cleared_names
             .iter()
             .map(|c| format!("t.{} IS NULL", quote_ident(c)))
             .collect();
@@ -1616,7 +1754,7 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
     // The rows there before the statement: it must delete or anonymize every one (attacker
     // round 14: an owner's trigger cancelled the delete and cleared the identifier instead, and
     // the search afterwards found nothing).
-    let found = matching_rows(reg, subject);
+    let found = matching_rows(reg, &search);
     let (mut kept_values, mut child_rows_kept) = (false, false);
     let rows = as_owner_of(reg, "erasing the subject's rows in", || {
         crate::audit::row::erasing_in(reg.rel, || {
@@ -1694,7 +1832,14 @@ fn erase_in(reg: &Registration, subject: &str, role: pg_sys::Oid) -> Option<Valu
     // The owner's triggers, rules and policies decide what the statement really did (a trigger
     // put the row back, a rule did nothing instead): the receipt must not claim an erasure the
     // table does not show (attacker round 7).
-    require_erased(reg, subject);
+    require_erased(
+        reg,
+        plans
+            .iter()
+            .find(|(id, _)| *id == reg.ident())
+            .map(|(_, p)| p)
+            .expect("planned above"),
+    );
     Some(json!({
         "table": reg.table,
         "identifier_column": reg.col,
@@ -1722,9 +1867,10 @@ fn require_searchable(reg: &Registration) {
 
 /// Fails the erasure if rows of the subject remain in the registered column (read as the
 /// table's owner, who sees them all unless it forces row-level security on itself).
-fn require_erased(reg: &Registration, subject: &str) {
+fn require_erased(reg: &Registration, plan: &Plan) {
     require_searchable(reg);
-    let left = matching_rows(reg, subject);
+    let Some(search) = &plan.search else { return };
+    let left = matching_rows(reg, search);
     if left > 0 {
         raise_full(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -1739,10 +1885,8 @@ fn require_erased(reg: &Registration, subject: &str) {
 
 /// How many rows of the registered table match the subject, read as the table's owner with
 /// row_security off.
-fn matching_rows(reg: &Registration, subject: &str) -> i64 {
-    let Some(Search { predicate, bound }) = subject_predicate(reg, subject) else {
-        return 0;
-    };
+fn matching_rows(reg: &Registration, search: &Search) -> i64 {
+    let (predicate, bound) = (search.on(reg), &search.bound);
     as_owner_of(reg, "checking the erasure in", || {
         without_row_security(|| {
             Spi::get_one_with_args::<i64>(

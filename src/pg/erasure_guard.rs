@@ -135,9 +135,16 @@ fn check(written: Vec<pg_sys::Oid>, what: &str) {
 
 /// ERROR 55000: the owners' code wrote to `table` during the erasure.
 pub fn refuse(table: &str, what: &str) -> ! {
+    refuse_because(&format!(
+        "code of a table's owner ran {what} on {table}, a registered table or one under it, during the erasure"
+    ))
+}
+
+/// ERROR 55000 with `message`, the rest as for `refuse`.
+fn refuse_because(message: &str) -> ! {
     raise_full(
         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        format!("code of a table's owner ran {what} on {table}, a registered table or one under it, during the erasure"),
+        message.to_string(),
         Some("Only the erasure writes to registered tables until it commits: a trigger, rule or function that writes there meanwhile could put the subject's rows back. Nothing was erased: the erasure is all or nothing.".into()),
         Some("The table's owner must keep its triggers and rules from writing to registered tables (DELETE is allowed). Foreign keys between registered tables write too: use ON DELETE CASCADE rather than SET NULL or SET DEFAULT, and no ON UPDATE action on an anonymized column.".into()),
     )
@@ -269,7 +276,9 @@ unsafe fn at_utility(stmt: *mut pg_sys::Node) {
                     g.breach.get_or_insert_with(|| name.clone());
                 }
             });
-            refuse(&name, "ALTER TABLE");
+            refuse_because(&format!(
+                "code of a table's owner ran ALTER TABLE on {name} during the erasure"
+            ));
         }
         if pgrx::is_a(stmt, pg_sys::NodeTag::T_CopyStmt) {
             let s = stmt as *mut pg_sys::CopyStmt;

@@ -900,6 +900,40 @@ SELECT * FROM gdpr_r15_orders;
 DROP TABLE gdpr_r15_orders, gdpr_r15_cust, gdpr_r15d;
 DROP FUNCTION gdpr_r15_restore_all(), gdpr_r15_restore(), gdpr_r15_alter(), gdpr_r15_history(),
   gdpr_r15_keep_note(), gdpr_r15_reinsert(), gdpr_r15_route();
+-- Attacker round 16: what an erasure does in each table is worked out before any owner's code
+-- runs. An earlier table's statement trigger that declassified a column of a later one (which
+-- the anonymization then kept), or force-retired the version of its identifier key (whose
+-- rows the search then no longer found), changes nothing: the rows are erased.
+CREATE TABLE gdpr_r16_first (id text);
+CREATE TABLE gdpr_r16_later (id text, email text);
+SELECT encml.register_subject_column('gdpr_r16_first', 'id');
+SELECT encml.register_subject_column('gdpr_r16_later', 'id', on_forget => 'anonymize');
+SELECT encml.classify('gdpr_r16_later', 'email', 'pii');
+INSERT INTO gdpr_r16_later VALUES ('carl', 'carl@example.org');
+CREATE FUNCTION gdpr_r16_declassify() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN PERFORM encml.classify('public.gdpr_r16_later', 'email', NULL); RETURN NULL; END$$;
+CREATE TRIGGER declassify AFTER DELETE ON gdpr_r16_first FOR EACH STATEMENT EXECUTE FUNCTION gdpr_r16_declassify();
+SELECT encml.subject_forget('carl') -> 'tables' @> '[{"table": "public.gdpr_r16_later", "rows": 1}]' AS anonymized;
+SELECT * FROM gdpr_r16_later;
+DROP TRIGGER declassify ON gdpr_r16_first;
+SELECT encml.unregister_subject_column('gdpr_r16_later', 'id');
+DROP TABLE gdpr_r16_later;
+SELECT encml.create_key('gdpr_r16_idk', 'deterministic') AS r16_key \gset
+CREATE TABLE gdpr_r16_det (id encml.det_text, email text);
+INSERT INTO gdpr_r16_det VALUES (encml.det_encrypt('fay', :'r16_key'), 'fay@example.org');
+SELECT encml.register_subject_column('gdpr_r16_det', 'id', :'r16_key'::uuid);
+CREATE TABLE gdpr_r16_cfg (k uuid);
+INSERT INTO gdpr_r16_cfg VALUES (:'r16_key');
+CREATE FUNCTION gdpr_r16_retire() RETURNS trigger LANGUAGE plpgsql AS
+  $$DECLARE k uuid := (SELECT c.k FROM public.gdpr_r16_cfg c);
+    BEGIN PERFORM encml.rotate_key(k); PERFORM encml.retire_key_version(k, 1, force => true); RETURN NULL; END$$;
+CREATE TRIGGER retire AFTER DELETE ON gdpr_r16_first FOR EACH STATEMENT EXECUTE FUNCTION gdpr_r16_retire();
+SELECT encml.subject_forget('fay') -> 'tables' @> '[{"table": "public.gdpr_r16_det", "rows": 1}]' AS deleted;
+SELECT count(*) AS fay_left FROM gdpr_r16_det;
+SELECT encml.unregister_subject_column('gdpr_r16_det', 'id');
+SELECT encml.unregister_subject_column('gdpr_r16_first', 'id');
+DROP TABLE gdpr_r16_first, gdpr_r16_det, gdpr_r16_cfg;
+DROP FUNCTION gdpr_r16_declassify(), gdpr_r16_retire();
 -- A name column holds identifiers cut to 63 bytes; the erasure finds them as Postgres's own
 -- `WHERE col = '...'` does (a longer identifier was not found, attacker round 13).
 CREATE TABLE gdpr_r13n (user_id name);
