@@ -1392,10 +1392,15 @@ fn forget_here(subject: &str) -> Value {
         crate::audit::row::during_erasure(&erasure_id, || {
             // The registrations are read again before each step: the owners' code run by one
             // step can rename, drop and register columns of other tables (attacker round 8).
+            // Deleting registrations go first: an anonymizing one of a table above (a parent,
+            // a partitioned table) clears the identifier in the rows of the tables under it, and
+            // a deleting registration of one of those would then find none of the subject's rows
+            // to delete (attacker round 17).
             let mut done = Vec::new();
             while let Some(reg) = registrations()
                 .into_iter()
-                .find(|r| !done.contains(&r.ident()))
+                .filter(|r| !done.contains(&r.ident()))
+                .min_by_key(|r| r.on_forget != "delete")
             {
                 done.push(reg.ident());
                 if let Some(entry) = erase_in(&reg, subject, role, &mut plans) {

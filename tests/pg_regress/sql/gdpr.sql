@@ -934,6 +934,36 @@ SELECT encml.unregister_subject_column('gdpr_r16_det', 'id');
 SELECT encml.unregister_subject_column('gdpr_r16_first', 'id');
 DROP TABLE gdpr_r16_first, gdpr_r16_det, gdpr_r16_cfg;
 DROP FUNCTION gdpr_r16_declassify(), gdpr_r16_retire();
+-- Attacker round 17: a parent registered to anonymize and a table under it registered to
+-- delete. The parent's UPDATE used to clear the identifier in the child's row first, so the
+-- child's DELETE found nothing and the row stayed with the child's own columns. Deleting
+-- registrations go first, whatever the order of the tables' OIDs.
+CREATE TABLE gdpr_r17_accounts (user_id text, email text);
+CREATE TABLE gdpr_r17_accounts_eu (passport text) INHERITS (gdpr_r17_accounts);
+SELECT encml.register_subject_column('gdpr_r17_accounts_eu', 'user_id');
+SELECT encml.register_subject_column('gdpr_r17_accounts', 'user_id', on_forget => 'anonymize');
+SELECT encml.classify('gdpr_r17_accounts', 'email', 'pii');
+INSERT INTO gdpr_r17_accounts VALUES ('hana', 'hana@example.org');
+INSERT INTO gdpr_r17_accounts_eu VALUES ('hana', 'hana@example.eu', 'P-123');
+SELECT encml.subject_forget('hana') -> 'tables' @> '[{"table": "public.gdpr_r17_accounts_eu", "rows": 1, "action": "delete"}]' AS child_deleted;
+SELECT * FROM gdpr_r17_accounts;
+SELECT count(*) AS eu_left FROM gdpr_r17_accounts_eu;
+SELECT encml.unregister_subject_column('gdpr_r17_accounts', 'user_id');
+SELECT encml.unregister_subject_column('gdpr_r17_accounts_eu', 'user_id');
+DROP TABLE gdpr_r17_accounts CASCADE;
+-- The same with a partition.
+CREATE TABLE gdpr_r17_parted (user_id text, region text, email text) PARTITION BY LIST (region);
+CREATE TABLE gdpr_r17_parted_eu PARTITION OF gdpr_r17_parted FOR VALUES IN ('eu');
+CREATE TABLE gdpr_r17_parted_us PARTITION OF gdpr_r17_parted FOR VALUES IN ('us');
+SELECT encml.register_subject_column('gdpr_r17_parted', 'user_id', on_forget => 'anonymize');
+SELECT encml.register_subject_column('gdpr_r17_parted_eu', 'user_id');
+SELECT encml.classify('gdpr_r17_parted', 'email', 'pii');
+INSERT INTO gdpr_r17_parted VALUES ('ivo', 'eu', 'ivo@example.eu'), ('ivo', 'us', 'ivo@example.com');
+SELECT encml.subject_forget('ivo') -> 'tables' @> '[{"table": "public.gdpr_r17_parted_eu", "rows": 1, "action": "delete"}]' AS partition_deleted;
+SELECT * FROM gdpr_r17_parted ORDER BY region;
+SELECT encml.unregister_subject_column('gdpr_r17_parted_eu', 'user_id');
+SELECT encml.unregister_subject_column('gdpr_r17_parted', 'user_id');
+DROP TABLE gdpr_r17_parted;
 -- A name column holds identifiers cut to 63 bytes; the erasure finds them as Postgres's own
 -- `WHERE col = '...'` does (a longer identifier was not found, attacker round 13).
 CREATE TABLE gdpr_r13n (user_id name);
