@@ -1407,6 +1407,21 @@ fn forget_here(subject: &str) -> Value {
                     tables.push(receipt_entry(&reg, &named, entry));
                 }
             }
+            // A registered table dropped meanwhile (an owner's code put a copy of it back under
+            // its name, unregistered: attacker round 18) fails the erasure.
+            if let Some(gone) = locked.iter().find(|r| !relation_exists(r.rel)) {
+                let table = named
+                    .iter()
+                    .find(|(ident, _)| *ident == gone.ident())
+                    .map(|(_, (table, _))| table.clone())
+                    .unwrap_or_default();
+                raise_full(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!("cannot erase the subject's rows: {table} was dropped during the erasure"),
+                    Some("An owner's code dropped a registered table while the erasure ran (a copy under its name would be neither registered nor erased). Nothing was erased: the erasure is all or nothing.".into()),
+                    Some("The table's owner must remove the code that drops it.".into()),
+                );
+            }
             // A later step's code can have put rows back in a table erased before it (attacker
             // round 8): the subject's rows must be gone from every table at the end.
             require_trees_kept(&trees);

@@ -964,6 +964,28 @@ SELECT * FROM gdpr_r17_parted ORDER BY region;
 SELECT encml.unregister_subject_column('gdpr_r17_parted_eu', 'user_id');
 SELECT encml.unregister_subject_column('gdpr_r17_parted', 'user_id');
 DROP TABLE gdpr_r17_parted;
+-- Attacker round 18: an earlier table's trigger dropped a later registered table and put a
+-- copy back under its name (unregistered); the erasure skipped it and succeeded. It fails.
+CREATE TABLE gdpr_r18_a (user_id text);
+CREATE FUNCTION gdpr_r18_swap() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN IF to_regclass('public.gdpr_r18_b_copy') IS NULL THEN
+  CREATE TABLE public.gdpr_r18_b_copy AS SELECT * FROM public.gdpr_r18_b;
+  DROP TABLE public.gdpr_r18_b;
+  ALTER TABLE public.gdpr_r18_b_copy RENAME TO gdpr_r18_b;
+END IF; RETURN NULL; END $$;
+CREATE TRIGGER swap BEFORE DELETE ON gdpr_r18_a FOR EACH STATEMENT EXECUTE FUNCTION gdpr_r18_swap();
+SELECT encml.register_subject_column('gdpr_r18_a', 'user_id');
+CREATE TABLE gdpr_r18_b (user_id text, diagnosis text);
+INSERT INTO gdpr_r18_b VALUES ('jon', 'jon''s diagnosis');
+SELECT encml.register_subject_column('gdpr_r18_b', 'user_id');
+SELECT try($$SELECT encml.subject_forget('jon')$$) AS dropped_meanwhile;
+SELECT * FROM gdpr_r18_b;
+SELECT pg_catalog.count(*) AS still_registered FROM encml.subject_registry WHERE tbl::text LIKE 'gdpr_r18_%';
+DROP TRIGGER swap ON gdpr_r18_a;
+SELECT encml.unregister_subject_column('gdpr_r18_a', 'user_id');
+SELECT encml.unregister_subject_column('gdpr_r18_b', 'user_id');
+DROP TABLE gdpr_r18_a, gdpr_r18_b;
+DROP FUNCTION gdpr_r18_swap();
 -- A name column holds identifiers cut to 63 bytes; the erasure finds them as Postgres's own
 -- `WHERE col = '...'` does (a longer identifier was not found, attacker round 13).
 CREATE TABLE gdpr_r13n (user_id name);
