@@ -40,8 +40,8 @@ test: deps test-unit test-fuzz test-pgrx test-regress test-upgrade test-integrat
 	@echo "==> all tests passed"
 
 test-unit:
-	cargo test -p encml-core -p encml-dp -p encml-fhe --features encml-fhe/uint32
-	cargo build -p encml-core -p encml-dp -p encml-fhe --features encml-fhe/uint32 --bin pg_encrypt_ml-fhe
+	cargo test -p encml-core -p encml-dp -p encml-fhe --features encml-fhe/uint32,encml-fhe/zk
+	cargo build -p encml-core -p encml-dp -p encml-fhe --features encml-fhe/uint32,encml-fhe/zk --bin pg_encrypt_ml-fhe
 	@python3 -c 'import cryptography' 2>/dev/null || python3 -m pip install --quiet cryptography \
 	  || apt-get install -y -qq python3-cryptography
 	python3 tests/interop/reference_client.py

@@ -27,7 +27,11 @@ CREATE TABLE fhe_keysets (
     kind            text NOT NULL CHECK (kind IN ('vector', 'uint32')),
     public_material bytea NOT NULL,
     created_by      regrole NOT NULL,
-    created_at      timestamptz NOT NULL DEFAULT now()
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    -- The CRS proofs of updates are made and checked with (pg_encrypt_ml-fhe keygen --proofs;
+    -- docs/formats.md); NULL: rounds of the key set must be opened with unproven => true.
+    proof_crs       bytea,
+    CONSTRAINT fhe_keysets_proofs_vector CHECK (proof_crs IS NULL OR kind = 'vector')
 );
 COMMENT ON TABLE fhe_keysets IS 'pg_encrypt_ml: FHE key sets (public material only; the secret key never enters the database)';
 
@@ -47,7 +51,9 @@ CREATE TABLE fhe_rounds (
     closed_at         timestamptz,
     -- The released sum: set once, when the round closes.
     total             fhe_vector,
-    CHECK ((status = 'closed') = (total IS NOT NULL))
+    CHECK ((status = 'closed') = (total IS NOT NULL)),
+    -- Takes proven updates only (its key set has a CRS); false: opened with unproven => true.
+    proven            boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE fhe_rounds IS 'pg_encrypt_ml: aggregation rounds and their released sums';
 
@@ -73,14 +79,14 @@ SELECT pg_catalog.pg_extension_config_dump('fhe_contributions', '');
 
 -- Public key material is public: clients download it from here.
 CREATE VIEW fhe_key_sets AS
-SELECT id, name, kind, public_material, created_by, created_at FROM fhe_keysets;
+SELECT id, name, kind, public_material, created_by, created_at, proof_crs FROM fhe_keysets;
 COMMENT ON VIEW fhe_key_sets IS 'pg_encrypt_ml: registered FHE key sets with their public material (for clients)';
 GRANT SELECT ON fhe_key_sets TO PUBLIC;
 
 -- What a client needs to encrypt for a round, and how far it is; never a ciphertext.
 CREATE VIEW fhe_round_status AS
 SELECT id, keyset, dim, value_bits, frac_bits, message_bits, min_contributions,
-       max_contributions, contributions, status, opened_by, opened_at, closed_at
+       max_contributions, contributions, status, opened_by, opened_at, closed_at, proven
   FROM fhe_rounds;
 COMMENT ON VIEW fhe_round_status IS 'pg_encrypt_ml: aggregation rounds: parameters, contribution count and status (no ciphertexts)';
 GRANT SELECT ON fhe_round_status TO encml_fhe_admin, encml_fhe_contributor, encml_fhe_decryptor;

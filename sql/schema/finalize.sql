@@ -303,6 +303,8 @@ COMMENT ON AGGREGATE fhe_vector_sum(fhe_vector) IS
     'Homomorphic sum of encrypted vectors (same key set, dimension and encoding); no key needed, no bootstrapping; the same ciphertext twice is an error';
 COMMENT ON FUNCTION fhe_register_keyset(text, bytea) IS
     'Registers an FHE key set from its public material (pg_encrypt_ml-fhe keygen); returns its id (encml_fhe_admin)';
+COMMENT ON FUNCTION fhe_register_keyset(text, bytea, bytea) IS
+    'Registers a vector key set whose rounds take proven updates only, with the CRS of its proofs (pg_encrypt_ml-fhe keygen --proofs; checked here); returns its id (encml_fhe_admin)';
 COMMENT ON FUNCTION fhe_keyset_loads() IS 'How many times this backend loaded FHE key-set material (each key set once, then cached)';
 COMMENT ON FUNCTION fhe_keygen() IS
     'TEST AND DEMO ONLY (needs encml.fhe_client_functions): a fresh key set (public material, secret key) as pg_encrypt_ml-fhe keygen writes it';
@@ -339,10 +341,12 @@ COMMENT ON FUNCTION fhe_decrypt_uint32(fhe_uint32, bytea) IS
     'TEST AND DEMO ONLY (needs encml.fhe_client_functions): decrypts with a client key passed in';
 COMMENT ON FUNCTION fhe_decrypt_bool(fhe_bool, bytea) IS
     'TEST AND DEMO ONLY (needs encml.fhe_client_functions): decrypts an encrypted boolean with a client key passed in';
-COMMENT ON FUNCTION fhe_open_round(uuid, integer, integer, integer, integer, integer) IS
-    'Opens an aggregation round for vectors of dim values with its fixed-point encoding and contribution limits; returns its id (encml_fhe_admin)';
+COMMENT ON FUNCTION fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean) IS
+    'Opens an aggregation round for vectors of dim values with its fixed-point encoding and contribution limits; proven updates only unless unproven => true on a key set without CRS; returns its id (encml_fhe_admin)';
 COMMENT ON FUNCTION fhe_submit(bigint, fhe_vector) IS
-    'Submits one encrypted update to an open round (once per ciphertext); returns the round''s count (encml_fhe_contributor)';
+    'Submits one encrypted update to an open unproven round (once per ciphertext); returns the round''s count (encml_fhe_contributor)';
+COMMENT ON FUNCTION fhe_submit_proven(bigint, bytea) IS
+    'Submits a proven update (pg_encrypt_ml-fhe encrypt --crs) to an open round, verified before it is stored; returns the round''s count (encml_fhe_contributor)';
 COMMENT ON FUNCTION fhe_close_round(bigint) IS
     'Closes a round: sums its updates once and discards them; refuses below min_contributions (encml_fhe_admin)';
 COMMENT ON FUNCTION fhe_round_sum(bigint) IS
@@ -546,8 +550,8 @@ TO PUBLIC;
 -- Executable by everyone, checked inside (membership in encml_fhe_admin, _contributor or
 -- _decryptor, and separation of duties): a refusal leaves a security event, which an EXECUTE
 -- grant refused by Postgres before the function runs would not.
-GRANT EXECUTE ON FUNCTION fhe_register_keyset(text, bytea),
-    fhe_open_round(uuid, integer, integer, integer, integer, integer), fhe_close_round(bigint),
-    fhe_submit(bigint, fhe_vector), fhe_round_sum(bigint)
+GRANT EXECUTE ON FUNCTION fhe_register_keyset(text, bytea), fhe_register_keyset(text, bytea, bytea),
+    fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean), fhe_close_round(bigint),
+    fhe_submit(bigint, fhe_vector), fhe_submit_proven(bigint, bytea), fhe_round_sum(bigint)
 TO PUBLIC;
 GRANT EXECUTE ON FUNCTION library_version() TO PUBLIC;

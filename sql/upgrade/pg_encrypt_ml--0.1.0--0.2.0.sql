@@ -895,3 +895,51 @@ UPDATE @extschema@.subject_columns s SET attnum = a.attnum
 -- temporary tables.
 DELETE FROM @extschema@.subject_columns s
  WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class c WHERE c.oid = s.tbl);
+
+-- Issue 28: proven updates. A vector key set registered with a CRS takes proven updates only;
+-- rounds of a key set without one are opened with unproven => true (trusting every
+-- contributor with the secret key, docs/fhe.md "Proven updates"). Rounds opened before the
+-- upgrade stay unproven: their key sets have no CRS.
+ALTER TABLE @extschema@.fhe_keysets ADD COLUMN proof_crs bytea,
+    ADD CONSTRAINT fhe_keysets_proofs_vector CHECK (proof_crs IS NULL OR kind = 'vector');
+ALTER TABLE @extschema@.fhe_rounds ADD COLUMN proven boolean NOT NULL DEFAULT false;
+CREATE OR REPLACE VIEW @extschema@.fhe_key_sets AS
+SELECT id, name, kind, public_material, created_by, created_at, proof_crs FROM @extschema@.fhe_keysets;
+CREATE OR REPLACE VIEW @extschema@.fhe_round_status AS
+SELECT id, keyset, dim, value_bits, frac_bits, message_bits, min_contributions,
+       max_contributions, contributions, status, opened_by, opened_at, closed_at, proven
+  FROM @extschema@.fhe_rounds;
+CREATE FUNCTION @extschema@.fhe_register_keyset("name" text, "public_material" bytea, "proof_crs" bytea)
+RETURNS uuid
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'fhe_register_keyset_with_proofs_wrapper';
+COMMENT ON FUNCTION @extschema@.fhe_register_keyset(text, bytea, bytea) IS
+    'Registers a vector key set whose rounds take proven updates only, with the CRS of its proofs (pg_encrypt_ml-fhe keygen --proofs; checked here); returns its id (encml_fhe_admin)';
+DROP FUNCTION @extschema@.fhe_open_round(uuid, integer, integer, integer, integer, integer);
+CREATE FUNCTION @extschema@.fhe_open_round(
+    "keyset" uuid, "dim" integer, "min_contributions" integer DEFAULT 10,
+    "max_contributions" integer DEFAULT 1000, "value_bits" integer DEFAULT 16,
+    "frac_bits" integer DEFAULT 8, "unproven" boolean DEFAULT false
+) RETURNS bigint
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'fhe_open_round_v2_wrapper';
+COMMENT ON FUNCTION @extschema@.fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean) IS
+    'Opens an aggregation round for vectors of dim values with its fixed-point encoding and contribution limits; proven updates only unless unproven => true on a key set without CRS; returns its id (encml_fhe_admin)';
+CREATE FUNCTION @extschema@.fhe_submit_proven("round" bigint, "update" bytea) RETURNS integer
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'fhe_submit_proven_wrapper';
+COMMENT ON FUNCTION @extschema@.fhe_submit(bigint, fhe_vector) IS
+    'Submits one encrypted update to an open unproven round (once per ciphertext); returns the round''s count (encml_fhe_contributor)';
+COMMENT ON FUNCTION @extschema@.fhe_submit_proven(bigint, bytea) IS
+    'Submits a proven update (pg_encrypt_ml-fhe encrypt --crs) to an open round, verified before it is stored; returns the round''s count (encml_fhe_contributor)';
+REVOKE ALL ON FUNCTION @extschema@.fhe_register_keyset(text, bytea, bytea),
+    @extschema@.fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean),
+    @extschema@.fhe_submit_proven(bigint, bytea)
+FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.fhe_register_keyset(text, bytea, bytea),
+    @extschema@.fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean),
+    @extschema@.fhe_submit_proven(bigint, bytea)
+TO PUBLIC;

@@ -20,7 +20,18 @@ use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 /// Registers an FHE key set from its public material (written by `pg_encrypt_ml-fhe keygen`).
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn fhe_register_keyset(name: &str, public_material: ByteaBytes<'_>) -> Uuid {
-    keysets::register(name, public_material.0)
+    keysets::register(name, public_material.0, None)
+}
+
+/// Registers a vector key set whose rounds take proven updates only, with the CRS the proofs
+/// are made with (both written by `pg_encrypt_ml-fhe keygen --proofs`).
+#[pg_extern(volatile, strict, parallel_unsafe, name = "fhe_register_keyset")]
+fn fhe_register_keyset_with_proofs(
+    name: &str,
+    public_material: ByteaBytes<'_>,
+    proof_crs: ByteaBytes<'_>,
+) -> Uuid {
+    keysets::register(name, public_material.0, Some(proof_crs.0))
 }
 
 /// Header fields of an fhe_vector (unauthenticated: anyone can write any header; only the sum
@@ -39,7 +50,7 @@ fn fhe_vector_info(
         name!(message_bits, i32),
     ),
 > {
-    let (key_id, dim, terms, e) = parse_header(value.0).unwrap_or_else(|e| fhe_error(e));
+    let (key_id, dim, terms, e, _) = parse_header(value.0).unwrap_or_else(|e| fhe_error(e));
     TableIterator::once((
         Uuid::from_bytes(key_id),
         dim as i32,
@@ -118,15 +129,17 @@ fn fhe_decrypt(value: FheVector<'_>, secret_key: ByteaBytes<'_>) -> Vec<f64> {
     v.decrypt(&sk).unwrap_or_else(|e| fhe_error(e))
 }
 
-/// Opens an aggregation round; returns its id (encml_fhe_admin).
-#[pg_extern(volatile, strict, parallel_unsafe)]
-fn fhe_open_round(
+/// Opens an aggregation round; returns its id (encml_fhe_admin). Rounds of a key set without a
+/// CRS need `unproven => true`.
+#[pg_extern(volatile, strict, parallel_unsafe, name = "fhe_open_round")]
+fn fhe_open_round_v2(
     keyset: Uuid,
     dim: i32,
     min_contributions: default!(i32, 10),
     max_contributions: default!(i32, 1000),
     value_bits: default!(i32, 16),
     frac_bits: default!(i32, 8),
+    unproven: default!(bool, false),
 ) -> i64 {
     rounds::open(
         keyset,
@@ -135,12 +148,44 @@ fn fhe_open_round(
         max_contributions,
         value_bits,
         frac_bits,
+        unproven,
+    )
+}
+
+/// `fhe_open_round` of the 0.1.0 schema (six arguments, symbol `fhe_open_round_wrapper`), until
+/// `ALTER EXTENSION pg_encrypt_ml UPDATE`: that schema has no CRS, so its rounds are unproven as
+/// they were. Not part of the current schema.
+#[pg_extern(volatile, strict, parallel_unsafe, sql = false)]
+fn fhe_open_round(
+    keyset: Uuid,
+    dim: i32,
+    min_contributions: i32,
+    max_contributions: i32,
+    value_bits: i32,
+    frac_bits: i32,
+) -> i64 {
+    rounds::open(
+        keyset,
+        dim,
+        min_contributions,
+        max_contributions,
+        value_bits,
+        frac_bits,
+        true,
     )
 }
 
 /// Submits one encrypted update to an open round; returns the round's count (contributors).
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn fhe_submit(round: i64, update: FheVector<'_>) -> i32 {
+    rounds::submit(round, update.0)
+}
+
+/// Submits a proven update (`pg_encrypt_ml-fhe encrypt --crs`) to an open round; returns the
+/// round's count (contributors). (A name of its own: an overload of `fhe_submit` would make a
+/// call with a base64 literal ambiguous.)
+#[pg_extern(volatile, strict, parallel_unsafe)]
+fn fhe_submit_proven(round: i64, update: ByteaBytes<'_>) -> i32 {
     rounds::submit(round, update.0)
 }
 

@@ -1,7 +1,9 @@
 //! Homomorphic aggregation in the backend: the key-set catalog and its per-backend cache
-//! (`keysets`) and the aggregation rounds (`rounds`). The cryptography is in `encml_fhe`.
+//! (`keysets`), the aggregation rounds (`rounds`) and the threads proofs are checked on
+//! (`workers`). The cryptography is in `encml_fhe`.
 pub mod keysets;
 pub mod rounds;
+pub mod workers;
 
 use crate::pg::errors::raise;
 use encml_fhe::FheError;
@@ -16,6 +18,8 @@ pub fn fhe_error(e: FheError) -> ! {
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
         }
         FheError::OutOfRange(_) => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        // A proof that does not verify: the update is refused as data, whatever its cause.
+        FheError::Invalid(_) => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
     };
     raise(code, e.to_string())
 }

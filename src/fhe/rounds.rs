@@ -15,7 +15,9 @@ use crate::pg::errors::{raise, raise_full};
 use crate::types::fhe_vector::FheVectorOut;
 use crate::types::varlena::OwnedVarlena;
 use encml_fhe::params::Encoding;
-use encml_fhe::vector::Serialized;
+use encml_fhe::proven;
+use encml_fhe::vector::{Scheme, Serialized};
+use encml_fhe::FheError;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 use serde_json::json;
@@ -70,6 +72,7 @@ pub fn open(
     max_contributions: i32,
     value_bits: i32,
     frac_bits: i32,
+    unproven: bool,
 ) -> i64 {
     let me = require("fhe_open_round", ADMIN_ROLE);
     if dim <= 0 {
@@ -93,23 +96,85 @@ pub fn open(
             "value_bits must be in 1..60 and frac_bits in 0..value_bits",
         );
     }
-    let encoding = Encoding::for_sums(value_bits as u8, frac_bits as u8, max_contributions as u64)
-        .unwrap_or_else(|e| {
-            raise_full(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                e.to_string(),
-                None,
-                Some("Use fewer value bits or a smaller max_contributions (docs/fhe.md has the table).".into()),
-            )
-        });
     // The key set must exist and be a vector key set.
     crate::fhe::keysets::vector_public_key(keyset.as_bytes());
+    let crs = crate::fhe::keysets::crs(keyset.as_bytes());
+    let encoding = match (&crs, unproven) {
+        // A proven key set's rounds use the CRS's encoding: the proofs fix the value and message
+        // bits. Its noise and headroom are checked for max_contributions as for any round.
+        (Some(crs), false) => {
+            let (crs_value_bits, _) = crs.encoding_bits;
+            if value_bits != crs_value_bits as i32 {
+                raise_full(
+                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                    format!(
+                        "key set {keyset} proves values of {crs_value_bits} bits, not {value_bits}"
+                    ),
+                    None,
+                    Some(format!(
+                        "Open the round with value_bits => {crs_value_bits}."
+                    )),
+                );
+            }
+            let encoding = crs.encoding(frac_bits as u8);
+            encoding.check(max_contributions as u64).map(|_| encoding)
+        }
+        (Some(_), true) => raise_full(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("key set {keyset} takes proven updates only"),
+            Some(
+                "One unproven round would let a contributor read the secret key from its sum, \
+                 and with it every update of every round of the key set."
+                    .into(),
+            ),
+            None,
+        ),
+        (None, false) => raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("key set {keyset} has no CRS: its updates cannot be proven"),
+            Some(
+                "Without proofs any contributor can upload a chosen ciphertext that puts bits of \
+                 the secret key into the round's sum (docs/fhe.md, \"Proven updates\")."
+                    .into(),
+            ),
+            Some(
+                "Register a key set made with pg_encrypt_ml-fhe keygen --proofs, or pass \
+                 unproven => true if every contributor is trusted with the secret key."
+                    .into(),
+            ),
+        ),
+        (None, true) => {
+            Encoding::for_sums(value_bits as u8, frac_bits as u8, max_contributions as u64)
+        }
+    }
+    .unwrap_or_else(|e| {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            e.to_string(),
+            None,
+            Some(
+                "Use fewer value bits or a smaller max_contributions (docs/fhe.md has the table)."
+                    .into(),
+            ),
+        )
+    });
+    let proven = crs.is_some();
+    // (A 0.1.0 schema, before ALTER EXTENSION UPDATE, has no `proven` column: its rounds are
+    // unproven; $9 is then passed and not used.)
+    let (column, value) = if crate::fhe::keysets::proofs_supported() {
+        (", proven", ", $9")
+    } else {
+        ("", "")
+    };
+    let insert = format!(
+        "INSERT INTO encml.fhe_rounds (keyset, dim, value_bits, frac_bits, message_bits, \
+           min_contributions, max_contributions, opened_by{column}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::regrole{value}) RETURNING id"
+    );
     let id = crate::pg::catalog_access::as_extension_owner(|| {
         Spi::connect_mut(|c| {
             c.update(
-                "INSERT INTO encml.fhe_rounds (keyset, dim, value_bits, frac_bits, message_bits, \
-                   min_contributions, max_contributions, opened_by) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::regrole) RETURNING id",
+                &insert,
                 None,
                 &[
                     keyset.into(),
@@ -120,6 +185,7 @@ pub fn open(
                     min_contributions.into(),
                     max_contributions.into(),
                     oid_arg(me),
+                    proven.into(),
                 ],
             )
             .unwrap_or_else(|e| spi_err(e))
@@ -133,7 +199,8 @@ pub fn open(
         "fhe_open_round",
         None,
         json!({ "round": id, "keyset": keyset.to_string(), "dim": dim,
-                "min_contributions": min_contributions, "max_contributions": max_contributions }),
+                "min_contributions": min_contributions, "max_contributions": max_contributions,
+                "proven": proven }),
     );
     id
 }
@@ -150,15 +217,25 @@ struct Round {
     max: i32,
     count: i32,
     open: bool,
+    /// Takes proven updates only (its key set has a CRS).
+    proven: bool,
 }
 
-fn lock_round(c: &mut pgrx::spi::SpiClient<'_>, round: i64, mode: &str) -> Round {
+/// The round's row, locked in `mode` (`None`: read without a lock; a round's parameters never
+/// change after it opens, only its count and status).
+fn lock_round(c: &mut pgrx::spi::SpiClient<'_>, round: i64, mode: Option<&str>) -> Round {
+    let lock = mode.map(|m| format!("FOR {m}")).unwrap_or_default();
+    let proven = if crate::fhe::keysets::proofs_supported() {
+        "proven"
+    } else {
+        "false" // a 0.1.0 schema
+    };
     let rows = c
         .update(
             &format!(
                 "SELECT keyset, dim, value_bits, frac_bits, message_bits, min_contributions, \
-                        max_contributions, contributions, status = 'open' \
-                   FROM encml.fhe_rounds WHERE id = $1 FOR {mode}"
+                        max_contributions, contributions, status = 'open', {proven} \
+                   FROM encml.fhe_rounds WHERE id = $1 {lock}"
             ),
             Some(1),
             &[round.into()],
@@ -205,6 +282,10 @@ fn lock_round(c: &mut pgrx::spi::SpiClient<'_>, round: i64, mode: &str) -> Round
             .get::<bool>(9)
             .unwrap_or_else(|e| spi_err(e))
             .expect("status"),
+        proven: row
+            .get::<bool>(10)
+            .unwrap_or_else(|e| spi_err(e))
+            .expect("proven"),
     }
 }
 
@@ -223,15 +304,105 @@ fn party(me: pg_sys::Oid) -> pg_sys::Oid {
     }
 }
 
-/// Adds one client's update to an open round; returns how many the round now has.
+/// Refuses an update (a missing, invalid or replayed proof, or a ciphertext that does not fit
+/// the round), leaving a security event that outlives the ERROR; nothing of the update is kept.
+fn refuse_update(round: i64, reason: &str, e: FheError) -> ! {
+    events::refused(
+        "fhe_submit_refused",
+        json!({ "round": round, "reason": reason, "error": e.to_string() }),
+    );
+    crate::fhe::fhe_error(e)
+}
+
+/// The update a proven round stores: the proven update's ciphertexts once every proof verified
+/// (as an encrypted vector, signed encoding), or a refusal. Runs before the round is locked:
+/// verifying takes about 0.1 s per 2,048 values, and other submissions go on meanwhile.
+fn verified(round: i64, r: &Round, bytes: &[u8]) -> Vec<u8> {
+    if !proven::is_proven_update(bytes) {
+        refuse_update(
+            round,
+            "missing proof",
+            FheError::Invalid(format!(
+                "FHE round {round} takes proven updates only (pg_encrypt_ml-fhe encrypt --crs \
+                 crs.bin --round {round}, submitted with encml.fhe_submit_proven)"
+            )),
+        );
+    }
+    let key = crate::fhe::keysets::vector_public_key(r.keyset.as_bytes());
+    let Some(crs) = crate::fhe::keysets::crs(r.keyset.as_bytes()) else {
+        raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("FHE round {round} is proven but its key set has no CRS"),
+        );
+    };
+    let pending = proven::Pending::new(bytes, &key, &crs, round).unwrap_or_else(|e| {
+        let reason = match e {
+            FheError::Malformed(_) => "malformed update",
+            FheError::Invalid(_) => "proof for another round",
+            _ => "update does not fit the round",
+        };
+        refuse_update(round, reason, e)
+    });
+    let h = pending.header();
+    if h.dim as i64 != r.dim as i64 || h.encoding != r.encoding {
+        refuse_update(
+            round,
+            "update does not fit the round",
+            FheError::Mismatch(format!(
+                "update does not fit round {round}: {} values at {}/{}/{} (value/fractional/message \
+                 bits), the round takes {} at {}/{}/{}",
+                h.dim, h.encoding.value_bits, h.encoding.frac_bits, h.encoding.message_bits,
+                r.dim, r.encoding.value_bits, r.encoding.frac_bits, r.encoding.message_bits
+            )),
+        );
+    }
+    for c in 0..pending.chunks() {
+        pg_sys::check_for_interrupts!();
+        crate::fhe::workers::run(|| pending.verify_chunk(c))
+            .unwrap_or_else(|e| refuse_update(round, "proof does not verify", e));
+    }
+    pending.accept().to_bytes()
+}
+
+/// Adds one client's update to an open round; returns how many the round now has. A proven
+/// round takes proven updates (`pg_encrypt_ml-fhe encrypt --crs`) and stores them once every
+/// proof verified; a round opened with `unproven => true` takes encrypted vectors.
 pub fn submit(round: i64, update: &[u8]) -> i32 {
     let me = party(require("fhe_submit", CONTRIBUTOR_ROLE));
-    let v = Serialized::parse(update).unwrap_or_else(|e| crate::fhe::fhe_error(e));
+    let unlocked = crate::pg::catalog_access::as_extension_owner(|| {
+        Spi::connect_mut(|c| lock_round(c, round, None))
+    });
+    if !unlocked.open {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("FHE round {round} is closed"),
+        );
+    }
+    let stored = if unlocked.proven {
+        verified(round, &unlocked, update)
+    } else if proven::is_proven_update(update) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "FHE round {round} takes encrypted vectors without proofs (its key set has no CRS)"
+            ),
+        )
+    } else {
+        update.to_vec()
+    };
+    let v = Serialized::parse(&stored).unwrap_or_else(|e| crate::fhe::fhe_error(e));
+    if !unlocked.proven && v.scheme != Scheme::Difference {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("update does not fit round {round}: it is a single encryption without proofs"),
+        );
+    }
     let (key_id, dim, terms, encoding, fp) =
         (v.key_id, v.dim, v.terms, v.encoding, v.fingerprint());
+    let update = stored.as_slice();
     let count = crate::pg::catalog_access::as_extension_owner(|| {
         Spi::connect_mut(|c| {
-            let r = lock_round(c, round, "NO KEY UPDATE");
+            let r = lock_round(c, round, Some("NO KEY UPDATE"));
             let mismatch = |what: String| -> ! {
                 raise(
                     PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -309,6 +480,10 @@ pub fn submit(round: i64, update: &[u8]) -> i32 {
                 .unwrap_or_else(|e| spi_err(e))
                 .len();
             if inserted == 0 {
+                events::refused(
+                    "fhe_submit_refused",
+                    json!({ "round": round, "reason": "replayed update" }),
+                );
                 raise(
                     PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
                     "this encrypted update was already submitted (a ciphertext counts once per key set)",
@@ -336,7 +511,7 @@ pub fn close(round: i64) -> i32 {
     require("fhe_close_round", ADMIN_ROLE);
     let n = crate::pg::catalog_access::as_extension_owner(|| {
         Spi::connect_mut(|c| {
-            let r = lock_round(c, round, "UPDATE");
+            let r = lock_round(c, round, Some("UPDATE"));
             if !r.open {
                 raise(
                     PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

@@ -4,6 +4,14 @@
 SET client_min_messages = warning;
 CREATE FUNCTION pg_temp.k(n text) RETURNS uuid LANGUAGE sql STABLE AS
 $$ SELECT id FROM public.up_keys WHERE name = n $$;
+CREATE FUNCTION pg_temp.try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE sql;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || regexp_replace(SQLERRM, '[0-9a-f]{8}-[0-9a-f-]{27}', '<key>', 'g');
+END
+$$;
 SELECT encml.library_version() = extversion AS library_matches_schema FROM pg_extension WHERE extname = 'pg_encrypt_ml';
 SELECT status, detail ~ '^schema and library at ' AS detail FROM encml.compliance_report() WHERE check_name = 'extension_version';
 
@@ -92,6 +100,12 @@ SELECT user_id FROM up_subjects ORDER BY 1;
 SELECT count(*) AS bob_tickets FROM up_tickets
  WHERE owner = ANY (encml.det_encrypt_all_versions('bob', pg_temp.k('deterministic')));
 
+-- Key sets and rounds from before the update have no CRS and stay unproven (0.2.0); a new round
+-- of such a key set needs unproven => true.
+SELECT name, proof_crs IS NULL AS no_crs FROM encml.fhe_key_sets ORDER BY 1;
+SELECT r.name, s.proven FROM up_rounds r JOIN encml.fhe_round_status s ON s.id = r.id ORDER BY 1;
+SELECT pg_temp.try(format('SELECT encml.fhe_open_round(%L, 3, min_contributions => 3)',
+                          (SELECT id FROM encml.fhe_key_sets WHERE kind = 'vector'))) AS needs_unproven;
 -- The open FHE round reaches its minimum, closes, and decrypts.
 SET ROLE encml_up_fhe_3;
 SELECT encml.fhe_submit((SELECT id FROM up_rounds WHERE name = 'open'), u) FROM up_fhe_updates WHERE i = 5;

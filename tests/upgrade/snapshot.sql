@@ -34,7 +34,9 @@ BEGIN
        -- reads them); the stored state is what the older release had.
        AND (t::text, a.attname::text) NOT IN (('encml.audited_tables', 'reads'),
                                                 ('encml.column_classes', 'column_name'),
-                                                ('encml.subject_columns', 'attnum'));
+                                                ('encml.subject_columns', 'attnum'),
+                                                ('encml.fhe_keysets', 'proof_crs'),
+                                                ('encml.fhe_rounds', 'proven'));
     EXECUTE format('SELECT count(*) || '' | '' || coalesce(md5(string_agg(r, E''\n'' ORDER BY r)), ''-'')
                       FROM (SELECT ROW(%s)::text AS r FROM %s x WHERE %s) s', cols, t,
                    CASE WHEN t = 'encml.audit_log'::regclass AND audit_through <> ''

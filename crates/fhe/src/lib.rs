@@ -10,10 +10,14 @@
 //! - [`params`]: the parameter set and the fixed-point encoding with its headroom;
 //! - [`keys`]: key generation and the secret/public key formats;
 //! - [`vector`]: the ciphertext format, encryption, addition and decryption;
-//! - [`sum`]: a running sum that refuses the same ciphertext twice (the aggregate's state).
+//! - [`sum`]: a running sum that refuses the same ciphertext twice (the aggregate's state);
+//! - [`proven`] (feature `zk`): updates with zero-knowledge proofs that they are well-formed
+//!   encryptions of values in range, and their verification.
 
 pub mod keys;
 pub mod params;
+#[cfg(feature = "zk")]
+pub mod proven;
 pub mod sum;
 #[cfg(feature = "uint32")]
 pub mod uint32;
@@ -30,6 +34,8 @@ pub enum FheError {
     OutOfRange(String),
     /// The same ciphertext added twice to one sum.
     Duplicate,
+    /// A proof that does not verify (forged, for another round, or of values out of range).
+    Invalid(String),
 }
 
 impl std::fmt::Display for FheError {
@@ -39,6 +45,7 @@ impl std::fmt::Display for FheError {
             FheError::Mismatch(m) => write!(f, "FHE values do not match: {m}"),
             FheError::OutOfRange(m) => write!(f, "value out of range: {m}"),
             FheError::Duplicate => write!(f, "the same encrypted vector appears twice in one sum"),
+            FheError::Invalid(m) => write!(f, "invalid proof: {m}"),
         }
     }
 }

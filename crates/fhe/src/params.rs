@@ -99,6 +99,11 @@ impl Encoding {
 
     /// The plaintext word of `x`, or an error if it does not fit the message bits.
     pub fn encode(&self, x: f64) -> Result<u64, crate::FheError> {
+        Ok((self.fixed_point(x)? as u64) << self.delta_log2())
+    }
+
+    /// round(x·2^frac_bits), or an error unless it lies in [−2^(value_bits−1), 2^(value_bits−1)).
+    pub fn fixed_point(&self, x: f64) -> Result<i64, crate::FheError> {
         if !x.is_finite() {
             return Err(crate::FheError::OutOfRange("not a finite number".into()));
         }
@@ -110,7 +115,12 @@ impl Encoding {
                 self.value_bits, self.frac_bits
             )));
         }
-        Ok((scaled as i64 as u64) << self.delta_log2())
+        Ok(scaled as i64)
+    }
+
+    /// Δ = 2^(64 − message_bits): the plaintext word of the integer 1.
+    pub fn delta(&self) -> u64 {
+        1u64 << self.delta_log2()
     }
 
     /// The value a (noisy) plaintext word of a sum stands for, rounded to the nearest step.

@@ -125,10 +125,10 @@ BEGIN
     RETURN r;
 END $$;
 SET ROLE encml_regress_coordinator;
-SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 10) AS round \gset
-SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 5) AS round2 \gset
+SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 10, unproven => true) AS round \gset
+SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 5, unproven => true) AS round2 \gset
 SELECT try(format('SELECT encml.fhe_open_round(%L, 100, min_contributions => 1)', :'ks')) AS round_of_one;
-SELECT try(format('SELECT encml.fhe_open_round(%L, 100, max_contributions => 100000, value_bits => 24)', :'ks')) AS too_many_bits;
+SELECT try(format('SELECT encml.fhe_open_round(%L, 100, max_contributions => 100000, value_bits => 24, unproven => true)', :'ks')) AS too_many_bits;
 SELECT dim, value_bits, frac_bits, message_bits, min_contributions, contributions, status
   FROM encml.fhe_round_status WHERE id = :round;
 RESET ROLE;
@@ -197,7 +197,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS dblink;
 RESET client_min_messages;
 GRANT SELECT ON fhe_plain TO encml_fhe_contributor;
-SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 2, max_contributions => 8) AS round3 \gset
+SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 2, max_contributions => 8, unproven => true) AS round3 \gset
 SELECT format('host=%s port=%s dbname=%s user=%s', current_setting('unix_socket_directories'),
               current_setting('port'), current_database(), current_user) AS conninfo \gset
 SELECT dblink_connect('fhe' || i, :'conninfo') FROM generate_series(1, 4) i;
@@ -232,7 +232,7 @@ REVOKE SELECT ON fhe_plain FROM encml_fhe_contributor;
 -- (or to other roles it belongs to) and counted as another party. An update counts for the
 -- session's login role: a second one from the same session is refused whatever role it acts as.
 SET ROLE encml_regress_coordinator;
-SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 2) AS round4 \gset
+SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 2, unproven => true) AS round4 \gset
 RESET ROLE;
 SET SESSION AUTHORIZATION encml_regress_c2;
 SELECT encml.fhe_submit(:round4, encml.fhe_encrypt(ARRAY[1, 2]::float8[] || array_fill(0::float8, ARRAY[98]), :'ks')) AS submitted;

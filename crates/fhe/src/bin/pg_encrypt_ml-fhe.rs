@@ -1,11 +1,12 @@
 //! pg_encrypt_ml-fhe: the client side of homomorphic aggregation, outside the database
 //! (docs/fhe.md). `pg_encrypt_ml-fhe --help`, and `--help` after each subcommand, say the rest.
 //!
-//!   keygen [--kind vector|uint32] --out DIR      a key set; prints its id
+//!   keygen [--kind vector|uint32] --out DIR [--proofs ...]   a key set (and a CRS); prints its id
 //!   encrypt --public-key FILE [encoding] ...     numbers into an fhe_vector
+//!   encrypt --public-key FILE --crs FILE --round N ...   numbers into a proven update
 //!   encrypt --client-key FILE --value N ...      one number into an fhe_uint32
 //!   decrypt --secret-key FILE | --client-key FILE [--in FILE] [--json]
-//!   info [--in FILE]                             an fhe_vector's header
+//!   info [--in FILE]                             an fhe_vector's or proven update's header
 //!
 //! The encoding options must match the round's (encml.fhe_round_status).
 
@@ -13,7 +14,7 @@ use base64::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
 use encml_fhe::keys::{generate, PublicKey, SecretKey};
 use encml_fhe::params::Encoding;
-use encml_fhe::vector::{parse_header, EncryptedVector};
+use encml_fhe::vector::{parse_header, EncryptedVector, Scheme};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,6 +50,22 @@ enum Command {
         /// overwritten).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+        /// Also writes DIR/crs.bin, the public parameters of proofs for rounds of this key set
+        /// (register it with the key set). The randomness it is made from, which would let
+        /// its holder forge proofs, is discarded. About a minute at 2,048 values per proof.
+        #[arg(long, requires = "value_bits")]
+        proofs: bool,
+        /// With --proofs: bits of each value (sign, integer and fraction bits), as the rounds'
+        /// value_bits.
+        #[arg(long, requires = "proofs")]
+        value_bits: Option<u8>,
+        /// With --proofs: how many updates a round sums at most (its max_contributions).
+        #[arg(long, default_value_t = 1000)]
+        max_contributions: u64,
+        /// With --proofs: values one proof covers, a power of two from 64 to 2048 (smaller
+        /// proves faster and makes a smaller CRS, but every chunk carries a 16 KiB mask).
+        #[arg(long, default_value_t = 2048)]
+        values_per_proof: usize,
     },
     /// Encrypts numbers into an fhe_vector under a public key, or one number into an
     /// fhe_uint32 under a client key.
@@ -62,6 +79,14 @@ enum Command {
         #[arg(long, value_name = "FILE", conflicts_with_all = ["client_key", "value"],
               required_unless_present = "client_key")]
         public_key: Option<PathBuf>,
+        /// The key set's crs.bin: writes a proven update for --round instead of an fhe_vector
+        /// (value bits and max terms are the CRS's).
+        #[arg(long, value_name = "FILE", requires = "round", conflicts_with_all = ["value_bits", "max_terms"])]
+        crs: Option<PathBuf>,
+        /// The round the proven update is for (encml.fhe_round_status's id): its proofs hold for
+        /// that round only.
+        #[arg(long, requires = "crs")]
+        round: Option<i64>,
         /// Bits of each value: sign, integer and fraction bits together.
         #[arg(long, default_value_t = 16)]
         value_bits: u8,
@@ -104,6 +129,10 @@ enum Command {
         /// The key set's client.key (fhe_uint32, fhe_bool).
         #[arg(long, value_name = "FILE")]
         client_key: Option<PathBuf>,
+        /// The key set's public.key, beside a secret.key written before 0.2.0 (which lacks the
+        /// public key's bias that sums of proven updates need).
+        #[arg(long, value_name = "FILE", requires = "secret_key")]
+        public_key: Option<PathBuf>,
         /// Input file (default: standard input).
         #[arg(long = "in", value_name = "FILE")]
         input: Option<PathBuf>,
@@ -111,7 +140,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Prints an fhe_vector's header: key set, dimension, terms and encoding.
+    /// Prints an fhe_vector's header (key set, dimension, terms, encoding, whether proven), or a
+    /// proven update's (key set, round, dimension, encoding).
     Info {
         /// Input file (default: standard input).
         #[arg(long = "in", value_name = "FILE")]
@@ -174,7 +204,11 @@ fn parse_numbers(text: &str) -> Result<Vec<f64>> {
 
 /// A value given as raw bytes, base64 text or psql's `\x` hex.
 fn parse_vector_bytes(input: &[u8]) -> Result<Vec<u8>> {
-    if input.starts_with(b"EV") || input.starts_with(b"EU\x01") || input.starts_with(b"EB\x01") {
+    if input.starts_with(b"EV")
+        || input.starts_with(b"EZ\x01")
+        || input.starts_with(b"EU\x01")
+        || input.starts_with(b"EB\x01")
+    {
         return Ok(input.to_vec());
     }
     let text =
@@ -216,13 +250,24 @@ fn uuid_string(id: &[u8; 16]) -> String {
     )
 }
 
-fn keygen(kind: Kind, dir: &Path) -> Result<()> {
+/// With --proofs: value bits, max contributions, values per proof.
+type ProofOptions = Option<(u8, u64, usize)>;
+
+fn keygen(kind: Kind, dir: &Path, proofs: ProofOptions) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     match kind {
         Kind::Vector => {
+            // The CRS's parameters are checked before any key is written.
+            let encoding = proofs
+                .map(|(value_bits, max, _)| Encoding::for_sums(value_bits, 0, max))
+                .transpose()
+                .map_err(|e| e.to_string())?;
             let (sk, pk) = generate();
             write_secret(&dir.join("secret.key"), &sk.to_bytes())?;
             std::fs::write(dir.join("public.key"), pk.to_bytes()).map_err(|e| e.to_string())?;
+            if let (Some(e), Some((_, _, chunk))) = (encoding, proofs) {
+                write_crs(dir, e, chunk)?;
+            }
             println!("{}", uuid_string(&pk.key_id));
         }
         #[cfg(feature = "uint32")]
@@ -266,6 +311,65 @@ fn decrypt_uint32(key: &Path, input: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "zk")]
+fn write_crs(dir: &Path, e: Encoding, chunk: usize) -> Result<()> {
+    let crs = encml_fhe::proven::Crs::generate(e.value_bits, e.message_bits, chunk)
+        .map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("crs.bin"), crs.to_bytes()).map_err(|e| e.to_string())?;
+    eprintln!(
+        "crs.bin: proofs of {}-bit values, sums of {} message bits, {chunk} values per proof",
+        e.value_bits, e.message_bits
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "zk"))]
+fn write_crs(_: &Path, _: Encoding, _: usize) -> Result<()> {
+    Err(NO_ZK.into())
+}
+
+#[cfg(not(feature = "zk"))]
+const NO_ZK: &str = "this build has no proven updates (the zk feature)";
+
+fn read_public_key(key: &Path) -> Result<PublicKey> {
+    PublicKey::from_bytes(&std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(feature = "zk")]
+fn encrypt_proven(
+    key: &Path,
+    crs: &Path,
+    (round, frac_bits): (i64, u8),
+    input: Option<&Path>,
+    out: Option<&Path>,
+    base64: bool,
+) -> Result<()> {
+    let pk = read_public_key(key)?;
+    let crs = encml_fhe::proven::Crs::from_bytes_trusted(
+        &std::fs::read(crs).map_err(|e| format!("{}: {e}", crs.display()))?,
+    )
+    .map_err(|e| e.to_string())?;
+    let text =
+        String::from_utf8(read_input(input)?).map_err(|_| "input is not text".to_string())?;
+    let values = parse_numbers(&text)?;
+    let update = encml_fhe::proven::encrypt_and_prove(&pk, &crs, &values, frac_bits, round)
+        .map_err(|e| e.to_string())?;
+    write_output(out, &update, base64)
+}
+
+#[cfg(not(feature = "zk"))]
+fn encrypt_proven(
+    _: &Path,
+    _: &Path,
+    _: (i64, u8),
+    _: Option<&Path>,
+    _: Option<&Path>,
+    _: bool,
+) -> Result<()> {
+    Err(NO_ZK.into())
+}
+
 fn encrypt(
     key: &Path,
     (value_bits, frac_bits, max_terms): (u8, u8, u64),
@@ -273,9 +377,7 @@ fn encrypt(
     out: Option<&Path>,
     base64: bool,
 ) -> Result<()> {
-    let pk =
-        PublicKey::from_bytes(&std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?)
-            .map_err(|e| e.to_string())?;
+    let pk = read_public_key(key)?;
     let encoding =
         Encoding::for_sums(value_bits, frac_bits, max_terms).map_err(|e| e.to_string())?;
     let text =
@@ -285,10 +387,15 @@ fn encrypt(
     write_output(out, &v.to_bytes(), base64)
 }
 
-fn decrypt(key: &Path, input: Option<&Path>, json: bool) -> Result<()> {
+fn decrypt(key: &Path, public_key: Option<&Path>, input: Option<&Path>, json: bool) -> Result<()> {
     let key_bytes =
         zeroize::Zeroizing::new(std::fs::read(key).map_err(|e| format!("{}: {e}", key.display()))?);
-    let sk = SecretKey::from_bytes(&key_bytes).map_err(|e| e.to_string())?;
+    let mut sk = SecretKey::from_bytes(&key_bytes).map_err(|e| e.to_string())?;
+    if let Some(pk) = public_key {
+        sk = sk
+            .with_public_key(&read_public_key(pk)?)
+            .map_err(|e| e.to_string())?;
+    }
     let v = EncryptedVector::from_bytes(&parse_vector_bytes(&read_input(input)?)?)
         .map_err(|e| e.to_string())?;
     let values = v.decrypt(&sk).map_err(|e| e.to_string())?;
@@ -307,9 +414,28 @@ fn decrypt(key: &Path, input: Option<&Path>, json: bool) -> Result<()> {
 
 fn info(input: Option<&Path>) -> Result<()> {
     let bytes = parse_vector_bytes(&read_input(input)?)?;
-    let (key_id, dim, terms, e) = parse_header(&bytes).map_err(|e| e.to_string())?;
+    #[cfg(feature = "zk")]
+    if encml_fhe::proven::is_proven_update(&bytes) {
+        let h = encml_fhe::proven::header(&bytes).map_err(|e| e.to_string())?;
+        println!(
+            "proven update: keyset={} round={} dim={} value_bits={} frac_bits={} message_bits={} values_per_proof={}",
+            uuid_string(&h.key_id),
+            h.round,
+            h.dim,
+            h.encoding.value_bits,
+            h.encoding.frac_bits,
+            h.encoding.message_bits,
+            h.chunk
+        );
+        return Ok(());
+    }
+    let (key_id, dim, terms, e, scheme) = parse_header(&bytes).map_err(|e| e.to_string())?;
+    let proven = match scheme {
+        Scheme::Difference => "no".to_string(),
+        Scheme::Single { chunk } => format!("yes ({chunk} values per proof)"),
+    };
     println!(
-        "keyset={} dim={dim} terms={terms} value_bits={} frac_bits={} message_bits={}",
+        "keyset={} dim={dim} terms={terms} value_bits={} frac_bits={} message_bits={} proven={proven}",
         uuid_string(&key_id),
         e.value_bits,
         e.frac_bits,
@@ -320,7 +446,37 @@ fn info(input: Option<&Path>) -> Result<()> {
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Keygen { kind, out } => keygen(kind, &out),
+        Command::Keygen {
+            kind,
+            out,
+            proofs,
+            value_bits,
+            max_contributions,
+            values_per_proof,
+        } => keygen(
+            kind,
+            &out,
+            value_bits
+                .filter(|_| proofs)
+                .map(|v| (v, max_contributions, values_per_proof)),
+        ),
+        Command::Encrypt {
+            public_key: Some(key),
+            crs: Some(crs),
+            round: Some(round),
+            frac_bits,
+            input,
+            out,
+            base64,
+            ..
+        } => encrypt_proven(
+            &key,
+            &crs,
+            (round, frac_bits),
+            input.as_deref(),
+            out.as_deref(),
+            base64,
+        ),
         Command::Encrypt {
             public_key: Some(key),
             value_bits,
@@ -348,10 +504,11 @@ fn run(command: Command) -> Result<()> {
         Command::Encrypt { .. } => Err(neither_key()),
         Command::Decrypt {
             secret_key: Some(key),
+            public_key,
             input,
             json,
             ..
-        } => decrypt(&key, input.as_deref(), json),
+        } => decrypt(&key, public_key.as_deref(), input.as_deref(), json),
         #[cfg(feature = "uint32")]
         Command::Decrypt {
             client_key: Some(key),

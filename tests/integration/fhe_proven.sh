@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Proven updates end to end (docs/fhe.md "Proven updates"): the key holder makes a key set with
+# a CRS, the database checks the CRS once and every proof before it stores an update; the round
+# sum decrypts to the plaintext sum. Then what an attacker with a contributor role uploads: an
+# update without proofs, a proof made for another round (also relabelled), the chosen-mask
+# ciphertext that reads the secret key from the sum, a moved body (an out-of-range value), a
+# replay, cut and padded bytes. Each is refused with a security event and nothing is stored.
+source "$(dirname "$0")/lib.sh"
+DB=encml_it_fhe_proven
+WORK=$(mktemp -d)
+chmod 755 "$WORK"   # the server reads the (public) key and CRS files from here
+trap 'rm -rf "$WORK"; dropdb --if-exists "$DB" 2>/dev/null || true' EXIT
+# The same package set and features as `make test-unit`, so the build is shared (tfhe is slow).
+cargo build -q -p encml-core -p encml-dp -p encml-fhe --features encml-fhe/uint32,encml-fhe/zk --bin pg_encrypt_ml-fhe
+FHE=${CARGO_TARGET_DIR:-target}/debug/pg_encrypt_ml-fhe
+dropdb --if-exists "$DB" 2>/dev/null; createdb "$DB"
+q "$DB" "CREATE EXTENSION pg_encrypt_ml" >/dev/null
+
+# 64 values per proof keeps the CRS small (seconds to make and check); rounds of up to 8 updates
+# of 16-bit values.
+KS=$("$FHE" keygen --out "$WORK/keys" --proofs --value-bits 16 --max-contributions 8 --values-per-proof 64 2>"$WORK/keygen.err")
+assert_match "keygen writes a CRS" "crs.bin: proofs of 16-bit values, sums of 19 message bits, 64 values per proof" "$(cat "$WORK/keygen.err")"
+chmod 644 "$WORK/keys/public.key" "$WORK/keys/crs.bin"
+assert_match "a damaged CRS is refused at registration" "22023.*not a CRS" \
+  "$(q_err "$DB" "SELECT encml.fhe_register_keyset('bad', pg_read_binary_file('$WORK/keys/public.key'),
+                    overlay(pg_read_binary_file('$WORK/keys/crs.bin') placing '\\xff'::bytea from 5000))" || true)"
+assert_eq "register the key set with its CRS" "$KS" \
+  "$(q "$DB" "SELECT encml.fhe_register_keyset('proven', pg_read_binary_file('$WORK/keys/public.key'), pg_read_binary_file('$WORK/keys/crs.bin'))")"
+assert_eq "clients can download the CRS" "t" \
+  "$(q "$DB" "SELECT proof_crs = pg_read_binary_file('$WORK/keys/crs.bin') FROM encml.fhe_key_sets WHERE id = '$KS'")"
+assert_match "a proven key set opens no unproven round" "22023.*takes proven updates only" \
+  "$(q_err "$DB" "SELECT encml.fhe_open_round('$KS', 100, min_contributions => 3, max_contributions => 8, value_bits => 16, unproven => true)" || true)"
+assert_match "the round's value bits are the CRS's" "22023.*proves values of 16 bits, not 20" \
+  "$(q_err "$DB" "SELECT encml.fhe_open_round('$KS', 100, min_contributions => 3, max_contributions => 8, value_bits => 20)" || true)"
+assert_match "more contributions than the CRS's headroom" "22023.*does not fit" \
+  "$(q_err "$DB" "SELECT encml.fhe_open_round('$KS', 100, min_contributions => 3, max_contributions => 100, value_bits => 16)" || true)"
+ROUND=$(q "$DB" "SELECT encml.fhe_open_round('$KS', 100, min_contributions => 3, max_contributions => 8, value_bits => 16, frac_bits => 4)")
+OTHER=$(q "$DB" "SELECT encml.fhe_open_round('$KS', 100, min_contributions => 3, max_contributions => 8, value_bits => 16, frac_bits => 4)")
+assert_eq "the round takes proven updates" "t|19" \
+  "$(q "$DB" "SELECT proven, message_bits FROM encml.fhe_round_status WHERE id = $ROUND")"
+# An unproven key set's rounds need unproven => true.
+"$FHE" keygen --out "$WORK/plain" >"$WORK/plain.id"
+chmod 755 "$WORK/plain"; chmod 644 "$WORK/plain/public.key"
+q "$DB" "SELECT encml.fhe_register_keyset('plain', pg_read_binary_file('$WORK/plain/public.key'))" >/dev/null
+assert_match "a key set without CRS opens no round by default" "55000.*has no CRS" \
+  "$(q_err "$DB" "SELECT encml.fhe_open_round('$(cat "$WORK/plain.id")', 100)" || true)"
+
+python3 - "$WORK" <<'PY'
+import json, random, sys
+work = sys.argv[1]
+rng = random.Random(11)
+total = [0.0] * 100
+for c in range(3):
+    v = [rng.randint(-2**15, 2**15 - 1) / 16 for _ in range(100)]
+    total = [t + x for t, x in zip(total, v)]
+    json.dump(v, open(f"{work}/u{c}.json", "w"))
+json.dump(total, open(f"{work}/expected.json", "w"))
+PY
+for c in 0 1 2 3; do
+  q "$DB" "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'encml_it_prover_$c') THEN
+             CREATE ROLE encml_it_prover_$c NOLOGIN IN ROLE encml_fhe_contributor; END IF; END \$\$"
+done
+for c in 0 1 2; do
+  "$FHE" encrypt --public-key "$WORK/keys/public.key" --crs "$WORK/keys/crs.bin" --round "$ROUND" \
+    --frac-bits 4 --in "$WORK/u$c.json" --out "$WORK/u$c.bin"
+  chmod 644 "$WORK/u$c.bin"
+done
+"$FHE" info --in "$WORK/u0.bin" >"$WORK/u0.info"
+assert_match "the tool shows a proven update's header" "proven update: keyset=$KS round=$ROUND dim=100 value_bits=16 frac_bits=4 message_bits=19 values_per_proof=64" "$(cat "$WORK/u0.info")"
+submit() { # submit ROLE FILE [ROUND]
+  q "$DB" "SET ROLE $1; SELECT encml.fhe_submit_proven(${3:-$ROUND}, decode('$(base64 -w0 "$2")', 'base64'))"
+}
+refused_before=$(q "$DB" "SELECT count(*) FROM encml.audit_log WHERE operation = 'fhe_submit_refused'")
+
+# The attacks, each by a contributor role that has not contributed yet.
+"$FHE" encrypt --public-key "$WORK/keys/public.key" --value-bits 16 --frac-bits 4 --max-terms 8 \
+  --in "$WORK/u0.json" --base64 --out "$WORK/plain.b64"
+assert_match "an update without proofs" "22000.*takes proven updates only" \
+  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit($ROUND, '$(cat "$WORK/plain.b64")')" || true)"
+assert_match "a proven update submitted for another round" "22000.*proven for round $ROUND, not round $OTHER" \
+  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($OTHER, decode('$(base64 -w0 "$WORK/u0.bin")', 'base64'))" || true)"
+python3 - "$WORK" "$OTHER" <<'PY'
+import struct, sys
+work, other = sys.argv[1], int(sys.argv[2])
+good = bytearray(open(f"{work}/u0.bin", "rb").read())
+HEADER, N = 36, 2048
+masks = 2 * N  # 100 values at 64 per proof: two masks
+def write(name, data):
+    open(f"{work}/{name}.bin", "wb").write(bytes(data))
+# The proof's round relabelled: the proof still says round u0 was made for.
+relabelled = bytearray(good); relabelled[20:28] = struct.pack("<q", other); write("relabelled", relabelled)
+# The chosen mask (A = Δ·2^t·X^0, body 0) that puts key bits into the sum's high bits.
+chosen = bytearray(good)
+for w in range(N):
+    chosen[HEADER + 8 * w:HEADER + 8 * w + 8] = struct.pack("<Q", (1 << 40) if w == 0 else 0)
+for b in range(64):
+    at = HEADER + 8 * (masks + b)
+    chosen[at:at + 8] = struct.pack("<Q", 0)
+write("chosen", chosen)
+# One body moved by 2^14 steps of Δ = 2^45: a value far outside the proven range.
+moved = bytearray(good)
+at = HEADER + 8 * (masks + 99)
+moved[at:at + 8] = struct.pack("<Q", (struct.unpack("<Q", moved[at:at + 8])[0] + (1 << 59)) % (1 << 64))
+write("moved", moved)
+write("cut", good[:-1])
+write("padded", good + b"\0")
+PY
+chmod 644 "$WORK"/*.bin
+assert_match "a proof relabelled to another round" "22000.*does not verify" \
+  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($OTHER, decode('$(base64 -w0 "$WORK/relabelled.bin")', 'base64'))" || true)"
+assert_match "the chosen-mask ciphertext" "22000.*proof 0 does not verify" \
+  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/chosen.bin")', 'base64'))" || true)"
+assert_match "an out-of-range value (a moved body)" "22000.*proof 1 does not verify" \
+  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/moved.bin")', 'base64'))" || true)"
+assert_match "cut bytes" "22P03.*cut short|22P03.*missing" \
+  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/cut.bin")', 'base64'))" || true)"
+assert_match "padded bytes" "22P03.*after its last proof" \
+  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/padded.bin")', 'base64'))" || true)"
+assert_eq "nothing of them is stored" "0" \
+  "$(q "$DB" "SELECT count(*) FROM encml.fhe_contributions WHERE round IN ($ROUND, $OTHER)")"
+assert_eq "the refusals left security events (written outside the failed transactions)" "7" \
+  "$(q "$DB" "SELECT count(*) - $refused_before FROM encml.audit_log WHERE operation = 'fhe_submit_refused'")"
+
+for c in 0 1 2; do submit "encml_it_prover_$c" "$WORK/u$c.bin" >/dev/null; done
+assert_match "a replayed proven update" "23505.*already submitted" \
+  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/u1.bin")', 'base64'))" || true)"
+assert_eq "three proven updates in the round" "3" "$(q "$DB" "SELECT contributions FROM encml.fhe_round_status WHERE id = $ROUND")"
+q "$DB" "SELECT encml.fhe_close_round($ROUND)" >/dev/null
+q "$DB" "SELECT encml.fhe_round_sum($ROUND)" >"$WORK/sum.b64"
+"$FHE" decrypt --secret-key "$WORK/keys/secret.key" --in "$WORK/sum.b64" --json >"$WORK/sum.json"
+assert_eq "the decrypted sum of proven updates equals the plaintext sum" "equal" \
+  "$(python3 -c "import json; a=json.load(open('$WORK/sum.json')); b=json.load(open('$WORK/expected.json')); print('equal' if a == b else f'differ at {[i for i in range(len(a)) if a[i] != b[i]][:5]}')")"
