@@ -272,6 +272,55 @@ fn attnames(rel: pg_sys::Oid, numbers: &[i16]) -> Vec<String> {
     .unwrap_or_default()
 }
 
+/// The columns of `rel` besides `set` that an UPDATE leaves as they are: every stored column
+/// that is not generated (a generated one is recomputed from the row, as Postgres does).
+fn kept_attnames(rel: pg_sys::Oid, set: &[String]) -> Vec<String> {
+    Spi::get_one_with_args::<Vec<String>>(
+        "SELECT pg_catalog.array_agg(attname::pg_catalog.text ORDER BY attnum) FROM pg_catalog.pg_attribute \
+          WHERE attrelid OPERATOR(pg_catalog.=) $1 AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped \
+            AND attgenerated OPERATOR(pg_catalog.=) '' \
+            AND NOT attname::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[])",
+        &[rel.into(), set.to_vec().into()],
+    )
+    .unwrap_or_else(|e| spi_err(e))
+    .unwrap_or_default()
+}
+
+/// An anonymizing UPDATE of `target` (`ONLY t` or `t`) that sets `set` to NULL in the rows
+/// `predicate` finds and returns, per row, whether the row as stored has every set column
+/// NULL and every other column as it was, byte for byte (`*=`, record image equality: no
+/// type's own operator is asked). An owner's BEFORE UPDATE trigger that copies the cleared
+/// values into a kept column (attacker round 18) or puts one back (round 14) is seen.
+fn anonymizing_update(target: &str, rel: pg_sys::Oid, set: &[String], predicate: &str) -> String {
+    let kept = kept_attnames(rel, set);
+    let assignments: Vec<String> = set
+        .iter()
+        .map(|c| format!("{} = NULL", quote_ident(c)))
+        .collect();
+    let cleared: Vec<String> = set
+        .iter()
+        .map(|c| format!("t.{} IS NULL", quote_ident(c)))
+        .collect();
+    let row = |alias: &str| {
+        kept.iter()
+            .map(|c| format!("{alias}.{}", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "UPDATE {target} t SET {} \
+           FROM (SELECT t.tableoid AS encml_rel, t.ctid AS encml_tid, ROW({}) AS encml_kept \
+                   FROM {target} t WHERE {predicate}) o \
+          WHERE t.tableoid OPERATOR(pg_catalog.=) o.encml_rel \
+            AND t.ctid OPERATOR(pg_catalog.=) o.encml_tid \
+         RETURNING {} AND ROW({}) OPERATOR(pg_catalog.*=) o.encml_kept",
+        assignments.join(", "),
+        row("t"),
+        cleared.join(" AND "),
+        row("t"),
+    )
+}
+
 type Plans = Vec<((pg_sys::Oid, i16, String), Plan)>;
 
 fn plan_for(reg: &Registration, subject: &str) -> Plan {
@@ -1690,45 +1739,21 @@ fn erase_in(
                     None,
                 );
             }
-            let set: Vec<String> = extra
-                .iter()
-                .map(|c| format!("{} = NULL", quote_ident(c)))
-                .collect();
-            let cleared: Vec<String> = extra
-                .iter()
-                .map(|c| format!("t.{} IS NULL", quote_ident(c)))
-                .collect();
             // RETURNING the rows as stored, and counted before: as for the registered table's
             // UPDATE below (attacker round 15: a BEFORE UPDATE trigger of the table under it
             // kept its column's value).
             first.push((
                 member,
                 format!("SELECT pg_catalog.count(*) FROM ONLY {member_name} t WHERE {predicate}"),
-                format!(
-                    "UPDATE ONLY {member_name} t SET {} WHERE {predicate} RETURNING {}",
-                    set.join(", "),
-                    cleared.join(" AND ")
-                ),
+                anonymizing_update(&format!("ONLY {member_name}"), member, &extra, &predicate),
             ));
         }
     }
     let cleared_names = attnames(reg.rel, &plan.cleared);
     let sql = if anonymize {
-        let set: Vec<String> = cleared_names
-            .iter()
-            .map(|c| format!("{} = NULL", quote_ident(c)))
-            .collect();
-        // RETURNING the row as stored: an owner's trigger that put a value back is seen.
-        let cleared: Vec<String> = cleared_names
-            .iter()
-            .map(|c| format!("t.{} IS NULL", quote_ident(c)))
-            .collect();
-        format!(
-            "UPDATE {} t SET {} WHERE {predicate} RETURNING {}",
-            reg.table,
-            set.join(", "),
-            cleared.join(" AND ")
-        )
+        // RETURNING the row as stored: an owner's trigger that put a value back, or moved one
+        // into a kept column, is seen.
+        anonymizing_update(&reg.table, reg.rel, &cleared_names, &predicate)
     } else {
         format!("DELETE FROM {} t WHERE {predicate}", reg.table)
     };

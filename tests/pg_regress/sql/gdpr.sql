@@ -986,6 +986,24 @@ SELECT encml.unregister_subject_column('gdpr_r18_a', 'user_id');
 SELECT encml.unregister_subject_column('gdpr_r18_b', 'user_id');
 DROP TABLE gdpr_r18_a, gdpr_r18_b;
 DROP FUNCTION gdpr_r18_swap();
+-- Attacker round 18: a BEFORE UPDATE trigger copied the cleared identifier and e-mail into a
+-- column the anonymization keeps. Every kept column must come back as it was.
+CREATE TABLE gdpr_r18_users (user_id text, email text, notes text, amount int);
+SELECT encml.classify('gdpr_r18_users', 'email', 'pii');
+INSERT INTO gdpr_r18_users VALUES ('kim', 'kim@example.org', NULL, 42), ('lee', 'lee@example.org', NULL, 7);
+CREATE FUNCTION gdpr_r18_stash() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN NEW.notes := OLD.user_id || ' / ' || OLD.email; RETURN NEW; END$$;
+CREATE TRIGGER stash BEFORE UPDATE ON gdpr_r18_users FOR EACH ROW EXECUTE FUNCTION gdpr_r18_stash();
+SELECT encml.register_subject_column('gdpr_r18_users', 'user_id', on_forget => 'anonymize');
+SELECT try($$SELECT encml.subject_forget('kim')$$) AS stashed;
+SELECT * FROM gdpr_r18_users ORDER BY amount;
+-- Without the trigger, the kept columns stay and the erasure succeeds.
+DROP TRIGGER stash ON gdpr_r18_users;
+SELECT encml.subject_forget('kim') -> 'tables' @> '[{"rows": 1}]' AS anonymized;
+SELECT * FROM gdpr_r18_users ORDER BY amount;
+SELECT encml.unregister_subject_column('gdpr_r18_users', 'user_id');
+DROP TABLE gdpr_r18_users;
+DROP FUNCTION gdpr_r18_stash();
 -- A name column holds identifiers cut to 63 bytes; the erasure finds them as Postgres's own
 -- `WHERE col = '...'` does (a longer identifier was not found, attacker round 13).
 CREATE TABLE gdpr_r13n (user_id name);
