@@ -102,6 +102,10 @@ moved = bytearray(good)
 at = HEADER + 8 * (masks + 99)
 moved[at:at + 8] = struct.pack("<Q", (struct.unpack("<Q", moved[at:at + 8])[0] + (1 << 59)) % (1 << 64))
 write("moved", moved)
+# Bytes appended to the first proof, its length raised to cover them.
+at = HEADER + 8 * (masks + 100)
+n = struct.unpack("<I", good[at:at + 4])[0]
+write("padded_proof", good[:at] + struct.pack("<I", n + 10) + good[at + 4:at + 4 + n] + b"\x01" * 10 + good[at + 4 + n:])
 write("cut", good[:-1])
 write("padded", good + b"\0")
 PY
@@ -112,13 +116,15 @@ assert_match "the chosen-mask ciphertext" "22000.*proof 0 does not verify" \
   "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/chosen.bin")', 'base64'))" || true)"
 assert_match "an out-of-range value (a moved body)" "22000.*proof 1 does not verify" \
   "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/moved.bin")', 'base64'))" || true)"
+assert_match "a proof with bytes appended" "22000.*proof 0 is not in its canonical encoding" \
+  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/padded_proof.bin")', 'base64'))" || true)"
 assert_match "cut bytes" "22P03.*cut short|22P03.*missing" \
   "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/cut.bin")', 'base64'))" || true)"
 assert_match "padded bytes" "22P03.*after its last proof" \
   "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/padded.bin")', 'base64'))" || true)"
 assert_eq "nothing of them is stored" "0" \
   "$(q "$DB" "SELECT count(*) FROM encml.fhe_contributions WHERE round IN ($ROUND, $OTHER)")"
-assert_eq "the refusals left security events (written outside the failed transactions)" "7" \
+assert_eq "the refusals left security events (written outside the failed transactions)" "8" \
   "$(q "$DB" "SELECT count(*) - $refused_before FROM encml.audit_log WHERE operation = 'fhe_submit_refused'")"
 
 for c in 0 1 2; do submit "encml_it_prover_$c" "$WORK/u$c.bin" >/dev/null; done

@@ -441,6 +441,15 @@ impl<'a> Pending<'a> {
             safe_deserialize_conformant(self.proofs[c], PROOF_LIMIT, &allowed).map_err(|e| {
                 FheError::Invalid(format!("proof {c} is not a conformant PKEv2 proof: {e}"))
             })?;
+        // One encoding per proof: tfhe-rs reads a proof and ignores bytes after it, which would
+        // let any bytes ride along in an accepted update (attacker round 1 of issue 28).
+        let mut canonical = Vec::with_capacity(self.proofs[c].len());
+        safe_serialize(&proof, &mut canonical, PROOF_LIMIT).expect("a proof serializes");
+        if canonical != self.proofs[c] {
+            return Err(FheError::Invalid(format!(
+                "proof {c} is not in its canonical encoding (bytes after it, or another encoding)"
+            )));
+        }
         let start = c * chunk;
         let len = chunk.min(dim - start);
         let mut container = Vec::with_capacity(LWE_DIMENSION + len);
@@ -582,6 +591,18 @@ mod tests {
         assert!(matches!(
             verify(&good[..good.len() - 1], &pk, crs, 3),
             Err(FheError::Malformed(_))
+        ));
+        // A proof blob with bytes appended (and its length raised to cover them).
+        let proofs_at = UPDATE_HEADER_LEN + 8 * (LWE_DIMENSION + 10);
+        let len = u32::from_le_bytes(good[proofs_at..proofs_at + 4].try_into().unwrap()) as usize;
+        let mut padded_proof = good[..proofs_at].to_vec();
+        padded_proof.extend_from_slice(&(len as u32 + 10).to_le_bytes());
+        padded_proof.extend_from_slice(&good[proofs_at + 4..proofs_at + 4 + len]);
+        padded_proof.extend_from_slice(&[1u8; 10]);
+        padded_proof.extend_from_slice(&good[proofs_at + 4 + len..]);
+        assert!(matches!(
+            verify(&padded_proof, &pk, crs, 3),
+            Err(FheError::Invalid(_))
         ));
         let mut longer = good.clone();
         longer.push(0);
