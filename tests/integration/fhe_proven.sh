@@ -70,6 +70,11 @@ assert_match "the tool shows a proven update's header" "proven update: keyset=$K
 submit() { # submit ROLE FILE [ROUND]
   q "$DB" "SET ROLE $1; SELECT encml.fhe_submit_proven(${3:-$ROUND}, decode('$(base64 -w0 "$2")', 'base64'))"
 }
+# attack ROUND FILE: the attacker's contributor role (no update of its own yet) submits FILE as
+# a proven update; prints the SQLSTATE and message it gets.
+attack() {
+  q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($1, decode('$(base64 -w0 "$2")', 'base64'))" || true
+}
 refused_before=$(q "$DB" "SELECT count(*) FROM encml.audit_log WHERE operation = 'fhe_submit_refused'")
 
 # The attacks, each by a contributor role that has not contributed yet.
@@ -78,7 +83,7 @@ refused_before=$(q "$DB" "SELECT count(*) FROM encml.audit_log WHERE operation =
 assert_match "an update without proofs" "22000.*takes proven updates only" \
   "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit($ROUND, '$(cat "$WORK/plain.b64")')" || true)"
 assert_match "a proven update submitted for another round" "22000.*proven for round $ROUND, not round $OTHER" \
-  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($OTHER, decode('$(base64 -w0 "$WORK/u0.bin")', 'base64'))" || true)"
+  "$(attack $OTHER "$WORK/u0.bin")"
 python3 - "$WORK" "$OTHER" <<'PY'
 import struct, sys
 work, other = sys.argv[1], int(sys.argv[2])
@@ -111,17 +116,17 @@ write("padded", good + b"\0")
 PY
 chmod 644 "$WORK"/*.bin
 assert_match "a proof relabelled to another round" "22000.*does not verify" \
-  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($OTHER, decode('$(base64 -w0 "$WORK/relabelled.bin")', 'base64'))" || true)"
+  "$(attack $OTHER "$WORK/relabelled.bin")"
 assert_match "the chosen-mask ciphertext" "22000.*proof 0 does not verify" \
-  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/chosen.bin")', 'base64'))" || true)"
+  "$(attack $ROUND "$WORK/chosen.bin")"
 assert_match "an out-of-range value (a moved body)" "22000.*proof 1 does not verify" \
-  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/moved.bin")', 'base64'))" || true)"
+  "$(attack $ROUND "$WORK/moved.bin")"
 assert_match "a proof with bytes appended" "22000.*proof 0 is not in its canonical encoding" \
-  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/padded_proof.bin")', 'base64'))" || true)"
+  "$(attack $ROUND "$WORK/padded_proof.bin")"
 assert_match "cut bytes" "22P03.*cut short|22P03.*missing" \
-  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/cut.bin")', 'base64'))" || true)"
+  "$(attack $ROUND "$WORK/cut.bin")"
 assert_match "padded bytes" "22P03.*after its last proof" \
-  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/padded.bin")', 'base64'))" || true)"
+  "$(attack $ROUND "$WORK/padded.bin")"
 assert_eq "nothing of them is stored" "0" \
   "$(q "$DB" "SELECT count(*) FROM encml.fhe_contributions WHERE round IN ($ROUND, $OTHER)")"
 assert_eq "the refusals left security events (written outside the failed transactions)" "8" \
@@ -129,7 +134,7 @@ assert_eq "the refusals left security events (written outside the failed transac
 
 for c in 0 1 2; do submit "encml_it_prover_$c" "$WORK/u$c.bin" >/dev/null; done
 assert_match "a replayed proven update" "23505.*already submitted" \
-  "$(q_err "$DB" "SET ROLE encml_it_prover_3; SELECT encml.fhe_submit_proven($ROUND, decode('$(base64 -w0 "$WORK/u1.bin")', 'base64'))" || true)"
+  "$(attack $ROUND "$WORK/u1.bin")"
 assert_eq "three proven updates in the round" "3" "$(q "$DB" "SELECT contributions FROM encml.fhe_round_status WHERE id = $ROUND")"
 q "$DB" "SELECT encml.fhe_close_round($ROUND)" >/dev/null
 q "$DB" "SELECT encml.fhe_round_sum($ROUND)" >"$WORK/sum.b64"

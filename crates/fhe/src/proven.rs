@@ -31,7 +31,7 @@
 
 use crate::keys::{modulus, noise, KeyId, PublicKey};
 use crate::params::{Encoding, LWE_DIMENSION, NOISE_BOUND_LOG2};
-use crate::vector::{word_count, EncryptedVector, Scheme};
+use crate::vector::{chunk_list, put_chunk, word_count, EncryptedVector, Scheme};
 use crate::FheError;
 use tfhe::core_crypto::commons::math::random::RandomGenerator;
 use tfhe::core_crypto::prelude::*;
@@ -211,8 +211,7 @@ pub fn encrypt_and_prove(
         .collect::<Result<Vec<u64>, _>>()?;
     let dim = values.len();
     let chunk = crs.chunk as usize;
-    let masks = dim.div_ceil(chunk) * LWE_DIMENSION;
-    let mut words = vec![0u64; masks + dim];
+    let mut words = vec![0u64; word_count(dim, chunk)];
     let mut proofs = Vec::new();
     let mut boxed = new_seeder();
     let seeder = boxed.as_mut();
@@ -237,11 +236,7 @@ pub fn encrypt_and_prove(
             ZkComputeLoad::Proof,
         )
         .map_err(|e| FheError::OutOfRange(format!("proving chunk {c}: {e}")))?;
-        let container = list.into_container();
-        words[c * LWE_DIMENSION..(c + 1) * LWE_DIMENSION]
-            .copy_from_slice(&container[..LWE_DIMENSION]);
-        let start = masks + c * chunk;
-        words[start..start + part.len()].copy_from_slice(&container[LWE_DIMENSION..]);
+        put_chunk(&mut words, dim, chunk, c, list.as_ref());
         let mut bytes = Vec::new();
         safe_serialize(&proof, &mut bytes, PROOF_LIMIT).expect("a proof serializes");
         proofs.push(bytes);
@@ -430,7 +425,6 @@ impl<'a> Pending<'a> {
         let h = &self.header;
         let dim = h.dim as usize;
         let chunk = h.chunk as usize;
-        let masks = dim.div_ceil(chunk) * LWE_DIMENSION;
         // Proofs made with the load on the verifier are refused: the database's time is the
         // contributors' to spend, not the other way round.
         let allowed = CompactPkeProofConformanceParams::new(CompactPkeZkScheme::V2)
@@ -452,15 +446,7 @@ impl<'a> Pending<'a> {
         }
         let start = c * chunk;
         let len = chunk.min(dim - start);
-        let mut container = Vec::with_capacity(LWE_DIMENSION + len);
-        container.extend_from_slice(&self.words[c * LWE_DIMENSION..(c + 1) * LWE_DIMENSION]);
-        container.extend_from_slice(&self.words[masks + start..masks + start + len]);
-        let list = LweCompactCiphertextList::from_container(
-            container,
-            LweDimension(LWE_DIMENSION).to_lwe_size(),
-            LweCiphertextCount(len),
-            modulus(),
-        );
+        let list = chunk_list(&self.words, dim, chunk, c);
         let context = metadata(&h.key_id, h.round, h.dim, c as u32, &h.encoding);
         if !verify_lwe_compact_ciphertext_list(&list, &self.pk.key, &proof, &self.crs.crs, &context)
             .is_valid()

@@ -77,6 +77,43 @@ pub fn word_count(dim: usize, chunk: usize) -> usize {
     dim.div_ceil(chunk) * LWE_DIMENSION + dim
 }
 
+/// The values chunk `c` of a vector of `dim` values covers (`chunk` per mask): (start, len).
+fn chunk_span(dim: usize, chunk: usize, c: usize) -> (usize, usize) {
+    let start = c * chunk;
+    (start, chunk.min(dim - start))
+}
+
+/// Chunk `c` of a vector's words (every mask first, then the bodies) as the ciphertext list
+/// tfhe-rs made it: its mask and its bodies.
+pub(crate) fn chunk_list(
+    words: &[u64],
+    dim: usize,
+    chunk: usize,
+    c: usize,
+) -> LweCompactCiphertextListOwned<u64> {
+    let masks = dim.div_ceil(chunk) * LWE_DIMENSION;
+    let (start, len) = chunk_span(dim, chunk, c);
+    let mut container = Vec::with_capacity(LWE_DIMENSION + len);
+    container.extend_from_slice(&words[c * LWE_DIMENSION..(c + 1) * LWE_DIMENSION]);
+    container.extend_from_slice(&words[masks + start..masks + start + len]);
+    LweCompactCiphertextList::from_container(
+        container,
+        LweDimension(LWE_DIMENSION).to_lwe_size(),
+        LweCiphertextCount(len),
+        modulus(),
+    )
+}
+
+/// Puts the ciphertext list of chunk `c` (tfhe-rs's container: mask, then bodies) into a
+/// vector's words; the inverse of `chunk_list`.
+#[cfg_attr(not(any(feature = "zk", test)), allow(dead_code))]
+pub(crate) fn put_chunk(words: &mut [u64], dim: usize, chunk: usize, c: usize, list: &[u64]) {
+    let masks = dim.div_ceil(chunk) * LWE_DIMENSION;
+    let (start, len) = chunk_span(dim, chunk, c);
+    words[c * LWE_DIMENSION..(c + 1) * LWE_DIMENSION].copy_from_slice(&list[..LWE_DIMENSION]);
+    words[masks + start..masks + start + len].copy_from_slice(&list[LWE_DIMENSION..]);
+}
+
 impl EncryptedVector {
     /// Encrypts `values` under the public key.
     pub fn encrypt(pk: &PublicKey, values: &[f64], encoding: Encoding) -> Result<Self, FheError> {
@@ -242,19 +279,10 @@ impl EncryptedVector {
         }
         let dim = self.dim as usize;
         let chunk = self.scheme.chunk();
-        let masks = dim.div_ceil(chunk) * LWE_DIMENSION;
         let mut values = Vec::with_capacity(dim);
-        for (c, start) in (0..dim).step_by(chunk).enumerate() {
-            let len = chunk.min(dim - start);
-            let mut container = Vec::with_capacity(LWE_DIMENSION + len);
-            container.extend_from_slice(&self.words[c * LWE_DIMENSION..(c + 1) * LWE_DIMENSION]);
-            container.extend_from_slice(&self.words[masks + start..masks + start + len]);
-            let list = LweCompactCiphertextList::from_container(
-                container,
-                LweDimension(LWE_DIMENSION).to_lwe_size(),
-                LweCiphertextCount(len),
-                modulus(),
-            );
+        for c in 0..dim.div_ceil(chunk) {
+            let list = chunk_list(&self.words, dim, chunk, c);
+            let len = list.lwe_ciphertext_count().0;
             let expanded = list.expand_into_lwe_ciphertext_list();
             let mut out = PlaintextList::new(0u64, PlaintextCount(len));
             decrypt_lwe_ciphertext_list(&sk.key, &expanded, &mut out);
@@ -604,8 +632,7 @@ mod noise {
         let seeder = boxed.as_mut();
         let mut gen =
             EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
-        let masks = dim.div_ceil(chunk) * LWE_DIMENSION;
-        let mut words = vec![0u64; masks + dim];
+        let mut words = vec![0u64; word_count(dim, chunk)];
         for (c, start) in (0..dim).step_by(chunk).enumerate() {
             let len = chunk.min(dim - start);
             let mut list = LweCompactCiphertextList::new(
@@ -622,10 +649,7 @@ mod noise {
                 noise(),
                 gen.noise_generator_mut(),
             );
-            let container = list.into_container();
-            words[c * LWE_DIMENSION..(c + 1) * LWE_DIMENSION]
-                .copy_from_slice(&container[..LWE_DIMENSION]);
-            words[masks + start..masks + start + len].copy_from_slice(&container[LWE_DIMENSION..]);
+            put_chunk(&mut words, dim, chunk, c, list.as_ref());
         }
         let enc = Encoding::for_sums(8, 0, 1000).unwrap();
         EncryptedVector::single(pk.key_id, dim as u32, enc, chunk as u32, words)
