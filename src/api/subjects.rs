@@ -1419,6 +1419,10 @@ fn forget_here(subject: &str) -> Value {
         // constraints again fails the erasure.)
         Spi::run("SET CONSTRAINTS ALL IMMEDIATE").unwrap_or_else(|e| spi_err(e));
         lock_for_erasure();
+        // Everything below reads what committed before the locks were granted: a column or an
+        // inheritance child added by an owner's transaction that held the table as the erasure
+        // started is planned for too (attacker round 18).
+        crate::pg::session_worker::read_from_now();
         // What the receipt and the audit record call each table and column: their names before
         // any owner's code ran. That code sees the subject's rows, and could name a later table
         // or column after the subject, which would put the subject into the audit log for good

@@ -506,6 +506,23 @@ fn caught_report(e: &CaughtError) -> Value {
     })
 }
 
+/// Replaces the job's snapshot with one taken now: what committed while the job waited for its
+/// locks. Until the job's transaction writes, pgrx runs its SPI statements read-only, through
+/// the snapshot `serve` took when the job started; an erasure planned through it missed a column
+/// (or an inheritance child) that an owner's transaction added and committed while the erasure
+/// waited for its lock on the table (attacker round 18). Only for the job itself, called where
+/// the snapshot `serve` pushed is the active one.
+pub fn read_from_now() {
+    // SAFETY: the active snapshot is the one `serve` pushed (the job's own code pushed none at
+    // this point); the one pushed in its place is popped by `serve` as before. READ COMMITTED
+    // (`serve`), so GetTransactionSnapshot takes a new one.
+    unsafe {
+        debug_assert!(pg_sys::XactIsoLevel == pg_sys::XACT_READ_COMMITTED as i32);
+        pg_sys::PopActiveSnapshot();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+}
+
 /// The worker side: connects, takes the caller's roles, runs `job` on the request in one
 /// transaction and sends the answer (or the error) with the messages raised meanwhile. If the
 /// caller already gave up (the segment is gone), nothing runs.
@@ -551,6 +568,11 @@ pub fn serve(
         pg_sys::log_min_messages = pg_sys::NOTICE as i32;
         pg_sys::emit_log_hook = Some(keep_message);
     }
+    // READ COMMITTED whatever default_transaction_isolation says (a setting of the database or
+    // of its owner reaches the worker too): `read_from_now` gives the job a snapshot taken after
+    // the locks it waited for, which a REPEATABLE READ transaction never would.
+    // SAFETY: a backend global of this worker, read when its transaction starts below.
+    unsafe { pg_sys::DefaultXactIsoLevel = pg_sys::XACT_READ_COMMITTED as i32 };
     let outcome = PgTryBuilder::new(move || unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         // A transaction block, as after BEGIN: Citus then runs each statement on the workers

@@ -256,3 +256,37 @@ except psycopg.Error as e:
 assert admin.execute("SELECT count(*) FROM parted_vic").fetchone()[0] == 1
 ok("a partition left in DETACH PENDING fails the erasure (55000), nothing erased")
 admin.execute("ALTER TABLE parted DETACH PARTITION parted_vic FINALIZE")
+
+# The table's owner changes it in a transaction open when the erasure starts, which commits while
+# the erasure waits for its lock on the table (attacker round 18): a column added and classified
+# pii there, or an inheritance child holding the subject's row, was planned from what the erasure
+# saw before it waited, and kept the subject's data under a receipt.
+admin.execute("CREATE TABLE grown (user_id text, amount int)")
+admin.execute("INSERT INTO grown VALUES ('gus', 7)")
+admin.execute("SELECT encml.register_subject_column('grown', 'user_id', on_forget => 'anonymize')")
+erase_while_writing(
+    "gus",
+    """ALTER TABLE grown ADD COLUMN email text, ADD COLUMN ssn encml.enc_bytea;
+       SELECT encml.classify('grown', 'email', 'pii');
+       UPDATE grown SET email = 'gus@example.org', ssn = encml.encrypt('123-45-6789', encml.subject_key('gus'))
+        WHERE user_id = 'gus'""",
+    "the open ALTER TABLE")
+row = admin.execute("SELECT user_id, email, ssn IS NULL, amount FROM grown").fetchall()
+assert row == [(None, None, True, 7)], f"a column added while the erasure waited kept the subject's data: {row}"
+ok("a column added and classified by a transaction the erasure waited for is cleared too")
+
+# (Also when the database makes REPEATABLE READ the default: the erasure's worker, a session of
+# its own, would take its one snapshot before it waited.)
+admin.execute("CREATE TABLE family (user_id text)")
+admin.execute("SELECT encml.register_subject_column('family', 'user_id', on_forget => 'anonymize')")
+admin.execute(f"ALTER DATABASE {DB} SET default_transaction_isolation = 'repeatable read'")
+erase_while_writing(
+    "hal",
+    """CREATE TABLE family_kid (nickname text) INHERITS (family);
+       SELECT encml.classify('family_kid', 'nickname', 'pii');
+       INSERT INTO family_kid VALUES ('hal', 'hally')""",
+    "the open CREATE TABLE ... INHERITS")
+row = admin.execute("SELECT user_id, nickname FROM family_kid").fetchall()
+assert row == [(None, None)], f"a child created while the erasure waited kept the subject's data: {row}"
+ok("an inheritance child created by a transaction the erasure waited for is cleared too")
+admin.execute(f"ALTER DATABASE {DB} RESET default_transaction_isolation")
