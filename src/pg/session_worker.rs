@@ -6,7 +6,7 @@
 //! queue, with the notices and warnings raised meanwhile; the caller raises them again as its own.
 //! The worker's transaction commits on its own: the caller's ROLLBACK does not undo it.
 
-use encml_core::relayed_text::{truncated, visible, MAX_FIELD_BYTES};
+use encml_core::relayed_text::{shown, visible};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerStatus};
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::{CaughtError, ErrorReport, ErrorReportWithLevel};
@@ -357,9 +357,10 @@ thread_local! {
     static FOREIGN: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
-/// A relayed field cut to `MAX_FIELD_BYTES` (an owner's notice of megabytes, attacker round 9).
+/// A relayed field escaped and cut to `MAX_FIELD_BYTES` (an owner's notice of megabytes,
+/// attacker round 9), as the caller shows it (`report` escapes again, which changes nothing).
 fn bounded(text: Option<String>) -> Option<String> {
-    text.map(|t| truncated(&t, MAX_FIELD_BYTES))
+    text.map(|t| shown(&t))
 }
 
 fn c_text(p: *const std::ffi::c_char) -> Option<String> {

@@ -116,7 +116,7 @@ assert admin.execute("SELECT count(*) FROM people WHERE user_id = 'yves'").fetch
 # (attacker round 9: it was kept, carried and raised again whole).
 admin.execute("INSERT INTO people VALUES ('xena', NULL)")
 admin.execute("""CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS
-  $$BEGIN RAISE NOTICE '%', repeat('x', 5000000); RETURN OLD; END$$""")
+  $$BEGIN RAISE NOTICE '%', repeat('x', 5000000); RAISE NOTICE '%', repeat(chr(8238), 5000); RETURN OLD; END$$""")
 admin.execute("CREATE TRIGGER shout BEFORE DELETE ON people FOR EACH ROW EXECUTE FUNCTION shout()")
 caller = connect()
 heard = []
@@ -125,6 +125,11 @@ caller.execute("SELECT encml.subject_forget('xena')")
 loud = [m for m in heard if "xxxx" in m]
 assert len(loud) == 1 and 4096 <= len(loud[0]) < 4400 and "bytes more" in loud[0], [len(m) for m in heard]
 ok(f"an owner's notice of 5,000,000 bytes reaches the caller cut to {len(loud[0])} characters")
+# Cut after escaping: 4,096 bytes of U+202E were escaped to 11 KB (issue 27, round 18).
+hidden = [m for m in heard if "\\u{202e}" in m]
+assert len(hidden) == 1 and len(hidden[0].encode()) < 4400 and "bytes more" in hidden[0], \
+    [len(m.encode()) for m in heard]
+ok(f"an owner's notice of 5,000 U+202E reaches the caller escaped and cut to {len(hidden[0].encode())} bytes")
 admin.execute("DROP TRIGGER shout ON people")
 
 # A caller whose client goes away while the erasure waits (here for an open writer) does not

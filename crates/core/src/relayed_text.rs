@@ -41,6 +41,13 @@ fn hides_or_moves(c: char) -> bool {
         )
 }
 
+/// `text` as the caller is shown it: escaped (`visible`), then cut to `MAX_FIELD_BYTES`. In that
+/// order: an escape is up to ten bytes for one character of up to four, so a field cut before
+/// escaping grew again (a notice of 4,096 bytes of U+202E reached the caller as 11 KB).
+pub fn shown(text: &str) -> String {
+    truncated(&visible(text), MAX_FIELD_BYTES)
+}
+
 /// `text` cut to at most `max` bytes (at a character boundary), with how much was left out.
 pub fn truncated(text: &str, max: usize) -> String {
     if text.len() <= max {
@@ -86,6 +93,19 @@ mod tests {
     fn ordinary_text_is_kept() {
         let text = "Tabelle «Kunden» — 顧客 ✓ \\u{41}";
         assert_eq!(visible(text), text);
+    }
+
+    #[test]
+    fn shown_text_is_cut_after_escaping() {
+        let overrides = "\u{202e}".repeat(MAX_FIELD_BYTES / 3);
+        let shown = shown(&overrides);
+        assert!(shown.starts_with("\\u{202e}\\u{202e}"), "{}", &shown[..20]);
+        let suffix = format!(
+            "… ({} bytes more)",
+            overrides.len() / 3 * 8 - MAX_FIELD_BYTES
+        );
+        assert_eq!(shown.len(), MAX_FIELD_BYTES + suffix.len());
+        assert!(shown.ends_with(&suffix), "{}", &shown[shown.len() - 40..]);
     }
 
     #[test]
