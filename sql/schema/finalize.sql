@@ -143,6 +143,8 @@ COMMENT ON FUNCTION subject_export(text) IS
     'Right of access and portability: every registered row of the subject (decrypted where the caller may) and its consent history as jsonb (format encml.subject_export/1, docs/formats.md); audited';
 COMMENT ON FUNCTION subject_forget(text) IS
     'Right to erasure: deletes or anonymizes the subject''s rows in registered tables, destroys its keys and consent records, logs an erasure record without its data; returns the receipt (encml_dpo)';
+COMMENT ON FUNCTION in_subject_erasure() IS
+    'True in code that a subject erasure runs (an owner''s trigger on a registered table), for triggers that must leave its statements alone: an updated_at stamp fails an anonymizing erasure';
 COMMENT ON FUNCTION record_consent(text, text, boolean, text) IS
     'Records a consent decision (grant or withdrawal) of a subject for a purpose, kept in the history with who, when and the source; returns its id';
 COMMENT ON FUNCTION has_consent(text, text) IS
@@ -555,3 +557,4 @@ GRANT EXECUTE ON FUNCTION fhe_register_keyset(text, bytea), fhe_register_keyset(
     fhe_submit(bigint, fhe_vector), fhe_submit_proven(bigint, bytea), fhe_round_sum(bigint)
 TO PUBLIC;
 GRANT EXECUTE ON FUNCTION library_version() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION in_subject_erasure() TO PUBLIC;

@@ -943,3 +943,15 @@ GRANT EXECUTE ON FUNCTION @extschema@.fhe_register_keyset(text, bytea, bytea),
     @extschema@.fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean),
     @extschema@.fhe_submit_proven(bigint, bytea)
 TO PUBLIC;
+
+-- Issue 27, attacker round 18: an anonymizing erasure keeps every column it does not clear as
+-- it was, so owners' triggers that stamp rows (updated_at) need a way to leave its statements
+-- alone.
+CREATE FUNCTION @extschema@.in_subject_erasure() RETURNS boolean
+STRICT STABLE PARALLEL RESTRICTED
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'in_subject_erasure_wrapper';
+COMMENT ON FUNCTION @extschema@.in_subject_erasure() IS
+    'True in code that a subject erasure runs (an owner''s trigger on a registered table), for triggers that must leave its statements alone: an updated_at stamp fails an anonymizing erasure';
+REVOKE ALL ON FUNCTION @extschema@.in_subject_erasure() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.in_subject_erasure() TO PUBLIC;

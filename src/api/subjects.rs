@@ -1337,6 +1337,17 @@ fn columns_only_under(reg: &Registration, sensitive: bool) -> Vec<(pg_sys::Oid, 
         .collect()
 }
 
+/// Whether the code calling it runs inside a subject erasure (`subject_forget`): the owners'
+/// triggers test it to leave the erasure's statements alone. An anonymizing UPDATE must leave
+/// every column it does not clear as it was (attacker round 18), so a trigger that stamps
+/// `updated_at` fails the erasure unless it skips them; an archiving trigger can skip copying
+/// the rows an erasure deletes. True only in the erasure's own session (a worker that runs
+/// nothing else), from when it has locked and planned its tables until it commits.
+#[pg_extern(stable, parallel_restricted)]
+fn in_subject_erasure() -> bool {
+    crate::pg::erasure_guard::active()
+}
+
 /// Right to erasure: deletes or anonymizes the subject's rows in every registered table (as
 /// registered; with the caller's DELETE/UPDATE rights), destroys the subject's keys (so copies of
 /// its values elsewhere, in other tables, exports and backups, cannot be decrypted once the

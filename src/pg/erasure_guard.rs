@@ -92,6 +92,11 @@ pub fn own_update<R>(rel: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether an erasure runs in this session (it has called `watch`; until the worker ends).
+pub fn active() -> bool {
+    GUARD.with(|g| g.borrow().is_some())
+}
+
 /// The table the owners' code wrote to during the erasure, if it did.
 pub fn breach() -> Option<String> {
     GUARD.with(|g| g.borrow().as_ref().and_then(|g| g.breach.clone()))

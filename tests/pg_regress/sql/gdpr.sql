@@ -1001,9 +1001,26 @@ SELECT * FROM gdpr_r18_users ORDER BY amount;
 DROP TRIGGER stash ON gdpr_r18_users;
 SELECT encml.subject_forget('kim') -> 'tables' @> '[{"rows": 1}]' AS anonymized;
 SELECT * FROM gdpr_r18_users ORDER BY amount;
+-- An updated_at stamp fails it as well, unless its trigger leaves the erasure's statements
+-- alone (encml.in_subject_erasure(), false anywhere else).
+ALTER TABLE gdpr_r18_users ADD COLUMN updated_at timestamptz DEFAULT '2026-01-01';
+CREATE FUNCTION gdpr_r18_stamp() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN NEW.updated_at := pg_catalog.clock_timestamp(); RETURN NEW; END$$;
+CREATE TRIGGER stamp BEFORE UPDATE ON gdpr_r18_users FOR EACH ROW EXECUTE FUNCTION gdpr_r18_stamp();
+SELECT try($$SELECT encml.subject_forget('lee')$$) AS stamped;
+CREATE OR REPLACE FUNCTION gdpr_r18_stamp() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN
+    IF encml.in_subject_erasure() THEN RETURN NEW; END IF;
+    NEW.updated_at := pg_catalog.clock_timestamp(); RETURN NEW;
+  END$$;
+SELECT encml.subject_forget('lee') -> 'tables' @> '[{"rows": 1}]' AS anonymized;
+SELECT user_id, email, amount, updated_at FROM gdpr_r18_users ORDER BY amount;
+SELECT encml.in_subject_erasure() AS outside_an_erasure;
+UPDATE gdpr_r18_users SET amount = 43 WHERE amount = 42;
+SELECT count(*) AS stamped_outside FROM gdpr_r18_users WHERE updated_at > '2026-01-01';
 SELECT encml.unregister_subject_column('gdpr_r18_users', 'user_id');
 DROP TABLE gdpr_r18_users;
-DROP FUNCTION gdpr_r18_stash();
+DROP FUNCTION gdpr_r18_stash(), gdpr_r18_stamp();
 -- A name column holds identifiers cut to 63 bytes; the erasure finds them as Postgres's own
 -- `WHERE col = '...'` does (a longer identifier was not found, attacker round 13).
 CREATE TABLE gdpr_r13n (user_id name);
