@@ -286,39 +286,109 @@ fn kept_attnames(rel: pg_sys::Oid, set: &[String]) -> Vec<String> {
     .unwrap_or_default()
 }
 
+/// The stored generated columns of `rel`: name, and whether its expression, in `rel` and in
+/// every table under it, uses nothing but built-in objects (functions, operators, types,
+/// collations) and the row's own columns. Such an expression recomputes honestly from the
+/// anonymized row; an owner's function in one can say it is IMMUTABLE and still read the table,
+/// where the UPDATE's snapshot shows the row as it was (attacker round 19 copied the cleared
+/// identifier and a pii column into a generated column that way).
+fn generated_columns(rel: pg_sys::Oid) -> Vec<(String, bool)> {
+    let tree = tree_of(rel);
+    crate::pg::catalog_access::read_rows(
+        "SELECT a.attname::pg_catalog.text, NOT EXISTS ( \
+                SELECT FROM pg_catalog.pg_attribute c \
+                  JOIN pg_catalog.pg_attrdef ad \
+                    ON ad.adrelid OPERATOR(pg_catalog.=) c.attrelid AND ad.adnum OPERATOR(pg_catalog.=) c.attnum \
+                  JOIN pg_catalog.pg_depend d \
+                    ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass \
+                   AND d.objid OPERATOR(pg_catalog.=) ad.oid \
+                 WHERE c.attrelid OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.oid[]) \
+                   AND c.attname OPERATOR(pg_catalog.=) a.attname \
+                   AND d.refobjid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid \
+                   AND NOT (d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+                            AND d.refobjid OPERATOR(pg_catalog.=) c.attrelid)) \
+           FROM pg_catalog.pg_attribute a \
+          WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 \
+            AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) 's' \
+          ORDER BY a.attnum",
+        &[
+            crate::pg::catalog_access::arg(rel),
+            crate::pg::catalog_access::arg(tree),
+        ],
+        0,
+        |r| {
+            (
+                r.get::<String>(1).unwrap_or_default(),
+                r.get::<bool>(2).unwrap_or(false),
+            )
+        },
+    )
+}
+
 /// An anonymizing UPDATE of `target` (`ONLY t` or `t`) that sets `set` to NULL in the rows
 /// `predicate` finds and returns, per row, whether the row as stored has every set column
 /// NULL and every other column as it was, byte for byte (`*=`, record image equality: no
 /// type's own operator is asked). An owner's BEFORE UPDATE trigger that copies the cleared
 /// values into a kept column (attacker round 18) or puts one back (round 14) is seen.
+/// Stored generated columns are recomputed by the UPDATE, not set: one to clear must come out
+/// NULL; any other whose expression uses an owner's object must come out NULL or as it was
+/// (attacker round 19); one of built-in objects only is whatever the cleared row computes to.
 fn anonymizing_update(target: &str, rel: pg_sys::Oid, set: &[String], predicate: &str) -> String {
     let kept = kept_attnames(rel, set);
+    let generated = generated_columns(rel);
+    let is_generated = |c: &String| generated.iter().any(|(g, _)| g == c);
     let assignments: Vec<String> = set
         .iter()
+        .filter(|c| !is_generated(c))
         .map(|c| format!("{} = NULL", quote_ident(c)))
         .collect();
-    let cleared: Vec<String> = set
+    if assignments.is_empty() {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("cannot anonymize the subject's rows in {target}: every column to clear is generated"),
+            Some("Nothing was erased: the erasure is all or nothing.".into()),
+            Some("Register the columns the generated ones are computed from, or register the table to delete.".into()),
+        );
+    }
+    let mut checks: Vec<String> = set
         .iter()
         .map(|c| format!("t.{} IS NULL", quote_ident(c)))
         .collect();
-    let row = |alias: &str| {
-        kept.iter()
-            .map(|c| format!("{alias}.{}", quote_ident(c)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let mut before = vec![format!("ROW({}) AS encml_kept", columns_of("t", &kept))];
+    for (i, (g, built_in)) in generated.iter().enumerate() {
+        if set.contains(g) || *built_in {
+            continue;
+        }
+        before.push(format!("ROW(t.{}) AS encml_generated_{i}", quote_ident(g)));
+        checks.push(format!(
+            "(t.{g} IS NULL OR ROW(t.{g}) OPERATOR(pg_catalog.*=) o.encml_generated_{i})",
+            g = quote_ident(g)
+        ));
+    }
+    checks.push(format!(
+        "ROW({}) OPERATOR(pg_catalog.*=) o.encml_kept",
+        columns_of("t", &kept)
+    ));
     format!(
         "UPDATE {target} t SET {} \
-           FROM (SELECT t.tableoid AS encml_rel, t.ctid AS encml_tid, ROW({}) AS encml_kept \
+           FROM (SELECT t.tableoid AS encml_rel, t.ctid AS encml_tid, {} \
                    FROM {target} t WHERE {predicate}) o \
           WHERE t.tableoid OPERATOR(pg_catalog.=) o.encml_rel \
             AND t.ctid OPERATOR(pg_catalog.=) o.encml_tid \
-         RETURNING {} AND ROW({}) OPERATOR(pg_catalog.*=) o.encml_kept",
+         RETURNING {}",
         assignments.join(", "),
-        row("t"),
-        cleared.join(" AND "),
-        row("t"),
+        before.join(", "),
+        checks.join(" AND "),
     )
+}
+
+/// `alias.c1, alias.c2, ...`, quoted.
+fn columns_of(alias: &str, columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("{alias}.{}", quote_ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 type Plans = Vec<((pg_sys::Oid, i16, String), Plan)>;

@@ -1021,6 +1021,35 @@ SELECT count(*) AS stamped_outside FROM gdpr_r18_users WHERE updated_at > '2026-
 SELECT encml.unregister_subject_column('gdpr_r18_users', 'user_id');
 DROP TABLE gdpr_r18_users;
 DROP FUNCTION gdpr_r18_stash(), gdpr_r18_stamp();
+-- Attacker round 19: a stored generated column, computed by an owner's function that says it
+-- is IMMUTABLE but reads the table (which shows the row as it was before the UPDATE), copied the
+-- cleared identifier and pii column during the erasure. A generated column using an owner's
+-- object must come out NULL or as it was; one of built-in objects only is recomputed freely,
+-- and a classified one is recomputed, not set (it must come out NULL).
+CREATE TABLE gdpr_r19 (user_id text, ssn text, amount int);
+CREATE FUNCTION gdpr_r19_shadow(u text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE r text;
+BEGIN
+  IF u IS NOT NULL THEN RETURN NULL; END IF;
+  SELECT string_agg(g.user_id || '/' || g.ssn, ',') INTO r FROM public.gdpr_r19 g WHERE g.ssn IS NOT NULL;
+  RETURN r;
+END $$;
+ALTER TABLE gdpr_r19 ADD COLUMN notes text GENERATED ALWAYS AS (gdpr_r19_shadow(user_id)) STORED;
+INSERT INTO gdpr_r19 (user_id, ssn, amount) VALUES ('kate', '123-45-6789', 10);
+SELECT encml.classify('gdpr_r19', 'ssn', 'pii');
+SELECT encml.register_subject_column('gdpr_r19', 'user_id', on_forget => 'anonymize');
+SELECT try($$SELECT encml.subject_forget('kate')$$) AS shadowed;
+SELECT user_id, ssn, amount, notes FROM gdpr_r19;
+-- Generated columns of built-in functions: a classified one is cleared by recomputation.
+ALTER TABLE gdpr_r19 DROP COLUMN notes;
+ALTER TABLE gdpr_r19 ADD COLUMN ssn_last4 text GENERATED ALWAYS AS (right(ssn, 4)) STORED,
+  ADD COLUMN id_length int GENERATED ALWAYS AS (coalesce(length(user_id), 0)) STORED;
+SELECT encml.classify('gdpr_r19', 'ssn_last4', 'pii');
+SELECT encml.subject_forget('kate') -> 'tables' @> '[{"rows": 1}]' AS anonymized;
+SELECT user_id, ssn, amount, ssn_last4, id_length FROM gdpr_r19;
+SELECT encml.unregister_subject_column('gdpr_r19', 'user_id');
+DROP TABLE gdpr_r19;
+DROP FUNCTION gdpr_r19_shadow(text);
 -- A name column holds identifiers cut to 63 bytes; the erasure finds them as Postgres's own
 -- `WHERE col = '...'` does (a longer identifier was not found, attacker round 13).
 CREATE TABLE gdpr_r13n (user_id name);
