@@ -286,27 +286,31 @@ fn kept_attnames(rel: pg_sys::Oid, set: &[String]) -> Vec<String> {
     .unwrap_or_default()
 }
 
-/// The stored generated columns of `rel`: name, and whether its expression, in `rel` and in
-/// every table under it, uses nothing but built-in objects (functions, operators, types,
-/// collations) and the row's own columns. Such an expression recomputes honestly from the
-/// anonymized row; an owner's function in one can say it is IMMUTABLE and still read the table,
-/// where the UPDATE's snapshot shows the row as it was (attacker round 19 copied the cleared
-/// identifier and a pii column into a generated column that way).
-fn generated_columns(rel: pg_sys::Oid) -> Vec<(String, bool)> {
+/// The stored generated columns of `rel`: name, and whether its expression, in `rel` or in a
+/// table under it, reads one of the columns `set` clears. The UPDATE recomputes them, and the
+/// owners' code can steer what they compute to: a function of the owner's that says it is
+/// IMMUTABLE yet reads the table, where the UPDATE shows the row as it was (attacker round 19),
+/// or a built-in output function that follows a setting the owner's trigger changed for the
+/// row (`extra_float_digits`, `bytea_output`, `quote_all_identifiers`: round 20, six bits of a
+/// cleared column per row). So each must come out fixed: NULL if it reads a cleared column, else
+/// as it was.
+fn generated_columns(rel: pg_sys::Oid, set: &[String]) -> Vec<(String, bool)> {
     let tree = tree_of(rel);
     crate::pg::catalog_access::read_rows(
-        "SELECT a.attname::pg_catalog.text, NOT EXISTS ( \
+        "SELECT a.attname::pg_catalog.text, EXISTS ( \
                 SELECT FROM pg_catalog.pg_attribute c \
                   JOIN pg_catalog.pg_attrdef ad \
                     ON ad.adrelid OPERATOR(pg_catalog.=) c.attrelid AND ad.adnum OPERATOR(pg_catalog.=) c.attnum \
                   JOIN pg_catalog.pg_depend d \
                     ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass \
                    AND d.objid OPERATOR(pg_catalog.=) ad.oid \
+                   AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+                   AND d.refobjid OPERATOR(pg_catalog.=) c.attrelid \
+                  JOIN pg_catalog.pg_attribute r \
+                    ON r.attrelid OPERATOR(pg_catalog.=) d.refobjid AND r.attnum OPERATOR(pg_catalog.=) d.refobjsubid \
                  WHERE c.attrelid OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.oid[]) \
                    AND c.attname OPERATOR(pg_catalog.=) a.attname \
-                   AND d.refobjid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid \
-                   AND NOT (d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
-                            AND d.refobjid OPERATOR(pg_catalog.=) c.attrelid)) \
+                   AND r.attname::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($3::pg_catalog.text[])) \
            FROM pg_catalog.pg_attribute a \
           WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 \
             AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) 's' \
@@ -314,12 +318,13 @@ fn generated_columns(rel: pg_sys::Oid) -> Vec<(String, bool)> {
         &[
             crate::pg::catalog_access::arg(rel),
             crate::pg::catalog_access::arg(tree),
+            crate::pg::catalog_access::arg(set.to_vec()),
         ],
         0,
         |r| {
             (
                 r.get::<String>(1).unwrap_or_default(),
-                r.get::<bool>(2).unwrap_or(false),
+                r.get::<bool>(2).unwrap_or(true),
             )
         },
     )
@@ -330,12 +335,11 @@ fn generated_columns(rel: pg_sys::Oid) -> Vec<(String, bool)> {
 /// NULL and every other column as it was, byte for byte (`*=`, record image equality: no
 /// type's own operator is asked). An owner's BEFORE UPDATE trigger that copies the cleared
 /// values into a kept column (attacker round 18) or puts one back (round 14) is seen.
-/// Stored generated columns are recomputed by the UPDATE, not set: one to clear must come out
-/// NULL; any other whose expression uses an owner's object must come out NULL or as it was
-/// (attacker round 19); one of built-in objects only is whatever the cleared row computes to.
+/// Stored generated columns are recomputed by the UPDATE, not set: one to clear, or one that
+/// reads a cleared column, must come out NULL, any other as it was (`generated_columns`).
 fn anonymizing_update(target: &str, rel: pg_sys::Oid, set: &[String], predicate: &str) -> String {
     let kept = kept_attnames(rel, set);
-    let generated = generated_columns(rel);
+    let generated = generated_columns(rel, set);
     let is_generated = |c: &String| generated.iter().any(|(g, _)| g == c);
     let assignments: Vec<String> = set
         .iter()
@@ -355,15 +359,19 @@ fn anonymizing_update(target: &str, rel: pg_sys::Oid, set: &[String], predicate:
         .map(|c| format!("t.{} IS NULL", quote_ident(c)))
         .collect();
     let mut before = vec![format!("ROW({}) AS encml_kept", columns_of("t", &kept))];
-    for (i, (g, built_in)) in generated.iter().enumerate() {
-        if set.contains(g) || *built_in {
-            continue;
+    for (i, (g, reads_cleared)) in generated.iter().enumerate() {
+        if set.contains(g) {
+            continue; // IS NULL, above
         }
-        before.push(format!("ROW(t.{}) AS encml_generated_{i}", quote_ident(g)));
-        checks.push(format!(
-            "(t.{g} IS NULL OR ROW(t.{g}) OPERATOR(pg_catalog.*=) o.encml_generated_{i})",
-            g = quote_ident(g)
-        ));
+        if *reads_cleared {
+            checks.push(format!("t.{} IS NULL", quote_ident(g)));
+        } else {
+            before.push(format!("ROW(t.{}) AS encml_generated_{i}", quote_ident(g)));
+            checks.push(format!(
+                "ROW(t.{}) OPERATOR(pg_catalog.*=) o.encml_generated_{i}",
+                quote_ident(g)
+            ));
+        }
     }
     checks.push(format!(
         "ROW({}) OPERATOR(pg_catalog.*=) o.encml_kept",

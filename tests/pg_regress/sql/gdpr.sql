@@ -1040,16 +1040,34 @@ SELECT encml.classify('gdpr_r19', 'ssn', 'pii');
 SELECT encml.register_subject_column('gdpr_r19', 'user_id', on_forget => 'anonymize');
 SELECT try($$SELECT encml.subject_forget('kate')$$) AS shadowed;
 SELECT user_id, ssn, amount, notes FROM gdpr_r19;
--- Generated columns of built-in functions: a classified one is cleared by recomputation.
+-- Built-in functions too (attacker round 20): a trigger set extra_float_digits from the cleared
+-- ssn for the row, and a generated float8::text column of a kept column recorded the digit.
+-- Every generated column comes out fixed: NULL if it reads a cleared column, else as it was.
 ALTER TABLE gdpr_r19 DROP COLUMN notes;
+ALTER TABLE gdpr_r19 ADD COLUMN ratio text GENERATED ALWAYS AS ((1 / (amount::float8 + 0.123))::text) STORED;
+CREATE FUNCTION gdpr_r20_digits() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF encml.in_subject_erasure() THEN
+    PERFORM set_config('extra_float_digits', (-substr(regexp_replace(OLD.ssn, '\D', '', 'g'), 1, 1)::int)::text, true);
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER digits BEFORE UPDATE ON gdpr_r19 FOR EACH ROW EXECUTE FUNCTION gdpr_r20_digits();
+SELECT try($$SELECT encml.subject_forget('kate')$$) AS steered_by_a_setting;
+SELECT user_id, ssn, ratio FROM gdpr_r19;
+DROP TRIGGER digits ON gdpr_r19;
+-- A generated column that reads a cleared column and does not come out NULL fails the erasure;
+-- a classified one is cleared by recomputation.
 ALTER TABLE gdpr_r19 ADD COLUMN ssn_last4 text GENERATED ALWAYS AS (right(ssn, 4)) STORED,
   ADD COLUMN id_length int GENERATED ALWAYS AS (coalesce(length(user_id), 0)) STORED;
 SELECT encml.classify('gdpr_r19', 'ssn_last4', 'pii');
+SELECT try($$SELECT encml.subject_forget('kate')$$) AS not_null_over_a_cleared_column;
+ALTER TABLE gdpr_r19 DROP COLUMN id_length;
 SELECT encml.subject_forget('kate') -> 'tables' @> '[{"rows": 1}]' AS anonymized;
-SELECT user_id, ssn, amount, ssn_last4, id_length FROM gdpr_r19;
+SELECT user_id, ssn, amount, ssn_last4, ratio FROM gdpr_r19;
 SELECT encml.unregister_subject_column('gdpr_r19', 'user_id');
 DROP TABLE gdpr_r19;
-DROP FUNCTION gdpr_r19_shadow(text);
+DROP FUNCTION gdpr_r19_shadow(text), gdpr_r20_digits();
 -- A name column holds identifiers cut to 63 bytes; the erasure finds them as Postgres's own
 -- `WHERE col = '...'` does (a longer identifier was not found, attacker round 13).
 CREATE TABLE gdpr_r13n (user_id name);
