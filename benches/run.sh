@@ -35,6 +35,7 @@ psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
   -v fheupdates="${BENCH_FHE_UPDATES:-1000}" -v fhedim="${BENCH_FHE_DIM:-1000}" -v runs="${BENCH_FHE_RUNS:-7}" \
   -f benches/fhe.sql | tee -a target/bench/results.md
 bash benches/fhe_uint32.sh | tee -a target/bench/results.md
+bash benches/fhe_proven.sh | tee -a target/bench/results.md
 psql -X -q -v ON_ERROR_STOP=1 -d encml_bench \
   -v zrows="${BENCH_ZT_ROWS:-200000}" -v runs="$RUNS" \
   -f benches/zero_trust.sql | tee -a target/bench/results.md

@@ -53,7 +53,16 @@ CREATE TABLE fhe_rounds (
     total             fhe_vector,
     CHECK ((status = 'closed') = (total IS NOT NULL)),
     -- Takes proven updates only (its key set has a CRS); false: opened with unproven => true.
-    proven            boolean NOT NULL DEFAULT false
+    proven            boolean NOT NULL DEFAULT false,
+    -- The only role the sum is released to (NULL: every member of encml_fhe_decryptor).
+    decryptor         regrole,
+    -- A differentially private sum (fhe_close_round with dp_epsilon, dp_delta): the privacy
+    -- loss each read of it is charged, and the noise's standard deviation in values.
+    dp_epsilon        double precision,
+    dp_delta          double precision,
+    dp_sigma          double precision,
+    CONSTRAINT fhe_rounds_dp CHECK ((dp_epsilon IS NULL) = (dp_delta IS NULL)
+                                    AND (dp_epsilon IS NULL) = (dp_sigma IS NULL))
 );
 COMMENT ON TABLE fhe_rounds IS 'pg_encrypt_ml: aggregation rounds and their released sums';
 
@@ -86,7 +95,8 @@ GRANT SELECT ON fhe_key_sets TO PUBLIC;
 -- What a client needs to encrypt for a round, and how far it is; never a ciphertext.
 CREATE VIEW fhe_round_status AS
 SELECT id, keyset, dim, value_bits, frac_bits, message_bits, min_contributions,
-       max_contributions, contributions, status, opened_by, opened_at, closed_at, proven
+       max_contributions, contributions, status, opened_by, opened_at, closed_at, proven,
+       decryptor, dp_epsilon, dp_delta, dp_sigma
   FROM fhe_rounds;
 COMMENT ON VIEW fhe_round_status IS 'pg_encrypt_ml: aggregation rounds: parameters, contribution count and status (no ciphertexts)';
 GRANT SELECT ON fhe_round_status TO encml_fhe_admin, encml_fhe_contributor, encml_fhe_decryptor;

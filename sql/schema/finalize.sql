@@ -343,16 +343,18 @@ COMMENT ON FUNCTION fhe_decrypt_uint32(fhe_uint32, bytea) IS
     'TEST AND DEMO ONLY (needs encml.fhe_client_functions): decrypts with a client key passed in';
 COMMENT ON FUNCTION fhe_decrypt_bool(fhe_bool, bytea) IS
     'TEST AND DEMO ONLY (needs encml.fhe_client_functions): decrypts an encrypted boolean with a client key passed in';
-COMMENT ON FUNCTION fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean) IS
-    'Opens an aggregation round for vectors of dim values with its fixed-point encoding and contribution limits; proven updates only unless unproven => true on a key set without CRS; returns its id (encml_fhe_admin)';
+COMMENT ON FUNCTION fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean, regrole) IS
+    'Opens an aggregation round for vectors of dim values with its fixed-point encoding and contribution limits; proven updates only unless unproven => true on a key set without CRS; decryptor: the only role its sum is released to; returns its id (encml_fhe_admin)';
 COMMENT ON FUNCTION fhe_submit(bigint, fhe_vector) IS
     'Submits one encrypted update to an open unproven round (once per ciphertext); returns the round''s count (encml_fhe_contributor)';
 COMMENT ON FUNCTION fhe_submit_proven(bigint, bytea) IS
     'Submits a proven update (pg_encrypt_ml-fhe encrypt --crs) to an open round, verified before it is stored; returns the round''s count (encml_fhe_contributor)';
 COMMENT ON FUNCTION fhe_close_round(bigint) IS
     'Closes a round: sums its updates once and discards them; refuses below min_contributions (encml_fhe_admin)';
+COMMENT ON FUNCTION fhe_close_round(bigint, double precision, double precision) IS
+    'Closes a proven round with a differentially private sum: discrete Gaussian noise for (dp_epsilon, dp_delta) at L2 sensitivity 2^(value_bits-1)*sqrt(dim), added encrypted; each read of the sum is charged to the reader (encml_fhe_admin)';
 COMMENT ON FUNCTION fhe_round_sum(bigint) IS
-    'The encrypted sum of a closed round: the decrypting party''s only access to round data (encml_fhe_decryptor)';
+    'The encrypted sum of a closed round, to its decryptor only: the decrypting party''s only access to round data; a differentially private sum charges the reader''s privacy budget at each read (encml_fhe_decryptor)';
 
 -- Differential privacy (sql/schema/dp.sql)
 COMMENT ON FUNCTION set_privacy_budget(regrole, double precision, double precision, text) IS
@@ -553,7 +555,8 @@ TO PUBLIC;
 -- _decryptor, and separation of duties): a refusal leaves a security event, which an EXECUTE
 -- grant refused by Postgres before the function runs would not.
 GRANT EXECUTE ON FUNCTION fhe_register_keyset(text, bytea), fhe_register_keyset(text, bytea, bytea),
-    fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean), fhe_close_round(bigint),
+    fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean, regrole), fhe_close_round(bigint),
+    fhe_close_round(bigint, double precision, double precision),
     fhe_submit(bigint, fhe_vector), fhe_submit_proven(bigint, bytea), fhe_round_sum(bigint)
 TO PUBLIC;
 GRANT EXECUTE ON FUNCTION library_version() TO PUBLIC;

@@ -902,12 +902,19 @@ DELETE FROM @extschema@.subject_columns s
 -- upgrade stay unproven: their key sets have no CRS.
 ALTER TABLE @extschema@.fhe_keysets ADD COLUMN proof_crs bytea,
     ADD CONSTRAINT fhe_keysets_proofs_vector CHECK (proof_crs IS NULL OR kind = 'vector');
-ALTER TABLE @extschema@.fhe_rounds ADD COLUMN proven boolean NOT NULL DEFAULT false;
+ALTER TABLE @extschema@.fhe_rounds ADD COLUMN proven boolean NOT NULL DEFAULT false,
+    ADD COLUMN decryptor regrole,
+    ADD COLUMN dp_epsilon double precision,
+    ADD COLUMN dp_delta double precision,
+    ADD COLUMN dp_sigma double precision,
+    ADD CONSTRAINT fhe_rounds_dp CHECK ((dp_epsilon IS NULL) = (dp_delta IS NULL)
+                                        AND (dp_epsilon IS NULL) = (dp_sigma IS NULL));
 CREATE OR REPLACE VIEW @extschema@.fhe_key_sets AS
 SELECT id, name, kind, public_material, created_by, created_at, proof_crs FROM @extschema@.fhe_keysets;
 CREATE OR REPLACE VIEW @extschema@.fhe_round_status AS
 SELECT id, keyset, dim, value_bits, frac_bits, message_bits, min_contributions,
-       max_contributions, contributions, status, opened_by, opened_at, closed_at, proven
+       max_contributions, contributions, status, opened_by, opened_at, closed_at, proven,
+       decryptor, dp_epsilon, dp_delta, dp_sigma
   FROM @extschema@.fhe_rounds;
 CREATE FUNCTION @extschema@.fhe_register_keyset("name" text, "public_material" bytea, "proof_crs" bytea)
 RETURNS uuid
@@ -920,13 +927,23 @@ DROP FUNCTION @extschema@.fhe_open_round(uuid, integer, integer, integer, intege
 CREATE FUNCTION @extschema@.fhe_open_round(
     "keyset" uuid, "dim" integer, "min_contributions" integer DEFAULT 10,
     "max_contributions" integer DEFAULT 1000, "value_bits" integer DEFAULT 16,
-    "frac_bits" integer DEFAULT 8, "unproven" boolean DEFAULT false
+    "frac_bits" integer DEFAULT 8, "unproven" boolean DEFAULT false,
+    "decryptor" regrole DEFAULT NULL
 ) RETURNS bigint
-STRICT VOLATILE PARALLEL UNSAFE
+VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'fhe_open_round_v2_wrapper';
-COMMENT ON FUNCTION @extschema@.fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean) IS
-    'Opens an aggregation round for vectors of dim values with its fixed-point encoding and contribution limits; proven updates only unless unproven => true on a key set without CRS; returns its id (encml_fhe_admin)';
+COMMENT ON FUNCTION @extschema@.fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean, regrole) IS
+    'Opens an aggregation round for vectors of dim values with its fixed-point encoding and contribution limits; proven updates only unless unproven => true on a key set without CRS; decryptor: the only role its sum is released to; returns its id (encml_fhe_admin)';
+CREATE FUNCTION @extschema@.fhe_close_round("round" bigint, "dp_epsilon" double precision, "dp_delta" double precision)
+RETURNS integer
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'fhe_close_round_dp_wrapper';
+COMMENT ON FUNCTION @extschema@.fhe_close_round(bigint, double precision, double precision) IS
+    'Closes a proven round with a differentially private sum: discrete Gaussian noise for (dp_epsilon, dp_delta) at L2 sensitivity 2^(value_bits-1)*sqrt(dim), added encrypted; each read of the sum is charged to the reader (encml_fhe_admin)';
+COMMENT ON FUNCTION @extschema@.fhe_round_sum(bigint) IS
+    'The encrypted sum of a closed round, to its decryptor only: the decrypting party''s only access to round data; a differentially private sum charges the reader''s privacy budget at each read (encml_fhe_decryptor)';
 CREATE FUNCTION @extschema@.fhe_submit_proven("round" bigint, "update" bytea) RETURNS integer
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -936,11 +953,13 @@ COMMENT ON FUNCTION @extschema@.fhe_submit(bigint, fhe_vector) IS
 COMMENT ON FUNCTION @extschema@.fhe_submit_proven(bigint, bytea) IS
     'Submits a proven update (pg_encrypt_ml-fhe encrypt --crs) to an open round, verified before it is stored; returns the round''s count (encml_fhe_contributor)';
 REVOKE ALL ON FUNCTION @extschema@.fhe_register_keyset(text, bytea, bytea),
-    @extschema@.fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean),
+    @extschema@.fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean, regrole),
+    @extschema@.fhe_close_round(bigint, double precision, double precision),
     @extschema@.fhe_submit_proven(bigint, bytea)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.fhe_register_keyset(text, bytea, bytea),
-    @extschema@.fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean),
+    @extschema@.fhe_open_round(uuid, integer, integer, integer, integer, integer, boolean, regrole),
+    @extschema@.fhe_close_round(bigint, double precision, double precision),
     @extschema@.fhe_submit_proven(bigint, bytea)
 TO PUBLIC;
 

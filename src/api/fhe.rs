@@ -4,10 +4,11 @@
 use crate::fhe::{fhe_error, keysets, rounds};
 use crate::pg::aggregate::Aggregate;
 use crate::pg::c_functions;
-use crate::pg::errors::{raise, raise_full};
+use crate::pg::errors::{not_null, raise, raise_full};
 use crate::pg::expanded::{self, FlatForm};
 use crate::pg::gucs::FHE_CLIENT_FUNCTIONS;
 use crate::types::fhe_vector::{FheVector, FheVectorOut};
+use crate::types::reg::RegRole;
 use crate::types::varlena::{ByteaBytes, OwnedVarlena, VarlenaBytes};
 use encml_fhe::keys::SecretKey;
 use encml_fhe::params::Encoding;
@@ -130,25 +131,30 @@ fn fhe_decrypt(value: FheVector<'_>, secret_key: ByteaBytes<'_>) -> Vec<f64> {
 }
 
 /// Opens an aggregation round; returns its id (encml_fhe_admin). Rounds of a key set without a
-/// CRS need `unproven => true`.
-#[pg_extern(volatile, strict, parallel_unsafe, name = "fhe_open_round")]
+/// CRS need `unproven => true`; `decryptor` (NULL: any member of encml_fhe_decryptor) is the
+/// only role the round's sum is released to. Not strict, for that NULL; every other argument
+/// must be given.
+#[pg_extern(volatile, parallel_unsafe, name = "fhe_open_round")]
+#[allow(clippy::too_many_arguments)]
 fn fhe_open_round_v2(
-    keyset: Uuid,
-    dim: i32,
-    min_contributions: default!(i32, 10),
-    max_contributions: default!(i32, 1000),
-    value_bits: default!(i32, 16),
-    frac_bits: default!(i32, 8),
-    unproven: default!(bool, false),
+    keyset: Option<Uuid>,
+    dim: Option<i32>,
+    min_contributions: default!(Option<i32>, 10),
+    max_contributions: default!(Option<i32>, 1000),
+    value_bits: default!(Option<i32>, 16),
+    frac_bits: default!(Option<i32>, 8),
+    unproven: default!(Option<bool>, false),
+    decryptor: default!(Option<RegRole>, "NULL"),
 ) -> i64 {
     rounds::open(
-        keyset,
-        dim,
-        min_contributions,
-        max_contributions,
-        value_bits,
-        frac_bits,
-        unproven,
+        not_null(keyset, "keyset"),
+        not_null(dim, "dim"),
+        not_null(min_contributions, "min_contributions"),
+        not_null(max_contributions, "max_contributions"),
+        not_null(value_bits, "value_bits"),
+        not_null(frac_bits, "frac_bits"),
+        not_null(unproven, "unproven"),
+        decryptor.map(|RegRole(r)| r),
     )
 }
 
@@ -172,6 +178,7 @@ fn fhe_open_round(
         value_bits,
         frac_bits,
         true,
+        None,
     )
 }
 
@@ -192,7 +199,15 @@ fn fhe_submit_proven(round: i64, update: ByteaBytes<'_>) -> i32 {
 /// Closes a round and computes its sum once (encml_fhe_admin); refuses below min_contributions.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn fhe_close_round(round: i64) -> i32 {
-    rounds::close(round)
+    rounds::close(round, None)
+}
+
+/// Closes a proven round with a differentially private sum: discrete Gaussian noise for
+/// (dp_epsilon, dp_delta) at the sensitivity the proofs bound, added to the encrypted sum; each
+/// read of the sum is charged to the reader's privacy budget (encml_fhe_admin).
+#[pg_extern(volatile, strict, parallel_unsafe, name = "fhe_close_round")]
+fn fhe_close_round_dp(round: i64, dp_epsilon: f64, dp_delta: f64) -> i32 {
+    rounds::close(round, Some((dp_epsilon, dp_delta)))
 }
 
 /// The encrypted sum of a closed round (encml_fhe_decryptor).

@@ -60,6 +60,25 @@ pub(crate) fn require(operation: &str, group: &str) -> pg_sys::Oid {
     me
 }
 
+/// Refuses (22023) a round's own decryptor that could not read its sum: a role without the
+/// privileges of encml_fhe_decryptor, or one that also contributes or runs rounds.
+fn require_decrypting_role(role: pg_sys::Oid) {
+    let decrypts = has_privs_of_role_named(role, DECRYPTOR_ROLE);
+    let conflict = has_privs_of_role_named(role, ADMIN_ROLE)
+        || has_privs_of_role_named(role, CONTRIBUTOR_ROLE);
+    if !decrypts || conflict {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "role {} cannot be a round's decryptor: it must have the privileges of {DECRYPTOR_ROLE} and neither contribute nor run rounds",
+                role_name(role)
+            ),
+            None,
+            Some(format!("GRANT {DECRYPTOR_ROLE} TO the role that holds the secret key.")),
+        );
+    }
+}
+
 pub(crate) fn spi_err(e: pgrx::spi::SpiError) -> ! {
     crate::pg::errors::spi_failed("FHE round catalog", e)
 }
@@ -73,8 +92,12 @@ pub fn open(
     value_bits: i32,
     frac_bits: i32,
     unproven: bool,
+    decryptor: Option<pg_sys::Oid>,
 ) -> i64 {
     let me = require("fhe_open_round", ADMIN_ROLE);
+    if let Some(role) = decryptor {
+        require_decrypting_role(role);
+    }
     if dim <= 0 {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -162,8 +185,16 @@ pub fn open(
     // (A 0.1.0 schema, before ALTER EXTENSION UPDATE, has no `proven` column: its rounds are
     // unproven; $9 is then passed and not used.)
     let (column, value) = if crate::fhe::keysets::proofs_supported() {
-        (", proven", ", $9")
+        (", proven, decryptor", ", $9, $10::regrole")
     } else {
+        if decryptor.is_some() {
+            raise_full(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "a round's own decryptor needs the 0.2.0 schema",
+                None,
+                Some("Run ALTER EXTENSION pg_encrypt_ml UPDATE.".into()),
+            );
+        }
         ("", "")
     };
     let insert = format!(
@@ -186,6 +217,7 @@ pub fn open(
                     max_contributions.into(),
                     oid_arg(me),
                     proven.into(),
+                    decryptor.into(),
                 ],
             )
             .unwrap_or_else(|e| spi_err(e))
@@ -200,7 +232,7 @@ pub fn open(
         None,
         json!({ "round": id, "keyset": keyset.to_string(), "dim": dim,
                 "min_contributions": min_contributions, "max_contributions": max_contributions,
-                "proven": proven }),
+                "proven": proven, "decryptor": decryptor.map(role_name) }),
     );
     id
 }
@@ -209,16 +241,17 @@ pub fn open(
 /// submitting (submissions to one round take turns, so the count never passes
 /// max_contributions, which bounds the noise), `FOR UPDATE` while closing (waits for
 /// submissions in flight; later ones see the round closed).
-struct Round {
-    keyset: Uuid,
-    dim: i32,
-    encoding: Encoding,
+pub(crate) struct Round {
+    pub keyset: Uuid,
+    pub dim: i32,
+    pub encoding: Encoding,
     min: i32,
     max: i32,
-    count: i32,
+    /// Updates submitted (after a close: summed).
+    pub count: i32,
     open: bool,
     /// Takes proven updates only (its key set has a CRS).
-    proven: bool,
+    pub proven: bool,
 }
 
 /// The round's row, locked in `mode` (`None`: read without a lock; a round's parameters never
@@ -506,10 +539,20 @@ pub fn submit(round: i64, update: &[u8]) -> i32 {
 }
 
 /// Closes a round: sums its updates once, keeps the sum, discards the updates. Refuses (and
-/// releases nothing) while fewer than `min_contributions` arrived. Returns the number summed.
-pub fn close(round: i64) -> i32 {
+/// releases nothing) while fewer than `min_contributions` arrived. With `dp` (epsilon, delta),
+/// adds discrete Gaussian noise to the encrypted sum (`dp_noise`) and records what each read of
+/// it will be charged. Returns the number summed.
+pub fn close(round: i64, dp: Option<(f64, f64)>) -> i32 {
     require("fhe_close_round", ADMIN_ROLE);
-    let n = crate::pg::catalog_access::as_extension_owner(|| {
+    if dp.is_some() && !crate::fhe::keysets::proofs_supported() {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "differentially private round sums need the 0.2.0 schema",
+            None,
+            Some("Run ALTER EXTENSION pg_encrypt_ml UPDATE.".into()),
+        );
+    }
+    let (n, sigma) = crate::pg::catalog_access::as_extension_owner(|| {
         Spi::connect_mut(|c| {
             let r = lock_round(c, round, Some("UPDATE"));
             if !r.open {
@@ -542,55 +585,128 @@ pub fn close(round: i64) -> i32 {
                     Some("Wait for more contributions; the round stays open.".into()),
                 );
             }
-            c.update(
-                "UPDATE encml.fhe_rounds SET status = 'closed', closed_at = now(), \
-                        total = (SELECT encml.fhe_vector_sum(update) FROM encml.fhe_contributions \
-                                  WHERE round = $1) \
-                  WHERE id = $1",
-                None,
-                &[round.into()],
-            )
-            .unwrap_or_else(|e| spi_err(e));
+            // Calibrated and checked before anything changes.
+            let noise =
+                dp.map(|(epsilon, delta)| crate::fhe::dp_noise::plan(round, &r, epsilon, delta));
+            let total = c
+                .update(
+                    "UPDATE encml.fhe_rounds SET status = 'closed', closed_at = now(), \
+                            total = (SELECT encml.fhe_vector_sum(update) FROM encml.fhe_contributions \
+                                      WHERE round = $1) \
+                      WHERE id = $1 RETURNING total::bytea",
+                    None,
+                    &[round.into()],
+                )
+                .unwrap_or_else(|e| spi_err(e))
+                .first()
+                .get_one::<Vec<u8>>()
+                .unwrap_or_else(|e| spi_err(e))
+                .expect("the round's sum");
+            if let Some(noise) = &noise {
+                let noisy = noise.add_to(&r, &total);
+                c.update(
+                    "UPDATE encml.fhe_rounds SET total = $2::encml.fhe_vector, dp_epsilon = $3, \
+                            dp_delta = $4, dp_sigma = $5 \
+                      WHERE id = $1",
+                    None,
+                    &[
+                        round.into(),
+                        noisy.into(),
+                        noise.epsilon.into(),
+                        noise.delta.into(),
+                        noise.sigma_values(&r.encoding).into(),
+                    ],
+                )
+                .unwrap_or_else(|e| spi_err(e));
+            }
             c.update(
                 "UPDATE encml.fhe_contributions SET update = NULL WHERE round = $1",
                 None,
                 &[round.into()],
             )
             .unwrap_or_else(|e| spi_err(e));
-            r.count
+            (
+                r.count,
+                noise.map(|n| (n.epsilon, n.delta, n.sigma_values(&r.encoding))),
+            )
         })
     });
-    events::record(
-        "fhe_close_round",
-        None,
-        json!({ "round": round, "contributions": n }),
-    );
+    let mut detail = json!({ "round": round, "contributions": n });
+    if let Some((epsilon, delta, sigma)) = sigma {
+        detail["dp"] = json!({ "epsilon": epsilon, "delta": delta, "sigma": sigma });
+    }
+    events::record("fhe_close_round", None, detail);
     n
 }
 
-/// The sum of a closed round: the decrypting role's only access to round data.
+/// The sum of a closed round: the decrypting role's only access to round data. A round opened
+/// with its own decryptor releases it to that role only; a differentially private sum charges
+/// the reader's privacy budget at each read, before the sum is read, outside the transaction
+/// (a refusal releases nothing and stays recorded).
 pub fn sum(round: i64) -> FheVectorOut {
-    require("fhe_round_sum", DECRYPTOR_ROLE);
-    let total = crate::pg::catalog_access::as_extension_owner(|| {
+    let me = require("fhe_round_sum", DECRYPTOR_ROLE);
+    let v2 = crate::fhe::keysets::proofs_supported();
+    let columns = if v2 {
+        "decryptor::oid, dp_epsilon, dp_delta"
+    } else {
+        "NULL::oid, NULL::float8, NULL::float8" // a 0.1.0 schema
+    };
+    let meta = crate::pg::catalog_access::as_extension_owner(|| {
         crate::pg::catalog_access::read_rows(
-            "SELECT status = 'closed', total::bytea FROM encml.fhe_rounds WHERE id = $1",
+            &format!("SELECT status = 'closed', {columns} FROM encml.fhe_rounds WHERE id = $1"),
             &[crate::pg::catalog_access::arg(round)],
             1,
-            |row| (row.get::<bool>(1), row.get::<Vec<u8>>(2)),
+            |row| {
+                (
+                    row.get::<bool>(1).unwrap_or(false),
+                    row.get::<pg_sys::Oid>(2),
+                    row.get::<f64>(3),
+                    row.get::<f64>(4),
+                )
+            },
         )
     });
-    match total.into_iter().next() {
-        None => raise(
+    let Some((closed, decryptor, epsilon, delta)) = meta.into_iter().next() else {
+        raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("FHE round {round} does not exist"),
-        ),
-        Some((Some(true), Some(bytes))) => {
-            events::record("fhe_round_sum", None, json!({ "round": round }));
-            FheVectorOut(OwnedVarlena::from_slice(&bytes))
+        );
+    };
+    if let Some(role) = decryptor {
+        if !is_superuser(me) && !unsafe { pg_sys::has_privs_of_role(me, role) } {
+            events::refused(
+                "fhe_round_sum_refused",
+                json!({ "role": role_name(me), "round": round }),
+            );
+            raise(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!(
+                    "permission denied for fhe_round_sum: round {round} releases its sum to role {} only",
+                    role_name(role)
+                ),
+            );
         }
-        Some(_) => raise(
+    }
+    if !closed {
+        raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("FHE round {round} is not closed; its sum is not released"),
-        ),
+        );
     }
+    if let (Some(epsilon), Some(delta)) = (epsilon, delta) {
+        crate::privacy::charge::charge(epsilon, delta);
+    }
+    let total = crate::pg::catalog_access::as_extension_owner(|| {
+        crate::pg::catalog_access::select_one::<Vec<u8>>(
+            "SELECT total::bytea FROM encml.fhe_rounds WHERE id = $1",
+            &[crate::pg::catalog_access::arg(round)],
+        )
+    })
+    .expect("a closed round has a sum");
+    events::record(
+        "fhe_round_sum",
+        None,
+        json!({ "round": round, "dp": epsilon.map(|e| json!({ "epsilon": e, "delta": delta })) }),
+    );
+    FheVectorOut(OwnedVarlena::from_slice(&total))
 }

@@ -137,3 +137,14 @@ macro_rules! log_event {
         $crate::pg::errors::log_without_statement(&format!($($arg)*))
     };
 }
+
+/// `value`, or ERROR 22004 naming `what` (an argument of a function that is not strict because
+/// another of its arguments may be NULL).
+pub fn not_null<T>(value: Option<T>, what: &str) -> T {
+    value.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{what} must not be NULL"),
+        )
+    })
+}

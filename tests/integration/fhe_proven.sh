@@ -67,8 +67,9 @@ for c in 0 1 2; do
 done
 "$FHE" info --in "$WORK/u0.bin" >"$WORK/u0.info"
 assert_match "the tool shows a proven update's header" "proven update: keyset=$KS round=$ROUND dim=100 value_bits=16 frac_bits=4 message_bits=19 values_per_proof=64" "$(cat "$WORK/u0.info")"
-submit() { # submit ROLE FILE [ROUND]
-  q "$DB" "SET ROLE $1; SELECT encml.fhe_submit_proven(${3:-$ROUND}, decode('$(base64 -w0 "$2")', 'base64'))"
+submit() { # submit ROLE FILE [ROUND] (on psql's standard input: an update can pass ARG_MAX)
+  { echo "SET ROLE $1;"; printf "SELECT encml.fhe_submit_proven(%s, decode('" "${3:-$ROUND}"
+    base64 -w0 "$2"; echo "', 'base64'));"; } | psql -X -q -v ON_ERROR_STOP=1 -At -d "$DB"
 }
 # attack ROUND FILE: the attacker's contributor role (no update of its own yet) submits FILE as
 # a proven update; prints the SQLSTATE and message it gets.
@@ -141,3 +142,63 @@ q "$DB" "SELECT encml.fhe_round_sum($ROUND)" >"$WORK/sum.b64"
 "$FHE" decrypt --secret-key "$WORK/keys/secret.key" --in "$WORK/sum.b64" --json >"$WORK/sum.json"
 assert_eq "the decrypted sum of proven updates equals the plaintext sum" "equal" \
   "$(python3 -c "import json; a=json.load(open('$WORK/sum.json')); b=json.load(open('$WORK/expected.json')); print('equal' if a == b else f'differ at {[i for i in range(len(a)) if a[i] != b[i]][:5]}')")"
+
+# Differentially private round sums (docs/fhe.md): a key set whose CRS leaves room for the noise
+# (8-bit values, message bits for 4,096 updates), a round released to one decryptor role only,
+# two contributors of zero vectors: the decrypted sum is the noise alone.
+KSDP=$("$FHE" keygen --out "$WORK/dp" --proofs --value-bits 8 --max-contributions 4096 --values-per-proof 64 2>/dev/null)
+chmod 755 "$WORK/dp"; chmod 644 "$WORK/dp/public.key" "$WORK/dp/crs.bin"
+q "$DB" "SELECT encml.fhe_register_keyset('dp', pg_read_binary_file('$WORK/dp/public.key'), pg_read_binary_file('$WORK/dp/crs.bin'))" >/dev/null
+q "$DB" "DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'encml_it_dp_reader') THEN
+    CREATE ROLE encml_it_dp_reader NOLOGIN IN ROLE encml_fhe_decryptor; END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'encml_it_dp_other') THEN
+    CREATE ROLE encml_it_dp_other NOLOGIN IN ROLE encml_fhe_decryptor; END IF; END \$\$"
+DIM=1024
+DPROUND=$(q "$DB" "SELECT encml.fhe_open_round('$KSDP', $DIM, min_contributions => 2, max_contributions => 8, value_bits => 8, frac_bits => 0, decryptor => 'encml_it_dp_reader')")
+python3 -c "import json; json.dump([0] * $DIM, open('$WORK/zeros.json', 'w'))"
+for c in 0 1; do
+  "$FHE" encrypt --public-key "$WORK/dp/public.key" --crs "$WORK/dp/crs.bin" --round "$DPROUND" \
+    --frac-bits 0 --in "$WORK/zeros.json" --out "$WORK/z$c.bin"
+  submit "encml_it_prover_$c" "$WORK/z$c.bin" "$DPROUND" >/dev/null
+done
+assert_match "noise that could wrap the sum is refused before anything changes" "22023.*could wrap the sum" \
+  "$(q_err "$DB" "SELECT encml.fhe_close_round($DPROUND, dp_epsilon => 0.05, dp_delta => 1e-6)" || true)"
+assert_eq "the round is still open" "open" "$(q "$DB" "SELECT status FROM encml.fhe_round_status WHERE id = $DPROUND")"
+q "$DB" "SELECT encml.fhe_close_round($DPROUND, dp_epsilon => 1.0, dp_delta => 1e-6)" >/dev/null
+SIGMA=$(q "$DB" "SELECT dp_sigma FROM encml.fhe_round_status WHERE id = $DPROUND")
+q "$DB" "SELECT encml.set_privacy_budget('encml_it_dp_reader', 2.5, 1e-5)" >/dev/null
+assert_match "another decryptor may not read the round's sum" "42501.*releases its sum to role encml_it_dp_reader only" \
+  "$(q_err "$DB" "SET ROLE encml_it_dp_other; SELECT encml.fhe_round_sum($DPROUND)" || true)"
+q "$DB" "SET ROLE encml_it_dp_reader; SELECT encml.fhe_round_sum($DPROUND)" >"$WORK/dpsum.b64"
+charges() {
+  q "$DB" "SELECT count(*) FILTER (WHERE granted) || '/' || count(*) FILTER (WHERE NOT granted)
+             FROM encml.privacy_charges WHERE analyst = 'encml_it_dp_reader'::regrole"
+}
+assert_eq "one read, one charge" "1/0" "$(charges)"
+q "$DB" "BEGIN; SET ROLE encml_it_dp_reader; SELECT encml.fhe_round_sum($DPROUND) IS NOT NULL; ROLLBACK" >/dev/null
+assert_eq "a read in a transaction rolled back is charged all the same" "2/0" "$(charges)"
+assert_match "a read the budget no longer covers releases nothing" "42501.*privacy budget exhausted" \
+  "$(q_err "$DB" "SET ROLE encml_it_dp_reader; SELECT encml.fhe_round_sum($DPROUND)" || true)"
+assert_eq "the refusal is recorded" "2/1" "$(charges)"
+assert_eq "the budget spent is two reads' epsilon" "2" \
+  "$(q "$DB" "SELECT epsilon_spent FROM encml.privacy_budgets WHERE analyst = 'encml_it_dp_reader'::regrole")"
+"$FHE" decrypt --secret-key "$WORK/dp/secret.key" --in "$WORK/dpsum.b64" --json >"$WORK/dpsum.json"
+# The sum of zeros is the noise: over 1,024 values its variance is sigma^2 (standard error
+# sqrt(2/1024) = 4.4%: within 20%), its mean 0 (within 6 standard errors), 68.3% of it within
+# one sigma (standard error 1.5%: within 7 points), every value an integer.
+assert_eq "the decrypted DP sum has the stated noise" "ok" "$(python3 - "$WORK/dpsum.json" "$SIGMA" <<'PY'
+import json, math, sys
+z = json.load(open(sys.argv[1])); sigma = float(sys.argv[2]); n = len(z)
+mean = sum(z) / n
+var = sum((x - mean) ** 2 for x in z) / (n - 1)
+within = sum(1 for x in z if abs(x) <= sigma) / n
+problems = []
+if n != 1024: problems.append(f"{n} values")
+if abs(mean) > 6 * sigma / math.sqrt(n): problems.append(f"mean {mean}")
+if abs(var / sigma ** 2 - 1) > 0.2: problems.append(f"variance {var} vs {sigma ** 2}")
+if abs(within - 0.6827) > 0.07: problems.append(f"{within} within one sigma")
+if any(x != int(x) for x in z): problems.append("not integers")
+print("ok" if not problems else f"sigma {sigma}: " + ", ".join(problems))
+PY
+)"

@@ -103,7 +103,8 @@ SELECT count(*) AS bob_tickets FROM up_tickets
 -- Key sets and rounds from before the update have no CRS and stay unproven (0.2.0); a new round
 -- of such a key set needs unproven => true.
 SELECT name, proof_crs IS NULL AS no_crs FROM encml.fhe_key_sets ORDER BY 1;
-SELECT r.name, s.proven FROM up_rounds r JOIN encml.fhe_round_status s ON s.id = r.id ORDER BY 1;
+SELECT r.name, s.proven, s.decryptor, s.dp_epsilon FROM up_rounds r
+  JOIN encml.fhe_round_status s ON s.id = r.id ORDER BY 1;
 SELECT pg_temp.try(format('SELECT encml.fhe_open_round(%L, 3, min_contributions => 3)',
                           (SELECT id FROM encml.fhe_key_sets WHERE kind = 'vector'))) AS needs_unproven;
 -- The open FHE round reaches its minimum, closes, and decrypts.

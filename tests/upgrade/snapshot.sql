@@ -36,7 +36,11 @@ BEGIN
                                                 ('encml.column_classes', 'column_name'),
                                                 ('encml.subject_columns', 'attnum'),
                                                 ('encml.fhe_keysets', 'proof_crs'),
-                                                ('encml.fhe_rounds', 'proven'));
+                                                ('encml.fhe_rounds', 'proven'),
+                                                ('encml.fhe_rounds', 'decryptor'),
+                                                ('encml.fhe_rounds', 'dp_epsilon'),
+                                                ('encml.fhe_rounds', 'dp_delta'),
+                                                ('encml.fhe_rounds', 'dp_sigma'));
     EXECUTE format('SELECT count(*) || '' | '' || coalesce(md5(string_agg(r, E''\n'' ORDER BY r)), ''-'')
                       FROM (SELECT ROW(%s)::text AS r FROM %s x WHERE %s) s', cols, t,
                    CASE WHEN t = 'encml.audit_log'::regclass AND audit_through <> ''

@@ -8,6 +8,8 @@
 //! - [`partition`]: partition selection (which GROUP BY groups may be released).
 //! - [`state`]: aggregate states (count, sum, average) with contribution bounding per privacy
 //!   unit, merge for parallel aggregation, and a versioned binary form.
+//! - [`vector_noise`]: discrete Gaussian noise for a vector under an L2 sensitivity (the noise of
+//!   differentially private FHE round sums).
 
 pub mod error;
 pub mod flat;
@@ -15,5 +17,6 @@ pub mod mechanism;
 pub mod params;
 pub mod partition;
 pub mod state;
+pub mod vector_noise;
 
 pub use error::DpError;

@@ -93,6 +93,26 @@ impl Encoding {
         Ok(())
     }
 
+    /// Whether a sum of `terms` values plus added noise that stays within ±`noise_bound`
+    /// (fixed-point units; `noise_bound` is the tail bound of the noise distribution at the
+    /// accepted failure probability) fits the message space, the noise arriving as one more
+    /// encryption: the check of a differentially private round sum.
+    pub fn check_noisy_sum(&self, terms: u64, noise_bound: f64) -> Result<(), crate::FheError> {
+        self.check(terms + 1)?;
+        let reach = terms as f64 * (1u64 << (self.value_bits - 1)) as f64 + noise_bound;
+        let room = (1u64 << (self.message_bits - 1)) as f64;
+        if reach >= room {
+            return Err(crate::FheError::OutOfRange(format!(
+                "a sum of {terms} values of {} bits plus noise up to {noise_bound:.0} needs {} \
+                 message bits; the round has {}",
+                self.value_bits,
+                reach.log2().floor() as u32 + 2,
+                self.message_bits
+            )));
+        }
+        Ok(())
+    }
+
     fn delta_log2(&self) -> u32 {
         64 - self.message_bits as u32
     }

@@ -518,6 +518,37 @@ mod tests {
     }
 
     #[test]
+    fn noise_added_to_a_sum_of_proven_updates_decrypts_exactly() {
+        let (_, crs) = crs();
+        let (sk, pk) = generate();
+        let dim = 100;
+        let a: Vec<f64> = (0..dim).map(|i| i as f64 / 4.0 - 12.0).collect();
+        let va = verify(&encrypt_and_prove(&pk, crs, &a, 2, 9).unwrap(), &pk, crs, 9).unwrap();
+        let vb = verify(&encrypt_and_prove(&pk, crs, &a, 2, 9).unwrap(), &pk, crs, 9).unwrap();
+        let mut sum = va.clone();
+        sum.add_assign(&vb).unwrap();
+        // Noise far beyond the value bits (16) but inside the message bits (24).
+        let z: Vec<i64> = (0..dim as i64).map(|i| (i - 50) * 80_000).collect();
+        sum.encoding.check_noisy_sum(2, 4_000_000.0).unwrap();
+        let noise =
+            EncryptedVector::encrypt_single_fixed_point(&pk, &z, sum.encoding, crs.chunk).unwrap();
+        sum.add_assign(&noise).unwrap();
+        assert_eq!(sum.terms, 3);
+        let expected: Vec<f64> = a
+            .iter()
+            .zip(&z)
+            .map(|(x, z)| 2.0 * x + *z as f64 / 4.0)
+            .collect();
+        assert_eq!(sum.decrypt(&sk).unwrap(), expected);
+        // What does not fit the message bits is refused, and so is a sum the noise could wrap.
+        assert!(
+            EncryptedVector::encrypt_single_fixed_point(&pk, &[1 << 23], sum.encoding, 64).is_err()
+        );
+        assert!(sum.encoding.check_noisy_sum(2, 8_330_000.0).is_err());
+        assert!(sum.encoding.check_noisy_sum(200, 4_000_000.0).is_err());
+    }
+
+    #[test]
     fn forged_replayed_and_out_of_range_updates_are_refused() {
         let (_, crs) = crs();
         let (_, pk) = generate();

@@ -106,7 +106,6 @@ pub(crate) fn chunk_list(
 
 /// Puts the ciphertext list of chunk `c` (tfhe-rs's container: mask, then bodies) into a
 /// vector's words; the inverse of `chunk_list`.
-#[cfg_attr(not(any(feature = "zk", test)), allow(dead_code))]
 pub(crate) fn put_chunk(words: &mut [u64], dim: usize, chunk: usize, c: usize, list: &[u64]) {
     let masks = dim.div_ceil(chunk) * LWE_DIMENSION;
     let (start, len) = chunk_span(dim, chunk, c);
@@ -169,8 +168,69 @@ impl EncryptedVector {
         })
     }
 
+    /// Encrypts integers already in fixed point (x·2^frac_bits; any that fit the message bits,
+    /// not only the value bits) as one single encryption (`Scheme::Single`, `chunk` values per
+    /// mask), to be added to a sum of proven updates: the noise `fhe_close_round` adds to a
+    /// differentially private round sum. The sum's `terms` then count it, so the key holder
+    /// removes one more encryption's bias.
+    pub fn encrypt_single_fixed_point(
+        pk: &PublicKey,
+        ints: &[i64],
+        encoding: Encoding,
+        chunk: u32,
+    ) -> Result<Self, FheError> {
+        if ints.is_empty() || ints.len() > u32::MAX as usize {
+            return Err(FheError::OutOfRange(
+                "a vector needs 1 to 2^32 - 1 values".into(),
+            ));
+        }
+        if !Scheme::valid_chunk(chunk as usize) {
+            return Err(FheError::OutOfRange(format!(
+                "{chunk} values per mask is not a power of two from 64 to {LWE_DIMENSION}"
+            )));
+        }
+        encoding.check(1)?;
+        let limit = 1i64 << (encoding.message_bits - 1);
+        if let Some(z) = ints.iter().find(|z| !(-limit..limit).contains(*z)) {
+            return Err(FheError::OutOfRange(format!(
+                "{z} does not fit {} message bits",
+                encoding.message_bits
+            )));
+        }
+        let dim = ints.len();
+        let chunk_len = chunk as usize;
+        let mut words = vec![0u64; word_count(dim, chunk_len)];
+        let mut boxed = new_seeder();
+        let seeder = boxed.as_mut();
+        let mut gen =
+            EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
+        for (c, part) in ints.chunks(chunk_len).enumerate() {
+            let plain: Vec<u64> = part
+                .iter()
+                .map(|z| (*z as u64).wrapping_mul(encoding.delta()))
+                .collect();
+            let mut list = LweCompactCiphertextList::new(
+                0u64,
+                LweDimension(LWE_DIMENSION).to_lwe_size(),
+                LweCiphertextCount(part.len()),
+                modulus(),
+            );
+            encrypt_lwe_compact_ciphertext_list_with_compact_public_key(
+                &pk.key,
+                &mut list,
+                &PlaintextList::from_container(plain),
+                noise(),
+                noise(),
+                gen.noise_generator_mut(),
+            );
+            put_chunk(&mut words, dim, chunk_len, c, list.as_ref());
+        }
+        Ok(EncryptedVector::single(
+            pk.key_id, dim as u32, encoding, chunk, words,
+        ))
+    }
+
     /// A vector of one update from its words (a verified proven update, `proven`).
-    #[cfg_attr(not(feature = "zk"), allow(dead_code))]
     pub(crate) fn single(
         key_id: KeyId,
         dim: u32,

@@ -243,15 +243,45 @@ RESET ROLE;
 RESET SESSION AUTHORIZATION;
 SELECT contributions FROM encml.fhe_round_status WHERE id = :round4;
 
+-- Issue 28: a round's own decryptor is the only role its sum is released to; a differentially
+-- private sum needs a proven round (the noise itself: tests/integration/fhe_proven.sh).
+CREATE ROLE encml_regress_keyholder2 NOLOGIN IN ROLE encml_fhe_decryptor;
+SET ROLE encml_regress_coordinator;
+SELECT try(format('SELECT encml.fhe_open_round(%L, 100, min_contributions => 2, unproven => true, decryptor => %L)',
+                  :'ks', 'encml_regress_fhe_nobody')) AS not_a_decryptor;
+SELECT try(format('SELECT encml.fhe_open_round(%L, 100, min_contributions => 2, unproven => true, decryptor => %L)',
+                  :'ks', 'encml_regress_fhe_both')) AS decryptor_that_contributes;
+SELECT try('SELECT encml.fhe_open_round(NULL, 100)') AS null_keyset;
+SELECT encml.fhe_open_round(:'ks', 100, min_contributions => 2, unproven => true,
+                            decryptor => 'encml_regress_keyholder2') AS round5 \gset
+RESET ROLE;
+SET SESSION AUTHORIZATION encml_regress_c3;
+SELECT encml.fhe_submit(:round5, encml.fhe_encrypt(array_fill(1::float8, ARRAY[100]), :'ks')) AS submitted;
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION encml_regress_c4;
+SELECT encml.fhe_submit(:round5, encml.fhe_encrypt(array_fill(2::float8, ARRAY[100]), :'ks')) AS submitted;
+RESET SESSION AUTHORIZATION;
+SET ROLE encml_regress_coordinator;
+SELECT regexp_replace(try(format('SELECT encml.fhe_close_round(%s, 1.0, 1e-6)', :round5)), 'round [0-9]+', 'round <r>') AS dp_on_unproven;
+SELECT encml.fhe_close_round(:round5) AS summed5;
+RESET ROLE;
+SET ROLE encml_regress_keyholder;
+SELECT regexp_replace(try(format('SELECT encml.fhe_round_sum(%s)', :round5)), 'round [0-9]+', 'round <r>') AS another_decryptor_reads;
+RESET ROLE;
+SET ROLE encml_regress_keyholder2;
+SELECT encml.fhe_decrypt(encml.fhe_round_sum(:round5), :'sk') = array_fill(3::float8, ARRAY[100]) AS its_decryptor_reads;
+RESET ROLE;
+SELECT decryptor, dp_epsilon, dp_sigma FROM encml.fhe_round_status WHERE id = :round5;
+
 -- Every round operation and refusal is in the audit log.
 SELECT operation, count(*) FROM encml.audit_log
  WHERE kind = 'event' AND operation LIKE 'fhe%' GROUP BY operation ORDER BY operation;
 
 DROP TABLE fhe_plain, fhe_updates, fhe_expected;
 DROP OWNED BY encml_regress_coordinator, encml_regress_client, encml_regress_keyholder, encml_regress_fhe_nobody,
-    encml_regress_fhe_both;
+    encml_regress_fhe_both, encml_regress_keyholder2;
 DROP ROLE encml_regress_coordinator, encml_regress_client, encml_regress_keyholder, encml_regress_fhe_nobody,
-    encml_regress_fhe_both;
+    encml_regress_fhe_both, encml_regress_keyholder2;
 DO $$ BEGIN
     FOR n IN 2..10 LOOP
         EXECUTE format('DROP ROLE encml_regress_c%s', n);
