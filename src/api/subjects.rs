@@ -1539,6 +1539,7 @@ fn forget_here(subject: &str) -> Value {
             // a deleting registration of one of those would then find none of the subject's rows
             // to delete (attacker round 17).
             let mut done = Vec::new();
+            let mut changed = Vec::new();
             while let Some(reg) = registrations()
                 .into_iter()
                 .filter(|r| !done.contains(&r.ident()))
@@ -1546,6 +1547,9 @@ fn forget_here(subject: &str) -> Value {
             {
                 done.push(reg.ident());
                 if let Some(entry) = erase_in(&reg, subject, role, &mut plans) {
+                    if entry["rows"].as_u64().unwrap_or(0) > 0 {
+                        changed.push(reg.rel);
+                    }
                     tables.push(receipt_entry(&reg, &named, entry));
                 }
             }
@@ -1575,6 +1579,7 @@ fn forget_here(subject: &str) -> Value {
             if let Some(table) = erasure_guard::breach() {
                 erasure_guard::refuse(&table, "a write");
             }
+            refresh_statistics(&changed);
         });
         let (keys, versions) = catalog::destroy_subject_keys(subject);
         clear_cache();
@@ -1795,6 +1800,45 @@ fn lock_registered(rel: pg_sys::Oid) {
             .unwrap_or_else(|e| spi_err(e))
         });
     }
+}
+
+/// Analyzes again, in the erasure's transaction, every table in or under `rels` (the tables
+/// whose rows it deleted or anonymized) that has planner statistics: `pg_stats` shows sampled
+/// values of every column (most common values, histogram bounds) to whoever may read the
+/// table, and kept the erased identifier and values until the next ANALYZE (attacker round 21,
+/// also when an owner's trigger ran ANALYZE while the rows were still there). ANALYZE leaves out
+/// rows this transaction deleted and samples the anonymized versions; its statistics commit
+/// with the erasure.
+fn refresh_statistics(rels: &[pg_sys::Oid]) {
+    let mut members: Vec<pg_sys::Oid> = rels.iter().flat_map(|r| tree_of(*r)).collect();
+    members.sort_by_key(|m| m.to_u32());
+    members.dedup();
+    if members.is_empty() {
+        return;
+    }
+    let with_statistics: Vec<String> = as_extension_owner(|| {
+        crate::pg::catalog_access::read_rows(
+            "SELECT c.oid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_class c \
+              WHERE c.oid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.oid[]) \
+                AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,m}'::pg_catalog.\"char\"[]) \
+                AND (EXISTS (SELECT FROM pg_catalog.pg_statistic s \
+                              WHERE s.starelid OPERATOR(pg_catalog.=) c.oid) \
+                     OR EXISTS (SELECT FROM pg_catalog.pg_statistic_ext e \
+                                  JOIN pg_catalog.pg_statistic_ext_data d \
+                                    ON d.stxoid OPERATOR(pg_catalog.=) e.oid \
+                                 WHERE e.stxrelid OPERATOR(pg_catalog.=) c.oid)) \
+              ORDER BY c.oid",
+            &[crate::pg::catalog_access::arg(members)],
+            0,
+            |r| r.get::<String>(1).unwrap_or_default(),
+        )
+    });
+    if with_statistics.is_empty() {
+        return;
+    }
+    as_extension_owner(|| {
+        Spi::run(&format!("ANALYZE {}", with_statistics.join(", "))).unwrap_or_else(|e| spi_err(e))
+    });
 }
 
 /// Erases the subject's rows in the registered column (deletes or anonymizes them, as

@@ -1068,6 +1068,31 @@ SELECT user_id, ssn, amount, ssn_last4, ratio FROM gdpr_r19;
 SELECT encml.unregister_subject_column('gdpr_r19', 'user_id');
 DROP TABLE gdpr_r19;
 DROP FUNCTION gdpr_r19_shadow(text), gdpr_r20_digits();
+-- Attacker round 21: planner statistics kept the erased identifier and pii values (pg_stats
+-- shows them to whoever may read the table), also when an owner's trigger ran ANALYZE while
+-- the subject's rows were there. The erasure analyzes the tables it changed that have any.
+CREATE TABLE gdpr_r21 (user_id text, email text, n int);
+INSERT INTO gdpr_r21 SELECT 'other' || g, 'o' || g || '@example.org', g FROM generate_series(1, 20) g;
+INSERT INTO gdpr_r21 VALUES ('zed', 'zed@example.org', 0);
+SELECT encml.classify('gdpr_r21', 'email', 'pii');
+SELECT encml.register_subject_column('gdpr_r21', 'user_id');
+CREATE TABLE gdpr_r21_anon (user_id text, email text);
+INSERT INTO gdpr_r21_anon VALUES ('zed', 'zed@example.org'), ('amy', 'amy@example.org');
+SELECT encml.classify('gdpr_r21_anon', 'email', 'pii');
+SELECT encml.register_subject_column('gdpr_r21_anon', 'user_id', on_forget => 'anonymize');
+ANALYZE gdpr_r21_anon;
+CREATE FUNCTION gdpr_r21_analyze() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN ANALYZE public.gdpr_r21; RETURN OLD; END$$;
+CREATE TRIGGER analyze_first BEFORE DELETE ON gdpr_r21 FOR EACH ROW EXECUTE FUNCTION gdpr_r21_analyze();
+SELECT count(*) AS columns_showing_zed FROM pg_stats
+ WHERE tablename = 'gdpr_r21_anon' AND (coalesce(most_common_vals::text, '') || coalesce(histogram_bounds::text, '')) LIKE '%zed%';
+SELECT encml.subject_forget('zed') -> 'tables' @> '[{"rows": 1}]' AS erased;
+SELECT tablename, attname FROM pg_stats
+ WHERE tablename IN ('gdpr_r21', 'gdpr_r21_anon') AND (coalesce(most_common_vals::text, '') || coalesce(histogram_bounds::text, '')) LIKE '%zed%';
+SELECT count(*) > 0 AS statistics_kept FROM pg_stats WHERE tablename IN ('gdpr_r21', 'gdpr_r21_anon');
+SELECT encml.unregister_subject_column('gdpr_r21', 'user_id'), encml.unregister_subject_column('gdpr_r21_anon', 'user_id');
+DROP TABLE gdpr_r21, gdpr_r21_anon;
+DROP FUNCTION gdpr_r21_analyze();
 -- A name column holds identifiers cut to 63 bytes; the erasure finds them as Postgres's own
 -- `WHERE col = '...'` does (a longer identifier was not found, attacker round 13).
 CREATE TABLE gdpr_r13n (user_id name);
