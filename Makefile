@@ -21,10 +21,15 @@ UNLINK_SO = rm -f "$$($(PG_CONFIG) --pkglibdir 2>/dev/null || echo /nonexistent)
 deps:
 	@bash scripts/install-deps.sh
 
+# The extension, and the FHE client tool in $(BINDIR) (docs/fhe.md "The tool").
+BINDIR ?= /usr/local/bin
 install: deps
 	@$(UNLINK_SO)
 	cargo pgrx install --release --pg-config $(PG_CONFIG)
 	@bash scripts/install-sql.sh
+	cargo build --release --locked -p encml-fhe --features uint32,zk --bin pg_encrypt_ml-fhe
+	install -D -m 0755 target/release/pg_encrypt_ml-fhe $(DESTDIR)$(BINDIR)/pg_encrypt_ml-fhe
+	@echo "pg_encrypt_ml-fhe installed in $(DESTDIR)$(BINDIR)"
 
 # Dev profile (dependencies optimized, see Cargo.toml): what the tests run against.
 install-dev: deps

@@ -146,7 +146,7 @@ assert_eq "the decrypted sum of proven updates equals the plaintext sum" "equal"
 # Differentially private round sums (docs/fhe.md): a key set whose CRS leaves room for the noise
 # (8-bit values, message bits for 4,096 updates), a round released to one decryptor role only,
 # two contributors of zero vectors: the decrypted sum is the noise alone.
-KSDP=$("$FHE" keygen --out "$WORK/dp" --proofs --value-bits 8 --max-contributions 4096 --values-per-proof 64 2>/dev/null)
+KSDP=$("$FHE" keygen --out "$WORK/dp" --proofs --value-bits 8 --max-contributions 4096 --values-per-proof 1024 2>/dev/null)
 chmod 755 "$WORK/dp"; chmod 644 "$WORK/dp/public.key" "$WORK/dp/crs.bin"
 q "$DB" "SELECT encml.fhe_register_keyset('dp', pg_read_binary_file('$WORK/dp/public.key'), pg_read_binary_file('$WORK/dp/crs.bin'))" >/dev/null
 q "$DB" "DO \$\$ BEGIN

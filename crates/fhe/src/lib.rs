@@ -12,8 +12,11 @@
 //! - [`vector`]: the ciphertext format, encryption, addition and decryption;
 //! - [`sum`]: a running sum that refuses the same ciphertext twice (the aggregate's state);
 //! - [`proven`] (feature `zk`): updates with zero-knowledge proofs that they are well-formed
-//!   encryptions of values in range, and their verification.
+//!   encryptions of values in range, and their verification;
+//! - [`client`]: what the client programs (the tool, the Python package) share: ids, key files,
+//!   input forms.
 
+pub mod client;
 pub mod keys;
 pub mod params;
 #[cfg(feature = "zk")]

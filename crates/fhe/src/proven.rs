@@ -107,6 +107,18 @@ impl Crs {
         })
     }
 
+    /// The CRS for rounds of up to `max_contributions` updates of `value_bits`-bit values,
+    /// `chunk` values per proof: the message bits are those of such sums (what `keygen
+    /// --proofs` makes).
+    pub fn for_rounds(
+        value_bits: u8,
+        max_contributions: u64,
+        chunk: usize,
+    ) -> Result<Self, FheError> {
+        let e = Encoding::for_sums(value_bits, 0, max_contributions)?;
+        Self::generate(e.value_bits, e.message_bits, chunk)
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(CRS_MAGIC);

@@ -12,6 +12,7 @@
 
 use base64::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
+use encml_fhe::client::{bytes_from_text, id_string, write_secret_file};
 use encml_fhe::keys::{generate, PublicKey, SecretKey};
 use encml_fhe::params::Encoding;
 use encml_fhe::vector::{parse_header, EncryptedVector, Scheme};
@@ -204,50 +205,12 @@ fn parse_numbers(text: &str) -> Result<Vec<f64>> {
 
 /// A value given as raw bytes, base64 text or psql's `\x` hex.
 fn parse_vector_bytes(input: &[u8]) -> Result<Vec<u8>> {
-    if input.starts_with(b"EV")
-        || input.starts_with(b"EZ\x01")
-        || input.starts_with(b"EU\x01")
-        || input.starts_with(b"EB\x01")
-    {
-        return Ok(input.to_vec());
-    }
-    let text =
-        std::str::from_utf8(input).map_err(|_| "input is neither binary nor text".to_string())?;
-    let text = text.trim();
-    if let Some(hex) = text.strip_prefix("\\x") {
-        return (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
-            .collect::<std::result::Result<Vec<u8>, _>>()
-            .map_err(|_| "bad hex input".to_string());
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|_| "input is not an fhe_vector (binary, base64 or \\x hex)".to_string())
+    bytes_from_text(input).map_err(|e| e.to_string())
 }
 
 /// Writes a secret file readable by its owner only, refusing to overwrite one.
 fn write_secret(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
-    let mut f = o
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    f.write_all(bytes).map_err(|e| e.to_string())
-}
-
-fn uuid_string(id: &[u8; 16]) -> String {
-    let h: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    write_secret_file(path, bytes)
 }
 
 /// With --proofs: value bits, max contributions, values per proof.
@@ -268,14 +231,14 @@ fn keygen(kind: Kind, dir: &Path, proofs: ProofOptions) -> Result<()> {
             if let (Some(e), Some((_, _, chunk))) = (encoding, proofs) {
                 write_crs(dir, e, chunk)?;
             }
-            println!("{}", uuid_string(&pk.key_id));
+            println!("{}", id_string(&pk.key_id));
         }
         #[cfg(feature = "uint32")]
         Kind::Uint32 => {
             let (ck, material) = encml_fhe::uint32::generate();
             write_secret(&dir.join("client.key"), &ck.to_bytes())?;
             std::fs::write(dir.join("server.key"), &material).map_err(|e| e.to_string())?;
-            println!("{}", uuid_string(&ck.key_id));
+            println!("{}", id_string(&ck.key_id));
         }
         #[cfg(not(feature = "uint32"))]
         Kind::Uint32 => return Err(NO_UINT32.into()),
@@ -419,7 +382,7 @@ fn info(input: Option<&Path>) -> Result<()> {
         let h = encml_fhe::proven::header(&bytes).map_err(|e| e.to_string())?;
         println!(
             "proven update: keyset={} round={} dim={} value_bits={} frac_bits={} message_bits={} values_per_proof={}",
-            uuid_string(&h.key_id),
+            id_string(&h.key_id),
             h.round,
             h.dim,
             h.encoding.value_bits,
@@ -436,7 +399,7 @@ fn info(input: Option<&Path>) -> Result<()> {
     };
     println!(
         "keyset={} dim={dim} terms={terms} value_bits={} frac_bits={} message_bits={} proven={proven}",
-        uuid_string(&key_id),
+        id_string(&key_id),
         e.value_bits,
         e.frac_bits,
         e.message_bits
