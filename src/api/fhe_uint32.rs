@@ -16,6 +16,7 @@ use std::rc::Rc;
 
 /// The server key of the key set `bytes` (an fhe_uint32) is under.
 fn server_key_of(bytes: &[u8]) -> Rc<ServerKeySet> {
+    crate::fhe::workers::prepare_global_pool();
     let id = check_value(bytes, true).unwrap_or_else(|e| fhe_error(e));
     keysets::uint32_server_key(&id)
 }
@@ -94,11 +95,13 @@ fn fhe_compare_clear(a: FheUint32<'_>, op: &str, b: i64) -> FheBoolOut {
 fn fhe_keygen_uint32(
 ) -> TableIterator<'static, (name!(server_material, Vec<u8>), name!(client_key, Vec<u8>))> {
     require_client_functions("fhe_keygen_uint32");
+    crate::fhe::workers::prepare_global_pool();
     let (ck, material) = encml_fhe::uint32::generate();
     TableIterator::once((material, ck.to_bytes().to_vec()))
 }
 
 fn client_key(bytes: &[u8]) -> ClientKeySet {
+    crate::fhe::workers::prepare_global_pool();
     ClientKeySet::from_bytes(bytes).unwrap_or_else(|_| {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

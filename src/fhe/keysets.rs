@@ -228,6 +228,7 @@ pub fn uint32_server_key(id: &[u8; 16]) -> Rc<encml_fhe::uint32::ServerKeySet> {
             ),
         );
     }
+    crate::fhe::workers::prepare_global_pool();
     let key = Rc::new(
         encml_fhe::uint32::ServerKeySet::from_material(&bytes)
             .unwrap_or_else(|e| super::fhe_error(e)),

@@ -1,4 +1,5 @@
-//! The backend's threads for proof work (verifying proofs of FHE updates, checking a CRS).
+//! The backend's threads for proof work (verifying proofs of FHE updates, checking a CRS), and
+//! rayon's global pool for the rest of tfhe-rs's work (`prepare_global_pool`).
 //!
 //! tfhe-rs spreads that work over rayon threads. The pool is the backend's own, made once with
 //! every signal blocked (`pg::interruptible::with_signals_blocked`), so Postgres's signal
@@ -30,4 +31,22 @@ fn pool() -> &'static rayon::ThreadPool {
 /// Postgres; a panic in it is raised here, on the backend's thread.
 pub fn run<T: Send>(work: impl FnOnce() -> T + Send) -> T {
     pool().install(work)
+}
+
+/// Makes rayon's global pool, which tfhe-rs uses for the work not run through `run` (the uint32
+/// path: decompressing a server key, integer operations, client-key functions), with every
+/// signal blocked, before anything in this backend could make it lazily on the backend's thread
+/// with Postgres's signals open (a SIGTERM or SIGALRM then landed on a pool thread, where
+/// Postgres's handlers must never run). Call before any such work; once per backend.
+pub fn prepare_global_pool() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        with_signals_blocked(|| {
+            // An error means some code made the pool before: nothing to do then, and nothing
+            // in this backend does (every uint32 entry point calls this first).
+            let _ = rayon::ThreadPoolBuilder::new()
+                .thread_name(|i| format!("encml-fhe-{i}"))
+                .build_global();
+        })
+    });
 }

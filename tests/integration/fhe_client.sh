@@ -99,5 +99,14 @@ assert_eq "decrypted fhe_sum" "101233" \
 q "$DB" "SELECT encml.fhe_compare(encml.fhe_sum(amount), '>', 100000) FROM payments" >"$WORK/u32cmp.b64"
 assert_eq "decrypted comparison" "true" \
   "$("$FHE" decrypt --client-key "$WORK/u32/client.key" --in "$WORK/u32cmp.b64")"
+# tfhe-rs runs the scalar operations on rayon's global pool: its threads must have Postgres's
+# signals blocked (workers::prepare_global_pool), or a SIGTERM or SIGALRM lands on one of them.
+assert_match "rayon's threads in the backend have Postgres's signals blocked" "^[1-9][0-9]* threads, 0 with signals open$" \
+  "$(q "$DB" "SELECT encml.fhe_compare(encml.fhe_sum(amount), '>', 100000) IS NOT NULL FROM payments;
+    WITH t AS (SELECT pg_read_file('/proc/' || pg_backend_pid() || '/task/' || tid || '/status') AS st
+                 FROM pg_ls_dir('/proc/' || pg_backend_pid() || '/task') tid
+                WHERE tid::int <> pg_backend_pid()),
+         s AS (SELECT ('x' || (regexp_match(st, 'SigBlk:\s+([0-9a-f]+)'))[1])::bit(64)::bigint AS blk FROM t)
+    SELECT count(*) || ' threads, ' || count(*) FILTER (WHERE blk & 25090 <> 25090) || ' with signals open' FROM s" | tail -n 1)"
 assert_match "a vector key cannot decrypt a scalar" "not an FHE|malformed|Malformed|not a" \
   "$("$FHE" decrypt --client-key "$WORK/keys/secret.key" --in "$WORK/u32sum.b64" 2>&1 || true)"
