@@ -45,14 +45,8 @@ pub(crate) fn plan(round: i64, r: &Round, epsilon: f64, delta: f64) -> Noise {
     }
     let bound = (1u64 << (r.encoding.value_bits - 1)) as f64;
     let sensitivity = bound * (r.dim as f64).sqrt();
-    let sigma = vector_sigma(
-        sensitivity,
-        Loss {
-            epsilon,
-            delta: Some(delta),
-        },
-    )
-    .unwrap_or_else(|e| refuse(format!("dp_epsilon, dp_delta: {e}"), None));
+    let sigma = vector_sigma(sensitivity, Loss::gaussian(epsilon, delta))
+        .unwrap_or_else(|e| refuse(format!("dp_epsilon, dp_delta: {e}"), None));
     let tail = tail_bound(sigma, r.dim as usize);
     if let Err(e) = r.encoding.check_noisy_sum(r.count as u64, tail) {
         refuse(

@@ -148,6 +148,14 @@ fn gaussian_sigma_uncached(sensitivity: f64, epsilon: f64, delta: f64) -> Result
 }
 
 impl Loss {
+    /// (epsilon, delta)-DP, by the Gaussian mechanism.
+    pub fn gaussian(epsilon: f64, delta: f64) -> Self {
+        Loss {
+            epsilon,
+            delta: Some(delta),
+        }
+    }
+
     /// Epsilon positive and finite; delta, if any, in (0, 1).
     pub fn check(self) -> Result<(), DpError> {
         if !(self.epsilon.is_finite() && self.epsilon > 0.0) {

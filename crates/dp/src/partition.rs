@@ -96,18 +96,11 @@ pub fn keep(rows: i64, loss: Loss) -> Result<bool, DpError> {
 mod tests {
     use super::*;
 
-    fn loss(epsilon: f64, delta: f64) -> Loss {
-        Loss {
-            epsilon,
-            delta: Some(delta),
-        }
-    }
-
     #[test]
     fn the_threshold_grows_as_delta_shrinks_and_epsilon_shrinks() {
-        let (_, t1) = calibrate(loss(1.0, 1e-5)).unwrap();
-        let (_, t2) = calibrate(loss(1.0, 1e-9)).unwrap();
-        let (_, t3) = calibrate(loss(0.1, 1e-5)).unwrap();
+        let (_, t1) = calibrate(Loss::gaussian(1.0, 1e-5)).unwrap();
+        let (_, t2) = calibrate(Loss::gaussian(1.0, 1e-9)).unwrap();
+        let (_, t3) = calibrate(Loss::gaussian(0.1, 1e-5)).unwrap();
         // About 1 + ln(1 / (2 delta)) / epsilon.
         assert!((10..=14).contains(&t1), "{t1}");
         assert!(t2 > t1 && t3 > t1, "{t1} {t2} {t3}");
@@ -116,14 +109,14 @@ mod tests {
     #[test]
     fn a_single_row_group_passes_at_most_about_delta_of_the_time() {
         // A loose delta so the rare event is measurable: 20,000 draws at delta = 0.05.
-        let l = loss(1.0, 0.05);
+        let l = Loss::gaussian(1.0, 0.05);
         let kept = (0..20_000).filter(|_| keep(1, l).unwrap()).count() as f64 / 20_000.0;
         assert!(kept <= 0.05 * 1.2, "kept {kept}");
     }
 
     #[test]
     fn large_groups_pass_and_empty_ones_do_not() {
-        let l = loss(1.0, 1e-6);
+        let l = Loss::gaussian(1.0, 1e-6);
         assert!((0..200).all(|_| keep(1000, l).unwrap()));
         assert!((0..200).all(|_| !keep(0, l).unwrap()));
     }

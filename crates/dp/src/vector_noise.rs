@@ -84,17 +84,10 @@ pub fn sample(dim: usize, sigma: f64) -> Result<Vec<i64>, DpError> {
 mod tests {
     use super::*;
 
-    fn loss(epsilon: f64, delta: f64) -> Loss {
-        Loss {
-            epsilon,
-            delta: Some(delta),
-        }
-    }
-
     #[test]
     fn sigma_is_that_of_the_scalar_gaussian_at_the_l2_sensitivity() {
         let l2 = 128.0 * (1000f64).sqrt();
-        let sigma = vector_sigma(l2, loss(1.0, 1e-6)).unwrap();
+        let sigma = vector_sigma(l2, Loss::gaussian(1.0, 1e-6)).unwrap();
         let scalar = gaussian_sigma(l2, 1.0, 1e-6).unwrap();
         assert!((sigma / scalar - 1.0).abs() < 1e-6, "{sigma} vs {scalar}");
         assert!(delta_spent(sigma, l2, 1.0).unwrap() <= 1e-6);
@@ -145,9 +138,9 @@ mod tests {
             }
         )
         .is_err());
-        assert!(vector_sigma(0.0, loss(1.0, 1e-6)).is_err());
-        assert!(vector_sigma(f64::INFINITY, loss(1.0, 1e-6)).is_err());
-        assert!(vector_sigma(1.0, loss(0.0, 1e-6)).is_err());
-        assert!(vector_sigma(1.0, loss(1.0, 1.0)).is_err());
+        assert!(vector_sigma(0.0, Loss::gaussian(1.0, 1e-6)).is_err());
+        assert!(vector_sigma(f64::INFINITY, Loss::gaussian(1.0, 1e-6)).is_err());
+        assert!(vector_sigma(1.0, Loss::gaussian(0.0, 1e-6)).is_err());
+        assert!(vector_sigma(1.0, Loss::gaussian(1.0, 1.0)).is_err());
     }
 }

@@ -113,6 +113,29 @@ pub(crate) fn put_chunk(words: &mut [u64], dim: usize, chunk: usize, c: usize, l
     words[masks + start..masks + start + len].copy_from_slice(&list[LWE_DIMENSION..]);
 }
 
+/// One compact public-key encryption of the plaintext words `plain` (already scaled by Δ).
+fn compact_encryption(
+    pk: &PublicKey,
+    plain: Vec<u64>,
+    gen: &mut EncryptionRandomGenerator<DefaultRandomGenerator>,
+) -> LweCompactCiphertextListOwned<u64> {
+    let mut list = LweCompactCiphertextList::new(
+        0u64,
+        LweDimension(LWE_DIMENSION).to_lwe_size(),
+        LweCiphertextCount(plain.len()),
+        modulus(),
+    );
+    encrypt_lwe_compact_ciphertext_list_with_compact_public_key(
+        &pk.key,
+        &mut list,
+        &PlaintextList::from_container(plain),
+        noise(),
+        noise(),
+        gen.noise_generator_mut(),
+    );
+    list
+}
+
 impl EncryptedVector {
     /// Encrypts `values` under the public key.
     pub fn encrypt(pk: &PublicKey, values: &[f64], encoding: Encoding) -> Result<Self, FheError> {
@@ -130,23 +153,8 @@ impl EncryptedVector {
         let seeder = boxed.as_mut();
         let mut gen =
             EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
-        let mut encrypt = |plain: Vec<u64>| {
-            let mut list = LweCompactCiphertextList::new(
-                0u64,
-                LweDimension(LWE_DIMENSION).to_lwe_size(),
-                LweCiphertextCount(values.len()),
-                modulus(),
-            );
-            encrypt_lwe_compact_ciphertext_list_with_compact_public_key(
-                &pk.key,
-                &mut list,
-                &PlaintextList::from_container(plain),
-                noise(),
-                noise(),
-                gen.noise_generator_mut(),
-            );
-            list.into_container()
-        };
+        let mut encrypt =
+            |plain: Vec<u64>| compact_encryption(pk, plain, &mut gen).into_container();
         // tfhe-rs draws the public-key randomness r from {0, 1}: its mean 1/2 leaves a noise
         // term fixed by the key (half the r-weighted sum of the key's own noise), the same in
         // every encryption, so sums of N updates grew by N instead of sqrt(N) (measured: 2^29.4
@@ -209,20 +217,7 @@ impl EncryptedVector {
                 .iter()
                 .map(|z| (*z as u64).wrapping_mul(encoding.delta()))
                 .collect();
-            let mut list = LweCompactCiphertextList::new(
-                0u64,
-                LweDimension(LWE_DIMENSION).to_lwe_size(),
-                LweCiphertextCount(part.len()),
-                modulus(),
-            );
-            encrypt_lwe_compact_ciphertext_list_with_compact_public_key(
-                &pk.key,
-                &mut list,
-                &PlaintextList::from_container(plain),
-                noise(),
-                noise(),
-                gen.noise_generator_mut(),
-            );
+            let list = compact_encryption(pk, plain, &mut gen);
             put_chunk(&mut words, dim, chunk_len, c, list.as_ref());
         }
         Ok(EncryptedVector::single(
