@@ -35,6 +35,7 @@ pub extern "C-unwind" fn _PG_init() {
     // the environment concurrently.
     unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     pg::gucs::register();
+    audit::decrypts::register_guc();
     pg::tenant::register();
     keys::cache::register_invalidation_callback();
     audit::audited::register();

@@ -11,6 +11,7 @@
 //! tracing of their own reads.
 
 use crate::audit::{detached, events};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::{pg_sys, PostgresGucEnum};
 use serde_json::json;
 use std::cell::{Cell, RefCell};
@@ -21,6 +22,21 @@ pub enum Mode {
     Off,
     Statement,
     Row,
+}
+
+/// `encml.audit_decrypt`, beside the mode it holds (defined from `_PG_init`, `register_guc`).
+pub static AUDIT_DECRYPT: GucSetting<Mode> = GucSetting::<Mode>::new(Mode::Statement);
+
+/// Defines `encml.audit_decrypt`.
+pub fn register_guc() {
+    GucRegistry::define_enum_guc(
+        c"encml.audit_decrypt",
+        c"Decryption auditing: off, statement (one audit row per statement and key) or row.",
+        c"Superuser-only, so a role cannot stop the tracing of its own reads.",
+        &AUDIT_DECRYPT,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
 }
 
 thread_local! {
@@ -36,7 +52,7 @@ fn can_write_here() -> bool {
 #[inline]
 pub fn count(key_id: &[u8; 16]) {
     crate::security::exfil::note(key_id);
-    match crate::pg::gucs::AUDIT_DECRYPT.get() {
+    match AUDIT_DECRYPT.get() {
         Mode::Off => {}
         Mode::Statement => COUNTS.with(|c| {
             *c.borrow_mut().entry(*key_id).or_insert(0) += 1;

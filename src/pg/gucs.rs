@@ -8,8 +8,6 @@ pub static MASTER_KEY_COMMAND: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 pub static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
-pub static AUDIT_DECRYPT: GucSetting<crate::audit::decrypts::Mode> =
-    GucSetting::<crate::audit::decrypts::Mode>::new(crate::audit::decrypts::Mode::Statement);
 pub static KEY_ROTATION_DAYS: GucSetting<i32> = GucSetting::<i32>::new(90);
 pub static FHE_CLIENT_FUNCTIONS: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static ALLOW_DEVELOPMENT_MASTER_KEY: GucSetting<bool> = GucSetting::<bool>::new(false);
@@ -45,14 +43,6 @@ pub fn register() {
         &KEY_CACHE_SIZE,
         1,
         1_000_000,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_enum_guc(
-        c"encml.audit_decrypt",
-        c"Decryption auditing: off, statement (one audit row per statement and key) or row.",
-        c"Superuser-only, so a role cannot stop the tracing of its own reads.",
-        &AUDIT_DECRYPT,
         GucContext::Suset,
         GucFlags::default(),
     );
