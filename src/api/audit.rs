@@ -10,7 +10,7 @@ use pgrx::{pg_sys, PgSqlErrorCode};
 
 /// Only the table's owner (or a superuser) audits or classifies it.
 fn require_owner(rel: pg_sys::Oid) {
-    crate::pg::catalog_access::require_table_owner(rel, "audit_owner_refused");
+    crate::audit::events::require_table_owner(rel, "audit_owner_refused");
     if unsafe { pg_sys::get_rel_namespace(rel) } == own_schema() {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

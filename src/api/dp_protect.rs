@@ -11,7 +11,8 @@
 //! are removed, and the table's settings restored, by `dp_unprotect`.
 
 use crate::audit::events;
-use crate::pg::catalog_access::{arg, as_extension_owner, require_table_owner, select_one};
+use crate::audit::events::require_table_owner;
+use crate::pg::catalog_access::{arg, as_extension_owner, select_one};
 use crate::pg::errors::{raise, raise_full};
 use crate::types::reg::RegClass;
 use pgrx::prelude::*;

@@ -210,7 +210,7 @@ fn mask_expr(mask: &str, col: &str, type_name: &str) -> String {
 
 /// Only the table's owner (or a superuser) sets its masking rules and views.
 fn require_owner(rel: pg_sys::Oid) {
-    crate::pg::catalog_access::require_table_owner(rel, "masking_owner_refused");
+    crate::audit::events::require_table_owner(rel, "masking_owner_refused");
 }
 
 /// (name, type name, is encrypted) of the table's live columns, in order.

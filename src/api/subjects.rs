@@ -7,12 +7,11 @@
 //! table. An erasure is one transaction: the rows, the subject's keys, the consent records and
 //! the erasure record in the audit log change together or not at all.
 
-use crate::audit::events;
+use crate::audit::events::{self, require_table_owner};
 use crate::keys::grants::Privilege;
 use crate::keys::{cache, catalog, provider};
 use crate::pg::catalog_access::{
-    as_extension_owner, as_table_owner, caller, has_privs_of_role_named, is_superuser,
-    require_table_owner, role_name,
+    as_extension_owner, as_table_owner, caller, has_privs_of_role_named, is_superuser, role_name,
 };
 use crate::pg::erasure_guard;
 use crate::pg::errors::{notice, raise, raise_full};

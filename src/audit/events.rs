@@ -41,3 +41,19 @@ pub fn record(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: s
 pub fn refused(operation: &str, detail: serde_json::Value) {
     detached::record(operation, detail);
 }
+
+/// ERROR 42501 unless the calling role owns the table (or has the privileges of its owner, as a
+/// superuser does); the refusal is logged as `refusal` outside the caller's transaction. (Here,
+/// beside `refused`, rather than in `pg`: a check that logs is above the audit log.)
+pub fn require_table_owner(rel: pgrx::pg_sys::Oid, refusal: &str) {
+    // SAFETY: a catalog check of an existing relation by oid for a role oid; no pointers kept.
+    if unsafe { pgrx::pg_sys::pg_class_ownercheck(rel, crate::pg::catalog_access::caller()) } {
+        return;
+    }
+    let table = crate::audit::table_name(rel);
+    refused(refusal, serde_json::json!({ "table": table }));
+    crate::pg::errors::raise(
+        pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("must be owner of table {table}"),
+    );
+}

@@ -382,17 +382,3 @@ pub fn table_owner(rel: pg_sys::Oid) -> pg_sys::Oid {
         owner
     }
 }
-
-/// ERROR 42501 unless the calling role owns the table (or has the privileges of its owner, as a
-/// superuser does); the refusal is logged as `refusal` outside the caller's transaction.
-pub fn require_table_owner(rel: pg_sys::Oid, refusal: &str) {
-    if unsafe { pg_sys::pg_class_ownercheck(rel, caller()) } {
-        return;
-    }
-    let table = crate::audit::table_name(rel);
-    crate::audit::events::refused(refusal, serde_json::json!({ "table": table }));
-    crate::pg::errors::raise(
-        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-        format!("must be owner of table {table}"),
-    );
-}
