@@ -9,7 +9,7 @@ use crate::keys::grants::Privilege;
 use crate::pg::errors::{raise, raise_core, raise_full};
 use crate::pg::large_object::LargeObject;
 use crate::pg::random;
-use crate::types::varlena::OwnedVarlena;
+use crate::pg::varlena::OwnedVarlena;
 use encml_core::format::TAG_LEN;
 use encml_core::stream::{
     ObjectCipher, StreamHeader, DEFAULT_CHUNK_SIZE, HEADER_LEN, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE,

@@ -3,7 +3,7 @@
 
 use crate::pg::errors::raise;
 use crate::pg::sql_text::{quote_ident, quote_literal};
-use crate::types::varlena::{OwnedVarlena, VarlenaBytes};
+use crate::pg::varlena::{OwnedVarlena, VarlenaBytes};
 use encml_core::mask;
 use pgrx::datum::FromDatum;
 use pgrx::fcinfo::pg_getarg_datum_raw;

@@ -5,9 +5,9 @@
 use crate::api::encrypt::{key_arg, open_into, seal_with};
 use crate::keys::cache;
 use crate::pg::errors::{raise, raise_core};
+use crate::pg::varlena::TextBytes;
 use crate::types::enc_bytea::{EncBytea, EncByteaOut};
 use crate::types::num_array::*;
-use crate::types::varlena::TextBytes;
 use encml_core::aead::Parts;
 use encml_core::tensor::{DType, TensorDescriptor};
 use pgrx::prelude::*;

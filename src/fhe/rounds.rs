@@ -12,8 +12,8 @@ use crate::pg::catalog_access::{
     caller, has_privs_of_role_named, is_superuser, oid_arg, role_name,
 };
 use crate::pg::errors::{raise, raise_full};
+use crate::pg::varlena::OwnedVarlena;
 use crate::types::fhe_vector::FheVectorOut;
-use crate::types::varlena::OwnedVarlena;
 use encml_fhe::params::Encoding;
 use encml_fhe::proven;
 use encml_fhe::vector::{Scheme, Serialized};

@@ -73,7 +73,7 @@ impl Aggregate {
         unsafe {
             let state = self.state::<T>(fcinfo);
             if !pg_arg_is_null(fcinfo, 1) {
-                let bytes = <crate::types::varlena::VarlenaBytes as pgrx::datum::FromDatum>::from_polymorphic_datum(
+                let bytes = <crate::pg::varlena::VarlenaBytes as pgrx::datum::FromDatum>::from_polymorphic_datum(
                     pg_getarg_datum_raw(fcinfo, 1),
                     false,
                     pg_sys::InvalidOid,

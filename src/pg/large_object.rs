@@ -104,7 +104,7 @@ impl LargeObject {
 
     pub fn write_all(&mut self, buf: &[u8]) {
         for part in buf.chunks(IO_STEP) {
-            let mut v = crate::types::varlena::OwnedVarlena::from_slice(part);
+            let mut v = crate::pg::varlena::OwnedVarlena::from_slice(part);
             let datum = v.datum();
             let n = call(pg_sys::be_lowrite, &[self.fd.into_datum(), Some(datum)]);
             // Decrypted data passed through this copy: clear it before it is freed.

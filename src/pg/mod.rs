@@ -20,6 +20,7 @@ pub mod schema_version;
 pub mod session_worker;
 pub mod sql_text;
 pub mod tenant;
+pub mod varlena;
 
 /// Exports each function under its C symbol with the version-1 calling convention (and the
 /// `pg_finfo_` record Postgres looks up next to it), guarded like every pgrx entry point.

@@ -5,7 +5,7 @@
 //! authenticated: only decryption can tell a forged value from a real one.
 
 use crate::pg::errors::raise;
-use crate::types::varlena::OwnedVarlena;
+use crate::pg::varlena::OwnedVarlena;
 use base64::Engine;
 use encml_core::format::{Header, Kind};
 use pgrx::{pg_sys, PgSqlErrorCode};
@@ -19,7 +19,7 @@ macro_rules! varlena_type {
         pub struct $arg<'a>(pub &'a [u8]);
 
         /// A result of this type, built in place.
-        pub struct $out(pub $crate::types::varlena::OwnedVarlena);
+        pub struct $out(pub $crate::pg::varlena::OwnedVarlena);
 
         const TYPE_IDENT: &str = ::pgrx::pgrx_resolved_type!($arg);
 
@@ -55,7 +55,7 @@ macro_rules! varlena_type {
             ));
         }
 
-        $crate::types::varlena::varlena_bytes_arg!($arg, $sql);
+        $crate::pg::varlena::varlena_bytes_arg!($arg, $sql);
 
         unsafe impl ::pgrx::callconv::BoxRet for $out {
             unsafe fn box_into<'fcx>(

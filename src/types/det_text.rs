@@ -5,8 +5,8 @@
 //! operators reuse Postgres's own bytea functions (LANGUAGE internal): no Rust runs per
 //! comparison. I/O conventions: `types::ciphertext`.
 
+use crate::pg::varlena::OwnedVarlena;
 use crate::types::ciphertext::{self, ciphertext_type};
-use crate::types::varlena::OwnedVarlena;
 use encml_core::format::Kind;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -44,7 +44,7 @@ fn det_text_send(value: DetText<'_>) -> OwnedVarlena {
 
 /// bytea -> det_text: for ciphertexts produced by client libraries.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn det_text_from_bytea(value: crate::types::varlena::ByteaBytes<'_>) -> DetTextOut {
+fn det_text_from_bytea(value: crate::pg::varlena::ByteaBytes<'_>) -> DetTextOut {
     DetTextOut(ciphertext::validated(
         value.0,
         Kind::Deterministic,

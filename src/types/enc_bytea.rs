@@ -1,8 +1,8 @@
 //! `enc_bytea`: a randomized AES-256-GCM ciphertext (layout in docs/formats.md and
 //! `encml_core::format`). I/O conventions: `types::ciphertext`.
 
+use crate::pg::varlena::OwnedVarlena;
 use crate::types::ciphertext::{self, ciphertext_type};
-use crate::types::varlena::OwnedVarlena;
 use encml_core::format::Kind;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -40,7 +40,7 @@ fn enc_bytea_send(value: EncBytea<'_>) -> OwnedVarlena {
 
 /// bytea -> enc_bytea: lets clients that build ciphertexts themselves insert them.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn enc_bytea_from_bytea(value: crate::types::varlena::ByteaBytes<'_>) -> EncByteaOut {
+fn enc_bytea_from_bytea(value: crate::pg::varlena::ByteaBytes<'_>) -> EncByteaOut {
     EncByteaOut(ciphertext::validated(
         value.0,
         Kind::Randomized,

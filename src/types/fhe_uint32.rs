@@ -4,8 +4,8 @@
 //! deserialization) when an operation reads it.
 
 use crate::pg::errors::raise;
+use crate::pg::varlena::{ByteaBytes, OwnedVarlena};
 use crate::types::ciphertext;
-use crate::types::varlena::{ByteaBytes, OwnedVarlena};
 use encml_fhe::uint32::check_value;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;

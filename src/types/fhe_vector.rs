@@ -4,8 +4,8 @@
 //! secret key.
 
 use crate::pg::errors::raise;
+use crate::pg::varlena::{ByteaBytes, OwnedVarlena};
 use crate::types::ciphertext::{self, varlena_type};
-use crate::types::varlena::{ByteaBytes, OwnedVarlena};
 use encml_fhe::vector::parse_header;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;

@@ -9,4 +9,3 @@ pub mod jsonb;
 pub mod num_array;
 pub mod ore;
 pub mod reg;
-pub mod varlena;

@@ -219,7 +219,7 @@ impl OwnedArray {
         };
         unsafe {
             let ptr = pg_sys::palloc(total) as *mut pg_sys::ArrayType;
-            crate::types::varlena::prefer_huge_pages(ptr as *mut u8, total);
+            crate::pg::varlena::prefer_huge_pages(ptr as *mut u8, total);
             std::ptr::write_bytes(ptr as *mut u8, 0, head);
             pgrx::set_varsize_4b(ptr as *mut pg_sys::varlena, total as i32);
             (*ptr).ndim = dims.len() as i32;

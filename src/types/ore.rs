@@ -5,7 +5,7 @@
 
 use crate::keys::cache::{self, Cipher};
 use crate::pg::errors::{raise, raise_full};
-use crate::types::varlena::OwnedVarlena;
+use crate::pg::varlena::OwnedVarlena;
 use encml_core::format::Header;
 use encml_core::ore::{self, check, Domain};
 use int8::{OreInt8, OreInt8Out};
@@ -133,7 +133,7 @@ macro_rules! ore_type {
             }
 
             #[pg_extern(stable, strict, parallel_safe)]
-            fn $from_bytea_fn(value: crate::types::varlena::ByteaBytes<'_>) -> $out {
+            fn $from_bytea_fn(value: crate::pg::varlena::ByteaBytes<'_>) -> $out {
                 $out(super::validated(
                     value.0,
                     $domain,

@@ -197,7 +197,7 @@ macro_rules! varlena_bytes_arg {
                 arg: ::pgrx::callconv::Arg<'_, 'fcx>,
             ) -> ::pgrx::nullable::Nullable<Self> {
                 match unsafe {
-                    arg.unbox_arg_using_from_datum::<$crate::types::varlena::VarlenaBytes<'fcx>>()
+                    arg.unbox_arg_using_from_datum::<$crate::pg::varlena::VarlenaBytes<'fcx>>()
                 } {
                     Some(b) => ::pgrx::nullable::Nullable::Valid($ty(b.0)),
                     None => ::pgrx::nullable::Nullable::Null,
