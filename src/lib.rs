@@ -36,7 +36,7 @@ pub extern "C-unwind" fn _PG_init() {
     unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     pg::gucs::register();
     audit::decrypts::register_guc();
-    pg::tenant::register();
+    keys::tenant_context::register();
     keys::cache::register_invalidation_callback();
     audit::audited::register();
     audit::row::register();

@@ -1136,7 +1136,7 @@ pub extern "C-unwind" fn encml_subject_worker_main(arg: pg_sys::Datum) {
             forget_here(&subject)
         } else {
             if let Some(tenant) = request["tenant"].as_str() {
-                crate::pg::tenant::set(tenant, true);
+                crate::keys::tenant_context::set(tenant, true);
             }
             export_here(&subject)
         };
@@ -1151,8 +1151,7 @@ pub extern "C-unwind" fn encml_subject_worker_main(arg: pg_sys::Datum) {
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn subject_export(subject: &str) -> JsonB {
     refuse_with_conflicting_locks("subject_export", &["AccessExclusiveLock"]);
-    let request =
-        json!({ "op": "export", "subject": subject, "tenant": crate::pg::tenant::current() });
+    let request = json!({ "op": "export", "subject": subject, "tenant": crate::keys::tenant_context::current() });
     in_own_session(request)
 }
 

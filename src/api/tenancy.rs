@@ -4,10 +4,10 @@
 //! give the context a value.
 
 use crate::audit::events;
+use crate::keys::tenant_context;
 use crate::keys::{cache, catalog, provider, tenants};
 use crate::pg::catalog_access::{caller, has_privs_of_role_named, is_superuser, role_name};
 use crate::pg::errors::{notice, raise, raise_full};
-use crate::pg::tenant;
 use crate::types::reg::RegRole;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
@@ -196,12 +196,12 @@ fn set_tenant(tenant: Option<&str>, is_local: default!(Option<bool>, false)) {
             Some("A tenant admin grants membership with encml.grant_tenant(tenant, role).".into()),
         );
     }
-    tenant::set(tenant, is_local.unwrap_or(false));
+    tenant_context::set(tenant, is_local.unwrap_or(false));
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn reset_tenant() {
-    tenant::reset();
+    tenant_context::reset();
 }
 
 /// The tenants the calling role may act for.
@@ -220,7 +220,7 @@ fn my_tenants() -> Vec<String> {
 fn tenant_key(purpose: default!(&str, "'aead'"), fcinfo: pg_sys::FunctionCallInfo) -> Uuid {
     cache::accept_invalidations_once_per_query(fcinfo);
     let purpose = crate::api::keys::purpose_arg(purpose);
-    let hit = tenant::with_current(|t| t.map(|t| cache::tenant_key(t, purpose)));
+    let hit = tenant_context::with_current(|t| t.map(|t| cache::tenant_key(t, purpose)));
     match hit {
         Some(Some(id)) => return Uuid::from_bytes(id),
         Some(None) => {}
@@ -231,7 +231,7 @@ fn tenant_key(purpose: default!(&str, "'aead'"), fcinfo: pg_sys::FunctionCallInf
             Some("Call encml.set_tenant(tenant) first.".into()),
         ),
     }
-    let tenant = tenant::current().expect("checked above");
+    let tenant = tenant_context::current().expect("checked above");
     let id =
         catalog::managed_key(&tenant, purpose).unwrap_or_else(|| make_tenant_key(&tenant, purpose));
     cache::remember_tenant_key(&tenant, purpose, id);

@@ -39,7 +39,7 @@ pub fn session_fields() -> serde_json::Value {
         "effective_role": effective,
         "client_addr": client,
         "application_name": app,
-        "tenant": crate::pg::tenant::current(),
+        "tenant": crate::keys::tenant_context::current(),
     })
 }
 

@@ -15,7 +15,7 @@ pub fn record(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: s
         let event = serde_json::json!({
             "session_role": role_name(unsafe { pg_sys::GetSessionUserId() }),
             "effective_role": role_name(unsafe { pg_sys::GetUserId() }),
-            "tenant": crate::pg::tenant::current(),
+            "tenant": crate::keys::tenant_context::current(),
             "operation": operation,
             "table": table.map(|t| t.1),
             "detail": &detail,

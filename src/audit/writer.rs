@@ -280,7 +280,7 @@ pub fn append(entry: &Entry) {
         }
         let role = crate::pg::catalog_access::role_name(pg_sys::GetUserId());
         let session = crate::pg::catalog_access::role_name(pg_sys::GetSessionUserId());
-        let tenant = crate::pg::tenant::current();
+        let tenant = crate::keys::tenant_context::current();
         let app = {
             let p = pg_sys::application_name;
             (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())

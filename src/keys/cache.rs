@@ -101,7 +101,7 @@ impl KeyVersion {
         let Some(tenant) = &self.tenant else {
             return true;
         };
-        if crate::pg::tenant::is_current(tenant) {
+        if crate::keys::tenant_context::is_current(tenant) {
             return true;
         }
         let role = crate::pg::catalog_access::caller();
@@ -130,7 +130,7 @@ impl KeyVersion {
                 "key {} belongs to tenant \"{tenant}\", which is not the current tenant",
                 catalog::uuid_string(&self.key_id)
             ),
-            Some(match crate::pg::tenant::current() {
+            Some(match crate::keys::tenant_context::current() {
                 Some(t) => format!("The current tenant is \"{t}\"."),
                 None => "No tenant is set.".to_string(),
             }),

@@ -8,4 +8,5 @@ pub mod nonce_budget;
 pub mod provider;
 pub mod role_privileges;
 pub mod service;
+pub mod tenant_context;
 pub mod tenants;

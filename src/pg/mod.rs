@@ -19,7 +19,6 @@ pub mod random;
 pub mod schema_version;
 pub mod session_worker;
 pub mod sql_text;
-pub mod tenant;
 pub mod varlena;
 
 /// Exports each function under its C symbol with the version-1 calling convention (and the
