@@ -588,36 +588,54 @@ pub fn close(round: i64, dp: Option<(f64, f64)>) -> i32 {
             // Calibrated and checked before anything changes.
             let noise =
                 dp.map(|(epsilon, delta)| crate::fhe::dp_noise::plan(round, &r, epsilon, delta));
-            let total = c
-                .update(
-                    "UPDATE encml.fhe_rounds SET status = 'closed', closed_at = now(), \
-                            total = (SELECT encml.fhe_vector_sum(update) FROM encml.fhe_contributions \
-                                      WHERE round = $1) \
-                      WHERE id = $1 RETURNING total::bytea",
-                    None,
-                    &[round.into()],
-                )
-                .unwrap_or_else(|e| spi_err(e))
-                .first()
-                .get_one::<Vec<u8>>()
-                .unwrap_or_else(|e| spi_err(e))
-                .expect("the round's sum");
-            if let Some(noise) = &noise {
-                let noisy = noise.add_to(&r, &total);
-                c.update(
-                    "UPDATE encml.fhe_rounds SET total = $2::encml.fhe_vector, dp_epsilon = $3, \
-                            dp_delta = $4, dp_sigma = $5 \
-                      WHERE id = $1",
-                    None,
-                    &[
-                        round.into(),
-                        noisy.into(),
-                        noise.epsilon.into(),
-                        noise.delta.into(),
-                        noise.sigma_values(&r.encoding).into(),
-                    ],
-                )
-                .unwrap_or_else(|e| spi_err(e));
+            let dp_record = noise
+                .as_ref()
+                .map(|n| (n.epsilon, n.delta, n.sigma_values(&r.encoding)));
+            match &noise {
+                None => {
+                    c.update(
+                        "UPDATE encml.fhe_rounds SET status = 'closed', closed_at = now(), \
+                                total = (SELECT encml.fhe_vector_sum(update) FROM encml.fhe_contributions \
+                                          WHERE round = $1) \
+                          WHERE id = $1",
+                        None,
+                        &[round.into()],
+                    )
+                    .unwrap_or_else(|e| spi_err(e));
+                }
+                // The exact sum is only read, never stored: a row version holding it would stay
+                // in the table's pages and the WAL (and so in backups) after the noisy sum
+                // replaced it, and with the secret key it is the sum without its noise.
+                Some(noise) => {
+                    let exact = c
+                        .select(
+                            "SELECT encml.fhe_vector_sum(update)::bytea FROM encml.fhe_contributions \
+                              WHERE round = $1",
+                            None,
+                            &[round.into()],
+                        )
+                        .unwrap_or_else(|e| spi_err(e))
+                        .first()
+                        .get_one::<Vec<u8>>()
+                        .unwrap_or_else(|e| spi_err(e))
+                        .expect("the round's sum");
+                    let (epsilon, delta, sigma) = dp_record.expect("a DP close has its record");
+                    c.update(
+                        "UPDATE encml.fhe_rounds SET status = 'closed', closed_at = now(), \
+                                total = $2::encml.fhe_vector, dp_epsilon = $3, dp_delta = $4, \
+                                dp_sigma = $5 \
+                          WHERE id = $1",
+                        None,
+                        &[
+                            round.into(),
+                            noise.add_to(&r, &exact).into(),
+                            epsilon.into(),
+                            delta.into(),
+                            sigma.into(),
+                        ],
+                    )
+                    .unwrap_or_else(|e| spi_err(e));
+                }
             }
             c.update(
                 "UPDATE encml.fhe_contributions SET update = NULL WHERE round = $1",
@@ -625,10 +643,7 @@ pub fn close(round: i64, dp: Option<(f64, f64)>) -> i32 {
                 &[round.into()],
             )
             .unwrap_or_else(|e| spi_err(e));
-            (
-                r.count,
-                noise.map(|n| (n.epsilon, n.delta, n.sigma_values(&r.encoding))),
-            )
+            (r.count, dp_record)
         })
     });
     let mut detail = json!({ "round": round, "contributions": n });
