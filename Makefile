@@ -1,7 +1,7 @@
 # pg_encrypt_ml — the two commands a user needs:
 #   make demo   installs what is missing, builds and installs the extension, starts a throw-away
 #               cluster as the postgres OS user and runs examples/demo.sql
-#   make test   the same set-up, then every test (Rust unit tests, a few seconds of fuzzing per
+#   make test   the same set-up, then every test (the layering test, Rust unit tests, a few seconds of fuzzing per
 #               parser (fuzz/), #[pg_test]s, pg_regress,
 #               the upgrade test from every release, multi-session and dump/restore scripts,
 #               and the Citus suite on a local coordinator and two workers)
@@ -16,7 +16,7 @@ export PG_CONFIG
 # place crashes them).
 UNLINK_SO = rm -f "$$($(PG_CONFIG) --pkglibdir 2>/dev/null || echo /nonexistent)/pg_encrypt_ml.so"
 
-.PHONY: test-fuzz deps install install-dev demo test test-unit test-pgrx test-regress test-upgrade test-integration test-citus citus test-slow bench bench-citus stop fmt
+.PHONY: test-architecture test-fuzz deps install install-dev demo test test-unit test-pgrx test-regress test-upgrade test-integration test-citus citus test-slow bench bench-citus stop fmt
 
 deps:
 	@bash scripts/install-deps.sh
@@ -41,8 +41,12 @@ demo: install
 	@bash scripts/cluster.sh start
 	@bash scripts/demo.sh
 
-test: deps test-unit test-fuzz test-pgrx test-regress test-upgrade test-integration test-citus
+test: deps test-architecture test-unit test-fuzz test-pgrx test-regress test-upgrade test-integration test-citus
 	@echo "==> all tests passed"
+
+# The layer order of src/lib.rs holds (docs/architecture.md).
+test-architecture:
+	python3 tests/architecture/layers.py --self-test
 
 test-unit:
 	cargo test -p encml-core -p encml-dp -p encml-fhe --features encml-fhe/uint32,encml-fhe/zk

@@ -1,10 +1,27 @@
-//! pg_encrypt_ml: the Postgres glue and SQL surface over `encml-core`.
+//! pg_encrypt_ml: the Postgres glue and SQL surface over `encml-core`, `encml-dp` and
+//! `encml-fhe` (the pgrx-free crates under crates/, which hold the formats and the cryptography).
 //!
-//! Layers (arrows point down only):
-//! - `hooks`: the Postgres hooks, one of each kind, calling the modules below in a fixed order.
-//! - `api/`: the SQL functions a user calls; thin: parse, check rights, call down, map errors.
-//! - `types/`, `keys/`, `pg/`: varlena I/O, the key catalog, key cache, GUCs, errors.
-//! - `encml_core`: formats and cryptography, without Postgres.
+//! Layer order (lowest first): pg < events < keys < types < audit < security < privacy < fhe < api < hooks
+//!
+//! A module uses only modules of its own layer or below; tests/architecture/layers.py checks
+//! every `crate::` and `super::` path against the line above (docs/architecture.md has the
+//! picture). Where a lower layer must reach a higher one, the higher one registers a function
+//! from `_PG_init` (the audit log's event sink in `events`, caches emptied with the key cache).
+//! - `pg/`: Postgres plumbing with no feature of its own: SPI and catalog reads, identity
+//!   switching, GUCs, errors, varlena I/O, background workers, Citus detection, the roles' names.
+//! - `events/`: recording a security event (through the sink the audit log registers) and its
+//!   severity, JSON log line and alert.
+//! - `keys/`: the key catalog, master-key providers, the per-backend key cache, grants,
+//!   clearances, tenants and the tenant context.
+//! - `types/`: the SQL types' on-disk and text forms (enc_bytea, det_text, ORE, fhe_*).
+//! - `audit/`: the tamper-evident audit log: its writer, hash chain, triggers, read and decrypt
+//!   auditing, event triggers.
+//! - `security/`: threat detection: login lockout, decrypt rates, large results, role changes.
+//! - `privacy/`: differential privacy: the budget ledger, charging at executor start, DP-only
+//!   tables.
+//! - `fhe/`: TFHE rounds of encrypted model updates.
+//! - `api/`: the SQL functions a user calls: parse, check rights, call down, map errors.
+//! - `hooks/`: the Postgres hooks, one of each kind, calling the layers below in a fixed order.
 
 use pgrx::prelude::*;
 
@@ -12,6 +29,7 @@ use pgrx::prelude::*;
 
 pub mod api;
 pub mod audit;
+pub mod events;
 pub mod fhe;
 pub mod hooks;
 pub mod keys;
@@ -35,13 +53,20 @@ pub extern "C-unwind" fn _PG_init() {
     // the environment concurrently.
     unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     pg::gucs::register();
+    events::severity::register_guc();
+    events::register_sink(audit::event_sink());
     audit::decrypts::register_guc();
     keys::tenant_context::register();
     keys::cache::register_invalidation_callback();
+    api::subjects::register_cache();
+    api::consent::register_cache();
     audit::audited::register();
     audit::row::register();
     hooks::install_always();
+    // SAFETY: a global the postmaster sets while it loads shared_preload_libraries; read in
+    // _PG_init, single-threaded.
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
+        pg::preload::mark_preloaded();
         hooks::install_preloaded();
         audit::maintenance::install();
         keys::nonce_budget::init_shared_memory();

@@ -4,6 +4,7 @@
 use crate::audit::{chain, state, table_name, triggers};
 use crate::pg::catalog_access::{as_extension_owner, caller, is_superuser, role_name};
 use crate::pg::errors::{raise, raise_full};
+use crate::pg::roles::AUDIT_ADMIN;
 use crate::types::reg::RegClass;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
@@ -25,7 +26,7 @@ fn own_schema() -> pg_sys::Oid {
 
 fn event(operation: &str, rel: Option<pg_sys::Oid>, detail: serde_json::Value) {
     let name = rel.map(table_name);
-    crate::audit::events::record(operation, rel.zip(name.as_deref()), detail);
+    crate::events::record(operation, rel.zip(name.as_deref()), detail);
 }
 
 /// `audit_enable(regclass, text[])` of a 0.1.0 schema (its C symbol keeps its arguments; the
@@ -336,7 +337,7 @@ fn audit_state(
 #[pg_extern(volatile, parallel_unsafe)]
 fn audit_purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
     if !is_superuser(caller())
-        && !crate::pg::catalog_access::has_privs_of_role_named(caller(), "encml_audit_admin")
+        && !crate::pg::catalog_access::has_privs_of_role_named(caller(), AUDIT_ADMIN)
     {
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -2,11 +2,12 @@
 //! of roles, and context conditions of labels. Labelling a key is for who administers the key;
 //! clearances and conditions apply across keys, so they are for superusers and encml_key_admin.
 
-use crate::api::keys::{is_key_admin, lock_for_admin, KEY_ADMIN_ROLE};
-use crate::audit::events;
+use crate::api::keys::{is_key_admin, lock_for_admin};
+use crate::events;
 use crate::keys::catalog::{invalidate, uuid_string};
 use crate::pg::catalog_access::{arg, as_extension_owner, caller, oid_arg, role_name, select_one};
 use crate::pg::errors::{raise, raise_full};
+use crate::pg::roles::KEY_ADMIN;
 use crate::types::reg::RegRole;
 use pgrx::datum::Range;
 use pgrx::prelude::*;
@@ -35,7 +36,7 @@ fn require_clearance_admin(what: &str) {
         events::refused("clearance_admin_refused", json!({ "operation": what }));
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied: {what} needs superuser or {KEY_ADMIN_ROLE}"),
+            format!("permission denied: {what} needs superuser or {KEY_ADMIN}"),
         );
     }
 }

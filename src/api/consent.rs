@@ -11,6 +11,7 @@ use crate::pg::catalog_access::{
     select_one,
 };
 use crate::pg::errors::{raise, raise_full};
+use crate::pg::roles::{DPO, SUBJECT_PROCESSOR};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use serde_json::{json, Value};
@@ -38,9 +39,16 @@ pub fn clear() {
     });
 }
 
-/// Called from the key cache's relcache callback: a change of `encml.consents` (or of every
-/// relation) empties the sets.
-pub fn on_relcache_invalidation(relid: pg_sys::Oid) {
+/// Empties the consent sets with the key cache, and when `encml.consents` changes (from
+/// `_PG_init`).
+pub fn register_cache() {
+    crate::keys::cache::also_clear(clear);
+    crate::pg::invalidation::on_relcache(on_relcache_invalidation);
+}
+
+/// A change of `encml.consents` (or of every relation) empties the sets.
+#[pg_guard]
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     if relid == pg_sys::InvalidOid || relid == CONSENT_TABLE.with(|c| c.get()) {
         clear();
         CONSENT_TABLE.with(|c| c.set(pg_sys::InvalidOid));
@@ -68,8 +76,8 @@ fn invalidate() {
 
 fn may_record(role: pg_sys::Oid) -> bool {
     is_superuser(role)
-        || has_privs_of_role_named(role, crate::api::subjects::PROCESSOR_ROLE)
-        || has_privs_of_role_named(role, crate::api::subjects::DPO_ROLE)
+        || has_privs_of_role_named(role, SUBJECT_PROCESSOR)
+        || has_privs_of_role_named(role, DPO)
 }
 
 fn valid_purpose(purpose: &str) -> bool {
@@ -96,7 +104,7 @@ fn record_consent(
     };
     let role = caller();
     if !may_record(role) {
-        crate::audit::events::refused("record_consent_refused", json!({ "purpose": purpose }));
+        crate::events::refused("record_consent_refused", json!({ "purpose": purpose }));
         raise_full(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(
@@ -106,8 +114,7 @@ fn record_consent(
             None,
             Some(format!(
                 "Members of {} or {} record consent.",
-                crate::api::subjects::PROCESSOR_ROLE,
-                crate::api::subjects::DPO_ROLE
+                SUBJECT_PROCESSOR, DPO
             )),
         );
     }

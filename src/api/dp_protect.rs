@@ -10,8 +10,8 @@
 //! before, a permissive `encml_dp_rows` policy (`true`) keeps its rows visible otherwise; both
 //! are removed, and the table's settings restored, by `dp_unprotect`.
 
-use crate::audit::events;
 use crate::audit::events::require_table_owner;
+use crate::events;
 use crate::pg::catalog_access::{arg, as_extension_owner, select_one};
 use crate::pg::errors::{raise, raise_full};
 use crate::types::reg::RegClass;

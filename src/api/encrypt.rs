@@ -71,7 +71,7 @@ pub(crate) fn open_into(value: &[u8], aad: Option<&[u8]>, out: &mut [u8]) {
     {
         raise_core(e);
     }
-    crate::audit::decrypts::count(&header.key_id);
+    crate::security::exfil::decrypted(&header.key_id);
 }
 
 /// Opens `value` into a fresh varlena of the plaintext's length.

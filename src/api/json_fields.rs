@@ -158,7 +158,7 @@ fn open_at(path: &[Elem], s: &str, row_aad: &[u8]) -> Option<(Rc<KeyVersion>, Ze
         ),
         Err(e) => raise_core(e),
     };
-    crate::audit::decrypts::count(&header.key_id);
+    crate::security::exfil::decrypted(&header.key_id);
     Some((key, plain))
 }
 

@@ -5,12 +5,13 @@
 //! tenant's key also by members of `encml_tenant_admin`. Keys made by `tenant_key()` belong to
 //! their tenant: the member whose call created one does not administer it.
 
-use crate::audit::events;
+use crate::events;
 use crate::keys::catalog::{self, uuid_string, KeyRow};
 use crate::keys::grants::{self, Privilege};
 use crate::keys::provider;
 use crate::pg::catalog_access::{caller, has_privs_of_role_named, is_superuser, role_name};
 use crate::pg::errors::{notice, raise, raise_core, raise_full};
+use crate::pg::roles::{KEY_ADMIN, TENANT_ADMIN};
 use crate::types::reg::RegRole;
 use encml_core::kdf::Purpose;
 use encml_core::wrap;
@@ -18,12 +19,11 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 use serde_json::json;
 
-pub const KEY_ADMIN_ROLE: &str = "encml_key_admin";
 /// The longest name `create_key` accepts, in characters.
 pub const MAX_KEY_NAME: usize = 256;
 
 pub(crate) fn is_key_admin(role: pg_sys::Oid) -> bool {
-    is_superuser(role) || has_privs_of_role_named(role, KEY_ADMIN_ROLE)
+    is_superuser(role) || has_privs_of_role_named(role, KEY_ADMIN)
 }
 
 fn require_admin_of(role: pg_sys::Oid, id: &[u8; 16], key: &KeyRow) {
@@ -41,10 +41,10 @@ fn require_admin_of(role: pg_sys::Oid, id: &[u8; 16], key: &KeyRow) {
             None,
             Some(format!(
                 "Only the role that created the key (not for keys made by encml.tenant_key()), roles \
-                 granted 'admin' on it with encml.grant_key(), members of {KEY_ADMIN_ROLE} (and of {} \
+                 granted 'admin' on it with encml.grant_key(), members of {KEY_ADMIN} (and of {} \
                  for a tenant's key), and superusers may rotate, retire, destroy, export or grant it \
                  (current role: {}).",
-                crate::api::tenancy::TENANT_ADMIN_ROLE,
+                TENANT_ADMIN,
                 role_name(role)
             )),
         );
@@ -133,7 +133,7 @@ fn create_key(
         // A key for a tenant is made by someone acting for it (or administering tenants), while
         // the tenant row is locked against a concurrent forget_tenant.
         crate::api::tenancy::lock_usable_tenant(t, false);
-        if !crate::api::tenancy::is_tenant_admin(role) && !crate::keys::tenants::is_member(t, role)
+        if !crate::keys::tenants::is_tenant_admin(role) && !crate::keys::tenants::is_member(t, role)
         {
             events::refused("create_key_refused", json!({ "tenant": t, "name": name }));
             raise(
@@ -339,7 +339,7 @@ fn export_key(
             )
         });
     use sha2::Digest;
-    crate::audit::detached::record(
+    crate::events::record_detached(
         "export_key",
         json!({
             "key": uuid_string(&id),
@@ -400,9 +400,7 @@ fn rotate_master_key() -> i32 {
         events::refused("rotate_master_key_refused", json!({}));
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "permission denied: rotating the master key needs superuser or {KEY_ADMIN_ROLE}"
-            ),
+            format!("permission denied: rotating the master key needs superuser or {KEY_ADMIN}"),
         );
     }
     // The service keys first exist (imported from every master key still configured), then are

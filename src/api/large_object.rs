@@ -181,7 +181,7 @@ fn lo_decrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> Opt
             output.write_all(&buf);
         });
     }
-    crate::audit::decrypts::count(&cipher.header().key_id);
+    crate::security::exfil::decrypted(&cipher.header().key_id);
     input.close();
     let oid = output.oid;
     output.close();
@@ -227,7 +227,7 @@ fn lo_reencrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> O
             output.write_all(&buf);
         });
     }
-    crate::audit::decrypts::count(&old.header().key_id);
+    crate::security::exfil::decrypted(&old.header().key_id);
     input.close();
     let oid = output.oid;
     output.close();
@@ -285,7 +285,7 @@ fn lo_decrypt_range(
                 .copy_from_slice(&buf[(from - chunk_start) as usize..(to - chunk_start) as usize]);
         }
     }
-    crate::audit::decrypts::count(&h.key_id);
+    crate::security::exfil::decrypted(&h.key_id);
     input.close();
     Some(out)
 }

@@ -32,7 +32,7 @@ fn open(domain: Domain, value: &[u8], header: Header, fcinfo: pg_sys::FunctionCa
         .order_revealing(Privilege::Decrypt)
         .decrypt(domain, value)
         .unwrap_or_else(|e| raise_core(e));
-    crate::audit::decrypts::count(&header.key_id);
+    crate::security::exfil::decrypted(&header.key_id);
     m
 }
 

@@ -1,21 +1,20 @@
 //! Privacy budgets: set by privacy admins, read by the analyst they belong to. Charges are made
 //! by the dp aggregates (api/dp.rs) through `privacy::charge`.
 
-use crate::audit::events;
+use crate::events;
 use crate::pg::catalog_access::{
     arg, as_extension_owner, caller, has_privs_of_role_named, is_superuser, oid_arg, role_name,
     select_one,
 };
 use crate::pg::errors::raise;
+use crate::pg::roles::PRIVACY_ADMIN;
 use crate::types::reg::RegRole;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use serde_json::json;
 
-pub use crate::privacy::PRIVACY_ADMIN_ROLE;
-
 fn is_privacy_admin(role: pg_sys::Oid) -> bool {
-    is_superuser(role) || has_privs_of_role_named(role, PRIVACY_ADMIN_ROLE)
+    is_superuser(role) || has_privs_of_role_named(role, PRIVACY_ADMIN)
 }
 
 fn scope_arg(scope: Option<&str>) -> &str {
@@ -41,9 +40,7 @@ fn set_privacy_budget(
         events::refused("set_privacy_budget_refused", json!({}));
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "permission denied to set privacy budgets: needs superuser or {PRIVACY_ADMIN_ROLE}"
-            ),
+            format!("permission denied to set privacy budgets: needs superuser or {PRIVACY_ADMIN}"),
         );
     }
     let Some(RegRole(analyst)) = analyst else {

@@ -33,7 +33,7 @@ fn det_open(value: &DetText<'_>) -> OwnedVarlena {
     {
         raise_core(e);
     }
-    crate::audit::decrypts::count(&header.key_id);
+    crate::security::exfil::decrypted(&header.key_id);
     out
 }
 

@@ -6,6 +6,7 @@ use crate::pg::catalog_access::{
     as_extension_owner, caller, has_privs_of_role_named, is_superuser, read_rows, role_name,
 };
 use crate::pg::errors::raise;
+use crate::pg::roles::{AUDITOR, SECURITY_ADMIN};
 use crate::security::{auth, exfil, queue};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -14,7 +15,7 @@ use std::fmt::Write;
 fn require_monitor() {
     let role = caller();
     let allowed = is_superuser(role)
-        || ["encml_auditor", auth::SECURITY_ADMIN_ROLE, "pg_monitor"]
+        || [AUDITOR, SECURITY_ADMIN, "pg_monitor"]
             .iter()
             .any(|g| has_privs_of_role_named(role, g));
     if !allowed {
@@ -61,7 +62,7 @@ fn metrics(verify_audit_chain: default!(bool, "true")) -> String {
     // A fresh snapshot: the events just forwarded were committed by another transaction.
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
     let mut out = Out(String::new());
-    let preloaded = crate::security::preloaded();
+    let preloaded = crate::pg::preload::preloaded();
     out.family("encml_preloaded", "gauge", "Whether pg_encrypt_ml is in shared_preload_libraries (login lockout, role-change events and decrypt rates need it).");
     out.sample("encml_preloaded", &[], preloaded as u8);
 

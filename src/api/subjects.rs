@@ -7,7 +7,8 @@
 //! table. An erasure is one transaction: the rows, the subject's keys, the consent records and
 //! the erasure record in the audit log change together or not at all.
 
-use crate::audit::events::{self, require_table_owner};
+use crate::audit::events::require_table_owner;
+use crate::events;
 use crate::keys::grants::Privilege;
 use crate::keys::{cache, catalog, provider};
 use crate::pg::catalog_access::{
@@ -15,6 +16,7 @@ use crate::pg::catalog_access::{
 };
 use crate::pg::erasure_guard;
 use crate::pg::errors::{notice, raise, raise_full};
+use crate::pg::roles::{DPO, KEY_ADMIN, SUBJECT_PROCESSOR};
 use crate::pg::sql_text::{quote_ident, quote_literal};
 use crate::types::identity::{self, Encrypted};
 use crate::types::reg::RegClass;
@@ -26,9 +28,6 @@ use pgrx::{pg_sys, JsonB, PgSqlErrorCode, Uuid};
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-
-pub const PROCESSOR_ROLE: &str = "encml_subject_processor";
-pub const DPO_ROLE: &str = "encml_dpo";
 
 /// Layout name and version of `subject_export`'s document (docs/formats.md).
 const EXPORT_FORMAT: &str = "encml.subject_export/1";
@@ -809,8 +808,8 @@ fn refuse_during_export_or_erasure(what: &str) {
 
 fn may_process_subjects(role: pg_sys::Oid) -> bool {
     is_superuser(role)
-        || has_privs_of_role_named(role, PROCESSOR_ROLE)
-        || has_privs_of_role_named(role, crate::api::keys::KEY_ADMIN_ROLE)
+        || has_privs_of_role_named(role, SUBJECT_PROCESSOR)
+        || has_privs_of_role_named(role, KEY_ADMIN)
 }
 
 thread_local! {
@@ -820,9 +819,14 @@ thread_local! {
     static ALLOWED_ROLE: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
 }
 
+/// Has the subject-key cache emptied with the key cache (from `_PG_init`).
+pub fn register_cache() {
+    crate::keys::cache::also_clear(clear_cache);
+}
+
 /// Dropped with the key cache (any change of keys or of role memberships, an abort): a
 /// forgotten subject's key is looked up again, a revoked membership checked again.
-pub fn clear_cache() {
+fn clear_cache() {
     ALLOWED_ROLE.with(|r| r.set(pg_sys::InvalidOid));
     SUBJECT_KEYS.with(|m| {
         if let Ok(mut m) = m.try_borrow_mut() {
@@ -888,7 +892,7 @@ fn require_subject_processor(role: pg_sys::Oid, purpose: &str) {
                 role_name(role)
             ),
             None,
-            Some(format!("Members of {PROCESSOR_ROLE} use subject keys.")),
+            Some(format!("Members of {SUBJECT_PROCESSOR} use subject keys.")),
         );
     }
 }
@@ -965,7 +969,7 @@ fn exported_value(kind: Encrypted, bytes: &[u8], shown: &Value) -> (Value, bool)
             )
         }
     };
-    crate::audit::decrypts::count(&header.key_id);
+    crate::security::exfil::decrypted(&header.key_id);
     let value = match std::str::from_utf8(&plain) {
         Ok(s) => Value::String(s.to_string()),
         Err(_) => json!({ "base64": base64::engine::general_purpose::STANDARD.encode(&plain[..]) }),
@@ -1295,10 +1299,10 @@ fn export_here(subject: &str) -> Value {
             }
         }
         let role = caller();
-        let consents = if may_process_subjects(role) || has_privs_of_role_named(role, DPO_ROLE) {
+        let consents = if may_process_subjects(role) || has_privs_of_role_named(role, DPO) {
             crate::api::consent::history(subject)
         } else {
-            skipped.push(json!({ "consents": true, "reason": format!("only members of {PROCESSOR_ROLE} or {DPO_ROLE} read consent records") }));
+            skipped.push(json!({ "consents": true, "reason": format!("only members of {SUBJECT_PROCESSOR} or {DPO} read consent records") }));
             Value::Null
         };
         events::record(
@@ -1471,8 +1475,8 @@ fn subject_forget(subject: &str) -> JsonB {
 /// refusal logged).
 fn require_eraser(role: pg_sys::Oid) {
     if !(is_superuser(role)
-        || has_privs_of_role_named(role, DPO_ROLE)
-        || has_privs_of_role_named(role, crate::api::keys::KEY_ADMIN_ROLE))
+        || has_privs_of_role_named(role, DPO)
+        || has_privs_of_role_named(role, KEY_ADMIN))
     {
         events::refused("subject_forget_refused", json!({}));
         raise_full(
@@ -1482,7 +1486,7 @@ fn require_eraser(role: pg_sys::Oid) {
                 role_name(role)
             ),
             None,
-            Some(format!("Members of {DPO_ROLE} erase data subjects.")),
+            Some(format!("Members of {DPO} erase data subjects.")),
         );
     }
 }

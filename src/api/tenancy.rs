@@ -3,29 +3,24 @@
 //! (`create_tenant_schema`). Membership is checked for the calling role; only `set_tenant` can
 //! give the context a value.
 
-use crate::audit::events;
+use crate::events;
 use crate::keys::tenant_context;
 use crate::keys::{cache, catalog, provider, tenants};
-use crate::pg::catalog_access::{caller, has_privs_of_role_named, is_superuser, role_name};
+use crate::pg::catalog_access::{caller, role_name};
 use crate::pg::errors::{notice, raise, raise_full};
+use crate::pg::roles::TENANT_ADMIN;
 use crate::types::reg::RegRole;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 use serde_json::json;
 
-pub const TENANT_ADMIN_ROLE: &str = tenants::ADMIN_ROLE;
-
-pub fn is_tenant_admin(role: pg_sys::Oid) -> bool {
-    is_superuser(role) || has_privs_of_role_named(role, TENANT_ADMIN_ROLE)
-}
-
 fn require_tenant_admin(what: &str) -> pg_sys::Oid {
     let role = caller();
-    if !is_tenant_admin(role) {
+    if !tenants::is_tenant_admin(role) {
         events::refused("tenant_admin_refused", json!({ "action": what }));
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied to {what}: needs superuser or {TENANT_ADMIN_ROLE}"),
+            format!("permission denied to {what}: needs superuser or {TENANT_ADMIN}"),
         );
     }
     role
@@ -338,7 +333,7 @@ fn create_tenant_schema(
         "SELECT format('CREATE SCHEMA %I AUTHORIZATION %I', $1::text, $2::text)",
         &[
             crate::pg::catalog_access::arg(schema.as_str()),
-            crate::pg::catalog_access::arg(TENANT_ADMIN_ROLE),
+            crate::pg::catalog_access::arg(TENANT_ADMIN),
         ],
     );
     for member in tenants::members(tenant) {

@@ -52,7 +52,7 @@ fn with_key<R>(
     let version = cache::current(&id);
     let out = f(version.format_preserving(privilege)).unwrap_or_else(|e| fpe_error(e));
     if privilege == Privilege::Decrypt {
-        crate::audit::decrypts::count(&id);
+        crate::security::exfil::decrypted(&id);
     }
     out
 }

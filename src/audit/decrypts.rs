@@ -48,10 +48,10 @@ fn can_write_here() -> bool {
     unsafe { !pg_sys::IsInParallelMode() && !pg_sys::XactReadOnly && !pg_sys::RecoveryInProgress() }
 }
 
-/// Notes one decrypted value under `key_id`.
+/// Notes one decrypted value under `key_id` (through `security::exfil::decrypted`, which
+/// applies the rate limits first).
 #[inline]
 pub fn count(key_id: &[u8; 16]) {
-    crate::security::exfil::note(key_id);
     match AUDIT_DECRYPT.get() {
         Mode::Off => {}
         Mode::Statement => COUNTS.with(|c| {
@@ -106,20 +106,18 @@ fn flush() {
     });
 }
 
-/// After a statement's executor ended (the hook in `crate::hooks`): logs the decrypt counts
-/// and the decrypt-rate alerts it gathered.
+/// After a statement's executor ended (the hook in `hooks`): logs the decrypt counts it
+/// gathered.
 pub fn after_executor_end() {
     flush();
-    crate::security::exfil::flush(true);
 }
 
-/// At each transaction event (the callback in `crate::hooks`): a failed transaction leaves its
-/// counts in the server log.
+/// At each transaction event (the callback in `hooks`): a failed transaction leaves its counts
+/// in the server log.
 pub fn on_xact(event: pg_sys::XactEvent::Type) {
     if event == pg_sys::XactEvent::XACT_EVENT_ABORT
         || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
     {
-        crate::security::exfil::flush(false);
         for (key, values) in take() {
             crate::log_event!(
                 "pg_encrypt_ml decrypt audit (statement failed): key={} values={values}",

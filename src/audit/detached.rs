@@ -22,14 +22,7 @@ pub fn session_fields() -> serde_json::Value {
     let session = role_name(unsafe { pg_sys::GetSessionUserId() });
     let effective = role_name(caller());
     // From the connection itself (no query: also called where SPI would be too costly).
-    // SAFETY: MyProcPort is this backend's connection, or NULL (background processes).
-    let client = unsafe {
-        let port = pgrx::pg_sys::libpq::be::MyProcPort;
-        (!port.is_null())
-            .then(|| crate::security::auth::client_addr(&*port))
-            .flatten()
-            .map(|a| a.to_string())
-    };
+    let client = crate::pg::client_address::current().map(|a| a.to_string());
     let app = unsafe {
         let p = pg_sys::application_name;
         (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
@@ -47,16 +40,16 @@ pub fn session_fields() -> serde_json::Value {
 /// Never raises: a failure to record is reported in the server log, and the caller's own ERROR
 /// (the refusal) is what the client sees.
 pub fn record(operation: &str, mut detail: serde_json::Value) {
-    crate::security::severity::tag(operation, &mut detail);
+    crate::events::severity::tag(operation, &mut detail);
     let mut event = session_fields();
     event["operation"] = json!(operation);
     event["detail"] = detail;
     let mut text = event.to_string();
     crate::log_event!("pg_encrypt_ml security event: {text}");
-    crate::security::severity::log_json(&event);
+    crate::events::severity::log_json(&event);
     if text.len() > MAX_EVENT {
         event["detail"] =
-            json!({ "truncated": true, "severity": crate::security::severity::of(operation) });
+            json!({ "truncated": true, "severity": crate::events::severity::of(operation) });
         text = event.to_string();
     }
     send(text);
@@ -158,7 +151,7 @@ pub fn insert_event_json(text: &str) {
     use pgrx::datum::IntoDatum;
     INSERT_EVENT.run_as_owner(&[text.into_datum()]);
     if let Ok(event) = serde_json::from_str::<serde_json::Value>(text) {
-        crate::security::severity::notify_if_critical(&event);
+        crate::events::severity::notify_if_critical(&event);
     }
 }
 

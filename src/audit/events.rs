@@ -10,8 +10,8 @@ use pgrx::pg_sys;
 
 /// Logs a successful security operation in the caller's transaction.
 pub fn record(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: serde_json::Value) {
-    crate::security::severity::tag(operation, &mut detail);
-    if crate::security::gucs::LOG_EVENTS_JSON.get() || detail["severity"] == "critical" {
+    crate::events::severity::tag(operation, &mut detail);
+    if crate::events::severity::LOG_EVENTS_JSON.get() || detail["severity"] == "critical" {
         let event = serde_json::json!({
             "session_role": role_name(unsafe { pg_sys::GetSessionUserId() }),
             "effective_role": role_name(unsafe { pg_sys::GetUserId() }),
@@ -25,9 +25,9 @@ pub fn record(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: s
             // (The JSON line encml.log_events_json writes, whether it is on or not.)
             crate::log_event!("pg_encrypt_ml event: {event}");
         } else {
-            crate::security::severity::log_json(&event);
+            crate::events::severity::log_json(&event);
         }
-        crate::security::severity::notify_if_critical(&event);
+        crate::events::severity::notify_if_critical(&event);
     }
     append(&Entry::without_rows(
         "event",

@@ -52,6 +52,14 @@ pub unsafe fn trigger_data(
     ctx as *mut pg_sys::TriggerData
 }
 
+/// The audit log's event writers, for `crate::events` (registered from `_PG_init`).
+pub fn event_sink() -> crate::events::Sink {
+    crate::events::Sink {
+        record: events::record,
+        record_detached: detached::record,
+    }
+}
+
 /// The schema-qualified, quoted name of a relation (as it is called now).
 pub fn table_name(rel: pg_sys::Oid) -> String {
     unsafe {

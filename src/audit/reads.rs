@@ -184,7 +184,7 @@ unsafe fn reads_of(
 ) -> Vec<(pg_sys::Oid, String, pg_sys::Oid)> {
     // SAFETY: the executor's QueryDesc, valid for the call; read-only accesses.
     unsafe {
-        if !crate::security::preloaded()
+        if !crate::pg::preload::preloaded()
             || pg_sys::ParallelWorkerNumber >= 0
             || !crate::pg::nothrow::is_transaction_state()
             || (*query).plannedstmt.is_null()

@@ -6,9 +6,10 @@
 //! invalidation beyond a DROP).
 
 use super::rounds;
-use crate::audit::events;
+use crate::events;
 use crate::pg::catalog_access::{arg, as_extension_owner, oid_arg, read_rows};
 use crate::pg::errors::raise;
+use crate::pg::roles::FHE_ADMIN;
 use encml_fhe::keys::{KeyId, PublicKey};
 use encml_fhe::proven::Crs;
 use encml_fhe::FheError;
@@ -46,7 +47,7 @@ pub fn proofs_supported() -> bool {
 /// Registers a key set from its public material, and for a vector key set that takes proven
 /// updates only, the CRS its proofs are made with; returns its id (the key id in the material).
 pub fn register(name: &str, material: &[u8], crs: Option<&[u8]>) -> Uuid {
-    let me = rounds::require("fhe_register_keyset", rounds::ADMIN_ROLE);
+    let me = rounds::require("fhe_register_keyset", FHE_ADMIN);
     if name.is_empty() || name.len() >= 64 {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

@@ -7,11 +7,12 @@
 //! rounds (it could otherwise fill a round with its own updates, or close one early), and a
 //! ciphertext is accepted once per key set, so no update can be replayed into a second round.
 
-use crate::audit::events;
+use crate::events;
 use crate::pg::catalog_access::{
     caller, has_privs_of_role_named, is_superuser, oid_arg, role_name,
 };
 use crate::pg::errors::{raise, raise_full};
+use crate::pg::roles::{FHE_ADMIN, FHE_CONTRIBUTOR, FHE_DECRYPTOR};
 use crate::pg::varlena::OwnedVarlena;
 use crate::types::fhe_vector::FheVectorOut;
 use encml_fhe::params::Encoding;
@@ -21,10 +22,6 @@ use encml_fhe::FheError;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 use serde_json::json;
-
-pub const ADMIN_ROLE: &str = "encml_fhe_admin";
-pub const CONTRIBUTOR_ROLE: &str = "encml_fhe_contributor";
-pub const DECRYPTOR_ROLE: &str = "encml_fhe_decryptor";
 
 /// The smallest round the extension accepts: below two, a sum is one client's update.
 pub const MIN_CONTRIBUTIONS_FLOOR: i32 = 2;
@@ -37,10 +34,10 @@ pub(crate) fn require(operation: &str, group: &str) -> pg_sys::Oid {
     let superuser = is_superuser(me);
     let member = superuser || has_privs_of_role_named(me, group);
     let conflict = !superuser
-        && if group == DECRYPTOR_ROLE {
-            has_privs_of_role_named(me, ADMIN_ROLE) || has_privs_of_role_named(me, CONTRIBUTOR_ROLE)
+        && if group == FHE_DECRYPTOR {
+            has_privs_of_role_named(me, FHE_ADMIN) || has_privs_of_role_named(me, FHE_CONTRIBUTOR)
         } else {
-            has_privs_of_role_named(me, DECRYPTOR_ROLE)
+            has_privs_of_role_named(me, FHE_DECRYPTOR)
         };
     if !member || conflict {
         events::refused(
@@ -48,7 +45,7 @@ pub(crate) fn require(operation: &str, group: &str) -> pg_sys::Oid {
             json!({ "role": role_name(me) }),
         );
         let why = if member {
-            format!("the decrypting role ({DECRYPTOR_ROLE}) may not also contribute or run rounds")
+            format!("the decrypting role ({FHE_DECRYPTOR}) may not also contribute or run rounds")
         } else {
             format!("needs {group}")
         };
@@ -63,18 +60,18 @@ pub(crate) fn require(operation: &str, group: &str) -> pg_sys::Oid {
 /// Refuses (22023) a round's own decryptor that could not read its sum: a role without the
 /// privileges of encml_fhe_decryptor, or one that also contributes or runs rounds.
 fn require_decrypting_role(role: pg_sys::Oid) {
-    let decrypts = has_privs_of_role_named(role, DECRYPTOR_ROLE);
-    let conflict = has_privs_of_role_named(role, ADMIN_ROLE)
-        || has_privs_of_role_named(role, CONTRIBUTOR_ROLE);
+    let decrypts = has_privs_of_role_named(role, FHE_DECRYPTOR);
+    let conflict =
+        has_privs_of_role_named(role, FHE_ADMIN) || has_privs_of_role_named(role, FHE_CONTRIBUTOR);
     if !decrypts || conflict {
         raise_full(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!(
-                "role {} cannot be a round's decryptor: it must have the privileges of {DECRYPTOR_ROLE} and neither contribute nor run rounds",
+                "role {} cannot be a round's decryptor: it must have the privileges of {FHE_DECRYPTOR} and neither contribute nor run rounds",
                 role_name(role)
             ),
             None,
-            Some(format!("GRANT {DECRYPTOR_ROLE} TO the role that holds the secret key.")),
+            Some(format!("GRANT {FHE_DECRYPTOR} TO the role that holds the secret key.")),
         );
     }
 }
@@ -94,7 +91,7 @@ pub fn open(
     unproven: bool,
     decryptor: Option<pg_sys::Oid>,
 ) -> i64 {
-    let me = require("fhe_open_round", ADMIN_ROLE);
+    let me = require("fhe_open_round", FHE_ADMIN);
     if let Some(role) = decryptor {
         require_decrypting_role(role);
     }
@@ -401,7 +398,7 @@ fn verified(round: i64, r: &Round, bytes: &[u8]) -> Vec<u8> {
 /// round takes proven updates (`pg_encrypt_ml-fhe encrypt --crs`) and stores them once every
 /// proof verified; a round opened with `unproven => true` takes encrypted vectors.
 pub fn submit(round: i64, update: &[u8]) -> i32 {
-    let me = party(require("fhe_submit", CONTRIBUTOR_ROLE));
+    let me = party(require("fhe_submit", FHE_CONTRIBUTOR));
     let unlocked = crate::pg::catalog_access::as_extension_owner(|| {
         Spi::connect_mut(|c| lock_round(c, round, None))
     });
@@ -543,7 +540,7 @@ pub fn submit(round: i64, update: &[u8]) -> i32 {
 /// adds discrete Gaussian noise to the encrypted sum (`dp_noise`) and records what each read of
 /// it will be charged. Returns the number summed.
 pub fn close(round: i64, dp: Option<(f64, f64)>) -> i32 {
-    require("fhe_close_round", ADMIN_ROLE);
+    require("fhe_close_round", FHE_ADMIN);
     if dp.is_some() && !crate::fhe::keysets::proofs_supported() {
         raise_full(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -659,7 +656,7 @@ pub fn close(round: i64, dp: Option<(f64, f64)>) -> i32 {
 /// the reader's privacy budget at each read, before the sum is read, outside the transaction
 /// (a refusal releases nothing and stays recorded).
 pub fn sum(round: i64) -> FheVectorOut {
-    let me = require("fhe_round_sum", DECRYPTOR_ROLE);
+    let me = require("fhe_round_sum", FHE_DECRYPTOR);
     let v2 = crate::fhe::keysets::proofs_supported();
     let columns = if v2 {
         "decryptor::oid, dp_epsilon, dp_delta"

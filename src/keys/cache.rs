@@ -104,12 +104,7 @@ impl KeyVersion {
         if crate::keys::tenant_context::is_current(tenant) {
             return true;
         }
-        let role = crate::pg::catalog_access::caller();
-        crate::pg::catalog_access::is_superuser(role)
-            || crate::pg::catalog_access::has_privs_of_role_named(
-                role,
-                crate::api::tenancy::TENANT_ADMIN_ROLE,
-            )
+        crate::keys::tenants::is_tenant_admin(crate::pg::catalog_access::caller())
     }
 
     /// A key bound to a tenant is usable only while that tenant is current, or by superusers
@@ -120,7 +115,7 @@ impl KeyVersion {
             return;
         }
         let tenant = self.tenant.as_deref().unwrap_or_default();
-        crate::audit::events::refused(
+        crate::events::refused(
             "tenant_key_refused",
             serde_json::json!({ "key": catalog::uuid_string(&self.key_id), "key_tenant": tenant }),
         );
@@ -223,13 +218,29 @@ thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
     static KEY_TABLE: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
     static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+    /// Caches of the layers above built from the key catalog (subject keys, consents).
+    static DEPENDENT_CACHES: RefCell<Vec<fn()>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Has `clear_dependent` called whenever the key cache is emptied (a change of keys or of role
+/// memberships, an abort), once per function: a cache of a layer above that holds what it read
+/// through the key catalog registers itself here rather than being called from below.
+pub fn also_clear(clear_dependent: fn()) {
+    DEPENDENT_CACHES.with(|d| {
+        let mut d = d.borrow_mut();
+        if !d.iter().any(|f| *f as usize == clear_dependent as usize) {
+            d.push(clear_dependent);
+        }
+    });
 }
 
 pub fn clear() {
     grants::clear();
     crate::keys::service::clear();
-    crate::api::subjects::clear_cache();
-    crate::api::consent::clear();
+    let dependents = DEPENDENT_CACHES.with(|d| d.borrow().clone());
+    for clear_dependent in dependents {
+        clear_dependent();
+    }
     CACHE.with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
             // Dropping the entries zeroizes their key schedules.
@@ -240,7 +251,6 @@ pub fn clear() {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    crate::api::consent::on_relcache_invalidation(relid);
     let ours = KEY_TABLE.with(|k| k.get());
     if relid == pg_sys::InvalidOid || relid == ours {
         clear();

@@ -185,7 +185,7 @@ pub fn check_as(key: &[u8; 16], role: pg_sys::Oid) -> Option<i64> {
         }),
         Verdict::NotCleared(label) => {
             let id = uuid_string(key);
-            crate::audit::events::refused(
+            crate::events::refused(
                 "clearance_refused",
                 serde_json::json!({ "key": id, "label": label }),
             );
@@ -203,7 +203,7 @@ pub fn check_as(key: &[u8; 16], role: pg_sys::Oid) -> Option<i64> {
         }
         Verdict::Context(label, reason) => {
             let id = uuid_string(key);
-            crate::audit::events::refused(
+            crate::events::refused(
                 "clearance_condition_refused",
                 serde_json::json!({ "key": id, "label": label, "reason": reason }),
             );

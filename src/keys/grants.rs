@@ -19,6 +19,7 @@ use crate::pg::catalog_access::{
     arg, as_extension_owner, caller, has_privs_of_role_named, is_superuser, role_name, select_one,
 };
 use crate::pg::errors::raise_full;
+use crate::pg::roles::{KEY_ADMIN, SUBJECT_PROCESSOR};
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -107,7 +108,7 @@ pub fn register_callbacks() {
 }
 
 fn compute(key: &KeyOwnership<'_>, role: pg_sys::Oid) -> u8 {
-    if is_superuser(role) || has_privs_of_role_named(role, crate::api::keys::KEY_ADMIN_ROLE) {
+    if is_superuser(role) || has_privs_of_role_named(role, KEY_ADMIN) {
         return ALL_BITS;
     }
     if !key.managed
@@ -116,7 +117,7 @@ fn compute(key: &KeyOwnership<'_>, role: pg_sys::Oid) -> u8 {
     {
         return ALL_BITS;
     }
-    if key.tenant.is_some() && crate::api::tenancy::is_tenant_admin(role) {
+    if key.tenant.is_some() && crate::keys::tenants::is_tenant_admin(role) {
         return ALL_BITS;
     }
     let mut bits = 0;
@@ -125,7 +126,7 @@ fn compute(key: &KeyOwnership<'_>, role: pg_sys::Oid) -> u8 {
             bits |= Privilege::Encrypt.bit() | Privilege::Decrypt.bit();
         }
         // The managed keys without a tenant are the data subjects' keys (subject_key()).
-        (true, None) if has_privs_of_role_named(role, crate::api::subjects::PROCESSOR_ROLE) => {
+        (true, None) if has_privs_of_role_named(role, SUBJECT_PROCESSOR) => {
             bits |= Privilege::Encrypt.bit() | Privilege::Decrypt.bit();
         }
         _ => {}
@@ -177,7 +178,7 @@ pub fn check_as(key: &KeyOwnership<'_>, privilege: Privilege, role: pg_sys::Oid)
         return;
     }
     let id = uuid_string(key.key_id);
-    crate::audit::events::refused(
+    crate::events::refused(
         "key_privilege_refused",
         serde_json::json!({ "key": id, "privilege": privilege.label() }),
     );

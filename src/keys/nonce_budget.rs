@@ -132,7 +132,7 @@ fn may_record() -> bool {
 /// backend's own (a smaller table of the same kind).
 macro_rules! with_table {
     (|$t:ident| $body:expr) => {
-        if crate::security::preloaded() {
+        if crate::pg::preload::preloaded() {
             let $t = &mut KEY_USE.exclusive().table;
             $body
         } else {
@@ -313,7 +313,7 @@ fn record_kept() {
 fn crossed(key: &[u8; 16], version: u32, n: u64, recorded: u64) {
     let before = recorded.saturating_sub(n);
     if before < WARN_AT && recorded >= WARN_AT {
-        crate::audit::detached::record(
+        crate::events::record_detached(
             "key_nonce_budget_exceeded",
             json!({ "key": uuid_string(key), "version": version,
                     "encryptions": recorded, "warn_at": WARN_AT, "limit": NONCE_LIMIT }),
@@ -491,7 +491,7 @@ pub extern "C-unwind" fn encml_key_use_worker_main(arg: pg_sys::Datum) {
 /// for the current database.
 pub fn unrecorded() -> Vec<([u8; 16], u32, u64)> {
     let db = database();
-    let mut rows: Vec<([u8; 16], u32, u64)> = if crate::security::preloaded() {
+    let mut rows: Vec<([u8; 16], u32, u64)> = if crate::pg::preload::preloaded() {
         KEY_USE
             .share()
             .table

@@ -133,7 +133,7 @@ pub fn drop_owned(roles: &[pg_sys::Oid]) {
     });
     if !removed.is_empty() {
         crate::keys::catalog::invalidate();
-        crate::audit::events::record(
+        crate::events::record(
             "drop_owned_privileges",
             None,
             serde_json::json!({ "roles": names, "removed": removed }),

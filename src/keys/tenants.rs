@@ -3,6 +3,7 @@
 
 use crate::pg::catalog_access::{arg, as_extension_owner, oid_arg, read_rows, select_one};
 use crate::pg::errors::raise;
+use crate::pg::roles::TENANT_ADMIN;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -23,18 +24,17 @@ fn run(sql: &str, args: &[DatumWithOid<'_>]) -> usize {
     })
 }
 
-/// The role whose members act for every tenant.
-pub const ADMIN_ROLE: &str = "encml_tenant_admin";
+/// Whether `role` acts for every tenant: a superuser or a member of encml_tenant_admin.
+pub fn is_tenant_admin(role: pg_sys::Oid) -> bool {
+    use crate::pg::catalog_access::{has_privs_of_role_named, is_superuser};
+    is_superuser(role) || has_privs_of_role_named(role, TENANT_ADMIN)
+}
 
 /// Whether `role` may act for `tenant`: the tenant exists and the role is a superuser, a
 /// member of encml_tenant_admin or a member of the tenant (set_tenant, and tenant tokens
 /// arriving on a Citus node).
 pub fn may_act_for(tenant: &str, role: pg_sys::Oid) -> bool {
-    use crate::pg::catalog_access::{has_privs_of_role_named, is_superuser};
-    exists(tenant)
-        && (is_superuser(role)
-            || has_privs_of_role_named(role, ADMIN_ROLE)
-            || is_member(tenant, role))
+    exists(tenant) && (is_tenant_admin(role) || is_member(tenant, role))
 }
 
 pub fn exists(tenant: &str) -> bool {

@@ -258,7 +258,7 @@ fn record(mut s: Slot) -> Slot {
             let event = serde_json::json!({
                 "session_role": who, "effective_role": who, "operation": "privacy_charge_refused",
                 "detail": { "scope": scope, "epsilon": s.epsilon, "delta": s.delta, "note": note,
-                            "severity": crate::security::severity::of("privacy_charge_refused") },
+                            "severity": crate::events::severity::of("privacy_charge_refused") },
             });
             crate::audit::detached::insert_event_json(&event.to_string());
         }

@@ -32,6 +32,7 @@
 use crate::pg::catalog_access::{has_privs_of_role_named, is_superuser};
 use crate::pg::errors::{raise, raise_full};
 use crate::pg::nothrow::list_ptrs;
+use crate::pg::roles::PRIVACY_ADMIN;
 use crate::privacy::own;
 use crate::privacy::protected::{self, Protected};
 use pgrx::prelude::*;
@@ -874,7 +875,7 @@ unsafe fn refuse_writable_relations(
 
 /// Whether `role` reads DP-only tables freely: superusers and privacy admins.
 pub fn privileged(role: pg_sys::Oid) -> bool {
-    is_superuser(role) || has_privs_of_role_named(role, crate::privacy::PRIVACY_ADMIN_ROLE)
+    is_superuser(role) || has_privs_of_role_named(role, PRIVACY_ADMIN)
 }
 
 /// Refused where the library is not preloaded: without the planner hook nothing would check.

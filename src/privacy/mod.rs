@@ -1,9 +1,6 @@
 //! Differential privacy in the backend: the budget ledger and the charges recorded outside the
 //! caller's transaction. The mechanisms and aggregate states live in `encml-dp`.
 
-/// The role whose members manage privacy budgets and read DP-only tables freely.
-pub const PRIVACY_ADMIN_ROLE: &str = "encml_privacy_admin";
-
 pub mod charge;
 pub mod dp_only;
 pub mod dp_only_execution;

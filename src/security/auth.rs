@@ -9,6 +9,7 @@
 
 use crate::pg::catalog_access::caller;
 use crate::pg::errors::raise;
+use crate::pg::roles::SECURITY_ADMIN;
 use crate::security::{gucs, queue};
 use encml_core::lockout::{Outcome, Pair, Policy, Table};
 use pgrx::pg_sys::libpq::{self, be::Port};
@@ -50,28 +51,6 @@ pub fn now() -> i64 {
     unsafe { pg_sys::GetCurrentTimestamp() }
 }
 
-/// The client's address from the socket (never the reverse-DNS name, which the client's DNS
-/// controls); `None` for a Unix socket.
-pub fn client_addr(port: &Port) -> Option<IpAddr> {
-    let storage = &port.raddr.addr;
-    unsafe {
-        match storage.ss_family as i32 {
-            libc::AF_INET => {
-                let sin = &*(storage as *const _ as *const libc::sockaddr_in);
-                Some(IpAddr::from(
-                    u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
-                ))
-            }
-            libc::AF_INET6 => {
-                let sin6 = &*(storage as *const _ as *const libc::sockaddr_in6);
-                let v6 = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
-            }
-            _ => None,
-        }
-    }
-}
-
 pub fn addr_text(addr: Option<IpAddr>) -> String {
     addr.map_or_else(|| "local".to_string(), |a| a.to_string())
 }
@@ -88,7 +67,7 @@ unsafe extern "C-unwind" fn client_authentication(port: *mut Port, status: i32) 
         } else {
             unsafe { std::ffi::CStr::from_ptr(port.user_name) }.to_bytes()
         };
-        let addr = client_addr(port);
+        let addr = crate::pg::client_address::of_port(port);
         let pair = Pair::new(role, addr);
         let outcome = AUTH_TABLE.exclusive().0.observe(
             &pair,
@@ -147,20 +126,18 @@ pub fn timestamp_text(ts: i64) -> String {
 fn require_security_admin(what: &str) {
     let role = caller();
     if !(crate::pg::catalog_access::is_superuser(role)
-        || crate::pg::catalog_access::has_privs_of_role_named(role, SECURITY_ADMIN_ROLE))
+        || crate::pg::catalog_access::has_privs_of_role_named(role, SECURITY_ADMIN))
     {
-        crate::audit::events::refused(
+        crate::events::refused(
             "security_admin_refused",
             serde_json::json!({ "operation": what }),
         );
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied: {what} needs superuser or {SECURITY_ADMIN_ROLE}"),
+            format!("permission denied: {what} needs superuser or {SECURITY_ADMIN}"),
         );
     }
 }
-
-pub const SECURITY_ADMIN_ROLE: &str = "encml_security_admin";
 
 /// The (role, address) pairs with recent failed logins or a lock in force.
 #[pg_extern(volatile, parallel_restricted)]
@@ -174,7 +151,7 @@ fn auth_failures() -> TableIterator<
         name!(locked_until, Option<pgrx::datum::TimestampWithTimeZone>),
     ),
 > {
-    crate::security::require_preload("encml.auth_failures");
+    crate::pg::preload::require_preload("encml.auth_failures");
     queue::forward();
     let now = now();
     let policy = policy();
@@ -210,7 +187,7 @@ fn auth_failures() -> TableIterator<
 #[pg_extern(volatile, parallel_unsafe)]
 fn unlock(role_name: Option<&str>, client_addr: default!(Option<&str>, "NULL")) -> Option<i32> {
     let role_name = role_name?;
-    crate::security::require_preload("encml.unlock");
+    crate::pg::preload::require_preload("encml.unlock");
     require_security_admin("unlock");
     let addr = client_addr.map(|a| {
         if a == "local" {
@@ -228,7 +205,7 @@ fn unlock(role_name: Option<&str>, client_addr: default!(Option<&str>, "NULL")) 
         .exclusive()
         .0
         .unlock(role_name.as_bytes(), addr, now());
-    crate::audit::events::record(
+    crate::events::record(
         "auth_unlock",
         None,
         serde_json::json!({ "role": role_name, "client_addr": client_addr, "released": released }),

@@ -54,14 +54,23 @@ fn pending() -> &'static mut Vec<([u8; 16], pg_sys::Oid, u64)> {
     unsafe { &mut PENDING }
 }
 
+/// One value decrypted under `key`, as every decrypting function reports it: counted for the
+/// rate limits (block mode refuses it here, before it is counted as decrypted) and then for the
+/// decrypt audit.
+#[inline]
+pub fn decrypted(key: &[u8; 16]) {
+    note(key);
+    crate::audit::decrypts::count(key);
+}
+
 /// Counts one decrypted value under `key` by the current role; may raise in block mode.
 #[inline]
-pub fn note(key: &[u8; 16]) {
+fn note(key: &[u8; 16]) {
     let threshold = DECRYPT_ALERT_THRESHOLD.get();
     if threshold <= 0 {
         return;
     }
-    if !crate::security::preloaded() {
+    if !crate::pg::preload::preloaded() {
         not_preloaded();
         return;
     }
@@ -85,7 +94,7 @@ pub fn note(key: &[u8; 16]) {
 #[cold]
 fn not_preloaded() {
     if DECRYPT_LIMIT_ACTION.get() == LimitAction::Block {
-        crate::security::require_preload("encml.decrypt_limit_action = 'block'");
+        crate::pg::preload::require_preload("encml.decrypt_limit_action = 'block'");
     }
     if !WARNED.with(|w| w.replace(true)) {
         pgrx::warning!(
@@ -108,7 +117,7 @@ fn add(key: &[u8; 16], role: pg_sys::Oid, n: u64, threshold: u64, may_raise: boo
         rate
     };
     if rate.first_over {
-        crate::audit::detached::record(
+        crate::events::record_detached(
             if block {
                 "decrypt_rate_blocked"
             } else {
@@ -133,12 +142,22 @@ fn add(key: &[u8; 16], role: pg_sys::Oid, n: u64, threshold: u64, may_raise: boo
     }
 }
 
+/// At each transaction event (the callback in `hooks`): an aborted transaction's counts still
+/// go to shared memory.
+pub fn on_xact(event: pg_sys::XactEvent::Type) {
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT
+        || event == pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+    {
+        flush(false);
+    }
+}
+
 /// Adds what this backend counted to shared memory (end of a statement, or abort: then without
 /// alerting, since no transaction may run).
 pub fn flush(alert: bool) {
     let threshold = DECRYPT_ALERT_THRESHOLD.get();
     let pending: Vec<_> = pending().drain(..).filter(|(_, _, n)| *n > 0).collect();
-    if threshold <= 0 || !crate::security::preloaded() {
+    if threshold <= 0 || !crate::pg::preload::preloaded() {
         return;
     }
     for (key, role, n) in pending {
@@ -158,7 +177,7 @@ pub fn flush(alert: bool) {
 
 /// Per (role, key): values in the last minute and in total since tracked.
 pub fn snapshot() -> Vec<(pg_sys::Oid, [u8; 16], u64, u64)> {
-    if !crate::security::preloaded() {
+    if !crate::pg::preload::preloaded() {
         return Vec::new();
     }
     let now = crate::security::auth::now();
@@ -170,7 +189,7 @@ pub fn snapshot() -> Vec<(pg_sys::Oid, [u8; 16], u64, u64)> {
 }
 
 pub fn totals() -> (u64, u64, u64) {
-    if !crate::security::preloaded() {
+    if !crate::pg::preload::preloaded() {
         return (0, 0, 0);
     }
     let t = RATE_TABLE.share();

@@ -18,7 +18,6 @@ pub static DECRYPT_ALERT_THRESHOLD: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static DECRYPT_LIMIT_ACTION: GucSetting<LimitAction> =
     GucSetting::<LimitAction>::new(LimitAction::Alert);
 pub static LARGE_RESULT_ROWS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
-pub static LOG_EVENTS_JSON: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 pub fn register() {
     GucRegistry::define_int_guc(
@@ -79,14 +78,6 @@ pub fn register() {
         &LARGE_RESULT_ROWS,
         0,
         i32::MAX,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_bool_guc(
-        c"encml.log_events_json",
-        c"Writes every security event to the server log as one JSON object per line.",
-        c"For SIEM collectors: the line starts with 'pg_encrypt_ml event: '.",
-        &LOG_EVENTS_JSON,
         GucContext::Suset,
         GucFlags::default(),
     );

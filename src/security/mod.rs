@@ -5,8 +5,7 @@
 //! - [`results`]: COPY TO and large results from classified tables;
 //! - [`queue`]: events raised where no audit log can be written (before a database is
 //!   connected, or in a database without the extension), kept in shared memory until a backend
-//!   with the extension forwards them;
-//! - [`severity`]: the severity of every event kind, and the JSON event line for SIEMs.
+//!   with the extension forwards them.
 //!
 //! Everything that needs shared memory or hooks in every backend needs
 //! `shared_preload_libraries = 'pg_encrypt_ml'`; without it the rest of the extension works,
@@ -17,21 +16,9 @@ pub mod exfil;
 pub mod gucs;
 pub mod queue;
 pub mod results;
-pub mod severity;
 pub mod utility;
 
-use crate::pg::errors::raise_full;
 use pgrx::prelude::*;
-use pgrx::PgSqlErrorCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Set in `_PG_init` when the library is loaded by shared_preload_libraries (inherited by every
-/// backend the postmaster forks); false when loaded on first use.
-static PRELOADED: AtomicBool = AtomicBool::new(false);
-
-pub fn preloaded() -> bool {
-    PRELOADED.load(Ordering::Relaxed)
-}
 
 /// From `_PG_init`: the GUCs always; shared memory and hooks only while preloading.
 // pg_shmem_init! tests pgrx's version features, which this crate does not declare.
@@ -46,23 +33,6 @@ pub fn init() {
         pgrx::pg_shmem_init!(RATE_TABLE = RateTable::EMPTY);
         pgrx::pg_shmem_init!(QUEUE = Queue::EMPTY);
         auth::install();
-        utility::install();
-        PRELOADED.store(true, Ordering::Relaxed);
-    }
-}
-
-/// ERROR 55000 saying that `what` needs the library preloaded.
-pub fn require_preload(what: &str) {
-    if !preloaded() {
-        raise_full(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("{what} needs pg_encrypt_ml in shared_preload_libraries"),
-            None,
-            Some(
-                "Add pg_encrypt_ml to shared_preload_libraries in postgresql.conf and restart the server."
-                    .into(),
-            ),
-        );
     }
 }
 
@@ -89,7 +59,7 @@ pub mod tests {
 
     #[pg_test]
     fn without_preload_alert_mode_decrypts_and_reports_inactive() {
-        assert!(!super::preloaded());
+        assert!(!crate::pg::preload::preloaded());
         let c = encrypted_value();
         Spi::run("SET encml.decrypt_alert_threshold = 1").unwrap();
         assert_eq!(

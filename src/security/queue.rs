@@ -6,7 +6,7 @@
 //! encml.forward_security_events(), encml.compliance_report(). A scraper calling metrics()
 //! therefore brings them in within one scrape interval.
 
-use crate::security::severity;
+use crate::events::severity;
 use encml_core::event_ring::Ring;
 use pgrx::prelude::*;
 use pgrx::{PGRXSharedMemory, PgLwLock};
@@ -54,7 +54,7 @@ pub fn push_event(
         short["detail"] = json!({ "truncated": true, "severity": severity::of(operation) });
         text = short.to_string();
     }
-    if crate::security::preloaded() {
+    if crate::pg::preload::preloaded() {
         QUEUE.exclusive().0.push(text.as_bytes());
     }
 }
@@ -72,7 +72,7 @@ fn can_forward() -> bool {
 /// Moves the queued events to this database's audit log, committed by the detached writer
 /// whatever the caller's transaction does. Returns how many were forwarded.
 pub fn forward() -> usize {
-    if !crate::security::preloaded() || !can_forward() {
+    if !crate::pg::preload::preloaded() || !can_forward() {
         return 0;
     }
     let events: Vec<String> = {
@@ -91,7 +91,7 @@ pub fn forward() -> usize {
 
 /// Waiting events and events dropped because the ring was full.
 pub fn stats() -> (usize, u64) {
-    if !crate::security::preloaded() {
+    if !crate::pg::preload::preloaded() {
         return (0, 0);
     }
     let q = QUEUE.share();

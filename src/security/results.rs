@@ -44,7 +44,7 @@ pub fn record_if_classified(operation: &str, relids: &[pg_sys::Oid], rows: u64) 
         with_active_snapshot(|| {
             let tables = classified(relids);
             if !tables.is_empty() {
-                crate::audit::detached::record(
+                crate::events::record_detached(
                     operation,
                     json!({ "tables": tables, "rows": rows }),
                 );

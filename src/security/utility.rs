@@ -3,8 +3,9 @@
 //! grants of the extension's admin roles and of Postgres's powerful predefined roles, and the
 //! disabling of row-level security on classified or audited tables. (Changes to audit triggers
 //! are seen by the event triggers of `audit::ddl`, which need no preloading.)
-//! Event triggers do not fire for role commands, so this is a ProcessUtility hook and needs
-//! shared_preload_libraries. Also COPY TO of a classified table (`results`).
+//! Event triggers do not fire for role commands, so this is called from the ProcessUtility hook
+//! (`hooks::process_utility`) and needs shared_preload_libraries. Also COPY TO of a classified
+//! table (`results`).
 //!
 //! Statements are described before they run (names copied out of the parse tree; never the
 //! query text or an option's value: ALTER ROLE ... PASSWORD carries the password) and recorded
@@ -20,8 +21,6 @@ use serde_json::{json, Value};
 use std::cell::Cell;
 use std::ffi::CStr;
 
-static mut PREV_UTILITY: pg_sys::ProcessUtility_hook_type = None;
-
 thread_local! {
     /// Set while a COPY statement runs, so the executor check does not count it twice.
     static IN_COPY: Cell<bool> = const { Cell::new(false) };
@@ -31,10 +30,17 @@ pub fn in_copy() -> bool {
     IN_COPY.with(|c| c.get())
 }
 
-pub fn install() {
-    unsafe {
-        PREV_UTILITY = pg_sys::ProcessUtility_hook;
-        pg_sys::ProcessUtility_hook = Some(process_utility);
+/// Marks the statement as a COPY (or keeps an outer COPY's mark) until the guard is dropped.
+pub fn copy_scope(copy: bool) -> CopyScope {
+    CopyScope(IN_COPY.with(|c| c.replace(copy || c.get())))
+}
+
+/// Restores the COPY mark of the statement around, by return or by error.
+pub struct CopyScope(bool);
+
+impl Drop for CopyScope {
+    fn drop(&mut self) {
+        IN_COPY.with(|c| c.set(self.0));
     }
 }
 
@@ -51,7 +57,7 @@ const POWERFUL_ROLES: [&str; 6] = [
 ];
 
 /// What to record once the statement succeeded.
-enum Pending {
+pub enum Pending {
     Event {
         operation: &'static str,
         table: Option<pg_sys::Oid>,
@@ -86,7 +92,10 @@ unsafe fn role_spec(spec: *mut pg_sys::RoleSpec) -> String {
 }
 
 /// The oids of the roles a DROP ROLE or DROP OWNED names (those that do not exist left out).
-unsafe fn role_oids(list: *mut pg_sys::List) -> Vec<pg_sys::Oid> {
+///
+/// # Safety
+/// `list` is NULL or a List of RoleSpec nodes of a parse tree that lives for the call.
+pub unsafe fn role_oids(list: *mut pg_sys::List) -> Vec<pg_sys::Oid> {
     unsafe {
         PgList::<pg_sys::RoleSpec>::from_pg(list)
             .iter_ptr()
@@ -134,7 +143,12 @@ unsafe fn role_options(list: *mut pg_sys::List) -> (Vec<Value>, Vec<String>) {
     (options, granted)
 }
 
-unsafe fn describe(stmt: *mut pg_sys::Node) -> Option<Pending> {
+/// What the statement will change that is worth an event, described before it runs (the hook in
+/// `hooks::process_utility`).
+///
+/// # Safety
+/// `stmt` is a utility statement's parse tree that lives for the call.
+pub unsafe fn describe(stmt: *mut pg_sys::Node) -> Option<Pending> {
     use pg_sys::NodeTag::*;
     unsafe {
         if is_a(stmt, T_CreateRoleStmt) {
@@ -256,19 +270,12 @@ fn extension_here() -> bool {
 
 fn emit(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: Value) {
     if extension_here() {
-        crate::audit::events::record(operation, table, detail);
+        crate::events::record(operation, table, detail);
     } else {
         if let Some((_, name)) = table {
             detail["table"] = json!(name);
         }
-        let addr = unsafe {
-            let port = pgrx::pg_sys::libpq::be::MyProcPort;
-            if port.is_null() {
-                None
-            } else {
-                crate::security::auth::client_addr(&*port)
-            }
-        };
+        let addr = crate::pg::client_address::current();
         queue::push_event(
             operation,
             &role_name(unsafe { pg_sys::GetUserId() }),
@@ -293,7 +300,8 @@ fn protected(relid: pg_sys::Oid) -> bool {
     })
 }
 
-fn record(pending: Pending, rows: u64) {
+/// Records what `describe` found, once the statement succeeded with `rows` rows processed.
+pub fn record(pending: Pending, rows: u64) {
     match pending {
         Pending::Event {
             operation,
@@ -322,86 +330,5 @@ fn record(pending: Pending, rows: u64) {
                 crate::audit::reads::check_copy(relid, rows);
             }
         }
-    }
-}
-
-#[pg_guard]
-#[allow(clippy::too_many_arguments)]
-unsafe extern "C-unwind" fn process_utility(
-    pstmt: *mut pg_sys::PlannedStmt,
-    query: *const std::ffi::c_char,
-    read_only_tree: bool,
-    context: pg_sys::ProcessUtilityContext::Type,
-    params: pg_sys::ParamListInfo,
-    env: *mut pg_sys::QueryEnvironment,
-    dest: *mut pg_sys::DestReceiver,
-    qc: *mut pg_sys::QueryCompletion,
-) {
-    let pending = unsafe {
-        if pstmt.is_null() || (*pstmt).utilityStmt.is_null() {
-            None
-        } else {
-            // SAFETY: the statement's own parse tree, before it runs.
-            crate::audit::maintenance::before_utility((*pstmt).utilityStmt);
-            describe((*pstmt).utilityStmt)
-        }
-    };
-    // Roles holding the extension's privileges are not dropped; DROP OWNED removes them
-    // (`keys::role_privileges`).
-    // SAFETY: the statement's own parse tree, before it runs; nodes cast after is_a.
-    let dropped_owned = unsafe {
-        let stmt = if pstmt.is_null() {
-            std::ptr::null_mut()
-        } else {
-            (*pstmt).utilityStmt
-        };
-        if !stmt.is_null() && is_a(stmt, pg_sys::NodeTag::T_DropRoleStmt) {
-            let s = stmt as *mut pg_sys::DropRoleStmt;
-            crate::keys::role_privileges::refuse_drop(&role_oids((*s).roles));
-        }
-        (!stmt.is_null() && is_a(stmt, pg_sys::NodeTag::T_DropOwnedStmt))
-            .then(|| role_oids((*(stmt as *mut pg_sys::DropOwnedStmt)).roles))
-    };
-    let copy = matches!(pending, Some(Pending::Copy { .. }));
-    let was = IN_COPY.with(|c| c.replace(copy || in_copy()));
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            IN_COPY.with(|c| c.set(self.0));
-        }
-    }
-    let _reset = Reset(was);
-    unsafe {
-        let utility = if pstmt.is_null() {
-            std::ptr::null_mut()
-        } else {
-            (*pstmt).utilityStmt
-        };
-        crate::privacy::dp_only_execution::explain(utility, || match PREV_UTILITY {
-            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
-                prev(pstmt, query, read_only_tree, context, params, env, dest, qc)
-            }),
-            None => pg_sys::standard_ProcessUtility(
-                pstmt,
-                query,
-                read_only_tree,
-                context,
-                params,
-                env,
-                dest,
-                qc,
-            ),
-        })
-    }
-    if let Some(roles) = dropped_owned {
-        crate::keys::role_privileges::drop_owned(&roles);
-    }
-    if let Some(p) = pending {
-        let rows = if qc.is_null() {
-            0
-        } else {
-            unsafe { (*qc).nprocessed }
-        };
-        record(p, rows);
     }
 }

@@ -69,7 +69,7 @@ fn verify_authentic(bytes: &[u8], domain: Domain, header: &Header, code: PgSqlEr
         _ => false,
     };
     if !authentic {
-        crate::audit::events::refused(
+        crate::events::refused(
             "ore_input_forged",
             serde_json::json!({
                 "type": domain.name(),

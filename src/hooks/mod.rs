@@ -8,7 +8,9 @@
 //! auditing and alerts work when the library is loaded on first use); the others only while preloading,
 //! as they must see every statement from a backend's start.
 
-use crate::{audit, keys, privacy, security};
+mod process_utility;
+
+use crate::{audit, events, keys, privacy, security};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -42,6 +44,7 @@ pub fn install_preloaded() {
         PREV_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
         pg_sys::ExecutorRun_hook = Some(executor_run);
     }
+    process_utility::install();
     privacy::start::mark_installed();
 }
 
@@ -126,6 +129,7 @@ unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
                 None => pg_sys::standard_ExecutorEnd(query),
             }
             audit::decrypts::after_executor_end();
+            security::exfil::flush(true);
             keys::nonce_budget::flush_local(true);
         })
     }
@@ -133,8 +137,9 @@ unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_xact(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    security::exfil::on_xact(event);
     audit::decrypts::on_xact(event);
-    security::severity::on_xact(event);
+    events::severity::on_xact(event);
     if event == pg_sys::XactEvent::XACT_EVENT_ABORT {
         keys::nonce_budget::flush_local(false);
     }
@@ -150,7 +155,7 @@ unsafe extern "C-unwind" fn on_subxact(
     _parent: pg_sys::SubTransactionId,
     _arg: *mut std::ffi::c_void,
 ) {
-    security::severity::on_subxact(event, mine);
+    events::severity::on_subxact(event, mine);
     if privacy::start::installed() {
         audit::reads::on_subxact(event, mine);
     }

@@ -1,5 +1,22 @@
-//! Severity of security events (the seed's alerting strategy: critical, warning, info) and the
-//! one-line JSON form written to the server log for SIEM collectors.
+//! Severity of security events (the seed's alerting strategy: critical, warning, info), the
+//! one-line JSON form written to the server log for SIEM collectors (`encml.log_events_json`),
+//! and the NOTIFY alerts of critical events.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+pub static LOG_EVENTS_JSON: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+/// From `_PG_init`.
+pub fn register_guc() {
+    GucRegistry::define_bool_guc(
+        c"encml.log_events_json",
+        c"Writes every security event to the server log as one JSON object per line.",
+        c"For SIEM collectors: the line starts with 'pg_encrypt_ml event: '.",
+        &LOG_EVENTS_JSON,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
 
 /// The severity of an event kind: critical for what bypasses or defeats the controls (lockouts,
 /// exfiltration alerts, superuser or admin roles granted, RLS or audit switched off); warning for
@@ -52,7 +69,7 @@ pub fn tag(operation: &str, detail: &mut serde_json::Value) {
 
 /// Writes the event to the server log as one JSON line when encml.log_events_json is on.
 pub fn log_json(event: &serde_json::Value) {
-    if crate::security::gucs::LOG_EVENTS_JSON.get() {
+    if LOG_EVENTS_JSON.get() {
         crate::log_event!("pg_encrypt_ml event: {event}");
     }
 }
