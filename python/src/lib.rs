@@ -4,6 +4,9 @@
 //! `bytes` in the formats of docs/formats.md, so they move between the tool, Python and the
 //! database unchanged. The long computations (a CRS, proofs, decryption) release the GIL.
 
+// No unsafe code of our own (PyO3 and numpy hold the FFI).
+#![forbid(unsafe_code)]
+
 use encml_fhe::client::{bytes_from_text, id_string, write_secret_file};
 use encml_fhe::keys::{generate, PublicKey, SecretKey};
 use encml_fhe::params::Encoding;

@@ -39,7 +39,7 @@ pub const CACHED_ARGS: usize = 4;
 /// `Flat` (only bytes and byte arrays), so it may be viewed in place over any 96 bytes; the
 /// contents are validated when read as a [`State`].
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Flat {
     version: u8,
     tag: u8,
@@ -79,15 +79,14 @@ impl Flat {
 
     /// Views `bytes` as a state of type `T`, checking the version and the value type.
     pub fn view<T: Num>(bytes: &mut [u8; LEN]) -> Result<&mut Flat, DpError> {
-        // SAFETY: Flat has size LEN and alignment 1, and every bit pattern is valid.
-        let flat = unsafe { &mut *(bytes as *mut [u8; LEN] as *mut Flat) };
+        // (Flat is Pod: size LEN, alignment 1, every bit pattern valid; checked by bytemuck.)
+        let flat: &mut Flat = bytemuck::must_cast_mut(bytes);
         flat.check::<T>()?;
         Ok(flat)
     }
 
     pub fn as_bytes(&self) -> &[u8; LEN] {
-        // SAFETY: as in `view`.
-        unsafe { &*(self as *const Flat as *const [u8; LEN]) }
+        bytemuck::must_cast_ref(self)
     }
 
     fn check<T: Num>(&self) -> Result<(), DpError> {
@@ -244,8 +243,7 @@ impl Flat {
             *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
                 .map_err(|_| DpError::CorruptState("not a dp_state"))?;
         }
-        // SAFETY: as in `view`.
-        let flat = unsafe { *(bytes.as_ptr() as *const Flat) };
+        let flat: Flat = bytemuck::must_cast(bytes);
         match flat.tag {
             b'f' => flat.state::<f64>().map(|_| ())?,
             _ => flat.state::<i64>().map(|_| ())?,

@@ -11,6 +11,9 @@
 //! - [`vector_noise`]: discrete Gaussian noise for a vector under an L2 sensitivity (the noise of
 //!   differentially private FHE round sums).
 
+// No unsafe code: the formats and arithmetic here need none (docs/architecture.md).
+#![forbid(unsafe_code)]
+
 pub mod error;
 pub mod flat;
 pub mod mechanism;

@@ -16,6 +16,9 @@
 //! - [`client`]: what the client programs (the tool, the Python package) share: ids, key files,
 //!   input forms.
 
+// No unsafe code: the formats and arithmetic here need none (docs/architecture.md).
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod keys;
 pub mod params;
