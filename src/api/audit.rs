@@ -12,6 +12,8 @@ use pgrx::{pg_sys, PgSqlErrorCode};
 /// Only the table's owner (or a superuser) audits or classifies it.
 fn require_owner(rel: pg_sys::Oid) {
     crate::audit::events::require_table_owner(rel, "audit_owner_refused");
+    // SAFETY: a syscache lookup by oid through pgrx's guarded binding (an ERROR becomes a
+    // panic that this #[pg_extern] call re-raises); InvalidOid if missing, no pointers kept.
     if unsafe { pg_sys::get_rel_namespace(rel) } == own_schema() {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -21,6 +23,8 @@ fn require_owner(rel: pg_sys::Oid) {
 }
 
 fn own_schema() -> pg_sys::Oid {
+    // SAFETY: the name is a NUL-terminated static C string literal; with missing_ok = false a
+    // missing schema raises an ERROR, which the guarded binding turns into a Rust panic.
     unsafe { pg_sys::get_namespace_oid(c"encml".as_ptr(), false) }
 }
 
@@ -45,6 +49,7 @@ fn audit_enable_with_reads(
 ) {
     let rel = tbl.0;
     require_owner(rel);
+    // SAFETY: a syscache lookup by oid (guarded binding); '\0' if missing, no pointers kept.
     let kind = unsafe { pg_sys::get_rel_relkind(rel) } as u8;
     if kind != pg_sys::RELKIND_RELATION && kind != pg_sys::RELKIND_PARTITIONED_TABLE {
         raise(
@@ -54,6 +59,8 @@ fn audit_enable_with_reads(
     }
     for c in &redact {
         let name = std::ffi::CString::new(c.as_str()).unwrap_or_default();
+        // SAFETY: `name` is a NUL-terminated CString alive across the call, which only reads
+        // it; a syscache lookup (guarded binding) giving InvalidAttrNumber (0) if missing.
         if unsafe { pg_sys::get_attnum(rel, name.as_ptr()) } <= 0 {
             raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
@@ -159,6 +166,7 @@ fn classify(tbl: Option<RegClass>, col: Option<&str>, label: Option<&str>) {
     };
     require_owner(rel);
     let name = std::ffi::CString::new(col).unwrap_or_default();
+    // SAFETY: as above: `name` outlives the call; a guarded syscache lookup, 0 if missing.
     let attnum = unsafe { pg_sys::get_attnum(rel, name.as_ptr()) };
     if attnum <= 0 {
         raise(

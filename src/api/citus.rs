@@ -6,7 +6,12 @@
 use crate::pg::c_functions;
 use pgrx::prelude::*;
 
+/// # Safety
+/// Only as the C function `encml_citus_catalog_changed` (`c_functions!`): `fcinfo` is the
+/// FunctionCallInfo Postgres passed to it.
 unsafe fn catalog_changed(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this call's FunctionCallInfo (the contract above), valid for the whole
+    // call; trigger_data only reads its context and raises unless it is a TriggerData.
     unsafe { crate::audit::trigger_data(fcinfo, "encml.citus_catalog_changed") };
     crate::keys::catalog::invalidate();
     pg_sys::Datum::from(0)

@@ -70,6 +70,8 @@ fn consent_table() -> pg_sys::Oid {
 
 /// Tells every backend (at commit) and this one (now) that consents changed.
 fn invalidate() {
+    // SAFETY: called inside a transaction (from SQL functions); the oid is the consent table's,
+    // looked up just now. The guarded binding turns a lookup ERROR into a Rust panic.
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(consent_table()) };
     clear();
 }

@@ -26,7 +26,12 @@ use std::hash::{Hash, Hasher};
 
 /// The aggregate memory context; refuses calls outside an aggregate and as a window function
 /// (a moving window would release many noisy answers of overlapping rows).
+///
+/// # Safety
+/// `fcinfo` must be the FunctionCallInfo of the running call.
 pub(super) unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
+    // SAFETY: fcinfo is the running call's (the contract above); `context` only reads it and
+    // asks AggCheckCallContext through pgrx's guarded binding.
     unsafe { crate::pg::aggregate::context(fcinfo, "dp aggregates", false) }
 }
 
@@ -61,17 +66,24 @@ impl ParamArgs {
     }
 }
 
+/// The raw datums of the arguments from `from` on (but `skip`); None if one is NULL or they do
+/// not fit.
+///
+/// # Safety
+/// `fcinfo` must be the FunctionCallInfo of the running call.
 pub(super) unsafe fn param_args(
     fcinfo: pg_sys::FunctionCallInfo,
     from: usize,
     skip: Option<usize>,
 ) -> Option<ParamArgs> {
+    // SAFETY: fcinfo is the running call's (the contract above).
     let n = unsafe { nargs(fcinfo) };
     let mut out = ParamArgs::default();
     for i in from..n {
         if Some(i) == skip {
             continue;
         }
+        // SAFETY: as above; i < nargs, and pgrx bounds-checks the index against nargs anyway.
         let d = unsafe { pgrx::fcinfo::pg_get_nullable_datum(fcinfo, i) };
         if d.isnull || out.len == out.datums.len() {
             return None;
@@ -85,7 +97,15 @@ pub(super) unsafe fn param_args(
 /// The state in argument 0, created in the aggregate context on the first row. Only that first
 /// call asks Postgres for the context (and so refuses window use): a non-NULL `internal` state
 /// can only come from our own functions, inside the aggregate.
+///
+/// # Safety
+/// `fcinfo` must be the call of one of this module's transition functions for `T`: argument 0
+/// is NULL or the `Agg<T>` an earlier call of the same aggregate made. The result must not
+/// outlive the aggregate context nor be held beside another reference to the same state.
 unsafe fn agg_arg<'a, T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut Agg<T> {
+    // SAFETY: fcinfo is valid (the contract). A new state is allocated in the aggregate context
+    // (agg_context refuses any other caller) and dropped only when that context is deleted,
+    // after the aggregate's last call; a non-NULL state is an Agg<T> as the contract requires.
     unsafe {
         if pg_arg_is_null(fcinfo, 0) {
             let ctx = agg_context(fcinfo);
@@ -100,11 +120,21 @@ fn agg_datum<T: Num>(agg: &mut Agg<T>) -> pg_sys::Datum {
     pg_sys::Datum::from(agg as *mut Agg<T>)
 }
 
+/// The `internal` state in argument `n`.
+///
+/// # Safety
+/// Argument `n` of the valid `fcinfo` must be a non-NULL pointer to an `Agg<T>` this module
+/// made in the aggregate context, not otherwise borrowed while the result lives.
 unsafe fn agg_ref<'a, T: Num>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a mut Agg<T> {
+    // SAFETY: as the caller guarantees, the datum points to a live, unaliased Agg<T>; pgrx
+    // bounds-checks `n` against nargs.
     unsafe { &mut *(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n).value() as *mut Agg<T>) }
 }
 
+/// # Safety
+/// `fcinfo` must be a valid FunctionCallInfo.
 unsafe fn nargs(fcinfo: pg_sys::FunctionCallInfo) -> usize {
+    // SAFETY: fcinfo is valid (the contract); nargs is a plain field of it.
     unsafe { (*fcinfo).nargs as usize }
 }
 
@@ -112,6 +142,10 @@ unsafe fn nargs(fcinfo: pg_sys::FunctionCallInfo) -> usize {
 /// (the bounds of a sum, else epsilon) with epsilon at `epsilon_at`; in the privacy-unit form
 /// the unit is at `epsilon_at + 2`. A row with a NULL unit is dropped: it cannot be attributed
 /// to anyone's bound.
+///
+/// # Safety
+/// `fcinfo` must be the call of one of this module's transition functions for `T`, with the
+/// arguments its SQL declaration gives (see `agg_arg`).
 unsafe fn transition<T: Num>(
     fcinfo: pg_sys::FunctionCallInfo,
     value: Option<T>,
@@ -119,6 +153,10 @@ unsafe fn transition<T: Num>(
     epsilon_at: usize,
     bounds: impl FnOnce() -> (T, T),
 ) -> pg_sys::Datum {
+    // SAFETY: fcinfo is the transition call's (the contract); the state comes from agg_arg
+    // under the same contract and is the only reference to it here; argument reads are
+    // bounds-checked by pgrx, and the privacy unit (argument epsilon_at + 2) is the `text` the
+    // SQL declaration says, read as its bytes.
     unsafe {
         // (The state first: on the first row it refuses window use with its own message.)
         let agg = agg_arg::<T>(fcinfo);
@@ -156,20 +194,33 @@ unsafe fn transition<T: Num>(
     }
 }
 
+/// # Safety
+/// Only as the C function `encml_dp_count_trans` (`c_functions!`): `fcinfo` is the call's,
+/// its arguments as the SQL declarations in sql/schema/dp.sql give them.
 unsafe fn count_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract); argument 1 is only tested for NULL.
     unsafe {
         let value = (!pg_arg_is_null(fcinfo, 1)).then_some(0i64);
         transition::<i64>(fcinfo, value, 2, 2, || (0, 0))
     }
 }
 
+/// # Safety
+/// Only as the C function `encml_dp_count_rows_trans` (`c_functions!`): `fcinfo` is the
+/// call's, its arguments as the SQL declarations in sql/schema/dp.sql give them.
 unsafe fn count_rows_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract), a dp transition call as `transition` needs.
     unsafe { transition::<i64>(fcinfo, Some(0), 1, 1, || (0, 0)) }
 }
 
 /// dp_partition(epsilon, delta): a row count, refusing a zero delta before any row is counted
 /// (no threshold is private without one).
+///
+/// # Safety
+/// Only as the C function `encml_dp_partition_trans` (`c_functions!`): `fcinfo` is the call's,
+/// its arguments as the SQL declaration in sql/schema/dp.sql gives them.
 unsafe fn partition_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract); argument 2 is dp_partition's float8 delta.
     unsafe {
         if pg_getarg::<f64>(fcinfo, 2) == Some(0.0) {
             dp_error(DpError::InvalidParameter(
@@ -180,9 +231,15 @@ unsafe fn partition_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
 }
 
+/// # Safety
+/// Only as the C functions `encml_dp_sum_f64_trans` (`T` = f64) and `encml_dp_sum_i64_trans`
+/// (`T` = i64) (`c_functions!`): `fcinfo` is the call's, its arguments as sql/schema/dp.sql
+/// declares them (the value and the bounds of type `T`).
 unsafe fn sum_trans<T: Num + pgrx::datum::FromDatum>(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract); arguments 1 to 3 are of type `T` as its
+    // SQL declarations say.
     unsafe {
         transition::<T>(fcinfo, pg_getarg::<T>(fcinfo, 1), 2, 4, || {
             let args = RowArgs(fcinfo);
@@ -191,7 +248,14 @@ unsafe fn sum_trans<T: Num + pgrx::datum::FromDatum>(
     }
 }
 
+/// # Safety
+/// Only as the C functions `encml_dp_f64_combine` / `encml_dp_i64_combine` (`c_functions!`),
+/// `T` matching: `fcinfo` is the call's.
 unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract). agg_context refuses calls outside an
+    // aggregate and own::require any aggregate but ours, so a non-NULL argument is an Agg<T>
+    // made by transition or deserialize in the aggregate context; the two states are distinct,
+    // so the two references do not alias.
     unsafe {
         agg_context(fcinfo);
         own::require(fcinfo);
@@ -218,7 +282,15 @@ unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 /// cannot ask `own::require`; they need none: an `internal` state exists only where the checked
 /// transition, combine or final functions of one of our own aggregates made or took it, and SQL
 /// cannot produce or pass an `internal` value.
+///
+/// # Safety
+/// Only as the C functions `encml_dp_f64_serialize` / `encml_dp_i64_serialize`
+/// (`c_functions!`), `T` matching: `fcinfo` is the call's.
 unsafe fn serialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract). The function is STRICT, so argument 0 is
+    // not NULL, and agg_context refuses calls outside an aggregate; the state is then an Agg<T>
+    // of our aggregate of this `T` (only superusers create aggregates over `internal`, and the
+    // dp support functions are not granted to PUBLIC).
     unsafe {
         agg_context(fcinfo);
         agg_ref::<T>(fcinfo, 0)
@@ -229,7 +301,13 @@ unsafe fn serialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
 }
 
+/// # Safety
+/// Only as the C functions `encml_dp_f64_deserialize` / `encml_dp_i64_deserialize`
+/// (`c_functions!`), `T` matching: `fcinfo` is the call's.
 unsafe fn deserialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract), argument 0 its bytea. The new state is
+    // allocated in the aggregate context (checked by agg_context) and dropped only when that
+    // context is deleted, so the returned pointer outlives this call.
     unsafe {
         let ctx = agg_context(fcinfo);
         let bytes: &[u8] = pg_getarg(fcinfo, 0).unwrap_or_else(|| {
@@ -248,10 +326,17 @@ unsafe fn deserialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum
 }
 
 /// Releases `release(state)` of the `internal` state in argument 0 (see `release_state`).
+///
+/// # Safety
+/// Only as one of the dp final C functions (`c_functions!`), `T` matching the aggregate's
+/// transition functions: `fcinfo` is the call's.
 unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
     fcinfo: pg_sys::FunctionCallInfo,
     release: impl FnOnce(&State<T>) -> Result<Option<R>, DpError>,
 ) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract). agg_context and own::require refuse any
+    // caller but our own aggregate, so a non-NULL argument 0 is its Agg<T>, alive in the
+    // aggregate context for the call.
     unsafe {
         agg_context(fcinfo);
         own::require(fcinfo);
@@ -266,11 +351,17 @@ unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
 
 /// Releases `release(state)` (noise is added there, once) after recording its charge; a
 /// missing state or one without rows takes the parameters from the call.
+///
+/// # Safety
+/// `fcinfo` must be the call of a final function of one of our dp aggregates.
 pub(super) unsafe fn release_state<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
     fcinfo: pg_sys::FunctionCallInfo,
     counted: Option<&State<T>>,
     release: impl FnOnce(&State<T>) -> Result<Option<R>, DpError>,
 ) -> pg_sys::Datum {
+    // SAFETY: fcinfo is the final function's call (the contract). release::agg_state and
+    // release::aggref raise unless the context is an AggState and an Aggref is running, so
+    // start::evaluate gets the live Agg node and the call it finalizes.
     unsafe {
         // With GROUP BY on the distribution column Citus pushes the whole aggregate, final
         // function included, to the shards: each would charge its worker's ledger and release
@@ -355,15 +446,21 @@ c_functions! {
     encml_dp_f64_deserialize, pg_finfo_encml_dp_f64_deserialize => deserialize::<f64>;
     encml_dp_i64_deserialize, pg_finfo_encml_dp_i64_deserialize => deserialize::<i64>;
     encml_dp_count_final, pg_finfo_encml_dp_count_final =>
+        // SAFETY: `f` is the FunctionCallInfo Postgres passed to this C function, a dp final
+        // function of our dp_count (finish checks the aggregate).
         |f| unsafe { finish::<i64, i64>(f, state::release_count) };
     encml_dp_sum_f64_final, pg_finfo_encml_dp_sum_f64_final =>
+        // SAFETY: as above, `f` is this C function's call; its states hold f64.
         |f| unsafe { finish::<f64, f64>(f, state::release_sum_f64) };
     encml_dp_sum_i64_final, pg_finfo_encml_dp_sum_i64_final =>
+        // SAFETY: as above, `f` is this C function's call; its states hold i64.
         |f| unsafe { finish::<i64, i64>(f, state::release_sum_i64) };
     encml_dp_avg_final, pg_finfo_encml_dp_avg_final =>
+        // SAFETY: as above, `f` is this C function's call; its states hold f64.
         |f| unsafe { finish::<f64, f64>(f, state::release_avg) };
     /// dp_partition(epsilon, delta): whether the group is released (for HAVING)
     encml_dp_partition_final, pg_finfo_encml_dp_partition_final =>
+        // SAFETY: as above, `f` is this C function's call; its states hold i64 (a row count).
         |f| unsafe { finish::<i64, bool>(f, release_partition) };
 }
 

@@ -34,7 +34,14 @@ use std::ffi::{CStr, CString};
 /// The state in argument `n`, checked to hold values of type `T`. Transition and combine
 /// functions update argument 0 in place: it is the aggregate's own copy in its memory context
 /// (they check that they run inside an aggregate first).
+///
+/// # Safety
+/// Argument `n` of the valid `fcinfo` must be a non-NULL `dp_state` (96 bytes, the type's
+/// INTERNALLENGTH) that may be written, not otherwise borrowed while the result lives.
 unsafe fn flat_at<'a, T: Num>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a mut Flat {
+    // SAFETY: as the caller guarantees, the datum points to flat::LEN (= 96) bytes of a
+    // dp_state (a fixed-length type, never toasted); [u8; LEN] has alignment 1 as the type's
+    // `ALIGNMENT = char` gives; pgrx bounds-checks `n` against nargs.
     unsafe {
         let bytes = pg_getarg_datum_raw(fcinfo, n).cast_mut_ptr::<[u8; flat::LEN]>();
         Flat::view::<T>(&mut *bytes).unwrap_or_else(|e| dp_error(e))
@@ -43,7 +50,12 @@ unsafe fn flat_at<'a, T: Num>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a
 
 /// Whether the function is called by an Agg node (what `AggCheckCallContext` reports as a plain
 /// aggregate), read without a call into Postgres.
+///
+/// # Safety
+/// `fcinfo` must be a valid FunctionCallInfo.
 unsafe fn in_agg_node(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    // SAFETY: fcinfo is valid (the contract); its context is NULL or a Node, whose tag is read
+    // only after the NULL check.
     unsafe {
         let ctx = (*fcinfo).context;
         !ctx.is_null() && (*ctx).type_ == pg_sys::NodeTag::T_AggState
@@ -76,6 +88,10 @@ impl Cache {
 }
 
 /// Adds one row; parameters as in `dp::transition` (without a privacy unit).
+///
+/// # Safety
+/// `fcinfo` must be the call of one of this module's transition functions for `T`, with the
+/// arguments its SQL declaration in sql/schema/dp.sql gives.
 unsafe fn transition<T: Num>(
     fcinfo: pg_sys::FunctionCallInfo,
     value: Option<T>,
@@ -83,6 +99,11 @@ unsafe fn transition<T: Num>(
     epsilon_at: usize,
     bounds: impl FnOnce() -> (T, T),
 ) -> pg_sys::Datum {
+    // SAFETY: fcinfo is the transition call's (the contract). Argument 0 is written in place
+    // only after it is checked not NULL and the call is known to come from an Agg node (the
+    // node tag on every row, AggCheckCallContext on a group's first row); there it is the
+    // aggregate's own transition value, copied into the aggregate context by nodeAgg.c, which
+    // a transition function may modify.
     unsafe {
         // Argument 0 is updated in place, which only an aggregate's own transition value may
         // be. The full check (a guarded call into Postgres, which also refuses window use) runs
@@ -127,13 +148,23 @@ unsafe fn transition<T: Num>(
     }
 }
 
+/// # Safety
+/// Only as the C function `encml_dp_state_count_rows_trans` (`c_functions!`): `fcinfo` is the
+/// call's, its arguments as the SQL declarations in sql/schema/dp.sql give them.
 unsafe fn count_rows_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract), a transition call as `transition` needs.
     unsafe { transition::<i64>(fcinfo, Some(0), 1, 1, || (0, 0)) }
 }
 
+/// # Safety
+/// Only as the C functions `encml_dp_state_sum_f64_trans` (`T` = f64) and
+/// `encml_dp_state_sum_i64_trans` (`T` = i64) (`c_functions!`): `fcinfo` is the call's, its
+/// arguments as sql/schema/dp.sql declares them (the value and the bounds of type `T`).
 unsafe fn sum_trans<T: Num + pgrx::datum::FromDatum>(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract); arguments 1 to 3 are of type `T` as its
+    // SQL declarations say.
     unsafe {
         transition::<T>(fcinfo, pg_getarg::<T>(fcinfo, 1), 2, 4, || {
             let args = RowArgs(fcinfo);
@@ -143,7 +174,15 @@ unsafe fn sum_trans<T: Num + pgrx::datum::FromDatum>(
 }
 
 /// Merges the state in argument 1 into argument 0.
+///
+/// # Safety
+/// Only as the C functions `encml_dp_state_f64_combine` / `encml_dp_state_i64_combine`
+/// (`c_functions!`), `T` matching: `fcinfo` is the call's.
 unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract). agg_context refuses calls outside an
+    // aggregate, so argument 0 is the aggregate's own transition value, which may be updated
+    // in place; both arguments are dp_state values (96 bytes), read only after the NULL
+    // checks, and argument 1 is copied out before argument 0 is borrowed.
     unsafe {
         agg_context(fcinfo);
         own::require(fcinfo);
@@ -163,10 +202,17 @@ unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 }
 
 /// The final functions: the charge and the noise (`dp::release_state`).
+///
+/// # Safety
+/// Only as one of the dp_state final C functions (`c_functions!`), `T` matching the
+/// aggregate's transition functions: `fcinfo` is the call's.
 unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
     fcinfo: pg_sys::FunctionCallInfo,
     release: impl FnOnce(&State<T>) -> Result<Option<R>, DpError>,
 ) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract); agg_context and own::require refuse any
+    // caller but our own aggregate, whose argument 0, when not NULL, is its dp_state (the view
+    // is only read, and checked to hold values of type `T`).
     unsafe {
         agg_context(fcinfo);
         own::require(fcinfo);
@@ -177,7 +223,14 @@ unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
     }
 }
 
+/// # Safety
+/// Only as the C function `encml_dp_state_in` (`c_functions!`), the type's input function:
+/// `fcinfo` is the call's.
 unsafe fn state_in(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract). The function is STRICT and its argument a
+    // cstring, so argument 0 is a NUL-terminated string valid for the call. The result is
+    // palloc'd (flat::LEN bytes, all written) in the caller's current memory context, where
+    // an input function returns its value.
     unsafe {
         let text = CStr::from_ptr(pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr());
         // Only the empty initial states (INITCOND) and sealed states (from state_out): an exact
@@ -200,7 +253,14 @@ unsafe fn state_in(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
 }
 
+/// # Safety
+/// Only as the C function `encml_dp_state_out` (`c_functions!`), the type's output function:
+/// `fcinfo` is the call's.
 unsafe fn state_out(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract). The function is STRICT, so argument 0 is
+    // a dp_state of flat::LEN bytes, copied before it is viewed (the original is not written).
+    // pstrdup copies `text` (alive until the end of the block) into the current memory
+    // context, where an output function returns its string.
     unsafe {
         let bytes = pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr::<[u8; flat::LEN]>();
         let mut flat = *bytes;
@@ -260,7 +320,14 @@ fn open_sealed(text: &str) -> Flat {
 /// with this output function from inside its own final function, whose aggregate call holds
 /// the parameters. A shard with rows sends them with its state anyway; without this an input
 /// without rows would reach the coordinator with no parameters to add noise with.
+///
+/// # Safety
+/// `fcinfo` must be a valid FunctionCallInfo.
 unsafe fn fill_from_shard_call(fcinfo: pg_sys::FunctionCallInfo, flat: &mut Flat) {
+    // SAFETY: fcinfo is valid (the contract). Its context is cast to AggState only after its
+    // tag says so; AggGetAggref checks the call context itself, and the Aggref it returns
+    // (checked not NULL) belongs to the running plan, alive for the call, as own_call and
+    // WrappedCallArgs::of require.
     unsafe {
         let ctx = (*fcinfo).context;
         if ctx.is_null() || (*ctx).type_ != pg_sys::NodeTag::T_AggState {
@@ -306,11 +373,16 @@ c_functions! {
     encml_dp_state_f64_combine, pg_finfo_encml_dp_state_f64_combine => combine::<f64>;
     encml_dp_state_i64_combine, pg_finfo_encml_dp_state_i64_combine => combine::<i64>;
     encml_dp_state_count_final, pg_finfo_encml_dp_state_count_final =>
+        // SAFETY: `f` is the FunctionCallInfo Postgres passed to this C function, the final
+        // function of dp_count_rows (finish checks the aggregate); its states hold i64.
         |f| unsafe { finish::<i64, i64>(f, state::release_count) };
     encml_dp_state_sum_f64_final, pg_finfo_encml_dp_state_sum_f64_final =>
+        // SAFETY: as above, `f` is this C function's call; its states hold f64.
         |f| unsafe { finish::<f64, f64>(f, state::release_sum_f64) };
     encml_dp_state_sum_i64_final, pg_finfo_encml_dp_state_sum_i64_final =>
+        // SAFETY: as above, `f` is this C function's call; its states hold i64.
         |f| unsafe { finish::<i64, i64>(f, state::release_sum_i64) };
     encml_dp_state_avg_final, pg_finfo_encml_dp_state_avg_final =>
+        // SAFETY: as above, `f` is this C function's call; its states hold f64.
         |f| unsafe { finish::<f64, f64>(f, state::release_avg) };
 }

@@ -239,7 +239,15 @@ const FHE_VECTOR_SUM: Aggregate = Aggregate {
     window_ok: true,
 };
 
+/// The bytes of the varlena argument `n`.
+///
+/// # Safety
+/// Argument `n` of the valid `fcinfo` must be a non-NULL varlena (flat, toasted or an expanded
+/// object's pointer); the result must not outlive the current memory context.
 unsafe fn arg_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
+    // SAFETY: as the caller guarantees, the datum is a non-NULL varlena; VarlenaBytes detoasts
+    // (flattening an expanded object) into the current memory context when needed, which
+    // outlives the call's use of the slice.
     unsafe {
         <VarlenaBytes as pgrx::datum::FromDatum>::from_polymorphic_datum(
             pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n),
@@ -252,13 +260,27 @@ unsafe fn arg_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] 
 }
 
 /// A state that arrived flat (from a tuple: a parallel worker's or a Citus shard's).
+///
+/// # Safety
+/// As for `arg_bytes`: argument `n` is a non-NULL `fhe_sum_state`.
 unsafe fn parse_state(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> Sum {
+    // SAFETY: as the caller guarantees; the bytes are copied into the parsed Sum.
     unsafe { Sum::deserialize(arg_bytes(fcinfo, n)).unwrap_or_else(|e| fhe_error(e)) }
 }
 
 /// The running sum in argument 0 and its datum: the aggregate's own read-write expanded object,
 /// or a new one in the aggregate context (first row, or a state that arrived flat).
+///
+/// # Safety
+/// `fcinfo` must be the call of an fhe_vector_sum transition or combine function, argument 0
+/// its `fhe_sum_state`. The result must not outlive the aggregate nor be held beside another
+/// reference to the same object.
 unsafe fn running_sum<'a>(fcinfo: pg_sys::FunctionCallInfo) -> (pg_sys::Datum, &'a mut Sum) {
+    // SAFETY: fcinfo is valid (the contract) and FHE_VECTOR_SUM.context refuses calls outside
+    // an aggregate. A read-write expanded `fhe_sum_state` is only ever made by `new_in::<Sum>`
+    // (it is the type's only expanded form), so value_mut reads a Sum; a new object lives in a
+    // child of the aggregate context, which outlives the call. Argument 0 is read only after
+    // the NULL check.
     unsafe {
         let ctx = FHE_VECTOR_SUM.context(fcinfo);
         let d = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
@@ -273,7 +295,12 @@ unsafe fn running_sum<'a>(fcinfo: pg_sys::FunctionCallInfo) -> (pg_sys::Datum, &
     }
 }
 
+/// # Safety
+/// Only as the C function `encml_fhe_vector_sum_trans` (`c_functions!`): `fcinfo` is the
+/// call's, (fhe_sum_state, fhe_vector) as sql/schema/fhe.sql declares.
 unsafe fn sum_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract), an fhe_vector_sum transition as
+    // running_sum needs; argument 1, an fhe_vector varlena, is read only when not NULL.
     unsafe {
         let (d, sum) = running_sum(fcinfo);
         if !pg_arg_is_null(fcinfo, 1) {
@@ -284,7 +311,14 @@ unsafe fn sum_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
 }
 
+/// # Safety
+/// Only as the C function `encml_fhe_vector_sum_combine` (`c_functions!`): `fcinfo` is the
+/// call's, two `fhe_sum_state` arguments.
 unsafe fn sum_combine(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract), checked to run in an aggregate. Argument
+    // 1 is read only when not NULL; as a read-write expanded object it is a Sum made by
+    // new_in (the type's only expanded form), which the R/W pointer lets us empty; it is a
+    // different object from argument 0, so its reference is gone before running_sum's.
     unsafe {
         FHE_VECTOR_SUM.context(fcinfo);
         if pg_arg_is_null(fcinfo, 1) {
@@ -306,7 +340,14 @@ unsafe fn sum_combine(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
 }
 
+/// # Safety
+/// Only as the C function `encml_fhe_vector_sum_final` (`c_functions!`): `fcinfo` is the
+/// call's, one `fhe_sum_state` argument.
 unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract), checked to run in an aggregate; argument
+    // 0 is read only when not NULL, and a read-write expanded one is a Sum made by new_in in a
+    // child of the aggregate context (value_mut only drops its cached flat form; the Sum is
+    // read). A flat or read-only one is parsed into an owned Sum.
     unsafe {
         FHE_VECTOR_SUM.context(fcinfo);
         if pg_arg_is_null(fcinfo, 0) {
@@ -328,7 +369,15 @@ unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 }
 
 /// Text form: "es1:" and the serialized state in hex (Citus sends states between nodes as text).
+///
+/// # Safety
+/// Only as the C function `encml_fhe_sum_state_out` (`c_functions!`), the type's output
+/// function: `fcinfo` is the call's.
 unsafe fn state_out(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract); the function is STRICT, so argument 0 is
+    // a non-NULL fhe_sum_state (an expanded one is flattened by arg_bytes). pstrdup copies
+    // `text`, alive until the end of the block, into the current memory context, where an
+    // output function returns its string.
     unsafe {
         let bytes = arg_bytes(fcinfo, 0);
         let mut text = String::with_capacity(5 + 2 * bytes.len());
@@ -341,7 +390,12 @@ unsafe fn state_out(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
 }
 
+/// # Safety
+/// Only as the C function `encml_fhe_sum_state_in` (`c_functions!`), the type's input
+/// function: `fcinfo` is the call's.
 unsafe fn state_in(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract); the function is STRICT with a cstring
+    // argument, so argument 0 is a NUL-terminated string valid for the call.
     unsafe {
         let text =
             std::ffi::CStr::from_ptr(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0).cast_mut_ptr());

@@ -148,7 +148,13 @@ const FHE_SUM: Aggregate = Aggregate {
     window_ok: true,
 };
 
+/// # Safety
+/// Only as the C function `encml_fhe_sum_trans` (`c_functions!`): `fcinfo` is the call's,
+/// (internal, fhe_uint32) as declared below.
 unsafe fn sum_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract). add_bytes checks the aggregate context
+    // and makes the state there on the first row; later, argument 0 is that Collected (only
+    // superusers create aggregates over `internal`); argument 1 is an fhe_uint32 varlena.
     unsafe {
         FHE_SUM.add_bytes(fcinfo, |s: &mut Collected, bytes| {
             check_value(bytes, true).unwrap_or_else(|e| fhe_error(e));
@@ -157,12 +163,22 @@ unsafe fn sum_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
 }
 
+/// # Safety
+/// Only as the C function `encml_fhe_sum_combine` (`c_functions!`): `fcinfo` is the call's.
 unsafe fn sum_combine(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract); `combine` checks the aggregate context,
+    // and non-NULL arguments are two distinct Collected states of fhe_sum in it.
     unsafe { FHE_SUM.combine(fcinfo, |a: &mut Collected, b| a.0.extend(b.0)) }
 }
 
 /// Partial state: `count u32 | (length u32 | bytes) × count`, little-endian.
+///
+/// # Safety
+/// Only as the C function `encml_fhe_sum_serialize` (`c_functions!`): `fcinfo` is the call's.
 unsafe fn sum_serialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract), checked to run in an aggregate; the
+    // function is STRICT, so argument 0 is the non-NULL Collected state that sum_trans or
+    // sum_deserialize made in the aggregate context. It is only read.
     unsafe {
         FHE_SUM.context(fcinfo);
         let s = state_at::<Collected>(fcinfo, 0);
@@ -176,7 +192,12 @@ unsafe fn sum_serialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
 }
 
+/// # Safety
+/// Only as the C function `encml_fhe_sum_deserialize` (`c_functions!`): `fcinfo` is the call's.
 unsafe fn sum_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract); the function is STRICT, so argument 0 is
+    // a non-NULL bytea. new_state checks the aggregate context and allocates the state there,
+    // dropped only when that context is deleted, so the returned pointer outlives the call.
     unsafe {
         let bytes: &[u8] = pg_getarg(fcinfo, 0).expect("STRICT");
         let corrupt = || -> ! {
@@ -207,7 +228,13 @@ unsafe fn sum_deserialize(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
 }
 
+/// # Safety
+/// Only as the C function `encml_fhe_sum_final` (`c_functions!`): `fcinfo` is the call's.
 unsafe fn sum_final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract), checked to run in an aggregate; argument
+    // 0 is read as the Collected state only when not NULL, and only read (a window aggregate
+    // may finalize the same state again). The helper thread gets owned copies only, no
+    // Postgres pointers.
     unsafe {
         FHE_SUM.context(fcinfo);
         if pg_arg_is_null(fcinfo, 0) || state_at::<Collected>(fcinfo, 0).0.is_empty() {

@@ -30,6 +30,10 @@ fn parse_path(path: &str) -> Vec<String> {
         )
     };
     // Postgres's own text[] input (quoting, escapes), as the #> operator's argument is parsed.
+    // SAFETY: `cstr` is NUL-terminated and outlives the call; array_in only reads it (it
+    // dequotes a pstrdup'd copy, so the `*mut` cast is never written through) and raises on bad
+    // syntax, which the guarded binding turns into a panic. Its result is a non-NULL text[]
+    // palloc'd in the current memory context, read (and copied into Strings) at once.
     let elems = unsafe {
         let datum = pg_sys::OidInputFunctionCall(
             pg_sys::Oid::from(pg_sys::F_ARRAY_IN),

@@ -28,6 +28,10 @@ impl ChunkContext {
     }
 
     fn run<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        // SAFETY: the context is our own, alive as long as `self`; switch_to restores the
+        // previous context after `f`. The reset frees only what `f` allocated in it: every
+        // caller's `f` returns `()` and keeps its data in Rust memory (the chunk buffer), and
+        // the large-object descriptors live in be-fsstubs' own context, not this one.
         unsafe {
             let r = self.0.switch_to(|_| f());
             self.0.reset();

@@ -38,17 +38,29 @@ fn mask_partial(
 
 /// A copy of the text argument `n`'s bytes, masked in place: the masks of digits and ASCII
 /// addresses keep the length, so the result is built with one allocation and no re-validation.
+///
+/// # Safety
+/// As for `text_arg`.
 unsafe fn masked_copy(
     fcinfo: pg_sys::FunctionCallInfo,
     n: usize,
     mask: impl FnOnce(&mut [u8]) -> bool,
 ) -> Option<pg_sys::Datum> {
+    // SAFETY: as the caller guarantees; the bytes are copied at once.
     let value = unsafe { text_arg(fcinfo, n) };
     let mut v = OwnedVarlena::small_copy(value);
     mask(v.payload_mut()).then(|| v.into_datum())
 }
 
+/// The bytes of the text argument `n`.
+///
+/// # Safety
+/// Argument `n` of the valid `fcinfo` must be a non-NULL `text`; the result must not outlive
+/// the current memory context.
 unsafe fn text_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
+    // SAFETY: as the caller guarantees, the datum is a non-NULL varlena; VarlenaBytes detoasts
+    // it into the current memory context when needed, which outlives the call; pgrx
+    // bounds-checks `n` against nargs.
     unsafe {
         VarlenaBytes::from_polymorphic_datum(
             pg_getarg_datum_raw(fcinfo, n),
@@ -60,8 +72,13 @@ unsafe fn text_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
     }
 }
 
+/// The integer argument `n`, checked not negative.
+///
+/// # Safety
+/// Argument `n` of the valid `fcinfo` must be a non-NULL `integer`.
 unsafe fn int_arg(fcinfo: pg_sys::FunctionCallInfo, n: usize, what: &str) -> usize {
     count_arg(
+        // SAFETY: as the caller guarantees (an int4 datum is by value); pgrx bounds-checks `n`.
         unsafe { pg_getarg_datum_raw(fcinfo, n) }.value() as i32,
         what,
     )
@@ -69,7 +86,12 @@ unsafe fn int_arg(fcinfo: pg_sys::FunctionCallInfo, n: usize, what: &str) -> usi
 
 /// mask_pan(pan text, keep_first integer DEFAULT 0): a card number showing its last four digits
 /// (and the first `keep_first`, at most 6).
+///
+/// # Safety
+/// Only as the C function `encml_mask_pan` (`c_functions!`): `fcinfo` is the call's,
+/// (text, integer) as declared below (STRICT).
 unsafe fn mask_pan(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract); argument 1 is its non-NULL integer.
     let keep = unsafe { int_arg(fcinfo, 1, "keep_first") };
     if keep > 6 {
         raise(
@@ -77,17 +99,22 @@ unsafe fn mask_pan(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             format!("PCI DSS allows at most the first 6 digits to be shown, not {keep}"),
         );
     }
+    // SAFETY: as above; argument 0 is its non-NULL text.
     unsafe { digits_masked(fcinfo, keep, 4) }
 }
 
 /// `mask_pan`/`mask_phone` of argument 0: ASCII text masked in a copy, other UTF-8 text
 /// character by character (digits of every script are masked); text that is not UTF-8 (another
 /// server encoding) has its ASCII digits masked.
+///
+/// # Safety
+/// As for `text_arg` with argument 0.
 unsafe fn digits_masked(
     fcinfo: pg_sys::FunctionCallInfo,
     keep_first: usize,
     keep_last: usize,
 ) -> pg_sys::Datum {
+    // SAFETY: argument 0 is a non-NULL text, as the caller guarantees.
     let value = unsafe { text_arg(fcinfo, 0) };
     if !value.is_ascii() {
         if let Ok(text) = std::str::from_utf8(value) {
@@ -95,6 +122,7 @@ unsafe fn digits_masked(
             return OwnedVarlena::from_slice(masked.as_bytes()).into_datum();
         }
     }
+    // SAFETY: as above.
     unsafe {
         masked_copy(fcinfo, 0, |b| {
             mask::digits_masked_in_place(b, keep_first, keep_last);
@@ -105,8 +133,14 @@ unsafe fn digits_masked(
 }
 
 /// mask_email(email text)
+///
+/// # Safety
+/// Only as the C function `encml_mask_email` (`c_functions!`): `fcinfo` is the call's,
+/// (text) as declared below (STRICT).
 unsafe fn mask_email(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract); argument 0 is its non-NULL text.
     unsafe { masked_copy(fcinfo, 0, mask::email_ascii_in_place) }.unwrap_or_else(|| {
+        // SAFETY: as above, argument 0 is a non-NULL text.
         let text = std::str::from_utf8(unsafe { text_arg(fcinfo, 0) }).unwrap_or_else(|_| {
             raise(
                 PgSqlErrorCode::ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
@@ -119,8 +153,14 @@ unsafe fn mask_email(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 
 /// mask_phone(phone text, keep_last integer DEFAULT 4): a phone number showing its last
 /// `keep_last` digits, formatting kept.
+///
+/// # Safety
+/// Only as the C function `encml_mask_phone` (`c_functions!`): `fcinfo` is the call's,
+/// (text, integer) as declared below (STRICT).
 unsafe fn mask_phone(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: fcinfo is this C call's (the contract); argument 1 is its non-NULL integer.
     let keep = unsafe { int_arg(fcinfo, 1, "keep_last") };
+    // SAFETY: as above; argument 0 is its non-NULL text.
     unsafe { digits_masked(fcinfo, 0, keep) }
 }
 
@@ -407,9 +447,18 @@ fn apply_masking(tbl: crate::types::reg::RegClass, stored: default!(bool, false)
         let rel = tbl.0;
         require_owner(rel);
         let mut rules = rules(rel);
+        // SAFETY: syscache lookups by oid (guarded bindings). No lock is held on the table, so
+        // a concurrent DROP seen since require_owner makes them return NULL: checked before
+        // CStr reads the palloc'd names, which live in the current context for the block.
         let (schema, name) = unsafe {
             let nsp = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(rel));
             let relname = pg_sys::get_rel_name(rel);
+            if nsp.is_null() || relname.is_null() {
+                raise(
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                    format!("relation {} does not exist", rel.to_u32()),
+                );
+            }
             (
                 std::ffi::CStr::from_ptr(nsp).to_string_lossy().into_owned(),
                 std::ffi::CStr::from_ptr(relname)
@@ -542,6 +591,8 @@ fn apply_masking(tbl: crate::types::reg::RegClass, stored: default!(bool, false)
             .collect();
         let cols = if altered { columns(rel) } else { cols };
         create_view(&cols, &rules, &mask_columns);
+        // SAFETY: `c` is NUL-terminated and alive until the copy into a String is made;
+        // quote_identifier returns `c`'s own pointer or a palloc'd quoted copy, never NULL.
         let q = |s: &str| unsafe {
             let c = std::ffi::CString::new(s).expect("no NUL in a name");
             std::ffi::CStr::from_ptr(pg_sys::quote_identifier(c.as_ptr()))

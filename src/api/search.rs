@@ -103,8 +103,13 @@ pub struct DetTextArray(pg_sys::Datum);
 
 pgrx::impl_sql_translatable!(DetTextArray, "det_text[]");
 
+// SAFETY: a DetTextArray is only made by det_encrypt_all_versions from a non-NULL det_text[]
+// that construct_array palloc'd in the call's memory context, which outlives the return; it
+// is returned as that function's result, of the SQL type declared above.
 unsafe impl BoxRet for DetTextArray {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+        // SAFETY: self.0 is a valid, non-NULL det_text[] datum living past the call (see the
+        // impl), returned to this very function call (box_into's contract).
         unsafe { fcinfo.return_raw_datum(self.0) }
     }
 }
@@ -133,6 +138,10 @@ fn det_encrypt_all_versions(
             .into_datum()
         })
         .collect();
+    // SAFETY: fcinfo is this call's FunctionCallInfo (pgrx passes it), valid for the call, and
+    // its flinfo is set by fmgr. construct_array copies the `datums.len()` varlenas, valid
+    // while `datums` lives, into a new array palloc'd in the current memory context, the one
+    // pgrx runs this function in and returns its result from.
     unsafe {
         let array_type = pg_sys::get_fn_expr_rettype((*fcinfo).flinfo);
         let element_type = pg_sys::get_element_type(array_type);

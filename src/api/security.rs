@@ -60,6 +60,9 @@ fn metrics(verify_audit_chain: default!(bool, "true")) -> String {
     require_monitor();
     queue::forward();
     // A fresh snapshot: the events just forwarded were committed by another transaction.
+    // SAFETY: inside the calling transaction; PushActiveSnapshot copies the static transaction
+    // snapshot. It is popped at the end of this function, which has no early return; an ERROR
+    // in between leaves it to the abort, which clears the active snapshot stack.
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot()) };
     let mut out = Out(String::new());
     let preloaded = crate::pg::preload::preloaded();
@@ -316,6 +319,7 @@ fn metrics(verify_audit_chain: default!(bool, "true")) -> String {
         );
         out.sample("encml_audit_rows_verified", &[], v.rows_checked);
     }
+    // SAFETY: pops the snapshot pushed at the top; every SPI call in between popped its own.
     unsafe { pg_sys::PopActiveSnapshot() };
     out.0
 }

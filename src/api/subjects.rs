@@ -898,6 +898,7 @@ fn require_subject_processor(role: pg_sys::Oid, purpose: &str) {
 }
 
 fn make_subject_key(subject: &str, purpose: Purpose) -> [u8; 16] {
+    // SAFETY: reads this backend's transaction state (a plain getter, never raises).
     if unsafe { pg_sys::IsInParallelMode() } {
         raise_full(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -1448,6 +1449,7 @@ fn subject_forget(subject: &str) -> JsonB {
         );
     }
     // The worker cannot see rows this transaction wrote, and would wait for its row locks.
+    // SAFETY: reads this backend's top-level transaction id without assigning one; never raises.
     if unsafe { pg_sys::GetTopTransactionIdIfAny() } != pg_sys::InvalidTransactionId {
         raise_full(
             PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,

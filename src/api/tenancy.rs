@@ -234,6 +234,7 @@ fn tenant_key(purpose: default!(&str, "'aead'"), fcinfo: pg_sys::FunctionCallInf
 }
 
 fn make_tenant_key(tenant: &str, purpose: encml_core::kdf::Purpose) -> [u8; 16] {
+    // SAFETY: reads this backend's transaction state (a plain getter, never raises).
     if unsafe { pg_sys::IsInParallelMode() } {
         raise_full(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

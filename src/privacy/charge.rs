@@ -48,6 +48,8 @@ pub struct Granted;
 /// Charges `epsilon` (and `delta`) to the analyst's budget in the current scope, or raises
 /// ERROR 42501 (no budget, or not enough left) after the refusal is recorded.
 pub fn charge(epsilon: f64, delta: f64) -> Granted {
+    // SAFETY: no arguments; reads the shared xlog control state, attached in every backend that
+    // runs a query (charges are taken inside one), through pgrx's guarded binding.
     if unsafe { pg_sys::RecoveryInProgress() } {
         raise_full(
             PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
@@ -62,6 +64,8 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
     // The analyst is the session's outer role (its login role, or what it SET ROLE to), not the
     // owner of a SECURITY DEFINER function it calls: a DBA's definer wrapper around a dp query
     // charges the analyst who called it.
+    // SAFETY: no arguments; reads the backend's own role state, set since InitPostgres (this
+    // runs inside a query), through pgrx's guarded binding.
     let analyst = unsafe { pg_sys::GetOuterUserId() };
     let scope = crate::pg::gucs::string(&crate::pg::gucs::PRIVACY_SCOPE)
         .unwrap_or_else(|| "default".into());
@@ -91,6 +95,8 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
         .copy_from_slice(hex::encode(Sha256::digest(query_text())).as_bytes());
 
     // SAFETY: Slot is plain old data (repr(C), Copy); it travels as bytes and comes back whole.
+    // The slice spans exactly the live local `slot` and is used only by `run`'s copy. (Caveat:
+    // Slot has padding bytes, which are uninitialized; reading them as u8 is formally UB.)
     let bytes = unsafe {
         std::slice::from_raw_parts(
             &slot as *const Slot as *const u8,
@@ -103,6 +109,9 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
         slot.owner,
         bytes,
     ) {
+        // SAFETY: `run` returns exactly `bytes.len()` == size_of::<Slot>() bytes: the request as
+        // the worker overwrote it with the bytes of the Slot `record` returned (or untouched if it
+        // failed), so they hold a valid Slot (its bools 0 or 1); read_unaligned needs no alignment.
         Ok(back) => unsafe { std::ptr::read_unaligned(back.as_ptr() as *const Slot) },
         Err(detached_worker::Failure::NoSlot) => raise_full(
             PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
@@ -153,6 +162,9 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
 }
 
 fn query_text() -> Vec<u8> {
+    // SAFETY: debug_query_string is a backend global (single-threaded backend), NULL or the
+    // NUL-terminated text of the statement being executed, which outlives this call; it is
+    // copied at once.
     unsafe {
         let q = pg_sys::debug_query_string;
         if q.is_null() {
@@ -168,8 +180,12 @@ fn query_text() -> Vec<u8> {
 #[no_mangle]
 pub extern "C-unwind" fn encml_charge_worker_main(arg: pg_sys::Datum) {
     detached_worker::serve(arg, |request| {
+        // SAFETY: this worker is started only by `charge`, whose payload (header.len bytes, all
+        // of them in `request`) is the size_of::<Slot>() bytes of a valid Slot; read unaligned.
         let slot = unsafe { std::ptr::read_unaligned(request.as_ptr() as *const Slot) };
         let answer = record(slot);
+        // SAFETY: `answer` is a live local Slot and the slice spans exactly its bytes, borrowed
+        // only until `to_vec` copies them. (Same padding caveat as in `charge`.)
         unsafe {
             std::slice::from_raw_parts(
                 &answer as *const Slot as *const u8,

@@ -530,6 +530,8 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
         // built-in one: set_config, pg_notify, advisory locks, nextval, large objects; and two
         // stable ones assign a transaction id, which the next statement sees.
         (func.to_u32() >= pg_sys::FirstNormalObjectId && !own::extension_function(func))
+            // SAFETY: a syscache lookup by oid through pgrx's guarded binding (func comes from a
+            // node of the query tree; an unknown oid raises, it does not read bad memory).
             || unsafe { pg_sys::func_volatile(func) }
                 == pg_sys::PROVOLATILE_VOLATILE as std::ffi::c_char
             || [pg_sys::F_TXID_CURRENT, pg_sys::F_PG_CURRENT_XACT_ID].contains(&func.to_u32())
@@ -541,6 +543,7 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
     unsafe extern "C-unwind" fn stable_foreign(func: pg_sys::Oid, _ctx: *mut c_void) -> bool {
         own::dp_aggregate(func).is_none()
             && !own::extension_function(func)
+            // SAFETY: as in `forbidden`, a guarded syscache lookup by oid.
             && unsafe { pg_sys::func_volatile(func) }
                 == pg_sys::PROVOLATILE_STABLE as std::ffi::c_char
     }
@@ -673,10 +676,14 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
 
 /// Whether `node` is an expression (what `exprType` accepts), not a list, target entry, join
 /// or clause.
+///
+/// # Safety
+/// `node` must be a valid, non-NULL node (of a query tree or plan).
 pub(crate) unsafe fn is_expression(node: *mut pg_sys::Node) -> bool {
     use pg_sys::NodeTag::*;
-    // SAFETY: a node of a query tree.
     matches!(
+        // SAFETY: node is a valid, non-NULL node, as the caller guarantees (both callers are
+        // tree walkers that return on NULL first); every node starts with its tag.
         unsafe { (*node).type_ },
         T_Const
             | T_Param

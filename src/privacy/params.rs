@@ -34,9 +34,13 @@ pub struct RowArgs(pub pg_sys::FunctionCallInfo);
 
 impl Args for RowArgs {
     fn len(&self) -> usize {
+        // SAFETY: a RowArgs is built (api::dp, api::dp_state) from the running transition
+        // function's own fcinfo, non-null and valid for the whole call, which it does not outlive.
         unsafe { (*self.0).nargs as usize }
     }
     fn get(&self, i: usize, _what: &str) -> Option<pg_sys::Datum> {
+        // SAFETY: as in `len`, the call's own fcinfo; pg_get_nullable_datum checks it is non-null
+        // and bounds-checks `i` against its nargs (panics instead of reading past the args).
         let d = unsafe { pgrx::fcinfo::pg_get_nullable_datum(self.0, i) };
         (!d.isnull).then_some(d.value)
     }
@@ -50,9 +54,14 @@ pub struct CallArgs {
 
 impl Args for CallArgs {
     fn len(&self) -> usize {
+        // SAFETY: a CallArgs is built (privacy::start) from an Aggref of the started plan, which
+        // the executor's query memory keeps for the whole execution; its args are a TargetEntry
+        // list (or NIL, which PgList reads as empty).
         1 + unsafe { PgList::<pg_sys::TargetEntry>::from_pg((*self.aggref).args).len() }
     }
     fn get(&self, i: usize, what: &str) -> Option<pg_sys::Datum> {
+        // SAFETY: as in `len`; `state` is the started Agg node that runs `aggref`, both alive for
+        // the execution, as `eval_arg` requires (it checks the argument index itself).
         let (d, isnull) = unsafe { release::eval_arg(self.state, self.aggref, i - 1, what) };
         (!isnull).then_some(d)
     }
@@ -101,6 +110,8 @@ impl Args for WrappedCallArgs {
         1 + self.fields.len()
     }
     fn get(&self, i: usize, what: &str) -> Option<pg_sys::Datum> {
+        // SAFETY: `of` was promised (its # Safety) a started Agg node and an Aggref alive as long
+        // as `self`; each field is an expression of that Aggref (indexing is bounds-checked).
         let (d, isnull) = unsafe { release::eval_expr(self.state, self.fields[i - 1], what) };
         (!isnull).then_some(d)
     }
@@ -108,6 +119,9 @@ impl Args for WrappedCallArgs {
 
 pub fn required<T: pgrx::datum::FromDatum>(args: &impl Args, n: usize, what: &str) -> T {
     args.get(n, what)
+        // SAFETY: a non-NULL datum of argument `n`, whose SQL type the dp aggregate's declaration
+        // fixes; every caller names the T of that declared type (float8 for epsilon and delta,
+        // int4 for max_rows_per_unit, the input type for bounds).
         .and_then(|d| unsafe { T::from_datum(d, false) })
         .unwrap_or_else(|| {
             raise(

@@ -30,8 +30,17 @@ pub enum Selection {
     Public(u32),
 }
 
+/// The Agg node running the aggregate support function of `fcinfo`; raises (0A000) when the
+/// caller is not an Agg node (a direct call, a window aggregate).
+///
+/// # Safety
+/// `fcinfo` must be the FunctionCallInfo of the running support function call, valid for the
+/// call.
 pub unsafe fn agg_state(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::AggState {
+    // SAFETY: fcinfo is the call's FunctionCallInfo, non-null and valid for the whole call, as
+    // the caller guarantees.
     let ctx = unsafe { (*fcinfo).context };
+    // SAFETY: fmgr's contract: a non-NULL `context` points to a Node, whose tag can be read.
     if ctx.is_null() || unsafe { (*ctx).type_ } != pg_sys::NodeTag::T_AggState {
         raise(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -42,7 +51,14 @@ pub unsafe fn agg_state(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::AggSta
 }
 
 /// The aggregate call being finalized (its arguments as written in the query).
+///
+/// # Safety
+/// `fcinfo` must be the FunctionCallInfo of the running support function call, valid for the
+/// call.
 pub unsafe fn aggref(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::Aggref {
+    // SAFETY: fcinfo is the call's FunctionCallInfo, as the caller guarantees; AggGetAggref
+    // checks its context is an AggState itself and returns NULL otherwise (checked below). The
+    // Aggref belongs to the plan, which outlives the call. Through pgrx's guarded binding.
     let a = unsafe { pg_sys::AggGetAggref(fcinfo) };
     if a.is_null() {
         raise(
@@ -56,19 +72,30 @@ pub unsafe fn aggref(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::Aggref {
 pub fn type_name(oid: pg_sys::Oid) -> String {
     // SAFETY: format_type_be returns a palloc'd string for any oid (or raises for an unknown one).
     let p = unsafe { pg_sys::format_type_be(oid) };
+    // SAFETY: p is that non-NULL, NUL-terminated string in the current memory context, which
+    // outlives this statement; it is copied at once.
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
 pub fn func_name(oid: pg_sys::Oid) -> String {
+    // SAFETY: a syscache lookup by oid through pgrx's guarded binding; returns a palloc'd copy
+    // of the name in the current memory context, or NULL for an unknown oid.
     let p = unsafe { pg_sys::get_func_name(oid) };
     if p.is_null() {
         return String::new();
     }
+    // SAFETY: p is non-NULL (checked above) and NUL-terminated, in the current memory context
+    // for the rest of this call; it is copied at once.
     unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
 /// Whether the Agg node groups (GROUP BY); refuses grouping sets.
+///
+/// # Safety
+/// `state` must be an initialized Agg node (ExecInitAgg done) of a plan alive for the call.
 pub unsafe fn grouped_node(state: *mut pg_sys::AggState) -> bool {
+    // SAFETY: state is an initialized AggState, as the caller guarantees; its ss.ps.plan is the
+    // Agg plan node it was made from (ExecInitAgg), kept in the plan's memory for the query.
     unsafe {
         let plan = (*state).ss.ps.plan as *mut pg_sys::Agg;
         if !(*plan).groupingSets.is_null() {
@@ -82,7 +109,14 @@ pub unsafe fn grouped_node(state: *mut pg_sys::AggState) -> bool {
 }
 
 /// How the grouped Agg node `state` selects its groups (see `selection`).
+///
+/// # Safety
+/// `state` must be an initialized Agg node (ExecInitAgg done) of the started query, whose
+/// executor state and plan live for the call.
 pub unsafe fn selection_of(state: *mut pg_sys::AggState) -> Selection {
+    // SAFETY: state is an initialized AggState, as the caller guarantees; its plan is an Agg
+    // whose qual is a List of expression Nodes (HAVING, ANDed), each cast to Aggref only after
+    // its tag says so; public_key_count and runs_once get the same node.
     unsafe {
         let plan = (*state).ss.ps.plan as *mut pg_sys::Agg;
         let mut selection = None;
@@ -132,7 +166,13 @@ pub unsafe fn selection_of(state: *mut pg_sys::AggState) -> Selection {
 
 /// Whether the call bounds contributions per privacy unit (its last two arguments are the unit
 /// and max_rows_per_unit).
+///
+/// # Safety
+/// `aggref` must be a valid Aggref (of a query tree or plan) alive for the call.
 pub unsafe fn has_privacy_unit(aggref: *mut pg_sys::Aggref) -> bool {
+    // SAFETY: aggref is valid, as the caller guarantees; its args are a List of TargetEntry,
+    // each with an expression; `type_at` is called only for n - 2 and n - 1 with n >= 4 (the
+    // `&&` short-circuits), so `get_ptr` finds an entry and the unwrap cannot fail.
     unsafe {
         let args = PgList::<pg_sys::TargetEntry>::from_pg((*aggref).args);
         let n = args.len();
@@ -164,6 +204,11 @@ pub fn times_charged(selection: Selection, privacy_unit: bool) -> u32 {
 
 /// The length of `dp_public_groups`'s key array, which must not depend on the rows.
 unsafe fn public_key_count(state: *mut pg_sys::AggState, a: *mut pg_sys::Aggref) -> u32 {
+    // SAFETY: `state` is the started Agg node running `a` (from `selection_of`). The non-NULL
+    // datum is of dp_public_groups' declared array type; detoasted, it is an ArrayType (in the
+    // node's per-tuple memory, not reset before rows are read, or a palloc'd copy in the current
+    // context) that outlives the SPI call; ARR_DIMS follows its fixed header (not read when
+    // ndim is 0). `a`'s args are a TargetEntry list.
     unsafe {
         let (datum, isnull) = eval_arg(state, a, 1, "the public keys");
         if isnull {
@@ -197,12 +242,18 @@ unsafe fn public_key_count(state: *mut pg_sys::AggState, a: *mut pg_sys::Aggref)
 
 /// Evaluates argument `i` of an aggregate call without a row: allowed only for arguments that
 /// do not read the rows (constants, query parameters and functions of them).
+///
+/// # Safety
+/// `state` must be a started Agg node (its expression context set up) and `a` an Aggref of its
+/// plan (or of a query) alive for the call.
 pub unsafe fn eval_arg(
     state: *mut pg_sys::AggState,
     a: *mut pg_sys::Aggref,
     i: usize,
     what: &str,
 ) -> (pg_sys::Datum, bool) {
+    // SAFETY: as the caller guarantees; `a`'s args are a TargetEntry list (index checked by
+    // get_ptr); worker_expr gets the started Agg node and an expression of its plan.
     unsafe {
         let Some(tle) = PgList::<pg_sys::TargetEntry>::from_pg((*a).args).get_ptr(i) else {
             raise(
@@ -218,11 +269,20 @@ pub unsafe fn eval_arg(
 }
 
 /// Evaluates `expr` without a row (see `eval_arg`).
+///
+/// # Safety
+/// `state` must be a started Agg node (its expression context set up) and `expr` a valid
+/// expression tree alive for the call.
 pub unsafe fn eval_expr(
     state: *mut pg_sys::AggState,
     expr: *mut pg_sys::Expr,
     what: &str,
 ) -> (pg_sys::Datum, bool) {
+    // SAFETY: as the caller guarantees. The walkers only read `expr`; ExecInitExpr builds its
+    // state in the current memory context, which outlives this evaluation; the started node's
+    // ps_ExprContext is non-NULL (ExecAssignExprContext in ExecInitAgg) and evaluation runs in
+    // its per-tuple memory, switched back after. The compiled evalfunc is a C function that
+    // may raise: it is called through pgrx's FFI guard, so an ERROR unwinds Rust frames.
     unsafe {
         let node = expr as *mut pg_sys::Node;
         // A Citus worker query's expression is not planned: sublinks, aggregates and window
@@ -244,7 +304,7 @@ pub unsafe fn eval_expr(
         let old = pg_sys::MemoryContextSwitchTo((*econtext).ecxt_per_tuple_memory);
         let mut isnull = false;
         let f = (*exprstate).evalfunc.expect("an initialized expression");
-        let d = f(exprstate, econtext, &mut isnull);
+        let d = pg_sys::ffi::pg_guard_ffi_boundary(|| f(exprstate, econtext, &mut isnull));
         pg_sys::MemoryContextSwitchTo(old);
         (d, isnull)
     }
@@ -273,6 +333,9 @@ unsafe extern "C-unwind" fn has_exec_param(
 
 /// The children of a plan node besides its left and right trees: an Append's or MergeAppend's
 /// plans, a custom scan's, a subquery scan's subplan.
+///
+/// # Safety
+/// `p` must be a valid, non-NULL plan node of a plan tree alive for the call.
 pub unsafe fn special_children(p: *mut pg_sys::Plan) -> Vec<*mut pg_sys::Plan> {
     // SAFETY: a plan node, cast to the type its tag names.
     unsafe {
@@ -319,6 +382,10 @@ unsafe fn init_plan_params(stmt: *mut pg_sys::PlannedStmt) -> HashSet<i32> {
 
 /// Whether the Agg node runs once per execution of the statement (see the module comment).
 unsafe fn runs_once(state: *mut pg_sys::AggState) -> bool {
+    // SAFETY: `state` is a started Agg node (from `selection_of`): its ss.ps.plan and its EState
+    // (ss.ps.state) with the PlannedStmt are set by ExecInitNode and live for the query. Every
+    // node pushed is a Plan of that statement or NULL (skipped); initPlan lists hold SubPlans
+    // whose plan_id, like a CteScan's ctePlanId, numbers `subplans` from 1 (get_ptr checks).
     unsafe {
         let target = (*state).ss.ps.plan;
         let stmt = (*(*state).ss.ps.state).es_plannedstmt;
