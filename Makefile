@@ -63,6 +63,7 @@ test-pgrx: deps
 test-regress: install-dev
 	@bash scripts/cluster.sh start
 	@bash scripts/regress.sh
+	python3 scripts/reference.py --check
 
 # Every released version upgraded to this one equals a fresh install, loses nothing, and
 # survives pg_dump/pg_restore (tests/upgrade/run.sh, docs/upgrading.md).

@@ -5,13 +5,14 @@
 pub const KEY_ADMIN: &str = "encml_key_admin";
 /// Creates tenants, binds keys to them and adds their members (docs/tenancy.md).
 pub const TENANT_ADMIN: &str = "encml_tenant_admin";
-/// Registers data subjects and uses their keys (docs/gdpr.md).
+/// The application's role for data subjects: their keys, consents and consent history
+/// (docs/gdpr.md).
 pub const SUBJECT_PROCESSOR: &str = "encml_subject_processor";
-/// Runs subject access, export and erasure requests (docs/gdpr.md).
+/// The data protection officer: erasure requests, consents and consent history (docs/gdpr.md).
 pub const DPO: &str = "encml_dpo";
-/// Sets privacy budgets and protects tables (docs/privacy.md).
+/// Sets analysts' privacy budgets and reads DP-only tables unrestricted (docs/privacy.md).
 pub const PRIVACY_ADMIN: &str = "encml_privacy_admin";
-/// Unlocks logins and reads the security views (docs/zero-trust.md).
+/// Sees and clears login lockouts and reads the metrics (docs/zero-trust.md).
 pub const SECURITY_ADMIN: &str = "encml_security_admin";
 /// Purges the audit log (docs/audit.md).
 pub const AUDIT_ADMIN: &str = "encml_audit_admin";
@@ -19,7 +20,8 @@ pub const AUDIT_ADMIN: &str = "encml_audit_admin";
 pub const AUDITOR: &str = "encml_auditor";
 /// Opens and closes FHE rounds (docs/fhe.md).
 pub const FHE_ADMIN: &str = "encml_fhe_admin";
-/// Submits encrypted updates to FHE rounds.
+/// Submits encrypted updates to open FHE rounds (docs/fhe.md).
 pub const FHE_CONTRIBUTOR: &str = "encml_fhe_contributor";
-/// Decrypts the sums of closed FHE rounds.
+/// Reads the encrypted sums of closed FHE rounds, to decrypt them outside the database
+/// (docs/fhe.md).
 pub const FHE_DECRYPTOR: &str = "encml_fhe_decryptor";
