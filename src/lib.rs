@@ -63,8 +63,8 @@ pub extern "C-unwind" fn _PG_init() {
     audit::audited::register();
     audit::row::register();
     hooks::install_always();
-    // SAFETY: a global the postmaster sets while it loads shared_preload_libraries; read in
-    // _PG_init, single-threaded.
+    // SAFETY: a plain bool global of the Postgres process, set by the postmaster while it loads
+    // shared_preload_libraries; read on the process's only thread, inside _PG_init.
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         pg::preload::mark_preloaded();
         hooks::install_preloaded();

@@ -685,6 +685,8 @@ pub fn sum(round: i64) -> FheVectorOut {
         );
     };
     if let Some(role) = decryptor {
+        // SAFETY: two role oids looked up in the catalog (a role dropped meanwhile has no
+        // privileges), inside this SQL function's transaction; guarded by pgrx's wrapper.
         if !is_superuser(me) && !unsafe { pg_sys::has_privs_of_role(me, role) } {
             events::refused(
                 "fhe_round_sum_refused",

@@ -22,6 +22,9 @@ pub fn caller() -> pg_sys::Oid {
         #[link_name = "GetUserId"]
         fn get_user_id_unguarded() -> pg_sys::Oid;
     }
+    // SAFETY: GetUserId takes no arguments and returns the backend's CurrentUserId global (set
+    // since backend start); it cannot ERROR, so there is no longjmp to guard against, and the
+    // backend's only thread reads it.
     unsafe { get_user_id_unguarded() }
 }
 
@@ -32,21 +35,32 @@ pub fn statement_start() -> i64 {
         #[link_name = "GetCurrentStatementStartTimestamp"]
         fn statement_start_unguarded() -> i64;
     }
+    // SAFETY: GetCurrentStatementStartTimestamp takes no arguments and returns the backend's
+    // stmtStartTimestamp global; it cannot ERROR, so no guard is needed.
     unsafe { statement_start_unguarded() }
 }
 
 pub fn is_superuser(role: pg_sys::Oid) -> bool {
+    // SAFETY: superuser_arg takes any oid (a role that does not exist is not a superuser) and
+    // does a syscache lookup in the current transaction; pgrx's wrapper guards its ERRORs.
     unsafe { pg_sys::superuser_arg(role) }
 }
 
 /// Whether `role` has the privileges of the role named `group` (inherited membership, as GRANT).
 pub fn has_privs_of_role_named(role: pg_sys::Oid, group: &str) -> bool {
     let c = std::ffi::CString::new(group).expect("role names have no NUL");
+    // SAFETY: `c` is a NUL-terminated string that outlives the call; missing_ok = true gives
+    // InvalidOid for an unknown role; the call is guarded by pgrx's wrapper.
     let group_oid = unsafe { pg_sys::get_role_oid(c.as_ptr(), true) };
+    // SAFETY: two role oids, looked up in the catalog (an unknown role has no privileges);
+    // guarded by pgrx's wrapper.
     group_oid != pg_sys::InvalidOid && unsafe { pg_sys::has_privs_of_role(role, group_oid) }
 }
 
 pub fn role_name(role: pg_sys::Oid) -> String {
+    // SAFETY: with noerr = true GetUserNameFromId returns NULL for an unknown role (checked)
+    // or a palloc'd NUL-terminated copy in the current memory context, which is copied into a
+    // Rust String before this returns.
     unsafe {
         let p = pg_sys::GetUserNameFromId(role, true);
         if p.is_null() {
@@ -92,6 +106,11 @@ impl Row {
     /// Column `n` (1-based), None for SQL NULL.
     pub fn get<T: pgrx::datum::FromDatum>(&self, n: i32) -> Option<T> {
         let mut isnull = false;
+        // SAFETY: a Row exists only inside read_rows' callback, between SPI_execute_with_args
+        // and SPI_finish, so tuple and desc (from SPI_tuptable) are live; SPI_getbinval checks `n`
+        // against the descriptor (out of range: NULL). The result is converted by T::from_datum
+        // before the callback returns; every caller reads a column of the SQL type matching T
+        // (from_datum on another type would misread it) into an owned Rust value.
         unsafe {
             let datum = pg_sys::SPI_getbinval(self.tuple, self.desc, n, &mut isnull);
             T::from_datum(datum, isnull)
@@ -146,6 +165,12 @@ pub fn read_rows<R>(
         .iter()
         .map(|(_, v)| if v.is_some() { b' ' } else { b'n' } as std::ffi::c_char)
         .collect();
+    // SAFETY: guarded pg_sys calls inside the caller's transaction. The snapshot pushed (if
+    // any) is popped by `finish`, which also ends the SPI connection, on every path that
+    // returns; on an ERROR, transaction abort pops both. types, values and nulls hold
+    // args.len() entries each and outlive the execution; SPI_tuptable and its SPI_processed
+    // rows are read only after a successful SELECT and before SPI_finish frees them, and `f`
+    // copies what it needs out of each Row (see Row::get).
     unsafe {
         let latest = READ_LATEST.with(|l| l.get()) && !pg_sys::IsInParallelMode();
         let advance = latest || (pg_sys::ActiveSnapshotSet() && !pg_sys::IsInParallelMode());
@@ -237,6 +262,7 @@ pub fn arg<T: pgrx::datum::IntoDatum>(value: T) -> (pg_sys::Oid, Option<pg_sys::
 
 /// An oid parameter for pgrx's SPI calls (update mode), e.g. a role to cast to regrole.
 pub fn oid_arg<'a>(oid: pg_sys::Oid) -> pgrx::datum::DatumWithOid<'a> {
+    // SAFETY: an Oid converts to a by-value datum of type oid, which is what OIDOID names.
     unsafe { pgrx::datum::DatumWithOid::new(oid, pg_sys::OIDOID) }
 }
 
@@ -262,6 +288,10 @@ struct Restore {
 
 impl Drop for Restore {
     fn drop(&mut self) {
+        // SAFETY: puts back what with_identity saved: closes the GUC nest level it opened
+        // (skipped while unwinding from an ERROR: the (sub)transaction abort closes it) and
+        // restores the user id and security context, which only sets two globals and cannot
+        // ERROR. Both calls are pgrx's guarded wrappers.
         unsafe {
             if !std::thread::panicking() {
                 pg_sys::AtEOXact_GUC(self.keep_settings, self.guc_nest);
@@ -274,7 +304,15 @@ impl Drop for Restore {
 /// Sets a setting until the GUC nest level of `as_extension_owner` (or `with_pinned_search_path`)
 /// ends (allowed in parallel mode, unlike a plain SET). Only inside one of them, or another
 /// level its caller opened with `NewGUCNestLevel` and closes with `AtEOXact_GUC`.
+///
+/// # Safety
+/// Must run inside a transaction and inside a GUC nest level as just described, which the
+/// caller closes (with `AtEOXact_GUC`) before returning control past it; otherwise the saved
+/// setting outlives the scope it was meant for.
 pub unsafe fn save_setting(name: &std::ffi::CStr, value: &std::ffi::CStr) {
+    // SAFETY: name and value are NUL-terminated and outlive the call (set_config_option copies
+    // the value); pgrx's guarded wrapper turns an ERROR (unknown or invalid setting) into a
+    // Rust panic. The nest level is the caller's guarantee.
     unsafe {
         pg_sys::set_config_option(
             name.as_ptr(),

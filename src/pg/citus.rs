@@ -21,6 +21,9 @@ pub fn loaded() -> bool {
         if let Some(v) = l.get() {
             return v;
         }
+        // SAFETY: a static NUL-terminated name; with missing_ok = true GetConfigOption returns
+        // NULL for an unknown setting instead of raising, and only the pointer's nullness is
+        // used. Guarded by pgrx's wrapper.
         let v = unsafe {
             !pg_sys::GetConfigOption(
                 c"citus.allow_nested_distributed_execution".as_ptr(),
@@ -41,6 +44,9 @@ pub fn in_internal_connection() -> bool {
     if !loaded() {
         return false;
     }
+    // SAFETY: GetConfigOption returns NULL (checked) or the setting's current value, a
+    // NUL-terminated string owned by the GUC machinery that stays valid until the setting
+    // changes; it is read at once, with nothing in between that could change it.
     unsafe {
         let name = pg_sys::GetConfigOption(c"application_name".as_ptr(), true, false);
         !name.is_null()
@@ -52,6 +58,8 @@ pub fn in_internal_connection() -> bool {
 
 /// Whether Citus is installed in this database (a catalog lookup: for rare paths).
 pub fn in_database() -> bool {
+    // SAFETY: a static NUL-terminated name; missing_ok = true gives InvalidOid when Citus is
+    // not installed; a catalog lookup in the caller's transaction, guarded by pgrx's wrapper.
     loaded() && unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) } != pg_sys::InvalidOid
 }
 
@@ -132,7 +140,13 @@ pub fn shard_of(rel: pg_sys::Oid, name: &str) -> Option<(String, i64)> {
                        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
                       WHERE s.shardid = $1 AND c.relnamespace = $2 \
                         AND c.relname || '_' || s.shardid = $3",
-                    &[arg(id), arg(unsafe { pg_sys::get_rel_namespace(rel) }), arg(name)],
+                    &[
+                        arg(id),
+                        // SAFETY: a syscache lookup of any oid (InvalidOid if the relation is
+                        // gone); guarded by pgrx's wrapper.
+                        arg(unsafe { pg_sys::get_rel_namespace(rel) }),
+                        arg(name),
+                    ],
                 )
             })
         })

@@ -48,6 +48,9 @@ unsafe fn is_extensible(node: *const pg_sys::Node, name: &CStr) -> bool {
 }
 
 /// Whether `plan` is one of Citus's custom scans.
+///
+/// # Safety
+/// `plan` must be NULL or point to a valid plan node (of a plan that lives for the call).
 pub unsafe fn is_citus_scan(plan: *const pg_sys::Plan) -> bool {
     // SAFETY: a plan node, cast to the type its tag names.
     unsafe {

@@ -37,10 +37,18 @@ pub fn run(
     payload: &[u8],
 ) -> Result<Vec<u8>, Failure> {
     let header = Header {
+        // SAFETY: a backend global set when the session connected; read on the backend's only
+        // thread.
         database: unsafe { pg_sys::MyDatabaseId },
         role,
         len: payload.len() as u32,
     };
+    // SAFETY: dsm_create (flags 0) raises an ERROR through pgrx's guard rather than return NULL,
+    // and maps a segment of `size` bytes: the header and then the payload are written inside it
+    // (unaligned write: the address is only as aligned as the mapping), and read back from the
+    // same place only after the worker has exited, so nothing writes it concurrently. The
+    // mapping stays until dsm_detach below; on an ERROR in between, the resource owner detaches
+    // it at abort.
     unsafe {
         let size = std::mem::size_of::<Header>() + payload.len();
         let seg = pg_sys::dsm_create(size, 0);
@@ -90,10 +98,15 @@ pub fn serve(
 ) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM);
     let handle = arg.value() as pg_sys::dsm_handle;
+    // SAFETY: `arg` is the handle `run` passed as the worker's argument; dsm_attach returns NULL
+    // (checked) if that segment no longer exists.
     let seg = unsafe { pg_sys::dsm_attach(handle) };
     if seg.is_null() {
         return;
     }
+    // SAFETY: seg is attached (non-null above) and stays attached until dsm_detach at the end;
+    // `run` laid it out as a Header followed by header.len payload bytes, so both pointers are
+    // inside the mapping.
     let (header, body) = unsafe {
         let base = pg_sys::dsm_segment_address(seg) as *mut u8;
         (
@@ -101,9 +114,14 @@ pub fn serve(
             base.add(std::mem::size_of::<Header>()),
         )
     };
+    // SAFETY: body points to header.len bytes of the attached segment, copied out at once; the
+    // caller does not touch them while the worker runs.
     let request = unsafe { std::slice::from_raw_parts(body, header.len as usize).to_vec() };
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(header.database), Some(header.role));
     let answer = BackgroundWorker::transaction(move || job(request));
+    // SAFETY: the segment is still attached (a mapping made outside any resource owner lasts
+    // until detached); at most header.len bytes are written, the payload's room, from a Vec
+    // that cannot overlap the mapping. The caller reads them only after this worker exits.
     unsafe {
         let n = answer.len().min(header.len as usize);
         std::ptr::copy_nonoverlapping(answer.as_ptr(), body, n);

@@ -25,6 +25,9 @@ fn call(
     f: unsafe fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum,
     args: &[Option<pg_sys::Datum>],
 ) -> pg_sys::Datum {
+    // SAFETY: every caller in this module passes one of pg_sys's guarded be_lo_* fmgr functions
+    // with the arguments of its SQL signature, each made by IntoDatum from the matching Rust
+    // type; none of them reads flinfo or context, which a direct call leaves NULL.
     unsafe { direct_function_call_as_datum(f, args) }
         .expect("large object functions return a value")
 }
@@ -82,6 +85,9 @@ impl LargeObject {
                 pg_sys::be_loread,
                 &[self.fd.into_datum(), want.into_datum()],
             );
+            // SAFETY: be_loread returns a bytea palloc'd in the current memory context holding
+            // at most `want` <= buf.len() - done bytes, so the copy stays inside buf[done..]; the
+            // bytea is ours alone: it is cleared and freed here and not used afterwards.
             unsafe {
                 let v = datum.cast_mut_ptr::<pg_sys::varlena>();
                 let n = pgrx::varsize_any_exhdr(v);

@@ -36,10 +36,18 @@ macro_rules! c_functions {
         }
 
         $(#[doc = $doc])*
+        ///
+        /// # Safety
+        /// Called by Postgres's function manager alone, through the SQL function declared with
+        /// this symbol, with that call's FunctionCallInfo.
         #[pg_guard]
         #[no_mangle]
         pub unsafe extern "C-unwind" fn $name(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             let body: unsafe fn(pg_sys::FunctionCallInfo) -> pg_sys::Datum = $body;
+            // SAFETY: fcinfo is the FunctionCallInfo Postgres passed for this call, valid for the
+            // whole call, and `body` is the implementation written for the SQL function declared
+            // with this symbol (its arguments and call context); an ERROR raised inside it
+            // unwinds as a Rust panic to #[pg_guard] above, which re-raises it to Postgres.
             unsafe { body(fcinfo) }
         }
     )* };

@@ -82,6 +82,8 @@ pub fn run(name: &str, function: &str, request: &[u8]) -> String {
         pg_sys::shm_mq_set_receiver(mq, pg_sys::MyProc);
         (seg, pg_sys::shm_mq_attach(mq, seg, std::ptr::null_mut()))
     };
+    // SAFETY: seg is the segment created and attached just above (dsm_create raises rather
+    // than return NULL).
     let handle = unsafe { pg_sys::dsm_segment_handle(seg) };
     let Ok(worker) = crate::pg::detached_worker::start(name, function, handle) else {
         crate::pg::errors::raise_full(
@@ -106,6 +108,9 @@ pub fn run(name: &str, function: &str, request: &[u8]) -> String {
     if let Some(worker) = running.0.take() {
         let _ = worker.wait_for_shutdown();
     }
+    // SAFETY: seg is still attached (an ERROR since dsm_create would have left through the
+    // resource owner's cleanup instead); the answer was copied out of the queue, and mqh, whose
+    // queue lives in the segment, is not used again.
     unsafe { pg_sys::dsm_detach(seg) };
     let Some(answer) = answer else {
         crate::pg::errors::raise_full(
@@ -139,7 +144,9 @@ fn receive(mqh: *mut pg_sys::shm_mq_handle, running: &mut Running) -> Option<Vec
         let got = unsafe { pg_sys::shm_mq_receive(mqh, &mut len, &mut data, true) };
         match got {
             pg_sys::shm_mq_result::SHM_MQ_SUCCESS => {
-                return Some(unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec())
+                // SAFETY: on success shm_mq_receive set `data` to `len` bytes, valid until the
+                // next receive on mqh; they are copied at once.
+                return Some(unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec());
             }
             pg_sys::shm_mq_result::SHM_MQ_DETACHED => return None,
             _ => {
@@ -151,8 +158,12 @@ fn receive(mqh: *mut pg_sys::shm_mq_handle, running: &mut Running) -> Option<Vec
                     )
                 });
                 if stopped {
+                    // SAFETY: as above: `mqh` is our attached receiving end, `len` and `data`
+                    // locals it writes; nowait = true, so it does not block.
                     let again = unsafe { pg_sys::shm_mq_receive(mqh, &mut len, &mut data, true) };
                     return (again == pg_sys::shm_mq_result::SHM_MQ_SUCCESS).then(|| {
+                        // SAFETY: on success `data` points to `len` bytes valid until the next
+                        // receive; copied at once.
                         unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec()
                     });
                 }
@@ -364,8 +375,10 @@ fn bounded(text: Option<String>) -> Option<String> {
 }
 
 fn c_text(p: *const std::ffi::c_char) -> Option<String> {
-    // SAFETY: Postgres gives NULL or a NUL-terminated string.
     (!p.is_null()).then(|| {
+        // SAFETY: p is checked non-null above; the callers pass fields of the ErrorData being
+        // reported, which Postgres gives as NULL or NUL-terminated strings live while it is
+        // reported; the text is copied into a String at once.
         unsafe { std::ffi::CStr::from_ptr(p) }
             .to_string_lossy()
             .into_owned()
@@ -539,6 +552,8 @@ pub fn serve(
     }
     SERVING.with(|s| s.set(true));
     let handle = arg.value() as pg_sys::dsm_handle;
+    // SAFETY: `arg` is the segment handle `run` passed as the worker's argument; dsm_attach
+    // returns NULL (checked) if the caller already detached and the segment is gone.
     let seg = unsafe { pg_sys::dsm_attach(handle) };
     if seg.is_null() {
         return;
@@ -574,6 +589,12 @@ pub fn serve(
     // the locks it waited for, which a REPEATABLE READ transaction never would.
     // SAFETY: a backend global of this worker, read when its transaction starts below.
     unsafe { pg_sys::DefaultXactIsoLevel = pg_sys::XACT_READ_COMMITTED as i32 };
+    // SAFETY: the worker is connected (above) and has no transaction open; the calls follow
+    // Postgres's own sequence for BEGIN, a statement and COMMIT, and each is pgrx's guarded
+    // wrapper, so an ERROR becomes a panic that catch_others turns into Err (the transaction is
+    // then aborted below). MyProc is this connected backend's own PGPROC, non-null; mqh is our
+    // attached sending end of the queue in the still attached segment, and `started` outlives
+    // the send. The snapshot pushed is popped before the commit.
     let outcome = PgTryBuilder::new(move || unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         // A transaction block, as after BEGIN: Citus then runs each statement on the workers
@@ -623,6 +644,9 @@ pub fn serve(
     match outcome {
         Ok(answer) => message["answer"] = json!(answer),
         Err(error) => {
+            // SAFETY: the ERROR was caught above, leaving the job's transaction (or block) to
+            // be aborted, as Postgres's main loop does after an error; a guarded call that
+            // needs no state of ours.
             unsafe { pg_sys::AbortOutOfAnyTransaction() };
             message["error"] = error;
         }

@@ -15,6 +15,9 @@ pub fn prefer_huge_pages(ptr: *mut u8, len: usize) {
     if len < 4 * HUGE {
         return;
     }
+    // SAFETY: madvise only changes the kernel's paging policy for [start, end), whole huge pages
+    // inside the caller's allocation [ptr, ptr + len); it never reads or writes the memory, and an
+    // invalid range only makes it fail with an error code, which is ignored (advice only).
     #[cfg(target_os = "linux")]
     unsafe {
         let start = (ptr as usize).next_multiple_of(HUGE);
@@ -47,6 +50,12 @@ impl OwnedVarlena {
                 format!("result of {len} bytes exceeds the 1 GB limit of a Postgres value"),
             );
         }
+        // SAFETY: pgrx's palloc wrapper is guarded (out of memory raises an ERROR, never NULL) and
+        // allocates len + VARHDRSZ bytes in CurrentMemoryContext, the caller's, which outlives
+        // this value (built and returned within one function call). len <= MAX_PAYLOAD, so the
+        // size fits the 4-byte header's i32; the three writes cover [0, offset), [offset, end)
+        // and [end, len) of the payload, inside it by the assert above, and `bytes` cannot
+        // overlap a fresh allocation.
         unsafe {
             let ptr = pg_sys::palloc(len + pg_sys::VARHDRSZ) as *mut pg_sys::varlena;
             prefer_huge_pages(ptr as *mut u8, len + pg_sys::VARHDRSZ);
@@ -75,6 +84,12 @@ impl OwnedVarlena {
         if size > 8192 {
             return Self::from_slice(bytes);
         }
+        // SAFETY: CurrentMemoryContext is always a valid context in a backend (single-threaded,
+        // so read without a race); its methods table is read only once its tag says it is an
+        // AllocSet, whose alloc returns NULL on failure and does not raise in PostgreSQL 15 (see
+        // above), and the result is checked non-null before use. Setting isReset first is what
+        // palloc does. The chunk has `size` <= 8192 bytes: the header plus bytes.len() payload
+        // bytes copied in, from a slice that cannot overlap a fresh chunk.
         unsafe {
             let cxt = pg_sys::CurrentMemoryContext;
             if (*cxt).type_ != pg_sys::NodeTag::T_AllocSetContext {
@@ -96,6 +111,10 @@ impl OwnedVarlena {
     }
 
     pub fn payload_mut(&mut self) -> &mut [u8] {
+        // SAFETY: self.0 is the non-null varlena with a 4-byte header allocated by the
+        // constructors, still live in the memory context that was current then (an OwnedVarlena
+        // is built and returned within one function call); its payload is varsize_any_exhdr bytes
+        // and `&mut self` makes this the only reference to it.
         unsafe {
             let len = pgrx::varsize_any_exhdr(self.0);
             std::slice::from_raw_parts_mut(pgrx::vardata_any(self.0) as *mut u8, len)
@@ -112,8 +131,12 @@ impl OwnedVarlena {
     }
 }
 
+// SAFETY: box_into returns the value's own datum, a complete non-null 4-byte-header varlena, as
+// the declared SQL type (bytea, or the varlena type of a wrapper) expects.
 unsafe impl BoxRet for OwnedVarlena {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+        // SAFETY: a by-reference return of a valid varlena, palloc'd in the memory context that
+        // was current when the function built it (the caller's), so it lasts for the caller.
         unsafe { fcinfo.return_raw_datum(self.into_datum()) }
     }
 }
@@ -128,6 +151,9 @@ pgrx::impl_sql_translatable!(OwnedText, "text");
 impl OwnedText {
     pub fn verified(mut v: OwnedVarlena) -> Self {
         let bytes = v.payload_mut();
+        // SAFETY: reads bytes.len() bytes of the payload borrowed just above; with noError = true
+        // pg_verifymbstr reports invalid input by returning false and does not raise (the call
+        // goes through pgrx's guarded wrapper anyway).
         let ok =
             unsafe { pg_sys::pg_verifymbstr(bytes.as_ptr() as *const _, bytes.len() as i32, true) };
         if !ok {
@@ -141,8 +167,12 @@ impl OwnedText {
     }
 }
 
+// SAFETY: returns the inner OwnedVarlena's datum (see its impl), a valid varlena for `text`;
+// every OwnedText in the crate is made by `verified`, so its bytes are valid in the server
+// encoding.
 unsafe impl BoxRet for OwnedText {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+        // SAFETY: this function's caller returns the datum to Postgres, as box_into requires.
         unsafe { self.0.box_into(fcinfo) }
     }
 }
@@ -162,6 +192,11 @@ impl FromDatum for VarlenaBytes<'_> {
         if is_null || datum.is_null() {
             return None;
         }
+        // SAFETY: FromDatum's contract: a non-null datum (checked above) of a varlena type,
+        // valid for the call. Its first header byte says whether it is plain (read in place) or
+        // must be detoasted by the guarded pg_detoast_datum_packed, whose copy is palloc'd in
+        // the current (the call's) memory context; either way the slice lives as long as the
+        // argument, for the call.
         unsafe {
             let mut ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
             let first = *(ptr as *const u8);
@@ -183,8 +218,12 @@ impl FromDatum for VarlenaBytes<'_> {
 /// Implements argument unboxing and the SQL type for a wrapper around varlena bytes.
 macro_rules! varlena_bytes_arg {
     ($ty:ident, $sql:literal) => {
+        // SAFETY: the SQL type declared for $ty is a varlena type ($sql), so the argument datum
+        // is a varlena, unboxed through VarlenaBytes<'fcx>: the borrowed bytes (in place or a
+        // detoasted copy in the call's memory context) live for the call, 'fcx.
         unsafe impl<'fcx> ::pgrx::callconv::ArgAbi<'fcx> for $ty<'fcx> {
             unsafe fn unbox_arg_unchecked(arg: ::pgrx::callconv::Arg<'_, 'fcx>) -> Self {
+                // SAFETY: the same argument, under the contract this function was called with.
                 match unsafe { Self::unbox_nullable_arg(arg) } {
                     ::pgrx::nullable::Nullable::Valid(v) => v,
                     ::pgrx::nullable::Nullable::Null => {
@@ -196,6 +235,8 @@ macro_rules! varlena_bytes_arg {
             unsafe fn unbox_nullable_arg(
                 arg: ::pgrx::callconv::Arg<'_, 'fcx>,
             ) -> ::pgrx::nullable::Nullable<Self> {
+                // SAFETY: the argument's SQL type is a varlena ($sql), the logical type that
+                // VarlenaBytes unboxes; a NULL gives None.
                 match unsafe {
                     arg.unbox_arg_using_from_datum::<$crate::pg::varlena::VarlenaBytes<'fcx>>()
                 } {

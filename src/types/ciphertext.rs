@@ -23,6 +23,9 @@ macro_rules! varlena_type {
 
         const TYPE_IDENT: &str = ::pgrx::pgrx_resolved_type!($arg);
 
+        // SAFETY: $sql is a varlena type this extension creates (CREATE TYPE ... INTERNALLENGTH
+        // = VARIABLE next to each use of this macro), and $arg is unboxed from it as the bytes
+        // of that varlena (varlena_bytes_arg! below), so the SQL and Rust sides agree.
         unsafe impl ::pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for $arg<'_> {
             const TYPE_IDENT: &'static str = TYPE_IDENT;
             const TYPE_ORIGIN: ::pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
@@ -39,6 +42,8 @@ macro_rules! varlena_type {
             ));
         }
 
+        // SAFETY: as for $arg: $out returns an OwnedVarlena, a complete varlena of the bytes of
+        // a $sql value, which is what the SQL type holds.
         unsafe impl ::pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for $out {
             const TYPE_IDENT: &'static str = TYPE_IDENT;
             const TYPE_ORIGIN: ::pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
@@ -57,11 +62,15 @@ macro_rules! varlena_type {
 
         $crate::pg::varlena::varlena_bytes_arg!($arg, $sql);
 
+        // SAFETY: returns the inner OwnedVarlena's datum (see its BoxRet impl), a varlena as
+        // the $sql type stores it.
         unsafe impl ::pgrx::callconv::BoxRet for $out {
             unsafe fn box_into<'fcx>(
                 self,
                 fcinfo: &mut ::pgrx::callconv::FcInfo<'fcx>,
             ) -> ::pgrx::datum::Datum<'fcx> {
+                // SAFETY: this function's caller returns the datum to Postgres, as box_into
+                // requires.
                 unsafe { self.0.box_into(fcinfo) }
             }
         }
@@ -122,6 +131,10 @@ pub fn text_in(input: &CStr, kind: Kind) -> OwnedVarlena {
 pub fn text_out(bytes: &[u8]) -> &'static CStr {
     let c = CString::new(base64::engine::general_purpose::STANDARD.encode(bytes))
         .expect("base64 has no NUL");
+    // SAFETY: pstrdup (guarded: raises on out of memory, never NULL) copies the NUL-terminated
+    // string into CurrentMemoryContext. The 'static is nominal: the copy lives as long as the
+    // calling function's memory context, and every caller is a type's output function that
+    // returns it to Postgres at once.
     unsafe { CStr::from_ptr(pg_sys::pstrdup(c.as_ptr())) }
 }
 
@@ -131,6 +144,10 @@ pub fn recv_bytes(buf: pgrx::Internal) -> Vec<u8> {
         .unwrap()
         .expect("receive buffer")
         .cast_mut_ptr::<pg_sys::StringInfoData>();
+    // SAFETY: every caller is a type's receive function, whose `internal` argument is the
+    // StringInfo of the message being received, never NULL (receive functions are strict;
+    // `expect` above refuses a missing one) and valid for the call; data[cursor..len] lies inside its buffer, and moving the cursor to len
+    // marks the bytes consumed, as pq_getmsgbytes does.
     unsafe {
         let remaining = ((*msg).len - (*msg).cursor) as usize;
         let start = (*msg).data.add((*msg).cursor as usize) as *const u8;

@@ -54,8 +54,11 @@ impl FromDatum for JsonbDoc {
     }
 }
 
+// SAFETY: JsonbDoc is declared as SQL jsonb and unboxed through its FromDatum, which reads a
+// jsonb datum and keeps only an owned serde_json::Value, borrowing nothing from the call.
 unsafe impl<'fcx> ArgAbi<'fcx> for JsonbDoc {
     unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        // SAFETY: the same argument, under the contract this function was called with.
         match unsafe { Self::unbox_nullable_arg(arg) } {
             Nullable::Valid(v) => v,
             Nullable::Null => panic!("jsonb argument must not be NULL"),

@@ -68,6 +68,10 @@ impl FromDatum for ArrayArg<'_> {
             return None;
         }
         // Flattens expanded arrays and fetches toasted ones.
+        // SAFETY: FromDatum's contract: a non-null (checked above) array datum valid for the
+        // call. pg_detoast_datum (guarded) returns it as is when it is a plain 4-byte-header
+        // varlena, or else a flat, 4-byte-header copy palloc'd in the call's memory context:
+        // either lives for the call, the lifetime ArrayArg is given.
         let ptr =
             unsafe { pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) } as *mut pg_sys::ArrayType;
         Some(ArrayArg {
@@ -79,12 +83,16 @@ impl FromDatum for ArrayArg<'_> {
 
 impl<'a> ArrayArg<'a> {
     fn ndim(&self) -> usize {
+        // SAFETY: an ArrayArg is made only by from_polymorphic_datum: ptr is a detoasted array,
+        // whose ArrayType header is there for the lifetime 'a.
         unsafe { (*self.ptr).ndim as usize }
     }
 
     /// Lengths and lower bounds.
     pub fn dims(&self) -> Vec<Dim> {
         let n = self.ndim();
+        // SAFETY: a valid array of ndim dimensions stores ndim lengths and then ndim lower
+        // bounds, 4-aligned int32s, right after its ArrayType header (ARR_DIMS, ARR_LBOUND).
         unsafe {
             let dims = (self.ptr as *const u8).add(ARRAY_HEADER) as *const i32;
             let lbs = dims.add(n);
@@ -99,6 +107,10 @@ impl<'a> ArrayArg<'a> {
 
     /// The packed values, or an ERROR if the array holds NULLs or is not of `dtype`.
     pub fn values(&self, dtype: DType) -> &'a [u8] {
+        // SAFETY: ptr is a detoasted array live for 'a. Its element type is checked to be the
+        // fixed-width type of `dtype` and it has no NULL bitmap (dataoffset 0), so its values
+        // are `count` (the product of its lengths, at most MaxArraySize in a valid array)
+        // elements of dtype.size() bytes without padding, starting at ARR_OVERHEAD_NONULLS.
         unsafe {
             if (*self.ptr).elemtype != element_type(dtype) {
                 raise(
@@ -133,8 +145,11 @@ macro_rules! array_arg {
         pub struct $name<'a>(pub ArrayArg<'a>);
         pgrx::impl_sql_translatable!($name<'_>, $sql);
 
+        // SAFETY: $sql is an array type, the logical type ArrayArg reads (and `values` checks
+        // the element type again); the detoasted array it points to lives for the call, 'fcx.
         unsafe impl<'fcx> ArgAbi<'fcx> for $name<'fcx> {
             unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                // SAFETY: the same argument, under the contract this function was called with.
                 match unsafe { Self::unbox_nullable_arg(arg) } {
                     Nullable::Valid(v) => v,
                     Nullable::Null => panic!("{} argument must not be NULL", $sql),
@@ -142,6 +157,8 @@ macro_rules! array_arg {
             }
 
             unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+                // SAFETY: the argument's SQL type is an array ($sql), which ArrayArg unboxes;
+                // a NULL gives None.
                 match unsafe { arg.unbox_arg_using_from_datum::<ArrayArg<'fcx>>() } {
                     Some(a) => Nullable::Valid($name(a)),
                     None => Nullable::Null,
@@ -217,6 +234,12 @@ impl OwnedArray {
                 "tensor is larger than the 1 GB limit of a Postgres array",
             ),
         };
+        // SAFETY: palloc (guarded: raises rather than return NULL) gives `total` bytes, MAXALIGNed,
+        // in the caller's memory context, which outlives the value (built and returned within one
+        // function call). total <= MAX_ALLOC fits the header's i32. The header, then ndim
+        // lengths and lower bounds (4-aligned int32s) fill the first `head` bytes, zeroed first;
+        // the values, `bytes` long as checked above, fill [head, total) from a slice that cannot
+        // overlap the fresh allocation.
         unsafe {
             let ptr = pg_sys::palloc(total) as *mut pg_sys::ArrayType;
             crate::pg::varlena::prefer_huge_pages(ptr as *mut u8, total);
@@ -237,6 +260,10 @@ impl OwnedArray {
 
     /// The value bytes.
     pub fn values_mut(&mut self) -> &mut [u8] {
+        // SAFETY: self.0 is the array `with_values` built, live in the memory context that was
+        // current then (an OwnedArray is built and returned within one function call); its
+        // values are the bytes from ARR_OVERHEAD_NONULLS(ndim) to its total size, and
+        // `&mut self` makes this the only reference to them.
         unsafe {
             let ndim = (*self.0).ndim as usize;
             let head = overhead_nonulls(ndim);
@@ -252,8 +279,13 @@ macro_rules! array_ret {
         pub struct $name(pub OwnedArray);
         pgrx::impl_sql_translatable!($name, $sql);
 
+        // SAFETY: returns the OwnedArray's datum, a complete array; every function returning
+        // $name builds it with the dtype whose element type $sql has.
         unsafe impl BoxRet for $name {
             unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+                // SAFETY: a by-reference return of a valid array palloc'd in the memory context
+                // that was current when the function built it (the caller's), so it lasts for
+                // the caller.
                 unsafe { fcinfo.return_raw_datum(pg_sys::Datum::from((self.0).0)) }
             }
         }

@@ -261,6 +261,9 @@ fn ore_int8_key_version(value: OreInt8<'_>) -> i32 {
 /// The bytes of an ORE datum as stored: the types use STORAGE plain, so a datum is never
 /// compressed or out of line, only short (1-byte header) or plain (4-byte header).
 unsafe fn stored_bytes<'a>(datum: pg_sys::Datum) -> &'a [u8] {
+    // SAFETY: the caller passes a non-null datum of an ORE type, live for 'a (the comparison).
+    // It has a 1- or 4-byte header (see above), which varsize_any_exhdr and vardata_any both
+    // read; the slice is the payload inside the datum.
     unsafe {
         let ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
         let len = pgrx::varsize_any_exhdr(ptr);
@@ -275,6 +278,10 @@ unsafe extern "C-unwind" fn ore_fast_compare(
     b: pg_sys::Datum,
     _: pg_sys::SortSupport,
 ) -> i32 {
+    // SAFETY: Postgres's sort calls this comparator, installed by ore_int8_sortsupport for the
+    // ORE types' btree opclasses only, with two non-null datums of the sorted ORE type, live
+    // during the call. ore::compare calls no Postgres function and does not panic (out-of-shape
+    // values compare by bytes), so nothing needs a guard here.
     unsafe { ore::compare(stored_bytes(a), stored_bytes(b)) as i32 }
 }
 
@@ -284,6 +291,10 @@ fn ore_int8_sortsupport(ssup: pgrx::Internal) {
         .unwrap()
         .expect("sort support state")
         .cast_mut_ptr::<pg_sys::SortSupportData>();
+    // SAFETY: this is a btree sort support function (strict; SQL code cannot make an internal
+    // value): its argument is the SortSupportData Postgres is filling in for this sort, valid
+    // for the call; only its comparator field is set, to a function of this library that stays
+    // loaded.
     unsafe { (*ssup).comparator = Some(ore_fast_compare) };
 }
 

@@ -22,13 +22,17 @@ macro_rules! oid_argument {
             }
         }
 
+        // SAFETY: $sql is an oid alias type, passed by value: the datum's low 32 bits are the
+        // oid, which is all FromDatum above reads (it dereferences nothing and borrows nothing).
         unsafe impl<'fcx> ArgAbi<'fcx> for $name {
             unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                // SAFETY: the argument's SQL type is $sql, the by-value oid $name reads.
                 unsafe { arg.unbox_arg_using_from_datum::<$name>() }
                     .expect(concat!($sql, " argument must not be NULL"))
             }
 
             unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+                // SAFETY: as above; a NULL gives None.
                 unsafe { arg.unbox_arg_using_from_datum::<$name>() }.into()
             }
         }
