@@ -128,8 +128,6 @@ COMMENT ON FUNCTION mask_phone(text, integer) IS
     'Phone number showing only its last keep_last digits; formatting kept';
 COMMENT ON FUNCTION mask_date_to_year(date) IS
     'The first day of the date''s year (generalization to the year)';
-COMMENT ON FUNCTION masking_rule_set(regclass, text, text, oid[]) IS
-    'pg_encrypt_ml: internal: the work of set_masking_rule (owner check, mask validation, catalog write)';
 COMMENT ON FUNCTION apply_masking(regclass, boolean) IS
     'Creates or replaces the security-barrier view <table>_masked showing each ruled column masked unless the reader is a superuser or in its unmasked roles (encrypted columns decrypted for those); with stored => true the masks of plain columns are precomputed in generated columns <col>__masked (table rewrite; faster reads); returns the view''s name';
 -- GDPR data-subject rights (src/api/subjects.rs, src/api/consent.rs, docs/gdpr.md)
@@ -450,7 +448,7 @@ GRANT EXECUTE ON FUNCTION
     mask_partial(text, integer, integer, text), mask_pan(text, integer), mask_email(text),
     mask_phone(text, integer), mask_date_to_year(date),
     -- Owner checks inside; views are created as the caller.
-    set_masking_rule(regclass, name, text, regrole[]), masking_rule_set(regclass, text, text, oid[]),
+    set_masking_rule(regclass, name, text, regrole[]),
     apply_masking(regclass, boolean), masking_unmasked(regrole[]),
     -- Checks inside: table owner / caller's table rights / role membership.
     register_subject_column(regclass, text, uuid, text, text), unregister_subject_column(regclass, text),

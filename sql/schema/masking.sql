@@ -34,10 +34,9 @@ $$;
 COMMENT ON FUNCTION masking_unmasked(regrole[]) IS
     'pg_encrypt_ml: whether the current user is a superuser or a member of one of the roles (masked views use it once per query)';
 
--- The SQL signature of the rule setter (regrole[] by name); the work and the owner check are in
--- masking_rule_set (src/api/masking.rs), which runs as the caller.
+-- The rule setter (src/api/masking.rs); runs as the caller, whose ownership of the table it checks.
 CREATE FUNCTION set_masking_rule(tbl regclass, col name, mask text, unmasked_roles regrole[] DEFAULT '{}')
-RETURNS void LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
-AS $$ SELECT encml.masking_rule_set(tbl, col::text, mask, unmasked_roles::oid[]) $$;
+RETURNS void LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'set_masking_rule_wrapper';
 COMMENT ON FUNCTION set_masking_rule(regclass, name, text, regrole[]) IS
     'Sets the mask of a column (pan, pan6, email, phone, year, null, partial(prefix, suffix[, ''pad''])) and the roles that see it unmasked; the table''s owner only; apply with apply_masking';

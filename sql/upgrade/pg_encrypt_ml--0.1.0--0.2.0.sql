@@ -974,3 +974,10 @@ COMMENT ON FUNCTION @extschema@.in_subject_erasure() IS
     'True in code that a subject erasure runs (an owner''s trigger on a registered table), for triggers that must leave its statements alone: an updated_at stamp fails an anonymizing erasure';
 REVOKE ALL ON FUNCTION @extschema@.in_subject_erasure() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.in_subject_erasure() TO PUBLIC;
+
+-- Issue 29: set_masking_rule is the C function itself, and the internal entry point it called,
+-- masking_rule_set, leaves the SQL surface (its C symbol stays for 0.1.0's install script).
+CREATE OR REPLACE FUNCTION @extschema@.set_masking_rule(tbl regclass, col name, mask text, unmasked_roles regrole[] DEFAULT '{}')
+RETURNS void LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'set_masking_rule_wrapper';
+DROP FUNCTION @extschema@.masking_rule_set(regclass, text, text, oid[]);

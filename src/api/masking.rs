@@ -200,7 +200,7 @@ AS $$ SELECT CASE WHEN pg_catalog.isfinite(value)
 pgrx::extension_sql_file!(
     "../../sql/schema/masking.sql",
     name = "masking_rules",
-    requires = ["bootstrap", "mask_functions", masking_rule_set]
+    requires = ["bootstrap", "mask_functions"]
 );
 
 /// The SQL expression of a mask over column expression `col` (already quoted), for a column of
@@ -272,11 +272,35 @@ fn columns(rel: pg_sys::Oid) -> Vec<(String, String)> {
     })
 }
 
-/// Sets the mask of one column (see `mask_expr`) and the roles that see it unmasked; applied by
-/// `apply_masking`. Called by `encml.set_masking_rule` (sql/schema/masking.sql), which takes the roles
-/// as regrole[].
-#[pg_extern(volatile, strict, parallel_unsafe)]
+/// `encml.set_masking_rule(tbl regclass, col name, mask text, unmasked_roles regrole[])`,
+/// declared in sql/schema/masking.sql (pgrx maps neither `name` nor `regrole[]`; the roles arrive
+/// as their oids).
+#[pg_extern(sql = false)]
+fn set_masking_rule(
+    tbl: crate::types::reg::RegClass,
+    col: crate::types::reg::SqlName,
+    mask: &str,
+    unmasked_roles: Vec<Option<pg_sys::Oid>>,
+) {
+    set_rule(tbl, &col.0, mask, unmasked_roles)
+}
+
+/// The C entry point of `encml.masking_rule_set(regclass, text, text, oid[])`, through which
+/// release 0.1.0's SQL `set_masking_rule` worked; kept for its frozen install script, dropped
+/// from SQL by the 0.1.0--0.2.0 upgrade.
+#[pg_extern(sql = false)]
 fn masking_rule_set(
+    tbl: crate::types::reg::RegClass,
+    col: &str,
+    mask: &str,
+    unmasked_roles: Vec<Option<pg_sys::Oid>>,
+) {
+    set_rule(tbl, col, mask, unmasked_roles)
+}
+
+/// Sets the mask of one column (see `mask_expr`) and the roles that see it unmasked; applied by
+/// `apply_masking`.
+fn set_rule(
     tbl: crate::types::reg::RegClass,
     col: &str,
     mask: &str,

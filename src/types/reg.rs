@@ -1,4 +1,5 @@
-//! Object-identifier arguments given by name in SQL (`regrole`, `regclass`), an oid here.
+//! Arguments of SQL types pgrx does not map: object identifiers given by name (`regrole`,
+//! `regclass`), an oid here, and identifiers of type `name`, a string here.
 
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::datum::FromDatum;
@@ -49,3 +50,42 @@ oid_argument!(
     RegClass,
     "regclass"
 );
+
+/// An identifier argument of SQL type `name` (NAMEDATALEN bytes, NUL-terminated), as a string.
+pub struct SqlName(pub String);
+
+pgrx::impl_sql_translatable!(SqlName, "name");
+
+impl FromDatum for SqlName {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<Self> {
+        // SAFETY: a non-NULL `name` datum points to a NameData, NUL-terminated within its
+        // NAMEDATALEN bytes (Postgres's namein truncates and terminates every name), living for
+        // the call.
+        (!is_null).then(|| unsafe {
+            let name = datum.cast_mut_ptr::<pg_sys::NameData>();
+            SqlName(
+                std::ffi::CStr::from_ptr((*name).data.as_ptr())
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        })
+    }
+}
+
+// SAFETY: unboxes through `from_datum` above, which reads only a valid NameData.
+unsafe impl<'fcx> ArgAbi<'fcx> for SqlName {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        // SAFETY: the caller (pgrx's wrapper) passes this call's argument.
+        unsafe { arg.unbox_arg_using_from_datum::<SqlName>() }
+            .expect("name argument must not be NULL")
+    }
+
+    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+        // SAFETY: as above.
+        unsafe { arg.unbox_arg_using_from_datum::<SqlName>() }.into()
+    }
+}
