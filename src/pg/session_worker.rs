@@ -146,7 +146,9 @@ fn receive(mqh: *mut pg_sys::shm_mq_handle, running: &mut Running) -> Option<Vec
             pg_sys::shm_mq_result::SHM_MQ_SUCCESS => {
                 // SAFETY: on success shm_mq_receive set `data` to `len` bytes, valid until the
                 // next receive on mqh; they are copied at once.
-                return Some(unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec());
+                return Some(
+                    unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec(),
+                );
             }
             pg_sys::shm_mq_result::SHM_MQ_DETACHED => return None,
             _ => {
