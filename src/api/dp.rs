@@ -185,7 +185,7 @@ unsafe fn transition<T: Num>(
             agg.state.add_under_fixed_params(value, unit)
         } else {
             let (lower, upper) = bounds();
-            let params = params_at::<T>(&RowArgs(fcinfo), epsilon_at, lower, upper);
+            let params = params_at::<T>(&RowArgs::new(fcinfo), epsilon_at, lower, upper);
             agg.fixed_args = args;
             agg.state.add(params, value, unit)
         };
@@ -242,7 +242,7 @@ unsafe fn sum_trans<T: Num + pgrx::datum::FromDatum>(
     // SQL declarations say.
     unsafe {
         transition::<T>(fcinfo, pg_getarg::<T>(fcinfo, 1), 2, 4, || {
-            let args = RowArgs(fcinfo);
+            let args = RowArgs::new(fcinfo);
             (required(&args, 2, "lower"), required(&args, 3, "upper"))
         })
     }

@@ -138,7 +138,7 @@ unsafe fn transition<T: Num>(
             flat.add_under_fixed_params(value)
         } else {
             let (lower, upper) = bounds();
-            let params = params_at::<T>(&RowArgs(fcinfo), epsilon_at, lower, upper);
+            let params = params_at::<T>(&RowArgs::new(fcinfo), epsilon_at, lower, upper);
             let cache = args.as_ref().and_then(Cache::of);
             flat.set_cached_args(cache.as_ref().map_or(&[][..], Cache::as_slice));
             flat.add(params, value)
@@ -167,7 +167,7 @@ unsafe fn sum_trans<T: Num + pgrx::datum::FromDatum>(
     // SQL declarations say.
     unsafe {
         transition::<T>(fcinfo, pg_getarg::<T>(fcinfo, 1), 2, 4, || {
-            let args = RowArgs(fcinfo);
+            let args = RowArgs::new(fcinfo);
             (required(&args, 2, "lower"), required(&args, 3, "upper"))
         })
     }

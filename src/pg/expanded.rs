@@ -43,6 +43,9 @@ unsafe fn inner<'a, T>(eoh: *mut pg_sys::ExpandedObjectHeader) -> &'a mut Inner<
     unsafe { &mut *(*(eoh as *mut Object<T>)).inner }
 }
 
+// Guarded: Postgres calls these directly, and a panic (the size assertion) must become an ERROR
+// rather than unwind through its C frames.
+#[pgrx::pg_guard]
 unsafe extern "C-unwind" fn get_flat_size<T: FlatForm>(
     eoh: *mut pg_sys::ExpandedObjectHeader,
 ) -> pg_sys::Size {
@@ -56,6 +59,7 @@ unsafe extern "C-unwind" fn get_flat_size<T: FlatForm>(
     }
 }
 
+#[pgrx::pg_guard]
 unsafe extern "C-unwind" fn flatten_into<T: FlatForm>(
     eoh: *mut pg_sys::ExpandedObjectHeader,
     result: *mut std::ffi::c_void,

@@ -24,6 +24,13 @@ pub mod session_worker;
 pub mod sql_text;
 pub mod varlena;
 
+/// The 0-based list index of a 1-based attribute, range-table or target-list number; None for 0
+/// and negative numbers (whole-row references, system columns, special varnos), which index no
+/// list (`unwrap_or(usize::MAX)` makes `PgList::get_ptr` answer None for them).
+pub fn zero_based<N: TryInto<usize>>(n: N) -> Option<usize> {
+    n.try_into().ok()?.checked_sub(1)
+}
+
 /// Exports each function under its C symbol with the version-1 calling convention (and the
 /// `pg_finfo_` record Postgres looks up next to it), guarded like every pgrx entry point.
 macro_rules! c_functions {

@@ -18,25 +18,30 @@ const PENDING: u32 = 0;
 const GRANTED: u32 = 1;
 const REFUSED: u32 = 2;
 
-/// The shared-memory slot of one charge. Plain old data: both processes map it.
+/// The shared-memory slot of one charge, sent to the worker and back as its bytes. Plain old
+/// data without padding (bytemuck checks it), so every byte sent is initialised.
 #[repr(C)]
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Slot {
-    owner: pg_sys::Oid,
-    analyst: pg_sys::Oid,
-    superuser: bool,
+    /// Oids of the extension owner and of the analyst charged.
+    owner: u32,
+    analyst: u32,
     epsilon: f64,
     delta: f64,
-    scope_len: u32,
-    scope: [u8; SCOPE_MAX],
-    query_hash: [u8; 64],
     // Written by the worker, after its commit.
-    outcome: u32,
     remaining_epsilon: f64,
     remaining_delta: f64,
-    has_budget: bool,
+    scope_len: u32,
+    outcome: u32,
     /// Which part of a refused charge did not fit: SHORT_EPSILON | SHORT_DELTA.
     short: u32,
+    /// Booleans as 0 or 1: the analyst is a superuser; (from the worker) it has a budget.
+    superuser: u8,
+    has_budget: u8,
+    padding: [u8; 2],
+    scope: [u8; SCOPE_MAX],
+    query_hash: [u8; 64],
+    tail_padding: [u8; 1],
 }
 
 const SHORT_EPSILON: u32 = 1;
@@ -76,9 +81,9 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
         );
     }
     let mut slot = Slot {
-        owner: crate::pg::catalog_access::extension_owner(),
-        analyst,
-        superuser: is_superuser(analyst),
+        owner: crate::pg::catalog_access::extension_owner().to_u32(),
+        analyst: analyst.to_u32(),
+        superuser: is_superuser(analyst) as u8,
         epsilon,
         delta,
         scope_len: scope.len() as u32,
@@ -87,32 +92,25 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
         outcome: PENDING,
         remaining_epsilon: 0.0,
         remaining_delta: 0.0,
-        has_budget: false,
+        has_budget: 0,
         short: 0,
+        padding: [0; 2],
+        tail_padding: [0; 1],
     };
     slot.scope[..scope.len()].copy_from_slice(scope.as_bytes());
     slot.query_hash
         .copy_from_slice(hex::encode(Sha256::digest(query_text())).as_bytes());
 
-    // SAFETY: Slot is plain old data (repr(C), Copy); it travels as bytes and comes back whole.
-    // The slice spans exactly the live local `slot` and is used only by `run`'s copy. (Caveat:
-    // Slot has padding bytes, which are uninitialized; reading them as u8 is formally UB.)
-    let bytes = unsafe {
-        std::slice::from_raw_parts(
-            &slot as *const Slot as *const u8,
-            std::mem::size_of::<Slot>(),
-        )
-    };
+    let bytes = bytemuck::bytes_of(&slot);
     let answer = match detached_worker::run(
         "pg_encrypt_ml privacy charge",
         "encml_charge_worker_main",
-        slot.owner,
+        pg_sys::Oid::from(slot.owner),
         bytes,
     ) {
-        // SAFETY: `run` returns exactly `bytes.len()` == size_of::<Slot>() bytes: the request as
-        // the worker overwrote it with the bytes of the Slot `record` returned (or untouched if it
-        // failed), so they hold a valid Slot (its bools 0 or 1); read_unaligned needs no alignment.
-        Ok(back) => unsafe { std::ptr::read_unaligned(back.as_ptr() as *const Slot) },
+        // (`run` returns the request as the worker overwrote it with the Slot `record` returned,
+        // or untouched if it failed: size_of::<Slot>() bytes.)
+        Ok(back) => bytemuck::pod_read_unaligned::<Slot>(&back),
         Err(detached_worker::Failure::NoSlot) => raise_full(
             PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
             "no background worker slot free to record the privacy charge",
@@ -126,7 +124,7 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
     };
     match answer.outcome {
         GRANTED => Granted,
-        REFUSED if !answer.has_budget => raise_full(
+        REFUSED if answer.has_budget == 0 => raise_full(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(
                 "role {} has no privacy budget in scope \"{scope}\"",
@@ -180,19 +178,10 @@ fn query_text() -> Vec<u8> {
 #[no_mangle]
 pub extern "C-unwind" fn encml_charge_worker_main(arg: pg_sys::Datum) {
     detached_worker::serve(arg, |request| {
-        // SAFETY: this worker is started only by `charge`, whose payload (header.len bytes, all
-        // of them in `request`) is the size_of::<Slot>() bytes of a valid Slot; read unaligned.
-        let slot = unsafe { std::ptr::read_unaligned(request.as_ptr() as *const Slot) };
+        // (Started only by `charge`, whose payload is the bytes of a Slot.)
+        let slot: Slot = bytemuck::pod_read_unaligned(&request);
         let answer = record(slot);
-        // SAFETY: `answer` is a live local Slot and the slice spans exactly its bytes, borrowed
-        // only until `to_vec` copies them. (Same padding caveat as in `charge`.)
-        unsafe {
-            std::slice::from_raw_parts(
-                &answer as *const Slot as *const u8,
-                std::mem::size_of::<Slot>(),
-            )
-        }
-        .to_vec()
+        bytemuck::bytes_of(&answer).to_vec()
     });
 }
 
@@ -203,7 +192,7 @@ fn record(mut s: Slot) -> Slot {
         client
             .update("SET LOCAL search_path = pg_catalog, pg_temp", None, &[])
             .expect("set search_path");
-        let analyst = || crate::pg::catalog_access::oid_arg(s.analyst);
+        let analyst = || crate::pg::catalog_access::oid_arg(pg_sys::Oid::from(s.analyst));
         let budget = client
             .update(
                 "SELECT epsilon_total - epsilon_spent, delta_total - delta_spent, epsilon_total, delta_total \
@@ -219,10 +208,10 @@ fn record(mut s: Slot) -> Slot {
                 (f(1), f(2), f(3), f(4))
             });
         let (granted, note) = match budget {
-            None if s.superuser => (true, Some("superuser without a budget")),
+            None if s.superuser != 0 => (true, Some("superuser without a budget")),
             None => (false, Some("no budget")),
             Some((eps_left, delta_left, eps_total, delta_total)) => {
-                s.has_budget = true;
+                s.has_budget = 1;
                 // Spent amounts are sums of decimal charges: forgive the float rounding of the
                 // total only (relative to it), so a zero budget grants nothing, and a zero
                 // delta budget no Gaussian release however small its delta.
@@ -270,7 +259,7 @@ fn record(mut s: Slot) -> Slot {
             .expect("record the charge");
         if !granted {
             // The refusal is a security event too, committed with the ledger row.
-            let who = crate::pg::catalog_access::role_name(s.analyst);
+            let who = crate::pg::catalog_access::role_name(pg_sys::Oid::from(s.analyst));
             let event = serde_json::json!({
                 "session_role": who, "effective_role": who, "operation": "privacy_charge_refused",
                 "detail": { "scope": scope, "epsilon": s.epsilon, "delta": s.delta, "note": note,

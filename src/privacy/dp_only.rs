@@ -434,7 +434,7 @@ unsafe fn is_column_of(
             return false;
         }
         let Some(rte) = PgList::<pg_sys::RangeTblEntry>::from_pg((*level).rtable)
-            .get_ptr((*var).varno as usize - 1)
+            .get_ptr(crate::pg::zero_based((*var).varno).unwrap_or(usize::MAX))
         else {
             return false;
         };
@@ -445,7 +445,7 @@ unsafe fn is_column_of(
             pg_sys::RTEKind::RTE_SUBQUERY => {
                 let sub = (*rte).subquery;
                 let Some(tle) = PgList::<pg_sys::TargetEntry>::from_pg((*sub).targetList)
-                    .get_ptr((*var).varattno as usize - 1)
+                    .get_ptr(crate::pg::zero_based((*var).varattno).unwrap_or(usize::MAX))
                 else {
                     return false;
                 };
@@ -453,7 +453,7 @@ unsafe fn is_column_of(
             }
             pg_sys::RTEKind::RTE_JOIN => {
                 let Some(alias) = PgList::<pg_sys::Node>::from_pg((*rte).joinaliasvars)
-                    .get_ptr((*var).varattno as usize - 1)
+                    .get_ptr(crate::pg::zero_based((*var).varattno).unwrap_or(usize::MAX))
                 else {
                     return false;
                 };

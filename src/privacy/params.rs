@@ -30,12 +30,21 @@ pub trait Args {
     fn get(&self, i: usize, what: &str) -> Option<pg_sys::Datum>;
 }
 
-pub struct RowArgs(pub pg_sys::FunctionCallInfo);
+pub struct RowArgs(pg_sys::FunctionCallInfo);
+
+impl RowArgs {
+    /// # Safety
+    /// `fcinfo` is the running transition function's own call info, and the RowArgs does not
+    /// outlive the call.
+    pub unsafe fn new(fcinfo: pg_sys::FunctionCallInfo) -> RowArgs {
+        RowArgs(fcinfo)
+    }
+}
 
 impl Args for RowArgs {
     fn len(&self) -> usize {
-        // SAFETY: a RowArgs is built (api::dp, api::dp_state) from the running transition
-        // function's own fcinfo, non-null and valid for the whole call, which it does not outlive.
+        // SAFETY: `RowArgs::new`'s contract: the running transition function's own fcinfo,
+        // non-null and valid for the whole call, which the RowArgs does not outlive.
         unsafe { (*self.0).nargs as usize }
     }
     fn get(&self, i: usize, _what: &str) -> Option<pg_sys::Datum> {
@@ -48,8 +57,17 @@ impl Args for RowArgs {
 
 /// The arguments of an aggregate call from its own expressions (which must not read the rows).
 pub struct CallArgs {
-    pub state: *mut pg_sys::AggState,
-    pub aggref: *mut pg_sys::Aggref,
+    state: *mut pg_sys::AggState,
+    aggref: *mut pg_sys::Aggref,
+}
+
+impl CallArgs {
+    /// # Safety
+    /// `state` is a started Agg node and `aggref` one of its plan's Aggrefs, both living for the
+    /// query, which the CallArgs does not outlive.
+    pub unsafe fn new(state: *mut pg_sys::AggState, aggref: *mut pg_sys::Aggref) -> CallArgs {
+        CallArgs { state, aggref }
+    }
 }
 
 impl Args for CallArgs {

@@ -148,7 +148,7 @@ unsafe fn original_call(
                 break;
             }
             let Some(tle) = PgList::<pg_sys::TargetEntry>::from_pg((*plan).targetlist)
-                .get_ptr((*var).varattno as usize - 1)
+                .get_ptr(crate::pg::zero_based((*var).varattno).unwrap_or(usize::MAX))
             else {
                 break;
             };
@@ -196,7 +196,7 @@ unsafe fn call_params(
             return typed(call.kind, args.first_type(), &args);
         }
         let aggref = original_call(state, aggref);
-        let args = CallArgs { state, aggref };
+        let args = CallArgs::new(state, aggref);
         let first_type = PgList::<pg_sys::TargetEntry>::from_pg((*aggref).args)
             .get_ptr(0)
             .map(|t| pg_sys::exprType((*t).expr as *const pg_sys::Node));

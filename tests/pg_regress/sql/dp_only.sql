@@ -49,6 +49,9 @@ SELECT try($$SELECT encml.dp_sum(v.cost, 0, 100, 1.0) FROM public.dpo_visits v$$
 SELECT try($$SELECT encml.dp_count(age, 1.0) FROM public.dpo_people, generate_series(1, 3)$$) AS multiplied_rows_without_unit;
 SELECT try($$SELECT encml.dp_sum(v.cost, 0, 100, 1.0, 0, (v.person + 1)::text, 10) FROM public.dpo_visits v$$) AS wrong_unit;
 SELECT try($$SELECT encml.dp_sum(v.cost, 0, 100, 1.0, 0, v.person::text, 50) FROM public.dpo_visits v$$) AS too_many_rows_per_unit;
+-- A whole-row reference (attribute 0) of a subquery as the unit (issue 29: its list index
+-- overflowed, an internal error in debug builds, instead of this refusal).
+SELECT try($$SELECT encml.dp_sum(s.cost, 0, 100, 1.0, 0, s::text, 10) FROM (SELECT * FROM public.dpo_visits) s$$) AS whole_row_unit;
 SELECT try($$UPDATE public.dpo_people SET age = age$$) AS update;
 -- Eighth attacker round (issue 26). Volatile built-ins write what they see where the analyst
 -- reads it later (a setting, a notification, advisory locks, a sequence, a large object).
