@@ -191,7 +191,9 @@ fn granted_subjects(purpose: &str) -> Rc<HashSet<String>> {
 /// policies and views that keep processing to consenting subjects.
 #[pg_extern(stable, strict, parallel_safe)]
 fn has_consent(subject: &str, purpose: &str, fcinfo: pg_sys::FunctionCallInfo) -> bool {
-    crate::keys::cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { crate::keys::cache::accept_invalidations_once_per_query(fcinfo) };
     granted_subjects(purpose).contains(subject)
 }
 

@@ -89,7 +89,9 @@ fn encrypt_bytea(
     aad: default!(Option<TextBytes<'_>>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<EncByteaOut> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let data = data?;
     Some(seal(data.0, &key_arg(key), aad.map(|a| a.0)))
 }
@@ -101,7 +103,9 @@ fn encrypt_text(
     aad: default!(Option<TextBytes<'_>>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<EncByteaOut> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let data = data?;
     Some(seal(data.0, &key_arg(key), aad.map(|a| a.0)))
 }
@@ -112,7 +116,9 @@ fn decrypt(
     aad: default!(Option<TextBytes<'_>>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<OwnedVarlena> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     Some(open(&value?, aad.map(|a| a.0)))
 }
 
@@ -122,7 +128,9 @@ fn decrypt_text(
     aad: default!(Option<TextBytes<'_>>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<OwnedText> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     Some(OwnedText::verified(open(&value?, aad.map(|a| a.0))))
 }
 
@@ -133,7 +141,9 @@ fn reencrypt(
     aad: default!(Option<TextBytes<'_>>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<EncByteaOut> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let value = value?;
     let aad = aad.map(|a| a.0);
     let header = value.header();

@@ -88,7 +88,9 @@ fn encrypt_jsonb(
     aad: default!(Option<&str>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<JsonB> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let mut doc = doc?.0;
     let key = cache::current(&key_arg(key));
     let Some(paths) = paths else {
@@ -172,7 +174,9 @@ fn decrypt_jsonb(
     aad: default!(Option<&str>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<JsonB> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let mut doc = doc?.0;
     let row_aad = aad.unwrap_or("").as_bytes();
     jf::visit_ciphertexts::<()>(&mut doc, &mut |path: &[Elem], value: &mut Value| {
@@ -206,7 +210,9 @@ fn reencrypt_jsonb(
     aad: default!(Option<&str>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<JsonB> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let mut doc = doc?.0;
     let row_aad = aad.unwrap_or("").as_bytes();
     jf::visit_ciphertexts::<()>(&mut doc, &mut |path: &[Elem], value: &mut Value| {

@@ -109,7 +109,9 @@ fn lo_encrypt(
     chunk_size: default!(Option<i32>, 1048576),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<pg_sys::Oid> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let src = src?;
     let key = cache::current(&key_arg(key));
     let chunk_size = chunk_size.unwrap_or(DEFAULT_CHUNK_SIZE as i32);
@@ -167,7 +169,9 @@ fn lo_encrypt(
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn lo_decrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Oid> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let mut input = LargeObject::open_read(src?);
     let cipher = open_encrypted(&mut input);
     let mut output = LargeObject::create();
@@ -197,7 +201,9 @@ fn lo_decrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> Opt
 /// rotation: point the row at the new oid and unlink the old one.
 #[pg_extern(volatile, parallel_unsafe)]
 fn lo_reencrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Oid> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let src = src?;
     let mut input = LargeObject::open_read(src);
     let old = open_encrypted(&mut input);
@@ -247,7 +253,9 @@ fn lo_decrypt_range(
     length: Option<i32>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<OwnedVarlena> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let (src, offset, length) = (src?, offset?, length?);
     if offset < 0 || length < 0 {
         raise(

@@ -20,13 +20,17 @@ fn seal(
     key: Option<Uuid>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> OwnedVarlena {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is passed on unchanged by every caller, each a #[pg_extern]
+    // function handing over its own, valid for the call (none is set-returning).
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let key = cache::current(&key_arg(key));
     OwnedVarlena::from_slice(&key.order_revealing(Privilege::Encrypt).encrypt(domain, m))
 }
 
 fn open(domain: Domain, value: &[u8], header: Header, fcinfo: pg_sys::FunctionCallInfo) -> u64 {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is passed on unchanged by every caller, each a #[pg_extern]
+    // function handing over its own, valid for the call (none is set-returning).
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let key = cache::version(&header.key_id, header.key_version);
     let m = key
         .order_revealing(Privilege::Decrypt)
@@ -43,7 +47,9 @@ fn reseal(
     header: Header,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> OwnedVarlena {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is passed on unchanged by every caller, each a #[pg_extern]
+    // function handing over its own, valid for the call (none is set-returning).
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let current = cache::current(&header.key_id);
     if current.version == header.key_version {
         return OwnedVarlena::from_slice(value);

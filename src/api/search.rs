@@ -43,7 +43,9 @@ fn det_encrypt_bytes(
     key: Option<Uuid>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> DetTextOut {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     det_seal(
         cache::current(&key_arg(key)).deterministic(Privilege::Encrypt),
         value,
@@ -70,20 +72,26 @@ fn det_encrypt_bytea(
 
 #[pg_extern(stable, strict, parallel_safe, requires = ["det_text_type"])]
 fn det_decrypt(value: DetText<'_>, fcinfo: pg_sys::FunctionCallInfo) -> OwnedText {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     OwnedText::verified(det_open(&value))
 }
 
 #[pg_extern(stable, strict, parallel_safe, requires = ["det_text_type"])]
 fn det_decrypt_bytea(value: DetText<'_>, fcinfo: pg_sys::FunctionCallInfo) -> OwnedVarlena {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     det_open(&value)
 }
 
 /// Moves a value to the current version of its key; a value already there is returned as is.
 #[pg_extern(stable, strict, parallel_safe, requires = ["det_text_type"])]
 fn det_reencrypt(value: DetText<'_>, fcinfo: pg_sys::FunctionCallInfo) -> DetTextOut {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let header = value.header();
     let current = cache::current(&header.key_id);
     if current.version == header.key_version {
@@ -122,7 +130,9 @@ fn det_encrypt_all_versions(
     key: Option<Uuid>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<DetTextArray> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let value = value?;
     let id = key_arg(key);
     // Raises the usual errors for unknown, destroyed or wrong-purpose keys.

@@ -855,7 +855,9 @@ fn subject_key(
     purpose: default!(&str, "'aead'"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Uuid {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let role = caller();
     if ALLOWED_ROLE.with(|r| r.get()) != role {
         require_subject_processor(role, purpose);

@@ -213,7 +213,9 @@ fn my_tenants() -> Vec<String> {
 /// inside a parallel query (where Postgres forbids writes) with a hint.
 #[pg_extern(stable, strict, parallel_safe)]
 fn tenant_key(purpose: default!(&str, "'aead'"), fcinfo: pg_sys::FunctionCallInfo) -> Uuid {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let purpose = crate::api::keys::purpose_arg(purpose);
     let hit = tenant_context::with_current(|t| t.map(|t| cache::tenant_key(t, purpose)));
     match hit {

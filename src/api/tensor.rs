@@ -85,7 +85,9 @@ fn encrypt_tensor_real(
     aad: default!(Option<TextBytes<'_>>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<EncByteaOut> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     Some(encrypt(&values?.0, DType::Float32, key, aad))
 }
 
@@ -96,7 +98,9 @@ fn encrypt_tensor_float8(
     aad: default!(Option<TextBytes<'_>>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<EncByteaOut> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     Some(encrypt(&values?.0, DType::Float64, key, aad))
 }
 
@@ -107,7 +111,9 @@ fn encrypt_tensor_smallint(
     aad: default!(Option<TextBytes<'_>>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<EncByteaOut> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     Some(encrypt(&values?.0, DType::Int16, key, aad))
 }
 
@@ -118,7 +124,9 @@ fn encrypt_tensor_integer(
     aad: default!(Option<TextBytes<'_>>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<EncByteaOut> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     Some(encrypt(&values?.0, DType::Int32, key, aad))
 }
 
@@ -128,7 +136,9 @@ fn decrypt_tensor_real(
     aad: default!(Option<TextBytes<'_>>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<RealArrayOut> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     Some(RealArrayOut(decrypt(value?, aad, DType::Float32)))
 }
 
@@ -138,7 +148,9 @@ fn decrypt_tensor_float8(
     aad: default!(Option<TextBytes<'_>>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<Float8ArrayOut> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     Some(Float8ArrayOut(decrypt(value?, aad, DType::Float64)))
 }
 
@@ -148,7 +160,9 @@ fn decrypt_tensor_smallint(
     aad: default!(Option<TextBytes<'_>>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<SmallintArrayOut> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     Some(SmallintArrayOut(decrypt(value?, aad, DType::Int16)))
 }
 
@@ -158,7 +172,9 @@ fn decrypt_tensor_int(
     aad: default!(Option<TextBytes<'_>>, "NULL"),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<IntegerArrayOut> {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
+    // the call; the function is not set-returning, so fn_extra is free.
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     Some(IntegerArrayOut(decrypt(value?, aad, DType::Int32)))
 }
 

@@ -47,7 +47,9 @@ fn with_key<R>(
     fcinfo: pg_sys::FunctionCallInfo,
     f: impl FnOnce(&FpeKey) -> Result<R, FpeError>,
 ) -> R {
-    cache::accept_invalidations_once_per_query(fcinfo);
+    // SAFETY: fcinfo is passed on unchanged by every caller, each a #[pg_extern]
+    // function handing over its own, valid for the call (none is set-returning).
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let id = key_arg(key);
     let version = cache::current(&id);
     let out = f(version.format_preserving(privilege)).unwrap_or_else(|e| fpe_error(e));

@@ -94,7 +94,6 @@ fn fetch_rows<'conn, Q: pgrx::spi::Query<'conn>>(
     let rows: Vec<LogRow> = client
         .update(query, None, args)
         .unwrap_or_else(|e| spi_err(e))
-        .into_iter()
         .map(|row| {
             let mut tail = Record::new();
             for i in 5..=6 {
@@ -120,7 +119,7 @@ fn fetch_rows<'conn, Q: pgrx::spi::Query<'conn>>(
     // pgrx keeps every result until the SPI session ends: a walk over millions of rows in
     // batches would hold them all (the log's size in memory). The rows are copied out; free them.
     // SAFETY: SPI_tuptable is the result of the update above, consumed into `rows` and not
-    // referenced again (the SpiTupleTable wrapper has no Drop and was consumed by into_iter).
+    // referenced again (the SpiTupleTable wrapper has no Drop and was consumed by the iteration).
     unsafe { pg_sys::SPI_freetuptable(pg_sys::SPI_tuptable) };
     rows
 }
@@ -143,7 +142,6 @@ fn head(client: &mut SpiClient) -> Option<(i64, i64, [u8; MAC_LEN])> {
             &[],
         )
         .unwrap_or_else(|e| spi_err(e))
-        .into_iter()
         .next()
         .map(|r| {
             (
@@ -157,6 +155,8 @@ fn head(client: &mut SpiClient) -> Option<(i64, i64, [u8; MAC_LEN])> {
 /// Whether this transaction sees other transactions' commits statement by statement; sealing
 /// from an older snapshot could fork the chain.
 fn fresh_snapshots() -> bool {
+    // SAFETY: XactIsoLevel is a plain C global of this single-threaded backend, set at
+    // transaction start; reading it cannot race.
     unsafe { pg_sys::XactIsoLevel < pg_sys::XACT_REPEATABLE_READ as i32 }
 }
 
@@ -214,7 +214,6 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                         &[],
                     )
                     .unwrap_or_else(|e| spi_err(e))
-                    .into_iter()
                     .filter_map(|r| r.get::<String>(1).ok().flatten())
                     .collect();
                 // The first seq kept since the last purge (sizes new ranges of the sealed rows).
@@ -222,7 +221,6 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                     client
                         .update("SELECT min(seq) FROM encml.audit_log_sealed", None, &[])
                         .unwrap_or_else(|e| spi_err(e))
-                        .into_iter()
                         .next()
                         .and_then(|r| r.get::<i64>(1).ok().flatten())
                 } else {
@@ -385,7 +383,6 @@ fn latest_anchor(client: &mut SpiClient) -> Option<Anchor> {
             &[],
         )
         .unwrap_or_else(|e| spi_err(e))
-        .into_iter()
         .next()
         .map(|r| Anchor {
             seq: r.get::<i64>(1).ok().flatten().unwrap_or(0),
@@ -406,7 +403,6 @@ fn witnesses_through(client: &mut SpiClient, through: i64) -> Vec<(i64, [u8; MAC
             &[through.into()],
         )
         .unwrap_or_else(|e| spi_err(e))
-        .into_iter()
         .map(|r| {
             (
                 r.get::<i64>(1).ok().flatten().unwrap_or(0),
@@ -497,7 +493,6 @@ fn latest_checkpoint(client: &mut SpiClient, after: i64) -> Option<(i64, i64)> {
             &[after.into()],
         )
         .unwrap_or_else(|e| spi_err(e))
-        .into_iter()
         .next()
         .and_then(|r| {
             r.get::<i64>(1)
@@ -607,7 +602,6 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
                             &[key.into()],
                         )
                         .unwrap_or_else(|e| spi_err(e))
-                        .into_iter()
                         .next()
                         .map(|r| {
                             (
@@ -724,7 +718,6 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
                     &[],
                 )
                 .unwrap_or_else(|e| spi_err(e))
-                .into_iter()
                 .next()
                 .map(|r| {
                     (
@@ -802,7 +795,6 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
                         &[],
                     )
                     .unwrap_or_else(|e| spi_err(e))
-                    .into_iter()
                     .next()
                     .and_then(|r| r.get::<bool>(1).ok().flatten())
                     .unwrap_or(false);
@@ -874,7 +866,6 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
                     &[before.into()],
                 )
                 .unwrap_or_else(|e| spi_err(e))
-                .into_iter()
                 .next()
                 .and_then(|r| r.get::<i64>(1).ok().flatten())
                 .unwrap_or(0);
@@ -885,7 +876,6 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
                     &[cut.into()],
                 )
                 .unwrap_or_else(|e| spi_err(e))
-                .into_iter()
                 .next()
                 .and_then(|r| r.get::<Vec<u8>>(1).ok().flatten());
             (cut, mac)
@@ -901,7 +891,6 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
                     client
                         .update(sql, None, &[through.into()])
                         .unwrap_or_else(|e| spi_err(e))
-                        .into_iter()
                         .next()
                         .and_then(|r| r.get::<i64>(1).ok().flatten())
                         .unwrap_or(0)

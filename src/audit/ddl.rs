@@ -83,6 +83,8 @@ fn active() -> bool {
 unsafe fn event_data(fcinfo: pg_sys::FunctionCallInfo) -> *mut pg_sys::EventTriggerData {
     // SAFETY: fcinfo is the call's own; its context is checked to be EventTriggerData before use.
     let ctx = unsafe { (*fcinfo).context };
+    // SAFETY: `||` reads the tag only of a non-null context, and fmgr's context is always a
+    // Node (fmgr.h), so its first field is a NodeTag.
     if ctx.is_null() || unsafe { (*ctx).type_ } != pg_sys::NodeTag::T_EventTriggerData {
         raise(
             PgSqlErrorCode::ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED,
@@ -555,6 +557,8 @@ unsafe fn ddl_command_start(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
         }
         return pg_sys::Datum::from(0usize);
     }
+    // SAFETY: `tree` is the event's parse tree (from event_data's checked EventTriggerData),
+    // alive until the command ends; is_a only reads its tag, and only when it is non-null.
     let dropping = unsafe {
         !tree.is_null()
             && (is_a(tree, pg_sys::NodeTag::T_DropStmt)

@@ -45,6 +45,8 @@ thread_local! {
 }
 
 fn can_write_here() -> bool {
+    // SAFETY: plain reads of backend state (XactReadOnly is a C global of this single-threaded
+    // backend, not written concurrently); the two functions take no arguments and cannot ERROR.
     unsafe { !pg_sys::IsInParallelMode() && !pg_sys::XactReadOnly && !pg_sys::RecoveryInProgress() }
 }
 
@@ -84,6 +86,8 @@ fn flush() {
     if counts.is_empty() {
         return;
     }
+    // SAFETY: IsTransactionState takes no arguments, only reads the transaction state and cannot
+    // ERROR.
     if !unsafe { pg_sys::IsTransactionState() } {
         for (key, values) in counts {
             crate::log_event!(

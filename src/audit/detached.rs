@@ -19,10 +19,15 @@ const MAX_EVENT: usize = 8192;
 
 /// Who and where, as events record it (no query: cheap enough for every audited read).
 pub fn session_fields() -> serde_json::Value {
+    // SAFETY: GetSessionUserId takes no arguments and only returns a backend global; it cannot
+    // ERROR.
     let session = role_name(unsafe { pg_sys::GetSessionUserId() });
     let effective = role_name(caller());
     // From the connection itself (no query: also called where SPI would be too costly).
     let client = crate::pg::client_address::current().map(|a| a.to_string());
+    // SAFETY: application_name is the GUC's string variable, read by this single-threaded
+    // backend only; the GUC machinery keeps it NUL-terminated and malloc'd until the next SET,
+    // and it is tested for NULL and copied at once.
     let app = unsafe {
         let p = pg_sys::application_name;
         (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
@@ -83,6 +88,8 @@ pub fn record_prepared(events: &[String]) {
 }
 
 fn send(text: String) {
+    // SAFETY: RecoveryInProgress takes no arguments and only reads shared recovery state; it
+    // cannot ERROR.
     if unsafe { pg_sys::RecoveryInProgress() } {
         return; // a standby writes nothing; the server log has it
     }

@@ -13,7 +13,10 @@ pub fn record(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: s
     crate::events::severity::tag(operation, &mut detail);
     if crate::events::severity::LOG_EVENTS_JSON.get() || detail["severity"] == "critical" {
         let event = serde_json::json!({
+            // SAFETY: GetSessionUserId takes no arguments and only returns a backend global; it
+            // cannot ERROR.
             "session_role": role_name(unsafe { pg_sys::GetSessionUserId() }),
+            // SAFETY: as above, GetUserId only returns a backend global.
             "effective_role": role_name(unsafe { pg_sys::GetUserId() }),
             "tenant": crate::keys::tenant_context::current(),
             "operation": operation,

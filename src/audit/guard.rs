@@ -8,6 +8,10 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 unsafe fn audit_log_guard(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: called only through the #[pg_guard] wrapper c_functions! generates, with the
+    // trigger manager's fcinfo; trigger_data checks that its context is a TriggerData, valid for
+    // this call. For a row event the trigger tuple is set, and for an UPDATE the new tuple too
+    // (trigger.h), so the tuple returned is the one the executor expects back.
     unsafe {
         let td = crate::audit::trigger_data(fcinfo, "encml.audit_log_guard");
         if !maintaining() {

@@ -38,11 +38,18 @@ use pgrx::{pg_sys, PgSqlErrorCode};
 use std::ffi::CStr;
 
 /// The trigger data of a call, or ERROR if the function was not called as a trigger.
+///
+/// # Safety
+/// `fcinfo` must be the valid, non-null FunctionCallInfo of the running C-function call (as
+/// fmgr passes it); the returned pointer is valid only for that call.
 pub unsafe fn trigger_data(
     fcinfo: pg_sys::FunctionCallInfo,
     name: &str,
 ) -> *mut pg_sys::TriggerData {
+    // SAFETY: fcinfo is the running call's, valid and non-null (the contract above).
     let ctx = unsafe { (*fcinfo).context };
+    // SAFETY: `||` reads the tag only of a non-null context, and fmgr's context is always a
+    // Node (fmgr.h), so its first field is a NodeTag.
     if ctx.is_null() || unsafe { (*ctx).type_ } != pg_sys::NodeTag::T_TriggerData {
         raise(
             PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
@@ -62,6 +69,11 @@ pub fn event_sink() -> crate::events::Sink {
 
 /// The schema-qualified, quoted name of a relation (as it is called now).
 pub fn table_name(rel: pg_sys::Oid) -> String {
+    // SAFETY: syscache lookups through pgrx's guarded bindings (an ERROR becomes a Rust panic).
+    // `name` is tested for NULL before use; a NULL namespace name (a concurrently dropped
+    // schema) is accepted by quote_qualified_identifier, which then leaves the name unqualified.
+    // The strings are palloc'd in the current memory context, which outlives this call, and
+    // copied into a Rust String before returning.
     unsafe {
         let name = pg_sys::get_rel_name(rel);
         if name.is_null() {

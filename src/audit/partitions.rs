@@ -72,7 +72,6 @@ pub fn ranges(client: &mut SpiClient) -> Vec<Range> {
             &[],
         )
         .unwrap_or_else(|e| spi_err(e))
-        .into_iter()
         .filter_map(|r| {
             Some(Range {
                 table: r.get::<String>(1).ok().flatten()?,

@@ -290,9 +290,14 @@ pub unsafe fn check(query: *mut pg_sys::QueryDesc) {
     if started.is_none() && !orphans {
         return;
     }
-    check_started(query, started);
+    // SAFETY: `query` is the executor's QueryDesc, not yet freed (this function's contract),
+    // which is all check_started needs.
+    unsafe { check_started(query, started) };
 }
 
+/// # Safety
+/// As `check`: `query` must be the executor's QueryDesc, not yet freed by
+/// `standard_ExecutorEnd`.
 unsafe fn check_started(query: *mut pg_sys::QueryDesc, started: Option<Started>) {
     // SAFETY: reads a backend global.
     if !unsafe { pg_sys::IsTransactionState() } {
@@ -338,12 +343,10 @@ pub fn on_xact(event: pg_sys::XactEvent::Type) {
             let unfinished: Vec<Started> = STARTED.with(|s| std::mem::take(&mut *s.borrow_mut()));
             orphan_unfinished(unfinished);
         }
-        pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT => {
-            // Reads of rolled-back savepoints are written with the transaction that commits.
-            if waiting() && can_write_here() {
-                // (A utility statement's transaction, ANALYZE's say, has no snapshot here.)
-                unless_nested(&BUSY, || with_active_snapshot(flush_orphans));
-            }
+        // Reads of rolled-back savepoints are written with the transaction that commits.
+        pg_sys::XactEvent::XACT_EVENT_PRE_COMMIT if waiting() && can_write_here() => {
+            // (A utility statement's transaction, ANALYZE's say, has no snapshot here.)
+            unless_nested(&BUSY, || with_active_snapshot(flush_orphans));
         }
         _ => {}
     }

@@ -40,6 +40,11 @@ unsafe fn to_jsonb_for(rowtype: pg_sys::Oid) -> *mut pg_sys::FmgrInfo {
     if let Some(p) = TO_JSONB.with(|m| m.borrow().get(&rowtype.to_u32()).copied()) {
         return p as *mut pg_sys::FmgrInfo;
     }
+    // SAFETY: everything here is allocated in TopMemoryContext (palloc0, fmgr_info's fn_mcxt,
+    // makeNullConst, the list, makeFuncExpr), which lives as long as the process, so the cached
+    // pointer never dangles; the context is switched back before the block ends. The calls go
+    // through pgrx's guarded bindings (an ERROR becomes a Rust panic), and F_TO_JSONB is a
+    // built-in function, so fmgr_info finds it.
     unsafe {
         let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopMemoryContext);
         let flinfo =
@@ -69,11 +74,16 @@ struct Row {
 }
 
 unsafe fn deform(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) -> Row {
+    // SAFETY: the only caller, audit_row_trigger, passes the trigger relation's rd_att, valid
+    // for the trigger call.
     let n = unsafe { (*desc).natts as usize };
     let mut row = Row {
         values: vec![pg_sys::Datum::from(0usize); n],
         nulls: vec![true; n],
     };
+    // SAFETY: `tuple` is the trigger's old or new tuple of that relation (so it matches
+    // `desc`); heap_deform_tuple writes exactly natts entries, the length of both buffers (a
+    // tuple with fewer attributes gets the missing values from the descriptor).
     unsafe {
         pg_sys::heap_deform_tuple(tuple, desc, row.values.as_mut_ptr(), row.nulls.as_mut_ptr())
     };
@@ -81,10 +91,15 @@ unsafe fn deform(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) -> Row {
 }
 
 unsafe fn attr(desc: pg_sys::TupleDesc, i: usize) -> *mut pg_sys::FormData_pg_attribute {
+    // SAFETY: `desc` is the trigger relation's valid descriptor and every caller passes
+    // i < natts (it iterates over a deformed row of natts values), so the pointer stays within
+    // the attrs flexible array.
     unsafe { (*desc).attrs.as_mut_ptr().add(i) }
 }
 
 unsafe fn attname(desc: pg_sys::TupleDesc, i: usize) -> String {
+    // SAFETY: attr's conditions (valid desc, i < natts) hold for every caller; attname is a
+    // NameData, always NUL-terminated within NAMEDATALEN, and is copied at once.
     unsafe {
         CStr::from_ptr((*attr(desc, i)).attname.data.as_ptr())
             .to_string_lossy()
@@ -94,6 +109,11 @@ unsafe fn attname(desc: pg_sys::TupleDesc, i: usize) -> String {
 
 /// The value as its type's output text (what to_jsonb shows, and what a redaction token hashes).
 unsafe fn output_text(desc: pg_sys::TupleDesc, i: usize, value: pg_sys::Datum) -> Vec<u8> {
+    // SAFETY: attr's conditions hold (valid desc, i < natts), and callers pass only non-NULL
+    // values of column i, so the column type's output function gets a datum of its type. The
+    // calls are pgrx's guarded bindings (an ERROR of the output function becomes a Rust panic);
+    // the output string is palloc'd in the current (trigger call's) memory context and copied
+    // before it can be reset.
     unsafe {
         let mut func = pg_sys::InvalidOid;
         let mut varlena = false;
@@ -110,6 +130,11 @@ unsafe fn same_value(
     a: pg_sys::Datum,
     b: pg_sys::Datum,
 ) -> bool {
+    // SAFETY: attr's conditions hold (valid desc, i < natts), and the only caller passes two
+    // non-NULL values of column i, from tuples deformed with `desc`: by value they are compared
+    // as datums, otherwise they point to a varlena (detoasted or unpacked by
+    // pg_detoast_datum_packed, whose copy lives in the current memory context until the bytes
+    // are copied), a cstring, or attlen bytes, as attlen says.
     unsafe {
         let att = attr(desc, i);
         if (*att).attbyval {
@@ -219,6 +244,13 @@ unsafe fn row_jsonb(
     redact: &[String],
     key: &encml_core::service_key::ServiceKey,
 ) -> pg_sys::Datum {
+    // SAFETY: `tuple` and `row` are a trigger tuple of the relation whose descriptor is `desc`
+    // and its deformed values (the only caller, audit_row_trigger); every index is < natts, and
+    // values reach output_text only when non-NULL. heap_form_tuple gets natts values and nulls.
+    // The to_jsonb call info lives in TopMemoryContext (to_jsonb_for); `text` outlives the
+    // jsonb_in call that reads it. Every call is a guarded pgrx binding (jsonb_in and
+    // jsonb_concat run inside DirectFunctionCall's guard), and all results are palloc'd in the
+    // trigger call's memory context, which outlives the returned datum's use by `append`.
     unsafe {
         let mut by_output: Vec<usize> = Vec::new();
         for i in 0..row.values.len() {
@@ -283,6 +315,8 @@ unsafe fn row_jsonb(
 }
 
 unsafe fn trigger_args(trigger: *const pg_sys::Trigger) -> Vec<String> {
+    // SAFETY: `trigger` is the firing trigger's tg_trigger (the only caller), valid for the
+    // call; tgargs holds tgnargs NUL-terminated strings (trigger.h), each copied at once.
     unsafe {
         (0..(*trigger).tgnargs as usize)
             .map(|i| {
@@ -330,6 +364,13 @@ pub fn erasing_in<R>(rel: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
 }
 
 unsafe fn audit_row_trigger(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: called only through the #[pg_guard] wrapper c_functions! generates, with the
+    // trigger manager's fcinfo; trigger_data checks that its context is a TriggerData. Its
+    // relation (with rd_att and rd_rel) is open and valid for the call. The timing and level
+    // are checked before any tuple is read: a row event has tg_trigtuple, an UPDATE also
+    // tg_newtuple (trigger.h), both of that relation, and TRUNCATE returns before touching
+    // them. The helpers' conditions (desc is rd_att, i < natts, non-NULL values only) hold at
+    // each call below.
     unsafe {
         let td = crate::audit::trigger_data(fcinfo, "encml.audit_row_trigger");
         let event = (*td).tg_event;

@@ -51,6 +51,13 @@ impl SavedPlan {
     pub fn run_as_owner(&self, values: &[Option<pg_sys::Datum>]) {
         assert_eq!(values.len(), self.types.len());
         let owner = extension_owner();
+        // SAFETY: pgrx's guarded bindings throughout (an ERROR becomes a Rust panic, so `Restore`
+        // puts the caller's user id and security context back on every exit). `user` and `sec`
+        // are locals GetUserIdAndSecContext writes. The plan is prepared once and moved out of
+        // SPI's procedure context by SPI_keepplan (checked), so the pointer cached in the
+        // thread-local stays valid for the backend's life. `datums` and `nulls` both have
+        // types.len() entries (asserted above), the argument count the plan was prepared with,
+        // and live until SPI_execute_plan returns.
         unsafe {
             let mut user = pg_sys::InvalidOid;
             let mut sec = 0i32;
@@ -58,6 +65,8 @@ impl SavedPlan {
             struct Restore(pg_sys::Oid, i32);
             impl Drop for Restore {
                 fn drop(&mut self) {
+                    // SAFETY: restores the pair GetUserIdAndSecContext returned; it only sets two
+                    // backend globals and cannot ERROR (so it is safe during an unwind too).
                     unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) };
                 }
             }
@@ -198,6 +207,9 @@ fn log_relation() -> (pg_sys::Oid, pg_sys::Oid) {
     if cached.0 != pg_sys::InvalidOid {
         return cached;
     }
+    // SAFETY: catalog lookups through pgrx's guarded bindings (getIdentitySequence raises, as a
+    // Rust panic, if the log has no identity column); the relcache callback is registered once
+    // per process (CALLBACK_REGISTERED) and is a #[pg_guard] function.
     unsafe {
         if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
             crate::pg::invalidation::on_relcache(forget_log_relation);
@@ -236,6 +248,9 @@ unsafe fn cstring_in(
     s: &str,
 ) -> pg_sys::Datum {
     let c = std::ffi::CString::new(s).unwrap_or_default();
+    // SAFETY: every caller passes a type's fmgr input function (inet_in, jsonb_in), which
+    // takes one cstring; `c` is NUL-terminated and outlives the call. DirectFunctionCall1Coll is
+    // a guarded binding, so the input function's ERROR on bad text becomes a Rust panic.
     unsafe {
         pg_sys::DirectFunctionCall1Coll(
             Some(f),
@@ -257,11 +272,20 @@ fn text_datum(s: &str) -> pg_sys::Datum {
 /// executing an INSERT statement, which costs several times more than the write itself.
 pub fn append(entry: &Entry) {
     use pgrx::datum::IntoDatum;
+    // SAFETY: `rel` comes from table_open (ERRORs rather than returning NULL) and stays open,
+    // locked, until table_close, so rd_att is valid. The layout check (re-run whenever natts
+    // differs) ensures the relation has exactly the 20 columns `values` and `nulls` hold, so
+    // heap_form_tuple reads within them; attribute indexes are < natts. application_name is the
+    // GUC's NUL-terminated string, tested for NULL and copied at once. nextval_internal, not
+    // a pgrx binding, is called through pg_guard_ffi_boundary like the bindings are, so its
+    // ERROR (a read-only transaction, a lock wait cancelled) unwinds these frames instead of
+    // longjmp-ing over them. The datums are palloc'd in the current memory context and are
+    // copied by heap_form_tuple before this returns.
     unsafe {
         let (relid, seq) = log_relation();
         let rel = pg_sys::table_open(relid, pg_sys::RowExclusiveLock as i32);
         let desc = (*rel).rd_att;
-        if LAYOUT_CHECKED.with(|c| c.get()) != relid {
+        if LAYOUT_CHECKED.with(|c| c.get()) != relid || (*desc).natts as usize != COLUMNS.len() {
             let names: Vec<String> = (0..(*desc).natts as usize)
                 .map(|i| {
                     let att = (*desc).attrs.as_ptr().add(i);
@@ -293,7 +317,12 @@ pub fn append(entry: &Entry) {
                 nulls[i] = false;
             }
         };
-        set(0, Some(pg_sys::Datum::from(nextval_internal(seq, false))));
+        set(
+            0,
+            Some(pg_sys::Datum::from(pg_sys::ffi::pg_guard_ffi_boundary(
+                || nextval_internal(seq, false),
+            ))),
+        );
         set(1, Some(pg_sys::Datum::from(pg_sys::GetCurrentTimestamp())));
         set(
             2,

@@ -22,7 +22,10 @@ static mut PREV_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
 
 /// Installs the hooks every loading backend needs (from _PG_init).
 pub fn install_always() {
-    // SAFETY: _PG_init runs once per process before any query, single-threaded.
+    // SAFETY: _PG_init runs once per process, single-threaded: while preloading, or (this hook
+    // is installed in both cases) when a statement first loads the library, before which no
+    // hook of ours exists; the previous hook is saved before ours replaces it. The callbacks are
+    // #[pg_guard] functions that ignore their (null) `arg`.
     unsafe {
         PREV_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
         pg_sys::ExecutorEnd_hook = Some(executor_end);

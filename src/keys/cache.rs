@@ -292,6 +292,10 @@ unsafe extern "C-unwind" fn on_subxact_event(
 pub fn register_invalidation_callback() {
     grants::register_callbacks();
     if !CALLBACK_REGISTERED.with(|r| r.replace(true)) {
+        // SAFETY: registered once per process (CALLBACK_REGISTERED); both callbacks are
+        // #[pg_guard] functions with the signatures Postgres calls, and ignore their `arg`, so
+        // the null pointer is never dereferenced. Registration only appends to a list in
+        // TopMemoryContext.
         unsafe {
             crate::pg::invalidation::on_relcache(on_relcache_invalidation);
             pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
@@ -312,7 +316,18 @@ fn remember_key_table() {
 /// an open transaction (Postgres itself only does so at transaction start or when it takes a new
 /// lock). The call site's `fn_extra`, fresh for every executor start, marks that it was done;
 /// checking it costs no function call per row.
-pub fn accept_invalidations_once_per_query(fcinfo: pg_sys::FunctionCallInfo) {
+///
+/// # Safety
+/// `fcinfo` must be null or the FunctionCallInfo of the running call, as fmgr passed it (the
+/// `fcinfo` argument of a `#[pg_extern]` function), so that it and its `flinfo`, when not null,
+/// are valid for the call, and `fn_extra` is this function's own slot, unused by anything else
+/// (true of the extension's functions that call this: none of them is a set-returning function,
+/// which would keep its FuncCallContext there).
+pub unsafe fn accept_invalidations_once_per_query(fcinfo: pg_sys::FunctionCallInfo) {
+    // SAFETY: `fcinfo` and its `flinfo` are each tested for null before they are read, and are
+    // valid otherwise (the contract above); fn_extra is ours to set, and the dangling non-null
+    // marker is never dereferenced or freed (Postgres frees only fn_mcxt, never fn_extra
+    // itself). AcceptInvalidationMessages is a guarded binding.
     unsafe {
         let flinfo = if fcinfo.is_null() {
             std::ptr::null_mut()

@@ -312,7 +312,6 @@ pub fn versions_not_under(current: &str) -> Vec<WrappedVersion> {
                     &[current.into()],
                 )
                 .unwrap_or_else(|e| spi_err(e))
-                .into_iter()
                 .map(|row| WrappedVersion {
                     key_id: *row
                         .get::<Uuid>(1)
@@ -367,6 +366,8 @@ pub fn log_master_rotation(fingerprint: &str, rewrapped: i32, by: pg_sys::Oid) {
 
 /// Tells every backend (at commit) and this one (now) that key rows changed.
 pub fn invalidate() {
+    // SAFETY: a guarded binding taking an oid (key_table_oid raises rather than returning an
+    // invalid one); it only queues an invalidation message for the transaction.
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(key_table_oid()) };
     crate::keys::cache::clear();
 }
@@ -534,7 +535,6 @@ fn key_id_with_new_snapshot(sql: &str, owner: &str, purpose: Purpose) -> Option<
             client
                 .update(sql, Some(1), &[owner.into(), purpose.label().into()])
                 .unwrap_or_else(|e| spi_err(e))
-                .into_iter()
                 .next()
                 .and_then(|row| row.get::<Uuid>(1).unwrap_or_else(|e| spi_err(e)))
         })

@@ -92,6 +92,9 @@ unsafe extern "C-unwind" fn on_role_change(_arg: pg_sys::Datum, _cache: i32, _ha
 /// Role memberships and attributes (SUPERUSER, INHERIT) change answers: drop them on any change.
 pub fn register_callbacks() {
     if !CALLBACKS.with(|c| c.replace(true)) {
+        // SAFETY: registered once per process (CALLBACKS), for two valid syscache ids, with a
+        // #[pg_guard] callback of the signature Postgres calls, which ignores its `arg`. The
+        // bindings are guarded (running out of callback slots is an ERROR, not a longjmp here).
         unsafe {
             pg_sys::CacheRegisterSyscacheCallback(
                 pg_sys::SysCacheIdentifier::AUTHMEMROLEMEM as i32,
@@ -113,6 +116,8 @@ fn compute(key: &KeyOwnership<'_>, role: pg_sys::Oid) -> u8 {
     }
     if !key.managed
         && key.created_by != pg_sys::InvalidOid
+        // SAFETY: has_privs_of_role takes two role oids by value and only reads the catalog
+        // (through pgrx's guarded binding); an oid of a dropped role is simply not a member.
         && unsafe { pg_sys::has_privs_of_role(role, key.created_by) }
     {
         return ALL_BITS;

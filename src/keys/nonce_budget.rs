@@ -44,6 +44,8 @@ impl UseTable {
     };
 }
 
+// SAFETY: PgLwLock::new asks for a name no other lock uses: the extension's other locks are
+// "... auth lockout", "... event queue" and "... decrypt rates".
 pub static KEY_USE: PgLwLock<UseTable> = unsafe { PgLwLock::new(c"pg_encrypt_ml key use") };
 
 /// (key, version, encryptions not yet added to the table): like `security::exfil`, a plain
@@ -116,6 +118,8 @@ pub fn flush_local(may_record: bool) {
 }
 
 fn database() -> u32 {
+    // SAFETY: MyDatabaseId is a plain C global of this single-threaded backend, set once when
+    // it connects to its database; reading it cannot race.
     unsafe { pg_sys::MyDatabaseId }.to_u32()
 }
 

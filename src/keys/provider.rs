@@ -70,6 +70,8 @@ fn data_dir() -> PathBuf {
             "data directory is not known",
         );
     }
+    // SAFETY: `p` is DataDir, tested for NULL above: a NUL-terminated path malloc'd at startup
+    // and never freed or changed in a backend; it is copied at once.
     PathBuf::from(
         unsafe { std::ffi::CStr::from_ptr(p) }
             .to_string_lossy()

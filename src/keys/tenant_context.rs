@@ -46,6 +46,9 @@ fn intern(name: &str) -> *mut pg_sys::varlena {
         return p as *mut pg_sys::varlena;
     }
     let size = pg_sys::VARHDRSZ + name.len();
+    // SAFETY: TopMemoryContext exists for the life of the process; MCXT_ALLOC_NO_OOM makes an
+    // out-of-memory return NULL (handled below) instead of raising, and a tenant name (a GUC
+    // value) is far below MaxAllocSize, the one other reason the allocation could ERROR.
     let p = unsafe {
         pg_sys::MemoryContextAllocExtended(
             pg_sys::TopMemoryContext,
@@ -56,6 +59,9 @@ fn intern(name: &str) -> *mut pg_sys::varlena {
     if p.is_null() {
         return p;
     }
+    // SAFETY: `p` is a fresh, non-null allocation of VARHDRSZ + name.len() bytes: the header
+    // and the copied name fill it exactly, and the source (a &str) cannot overlap it. It lives
+    // in TopMemoryContext and is never freed, so the pointer kept in INTERNED stays valid.
     unsafe {
         pgrx::set_varsize_4b(p, size as i32);
         std::ptr::copy_nonoverlapping(
@@ -86,9 +92,11 @@ pub unsafe extern "C-unwind" fn encml_current_tenant(
 ) -> pg_sys::Datum {
     let p = CURRENT_TEXT.with(|c| c.get());
     // SAFETY: origin_holds only reads thread-locals and shared memory it may read; its one
-    // path that can raise an ERROR (the membership query) is a #[pg_guard] function, and
-    // nothing in this frame needs dropping if that ERROR unwinds through it.
-    if p.is_null() || !unsafe { origin_holds() } {
+    // path that can raise an ERROR (the membership query) is, with `from_c`, a #[pg_guard]
+    // function, and nothing in this frame needs dropping if that ERROR longjmps over it.
+    if p.is_null() || !unsafe { origin_holds(true) } {
+        // SAFETY: fcinfo is the valid FunctionCallInfo fmgr passed (this function's contract);
+        // setting isnull is how a version-1 function returns NULL.
         unsafe { (*fcinfo).isnull = true };
         pg_sys::Datum::from(0)
     } else {
@@ -112,6 +120,9 @@ unsafe extern "C-unwind" fn assign_tenant(
     let value = if newval.is_null() {
         None
     } else {
+        // SAFETY: `newval` is the GUC machinery's new value for the assign hook: tested for
+        // NULL above, otherwise a NUL-terminated string it keeps alive during the call; copied
+        // at once.
         Some(
             unsafe { CStr::from_ptr(newval) }
                 .to_string_lossy()
@@ -174,9 +185,12 @@ fn statement_now_us() -> i64 {
 /// transaction, so a revoke_tenant takes effect from the next transaction on).
 ///
 /// # Safety
-/// May raise an ERROR (from the membership query) on the first read in a transaction: callers
-/// must hold nothing that needs dropping across it, or be Rust code under a pg_guard.
-unsafe fn origin_holds() -> bool {
+/// May raise an ERROR (from the membership query) on the first read in a transaction. With
+/// `from_c` (for a C entry point without a guard of its own) the ERROR is raised by longjmp from
+/// the guarded membership check, so the callers' frames must hold nothing that needs dropping.
+/// Without it the ERROR is a Rust panic that unwinds the callers' frames, so they must run under
+/// a pg_guard (as every Rust entry point of the extension does).
+unsafe fn origin_holds(from_c: bool) -> bool {
     match ORIGIN.with(|o| o.get()) {
         None => true,
         Some((lxid, expires)) => {
@@ -186,8 +200,13 @@ unsafe fn origin_holds() -> bool {
             if VERIFIED.with(|v| v.get()) == lxid {
                 return true;
             }
-            // SAFETY: see above; a guarded function, so an ERROR in it is raised cleanly.
-            let member = unsafe { member_of_current() };
+            let member = if from_c {
+                // SAFETY: a guarded function, so an ERROR in it is raised cleanly, by a longjmp
+                // over frames that hold nothing to drop (the contract above).
+                unsafe { member_of_current() }
+            } else {
+                current_is_member()
+            };
             if member {
                 VERIFIED.with(|v| v.set(lxid));
             }
@@ -202,21 +221,28 @@ unsafe fn origin_holds() -> bool {
 /// transaction, and reading the (reference-table) catalog then would assign one locally.
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn member_of_current() -> bool {
+    current_is_member()
+}
+
+/// `member_of_current` for Rust callers: an ERROR unwinds them as a Rust panic instead of
+/// longjmp-ing over their frames (which would skip their destructors and scope guards).
+fn current_is_member() -> bool {
     let tenant = CURRENT.with(|c| c.borrow().clone());
     tenant.is_some_and(|t| member_now(&t))
 }
 
 /// Calls `f` with the current tenant (no allocation).
 pub fn with_current<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
-    // SAFETY: Rust callers run under pgrx's guards; nothing is held across the call.
-    let holds = unsafe { origin_holds() };
+    // SAFETY: not `from_c`: an ERROR of the membership check unwinds as a Rust panic, and every
+    // Rust caller runs under a pgrx entry point's guard, which reports it.
+    let holds = unsafe { origin_holds(false) };
     CURRENT.with(|c| f(c.borrow().as_deref().filter(|_| holds)))
 }
 
 /// Whether `tenant` is the current tenant (no allocation).
 pub fn is_current(tenant: &str) -> bool {
-    // SAFETY: as in with_current.
-    let holds = unsafe { origin_holds() };
+    // SAFETY: as in with_current, not `from_c`: an ERROR unwinds to the caller's guard.
+    let holds = unsafe { origin_holds(false) };
     holds && CURRENT.with(|c| c.borrow().as_deref() == Some(tenant))
 }
 
@@ -226,6 +252,15 @@ unsafe extern "C-unwind" fn check_tenant(
     _extra: *mut *mut std::ffi::c_void,
     source: pg_sys::GucSource::Type,
 ) -> bool {
+    // SAFETY: a #[pg_guard] check hook, so the guarded bindings' ERRORs are raised cleanly.
+    // `newval` and `*newval` are tested for NULL before the string is read; otherwise it is the
+    // GUC machinery's NUL-terminated candidate value. In PostgreSQL 15 GUC strings are
+    // malloc'd (guc_malloc), and a check hook may replace `*newval` by freeing it and storing
+    // another malloc'd string, which is what happens here: `value` and `token`, which borrow
+    // the old string, are last used (in the format!) before it is freed.
+    // InitializingParallelWorker is a plain global of this single-threaded backend. The
+    // GUC_check_* strings are pstrdup'd in the current memory context, which lasts until the
+    // GUC code reports them after the hook returns.
     unsafe {
         let clearing = newval.is_null() || (*newval).is_null() || **newval == 0;
         if clearing {
@@ -294,6 +329,8 @@ unsafe extern "C-unwind" fn check_tenant(
 /// allowed (false, with the out-of-memory error code set).
 fn interned_for_check(name: &str) -> bool {
     if intern(name).is_null() {
+        // SAFETY: GUC_check_errcode only stores the code in a backend global for the GUC check
+        // in progress; it cannot ERROR.
         unsafe { pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY as i32) };
         return false;
     }
@@ -309,6 +346,10 @@ extern "C" {
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800 * 1_000_000;
 
 fn refuse_token(message: &str) -> bool {
+    // SAFETY: called only from check_tenant, a #[pg_guard] check hook: the GUC_check_*
+    // globals belong to the check in progress; `msg` outlives pstrdup, which copies it (and the
+    // static hint) into the current memory context, where the GUC code reads them after the
+    // hook returns.
     unsafe {
         pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as i32);
         let msg = CString::new(message).unwrap_or_default();
@@ -323,6 +364,9 @@ fn refuse_token(message: &str) -> bool {
 
 /// (role, database, now) that a tenant token is bound to here.
 fn token_binding() -> (String, String, i64) {
+    // SAFETY: guarded bindings reading backend state; MyDatabaseId is a plain global of this
+    // single-threaded backend. get_database_name returns NULL for a missing database (tested)
+    // or a palloc'd string in the current memory context, copied at once.
     unsafe {
         let role = crate::pg::catalog_access::role_name(pg_sys::GetUserId());
         let db = pg_sys::get_database_name(pg_sys::MyDatabaseId);
@@ -355,6 +399,7 @@ fn verify_token(token: &str) -> Result<(String, i64), encml_core::tenant_token::
 /// Whether the current role may act for `tenant` by this node's catalog (a member, a tenant
 /// admin or a superuser): a role removed with revoke_tenant can no longer use a token it holds.
 fn member_now(tenant: &str) -> bool {
+    // SAFETY: GetUserId takes no arguments and only returns a backend global; it cannot ERROR.
     let role = unsafe { pg_sys::GetUserId() };
     crate::keys::tenants::may_act_for(tenant, role)
 }
@@ -363,6 +408,7 @@ fn member_now(tenant: &str) -> bool {
 /// transaction as a token, through a `SET LOCAL` that Citus forwards (it forwards only parsed
 /// SET LOCAL statements, with citus.propagate_set_commands = 'local').
 fn forward_to_citus_workers(tenant: &str) {
+    // SAFETY: IsTransactionBlock takes no arguments and only reads the transaction state.
     if unsafe { !pg_sys::IsTransactionBlock() } {
         return;
     }
@@ -386,6 +432,9 @@ fn set_local_through_citus(value: &str) {
 }
 
 pub fn register() {
+    // SAFETY: define_string_guc_with_hooks needs hooks that cannot let a Rust panic escape
+    // into C: check_tenant and assign_tenant are both #[pg_guard] functions. TENANT is a
+    // 'static GucSetting, as Postgres keeps a pointer to its storage.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             c"encml.tenant",
@@ -442,12 +491,16 @@ pub fn set(tenant: &str, local: bool) {
 /// for the workers of the transaction too).
 pub fn reset() {
     apply(c"", false);
+    // SAFETY: IsTransactionBlock takes no arguments and only reads the transaction state.
     if crate::pg::citus::in_database() && unsafe { pg_sys::IsTransactionBlock() } {
         set_local_through_citus("");
     }
 }
 
 fn apply(value: &CStr, local: bool) {
+    // SAFETY: both strings are NUL-terminated and outlive the call (set_config_option copies
+    // the value with guc_strdup); with elevel ERROR a refusal is raised through pgrx's guarded
+    // binding as a Rust panic, so `set`'s AllowGuard still resets SETTING_ALLOWED.
     unsafe {
         pg_sys::set_config_option(
             c"encml.tenant".as_ptr(),

@@ -148,7 +148,6 @@ pub fn lock(tenant: &str, exclusive: bool) -> Option<TenantRow> {
                         format!("tenant catalog query failed: {e}"),
                     )
                 })
-                .into_iter()
                 .next()
                 .map(|row| TenantRow {
                     schema_name: row.get::<String>(1).ok().flatten(),

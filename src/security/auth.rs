@@ -22,17 +22,25 @@ use std::net::IpAddr;
 pub const AUTH_SLOTS: usize = 1024;
 
 pub struct AuthTable(pub Table<AUTH_SLOTS>);
+// SAFETY: plain old data (encml_core::lockout's Table: fixed arrays of Copy integers, bools and
+// byte arrays), no pointers and no Drop, so every process sees the same valid bytes; it is
+// initialized with EMPTY by pg_shmem_init! and only reached through AUTH_TABLE's LWLock.
 unsafe impl PGRXSharedMemory for AuthTable {}
 impl AuthTable {
     pub const EMPTY: AuthTable = AuthTable(Table::EMPTY);
 }
 
+// SAFETY: PgLwLock::new asks for a name no other lock uses: the extension's other locks are
+// "... key use", "... event queue" and "... decrypt rates".
 pub static AUTH_TABLE: PgLwLock<AuthTable> =
     unsafe { PgLwLock::new(c"pg_encrypt_ml auth lockout") };
 
 static mut PREV_AUTH: libpq::ClientAuthentication_hook_type = None;
 
 pub fn install() {
+    // SAFETY: called once, from _PG_init while the postmaster loads shared_preload_libraries
+    // (security::init), single-threaded and before any backend can run the hook; PREV_AUTH is
+    // written only here and read only by the hook afterwards.
     unsafe {
         PREV_AUTH = libpq::ClientAuthentication_hook;
         libpq::ClientAuthentication_hook = Some(client_authentication);
@@ -48,6 +56,7 @@ pub fn policy() -> Policy {
 }
 
 pub fn now() -> i64 {
+    // SAFETY: GetCurrentTimestamp takes no arguments and only reads the clock; it cannot ERROR.
     unsafe { pg_sys::GetCurrentTimestamp() }
 }
 
@@ -61,10 +70,14 @@ unsafe extern "C-unwind" fn client_authentication(port: *mut Port, status: i32) 
     let seen = if status == pg_sys::STATUS_EOF || port.is_null() {
         None
     } else {
+        // SAFETY: `port` is tested for NULL above; otherwise it is the connection's Port, which
+        // the postmaster allocated and which lives as long as the backend.
         let port = unsafe { &*port };
         let role = if port.user_name.is_null() {
             &[][..]
         } else {
+            // SAFETY: user_name is tested for NULL above; otherwise it is the startup packet's
+            // NUL-terminated role name, kept in the Port for the life of the backend.
             unsafe { std::ffi::CStr::from_ptr(port.user_name) }.to_bytes()
         };
         let addr = crate::pg::client_address::of_port(port);
@@ -77,7 +90,12 @@ unsafe extern "C-unwind" fn client_authentication(port: *mut Port, status: i32) 
         );
         Some((pair, outcome))
     };
+    // SAFETY: PREV_AUTH is written once, by install() in the postmaster before any backend
+    // exists, and only read afterwards by this single-threaded backend.
     if let Some(prev) = unsafe { PREV_AUTH } {
+        // SAFETY: the hook that was installed before ours, called with the arguments Postgres
+        // gave us, inside pg_guard_ffi_boundary so that its ERROR or FATAL becomes a Rust panic
+        // instead of a longjmp over this frame.
         unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| prev(port, status)) };
     }
     let Some((pair, outcome)) = seen else { return };
@@ -113,6 +131,9 @@ unsafe extern "C-unwind" fn client_authentication(port: *mut Port, status: i32) 
 /// A TimestampTz as ISO text, without catalog access (the hook runs before a database is
 /// connected).
 pub fn timestamp_text(ts: i64) -> String {
+    // SAFETY: timestamptz_to_str takes the timestamp by value and returns NULL or a pointer to
+    // its own static NUL-terminated buffer, which is copied before anything can overwrite it
+    // (the backend is single-threaded); it reports a bad timestamp as text, not an ERROR.
     unsafe {
         let p = pg_sys::timestamptz_to_str(ts);
         if p.is_null() {
@@ -172,6 +193,8 @@ fn auth_failures() -> TableIterator<
             .collect()
     };
     let ts = |t: i64| {
+        // SAFETY: a TimestampTz is a pass-by-value int64 datum, every i64 is a valid one, and
+        // the datum is not NULL.
         unsafe { pgrx::datum::TimestampWithTimeZone::from_datum(pg_sys::Datum::from(t), false) }
             .expect("a timestamp")
     };

@@ -25,6 +25,10 @@ pub struct RateTable {
     pub table: Table<RATE_SLOTS>,
     pub blocked_total: u64,
 }
+// SAFETY: plain old data (encml_core::rate_window's Table: fixed arrays of Copy integers, bools
+// and byte arrays, and a counter), no pointers and no Drop, so every process sees the same valid
+// bytes; it is initialized with EMPTY by pg_shmem_init! and only reached through RATE_TABLE's
+// LWLock.
 unsafe impl PGRXSharedMemory for RateTable {}
 impl RateTable {
     pub const EMPTY: RateTable = RateTable {
@@ -33,6 +37,8 @@ impl RateTable {
     };
 }
 
+// SAFETY: PgLwLock::new asks for a name no other lock uses: the extension's other locks are
+// "... key use", "... auth lockout" and "... event queue".
 pub static RATE_TABLE: PgLwLock<RateTable> =
     unsafe { PgLwLock::new(c"pg_encrypt_ml decrypt rates") };
 
@@ -74,6 +80,7 @@ fn note(key: &[u8; 16]) {
         not_preloaded();
         return;
     }
+    // SAFETY: GetUserId takes no arguments and only returns a backend global; it cannot ERROR.
     let role = unsafe { pg_sys::GetUserId() };
     let p = pending();
     let due = match p.iter_mut().find(|(k, r, _)| k == key && *r == role) {

@@ -25,6 +25,8 @@ use pgrx::prelude::*;
 #[allow(unexpected_cfgs)]
 pub fn init() {
     gucs::register();
+    // SAFETY: a plain global the postmaster sets while it loads shared_preload_libraries; this
+    // runs from _PG_init, single-threaded.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         use auth::{AuthTable, AUTH_TABLE};
         use exfil::{RateTable, RATE_TABLE};

@@ -18,11 +18,16 @@ const RECORDS: usize = 256;
 const RECORD_BYTES: usize = 1024;
 
 pub struct Queue(pub Ring<RECORDS, RECORD_BYTES>);
+// SAFETY: plain old data (encml_core::event_ring's Ring: a fixed array of length-prefixed byte
+// records and integer cursors), no pointers and no Drop, so every process sees the same valid
+// bytes; it is initialized with EMPTY by pg_shmem_init! and only reached through QUEUE's LWLock.
 unsafe impl PGRXSharedMemory for Queue {}
 impl Queue {
     pub const EMPTY: Queue = Queue(Ring::EMPTY);
 }
 
+// SAFETY: PgLwLock::new asks for a name no other lock uses: the extension's other locks are
+// "... key use", "... auth lockout" and "... decrypt rates".
 pub static QUEUE: PgLwLock<Queue> = unsafe { PgLwLock::new(c"pg_encrypt_ml event queue") };
 
 /// Logs an event of `role` from `addr` and queues it for the audit log. The JSON has the shape
@@ -61,6 +66,9 @@ pub fn push_event(
 
 /// Whether this database has the extension (and its log) and can write.
 fn can_forward() -> bool {
+    // SAFETY: guarded bindings reading backend state (get_extension_oid with missing_ok only
+    // looks the name up); creating_extension is a plain global of this single-threaded backend.
+    // The catalog lookup runs only inside a transaction, the first condition.
     unsafe {
         pg_sys::IsTransactionState()
             && !pg_sys::RecoveryInProgress()

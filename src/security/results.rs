@@ -20,6 +20,8 @@ thread_local! {
 /// The classified tables among `relids`, by name (empty if the extension is not installed here).
 pub fn classified(relids: &[pg_sys::Oid]) -> Vec<String> {
     if relids.is_empty()
+        // SAFETY: a guarded catalog lookup of a static NUL-terminated name; with missing_ok it
+        // returns InvalidOid rather than raising when the extension is not installed.
         || unsafe { pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) }
             == pg_sys::InvalidOid
     {
@@ -58,6 +60,11 @@ pub fn record_if_classified(operation: &str, relids: &[pg_sys::Oid], rows: u64) 
 /// # Safety
 /// `query` is the executor's QueryDesc (or null), before standard_ExecutorEnd frees its state.
 pub unsafe fn check(query: *mut pg_sys::QueryDesc) {
+    // SAFETY: `query` is null (tested first) or the executor's QueryDesc, with its estate, dest
+    // and plannedstmt (each tested for NULL before use) alive until standard_ExecutorEnd (the
+    // contract above). The plan's rtable is a List of RangeTblEntry pointers, all non-null, owned
+    // by the plan for the same time. ParallelWorkerNumber is a plain global of this
+    // single-threaded backend.
     unsafe {
         if query.is_null()
             || (*query).estate.is_null()

@@ -74,6 +74,8 @@ pub enum Pending {
 }
 
 unsafe fn cstr(p: *const std::ffi::c_char) -> Option<String> {
+    // SAFETY: read only when non-null; every caller passes a string field of the parse tree
+    // being described (NUL-terminated, alive for the hook call), and it is copied at once.
     (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
 }
 
@@ -81,6 +83,9 @@ unsafe fn role_spec(spec: *mut pg_sys::RoleSpec) -> String {
     if spec.is_null() {
         return String::new();
     }
+    // SAFETY: `spec` is non-null (tested above) and a RoleSpec node of the parse tree being
+    // described, alive for the call (every caller takes it from a RoleSpec field or list); its
+    // rolename is read through cstr. GetSessionUserId and GetUserId only return globals.
     unsafe {
         match (*spec).roletype {
             pg_sys::RoleSpecType::ROLESPEC_CSTRING => cstr((*spec).rolename).unwrap_or_default(),
@@ -96,6 +101,9 @@ unsafe fn role_spec(spec: *mut pg_sys::RoleSpec) -> String {
 /// # Safety
 /// `list` is NULL or a List of RoleSpec nodes of a parse tree that lives for the call.
 pub unsafe fn role_oids(list: *mut pg_sys::List) -> Vec<pg_sys::Oid> {
+    // SAFETY: per the contract, `list` is NULL (an empty PgList) or a List of non-null RoleSpec
+    // pointers alive for the call; get_rolespec_oid with missing_ok returns InvalidOid for a
+    // missing role instead of raising, and is a guarded binding.
     unsafe {
         PgList::<pg_sys::RoleSpec>::from_pg(list)
             .iter_ptr()
@@ -107,6 +115,9 @@ pub unsafe fn role_oids(list: *mut pg_sys::List) -> Vec<pg_sys::Oid> {
 }
 
 unsafe fn role_list(list: *mut pg_sys::List) -> Vec<String> {
+    // SAFETY: every caller passes a RoleSpec list of the parse tree being described (DROP ROLE's
+    // roles, GRANT's grantees, or a role-list option checked to be a T_List), or NULL, which
+    // PgList reads as empty; each element is a non-null RoleSpec alive for the call.
     unsafe {
         PgList::<pg_sys::RoleSpec>::from_pg(list)
             .iter_ptr()
@@ -120,6 +131,10 @@ unsafe fn role_list(list: *mut pg_sys::List) -> Vec<String> {
 unsafe fn role_options(list: *mut pg_sys::List) -> (Vec<Value>, Vec<String>) {
     let mut options = Vec::new();
     let mut granted = Vec::new();
+    // SAFETY: `list` is the options List of a CREATE or ALTER ROLE parse tree (its only callers,
+    // in describe), NULL or DefElem nodes alive for the call. Each `arg` is tested for NULL and
+    // its node tag before the cast: a T_Boolean is a Boolean node, and a T_List under the role
+    // list options is a List of RoleSpec (gram.y's role_list).
     unsafe {
         for d in PgList::<pg_sys::DefElem>::from_pg(list).iter_ptr() {
             let name = cstr((*d).defname).unwrap_or_default();
@@ -150,6 +165,11 @@ unsafe fn role_options(list: *mut pg_sys::List) -> (Vec<Value>, Vec<String>) {
 /// `stmt` is a utility statement's parse tree that lives for the call.
 pub unsafe fn describe(stmt: *mut pg_sys::Node) -> Option<Pending> {
     use pg_sys::NodeTag::*;
+    // SAFETY: `stmt` is a parse tree alive for the call (the contract); is_a tests for NULL
+    // and reads the tag, and each cast is to the struct that tag names. The lists read are the
+    // ones those structs declare: DefElem options, RoleSpec lists, GrantRoleStmt's AccessPriv
+    // granted_roles and AlterTableStmt's AlterTableCmd cmds, all non-null elements; string and
+    // RangeVar fields are tested for NULL before use. The catalog lookups are guarded bindings.
     unsafe {
         if is_a(stmt, T_CreateRoleStmt) {
             let s = stmt as *mut pg_sys::CreateRoleStmt;
@@ -260,6 +280,9 @@ pub unsafe fn describe(stmt: *mut pg_sys::Node) -> Option<Pending> {
 }
 
 fn extension_here() -> bool {
+    // SAFETY: creating_extension is a plain global of this single-threaded backend; the other
+    // calls are guarded bindings reading backend state, and the catalog lookup (missing_ok, so
+    // InvalidOid rather than an ERROR) runs only inside a transaction, tested just before it.
     unsafe {
         !pg_sys::creating_extension
             && pg_sys::IsTransactionState()
@@ -276,6 +299,8 @@ fn emit(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: Value) 
             detail["table"] = json!(name);
         }
         let addr = crate::pg::client_address::current();
+        // SAFETY: GetUserId takes no arguments and only returns a backend global; it cannot
+        // ERROR.
         queue::push_event(
             operation,
             &role_name(unsafe { pg_sys::GetUserId() }),
