@@ -12,15 +12,16 @@
 //! tokens (linkable across rows and tables), without the master key nobody can test a guess.
 
 use crate::service_key::ServiceKey;
-use crate::wipe::Wiped;
-use hmac::{Hmac, Mac};
+use hmac::{HmacReset, KeyInit, Mac};
 use sha2::Sha256;
 
-type HmacSha256 = Hmac<Sha256>;
+// HmacReset: finalized in place (`finalize_reset`), so the keyed state is not moved out of
+// the local that zeroes it when dropped.
+type HmacSha256 = HmacReset<Sha256>;
 
 /// An HMAC keyed with a service key, its state zeroed when dropped.
-fn keyed(key: &ServiceKey) -> Wiped<HmacSha256> {
-    Wiped::new(HmacSha256::new_from_slice(key.bytes()).expect("any key length"))
+fn keyed(key: &ServiceKey) -> HmacSha256 {
+    HmacSha256::new_from_slice(key.bytes()).expect("any key length")
 }
 
 const ROW_DOMAIN: &[u8] = b"pg_encrypt_ml/v1/audit-row";

@@ -3,7 +3,6 @@
 //! the purpose, key id and key version in the info string, so no raw key is used for two purposes
 //! and two keys never share a sub-key.
 
-use crate::wipe::Wiped;
 use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -66,7 +65,8 @@ pub fn derive_labeled<const N: usize>(
     key_version: u32,
     label: &str,
 ) -> Zeroizing<[u8; N]> {
-    let hk = Wiped::new(Hkdf::<Sha256>::new(None, root));
+    // Zeroed when dropped (hkdf over hmac and sha2 with "zeroize").
+    let hk = Hkdf::<Sha256>::new(None, root);
     let label = label.as_bytes();
     let version = key_version.to_be_bytes();
     let info: [&[u8]; 5] = [INFO_PREFIX, label, &[0u8], key_id, &version];

@@ -8,6 +8,9 @@
 //! Also here, because they are plain logic worth testing alone: the fixed-size tables of threat
 //! detection that the extension keeps in shared memory (`lockout`, `rate_window`, `event_ring`).
 
+// No unsafe code: keyed HMAC and HKDF states zero themselves on drop (hmac, sha2 "zeroize").
+#![forbid(unsafe_code)]
+
 pub mod aead;
 pub mod audit;
 pub mod dp_seal;
@@ -32,7 +35,6 @@ pub mod stream;
 pub mod subject_id;
 pub mod tenant_token;
 pub mod tensor;
-pub mod wipe;
 pub mod wrap;
 
 pub use error::{Error, Result};

@@ -22,10 +22,9 @@
 use crate::error::{Error, Result};
 use crate::format::{Header, Kind, HEADER_LEN};
 use crate::kdf::{derive_subkey, Purpose};
-use crate::wipe::Wiped;
 use aes::cipher::{BlockEncrypt, KeyInit as _};
 use aes::Aes256;
-use hmac::{Hmac, Mac};
+use hmac::{HmacReset, KeyInit as _, Mac};
 use sha2::Sha256;
 use std::cmp::Ordering;
 use subtle::ConstantTimeEq;
@@ -92,7 +91,8 @@ pub fn decode_f64(u: u64) -> f64 {
 /// The PRF and MAC keys of one data-key version.
 pub struct OreKey {
     prf: Aes256,
-    mac: Wiped<Hmac<Sha256>>,
+    /// Zeroed when dropped (hmac and sha2 with "zeroize").
+    mac: HmacReset<Sha256>,
     key_id: [u8; 16],
     key_version: u32,
 }
@@ -106,10 +106,8 @@ impl OreKey {
         let sub = derive_subkey::<64>(root, &key_id, key_version, Purpose::Ore);
         OreKey {
             prf: Aes256::new_from_slice(&sub[..32]).expect("32-byte AES key"),
-            mac: Wiped::new(
-                <Hmac<Sha256> as Mac>::new_from_slice(&sub[32..])
-                    .expect("HMAC takes any key length"),
-            ),
+            mac: HmacReset::<Sha256>::new_from_slice(&sub[32..])
+                .expect("HMAC takes any key length"),
             key_id,
             key_version,
         }

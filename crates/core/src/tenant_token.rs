@@ -11,10 +11,9 @@
 //! epoch>.<fingerprint of the master key>.<MAC, base64url>`.
 
 use crate::master::MasterKey;
-use crate::wipe::Wiped;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::{HmacReset, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -47,10 +46,9 @@ pub fn is_token(value: &str) -> bool {
 }
 
 fn mac(key: &MasterKey, tenant: &str, role: &str, database: &str, issued_us: i64) -> [u8; 32] {
-    let mut m = Wiped::new(
-        <Hmac<Sha256> as Mac>::new_from_slice(key.tenant_token_key())
-            .expect("HMAC takes any key length"),
-    );
+    // Zeroed when dropped; finalized in place so the keyed state is not moved out first.
+    let mut m = HmacReset::<Sha256>::new_from_slice(key.tenant_token_key())
+        .expect("HMAC takes any key length");
     for field in [tenant.as_bytes(), role.as_bytes(), database.as_bytes()] {
         m.update(&(field.len() as u64).to_be_bytes());
         m.update(field);
