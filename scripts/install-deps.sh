@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing pg_encrypt_ml needs on Debian 12, skipping what is present:
 # PostgreSQL 15 server, contrib and headers, clang for bindgen, sudo (cargo pgrx test --runas),
-# cargo-pgrx 0.18.1, and cargo-pgrx's registration of the system PostgreSQL 15.
+# clippy and rustfmt, cargo-pgrx 0.18.1, and cargo-pgrx's registration of the system PostgreSQL 15.
 set -euo pipefail
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -16,6 +16,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# clippy and rustfmt: make test-architecture runs both (docs/architecture.md).
+if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+  echo "==> rustup component add clippy rustfmt"
+  rustup component add clippy rustfmt
 fi
 
 if ! cargo pgrx --version 2>/dev/null | grep -q "0.18.1"; then

@@ -495,19 +495,19 @@ fn subject_predicate(reg: &Registration, subject: &str) -> Option<Search> {
         IdKind::Plain => match reg.col_type_oid {
             // COLLATE "C": under a nondeterministic collation of the owner's, 'alice' would also
             // match 'ALICE' and 'Alíce', other subjects (attacker round 3).
-            pg_sys::TEXTOID | pg_sys::VARCHAROID => Some(as_is(format!(
-                " COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1"
-            ))),
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => Some(as_is(
+                " COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1".to_string(),
+            )),
             // As a name, which cuts it to 63 bytes as the column's values were cut when
             // stored, and as Postgres's own `WHERE col = '...'` would (attacker round 13: a
             // longer identifier was not found, and its row stayed).
-            pg_sys::NAMEOID => Some(as_is(format!(
-                " COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1::pg_catalog.name"
-            ))),
+            pg_sys::NAMEOID => Some(as_is(
+                " COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1::pg_catalog.name".to_string(),
+            )),
             // (As text: bpchar's trailing blanks do not count.)
-            pg_sys::BPCHAROID => Some(as_is(format!(
-                "::pg_catalog.text COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1"
-            ))),
+            pg_sys::BPCHAROID => Some(as_is(
+                "::pg_catalog.text COLLATE pg_catalog.\"C\" OPERATOR(pg_catalog.=) $1".to_string(),
+            )),
             pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID => {
                 typed(subject_id::integer(subject), "int8")
             }
@@ -757,15 +757,14 @@ fn unregister_subject_column(tbl: RegClass, col: &str) -> bool {
     require_table_owner(rel, "subject_owner_refused");
     let removed = as_extension_owner(|| {
         Spi::connect_mut(|client| {
-            client
+            !client
                 .update(
                     "DELETE FROM encml.subject_columns WHERE tbl = $1::oid::regclass AND col = $2",
                     None,
                     &[rel.into(), col.into()],
                 )
                 .unwrap_or_else(|e| spi_err(e))
-                .len()
-                > 0
+                .is_empty()
         })
     });
     if removed {
@@ -812,9 +811,12 @@ fn may_process_subjects(role: pg_sys::Oid) -> bool {
         || has_privs_of_role_named(role, KEY_ADMIN)
 }
 
+/// subject -> (purpose, the subject's key) for each purpose looked up.
+type SubjectKeys = HashMap<String, Vec<(Purpose, [u8; 16])>>;
+
 thread_local! {
     /// subject -> (purpose, the subject's key): `subject_key()` runs once per row in bulk loads.
-    static SUBJECT_KEYS: RefCell<HashMap<String, Vec<(Purpose, [u8; 16])>>> = RefCell::new(HashMap::new());
+    static SUBJECT_KEYS: RefCell<SubjectKeys> = RefCell::new(HashMap::new());
     /// The role last found allowed to use subject keys.
     static ALLOWED_ROLE: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
 }

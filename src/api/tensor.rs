@@ -180,6 +180,7 @@ fn decrypt_tensor_int(
 
 /// The clear descriptor of an encrypted tensor, unverified until the value is decrypted.
 #[pg_extern(immutable, strict, parallel_safe, requires = ["enc_bytea_type"])]
+#[allow(clippy::type_complexity)] // pgrx's TableIterator spells out the result row
 fn tensor_info(
     value: EncBytea<'_>,
 ) -> TableIterator<

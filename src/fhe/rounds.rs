@@ -81,6 +81,7 @@ pub(crate) fn spi_err(e: pgrx::spi::SpiError) -> ! {
 }
 
 /// Opens a round for vectors of `dim` values; returns its id.
+#[allow(clippy::too_many_arguments)] // fhe_open_round's SQL parameters, one for one
 pub fn open(
     keyset: Uuid,
     dim: i32,

@@ -12,6 +12,12 @@ pub struct CatalogCache<T> {
     table: Cell<pg_sys::Oid>,
 }
 
+impl<T> Default for CatalogCache<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<T> CatalogCache<T> {
     pub const fn new() -> Self {
         CatalogCache {

@@ -183,7 +183,9 @@ fn receive(mqh: *mut pg_sys::shm_mq_handle, running: &mut Running) -> Option<Vec
                 };
                 pgrx::check_for_interrupts!();
                 if woke & pg_sys::WL_TIMEOUT as i32 != 0 && client_gone() {
-                    drop(running.0.take().map(|w| w.terminate()));
+                    if let Some(w) = running.0.take() {
+                        w.terminate();
+                    }
                     // SAFETY: what Postgres's own connection check sets; the interrupt check
                     // then ends this session (FATAL), as for any lost client.
                     unsafe {

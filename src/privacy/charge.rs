@@ -201,7 +201,6 @@ fn record(mut s: Slot) -> Slot {
                 &[analyst(), scope.as_str().into()],
             )
             .expect("read the budget")
-            .into_iter()
             .next()
             .map(|row| {
                 let f = |i: usize| row.get::<f64>(i).ok().flatten().unwrap_or(0.0);

@@ -221,16 +221,14 @@ impl Checker {
             let rtable = PgList::<pg_sys::RangeTblEntry>::from_pg((*q).rtable);
             for rte in rtable.iter_ptr() {
                 match (*rte).rtekind {
-                    pg_sys::RTEKind::RTE_RELATION => {
-                        if self.restricted((*rte).relid).is_some() {
-                            if block.is_none() {
-                                refuse(format!(
-                                    "{} is DP-only: it may be read only through dp aggregates",
-                                    relname((*rte).relid)
-                                ));
-                            }
-                            self.found.insert((*rte).relid.to_u32());
+                    pg_sys::RTEKind::RTE_RELATION if self.restricted((*rte).relid).is_some() => {
+                        if block.is_none() {
+                            refuse(format!(
+                                "{} is DP-only: it may be read only through dp aggregates",
+                                relname((*rte).relid)
+                            ));
                         }
+                        self.found.insert((*rte).relid.to_u32());
                     }
                     pg_sys::RTEKind::RTE_SUBQUERY => {
                         self.check_level((*rte).subquery, block);
@@ -642,10 +640,9 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
             // of its rows): a policy on the analyst's own table calling the analyst's function
             // logged every value it was joined on (attacker round 11). The DP-only table's own
             // policies are its owner's.
-            if !(*rte).securityQuals.is_null()
-                && !((*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
-                    && crate::privacy::protected::map().contains_key(&(*rte).relid))
-            {
+            let own_policies_of_dp_only_table = (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                && crate::privacy::protected::map().contains_key(&(*rte).relid);
+            if !(*rte).securityQuals.is_null() && !own_policies_of_dp_only_table {
                 walk((*rte).securityQuals as *mut pg_sys::Node, ctx);
             }
             match (*rte).rtekind {

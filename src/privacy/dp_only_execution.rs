@@ -136,7 +136,7 @@ pub unsafe fn explain<R>(utility: *mut pg_sys::Node, f: impl FnOnce() -> R) -> R
             )
             .filter(|d| std::ffi::CStr::from_ptr((**d).defname).to_bytes() == b"costs")
             .last()
-            .map_or(true, |d| pg_sys::defGetBoolean(d))
+            .is_none_or(|d| pg_sys::defGetBoolean(d))
     };
     struct Reset(bool);
     impl Drop for Reset {

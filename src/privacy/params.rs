@@ -27,6 +27,9 @@ pub fn dp_error(e: DpError) -> ! {
 /// expressions, which then must not read the rows.
 pub trait Args {
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     fn get(&self, i: usize, what: &str) -> Option<pg_sys::Datum>;
 }
 

@@ -9,7 +9,7 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(100);
     let key = AeadKey::from_root(&[1; 32], [2; 16], 1);
-    let mut buf = vec![0u8; encml_core::format::OVERHEAD + mib << 20];
+    let mut buf = vec![0u8; encml_core::format::OVERHEAD + (mib << 20)];
     for _ in 0..3 {
         let t = Instant::now();
         key.seal_in_place(&[0; 12], b"", &mut buf);

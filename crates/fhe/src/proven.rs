@@ -290,8 +290,11 @@ pub fn is_proven_update(bytes: &[u8]) -> bool {
     bytes.len() >= 2 && &bytes[..2] == UPDATE_MAGIC
 }
 
+/// A proven update's parts: header, ciphertext words, and one proof per ciphertext.
+type UpdateParts<'a> = (UpdateHeader, Vec<u64>, Vec<&'a [u8]>);
+
 /// Splits a proven update into its header, words and proofs, checking every length.
-fn split(bytes: &[u8]) -> Result<(UpdateHeader, Vec<u64>, Vec<&[u8]>), FheError> {
+fn split(bytes: &[u8]) -> Result<UpdateParts<'_>, FheError> {
     if bytes.len() < UPDATE_HEADER_LEN || !is_proven_update(bytes) {
         return Err(FheError::Malformed("not a proven update".into()));
     }
