@@ -3,6 +3,7 @@
 
 use crate::audit::{chain, state, table_name, triggers};
 use crate::pg::catalog_access::{as_extension_owner, caller, is_superuser, role_name};
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{raise, raise_full};
 use crate::pg::roles::AUDIT_ADMIN;
 use crate::types::reg::RegClass;
@@ -95,12 +96,7 @@ fn audit_enable_with_reads(
                 vec![rel.into(), redact.clone().into(), by.into()]
             },
         )
-        .unwrap_or_else(|e| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("audit_enable: {e}"),
-            )
-        })
+        .or_spi_failed("audit_enable")
     });
     crate::audit::audited::invalidate();
     event(
@@ -143,12 +139,7 @@ fn audit_disable(tbl: RegClass) {
             "DELETE FROM encml.audited_tables WHERE table_oid = $1",
             &[rel.into()],
         )
-        .unwrap_or_else(|e| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("audit_disable: {e}"),
-            )
-        })
+        .or_spi_failed("audit_disable")
     });
     crate::audit::audited::invalidate();
     event("audit_disable", Some(rel), serde_json::json!({}));
@@ -198,12 +189,7 @@ fn classify(tbl: Option<RegClass>, col: Option<&str>, label: Option<&str>) {
                 &[rel.into(), attnum.into()],
             ),
         };
-        r.unwrap_or_else(|e| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("classify: {e}"),
-            )
-        })
+        r.or_spi_failed("classify")
     });
     if let Some(explicit) = triggers::audited(rel) {
         triggers::install(rel, &explicit);

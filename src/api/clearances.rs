@@ -6,6 +6,7 @@ use crate::api::keys::{is_key_admin, lock_for_admin};
 use crate::events;
 use crate::keys::catalog::{invalidate, uuid_string};
 use crate::pg::catalog_access::{arg, as_extension_owner, caller, oid_arg, role_name, select_one};
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{raise, raise_full};
 use crate::pg::roles::KEY_ADMIN;
 use crate::types::reg::RegRole;
@@ -46,12 +47,7 @@ fn require_clearance_admin(what: &str) {
 fn write(sql: &str, args: Vec<pgrx::datum::DatumWithOid<'_>>) -> bool {
     let changed = as_extension_owner(|| {
         Spi::get_one_with_args::<bool>(sql, &args)
-            .unwrap_or_else(|e| {
-                raise(
-                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                    format!("clearance catalog query failed: {e}"),
-                )
-            })
+            .or_spi_failed("clearance catalog query failed")
             .unwrap_or(false)
     });
     invalidate();

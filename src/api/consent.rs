@@ -10,6 +10,7 @@ use crate::pg::catalog_access::{
     arg, as_extension_owner, caller, has_privs_of_role_named, is_superuser, read_rows, role_name,
     select_one,
 };
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{raise, raise_full};
 use crate::pg::roles::{DPO, SUBJECT_PROCESSOR};
 use pgrx::prelude::*;
@@ -146,7 +147,7 @@ fn record_consent(
                 role.into(),
             ],
         )
-        .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()))
+        .or_spi_failed("consent catalog")
         .expect("INSERT .. RETURNING returns the id")
     });
     invalidate();
@@ -229,7 +230,7 @@ pub fn forget(subject: &str) -> i64 {
                     None,
                     &[subject.into()],
                 )
-                .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()))
+                .or_spi_failed("consent catalog")
                 .len() as i64
         })
     });

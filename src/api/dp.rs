@@ -8,10 +8,11 @@
 //! the short (epsilon), (epsilon, delta) and privacy-unit variants by its argument count.
 
 use crate::pg::c_functions;
+use crate::pg::errors::dp_error;
 use crate::pg::errors::raise;
 use crate::privacy::charge;
 use crate::privacy::own;
-use crate::privacy::params::{dp_error, params_at, required, RowArgs};
+use crate::privacy::params::{params_at, required, RowArgs};
 use crate::privacy::release;
 use crate::privacy::start;
 use encml_dp::params::Params;

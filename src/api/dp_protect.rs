@@ -13,6 +13,7 @@
 use crate::audit::events::require_table_owner;
 use crate::events;
 use crate::pg::catalog_access::{arg, as_extension_owner, select_one};
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{raise, raise_full};
 use crate::types::reg::RegClass;
 use pgrx::prelude::*;
@@ -24,12 +25,7 @@ fn table_name(rel: pg_sys::Oid) -> String {
 }
 
 fn run(sql: &str) {
-    Spi::run(sql).unwrap_or_else(|e| {
-        raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("dp_protect: {e}"),
-        )
-    });
+    Spi::run(sql).or_spi_failed("dp_protect");
 }
 
 /// The table's row-level security flags (enabled, forced).
@@ -152,12 +148,7 @@ fn dp_protect(
                 (!forced).into(),
             ],
         )
-        .unwrap_or_else(|e| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("dp_protect: {e}"),
-            )
-        })
+        .or_spi_failed("dp_protect")
     });
     crate::privacy::protected::invalidate();
     events::record(

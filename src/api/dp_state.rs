@@ -18,9 +18,10 @@
 
 use super::dp::{agg_context, param_args, release_state, ParamArgs};
 use crate::pg::c_functions;
+use crate::pg::errors::dp_error;
 use crate::pg::errors::{raise, raise_full};
 use crate::privacy::own;
-use crate::privacy::params::{dp_error, params_at, params_for, required, RowArgs, WrappedCallArgs};
+use crate::privacy::params::{params_at, params_for, required, RowArgs, WrappedCallArgs};
 use crate::privacy::start;
 use encml_dp::flat::{self, Flat};
 use encml_dp::state::{self, Num, State};

@@ -1,9 +1,10 @@
 //! Homomorphic aggregation (docs/fhe.md): key sets, the `fhe_vector_sum` aggregate, rounds, and
 //! the test-only in-database client functions. The logic is in `crate::fhe` and `encml_fhe`.
 
-use crate::fhe::{fhe_error, keysets, rounds};
+use crate::fhe::{keysets, rounds};
 use crate::pg::aggregate::Aggregate;
 use crate::pg::c_functions;
+use crate::pg::errors::fhe_error;
 use crate::pg::errors::{not_null, raise, raise_full};
 use crate::pg::expanded::{self, FlatForm};
 use crate::pg::gucs::FHE_CLIENT_FUNCTIONS;

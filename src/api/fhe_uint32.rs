@@ -2,9 +2,10 @@
 //! a registered uint32 key set, and the test-only in-database client functions.
 
 use crate::api::fhe::require_client_functions;
-use crate::fhe::{fhe_error, keysets};
+use crate::fhe::keysets;
 use crate::pg::aggregate::{state_at, Aggregate};
 use crate::pg::c_functions;
+use crate::pg::errors::fhe_error;
 use crate::pg::errors::raise;
 use crate::pg::varlena::{ByteaBytes, OwnedVarlena};
 use crate::types::fhe_uint32::{FheBool, FheBoolOut, FheUint32, FheUint32Out};

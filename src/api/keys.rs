@@ -10,6 +10,7 @@ use crate::keys::catalog::{self, uuid_string, KeyRow};
 use crate::keys::grants::{self, Privilege};
 use crate::keys::provider;
 use crate::pg::catalog_access::{caller, has_privs_of_role_named, is_superuser, role_name};
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{notice, raise, raise_core, raise_full};
 use crate::pg::roles::{KEY_ADMIN, TENANT_ADMIN};
 use crate::types::reg::RegRole;
@@ -486,9 +487,7 @@ fn key_encryptions_unrecorded() -> TableIterator<
             Spi::connect(|client| {
                 client
                     .select("SELECT id FROM encml.keys", None, &[])
-                    .unwrap_or_else(|e| {
-                        crate::pg::errors::spi_failed("could not read encml.keys", e)
-                    })
+                    .or_spi_failed("could not read encml.keys")
                     .filter_map(|r| r.get::<Uuid>(1).ok().flatten())
                     .map(|u| *u.as_bytes())
                     .collect()

@@ -2,6 +2,7 @@
 //! serve in views, generated columns and indexes. The rules are in `encml_core::mask`.
 
 use crate::pg::errors::raise;
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::sql_text::{quote_ident, quote_literal};
 use crate::pg::varlena::{OwnedVarlena, VarlenaBytes};
 use encml_core::mask;
@@ -343,7 +344,7 @@ fn set_rule(
                      unmasked_roles = EXCLUDED.unmasked_roles, set_by = EXCLUDED.set_by, set_at = now()",
                 &[rel.into(), col.into(), mask.trim().into(), roles.into(), by.into()],
             )
-            .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()));
+            .or_spi_failed("masking rule catalog");
         });
     })
 }
@@ -581,7 +582,7 @@ fn apply_masking(tbl: crate::types::reg::RegClass, stored: default!(bool, false)
                         stored_mask.into(),
                     ],
                 )
-                .unwrap_or_else(|e| raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string()));
+                .or_spi_failed("masking rule catalog");
             });
         }
         let altered = !drops.is_empty() || !adds.is_empty();

@@ -7,6 +7,7 @@ use crate::pg::catalog_access::{
     select_one,
 };
 use crate::pg::errors::raise;
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::roles::PRIVACY_ADMIN;
 use crate::types::reg::RegRole;
 use pgrx::prelude::*;
@@ -73,9 +74,7 @@ fn set_privacy_budget(
                     set_by = EXCLUDED.set_by, set_at = now()",
             &[oid_arg(analyst), scope.into(), epsilon.into(), delta.into(), oid_arg(by)],
         )
-        .unwrap_or_else(|e| {
-            raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("privacy budget update failed: {e}"))
-        })
+        .or_spi_failed("privacy budget update failed")
     });
     events::record(
         "set_privacy_budget",

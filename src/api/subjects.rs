@@ -15,6 +15,7 @@ use crate::pg::catalog_access::{
     as_extension_owner, as_table_owner, caller, has_privs_of_role_named, is_superuser, role_name,
 };
 use crate::pg::erasure_guard;
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{notice, raise, raise_full};
 use crate::pg::roles::{DPO, KEY_ADMIN, SUBJECT_PROCESSOR};
 use crate::pg::sql_text::{quote_ident, quote_literal};
@@ -31,10 +32,6 @@ use std::collections::HashMap;
 
 /// Layout name and version of `subject_export`'s document (docs/formats.md).
 const EXPORT_FORMAT: &str = "encml.subject_export/1";
-
-fn spi_err(e: pgrx::spi::SpiError) -> ! {
-    crate::pg::errors::spi_failed("", e)
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum IdKind {
@@ -125,7 +122,7 @@ fn registrations() -> Vec<Registration> {
         Spi::connect(|client| {
             client
                 .select(&sql, None, &[])
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("")
                 .map(|r| {
                     let rel: pg_sys::Oid = r.get(1).ok().flatten().expect("tbl is NOT NULL");
                     let kind = match r.get::<String>(3).ok().flatten().as_deref() {
@@ -254,7 +251,7 @@ fn attnums(rel: pg_sys::Oid, names: &[String]) -> Vec<i16> {
             AND attnum OPERATOR(pg_catalog.>) 0 AND NOT attisdropped",
         &[rel.into(), names.to_vec().into()],
     )
-    .unwrap_or_else(|e| spi_err(e))
+    .or_spi_failed("")
     .unwrap_or_default()
 }
 
@@ -266,7 +263,7 @@ fn attnames(rel: pg_sys::Oid, numbers: &[i16]) -> Vec<String> {
             AND NOT attisdropped",
         &[rel.into(), numbers.to_vec().into()],
     )
-    .unwrap_or_else(|e| spi_err(e))
+    .or_spi_failed("")
     .unwrap_or_default()
 }
 
@@ -280,7 +277,7 @@ fn kept_attnames(rel: pg_sys::Oid, set: &[String]) -> Vec<String> {
             AND NOT attname::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.text[])",
         &[rel.into(), set.to_vec().into()],
     )
-    .unwrap_or_else(|e| spi_err(e))
+    .or_spi_failed("")
     .unwrap_or_default()
 }
 
@@ -461,8 +458,7 @@ fn frozen_search(reg: &Registration, subject: &str) -> Option<Search> {
         ),
     };
     let bound = as_owner_of(reg, "finding the subject's identifiers for", || {
-        Spi::get_one_with_args::<String>(&expression, &[subject.into()])
-            .unwrap_or_else(|e| spi_err(e))
+        Spi::get_one_with_args::<String>(&expression, &[subject.into()]).or_spi_failed("")
     })?;
     Some(Search {
         after_column,
@@ -606,7 +602,7 @@ fn register_subject_column(
                     None,
                     &[rel.into(), col.into()],
                 )
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("")
                 .next()
                 .map(|r| {
                     (
@@ -739,7 +735,7 @@ fn register_subject_column(
                     by.into(),
                 ],
             )
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("")
         });
         events::record(
             "register_subject_column",
@@ -763,7 +759,7 @@ fn unregister_subject_column(tbl: RegClass, col: &str) -> bool {
                     None,
                     &[rel.into(), col.into()],
                 )
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("")
                 .is_empty()
         })
     });
@@ -787,7 +783,7 @@ pub fn registered_with_id_key(key: Uuid) -> Option<String> {
                       WHERE s.id_key OPERATOR(pg_catalog.=) $1 LIMIT 1)",
             &[key.into()],
         )
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("")
     })
 }
 
@@ -1139,7 +1135,7 @@ pub extern "C-unwind" fn encml_subject_worker_main(arg: pg_sys::Datum) {
                 "SELECT pg_catalog.set_config('lock_timeout', '{}ms', true)",
                 ms.min(i32::MAX as i64)
             ))
-            .unwrap_or_else(|e| spi_err(e));
+            .or_spi_failed("");
         }
         let answer = if request["op"] == "forget" {
             forget_here(&subject)
@@ -1231,7 +1227,7 @@ fn export_here(subject: &str) -> Value {
                 Spi::connect(|client| {
                     client
                         .select(&sql, None, &[bound.as_str().into()])
-                        .unwrap_or_else(|e| spi_err(e))
+                        .or_spi_failed("")
                         .map(|r| {
                             let row = r
                                 .get::<JsonB>(1)
@@ -1367,7 +1363,7 @@ fn lineage(rels: &[pg_sys::Oid]) -> Vec<pg_sys::Oid> {
          SELECT pg_catalog.array_agg(relid) FROM up",
         &[rels.into()],
     )
-    .unwrap_or_else(|e| spi_err(e))
+    .or_spi_failed("")
     .unwrap_or_default()
 }
 
@@ -1509,12 +1505,12 @@ fn forget_here(subject: &str) -> Value {
             "SELECT pg_catalog.set_config('citus.multi_shard_modify_mode', 'sequential', true) \
                FROM pg_catalog.pg_settings WHERE name OPERATOR(pg_catalog.=) 'citus.multi_shard_modify_mode'",
         )
-        .unwrap_or_else(|e| spi_err(e));
+        .or_spi_failed("");
         // Deferred triggers fire at the end of each statement, as the table's owner, not at
         // this transaction's commit, as the caller. (Postgres refuses to queue a deferred event
         // in the restricted operation the statements run in: an owner's trigger that defers
         // constraints again fails the erasure.)
-        Spi::run("SET CONSTRAINTS ALL IMMEDIATE").unwrap_or_else(|e| spi_err(e));
+        Spi::run("SET CONSTRAINTS ALL IMMEDIATE").or_spi_failed("");
         lock_for_erasure();
         // Everything below reads what committed before the locks were granted: a column or an
         // inheritance child added by an owner's transaction that held the table as the erasure
@@ -1672,7 +1668,7 @@ fn tree_of(rel: pg_sys::Oid) -> Vec<pg_sys::Oid> {
          SELECT pg_catalog.array_agg(relid) FROM tree",
         &[rel.into()],
     )
-    .unwrap_or_else(|e| spi_err(e))
+    .or_spi_failed("")
     .unwrap_or_default()
 }
 
@@ -1745,7 +1741,7 @@ fn detach_pending_in(rels: &[pg_sys::Oid]) -> Option<pg_sys::Oid> {
                   WHERE i.inhdetachpending AND i.inhrelid OPERATOR(pg_catalog.=) ANY ($1) LIMIT 1)",
         &[rels.into()],
     )
-    .unwrap_or_else(|e| spi_err(e))
+    .or_spi_failed("")
 }
 
 /// The first temporary table among `rels`.
@@ -1789,7 +1785,7 @@ fn lock_for_erasure() {
             "LOCK TABLE encml.subject_columns, encml.subject_keys, encml.consents \
                IN SHARE ROW EXCLUSIVE MODE",
         )
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("")
     });
     for rel in rels {
         lock_registered(rel);
@@ -1805,7 +1801,7 @@ fn lock_registered(rel: pg_sys::Oid) {
                 "LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE",
                 crate::audit::table_name(rel)
             ))
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("")
         });
     }
 }
@@ -1845,7 +1841,7 @@ fn refresh_statistics(rels: &[pg_sys::Oid]) {
         return;
     }
     as_extension_owner(|| {
-        Spi::run(&format!("ANALYZE {}", with_statistics.join(", "))).unwrap_or_else(|e| spi_err(e))
+        Spi::run(&format!("ANALYZE {}", with_statistics.join(", "))).or_spi_failed("")
     });
 }
 
@@ -1955,7 +1951,7 @@ fn erase_in(
                 .map(|(_, count, _)| {
                     without_row_security(|| {
                         Spi::get_one_with_args::<i64>(count, &[bound.as_str().into()])
-                            .unwrap_or_else(|e| spi_err(e))
+                            .or_spi_failed("")
                             .unwrap_or(0)
                     })
                 })
@@ -1965,7 +1961,7 @@ fn erase_in(
                     let done = erasure_guard::own_update(*member, || {
                         client
                             .update(statement, None, &[bound.as_str().into()])
-                            .unwrap_or_else(|e| spi_err(e))
+                            .or_spi_failed("")
                     });
                     let cleared = done.len() as i64;
                     if done
@@ -2086,7 +2082,7 @@ fn matching_rows(reg: &Registration, search: &Search) -> i64 {
                 ),
                 &[bound.as_str().into()],
             )
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("")
             .unwrap_or(0)
         })
     })
@@ -2099,16 +2095,15 @@ fn matching_rows(reg: &Registration, search: &Search) -> i64 {
 /// as Postgres would.)
 fn without_row_security<R>(f: impl FnOnce() -> R) -> R {
     let was = Spi::get_one::<String>("SELECT pg_catalog.current_setting('row_security')")
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("")
         .unwrap_or_else(|| "on".into());
-    Spi::run("SELECT pg_catalog.set_config('row_security', 'off', true)")
-        .unwrap_or_else(|e| spi_err(e));
+    Spi::run("SELECT pg_catalog.set_config('row_security', 'off', true)").or_spi_failed("");
     let result = f();
     Spi::run_with_args(
         "SELECT pg_catalog.set_config('row_security', $1, true)",
         &[was.as_str().into()],
     )
-    .unwrap_or_else(|e| spi_err(e));
+    .or_spi_failed("");
     result
 }
 

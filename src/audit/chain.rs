@@ -12,6 +12,7 @@ use crate::audit::partitions;
 use crate::audit::writer::{append, while_maintaining, Entry};
 use crate::keys::service;
 use crate::pg::catalog_access::as_extension_owner;
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{notice, raise};
 use encml_core::audit::{chain_mac, verify_mac, Record, GENESIS, MAC_LEN};
 use encml_core::service_key::{ServiceKey, ServicePurpose};
@@ -69,10 +70,6 @@ impl LogRow {
     }
 }
 
-fn spi_err(e: pgrx::spi::SpiError) -> ! {
-    crate::pg::errors::spi_failed("audit log", e)
-}
-
 /// The rows of `table` (the sealed or unsealed rows) that `where_order` selects.
 fn read_rows(
     client: &mut SpiClient,
@@ -93,7 +90,7 @@ fn fetch_rows<'conn, Q: pgrx::spi::Query<'conn>>(
 ) -> Vec<LogRow> {
     let rows: Vec<LogRow> = client
         .update(query, None, args)
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("audit log")
         .map(|row| {
             let mut tail = Record::new();
             for i in 5..=6 {
@@ -141,7 +138,7 @@ fn head(client: &mut SpiClient) -> Option<(i64, i64, [u8; MAC_LEN])> {
             None,
             &[],
         )
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("audit log")
         .next()
         .map(|r| {
             (
@@ -185,7 +182,7 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                         None,
                         &[],
                     )
-                    .unwrap_or_else(|e| spi_err(e));
+                    .or_spi_failed("audit log");
                 let (key, label) = service::current_labelled(ServicePurpose::AuditChain);
                 // The redaction key too (the audit trigger only derives it until it exists).
                 service::current_labelled(ServicePurpose::AuditRedact);
@@ -213,14 +210,14 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                         None,
                         &[],
                     )
-                    .unwrap_or_else(|e| spi_err(e))
+                    .or_spi_failed("audit log")
                     .filter_map(|r| r.get::<String>(1).ok().flatten())
                     .collect();
                 // The first seq kept since the last purge (sizes new ranges of the sealed rows).
                 let kept_from = if partitioned && !unsealed.is_empty() {
                     client
                         .update("SELECT min(seq) FROM encml.audit_log_sealed", None, &[])
-                        .unwrap_or_else(|e| spi_err(e))
+                        .or_spi_failed("audit log")
                         .next()
                         .and_then(|r| r.get::<i64>(1).ok().flatten())
                 } else {
@@ -274,13 +271,13 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                                     label.clone().into(),
                                 ],
                             )
-                            .unwrap_or_else(|e| spi_err(e))
+                            .or_spi_failed("audit log")
                             .len();
                         if moved != rows.len() {
-                            raise(
-                                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                                format!("sealing moved {moved} of {} audit rows", rows.len()),
-                            );
+                            crate::pg::errors::internal(format!(
+                                "sealing moved {moved} of {} audit rows",
+                                rows.len()
+                            ));
                         }
                     } else {
                         client
@@ -291,7 +288,7 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                                 None,
                                 &[tids.into(), seqs.into(), macs.into(), label.clone().into()],
                             )
-                            .unwrap_or_else(|e| spi_err(e));
+                            .or_spi_failed("audit log");
                     }
                     sealed += rows.len() as i64;
                     current = Some((seq, last_id, prev));
@@ -303,7 +300,7 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                             None,
                             &[seq.into(), id.into(), mac.to_vec().into()],
                         )
-                        .unwrap_or_else(|e| spi_err(e));
+                        .or_spi_failed("audit log");
                     log_head_at_commit(seq, id, &mac);
                 }
                 (current, sealed)
@@ -382,7 +379,7 @@ fn latest_anchor(client: &mut SpiClient) -> Option<Anchor> {
             None,
             &[],
         )
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("audit log")
         .next()
         .map(|r| Anchor {
             seq: r.get::<i64>(1).ok().flatten().unwrap_or(0),
@@ -402,7 +399,7 @@ fn witnesses_through(client: &mut SpiClient, through: i64) -> Vec<(i64, [u8; MAC
             None,
             &[through.into()],
         )
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("audit log")
         .map(|r| {
             (
                 r.get::<i64>(1).ok().flatten().unwrap_or(0),
@@ -492,7 +489,7 @@ fn latest_checkpoint(client: &mut SpiClient, after: i64) -> Option<(i64, i64)> {
             None,
             &[after.into()],
         )
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("audit log")
         .next()
         .and_then(|r| {
             r.get::<i64>(1)
@@ -524,7 +521,7 @@ fn mark(kind: &str, after: i64) {
                 ),
                 &[kind.into(), after.into()],
             )
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("audit log")
         })
     });
 }
@@ -601,7 +598,7 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
                             None,
                             &[key.into()],
                         )
-                        .unwrap_or_else(|e| spi_err(e))
+                        .or_spi_failed("audit log")
                         .next()
                         .map(|r| {
                             (
@@ -642,7 +639,7 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
                         .as_str(),
                     &[pgrx::PgOid::BuiltIn(pgrx::PgBuiltInOids::INT8OID)],
                 )
-                .unwrap_or_else(|e| spi_err(e));
+                .or_spi_failed("audit log");
             loop {
                 let rows = fetch_rows(client, &walk, &[expected.into()]);
                 if rows.is_empty() {
@@ -717,7 +714,7 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
                     None,
                     &[],
                 )
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("audit log")
                 .next()
                 .map(|r| {
                     (
@@ -794,7 +791,7 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
                         None,
                         &[],
                     )
-                    .unwrap_or_else(|e| spi_err(e))
+                    .or_spi_failed("audit log")
                     .next()
                     .and_then(|r| r.get::<bool>(1).ok().flatten())
                     .unwrap_or(false);
@@ -865,7 +862,7 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
                     None,
                     &[before.into()],
                 )
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("audit log")
                 .next()
                 .and_then(|r| r.get::<i64>(1).ok().flatten())
                 .unwrap_or(0);
@@ -875,7 +872,7 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
                     None,
                     &[cut.into()],
                 )
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("audit log")
                 .next()
                 .and_then(|r| r.get::<Vec<u8>>(1).ok().flatten());
             (cut, mac)
@@ -890,7 +887,7 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
                 let count = |client: &mut SpiClient, sql: &str| {
                     client
                         .update(sql, None, &[through.into()])
-                        .unwrap_or_else(|e| spi_err(e))
+                        .or_spi_failed("audit log")
                         .next()
                         .and_then(|r| r.get::<i64>(1).ok().flatten())
                         .unwrap_or(0)

@@ -6,6 +6,7 @@
 //! `ddl` for every table, audited or not.
 
 use crate::pg::catalog_access::{arg, as_extension_owner, extension_relation, select_one};
+use crate::pg::errors::OrSpiFailed;
 use pgrx::prelude::*;
 
 /// Whether the installed schema names classified columns (0.2.0 and later).
@@ -47,7 +48,7 @@ pub fn columns_renamed(rel: pg_sys::Oid) {
                 AND c.column_name IS DISTINCT FROM a.attname::pg_catalog.text",
             &[rel.into()],
         )
-        .unwrap_or_else(|e| crate::pg::errors::spi_failed("column classifications", e))
+        .or_spi_failed("column classifications")
     });
 }
 
@@ -72,7 +73,7 @@ pub fn subject_columns_follow_renames() {
                 AND a.attnum OPERATOR(pg_catalog.=) s.attnum AND NOT a.attisdropped \
                 AND s.col OPERATOR(pg_catalog.<>) a.attname",
         )
-        .unwrap_or_else(|e| crate::pg::errors::spi_failed("subject registrations", e))
+        .or_spi_failed("subject registrations")
     });
 }
 
@@ -106,7 +107,7 @@ pub fn forget_dropped(tables: &[pg_sys::Oid], columns: &[(pg_sys::Oid, i32)]) {
                         (SELECT * FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.oid[]), pg_catalog.unnest($3::pg_catalog.int4[])))",
                 &[tables.to_vec().into(), column_tables.into(), column_numbers.into()],
             )
-            .unwrap_or_else(|e| crate::pg::errors::spi_failed("column classifications", e));
+            .or_spi_failed("column classifications");
         }
     });
 }

@@ -27,6 +27,7 @@ use crate::pg::c_functions;
 use crate::pg::catalog_access::{
     arg, as_extension_owner, caller, is_superuser, read_rows, relation_named,
 };
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{raise, raise_full};
 use pgrx::prelude::*;
 use pgrx::{is_a, pg_sys, PgList, PgSqlErrorCode};
@@ -497,7 +498,7 @@ fn rename_redacted_column(rel: pg_sys::Oid, old: &str, new: &str) {
                 "UPDATE encml.audited_tables SET redact = $2 WHERE table_oid = $1",
                 &[rel.into(), renamed.clone().into()],
             )
-            .unwrap_or_else(|e| crate::pg::errors::spi_failed("audited tables", e))
+            .or_spi_failed("audited tables")
         });
     }
     // A classified column keeps its label by attribute number; either way the triggers' argument
@@ -725,7 +726,7 @@ unsafe fn sql_drop(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
                 "DELETE FROM encml.audited_tables WHERE table_oid::oid OPERATOR(pg_catalog.=) $1",
                 &[(*root).into()],
             )
-            .unwrap_or_else(|e| crate::pg::errors::spi_failed("audited tables", e));
+            .or_spi_failed("audited tables");
         });
         crate::audit::audited::invalidate();
     }

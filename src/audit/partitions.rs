@@ -9,6 +9,7 @@
 
 use crate::audit::ddl::while_configuring;
 use crate::pg::catalog_access::extension_relation;
+use crate::pg::errors::OrSpiFailed;
 use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
@@ -18,10 +19,6 @@ const RANGE_FRACTION: i64 = 10;
 /// Bounds on a range's size: few tables for a small log, none too large to leave half-dead.
 const MIN_RANGE: i64 = 10_000;
 const MAX_RANGE: i64 = 10_000_000;
-
-fn spi_err(e: pgrx::spi::SpiError) -> ! {
-    crate::pg::errors::spi_failed("audit log partitions", e)
-}
 
 /// Whether the log is partitioned (0.2.0 on).
 pub fn partitioned() -> bool {
@@ -71,7 +68,7 @@ pub fn ranges(client: &mut SpiClient) -> Vec<Range> {
             None,
             &[],
         )
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("audit log partitions")
         .filter_map(|r| {
             Some(Range {
                 table: r.get::<String>(1).ok().flatten()?,
@@ -123,7 +120,7 @@ pub fn cover(
             ] {
                 client
                     .update(&sql, None, &[])
-                    .unwrap_or_else(|e| spi_err(e));
+                    .or_spi_failed("audit log partitions");
             }
         });
         top += size;
@@ -158,7 +155,7 @@ pub fn drop_through(client: &mut SpiClient, through: i64) -> usize {
         for r in whole.iter().filter(|r| lock(r.oid)) {
             client
                 .update(&format!("DROP TABLE {}", r.table), None, &[])
-                .unwrap_or_else(|e| spi_err(e));
+                .or_spi_failed("audit log partitions");
             dropped += 1;
         }
     });

@@ -12,10 +12,10 @@ use crate::audit::ddl::while_configuring;
 use crate::audit::state::row_trigger_function;
 use crate::audit::{table_name, SENSITIVE_LABELS};
 use crate::pg::catalog_access::{arg, as_extension_owner, read_rows};
-use crate::pg::errors::raise;
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::sql_text::{quote_ident, quote_literal};
+use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{pg_sys, PgSqlErrorCode};
 
 /// The columns of `rel` classified with a sensitive label.
 pub fn sensitive_columns(rel: pg_sys::Oid) -> Vec<String> {
@@ -91,14 +91,7 @@ fn own_triggers(rel: pg_sys::Oid) -> Vec<(String, bool)> {
 }
 
 fn run(statement: &str, context: &str) {
-    as_extension_owner(|| {
-        Spi::run(statement).unwrap_or_else(|e| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("{context}: {e}"),
-            )
-        })
-    });
+    as_extension_owner(|| Spi::run(statement).or_spi_failed(context));
 }
 
 /// Drops the audit triggers of `rel` and of the tables under it (as the caller).

@@ -76,7 +76,7 @@ impl SavedPlan {
                 sec | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
             );
             if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
-                raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "SPI_connect failed");
+                crate::pg::errors::internal("SPI_connect failed");
             }
             let mut plan = self.plan.with(|p| p.get());
             if plan.is_null() {
@@ -84,10 +84,7 @@ impl SavedPlan {
                 plan =
                     pg_sys::SPI_prepare(self.sql.as_ptr(), types.len() as i32, types.as_mut_ptr());
                 if plan.is_null() || pg_sys::SPI_keepplan(plan) != 0 {
-                    raise(
-                        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                        "could not prepare an audit statement",
-                    );
+                    crate::pg::errors::internal("could not prepare an audit statement");
                 }
                 self.plan.with(|p| p.set(plan));
             }
@@ -101,10 +98,7 @@ impl SavedPlan {
                 .collect();
             let rc = pg_sys::SPI_execute_plan(plan, datums.as_mut_ptr(), nulls.as_ptr(), false, 0);
             if rc < 0 {
-                raise(
-                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                    format!("audit statement failed ({rc})"),
-                );
+                crate::pg::errors::internal(format!("audit statement failed ({rc})"));
             }
             pg_sys::SPI_finish();
         }
@@ -295,9 +289,14 @@ pub fn append(entry: &Entry) {
                 })
                 .collect();
             if names != COLUMNS {
-                raise(
-                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                    "encml.audit_log does not have the columns this library writes (version mismatch?)",
+                crate::pg::errors::raise_full(
+                    PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "encml.audit_log does not have the columns this library writes",
+                    Some(format!(
+                        "The loaded library is version {}; the table was changed by hand or belongs to another schema version.",
+                        env!("CARGO_PKG_VERSION")
+                    )),
+                    Some("Run ALTER EXTENSION pg_encrypt_ml UPDATE; a column added by hand must be dropped.".into()),
                 );
             }
             LAYOUT_CHECKED.with(|c| c.set(relid));

@@ -79,11 +79,11 @@ impl Noise {
     /// here, encrypted under the round's public key, added, and forgotten.
     pub(crate) fn add_to(&self, r: &Round, total: &[u8]) -> Vec<u8> {
         let mut sum =
-            EncryptedVector::from_bytes(total).unwrap_or_else(|e| crate::fhe::fhe_error(e));
+            EncryptedVector::from_bytes(total).unwrap_or_else(|e| crate::pg::errors::fhe_error(e));
         let z = zeroize::Zeroizing::new(sample(r.dim as usize, self.sigma).unwrap_or_else(|e| {
             raise_full(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("drawing the noise: {e}"),
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("no noise can be drawn for this round's dp_epsilon and dp_delta: {e}"),
                 None,
                 None,
             )
@@ -95,9 +95,9 @@ impl Noise {
             sum.encoding,
             sum.scheme.chunk() as u32,
         )
-        .unwrap_or_else(|e| crate::fhe::fhe_error(e));
+        .unwrap_or_else(|e| crate::pg::errors::fhe_error(e));
         sum.add_assign(&noise)
-            .unwrap_or_else(|e| crate::fhe::fhe_error(e));
+            .unwrap_or_else(|e| crate::pg::errors::fhe_error(e));
         sum.to_bytes()
     }
 }

@@ -9,6 +9,7 @@ use super::rounds;
 use crate::events;
 use crate::pg::catalog_access::{arg, as_extension_owner, oid_arg, read_rows};
 use crate::pg::errors::raise;
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::roles::FHE_ADMIN;
 use encml_fhe::keys::{KeyId, PublicKey};
 use encml_fhe::proven::Crs;
@@ -108,7 +109,7 @@ pub fn register(name: &str, material: &[u8], crs: Option<&[u8]>) -> Uuid {
                 args.push(crs.into());
             }
             c.update(&insert, None, &args)
-                .unwrap_or_else(|e| rounds::spi_err(e))
+                .or_spi_failed("FHE round catalog")
                 .len()
         })
     });
@@ -154,7 +155,7 @@ pub fn crs(id: &[u8; 16]) -> Option<Rc<Crs>> {
         LOADS.with(|l| l.set(l.get() + 1));
         Rc::new(
             super::workers::run(|| Crs::from_bytes_trusted(&b))
-                .unwrap_or_else(|e| super::fhe_error(e)),
+                .unwrap_or_else(|e| crate::pg::errors::fhe_error(e)),
         )
     });
     CRSS.with(|c| c.borrow_mut().insert(*id, crs.clone()));
@@ -203,7 +204,8 @@ pub fn vector_public_key(id: &[u8; 16]) -> Rc<PublicKey> {
             ),
         );
     }
-    let key = Rc::new(PublicKey::from_bytes(&bytes).unwrap_or_else(|e| super::fhe_error(e)));
+    let key =
+        Rc::new(PublicKey::from_bytes(&bytes).unwrap_or_else(|e| crate::pg::errors::fhe_error(e)));
     VECTOR_KEYS.with(|c| c.borrow_mut().insert(*id, key.clone()));
     key
 }
@@ -232,7 +234,7 @@ pub fn uint32_server_key(id: &[u8; 16]) -> Rc<encml_fhe::uint32::ServerKeySet> {
     crate::fhe::workers::prepare_global_pool();
     let key = Rc::new(
         encml_fhe::uint32::ServerKeySet::from_material(&bytes)
-            .unwrap_or_else(|e| super::fhe_error(e)),
+            .unwrap_or_else(|e| crate::pg::errors::fhe_error(e)),
     );
     UINT32_KEYS.with(|c| c.borrow_mut().insert(*id, key.clone()));
     key

@@ -11,6 +11,7 @@ use crate::events;
 use crate::pg::catalog_access::{
     caller, has_privs_of_role_named, is_superuser, oid_arg, role_name,
 };
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{raise, raise_full};
 use crate::pg::roles::{FHE_ADMIN, FHE_CONTRIBUTOR, FHE_DECRYPTOR};
 use crate::pg::varlena::OwnedVarlena;
@@ -74,10 +75,6 @@ fn require_decrypting_role(role: pg_sys::Oid) {
             Some(format!("GRANT {FHE_DECRYPTOR} TO the role that holds the secret key.")),
         );
     }
-}
-
-pub(crate) fn spi_err(e: pgrx::spi::SpiError) -> ! {
-    crate::pg::errors::spi_failed("FHE round catalog", e)
 }
 
 /// Opens a round for vectors of `dim` values; returns its id.
@@ -218,10 +215,10 @@ pub fn open(
                     decryptor.into(),
                 ],
             )
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("FHE round catalog")
             .first()
             .get_one::<i64>()
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("FHE round catalog")
             .expect("a round id")
         })
     });
@@ -271,7 +268,7 @@ fn lock_round(c: &mut pgrx::spi::SpiClient<'_>, round: i64, mode: Option<&str>) 
             Some(1),
             &[round.into()],
         )
-        .unwrap_or_else(|e| spi_err(e));
+        .or_spi_failed("FHE round catalog");
     let Some(row) = rows.into_iter().next() else {
         raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
@@ -280,17 +277,17 @@ fn lock_round(c: &mut pgrx::spi::SpiClient<'_>, round: i64, mode: Option<&str>) 
     };
     let get_i16 = |n: usize| {
         row.get::<i16>(n)
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("FHE round catalog")
             .unwrap_or(0) as u8
     };
     Round {
         keyset: row
             .get::<Uuid>(1)
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("FHE round catalog")
             .expect("keyset"),
         dim: row
             .get::<i32>(2)
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("FHE round catalog")
             .expect("dim"),
         encoding: Encoding {
             value_bits: get_i16(3),
@@ -299,23 +296,23 @@ fn lock_round(c: &mut pgrx::spi::SpiClient<'_>, round: i64, mode: Option<&str>) 
         },
         min: row
             .get::<i32>(6)
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("FHE round catalog")
             .expect("min"),
         max: row
             .get::<i32>(7)
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("FHE round catalog")
             .expect("max"),
         count: row
             .get::<i32>(8)
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("FHE round catalog")
             .expect("count"),
         open: row
             .get::<bool>(9)
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("FHE round catalog")
             .expect("status"),
         proven: row
             .get::<bool>(10)
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("FHE round catalog")
             .expect("proven"),
     }
 }
@@ -342,7 +339,7 @@ fn refuse_update(round: i64, reason: &str, e: FheError) -> ! {
         "fhe_submit_refused",
         json!({ "round": round, "reason": reason, "error": e.to_string() }),
     );
-    crate::fhe::fhe_error(e)
+    crate::pg::errors::fhe_error(e)
 }
 
 /// The update a proven round stores: the proven update's ciphertexts once every proof verified
@@ -362,7 +359,7 @@ fn verified(round: i64, r: &Round, bytes: &[u8]) -> Vec<u8> {
     let key = crate::fhe::keysets::vector_public_key(r.keyset.as_bytes());
     let Some(crs) = crate::fhe::keysets::crs(r.keyset.as_bytes()) else {
         raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
             format!("FHE round {round} is proven but its key set has no CRS"),
         );
     };
@@ -421,7 +418,7 @@ pub fn submit(round: i64, update: &[u8]) -> i32 {
     } else {
         update.to_vec()
     };
-    let v = Serialized::parse(&stored).unwrap_or_else(|e| crate::fhe::fhe_error(e));
+    let v = Serialized::parse(&stored).unwrap_or_else(|e| crate::pg::errors::fhe_error(e));
     if !unlocked.proven && v.scheme != Scheme::Difference {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -483,7 +480,7 @@ pub fn submit(round: i64, update: &[u8]) -> i32 {
                     Some(1),
                     &[round.into(), oid_arg(me)],
                 )
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("FHE round catalog")
                 .is_empty();
             if already {
                 events::refused(
@@ -508,7 +505,7 @@ pub fn submit(round: i64, update: &[u8]) -> i32 {
                     None,
                     &[round.into(), r.keyset.into(), fp.as_slice().into(), oid_arg(me), update.into()],
                 )
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("FHE round catalog")
                 .len();
             if inserted == 0 {
                 events::refused(
@@ -526,10 +523,10 @@ pub fn submit(round: i64, update: &[u8]) -> i32 {
                 None,
                 &[round.into()],
             )
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("FHE round catalog")
             .first()
             .get_one::<i32>()
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("FHE round catalog")
             .expect("count")
         })
     });
@@ -567,10 +564,10 @@ pub fn close(round: i64, dp: Option<(f64, f64)>) -> i32 {
                     None,
                     &[round.into()],
                 )
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("FHE round catalog")
                 .first()
                 .get_one::<i32>()
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("FHE round catalog")
                 .unwrap_or(0);
             if parties < r.min {
                 raise_full(
@@ -599,7 +596,7 @@ pub fn close(round: i64, dp: Option<(f64, f64)>) -> i32 {
                         None,
                         &[round.into()],
                     )
-                    .unwrap_or_else(|e| spi_err(e));
+                    .or_spi_failed("FHE round catalog");
                 }
                 // The exact sum is only read, never stored: a row version holding it would stay
                 // in the table's pages and the WAL (and so in backups) after the noisy sum
@@ -612,10 +609,10 @@ pub fn close(round: i64, dp: Option<(f64, f64)>) -> i32 {
                             None,
                             &[round.into()],
                         )
-                        .unwrap_or_else(|e| spi_err(e))
+                        .or_spi_failed("FHE round catalog")
                         .first()
                         .get_one::<Vec<u8>>()
-                        .unwrap_or_else(|e| spi_err(e))
+                        .or_spi_failed("FHE round catalog")
                         .expect("the round's sum");
                     let (epsilon, delta, sigma) = dp_record.expect("a DP close has its record");
                     c.update(
@@ -632,7 +629,7 @@ pub fn close(round: i64, dp: Option<(f64, f64)>) -> i32 {
                             sigma.into(),
                         ],
                     )
-                    .unwrap_or_else(|e| spi_err(e));
+                    .or_spi_failed("FHE round catalog");
                 }
             }
             c.update(
@@ -640,7 +637,7 @@ pub fn close(round: i64, dp: Option<(f64, f64)>) -> i32 {
                 None,
                 &[round.into()],
             )
-            .unwrap_or_else(|e| spi_err(e));
+            .or_spi_failed("FHE round catalog");
             (r.count, dp_record)
         })
     });

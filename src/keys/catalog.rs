@@ -4,6 +4,7 @@
 
 use crate::pg::catalog_access::{arg, as_extension_owner, oid_arg, read_rows, select_one, Row};
 use crate::pg::errors::raise;
+use crate::pg::errors::OrSpiFailed;
 use encml_core::kdf::Purpose;
 use pgrx::datum::{FromDatum, IntoDatum};
 use pgrx::prelude::*;
@@ -31,10 +32,6 @@ pub struct VersionRow {
 
 pub fn uuid_string(id: &[u8; 16]) -> String {
     uuid::Uuid::from_bytes(*id).to_string()
-}
-
-fn spi_err(e: pgrx::spi::SpiError) -> ! {
-    crate::pg::errors::spi_failed("key catalog query failed", e)
 }
 
 fn parse_purpose(label: &str) -> Purpose {
@@ -73,7 +70,7 @@ pub fn load(
                 ];
                 let table = client
                     .update(sql.as_str(), Some(1), &args)
-                    .unwrap_or_else(|e| spi_err(e));
+                    .or_spi_failed("key catalog query failed");
                 table.into_iter().next().map(|row| parse_key_row(&row))
             })
         } else {
@@ -96,7 +93,7 @@ impl Columns for Row {
 
 impl Columns for pgrx::spi::SpiHeapTupleData<'_> {
     fn col<T: FromDatum + IntoDatum>(&self, n: usize) -> Option<T> {
-        self.get::<T>(n).unwrap_or_else(|e| spi_err(e))
+        self.get::<T>(n).or_spi_failed("key catalog query failed")
     }
 }
 
@@ -163,7 +160,7 @@ pub fn insert_key(
                         oid_arg(created_by),
                     ],
                 )
-                .unwrap_or_else(|e| spi_err(e));
+                .or_spi_failed("key catalog query failed");
             insert_version(client, id, 1, wrapped, fingerprint);
         })
     })
@@ -183,7 +180,7 @@ fn insert_version(
             None,
             &[Uuid::from_bytes(*id).into(), (version as i32).into(), wrapped.into(), fingerprint.into()],
         )
-        .unwrap_or_else(|e| spi_err(e));
+        .or_spi_failed("key catalog query failed");
 }
 
 /// Adds `version` and makes it current. The caller holds the key row lock.
@@ -197,7 +194,7 @@ pub fn add_version(id: &[u8; 16], version: u32, wrapped: &[u8], fingerprint: &st
                     None,
                     &[Uuid::from_bytes(*id).into(), (version as i32).into()],
                 )
-                .unwrap_or_else(|e| spi_err(e));
+                .or_spi_failed("key catalog query failed");
         })
     });
     invalidate();
@@ -225,7 +222,7 @@ pub fn destroy_subject_keys(subject: &str) -> (i64, i64) {
             "DELETE FROM encml.subject_keys WHERE subject = $1",
             &[subject.into()],
         )
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("key catalog query failed")
     });
     counts
 }
@@ -242,7 +239,7 @@ fn destroy_where(filter: &str, value: pgrx::datum::DatumWithOid<'_>) -> (i64, i6
                     None,
                     std::slice::from_ref(&value),
                 )
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("key catalog query failed")
                 .len() as i64;
             // Two statements: Citus refuses now() inside COALESCE in a write to a
             // distributed (reference) table.
@@ -257,7 +254,7 @@ fn destroy_where(filter: &str, value: pgrx::datum::DatumWithOid<'_>) -> (i64, i6
                     None,
                     std::slice::from_ref(&value),
                 )
-                .unwrap_or_else(|e| spi_err(e));
+                .or_spi_failed("key catalog query failed");
             let versions = client
                 .update(
                     &format!(
@@ -269,7 +266,7 @@ fn destroy_where(filter: &str, value: pgrx::datum::DatumWithOid<'_>) -> (i64, i6
                     None,
                     std::slice::from_ref(&value),
                 )
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("key catalog query failed")
                 .len() as i64;
             (keys, versions)
         })
@@ -286,7 +283,7 @@ pub fn retire(id: &[u8; 16], version: u32) {
               WHERE key_id = $1 AND version = $2",
             &[Uuid::from_bytes(*id).into(), (version as i32).into()],
         )
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("key catalog query failed")
     });
     invalidate();
 }
@@ -311,7 +308,7 @@ pub fn versions_not_under(current: &str) -> Vec<WrappedVersion> {
                     None,
                     &[current.into()],
                 )
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("key catalog query failed")
                 .map(|row| WrappedVersion {
                     key_id: *row
                         .get::<Uuid>(1)
@@ -348,7 +345,7 @@ pub fn set_wrapped(v: &WrappedVersion, wrapped: &[u8], fingerprint: &str) {
                 fingerprint.into(),
             ],
         )
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("key catalog query failed")
     });
 }
 
@@ -359,7 +356,7 @@ pub fn log_master_rotation(fingerprint: &str, rewrapped: i32, by: pg_sys::Oid) {
              VALUES ($1, $2, $3::regrole)",
             &[fingerprint.into(), rewrapped.into(), oid_arg(by)],
         )
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("key catalog query failed")
     });
     invalidate();
 }
@@ -534,9 +531,9 @@ fn key_id_with_new_snapshot(sql: &str, owner: &str, purpose: Purpose) -> Option<
         Spi::connect_mut(|client| {
             client
                 .update(sql, Some(1), &[owner.into(), purpose.label().into()])
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("key catalog query failed")
                 .next()
-                .and_then(|row| row.get::<Uuid>(1).unwrap_or_else(|e| spi_err(e)))
+                .and_then(|row| row.get::<Uuid>(1).or_spi_failed("key catalog query failed"))
         })
     })
     .map(|u| *u.as_bytes())
@@ -576,7 +573,7 @@ pub fn insert_managed_key(
                         fingerprint.into(),
                     ],
                 )
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("key catalog query failed")
                 .len()
                 == 1
         })
@@ -633,7 +630,7 @@ pub fn insert_subject_key(
                     None,
                     &[subject.into(), purpose.label().into(), key.into()],
                 )
-                .unwrap_or_else(|e| spi_err(e))
+                .or_spi_failed("key catalog query failed")
                 .len()
                 == 1;
             if !claimed {
@@ -647,7 +644,7 @@ pub fn insert_subject_key(
                         None,
                         &[subject.into(), purpose.label().into()],
                     )
-                    .unwrap_or_else(|e| spi_err(e))
+                    .or_spi_failed("key catalog query failed")
                     .next()
                     .and_then(|r| r.get(1).ok().flatten());
                 if let Some(old) = destroyed {
@@ -663,7 +660,7 @@ pub fn insert_subject_key(
                                 old.into(),
                             ],
                         )
-                        .unwrap_or_else(|e| spi_err(e))
+                        .or_spi_failed("key catalog query failed")
                         .len()
                         == 1;
                 }
@@ -683,7 +680,7 @@ pub fn insert_subject_key(
                         oid_arg(created_by),
                     ],
                 )
-                .unwrap_or_else(|e| spi_err(e));
+                .or_spi_failed("key catalog query failed");
             client
                 .update(
                     "INSERT INTO encml.data_key_versions \
@@ -692,7 +689,7 @@ pub fn insert_subject_key(
                     None,
                     &[key.into(), wrapped.into(), fingerprint.into()],
                 )
-                .unwrap_or_else(|e| spi_err(e));
+                .or_spi_failed("key catalog query failed");
             true
         })
     })
@@ -724,7 +721,7 @@ pub fn grant(id: &[u8; 16], grantee: pg_sys::Oid, privilege: &str, by: pg_sys::O
                 oid_arg(by),
             ],
         )
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("key catalog query failed")
         .unwrap_or(false)
     });
     invalidate();
@@ -744,7 +741,7 @@ pub fn revoke(id: &[u8; 16], grantee: pg_sys::Oid, privilege: &str) -> bool {
                 privilege.into(),
             ],
         )
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("key catalog query failed")
         .unwrap_or(false)
     });
     invalidate();

@@ -65,10 +65,7 @@ fn data_dir() -> PathBuf {
     // SAFETY: DataDir is set at startup in every backend.
     let p = unsafe { pgrx::pg_sys::DataDir };
     if p.is_null() {
-        raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            "data directory is not known",
-        );
+        crate::pg::errors::internal("data directory is not known");
     }
     // SAFETY: `p` is DataDir, tested for NULL above: a NUL-terminated path malloc'd at startup
     // and never freed or changed in a backend; it is copied at once.

@@ -7,6 +7,7 @@
 
 use crate::pg::catalog_access::{arg, as_extension_owner, extension_relation, read_rows};
 use crate::pg::errors::raise_full;
+use crate::pg::errors::OrSpiFailed;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
@@ -123,7 +124,7 @@ pub fn drop_owned(roles: &[pg_sys::Oid]) {
                             &[name.as_str().into()],
                         )
                         .map(|t| t.len())
-                        .unwrap_or_else(|e| crate::pg::errors::spi_failed("DROP OWNED", e))
+                        .or_spi_failed("DROP OWNED")
                 });
             }
             if n > 0 {

@@ -14,6 +14,7 @@
 
 use crate::pg::c_functions;
 use crate::pg::catalog_access::{arg, as_extension_owner, read_rows};
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{raise, raise_full};
 use encml_core::master::MasterKey;
 use encml_core::service_key::{self, ServiceKey, ServicePurpose};
@@ -35,10 +36,6 @@ pub fn clear() {
     UNWRAPPED.with(|c| c.borrow_mut().clear());
     CURRENT.with(|c| c.borrow_mut().clear());
     DERIVED_REDACTION.with(|d| d.borrow_mut().take());
-}
-
-fn spi_err(e: pgrx::spi::SpiError) -> ! {
-    crate::pg::errors::spi_failed("service key catalog", e)
 }
 
 struct Row {
@@ -243,7 +240,7 @@ fn insert(key: &ServiceKey, master: &MasterKey, derived_from: Option<&str>) {
                 derived_from.into(),
             ],
         )
-        .unwrap_or_else(|e| spi_err(e))
+        .or_spi_failed("service key catalog")
     });
 }
 
@@ -316,7 +313,7 @@ pub fn rewrap_all(current: &MasterKey) -> i32 {
                     current.fingerprint().into(),
                 ],
             )
-            .unwrap_or_else(|e| spi_err(e))
+            .or_spi_failed("service key catalog")
         });
     }
     stale.len() as i32

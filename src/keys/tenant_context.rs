@@ -12,6 +12,7 @@
 //! local id and expiry (`<token>#<lxid>#<expires µs>`), and every read of the tenant checks
 //! them, so a session-wide SET of a token, or one kept past its lifetime, reads as no tenant.
 
+use crate::pg::errors::OrSpiFailed;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use std::cell::{Cell, RefCell};
@@ -423,12 +424,8 @@ fn forward_to_citus_workers(tenant: &str) {
 /// workers of the transaction. `value` is a token or empty: only [A-Za-z0-9._-], no quoting
 /// needed, and nothing of the master key.
 fn set_local_through_citus(value: &str) {
-    pgrx::Spi::run(&format!("SET LOCAL encml.tenant = '{value}'")).unwrap_or_else(|e| {
-        crate::pg::errors::raise(
-            pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("could not pass the tenant to the Citus workers: {e}"),
-        )
-    });
+    pgrx::Spi::run(&format!("SET LOCAL encml.tenant = '{value}'"))
+        .or_spi_failed("could not pass the tenant to the Citus workers");
 }
 
 pub fn register() {

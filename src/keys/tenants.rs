@@ -2,7 +2,7 @@
 //! extension owner with a pinned search_path; callers check the calling role's rights first.
 
 use crate::pg::catalog_access::{arg, as_extension_owner, oid_arg, read_rows, select_one};
-use crate::pg::errors::raise;
+use crate::pg::errors::OrSpiFailed;
 use crate::pg::roles::TENANT_ADMIN;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
@@ -14,12 +14,7 @@ fn run(sql: &str, args: &[DatumWithOid<'_>]) -> usize {
             client
                 .update(sql, None, args)
                 .map(|t| t.len())
-                .unwrap_or_else(|e| {
-                    raise(
-                        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                        format!("tenant catalog update failed: {e}"),
-                    )
-                })
+                .or_spi_failed("tenant catalog update failed")
         })
     })
 }
@@ -142,12 +137,7 @@ pub fn lock(tenant: &str, exclusive: bool) -> Option<TenantRow> {
         Spi::connect_mut(|client| {
             client
                 .update(sql.as_str(), Some(1), &[tenant.into()])
-                .unwrap_or_else(|e| {
-                    raise(
-                        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                        format!("tenant catalog query failed: {e}"),
-                    )
-                })
+                .or_spi_failed("tenant catalog query failed")
                 .next()
                 .map(|row| TenantRow {
                     schema_name: row.get::<String>(1).ok().flatten(),
@@ -197,12 +187,7 @@ pub fn run_formatted(format_sql: &str, args: &[(pg_sys::Oid, Option<pg_sys::Datu
         let Some(sql) = select_one::<String>(format_sql, args) else {
             return;
         };
-        Spi::run(&sql).unwrap_or_else(|e| {
-            raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("tenant schema statement failed: {e}"),
-            )
-        })
+        Spi::run(&sql).or_spi_failed("tenant schema statement failed")
     })
 }
 

@@ -199,10 +199,7 @@ pub fn read_rows<R>(
         );
         if rc != pg_sys::SPI_OK_SELECT as i32 {
             finish();
-            crate::pg::errors::raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("key catalog query failed (SPI code {rc})"),
-            );
+            crate::pg::errors::internal(format!("key catalog query failed (SPI code {rc})"));
         }
         let table = pg_sys::SPI_tuptable;
         let n = pg_sys::SPI_processed as usize;

@@ -1,6 +1,10 @@
-//! Errors to SQLSTATEs, in one place. Messages name key ids and fingerprints, never key material.
+//! Errors to SQLSTATEs, in one place: the core, dp and FHE crates' errors, SPI failures, and the
+//! internal errors (XX000) no user can cause (tests/architecture/internal_errors.txt). Messages
+//! name key ids and fingerprints, never key material.
 
 use encml_core::Error;
+use encml_dp::DpError;
+use encml_fhe::FheError;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
@@ -26,15 +30,52 @@ pub fn raise_full(
     unreachable!("ERROR does not return")
 }
 
-/// Raises a failed SPI query of the extension's own (not the caller's SQL) as an internal error,
-/// after what was being read or written.
+/// Raises XX000 (internal_error) for a condition that no caller's input, rights, data or timing
+/// can bring about: a bug, or a helper process or catalog broken outside the extension's control
+/// (Postgres itself raises "lost connection to parallel worker" this way). Every call site is
+/// listed, with why no user can cause it, in tests/architecture/internal_errors.txt, which `make
+/// test` checks; a condition a user can cause gets the SQLSTATE that says what to do instead.
+pub fn internal(message: impl Into<String>) -> ! {
+    internal_full(message, None, None)
+}
+
+/// `internal` with a detail and a hint.
+pub fn internal_full(
+    message: impl Into<String>,
+    detail: Option<String>,
+    hint: Option<String>,
+) -> ! {
+    raise_full(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        message,
+        detail,
+        hint,
+    )
+}
+
+/// Raises a failed SPI call of the extension's own queries (not the caller's SQL: errors of the
+/// statements themselves, such as a lock timeout or a permission error, arrive as the
+/// statement's own ERROR and never reach here) as an internal error, after what was being read
+/// or written. pgrx reports only SPI's own failures this way (an unconnected SPI, a bad column
+/// number or type), which are bugs.
 pub fn spi_failed(context: &str, e: pgrx::spi::SpiError) -> ! {
     let message = if context.is_empty() {
         e.to_string()
     } else {
         format!("{context}: {e}")
     };
-    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, message)
+    internal(message)
+}
+
+/// `.or_spi_failed("what")` on an SPI result: its value, or `spi_failed("what", e)`.
+pub trait OrSpiFailed<T> {
+    fn or_spi_failed(self, context: &str) -> T;
+}
+
+impl<T> OrSpiFailed<T> for Result<T, pgrx::spi::SpiError> {
+    fn or_spi_failed(self, context: &str) -> T {
+        self.unwrap_or_else(|e| spi_failed(context, e))
+    }
 }
 
 pub fn warning(message: impl Into<String>, hint: Option<String>) {
@@ -89,6 +130,36 @@ pub fn raise_core(e: Error) -> ! {
         _ => None,
     };
     raise_full(sqlstate(&e), e.to_string(), None, hint)
+}
+
+/// Raises an error of the differential-privacy crate with its SQLSTATE.
+pub fn dp_error(e: DpError) -> ! {
+    let code = match e {
+        DpError::InvalidParameter(_) | DpError::ParameterChanged(_) => {
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+        }
+        DpError::CorruptState(_) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+        DpError::NotFinite => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        // OpenDP refuses parameters it cannot calibrate noise for (an infinite scale from a
+        // tiny epsilon and wide bounds): the caller's parameters.
+        DpError::OpenDp(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+    };
+    raise(code, e.to_string())
+}
+
+/// Raises an error of the FHE crate with its SQLSTATE.
+pub fn fhe_error(e: FheError) -> ! {
+    let code = match e {
+        // Bytes a client handed in (bodies are checked when first read), as for core ciphertexts.
+        FheError::Malformed(_) => PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+        FheError::Mismatch(_) | FheError::Duplicate => {
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+        }
+        FheError::OutOfRange(_) => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        // A proof that does not verify: the update is refused as data, whatever its cause.
+        FheError::Invalid(_) => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+    };
+    raise(code, e.to_string())
 }
 
 /// Unwraps a core result or raises its ERROR.

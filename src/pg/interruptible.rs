@@ -40,10 +40,9 @@ pub fn run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
             Err(RecvTimeoutError::Timeout) => {
                 pgrx::check_for_interrupts!();
             }
-            Err(RecvTimeoutError::Disconnected) => raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                "the worker thread failed (see the server log)",
-            ),
+            Err(RecvTimeoutError::Disconnected) => {
+                crate::pg::errors::internal("the worker thread failed (see the server log)")
+            }
         }
     }
 }

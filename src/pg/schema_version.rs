@@ -6,7 +6,8 @@
 //! object that only a newer schema has calls `require` first, so that an old schema gives a clear
 //! error with the fix instead of a missing-object error from inside the function.
 
-use crate::pg::errors::{raise_full, spi_failed};
+use crate::pg::errors::raise_full;
+use crate::pg::errors::OrSpiFailed;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
@@ -38,7 +39,7 @@ pub fn installed() -> Option<String> {
     Spi::get_one::<String>(
         "SELECT extversion FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_encrypt_ml'",
     )
-    .unwrap_or_else(|e| spi_failed("could not read the installed version of pg_encrypt_ml", e))
+    .or_spi_failed("could not read the installed version of pg_encrypt_ml")
 }
 
 /// Raises 55000 unless the installed schema is at least `min`; `what` names the feature.

@@ -113,8 +113,7 @@ pub fn run(name: &str, function: &str, request: &[u8]) -> String {
     // queue lives in the segment, is not used again.
     unsafe { pg_sys::dsm_detach(seg) };
     let Some(answer) = answer else {
-        crate::pg::errors::raise_full(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        crate::pg::errors::internal_full(
             format!("{name}: the background worker stopped without answering"),
             Some(
                 "Nothing it did was committed unless its audit record says so; see the server log."

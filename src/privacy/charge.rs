@@ -117,10 +117,9 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
             None,
             Some("Raise max_worker_processes, or run fewer dp queries at once.".into()),
         ),
-        Err(failure) => raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("the privacy charge worker did not finish ({failure:?})"),
-        ),
+        Err(failure) => crate::pg::errors::internal(format!(
+            "the privacy charge worker did not finish ({failure:?})"
+        )),
     };
     match answer.outcome {
         GRANTED => Granted,
@@ -152,8 +151,7 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
                 None,
             )
         }
-        _ => raise(
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        _ => crate::pg::errors::internal(
             "the privacy charge could not be recorded; no result is released (see the server log)",
         ),
     }

@@ -7,20 +7,7 @@ use crate::privacy::own::DpAggregate;
 use crate::privacy::release;
 use encml_dp::params::Params;
 use encml_dp::state::Num;
-use encml_dp::DpError;
 use pgrx::{pg_sys, PgList, PgSqlErrorCode};
-
-pub fn dp_error(e: DpError) -> ! {
-    let code = match e {
-        DpError::InvalidParameter(_) | DpError::ParameterChanged(_) => {
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
-        }
-        DpError::CorruptState(_) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-        DpError::NotFinite => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
-        DpError::OpenDp(_) => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-    };
-    raise(code, e.to_string())
-}
 
 /// The arguments of an aggregate call, numbered as the transition function sees them (0 is
 /// the state): from the current row, or, for an input without rows, from the call's own
@@ -167,7 +154,8 @@ pub fn params_at<T: Num>(args: &impl Args, at: usize, lower: T, upper: T) -> Par
     } else {
         1
     };
-    Params::new(epsilon, delta, lower, upper, max_rows).unwrap_or_else(|e| dp_error(e))
+    Params::new(epsilon, delta, lower, upper, max_rows)
+        .unwrap_or_else(|e| crate::pg::errors::dp_error(e))
 }
 
 /// The parameters of dp aggregate `kind` from its arguments.

@@ -256,10 +256,7 @@ pub unsafe fn eval_arg(
     // get_ptr); worker_expr gets the started Agg node and an expression of its plan.
     unsafe {
         let Some(tle) = PgList::<pg_sys::TargetEntry>::from_pg((*a).args).get_ptr(i) else {
-            raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                "dp aggregate argument missing",
-            );
+            crate::pg::errors::internal("dp aggregate argument missing");
         };
         // Over rows that a Citus scan brings, Citus moved the argument into its worker query and
         // brings it back as a column: it is read there (and must not read the rows either).

@@ -23,8 +23,9 @@
 //! call whose states it combines, or is refused; on a Citus worker a query that would finalize
 //! a dp aggregate is refused before any charge.
 
+use crate::pg::errors::dp_error;
 use crate::privacy::own::{self, DpAggregate, Via};
-use crate::privacy::params::{dp_error, params_for, Args, CallArgs, WrappedCallArgs};
+use crate::privacy::params::{params_for, Args, CallArgs, WrappedCallArgs};
 use crate::privacy::{charge, release};
 use encml_dp::params::Params;
 use encml_dp::state::{self as state, Num, State};
@@ -376,7 +377,7 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                 let (e, d, key) = call_params(state, aggref, call);
                 if call.kind == DpAggregate::Partition && d == 0.0 {
                     // Refused before the charge, as every parameter error is.
-                    crate::privacy::params::dp_error(encml_dp::DpError::InvalidParameter(
+                    crate::pg::errors::dp_error(encml_dp::DpError::InvalidParameter(
                         "dp_partition needs a delta in (0, 1)".into(),
                     ));
                 }

@@ -59,6 +59,8 @@ SELECT try($$SELECT encml.dp_sum(x, 0, 1, 0.1) OVER () FROM dp_data$$) AS window
 SELECT try($$SELECT encml.dp_sum(x, 0, 1, 0) FROM dp_data$$) AS zero_epsilon;
 SELECT try($$SELECT encml.dp_sum(x, 5, 1, 0.1) FROM dp_data$$) AS inverted_bounds;
 SELECT try($$SELECT encml.dp_sum(x, 0, 'infinity', 0.1) FROM dp_data$$) AS infinite_bound;
+-- Parameters OpenDP cannot calibrate noise for are the caller's (22023; issue 29: was XX000).
+SELECT try($$SELECT encml.dp_sum(x, 0, 1e308, 1e-300) FROM dp_data$$) AS uncalibratable;
 SELECT try($$SELECT encml.dp_sum(x, 0, i, 0.1) FROM dp_data$$) AS bounds_vary;
 SELECT try($$SELECT encml.dp_count(x, 0.1, 0, person, 0) FROM dp_data$$) AS zero_rows_per_unit;
 SELECT try($$SELECT encml.dp_sum_trans(NULL, 1.0::float8, 0::float8, 1::float8, 1::float8)$$) AS transition_alone;
