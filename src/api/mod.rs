@@ -14,7 +14,7 @@ pub mod json_fields;
 pub mod keys;
 pub mod large_object;
 pub mod masking;
-pub mod order;
+pub mod ore;
 pub mod privacy;
 pub mod search;
 pub mod security;
