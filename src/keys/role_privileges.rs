@@ -3,7 +3,8 @@
 //! database, and DROP OWNED BY revokes them; these follow the same rules (docs/keys.md "Roles
 //! that are dropped"). Without them a dropped role's rows stayed behind with its oid, which a
 //! role created later can get (oids wrap around), and with it the dropped role's keys.
-//! Called from the ProcessUtility hook (`security::utility`), so with the library preloaded.
+//! Called from the ProcessUtility hook (`security::privilege_changes`), so with the library
+//! preloaded.
 
 use crate::pg::catalog_access::{arg, as_extension_owner, extension_relation, read_rows};
 use crate::pg::errors::raise_full;
