@@ -5,7 +5,7 @@
 //! are seen by the event triggers of `audit::ddl`, which need no preloading.)
 //! Event triggers do not fire for role commands, so this is called from the ProcessUtility hook
 //! (`hooks::process_utility`) and needs shared_preload_libraries. Also COPY TO of a classified
-//! table (`results`).
+//! table (`large_results`).
 //!
 //! Statements are described before they run (names copied out of the parse tree; never the
 //! query text or an option's value: ALTER ROLE ... PASSWORD carries the password) and recorded
@@ -351,7 +351,7 @@ pub fn record(pending: Pending, rows: u64) {
         }
         Pending::Copy { relid } => {
             if extension_here() {
-                crate::security::results::record_if_classified("copy_to", &[relid], rows);
+                crate::security::large_results::record_if_classified("copy_to", &[relid], rows);
                 crate::audit::reads::check_copy(relid, rows);
             }
         }
