@@ -309,7 +309,7 @@ fn set_rule(
 ) {
     // Its catalog queries and DDL run as the caller; nothing they name may resolve through
     // the caller's search_path (issue 27, attacker round 1).
-    crate::pg::catalog_access::with_pinned_search_path(|| {
+    crate::pg::identity::with_pinned_search_path(|| {
         let rel = tbl.0;
         require_owner(rel);
         let Some((_, type_name)) = columns(rel).into_iter().find(|(n, _)| n == col) else {
@@ -335,8 +335,8 @@ fn set_rule(
         }
         mask_expr(mask, "x", &type_name); // validates
         let roles: Vec<pg_sys::Oid> = unmasked_roles.into_iter().flatten().collect();
-        let by = crate::pg::catalog_access::caller();
-        crate::pg::catalog_access::as_extension_owner(|| {
+        let by = crate::pg::roles::caller();
+        crate::pg::identity::as_extension_owner(|| {
             Spi::run_with_args(
                 "INSERT INTO encml.masking_rules (tbl, col, mask, unmasked_roles, set_by) \
                  VALUES ($1::oid::regclass, $2, $3, $4::oid[]::regrole[], $5::oid::regrole) \
@@ -360,7 +360,7 @@ struct Rule {
 }
 
 fn rules(rel: pg_sys::Oid) -> Vec<Rule> {
-    crate::pg::catalog_access::as_extension_owner(|| {
+    crate::pg::identity::as_extension_owner(|| {
         Spi::connect(|client| {
             client
                 .select(
@@ -468,7 +468,7 @@ fn view_select(cols: &[(String, String)], rules: &[Rule], mask_columns: &[String
 fn apply_masking(tbl: crate::types::reg::RegClass, stored: default!(bool, false)) -> String {
     // Its catalog queries and DDL run as the caller; nothing they name may resolve through
     // the caller's search_path (issue 27, attacker round 1).
-    crate::pg::catalog_access::with_pinned_search_path(|| {
+    crate::pg::identity::with_pinned_search_path(|| {
         let rel = tbl.0;
         require_owner(rel);
         let mut rules = rules(rel);
@@ -571,7 +571,7 @@ fn apply_masking(tbl: crate::types::reg::RegClass, stored: default!(bool, false)
                 Some((n, m)) => (Some(n.as_str()), Some(m.as_str())),
                 None => (None, None),
             };
-            crate::pg::catalog_access::as_extension_owner(|| {
+            crate::pg::identity::as_extension_owner(|| {
                 Spi::run_with_args(
                     "UPDATE encml.masking_rules SET stored_as = $3, stored_mask = $4 \
                       WHERE tbl = $1::oid::regclass AND col = $2",

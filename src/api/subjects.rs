@@ -11,13 +11,13 @@ use crate::audit::events::require_table_owner;
 use crate::events;
 use crate::keys::grants::Privilege;
 use crate::keys::{cache, catalog, provider};
-use crate::pg::catalog_access::{
-    as_extension_owner, as_table_owner, caller, has_privs_of_role_named, is_superuser, role_name,
-};
 use crate::pg::erasure_guard;
 use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{notice, raise, raise_full};
-use crate::pg::roles::{DPO, KEY_ADMIN, SUBJECT_PROCESSOR};
+use crate::pg::identity::{as_extension_owner, as_table_owner};
+use crate::pg::roles::{
+    caller, has_privs_of_role_named, is_superuser, role_name, DPO, KEY_ADMIN, SUBJECT_PROCESSOR,
+};
 use crate::pg::sql_text::{quote_ident, quote_literal};
 use crate::types::identity::{self, Encrypted};
 use crate::types::reg::RegClass;
@@ -95,7 +95,7 @@ impl Registration {
 /// left out.
 fn registrations() -> Vec<Registration> {
     let numbered = crate::audit::classes::numbers_subject_columns(
-        crate::pg::catalog_access::extension_relation(c"subject_columns"),
+        crate::pg::catalog_reads::extension_relation(c"subject_columns"),
     );
     let join = if numbered {
         "a.attnum OPERATOR(pg_catalog.=) s.attnum"
@@ -291,7 +291,7 @@ fn kept_attnames(rel: pg_sys::Oid, set: &[String]) -> Vec<String> {
 /// as it was.
 fn generated_columns(rel: pg_sys::Oid, set: &[String]) -> Vec<(String, bool)> {
     let tree = tree_of(rel);
-    crate::pg::catalog_access::read_rows(
+    crate::pg::catalog_reads::read_rows(
         "SELECT a.attname::pg_catalog.text, EXISTS ( \
                 SELECT FROM pg_catalog.pg_attribute c \
                   JOIN pg_catalog.pg_attrdef ad \
@@ -311,9 +311,9 @@ fn generated_columns(rel: pg_sys::Oid, set: &[String]) -> Vec<(String, bool)> {
             AND NOT a.attisdropped AND a.attgenerated OPERATOR(pg_catalog.=) 's' \
           ORDER BY a.attnum",
         &[
-            crate::pg::catalog_access::arg(rel),
-            crate::pg::catalog_access::arg(tree),
-            crate::pg::catalog_access::arg(set.to_vec()),
+            crate::pg::catalog_reads::arg(rel),
+            crate::pg::catalog_reads::arg(tree),
+            crate::pg::catalog_reads::arg(set.to_vec()),
         ],
         0,
         |r| {
@@ -570,7 +570,7 @@ fn register_subject_column(
 ) {
     // Its queries run as the caller; no operator or function they name may resolve
     // through the caller's search_path (issue 27).
-    crate::pg::catalog_access::with_pinned_search_path(|| {
+    crate::pg::identity::with_pinned_search_path(|| {
         let Some(RegClass(rel)) = tbl else {
             raise(
                 PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -981,11 +981,11 @@ fn exported_value(kind: Encrypted, bytes: &[u8], shown: &Value) -> (Value, bool)
 /// (name, oid of its type) of the table's columns, in order.
 fn columns(rel: pg_sys::Oid) -> Vec<(String, pg_sys::Oid)> {
     as_extension_owner(|| {
-        crate::pg::catalog_access::read_rows(
+        crate::pg::catalog_reads::read_rows(
             "SELECT a.attname::pg_catalog.text, a.atttypid FROM pg_catalog.pg_attribute a \
               WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.>) 0 \
                 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[crate::pg::catalog_access::arg(rel)],
+            &[crate::pg::catalog_reads::arg(rel)],
             0,
             |r| {
                 (
@@ -1020,7 +1020,7 @@ fn row_security_applies(rel: pg_sys::Oid) -> bool {
 /// the owner as the worker's session role too (`session_worker::as_session_of`); what the
 /// owner's code raises meanwhile reaches the caller marked as raised `doing` in that table.
 fn as_owner_of<R>(reg: &Registration, doing: &str, f: impl FnOnce() -> R) -> R {
-    let owner = crate::pg::catalog_access::table_owner(reg.rel);
+    let owner = crate::pg::identity::table_owner(reg.rel);
     crate::pg::session_worker::foreign(&format!("while {doing} {} as its owner", reg.table), || {
         crate::pg::session_worker::as_session_of(owner, || as_table_owner(reg.rel, f))
     })
@@ -1058,7 +1058,7 @@ fn may_read_identifier(reg: &Registration) -> bool {
 /// statements the export and erasure run as the owner would see only what its policies let
 /// them.
 fn row_security_applies_to_owner(rel: pg_sys::Oid) -> bool {
-    let owner = crate::pg::catalog_access::table_owner(rel);
+    let owner = crate::pg::identity::table_owner(rel);
     // SAFETY: a catalog check of the relation for the given role; noError.
     unsafe {
         pg_sys::check_enable_rls(rel, owner, true)
@@ -1164,7 +1164,7 @@ fn subject_export(subject: &str) -> JsonB {
 fn export_here(subject: &str) -> Value {
     // Its queries run as the caller; no operator or function they name may resolve
     // through the caller's search_path (issue 27).
-    crate::pg::catalog_access::with_pinned_search_path(|| {
+    crate::pg::identity::with_pinned_search_path(|| {
         let export_id = uuid::Uuid::new_v4().to_string();
         let mut tables = Vec::new();
         let mut skipped = Vec::new();
@@ -1371,14 +1371,14 @@ fn lineage(rels: &[pg_sys::Oid]) -> Vec<pg_sys::Oid> {
 fn classified_columns(rels: &[pg_sys::Oid]) -> Vec<String> {
     let rels: Vec<pg_sys::Oid> = rels.to_vec();
     as_extension_owner(|| {
-        crate::pg::catalog_access::read_rows(
+        crate::pg::catalog_reads::read_rows(
             "SELECT DISTINCT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a \
                JOIN encml.column_classes c \
                  ON c.table_oid OPERATOR(pg_catalog.=) a.attrelid \
                 AND c.attnum OPERATOR(pg_catalog.=) a.attnum \
               WHERE a.attrelid OPERATOR(pg_catalog.=) ANY ($1) AND NOT a.attisdropped \
                 AND c.label OPERATOR(pg_catalog.=) ANY ('{pii,phi,pci,secret}'::pg_catalog.text[])",
-            &[crate::pg::catalog_access::arg(rels.clone())],
+            &[crate::pg::catalog_reads::arg(rels.clone())],
             0,
             |r| r.get::<String>(1).unwrap_or_default(),
         )
@@ -1495,7 +1495,7 @@ fn require_eraser(role: pg_sys::Oid) {
 
 /// The erasure, run in the subject worker with the caller's roles (see `in_own_session`).
 fn forget_here(subject: &str) -> Value {
-    crate::pg::catalog_access::with_pinned_search_path(|| {
+    crate::pg::identity::with_pinned_search_path(|| {
         let role = caller();
         require_eraser(role);
         // On Citus the erasure deletes in distributed tables, then changes the key catalog (a
@@ -1821,7 +1821,7 @@ fn refresh_statistics(rels: &[pg_sys::Oid]) {
         return;
     }
     let with_statistics: Vec<String> = as_extension_owner(|| {
-        crate::pg::catalog_access::read_rows(
+        crate::pg::catalog_reads::read_rows(
             "SELECT c.oid::pg_catalog.regclass::pg_catalog.text FROM pg_catalog.pg_class c \
               WHERE c.oid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.oid[]) \
                 AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,m}'::pg_catalog.\"char\"[]) \
@@ -1832,7 +1832,7 @@ fn refresh_statistics(rels: &[pg_sys::Oid]) {
                                     ON d.stxoid OPERATOR(pg_catalog.=) e.oid \
                                  WHERE e.stxrelid OPERATOR(pg_catalog.=) c.oid)) \
               ORDER BY c.oid",
-            &[crate::pg::catalog_access::arg(members)],
+            &[crate::pg::catalog_reads::arg(members)],
             0,
             |r| r.get::<String>(1).unwrap_or_default(),
         )

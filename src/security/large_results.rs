@@ -6,7 +6,7 @@
 //! Checked when a query's executor ends, so only in backends that loaded the library (all of
 //! them when preloaded).
 
-use crate::pg::catalog_access::{arg, read_rows};
+use crate::pg::catalog_reads::{arg, read_rows};
 use crate::pg::guards::{unless_nested, with_active_snapshot};
 use crate::security::gucs::LARGE_RESULT_ROWS;
 use pgrx::prelude::*;
@@ -27,7 +27,7 @@ pub fn classified(relids: &[pg_sys::Oid]) -> Vec<String> {
     {
         return Vec::new();
     }
-    crate::pg::catalog_access::as_extension_owner(|| {
+    crate::pg::identity::as_extension_owner(|| {
         read_rows(
             "SELECT DISTINCT table_oid::regclass::text FROM encml.column_classes WHERE table_oid = ANY ($1) ORDER BY 1",
             &[arg(relids.to_vec())],
