@@ -269,7 +269,7 @@ fn destroy_key(key: Uuid) -> i64 {
     let (id, _) = lock_for_admin(key);
     // The rows of a subject column under it could never be found again, and erasures would
     // fail there (attacker round 11).
-    if let Some(column) = crate::api::subjects::registered_with_id_key(key) {
+    if let Some(column) = crate::api::subjects::registration::registered_with_id_key(key) {
         raise_full(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("key {} is the identifier key of subject column {column}", uuid_string(&id)),
