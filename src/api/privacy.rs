@@ -1,5 +1,5 @@
 //! Privacy budgets: set by privacy admins, read by the analyst they belong to. Charges are made
-//! by the dp aggregates (api/dp.rs) through `privacy::charge`.
+//! by the dp aggregates (privacy/dp_aggregates.rs) through `privacy::charge`.
 
 use crate::events;
 use crate::pg::catalog_reads::{arg, oid_arg, select_one};
