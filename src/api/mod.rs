@@ -5,6 +5,7 @@ pub mod citus;
 pub mod clearances;
 pub mod consent;
 pub mod det_text;
+pub mod dp;
 pub mod dp_protect;
 pub mod encrypt;
 pub mod fhe;

@@ -465,8 +465,6 @@ c_functions! {
         |f| unsafe { finish::<i64, bool>(f, release_partition) };
 }
 
-pgrx::extension_sql_file!("../../sql/schema/dp.sql", name = "dp_aggregates");
-
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
 pub mod tests {
