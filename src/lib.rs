@@ -58,7 +58,7 @@ pub extern "C-unwind" fn _PG_init() {
     audit::decrypts::register_guc();
     keys::tenant_context::register();
     keys::cache::register_invalidation_callback();
-    api::subjects::register_cache();
+    api::subjects::keys::register_cache();
     api::consent::register_cache();
     audit::audited::register();
     audit::row::register();

@@ -1,5 +1,6 @@
--- Differential-privacy aggregates (src/api/dp.rs, src/api/dp_state.rs). Noise once, in the final
--- function, after the privacy charge is recorded. Each aggregate comes in three forms:
+-- Differential-privacy aggregates (src/api/dp.rs; support functions in src/privacy/dp_aggregates.rs
+-- and src/privacy/dp_state_aggregates.rs). Noise once, in the final function, after the privacy
+-- charge is recorded. Each aggregate comes in three forms:
 --   (…, epsilon)                                        Laplace
 --   (…, epsilon, delta)                                 Gaussian when delta > 0
 --   (…, epsilon, delta, privacy_unit, max_rows_per_unit) contributions bounded per unit

@@ -117,7 +117,7 @@ COMMENT ON FUNCTION det_text_cmp(det_text, det_text) IS 'btree support: cipherte
 COMMENT ON FUNCTION det_text_sortsupport(internal) IS 'btree sort support: ciphertext byte order';
 COMMENT ON FUNCTION det_text_hash(det_text) IS 'hash support for det_text';
 COMMENT ON FUNCTION det_text_hash_extended(det_text, bigint) IS 'extended hash support for det_text';
--- Masking functions (src/api/masking.rs)
+-- Masking functions (src/api/masking/)
 COMMENT ON FUNCTION mask_partial(text, integer, integer, text) IS
     'Masks all but the first keep_prefix and last keep_suffix characters with pad, character by character (multi-byte safe); never shows more than half of the value';
 COMMENT ON FUNCTION mask_pan(text, integer) IS
@@ -130,7 +130,7 @@ COMMENT ON FUNCTION mask_date_to_year(date) IS
     'The first day of the date''s year (generalization to the year)';
 COMMENT ON FUNCTION apply_masking(regclass, boolean) IS
     'Creates or replaces the security-barrier view <table>_masked showing each ruled column masked unless the reader is a superuser or in its unmasked roles (encrypted columns decrypted for those); with stored => true the masks of plain columns are precomputed in generated columns <col>__masked (table rewrite; faster reads); returns the view''s name';
--- GDPR data-subject rights (src/api/subjects.rs, src/api/consent.rs, docs/gdpr.md)
+-- GDPR data-subject rights (src/api/subjects/, src/api/consent.rs, docs/gdpr.md)
 COMMENT ON FUNCTION register_subject_column(regclass, text, uuid, text, text) IS
     'Declares a column holding a data subject''s identifier (plain, det_text under id_key, or an FF1 token under id_key over id_alphabet) and what subject_forget does to the rows (delete or anonymize); the table''s owner only';
 COMMENT ON FUNCTION unregister_subject_column(regclass, text) IS
@@ -487,7 +487,7 @@ GRANT SELECT ON audit_log, audit_witness, audit_markers, audited_tables, column_
 -- The dp aggregates. Their support functions over `internal` stay closed. Those over dp_state
 -- are open because Citus checks that the caller may execute them before it combines per-shard
 -- states; they refuse calls outside an aggregate, and a dp_state holds only what the rows of the
--- caller's own query hold (src/api/dp_state.rs).
+-- caller's own query hold (src/privacy/dp_state_aggregates.rs).
 DO $$
 DECLARE a regprocedure;
 BEGIN

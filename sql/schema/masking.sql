@@ -1,4 +1,4 @@
--- Dynamic masking rules (src/api/masking.rs, docs/masking.md): which column of which table shows
+-- Dynamic masking rules (src/api/masking/views.rs, docs/masking.md): which column of which table shows
 -- which mask to whom. Written only through encml.set_masking_rule (the table's owner); read by
 -- encml.apply_masking, which generates the <table>_masked view.
 CREATE TABLE masking_rules (
@@ -34,7 +34,7 @@ $$;
 COMMENT ON FUNCTION masking_unmasked(regrole[]) IS
     'pg_encrypt_ml: whether the current user is a superuser or a member of one of the roles (masked views use it once per query)';
 
--- The rule setter (src/api/masking.rs); runs as the caller, whose ownership of the table it checks.
+-- The rule setter (src/api/masking/views.rs); runs as the caller, whose ownership of the table it checks.
 CREATE FUNCTION set_masking_rule(tbl regclass, col name, mask text, unmasked_roles regrole[] DEFAULT '{}')
 RETURNS void LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'set_masking_rule_wrapper';

@@ -1,4 +1,4 @@
--- GDPR data-subject rights (src/api/subjects.rs, src/api/consent.rs, docs/gdpr.md): where each
+-- GDPR data-subject rights (src/api/subjects/, src/api/consent.rs, docs/gdpr.md): where each
 -- subject's rows are, the subject's own keys, and consent with its history. Written only through
 -- the functions; readable by nobody but the extension owner (views below for the roles).
 

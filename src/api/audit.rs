@@ -2,10 +2,10 @@
 //! head, verification, sealing and purging. The work is in `crate::audit`.
 
 use crate::audit::{chain, state, table_name, triggers};
-use crate::pg::catalog_access::{as_extension_owner, caller, is_superuser, role_name};
 use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{raise, raise_full};
-use crate::pg::roles::AUDIT_ADMIN;
+use crate::pg::identity::as_extension_owner;
+use crate::pg::roles::{caller, is_superuser, role_name, AUDIT_ADMIN};
 use crate::types::reg::RegClass;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
@@ -114,9 +114,9 @@ fn audit_disable(tbl: RegClass) {
     // A partition or child of an audited table is audited as part of it: dropping its triggers
     // alone would silence it (an attacker's find; verification noticed, but it should not run).
     let explicitly = as_extension_owner(|| {
-        crate::pg::catalog_access::select_one::<bool>(
+        crate::pg::catalog_reads::select_one::<bool>(
             "SELECT EXISTS (SELECT FROM encml.audited_tables WHERE table_oid = $1)",
-            &[crate::pg::catalog_access::arg(rel)],
+            &[crate::pg::catalog_reads::arg(rel)],
         )
         .unwrap_or(false)
     });
@@ -330,8 +330,7 @@ fn audit_state(
 /// the last removed MAC); the purge itself is logged.
 #[pg_extern(volatile, parallel_unsafe)]
 fn audit_purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
-    if !is_superuser(caller())
-        && !crate::pg::catalog_access::has_privs_of_role_named(caller(), AUDIT_ADMIN)
+    if !is_superuser(caller()) && !crate::pg::roles::has_privs_of_role_named(caller(), AUDIT_ADMIN)
     {
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,

@@ -5,10 +5,11 @@
 use crate::api::keys::{is_key_admin, lock_for_admin};
 use crate::events;
 use crate::keys::catalog::{invalidate, uuid_string};
-use crate::pg::catalog_access::{arg, as_extension_owner, caller, oid_arg, role_name, select_one};
+use crate::pg::catalog_reads::{arg, oid_arg, select_one};
 use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{raise, raise_full};
-use crate::pg::roles::KEY_ADMIN;
+use crate::pg::identity::as_extension_owner;
+use crate::pg::roles::{caller, role_name, KEY_ADMIN};
 use crate::types::reg::RegRole;
 use pgrx::datum::Range;
 use pgrx::prelude::*;
@@ -131,7 +132,7 @@ fn revoke_clearance(grantee: RegRole, label: &str) -> bool {
     let removed = write(
         "WITH d AS (DELETE FROM encml.clearances WHERE encml.same_role(grantee, $1::text::regrole) AND label = $2 RETURNING 1) \
          SELECT EXISTS (SELECT FROM d)",
-        vec![crate::pg::catalog_access::role_name(grantee).into(), label.into()],
+        vec![crate::pg::roles::role_name(grantee).into(), label.into()],
     );
     events::record(
         "revoke_clearance",

@@ -6,13 +6,13 @@
 //! lookup answers. Any change of consents is sent as a relcache invalidation of the table, so
 //! every session sees it from its next statement; an abort empties the sets too.
 
-use crate::pg::catalog_access::{
-    arg, as_extension_owner, caller, has_privs_of_role_named, is_superuser, read_rows, role_name,
-    select_one,
-};
+use crate::pg::catalog_reads::{arg, read_rows, select_one};
 use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{raise, raise_full};
-use crate::pg::roles::{DPO, SUBJECT_PROCESSOR};
+use crate::pg::identity::as_extension_owner;
+use crate::pg::roles::{
+    caller, has_privs_of_role_named, is_superuser, role_name, DPO, SUBJECT_PROCESSOR,
+};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use serde_json::{json, Value};
@@ -169,7 +169,7 @@ fn granted_subjects(purpose: &str) -> Rc<HashSet<String>> {
         return set;
     }
     consent_table(); // so the invalidation callback recognizes the table
-    let subjects = crate::pg::catalog_access::with_latest_snapshot(|| {
+    let subjects = crate::pg::catalog_reads::with_latest_snapshot(|| {
         as_extension_owner(|| {
             read_rows(
                 "SELECT subject FROM ( \

@@ -12,9 +12,10 @@
 
 use crate::audit::events::require_table_owner;
 use crate::events;
-use crate::pg::catalog_access::{arg, as_extension_owner, select_one};
+use crate::pg::catalog_reads::{arg, select_one};
 use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{raise, raise_full};
+use crate::pg::identity::as_extension_owner;
 use crate::types::reg::RegClass;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};

@@ -9,10 +9,11 @@ use crate::events;
 use crate::keys::catalog::{self, uuid_string, KeyRow};
 use crate::keys::grants::{self, Privilege};
 use crate::keys::provider;
-use crate::pg::catalog_access::{caller, has_privs_of_role_named, is_superuser, role_name};
 use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{notice, raise, raise_core, raise_full};
-use crate::pg::roles::{KEY_ADMIN, TENANT_ADMIN};
+use crate::pg::roles::{
+    caller, has_privs_of_role_named, is_superuser, role_name, KEY_ADMIN, TENANT_ADMIN,
+};
 use crate::types::reg::RegRole;
 use encml_core::kdf::Purpose;
 use encml_core::wrap;
@@ -268,7 +269,7 @@ fn destroy_key(key: Uuid) -> i64 {
     let (id, _) = lock_for_admin(key);
     // The rows of a subject column under it could never be found again, and erasures would
     // fail there (attacker round 11).
-    if let Some(column) = crate::api::subjects::registered_with_id_key(key) {
+    if let Some(column) = crate::api::subjects::registration::registered_with_id_key(key) {
         raise_full(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             format!("key {} is the identifier key of subject column {column}", uuid_string(&id)),
@@ -483,7 +484,7 @@ fn key_encryptions_unrecorded() -> TableIterator<
     ),
 > {
     let visible: std::collections::HashSet<[u8; 16]> =
-        crate::pg::catalog_access::with_pinned_search_path(|| {
+        crate::pg::identity::with_pinned_search_path(|| {
             Spi::connect(|client| {
                 client
                     .select("SELECT id FROM encml.keys", None, &[])

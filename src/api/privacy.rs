@@ -1,14 +1,12 @@
 //! Privacy budgets: set by privacy admins, read by the analyst they belong to. Charges are made
-//! by the dp aggregates (api/dp.rs) through `privacy::charge`.
+//! by the dp aggregates (privacy/dp_aggregates.rs) through `privacy::charge`.
 
 use crate::events;
-use crate::pg::catalog_access::{
-    arg, as_extension_owner, caller, has_privs_of_role_named, is_superuser, oid_arg, role_name,
-    select_one,
-};
+use crate::pg::catalog_reads::{arg, oid_arg, select_one};
 use crate::pg::errors::raise;
 use crate::pg::errors::OrSpiFailed;
-use crate::pg::roles::PRIVACY_ADMIN;
+use crate::pg::identity::as_extension_owner;
+use crate::pg::roles::{caller, has_privs_of_role_named, is_superuser, role_name, PRIVACY_ADMIN};
 use crate::types::reg::RegRole;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};

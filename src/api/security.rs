@@ -2,11 +2,12 @@
 //! (version 0.0.4), for postgres_exporter's custom queries or any scraper. Reading security state
 //! also forwards queued events (failed logins) to the audit log (`security::queue`).
 
-use crate::pg::catalog_access::{
-    as_extension_owner, caller, has_privs_of_role_named, is_superuser, read_rows, role_name,
-};
+use crate::pg::catalog_reads::read_rows;
 use crate::pg::errors::raise;
-use crate::pg::roles::{AUDITOR, SECURITY_ADMIN};
+use crate::pg::identity::as_extension_owner;
+use crate::pg::roles::{
+    caller, has_privs_of_role_named, is_superuser, role_name, AUDITOR, SECURITY_ADMIN,
+};
 use crate::security::{auth, exfil, queue};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -129,7 +130,7 @@ fn metrics(verify_audit_chain: default!(bool, "true")) -> String {
     }
 
     // Absent before ALTER EXTENSION ... UPDATE from 0.1.0.
-    if crate::pg::catalog_access::extension_relation(c"key_usage") != pg_sys::InvalidOid {
+    if crate::pg::catalog_reads::extension_relation(c"key_usage") != pg_sys::InvalidOid {
         let encryptions = as_extension_owner(|| {
             read_rows(
                 "SELECT key_id::text, version, encryptions FROM encml.key_usage \
@@ -287,7 +288,7 @@ fn metrics(verify_audit_chain: default!(bool, "true")) -> String {
                                        AND v.created_at < pg_catalog.now() - pg_catalog.make_interval(days => $1)) \
                FROM encml.data_keys k \
                JOIN encml.data_key_versions v ON v.key_id = k.id AND v.version = k.current_version",
-            &[crate::pg::catalog_access::arg(days)],
+            &[crate::pg::catalog_reads::arg(days)],
             1,
             |r| (r.get::<i64>(1).unwrap_or(0), r.get::<i64>(2).unwrap_or(0), r.get::<i64>(3).unwrap_or(0)),
         )

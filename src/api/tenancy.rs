@@ -6,9 +6,8 @@
 use crate::events;
 use crate::keys::tenant_context;
 use crate::keys::{cache, catalog, provider, tenants};
-use crate::pg::catalog_access::{caller, role_name};
 use crate::pg::errors::{notice, raise, raise_full};
-use crate::pg::roles::TENANT_ADMIN;
+use crate::pg::roles::{caller, role_name, TENANT_ADMIN};
 use crate::types::reg::RegRole;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
@@ -335,8 +334,8 @@ fn create_tenant_schema(
     tenants::run_formatted(
         "SELECT format('CREATE SCHEMA %I AUTHORIZATION %I', $1::text, $2::text)",
         &[
-            crate::pg::catalog_access::arg(schema.as_str()),
-            crate::pg::catalog_access::arg(TENANT_ADMIN),
+            crate::pg::catalog_reads::arg(schema.as_str()),
+            crate::pg::catalog_reads::arg(TENANT_ADMIN),
         ],
     );
     for member in tenants::members(tenant) {

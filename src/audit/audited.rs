@@ -4,8 +4,9 @@
 //! invalidation that `invalidate` sends, also to every other backend at commit); the row trigger
 //! and read auditing look relations up here.
 
-use crate::pg::catalog_access::{arg, as_extension_owner, read_rows, select_one};
 use crate::pg::catalog_cache::CatalogCache;
+use crate::pg::catalog_reads::{arg, read_rows, select_one};
+use crate::pg::identity::as_extension_owner;
 use pgrx::prelude::*;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -25,7 +26,7 @@ thread_local! {
 }
 
 pub fn audited_tables_oid() -> pg_sys::Oid {
-    crate::pg::catalog_access::extension_relation(c"audited_tables")
+    crate::pg::catalog_reads::extension_relation(c"audited_tables")
 }
 
 /// Tells every backend (at commit) and this one (now) that the audited tables may have changed.

@@ -11,9 +11,9 @@
 use crate::audit::partitions;
 use crate::audit::writer::{append, while_maintaining, Entry};
 use crate::keys::service;
-use crate::pg::catalog_access::as_extension_owner;
 use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{notice, raise};
+use crate::pg::identity::as_extension_owner;
 use encml_core::audit::{chain_mac, verify_mac, Record, GENESIS, MAC_LEN};
 use encml_core::service_key::{ServiceKey, ServicePurpose};
 use pgrx::prelude::*;
@@ -197,7 +197,7 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                     // show mostly NULLs and choose a scan of the whole log).
                     // SAFETY: inside as_extension_owner, whose GUC level ends the setting.
                     unsafe {
-                        crate::pg::catalog_access::save_setting(c"enable_seqscan", c"off");
+                        crate::pg::identity::save_setting(c"enable_seqscan", c"off");
                     }
                     "encml.audit_log"
                 };
@@ -501,7 +501,7 @@ fn latest_checkpoint(client: &mut SpiClient, after: i64) -> Option<(i64, i64)> {
 
 /// Whether the schema has `encml.audit_markers` (0.2.0 on).
 fn markers_exist() -> bool {
-    crate::pg::catalog_access::extension_relation(c"audit_markers") != pg_sys::InvalidOid
+    crate::pg::catalog_reads::extension_relation(c"audit_markers") != pg_sys::InvalidOid
 }
 
 /// Points the marker of `kind` at the newest such row sealed after seq `after`.

@@ -5,8 +5,9 @@
 //! it (a later column or table could get its number or oid). Called by the event triggers in
 //! `ddl` for every table, audited or not.
 
-use crate::pg::catalog_access::{arg, as_extension_owner, extension_relation, select_one};
+use crate::pg::catalog_reads::{arg, extension_relation, select_one};
 use crate::pg::errors::OrSpiFailed;
+use crate::pg::identity::as_extension_owner;
 use pgrx::prelude::*;
 
 /// Whether the installed schema names classified columns (0.2.0 and later).

@@ -24,11 +24,11 @@ use crate::audit::state::{self, Kind, Problem};
 use crate::audit::{classes, events};
 use crate::audit::{table_name, triggers};
 use crate::pg::c_functions;
-use crate::pg::catalog_access::{
-    arg, as_extension_owner, caller, is_superuser, read_rows, relation_named,
-};
+use crate::pg::catalog_reads::{arg, read_rows, relation_named};
 use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{raise, raise_full};
+use crate::pg::identity::as_extension_owner;
+use crate::pg::roles::{caller, is_superuser};
 use pgrx::prelude::*;
 use pgrx::{is_a, pg_sys, PgList, PgSqlErrorCode};
 use serde_json::json;
@@ -73,7 +73,7 @@ fn active() -> bool {
         return false;
     }
     as_extension_owner(|| {
-        crate::pg::catalog_access::select_one::<bool>(
+        crate::pg::catalog_reads::select_one::<bool>(
             "SELECT EXISTS (SELECT FROM encml.audited_tables)",
             &[],
         )
@@ -371,7 +371,7 @@ fn rows_of(relid: pg_sys::Oid) -> Option<i64> {
     let table = table_name(relid);
     crate::audit::reads::unaudited(|| {
         as_extension_owner(|| {
-            crate::pg::catalog_access::select_one::<i64>(
+            crate::pg::catalog_reads::select_one::<i64>(
                 &format!("SELECT count(*) FROM ONLY {table}"),
                 &[],
             )

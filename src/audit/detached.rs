@@ -7,8 +7,9 @@
 //! then rolls back.
 
 use crate::audit::writer::SavedPlan;
-use crate::pg::catalog_access::{caller, extension_owner, role_name};
 use crate::pg::detached_worker;
+use crate::pg::identity::extension_owner;
+use crate::pg::roles::{caller, role_name};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use serde_json::json;

@@ -5,7 +5,7 @@
 
 use crate::audit::detached;
 use crate::audit::writer::{append, Entry};
-use crate::pg::catalog_access::role_name;
+use crate::pg::roles::role_name;
 use pgrx::pg_sys;
 
 /// Logs a successful security operation in the caller's transaction.
@@ -50,7 +50,7 @@ pub fn refused(operation: &str, detail: serde_json::Value) {
 /// beside `refused`, rather than in `pg`: a check that logs is above the audit log.)
 pub fn require_table_owner(rel: pgrx::pg_sys::Oid, refusal: &str) {
     // SAFETY: a catalog check of an existing relation by oid for a role oid; no pointers kept.
-    if unsafe { pgrx::pg_sys::pg_class_ownercheck(rel, crate::pg::catalog_access::caller()) } {
+    if unsafe { pgrx::pg_sys::pg_class_ownercheck(rel, crate::pg::roles::caller()) } {
         return;
     }
     let table = crate::audit::table_name(rel);

@@ -17,7 +17,7 @@
 //!   cancelled.
 
 use crate::audit::{audited, reads, triggers};
-use crate::pg::catalog_access::relation_named;
+use crate::pg::catalog_reads::relation_named;
 use crate::pg::errors::raise;
 use pgrx::prelude::*;
 use pgrx::{is_a, PgList, PgSqlErrorCode};
@@ -208,26 +208,26 @@ fn may_maintain(relid: pg_sys::Oid) -> bool {
 
 /// The default partition of a partitioned table, if it has one.
 fn default_partition(parent: pg_sys::Oid) -> Option<pg_sys::Oid> {
-    crate::pg::catalog_access::as_extension_owner(|| {
-        crate::pg::catalog_access::select_one::<pg_sys::Oid>(
+    crate::pg::identity::as_extension_owner(|| {
+        crate::pg::catalog_reads::select_one::<pg_sys::Oid>(
             "SELECT partdefid FROM pg_catalog.pg_partitioned_table \
               WHERE partrelid OPERATOR(pg_catalog.=) $1",
-            &[crate::pg::catalog_access::arg(parent)],
+            &[crate::pg::catalog_reads::arg(parent)],
         )
     })
 }
 
 /// The tables with columns of `domain`, or of a domain over it.
 fn domain_columns(domain: pg_sys::Oid) -> Vec<pg_sys::Oid> {
-    crate::pg::catalog_access::as_extension_owner(|| {
-        crate::pg::catalog_access::read_rows(
+    crate::pg::identity::as_extension_owner(|| {
+        crate::pg::catalog_reads::read_rows(
             "WITH RECURSIVE d(t) AS (SELECT $1::pg_catalog.oid UNION \
                  SELECT y.oid FROM pg_catalog.pg_type y JOIN d ON y.typbasetype OPERATOR(pg_catalog.=) d.t \
                   WHERE y.typtype OPERATOR(pg_catalog.=) 'd') \
              SELECT DISTINCT a.attrelid FROM pg_catalog.pg_attribute a \
               WHERE a.atttypid OPERATOR(pg_catalog.=) ANY (SELECT t FROM d) AND NOT a.attisdropped \
                 AND a.attnum OPERATOR(pg_catalog.>) 0",
-            &[crate::pg::catalog_access::arg(domain)],
+            &[crate::pg::catalog_reads::arg(domain)],
             0,
             |r| r.get::<pg_sys::Oid>(1),
         )
@@ -277,8 +277,8 @@ fn record_maintenance(reads_what: Reads, command: &str) {
 
 /// The extension's schema (its catalog, the log and the log's ranges live there).
 fn extension_schema() -> pg_sys::Oid {
-    crate::pg::catalog_access::as_extension_owner(|| {
-        crate::pg::catalog_access::select_one::<pg_sys::Oid>(
+    crate::pg::identity::as_extension_owner(|| {
+        crate::pg::catalog_reads::select_one::<pg_sys::Oid>(
             "SELECT extnamespace FROM pg_catalog.pg_extension WHERE extname = 'pg_encrypt_ml'",
             &[],
         )

@@ -8,7 +8,7 @@
 //! has one plain `audit_log`; every function here also serves that layout.
 
 use crate::audit::ddl::while_configuring;
-use crate::pg::catalog_access::extension_relation;
+use crate::pg::catalog_reads::extension_relation;
 use crate::pg::errors::OrSpiFailed;
 use pgrx::pg_sys;
 use pgrx::spi::SpiClient;

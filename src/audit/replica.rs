@@ -9,7 +9,8 @@
 //! does not pass through the executor hooks and is not affected.
 
 use crate::audit::events;
-use crate::pg::catalog_access::{arg, as_extension_owner, read_rows};
+use crate::pg::catalog_reads::{arg, read_rows};
+use crate::pg::identity::as_extension_owner;
 use pgrx::prelude::*;
 use serde_json::json;
 use std::cell::Cell;

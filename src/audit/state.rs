@@ -14,7 +14,8 @@
 //! The extension's event triggers must exist and be enabled ALWAYS.
 
 use crate::audit::SENSITIVE_LABELS;
-use crate::pg::catalog_access::{arg, as_extension_owner, read_rows, select_one};
+use crate::pg::catalog_reads::{arg, read_rows, select_one};
+use crate::pg::identity::as_extension_owner;
 use crate::pg::schema_version::Release;
 use pgrx::pg_sys;
 

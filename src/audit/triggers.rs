@@ -11,8 +11,9 @@
 use crate::audit::ddl::while_configuring;
 use crate::audit::state::row_trigger_function;
 use crate::audit::{table_name, SENSITIVE_LABELS};
-use crate::pg::catalog_access::{arg, as_extension_owner, read_rows};
+use crate::pg::catalog_reads::{arg, read_rows};
 use crate::pg::errors::OrSpiFailed;
+use crate::pg::identity::as_extension_owner;
 use crate::pg::sql_text::{quote_ident, quote_literal};
 use pgrx::pg_sys;
 use pgrx::prelude::*;

@@ -1,8 +1,8 @@
 //! Writing audit rows: a saved SPI plan per statement, run with the extension owner's rights
 //! (the caller may not touch the log), with the caller's role captured before the switch.
 
-use crate::pg::catalog_access::extension_owner;
 use crate::pg::errors::raise;
+use crate::pg::identity::extension_owner;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::Cell;
 use std::ffi::CStr;
@@ -210,7 +210,7 @@ fn log_relation() -> (pg_sys::Oid, pg_sys::Oid) {
         }
         // Rows go to the unsealed partition (or, on a 0.1.0 schema, the one table); ids come
         // from the log's identity sequence.
-        let log = crate::pg::catalog_access::extension_relation(c"audit_log");
+        let log = crate::pg::catalog_reads::extension_relation(c"audit_log");
         let relid = crate::audit::partitions::unsealed_relation();
         if log == pg_sys::InvalidOid || relid == pg_sys::InvalidOid {
             raise(
@@ -228,7 +228,7 @@ fn client_addr() -> Option<String> {
     CLIENT_ADDR.with(|c| {
         c.borrow_mut()
             .get_or_insert_with(|| {
-                crate::pg::catalog_access::select_one::<String>(
+                crate::pg::catalog_reads::select_one::<String>(
                     "SELECT pg_catalog.inet_client_addr()::text",
                     &[],
                 )
@@ -301,8 +301,8 @@ pub fn append(entry: &Entry) {
             }
             LAYOUT_CHECKED.with(|c| c.set(relid));
         }
-        let role = crate::pg::catalog_access::role_name(pg_sys::GetUserId());
-        let session = crate::pg::catalog_access::role_name(pg_sys::GetSessionUserId());
+        let role = crate::pg::roles::role_name(pg_sys::GetUserId());
+        let session = crate::pg::roles::role_name(pg_sys::GetSessionUserId());
         let tenant = crate::keys::tenant_context::current();
         let app = {
             let p = pg_sys::application_name;

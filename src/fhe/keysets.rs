@@ -7,9 +7,10 @@
 
 use super::rounds;
 use crate::events;
-use crate::pg::catalog_access::{arg, as_extension_owner, oid_arg, read_rows};
+use crate::pg::catalog_reads::{arg, oid_arg, read_rows};
 use crate::pg::errors::raise;
 use crate::pg::errors::OrSpiFailed;
+use crate::pg::identity::as_extension_owner;
 use crate::pg::roles::FHE_ADMIN;
 use encml_fhe::keys::{KeyId, PublicKey};
 use encml_fhe::proven::Crs;
@@ -39,7 +40,7 @@ fn kind_of(material: &[u8]) -> Result<(&'static str, KeyId), FheError> {
 /// `fhe_rounds.proven`). A 0.1.0 schema, before `ALTER EXTENSION pg_encrypt_ml UPDATE`, has
 /// unproven key sets and rounds only.
 pub fn proofs_supported() -> bool {
-    let keysets = crate::pg::catalog_access::extension_relation(c"fhe_keysets");
+    let keysets = crate::pg::catalog_reads::extension_relation(c"fhe_keysets");
     // SAFETY: a syscache lookup of a column by name; nothing is kept.
     keysets != pgrx::pg_sys::InvalidOid
         && unsafe { pgrx::pg_sys::get_attnum(keysets, c"proof_crs".as_ptr()) > 0 }
@@ -93,7 +94,7 @@ pub fn register(name: &str, material: &[u8], crs: Option<&[u8]>) -> Uuid {
     } else {
         "(id, name, kind, public_material, created_by) VALUES ($1, $2, $3, $4, $5::regrole)"
     };
-    let inserted = crate::pg::catalog_access::as_extension_owner(|| {
+    let inserted = crate::pg::identity::as_extension_owner(|| {
         Spi::connect_mut(|c| {
             let insert = format!(
                 "INSERT INTO encml.fhe_keysets {columns} ON CONFLICT DO NOTHING RETURNING id"

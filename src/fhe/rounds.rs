@@ -8,12 +8,13 @@
 //! ciphertext is accepted once per key set, so no update can be replayed into a second round.
 
 use crate::events;
-use crate::pg::catalog_access::{
-    caller, has_privs_of_role_named, is_superuser, oid_arg, role_name,
-};
+use crate::pg::catalog_reads::oid_arg;
 use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{raise, raise_full};
-use crate::pg::roles::{FHE_ADMIN, FHE_CONTRIBUTOR, FHE_DECRYPTOR};
+use crate::pg::roles::{
+    caller, has_privs_of_role_named, is_superuser, role_name, FHE_ADMIN, FHE_CONTRIBUTOR,
+    FHE_DECRYPTOR,
+};
 use crate::pg::varlena::OwnedVarlena;
 use crate::types::fhe_vector::FheVectorOut;
 use encml_fhe::params::Encoding;
@@ -197,7 +198,7 @@ pub fn open(
            min_contributions, max_contributions, opened_by{column}) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8::regrole{value}) RETURNING id"
     );
-    let id = crate::pg::catalog_access::as_extension_owner(|| {
+    let id = crate::pg::identity::as_extension_owner(|| {
         Spi::connect_mut(|c| {
             c.update(
                 &insert,
@@ -397,7 +398,7 @@ fn verified(round: i64, r: &Round, bytes: &[u8]) -> Vec<u8> {
 /// proof verified; a round opened with `unproven => true` takes encrypted vectors.
 pub fn submit(round: i64, update: &[u8]) -> i32 {
     let me = party(require("fhe_submit", FHE_CONTRIBUTOR));
-    let unlocked = crate::pg::catalog_access::as_extension_owner(|| {
+    let unlocked = crate::pg::identity::as_extension_owner(|| {
         Spi::connect_mut(|c| lock_round(c, round, None))
     });
     if !unlocked.open {
@@ -428,7 +429,7 @@ pub fn submit(round: i64, update: &[u8]) -> i32 {
     let (key_id, dim, terms, encoding, fp) =
         (v.key_id, v.dim, v.terms, v.encoding, v.fingerprint());
     let update = stored.as_slice();
-    let count = crate::pg::catalog_access::as_extension_owner(|| {
+    let count = crate::pg::identity::as_extension_owner(|| {
         Spi::connect_mut(|c| {
             let r = lock_round(c, round, Some("NO KEY UPDATE"));
             let mismatch = |what: String| -> ! {
@@ -547,7 +548,7 @@ pub fn close(round: i64, dp: Option<(f64, f64)>) -> i32 {
             Some("Run ALTER EXTENSION pg_encrypt_ml UPDATE.".into()),
         );
     }
-    let (n, sigma) = crate::pg::catalog_access::as_extension_owner(|| {
+    let (n, sigma) = crate::pg::identity::as_extension_owner(|| {
         Spi::connect_mut(|c| {
             let r = lock_round(c, round, Some("UPDATE"));
             if !r.open {
@@ -661,10 +662,10 @@ pub fn sum(round: i64) -> FheVectorOut {
     } else {
         "NULL::oid, NULL::float8, NULL::float8" // a 0.1.0 schema
     };
-    let meta = crate::pg::catalog_access::as_extension_owner(|| {
-        crate::pg::catalog_access::read_rows(
+    let meta = crate::pg::identity::as_extension_owner(|| {
+        crate::pg::catalog_reads::read_rows(
             &format!("SELECT status = 'closed', {columns} FROM encml.fhe_rounds WHERE id = $1"),
-            &[crate::pg::catalog_access::arg(round)],
+            &[crate::pg::catalog_reads::arg(round)],
             1,
             |row| {
                 (
@@ -708,10 +709,10 @@ pub fn sum(round: i64) -> FheVectorOut {
     if let (Some(epsilon), Some(delta)) = (epsilon, delta) {
         crate::privacy::charge::charge(epsilon, delta);
     }
-    let total = crate::pg::catalog_access::as_extension_owner(|| {
-        crate::pg::catalog_access::select_one::<Vec<u8>>(
+    let total = crate::pg::identity::as_extension_owner(|| {
+        crate::pg::catalog_reads::select_one::<Vec<u8>>(
             "SELECT total::bytea FROM encml.fhe_rounds WHERE id = $1",
-            &[crate::pg::catalog_access::arg(round)],
+            &[crate::pg::catalog_reads::arg(round)],
         )
     })
     .expect("a closed round has a sum");

@@ -125,7 +125,7 @@ unsafe extern "C-unwind" fn executor_end(query: *mut pg_sys::QueryDesc) {
     // at install.
     unsafe {
         privacy::dp_only_execution::end(query, || {
-            security::results::check(query);
+            security::large_results::check(query);
             audit::reads::check(query);
             match PREV_EXECUTOR_END {
                 Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| prev(query)),

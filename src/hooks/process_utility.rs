@@ -1,11 +1,12 @@
 //! The ProcessUtility hook (installed while preloading): every utility statement passes here.
-//! Before it runs: the audit log's maintenance guard sees it, `security::utility` describes what
-//! is worth an event, and DROP ROLE of a role holding the extension's privileges is refused.
+//! Before it runs: the audit log's maintenance guard sees it, `security::privilege_changes`
+//! describes what is worth an event, and DROP ROLE of a role holding the extension's privileges
+//! is refused.
 //! Around it: EXPLAIN of a query over a DP-only table is checked (`privacy::dp_only_execution`).
 //! After it succeeded: DROP OWNED removes the roles' key privileges and the described event is
 //! recorded, in the statement's transaction.
 
-use crate::security::utility::{self, Pending};
+use crate::security::privilege_changes::{self, Pending};
 use crate::{audit, keys, privacy};
 use pgrx::is_a;
 use pgrx::prelude::*;
@@ -47,7 +48,7 @@ unsafe extern "C-unwind" fn process_utility(
         // SAFETY: the statement's own parse tree, before it runs, valid for the call.
         unsafe {
             audit::maintenance::before_utility(stmt);
-            utility::describe(stmt)
+            privilege_changes::describe(stmt)
         }
     };
     // Roles holding the extension's privileges are not dropped; DROP OWNED removes them
@@ -56,12 +57,12 @@ unsafe extern "C-unwind" fn process_utility(
     let dropped_owned = unsafe {
         if !stmt.is_null() && is_a(stmt, pg_sys::NodeTag::T_DropRoleStmt) {
             let s = stmt as *mut pg_sys::DropRoleStmt;
-            keys::role_privileges::refuse_drop(&utility::role_oids((*s).roles));
+            keys::role_privileges::refuse_drop(&privilege_changes::role_oids((*s).roles));
         }
         (!stmt.is_null() && is_a(stmt, pg_sys::NodeTag::T_DropOwnedStmt))
-            .then(|| utility::role_oids((*(stmt as *mut pg_sys::DropOwnedStmt)).roles))
+            .then(|| privilege_changes::role_oids((*(stmt as *mut pg_sys::DropOwnedStmt)).roles))
     };
-    let _copy = utility::copy_scope(matches!(pending, Some(Pending::Copy { .. })));
+    let _copy = privilege_changes::copy_scope(matches!(pending, Some(Pending::Copy { .. })));
     // SAFETY: the arguments Postgres passed, handed on unchanged; the previous hook was saved at
     // install, and an ERROR in it or in standard_ProcessUtility unwinds through the FFI guard.
     unsafe {
@@ -91,6 +92,6 @@ unsafe extern "C-unwind" fn process_utility(
             // SAFETY: the statement's completion record (non-NULL), filled in as it ran.
             unsafe { (*qc).nprocessed }
         };
-        utility::record(p, rows);
+        privilege_changes::record(p, rows);
     }
 }

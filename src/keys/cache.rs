@@ -91,7 +91,7 @@ impl KeyVersion {
     /// (`grants`) and the key's tenant is current (or the caller is a superuser or member of
     /// encml_tenant_admin); the checks of `aead()` and friends without the ERROR.
     pub fn usable(&self, privilege: Privilege) -> bool {
-        let role = crate::pg::catalog_access::caller();
+        let role = crate::pg::roles::caller();
         self.tenant_allows()
             && grants::holds_as(&self.ownership(), privilege, role)
             && (privilege != Privilege::Decrypt || clearances::allows_as(&self.key_id, role))
@@ -104,7 +104,7 @@ impl KeyVersion {
         if crate::keys::tenant_context::is_current(tenant) {
             return true;
         }
-        crate::keys::tenants::is_tenant_admin(crate::pg::catalog_access::caller())
+        crate::keys::tenants::is_tenant_admin(crate::pg::roles::caller())
     }
 
     /// A key bound to a tenant is usable only while that tenant is current, or by superusers
@@ -137,11 +137,11 @@ impl KeyVersion {
     /// the clearances for the key's labels.
     fn check(&self, privilege: Privilege) {
         self.check_tenant();
-        let role = crate::pg::catalog_access::caller();
+        let role = crate::pg::roles::caller();
         let (verified_role, bits, statement) = self.verified.get();
         if verified_role == role
             && bits & privilege.bit() != 0
-            && (statement == 0 || statement == crate::pg::catalog_access::statement_start())
+            && (statement == 0 || statement == crate::pg::roles::statement_start())
         {
             return;
         }
@@ -254,7 +254,7 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
     let ours = KEY_TABLE.with(|k| k.get());
     if relid == pg_sys::InvalidOid || relid == ours {
         clear();
-        crate::pg::catalog_access::forget_owner();
+        crate::pg::identity::forget_owner();
         // Looked up again on the next miss: the table may have been dropped and created anew
         // (DROP/CREATE EXTENSION) under another oid.
         KEY_TABLE.with(|k| k.set(pg_sys::InvalidOid));
@@ -442,7 +442,7 @@ fn try_load(key_id: &[u8; 16], wanted: Option<u32>) -> Result<Rc<KeyVersion>, Un
     remember_key_table();
     let id = catalog::uuid_string(key_id);
     let loaded =
-        crate::pg::catalog_access::with_latest_snapshot(|| catalog::load(key_id, wanted, false));
+        crate::pg::catalog_reads::with_latest_snapshot(|| catalog::load(key_id, wanted, false));
     let Some((key, version)) = loaded else {
         return Err(Unavailable {
             code: PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,

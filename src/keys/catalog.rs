@@ -1,10 +1,11 @@
 //! Reads and writes of the key catalog tables (`encml.data_keys`, `encml.data_key_versions`,
 //! `encml.master_key_rotations`). Every statement runs as the extension owner with a pinned
-//! search_path (see `pg::catalog_access`); callers check the calling role's rights first.
+//! search_path (see `pg::identity`); callers check the calling role's rights first.
 
-use crate::pg::catalog_access::{arg, as_extension_owner, oid_arg, read_rows, select_one, Row};
+use crate::pg::catalog_reads::{arg, oid_arg, read_rows, select_one, Row};
 use crate::pg::errors::raise;
 use crate::pg::errors::OrSpiFailed;
+use crate::pg::identity::as_extension_owner;
 use encml_core::kdf::Purpose;
 use pgrx::datum::{FromDatum, IntoDatum};
 use pgrx::prelude::*;
@@ -80,7 +81,7 @@ pub fn load(
     })
 }
 
-/// Column access shared by pgrx's SPI rows and `catalog_access::Row`.
+/// Column access shared by pgrx's SPI rows and `catalog_reads::Row`.
 trait Columns {
     fn col<T: FromDatum + IntoDatum>(&self, n: usize) -> Option<T>;
 }
@@ -737,7 +738,7 @@ pub fn revoke(id: &[u8; 16], grantee: pg_sys::Oid, privilege: &str) -> bool {
              SELECT EXISTS (SELECT FROM d)",
             &[
                 Uuid::from_bytes(*id).into(),
-                crate::pg::catalog_access::role_name(grantee).into(),
+                crate::pg::roles::role_name(grantee).into(),
                 privilege.into(),
             ],
         )

@@ -12,10 +12,10 @@
 //! cached and dropped with the key cache; the conditions are evaluated once per statement.
 
 use crate::keys::catalog::uuid_string;
-use crate::pg::catalog_access::{
-    arg, as_extension_owner, is_superuser, read_rows, statement_start,
-};
+use crate::pg::catalog_reads::{arg, read_rows};
 use crate::pg::errors::raise_full;
+use crate::pg::identity::as_extension_owner;
+use crate::pg::roles::{is_superuser, statement_start};
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -67,7 +67,7 @@ fn standing(key: &[u8; 16], role: pg_sys::Oid) -> Rc<Standing> {
     if let Some(s) = MEMO.with(|m| m.borrow().get(&(*key, role)).cloned()) {
         return s;
     }
-    let s = Rc::new(crate::pg::catalog_access::with_latest_snapshot(|| {
+    let s = Rc::new(crate::pg::catalog_reads::with_latest_snapshot(|| {
         as_extension_owner(|| {
             read_rows(
             "SELECT (SELECT min(l.label) FROM encml.key_labels l \
@@ -197,7 +197,7 @@ pub fn check_as(key: &[u8; 16], role: pg_sys::Oid) -> Option<i64> {
                 None,
                 Some(format!(
                     "A member of encml_key_admin can run encml.grant_clearance('{}', '{label}').",
-                    crate::pg::catalog_access::role_name(role)
+                    crate::pg::roles::role_name(role)
                 )),
             );
         }

@@ -15,11 +15,12 @@
 //! of every session.
 
 use crate::keys::catalog::uuid_string;
-use crate::pg::catalog_access::{
-    arg, as_extension_owner, caller, has_privs_of_role_named, is_superuser, role_name, select_one,
-};
+use crate::pg::catalog_reads::{arg, select_one};
 use crate::pg::errors::raise_full;
-use crate::pg::roles::{KEY_ADMIN, SUBJECT_PROCESSOR};
+use crate::pg::identity::as_extension_owner;
+use crate::pg::roles::{
+    caller, has_privs_of_role_named, is_superuser, role_name, KEY_ADMIN, SUBJECT_PROCESSOR,
+};
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -136,7 +137,7 @@ fn compute(key: &KeyOwnership<'_>, role: pg_sys::Oid) -> u8 {
         }
         _ => {}
     }
-    let granted = crate::pg::catalog_access::with_latest_snapshot(|| {
+    let granted = crate::pg::catalog_reads::with_latest_snapshot(|| {
         as_extension_owner(|| {
             select_one::<i32>(
             "SELECT coalesce(bit_or(CASE privilege WHEN 'encrypt' THEN 1 WHEN 'decrypt' THEN 2 ELSE 4 END), 0) \

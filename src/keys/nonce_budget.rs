@@ -18,8 +18,9 @@
 //!   `compliance_report()` fails.
 
 use crate::keys::catalog::uuid_string;
-use crate::pg::catalog_access::{arg, as_extension_owner, extension_owner, extension_relation};
+use crate::pg::catalog_reads::{arg, extension_relation};
 use crate::pg::detached_worker;
+use crate::pg::identity::{as_extension_owner, extension_owner};
 use encml_core::format::NONCE_LEN;
 use encml_core::nonce_budget::{Table, NONCE_LIMIT, WARN_AT};
 use pgrx::prelude::*;
@@ -385,7 +386,7 @@ fn warn_once(key: &[u8; 16], version: u32, total: u64) {
 /// The catalog's count for a version (None without the table or the row).
 fn read_recorded(key: &[u8; 16], version: u32) -> Option<u64> {
     as_extension_owner(|| {
-        crate::pg::catalog_access::select_one::<i64>(
+        crate::pg::catalog_reads::select_one::<i64>(
             "SELECT encryptions FROM encml.key_encryptions WHERE key_id OPERATOR(pg_catalog.=) $1 \
                AND version OPERATOR(pg_catalog.=) $2",
             &[arg(Uuid::from_bytes(*key)), arg(version as i32)],

@@ -3,11 +3,13 @@
 //! database, and DROP OWNED BY revokes them; these follow the same rules (docs/keys.md "Roles
 //! that are dropped"). Without them a dropped role's rows stayed behind with its oid, which a
 //! role created later can get (oids wrap around), and with it the dropped role's keys.
-//! Called from the ProcessUtility hook (`security::utility`), so with the library preloaded.
+//! Called from the ProcessUtility hook (`security::privilege_changes`), so with the library
+//! preloaded.
 
-use crate::pg::catalog_access::{arg, as_extension_owner, extension_relation, read_rows};
+use crate::pg::catalog_reads::{arg, extension_relation, read_rows};
 use crate::pg::errors::raise_full;
 use crate::pg::errors::OrSpiFailed;
+use crate::pg::identity::as_extension_owner;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
@@ -80,7 +82,7 @@ pub fn refuse_drop(roles: &[pg_sys::Oid]) {
         if held.is_empty() {
             continue;
         }
-        let name = crate::pg::catalog_access::role_name(*role);
+        let name = crate::pg::roles::role_name(*role);
         let list: Vec<String> = held
             .iter()
             .map(|(what, n)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
@@ -105,7 +107,7 @@ pub fn drop_owned(roles: &[pg_sys::Oid]) {
     let mut removed = serde_json::Map::new();
     let names: Vec<String> = roles
         .iter()
-        .map(|r| crate::pg::catalog_access::role_name(*r))
+        .map(|r| crate::pg::roles::role_name(*r))
         .collect();
     as_extension_owner(|| {
         for (table, column, what) in HELD {

@@ -13,9 +13,10 @@
 //!   from then on, master-key rotations no longer change them.
 
 use crate::pg::c_functions;
-use crate::pg::catalog_access::{arg, as_extension_owner, read_rows};
+use crate::pg::catalog_reads::{arg, read_rows};
 use crate::pg::errors::OrSpiFailed;
 use crate::pg::errors::{raise, raise_full};
+use crate::pg::identity::as_extension_owner;
 use encml_core::master::MasterKey;
 use encml_core::service_key::{self, ServiceKey, ServicePurpose};
 use pgrx::prelude::*;
@@ -131,7 +132,7 @@ pub fn legacy(purpose: ServicePurpose, fingerprint: &str) -> Option<Rc<ServiceKe
 /// Whether the installed schema has the service key catalog (0.2.0 on); a 0.1.0 schema under
 /// this library, until ALTER EXTENSION ... UPDATE, keeps the keys derived from the master key.
 fn catalog_exists() -> bool {
-    crate::pg::catalog_access::extension_relation(c"service_keys") != pgrx::pg_sys::InvalidOid
+    crate::pg::catalog_reads::extension_relation(c"service_keys") != pgrx::pg_sys::InvalidOid
 }
 
 /// The current key of `purpose`, created on first use, and the label audit rows record for it

@@ -369,7 +369,7 @@ fn token_binding() -> (String, String, i64) {
     // single-threaded backend. get_database_name returns NULL for a missing database (tested)
     // or a palloc'd string in the current memory context, copied at once.
     unsafe {
-        let role = crate::pg::catalog_access::role_name(pg_sys::GetUserId());
+        let role = crate::pg::roles::role_name(pg_sys::GetUserId());
         let db = pg_sys::get_database_name(pg_sys::MyDatabaseId);
         let db = if db.is_null() {
             String::new()

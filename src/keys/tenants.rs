@@ -1,8 +1,9 @@
 //! Reads and writes of the tenant tables (`encml.tenants`, `encml.tenant_members`), as the
 //! extension owner with a pinned search_path; callers check the calling role's rights first.
 
-use crate::pg::catalog_access::{arg, as_extension_owner, oid_arg, read_rows, select_one};
+use crate::pg::catalog_reads::{arg, oid_arg, read_rows, select_one};
 use crate::pg::errors::OrSpiFailed;
+use crate::pg::identity::as_extension_owner;
 use crate::pg::roles::TENANT_ADMIN;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
@@ -21,7 +22,7 @@ fn run(sql: &str, args: &[DatumWithOid<'_>]) -> usize {
 
 /// Whether `role` acts for every tenant: a superuser or a member of encml_tenant_admin.
 pub fn is_tenant_admin(role: pg_sys::Oid) -> bool {
-    use crate::pg::catalog_access::{has_privs_of_role_named, is_superuser};
+    use crate::pg::roles::{has_privs_of_role_named, is_superuser};
     is_superuser(role) || has_privs_of_role_named(role, TENANT_ADMIN)
 }
 
@@ -81,7 +82,7 @@ pub fn grant(tenant: &str, member: pg_sys::Oid, by: pg_sys::Oid) {
 pub fn revoke(tenant: &str, member: pg_sys::Oid) -> bool {
     run(
         "DELETE FROM encml.tenant_members WHERE tenant = $1 AND encml.same_role(member, $2::text::regrole)",
-        &[tenant.into(), crate::pg::catalog_access::role_name(member).into()],
+        &[tenant.into(), crate::pg::roles::role_name(member).into()],
     ) > 0
 }
 
@@ -105,7 +106,7 @@ pub struct TenantRow {
     pub forgotten_at: Option<String>,
 }
 
-fn parse_tenant_row(row: &crate::pg::catalog_access::Row) -> TenantRow {
+fn parse_tenant_row(row: &crate::pg::catalog_reads::Row) -> TenantRow {
     TenantRow {
         schema_name: row.get::<String>(1),
         forgotten_at: row.get::<String>(2),

@@ -69,15 +69,15 @@ pub fn is_worker() -> bool {
     if !loaded() {
         return false;
     }
-    let statement = crate::pg::catalog_access::statement_start();
+    let statement = crate::pg::roles::statement_start();
     if let Some(answer) = IS_WORKER.with(|w| w.get()).filter(|(s, _)| *s == statement) {
         return answer.1;
     }
     // Read-only SPI: a dp final function runs in parallel mode (above a Gather), where a
     // query that asks for a transaction id fails.
     let answer = in_database()
-        && crate::pg::catalog_access::as_extension_owner(|| {
-            crate::pg::catalog_access::select_one::<bool>(
+        && crate::pg::identity::as_extension_owner(|| {
+            crate::pg::catalog_reads::select_one::<bool>(
                 "SELECT groupid <> 0 FROM pg_catalog.pg_dist_local_group",
                 &[],
             )
@@ -131,7 +131,8 @@ pub fn shard_of(rel: pg_sys::Oid, name: &str) -> Option<(String, i64)> {
     }
     let found = in_database()
         .then(|| {
-            use crate::pg::catalog_access::{arg, as_extension_owner, select_one};
+            use crate::pg::catalog_reads::{arg, select_one};
+            use crate::pg::identity::as_extension_owner;
             as_extension_owner(|| {
                 select_one::<String>(
                     "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) \

@@ -14,8 +14,9 @@
 //! announces each UPDATE it runs (`own_update`), and the first executor started for it is its
 //! own; everything started while it runs (triggers, rules, functions) is the owners'.
 
-use crate::pg::catalog_access::{arg, as_extension_owner, read_rows};
+use crate::pg::catalog_reads::{arg, read_rows};
 use crate::pg::errors::raise_full;
+use crate::pg::identity::as_extension_owner;
 use crate::pg::plan_writes::{inserted_or_updated, opened_for_writing, result_relations};
 use pgrx::prelude::*;
 use std::cell::RefCell;

@@ -1,7 +1,7 @@
 //! Postgres plumbing shared by every feature.
 pub mod aggregate;
-pub mod catalog_access;
 pub mod catalog_cache;
+pub mod catalog_reads;
 pub mod citus;
 pub mod citus_plan;
 pub mod client_address;
@@ -11,6 +11,7 @@ pub mod errors;
 pub mod expanded;
 pub mod guards;
 pub mod gucs;
+pub mod identity;
 pub mod interruptible;
 pub mod invalidation;
 pub mod large_object;

@@ -224,7 +224,7 @@ fn wait_for_transaction(vxid: pg_sys::VirtualTransactionId) {
     unsafe {
         let level = pg_sys::NewGUCNestLevel();
         let set = |name: &std::ffi::CStr, value: &std::ffi::CStr| {
-            crate::pg::catalog_access::save_setting(name, value)
+            crate::pg::identity::save_setting(name, value)
         };
         set(c"lock_timeout", c"0");
         if pg_sys::client_connection_check_interval == 0 && !pg_sys::MyProcPort.is_null() {

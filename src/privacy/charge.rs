@@ -6,9 +6,9 @@
 //! sessions of one analyst serialize on the budget row instead of overspending. Request and
 //! answer travel in a dynamic shared memory segment; the answer is written after the commit.
 
-use crate::pg::catalog_access::is_superuser;
 use crate::pg::detached_worker;
 use crate::pg::errors::{raise, raise_full};
+use crate::pg::roles::is_superuser;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use sha2::{Digest, Sha256};
@@ -81,7 +81,7 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
         );
     }
     let mut slot = Slot {
-        owner: crate::pg::catalog_access::extension_owner().to_u32(),
+        owner: crate::pg::identity::extension_owner().to_u32(),
         analyst: analyst.to_u32(),
         superuser: is_superuser(analyst) as u8,
         epsilon,
@@ -127,7 +127,7 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(
                 "role {} has no privacy budget in scope \"{scope}\"",
-                crate::pg::catalog_access::role_name(analyst)
+                crate::pg::roles::role_name(analyst)
             ),
             None,
             Some("A privacy admin grants one with encml.set_privacy_budget().".into()),
@@ -190,7 +190,7 @@ fn record(mut s: Slot) -> Slot {
         client
             .update("SET LOCAL search_path = pg_catalog, pg_temp", None, &[])
             .expect("set search_path");
-        let analyst = || crate::pg::catalog_access::oid_arg(pg_sys::Oid::from(s.analyst));
+        let analyst = || crate::pg::catalog_reads::oid_arg(pg_sys::Oid::from(s.analyst));
         let budget = client
             .update(
                 "SELECT epsilon_total - epsilon_spent, delta_total - delta_spent, epsilon_total, delta_total \
@@ -256,7 +256,7 @@ fn record(mut s: Slot) -> Slot {
             .expect("record the charge");
         if !granted {
             // The refusal is a security event too, committed with the ledger row.
-            let who = crate::pg::catalog_access::role_name(pg_sys::Oid::from(s.analyst));
+            let who = crate::pg::roles::role_name(pg_sys::Oid::from(s.analyst));
             let event = serde_json::json!({
                 "session_role": who, "effective_role": who, "operation": "privacy_charge_refused",
                 "detail": { "scope": scope, "epsilon": s.epsilon, "delta": s.delta, "note": note,

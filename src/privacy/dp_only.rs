@@ -29,10 +29,9 @@
 //! and errors without their messages. What still leaks, documented in docs/privacy.md: that an
 //! error happened and its SQLSTATE (after the charge); statistics views; timing.
 
-use crate::pg::catalog_access::{has_privs_of_role_named, is_superuser};
 use crate::pg::errors::{raise, raise_full};
 use crate::pg::nothrow::list_ptrs;
-use crate::pg::roles::PRIVACY_ADMIN;
+use crate::pg::roles::{has_privs_of_role_named, is_superuser, PRIVACY_ADMIN};
 use crate::privacy::own;
 use crate::privacy::protected::{self, Protected};
 use pgrx::prelude::*;

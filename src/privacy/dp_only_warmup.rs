@@ -15,7 +15,7 @@
 //! What remains is listed in docs/privacy.md (the XML parser's one-time setup, lazy state of
 //! other extensions' libraries, timing in general).
 
-use crate::pg::catalog_access::read_rows;
+use crate::pg::catalog_reads::read_rows;
 use crate::pg::guards::with_active_snapshot;
 use crate::privacy::dp_only::is_expression;
 use pgrx::prelude::*;

@@ -199,7 +199,7 @@ pub fn foreign_user_of_support_functions(aggfnoid: pg_sys::Oid) -> bool {
     };
     let foreign = ext != pg_sys::InvalidOid
         && !member
-        && crate::pg::catalog_access::select_one::<bool>(
+        && crate::pg::catalog_reads::select_one::<bool>(
             "SELECT EXISTS (SELECT FROM pg_catalog.pg_aggregate a, pg_catalog.pg_aggregate o, \
                     pg_catalog.pg_depend d \
               WHERE a.aggfnoid OPERATOR(pg_catalog.=) $1 \
@@ -215,8 +215,8 @@ pub fn foreign_user_of_support_functions(aggfnoid: pg_sys::Oid) -> bool {
                         o.aggdeserialfn, o.aggmtransfn, o.aggminvtransfn, \
                         o.aggmfinalfn]::pg_catalog.oid[])",
             &[
-                crate::pg::catalog_access::arg(aggfnoid),
-                crate::pg::catalog_access::arg(ext),
+                crate::pg::catalog_reads::arg(aggfnoid),
+                crate::pg::catalog_reads::arg(ext),
             ],
         )
         .unwrap_or(true);

@@ -3,8 +3,9 @@
 //! that table, which `invalidate` sends, reaching every backend at commit). The planner hook
 //! (`dp_only`) looks every statement's relations up here, so the empty case costs one lookup.
 
-use crate::pg::catalog_access::{as_extension_owner, read_rows};
 use crate::pg::catalog_cache::CatalogCache;
+use crate::pg::catalog_reads::read_rows;
+use crate::pg::identity::as_extension_owner;
 use pgrx::prelude::*;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -27,7 +28,7 @@ thread_local! {
 
 /// The catalog table, or InvalidOid where the installed schema has none (0.1.0).
 pub fn catalog_oid() -> pg_sys::Oid {
-    crate::pg::catalog_access::extension_relation(c"dp_protected_tables")
+    crate::pg::catalog_reads::extension_relation(c"dp_protected_tables")
 }
 
 /// Tells every backend (at commit) and this one (now) that the protected tables may have changed.

@@ -224,7 +224,7 @@ unsafe fn public_key_count(state: *mut pg_sys::AggState, a: *mut pg_sys::Aggref)
             .get_ptr(1)
             .expect("the public keys argument");
         let array_type = pg_sys::exprType((*tle).expr as *const pg_sys::Node);
-        let distinct = crate::pg::catalog_access::select_one::<bool>(
+        let distinct = crate::pg::catalog_reads::select_one::<bool>(
             "SELECT pg_catalog.count(*) OPERATOR(pg_catalog.=) pg_catalog.count(DISTINCT k) \
                FROM pg_catalog.unnest($1) AS k",
             &[(array_type, Some(pg_sys::Datum::from(arr)))],

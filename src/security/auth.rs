@@ -7,9 +7,8 @@
 //! The hook must never fail: any ERROR here becomes FATAL for every login (superusers too), so
 //! it allocates nothing but the log message and unwraps nothing.
 
-use crate::pg::catalog_access::caller;
 use crate::pg::errors::raise;
-use crate::pg::roles::SECURITY_ADMIN;
+use crate::pg::roles::{caller, SECURITY_ADMIN};
 use crate::security::{gucs, queue};
 use encml_core::lockout::{Outcome, Pair, Policy, Table};
 use pgrx::pg_sys::libpq::{self, be::Port};
@@ -146,8 +145,8 @@ pub fn timestamp_text(ts: i64) -> String {
 
 fn require_security_admin(what: &str) {
     let role = caller();
-    if !(crate::pg::catalog_access::is_superuser(role)
-        || crate::pg::catalog_access::has_privs_of_role_named(role, SECURITY_ADMIN))
+    if !(crate::pg::roles::is_superuser(role)
+        || crate::pg::roles::has_privs_of_role_named(role, SECURITY_ADMIN))
     {
         crate::events::refused(
             "security_admin_refused",

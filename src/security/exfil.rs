@@ -9,8 +9,8 @@
 //! blocked role gets at most BATCH - 1 values past the limit per backend.
 
 use crate::keys::catalog::uuid_string;
-use crate::pg::catalog_access::role_name;
 use crate::pg::errors::raise_full;
+use crate::pg::roles::role_name;
 use crate::security::gucs::{LimitAction, DECRYPT_ALERT_THRESHOLD, DECRYPT_LIMIT_ACTION};
 use encml_core::rate_window::Table;
 use pgrx::prelude::*;

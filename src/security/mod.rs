@@ -1,8 +1,9 @@
 //! Threat detection and monitoring (docs/zero-trust.md, docs/monitoring.md):
 //! - [`auth`]: brute-force login lockout per (role, client address), in shared memory;
-//! - [`utility`]: role changes and the disabling of RLS or audit triggers as security events;
+//! - [`privilege_changes`]: role changes and the disabling of RLS or audit triggers as security
+//!   events, and COPY TO described from utility statements;
 //! - [`exfil`]: decrypted values per role and key per minute, alerting or blocking;
-//! - [`results`]: COPY TO and large results from classified tables;
+//! - [`large_results`]: COPY TO and large results from classified tables;
 //! - [`queue`]: events raised where no audit log can be written (before a database is
 //!   connected, or in a database without the extension), kept in shared memory until a backend
 //!   with the extension forwards them.
@@ -14,9 +15,9 @@
 pub mod auth;
 pub mod exfil;
 pub mod gucs;
+pub mod large_results;
+pub mod privilege_changes;
 pub mod queue;
-pub mod results;
-pub mod utility;
 
 use pgrx::prelude::*;
 

@@ -1,7 +1,8 @@
 //! `ore_int8`, `ore_float8`, `ore_timestamptz`: order-revealing ciphertexts (CLWW, see
 //! `encml_core::ore` and docs/searchable.md). The three types share one layout (a domain byte
-//! says which); only input checks differ. Their comparison functions, written once in
-//! `api::order`, are bound to each type in sql/schema/ore.sql. I/O conventions: `types::ciphertext`.
+//! says which); only input checks differ. Their comparison functions, written once here, are
+//! bound to each type in sql/schema/ore.sql; ore_encrypt and ore_decrypt are in `api::ore`. I/O
+//! conventions: `types::ciphertext`.
 
 use crate::keys::cache::{self, Cipher};
 use crate::pg::errors::{raise, raise_full};

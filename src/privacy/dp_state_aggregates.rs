@@ -16,7 +16,7 @@
 //! and its output function fills in the call's parameters there (see `fill_from_shard_call`):
 //! the coordinator then releases an empty input with noise and a charge, like a single node.
 
-use super::dp::{agg_context, param_args, release_state, ParamArgs};
+use super::dp_aggregates::{agg_context, param_args, release_state, ParamArgs};
 use crate::pg::c_functions;
 use crate::pg::errors::dp_error;
 use crate::pg::errors::{raise, raise_full};
@@ -88,7 +88,7 @@ impl Cache {
     }
 }
 
-/// Adds one row; parameters as in `dp::transition` (without a privacy unit).
+/// Adds one row; parameters as in `dp_aggregates::transition` (without a privacy unit).
 ///
 /// # Safety
 /// `fcinfo` must be the call of one of this module's transition functions for `T`, with the
@@ -202,7 +202,7 @@ unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     }
 }
 
-/// The final functions: the charge and the noise (`dp::release_state`).
+/// The final functions: the charge and the noise (`dp_aggregates::release_state`).
 ///
 /// # Safety
 /// Only as one of the dp_state final C functions (`c_functions!`), `T` matching the

@@ -5,7 +5,7 @@
 //! are seen by the event triggers of `audit::ddl`, which need no preloading.)
 //! Event triggers do not fire for role commands, so this is called from the ProcessUtility hook
 //! (`hooks::process_utility`) and needs shared_preload_libraries. Also COPY TO of a classified
-//! table (`results`).
+//! table (`large_results`).
 //!
 //! Statements are described before they run (names copied out of the parse tree; never the
 //! query text or an option's value: ALTER ROLE ... PASSWORD carries the password) and recorded
@@ -13,7 +13,7 @@
 //! did not happen). In a database without the extension, or while it is being created, the
 //! event goes to the server log and the shared queue (`queue`).
 
-use crate::pg::catalog_access::role_name;
+use crate::pg::roles::role_name;
 use crate::security::queue;
 use pgrx::prelude::*;
 use pgrx::{is_a, PgList};
@@ -264,7 +264,7 @@ pub unsafe fn describe(stmt: *mut pg_sys::Node) -> Option<Pending> {
             if disabled.is_empty() || (*s).relation.is_null() {
                 return None;
             }
-            return crate::pg::catalog_access::relation_named((*s).relation)
+            return crate::pg::catalog_reads::relation_named((*s).relation)
                 .map(|relid| Pending::Table { relid, disabled });
         }
         if is_a(stmt, T_CopyStmt) {
@@ -272,7 +272,7 @@ pub unsafe fn describe(stmt: *mut pg_sys::Node) -> Option<Pending> {
             if (*s).is_from || (*s).relation.is_null() {
                 return None;
             }
-            return crate::pg::catalog_access::relation_named((*s).relation)
+            return crate::pg::catalog_reads::relation_named((*s).relation)
                 .map(|relid| Pending::Copy { relid });
         }
         None
@@ -315,11 +315,11 @@ fn protected(relid: pg_sys::Oid) -> bool {
     if !extension_here() {
         return false;
     }
-    crate::pg::catalog_access::as_extension_owner(|| {
-        crate::pg::catalog_access::select_one::<bool>(
+    crate::pg::identity::as_extension_owner(|| {
+        crate::pg::catalog_reads::select_one::<bool>(
             "SELECT EXISTS (SELECT FROM encml.column_classes WHERE table_oid = $1) \
                  OR EXISTS (SELECT FROM encml.audited_tables WHERE table_oid = $1)",
-            &[crate::pg::catalog_access::arg(relid)],
+            &[crate::pg::catalog_reads::arg(relid)],
         )
         .unwrap_or(false)
     })
@@ -351,7 +351,7 @@ pub fn record(pending: Pending, rows: u64) {
         }
         Pending::Copy { relid } => {
             if extension_here() {
-                crate::security::results::record_if_classified("copy_to", &[relid], rows);
+                crate::security::large_results::record_if_classified("copy_to", &[relid], rows);
                 crate::audit::reads::check_copy(relid, rows);
             }
         }

@@ -1,12 +1,12 @@
 //! Large reads of classified tables: a query returning at least encml.large_result_rows rows, or
-//! any COPY TO (of a table: `utility`; of a query: here, by its destination), from a table with
-//! classified columns is a security event. The query text is not recorded (it may hold personal
-//! data in literals): the tables, the row count and the kind are.
+//! any COPY TO (of a table: `privilege_changes`; of a query: here, by its destination), from a
+//! table with classified columns is a security event. The query text is not recorded (it may hold
+//! personal data in literals): the tables, the row count and the kind are.
 //!
 //! Checked when a query's executor ends, so only in backends that loaded the library (all of
 //! them when preloaded).
 
-use crate::pg::catalog_access::{arg, read_rows};
+use crate::pg::catalog_reads::{arg, read_rows};
 use crate::pg::guards::{unless_nested, with_active_snapshot};
 use crate::security::gucs::LARGE_RESULT_ROWS;
 use pgrx::prelude::*;
@@ -27,7 +27,7 @@ pub fn classified(relids: &[pg_sys::Oid]) -> Vec<String> {
     {
         return Vec::new();
     }
-    crate::pg::catalog_access::as_extension_owner(|| {
+    crate::pg::identity::as_extension_owner(|| {
         read_rows(
             "SELECT DISTINCT table_oid::regclass::text FROM encml.column_classes WHERE table_oid = ANY ($1) ORDER BY 1",
             &[arg(relids.to_vec())],
@@ -72,7 +72,7 @@ pub unsafe fn check(query: *mut pg_sys::QueryDesc) {
             || pg_sys::ParallelWorkerNumber >= 0
             || !crate::pg::nothrow::is_transaction_state()
             || CHECKING.with(|c| c.get())
-            || crate::security::utility::in_copy()
+            || crate::security::privilege_changes::in_copy()
         {
             return;
         }
