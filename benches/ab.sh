@@ -10,10 +10,11 @@
 # copy target/release/libpg_encrypt_ml.so away after each. The database is created under NEW's
 # install script; BASE must provide the symbols the workloads call.
 #
-# Workloads (one core, no parallel workers): encrypt and decrypt_text of 200,000 64-character
-# values, 1,000 det_text lookups through a btree index over 100,000 rows, 100 ORE range counts
-# over 100,000 indexed rows, dp_sum over 2,000,000 rows, and 20,000 single-row inserts into an
-# audited table.
+# Workloads (one core, no parallel workers; sizes from the environment): encrypt and decrypt_text
+# of AB_ROWS (1,000,000) 64-character values, AB_LOOKUPS (5,000) det_text lookups through a btree
+# index over 100,000 rows, AB_RANGES (1,000) ORE range counts over 100,000 indexed rows, dp_sum
+# over AB_DP_ROWS (10,000,000) rows, and AB_INSERTS (100,000) single-row inserts into an audited
+# table.
 set -euo pipefail
 NEW=${1:?NEW.so}; BASE=${2:?BASE.so}; ROUNDS=${3:-11}
 cd "$(dirname "$0")/.."
@@ -30,13 +31,15 @@ use_library() {
 
 use_library "$NEW"
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS encml_ab" -c "CREATE DATABASE encml_ab"
-psql -X -q -v ON_ERROR_STOP=1 -d encml_ab <<'SQL'
+psql -X -q -v ON_ERROR_STOP=1 -d encml_ab -v rows="${AB_ROWS:-1000000}" -v lookups="${AB_LOOKUPS:-5000}" \
+  -v ranges="${AB_RANGES:-1000}" -v dprows="${AB_DP_ROWS:-10000000}" -v inserts="${AB_INSERTS:-100000}" <<'SQL'
 SET client_min_messages = error;
 CREATE EXTENSION pg_encrypt_ml;
+CREATE TABLE params AS SELECT :lookups AS lookups, :ranges AS ranges, :inserts AS inserts;
 CREATE TABLE keys AS SELECT encml.create_key('ab') AS aead, encml.create_key('ab-det', 'deterministic') AS det,
        encml.create_key('ab-ore', 'ore') AS ore;
 CREATE TABLE src AS SELECT i AS id, substr(md5(i::text) || md5((i + 1)::text), 1, 64) AS v
-  FROM generate_series(1, 200000) i;
+  FROM generate_series(1, :rows) i;
 CREATE TABLE enc AS SELECT id, encml.encrypt(v, (SELECT aead FROM keys)) AS c FROM src;
 CREATE TABLE det AS SELECT id, encml.det_encrypt('value ' || id, (SELECT det FROM keys)) AS d
   FROM generate_series(1, 100000) id;
@@ -44,7 +47,7 @@ CREATE INDEX ON det (d);
 CREATE TABLE ore AS SELECT id, encml.ore_encrypt(id::bigint, (SELECT ore FROM keys)) AS o
   FROM generate_series(1, 100000) id;
 CREATE INDEX ON ore (o);
-CREATE TABLE dpdata AS SELECT (i % 100)::float8 AS x FROM generate_series(1, 2000000) i;
+CREATE TABLE dpdata AS SELECT (i % 100)::float8 AS x FROM generate_series(1, :dprows) i;
 CREATE TABLE audited (id int, v text);
 SELECT encml.audit_enable('audited');
 VACUUM ANALYZE;
@@ -59,9 +62,10 @@ SELECT aead, det, ore FROM keys \gset
 CREATE TEMP TABLE t (name text, ms float8);
 CREATE TEMP TABLE warm AS SELECT encml.decrypt_text(c) FROM enc LIMIT 1000;
 DO $$
-DECLARE t0 timestamptz; k record; n bigint;
+DECLARE t0 timestamptz; k record; p record; n bigint;
 BEGIN
   SELECT * INTO k FROM keys;
+  SELECT * INTO p FROM params;
   FOR i IN 1..3 LOOP
     t0 := clock_timestamp();
     EXECUTE format('CREATE TEMP TABLE o AS SELECT id, encml.encrypt(v, %L) FROM src', k.aead);
@@ -73,28 +77,28 @@ BEGIN
     INSERT INTO t VALUES ('decrypt_text', extract(epoch FROM clock_timestamp() - t0) * 1000);
 
     t0 := clock_timestamp();
-    FOR j IN 1..1000 LOOP
+    FOR j IN 1..p.lookups LOOP
       EXECUTE 'SELECT count(*) FROM det WHERE d = encml.det_encrypt($1, $2)' INTO n
         USING 'value ' || (j * 97 % 100000 + 1), k.det;
     END LOOP;
-    INSERT INTO t VALUES ('det_lookup_x1000', extract(epoch FROM clock_timestamp() - t0) * 1000);
+    INSERT INTO t VALUES ('det_lookups', extract(epoch FROM clock_timestamp() - t0) * 1000);
 
     t0 := clock_timestamp();
-    FOR j IN 1..100 LOOP
+    FOR j IN 1..p.ranges LOOP
       EXECUTE 'SELECT count(*) FROM ore WHERE o BETWEEN encml.ore_encrypt($1::bigint, $3) AND encml.ore_encrypt($2::bigint, $3)'
-        INTO n USING j * 900, j * 900 + 1000, k.ore;
+        INTO n USING j * 97 % 99000, j * 97 % 99000 + 1000, k.ore;
     END LOOP;
-    INSERT INTO t VALUES ('ore_range_x100', extract(epoch FROM clock_timestamp() - t0) * 1000);
+    INSERT INTO t VALUES ('ore_ranges', extract(epoch FROM clock_timestamp() - t0) * 1000);
 
     t0 := clock_timestamp();
     PERFORM encml.dp_sum(x, 0, 100, 1e-3) FROM dpdata;
-    INSERT INTO t VALUES ('dp_sum_2M', extract(epoch FROM clock_timestamp() - t0) * 1000);
+    INSERT INTO t VALUES ('dp_sum', extract(epoch FROM clock_timestamp() - t0) * 1000);
 
     t0 := clock_timestamp();
-    FOR j IN 1..20000 LOOP
+    FOR j IN 1..p.inserts LOOP
       INSERT INTO audited VALUES (j, 'row ' || j);
     END LOOP;
-    INSERT INTO t VALUES ('audited_insert_x20000', extract(epoch FROM clock_timestamp() - t0) * 1000);
+    INSERT INTO t VALUES ('audited_inserts', extract(epoch FROM clock_timestamp() - t0) * 1000);
     TRUNCATE audited;
   END LOOP;
 END $$;
