@@ -68,7 +68,6 @@ pub extern "C-unwind" fn _PG_init() {
     if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
         pg::preload::mark_preloaded();
         hooks::install_preloaded();
-        audit::maintenance::install();
         keys::nonce_budget::init_shared_memory();
     }
     security::init();

@@ -538,8 +538,6 @@ pub unsafe fn before_utility(stmt: *mut pg_sys::Node) {
     }
 }
 
-static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
-
 /// Whether `func` is a built-in that evaluates an index's expressions and predicate over its
 /// table's rows outside any utility statement: BRIN summarization (the owner's functions in a
 /// BRIN index's expressions see every summarized row, an attacker's find).
@@ -550,47 +548,25 @@ fn evaluates_index_expressions(func: pg_sys::Oid) -> bool {
     )
 }
 
-/// Called for every function the executor prepares to call (built-ins included), before the
-/// statement reads anything: a BRIN summarization call is a maintenance read of each
-/// read-audited table the role may maintain (the function takes an index whose table it must
-/// own; which index is known only when it runs).
-#[pg_guard]
-unsafe extern "C-unwind" fn object_access(
-    access: pg_sys::ObjectAccessType::Type,
-    class_id: pg_sys::Oid,
-    object_id: pg_sys::Oid,
-    sub_id: std::ffi::c_int,
-    arg: *mut std::ffi::c_void,
-) {
-    // SAFETY: the hook's arguments come from Postgres; the previous hook was saved at install;
-    // backend globals are read only.
-    unsafe {
-        if let Some(prev) = PREV_OBJECT_ACCESS {
-            pg_sys::ffi::pg_guard_ffi_boundary(|| prev(access, class_id, object_id, sub_id, arg));
-        }
-        if access != pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE
-            || !evaluates_index_expressions(object_id)
-            || pg_sys::creating_extension
-            || !pg_sys::IsTransactionState()
-            || pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) == pg_sys::InvalidOid
-            || !reads::schema_supports()
-        {
-            return;
-        }
-        let command = if object_id.to_u32() == pg_sys::F_BRIN_SUMMARIZE_RANGE {
-            "brin_summarize_range"
-        } else {
-            "brin_summarize_new_values"
-        };
-        record_maintenance(Reads::Everything, command);
+/// From the object-access hook (`hooks::object_access`), for every function the executor
+/// prepares to call (built-ins included), before the statement reads anything: a BRIN
+/// summarization call is a maintenance read of each read-audited table the role may maintain
+/// (the function takes an index whose table it must own; which index is known only when it runs).
+pub fn on_function_execute(function: pg_sys::Oid) {
+    // SAFETY: backend globals of this single-threaded process, read only; get_extension_oid is
+    // a guarded syscache lookup by name that returns InvalidOid when missing.
+    let here = unsafe {
+        !pg_sys::creating_extension
+            && pg_sys::IsTransactionState()
+            && pg_sys::get_extension_oid(c"pg_encrypt_ml".as_ptr(), true) != pg_sys::InvalidOid
+    };
+    if !evaluates_index_expressions(function) || !here || !reads::schema_supports() {
+        return;
     }
-}
-
-/// Installs the object-access hook (from _PG_init, when preloaded).
-pub fn install() {
-    // SAFETY: _PG_init runs once per process before any query, single-threaded.
-    unsafe {
-        PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
-        pg_sys::object_access_hook = Some(object_access);
-    }
+    let command = if function.to_u32() == pg_sys::F_BRIN_SUMMARIZE_RANGE {
+        "brin_summarize_range"
+    } else {
+        "brin_summarize_new_values"
+    };
+    record_maintenance(Reads::Everything, command);
 }

@@ -8,6 +8,8 @@
 //! auditing and alerts work when the library is loaded on first use); the others only while preloading,
 //! as they must see every statement from a backend's start.
 
+mod client_authentication;
+mod object_access;
 mod process_utility;
 
 use crate::{audit, events, keys, privacy, security};
@@ -48,6 +50,8 @@ pub fn install_preloaded() {
         pg_sys::ExecutorRun_hook = Some(executor_run);
     }
     process_utility::install();
+    object_access::install();
+    client_authentication::install();
     privacy::start::mark_installed();
 }
 

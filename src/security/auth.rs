@@ -1,5 +1,6 @@
 //! Brute-force login lockout (`encml_core::lockout` in shared memory), through Postgres's
-//! ClientAuthentication_hook: it runs after the password exchange and before the client hears
+//! ClientAuthentication_hook (`hooks::client_authentication`, which calls `observe` and `act`): it
+//! runs after the password exchange and before the client hears
 //! the result, in a backend that has no database yet. So the hook only counts under a lock,
 //! writes the server log, queues an event for the audit log (`queue`) and, for a locked pair,
 //! ends the connection with FATAL whatever the password was.
@@ -11,7 +12,7 @@ use crate::pg::errors::raise;
 use crate::pg::roles::{caller, SECURITY_ADMIN};
 use crate::security::{gucs, queue};
 use encml_core::lockout::{Outcome, Pair, Policy, Table};
-use pgrx::pg_sys::libpq::{self, be::Port};
+use pgrx::pg_sys::libpq::be::Port;
 use pgrx::prelude::*;
 use pgrx::{PGRXSharedMemory, PgLwLock, PgSqlErrorCode};
 use std::net::IpAddr;
@@ -34,18 +35,6 @@ impl AuthTable {
 pub static AUTH_TABLE: PgLwLock<AuthTable> =
     unsafe { PgLwLock::new(c"pg_encrypt_ml auth lockout") };
 
-static mut PREV_AUTH: libpq::ClientAuthentication_hook_type = None;
-
-pub fn install() {
-    // SAFETY: called once, from _PG_init while the postmaster loads shared_preload_libraries
-    // (security::init), single-threaded and before any backend can run the hook; PREV_AUTH is
-    // written only here and read only by the hook afterwards.
-    unsafe {
-        PREV_AUTH = libpq::ClientAuthentication_hook;
-        libpq::ClientAuthentication_hook = Some(client_authentication);
-    }
-}
-
 pub fn policy() -> Policy {
     Policy {
         max_failures: gucs::MAX_AUTH_FAILURES.get().max(0) as u32,
@@ -63,41 +52,39 @@ pub fn addr_text(addr: Option<IpAddr>) -> String {
     addr.map_or_else(|| "local".to_string(), |a| a.to_string())
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn client_authentication(port: *mut Port, status: i32) {
-    // A client that hung up (psql asking for the password first) is not a failure.
-    let seen = if status == pg_sys::STATUS_EOF || port.is_null() {
-        None
-    } else {
-        // SAFETY: `port` is tested for NULL above; otherwise it is the connection's Port, which
-        // the postmaster allocated and which lives as long as the backend.
-        let port = unsafe { &*port };
-        let role = if port.user_name.is_null() {
-            &[][..]
-        } else {
-            // SAFETY: user_name is tested for NULL above; otherwise it is the startup packet's
-            // NUL-terminated role name, kept in the Port for the life of the backend.
-            unsafe { std::ffi::CStr::from_ptr(port.user_name) }.to_bytes()
-        };
-        let addr = crate::pg::client_address::of_port(port);
-        let pair = Pair::new(role, addr);
-        let outcome = AUTH_TABLE.exclusive().0.observe(
-            &pair,
-            status == pg_sys::STATUS_OK as i32,
-            now(),
-            &policy(),
-        );
-        Some((pair, outcome))
-    };
-    // SAFETY: PREV_AUTH is written once, by install() in the postmaster before any backend
-    // exists, and only read afterwards by this single-threaded backend.
-    if let Some(prev) = unsafe { PREV_AUTH } {
-        // SAFETY: the hook that was installed before ours, called with the arguments Postgres
-        // gave us, inside pg_guard_ffi_boundary so that its ERROR or FATAL becomes a Rust panic
-        // instead of a longjmp over this frame.
-        unsafe { pg_sys::ffi::pg_guard_ffi_boundary(|| prev(port, status)) };
+/// What a login attempt meant for its (role, address) pair, observed before the previous hook
+/// runs; None for a client that hung up (psql asking for the password first is no failure).
+///
+/// # Safety
+/// `port` is NULL or the connection's Port, as Postgres passes it to ClientAuthentication_hook.
+pub unsafe fn observe(port: *mut Port, status: i32) -> Option<(Pair, Outcome)> {
+    if status == pg_sys::STATUS_EOF || port.is_null() {
+        return None;
     }
-    let Some((pair, outcome)) = seen else { return };
+    // SAFETY: `port` is tested for NULL above; otherwise it is the connection's Port, which
+    // the postmaster allocated and which lives as long as the backend.
+    let port = unsafe { &*port };
+    let role = if port.user_name.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: user_name is tested for NULL above; otherwise it is the startup packet's
+        // NUL-terminated role name, kept in the Port for the life of the backend.
+        unsafe { std::ffi::CStr::from_ptr(port.user_name) }.to_bytes()
+    };
+    let addr = crate::pg::client_address::of_port(port);
+    let pair = Pair::new(role, addr);
+    let outcome = AUTH_TABLE.exclusive().0.observe(
+        &pair,
+        status == pg_sys::STATUS_OK as i32,
+        now(),
+        &policy(),
+    );
+    Some((pair, outcome))
+}
+
+/// Acts on what `observe` found, after the previous hook ran: a new lockout becomes an event,
+/// a locked pair is refused (FATAL), a full table is reported.
+pub fn act((pair, outcome): (Pair, Outcome)) {
     let role = String::from_utf8_lossy(pair.role()).into_owned();
     let addr = addr_text(pair.addr());
     match outcome {

@@ -35,7 +35,6 @@ pub fn init() {
         pgrx::pg_shmem_init!(AUTH_TABLE = AuthTable::EMPTY);
         pgrx::pg_shmem_init!(RATE_TABLE = RateTable::EMPTY);
         pgrx::pg_shmem_init!(QUEUE = Queue::EMPTY);
-        auth::install();
     }
 }
 
