@@ -1,0 +1,35 @@
+//! The planner hook (preloaded): DP-only tables are checked, and their queries planned, by
+//! `privacy::dp_only`.
+
+use crate::privacy;
+use pgrx::prelude::*;
+
+static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
+
+/// From `_PG_init` while preloading.
+pub fn install() {
+    // SAFETY: _PG_init runs once per process, single-threaded, before any hook of ours exists;
+    // the previous hook is saved before ours replaces it, and only the hook reads it after.
+    unsafe {
+        PREV_PLANNER = pg_sys::planner_hook;
+        pg_sys::planner_hook = Some(planner);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn planner(
+    parse: *mut pg_sys::Query,
+    query_string: *const std::ffi::c_char,
+    cursor_options: std::ffi::c_int,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    // SAFETY: the planner's arguments, valid for the call; the previous hook saved at install.
+    unsafe {
+        privacy::dp_only::plan(parse, || match PREV_PLANNER {
+            Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
+                prev(parse, query_string, cursor_options, bound_params)
+            }),
+            None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
+        })
+    }
+}
