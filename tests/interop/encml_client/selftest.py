@@ -101,9 +101,12 @@ def database_vectors():
     keys = _roots(vec)
     check("captured exported keys open", all(k.key_version == 1 for k in keys.values()))
     ra, rd, ro = keys["a"].root, keys["d"].root, keys["o"].root
+    ka = keys["a"].key_id
     for v in vec["enc_bytea"]:
-        check("captured enc_bytea decrypts", enc_bytea.decrypt(ra, b64decode(v["value"]), v["aad"])
-              == v["plaintext"].encode())
+        c = b64decode(v["value"])
+        check("captured enc_bytea decrypts", enc_bytea.decrypt(ra, c, v["aad"]) == v["plaintext"].encode())
+        check("captured enc_bytea equals ours with its nonce",
+              enc_bytea.encrypt(ra, ka, 1, v["plaintext"].encode(), v["aad"], nonce=c[24:36]) == c)
     dtypes = {"float32": float, "float64": float, "int16": int, "int32": int}
     for v in vec["tensors"]:
         desc, values = enc_bytea.decrypt_tensor(ra, b64decode(v["value"]), "tensor")
@@ -113,6 +116,10 @@ def database_vectors():
               == (info["dtype"], info["shape"], info["lower_bounds"], info["element_count"]))
         check(f"captured tensor {info['dtype']} values", values == (v["values"] or []))
         check("tensor values have the dtype's type", all(isinstance(x, dtypes[desc.dtype]) for x in _flat(values)))
+        c = b64decode(v["value"])
+        check(f"captured tensor {info['dtype']} equals ours with its nonce", enc_bytea.encrypt_tensor(
+            ra, ka, 1, list(_flat(values)), desc.shape, desc.dtype, "tensor", desc.lower_bounds,
+            nonce=enc_bytea.parse(c).nonce) == c)
     j = vec["jsonb"]
     dec = jsonb.decrypt_document(j["value"], lambda kid, ver: ra, j["aad"])
     check("captured encrypted jsonb decrypts (nested values, path AAD)",
@@ -133,6 +140,9 @@ def database_vectors():
         check(f"captured ORE {v['domain']} equals ours", ore.encrypt(ro, keys["o"].key_id, 1, v["domain"], x) == c)
     lo = bytes.fromhex(vec["large_object"]["value"])
     check("captured encrypted large object decrypts", large_object.decrypt(ra, lo) == bytes(range(256)) * 11)
+    h = large_object.parse_header(lo)
+    check("captured encrypted large object equals ours with its salt", large_object.encrypt(
+        ra, ka, 1, bytes(range(256)) * 11, h.chunk_size, h.salt) == lo)
     f = vec["fhe_vector_header"]
     h = fhe_vector.parse_header(bytes.fromhex(f["header"]), check_length=False)
     check("captured fhe_vector header", (str(h.key_set_id), h.version, h.dim, h.terms, h.value_bits, h.frac_bits,
