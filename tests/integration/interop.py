@@ -17,7 +17,7 @@ import sys
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop"))
-from encml_client import (audit, common, det_text, dp_state, enc_bytea, export_key, fhe_vector,  # noqa: E402
+from encml_client import (audit, common, det_text, dp_state, enc_bytea, export_key, fhe_vector, fpe,  # noqa: E402
                           hpke, jsonb, large_object, master, ore, subject_export, tenant_token)
 from encml_client.common import b64decode, from_pg_bytea  # noqa: E402
 
@@ -68,13 +68,13 @@ keys = qjson(f"""json_build_object(
   'aead', encml.create_key('interop-aead-{tag}'),
   'det', encml.create_key('interop-det-{tag}', 'deterministic'),
   'ore', encml.create_key('interop-ore-{tag}', 'ore'),
-  'ore2', encml.create_key('interop-ore2-{tag}', 'ore'))""")
-KA, KD, KO, KO2 = (uuid.UUID(keys[k]) for k in ("aead", "det", "ore", "ore2"))
+  'ore2', encml.create_key('interop-ore2-{tag}', 'ore'), 'fpe', encml.create_key('interop-fpe-{tag}', 'fpe'))""")
+KA, KD, KO, KO2, KF = (uuid.UUID(keys[k]) for k in ("aead", "det", "ore", "ore2", "fpe"))
 psql(f"SELECT encml.rotate_key('{KA}')")   # the aead key has versions 1 and 2
 exported = qjson(f"""json_build_object(
   'a1', encml.export_key('{KA}', {hexlit(pub)}, 1), 'a2', encml.export_key('{KA}', {hexlit(pub)}),
   'd', encml.export_key('{KD}', {hexlit(pub)}), 'o', encml.export_key('{KO}', {hexlit(pub)}),
-  'o2', encml.export_key('{KO2}', {hexlit(pub)}))""")
+  'o2', encml.export_key('{KO2}', {hexlit(pub)}), 'f', encml.export_key('{KF}', {hexlit(pub)}))""")
 opened = {}
 for name, text in exported.items():
     blob = from_pg_bytea(text)
@@ -232,6 +232,23 @@ for dom, lits in (("int8", ints), ("float8", floats), ("timestamptz", stamps)):
                 check(f"ORE compare {dom} {plain[dom][i]} vs {plain[dom][j]}", False)
             n_pairs += 1
 ok(f"ORE: comparing ciphertexts here (first differing trit) gives the plaintext order on {n_pairs} pairs")
+
+fpe_cases = [("4111111111111111", "0123456789", None), ("AB-12345", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", "plates"),
+             ("grüße aus köln", "abcdefghijklmnopqrstuvwxyzäöüß ", "t ü"), ("000000", "0123456789", "")]
+
+
+def sql_text(x):
+    return "NULL" if x is None else "'" + x.replace("'", "''") + "'"
+
+
+got = qjson("json_build_array(" + ", ".join(
+    f"json_build_array(encml.fpe_encrypt({sql_text(v)}, '{KF}', {sql_text(a)}, {sql_text(t)}), "
+    f"encml.fpe_decrypt({sql_text(fpe.encrypt(root_of(KF, 1), KF, 1, v, a, t))}, '{KF}', {sql_text(a)}, {sql_text(t)}))"
+    for v, a, t in fpe_cases) + ")")
+check("fpe_encrypt (FF1, AES-256, sub-key \"fpe\"): the database's tokens equal ours and decrypt here; ours "
+      "decrypt there", all(db == fpe.encrypt(root_of(KF, 1), KF, 1, v, a, t) and back == v
+                           and fpe.decrypt(root_of(KF, 1), KF, 1, db, a, t) == v
+                           for (db, back), (v, a, t) in zip(got, fpe_cases)), json.dumps(got))
 
 # --- (b) values made here, accepted and decrypted by the database ----------------------------------
 r2 = root_of(KA, 2)

@@ -30,11 +30,12 @@ def q(sql):
 sk = hpke.generate_private_key()
 pub = hpke.raw_public(sk).hex()
 keys = q("""SELECT json_build_object('a', encml.create_key('kat-aead'),
-  'd', encml.create_key('kat-det', 'deterministic'), 'o', encml.create_key('kat-ore', 'ore'))""")
+  'd', encml.create_key('kat-det', 'deterministic'), 'o', encml.create_key('kat-ore', 'ore'),
+  'f', encml.create_key('kat-fpe', 'fpe'))""")
 out = {"x25519_private_key": hpke.raw_private(sk).hex(), "exported": {}}
 for name, kid in keys.items():
     out["exported"][name] = from_pg_bytea(q(f"SELECT to_json(encml.export_key('{kid}', '\\x{pub}'))")).hex()
-a, d, o = keys["a"], keys["d"], keys["o"]
+a, d, o, f = keys["a"], keys["d"], keys["o"], keys["f"]
 out["enc_bytea"] = q(f"""SELECT json_build_array(
   json_build_object('aad', 'row:1', 'plaintext', 'héllo', 'value', encml.encrypt('héllo'::text, '{a}', 'row:1')),
   json_build_object('aad', null, 'plaintext', '', 'value', encml.encrypt(''::text, '{a}')))""")
@@ -57,6 +58,13 @@ out["ore"] = q(f"""SELECT json_build_array(
   json_build_object('domain', 'float8', 'plaintext', 'NaN', 'value', encml.ore_encrypt('NaN'::float8, '{o}')),
   json_build_object('domain', 'timestamptz', 'plaintext', '2024-02-29T12:34:56.789012+00:00',
                     'value', encml.ore_encrypt('2024-02-29 12:34:56.789012+00'::timestamptz, '{o}')))""")
+out["fpe"] = q(f"""SELECT json_build_array(
+  json_build_object('plaintext', '0123456789', 'alphabet', '0123456789', 'tweak', null,
+                    'value', encml.fpe_encrypt('0123456789', '{f}')),
+  json_build_object('plaintext', 'AB-12345', 'alphabet', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-', 'tweak', 'plates',
+                    'value', encml.fpe_encrypt('AB-12345', '{f}', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-', 'plates')),
+  json_build_object('plaintext', 'héllo wörld', 'alphabet', 'abcdefghijklmnopqrstuvwxyzéö ', 'tweak', 'tw ü',
+                    'value', encml.fpe_encrypt('héllo wörld', '{f}', 'abcdefghijklmnopqrstuvwxyzéö ', 'tw ü')))""")
 payload = bytes(range(256)) * 11
 src = q(f"SELECT to_json(lo_from_bytea(0, '\\x{payload.hex()}'))")
 enc = q(f"SELECT to_json(encml.lo_encrypt({src}, '{a}', 1024))")

@@ -28,7 +28,7 @@ def hkdf_sha256(ikm: bytes, info: bytes, length: int, salt: bytes = b"") -> byte
     return out[:length]
 
 
-SUBKEY_LEN = {"aead": 32, "deterministic": 64, "ore": 64, "hmac": 32, "aead-stream": 32}
+SUBKEY_LEN = {"aead": 32, "deterministic": 64, "ore": 64, "hmac": 32, "aead-stream": 32, "fpe": 32}
 
 
 def subkey(root: bytes, purpose: str, key_id: uuid.UUID, version: int) -> bytes:

@@ -13,7 +13,7 @@ import random
 import struct
 import uuid
 
-from . import (audit, common, det_text, dp_state, enc_bytea, export_key, fhe_vector, hpke, jsonb,
+from . import (audit, common, det_text, dp_state, enc_bytea, export_key, fhe_vector, fpe, hpke, jsonb,
                large_object, master, ore, subject_export, tenant_token)
 from .common import FormatError, b64decode
 
@@ -138,6 +138,11 @@ def database_vectors():
         got = ore.decrypt(ro, c)
         check(f"captured ORE {v['domain']} decrypts", got == x or (isinstance(x, float) and math.isnan(x) and math.isnan(got)))
         check(f"captured ORE {v['domain']} equals ours", ore.encrypt(ro, keys["o"].key_id, 1, v["domain"], x) == c)
+    kf = keys["f"]
+    for v in vec["fpe"]:
+        check("captured fpe_encrypt value equals ours and decrypts",
+              fpe.encrypt(kf.root, kf.key_id, 1, v["plaintext"], v["alphabet"], v["tweak"]) == v["value"]
+              and fpe.decrypt(kf.root, kf.key_id, 1, v["value"], v["alphabet"], v["tweak"]) == v["plaintext"])
     lo = bytes.fromhex(vec["large_object"]["value"])
     check("captured encrypted large object decrypts", large_object.decrypt(ra, lo) == bytes(range(256)) * 11)
     h = large_object.parse_header(lo)
@@ -164,6 +169,21 @@ def _flat(x):
             yield from _flat(y)
     else:
         yield x
+
+
+def fpe_vectors():
+    # NIST SP 800-38G FF1 samples 7, 8 and 9 (AES-256)
+    key = bytes.fromhex("2B7E151628AED2A6ABF7158809CF4F3CEF4359D8D580AA4F7F036D6F04FC6A94")
+    b36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+    for tweak, radix, x, y in (("", 10, "0123456789", "6657667009"),
+                               ("39383736353433323130", 10, "0123456789", "1001623463"),
+                               ("3737373770717273373737", 36, "0123456789abcdefghi", "xs8a0azh2avyalyzuwd")):
+        t = bytes.fromhex(tweak)
+        got = "".join(b36[i] for i in fpe.ff1_encrypt(key, t, radix, [b36.index(c) for c in x]))
+        back = "".join(b36[i] for i in fpe.ff1_decrypt(key, t, radix, [b36.index(c) for c in y]))
+        check(f"FF1 NIST sample (radix {radix})", (got, back) == (y, x))
+    check("FPE refuses a domain below a million", raises(
+        lambda: fpe.encrypt(bytes(32), ZERO_ID, 1, "12345"), "FormatError"))
 
 
 def round_trips():
@@ -373,6 +393,7 @@ def subject_export_tests():
 def run() -> int:
     docs_vectors()
     hpke_vectors()
+    fpe_vectors()
     database_vectors()
     round_trips()
     ore_tests()
