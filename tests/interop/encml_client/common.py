@@ -17,15 +17,24 @@ class FormatError(ValueError):
     """A value that does not follow its documented layout."""
 
 
-def hkdf_sha256(ikm: bytes, info: bytes, length: int, salt: bytes = b"") -> bytes:
-    """RFC 5869; an absent salt is HashLen zero bytes."""
-    prk = hmac.new(salt or b"\0" * 32, ikm, hashlib.sha256).digest()
+def hkdf_extract(salt: bytes, ikm: bytes) -> bytes:
+    """RFC 5869 extract with SHA-256; an absent salt is HashLen zero bytes."""
+    return hmac.new(salt or b"\0" * 32, ikm, hashlib.sha256).digest()
+
+
+def hkdf_expand(prk: bytes, info: bytes, length: int) -> bytes:
+    """RFC 5869 expand with SHA-256."""
     out, block, counter = b"", b"", 1
     while len(out) < length:
         block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
         out += block
         counter += 1
     return out[:length]
+
+
+def hkdf_sha256(ikm: bytes, info: bytes, length: int, salt: bytes = b"") -> bytes:
+    """RFC 5869; an absent salt is HashLen zero bytes."""
+    return hkdf_expand(hkdf_extract(salt, ikm), info, length)
 
 
 SUBKEY_LEN = {"aead": 32, "deterministic": 64, "ore": 64, "hmac": 32, "aead-stream": 32, "fpe": 32}

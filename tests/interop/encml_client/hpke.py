@@ -3,8 +3,6 @@
 Written here because Debian 12's python3-cryptography (38) has no `hpke` module; only X25519,
 HMAC and the AEADs of `cryptography` are used. Checked against RFC 9180 A.2.1 and, when
 available, cryptography's own `hpke` module."""
-import hashlib
-import hmac
 import os
 import struct
 
@@ -12,31 +10,20 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.serialization import Encoding, PrivateFormat, PublicFormat, NoEncryption
 
+from .common import hkdf_expand, hkdf_extract
+
 KEM_X25519_SHA256 = 0x0020
 KDF_HKDF_SHA256 = 0x0001
 AEAD_AES_256_GCM, AEAD_CHACHA20POLY1305 = 0x0002, 0x0003
 _AEADS = {AEAD_AES_256_GCM: (AESGCM, 32), AEAD_CHACHA20POLY1305: (ChaCha20Poly1305, 32)}
 
 
-def _extract(salt: bytes, ikm: bytes) -> bytes:
-    return hmac.new(salt or b"\0" * 32, ikm, hashlib.sha256).digest()
-
-
-def _expand(prk: bytes, info: bytes, length: int) -> bytes:
-    out, block, counter = b"", b"", 1
-    while len(out) < length:
-        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
-        out += block
-        counter += 1
-    return out[:length]
-
-
 def _labeled_extract(suite_id: bytes, salt: bytes, label: bytes, ikm: bytes) -> bytes:
-    return _extract(salt, b"HPKE-v1" + suite_id + label + ikm)
+    return hkdf_extract(salt, b"HPKE-v1" + suite_id + label + ikm)
 
 
 def _labeled_expand(suite_id: bytes, prk: bytes, label: bytes, info: bytes, length: int) -> bytes:
-    return _expand(prk, struct.pack(">H", length) + b"HPKE-v1" + suite_id + label + info, length)
+    return hkdf_expand(prk, struct.pack(">H", length) + b"HPKE-v1" + suite_id + label + info, length)
 
 
 def _raw_public(key) -> bytes:
