@@ -35,6 +35,18 @@ impl Encrypted {
         }
     }
 
+    /// The ciphertext kind its values carry in their header (docs/formats.md).
+    pub fn kind(self) -> encml_core::format::Kind {
+        use encml_core::format::Kind;
+        match self {
+            Encrypted::EncBytea => Kind::Randomized,
+            Encrypted::DetText => Kind::Deterministic,
+            Encrypted::OreInt8 | Encrypted::OreFloat8 | Encrypted::OreTimestamptz => {
+                Kind::OrderRevealing
+            }
+        }
+    }
+
     /// Whether values of it can be decrypted (order-revealing values cannot be).
     pub fn decryptable(self) -> bool {
         matches!(self, Encrypted::EncBytea | Encrypted::DetText)

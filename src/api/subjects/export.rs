@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 const EXPORT_FORMAT: &str = "encml.subject_export/1";
 
 /// A stored ciphertext as the export shows it: its plaintext when the caller may decrypt it,
-/// else the ciphertext with the reason.
+/// else the ciphertext with its key and the reason (docs/formats.md, "Subject export").
 fn exported_value(kind: Encrypted, bytes: &[u8], shown: &Value) -> (Value, bool) {
     let undecrypted = |key: Option<&[u8; 16]>, reason: String| {
         (
@@ -39,10 +39,17 @@ fn exported_value(kind: Encrypted, bytes: &[u8], shown: &Value) -> (Value, bool)
             false,
         )
     };
-    let header = match Header::decode(bytes) {
-        Ok(h) => h,
-        Err(e) => return undecrypted(None, e.to_string()),
+    // Stored values passed the type's input checks; a header that still does not decode
+    // (a value written around them) is reported as such, without the parser's wording.
+    let Ok(header) = Header::decode_as(bytes, kind.kind()) else {
+        return undecrypted(None, format!("not a valid {} value", kind.type_name()));
     };
+    if !kind.decryptable() {
+        return undecrypted(
+            Some(&header.key_id),
+            "order-revealing values are exported encrypted".into(),
+        );
+    }
     let key = match cache::try_version(&header.key_id, header.key_version) {
         Ok(k) => k,
         Err(e) => return undecrypted(Some(&header.key_id), e.message),
@@ -75,12 +82,28 @@ fn exported_value(kind: Encrypted, bytes: &[u8], shown: &Value) -> (Value, bool)
 }
 
 /// (name, type) of the table's columns of a ciphertext type of the extension, or of a domain
-/// over one (recognised by OID, `types::identity`).
-fn encrypted_columns(rel: pg_sys::Oid) -> Vec<(String, Encrypted)> {
-    columns(rel)
-        .into_iter()
-        .filter_map(|(name, typ)| Some((name, identity::encrypted_type(typ)?)))
-        .collect()
+/// over one (recognised by OID, `types::identity`); and the names of the columns whose values
+/// hold ciphertexts inside (arrays, composite and range values of them), exported as stored.
+fn encrypted_columns(rel: pg_sys::Oid) -> (Vec<(String, Encrypted)>, Vec<String>) {
+    let mut direct = Vec::new();
+    let mut containers = Vec::new();
+    for (name, typ) in columns(rel) {
+        match identity::encrypted_type(typ) {
+            Some(kind) => direct.push((name, kind)),
+            None if identity::holds_encrypted(typ) => containers.push(name),
+            None => {}
+        }
+    }
+    (direct, containers)
+}
+
+/// A value holding ciphertexts inside, as the export shows it: as stored, flagged (docs/formats.md).
+fn exported_container(shown: Value) -> Value {
+    json!({
+        "encrypted": shown,
+        "key": null,
+        "reason": "an array, composite or range value holding ciphertexts is exported as stored",
+    })
 }
 
 /// Every row of every registered table that belongs to `subject`, encrypted columns decrypted
@@ -137,7 +160,7 @@ pub(super) fn export_here(subject: &str) -> Value {
                 continue; // the subject is no value of the column: no rows
             };
             let (predicate, bound) = (search.on(&reg), search.bound);
-            let encrypted = encrypted_columns(reg.rel);
+            let (encrypted, containers) = encrypted_columns(reg.rel);
             let mut select = vec!["pg_catalog.to_jsonb(t)".to_string()];
             for (name, typ) in &encrypted {
                 select.push(format!(
@@ -185,16 +208,16 @@ pub(super) fn export_here(subject: &str) -> Value {
                             continue;
                         };
                         let shown = row[name.as_str()].clone();
-                        let (value, opened) = if typ.decryptable() {
-                            exported_value(*typ, &bytes, &shown)
-                        } else {
-                            (
-                                json!({ "encrypted": shown, "reason": "order-revealing values are exported encrypted" }),
-                                false,
-                            )
-                        };
+                        let (value, opened) = exported_value(*typ, &bytes, &shown);
                         undecrypted += usize::from(!opened);
                         row[name.as_str()] = value;
+                    }
+                    for name in &containers {
+                        let shown = row[name.as_str()].take();
+                        if !shown.is_null() {
+                            undecrypted += 1;
+                            row[name.as_str()] = exported_container(shown);
+                        }
                     }
                     row
                 })

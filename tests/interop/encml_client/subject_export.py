@@ -45,8 +45,8 @@ def check(doc: dict) -> dict:
 
 
 def is_undecrypted(cell) -> bool:
-    """`{"encrypted", "key", "reason"}`; ORE cells come without "key" (tests/interop/DEFECTS.md)."""
-    return isinstance(cell, dict) and {"encrypted", "reason"} <= set(cell) <= {"encrypted", "key", "reason"}
+    """`{"encrypted", "key", "reason"}`, all three present (docs/formats.md, "Subject export")."""
+    return isinstance(cell, dict) and set(cell) == {"encrypted", "key", "reason"}
 
 
 def cell_value(cell):

@@ -1104,6 +1104,34 @@ DROP TABLE gdpr_r13n;
 BEGIN READ ONLY;
 SELECT try($$SELECT encml.subject_forget('sven')$$) AS read_only;
 COMMIT;
+-- Every ciphertext column of an exported row: enc_bytea and det_text decrypted where the caller
+-- may (a det_text column that is not the identifier was left as "bad magic", interop client);
+-- an ORE cell stays encrypted and names its key; an array of ciphertexts is flagged and counted
+-- (it came as bare ciphertext, attacker pass of issue 29) (docs/formats.md, "Subject export").
+CREATE TABLE gdpr_cells (user_id text, email encml.enc_bytea, tier encml.det_text, salary encml.ore_int8,
+  history encml.enc_bytea[]);
+SELECT encml.create_key('gdpr-cells-det', 'deterministic') AS cells_det \gset
+SELECT encml.create_key('gdpr-cells-ore', 'ore') AS cells_ore \gset
+INSERT INTO gdpr_cells VALUES ('cleo', encml.encrypt('cleo@x.org', encml.subject_key('cleo')),
+  encml.det_encrypt('gold', :'cells_det'), encml.ore_encrypt(5000, :'cells_ore'),
+  ARRAY[encml.encrypt('old@x.org', encml.subject_key('cleo'))]);
+SELECT encml.register_subject_column('gdpr_cells', 'user_id');
+SELECT t -> 'rows' -> 0 ->> 'email' AS email, t -> 'rows' -> 0 ->> 'tier' AS tier,
+       t -> 'rows' -> 0 -> 'salary' ->> 'key' = :'cells_ore' AS ore_names_key,
+       t -> 'rows' -> 0 -> 'salary' ->> 'reason' AS ore_reason,
+       t -> 'rows' -> 0 -> 'history' ->> 'reason' AS array_reason,
+       jsonb_array_length(t -> 'rows' -> 0 -> 'history' -> 'encrypted') AS array_as_stored,
+       t -> 'undecrypted_values' AS undecrypted
+  FROM jsonb_array_elements(encml.subject_export('cleo') -> 'tables') t WHERE t ->> 'table' = 'public.gdpr_cells';
+-- Without a decrypt grant on the det_text key: left encrypted, named by its key, with the reason.
+GRANT SELECT ON gdpr_cells TO encml_gdpr_nobody;
+SET ROLE encml_gdpr_nobody;
+SELECT t -> 'rows' -> 0 -> 'tier' ->> 'key' = :'cells_det' AS det_names_key,
+       t -> 'rows' -> 0 -> 'tier' ->> 'reason' AS det_reason
+  FROM jsonb_array_elements(encml.subject_export('cleo') -> 'tables') t WHERE t ->> 'table' = 'public.gdpr_cells';
+RESET ROLE;
+SELECT encml.unregister_subject_column('gdpr_cells', 'user_id');
+DROP TABLE gdpr_cells;
 SET ROLE encml_gdpr_app;
 DROP FUNCTION gdpr_app.put_back(), gdpr_app.whoami();
 DROP FUNCTION gdpr_app.spy(text) CASCADE;
