@@ -234,6 +234,19 @@ unsafe fn json_cast_may_apply(typoid: pg_sys::Oid) -> bool {
     }
 }
 
+/// The settings under which values are turned into text for the log and its tokens: the
+/// output of every built-in type is then the same in every session (docs/audit.md).
+const CANONICAL_OUTPUT: &[(&std::ffi::CStr, &std::ffi::CStr)] = &[
+    (c"DateStyle", c"ISO, YMD"),
+    (c"IntervalStyle", c"postgres"),
+    (c"TimeZone", c"UTC"),
+    (c"extra_float_digits", c"1"),
+    (c"bytea_output", c"hex"),
+    (c"lc_monetary", c"C"),
+    // regclass, regproc and the other reg* types print names as seen from the search_path.
+    (c"search_path", c"pg_catalog, pg_temp"),
+];
+
 /// The row as jsonb, with the `redact` columns' non-NULL values replaced by keyed hashes.
 /// Columns whose types `to_jsonb` would convert by a cast are logged as their type's output
 /// text instead, and the cast never runs (`to_jsonb` sees them as NULL).
@@ -280,20 +293,31 @@ unsafe fn row_jsonb(
             pg_sys::InvalidOid,
             composite,
         );
+        // Which columns are logged as text: the redacted ones (as tokens) and by_output's.
+        let as_text: Vec<(usize, String, bool)> = (0..row.values.len())
+            .filter(|&i| !(*attr(desc, i)).attisdropped && !row.nulls[i])
+            .filter_map(|i| {
+                let name = attname(desc, i);
+                let redacted = redact.contains(&name);
+                (redacted || by_output.contains(&i)).then_some((i, name, redacted))
+            })
+            .collect();
         let mut tokens = serde_json::Map::new();
-        for i in 0..row.values.len() {
-            if (*attr(desc, i)).attisdropped || row.nulls[i] {
-                continue;
-            }
-            let name = attname(desc, i);
-            if redact.contains(&name) {
-                let token = encml_core::audit::redact(key, &output_text(desc, i, row.values[i]));
-                tokens.insert(name, serde_json::Value::String(token));
-            } else if by_output.contains(&i) {
-                let text =
-                    String::from_utf8_lossy(&output_text(desc, i, row.values[i])).into_owned();
-                tokens.insert(name, serde_json::Value::String(text));
-            }
+        if !as_text.is_empty() {
+            // Tokens are HMACs of the output text, which must not depend on the writer's
+            // session: equal values give equal tokens whatever its DateStyle or TimeZone.
+            crate::pg::identity::with_settings(CANONICAL_OUTPUT, || {
+                for (i, name, redacted) in as_text {
+                    // (i < natts, and the value of column i is not NULL: filtered above.)
+                    let text = output_text(desc, i, row.values[i]);
+                    let value = if redacted {
+                        encml_core::audit::redact(key, &text)
+                    } else {
+                        String::from_utf8_lossy(&text).into_owned()
+                    };
+                    tokens.insert(name, serde_json::Value::String(value));
+                }
+            });
         }
         if !tokens.is_empty() {
             let text = std::ffi::CString::new(serde_json::Value::Object(tokens).to_string())

@@ -103,10 +103,27 @@ fn with_identity<R>(
     keep_settings: bool,
     f: impl FnOnce() -> R,
 ) -> R {
+    in_guc_nest(
+        role,
+        context,
+        keep_settings,
+        &[(c"search_path", c"pg_catalog, pg_temp")],
+        f,
+    )
+}
+
+/// `with_identity` with any settings in force.
+fn in_guc_nest<R>(
+    role: Option<pg_sys::Oid>,
+    context: i32,
+    keep_settings: bool,
+    settings: &[(&std::ffi::CStr, &std::ffi::CStr)],
+    f: impl FnOnce() -> R,
+) -> R {
     let mut user = pg_sys::InvalidOid;
     let mut sec_context = 0i32;
     // SAFETY: the user and context read here are set back by Restore when it drops; the GUC
-    // nest level opened here is closed by it.
+    // nest level opened here is closed by it, and save_setting runs inside it.
     unsafe {
         pg_sys::GetUserIdAndSecContext(&mut user, &mut sec_context);
         let guc_nest = pg_sys::NewGUCNestLevel();
@@ -119,9 +136,21 @@ fn with_identity<R>(
         if let Some(role) = role {
             pg_sys::SetUserIdAndSecContext(role, sec_context | context);
         }
-        save_setting(c"search_path", c"pg_catalog, pg_temp");
+        for (name, value) in settings {
+            save_setting(name, value);
+        }
         f()
     }
+}
+
+/// Runs `f` with `settings` (name, value) in force and every setting put back afterwards, as a
+/// function's SET clause does: for output that must not depend on the session (DateStyle,
+/// TimeZone, ...). Not for a scope that runs another role's code: the caller's own rights.
+pub fn with_settings<R>(
+    settings: &[(&std::ffi::CStr, &std::ffi::CStr)],
+    f: impl FnOnce() -> R,
+) -> R {
+    in_guc_nest(None, 0, false, settings, f)
 }
 
 /// Runs `f` with the caller's rights and search_path = pg_catalog, pg_temp: for SPI queries the

@@ -324,6 +324,22 @@ SELECT status, replace(detail, encml.library_version(), '<library>') AS detail
 ROLLBACK;
 SELECT encml.library_version() = extversion AS library_is_schema FROM pg_extension WHERE extname = 'pg_encrypt_ml';
 
+-- A token is the HMAC of the value's output text under fixed settings: equal values give equal
+-- tokens whatever the writer's TimeZone, DateStyle, float digits, bytea_output or search_path
+-- (docs/audit.md; regclass changed with the search_path, attacker pass of issue 29).
+CREATE TABLE public.a_settings (n int, at timestamptz, d date, f float8, b bytea, m money, r regclass);
+SELECT encml.audit_enable('public.a_settings', '{at,d,f,b,m,r}');
+SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET extra_float_digits = 1; SET bytea_output = 'hex';
+INSERT INTO public.a_settings VALUES (1, '2026-01-02 03:04:05+00', '2026-01-02', 0.1, '\x00ff', 12.5, 'public.a_settings');
+SET TimeZone = 'Asia/Tokyo'; SET DateStyle = 'German, DMY'; SET extra_float_digits = -3; SET bytea_output = 'escape';
+SET search_path = encml;
+INSERT INTO public.a_settings VALUES (2, '2026-01-02 03:04:05+00', '2026-01-02', 0.1, '\x00ff', 12.5, 'public.a_settings');
+RESET TimeZone; RESET DateStyle; RESET extra_float_digits; RESET bytea_output; RESET search_path;
+SELECT count(DISTINCT new_row - 'n') AS one_token_set, count(*) AS rows,
+       bool_and(new_row->>'at' LIKE 'hmac:%' AND new_row->>'m' LIKE 'hmac:%') AS hashed
+  FROM encml.audit_log WHERE table_name = 'public.a_settings' AND kind = 'row';
+SELECT encml.audit_disable('public.a_settings');
+DROP TABLE public.a_settings;
 SELECT encml.audit_disable('public.a_patients');
 SELECT operation FROM encml.audit_log ORDER BY id DESC LIMIT 1;
 DROP TABLE public.a_patients;
