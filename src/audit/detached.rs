@@ -46,19 +46,26 @@ pub fn session_fields() -> serde_json::Value {
 /// Never raises: a failure to record is reported in the server log, and the caller's own ERROR
 /// (the refusal) is what the client sees.
 pub fn record(operation: &str, mut detail: serde_json::Value) {
-    crate::events::severity::tag(operation, &mut detail);
-    let mut event = session_fields();
-    event["operation"] = json!(operation);
-    event["detail"] = detail;
-    let mut text = event.to_string();
-    crate::log_event!("pg_encrypt_ml security event: {text}");
-    crate::events::severity::log_json(&event);
-    if text.len() > MAX_EVENT {
-        event["detail"] =
-            json!({ "truncated": true, "severity": crate::events::severity::of(operation) });
-        text = event.to_string();
-    }
-    send(text);
+    // From here until the worker is registered no interrupt is served: a statement_timeout or
+    // cancel landing in between (the LOG lines below check for interrupts) would drop an event
+    // the server log already shows. The wait for the worker stays interruptible.
+    let launched = {
+        let _held = crate::pg::held_interrupts::HeldInterrupts::new();
+        crate::events::severity::tag(operation, &mut detail);
+        let mut event = session_fields();
+        event["operation"] = json!(operation);
+        event["detail"] = detail;
+        let mut text = event.to_string();
+        crate::log_event!("pg_encrypt_ml security event: {text}");
+        crate::events::severity::log_json(&event);
+        if text.len() > MAX_EVENT {
+            event["detail"] =
+                json!({ "truncated": true, "severity": crate::events::severity::of(operation) });
+            text = event.to_string();
+        }
+        launch(text)
+    };
+    finish(launched);
 }
 
 /// The event as `record` would send it (with this session's fields), for sending later with
@@ -89,37 +96,66 @@ pub fn record_prepared(events: &[String]) {
 }
 
 fn send(text: String) {
+    let launched = {
+        let _held = crate::pg::held_interrupts::HeldInterrupts::new();
+        launch(text)
+    };
+    finish(launched);
+}
+
+/// What `launch` did with an event: started its worker, or nothing to do, or kept it for later.
+enum Sent {
+    Launched(String, detached_worker::Launched),
+    Done,
+}
+
+/// Starts the worker that inserts `text` (one event, or an array of them); with no slot free,
+/// keeps the events for this session to write itself (`finish` reports it).
+fn launch(text: String) -> Sent {
     // SAFETY: RecoveryInProgress takes no arguments and only reads shared recovery state; it
     // cannot ERROR.
     if unsafe { pg_sys::RecoveryInProgress() } {
-        return; // a standby writes nothing; the server log has it
+        return Sent::Done; // a standby writes nothing; the server log has it
     }
-    match detached_worker::run(
+    match detached_worker::launch(
         "pg_encrypt_ml audit event",
         "encml_audit_event_worker_main",
         extension_owner(),
         text.as_bytes(),
     ) {
-        Ok(_) => {}
+        Ok(launched) => Sent::Launched(text, launched),
         Err(failure) => {
-            crate::log_event!(
-                "pg_encrypt_ml: {}; the event above is written by this session at its next statement",
-                match failure {
-                    detached_worker::Failure::NoSlot => "no background worker slot free",
-                    _ => "the audit event worker did not finish",
-                }
-            );
-            // (Any role can fill the worker slots: the session writes its events itself, in its
-            // next transaction that can write, and again if that one rolls back.)
-            let events: Vec<String> = match serde_json::from_str::<serde_json::Value>(&text) {
-                Ok(serde_json::Value::Array(events)) => {
-                    events.iter().map(|e| e.to_string()).collect()
-                }
-                _ => vec![text],
-            };
-            UNSENT.with(|u| u.borrow_mut().extend(events));
+            unsent(&text, failure);
+            Sent::Done
         }
     }
+}
+
+/// Waits for a launched worker; if it did not finish, the session writes the events itself.
+fn finish(sent: Sent) {
+    if let Sent::Launched(text, launched) = sent {
+        if let Err(failure) = launched.wait() {
+            unsent(&text, failure);
+        }
+    }
+}
+
+/// Keeps events no worker wrote for the session's next transaction that can write.
+fn unsent(text: &str, failure: detached_worker::Failure) {
+    crate::log_event!(
+        "pg_encrypt_ml: {}; the event above is written by this session at its next statement",
+        match failure {
+            detached_worker::Failure::NoSlot => "no background worker slot free",
+            _ => "the audit event worker did not finish",
+        }
+    );
+    // (Any role can fill the worker slots: the session writes its events itself, in its next
+    // transaction that can write, and again if that one rolls back.)
+    let events: Vec<String> = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Array(events)) => events.iter().map(|e| e.to_string()).collect(),
+        _ => vec![text.to_string()],
+    };
+    UNSENT.with(|u| u.borrow_mut().extend(events));
 }
 
 /// Events no worker could write (no slot free), for the session to write itself.

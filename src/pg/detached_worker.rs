@@ -36,6 +36,34 @@ pub fn run(
     role: pg_sys::Oid,
     payload: &[u8],
 ) -> Result<Vec<u8>, Failure> {
+    let launched = {
+        let _held = crate::pg::held_interrupts::HeldInterrupts::new();
+        launch(name, function, role, payload)?
+    };
+    launched.wait()
+}
+
+/// A job whose worker has been registered: it runs to its end whether or not this backend
+/// waits for it.
+pub struct Launched {
+    seg: *mut pg_sys::dsm_segment,
+    body: *const u8,
+    len: usize,
+    worker: DynamicBackgroundWorker,
+}
+
+/// The first half of [`run`]: copies `payload` into a segment and registers the worker. The
+/// job must run even if this backend then stops waiting (statement_timeout, a cancel): a
+/// refusal event or a charge outlives the caller's ERROR. Call it with interrupts held
+/// (`HeldInterrupts`) from the moment the job is decided, so that no interrupt falls between
+/// deciding and launching (the attacker pass of issue 29 lost 13 of 58 refusal events to a
+/// 2-7 ms statement_timeout; the last one between the event's LOG line and the launch).
+pub fn launch(
+    name: &str,
+    function: &str,
+    role: pg_sys::Oid,
+    payload: &[u8],
+) -> Result<Launched, Failure> {
     let header = Header {
         // SAFETY: a backend global set when the session connected; read on the backend's only
         // thread.
@@ -45,10 +73,10 @@ pub fn run(
     };
     // SAFETY: dsm_create (flags 0) raises an ERROR through pgrx's guard rather than return NULL,
     // and maps a segment of `size` bytes: the header and then the payload are written inside it
-    // (unaligned write: the address is only as aligned as the mapping), and read back from the
-    // same place only after the worker has exited, so nothing writes it concurrently. The
-    // mapping stays until dsm_detach below; on an ERROR in between, the resource owner detaches
-    // it at abort.
+    // (unaligned write: the address is only as aligned as the mapping). The pin keeps the
+    // segment alive past this backend's detach (at the end of `wait`, or by the resource owner
+    // at an ERROR) until the worker, once attached, unpins it; a segment whose worker could not
+    // be registered is unpinned at once and detached.
     unsafe {
         let size = std::mem::size_of::<Header>() + payload.len();
         let seg = pg_sys::dsm_create(size, 0);
@@ -57,14 +85,35 @@ pub fn run(
         let body = base.add(std::mem::size_of::<Header>());
         std::ptr::copy_nonoverlapping(payload.as_ptr(), body, payload.len());
         let handle = pg_sys::dsm_segment_handle(seg);
-        let result = match start(name, function, handle) {
-            Err(_) => Err(Failure::NoSlot),
-            Ok(worker) => match worker.wait_for_shutdown() {
-                Err(_) => Err(Failure::Died),
-                Ok(()) => Ok(std::slice::from_raw_parts(body, payload.len()).to_vec()),
-            },
+        pg_sys::dsm_pin_segment(seg);
+        match start(name, function, handle) {
+            Err(_) => {
+                pg_sys::dsm_unpin_segment(handle);
+                pg_sys::dsm_detach(seg);
+                Err(Failure::NoSlot)
+            }
+            Ok(worker) => Ok(Launched {
+                seg,
+                body,
+                len: payload.len(),
+                worker,
+            }),
+        }
+    }
+}
+
+impl Launched {
+    /// Waits for the worker (interruptibly) and returns the payload as it left it.
+    pub fn wait(self) -> Result<Vec<u8>, Failure> {
+        let result = match self.worker.wait_for_shutdown() {
+            Err(_) => Err(Failure::Died),
+            // SAFETY: body points to len payload bytes of the segment, still attached (only
+            // detached below); the worker has exited, so nothing writes them any more.
+            Ok(()) => Ok(unsafe { std::slice::from_raw_parts(self.body, self.len) }.to_vec()),
         };
-        pg_sys::dsm_detach(seg);
+        // SAFETY: the segment `launch` attached and nobody detached since (an ERROR in the wait
+        // unwinds past this line, and the resource owner detaches it instead).
+        unsafe { pg_sys::dsm_detach(self.seg) };
         result
     }
 }
@@ -90,8 +139,9 @@ pub fn start(
 }
 
 /// The worker side: attaches to the segment named by `arg`, connects, runs `job` on the payload
-/// in a transaction, and writes back what it returns (same length). If the caller already gave up
-/// (the segment is gone), nothing runs.
+/// in a transaction, and writes back what it returns (same length). The caller pinned the
+/// segment, so it is there even if the caller gave up waiting; the worker unpins it, and it goes
+/// away when the last of the two detaches.
 pub fn serve(
     arg: pg_sys::Datum,
     job: impl FnOnce(Vec<u8>) -> Vec<u8> + std::panic::UnwindSafe + std::panic::RefUnwindSafe,
@@ -104,6 +154,9 @@ pub fn serve(
     if seg.is_null() {
         return;
     }
+    // SAFETY: the caller pinned this segment once, for this worker alone; unpinning it while
+    // attached only lets it be destroyed at the last detach.
+    unsafe { pg_sys::dsm_unpin_segment(handle) };
     // SAFETY: seg is attached (non-null above) and stays attached until dsm_detach at the end;
     // `run` laid it out as a Header followed by header.len payload bytes, so both pointers are
     // inside the mapping.

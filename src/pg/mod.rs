@@ -11,6 +11,7 @@ pub mod errors;
 pub mod expanded;
 pub mod guards;
 pub mod gucs;
+pub mod held_interrupts;
 pub mod identity;
 pub mod interruptible;
 pub mod invalidation;
