@@ -2,6 +2,25 @@
 //! character by character so multi-byte text keeps its shape. Masks hide, they do not encrypt:
 //! what they keep is meant to be shown.
 
+/// The length in bytes of `partial`'s result, computed without building it (a long pad
+/// multiplies the value's length: callers refuse results a Postgres value cannot hold first);
+/// saturates at `usize::MAX`.
+pub fn partial_len(value: &str, keep_prefix: usize, keep_suffix: usize, pad: &str) -> usize {
+    let n = value.chars().count();
+    let budget = n / 2;
+    let prefix = keep_prefix.min(budget);
+    let suffix = keep_suffix.min(budget - prefix);
+    let kept: usize = value
+        .chars()
+        .enumerate()
+        .filter(|&(i, _)| i < prefix || i >= n - suffix)
+        .map(|(_, c)| c.len_utf8())
+        .sum();
+    (n - prefix - suffix)
+        .saturating_mul(pad.len())
+        .saturating_add(kept)
+}
+
 /// Keeps the first `keep_prefix` and the last `keep_suffix` characters and replaces each other
 /// character with `pad`. At most half of the characters (rounded down) are ever kept, the
 /// prefix first: a short value is not shown whole because its prefix and suffix overlap.
@@ -203,6 +222,24 @@ mod tests {
         assert_eq!(partial("Ünïcödé", 2, 1, "·"), "Ün····é");
         assert_eq!(partial("東京都千代田区", 1, 2, "＊"), "東＊＊＊＊田区");
         assert_eq!(partial("secret", 0, 0, "xy"), "xyxyxyxyxyxy");
+    }
+
+    #[test]
+    fn partial_len_is_the_length_of_partial() {
+        for (v, p, s, pad) in [
+            ("4111111111111111", 0, 4, "*"),
+            ("abc", 2, 2, "*"),
+            ("", 1, 1, "*"),
+            ("Ünïcödé", 2, 1, "·"),
+            ("東京都千代田区", 1, 2, "＊"),
+            ("secret", 0, 0, "xy"),
+        ] {
+            assert_eq!(
+                partial_len(v, p, s, pad),
+                partial(v, p, s, pad).len(),
+                "{v}"
+            );
+        }
     }
 
     #[test]

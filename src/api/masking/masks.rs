@@ -29,13 +29,26 @@ fn mask_partial(
     keep_suffix: i32,
     pad: default!(&str, "'*'"),
 ) -> String {
-    mask::partial(
-        value,
+    let (prefix, suffix) = (
         count_arg(keep_prefix, "keep_prefix"),
         count_arg(keep_suffix, "keep_suffix"),
-        pad,
-    )
+    );
+    // A long pad multiplies the length: refuse a result no text value can hold before building
+    // it (the value's length times the pad's bounds it; count exactly only when that is over).
+    if value.len().saturating_mul(pad.len() + 1) > MAX_TEXT_BYTES {
+        let len = mask::partial_len(value, prefix, suffix, pad);
+        if len > MAX_TEXT_BYTES {
+            raise(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!("mask_partial's result would be {len} bytes, more than a text value holds (1 GB)"),
+            );
+        }
+    }
+    mask::partial(value, prefix, suffix, pad)
 }
+
+/// The most bytes a text value holds (MaxAllocSize less the varlena header).
+const MAX_TEXT_BYTES: usize = 0x3FFF_FFFF - pgrx::pg_sys::VARHDRSZ;
 
 /// A copy of the text argument `n`'s bytes, masked in place: the masks of digits and ASCII
 /// addresses keep the length, so the result is built with one allocation and no re-validation.

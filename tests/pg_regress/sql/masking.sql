@@ -19,6 +19,9 @@ SELECT encml.mask_pan('٤١١١١١١١١١١١١١١١') AS arabic_indic_pan,
        encml.mask_pan('４１１１ １１１１ １１１１ １１１１', 6) AS full_width_pan,
        encml.mask_phone('+١ (٥٥٥) ١٢٣-٤٥٦٧') AS arabic_indic_phone;
 SELECT try($$SELECT encml.mask_partial('abc', -1, 0)$$) AS negative_prefix;
+-- A long pad multiplies the length: a result over 1 GB is refused before it is built (54000), not
+-- an internal error (attacker pass of issue 29).
+SELECT try($$SELECT length(encml.mask_partial(repeat('a', 6000000), 0, 0, repeat('x', 200)))$$) AS over_1gb;
 SELECT try($$SELECT encml.mask_pan('4111111111111111', 8)$$) AS more_than_six;
 -- Usable in an index expression and a generated column.
 CREATE TABLE contacts (id int, email text, email_shown text GENERATED ALWAYS AS (encml.mask_email(email)) STORED);
