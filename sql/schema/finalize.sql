@@ -20,7 +20,7 @@ COMMENT ON FUNCTION key_id(enc_bytea) IS 'The key id in an enc_bytea header (not
 COMMENT ON FUNCTION key_version(enc_bytea) IS 'The key version in an enc_bytea header (not authenticated until decryption)';
 
 COMMENT ON FUNCTION create_key(text, text, text) IS
-    'Creates a data key (purpose aead, deterministic, ore or hmac; optional tenant) wrapped by the master key; returns its id';
+    'Creates a data key (purpose aead, deterministic, ore, fpe or hmac; optional tenant) wrapped by the master key; returns its id';
 COMMENT ON FUNCTION rotate_key(uuid) IS
     'Adds a new version of a key and makes it current for encryption; older versions keep decrypting. Returns the new version';
 COMMENT ON FUNCTION retire_key_version(uuid, integer, boolean) IS

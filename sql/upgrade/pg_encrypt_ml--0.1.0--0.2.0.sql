@@ -981,3 +981,7 @@ CREATE OR REPLACE FUNCTION @extschema@.set_masking_rule(tbl regclass, col name, 
 RETURNS void LANGUAGE c VOLATILE STRICT PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'set_masking_rule_wrapper';
 DROP FUNCTION @extschema@.masking_rule_set(regclass, text, text, oid[]);
+
+-- Issue 29: create_key's comment names every purpose it takes (fpe was missing).
+COMMENT ON FUNCTION @extschema@.create_key(text, text, text) IS
+    'Creates a data key (purpose aead, deterministic, ore, fpe or hmac; optional tenant) wrapped by the master key; returns its id';

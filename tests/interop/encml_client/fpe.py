@@ -1,8 +1,5 @@
-"""FF1 (NIST SP 800-38G) with AES-256, as `encml.fpe_encrypt` (docs/tokenization.md).
-
-Not in docs/formats.md; what the docs leave open (tests/interop/DEFECTS.md) was settled against
-the database: the key is the sub-key "fpe" (32 bytes), the alphabet's i-th character is numeral
-i, and the tweak is the UTF-8 bytes of the tweak text (none: empty)."""
+"""FF1 (NIST SP 800-38G) with AES-256, as `encml.fpe_encrypt`, and card-number tokens, as
+`encml.tokenize_pan` (docs/formats.md, "FF1 tokens"; docs/tokenization.md)."""
 import math
 import uuid
 
@@ -98,3 +95,45 @@ def decrypt(root: bytes, key_id: uuid.UUID, version: int, value: str, alphabet: 
     key = subkey(root, "fpe", key_id, version)
     out = ff1_decrypt(key, (tweak or "").encode("utf-8"), len(alphabet), _numerals(value, alphabet))
     return "".join(alphabet[i] for i in out)
+
+
+def _luhn_sum(digits) -> int:
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2 == 1:
+            d = 2 * d
+            d = d - 9 if d > 9 else d
+        total += d
+    return total
+
+
+def _pan(root: bytes, key_id: uuid.UUID, text: str, keep_first: int, tokenize: bool) -> str:
+    positions = [i for i, ch in enumerate(text) if ch.isdigit()]
+    if any(ch not in "0123456789 -" for ch in text) or not 12 <= len(positions) <= 19:
+        raise FormatError("a card number has 12 to 19 digits, spaces and dashes")
+    if keep_first not in (0, 6):
+        raise FormatError("keep_first is 0 or 6")
+    d = [int(text[i]) for i in positions]
+    n, f = len(d), keep_first
+    r = n - 5
+    if r - f < 6:
+        raise FormatError("fewer than six digits to encrypt")
+    if _luhn_sum(d) % 10 != (0 if tokenize else 5):
+        raise FormatError("the Luhn sum is not a card number's (0) or a token's (5)")
+    tweak = b"encml-pan-v1:" + bytes([n, f]) + bytes(d[:f]) + bytes(d[n - 4:])
+    key = subkey(root, "fpe", key_id, 1)
+    d[f:r] = (ff1_encrypt if tokenize else ff1_decrypt)(key, tweak, 10, d[f:r])
+    want = 5 if tokenize else 0
+    d[r] = next(x for x in range(10) if _luhn_sum(d[:r] + [x] + d[r + 1:]) % 10 == want)
+    out = list(text)
+    for i, digit in zip(positions, d):
+        out[i] = str(digit)
+    return "".join(out)
+
+
+def tokenize_pan(root: bytes, key_id: uuid.UUID, pan: str, keep_first: int = 0) -> str:
+    return _pan(root, key_id, pan, keep_first, True)
+
+
+def detokenize_pan(root: bytes, key_id: uuid.UUID, token: str, keep_first: int = 0) -> str:
+    return _pan(root, key_id, token, keep_first, False)
