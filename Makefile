@@ -16,7 +16,7 @@ export PG_CONFIG
 # place crashes them).
 UNLINK_SO = rm -f "$$($(PG_CONFIG) --pkglibdir 2>/dev/null || echo /nonexistent)/pg_encrypt_ml.so"
 
-.PHONY: test-architecture test-fuzz deps install install-dev demo test test-unit test-pgrx test-regress test-upgrade test-integration test-citus citus test-slow bench bench-citus stop fmt
+.PHONY: test-isolation test-architecture test-fuzz deps install install-dev demo test test-unit test-pgrx test-regress test-upgrade test-integration test-citus citus test-slow bench bench-citus stop fmt
 
 deps:
 	@bash scripts/install-deps.sh
@@ -41,7 +41,7 @@ demo: install
 	@bash scripts/cluster.sh start
 	@bash scripts/demo.sh
 
-test: deps test-architecture test-unit test-fuzz test-pgrx test-regress test-upgrade test-integration test-citus
+test: deps test-architecture test-unit test-fuzz test-pgrx test-regress test-isolation test-upgrade test-integration test-citus
 	@echo "==> all tests passed"
 
 # The layer order of src/lib.rs holds (docs/architecture.md); internal errors only where listed;
@@ -72,6 +72,11 @@ test-regress: install-dev
 
 # Every released version upgraded to this one equals a fresh install, loses nothing, and
 # survives pg_dump/pg_restore (tests/upgrade/run.sh, docs/upgrading.md).
+# Concurrency: pg_isolation_regress specs (tests/isolation/specs), sessions interleaved step by step.
+test-isolation: install-dev
+	@bash scripts/cluster.sh start
+	@bash tests/isolation/run.sh
+
 test-upgrade: install-dev
 	@bash scripts/cluster.sh start
 	@bash tests/upgrade/run.sh
