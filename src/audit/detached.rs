@@ -140,22 +140,39 @@ fn finish(sent: Sent) {
     }
 }
 
-/// Keeps events no worker wrote for the session's next transaction that can write.
+/// Keeps events no worker wrote for the session's next transaction that can write; a parallel
+/// worker, which has no next statement, parks them in shared memory for this database instead.
 fn unsent(text: &str, failure: detached_worker::Failure) {
+    let why = match failure {
+        detached_worker::Failure::NoSlot => "no background worker slot free",
+        _ => "the audit event worker did not finish",
+    };
+    let events: Vec<serde_json::Value> = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Array(events)) => events,
+        Ok(event) => vec![event],
+        Err(_) => Vec::new(),
+    };
+    // SAFETY: ParallelWorkerNumber is a backend global, >= 0 only in a parallel worker.
+    if unsafe { pg_sys::ParallelWorkerNumber } >= 0 {
+        // The worker exits at the end of its query: its own queue would die with it (attacker
+        // re-check of issue 29: refusals in parallel workers that filled every slot were lost).
+        let kept = events.into_iter().all(crate::events::parked::park_here);
+        crate::log_event!(
+            "pg_encrypt_ml: {why}; the event above {}",
+            if kept {
+                "waits in shared memory until security state is read in this database (encml.metrics(), security_summary(), forward_security_events())"
+            } else {
+                "could not be kept (library not preloaded, or too long): the server log is its only record"
+            }
+        );
+        return;
+    }
     crate::log_event!(
-        "pg_encrypt_ml: {}; the event above is written by this session at its next statement",
-        match failure {
-            detached_worker::Failure::NoSlot => "no background worker slot free",
-            _ => "the audit event worker did not finish",
-        }
+        "pg_encrypt_ml: {why}; the event above is written by this session at its next statement"
     );
     // (Any role can fill the worker slots: the session writes its events itself, in its next
     // transaction that can write, and again if that one rolls back.)
-    let events: Vec<String> = match serde_json::from_str::<serde_json::Value>(text) {
-        Ok(serde_json::Value::Array(events)) => events.iter().map(|e| e.to_string()).collect(),
-        _ => vec![text.to_string()],
-    };
-    UNSENT.with(|u| u.borrow_mut().extend(events));
+    UNSENT.with(|u| u.borrow_mut().extend(events.iter().map(|e| e.to_string())));
 }
 
 /// Events no worker could write (no slot free), for the session to write itself.

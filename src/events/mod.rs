@@ -9,8 +9,10 @@
 //! - [`record`]: a successful operation, in the caller's transaction (rolled back with it);
 //! - [`record_detached`] (and [`refused`], its name for refusals): outside the caller's
 //!   transaction, so the record survives the ERROR that follows a refusal;
-//! - [`severity`]: the severity of every event kind, the JSON line for SIEMs and the alerts.
+//! - [`severity`]: the severity of every event kind, the JSON line for SIEMs and the alerts;
+//! - [`parked`]: the shared-memory ring of events no audit log could take yet.
 
+pub mod parked;
 pub mod severity;
 
 use pgrx::pg_sys;

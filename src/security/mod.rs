@@ -6,7 +6,8 @@
 //! - [`large_results`]: COPY TO and large results from classified tables;
 //! - [`queue`]: events raised where no audit log can be written (before a database is
 //!   connected, or in a database without the extension), kept in shared memory until a backend
-//!   with the extension forwards them.
+//!   with the extension forwards them;
+//! - [`transport`]: logins without TLS by key holders, and roles marked as TLS services.
 //!
 //! Everything that needs shared memory or hooks in every backend needs
 //! `shared_preload_libraries = 'pg_encrypt_ml'`; without it the rest of the extension works,
@@ -18,6 +19,7 @@ pub mod gucs;
 pub mod large_results;
 pub mod privilege_changes;
 pub mod queue;
+pub mod transport;
 
 use pgrx::prelude::*;
 
@@ -29,9 +31,9 @@ pub fn init() {
     // SAFETY: a plain global the postmaster sets while it loads shared_preload_libraries; this
     // runs from _PG_init, single-threaded.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        use crate::events::parked::{Queue, QUEUE};
         use auth::{AuthTable, AUTH_TABLE};
         use exfil::{RateTable, RATE_TABLE};
-        use queue::{Queue, QUEUE};
         pgrx::pg_shmem_init!(AUTH_TABLE = AuthTable::EMPTY);
         pgrx::pg_shmem_init!(RATE_TABLE = RateTable::EMPTY);
         pgrx::pg_shmem_init!(QUEUE = Queue::EMPTY);

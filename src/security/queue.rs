@@ -1,34 +1,16 @@
 //! Security events raised where the audit log cannot be written: during authentication (no
-//! database yet) and in databases without the extension (role changes are cluster-wide). Each is
-//! written to the server log at once and kept in a shared-memory ring; a backend of a database
-//! with the extension forwards them to its audit log (own transaction) whenever security state is
-//! read: encml.metrics(), encml.security_summary(), encml.auth_failures(),
+//! database yet), in databases without the extension (role changes are cluster-wide), and in
+//! parallel workers that found no worker slot free. Each is written to the server log at once and
+//! kept in a shared-memory ring (`events::parked`); a backend of a database with the extension
+//! forwards them to its audit log (own transaction) whenever security state is read: encml.metrics(), encml.security_summary(), encml.auth_failures(),
 //! encml.forward_security_events(), encml.compliance_report(). A scraper calling metrics()
 //! therefore brings them in within one scrape interval.
 
+use crate::events::parked::{self, RECORD_BYTES};
 use crate::events::severity;
-use encml_core::event_ring::Ring;
 use pgrx::prelude::*;
-use pgrx::{PGRXSharedMemory, PgLwLock};
 use serde_json::json;
 use std::net::IpAddr;
-
-/// Records waiting at most; the oldest is dropped when full (counted in metrics).
-const RECORDS: usize = 256;
-const RECORD_BYTES: usize = 1024;
-
-pub struct Queue(pub Ring<RECORDS, RECORD_BYTES>);
-// SAFETY: plain old data (encml_core::event_ring's Ring: a fixed array of length-prefixed byte
-// records and integer cursors), no pointers and no Drop, so every process sees the same valid
-// bytes; it is initialized with EMPTY by pg_shmem_init! and only reached through QUEUE's LWLock.
-unsafe impl PGRXSharedMemory for Queue {}
-impl Queue {
-    pub const EMPTY: Queue = Queue(Ring::EMPTY);
-}
-
-// SAFETY: PgLwLock::new asks for a name no other lock uses: the extension's other locks are
-// "... key use", "... auth lockout" and "... decrypt rates".
-pub static QUEUE: PgLwLock<Queue> = unsafe { PgLwLock::new(c"pg_encrypt_ml event queue") };
 
 /// Logs an event of `role` from `addr` and queues it for the audit log. The JSON has the shape
 /// the detached writer inserts (`audit::detached`).
@@ -59,9 +41,7 @@ pub fn push_event(
         short["detail"] = json!({ "truncated": true, "severity": severity::of(operation) });
         text = short.to_string();
     }
-    if crate::pg::preload::preloaded() {
-        QUEUE.exclusive().0.push(text.as_bytes());
-    }
+    parked::park(&text);
 }
 
 /// Whether this database has the extension (and its log) and can write.
@@ -83,12 +63,7 @@ pub fn forward() -> usize {
     if !crate::pg::preload::preloaded() || !can_forward() {
         return 0;
     }
-    let events: Vec<String> = {
-        let mut q = QUEUE.exclusive();
-        std::iter::from_fn(|| q.0.pop())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .collect()
-    };
+    let events = parked::take_for_this_database();
     if events.is_empty() {
         return 0;
     }
@@ -99,11 +74,7 @@ pub fn forward() -> usize {
 
 /// Waiting events and events dropped because the ring was full.
 pub fn stats() -> (usize, u64) {
-    if !crate::pg::preload::preloaded() {
-        return (0, 0);
-    }
-    let q = QUEUE.share();
-    (q.0.len(), q.0.dropped)
+    parked::stats()
 }
 
 /// Forwards events raised before a database was connected (failed logins, lockouts) or in
