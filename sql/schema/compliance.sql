@@ -1,6 +1,22 @@
 -- Compliance report over the live database (docs/audit.md). Runs with the extension owner's
 -- rights (it reads the key catalog, pg_authid and every table using encrypted types); granted to
 -- encml_auditor.
+-- Whether a pg_hba.conf line's address admits only this machine: samehost, 127.0.0.0/8 (or
+-- narrower), ::1/128. Host names, samenet and all admit the network.
+CREATE FUNCTION hba_rule_is_loopback(address text, netmask text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE
+    WHEN address = 'samehost' THEN true
+    WHEN address ~ '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$' AND netmask ~ '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$'
+        THEN (address::inet & netmask::inet) <<= '127.0.0.0/8'::inet AND netmask::inet >= '255.0.0.0'::inet
+    WHEN address ~ ':' AND netmask ~ ':'
+        THEN address::inet = '::1'::inet AND netmask::inet = 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'::inet
+    ELSE false
+END;
+COMMENT ON FUNCTION hba_rule_is_loopback(text, text) IS
+    'Whether a pg_hba.conf line (address, netmask as pg_hba_file_rules shows them) admits only this machine (compliance_report)';
+
 CREATE FUNCTION compliance_report()
 RETURNS TABLE (check_name text, status text, detail text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -22,6 +38,69 @@ BEGIN
         status := 'pass'; detail := 'ssl = on';
     ELSE
         status := 'fail'; detail := 'ssl = off: client connections are not encrypted';
+    END IF;
+    RETURN NEXT;
+
+    -- Encryption in transit (docs/zero-trust.md): the protocol floor, pg_hba.conf lines that
+    -- admit the network in the clear, services without client certificates, live connections.
+    check_name := 'tls_min_protocol';
+    list := current_setting('ssl_min_protocol_version');
+    IF list IN ('TLSv1.3') THEN
+        status := 'pass'; detail := 'ssl_min_protocol_version = TLSv1.3';
+    ELSIF list = 'TLSv1.2' THEN
+        status := 'warn'; detail := 'ssl_min_protocol_version = TLSv1.2: raise it to TLSv1.3 once every client supports it';
+    ELSE
+        status := 'fail'; detail := format('ssl_min_protocol_version = %s: TLS below 1.2 is broken; set TLSv1.3 (or TLSv1.2)', coalesce(nullif(list, ''), 'any'));
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'hba_remote_tls';
+    SELECT string_agg(format('line %s: %s %s %s', r.line_number, r.type, r.address, r.auth_method), '; ' ORDER BY r.line_number)
+      INTO list
+      FROM pg_hba_file_rules r
+     WHERE r.error IS NULL AND r.type IN ('host', 'hostnossl', 'hostnogssenc') AND r.auth_method <> 'reject'
+       AND NOT encml.hba_rule_is_loopback(r.address, r.netmask);
+    IF list IS NULL THEN
+        status := 'pass'; detail := 'pg_hba.conf admits the network only through hostssl or hostgssenc lines';
+    ELSE
+        status := 'fail'; detail := 'lines admitting the network without encryption: ' || list;
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'tls_service_roles';
+    SELECT string_agg(format('%s (line %s: %s %s %s)', m.role, r.line_number, r.type, r.address, r.auth_method), '; '
+                      ORDER BY m.role::text, r.line_number),
+           (SELECT count(*) FROM encml.tls_service_roles)
+      INTO list, n
+      FROM encml.tls_service_roles m
+      JOIN pg_hba_file_rules r
+        ON r.error IS NULL AND r.type <> 'local' AND r.auth_method <> 'reject'
+       AND NOT encml.hba_rule_is_loopback(r.address, r.netmask)
+       AND EXISTS (SELECT FROM unnest(r.user_name) u
+                    WHERE u = 'all' OR u = m.role::text
+                       OR (left(u, 1) = '+' AND EXISTS (SELECT FROM pg_roles g WHERE g.rolname = substr(u, 2)
+                                                          AND pg_has_role(m.role, g.oid, 'MEMBER'))))
+     WHERE NOT (r.type = 'hostssl' AND (r.auth_method = 'cert' OR coalesce('clientcert=verify-full' = ANY (r.options), false)));
+    IF n = 0 THEN
+        status := 'pass'; detail := 'no role is marked as a service (encml.mark_tls_service_role)';
+    ELSIF list IS NULL THEN
+        status := 'pass'; detail := format('%s service role(s) admitted from the network only with a verified client certificate', n);
+    ELSE
+        status := 'fail'; detail := 'service roles admitted without clientcert=verify-full: ' || list;
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'tls_connections';
+    SELECT count(*), string_agg(format('%s from %s', a.usename, a.client_addr), ', ' ORDER BY a.pid)
+      INTO n, list
+      FROM pg_stat_activity a
+      JOIN pg_stat_ssl s ON s.pid = a.pid
+      JOIN pg_stat_gssapi g ON g.pid = a.pid
+     WHERE a.backend_type = 'client backend' AND a.client_addr IS NOT NULL AND NOT s.ssl AND NOT g.encrypted;
+    IF n = 0 THEN
+        status := 'pass'; detail := 'no connection over the network without TLS';
+    ELSE
+        status := 'warn'; detail := format('%s connection(s) over the network without TLS: %s', n, list);
     END IF;
     RETURN NEXT;
 

@@ -280,7 +280,7 @@ COMMENT ON FUNCTION audit_state() IS
 COMMENT ON FUNCTION audit_purge(timestamptz) IS
     'Removes sealed audit rows logged before a time; an anchor row keeps the rest verifiable; logged (superuser or encml_audit_admin)';
 COMMENT ON FUNCTION compliance_report() IS
-    'Checks the live database against the security baseline (ssl, passwords, master key source, key rotation, tenant isolation, sensitive columns encrypted and audited, audit chain, destroyed keys still referenced) (auditors)';
+    'Checks the live database against the security baseline (TLS floor, pg_hba.conf lines and connections in the clear, service roles without client certificates, passwords, master key source, key rotation, tenant isolation, sensitive columns encrypted and audited, audit chain, destroyed keys still referenced) (auditors)';
 COMMENT ON FUNCTION audit_log_guard() IS 'Trigger keeping encml.audit_log and encml.audit_witness append-only';
 COMMENT ON FUNCTION audited_tables_changed() IS 'Trigger telling every backend that encml.audited_tables changed (its cache of audited relations)';
 COMMENT ON FUNCTION column_classes_resolve() IS 'Trigger of encml.column_classes: a row naming its column takes that column''s attribute number (a restore), a row without a name gets it';
@@ -509,6 +509,9 @@ TO encml_security_admin, encml_auditor;
 -- Scrapers (postgres_exporter) usually run as members of pg_monitor.
 GRANT EXECUTE ON FUNCTION metrics(boolean) TO pg_monitor;
 GRANT EXECUTE ON FUNCTION unlock(text, text) TO encml_security_admin;
+COMMENT ON FUNCTION mark_tls_service_role(regrole, boolean) IS
+    'Marks a role as a service (service => false unmarks it): compliance_report() then requires every pg_hba.conf line admitting it from the network to be hostssl with clientcert=verify-full (encml_security_admin)';
+GRANT EXECUTE ON FUNCTION mark_tls_service_role(regrole, boolean) TO encml_security_admin;
 CREATE VIEW auth_failures AS SELECT * FROM auth_failures();
 COMMENT ON VIEW auth_failures IS
     'pg_encrypt_ml: (role, client address) pairs with recent failed logins or locked now (needs shared_preload_libraries)';

@@ -11,6 +11,19 @@ $$;
 COMMENT ON ROLE encml_security_admin IS
     'pg_encrypt_ml: members read security events, failed logins and metrics, and end login lockouts (encml.unlock)';
 
+-- Roles marked as services (encml.mark_tls_service_role): compliance_report() requires every
+-- pg_hba.conf line that admits them from the network to ask for a verified client certificate.
+CREATE TABLE tls_service_roles (
+    role regrole PRIMARY KEY,
+    marked_by regrole NOT NULL,
+    marked_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE tls_service_roles IS
+    'pg_encrypt_ml: roles marked as services, which must connect with a verified client certificate (encml.mark_tls_service_role)';
+REVOKE ALL ON tls_service_roles FROM PUBLIC;
+GRANT SELECT ON tls_service_roles TO encml_security_admin, encml_auditor;
+SELECT pg_catalog.pg_extension_config_dump('tls_service_roles', '');
+
 CREATE VIEW security_events AS
 SELECT id, logged_at,
        coalesce(detail->>'severity', 'info') AS severity,

@@ -170,6 +170,69 @@ BEGIN
     END IF;
     RETURN NEXT;
 
+    -- Encryption in transit (docs/zero-trust.md): the protocol floor, pg_hba.conf lines that
+    -- admit the network in the clear, services without client certificates, live connections.
+    check_name := 'tls_min_protocol';
+    list := current_setting('ssl_min_protocol_version');
+    IF list IN ('TLSv1.3') THEN
+        status := 'pass'; detail := 'ssl_min_protocol_version = TLSv1.3';
+    ELSIF list = 'TLSv1.2' THEN
+        status := 'warn'; detail := 'ssl_min_protocol_version = TLSv1.2: raise it to TLSv1.3 once every client supports it';
+    ELSE
+        status := 'fail'; detail := format('ssl_min_protocol_version = %s: TLS below 1.2 is broken; set TLSv1.3 (or TLSv1.2)', coalesce(nullif(list, ''), 'any'));
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'hba_remote_tls';
+    SELECT string_agg(format('line %s: %s %s %s', r.line_number, r.type, r.address, r.auth_method), '; ' ORDER BY r.line_number)
+      INTO list
+      FROM pg_hba_file_rules r
+     WHERE r.error IS NULL AND r.type IN ('host', 'hostnossl', 'hostnogssenc') AND r.auth_method <> 'reject'
+       AND NOT encml.hba_rule_is_loopback(r.address, r.netmask);
+    IF list IS NULL THEN
+        status := 'pass'; detail := 'pg_hba.conf admits the network only through hostssl or hostgssenc lines';
+    ELSE
+        status := 'fail'; detail := 'lines admitting the network without encryption: ' || list;
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'tls_service_roles';
+    SELECT string_agg(format('%s (line %s: %s %s %s)', m.role, r.line_number, r.type, r.address, r.auth_method), '; '
+                      ORDER BY m.role::text, r.line_number),
+           (SELECT count(*) FROM encml.tls_service_roles)
+      INTO list, n
+      FROM encml.tls_service_roles m
+      JOIN pg_hba_file_rules r
+        ON r.error IS NULL AND r.type <> 'local' AND r.auth_method <> 'reject'
+       AND NOT encml.hba_rule_is_loopback(r.address, r.netmask)
+       AND EXISTS (SELECT FROM unnest(r.user_name) u
+                    WHERE u = 'all' OR u = m.role::text
+                       OR (left(u, 1) = '+' AND EXISTS (SELECT FROM pg_roles g WHERE g.rolname = substr(u, 2)
+                                                          AND pg_has_role(m.role, g.oid, 'MEMBER'))))
+     WHERE NOT (r.type = 'hostssl' AND (r.auth_method = 'cert' OR coalesce('clientcert=verify-full' = ANY (r.options), false)));
+    IF n = 0 THEN
+        status := 'pass'; detail := 'no role is marked as a service (encml.mark_tls_service_role)';
+    ELSIF list IS NULL THEN
+        status := 'pass'; detail := format('%s service role(s) admitted from the network only with a verified client certificate', n);
+    ELSE
+        status := 'fail'; detail := 'service roles admitted without clientcert=verify-full: ' || list;
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'tls_connections';
+    SELECT count(*), string_agg(format('%s from %s', a.usename, a.client_addr), ', ' ORDER BY a.pid)
+      INTO n, list
+      FROM pg_stat_activity a
+      JOIN pg_stat_ssl s ON s.pid = a.pid
+      JOIN pg_stat_gssapi g ON g.pid = a.pid
+     WHERE a.backend_type = 'client backend' AND a.client_addr IS NOT NULL AND NOT s.ssl AND NOT g.encrypted;
+    IF n = 0 THEN
+        status := 'pass'; detail := 'no connection over the network without TLS';
+    ELSE
+        status := 'warn'; detail := format('%s connection(s) over the network without TLS: %s', n, list);
+    END IF;
+    RETURN NEXT;
+
     check_name := 'password_encryption';
     SELECT count(*) INTO n FROM pg_authid WHERE rolpassword LIKE 'md5%';
     IF current_setting('password_encryption') <> 'scram-sha-256' THEN
@@ -208,7 +271,7 @@ BEGIN
     check_name := 'key_nonce_budget';
     SELECT count(*), string_agg(format('%s v%s (%s)', u.key_id, u.version, u.encryptions), ', ' ORDER BY u.encryptions DESC)
       INTO n, list
-      FROM @extschema@.key_usage u
+      FROM encml.key_usage u
      WHERE u.status = 'active' AND u.encryptions >= 2147483648;
     IF n > 0 THEN
         status := 'fail';
@@ -985,3 +1048,41 @@ DROP FUNCTION @extschema@.masking_rule_set(regclass, text, text, oid[]);
 -- Issue 29: create_key's comment names every purpose it takes (fpe was missing).
 COMMENT ON FUNCTION @extschema@.create_key(text, text, text) IS
     'Creates a data key (purpose aead, deterministic, ore, fpe or hmac; optional tenant) wrapped by the master key; returns its id';
+
+-- Issue 30, encryption in transit: compliance_report() (replaced above) checks the TLS floor,
+-- pg_hba.conf lines admitting the network in the clear, service roles without client
+-- certificates and live connections without TLS; roles are marked as services here.
+CREATE TABLE @extschema@.tls_service_roles (
+    role regrole PRIMARY KEY,
+    marked_by regrole NOT NULL,
+    marked_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE @extschema@.tls_service_roles IS
+    'pg_encrypt_ml: roles marked as services, which must connect with a verified client certificate (encml.mark_tls_service_role)';
+REVOKE ALL ON @extschema@.tls_service_roles FROM PUBLIC;
+GRANT SELECT ON @extschema@.tls_service_roles TO encml_security_admin, encml_auditor;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.tls_service_roles', '');
+CREATE FUNCTION @extschema@.hba_rule_is_loopback(address text, netmask text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE
+    WHEN address = 'samehost' THEN true
+    WHEN address ~ '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$' AND netmask ~ '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$'
+        THEN (address::inet & netmask::inet) <<= '127.0.0.0/8'::inet AND netmask::inet >= '255.0.0.0'::inet
+    WHEN address ~ ':' AND netmask ~ ':'
+        THEN address::inet = '::1'::inet AND netmask::inet = 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'::inet
+    ELSE false
+END;
+COMMENT ON FUNCTION @extschema@.hba_rule_is_loopback(text, text) IS
+    'Whether a pg_hba.conf line (address, netmask as pg_hba_file_rules shows them) admits only this machine (compliance_report)';
+REVOKE ALL ON FUNCTION @extschema@.hba_rule_is_loopback(text, text) FROM PUBLIC;
+CREATE FUNCTION @extschema@.mark_tls_service_role(role regrole, service boolean DEFAULT true) RETURNS boolean
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'mark_tls_service_role_wrapper';
+COMMENT ON FUNCTION @extschema@.mark_tls_service_role(regrole, boolean) IS
+    'Marks a role as a service (service => false unmarks it): compliance_report() then requires every pg_hba.conf line admitting it from the network to be hostssl with clientcert=verify-full (encml_security_admin)';
+REVOKE ALL ON FUNCTION @extschema@.mark_tls_service_role(regrole, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.mark_tls_service_role(regrole, boolean) TO encml_security_admin;
+COMMENT ON FUNCTION @extschema@.compliance_report() IS
+    'Checks the live database against the security baseline (TLS floor, pg_hba.conf lines and connections in the clear, service roles without client certificates, passwords, master key source, key rotation, tenant isolation, sensitive columns encrypted and audited, audit chain, destroyed keys still referenced) (auditors)';

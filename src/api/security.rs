@@ -106,6 +106,24 @@ fn metrics(verify_audit_chain: default!(bool, "true")) -> String {
         out.sample("encml_refusals_total", &[("kind", kind)], n);
     }
 
+    let plaintext_connections = as_extension_owner(|| {
+        crate::pg::catalog_reads::select_one::<i64>(
+            "SELECT count(*) FROM pg_catalog.pg_stat_activity a \
+               JOIN pg_catalog.pg_stat_ssl s ON s.pid OPERATOR(pg_catalog.=) a.pid \
+               JOIN pg_catalog.pg_stat_gssapi g ON g.pid OPERATOR(pg_catalog.=) a.pid \
+              WHERE a.backend_type OPERATOR(pg_catalog.=) 'client backend' \
+                AND a.client_addr IS NOT NULL AND NOT s.ssl AND NOT g.encrypted",
+            &[],
+        )
+        .unwrap_or(0)
+    });
+    out.family(
+        "encml_connections_without_tls",
+        "gauge",
+        "Client connections over the network without TLS or GSSAPI encryption, now (logins by key holders among them are login_without_tls events).",
+    );
+    out.sample("encml_connections_without_tls", &[], plaintext_connections);
+
     let decrypts = as_extension_owner(|| {
         read_rows(
             "SELECT l.detail->>'key', coalesce(min(k.name), ''), sum((l.detail->>'values')::int8)::int8 \

@@ -52,6 +52,8 @@ pub fn of(operation: &str) -> &'static str {
         | "rotate_master_key"
         | "export_key"
         | "auth_unlock"
+        | "login_without_tls"
+        | "tls_service_role"
         | "ore_input_forged"
         | "key_nonce_budget_exceeded" => "warning",
         op if op.ends_with("_refused") => "warning",

@@ -1,7 +1,8 @@
-//! The post-parse-analysis hook (preloaded): resets a pending DP-only state, and lets read
-//! auditing fingerprint the statement (`privacy::dp_only_execution`, `audit::reads`).
+//! The post-parse-analysis hook (preloaded): resets a pending DP-only state, lets read
+//! auditing fingerprint the statement, and looks at the session's transport once
+//! (`privacy::dp_only_execution`, `audit::reads`, `security::transport`).
 
-use crate::{audit, privacy};
+use crate::{audit, privacy, security};
 use pgrx::prelude::*;
 
 static mut PREV_POST_PARSE: pg_sys::post_parse_analyze_hook_type = None;
@@ -29,5 +30,6 @@ unsafe extern "C-unwind" fn post_parse(
         }
         privacy::dp_only_execution::reset_if_pending();
         audit::reads::after_parse(pstate, query);
+        security::transport::after_parse();
     }
 }

@@ -24,6 +24,7 @@ pub mod roles;
 pub mod schema_version;
 pub mod session_worker;
 pub mod sql_text;
+pub mod transport;
 pub mod varlena;
 
 /// The 0-based list index of a 1-based attribute, range-table or target-list number; None for 0

@@ -130,7 +130,7 @@ pub fn timestamp_text(ts: i64) -> String {
     }
 }
 
-fn require_security_admin(what: &str) {
+pub fn require_security_admin(what: &str) {
     let role = caller();
     if !(crate::pg::roles::is_superuser(role)
         || crate::pg::roles::has_privs_of_role_named(role, SECURITY_ADMIN))
