@@ -14,7 +14,7 @@
 # of AB_ROWS (1,000,000) 64-character values, AB_LOOKUPS (5,000) det_text lookups through a btree
 # index over 100,000 rows, AB_RANGES (1,000) ORE range counts over 100,000 indexed rows, dp_sum
 # over AB_DP_ROWS (10,000,000) rows, and AB_INSERTS (100,000) single-row inserts into an audited
-# table.
+# table, and as many into one with two redacted columns (text and timestamptz).
 set -euo pipefail
 NEW=${1:?NEW.so}; BASE=${2:?BASE.so}; ROUNDS=${3:-11}
 cd "$(dirname "$0")/.."
@@ -50,6 +50,8 @@ CREATE INDEX ON ore (o);
 CREATE TABLE dpdata AS SELECT (i % 100)::float8 AS x FROM generate_series(1, :dprows) i;
 CREATE TABLE audited (id int, v text);
 SELECT encml.audit_enable('audited');
+CREATE TABLE redacted (id int, email text, at timestamptz);
+SELECT encml.audit_enable('redacted', '{email,at}');
 VACUUM ANALYZE;
 SQL
 
@@ -100,6 +102,13 @@ BEGIN
     END LOOP;
     INSERT INTO t VALUES ('audited_inserts', extract(epoch FROM clock_timestamp() - t0) * 1000);
     TRUNCATE audited;
+
+    t0 := clock_timestamp();
+    FOR j IN 1..p.inserts LOOP
+      INSERT INTO redacted VALUES (j, 'user' || j || '@example.org', '2026-01-01'::timestamptz + j * interval '1 second');
+    END LOOP;
+    INSERT INTO t VALUES ('redacted_inserts', extract(epoch FROM clock_timestamp() - t0) * 1000);
+    TRUNCATE redacted;
   END LOOP;
 END $$;
 SELECT name || ' ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1) FROM t GROUP BY name ORDER BY name;
