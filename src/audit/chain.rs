@@ -89,7 +89,7 @@ fn fetch_rows<'conn, Q: pgrx::spi::Query<'conn>>(
     args: &[pgrx::datum::DatumWithOid],
 ) -> Vec<LogRow> {
     let rows: Vec<LogRow> = client
-        .update(query, None, args)
+        .select(query, None, args)
         .or_spi_failed("audit log")
         .map(|row| {
             let mut tail = Record::new();
@@ -124,7 +124,7 @@ fn fetch_rows<'conn, Q: pgrx::spi::Query<'conn>>(
 /// The chain head: (seq, id, mac) of the last sealed row, if any.
 fn head(client: &mut SpiClient) -> Option<(i64, i64, [u8; MAC_LEN])> {
     client
-        .update(
+        .select(
             // After a purge of every sealed row only the witness remembers the head.
             &format!(
                 "SELECT seq, id, mac FROM ( \
@@ -158,11 +158,18 @@ fn fresh_snapshots() -> bool {
 }
 
 /// Seals every committed unsealed row. Returns the head (seq, id, mac) and how many rows it
-/// sealed; in a REPEATABLE READ or SERIALIZABLE transaction nothing is sealed.
+/// sealed; in a REPEATABLE READ or SERIALIZABLE transaction, and on a hot standby, nothing is
+/// sealed.
 pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
     as_extension_owner(|| {
         while_maintaining(|| {
             Spi::connect_mut(|client| {
+                // SAFETY: reads shared recovery state; cannot ERROR.
+                if unsafe { pg_sys::RecoveryInProgress() } {
+                    // A hot standby writes nothing; the primary seals, and the sealed rows
+                    // arrive by replay (docs/operations.md).
+                    return (head(client), 0);
+                }
                 if !fresh_snapshots() {
                     notice(
                         "the audit log is not sealed in a REPEATABLE READ or SERIALIZABLE transaction",
@@ -203,7 +210,7 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                 };
                 // The row addresses first, then the rows batch by batch by address.
                 let unsealed: Vec<String> = client
-                    .update(
+                    .select(
                         &format!(
                             "SELECT ctid::text FROM {unsealed_table} WHERE seq IS NULL ORDER BY id"
                         ),
@@ -216,7 +223,7 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                 // The first seq kept since the last purge (sizes new ranges of the sealed rows).
                 let kept_from = if partitioned && !unsealed.is_empty() {
                     client
-                        .update("SELECT min(seq) FROM encml.audit_log_sealed", None, &[])
+                        .select("SELECT min(seq) FROM encml.audit_log_sealed", None, &[])
                         .or_spi_failed("audit log")
                         .next()
                         .and_then(|r| r.get::<i64>(1).ok().flatten())
@@ -362,7 +369,7 @@ fn latest_anchor(client: &mut SpiClient) -> Option<Anchor> {
             .and_then(|v| <[u8; MAC_LEN]>::try_from(v).ok())
     };
     client
-        .update(
+        .select(
             // Through its marker (a wrong or missing one only makes the walk start earlier);
             // a 0.1.0 schema has none: the newest anchor row.
             &format!(
@@ -394,7 +401,7 @@ fn latest_anchor(client: &mut SpiClient) -> Option<Anchor> {
 /// The seal witnesses up to `through`, in seq order.
 fn witnesses_through(client: &mut SpiClient, through: i64) -> Vec<(i64, [u8; MAC_LEN])> {
     client
-        .update(
+        .select(
             "SELECT seq, mac FROM encml.audit_witness WHERE seq <= $1 ORDER BY seq",
             None,
             &[through.into()],
@@ -479,7 +486,7 @@ fn latest_checkpoint(client: &mut SpiClient, after: i64) -> Option<(i64, i64)> {
         return None; // a 0.1.0 schema writes no checkpoints
     }
     client
-        .update(
+        .select(
             &format!(
                 "SELECT id, seq FROM {} \
                   WHERE seq = (SELECT seq FROM encml.audit_markers WHERE kind = 'checkpoint') \
@@ -588,7 +595,7 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
                     let by_seq = user_from.is_none();
                     let key = if by_seq { checkpoint_seq } else { id };
                     let found = client
-                        .update(
+                        .select(
                             &format!(
                                 "SELECT a.seq, b.mac FROM {sealed} a \
                                    LEFT JOIN {sealed} b ON b.seq = a.seq - 1 \
@@ -706,7 +713,7 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
             }
             // The newest witness must still be in the chain.
             let witness = client
-                .update(
+                .select(
                     &format!(
                         "SELECT w.seq, w.log_id, w.mac, l.mac FROM encml.audit_witness w \
                            LEFT JOIN {sealed} l ON l.seq = w.seq ORDER BY w.seq DESC LIMIT 1"
@@ -783,7 +790,7 @@ pub fn verify(user_from: Option<i64>, external: Option<ExternalHead>, full: bool
             // Nothing verified is never "ok" while the log or the witness says rows were sealed.
             if checked == 0 && user_from.is_none() {
                 let sealed = client
-                    .update(
+                    .select(
                         &format!(
                             "SELECT EXISTS (SELECT FROM {sealed} WHERE seq IS NOT NULL) \
                                  OR EXISTS (SELECT FROM encml.audit_witness)"
@@ -853,7 +860,7 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
     let (through, mac) = as_extension_owner(|| {
         Spi::connect_mut(|client| {
             let cut = client
-                .update(
+                .select(
                     &format!(
                         "SELECT coalesce((SELECT min(seq) - 1 FROM {sealed} \
                                            WHERE seq IS NOT NULL AND logged_at >= $1), \
@@ -867,7 +874,7 @@ pub fn purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
                 .and_then(|r| r.get::<i64>(1).ok().flatten())
                 .unwrap_or(0);
             let mac = client
-                .update(
+                .select(
                     &format!("SELECT mac FROM {sealed} WHERE seq = $1"),
                     None,
                     &[cut.into()],

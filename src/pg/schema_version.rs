@@ -7,8 +7,6 @@
 //! error with the fix instead of a missing-object error from inside the function.
 
 use crate::pg::errors::raise_full;
-use crate::pg::errors::OrSpiFailed;
-use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 /// The version of this shared library (Cargo's package version, the release it belongs to).
@@ -36,10 +34,11 @@ impl std::fmt::Display for Release {
 /// ALTER EXTENSION in another session sends no invalidation this could cache against), or None
 /// while the extension is not installed here (a preloaded library in another database).
 pub fn installed() -> Option<String> {
-    Spi::get_one::<String>(
+    // Read-only SPI: pgrx's Spi::get_one assigns a transaction id, which a hot standby refuses.
+    crate::pg::catalog_reads::select_one::<String>(
         "SELECT extversion FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'pg_encrypt_ml'",
+        &[],
     )
-    .or_spi_failed("could not read the installed version of pg_encrypt_ml")
 }
 
 /// Raises 55000 unless the installed schema is at least `min`; `what` names the feature.
@@ -64,9 +63,10 @@ pub fn require(min: Release, what: &str) {
 }
 
 #[cfg(any(test, feature = "pg_test"))]
-#[pg_schema]
+#[pgrx::pg_schema]
 mod tests {
     use super::*;
+    use pgrx::prelude::*;
 
     #[pg_test]
     fn releases_parse_and_order() {
