@@ -62,6 +62,7 @@ pub extern "C-unwind" fn _PG_init() {
     api::consent::register_cache();
     audit::audited::register();
     audit::row::register();
+    audit::canonical_output::register();
     hooks::install_always();
     // SAFETY: a plain bool global of the Postgres process, set by the postmaster while it loads
     // shared_preload_libraries; read on the process's only thread, inside _PG_init.

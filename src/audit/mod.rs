@@ -17,6 +17,7 @@
 //! - [`writer`]: inserting log rows with the extension owner's rights through saved plans.
 
 pub mod audited;
+pub mod canonical_output;
 pub mod chain;
 pub mod classes;
 pub mod ddl;

@@ -234,19 +234,6 @@ unsafe fn json_cast_may_apply(typoid: pg_sys::Oid) -> bool {
     }
 }
 
-/// The settings under which values are turned into text for the log and its tokens: the
-/// output of every built-in type is then the same in every session (docs/audit.md).
-const CANONICAL_OUTPUT: &[(&std::ffi::CStr, &std::ffi::CStr)] = &[
-    (c"DateStyle", c"ISO, YMD"),
-    (c"IntervalStyle", c"postgres"),
-    (c"TimeZone", c"UTC"),
-    (c"extra_float_digits", c"1"),
-    (c"bytea_output", c"hex"),
-    (c"lc_monetary", c"C"),
-    // regclass, regproc and the other reg* types print names as seen from the search_path.
-    (c"search_path", c"pg_catalog, pg_temp"),
-];
-
 /// The row as jsonb, with the `redact` columns' non-NULL values replaced by keyed hashes.
 /// Columns whose types `to_jsonb` would convert by a cast are logged as their type's output
 /// text instead, and the cast never runs (`to_jsonb` sees them as NULL).
@@ -306,7 +293,11 @@ unsafe fn row_jsonb(
         if !as_text.is_empty() {
             // Tokens are HMACs of the output text, which must not depend on the writer's
             // session: equal values give equal tokens whatever its DateStyle or TimeZone.
-            crate::pg::identity::with_settings(CANONICAL_OUTPUT, || {
+            let types: Vec<pg_sys::Oid> = as_text
+                .iter()
+                .map(|(i, _, _)| (*attr(desc, *i)).atttypid)
+                .collect();
+            crate::audit::canonical_output::with_canonical_output(types, || {
                 for (i, name, redacted) in as_text {
                     // (i < natts, and the value of column i is not NULL: filtered above.)
                     let text = output_text(desc, i, row.values[i]);

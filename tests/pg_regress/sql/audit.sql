@@ -327,14 +327,17 @@ SELECT encml.library_version() = extversion AS library_is_schema FROM pg_extensi
 -- A token is the HMAC of the value's output text under fixed settings: equal values give equal
 -- tokens whatever the writer's TimeZone, DateStyle, float digits, bytea_output or search_path
 -- (docs/audit.md; regclass changed with the search_path, attacker pass of issue 29).
-CREATE TABLE public.a_settings (n int, at timestamptz, d date, f float8, b bytea, m money, r regclass);
-SELECT encml.audit_enable('public.a_settings', '{at,d,f,b,m,r}');
+CREATE TABLE public.a_settings (n int, at timestamptz, d date, f float8, b bytea, m money, r regclass,
+                                iv interval, ats timestamptz[], pt point, rg tstzrange);
+SELECT encml.audit_enable('public.a_settings', '{at,d,f,b,m,r,iv,ats,pt,rg}');
 SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET extra_float_digits = 1; SET bytea_output = 'hex';
-INSERT INTO public.a_settings VALUES (1, '2026-01-02 03:04:05+00', '2026-01-02', 0.1, '\x00ff', 12.5, 'public.a_settings');
+INSERT INTO public.a_settings VALUES (1, '2026-01-02 03:04:05+00', '2026-01-02', 0.1, '\x00ff', 12.5, 'public.a_settings',
+  '1 day 2 hours', '{2026-01-02 03:04:05+00}', '(0.1,0.2)', '[2026-01-02 03:04:05+00,2026-01-03 00:00:00+00)');
 SET TimeZone = 'Asia/Tokyo'; SET DateStyle = 'German, DMY'; SET extra_float_digits = -3; SET bytea_output = 'escape';
-SET search_path = encml;
-INSERT INTO public.a_settings VALUES (2, '2026-01-02 03:04:05+00', '2026-01-02', 0.1, '\x00ff', 12.5, 'public.a_settings');
-RESET TimeZone; RESET DateStyle; RESET extra_float_digits; RESET bytea_output; RESET search_path;
+SET search_path = encml; SET IntervalStyle = 'iso_8601';
+INSERT INTO public.a_settings VALUES (2, '2026-01-02 03:04:05+00', '2026-01-02', 0.1, '\x00ff', 12.5, 'public.a_settings',
+  '1 day 2 hours', '{2026-01-02 03:04:05+00}', '(0.1,0.2)', '[2026-01-02 03:04:05+00,2026-01-03 00:00:00+00)');
+RESET TimeZone; RESET DateStyle; RESET extra_float_digits; RESET bytea_output; RESET search_path; RESET IntervalStyle;
 SELECT count(DISTINCT new_row - 'n') AS one_token_set, count(*) AS rows,
        bool_and(new_row->>'at' LIKE 'hmac:%' AND new_row->>'m' LIKE 'hmac:%') AS hashed
   FROM encml.audit_log WHERE table_name = 'public.a_settings' AND kind = 'row';
