@@ -156,13 +156,17 @@ fn unsent(text: &str, failure: detached_worker::Failure) {
     if unsafe { pg_sys::ParallelWorkerNumber } >= 0 {
         // The worker exits at the end of its query: its own queue would die with it (attacker
         // re-check of issue 29: refusals in parallel workers that filled every slot were lost).
-        let kept = events.into_iter().all(crate::events::parked::park_here);
+        // Every event is parked, also after one that could not be.
+        let kept = events
+            .into_iter()
+            .map(crate::events::parked::park_here)
+            .fold(true, |all, one| all & one);
         crate::log_event!(
             "pg_encrypt_ml: {why}; the event above {}",
             if kept {
                 "waits in shared memory until security state is read in this database (encml.metrics(), security_summary(), forward_security_events())"
             } else {
-                "could not be kept (library not preloaded, or too long): the server log is its only record"
+                "could not be kept (library not preloaded): the server log is its only record"
             }
         );
         return;

@@ -12,8 +12,8 @@ use pgrx::{PGRXSharedMemory, PgLwLock};
 
 /// Records waiting at most; the oldest is dropped when full (counted in metrics).
 const RECORDS: usize = 256;
-/// The longest record; longer events are parked with their detail cut (`RECORD_BYTES`).
-pub const RECORD_BYTES: usize = 1024;
+/// The longest record; a longer event is parked with its detail cut (`park`).
+const RECORD_BYTES: usize = 1024;
 
 /// The member naming the database an event belongs to.
 const DATABASE: &str = "database_oid";
@@ -31,10 +31,23 @@ impl Queue {
 // "... key use", "... auth lockout" and "... decrypt rates".
 pub static QUEUE: PgLwLock<Queue> = unsafe { PgLwLock::new(c"pg_encrypt_ml event queue") };
 
-/// Parks an event (the JSON the detached writer inserts), for any database; false when the
-/// library is not preloaded (there is no ring) or the text is too long.
-pub fn park(text: &str) -> bool {
-    crate::pg::preload::preloaded() && QUEUE.exclusive().0.push(text.as_bytes())
+/// Parks an event (the JSON the detached writer inserts), for any database; one too long for a
+/// record keeps its fields but for `detail`, cut to its severity. False when the library is not
+/// preloaded (there is no ring).
+pub fn park(mut event: serde_json::Value) -> bool {
+    if !crate::pg::preload::preloaded() {
+        return false;
+    }
+    let mut text = event.to_string();
+    if text.len() > RECORD_BYTES {
+        let operation = event["operation"].as_str().unwrap_or_default().to_string();
+        event["detail"] = serde_json::json!({
+            "truncated": true,
+            "severity": crate::events::severity::of(&operation),
+        });
+        text = event.to_string();
+    }
+    QUEUE.exclusive().0.push(text.as_bytes())
 }
 
 /// Parks an event of the current database: only a backend of this database forwards it.
@@ -42,7 +55,7 @@ pub fn park_here(mut event: serde_json::Value) -> bool {
     // SAFETY: a backend global set when the session connected.
     let database = unsafe { pg_sys::MyDatabaseId };
     event[DATABASE] = serde_json::json!(database.to_u32());
-    park(&event.to_string())
+    park(event)
 }
 
 /// Takes the parked events this database may write: its own and those of no database. Events

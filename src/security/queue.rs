@@ -2,11 +2,12 @@
 //! database yet), in databases without the extension (role changes are cluster-wide), and in
 //! parallel workers that found no worker slot free. Each is written to the server log at once and
 //! kept in a shared-memory ring (`events::parked`); a backend of a database with the extension
-//! forwards them to its audit log (own transaction) whenever security state is read: encml.metrics(), encml.security_summary(), encml.auth_failures(),
+//! forwards them to its audit log (own transaction) whenever security state is read:
+//! encml.metrics(), encml.security_summary(), encml.auth_failures(),
 //! encml.forward_security_events(), encml.compliance_report(). A scraper calling metrics()
 //! therefore brings them in within one scrape interval.
 
-use crate::events::parked::{self, RECORD_BYTES};
+use crate::events::parked;
 use crate::events::severity;
 use pgrx::prelude::*;
 use serde_json::json;
@@ -33,15 +34,9 @@ pub fn push_event(
         "operation": operation,
         "detail": detail,
     });
-    let mut text = event.to_string();
-    crate::log_event!("pg_encrypt_ml security event: {text}");
+    crate::log_event!("pg_encrypt_ml security event: {event}");
     severity::log_json(&event);
-    if text.len() > RECORD_BYTES {
-        let mut short = event.clone();
-        short["detail"] = json!({ "truncated": true, "severity": severity::of(operation) });
-        text = short.to_string();
-    }
-    parked::park(&text);
+    parked::park(event);
 }
 
 /// Whether this database has the extension (and its log) and can write.
