@@ -32,7 +32,7 @@ pub fn prefer_huge_pages(ptr: *mut u8, len: usize) {
 pub struct OwnedVarlena(*mut pg_sys::varlena);
 
 /// Largest payload a varlena can hold (1 GB minus the header).
-const MAX_PAYLOAD: usize = 0x3FFF_FFFF - pg_sys::VARHDRSZ;
+pub const MAX_PAYLOAD: usize = 0x3FFF_FFFF - pg_sys::VARHDRSZ;
 
 impl OwnedVarlena {
     /// Allocates `len` payload bytes holding `bytes` at `offset` and zeros elsewhere, writing

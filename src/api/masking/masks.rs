@@ -35,9 +35,9 @@ fn mask_partial(
     );
     // A long pad multiplies the length: refuse a result no text value can hold before building
     // it (the value's length times the pad's bounds it; count exactly only when that is over).
-    if value.len().saturating_mul(pad.len() + 1) > MAX_TEXT_BYTES {
+    if value.len().saturating_mul(pad.len() + 1) > crate::pg::varlena::MAX_PAYLOAD {
         let len = mask::partial_len(value, prefix, suffix, pad);
-        if len > MAX_TEXT_BYTES {
+        if len > crate::pg::varlena::MAX_PAYLOAD {
             raise(
                 PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
                 format!("mask_partial's result would be {len} bytes, more than a text value holds (1 GB)"),
@@ -46,9 +46,6 @@ fn mask_partial(
     }
     mask::partial(value, prefix, suffix, pad)
 }
-
-/// The most bytes a text value holds (MaxAllocSize less the varlena header).
-const MAX_TEXT_BYTES: usize = 0x3FFF_FFFF - pgrx::pg_sys::VARHDRSZ;
 
 /// A copy of the text argument `n`'s bytes, masked in place: the masks of digits and ASCII
 /// addresses keep the length, so the result is built with one allocation and no re-validation.
