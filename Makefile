@@ -45,11 +45,13 @@ test: deps test-architecture test-unit test-fuzz test-pgrx test-regress test-iso
 	@echo "==> all tests passed"
 
 # The layer order of src/lib.rs holds (docs/architecture.md); internal errors only where listed;
+# every volatile SQL function refuses on a hot standby or is listed as working there;
 # every unsafe block explains itself
 # and clippy has nothing to say (the workspace lints of Cargo.toml, warnings as errors); rustfmt.
 test-architecture: deps
 	python3 tests/architecture/layers.py --self-test
 	python3 tests/architecture/internal_errors.py --self-test
+	python3 tests/architecture/standby.py --self-test
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets --features pg_test -- -D warnings
 

@@ -38,6 +38,7 @@ fn event(operation: &str, rel: Option<pg_sys::Oid>, detail: serde_json::Value) {
 /// SQL function of 0.2.0 on is `audit_enable_with_reads`).
 #[pg_extern(sql = false, volatile, parallel_unsafe)]
 fn audit_enable(tbl: RegClass, redact: Vec<String>) {
+    crate::pg::recovery::refuse_during_recovery("encml.audit_enable()");
     audit_enable_with_reads(tbl, redact, false)
 }
 
@@ -48,6 +49,7 @@ fn audit_enable_with_reads(
     redact: default!(Vec<String>, "'{}'"),
     reads: default!(bool, false),
 ) {
+    crate::pg::recovery::refuse_during_recovery("encml.audit_enable()");
     let rel = tbl.0;
     require_owner(rel);
     // SAFETY: a syscache lookup by oid (guarded binding); '\0' if missing, no pointers kept.
@@ -109,6 +111,7 @@ fn audit_enable_with_reads(
 /// Stops auditing a table (the stop itself is logged).
 #[pg_extern(volatile, parallel_unsafe)]
 fn audit_disable(tbl: RegClass) {
+    crate::pg::recovery::refuse_during_recovery("encml.audit_disable()");
     let rel = tbl.0;
     require_owner(rel);
     // A partition or child of an audited table is audited as part of it: dropping its triggers
@@ -149,6 +152,7 @@ fn audit_disable(tbl: RegClass) {
 /// On an audited table the audit trigger is updated so that sensitive columns are redacted.
 #[pg_extern(volatile, parallel_unsafe)]
 fn classify(tbl: Option<RegClass>, col: Option<&str>, label: Option<&str>) {
+    crate::pg::recovery::refuse_during_recovery("encml.classify()");
     let (Some(RegClass(rel)), Some(col)) = (tbl, col) else {
         raise(
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -204,6 +208,7 @@ fn classify(tbl: Option<RegClass>, col: Option<&str>, label: Option<&str>) {
 /// Seals the committed unsealed rows; returns how many.
 #[pg_extern(volatile, parallel_unsafe)]
 fn audit_seal() -> i64 {
+    crate::pg::recovery::refuse_during_recovery("encml.audit_seal()");
     chain::seal().1
 }
 
@@ -330,6 +335,7 @@ fn audit_state(
 /// the last removed MAC); the purge itself is logged.
 #[pg_extern(volatile, parallel_unsafe)]
 fn audit_purge(before: pgrx::datum::TimestampWithTimeZone) -> i64 {
+    crate::pg::recovery::refuse_during_recovery("encml.audit_purge()");
     if !is_superuser(caller()) && !crate::pg::roles::has_privs_of_role_named(caller(), AUDIT_ADMIN)
     {
         raise(

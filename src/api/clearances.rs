@@ -58,6 +58,7 @@ fn write(sql: &str, args: Vec<pgrx::datum::DatumWithOid<'_>>) -> bool {
 /// Labels a key: decrypting with it then needs a clearance for the label.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn label_key(key: Uuid, label: &str) -> bool {
+    crate::pg::recovery::refuse_during_recovery("encml.label_key()");
     let label = label_arg(label);
     let (id, _) = lock_for_admin(key);
     let added = write(
@@ -77,6 +78,7 @@ fn label_key(key: Uuid, label: &str) -> bool {
 /// Removes a label from a key.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn unlabel_key(key: Uuid, label: &str) -> bool {
+    crate::pg::recovery::refuse_during_recovery("encml.unlabel_key()");
     let (id, _) = lock_for_admin(key);
     let removed = write(
         "WITH d AS (DELETE FROM encml.key_labels WHERE key_id = $1 AND label = $2 RETURNING 1) \
@@ -107,6 +109,7 @@ fn key_labels(key: Uuid) -> Vec<String> {
 /// Clears a role (and its members) to decrypt with keys labelled `label`.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn grant_clearance(grantee: RegRole, label: &str) -> bool {
+    crate::pg::recovery::refuse_during_recovery("encml.grant_clearance()");
     let label = label_arg(label);
     require_clearance_admin("grant_clearance");
     let RegRole(grantee) = grantee;
@@ -127,6 +130,7 @@ fn grant_clearance(grantee: RegRole, label: &str) -> bool {
 /// Withdraws a clearance; effective in every session from its next statement.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn revoke_clearance(grantee: RegRole, label: &str) -> bool {
+    crate::pg::recovery::refuse_during_recovery("encml.revoke_clearance()");
     require_clearance_admin("revoke_clearance");
     let RegRole(grantee) = grantee;
     let removed = write(
@@ -154,6 +158,7 @@ fn set_clearance_condition(
     application_names: default!(Option<Vec<Option<String>>>, "NULL"),
     time_zone: default!(&str, "'UTC'"),
 ) -> bool {
+    crate::pg::recovery::refuse_during_recovery("encml.set_clearance_condition()");
     let label = label_arg(label);
     require_clearance_admin("set_clearance_condition");
     let strip = |v: Option<Vec<Option<String>>>, what: &str| -> Option<Vec<String>> {

@@ -99,6 +99,7 @@ fn record_consent(
     granted: Option<bool>,
     source: default!(Option<&str>, "NULL"),
 ) -> i64 {
+    crate::pg::recovery::refuse_during_recovery("encml.record_consent()");
     let (Some(subject), Some(purpose), Some(granted)) = (subject, purpose, granted) else {
         raise(
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,

@@ -49,6 +49,7 @@ fn dp_protect(
     privacy_unit: Option<&str>,
     max_rows_per_unit: default!(Option<i32>, "1"),
 ) {
+    crate::pg::recovery::refuse_during_recovery("encml.dp_protect()");
     let (Some(RegClass(rel)), Some(unit)) = (tbl, privacy_unit) else {
         raise(
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -162,6 +163,7 @@ fn dp_protect(
 /// Makes a DP-only table ordinary again (its owner), restoring its row-level security settings.
 #[pg_extern(volatile, parallel_unsafe)]
 fn dp_unprotect(tbl: Option<RegClass>) {
+    crate::pg::recovery::refuse_during_recovery("encml.dp_unprotect()");
     let Some(RegClass(rel)) = tbl else {
         raise(
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,

@@ -18,6 +18,7 @@ use pgrx::{PgSqlErrorCode, Uuid};
 /// Registers an FHE key set from its public material (written by `pg_encrypt_ml-fhe keygen`).
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn fhe_register_keyset(name: &str, public_material: ByteaBytes<'_>) -> Uuid {
+    crate::pg::recovery::refuse_during_recovery("encml.fhe_register_keyset()");
     keysets::register(name, public_material.0, None)
 }
 
@@ -29,6 +30,7 @@ fn fhe_register_keyset_with_proofs(
     public_material: ByteaBytes<'_>,
     proof_crs: ByteaBytes<'_>,
 ) -> Uuid {
+    crate::pg::recovery::refuse_during_recovery("encml.fhe_register_keyset()");
     keysets::register(name, public_material.0, Some(proof_crs.0))
 }
 
@@ -167,6 +169,7 @@ fn fhe_open_round(
     value_bits: i32,
     frac_bits: i32,
 ) -> i64 {
+    crate::pg::recovery::refuse_during_recovery("encml.fhe_open_round()");
     rounds::open(
         keyset,
         dim,
@@ -182,6 +185,7 @@ fn fhe_open_round(
 /// Submits one encrypted update to an open round; returns the round's count (contributors).
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn fhe_submit(round: i64, update: FheVector<'_>) -> i32 {
+    crate::pg::recovery::refuse_during_recovery("encml.fhe_submit()");
     rounds::submit(round, update.0)
 }
 
@@ -190,12 +194,14 @@ fn fhe_submit(round: i64, update: FheVector<'_>) -> i32 {
 /// call with a base64 literal ambiguous.)
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn fhe_submit_proven(round: i64, update: ByteaBytes<'_>) -> i32 {
+    crate::pg::recovery::refuse_during_recovery("encml.fhe_submit_proven()");
     rounds::submit(round, update.0)
 }
 
 /// Closes a round and computes its sum once (encml_fhe_admin); refuses below min_contributions.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn fhe_close_round(round: i64) -> i32 {
+    crate::pg::recovery::refuse_during_recovery("encml.fhe_close_round()");
     rounds::close(round, None)
 }
 
@@ -204,6 +210,7 @@ fn fhe_close_round(round: i64) -> i32 {
 /// read of the sum is charged to the reader's privacy budget (encml_fhe_admin).
 #[pg_extern(volatile, strict, parallel_unsafe, name = "fhe_close_round")]
 fn fhe_close_round_dp(round: i64, dp_epsilon: f64, dp_delta: f64) -> i32 {
+    crate::pg::recovery::refuse_during_recovery("encml.fhe_close_round()");
     rounds::close(round, Some((dp_epsilon, dp_delta)))
 }
 

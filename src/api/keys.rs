@@ -99,6 +99,7 @@ fn create_key(
     purpose: default!(Option<&str>, "'aead'"),
     tenant: default!(Option<&str>, "NULL"),
 ) -> Uuid {
+    crate::pg::recovery::refuse_during_recovery("encml.create_key()");
     let role = caller();
     let name = match name.map(str::trim) {
         Some(n) if !n.is_empty() => n,
@@ -169,6 +170,7 @@ fn create_key(
 
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn rotate_key(key: Uuid) -> i32 {
+    crate::pg::recovery::refuse_during_recovery("encml.rotate_key()");
     let (id, row) = lock_for_admin(key);
     if row.purpose == Purpose::Fpe {
         // Tokens carry no key version: a new version would silently stop detokenizing them.
@@ -199,6 +201,7 @@ fn rotate_key(key: Uuid) -> i32 {
 
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn retire_key_version(key: Uuid, version: i32, force: default!(bool, false)) {
+    crate::pg::recovery::refuse_during_recovery("encml.retire_key_version()");
     let (id, row) = lock_for_admin(key);
     if version < 1 || version as u32 > row.current_version {
         raise(
@@ -266,6 +269,7 @@ fn retire_key_version(key: Uuid, version: i32, force: default!(bool, false)) {
 
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn destroy_key(key: Uuid) -> i64 {
+    crate::pg::recovery::refuse_during_recovery("encml.destroy_key()");
     let (id, _) = lock_for_admin(key);
     // The rows of a subject column under it could never be found again, and erasures would
     // fail there (attacker round 11).
@@ -304,6 +308,7 @@ fn export_key(
     recipient_public_key: Option<&[u8]>,
     version: default!(Option<i32>, "NULL"),
 ) -> Option<Vec<u8>> {
+    crate::pg::recovery::refuse_during_recovery("encml.export_key()");
     let (key, recipient) = (key?, recipient_public_key?);
     // Rights first, then the key row locked, so a concurrent destroy_key waits for the export
     // (or the export sees the key destroyed).
@@ -367,6 +372,7 @@ fn privilege_arg(label: &str) -> Privilege {
 /// administer the key grants; effective in every session from its next statement.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn grant_key(key: Uuid, grantee: RegRole, privilege: &str) -> bool {
+    crate::pg::recovery::refuse_during_recovery("encml.grant_key()");
     let privilege = privilege_arg(privilege);
     let (id, _) = lock_for_admin(key);
     let RegRole(grantee) = grantee;
@@ -383,6 +389,7 @@ fn grant_key(key: Uuid, grantee: RegRole, privilege: &str) -> bool {
 /// keep theirs).
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn revoke_key(key: Uuid, grantee: RegRole, privilege: &str) -> bool {
+    crate::pg::recovery::refuse_during_recovery("encml.revoke_key()");
     let privilege = privilege_arg(privilege);
     let (id, _) = lock_for_admin(key);
     let RegRole(grantee) = grantee;
@@ -397,6 +404,7 @@ fn revoke_key(key: Uuid, grantee: RegRole, privilege: &str) -> bool {
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn rotate_master_key() -> i32 {
+    crate::pg::recovery::refuse_during_recovery("encml.rotate_master_key()");
     let role = caller();
     if !is_key_admin(role) {
         events::refused("rotate_master_key_refused", json!({}));

@@ -109,6 +109,7 @@ fn lo_encrypt(
     chunk_size: default!(Option<i32>, 1048576),
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Option<pg_sys::Oid> {
+    crate::pg::recovery::refuse_during_recovery("encml.lo_encrypt()");
     // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
     // the call; the function is not set-returning, so fn_extra is free.
     unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
@@ -169,6 +170,7 @@ fn lo_encrypt(
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn lo_decrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Oid> {
+    crate::pg::recovery::refuse_during_recovery("encml.lo_decrypt()");
     // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
     // the call; the function is not set-returning, so fn_extra is free.
     unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
@@ -201,6 +203,7 @@ fn lo_decrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> Opt
 /// rotation: point the row at the new oid and unlink the old one.
 #[pg_extern(volatile, parallel_unsafe)]
 fn lo_reencrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Oid> {
+    crate::pg::recovery::refuse_during_recovery("encml.lo_reencrypt()");
     // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
     // the call; the function is not set-returning, so fn_extra is free.
     unsafe { cache::accept_invalidations_once_per_query(fcinfo) };

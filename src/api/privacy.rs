@@ -34,6 +34,7 @@ fn set_privacy_budget(
     delta: default!(Option<f64>, "0"),
     scope: default!(Option<&str>, "'default'"),
 ) {
+    crate::pg::recovery::refuse_during_recovery("encml.set_privacy_budget()");
     let by = caller();
     if !is_privacy_admin(by) {
         events::refused("set_privacy_budget_refused", json!({}));

@@ -67,6 +67,7 @@ pub(crate) fn lock_usable_tenant(tenant: &str, exclusive: bool) -> tenants::Tena
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn create_tenant(tenant: Option<&str>) {
+    crate::pg::recovery::refuse_during_recovery("encml.create_tenant()");
     let by = require_tenant_admin("create tenants");
     let tenant = tenant_arg(tenant);
     if tenants::exists(tenant) {
@@ -81,6 +82,7 @@ fn create_tenant(tenant: Option<&str>) {
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn drop_tenant(tenant: Option<&str>) {
+    crate::pg::recovery::refuse_during_recovery("encml.drop_tenant()");
     require_tenant_admin("drop tenants");
     let tenant = tenant_arg(tenant);
     let Some(row) = tenants::lock(tenant, true) else {
@@ -117,6 +119,7 @@ fn drop_tenant(tenant: Option<&str>) {
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn grant_tenant(tenant: Option<&str>, member: Option<RegRole>) {
+    crate::pg::recovery::refuse_during_recovery("encml.grant_tenant()");
     let by = require_tenant_admin("grant tenant membership");
     let tenant = tenant_arg(tenant);
     let Some(RegRole(member)) = member else {
@@ -139,6 +142,7 @@ fn grant_tenant(tenant: Option<&str>, member: Option<RegRole>) {
 
 #[pg_extern(volatile, parallel_unsafe)]
 fn revoke_tenant(tenant: Option<&str>, member: Option<RegRole>) {
+    crate::pg::recovery::refuse_during_recovery("encml.revoke_tenant()");
     require_tenant_admin("revoke tenant membership");
     let tenant = tenant_arg(tenant);
     let Some(RegRole(member)) = member else {
@@ -235,6 +239,7 @@ fn tenant_key(purpose: default!(&str, "'aead'"), fcinfo: pg_sys::FunctionCallInf
 }
 
 fn make_tenant_key(tenant: &str, purpose: encml_core::kdf::Purpose) -> [u8; 16] {
+    crate::pg::recovery::refuse_during_recovery("encml.tenant_key() for a new tenant key");
     // SAFETY: reads this backend's transaction state (a plain getter, never raises).
     if unsafe { pg_sys::IsInParallelMode() } {
         raise_full(
@@ -272,6 +277,7 @@ fn make_tenant_key(tenant: &str, purpose: encml_core::kdf::Purpose) -> [u8; 16] 
 /// memberships. Returns the number of keys destroyed.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn forget_tenant(tenant: &str) -> i64 {
+    crate::pg::recovery::refuse_during_recovery("encml.forget_tenant()");
     require_tenant_admin("forget tenants");
     let tenant = tenant_arg(Some(tenant));
     let Some(row) = tenants::lock(tenant, true) else {
@@ -310,6 +316,7 @@ fn create_tenant_schema(
     tenant: Option<&str>,
     schema_name: default!(Option<&str>, "NULL"),
 ) -> String {
+    crate::pg::recovery::refuse_during_recovery("encml.create_tenant_schema()");
     require_tenant_admin("create tenant schemas");
     let tenant = tenant_arg(tenant);
     let row = lock_usable_tenant(tenant, true);

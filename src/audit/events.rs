@@ -11,7 +11,10 @@ use pgrx::pg_sys;
 /// Logs a successful security operation in the caller's transaction.
 pub fn record(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: serde_json::Value) {
     crate::events::severity::tag(operation, &mut detail);
-    if crate::events::severity::LOG_EVENTS_JSON.get() || detail["severity"] == "critical" {
+    // A hot standby writes nothing (and cannot NOTIFY): there the server log has the event.
+    let in_recovery = crate::pg::recovery::in_recovery();
+    let critical = detail["severity"] == "critical";
+    if crate::events::severity::LOG_EVENTS_JSON.get() || critical || in_recovery {
         let event = serde_json::json!({
             // SAFETY: GetSessionUserId takes no arguments and only returns a backend global; it
             // cannot ERROR.
@@ -23,14 +26,19 @@ pub fn record(operation: &str, table: Option<(pg_sys::Oid, &str)>, mut detail: s
             "table": table.map(|t| t.1),
             "detail": &detail,
         });
-        if detail["severity"] == "critical" {
+        if critical || in_recovery {
             // (Always in the server log: a superuser can delete the row before it is sealed.)
             // (The JSON line encml.log_events_json writes, whether it is on or not.)
             crate::log_event!("pg_encrypt_ml event: {event}");
         } else {
             crate::events::severity::log_json(&event);
         }
-        crate::events::severity::notify_if_critical(&event);
+        if !in_recovery {
+            crate::events::severity::notify_if_critical(&event);
+        }
+    }
+    if in_recovery {
+        return;
     }
     append(&Entry::without_rows(
         "event",

@@ -20,6 +20,7 @@ pub mod nothrow;
 pub mod plan_writes;
 pub mod preload;
 pub mod random;
+pub mod recovery;
 pub mod roles;
 pub mod schema_version;
 pub mod session_worker;

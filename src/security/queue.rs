@@ -76,5 +76,6 @@ pub fn stats() -> (usize, u64) {
 /// databases without the extension to this database's audit log; returns how many.
 #[pg_extern(volatile, parallel_unsafe)]
 fn forward_security_events() -> i32 {
+    crate::pg::recovery::refuse_during_recovery("encml.forward_security_events()");
     forward() as i32
 }

@@ -76,6 +76,7 @@ pub fn after_parse() {
 /// certificate (`clientcert=verify-full` or `cert`). Security administrators only.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn mark_tls_service_role(role: RegRole, service: default!(bool, "true")) -> bool {
+    crate::pg::recovery::refuse_during_recovery("encml.mark_tls_service_role()");
     crate::security::auth::require_security_admin("mark_tls_service_role");
     let who = caller();
     let changed = as_extension_owner(|| {

@@ -233,6 +233,7 @@ fn view_select(cols: &[(String, String)], rules: &[Rule], mask_columns: &[String
 /// value; without it, such columns from an earlier call are dropped.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn apply_masking(tbl: crate::types::reg::RegClass, stored: default!(bool, false)) -> String {
+    crate::pg::recovery::refuse_during_recovery("encml.apply_masking()");
     // Its catalog queries and DDL run as the caller; nothing they name may resolve through
     // the caller's search_path (issue 27, attacker round 1).
     crate::pg::identity::with_pinned_search_path(|| {

@@ -40,6 +40,7 @@ fn in_subject_erasure() -> bool {
 /// subject's data. Returns the receipt. Members of encml_dpo, encml_key_admin and superusers.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn subject_forget(subject: &str) -> JsonB {
+    crate::pg::recovery::refuse_during_recovery("encml.subject_forget()");
     require_eraser(caller());
     // It commits on its own: a read-only transaction (or a standby) must not erase through it
     // (attacker round 12).

@@ -112,6 +112,7 @@ fn exported_container(shown: Value) -> Value {
 /// tables the caller cannot read are listed as skipped. Audited (without the subject).
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn subject_export(subject: &str) -> JsonB {
+    crate::pg::recovery::refuse_during_recovery("encml.subject_export()");
     refuse_with_conflicting_locks("subject_export", &["AccessExclusiveLock"]);
     let request = json!({ "op": "export", "subject": subject, "tenant": crate::keys::tenant_context::current() });
     in_own_session(request)

@@ -105,6 +105,7 @@ fn require_subject_processor(role: pg_sys::Oid, purpose: &str) {
 }
 
 fn make_subject_key(subject: &str, purpose: Purpose) -> [u8; 16] {
+    crate::pg::recovery::refuse_during_recovery("encml.subject_key() for a new subject key");
     // SAFETY: reads this backend's transaction state (a plain getter, never raises).
     if unsafe { pg_sys::IsInParallelMode() } {
         raise_full(

@@ -39,6 +39,7 @@ fn register_subject_column(
     on_forget: default!(Option<&str>, "'delete'"),
     id_alphabet: default!(Option<&str>, "'0123456789'"),
 ) {
+    crate::pg::recovery::refuse_during_recovery("encml.register_subject_column()");
     // Its queries run as the caller; no operator or function they name may resolve
     // through the caller's search_path (issue 27).
     crate::pg::identity::with_pinned_search_path(|| {
@@ -219,6 +220,7 @@ fn register_subject_column(
 /// Removes a registration; returns whether there was one. The table's owner only.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn unregister_subject_column(tbl: RegClass, col: &str) -> bool {
+    crate::pg::recovery::refuse_during_recovery("encml.unregister_subject_column()");
     let rel = tbl.0;
     refuse_during_export_or_erasure("unregister_subject_column");
     require_table_owner(rel, "subject_owner_refused");
