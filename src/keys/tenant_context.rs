@@ -21,6 +21,18 @@ use std::ffi::{CStr, CString};
 
 pub static TENANT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// Where `set_tenant` may put the tenant: for the session, or (behind a transaction-pooling
+/// connection pooler, where the next transaction on this server connection may be another
+/// client's) only for the current transaction.
+#[derive(pgrx::PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TenantScope {
+    Session,
+    Transaction,
+}
+
+pub static TENANT_SCOPE: GucSetting<TenantScope> =
+    GucSetting::<TenantScope>::new(TenantScope::Session);
+
 thread_local! {
     static SETTING_ALLOWED: Cell<bool> = const { Cell::new(false) };
     /// A copy of the setting kept by its assign hook (which Postgres calls on every change,
@@ -446,6 +458,16 @@ pub fn register() {
             None,
         );
     }
+    GucRegistry::define_enum_guc(
+        c"encml.tenant_scope",
+        c"Whether encml.set_tenant may set the tenant for the session or only for the transaction.",
+        c"Set it to transaction (ALTER ROLE ... SET, superuser) for the login role of a \
+          transaction-pooling connection pooler: a session-level tenant would pass to the next \
+          client of the server connection, so only set_tenant(tenant, true) is accepted.",
+        &TENANT_SCOPE,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
 }
 
 /// The current tenant, if any.
@@ -463,6 +485,18 @@ impl Drop for AllowGuard {
 
 /// Sets the tenant (the caller has checked membership). `local` scopes it to the transaction.
 pub fn set(tenant: &str, local: bool) {
+    if !local && TENANT_SCOPE.get() == TenantScope::Transaction {
+        crate::pg::errors::raise_full(
+            pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "a session-level tenant is refused: encml.tenant_scope is transaction",
+            Some(
+                "Behind a transaction-pooling connection pooler the next transaction on this \
+                 server connection may belong to another client."
+                    .into(),
+            ),
+            Some("Call encml.set_tenant(tenant, true) inside the transaction.".into()),
+        );
+    }
     let value = CString::new(tenant).unwrap_or_else(|_| {
         crate::pg::errors::raise(
             pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
