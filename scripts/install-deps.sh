@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing pg_encrypt_ml needs on Debian 12, skipping what is present:
 # PostgreSQL 15 server, contrib and headers, clang for bindgen, sudo (cargo pgrx test --runas),
-# openssl (the TLS test's throw-away CA), pgbouncer (the pooler test; its service is not started), clippy and rustfmt, cargo-pgrx 0.18.1, and cargo-pgrx's registration of the system PostgreSQL 15.
+# openssl (the TLS test's throw-away CA), pgbouncer (the pooler test; its service is not started),
+# softhsm2 and opensc (the PKCS#11 test's token and its pkcs11-tool), clippy and rustfmt, cargo-pgrx 0.18.1, and cargo-pgrx's registration of the system PostgreSQL 15.
 set -euo pipefail
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-packages=(postgresql-15 postgresql-contrib postgresql-server-dev-15 libclang-dev clang pkg-config sudo python3 openssl pgbouncer)
+packages=(postgresql-15 postgresql-contrib postgresql-server-dev-15 libclang-dev clang pkg-config sudo python3 openssl pgbouncer softhsm2 opensc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

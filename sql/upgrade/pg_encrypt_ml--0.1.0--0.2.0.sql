@@ -245,7 +245,9 @@ BEGIN
     RETURN NEXT;
 
     check_name := 'master_key_source';
-    IF coalesce(current_setting('encml.master_key_command', true), '') <> '' THEN
+    IF coalesce(current_setting('encml.master_key_pkcs11_module', true), '') <> '' THEN
+        status := 'pass'; detail := 'a PKCS#11 token (encml.master_key_pkcs11_module): the master keys never leave it';
+    ELSIF coalesce(current_setting('encml.master_key_command', true), '') <> '' THEN
         status := 'pass'; detail := 'a command (encml.master_key_command)';
     ELSIF coalesce(current_setting('encml.master_key_file', true), '') <> '' THEN
         status := 'pass'; detail := 'a file (encml.master_key_file)';

@@ -1,4 +1,6 @@
-//! Where the master key comes from: `encml.master_key_command`, else `encml.master_key_file`,
+//! Where the master key comes from: a PKCS#11 token (`encml.master_key_pkcs11_*`: the keys never
+//! leave it, and the keys of a command or file configured beside it follow as previous keys),
+//! else `encml.master_key_command`, else `encml.master_key_file`,
 //! else, only with `encml.allow_development_master_key = on`, a random key generated once in
 //! `$PGDATA/pg_encrypt_ml/master.key` (development only: it sits next to the data and in every
 //! base backup). A configuration that lost its provider is refused rather than silently wrapping
@@ -27,6 +29,14 @@ enum Source {
     Command(String),
     File(String),
     Default(PathBuf),
+    /// Keys in a token, then (for moving to it) those of a command or file as previous keys.
+    Pkcs11 {
+        module: String,
+        token: String,
+        keys: Vec<String>,
+        pin_file: String,
+        previous: Option<Box<Source>>,
+    },
 }
 
 struct Loaded {
@@ -41,6 +51,42 @@ thread_local! {
 }
 
 fn configured_source() -> Source {
+    if let Some(module) = gucs::string(&gucs::MASTER_KEY_PKCS11_MODULE) {
+        let setting = |g, name: &str| {
+            gucs::string(g).unwrap_or_else(|| {
+                raise_full(
+                    PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
+                    format!("encml.master_key_pkcs11_module is set but {name} is not"),
+                    None,
+                    Some("The PKCS#11 provider needs encml.master_key_pkcs11_token, _keys and _pin_file.".into()),
+                )
+            })
+        };
+        let keys = setting(
+            &gucs::MASTER_KEY_PKCS11_KEYS,
+            "encml.master_key_pkcs11_keys",
+        )
+        .split(',')
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .collect();
+        return Source::Pkcs11 {
+            token: setting(
+                &gucs::MASTER_KEY_PKCS11_TOKEN,
+                "encml.master_key_pkcs11_token",
+            ),
+            pin_file: setting(
+                &gucs::MASTER_KEY_PKCS11_PIN_FILE,
+                "encml.master_key_pkcs11_pin_file",
+            ),
+            keys,
+            module,
+            previous: gucs::string(&gucs::MASTER_KEY_COMMAND)
+                .map(Source::Command)
+                .or_else(|| gucs::string(&gucs::MASTER_KEY_FILE).map(Source::File))
+                .map(Box::new),
+        };
+    }
     if let Some(cmd) = gucs::string(&gucs::MASTER_KEY_COMMAND) {
         Source::Command(cmd)
     } else if let Some(file) = gucs::string(&gucs::MASTER_KEY_FILE) {
@@ -119,8 +165,76 @@ fn read_source(source: &Source) -> Zeroizing<Vec<u8>> {
             }
             read_file(path, &mut buf)
         }
+        Source::Pkcs11 { .. } => unreachable!("a token's keys are not read as text"),
     }
     buf
+}
+
+/// The token's PIN, from a file only the server's OS user may read.
+fn read_pin(path: &str) -> Zeroizing<String> {
+    use std::os::unix::fs::MetadataExt;
+    let fail = |why: String| -> ! {
+        raise(
+            PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR,
+            format!("encml.master_key_pkcs11_pin_file \"{path}\": {why}"),
+        )
+    };
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| fail(e.to_string()));
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me || meta.mode() & 0o077 != 0 {
+        fail(format!(
+            "must belong to the server's OS user and be readable by it alone (mode 0600; it has \
+             owner uid {} and mode {:o})",
+            meta.uid(),
+            meta.mode() & 0o777
+        ));
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(256));
+    read_file(&PathBuf::from(path), &mut buf);
+    let text = std::str::from_utf8(&buf).unwrap_or_else(|_| fail("the PIN is not UTF-8".into()));
+    let pin = Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_string());
+    if pin.is_empty() {
+        fail("the file is empty".into());
+    }
+    pin
+}
+
+/// The token's keys, then those of the previous source (each key once).
+fn token_keys(
+    module: &str,
+    token: &str,
+    keys: &[String],
+    pin_file: &str,
+    previous: Option<&Source>,
+) -> Vec<MasterKey> {
+    let pin = read_pin(pin_file);
+    let config = encml_hsm::TokenConfig {
+        module: std::path::Path::new(module),
+        token_label: token,
+        key_labels: keys,
+        pin: &pin,
+    };
+    let mut all = encml_hsm::master_keys(&config).unwrap_or_else(|e| raise_core(e));
+    if let Some(previous) = previous {
+        for key in parse_source(previous) {
+            if !all.iter().any(|k| k.fingerprint() == key.fingerprint()) {
+                all.push(key);
+            }
+        }
+    }
+    all
+}
+
+/// The keys of a command, file or the development key (provider output as text).
+fn parse_source(source: &Source) -> Vec<MasterKey> {
+    let raw = read_source(source);
+    let text = std::str::from_utf8(&raw).unwrap_or_else(|_| {
+        raise_core(encml_core::Error::MasterKeyFormat(
+            "output is not UTF-8".into(),
+        ))
+    });
+    parse_master_keys(text).unwrap_or_else(|e| raise_core(e))
 }
 
 fn read_file(path: &PathBuf, buf: &mut Zeroizing<Vec<u8>>) {
@@ -193,13 +307,16 @@ fn generate_default(path: &PathBuf) {
 }
 
 fn load(source: Source) -> Rc<Vec<MasterKey>> {
-    let raw = read_source(&source);
-    let text = std::str::from_utf8(&raw).unwrap_or_else(|_| {
-        raise_core(encml_core::Error::MasterKeyFormat(
-            "output is not UTF-8".into(),
-        ))
+    let keys = Rc::new(match &source {
+        Source::Pkcs11 {
+            module,
+            token,
+            keys,
+            pin_file,
+            previous,
+        } => token_keys(module, token, keys, pin_file, previous.as_deref()),
+        other => parse_source(other),
     });
-    let keys = Rc::new(parse_master_keys(text).unwrap_or_else(|e| raise_core(e)));
     // SAFETY: a backend global, read only.
     let parallel_worker = unsafe { pgrx::pg_sys::ParallelWorkerNumber } >= 0
         // Background workers (subject export/erasure, detached writers) serve a backend, which

@@ -110,7 +110,7 @@ pub fn sqlstate(e: &Error) -> PgSqlErrorCode {
         }
         // 39000-class codes are for external routines; a failed tag is bad data handed to us.
         Error::AuthenticationFailed => PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-        Error::MasterKeyFormat(_) | Error::UnknownMasterKey { .. } => {
+        Error::MasterKeyFormat(_) | Error::UnknownMasterKey { .. } | Error::Token(_) => {
             PgSqlErrorCode::ERRCODE_CONFIG_FILE_ERROR
         }
         Error::Random => PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,

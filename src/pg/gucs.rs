@@ -7,6 +7,14 @@ use std::ffi::CString;
 pub static MASTER_KEY_COMMAND: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 pub static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static MASTER_KEY_PKCS11_MODULE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
+pub static MASTER_KEY_PKCS11_TOKEN: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
+pub static MASTER_KEY_PKCS11_KEYS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
+pub static MASTER_KEY_PKCS11_PIN_FILE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
 pub static KEY_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1024);
 pub static KEY_ROTATION_DAYS: GucSetting<i32> = GucSetting::<i32>::new(90);
 pub static FHE_CLIENT_FUNCTIONS: GucSetting<bool> = GucSetting::<bool>::new(false);
@@ -33,6 +41,41 @@ pub fn register() {
         c"Used when encml.master_key_command is not set. When neither is set, keys cannot be \
           used unless encml.allow_development_master_key is on.",
         &MASTER_KEY_FILE,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"encml.master_key_pkcs11_module",
+        c"Path of a PKCS#11 library whose token holds the master keys (an HSM); they never leave it.",
+        c"Takes precedence over encml.master_key_command and encml.master_key_file, whose keys \
+          then follow the token's as previous keys (for moving to the HSM with \
+          encml.rotate_master_key()). Needs encml.master_key_pkcs11_token, _keys and _pin_file.",
+        &MASTER_KEY_PKCS11_MODULE,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"encml.master_key_pkcs11_token",
+        c"Label of the PKCS#11 token holding the master keys.",
+        c"",
+        &MASTER_KEY_PKCS11_TOKEN,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"encml.master_key_pkcs11_keys",
+        c"Labels of the AES-256 master keys in the token, comma-separated, the current one first.",
+        c"Further labels are previous master keys still accepted for unwrapping, until \
+          encml.rotate_master_key() has rewrapped everything under the first.",
+        &MASTER_KEY_PKCS11_KEYS,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"encml.master_key_pkcs11_pin_file",
+        c"File holding the token's user PIN, readable only by the server's OS user (mode 0600 or stricter).",
+        c"",
+        &MASTER_KEY_PKCS11_PIN_FILE,
         GucContext::Sighup,
         GucFlags::SUPERUSER_ONLY,
     );

@@ -21,6 +21,9 @@ pub enum Error {
     UnknownMasterKey { fingerprint: String },
     /// The operating system's random generator failed.
     Random,
+    /// A master key held in a token (PKCS#11) could not be used: the token's own error, which
+    /// names the token and key label, never key material.
+    Token(String),
 }
 
 impl fmt::Display for Error {
@@ -36,6 +39,7 @@ impl fmt::Display for Error {
                 "decryption failed: the ciphertext was altered or truncated, or the AAD does not match"
             ),
             Error::MasterKeyFormat(why) => write!(f, "master key provider output is invalid: {why}"),
+            Error::Token(why) => write!(f, "{why}"),
             Error::UnknownMasterKey { fingerprint } => write!(
                 f,
                 "the data key is wrapped by master key {fingerprint}, which the master key provider does not offer"

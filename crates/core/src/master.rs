@@ -2,6 +2,14 @@
 //! characters; the first line is current, further lines are previous keys still accepted for
 //! unwrapping. Each key is known by a fingerprint (a key check value derived with HKDF), which is
 //! stored next to every wrapped data key; the key itself never is.
+//!
+//! A master key may instead stay inside a token (an HSM over PKCS#11, `TokenKey`): then it wraps
+//! and unwraps data keys itself (AES-256-GCM in the token, wrap format 2), and the keys derived
+//! from a master key (the Citus tenant tokens' and dp states' keys, and the audit keys imported
+//! before 0.2.0) come from one value the token computes: AES-256-GCM of 32 zero bytes under a
+//! fixed IV and AAD (`TOKEN_PRF_*`), a pseudorandom function of the key that never reveals it.
+//! The fingerprint of a token key is derived from that value too, so it identifies the key
+//! itself and not its label.
 
 use crate::error::{Error, Result};
 use hkdf::Hkdf;
@@ -16,9 +24,37 @@ const AUDIT_REDACT_INFO: &[u8] = b"pg_encrypt_ml/v1/audit-redaction";
 const TENANT_TOKEN_INFO: &[u8] = b"pg_encrypt_ml/v1/tenant-token";
 const DP_STATE_SEAL_INFO: &[u8] = b"pg_encrypt_ml/v1/dp-state-seal";
 
+/// AES-256-GCM inside a token, under a key that never leaves it.
+pub trait TokenKey {
+    /// The token's and the key's labels, for errors (never secret).
+    fn describe(&self) -> String;
+    /// `plaintext` encrypted under the token's key with this 12-byte IV and AAD: ciphertext
+    /// followed by the 16-byte tag.
+    fn seal(&self, iv: &[u8; 12], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>>;
+    /// The plaintext of `ciphertext_and_tag`, or `Error::AuthenticationFailed` when the tag does
+    /// not verify (or the token reports any failure of the decryption itself).
+    fn open(
+        &self,
+        iv: &[u8; 12],
+        aad: &[u8],
+        ciphertext_and_tag: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>>;
+}
+
+/// The IV and AAD of the token's pseudorandom function (module documentation).
+pub const TOKEN_PRF_IV: [u8; 12] = *b"encml-mk-prf";
+pub const TOKEN_PRF_AAD: &[u8] = b"pg_encrypt_ml/v2/master-key-prf";
+
+/// How a master key wraps data keys.
+pub(crate) enum Kek {
+    /// An AES-256 key derived from the provider's key bytes (wrap format 1).
+    Local(Zeroizing<[u8; 32]>),
+    /// The token's own key (wrap format 2).
+    Token(Box<dyn TokenKey>),
+}
+
 pub struct MasterKey {
-    /// The AES-256 key that wraps data keys, derived from the provider's key.
-    kek: Zeroizing<[u8; 32]>,
+    kek: Kek,
     /// HMAC key of the audit log's chain.
     audit_chain: Zeroizing<[u8; 32]>,
     /// HMAC key of redacted audit values.
@@ -33,12 +69,43 @@ pub struct MasterKey {
 impl MasterKey {
     pub fn from_bytes(raw: &[u8; 32]) -> Self {
         let hk = Hkdf::<Sha256>::new(None, raw);
-        let mut check = [0u8; 8];
-        hk.expand(CHECK_VALUE_INFO, &mut check)
-            .expect("8 bytes is a valid HKDF length");
         let mut kek = Zeroizing::new([0u8; 32]);
         hk.expand(KEK_INFO, kek.as_mut())
             .expect("32 bytes is a valid HKDF length");
+        Self::derive(&hk, Kek::Local(kek))
+    }
+
+    /// A master key held in a token. The token computes its pseudorandom value twice: a token
+    /// that ignored the IV given (generating its own) would give two different values, and every
+    /// backend would derive other keys; that is refused here.
+    pub fn from_token(token: Box<dyn TokenKey>) -> Result<Self> {
+        let prf = |t: &dyn TokenKey| t.seal(&TOKEN_PRF_IV, TOKEN_PRF_AAD, &[0u8; 32]);
+        let first = Zeroizing::new(prf(token.as_ref())?);
+        let second = Zeroizing::new(prf(token.as_ref())?);
+        if first.len() != 48 || *first != *second {
+            return Err(Error::Token(format!(
+                "{}: AES-GCM with a caller's IV is not deterministic on this token (it may generate \
+                 IVs itself), which pg_encrypt_ml needs for its derived keys",
+                token.describe()
+            )));
+        }
+        let hk = Hkdf::<Sha256>::new(Some(TOKEN_PRF_AAD), &first);
+        Ok(Self::derive(&hk, Kek::Token(token)))
+    }
+
+    /// Whether this key stays inside a token.
+    pub fn in_token(&self) -> bool {
+        matches!(self.kek, Kek::Token(_))
+    }
+
+    pub(crate) fn kek(&self) -> &Kek {
+        &self.kek
+    }
+
+    fn derive(hk: &Hkdf<Sha256>, kek: Kek) -> Self {
+        let mut check = [0u8; 8];
+        hk.expand(CHECK_VALUE_INFO, &mut check)
+            .expect("8 bytes is a valid HKDF length");
         let mut audit_chain = Zeroizing::new([0u8; 32]);
         hk.expand(AUDIT_CHAIN_INFO, audit_chain.as_mut())
             .expect("32 bytes is a valid HKDF length");
@@ -64,10 +131,6 @@ impl MasterKey {
     /// 16 hex characters identifying this master key; reveals nothing about it.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
-    }
-
-    pub(crate) fn kek(&self) -> &[u8; 32] {
-        &self.kek
     }
 
     pub(crate) fn audit_chain_key(&self) -> &[u8; 32] {
