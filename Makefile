@@ -16,7 +16,7 @@ export PG_CONFIG
 # place crashes them).
 UNLINK_SO = rm -f "$$($(PG_CONFIG) --pkglibdir 2>/dev/null || echo /nonexistent)/pg_encrypt_ml.so"
 
-.PHONY: test-isolation test-architecture test-fuzz deps install install-dev demo test test-unit test-pgrx test-regress test-upgrade test-integration test-citus citus test-slow bench bench-citus stop fmt
+.PHONY: test-isolation test-architecture test-fuzz deps install install-dev demo test test-unit test-pgrx test-regress test-upgrade test-integration test-crash test-citus citus test-slow bench bench-citus stop fmt
 
 deps:
 	@bash scripts/install-deps.sh
@@ -41,7 +41,7 @@ demo: install
 	@bash scripts/cluster.sh start
 	@bash scripts/demo.sh
 
-test: deps test-architecture test-unit test-fuzz test-pgrx test-regress test-isolation test-upgrade test-integration test-citus
+test: deps test-architecture test-unit test-fuzz test-pgrx test-regress test-isolation test-upgrade test-integration test-crash test-citus
 	@echo "==> all tests passed"
 
 # The layer order of src/lib.rs holds (docs/architecture.md); internal errors only where listed;
@@ -97,6 +97,11 @@ citus:
 	@bash $(CITUS_BUILD)
 
 # A coordinator and two workers on this machine (scripts/citus-cluster.sh), tests/citus.
+# Kills at pause points of key rotation, master-key rotation, destroy_key, sealing, a privacy
+# charge, fhe_close_round, lo_encrypt and subject_forget, each on a throw-away cluster.
+test-crash: install-dev
+	@bash tests/crash/run.sh
+
 test-citus: install-dev citus
 	@bash tests/citus/run.sh
 

@@ -53,6 +53,7 @@ pub extern "C-unwind" fn _PG_init() {
     // the environment concurrently.
     unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     pg::gucs::register();
+    pg::pause::register_guc();
     events::severity::register_guc();
     events::register_sink(audit::event_sink());
     audit::decrypts::register_guc();

@@ -156,6 +156,7 @@ fn reencrypt(
     let parts = Parts::parse(value.0).unwrap_or_else(|e| raise_core(e));
     let out = seal_with(&current, parts.descriptor, plain.payload_mut(), aad);
     plain.payload_mut().fill(0);
+    crate::pg::pause::point("reencrypt");
     Some(out)
 }
 

@@ -191,6 +191,7 @@ fn rotate_key(key: Uuid) -> i32 {
     let version = row.current_version + 1;
     let (wrapped, fingerprint) = provider::new_wrapped_data_key(&id, version);
     catalog::add_version(&id, version, &wrapped, &fingerprint);
+    crate::pg::pause::point("rotate_key");
     events::record(
         "rotate_key",
         None,
@@ -282,6 +283,7 @@ fn destroy_key(key: Uuid) -> i64 {
         );
     }
     let erased = catalog::destroy(&id);
+    crate::pg::pause::point("destroy_key");
     events::record(
         "destroy_key",
         None,
@@ -425,6 +427,7 @@ fn rotate_master_key() -> i32 {
         let rewrapped =
             wrap::wrap(current, &v.key_id, v.version, &data_key).unwrap_or_else(|e| raise_core(e));
         catalog::set_wrapped(v, &rewrapped, current.fingerprint());
+        crate::pg::pause::point("rotate_master_key");
     }
     catalog::log_master_rotation(current.fingerprint(), stale.len() as i32, role);
     events::record(

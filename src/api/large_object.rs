@@ -161,6 +161,7 @@ fn lo_encrypt(
                 .unwrap_or_else(|e| raise_core(e));
             output.write_all(&buf);
         });
+        crate::pg::pause::point("lo_encrypt");
     }
     input.close();
     let oid = output.oid;

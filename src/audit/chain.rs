@@ -298,6 +298,7 @@ pub fn seal() -> (Option<(i64, i64, [u8; MAC_LEN])>, i64) {
                             .or_spi_failed("audit log");
                     }
                     sealed += rows.len() as i64;
+                    crate::pg::pause::point("audit_seal");
                     current = Some((seq, last_id, prev));
                 }
                 if let Some((seq, id, mac)) = current.filter(|_| sealed > 0) {

@@ -633,6 +633,7 @@ pub fn close(round: i64, dp: Option<(f64, f64)>) -> i32 {
                     .or_spi_failed("FHE round catalog");
                 }
             }
+            crate::pg::pause::point("fhe_close_round");
             c.update(
                 "UPDATE encml.fhe_contributions SET update = NULL WHERE round = $1",
                 None,

@@ -17,6 +17,7 @@ pub mod interruptible;
 pub mod invalidation;
 pub mod large_object;
 pub mod nothrow;
+pub mod pause;
 pub mod plan_writes;
 pub mod preload;
 pub mod random;

@@ -122,7 +122,10 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
         )),
     };
     match answer.outcome {
-        GRANTED => Granted,
+        GRANTED => {
+            crate::pg::pause::point("charge_granted");
+            Granted
+        }
         REFUSED if answer.has_budget == 0 => raise_full(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(
@@ -265,6 +268,7 @@ fn record(mut s: Slot) -> Slot {
             crate::audit::detached::insert_event_json(&event.to_string());
         }
         s.outcome = if granted { GRANTED } else { REFUSED };
+        crate::pg::pause::point("charge_worker");
     });
     s
 }

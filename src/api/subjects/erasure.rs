@@ -190,6 +190,7 @@ pub(super) fn forget_here(subject: &str) -> Value {
             }
             refresh_statistics(&changed);
         });
+        crate::pg::pause::point("subject_forget");
         let (keys, versions) = catalog::destroy_subject_keys(subject);
         clear_cache();
         let consents = crate::api::consent::forget(subject);
