@@ -4,6 +4,7 @@ pub mod audit;
 pub mod citus;
 pub mod clearances;
 pub mod consent;
+pub mod det_folding;
 pub mod det_text;
 pub mod dp;
 pub mod dp_protect;

@@ -1,5 +1,6 @@
-//! The planner hook (preloaded): DP-only tables are checked, and their queries planned, by
-//! `privacy::dp_only`.
+//! The planner hook (preloaded): constant `det_encrypt` calls are folded on Citus databases
+//! (`api::det_folding`, so that Citus, whose hook runs after ours, routes the lookup); DP-only
+//! tables are checked, and their queries planned, by `privacy::dp_only`.
 
 use crate::privacy;
 use pgrx::prelude::*;
@@ -25,11 +26,16 @@ unsafe extern "C-unwind" fn planner(
 ) -> *mut pg_sys::PlannedStmt {
     // SAFETY: the planner's arguments, valid for the call; the previous hook saved at install.
     unsafe {
-        privacy::dp_only::plan(parse, || match PREV_PLANNER {
+        let folded = crate::api::det_folding::fold(parse);
+        let plan = privacy::dp_only::plan(parse, || match PREV_PLANNER {
             Some(prev) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
                 prev(parse, query_string, cursor_options, bound_params)
             }),
             None => pg_sys::standard_planner(parse, query_string, cursor_options, bound_params),
-        })
+        });
+        if folded {
+            crate::api::det_folding::mark_dependencies(plan);
+        }
+        plan
     }
 }

@@ -27,7 +27,10 @@ SELECT * FROM plan(format('SELECT encml.decrypt_text(name) FROM users WHERE emai
 SELECT encml.decrypt_text(name) FROM users WHERE email = :'c42';
 PREPARE by_email(encml.det_text) AS SELECT encml.decrypt_text(name) FROM users WHERE email = $1;
 EXECUTE by_email(encml.det_encrypt('user4242@example.com', :'dk'));
--- Written inline, the encryption call is evaluated per shard instead: correct, not routed.
+-- Written inline with constant arguments, det_encrypt is folded into its ciphertext before Citus
+-- plans (src/api/det_folding.rs): routed to one shard as well.
+SELECT * FROM plan(format('SELECT encml.decrypt_text(name) FROM users WHERE email = encml.det_encrypt(%L, %L::uuid)',
+                          'user7@example.com', :'dk'));
 SELECT encml.decrypt_text(name) FROM users WHERE email = encml.det_encrypt('user7@example.com', :'dk');
 -- UNIQUE on the distribution column holds across the cluster.
 SELECT try(format('INSERT INTO users (email) VALUES (%L)', :'c42'));
@@ -73,3 +76,25 @@ SELECT encml.decrypt_text(c.name) AS country, count(*) FROM orders o JOIN countr
  GROUP BY 1 ORDER BY 1;
 SELECT success, result FROM run_command_on_all_nodes(
     $$SELECT string_agg(encml.decrypt_text(name), ',' ORDER BY 1) FROM countries$$);
+
+-- A cached plan holding a folded ciphertext is planned again when its key changes: after
+-- rotate_key the same prepared statement looks the value up under the new version (a generic
+-- plan kept from before would still hold the old ciphertext and find the old row).
+SET client_min_messages = error;
+SELECT encml.create_key('citus-det-fold', 'deterministic') AS fk \gset
+RESET client_min_messages;
+CREATE TABLE fold_users (email encml.det_text PRIMARY KEY, version int);
+SELECT create_distributed_table('fold_users', 'email', shard_count => 8);
+INSERT INTO fold_users VALUES (encml.det_encrypt('fold@example.com', :'fk'), 1);
+PREPARE fold_lookup AS SELECT version FROM fold_users WHERE email = encml.det_encrypt('fold@example.com', :'fk');
+EXECUTE fold_lookup; EXECUTE fold_lookup; EXECUTE fold_lookup;
+EXECUTE fold_lookup; EXECUTE fold_lookup; EXECUTE fold_lookup;
+SELECT encml.rotate_key(:'fk');
+INSERT INTO fold_users VALUES (encml.det_encrypt('fold@example.com', :'fk'), 2);
+EXECUTE fold_lookup;
+-- After SET ROLE the lookup runs with the new role's rights: refused without a grant.
+CREATE ROLE fold_outsider;
+GRANT SELECT ON fold_users TO fold_outsider;
+SET ROLE fold_outsider;
+SELECT try($$EXECUTE fold_lookup$$);
+RESET ROLE;
