@@ -63,6 +63,8 @@ unsafe extern "C-unwind" fn process_utility(
             .then(|| privilege_changes::role_oids((*(stmt as *mut pg_sys::DropOwnedStmt)).roles))
     };
     let _copy = privilege_changes::copy_scope(matches!(pending, Some(Pending::Copy { .. })));
+    // (COPY runs with a snapshot here, and is parsed without one.)
+    crate::security::transport::after_parse();
     // SAFETY: the arguments Postgres passed, handed on unchanged; the previous hook was saved at
     // install, and an ERROR in it or in standard_ProcessUtility unwinds through the FFI guard.
     unsafe {

@@ -1,7 +1,9 @@
 //! Encryption in transit (docs/zero-trust.md, "Encryption in transit"): a login over TCP without
 //! TLS (or GSSAPI encryption) by a role that holds key privileges is a security event, raised
-//! once per session at its first statement (the authentication hook runs before the database's
-//! catalog can be read); and roles marked as services, whose connections
+//! once per session at its first statement that runs with a snapshot (the authentication hook
+//! runs before the database's catalog can be read, and `SET`, `SHOW` and transaction control
+//! run without a snapshot, which the lookup needs; they read no data and use no key); and roles
+//! marked as services, whose connections
 //! `compliance_report()` requires to present a verified client certificate.
 
 use crate::pg::catalog_reads::{arg, select_one};
@@ -33,26 +35,35 @@ const HOLDS_KEY_PRIVILEGES: &str = "SELECT r.rolsuper \
                                        AND pg_catalog.pg_has_role($1, m.member, 'MEMBER')))) \
       FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) $1";
 
-/// From the post-parse hook: at the session's first statement that runs in a transaction of a
-/// database with the extension, records `login_without_tls` if the client came over TCP in the
-/// clear and the login role holds key privileges.
+/// From the post-parse and utility hooks: at the session's first statement that runs with a
+/// snapshot in a transaction of a database with the extension, records `login_without_tls` if
+/// the client came over TCP in the clear and the login role holds key privileges. Every
+/// statement that reads data (queries, DML, COPY, the queries inside DO and CALL) has a
+/// snapshot by then; one without (SET, SHOW, BEGIN) leaves the check to the next statement: it
+/// must not take a snapshot itself (a `BEGIN ISOLATION LEVEL ...` would then be refused).
 pub fn after_parse() {
-    if CHECKED.with(|c| c.replace(true)) {
+    if CHECKED.with(Cell::get) {
         return;
     }
     let Some(transport) = crate::pg::transport::current() else {
+        CHECKED.with(|c| c.set(true));
         return;
     };
     if !transport.plaintext_over_network() {
+        CHECKED.with(|c| c.set(true));
         return;
     }
-    // SAFETY: reads backend-local transaction state; cannot ERROR.
-    let usable =
-        unsafe { pg_sys::IsTransactionState() && !pg_sys::IsAbortedTransactionBlockState() };
-    if !usable || crate::pg::catalog_reads::extension_relation(c"key_grants") == pg_sys::InvalidOid
-    {
-        // Checked once per session: a session whose first statement could not look (for
-        // example ROLLBACK of an aborted block) is not looked at again.
+    // SAFETY: reads backend-local transaction and snapshot state; cannot ERROR.
+    let usable = unsafe {
+        pg_sys::IsTransactionState()
+            && !pg_sys::IsAbortedTransactionBlockState()
+            && pg_sys::ActiveSnapshotSet()
+    };
+    if !usable {
+        return;
+    }
+    CHECKED.with(|c| c.set(true));
+    if crate::pg::catalog_reads::extension_relation(c"key_grants") == pg_sys::InvalidOid {
         return;
     }
     // SAFETY: reads the session user set at login; cannot ERROR.

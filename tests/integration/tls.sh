@@ -93,6 +93,17 @@ assert_match "compliance_report lists them" "^warn: 1 connection\(s\) over the n
 wait $sleeper
 events_total=$(q "$DB" "SELECT encml.metrics(false)" | grep -c '^encml_security_events_total{severity="warning",kind="login_without_tls"} 1$')
 assert_eq "the event is counted in encml_security_events_total" "1" "$events_total"
+# A session in the clear whose first statements run without a snapshot (SHOW, SET, BEGIN with an
+# isolation level, as drivers open transactions): they work (attacker pass of issue 30: XX000),
+# and the event is recorded at its first statement that reads, within the same session.
+base=$(q "$DB" "SELECT coalesce(max(id), 0) FROM encml.audit_log")
+got=$(psql -X -q -At "host=127.0.0.1 port=$PORT_TCP dbname=$DB user=tls_holder sslmode=disable" \
+  -c "SHOW work_mem" -c "SET application_name = 'tls_first_show'" \
+  -c "BEGIN ISOLATION LEVEL SERIALIZABLE" -c "SELECT count(*) FROM pg_class WHERE false" -c "COMMIT" 2>&1)
+assert_eq "SHOW, SET and BEGIN ISOLATION LEVEL first, in the clear, work" "4MB
+0" "$got"
+assert_eq "the event is recorded at the first statement that reads" "1" \
+  "$(q "$DB" "SELECT count(*) FROM encml.audit_log WHERE id > $base AND operation = 'login_without_tls' AND detail->>'role' = 'tls_holder'")"
 
 # --- compliance checks on pg_hba.conf and the protocol floor -----------------------------------
 q "$DB" "SELECT encml.mark_tls_service_role('tls_service')" >/dev/null
