@@ -224,17 +224,16 @@ fn log_relation() -> (pg_sys::Oid, pg_sys::Oid) {
     }
 }
 
+/// The client's address, from the connection's socket (no query: an SPI query here ran the
+/// executor hooks again, whose read auditing wrote a row and came back here while the cache was
+/// borrowed: "RefCell already borrowed" on the first decrypt of a read-audited table).
 fn client_addr() -> Option<String> {
-    CLIENT_ADDR.with(|c| {
-        c.borrow_mut()
-            .get_or_insert_with(|| {
-                crate::pg::catalog_reads::select_one::<String>(
-                    "SELECT pg_catalog.inet_client_addr()::text",
-                    &[],
-                )
-            })
-            .clone()
-    })
+    if let Some(addr) = CLIENT_ADDR.with(|c| c.borrow().clone()) {
+        return addr;
+    }
+    let addr = crate::pg::client_address::current().map(|a| a.to_string());
+    CLIENT_ADDR.with(|c| *c.borrow_mut() = Some(addr.clone()));
+    addr
 }
 
 unsafe fn cstring_in(

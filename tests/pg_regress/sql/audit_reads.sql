@@ -326,6 +326,24 @@ RESET ROLE;
 SELECT count(*) AS partition_triggers FROM pg_trigger
  WHERE tgrelid = 'public.r_part1'::regclass AND tgname LIKE 'encml_audit%';
 
+-- A new session decrypting from a read-audited table (attacker pass of issue 30: "RefCell already
+-- borrowed", XX000, whenever the read's audit row was the session's first row written from
+-- inside a query): the value comes back and the read is logged.
+SET client_min_messages = error;
+SELECT encml.create_key('r-enc-key') AS r_key \gset
+RESET client_min_messages;
+CREATE TABLE public.r_enc (id int, v encml.enc_bytea);
+INSERT INTO public.r_enc VALUES (1, encml.encrypt('hello'::text, :'r_key'));
+SELECT encml.audit_enable('public.r_enc', reads => true);
+\c
+SET client_min_messages = error;
+SELECT 1 AS first_statement;
+SELECT encml.decrypt_text(v) AS decrypted FROM public.r_enc;
+RESET client_min_messages;
+SELECT count(*) AS read_logged FROM encml.audit_log
+ WHERE kind = 'event' AND operation = 'read' AND table_name = 'public.r_enc';
+DROP TABLE public.r_enc;
+
 SET ROLE encml_r_owner;
 DROP TABLE public.r_t, public.r_plain, public.r_part;
 RESET ROLE;
