@@ -50,6 +50,7 @@ fn set_masking_rule(
     mask: &str,
     unmasked_roles: Vec<Option<pg_sys::Oid>>,
 ) {
+    crate::pg::recovery::refuse_during_recovery("encml.set_masking_rule()");
     set_rule(tbl, &col.0, mask, unmasked_roles)
 }
 
@@ -63,6 +64,7 @@ fn masking_rule_set(
     mask: &str,
     unmasked_roles: Vec<Option<pg_sys::Oid>>,
 ) {
+    crate::pg::recovery::refuse_during_recovery("encml.set_masking_rule()");
     set_rule(tbl, col, mask, unmasked_roles)
 }
 
