@@ -77,34 +77,29 @@ pub fn log_json(event: &serde_json::Value) {
 }
 
 thread_local! {
-    /// Alerts of this transaction not yet sent: (subtransaction that raised it, payload).
-    static PENDING: std::cell::RefCell<Vec<(pgrx::pg_sys::SubTransactionId, std::ffi::CString)>> =
+    /// Alerts of this transaction not yet sent: (subtransaction that raised it, operation).
+    static PENDING: std::cell::RefCell<Vec<(pgrx::pg_sys::SubTransactionId, String)>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// NOTIFY encml_alerts with the event, if it is critical, when the current transaction commits
+/// NOTIFY encml_alerts for the event, if it is critical, when the current transaction commits
 /// (callers that must not depend on the caller's commit use the detached writer, whose own
 /// transaction sends it). Queued here and sent just before the commit: a NOTIFY made at once would
 /// make a transaction that is then prepared fail, as Citus prepares the workers' part of every
 /// distributed transaction (a GRANT of encml_dpo on a coordinator failed on the workers).
+///
+/// The payload is a wake-up, not the event: `{"operation", "severity", "xact_id"}`. PostgreSQL has
+/// no privileges on channels, so every role may LISTEN (the event's roles, tables and addresses
+/// are for auditors only) and NOTIFY (a forged alert): a monitor reads the event from
+/// `encml.audit_log` by its transaction id, where a forged one has none (docs/monitoring.md).
 pub fn notify_if_critical(event: &serde_json::Value) {
     if event["detail"]["severity"] != "critical" {
         return;
     }
-    let mut payload = event.to_string();
-    // NOTIFY payloads must be shorter than 8000 bytes.
-    if payload.len() >= 7900 {
-        payload = serde_json::json!({
-            "operation": event["operation"],
-            "session_role": event["session_role"],
-            "detail": { "severity": "critical", "truncated": true },
-        })
-        .to_string();
-    }
-    let payload = std::ffi::CString::new(payload).unwrap_or_default();
+    let operation = event["operation"].as_str().unwrap_or("").to_string();
     // SAFETY: reads the current subtransaction's id.
     let sub = unsafe { pgrx::pg_sys::GetCurrentSubTransactionId() };
-    PENDING.with(|p| p.borrow_mut().push((sub, payload)));
+    PENDING.with(|p| p.borrow_mut().push((sub, operation)));
 }
 
 /// From the transaction callback: sends the queued alerts before the commit (NOTIFY is still
@@ -116,7 +111,20 @@ pub fn on_xact(event: pgrx::pg_sys::XactEvent::Type) {
     match event {
         XACT_EVENT_PRE_COMMIT => {
             let pending = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
-            for (_, payload) in pending {
+            // The transaction that wrote the events' rows (their `xact_id`); it has an id, as
+            // it wrote.
+            // SAFETY: reads this backend's transaction state; cannot ERROR.
+            let xid = unsafe { pgrx::pg_sys::GetTopFullTransactionIdIfAny() }.value;
+            for (_, operation) in pending {
+                let payload = std::ffi::CString::new(
+                    serde_json::json!({
+                        "operation": operation,
+                        "severity": "critical",
+                        "xact_id": xid.to_string(),
+                    })
+                    .to_string(),
+                )
+                .unwrap_or_default();
                 // SAFETY: top level of a committing transaction; the payload outlives the call
                 // (Postgres copies it).
                 unsafe {

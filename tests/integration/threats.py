@@ -69,8 +69,25 @@ listener.execute("LISTEN encml_alerts")
 a.execute("ALTER ROLE th_reader SUPERUSER")
 a.execute("ALTER ROLE th_reader NOSUPERUSER")
 got = [json.loads(n.payload) for n in listener.notifies(timeout=10, stop_after=1)]
-assert got and got[0]["operation"] == "role_superuser" and got[0]["detail"]["severity"] == "critical", got
-ok("LISTEN receives the SUPERUSER grant")
+assert got and got[0]["operation"] == "role_superuser" and got[0]["severity"] == "critical", got
+# The payload is a wake-up (anyone may LISTEN): no roles, tables or details; the event is read
+# from the audit log by its transaction id.
+assert sorted(got[0]) == ["operation", "severity", "xact_id"], got
+row = a.execute("SELECT detail->>'role', detail->>'severity' FROM encml.audit_log"
+                " WHERE kind = 'event' AND operation = 'role_superuser' AND xact_id = %s::xid8",
+                (got[0]["xact_id"],)).fetchall()
+assert row == [("th_reader", "critical")], row
+ok("LISTEN receives the SUPERUSER grant; its event is found by xact_id")
+# A forged alert (any role may NOTIFY on any channel) names no event of the audit log.
+forger = psycopg.connect(host=HOST, port=PORT, dbname=DB, user="postgres", autocommit=True)
+forger.execute("SET ROLE th_reader")
+forger.execute("""SELECT pg_notify('encml_alerts', '{"operation":"auth_lockout","severity":"critical","xact_id":"1"}')""")
+forged = [json.loads(n.payload) for n in listener.notifies(timeout=3, stop_after=1)]
+assert forged and not a.execute("SELECT count(*) FROM encml.audit_log WHERE kind = 'event'"
+                                " AND operation = %s AND xact_id = %s::xid8",
+                                (forged[0]["operation"], forged[0]["xact_id"])).fetchone()[0], forged
+forger.close()
+ok("a forged alert names no event in the audit log")
 
 # Alerts are sent when the transaction commits, as NOTIFY is: not those of a savepoint rolled
 # back (queued, not sent at once: a NOTIFY made at once fails a transaction that is then
@@ -101,8 +118,10 @@ reader.execute("SET ROLE th_reader")
 assert reader.execute("SELECT count(encml.decrypt_text(c)) FROM vault").fetchone()[0] == 300
 got = [json.loads(n.payload) for n in listener.notifies(timeout=10, stop_after=1)]
 assert got and got[0]["operation"] == "decrypt_rate_exceeded", got
-assert got[0]["detail"]["role"] == "th_reader" and got[0]["detail"]["values_per_minute"] > 200, got
-assert "secret" not in json.dumps(got), "plaintext in the alert"
+detail = a.execute("SELECT detail FROM encml.audit_log WHERE kind = 'event' AND operation = 'decrypt_rate_exceeded'"
+                   " AND xact_id = %s::xid8", (got[0]["xact_id"],)).fetchone()[0]
+assert detail["role"] == "th_reader" and detail["values_per_minute"] > 200, detail
+assert "secret" not in json.dumps(got) + json.dumps(detail), "plaintext in the alert"
 ok("LISTEN receives the exfiltration alert before the reader commits")
 reader.rollback()
 # Block mode stops the next bulk read (the settings went with the rollback).
