@@ -48,6 +48,7 @@ unsafe extern "C-unwind" fn process_utility(
         // SAFETY: the statement's own parse tree, before it runs, valid for the call.
         unsafe {
             audit::maintenance::before_utility(stmt);
+            crate::security::pooled_session::before_utility(stmt);
             privilege_changes::describe(stmt)
         }
     };

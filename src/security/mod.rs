@@ -7,7 +7,8 @@
 //! - [`queue`]: events raised where no audit log can be written (before a database is
 //!   connected, or in a database without the extension), kept in shared memory until a backend
 //!   with the extension forwards them;
-//! - [`transport`]: logins without TLS by key holders, and roles marked as TLS services.
+//! - [`transport`]: logins without TLS by key holders, and roles marked as TLS services;
+//! - [`pooled_session`]: no persistent settings from a transaction-pooling pooler's sessions.
 //!
 //! Everything that needs shared memory or hooks in every backend needs
 //! `shared_preload_libraries = 'pg_encrypt_ml'`; without it the rest of the extension works,
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod exfil;
 pub mod gucs;
 pub mod large_results;
+pub mod pooled_session;
 pub mod privilege_changes;
 pub mod queue;
 pub mod transport;

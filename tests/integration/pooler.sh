@@ -84,11 +84,40 @@ assert_match "a session-level set_tenant is refused behind the pooler (55000)" \
   "55000: a session-level tenant is refused: encml.tenant_scope is transaction" "$err"
 err=$(pooled app pool_app -c "SET encml.tenant_scope = 'session'" 2>&1 || true)
 assert_match "the pooler's role cannot lift the setting" "permission denied to set parameter" "$err"
+# Nor leave settings for its later sessions, which serve other clients (attacker pass of issue
+# 30: ALTER ROLE app_pool SET search_path = <attacker's schema>, ... ran the attacker's functions
+# in every later client's transactions).
+for stmt in "ALTER ROLE pool_app SET search_path = evil, pg_catalog, public" \
+            "ALTER ROLE pool_app IN DATABASE $DB SET search_path = evil" "ALTER ROLE pool_app RESET ALL"; do
+  err=$(pooled app pool_app -c "\set VERBOSITY verbose" -c "$stmt" 2>&1 || true)
+  assert_match "the pooler's role cannot run: $stmt" "42501: role and database settings cannot be changed" "$err"
+done
 assert_eq "set_tenant(t, true) holds for its transaction" "t2|25|secret of t2" \
   "$(pooled app pool_app -c "BEGIN" -c "SELECT encml.set_tenant('t2', true)" \
       -c "SELECT encml.current_tenant(), count(*), min(encml.decrypt_text(body)) FROM docs" -c "COMMIT" | grep .)"
 assert_eq "the next transaction has no tenant and sees no row" "|0" \
   "$(pooled app pool_app -c "SELECT encml.current_tenant(), count(*) FROM docs")"
+
+# --- PostgreSQL's own session state: what a client leaves is cleared by the pooler's reset --------------
+# A client leaves a temporary view that shadows the unqualified name docs (the temporary schema is
+# searched first) and whose function switches the tenant: without a reset, the next client of the
+# connection reads through it; with server_reset_query = DISCARD ALL and
+# server_reset_query_always = 1 (docs/operations.md), it is gone.
+plant="CREATE TEMP VIEW docs AS SELECT 't1'::text AS tenant_id, 'planted'::text AS body"
+pooled unsafe pool_unsafe -c "$plant" >/dev/null
+assert_eq "without a reset query, the next client's unqualified docs is the planted view (the hazard)" "planted" \
+  "$(pooled unsafe pool_unsafe -c "SELECT body FROM docs")"
+sed -e "s/^listen_port = .*/listen_port = $((BOUNCER_PORT + 10))/" -e "s/^server_reset_query =.*/server_reset_query = DISCARD ALL\nserver_reset_query_always = 1/" \
+    -e "s|^logfile = .*|logfile = $WORK/pgbouncer-reset.log|" -e "s|^pidfile = .*|pidfile = $WORK/pgbouncer-reset.pid|" \
+    "$WORK/pgbouncer.ini" > "$WORK/pgbouncer-reset.ini"
+chown postgres:postgres "$WORK/pgbouncer-reset.ini"
+as_postgres pgbouncer -d "$WORK/pgbouncer-reset.ini"
+reset_pooled() { psql -X -q -At -v ON_ERROR_STOP=1 "host=127.0.0.1 port=$((BOUNCER_PORT + 10)) dbname=unsafe user=pool_unsafe" "$@"; }
+for _ in $(seq 1 50); do reset_pooled -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
+reset_pooled -c "$plant" -c "SET search_path = pg_temp, public" -c "SELECT encml.set_tenant('t1')" >/dev/null
+assert_eq "with DISCARD ALL after every transaction, the next client sees none of it" "|0|\"\$user\", public" \
+  "$(reset_pooled -c "SELECT encml.current_tenant(), (SELECT count(*) FROM docs), current_setting('search_path')")"
+kill "$(cat "$WORK/pgbouncer-reset.pid")" 2>/dev/null || true
 
 # --- 3. many clients, few server connections -------------------------------------------------------
 cat > "$WORK/tenant.sql" <<'SQL'
