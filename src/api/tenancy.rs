@@ -240,6 +240,21 @@ fn tenant_key(purpose: default!(&str, "'aead'"), fcinfo: pg_sys::FunctionCallInf
 
 fn make_tenant_key(tenant: &str, purpose: encml_core::kdf::Purpose) -> [u8; 16] {
     crate::pg::recovery::refuse_during_recovery("encml.tenant_key() for a new tenant key");
+    // SAFETY: reads this backend's transaction state (a plain global, never raises).
+    if unsafe { pg_sys::XactReadOnly } {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            format!(
+                "tenant \"{tenant}\" has no key of purpose '{}' yet, and none can be made in a read-only transaction",
+                purpose.label()
+            ),
+            None,
+            Some(format!(
+                "Call SELECT encml.tenant_key('{}') once in a read-write transaction first.",
+                purpose.label()
+            )),
+        );
+    }
     // SAFETY: reads this backend's transaction state (a plain getter, never raises).
     if unsafe { pg_sys::IsInParallelMode() } {
         raise_full(

@@ -56,7 +56,7 @@ pub fn register_guc() {
               it in production.",
             &TEST_PAUSE_AT,
             GucContext::Suset,
-            GucFlags::NO_SHOW_ALL,
+            GucFlags::NO_SHOW_ALL | GucFlags::SUPERUSER_ONLY,
             None,
             Some(assign),
             None,

@@ -174,6 +174,11 @@ SET ROLE encml_t_bob;
 SELECT try($$SELECT encml.tenant_key()$$) AS without_tenant;
 SELECT encml.set_tenant('globex');
 SELECT try($$SELECT encml.tenant_key('nope')$$) AS unknown_purpose;
+-- A first key cannot be made in a read-only transaction: 25006 with a hint (attacker pass of
+-- issue 30: it failed deeper down, on its row lock, without one).
+BEGIN READ ONLY;
+SELECT try($$SELECT encml.tenant_key('hmac')$$) AS read_only_first_key;
+ROLLBACK;
 SELECT count(*) AS managed_keys_before FROM encml.keys WHERE tenant = 'globex' AND managed;
 CREATE TABLE pg_temp.notes AS
 SELECT i, encml.encrypt('note ' || i, encml.tenant_key()) AS body,
