@@ -37,7 +37,7 @@ fn event(operation: &str, rel: Option<pg_sys::Oid>, detail: serde_json::Value) {
 /// `audit_enable(regclass, text[])` of a 0.1.0 schema (its C symbol keeps its arguments; the
 /// SQL function of 0.2.0 on is `audit_enable_with_reads`).
 #[pg_extern(sql = false, volatile, parallel_unsafe)]
-fn audit_enable(tbl: RegClass, redact: Vec<String>) {
+fn audit_enable(tbl: RegClass, redact: Vec<Option<String>>) {
     crate::pg::recovery::refuse_during_recovery("encml.audit_enable()");
     audit_enable_with_reads(tbl, redact, false)
 }
@@ -46,12 +46,25 @@ fn audit_enable(tbl: RegClass, redact: Vec<String>) {
 #[pg_extern(name = "audit_enable", volatile, parallel_unsafe)]
 fn audit_enable_with_reads(
     tbl: RegClass,
-    redact: default!(Vec<String>, "'{}'"),
+    redact: default!(Vec<Option<String>>, "'{}'"),
     reads: default!(bool, false),
 ) {
     crate::pg::recovery::refuse_during_recovery("encml.audit_enable()");
     let rel = tbl.0;
     require_owner(rel);
+    // (Taken with their NULLs, which pgrx's conversion to Vec<String> turned into an internal
+    // error before this function ran, and before the owner check: attacker pass of issue 30.)
+    let redact: Vec<String> = redact
+        .into_iter()
+        .map(|c| {
+            c.unwrap_or_else(|| {
+                raise(
+                    PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                    "redact must not contain NULL",
+                )
+            })
+        })
+        .collect();
     // SAFETY: a syscache lookup by oid (guarded binding); '\0' if missing, no pointers kept.
     let kind = unsafe { pg_sys::get_rel_relkind(rel) } as u8;
     if kind != pg_sys::RELKIND_RELATION && kind != pg_sys::RELKIND_PARTITIONED_TABLE {

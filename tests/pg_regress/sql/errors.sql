@@ -55,6 +55,14 @@ SELECT try(format('SELECT encml.create_key(%L)', repeat('é', 256)));
 SELECT try($$SELECT encml.create_key('x', 'rot13')$$);
 SELECT try($$SELECT encml.create_key('regress-errors')$$);
 SELECT try($$SELECT encml.rotate_key('00000000-0000-0000-0000-000000000000')$$);
+-- Arrays with NULLs where the function takes none: the error of the argument, not an internal
+-- one from the array's conversion (attacker pass of issue 30: XX000 "array contains NULL",
+-- raised before audit_enable's owner check).
+CREATE TABLE nulls_t (i int);
+SELECT try($$SELECT encml.audit_enable('nulls_t', '{NULL}'::text[], true)$$);
+SELECT try($$SELECT encml.audit_enable('nulls_t', '{a,NULL}'::text[])$$);
+SELECT try($$SELECT encml.fhe_encrypt('{1,NULL}'::float8[], '00000000-0000-0000-0000-000000000000')$$);
+DROP TABLE nulls_t;
 -- After all these caught errors the session still runs as its own role.
 SELECT current_user = session_user AS role_restored, current_setting('search_path') AS search_path;
 DROP TABLE good;
