@@ -24,8 +24,8 @@ trap cleanup EXIT
 
 dropdb --if-exists "$DB" 2>/dev/null; createdb "$DB"
 q "$DB" "CREATE EXTENSION pg_encrypt_ml" >/dev/null
-q "$DB" "DROP ROLE IF EXISTS pool_app; DROP ROLE IF EXISTS pool_unsafe;
-         CREATE ROLE pool_app LOGIN; CREATE ROLE pool_unsafe LOGIN;
+q "$DB" "DROP ROLE IF EXISTS pool_app; DROP ROLE IF EXISTS pool_unsafe; DROP ROLE IF EXISTS pool_planter;
+         CREATE ROLE pool_app LOGIN; CREATE ROLE pool_unsafe LOGIN; CREATE ROLE pool_planter;
          ALTER ROLE pool_app IN DATABASE $DB SET encml.tenant_scope = 'transaction';
          ALTER ROLE pool_app SET client_min_messages = error; ALTER ROLE pool_unsafe SET client_min_messages = error" >/dev/null
 q "$DB" "CREATE TABLE docs (id int PRIMARY KEY, tenant_id text NOT NULL, body encml.enc_bytea);
@@ -118,6 +118,22 @@ for _ in $(seq 1 50); do reset_pooled -c "SELECT 1" >/dev/null 2>&1 && break; sl
 reset_pooled -c "$plant" -c "SET search_path = pg_temp, public" -c "SELECT encml.set_tenant('t1')" >/dev/null
 assert_eq "with DISCARD ALL after every transaction, the next client sees none of it" "|0|\"\$user\", public" \
   "$(reset_pooled -c "SELECT encml.current_tenant(), (SELECT count(*) FROM docs), current_setting('search_path')")"
+# DISCARD ALL does not remove catalog objects: a schema named like the pooler's role, made by a
+# role allowed to create schemas, is the "$user" of the default search_path, and its docs
+# shadows public.docs for every client (attackers' re-check of issue 30). Pinning the role's
+# search_path without "$user" (docs/operations.md) ends it.
+q "$DB" "GRANT CREATE ON DATABASE $DB TO pool_planter; SET ROLE pool_planter; CREATE SCHEMA pool_unsafe;
+         CREATE VIEW pool_unsafe.docs AS SELECT 't1'::text AS tenant_id, 'planted'::text AS body;
+         GRANT USAGE ON SCHEMA pool_unsafe TO pool_unsafe; GRANT SELECT ON pool_unsafe.docs TO pool_unsafe" >/dev/null
+assert_eq "a schema named like the pooler's role shadows docs past DISCARD ALL (the hazard)" "1" \
+  "$(reset_pooled -c "SELECT count(*) FROM docs")"
+q "$DB" "ALTER ROLE pool_unsafe SET search_path = public, pg_catalog" >/dev/null
+kill "$(cat "$WORK/pgbouncer-reset.pid")" 2>/dev/null || true
+for _ in $(seq 1 50); do [ -e "$WORK/pgbouncer-reset.pid" ] || break; sleep 0.1; done
+as_postgres pgbouncer -d "$WORK/pgbouncer-reset.ini"   # new server connections, with the role's setting
+for _ in $(seq 1 50); do reset_pooled -c "SELECT 1" >/dev/null 2>&1 && break; sleep 0.1; done
+assert_eq "with the role's search_path pinned, docs is public.docs (no tenant: no row)" "0|public, pg_catalog" \
+  "$(reset_pooled -c "SELECT (SELECT count(*) FROM docs), current_setting('search_path')")"
 kill "$(cat "$WORK/pgbouncer-reset.pid")" 2>/dev/null || true
 
 # --- 3. many clients, few server connections -------------------------------------------------------
