@@ -52,19 +52,8 @@ fn audit_enable_with_reads(
     crate::pg::recovery::refuse_during_recovery("encml.audit_enable()");
     let rel = tbl.0;
     require_owner(rel);
-    // (Taken with their NULLs, which pgrx's conversion to Vec<String> turned into an internal
-    // error before this function ran, and before the owner check: attacker pass of issue 30.)
-    let redact: Vec<String> = redact
-        .into_iter()
-        .map(|c| {
-            c.unwrap_or_else(|| {
-                raise(
-                    PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-                    "redact must not contain NULL",
-                )
-            })
-        })
-        .collect();
+    // (After the owner check: attacker pass of issue 30.)
+    let redact = crate::pg::errors::no_nulls(redact, "redact");
     // SAFETY: a syscache lookup by oid (guarded binding); '\0' if missing, no pointers kept.
     let kind = unsafe { pg_sys::get_rel_relkind(rel) } as u8;
     if kind != pg_sys::RELKIND_RELATION && kind != pg_sys::RELKIND_PARTITIONED_TABLE {

@@ -161,19 +161,8 @@ fn set_clearance_condition(
     crate::pg::recovery::refuse_during_recovery("encml.set_clearance_condition()");
     let label = label_arg(label);
     require_clearance_admin("set_clearance_condition");
-    let strip = |v: Option<Vec<Option<String>>>, what: &str| -> Option<Vec<String>> {
-        v.map(|v| {
-            v.into_iter()
-                .map(|x| {
-                    x.unwrap_or_else(|| {
-                        raise(
-                            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-                            format!("{what} must not contain NULL"),
-                        )
-                    })
-                })
-                .collect()
-        })
+    let strip = |v: Option<Vec<Option<String>>>, what: &str| {
+        v.map(|v| crate::pg::errors::no_nulls(v, what))
     };
     let networks = strip(client_networks, "client_networks");
     let apps = strip(application_names, "application_names");

@@ -107,19 +107,7 @@ fn fhe_encrypt(
     max_terms: default!(i32, 1000),
 ) -> FheVectorOut {
     require_client_functions("fhe_encrypt");
-    // (Taken with their NULLs, which pgrx's conversion to Vec<f64> turned into an internal
-    // error before this function ran.)
-    let values: Vec<f64> = values
-        .into_iter()
-        .map(|v| {
-            v.unwrap_or_else(|| {
-                raise(
-                    PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-                    "values must not contain NULL",
-                )
-            })
-        })
-        .collect();
+    let values = crate::pg::errors::no_nulls(values, "values");
     let bits = |v: i32| u8::try_from(v).unwrap_or(0);
     let encoding = Encoding::for_sums(bits(value_bits), bits(frac_bits), max_terms.max(1) as u64)
         .unwrap_or_else(|e| fhe_error(e));

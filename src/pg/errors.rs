@@ -219,3 +219,20 @@ pub fn not_null<T>(value: Option<T>, what: &str) -> T {
         )
     })
 }
+
+/// The elements of an array argument `what`, or ERROR 22004 if one is NULL. Functions take such
+/// arrays as `Vec<Option<T>>`: pgrx's conversion to `Vec<T>` raises an internal error on a NULL
+/// element, before the function's own checks run.
+pub fn no_nulls<T>(values: Vec<Option<T>>, what: &str) -> Vec<T> {
+    values
+        .into_iter()
+        .map(|v| {
+            v.unwrap_or_else(|| {
+                raise(
+                    PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                    format!("{what} must not contain NULL"),
+                )
+            })
+        })
+        .collect()
+}
