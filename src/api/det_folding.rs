@@ -14,42 +14,13 @@
 //! their catalog entry to), never by name or schema.
 
 use pgrx::pg_sys;
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::ffi::c_void;
 
-thread_local! {
-    /// Whether each function oid met is one of the det_encrypt entry points.
-    static KNOWN: RefCell<HashMap<u32, bool>> = RefCell::new(HashMap::new());
-    static REGISTERED: Cell<bool> = const { Cell::new(false) };
-}
-
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn forget(_arg: pg_sys::Datum, _cache: std::ffi::c_int, _hash: u32) {
-    KNOWN.with(|k| {
-        if let Ok(mut k) = k.try_borrow_mut() {
-            k.clear();
-        }
-    });
-}
-
+/// Whether `func` is one of the det_encrypt entry points. Membership in the extension is cached
+/// per backend by `privacy::own` (until pg_proc changes); `fmgr_info` of one of our C functions
+/// is answered from PostgreSQL's own cache of C functions, so nothing is cached here.
 fn is_det_encrypt(func: pg_sys::Oid) -> bool {
-    if !REGISTERED.with(|r| r.replace(true)) {
-        // SAFETY: registers a callback once per process, for a valid cache id.
-        unsafe {
-            pg_sys::CacheRegisterSyscacheCallback(
-                pg_sys::SysCacheIdentifier::PROCOID as i32,
-                Some(forget),
-                pg_sys::Datum::from(0usize),
-            )
-        };
-    }
-    if let Some(k) = KNOWN.with(|k| k.borrow().get(&func.to_u32()).copied()) {
-        return k;
-    }
-    // Only C functions of this library can have our entry points; fmgr_info resolves a C
-    // function's symbol (loading nothing new: the library is loaded, it is running this).
-    let ours = crate::privacy::own::extension_function(func) && {
+    crate::privacy::own::extension_function(func) && {
         // SAFETY: fmgr_info fills a zeroed FmgrInfo for an existing function (the oid comes
         // from a parsed query); the FmgrInfo is a local and nothing it points to is kept.
         let addr = unsafe {
@@ -60,9 +31,7 @@ fn is_det_encrypt(func: pg_sys::Oid) -> bool {
         let text = crate::api::det_text::det_encrypt_text_wrapper as *const () as usize;
         let bytea = crate::api::det_text::det_encrypt_bytea_wrapper as *const () as usize;
         addr == Some(text) || addr == Some(bytea)
-    };
-    KNOWN.with(|k| k.borrow_mut().insert(func.to_u32(), ours));
-    ours
+    }
 }
 
 #[pgrx::pg_guard]
