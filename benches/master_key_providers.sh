@@ -24,14 +24,9 @@ as() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u p
 cleanup() { as "$PGBIN/pg_ctl" -D "$DATA" -m immediate -w stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-as mkdir -p "$WORK/tokens"
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$WORK/tokens" > "$WORK/softhsm2.conf"
-chown postgres:postgres "$WORK/softhsm2.conf"
+bash scripts/softhsm-token.sh init "$WORK" bench 1111
 export SOFTHSM2_CONF=$WORK/softhsm2.conf
-as env SOFTHSM2_CONF="$SOFTHSM2_CONF" softhsm2-util --init-token --free --label bench --pin 1111 --so-pin 22222222 >/dev/null
-as env SOFTHSM2_CONF="$SOFTHSM2_CONF" pkcs11-tool --module "$MODULE" --token-label bench --login --pin 1111 \
-  --keygen --key-type AES:32 --sensitive --label mk >/dev/null 2>&1
-printf '1111\n' > "$WORK/pin"; chown postgres:postgres "$WORK/pin"; chmod 600 "$WORK/pin"
+bash scripts/softhsm-token.sh keygen bench 1111 mk
 python3 -c 'import secrets; print(secrets.token_hex(32))' > "$WORK/master.keys"
 chown postgres:postgres "$WORK/master.keys"; chmod 600 "$WORK/master.keys"
 as "$PGBIN/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null

@@ -25,16 +25,11 @@ cleanup() {
 trap cleanup EXIT
 
 # --- the token ----------------------------------------------------------------------------------
-as_postgres mkdir -p "$WORK/tokens"
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$WORK/tokens" > "$WORK/softhsm2.conf"
-chown postgres:postgres "$WORK/softhsm2.conf"
+bash scripts/softhsm-token.sh init "$WORK" encml-test 4321
 export SOFTHSM2_CONF=$WORK/softhsm2.conf
 hsm() { as_postgres env SOFTHSM2_CONF="$SOFTHSM2_CONF" "$@"; }
-hsm softhsm2-util --init-token --free --label encml-test --pin 4321 --so-pin 87654321 >/dev/null
-keygen() { hsm pkcs11-tool --module "$MODULE" --token-label encml-test --login --pin 4321 \
-  --keygen --key-type AES:32 --sensitive --label "$1" >/dev/null 2>&1; }
+keygen() { bash scripts/softhsm-token.sh keygen encml-test 4321 "$1"; }
 keygen mk1
-printf '4321\n' > "$WORK/pin"; chown postgres:postgres "$WORK/pin"; chmod 600 "$WORK/pin"
 printf '0000\n' > "$WORK/wrong-pin"; chown postgres:postgres "$WORK/wrong-pin"; chmod 600 "$WORK/wrong-pin"
 python3 -c 'import secrets; print(secrets.token_hex(32))' > "$WORK/master.keys"
 chown postgres:postgres "$WORK/master.keys"; chmod 600 "$WORK/master.keys"
