@@ -54,6 +54,7 @@ pub extern "C-unwind" fn _PG_init() {
     unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     pg::gucs::register();
     pg::pause::register_guc();
+    api::lifecycle::worker::register_gucs();
     events::severity::register_guc();
     events::register_sink(audit::event_sink());
     audit::decrypts::register_guc();
@@ -71,6 +72,7 @@ pub extern "C-unwind" fn _PG_init() {
         pg::preload::mark_preloaded();
         hooks::install_preloaded();
         keys::nonce_budget::init_shared_memory();
+        api::lifecycle::worker::register_launcher();
     }
     security::init();
 }

@@ -26,6 +26,8 @@ DECLARE
     days integer := coalesce(nullif(current_setting('encml.key_rotation_days', true), '')::integer, 90);
     n bigint;
     list text;
+    n_policy bigint;
+    list_policy text;
     v record;
     col record;
     destroyed uuid[];
@@ -128,16 +130,43 @@ BEGIN
     END IF;
     RETURN NEXT;
 
+    -- Keys with a rotation policy (encml.set_rotation_policy) are judged by it: behind it by
+    -- more than an hour, or with an error on the policy, is a failure (the lifecycle worker is
+    -- not running or cannot act). Other keys by encml.key_rotation_days.
     check_name := 'key_rotation';
-    SELECT count(*), string_agg(format('%s (%s)', k.name, k.id), ', ' ORDER BY v2.created_at)
-      INTO n, list
+    SELECT count(*) FILTER (WHERE p.key_id IS NULL),
+           string_agg(format('%s (%s)', k.name, k.id), ', ' ORDER BY v2.created_at) FILTER (WHERE p.key_id IS NULL),
+           count(*) FILTER (WHERE p.key_id IS NOT NULL),
+           string_agg(format('%s (%s)%s', k.name, k.id, coalesce(': ' || p.last_error, '')), ', ' ORDER BY v2.created_at)
+               FILTER (WHERE p.key_id IS NOT NULL)
+      INTO n, list, n_policy, list_policy
       FROM encml.data_keys k
       JOIN encml.data_key_versions v2 ON v2.key_id = k.id AND v2.version = k.current_version
-     WHERE k.destroyed_at IS NULL AND v2.created_at < now() - make_interval(days => days);
-    IF n > 0 THEN
-        status := 'warn'; detail := format('%s key(s) not rotated for %s days: %s', n, days, left(list, 500));
+      LEFT JOIN encml.rotation_policies p ON p.key_id = k.id
+     WHERE k.destroyed_at IS NULL
+       AND CASE WHEN p.key_id IS NULL THEN v2.created_at < now() - make_interval(days => days)
+                ELSE p.last_error IS NOT NULL OR v2.created_at + p.rotate_every < now() - interval '1 hour' END;
+    IF n_policy > 0 THEN
+        status := 'fail';
+        detail := format('%s key(s) behind their rotation policy (is pg_encrypt_ml in shared_preload_libraries, or encml.run_key_lifecycle() scheduled?): %s', n_policy, left(list_policy, 500));
+    ELSIF n > 0 THEN
+        status := 'warn'; detail := format('%s key(s) not rotated for %s days: %s (encml.set_rotation_policy rotates keys on a schedule)', n, days, left(list, 500));
     ELSE
-        status := 'pass'; detail := format('every live key rotated within %s days', days);
+        status := 'pass'; detail := format('every live key rotated within %s days or as its rotation policy says', days);
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'key_compromises';
+    SELECT count(*), string_agg(format('%s v%s (reported %s)', c.key_id, c.version, c.reported_at), ', ' ORDER BY c.reported_at)
+      INTO n, list
+      FROM encml.key_compromises c
+      JOIN encml.data_keys k ON k.id = c.key_id
+     WHERE c.cleared_at IS NULL AND k.destroyed_at IS NULL;
+    IF n > 0 THEN
+        status := 'fail';
+        detail := format('%s compromised key version(s) still protect values (see encml.reencryption_progress): %s', n, left(list, 500));
+    ELSE
+        status := 'pass'; detail := 'no value depends on a compromised key version';
     END IF;
     RETURN NEXT;
 

@@ -280,7 +280,7 @@ COMMENT ON FUNCTION audit_state() IS
 COMMENT ON FUNCTION audit_purge(timestamptz) IS
     'Removes sealed audit rows logged before a time; an anchor row keeps the rest verifiable; logged (superuser or encml_audit_admin)';
 COMMENT ON FUNCTION compliance_report() IS
-    'Checks the live database against the security baseline (TLS floor, pg_hba.conf lines and connections in the clear, service roles without client certificates, passwords, master key source, key rotation, tenant isolation, sensitive columns encrypted and audited, audit chain, destroyed keys still referenced) (auditors)';
+    'Checks the live database against the security baseline (TLS floor, pg_hba.conf lines and connections in the clear, service roles without client certificates, passwords, master key source, key rotation and its policies, compromised key versions, tenant isolation, sensitive columns encrypted and audited, audit chain, destroyed keys still referenced) (auditors)';
 COMMENT ON FUNCTION audit_log_guard() IS 'Trigger keeping encml.audit_log and encml.audit_witness append-only';
 COMMENT ON FUNCTION audited_tables_changed() IS 'Trigger telling every backend that encml.audited_tables changed (its cache of audited relations)';
 COMMENT ON FUNCTION column_classes_resolve() IS 'Trigger of encml.column_classes: a row naming its column takes that column''s attribute number (a restore), a row without a name gets it';
@@ -562,3 +562,49 @@ GRANT EXECUTE ON FUNCTION fhe_register_keyset(text, bytea), fhe_register_keyset(
 TO PUBLIC;
 GRANT EXECUTE ON FUNCTION library_version() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION in_subject_erasure() TO PUBLIC;
+
+-- Key lifecycle automation (src/api/lifecycle/, docs/keys.md "Rotation policies and
+-- re-encryption jobs"). Rights are checked inside (key administrators, the column's UPDATE
+-- privilege, the key's decrypt and encrypt privileges), each refusal leaving an event.
+COMMENT ON FUNCTION reencrypt_table(regclass, name, uuid, text) IS
+    'Queues background jobs that move a column''s values under older key versions to the current ones in short batches (one job per leaf table and key; key => NULL finds the keys; aad => template like ''patients.diagnosis:{id}''); runs as the caller; returns the jobs';
+COMMENT ON FUNCTION reencrypt_table_now(regclass, name, uuid, text) IS
+    'Moves a column''s values under older key versions to the current ones in one UPDATE in the caller''s transaction (for small tables); returns the values moved';
+COMMENT ON FUNCTION reencrypt_key(uuid) IS
+    'Queues background jobs for every column of the database holding values under older versions of a key (enc_bytea, tensors, det_text, ORE, jsonb fields); the key''s administrators; returns the jobs';
+COMMENT ON FUNCTION cancel_reencryption(bigint) IS
+    'Cancels a queued or running re-encryption job (the batch in progress finishes); the job''s role, the table''s owner and key administrators';
+COMMENT ON FUNCTION set_rotation_policy(uuid, interval, boolean, interval, bigint) IS
+    'Sets a key''s rotation policy: rotate every interval (or after max_encryptions AES-GCM encryptions), re-encrypt older values in the background, retire versions no value uses after retire_after; the key''s administrators; acts as the caller';
+COMMENT ON FUNCTION drop_rotation_policy(uuid) IS
+    'Removes a key''s rotation policy (queued jobs go on); the key''s administrators';
+COMMENT ON FUNCTION compromise_key(uuid, text) IS
+    'Incident response: rotates the key at once, marks its earlier versions compromised (nothing new is encrypted under them), re-encrypts their values ahead of all other jobs and raises a critical event; returns the new version';
+COMMENT ON FUNCTION run_key_lifecycle() IS
+    'Starts this database''s key lifecycle worker now (due rotation policies, queued re-encryption jobs); for servers without the library preloaded; key administrators';
+-- ORE bounds under a given key version, for range searches while a job moves a column
+-- (docs/searchable.md "Searching during a rotation"); integer and smallint as for ore_encrypt.
+COMMENT ON FUNCTION ore_encrypt(bigint, uuid, integer) IS
+    'Order-revealing encryption of a bigint under the given active version of a key (not one reported compromised): bounds for range searches over a column being re-encrypted';
+COMMENT ON FUNCTION ore_encrypt(double precision, uuid, integer) IS
+    'Order-revealing encryption of a double precision under the given active version of a key (not one reported compromised)';
+COMMENT ON FUNCTION ore_encrypt(timestamptz, uuid, integer) IS
+    'Order-revealing encryption of a timestamptz under the given active version of a key (not one reported compromised)';
+CREATE FUNCTION ore_encrypt(value integer, key uuid, version integer) RETURNS ore_int8
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS 'SELECT encml.ore_encrypt($1::bigint, $2, $3)';
+CREATE FUNCTION ore_encrypt(value smallint, key uuid, version integer) RETURNS ore_int8
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS 'SELECT encml.ore_encrypt($1::bigint, $2, $3)';
+COMMENT ON FUNCTION ore_encrypt(integer, uuid, integer) IS 'Order-revealing encryption of an integer under the given key version, as bigint (ore_int8)';
+COMMENT ON FUNCTION ore_encrypt(smallint, uuid, integer) IS 'Order-revealing encryption of a smallint under the given key version, as bigint (ore_int8)';
+GRANT EXECUTE ON FUNCTION ore_encrypt(bigint, uuid, integer), ore_encrypt(double precision, uuid, integer),
+    ore_encrypt(timestamptz, uuid, integer), ore_encrypt(integer, uuid, integer), ore_encrypt(smallint, uuid, integer)
+TO PUBLIC;
+GRANT EXECUTE ON FUNCTION reencrypt_table(regclass, name, uuid, text),
+    reencrypt_table_now(regclass, name, uuid, text), reencrypt_key(uuid), cancel_reencryption(bigint),
+    set_rotation_policy(uuid, interval, boolean, interval, bigint), drop_rotation_policy(uuid),
+    compromise_key(uuid, text)
+TO PUBLIC;
+GRANT EXECUTE ON FUNCTION run_key_lifecycle() TO encml_key_admin;
+GRANT SELECT ON rotation_policies, reencryption_jobs, key_compromises TO encml_key_admin, encml_auditor;

@@ -155,6 +155,8 @@ DECLARE
     days integer := coalesce(nullif(current_setting('encml.key_rotation_days', true), '')::integer, 90);
     n bigint;
     list text;
+    n_policy bigint;
+    list_policy text;
     v record;
     col record;
     destroyed uuid[];
@@ -257,16 +259,43 @@ BEGIN
     END IF;
     RETURN NEXT;
 
+    -- Keys with a rotation policy (encml.set_rotation_policy) are judged by it: behind it by
+    -- more than an hour, or with an error on the policy, is a failure (the lifecycle worker is
+    -- not running or cannot act). Other keys by encml.key_rotation_days.
     check_name := 'key_rotation';
-    SELECT count(*), string_agg(format('%s (%s)', k.name, k.id), ', ' ORDER BY v2.created_at)
-      INTO n, list
+    SELECT count(*) FILTER (WHERE p.key_id IS NULL),
+           string_agg(format('%s (%s)', k.name, k.id), ', ' ORDER BY v2.created_at) FILTER (WHERE p.key_id IS NULL),
+           count(*) FILTER (WHERE p.key_id IS NOT NULL),
+           string_agg(format('%s (%s)%s', k.name, k.id, coalesce(': ' || p.last_error, '')), ', ' ORDER BY v2.created_at)
+               FILTER (WHERE p.key_id IS NOT NULL)
+      INTO n, list, n_policy, list_policy
       FROM encml.data_keys k
       JOIN encml.data_key_versions v2 ON v2.key_id = k.id AND v2.version = k.current_version
-     WHERE k.destroyed_at IS NULL AND v2.created_at < now() - make_interval(days => days);
-    IF n > 0 THEN
-        status := 'warn'; detail := format('%s key(s) not rotated for %s days: %s', n, days, left(list, 500));
+      LEFT JOIN encml.rotation_policies p ON p.key_id = k.id
+     WHERE k.destroyed_at IS NULL
+       AND CASE WHEN p.key_id IS NULL THEN v2.created_at < now() - make_interval(days => days)
+                ELSE p.last_error IS NOT NULL OR v2.created_at + p.rotate_every < now() - interval '1 hour' END;
+    IF n_policy > 0 THEN
+        status := 'fail';
+        detail := format('%s key(s) behind their rotation policy (is pg_encrypt_ml in shared_preload_libraries, or encml.run_key_lifecycle() scheduled?): %s', n_policy, left(list_policy, 500));
+    ELSIF n > 0 THEN
+        status := 'warn'; detail := format('%s key(s) not rotated for %s days: %s (encml.set_rotation_policy rotates keys on a schedule)', n, days, left(list, 500));
     ELSE
-        status := 'pass'; detail := format('every live key rotated within %s days', days);
+        status := 'pass'; detail := format('every live key rotated within %s days or as its rotation policy says', days);
+    END IF;
+    RETURN NEXT;
+
+    check_name := 'key_compromises';
+    SELECT count(*), string_agg(format('%s v%s (reported %s)', c.key_id, c.version, c.reported_at), ', ' ORDER BY c.reported_at)
+      INTO n, list
+      FROM encml.key_compromises c
+      JOIN encml.data_keys k ON k.id = c.key_id
+     WHERE c.cleared_at IS NULL AND k.destroyed_at IS NULL;
+    IF n > 0 THEN
+        status := 'fail';
+        detail := format('%s compromised key version(s) still protect values (see encml.reencryption_progress): %s', n, left(list, 500));
+    ELSE
+        status := 'pass'; detail := 'no value depends on a compromised key version';
     END IF;
     RETURN NEXT;
 
@@ -1087,4 +1116,287 @@ COMMENT ON FUNCTION @extschema@.mark_tls_service_role(regrole, boolean) IS
 REVOKE ALL ON FUNCTION @extschema@.mark_tls_service_role(regrole, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.mark_tls_service_role(regrole, boolean) TO encml_security_admin;
 COMMENT ON FUNCTION @extschema@.compliance_report() IS
-    'Checks the live database against the security baseline (TLS floor, pg_hba.conf lines and connections in the clear, service roles without client certificates, passwords, master key source, key rotation, tenant isolation, sensitive columns encrypted and audited, audit chain, destroyed keys still referenced) (auditors)';
+    'Checks the live database against the security baseline (TLS floor, pg_hba.conf lines and connections in the clear, service roles without client certificates, passwords, master key source, key rotation and its policies, compromised key versions, tenant isolation, sensitive columns encrypted and audited, audit chain, destroyed keys still referenced) (auditors)';
+
+-- Issue 31, key lifecycle automation (docs/keys.md "Rotation policies and re-encryption jobs"):
+-- rotation policies, re-encryption jobs run by the lifecycle worker, compromised key versions
+-- (as sql/schema/lifecycle.sql and finalize.sql create them). compliance_report() (replaced
+-- above) judges keys with a policy by it and fails while a compromised version protects values.
+
+-- A key rotated every `rotate_every`, its older values re-encrypted by jobs (`reencrypt`), its
+-- older versions retired once no value uses them and `retire_after` has passed since the
+-- rotation that replaced them. `max_encryptions` rotates earlier when the current version has
+-- made that many AES-GCM encryptions (encml.key_usage). The policy's actions run as `set_by`.
+CREATE TABLE @extschema@.rotation_policies (
+    key_id          uuid PRIMARY KEY,
+    rotate_every    interval NOT NULL CHECK (rotate_every >= interval '1 minute'),
+    reencrypt       boolean NOT NULL DEFAULT true,
+    retire_after    interval CHECK (retire_after >= interval '0'),
+    max_encryptions bigint CHECK (max_encryptions > 0),
+    set_by          regrole NOT NULL,
+    set_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- The last time the worker acted on the policy, and what went wrong then (NULL: nothing).
+    checked_at      timestamptz,
+    last_error      text
+);
+COMMENT ON TABLE @extschema@.rotation_policies IS 'pg_encrypt_ml: rotation policies of data keys (encml.set_rotation_policy)';
+
+-- One job moves the values of one column that are under older versions of one key to a newer
+-- version, in batches of heap blocks [next_block, next_block + batch): each batch is one
+-- transaction that also advances next_block, so a job resumes after a crash where it stopped.
+-- A pass ends at the table's last block; passes repeat until one finds nothing (rows moved
+-- behind the cursor by concurrent updates). Runs as `run_as`, with its privileges and row
+-- security: UPDATE on the table, decrypt and encrypt on the key.
+CREATE TABLE @extschema@.reencryption_jobs (
+    id             bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    table_oid      regclass NOT NULL,
+    column_name    name NOT NULL,
+    -- enc_bytea (tensors included), det_text, ore, jsonb (encrypt_jsonb fields).
+    kind           text NOT NULL CHECK (kind IN ('enc_bytea', 'det_text', 'ore', 'jsonb')),
+    key_id         uuid NOT NULL,
+    -- Values under versions below this one are re-encrypted (to the key's current version).
+    target_version integer NOT NULL CHECK (target_version > 0),
+    -- The AAD template of an enc_bytea or jsonb column ('patients.diagnosis:{id}'), NULL: none.
+    aad            text,
+    run_as         regrole NOT NULL,
+    -- manual (reencrypt_table, reencrypt_key), policy, compromise (runs first).
+    reason         text NOT NULL CHECK (reason IN ('manual', 'policy', 'compromise')),
+    priority       integer NOT NULL DEFAULT 0,
+    state          text NOT NULL DEFAULT 'queued'
+                   CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+    pass           integer NOT NULL DEFAULT 1 CHECK (pass > 0),
+    next_block     bigint NOT NULL DEFAULT 0 CHECK (next_block >= 0),
+    total_blocks   bigint,
+    rows_done      bigint NOT NULL DEFAULT 0,
+    -- Values moved in the current pass (a pass that moves none ends the job).
+    pass_rows      bigint NOT NULL DEFAULT 0,
+    -- Values still to do when the job started (counted then), for the progress view.
+    rows_at_start  bigint,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at     timestamptz,
+    updated_at     timestamptz,
+    finished_at    timestamptz,
+    error          text
+);
+-- One live job per column and key.
+CREATE UNIQUE INDEX reencryption_jobs_live ON @extschema@.reencryption_jobs (table_oid, column_name, key_id)
+    WHERE state IN ('queued', 'running');
+CREATE INDEX reencryption_jobs_key ON @extschema@.reencryption_jobs (key_id, state);
+COMMENT ON TABLE @extschema@.reencryption_jobs IS 'pg_encrypt_ml: re-encryption jobs (encml.reencrypt_table, encml.reencrypt_key, rotation policies, encml.compromise_key)';
+
+-- Versions reported compromised (encml.compromise_key): nothing new is encrypted under them, and
+-- cleared_at says when no value in this database depended on them any more.
+CREATE TABLE @extschema@.key_compromises (
+    key_id      uuid NOT NULL,
+    version     integer NOT NULL CHECK (version > 0),
+    reason      text NOT NULL,
+    reported_by regrole NOT NULL,
+    reported_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    cleared_at  timestamptz,
+    PRIMARY KEY (key_id, version)
+);
+COMMENT ON TABLE @extschema@.key_compromises IS 'pg_encrypt_ml: data-key versions reported compromised (encml.compromise_key)';
+
+REVOKE ALL ON @extschema@.rotation_policies, @extschema@.reencryption_jobs, @extschema@.key_compromises FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.rotation_policies', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.reencryption_jobs', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.reencryption_jobs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.key_compromises', '');
+
+-- In the style of pg_stat_progress_*: one row per job a role may see (its own jobs, jobs on
+-- tables it owns; key admins see all).
+CREATE VIEW @extschema@.reencryption_progress WITH (security_barrier) AS
+SELECT j.id AS job,
+       j.table_oid AS table_name,
+       j.column_name,
+       j.kind,
+       j.key_id,
+       j.target_version,
+       j.reason,
+       j.state,
+       j.pass,
+       j.next_block AS blocks_done,
+       j.total_blocks,
+       j.rows_done,
+       CASE WHEN j.state = 'done' THEN 0::bigint
+            ELSE greatest(coalesce(j.rows_at_start, 0) - j.rows_done, 0) END AS rows_left,
+       CASE WHEN j.started_at IS NOT NULL
+                 AND coalesce(j.finished_at, j.updated_at) > j.started_at
+            THEN round((j.rows_done / extract(epoch FROM coalesce(j.finished_at, j.updated_at) - j.started_at))::numeric, 1)
+       END AS rows_per_second,
+       j.run_as,
+       j.created_at,
+       j.started_at,
+       j.updated_at,
+       j.finished_at,
+       j.error
+  FROM @extschema@.reencryption_jobs j
+ WHERE pg_catalog.pg_has_role(current_user, j.run_as::oid, 'USAGE')
+    OR pg_catalog.pg_has_role(current_user, 'encml_key_admin', 'USAGE')
+    OR EXISTS (SELECT FROM pg_catalog.pg_class c
+                WHERE c.oid = j.table_oid::oid
+                  AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE'));
+COMMENT ON VIEW @extschema@.reencryption_progress IS
+    'pg_encrypt_ml re-encryption jobs with their progress (rows done and left, rate), as pg_stat_progress_* views show theirs';
+
+CREATE VIEW @extschema@.rotation_policy_status WITH (security_barrier) AS
+SELECT p.key_id, k.name, p.rotate_every, p.reencrypt, p.retire_after, p.max_encryptions,
+       p.set_by, p.set_at,
+       v.created_at AS current_version_since,
+       v.created_at + p.rotate_every AS next_rotation,
+       p.checked_at, p.last_error
+  FROM @extschema@.rotation_policies p
+  JOIN @extschema@.data_keys k ON k.id = p.key_id
+  JOIN @extschema@.data_key_versions v ON v.key_id = k.id AND v.version = k.current_version
+ WHERE p.key_id IN (SELECT id FROM @extschema@.keys);   -- the keys this role may see
+COMMENT ON VIEW @extschema@.rotation_policy_status IS
+    'pg_encrypt_ml rotation policies of the keys a role may see, with when each key rotates next and the last error';
+
+CREATE VIEW @extschema@.compromised_key_versions WITH (security_barrier) AS
+SELECT c.key_id, c.version, c.reason, c.reported_by, c.reported_at, c.cleared_at
+  FROM @extschema@.key_compromises c
+ WHERE c.key_id IN (SELECT id FROM @extschema@.keys);
+COMMENT ON VIEW @extschema@.compromised_key_versions IS
+    'pg_encrypt_ml data-key versions reported compromised, and when no value depended on them any more';
+
+GRANT SELECT ON @extschema@.reencryption_progress, @extschema@.rotation_policy_status, @extschema@.compromised_key_versions TO PUBLIC;
+CREATE FUNCTION @extschema@.reencrypt_table(
+	"tbl" regclass,
+	"col" name,
+	"key" uuid DEFAULT NULL,
+	"aad" TEXT DEFAULT NULL
+) RETURNS TABLE (
+	"job" bigint, 
+	"table_name" regclass, 
+	"key_id" uuid, 
+	"target_version" INT 
+)
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'reencrypt_table_wrapper';
+CREATE FUNCTION @extschema@.reencrypt_table_now(
+	"tbl" regclass,
+	"col" name,
+	"key" uuid DEFAULT NULL,
+	"aad" TEXT DEFAULT NULL
+) RETURNS bigint
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'reencrypt_table_now_wrapper';
+CREATE FUNCTION @extschema@.reencrypt_key(
+	"key" uuid
+) RETURNS TABLE (
+	"job" bigint, 
+	"table_name" regclass, 
+	"column_name" TEXT, 
+	"target_version" INT 
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'reencrypt_key_wrapper';
+CREATE FUNCTION @extschema@.cancel_reencryption(
+	"job" bigint
+) RETURNS bool
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'cancel_reencryption_wrapper';
+CREATE FUNCTION @extschema@.set_rotation_policy(
+	"key" uuid,
+	"rotate_every" interval,
+	"reencrypt" bool DEFAULT true,
+	"retire_after" interval DEFAULT NULL,
+	"max_encryptions" bigint DEFAULT NULL
+) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'set_rotation_policy_wrapper';
+CREATE FUNCTION @extschema@.drop_rotation_policy(
+	"key" uuid
+) RETURNS bool
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'drop_rotation_policy_wrapper';
+CREATE FUNCTION @extschema@.compromise_key(
+	"key" uuid,
+	"reason" TEXT
+) RETURNS INT
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'compromise_key_wrapper';
+CREATE FUNCTION @extschema@.run_key_lifecycle() RETURNS bool
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'run_key_lifecycle_wrapper';
+REVOKE ALL ON FUNCTION @extschema@.reencrypt_table(regclass, name, uuid, text), @extschema@.reencrypt_table_now(regclass, name, uuid, text),
+    @extschema@.reencrypt_key(uuid), @extschema@.cancel_reencryption(bigint),
+    @extschema@.set_rotation_policy(uuid, interval, boolean, interval, bigint), @extschema@.drop_rotation_policy(uuid),
+    @extschema@.compromise_key(uuid, text), @extschema@.run_key_lifecycle() FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.reencrypt_table(regclass, name, uuid, text) IS
+    'Queues background jobs that move a column''s values under older key versions to the current ones in short batches (one job per leaf table and key; key => NULL finds the keys; aad => template like ''patients.diagnosis:{id}''); runs as the caller; returns the jobs';
+COMMENT ON FUNCTION @extschema@.reencrypt_table_now(regclass, name, uuid, text) IS
+    'Moves a column''s values under older key versions to the current ones in one UPDATE in the caller''s transaction (for small tables); returns the values moved';
+COMMENT ON FUNCTION @extschema@.reencrypt_key(uuid) IS
+    'Queues background jobs for every column of the database holding values under older versions of a key (enc_bytea, tensors, det_text, ORE, jsonb fields); the key''s administrators; returns the jobs';
+COMMENT ON FUNCTION @extschema@.cancel_reencryption(bigint) IS
+    'Cancels a queued or running re-encryption job (the batch in progress finishes); the job''s role, the table''s owner and key administrators';
+COMMENT ON FUNCTION @extschema@.set_rotation_policy(uuid, interval, boolean, interval, bigint) IS
+    'Sets a key''s rotation policy: rotate every interval (or after max_encryptions AES-GCM encryptions), re-encrypt older values in the background, retire versions no value uses after retire_after; the key''s administrators; acts as the caller';
+COMMENT ON FUNCTION @extschema@.drop_rotation_policy(uuid) IS
+    'Removes a key''s rotation policy (queued jobs go on); the key''s administrators';
+COMMENT ON FUNCTION @extschema@.compromise_key(uuid, text) IS
+    'Incident response: rotates the key at once, marks its earlier versions compromised (nothing new is encrypted under them), re-encrypts their values ahead of all other jobs and raises a critical event; returns the new version';
+COMMENT ON FUNCTION @extschema@.run_key_lifecycle() IS
+    'Starts this database''s key lifecycle worker now (due rotation policies, queued re-encryption jobs); for servers without the library preloaded; key administrators';
+GRANT EXECUTE ON FUNCTION @extschema@.reencrypt_table(regclass, name, uuid, text),
+    @extschema@.reencrypt_table_now(regclass, name, uuid, text), @extschema@.reencrypt_key(uuid),
+    @extschema@.cancel_reencryption(bigint),
+    @extschema@.set_rotation_policy(uuid, interval, boolean, interval, bigint), @extschema@.drop_rotation_policy(uuid),
+    @extschema@.compromise_key(uuid, text)
+TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.run_key_lifecycle() TO encml_key_admin;
+GRANT SELECT ON @extschema@.rotation_policies, @extschema@.reencryption_jobs, @extschema@.key_compromises TO encml_key_admin, encml_auditor;
+-- ORE bounds under a given key version, for range searches while a re-encryption job runs.
+CREATE FUNCTION @extschema@.ore_encrypt(
+	"value" bigint,
+	"key" uuid,
+	"version" INT
+) RETURNS @extschema@.ore_int8
+STABLE PARALLEL SAFE  
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ore_encrypt_int8_at_wrapper';
+CREATE FUNCTION @extschema@.ore_encrypt(
+	"value" double precision,
+	"key" uuid,
+	"version" INT
+) RETURNS @extschema@.ore_float8
+STABLE PARALLEL SAFE  
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ore_encrypt_float8_at_wrapper';
+CREATE FUNCTION @extschema@.ore_encrypt(
+	"value" timestamp with time zone,
+	"key" uuid,
+	"version" INT
+) RETURNS @extschema@.ore_timestamptz
+STABLE PARALLEL SAFE  
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'ore_encrypt_timestamptz_at_wrapper';
+REVOKE ALL ON FUNCTION @extschema@.ore_encrypt(bigint, uuid, integer), @extschema@.ore_encrypt(double precision, uuid, integer),
+    @extschema@.ore_encrypt(timestamptz, uuid, integer) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.ore_encrypt(bigint, uuid, integer) IS
+    'Order-revealing encryption of a bigint under the given active version of a key (not one reported compromised): bounds for range searches over a column being re-encrypted';
+COMMENT ON FUNCTION @extschema@.ore_encrypt(double precision, uuid, integer) IS
+    'Order-revealing encryption of a double precision under the given active version of a key (not one reported compromised)';
+COMMENT ON FUNCTION @extschema@.ore_encrypt(timestamptz, uuid, integer) IS
+    'Order-revealing encryption of a timestamptz under the given active version of a key (not one reported compromised)';
+CREATE FUNCTION @extschema@.ore_encrypt(value integer, key uuid, version integer) RETURNS @extschema@.ore_int8
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS 'SELECT encml.ore_encrypt($1::bigint, $2, $3)';
+CREATE FUNCTION @extschema@.ore_encrypt(value smallint, key uuid, version integer) RETURNS @extschema@.ore_int8
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS 'SELECT encml.ore_encrypt($1::bigint, $2, $3)';
+COMMENT ON FUNCTION @extschema@.ore_encrypt(integer, uuid, integer) IS 'Order-revealing encryption of an integer under the given key version, as bigint (ore_int8)';
+COMMENT ON FUNCTION @extschema@.ore_encrypt(smallint, uuid, integer) IS 'Order-revealing encryption of a smallint under the given key version, as bigint (ore_int8)';
+GRANT EXECUTE ON FUNCTION @extschema@.ore_encrypt(bigint, uuid, integer), @extschema@.ore_encrypt(double precision, uuid, integer),
+    @extschema@.ore_encrypt(timestamptz, uuid, integer), @extschema@.ore_encrypt(integer, uuid, integer),
+    @extschema@.ore_encrypt(smallint, uuid, integer)
+TO PUBLIC;

@@ -137,7 +137,7 @@ fn det_encrypt_all_versions(
     let id = key_arg(key);
     // Raises the usual errors for unknown, destroyed or wrong-purpose keys.
     cache::current(&id).deterministic(Privilege::Encrypt);
-    let mut datums: Vec<pg_sys::Datum> = catalog::usable_versions(&id)
+    let mut datums: Vec<pg_sys::Datum> = catalog::searchable_versions(&id)
         .into_iter()
         .map(|v| {
             det_seal(

@@ -171,6 +171,12 @@ fn create_key(
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn rotate_key(key: Uuid) -> i32 {
     crate::pg::recovery::refuse_during_recovery("encml.rotate_key()");
+    rotate(key, None) as i32
+}
+
+/// Adds a version to the key and makes it current, as the current user (who must administer
+/// the key); `why` (a rotation policy, a compromise) goes into the audit event.
+pub(crate) fn rotate(key: Uuid, why: Option<&str>) -> u32 {
     let (id, row) = lock_for_admin(key);
     if row.purpose == Purpose::Fpe {
         // Tokens carry no key version: a new version would silently stop detokenizing them.
@@ -192,17 +198,23 @@ fn rotate_key(key: Uuid) -> i32 {
     let (wrapped, fingerprint) = provider::new_wrapped_data_key(&id, version);
     catalog::add_version(&id, version, &wrapped, &fingerprint);
     crate::pg::pause::point("rotate_key");
-    events::record(
-        "rotate_key",
-        None,
-        json!({ "key": uuid_string(&id), "version": version }),
-    );
-    version as i32
+    let mut detail = json!({ "key": uuid_string(&id), "version": version });
+    if let Some(why) = why {
+        detail["by"] = json!(why);
+    }
+    events::record("rotate_key", None, detail);
+    version
 }
 
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn retire_key_version(key: Uuid, version: i32, force: default!(bool, false)) {
     crate::pg::recovery::refuse_during_recovery("encml.retire_key_version()");
+    retire(key, version, force, None);
+}
+
+/// Retires a version of the key as the current user (who must administer it), refusing while
+/// values use it unless `force`; `why` (a rotation policy) goes into the audit event.
+pub(crate) fn retire(key: Uuid, version: i32, force: bool, why: Option<&str>) {
     let (id, row) = lock_for_admin(key);
     if version < 1 || version as u32 > row.current_version {
         raise(
@@ -261,11 +273,11 @@ fn retire_key_version(key: Uuid, version: i32, force: default!(bool, false)) {
         }
     }
     catalog::retire(&id, version as u32);
-    events::record(
-        "retire_key_version",
-        None,
-        json!({ "key": uuid_string(&id), "version": version, "force": force }),
-    );
+    let mut detail = json!({ "key": uuid_string(&id), "version": version, "force": force });
+    if let Some(why) = why {
+        detail["by"] = json!(why);
+    }
+    events::record("retire_key_version", None, detail);
 }
 
 #[pg_extern(volatile, strict, parallel_unsafe)]

@@ -14,6 +14,7 @@ pub mod fhe_uint32;
 pub mod json_fields;
 pub mod keys;
 pub mod large_object;
+pub mod lifecycle;
 pub mod masking;
 pub mod ore;
 pub mod privacy;

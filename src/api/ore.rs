@@ -105,6 +105,89 @@ fn ore_encrypt_timestamptz(
     )))
 }
 
+/// Encrypts under one given version of the key, for range searches over a column whose values
+/// are under several versions while a re-encryption job runs: one range per version, joined
+/// laterally (docs/searchable.md). Versions reported compromised are refused.
+fn seal_at(
+    domain: Domain,
+    m: u64,
+    key: Option<Uuid>,
+    version: Option<i32>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> OwnedVarlena {
+    // SAFETY: fcinfo is passed on unchanged by every caller, each a #[pg_extern]
+    // function handing over its own, valid for the call (none is set-returning).
+    unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
+    let id = key_arg(key);
+    let version = crate::pg::errors::not_null(version, "version");
+    // The current version first: unknown, destroyed and wrong-purpose keys raise their usual
+    // errors, and the caller's right to encrypt with the key is checked.
+    let current = cache::current(&id);
+    current.order_revealing(Privilege::Encrypt);
+    if version < 1 || !crate::keys::catalog::searchable_versions(&id).contains(&(version as u32)) {
+        crate::pg::errors::raise_full(
+            pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "version {version} of key {} cannot encrypt",
+                crate::keys::catalog::uuid_string(&id)
+            ),
+            Some("Only active versions that were not reported compromised encrypt.".into()),
+            None,
+        );
+    }
+    let key = cache::version(&id, version as u32);
+    OwnedVarlena::from_slice(&key.order_revealing(Privilege::Encrypt).encrypt(domain, m))
+}
+
+#[pg_extern(stable, parallel_safe, name = "ore_encrypt", requires = ["ore_types"])]
+fn ore_encrypt_int8_at(
+    value: Option<i64>,
+    key: Option<Uuid>,
+    version: Option<i32>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<OreInt8Out> {
+    Some(OreInt8Out(seal_at(
+        Domain::Int8,
+        encode_i64(value?),
+        key,
+        version,
+        fcinfo,
+    )))
+}
+
+#[pg_extern(stable, parallel_safe, name = "ore_encrypt", requires = ["ore_types"])]
+fn ore_encrypt_float8_at(
+    value: Option<f64>,
+    key: Option<Uuid>,
+    version: Option<i32>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<OreFloat8Out> {
+    Some(OreFloat8Out(seal_at(
+        Domain::Float8,
+        encode_f64(value?),
+        key,
+        version,
+        fcinfo,
+    )))
+}
+
+#[pg_extern(stable, parallel_safe, name = "ore_encrypt", requires = ["ore_types"])]
+fn ore_encrypt_timestamptz_at(
+    value: Option<TimestampWithTimeZone>,
+    key: Option<Uuid>,
+    version: Option<i32>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<OreTimestamptzOut> {
+    let micros: pg_sys::TimestampTz = value?.into();
+    Some(OreTimestamptzOut(seal_at(
+        Domain::Timestamptz,
+        encode_i64(micros),
+        key,
+        version,
+        fcinfo,
+    )))
+}
+
 #[pg_extern(stable, strict, parallel_safe, name = "ore_decrypt", requires = ["ore_types"])]
 fn ore_decrypt_int8(value: OreInt8<'_>, fcinfo: pg_sys::FunctionCallInfo) -> i64 {
     decode_i64(open(Domain::Int8, value.0, value.checked_header(), fcinfo))

@@ -34,7 +34,8 @@ pub fn of(operation: &str) -> &'static str {
         | "audit_trigger_disabled"
         | "audit_trigger_dropped"
         | "replica_mode_write"
-        | "event_trigger_altered" => "critical",
+        | "event_trigger_altered"
+        | "key_compromised" => "critical",
         "create_role"
         | "alter_role"
         | "drop_role"
@@ -55,7 +56,9 @@ pub fn of(operation: &str) -> &'static str {
         | "login_without_tls"
         | "tls_service_role"
         | "ore_input_forged"
-        | "key_nonce_budget_exceeded" => "warning",
+        | "key_nonce_budget_exceeded"
+        | "reencryption_failed"
+        | "key_compromise_cleared" => "warning",
         op if op.ends_with("_refused") => "warning",
         _ => "info",
     }

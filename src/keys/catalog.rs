@@ -465,7 +465,7 @@ fn jsonb_fields_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
 
 /// Encrypted large objects under the key version (their first 24 bytes are fixed by it), when
 /// the extension owner may read pg_largeobject (a superuser may).
-fn large_objects_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
+pub fn large_objects_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
     let readable = select_one::<bool>(
         "SELECT pg_catalog.has_table_privilege('pg_catalog.pg_largeobject', 'SELECT')",
         &[],
@@ -496,6 +496,27 @@ pub fn usable_versions(id: &[u8; 16]) -> Vec<u32> {
         read_rows(
             "SELECT version FROM encml.data_key_versions \
               WHERE key_id = $1 AND status = 'active' ORDER BY version DESC",
+            &[arg(Uuid::from_bytes(*id))],
+            0,
+            |row| row.get::<i32>(1).unwrap_or(0) as u32,
+        )
+    })
+}
+
+/// The versions of a key that searches encrypt a term under (`det_encrypt_all_versions`),
+/// newest first: the usable ones, less those reported compromised (`encml.compromise_key`),
+/// under which nothing new is encrypted.
+pub fn searchable_versions(id: &[u8; 16]) -> Vec<u32> {
+    if crate::pg::catalog_reads::extension_relation(c"key_compromises") == pg_sys::InvalidOid {
+        return usable_versions(id); // a schema older than 0.2.0
+    }
+    as_extension_owner(|| {
+        read_rows(
+            "SELECT v.version FROM encml.data_key_versions v \
+              WHERE v.key_id = $1 AND v.status = 'active' \
+                AND NOT EXISTS (SELECT FROM encml.key_compromises c \
+                                 WHERE c.key_id = v.key_id AND c.version = v.version) \
+              ORDER BY v.version DESC",
             &[arg(Uuid::from_bytes(*id))],
             0,
             |row| row.get::<i32>(1).unwrap_or(0) as u32,

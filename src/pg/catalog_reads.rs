@@ -53,6 +53,29 @@ pub fn with_latest_snapshot<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Arguments in the three arrays SPI_execute_with_args takes.
+struct SpiArgs {
+    types: Vec<pg_sys::Oid>,
+    values: Vec<pg_sys::Datum>,
+    nulls: Vec<std::ffi::c_char>,
+}
+
+impl SpiArgs {
+    fn of(args: &[(pg_sys::Oid, Option<pg_sys::Datum>)]) -> SpiArgs {
+        SpiArgs {
+            types: args.iter().map(|(t, _)| *t).collect(),
+            values: args
+                .iter()
+                .map(|(_, v)| v.unwrap_or(pg_sys::Datum::from(0)))
+                .collect(),
+            nulls: args
+                .iter()
+                .map(|(_, v)| if v.is_some() { b' ' } else { b'n' } as std::ffi::c_char)
+                .collect(),
+        }
+    }
+}
+
 /// Runs a read-only query and maps its rows. It executes with SPI's `read_only` flag, which uses
 /// the active snapshot and starts no new command: pgrx's `select` starts one as soon as the
 /// transaction has an xid, which Postgres refuses during a parallel operation (for example a
@@ -66,15 +89,11 @@ pub fn read_rows<R>(
     mut f: impl FnMut(&Row) -> R,
 ) -> Vec<R> {
     let c_sql = std::ffi::CString::new(sql).expect("catalog SQL has no NUL");
-    let mut types: Vec<pg_sys::Oid> = args.iter().map(|(t, _)| *t).collect();
-    let mut values: Vec<pg_sys::Datum> = args
-        .iter()
-        .map(|(_, v)| v.unwrap_or(pg_sys::Datum::from(0)))
-        .collect();
-    let nulls: Vec<std::ffi::c_char> = args
-        .iter()
-        .map(|(_, v)| if v.is_some() { b' ' } else { b'n' } as std::ffi::c_char)
-        .collect();
+    let SpiArgs {
+        mut types,
+        mut values,
+        nulls,
+    } = SpiArgs::of(args);
     // SAFETY: guarded pg_sys calls inside the caller's transaction. The snapshot pushed (if
     // any) is popped by `finish`, which also ends the SPI connection, on every path that
     // returns; on an ERROR, transaction abort pops both. types, values and nulls hold
@@ -182,4 +201,39 @@ pub fn select_one<T: pgrx::datum::FromDatum>(
         .into_iter()
         .next()
         .flatten()
+}
+
+/// Runs a statement (one that writes, with a new snapshot per command as SPI gives in
+/// non-read-only mode) with arguments and returns the rows it processed. Errors of the statement
+/// itself arrive as its own ERROR.
+pub fn execute(sql: &str, args: &[(pg_sys::Oid, Option<pg_sys::Datum>)]) -> i64 {
+    let c_sql = std::ffi::CString::new(sql).expect("no NUL in generated SQL");
+    let SpiArgs {
+        mut types,
+        mut values,
+        nulls,
+    } = SpiArgs::of(args);
+    // SAFETY: guarded SPI calls inside the caller's transaction; the connection is finished on
+    // return, and on an ERROR the (sub)transaction abort cleans it up. types, values and nulls
+    // hold args.len() entries each and outlive the call.
+    unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            crate::pg::errors::internal("SPI_connect failed");
+        }
+        let rc = pg_sys::SPI_execute_with_args(
+            c_sql.as_ptr(),
+            args.len() as i32,
+            types.as_mut_ptr(),
+            values.as_mut_ptr(),
+            nulls.as_ptr(),
+            false,
+            0,
+        );
+        let processed = pg_sys::SPI_processed as i64;
+        pg_sys::SPI_finish();
+        if rc < 0 {
+            crate::pg::errors::internal(format!("statement failed (SPI {rc})"));
+        }
+        processed
+    }
 }

@@ -63,6 +63,17 @@ pub fn in_database() -> bool {
     loaded() && unsafe { pg_sys::get_extension_oid(c"citus".as_ptr(), true) } != pg_sys::InvalidOid
 }
 
+/// Whether `rel` is a Citus table (distributed, reference or Citus local): its rows are in shards,
+/// not in the relation itself.
+pub fn is_citus_table(rel: pg_sys::Oid) -> bool {
+    in_database()
+        && crate::pg::catalog_reads::select_one::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1::pg_catalog.regclass)",
+            &[crate::pg::catalog_reads::arg(rel)],
+        )
+        .unwrap_or(false)
+}
+
 /// Whether this database is a Citus worker: Citus is installed here and this node's group is
 /// not the coordinator's (0). Looked up once per statement (a grouped dp query asks per group).
 pub fn is_worker() -> bool {

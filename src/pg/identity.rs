@@ -196,6 +196,18 @@ pub fn as_table_owner<R>(rel: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     )
 }
 
+/// Runs `f` as `role` (a background worker acting for the role that asked for the work: a
+/// re-encryption job, a rotation policy) with a pinned search_path; settings changed inside are
+/// undone afterwards. Every permission check inside is against `role`.
+pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    with_identity(
+        Some(role),
+        pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        false,
+        f,
+    )
+}
+
 /// The owner of relation `rel` (42P01 if it does not exist).
 pub fn table_owner(rel: pg_sys::Oid) -> pg_sys::Oid {
     // SAFETY: a syscache lookup of the relation's owner; the tuple is released before use.

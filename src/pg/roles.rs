@@ -74,6 +74,13 @@ pub fn has_privs_of_role_named(role: pg_sys::Oid, group: &str) -> bool {
     group_oid != pg_sys::InvalidOid && unsafe { pg_sys::has_privs_of_role(role, group_oid) }
 }
 
+/// Whether `role` has the privileges of `other` (inherited membership, as GRANT).
+pub fn has_privs_of_role(role: pg_sys::Oid, other: pg_sys::Oid) -> bool {
+    // SAFETY: two role oids, looked up in the catalog (an unknown role has no privileges);
+    // guarded by pgrx's wrapper.
+    unsafe { pg_sys::has_privs_of_role(role, other) }
+}
+
 pub fn role_name(role: pg_sys::Oid) -> String {
     // SAFETY: with noerr = true GetUserNameFromId returns NULL for an unknown role (checked)
     // or a palloc'd NUL-terminated copy in the current memory context, which is copied into a

@@ -7,7 +7,7 @@ use pgrx::nullable::Nullable;
 use pgrx::pg_sys;
 
 macro_rules! oid_argument {
-    ($(#[$doc:meta])* $name:ident, $sql:literal) => {
+    ($(#[$doc:meta])* $name:ident, $sql:literal, $type_oid:expr) => {
         $(#[$doc])*
         pub struct $name(pub pg_sys::Oid);
 
@@ -20,6 +20,28 @@ macro_rules! oid_argument {
                 _: pg_sys::Oid,
             ) -> Option<Self> {
                 (!is_null).then(|| $name(pg_sys::Oid::from(datum.value() as u32)))
+            }
+        }
+
+        impl pgrx::datum::IntoDatum for $name {
+            fn into_datum(self) -> Option<pg_sys::Datum> {
+                Some(pg_sys::Datum::from(self.0))
+            }
+
+            fn type_oid() -> pg_sys::Oid {
+                $type_oid
+            }
+        }
+
+        // SAFETY: returns the oid as a by-value datum of the function's declared result type
+        // $sql, an oid alias.
+        unsafe impl pgrx::callconv::BoxRet for $name {
+            unsafe fn box_into<'fcx>(
+                self,
+                fcinfo: &mut pgrx::callconv::FcInfo<'fcx>,
+            ) -> pgrx::datum::Datum<'fcx> {
+                // SAFETY: a by-value datum needs no memory context.
+                unsafe { fcinfo.return_raw_datum(pg_sys::Datum::from(self.0)) }
             }
         }
 
@@ -43,12 +65,14 @@ macro_rules! oid_argument {
 oid_argument!(
     /// A role (`regrole`).
     RegRole,
-    "regrole"
+    "regrole",
+    pg_sys::REGROLEOID
 );
 oid_argument!(
     /// A table or other relation (`regclass`).
     RegClass,
-    "regclass"
+    "regclass",
+    pg_sys::REGCLASSOID
 );
 
 /// An identifier argument of SQL type `name` (NAMEDATALEN bytes, NUL-terminated), as a string.

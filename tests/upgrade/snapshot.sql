@@ -85,6 +85,8 @@ SELECT * FROM (
     SELECT 'large object ' || m.oid, md5(lo_get(m.oid)) FROM pg_largeobject_metadata m
 ) s
 WHERE state NOT LIKE '0 | %'
+  -- A sequence never used (a new table's, created by the upgrade) holds nothing yet.
+  AND state <> '1 called false'
   -- Derived from the log (an upgrade fills it); verification, which reads it, is checked instead.
   AND object <> 'table encml.audit_markers'
 ORDER BY object COLLATE "C";

@@ -38,6 +38,15 @@ INSERT INTO patients (id, name) SELECT i, encml.encrypt('name ' || i, :'k') FROM
 SELECT encml.key_version(name) AS version, count(*) FROM patients GROUP BY 1 ORDER BY 1;
 SELECT count(*) FILTER (WHERE encml.decrypt_text(name) = 'name ' || id) AS round_trips FROM patients;
 
+-- Re-encryption jobs do not run on Citus tables yet (0A000); the values move with an UPDATE
+-- run on each shard placement (docs/citus.md "Re-encrypting after a rotation").
+SELECT try('SELECT * FROM encml.reencrypt_table(''patients'', ''name'')');
+SELECT bool_and(success) AS all_placements, count(*) AS placements FROM run_command_on_placements('patients',
+    $$UPDATE %s SET name = encml.reencrypt(name) WHERE encml.key_version(name) < 2$$);
+SELECT encml.key_version(name) AS version, count(*),
+       count(*) FILTER (WHERE encml.decrypt_text(name) = 'name ' || id) AS round_trips
+  FROM patients GROUP BY 1 ORDER BY 1;
+
 -- A rotation that fails rolls back everywhere.
 BEGIN;
 SELECT encml.rotate_key(:'k') IS NOT NULL AS rotated;

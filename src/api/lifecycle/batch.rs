@@ -1,0 +1,312 @@
+//! One batch of a re-encryption job, in the background worker's transaction: the values of a
+//! range of heap blocks (a TID range scan, no table lock beyond the rows it updates) moved to
+//! the key's current version by the job's role, and the job's resume point advanced in the same
+//! transaction, so that a crash loses nothing and repeats nothing.
+
+use super::columns::{self, Kind};
+use crate::keys::catalog::{self, uuid_string};
+use crate::pg::catalog_reads::{arg, read_rows, select_one};
+use crate::pg::errors::OrSpiFailed;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, Uuid};
+use serde_json::json;
+
+/// A pass that moved values is followed by another (values that concurrent updates carried
+/// behind the cursor); after this many the job gives up.
+const MAX_PASSES: i32 = 20;
+
+/// A live job as stored.
+struct Job {
+    rel: pg_sys::Oid,
+    column: String,
+    kind: Kind,
+    key: [u8; 16],
+    target_version: u32,
+    aad: Option<String>,
+    run_as: pg_sys::Oid,
+    state: String,
+    pass: i32,
+    next_block: i64,
+    pass_rows: i64,
+}
+
+/// What a batch did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Moved this many values; the job goes on.
+    Worked(i64),
+    /// The job ended (done or failed) with this batch.
+    Finished { key: [u8; 16] },
+    /// The job was no longer live (cancelled, finished by another worker).
+    Gone,
+}
+
+/// The live job to work on next: compromises first, then in the order they were queued.
+pub fn next_job() -> Option<i64> {
+    select_one::<i64>(
+        "SELECT id FROM encml.reencryption_jobs WHERE state IN ('queued', 'running') \
+          ORDER BY priority DESC, id LIMIT 1",
+        &[],
+    )
+}
+
+fn lock_job(id: i64) -> Option<Job> {
+    Spi::connect_mut(|client| {
+        let rows = client
+            .update(
+                "SELECT id, table_oid::oid, column_name::text, kind, key_id, target_version, aad, \
+                        run_as::oid, state, pass, next_block, pass_rows \
+                   FROM encml.reencryption_jobs \
+                  WHERE id = $1 AND state IN ('queued', 'running') FOR UPDATE",
+                Some(1),
+                &[id.into()],
+            )
+            .or_spi_failed("could not read the re-encryption job");
+        rows.into_iter().next().map(|row| Job {
+            rel: row
+                .get::<pg_sys::Oid>(2)
+                .ok()
+                .flatten()
+                .unwrap_or(pg_sys::InvalidOid),
+            column: row.get::<String>(3).ok().flatten().unwrap_or_default(),
+            kind: row
+                .get::<String>(4)
+                .ok()
+                .flatten()
+                .and_then(|k| Kind::from_label(&k))
+                .unwrap_or(Kind::EncBytea),
+            key: row
+                .get::<Uuid>(5)
+                .ok()
+                .flatten()
+                .map(|u| *u.as_bytes())
+                .unwrap_or_default(),
+            target_version: row.get::<i32>(6).ok().flatten().unwrap_or(1) as u32,
+            aad: row.get::<String>(7).ok().flatten(),
+            run_as: row
+                .get::<pg_sys::Oid>(8)
+                .ok()
+                .flatten()
+                .unwrap_or(pg_sys::InvalidOid),
+            state: row.get::<String>(9).ok().flatten().unwrap_or_default(),
+            pass: row.get::<i32>(10).ok().flatten().unwrap_or(1),
+            next_block: row.get::<i64>(11).ok().flatten().unwrap_or(0),
+            pass_rows: row.get::<i64>(12).ok().flatten().unwrap_or(0),
+        })
+    })
+}
+
+fn run_sql(sql: &str, args: &[(pg_sys::Oid, Option<pg_sys::Datum>)]) {
+    crate::pg::catalog_reads::execute(sql, args);
+}
+
+/// Ends the job as failed with `error` (in the current transaction) and records it.
+pub fn fail(id: i64, error: &str) {
+    run_sql(
+        "UPDATE encml.reencryption_jobs SET state = 'failed', error = $2, \
+                finished_at = pg_catalog.clock_timestamp(), updated_at = pg_catalog.clock_timestamp() \
+          WHERE id = $1 AND state IN ('queued', 'running')",
+        &[arg(id), arg(error)],
+    );
+    crate::events::record(
+        "reencryption_failed",
+        None,
+        json!({ "job": id, "error": error }),
+    );
+}
+
+fn relation_blocks(rel: pg_sys::Oid) -> i64 {
+    select_one::<i64>(
+        "SELECT pg_catalog.pg_relation_size($1) / pg_catalog.current_setting('block_size')::bigint",
+        &[arg(rel)],
+    )
+    .unwrap_or(0)
+}
+
+/// Values of the job's column still under its old versions (as the worker reads the table,
+/// every row).
+fn values_left(job: &Job, old: &[u32]) -> i64 {
+    select_one::<i64>(
+        &format!(
+            "SELECT count(*) FROM ONLY {} WHERE {}",
+            columns::relation_name(job.rel),
+            columns::behind_condition(job.kind, &job.column)
+        ),
+        &columns::behind_args(&job.key, old),
+    )
+    .unwrap_or(0)
+}
+
+/// Runs one batch of `blocks` heap blocks of job `id`, in the current transaction (the worker
+/// commits it). ERRORs (the role's rights, a wrong AAD, a unique violation) propagate: the
+/// worker records them on the job in a new transaction.
+pub fn run(id: i64, blocks: i64) -> Outcome {
+    let Some(job) = lock_job(id) else {
+        return Outcome::Gone;
+    };
+    let exists = select_one::<bool>(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid = $1)",
+        &[arg(job.rel)],
+    )
+    .unwrap_or(false);
+    if !exists {
+        fail(id, "the table no longer exists");
+        return Outcome::Finished { key: job.key };
+    }
+    let Some((key, _)) = catalog::load(&job.key, None, false) else {
+        fail(id, "the key no longer exists");
+        return Outcome::Finished { key: job.key };
+    };
+    if key.destroyed_at.is_some() {
+        fail(id, "the key was destroyed");
+        return Outcome::Finished { key: job.key };
+    }
+    let old: Vec<u32> = catalog::usable_versions(&job.key)
+        .into_iter()
+        .filter(|v| *v < job.target_version)
+        .collect();
+    let nblocks = relation_blocks(job.rel);
+    let table = columns::relation_name(job.rel);
+    if job.state == "queued" {
+        let at_start = if old.is_empty() {
+            0
+        } else {
+            values_left(&job, &old)
+        };
+        run_sql(
+            "UPDATE encml.reencryption_jobs SET state = 'running', \
+                    started_at = pg_catalog.clock_timestamp(), total_blocks = $2, rows_at_start = $3 \
+              WHERE id = $1",
+            &[arg(id), arg(nblocks), arg(at_start)],
+        );
+        crate::events::record(
+            "reencryption_started",
+            Some((job.rel, &job.column)),
+            json!({ "job": id, "key": uuid_string(&job.key), "target_version": job.target_version,
+                    "values": at_start }),
+        );
+    }
+    let mut moved = 0i64;
+    let end = (job.next_block + blocks.max(1)).min(nblocks);
+    if !old.is_empty() && job.next_block < nblocks {
+        let aad_sql = job
+            .aad
+            .as_deref()
+            .map(|t| columns::aad_expression(job.rel, t));
+        let sql = format!(
+            "UPDATE ONLY {table} SET {c} = {expr} \
+              WHERE ctid OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
+                AND ctid OPERATOR(pg_catalog.<) '({end},0)'::pg_catalog.tid AND {cond}",
+            c = columns::quote_ident(&job.column),
+            expr = columns::reencrypt_expression(job.kind, &job.column, aad_sql.as_deref()),
+            from = job.next_block,
+            cond = columns::behind_condition(job.kind, &job.column),
+        );
+        let args = columns::behind_args(&job.key, &old);
+        let tenant = key
+            .tenant
+            .clone()
+            .filter(|t| crate::keys::tenants::may_act_for(t, job.run_as));
+        moved = crate::pg::identity::as_role(job.run_as, || {
+            // SAFETY: inside the GUC nest level as_role opened (and closes).
+            unsafe { crate::pg::identity::save_setting(c"lock_timeout", c"5s") };
+            if let Some(t) = &tenant {
+                crate::keys::tenant_context::set(t, true);
+            }
+            crate::pg::pause::point("reencrypt_batch");
+            crate::pg::catalog_reads::execute(&sql, &args)
+        });
+    }
+    let pass_rows = job.pass_rows + moved;
+    let pass_ended = old.is_empty() || end >= nblocks;
+    if !pass_ended {
+        run_sql(
+            "UPDATE encml.reencryption_jobs SET next_block = $2, rows_done = rows_done + $3, \
+                    pass_rows = $4, updated_at = pg_catalog.clock_timestamp() WHERE id = $1",
+            &[arg(id), arg(end), arg(moved), arg(pass_rows)],
+        );
+        return Outcome::Worked(moved);
+    }
+    if pass_rows > 0 {
+        if job.pass >= MAX_PASSES {
+            run_sql(
+                "UPDATE encml.reencryption_jobs SET rows_done = rows_done + $2 WHERE id = $1",
+                &[arg(id), arg(moved)],
+            );
+            fail(
+                id,
+                &format!("values under older versions still appeared after {MAX_PASSES} passes over the table"),
+            );
+            return Outcome::Finished { key: job.key };
+        }
+        // Another pass, for values concurrent updates carried behind the cursor.
+        run_sql(
+            "UPDATE encml.reencryption_jobs SET pass = pass + 1, next_block = 0, pass_rows = 0, \
+                    rows_done = rows_done + $2, total_blocks = $3, \
+                    updated_at = pg_catalog.clock_timestamp() WHERE id = $1",
+            &[arg(id), arg(moved), arg(relation_blocks(job.rel))],
+        );
+        return Outcome::Worked(moved);
+    }
+    // A whole pass found nothing to move: done, unless values the role could not reach remain.
+    let left = if old.is_empty() {
+        0
+    } else {
+        values_left(&job, &old)
+    };
+    run_sql(
+        "UPDATE encml.reencryption_jobs SET state = 'done', next_block = $2, \
+                finished_at = pg_catalog.clock_timestamp(), updated_at = pg_catalog.clock_timestamp() \
+          WHERE id = $1",
+        &[arg(id), arg(end)],
+    );
+    if left > 0 {
+        fail_done(
+            id,
+            &format!(
+                "{left} value(s) under older versions remain that role {} could not update \
+                 (row security hides them, or they belong to transactions still in progress)",
+                crate::pg::roles::role_name(job.run_as)
+            ),
+        );
+    } else {
+        let done = select_one::<i64>(
+            "SELECT rows_done FROM encml.reencryption_jobs WHERE id = $1",
+            &[arg(id)],
+        )
+        .unwrap_or(0);
+        crate::events::record(
+            "reencryption_finished",
+            Some((job.rel, &job.column)),
+            json!({ "job": id, "key": uuid_string(&job.key), "target_version": job.target_version,
+                    "rows": done, "passes": job.pass }),
+        );
+    }
+    Outcome::Finished { key: job.key }
+}
+
+/// Marks a job that ran to its end as failed after all (values it could not reach remain).
+fn fail_done(id: i64, error: &str) {
+    run_sql(
+        "UPDATE encml.reencryption_jobs SET state = 'failed', error = $2 WHERE id = $1",
+        &[arg(id), arg(error)],
+    );
+    crate::events::record(
+        "reencryption_failed",
+        None,
+        json!({ "job": id, "error": error }),
+    );
+}
+
+/// Live jobs of a key (queued or running).
+pub fn live_jobs_of(key: &[u8; 16]) -> i64 {
+    read_rows(
+        "SELECT count(*) FROM encml.reencryption_jobs WHERE key_id = $1 AND state IN ('queued', 'running')",
+        &[arg(Uuid::from_bytes(*key))],
+        1,
+        |row| row.get::<i64>(1).unwrap_or(0),
+    )
+    .into_iter()
+    .next()
+    .unwrap_or(0)
+}

@@ -1,0 +1,312 @@
+//! The columns a re-encryption job works on: which kind of ciphertext a column holds (by type
+//! OID, through domains), the SQL that moves one of its values to the current key version, and
+//! which columns of the database hold values under given versions of a key.
+
+use crate::pg::catalog_reads::{arg, read_rows, select_one};
+use crate::pg::errors::{raise, raise_full};
+use crate::pg::identity::as_extension_owner;
+use crate::types::identity::{encrypted_type, Encrypted};
+use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
+
+/// What a column holds, and so how its values are re-encrypted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// enc_bytea (tensors included): `encml.reencrypt(c, aad)`.
+    EncBytea,
+    /// det_text: `encml.det_reencrypt(c)`.
+    DetText,
+    /// ore_int8, ore_float8, ore_timestamptz: `encml.ore_reencrypt(c)`.
+    Ore,
+    /// jsonb with `encrypt_jsonb` fields: `encml.reencrypt_jsonb(c, aad)`.
+    Jsonb,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::EncBytea => "enc_bytea",
+            Kind::DetText => "det_text",
+            Kind::Ore => "ore",
+            Kind::Jsonb => "jsonb",
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Kind> {
+        [Kind::EncBytea, Kind::DetText, Kind::Ore, Kind::Jsonb]
+            .into_iter()
+            .find(|k| k.label() == label)
+    }
+
+    /// The kind of values of type `typoid` (a domain counts as its base type), if any.
+    pub fn of_type(typoid: pg_sys::Oid) -> Option<Kind> {
+        match encrypted_type(typoid) {
+            Some(Encrypted::EncBytea) => Some(Kind::EncBytea),
+            Some(Encrypted::DetText) => Some(Kind::DetText),
+            Some(Encrypted::OreInt8 | Encrypted::OreFloat8 | Encrypted::OreTimestamptz) => {
+                Some(Kind::Ore)
+            }
+            // SAFETY: a syscache walk down the domain's base types.
+            None if unsafe { pg_sys::getBaseType(typoid) } == pg_sys::JSONBOID => Some(Kind::Jsonb),
+            None => None,
+        }
+    }
+
+    /// Whether its values are bound to an AAD the job must supply.
+    pub fn takes_aad(self) -> bool {
+        matches!(self, Kind::EncBytea | Kind::Jsonb)
+    }
+}
+
+/// A double-quoted SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A SQL string literal that reads the same whatever standard_conforming_strings says (as
+/// quote_literal writes it).
+pub fn quote_literal(text: &str) -> String {
+    let quoted = text.replace('\'', "''");
+    if quoted.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
+}
+
+/// The kind of column `column` of table `rel`: 42703 if there is no such column, 42804 if it
+/// holds nothing a job can re-encrypt.
+pub fn kind_of(rel: pg_sys::Oid, column: &str) -> Kind {
+    let typoid = select_one::<pg_sys::Oid>(
+        "SELECT atttypid FROM pg_catalog.pg_attribute \
+          WHERE attrelid = $1 AND attname = $2::name AND attnum > 0 AND NOT attisdropped",
+        &[arg(rel), arg(column)],
+    )
+    .unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+            format!(
+                "column \"{column}\" of relation {} does not exist",
+                relation_name(rel)
+            ),
+        )
+    });
+    Kind::of_type(typoid).unwrap_or_else(|| {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            format!(
+                "column \"{column}\" of relation {} holds no values a re-encryption job can move",
+                relation_name(rel)
+            ),
+            None,
+            Some(
+                "Jobs re-encrypt enc_bytea (tensors too), det_text, ore_int8, ore_float8, \
+                 ore_timestamptz and jsonb columns with encrypt_jsonb fields, or domains over them."
+                    .into(),
+            ),
+        )
+    })
+}
+
+/// The relation's name, schema-qualified and quoted whatever the search_path, or its oid if it
+/// no longer exists.
+pub fn relation_name(rel: pg_sys::Oid) -> String {
+    select_one::<String>(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c \
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        &[arg(rel)],
+    )
+    .unwrap_or_else(|| rel.to_u32().to_string())
+}
+
+/// The template of an AAD ('patients.diagnosis:{id}': literal text, `{column}` for the text
+/// form of a column of the row, `{{` and `}}` for braces) as a SQL expression over the row.
+/// Only column references and literals: a template is never code. 22023 for a malformed one,
+/// 42703 for a column the table does not have.
+pub fn aad_expression(rel: pg_sys::Oid, template: &str) -> String {
+    let malformed = |why: &str| -> ! {
+        raise_full(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("invalid AAD template {template:?}: {why}"),
+            None,
+            Some(
+                "Write literal text with {column} where the text form of a column of the row \
+                 goes, e.g. 'patients.diagnosis:{id}'; {{ and }} stand for braces."
+                    .into(),
+            ),
+        )
+    };
+    let mut parts: Vec<String> = Vec::new();
+    let mut literal = String::new();
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                literal.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                literal.push('}');
+            }
+            '}' => malformed("a } without its {"),
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => name.push(c),
+                        None => malformed("a { without its }"),
+                    }
+                }
+                if name.is_empty() {
+                    malformed("an empty {}");
+                }
+                let exists = select_one::<bool>(
+                    "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = $1 \
+                       AND attname = $2::name AND attnum > 0 AND NOT attisdropped)",
+                    &[arg(rel), arg(name.as_str())],
+                )
+                .unwrap_or(false);
+                if !exists {
+                    raise(
+                        PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                        format!(
+                            "AAD template names column \"{name}\", which relation {} does not have",
+                            relation_name(rel)
+                        ),
+                    );
+                }
+                if !literal.is_empty() {
+                    parts.push(quote_literal(&std::mem::take(&mut literal)));
+                }
+                parts.push(format!("({})::pg_catalog.text", quote_ident(&name)));
+            }
+            c => literal.push(c),
+        }
+    }
+    if !literal.is_empty() || parts.is_empty() {
+        parts.push(quote_literal(&literal));
+    }
+    // concat: a NULL column gives its empty text, as the template's reader would expect of
+    // `'x:' || id` only where id is never NULL (a NULL AAD would mean "none").
+    format!("pg_catalog.concat({})", parts.join(", "))
+}
+
+/// The expression that moves a value of `column` to the current version of its key.
+pub fn reencrypt_expression(kind: Kind, column: &str, aad: Option<&str>) -> String {
+    let c = quote_ident(column);
+    let aad = aad.unwrap_or("NULL");
+    match kind {
+        Kind::EncBytea => format!("encml.reencrypt({c}, {aad})"),
+        Kind::DetText => format!("encml.det_reencrypt({c})"),
+        Kind::Ore => format!("encml.ore_reencrypt({c})"),
+        Kind::Jsonb => format!("encml.reencrypt_jsonb({c}, {aad})"),
+    }
+}
+
+/// The condition selecting values of `column` under the versions `$2` (int[]) of key `$1`
+/// (uuid), or for jsonb documents holding a field under one of them: `$3` (text[], LIKE
+/// patterns of their headers, `jsonb_patterns`).
+pub fn behind_condition(kind: Kind, column: &str) -> String {
+    let c = quote_ident(column);
+    match kind {
+        Kind::Jsonb => format!("({c})::pg_catalog.text OPERATOR(pg_catalog.~~) ANY ($3)"),
+        _ => format!(
+            "encml.key_id({c}) OPERATOR(pg_catalog.=) $1 \
+             AND encml.key_version({c}) OPERATOR(pg_catalog.=) ANY ($2)"
+        ),
+    }
+}
+
+/// LIKE patterns matching the text of a jsonb document that holds an `encrypt_jsonb` field
+/// under one of `versions` of the key: its ciphertext string starts with the base64 of the
+/// header, which is fixed by key id and version.
+pub fn jsonb_patterns(id: &[u8; 16], versions: &[u32]) -> Vec<String> {
+    use base64::Engine;
+    versions
+        .iter()
+        .map(|v| {
+            let header = encml_core::format::Header::new(*id, *v).encode();
+            format!(
+                "%\"{}{}%",
+                encml_core::json_fields::PREFIX,
+                base64::engine::general_purpose::STANDARD.encode(header)
+            )
+        })
+        .collect()
+}
+
+/// The arguments of `behind_condition`: $1 key, $2 versions, $3 jsonb patterns.
+pub fn behind_args(id: &[u8; 16], versions: &[u32]) -> [(pg_sys::Oid, Option<pg_sys::Datum>); 3] {
+    let versions_i32: Vec<i32> = versions.iter().map(|v| *v as i32).collect();
+    [
+        arg(Uuid::from_bytes(*id)),
+        arg(versions_i32),
+        arg(jsonb_patterns(id, versions)),
+    ]
+}
+
+/// A column of the database with values under older versions of a key.
+pub struct Behind {
+    pub rel: pg_sys::Oid,
+    pub column: String,
+    pub kind: Kind,
+    pub values: i64,
+}
+
+/// Every column of a plain table of this database (not the extension's own, not temporary, not
+/// a Citus table)
+/// that holds values (or, for jsonb, documents with fields) under `versions` of the key, with
+/// their number. Runs as the extension owner: tables the caller cannot read are found too (only
+/// their names and counts leave this function, for the caller's rights to be checked on them).
+pub fn holding(id: &[u8; 16], versions: &[u32]) -> Vec<Behind> {
+    if versions.is_empty() {
+        return Vec::new();
+    }
+    as_extension_owner(|| {
+        let candidates = read_rows(
+            "SELECT a.attrelid, a.attname::text, a.atttypid FROM pg_catalog.pg_attribute a \
+               JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+              WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND a.attnum > 0 \
+                AND NOT a.attisdropped \
+                AND c.relnamespace <> (SELECT e.extnamespace FROM pg_catalog.pg_extension e \
+                                        WHERE e.extname = 'pg_encrypt_ml') \
+              ORDER BY a.attrelid, a.attnum",
+            &[],
+            0,
+            |row| {
+                (
+                    row.get::<pg_sys::Oid>(1).unwrap_or(pg_sys::InvalidOid),
+                    row.get::<String>(2).unwrap_or_default(),
+                    row.get::<pg_sys::Oid>(3).unwrap_or(pg_sys::InvalidOid),
+                )
+            },
+        );
+        let args = behind_args(id, versions);
+        candidates
+            .into_iter()
+            .filter_map(|(rel, column, typoid)| {
+                let kind = Kind::of_type(typoid)?;
+                // A Citus table's rows are in its shards (docs/citus.md: not covered yet).
+                if crate::pg::citus::is_citus_table(rel) {
+                    return None;
+                }
+                let values = select_one::<i64>(
+                    &format!(
+                        "SELECT count(*) FROM ONLY {} WHERE {}",
+                        relation_name(rel),
+                        behind_condition(kind, &column)
+                    ),
+                    &args,
+                )
+                .unwrap_or(0);
+                (values > 0).then_some(Behind {
+                    rel,
+                    column,
+                    kind,
+                    values,
+                })
+            })
+            .collect()
+    })
+}

@@ -1,0 +1,94 @@
+//! Incident response: `compromise_key` rotates a key at once, records its versions until then as
+//! compromised (nothing new is encrypted or searched under them), queues the re-encryption of
+//! every value under them ahead of all other jobs, and raises a critical security event and
+//! alert; `check_cleared` reports when no value depends on them any more.
+
+use super::jobs::{self, Reason};
+use crate::keys::catalog::{self, uuid_string};
+use crate::pg::catalog_reads::{arg, read_rows};
+use crate::pg::identity::as_extension_owner;
+use crate::pg::roles::caller;
+use pgrx::prelude::*;
+use pgrx::Uuid;
+use serde_json::json;
+
+/// Reports the key compromised: rotates it, marks its versions until now compromised, queues
+/// priority re-encryption jobs run as the caller (who must administer the key), and raises a
+/// critical event. Returns the new current version.
+#[pg_extern(volatile, parallel_unsafe)]
+fn compromise_key(key: Option<Uuid>, reason: Option<&str>) -> i32 {
+    crate::pg::recovery::refuse_during_recovery("encml.compromise_key()");
+    let key = crate::pg::errors::not_null(key, "key");
+    let reason = crate::pg::errors::not_null(reason, "reason");
+    if reason.trim().is_empty() {
+        crate::pg::errors::raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "reason must not be empty: say what happened, for the audit log",
+        );
+    }
+    let (id, _) = crate::api::keys::lock_for_admin(key);
+    let compromised = catalog::usable_versions(&id);
+    let role = caller();
+    as_extension_owner(|| {
+        crate::pg::catalog_reads::execute(
+            "INSERT INTO encml.key_compromises (key_id, version, reason, reported_by) \
+             SELECT $1, v, $3, $4::pg_catalog.regrole FROM pg_catalog.unnest($2::integer[]) v \
+             ON CONFLICT (key_id, version) DO NOTHING",
+            &[
+                arg(Uuid::from_bytes(id)),
+                arg(compromised.iter().map(|v| *v as i32).collect::<Vec<i32>>()),
+                arg(reason),
+                arg(role),
+            ],
+        )
+    });
+    let version = crate::api::keys::rotate(key, Some("compromise"));
+    let queued = jobs::queue_key_jobs(&id, role, Reason::Compromise, false);
+    crate::events::record(
+        "key_compromised",
+        None,
+        json!({ "key": uuid_string(&id), "reason": reason, "versions": compromised,
+                "new_version": version, "jobs": queued.iter().map(|j| j.0).collect::<Vec<_>>() }),
+    );
+    if queued.is_empty() {
+        check_cleared(&id);
+    }
+    version as i32
+}
+
+/// Marks the key's compromised versions that no value of this database depends on any more
+/// (no live job, no column or large object under them) as cleared, with an event each.
+pub fn check_cleared(key: &[u8; 16]) {
+    let open: Vec<i32> = as_extension_owner(|| {
+        read_rows(
+            "SELECT version FROM encml.key_compromises \
+              WHERE key_id = $1 AND cleared_at IS NULL ORDER BY version",
+            &[arg(Uuid::from_bytes(*key))],
+            0,
+            |row| row.get::<i32>(1).unwrap_or(0),
+        )
+    });
+    if open.is_empty() || super::batch::live_jobs_of(key) > 0 {
+        return;
+    }
+    for v in open {
+        let v = v as u32;
+        let in_use = !super::columns::holding(key, &[v]).is_empty()
+            || as_extension_owner(|| !catalog::large_objects_using(key, v).is_empty());
+        if in_use {
+            continue;
+        }
+        as_extension_owner(|| {
+            crate::pg::catalog_reads::execute(
+                "UPDATE encml.key_compromises SET cleared_at = pg_catalog.now() \
+                  WHERE key_id = $1 AND version = $2",
+                &[arg(Uuid::from_bytes(*key)), arg(v as i32)],
+            )
+        });
+        crate::events::record(
+            "key_compromise_cleared",
+            None,
+            json!({ "key": uuid_string(key), "version": v }),
+        );
+    }
+}

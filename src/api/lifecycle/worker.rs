@@ -1,0 +1,450 @@
+//! The key lifecycle worker: one background worker per database at a time applies the rotation
+//! policies that are due and runs re-encryption jobs batch by batch, throttled, until nothing is
+//! left, then exits. It is started
+//! - by the launcher (a static worker, with the library in shared_preload_libraries) for every
+//!   database that allows connections, every `encml.key_lifecycle_naptime` seconds: this is what
+//!   applies policies on time and resumes jobs after a restart;
+//! - at the commit of a transaction that queued a job (`wake_after_commit`), and by
+//!   `encml.run_key_lifecycle()`, with or without preloading.
+//!
+//! A second worker for the same database exits at once (a session advisory lock); a database
+//! without the extension, or at a schema older than 0.2.0, is left at once too.
+
+use super::{batch, compromise, policies};
+use crate::pg::catalog_reads::select_one;
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgTryBuilder};
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+/// Seconds between the launcher's rounds (0: no launcher rounds; policies then run only when
+/// `encml.run_key_lifecycle()` is called).
+pub static NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(60);
+/// Lifecycle workers the launcher keeps running at once (each serves one database).
+pub static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
+/// Heap blocks per batch.
+pub static BATCH_BLOCKS: GucSetting<i32> = GucSetting::<i32>::new(64);
+/// Share of the time a job works: after a batch of t ms it sleeps t * (1 - d) / d ms.
+pub static DUTY_CYCLE: GucSetting<f64> = GucSetting::<f64>::new(0.25);
+
+/// The session advisory lock (two int4 keys) a database's lifecycle worker holds.
+const LOCK_CLASS: i32 = 0x656e_636d; // "encm"
+const LOCK_OBJECT: i32 = 31;
+
+pub fn register_gucs() {
+    GucRegistry::define_int_guc(
+        c"encml.key_lifecycle_naptime",
+        c"Seconds between the key lifecycle launcher's rounds over the databases (0: none).",
+        c"Each round starts a worker in every database that applies due rotation policies and \
+          runs re-encryption jobs. Needs the library in shared_preload_libraries.",
+        &NAPTIME,
+        0,
+        86_400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"encml.key_lifecycle_max_workers",
+        c"Key lifecycle workers the launcher runs at once, one database each.",
+        c"A round visits every database as workers finish; each worker takes a slot of \
+          max_worker_processes while it runs.",
+        &MAX_WORKERS,
+        1,
+        64,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"encml.reencrypt_batch_blocks",
+        c"Heap blocks a re-encryption job works through per transaction.",
+        c"Each batch is one short transaction that locks only the rows it updates.",
+        &BATCH_BLOCKS,
+        1,
+        1 << 20,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"encml.reencrypt_duty_cycle",
+        c"Share of the time a re-encryption job works; it sleeps the rest between batches.",
+        c"1 runs batches back to back; the default 0.25 leaves three quarters of a core to the \
+          workload.",
+        &DUTY_CYCLE,
+        0.01,
+        1.0,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+}
+
+thread_local! {
+    static WAKE_REGISTERED: Cell<bool> = const { Cell::new(false) };
+    static STOPPING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Starts this database's lifecycle worker when the current transaction commits (once per
+/// transaction): a job queued now is then visible to it.
+pub fn wake_after_commit() {
+    if WAKE_REGISTERED.with(|w| w.replace(true)) {
+        return;
+    }
+    // SAFETY: a backend global set when the session connected.
+    let database = unsafe { pg_sys::MyDatabaseId };
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, move || {
+        WAKE_REGISTERED.with(|w| w.set(false));
+        start_for(database);
+    });
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Abort, || {
+        WAKE_REGISTERED.with(|w| w.set(false));
+    });
+}
+
+/// Starts a lifecycle worker for `database`; without a free worker slot it logs and leaves the
+/// work to the next start (the launcher's next round, the next queued job).
+pub fn start_for(database: pg_sys::Oid) -> bool {
+    launch(database).is_some()
+}
+
+fn launch(database: pg_sys::Oid) -> Option<pgrx::bgworkers::DynamicBackgroundWorker> {
+    let started = BackgroundWorkerBuilder::new("pg_encrypt_ml key lifecycle")
+        .set_type("pg_encrypt_ml key lifecycle")
+        .set_library("pg_encrypt_ml")
+        .set_function("encml_key_lifecycle_worker")
+        .set_argument(Some(pg_sys::Datum::from(database)))
+        .enable_spi_access()
+        .set_restart_time(None)
+        .load_dynamic();
+    if started.is_err() {
+        pgrx::log!(
+            "pg_encrypt_ml: no background worker slot free for the key lifecycle worker \
+             (max_worker_processes); queued re-encryption jobs wait for the next start"
+        );
+    }
+    started.ok()
+}
+
+/// Registers the launcher, from `_PG_init` while shared_preload_libraries is loaded.
+pub fn register_launcher() {
+    BackgroundWorkerBuilder::new("pg_encrypt_ml key lifecycle launcher")
+        .set_type("pg_encrypt_ml key lifecycle launcher")
+        .set_library("pg_encrypt_ml")
+        .set_function("encml_key_lifecycle_launcher")
+        .enable_spi_access()
+        .set_start_time(pgrx::bgworkers::BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(10)))
+        .load();
+}
+
+/// Starts one lifecycle worker for the current database now (as the launcher would), for
+/// databases whose server does not preload the library or to apply policies at once; returns
+/// whether a worker slot was free. Key admins only.
+#[pg_extern(volatile, parallel_unsafe)]
+fn run_key_lifecycle() -> bool {
+    crate::pg::recovery::refuse_during_recovery("encml.run_key_lifecycle()");
+    let role = crate::pg::roles::caller();
+    if !crate::api::keys::is_key_admin(role) {
+        crate::pg::errors::raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "permission denied to run the key lifecycle worker: superusers and members of \
+             encml_key_admin only",
+        );
+    }
+    // SAFETY: a backend global set when the session connected.
+    start_for(unsafe { pg_sys::MyDatabaseId })
+}
+
+fn stopping() -> bool {
+    if STOPPING.with(|s| s.get()) {
+        return true;
+    }
+    let stop = BackgroundWorker::sigterm_received();
+    if stop {
+        STOPPING.with(|s| s.set(true));
+    }
+    stop
+}
+
+/// Sleeps up to `d`, waking for SIGTERM (then returns false) or the postmaster's death.
+fn nap(d: Duration) -> bool {
+    let alive = BackgroundWorker::wait_latch(Some(d));
+    // SAFETY: resets this process's own latch after a wake-up, as every wait loop does.
+    unsafe { pg_sys::ResetLatch(pg_sys::MyLatch) };
+    if !alive {
+        STOPPING.with(|s| s.set(true));
+    }
+    alive && !stopping()
+}
+
+/// An ERROR caught in the worker: its SQLSTATE and message.
+pub struct Caught {
+    pub sqlstate: PgSqlErrorCode,
+    pub message: String,
+}
+
+/// Runs `f` in a transaction of its own (READ COMMITTED), committing it, or aborting it and
+/// returning the ERROR.
+pub fn in_transaction<R>(f: impl FnOnce() -> R) -> Result<R, Caught> {
+    // SAFETY: the worker is connected and has no transaction open; the calls follow Postgres's
+    // own sequence for a statement in its own transaction, and each is pgrx's guarded wrapper,
+    // so an ERROR becomes a panic that catch_others turns into Err, after which the transaction
+    // is aborted below. The snapshot pushed is popped before the commit.
+    let outcome = PgTryBuilder::new(std::panic::AssertUnwindSafe(move || unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        let r = f();
+        pg_sys::PopActiveSnapshot();
+        pg_sys::CommitTransactionCommand();
+        Ok(r)
+    }))
+    .catch_others(|e| {
+        Err(match e {
+            pgrx::pg_sys::panic::CaughtError::PostgresError(r)
+            | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => Caught {
+                sqlstate: r.sql_error_code(),
+                message: r.message().to_string(),
+            },
+            pgrx::pg_sys::panic::CaughtError::RustPanic { ereport, .. } => Caught {
+                sqlstate: ereport.sql_error_code(),
+                message: ereport.message().to_string(),
+            },
+        })
+    })
+    .execute();
+    if outcome.is_err() {
+        // SAFETY: the ERROR was caught above; abort what is left of the transaction, as
+        // Postgres's main loop does after an error.
+        unsafe { pg_sys::AbortOutOfAnyTransaction() };
+    }
+    outcome
+}
+
+/// Whether an ERROR is worth retrying later rather than failing the job: serialization
+/// failures, deadlocks, lock timeouts, cancels, and the like.
+fn transient(code: PgSqlErrorCode) -> bool {
+    // The class is the SQLSTATE's first two characters, its low 12 bits (MAKE_SQLSTATE packs
+    // six bits per character, the first lowest): 40 (transaction rollback: serialization
+    // failures, deadlocks), 53 (insufficient resources); and 55P03 (lock not available: the
+    // batch's lock_timeout), 57014 (query canceled).
+    let class = |c: PgSqlErrorCode| (c as i32) & 0x0FFF;
+    matches!(
+        code,
+        PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE | PgSqlErrorCode::ERRCODE_QUERY_CANCELED
+    ) || class(code) == class(PgSqlErrorCode::ERRCODE_TRANSACTION_ROLLBACK)
+        || class(code) == class(PgSqlErrorCode::ERRCODE_INSUFFICIENT_RESOURCES)
+}
+
+/// The databases that allow connections (not templates), read from pg_database with a catalog
+/// scan as autovacuum's launcher does: without a database, SQL cannot be parsed.
+fn database_list() -> Vec<pg_sys::Oid> {
+    let mut out = Vec::new();
+    // SAFETY: inside a transaction with a snapshot (in_transaction); pg_database is a shared
+    // catalog, readable without a database. Each tuple's data is a FormData_pg_database while
+    // the scan is open; only its oid and flags are copied out. The scan and the relation are
+    // closed before returning (an ERROR aborts the transaction, which releases both).
+    unsafe {
+        let rel = pg_sys::table_open(pg_sys::DatabaseRelationId, pg_sys::AccessShareLock as i32);
+        let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());
+        loop {
+            let tuple = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+            if tuple.is_null() {
+                break;
+            }
+            let db = &*(pg_sys::GETSTRUCT(tuple) as *const pg_sys::FormData_pg_database);
+            if db.datallowconn && !db.datistemplate {
+                out.push(db.oid);
+            }
+        }
+        pg_sys::table_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
+    }
+    out
+}
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn encml_key_lifecycle_launcher(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // No database: only the shared catalogs (pg_database) are read.
+    BackgroundWorker::connect_worker_to_spi(None, None);
+    // A round visits every database, at most encml.key_lifecycle_max_workers at a time (a long
+    // job in one database keeps one worker busy; the others go on serving the rest).
+    let mut running: Vec<(pg_sys::Oid, pgrx::bgworkers::DynamicBackgroundWorker)> = Vec::new();
+    let mut pending: std::collections::VecDeque<pg_sys::Oid> = Default::default();
+    let mut next_round = Instant::now();
+    loop {
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: rereads the configuration files, as a backend does at SIGHUP.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        running.retain(|(_, w)| w.pid().is_ok());
+        let naptime = NAPTIME.get();
+        if naptime > 0 && Instant::now() >= next_round {
+            next_round = Instant::now() + Duration::from_secs(naptime as u64);
+            for db in in_transaction(database_list).unwrap_or_default() {
+                if !pending.contains(&db) {
+                    pending.push_back(db);
+                }
+            }
+        }
+        while running.len() < MAX_WORKERS.get().max(1) as usize {
+            let Some(db) = pending.pop_front() else {
+                break;
+            };
+            if running.iter().any(|(d, _)| *d == db) {
+                continue;
+            }
+            match launch(db) {
+                Some(worker) => running.push((db, worker)),
+                None => {
+                    pending.push_front(db);
+                    break;
+                }
+            }
+        }
+        if !nap(Duration::from_secs(1)) {
+            return;
+        }
+    }
+}
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn encml_key_lifecycle_worker(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = pg_sys::Oid::from(arg.value() as u32);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(database), None);
+    // READ COMMITTED whatever the database's default: each batch sees what committed before it.
+    // SAFETY: a backend global of this worker, read when each transaction starts.
+    unsafe { pg_sys::DefaultXactIsoLevel = pg_sys::XACT_READ_COMMITTED as i32 };
+    let ready = in_transaction(|| {
+        let schema = crate::pg::schema_version::installed();
+        let current = schema
+            .as_deref()
+            .and_then(crate::pg::schema_version::Release::parse)
+            .is_some_and(|r| r >= crate::pg::schema_version::Release(0, 2, 0));
+        current
+            && crate::pg::catalog_reads::extension_relation(c"rotation_policies")
+                != pg_sys::InvalidOid
+            && select_one::<bool>(
+                &format!("SELECT pg_catalog.pg_try_advisory_lock({LOCK_CLASS}, {LOCK_OBJECT})"),
+                &[],
+            )
+            .unwrap_or(false)
+    });
+    if !matches!(ready, Ok(true)) {
+        return;
+    }
+    run_until_idle();
+}
+
+/// When the queue looked empty: gives up this database's lock, then looks again, so that a job
+/// queued meanwhile (whose wake-up found the lock still taken and left) is not left waiting for
+/// the launcher's next round. True if there is work again and the lock was taken back.
+fn still_needed() -> bool {
+    let unlock = format!("SELECT pg_catalog.pg_advisory_unlock({LOCK_CLASS}, {LOCK_OBJECT})");
+    let relock = format!("SELECT pg_catalog.pg_try_advisory_lock({LOCK_CLASS}, {LOCK_OBJECT})");
+    in_transaction(|| {
+        select_one::<bool>(&unlock, &[]);
+        batch::next_job().is_some() && select_one::<bool>(&relock, &[]).unwrap_or(false)
+    })
+    .unwrap_or(false)
+}
+
+/// Each due policy in a transaction of its own (a failure is recorded on its policy and the
+/// others go on), then the retirements policies allow.
+fn apply_policies() {
+    let due = match in_transaction(policies::due) {
+        Ok(due) => due,
+        Err(e) => {
+            pgrx::log!("pg_encrypt_ml: rotation policies: {}", e.message);
+            return;
+        }
+    };
+    for d in due {
+        if let Err(e) = in_transaction(|| policies::apply(&d)) {
+            let message = e.message;
+            let _ = in_transaction(|| policies::mark_checked(&d.key, Some(&message)));
+        }
+    }
+    for key in in_transaction(policies::keys_retiring).unwrap_or_default() {
+        if let Err(e) = in_transaction(|| policies::retire_due(&key)) {
+            let message = e.message;
+            let _ = in_transaction(|| policies::mark_checked(&key, Some(&message)));
+        }
+    }
+}
+
+/// Policies, then jobs batch by batch, until no job is left (policies are looked at again every
+/// naptime meanwhile).
+fn run_until_idle() {
+    let mut policies_at: Option<Instant> = None;
+    let mut retried = 0u32;
+    loop {
+        if stopping() {
+            return;
+        }
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: rereads the configuration files, as a backend does at SIGHUP.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        let every = Duration::from_secs(NAPTIME.get().max(1) as u64);
+        if policies_at.is_none_or(|t| t.elapsed() >= every) {
+            policies_at = Some(Instant::now());
+            apply_policies();
+        }
+        let job = match in_transaction(batch::next_job) {
+            Ok(Some(job)) => job,
+            Ok(None) if still_needed() => continue,
+            _ => return,
+        };
+        let started = Instant::now();
+        let blocks = BATCH_BLOCKS.get() as i64;
+        match in_transaction(|| batch::run(job, blocks)) {
+            Ok(batch::Outcome::Finished { key }) => {
+                retried = 0;
+                if let Err(e) = in_transaction(|| {
+                    compromise::check_cleared(&key);
+                    policies::retire_due(&key);
+                }) {
+                    pgrx::log!(
+                        "pg_encrypt_ml: after re-encryption job {job}: {}",
+                        e.message
+                    );
+                }
+            }
+            Ok(_) => retried = 0,
+            Err(e) if transient(e.sqlstate) && retried < 100 => {
+                retried += 1;
+                pgrx::log!(
+                    "pg_encrypt_ml: re-encryption job {job} will retry its batch: {}",
+                    e.message
+                );
+                if !nap(Duration::from_secs(1)) {
+                    return;
+                }
+            }
+            Err(e) => {
+                retried = 0;
+                let message = e.message.clone();
+                if let Err(again) = in_transaction(|| batch::fail(job, &message)) {
+                    pgrx::log!(
+                        "pg_encrypt_ml: could not record the failure of re-encryption job {job}: {}",
+                        again.message
+                    );
+                    return;
+                }
+            }
+        }
+        let worked = started.elapsed();
+        let duty = DUTY_CYCLE.get().clamp(0.01, 1.0);
+        if duty < 1.0 {
+            let rest = worked.mul_f64((1.0 - duty) / duty);
+            if !nap(rest.max(Duration::from_millis(1))) {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+-- Key lifecycle automation: re-encryption jobs (background and foreground), rotation policies,
+-- compromised keys (docs/keys.md "Rotation policies and re-encryption jobs"). The jobs run in
+-- the lifecycle worker; wait_jobs() waits for the queue to empty.
+-- Waits (up to 30 s) until the query returns true; returns what it waited for, or 'timeout'.
+CREATE FUNCTION pg_temp.wait_until(what text, query text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE done boolean;
+BEGIN
+    FOR i IN 1..600 LOOP
+        EXECUTE query INTO done;
+        IF done THEN RETURN what; END IF;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+    RETURN 'timeout';
+END
+$$;
+CREATE FUNCTION pg_temp.wait_jobs() RETURNS text LANGUAGE sql AS $$
+    SELECT pg_temp.wait_until('idle',
+        'SELECT NOT EXISTS (SELECT FROM encml.reencryption_jobs WHERE state IN (''queued'', ''running''))')
+$$;
+SELECT encml.create_key('lc-aead') AS k \gset
+SELECT encml.create_key('lc-det', 'deterministic') AS kd \gset
+SELECT encml.create_key('lc-ore', 'ore') AS ko \gset
+CREATE TABLE lc_people (
+    id int PRIMARY KEY,
+    note encml.enc_bytea,
+    diagnosis encml.enc_bytea,                -- bound to 'lc.diagnosis:{id}'
+    email encml.det_text UNIQUE,
+    salary encml.ore_int8,
+    profile jsonb,
+    plain text
+);
+CREATE INDEX ON lc_people (salary);
+INSERT INTO lc_people
+SELECT i, encml.encrypt('note ' || i, :'k'),
+       encml.encrypt('diagnosis ' || i, :'k', 'lc.diagnosis:' || i),
+       encml.det_encrypt('user' || i || '@example.com', :'kd'),
+       encml.ore_encrypt(i * 100, :'ko'),
+       encml.encrypt_jsonb(jsonb_build_object('ssn', 'ssn-' || i, 'city', 'c' || (i % 3)), :'k', '{ssn}'),
+       'p' || i
+  FROM generate_series(1, 300) i;
+
+-- Refusals, before anything is queued.
+SELECT try($$SELECT * FROM encml.reencrypt_table(NULL, 'note')$$);
+SELECT try($$SELECT * FROM encml.reencrypt_table('lc_people', 'nope')$$);
+SELECT try($$SELECT * FROM encml.reencrypt_table('lc_people', 'plain')$$);
+SELECT try($$SELECT * FROM encml.reencrypt_table('lc_people', 'email', aad => 'x')$$);
+SELECT try($$SELECT * FROM encml.reencrypt_table('lc_people', 'diagnosis', aad => 'lc.{id')$$);
+SELECT try($$SELECT * FROM encml.reencrypt_table('lc_people', 'diagnosis', aad => 'lc.}')$$);
+SELECT try($$SELECT * FROM encml.reencrypt_table('lc_people', 'diagnosis', aad => 'lc.{}')$$);
+SELECT try($$SELECT * FROM encml.reencrypt_table('lc_people', 'diagnosis', aad => 'lc.{missing}')$$);
+SELECT try($$SELECT * FROM encml.reencrypt_table('lc_people', 'profile')$$);
+CREATE VIEW lc_view AS SELECT * FROM lc_people;
+SELECT try($$SELECT * FROM encml.reencrypt_table('lc_view', 'note')$$);
+-- Nothing under an older version yet: no job.
+SELECT count(*) AS jobs FROM encml.reencrypt_table('lc_people', 'note');
+
+-- Rotate all three keys; queue every column.
+SELECT encml.rotate_key(:'k') AS aead_v, encml.rotate_key(:'kd') AS det_v, encml.rotate_key(:'ko') AS ore_v;
+SELECT table_name, target_version FROM encml.reencrypt_table('lc_people', 'note');
+SELECT table_name, target_version FROM encml.reencrypt_table('lc_people', 'diagnosis', aad => 'lc.diagnosis:{id}');
+SELECT table_name, target_version FROM encml.reencrypt_table('lc_people', 'email');
+SELECT table_name, target_version FROM encml.reencrypt_table('lc_people', 'salary');
+SELECT table_name, target_version FROM encml.reencrypt_table('lc_people', 'profile', key => :'k');
+-- Queuing the same column and key again joins the live job.
+SELECT count(*) AS live_jobs FROM encml.reencryption_jobs WHERE state IN ('queued', 'running');
+SELECT pg_temp.wait_jobs();
+SELECT column_name, kind, reason, state, rows_done, rows_left, pass, error
+  FROM encml.reencryption_progress ORDER BY job;
+-- Every value is on the new versions, reads back, and the searchable columns still search.
+SELECT encml.key_version(note) AS note_v, encml.key_version(diagnosis) AS diagnosis_v,
+       encml.key_version(email) AS email_v, encml.key_version(salary) AS salary_v,
+       count(*),
+       bool_and(encml.decrypt_text(note) = 'note ' || id) AS notes_read,
+       bool_and(encml.decrypt_text(diagnosis, 'lc.diagnosis:' || id) = 'diagnosis ' || id) AS diagnoses_read,
+       bool_and(encml.det_decrypt(email) = 'user' || id || '@example.com') AS emails_read,
+       bool_and(encml.ore_decrypt(salary) = id * 100) AS salaries_read,
+       bool_and(encml.decrypt_jsonb(profile) ->> 'ssn' = 'ssn-' || id) AS profiles_read
+  FROM lc_people GROUP BY 1, 2, 3, 4;
+SELECT id FROM lc_people WHERE email = encml.det_encrypt('user7@example.com', :'kd');
+SELECT count(*) AS in_range FROM lc_people
+ WHERE salary BETWEEN encml.ore_encrypt(1000, :'ko') AND encml.ore_encrypt(2000, :'ko');
+-- The UNIQUE constraint still holds on the new version.
+SELECT try(format('INSERT INTO lc_people (id, email) VALUES (1000, encml.det_encrypt(%L, %L))',
+                  'user7@example.com', :'kd'));
+-- The versions no value uses any more can be retired.
+SELECT encml.retire_key_version(:'k', 1), encml.retire_key_version(:'kd', 1), encml.retire_key_version(:'ko', 1);
+-- Each job left its events in the audit log.
+SELECT operation, count(*) FROM encml.audit_log
+ WHERE operation IN ('reencryption_queued', 'reencryption_started', 'reencryption_finished')
+ GROUP BY 1 ORDER BY 1;
+
+-- Searching a column that is half re-encrypted (as during a job): equality under every
+-- searchable version, and one ORE range per version joined laterally, each using the index.
+SELECT encml.rotate_key(:'kd') AS det_v, encml.rotate_key(:'ko') AS ore_v;
+UPDATE lc_people SET email = encml.det_reencrypt(email), salary = encml.ore_reencrypt(salary)
+ WHERE id % 2 = 0;
+SELECT encml.key_version(email) AS email_v, encml.key_version(salary) AS salary_v, count(*)
+  FROM lc_people GROUP BY 1, 2 ORDER BY 1;
+SELECT id FROM lc_people WHERE email = ANY (encml.det_encrypt_all_versions('user7@example.com', :'kd'))
+UNION ALL
+SELECT id FROM lc_people WHERE email = ANY (encml.det_encrypt_all_versions('user8@example.com', :'kd'));
+SELECT count(*) AS in_range, min(p.id), max(p.id)
+  FROM encml.key_versions v
+  JOIN lc_people p ON p.salary BETWEEN encml.ore_encrypt(1000, v.key_id, v.version)
+                                   AND encml.ore_encrypt(2000, v.key_id, v.version)
+ WHERE v.key_id = :'ko' AND v.status = 'active';
+CREATE FUNCTION pg_temp.plan_uses(query text, node text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
+        IF line LIKE '%' || node || '%' THEN RETURN true; END IF;
+    END LOOP;
+    RETURN false;
+END
+$$;
+SET enable_seqscan = off;
+SELECT pg_temp.plan_uses(format($$SELECT p.id FROM encml.key_versions v
+  JOIN lc_people p ON p.salary BETWEEN encml.ore_encrypt(1000, v.key_id, v.version)
+                                   AND encml.ore_encrypt(2000, v.key_id, v.version)
+ WHERE v.key_id = %L AND v.status = 'active'$$, :'ko'), 'Index Scan on lc_people_salary_idx') AS ranges_use_the_index,
+       pg_temp.plan_uses(format($$SELECT id FROM lc_people
+ WHERE email = ANY (encml.det_encrypt_all_versions('user7@example.com', %L))$$, :'kd'), 'lc_people_email_key') AS equality_uses_the_index;
+RESET enable_seqscan;
+SELECT replace(try(format('SELECT encml.ore_encrypt(1, %L, 9)', :'ko')), :'ko', '<ko>');
+SELECT try(format('SELECT encml.ore_encrypt(1, %L, NULL)', :'ko'));
+SELECT pg_typeof(encml.ore_encrypt(1, :'ko', 2)) AS int_gives, pg_typeof(encml.ore_encrypt(1.5, :'ko', 2)) AS numeric_gives;
+SELECT table_name FROM encml.reencrypt_table('lc_people', 'email');
+SELECT table_name FROM encml.reencrypt_table('lc_people', 'salary');
+SELECT pg_temp.wait_jobs();
+SELECT encml.key_version(email) AS email_v, encml.key_version(salary) AS salary_v, count(*)
+  FROM lc_people GROUP BY 1, 2 ORDER BY 1;
+
+-- The foreground variant, for small tables: one UPDATE in the caller's transaction.
+SELECT encml.rotate_key(:'k') AS aead_v;
+SELECT encml.reencrypt_table_now('lc_people', 'note') AS moved;
+SELECT encml.reencrypt_table_now('lc_people', 'note') AS moved_again;
+SELECT encml.reencrypt_table_now('lc_people', 'diagnosis', aad => 'lc.diagnosis:{id}') AS moved;
+SELECT encml.key_version(note), encml.key_version(diagnosis), count(*) FROM lc_people GROUP BY 1, 2;
+-- A wrong AAD template fails on the first value and moves nothing.
+SELECT encml.rotate_key(:'k') AS aead_v;
+SELECT try($$SELECT encml.reencrypt_table_now('lc_people', 'diagnosis', aad => 'wrong:{id}')$$);
+SELECT encml.key_version(diagnosis), count(*) FROM lc_people GROUP BY 1;
+-- In the background it fails the job, with the error on the job.
+SELECT table_name FROM encml.reencrypt_table('lc_people', 'diagnosis', aad => 'wrong:{id}');
+SELECT pg_temp.wait_jobs();
+SELECT column_name, state, rows_done, error FROM encml.reencryption_progress WHERE state = 'failed';
+SELECT operation, detail ->> 'severity' AS severity FROM encml.audit_log
+ WHERE operation = 'reencryption_failed';
+
+-- reencrypt_key finds every column holding older versions of the key (enc_bytea, jsonb), and
+-- uses the AAD template the column's last job was given.
+SELECT table_name, target_version FROM encml.reencrypt_table('lc_people', 'diagnosis', aad => 'lc.diagnosis:{id}');
+SELECT pg_temp.wait_jobs();
+SELECT encml.rotate_key(:'k') AS aead_v;
+SELECT table_name, column_name, target_version FROM encml.reencrypt_key(:'k') ORDER BY 2;
+SELECT pg_temp.wait_jobs();
+SELECT encml.key_version(note), encml.key_version(diagnosis), count(*) FROM lc_people GROUP BY 1, 2;
+SELECT count(*) FILTER (WHERE state = 'done') AS done FROM encml.reencryption_jobs
+ WHERE key_id = :'k' AND target_version = 5;
+
+-- A job queued in a transaction starts at commit; cancelled before, it never runs.
+SELECT encml.rotate_key(:'k') AS aead_v;
+BEGIN;
+SELECT job AS j FROM encml.reencrypt_table('lc_people', 'note') \gset
+SELECT encml.cancel_reencryption(:j) AS cancelled;
+COMMIT;
+SELECT pg_temp.wait_jobs();
+SELECT state FROM encml.reencryption_jobs WHERE id = :j;
+SELECT encml.cancel_reencryption(:j) AS cancelled_again;
+SELECT try('SELECT encml.cancel_reencryption(-1)');
+SELECT encml.key_version(note), count(*) FROM lc_people GROUP BY 1;
+
+-- Rights: a role that may not update the column, or may not use the key, is refused; the job
+-- of a role runs with that role's rights.
+CREATE ROLE lc_user LOGIN;
+GRANT SELECT ON lc_people TO lc_user;
+SET ROLE lc_user;
+SELECT try($$SELECT * FROM encml.reencrypt_table('lc_people', 'note')$$);
+SELECT replace(try(format('SELECT * FROM encml.reencrypt_key(%L)', :'k')), :'k', '<k>');
+SELECT replace(try(format('SELECT encml.set_rotation_policy(%L, %L)', :'k', '30 days')), :'k', '<k>');
+SELECT replace(try(format('SELECT encml.compromise_key(%L, %L)', :'k', 'test')), :'k', '<k>');
+SELECT try('SELECT encml.run_key_lifecycle()');
+SELECT replace(try(format('SELECT encml.cancel_reencryption(%s)', :j)), :'j', '<j>');
+SELECT count(*) AS visible_jobs FROM encml.reencryption_progress;
+SELECT try('SELECT count(*) FROM encml.reencryption_jobs');
+RESET ROLE;
+GRANT UPDATE (note) ON lc_people TO lc_user;
+SET ROLE lc_user;
+SELECT replace(try($$SELECT * FROM encml.reencrypt_table('lc_people', 'note')$$), :'k', '<k>');
+RESET ROLE;
+SELECT encml.grant_key(:'k', 'lc_user', 'decrypt'), encml.grant_key(:'k', 'lc_user', 'encrypt');
+SET ROLE lc_user;
+SELECT table_name FROM encml.reencrypt_table('lc_people', 'note');
+RESET ROLE;
+SELECT pg_temp.wait_jobs();
+SELECT run_as, state, rows_done FROM encml.reencryption_progress
+ WHERE column_name = 'note' ORDER BY job DESC LIMIT 1;
+-- Revoked meanwhile: the next job of the role fails on the role's missing privilege.
+SELECT encml.rotate_key(:'k') AS aead_v;
+BEGIN;
+SET LOCAL ROLE lc_user;
+SELECT job AS j FROM encml.reencrypt_table('lc_people', 'note') \gset
+RESET ROLE;
+SELECT encml.revoke_key(:'k', 'lc_user', 'decrypt');
+COMMIT;
+SELECT pg_temp.wait_jobs();
+SELECT state, replace(error, :'k', '<k>') AS error FROM encml.reencryption_jobs WHERE id = :j;
+SELECT encml.reencrypt_table_now('lc_people', 'note') AS moved_by_owner;
+
+-- Rotation policies: validated; due ones rotate and re-encrypt without manual steps.
+SELECT try(format('SELECT encml.set_rotation_policy(%L, %L)', :'k', '10 seconds'));
+SELECT try(format('SELECT encml.set_rotation_policy(%L, NULL)', :'k'));
+SELECT try(format('SELECT encml.set_rotation_policy(%L, %L, retire_after => %L)', :'k', '30 days', '-1 day'));
+SELECT try(format('SELECT encml.set_rotation_policy(%L, %L, max_encryptions => 0)', :'k', '30 days'));
+SELECT try(format('SELECT encml.set_rotation_policy(%L, %L, max_encryptions => 10)', :'kd', '30 days'));
+SELECT encml.create_key('lc-fpe', 'fpe') AS kf \gset
+SELECT replace(try(format('SELECT encml.set_rotation_policy(%L, %L)', :'kf', '30 days')), :'kf', '<kf>');
+SELECT encml.set_rotation_policy(:'k', '30 days', retire_after => '0 seconds');
+SELECT name, rotate_every, reencrypt, retire_after, next_rotation > now() AS not_due, last_error
+  FROM encml.rotation_policy_status;
+SELECT version AS before_v FROM encml.keys WHERE id = :'k' \gset
+-- Make the current version look 31 days old, then run the worker as a server without the
+-- launcher's rounds would.
+UPDATE encml.data_key_versions SET created_at = now() - interval '31 days'
+ WHERE key_id = :'k' AND version = :before_v;
+SELECT encml.run_key_lifecycle();
+SELECT pg_temp.wait_until('rotated', format('SELECT version > %s FROM encml.keys WHERE id = %L', :before_v, :'k'));
+SELECT pg_temp.wait_jobs();
+SELECT version - :before_v AS versions_added FROM encml.keys WHERE id = :'k';
+SELECT encml.key_version(note) = v.version AS note_current, encml.key_version(diagnosis) = v.version AS diagnosis_current, count(*)
+  FROM lc_people, encml.keys v WHERE v.id = :'k' GROUP BY 1, 2;
+SELECT reason, state, count(*) FROM encml.reencryption_jobs
+ WHERE key_id = :'k' AND reason = 'policy' GROUP BY 1, 2;
+-- retire_after => 0: the older versions no value uses are retired after the jobs.
+SELECT pg_temp.wait_until('retired', format($$SELECT count(*) = 1 FROM encml.key_versions WHERE key_id = %L AND status = 'active'$$, :'k'));
+SELECT operation, detail ->> 'by' AS by FROM encml.audit_log
+ WHERE operation IN ('rotate_key', 'retire_key_version') AND detail ->> 'by' IS NOT NULL
+ GROUP BY 1, 2 ORDER BY 1;
+SELECT check_name, status FROM encml.compliance_report() WHERE check_name = 'key_compromises';
+SELECT encml.drop_rotation_policy(:'k');
+SELECT encml.drop_rotation_policy(:'k') AS dropped_again;
+
+-- Compromise: rotate at once, mark the earlier versions, re-encrypt first, report when clear.
+SELECT encml.create_key('lc-det2', 'deterministic') AS kc \gset
+CREATE TABLE lc_accounts (id int PRIMARY KEY, login encml.det_text UNIQUE);
+INSERT INTO lc_accounts SELECT i, encml.det_encrypt('login' || i, :'kc') FROM generate_series(1, 50) i;
+SELECT try(format('SELECT encml.compromise_key(%L, %L)', :'kc', ' '));
+BEGIN;
+SELECT encml.compromise_key(:'kc', 'laptop with an export of the key stolen') AS new_version;
+SELECT version, reason, cleared_at IS NULL AS open FROM encml.compromised_key_versions WHERE key_id = :'kc';
+-- Searches no longer encrypt under the compromised version.
+SELECT array_length(encml.det_encrypt_all_versions('login1', :'kc'), 1) AS search_versions;
+SELECT check_name, status FROM encml.compliance_report() WHERE check_name = 'key_compromises';
+COMMIT;
+SELECT pg_temp.wait_jobs();
+SELECT reason, priority, state, rows_done FROM encml.reencryption_jobs WHERE key_id = :'kc';
+SELECT version, cleared_at IS NOT NULL AS cleared FROM encml.compromised_key_versions WHERE key_id = :'kc';
+SELECT id FROM lc_accounts WHERE login = ANY (encml.det_encrypt_all_versions('login9', :'kc'));
+SELECT operation, detail ->> 'severity' AS severity FROM encml.audit_log
+ WHERE operation IN ('key_compromised', 'key_compromise_cleared') ORDER BY id;
+SELECT check_name, status FROM encml.compliance_report() WHERE check_name = 'key_compromises';
+-- A compromise of a key no value uses is cleared at once.
+SELECT encml.create_key('lc-unused') AS ku \gset
+SELECT encml.compromise_key(:'ku', 'test') AS new_version;
+SELECT version, cleared_at IS NOT NULL AS cleared FROM encml.compromised_key_versions WHERE key_id = :'ku';
+
+DROP TABLE lc_people, lc_accounts CASCADE;
+DROP OWNED BY lc_user;
+DROP ROLE lc_user;
