@@ -17,11 +17,11 @@ DB=encml_bench_reenc
 dropdb --if-exists "$DB" 2>/dev/null; createdb "$DB"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$DB" -c "$*"; }
 q "CREATE EXTENSION pg_encrypt_ml" >/dev/null
-k=$(q "SET client_min_messages = error; SELECT encml.create_key('bench-reencrypt')")
+k=$(PGOPTIONS="-c client_min_messages=error" q "SELECT encml.create_key('bench-reencrypt')")
 start=$(date +%s.%N)
 q "CREATE TABLE vault (id bigint PRIMARY KEY, secret encml.enc_bytea);
-   INSERT INTO vault SELECT i, encml.encrypt(md5(i::text) || md5((i + 1)::text), '$k') FROM generate_series(1, $ROWS) i;
-   VACUUM ANALYZE vault"
+   INSERT INTO vault SELECT i, encml.encrypt(md5(i::text) || md5((i + 1)::text), '$k') FROM generate_series(1, $ROWS) i"
+q "VACUUM ANALYZE vault"
 load_s=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}')
 pgbench -i -q -s 10 "$DB" >/dev/null 2>&1
 tps() { pgbench -n -c "$CLIENTS" -j 2 -T "$WINDOW" "$DB" 2>/dev/null | awk '/^tps/ {printf "%.0f", $3; exit}'; }

@@ -207,7 +207,7 @@ pub fn run(id: i64, blocks: i64) -> Outcome {
             .tenant
             .clone()
             .filter(|t| crate::keys::tenants::may_act_for(t, job.run_as));
-        moved = crate::pg::identity::as_role(job.run_as, || {
+        moved = super::jobs::acting_as(job.run_as, || {
             // SAFETY: inside the GUC nest level as_role opened (and closes).
             unsafe { crate::pg::identity::save_setting(c"lock_timeout", c"5s") };
             if let Some(t) = &tenant {

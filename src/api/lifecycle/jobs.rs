@@ -16,6 +16,14 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 use serde_json::json;
 
+/// Runs `f` in the lifecycle worker as `role`, session user included (code of the table's owner
+/// that reads `session_user` sees the role the work is done for, never the bootstrap superuser
+/// the worker connected as), in a local user id change (no SET ROLE inside) with a pinned
+/// search_path; the worker's own roles come back afterwards, also after an ERROR.
+pub fn acting_as<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
+    crate::pg::session_worker::as_session_of(role, || crate::pg::identity::as_role(role, f))
+}
+
 /// Who asked for a job, and so how urgent it is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Reason {

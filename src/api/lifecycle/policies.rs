@@ -8,7 +8,7 @@ use super::jobs::{self, Reason};
 use crate::keys::catalog::{self, uuid_string};
 use crate::pg::catalog_reads::{arg, read_rows};
 use crate::pg::errors::{raise_full, OrSpiFailed};
-use crate::pg::identity::{as_extension_owner, as_role};
+use crate::pg::identity::as_extension_owner;
 use crate::pg::roles::caller;
 use encml_core::kdf::Purpose;
 use pgrx::datum::Interval;
@@ -179,7 +179,7 @@ pub fn due() -> Vec<Due> {
 
 /// Rotates a due key as the policy's role and queues the re-encryption of its older values.
 pub fn apply(due: &Due) {
-    as_role(due.set_by, || {
+    jobs::acting_as(due.set_by, || {
         crate::api::keys::rotate(Uuid::from_bytes(due.key), Some(due.why));
     });
     if due.reencrypt {
@@ -233,7 +233,7 @@ pub fn retire_due(key: &[u8; 16]) {
         {
             continue;
         }
-        as_role(set_by, || {
+        jobs::acting_as(set_by, || {
             crate::api::keys::retire(Uuid::from_bytes(*key), v, false, Some("rotation policy"));
         });
     }

@@ -334,10 +334,15 @@ pub extern "C-unwind" fn encml_key_lifecycle_worker(arg: pg_sys::Datum) {
             )
             .unwrap_or(false)
     });
-    if !matches!(ready, Ok(true)) {
-        return;
+    match ready {
+        Ok(true) => run_until_idle(),
+        // Another worker serves this database: have it look at the policies now (a call of
+        // run_key_lifecycle, a job queued while it slept between batches).
+        Ok(false) => {
+            let _ = in_transaction(nudge_holder);
+        }
+        Err(_) => {}
     }
-    run_until_idle();
 }
 
 /// When the queue looked empty: gives up this database's lock, then looks again, so that a job
@@ -348,9 +353,29 @@ fn still_needed() -> bool {
     let relock = format!("SELECT pg_catalog.pg_try_advisory_lock({LOCK_CLASS}, {LOCK_OBJECT})");
     in_transaction(|| {
         select_one::<bool>(&unlock, &[]);
-        batch::next_job().is_some() && select_one::<bool>(&relock, &[]).unwrap_or(false)
+        (batch::next_job().is_some() || !policies::due().is_empty())
+            && select_one::<bool>(&relock, &[]).unwrap_or(false)
     })
     .unwrap_or(false)
+}
+
+/// Sends SIGHUP to the worker holding this database's lock: it rereads its settings and looks
+/// at the rotation policies at once instead of at its next round.
+fn nudge_holder() {
+    let holder = select_one::<i32>(
+        &format!(
+            "SELECT pid FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted \
+               AND classid = {LOCK_CLASS}::oid AND objid = {LOCK_OBJECT}::oid AND objsubid = 2 \
+               AND database = (SELECT oid FROM pg_catalog.pg_database \
+                                WHERE datname = pg_catalog.current_database())"
+        ),
+        &[],
+    );
+    if let Some(pid) = holder {
+        // SAFETY: kill(2) with a pid read from the lock table, a process of this server
+        // (the same OS user); a pid that exited meanwhile gives ESRCH, ignored.
+        unsafe { libc::kill(pid, libc::SIGHUP) };
+    }
 }
 
 /// Each due policy in a transaction of its own (a failure is recorded on its policy and the
@@ -389,6 +414,8 @@ fn run_until_idle() {
         if BackgroundWorker::sighup_received() {
             // SAFETY: rereads the configuration files, as a backend does at SIGHUP.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            // Also sent by a worker that found this one serving the database (`nudge_holder`).
+            policies_at = None;
         }
         let every = Duration::from_secs(NAPTIME.get().max(1) as u64);
         if policies_at.is_none_or(|t| t.elapsed() >= every) {

@@ -189,10 +189,29 @@ SET ROLE lc_user;
 SELECT replace(try($$SELECT * FROM encml.reencrypt_table('lc_people', 'note')$$), :'k', '<k>');
 RESET ROLE;
 SELECT encml.grant_key(:'k', 'lc_user', 'decrypt'), encml.grant_key(:'k', 'lc_user', 'encrypt');
+-- The table's triggers fire as for an UPDATE of the job's role: session_user included, and no
+-- way back to the worker's own superuser.
+CREATE TABLE lc_seen (session_role text, effective_role text, set_role text);
+GRANT INSERT ON lc_seen TO lc_user;
+CREATE FUNCTION lc_seen_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE attempt text := 'allowed';
+BEGIN
+    BEGIN
+        SET ROLE postgres;
+    EXCEPTION WHEN OTHERS THEN
+        attempt := SQLSTATE || ': ' || SQLERRM;
+    END;
+    INSERT INTO public.lc_seen VALUES (session_user, current_user, attempt);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER lc_seen AFTER UPDATE ON lc_people FOR EACH STATEMENT EXECUTE FUNCTION lc_seen_trigger();
 SET ROLE lc_user;
 SELECT table_name FROM encml.reencrypt_table('lc_people', 'note');
 RESET ROLE;
 SELECT pg_temp.wait_jobs();
+SELECT DISTINCT session_role, effective_role, set_role FROM lc_seen;
+DROP TRIGGER lc_seen ON lc_people;
 SELECT run_as, state, rows_done FROM encml.reencryption_progress
  WHERE column_name = 'note' ORDER BY job DESC LIMIT 1;
 -- Revoked meanwhile: the next job of the role fails on the role's missing privilege.
@@ -264,6 +283,7 @@ SELECT encml.create_key('lc-unused') AS ku \gset
 SELECT encml.compromise_key(:'ku', 'test') AS new_version;
 SELECT version, cleared_at IS NOT NULL AS cleared FROM encml.compromised_key_versions WHERE key_id = :'ku';
 
-DROP TABLE lc_people, lc_accounts CASCADE;
+DROP TABLE lc_people, lc_accounts, lc_seen CASCADE;
+DROP FUNCTION lc_seen_trigger();
 DROP OWNED BY lc_user;
 DROP ROLE lc_user;
