@@ -74,6 +74,18 @@ pub fn is_citus_table(rel: pg_sys::Oid) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether `rel` is a Citus distributed table (hash, range or append): its rows are spread over
+/// shards; reference tables and Citus local tables are not.
+pub fn is_distributed_table(rel: pg_sys::Oid) -> bool {
+    in_database()
+        && crate::pg::catalog_reads::select_one::<bool>(
+            "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition \
+              WHERE logicalrelid = $1::pg_catalog.regclass AND partmethod <> 'n')",
+            &[crate::pg::catalog_reads::arg(rel)],
+        )
+        .unwrap_or(false)
+}
+
 /// Whether this database is a Citus worker: Citus is installed here and this node's group is
 /// not the coordinator's (0). Looked up once per statement (a grouped dp query asks per group).
 pub fn is_worker() -> bool {

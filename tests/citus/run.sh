@@ -30,5 +30,6 @@ if ! "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
 fi
 bash tests/citus/tokens.sh
 bash tests/citus/node_down.sh
+bash tests/citus/reencrypt_restart.sh
 bash tests/citus/add_node.sh
 bash tests/citus/upgrade.sh

@@ -39,6 +39,9 @@ pub enum Outcome {
     Finished { key: [u8; 16] },
     /// The job was no longer live (cancelled, finished by another worker).
     Gone,
+    /// A Citus worker node could not be reached: the batch is to be run again (what the other
+    /// placements moved is counted).
+    Retry(String),
 }
 
 /// The live job to work on next: compromises first, then in the order they were queued.
@@ -124,11 +127,12 @@ fn relation_blocks(rel: pg_sys::Oid) -> i64 {
 }
 
 /// Values of the job's column still under its old versions (as the worker reads the table,
-/// every row).
-fn values_left(job: &Job, old: &[u32]) -> i64 {
+/// every row; a Citus table through a distributed query).
+fn values_left(job: &Job, old: &[u32], citus: bool) -> i64 {
     select_one::<i64>(
         &format!(
-            "SELECT count(*) FROM ONLY {} WHERE {}",
+            "SELECT count(*) FROM {}{} WHERE {}",
+            if citus { "" } else { "ONLY " },
             columns::relation_name(job.rel),
             columns::behind_condition(job.kind, &job.column)
         ),
@@ -165,13 +169,22 @@ pub fn run(id: i64, blocks: i64) -> Outcome {
         .into_iter()
         .filter(|v| *v < job.target_version)
         .collect();
-    let nblocks = relation_blocks(job.rel);
+    // A Citus distributed table: its rows are in shards on the workers (`placements`).
+    let citus = crate::pg::citus::is_citus_table(job.rel);
+    let blocks_of = |rel| {
+        if citus {
+            super::placements::blocks(rel)
+        } else {
+            relation_blocks(rel)
+        }
+    };
+    let nblocks = blocks_of(job.rel);
     let table = columns::relation_name(job.rel);
     if job.state == "queued" {
         let at_start = if old.is_empty() {
             0
         } else {
-            values_left(&job, &old)
+            values_left(&job, &old, citus)
         };
         run_sql(
             "UPDATE encml.reencryption_jobs SET state = 'running', \
@@ -193,29 +206,60 @@ pub fn run(id: i64, blocks: i64) -> Outcome {
             .aad
             .as_deref()
             .map(|t| columns::aad_expression(job.rel, t));
-        let sql = format!(
-            "UPDATE ONLY {table} SET {c} = {expr} \
-              WHERE ctid OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
-                AND ctid OPERATOR(pg_catalog.<) '({end},0)'::pg_catalog.tid AND {cond}",
-            c = columns::quote_ident(&job.column),
-            expr = columns::reencrypt_expression(job.kind, &job.column, aad_sql.as_deref()),
-            from = job.next_block,
-            cond = columns::behind_condition(job.kind, &job.column),
-        );
-        let args = columns::behind_args(&job.key, &old);
-        let tenant = key
-            .tenant
-            .clone()
-            .filter(|t| crate::keys::tenants::may_act_for(t, job.run_as));
-        moved = super::jobs::acting_as(job.run_as, || {
-            // SAFETY: inside the GUC nest level as_role opened (and closes).
-            unsafe { crate::pg::identity::save_setting(c"lock_timeout", c"5s") };
-            if let Some(t) = &tenant {
-                crate::keys::tenant_context::set(t, true);
+        if citus {
+            let update = super::placements::batch_update(
+                job.kind,
+                &job.column,
+                aad_sql.as_deref(),
+                &job.key,
+                &old,
+                job.next_block,
+                end,
+            );
+            let (done, failure) = super::jobs::acting_as(job.run_as, || {
+                crate::pg::pause::point("reencrypt_batch");
+                super::placements::run(job.rel, &update)
+            });
+            if let Some(failure) = failure {
+                // Keep the count of what the other placements committed; the cursor stays.
+                run_sql(
+                    "UPDATE encml.reencryption_jobs SET rows_done = rows_done + $2, \
+                            pass_rows = pass_rows + $2, updated_at = pg_catalog.clock_timestamp() \
+                      WHERE id = $1",
+                    &[arg(id), arg(done)],
+                );
+                if failure.unreachable {
+                    return Outcome::Retry(failure.message);
+                }
+                fail(id, &failure.message);
+                return Outcome::Finished { key: job.key };
             }
-            crate::pg::pause::point("reencrypt_batch");
-            crate::pg::catalog_reads::execute(&sql, &args)
-        });
+            moved = done;
+        } else {
+            let sql = format!(
+                "UPDATE ONLY {table} SET {c} = {expr} \
+                  WHERE ctid OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
+                    AND ctid OPERATOR(pg_catalog.<) '({end},0)'::pg_catalog.tid AND {cond}",
+                c = columns::quote_ident(&job.column),
+                expr = columns::reencrypt_expression(job.kind, &job.column, aad_sql.as_deref()),
+                from = job.next_block,
+                cond = columns::behind_condition(job.kind, &job.column),
+            );
+            let args = columns::behind_args(&job.key, &old);
+            let tenant = key
+                .tenant
+                .clone()
+                .filter(|t| crate::keys::tenants::may_act_for(t, job.run_as));
+            moved = super::jobs::acting_as(job.run_as, || {
+                // SAFETY: inside the GUC nest level as_role opened (and closes).
+                unsafe { crate::pg::identity::save_setting(c"lock_timeout", c"5s") };
+                if let Some(t) = &tenant {
+                    crate::keys::tenant_context::set(t, true);
+                }
+                crate::pg::pause::point("reencrypt_batch");
+                crate::pg::catalog_reads::execute(&sql, &args)
+            });
+        }
     }
     let pass_rows = job.pass_rows + moved;
     let pass_ended = old.is_empty() || end >= nblocks;
@@ -244,7 +288,7 @@ pub fn run(id: i64, blocks: i64) -> Outcome {
             "UPDATE encml.reencryption_jobs SET pass = pass + 1, next_block = 0, pass_rows = 0, \
                     rows_done = rows_done + $2, total_blocks = $3, \
                     updated_at = pg_catalog.clock_timestamp() WHERE id = $1",
-            &[arg(id), arg(moved), arg(relation_blocks(job.rel))],
+            &[arg(id), arg(moved), arg(blocks_of(job.rel))],
         );
         return Outcome::Worked(moved);
     }
@@ -252,7 +296,7 @@ pub fn run(id: i64, blocks: i64) -> Outcome {
     let left = if old.is_empty() {
         0
     } else {
-        values_left(&job, &old)
+        values_left(&job, &old, citus)
     };
     run_sql(
         "UPDATE encml.reencryption_jobs SET state = 'done', next_block = $2, \

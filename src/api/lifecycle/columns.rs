@@ -255,7 +255,7 @@ pub struct Behind {
 }
 
 /// Every column of a plain table of this database (not the extension's own, not temporary, not
-/// a Citus table)
+/// a Citus reference or local table; a distributed table counts its shards' rows)
 /// that holds values (or, for jsonb, documents with fields) under `versions` of the key, with
 /// their number. Runs as the extension owner: tables the caller cannot read are found too (only
 /// their names and counts leave this function, for the caller's rights to be checked on them).
@@ -287,13 +287,16 @@ pub fn holding(id: &[u8; 16], versions: &[u32]) -> Vec<Behind> {
             .into_iter()
             .filter_map(|(rel, column, typoid)| {
                 let kind = Kind::of_type(typoid)?;
-                // A Citus table's rows are in its shards (docs/citus.md: not covered yet).
-                if crate::pg::citus::is_citus_table(rel) {
+                // A Citus distributed table is counted through a distributed query (its rows
+                // are in its shards); reference and Citus local tables are not covered.
+                let distributed = crate::pg::citus::is_citus_table(rel);
+                if distributed && !crate::pg::citus::is_distributed_table(rel) {
                     return None;
                 }
                 let values = select_one::<i64>(
                     &format!(
-                        "SELECT count(*) FROM ONLY {} WHERE {}",
+                        "SELECT count(*) FROM {}{} WHERE {}",
+                        if distributed { "" } else { "ONLY " },
                         relation_name(rel),
                         behind_condition(kind, &column)
                     ),

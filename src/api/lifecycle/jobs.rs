@@ -244,7 +244,12 @@ fn keys_behind_in(rel: pg_sys::Oid, column: &str, kind: Kind) -> Vec<([u8; 16], 
     let ids = with_pinned_search_path(|| {
         read_rows(
             &format!(
-                "SELECT DISTINCT encml.key_id({c}) FROM ONLY {} WHERE {c} IS NOT NULL",
+                "SELECT DISTINCT encml.key_id({c}) FROM {}{} WHERE {c} IS NOT NULL",
+                if crate::pg::citus::is_citus_table(rel) {
+                    ""
+                } else {
+                    "ONLY "
+                },
                 columns::relation_name(rel)
             ),
             &[],
@@ -289,19 +294,17 @@ fn table_work_pinned(
     let rel = crate::pg::errors::not_null(tbl, "tbl").0;
     let column = crate::pg::errors::not_null(col, "col").0;
     let mut work = Vec::new();
-    if crate::pg::citus::is_citus_table(rel) {
+    // Citus: distributed tables run on their shards (`placements`); reference tables and
+    // Citus local tables are refused.
+    if crate::pg::citus::is_citus_table(rel) && !crate::pg::citus::is_distributed_table(rel) {
         raise_full(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!(
-                "{} is a Citus table: re-encryption jobs do not run on Citus tables yet",
+                "{} is a Citus reference or local table: re-encryption jobs run on distributed tables only",
                 columns::relation_name(rel)
             ),
             None,
-            Some(
-                "Move its values with UPDATE ... SET c = encml.reencrypt(c) run on each shard \
-                 (run_command_on_placements), as docs/citus.md shows."
-                    .into(),
-            ),
+            Some("Move its values with one UPDATE ... SET c = encml.reencrypt(c) (docs/citus.md).".into()),
         );
     }
     for leaf in leaf_tables(rel) {

@@ -3,6 +3,7 @@
 //! - `jobs`: queuing re-encryption jobs (`reencrypt_table`, `reencrypt_key`) and the foreground
 //!   `reencrypt_table_now`;
 //! - `batch`: one batch of a job, in the worker;
+//! - `placements`: a batch on a Citus distributed table, run on its shard placements;
 //! - `policies`: rotation policies and what the worker does with them;
 //! - `compromise`: `compromise_key`;
 //! - `worker`: the launcher and the per-database worker.
@@ -11,6 +12,7 @@ pub mod batch;
 pub mod columns;
 pub mod compromise;
 pub mod jobs;
+pub mod placements;
 pub mod policies;
 pub mod worker;
 

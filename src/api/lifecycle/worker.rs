@@ -228,12 +228,14 @@ fn transient(code: PgSqlErrorCode) -> bool {
     // six bits per character, the first lowest): 40 (transaction rollback: serialization
     // failures, deadlocks), 53 (insufficient resources); and 55P03 (lock not available: the
     // batch's lock_timeout), 57014 (query canceled).
+    // Class 08 (connection exception): a Citus worker node that is down or restarting.
     let class = |c: PgSqlErrorCode| (c as i32) & 0x0FFF;
     matches!(
         code,
         PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE | PgSqlErrorCode::ERRCODE_QUERY_CANCELED
     ) || class(code) == class(PgSqlErrorCode::ERRCODE_TRANSACTION_ROLLBACK)
         || class(code) == class(PgSqlErrorCode::ERRCODE_INSUFFICIENT_RESOURCES)
+        || class(code) == class(PgSqlErrorCode::ERRCODE_CONNECTION_EXCEPTION)
 }
 
 /// The databases that allow connections (not templates), read from pg_database with a catalog
@@ -441,6 +443,17 @@ fn run_until_idle() {
                         e.message
                     );
                 }
+            }
+            Ok(batch::Outcome::Retry(why)) if retried < 300 => {
+                retried += 1;
+                pgrx::log!("pg_encrypt_ml: re-encryption job {job} will retry its batch: {why}");
+                if !nap(Duration::from_secs(1)) {
+                    return;
+                }
+            }
+            Ok(batch::Outcome::Retry(why)) => {
+                retried = 0;
+                let _ = in_transaction(|| batch::fail(job, &why));
             }
             Ok(_) => retried = 0,
             Err(e) if transient(e.sqlstate) && retried < 100 => {
