@@ -92,18 +92,20 @@ fn det_reencrypt(value: DetText<'_>, fcinfo: pg_sys::FunctionCallInfo) -> DetTex
     // SAFETY: fcinfo is the one pgrx passed to this #[pg_extern] function, valid for
     // the call; the function is not set-returning, so fn_extra is free.
     unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
-    let header = value.header();
-    let current = cache::current(&header.key_id);
-    if current.version == header.key_version {
-        return DetTextOut(OwnedVarlena::from_slice(value.0));
-    }
-    let mut plain = det_open(&value);
-    let out = det_seal(
-        current.deterministic(Privilege::Encrypt),
-        plain.payload_mut(),
-    );
-    plain.payload_mut().fill(0);
-    out
+    cache::reencrypting(|| {
+        let header = value.header();
+        let current = cache::current(&header.key_id);
+        if current.version == header.key_version {
+            return DetTextOut(OwnedVarlena::from_slice(value.0));
+        }
+        let mut plain = det_open(&value);
+        let out = det_seal(
+            current.deterministic(Privilege::Encrypt),
+            plain.payload_mut(),
+        );
+        plain.payload_mut().fill(0);
+        out
+    })
 }
 
 /// A det_text[] result.

@@ -146,18 +146,20 @@ fn reencrypt(
     unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let value = value?;
     let aad = aad.map(|a| a.0);
-    let header = value.header();
-    let current = cache::current(&header.key_id);
-    if current.version == header.key_version {
-        return Some(EncByteaOut(OwnedVarlena::from_slice(value.0)));
-    }
-    let mut plain = open(&value, aad);
-    // A described value (a tensor) keeps its descriptor.
-    let parts = Parts::parse(value.0).unwrap_or_else(|e| raise_core(e));
-    let out = seal_with(&current, parts.descriptor, plain.payload_mut(), aad);
-    plain.payload_mut().fill(0);
-    crate::pg::pause::point("reencrypt");
-    Some(out)
+    cache::reencrypting(|| {
+        let header = value.header();
+        let current = cache::current(&header.key_id);
+        if current.version == header.key_version {
+            return Some(EncByteaOut(OwnedVarlena::from_slice(value.0)));
+        }
+        let mut plain = open(&value, aad);
+        // A described value (a tensor) keeps its descriptor.
+        let parts = Parts::parse(value.0).unwrap_or_else(|e| raise_core(e));
+        let out = seal_with(&current, parts.descriptor, plain.payload_mut(), aad);
+        plain.payload_mut().fill(0);
+        crate::pg::pause::point("reencrypt");
+        Some(out)
+    })
 }
 
 #[pg_extern(immutable, strict, parallel_safe, requires = ["enc_bytea_type"])]

@@ -215,7 +215,13 @@ fn reencrypt_jsonb(
     unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let mut doc = doc?.0;
     let row_aad = aad.unwrap_or("").as_bytes();
-    jf::visit_ciphertexts::<()>(&mut doc, &mut |path: &[Elem], value: &mut Value| {
+    cache::reencrypting(|| move_fields(&mut doc, row_aad));
+    Some(JsonB(doc))
+}
+
+/// The fields of `doc` under older versions of their keys, moved to the current versions.
+fn move_fields(doc: &mut Value, row_aad: &[u8]) {
+    jf::visit_ciphertexts::<()>(doc, &mut |path: &[Elem], value: &mut Value| {
         pgrx::check_for_interrupts!();
         let Value::String(s) = value else {
             return Ok(());
@@ -245,7 +251,6 @@ fn reencrypt_jsonb(
         Ok(())
     })
     .ok();
-    Some(JsonB(doc))
 }
 
 /// Whether every value at the paths is encrypted (true when a path matches nothing), for CHECK

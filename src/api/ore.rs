@@ -50,16 +50,18 @@ fn reseal(
     // SAFETY: fcinfo is passed on unchanged by every caller, each a #[pg_extern]
     // function handing over its own, valid for the call (none is set-returning).
     unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
-    let current = cache::current(&header.key_id);
-    if current.version == header.key_version {
-        return OwnedVarlena::from_slice(value);
-    }
-    let m = open(domain, value, header, fcinfo);
-    OwnedVarlena::from_slice(
-        &current
-            .order_revealing(Privilege::Encrypt)
-            .encrypt(domain, m),
-    )
+    cache::reencrypting(|| {
+        let current = cache::current(&header.key_id);
+        if current.version == header.key_version {
+            return OwnedVarlena::from_slice(value);
+        }
+        let m = open(domain, value, header, fcinfo);
+        OwnedVarlena::from_slice(
+            &current
+                .order_revealing(Privilege::Encrypt)
+                .encrypt(domain, m),
+        )
+    })
 }
 
 #[pg_extern(stable, parallel_safe, name = "ore_encrypt", requires = ["ore_types"])]

@@ -91,6 +91,9 @@ impl KeyVersion {
     /// (`grants`) and the key's tenant is current (or the caller is a superuser or member of
     /// encml_tenant_admin); the checks of `aead()` and friends without the ERROR.
     pub fn usable(&self, privilege: Privilege) -> bool {
+        if self.reencryption_authorized() {
+            return true;
+        }
         let role = crate::pg::roles::caller();
         self.tenant_allows()
             && grants::holds_as(&self.ownership(), privilege, role)
@@ -135,7 +138,18 @@ impl KeyVersion {
 
     /// The checks of every use: the tenant, the caller's privilege on the key and, to decrypt,
     /// the clearances for the key's labels.
+    /// Whether a re-encryption job authorized this use: the key is the job's, and the call is
+    /// the body of a re-encryption function (`reencrypting`), which returns only a ciphertext of
+    /// the same key. Code of the table's owner that the job's UPDATE runs (a trigger calling
+    /// `decrypt`) gets no such use.
+    fn reencryption_authorized(&self) -> bool {
+        REENCRYPTING.with(|r| r.get()) && REENCRYPT_AUTHORITY.with(|a| a.get()) == Some(self.key_id)
+    }
+
     fn check(&self, privilege: Privilege) {
+        if self.reencryption_authorized() {
+            return;
+        }
         self.check_tenant();
         let role = crate::pg::roles::caller();
         let (verified_role, bits, statement) = self.verified.get();
@@ -215,11 +229,44 @@ struct Cache {
 }
 
 thread_local! {
+    /// The key a re-encryption job's batch may move values of (`with_reencrypt_authority`).
+    static REENCRYPT_AUTHORITY: Cell<Option<[u8; 16]>> = const { Cell::new(None) };
+    /// Inside the body of a re-encryption function (`reencrypting`).
+    static REENCRYPTING: Cell<bool> = const { Cell::new(false) };
     static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
     static KEY_TABLE: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
     static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
     /// Caches of the layers above built from the key catalog (subject keys, consents).
     static DEPENDENT_CACHES: RefCell<Vec<fn()>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Restores a thread-local flag when a scope ends, by return or by ERROR.
+struct Restore<T: Copy + 'static>(&'static std::thread::LocalKey<Cell<T>>, T);
+
+impl<T: Copy + 'static> Drop for Restore<T> {
+    fn drop(&mut self) {
+        self.0.with(|c| c.set(self.1));
+    }
+}
+
+/// Runs `f` (a re-encryption job's batch, run as the table's owner) with the authority to move
+/// values of `key` to its current version: the re-encryption functions called inside may use
+/// the key whatever the current role's grants, tenant or clearances, since their result is only
+/// a ciphertext of the same key; every other use is checked as always. The job's requester was
+/// checked when it was queued (`api::lifecycle::jobs`).
+pub fn with_reencrypt_authority<R>(key: [u8; 16], f: impl FnOnce() -> R) -> R {
+    let _restore = Restore(
+        &REENCRYPT_AUTHORITY,
+        REENCRYPT_AUTHORITY.with(|a| a.replace(Some(key))),
+    );
+    f()
+}
+
+/// Runs the body of a re-encryption function (`reencrypt`, `det_reencrypt`, `ore_reencrypt`,
+/// `reencrypt_jsonb`): a value in, a ciphertext of the same key out, no plaintext leaving it.
+pub fn reencrypting<R>(f: impl FnOnce() -> R) -> R {
+    let _restore = Restore(&REENCRYPTING, REENCRYPTING.with(|r| r.replace(true)));
+    f()
 }
 
 /// Has `clear_dependent` called whenever the key cache is emptied (a change of keys or of role

@@ -204,8 +204,9 @@ pub fn select_one<T: pgrx::datum::FromDatum>(
 }
 
 /// Runs a statement (one that writes, with a new snapshot per command as SPI gives in
-/// non-read-only mode) with arguments and returns the rows it processed. Errors of the statement
-/// itself arrive as its own ERROR.
+/// non-read-only mode) with arguments and returns the rows it processed, or, for a statement
+/// returning rows, the bigint in the first column of its first row (`WITH moved AS (UPDATE ...
+/// RETURNING ...) SELECT count(*) ...`). Errors of the statement itself arrive as its own ERROR.
 pub fn execute(sql: &str, args: &[(pg_sys::Oid, Option<pg_sys::Datum>)]) -> i64 {
     let c_sql = std::ffi::CString::new(sql).expect("no NUL in generated SQL");
     let SpiArgs {
@@ -230,10 +231,20 @@ pub fn execute(sql: &str, args: &[(pg_sys::Oid, Option<pg_sys::Datum>)]) -> i64 
             0,
         );
         let processed = pg_sys::SPI_processed as i64;
+        // A statement returning rows (a data-modifying WITH that counts what it changed): its
+        // first column of its first row, a bigint.
+        let first = if rc == pg_sys::SPI_OK_SELECT as i32 && processed > 0 {
+            let table = pg_sys::SPI_tuptable;
+            let mut isnull = false;
+            let datum = pg_sys::SPI_getbinval(*(*table).vals, (*table).tupdesc, 1, &mut isnull);
+            (!isnull).then(|| datum.value() as i64)
+        } else {
+            None
+        };
         pg_sys::SPI_finish();
         if rc < 0 {
             crate::pg::errors::internal(format!("statement failed (SPI {rc})"));
         }
-        processed
+        first.unwrap_or(processed)
     }
 }

@@ -44,11 +44,13 @@ pub enum Outcome {
     Retry(String),
 }
 
-/// The live job to work on next: compromises first, then in the order they were queued.
+/// The live job to work on next: compromises first.
 pub fn next_job() -> Option<i64> {
+    // Within a priority, the job that waited longest goes next: jobs take turns batch by batch,
+    // so one slow table does not hold the others back.
     select_one::<i64>(
         "SELECT id FROM encml.reencryption_jobs WHERE state IN ('queued', 'running') \
-          ORDER BY priority DESC, id LIMIT 1",
+          ORDER BY priority DESC, updated_at NULLS FIRST, id LIMIT 1",
         &[],
     )
 }
@@ -216,7 +218,9 @@ pub fn run(id: i64, blocks: i64) -> Outcome {
                 job.next_block,
                 end,
             );
-            let (done, failure) = super::jobs::acting_as(job.run_as, || {
+            // As the table's owner (Citus connects to the workers as that role, whose key
+            // privileges apply there: the job's authority does not travel with the command).
+            let (done, failure) = as_owner_of(job.rel, &job.key, || {
                 crate::pg::pause::point("reencrypt_batch");
                 super::placements::run(job.rel, &update)
             });
@@ -236,23 +240,34 @@ pub fn run(id: i64, blocks: i64) -> Outcome {
             }
             moved = done;
         } else {
-            let sql = format!(
-                "UPDATE ONLY {table} SET {c} = {expr} \
-                  WHERE ctid OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
-                    AND ctid OPERATOR(pg_catalog.<) '({end},0)'::pg_catalog.tid AND {cond}",
-                c = columns::quote_ident(&job.column),
-                expr = columns::reencrypt_expression(job.kind, &job.column, aad_sql.as_deref()),
-                from = job.next_block,
-                cond = columns::behind_condition(job.kind, &job.column),
+            let cond = columns::behind_condition(job.kind, &job.column);
+            let sql = columns::counting_moves(
+                &format!(
+                    "UPDATE ONLY {table} SET {c} = {expr} \
+                      WHERE ctid OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
+                        AND ctid OPERATOR(pg_catalog.<) '({end},0)'::pg_catalog.tid AND {cond}",
+                    c = columns::quote_ident(&job.column),
+                    expr = columns::reencrypt_expression(job.kind, &job.column, aad_sql.as_deref()),
+                    from = job.next_block,
+                ),
+                &job.column,
+                &cond,
             );
             let args = columns::behind_args(&job.key, &old);
             let tenant = key
                 .tenant
                 .clone()
                 .filter(|t| crate::keys::tenants::may_act_for(t, job.run_as));
-            moved = super::jobs::acting_as(job.run_as, || {
-                // SAFETY: inside the GUC nest level as_role opened (and closes).
-                unsafe { crate::pg::identity::save_setting(c"lock_timeout", c"5s") };
+            moved = as_owner_of(job.rel, &job.key, || {
+                // SAFETY: inside the GUC nest level as_table_owner opened (and closes).
+                unsafe {
+                    crate::pg::identity::save_setting(c"lock_timeout", c"5s");
+                    crate::pg::identity::save_setting(
+                        c"statement_timeout",
+                        &std::ffi::CString::new(format!("{}s", super::worker::BATCH_TIMEOUT.get()))
+                            .expect("no NUL"),
+                    );
+                }
                 if let Some(t) = &tenant {
                     crate::keys::tenant_context::set(t, true);
                 }
@@ -327,6 +342,23 @@ pub fn run(id: i64, blocks: i64) -> Outcome {
         );
     }
     Outcome::Finished { key: job.key }
+}
+
+/// Runs a batch's statement as the table's owner, session user included, in a
+/// security-restricted operation with a pinned search_path, as Postgres runs maintenance: code
+/// the owner attached to the table (triggers, row security policies, defaults) runs with the
+/// owner's rights, never with those of the role that queued the job or of the worker (attacker
+/// pass of issue 31: a table with a forged header under a victim's key made the victim's job run
+/// the attacker's policy as the victim). The re-encryption itself is authorized by the job
+/// (`cache::with_reencrypt_authority`): only the re-encryption functions, which return a
+/// ciphertext of the same key, may use the key without the owner's grants.
+fn as_owner_of<R>(rel: pg_sys::Oid, key: &[u8; 16], f: impl FnOnce() -> R) -> R {
+    let owner = crate::pg::identity::table_owner(rel);
+    crate::pg::session_worker::as_session_of(owner, || {
+        crate::pg::identity::as_table_owner(rel, || {
+            crate::keys::cache::with_reencrypt_authority(*key, f)
+        })
+    })
 }
 
 /// Marks a job that ran to its end as failed after all (values it could not reach remain).

@@ -218,6 +218,17 @@ pub fn behind_condition(kind: Kind, column: &str) -> String {
     }
 }
 
+/// `update` (an UPDATE of `column` with `RETURNING`-free text) wrapped so that it returns how
+/// many values it actually moved: rows whose new value no longer matches `condition` (a table
+/// owner's BEFORE trigger that keeps the old value is not counted).
+pub fn counting_moves(update: &str, column: &str, condition: &str) -> String {
+    let c = quote_ident(column);
+    format!(
+        "WITH moved AS ({update} RETURNING {c}) \
+         SELECT pg_catalog.count(*) FROM moved WHERE NOT coalesce(({condition}), false)"
+    )
+}
+
 /// LIKE patterns matching the text of a jsonb document that holds an `encrypt_jsonb` field
 /// under one of `versions` of the key: its ciphertext string starts with the base64 of the
 /// header, which is fixed by key id and version.

@@ -43,7 +43,7 @@ fn compromise_key(key: Option<Uuid>, reason: Option<&str>) -> i32 {
         )
     });
     let version = crate::api::keys::rotate(key, Some("compromise"));
-    let queued = jobs::queue_key_jobs(&id, role, Reason::Compromise, false);
+    let queued = jobs::queue_key_jobs(&id, role, Reason::Compromise);
     crate::events::record(
         "key_compromised",
         None,
@@ -68,7 +68,7 @@ pub fn check_cleared(key: &[u8; 16]) {
             |row| row.get::<i32>(1).unwrap_or(0),
         )
     });
-    if open.is_empty() || super::batch::live_jobs_of(key) > 0 {
+    if open.is_empty() || as_extension_owner(|| super::batch::live_jobs_of(key)) > 0 {
         return;
     }
     for v in open {

@@ -1,8 +1,10 @@
 //! Re-encryption jobs: `reencrypt_table`, `reencrypt_key`, `reencrypt_table_now` (in the
 //! caller's statement, for small tables) and `cancel_reencryption`, and the queue the
-//! background worker (`worker`) takes jobs from. A job runs as the role that queued it (or the
-//! policy's or the compromise report's role), with that role's table rights, row security and
-//! key privileges, exactly as its own `UPDATE ... SET c = encml.reencrypt(c)` would.
+//! background worker (`worker`) takes jobs from. A job is queued on the authority of a role
+//! that may re-encrypt the column (`reencrypt_table`: rights on the column and the key) or
+//! administers the key (`reencrypt_key`, policies, compromises); its batches run as the table's
+//! owner in a security-restricted operation, the re-encryption authorized by the job
+//! (`batch::as_owner_of`), as Postgres runs maintenance.
 
 use super::columns::{self, Kind};
 use crate::keys::catalog::{self, uuid_string};
@@ -404,12 +406,16 @@ fn reencrypt_table_now(
     let mut total = 0i64;
     for w in work {
         for (id, old, _) in &w.keys {
-            let sql = format!(
-                "UPDATE ONLY {} SET {} = {} WHERE {}",
-                columns::relation_name(w.rel),
-                columns::quote_ident(&column),
-                columns::reencrypt_expression(w.kind, &column, w.aad_sql.as_deref()),
-                columns::behind_condition(w.kind, &column)
+            let cond = columns::behind_condition(w.kind, &column);
+            let sql = columns::counting_moves(
+                &format!(
+                    "UPDATE ONLY {} SET {} = {} WHERE {cond}",
+                    columns::relation_name(w.rel),
+                    columns::quote_ident(&column),
+                    columns::reencrypt_expression(w.kind, &column, w.aad_sql.as_deref()),
+                ),
+                &column,
+                &cond,
             );
             let args = columns::behind_args(id, old);
             let moved = with_pinned_search_path(|| crate::pg::catalog_reads::execute(&sql, &args));
@@ -425,9 +431,9 @@ fn reencrypt_table_now(
 }
 
 /// Queues jobs for every column of the database holding values under older versions of the key
-/// (enc_bytea including tensors, det_text, ORE, jsonb fields), run as the caller, who must
-/// administer the key and be able to update those columns. Columns bound to an AAD use the
-/// template their last `reencrypt_table(..., aad => ...)` gave.
+/// (enc_bytea including tensors, det_text, ORE, jsonb fields), on the authority of the caller,
+/// who must administer the key; the batches run as each table's owner. Columns bound to an AAD
+/// use the template their last `reencrypt_table(..., aad => ...)` gave.
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn reencrypt_key(
     key: Uuid,
@@ -442,32 +448,25 @@ fn reencrypt_key(
 > {
     crate::pg::recovery::refuse_during_recovery("encml.reencrypt_key()");
     let (id, _) = crate::api::keys::lock_for_admin(key);
-    require_key_rights(&id);
-    let rows = queue_key_jobs(&id, caller(), Reason::Manual, true);
+    let rows = queue_key_jobs(&id, caller(), Reason::Manual);
     TableIterator::new(
         rows.into_iter()
             .map(|(job, rel, column, v)| (job, RegClass(rel), column, v as i32)),
     )
 }
 
-/// Queues a job for each column holding values under older versions of the key, run as
-/// `run_as`; with `check_rights`, refuses (42501) columns `run_as` cannot update instead.
+/// Queues a job for each column holding values under older versions of the key, on the
+/// authority of `requested_by` (an administrator of the key: the batches run as each table's
+/// owner, `batch::as_owner_of`).
 pub fn queue_key_jobs(
     id: &[u8; 16],
-    run_as: pg_sys::Oid,
+    requested_by: pg_sys::Oid,
     reason: Reason,
-    check_rights: bool,
 ) -> Vec<(i64, pg_sys::Oid, String, u32)> {
     let Some((old, current)) = versions_behind(id) else {
         return Vec::new();
     };
-    let found = columns::holding(id, &old);
-    if check_rights {
-        for b in &found {
-            require_column_rights(b.rel, &b.column);
-        }
-    }
-    found
+    columns::holding(id, &old)
         .into_iter()
         .map(|b| {
             let job = queue(NewJob {
@@ -477,7 +476,7 @@ pub fn queue_key_jobs(
                 key: *id,
                 target_version: current,
                 aad: None,
-                run_as,
+                run_as: requested_by,
                 reason,
             });
             crate::events::record(

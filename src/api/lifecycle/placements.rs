@@ -63,12 +63,10 @@ pub struct PlacementFailure {
 /// `rel`; returns the values moved, and the first placement that failed if any (the others
 /// committed on their nodes: what they moved is counted either way).
 pub fn run(rel: pg_sys::Oid, update: &str) -> (i64, Option<PlacementFailure>) {
-    let command =
-        format!("WITH moved AS ({update} RETURNING 1) SELECT pg_catalog.count(*) FROM moved");
     let rows = read_rows(
         "SELECT shardid, nodename || ':' || nodeport, success, result \
            FROM pg_catalog.run_command_on_placements($1, $2)",
-        &[arg(rel), arg(command.as_str())],
+        &[arg(rel), arg(update)],
         0,
         |row| {
             (
@@ -106,7 +104,7 @@ pub fn run(rel: pg_sys::Oid, update: &str) -> (i64, Option<PlacementFailure>) {
 /// Stands for the shard's name while the command is escaped for `format()`.
 const SHARD: &str = "\u{1}shard\u{1}";
 
-/// The UPDATE of one batch on a shard: escaped for `format()` throughout (a `%` in a column
+/// The UPDATE of one batch on a shard, counting the values it moved: escaped for `format()` throughout (a `%` in a column
 /// name, an AAD template or a jsonb pattern stays itself), with `%s` where the shard's name goes.
 pub fn batch_update(
     kind: Kind,
@@ -117,13 +115,17 @@ pub fn batch_update(
     from: i64,
     to: i64,
 ) -> String {
-    let sql = format!(
-        "UPDATE ONLY {SHARD} SET {c} = {expr} \
-          WHERE ctid OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
-            AND ctid OPERATOR(pg_catalog.<) '({to},0)'::pg_catalog.tid AND {cond}",
-        c = columns::quote_ident(column),
-        expr = columns::reencrypt_expression(kind, column, aad_sql),
-        cond = inline_condition(kind, column, key, versions),
+    let cond = inline_condition(kind, column, key, versions);
+    let sql = columns::counting_moves(
+        &format!(
+            "UPDATE ONLY {SHARD} SET {c} = {expr} \
+              WHERE ctid OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
+                AND ctid OPERATOR(pg_catalog.<) '({to},0)'::pg_catalog.tid AND {cond}",
+            c = columns::quote_ident(column),
+            expr = columns::reencrypt_expression(kind, column, aad_sql),
+        ),
+        column,
+        &cond,
     );
     escape_format(&sql).replace(SHARD, "%s")
 }

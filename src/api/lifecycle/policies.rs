@@ -183,7 +183,7 @@ pub fn apply(due: &Due) {
         crate::api::keys::rotate(Uuid::from_bytes(due.key), Some(due.why));
     });
     if due.reencrypt {
-        jobs::queue_key_jobs(&due.key, due.set_by, Reason::Policy, false);
+        jobs::queue_key_jobs(&due.key, due.set_by, Reason::Policy);
     }
     mark_checked(&due.key, None);
 }

@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 pub static NAPTIME: GucSetting<i32> = GucSetting::<i32>::new(60);
 /// Lifecycle workers the launcher keeps running at once (each serves one database).
 pub static MAX_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
+/// Seconds a batch's statement may run (the table owner's triggers included) before it is
+/// cancelled and its job fails.
+pub static BATCH_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(60);
 /// Heap blocks per batch.
 pub static BATCH_BLOCKS: GucSetting<i32> = GucSetting::<i32>::new(64);
 /// Share of the time a job works: after a batch of t ms it sleeps t * (1 - d) / d ms.
@@ -55,6 +58,16 @@ pub fn register_gucs() {
         64,
         GucContext::Sighup,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"encml.reencrypt_batch_timeout",
+        c"Seconds a re-encryption batch may run before it is cancelled and its job fails.",
+        c"Bounds what a table owner's triggers can hold the database's lifecycle worker for.",
+        &BATCH_TIMEOUT,
+        1,
+        86_400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_int_guc(
         c"encml.reencrypt_batch_blocks",
@@ -227,13 +240,12 @@ fn transient(code: PgSqlErrorCode) -> bool {
     // The class is the SQLSTATE's first two characters, its low 12 bits (MAKE_SQLSTATE packs
     // six bits per character, the first lowest): 40 (transaction rollback: serialization
     // failures, deadlocks), 53 (insufficient resources); and 55P03 (lock not available: the
-    // batch's lock_timeout), 57014 (query canceled).
+    // batch's lock_timeout). Not 57014: a batch past encml.reencrypt_batch_timeout fails its job
+    // (a table owner's trigger that sleeps must not hold the database's worker forever).
     // Class 08 (connection exception): a Citus worker node that is down or restarting.
     let class = |c: PgSqlErrorCode| (c as i32) & 0x0FFF;
-    matches!(
-        code,
-        PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE | PgSqlErrorCode::ERRCODE_QUERY_CANCELED
-    ) || class(code) == class(PgSqlErrorCode::ERRCODE_TRANSACTION_ROLLBACK)
+    code == PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+        || class(code) == class(PgSqlErrorCode::ERRCODE_TRANSACTION_ROLLBACK)
         || class(code) == class(PgSqlErrorCode::ERRCODE_INSUFFICIENT_RESOURCES)
         || class(code) == class(PgSqlErrorCode::ERRCODE_CONNECTION_EXCEPTION)
 }
@@ -321,6 +333,20 @@ pub extern "C-unwind" fn encml_key_lifecycle_worker(arg: pg_sys::Datum) {
     // READ COMMITTED whatever the database's default: each batch sees what committed before it.
     // SAFETY: a backend global of this worker, read when each transaction starts.
     unsafe { pg_sys::DefaultXactIsoLevel = pg_sys::XACT_READ_COMMITTED as i32 };
+    // The worker connected as the bootstrap superuser, whose search_path ("$user", public) holds
+    // schemas other roles may create objects in: every statement of the worker resolves names
+    // in pg_catalog (and its own temporary schema) only, whatever the database or role settings
+    // say. (The jobs' own statements pin it again, as the job's role: `identity::as_role`.)
+    // SAFETY: sets a setting of this process by name with NUL-terminated strings, at the
+    // highest source so that no later configuration source replaces it.
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        )
+    };
     let ready = in_transaction(|| {
         let schema = crate::pg::schema_version::installed();
         let current = schema

@@ -136,6 +136,17 @@ SELECT encml.reencrypt_table_now('lc_people', 'note') AS moved;
 SELECT encml.reencrypt_table_now('lc_people', 'note') AS moved_again;
 SELECT encml.reencrypt_table_now('lc_people', 'diagnosis', aad => 'lc.diagnosis:{id}') AS moved;
 SELECT encml.key_version(note), encml.key_version(diagnosis), count(*) FROM lc_people GROUP BY 1, 2;
+-- A value that an owner's trigger keeps as it was is not counted as moved (attacker pass).
+SELECT encml.create_key('lc-kept') AS kk \gset
+CREATE TABLE lc_kept (id int, v encml.enc_bytea);
+INSERT INTO lc_kept SELECT i, encml.encrypt('k' || i, :'kk') FROM generate_series(1, 5) i;
+SELECT encml.rotate_key(:'kk') AS kept_v;
+CREATE FUNCTION lc_keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$;
+CREATE TRIGGER lc_keep BEFORE UPDATE ON lc_kept FOR EACH ROW EXECUTE FUNCTION lc_keep();
+SELECT encml.reencrypt_table_now('lc_kept', 'v') AS counted_as_moved;
+SELECT encml.key_version(v), count(*) FROM lc_kept GROUP BY 1;
+DROP TABLE lc_kept;
+DROP FUNCTION lc_keep();
 -- A wrong AAD template fails on the first value and moves nothing.
 SELECT encml.rotate_key(:'k') AS aead_v;
 SELECT try($$SELECT encml.reencrypt_table_now('lc_people', 'diagnosis', aad => 'wrong:{id}')$$);
@@ -189,8 +200,8 @@ SET ROLE lc_user;
 SELECT replace(try($$SELECT * FROM encml.reencrypt_table('lc_people', 'note')$$), :'k', '<k>');
 RESET ROLE;
 SELECT encml.grant_key(:'k', 'lc_user', 'decrypt'), encml.grant_key(:'k', 'lc_user', 'encrypt');
--- The table's triggers fire as for an UPDATE of the job's role: session_user included, and no
--- way back to the worker's own superuser.
+-- A batch runs as the table's owner (here the superuser who created lc_people), session_user
+-- included, in a security-restricted operation: the owner's triggers cannot SET ROLE.
 CREATE TABLE lc_seen (session_role text, effective_role text, set_role text);
 GRANT INSERT ON lc_seen TO lc_user;
 CREATE FUNCTION lc_seen_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -214,7 +225,8 @@ SELECT DISTINCT session_role, effective_role, set_role FROM lc_seen;
 DROP TRIGGER lc_seen ON lc_people;
 SELECT run_as, state, rows_done FROM encml.reencryption_progress
  WHERE column_name = 'note' ORDER BY job DESC LIMIT 1;
--- Revoked meanwhile: the next job of the role fails on the role's missing privilege.
+-- A job keeps the authority it was queued with: revoking the role's decrypt privilege afterwards
+-- does not stop it (it only moves ciphertexts of the key; nothing is decrypted for anyone).
 SELECT encml.rotate_key(:'k') AS aead_v;
 BEGIN;
 SET LOCAL ROLE lc_user;
@@ -225,6 +237,43 @@ COMMIT;
 SELECT pg_temp.wait_jobs();
 SELECT state, replace(error, :'k', '<k>') AS error FROM encml.reencryption_jobs WHERE id = :j;
 SELECT encml.reencrypt_table_now('lc_people', 'note') AS moved_by_owner;
+
+-- Attacker pass of issue 31: a table whose column holds a forged header naming another role's
+-- key makes that key's jobs visit it. The batch runs as the table's owner, so the owner's row
+-- security policy never runs with the key administrator's rights (it ran as the victim's role
+-- before the fix), and the bait fails that table's job only.
+CREATE ROLE lc_mallory LOGIN;
+GRANT CREATE ON SCHEMA public TO lc_mallory;
+SELECT encml.create_key('lc-victim') AS kv \gset
+CREATE TABLE lc_victim (id int, v encml.enc_bytea);
+INSERT INTO lc_victim SELECT i, encml.encrypt('v' || i, :'kv') FROM generate_series(1, 20) i;
+SET ROLE lc_mallory;
+CREATE TABLE lc_bait (id int, c encml.enc_bytea);
+INSERT INTO lc_bait VALUES (1, ('\x454d0101' || replace(:'kv', '-', '') || '00000001'
+    || repeat('00', 12) || '41' || repeat('00', 16))::bytea::encml.enc_bytea);
+SELECT encml.key_id(c) = :'kv' AS forged_header_names_the_victim_key FROM lc_bait;
+-- The policy says who runs it in the job's error (anything it wrote would be rolled back).
+CREATE FUNCTION lc_gate() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the bait policy ran as %/%', current_user, session_user;
+END
+$$;
+ALTER TABLE lc_bait ENABLE ROW LEVEL SECURITY;
+ALTER TABLE lc_bait FORCE ROW LEVEL SECURITY;
+CREATE POLICY p ON lc_bait USING (lc_gate());
+RESET ROLE;
+SELECT encml.rotate_key(:'kv') AS victim_v;
+SELECT table_name, column_name FROM encml.reencrypt_key(:'kv') ORDER BY 1;
+SELECT pg_temp.wait_jobs();
+SELECT table_name, state, rows_done, error FROM encml.reencryption_progress
+ WHERE key_id = :'kv' ORDER BY 1;
+SELECT encml.key_version(v), count(*) FROM lc_victim GROUP BY 1;
+-- The creator of a key (not a key administrator) reports it compromised.
+SET ROLE lc_mallory;
+SELECT encml.compromise_key(encml.create_key('lc-own'), 'test') AS new_version;
+RESET ROLE;
+DROP TABLE lc_victim, lc_bait;
+DROP FUNCTION lc_gate();
 
 -- Rotation policies: validated; due ones rotate and re-encrypt without manual steps.
 SELECT try(format('SELECT encml.set_rotation_policy(%L, %L)', :'k', '10 seconds'));
@@ -285,5 +334,5 @@ SELECT version, cleared_at IS NOT NULL AS cleared FROM encml.compromised_key_ver
 
 DROP TABLE lc_people, lc_accounts, lc_seen CASCADE;
 DROP FUNCTION lc_seen_trigger();
-DROP OWNED BY lc_user;
-DROP ROLE lc_user;
+DROP OWNED BY lc_user, lc_mallory;
+DROP ROLE lc_user, lc_mallory;
