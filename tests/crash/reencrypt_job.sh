@@ -37,3 +37,29 @@ assert_eq "every value moved exactly once, all on version 2, all read back" "300
 assert_eq "the other column was not touched" "1|3000" \
   "$(q "SELECT encml.key_version(v), count(*) FROM t GROUP BY 1")"
 echo "table of $blocks blocks, 4 per batch"
+
+# Attacker re-check of issue 31: a table owner's trigger that sleeps past
+# encml.reencrypt_batch_timeout fails its own job, and another job goes on; a session holding the
+# advisory lock the worker once used does not keep the worker out.
+psql -X -q -d postgres -c "ALTER SYSTEM SET encml.reencrypt_batch_timeout = 2" -c "SELECT pg_reload_conf()" >/dev/null
+q "CREATE TABLE slow (id int, v encml.enc_bytea);
+   INSERT INTO slow SELECT i, encml.encrypt('s' || i, '$k') FROM generate_series(1, 10) i;
+   CREATE FUNCTION sleepy() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN PERFORM pg_sleep(600); RETURN NULL; END \$\$;
+   CREATE TRIGGER sleepy BEFORE UPDATE ON slow FOR EACH STATEMENT EXECUTE FUNCTION sleepy()" >/dev/null
+q "SELECT encml.rotate_key('$k')" >/dev/null
+psql -X -q -d "$DB" -c "SELECT pg_advisory_lock(1701733229, 31)" -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+squatter=$!
+sleep 0.5
+q "SELECT count(*) FROM encml.reencrypt_table('slow', 'v')" >/dev/null
+q "SELECT count(*) FROM encml.reencrypt_table('t', 'v')" >/dev/null
+started=$(date +%s)
+for _ in $(seq 1 300); do
+  [ "$(q "SELECT count(*) FROM encml.reencryption_jobs WHERE state IN ('queued', 'running')")" = 0 ] && break
+  sleep 0.1
+done
+kill "$squatter" 2>/dev/null || true
+assert_eq "the sleeping owner's job failed on the batch timeout, the other finished" \
+  "slow|failed|canceling statement due to statement timeout;t|done|" \
+  "$(q "SELECT string_agg(table_oid::text || '|' || state || '|' || coalesce(error, ''), ';' ORDER BY id)
+          FROM encml.reencryption_jobs WHERE table_oid::text IN ('slow', 't') AND column_name = 'v' AND target_version = 3")"
+echo "both jobs ended $(( $(date +%s) - started )) s after they were queued (timeout 2 s)"

@@ -260,14 +260,7 @@ pub fn run(id: i64, blocks: i64) -> Outcome {
                 .filter(|t| crate::keys::tenants::may_act_for(t, job.run_as));
             moved = as_owner_of(job.rel, &job.key, || {
                 // SAFETY: inside the GUC nest level as_table_owner opened (and closes).
-                unsafe {
-                    crate::pg::identity::save_setting(c"lock_timeout", c"5s");
-                    crate::pg::identity::save_setting(
-                        c"statement_timeout",
-                        &std::ffi::CString::new(format!("{}s", super::worker::BATCH_TIMEOUT.get()))
-                            .expect("no NUL"),
-                    );
-                }
+                unsafe { crate::pg::identity::save_setting(c"lock_timeout", c"5s") };
                 if let Some(t) = &tenant {
                     crate::keys::tenant_context::set(t, true);
                 }
@@ -344,6 +337,41 @@ pub fn run(id: i64, blocks: i64) -> Outcome {
     Outcome::Finished { key: job.key }
 }
 
+/// The batch's statement timeout (`encml.reencrypt_batch_timeout`). A background worker has no
+/// client loop arming `statement_timeout` at each statement, so the batch arms the timer itself
+/// (the attacker re-check found a 100 s trigger sleep running to its end); when it fires, the
+/// worker's SIGINT handler cancels the statement (57014) and the job fails. Disarmed when the
+/// batch ends, also by an ERROR.
+struct BatchTimeout;
+
+/// utils/timeout.h (not in pgrx's bindings): TimeoutId STATEMENT_TIMEOUT.
+const STATEMENT_TIMEOUT: std::ffi::c_int = 3;
+
+unsafe extern "C-unwind" {
+    fn enable_timeout_after(id: std::ffi::c_int, delay_ms: std::ffi::c_int);
+    fn disable_timeout(id: std::ffi::c_int, keep_indicator: bool);
+}
+
+impl BatchTimeout {
+    fn arm() -> BatchTimeout {
+        let ms = super::worker::BATCH_TIMEOUT
+            .get()
+            .max(1)
+            .saturating_mul(1000);
+        // SAFETY: the STATEMENT_TIMEOUT timer, registered for every backend by InitPostgres;
+        // enabling it only schedules a SIGALRM.
+        unsafe { enable_timeout_after(STATEMENT_TIMEOUT, ms) };
+        BatchTimeout
+    }
+}
+
+impl Drop for BatchTimeout {
+    fn drop(&mut self) {
+        // SAFETY: disarms the timer armed in `arm` (harmless if it already fired).
+        unsafe { disable_timeout(STATEMENT_TIMEOUT, false) };
+    }
+}
+
 /// Runs a batch's statement as the table's owner, session user included, in a
 /// security-restricted operation with a pinned search_path, as Postgres runs maintenance: code
 /// the owner attached to the table (triggers, row security policies, defaults) runs with the
@@ -353,6 +381,7 @@ pub fn run(id: i64, blocks: i64) -> Outcome {
 /// (`cache::with_reencrypt_authority`): only the re-encryption functions, which return a
 /// ciphertext of the same key, may use the key without the owner's grants.
 fn as_owner_of<R>(rel: pg_sys::Oid, key: &[u8; 16], f: impl FnOnce() -> R) -> R {
+    let _timeout = BatchTimeout::arm();
     let owner = crate::pg::identity::table_owner(rel);
     crate::pg::session_worker::as_session_of(owner, || {
         crate::pg::identity::as_table_owner(rel, || {

@@ -179,7 +179,10 @@ pub fn aad_expression(rel: pg_sys::Oid, template: &str) -> String {
                 if !literal.is_empty() {
                     parts.push(quote_literal(&std::mem::take(&mut literal)));
                 }
-                parts.push(format!("({})::pg_catalog.text", quote_ident(&name)));
+                parts.push(format!(
+                    "COALESCE(({})::pg_catalog.text, '')",
+                    quote_ident(&name)
+                ));
             }
             c => literal.push(c),
         }
@@ -187,9 +190,9 @@ pub fn aad_expression(rel: pg_sys::Oid, template: &str) -> String {
     if !literal.is_empty() || parts.is_empty() {
         parts.push(quote_literal(&literal));
     }
-    // concat: a NULL column gives its empty text, as the template's reader would expect of
-    // `'x:' || id` only where id is never NULL (a NULL AAD would mean "none").
-    format!("pg_catalog.concat({})", parts.join(", "))
+    // A NULL column gives its empty text (a NULL AAD would mean "none"); `||` rather than
+    // concat(), which takes at most 100 arguments.
+    format!("({})", parts.join(" OPERATOR(pg_catalog.||) "))
 }
 
 /// The expression that moves a value of `column` to the current version of its key.

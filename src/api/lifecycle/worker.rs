@@ -32,9 +32,40 @@ pub static BATCH_BLOCKS: GucSetting<i32> = GucSetting::<i32>::new(64);
 /// Share of the time a job works: after a batch of t ms it sleeps t * (1 - d) / d ms.
 pub static DUTY_CYCLE: GucSetting<f64> = GucSetting::<f64>::new(0.25);
 
-/// The session advisory lock (two int4 keys) a database's lifecycle worker holds.
-const LOCK_CLASS: i32 = 0x656e_636d; // "encm"
-const LOCK_OBJECT: i32 = 31;
+/// The session lock a database's lifecycle worker holds: an advisory lock tag whose fourth
+/// field (3) no SQL function makes (pg_advisory_lock uses 1 and 2), so that no session can
+/// take it and keep the worker out (attacker re-check of issue 31: a role holding
+/// pg_advisory_lock(1701733229, 31) stopped every job of the database).
+const LOCK_CLASS: u32 = 0x656e_636d; // "encm"
+const LOCK_OBJECT: u32 = 31;
+const LOCK_KIND: u16 = 3;
+
+fn worker_lock_tag() -> pg_sys::LOCKTAG {
+    pg_sys::LOCKTAG {
+        // SAFETY: a backend global set when the worker connected.
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: LOCK_CLASS,
+        locktag_field3: LOCK_OBJECT,
+        locktag_field4: LOCK_KIND,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_ADVISORY as u8,
+        locktag_lockmethodid: pg_sys::USER_LOCKMETHOD as u8,
+    }
+}
+
+/// Takes this database's worker lock for the session, without waiting; false if taken.
+fn try_worker_lock() -> bool {
+    let tag = worker_lock_tag();
+    // SAFETY: `tag` is a local LockAcquire copies; a session lock outlives transactions and is
+    // released by `release_worker_lock` or at process exit.
+    let result = unsafe { pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as i32, true, true) };
+    result != pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL
+}
+
+fn release_worker_lock() {
+    let tag = worker_lock_tag();
+    // SAFETY: releases the session lock `try_worker_lock` took (false if not held).
+    unsafe { pg_sys::LockRelease(&tag, pg_sys::ExclusiveLock as i32, true) };
+}
 
 pub fn register_gucs() {
     GucRegistry::define_int_guc(
@@ -356,11 +387,7 @@ pub extern "C-unwind" fn encml_key_lifecycle_worker(arg: pg_sys::Datum) {
         current
             && crate::pg::catalog_reads::extension_relation(c"rotation_policies")
                 != pg_sys::InvalidOid
-            && select_one::<bool>(
-                &format!("SELECT pg_catalog.pg_try_advisory_lock({LOCK_CLASS}, {LOCK_OBJECT})"),
-                &[],
-            )
-            .unwrap_or(false)
+            && try_worker_lock()
     });
     match ready {
         Ok(true) => run_until_idle(),
@@ -377,12 +404,9 @@ pub extern "C-unwind" fn encml_key_lifecycle_worker(arg: pg_sys::Datum) {
 /// queued meanwhile (whose wake-up found the lock still taken and left) is not left waiting for
 /// the launcher's next round. True if there is work again and the lock was taken back.
 fn still_needed() -> bool {
-    let unlock = format!("SELECT pg_catalog.pg_advisory_unlock({LOCK_CLASS}, {LOCK_OBJECT})");
-    let relock = format!("SELECT pg_catalog.pg_try_advisory_lock({LOCK_CLASS}, {LOCK_OBJECT})");
     in_transaction(|| {
-        select_one::<bool>(&unlock, &[]);
-        (batch::next_job().is_some() || !policies::due().is_empty())
-            && select_one::<bool>(&relock, &[]).unwrap_or(false)
+        release_worker_lock();
+        (batch::next_job().is_some() || !policies::due().is_empty()) && try_worker_lock()
     })
     .unwrap_or(false)
 }
@@ -393,7 +417,8 @@ fn nudge_holder() {
     let holder = select_one::<i32>(
         &format!(
             "SELECT pid FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND granted \
-               AND classid = {LOCK_CLASS}::oid AND objid = {LOCK_OBJECT}::oid AND objsubid = 2 \
+               AND classid = {LOCK_CLASS}::oid AND objid = {LOCK_OBJECT}::oid \
+               AND objsubid = {LOCK_KIND} \
                AND database = (SELECT oid FROM pg_catalog.pg_database \
                                 WHERE datname = pg_catalog.current_database())"
         ),

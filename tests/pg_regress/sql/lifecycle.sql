@@ -150,6 +150,8 @@ DROP FUNCTION lc_keep();
 -- A wrong AAD template fails on the first value and moves nothing.
 SELECT encml.rotate_key(:'k') AS aead_v;
 SELECT try($$SELECT encml.reencrypt_table_now('lc_people', 'diagnosis', aad => 'wrong:{id}')$$);
+-- (A template of any length: 150 columns read, still the wrong AAD.)
+SELECT try($$SELECT encml.reencrypt_table_now('lc_people', 'diagnosis', aad => repeat('{id}', 150))$$);
 SELECT encml.key_version(diagnosis), count(*) FROM lc_people GROUP BY 1;
 -- In the background it fails the job, with the error on the job.
 SELECT table_name FROM encml.reencrypt_table('lc_people', 'diagnosis', aad => 'wrong:{id}');
