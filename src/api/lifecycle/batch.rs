@@ -45,14 +45,24 @@ pub enum Outcome {
 }
 
 /// The live job to work on next: compromises first.
-pub fn next_job() -> Option<i64> {
+pub fn next_job() -> Option<(i64, bool)> {
     // Within a priority, the job that waited longest goes next: jobs take turns batch by batch,
-    // so one slow table does not hold the others back.
-    select_one::<i64>(
-        "SELECT id FROM encml.reencryption_jobs WHERE state IN ('queued', 'running') \
+    // so one slow table does not hold the others back. With whether it is still queued.
+    read_rows(
+        "SELECT id, state = 'queued' FROM encml.reencryption_jobs \
+          WHERE state IN ('queued', 'running') \
           ORDER BY priority DESC, updated_at NULLS FIRST, id LIMIT 1",
         &[],
+        1,
+        |row| {
+            (
+                row.get::<i64>(1).unwrap_or(0),
+                row.get::<bool>(2).unwrap_or(false),
+            )
+        },
     )
+    .into_iter()
+    .next()
 }
 
 fn lock_job(id: i64) -> Option<Job> {
@@ -144,9 +154,11 @@ fn values_left(job: &Job, old: &[u32], citus: bool) -> i64 {
 }
 
 /// Runs one batch of `blocks` heap blocks of job `id`, in the current transaction (the worker
-/// commits it). ERRORs (the role's rights, a wrong AAD, a unique violation) propagate: the
+/// commits it); with `start_only`, only starts a queued job (counts its values, marks it
+/// running), in a transaction of its own, so that the progress view shows it running while its
+/// first batch works. ERRORs (the role's rights, a wrong AAD, a unique violation) propagate: the
 /// worker records them on the job in a new transaction.
-pub fn run(id: i64, blocks: i64) -> Outcome {
+pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
     let Some(job) = lock_job(id) else {
         return Outcome::Gone;
     };
@@ -200,6 +212,9 @@ pub fn run(id: i64, blocks: i64) -> Outcome {
             json!({ "job": id, "key": uuid_string(&job.key), "target_version": job.target_version,
                     "values": at_start }),
         );
+    }
+    if start_only {
+        return Outcome::Worked(0);
     }
     let mut moved = 0i64;
     let end = (job.next_block + blocks.max(1)).min(nblocks);

@@ -475,14 +475,19 @@ fn run_until_idle() {
             policies_at = Some(Instant::now());
             apply_policies();
         }
-        let job = match in_transaction(batch::next_job) {
+        let (job, queued) = match in_transaction(batch::next_job) {
             Ok(Some(job)) => job,
             Ok(None) if still_needed() => continue,
             _ => return,
         };
         let started = Instant::now();
         let blocks = BATCH_BLOCKS.get() as i64;
-        match in_transaction(|| batch::run(job, blocks)) {
+        let outcome = if queued {
+            in_transaction(|| batch::run(job, blocks, true))
+        } else {
+            in_transaction(|| batch::run(job, blocks, false))
+        };
+        match outcome {
             Ok(batch::Outcome::Finished { key }) => {
                 retried = 0;
                 if let Err(e) = in_transaction(|| {
