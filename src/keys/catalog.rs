@@ -439,16 +439,22 @@ fn stored_columns(type_names: &[&str], skip_extension_schema: bool) -> Vec<(Stri
     )
 }
 
-/// jsonb columns with `encrypt_jsonb` values under the key version: their ciphertext strings
-/// start with the base64 of the (algorithm 1) header, which is fixed by key id and version.
-fn jsonb_fields_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
+/// The LIKE pattern matching the text of a jsonb document that holds an `encrypt_jsonb` field
+/// under the key version: its ciphertext string starts with the base64 of the (algorithm 1)
+/// header, which is fixed by key id and version.
+pub fn jsonb_field_pattern(id: &[u8; 16], version: u32) -> String {
     use base64::Engine;
     let header = encml_core::format::Header::new(*id, version).encode();
-    let pattern = format!(
+    format!(
         "%\"{}{}%",
         encml_core::json_fields::PREFIX,
         base64::engine::general_purpose::STANDARD.encode(header)
-    );
+    )
+}
+
+/// jsonb columns with `encrypt_jsonb` values under the key version (`jsonb_field_pattern`).
+fn jsonb_fields_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
+    let pattern = jsonb_field_pattern(id, version);
     let columns = stored_columns(&["jsonb"], true);
     columns
         .into_iter()

@@ -506,7 +506,8 @@ pub fn as_session_of<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-fn report_of(e: &CaughtError) -> &ErrorReportWithLevel {
+/// The report an ERROR caught with PgTryBuilder carries, whatever way it was raised.
+pub fn report_of(e: &CaughtError) -> &ErrorReportWithLevel {
     match e {
         CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
         CaughtError::RustPanic { ereport, .. } => ereport,

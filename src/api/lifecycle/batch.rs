@@ -140,17 +140,13 @@ fn relation_blocks(rel: pg_sys::Oid) -> i64 {
 
 /// Values of the job's column still under its old versions (as the worker reads the table,
 /// every row; a Citus table through a distributed query).
-fn values_left(job: &Job, old: &[u32], citus: bool) -> i64 {
-    select_one::<i64>(
-        &format!(
-            "SELECT count(*) FROM {}{} WHERE {}",
-            if citus { "" } else { "ONLY " },
-            columns::relation_name(job.rel),
-            columns::behind_condition(job.kind, &job.column)
-        ),
+fn values_left(job: &Job, old: &[u32]) -> i64 {
+    columns::count_behind(
+        job.rel,
+        job.kind,
+        &job.column,
         &columns::behind_args(&job.key, old),
     )
-    .unwrap_or(0)
 }
 
 /// Runs one batch of `blocks` heap blocks of job `id`, in the current transaction (the worker
@@ -198,7 +194,7 @@ pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
         let at_start = if old.is_empty() {
             0
         } else {
-            values_left(&job, &old, citus)
+            values_left(&job, &old)
         };
         run_sql(
             "UPDATE encml.reencryption_jobs SET state = 'running', \
@@ -261,7 +257,7 @@ pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
                     "UPDATE ONLY {table} SET {c} = {expr} \
                       WHERE ctid OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
                         AND ctid OPERATOR(pg_catalog.<) '({end},0)'::pg_catalog.tid AND {cond}",
-                    c = columns::quote_ident(&job.column),
+                    c = crate::pg::sql_text::quote_ident(&job.column),
                     expr = columns::reencrypt_expression(job.kind, &job.column, aad_sql.as_deref()),
                     from = job.next_block,
                 ),
@@ -319,7 +315,7 @@ pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
     let left = if old.is_empty() {
         0
     } else {
-        values_left(&job, &old, citus)
+        values_left(&job, &old)
     };
     run_sql(
         "UPDATE encml.reencryption_jobs SET state = 'done', next_block = $2, \

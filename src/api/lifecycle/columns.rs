@@ -5,6 +5,7 @@
 use crate::pg::catalog_reads::{arg, read_rows, select_one};
 use crate::pg::errors::{raise, raise_full};
 use crate::pg::identity::as_extension_owner;
+use crate::pg::sql_text::{quote_ident, quote_literal};
 use crate::types::identity::{encrypted_type, Encrypted};
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 
@@ -54,22 +55,6 @@ impl Kind {
     /// Whether its values are bound to an AAD the job must supply.
     pub fn takes_aad(self) -> bool {
         matches!(self, Kind::EncBytea | Kind::Jsonb)
-    }
-}
-
-/// A double-quoted SQL identifier.
-pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// A SQL string literal that reads the same whatever standard_conforming_strings says (as
-/// quote_literal writes it).
-pub fn quote_literal(text: &str) -> String {
-    let quoted = text.replace('\'', "''");
-    if quoted.contains('\\') {
-        format!("E'{}'", quoted.replace('\\', "\\\\"))
-    } else {
-        format!("'{quoted}'")
     }
 }
 
@@ -233,21 +218,41 @@ pub fn counting_moves(update: &str, column: &str, condition: &str) -> String {
 }
 
 /// LIKE patterns matching the text of a jsonb document that holds an `encrypt_jsonb` field
-/// under one of `versions` of the key: its ciphertext string starts with the base64 of the
-/// header, which is fixed by key id and version.
+/// under one of `versions` of the key (`catalog::jsonb_field_pattern`, one per version).
 pub fn jsonb_patterns(id: &[u8; 16], versions: &[u32]) -> Vec<String> {
-    use base64::Engine;
     versions
         .iter()
-        .map(|v| {
-            let header = encml_core::format::Header::new(*id, *v).encode();
-            format!(
-                "%\"{}{}%",
-                encml_core::json_fields::PREFIX,
-                base64::engine::general_purpose::STANDARD.encode(header)
-            )
-        })
+        .map(|v| crate::keys::catalog::jsonb_field_pattern(id, *v))
         .collect()
+}
+
+/// The table as a query reads it: `ONLY` the table itself (not its inheritance children), or a
+/// Citus table whole (a distributed query over its shards).
+pub fn scanned(rel: pg_sys::Oid) -> String {
+    if crate::pg::citus::is_citus_table(rel) {
+        relation_name(rel)
+    } else {
+        format!("ONLY {}", relation_name(rel))
+    }
+}
+
+/// How many values of `column` are under the versions `behind_args` names, as the current role
+/// reads the table.
+pub fn count_behind(
+    rel: pg_sys::Oid,
+    kind: Kind,
+    column: &str,
+    args: &[(pg_sys::Oid, Option<pg_sys::Datum>)],
+) -> i64 {
+    select_one::<i64>(
+        &format!(
+            "SELECT count(*) FROM {} WHERE {}",
+            scanned(rel),
+            behind_condition(kind, column)
+        ),
+        args,
+    )
+    .unwrap_or(0)
 }
 
 /// The arguments of `behind_condition`: $1 key, $2 versions, $3 jsonb patterns.
@@ -303,20 +308,12 @@ pub fn holding(id: &[u8; 16], versions: &[u32]) -> Vec<Behind> {
                 let kind = Kind::of_type(typoid)?;
                 // A Citus distributed table is counted through a distributed query (its rows
                 // are in its shards); reference and Citus local tables are not covered.
-                let distributed = crate::pg::citus::is_citus_table(rel);
-                if distributed && !crate::pg::citus::is_distributed_table(rel) {
+                if crate::pg::citus::is_citus_table(rel)
+                    && !crate::pg::citus::is_distributed_table(rel)
+                {
                     return None;
                 }
-                let values = select_one::<i64>(
-                    &format!(
-                        "SELECT count(*) FROM {}{} WHERE {}",
-                        if distributed { "" } else { "ONLY " },
-                        relation_name(rel),
-                        behind_condition(kind, &column)
-                    ),
-                    &args,
-                )
-                .unwrap_or(0);
+                let values = count_behind(rel, kind, &column, &args);
                 (values > 0).then_some(Behind {
                     rel,
                     column,

@@ -18,10 +18,12 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgSqlErrorCode, Uuid};
 use serde_json::json;
 
-/// Runs `f` in the lifecycle worker as `role`, session user included (code of the table's owner
-/// that reads `session_user` sees the role the work is done for, never the bootstrap superuser
-/// the worker connected as), in a local user id change (no SET ROLE inside) with a pinned
-/// search_path; the worker's own roles come back afterwards, also after an ERROR.
+/// Runs `f` in the lifecycle worker as `role`, session user included (what reads
+/// `session_user`, the audit log's rows too, sees the role a policy acts for, never the
+/// bootstrap superuser the worker connected as), in a local user id change (no SET ROLE inside)
+/// with a pinned search_path; the worker's own roles come back afterwards, also after an ERROR.
+/// For a policy's rotations and retirements; batches run as the table's owner instead
+/// (`batch::as_owner_of`).
 pub fn acting_as<R>(role: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     crate::pg::session_worker::as_session_of(role, || crate::pg::identity::as_role(role, f))
 }
@@ -242,17 +244,12 @@ fn keys_behind_in(rel: pg_sys::Oid, column: &str, kind: Kind) -> Vec<([u8; 16], 
             None,
         );
     }
-    let c = columns::quote_ident(column);
+    let c = crate::pg::sql_text::quote_ident(column);
     let ids = with_pinned_search_path(|| {
         read_rows(
             &format!(
-                "SELECT DISTINCT encml.key_id({c}) FROM {}{} WHERE {c} IS NOT NULL",
-                if crate::pg::citus::is_citus_table(rel) {
-                    ""
-                } else {
-                    "ONLY "
-                },
-                columns::relation_name(rel)
+                "SELECT DISTINCT encml.key_id({c}) FROM {} WHERE {c} IS NOT NULL",
+                columns::scanned(rel)
             ),
             &[],
             0,
@@ -411,7 +408,7 @@ fn reencrypt_table_now(
                 &format!(
                     "UPDATE ONLY {} SET {} = {} WHERE {cond}",
                     columns::relation_name(w.rel),
-                    columns::quote_ident(&column),
+                    crate::pg::sql_text::quote_ident(&column),
                     columns::reencrypt_expression(w.kind, &column, w.aad_sql.as_deref()),
                 ),
                 &column,

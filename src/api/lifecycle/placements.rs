@@ -17,12 +17,12 @@ fn escape_format(text: &str) -> String {
 /// `columns::behind_condition` with its arguments written into the text (a command run on the
 /// placements takes no parameters).
 pub fn inline_condition(kind: Kind, column: &str, key: &[u8; 16], versions: &[u32]) -> String {
-    let c = columns::quote_ident(column);
+    let c = crate::pg::sql_text::quote_ident(column);
     match kind {
         Kind::Jsonb => {
             let patterns: Vec<String> = columns::jsonb_patterns(key, versions)
                 .iter()
-                .map(|p| columns::quote_literal(p))
+                .map(|p| crate::pg::sql_text::quote_literal(p))
                 .collect();
             format!(
                 "({c})::pg_catalog.text OPERATOR(pg_catalog.~~) ANY (ARRAY[{}]::pg_catalog.text[])",
@@ -121,7 +121,7 @@ pub fn batch_update(
             "UPDATE ONLY {SHARD} SET {c} = {expr} \
               WHERE ctid OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
                 AND ctid OPERATOR(pg_catalog.<) '({to},0)'::pg_catalog.tid AND {cond}",
-            c = columns::quote_ident(column),
+            c = crate::pg::sql_text::quote_ident(column),
             expr = columns::reencrypt_expression(kind, column, aad_sql),
         ),
         column,

@@ -244,16 +244,10 @@ pub fn in_transaction<R>(f: impl FnOnce() -> R) -> Result<R, Caught> {
         Ok(r)
     }))
     .catch_others(|e| {
-        Err(match e {
-            pgrx::pg_sys::panic::CaughtError::PostgresError(r)
-            | pgrx::pg_sys::panic::CaughtError::ErrorReport(r) => Caught {
-                sqlstate: r.sql_error_code(),
-                message: r.message().to_string(),
-            },
-            pgrx::pg_sys::panic::CaughtError::RustPanic { ereport, .. } => Caught {
-                sqlstate: ereport.sql_error_code(),
-                message: ereport.message().to_string(),
-            },
+        let report = crate::pg::session_worker::report_of(&e);
+        Err(Caught {
+            sqlstate: report.sql_error_code(),
+            message: report.message().to_string(),
         })
     })
     .execute();
