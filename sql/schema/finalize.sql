@@ -567,11 +567,11 @@ GRANT EXECUTE ON FUNCTION in_subject_erasure() TO PUBLIC;
 -- re-encryption jobs"). Rights are checked inside (key administrators, the column's UPDATE
 -- privilege, the key's decrypt and encrypt privileges), each refusal leaving an event.
 COMMENT ON FUNCTION reencrypt_table(regclass, name, uuid, text) IS
-    'Queues background jobs that move a column''s values under older key versions to the current ones in short batches (one job per leaf table and key; key => NULL finds the keys; aad => template like ''patients.diagnosis:{id}''); runs as the caller; returns the jobs';
+    'Queues background jobs that move a column''s values under older key versions to the current ones in short batches (one job per leaf table and key; key => NULL finds the keys; aad => template like ''patients.diagnosis:{id}''; an oid column of lo_encrypt objects gets new objects and the replaced ones unlinked); batches run as the table''s owner; returns the jobs';
 COMMENT ON FUNCTION reencrypt_table_now(regclass, name, uuid, text) IS
     'Moves a column''s values under older key versions to the current ones in one UPDATE in the caller''s transaction (for small tables); returns the values moved';
 COMMENT ON FUNCTION reencrypt_key(uuid) IS
-    'Queues background jobs for every column of the database holding values under older versions of a key (enc_bytea, tensors, det_text, ORE, jsonb fields); the key''s administrators; returns the jobs';
+    'Queues background jobs for every column of the database holding values under older versions of a key (enc_bytea, tensors, det_text, ORE, jsonb fields, large objects); the key''s administrators; returns the jobs';
 COMMENT ON FUNCTION cancel_reencryption(bigint) IS
     'Cancels a queued or running re-encryption job (the batch in progress finishes); the job''s role, the table''s owner and key administrators';
 COMMENT ON FUNCTION set_rotation_policy(uuid, interval, boolean, interval, bigint) IS
@@ -607,4 +607,5 @@ GRANT EXECUTE ON FUNCTION reencrypt_table(regclass, name, uuid, text),
     compromise_key(uuid, text)
 TO PUBLIC;
 GRANT EXECUTE ON FUNCTION run_key_lifecycle() TO encml_key_admin;
-GRANT SELECT ON rotation_policies, reencryption_jobs, key_compromises TO encml_key_admin, encml_auditor;
+GRANT SELECT ON rotation_policies, reencryption_jobs, key_compromises, reencryption_large_objects
+    TO encml_key_admin, encml_auditor;

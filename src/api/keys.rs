@@ -256,7 +256,7 @@ pub(crate) fn retire(key: Uuid, version: i32, force: bool, why: Option<&str>) {
                 Some(
                     if first.ends_with(" (jsonb fields)") || first.starts_with("large objects") {
                         "Re-encrypt them first: encml.reencrypt_jsonb(doc, aad) for jsonb fields, \
-                     encml.lo_reencrypt(oid) for large objects (then point rows at the new oid); \
+                     encml.reencrypt_table(tbl, oid_column, key => ...) for large objects; \
                      or pass force => true to retire it anyway (those values become unreadable)."
                             .to_string()
                     } else {

@@ -209,12 +209,22 @@ fn lo_reencrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> O
     // the call; the function is not set-returning, so fn_extra is free.
     unsafe { cache::accept_invalidations_once_per_query(fcinfo) };
     let src = src?;
+    // A value in, an object of the same key out: a re-encryption job may run it on its key's
+    // authority (`cache::with_reencrypt_authority`).
+    let oid = cache::reencrypting(|| reencrypt_object(src));
+    if oid != src {
+        crate::api::lifecycle::objects::created(oid);
+    }
+    Some(oid)
+}
+
+fn reencrypt_object(src: pg_sys::Oid) -> pg_sys::Oid {
     let mut input = LargeObject::open_read(src);
     let old = open_encrypted(&mut input);
     let current = cache::current(&old.header().key_id);
     if current.version == old.header().key_version {
         input.close();
-        return Some(src);
+        return src;
     }
     let mut salt = [0u8; 16];
     random::fill(&mut salt);
@@ -245,7 +255,7 @@ fn lo_reencrypt(src: Option<pg_sys::Oid>, fcinfo: pg_sys::FunctionCallInfo) -> O
     input.close();
     let oid = output.oid;
     output.close();
-    Some(oid)
+    oid
 }
 
 /// Up to `length` plaintext bytes from `offset` (fewer at the end of the object, as lo_get),

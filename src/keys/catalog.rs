@@ -469,24 +469,35 @@ fn jsonb_fields_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
         .collect()
 }
 
-/// Encrypted large objects under the key version (their first 24 bytes are fixed by it), when
-/// the extension owner may read pg_largeobject (a superuser may).
-pub fn large_objects_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
-    let readable = select_one::<bool>(
+/// Whether the current role may read pg_largeobject (a superuser may), where the headers of
+/// large objects are found without opening each.
+pub fn large_objects_readable() -> bool {
+    select_one::<bool>(
         "SELECT pg_catalog.has_table_privilege('pg_catalog.pg_largeobject', 'SELECT')",
         &[],
     )
-    .unwrap_or(false);
-    if !readable {
-        return Vec::new();
-    }
+    .unwrap_or(false)
+}
+
+/// The first 24 bytes of every encrypted large object under the key version (its stream
+/// header's magic, algorithm, key id and version: docs/formats.md).
+pub fn large_object_prefix(id: &[u8; 16], version: u32) -> Vec<u8> {
     let mut prefix = encml_core::format::Header::new(*id, version).encode();
     prefix[0..2].copy_from_slice(&encml_core::stream::MAGIC);
     prefix[3] = encml_core::stream::ALG_STREAM_GCM;
+    prefix.to_vec()
+}
+
+/// Encrypted large objects under the key version (their first 24 bytes are fixed by it), when
+/// the current role may read pg_largeobject (a superuser may).
+pub fn large_objects_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
+    if !large_objects_readable() {
+        return Vec::new();
+    }
     let n = select_one::<i64>(
         "SELECT count(*) FROM pg_catalog.pg_largeobject \
           WHERE pageno = 0 AND substring(data FROM 1 FOR 24) = $1",
-        &[arg(prefix.to_vec())],
+        &[arg(large_object_prefix(id, version))],
     )
     .unwrap_or(0);
     if n > 0 {

@@ -250,6 +250,8 @@ pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
                 return Outcome::Finished { key: job.key };
             }
             moved = done;
+        } else if job.kind == Kind::LargeObject {
+            moved = move_objects(id, &job, &key, &old, (job.next_block, end));
         } else {
             let cond = columns::behind_condition(job.kind, &job.column);
             let sql = columns::counting_moves(
@@ -264,20 +266,7 @@ pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
                 &job.column,
                 &cond,
             );
-            let args = columns::behind_args(&job.key, &old);
-            let tenant = key
-                .tenant
-                .clone()
-                .filter(|t| crate::keys::tenants::may_act_for(t, job.run_as));
-            moved = as_owner_of(job.rel, &job.key, || {
-                // SAFETY: inside the GUC nest level as_table_owner opened (and closes).
-                unsafe { crate::pg::identity::save_setting(c"lock_timeout", c"5s") };
-                if let Some(t) = &tenant {
-                    crate::keys::tenant_context::set(t, true);
-                }
-                crate::pg::pause::point("reencrypt_batch");
-                crate::pg::catalog_reads::execute(&sql, &args)
-            });
+            moved = owner_statement(&job, &key, &sql, &columns::behind_args(&job.key, &old));
         }
     }
     let pass_rows = job.pass_rows + moved;
@@ -317,13 +306,28 @@ pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
     } else {
         values_left(&job, &old)
     };
+    let objects_left = if job.kind == Kind::LargeObject {
+        unlink_replaced(&job)
+    } else {
+        0
+    };
     run_sql(
         "UPDATE encml.reencryption_jobs SET state = 'done', next_block = $2, \
                 finished_at = pg_catalog.clock_timestamp(), updated_at = pg_catalog.clock_timestamp() \
           WHERE id = $1",
         &[arg(id), arg(end)],
     );
-    if left > 0 {
+    if objects_left > 0 {
+        fail_done(
+            id,
+            &format!(
+                "{objects_left} replaced large object(s) are owned by roles other than the table's \
+                 owner {} and were not unlinked: unlink them as their owner (their oids are in \
+                 encml.reencryption_large_objects)",
+                crate::pg::roles::role_name(crate::pg::identity::table_owner(job.rel))
+            ),
+        );
+    } else if left > 0 {
         fail_done(
             id,
             &format!(
@@ -346,6 +350,86 @@ pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
         );
     }
     Outcome::Finished { key: job.key }
+}
+
+/// A batch of a large-object column: the rows of blocks `range` naming objects under the old
+/// versions (found by the worker in pg_largeobject) are pointed at new objects by the table's
+/// owner; the replaced objects and the new ones are recorded for `unlink_replaced`.
+fn move_objects(
+    id: i64,
+    job: &Job,
+    key: &crate::keys::catalog::KeyRow,
+    old: &[u32],
+    range: (i64, i64),
+) -> i64 {
+    let args = columns::behind_args(&job.key, old);
+    let behind = super::objects::behind_in(job.rel, &job.column, Some(range), &args);
+    if behind.is_empty() {
+        return 0;
+    }
+    let sql = super::objects::move_sql(job.rel, &job.column, Some(range));
+    let mut args = args.to_vec();
+    args.push(arg(behind.clone()));
+    let (moved, created) = super::objects::collecting(|| owner_statement(job, key, &sql, &args));
+    let mut recorded = behind;
+    recorded.extend(created);
+    run_sql(
+        "INSERT INTO encml.reencryption_large_objects (job_id, loid) \
+         SELECT $1, o FROM pg_catalog.unnest($2::pg_catalog.oid[]) o ON CONFLICT DO NOTHING",
+        &[arg(id), arg(recorded)],
+    );
+    moved
+}
+
+/// Runs a batch's statement as the table's owner (`as_owner_of`) with a lock timeout (a batch
+/// waits 5 s at most for a row lock) and, when the requester may act for the key's tenant, that
+/// tenant set: the number its statement returns.
+fn owner_statement(
+    job: &Job,
+    key: &crate::keys::catalog::KeyRow,
+    sql: &str,
+    args: &[(pg_sys::Oid, Option<pg_sys::Datum>)],
+) -> i64 {
+    let tenant = key
+        .tenant
+        .clone()
+        .filter(|t| crate::keys::tenants::may_act_for(t, job.run_as));
+    as_owner_of(job.rel, &job.key, || {
+        // SAFETY: inside the GUC nest level as_table_owner opened (and closes).
+        unsafe { crate::pg::identity::save_setting(c"lock_timeout", c"5s") };
+        if let Some(t) = &tenant {
+            crate::keys::tenant_context::set(t, true);
+        }
+        crate::pg::pause::point("reencrypt_batch");
+        crate::pg::catalog_reads::execute(sql, args)
+    })
+}
+
+/// When a large-object job has moved every row: unlinks, as the table's owner, the objects
+/// recorded by the jobs of its column (this one and earlier ones that failed or were
+/// cancelled) that no column names any more; returns how many it could not (owned by others).
+fn unlink_replaced(job: &Job) -> usize {
+    let recorded = read_rows(
+        "SELECT o.loid FROM encml.reencryption_large_objects o \
+           JOIN encml.reencryption_jobs j ON j.id = o.job_id \
+          WHERE j.table_oid = $1 AND j.column_name = $2::name",
+        &[arg(job.rel), arg(job.column.as_str())],
+        0,
+        |row| row.get::<pg_sys::Oid>(1).unwrap_or(pg_sys::InvalidOid),
+    );
+    if recorded.is_empty() {
+        return 0;
+    }
+    let left = as_owner_of(job.rel, &job.key, || {
+        super::objects::unlink_replaced(&recorded)
+    });
+    run_sql(
+        "DELETE FROM encml.reencryption_large_objects o USING encml.reencryption_jobs j \
+          WHERE j.id = o.job_id AND j.table_oid = $1 AND j.column_name = $2::name \
+            AND o.loid <> ALL ($3)",
+        &[arg(job.rel), arg(job.column.as_str()), arg(left.clone())],
+    );
+    left.len()
 }
 
 /// The batch's statement timeout (`encml.reencrypt_batch_timeout`). A background worker has no

@@ -20,6 +20,10 @@ pub enum Kind {
     Ore,
     /// jsonb with `encrypt_jsonb` fields: `encml.reencrypt_jsonb(c, aad)`.
     Jsonb,
+    /// oid (or a domain over it, as contrib's `lo`) naming `lo_encrypt` large objects:
+    /// `encml.lo_reencrypt(c)` writes a new object, the replaced one is unlinked when the job
+    /// ends (`objects`).
+    LargeObject,
 }
 
 impl Kind {
@@ -29,13 +33,20 @@ impl Kind {
             Kind::DetText => "det_text",
             Kind::Ore => "ore",
             Kind::Jsonb => "jsonb",
+            Kind::LargeObject => "large_object",
         }
     }
 
     pub fn from_label(label: &str) -> Option<Kind> {
-        [Kind::EncBytea, Kind::DetText, Kind::Ore, Kind::Jsonb]
-            .into_iter()
-            .find(|k| k.label() == label)
+        [
+            Kind::EncBytea,
+            Kind::DetText,
+            Kind::Ore,
+            Kind::Jsonb,
+            Kind::LargeObject,
+        ]
+        .into_iter()
+        .find(|k| k.label() == label)
     }
 
     /// The kind of values of type `typoid` (a domain counts as its base type), if any.
@@ -47,8 +58,11 @@ impl Kind {
                 Some(Kind::Ore)
             }
             // SAFETY: a syscache walk down the domain's base types.
-            None if unsafe { pg_sys::getBaseType(typoid) } == pg_sys::JSONBOID => Some(Kind::Jsonb),
-            None => None,
+            None => match unsafe { pg_sys::getBaseType(typoid) } {
+                pg_sys::JSONBOID => Some(Kind::Jsonb),
+                pg_sys::OIDOID => Some(Kind::LargeObject),
+                _ => None,
+            },
         }
     }
 
@@ -85,7 +99,8 @@ pub fn kind_of(rel: pg_sys::Oid, column: &str) -> Kind {
             None,
             Some(
                 "Jobs re-encrypt enc_bytea (tensors too), det_text, ore_int8, ore_float8, \
-                 ore_timestamptz and jsonb columns with encrypt_jsonb fields, or domains over them."
+                 ore_timestamptz, jsonb columns with encrypt_jsonb fields and oid columns naming \
+                 lo_encrypt large objects, or domains over them."
                     .into(),
             ),
         )
@@ -189,16 +204,25 @@ pub fn reencrypt_expression(kind: Kind, column: &str, aad: Option<&str>) -> Stri
         Kind::DetText => format!("encml.det_reencrypt({c})"),
         Kind::Ore => format!("encml.ore_reencrypt({c})"),
         Kind::Jsonb => format!("encml.reencrypt_jsonb({c}, {aad})"),
+        Kind::LargeObject => format!("encml.lo_reencrypt({c})"),
     }
 }
 
 /// The condition selecting values of `column` under the versions `$2` (int[]) of key `$1`
 /// (uuid), or for jsonb documents holding a field under one of them: `$3` (text[], LIKE
-/// patterns of their headers, `jsonb_patterns`).
+/// patterns of their headers, `jsonb_patterns`), or for large objects those whose first
+/// bytes are one of `$4` (bytea[], `catalog::large_object_prefix`): that one reads
+/// pg_largeobject, which only a superuser may (the worker; the extension owner).
 pub fn behind_condition(kind: Kind, column: &str) -> String {
     let c = quote_ident(column);
     match kind {
         Kind::Jsonb => format!("({c})::pg_catalog.text OPERATOR(pg_catalog.~~) ANY ($3)"),
+        // Correlated, so that each row is an index lookup on (loid, pageno).
+        Kind::LargeObject => format!(
+            "EXISTS (SELECT FROM pg_catalog.pg_largeobject l \
+                      WHERE l.loid OPERATOR(pg_catalog.=) {c} AND l.pageno OPERATOR(pg_catalog.=) 0 \
+                        AND pg_catalog.substring(l.data, 1, 24) OPERATOR(pg_catalog.=) ANY ($4))"
+        ),
         _ => format!(
             "encml.key_id({c}) OPERATOR(pg_catalog.=) $1 \
              AND encml.key_version({c}) OPERATOR(pg_catalog.=) ANY ($2)"
@@ -255,13 +279,19 @@ pub fn count_behind(
     .unwrap_or(0)
 }
 
-/// The arguments of `behind_condition`: $1 key, $2 versions, $3 jsonb patterns.
-pub fn behind_args(id: &[u8; 16], versions: &[u32]) -> [(pg_sys::Oid, Option<pg_sys::Datum>); 3] {
+/// The arguments of `behind_condition`: $1 key, $2 versions, $3 jsonb patterns, $4 large
+/// object prefixes.
+pub fn behind_args(id: &[u8; 16], versions: &[u32]) -> [(pg_sys::Oid, Option<pg_sys::Datum>); 4] {
     let versions_i32: Vec<i32> = versions.iter().map(|v| *v as i32).collect();
+    let prefixes: Vec<Vec<u8>> = versions
+        .iter()
+        .map(|v| crate::keys::catalog::large_object_prefix(id, *v))
+        .collect();
     [
         arg(Uuid::from_bytes(*id)),
         arg(versions_i32),
         arg(jsonb_patterns(id, versions)),
+        arg(prefixes),
     ]
 }
 
@@ -287,11 +317,12 @@ pub fn holding(id: &[u8; 16], versions: &[u32]) -> Vec<Behind> {
             "SELECT a.attrelid, a.attname::text, a.atttypid FROM pg_catalog.pg_attribute a \
                JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
               WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND a.attnum > 0 \
-                AND NOT a.attisdropped \
+                AND NOT a.attisdropped AND c.oid >= $1 \
                 AND c.relnamespace <> (SELECT e.extnamespace FROM pg_catalog.pg_extension e \
                                         WHERE e.extname = 'pg_encrypt_ml') \
               ORDER BY a.attrelid, a.attnum",
-            &[],
+            // Not the system catalogs (pg_largeobject's loid is an oid column too).
+            &[arg(pg_sys::Oid::from(pg_sys::FirstNormalObjectId))],
             0,
             |row| {
                 (
@@ -302,15 +333,20 @@ pub fn holding(id: &[u8; 16], versions: &[u32]) -> Vec<Behind> {
             },
         );
         let args = behind_args(id, versions);
+        let large_objects_readable = crate::keys::catalog::large_objects_readable();
         candidates
             .into_iter()
             .filter_map(|(rel, column, typoid)| {
                 let kind = Kind::of_type(typoid)?;
                 // A Citus distributed table is counted through a distributed query (its rows
-                // are in its shards); reference and Citus local tables are not covered.
+                // are in its shards); reference and Citus local tables are not covered, nor
+                // large objects named from a Citus table (they live on one node).
                 if crate::pg::citus::is_citus_table(rel)
-                    && !crate::pg::citus::is_distributed_table(rel)
+                    && (kind == Kind::LargeObject || !crate::pg::citus::is_distributed_table(rel))
                 {
+                    return None;
+                }
+                if kind == Kind::LargeObject && !large_objects_readable {
                     return None;
                 }
                 let values = count_behind(rel, kind, &column, &args);

@@ -169,6 +169,15 @@ fn leaf_tables(rel: pg_sys::Oid) -> Vec<pg_sys::Oid> {
         &[arg(rel)],
     )
     .map(|k| k as u8 as char);
+    if rel.to_u32() < pg_sys::FirstNormalObjectId {
+        raise(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!(
+                "{} is a system catalog: re-encryption jobs work on user tables",
+                columns::relation_name(rel)
+            ),
+        );
+    }
     match relkind {
         Some('r') => vec![rel],
         Some('p') => read_rows(
@@ -186,6 +195,28 @@ fn leaf_tables(rel: pg_sys::Oid) -> Vec<pg_sys::Oid> {
                 columns::relation_name(rel)
             ),
         ),
+    }
+}
+
+/// 0A000 for large objects named from a Citus table (they live on the node that wrote them),
+/// or when the extension owner cannot read pg_largeobject (where the jobs find the objects under
+/// old versions).
+fn require_large_objects_readable(rel: pg_sys::Oid) {
+    if crate::pg::citus::is_citus_table(rel) {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!(
+                "{} is a Citus table: re-encryption jobs do not move large objects named from one",
+                columns::relation_name(rel)
+            ),
+        );
+    }
+    if !as_extension_owner(crate::keys::catalog::large_objects_readable) {
+        raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "re-encryption jobs on large objects need an extension owner that may read \
+             pg_catalog.pg_largeobject (a superuser)",
+        );
     }
 }
 
@@ -233,12 +264,16 @@ fn require_key_rights(id: &[u8; 16]) {
 /// The keys with values of the column under versions older than their current one, as the
 /// caller reads the table (its row security applies): (key, old versions, current).
 fn keys_behind_in(rel: pg_sys::Oid, column: &str, kind: Kind) -> Vec<([u8; 16], Vec<u32>, u32)> {
-    if kind == Kind::Jsonb {
+    if matches!(kind, Kind::Jsonb | Kind::LargeObject) {
         raise_full(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            "re-encrypting a jsonb column needs the key: pass key => ...",
+            format!(
+                "re-encrypting a {} column needs the key: pass key => ...",
+                kind.label()
+            ),
             Some(
-                "The keys of encrypt_jsonb fields are not found without decoding every field."
+                "The keys of encrypt_jsonb fields and of large objects are not found without \
+                 reading every value."
                     .into(),
             ),
             None,
@@ -308,6 +343,9 @@ fn table_work_pinned(
     }
     for leaf in leaf_tables(rel) {
         let kind = columns::kind_of(leaf, &column);
+        if kind == Kind::LargeObject {
+            require_large_objects_readable(leaf);
+        }
         if aad.is_some() && !kind.takes_aad() {
             raise(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -403,6 +441,16 @@ fn reencrypt_table_now(
     let mut total = 0i64;
     for w in work {
         for (id, old, _) in &w.keys {
+            if w.kind == Kind::LargeObject {
+                let moved = move_objects_now(w.rel, &column, id, old);
+                crate::events::record(
+                    "reencrypt_table",
+                    Some((w.rel, &column)),
+                    json!({ "key": uuid_string(id), "rows": moved }),
+                );
+                total += moved;
+                continue;
+            }
             let cond = columns::behind_condition(w.kind, &column);
             let sql = columns::counting_moves(
                 &format!(
@@ -425,6 +473,34 @@ fn reencrypt_table_now(
         }
     }
     total
+}
+
+/// `reencrypt_table_now` on a large-object column: the rows naming objects under `old` versions
+/// point at new objects, and the replaced objects no column names any more are unlinked if the
+/// caller owns them (a WARNING counts those it does not).
+fn move_objects_now(rel: pg_sys::Oid, column: &str, id: &[u8; 16], old: &[u32]) -> i64 {
+    let args = columns::behind_args(id, old);
+    let behind = as_extension_owner(|| super::objects::behind_in(rel, column, None, &args));
+    if behind.is_empty() {
+        return 0;
+    }
+    let sql = super::objects::move_sql(rel, column, None);
+    let mut args = args.to_vec();
+    args.push(arg(behind.clone()));
+    let (moved, created) = super::objects::collecting(|| {
+        with_pinned_search_path(|| crate::pg::catalog_reads::execute(&sql, &args))
+    });
+    let mut recorded = behind;
+    recorded.extend(created);
+    let left = with_pinned_search_path(|| super::objects::unlink_replaced(&recorded));
+    if !left.is_empty() {
+        pgrx::warning!(
+            "{} replaced large object(s) are owned by other roles and were not unlinked: {:?}",
+            left.len(),
+            left.iter().map(|o| o.to_u32()).collect::<Vec<_>>()
+        );
+    }
+    moved
 }
 
 /// Queues jobs for every column of the database holding values under older versions of the key

@@ -3,6 +3,7 @@
 //! - `jobs`: queuing re-encryption jobs (`reencrypt_table`, `reencrypt_key`) and the foreground
 //!   `reencrypt_table_now`;
 //! - `batch`: one batch of a job, in the worker;
+//! - `objects`: large objects in jobs (a new object per value, the replaced ones unlinked);
 //! - `placements`: a batch on a Citus distributed table, run on its shard placements;
 //! - `policies`: rotation policies and what the worker does with them;
 //! - `compromise`: `compromise_key`;
@@ -12,6 +13,7 @@ pub mod batch;
 pub mod columns;
 pub mod compromise;
 pub mod jobs;
+pub mod objects;
 pub mod placements;
 pub mod policies;
 pub mod worker;

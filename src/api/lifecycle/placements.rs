@@ -29,6 +29,10 @@ pub fn inline_condition(kind: Kind, column: &str, key: &[u8; 16], versions: &[u3
                 patterns.join(", ")
             )
         }
+        // Refused before a job is queued (`jobs::require_large_objects_readable`).
+        Kind::LargeObject => crate::pg::errors::internal(
+            "large objects named from a Citus table are not re-encrypted by jobs",
+        ),
         _ => {
             let list: Vec<String> = versions.iter().map(|v| v.to_string()).collect();
             format!(
