@@ -254,11 +254,14 @@ pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
             moved = move_objects(id, &job, &key, &old, (job.next_block, end));
         } else {
             let cond = columns::behind_condition(job.kind, &job.column);
+            let guard = duplicate_guard(&job)
+                .map(|g| format!(" AND {g}"))
+                .unwrap_or_default();
             let sql = columns::counting_moves(
                 &format!(
                     "UPDATE ONLY {table} SET {c} = {expr} \
                       WHERE ctid OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
-                        AND ctid OPERATOR(pg_catalog.<) '({end},0)'::pg_catalog.tid AND {cond}",
+                        AND ctid OPERATOR(pg_catalog.<) '({end},0)'::pg_catalog.tid AND {cond}{guard}",
                     c = crate::pg::sql_text::quote_ident(&job.column),
                     expr = columns::reencrypt_expression(job.kind, &job.column, aad_sql.as_deref()),
                     from = job.next_block,
@@ -327,6 +330,18 @@ pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
                 crate::pg::roles::role_name(crate::pg::identity::table_owner(job.rel))
             ),
         );
+    } else if let Some((index, n)) = (left > 0)
+        .then(|| duplicates_left(&job, &key, &old))
+        .flatten()
+    {
+        fail_done(
+            id,
+            &format!(
+                "{n} value(s) under older versions were left: re-encrypted, each would equal a \
+                 value written under the current version during the job, which unique index \
+                 \"{index}\" forbids; resolve the duplicates and queue the job again"
+            ),
+        );
     } else if left > 0 {
         fail_done(
             id,
@@ -379,6 +394,34 @@ fn move_objects(
         &[arg(id), arg(recorded)],
     );
     moved
+}
+
+/// The duplicate guard of a non-Citus det_text job on a column with a unique index of its own
+/// (`columns::duplicate_guard`). Citus tables and multi-column unique indexes keep failing on a
+/// duplicate (23505, named on the job).
+fn duplicate_guard(job: &Job) -> Option<String> {
+    (job.kind == Kind::DetText && !crate::pg::citus::is_citus_table(job.rel))
+        .then(|| columns::unique_alone(job.rel, &job.column))
+        .flatten()
+        .map(|_| columns::duplicate_guard(job.rel, &job.column))
+}
+
+/// At the end of a det_text job with values left: how many of them the duplicate guard left,
+/// with the unique index's name (counted as the table's owner, with the job's authority).
+fn duplicates_left(
+    job: &Job,
+    key: &crate::keys::catalog::KeyRow,
+    old: &[u32],
+) -> Option<(String, i64)> {
+    let guard = duplicate_guard(job)?;
+    let index = columns::unique_alone(job.rel, &job.column)?;
+    let sql = format!(
+        "SELECT pg_catalog.count(*) FROM ONLY {} WHERE {} AND NOT ({guard})",
+        columns::relation_name(job.rel),
+        columns::behind_condition(job.kind, &job.column)
+    );
+    let n = owner_statement(job, key, &sql, &columns::behind_args(&job.key, old));
+    (n > 0).then_some((index, n))
 }
 
 /// Runs a batch's statement as the table's owner (`as_owner_of`) with a lock timeout (a batch

@@ -360,3 +360,32 @@ pub fn holding(id: &[u8; 16], versions: &[u32]) -> Vec<Behind> {
             .collect()
     })
 }
+
+/// The name of a unique index (or constraint) on `column` of `rel` alone (one key column, no
+/// expression, no predicate), if there is one: a det_text job then leaves a value whose
+/// re-encryption would collide with it (a duplicate written under the new version during the
+/// job) rather than failing on it (`duplicate_guard`).
+pub fn unique_alone(rel: pg_sys::Oid, column: &str) -> Option<String> {
+    select_one::<String>(
+        "SELECT c.relname::text FROM pg_catalog.pg_index i \
+           JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid \
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+          WHERE i.indrelid = $1 AND a.attname = $2::name AND i.indisunique AND i.indisvalid \
+            AND i.indnkeyatts = 1 AND i.indexprs IS NULL AND i.indpred IS NULL \
+          ORDER BY c.relname LIMIT 1",
+        &[arg(rel), arg(column)],
+    )
+}
+
+/// For a det_text column with a unique index of its own (`unique_alone`): the condition that a
+/// row's value, re-encrypted, is not already in the column (a value written under the new
+/// version while the job ran, equal to this older one), so that the batch leaves it instead of
+/// failing on the unique index; the job reports such values at its end.
+pub fn duplicate_guard(rel: pg_sys::Oid, column: &str) -> String {
+    let c = quote_ident(column);
+    let table = relation_name(rel);
+    format!(
+        "NOT EXISTS (SELECT FROM ONLY {table} d \
+                      WHERE d.{c} OPERATOR(pg_catalog.=) encml.det_reencrypt({table}.{c}))"
+    )
+}
