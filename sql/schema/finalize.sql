@@ -24,7 +24,7 @@ COMMENT ON FUNCTION create_key(text, text, text) IS
 COMMENT ON FUNCTION rotate_key(uuid) IS
     'Adds a new version of a key and makes it current for encryption; older versions keep decrypting. Returns the new version';
 COMMENT ON FUNCTION retire_key_version(uuid, integer, boolean) IS
-    'Erases the material of a non-current key version; refuses while enc_bytea columns of this database still use it, unless force';
+    'Erases the material of a non-current key version; refuses while values of this database still use it (encrypted columns, jsonb fields, materialized views, large objects), unless force';
 COMMENT ON FUNCTION destroy_key(uuid) IS
     'Crypto-shredding: erases the material of every version of a key; its values become unrecoverable. Returns versions erased';
 COMMENT ON FUNCTION export_key(uuid, bytea, integer) IS

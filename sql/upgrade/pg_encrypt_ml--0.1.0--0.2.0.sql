@@ -1348,6 +1348,8 @@ COMMENT ON FUNCTION @extschema@.reencrypt_table(regclass, name, uuid, text) IS
     'Queues background jobs that move a column''s values under older key versions to the current ones in short batches (one job per leaf table and key; key => NULL finds the keys; aad => template like ''patients.diagnosis:{id}''; an oid column of lo_encrypt objects gets new objects and the replaced ones unlinked); batches run as the table''s owner; returns the jobs';
 COMMENT ON FUNCTION @extschema@.reencrypt_table_now(regclass, name, uuid, text) IS
     'Moves a column''s values under older key versions to the current ones in one UPDATE in the caller''s transaction (for small tables); returns the values moved';
+COMMENT ON FUNCTION @extschema@.retire_key_version(uuid, integer, boolean) IS
+    'Erases the material of a non-current key version; refuses while values of this database still use it (encrypted columns, jsonb fields, materialized views, large objects), unless force';
 COMMENT ON FUNCTION @extschema@.reencrypt_key(uuid) IS
     'Queues background jobs for every column of the database holding values under older versions of a key (enc_bytea, tensors, det_text, ORE, jsonb fields, large objects); the key''s administrators; returns the jobs';
 COMMENT ON FUNCTION @extschema@.cancel_reencryption(bigint) IS

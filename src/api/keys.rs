@@ -209,12 +209,25 @@ pub(crate) fn rotate(key: Uuid, why: Option<&str>) -> u32 {
 #[pg_extern(volatile, strict, parallel_unsafe)]
 fn retire_key_version(key: Uuid, version: i32, force: default!(bool, false)) {
     crate::pg::recovery::refuse_during_recovery("encml.retire_key_version()");
-    retire(key, version, force, None);
+    let in_use = if force { InUse::Forced } else { InUse::Check };
+    retire(key, version, in_use, None);
+}
+
+/// What `retire` knows of the values under the version.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InUse {
+    /// Look (`lifecycle::columns::users_of`) and refuse if any value uses it.
+    Check,
+    /// The caller looked in this transaction and found none (a rotation policy).
+    NoneFound,
+    /// `force => true`: retire whatever uses it.
+    Forced,
 }
 
 /// Retires a version of the key as the current user (who must administer it), refusing while
-/// values use it unless `force`; `why` (a rotation policy) goes into the audit event.
-pub(crate) fn retire(key: Uuid, version: i32, force: bool, why: Option<&str>) {
+/// values use it unless forced; `why` (a rotation policy) goes into the audit event.
+pub(crate) fn retire(key: Uuid, version: i32, in_use: InUse, why: Option<&str>) {
+    let force = in_use == InUse::Forced;
     let (id, row) = lock_for_admin(key);
     if version < 1 || version as u32 > row.current_version {
         raise(
@@ -233,8 +246,8 @@ pub(crate) fn retire(key: Uuid, version: i32, force: bool, why: Option<&str>) {
             Some("Rotate the key and re-encrypt its values first.".into()),
         );
     }
-    if !force {
-        let users = catalog::columns_using(&id, version as u32);
+    if in_use == InUse::Check {
+        let users = crate::api::lifecycle::columns::users_of(&id, version as u32);
         if !users.is_empty() {
             let total: i64 = users.iter().map(|(_, n)| n).sum();
             let (first, _) = &users[0];

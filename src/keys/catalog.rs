@@ -378,67 +378,6 @@ pub fn key_table_oid() -> pg_sys::Oid {
     })
 }
 
-/// Where values under `version` of a key are still stored: every column of type enc_bytea or
-/// det_text (or a domain over one) in this database, every jsonb column holding encrypted fields (`encrypt_jsonb`) and the encrypted
-/// large objects (`lo_encrypt`), with the number of values naming that key version in their
-/// header. Runs as the extension owner so that tables the caller cannot read are counted too
-/// (only the count leaves this function). Arrays and composites are not searched.
-pub fn columns_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
-    as_extension_owner(|| {
-        // det_text too: a det_text identifier column of data subjects under a retired version
-        // could no longer be searched by subject_forget (attacker round 8, issue 27).
-        let columns = stored_columns(&["encml.enc_bytea", "encml.det_text"], false);
-        let mut found: Vec<(String, i64)> = columns
-            .into_iter()
-            .filter_map(|(table, column)| {
-                let n = select_one::<i64>(
-                    &format!(
-                        "SELECT count(*) FROM ONLY {table} \
-                          WHERE encml.key_id({column}) = $1 AND encml.key_version({column}) = $2"
-                    ),
-                    &[arg(Uuid::from_bytes(*id)), arg(version as i32)],
-                )
-                .unwrap_or(0);
-                (n > 0).then(|| (format!("{table}.{column}"), n))
-            })
-            .collect();
-        found.extend(jsonb_fields_using(id, version));
-        found.extend(large_objects_using(id, version));
-        found
-    })
-}
-
-/// Columns of the types `type_names` or of domains over them (quoted identifiers: table,
-/// column) in plain tables, partitions and populated materialized views, to be scanned with ONLY
-/// (so inheritance children are not counted twice and no foreign table is touched); optionally
-/// without the extension's own.
-fn stored_columns(type_names: &[&str], skip_extension_schema: bool) -> Vec<(String, String)> {
-    let type_names: Vec<String> = type_names.iter().map(|t| t.to_string()).collect();
-    read_rows(
-        "WITH RECURSIVE typ(oid) AS ( \
-             SELECT pg_catalog.to_regtype(t)::oid FROM pg_catalog.unnest($1::text[]) t \
-             UNION SELECT d.oid FROM pg_type d JOIN typ ON d.typbasetype = typ.oid \
-              WHERE d.typtype = 'd') \
-         SELECT format('%I.%I', n.nspname, c.relname), format('%I', a.attname) \
-           FROM pg_attribute a \
-           JOIN pg_class c ON c.oid = a.attrelid \
-           JOIN pg_namespace n ON n.oid = c.relnamespace \
-          WHERE a.atttypid IN (SELECT oid FROM typ) AND a.attnum > 0 \
-            AND NOT ($2 AND n.nspname = 'encml') \
-            AND NOT a.attisdropped AND c.relkind IN ('r', 'm') AND c.relispopulated \
-            AND c.relpersistence <> 't' \
-          ORDER BY 1, 2",
-        &[arg(type_names), arg(skip_extension_schema)],
-        0,
-        |row| {
-            (
-                row.get::<String>(1).unwrap_or_default(),
-                row.get::<String>(2).unwrap_or_default(),
-            )
-        },
-    )
-}
-
 /// The LIKE pattern matching the text of a jsonb document that holds an `encrypt_jsonb` field
 /// under the key version: its ciphertext string starts with the base64 of the (algorithm 1)
 /// header, which is fixed by key id and version.
@@ -450,23 +389,6 @@ pub fn jsonb_field_pattern(id: &[u8; 16], version: u32) -> String {
         encml_core::json_fields::PREFIX,
         base64::engine::general_purpose::STANDARD.encode(header)
     )
-}
-
-/// jsonb columns with `encrypt_jsonb` values under the key version (`jsonb_field_pattern`).
-fn jsonb_fields_using(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
-    let pattern = jsonb_field_pattern(id, version);
-    let columns = stored_columns(&["jsonb"], true);
-    columns
-        .into_iter()
-        .filter_map(|(table, column)| {
-            let n = select_one::<i64>(
-                &format!("SELECT count(*) FROM ONLY {table} WHERE {column}::text LIKE $1"),
-                &[arg(pattern.as_str())],
-            )
-            .unwrap_or(0);
-            (n > 0).then(|| (format!("{table}.{column} (jsonb fields)"), n))
-        })
-        .collect()
 }
 
 /// Whether the current role may read pg_largeobject (a superuser may), where the headers of

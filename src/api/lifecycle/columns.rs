@@ -309,6 +309,32 @@ pub struct Behind {
 /// their number. Runs as the extension owner: tables the caller cannot read are found too (only
 /// their names and counts leave this function, for the caller's rights to be checked on them).
 pub fn holding(id: &[u8; 16], versions: &[u32]) -> Vec<Behind> {
+    columns_with(id, versions, false)
+}
+
+/// What still uses `version` of the key, for retiring it or clearing a compromise: the columns
+/// of `holding` and of populated materialized views (which no job rewrites: refresh them), by
+/// name with their counts, and the encrypted large objects under it (`catalog::large_objects_using`:
+/// every object, also those no row names). Large-object columns are not listed again.
+pub fn users_of(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
+    let mut users: Vec<(String, i64)> = columns_with(id, &[version], true)
+        .into_iter()
+        .filter(|b| b.kind != Kind::LargeObject)
+        .map(|b| {
+            let name = format!("{}.{}", relation_name(b.rel), quote_ident(&b.column));
+            match b.kind {
+                Kind::Jsonb => (format!("{name} (jsonb fields)"), b.values),
+                _ => (name, b.values),
+            }
+        })
+        .collect();
+    users.extend(as_extension_owner(|| {
+        crate::keys::catalog::large_objects_using(id, version)
+    }));
+    users
+}
+
+fn columns_with(id: &[u8; 16], versions: &[u32], with_matviews: bool) -> Vec<Behind> {
     if versions.is_empty() {
         return Vec::new();
     }
@@ -316,13 +342,17 @@ pub fn holding(id: &[u8; 16], versions: &[u32]) -> Vec<Behind> {
         let candidates = read_rows(
             "SELECT a.attrelid, a.attname::text, a.atttypid FROM pg_catalog.pg_attribute a \
                JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
-              WHERE c.relkind = 'r' AND c.relpersistence <> 't' AND a.attnum > 0 \
+              WHERE (c.relkind = 'r' OR ($2 AND c.relkind = 'm' AND c.relispopulated)) \
+                AND c.relpersistence <> 't' AND a.attnum > 0 \
                 AND NOT a.attisdropped AND c.oid >= $1 \
                 AND c.relnamespace <> (SELECT e.extnamespace FROM pg_catalog.pg_extension e \
                                         WHERE e.extname = 'pg_encrypt_ml') \
               ORDER BY a.attrelid, a.attnum",
             // Not the system catalogs (pg_largeobject's loid is an oid column too).
-            &[arg(pg_sys::Oid::from(pg_sys::FirstNormalObjectId))],
+            &[
+                arg(pg_sys::Oid::from(pg_sys::FirstNormalObjectId)),
+                arg(with_matviews),
+            ],
             0,
             |row| {
                 (

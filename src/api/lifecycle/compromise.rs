@@ -73,9 +73,7 @@ pub fn check_cleared(key: &[u8; 16]) {
     }
     for v in open {
         let v = v as u32;
-        let in_use = !super::columns::holding(key, &[v]).is_empty()
-            || as_extension_owner(|| !catalog::large_objects_using(key, v).is_empty());
-        if in_use {
+        if !super::columns::users_of(key, v).is_empty() {
             continue;
         }
         as_extension_owner(|| {

@@ -5,7 +5,7 @@
 //! passed. Every action runs as the role that set the policy, with its rights, and is audited.
 
 use super::jobs::{self, Reason};
-use crate::keys::catalog::{self, uuid_string};
+use crate::keys::catalog::uuid_string;
 use crate::pg::catalog_reads::{arg, read_rows};
 use crate::pg::errors::{raise_full, OrSpiFailed};
 use crate::pg::identity::as_extension_owner;
@@ -228,13 +228,16 @@ pub fn retire_due(key: &[u8; 16]) {
         return;
     }
     for v in versions {
-        if !catalog::columns_using(key, v as u32).is_empty()
-            || !super::columns::holding(key, &[v as u32]).is_empty()
-        {
+        if !super::columns::users_of(key, v as u32).is_empty() {
             continue;
         }
         jobs::acting_as(set_by, || {
-            crate::api::keys::retire(Uuid::from_bytes(*key), v, false, Some("rotation policy"));
+            crate::api::keys::retire(
+                Uuid::from_bytes(*key),
+                v,
+                crate::api::keys::InUse::NoneFound,
+                Some("rotation policy"),
+            );
         });
     }
 }
