@@ -201,20 +201,32 @@ fn score_sensitivity(alpha: f64, max_rows: i64) -> Result<u64, DpError> {
         .ok_or_else(|| DpError::InvalidParameter("max_rows_per_unit is too large".into()))
 }
 
+/// OpenDP's noisy max over a score vector, pure DP.
+type NoisyMax = opendp::core::Measurement<
+    VectorDomain<AtomDomain<u64>>,
+    LInfDistance<u64>,
+    MaxDivergence,
+    usize,
+>;
+
+/// Noisy max reporting the lowest score (`negate`: lower scores are better).
+fn noisy_min(scale: f64) -> Result<NoisyMax, DpError> {
+    Ok(make_noisy_max(
+        VectorDomain::new(AtomDomain::<u64>::default()),
+        LInfDistance::<u64>::default(),
+        MaxDivergence,
+        scale,
+        true,
+    )?)
+}
+
 /// The noise scale for which noisy max over scores of that sensitivity is `epsilon`-DP, checked
 /// with OpenDP's privacy map (widened by the smallest step that makes it agree).
 fn noisy_max_scale(sensitivity: u64, epsilon: f64) -> Result<f64, DpError> {
     memo(3, sensitivity as f64, epsilon, 0.0, || {
         let mut scale = sensitivity as f64 / epsilon;
         for _ in 0..64 {
-            let spent = make_noisy_max(
-                VectorDomain::new(AtomDomain::<u64>::default()),
-                LInfDistance::<u64>::default(),
-                MaxDivergence,
-                scale,
-                true,
-            )?
-            .map(&sensitivity)?;
+            let spent = noisy_min(scale)?.map(&sensitivity)?;
             if spent <= epsilon {
                 return Ok(scale);
             }
@@ -242,14 +254,7 @@ pub fn release(
     }
     let scores = scores(hist, alpha)?;
     let scale = noisy_max_scale(score_sensitivity(alpha, max_rows)?, epsilon)?;
-    let index = make_noisy_max(
-        VectorDomain::new(AtomDomain::<u64>::default()),
-        LInfDistance::<u64>::default(),
-        MaxDivergence,
-        scale,
-        true,
-    )?
-    .invoke(&scores)?;
+    let index = noisy_min(scale)?.invoke(&scores)?;
     candidates
         .get(index)
         .copied()
