@@ -2,6 +2,8 @@
 //!
 //! - [`accounting`]: zCDP accounting (ρ of a release, ρ budgets, conversion to (ε, δ)) from
 //!   OpenDP's maps.
+//! - [`bounded`]: the state of quantile and variance aggregates (an exact summary per group,
+//!   contribution bounding per privacy unit) and their releases.
 //! - [`flat`]: the fixed-size state of the aggregates without privacy units (`encml.dp_state`).
 //! - [`mechanism`]: noise from OpenDP measurements (discrete Laplace / Gaussian for integer
 //!   results, OpenDP's exact float samplers otherwise), calibrated from (epsilon, delta) and a
@@ -14,6 +16,7 @@
 //!   quantile scoring and noisy max).
 //! - [`state`]: aggregate states (count, sum, average) with contribution bounding per privacy
 //!   unit, merge for parallel aggregation, and a versioned binary form.
+//! - [`units`]: contribution bounding per privacy unit, shared by the states.
 //! - [`vector_noise`]: discrete Gaussian noise for a vector under an L2 sensitivity (the noise of
 //!   differentially private FHE round sums).
 
@@ -21,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounting;
+pub mod bounded;
 pub mod error;
 pub mod flat;
 pub mod mechanism;
@@ -29,6 +33,7 @@ pub mod params;
 pub mod partition;
 pub mod quantile;
 pub mod state;
+pub mod units;
 pub mod vector_noise;
 
 pub use error::DpError;

@@ -46,11 +46,15 @@ impl Moments {
             return Ok(());
         }
         let (mid, half) = centre(lower, upper)?;
-        let y = (value.clamp(lower, upper) - mid).clamp(-half, half);
+        self.add_centred((value.clamp(lower, upper) - mid).clamp(-half, half), half);
+        Ok(())
+    }
+
+    /// Adds `y`, a value minus the midpoint, within `[-half, half]`.
+    pub fn add_centred(&mut self, y: f64, half: f64) {
         self.count = self.count.saturating_add(1);
         <f64 as Num>::add(&mut self.sum, y, half);
         <f64 as Num>::add(&mut self.sum_of_squares, y * y, half * half);
-        Ok(())
     }
 
     pub fn merge(&mut self, other: &Moments) {

@@ -4,6 +4,7 @@
 
 use crate::mechanism::{noisy_f64, noisy_i64};
 use crate::params::Params;
+use crate::units::{self, Reader};
 use crate::DpError;
 use std::collections::HashMap;
 
@@ -200,14 +201,7 @@ impl<T: Num> State<T> {
                 if self.count > 0 {
                     return Err(DpError::ParameterChanged("the privacy unit (NULL or not)"));
                 }
-                let kept = self
-                    .units
-                    .get_or_insert_with(HashMap::new)
-                    .entry(u)
-                    .or_default();
-                if (kept.len() as i64) < params.max_rows {
-                    kept.push(v);
-                }
+                units::keep(&mut self.units, u, v, params.max_rows);
             }
         }
         Ok(())
@@ -226,13 +220,7 @@ impl<T: Num> State<T> {
         let cap = self.params.map(|p| p.max_rows).unwrap_or(1) as usize;
         self.count = self.count.saturating_add(other.count);
         T::merge(&mut self.sum, other.sum);
-        if let Some(theirs) = other.units {
-            let mine = self.units.get_or_insert_with(HashMap::new);
-            for (u, vals) in theirs {
-                let kept = mine.entry(u).or_default();
-                kept.extend(vals.into_iter().take(cap.saturating_sub(kept.len())));
-            }
-        }
+        units::merge(&mut self.units, other.units, cap);
         Ok(())
     }
 
@@ -271,20 +259,7 @@ impl<T: Num> State<T> {
         }
         out.extend(self.count.to_le_bytes());
         out.extend(T::acc_to_le(self.sum));
-        match &self.units {
-            None => out.push(0),
-            Some(units) => {
-                out.push(1);
-                out.extend((units.len() as u64).to_le_bytes());
-                for (u, vals) in units {
-                    out.extend(u.to_le_bytes());
-                    out.extend((vals.len() as u32).to_le_bytes());
-                    for v in vals {
-                        out.extend(v.to_le());
-                    }
-                }
-            }
-        }
+        units::encode(&self.units, &mut out, T::to_le);
         out
     }
 
@@ -308,25 +283,8 @@ impl<T: Num> State<T> {
         };
         let count = i64::from_le_bytes(r.take()?);
         let sum = T::acc_from_le(r.take()?);
-        let units = match r.take::<1>()?[0] {
-            0 => None,
-            1 => {
-                let n = u64::from_le_bytes(r.take()?);
-                let mut units = HashMap::with_capacity(n.min(1 << 20) as usize);
-                for _ in 0..n {
-                    let u = u64::from_le_bytes(r.take()?);
-                    let len = u32::from_le_bytes(r.take()?);
-                    let mut vals = Vec::with_capacity(len.min(1 << 16) as usize);
-                    for _ in 0..len {
-                        vals.push(T::from_le(r.take()?));
-                    }
-                    units.insert(u, vals);
-                }
-                Some(units)
-            }
-            _ => return Err(DpError::CorruptState("bad unit flag")),
-        };
-        if !r.0.is_empty() {
+        let units = units::decode(&mut r, T::from_le)?;
+        if !r.done() {
             return Err(DpError::CorruptState("trailing bytes"));
         }
         Ok(State {
@@ -335,19 +293,6 @@ impl<T: Num> State<T> {
             sum,
             units,
         })
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], DpError> {
-        if self.0.len() < N {
-            return Err(DpError::CorruptState("truncated"));
-        }
-        let (head, rest) = self.0.split_at(N);
-        self.0 = rest;
-        Ok(head.try_into().unwrap())
     }
 }
 
