@@ -163,3 +163,124 @@ CREATE AGGREGATE dp_public_groups(key anyelement, public_keys anyarray) (
     SFUNC = dp_public_groups_trans, STYPE = boolean, COMBINEFUNC = booland_statefunc,
     PARALLEL = SAFE
 );
+-- Quantiles and variance (src/privacy/dp_bounded_aggregates.rs): an `internal` state, an exact
+-- histogram over a 1024-point candidate grid or exact moments (docs/privacy.md).
+CREATE FUNCTION dp_histogram_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_histogram_combine';
+CREATE FUNCTION dp_histogram_serialize(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_histogram_serialize';
+CREATE FUNCTION dp_histogram_deserialize(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_histogram_deserialize';
+CREATE FUNCTION dp_moments_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_combine';
+CREATE FUNCTION dp_moments_serialize(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_serialize';
+CREATE FUNCTION dp_moments_deserialize(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_deserialize';
+CREATE FUNCTION dp_percentile_final(internal) RETURNS float8
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_percentile_final';
+CREATE FUNCTION dp_percentiles_final(internal) RETURNS float8[]
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_percentiles_final';
+CREATE FUNCTION dp_var_pop_final(internal) RETURNS float8
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_var_pop_final';
+CREATE FUNCTION dp_stddev_pop_final(internal) RETURNS float8
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_stddev_pop_final';
+CREATE FUNCTION dp_percentile_trans(internal, float8, float8, float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentile_trans';
+CREATE AGGREGATE dp_percentile(value float8, percentile float8, lower float8, upper float8, epsilon float8) (
+    SFUNC = dp_percentile_trans, STYPE = internal, FINALFUNC = dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION dp_percentile_trans(internal, float8, float8, float8, float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentile_trans';
+CREATE AGGREGATE dp_percentile(value float8, percentile float8, lower float8, upper float8, epsilon float8, delta float8) (
+    SFUNC = dp_percentile_trans, STYPE = internal, FINALFUNC = dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION dp_percentile_trans(internal, float8, float8, float8, float8, float8, float8, text, integer) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentile_trans';
+CREATE AGGREGATE dp_percentile(value float8, percentile float8, lower float8, upper float8, epsilon float8, delta float8, privacy_unit text, max_rows_per_unit integer) (
+    SFUNC = dp_percentile_trans, STYPE = internal, FINALFUNC = dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION dp_percentiles_trans(internal, float8, float8[], float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentiles_trans';
+CREATE AGGREGATE dp_percentiles(value float8, percentiles float8[], lower float8, upper float8, epsilon float8) (
+    SFUNC = dp_percentiles_trans, STYPE = internal, FINALFUNC = dp_percentiles_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION dp_percentiles_trans(internal, float8, float8[], float8, float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentiles_trans';
+CREATE AGGREGATE dp_percentiles(value float8, percentiles float8[], lower float8, upper float8, epsilon float8, delta float8) (
+    SFUNC = dp_percentiles_trans, STYPE = internal, FINALFUNC = dp_percentiles_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION dp_percentiles_trans(internal, float8, float8[], float8, float8, float8, float8, text, integer) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentiles_trans';
+CREATE AGGREGATE dp_percentiles(value float8, percentiles float8[], lower float8, upper float8, epsilon float8, delta float8, privacy_unit text, max_rows_per_unit integer) (
+    SFUNC = dp_percentiles_trans, STYPE = internal, FINALFUNC = dp_percentiles_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION dp_median_trans(internal, float8, float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_median_trans';
+CREATE AGGREGATE dp_median(value float8, lower float8, upper float8, epsilon float8) (
+    SFUNC = dp_median_trans, STYPE = internal, FINALFUNC = dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION dp_median_trans(internal, float8, float8, float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_median_trans';
+CREATE AGGREGATE dp_median(value float8, lower float8, upper float8, epsilon float8, delta float8) (
+    SFUNC = dp_median_trans, STYPE = internal, FINALFUNC = dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION dp_median_trans(internal, float8, float8, float8, float8, float8, text, integer) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_median_trans';
+CREATE AGGREGATE dp_median(value float8, lower float8, upper float8, epsilon float8, delta float8, privacy_unit text, max_rows_per_unit integer) (
+    SFUNC = dp_median_trans, STYPE = internal, FINALFUNC = dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION dp_moments_trans(internal, float8, float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_trans';
+CREATE AGGREGATE dp_var_pop(value float8, lower float8, upper float8, epsilon float8) (
+    SFUNC = dp_moments_trans, STYPE = internal, FINALFUNC = dp_var_pop_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_moments_combine, SERIALFUNC = dp_moments_serialize, DESERIALFUNC = dp_moments_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION dp_moments_trans(internal, float8, float8, float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_trans';
+CREATE AGGREGATE dp_var_pop(value float8, lower float8, upper float8, epsilon float8, delta float8) (
+    SFUNC = dp_moments_trans, STYPE = internal, FINALFUNC = dp_var_pop_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_moments_combine, SERIALFUNC = dp_moments_serialize, DESERIALFUNC = dp_moments_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION dp_moments_trans(internal, float8, float8, float8, float8, float8, text, integer) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_trans';
+CREATE AGGREGATE dp_var_pop(value float8, lower float8, upper float8, epsilon float8, delta float8, privacy_unit text, max_rows_per_unit integer) (
+    SFUNC = dp_moments_trans, STYPE = internal, FINALFUNC = dp_var_pop_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_moments_combine, SERIALFUNC = dp_moments_serialize, DESERIALFUNC = dp_moments_deserialize,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE dp_stddev_pop(value float8, lower float8, upper float8, epsilon float8) (
+    SFUNC = dp_moments_trans, STYPE = internal, FINALFUNC = dp_stddev_pop_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_moments_combine, SERIALFUNC = dp_moments_serialize, DESERIALFUNC = dp_moments_deserialize,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE dp_stddev_pop(value float8, lower float8, upper float8, epsilon float8, delta float8) (
+    SFUNC = dp_moments_trans, STYPE = internal, FINALFUNC = dp_stddev_pop_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_moments_combine, SERIALFUNC = dp_moments_serialize, DESERIALFUNC = dp_moments_deserialize,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE dp_stddev_pop(value float8, lower float8, upper float8, epsilon float8, delta float8, privacy_unit text, max_rows_per_unit integer) (
+    SFUNC = dp_moments_trans, STYPE = internal, FINALFUNC = dp_stddev_pop_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_moments_combine, SERIALFUNC = dp_moments_serialize, DESERIALFUNC = dp_moments_deserialize,
+    PARALLEL = SAFE
+);

@@ -1416,3 +1416,215 @@ GRANT EXECUTE ON FUNCTION @extschema@.ore_encrypt(bigint, uuid, integer), @extsc
     @extschema@.ore_encrypt(timestamptz, uuid, integer), @extschema@.ore_encrypt(integer, uuid, integer),
     @extschema@.ore_encrypt(smallint, uuid, integer)
 TO PUBLIC;
+
+-- Quantiles and variance (issue 32; as sql/schema/dp.sql and finalize.sql create them).
+-- Quantiles and variance (src/privacy/dp_bounded_aggregates.rs): an `internal` state, an exact
+-- histogram over a 1024-point candidate grid or exact moments (docs/privacy.md).
+CREATE FUNCTION @extschema@.dp_histogram_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_histogram_combine';
+CREATE FUNCTION @extschema@.dp_histogram_serialize(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_histogram_serialize';
+CREATE FUNCTION @extschema@.dp_histogram_deserialize(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_histogram_deserialize';
+CREATE FUNCTION @extschema@.dp_moments_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_combine';
+CREATE FUNCTION @extschema@.dp_moments_serialize(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_serialize';
+CREATE FUNCTION @extschema@.dp_moments_deserialize(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_deserialize';
+CREATE FUNCTION @extschema@.dp_percentile_final(internal) RETURNS float8
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_percentile_final';
+CREATE FUNCTION @extschema@.dp_percentiles_final(internal) RETURNS float8[]
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_percentiles_final';
+CREATE FUNCTION @extschema@.dp_var_pop_final(internal) RETURNS float8
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_var_pop_final';
+CREATE FUNCTION @extschema@.dp_stddev_pop_final(internal) RETURNS float8
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_stddev_pop_final';
+CREATE FUNCTION @extschema@.dp_percentile_trans(internal, float8, float8, float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentile_trans';
+CREATE AGGREGATE @extschema@.dp_percentile(value float8, percentile float8, lower float8, upper float8, epsilon float8) (
+    SFUNC = @extschema@.dp_percentile_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION @extschema@.dp_percentile_trans(internal, float8, float8, float8, float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentile_trans';
+CREATE AGGREGATE @extschema@.dp_percentile(value float8, percentile float8, lower float8, upper float8, epsilon float8, delta float8) (
+    SFUNC = @extschema@.dp_percentile_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION @extschema@.dp_percentile_trans(internal, float8, float8, float8, float8, float8, float8, text, integer) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentile_trans';
+CREATE AGGREGATE @extschema@.dp_percentile(value float8, percentile float8, lower float8, upper float8, epsilon float8, delta float8, privacy_unit text, max_rows_per_unit integer) (
+    SFUNC = @extschema@.dp_percentile_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION @extschema@.dp_percentiles_trans(internal, float8, float8[], float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentiles_trans';
+CREATE AGGREGATE @extschema@.dp_percentiles(value float8, percentiles float8[], lower float8, upper float8, epsilon float8) (
+    SFUNC = @extschema@.dp_percentiles_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentiles_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION @extschema@.dp_percentiles_trans(internal, float8, float8[], float8, float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentiles_trans';
+CREATE AGGREGATE @extschema@.dp_percentiles(value float8, percentiles float8[], lower float8, upper float8, epsilon float8, delta float8) (
+    SFUNC = @extschema@.dp_percentiles_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentiles_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION @extschema@.dp_percentiles_trans(internal, float8, float8[], float8, float8, float8, float8, text, integer) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentiles_trans';
+CREATE AGGREGATE @extschema@.dp_percentiles(value float8, percentiles float8[], lower float8, upper float8, epsilon float8, delta float8, privacy_unit text, max_rows_per_unit integer) (
+    SFUNC = @extschema@.dp_percentiles_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentiles_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION @extschema@.dp_median_trans(internal, float8, float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_median_trans';
+CREATE AGGREGATE @extschema@.dp_median(value float8, lower float8, upper float8, epsilon float8) (
+    SFUNC = @extschema@.dp_median_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION @extschema@.dp_median_trans(internal, float8, float8, float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_median_trans';
+CREATE AGGREGATE @extschema@.dp_median(value float8, lower float8, upper float8, epsilon float8, delta float8) (
+    SFUNC = @extschema@.dp_median_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION @extschema@.dp_median_trans(internal, float8, float8, float8, float8, float8, text, integer) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_median_trans';
+CREATE AGGREGATE @extschema@.dp_median(value float8, lower float8, upper float8, epsilon float8, delta float8, privacy_unit text, max_rows_per_unit integer) (
+    SFUNC = @extschema@.dp_median_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION @extschema@.dp_moments_trans(internal, float8, float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_trans';
+CREATE AGGREGATE @extschema@.dp_var_pop(value float8, lower float8, upper float8, epsilon float8) (
+    SFUNC = @extschema@.dp_moments_trans, STYPE = internal, FINALFUNC = @extschema@.dp_var_pop_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_moments_combine, SERIALFUNC = @extschema@.dp_moments_serialize, DESERIALFUNC = @extschema@.dp_moments_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION @extschema@.dp_moments_trans(internal, float8, float8, float8, float8, float8) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_trans';
+CREATE AGGREGATE @extschema@.dp_var_pop(value float8, lower float8, upper float8, epsilon float8, delta float8) (
+    SFUNC = @extschema@.dp_moments_trans, STYPE = internal, FINALFUNC = @extschema@.dp_var_pop_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_moments_combine, SERIALFUNC = @extschema@.dp_moments_serialize, DESERIALFUNC = @extschema@.dp_moments_deserialize,
+    PARALLEL = SAFE
+);
+CREATE FUNCTION @extschema@.dp_moments_trans(internal, float8, float8, float8, float8, float8, text, integer) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_trans';
+CREATE AGGREGATE @extschema@.dp_var_pop(value float8, lower float8, upper float8, epsilon float8, delta float8, privacy_unit text, max_rows_per_unit integer) (
+    SFUNC = @extschema@.dp_moments_trans, STYPE = internal, FINALFUNC = @extschema@.dp_var_pop_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_moments_combine, SERIALFUNC = @extschema@.dp_moments_serialize, DESERIALFUNC = @extschema@.dp_moments_deserialize,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.dp_stddev_pop(value float8, lower float8, upper float8, epsilon float8) (
+    SFUNC = @extschema@.dp_moments_trans, STYPE = internal, FINALFUNC = @extschema@.dp_stddev_pop_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_moments_combine, SERIALFUNC = @extschema@.dp_moments_serialize, DESERIALFUNC = @extschema@.dp_moments_deserialize,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.dp_stddev_pop(value float8, lower float8, upper float8, epsilon float8, delta float8) (
+    SFUNC = @extschema@.dp_moments_trans, STYPE = internal, FINALFUNC = @extschema@.dp_stddev_pop_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_moments_combine, SERIALFUNC = @extschema@.dp_moments_serialize, DESERIALFUNC = @extschema@.dp_moments_deserialize,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE @extschema@.dp_stddev_pop(value float8, lower float8, upper float8, epsilon float8, delta float8, privacy_unit text, max_rows_per_unit integer) (
+    SFUNC = @extschema@.dp_moments_trans, STYPE = internal, FINALFUNC = @extschema@.dp_stddev_pop_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_moments_combine, SERIALFUNC = @extschema@.dp_moments_serialize, DESERIALFUNC = @extschema@.dp_moments_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE @extschema@.dp_percentile(double precision, double precision, double precision, double precision, double precision) IS 'Noisy percentile (0 to 1) of values clamped to [lower, upper]: one of 1024 evenly spaced candidates, chosen by OpenDP''s noisy max over quantile scores (pure epsilon-DP; delta must be 0); charges epsilon';
+COMMENT ON AGGREGATE @extschema@.dp_percentile(double precision, double precision, double precision, double precision, double precision, double precision) IS 'Noisy percentile (0 to 1) of values clamped to [lower, upper]: one of 1024 evenly spaced candidates, chosen by OpenDP''s noisy max over quantile scores (pure epsilon-DP; delta must be 0); charges epsilon (the delta form: Gaussian when delta > 0; percentiles take no delta)';
+COMMENT ON AGGREGATE @extschema@.dp_percentile(double precision, double precision, double precision, double precision, double precision, double precision, text, integer) IS 'Noisy percentile (0 to 1) of values clamped to [lower, upper]: one of 1024 evenly spaced candidates, chosen by OpenDP''s noisy max over quantile scores (pure epsilon-DP; delta must be 0); charges epsilon (at most max_rows_per_unit rows per privacy unit)';
+COMMENT ON AGGREGATE @extschema@.dp_percentiles(double precision, double precision[], double precision, double precision, double precision) IS 'Noisy percentiles (an array of 0 to 1) of values clamped to [lower, upper], epsilon split evenly between them; charges epsilon';
+COMMENT ON AGGREGATE @extschema@.dp_percentiles(double precision, double precision[], double precision, double precision, double precision, double precision) IS 'Noisy percentiles (an array of 0 to 1) of values clamped to [lower, upper], epsilon split evenly between them; charges epsilon (the delta form: Gaussian when delta > 0; percentiles take no delta)';
+COMMENT ON AGGREGATE @extschema@.dp_percentiles(double precision, double precision[], double precision, double precision, double precision, double precision, text, integer) IS 'Noisy percentiles (an array of 0 to 1) of values clamped to [lower, upper], epsilon split evenly between them; charges epsilon (at most max_rows_per_unit rows per privacy unit)';
+COMMENT ON AGGREGATE @extschema@.dp_median(double precision, double precision, double precision, double precision) IS 'Noisy median of values clamped to [lower, upper] (dp_percentile at 0.5); charges epsilon';
+COMMENT ON AGGREGATE @extschema@.dp_median(double precision, double precision, double precision, double precision, double precision) IS 'Noisy median of values clamped to [lower, upper] (dp_percentile at 0.5); charges epsilon (the delta form: Gaussian when delta > 0; percentiles take no delta)';
+COMMENT ON AGGREGATE @extschema@.dp_median(double precision, double precision, double precision, double precision, double precision, text, integer) IS 'Noisy median of values clamped to [lower, upper] (dp_percentile at 0.5); charges epsilon (at most max_rows_per_unit rows per privacy unit)';
+COMMENT ON AGGREGATE @extschema@.dp_var_pop(double precision, double precision, double precision, double precision) IS 'Noisy population variance of values clamped to [lower, upper]: noisy count, sum and sum of squares of centred values, a third of epsilon (and delta) each; charges epsilon';
+COMMENT ON AGGREGATE @extschema@.dp_var_pop(double precision, double precision, double precision, double precision, double precision) IS 'Noisy population variance of values clamped to [lower, upper]: noisy count, sum and sum of squares of centred values, a third of epsilon (and delta) each; charges epsilon (the delta form: Gaussian when delta > 0)';
+COMMENT ON AGGREGATE @extschema@.dp_var_pop(double precision, double precision, double precision, double precision, double precision, text, integer) IS 'Noisy population variance of values clamped to [lower, upper]: noisy count, sum and sum of squares of centred values, a third of epsilon (and delta) each; charges epsilon (at most max_rows_per_unit rows per privacy unit)';
+COMMENT ON AGGREGATE @extschema@.dp_stddev_pop(double precision, double precision, double precision, double precision) IS 'Noisy population standard deviation (the square root of dp_var_pop''s release); charges epsilon';
+COMMENT ON AGGREGATE @extschema@.dp_stddev_pop(double precision, double precision, double precision, double precision, double precision) IS 'Noisy population standard deviation (the square root of dp_var_pop''s release); charges epsilon (the delta form: Gaussian when delta > 0)';
+COMMENT ON AGGREGATE @extschema@.dp_stddev_pop(double precision, double precision, double precision, double precision, double precision, text, integer) IS 'Noisy population standard deviation (the square root of dp_var_pop''s release); charges epsilon (at most max_rows_per_unit rows per privacy unit)';
+COMMENT ON FUNCTION @extschema@.dp_histogram_combine(internal, internal) IS 'dp aggregate combine function (parallel aggregation)';
+COMMENT ON FUNCTION @extschema@.dp_histogram_serialize(internal) IS 'dp aggregate state serialization (parallel aggregation)';
+COMMENT ON FUNCTION @extschema@.dp_histogram_deserialize(bytea, internal) IS 'dp aggregate state deserialization (parallel aggregation)';
+COMMENT ON FUNCTION @extschema@.dp_moments_combine(internal, internal) IS 'dp aggregate combine function (parallel aggregation)';
+COMMENT ON FUNCTION @extschema@.dp_moments_serialize(internal) IS 'dp aggregate state serialization (parallel aggregation)';
+COMMENT ON FUNCTION @extschema@.dp_moments_deserialize(bytea, internal) IS 'dp aggregate state deserialization (parallel aggregation)';
+COMMENT ON FUNCTION @extschema@.dp_percentile_final(internal) IS 'dp aggregate final function: records the privacy charge, then adds noise once';
+COMMENT ON FUNCTION @extschema@.dp_percentiles_final(internal) IS 'dp aggregate final function: records the privacy charge, then adds noise once';
+COMMENT ON FUNCTION @extschema@.dp_var_pop_final(internal) IS 'dp aggregate final function: records the privacy charge, then adds noise once';
+COMMENT ON FUNCTION @extschema@.dp_stddev_pop_final(internal) IS 'dp aggregate final function: records the privacy charge, then adds noise once';
+COMMENT ON FUNCTION @extschema@.dp_percentile_trans(internal, double precision, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_percentile_trans(internal, double precision, double precision, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_percentile_trans(internal, double precision, double precision, double precision, double precision, double precision, double precision, text, integer) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_percentiles_trans(internal, double precision, double precision[], double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_percentiles_trans(internal, double precision, double precision[], double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_percentiles_trans(internal, double precision, double precision[], double precision, double precision, double precision, double precision, text, integer) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_median_trans(internal, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_median_trans(internal, double precision, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_median_trans(internal, double precision, double precision, double precision, double precision, double precision, text, integer) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_moments_trans(internal, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_moments_trans(internal, double precision, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_moments_trans(internal, double precision, double precision, double precision, double precision, double precision, text, integer) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+REVOKE ALL ON FUNCTION @extschema@.dp_histogram_combine(internal, internal) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_histogram_serialize(internal) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_histogram_deserialize(bytea, internal) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_moments_combine(internal, internal) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_moments_serialize(internal) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_moments_deserialize(bytea, internal) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentile_final(internal) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentiles_final(internal) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_var_pop_final(internal) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_stddev_pop_final(internal) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentile_trans(internal, double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentile_trans(internal, double precision, double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentile_trans(internal, double precision, double precision, double precision, double precision, double precision, double precision, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentiles_trans(internal, double precision, double precision[], double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentiles_trans(internal, double precision, double precision[], double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentiles_trans(internal, double precision, double precision[], double precision, double precision, double precision, double precision, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_median_trans(internal, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_median_trans(internal, double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_median_trans(internal, double precision, double precision, double precision, double precision, double precision, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_moments_trans(internal, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_moments_trans(internal, double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_moments_trans(internal, double precision, double precision, double precision, double precision, double precision, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentile(double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentile(double precision, double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentile(double precision, double precision, double precision, double precision, double precision, double precision, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentiles(double precision, double precision[], double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentiles(double precision, double precision[], double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentiles(double precision, double precision[], double precision, double precision, double precision, double precision, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_median(double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_median(double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_median(double precision, double precision, double precision, double precision, double precision, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_var_pop(double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_var_pop(double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_var_pop(double precision, double precision, double precision, double precision, double precision, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_stddev_pop(double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_stddev_pop(double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_stddev_pop(double precision, double precision, double precision, double precision, double precision, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_percentile(double precision, double precision, double precision, double precision, double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_percentile(double precision, double precision, double precision, double precision, double precision, double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_percentile(double precision, double precision, double precision, double precision, double precision, double precision, text, integer) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_percentiles(double precision, double precision[], double precision, double precision, double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_percentiles(double precision, double precision[], double precision, double precision, double precision, double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_percentiles(double precision, double precision[], double precision, double precision, double precision, double precision, text, integer) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_median(double precision, double precision, double precision, double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_median(double precision, double precision, double precision, double precision, double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_median(double precision, double precision, double precision, double precision, double precision, text, integer) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_var_pop(double precision, double precision, double precision, double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_var_pop(double precision, double precision, double precision, double precision, double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_var_pop(double precision, double precision, double precision, double precision, double precision, text, integer) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_stddev_pop(double precision, double precision, double precision, double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_stddev_pop(double precision, double precision, double precision, double precision, double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dp_stddev_pop(double precision, double precision, double precision, double precision, double precision, text, integer) TO PUBLIC;

@@ -36,20 +36,43 @@ pub(super) unsafe fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Me
     unsafe { crate::pg::aggregate::context(fcinfo, "dp aggregates", false) }
 }
 
-/// What the `internal` datum points to: the exact state, and the raw parameter arguments of the
-/// row that fixed its parameters, so later rows with the same arguments skip re-validating them.
-struct Agg<T: Num> {
-    state: State<T>,
-    fixed_args: Option<ParamArgs>,
+/// An exact aggregate state kept in an `internal` datum: mergeable and serializable.
+pub(super) trait ExactState: Default {
+    fn merge_from(&mut self, other: Self) -> Result<(), DpError>;
+    fn to_bytes(&self) -> Vec<u8>;
+    fn from_bytes(bytes: &[u8]) -> Result<Self, DpError>;
 }
 
-impl<T: Num> Default for Agg<T> {
-    fn default() -> Self {
-        Agg {
-            state: State::default(),
-            fixed_args: None,
-        }
+impl<T: Num> ExactState for State<T> {
+    fn merge_from(&mut self, other: Self) -> Result<(), DpError> {
+        self.merge(other)
     }
+    fn to_bytes(&self) -> Vec<u8> {
+        self.serialize()
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, DpError> {
+        State::deserialize(bytes)
+    }
+}
+
+impl<A: encml_dp::bounded::Exact> ExactState for encml_dp::bounded::Bounded<A> {
+    fn merge_from(&mut self, other: Self) -> Result<(), DpError> {
+        self.merge(other)
+    }
+    fn to_bytes(&self) -> Vec<u8> {
+        self.serialize()
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, DpError> {
+        encml_dp::bounded::Bounded::deserialize(bytes)
+    }
+}
+
+/// What the `internal` datum points to: the exact state, and the raw parameter arguments of the
+/// row that fixed its parameters, so later rows with the same arguments skip re-validating them.
+#[derive(Default)]
+pub(super) struct Agg<S: ExactState> {
+    pub(super) state: S,
+    pub(super) fixed_args: Option<ParamArgs>,
 }
 
 /// The raw datums of the parameter arguments (bounds, epsilon, delta, max rows), in order.
@@ -62,7 +85,7 @@ pub(super) struct ParamArgs {
 impl ParamArgs {
     /// Compared on every row: a plain loop over the few used slots (no memcmp call).
     #[inline]
-    fn same_as(&self, other: &ParamArgs) -> bool {
+    pub(super) fn same_as(&self, other: &ParamArgs) -> bool {
         self.len == other.len && (0..self.len).all(|i| self.datums[i] == other.datums[i])
     }
 }
@@ -101,42 +124,90 @@ pub(super) unsafe fn param_args(
 ///
 /// # Safety
 /// `fcinfo` must be the call of one of this module's transition functions for `T`: argument 0
-/// is NULL or the `Agg<T>` an earlier call of the same aggregate made. The result must not
+/// is NULL or the `Agg<S>` an earlier call of the same aggregate made. The result must not
 /// outlive the aggregate context nor be held beside another reference to the same state.
-unsafe fn agg_arg<'a, T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut Agg<T> {
+pub(super) unsafe fn agg_arg<'a, S: ExactState>(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> &'a mut Agg<S> {
     // SAFETY: fcinfo is valid (the contract). A new state is allocated in the aggregate context
     // (agg_context refuses any other caller) and dropped only when that context is deleted,
-    // after the aggregate's last call; a non-NULL state is an Agg<T> as the contract requires.
+    // after the aggregate's last call; a non-NULL state is an Agg<S> as the contract requires.
     unsafe {
         if pg_arg_is_null(fcinfo, 0) {
             let ctx = agg_context(fcinfo);
-            &mut *PgMemoryContexts::For(ctx).leak_and_drop_on_delete(Agg::<T>::default())
+            &mut *PgMemoryContexts::For(ctx).leak_and_drop_on_delete(Agg::<S>::default())
         } else {
-            agg_ref::<T>(fcinfo, 0)
+            agg_ref::<S>(fcinfo, 0)
         }
     }
 }
 
-fn agg_datum<T: Num>(agg: &mut Agg<T>) -> pg_sys::Datum {
-    pg_sys::Datum::from(agg as *mut Agg<T>)
+pub(super) fn agg_datum<S: ExactState>(agg: &mut Agg<S>) -> pg_sys::Datum {
+    pg_sys::Datum::from(agg as *mut Agg<S>)
 }
 
 /// The `internal` state in argument `n`.
 ///
 /// # Safety
-/// Argument `n` of the valid `fcinfo` must be a non-NULL pointer to an `Agg<T>` this module
-/// made in the aggregate context, not otherwise borrowed while the result lives.
-unsafe fn agg_ref<'a, T: Num>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a mut Agg<T> {
-    // SAFETY: as the caller guarantees, the datum points to a live, unaliased Agg<T>; pgrx
+/// Argument `n` of the valid `fcinfo` must be a non-NULL pointer to an `Agg<S>` made by these
+/// functions in the aggregate context, not otherwise borrowed while the result lives.
+pub(super) unsafe fn agg_ref<'a, S: ExactState>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    n: usize,
+) -> &'a mut Agg<S> {
+    // SAFETY: as the caller guarantees, the datum points to a live, unaliased Agg<S>; pgrx
     // bounds-checks `n` against nargs.
-    unsafe { &mut *(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n).value() as *mut Agg<T>) }
+    unsafe { &mut *(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n).value() as *mut Agg<S>) }
 }
 
 /// # Safety
 /// `fcinfo` must be a valid FunctionCallInfo.
-unsafe fn nargs(fcinfo: pg_sys::FunctionCallInfo) -> usize {
+pub(super) unsafe fn nargs(fcinfo: pg_sys::FunctionCallInfo) -> usize {
     // SAFETY: fcinfo is valid (the contract); nargs is a plain field of it.
     unsafe { (*fcinfo).nargs as usize }
+}
+
+/// The privacy unit of a row, in the unit form of a dp aggregate (its argument after epsilon and
+/// delta): where it is, its 64-bit hash, and whether it is NULL (the row is then dropped: it
+/// cannot be attributed to anyone's bound).
+pub(super) struct RowUnit {
+    pub(super) at: Option<usize>,
+    pub(super) hash: Option<u64>,
+    pub(super) null: bool,
+}
+
+/// # Safety
+/// `fcinfo` must be the call of a dp transition function whose epsilon is argument
+/// `epsilon_at`, with the privacy unit (text) at `epsilon_at + 2` when there are more arguments.
+pub(super) unsafe fn row_unit(fcinfo: pg_sys::FunctionCallInfo, epsilon_at: usize) -> RowUnit {
+    // SAFETY: as the caller guarantees; the unit argument is the `text` the SQL declaration says,
+    // read as its bytes (pgrx bounds-checks the index).
+    unsafe {
+        let at = (nargs(fcinfo) > epsilon_at + 3).then_some(epsilon_at + 2);
+        let Some(i) = at else {
+            return RowUnit {
+                at,
+                hash: None,
+                null: false,
+            };
+        };
+        match pg_getarg::<&[u8]>(fcinfo, i) {
+            Some(bytes) => {
+                let mut h = std::hash::DefaultHasher::new();
+                bytes.hash(&mut h);
+                RowUnit {
+                    at,
+                    hash: Some(h.finish()),
+                    null: false,
+                }
+            }
+            None => RowUnit {
+                at,
+                hash: None,
+                null: true,
+            },
+        }
+    }
 }
 
 /// Adds one row (`value` None: a NULL, not counted). Parameters start at argument `params_from`
@@ -160,7 +231,7 @@ unsafe fn transition<T: Num>(
     // SQL declaration says, read as its bytes.
     unsafe {
         // (The state first: on the first row it refuses window use with its own message.)
-        let agg = agg_arg::<T>(fcinfo);
+        let agg = agg_arg::<State<T>>(fcinfo);
         // Whose aggregate this is was checked when the query started (`start`), or nothing
         // runs: one static read per row (asking for the running Aggref and a thread-local on
         // every row cost about 7% of dp_count).
@@ -168,18 +239,11 @@ unsafe fn transition<T: Num>(
         let Some(value) = value else {
             return agg_datum(agg);
         };
-        let unit_at = (nargs(fcinfo) > epsilon_at + 3).then_some(epsilon_at + 2);
-        let unit = match unit_at {
-            None => None,
-            Some(i) => match pg_getarg::<&[u8]>(fcinfo, i) {
-                Some(bytes) => {
-                    let mut h = std::hash::DefaultHasher::new();
-                    bytes.hash(&mut h);
-                    Some(h.finish())
-                }
-                None => return agg_datum(agg),
-            },
-        };
+        let row_unit = row_unit(fcinfo, epsilon_at);
+        if row_unit.null {
+            return agg_datum(agg);
+        }
+        let (unit_at, unit) = (row_unit.at, row_unit.hash);
         let args = param_args(fcinfo, params_from, unit_at);
         let unchanged = matches!((&args, &agg.fixed_args), (Some(a), Some(b)) if a.same_as(b));
         let added = if unchanged {
@@ -250,11 +314,12 @@ unsafe fn sum_trans<T: Num + pgrx::datum::FromDatum>(
 }
 
 /// # Safety
-/// Only as the C functions `encml_dp_f64_combine` / `encml_dp_i64_combine` (`c_functions!`),
-/// `T` matching: `fcinfo` is the call's.
-unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+/// Only as the C functions of the dp aggregates' combine functions (`c_functions!` here and in
+/// `dp_bounded_aggregates`), `S` the state their transition functions make: `fcinfo` is the
+/// call's.
+pub(super) unsafe fn combine<S: ExactState>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: fcinfo is this C call's (the contract). agg_context refuses calls outside an
-    // aggregate and own::require any aggregate but ours, so a non-NULL argument is an Agg<T>
+    // aggregate and own::require any aggregate but ours, so a non-NULL argument is an Agg<S>
     // made by transition or deserialize in the aggregate context; the two states are distinct,
     // so the two references do not alias.
     unsafe {
@@ -267,10 +332,10 @@ unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             // deserialize), so the second can stand for the pair.
             (true, false) => pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 1),
             (false, false) => {
-                let a = agg_ref::<T>(fcinfo, 0);
-                let b = agg_ref::<T>(fcinfo, 1);
+                let a = agg_ref::<S>(fcinfo, 0);
+                let b = agg_ref::<S>(fcinfo, 1);
                 a.state
-                    .merge(std::mem::take(&mut b.state))
+                    .merge_from(std::mem::take(&mut b.state))
                     .unwrap_or_else(|e| dp_error(e));
                 agg_datum(a)
             }
@@ -285,27 +350,27 @@ unsafe fn combine<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 /// cannot produce or pass an `internal` value.
 ///
 /// # Safety
-/// Only as the C functions `encml_dp_f64_serialize` / `encml_dp_i64_serialize`
-/// (`c_functions!`), `T` matching: `fcinfo` is the call's.
-unsafe fn serialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+/// Only as the C functions of the dp aggregates' serialize functions (`c_functions!` here and
+/// in `dp_bounded_aggregates`), `S` matching: `fcinfo` is the call's.
+pub(super) unsafe fn serialize<S: ExactState>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: fcinfo is this C call's (the contract). The function is STRICT, so argument 0 is
-    // not NULL, and agg_context refuses calls outside an aggregate; the state is then an Agg<T>
+    // not NULL, and agg_context refuses calls outside an aggregate; the state is then an Agg<S>
     // of our aggregate of this `T` (only superusers create aggregates over `internal`, and the
     // dp support functions are not granted to PUBLIC).
     unsafe {
         agg_context(fcinfo);
-        agg_ref::<T>(fcinfo, 0)
+        agg_ref::<S>(fcinfo, 0)
             .state
-            .serialize()
+            .to_bytes()
             .into_datum()
             .expect("bytea")
     }
 }
 
 /// # Safety
-/// Only as the C functions `encml_dp_f64_deserialize` / `encml_dp_i64_deserialize`
-/// (`c_functions!`), `T` matching: `fcinfo` is the call's.
-unsafe fn deserialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+/// Only as the C functions of the dp aggregates' deserialize functions (`c_functions!` here and
+/// in `dp_bounded_aggregates`), `S` matching: `fcinfo` is the call's.
+pub(super) unsafe fn deserialize<S: ExactState>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: fcinfo is this C call's (the contract), argument 0 its bytea. The new state is
     // allocated in the aggregate context (checked by agg_context) and dropped only when that
     // context is deleted, so the returned pointer outlives this call.
@@ -317,7 +382,7 @@ unsafe fn deserialize<T: Num>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum
                 "dp state must not be NULL",
             )
         });
-        let s = State::<T>::deserialize(bytes).unwrap_or_else(|e| dp_error(e));
+        let s = S::from_bytes(bytes).unwrap_or_else(|e| dp_error(e));
         let agg = Agg {
             state: s,
             fixed_args: None,
@@ -336,7 +401,7 @@ unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
     release: impl FnOnce(&State<T>) -> Result<Option<R>, DpError>,
 ) -> pg_sys::Datum {
     // SAFETY: fcinfo is this C call's (the contract). agg_context and own::require refuse any
-    // caller but our own aggregate, so a non-NULL argument 0 is its Agg<T>, alive in the
+    // caller but our own aggregate, so a non-NULL argument 0 is its Agg<State<T>>, alive in the
     // aggregate context for the call.
     unsafe {
         agg_context(fcinfo);
@@ -344,7 +409,7 @@ unsafe fn finish<T: Num + Default + pgrx::datum::FromDatum, R: IntoDatum>(
         let counted = if pg_arg_is_null(fcinfo, 0) {
             None
         } else {
-            Some(&agg_ref::<T>(fcinfo, 0).state)
+            Some(&agg_ref::<State<T>>(fcinfo, 0).state)
         };
         release_state(fcinfo, counted, release)
     }
@@ -360,24 +425,9 @@ pub(super) unsafe fn release_state<T: Num + Default + pgrx::datum::FromDatum, R:
     counted: Option<&State<T>>,
     release: impl FnOnce(&State<T>) -> Result<Option<R>, DpError>,
 ) -> pg_sys::Datum {
-    // SAFETY: fcinfo is the final function's call (the contract). release::agg_state and
-    // release::aggref raise unless the context is an AggState and an Aggref is running, so
-    // start::evaluate gets the live Agg node and the call it finalizes.
+    // SAFETY: fcinfo is the final function's call (the contract).
     unsafe {
-        // With GROUP BY on the distribution column Citus pushes the whole aggregate, final
-        // function included, to the shards: each would charge its worker's ledger and release
-        // its own noisy answer. Refused; the coordinator finalizes (docs/citus.md).
-        crate::pg::citus::refuse_on_worker(
-            "a dp aggregate",
-            "On a distributed table, group by a column other than the distribution column, or \
-             aggregate without GROUP BY: Citus then combines the shards' results on the coordinator, which \
-             adds the noise and charges the budget once.",
-        );
-        // What the executor start charged for this aggregate (directly or inside Citus's
-        // coord_combine_agg): nothing is released that was not charged before the rows were read.
-        own::require(fcinfo);
-        let prepaid = start::evaluate(release::agg_state(fcinfo), release::aggref(fcinfo))
-            .unwrap_or_else(not_charged_at_start);
+        let prepaid = prepaid_release(fcinfo);
         let counted = counted.filter(|s| s.params.is_some());
         let empty;
         let s = match counted {
@@ -400,15 +450,45 @@ pub(super) unsafe fn release_state<T: Num + Default + pgrx::datum::FromDatum, R:
             ));
         }
         let value = release(s).unwrap_or_else(|e| dp_error(e));
-        // Prepaid: every group of a grouped node, an ungrouped node's first evaluation; an
-        // ungrouped aggregate in a subplan that runs again pays each further evaluation.
-        if !prepaid.grouped && prepaid.evaluations > 1 {
-            let _granted = charge::charge(params.loss.epsilon, params.loss.delta.unwrap_or(0.0));
-        }
+        pay_further_evaluation(&prepaid, params.loss);
         match value {
             Some(v) => v.into_datum().expect("a result"),
             None => pg_return_null(fcinfo),
         }
+    }
+}
+
+/// What the executor start charged for the aggregate a final function finalizes (directly or
+/// inside Citus's coord_combine_agg), its evaluations counted: nothing is released that was not
+/// charged before the rows were read. Refused on a Citus worker.
+///
+/// # Safety
+/// `fcinfo` must be the call of a final function of one of our dp aggregates.
+pub(super) unsafe fn prepaid_release(fcinfo: pg_sys::FunctionCallInfo) -> start::Prepaid {
+    // SAFETY: fcinfo is the final function's call (the contract). release::agg_state and
+    // release::aggref raise unless the context is an AggState and an Aggref is running, so
+    // start::evaluate gets the live Agg node and the call it finalizes.
+    unsafe {
+        // With GROUP BY on the distribution column Citus pushes the whole aggregate, final
+        // function included, to the shards: each would charge its worker's ledger and release
+        // its own noisy answer. Refused; the coordinator finalizes (docs/citus.md).
+        crate::pg::citus::refuse_on_worker(
+            "a dp aggregate",
+            "On a distributed table, group by a column other than the distribution column, or \
+             aggregate without GROUP BY: Citus then combines the shards' results on the coordinator, which \
+             adds the noise and charges the budget once.",
+        );
+        own::require(fcinfo);
+        start::evaluate(release::agg_state(fcinfo), release::aggref(fcinfo))
+            .unwrap_or_else(not_charged_at_start)
+    }
+}
+
+/// Prepaid are every group of a grouped node and an ungrouped node's first evaluation; an
+/// ungrouped aggregate in a subplan that runs again pays each further evaluation here.
+pub(super) fn pay_further_evaluation(prepaid: &start::Prepaid, loss: encml_dp::mechanism::Loss) {
+    if !prepaid.grouped && prepaid.evaluations > 1 {
+        let _granted = charge::charge(loss.epsilon, loss.delta.unwrap_or(0.0));
     }
 }
 
@@ -440,12 +520,12 @@ c_functions! {
     encml_dp_sum_f64_trans, pg_finfo_encml_dp_sum_f64_trans => sum_trans::<f64>;
     /// dp_sum(bigint, lower bigint, upper bigint, epsilon [, ...])
     encml_dp_sum_i64_trans, pg_finfo_encml_dp_sum_i64_trans => sum_trans::<i64>;
-    encml_dp_f64_combine, pg_finfo_encml_dp_f64_combine => combine::<f64>;
-    encml_dp_i64_combine, pg_finfo_encml_dp_i64_combine => combine::<i64>;
-    encml_dp_f64_serialize, pg_finfo_encml_dp_f64_serialize => serialize::<f64>;
-    encml_dp_i64_serialize, pg_finfo_encml_dp_i64_serialize => serialize::<i64>;
-    encml_dp_f64_deserialize, pg_finfo_encml_dp_f64_deserialize => deserialize::<f64>;
-    encml_dp_i64_deserialize, pg_finfo_encml_dp_i64_deserialize => deserialize::<i64>;
+    encml_dp_f64_combine, pg_finfo_encml_dp_f64_combine => combine::<State<f64>>;
+    encml_dp_i64_combine, pg_finfo_encml_dp_i64_combine => combine::<State<i64>>;
+    encml_dp_f64_serialize, pg_finfo_encml_dp_f64_serialize => serialize::<State<f64>>;
+    encml_dp_i64_serialize, pg_finfo_encml_dp_i64_serialize => serialize::<State<i64>>;
+    encml_dp_f64_deserialize, pg_finfo_encml_dp_f64_deserialize => deserialize::<State<f64>>;
+    encml_dp_i64_deserialize, pg_finfo_encml_dp_i64_deserialize => deserialize::<State<i64>>;
     encml_dp_count_final, pg_finfo_encml_dp_count_final =>
         // SAFETY: `f` is the FunctionCallInfo Postgres passed to this C function, a dp final
         // function of our dp_count (finish checks the aggregate).

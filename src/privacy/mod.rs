@@ -5,6 +5,7 @@
 
 pub mod charge;
 pub mod dp_aggregates;
+pub mod dp_bounded_aggregates;
 pub mod dp_only;
 pub mod dp_only_execution;
 pub mod dp_only_warmup;

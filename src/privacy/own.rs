@@ -29,6 +29,26 @@ pub enum DpAggregate {
     Avg,
     Partition,
     PublicGroups,
+    /// dp_percentile (one percentile), dp_percentiles (an array of them), dp_median.
+    Percentile,
+    Percentiles,
+    Median,
+    VarPop,
+    StddevPop,
+}
+
+impl DpAggregate {
+    /// Whether its state is a `Bounded` summary of float values (`dp_bounded_aggregates`).
+    pub fn bounded(self) -> bool {
+        matches!(
+            self,
+            DpAggregate::Percentile
+                | DpAggregate::Percentiles
+                | DpAggregate::Median
+                | DpAggregate::VarPop
+                | DpAggregate::StddevPop
+        )
+    }
 }
 
 /// How an aggregate call runs one of the extension's aggregates.
@@ -130,6 +150,11 @@ fn classify(func: pg_sys::Oid) -> Known {
                 "dp_avg" => Known::Own(DpAggregate::Avg),
                 "dp_partition" => Known::Own(DpAggregate::Partition),
                 "dp_public_groups" => Known::Own(DpAggregate::PublicGroups),
+                "dp_percentile" => Known::Own(DpAggregate::Percentile),
+                "dp_percentiles" => Known::Own(DpAggregate::Percentiles),
+                "dp_median" => Known::Own(DpAggregate::Median),
+                "dp_var_pop" => Known::Own(DpAggregate::VarPop),
+                "dp_stddev_pop" => Known::Own(DpAggregate::StddevPop),
                 _ => Known::Other,
             };
         }

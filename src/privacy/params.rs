@@ -164,14 +164,54 @@ pub fn params_for<T: Num + Default + pgrx::datum::FromDatum>(
     args: &impl Args,
 ) -> Params<T> {
     match kind {
-        DpAggregate::Sum | DpAggregate::Avg => {
+        DpAggregate::Sum
+        | DpAggregate::Avg
+        | DpAggregate::Median
+        | DpAggregate::VarPop
+        | DpAggregate::StddevPop => {
             let lower = required(args, 2, "lower");
             let upper = required(args, 3, "upper");
             params_at(args, 4, lower, upper)
+        }
+        // (value, percentile(s), lower, upper, epsilon, ...)
+        DpAggregate::Percentile | DpAggregate::Percentiles => {
+            let lower = required(args, 3, "lower");
+            let upper = required(args, 4, "upper");
+            params_at(args, 5, lower, upper)
         }
         DpAggregate::Count => params_at(args, 2, T::default(), T::default()),
         DpAggregate::CountRows | DpAggregate::Partition | DpAggregate::PublicGroups => {
             params_at(args, 1, T::default(), T::default())
         }
     }
+}
+
+/// The percentiles a quantile aggregate asks for (argument 2: one float8, or a float8[] for
+/// dp_percentiles; 0.5 for dp_median), validated (22023); none for other aggregates.
+pub fn alphas_for(kind: DpAggregate, args: &impl Args) -> Vec<f64> {
+    let alphas = match kind {
+        DpAggregate::Percentile => vec![required::<f64>(args, 2, "the percentile")],
+        DpAggregate::Percentiles => {
+            let list: Vec<Option<f64>> = required(args, 2, "the percentiles");
+            if list.is_empty() || list.len() > 1024 {
+                crate::pg::errors::dp_error(encml_dp::DpError::InvalidParameter(
+                    "dp_percentiles needs from 1 to 1024 percentiles".into(),
+                ));
+            }
+            list.into_iter()
+                .map(|p| {
+                    p.unwrap_or_else(|| {
+                        raise(
+                            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                            "the percentiles must not hold NULL",
+                        )
+                    })
+                })
+                .collect()
+        }
+        DpAggregate::Median => vec![0.5],
+        _ => Vec::new(),
+    };
+    encml_dp::bounded::check_alphas(&alphas).unwrap_or_else(|e| crate::pg::errors::dp_error(e));
+    alphas
 }

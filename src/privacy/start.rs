@@ -25,7 +25,7 @@
 
 use crate::pg::errors::dp_error;
 use crate::privacy::own::{self, DpAggregate, Via};
-use crate::privacy::params::{params_for, Args, CallArgs, WrappedCallArgs};
+use crate::privacy::params::{alphas_for, params_for, Args, CallArgs, WrappedCallArgs};
 use crate::privacy::{charge, release};
 use encml_dp::params::Params;
 use encml_dp::state::{self as state, Num, State};
@@ -37,10 +37,12 @@ use std::collections::{HashMap, HashSet};
 static mut INSTALLED: bool = false;
 
 /// What the executor start charged for one aggregate of one Agg node.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Prepaid {
     /// The parameters charged (`Params::key`).
     pub key: [u8; 40],
+    /// The percentiles of a quantile aggregate (fixed like the parameters), else empty.
+    pub alphas: Vec<f64>,
     pub grouped: bool,
     /// Final-function evaluations so far (an ungrouped aggregate's first is prepaid).
     pub evaluations: u32,
@@ -163,21 +165,36 @@ unsafe fn original_call(
     }
 }
 
-/// The parameters of call `aggref` as charged: loss and key, typed as its state is.
+/// The parameters of a call as charged: loss, key and percentiles.
+struct Charged {
+    epsilon: f64,
+    delta: f64,
+    key: [u8; 40],
+    alphas: Vec<f64>,
+}
+
+/// The parameters of call `aggref` as charged, typed as its state is.
 unsafe fn call_params(
     state: *mut pg_sys::AggState,
     aggref: *mut pg_sys::Aggref,
     call: own::OwnCall,
-) -> (f64, f64, [u8; 40]) {
-    fn parts<T: Num>(p: Params<T>) -> (f64, f64, [u8; 40]) {
-        (p.loss.epsilon, p.loss.delta.unwrap_or(0.0), p.key())
+) -> Charged {
+    fn parts<T: Num>(p: Params<T>) -> Charged {
+        Charged {
+            epsilon: p.loss.epsilon,
+            delta: p.loss.delta.unwrap_or(0.0),
+            key: p.key(),
+            alphas: Vec::new(),
+        }
     }
-    fn typed(
-        kind: DpAggregate,
-        first_type: Option<pg_sys::Oid>,
-        args: &impl Args,
-    ) -> (f64, f64, [u8; 40]) {
+    fn typed(kind: DpAggregate, first_type: Option<pg_sys::Oid>, args: &impl Args) -> Charged {
         match kind {
+            k if k.bounded() => {
+                let p = params_for::<f64>(kind, args);
+                let alphas = alphas_for(kind, args);
+                check_release_bounded(kind, p, &alphas);
+                Charged { alphas, ..parts(p) }
+            }
             DpAggregate::Sum | DpAggregate::Avg if first_type == Some(pg_sys::FLOAT8OID) => {
                 let p = params_for::<f64>(kind, args);
                 check_release_f64(kind, p);
@@ -230,7 +247,22 @@ fn check_release_i64(kind: DpAggregate, p: Params<i64>) {
         DpAggregate::Count | DpAggregate::CountRows => state::release_count(&empty).map(drop),
         DpAggregate::Sum => state::release_sum_i64(&empty).map(drop),
         DpAggregate::Partition => encml_dp::partition::keep(0, p.loss).map(drop),
-        DpAggregate::Avg | DpAggregate::PublicGroups => Ok(()),
+        _ => Ok(()),
+    };
+    checked.unwrap_or_else(|e| dp_error(unreleasable(e)));
+}
+
+fn check_release_bounded(kind: DpAggregate, p: Params<f64>, alphas: &[f64]) {
+    use encml_dp::bounded::{self, Bounded};
+    let checked = match kind {
+        DpAggregate::VarPop | DpAggregate::StddevPop => {
+            Bounded::<encml_dp::moments::Moments>::empty(p, alphas)
+                .and_then(|s| bounded::release_var_pop(&s))
+                .map(drop)
+        }
+        _ => Bounded::<encml_dp::quantile::Histogram>::empty(p, alphas)
+            .and_then(|s| bounded::release_percentiles(&s))
+            .map(drop),
     };
     checked.unwrap_or_else(|e| dp_error(unreleasable(e)));
 }
@@ -374,7 +406,12 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                 if call.kind == DpAggregate::PublicGroups {
                     continue; // a public list of keys releases nothing of the rows
                 }
-                let (e, d, key) = call_params(state, aggref, call);
+                let Charged {
+                    epsilon: e,
+                    delta: d,
+                    key,
+                    alphas,
+                } = call_params(state, aggref, call);
                 if call.kind == DpAggregate::Partition && d == 0.0 {
                     // Refused before the charge, as every parameter error is.
                     crate::pg::errors::dp_error(encml_dp::DpError::InvalidParameter(
@@ -391,6 +428,7 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                     (state as usize, (*aggref).aggno),
                     Prepaid {
                         key,
+                        alphas,
                         grouped,
                         evaluations: 0,
                         estate: estate as usize,
@@ -439,6 +477,6 @@ pub unsafe fn evaluate(
         let mut p = p.borrow_mut();
         let entry = p.get_mut(&key)?;
         entry.evaluations += 1;
-        Some(*entry)
+        Some(entry.clone())
     })
 }

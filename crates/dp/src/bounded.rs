@@ -67,7 +67,7 @@ impl Exact for Moments {
 }
 
 /// One group's exact state.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Bounded<A: Exact> {
     pub params: Option<Params<f64>>,
     /// The percentiles asked for (quantile aggregates; empty otherwise), fixed like the
@@ -82,10 +82,35 @@ pub struct Bounded<A: Exact> {
     context: Option<A::Context>,
 }
 
+impl<A: Exact> Default for Bounded<A> {
+    fn default() -> Self {
+        Bounded {
+            params: None,
+            alphas: Vec::new(),
+            exact: A::default(),
+            units: None,
+            rows: 0,
+            context: None,
+        }
+    }
+}
+
 /// 1: the first format.
 const VERSION: u8 = 1;
 
 impl<A: Exact> Bounded<A> {
+    /// A state without rows under `params` and `alphas` (validated): what an empty group
+    /// releases.
+    pub fn empty(params: Params<f64>, alphas: &[f64]) -> Result<Self, DpError> {
+        check_alphas(alphas)?;
+        Ok(Bounded {
+            params: Some(params),
+            alphas: alphas.to_vec(),
+            context: Some(A::context(params.lower, params.upper)?),
+            ..Bounded::default()
+        })
+    }
+
     /// Adds one row: `value` clamped to the bounds, under `unit` if contributions are bounded
     /// per privacy unit; the parameters and percentiles must be those of the first row.
     pub fn add(

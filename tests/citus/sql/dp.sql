@@ -20,6 +20,12 @@ SELECT abs(encml.dp_count_rows(1.0) - 40000) < 30 AS rows_near,
 SELECT abs(encml.dp_count(x, 1.0) - 40000) < 30 AS count_near,
        abs(encml.dp_count(x, 1.0, 0, person, 40) - 40000) < 600 AS bounded_per_person
   FROM dp_data;
+-- Quantiles and variance (an internal state: the coordinator runs them over the shards' rows).
+SELECT abs(encml.dp_median(x, 0, 100, 2.0) - 49.5) < 2 AS median_near,
+       abs(encml.dp_percentile(x, 0.9, 0, 100, 2.0, 0, person, 40) - 89.5) < 3 AS bounded_p90_near,
+       abs(encml.dp_var_pop(x, 0, 100, 2.0) - 833.25) < 40 AS var_near,
+       abs(encml.dp_stddev_pop(x, 0, 100, 2.0, 1e-6) - 28.87) < 2 AS gaussian_stddev_near
+  FROM dp_data;
 RESET ROLE;
 -- One charge per aggregate, on the coordinator; the workers' ledgers stay empty.
 SELECT count(*) AS charges, sum(epsilon) AS epsilon FROM encml.privacy_ledger

@@ -1,0 +1,116 @@
+-- Quantiles, variance and standard deviation (docs/privacy.md "Quantiles, variance"): answers
+-- near the truth at a generous epsilon, the same charges and refusals as the other dp
+-- aggregates, contribution bounding per unit, parallel plans, GROUP BY, DP-only tables, and the
+-- support functions closed to other aggregates.
+CREATE ROLE encml_dpq_analyst NOLOGIN;
+CREATE TABLE dpq AS
+SELECT i, (i % 100)::float8 AS x, 'person-' || (i % 1000) AS person, i % 4 AS g
+  FROM generate_series(1, 40000) i;
+ANALYZE dpq;
+GRANT SELECT ON dpq TO encml_dpq_analyst;
+SELECT encml.set_privacy_budget('encml_dpq_analyst', 100, 1e-5);
+SET ROLE encml_dpq_analyst;
+
+-- Near the truth: x is 0..99 uniformly (median 49.5, 90th percentile 89, variance 833.25); the
+-- answer of a quantile is one of 1024 candidates over [lower, upper] (steps of about 0.1).
+SELECT abs(encml.dp_median(x, 0, 100, 2.0) - 49.5) < 2 AS median_near,
+       abs(encml.dp_percentile(x, 0.9, 0, 100, 2.0) - 89.5) < 2 AS p90_near,
+       abs(encml.dp_var_pop(x, 0, 100, 2.0) - 833.25) < 40 AS var_near,
+       abs(encml.dp_stddev_pop(x, 0, 100, 2.0) - 28.87) < 1 AS stddev_near
+  FROM dpq;
+SELECT array_length(p, 1) AS n, p[1] < p[2] AND p[2] < p[3] AS increasing,
+       abs(p[1] - 9.5) < 2 AND abs(p[2] - 49.5) < 2 AND abs(p[3] - 98.5) < 2 AS near
+  FROM (SELECT encml.dp_percentiles(x, '{0.1, 0.5, 0.99}', 0, 100, 3.0) AS p FROM dpq) s;
+-- A quantile is always a candidate of the grid: a multiple of 100/1023 here.
+SELECT abs(q * 1023 / 100 - round(q * 1023 / 100)) < 1e-9 AS on_the_grid
+  FROM (SELECT encml.dp_median(x, 0, 100, 1.0) AS q FROM dpq) s;
+-- Charged when the query starts, each aggregate its epsilon (5 + 3 + 1 so far).
+SELECT round(encml.privacy_budget_remaining()::numeric, 6) AS remaining;
+SELECT epsilon, delta FROM encml.privacy_ledger WHERE analyst = current_user::regrole ORDER BY id;
+
+-- Refused before anything is charged, with 22023 (or 22004 for NULL).
+SELECT try($$SELECT encml.dp_percentile(x, 0.5, 0, 100, 1.0, 1e-6) FROM dpq$$) AS percentile_with_delta;
+SELECT try($$SELECT encml.dp_percentile(x, 1.5, 0, 100, 1.0) FROM dpq$$) AS percentile_out_of_range;
+SELECT try($$SELECT encml.dp_percentile(x, NULL, 0, 100, 1.0) FROM dpq$$) AS percentile_null;
+SELECT try($$SELECT encml.dp_percentile(x, x / 100, 0, 100, 1.0) FROM dpq$$) AS percentile_from_the_rows;
+SELECT try($$SELECT encml.dp_percentiles(x, '{}', 0, 100, 1.0) FROM dpq$$) AS no_percentiles;
+SELECT try($$SELECT encml.dp_percentiles(x, '{0.5, NULL}', 0, 100, 1.0) FROM dpq$$) AS null_percentile;
+SELECT try($$SELECT encml.dp_median(x, 100, 100, 1.0) FROM dpq$$) AS empty_bounds;
+SELECT try($$SELECT encml.dp_var_pop(x, 100, 0, 1.0) FROM dpq$$) AS reversed_bounds;
+SELECT try($$SELECT encml.dp_var_pop(x, 0, 100, 0) FROM dpq$$) AS zero_epsilon;
+SELECT try($$SELECT encml.dp_median(x, 0, 100, 1.0) OVER () FROM dpq$$) AS as_a_window;
+SELECT round(encml.privacy_budget_remaining()::numeric, 6) AS remaining_unchanged;
+
+-- The delta form of the variance is Gaussian; the answer stays within [0, half-width²].
+SELECT v BETWEEN 0 AND 2500 AS in_range FROM (SELECT encml.dp_var_pop(x, 0, 100, 1.0, 1e-6) AS v FROM dpq) s;
+-- An empty input is released and charged like any other (whether rows matched stays private).
+SELECT q BETWEEN 0 AND 100 AS released FROM (SELECT encml.dp_median(x, 0, 100, 1.0) AS q FROM dpq WHERE false) s;
+SELECT round(encml.privacy_budget_remaining()::numeric, 6) AS remaining_after_empty;
+RESET ROLE;
+
+-- One person with many rows: without a unit they decide the median; with one (a row each) not.
+CREATE TABLE dpq_heavy AS
+SELECT 'whale' AS person, 100::float8 AS x FROM generate_series(1, 5000)
+UNION ALL SELECT 'p' || i, 0::float8 FROM generate_series(1, 2000) i;
+GRANT SELECT ON dpq_heavy TO encml_dpq_analyst;
+SET ROLE encml_dpq_analyst;
+SELECT encml.dp_median(x, 0, 100, 2.0) > 50 AS whale_decides,
+       encml.dp_median(x, 0, 100, 2.0, 0, person, 1) < 10 AS whale_bounded,
+       encml.dp_stddev_pop(x, 0, 100, 2.0, 0, person, 1) < 10 AS spread_bounded
+  FROM dpq_heavy;
+-- Multiplying rows does not multiply the whale's weight either.
+SELECT encml.dp_median(h.x, 0, 100, 2.0, 0, h.person, 1) < 10 AS self_join_bounded
+  FROM dpq_heavy h CROSS JOIN generate_series(1, 3);
+
+-- GROUP BY with partition selection: each person in one group, so charged once per aggregate.
+SELECT round(encml.privacy_budget_remaining()::numeric, 6) AS before_grouped \gset
+-- (Group g holds 48 + g ± 4k: the median is 48 + g, and every candidate in the gaps around it
+-- scores alike.)
+SELECT g, abs(encml.dp_median(x, 0, 100, 1.0) - (48 + g)) < 5 AS median_near
+  FROM dpq GROUP BY g HAVING encml.dp_partition(0.5, 1e-6) ORDER BY g;
+SELECT round(:before_grouped - encml.privacy_budget_remaining()::numeric, 6) AS grouped_charge;
+SELECT try($$SELECT g, encml.dp_var_pop(x, 0, 100, 1.0) FROM dpq GROUP BY g$$) AS grouped_without_selection;
+RESET ROLE;
+
+-- Parallel plans: partial histograms and moments merge in the leader, which adds the noise.
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF) SELECT encml.dp_median(x, 0, 100, 1.0), encml.dp_var_pop(x, 0, 100, 1.0, 0, person, 3) FROM dpq;
+SELECT encml.set_privacy_budget('encml_dpq_analyst', 200, 1e-5);
+SET ROLE encml_dpq_analyst;
+SELECT abs(encml.dp_median(x, 0, 100, 2.0) - 49.5) < 2 AS median_near,
+       abs(encml.dp_var_pop(x, 0, 100, 2.0) - 833.25) < 40 AS var_near,
+       abs(encml.dp_percentile(x, 0.25, 0, 100, 2.0, 0, person, 40) - 24.5) < 3 AS bounded_p25_near
+  FROM dpq;
+RESET ROLE;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+
+-- DP-only tables: the unit forms bounded by the table's unit column are accepted.
+CREATE TABLE dpq_protected AS SELECT person, x FROM dpq;
+SELECT encml.dp_protect('dpq_protected', 'person', 40);
+GRANT SELECT ON dpq_protected TO encml_dpq_analyst;
+SET ROLE encml_dpq_analyst;
+SELECT abs(encml.dp_median(x, 0, 100, 2.0, 0, person, 40) - 49.5) < 3 AS protected_median_near FROM dpq_protected;
+SELECT try($$SELECT encml.dp_median(x, 0, 100, 2.0) FROM dpq_protected$$) AS without_the_unit;
+RESET ROLE;
+
+-- The support functions serve only the extension's own aggregates: one built over them to
+-- return the exact state is refused before any row is read.
+CREATE AGGREGATE public.steal_histogram(float8, float8, float8, float8, float8) (
+    SFUNC = encml.dp_percentile_trans, STYPE = internal,
+    FINALFUNC = encml.dp_histogram_serialize);
+GRANT EXECUTE ON FUNCTION public.steal_histogram(float8, float8, float8, float8, float8) TO encml_dpq_analyst;
+SET ROLE encml_dpq_analyst;
+SELECT try($$SELECT public.steal_histogram(x, 0.5, 0, 100, 1.0) FROM dpq$$) AS stolen_state;
+RESET ROLE;
+
+DROP AGGREGATE public.steal_histogram(float8, float8, float8, float8, float8);
+SELECT encml.dp_unprotect('dpq_protected');
+DROP TABLE dpq, dpq_heavy, dpq_protected;
+DROP OWNED BY encml_dpq_analyst;
+DROP ROLE encml_dpq_analyst;
