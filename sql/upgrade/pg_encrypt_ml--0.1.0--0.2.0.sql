@@ -1178,6 +1178,9 @@ CREATE TABLE @extschema@.reencryption_jobs (
     started_at     timestamptz,
     updated_at     timestamptz,
     finished_at    timestamptz,
+    -- A batch that hit a transient error (a lock held elsewhere) is tried again after this,
+    -- when other jobs are waiting.
+    retry_after    timestamptz,
     error          text
 );
 -- One live job per column and key.

@@ -250,14 +250,19 @@ pub(crate) fn retire(key: Uuid, version: i32, in_use: InUse, why: Option<&str>) 
         let users = crate::api::lifecycle::columns::users_of(&id, version as u32);
         if !users.is_empty() {
             let total: i64 = users.iter().map(|(_, n)| n).sum();
-            let (first, _) = &users[0];
-            let column = first.rsplit('.').next().unwrap_or("c");
             raise_full(
                 PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
-                format!(
-                    "version {version} of key {} still encrypts {total} value(s)",
-                    uuid_string(&id)
-                ),
+                if users.iter().any(|(c, _)| c.ends_with("not counted)")) {
+                    format!(
+                        "version {version} of key {} may still be in use: a table that could hold its values is locked",
+                        uuid_string(&id)
+                    )
+                } else {
+                    format!(
+                        "version {version} of key {} still encrypts {total} value(s)",
+                        uuid_string(&id)
+                    )
+                },
                 Some(format!(
                     "Used by: {}.",
                     users
@@ -266,22 +271,13 @@ pub(crate) fn retire(key: Uuid, version: i32, in_use: InUse, why: Option<&str>) 
                         .collect::<Vec<_>>()
                         .join(", ")
                 )),
-                Some(
-                    if first.ends_with(" (jsonb fields)") || first.starts_with("large objects") {
-                        "Re-encrypt them first: encml.reencrypt_jsonb(doc, aad) for jsonb fields, \
-                     encml.reencrypt_table(tbl, oid_column, key => ...) for large objects; \
-                     or pass force => true to retire it anyway (those values become unreadable)."
-                            .to_string()
-                    } else {
-                        format!(
-                        "Re-encrypt them first, e.g. UPDATE {} SET {column} = encml.reencrypt({column}) \
-                         WHERE encml.key_id({column}) = '{}' AND encml.key_version({column}) = {version}; \
-                         or pass force => true to retire it anyway (those values become unreadable).",
-                        first.rsplit_once('.').map(|(t, _)| t).unwrap_or(first),
-                        uuid_string(&id)
-                    )
-                    },
-                ),
+                Some(format!(
+                    "Re-encrypt them first: SELECT * FROM encml.reencrypt_key('{}') queues a job for \
+                     every column using older versions (large objects named by no row are not found: \
+                     re-encrypt or unlink them). Or pass force => true to retire it anyway (those \
+                     values become unreadable).",
+                    uuid_string(&id)
+                )),
             );
         }
     }

@@ -5,6 +5,13 @@
 # job where its last committed batch left it; every value ends on the new version, reads back,
 # and none was moved twice (the job counts each value once).
 source "$(dirname "$0")/lib.sh"
+# Waits up to $2 tenths of a second for the job on table $1 to be done.
+wait_job() {
+  for _ in $(seq 1 "$2"); do
+    [ "$(q "SELECT state FROM encml.reencryption_jobs WHERE table_oid = '$1'::regclass")" = done ] && return
+    sleep 0.1
+  done
+}
 crash_cluster
 cat >> "$CRASH_DATA/postgresql.conf" <<CONF
 encml.key_lifecycle_naptime = 0
@@ -59,7 +66,58 @@ for _ in $(seq 1 300); do
 done
 kill "$squatter" 2>/dev/null || true
 assert_eq "the sleeping owner's job failed on the batch timeout, the other finished" \
-  "slow|failed|canceling statement due to statement timeout;t|done|" \
+  "slow|failed|canceling statement due to statement timeout (SQLSTATE 57014);t|done|" \
   "$(q "SELECT string_agg(table_oid::text || '|' || state || '|' || coalesce(error, ''), ';' ORDER BY id)
           FROM encml.reencryption_jobs WHERE table_oid::text IN ('slow', 't') AND column_name = 'v' AND target_version = 3")"
 echo "both jobs ended $(( $(date +%s) - started )) s after they were queued (timeout 2 s)"
+
+# Attacker re-check 2 of issue 31 (helper-58): a role that keeps one of its tables locked in an
+# idle transaction stalls neither the worker nor a key administrator's commands. reencrypt_key
+# queues a job for the locked table without reading it, that job waits at the end of the line
+# while the others run, retire_key_version refuses (the table could hold the version), and once
+# the lock is gone the job finishes.
+k2=$(q "SELECT encml.create_key('crash-locked')")
+q "CREATE TABLE locked (id int, v encml.enc_bytea);
+   INSERT INTO locked SELECT i, encml.encrypt('l' || i, '$k2') FROM generate_series(1, 10) i;
+   CREATE TABLE free (id int, v encml.enc_bytea);
+   INSERT INTO free SELECT i, encml.encrypt('f' || i, '$k2') FROM generate_series(1, 10) i" >/dev/null
+q "SELECT encml.rotate_key('$k2')" >/dev/null
+PGAPPNAME=locker psql -X -q -d "$DB" -c "BEGIN" -c "LOCK TABLE locked IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(40)" >/dev/null 2>&1 &
+locker=$!
+sleep 0.5
+started=$(date +%s)
+jobs=$(PGOPTIONS="-c statement_timeout=10s" q "SELECT string_agg(table_name::text, ',' ORDER BY table_name::text) FROM encml.reencrypt_key('$k2')")
+assert_eq "reencrypt_key returns at once while a table is locked, with a job for it too" "free,locked" "$jobs"
+retire=$(PGOPTIONS="-c statement_timeout=10s" psql -X -q -At -d "$DB" -c "SELECT encml.retire_key_version('$k2', 1)" 2>&1 || true)
+assert_match "retire_key_version refuses while a table that could hold the version is locked" \
+  "may still be in use: a table that could hold its values is locked" "$retire"
+wait_job free 250
+assert_match "the job on the other table finished while the lock was held" "^done\\|(queued|running)$" \
+  "$(q "SELECT (SELECT state FROM encml.reencryption_jobs WHERE table_oid = 'free'::regclass) || '|' ||
+               (SELECT state FROM encml.reencryption_jobs WHERE table_oid = 'locked'::regclass)")"
+echo "the other job finished $(( $(date +%s) - started )) s after reencrypt_key, the lock still held"
+q "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'locker'" >/dev/null
+wait "$locker" 2>/dev/null || true
+wait_job locked 300
+assert_eq "once the lock is gone the locked table's job finishes" "done|2|10" \
+  "$(q "SELECT (SELECT state FROM encml.reencryption_jobs WHERE table_oid = 'locked'::regclass) || '|' ||
+               encml.key_version(v) || '|' || count(*) FROM locked GROUP BY encml.key_version(v)")"
+
+# Any key's administrator can report it compromised, and compromise jobs go first: every other
+# batch goes to the job that waited longest whatever its priority, so a slow compromise job
+# (its owner's trigger sleeps in each batch) does not keep another job waiting to its end.
+k3=$(q "SELECT encml.create_key('crash-priority')")
+k4=$(q "SELECT encml.create_key('crash-plain')")
+q "CREATE TABLE slowprio (id int, v encml.enc_bytea, pad text);
+   INSERT INTO slowprio SELECT i, encml.encrypt('p' || i, '$k3'), repeat('x', 500) FROM generate_series(1, 600) i;
+   CREATE FUNCTION nap() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END \$\$;
+   CREATE TRIGGER nap BEFORE UPDATE ON slowprio FOR EACH STATEMENT EXECUTE FUNCTION nap();
+   CREATE TABLE quick (id int, v encml.enc_bytea);
+   INSERT INTO quick SELECT i, encml.encrypt('q' || i, '$k4') FROM generate_series(1, 10) i" >/dev/null
+q "SELECT encml.rotate_key('$k4')" >/dev/null
+q "BEGIN; SELECT encml.compromise_key('$k3', 'test'); SELECT count(*) FROM encml.reencrypt_table('quick', 'v'); COMMIT" >/dev/null
+wait_job quick 200
+assert_eq "the plain job finished while the compromise job was still running" "done|running" \
+  "$(q "SELECT (SELECT state FROM encml.reencryption_jobs WHERE table_oid = 'quick'::regclass) || '|' ||
+               (SELECT state FROM encml.reencryption_jobs WHERE table_oid = 'slowprio'::regclass)")"
+q "SELECT encml.cancel_reencryption(id) FROM encml.reencryption_jobs WHERE table_oid = 'slowprio'::regclass" >/dev/null

@@ -44,15 +44,19 @@ pub enum Outcome {
     Retry(String),
 }
 
-/// The live job to work on next: compromises first.
-pub fn next_job() -> Option<(i64, bool)> {
+/// The live job to work on next: compromises first, or, with `any_priority` (every other
+/// batch), the job that waited longest whatever its priority, so that no job waits behind
+/// another's batches for long (any key's administrator may report it compromised: attacker
+/// re-check of issue 31).
+pub fn next_job(any_priority: bool) -> Option<(i64, bool)> {
     // Within a priority, the job that waited longest goes next: jobs take turns batch by batch,
     // so one slow table does not hold the others back. With whether it is still queued.
     read_rows(
         "SELECT id, state = 'queued' FROM encml.reencryption_jobs \
           WHERE state IN ('queued', 'running') \
-          ORDER BY priority DESC, updated_at NULLS FIRST, id LIMIT 1",
-        &[],
+          ORDER BY coalesce(retry_after > pg_catalog.clock_timestamp(), false), \
+                   CASE WHEN $1 THEN 0 ELSE priority END DESC, updated_at NULLS FIRST, id LIMIT 1",
+        &[arg(any_priority)],
         1,
         |row| {
             (
@@ -277,7 +281,9 @@ pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
     if !pass_ended {
         run_sql(
             "UPDATE encml.reencryption_jobs SET next_block = $2, rows_done = rows_done + $3, \
-                    pass_rows = $4, updated_at = pg_catalog.clock_timestamp() WHERE id = $1",
+                    pass_rows = $4, updated_at = pg_catalog.clock_timestamp(), error = NULL, \
+                    retry_after = NULL \
+              WHERE id = $1",
             &[arg(id), arg(end), arg(moved), arg(pass_rows)],
         );
         return Outcome::Worked(moved);
@@ -297,7 +303,7 @@ pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
         // Another pass, for values concurrent updates carried behind the cursor.
         run_sql(
             "UPDATE encml.reencryption_jobs SET pass = pass + 1, next_block = 0, pass_rows = 0, \
-                    rows_done = rows_done + $2, total_blocks = $3, \
+                    rows_done = rows_done + $2, total_blocks = $3, error = NULL, retry_after = NULL, \
                     updated_at = pg_catalog.clock_timestamp() WHERE id = $1",
             &[arg(id), arg(moved), arg(blocks_of(job.rel))],
         );
@@ -310,12 +316,25 @@ pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
         values_left(&job, &old)
     };
     let objects_left = if job.kind == Kind::LargeObject {
-        unlink_replaced(&job)
+        match unlink_replaced(&job) {
+            Ok(n) => n,
+            Err(table) => {
+                fail(
+                    id,
+                    &format!(
+                        "the large objects this job replaced were not unlinked: table {table} is \
+                         locked by another transaction, so whether it names them is unknown; \
+                         queue the job again to unlink them"
+                    ),
+                );
+                return Outcome::Finished { key: job.key };
+            }
+        }
     } else {
         0
     };
     run_sql(
-        "UPDATE encml.reencryption_jobs SET state = 'done', next_block = $2, \
+        "UPDATE encml.reencryption_jobs SET state = 'done', next_block = $2, error = NULL, retry_after = NULL, \
                 finished_at = pg_catalog.clock_timestamp(), updated_at = pg_catalog.clock_timestamp() \
           WHERE id = $1",
         &[arg(id), arg(end)],
@@ -347,7 +366,8 @@ pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
             id,
             &format!(
                 "{left} value(s) under older versions remain that role {} could not update \
-                 (row security hides them, or they belong to transactions still in progress)",
+                 (row security hides them, a trigger of the table's owner kept them, or they \
+                 belong to transactions still in progress)",
                 crate::pg::roles::role_name(job.run_as)
             ),
         );
@@ -450,8 +470,9 @@ fn owner_statement(
 
 /// When a large-object job has moved every row: unlinks, as the table's owner, the objects
 /// recorded by the jobs of its column (this one and earlier ones that failed or were
-/// cancelled) that no column names any more; returns how many it could not (owned by others).
-fn unlink_replaced(job: &Job) -> usize {
+/// cancelled) that no column names any more; returns how many it could not (owned by others),
+/// or Err with a table whose references could not be read (nothing unlinked, nothing forgotten).
+fn unlink_replaced(job: &Job) -> Result<usize, String> {
     let recorded = read_rows(
         "SELECT o.loid FROM encml.reencryption_large_objects o \
            JOIN encml.reencryption_jobs j ON j.id = o.job_id \
@@ -461,18 +482,18 @@ fn unlink_replaced(job: &Job) -> usize {
         |row| row.get::<pg_sys::Oid>(1).unwrap_or(pg_sys::InvalidOid),
     );
     if recorded.is_empty() {
-        return 0;
+        return Ok(0);
     }
     let left = as_owner_of(job.rel, &job.key, || {
         super::objects::unlink_replaced(&recorded)
-    });
+    })?;
     run_sql(
         "DELETE FROM encml.reencryption_large_objects o USING encml.reencryption_jobs j \
           WHERE j.id = o.job_id AND j.table_oid = $1 AND j.column_name = $2::name \
             AND o.loid <> ALL ($3)",
         &[arg(job.rel), arg(job.column.as_str()), arg(left.clone())],
     );
-    left.len()
+    Ok(left.len())
 }
 
 /// The batch's statement timeout (`encml.reencrypt_batch_timeout`). A background worker has no
@@ -552,4 +573,15 @@ pub fn live_jobs_of(key: &[u8; 16]) -> i64 {
     .into_iter()
     .next()
     .unwrap_or(0)
+}
+
+/// Puts a job whose batch hit a transient error (a lock held elsewhere, a deadlock) at the end of
+/// the line for `seconds`: the other jobs go first meanwhile (it runs at once if none waits).
+pub fn postpone(id: i64, why: &str, seconds: f64) {
+    run_sql(
+        "UPDATE encml.reencryption_jobs SET updated_at = pg_catalog.clock_timestamp(), error = $2, \
+                retry_after = pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $3) \
+          WHERE id = $1 AND state IN ('queued', 'running')",
+        &[arg(id), arg(format!("retrying: {why}")), arg(seconds)],
+    );
 }

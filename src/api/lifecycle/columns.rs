@@ -300,7 +300,22 @@ pub struct Behind {
     pub rel: pg_sys::Oid,
     pub column: String,
     pub kind: Kind,
+    /// How many; `LOCKED` when another transaction holds a lock that keeps the table from being
+    /// read now (it was not counted, and may hold some).
     pub values: i64,
+}
+
+/// `Behind::values` of a table that could not be read without waiting for a lock.
+pub const LOCKED: i64 = -1;
+
+/// Takes the lock a read of `rel` takes, if no other transaction is in the way: scans over every
+/// table of the database never wait for a lock (a role holding an exclusive lock on one of its
+/// tables in an idle transaction stalled the lifecycle worker and key administrators' commands,
+/// attacker re-check of issue 31). The lock is kept to the end of the transaction, as a read's.
+pub fn lock_for_reading(rel: pg_sys::Oid) -> bool {
+    // SAFETY: a conditional lock request on a relation oid, released at transaction end; it
+    // never waits, and a relation dropped meanwhile is simply not found by the read after it.
+    unsafe { pg_sys::ConditionalLockRelationOid(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE) }
 }
 
 /// Every column of a plain table of this database (not the extension's own, not temporary, not
@@ -315,14 +330,19 @@ pub fn holding(id: &[u8; 16], versions: &[u32]) -> Vec<Behind> {
 /// What still uses `version` of the key, for retiring it or clearing a compromise: the columns
 /// of `holding` and of populated materialized views (which no job rewrites: refresh them), by
 /// name with their counts, and the encrypted large objects under it (`catalog::large_objects_using`:
-/// every object, also those no row names). Large-object columns are not listed again.
+/// every object, also those no row names). Large-object columns are not listed again. A table
+/// another transaction has locked is listed as possibly using it, with a count of 0.
 pub fn users_of(id: &[u8; 16], version: u32) -> Vec<(String, i64)> {
     let mut users: Vec<(String, i64)> = columns_with(id, &[version], true)
         .into_iter()
-        .filter(|b| b.kind != Kind::LargeObject)
+        .filter(|b| b.kind != Kind::LargeObject || b.values == LOCKED)
         .map(|b| {
             let name = format!("{}.{}", relation_name(b.rel), quote_ident(&b.column));
             match b.kind {
+                _ if b.values == LOCKED => (
+                    format!("{name} (locked by another transaction: not counted)"),
+                    0,
+                ),
                 Kind::Jsonb => (format!("{name} (jsonb fields)"), b.values),
                 _ => (name, b.values),
             }
@@ -379,8 +399,12 @@ fn columns_with(id: &[u8; 16], versions: &[u32], with_matviews: bool) -> Vec<Beh
                 if kind == Kind::LargeObject && !large_objects_readable {
                     return None;
                 }
-                let values = count_behind(rel, kind, &column, &args);
-                (values > 0).then_some(Behind {
+                let values = if lock_for_reading(rel) {
+                    count_behind(rel, kind, &column, &args)
+                } else {
+                    LOCKED
+                };
+                (values > 0 || values == LOCKED).then_some(Behind {
                     rel,
                     column,
                     kind,

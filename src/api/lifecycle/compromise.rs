@@ -57,23 +57,31 @@ fn compromise_key(key: Option<Uuid>, reason: Option<&str>) -> i32 {
 }
 
 /// Marks the key's compromised versions that no value of this database depends on any more
-/// (no live job, no column or large object under them) as cleared, with an event each.
+/// (no live job, no column or large object under them), or whose material was erased
+/// (`retire_key_version`, with `force` when forged or unreachable values kept them in use), as
+/// cleared, with an event each.
 pub fn check_cleared(key: &[u8; 16]) {
-    let open: Vec<i32> = as_extension_owner(|| {
+    let open: Vec<(i32, bool)> = as_extension_owner(|| {
         read_rows(
-            "SELECT version FROM encml.key_compromises \
-              WHERE key_id = $1 AND cleared_at IS NULL ORDER BY version",
+            "SELECT c.version, coalesce(v.status <> 'active', true) FROM encml.key_compromises c \
+               LEFT JOIN encml.data_key_versions v ON v.key_id = c.key_id AND v.version = c.version \
+              WHERE c.key_id = $1 AND c.cleared_at IS NULL ORDER BY c.version",
             &[arg(Uuid::from_bytes(*key))],
             0,
-            |row| row.get::<i32>(1).unwrap_or(0),
+            |row| {
+                (
+                    row.get::<i32>(1).unwrap_or(0),
+                    row.get::<bool>(2).unwrap_or(false),
+                )
+            },
         )
     });
     if open.is_empty() || as_extension_owner(|| super::batch::live_jobs_of(key)) > 0 {
         return;
     }
-    for v in open {
+    for (v, erased) in open {
         let v = v as u32;
-        if !super::columns::users_of(key, v).is_empty() {
+        if !erased && !super::columns::users_of(key, v).is_empty() {
             continue;
         }
         as_extension_owner(|| {
@@ -86,7 +94,22 @@ pub fn check_cleared(key: &[u8; 16]) {
         crate::events::record(
             "key_compromise_cleared",
             None,
-            json!({ "key": uuid_string(key), "version": v }),
+            json!({ "key": uuid_string(key), "version": v, "retired": erased }),
         );
     }
+}
+
+/// Keys with a compromised version not yet cleared: looked at every round of the worker, since a
+/// value that kept one in use (a locked table, a forged value) may go away without a job.
+pub fn keys_uncleared() -> Vec<[u8; 16]> {
+    read_rows(
+        "SELECT DISTINCT key_id FROM encml.key_compromises WHERE cleared_at IS NULL",
+        &[],
+        0,
+        |row| {
+            row.get::<Uuid>(1)
+                .map(|u| *u.as_bytes())
+                .unwrap_or_default()
+        },
+    )
 }

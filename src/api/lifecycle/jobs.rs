@@ -492,7 +492,16 @@ fn move_objects_now(rel: pg_sys::Oid, column: &str, id: &[u8; 16], old: &[u32]) 
     });
     let mut recorded = behind;
     recorded.extend(created);
-    let left = with_pinned_search_path(|| super::objects::unlink_replaced(&recorded));
+    let left = with_pinned_search_path(|| super::objects::unlink_replaced(&recorded))
+        .unwrap_or_else(|table| {
+            raise(
+                PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+                format!(
+                    "table {table} is locked by another transaction: whether it names the large \
+                     objects replaced is unknown"
+                ),
+            )
+        });
     if !left.is_empty() {
         pgrx::warning!(
             "{} replaced large object(s) are owned by other roles and were not unlinked: {:?}",

@@ -99,8 +99,9 @@ pub fn move_sql(rel: pg_sys::Oid, column: &str, blocks: Option<(i64, i64)>) -> S
 
 /// Of `oids`, those still existing that no column of type oid (or a domain over it) of a table
 /// or materialized view of this database names, outside the system schemas and the extension's
-/// own (temporary tables of other sessions are not seen, as vacuumlo does not see them).
-fn unreferenced(oids: &[pg_sys::Oid]) -> Vec<pg_sys::Oid> {
+/// own (temporary tables of other sessions are not seen, as vacuumlo does not see them). Err
+/// names a table another transaction has locked (its references could not be read).
+fn unreferenced(oids: &[pg_sys::Oid]) -> Result<Vec<pg_sys::Oid>, String> {
     as_extension_owner(|| {
         let mut left: Vec<pg_sys::Oid> = read_rows(
             "SELECT oid FROM pg_catalog.pg_largeobject_metadata WHERE oid = ANY ($1)",
@@ -109,14 +110,14 @@ fn unreferenced(oids: &[pg_sys::Oid]) -> Vec<pg_sys::Oid> {
             |row| row.get::<pg_sys::Oid>(1).unwrap_or(pg_sys::InvalidOid),
         );
         if left.is_empty() {
-            return left;
+            return Ok(left);
         }
         let columns = read_rows(
             "WITH RECURSIVE typ(oid) AS ( \
                  SELECT 'pg_catalog.oid'::pg_catalog.regtype::pg_catalog.oid \
                  UNION SELECT d.oid FROM pg_catalog.pg_type d JOIN typ ON d.typbasetype = typ.oid \
                   WHERE d.typtype = 'd') \
-             SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), a.attname::text \
+             SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname), a.attname::text \
                FROM pg_catalog.pg_attribute a \
                JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
                JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -129,14 +130,18 @@ fn unreferenced(oids: &[pg_sys::Oid]) -> Vec<pg_sys::Oid> {
             0,
             |row| {
                 (
-                    row.get::<String>(1).unwrap_or_default(),
+                    row.get::<pg_sys::Oid>(1).unwrap_or(pg_sys::InvalidOid),
                     row.get::<String>(2).unwrap_or_default(),
+                    row.get::<String>(3).unwrap_or_default(),
                 )
             },
         );
-        for (table, column) in columns {
+        for (rel, table, column) in columns {
             if left.is_empty() {
                 break;
+            }
+            if !columns::lock_for_reading(rel) {
+                return Err(table);
             }
             let c = quote_ident(&column);
             let named: Vec<pg_sys::Oid> = read_rows(
@@ -150,20 +155,21 @@ fn unreferenced(oids: &[pg_sys::Oid]) -> Vec<pg_sys::Oid> {
             );
             left.retain(|o| !named.contains(o));
         }
-        left
+        Ok(left)
     })
 }
 
 /// Unlinks those of `oids` (objects a job replaced or created) that no column names any more
 /// and that the current role owns (directly or through a role it has the privileges of, as
-/// `lo_unlink` requires); returns the unreferenced ones it could not unlink.
-pub fn unlink_replaced(oids: &[pg_sys::Oid]) -> Vec<pg_sys::Oid> {
+/// `lo_unlink` requires); returns the unreferenced ones it could not unlink, or Err with a table
+/// whose references could not be read (locked: nothing is unlinked then).
+pub fn unlink_replaced(oids: &[pg_sys::Oid]) -> Result<Vec<pg_sys::Oid>, String> {
     if oids.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    let candidates = unreferenced(oids);
+    let candidates = unreferenced(oids)?;
     if candidates.is_empty() {
-        return candidates;
+        return Ok(candidates);
     }
     crate::pg::catalog_reads::execute(
         "SELECT pg_catalog.count(pg_catalog.lo_unlink(o)) FROM pg_catalog.unnest($1::pg_catalog.oid[]) o \
@@ -172,12 +178,12 @@ pub fn unlink_replaced(oids: &[pg_sys::Oid]) -> Vec<pg_sys::Oid> {
                            AND pg_catalog.pg_has_role(m.lomowner, 'USAGE'))",
         &[arg(candidates.clone())],
     );
-    as_extension_owner(|| {
+    Ok(as_extension_owner(|| {
         read_rows(
             "SELECT oid FROM pg_catalog.pg_largeobject_metadata WHERE oid = ANY ($1)",
             &[arg(candidates)],
             0,
             |row| row.get::<pg_sys::Oid>(1).unwrap_or(pg_sys::InvalidOid),
         )
-    })
+    }))
 }

@@ -227,8 +227,13 @@ pub fn retire_due(key: &[u8; 16]) {
     if versions.is_empty() || super::batch::live_jobs_of(key) > 0 {
         return;
     }
+    let mut blocked = Vec::new();
     for v in versions {
-        if !super::columns::users_of(key, v as u32).is_empty() {
+        let users = super::columns::users_of(key, v as u32);
+        if !users.is_empty() {
+            // Shown in rotation_policy_status.last_error: why a version due for retirement stays.
+            let list: Vec<String> = users.iter().map(|(c, n)| format!("{c} ({n})")).collect();
+            blocked.push(format!("version {v} still used by {}", list.join(", ")));
             continue;
         }
         jobs::acting_as(set_by, || {
@@ -239,6 +244,19 @@ pub fn retire_due(key: &[u8; 16]) {
                 Some("rotation policy"),
             );
         });
+    }
+    if blocked.is_empty() {
+        // A block reported earlier is over (another error, of a rotation, stays).
+        crate::pg::catalog_reads::execute(
+            "UPDATE encml.rotation_policies SET last_error = NULL \
+              WHERE key_id = $1 AND last_error LIKE 'retirement blocked: %'",
+            &[arg(Uuid::from_bytes(*key))],
+        );
+    } else {
+        mark_checked(
+            key,
+            Some(&format!("retirement blocked: {}", blocked.join("; "))),
+        );
     }
 }
 

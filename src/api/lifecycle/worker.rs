@@ -259,6 +259,15 @@ pub fn in_transaction<R>(f: impl FnOnce() -> R) -> Result<R, Caught> {
     outcome
 }
 
+/// The five characters of a SQLSTATE (MAKE_SQLSTATE packs six bits per character, the first
+/// lowest).
+fn sqlstate_text(code: pgrx::PgSqlErrorCode) -> String {
+    let packed = code as i32;
+    (0..5)
+        .map(|i| (((packed >> (6 * i)) & 0x3F) as u8 + b'0') as char)
+        .collect()
+}
+
 /// Whether an ERROR is worth retrying later rather than failing the job: serialization
 /// failures, deadlocks, lock timeouts, cancels, and the like.
 fn transient(code: PgSqlErrorCode) -> bool {
@@ -372,6 +381,18 @@ pub extern "C-unwind" fn encml_key_lifecycle_worker(arg: pg_sys::Datum) {
             pg_sys::GucSource::PGC_S_OVERRIDE,
         )
     };
+    // No statement of the worker waits long for a lock: a table some role keeps locked in an
+    // idle transaction stalled every job and policy of the database (attacker re-check of issue
+    // 31). A wait past this is a transient error: the job goes to the end of the line.
+    // SAFETY: as above, a setting of this process, at the highest source.
+    unsafe {
+        pg_sys::SetConfigOption(
+            c"lock_timeout".as_ptr(),
+            c"5s".as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        )
+    };
     let ready = in_transaction(|| {
         let schema = crate::pg::schema_version::installed();
         let current = schema
@@ -400,7 +421,7 @@ pub extern "C-unwind" fn encml_key_lifecycle_worker(arg: pg_sys::Datum) {
 fn still_needed() -> bool {
     in_transaction(|| {
         release_worker_lock();
-        (batch::next_job().is_some() || !policies::due().is_empty()) && try_worker_lock()
+        (batch::next_job(false).is_some() || !policies::due().is_empty()) && try_worker_lock()
     })
     .unwrap_or(false)
 }
@@ -447,6 +468,13 @@ fn apply_policies() {
             let _ = in_transaction(|| policies::mark_checked(&key, Some(&message)));
         }
     }
+    // Compromises whose last values went away without a job (a locked table read again, a
+    // forged value deleted, a version retired).
+    for key in in_transaction(compromise::keys_uncleared).unwrap_or_default() {
+        if let Err(e) = in_transaction(|| compromise::check_cleared(&key)) {
+            pgrx::log!("pg_encrypt_ml: compromised key versions: {}", e.message);
+        }
+    }
 }
 
 /// Policies, then jobs batch by batch, until no job is left (policies are looked at again every
@@ -454,6 +482,9 @@ fn apply_policies() {
 fn run_until_idle() {
     let mut policies_at: Option<Instant> = None;
     let mut retried = 0u32;
+    // Transient failures per job: it is tried again after the other jobs, up to this many times.
+    let mut postponed: std::collections::HashMap<i64, u32> = std::collections::HashMap::new();
+    let mut turn = 0u64;
     loop {
         if stopping() {
             return;
@@ -469,7 +500,8 @@ fn run_until_idle() {
             policies_at = Some(Instant::now());
             apply_policies();
         }
-        let (job, queued) = match in_transaction(batch::next_job) {
+        turn += 1;
+        let (job, queued) = match in_transaction(|| batch::next_job(turn.is_multiple_of(2))) {
             Ok(Some(job)) => job,
             Ok(None) if still_needed() => continue,
             _ => return,
@@ -506,19 +538,25 @@ fn run_until_idle() {
                 let _ = in_transaction(|| batch::fail(job, &why));
             }
             Ok(_) => retried = 0,
-            Err(e) if transient(e.sqlstate) && retried < 100 => {
-                retried += 1;
+            Err(e) if transient(e.sqlstate) && postponed.get(&job).copied().unwrap_or(0) < 100 => {
+                *postponed.entry(job).or_default() += 1;
                 pgrx::log!(
-                    "pg_encrypt_ml: re-encryption job {job} will retry its batch: {}",
+                    "pg_encrypt_ml: re-encryption job {job} will retry its batch after the other jobs: {}",
                     e.message
                 );
+                // Longer each time, up to a minute.
+                let tries = postponed.get(&job).copied().unwrap_or(1);
+                let wait = (5.0 * tries as f64).min(60.0);
+                let _ = in_transaction(|| batch::postpone(job, &e.message, wait));
                 if !nap(Duration::from_secs(1)) {
                     return;
                 }
             }
             Err(e) => {
                 retried = 0;
-                let message = e.message.clone();
+                // With its SQLSTATE: the message may come from the table owner's own code (a
+                // trigger's RAISE), which the operator reading it should know.
+                let message = format!("{} (SQLSTATE {})", e.message, sqlstate_text(e.sqlstate));
                 if let Err(again) = in_transaction(|| batch::fail(job, &message)) {
                     pgrx::log!(
                         "pg_encrypt_ml: could not record the failure of re-encryption job {job}: {}",
