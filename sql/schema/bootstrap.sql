@@ -170,9 +170,15 @@ CREATE TABLE privacy_budgets (
     delta_spent   float8 NOT NULL DEFAULT 0,
     set_by        regrole NOT NULL,
     set_at        timestamptz NOT NULL DEFAULT now(),
+    -- How charges compose (docs/privacy.md "The budget"): pure (epsilon only), approx (epsilon
+    -- and delta add up), zcdp (rho adds up against rho_total, the most that converts to
+    -- (epsilon_total, delta_total / 2); noisy thresholds spend delta from the other half).
+    accounting    text NOT NULL DEFAULT 'approx' CHECK (accounting IN ('pure', 'approx', 'zcdp')),
+    rho_total     float8 CHECK (rho_total >= 0 AND rho_total < 'infinity'),
+    rho_spent     float8 NOT NULL DEFAULT 0,
     PRIMARY KEY (analyst, scope)
 );
-COMMENT ON TABLE privacy_budgets IS 'pg_encrypt_ml: privacy budget (basic composition) of each analyst and scope';
+COMMENT ON TABLE privacy_budgets IS 'pg_encrypt_ml: privacy budget of each analyst and scope (pure, approximate or zCDP accounting)';
 CREATE TABLE privacy_charges (
     id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     charged_at timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -184,7 +190,9 @@ CREATE TABLE privacy_charges (
     query_hash text NOT NULL,
     granted    boolean NOT NULL,
     -- Why a charge was refused, or that a superuser ran without a budget.
-    note       text
+    note       text,
+    -- The charge in rho under a zcdp budget (its epsilon and delta then say what was asked).
+    rho        float8
 );
 CREATE INDEX privacy_charges_analyst ON privacy_charges (analyst, scope, charged_at);
 COMMENT ON TABLE privacy_charges IS 'pg_encrypt_ml: every privacy charge of a dp aggregate, granted or refused';
@@ -257,13 +265,14 @@ CREATE VIEW privacy_budget WITH (security_barrier) AS
 SELECT b.analyst, b.scope, b.epsilon_total, b.epsilon_spent,
        greatest(b.epsilon_total - b.epsilon_spent, 0) AS epsilon_remaining,
        b.delta_total, b.delta_spent, greatest(b.delta_total - b.delta_spent, 0) AS delta_remaining,
-       b.set_by, b.set_at
+       b.set_by, b.set_at, b.accounting, b.rho_total, b.rho_spent
   FROM privacy_budgets b
  WHERE b.analyst::oid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
     OR pg_catalog.pg_has_role(current_user, 'encml_privacy_admin', 'USAGE');
 COMMENT ON VIEW privacy_budget IS 'pg_encrypt_ml: the calling analyst''s privacy budgets (all of them for privacy admins)';
 CREATE VIEW privacy_ledger WITH (security_barrier) AS
-SELECT c.id, c.charged_at, c.analyst, c.scope, c.epsilon, c.delta, c.query_hash, c.granted, c.note
+SELECT c.id, c.charged_at, c.analyst, c.scope, c.epsilon, c.delta, c.query_hash, c.granted, c.note,
+       c.rho
   FROM privacy_charges c
  WHERE c.analyst::oid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
     OR pg_catalog.pg_has_role(current_user, 'encml_privacy_admin', 'USAGE');

@@ -284,3 +284,9 @@ CREATE AGGREGATE dp_stddev_pop(value float8, lower float8, upper float8, epsilon
     COMBINEFUNC = dp_moments_combine, SERIALFUNC = dp_moments_serialize, DESERIALFUNC = dp_moments_deserialize,
     PARALLEL = SAFE
 );
+
+-- The privacy budget of an analyst (src/api/privacy.rs): a C function of its own, under the
+-- symbol 0.1.0's four-argument declaration also calls.
+CREATE FUNCTION set_privacy_budget(analyst regrole, epsilon double precision,
+        delta double precision DEFAULT 0, scope text DEFAULT 'default', accounting text DEFAULT 'approx')
+    RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'set_privacy_budget_wrapper';

@@ -355,8 +355,10 @@ COMMENT ON FUNCTION fhe_round_sum(bigint) IS
     'The encrypted sum of a closed round, to its decryptor only: the decrypting party''s only access to round data; a differentially private sum charges the reader''s privacy budget at each read (encml_fhe_decryptor)';
 
 -- Differential privacy (sql/schema/dp.sql)
-COMMENT ON FUNCTION set_privacy_budget(regrole, double precision, double precision, text) IS
-    'Sets an analyst''s total privacy budget (epsilon, delta) in a scope; what was spent stays spent (privacy admins)';
+COMMENT ON FUNCTION set_privacy_budget(regrole, double precision, double precision, text, text) IS
+    'Sets an analyst''s total privacy budget (epsilon, delta) in a scope, composed by accounting ''pure'', ''approx'' (epsilon and delta add up) or ''zcdp'' (rho adds up); what was spent stays spent (privacy admins)';
+COMMENT ON FUNCTION zcdp_epsilon(double precision, double precision) IS
+    'The epsilon that a total rho of zero-concentrated DP amounts to at delta (OpenDP''s conversion)';
 COMMENT ON FUNCTION privacy_budget_remaining(regrole, text) IS
     'The epsilon an analyst has left in a scope (NULL without a budget); analysts read their own';
 DO $$
@@ -516,7 +518,8 @@ BEGIN
     END LOOP;
 END
 $$;
-GRANT EXECUTE ON FUNCTION set_privacy_budget(regrole, double precision, double precision, text),
+GRANT EXECUTE ON FUNCTION zcdp_epsilon(double precision, double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION set_privacy_budget(regrole, double precision, double precision, text, text),
     dp_public_groups(anyelement, anyarray)
 TO encml_privacy_admin;
 GRANT EXECUTE ON FUNCTION auth_failures(), forward_security_events(), security_summary(interval), metrics(boolean)

@@ -1631,3 +1631,45 @@ GRANT EXECUTE ON FUNCTION @extschema@.dp_var_pop(double precision, double precis
 GRANT EXECUTE ON FUNCTION @extschema@.dp_stddev_pop(double precision, double precision, double precision, double precision) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.dp_stddev_pop(double precision, double precision, double precision, double precision, double precision) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.dp_stddev_pop(double precision, double precision, double precision, double precision, double precision, text, integer) TO PUBLIC;
+
+-- zCDP accounting (issue 32; as sql/schema/bootstrap.sql creates the tables and views).
+ALTER TABLE @extschema@.privacy_budgets
+    ADD COLUMN accounting text NOT NULL DEFAULT 'approx' CHECK (accounting IN ('pure', 'approx', 'zcdp')),
+    ADD COLUMN rho_total float8 CHECK (rho_total >= 0 AND rho_total < 'infinity'),
+    ADD COLUMN rho_spent float8 NOT NULL DEFAULT 0;
+ALTER TABLE @extschema@.privacy_charges ADD COLUMN rho float8;
+COMMENT ON TABLE @extschema@.privacy_budgets IS 'pg_encrypt_ml: privacy budget of each analyst and scope (pure, approximate or zCDP accounting)';
+CREATE OR REPLACE VIEW @extschema@.privacy_budget WITH (security_barrier) AS
+SELECT b.analyst, b.scope, b.epsilon_total, b.epsilon_spent,
+       greatest(b.epsilon_total - b.epsilon_spent, 0) AS epsilon_remaining,
+       b.delta_total, b.delta_spent, greatest(b.delta_total - b.delta_spent, 0) AS delta_remaining,
+       b.set_by, b.set_at, b.accounting, b.rho_total, b.rho_spent
+  FROM @extschema@.privacy_budgets b
+ WHERE b.analyst::oid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+    OR pg_catalog.pg_has_role(current_user, 'encml_privacy_admin', 'USAGE');
+CREATE OR REPLACE VIEW @extschema@.privacy_ledger WITH (security_barrier) AS
+SELECT c.id, c.charged_at, c.analyst, c.scope, c.epsilon, c.delta, c.query_hash, c.granted, c.note,
+       c.rho
+  FROM @extschema@.privacy_charges c
+ WHERE c.analyst::oid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+    OR pg_catalog.pg_has_role(current_user, 'encml_privacy_admin', 'USAGE');
+DROP FUNCTION @extschema@.set_privacy_budget(regrole, double precision, double precision, text);
+CREATE FUNCTION @extschema@.set_privacy_budget(analyst regrole, epsilon double precision,
+        delta double precision DEFAULT 0, scope text DEFAULT 'default', accounting text DEFAULT 'approx')
+    RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'set_privacy_budget_wrapper';
+CREATE  FUNCTION @extschema@."zcdp_epsilon"(
+	"rho" double precision, /* f64 */
+	"delta" double precision /* f64 */
+) RETURNS double precision /* f64 */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'zcdp_epsilon_wrapper';
+REVOKE ALL ON FUNCTION @extschema@.set_privacy_budget(regrole, double precision, double precision, text, text),
+    @extschema@.zcdp_epsilon(double precision, double precision) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.set_privacy_budget(regrole, double precision, double precision, text, text) IS
+    'Sets an analyst''s total privacy budget (epsilon, delta) in a scope, composed by accounting ''pure'', ''approx'' (epsilon and delta add up) or ''zcdp'' (rho adds up); what was spent stays spent (privacy admins)';
+COMMENT ON FUNCTION @extschema@.zcdp_epsilon(double precision, double precision) IS
+    'The epsilon that a total rho of zero-concentrated DP amounts to at delta (OpenDP''s conversion)';
+GRANT EXECUTE ON FUNCTION @extschema@.zcdp_epsilon(double precision, double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.set_privacy_budget(regrole, double precision, double precision, text, text)
+TO encml_privacy_admin;

@@ -41,6 +41,14 @@ pub fn installed() -> Option<String> {
     )
 }
 
+/// Whether the installed schema is at least `min` (false without one).
+pub fn at_least(min: Release) -> bool {
+    installed()
+        .as_deref()
+        .and_then(Release::parse)
+        .is_some_and(|v| v >= min)
+}
+
 /// Raises 55000 unless the installed schema is at least `min`; `what` names the feature.
 pub fn require(min: Release, what: &str) {
     let installed = installed();

@@ -28,9 +28,13 @@ struct Slot {
     analyst: u32,
     epsilon: f64,
     delta: f64,
+    /// The charge under a zcdp budget: rho, and the delta of releases that are not zCDP.
+    rho: f64,
+    rho_delta: f64,
     // Written by the worker, after its commit.
     remaining_epsilon: f64,
     remaining_delta: f64,
+    remaining_rho: f64,
     scope_len: u32,
     outcome: u32,
     /// Which part of a refused charge did not fit: SHORT_EPSILON | SHORT_DELTA.
@@ -46,13 +50,29 @@ struct Slot {
 
 const SHORT_EPSILON: u32 = 1;
 const SHORT_DELTA: u32 = 2;
+const SHORT_RHO: u32 = 4;
 
 /// What the ledger said.
 pub struct Granted;
 
-/// Charges `epsilon` (and `delta`) to the analyst's budget in the current scope, or raises
-/// ERROR 42501 (no budget, or not enough left) after the refusal is recorded.
+/// Charges `epsilon` (and `delta`) of one Laplace or Gaussian release (or of releases that cost
+/// no more, which holds for splits of the same loss) to the analyst's budget: `charge_cost`.
 pub fn charge(epsilon: f64, delta: f64) -> Granted {
+    let cost = encml_dp::accounting::cost_of_parts(1, epsilon, delta)
+        .unwrap_or_else(|e| crate::pg::errors::dp_error(e));
+    charge_cost(cost)
+}
+
+/// Charges `cost` to the analyst's budget in the current scope, in the budget's accounting
+/// (its epsilon and delta, or its rho), or raises ERROR 42501 (no budget, or not enough left)
+/// after the refusal is recorded.
+pub fn charge_cost(cost: encml_dp::accounting::Cost) -> Granted {
+    let encml_dp::accounting::Cost {
+        epsilon,
+        delta,
+        rho,
+        rho_delta,
+    } = cost;
     // SAFETY: no arguments; reads the shared xlog control state, attached in every backend that
     // runs a query (charges are taken inside one), through pgrx's guarded binding.
     if unsafe { pg_sys::RecoveryInProgress() } {
@@ -86,12 +106,15 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
         superuser: is_superuser(analyst) as u8,
         epsilon,
         delta,
+        rho,
+        rho_delta,
         scope_len: scope.len() as u32,
         scope: [0; SCOPE_MAX],
         query_hash: [0; 64],
         outcome: PENDING,
         remaining_epsilon: 0.0,
         remaining_delta: 0.0,
+        remaining_rho: 0.0,
         has_budget: 0,
         short: 0,
         padding: [0; 2],
@@ -142,15 +165,23 @@ pub fn charge(epsilon: f64, delta: f64) -> Granted {
             ) {
                 (true, true) => "epsilon and delta",
                 (false, true) => "delta",
+                _ if answer.short & SHORT_RHO != 0 => "rho (zCDP)",
                 _ => "epsilon",
             };
             raise_full(
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                 format!("privacy budget exhausted in scope \"{scope}\": not enough {short} left"),
-                Some(format!(
-                    "This query needs epsilon {epsilon} and delta {delta}; epsilon {} and delta {} remain.",
-                    answer.remaining_epsilon, answer.remaining_delta,
-                )),
+                Some(if answer.short & SHORT_RHO != 0 {
+                    format!(
+                        "This query needs rho {rho} (zCDP; epsilon {epsilon} and delta {delta} by basic composition); rho {} remains.",
+                        answer.remaining_rho
+                    )
+                } else {
+                    format!(
+                        "This query needs epsilon {epsilon} and delta {delta}; epsilon {} and delta {} remain.",
+                        answer.remaining_epsilon, answer.remaining_delta,
+                    )
+                }),
                 None,
             )
         }
@@ -186,6 +217,19 @@ pub extern "C-unwind" fn encml_charge_worker_main(arg: pg_sys::Datum) {
     });
 }
 
+/// The analyst's budget row, locked.
+struct Budget {
+    eps_left: f64,
+    delta_left: f64,
+    eps_total: f64,
+    delta_total: f64,
+    zcdp: bool,
+    pure: bool,
+    rho_left: f64,
+    rho_total: f64,
+    rho_spent: f64,
+}
+
 fn record(mut s: Slot) -> Slot {
     let scope = String::from_utf8_lossy(&s.scope[..s.scope_len as usize]).into_owned();
     let hash = String::from_utf8_lossy(&s.query_hash).into_owned();
@@ -194,10 +238,22 @@ fn record(mut s: Slot) -> Slot {
             .update("SET LOCAL search_path = pg_catalog, pg_temp", None, &[])
             .expect("set search_path");
         let analyst = || crate::pg::catalog_reads::oid_arg(pg_sys::Oid::from(s.analyst));
+        // A schema older than 0.2.0 (the library updated, the schema not yet) has no accounting
+        // columns: its budgets are all 'approx'.
+        let accounting_columns =
+            crate::pg::schema_version::at_least(crate::pg::schema_version::Release(0, 2, 0));
         let budget = client
             .update(
-                "SELECT epsilon_total - epsilon_spent, delta_total - delta_spent, epsilon_total, delta_total \
-                   FROM encml.privacy_budgets WHERE analyst = $1::regrole AND scope = $2 FOR UPDATE",
+                if accounting_columns {
+                    "SELECT epsilon_total - epsilon_spent, delta_total - delta_spent, epsilon_total, \
+                            delta_total, accounting, coalesce(rho_total, 0) - rho_spent, \
+                            coalesce(rho_total, 0), rho_spent \
+                       FROM encml.privacy_budgets WHERE analyst = $1::regrole AND scope = $2 FOR UPDATE"
+                } else {
+                    "SELECT epsilon_total - epsilon_spent, delta_total - delta_spent, epsilon_total, \
+                            delta_total, 'approx'::text, 0::float8, 0::float8, 0::float8 \
+                       FROM encml.privacy_budgets WHERE analyst = $1::regrole AND scope = $2 FOR UPDATE"
+                },
                 Some(1),
                 &[analyst(), scope.as_str().into()],
             )
@@ -205,46 +261,107 @@ fn record(mut s: Slot) -> Slot {
             .next()
             .map(|row| {
                 let f = |i: usize| row.get::<f64>(i).ok().flatten().unwrap_or(0.0);
-                (f(1), f(2), f(3), f(4))
+                let accounting = row.get::<String>(5).ok().flatten().unwrap_or_default();
+                Budget {
+                    eps_left: f(1),
+                    delta_left: f(2),
+                    eps_total: f(3),
+                    delta_total: f(4),
+                    zcdp: accounting == "zcdp",
+                    pure: accounting == "pure",
+                    rho_left: f(6),
+                    rho_total: f(7),
+                    rho_spent: f(8),
+                }
             });
+        let mut rho_charged: Option<f64> = None;
         let (granted, note) = match budget {
             None if s.superuser != 0 => (true, Some("superuser without a budget")),
             None => (false, Some("no budget")),
-            Some((eps_left, delta_left, eps_total, delta_total)) => {
+            Some(b) => {
                 s.has_budget = 1;
                 // Spent amounts are sums of decimal charges: forgive the float rounding of the
                 // total only (relative to it), so a zero budget grants nothing, and a zero
                 // delta budget no Gaussian release however small its delta.
-                let eps_fits = s.epsilon <= eps_left + 1e-12 * eps_total;
-                let delta_fits = s.delta == 0.0 || s.delta <= delta_left + 1e-12 * delta_total;
-                s.short = (if eps_fits { 0 } else { SHORT_EPSILON })
-                    | (if delta_fits { 0 } else { SHORT_DELTA });
-                let fits = eps_fits && delta_fits;
-                s.remaining_epsilon = eps_left.max(0.0);
-                s.remaining_delta = delta_left.max(0.0);
-                if fits {
+                s.remaining_epsilon = b.eps_left.max(0.0);
+                s.remaining_delta = b.delta_left.max(0.0);
+                s.remaining_rho = b.rho_left.max(0.0);
+                let (spend_epsilon, spend_delta, spend_rho) = if b.zcdp {
+                    // Thresholds spend delta from the half of delta_total not converted to rho.
+                    let threshold_left = b.delta_total / 2.0 - (b.delta_total - b.delta_left);
+                    let rho_fits = s.rho <= b.rho_left + 1e-12 * b.rho_total;
+                    let delta_fits =
+                        s.rho_delta == 0.0 || s.rho_delta <= threshold_left + 1e-12 * b.delta_total;
+                    s.short = (if rho_fits { 0 } else { SHORT_RHO })
+                        | (if delta_fits { 0 } else { SHORT_DELTA });
+                    s.remaining_delta = threshold_left.max(0.0);
+                    // epsilon_spent shows what the rho spent amounts to at delta_total / 2.
+                    let rho_after = b.rho_spent + s.rho;
+                    let eps_after = if rho_after > 0.0 {
+                        encml_dp::accounting::epsilon_of(rho_after, b.delta_total / 2.0)
+                            .unwrap_or(f64::INFINITY)
+                    } else {
+                        0.0
+                    };
+                    let eps_before = b.eps_total - b.eps_left;
+                    (eps_after - eps_before, s.rho_delta, s.rho)
+                } else {
+                    let eps_fits = s.epsilon <= b.eps_left + 1e-12 * b.eps_total;
+                    let delta_fits = s.delta == 0.0
+                        || (!b.pure && s.delta <= b.delta_left + 1e-12 * b.delta_total);
+                    s.short = (if eps_fits { 0 } else { SHORT_EPSILON })
+                        | (if delta_fits { 0 } else { SHORT_DELTA });
+                    (s.epsilon, s.delta, 0.0)
+                };
+                if s.short == 0 {
                     client
                         .update(
-                            "UPDATE encml.privacy_budgets \
-                                SET epsilon_spent = epsilon_spent + $3, delta_spent = delta_spent + $4 \
-                              WHERE analyst = $1::regrole AND scope = $2",
+                            if accounting_columns {
+                                "UPDATE encml.privacy_budgets \
+                                    SET epsilon_spent = epsilon_spent + $3, delta_spent = delta_spent + $4, \
+                                        rho_spent = rho_spent + $5 \
+                                  WHERE analyst = $1::regrole AND scope = $2"
+                            } else {
+                                "UPDATE encml.privacy_budgets \
+                                    SET epsilon_spent = epsilon_spent + $3, delta_spent = delta_spent + $4 \
+                                  WHERE analyst = $1::regrole AND scope = $2"
+                            },
                             None,
-                            &[analyst(), scope.as_str().into(), s.epsilon.into(), s.delta.into()],
+                            &[
+                                analyst(),
+                                scope.as_str().into(),
+                                spend_epsilon.into(),
+                                spend_delta.into(),
+                                spend_rho.into(),
+                            ],
                         )
                         .expect("charge the budget");
-                    s.remaining_epsilon = (eps_left - s.epsilon).max(0.0);
-                    s.remaining_delta = (delta_left - s.delta).max(0.0);
+                    s.remaining_epsilon = (b.eps_left - spend_epsilon).max(0.0);
+                    s.remaining_delta = (s.remaining_delta - spend_delta).max(0.0);
+                    s.remaining_rho = (b.rho_left - spend_rho).max(0.0);
+                    if b.zcdp {
+                        rho_charged = Some(s.rho);
+                    }
                     (true, None)
                 } else {
+                    if b.zcdp {
+                        rho_charged = Some(s.rho);
+                    }
                     (false, Some("budget exhausted"))
                 }
             }
         };
         client
             .update(
-                "INSERT INTO encml.privacy_charges \
-                        (analyst, scope, epsilon, delta, query_hash, granted, note) \
-                 VALUES ($1::regrole, $2, $3, $4, $5, $6, $7)",
+                if accounting_columns {
+                    "INSERT INTO encml.privacy_charges \
+                            (analyst, scope, epsilon, delta, query_hash, granted, note, rho) \
+                     VALUES ($1::regrole, $2, $3, $4, $5, $6, $7, $8)"
+                } else {
+                    "INSERT INTO encml.privacy_charges \
+                            (analyst, scope, epsilon, delta, query_hash, granted, note) \
+                     VALUES ($1::regrole, $2, $3, $4, $5, $6, $7)"
+                },
                 None,
                 &[
                     analyst(),
@@ -254,6 +371,7 @@ fn record(mut s: Slot) -> Slot {
                     hash.as_str().into(),
                     granted.into(),
                     note.into(),
+                    rho_charged.into(),
                 ],
             )
             .expect("record the charge");

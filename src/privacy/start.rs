@@ -27,6 +27,7 @@ use crate::pg::errors::dp_error;
 use crate::privacy::own::{self, DpAggregate, Via};
 use crate::privacy::params::{alphas_for, params_for, Args, CallArgs, WrappedCallArgs};
 use crate::privacy::{charge, release};
+use encml_dp::accounting::Cost;
 use encml_dp::params::Params;
 use encml_dp::state::{self as state, Num, State};
 use pgrx::prelude::*;
@@ -171,6 +172,20 @@ struct Charged {
     delta: f64,
     key: [u8; 40],
     alphas: Vec<f64>,
+}
+
+/// What a call of `kind` with this loss costs in every accounting (`encml_dp::accounting`):
+/// its release is made of this many noisy answers, each with its share of the loss.
+fn cost_of(kind: DpAggregate, epsilon: f64, delta: f64, alphas: usize) -> Cost {
+    use encml_dp::accounting::{cost_of_parts, cost_of_threshold};
+    let cost = match kind {
+        DpAggregate::Partition => cost_of_threshold(epsilon, delta),
+        DpAggregate::Avg => cost_of_parts(2, epsilon, delta),
+        DpAggregate::VarPop | DpAggregate::StddevPop => cost_of_parts(3, epsilon, delta),
+        DpAggregate::Percentiles => cost_of_parts(alphas as u32, epsilon, delta),
+        _ => cost_of_parts(1, epsilon, delta),
+    };
+    cost.unwrap_or_else(|e| dp_error(unreleasable(e)))
 }
 
 /// The parameters of call `aggref` as charged, typed as its state is.
@@ -372,8 +387,7 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
     // SAFETY: the QueryDesc of a started executor; its Agg nodes are initialized.
     unsafe {
         let estate = (*query).estate;
-        let mut epsilon = 0.0;
-        let mut delta = 0.0;
+        let mut cost = Cost::default();
         let mut prepaid: Vec<((usize, i32), Prepaid)> = Vec::new();
         let nodes = agg_nodes(query);
         refuse_foreign_aggregates(&nodes);
@@ -422,8 +436,7 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                     None => 1,
                     Some(s) => release::times_charged(s, release::has_privacy_unit(aggref)),
                 } as f64;
-                epsilon += e * times;
-                delta += d * times;
+                cost = cost.plus(cost_of(call.kind, e, d, alphas.len()).times(times));
                 prepaid.push((
                     (state as usize, (*aggref).aggno),
                     Prepaid {
@@ -439,7 +452,7 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
         if prepaid.is_empty() {
             return;
         }
-        let _granted = charge::charge(epsilon, delta);
+        let _granted = charge::charge_cost(cost);
         remember(estate, prepaid);
     }
 }

@@ -40,7 +40,11 @@ BEGIN
                                                 ('encml.fhe_rounds', 'decryptor'),
                                                 ('encml.fhe_rounds', 'dp_epsilon'),
                                                 ('encml.fhe_rounds', 'dp_delta'),
-                                                ('encml.fhe_rounds', 'dp_sigma'));
+                                                ('encml.fhe_rounds', 'dp_sigma'),
+                                                ('encml.privacy_budgets', 'accounting'),
+                                                ('encml.privacy_budgets', 'rho_total'),
+                                                ('encml.privacy_budgets', 'rho_spent'),
+                                                ('encml.privacy_charges', 'rho'));
     EXECUTE format('SELECT count(*) || '' | '' || coalesce(md5(string_agg(r, E''\n'' ORDER BY r)), ''-'')
                       FROM (SELECT ROW(%s)::text AS r FROM %s x WHERE %s) s', cols, t,
                    CASE WHEN t = 'encml.audit_log'::regclass AND audit_through <> ''

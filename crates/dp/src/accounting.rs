@@ -95,6 +95,67 @@ pub fn rho_budget(epsilon: f64, delta: f64) -> Result<f64, DpError> {
     })
 }
 
+/// What a release costs under each accounting a budget may keep: (ε, δ) for basic composition,
+/// and (ρ, δ) for approximate zCDP (ρ adds up; δ adds up separately, for mechanisms that are
+/// not zCDP, such as a noisy threshold).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Cost {
+    pub epsilon: f64,
+    pub delta: f64,
+    pub rho: f64,
+    pub rho_delta: f64,
+}
+
+impl Cost {
+    /// `self` repeated `times` times (a grouped query charged once per public key).
+    pub fn times(self, times: f64) -> Cost {
+        Cost {
+            epsilon: self.epsilon * times,
+            delta: self.delta * times,
+            rho: self.rho * times,
+            rho_delta: self.rho_delta * times,
+        }
+    }
+
+    pub fn plus(self, other: Cost) -> Cost {
+        Cost {
+            epsilon: self.epsilon + other.epsilon,
+            delta: self.delta + other.delta,
+            rho: self.rho + other.rho,
+            rho_delta: self.rho_delta + other.rho_delta,
+        }
+    }
+}
+
+/// The cost of a release made of `parts` noisy answers, each with `1/parts` of ε and δ (a sum:
+/// 1; an average: 2; a variance: 3; k percentiles: k): Gaussian parts when δ > 0 (ρ of the σ
+/// calibrated for their share), Laplace or exponential-mechanism parts otherwise (ε²/2 each).
+pub fn cost_of_parts(parts: u32, epsilon: f64, delta: f64) -> Result<Cost, DpError> {
+    let k = parts.max(1) as f64;
+    let each = if delta > 0.0 {
+        rho_of_gaussian(epsilon / k, delta / k)?
+    } else {
+        rho_of_pure(epsilon / k)?
+    };
+    Ok(Cost {
+        epsilon,
+        delta,
+        rho: each * k,
+        rho_delta: 0.0,
+    })
+}
+
+/// The cost of a noisy threshold (partition selection): (ε, δ)-DP, not zCDP, so under zCDP its
+/// ε counts as ε²/2 and its δ is spent as such.
+pub fn cost_of_threshold(epsilon: f64, delta: f64) -> Result<Cost, DpError> {
+    Ok(Cost {
+        epsilon,
+        delta,
+        rho: rho_of_pure(epsilon)?,
+        rho_delta: delta,
+    })
+}
+
 fn check_epsilon(epsilon: f64) -> Result<(), DpError> {
     if epsilon.is_finite() && epsilon > 0.0 {
         Ok(())
@@ -141,6 +202,21 @@ mod tests {
         let eps = epsilon_of(rho, 1e-6).unwrap();
         assert!(eps < 5.0, "zCDP total epsilon {eps}");
         assert!(eps > 0.5);
+    }
+
+    #[test]
+    fn costs_split_by_parts_and_thresholds_keep_their_delta() {
+        // A variance at (1.0, 0): three Laplace parts of 1/3 each: 3 · (1/3)²/2 = 1/6.
+        let v = cost_of_parts(3, 1.0, 0.0).unwrap();
+        assert!((v.rho - 1.0 / 6.0).abs() < 1e-12 && v.rho_delta == 0.0);
+        // A Gaussian average at (1.0, 1e-6): two parts of (0.5, 5e-7).
+        let a = cost_of_parts(2, 1.0, 1e-6).unwrap();
+        assert!((a.rho - 2.0 * rho_of_gaussian(0.5, 5e-7).unwrap()).abs() < 1e-15);
+        let t = cost_of_threshold(0.5, 1e-6).unwrap();
+        assert_eq!((t.rho, t.rho_delta), (0.125, 1e-6));
+        let both = a.plus(t).times(2.0);
+        assert!((both.rho - 2.0 * (a.rho + 0.125)).abs() < 1e-15);
+        assert_eq!(both.epsilon, 3.0);
     }
 
     #[test]
