@@ -264,7 +264,10 @@ GRANT SELECT ON keys, key_versions TO PUBLIC;
 CREATE VIEW privacy_budget WITH (security_barrier) AS
 SELECT b.analyst, b.scope, b.epsilon_total, b.epsilon_spent,
        greatest(b.epsilon_total - b.epsilon_spent, 0) AS epsilon_remaining,
-       b.delta_total, b.delta_spent, greatest(b.delta_total - b.delta_spent, 0) AS delta_remaining,
+       b.delta_total, b.delta_spent,
+       -- Under zcdp, half of delta converts rho; noisy thresholds spend the other half.
+       greatest(CASE WHEN b.accounting = 'zcdp' THEN b.delta_total / 2 ELSE b.delta_total END
+                - b.delta_spent, 0) AS delta_remaining,
        b.set_by, b.set_at, b.accounting, b.rho_total, b.rho_spent
   FROM privacy_budgets b
  WHERE b.analyst::oid = (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)

@@ -351,6 +351,16 @@ impl Checker {
                         crate::privacy::release::func_name((*aggref).aggfnoid)
                     ));
                 };
+                // dp_partition counts rows, one per person: only where each row is one (attacker
+                // pass of issue 32: without GROUP BY it passed every check and, over a table
+                // with many rows per unit multiplied by a cross join, answered exactly).
+                if call.kind == own::DpAggregate::Partition && !alone {
+                    refuse(format!(
+                        "{} is DP-only with up to {} rows per privacy unit: dp_partition counts rows, not units; read the table alone with one row per unit, or select groups with dp_public_groups",
+                        relname((*table).relid),
+                        settings.max_rows_per_unit
+                    ));
+                }
                 if matches!(
                     call.kind,
                     own::DpAggregate::Partition | own::DpAggregate::PublicGroups

@@ -426,6 +426,16 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                     key,
                     alphas,
                 } = call_params(state, aggref, call);
+                // A partition selection selects groups: without GROUP BY it only counts rows,
+                // the privacy unit unbounded (attacker pass of issue 32).
+                if call.kind == DpAggregate::Partition && !grouped {
+                    crate::pg::errors::raise_full(
+                        pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                        "dp_partition selects the groups of a GROUP BY query: without GROUP BY it has none to select",
+                        None,
+                        Some("Count rows with encml.dp_count_rows(epsilon [, delta, privacy_unit, max_rows_per_unit]).".into()),
+                    );
+                }
                 if call.kind == DpAggregate::Partition && d == 0.0 {
                     // Refused before the charge, as every parameter error is.
                     crate::pg::errors::dp_error(encml_dp::DpError::InvalidParameter(

@@ -97,6 +97,17 @@ GRANT SELECT ON dpq_protected TO encml_dpq_analyst;
 SET ROLE encml_dpq_analyst;
 SELECT abs(encml.dp_median(x, 0, 100, 2.0, 0, person, 40) - 49.5) < 3 AS protected_median_near FROM dpq_protected;
 SELECT try($$SELECT encml.dp_median(x, 0, 100, 2.0) FROM dpq_protected$$) AS without_the_unit;
+-- Attacker pass of issue 32: dp_partition counts rows, not units. On a DP-only table with many
+-- rows per unit it is refused (it was accepted without GROUP BY, and a cross join made one
+-- person's rows pass any threshold: an exact membership oracle).
+SELECT try($$SELECT encml.dp_partition(1e-4, 1e-12) FROM dpq_protected d CROSS JOIN generate_series(1, 1000) g
+              WHERE d.x = 99$$) AS partition_over_units;
+SELECT try($$SELECT 1 FROM dpq_protected d HAVING encml.dp_partition(1e-4, 1e-12)
+                 AND encml.dp_count_rows(1e-9, 0, d.person, 25) IS NOT NULL$$) AS partition_in_having;
+-- And without GROUP BY it has no groups to select, on any table.
+SELECT try($$SELECT encml.dp_partition(0.5, 1e-6) FROM dpq$$) AS partition_without_group_by;
+SELECT try($$SELECT 1 FROM dpq HAVING encml.dp_partition(0.5, 1e-6)$$) AS having_without_group_by;
+SELECT round(encml.privacy_budget_remaining()::numeric, 6) AS nothing_charged;
 RESET ROLE;
 
 -- The support functions serve only the extension's own aggregates: one built over them to
