@@ -1,7 +1,8 @@
 //! Where a dp aggregate runs, read from its Agg plan node, and what that means for its charge.
 //!
-//! Without GROUP BY, every evaluation of the final function is one release and is charged (a
-//! rescan that evaluates it again pays again). With GROUP BY, the groups themselves are data:
+//! Every dp Agg node must run once per statement (`runs_once`; refused at executor start
+//! otherwise: a rescan would be charged again, and the number of charges would count the rows
+//! driving the rescans). With GROUP BY, the groups themselves are data:
 //! - the Agg node must select its groups, with `HAVING encml.dp_partition(epsilon, delta)` (a
 //!   noisy-count threshold) or `HAVING encml.dp_public_groups(key, keys)` (a list of public keys,
 //!   for privacy admins) as a top-level condition;
@@ -378,7 +379,10 @@ unsafe fn init_plan_params(stmt: *mut pg_sys::PlannedStmt) -> HashSet<i32> {
 }
 
 /// Whether the Agg node runs once per execution of the statement (see the module comment).
-unsafe fn runs_once(state: *mut pg_sys::AggState) -> bool {
+///
+/// # Safety
+/// `state` must be a started Agg node of the running statement.
+pub unsafe fn runs_once(state: *mut pg_sys::AggState) -> bool {
     // SAFETY: `state` is a started Agg node (from `selection_of`): its ss.ps.plan and its EState
     // (ss.ps.state) with the PlannedStmt are set by ExecInitNode and live for the query. Every
     // node pushed is a Plan of that statement or NULL (skipped); initPlan lists hold SubPlans

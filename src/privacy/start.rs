@@ -415,6 +415,23 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                  coordinator, which adds the noise and charges the budget once.",
             );
             let grouped = release::grouped_node(state);
+            // Every dp Agg node runs once per statement. Rescanned (a correlated or LATERAL
+            // subquery, the inner side of a nested loop), each run would be charged again: the
+            // number of ledger rows (and the time the charges take) would count, without noise,
+            // the rows that drive the rescans (attacker re-check of issue 32).
+            if !grouped && !release::runs_once(state) {
+                crate::pg::errors::raise_full(
+                    pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    "a dp aggregate must run once per statement, not in a correlated or LATERAL \
+                     subquery, a recursive term or the inner side of a nested loop",
+                    Some(
+                        "Each run would be charged again, and the number of charges would count \
+                         the rows that drive the reruns."
+                            .into(),
+                    ),
+                    Some("Aggregate in the outer query, or join to an aggregated subquery that does not refer to the outer rows.".into()),
+                );
+            }
             let selection = grouped.then(|| release::selection_of(state));
             for (aggref, call) in calls {
                 if call.kind == DpAggregate::PublicGroups {

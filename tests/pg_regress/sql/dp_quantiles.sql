@@ -107,6 +107,21 @@ SELECT try($$SELECT 1 FROM dpq_protected d HAVING encml.dp_partition(1e-4, 1e-12
 -- And without GROUP BY it has no groups to select, on any table.
 SELECT try($$SELECT encml.dp_partition(0.5, 1e-6) FROM dpq$$) AS partition_without_group_by;
 SELECT try($$SELECT 1 FROM dpq HAVING encml.dp_partition(0.5, 1e-6)$$) AS having_without_group_by;
+-- Re-check of that pass: a dp aggregate rerun per row (a LATERAL subquery driven by the rows)
+-- was charged at every run, so the number of ledger rows counted the rows exactly. Every dp
+-- aggregate must now run once per statement.
+SELECT count(*) AS ledger_rows FROM encml.privacy_ledger \gset
+SELECT try($$SELECT encml.dp_sum(s.c::float8, 0, 1, 1e-9, 0, d.person, 25)
+              FROM dpq_protected d CROSS JOIN generate_series(1, 2) k,
+                   LATERAL (SELECT encml.dp_count_rows(1e-9) c FROM generate_series(1, 1) g
+                             WHERE d.x = 99 AND k > 0) s
+             WHERE d.x = 99$$) AS lateral_reruns;
+SELECT try($$SELECT encml.dp_sum(s.c::float8, 0, 1, 1e-9, 0, d.person, 25)
+              FROM dpq_protected d, LATERAL generate_series(0, d.x::int) k,
+                   LATERAL (SELECT encml.dp_count_rows(1e-9) c FROM generate_series(1, 1) g WHERE k >= 0) s
+             WHERE d.x > 98$$) AS lateral_count_by_value;
+SELECT try($$SELECT g, (SELECT encml.dp_count_rows(0.1) FROM dpq WHERE dpq.g = s.g) FROM generate_series(0, 3) s(g)$$) AS correlated_plain_table;
+SELECT count(*) - :ledger_rows AS charged FROM encml.privacy_ledger;
 SELECT round(encml.privacy_budget_remaining()::numeric, 6) AS nothing_charged;
 RESET ROLE;
 
