@@ -527,6 +527,25 @@ fn attname(relid: pg_sys::Oid, attnum: i16) -> String {
 /// block and its row subqueries evaluate over the rows (a function of the analyst's could show
 /// each value it sees: RAISE NOTICE, a write), subqueries in expressions included. The tables'
 /// own row-level security policies (the owner's) are not the analyst's and are not looked at.
+/// Built-in functions that run a query over a relation, schema or database of the caller's
+/// choice (the `*_to_xml` family; the volatile ones are refused as volatile anyway).
+const RUNS_QUERIES: [u32; 14] = [
+    pg_sys::F_TABLE_TO_XML,
+    pg_sys::F_TABLE_TO_XMLSCHEMA,
+    pg_sys::F_TABLE_TO_XML_AND_XMLSCHEMA,
+    pg_sys::F_SCHEMA_TO_XML,
+    pg_sys::F_SCHEMA_TO_XMLSCHEMA,
+    pg_sys::F_SCHEMA_TO_XML_AND_XMLSCHEMA,
+    pg_sys::F_DATABASE_TO_XML,
+    pg_sys::F_DATABASE_TO_XMLSCHEMA,
+    pg_sys::F_DATABASE_TO_XML_AND_XMLSCHEMA,
+    pg_sys::F_QUERY_TO_XML,
+    pg_sys::F_QUERY_TO_XMLSCHEMA,
+    pg_sys::F_QUERY_TO_XML_AND_XMLSCHEMA,
+    pg_sys::F_CURSOR_TO_XML,
+    pg_sys::F_CURSOR_TO_XMLSCHEMA,
+];
+
 unsafe fn check_functions(q: *mut pg_sys::Query) {
     #[pg_guard]
     unsafe extern "C-unwind" fn forbidden(func: pg_sys::Oid, _ctx: *mut c_void) -> bool {
@@ -542,6 +561,11 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
             || unsafe { pg_sys::func_volatile(func) }
                 == pg_sys::PROVOLATILE_VOLATILE as std::ffi::c_char
             || [pg_sys::F_TXID_CURRENT, pg_sys::F_PG_CURRENT_XACT_ID].contains(&func.to_u32())
+            // Stable built-ins that run a query of the caller's choice (a view that calls
+            // nextval or a dp aggregate): evaluated per row (in a CASE branch, even on constant
+            // arguments), they count the rows in side effects and ledger rows (attacker
+            // re-check of issue 32).
+            || RUNS_QUERIES.contains(&func.to_u32())
     }
     /// A stable function of someone else's: on a row's values it may still leave a trace (a
     /// catalog lookup by a name made from the row counts in the statistics; table_to_xml runs
@@ -556,7 +580,7 @@ unsafe fn check_functions(q: *mut pg_sys::Query) {
     }
     fn refuse_functions() -> ! {
         refuse(
-            "a query over a DP-only table may call only built-in functions and the extension's own that are not volatile on its rows"
+            "a query over a DP-only table may call only built-in functions and the extension's own that neither are volatile on its rows nor run queries (table_to_xml and its family)"
                 .into(),
         )
     }

@@ -121,6 +121,16 @@ SELECT try($$SELECT encml.dp_sum(s.c::float8, 0, 1, 1e-9, 0, d.person, 25)
                    LATERAL (SELECT encml.dp_count_rows(1e-9) c FROM generate_series(1, 1) g WHERE k >= 0) s
              WHERE d.x > 98$$) AS lateral_count_by_value;
 SELECT try($$SELECT g, (SELECT encml.dp_count_rows(0.1) FROM dpq WHERE dpq.g = s.g) FROM generate_series(0, 3) s(g)$$) AS correlated_plain_table;
+-- Second re-check: table_to_xml (a stable built-in) runs a view of the caller's choice per row
+-- that reaches it, even on constant arguments: refused, with the rest of its family.
+RESET ROLE;
+CREATE VIEW dpq_counter AS SELECT encml.dp_count_rows(1e-9) c FROM generate_series(1, 1) g;
+GRANT SELECT ON dpq_counter TO encml_dpq_analyst;
+SET ROLE encml_dpq_analyst;
+SELECT try($$SELECT encml.dp_count_rows(1e-9, 0, person, 40) FROM dpq_protected
+             WHERE CASE WHEN x > 98 THEN table_to_xml('dpq_counter', true, false, '') IS NOT NULL ELSE false END$$) AS table_to_xml_per_row;
+SELECT try($$SELECT encml.dp_median(x, 0, 100, 1e-9, 0, person, 40) FROM dpq_protected
+             WHERE schema_to_xml('public', true, false, '') IS NOT NULL$$) AS schema_to_xml;
 SELECT count(*) - :ledger_rows AS charged FROM encml.privacy_ledger;
 SELECT round(encml.privacy_budget_remaining()::numeric, 6) AS nothing_charged;
 RESET ROLE;
@@ -137,6 +147,7 @@ RESET ROLE;
 
 DROP AGGREGATE public.steal_histogram(float8, float8, float8, float8, float8);
 SELECT encml.dp_unprotect('dpq_protected');
+DROP VIEW dpq_counter;
 DROP TABLE dpq, dpq_heavy, dpq_protected;
 DROP OWNED BY encml_dpq_analyst;
 DROP ROLE encml_dpq_analyst;
