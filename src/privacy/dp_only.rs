@@ -871,7 +871,8 @@ unsafe fn check_plan(stmt: *mut pg_sys::PlannedStmt, found: &HashSet<u32>) {
 /// and a nested loop whose inner index scan is keyed by a protected value, the analyst read
 /// each value back from which entry the query marked (`EXPLAIN (ANALYZE, BUFFERS)` of its own
 /// table: `Heap Fetches: 0`), with statistics off (attacker round 12). Relations it cannot
-/// write, such as its owner's lookup tables, carry no rows the analyst made or removed.
+/// write, such as its owner's lookup tables, carry no rows the analyst made or removed; system
+/// catalogs, which every role's DDL fills with deleted rows, are refused too.
 unsafe fn refuse_writable_relations(
     stmt: *mut pg_sys::PlannedStmt,
     map: &protected::Map,
@@ -903,6 +904,16 @@ unsafe fn refuse_writable_relations(
             if writable {
                 refuse(format!(
                     "a query over a DP-only table may not read {}, which the querying role owns or may write (reads leave marks on its pages that outlast the query)",
+                    relname(relid)
+                ));
+            }
+            // A system catalog gets the analyst's deleted rows through DDL (CREATE and DROP
+            // TABLE leave dead pg_class rows, lo_create and lo_unlink dead
+            // pg_largeobject_metadata rows): the same dead-entry marks, readable back with
+            // EXPLAIN (ANALYZE, BUFFERS) (third attacker re-check of issue 32).
+            if relid.to_u32() < pg_sys::FirstNormalObjectId {
+                refuse(format!(
+                    "a query over a DP-only table may not read the system catalog {} (any role can leave deleted rows in it, and reads leave marks on them that outlast the query)",
                     relname(relid)
                 ));
             }

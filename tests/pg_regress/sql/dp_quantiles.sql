@@ -131,6 +131,12 @@ SELECT try($$SELECT encml.dp_count_rows(1e-9, 0, person, 40) FROM dpq_protected
              WHERE CASE WHEN x > 98 THEN table_to_xml('dpq_counter', true, false, '') IS NOT NULL ELSE false END$$) AS table_to_xml_per_row;
 SELECT try($$SELECT encml.dp_median(x, 0, 100, 1e-9, 0, person, 40) FROM dpq_protected
              WHERE schema_to_xml('public', true, false, '') IS NOT NULL$$) AS schema_to_xml;
+-- Third re-check: a join to a system catalog keyed by a protected value marks the index
+-- entries of rows the analyst deleted (CREATE and DROP TABLE), read back with EXPLAIN: refused.
+SELECT try($$SELECT encml.dp_count_rows(0.01, 0, d.person, 40) FROM dpq_protected d
+              JOIN pg_catalog.pg_class c ON c.relname = ('t' || d.x::int::text)::name$$) AS catalog_join;
+SELECT try($$SELECT encml.dp_count(m.oid, 0.001, 0, d.person, 40) FROM dpq_protected d
+              LEFT JOIN pg_largeobject_metadata m ON m.oid = (d.x::int + 200000)::oid$$) AS large_object_catalog_join;
 SELECT count(*) - :ledger_rows AS charged FROM encml.privacy_ledger;
 SELECT round(encml.privacy_budget_remaining()::numeric, 6) AS nothing_charged;
 RESET ROLE;
