@@ -110,14 +110,7 @@ unsafe fn finish<A: Exact, R: IntoDatum>(
             }
         };
         let params = s.params.as_ref().expect("parameters");
-        if prepaid.key != params.key()
-            || prepaid.alphas.len() != s.alphas.len()
-            || prepaid
-                .alphas
-                .iter()
-                .zip(&s.alphas)
-                .any(|(a, b)| a.to_bits() != b.to_bits())
-        {
+        if prepaid.key != params.key() || !bounded::same_alphas(&prepaid.alphas, &s.alphas) {
             dp_error(DpError::ParameterChanged(
                 "epsilon, delta, the bounds, the percentiles and max_rows_per_unit",
             ));

@@ -272,7 +272,8 @@ pub fn check_alphas(alphas: &[f64]) -> Result<(), DpError> {
     }
 }
 
-fn same_alphas(a: &[f64], b: &[f64]) -> bool {
+/// The same percentiles, bit for bit.
+pub fn same_alphas(a: &[f64], b: &[f64]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 

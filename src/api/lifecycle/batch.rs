@@ -259,16 +259,14 @@ pub fn run(id: i64, blocks: i64, start_only: bool) -> Outcome {
         } else {
             let cond = columns::behind_condition(job.kind, &job.column);
             let guard = duplicate_guard(&job)
-                .map(|g| format!(" AND {g}"))
+                .map(|(_, g)| format!(" AND {g}"))
                 .unwrap_or_default();
             let sql = columns::counting_moves(
                 &format!(
-                    "UPDATE ONLY {table} SET {c} = {expr} \
-                      WHERE ctid OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
-                        AND ctid OPERATOR(pg_catalog.<) '({end},0)'::pg_catalog.tid AND {cond}{guard}",
+                    "UPDATE ONLY {table} SET {c} = {expr} WHERE {range} AND {cond}{guard}",
                     c = crate::pg::sql_text::quote_ident(&job.column),
                     expr = columns::reencrypt_expression(job.kind, &job.column, aad_sql.as_deref()),
-                    from = job.next_block,
+                    range = columns::block_range("", job.next_block, end),
                 ),
                 &job.column,
                 &cond,
@@ -416,14 +414,14 @@ fn move_objects(
     moved
 }
 
-/// The duplicate guard of a non-Citus det_text job on a column with a unique index of its own
-/// (`columns::duplicate_guard`). Citus tables and multi-column unique indexes keep failing on a
-/// duplicate (23505, named on the job).
-fn duplicate_guard(job: &Job) -> Option<String> {
+/// The unique index and duplicate guard of a non-Citus det_text job on a column with a unique
+/// index of its own (`columns::duplicate_guard`). Citus tables and multi-column unique indexes
+/// keep failing on a duplicate (23505, named on the job).
+fn duplicate_guard(job: &Job) -> Option<(String, String)> {
     (job.kind == Kind::DetText && !crate::pg::citus::is_citus_table(job.rel))
         .then(|| columns::unique_alone(job.rel, &job.column))
         .flatten()
-        .map(|_| columns::duplicate_guard(job.rel, &job.column))
+        .map(|index| (index, columns::duplicate_guard(job.rel, &job.column)))
 }
 
 /// At the end of a det_text job with values left: how many of them the duplicate guard left,
@@ -433,8 +431,7 @@ fn duplicates_left(
     key: &crate::keys::catalog::KeyRow,
     old: &[u32],
 ) -> Option<(String, i64)> {
-    let guard = duplicate_guard(job)?;
-    let index = columns::unique_alone(job.rel, &job.column)?;
+    let (index, guard) = duplicate_guard(job)?;
     let sql = format!(
         "SELECT pg_catalog.count(*) FROM ONLY {} WHERE {} AND NOT ({guard})",
         columns::relation_name(job.rel),

@@ -230,6 +230,20 @@ pub fn behind_condition(kind: Kind, column: &str) -> String {
     }
 }
 
+/// The condition that a row of `alias` (empty: unqualified) lies in heap blocks `[from, to)`:
+/// a TID range a batch's statement scans.
+pub fn block_range(alias: &str, from: i64, to: i64) -> String {
+    let ctid = if alias.is_empty() {
+        "ctid".to_string()
+    } else {
+        format!("{alias}.ctid")
+    };
+    format!(
+        "{ctid} OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
+         AND {ctid} OPERATOR(pg_catalog.<) '({to},0)'::pg_catalog.tid"
+    )
+}
+
 /// `update` (an UPDATE of `column` with `RETURNING`-free text) wrapped so that it returns how
 /// many values it actually moved: rows whose new value no longer matches `condition` (a table
 /// owner's BEFORE trigger that keeps the old value is not counted).

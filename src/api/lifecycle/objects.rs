@@ -50,12 +50,7 @@ pub fn behind_in(
     args: &[(pg_sys::Oid, Option<pg_sys::Datum>)],
 ) -> Vec<pg_sys::Oid> {
     let range = blocks
-        .map(|(from, to)| {
-            format!(
-                "ctid OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
-                 AND ctid OPERATOR(pg_catalog.<) '({to},0)'::pg_catalog.tid AND "
-            )
-        })
+        .map(|(from, to)| format!("{} AND ", columns::block_range("", from, to)))
         .unwrap_or_default();
     let c = quote_ident(column);
     read_rows(
@@ -76,12 +71,7 @@ pub fn behind_in(
 pub fn move_sql(rel: pg_sys::Oid, column: &str, blocks: Option<(i64, i64)>) -> String {
     let c = quote_ident(column);
     let range = blocks
-        .map(|(from, to)| {
-            format!(
-                " AND t.ctid OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
-                  AND t.ctid OPERATOR(pg_catalog.<) '({to},0)'::pg_catalog.tid"
-            )
-        })
+        .map(|(from, to)| format!(" AND {}", columns::block_range("t", from, to)))
         .unwrap_or_default();
     format!(
         "WITH m AS MATERIALIZED ( \
@@ -103,12 +93,7 @@ pub fn move_sql(rel: pg_sys::Oid, column: &str, blocks: Option<(i64, i64)>) -> S
 /// names a table another transaction has locked (its references could not be read).
 fn unreferenced(oids: &[pg_sys::Oid]) -> Result<Vec<pg_sys::Oid>, String> {
     as_extension_owner(|| {
-        let mut left: Vec<pg_sys::Oid> = read_rows(
-            "SELECT oid FROM pg_catalog.pg_largeobject_metadata WHERE oid = ANY ($1)",
-            &[arg(oids.to_vec())],
-            0,
-            |row| row.get::<pg_sys::Oid>(1).unwrap_or(pg_sys::InvalidOid),
-        );
+        let mut left = existing(oids);
         if left.is_empty() {
             return Ok(left);
         }
@@ -178,12 +163,15 @@ pub fn unlink_replaced(oids: &[pg_sys::Oid]) -> Result<Vec<pg_sys::Oid>, String>
                            AND pg_catalog.pg_has_role(m.lomowner, 'USAGE'))",
         &[arg(candidates.clone())],
     );
-    Ok(as_extension_owner(|| {
-        read_rows(
-            "SELECT oid FROM pg_catalog.pg_largeobject_metadata WHERE oid = ANY ($1)",
-            &[arg(candidates)],
-            0,
-            |row| row.get::<pg_sys::Oid>(1).unwrap_or(pg_sys::InvalidOid),
-        )
-    }))
+    Ok(as_extension_owner(|| existing(&candidates)))
+}
+
+/// Those of `oids` that are large objects (pg_largeobject_metadata is readable by every role).
+fn existing(oids: &[pg_sys::Oid]) -> Vec<pg_sys::Oid> {
+    read_rows(
+        "SELECT oid FROM pg_catalog.pg_largeobject_metadata WHERE oid = ANY ($1)",
+        &[arg(oids.to_vec())],
+        0,
+        |row| row.get::<pg_sys::Oid>(1).unwrap_or(pg_sys::InvalidOid),
+    )
 }

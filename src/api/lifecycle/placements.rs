@@ -122,11 +122,10 @@ pub fn batch_update(
     let cond = inline_condition(kind, column, key, versions);
     let sql = columns::counting_moves(
         &format!(
-            "UPDATE ONLY {SHARD} SET {c} = {expr} \
-              WHERE ctid OPERATOR(pg_catalog.>=) '({from},0)'::pg_catalog.tid \
-                AND ctid OPERATOR(pg_catalog.<) '({to},0)'::pg_catalog.tid AND {cond}",
+            "UPDATE ONLY {SHARD} SET {c} = {expr} WHERE {range} AND {cond}",
             c = crate::pg::sql_text::quote_ident(column),
             expr = columns::reencrypt_expression(kind, column, aad_sql),
+            range = columns::block_range("", from, to),
         ),
         column,
         &cond,

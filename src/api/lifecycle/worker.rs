@@ -259,6 +259,20 @@ pub fn in_transaction<R>(f: impl FnOnce() -> R) -> Result<R, Caught> {
     outcome
 }
 
+/// Sets a setting of this worker process at the highest source, so that no later configuration
+/// source (nor the code of a table's owner that a batch runs) replaces it.
+fn pin_setting(name: &std::ffi::CStr, value: &std::ffi::CStr) {
+    // SAFETY: sets a setting of this process by name with NUL-terminated strings.
+    unsafe {
+        pg_sys::SetConfigOption(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+        )
+    };
+}
+
 /// The five characters of a SQLSTATE (MAKE_SQLSTATE packs six bits per character, the first
 /// lowest).
 fn sqlstate_text(code: pgrx::PgSqlErrorCode) -> String {
@@ -371,28 +385,11 @@ pub extern "C-unwind" fn encml_key_lifecycle_worker(arg: pg_sys::Datum) {
     // schemas other roles may create objects in: every statement of the worker resolves names
     // in pg_catalog (and its own temporary schema) only, whatever the database or role settings
     // say. (The jobs' own statements pin it again, as the job's role: `identity::as_role`.)
-    // SAFETY: sets a setting of this process by name with NUL-terminated strings, at the
-    // highest source so that no later configuration source replaces it.
-    unsafe {
-        pg_sys::SetConfigOption(
-            c"search_path".as_ptr(),
-            c"pg_catalog, pg_temp".as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            pg_sys::GucSource::PGC_S_OVERRIDE,
-        )
-    };
+    pin_setting(c"search_path", c"pg_catalog, pg_temp");
     // No statement of the worker waits long for a lock: a table some role keeps locked in an
     // idle transaction stalled every job and policy of the database (attacker re-check of issue
     // 31). A wait past this is a transient error: the job goes to the end of the line.
-    // SAFETY: as above, a setting of this process, at the highest source.
-    unsafe {
-        pg_sys::SetConfigOption(
-            c"lock_timeout".as_ptr(),
-            c"5s".as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            pg_sys::GucSource::PGC_S_OVERRIDE,
-        )
-    };
+    pin_setting(c"lock_timeout", c"5s");
     let ready = in_transaction(|| {
         let schema = crate::pg::schema_version::installed();
         let current = schema
