@@ -155,6 +155,15 @@ CREATE AGGREGATE dp_partition(epsilon float8, delta float8) (
     COMBINEFUNC = dp_i64_combine, SERIALFUNC = dp_i64_serialize, DESERIALFUNC = dp_i64_deserialize,
     PARALLEL = SAFE
 );
+-- The privacy-unit form: counts each unit once per group; the planner hook bounds each unit's
+-- rows to max_groups_contributed groups (src/privacy/groups_per_unit.rs).
+CREATE FUNCTION dp_partition_trans(internal, float8, float8, text, integer) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_partition_trans';
+CREATE AGGREGATE dp_partition(epsilon float8, delta float8, privacy_unit text, max_groups_contributed integer) (
+    SFUNC = dp_partition_trans, STYPE = internal, FINALFUNC = dp_partition_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_i64_combine, SERIALFUNC = dp_i64_serialize, DESERIALFUNC = dp_i64_deserialize,
+    PARALLEL = SAFE
+);
 CREATE FUNCTION dp_public_groups_trans(state boolean, key anyelement, public_keys anyarray) RETURNS boolean
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp

@@ -1676,3 +1676,16 @@ COMMENT ON FUNCTION @extschema@.zcdp_epsilon(double precision, double precision)
 GRANT EXECUTE ON FUNCTION @extschema@.zcdp_epsilon(double precision, double precision) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.set_privacy_budget(regrole, double precision, double precision, text, text)
 TO encml_privacy_admin;
+-- Groups per privacy unit (issue 32): the privacy-unit form of dp_partition.
+CREATE FUNCTION @extschema@.dp_partition_trans(internal, float8, float8, text, integer) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_partition_trans';
+CREATE AGGREGATE @extschema@.dp_partition(epsilon float8, delta float8, privacy_unit text, max_groups_contributed integer) (
+    SFUNC = @extschema@.dp_partition_trans, STYPE = internal, FINALFUNC = @extschema@.dp_partition_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_i64_combine, SERIALFUNC = @extschema@.dp_i64_serialize, DESERIALFUNC = @extschema@.dp_i64_deserialize,
+    PARALLEL = SAFE
+);
+REVOKE ALL ON FUNCTION @extschema@.dp_partition_trans(internal, double precision, double precision, text, integer),
+    @extschema@.dp_partition(double precision, double precision, text, integer) FROM PUBLIC;
+COMMENT ON FUNCTION @extschema@.dp_partition_trans(internal, double precision, double precision, text, integer) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON AGGREGATE @extschema@.dp_partition(double precision, double precision, text, integer) IS 'Partition selection for HAVING with a privacy unit: true when the group''s count of units plus discrete Laplace noise passes the threshold for (epsilon, delta) / max_groups_contributed; the query is rewritten so that each unit''s rows reach at most max_groups_contributed groups, and every dp aggregate of the query adds its noise for a max_groups_contributed-th of its loss; charges (epsilon, delta) once per execution';
+GRANT EXECUTE ON FUNCTION @extschema@.dp_partition(double precision, double precision, text, integer) TO PUBLIC;

@@ -69,17 +69,8 @@ unsafe extern "C-unwind" fn mutate(node: *mut pg_sys::Node, ctx: *mut c_void) ->
     }
 }
 
-/// `mutate` as the function-pointer type the tree mutators of PostgreSQL 15 declare (a C
-/// function pointer without a prototype).
 fn mutator() -> Option<unsafe extern "C-unwind" fn() -> *mut pg_sys::Node> {
-    // SAFETY: the tree mutators call it with (Node *, void *) and use its Node * result, which
-    // is `mutate`'s signature; only the Rust type of the pointer changes.
-    Some(unsafe {
-        std::mem::transmute::<
-            unsafe extern "C-unwind" fn(*mut pg_sys::Node, *mut c_void) -> *mut pg_sys::Node,
-            unsafe extern "C-unwind" fn() -> *mut pg_sys::Node,
-        >(mutate)
-    })
+    crate::pg::tree_mutator::callback(mutate)
 }
 
 /// Folds the constant `det_encrypt` calls of `parse` (on a database with Citus); returns

@@ -27,6 +27,7 @@ pub mod schema_version;
 pub mod session_worker;
 pub mod sql_text;
 pub mod transport;
+pub mod tree_mutator;
 pub mod varlena;
 
 /// The 0-based list index of a 1-based attribute, range-table or target-list number; None for 0

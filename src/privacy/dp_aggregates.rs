@@ -12,7 +12,7 @@ use crate::pg::errors::dp_error;
 use crate::pg::errors::raise;
 use crate::privacy::charge;
 use crate::privacy::own;
-use crate::privacy::params::{params_at, required, RowArgs};
+use crate::privacy::params::{params_at, partition_params, required, RowArgs};
 use crate::privacy::release;
 use crate::privacy::start;
 use encml_dp::params::Params;
@@ -292,7 +292,28 @@ unsafe fn partition_trans(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
                 "dp_partition needs a delta in (0, 1)".into(),
             ));
         }
-        count_rows_trans(fcinfo)
+        if nargs(fcinfo) <= 3 {
+            return count_rows_trans(fcinfo);
+        }
+        // (epsilon, delta, privacy_unit, max_groups_contributed): each unit counts once in the
+        // group, whatever its rows (max_groups bounds its groups, in the rewritten query).
+        let agg = agg_arg::<State<i64>>(fcinfo);
+        start::require_preloaded();
+        let unit = row_unit(fcinfo, 1);
+        if unit.null {
+            return agg_datum(agg);
+        }
+        let args = param_args(fcinfo, 1, unit.at);
+        let unchanged = matches!((&args, &agg.fixed_args), (Some(a), Some(b)) if a.same_as(b));
+        let added = if unchanged {
+            agg.state.add_under_fixed_params(0, unit.hash)
+        } else {
+            let params = partition_params::<i64>(&RowArgs::new(fcinfo));
+            agg.fixed_args = args;
+            agg.state.add(params, 0, unit.hash)
+        };
+        added.unwrap_or_else(|e| dp_error(e));
+        agg_datum(agg)
     }
 }
 
@@ -449,6 +470,13 @@ pub(super) unsafe fn release_state<T: Num + Default + pgrx::datum::FromDatum, R:
                 "epsilon, delta, the bounds and max_rows_per_unit",
             ));
         }
+        let share;
+        let s = if prepaid.groups_per_unit > 1 {
+            share = s.per_group(prepaid.groups_per_unit);
+            &share
+        } else {
+            s
+        };
         let value = release(s).unwrap_or_else(|e| dp_error(e));
         pay_further_evaluation(&prepaid, params.loss);
         match value {

@@ -115,6 +115,15 @@ unsafe fn finish<A: Exact, R: IntoDatum>(
                 "epsilon, delta, the bounds, the percentiles and max_rows_per_unit",
             ));
         }
+        let share;
+        let s = if prepaid.groups_per_unit > 1 {
+            share = s
+                .per_group(prepaid.groups_per_unit)
+                .unwrap_or_else(|e| dp_error(e));
+            &share
+        } else {
+            s
+        };
         let value = release(s).unwrap_or_else(|e| dp_error(e));
         pay_further_evaluation(&prepaid, params.loss);
         match value {

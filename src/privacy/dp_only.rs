@@ -354,9 +354,17 @@ impl Checker {
                 // dp_partition counts rows, one per person: only where each row is one (attacker
                 // pass of issue 32: without GROUP BY it passed every check and, over a table
                 // with many rows per unit multiplied by a cross join, answered exactly).
+                // Its privacy-unit form counts units, each in at most max_groups groups (the
+                // rewrite of `groups_per_unit`), when the unit is the table's.
+                if call.kind == own::DpAggregate::Partition
+                    && crate::privacy::release::has_privacy_unit(aggref)
+                {
+                    check_unit_column(aggref, q, table, &settings);
+                    continue;
+                }
                 if call.kind == own::DpAggregate::Partition && !alone {
                     refuse(format!(
-                        "{} is DP-only with up to {} rows per privacy unit: dp_partition counts rows, not units; read the table alone with one row per unit, or select groups with dp_public_groups",
+                        "{} is DP-only with up to {} rows per privacy unit: dp_partition counts rows, not units: give it the privacy unit, dp_partition(epsilon, delta, unit, max_groups_contributed), read the table alone with one row per unit, or select groups with dp_public_groups",
                         relname((*table).relid),
                         settings.max_rows_per_unit
                     ));
@@ -376,7 +384,10 @@ impl Checker {
 }
 
 /// The Aggrefs of one query level (not those of subqueries).
-unsafe fn collect_aggrefs(node: *mut pg_sys::Node, out: &mut Vec<*mut pg_sys::Aggref>) {
+///
+/// # Safety
+/// `node` must be NULL or an expression tree of a query being planned.
+pub unsafe fn collect_aggrefs(node: *mut pg_sys::Node, out: &mut Vec<*mut pg_sys::Aggref>) {
     #[pg_guard]
     unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
         // SAFETY: expression nodes; ctx is the Vec below.
@@ -487,17 +498,9 @@ unsafe fn check_unit_form(
                 "{name} is DP-only: its dp aggregates must bound each privacy unit's rows (the form with privacy_unit and max_rows_per_unit)"
             ));
         }
+        check_unit_column(aggref, block, table, settings);
         let args = PgList::<pg_sys::TargetEntry>::from_pg((*aggref).args);
-        let n = args.len();
-        let unit = (*args.get_ptr(n - 2).unwrap()).expr as *mut pg_sys::Node;
-        let max_rows = (*args.get_ptr(n - 1).unwrap()).expr as *mut pg_sys::Node;
-        // The Aggref is evaluated in the dp block; the unit may come through its subqueries.
-        if !is_column_of(unit, block, table, settings.unit_attnum) {
-            refuse(format!(
-                "{name} is DP-only: the privacy unit of its dp aggregates must be its column {}",
-                attname((*table).relid, settings.unit_attnum)
-            ));
-        }
+        let max_rows = (*args.get_ptr(args.len() - 1).unwrap()).expr as *mut pg_sys::Node;
         let bounded = (*max_rows).type_ == pg_sys::NodeTag::T_Const && {
             let c = max_rows as *mut pg_sys::Const;
             !(*c).constisnull && ((*c).constvalue.value() as i32) <= settings.max_rows_per_unit
@@ -506,6 +509,29 @@ unsafe fn check_unit_form(
             refuse(format!(
                 "{name} is DP-only: max_rows_per_unit must be a constant of at most {}",
                 settings.max_rows_per_unit
+            ));
+        }
+    }
+}
+
+/// Refuses a privacy-unit form whose unit (its next-to-last argument) is not the table's unit
+/// column.
+unsafe fn check_unit_column(
+    aggref: *mut pg_sys::Aggref,
+    block: *mut pg_sys::Query,
+    table: *mut pg_sys::RangeTblEntry,
+    settings: &Protected,
+) {
+    // SAFETY: an Aggref of the statement being planned, in the privacy-unit form (n >= 4).
+    unsafe {
+        let args = PgList::<pg_sys::TargetEntry>::from_pg((*aggref).args);
+        let unit = (*args.get_ptr(args.len() - 2).unwrap()).expr as *mut pg_sys::Node;
+        // The Aggref is evaluated in the dp block; the unit may come through its subqueries.
+        if !is_column_of(unit, block, table, settings.unit_attnum) {
+            refuse(format!(
+                "{} is DP-only: the privacy unit of its dp aggregates must be its column {}",
+                relname((*table).relid),
+                attname((*table).relid, settings.unit_attnum)
             ));
         }
     }

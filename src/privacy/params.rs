@@ -158,6 +158,21 @@ pub fn params_at<T: Num>(args: &impl Args, at: usize, lower: T, upper: T) -> Par
         .unwrap_or_else(|e| crate::pg::errors::dp_error(e))
 }
 
+/// dp_partition's parameters: (epsilon, delta), one row per unit in a group (its privacy-unit
+/// form's last argument is max_groups_contributed, read by `release::selection_of`).
+pub fn partition_params<T: Num + Default>(args: &impl Args) -> Params<T> {
+    let epsilon: f64 = required(args, 1, "epsilon");
+    let delta: f64 = required(args, 2, "delta");
+    Params::new(
+        epsilon,
+        (delta != 0.0).then_some(delta),
+        T::default(),
+        T::default(),
+        1,
+    )
+    .unwrap_or_else(|e| crate::pg::errors::dp_error(e))
+}
+
 /// The parameters of dp aggregate `kind` from its arguments.
 pub fn params_for<T: Num + Default + pgrx::datum::FromDatum>(
     kind: DpAggregate,
@@ -180,7 +195,8 @@ pub fn params_for<T: Num + Default + pgrx::datum::FromDatum>(
             params_at(args, 5, lower, upper)
         }
         DpAggregate::Count => params_at(args, 2, T::default(), T::default()),
-        DpAggregate::CountRows | DpAggregate::Partition | DpAggregate::PublicGroups => {
+        DpAggregate::Partition => partition_params(args),
+        DpAggregate::CountRows | DpAggregate::PublicGroups => {
             params_at(args, 1, T::default(), T::default())
         }
     }

@@ -27,6 +27,9 @@ use std::ffi::CStr;
 pub enum Selection {
     /// `dp_partition`: a noisy count passes a threshold.
     Threshold,
+    /// `dp_partition` with a privacy unit: a noisy count of units passes a threshold, each
+    /// unit's rows reaching at most this many groups (`groups_per_unit`).
+    BoundedThreshold(u32),
     /// `dp_public_groups` with this many public keys.
     Public(u32),
 }
@@ -130,6 +133,9 @@ pub unsafe fn selection_of(state: *mut pg_sys::AggState) -> Selection {
             let a = cond as *mut pg_sys::Aggref;
             // Recognised by catalog membership: a pg_temp.dp_partition is not a selection.
             match crate::privacy::own::dp_aggregate((*a).aggfnoid) {
+                Some(DpAggregate::Partition) if selection.is_none() && has_privacy_unit(a) => {
+                    selection = Some(Selection::BoundedThreshold(groups_per_unit(state, a)))
+                }
                 Some(DpAggregate::Partition) if selection.is_none() => {
                     selection = Some(Selection::Threshold)
                 }
@@ -188,18 +194,79 @@ pub unsafe fn has_privacy_unit(aggref: *mut pg_sys::Aggref) -> bool {
 /// and is refused with a unit.
 pub fn times_charged(selection: Selection, privacy_unit: bool) -> u32 {
     match (selection, privacy_unit) {
+        // Each unit in at most k groups, each group's noise for a k-th of the loss.
+        (Selection::BoundedThreshold(_), _) => 1,
         (_, false) => 1,
         (Selection::Public(keys), true) => keys,
         (Selection::Threshold, true) => raise_full(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            "a privacy unit cannot be combined with dp_partition",
+            "a privacy unit needs the privacy-unit form of dp_partition",
             Some(
                 "One unit may fall in many groups; without a bound on that number the groups do \
                  not compose in parallel."
                     .into(),
             ),
-            Some("Group over public keys (dp_public_groups) or drop the privacy unit.".into()),
+            Some(
+                "Bound the groups per unit with HAVING encml.dp_partition(epsilon, delta, \
+                 privacy_unit, max_groups_contributed), group over public keys \
+                 (dp_public_groups), or drop the privacy unit."
+                    .into(),
+            ),
         ),
+    }
+}
+
+/// The groups per unit of the privacy-unit dp_partition `a` (its last argument), which must
+/// be the call the planner hook rewrote (`groups_per_unit::MARK`) so that the node's rows are
+/// bounded to that many groups per unit, and whose unit every dp aggregate of the node shares.
+unsafe fn groups_per_unit(state: *mut pg_sys::AggState, a: *mut pg_sys::Aggref) -> u32 {
+    // SAFETY: `state` is the started Agg node running `a` (from `selection_of`); its peragg
+    // array holds numaggs entries, each with the Aggref of the plan; args are TargetEntry lists.
+    unsafe {
+        if (*a).location != crate::privacy::groups_per_unit::MARK {
+            raise_full(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "this dp_partition with a privacy unit was not bounded when the query was planned",
+                Some(
+                    "The groups of each unit are bounded by rewriting the query level before it \
+                     is planned; a query inside a SQL function that the planner inlines is not \
+                     seen."
+                        .into(),
+                ),
+                Some(
+                    "Write the grouped query in the statement itself, in a FROM subquery or in a \
+                     WITH query."
+                        .into(),
+                ),
+            );
+        }
+        let (datum, isnull) = eval_arg(state, a, 3, "max_groups_contributed");
+        let k = if isnull { 0 } else { datum.value() as i32 };
+        if k < 1 {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "max_groups_contributed must be at least 1",
+            );
+        }
+        let unit_of = |agg: *mut pg_sys::Aggref| {
+            let args = PgList::<pg_sys::TargetEntry>::from_pg((*agg).args);
+            (*args.get_ptr(args.len() - 2).unwrap()).expr as *const std::ffi::c_void
+        };
+        let unit = unit_of(a);
+        for i in 0..(*state).numaggs as usize {
+            let other = (*(*state).peragg.add(i)).aggref;
+            let same = match crate::privacy::own::dp_aggregate((*other).aggfnoid) {
+                None | Some(DpAggregate::PublicGroups) => true,
+                Some(_) => has_privacy_unit(other) && pg_sys::equal(unit_of(other), unit),
+            };
+            if !same {
+                raise(
+                    PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    "with dp_partition's privacy unit, every dp aggregate of the query takes the same privacy unit",
+                );
+            }
+        }
+        k as u32
     }
 }
 

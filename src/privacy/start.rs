@@ -45,6 +45,9 @@ pub struct Prepaid {
     /// The percentiles of a quantile aggregate (fixed like the parameters), else empty.
     pub alphas: Vec<f64>,
     pub grouped: bool,
+    /// The groups one privacy unit may reach (the privacy-unit form of dp_partition; else 1):
+    /// each group's noise is for that share of the loss charged.
+    pub groups_per_unit: u32,
     /// Final-function evaluations so far (an ungrouped aggregate's first is prepaid).
     pub evaluations: u32,
     estate: usize,
@@ -470,6 +473,10 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                         key,
                         alphas,
                         grouped,
+                        groups_per_unit: match selection {
+                            Some(release::Selection::BoundedThreshold(k)) => k,
+                            _ => 1,
+                        },
                         evaluations: 0,
                         estate: estate as usize,
                     },

@@ -182,6 +182,19 @@ impl<A: Exact> Bounded<A> {
         Ok(())
     }
 
+    /// The state as one of `groups` groups a privacy unit may contribute to releases it: its
+    /// totals, under the parameters `Params::per_group` gives.
+    pub fn per_group(&self, groups: u32) -> Result<Self, DpError> {
+        Ok(Bounded {
+            params: self.params.map(|p| p.per_group(groups)),
+            alphas: self.alphas.clone(),
+            exact: self.totals()?,
+            units: None,
+            rows: self.rows,
+            context: self.context.clone(),
+        })
+    }
+
     /// The summary of the bounded rows: built from the units' kept values when units are used.
     pub fn totals(&self) -> Result<A, DpError> {
         match &self.units {

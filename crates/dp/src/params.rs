@@ -94,6 +94,16 @@ impl<T: Num> Params<T> {
         )
     }
 
+    /// The parameters of one of `groups` groups a privacy unit may contribute to: the loss
+    /// split evenly between them (basic composition: the unit's groups together lose at most
+    /// the whole), the rest unchanged.
+    pub fn per_group(&self, groups: u32) -> Self {
+        Params {
+            loss: self.split(groups.max(1)),
+            ..*self
+        }
+    }
+
     /// The loss split evenly in `parts` (for an average: a sum and a count).
     pub fn split(&self, parts: u32) -> Loss {
         Loss {

@@ -224,6 +224,19 @@ impl<T: Num> State<T> {
         Ok(())
     }
 
+    /// The state as one of `groups` groups a privacy unit may contribute to releases it: its
+    /// totals, under the parameters `Params::per_group` gives (the release functions then add
+    /// the noise of that share of the loss).
+    pub fn per_group(&self, groups: u32) -> Self {
+        let (count, sum) = self.totals();
+        State {
+            params: self.params.map(|p| p.per_group(groups)),
+            count,
+            sum,
+            units: None,
+        }
+    }
+
     /// The bounded count and sum: per-unit contributions capped when units are used.
     pub fn totals(&self) -> (i64, T::Acc) {
         match &self.units {
@@ -525,5 +538,24 @@ mod tests {
             s.add(p, i64::MAX, None).unwrap();
         }
         assert!(release_sum_i64(&s).is_ok());
+    }
+
+    #[test]
+    fn a_group_of_k_releases_its_bounded_totals_with_a_kth_of_the_loss() {
+        let p = Params::new(1.5, Some(3e-6), 0.0f64, 10.0, 2).unwrap();
+        let mut s = State::<f64>::default();
+        for (unit, v) in [(1u64, 4.0), (1, 5.0), (1, 6.0), (2, 7.0)] {
+            s.add(p, v, Some(unit)).unwrap();
+        }
+        let share = s.per_group(3);
+        assert_eq!(share.totals().0, 3, "unit 1 keeps its first two rows");
+        assert_eq!(share.totals().0, s.totals().0);
+        let q = share.params.unwrap();
+        assert_eq!(q.loss.epsilon, 0.5);
+        assert_eq!(q.loss.delta, Some(1e-6));
+        assert_eq!((q.lower, q.upper, q.max_rows), (0.0, 10.0, 2));
+        assert!(share.units.is_none());
+        // One group: the parameters as charged.
+        assert_eq!(s.per_group(1).params, s.params);
     }
 }

@@ -1,0 +1,536 @@
+//! Groups per privacy unit (`max_groups_contributed`). A grouped query level whose HAVING
+//! selects its groups with `encml.dp_partition(epsilon, delta, privacy_unit, max_groups)` is
+//! rewritten before it is planned (the planner hook), so that each unit's rows reach at most
+//! `max_groups` of its groups:
+//!
+//! ```text
+//! SELECT targets FROM from WHERE where GROUP BY g HAVING dp_partition(e, d, u, k) ...
+//! ```
+//! becomes
+//! ```text
+//! SELECT targets over b FROM (
+//!     SELECT the columns the targets read, g, u,
+//!            hash_record_extended(ROW(u, g), seed) AS h,
+//!            dense_rank() OVER (PARTITION BY u ORDER BY h, g) AS r
+//!       FROM from WHERE where) b
+//!  WHERE b.r <= k GROUP BY b.g HAVING dp_partition(e, d, b.u, k) ...
+//! ```
+//! A unit's groups are ranked by a hash keyed with a seed drawn for each planning (so the groups
+//! kept are not always the first in some order), ties broken by the group key itself: two
+//! groups never share a rank, and the sort's equality is the grouping's (the group's own
+//! operators). The group keys and the unit are computed once, in the subquery; the outer level
+//! groups by those columns and hands that same unit column to every dp aggregate, so a volatile
+//! expression cannot make the unit counted differ from the unit bounded.
+//!
+//! Every dp aggregate of the level must take the privacy-unit form with dp_partition's unit
+//! (each unit then adds at most `max_rows_per_unit` rows to each of at most k groups); the
+//! aggregates add their noise for epsilon / k (and delta / k) in each group and the query is
+//! charged (epsilon, delta) once (`release::times_charged`).
+//!
+//! The rewritten dp_partition carries a mark (`MARK` as its parse location, which the parser
+//! never gives) that the executor start requires (`release::selection_of`): a level this
+//! rewrite did not see (a SQL function the planner inlines after the hook) is refused, never
+//! released unbounded.
+
+use crate::pg::errors::raise_full;
+use crate::privacy::own::{self, DpAggregate};
+use crate::privacy::release;
+use pgrx::prelude::*;
+use pgrx::{pg_sys, PgList, PgSqlErrorCode};
+use std::ffi::c_void;
+
+/// The parse location of a rewritten dp_partition call (the parser's are -1 or more).
+pub const MARK: i32 = -0x4450_4755;
+
+/// Rewrites every query level of `parse` (subqueries, CTEs and sublinks included) that selects
+/// its groups with the privacy-unit form of dp_partition.
+///
+/// # Safety
+/// `parse` must be the query tree the planner hook received, not yet planned.
+pub unsafe fn rewrite(parse: *mut pg_sys::Query) {
+    if parse.is_null() {
+        return;
+    }
+    // SAFETY: a query tree of the statement about to be planned; `walk` rewrites each level in
+    // place after its own subqueries (so a level copies them rewritten).
+    unsafe {
+        walk(parse as *mut pg_sys::Node, std::ptr::null_mut());
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn walk(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
+    // SAFETY: nodes of the query tree being planned; each is cast to the type its tag names.
+    unsafe {
+        if node.is_null() {
+            return false;
+        }
+        if (*node).type_ == pg_sys::NodeTag::T_Query {
+            let q = node as *mut pg_sys::Query;
+            pg_sys::query_tree_walker(q, Some(walk), ctx, 0);
+            rewrite_level(q);
+            return false;
+        }
+        pg_sys::expression_tree_walker(node, Some(walk), ctx)
+    }
+}
+
+fn refuse(message: &str, hint: &str) -> ! {
+    raise_full(
+        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        message,
+        None,
+        Some(hint.into()),
+    )
+}
+
+/// The arguments' expressions of an Aggref.
+unsafe fn args_of(a: *mut pg_sys::Aggref) -> Vec<*mut pg_sys::Node> {
+    // SAFETY: a valid Aggref; its args are TargetEntry nodes.
+    unsafe {
+        PgList::<pg_sys::TargetEntry>::from_pg((*a).args)
+            .iter_ptr()
+            .map(|t| (*t).expr as *mut pg_sys::Node)
+            .collect()
+    }
+}
+
+/// The Aggrefs of one query level in `node`.
+unsafe fn aggrefs_in(node: *mut pg_sys::Node) -> Vec<*mut pg_sys::Aggref> {
+    let mut out = Vec::new();
+    // SAFETY: an expression tree of the level being rewritten.
+    unsafe { crate::privacy::dp_only::collect_aggrefs(node, &mut out) };
+    out
+}
+
+/// The privacy-unit dp_partition among the top-level (ANDed) conditions of `q`'s HAVING, not yet
+/// rewritten.
+unsafe fn unit_partition(q: *mut pg_sys::Query) -> Option<*mut pg_sys::Aggref> {
+    // SAFETY: a query tree; nodes cast by their tags.
+    unsafe {
+        let having = (*q).havingQual;
+        if having.is_null() || (*q).groupClause.is_null() {
+            return None;
+        }
+        let conds: Vec<*mut pg_sys::Node> = if (*having).type_ == pg_sys::NodeTag::T_BoolExpr
+            && (*(having as *mut pg_sys::BoolExpr)).boolop == pg_sys::BoolExprType::AND_EXPR
+        {
+            PgList::<pg_sys::Node>::from_pg((*(having as *mut pg_sys::BoolExpr)).args)
+                .iter_ptr()
+                .collect()
+        } else {
+            vec![having]
+        };
+        conds.into_iter().find_map(|c| {
+            if (*c).type_ != pg_sys::NodeTag::T_Aggref {
+                return None;
+            }
+            let a = c as *mut pg_sys::Aggref;
+            (own::dp_aggregate((*a).aggfnoid) == Some(DpAggregate::Partition)
+                && release::has_privacy_unit(a)
+                && (*a).location != MARK)
+                .then_some(a)
+        })
+    }
+}
+
+/// Whether `node` refers to an enclosing query level (a Var or aggregate of an outer level) or
+/// holds a node this rewrite does not move (PlaceHolderVar, GROUPING()).
+unsafe fn refers_outside(node: *mut pg_sys::Node) -> bool {
+    #[pg_guard]
+    unsafe extern "C-unwind" fn find(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
+        // SAFETY: expression nodes cast by their tags.
+        unsafe {
+            if node.is_null() {
+                return false;
+            }
+            match (*node).type_ {
+                pg_sys::NodeTag::T_Var if (*(node as *mut pg_sys::Var)).varlevelsup != 0 => true,
+                pg_sys::NodeTag::T_Aggref if (*(node as *mut pg_sys::Aggref)).agglevelsup != 0 => {
+                    true
+                }
+                pg_sys::NodeTag::T_PlaceHolderVar | pg_sys::NodeTag::T_GroupingFunc => true,
+                _ => pg_sys::expression_tree_walker(node, Some(find), ctx),
+            }
+        }
+    }
+    // SAFETY: an expression tree.
+    unsafe { find(node, std::ptr::null_mut()) }
+}
+
+/// The outer level's columns read from the bounded subquery: each Var of the original level
+/// becomes a column of it, in order of first use.
+struct Columns {
+    vars: Vec<*mut pg_sys::Var>,
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn to_columns(
+    node: *mut pg_sys::Node,
+    ctx: *mut c_void,
+) -> *mut pg_sys::Node {
+    // SAFETY: expression nodes of the level (no sublinks, no outer references: checked), cast
+    // by their tags; ctx is the Columns below.
+    unsafe {
+        if node.is_null() {
+            return node;
+        }
+        if (*node).type_ == pg_sys::NodeTag::T_Var {
+            let v = node as *mut pg_sys::Var;
+            let cols = &mut *(ctx as *mut Columns);
+            let at = match cols
+                .vars
+                .iter()
+                .position(|w| (**w).varno == (*v).varno && (**w).varattno == (*v).varattno)
+            {
+                Some(i) => i,
+                None => {
+                    cols.vars.push(v);
+                    cols.vars.len() - 1
+                }
+            };
+            return pg_sys::makeVar(
+                1,
+                (at + 1) as i16,
+                (*v).vartype,
+                (*v).vartypmod,
+                (*v).varcollid,
+                0,
+            ) as *mut pg_sys::Node;
+        }
+        pg_sys::expression_tree_mutator(node, crate::pg::tree_mutator::callback(to_columns), ctx)
+    }
+}
+
+unsafe fn node<T>(tag: pg_sys::NodeTag) -> *mut T {
+    // SAFETY: a zeroed allocation of the node's size in the current (planning) memory context,
+    // its tag set as makeNode does.
+    unsafe {
+        let p = pg_sys::palloc0(std::mem::size_of::<T>()) as *mut pg_sys::Node;
+        (*p).type_ = tag;
+        p as *mut T
+    }
+}
+
+unsafe fn entry(expr: *mut pg_sys::Node, resno: usize, name: &str) -> *mut pg_sys::TargetEntry {
+    // SAFETY: makeTargetEntry keeps the palloc'd name; the expression is a valid node.
+    unsafe {
+        let name = std::ffi::CString::new(name).expect("no NUL");
+        pg_sys::makeTargetEntry(
+            expr as *mut pg_sys::Expr,
+            resno as i16,
+            pg_sys::pstrdup(name.as_ptr()),
+            false,
+        )
+    }
+}
+
+/// A sort/group clause over target entry `sortgroupref` of type `type_oid` with its default
+/// operators; refuses a type without them.
+unsafe fn default_order(type_oid: pg_sys::Oid, sortgroupref: u32) -> *mut pg_sys::SortGroupClause {
+    // SAFETY: a catalog lookup; a new node in the planning memory context.
+    unsafe {
+        let (mut lt, mut eq, mut hashable) = (pg_sys::InvalidOid, pg_sys::InvalidOid, false);
+        pg_sys::get_sort_group_operators(
+            type_oid,
+            true,
+            true,
+            false,
+            &mut lt,
+            &mut eq,
+            std::ptr::null_mut(),
+            &mut hashable,
+        );
+        let s = node::<pg_sys::SortGroupClause>(pg_sys::NodeTag::T_SortGroupClause);
+        (*s).tleSortGroupRef = sortgroupref;
+        (*s).eqop = eq;
+        (*s).sortop = lt;
+        (*s).nulls_first = false;
+        (*s).hashable = hashable;
+        s
+    }
+}
+
+/// Rewrites level `q` in place if its HAVING selects groups with the privacy-unit dp_partition.
+unsafe fn rewrite_level(q: *mut pg_sys::Query) {
+    // SAFETY: a query level of the statement being planned, not yet planned; every node read is
+    // cast by its tag, and every node made is allocated in the planning memory context.
+    unsafe {
+        let Some(partition) = unit_partition(q) else {
+            return;
+        };
+        let hint = "Write the grouped query in the statement itself, in a FROM subquery or in a \
+                    WITH query, over plain columns (docs/privacy.md, groups per privacy unit).";
+        if !(*q).groupingSets.is_null() {
+            refuse(
+                "dp aggregates cannot be used with GROUPING SETS, ROLLUP or CUBE",
+                hint,
+            );
+        }
+        let tl = (*q).targetList as *mut pg_sys::Node;
+        let having = (*q).havingQual;
+        if pg_sys::checkExprHasSubLink(tl) || pg_sys::checkExprHasSubLink(having) {
+            refuse(
+                "with dp_partition's privacy unit, the select list and HAVING cannot hold subqueries",
+                hint,
+            );
+        }
+        if refers_outside(tl) || refers_outside(having) {
+            refuse(
+                "with dp_partition's privacy unit, the select list and HAVING cannot refer to an enclosing query",
+                hint,
+            );
+        }
+        if (*q).hasModifyingCTE {
+            refuse(
+                "dp_partition's privacy unit cannot be used with a data-modifying WITH query",
+                hint,
+            );
+        }
+        let pargs = args_of(partition);
+        let (unit, max_groups) = (pargs[2], pargs[3]);
+        if pg_sys::contain_var_clause(max_groups) {
+            refuse(
+                "max_groups_contributed must not depend on the rows",
+                "Give it as a constant or a parameter.",
+            );
+        }
+        // Every dp aggregate of the level bounds rows by the same unit.
+        let mut aggs = aggrefs_in(tl);
+        aggs.extend(aggrefs_in(having));
+        for a in &aggs {
+            let a = *a;
+            if a == partition {
+                continue;
+            }
+            match own::dp_aggregate((*a).aggfnoid) {
+                None => {}
+                Some(DpAggregate::Partition) | Some(DpAggregate::PublicGroups) => refuse(
+                    "a query level selects its groups with one dp_partition or dp_public_groups",
+                    "Keep the single HAVING encml.dp_partition(epsilon, delta, privacy_unit, max_groups_contributed).",
+                ),
+                Some(_) => {
+                    let args = args_of(a);
+                    if !release::has_privacy_unit(a)
+                        || !pg_sys::equal(
+                            args[args.len() - 2] as *const c_void,
+                            unit as *const c_void,
+                        )
+                    {
+                        refuse(
+                            "with dp_partition's privacy unit, every dp aggregate of the query takes the same privacy unit",
+                            "Use the form (..., privacy_unit, max_rows_per_unit) with the unit given to dp_partition.",
+                        );
+                    }
+                }
+            }
+        }
+        // The group keys: sortable (ties between a unit's groups are broken by the key) and
+        // hashable (the keyed rank).
+        let mut groups: Vec<(*mut pg_sys::SortGroupClause, *mut pg_sys::Node)> = Vec::new();
+        for sgc in PgList::<pg_sys::SortGroupClause>::from_pg((*q).groupClause).iter_ptr() {
+            let tle = pg_sys::get_sortgroupclause_tle(sgc, (*q).targetList);
+            let expr = (*tle).expr as *mut pg_sys::Node;
+            let t = pg_sys::exprType(expr);
+            let tc = pg_sys::lookup_type_cache(t, pg_sys::TYPECACHE_HASH_EXTENDED_PROC as i32);
+            if (*sgc).sortop == pg_sys::InvalidOid || (*tc).hash_extended_proc == pg_sys::InvalidOid
+            {
+                refuse(
+                    &format!(
+                        "with dp_partition's privacy unit, group keys must be sortable and hashable, not {}",
+                        release::type_name(t)
+                    ),
+                    hint,
+                );
+            }
+            groups.push((sgc, expr));
+        }
+
+        // The bounded subquery: the original level without its grouping.
+        let inner = pg_sys::copyObjectImpl(q as *const c_void) as *mut pg_sys::Query;
+        let mut cols = Columns { vars: Vec::new() };
+        let ctx = &mut cols as *mut Columns as *mut c_void;
+        let outer_tl = to_columns(tl, ctx) as *mut pg_sys::List;
+        let outer_having = to_columns(having, ctx);
+        let mut inner_tl: *mut pg_sys::List = std::ptr::null_mut();
+        for (i, v) in cols.vars.iter().enumerate() {
+            let e = entry(
+                pg_sys::copyObjectImpl(*v as *const c_void) as *mut pg_sys::Node,
+                i + 1,
+                &format!("c{}", i + 1),
+            );
+            inner_tl = pg_sys::lappend(inner_tl, e as *mut c_void);
+        }
+        let mut resno = cols.vars.len();
+        let mut next_ref = 0u32;
+        let mut add = |list: &mut *mut pg_sys::List, expr: *mut pg_sys::Node, name: &str| {
+            resno += 1;
+            next_ref += 1;
+            let e = entry(expr, resno, name);
+            (*e).ressortgroupref = next_ref;
+            *list = pg_sys::lappend(*list, e as *mut c_void);
+            (resno, next_ref)
+        };
+        let mut window_order: *mut pg_sys::List = std::ptr::null_mut();
+        let mut group_cols = Vec::new();
+        let mut row_args: *mut pg_sys::List = std::ptr::null_mut();
+        let unit_copy = pg_sys::copyObjectImpl(unit as *const c_void) as *mut pg_sys::Node;
+        row_args = pg_sys::lappend(row_args, unit_copy as *mut c_void);
+        let (unit_col, unit_ref) = add(&mut inner_tl, unit_copy, "u");
+        let mut key_orders = Vec::new();
+        for (i, (sgc, expr)) in groups.iter().enumerate() {
+            let g = pg_sys::copyObjectImpl(*expr as *const c_void) as *mut pg_sys::Node;
+            row_args = pg_sys::lappend(row_args, g as *mut c_void);
+            let (col, gref) = add(&mut inner_tl, g, &format!("g{}", i + 1));
+            group_cols.push(col);
+            let order =
+                pg_sys::copyObjectImpl(*sgc as *const c_void) as *mut pg_sys::SortGroupClause;
+            (*order).tleSortGroupRef = gref;
+            key_orders.push(order);
+        }
+        // hash_record_extended(ROW(u, g...), seed): a keyed order of each unit's groups.
+        let row = node::<pg_sys::RowExpr>(pg_sys::NodeTag::T_RowExpr);
+        (*row).args = row_args;
+        (*row).row_typeid = pg_sys::RECORDOID;
+        (*row).row_format = pg_sys::CoercionForm::COERCE_IMPLICIT_CAST;
+        (*row).location = -1;
+        let mut seed = [0u8; 8];
+        crate::pg::random::fill(&mut seed);
+        let seed = pg_sys::makeConst(
+            pg_sys::INT8OID,
+            -1,
+            pg_sys::InvalidOid,
+            8,
+            pg_sys::Datum::from(i64::from_le_bytes(seed)),
+            false,
+            true,
+        );
+        let mut hash_args = PgList::<c_void>::new();
+        hash_args.push(row as *mut c_void);
+        hash_args.push(seed as *mut c_void);
+        let hash = pg_sys::makeFuncExpr(
+            pg_sys::Oid::from(pg_sys::F_HASH_RECORD_EXTENDED),
+            pg_sys::INT8OID,
+            hash_args.into_pg(),
+            pg_sys::InvalidOid,
+            pg_sys::InvalidOid,
+            pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+        );
+        let (_, hash_ref) = add(&mut inner_tl, hash as *mut pg_sys::Node, "h");
+        window_order = pg_sys::lappend(
+            window_order,
+            default_order(pg_sys::INT8OID, hash_ref) as *mut c_void,
+        );
+        for o in key_orders {
+            window_order = pg_sys::lappend(window_order, o as *mut c_void);
+        }
+        let w = node::<pg_sys::WindowClause>(pg_sys::NodeTag::T_WindowClause);
+        (*w).partitionClause = pg_sys::lappend(
+            std::ptr::null_mut(),
+            default_order(pg_sys::TEXTOID, unit_ref) as *mut c_void,
+        );
+        (*w).orderClause = window_order;
+        (*w).frameOptions = pg_sys::FRAMEOPTION_DEFAULTS as i32;
+        (*w).winref = 1;
+        let rank = node::<pg_sys::WindowFunc>(pg_sys::NodeTag::T_WindowFunc);
+        (*rank).winfnoid = pg_sys::Oid::from(pg_sys::F_DENSE_RANK_);
+        (*rank).wintype = pg_sys::INT8OID;
+        (*rank).winref = 1;
+        (*rank).location = -1;
+        resno += 1;
+        let rank_col = resno;
+        inner_tl = pg_sys::lappend(
+            inner_tl,
+            entry(rank as *mut pg_sys::Node, rank_col, "r") as *mut c_void,
+        );
+
+        (*inner).targetList = inner_tl;
+        (*inner).groupClause = std::ptr::null_mut();
+        (*inner).havingQual = std::ptr::null_mut();
+        (*inner).hasAggs = false;
+        (*inner).windowClause = pg_sys::lappend(std::ptr::null_mut(), w as *mut c_void);
+        (*inner).hasWindowFuncs = true;
+        (*inner).hasTargetSRFs = false;
+        (*inner).sortClause = std::ptr::null_mut();
+        (*inner).distinctClause = std::ptr::null_mut();
+        (*inner).hasDistinctOn = false;
+        (*inner).limitOffset = std::ptr::null_mut();
+        (*inner).limitCount = std::ptr::null_mut();
+        (*inner).limitOption = pg_sys::LimitOption::LIMIT_OPTION_DEFAULT;
+        (*inner).rowMarks = std::ptr::null_mut();
+        (*inner).hasForUpdate = false;
+        // One level deeper: references to enclosing levels (in WHERE and FROM) reach one further.
+        pg_sys::IncrementVarSublevelsUp(inner as *mut pg_sys::Node, 1, 1);
+
+        // The outer level reads the subquery, keeps the rows of each unit's first k groups,
+        // groups by the subquery's keys and gives every dp aggregate its unit column.
+        let pstate = pg_sys::make_parsestate(std::ptr::null_mut());
+        let alias = pg_sys::makeAlias(c"dp_bounded".as_ptr(), std::ptr::null_mut());
+        let item = pg_sys::addRangeTableEntryForSubquery(pstate, inner, alias, false, true);
+        let rtr = node::<pg_sys::RangeTblRef>(pg_sys::NodeTag::T_RangeTblRef);
+        (*rtr).rtindex = 1;
+        let le = pg_sys::get_opfamily_member(
+            pg_sys::INTEGER_BTREE_FAM_OID,
+            pg_sys::INT8OID,
+            pg_sys::INT4OID,
+            pg_sys::BTLessEqualStrategyNumber as i16,
+        );
+        let within = pg_sys::make_opclause(
+            le,
+            pg_sys::BOOLOID,
+            false,
+            pg_sys::makeVar(
+                1,
+                rank_col as i16,
+                pg_sys::INT8OID,
+                -1,
+                pg_sys::InvalidOid,
+                0,
+            ) as *mut pg_sys::Expr,
+            pg_sys::copyObjectImpl(max_groups as *const c_void) as *mut pg_sys::Expr,
+            pg_sys::InvalidOid,
+            pg_sys::InvalidOid,
+        ) as *mut pg_sys::OpExpr;
+        (*within).opfuncid = pg_sys::get_opcode(le);
+        (*q).rtable = pg_sys::lappend(std::ptr::null_mut(), (*item).p_rte as *mut c_void);
+        (*q).jointree = pg_sys::makeFromExpr(
+            pg_sys::lappend(std::ptr::null_mut(), rtr as *mut c_void),
+            within as *mut pg_sys::Node,
+        );
+        (*q).targetList = outer_tl;
+        (*q).havingQual = outer_having;
+        (*q).cteList = std::ptr::null_mut();
+        (*q).hasRecursive = false;
+        (*q).hasSubLinks = false;
+        let unit_collation = pg_sys::exprCollation(unit);
+        for (i, (sgc, expr)) in groups.iter().enumerate() {
+            let tle = pg_sys::get_sortgroupclause_tle(*sgc, (*q).targetList);
+            (*tle).expr = pg_sys::makeVar(
+                1,
+                group_cols[i] as i16,
+                pg_sys::exprType(*expr),
+                pg_sys::exprTypmod(*expr),
+                pg_sys::exprCollation(*expr),
+                0,
+            ) as *mut pg_sys::Expr;
+        }
+        let mut aggs = aggrefs_in((*q).targetList as *mut pg_sys::Node);
+        aggs.extend(aggrefs_in((*q).havingQual));
+        for a in aggs {
+            let Some(kind) = own::dp_aggregate((*a).aggfnoid) else {
+                continue;
+            };
+            if kind == DpAggregate::PublicGroups || !release::has_privacy_unit(a) {
+                continue;
+            }
+            let args = PgList::<pg_sys::TargetEntry>::from_pg((*a).args);
+            let unit_arg = args.get_ptr(args.len() - 2).expect("the privacy unit");
+            (*unit_arg).expr =
+                pg_sys::makeVar(1, unit_col as i16, pg_sys::TEXTOID, -1, unit_collation, 0)
+                    as *mut pg_sys::Expr;
+            if kind == DpAggregate::Partition {
+                (*a).location = MARK;
+            }
+        }
+    }
+}
