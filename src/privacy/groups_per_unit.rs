@@ -10,7 +10,7 @@
 //! ```text
 //! SELECT targets over b FROM (
 //!     SELECT the columns the targets read, g, u,
-//!            hash_record_extended(ROW(u, g), seed) AS h,
+//!            hashint8extended(hash_record_extended(ROW(u, g), seed), seed) AS h,
 //!            dense_rank() OVER (PARTITION BY u ORDER BY h, g) AS r
 //!       FROM from WHERE where) b
 //!  WHERE b.r <= k GROUP BY b.g HAVING dp_partition(e, d, b.u, k) ...
@@ -405,16 +405,26 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
             false,
             true,
         );
-        let mut hash_args = PgList::<c_void>::new();
-        hash_args.push(row as *mut c_void);
-        hash_args.push(seed as *mut c_void);
-        let hash = pg_sys::makeFuncExpr(
-            pg_sys::Oid::from(pg_sys::F_HASH_RECORD_EXTENDED),
-            pg_sys::INT8OID,
-            hash_args.into_pg(),
-            pg_sys::InvalidOid,
-            pg_sys::InvalidOid,
-            pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+        // hash_record_extended combines its columns' hashes linearly (31 * h(u) + h(g)), so
+        // alone it would rank each unit's groups by the same cyclic order of h(g), shifted: the
+        // groups after a long gap in that order would be kept far more often. Hashing its
+        // value again (hashint8extended) mixes each (unit, group) pair independently.
+        let call = |func: u32, first: *mut pg_sys::Node| {
+            let mut args = PgList::<c_void>::new();
+            args.push(first as *mut c_void);
+            args.push(pg_sys::copyObjectImpl(seed as *const c_void));
+            pg_sys::makeFuncExpr(
+                pg_sys::Oid::from(func),
+                pg_sys::INT8OID,
+                args.into_pg(),
+                pg_sys::InvalidOid,
+                pg_sys::InvalidOid,
+                pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+            ) as *mut pg_sys::Node
+        };
+        let hash = call(
+            pg_sys::F_HASHINT8EXTENDED,
+            call(pg_sys::F_HASH_RECORD_EXTENDED, row as *mut pg_sys::Node),
         );
         let (_, hash_ref) = add(&mut inner_tl, hash as *mut pg_sys::Node, "h");
         window_order = pg_sys::lappend(

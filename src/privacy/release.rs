@@ -248,9 +248,12 @@ unsafe fn groups_per_unit(state: *mut pg_sys::AggState, a: *mut pg_sys::Aggref) 
                 "max_groups_contributed must be at least 1",
             );
         }
+        // On a Citus coordinator each aggregate's unit is its own column of the rows the shards
+        // send: compared as the worker query computes them.
         let unit_of = |agg: *mut pg_sys::Aggref| {
             let args = PgList::<pg_sys::TargetEntry>::from_pg((*agg).args);
-            (*args.get_ptr(args.len() - 2).unwrap()).expr as *const std::ffi::c_void
+            let e = (*args.get_ptr(args.len() - 2).unwrap()).expr;
+            crate::pg::citus_plan::worker_expr(state, e).unwrap_or(e) as *const std::ffi::c_void
         };
         let unit = unit_of(a);
         for i in 0..(*state).numaggs as usize {

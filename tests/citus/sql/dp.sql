@@ -138,3 +138,32 @@ RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;
 RESET max_parallel_workers_per_gather;
+
+-- Groups per privacy unit (docs/privacy.md): each of 300 people has rows in all 40 clinics. On a
+-- table distributed by the unit column the shards rank each unit's groups (all its rows are on
+-- one shard); on a table distributed by another column Citus brings the rows to the
+-- coordinator for the ranking. Either way each person reaches 3 clinics, and the coordinator
+-- charges once.
+CREATE TABLE dp_groups_by_unit (i int, person text, clinic text);
+SELECT create_distributed_table('dp_groups_by_unit', 'person', shard_count => 4);
+CREATE TABLE dp_groups_by_row (i int, person text, clinic text);
+SELECT create_distributed_table('dp_groups_by_row', 'i', shard_count => 4);
+INSERT INTO dp_groups_by_unit SELECT i, 'p-' || (i % 300), 'c' || ((i / 300) % 40) FROM generate_series(1, 24000) i;
+INSERT INTO dp_groups_by_row SELECT * FROM dp_groups_by_unit;
+GRANT SELECT ON dp_groups_by_unit, dp_groups_by_row TO citus_dp_analyst;
+SELECT encml.set_privacy_budget('citus_dp_analyst', 1e8, 0.5);
+SET ROLE citus_dp_analyst;
+SELECT max(id) AS last_charge FROM encml.privacy_ledger \gset
+SELECT 'by unit' AS distributed, count(*) AS clinics, sum(units) AS units, sum(n) AS rows_kept
+  FROM (SELECT clinic, encml.dp_count(i, 1e6, 0, person, 1) AS units,
+               encml.dp_count_rows(1e6, 0, person, 100) AS n
+          FROM dp_groups_by_unit GROUP BY clinic HAVING encml.dp_partition(1e6, 0.01, person, 3)) s
+UNION ALL
+SELECT 'by row', count(*), sum(units), sum(n)
+  FROM (SELECT clinic, encml.dp_count(i, 1e6, 0, person, 1) AS units,
+               encml.dp_count_rows(1e6, 0, person, 100) AS n
+          FROM dp_groups_by_row GROUP BY clinic HAVING encml.dp_partition(1e6, 0.01, person, 3)) s;
+SELECT count(*) AS charges, bool_and(epsilon = 3e6 AND delta = 0.01) AS each_once
+  FROM encml.privacy_ledger WHERE granted AND id > :last_charge;
+RESET ROLE;
+SELECT result AS worker_charges FROM run_command_on_workers($$SELECT count(*) FROM encml.privacy_charges$$);
