@@ -426,7 +426,7 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
             pg_sys::F_HASHINT8EXTENDED,
             call(pg_sys::F_HASH_RECORD_EXTENDED, row as *mut pg_sys::Node),
         );
-        let (_, hash_ref) = add(&mut inner_tl, hash as *mut pg_sys::Node, "h");
+        let (_, hash_ref) = add(&mut inner_tl, hash, "h");
         window_order = pg_sys::lappend(
             window_order,
             default_order(pg_sys::INT8OID, hash_ref) as *mut c_void,
