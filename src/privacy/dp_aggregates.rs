@@ -191,6 +191,15 @@ pub(super) unsafe fn row_unit(fcinfo: pg_sys::FunctionCallInfo, epsilon_at: usiz
                 null: false,
             };
         };
+        if !pg_arg_is_null(fcinfo, i) && rows_bounded(fcinfo) {
+            // At most max_rows_per_unit rows of each unit reach this group (the rewrite's
+            // FILTER): the unit needs no state of its own.
+            return RowUnit {
+                at,
+                hash: None,
+                null: false,
+            };
+        }
         match pg_getarg::<&[u8]>(fcinfo, i) {
             Some(bytes) => {
                 let mut h = std::hash::DefaultHasher::new();
@@ -207,6 +216,43 @@ pub(super) unsafe fn row_unit(fcinfo: pg_sys::FunctionCallInfo, epsilon_at: usiz
                 null: true,
             },
         }
+    }
+}
+
+static ROWS_BOUNDED: u8 = 1;
+static ROWS_UNBOUNDED: u8 = 0;
+
+/// Whether the running transition call's rows come bounded per unit and group by the
+/// groups-per-unit rewrite (`start::bounded`), asked once per call site and kept in its
+/// `fn_extra`.
+///
+/// # Safety
+/// `fcinfo` must be the call of one of the dp transition functions, inside its aggregate.
+unsafe fn rows_bounded(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    // SAFETY: fcinfo is a transition call (the contract), so its flinfo is the transition's
+    // FmgrInfo, whose fn_extra only these functions set (to one of the two statics); the
+    // context is the AggState (agg_arg checked it on the first row) and AggGetAggref the call.
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        let extra = (*flinfo).fn_extra as *const u8;
+        if std::ptr::eq(extra, &ROWS_BOUNDED) {
+            return true;
+        }
+        if std::ptr::eq(extra, &ROWS_UNBOUNDED) {
+            return false;
+        }
+        let aggref = pg_sys::AggGetAggref(fcinfo);
+        let ctx = (*fcinfo).context;
+        let bounded = !aggref.is_null()
+            && !ctx.is_null()
+            && (*ctx).type_ == pg_sys::NodeTag::T_AggState
+            && start::bounded(ctx as *mut pg_sys::AggState, (*aggref).aggno);
+        (*flinfo).fn_extra = if bounded {
+            &ROWS_BOUNDED as *const u8 as *mut std::ffi::c_void
+        } else {
+            &ROWS_UNBOUNDED as *const u8 as *mut std::ffi::c_void
+        };
+        bounded
     }
 }
 

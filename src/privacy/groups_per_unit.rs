@@ -10,10 +10,13 @@
 //! ```text
 //! SELECT targets over b FROM (
 //!     SELECT the columns the targets read, g, u,
-//!            hashint8extended(hash_record_extended(ROW(u, g), seed), seed) AS h,
-//!            dense_rank() OVER (PARTITION BY u ORDER BY h, g) AS r
+//!            hashint8extended(hash(u, s1) # hash(g, s2), s0) AS h,
+//!            dense_rank() OVER (PARTITION BY u ORDER BY h, g) AS r,
+//!            row_number() OVER (...) - rank() OVER (...) AS n
+//! (with u = x::text for an integer or uuid x, the window partitions and hashes by x)
 //!       FROM from WHERE where) b
-//!  WHERE b.r <= k GROUP BY b.g HAVING dp_partition(e, d, b.u, k) ...
+//!  WHERE b.r <= k GROUP BY b.g HAVING dp_partition(e, d, b.u, k) FILTER (WHERE b.n < 1) ...
+//! (and every dp aggregate FILTER (WHERE b.n < its max_rows_per_unit))
 //! ```
 //! A unit's groups are ranked by a hash keyed with a seed drawn for each planning (so the groups
 //! kept are not always the first in some order), ties broken by the group key itself: two
@@ -23,7 +26,9 @@
 //! expression cannot make the unit counted differ from the unit bounded.
 //!
 //! Every dp aggregate of the level must take the privacy-unit form with dp_partition's unit
-//! (each unit then adds at most `max_rows_per_unit` rows to each of at most k groups); the
+//! (each unit then adds at most `max_rows_per_unit` rows to each of at most k groups: `n`, the
+//! row's place among its unit's rows in its group, filters them, so the aggregates keep no
+//! per-unit state in such a level, `start::bounded`); the
 //! aggregates add their noise for epsilon / k (and delta / k) in each group and the query is
 //! charged (epsilon, delta) once (`release::times_charged`).
 //!
@@ -251,6 +256,50 @@ unsafe fn default_order(type_oid: pg_sys::Oid, sortgroupref: u32) -> *mut pg_sys
     }
 }
 
+/// `e` folded to a constant or a parameter of the statement, the same for every row and for
+/// the executor start; None for anything else.
+unsafe fn fixed_value(e: *mut pg_sys::Node) -> Option<*mut pg_sys::Node> {
+    // SAFETY: an expression node of the query being planned; folded on a copy, in the planning
+    // memory context (without a planner root: only immutable functions are folded).
+    unsafe {
+        let folded = pg_sys::eval_const_expressions(
+            std::ptr::null_mut(),
+            pg_sys::copyObjectImpl(e as *const c_void) as *mut pg_sys::Node,
+        );
+        let fixed = match (*folded).type_ {
+            pg_sys::NodeTag::T_Const => true,
+            pg_sys::NodeTag::T_Param => {
+                (*(folded as *mut pg_sys::Param)).paramkind == pg_sys::ParamKind::PARAM_EXTERN
+            }
+            _ => false,
+        };
+        fixed.then_some(folded)
+    }
+}
+
+/// The integer or uuid expression `unit` casts to text, if it is such a cast (int2, int4, int8
+/// and uuid print each value as one text and read it back: an injective cast).
+unsafe fn injective_source(unit: *mut pg_sys::Node) -> Option<*mut pg_sys::Node> {
+    // SAFETY: an expression node, cast by its tag.
+    unsafe {
+        if (*unit).type_ != pg_sys::NodeTag::T_CoerceViaIO {
+            return None;
+        }
+        let c = unit as *mut pg_sys::CoerceViaIO;
+        let arg = (*c).arg as *mut pg_sys::Node;
+        let source = pg_sys::exprType(arg);
+        ((*c).resulttype == pg_sys::TEXTOID
+            && [
+                pg_sys::INT2OID,
+                pg_sys::INT4OID,
+                pg_sys::INT8OID,
+                pg_sys::UUIDOID,
+            ]
+            .contains(&source))
+        .then_some(arg)
+    }
+}
+
 /// Rewrites level `q` in place if its HAVING selects groups with the privacy-unit dp_partition.
 unsafe fn rewrite_level(q: *mut pg_sys::Query) {
     // SAFETY: a query level of the statement being planned, not yet planned; every node read is
@@ -295,6 +344,19 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
                 "Give it as a constant or a parameter.",
             );
         }
+        // The bound runs on every row (the window's run condition) while the noise and the
+        // charge take its value once: an expression that could change between the two (a
+        // stable function reading statistics the charge moves) is refused (attacker pass of
+        // issue 32); the folded constant or parameter replaces it in the call too.
+        let Some(max_groups) = fixed_value(max_groups) else {
+            refuse(
+                "max_groups_contributed must be a constant or a parameter",
+                "Give it as a literal or a parameter of a prepared statement.",
+            );
+        };
+        let partition_args = PgList::<pg_sys::TargetEntry>::from_pg((*partition).args);
+        (*partition_args.get_ptr(3).expect("max_groups_contributed")).expr =
+            max_groups as *mut pg_sys::Expr;
         // Every dp aggregate of the level bounds rows by the same unit.
         let mut aggs = aggrefs_in(tl);
         aggs.extend(aggrefs_in(having));
@@ -311,6 +373,18 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
                 ),
                 Some(_) => {
                     let args = args_of(a);
+                    // max_rows_per_unit bounds the rows in a FILTER too: fixed like k.
+                    if release::has_privacy_unit(a) {
+                        let Some(max_rows) = fixed_value(args[args.len() - 1]) else {
+                            refuse(
+                                "with dp_partition's privacy unit, max_rows_per_unit must be a constant or a parameter",
+                                "Give it as a literal or a parameter of a prepared statement.",
+                            );
+                        };
+                        let list = PgList::<pg_sys::TargetEntry>::from_pg((*a).args);
+                        (*list.get_ptr(args.len() - 1).expect("max rows")).expr =
+                            max_rows as *mut pg_sys::Expr;
+                    }
                     if !release::has_privacy_unit(a)
                         || !pg_sys::equal(
                             args[args.len() - 2] as *const c_void,
@@ -373,10 +447,38 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
         };
         let mut window_order: *mut pg_sys::List = std::ptr::null_mut();
         let mut group_cols = Vec::new();
+        // The keys hashed for the rank: the unit (or its integer), then the group keys.
         let mut row_args: *mut pg_sys::List = std::ptr::null_mut();
-        let unit_copy = pg_sys::copyObjectImpl(unit as *const c_void) as *mut pg_sys::Node;
-        row_args = pg_sys::lappend(row_args, unit_copy as *mut c_void);
-        let (unit_col, unit_ref) = add(&mut inner_tl, unit_copy, "u");
+        // The window partitions by the unit, or by the integer or uuid it is cast from (the
+        // cast is injective, so the partitions are the same; a fixed-width key sorts faster,
+        // Citus pushes a window partitioned by its distribution column to the shards, and the
+        // outer level casts only the rows kept).
+        let unit_collation = pg_sys::exprCollation(unit);
+        let (key_type, key_ref, outer_unit) = match injective_source(unit) {
+            Some(source) => {
+                let key = pg_sys::copyObjectImpl(source as *const c_void) as *mut pg_sys::Node;
+                row_args = pg_sys::lappend(row_args, key as *mut c_void);
+                let (col, r) = add(&mut inner_tl, key, "p");
+                let cast =
+                    pg_sys::copyObjectImpl(unit as *const c_void) as *mut pg_sys::CoerceViaIO;
+                (*cast).arg = pg_sys::makeVar(
+                    1,
+                    col as i16,
+                    pg_sys::exprType(source),
+                    pg_sys::exprTypmod(source),
+                    pg_sys::exprCollation(source),
+                    0,
+                ) as *mut pg_sys::Expr;
+                (pg_sys::exprType(source), r, cast as *mut pg_sys::Node)
+            }
+            None => {
+                let unit_copy = pg_sys::copyObjectImpl(unit as *const c_void) as *mut pg_sys::Node;
+                row_args = pg_sys::lappend(row_args, pg_sys::copyObjectImpl(unit as *const c_void));
+                let (col, r) = add(&mut inner_tl, unit_copy, "u");
+                let var = pg_sys::makeVar(1, col as i16, pg_sys::TEXTOID, -1, unit_collation, 0);
+                (pg_sys::TEXTOID, r, var as *mut pg_sys::Node)
+            }
+        };
         let mut key_orders = Vec::new();
         for (i, (sgc, expr)) in groups.iter().enumerate() {
             let g = pg_sys::copyObjectImpl(*expr as *const c_void) as *mut pg_sys::Node;
@@ -388,43 +490,61 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
             (*order).tleSortGroupRef = gref;
             key_orders.push(order);
         }
-        // hash_record_extended(ROW(u, g...), seed): a keyed order of each unit's groups.
-        let row = node::<pg_sys::RowExpr>(pg_sys::NodeTag::T_RowExpr);
-        (*row).args = row_args;
-        (*row).row_typeid = pg_sys::RECORDOID;
-        (*row).row_format = pg_sys::CoercionForm::COERCE_IMPLICIT_CAST;
-        (*row).location = -1;
-        let mut seed = [0u8; 8];
-        crate::pg::random::fill(&mut seed);
-        let seed = pg_sys::makeConst(
-            pg_sys::INT8OID,
-            -1,
-            pg_sys::InvalidOid,
-            8,
-            pg_sys::Datum::from(i64::from_le_bytes(seed)),
-            false,
-            true,
-        );
-        // hash_record_extended combines its columns' hashes linearly (31 * h(u) + h(g)), so
-        // alone it would rank each unit's groups by the same cyclic order of h(g), shifted: the
-        // groups after a long gap in that order would be kept far more often. Hashing its
-        // value again (hashint8extended) mixes each (unit, group) pair independently.
-        let call = |func: u32, first: *mut pg_sys::Node| {
-            let mut args = PgList::<c_void>::new();
-            args.push(first as *mut c_void);
-            args.push(pg_sys::copyObjectImpl(seed as *const c_void));
-            pg_sys::makeFuncExpr(
-                pg_sys::Oid::from(func),
+        // h = hashint8extended(hash(k1, s1) # hash(k2, s2) # ..., s0) over the unit (or its
+        // integer) and the group keys, each by its type's extended hash function with a seed of
+        // its own drawn at this planning: the final hash mixes each (unit, group) pair apart (a
+        // linear combination such as hash_record_extended's 31 * h(u) + h(g) would rank every
+        // unit's groups in one cyclic order, shifted).
+        let seed = || {
+            let mut seed = [0u8; 8];
+            crate::pg::random::fill(&mut seed);
+            pg_sys::makeConst(
                 pg_sys::INT8OID,
-                args.into_pg(),
+                -1,
                 pg_sys::InvalidOid,
+                8,
+                pg_sys::Datum::from(i64::from_le_bytes(seed)),
+                false,
+                true,
+            ) as *mut pg_sys::Node
+        };
+        let call = |func: pg_sys::Oid, args: &[*mut pg_sys::Node], collation: pg_sys::Oid| {
+            let mut list = PgList::<c_void>::new();
+            for a in args {
+                list.push(*a as *mut c_void);
+            }
+            pg_sys::makeFuncExpr(
+                func,
+                pg_sys::INT8OID,
+                list.into_pg(),
                 pg_sys::InvalidOid,
+                collation,
                 pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
             ) as *mut pg_sys::Node
         };
+        let mut combined: *mut pg_sys::Node = std::ptr::null_mut();
+        for key in PgList::<pg_sys::Node>::from_pg(row_args).iter_ptr() {
+            let t = pg_sys::exprType(key);
+            let tc = pg_sys::lookup_type_cache(t, pg_sys::TYPECACHE_HASH_EXTENDED_PROC as i32);
+            let one = call(
+                (*tc).hash_extended_proc,
+                &[key, seed()],
+                pg_sys::exprCollation(key),
+            );
+            combined = if combined.is_null() {
+                one
+            } else {
+                call(
+                    pg_sys::Oid::from(pg_sys::F_INT8XOR),
+                    &[combined, one],
+                    pg_sys::InvalidOid,
+                )
+            };
+        }
         let hash = call(
-            pg_sys::F_HASHINT8EXTENDED,
-            call(pg_sys::F_HASH_RECORD_EXTENDED, row as *mut pg_sys::Node),
+            pg_sys::Oid::from(pg_sys::F_HASHINT8EXTENDED),
+            &[combined, seed()],
+            pg_sys::InvalidOid,
         );
         let (_, hash_ref) = add(&mut inner_tl, hash, "h");
         window_order = pg_sys::lappend(
@@ -437,21 +557,43 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
         let w = node::<pg_sys::WindowClause>(pg_sys::NodeTag::T_WindowClause);
         (*w).partitionClause = pg_sys::lappend(
             std::ptr::null_mut(),
-            default_order(pg_sys::TEXTOID, unit_ref) as *mut c_void,
+            default_order(key_type, key_ref) as *mut c_void,
         );
         (*w).orderClause = window_order;
         (*w).frameOptions = pg_sys::FRAMEOPTION_DEFAULTS as i32;
         (*w).winref = 1;
-        let rank = node::<pg_sys::WindowFunc>(pg_sys::NodeTag::T_WindowFunc);
-        (*rank).winfnoid = pg_sys::Oid::from(pg_sys::F_DENSE_RANK_);
-        (*rank).wintype = pg_sys::INT8OID;
-        (*rank).winref = 1;
-        (*rank).location = -1;
+        let window_call = |func: u32| {
+            let f = node::<pg_sys::WindowFunc>(pg_sys::NodeTag::T_WindowFunc);
+            (*f).winfnoid = pg_sys::Oid::from(func);
+            (*f).wintype = pg_sys::INT8OID;
+            (*f).winref = 1;
+            (*f).location = -1;
+            f as *mut pg_sys::Node
+        };
         resno += 1;
         let rank_col = resno;
         inner_tl = pg_sys::lappend(
             inner_tl,
-            entry(rank as *mut pg_sys::Node, rank_col, "r") as *mut c_void,
+            entry(window_call(pg_sys::F_DENSE_RANK_), rank_col, "r") as *mut c_void,
+        );
+        // The row's place among its unit's rows in its group (from 0): its row number less the
+        // rank of the group's first row, the rows of a (unit, group) being peers in the window.
+        let mut place_args = PgList::<c_void>::new();
+        place_args.push(window_call(pg_sys::F_ROW_NUMBER) as *mut c_void);
+        place_args.push(window_call(pg_sys::F_RANK_) as *mut c_void);
+        let place = pg_sys::makeFuncExpr(
+            pg_sys::Oid::from(pg_sys::F_INT8MI),
+            pg_sys::INT8OID,
+            place_args.into_pg(),
+            pg_sys::InvalidOid,
+            pg_sys::InvalidOid,
+            pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+        );
+        resno += 1;
+        let place_col = resno;
+        inner_tl = pg_sys::lappend(
+            inner_tl,
+            entry(place as *mut pg_sys::Node, place_col, "n") as *mut c_void,
         );
 
         (*inner).targetList = inner_tl;
@@ -502,6 +644,12 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
             pg_sys::InvalidOid,
         ) as *mut pg_sys::OpExpr;
         (*within).opfuncid = pg_sys::get_opcode(le);
+        let lt = pg_sys::get_opfamily_member(
+            pg_sys::INTEGER_BTREE_FAM_OID,
+            pg_sys::INT8OID,
+            pg_sys::INT4OID,
+            pg_sys::BTLessStrategyNumber as i16,
+        );
         (*q).rtable = pg_sys::lappend(std::ptr::null_mut(), (*item).p_rte as *mut c_void);
         (*q).jointree = pg_sys::makeFromExpr(
             pg_sys::lappend(std::ptr::null_mut(), rtr as *mut c_void),
@@ -512,7 +660,6 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
         (*q).cteList = std::ptr::null_mut();
         (*q).hasRecursive = false;
         (*q).hasSubLinks = false;
-        let unit_collation = pg_sys::exprCollation(unit);
         for (i, (sgc, expr)) in groups.iter().enumerate() {
             let tle = pg_sys::get_sortgroupclause_tle(*sgc, (*q).targetList);
             (*tle).expr = pg_sys::makeVar(
@@ -536,11 +683,51 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
             let args = PgList::<pg_sys::TargetEntry>::from_pg((*a).args);
             let unit_arg = args.get_ptr(args.len() - 2).expect("the privacy unit");
             (*unit_arg).expr =
-                pg_sys::makeVar(1, unit_col as i16, pg_sys::TEXTOID, -1, unit_collation, 0)
-                    as *mut pg_sys::Expr;
-            if kind == DpAggregate::Partition {
+                pg_sys::copyObjectImpl(outer_unit as *const c_void) as *mut pg_sys::Expr;
+            // Each aggregate reads at most max_rows_per_unit rows of a unit in a group (its
+            // last argument; one for dp_partition, which counts units), so that it needs no
+            // per-unit state (`start::Prepaid::bounded`).
+            let max_rows = if kind == DpAggregate::Partition {
                 (*a).location = MARK;
-            }
+                pg_sys::makeConst(
+                    pg_sys::INT4OID,
+                    -1,
+                    pg_sys::InvalidOid,
+                    4,
+                    pg_sys::Datum::from(1i32),
+                    false,
+                    true,
+                ) as *mut pg_sys::Expr
+            } else {
+                pg_sys::copyObjectImpl(
+                    (*args.get_ptr(args.len() - 1).expect("max rows")).expr as *const c_void,
+                ) as *mut pg_sys::Expr
+            };
+            let within_rows = pg_sys::make_opclause(
+                lt,
+                pg_sys::BOOLOID,
+                false,
+                pg_sys::makeVar(
+                    1,
+                    place_col as i16,
+                    pg_sys::INT8OID,
+                    -1,
+                    pg_sys::InvalidOid,
+                    0,
+                ) as *mut pg_sys::Expr,
+                max_rows,
+                pg_sys::InvalidOid,
+                pg_sys::InvalidOid,
+            ) as *mut pg_sys::OpExpr;
+            (*within_rows).opfuncid = pg_sys::get_opcode(lt);
+            (*a).aggfilter = if (*a).aggfilter.is_null() {
+                within_rows as *mut pg_sys::Expr
+            } else {
+                let mut both = PgList::<c_void>::new();
+                both.push((*a).aggfilter as *mut c_void);
+                both.push(within_rows as *mut c_void);
+                pg_sys::makeBoolExpr(pg_sys::BoolExprType::AND_EXPR, both.into_pg(), -1)
+            };
         }
     }
 }

@@ -48,6 +48,9 @@ pub struct Prepaid {
     /// The groups one privacy unit may reach (the privacy-unit form of dp_partition; else 1):
     /// each group's noise is for that share of the loss charged.
     pub groups_per_unit: u32,
+    /// Whether the rows reach the aggregate bounded per unit and group by the rewrite of
+    /// `groups_per_unit` (its FILTER), so that its state keeps no per-unit values.
+    pub bounded: bool,
     /// Final-function evaluations so far (an ungrouped aggregate's first is prepaid).
     pub evaluations: u32,
     estate: usize,
@@ -196,6 +199,7 @@ unsafe fn call_params(
     state: *mut pg_sys::AggState,
     aggref: *mut pg_sys::Aggref,
     call: own::OwnCall,
+    groups: u32,
 ) -> Charged {
     fn parts<T: Num>(p: Params<T>) -> Charged {
         Charged {
@@ -205,22 +209,31 @@ unsafe fn call_params(
             alphas: Vec::new(),
         }
     }
-    fn typed(kind: DpAggregate, first_type: Option<pg_sys::Oid>, args: &impl Args) -> Charged {
+    // Released with each group's share of the loss (`groups` per unit): checked so, before the
+    // charge, so that a loss too small to calibrate (a huge max_groups_contributed) is refused
+    // whether or not a group forms (attacker pass of issue 32: refused only when the first
+    // group was finalized, it told whether any row matched).
+    fn typed(
+        kind: DpAggregate,
+        first_type: Option<pg_sys::Oid>,
+        args: &impl Args,
+        groups: u32,
+    ) -> Charged {
         match kind {
             k if k.bounded() => {
                 let p = params_for::<f64>(kind, args);
                 let alphas = alphas_for(kind, args);
-                check_release_bounded(kind, p, &alphas);
+                check_release_bounded(kind, p.per_group(groups), &alphas);
                 Charged { alphas, ..parts(p) }
             }
             DpAggregate::Sum | DpAggregate::Avg if first_type == Some(pg_sys::FLOAT8OID) => {
                 let p = params_for::<f64>(kind, args);
-                check_release_f64(kind, p);
+                check_release_f64(kind, p.per_group(groups));
                 parts(p)
             }
             _ => {
                 let p = params_for::<i64>(kind, args);
-                check_release_i64(kind, p);
+                check_release_i64(kind, p.per_group(groups));
                 parts(p)
             }
         }
@@ -229,14 +242,14 @@ unsafe fn call_params(
     unsafe {
         if call.via == Via::CitusCombine {
             let args = combined_call_args(state, aggref, call);
-            return typed(call.kind, args.first_type(), &args);
+            return typed(call.kind, args.first_type(), &args, groups);
         }
         let aggref = original_call(state, aggref);
         let args = CallArgs::new(state, aggref);
         let first_type = PgList::<pg_sys::TargetEntry>::from_pg((*aggref).args)
             .get_ptr(0)
             .map(|t| pg_sys::exprType((*t).expr as *const pg_sys::Node));
-        typed(call.kind, first_type, &args)
+        typed(call.kind, first_type, &args, groups)
     }
 }
 
@@ -445,7 +458,15 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                     delta: d,
                     key,
                     alphas,
-                } = call_params(state, aggref, call);
+                } = call_params(
+                    state,
+                    aggref,
+                    call,
+                    match selection {
+                        Some(release::Selection::BoundedThreshold(k)) => k,
+                        _ => 1,
+                    },
+                );
                 // A partition selection selects groups: without GROUP BY it only counts rows,
                 // the privacy unit unbounded (attacker pass of issue 32).
                 if call.kind == DpAggregate::Partition && !grouped {
@@ -477,6 +498,7 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                             Some(release::Selection::BoundedThreshold(k)) => k,
                             _ => 1,
                         },
+                        bounded: matches!(selection, Some(release::Selection::BoundedThreshold(_))),
                         evaluations: 0,
                         estate: estate as usize,
                     },
@@ -507,6 +529,17 @@ unsafe fn remember(estate: *mut pg_sys::EState, prepaid: Vec<((usize, i32), Prep
         )
     };
     PREPAID.with(|p| p.borrow_mut().extend(prepaid));
+}
+
+/// Whether aggregate `aggno` of the running Agg node `state` reads rows the groups-per-unit
+/// rewrite bounded (`Prepaid::bounded`); false for an aggregate not charged here (a parallel
+/// worker's partial aggregate keeps its per-unit state).
+pub fn bounded(state: *mut pg_sys::AggState, aggno: i32) -> bool {
+    PREPAID.with(|p| {
+        p.borrow()
+            .get(&(state as usize, aggno))
+            .is_some_and(|e| e.bounded)
+    })
 }
 
 /// The prepaid charge of the aggregate being finalized, its evaluations counted (this one

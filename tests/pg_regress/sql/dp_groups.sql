@@ -97,6 +97,9 @@ SELECT sum(units) - 1000 AS clinics_of_p0
 EXECUTE bounded(2);
 EXECUTE bounded(5);
 DEALLOCATE bounded;
+-- (k folds to a constant.)
+SELECT try($$SELECT clinic FROM dpg GROUP BY clinic
+             HAVING encml.dp_partition(1.0, 1e-6, person, 1 + 1)$$) AS k_folded;
 SELECT count(*) BETWEEN 1 AND 100 AS some_groups, sum(units) <= 400 AS at_most_4_each
   FROM (SELECT clinic, person % 2 AS half, encml.dp_count(person, 1e6, 0, person::text, 1) AS units
           FROM dpg_many GROUP BY clinic, person % 2
@@ -136,6 +139,21 @@ SELECT try($$SELECT clinic FROM dpg GROUP BY clinic
              HAVING encml.dp_partition(1.0, 1e-6, person, 0)$$) AS k_zero;
 SELECT try($$SELECT clinic FROM dpg GROUP BY clinic
              HAVING encml.dp_partition(1.0, 1e-6, person, NULL)$$) AS k_null;
+-- k and max_rows_per_unit that could change between the executor start (noise, charge) and the
+-- rows (the bound): only constants and parameters (attacker pass: a stable function reading
+-- the statistics the charge moves made k 1 for the noise and a million for the rows).
+SELECT try($$SELECT clinic FROM dpg GROUP BY clinic
+             HAVING encml.dp_partition(1.0, 1e-6, person,
+                    CASE WHEN pg_stat_get_tuples_inserted('encml.privacy_charges'::regclass) > 0
+                         THEN 1000000 ELSE 1 END)$$) AS k_from_statistics;
+SELECT try($$SELECT clinic, encml.dp_count_rows(1.0, 0, person, length(current_user)) FROM dpg
+             GROUP BY clinic HAVING encml.dp_partition(1.0, 1e-6, person, 2)$$) AS max_rows_not_fixed;
+-- A k so large that delta / k calibrates no threshold is refused before the charge, whether or
+-- not any row matches (attacker pass: refused only when a group formed, it told whether one did).
+SELECT try($$SELECT clinic FROM dpg WHERE person = 'p-0' GROUP BY clinic
+             HAVING encml.dp_partition(1e-6, 1e-8, person, 2147483647)$$) AS huge_k_rows;
+SELECT try($$SELECT clinic FROM dpg WHERE person = 'nobody' GROUP BY clinic
+             HAVING encml.dp_partition(1e-6, 1e-8, person, 2147483647)$$) AS huge_k_no_rows;
 -- a subquery in the select list, grouping sets, a second selection
 SELECT try($$SELECT clinic, (SELECT 1) FROM dpg GROUP BY clinic
              HAVING encml.dp_partition(1.0, 1e-6, person, 2)$$) AS subquery_in_targets;
