@@ -32,7 +32,7 @@
 //! aggregates add their noise for epsilon / k (and delta / k) in each group and the query is
 //! charged (epsilon, delta) once (`release::times_charged`).
 //!
-//! The rewritten dp_partition carries a mark (`MARK` as its parse location, which the parser
+//! The rewritten dp_partition carries a mark (`MARK_FILTERED` or `MARK_UNFILTERED` as its parse location, which the parser
 //! never gives) that the executor start requires (`release::selection_of`): a level this
 //! rewrite did not see (a SQL function the planner inlines after the hook) is refused, never
 //! released unbounded.
@@ -44,8 +44,20 @@ use pgrx::prelude::*;
 use pgrx::{pg_sys, PgList, PgSqlErrorCode};
 use std::ffi::c_void;
 
-/// The parse location of a rewritten dp_partition call (the parser's are -1 or more).
-pub const MARK: i32 = -0x4450_4755;
+/// The parse location of a rewritten dp_partition call whose level's dp aggregates also read
+/// at most their max_rows_per_unit rows of a unit in a group (the FILTER on the row's place),
+/// and so keep no per-unit state (the parser's locations are -1 or more).
+pub const MARK_FILTERED: i32 = -0x4450_4755;
+/// The parse location of a rewritten dp_partition call whose aggregates bound each unit's rows
+/// themselves (per-unit state): on a Citus database, where a level Citus cannot push down is run
+/// again as a query of its own over the ranked rows and rewritten again, and the first rows of a
+/// (unit, group) in the two windows need not be the same rows.
+pub const MARK_UNFILTERED: i32 = -0x4450_4756;
+
+/// Whether `location` is a rewritten dp_partition's mark.
+pub fn is_mark(location: i32) -> bool {
+    location == MARK_FILTERED || location == MARK_UNFILTERED
+}
 
 /// Rewrites every query level of `parse` (subqueries, CTEs and sublinks included) that selects
 /// its groups with the privacy-unit form of dp_partition.
@@ -133,8 +145,8 @@ unsafe fn unit_partition(q: *mut pg_sys::Query) -> Option<*mut pg_sys::Aggref> {
             let a = c as *mut pg_sys::Aggref;
             (own::dp_aggregate((*a).aggfnoid) == Some(DpAggregate::Partition)
                 && release::has_privacy_unit(a)
-                && (*a).location != MARK)
-                .then_some(a)
+                && !is_mark((*a).location))
+            .then_some(a)
         })
     }
 }
@@ -671,6 +683,7 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
                 0,
             ) as *mut pg_sys::Expr;
         }
+        let filtered = !crate::pg::citus::in_database();
         let mut aggs = aggrefs_in((*q).targetList as *mut pg_sys::Node);
         aggs.extend(aggrefs_in((*q).havingQual));
         for a in aggs {
@@ -684,11 +697,20 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
             let unit_arg = args.get_ptr(args.len() - 2).expect("the privacy unit");
             (*unit_arg).expr =
                 pg_sys::copyObjectImpl(outer_unit as *const c_void) as *mut pg_sys::Expr;
+            if kind == DpAggregate::Partition {
+                (*a).location = if filtered {
+                    MARK_FILTERED
+                } else {
+                    MARK_UNFILTERED
+                };
+            }
+            if !filtered {
+                continue;
+            }
             // Each aggregate reads at most max_rows_per_unit rows of a unit in a group (its
             // last argument; one for dp_partition, which counts units), so that it needs no
             // per-unit state (`start::Prepaid::bounded`).
             let max_rows = if kind == DpAggregate::Partition {
-                (*a).location = MARK;
                 pg_sys::makeConst(
                     pg_sys::INT4OID,
                     -1,

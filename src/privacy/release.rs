@@ -29,7 +29,9 @@ pub enum Selection {
     Threshold,
     /// `dp_partition` with a privacy unit: a noisy count of units passes a threshold, each
     /// unit's rows reaching at most this many groups (`groups_per_unit`).
-    BoundedThreshold(u32),
+    /// The second field: whether the aggregates' rows are also bounded per unit and group by
+    /// the rewrite's FILTER (`groups_per_unit::MARK_FILTERED`).
+    BoundedThreshold(u32, bool),
     /// `dp_public_groups` with this many public keys.
     Public(u32),
 }
@@ -134,7 +136,10 @@ pub unsafe fn selection_of(state: *mut pg_sys::AggState) -> Selection {
             // Recognised by catalog membership: a pg_temp.dp_partition is not a selection.
             match crate::privacy::own::dp_aggregate((*a).aggfnoid) {
                 Some(DpAggregate::Partition) if selection.is_none() && has_privacy_unit(a) => {
-                    selection = Some(Selection::BoundedThreshold(groups_per_unit(state, a)))
+                    selection = Some(Selection::BoundedThreshold(
+                        groups_per_unit(state, a),
+                        (*a).location == crate::privacy::groups_per_unit::MARK_FILTERED,
+                    ))
                 }
                 Some(DpAggregate::Partition) if selection.is_none() => {
                     selection = Some(Selection::Threshold)
@@ -195,7 +200,7 @@ pub unsafe fn has_privacy_unit(aggref: *mut pg_sys::Aggref) -> bool {
 pub fn times_charged(selection: Selection, privacy_unit: bool) -> u32 {
     match (selection, privacy_unit) {
         // Each unit in at most k groups, each group's noise for a k-th of the loss.
-        (Selection::BoundedThreshold(_), _) => 1,
+        (Selection::BoundedThreshold(..), _) => 1,
         (_, false) => 1,
         (Selection::Public(keys), true) => keys,
         (Selection::Threshold, true) => raise_full(
@@ -217,13 +222,13 @@ pub fn times_charged(selection: Selection, privacy_unit: bool) -> u32 {
 }
 
 /// The groups per unit of the privacy-unit dp_partition `a` (its last argument), which must
-/// be the call the planner hook rewrote (`groups_per_unit::MARK`) so that the node's rows are
+/// be the call the planner hook rewrote (`groups_per_unit::is_mark`) so that the node's rows are
 /// bounded to that many groups per unit, and whose unit every dp aggregate of the node shares.
 unsafe fn groups_per_unit(state: *mut pg_sys::AggState, a: *mut pg_sys::Aggref) -> u32 {
     // SAFETY: `state` is the started Agg node running `a` (from `selection_of`); its peragg
     // array holds numaggs entries, each with the Aggref of the plan; args are TargetEntry lists.
     unsafe {
-        if (*a).location != crate::privacy::groups_per_unit::MARK {
+        if !crate::privacy::groups_per_unit::is_mark((*a).location) {
             raise_full(
                 PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
                 "this dp_partition with a privacy unit was not bounded when the query was planned",

@@ -463,7 +463,7 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                     aggref,
                     call,
                     match selection {
-                        Some(release::Selection::BoundedThreshold(k)) => k,
+                        Some(release::Selection::BoundedThreshold(k, _)) => k,
                         _ => 1,
                     },
                 );
@@ -495,10 +495,13 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                         alphas,
                         grouped,
                         groups_per_unit: match selection {
-                            Some(release::Selection::BoundedThreshold(k)) => k,
+                            Some(release::Selection::BoundedThreshold(k, _)) => k,
                             _ => 1,
                         },
-                        bounded: matches!(selection, Some(release::Selection::BoundedThreshold(_))),
+                        bounded: matches!(
+                            selection,
+                            Some(release::Selection::BoundedThreshold(_, true))
+                        ),
                         evaluations: 0,
                         estate: estate as usize,
                     },
