@@ -312,6 +312,79 @@ unsafe fn injective_source(unit: *mut pg_sys::Node) -> Option<*mut pg_sys::Node>
     }
 }
 
+/// Splits the ranking subquery `inner` in two: its FROM, WHERE and first `key_count` columns
+/// (the values the level reads, the unit and the group keys) in a subquery fenced by OFFSET 0,
+/// so that each is computed once per row, and above it the same columns passed through, then
+/// the hash and the window functions (which read the columns: see `rewrite_level`).
+unsafe fn fence(inner: *mut pg_sys::Query, key_count: usize) -> *mut pg_sys::Query {
+    // SAFETY: `inner` is the ranking subquery just built (a valid Query of the planning memory
+    // context); nodes are made there too.
+    unsafe {
+        let entries: Vec<*mut pg_sys::TargetEntry> =
+            PgList::<pg_sys::TargetEntry>::from_pg((*inner).targetList)
+                .iter_ptr()
+                .collect();
+        let mut base_tl: *mut pg_sys::List = std::ptr::null_mut();
+        let mut above_tl: *mut pg_sys::List = std::ptr::null_mut();
+        for (i, e) in entries.iter().enumerate() {
+            if i < key_count {
+                let expr = (**e).expr as *mut pg_sys::Node;
+                let pass = entry(
+                    pg_sys::makeVar(
+                        1,
+                        (i + 1) as i16,
+                        pg_sys::exprType(expr),
+                        pg_sys::exprTypmod(expr),
+                        pg_sys::exprCollation(expr),
+                        0,
+                    ) as *mut pg_sys::Node,
+                    i + 1,
+                    &std::ffi::CStr::from_ptr((**e).resname).to_string_lossy(),
+                );
+                (*pass).ressortgroupref = (**e).ressortgroupref;
+                (**e).ressortgroupref = 0;
+                base_tl = pg_sys::lappend(base_tl, *e as *mut c_void);
+                above_tl = pg_sys::lappend(above_tl, pass as *mut c_void);
+            } else {
+                above_tl = pg_sys::lappend(above_tl, *e as *mut c_void);
+            }
+        }
+        let above = node::<pg_sys::Query>(pg_sys::NodeTag::T_Query);
+        (*above).commandType = pg_sys::CmdType::CMD_SELECT;
+        (*above).querySource = pg_sys::QuerySource::QSRC_ORIGINAL;
+        (*above).canSetTag = true;
+        (*above).limitOption = pg_sys::LimitOption::LIMIT_OPTION_DEFAULT;
+        (*above).targetList = above_tl;
+        (*above).windowClause = (*inner).windowClause;
+        (*above).hasWindowFuncs = true;
+        (*inner).targetList = base_tl;
+        (*inner).windowClause = std::ptr::null_mut();
+        (*inner).hasWindowFuncs = false;
+        (*inner).limitOffset = pg_sys::makeConst(
+            pg_sys::INT8OID,
+            -1,
+            pg_sys::InvalidOid,
+            8,
+            pg_sys::Datum::from(0i64),
+            false,
+            true,
+        ) as *mut pg_sys::Node;
+        // Another level deeper.
+        pg_sys::IncrementVarSublevelsUp(inner as *mut pg_sys::Node, 1, 1);
+        let pstate = pg_sys::make_parsestate(std::ptr::null_mut());
+        let alias = pg_sys::makeAlias(c"dp_rows".as_ptr(), std::ptr::null_mut());
+        let item = pg_sys::addRangeTableEntryForSubquery(pstate, inner, alias, false, true);
+        let rtr = node::<pg_sys::RangeTblRef>(pg_sys::NodeTag::T_RangeTblRef);
+        (*rtr).rtindex = 1;
+        (*above).rtable = pg_sys::lappend(std::ptr::null_mut(), (*item).p_rte as *mut c_void);
+        (*above).jointree = pg_sys::makeFromExpr(
+            pg_sys::lappend(std::ptr::null_mut(), rtr as *mut c_void),
+            std::ptr::null_mut(),
+        );
+        above
+    }
+}
+
 /// Rewrites level `q` in place if its HAVING selects groups with the privacy-unit dp_partition.
 unsafe fn rewrite_level(q: *mut pg_sys::Query) {
     // SAFETY: a query level of the statement being planned, not yet planned; every node read is
@@ -459,8 +532,10 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
         };
         let mut window_order: *mut pg_sys::List = std::ptr::null_mut();
         let mut group_cols = Vec::new();
-        // The keys hashed for the rank: the unit (or its integer), then the group keys.
+        // The keys hashed for the rank: the unit (or its integer), then the group keys; and the
+        // columns that hold them.
         let mut row_args: *mut pg_sys::List = std::ptr::null_mut();
+        let mut key_columns: Vec<(usize, *mut pg_sys::Node)> = Vec::new();
         // The window partitions by the unit, or by the integer or uuid it is cast from (the
         // cast is injective, so the partitions are the same; a fixed-width key sorts faster,
         // Citus pushes a window partitioned by its distribution column to the shards, and the
@@ -471,6 +546,7 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
                 let key = pg_sys::copyObjectImpl(source as *const c_void) as *mut pg_sys::Node;
                 row_args = pg_sys::lappend(row_args, key as *mut c_void);
                 let (col, r) = add(&mut inner_tl, key, "p");
+                key_columns.push((col, key));
                 let cast =
                     pg_sys::copyObjectImpl(unit as *const c_void) as *mut pg_sys::CoerceViaIO;
                 (*cast).arg = pg_sys::makeVar(
@@ -487,6 +563,7 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
                 let unit_copy = pg_sys::copyObjectImpl(unit as *const c_void) as *mut pg_sys::Node;
                 row_args = pg_sys::lappend(row_args, pg_sys::copyObjectImpl(unit as *const c_void));
                 let (col, r) = add(&mut inner_tl, unit_copy, "u");
+                key_columns.push((col, unit_copy));
                 let var = pg_sys::makeVar(1, col as i16, pg_sys::TEXTOID, -1, unit_collation, 0);
                 (pg_sys::TEXTOID, r, var as *mut pg_sys::Node)
             }
@@ -497,6 +574,7 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
             row_args = pg_sys::lappend(row_args, g as *mut c_void);
             let (col, gref) = add(&mut inner_tl, g, &format!("g{}", i + 1));
             group_cols.push(col);
+            key_columns.push((col, g));
             let order =
                 pg_sys::copyObjectImpl(*sgc as *const c_void) as *mut pg_sys::SortGroupClause;
             (*order).tleSortGroupRef = gref;
@@ -534,6 +612,29 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
                 pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
             ) as *mut pg_sys::Node
         };
+        // A key that is not immutable (random(), a stable function over live statistics) could
+        // give the hash another value than its column: the rows of one (unit, group) would no
+        // longer sort together, and their place would restart (attacker re-check of issue 32:
+        // a unit counted k times in one group). Such keys are computed once in a fenced
+        // subquery (OFFSET 0: never pulled up), and the hash reads their columns.
+        let fenced = pg_sys::contain_mutable_functions(unit)
+            || groups
+                .iter()
+                .any(|(_, e)| pg_sys::contain_mutable_functions(*e));
+        if fenced {
+            row_args = std::ptr::null_mut();
+            for (col, e) in &key_columns {
+                let var = pg_sys::makeVar(
+                    1,
+                    *col as i16,
+                    pg_sys::exprType(*e),
+                    pg_sys::exprTypmod(*e),
+                    pg_sys::exprCollation(*e),
+                    0,
+                );
+                row_args = pg_sys::lappend(row_args, var as *mut c_void);
+            }
+        }
         let mut combined: *mut pg_sys::Node = std::ptr::null_mut();
         for key in PgList::<pg_sys::Node>::from_pg(row_args).iter_ptr() {
             let t = pg_sys::exprType(key);
@@ -558,6 +659,7 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
             &[combined, seed()],
             pg_sys::InvalidOid,
         );
+        let key_count = PgList::<c_void>::from_pg(inner_tl).len();
         let (_, hash_ref) = add(&mut inner_tl, hash, "h");
         window_order = pg_sys::lappend(
             window_order,
@@ -625,6 +727,11 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
         (*inner).hasForUpdate = false;
         // One level deeper: references to enclosing levels (in WHERE and FROM) reach one further.
         pg_sys::IncrementVarSublevelsUp(inner as *mut pg_sys::Node, 1, 1);
+        let inner = if fenced {
+            fence(inner, key_count)
+        } else {
+            inner
+        };
 
         // The outer level reads the subquery, keeps the rows of each unit's first k groups,
         // groups by the subquery's keys and gives every dp aggregate its unit column.

@@ -122,6 +122,18 @@ SELECT sum(units) BETWEEN 1 AND 200 AS at_most_2_each
           FROM dpg_many GROUP BY clinic HAVING encml.dp_partition(1e6, 0.01, person::text, 2)) s;
 RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
 
+-- A group key or unit that is not immutable is computed once (attacker re-check: random() in
+-- the key, evaluated again for the rank's hash, split one unit's rows in a group so that their
+-- place restarted, and a group of one unit counted it k times and was released). One unit with
+-- 1000 rows: no group of it passes the threshold, whatever its key.
+CREATE TEMP TABLE one_unit AS SELECT 999 AS u FROM generate_series(1, 1000);
+SELECT count(*) AS released, coalesce(max(n), 0) AS most_rows
+  FROM (SELECT (random() * 3)::int AS g, encml.dp_count_rows(1e6, 0, u::text, 1) AS n
+          FROM one_unit GROUP BY 1 HAVING encml.dp_partition(1e6, 1e-9, u::text, 16)) s;
+SELECT count(*) AS released
+  FROM (SELECT (random() * 3)::int AS g FROM one_unit
+         GROUP BY 1 HAVING encml.dp_partition(1e6, 1e-9, (u + (random() * 0)::int)::text, 16)) s;
+
 -- Refused, before any charge.
 SELECT count(*) AS charges_before FROM encml.privacy_ledger \gset
 -- a privacy unit in the aggregates and none in dp_partition
