@@ -152,7 +152,7 @@ unsafe fn unit_partition(q: *mut pg_sys::Query) -> Option<*mut pg_sys::Aggref> {
 }
 
 /// Whether `node` refers to an enclosing query level (a Var or aggregate of an outer level) or
-/// holds a node this rewrite does not move (PlaceHolderVar, GROUPING()).
+/// holds a node this rewrite does not move (PlaceHolderVar).
 unsafe fn refers_outside(node: *mut pg_sys::Node) -> bool {
     #[pg_guard]
     unsafe extern "C-unwind" fn find(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
@@ -166,9 +166,25 @@ unsafe fn refers_outside(node: *mut pg_sys::Node) -> bool {
                 pg_sys::NodeTag::T_Aggref if (*(node as *mut pg_sys::Aggref)).agglevelsup != 0 => {
                     true
                 }
-                pg_sys::NodeTag::T_PlaceHolderVar | pg_sys::NodeTag::T_GroupingFunc => true,
+                pg_sys::NodeTag::T_PlaceHolderVar => true,
                 _ => pg_sys::expression_tree_walker(node, Some(find), ctx),
             }
+        }
+    }
+    // SAFETY: an expression tree.
+    unsafe { find(node, std::ptr::null_mut()) }
+}
+
+/// Whether `node` holds a GROUPING() call (it names the level's grouping by its clauses, which
+/// the rewrite moves).
+unsafe fn has_grouping_func(node: *mut pg_sys::Node) -> bool {
+    #[pg_guard]
+    unsafe extern "C-unwind" fn find(node: *mut pg_sys::Node, ctx: *mut c_void) -> bool {
+        // SAFETY: expression nodes, read by their tags.
+        unsafe {
+            !node.is_null()
+                && ((*node).type_ == pg_sys::NodeTag::T_GroupingFunc
+                    || pg_sys::expression_tree_walker(node, Some(find), ctx))
         }
     }
     // SAFETY: an expression tree.
@@ -413,6 +429,12 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
             refuse(
                 "with dp_partition's privacy unit, the select list and HAVING cannot refer to an enclosing query",
                 hint,
+            );
+        }
+        if has_grouping_func(tl) || has_grouping_func(having) {
+            refuse(
+                "GROUPING() cannot be used with dp_partition's privacy unit",
+                "Select the group keys themselves.",
             );
         }
         if (*q).hasModifyingCTE {

@@ -169,6 +169,8 @@ SELECT try($$SELECT clinic FROM dpg WHERE person = 'nobody' GROUP BY clinic
 -- a subquery in the select list, grouping sets, a second selection
 SELECT try($$SELECT clinic, (SELECT 1) FROM dpg GROUP BY clinic
              HAVING encml.dp_partition(1.0, 1e-6, person, 2)$$) AS subquery_in_targets;
+SELECT try($$SELECT clinic, GROUPING(clinic) FROM dpg GROUP BY clinic
+             HAVING encml.dp_partition(1.0, 1e-6, person, 2)$$) AS grouping_func;
 SELECT try($$SELECT clinic FROM dpg GROUP BY ROLLUP (clinic)
              HAVING encml.dp_partition(1.0, 1e-6, person, 2)$$) AS rollup;
 SELECT try($$SELECT clinic FROM dpg GROUP BY clinic
