@@ -18,24 +18,25 @@
 //!  WHERE b.r <= k GROUP BY b.g HAVING dp_partition(e, d, b.u, k) FILTER (WHERE b.n < 1) ...
 //! (and every dp aggregate FILTER (WHERE b.n < its max_rows_per_unit))
 //! ```
-//! A unit's groups are ranked by a hash keyed with a seed drawn for each planning (so the groups
+//! A unit's groups are ranked by a hash keyed with seeds drawn for each planning (so the groups
 //! kept are not always the first in some order), ties broken by the group key itself: two
 //! groups never share a rank, and the sort's equality is the grouping's (the group's own
-//! operators). The group keys and the unit are computed once, in the subquery; the outer level
-//! groups by those columns and hands that same unit column to every dp aggregate, so a volatile
-//! expression cannot make the unit counted differ from the unit bounded.
+//! operators). The group keys and the unit are computed once, in the subquery (in a further
+//! one fenced by OFFSET 0 when one of them is not immutable, so that the hash reads the value
+//! the column holds); the outer level groups by those columns and hands that same unit to every
+//! dp aggregate.
 //!
-//! Every dp aggregate of the level must take the privacy-unit form with dp_partition's unit
-//! (each unit then adds at most `max_rows_per_unit` rows to each of at most k groups: `n`, the
+//! Every dp aggregate of the level must take the privacy-unit form with dp_partition's unit:
+//! each unit then adds at most `max_rows_per_unit` rows to each of at most k groups (`n`, the
 //! row's place among its unit's rows in its group, filters them, so the aggregates keep no
-//! per-unit state in such a level, `start::bounded`); the
-//! aggregates add their noise for epsilon / k (and delta / k) in each group and the query is
-//! charged (epsilon, delta) once (`release::times_charged`).
+//! per-unit state in such a level: `start::bounded`; on a Citus database they keep it, see
+//! `MARK_UNFILTERED`). The aggregates add their noise for epsilon / k (and delta / k) in each
+//! group and the query is charged (epsilon, delta) once (`release::times_charged`).
 //!
-//! The rewritten dp_partition carries a mark (`MARK_FILTERED` or `MARK_UNFILTERED` as its parse location, which the parser
-//! never gives) that the executor start requires (`release::selection_of`): a level this
-//! rewrite did not see (a SQL function the planner inlines after the hook) is refused, never
-//! released unbounded.
+//! The rewritten dp_partition carries a mark (`MARK_FILTERED` or `MARK_UNFILTERED` as its parse
+//! location, which the parser never gives) that the executor start requires
+//! (`release::selection_of`): a level this rewrite did not see (a SQL function the planner
+//! inlines after the hook) is refused, never released unbounded.
 
 use crate::pg::errors::raise_full;
 use crate::privacy::own::{self, DpAggregate};
