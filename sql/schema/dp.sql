@@ -186,6 +186,30 @@ CREATE FUNCTION dp_moments_serialize(internal) RETURNS bytea
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_serialize';
 CREATE FUNCTION dp_moments_deserialize(bytea, internal) RETURNS internal
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_deserialize';
+-- Their forms without a privacy unit keep an `encml.dp_summary` instead (a varlena type,
+-- sealed in text), so that Citus aggregates them on the shards (src/privacy/dp_summary_aggregates.rs).
+CREATE TYPE dp_summary;
+CREATE FUNCTION dp_summary_in(cstring) RETURNS dp_summary
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_summary_in';
+CREATE FUNCTION dp_summary_out(dp_summary) RETURNS cstring
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_summary_out';
+CREATE TYPE dp_summary (
+    INPUT = dp_summary_in, OUTPUT = dp_summary_out,
+    INTERNALLENGTH = VARIABLE, ALIGNMENT = int4, STORAGE = extended
+);
+COMMENT ON TYPE dp_summary IS 'pg_encrypt_ml: exact partial summary (histogram or moments) of a quantile or variance dp aggregate without privacy units; sealed in text (docs/formats.md); released only through the aggregate''s final function';
+CREATE FUNCTION dp_histogram_summary_combine(dp_summary, dp_summary) RETURNS dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_histogram_summary_combine';
+CREATE FUNCTION dp_moments_summary_combine(dp_summary, dp_summary) RETURNS dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_summary_combine';
+CREATE FUNCTION dp_percentile_summary_final(dp_summary) RETURNS float8
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_percentile_summary_final';
+CREATE FUNCTION dp_percentiles_summary_final(dp_summary) RETURNS float8[]
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_percentiles_summary_final';
+CREATE FUNCTION dp_var_pop_summary_final(dp_summary) RETURNS float8
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_var_pop_summary_final';
+CREATE FUNCTION dp_stddev_pop_summary_final(dp_summary) RETURNS float8
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_stddev_pop_summary_final';
 CREATE FUNCTION dp_percentile_final(internal) RETURNS float8
     LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_percentile_final';
 CREATE FUNCTION dp_percentiles_final(internal) RETURNS float8[]
@@ -194,18 +218,18 @@ CREATE FUNCTION dp_var_pop_final(internal) RETURNS float8
     LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_var_pop_final';
 CREATE FUNCTION dp_stddev_pop_final(internal) RETURNS float8
     LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_stddev_pop_final';
-CREATE FUNCTION dp_percentile_trans(internal, float8, float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentile_trans';
+CREATE FUNCTION dp_percentile_summary_trans(dp_summary, float8, float8, float8, float8, float8) RETURNS dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentile_summary_trans';
 CREATE AGGREGATE dp_percentile(value float8, percentile float8, lower float8, upper float8, epsilon float8) (
-    SFUNC = dp_percentile_trans, STYPE = internal, FINALFUNC = dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    SFUNC = dp_percentile_summary_trans, STYPE = dp_summary, FINALFUNC = dp_percentile_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_summary_combine,
     PARALLEL = SAFE
 );
-CREATE FUNCTION dp_percentile_trans(internal, float8, float8, float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentile_trans';
+CREATE FUNCTION dp_percentile_summary_trans(dp_summary, float8, float8, float8, float8, float8, float8) RETURNS dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentile_summary_trans';
 CREATE AGGREGATE dp_percentile(value float8, percentile float8, lower float8, upper float8, epsilon float8, delta float8) (
-    SFUNC = dp_percentile_trans, STYPE = internal, FINALFUNC = dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    SFUNC = dp_percentile_summary_trans, STYPE = dp_summary, FINALFUNC = dp_percentile_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_summary_combine,
     PARALLEL = SAFE
 );
 CREATE FUNCTION dp_percentile_trans(internal, float8, float8, float8, float8, float8, float8, text, integer) RETURNS internal
@@ -215,18 +239,18 @@ CREATE AGGREGATE dp_percentile(value float8, percentile float8, lower float8, up
     COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
     PARALLEL = SAFE
 );
-CREATE FUNCTION dp_percentiles_trans(internal, float8, float8[], float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentiles_trans';
+CREATE FUNCTION dp_percentiles_summary_trans(dp_summary, float8, float8[], float8, float8, float8) RETURNS dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentiles_summary_trans';
 CREATE AGGREGATE dp_percentiles(value float8, percentiles float8[], lower float8, upper float8, epsilon float8) (
-    SFUNC = dp_percentiles_trans, STYPE = internal, FINALFUNC = dp_percentiles_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    SFUNC = dp_percentiles_summary_trans, STYPE = dp_summary, FINALFUNC = dp_percentiles_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_summary_combine,
     PARALLEL = SAFE
 );
-CREATE FUNCTION dp_percentiles_trans(internal, float8, float8[], float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentiles_trans';
+CREATE FUNCTION dp_percentiles_summary_trans(dp_summary, float8, float8[], float8, float8, float8, float8) RETURNS dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentiles_summary_trans';
 CREATE AGGREGATE dp_percentiles(value float8, percentiles float8[], lower float8, upper float8, epsilon float8, delta float8) (
-    SFUNC = dp_percentiles_trans, STYPE = internal, FINALFUNC = dp_percentiles_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    SFUNC = dp_percentiles_summary_trans, STYPE = dp_summary, FINALFUNC = dp_percentiles_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_summary_combine,
     PARALLEL = SAFE
 );
 CREATE FUNCTION dp_percentiles_trans(internal, float8, float8[], float8, float8, float8, float8, text, integer) RETURNS internal
@@ -236,18 +260,18 @@ CREATE AGGREGATE dp_percentiles(value float8, percentiles float8[], lower float8
     COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
     PARALLEL = SAFE
 );
-CREATE FUNCTION dp_median_trans(internal, float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_median_trans';
+CREATE FUNCTION dp_median_summary_trans(dp_summary, float8, float8, float8, float8) RETURNS dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_median_summary_trans';
 CREATE AGGREGATE dp_median(value float8, lower float8, upper float8, epsilon float8) (
-    SFUNC = dp_median_trans, STYPE = internal, FINALFUNC = dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    SFUNC = dp_median_summary_trans, STYPE = dp_summary, FINALFUNC = dp_percentile_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_summary_combine,
     PARALLEL = SAFE
 );
-CREATE FUNCTION dp_median_trans(internal, float8, float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_median_trans';
+CREATE FUNCTION dp_median_summary_trans(dp_summary, float8, float8, float8, float8, float8) RETURNS dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_median_summary_trans';
 CREATE AGGREGATE dp_median(value float8, lower float8, upper float8, epsilon float8, delta float8) (
-    SFUNC = dp_median_trans, STYPE = internal, FINALFUNC = dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
+    SFUNC = dp_median_summary_trans, STYPE = dp_summary, FINALFUNC = dp_percentile_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_histogram_summary_combine,
     PARALLEL = SAFE
 );
 CREATE FUNCTION dp_median_trans(internal, float8, float8, float8, float8, float8, text, integer) RETURNS internal
@@ -257,18 +281,18 @@ CREATE AGGREGATE dp_median(value float8, lower float8, upper float8, epsilon flo
     COMBINEFUNC = dp_histogram_combine, SERIALFUNC = dp_histogram_serialize, DESERIALFUNC = dp_histogram_deserialize,
     PARALLEL = SAFE
 );
-CREATE FUNCTION dp_moments_trans(internal, float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_trans';
+CREATE FUNCTION dp_moments_summary_trans(dp_summary, float8, float8, float8, float8) RETURNS dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_summary_trans';
 CREATE AGGREGATE dp_var_pop(value float8, lower float8, upper float8, epsilon float8) (
-    SFUNC = dp_moments_trans, STYPE = internal, FINALFUNC = dp_var_pop_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_moments_combine, SERIALFUNC = dp_moments_serialize, DESERIALFUNC = dp_moments_deserialize,
+    SFUNC = dp_moments_summary_trans, STYPE = dp_summary, FINALFUNC = dp_var_pop_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_moments_summary_combine,
     PARALLEL = SAFE
 );
-CREATE FUNCTION dp_moments_trans(internal, float8, float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_trans';
+CREATE FUNCTION dp_moments_summary_trans(dp_summary, float8, float8, float8, float8, float8) RETURNS dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_summary_trans';
 CREATE AGGREGATE dp_var_pop(value float8, lower float8, upper float8, epsilon float8, delta float8) (
-    SFUNC = dp_moments_trans, STYPE = internal, FINALFUNC = dp_var_pop_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_moments_combine, SERIALFUNC = dp_moments_serialize, DESERIALFUNC = dp_moments_deserialize,
+    SFUNC = dp_moments_summary_trans, STYPE = dp_summary, FINALFUNC = dp_var_pop_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_moments_summary_combine,
     PARALLEL = SAFE
 );
 CREATE FUNCTION dp_moments_trans(internal, float8, float8, float8, float8, float8, text, integer) RETURNS internal
@@ -279,13 +303,13 @@ CREATE AGGREGATE dp_var_pop(value float8, lower float8, upper float8, epsilon fl
     PARALLEL = SAFE
 );
 CREATE AGGREGATE dp_stddev_pop(value float8, lower float8, upper float8, epsilon float8) (
-    SFUNC = dp_moments_trans, STYPE = internal, FINALFUNC = dp_stddev_pop_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_moments_combine, SERIALFUNC = dp_moments_serialize, DESERIALFUNC = dp_moments_deserialize,
+    SFUNC = dp_moments_summary_trans, STYPE = dp_summary, FINALFUNC = dp_stddev_pop_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_moments_summary_combine,
     PARALLEL = SAFE
 );
 CREATE AGGREGATE dp_stddev_pop(value float8, lower float8, upper float8, epsilon float8, delta float8) (
-    SFUNC = dp_moments_trans, STYPE = internal, FINALFUNC = dp_stddev_pop_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = dp_moments_combine, SERIALFUNC = dp_moments_serialize, DESERIALFUNC = dp_moments_deserialize,
+    SFUNC = dp_moments_summary_trans, STYPE = dp_summary, FINALFUNC = dp_stddev_pop_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = dp_moments_summary_combine,
     PARALLEL = SAFE
 );
 CREATE AGGREGATE dp_stddev_pop(value float8, lower float8, upper float8, epsilon float8, delta float8, privacy_unit text, max_rows_per_unit integer) (

@@ -381,6 +381,8 @@ BEGIN
 END
 $$;
 -- (After the loop above, which names the dp aggregates' support functions.)
+COMMENT ON FUNCTION dp_summary_in(cstring) IS 'dp_summary text input: only a summary sealed by a server with these master keys (docs/formats.md)';
+COMMENT ON FUNCTION dp_summary_out(dp_summary) IS 'dp_summary text output: sealed under the master key (docs/formats.md)';
 COMMENT ON FUNCTION dp_protect(regclass, text, integer) IS
     'Makes a table DP-only (its owner; library preloaded): roles that neither own it nor are privacy admins read it only through dp aggregates bounded by the privacy unit column; forces row-level security with the encml_dp_gate policy';
 COMMENT ON FUNCTION dp_unprotect(regclass) IS
@@ -513,7 +515,9 @@ BEGIN
               WHERE p.pronamespace = 'encml'::regnamespace
                 AND ((p.prokind = 'a' AND p.proname LIKE 'dp\_%' AND p.proname <> 'dp_public_groups')
                      OR (p.prokind = 'f' AND p.proname NOT LIKE 'dp\_state\_%'
-                         AND 'encml.dp_state'::regtype = ANY (p.proargtypes)))
+                         AND 'encml.dp_state'::regtype = ANY (p.proargtypes))
+                     OR (p.prokind = 'f' AND p.proname NOT LIKE 'dp\_summary\_%'
+                         AND 'encml.dp_summary'::regtype = ANY (p.proargtypes)))
     LOOP
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', a);
     END LOOP;

@@ -1435,6 +1435,29 @@ CREATE FUNCTION @extschema@.dp_moments_serialize(internal) RETURNS bytea
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_serialize';
 CREATE FUNCTION @extschema@.dp_moments_deserialize(bytea, internal) RETURNS internal
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_deserialize';
+-- Their forms without a privacy unit keep an `encml.dp_summary` instead (a varlena type,
+-- sealed in text), so that Citus aggregates them on the shards (src/privacy/dp_summary_aggregates.rs).
+CREATE TYPE @extschema@.dp_summary;
+CREATE FUNCTION @extschema@.dp_summary_in(cstring) RETURNS @extschema@.dp_summary
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_summary_in';
+CREATE FUNCTION @extschema@.dp_summary_out(@extschema@.dp_summary) RETURNS cstring
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_summary_out';
+CREATE TYPE @extschema@.dp_summary (
+    INPUT = @extschema@.dp_summary_in, OUTPUT = @extschema@.dp_summary_out,
+    INTERNALLENGTH = VARIABLE, ALIGNMENT = int4, STORAGE = extended
+);
+CREATE FUNCTION @extschema@.dp_histogram_summary_combine(@extschema@.dp_summary, @extschema@.dp_summary) RETURNS @extschema@.dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_histogram_summary_combine';
+CREATE FUNCTION @extschema@.dp_moments_summary_combine(@extschema@.dp_summary, @extschema@.dp_summary) RETURNS @extschema@.dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_summary_combine';
+CREATE FUNCTION @extschema@.dp_percentile_summary_final(@extschema@.dp_summary) RETURNS float8
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_percentile_summary_final';
+CREATE FUNCTION @extschema@.dp_percentiles_summary_final(@extschema@.dp_summary) RETURNS float8[]
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_percentiles_summary_final';
+CREATE FUNCTION @extschema@.dp_var_pop_summary_final(@extschema@.dp_summary) RETURNS float8
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_var_pop_summary_final';
+CREATE FUNCTION @extschema@.dp_stddev_pop_summary_final(@extschema@.dp_summary) RETURNS float8
+    LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_stddev_pop_summary_final';
 CREATE FUNCTION @extschema@.dp_percentile_final(internal) RETURNS float8
     LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_percentile_final';
 CREATE FUNCTION @extschema@.dp_percentiles_final(internal) RETURNS float8[]
@@ -1443,18 +1466,18 @@ CREATE FUNCTION @extschema@.dp_var_pop_final(internal) RETURNS float8
     LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_var_pop_final';
 CREATE FUNCTION @extschema@.dp_stddev_pop_final(internal) RETURNS float8
     LANGUAGE c VOLATILE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'encml_dp_stddev_pop_final';
-CREATE FUNCTION @extschema@.dp_percentile_trans(internal, float8, float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentile_trans';
+CREATE FUNCTION @extschema@.dp_percentile_summary_trans(@extschema@.dp_summary, float8, float8, float8, float8, float8) RETURNS @extschema@.dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentile_summary_trans';
 CREATE AGGREGATE @extschema@.dp_percentile(value float8, percentile float8, lower float8, upper float8, epsilon float8) (
-    SFUNC = @extschema@.dp_percentile_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    SFUNC = @extschema@.dp_percentile_summary_trans, STYPE = @extschema@.dp_summary, FINALFUNC = @extschema@.dp_percentile_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_summary_combine,
     PARALLEL = SAFE
 );
-CREATE FUNCTION @extschema@.dp_percentile_trans(internal, float8, float8, float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentile_trans';
+CREATE FUNCTION @extschema@.dp_percentile_summary_trans(@extschema@.dp_summary, float8, float8, float8, float8, float8, float8) RETURNS @extschema@.dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentile_summary_trans';
 CREATE AGGREGATE @extschema@.dp_percentile(value float8, percentile float8, lower float8, upper float8, epsilon float8, delta float8) (
-    SFUNC = @extschema@.dp_percentile_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    SFUNC = @extschema@.dp_percentile_summary_trans, STYPE = @extschema@.dp_summary, FINALFUNC = @extschema@.dp_percentile_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_summary_combine,
     PARALLEL = SAFE
 );
 CREATE FUNCTION @extschema@.dp_percentile_trans(internal, float8, float8, float8, float8, float8, float8, text, integer) RETURNS internal
@@ -1464,18 +1487,18 @@ CREATE AGGREGATE @extschema@.dp_percentile(value float8, percentile float8, lowe
     COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
     PARALLEL = SAFE
 );
-CREATE FUNCTION @extschema@.dp_percentiles_trans(internal, float8, float8[], float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentiles_trans';
+CREATE FUNCTION @extschema@.dp_percentiles_summary_trans(@extschema@.dp_summary, float8, float8[], float8, float8, float8) RETURNS @extschema@.dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentiles_summary_trans';
 CREATE AGGREGATE @extschema@.dp_percentiles(value float8, percentiles float8[], lower float8, upper float8, epsilon float8) (
-    SFUNC = @extschema@.dp_percentiles_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentiles_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    SFUNC = @extschema@.dp_percentiles_summary_trans, STYPE = @extschema@.dp_summary, FINALFUNC = @extschema@.dp_percentiles_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_summary_combine,
     PARALLEL = SAFE
 );
-CREATE FUNCTION @extschema@.dp_percentiles_trans(internal, float8, float8[], float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentiles_trans';
+CREATE FUNCTION @extschema@.dp_percentiles_summary_trans(@extschema@.dp_summary, float8, float8[], float8, float8, float8, float8) RETURNS @extschema@.dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_percentiles_summary_trans';
 CREATE AGGREGATE @extschema@.dp_percentiles(value float8, percentiles float8[], lower float8, upper float8, epsilon float8, delta float8) (
-    SFUNC = @extschema@.dp_percentiles_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentiles_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    SFUNC = @extschema@.dp_percentiles_summary_trans, STYPE = @extschema@.dp_summary, FINALFUNC = @extschema@.dp_percentiles_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_summary_combine,
     PARALLEL = SAFE
 );
 CREATE FUNCTION @extschema@.dp_percentiles_trans(internal, float8, float8[], float8, float8, float8, float8, text, integer) RETURNS internal
@@ -1485,18 +1508,18 @@ CREATE AGGREGATE @extschema@.dp_percentiles(value float8, percentiles float8[], 
     COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
     PARALLEL = SAFE
 );
-CREATE FUNCTION @extschema@.dp_median_trans(internal, float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_median_trans';
+CREATE FUNCTION @extschema@.dp_median_summary_trans(@extschema@.dp_summary, float8, float8, float8, float8) RETURNS @extschema@.dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_median_summary_trans';
 CREATE AGGREGATE @extschema@.dp_median(value float8, lower float8, upper float8, epsilon float8) (
-    SFUNC = @extschema@.dp_median_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    SFUNC = @extschema@.dp_median_summary_trans, STYPE = @extschema@.dp_summary, FINALFUNC = @extschema@.dp_percentile_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_summary_combine,
     PARALLEL = SAFE
 );
-CREATE FUNCTION @extschema@.dp_median_trans(internal, float8, float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_median_trans';
+CREATE FUNCTION @extschema@.dp_median_summary_trans(@extschema@.dp_summary, float8, float8, float8, float8, float8) RETURNS @extschema@.dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_median_summary_trans';
 CREATE AGGREGATE @extschema@.dp_median(value float8, lower float8, upper float8, epsilon float8, delta float8) (
-    SFUNC = @extschema@.dp_median_trans, STYPE = internal, FINALFUNC = @extschema@.dp_percentile_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
+    SFUNC = @extschema@.dp_median_summary_trans, STYPE = @extschema@.dp_summary, FINALFUNC = @extschema@.dp_percentile_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_histogram_summary_combine,
     PARALLEL = SAFE
 );
 CREATE FUNCTION @extschema@.dp_median_trans(internal, float8, float8, float8, float8, float8, text, integer) RETURNS internal
@@ -1506,18 +1529,18 @@ CREATE AGGREGATE @extschema@.dp_median(value float8, lower float8, upper float8,
     COMBINEFUNC = @extschema@.dp_histogram_combine, SERIALFUNC = @extschema@.dp_histogram_serialize, DESERIALFUNC = @extschema@.dp_histogram_deserialize,
     PARALLEL = SAFE
 );
-CREATE FUNCTION @extschema@.dp_moments_trans(internal, float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_trans';
+CREATE FUNCTION @extschema@.dp_moments_summary_trans(@extschema@.dp_summary, float8, float8, float8, float8) RETURNS @extschema@.dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_summary_trans';
 CREATE AGGREGATE @extschema@.dp_var_pop(value float8, lower float8, upper float8, epsilon float8) (
-    SFUNC = @extschema@.dp_moments_trans, STYPE = internal, FINALFUNC = @extschema@.dp_var_pop_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = @extschema@.dp_moments_combine, SERIALFUNC = @extschema@.dp_moments_serialize, DESERIALFUNC = @extschema@.dp_moments_deserialize,
+    SFUNC = @extschema@.dp_moments_summary_trans, STYPE = @extschema@.dp_summary, FINALFUNC = @extschema@.dp_var_pop_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_moments_summary_combine,
     PARALLEL = SAFE
 );
-CREATE FUNCTION @extschema@.dp_moments_trans(internal, float8, float8, float8, float8, float8) RETURNS internal
-    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_trans';
+CREATE FUNCTION @extschema@.dp_moments_summary_trans(@extschema@.dp_summary, float8, float8, float8, float8, float8) RETURNS @extschema@.dp_summary
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'encml_dp_moments_summary_trans';
 CREATE AGGREGATE @extschema@.dp_var_pop(value float8, lower float8, upper float8, epsilon float8, delta float8) (
-    SFUNC = @extschema@.dp_moments_trans, STYPE = internal, FINALFUNC = @extschema@.dp_var_pop_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = @extschema@.dp_moments_combine, SERIALFUNC = @extschema@.dp_moments_serialize, DESERIALFUNC = @extschema@.dp_moments_deserialize,
+    SFUNC = @extschema@.dp_moments_summary_trans, STYPE = @extschema@.dp_summary, FINALFUNC = @extschema@.dp_var_pop_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_moments_summary_combine,
     PARALLEL = SAFE
 );
 CREATE FUNCTION @extschema@.dp_moments_trans(internal, float8, float8, float8, float8, float8, text, integer) RETURNS internal
@@ -1528,13 +1551,13 @@ CREATE AGGREGATE @extschema@.dp_var_pop(value float8, lower float8, upper float8
     PARALLEL = SAFE
 );
 CREATE AGGREGATE @extschema@.dp_stddev_pop(value float8, lower float8, upper float8, epsilon float8) (
-    SFUNC = @extschema@.dp_moments_trans, STYPE = internal, FINALFUNC = @extschema@.dp_stddev_pop_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = @extschema@.dp_moments_combine, SERIALFUNC = @extschema@.dp_moments_serialize, DESERIALFUNC = @extschema@.dp_moments_deserialize,
+    SFUNC = @extschema@.dp_moments_summary_trans, STYPE = @extschema@.dp_summary, FINALFUNC = @extschema@.dp_stddev_pop_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_moments_summary_combine,
     PARALLEL = SAFE
 );
 CREATE AGGREGATE @extschema@.dp_stddev_pop(value float8, lower float8, upper float8, epsilon float8, delta float8) (
-    SFUNC = @extschema@.dp_moments_trans, STYPE = internal, FINALFUNC = @extschema@.dp_stddev_pop_final, FINALFUNC_MODIFY = READ_ONLY,
-    COMBINEFUNC = @extschema@.dp_moments_combine, SERIALFUNC = @extschema@.dp_moments_serialize, DESERIALFUNC = @extschema@.dp_moments_deserialize,
+    SFUNC = @extschema@.dp_moments_summary_trans, STYPE = @extschema@.dp_summary, FINALFUNC = @extschema@.dp_stddev_pop_summary_final, FINALFUNC_MODIFY = READ_ONLY,
+    COMBINEFUNC = @extschema@.dp_moments_summary_combine,
     PARALLEL = SAFE
 );
 CREATE AGGREGATE @extschema@.dp_stddev_pop(value float8, lower float8, upper float8, epsilon float8, delta float8, privacy_unit text, max_rows_per_unit integer) (
@@ -1542,6 +1565,15 @@ CREATE AGGREGATE @extschema@.dp_stddev_pop(value float8, lower float8, upper flo
     COMBINEFUNC = @extschema@.dp_moments_combine, SERIALFUNC = @extschema@.dp_moments_serialize, DESERIALFUNC = @extschema@.dp_moments_deserialize,
     PARALLEL = SAFE
 );
+COMMENT ON TYPE @extschema@.dp_summary IS 'pg_encrypt_ml: exact partial summary (histogram or moments) of a quantile or variance dp aggregate without privacy units; sealed in text (docs/formats.md); released only through the aggregate''s final function';
+COMMENT ON FUNCTION @extschema@.dp_summary_in(cstring) IS 'dp_summary text input: only a summary sealed by a server with these master keys (docs/formats.md)';
+COMMENT ON FUNCTION @extschema@.dp_summary_out(@extschema@.dp_summary) IS 'dp_summary text output: sealed under the master key (docs/formats.md)';
+COMMENT ON FUNCTION @extschema@.dp_histogram_summary_combine(@extschema@.dp_summary, @extschema@.dp_summary) IS 'dp aggregate combine function (parallel aggregation)';
+COMMENT ON FUNCTION @extschema@.dp_moments_summary_combine(@extschema@.dp_summary, @extschema@.dp_summary) IS 'dp aggregate combine function (parallel aggregation)';
+COMMENT ON FUNCTION @extschema@.dp_percentile_summary_final(@extschema@.dp_summary) IS 'dp aggregate final function: records the privacy charge, then adds noise once';
+COMMENT ON FUNCTION @extschema@.dp_percentiles_summary_final(@extschema@.dp_summary) IS 'dp aggregate final function: records the privacy charge, then adds noise once';
+COMMENT ON FUNCTION @extschema@.dp_var_pop_summary_final(@extschema@.dp_summary) IS 'dp aggregate final function: records the privacy charge, then adds noise once';
+COMMENT ON FUNCTION @extschema@.dp_stddev_pop_summary_final(@extschema@.dp_summary) IS 'dp aggregate final function: records the privacy charge, then adds noise once';
 COMMENT ON AGGREGATE @extschema@.dp_percentile(double precision, double precision, double precision, double precision, double precision) IS 'Noisy percentile (0 to 1) of values clamped to [lower, upper]: one of 1024 evenly spaced candidates, chosen by OpenDP''s noisy max over quantile scores (pure epsilon-DP; delta must be 0); charges epsilon';
 COMMENT ON AGGREGATE @extschema@.dp_percentile(double precision, double precision, double precision, double precision, double precision, double precision) IS 'Noisy percentile (0 to 1) of values clamped to [lower, upper]: one of 1024 evenly spaced candidates, chosen by OpenDP''s noisy max over quantile scores (pure epsilon-DP; delta must be 0); charges epsilon (the delta form: Gaussian when delta > 0; percentiles take no delta)';
 COMMENT ON AGGREGATE @extschema@.dp_percentile(double precision, double precision, double precision, double precision, double precision, double precision, text, integer) IS 'Noisy percentile (0 to 1) of values clamped to [lower, upper]: one of 1024 evenly spaced candidates, chosen by OpenDP''s noisy max over quantile scores (pure epsilon-DP; delta must be 0); charges epsilon (at most max_rows_per_unit rows per privacy unit)';
@@ -1567,17 +1599,17 @@ COMMENT ON FUNCTION @extschema@.dp_percentile_final(internal) IS 'dp aggregate f
 COMMENT ON FUNCTION @extschema@.dp_percentiles_final(internal) IS 'dp aggregate final function: records the privacy charge, then adds noise once';
 COMMENT ON FUNCTION @extschema@.dp_var_pop_final(internal) IS 'dp aggregate final function: records the privacy charge, then adds noise once';
 COMMENT ON FUNCTION @extschema@.dp_stddev_pop_final(internal) IS 'dp aggregate final function: records the privacy charge, then adds noise once';
-COMMENT ON FUNCTION @extschema@.dp_percentile_trans(internal, double precision, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
-COMMENT ON FUNCTION @extschema@.dp_percentile_trans(internal, double precision, double precision, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_percentile_summary_trans(@extschema@.dp_summary, double precision, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_percentile_summary_trans(@extschema@.dp_summary, double precision, double precision, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
 COMMENT ON FUNCTION @extschema@.dp_percentile_trans(internal, double precision, double precision, double precision, double precision, double precision, double precision, text, integer) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
-COMMENT ON FUNCTION @extschema@.dp_percentiles_trans(internal, double precision, double precision[], double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
-COMMENT ON FUNCTION @extschema@.dp_percentiles_trans(internal, double precision, double precision[], double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_percentiles_summary_trans(@extschema@.dp_summary, double precision, double precision[], double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_percentiles_summary_trans(@extschema@.dp_summary, double precision, double precision[], double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
 COMMENT ON FUNCTION @extschema@.dp_percentiles_trans(internal, double precision, double precision[], double precision, double precision, double precision, double precision, text, integer) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
-COMMENT ON FUNCTION @extschema@.dp_median_trans(internal, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
-COMMENT ON FUNCTION @extschema@.dp_median_trans(internal, double precision, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_median_summary_trans(@extschema@.dp_summary, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_median_summary_trans(@extschema@.dp_summary, double precision, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
 COMMENT ON FUNCTION @extschema@.dp_median_trans(internal, double precision, double precision, double precision, double precision, double precision, text, integer) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
-COMMENT ON FUNCTION @extschema@.dp_moments_trans(internal, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
-COMMENT ON FUNCTION @extschema@.dp_moments_trans(internal, double precision, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_moments_summary_trans(@extschema@.dp_summary, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
+COMMENT ON FUNCTION @extschema@.dp_moments_summary_trans(@extschema@.dp_summary, double precision, double precision, double precision, double precision, double precision) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
 COMMENT ON FUNCTION @extschema@.dp_moments_trans(internal, double precision, double precision, double precision, double precision, double precision, text, integer) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
 REVOKE ALL ON FUNCTION @extschema@.dp_histogram_combine(internal, internal) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.dp_histogram_serialize(internal) FROM PUBLIC;
@@ -1589,17 +1621,17 @@ REVOKE ALL ON FUNCTION @extschema@.dp_percentile_final(internal) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.dp_percentiles_final(internal) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.dp_var_pop_final(internal) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.dp_stddev_pop_final(internal) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.dp_percentile_trans(internal, double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.dp_percentile_trans(internal, double precision, double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentile_summary_trans(@extschema@.dp_summary, double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentile_summary_trans(@extschema@.dp_summary, double precision, double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.dp_percentile_trans(internal, double precision, double precision, double precision, double precision, double precision, double precision, text, integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.dp_percentiles_trans(internal, double precision, double precision[], double precision, double precision, double precision) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.dp_percentiles_trans(internal, double precision, double precision[], double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentiles_summary_trans(@extschema@.dp_summary, double precision, double precision[], double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_percentiles_summary_trans(@extschema@.dp_summary, double precision, double precision[], double precision, double precision, double precision, double precision) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.dp_percentiles_trans(internal, double precision, double precision[], double precision, double precision, double precision, double precision, text, integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.dp_median_trans(internal, double precision, double precision, double precision, double precision) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.dp_median_trans(internal, double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_median_summary_trans(@extschema@.dp_summary, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_median_summary_trans(@extschema@.dp_summary, double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.dp_median_trans(internal, double precision, double precision, double precision, double precision, double precision, text, integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.dp_moments_trans(internal, double precision, double precision, double precision, double precision) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.dp_moments_trans(internal, double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_moments_summary_trans(@extschema@.dp_summary, double precision, double precision, double precision, double precision) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dp_moments_summary_trans(@extschema@.dp_summary, double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.dp_moments_trans(internal, double precision, double precision, double precision, double precision, double precision, text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.dp_percentile(double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.dp_percentile(double precision, double precision, double precision, double precision, double precision, double precision) FROM PUBLIC;
@@ -1689,3 +1721,19 @@ REVOKE ALL ON FUNCTION @extschema@.dp_partition_trans(internal, double precision
 COMMENT ON FUNCTION @extschema@.dp_partition_trans(internal, double precision, double precision, text, integer) IS 'dp aggregate transition (exact state; refuses calls outside its aggregate)';
 COMMENT ON AGGREGATE @extschema@.dp_partition(double precision, double precision, text, integer) IS 'Partition selection for HAVING with a privacy unit: true when the group''s count of units plus discrete Laplace noise passes the threshold for (epsilon, delta) / max_groups_contributed; the query is rewritten so that each unit''s rows reach at most max_groups_contributed groups, and every dp aggregate of the query adds its noise for a max_groups_contributed-th of its loss; charges (epsilon, delta) once per execution';
 GRANT EXECUTE ON FUNCTION @extschema@.dp_partition(double precision, double precision, text, integer) TO PUBLIC;
+-- The support functions over dp_summary are open, like those over dp_state: Citus checks that the
+-- caller may execute them before it combines per-shard summaries; they refuse calls outside
+-- their aggregates.
+REVOKE ALL ON FUNCTION @extschema@.dp_summary_in(cstring), @extschema@.dp_summary_out(@extschema@.dp_summary) FROM PUBLIC;
+DO $$
+DECLARE f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = '@extschema@'::regnamespace AND p.prokind = 'f'
+                AND p.proname NOT LIKE 'dp\_summary\_%'
+                AND '@extschema@.dp_summary'::regtype = ANY (p.proargtypes)
+    LOOP
+        EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
+    END LOOP;
+END
+$$;

@@ -11,7 +11,7 @@ use crate::pg::aggregate::Aggregate;
 use crate::pg::c_functions;
 use crate::pg::errors::{fhe_error, raise};
 use crate::pg::expanded::{self, FlatForm};
-use crate::pg::varlena::{OwnedVarlena, VarlenaBytes};
+use crate::pg::varlena::{arg_bytes, OwnedVarlena};
 use encml_fhe::sum::Sum;
 use pgrx::fcinfo::{pg_arg_is_null, pg_return_null};
 use pgrx::prelude::*;
@@ -31,26 +31,6 @@ const FHE_VECTOR_SUM: Aggregate = Aggregate {
     name: "fhe_vector_sum",
     window_ok: true,
 };
-
-/// The bytes of the varlena argument `n`.
-///
-/// # Safety
-/// Argument `n` of the valid `fcinfo` must be a non-NULL varlena (flat, toasted or an expanded
-/// object's pointer); the result must not outlive the current memory context.
-unsafe fn arg_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
-    // SAFETY: as the caller guarantees, the datum is a non-NULL varlena; VarlenaBytes detoasts
-    // (flattening an expanded object) into the current memory context when needed, which
-    // outlives the call's use of the slice.
-    unsafe {
-        <VarlenaBytes as pgrx::datum::FromDatum>::from_polymorphic_datum(
-            pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n),
-            false,
-            pg_sys::InvalidOid,
-        )
-        .expect("a value")
-        .0
-    }
-}
 
 /// A state that arrived flat (from a tuple: a parallel worker's or a Citus shard's).
 ///

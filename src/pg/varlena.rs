@@ -260,3 +260,23 @@ varlena_bytes_arg!(TextBytes, "text");
 pub struct ByteaBytes<'a>(pub &'a [u8]);
 pgrx::impl_sql_translatable!(ByteaBytes<'_>, "bytea");
 varlena_bytes_arg!(ByteaBytes, "bytea");
+
+/// The bytes of the varlena argument `n` of a C function call.
+///
+/// # Safety
+/// Argument `n` of the valid `fcinfo` must be a non-NULL varlena (flat, toasted or an expanded
+/// object's pointer); the result must not outlive the current memory context.
+pub unsafe fn arg_bytes<'a>(fcinfo: pgrx::pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
+    // SAFETY: as the caller guarantees, the datum is a non-NULL varlena; VarlenaBytes detoasts
+    // (flattening an expanded object) into the current memory context when needed, which
+    // outlives the call's use of the slice.
+    unsafe {
+        <VarlenaBytes as pgrx::datum::FromDatum>::from_polymorphic_datum(
+            pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n),
+            false,
+            pgrx::pg_sys::InvalidOid,
+        )
+        .expect("a value")
+        .0
+    }
+}

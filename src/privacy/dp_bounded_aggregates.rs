@@ -12,7 +12,7 @@ use crate::pg::c_functions;
 use crate::pg::errors::dp_error;
 use crate::privacy::dp_aggregates::{
     agg_arg, agg_context, agg_datum, agg_ref, combine, deserialize, param_args,
-    pay_further_evaluation, prepaid_release, row_unit, serialize,
+    pay_further_evaluation, prepaid_release, row_unit, serialize, Agg,
 };
 use crate::privacy::own;
 use crate::privacy::params::{alphas_for, params_at, required, RowArgs};
@@ -30,7 +30,7 @@ use pgrx::prelude::*;
 /// Where a bounded aggregate's arguments are: the percentile (if any), then lower, upper and
 /// epsilon (delta, the privacy unit and max_rows_per_unit follow epsilon, as everywhere).
 #[derive(Clone, Copy)]
-struct Layout {
+pub(super) struct Layout {
     kind: own::DpAggregate,
     lower_at: usize,
 }
@@ -48,18 +48,35 @@ impl Layout {
 /// arguments its SQL declaration gives: argument 0 NULL or the `Agg<A>` an earlier call made,
 /// argument 1 the float8 value, then the layout's.
 unsafe fn transition<A: Exact>(fcinfo: pg_sys::FunctionCallInfo, layout: Layout) -> pg_sys::Datum {
-    // SAFETY: fcinfo is the transition call's (the contract), as agg_arg requires; argument reads
-    // are bounds-checked by pgrx and of the types the SQL declaration gives.
+    // SAFETY: fcinfo is the transition call's (the contract), as agg_arg requires.
     unsafe {
         let agg = agg_arg::<Bounded<A>>(fcinfo);
         // Whose aggregate this is was checked when the query started (`start`).
         start::require_preloaded();
+        add_row(fcinfo, agg, layout);
+        agg_datum(agg)
+    }
+}
+
+/// Adds the row of transition call `fcinfo` to `agg` (a NULL value or unit adds nothing).
+///
+/// # Safety
+/// `fcinfo` must be the call of a bounded aggregate's transition function (this module's or
+/// `dp_summary_aggregates`'), argument 1 the float8 value, then the layout's.
+pub(super) unsafe fn add_row<A: Exact>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    agg: &mut Agg<Bounded<A>>,
+    layout: Layout,
+) {
+    // SAFETY: fcinfo is a transition call (the contract); argument reads are bounds-checked by
+    // pgrx and of the types the SQL declaration gives.
+    unsafe {
         let Some(value) = pg_getarg::<f64>(fcinfo, 1) else {
-            return agg_datum(agg);
+            return;
         };
         let unit = row_unit(fcinfo, layout.epsilon_at());
         if unit.null {
-            return agg_datum(agg);
+            return;
         }
         // The parameters from the percentile (or the bounds) on.
         let args = param_args(fcinfo, 2, unit.at);
@@ -76,7 +93,6 @@ unsafe fn transition<A: Exact>(fcinfo: pg_sys::FunctionCallInfo, layout: Layout)
             agg.state.add(params, &alphas, value, unit.hash)
         };
         added.unwrap_or_else(|e| dp_error(e));
-        agg_datum(agg)
     }
 }
 
@@ -95,10 +111,24 @@ unsafe fn finish<A: Exact, R: IntoDatum>(
     // Agg<Bounded<A>>, alive in the aggregate context for the call.
     unsafe {
         agg_context(fcinfo);
+        let counted = (!pg_arg_is_null(fcinfo, 0)).then(|| &agg_ref::<Bounded<A>>(fcinfo, 0).state);
+        release_bounded(fcinfo, counted, release)
+    }
+}
+
+/// Releases `release(counted)` after the executor start charged it (see `finish`).
+///
+/// # Safety
+/// `fcinfo` must be the call of a final function of one of our bounded aggregates, inside it.
+pub(super) unsafe fn release_bounded<A: Exact, R: IntoDatum>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    counted: Option<&Bounded<A>>,
+    release: impl FnOnce(&Bounded<A>) -> Result<Option<R>, DpError>,
+) -> pg_sys::Datum {
+    // SAFETY: fcinfo is a final function's call of our aggregate (the contract).
+    unsafe {
         let prepaid = prepaid_release(fcinfo);
-        let counted = (!pg_arg_is_null(fcinfo, 0))
-            .then(|| &agg_ref::<Bounded<A>>(fcinfo, 0).state)
-            .filter(|s| s.params.is_some());
+        let counted = counted.filter(|s| s.params.is_some());
         let empty;
         let s = match counted {
             Some(s) => s,
@@ -134,23 +164,23 @@ unsafe fn finish<A: Exact, R: IntoDatum>(
 }
 
 /// One percentile: the first (only) of the released list.
-fn release_one(state: &Bounded<Histogram>) -> Result<Option<f64>, DpError> {
+pub(super) fn release_one(state: &Bounded<Histogram>) -> Result<Option<f64>, DpError> {
     Ok(bounded::release_percentiles(state)?.and_then(|v| v.first().copied()))
 }
 
-const PERCENTILE: Layout = Layout {
+pub(super) const PERCENTILE: Layout = Layout {
     kind: own::DpAggregate::Percentile,
     lower_at: 3,
 };
-const PERCENTILES: Layout = Layout {
+pub(super) const PERCENTILES: Layout = Layout {
     kind: own::DpAggregate::Percentiles,
     lower_at: 3,
 };
-const MEDIAN: Layout = Layout {
+pub(super) const MEDIAN: Layout = Layout {
     kind: own::DpAggregate::Median,
     lower_at: 2,
 };
-const MOMENTS: Layout = Layout {
+pub(super) const MOMENTS: Layout = Layout {
     kind: own::DpAggregate::VarPop,
     lower_at: 2,
 };

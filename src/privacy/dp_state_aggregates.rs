@@ -54,7 +54,7 @@ unsafe fn flat_at<'a, T: Num>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a
 ///
 /// # Safety
 /// `fcinfo` must be a valid FunctionCallInfo.
-unsafe fn in_agg_node(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+pub(super) unsafe fn in_agg_node(fcinfo: pg_sys::FunctionCallInfo) -> bool {
     // SAFETY: fcinfo is valid (the contract); its context is NULL or a Node, whose tag is read
     // only after the NULL check.
     unsafe {

@@ -10,6 +10,7 @@ pub mod dp_only;
 pub mod dp_only_execution;
 pub mod dp_only_warmup;
 pub mod dp_state_aggregates;
+pub mod dp_summary_aggregates;
 pub mod groups_per_unit;
 pub mod own;
 pub mod params;

@@ -7,7 +7,9 @@
 //!
 //! Text: `dp1s:` + master-key fingerprint (16 hex) + `:` + hex(nonce (12) || AES-256-GCM
 //! ciphertext of the 96-byte state || tag (16)); the AAD is `pg_encrypt_ml/v1/dp-state` and the
-//! fingerprint.
+//! fingerprint. The variable-length summaries of the quantile and variance aggregates
+//! (`encml.dp_summary`) are sealed the same way under the prefix `dps1s:` and the AAD
+//! `pg_encrypt_ml/v1/dp-summary` (`SUMMARY`), so that neither kind opens as the other.
 
 use crate::error::{Error, Result};
 use crate::master::MasterKey;
@@ -15,30 +17,56 @@ use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 
 pub const PREFIX: &str = "dp1s:";
-const AAD: &[u8] = b"pg_encrypt_ml/v1/dp-state";
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
 
-fn aad(fingerprint: &str) -> Vec<u8> {
-    [AAD, fingerprint.as_bytes()].concat()
+/// One kind of sealed value: its text prefix and its AAD.
+pub struct Kind {
+    pub prefix: &'static str,
+    aad: &'static [u8],
+}
+
+/// `encml.dp_state` (96 bytes).
+pub const STATE: Kind = Kind {
+    prefix: PREFIX,
+    aad: b"pg_encrypt_ml/v1/dp-state",
+};
+/// `encml.dp_summary` (variable length).
+pub const SUMMARY: Kind = Kind {
+    prefix: "dps1s:",
+    aad: b"pg_encrypt_ml/v1/dp-summary",
+};
+
+fn aad(kind: &Kind, fingerprint: &str) -> Vec<u8> {
+    [kind.aad, fingerprint.as_bytes()].concat()
 }
 
 /// Seals `state` under `master`'s dp-state key with `nonce` (never reused: random per value).
 pub fn seal(master: &MasterKey, nonce: &[u8; NONCE_LEN], state: &[u8]) -> String {
+    seal_as(&STATE, master, nonce, state)
+}
+
+/// Seals `value` as a value of `kind`.
+pub fn seal_as(kind: &Kind, master: &MasterKey, nonce: &[u8; NONCE_LEN], value: &[u8]) -> String {
     let cipher = Aes256Gcm::new(master.dp_state_seal_key().into());
-    let mut body = state.to_vec();
+    let mut body = value.to_vec();
     let tag = cipher
         .encrypt_in_place_detached(
             Nonce::from_slice(nonce),
-            &aad(master.fingerprint()),
+            &aad(kind, master.fingerprint()),
             &mut body,
         )
-        .expect("a 96-byte state is within AES-GCM limits");
+        .expect("a dp state or summary is within AES-GCM limits");
     let mut out = Vec::with_capacity(NONCE_LEN + body.len() + TAG_LEN);
     out.extend_from_slice(nonce);
     out.extend_from_slice(&body);
     out.extend_from_slice(&tag);
-    format!("{PREFIX}{}:{}", master.fingerprint(), hex::encode(out))
+    format!(
+        "{}{}:{}",
+        kind.prefix,
+        master.fingerprint(),
+        hex::encode(out)
+    )
 }
 
 /// Whether `text` is a sealed state (it may still fail to open).
@@ -48,8 +76,18 @@ pub fn is_sealed(text: &str) -> bool {
 
 /// Opens a sealed state of `len` bytes with whichever of `masters` sealed it.
 pub fn open(masters: &[MasterKey], text: &str, len: usize) -> Result<Vec<u8>> {
+    open_as(&STATE, masters, text, Some(len))
+}
+
+/// Opens a sealed value of `kind` (of `len` bytes when given).
+pub fn open_as(
+    kind: &Kind,
+    masters: &[MasterKey],
+    text: &str,
+    len: Option<usize>,
+) -> Result<Vec<u8>> {
     let rest = text
-        .strip_prefix(PREFIX)
+        .strip_prefix(kind.prefix)
         .ok_or(Error::Malformed("not a sealed dp state"))?;
     let (fingerprint, body) = rest.split_once(':').ok_or(Error::Malformed(
         "sealed dp state without a key fingerprint",
@@ -61,6 +99,7 @@ pub fn open(masters: &[MasterKey], text: &str, len: usize) -> Result<Vec<u8>> {
             fingerprint: fingerprint.chars().take(16).collect(),
         })?;
     let bytes = hex::decode(body).map_err(|_| Error::Malformed("sealed dp state is not hex"))?;
+    let len = len.unwrap_or(bytes.len().saturating_sub(NONCE_LEN + TAG_LEN));
     if bytes.len() != NONCE_LEN + len + TAG_LEN {
         return Err(Error::Malformed("sealed dp state has the wrong length"));
     }
@@ -70,7 +109,7 @@ pub fn open(masters: &[MasterKey], text: &str, len: usize) -> Result<Vec<u8>> {
     Aes256Gcm::new(master.dp_state_seal_key().into())
         .decrypt_in_place_detached(
             Nonce::from_slice(nonce),
-            &aad(fingerprint),
+            &aad(kind, fingerprint),
             &mut plain,
             Tag::from_slice(tag),
         )
@@ -134,5 +173,22 @@ mod tests {
         assert!(open(&[master(1)], &sealed[..sealed.len() - 2], 96).is_err());
         assert!(open(&[master(1)], "dp1s:zz", 96).is_err());
         assert!(open(&[master(1)], "dp1:00", 96).is_err());
+    }
+
+    #[test]
+    fn summaries_round_trip_and_never_open_as_states() {
+        let summary = vec![9u8; 300];
+        let sealed = seal_as(&SUMMARY, &master(1), &[4; 12], &summary);
+        assert!(sealed.starts_with("dps1s:"));
+        assert_eq!(
+            open_as(&SUMMARY, &[master(1)], &sealed, None).unwrap(),
+            summary
+        );
+        // The same bytes under the state's prefix fail the AAD.
+        let as_state = sealed.replacen("dps1s:", PREFIX, 1);
+        assert!(open_as(&STATE, &[master(1)], &as_state, None).is_err());
+        let state = seal(&master(1), &[4; 12], &[7u8; 96]);
+        let as_summary = state.replacen(PREFIX, "dps1s:", 1);
+        assert!(open_as(&SUMMARY, &[master(1)], &as_summary, None).is_err());
     }
 }

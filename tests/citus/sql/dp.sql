@@ -20,7 +20,9 @@ SELECT abs(encml.dp_count_rows(1.0) - 40000) < 30 AS rows_near,
 SELECT abs(encml.dp_count(x, 1.0) - 40000) < 30 AS count_near,
        abs(encml.dp_count(x, 1.0, 0, person, 40) - 40000) < 600 AS bounded_per_person
   FROM dp_data;
--- Quantiles and variance (an internal state: the coordinator runs them over the shards' rows).
+-- Quantiles and variance: without a privacy unit their summary (encml.dp_summary) is built on
+-- each shard and combined on the coordinator; with one, the coordinator runs them over the
+-- shards' rows.
 SELECT abs(encml.dp_median(x, 0, 100, 2.0) - 49.5) < 2 AS median_near,
        abs(encml.dp_percentile(x, 0.9, 0, 100, 2.0, 0, person, 40) - 89.5) < 3 AS bounded_p90_near,
        abs(encml.dp_var_pop(x, 0, 100, 2.0) - 833.25) < 40 AS var_near,
@@ -35,13 +37,21 @@ SELECT result AS worker_charges FROM run_command_on_workers($$SELECT count(*) FR
 -- (worker_partial_agg) and the coordinator combines them (coord_combine_agg) and adds the noise.
 SELECT * FROM plan('SELECT encml.dp_sum(x, 0, 10, 1.0) FROM dp_data WHERE y > 5');
 SELECT * FROM plan('SELECT encml.dp_count_rows(1.0) FROM dp_data');
+SELECT * FROM plan('SELECT encml.dp_percentile(x, 0.9, 0, 100, 1.0) FROM dp_data WHERE y > 5');
+SELECT * FROM plan('SELECT encml.dp_var_pop(x, 0, 100, 1.0) FROM dp_data');
+-- The summary a shard sends is sealed (no exact histogram or moments in the text).
+SELECT s LIKE 'dps1s:%' AS summary_sealed
+  FROM (SELECT worker_partial_agg('encml.dp_var_pop(double precision, double precision, double precision, double precision)'::regprocedure,
+                                  ROW(x, 0::float8, 100::float8, 1.0::float8))::text AS s FROM dp_data) t;
 -- dp_count and the privacy-unit forms keep an internal state: the shards scan and filter, the
 -- values go to the coordinator, which runs the aggregate.
 SELECT * FROM plan('SELECT encml.dp_count(x, 1.0, 0, person, 40) FROM dp_data WHERE y > 5');
 -- An input without rows on any shard is released with noise and charged once, as on one node:
 -- every shard sends a state with the call's parameters.
 SET ROLE citus_dp_analyst;
-SELECT encml.dp_count_rows(1.0) IS NOT NULL AS empty_count_released,
+SELECT encml.dp_median(x, 0, 100, 1.0) BETWEEN 0 AND 100 AS empty_median_in_bounds,
+       encml.dp_var_pop(x, 0, 100, 1.0) IS NOT NULL AS empty_var_released,
+       encml.dp_count_rows(1.0) IS NOT NULL AS empty_count_released,
        encml.dp_sum(y, 0, 10, 1.0) IS NOT NULL AS empty_bigint_sum_released,
        encml.dp_avg(x, 0, 10, 1.0) BETWEEN 0 AND 10 AS empty_avg_in_bounds
   FROM dp_data WHERE person = 'nobody';

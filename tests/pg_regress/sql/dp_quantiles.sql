@@ -143,15 +143,23 @@ RESET ROLE;
 
 -- The support functions serve only the extension's own aggregates: one built over them to
 -- return the exact state is refused before any row is read.
-CREATE AGGREGATE public.steal_histogram(float8, float8, float8, float8, float8) (
+CREATE AGGREGATE public.steal_histogram(float8, float8, float8, float8, float8, float8, text, integer) (
     SFUNC = encml.dp_percentile_trans, STYPE = internal,
     FINALFUNC = encml.dp_histogram_serialize);
-GRANT EXECUTE ON FUNCTION public.steal_histogram(float8, float8, float8, float8, float8) TO encml_dpq_analyst;
+GRANT EXECUTE ON FUNCTION public.steal_histogram(float8, float8, float8, float8, float8, float8, text, integer) TO encml_dpq_analyst;
 SET ROLE encml_dpq_analyst;
-SELECT try($$SELECT public.steal_histogram(x, 0.5, 0, 100, 1.0) FROM dpq$$) AS stolen_state;
+SELECT try($$SELECT public.steal_histogram(x, 0.5, 0, 100, 1.0, 0, person, 40) FROM dpq$$) AS stolen_state;
+-- The forms without a unit keep an encml.dp_summary, whose support functions are open (Citus
+-- checks the caller may execute them): an analyst's own aggregate over them is refused too,
+-- and the summary's text is sealed.
+CREATE AGGREGATE pg_temp.steal_summary(float8, float8, float8, float8, float8) (
+    SFUNC = encml.dp_percentile_summary_trans, STYPE = encml.dp_summary);
+SELECT try($$SELECT pg_temp.steal_summary(x, 0.5, 0, 100, 1.0) FROM dpq$$) AS stolen_summary;
+SELECT try($$SELECT encml.dp_percentile_summary_final(NULL::encml.dp_summary)$$) AS final_called_directly;
+SELECT try($$SELECT '{"rows": 1}'::encml.dp_summary$$) AS forged_summary;
 RESET ROLE;
 
-DROP AGGREGATE public.steal_histogram(float8, float8, float8, float8, float8);
+DROP AGGREGATE public.steal_histogram(float8, float8, float8, float8, float8, float8, text, integer);
 SELECT encml.dp_unprotect('dpq_protected');
 DROP VIEW dpq_counter;
 DROP TABLE dpq, dpq_heavy, dpq_protected;
