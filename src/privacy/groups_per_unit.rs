@@ -555,9 +555,8 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
         };
         let mut window_order: *mut pg_sys::List = std::ptr::null_mut();
         let mut group_cols = Vec::new();
-        // The keys hashed for the rank: the unit (or its integer), then the group keys; and the
-        // columns that hold them.
-        let mut row_args: *mut pg_sys::List = std::ptr::null_mut();
+        // The keys hashed for the rank, with the columns that hold them: the unit (or its
+        // integer), then the group keys.
         let mut key_columns: Vec<(usize, *mut pg_sys::Node)> = Vec::new();
         // The window partitions by the unit, or by the integer or uuid it is cast from (the
         // cast is injective, so the partitions are the same; a fixed-width key sorts faster,
@@ -567,7 +566,6 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
         let (key_type, key_ref, outer_unit) = match injective_source(unit) {
             Some(source) => {
                 let key = pg_sys::copyObjectImpl(source as *const c_void) as *mut pg_sys::Node;
-                row_args = pg_sys::lappend(row_args, key as *mut c_void);
                 let (col, r) = add(&mut inner_tl, key, "p");
                 key_columns.push((col, key));
                 let cast =
@@ -584,7 +582,6 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
             }
             None => {
                 let unit_copy = pg_sys::copyObjectImpl(unit as *const c_void) as *mut pg_sys::Node;
-                row_args = pg_sys::lappend(row_args, pg_sys::copyObjectImpl(unit as *const c_void));
                 let (col, r) = add(&mut inner_tl, unit_copy, "u");
                 key_columns.push((col, unit_copy));
                 let var = pg_sys::makeVar(1, col as i16, pg_sys::TEXTOID, -1, unit_collation, 0);
@@ -594,7 +591,6 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
         let mut key_orders = Vec::new();
         for (i, (sgc, expr)) in groups.iter().enumerate() {
             let g = pg_sys::copyObjectImpl(*expr as *const c_void) as *mut pg_sys::Node;
-            row_args = pg_sys::lappend(row_args, g as *mut c_void);
             let (col, gref) = add(&mut inner_tl, g, &format!("g{}", i + 1));
             group_cols.push(col);
             key_columns.push((col, g));
@@ -644,22 +640,22 @@ unsafe fn rewrite_level(q: *mut pg_sys::Query) {
             || groups
                 .iter()
                 .any(|(_, e)| pg_sys::contain_mutable_functions(*e));
-        if fenced {
-            row_args = std::ptr::null_mut();
-            for (col, e) in &key_columns {
-                let var = pg_sys::makeVar(
+        let mut combined: *mut pg_sys::Node = std::ptr::null_mut();
+        for (col, e) in &key_columns {
+            // A key reads its column when fenced; otherwise it is computed again from a copy of
+            // its expression (immutable: the same value), never a node the target list shares.
+            let key = if fenced {
+                pg_sys::makeVar(
                     1,
                     *col as i16,
                     pg_sys::exprType(*e),
                     pg_sys::exprTypmod(*e),
                     pg_sys::exprCollation(*e),
                     0,
-                );
-                row_args = pg_sys::lappend(row_args, var as *mut c_void);
-            }
-        }
-        let mut combined: *mut pg_sys::Node = std::ptr::null_mut();
-        for key in PgList::<pg_sys::Node>::from_pg(row_args).iter_ptr() {
+                ) as *mut pg_sys::Node
+            } else {
+                pg_sys::copyObjectImpl(*e as *const c_void) as *mut pg_sys::Node
+            };
             let t = pg_sys::exprType(key);
             let tc = pg_sys::lookup_type_cache(t, pg_sys::TYPECACHE_HASH_EXTENDED_PROC as i32);
             let one = call(

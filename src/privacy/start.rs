@@ -449,6 +449,12 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                 );
             }
             let selection = grouped.then(|| release::selection_of(state));
+            // The groups one unit may reach, and whether the rewrite bounded the rows per unit
+            // and group (`groups_per_unit`).
+            let (groups_per_unit, bounded) = match selection {
+                Some(release::Selection::BoundedThreshold(k, filtered)) => (k, filtered),
+                _ => (1, false),
+            };
             for (aggref, call) in calls {
                 if call.kind == DpAggregate::PublicGroups {
                     continue; // a public list of keys releases nothing of the rows
@@ -458,15 +464,7 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                     delta: d,
                     key,
                     alphas,
-                } = call_params(
-                    state,
-                    aggref,
-                    call,
-                    match selection {
-                        Some(release::Selection::BoundedThreshold(k, _)) => k,
-                        _ => 1,
-                    },
-                );
+                } = call_params(state, aggref, call, groups_per_unit);
                 // A partition selection selects groups: without GROUP BY it only counts rows,
                 // the privacy unit unbounded (attacker pass of issue 32).
                 if call.kind == DpAggregate::Partition && !grouped {
@@ -494,14 +492,8 @@ unsafe fn charge_query(query: *mut pg_sys::QueryDesc) {
                         key,
                         alphas,
                         grouped,
-                        groups_per_unit: match selection {
-                            Some(release::Selection::BoundedThreshold(k, _)) => k,
-                            _ => 1,
-                        },
-                        bounded: matches!(
-                            selection,
-                            Some(release::Selection::BoundedThreshold(_, true))
-                        ),
+                        groups_per_unit,
+                        bounded,
                         evaluations: 0,
                         estate: estate as usize,
                     },
